@@ -1,0 +1,35 @@
+# Two commands set everything up on a fresh clone: `make demo` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The CPU wheel of torch that pip finds on this machine's disk; an open range pulls a multi-GB CUDA build.
+TORCH := torch==2.13.0
+
+.PHONY: demo test bench venv clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# Runtime install (numpy, numba) plus what the demo draws with.
+$(VENV)/.demo: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e ".[plot,progress]"
+	touch $@
+
+$(VENV)/.test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e ".[test,bench,plot,progress,distributed]"
+	touch $@ $(VENV)/.demo
+
+demo: $(VENV)/.demo
+	$(BIN)/python -m fastdecay demo --out demo-out
+
+test: $(VENV)/.test
+	$(BIN)/python -m pytest -q --benchmark-disable
+
+bench: $(VENV)/.test
+	$(BIN)/python -m pytest bench --benchmark-only --benchmark-columns=median,iqr,ops -q
+	$(BIN)/python bench/report.py
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .benchmarks demo-out

@@ -1,0 +1,58 @@
+"""fastdecay: learning-rate schedules, fused scheduled optimizer updates and batched
+quadratic-trajectory simulations on Numba (CPU) and CuPy (GPU) kernels.
+
+``import fastdecay`` imports numpy only; Numba kernels load on first use, and
+torch or CuPy only when the caller passes their arrays.
+"""
+
+from .schedules import (
+    Schedule,
+    constant,
+    cosine,
+    cosine_restarts,
+    cyclic,
+    exponential,
+    half_life,
+    inverse_sqrt,
+    inverse_time,
+    join,
+    linear,
+    match_endpoint,
+    match_half_life,
+    multistep,
+    one_cycle,
+    piecewise,
+    polynomial,
+    quantization_gap,
+    stack,
+    step,
+    warmup,
+    wsd,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Schedule",
+    "constant",
+    "cosine",
+    "cosine_restarts",
+    "cyclic",
+    "exponential",
+    "half_life",
+    "inverse_sqrt",
+    "inverse_time",
+    "join",
+    "linear",
+    "match_endpoint",
+    "match_half_life",
+    "multistep",
+    "one_cycle",
+    "piecewise",
+    "polynomial",
+    "quantization_gap",
+    "stack",
+    "step",
+    "warmup",
+    "wsd",
+]

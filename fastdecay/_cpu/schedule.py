@@ -1,0 +1,227 @@
+"""Numba kernels that read the packed segment table (layout in ``fastdecay._layout``).
+
+``lr_at(table, row, t)`` is the one CPU definition of every schedule; the fused
+updates and the simulations call it too. Kernels never validate and never
+allocate: ``fastdecay.schedules`` checks everything first.
+"""
+
+import math
+
+import numpy as np
+from numba import float32, float64, int64, njit, prange, types, void
+
+from .._layout import (
+    CONSTANT,
+    COSINE,
+    COSINE_RESTARTS,
+    CYCLIC,
+    EXPONENTIAL,
+    INVERSE_TIME,
+    KIND,
+    ONE_MINUS_POWER,
+    ORIGIN,
+    P0,
+    POLYNOMIAL,
+    START,
+)
+
+# A schedule's packed table is immutable (read-only) and reaches kernels as
+# (rows, segments, WIDTH); index arrays made by broadcasting are read-only too.
+TABLE = types.Array(float64, 3, "C", readonly=True)
+RO_INT64 = types.Array(int64, 1, "C", readonly=True)
+RO_FLOAT64 = types.Array(float64, 1, "C", readonly=True)
+
+# Exponential rows of a table advance by one multiplication a step and return
+# to the closed form this often: 63 roundings of 2**-53 stay far inside 1e-13.
+REANCHOR = 64
+
+
+@njit(cache=True)
+def segment_of(table, row, t):
+    """Index of the segment that holds step ``t``: the last one with start <= t."""
+    k = 0
+    for j in range(1, table.shape[1]):
+        if table[row, j, START] <= t:
+            k = j
+        else:
+            break
+    return k
+
+
+@njit(cache=True)
+def _cosine_restart_cycle(tau, T0, mult):
+    """(position inside the cycle, cycle length) for SGDR at ``tau``, in closed form."""
+    if mult == 1.0:
+        i = math.floor(tau / T0)
+        return tau - i * T0, T0
+    i = math.floor(math.log(tau / T0 * (mult - 1.0) + 1.0) / math.log(mult))
+    # the logarithm can land one cycle off at an exact boundary: step back or forward
+    if T0 * (mult**i - 1.0) / (mult - 1.0) > tau:
+        i -= 1
+    elif T0 * (mult ** (i + 1) - 1.0) / (mult - 1.0) <= tau:
+        i += 1
+    return tau - T0 * (mult**i - 1.0) / (mult - 1.0), T0 * mult**i
+
+
+@njit(cache=True)
+def primitive(kind, tau, p0, p1, p2, p3, p4, p5):
+    """Rate of one primitive at ``tau`` steps past its origin (see ``_layout``)."""
+    if kind == CONSTANT:
+        return p0
+    if kind == EXPONENTIAL or kind == INVERSE_TIME:
+        e = tau / p2
+        if p3 != 0.0:
+            e = math.floor(e)
+        if kind == EXPONENTIAL:
+            return p0 * p1**e
+        return p0 / (1.0 + p1 * e) ** p4
+    if kind == POLYNOMIAL:
+        T = p1
+        if p4 != 0.0:
+            if tau > 0.0:
+                T = p1 * math.ceil(tau / p1)
+        elif tau > T:
+            tau = T
+        return (p0 - p3) * (1.0 - tau / T) ** p2 + p3
+    if kind == COSINE:
+        if tau > p1:
+            tau = p1
+        return p2 + (p0 - p2) * (1.0 + math.cos(math.pi * tau / p1)) / 2.0
+    if kind == COSINE_RESTARTS:
+        cur, Ti = _cosine_restart_cycle(tau, p1, p2)
+        return p3 + (p0 - p3) * (1.0 + math.cos(math.pi * cur / Ti)) / 2.0
+    if kind == CYCLIC:
+        # the same float operations as torch's CyclicLR.get_lr
+        total = p2 + p3
+        cycle = math.floor(1.0 + tau / total)
+        x = 1.0 + tau / total - cycle
+        ratio = p2 / total
+        if x <= ratio:
+            scale = x / ratio
+        else:
+            scale = (x - 1.0) / (ratio - 1.0)
+        return p0 + (p1 - p0) * scale * p4 ** (cycle - 1.0) * p5**tau
+    if kind == ONE_MINUS_POWER:
+        if tau > p1:
+            tau = p1
+        return p3 + (p0 - p3) * (1.0 - (tau / p1) ** p2)
+    return math.nan
+
+
+@njit(cache=True)
+def segment_rate(seg, t):
+    """Rate of one segment row ``seg`` (length WIDTH) at step ``t``."""
+    return primitive(
+        int(seg[KIND]), t - seg[ORIGIN],
+        seg[P0], seg[P0 + 1], seg[P0 + 2], seg[P0 + 3], seg[P0 + 4], seg[P0 + 5],
+    )
+
+
+@njit(cache=True)
+def lr_at(table, row, t):
+    """Rate of schedule ``row`` of a ``(rows, segments, WIDTH)`` table at step ``t``."""
+    return segment_rate(table[row, segment_of(table, row, t)], t)
+
+
+@njit(cache=True)
+def is_boundary(table, row, t):
+    """True where the rate may jump at step ``t``: a segment start or a staircase step."""
+    if t < 1.0:
+        return False
+    k = segment_of(table, row, t)
+    if table[row, k, START] == t:
+        return True
+    seg = table[row, k]
+    kind = int(seg[KIND])
+    if (kind == EXPONENTIAL or kind == INVERSE_TIME) and seg[P0 + 3] != 0.0:
+        tau = t - seg[ORIGIN]
+        return math.floor(tau / seg[P0 + 2]) != math.floor((tau - 1.0) / seg[P0 + 2])
+    return False
+
+
+@njit(cache=True)
+def drop_ratio(table, row, t):
+    """eta_t / eta_{t-1} where the rate falls discontinuously at ``t``, else 1.
+
+    The momentum ``on_drop`` options act on this: a boundary of step, multistep,
+    piecewise or a staircase schedule where the rate goes down.
+    """
+    if not is_boundary(table, row, t):
+        return 1.0
+    now = lr_at(table, row, t)
+    before = lr_at(table, row, t - 1.0)
+    if now < before and before > 0.0:
+        return now / before
+    return 1.0
+
+
+@njit(
+    [
+        void(TABLE, RO_INT64, RO_FLOAT64, float64[::1]),
+        void(TABLE, RO_INT64, RO_FLOAT64, float32[::1]),
+    ],
+    parallel=True,
+    cache=True,
+)
+def eval_points(table, rows, steps, out):
+    """out[i] = lr_at(table, rows[i], steps[i]): arbitrary (row, step) pairs, any order."""
+    for i in prange(out.shape[0]):
+        out[i] = lr_at(table, rows[i], steps[i])
+
+
+@njit(cache=True)
+def _fill_row(table, row, first, out_row):
+    """Rates at steps first, first + 1, ... for one schedule, written into ``out_row``.
+
+    Within a segment an exponential runs as a product (one multiplication a
+    step) re-anchored to the closed form every REANCHOR steps; a staircase is a
+    constant per plateau; other primitives are their closed form per step.
+    """
+    n = out_row.shape[0]
+    nseg = table.shape[1]
+    for k in range(nseg):
+        seg = table[row, k]
+        a = seg[START]
+        if a == math.inf:
+            break
+        b = table[row, k + 1, START] if k + 1 < nseg else math.inf
+        # steps [lo, hi) of the output fall in this segment (the last of equal starts wins)
+        lo = max(a - first, 0.0)
+        hi = min(b - first, float(n))
+        if hi <= lo:
+            continue
+        i0 = int(math.ceil(lo))
+        i1 = int(math.ceil(hi))
+        kind = int(seg[KIND])
+        if kind == CONSTANT:
+            v = seg[P0]
+            for i in range(i0, i1):
+                out_row[i] = v
+        elif kind == EXPONENTIAL and seg[P0 + 3] == 0.0:
+            ratio = seg[P0 + 1] ** (1.0 / seg[P0 + 2])
+            i = i0
+            while i < i1:
+                v = segment_rate(seg, first + i)
+                stop = min(i + REANCHOR, i1)
+                out_row[i] = v
+                for j in range(i + 1, stop):
+                    v *= ratio
+                    out_row[j] = v
+                i = stop
+        else:
+            for i in range(i0, i1):
+                out_row[i] = segment_rate(seg, first + i)
+
+
+@njit(
+    [
+        void(TABLE, float64, float64[:, ::1]),
+        void(TABLE, float64, float32[:, ::1]),
+    ],
+    parallel=True,
+    cache=True,
+)
+def fill_table(table, first, out):
+    """out[r, i] = rate of schedule r at step first + i, rows in parallel."""
+    for r in prange(out.shape[0]):
+        _fill_row(table, r, first, out[r])

@@ -1,0 +1,66 @@
+"""The packed segment table: the one representation of a schedule every kernel reads.
+
+A schedule lowers to a float64 array of shape ``batch_shape + (n_segments, WIDTH)``.
+Kernels see it reshaped to ``(n_rows, n_segments, WIDTH)``. One row is one schedule
+of the batch; one segment is one row of ``WIDTH`` numbers::
+
+    [start, origin, kind, p0, p1, p2, p3, p4, p5]
+
+meaning "for ``start <= t < start of the next segment`` the rate is primitive
+``kind`` with parameters ``p`` evaluated at ``tau = t - origin``". Segments of a
+row are sorted by ``start``; the first starts at 0; unused trailing segments
+(rows of a stack padded to the longest member) have ``start = +inf``. When several
+segments share a start, the last one wins. ``origin`` may be fractional
+(one-cycle's phase boundary is ``pct_start * total_steps - 1``, as torch has it).
+
+Primitives (``tau = t - origin``; ``e = tau / decay_steps``, floored when
+``staircase`` is 1):
+
+==================  ==============================================  ==============================================
+kind                parameters p0 .. p5                             rate
+==================  ==============================================  ==============================================
+CONSTANT            lr                                              lr
+EXPONENTIAL         lr, gamma, decay_steps, staircase               lr * gamma ** e
+INVERSE_TIME        lr, k, decay_steps, staircase, power            lr / (1 + k * e) ** power
+POLYNOMIAL          lr, T, power, end, cycle                        (lr - end) * (1 - min(tau, T') / T') ** power + end,
+                                                                    T' = T, or with cycle T * max(1, ceil(tau / T))
+COSINE              lr, T, end                                      end + (lr - end) * (1 + cos(pi * min(tau, T) / T)) / 2
+COSINE_RESTARTS     lr, T0, mult, end                               cosine from lr to end over cycle i of length T0 * mult**i
+CYCLIC              base, peak, up, down, cycle_scale, iter_gamma   torch CyclicLR: base + (peak - base) * triangle(tau)
+                                                                    * cycle_scale ** (cycle - 1) * iter_gamma ** tau
+ONE_MINUS_POWER     lr, T, power, end                               end + (lr - end) * (1 - (min(tau, T) / T) ** power)
+==================  ==============================================  ==============================================
+
+Everything above is written twice, deliberately and only here: in Numba
+(``fastdecay/_cpu/schedule.py``) and in CUDA C++ (``kernels/schedule.cuh``); both
+are tested against the plain-NumPy closed forms in ``fastdecay.reference``.
+"""
+
+WIDTH = 9
+
+# columns
+START = 0
+ORIGIN = 1
+KIND = 2
+P0 = 3
+
+# primitive kinds (stored as float64 in column KIND)
+CONSTANT = 0
+EXPONENTIAL = 1
+INVERSE_TIME = 2
+POLYNOMIAL = 3
+COSINE = 4
+COSINE_RESTARTS = 5
+CYCLIC = 6
+ONE_MINUS_POWER = 7
+
+KIND_NAMES = {
+    CONSTANT: "constant",
+    EXPONENTIAL: "exponential",
+    INVERSE_TIME: "inverse_time",
+    POLYNOMIAL: "polynomial",
+    COSINE: "cosine",
+    COSINE_RESTARTS: "cosine_restarts",
+    CYCLIC: "cyclic",
+    ONE_MINUS_POWER: "one_minus_power",
+}

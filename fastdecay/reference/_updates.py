@@ -1,0 +1,3 @@
+"""Reference oracles (see fastdecay.reference)."""
+
+__all__ = []

@@ -1,0 +1,840 @@
+"""Learning-rate schedules as immutable values with closed forms at any step.
+
+Every factory validates its arguments once and lowers the schedule to the
+packed segment table of ``fastdecay._layout``; evaluation, fused updates and
+simulations all read that one table. Parameters may be arrays: they broadcast
+(NumPy rules) to the schedule's ``batch_shape``.
+
+>>> import fastdecay as fd
+>>> s = fd.step(lr=0.1, gamma=0.5, period=10)
+>>> s(0), s(25)
+(0.1, 0.025)
+>>> fd.exponential(lr=0.1, gamma=[0.9, 0.99]).table(3).round(4)
+array([[0.1   , 0.09  , 0.081 ],
+       [0.1   , 0.099 , 0.0980]])
+"""
+
+import math
+import numbers
+
+import numpy as np
+
+from . import _layout as L
+from ._dispatch import TORCH_CPU, backend_of, to_numpy
+
+__all__ = [
+    "Schedule",
+    "constant",
+    "step",
+    "multistep",
+    "exponential",
+    "inverse_time",
+    "polynomial",
+    "cosine",
+    "cosine_restarts",
+    "linear",
+    "piecewise",
+    "warmup",
+    "join",
+    "one_cycle",
+    "cyclic",
+    "inverse_sqrt",
+    "wsd",
+    "stack",
+    "half_life",
+    "match_endpoint",
+    "match_half_life",
+    "quantization_gap",
+    "as_schedule",
+]
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _number_array(name, value):
+    """``value`` as a float64 array, or TypeError naming ``name``."""
+    if isinstance(value, Schedule):
+        raise TypeError(f"{name} must be a number or an array of numbers, got a schedule {value!r}")
+    if isinstance(value, (str, bytes)) or value is None:
+        raise TypeError(f"{name} must be a number or an array of numbers, got {value!r}")
+    value = to_numpy(value)
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number or an array of numbers, got {value!r}") from None
+    if np.asarray(value).dtype == bool:
+        raise TypeError(f"{name} must be a number, got the boolean {value!r}")
+    return arr
+
+
+def _check(name, value, *, low=None, low_open=False, high=None, high_open=False, integer=False):
+    """Validate a real parameter (scalar or array): finite, within bounds."""
+    arr = _number_array(name, value)
+    bad = ~np.isfinite(arr)
+    what = "a finite number"
+    if low is not None:
+        bad |= (arr <= low) if low_open else (arr < low)
+        what = f"{'>' if low_open else '>='} {low:g}"
+    if high is not None:
+        bad |= (arr >= high) if high_open else (arr > high)
+        what += f"{' and' if low is not None else ''} {'<' if high_open else '<='} {high:g}"
+    if integer:
+        bad |= np.isfinite(arr) & (arr != np.round(arr))
+        what = "an integer " + what
+    if np.any(bad):
+        shown = arr[bad].flat[0] if arr.ndim else arr.item()
+        extra = "" if arr.ndim == 0 else f" (first bad element {shown!r})"
+        raise ValueError(f"{name} must be {what}, got {value!r}{extra}")
+    return arr
+
+
+def _rate(name, value):
+    """A learning rate: finite and non-negative."""
+    return _check(name, value, low=0.0)
+
+
+def _count(name, value):
+    """A number of steps: finite and >= 1 (fractions allowed, as Keras allows them)."""
+    return _check(name, value, low=1.0)
+
+
+def _flag(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return 1.0 if value else 0.0
+
+
+def _int_sequence(name, values, *, strict):
+    """A 1-D sequence of non-negative integer steps, sorted (strictly if ``strict``)."""
+    if isinstance(values, (str, bytes)) or isinstance(values, numbers.Number):
+        raise TypeError(f"{name} must be a sequence of integer steps, got {values!r}")
+    arr = _number_array(name, values)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D sequence of steps, got shape {arr.shape}: {values!r}")
+    if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+        raise ValueError(f"{name} must hold integer steps, got {values!r}")
+    if np.any(arr < 0):
+        raise ValueError(f"{name} must be non-negative, got {values!r}")
+    d = np.diff(arr)
+    if np.any(d <= 0 if strict else d < 0):
+        order = "strictly increasing" if strict else "sorted (non-decreasing)"
+        raise ValueError(f"{name} must be {order}, got {values!r}")
+    return arr
+
+
+def _broadcast(**params):
+    """The common batch shape of the parameters, or ValueError naming them."""
+    try:
+        return np.broadcast_shapes(*(np.shape(v) for v in params.values()))
+    except ValueError:
+        shapes = ", ".join(f"{k} {np.shape(v)}" for k, v in params.items() if np.ndim(v))
+        raise ValueError(f"parameter shapes do not broadcast: {shapes}") from None
+
+
+def _steps(name, t):
+    """Steps as a float64 array of non-negative integers (validated), and whether scalar."""
+    if isinstance(t, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer step or an array of steps, got {t!r}")
+    arr = to_numpy(t)
+    if isinstance(arr, (str, bytes)) or arr is None:
+        raise TypeError(f"{name} must be an integer step or an array of steps, got {t!r}")
+    arr = np.asarray(arr)
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be an integer step or an array of steps, got dtype {arr.dtype}: {t!r}")
+    steps = arr.astype(np.float64, copy=False)
+    if arr.dtype.kind == "f":
+        bad = ~np.isfinite(steps) | (steps != np.floor(steps))
+        if np.any(bad):
+            raise ValueError(f"{name} must be an integer step, got {steps[bad].flat[0] if steps.ndim else t!r}")
+    if np.any(steps < 0):
+        raise ValueError(f"{name} must be a non-negative step, got {steps.min() if steps.ndim else t!r}")
+    return steps
+
+
+# ----------------------------------------------------------------------------- packing
+
+
+def _pack(*segments):
+    """A segment table from segments ``(start, origin, kind, p0, ...)`` of broadcastable entries."""
+    shape = np.broadcast_shapes(*(np.shape(x) for seg in segments for x in seg))
+    table = np.zeros(shape + (len(segments), L.WIDTH))
+    for k, seg in enumerate(segments):
+        for c, x in enumerate(seg):
+            table[..., k, c] = x
+    return table
+
+
+def _normalise(table):
+    """Sort each row's segments by start (stably: the last of equal starts wins) and drop
+    columns of segments that no row uses."""
+    order = np.argsort(table[..., L.START], axis=-1, kind="stable")
+    table = np.take_along_axis(table, order[..., None], axis=-2)
+    used = ~np.all(np.isinf(table[..., L.START]).reshape(-1, table.shape[-2]), axis=0)
+    return np.ascontiguousarray(table[..., used, :])
+
+
+def _shifted(table, by):
+    table = table.copy()
+    table[..., L.START] += by
+    table[..., L.ORIGIN] += by
+    return table
+
+
+def _concat(tables):
+    batch = np.broadcast_shapes(*(t.shape[:-2] for t in tables))
+    return np.concatenate([np.broadcast_to(t, batch + t.shape[-2:]) for t in tables], axis=-2)
+
+
+def _pad_segments(table, n):
+    if table.shape[-2] == n:
+        return table
+    pad = np.zeros(table.shape[:-2] + (n - table.shape[-2], L.WIDTH))
+    pad[..., L.START] = np.inf
+    return np.concatenate([table, pad], axis=-2)
+
+
+# ----------------------------------------------------------------------------- the value
+
+
+class Schedule:
+    """An immutable learning-rate schedule (or a batch of them) with a closed form.
+
+    ``s(t)`` is the rate at step ``t`` (``batch_shape`` broadcast against
+    ``np.shape(t)``); ``s.table(n)`` is the rate at steps ``0 .. n-1`` with shape
+    ``batch_shape + (n,)``. ``s.segments`` is the packed table every kernel reads,
+    ``s.kind`` the factory that made it and ``s.params`` its validated arguments.
+    """
+
+    __slots__ = ("_segments", "_kind", "_params")
+
+    def __init__(self, segments, kind, params=None):
+        segments = np.ascontiguousarray(segments, dtype=np.float64)
+        if segments.ndim < 2 or segments.shape[-1] != L.WIDTH:
+            raise ValueError(f"segments must have shape batch_shape + (n_segments, {L.WIDTH}), got {segments.shape}")
+        segments.setflags(write=False)
+        object.__setattr__(self, "_segments", segments)
+        object.__setattr__(self, "_kind", kind)
+        object.__setattr__(self, "_params", dict(params or {}))
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"a Schedule is immutable; cannot set {name!r}")
+
+    def __delattr__(self, name):
+        raise AttributeError(f"a Schedule is immutable; cannot delete {name!r}")
+
+    def __reduce__(self):
+        return (Schedule, (np.array(self._segments), self._kind, self._params))
+
+    @property
+    def segments(self):
+        """The packed segment table, shape ``batch_shape + (n_segments, WIDTH)`` (read-only)."""
+        return self._segments
+
+    @property
+    def kind(self):
+        return self._kind
+
+    @property
+    def params(self):
+        return dict(self._params)
+
+    @property
+    def batch_shape(self):
+        return self._segments.shape[:-2]
+
+    @property
+    def size(self):
+        """Number of schedules in the batch."""
+        return int(np.prod(self.batch_shape, dtype=np.int64))
+
+    def rows(self):
+        """The table as ``(size, n_segments, WIDTH)``: the view kernels take."""
+        return self._segments.reshape((self.size,) + self._segments.shape[-2:])
+
+    def __repr__(self):
+        shown = ", ".join(f"{k}={_short(v)}" for k, v in self._params.items())
+        batch = f", batch_shape={self.batch_shape}" if self.batch_shape else ""
+        return f"fd.{self._kind}({shown}{batch})"
+
+    def __getitem__(self, index):
+        """A sub-batch: ``s[3]`` is the fourth schedule of a batch, still a Schedule."""
+        if not self.batch_shape:
+            raise TypeError("a scalar schedule (batch_shape ()) cannot be indexed")
+        sub = self._segments[index]
+        if sub.ndim < 2 or sub.shape[-2:] != self._segments.shape[-2:]:
+            raise IndexError(f"index {index!r} must select whole schedules of batch_shape {self.batch_shape}")
+        return Schedule(sub, self._kind, {})
+
+    def __call__(self, t):
+        """Rate at step(s) ``t``: the closed form, in any order, without state."""
+        backend = backend_of(t)
+        if backend not in ("numpy", TORCH_CPU):
+            from ._gpu import schedule as gpu_schedule  # imports cupy: only for device arrays
+
+            return gpu_schedule.evaluate(self, t)
+        steps = _steps("t", t)
+        try:
+            shape = np.broadcast_shapes(self.batch_shape, steps.shape)
+        except ValueError:
+            raise ValueError(
+                f"t of shape {steps.shape} does not broadcast with the schedule's batch_shape {self.batch_shape}"
+            ) from None
+        out = np.empty(shape)
+        if out.size:
+            from ._cpu import schedule as kernels
+
+            rows = np.arange(self.size, dtype=np.int64).reshape(self.batch_shape)
+            rows = np.ascontiguousarray(np.broadcast_to(rows, shape)).ravel()
+            flat = np.ascontiguousarray(np.broadcast_to(steps, shape)).ravel()
+            kernels.eval_points(self.rows(), rows, flat, out.reshape(-1))
+        if backend == TORCH_CPU:
+            import torch
+
+            return torch.from_numpy(out)
+        return float(out) if out.ndim == 0 else out
+
+    def table(self, n_or_steps, *, dtype=np.float64, out=None):
+        """Rates at steps ``0 .. n-1`` (or at the given 1-D steps): ``batch_shape + (n,)``.
+
+        ``dtype`` is float64 or float32 (computed in float64, rounded once);
+        ``out`` is written in place and returned when given.
+        """
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+        ranged = isinstance(n_or_steps, (numbers.Integral, np.integer)) and not isinstance(n_or_steps, bool)
+        if ranged:
+            if n_or_steps < 0:
+                raise ValueError(f"n_or_steps must be >= 0, got {n_or_steps!r}")
+            n = int(n_or_steps)
+        else:
+            steps = _steps("n_or_steps", n_or_steps)
+            if steps.ndim != 1:
+                raise ValueError(f"n_or_steps must be a step count or a 1-D array of steps, got shape {steps.shape}")
+            n = steps.shape[0]
+        shape = self.batch_shape + (n,)
+        if out is None:
+            result = np.empty(shape, dtype=dtype)
+        else:
+            result = to_numpy(out)
+            if backend_of(out) not in ("numpy", TORCH_CPU) or not isinstance(result, np.ndarray):
+                raise TypeError(f"out must be a NumPy array or CPU torch tensor, got {type(out).__name__}")
+            if result.shape != shape:
+                raise ValueError(f"out must have shape {shape}, got {result.shape}")
+            if result.dtype not in (np.float32, np.float64):
+                raise TypeError(f"out must be float32 or float64, got dtype {result.dtype}")
+            if not result.flags.c_contiguous or not result.flags.writeable:
+                raise ValueError("out must be a writeable C-contiguous array")
+        if result.size:
+            from ._cpu import schedule as kernels
+
+            flat = result.reshape(self.size, n)
+            if ranged:
+                kernels.fill_table(self.rows(), 0.0, flat)
+            else:
+                rows = np.repeat(np.arange(self.size, dtype=np.int64), n)
+                kernels.eval_points(self.rows(), rows, np.tile(steps, self.size), flat.reshape(-1))
+        return out if out is not None else result
+
+    def lr0(self):
+        """Rates at step 0, shape ``batch_shape``."""
+        return self.table(1)[..., 0]
+
+
+def _short(v):
+    if isinstance(v, Schedule):
+        return repr(v)
+    a = np.asarray(v)
+    if a.ndim == 0:
+        return f"{a.item():g}" if a.dtype.kind == "f" else repr(a.item())
+    return f"array{a.shape}" if a.size > 4 else np.array2string(a, separator=", ")
+
+
+def as_schedule(value, name="lr"):
+    """A Schedule as it is, or a number (or array) as ``constant``."""
+    if isinstance(value, Schedule):
+        return value
+    return constant(_check(name, value, low=0.0))
+
+
+# ----------------------------------------------------------------------------- factories
+
+
+def constant(lr):
+    """η_t = lr. torch: no scheduler; Keras/optax: a float, ``optax.constant_schedule``.
+
+    >>> constant(0.1)(1000)
+    0.1
+    """
+    lr = _rate("lr", lr)
+    return Schedule(_pack((0.0, 0.0, L.CONSTANT, lr)), "constant", {"lr": lr})
+
+
+def step(lr, gamma, period):
+    """η_t = lr · gamma^⌊t/period⌋. torch ``StepLR(step_size=period, gamma)``;
+    Keras ``ExponentialDecay(staircase=True)``.
+
+    >>> s = step(0.1, 0.5, 10)
+    >>> s(9), s(10), s(25)
+    (0.1, 0.05, 0.025)
+    """
+    lr, gamma, period = _rate("lr", lr), _check("gamma", gamma, low=0.0, low_open=True), _count("period", period)
+    _broadcast(lr=lr, gamma=gamma, period=period)
+    table = _pack((0.0, 0.0, L.EXPONENTIAL, lr, gamma, period, 1.0))
+    return Schedule(table, "step", {"lr": lr, "gamma": gamma, "period": period})
+
+
+def multistep(lr, gamma, milestones):
+    """η_t = lr · gamma^(number of milestones ≤ t). torch ``MultiStepLR`` (a repeated
+    milestone counts twice, as torch's Counter does).
+
+    >>> s = multistep(1.0, 0.1, [3, 5])
+    >>> [round(s(t), 6) for t in range(7)]
+    [1.0, 1.0, 1.0, 0.1, 0.1, 0.01, 0.01]
+    """
+    lr, gamma = _rate("lr", lr), _check("gamma", gamma, low=0.0, low_open=True)
+    _broadcast(lr=lr, gamma=gamma)
+    milestones = _int_sequence("milestones", milestones, strict=False)
+    segments = [(0.0, 0.0, L.CONSTANT, lr)]
+    segments += [(m, 0.0, L.CONSTANT, lr * gamma ** (k + 1)) for k, m in enumerate(milestones)]
+    return Schedule(_normalise(_pack(*segments)), "multistep", {"lr": lr, "gamma": gamma, "milestones": milestones})
+
+
+def exponential(lr, *, gamma=None, rate=None, half_life=None, decay_steps=1, staircase=False):
+    """η_t = lr · gamma^(t/decay_steps) (exponent floored if ``staircase``).
+
+    Give exactly one of ``gamma``, ``rate`` (gamma = e^−rate) or ``half_life``
+    (gamma = 2^(−1/half_life)). torch ``ExponentialLR(gamma)`` (decay_steps 1);
+    Keras ``ExponentialDecay(lr, decay_steps, decay_rate=gamma, staircase)``;
+    optax ``exponential_decay(lr, transition_steps=decay_steps, decay_rate=gamma, staircase)``.
+
+    >>> round(exponential(0.1, gamma=0.9)(10), 5)
+    0.03487
+    >>> round(exponential(1.0, half_life=10)(30), 6)
+    0.125
+    """
+    given = [k for k, v in (("gamma", gamma), ("rate", rate), ("half_life", half_life)) if v is not None]
+    if len(given) != 1:
+        raise ValueError(f"give exactly one of gamma, rate, half_life; got {given or 'none'}")
+    lr = _rate("lr", lr)
+    if gamma is not None:
+        gamma = _check("gamma", gamma, low=0.0, low_open=True)
+    elif rate is not None:
+        gamma = np.exp(-_check("rate", rate))
+    else:
+        gamma = 2.0 ** (-1.0 / _check("half_life", half_life, low=0.0, low_open=True))
+    decay_steps = _count("decay_steps", decay_steps)
+    stair = _flag("staircase", staircase)
+    _broadcast(lr=lr, gamma=gamma, decay_steps=decay_steps)
+    table = _pack((0.0, 0.0, L.EXPONENTIAL, lr, gamma, decay_steps, stair))
+    params = {"lr": lr, "gamma": gamma, "decay_steps": decay_steps, "staircase": bool(stair)}
+    return Schedule(table, "exponential", params)
+
+
+def inverse_time(lr, rate, *, decay_steps=1, staircase=False):
+    """η_t = lr / (1 + rate · t/decay_steps) (floored if ``staircase``).
+
+    Keras ``InverseTimeDecay(lr, decay_steps, decay_rate=rate, staircase)``.
+
+    >>> inverse_time(1.0, 0.5)(2)
+    0.5
+    """
+    lr, rate = _rate("lr", lr), _check("rate", rate, low=0.0)
+    decay_steps = _count("decay_steps", decay_steps)
+    stair = _flag("staircase", staircase)
+    _broadcast(lr=lr, rate=rate, decay_steps=decay_steps)
+    table = _pack((0.0, 0.0, L.INVERSE_TIME, lr, rate, decay_steps, stair, 1.0))
+    params = {"lr": lr, "rate": rate, "decay_steps": decay_steps, "staircase": bool(stair)}
+    return Schedule(table, "inverse_time", params)
+
+
+def polynomial(lr, total_steps, *, power=1.0, end_lr=0.0, cycle=False):
+    """η_t = (lr − end_lr)(1 − min(t, T)/T)^power + end_lr, T = total_steps.
+
+    With ``cycle``, T becomes the smallest multiple of total_steps that is ≥ t
+    (total_steps at t = 0). Keras ``PolynomialDecay``; optax
+    ``polynomial_schedule`` (no cycle); torch ``PolynomialLR`` (end_lr 0).
+
+    >>> polynomial(1.0, 10, power=2.0)(5)
+    0.25
+    """
+    lr, T = _rate("lr", lr), _count("total_steps", total_steps)
+    power, end_lr = _check("power", power, low=0.0, low_open=True), _rate("end_lr", end_lr)
+    cyc = _flag("cycle", cycle)
+    _broadcast(lr=lr, total_steps=T, power=power, end_lr=end_lr)
+    table = _pack((0.0, 0.0, L.POLYNOMIAL, lr, T, power, end_lr, cyc))
+    params = {"lr": lr, "total_steps": T, "power": power, "end_lr": end_lr, "cycle": bool(cyc)}
+    return Schedule(table, "polynomial", params)
+
+
+def cosine(lr, total_steps, *, min_lr=0.0):
+    """η_t = min_lr + (lr − min_lr)(1 + cos(π·min(t, T)/T))/2, constant after T.
+
+    torch ``CosineAnnealingLR(T_max=T, eta_min=min_lr)`` up to T (torch is
+    periodic after it; this clamps like Keras ``CosineDecay`` and optax
+    ``cosine_decay_schedule``).
+
+    >>> cosine(1.0, 10)(5)
+    0.5
+    """
+    lr, T, min_lr = _rate("lr", lr), _count("total_steps", total_steps), _rate("min_lr", min_lr)
+    _broadcast(lr=lr, total_steps=T, min_lr=min_lr)
+    table = _pack((0.0, 0.0, L.COSINE, lr, T, min_lr))
+    return Schedule(table, "cosine", {"lr": lr, "total_steps": T, "min_lr": min_lr})
+
+
+def cosine_restarts(lr, period, *, period_mult=1, min_lr=0.0):
+    """SGDR: cosine from lr to min_lr over cycles of length period · period_mult^k.
+
+    torch ``CosineAnnealingWarmRestarts(T_0=period, T_mult=period_mult, eta_min=min_lr)``;
+    Keras ``CosineDecayRestarts`` (m_mul 1). The cycle index is computed in closed form.
+
+    >>> s = cosine_restarts(1.0, 4, period_mult=2)
+    >>> [round(s(t), 3) for t in (0, 2, 4, 8, 12)]
+    [1.0, 0.5, 1.0, 0.5, 1.0]
+    """
+    lr, period = _rate("lr", lr), _count("period", period)
+    mult, min_lr = _check("period_mult", period_mult, low=1.0), _rate("min_lr", min_lr)
+    _broadcast(lr=lr, period=period, period_mult=mult, min_lr=min_lr)
+    table = _pack((0.0, 0.0, L.COSINE_RESTARTS, lr, period, mult, min_lr))
+    return Schedule(table, "cosine_restarts", {"lr": lr, "period": period, "period_mult": mult, "min_lr": min_lr})
+
+
+def linear(start_lr, end_lr, total_steps):
+    """A straight line from start_lr to end_lr over total_steps, then end_lr.
+
+    torch ``LinearLR`` (as factors); optax ``linear_schedule``. Increasing too.
+
+    >>> linear(0.0, 1.0, 4)(1), linear(0.0, 1.0, 4)(9)
+    (0.25, 1.0)
+    """
+    start_lr, end_lr, T = _rate("start_lr", start_lr), _rate("end_lr", end_lr), _count("total_steps", total_steps)
+    _broadcast(start_lr=start_lr, end_lr=end_lr, total_steps=T)
+    table = _pack((0.0, 0.0, L.POLYNOMIAL, start_lr, T, 1.0, end_lr, 0.0))
+    return Schedule(table, "linear", {"start_lr": start_lr, "end_lr": end_lr, "total_steps": T})
+
+
+def piecewise(boundaries, values):
+    """values[k] for boundaries[k−1] ≤ t < boundaries[k]; ``len(values) == len(boundaries) + 1``.
+
+    optax ``piecewise_constant_schedule`` (as absolute values); Keras
+    ``PiecewiseConstantDecay`` switches one step later (at t > boundary).
+
+    >>> s = piecewise([2, 4], [1.0, 0.5, 0.1])
+    >>> [s(t) for t in range(5)]
+    [1.0, 1.0, 0.5, 0.5, 0.1]
+    """
+    b = _int_sequence("boundaries", boundaries, strict=True)
+    if isinstance(values, (str, bytes)) or np.ndim(values) == 0 and not isinstance(values, (list, tuple)):
+        raise TypeError(f"values must be a sequence of rates, got {values!r}")
+    if len(values) != len(b) + 1:
+        raise ValueError(f"values must have len(boundaries) + 1 = {len(b) + 1} entries, got {len(values)}: {values!r}")
+    vals = [_rate(f"values[{k}]", v) for k, v in enumerate(values)]
+    _broadcast(**{f"values[{k}]": v for k, v in enumerate(vals)})
+    starts = [0.0] + list(b)
+    table = _normalise(_pack(*[(s, 0.0, L.CONSTANT, v) for s, v in zip(starts, vals)]))
+    return Schedule(table, "piecewise", {"boundaries": b, "values": vals})
+
+
+def warmup(schedule, steps, *, start_lr=0.0):
+    """Linear from start_lr to schedule(0) over ``steps``, then schedule(t − steps).
+
+    optax ``join_schedules([linear_schedule, schedule], [steps])``; Keras
+    ``CosineDecay(warmup_steps=...)`` for the cosine case.
+
+    >>> s = warmup(constant(1.0), 4)
+    >>> [s(t) for t in range(6)]
+    [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
+    """
+    if not isinstance(schedule, Schedule):
+        raise TypeError(f"schedule must be a fastdecay Schedule, got {schedule!r}")
+    steps = _check("steps", steps, low=0.0, integer=True)
+    if steps.ndim:
+        raise ValueError(f"steps must be a single integer, got an array of shape {steps.shape}")
+    start_lr = _rate("start_lr", start_lr)
+    if steps == 0:
+        return schedule
+    ramp = _pack((0.0, 0.0, L.POLYNOMIAL, start_lr, steps, 1.0, schedule.lr0(), 0.0))
+    table = _normalise(_concat([ramp, _shifted(schedule.segments, float(steps))]))
+    return Schedule(table, "warmup", {"schedule": schedule, "steps": steps, "start_lr": start_lr})
+
+
+def join(schedules, boundaries):
+    """schedules[k](t − boundaries[k−1]) for boundaries[k−1] ≤ t < boundaries[k].
+
+    optax ``join_schedules``; torch ``SequentialLR`` (milestones = boundaries).
+
+    >>> s = join([constant(1.0), exponential(1.0, gamma=0.5)], [2])
+    >>> [s(t) for t in range(5)]
+    [1.0, 1.0, 1.0, 0.5, 0.25]
+    """
+    schedules = list(schedules) if not isinstance(schedules, Schedule) else [schedules]
+    for k, s in enumerate(schedules):
+        if not isinstance(s, Schedule):
+            raise TypeError(f"schedules[{k}] must be a fastdecay Schedule, got {s!r}")
+    if not schedules:
+        raise ValueError("schedules must hold at least one schedule, got none")
+    b = _int_sequence("boundaries", boundaries, strict=True)
+    if len(b) != len(schedules) - 1:
+        raise ValueError(
+            f"boundaries must have len(schedules) - 1 = {len(schedules) - 1} entries, got {len(b)}: {boundaries!r}"
+        )
+    _broadcast(**{f"schedules[{k}]": np.empty(s.batch_shape) for k, s in enumerate(schedules)})
+    ends = list(b) + [np.inf]
+    parts = []
+    for k, s in enumerate(schedules):
+        part = _shifted(s.segments, b[k - 1]) if k else s.segments.copy()
+        # segments that would start at or after the next boundary never run
+        part[..., L.START] = np.where(part[..., L.START] >= ends[k], np.inf, part[..., L.START])
+        parts.append(part)
+    table = _normalise(_concat(parts))
+    return Schedule(table, "join", {"schedules": schedules, "boundaries": b})
+
+
+def one_cycle(max_lr, total_steps, *, pct_start=0.3, div_factor=25.0, final_div_factor=1e4):
+    """torch ``OneCycleLR(max_lr, total_steps, pct_start, anneal_strategy="cos",
+    div_factor, final_div_factor, three_phase=False)``: cosine from max_lr/div_factor
+    up to max_lr until step pct_start·total_steps − 1, then cosine down to
+    max_lr/(div_factor·final_div_factor) at step total_steps − 1 (and after).
+
+    >>> s = one_cycle(1.0, 100)
+    >>> round(s(0), 4), round(s(29), 4), s(99) < 1e-5
+    (0.04, 1.0, True)
+    """
+    max_lr = _rate("max_lr", max_lr)
+    T = _check("total_steps", total_steps, low=1.0, integer=True)
+    pct = _check("pct_start", pct_start, low=0.0, low_open=True, high=1.0, high_open=True)
+    div = _check("div_factor", div_factor, low=0.0, low_open=True)
+    final_div = _check("final_div_factor", final_div_factor, low=0.0, low_open=True)
+    _broadcast(max_lr=max_lr, total_steps=T, pct_start=pct, div_factor=div, final_div_factor=final_div)
+    up_end = pct * T - 1.0  # torch's float phase boundary
+    if np.any(up_end <= 0) or np.any(T - 1.0 - up_end <= 0):
+        raise ValueError(
+            f"pct_start * total_steps must lie in (1, total_steps), got pct_start={pct_start!r}, "
+            f"total_steps={total_steps!r}"
+        )
+    initial = max_lr / div
+    final = initial / final_div
+    table = _pack(
+        (0.0, 0.0, L.COSINE, initial, up_end, max_lr),
+        (np.floor(up_end) + 1.0, up_end, L.COSINE, max_lr, T - 1.0 - up_end, final),
+    )
+    params = {"max_lr": max_lr, "total_steps": T, "pct_start": pct, "div_factor": div, "final_div_factor": final_div}
+    return Schedule(table, "one_cycle", params)
+
+
+_CYCLIC_MODES = ("triangular", "triangular2", "exp_range")
+
+
+def cyclic(base_lr, max_lr, step_size_up, *, step_size_down=None, mode="triangular", gamma=1.0):
+    """torch ``CyclicLR(base_lr, max_lr, step_size_up, step_size_down, mode, gamma)``:
+    a triangle between base_lr and max_lr; ``triangular2`` halves the amplitude
+    each cycle, ``exp_range`` scales it by gamma^t.
+
+    >>> s = cyclic(0.0, 1.0, 2)
+    >>> [s(t) for t in range(5)]
+    [0.0, 0.5, 1.0, 0.5, 0.0]
+    """
+    if mode not in _CYCLIC_MODES:
+        raise ValueError(f"mode must be one of {_CYCLIC_MODES}, got {mode!r}")
+    base_lr, max_lr = _rate("base_lr", base_lr), _rate("max_lr", max_lr)
+    up = _count("step_size_up", step_size_up)
+    down = up if step_size_down is None else _count("step_size_down", step_size_down)
+    gamma = _check("gamma", gamma, low=0.0, low_open=True)
+    _broadcast(base_lr=base_lr, max_lr=max_lr, step_size_up=up, step_size_down=down, gamma=gamma)
+    cycle_scale = 0.5 if mode == "triangular2" else 1.0
+    iter_gamma = gamma if mode == "exp_range" else np.ones_like(gamma)
+    table = _pack((0.0, 0.0, L.CYCLIC, base_lr, max_lr, up, down, cycle_scale, iter_gamma))
+    params = {"base_lr": base_lr, "max_lr": max_lr, "step_size_up": up, "step_size_down": down, "mode": mode}
+    if mode == "exp_range":
+        params["gamma"] = gamma
+    return Schedule(table, "cyclic", params)
+
+
+def inverse_sqrt(lr, warmup_steps, *, start_lr=0.0):
+    """Linear warmup to lr over ``warmup_steps``, then lr · sqrt(warmup_steps / t).
+
+    fairseq ``inverse_sqrt``, the Transformer ("Attention is all you need")
+    schedule; not in torch. Beyond the API contract.
+
+    >>> s = inverse_sqrt(1.0, 4)
+    >>> s(2), s(4), s(16)
+    (0.5, 1.0, 0.5)
+    """
+    lr, W, start_lr = _rate("lr", lr), _check("warmup_steps", warmup_steps, low=1.0), _rate("start_lr", start_lr)
+    _broadcast(lr=lr, warmup_steps=W, start_lr=start_lr)
+    table = _pack(
+        (0.0, 0.0, L.POLYNOMIAL, start_lr, W, 1.0, lr, 0.0),
+        (W, W, L.INVERSE_TIME, lr, 1.0 / W, 1.0, 0.0, 0.5),
+    )
+    return Schedule(table, "inverse_sqrt", {"lr": lr, "warmup_steps": W, "start_lr": start_lr})
+
+
+_WSD_DECAYS = ("linear", "cosine", "1-sqrt")
+
+
+def wsd(lr, total_steps, *, warmup_steps=0, decay_steps=None, end_lr=0.0, decay="linear", start_lr=0.0):
+    """Warmup-stable-decay: linear warmup over ``warmup_steps``, lr held, then a decay
+    to end_lr over the last ``decay_steps`` (default 20 % of total_steps) shaped
+    ``"linear"``, ``"cosine"`` or ``"1-sqrt"`` (Hägele et al. 2024), end_lr after.
+
+    MiniCPM / "Scaling Laws and Compute-Optimal Training Beyond Fixed Training
+    Durations"; not in torch. Beyond the API contract.
+
+    >>> s = wsd(1.0, 10, warmup_steps=2, decay_steps=4)
+    >>> [round(s(t), 3) for t in range(11)]
+    [0.0, 0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 0.75, 0.5, 0.25, 0.0]
+    """
+    if decay not in _WSD_DECAYS:
+        raise ValueError(f"decay must be one of {_WSD_DECAYS}, got {decay!r}")
+    lr, T = _rate("lr", lr), _check("total_steps", total_steps, low=1.0, integer=True)
+    W = _check("warmup_steps", warmup_steps, low=0.0, integer=True)
+    D = np.round(0.2 * T) if decay_steps is None else _check("decay_steps", decay_steps, low=1.0, integer=True)
+    D = np.maximum(D, 1.0)
+    end_lr, start_lr = _rate("end_lr", end_lr), _rate("start_lr", start_lr)
+    _broadcast(lr=lr, total_steps=T, warmup_steps=W, decay_steps=D, end_lr=end_lr, start_lr=start_lr)
+    if np.any(W + D > T):
+        raise ValueError(
+            f"warmup_steps + decay_steps must not exceed total_steps, got {warmup_steps!r} + {D!r} > {total_steps!r}"
+        )
+    d0 = T - D
+    if decay == "linear":
+        tail = (d0, d0, L.POLYNOMIAL, lr, D, 1.0, end_lr, 0.0)
+    elif decay == "cosine":
+        tail = (d0, d0, L.COSINE, lr, D, end_lr)
+    else:
+        tail = (d0, d0, L.ONE_MINUS_POWER, lr, D, 0.5, end_lr)
+    # a zero-length warmup becomes a segment that the stable one (same start) overrides
+    table = _pack(
+        (0.0, 0.0, L.POLYNOMIAL, start_lr, np.maximum(W, 1.0), 1.0, lr, 0.0),
+        (W, W, L.CONSTANT, lr),
+        tail,
+    )
+    params = {"lr": lr, "total_steps": T, "warmup_steps": W, "decay_steps": D, "end_lr": end_lr, "decay": decay}
+    return Schedule(_normalise(table), "wsd", params)
+
+
+def stack(schedules):
+    """A batch of schedules of any kinds: ``batch_shape == (len(schedules),) + common``.
+
+    >>> s = stack([constant(1.0), step(1.0, 0.5, 2)])
+    >>> s.batch_shape, s.table(4).tolist()
+    ((2,), [[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 0.5, 0.5]])
+    """
+    schedules = list(schedules) if not isinstance(schedules, Schedule) else [schedules]
+    if not schedules:
+        raise ValueError("schedules must hold at least one schedule, got none")
+    for k, s in enumerate(schedules):
+        if not isinstance(s, Schedule):
+            raise TypeError(f"schedules[{k}] must be a fastdecay Schedule, got {s!r}")
+    batch = _broadcast(**{f"schedules[{k}]": np.empty(s.batch_shape) for k, s in enumerate(schedules)})
+    n = max(s.segments.shape[-2] for s in schedules)
+    tables = [_pad_segments(np.broadcast_to(s.segments, batch + s.segments.shape[-2:]), n) for s in schedules]
+    return Schedule(np.stack(tables), "stack", {"schedules": schedules})
+
+
+# ----------------------------------------------------------------------------- relating schedules
+
+
+def _exponential_form(s, name="s"):
+    """(lr, gamma, steps per factor of gamma) of a step or exponential schedule."""
+    if not isinstance(s, Schedule):
+        raise TypeError(f"{name} must be a fastdecay Schedule, got {s!r}")
+    p = s.params
+    if s.kind == "step":
+        return p["lr"], p["gamma"], p["period"]
+    if s.kind == "exponential":
+        return p["lr"], p["gamma"], p["decay_steps"]
+    raise ValueError(f"{name} must be a step or exponential schedule, got a {s.kind} schedule")
+
+
+def half_life(s):
+    """Steps for the rate to halve: ln 2 / rate for an exponential (rate = −ln γ per step),
+    period · ln 2 / −ln γ for a step schedule; decay_steps / rate for inverse time.
+    Broadcast over the batch; ``inf`` where the rate never halves.
+
+    >>> half_life(step(0.1, 0.5, 10))
+    10.0
+    >>> round(half_life(exponential(0.1, rate=np.log(2) / 10)), 9)
+    10.0
+    """
+    if isinstance(s, Schedule) and s.kind == "inverse_time":
+        p = s.params
+        with np.errstate(divide="ignore"):
+            h = np.broadcast_to(p["decay_steps"] / p["rate"], s.batch_shape)
+        return _scalar_or_array(h)
+    _, gamma, per = _exponential_form(s)
+    with np.errstate(divide="ignore"):
+        h = np.where(gamma < 1.0, per * np.log(2.0) / -np.log(gamma), np.inf)
+    return _scalar_or_array(np.broadcast_to(h, s.batch_shape))
+
+
+def _scalar_or_array(a):
+    a = np.asarray(a, dtype=np.float64)
+    return float(a) if a.ndim == 0 else np.array(a)
+
+
+def match_endpoint(s, steps):
+    """The ``exponential`` with the same lr as ``s`` that reaches ``s(steps)`` at ``steps``.
+
+    The seed's worked example: step decay by 0.5 every 10 epochs over 30 epochs
+    ends at lr/8, which the exponential with rate ln 2/10 ≈ 0.0693 also reaches:
+
+    >>> e = match_endpoint(step(0.1, 0.5, 10), 30)
+    >>> round(float(-np.log(e.params["gamma"])), 4)
+    0.0693
+    >>> round(e(30), 6) == round(step(0.1, 0.5, 10)(30), 6)
+    True
+    """
+    if not isinstance(s, Schedule):
+        raise TypeError(f"s must be a fastdecay Schedule, got {s!r}")
+    steps = _check("steps", steps, low=1.0, integer=True)
+    lr0 = s.lr0()
+    end = s(steps) if steps.ndim == 0 else s(np.asarray(steps, dtype=np.int64))
+    if np.any(lr0 <= 0) or np.any(np.asarray(end) <= 0):
+        raise ValueError(f"s must have positive rates at 0 and at steps={steps!r} to match an exponential")
+    rate = np.log(lr0 / end) / steps
+    if np.any(rate < 0):
+        raise ValueError(f"s grows between step 0 and steps={steps!r}; no decaying exponential matches it")
+    return exponential(lr0, rate=rate)
+
+
+def match_half_life(s):
+    """The exponential with the same half-life as a step schedule, or the step
+    schedule (gamma 0.5, period = half-life) of an exponential, same lr.
+
+    >>> e = match_half_life(step(0.1, 0.5, 10))
+    >>> e.kind, round(half_life(e), 9)
+    ('exponential', 10.0)
+    >>> st = match_half_life(exponential(0.1, rate=0.0693))
+    >>> st.kind, round(float(st.params["period"]), 2)
+    ('step', 10.0)
+    """
+    lr, gamma, _ = _exponential_form(s)
+    h = half_life(s)
+    if np.any(~np.isfinite(h)):
+        raise ValueError(f"s never halves (gamma >= 1): {s!r}")
+    if s.kind == "step":
+        return exponential(lr, half_life=h)
+    if s.params["staircase"]:
+        raise ValueError("s must be a smooth exponential (staircase=False) to match a step schedule")
+    return step(lr, 0.5, h)
+
+
+def quantization_gap(s, t):
+    """ln η_step(t) − ln η_exp(t) of a step schedule against the exponential with the
+    same lr and rate = −ln γ / period (so gamma_step = e^(−rate·period)):
+    rate · (t mod period), always in [0, rate·period).
+
+    >>> [round(quantization_gap(step(0.1, 0.5, 10), t), 4) for t in (0, 5, 10)]
+    [0.0, 0.3466, 0.0]
+    """
+    if not isinstance(s, Schedule) or s.kind != "step":
+        raise ValueError(f"s must be a step schedule, got {s!r}")
+    _, gamma, period = _exponential_form(s)
+    steps = _steps("t", t)
+    rate = -np.log(gamma) / period
+    # the closed form, not a difference of logs: exactly 0 on the plateaus' first steps
+    gap = rate * (steps - period * np.floor(steps / period))
+    return _scalar_or_array(np.broadcast_to(gap, np.broadcast_shapes(s.batch_shape, steps.shape)))
