@@ -10,8 +10,8 @@ simulations all read that one table. Parameters may be arrays: they broadcast
 >>> s(0), s(25)
 (0.1, 0.025)
 >>> fd.exponential(lr=0.1, gamma=[0.9, 0.99]).table(3).round(4)
-array([[0.1   , 0.09  , 0.081 ],
-       [0.1   , 0.099 , 0.0980]])
+array([[0.1  , 0.09 , 0.081],
+       [0.1  , 0.099, 0.098]])
 """
 
 import math
