@@ -1,3 +1,106 @@
-"""Reference oracles (see fastdecay.reference)."""
+"""Plain-Python oracles for the batched simulations (see fastdecay.reference).
 
-__all__ = []
+One trajectory at a time, one step at a time, each update rule written out as
+torch's documentation writes it. ``fastdecay.simulate`` must agree with these.
+"""
+
+import math
+
+import numpy as np
+
+__all__ = ["philox4x32_10", "philox_normal", "simulate_quadratic", "OPTIMIZERS"]
+
+OPTIMIZERS = ("gd", "momentum", "momentum_lr_in_buffer", "nesterov", "adam", "adamw")
+
+_MASK = 0xFFFFFFFF
+
+
+def philox4x32_10(counter, key):
+    """Philox4x32 with 10 rounds on Python integers (Salmon et al. 2011, Random123).
+
+    >>> [hex(x) for x in philox4x32_10((0, 0, 0, 0), (0, 0))]
+    ['0x6627e8d5', '0xe169c58d', '0xbc57ac4c', '0x9b00dbd8']
+    """
+    c0, c1, c2, c3 = counter
+    k0, k1 = key
+    for _ in range(10):
+        hi0, lo0 = divmod(0xD2511F53 * c0, 1 << 32)
+        hi1, lo1 = divmod(0xCD9E8D57 * c2, 1 << 32)
+        c0, c1, c2, c3 = hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
+        k0 = (k0 + 0x9E3779B9) & _MASK
+        k1 = (k1 + 0xBB67AE85) & _MASK
+    return c0, c1, c2, c3
+
+
+def philox_normal(seed, trajectory, step, coordinate):
+    """The standard normal fastdecay adds to gradient coordinate ``coordinate`` of
+    trajectory ``trajectory`` at step ``step`` under ``seed`` (Box-Muller, float64)."""
+    x0, x1, x2, x3 = philox4x32_10(
+        (trajectory & _MASK, trajectory >> 32, step, coordinate), (seed & _MASK, seed >> 32)
+    )
+    u1 = (((x0 << 21) | (x1 >> 11)) + 1) * 2.0**-53
+    u2 = ((x2 << 21) | (x3 >> 11)) * 2.0**-53
+    return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+
+
+def _value(x, t):
+    return float(x(t)) if callable(x) else float(x)
+
+
+def simulate_quadratic(curvature, lr, *, steps, optimizer="gd", w0=1.0, momentum=0.9,
+                       betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, on_drop="keep",
+                       drops=(), noise=0.0, seed=0, trajectory=0):
+    """Every iterate of one trajectory on f(w) = 1/2 sum_i curvature_i w_i^2.
+
+    ``lr`` and ``weight_decay`` are floats or callables of the step (a Schedule is
+    one); ``drops`` lists the steps where the rate falls discontinuously (where
+    ``on_drop`` acts). Returns ``(w, lrs)``: ``w`` of shape ``(steps + 1, d)`` (row t
+    is w_t) and ``lrs`` of shape ``(steps,)``.
+
+    >>> w, _ = simulate_quadratic([1.0, 2.0], 0.25, steps=2)
+    >>> w[-1].tolist()   # (1 - 0.25 * lambda)^2
+    [0.5625, 0.25]
+    """
+    lam = np.asarray(curvature, dtype=np.float64).reshape(-1)
+    d = lam.shape[0]
+    w = np.broadcast_to(np.asarray(w0, dtype=np.float64), (d,)).copy()
+    history = [w.copy()]
+    lrs = []
+    buf = np.zeros(d)   # torch's momentum_buffer, or v of the lr-in-buffer form, or Adam's exp_avg
+    sq = np.zeros(d)    # Adam's exp_avg_sq
+    beta1, beta2 = betas
+    drops = set(int(t) for t in drops)
+    for t in range(steps):
+        eta = _value(lr, t)
+        wd = _value(weight_decay, t)
+        lrs.append(eta)
+        g = lam * w
+        if noise:
+            g = g + noise * np.array([philox_normal(seed, trajectory, t, c) for c in range(d)])
+        if optimizer == "adamw":
+            w = w * (1.0 - eta * wd)        # decoupled: shrink with the old weights first
+        elif wd:
+            g = g + wd * w                  # torch: weight decay added to the gradient
+        if t in drops and t > 0 and optimizer in ("momentum", "momentum_lr_in_buffer", "nesterov"):
+            if on_drop == "reset":
+                buf = np.zeros(d)
+            elif on_drop == "rescale":
+                buf = buf * (eta / _value(lr, t - 1))
+        if optimizer == "gd":
+            w = w - eta * g
+        elif optimizer in ("momentum", "nesterov"):
+            buf = g.copy() if t == 0 else momentum * buf + g   # torch: buffer = gradient on step 0
+            w = w - eta * (g + momentum * buf if optimizer == "nesterov" else buf)
+        elif optimizer == "momentum_lr_in_buffer":
+            buf = momentum * buf + eta * g                      # v_0 = eta_0 g_0
+            w = w - buf
+        elif optimizer in ("adam", "adamw"):
+            buf = beta1 * buf + (1.0 - beta1) * g
+            sq = beta2 * sq + (1.0 - beta2) * g * g
+            bc1 = 1.0 - beta1 ** (t + 1)
+            bc2 = 1.0 - beta2 ** (t + 1)
+            w = w - (eta / bc1) * buf / (np.sqrt(sq) / math.sqrt(bc2) + eps)
+        else:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+        history.append(w.copy())
+    return np.array(history), np.array(lrs)
