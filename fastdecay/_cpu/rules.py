@@ -1,0 +1,197 @@
+"""The update rules, written once: SGD / heavy-ball / Nesterov and Adam / AdamW / AMSGrad.
+
+Every CPU kernel that updates weights calls these small Numba functions: the
+fused updates (``fastdecay/_cpu/updates.py``) and the batched simulations
+(``fastdecay/_cpu/simulate.py``); the CUDA kernels (``kernels/updates.cu``,
+``kernels/simulate.cu``) mirror them line for line. They carry no signatures:
+LLVM inlines them into the calling loop, where loop-invariant arguments fold.
+
+Two layers, kept separate so a caller may bring its own learning rate (a
+simulation advances per-trajectory rates by recurrence):
+
+(a) Per-step scalars, float64, computed once per call (or once per trajectory
+    per step)::
+
+        lr_t, wd_t = scheduled_rates(lr_table, wd_table, t)          # row 0 of each table
+        scale      = buffer_scale_at(lr_table, row, t, on_drop)       # on_drop: ON_DROP_*
+        c = sgd_scalars(lr_t, wd_t, first, scale, momentum, dampening,
+                        nesterov, decoupled, maximize, lr_in_buffer)
+            # -> (sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr)
+        c = adam_scalars(lr_t, wd_t, t, beta1, beta2, eps, decoupled, maximize)
+            # -> (sign, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps)
+
+    ``t`` is the step as float64 (updates already applied, from 0); ``first``
+    is ``t == 0``. Tables are ``(rows, segments, WIDTH)`` (``fastdecay._layout``).
+
+(b) Per-element rules: every float argument already cast to the element dtype
+    (float32 keeps float32 math), flags as booleans; they return new values::
+
+        w, buf = sgd_element(w, g, buf, sign, l2, shrink, buf_decay, grad_gain,
+                             nest_grad, nest_buf, neg_lr, use_momentum, nesterov, first)
+        w, m, v, vmax = adam_element(w, g, m, v, vmax, sign, l2, shrink, w1, beta2, w2,
+                                     neg_step_size, bc2_sqrt, eps, amsgrad, first)
+
+    At ``first`` the buffers' content is never read (torch's lazily created
+    state): the momentum buffer starts from the gradient (``grad_gain * g``),
+    Adam's moments (and AMSGrad's max) from zero. Without ``use_momentum`` /
+    ``amsgrad`` the returned ``buf`` / ``vmax`` is the input, unchanged; the
+    caller then never loads or stores it.
+
+The arithmetic follows torch's single-tensor path (``torch.optim.sgd._single_tensor_sgd``,
+``torch.optim.adam._single_tensor_adam``) operation by operation, so float64
+trajectories agree to rounding:
+
+SGD, with g <- -g under ``maximize`` and g <- g + wd*w (coupled weight decay)::
+
+    buf <- g                               at the first step (torch clones the gradient)
+    buf <- momentum*s*buf + (1-dampening)*g   later (s: the on_drop factor, 1 unless the lr drops)
+    d   <- g + momentum*buf  (nesterov)  |  buf  (heavy ball)  |  g  (no momentum)
+    w   <- w*(1 - lr*wd)                   (decoupled only; the old weights, as AdamW)
+    w   <- w - lr*d
+
+``lr_in_buffer`` moves the rate into the buffer: buf <- momentum*s*buf + (1-dampening)*lr*g
+(first step: lr*g), d as above with g scaled by lr, and w <- w - d.
+
+Adam, with g <- -g under ``maximize``::
+
+    w <- w*(1 - lr*wd)                      decoupled (AdamW), before the moments
+    g <- g + wd*w                           coupled (Adam's L2), otherwise
+    m <- m + (1-beta1)*(g - m)              torch's lerp_
+    v <- v*beta2 + (1-beta2)*g*g            torch's mul_ + addcmul_
+    vmax <- max(vmax, v)                    AMSGrad: the max of the raw second moment
+    w <- w + (-lr/(1-beta1^(t+1))) * m / (sqrt(v or vmax)/sqrt(1-beta2^(t+1)) + eps)
+
+Coefficients that make a term vanish are exact (``1*x``, ``x + 0*y`` and
+``x*1`` round to ``x`` for finite values), so one rule covers every flag
+combination without a branch per element beyond the loop-invariant ones.
+"""
+
+import math
+
+from numba import njit
+
+from .schedule import drop_ratio, lr_at
+
+# on_drop codes (the public strings map onto these in fastdecay/updates.py)
+ON_DROP_KEEP = 0
+ON_DROP_RESET = 1
+ON_DROP_RESCALE = 2
+ON_DROP_CODES = {"keep": ON_DROP_KEEP, "reset": ON_DROP_RESET, "rescale": ON_DROP_RESCALE}
+
+
+# ----------------------------------------------------------------------------- (a) per-step scalars
+
+
+@njit(cache=True)
+def scheduled_rates(lr_table, wd_table, t):
+    """(lr_t, wd_t): row 0 of the learning-rate and weight-decay tables at step ``t``."""
+    return lr_at(lr_table, 0, t), lr_at(wd_table, 0, t)
+
+
+@njit(cache=True)
+def buffer_scale_at(lr_table, row, t, on_drop):
+    """Factor applied to the momentum buffer before its update at step ``t``.
+
+    1 unless the rate of schedule ``row`` drops discontinuously at ``t``; there
+    0 for ``ON_DROP_RESET`` and eta_t/eta_{t-1} for ``ON_DROP_RESCALE``.
+    """
+    if on_drop == ON_DROP_KEEP:
+        return 1.0
+    ratio = drop_ratio(lr_table, row, t)
+    if ratio == 1.0:
+        return 1.0
+    if on_drop == ON_DROP_RESET:
+        return 0.0
+    return ratio
+
+
+@njit(cache=True)
+def sgd_scalars(lr, wd, first, buffer_scale, momentum, dampening, nesterov, decoupled, maximize, lr_in_buffer):
+    """Per-step coefficients of ``sgd_element`` (float64).
+
+    Returns ``(sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr)``:
+    gradient sign (-1 under maximize), coupled weight decay (0 if decoupled),
+    decoupled shrink 1 - lr*wd (1 if coupled), the buffer's decay
+    momentum*buffer_scale and the gradient's gain into it ((1-dampening), times
+    lr with lr_in_buffer; 1 or lr at the first step), the Nesterov direction
+    nest_grad*g + nest_buf*buf, and -lr (-1 with lr_in_buffer and momentum).
+    """
+    sign = -1.0 if maximize else 1.0
+    l2 = 0.0 if decoupled else wd
+    shrink = 1.0 - lr * wd if decoupled else 1.0
+    in_buffer = lr_in_buffer and momentum != 0.0
+    gain = 1.0 if first else 1.0 - dampening
+    if in_buffer:
+        gain = gain * lr
+    buf_decay = momentum * buffer_scale
+    nest_grad = lr if in_buffer else 1.0
+    nest_buf = momentum if nesterov else 0.0
+    neg_lr = -1.0 if in_buffer else -lr
+    return sign, l2, shrink, buf_decay, gain, nest_grad, nest_buf, neg_lr
+
+
+@njit(cache=True)
+def adam_scalars(lr, wd, t, beta1, beta2, eps, decoupled, maximize):
+    """Per-step coefficients of ``adam_element`` (float64), bias corrections at ``t + 1``.
+
+    Returns ``(sign, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps)``
+    with w1 = 1 - beta1, w2 = 1 - beta2, neg_step_size = -lr/(1 - beta1^(t+1)),
+    bc2_sqrt = (1 - beta2^(t+1))**0.5 (torch's Python-float arithmetic).
+    """
+    sign = -1.0 if maximize else 1.0
+    l2 = 0.0 if decoupled else wd
+    shrink = 1.0 - lr * wd if decoupled else 1.0
+    n = t + 1.0
+    bias_correction1 = 1.0 - beta1**n
+    bias_correction2 = 1.0 - beta2**n
+    neg_step_size = -(lr / bias_correction1)
+    bc2_sqrt = bias_correction2**0.5
+    return sign, l2, shrink, 1.0 - beta1, beta2, 1.0 - beta2, neg_step_size, bc2_sqrt, eps
+
+
+# ----------------------------------------------------------------------------- (b) per-element rules
+
+
+@njit(cache=True)
+def sgd_element(w, g, buf, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
+                use_momentum, nesterov, first):
+    """One element of SGD / heavy ball / Nesterov: returns the new ``(w, buf)``."""
+    g = sign * g
+    g = g + l2 * w
+    if use_momentum:
+        if first:
+            buf = grad_gain * g
+        else:
+            buf = buf_decay * buf + grad_gain * g
+        if nesterov:
+            d = nest_grad * g + nest_buf * buf
+        else:
+            d = buf
+    else:
+        d = g
+    w = w * shrink
+    w = w + neg_lr * d
+    return w, buf
+
+
+@njit(cache=True)
+def adam_element(w, g, m, v, vmax, sign, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps,
+                 amsgrad, first):
+    """One element of Adam / AdamW / AMSGrad: returns the new ``(w, m, v, vmax)``."""
+    g = sign * g
+    w = w * shrink
+    g = g + l2 * w
+    if first:
+        m = w1 * g
+        v = w2 * g * g
+    else:
+        m = m + w1 * (g - m)
+        v = v * beta2 + w2 * g * g
+    if amsgrad:
+        if first or v > vmax:
+            vmax = v
+        denom = math.sqrt(vmax) / bc2_sqrt + eps
+    else:
+        denom = math.sqrt(v) / bc2_sqrt + eps
+    w = w + neg_step_size * m / denom
+    return w, m, v, vmax
