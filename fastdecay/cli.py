@@ -1,0 +1,361 @@
+"""The ``fastdecay`` command line (also ``python -m fastdecay``).
+
+::
+
+    fastdecay schedule KIND [--PARAM VALUE ...] --steps N [--every K] [--format table|csv|json] [--plot FILE.png]
+    fastdecay demo [--out DIR]
+    fastdecay sweep CONFIG.toml [--out DIR] [--resume] [--scheduler ADDRESS]
+
+Bad arguments give exit status 2 and a one-line message on stderr, before
+anything is written.
+
+>>> main(["schedule", "exponential", "--lr", "0.1", "--gamma", "0.9", "--steps", "2"])
+step       lr
+   0  0.10000
+   1  0.09000
+   2  0.08100
+0
+"""
+
+import argparse
+import inspect
+import json
+import math
+import sys
+
+import numpy as np
+
+from . import schedules as S
+
+__all__ = ["main", "build_parser", "SCHEDULE_KINDS"]
+
+
+class CommandLineError(Exception):
+    """A bad argument found after parsing (exit status 2, one line on stderr)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error: ``fastdecay schedule: error: ... (see --help)``."""
+
+    def error(self, message):
+        raise CommandLineError(f"{self.prog}: error: {message} (see {self.prog} --help)")
+
+
+# ----------------------------------------------------------------------------- fastdecay schedule
+
+# The factories the command line offers, by KIND. join and stack take schedules, not
+# numbers; every other factory is here.
+SCHEDULE_KINDS = {
+    "constant": S.constant,
+    "step": S.step,
+    "multistep": S.multistep,
+    "exponential": S.exponential,
+    "inverse_time": S.inverse_time,
+    "polynomial": S.polynomial,
+    "cosine": S.cosine,
+    "cosine_restarts": S.cosine_restarts,
+    "linear": S.linear,
+    "piecewise": S.piecewise,
+    "one_cycle": S.one_cycle,
+    "cyclic": S.cyclic,
+    "inverse_sqrt": S.inverse_sqrt,
+    "wsd": S.wsd,
+}
+
+_SUMMARY = {
+    "constant": "lr",
+    "step": "lr * gamma^floor(t / period)  (torch StepLR)",
+    "multistep": "lr * gamma^(milestones passed)  (torch MultiStepLR)",
+    "exponential": "lr * gamma^(t / decay_steps); or rate=, half_life=  (torch ExponentialLR)",
+    "inverse_time": "lr / (1 + rate * t / decay_steps)  (Keras InverseTimeDecay)",
+    "polynomial": "(lr - end_lr) (1 - t/T)^power + end_lr  (Keras PolynomialDecay)",
+    "cosine": "cosine from lr to min_lr over total_steps  (torch CosineAnnealingLR)",
+    "cosine_restarts": "SGDR cycles  (torch CosineAnnealingWarmRestarts)",
+    "linear": "straight line from start_lr to end_lr  (optax linear_schedule)",
+    "piecewise": "constant values between boundaries  (optax piecewise_constant_schedule)",
+    "one_cycle": "cosine up then down  (torch OneCycleLR)",
+    "cyclic": "triangle between base_lr and max_lr  (torch CyclicLR)",
+    "inverse_sqrt": "warmup, then lr sqrt(warmup_steps / t)  (Transformer)",
+    "wsd": "warmup-stable-decay",
+}
+
+# Parameters that take a comma-separated list, and their element type.
+_LIST_PARAMS = {"milestones": int, "boundaries": int, "values": float}
+_CHOICES = {("cyclic", "mode"): S._CYCLIC_MODES, ("wsd", "decay"): S._WSD_DECAYS}
+_HELP = {
+    "lr": "initial learning rate eta_0",
+    "gamma": "decay factor per period (or per decay_steps)",
+    "period": "steps between drops",
+    "milestones": "comma-separated steps at which the rate is multiplied by gamma, e.g. 30,80",
+    "rate": "decay rate (exponential: gamma = exp(-rate); inverse_time: eta_0 / (1 + rate t))",
+    "half_life": "steps for the rate to halve (gamma = 2^(-1/half_life))",
+    "decay_steps": "steps per factor of gamma",
+    "staircase": "floor the exponent (decay in steps)",
+    "total_steps": "length of the decay in steps",
+    "power": "polynomial power",
+    "end_lr": "final learning rate",
+    "cycle": "restart the decay every total_steps (Keras PolynomialDecay(cycle=True))",
+    "min_lr": "floor of the rate",
+    "period_mult": "factor by which each cycle grows",
+    "start_lr": "rate at step 0",
+    "boundaries": "comma-separated steps where the value changes, e.g. 100,200",
+    "values": "comma-separated rates, one more than boundaries, e.g. 0.1,0.01,0.001",
+    "max_lr": "peak learning rate",
+    "pct_start": "fraction of total_steps spent increasing",
+    "div_factor": "initial rate = max_lr / div_factor",
+    "final_div_factor": "final rate = initial rate / final_div_factor",
+    "base_lr": "lowest rate of the cycle",
+    "step_size_up": "steps from base_lr to max_lr",
+    "step_size_down": "steps from max_lr back to base_lr (default step_size_up)",
+    "mode": "amplitude policy",
+    "warmup_steps": "steps of linear warmup",
+    "decay": "shape of the final decay",
+    ("inverse_time", "rate"): "k in eta_0 / (1 + k t / decay_steps)",
+    ("inverse_time", "decay_steps"): "steps per unit of k t",
+    ("wsd", "total_steps"): "length of the whole schedule",
+    ("wsd", "decay_steps"): "length of the final decay (default 20%% of total_steps)",
+    ("cosine_restarts", "period"): "length of the first cycle",
+    ("inverse_sqrt", "warmup_steps"): "steps of linear warmup; then lr sqrt(warmup_steps / t)",
+}
+
+
+def _list_of(kind_name, element):
+    def parse(text):
+        try:
+            return [element(x) for x in text.replace(" ", "").split(",") if x != ""]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {kind_name}s, got {text!r}") from None
+
+    parse.__name__ = f"list of {kind_name}s"
+    return parse
+
+
+def _nonnegative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+def _positive_int(text):
+    value = _nonnegative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _description(doc):
+    """A factory's docstring without its doctest examples, as one paragraph."""
+    text = inspect.cleandoc(doc or "").split(">>>")[0]
+    return " ".join(text.split()).replace("``", "")
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Shows an option once (``--total-steps N``), not once per accepted spelling."""
+
+    def _format_action_invocation(self, action):
+        if not action.option_strings:
+            return super()._format_action_invocation(action)
+        shown = ", ".join(o for o in action.option_strings if "_" not in o)
+        if action.nargs == 0:
+            return shown
+        return f"{shown} {self._format_args(action, self._get_default_metavar_for_optional(action))}"
+
+
+def _add_factory_options(parser, kind, factory):
+    """One ``--param`` option per factory argument; required ones without default."""
+    for p in inspect.signature(factory).parameters.values():
+        flags = [f"--{p.name.replace('_', '-')}"] + ([f"--{p.name}"] if "_" in p.name else [])
+        help_ = _HELP.get((kind, p.name), _HELP.get(p.name, ""))
+        required = p.default is inspect.Parameter.empty
+        if isinstance(p.default, bool):
+            parser.add_argument(*flags, dest=p.name, action="store_true", help=help_)
+            continue
+        if (kind, p.name) in _CHOICES:
+            choices = _CHOICES[(kind, p.name)]
+            help_ = f"{help_} (default {p.default})"
+            parser.add_argument(*flags, dest=p.name, choices=choices, default=p.default, help=help_)
+            continue
+        kwargs = {"dest": p.name, "metavar": "N" if "steps" in p.name else p.name.upper(), "required": required}
+        if p.name in _LIST_PARAMS:
+            kwargs["type"] = _list_of(_LIST_PARAMS[p.name].__name__, _LIST_PARAMS[p.name])
+        else:
+            kwargs["type"] = float
+        if not required:
+            kwargs["default"] = p.default
+            if p.default is not None:
+                help_ = f"{help_} (default {p.default:g})" if help_ else f"default {p.default:g}"
+        parser.add_argument(*flags, help=help_, **kwargs)
+
+
+def _add_schedule_command(commands):
+    sched = commands.add_parser(
+        "schedule",
+        help="print a learning-rate schedule, one row a step",
+        description="Print the rate of a schedule at steps 0 to N (one row a step). "
+        "Each KIND takes its factory's arguments as options: `fastdecay schedule KIND --help`.",
+        epilog="example: fastdecay schedule exponential --lr 0.1 --gamma 0.9 --steps 10",
+    )
+    kinds = sched.add_subparsers(dest="kind", metavar="KIND", parser_class=_Parser)
+    kinds.required = True
+    for kind, factory in SCHEDULE_KINDS.items():
+        p = kinds.add_parser(
+            kind,
+            formatter_class=_HelpFormatter,
+            help=_SUMMARY[kind],
+            description=f"fd.{kind}: {_description(factory.__doc__)}",
+        )
+        _add_factory_options(p, kind, factory)
+        common = p.add_argument_group("output")
+        common.add_argument("--steps", type=_nonnegative_int, required=True, metavar="N", help="last step shown")
+        common.add_argument("--every", type=_positive_int, default=1, metavar="K", help="show steps 0, K, 2K, ... <= N")
+        common.add_argument("--format", choices=("table", "csv", "json"), default="table", help="default table")
+        common.add_argument("--plot", metavar="FILE.png", help="also draw the rates into this PNG (needs matplotlib)")
+        common.add_argument(
+            "--warmup", type=_nonnegative_int, default=0, metavar="W",
+            help="prepend a linear warmup from 0 over W steps (fd.warmup)",
+        )
+
+
+def _build_schedule(args):
+    factory = SCHEDULE_KINDS[args.kind]
+    kwargs = {name: getattr(args, name) for name in inspect.signature(factory).parameters}
+    schedule = factory(**kwargs)
+    if args.warmup:
+        schedule = S.warmup(schedule, args.warmup)
+    return schedule
+
+
+def _fixed_decimals(rates):
+    """Decimals that show the smallest nonzero rate with 4 significant digits (at least 5),
+    or None when that would take more than 12 (then scientific notation)."""
+    finite = np.abs(rates[np.isfinite(rates) & (rates != 0)])
+    if finite.size == 0:
+        return 5
+    decimals = max(5, 3 - math.floor(math.log10(finite.min())))
+    return decimals if decimals <= 12 and finite.max() < 1e6 else None
+
+
+def _print_schedule(schedule, steps, rates, fmt, out):
+    if fmt == "json":
+        doc = {"schedule": repr(schedule), "step": steps.tolist(), "lr": rates.tolist()}
+        out.write(json.dumps(doc) + "\n")
+        return
+    if fmt == "csv":
+        out.write("step,lr\n")
+        for t, r in zip(steps.tolist(), rates.tolist()):
+            out.write(f"{t},{r!r}\n")
+        return
+    decimals = _fixed_decimals(rates)
+    cells = [f"{r:.{decimals}f}" if decimals is not None else f"{r:.6e}" for r in rates.tolist()]
+    width_t = max(4, len(str(int(steps[-1]))) if steps.size else 4)
+    width_r = max([2] + [len(c) for c in cells])
+    out.write(f"{'step':>{width_t}}  {'lr':>{width_r}}\n")
+    for t, c in zip(steps.tolist(), cells):
+        out.write(f"{t:>{width_t}}  {c:>{width_r}}\n")
+
+
+def _run_schedule(args, out):
+    try:
+        schedule = _build_schedule(args)
+    except (ValueError, TypeError) as exc:
+        raise CommandLineError(f"fastdecay schedule {args.kind}: error: {exc}") from None
+    steps = np.arange(0, args.steps + 1, args.every, dtype=np.int64)
+    rates = np.asarray(schedule(steps), dtype=np.float64)
+    if args.plot:
+        from . import plots
+
+        try:
+            plots.lr_curves({repr(schedule): schedule}, args.steps + 1, path=args.plot)
+        except (OSError, ValueError) as exc:
+            raise CommandLineError(f"fastdecay schedule: error: cannot write --plot {args.plot!r}: {exc}") from None
+    _print_schedule(schedule, steps, rates, args.format, out)
+    return 0
+
+
+# ----------------------------------------------------------------------------- demo and sweep
+
+
+def _add_demo_command(commands):
+    demo = commands.add_parser(
+        "demo",
+        help="step vs exponential decay on quadratics: a table and PNG figures",
+        description="The main job: a half-life-matched step and exponential schedule (and a cosine for "
+        "reference) on a batch of quadratics with curvatures 0.01-100. Prints a table per curvature "
+        "(stability onset, final |w|, discretization divergence, momentum overshoot after the first "
+        "drop with keep/reset/rescale) and writes labelled PNG figures to DIR.",
+    )
+    demo.add_argument("--out", default="demo-out", metavar="DIR", help="where the figures go (default demo-out)")
+    demo.add_argument("--no-plots", action="store_true", help="print the table only")
+
+
+def _add_sweep_command(commands):
+    sweep = commands.add_parser(
+        "sweep",
+        help="a simulation sweep from a TOML file: chunked, resumable, local or on Dask",
+        description="Run every schedule x optimizer setting x curvature of a TOML config (see "
+        "examples/sweep.toml) in chunks, each written atomically to DIR/chunks as it finishes; "
+        "a summary table and figures at the end.",
+    )
+    sweep.add_argument("config", metavar="CONFIG.toml", help="the sweep description")
+    sweep.add_argument("--out", metavar="DIR", help="results directory (default: the config's `out`, else CONFIG-out)")
+    sweep.add_argument("--resume", action="store_true", help="continue a sweep of the same config in DIR")
+    sweep.add_argument("--scheduler", metavar="ADDRESS", help="run the chunks on this Dask scheduler (tcp://host:8786)")
+    sweep.add_argument(
+        "--connect-timeout", type=float, default=5.0, metavar="S",
+        help="seconds to wait for the Dask scheduler (default 5)",
+    )
+    sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sweep.add_argument("--no-plots", action="store_true", help="no figures at the end")
+
+
+def build_parser():
+    """The argparse parser of the whole command line."""
+    from . import __version__
+
+    parser = _Parser(
+        prog="fastdecay",
+        description="Learning-rate schedules, fused scheduled optimizer updates and batched quadratic "
+        "simulations. `fastdecay COMMAND --help` for each command.",
+    )
+    parser.add_argument("--version", action="version", version=f"fastdecay {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+    _add_schedule_command(commands)
+    _add_demo_command(commands)
+    _add_sweep_command(commands)
+    return parser
+
+
+def main(argv=None):
+    """Entry point of the ``fastdecay`` console script; returns the exit status."""
+    out = sys.stdout
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "schedule":
+            return _run_schedule(args, out)
+        if args.command == "demo":
+            from . import _demo
+
+            return _demo.run(out_dir=args.out, plots=not args.no_plots, out=out)
+        if args.command == "sweep":
+            from . import sweep as sweep_module
+
+            try:
+                return sweep_module.run_cli(args, out=out)
+            except sweep_module.SweepConfigError as exc:
+                raise CommandLineError(f"fastdecay sweep: error: {exc}") from None
+    except CommandLineError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fastdecay: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,287 @@
+"""Figures of schedules and simulations, one function per figure (matplotlib, Agg).
+
+Not imported by ``import fastdecay``; ``import fastdecay.plots`` (or the first
+use of ``fd.plots``) imports matplotlib, which is the optional extra
+``fastdecay[plot]``. Every function draws on a new ``matplotlib.figure.Figure``
+(no pyplot state, no GUI backend), saves it as PNG when ``path`` is given, and
+returns it.
+
+``schedules`` arguments take a Schedule (a batch gives one curve per member),
+a list of schedules, or a dict ``{label: schedule}``.
+
+>>> import fastdecay as fd, fastdecay.plots
+>>> fig = fd.plots.lr_curves({"step": fd.step(0.1, 0.5, 10), "exponential": fd.exponential(0.1, half_life=10)}, 50)
+>>> [ax.get_ylabel() for ax in fig.axes]
+['learning rate $\\\\eta_t$']
+"""
+
+import os
+
+import numpy as np
+
+try:
+    from matplotlib.figure import Figure
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError("fastdecay.plots needs matplotlib: pip install 'fastdecay[plot]'") from exc
+
+from . import schedules as S
+
+__all__ = [
+    "lr_curves",
+    "stability_ceiling",
+    "trajectories",
+    "loss_curves",
+    "displacement_signatures",
+    "final_vs_curvature",
+    "adam_effective_step",
+    "weight_decay_shrinkage",
+    "momentum_after_drop",
+    "save",
+]
+
+_STYLE = ("-", "--", "-.", ":")
+
+
+def _figure(nrows=1, ncols=1, *, width=8.0, height=4.8, sharex=False):
+    fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
+    axes = fig.subplots(nrows, ncols, sharex=sharex, squeeze=False).ravel()
+    for ax in axes:
+        ax.grid(True, which="major", alpha=0.35)
+        ax.grid(True, which="minor", alpha=0.12)
+    return fig, axes
+
+
+def save(fig, path):
+    """Write ``fig`` as PNG to ``path`` (directories created) and return the path."""
+    path = os.fspath(path)
+    folder = os.path.dirname(path)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    fig.savefig(path, format="png")
+    return path
+
+
+def _finish(fig, path):
+    if path is not None:
+        save(fig, path)
+    return fig
+
+
+def _labelled(schedules, labels=None):
+    """``[(label, scalar Schedule), ...]`` from a Schedule, list or dict."""
+    if isinstance(schedules, S.Schedule):
+        if schedules.batch_shape == ():
+            items = [(repr(schedules), schedules)]
+        else:
+            flat = S.Schedule(schedules.rows(), schedules.kind)
+            items = [(f"{schedules.kind}[{i}]", flat[i]) for i in range(flat.size)]
+    elif isinstance(schedules, dict):
+        items = list(schedules.items())
+    else:
+        items = [(repr(s), s) for s in schedules]
+    if labels is not None:
+        labels = list(labels)
+        if len(labels) != len(items):
+            raise ValueError(f"labels must have one entry per schedule ({len(items)}), got {len(labels)}")
+        items = [(lab, s) for lab, (_, s) in zip(labels, items)]
+    for lab, s in items:
+        if not isinstance(s, S.Schedule):
+            raise TypeError(f"schedules must be fastdecay Schedules, got {s!r} for {lab!r}")
+    return items
+
+
+def _positive(y):
+    """``y`` with non-positive entries masked, for log axes."""
+    y = np.asarray(y, dtype=np.float64)
+    return np.where(y > 0, y, np.nan)
+
+
+def lr_curves(schedules, steps, *, labels=None, log=True, title="Learning-rate schedules", path=None):
+    """The rate η_t of each schedule for t < ``steps`` (log scale by default)."""
+    fig, (ax,) = _figure()
+    t = np.arange(int(steps))
+    for k, (label, s) in enumerate(_labelled(schedules, labels)):
+        ax.plot(t, _positive(s.table(int(steps))), _STYLE[k % 4], lw=1.8, label=label, drawstyle="steps-post")
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel("step $t$")
+    ax.set_ylabel(r"learning rate $\eta_t$")
+    ax.set_title(title)
+    ax.legend(loc="best", fontsize="small")
+    return _finish(fig, path)
+
+
+def stability_ceiling(schedules, curvatures, steps, *, labels=None, path=None,
+                      title=r"Stability ceiling $2/\eta_t$ against the curvatures"):
+    """2/η_t of each schedule (gradient descent on curvature λ is stable while
+    λ < 2/η_t), with the curvatures as horizontal lines and each one's stability
+    onset t* (first step with η_t·λ < 2) marked."""
+    from . import stability_onset
+
+    fig, (ax,) = _figure(width=8.5, height=5.2)
+    t = np.arange(int(steps))
+    lam = np.sort(np.asarray(curvatures, dtype=np.float64).ravel())
+    items = _labelled(schedules, labels)
+    colors = [f"C{k}" for k in range(len(items))]
+    for k, (label, s) in enumerate(items):
+        with np.errstate(divide="ignore"):
+            ceiling = 2.0 / s.table(int(steps))
+        ax.plot(t, ceiling, _STYLE[k % 4], color=colors[k], lw=2.0, label=f"$2/\\eta_t$, {label}")
+        onset = np.asarray(stability_onset(s, lam, max_steps=int(steps)))
+        late = onset > 0
+        ax.plot(onset[late], lam[late], "o", color=colors[k], ms=5, mfc="white", mew=1.5)
+    shown = lam if lam.size <= 12 else lam[np.unique(np.linspace(0, lam.size - 1, 12).round().astype(int))]
+    for v in shown:
+        ax.axhline(v, color="0.55", lw=0.7, ls=":")
+    ax.plot([], [], "o", color="0.3", mfc="white", mew=1.5, label=r"stability onset $t^*$ ($\eta_t\lambda < 2$ from here)")
+    ax.plot([], [], ":", color="0.55", label=r"curvatures $\lambda$")
+    ax.set_yscale("log")
+    ax.set_xlabel("step $t$")
+    ax.set_ylabel(r"curvature $\lambda$  /  ceiling $2/\eta_t$")
+    ax.set_title(title)
+    ax.text(0.99, 0.97, r"above a curve: $\eta_t\lambda > 2$, gradient descent diverges",
+            transform=ax.transAxes, ha="right", va="top", fontsize="small", color="0.3")
+    ax.legend(loc="lower right", fontsize="small")
+    return _finish(fig, path)
+
+
+def trajectories(steps, values, *, labels, ylabel, title, log=True, path=None, ax=None):
+    """Curves ``values[k]`` against ``steps``, one per label (a generic helper)."""
+    values = np.atleast_2d(np.asarray(values, dtype=np.float64))
+    labels = list(labels)
+    if values.shape[0] != len(labels):
+        raise ValueError(f"values must have one row per label ({len(labels)}), got shape {values.shape}")
+    fig = None
+    if ax is None:
+        fig, (ax,) = _figure()
+    for k, (label, y) in enumerate(zip(labels, values)):
+        ax.plot(steps, _positive(y) if log else y, _STYLE[k % 4], lw=1.6, label=label)
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel("step $t$")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(loc="best", fontsize="small")
+    return _finish(fig, path) if fig is not None else ax
+
+
+def _panels(result, attribute, panel_labels, curve_labels, ylabel, title, path):
+    """One panel per leading index of ``result.<attribute>`` (shape (panels, curves, n))."""
+    values = np.asarray(getattr(result, attribute), dtype=np.float64)
+    if values.ndim == 2:
+        values = values[None]
+    n = values.shape[0]
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    fig, axes = _figure(rows, cols, width=4.2 * cols + 0.6, height=3.4 * rows + 0.6)
+    for k in range(n):
+        trajectories(result.steps, values[k], labels=curve_labels, ylabel=ylabel,
+                     title=panel_labels[k] if panel_labels else "", ax=axes[k])
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    fig.suptitle(title)
+    return _finish(fig, path)
+
+
+def loss_curves(result, *, labels, panels=None, path=None, title="Loss $f(w_t)$"):
+    """Loss trajectories of a ``fd.simulate(..., every=k)`` result.
+
+    ``result.loss`` of shape ``(n_curves, n_recorded)`` is one panel; shape
+    ``(n_panels, n_curves, n_recorded)`` draws one panel per leading index, titled
+    by ``panels``."""
+    return _panels(result, "loss", panels, labels, r"loss $\frac{1}{2}\lambda w_t^2$", title, path)
+
+
+def displacement_signatures(result, *, labels, panels=None, path=None,
+                            title=r"Displacement signatures $m_t = \|w_t - w_{t-1}\|$"):
+    """Displacement m_t of a ``fd.simulate(..., every=k)`` result: a step schedule
+    shows plateaus and drops, an exponential a geometric decline. Shapes as in
+    ``loss_curves``."""
+    return _panels(result, "displacement", panels, labels, r"displacement $m_t$", title, path)
+
+
+def final_vs_curvature(curvatures, values, *, labels, ylabel=r"final $|w_N|$", title="Final weights against curvature",
+                       reference=None, path=None):
+    """One curve per label of ``values[k]`` (per curvature) against the curvature (log-log).
+    ``reference`` draws a horizontal line (for example |w_0|)."""
+    fig, (ax,) = _figure()
+    lam = np.asarray(curvatures, dtype=np.float64)
+    values = np.atleast_2d(np.asarray(values, dtype=np.float64))
+    for k, (label, y) in enumerate(zip(labels, values)):
+        finite = np.isfinite(y)
+        ax.plot(lam[finite], _positive(y[finite]), _STYLE[k % 4], marker=".", lw=1.6, label=label)
+        if not finite.all():
+            ax.plot(lam[~finite], np.full((~finite).sum(), np.nanmax(_positive(values)) or 1.0), "x",
+                    color=f"C{k}", label=f"{label}: overflow (inf/nan)")
+    if reference is not None:
+        ax.axhline(reference, color="0.4", lw=0.9, ls=":", label=f"start |w_0| = {reference:g}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(r"curvature $\lambda$")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(loc="best", fontsize="small")
+    return _finish(fig, path)
+
+
+def adam_effective_step(schedules, steps, *, betas=(0.9, 0.999), labels=None, path=None, ax=None):
+    """Adam's effective step S_t = η_t (1 − β1^(t+1)) / sqrt(1 − β2^(t+1)) of each schedule."""
+    from . import adam_effective_step as effective
+
+    fig = None
+    if ax is None:
+        fig, (ax,) = _figure()
+    t = np.arange(int(steps))
+    for k, (label, s) in enumerate(_labelled(schedules, labels)):
+        ax.plot(t, _positive(effective(s, int(steps), betas=betas)), _STYLE[k % 4], lw=1.6, label=label)
+    ax.set_yscale("log")
+    ax.set_xlabel("step $t$")
+    ax.set_ylabel(r"$S_t = \eta_t (1-\beta_1^{t+1}) / \sqrt{1-\beta_2^{t+1}}$")
+    ax.set_title(f"Adam effective step, betas = {tuple(betas)}")
+    ax.legend(loc="best", fontsize="small")
+    return _finish(fig, path) if fig is not None else ax
+
+
+def weight_decay_shrinkage(lr, weight_decay, steps, *, labels=("constant weight decay", "constant_shrinkage"),
+                           path=None, ax=None):
+    """Decoupled (AdamW) weight decay under a decaying lr: the per-step shrinkage
+    η_t·λ_t and the cumulative factor ∏(1 − η_t·λ_t) applied to the weights, for a
+    constant ``weight_decay`` against ``fd.constant_shrinkage(lr, weight_decay)``."""
+    from . import constant_shrinkage
+
+    lr = S.as_schedule(lr, "lr")
+    n = int(steps)
+    eta = lr.table(n)
+    constant = np.full(n, float(weight_decay))
+    scheduled = constant_shrinkage(lr, weight_decay).table(n)
+    fig = None
+    if ax is None:
+        fig, axes = _figure(1, 2, width=11.0, height=4.4)
+    else:
+        axes = ax
+    t = np.arange(n)
+    for k, (label, wd) in enumerate(zip(labels, (constant, scheduled))):
+        per_step = eta * wd
+        axes[0].plot(t, _positive(per_step), _STYLE[k], lw=1.8, label=label)
+        axes[1].plot(t, np.cumprod(1.0 - per_step), _STYLE[k], lw=1.8, label=label)
+    axes[0].set_yscale("log")
+    axes[0].set_xlabel("step $t$")
+    axes[0].set_ylabel(r"shrinkage per step $\eta_t \lambda_t$")
+    axes[0].set_title("Per-step weight-decay shrinkage")
+    axes[1].set_xlabel("step $t$")
+    axes[1].set_ylabel(r"$\prod_{s<t} (1 - \eta_s \lambda_s)$")
+    axes[1].set_title("Total shrinkage of the weights")
+    for a in axes[:2]:
+        a.legend(loc="best", fontsize="small")
+    return _finish(fig, path) if fig is not None else axes
+
+
+def momentum_after_drop(steps, values, *, labels, drop, ylabel=r"$|w_t|$", title="Momentum after the first drop",
+                        path=None):
+    """Trajectories around the first lr drop (a vertical line at ``drop``), one per
+    momentum policy (keep / reset / rescale)."""
+    fig, (ax,) = _figure()
+    trajectories(steps, values, labels=labels, ylabel=ylabel, title=title, ax=ax)
+    ax.axvline(drop, color="0.4", lw=0.9, ls=":")
+    ax.text(drop, 0.02, " first drop", transform=ax.get_xaxis_transform(), fontsize="small", color="0.3")
+    return _finish(fig, path)

@@ -1,0 +1,162 @@
+"""The ``fastdecay`` command line: schedule printing, help, and bad-argument handling."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import fastdecay as fd
+from fastdecay.cli import SCHEDULE_KINDS, main
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def table_rows(out):
+    rows = [line.split() for line in out.strip().splitlines()[1:]]
+    return np.array([int(r[0]) for r in rows]), np.array([float(r[1]) for r in rows])
+
+
+def test_exponential_matches_torch_exponential_lr(capsys):
+    code, out, err = run_cli(capsys, "schedule", "exponential", "--lr", "0.1", "--gamma", "0.9", "--steps", "10")
+    assert code == 0 and err == ""
+    steps, rates = table_rows(out)
+    assert steps.tolist() == list(range(11))
+    param = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
+    opt = torch.optim.SGD([param], lr=0.1)
+    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.9)
+    expected = [opt.param_groups[0]["lr"]]
+    for _ in range(10):
+        opt.step()
+        sched.step()
+        expected.append(opt.param_groups[0]["lr"])
+    np.testing.assert_allclose(rates, expected, rtol=2e-4)  # the table shows 4 significant digits
+    assert "0.03487" in out.splitlines()[-1] and out.splitlines()[1].split() == ["0", "0.10000"]
+
+
+def test_csv_and_json_are_full_precision(capsys):
+    argv = ["schedule", "step", "--lr", "0.1", "--gamma", "0.5", "--period", "7", "--steps", "40", "--every", "3"]
+    code, out, _ = run_cli(capsys, *argv, "--format", "csv")
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert lines[0] == "step,lr"
+    steps = np.array([int(x.split(",")[0]) for x in lines[1:]])
+    rates = np.array([float(x.split(",")[1]) for x in lines[1:]])
+    np.testing.assert_array_equal(steps, np.arange(0, 41, 3))
+    np.testing.assert_array_equal(rates, fd.step(0.1, 0.5, 7)(steps))
+    code, out, _ = run_cli(capsys, *argv, "--format", "json")
+    doc = json.loads(out)
+    assert doc["step"] == steps.tolist() and doc["lr"] == rates.tolist()
+
+
+@pytest.mark.parametrize(
+    "kind, args, factory",
+    [
+        ("constant", ["--lr", "0.3"], lambda: fd.constant(0.3)),
+        ("multistep", ["--lr", "1", "--gamma", "0.1", "--milestones", "3,5"], lambda: fd.multistep(1, 0.1, [3, 5])),
+        ("exponential", ["--lr", "1", "--half-life", "4", "--staircase", "--decay-steps", "2"],
+         lambda: fd.exponential(1, half_life=4, staircase=True, decay_steps=2)),
+        ("inverse_time", ["--lr", "1", "--rate", "0.5"], lambda: fd.inverse_time(1, 0.5)),
+        ("polynomial", ["--lr", "1", "--total_steps", "7", "--power", "2", "--cycle"],
+         lambda: fd.polynomial(1, 7, power=2.0, cycle=True)),
+        ("cosine", ["--lr", "1", "--total-steps", "9", "--min-lr", "0.1"], lambda: fd.cosine(1, 9, min_lr=0.1)),
+        ("cosine_restarts", ["--lr", "1", "--period", "4", "--period-mult", "2"],
+         lambda: fd.cosine_restarts(1, 4, period_mult=2)),
+        ("linear", ["--start-lr", "0", "--end-lr", "1", "--total-steps", "8"], lambda: fd.linear(0, 1, 8)),
+        ("piecewise", ["--boundaries", "2,5", "--values", "1,0.5,0.1"], lambda: fd.piecewise([2, 5], [1, 0.5, 0.1])),
+        ("one_cycle", ["--max-lr", "1", "--total-steps", "20"], lambda: fd.one_cycle(1, 20)),
+        ("cyclic", ["--base-lr", "0.1", "--max-lr", "1", "--step-size-up", "3", "--mode", "triangular2"],
+         lambda: fd.cyclic(0.1, 1, 3, mode="triangular2")),
+        ("inverse_sqrt", ["--lr", "1", "--warmup-steps", "4"], lambda: fd.inverse_sqrt(1, 4)),
+        ("wsd", ["--lr", "1", "--total-steps", "20", "--warmup-steps", "2", "--decay", "cosine"],
+         lambda: fd.wsd(1, 20, warmup_steps=2, decay="cosine")),
+    ],
+)
+def test_every_kind_prints_its_closed_form(capsys, kind, args, factory):
+    code, out, err = run_cli(capsys, "schedule", kind, *args, "--steps", "25", "--format", "csv")
+    assert code == 0, err
+    rates = np.array([float(x.split(",")[1]) for x in out.strip().splitlines()[1:]])
+    np.testing.assert_array_equal(rates, factory().table(26))
+
+
+def test_every_factory_is_offered():
+    composite = {"join", "stack", "warmup"}  # take schedules, not numbers (warmup is --warmup)
+    offered = set(SCHEDULE_KINDS) | composite
+    factories = {"constant", "step", "multistep", "exponential", "inverse_time", "polynomial", "cosine",
+                 "cosine_restarts", "linear", "piecewise", "one_cycle", "cyclic", "inverse_sqrt", "wsd"}
+    assert factories | composite <= offered
+
+
+def test_warmup_option(capsys):
+    code, out, _ = run_cli(capsys, "schedule", "cosine", "--lr", "1", "--total-steps", "10", "--warmup", "4",
+                           "--steps", "14", "--format", "json")
+    assert code == 0
+    np.testing.assert_array_equal(json.loads(out)["lr"], fd.warmup(fd.cosine(1, 10), 4).table(15))
+
+
+def test_tiny_rates_stay_readable(capsys):
+    code, out, _ = run_cli(capsys, "schedule", "exponential", "--lr", "1", "--gamma", "0.01", "--steps", "9")
+    assert code == 0
+    _, rates = table_rows(out)
+    np.testing.assert_allclose(rates, fd.exponential(1, gamma=0.01).table(10), rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["schedule", "step", "--lr", "0.1", "--gamma", "-1", "--period", "3", "--steps", "3"], "gamma must be > 0"),
+        (["schedule", "step", "--lr", "0.1", "--steps", "3"], "--gamma"),
+        (["schedule", "exponential", "--lr", "0.1", "--steps", "3"], "exactly one of gamma, rate, half_life"),
+        (["schedule", "exponential", "--lr", "x", "--gamma", "0.9", "--steps", "3"], "invalid float value: 'x'"),
+        (["schedule", "exponential", "--lr", "0.1", "--gamma", "0.9", "--steps", "-1"], "--steps"),
+        (["schedule", "exponential", "--lr", "0.1", "--gamma", "0.9", "--steps", "3", "--every", "0"], "--every"),
+        (["schedule", "multistep", "--lr", "1", "--gamma", "0.1", "--milestones", "5,3", "--steps", "3"],
+         "milestones must be sorted"),
+        (["schedule", "piecewise", "--boundaries", "2", "--values", "1", "--steps", "3"], "values must have"),
+        (["schedule", "nope", "--steps", "3"], "invalid choice: 'nope'"),
+        (["schedule", "cyclic", "--base-lr", "0", "--max-lr", "1", "--step-size-up", "2", "--mode", "x",
+          "--steps", "3"], "--mode"),
+        ([], "COMMAND"),
+        (["sweep"], "CONFIG.toml"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(capsys, argv, needle):
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1 and needle in err, err
+
+
+def test_plot_option_writes_png_and_bad_path_is_exit_2(capsys, tmp_path):
+    png = tmp_path / "rates.png"
+    code, out, _ = run_cli(capsys, "schedule", "step", "--lr", "0.1", "--gamma", "0.5", "--period", "10",
+                           "--steps", "50", "--plot", str(png))
+    assert code == 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (tmp_path / "a-file").write_text("")
+    code, out, err = run_cli(capsys, "schedule", "constant", "--lr", "1", "--steps", "5",
+                             "--plot", str(tmp_path / "a-file" / "x.png"))
+    assert code == 2 and out == "" and err.count("\n") == 1 and "--plot" in err
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["schedule", "--help"], ["schedule", "wsd", "--help"],
+                                  ["demo", "--help"], ["sweep", "--help"]])
+def test_help_everywhere(capsys, argv):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 0
+    assert "usage: fastdecay" in capsys.readouterr().out
+
+
+def test_python_dash_m_and_console_script_agree():
+    cmd = ["schedule", "exponential", "--lr", "0.1", "--gamma", "0.9", "--steps", "10"]
+    via_m = subprocess.run([sys.executable, "-m", "fastdecay", *cmd], capture_output=True, text=True, check=True)
+    assert via_m.stdout.splitlines()[-1].split() == ["10", "0.03487"]
+    bad = subprocess.run([sys.executable, "-m", "fastdecay", "schedule", "step", "--steps", "1"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
