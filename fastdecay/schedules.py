@@ -421,7 +421,7 @@ def exponential(lr, *, gamma=None, rate=None, half_life=None, decay_steps=1, sta
     if gamma is not None:
         gamma = _check("gamma", gamma, low=0.0, low_open=True)
     elif rate is not None:
-        gamma = np.exp(-_check("rate", rate))
+        gamma = np.exp(-_check("rate", rate, low=0.0))
     else:
         gamma = 2.0 ** (-1.0 / _check("half_life", half_life, low=0.0, low_open=True))
     decay_steps = _count("decay_steps", decay_steps)
@@ -711,7 +711,15 @@ def wsd(lr, total_steps, *, warmup_steps=0, decay_steps=None, end_lr=0.0, decay=
         (W, W, L.CONSTANT, lr),
         tail,
     )
-    params = {"lr": lr, "total_steps": T, "warmup_steps": W, "decay_steps": D, "end_lr": end_lr, "decay": decay}
+    params = {
+        "lr": lr,
+        "total_steps": T,
+        "warmup_steps": W,
+        "decay_steps": D,
+        "end_lr": end_lr,
+        "decay": decay,
+        "start_lr": start_lr,
+    }
     return Schedule(_normalise(table), "wsd", params)
 
 
@@ -830,7 +838,9 @@ def quantization_gap(s, t):
     >>> [round(quantization_gap(step(0.1, 0.5, 10), t), 4) for t in (0, 5, 10)]
     [0.0, 0.3466, 0.0]
     """
-    if not isinstance(s, Schedule) or s.kind != "step":
+    if not isinstance(s, Schedule):
+        raise TypeError(f"s must be a fastdecay Schedule, got {s!r}")
+    if s.kind != "step":
         raise ValueError(f"s must be a step schedule, got {s!r}")
     _, gamma, period = _exponential_form(s)
     steps = _steps("t", t)

@@ -124,14 +124,17 @@ def lr_at(table, row, t):
 
 
 @njit(cache=True)
-def is_boundary(table, row, t):
-    """True where the rate may jump at step ``t``: a segment start or a staircase step."""
-    if t < 1.0:
-        return False
-    k = segment_of(table, row, t)
-    if table[row, k, START] == t:
+def _is_level(seg):
+    """True for primitives whose value moves only in jumps: constant and staircase."""
+    kind = int(seg[KIND])
+    if kind == CONSTANT:
         return True
-    seg = table[row, k]
+    return (kind == EXPONENTIAL or kind == INVERSE_TIME) and seg[P0 + 3] != 0.0
+
+
+@njit(cache=True)
+def _staircase_steps(seg, t):
+    """True where a staircase primitive moves to its next plateau between t - 1 and t."""
     kind = int(seg[KIND])
     if (kind == EXPONENTIAL or kind == INVERSE_TIME) and seg[P0 + 3] != 0.0:
         tau = t - seg[ORIGIN]
@@ -140,19 +143,52 @@ def is_boundary(table, row, t):
 
 
 @njit(cache=True)
+def is_boundary(table, row, t):
+    """True where the rate may jump at step ``t``: a segment starts in (t − 1, t], or a
+    staircase primitive moves to its next plateau."""
+    if t < 1.0:
+        return False
+    k = segment_of(table, row, t)
+    if segment_of(table, row, t - 1.0) != k:
+        return True
+    return _staircase_steps(table[row, k], t)
+
+
+@njit(cache=True)
 def drop_ratio(table, row, t):
     """eta_t / eta_{t-1} where the rate falls discontinuously at ``t``, else 1.
 
-    The momentum ``on_drop`` options act on this: a boundary of step, multistep,
-    piecewise or a staircase schedule where the rate goes down.
+    The momentum ``on_drop`` options act on this. A drop is a fall of the rate at a
+    staircase plateau change (step, staircase exponential / inverse time), or at a
+    segment boundary (multistep, piecewise, join) where the two pieces do not meet.
+    Pieces meet when the piece before, carried on to ``t``, or the piece after,
+    carried back to ``t − 1``, lands within one step's change of either piece from
+    the other side's rate (constant and staircase pieces are carried as their level;
+    a carried value that is not a number counts as the level too). So one-cycle's
+    phase change, warmup's end and joined lines that meet are not drops.
     """
-    if not is_boundary(table, row, t):
+    if t < 1.0:
         return 1.0
-    now = lr_at(table, row, t)
-    before = lr_at(table, row, t - 1.0)
-    if now < before and before > 0.0:
-        return now / before
-    return 1.0
+    k = segment_of(table, row, t)
+    j = segment_of(table, row, t - 1.0)
+    after = table[row, k]
+    prior = table[row, j]
+    now = segment_rate(after, t)
+    before = segment_rate(prior, t - 1.0)
+    if not (now < before and before > 0.0):
+        return 1.0
+    if k == j:
+        return now / before if _staircase_steps(after, t) else 1.0
+    carried_on = before if _is_level(prior) else segment_rate(prior, t)
+    carried_back = now if _is_level(after) else segment_rate(after, t - 1.0)
+    if carried_on != carried_on:
+        carried_on = before
+    if carried_back != carried_back:
+        carried_back = now
+    own_step = max(abs(carried_on - before), abs(now - carried_back))
+    if abs(carried_on - now) <= own_step or abs(carried_back - before) <= own_step:
+        return 1.0
+    return now / before
 
 
 @njit(

@@ -1,3 +1,306 @@
-"""Reference oracles (see fastdecay.reference)."""
+"""Reference closed forms of every schedule: plain NumPy and Python, obvious, slow.
 
-__all__ = []
+Each ``<kind>_lr(t, ...)`` is the formula as torch's scheduler documentation,
+Keras or optax write it, with the argument names of the ``fastdecay`` factory of
+the same kind. None of them reads the packed segment table or calls a kernel:
+they are the oracle the kernels are tested against. Parameters and ``t``
+broadcast against each other by NumPy rules; the result is a float64 array
+(a 0-d array for scalar inputs).
+
+Composite schedules (``warmup_lr``, ``join_lr``) take their parts as callables
+``f(t) -> rate``. ``schedule_lr(s, t)`` evaluates a ``fastdecay.Schedule`` from
+its ``kind`` and ``params`` alone (recursively for warmup, join and stack), so
+it shares nothing with the table the kernels read.
+
+>>> import numpy as np
+>>> step_lr(np.arange(4), lr=1.0, gamma=0.5, period=2).tolist()
+[1.0, 1.0, 0.5, 0.5]
+>>> float(exponential_lr(10, lr=0.1, gamma=0.9))
+0.03486784401000001
+"""
+
+import math
+
+import numpy as np
+
+__all__ = [
+    "constant_lr",
+    "step_lr",
+    "multistep_lr",
+    "exponential_lr",
+    "inverse_time_lr",
+    "polynomial_lr",
+    "cosine_lr",
+    "cosine_restarts_lr",
+    "linear_lr",
+    "piecewise_lr",
+    "warmup_lr",
+    "join_lr",
+    "one_cycle_lr",
+    "cyclic_lr",
+    "inverse_sqrt_lr",
+    "wsd_lr",
+    "schedule_lr",
+    "quantization_gap_log",
+]
+
+
+def _f(x):
+    return np.asarray(x, dtype=np.float64)
+
+
+def _elementwise(fn, t, *params):
+    """Apply a scalar Python function over the broadcast of ``t`` and ``params``."""
+    arrays = np.broadcast_arrays(_f(t), *(_f(p) for p in params))
+    out = np.empty(arrays[0].shape)
+    for index in np.ndindex(out.shape):
+        out[index] = fn(*(float(a[index]) for a in arrays))
+    return out
+
+
+def constant_lr(t, lr):
+    """η_t = lr."""
+    t, lr = np.broadcast_arrays(_f(t), _f(lr))
+    return lr.copy()
+
+
+def step_lr(t, lr, gamma, period):
+    """η_t = lr · gamma^⌊t/period⌋ (torch ``StepLR``)."""
+    return _f(lr) * _f(gamma) ** np.floor(_f(t) / _f(period))
+
+
+def multistep_lr(t, lr, gamma, milestones):
+    """η_t = lr · gamma^(number of milestones ≤ t) (torch ``MultiStepLR``; a repeated
+    milestone counts as often as it appears)."""
+    t = _f(t)
+    count = np.zeros(np.shape(t))
+    for m in np.asarray(milestones, dtype=np.float64).ravel():
+        count = count + (t >= m)
+    return _f(lr) * _f(gamma) ** count
+
+
+def exponential_lr(t, lr, gamma=None, rate=None, half_life=None, decay_steps=1, staircase=False):
+    """η_t = lr · gamma^(t/decay_steps), the exponent floored when ``staircase``.
+
+    Keras ``ExponentialDecay``, optax ``exponential_decay``; gamma = e^−rate or
+    2^(−1/half_life) when those are given instead.
+    """
+    if gamma is None:
+        gamma = np.exp(-_f(rate)) if rate is not None else 2.0 ** (-1.0 / _f(half_life))
+    e = _f(t) / _f(decay_steps)
+    if staircase:
+        e = np.floor(e)
+    return _f(lr) * _f(gamma) ** e
+
+
+def inverse_time_lr(t, lr, rate, decay_steps=1, staircase=False):
+    """η_t = lr / (1 + rate · t/decay_steps), floored when ``staircase`` (Keras ``InverseTimeDecay``)."""
+    e = _f(t) / _f(decay_steps)
+    if staircase:
+        e = np.floor(e)
+    return _f(lr) / (1.0 + _f(rate) * e)
+
+
+def polynomial_lr(t, lr, total_steps, power=1.0, end_lr=0.0, cycle=False):
+    """Keras ``PolynomialDecay``: (lr − end_lr)(1 − t'/T')^power + end_lr.
+
+    Without ``cycle``: t' = min(t, T), T' = T. With it: t' = t and T' = T ·
+    ceil(t/T), T' = T at t = 0.
+    """
+    t, T = _f(t), _f(total_steps)
+    if cycle:
+        T = T * np.maximum(np.ceil(t / T), 1.0)
+    else:
+        t = np.minimum(t, T)
+    return (_f(lr) - _f(end_lr)) * (1.0 - t / T) ** _f(power) + _f(end_lr)
+
+
+def cosine_lr(t, lr, total_steps, min_lr=0.0):
+    """min_lr + (lr − min_lr)(1 + cos(π·min(t, T)/T))/2 (torch ``CosineAnnealingLR``
+    up to T; Keras ``CosineDecay`` with alpha = min_lr/lr; optax ``cosine_decay_schedule``)."""
+    t, T = _f(t), _f(total_steps)
+    return _f(min_lr) + (_f(lr) - _f(min_lr)) * (1.0 + np.cos(np.pi * np.minimum(t, T) / T)) / 2.0
+
+
+def cosine_restarts_lr(t, lr, period, period_mult=1, min_lr=0.0):
+    """SGDR (torch ``CosineAnnealingWarmRestarts``): cycles of length period · period_mult^k,
+    found by walking the cycles from the start."""
+
+    def one(t, lr, T, mult, low):
+        start = 0.0
+        while t >= start + T:
+            start += T
+            T *= mult
+        return low + (lr - low) * (1.0 + math.cos(math.pi * (t - start) / T)) / 2.0
+
+    return _elementwise(one, t, lr, period, period_mult, min_lr)
+
+
+def linear_lr(t, start_lr, end_lr, total_steps):
+    """start_lr + (end_lr − start_lr) · min(t, T)/T (optax ``linear_schedule``; torch
+    ``LinearLR`` as factors of a base rate)."""
+    t, T = _f(t), _f(total_steps)
+    return _f(start_lr) + (_f(end_lr) - _f(start_lr)) * np.minimum(t, T) / T
+
+
+def piecewise_lr(t, boundaries, values):
+    """values[k] for boundaries[k−1] ≤ t < boundaries[k] (optax ``piecewise_constant_schedule``
+    with absolute values)."""
+    t = _f(t)
+    k = np.zeros(np.shape(t), dtype=np.int64)
+    for b in np.asarray(boundaries, dtype=np.float64):
+        k = k + (t >= b)
+    vals = np.broadcast_arrays(*(_f(v) for v in values))
+    out = np.zeros(np.broadcast_shapes(np.shape(t), vals[0].shape))
+    for j, v in enumerate(vals):
+        out = np.where(k == j, v, out)
+    return out
+
+
+def warmup_lr(t, schedule, steps, start_lr=0.0):
+    """Linear from start_lr to schedule(0) over ``steps``, then schedule(t − steps)
+    (optax ``join_schedules([linear_schedule(start_lr, schedule(0), steps), schedule], [steps])``).
+
+    ``schedule`` is a callable of the step.
+    """
+    t = _f(t)
+    peak = _f(schedule(np.zeros_like(t)))
+    ramp = _f(start_lr) + (peak - _f(start_lr)) * np.minimum(t, steps) / max(float(steps), 1.0)
+    after = _f(schedule(np.maximum(t - steps, 0.0)))
+    return np.where(t < steps, ramp, after)
+
+
+def join_lr(t, schedules, boundaries):
+    """schedules[k](t − boundaries[k−1]) for boundaries[k−1] ≤ t < boundaries[k]
+    (optax ``join_schedules``; torch ``SequentialLR``). ``schedules`` are callables."""
+    t = _f(t)
+    starts = [0.0] + [float(b) for b in boundaries]
+    out = None
+    for k, fn in enumerate(schedules):
+        value = _f(fn(np.maximum(t - starts[k], 0.0)))
+        out = value if out is None else np.where(t >= starts[k], value, out)
+    return out
+
+
+def one_cycle_lr(t, max_lr, total_steps, pct_start=0.3, div_factor=25.0, final_div_factor=1e4):
+    """torch ``OneCycleLR(anneal_strategy="cos", three_phase=False)`` as its source
+    writes it: phase ends at pct_start·total_steps − 1 and total_steps − 1, cosine
+    annealing within each; held at the final rate after total_steps − 1."""
+
+    def one(t, max_lr, T, pct, div, final_div):
+        initial = max_lr / div
+        final = initial / final_div
+        phases = [(pct * T - 1.0, initial, max_lr), (T - 1.0, max_lr, final)]
+        t = min(t, T - 1.0)
+        start = 0.0
+        for i, (end, a, b) in enumerate(phases):
+            if t <= end or i == len(phases) - 1:
+                x = (t - start) / (end - start)
+                return b + (a - b) / 2.0 * (math.cos(math.pi * x) + 1.0)
+            start = end
+        raise AssertionError
+
+    return _elementwise(one, t, max_lr, total_steps, pct_start, div_factor, final_div_factor)
+
+
+def cyclic_lr(t, base_lr, max_lr, step_size_up, step_size_down=None, mode="triangular", gamma=1.0):
+    """torch ``CyclicLR`` (``cycle_momentum=False``): a triangle wave between base_lr and
+    max_lr, amplitude halved each cycle (``triangular2``) or scaled by gamma^t (``exp_range``)."""
+    if step_size_down is None:
+        step_size_down = step_size_up
+
+    def one(t, base, peak, up, down, gamma):
+        total = up + down
+        cycle = math.floor(1.0 + t / total)
+        x = 1.0 + t / total - cycle
+        ratio = up / total
+        scale = x / ratio if x <= ratio else (x - 1.0) / (ratio - 1.0)
+        if mode == "triangular":
+            amplitude = 1.0
+        elif mode == "triangular2":
+            amplitude = 1.0 / 2.0 ** (cycle - 1)
+        else:
+            amplitude = gamma**t
+        return base + (peak - base) * scale * amplitude
+
+    return _elementwise(one, t, base_lr, max_lr, step_size_up, step_size_down, gamma)
+
+
+def inverse_sqrt_lr(t, lr, warmup_steps, start_lr=0.0):
+    """fairseq ``inverse_sqrt``: linear warmup from start_lr to lr over warmup_steps,
+    then lr · sqrt(warmup_steps / t)."""
+    t, W = _f(t), _f(warmup_steps)
+    ramp = _f(start_lr) + (_f(lr) - _f(start_lr)) * t / W
+    with np.errstate(divide="ignore", invalid="ignore"):
+        decay = _f(lr) * np.sqrt(W / t)
+    return np.where(t < W, ramp, decay)
+
+
+def wsd_lr(t, lr, total_steps, warmup_steps=0, decay_steps=None, end_lr=0.0, decay="linear", start_lr=0.0):
+    """Warmup-stable-decay: linear warmup over warmup_steps, lr held, then over the last
+    decay_steps (default round(0.2·total_steps)) a decay to end_lr shaped ``linear``
+    (1 − x), ``cosine`` ((1 + cos πx)/2) or ``1-sqrt`` (1 − √x), x the fraction of the
+    decay done; end_lr after total_steps."""
+    T, W = _f(total_steps), _f(warmup_steps)
+    D = np.maximum(np.round(0.2 * T), 1.0) if decay_steps is None else _f(decay_steps)
+    t = _f(t)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ramp = _f(start_lr) + (_f(lr) - _f(start_lr)) * t / W
+    x = np.clip((t - (T - D)) / D, 0.0, 1.0)
+    shape = {"linear": 1.0 - x, "cosine": (1.0 + np.cos(np.pi * x)) / 2.0, "1-sqrt": 1.0 - np.sqrt(x)}[decay]
+    tail = _f(end_lr) + (_f(lr) - _f(end_lr)) * shape
+    return np.where(t < W, ramp, np.where(t < T - D, _f(lr) * np.ones_like(tail), tail))
+
+
+_BY_KIND = {
+    "constant": constant_lr,
+    "step": step_lr,
+    "multistep": multistep_lr,
+    "exponential": exponential_lr,
+    "inverse_time": inverse_time_lr,
+    "polynomial": polynomial_lr,
+    "cosine": cosine_lr,
+    "cosine_restarts": cosine_restarts_lr,
+    "linear": linear_lr,
+    "piecewise": piecewise_lr,
+    "one_cycle": one_cycle_lr,
+    "cyclic": cyclic_lr,
+    "inverse_sqrt": inverse_sqrt_lr,
+    "wsd": wsd_lr,
+}
+
+
+def schedule_lr(s, t):
+    """Rate of the ``fastdecay.Schedule`` ``s`` at step(s) ``t`` from its kind and params
+    (never its segment table): shape ``broadcast(s.batch_shape, shape(t))``, like ``s(t)``.
+
+    >>> import fastdecay as fd
+    >>> schedule_lr(fd.warmup(fd.cosine(1.0, 10), 2), [0, 1, 2, 7]).round(3).tolist()
+    [0.0, 0.5, 1.0, 0.5]
+    """
+    t = _f(t)
+    shape = np.broadcast_shapes(s.batch_shape, t.shape)
+    kind, p = s.kind, s.params
+    if kind == "warmup":
+        inner = p["schedule"]
+        value = warmup_lr(t, lambda u: schedule_lr(inner, u), p["steps"], p["start_lr"])
+    elif kind == "join":
+        parts = [(lambda u, m=m: schedule_lr(m, u)) for m in p["schedules"]]
+        value = join_lr(t, parts, p["boundaries"])
+    elif kind == "stack":
+        # the stacked axis is the first batch axis: counted from the end of the broadcast shape
+        axis = len(shape) - len(s.batch_shape)
+        full = np.broadcast_to(t, shape)
+        value = np.stack([schedule_lr(m, np.take(full, k, axis=axis)) for k, m in enumerate(p["schedules"])], axis)
+    elif kind in _BY_KIND:
+        value = _BY_KIND[kind](t, **p)
+    else:
+        raise ValueError(f"s must be a schedule made by a fastdecay factory, got kind {kind!r}")
+    return np.array(np.broadcast_to(value, shape), dtype=np.float64)
+
+
+def quantization_gap_log(t, lr, gamma, period):
+    """ln η_step(t) − ln η_exp(t): the step schedule against the exponential with the
+    same lr and rate −ln(gamma)/period, both logarithms taken of the rates themselves."""
+    rate = -np.log(_f(gamma)) / _f(period)
+    return np.log(step_lr(t, lr, gamma, period)) - np.log(exponential_lr(t, lr, rate=rate))
