@@ -1,0 +1,33 @@
+// Shared by every kernel file and by the host build of the headers.
+//
+// Three compilers read these sources:
+//   * NVRTC (cupy.RawModule, at run time): no system headers at all, math
+//     functions are built in, __CUDACC__ and __CUDACC_RTC__ are defined;
+//   * nvcc (the compile test, tests/test_cuda_compile.py);
+//   * the host C++ compiler (tests/test_cuda_host.py), where __host__ and
+//     __device__ mean nothing and the math comes from <math.h>.
+// So: no standard headers under CUDA, and fixed-width types spelled out.
+#pragma once
+
+#ifndef __CUDACC__
+#include <math.h>
+#ifndef __host__
+#define __host__
+#endif
+#ifndef __device__
+#define __device__
+#endif
+#ifndef __forceinline__
+#define __forceinline__ inline __attribute__((always_inline))
+#endif
+#endif
+
+#define FD_HD __host__ __device__ __forceinline__
+
+namespace fastdecay {
+
+typedef long long i64;
+typedef unsigned long long u64;
+typedef unsigned int u32;
+
+}  // namespace fastdecay

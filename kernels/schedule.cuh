@@ -1,0 +1,181 @@
+// The segment-table learning-rate function, for the GPU and for the host test.
+//
+// This is the CUDA twin of fastdecay/_cpu/schedule.py: the same primitives with
+// the same float64 operations in the same order (layout in fastdecay/_layout.py).
+// Integer powers use binary exponentiation as Numba's float ** int does, so the
+// host build of this header reproduces the Numba kernels bit for bit.
+#pragma once
+
+#include "common.cuh"
+
+namespace fastdecay {
+
+// columns of a segment row, and primitive kinds (fastdecay/_layout.py)
+enum { WIDTH = 9, START = 0, ORIGIN = 1, KIND = 2, P0 = 3 };
+enum {
+    KIND_CONSTANT = 0,
+    KIND_EXPONENTIAL = 1,
+    KIND_INVERSE_TIME = 2,
+    KIND_POLYNOMIAL = 3,
+    KIND_COSINE = 4,
+    KIND_COSINE_RESTARTS = 5,
+    KIND_CYCLIC = 6,
+    KIND_ONE_MINUS_POWER = 7,
+};
+
+#define FD_PI 3.141592653589793
+
+// x ** n for an integer n, as Numba lowers float ** int64 (int_power_impl).
+FD_HD double powi(double a, i64 b) {
+    double r = 1.0;
+    bool invert = b < 0;
+    i64 e = invert ? -b : b;
+    if (e > 0x10000) return pow(a, (double)b);
+    while (e != 0) {
+        if (e & 1) r *= a;
+        e >>= 1;
+        a *= a;
+    }
+    return invert ? 1.0 / r : r;
+}
+
+// Index of the segment that holds step t: the last one with start <= t.
+FD_HD int segment_of(const double* row_table, int n_segments, double t) {
+    int k = 0;
+    for (int j = 1; j < n_segments; ++j) {
+        if (row_table[j * WIDTH + START] <= t) k = j;
+        else break;
+    }
+    return k;
+}
+
+// SGDR: position inside the cycle holding tau, and that cycle's length.
+FD_HD void cosine_restart_cycle(double tau, double T0, double mult, double* cur, double* Ti) {
+    if (mult == 1.0) {
+        i64 i = (i64)floor(tau / T0);
+        *cur = tau - (double)i * T0;
+        *Ti = T0;
+        return;
+    }
+    i64 i = (i64)floor(log(tau / T0 * (mult - 1.0) + 1.0) / log(mult));
+    // the logarithm can land one cycle off at an exact boundary: step back or forward
+    if (T0 * (powi(mult, i) - 1.0) / (mult - 1.0) > tau) {
+        i -= 1;
+    } else if (T0 * (powi(mult, i + 1) - 1.0) / (mult - 1.0) <= tau) {
+        i += 1;
+    }
+    *cur = tau - T0 * (powi(mult, i) - 1.0) / (mult - 1.0);
+    *Ti = T0 * powi(mult, i);
+}
+
+// Rate of one primitive at tau steps past its origin.
+FD_HD double primitive(int kind, double tau, const double* p) {
+    const double p0 = p[0], p1 = p[1], p2 = p[2], p3 = p[3], p4 = p[4], p5 = p[5];
+    switch (kind) {
+    case KIND_CONSTANT:
+        return p0;
+    case KIND_EXPONENTIAL:
+    case KIND_INVERSE_TIME: {
+        double e = tau / p2;
+        if (p3 != 0.0) e = floor(e);
+        if (kind == KIND_EXPONENTIAL) return p0 * pow(p1, e);
+        return p0 / pow(1.0 + p1 * e, p4);
+    }
+    case KIND_POLYNOMIAL: {
+        double T = p1;
+        if (p4 != 0.0) {
+            if (tau > 0.0) T = p1 * (double)(i64)ceil(tau / p1);
+        } else if (tau > T) {
+            tau = T;
+        }
+        return (p0 - p3) * pow(1.0 - tau / T, p2) + p3;
+    }
+    case KIND_COSINE:
+        if (tau > p1) tau = p1;
+        return p2 + (p0 - p2) * (1.0 + cos(FD_PI * tau / p1)) / 2.0;
+    case KIND_COSINE_RESTARTS: {
+        double cur, Ti;
+        cosine_restart_cycle(tau, p1, p2, &cur, &Ti);
+        return p3 + (p0 - p3) * (1.0 + cos(FD_PI * cur / Ti)) / 2.0;
+    }
+    case KIND_CYCLIC: {
+        // the same float operations as torch's CyclicLR.get_lr
+        double total = p2 + p3;
+        double cycle = (double)(i64)floor(1.0 + tau / total);
+        double x = 1.0 + tau / total - cycle;
+        double ratio = p2 / total;
+        double scale = (x <= ratio) ? x / ratio : (x - 1.0) / (ratio - 1.0);
+        return p0 + (p1 - p0) * scale * pow(p4, cycle - 1.0) * pow(p5, tau);
+    }
+    case KIND_ONE_MINUS_POWER:
+        if (tau > p1) tau = p1;
+        return p3 + (p0 - p3) * (1.0 - pow(tau / p1, p2));
+    default:
+        return nan("");
+    }
+}
+
+// Rate of one segment row (WIDTH numbers) at step t.
+FD_HD double segment_rate(const double* seg, double t) {
+    return primitive((int)seg[KIND], t - seg[ORIGIN], seg + P0);
+}
+
+// Rate of schedule `row` of a (rows, n_segments, WIDTH) table at step t.
+FD_HD double lr_at(const double* table, int n_segments, i64 row, double t) {
+    const double* r = table + row * (i64)n_segments * WIDTH;
+    return segment_rate(r + segment_of(r, n_segments, t) * WIDTH, t);
+}
+
+// True for primitives whose value moves only in jumps: constant and staircase.
+FD_HD bool is_level(const double* seg) {
+    int kind = (int)seg[KIND];
+    if (kind == KIND_CONSTANT) return true;
+    return (kind == KIND_EXPONENTIAL || kind == KIND_INVERSE_TIME) && seg[P0 + 3] != 0.0;
+}
+
+// True where a staircase primitive moves to its next plateau between t - 1 and t.
+FD_HD bool staircase_steps(const double* seg, double t) {
+    int kind = (int)seg[KIND];
+    if ((kind == KIND_EXPONENTIAL || kind == KIND_INVERSE_TIME) && seg[P0 + 3] != 0.0) {
+        double tau = t - seg[ORIGIN];
+        return floor(tau / seg[P0 + 2]) != floor((tau - 1.0) / seg[P0 + 2]);
+    }
+    return false;
+}
+
+// True where the rate may jump at step t: a segment starts in (t - 1, t], or a
+// staircase primitive moves to its next plateau.
+FD_HD bool is_boundary(const double* table, int n_segments, i64 row, double t) {
+    if (t < 1.0) return false;
+    const double* r = table + row * (i64)n_segments * WIDTH;
+    int k = segment_of(r, n_segments, t);
+    if (segment_of(r, n_segments, t - 1.0) != k) return true;
+    return staircase_steps(r + k * WIDTH, t);
+}
+
+// eta_t / eta_{t-1} where the rate falls discontinuously at t, else 1 (on_drop):
+// a staircase plateau change, or a segment boundary where the pieces do not meet,
+// that is where neither piece carried across the boundary lands within one
+// step's change of either piece from the other side's rate (the rule of
+// drop_ratio in fastdecay/_cpu/schedule.py).
+FD_HD double drop_ratio(const double* table, int n_segments, i64 row, double t) {
+    if (t < 1.0) return 1.0;
+    const double* r = table + row * (i64)n_segments * WIDTH;
+    int k = segment_of(r, n_segments, t);
+    int j = segment_of(r, n_segments, t - 1.0);
+    const double* after = r + k * WIDTH;
+    const double* prior = r + j * WIDTH;
+    double now = segment_rate(after, t);
+    double before = segment_rate(prior, t - 1.0);
+    if (!(now < before && before > 0.0)) return 1.0;
+    if (k == j) return staircase_steps(after, t) ? now / before : 1.0;
+    double carried_on = is_level(prior) ? before : segment_rate(prior, t);
+    double carried_back = is_level(after) ? now : segment_rate(after, t - 1.0);
+    if (carried_on != carried_on) carried_on = before;  // not a number: carried as the level
+    if (carried_back != carried_back) carried_back = now;
+    double own_step = fmax(fabs(carried_on - before), fabs(now - carried_back));
+    if (fabs(carried_on - now) <= own_step || fabs(carried_back - before) <= own_step) return 1.0;
+    return now / before;
+}
+
+}  // namespace fastdecay
