@@ -1,0 +1,230 @@
+// Fused scheduled optimizer updates on the GPU: SGD / heavy ball / Nesterov and
+// Adam / AdamW / AMSGrad over a list of tensors in one launch.
+//
+// The tensors of a call come as a table on the device, one row of N_FIELDS
+// int64 per tensor: the data addresses of the parameter, the gradient and up
+// to three state buffers, the element count, and the index of the tensor's
+// first chunk. Each tensor is cut into chunks of CHUNK elements; blocks stride
+// over the chunks of all tensors (grid-stride), threads over the elements of a
+// chunk, with 16-byte vector loads and stores where every array of the tensor
+// is 16-byte aligned (chunk starts are multiples of the vector width).
+//
+// The step, the gradient scale and found_inf may live in device memory
+// (ScalarRef: an address and a type code), read by every thread at the start,
+// so a captured CUDA graph replays with the step's current rate. Per-step
+// scalars are float64 (update_math.cuh), per-element math in the tensor dtype.
+// The kernels never allocate and never validate.
+#include "schedule.cuh"
+#include "update_math.cuh"
+
+using namespace fastdecay;
+
+enum { F_PARAM = 0, F_GRAD = 1, F_BUF0 = 2, F_BUF1 = 3, F_BUF2 = 4, F_SIZE = 5, F_FIRST_CHUNK = 6, N_FIELDS = 7 };
+enum { CHUNK = 1 << 14 };
+
+// type codes of scalars read from device memory (SC_NONE: use the value passed)
+enum { SC_NONE = 0, SC_F32 = 1, SC_F64 = 2, SC_I32 = 3, SC_I64 = 4, SC_BOOL = 5 };
+
+__device__ __forceinline__ double read_scalar(const void* p, int code, double value) {
+    switch (code) {
+    case SC_F32: return (double)*(const float*)p;
+    case SC_F64: return *(const double*)p;
+    case SC_I32: return (double)*(const int*)p;
+    case SC_I64: return (double)*(const i64*)p;
+    case SC_BOOL: return (double)*(const unsigned char*)p;
+    default: return value;
+    }
+}
+
+// Index of the tensor owning global chunk c (first-chunk column is sorted).
+__device__ __forceinline__ int tensor_of_chunk(const i64* tensors, int n_tensors, i64 c) {
+    int lo = 0, hi = n_tensors;
+    while (hi - lo > 1) {
+        int mid = (lo + hi) / 2;
+        if (tensors[mid * N_FIELDS + F_FIRST_CHUNK] <= c) lo = mid;
+        else hi = mid;
+    }
+    return lo;
+}
+
+template <typename T>
+struct alignas(16) Vec {
+    enum { N = 16 / sizeof(T) };
+    T v[N];
+};
+
+__device__ __forceinline__ bool aligned16(i64 address) { return (address & 15) == 0; }
+
+// ----------------------------------------------------------------------------- SGD
+
+template <typename T>
+__device__ void sgd_kernel(const i64* __restrict__ tensors, int n_tensors, i64 n_chunks,
+                           const double* __restrict__ lr_table, int lr_segments,
+                           const double* __restrict__ wd_table, int wd_segments,
+                           const void* step_ptr, int step_code, double step_value,
+                           double momentum, double dampening, int nesterov, int decoupled, int maximize,
+                           int lr_in_buffer, int on_drop,
+                           const void* grad_scale_ptr, int grad_scale_code, double grad_scale_value,
+                           const void* found_inf_ptr, int found_inf_code) {
+    if (read_scalar(found_inf_ptr, found_inf_code, 0.0) != 0.0) return;
+    const double step = read_scalar(step_ptr, step_code, step_value);
+    const double grad_scale = read_scalar(grad_scale_ptr, grad_scale_code, grad_scale_value);
+    const bool first = step == 0.0;
+    const SgdCoef<T> c(sgd_step_scalars(lr_table, lr_segments, wd_table, wd_segments, step, momentum, dampening,
+                                        nesterov, decoupled, maximize, lr_in_buffer, on_drop));
+    const T inv = (T)grad_scale;
+    const bool scaled = grad_scale != 1.0;
+    const bool use_momentum = momentum != 0.0;
+    const bool nest = nesterov != 0;
+    typedef Vec<T> V;
+
+    for (i64 chunk = blockIdx.x; chunk < n_chunks; chunk += gridDim.x) {
+        const i64* d = tensors + tensor_of_chunk(tensors, n_tensors, chunk) * N_FIELDS;
+        const i64 lo = (chunk - d[F_FIRST_CHUNK]) * CHUNK;
+        const i64 hi = min(lo + (i64)CHUNK, d[F_SIZE]);
+        T* __restrict__ w = (T*)d[F_PARAM];
+        const T* __restrict__ g = (const T*)d[F_GRAD];
+        T* __restrict__ buf = (T*)d[F_BUF0];
+        i64 start = lo;
+        if (aligned16(d[F_PARAM]) && aligned16(d[F_GRAD]) && (!use_momentum || aligned16(d[F_BUF0]))) {
+            const i64 n_vec = (hi - lo) / V::N;
+            for (i64 j = threadIdx.x; j < n_vec; j += blockDim.x) {
+                const i64 i = lo + j * V::N;
+                V wv = *(const V*)(w + i);
+                const V gv = *(const V*)(g + i);
+                V bv;
+                if (use_momentum) bv = *(const V*)(buf + i);
+#pragma unroll
+                for (int e = 0; e < V::N; ++e) {
+                    const T ge = scaled ? gv.v[e] / inv : gv.v[e];
+                    T b = use_momentum ? bv.v[e] : (T)0;
+                    sgd_element<T>(wv.v[e], ge, b, c, use_momentum, nest, first);
+                    if (use_momentum) bv.v[e] = b;
+                }
+                *(V*)(w + i) = wv;
+                if (use_momentum) *(V*)(buf + i) = bv;
+            }
+            start = lo + n_vec * V::N;
+        }
+        for (i64 i = start + threadIdx.x; i < hi; i += blockDim.x) {
+            T wi = w[i];
+            T b = use_momentum ? buf[i] : (T)0;
+            sgd_element<T>(wi, scaled ? g[i] / inv : g[i], b, c, use_momentum, nest, first);
+            w[i] = wi;
+            if (use_momentum) buf[i] = b;
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------- Adam
+
+template <typename T>
+__device__ void adam_kernel(const i64* __restrict__ tensors, int n_tensors, i64 n_chunks,
+                            const double* __restrict__ lr_table, int lr_segments,
+                            const double* __restrict__ wd_table, int wd_segments,
+                            const void* step_ptr, int step_code, double step_value,
+                            double beta1, double beta2, double eps, int decoupled, int maximize, int amsgrad,
+                            const void* grad_scale_ptr, int grad_scale_code, double grad_scale_value,
+                            const void* found_inf_ptr, int found_inf_code) {
+    if (read_scalar(found_inf_ptr, found_inf_code, 0.0) != 0.0) return;
+    const double step = read_scalar(step_ptr, step_code, step_value);
+    const double grad_scale = read_scalar(grad_scale_ptr, grad_scale_code, grad_scale_value);
+    const bool first = step == 0.0;
+    const AdamCoef<T> c(adam_step_scalars(lr_table, lr_segments, wd_table, wd_segments, step, beta1, beta2, eps,
+                                          decoupled, maximize));
+    const T inv = (T)grad_scale;
+    const bool scaled = grad_scale != 1.0;
+    const bool ams = amsgrad != 0;
+    typedef Vec<T> V;
+
+    for (i64 chunk = blockIdx.x; chunk < n_chunks; chunk += gridDim.x) {
+        const i64* d = tensors + tensor_of_chunk(tensors, n_tensors, chunk) * N_FIELDS;
+        const i64 lo = (chunk - d[F_FIRST_CHUNK]) * CHUNK;
+        const i64 hi = min(lo + (i64)CHUNK, d[F_SIZE]);
+        T* __restrict__ w = (T*)d[F_PARAM];
+        const T* __restrict__ g = (const T*)d[F_GRAD];
+        T* __restrict__ m = (T*)d[F_BUF0];
+        T* __restrict__ v = (T*)d[F_BUF1];
+        T* __restrict__ vmax = (T*)d[F_BUF2];
+        i64 start = lo;
+        if (aligned16(d[F_PARAM]) && aligned16(d[F_GRAD]) && aligned16(d[F_BUF0]) && aligned16(d[F_BUF1]) &&
+            (!ams || aligned16(d[F_BUF2]))) {
+            const i64 n_vec = (hi - lo) / V::N;
+            for (i64 j = threadIdx.x; j < n_vec; j += blockDim.x) {
+                const i64 i = lo + j * V::N;
+                V wv = *(const V*)(w + i);
+                const V gv = *(const V*)(g + i);
+                V mv = *(const V*)(m + i);
+                V vv = *(const V*)(v + i);
+                V xv;
+                if (ams) xv = *(const V*)(vmax + i);
+#pragma unroll
+                for (int e = 0; e < V::N; ++e) {
+                    const T ge = scaled ? gv.v[e] / inv : gv.v[e];
+                    T x = ams ? xv.v[e] : (T)0;
+                    adam_element<T>(wv.v[e], ge, mv.v[e], vv.v[e], x, c, ams, first);
+                    if (ams) xv.v[e] = x;
+                }
+                *(V*)(w + i) = wv;
+                *(V*)(m + i) = mv;
+                *(V*)(v + i) = vv;
+                if (ams) *(V*)(vmax + i) = xv;
+            }
+            start = lo + n_vec * V::N;
+        }
+        for (i64 i = start + threadIdx.x; i < hi; i += blockDim.x) {
+            T wi = w[i], mi = m[i], vi = v[i];
+            T x = ams ? vmax[i] : (T)0;
+            adam_element<T>(wi, scaled ? g[i] / inv : g[i], mi, vi, x, c, ams, first);
+            w[i] = wi;
+            m[i] = mi;
+            v[i] = vi;
+            if (ams) vmax[i] = x;
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------- entry points
+
+#define FD_SGD_ARGS                                                                                         \
+    const i64 *tensors, int n_tensors, i64 n_chunks, const double *lr_table, int lr_segments,               \
+        const double *wd_table, int wd_segments, const void *step_ptr, int step_code, double step_value,   \
+        double momentum, double dampening, int nesterov, int decoupled, int maximize, int lr_in_buffer,    \
+        int on_drop, const void *grad_scale_ptr, int grad_scale_code, double grad_scale_value,             \
+        const void *found_inf_ptr, int found_inf_code
+#define FD_SGD_PASS                                                                                         \
+    tensors, n_tensors, n_chunks, lr_table, lr_segments, wd_table, wd_segments, step_ptr, step_code,       \
+        step_value, momentum, dampening, nesterov, decoupled, maximize, lr_in_buffer, on_drop,             \
+        grad_scale_ptr, grad_scale_code, grad_scale_value, found_inf_ptr, found_inf_code
+#define FD_ADAM_ARGS                                                                                        \
+    const i64 *tensors, int n_tensors, i64 n_chunks, const double *lr_table, int lr_segments,               \
+        const double *wd_table, int wd_segments, const void *step_ptr, int step_code, double step_value,   \
+        double beta1, double beta2, double eps, int decoupled, int maximize, int amsgrad,                  \
+        const void *grad_scale_ptr, int grad_scale_code, double grad_scale_value, const void *found_inf_ptr, \
+        int found_inf_code
+#define FD_ADAM_PASS                                                                                        \
+    tensors, n_tensors, n_chunks, lr_table, lr_segments, wd_table, wd_segments, step_ptr, step_code,       \
+        step_value, beta1, beta2, eps, decoupled, maximize, amsgrad, grad_scale_ptr, grad_scale_code,      \
+        grad_scale_value, found_inf_ptr, found_inf_code
+
+extern "C" {
+
+__global__ void __launch_bounds__(256) sgd_f32(FD_SGD_ARGS) { sgd_kernel<float>(FD_SGD_PASS); }
+__global__ void __launch_bounds__(256) sgd_f64(FD_SGD_ARGS) { sgd_kernel<double>(FD_SGD_PASS); }
+__global__ void __launch_bounds__(256) adam_f32(FD_ADAM_ARGS) { adam_kernel<float>(FD_ADAM_PASS); }
+__global__ void __launch_bounds__(256) adam_f64(FD_ADAM_ARGS) { adam_kernel<double>(FD_ADAM_PASS); }
+
+// Advance a device step counter by one (launched after an update on the same
+// stream, so a captured graph counts its own replays).
+__global__ void step_increment(void* step, int code) {
+    if (blockIdx.x != 0 || threadIdx.x != 0) return;
+    switch (code) {
+    case SC_F32: *(float*)step += 1.0f; break;
+    case SC_F64: *(double*)step += 1.0; break;
+    case SC_I32: *(int*)step += 1; break;
+    case SC_I64: *(i64*)step += 1; break;
+    default: break;
+    }
+}
+
+}  // extern "C"
