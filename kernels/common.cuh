@@ -23,6 +23,13 @@
 #endif
 
 #define FD_HD __host__ __device__ __forceinline__
+// For the large math functions (a schedule primitive): one copy called from
+// every site, rather than inlined everywhere, keeps kernels small and quick to build.
+#ifdef __CUDACC__
+#define FD_HD_CALL __host__ __device__ __noinline__
+#else
+#define FD_HD_CALL inline
+#endif
 
 namespace fastdecay {
 

@@ -69,7 +69,7 @@ FD_HD void cosine_restart_cycle(double tau, double T0, double mult, double* cur,
 }
 
 // Rate of one primitive at tau steps past its origin.
-FD_HD double primitive(int kind, double tau, const double* p) {
+FD_HD_CALL double primitive(int kind, double tau, const double* p) {
     const double p0 = p[0], p1 = p[1], p2 = p[2], p3 = p[3], p4 = p[4], p5 = p[5];
     switch (kind) {
     case KIND_CONSTANT:

@@ -1,0 +1,218 @@
+// Batched quadratic trajectories on the GPU: the twin of fastdecay/_cpu/simulate.py
+// (simulate_chunk), with the same arguments and the same arithmetic.
+//
+// Trajectory i minimises f(w) = 1/2 sum_k lam_k w_k^2 over d coordinates,
+// stored row-major in flat arrays of n * d elements. Without recording (or with
+// d == 1) each thread owns one element (trajectory x coordinate) and runs the
+// whole time loop of the chunk with its weight, buffer, second moment and
+// rates in registers: nothing but the per-step shared scalars is read inside
+// the loop. With recording and d > 1 a thread owns one trajectory, so the
+// loss and displacement sums over coordinates run in the CPU's order.
+//
+// Rates are shared (step_scalars: lr, weight decay and buffer scale per step of
+// the chunk, computed on the host) or per trajectory (rows[i] of the table;
+// plain exponential/constant rows advance by one multiplication a step,
+// re-anchored to the closed form at every multiple of REANCHOR global steps).
+// Noise: philox_normal(seed, offset + i, t, k), the CPU's numbers.
+#include "schedule.cuh"
+#include "philox.cuh"
+#include "update_math.cuh"
+
+using namespace fastdecay;
+
+enum { OPT_GD = 0, OPT_MOMENTUM = 1, OPT_LR_IN_BUFFER = 2, OPT_NESTEROV = 3, OPT_ADAM = 4, OPT_ADAMW = 5 };
+enum { SS_LR = 0, SS_WD = 1, SS_SCALE = 2, N_SCALARS = 3 };
+enum { REANCHOR = 64 };
+
+// What every thread needs, passed by value.
+struct RateSource {
+    const double* table;
+    int segments;
+    const i64* rows;      // null: shared (step_scalars)
+    const double* ratio;  // per-step factor, NaN where the closed form is used
+    double* state;        // current rate of each trajectory, carried between chunks
+};
+
+// The rate of trajectory i at global step t, from its value at t - 1.
+__device__ __forceinline__ double advance_rate(const RateSource& src, i64 i, i64 t, double current) {
+    const double r = src.ratio[i];
+    if (t % REANCHOR != 0 && r == r) return current * r;
+    return lr_at(src.table, src.segments, src.rows[i], (double)t);
+}
+
+struct Options {
+    int opt, on_drop;
+    double momentum, beta1, beta2, eps, noise;
+    u64 seed, offset;
+};
+
+// One step of one element: w, b (momentum buffer / exp_avg), q (exp_avg_sq) in place.
+template <typename T>
+__device__ __forceinline__ void step_element(T& w, T& b, T& q, T lam, i64 i, i64 k, i64 t, double eta, double wd,
+                                             double scale_shared, const RateSource& lr, const Options& o) {
+    const bool first = t == 0;
+    const double tf = (double)t;
+    T g = lam * w;
+    if (o.noise != 0.0) g = g + (T)o.noise * (T)philox_normal(o.seed, o.offset + (u64)i, (u32)t, (u32)k);
+    if (o.opt == OPT_ADAM || o.opt == OPT_ADAMW) {
+        const AdamCoef<T> c(adam_scalars(eta, wd, tf, o.beta1, o.beta2, o.eps, o.opt == OPT_ADAMW, false));
+        T unused = w;
+        adam_element<T>(w, g, b, q, unused, c, false, first);
+    } else {
+        const bool use_momentum =
+            (o.opt == OPT_MOMENTUM || o.opt == OPT_LR_IN_BUFFER || o.opt == OPT_NESTEROV) && o.momentum != 0.0;
+        double scale = scale_shared;
+        if (lr.rows) {
+            // a plain exponential or constant row never drops discontinuously
+            scale = 1.0;
+            const double r = lr.ratio[i];
+            if (use_momentum && o.on_drop != 0 && !(r == r))
+                scale = buffer_scale_at(lr.table, lr.segments, lr.rows[i], tf, o.on_drop);
+        }
+        const SgdCoef<T> c(sgd_scalars(eta, wd, first, scale, use_momentum ? o.momentum : 0.0, 0.0,
+                                       o.opt == OPT_NESTEROV, false, false, o.opt == OPT_LR_IN_BUFFER));
+        T bb = use_momentum ? b : (T)0;
+        sgd_element<T>(w, g, bb, c, use_momentum, o.opt == OPT_NESTEROV, first);
+        if (use_momentum) b = bb;
+    }
+}
+
+// One thread per element (trajectory x coordinate), the time loop in registers.
+// Records (d == 1 only) loss, displacement and rate at every `every`-th step.
+template <typename T>
+__device__ void simulate_elements(T* w_, T* buf_, T* sq_, const T* lam_, i64 n, i64 d, RateSource lr, RateSource wdr,
+                                  const double* __restrict__ ss, Options o, i64 first_step, i64 n_steps, i64 every,
+                                  T* rec_loss, T* rec_disp, T* rec_lr, i64 n_rec) {
+    const bool has_buf = o.opt != OPT_GD;  // the buffers are empty where the optimizer has none
+    const bool adam = o.opt == OPT_ADAM || o.opt == OPT_ADAMW;
+    for (i64 j = blockIdx.x * (i64)blockDim.x + threadIdx.x; j < n * d; j += (i64)gridDim.x * blockDim.x) {
+        const i64 i = j / d, k = j - i * d;
+        T w = w_[j];
+        const T lam = lam_[j];
+        T b = (has_buf && buf_) ? buf_[j] : (T)0;
+        T q = adam ? sq_[j] : (T)0;
+        double eta_i = lr.rows ? lr.state[i] : 0.0;
+        double wd_i = wdr.rows ? wdr.state[i] : 0.0;
+        if (every > 0 && first_step == 0) {
+            const double x = (double)w;
+            rec_loss[i * n_rec] = (T)(0.5 * (0.0 + (double)lam * (x * x)));
+            rec_disp[i * n_rec] = (T)0;
+            rec_lr[i * n_rec] = (T)(lr.rows ? lr_at(lr.table, lr.segments, lr.rows[i], 0.0) : ss[SS_LR]);
+        }
+        for (i64 s = 0; s < n_steps; ++s) {
+            const i64 t = first_step + s;
+            if (lr.rows) eta_i = advance_rate(lr, i, t, eta_i);
+            if (wdr.rows) wd_i = advance_rate(wdr, i, t, wd_i);
+            const double eta = lr.rows ? eta_i : ss[s * N_SCALARS + SS_LR];
+            const double wd = wdr.rows ? wd_i : ss[s * N_SCALARS + SS_WD];
+            const T before = w;
+            step_element<T>(w, b, q, lam, i, k, t, eta, wd, ss[s * N_SCALARS + SS_SCALE], lr, o);
+            if (every > 0 && (t + 1) % every == 0) {
+                const i64 r = i * n_rec + (t + 1) / every;
+                const double delta = (double)w - (double)before;
+                const double x = (double)w;
+                rec_disp[r] = (T)sqrt(0.0 + delta * delta);
+                rec_loss[r] = (T)(0.5 * (0.0 + (double)lam * (x * x)));
+                rec_lr[r] = (T)(lr.rows ? lr_at(lr.table, lr.segments, lr.rows[i], (double)(t + 1))
+                                        : ss[(s + 1) * N_SCALARS + SS_LR]);
+            }
+        }
+        w_[j] = w;
+        if (has_buf && buf_) buf_[j] = b;
+        if (adam) sq_[j] = q;
+        if (k == 0) {
+            if (lr.rows) lr.state[i] = eta_i;
+            if (wdr.rows) wdr.state[i] = wd_i;
+        }
+    }
+}
+
+// One thread per trajectory (recording with d > 1): coordinates in a loop, the
+// state in global memory, sums over coordinates in the CPU's order.
+template <typename T>
+__device__ void simulate_trajectories(T* w_, T* buf_, T* sq_, const T* lam_, i64 n, i64 d, RateSource lr,
+                                      RateSource wdr, const double* __restrict__ ss, Options o, i64 first_step,
+                                      i64 n_steps, i64 every, T* rec_loss, T* rec_disp, T* rec_lr, i64 n_rec) {
+    const bool has_buf = o.opt != OPT_GD;
+    const bool adam = o.opt == OPT_ADAM || o.opt == OPT_ADAMW;
+    for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x) {
+        double eta_i = lr.rows ? lr.state[i] : 0.0;
+        double wd_i = wdr.rows ? wdr.state[i] : 0.0;
+        if (every > 0 && first_step == 0) {
+            double loss = 0.0;
+            for (i64 k = 0; k < d; ++k) {
+                const double x = (double)w_[i * d + k];
+                loss += (double)lam_[i * d + k] * (x * x);
+            }
+            rec_loss[i * n_rec] = (T)(0.5 * loss);
+            rec_disp[i * n_rec] = (T)0;
+            rec_lr[i * n_rec] = (T)(lr.rows ? lr_at(lr.table, lr.segments, lr.rows[i], 0.0) : ss[SS_LR]);
+        }
+        for (i64 s = 0; s < n_steps; ++s) {
+            const i64 t = first_step + s;
+            if (lr.rows) eta_i = advance_rate(lr, i, t, eta_i);
+            if (wdr.rows) wd_i = advance_rate(wdr, i, t, wd_i);
+            const double eta = lr.rows ? eta_i : ss[s * N_SCALARS + SS_LR];
+            const double wd = wdr.rows ? wd_i : ss[s * N_SCALARS + SS_WD];
+            const bool record = every > 0 && (t + 1) % every == 0;
+            double disp = 0.0, loss = 0.0;
+            for (i64 k = 0; k < d; ++k) {
+                const i64 j = i * d + k;
+                T w = w_[j];
+                T b = (has_buf && buf_) ? buf_[j] : (T)0;
+                T q = adam ? sq_[j] : (T)0;
+                const T before = w;
+                step_element<T>(w, b, q, lam_[j], i, k, t, eta, wd, ss[s * N_SCALARS + SS_SCALE], lr, o);
+                w_[j] = w;
+                if (has_buf && buf_) buf_[j] = b;
+                if (adam) sq_[j] = q;
+                if (record) {
+                    const double delta = (double)w - (double)before;
+                    const double x = (double)w;
+                    disp += delta * delta;
+                    loss += (double)lam_[j] * (x * x);
+                }
+            }
+            if (record) {
+                const i64 r = i * n_rec + (t + 1) / every;
+                rec_disp[r] = (T)sqrt(disp);
+                rec_loss[r] = (T)(0.5 * loss);
+                rec_lr[r] = (T)(lr.rows ? lr_at(lr.table, lr.segments, lr.rows[i], (double)(t + 1))
+                                        : ss[(s + 1) * N_SCALARS + SS_LR]);
+            }
+        }
+        if (lr.rows) lr.state[i] = eta_i;
+        if (wdr.rows) wdr.state[i] = wd_i;
+    }
+}
+
+#define FD_SIM_ARGS(T)                                                                                          \
+    T *w, T *buf, T *sq, const T *lam, i64 n, i64 d, int opt, const double *lr_table, int lr_segments,         \
+        const i64 *lr_rows, const double *lr_ratio, double *lr_state, const double *wd_table, int wd_segments,  \
+        const i64 *wd_rows, const double *wd_ratio, double *wd_state, const double *step_scalars,              \
+        double momentum, double beta1, double beta2, double eps, int on_drop, double noise, u64 seed,          \
+        u64 offset, i64 first_step, i64 n_steps, i64 every, T *rec_loss, T *rec_disp, T *rec_lr, i64 n_rec,    \
+        int per_trajectory
+
+template <typename T>
+__device__ void simulate_entry(FD_SIM_ARGS(T)) {
+    const RateSource lr = {lr_table, lr_segments, lr_rows, lr_ratio, lr_state};
+    const RateSource wdr = {wd_table, wd_segments, wd_rows, wd_ratio, wd_state};
+    const Options o = {opt, on_drop, momentum, beta1, beta2, eps, noise, seed, offset};
+    if (per_trajectory)
+        simulate_trajectories<T>(w, buf, sq, lam, n, d, lr, wdr, step_scalars, o, first_step, n_steps, every,
+                                 rec_loss, rec_disp, rec_lr, n_rec);
+    else
+        simulate_elements<T>(w, buf, sq, lam, n, d, lr, wdr, step_scalars, o, first_step, n_steps, every,
+                             rec_loss, rec_disp, rec_lr, n_rec);
+}
+
+#define FD_SIM_PASS                                                                                             \
+    w, buf, sq, lam, n, d, opt, lr_table, lr_segments, lr_rows, lr_ratio, lr_state, wd_table, wd_segments,     \
+        wd_rows, wd_ratio, wd_state, step_scalars, momentum, beta1, beta2, eps, on_drop, noise, seed, offset,  \
+        first_step, n_steps, every, rec_loss, rec_disp, rec_lr, n_rec, per_trajectory
+
+extern "C" {
+__global__ void __launch_bounds__(256) simulate_f32(FD_SIM_ARGS(float)) { simulate_entry<float>(FD_SIM_PASS); }
+__global__ void __launch_bounds__(256) simulate_f64(FD_SIM_ARGS(double)) { simulate_entry<double>(FD_SIM_PASS); }
+}
