@@ -246,7 +246,7 @@ class Schedule:
     @property
     def size(self):
         """Number of schedules in the batch."""
-        return int(np.prod(self.batch_shape, dtype=np.int64))
+        return math.prod(self.batch_shape)
 
     def rows(self):
         """The table as ``(size, n_segments, WIDTH)``: the view kernels take."""
@@ -273,6 +273,13 @@ class Schedule:
             from ._gpu import schedule as gpu_schedule  # imports cupy: only for device arrays
 
             return gpu_schedule.evaluate(self, t)
+        if isinstance(t, (int, np.integer)) and not isinstance(t, (bool, np.bool_)):
+            # the common scalar call, without the array machinery
+            if t < 0:
+                raise ValueError(f"t must be a non-negative step, got {t!r}")
+            out = np.empty(self.size)
+            _eval_points(self.rows(), np.arange(self.size, dtype=np.int64), np.full(self.size, float(t)), out)
+            return float(out[0]) if not self.batch_shape else out.reshape(self.batch_shape)
         steps = _steps("t", t)
         try:
             shape = np.broadcast_shapes(self.batch_shape, steps.shape)
@@ -282,12 +289,8 @@ class Schedule:
             ) from None
         out = np.empty(shape)
         if out.size:
-            from ._cpu import schedule as kernels
-
             rows = np.arange(self.size, dtype=np.int64).reshape(self.batch_shape)
-            rows = np.ascontiguousarray(np.broadcast_to(rows, shape)).ravel()
-            flat = np.ascontiguousarray(np.broadcast_to(steps, shape)).ravel()
-            kernels.eval_points(self.rows(), rows, flat, out.reshape(-1))
+            _eval_points(self.rows(), np.broadcast_to(rows, shape), np.broadcast_to(steps, shape), out.reshape(-1))
         if backend == TORCH_CPU:
             import torch
 
@@ -327,19 +330,32 @@ class Schedule:
             if not result.flags.c_contiguous or not result.flags.writeable:
                 raise ValueError("out must be a writeable C-contiguous array")
         if result.size:
-            from ._cpu import schedule as kernels
-
             flat = result.reshape(self.size, n)
             if ranged:
-                kernels.fill_table(self.rows(), 0.0, flat)
+                from ._cpu import schedule as kernels
+
+                kernels.run_small(kernels.fill_table, result.size, self.rows(), 0.0, flat)
             else:
-                rows = np.repeat(np.arange(self.size, dtype=np.int64), n)
-                kernels.eval_points(self.rows(), rows, np.tile(steps, self.size), flat.reshape(-1))
+                rows = np.broadcast_to(np.arange(self.size, dtype=np.int64)[:, None], (self.size, n))
+                _eval_points(self.rows(), rows, np.broadcast_to(steps, (self.size, n)), flat.reshape(-1))
         return out if out is not None else result
 
     def lr0(self):
         """Rates at step 0, shape ``batch_shape``."""
         return self.table(1)[..., 0]
+
+
+def _eval_points(table, rows, steps, out):
+    """out[i] = rate of schedule rows[i] at steps[i] (flattened; rows and steps are
+    broadcast views); a few points on the calling thread, many in parallel."""
+    from ._cpu import schedule as kernels
+
+    rows = np.ascontiguousarray(rows, dtype=np.int64).reshape(-1)
+    steps = np.ascontiguousarray(steps, dtype=np.float64).reshape(-1)
+    # read-only views match the kernels' signatures exactly (no per-call conversion)
+    rows.setflags(write=False)
+    steps.setflags(write=False)
+    kernels.run_small(kernels.eval_points, out.shape[0], table, rows, steps, out)
 
 
 def _short(v):
