@@ -342,7 +342,7 @@ def main(argv=None):
 
             return _demo.run(out_dir=args.out, plots=not args.no_plots, out=out)
         if args.command == "sweep":
-            from . import sweep as sweep_module
+            from . import _sweep as sweep_module
 
             try:
                 return sweep_module.run_cli(args, out=out)

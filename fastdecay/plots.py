@@ -91,9 +91,9 @@ def _labelled(schedules, labels=None):
 
 
 def _positive(y):
-    """``y`` with non-positive entries masked, for log axes."""
+    """``y`` with non-positive and non-finite entries masked, for log axes."""
     y = np.asarray(y, dtype=np.float64)
-    return np.where(y > 0, y, np.nan)
+    return np.where((y > 0) & np.isfinite(y), y, np.nan)
 
 
 def lr_curves(schedules, steps, *, labels=None, log=True, title="Learning-rate schedules", path=None):
@@ -136,6 +136,8 @@ def stability_ceiling(schedules, curvatures, steps, *, labels=None, path=None,
     ax.plot([], [], "o", color="0.3", mfc="white", mew=1.5, label=r"stability onset $t^*$ ($\eta_t\lambda < 2$ from here)")
     ax.plot([], [], ":", color="0.55", label=r"curvatures $\lambda$")
     ax.set_yscale("log")
+    if lam.size and lam.max() > 0:
+        ax.set_ylim(lam[lam > 0].min() / 3.0, lam.max() * 30.0)
     ax.set_xlabel("step $t$")
     ax.set_ylabel(r"curvature $\lambda$  /  ceiling $2/\eta_t$")
     ax.set_title(title)
@@ -145,7 +147,7 @@ def stability_ceiling(schedules, curvatures, steps, *, labels=None, path=None,
     return _finish(fig, path)
 
 
-def trajectories(steps, values, *, labels, ylabel, title, log=True, path=None, ax=None):
+def trajectories(steps, values, *, labels, ylabel, title, log=True, path=None, ax=None, legend=True):
     """Curves ``values[k]`` against ``steps``, one per label (a generic helper)."""
     values = np.atleast_2d(np.asarray(values, dtype=np.float64))
     labels = list(labels)
@@ -161,7 +163,8 @@ def trajectories(steps, values, *, labels, ylabel, title, log=True, path=None, a
     ax.set_xlabel("step $t$")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.legend(loc="best", fontsize="small")
+    if legend:
+        ax.legend(loc="best", fontsize="small")
     return _finish(fig, path) if fig is not None else ax
 
 
@@ -173,12 +176,14 @@ def _panels(result, attribute, panel_labels, curve_labels, ylabel, title, path):
     n = values.shape[0]
     cols = min(n, 3)
     rows = -(-n // cols)
-    fig, axes = _figure(rows, cols, width=4.2 * cols + 0.6, height=3.4 * rows + 0.6)
+    fig, axes = _figure(rows, cols, width=4.6 * cols + 0.6, height=3.6 * rows + 0.9)
     for k in range(n):
         trajectories(result.steps, values[k], labels=curve_labels, ylabel=ylabel,
-                     title=panel_labels[k] if panel_labels else "", ax=axes[k])
+                     title=panel_labels[k] if panel_labels else "", ax=axes[k], legend=False)
     for ax in axes[n:]:
         ax.set_visible(False)
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncols=min(len(names), 3), fontsize="small")
     fig.suptitle(title)
     return _finish(fig, path)
 
