@@ -51,13 +51,13 @@ def _figure(nrows=1, ncols=1, *, width=8.0, height=4.8, sharex=False):
     return fig, axes
 
 
-def save(fig, path):
+def save(fig, path, *, dpi=None):
     """Write ``fig`` as PNG to ``path`` (directories created) and return the path."""
     path = os.fspath(path)
     folder = os.path.dirname(path)
     if folder:
         os.makedirs(folder, exist_ok=True)
-    fig.savefig(path, format="png")
+    fig.savefig(path, format="png", dpi=dpi)
     return path
 
 
@@ -141,8 +141,9 @@ def stability_ceiling(schedules, curvatures, steps, *, labels=None, path=None,
     ax.set_xlabel("step $t$")
     ax.set_ylabel(r"curvature $\lambda$  /  ceiling $2/\eta_t$")
     ax.set_title(title)
-    ax.text(0.99, 0.97, r"above a curve: $\eta_t\lambda > 2$, gradient descent diverges",
-            transform=ax.transAxes, ha="right", va="top", fontsize="small", color="0.3")
+    ax.text(0.01, 0.02, "a curvature above a schedule's curve: $\\eta_t\\lambda > 2$, gradient descent diverges there",
+            transform=ax.transAxes, ha="left", va="bottom", fontsize="small", color="0.25",
+            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8})
     ax.legend(loc="lower right", fontsize="small")
     return _finish(fig, path)
 
