@@ -60,11 +60,13 @@ def _number_array(name, value):
         raise TypeError(f"{name} must be a number or an array of numbers, got {value!r}")
     value = to_numpy(value)
     try:
-        arr = np.asarray(value, dtype=np.float64)
+        # a copy: a schedule's params never alias the caller's arrays
+        arr = np.array(value, dtype=np.float64)
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be a number or an array of numbers, got {value!r}") from None
     if np.asarray(value).dtype == bool:
         raise TypeError(f"{name} must be a number, got the boolean {value!r}")
+    arr.setflags(write=False)
     return arr
 
 
@@ -83,7 +85,7 @@ def _check(name, value, *, low=None, low_open=False, high=None, high_open=False,
         bad |= np.isfinite(arr) & (arr != np.round(arr))
         what = "an integer " + what
     if np.any(bad):
-        shown = arr[bad].flat[0] if arr.ndim else arr.item()
+        shown = arr[bad].flat[0].item()
         extra = "" if arr.ndim == 0 else f" (first bad element {shown!r})"
         raise ValueError(f"{name} must be {what}, got {value!r}{extra}")
     return arr
@@ -146,9 +148,10 @@ def _steps(name, t):
     if arr.dtype.kind == "f":
         bad = ~np.isfinite(steps) | (steps != np.floor(steps))
         if np.any(bad):
-            raise ValueError(f"{name} must be an integer step, got {steps[bad].flat[0] if steps.ndim else t!r}")
-    if np.any(steps < 0):
-        raise ValueError(f"{name} must be a non-negative step, got {steps.min() if steps.ndim else t!r}")
+            raise ValueError(f"{name} must be an integer step, got {arr[bad].flat[0].item()!r}")
+    negative = steps < 0
+    if np.any(negative):
+        raise ValueError(f"{name} must be a non-negative step, got {arr[negative].flat[0].item()!r}")
     return steps
 
 

@@ -218,7 +218,7 @@ def cyclic_lr(t, base_lr, max_lr, step_size_up, step_size_down=None, mode="trian
         if mode == "triangular":
             amplitude = 1.0
         elif mode == "triangular2":
-            amplitude = 1.0 / 2.0 ** (cycle - 1)
+            amplitude = 0.5 ** (cycle - 1)  # torch writes 1 / 2 ** (cycle - 1), which overflows
         else:
             amplitude = gamma**t
         return base + (peak - base) * scale * amplitude
