@@ -37,4 +37,22 @@ typedef long long i64;
 typedef unsigned long long u64;
 typedef unsigned int u32;
 
+FD_HD i64 min_i64(i64 a, i64 b) { return a < b ? a : b; }
+
+// The launch geometry a kernel body strides over. On the GPU it is the real
+// grid; the host test runs the same bodies for every (block, thread) in turn,
+// which is exact because no thread reads what another one writes.
+struct Grid {
+    i64 block, n_blocks, thread, n_threads;
+    FD_HD i64 global() const { return block * n_threads + thread; }
+    FD_HD i64 stride() const { return n_blocks * n_threads; }
+};
+
+#ifdef __CUDACC__
+__device__ __forceinline__ Grid this_grid() {
+    Grid g = {(i64)blockIdx.x, (i64)gridDim.x, (i64)threadIdx.x, (i64)blockDim.x};
+    return g;
+}
+#endif
+
 }  // namespace fastdecay

@@ -34,7 +34,7 @@ struct RateSource {
 };
 
 // The rate of trajectory i at global step t, from its value at t - 1.
-__device__ __forceinline__ double advance_rate(const RateSource& src, i64 i, i64 t, double current) {
+FD_HD double advance_rate(const RateSource& src, i64 i, i64 t, double current) {
     const double r = src.ratio[i];
     if (t % REANCHOR != 0 && r == r) return current * r;
     return lr_at(src.table, src.segments, src.rows[i], (double)t);
@@ -48,7 +48,7 @@ struct Options {
 
 // One step of one element: w, b (momentum buffer / exp_avg), q (exp_avg_sq) in place.
 template <typename T>
-__device__ __forceinline__ void step_element(T& w, T& b, T& q, T lam, i64 i, i64 k, i64 t, double eta, double wd,
+FD_HD void step_element(T& w, T& b, T& q, T lam, i64 i, i64 k, i64 t, double eta, double wd,
                                              double scale_shared, const RateSource& lr, const Options& o) {
     const bool first = t == 0;
     const double tf = (double)t;
@@ -80,12 +80,12 @@ __device__ __forceinline__ void step_element(T& w, T& b, T& q, T lam, i64 i, i64
 // One thread per element (trajectory x coordinate), the time loop in registers.
 // Records (d == 1 only) loss, displacement and rate at every `every`-th step.
 template <typename T>
-__device__ void simulate_elements(T* w_, T* buf_, T* sq_, const T* lam_, i64 n, i64 d, RateSource lr, RateSource wdr,
+__host__ __device__ void simulate_elements(Grid gr, T* w_, T* buf_, T* sq_, const T* lam_, i64 n, i64 d, RateSource lr, RateSource wdr,
                                   const double* __restrict__ ss, Options o, i64 first_step, i64 n_steps, i64 every,
                                   T* rec_loss, T* rec_disp, T* rec_lr, i64 n_rec) {
     const bool has_buf = o.opt != OPT_GD;  // the buffers are empty where the optimizer has none
     const bool adam = o.opt == OPT_ADAM || o.opt == OPT_ADAMW;
-    for (i64 j = blockIdx.x * (i64)blockDim.x + threadIdx.x; j < n * d; j += (i64)gridDim.x * blockDim.x) {
+    for (i64 j = gr.global(); j < n * d; j += gr.stride()) {
         const i64 i = j / d, k = j - i * d;
         T w = w_[j];
         const T lam = lam_[j];
@@ -130,12 +130,12 @@ __device__ void simulate_elements(T* w_, T* buf_, T* sq_, const T* lam_, i64 n, 
 // One thread per trajectory (recording with d > 1): coordinates in a loop, the
 // state in global memory, sums over coordinates in the CPU's order.
 template <typename T>
-__device__ void simulate_trajectories(T* w_, T* buf_, T* sq_, const T* lam_, i64 n, i64 d, RateSource lr,
+__host__ __device__ void simulate_trajectories(Grid gr, T* w_, T* buf_, T* sq_, const T* lam_, i64 n, i64 d, RateSource lr,
                                       RateSource wdr, const double* __restrict__ ss, Options o, i64 first_step,
                                       i64 n_steps, i64 every, T* rec_loss, T* rec_disp, T* rec_lr, i64 n_rec) {
     const bool has_buf = o.opt != OPT_GD;
     const bool adam = o.opt == OPT_ADAM || o.opt == OPT_ADAMW;
-    for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x) {
+    for (i64 i = gr.global(); i < n; i += gr.stride()) {
         double eta_i = lr.rows ? lr.state[i] : 0.0;
         double wd_i = wdr.rows ? wdr.state[i] : 0.0;
         if (every > 0 && first_step == 0) {
@@ -195,15 +195,15 @@ __device__ void simulate_trajectories(T* w_, T* buf_, T* sq_, const T* lam_, i64
         int per_trajectory
 
 template <typename T>
-__device__ void simulate_entry(FD_SIM_ARGS(T)) {
+__host__ __device__ void simulate_body(Grid gr, FD_SIM_ARGS(T)) {
     const RateSource lr = {lr_table, lr_segments, lr_rows, lr_ratio, lr_state};
     const RateSource wdr = {wd_table, wd_segments, wd_rows, wd_ratio, wd_state};
     const Options o = {opt, on_drop, momentum, beta1, beta2, eps, noise, seed, offset};
     if (per_trajectory)
-        simulate_trajectories<T>(w, buf, sq, lam, n, d, lr, wdr, step_scalars, o, first_step, n_steps, every,
+        simulate_trajectories<T>(gr, w, buf, sq, lam, n, d, lr, wdr, step_scalars, o, first_step, n_steps, every,
                                  rec_loss, rec_disp, rec_lr, n_rec);
     else
-        simulate_elements<T>(w, buf, sq, lam, n, d, lr, wdr, step_scalars, o, first_step, n_steps, every,
+        simulate_elements<T>(gr, w, buf, sq, lam, n, d, lr, wdr, step_scalars, o, first_step, n_steps, every,
                              rec_loss, rec_disp, rec_lr, n_rec);
 }
 
@@ -212,7 +212,13 @@ __device__ void simulate_entry(FD_SIM_ARGS(T)) {
         wd_rows, wd_ratio, wd_state, step_scalars, momentum, beta1, beta2, eps, on_drop, noise, seed, offset,  \
         first_step, n_steps, every, rec_loss, rec_disp, rec_lr, n_rec, per_trajectory
 
+#ifdef __CUDACC__
 extern "C" {
-__global__ void __launch_bounds__(256) simulate_f32(FD_SIM_ARGS(float)) { simulate_entry<float>(FD_SIM_PASS); }
-__global__ void __launch_bounds__(256) simulate_f64(FD_SIM_ARGS(double)) { simulate_entry<double>(FD_SIM_PASS); }
+__global__ void __launch_bounds__(256) simulate_f32(FD_SIM_ARGS(float)) {
+    simulate_body<float>(this_grid(), FD_SIM_PASS);
 }
+__global__ void __launch_bounds__(256) simulate_f64(FD_SIM_ARGS(double)) {
+    simulate_body<double>(this_grid(), FD_SIM_PASS);
+}
+}
+#endif  // __CUDACC__

@@ -25,7 +25,7 @@ enum { CHUNK = 1 << 14 };
 // type codes of scalars read from device memory (SC_NONE: use the value passed)
 enum { SC_NONE = 0, SC_F32 = 1, SC_F64 = 2, SC_I32 = 3, SC_I64 = 4, SC_BOOL = 5 };
 
-__device__ __forceinline__ double read_scalar(const void* p, int code, double value) {
+FD_HD double read_scalar(const void* p, int code, double value) {
     switch (code) {
     case SC_F32: return (double)*(const float*)p;
     case SC_F64: return *(const double*)p;
@@ -37,7 +37,7 @@ __device__ __forceinline__ double read_scalar(const void* p, int code, double va
 }
 
 // Index of the tensor owning global chunk c (first-chunk column is sorted).
-__device__ __forceinline__ int tensor_of_chunk(const i64* tensors, int n_tensors, i64 c) {
+FD_HD int tensor_of_chunk(const i64* tensors, int n_tensors, i64 c) {
     int lo = 0, hi = n_tensors;
     while (hi - lo > 1) {
         int mid = (lo + hi) / 2;
@@ -53,12 +53,12 @@ struct alignas(16) Vec {
     T v[N];
 };
 
-__device__ __forceinline__ bool aligned16(i64 address) { return (address & 15) == 0; }
+FD_HD bool aligned16(i64 address) { return (address & 15) == 0; }
 
 // ----------------------------------------------------------------------------- SGD
 
 template <typename T>
-__device__ void sgd_kernel(const i64* __restrict__ tensors, int n_tensors, i64 n_chunks,
+__host__ __device__ void sgd_body(Grid gr, const i64* __restrict__ tensors, int n_tensors, i64 n_chunks,
                            const double* __restrict__ lr_table, int lr_segments,
                            const double* __restrict__ wd_table, int wd_segments,
                            const void* step_ptr, int step_code, double step_value,
@@ -78,17 +78,17 @@ __device__ void sgd_kernel(const i64* __restrict__ tensors, int n_tensors, i64 n
     const bool nest = nesterov != 0;
     typedef Vec<T> V;
 
-    for (i64 chunk = blockIdx.x; chunk < n_chunks; chunk += gridDim.x) {
+    for (i64 chunk = gr.block; chunk < n_chunks; chunk += gr.n_blocks) {
         const i64* d = tensors + tensor_of_chunk(tensors, n_tensors, chunk) * N_FIELDS;
         const i64 lo = (chunk - d[F_FIRST_CHUNK]) * CHUNK;
-        const i64 hi = min(lo + (i64)CHUNK, d[F_SIZE]);
+        const i64 hi = min_i64(lo + (i64)CHUNK, d[F_SIZE]);
         T* __restrict__ w = (T*)d[F_PARAM];
         const T* __restrict__ g = (const T*)d[F_GRAD];
         T* __restrict__ buf = (T*)d[F_BUF0];
         i64 start = lo;
         if (aligned16(d[F_PARAM]) && aligned16(d[F_GRAD]) && (!use_momentum || aligned16(d[F_BUF0]))) {
             const i64 n_vec = (hi - lo) / V::N;
-            for (i64 j = threadIdx.x; j < n_vec; j += blockDim.x) {
+            for (i64 j = gr.thread; j < n_vec; j += gr.n_threads) {
                 const i64 i = lo + j * V::N;
                 V wv = *(const V*)(w + i);
                 const V gv = *(const V*)(g + i);
@@ -106,7 +106,7 @@ __device__ void sgd_kernel(const i64* __restrict__ tensors, int n_tensors, i64 n
             }
             start = lo + n_vec * V::N;
         }
-        for (i64 i = start + threadIdx.x; i < hi; i += blockDim.x) {
+        for (i64 i = start + gr.thread; i < hi; i += gr.n_threads) {
             T wi = w[i];
             T b = use_momentum ? buf[i] : (T)0;
             sgd_element<T>(wi, scaled ? g[i] / inv : g[i], b, c, use_momentum, nest, first);
@@ -119,7 +119,7 @@ __device__ void sgd_kernel(const i64* __restrict__ tensors, int n_tensors, i64 n
 // ----------------------------------------------------------------------------- Adam
 
 template <typename T>
-__device__ void adam_kernel(const i64* __restrict__ tensors, int n_tensors, i64 n_chunks,
+__host__ __device__ void adam_body(Grid gr, const i64* __restrict__ tensors, int n_tensors, i64 n_chunks,
                             const double* __restrict__ lr_table, int lr_segments,
                             const double* __restrict__ wd_table, int wd_segments,
                             const void* step_ptr, int step_code, double step_value,
@@ -137,10 +137,10 @@ __device__ void adam_kernel(const i64* __restrict__ tensors, int n_tensors, i64 
     const bool ams = amsgrad != 0;
     typedef Vec<T> V;
 
-    for (i64 chunk = blockIdx.x; chunk < n_chunks; chunk += gridDim.x) {
+    for (i64 chunk = gr.block; chunk < n_chunks; chunk += gr.n_blocks) {
         const i64* d = tensors + tensor_of_chunk(tensors, n_tensors, chunk) * N_FIELDS;
         const i64 lo = (chunk - d[F_FIRST_CHUNK]) * CHUNK;
-        const i64 hi = min(lo + (i64)CHUNK, d[F_SIZE]);
+        const i64 hi = min_i64(lo + (i64)CHUNK, d[F_SIZE]);
         T* __restrict__ w = (T*)d[F_PARAM];
         const T* __restrict__ g = (const T*)d[F_GRAD];
         T* __restrict__ m = (T*)d[F_BUF0];
@@ -150,7 +150,7 @@ __device__ void adam_kernel(const i64* __restrict__ tensors, int n_tensors, i64 
         if (aligned16(d[F_PARAM]) && aligned16(d[F_GRAD]) && aligned16(d[F_BUF0]) && aligned16(d[F_BUF1]) &&
             (!ams || aligned16(d[F_BUF2]))) {
             const i64 n_vec = (hi - lo) / V::N;
-            for (i64 j = threadIdx.x; j < n_vec; j += blockDim.x) {
+            for (i64 j = gr.thread; j < n_vec; j += gr.n_threads) {
                 const i64 i = lo + j * V::N;
                 V wv = *(const V*)(w + i);
                 const V gv = *(const V*)(g + i);
@@ -172,7 +172,7 @@ __device__ void adam_kernel(const i64* __restrict__ tensors, int n_tensors, i64 
             }
             start = lo + n_vec * V::N;
         }
-        for (i64 i = start + threadIdx.x; i < hi; i += blockDim.x) {
+        for (i64 i = start + gr.thread; i < hi; i += gr.n_threads) {
             T wi = w[i], mi = m[i], vi = v[i];
             T x = ams ? vmax[i] : (T)0;
             adam_element<T>(wi, scaled ? g[i] / inv : g[i], mi, vi, x, c, ams, first);
@@ -207,12 +207,13 @@ __device__ void adam_kernel(const i64* __restrict__ tensors, int n_tensors, i64 
         step_value, beta1, beta2, eps, decoupled, maximize, amsgrad, grad_scale_ptr, grad_scale_code,      \
         grad_scale_value, found_inf_ptr, found_inf_code
 
+#ifdef __CUDACC__
 extern "C" {
 
-__global__ void __launch_bounds__(256) sgd_f32(FD_SGD_ARGS) { sgd_kernel<float>(FD_SGD_PASS); }
-__global__ void __launch_bounds__(256) sgd_f64(FD_SGD_ARGS) { sgd_kernel<double>(FD_SGD_PASS); }
-__global__ void __launch_bounds__(256) adam_f32(FD_ADAM_ARGS) { adam_kernel<float>(FD_ADAM_PASS); }
-__global__ void __launch_bounds__(256) adam_f64(FD_ADAM_ARGS) { adam_kernel<double>(FD_ADAM_PASS); }
+__global__ void __launch_bounds__(256) sgd_f32(FD_SGD_ARGS) { sgd_body<float>(this_grid(), FD_SGD_PASS); }
+__global__ void __launch_bounds__(256) sgd_f64(FD_SGD_ARGS) { sgd_body<double>(this_grid(), FD_SGD_PASS); }
+__global__ void __launch_bounds__(256) adam_f32(FD_ADAM_ARGS) { adam_body<float>(this_grid(), FD_ADAM_PASS); }
+__global__ void __launch_bounds__(256) adam_f64(FD_ADAM_ARGS) { adam_body<double>(this_grid(), FD_ADAM_PASS); }
 
 // Advance a device step counter by one (launched after an update on the same
 // stream, so a captured graph counts its own replays).
@@ -228,3 +229,4 @@ __global__ void step_increment(void* step, int code) {
 }
 
 }  // extern "C"
+#endif  // __CUDACC__

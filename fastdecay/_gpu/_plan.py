@@ -1,0 +1,113 @@
+"""Launch plans of the GPU kernels: which arguments, in which C types, over which grid.
+
+Needs neither CuPy nor a GPU: the CuPy wrappers turn a plan into a launch, and
+the host test (tests/test_cuda_host.py) runs the very same kernel bodies on the
+CPU from the very same plan, so argument order, null pointers, chunk tables and
+path choices are checked on every CI run.
+
+A plan's arguments are ``(ctype, value)`` pairs: ``"ptr"`` (an array, or None
+for a null pointer), ``"i32"``, ``"i64"``, ``"u64"``, ``"f64"``.
+"""
+
+import numpy as np
+
+# must equal CHUNK and N_FIELDS in kernels/updates.cu (the host test checks)
+CHUNK = 1 << 14
+N_FIELDS = 7
+THREADS = 256
+
+# type codes of scalars the update kernels read from device memory (SC_* in updates.cu)
+SC_NONE, SC_F32, SC_F64, SC_I32, SC_I64, SC_BOOL = range(6)
+SCALAR_CODES = {"float32": SC_F32, "float64": SC_F64, "int32": SC_I32, "int64": SC_I64, "bool": SC_BOOL}
+
+
+def tensor_table(rows):
+    """The update kernels' tensor table from ``rows`` of (param, grad, buf0, buf1, buf2, size)
+    addresses (0 where unused): int64 ``(n, N_FIELDS)`` with each tensor's first chunk,
+    and the total chunk count."""
+    table = np.zeros((len(rows), N_FIELDS), dtype=np.int64)
+    first = 0
+    for k, (param, grad, b0, b1, b2, size) in enumerate(rows):
+        table[k, :6] = (param, grad, b0, b1, b2, size)
+        table[k, 6] = first
+        first += (int(size) + CHUNK - 1) // CHUNK
+    return table, first
+
+
+def update_blocks(n_chunks, multiprocessors):
+    """Blocks of an update launch: enough to fill the device, never more than the chunks."""
+    return max(1, min(int(n_chunks), 8 * int(multiprocessors)))
+
+
+def scalar_ref(value, device_array_dtype=None):
+    """(ptr-or-None, code, value) for a step / grad_scale / found_inf: a device array is
+    read inside the kernel (``device_array_dtype`` names its dtype), a number passed by value."""
+    if device_array_dtype is None:
+        return None, SC_NONE, float(value)
+    return value, SCALAR_CODES[str(device_array_dtype)], 0.0
+
+
+def sgd_args(table, n_chunks, lr_table, wd_table, step, momentum, dampening, nesterov, decoupled, maximize,
+             lr_in_buffer, on_drop, grad_scale, found_inf):
+    """Arguments of ``sgd_f32`` / ``sgd_f64``; step, grad_scale, found_inf are scalar_ref triples."""
+    return [
+        ("ptr", table), ("i32", table.shape[0]), ("i64", n_chunks),
+        ("ptr", lr_table), ("i32", lr_table.shape[1]), ("ptr", wd_table), ("i32", wd_table.shape[1]),
+        ("ptr", step[0]), ("i32", step[1]), ("f64", step[2]),
+        ("f64", momentum), ("f64", dampening), ("i32", int(bool(nesterov))), ("i32", int(bool(decoupled))),
+        ("i32", int(bool(maximize))), ("i32", int(bool(lr_in_buffer))), ("i32", int(on_drop)),
+        ("ptr", grad_scale[0]), ("i32", grad_scale[1]), ("f64", grad_scale[2]),
+        ("ptr", found_inf[0]), ("i32", found_inf[1]),
+    ]
+
+
+def adam_args(table, n_chunks, lr_table, wd_table, step, beta1, beta2, eps, decoupled, maximize, amsgrad,
+              grad_scale, found_inf):
+    """Arguments of ``adam_f32`` / ``adam_f64``."""
+    return [
+        ("ptr", table), ("i32", table.shape[0]), ("i64", n_chunks),
+        ("ptr", lr_table), ("i32", lr_table.shape[1]), ("ptr", wd_table), ("i32", wd_table.shape[1]),
+        ("ptr", step[0]), ("i32", step[1]), ("f64", step[2]),
+        ("f64", beta1), ("f64", beta2), ("f64", eps), ("i32", int(bool(decoupled))), ("i32", int(bool(maximize))),
+        ("i32", int(bool(amsgrad))),
+        ("ptr", grad_scale[0]), ("i32", grad_scale[1]), ("f64", grad_scale[2]),
+        ("ptr", found_inf[0]), ("i32", found_inf[1]),
+    ]
+
+
+def _ptr_or_null(a):
+    return ("ptr", a if a.size else None)
+
+
+def simulate_plan(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_state, wd_table, wd_rows, wd_ratio,
+                  wd_state, step_scalars, momentum, beta1, beta2, eps, on_drop, noise, seed, offset, first_step,
+                  n_steps, every, rec_loss, rec_disp, rec_lr):
+    """(arguments, threads needed) of ``simulate_f32`` / ``simulate_f64`` from the arguments
+    of ``fastdecay._cpu.simulate.simulate_chunk`` (the shared call shape). Empty arrays
+    (no buffer, shared rates, no recording) become null pointers."""
+    d = int(d)
+    n = lam.shape[0] // d
+    every = int(every)
+    # One thread a trajectory where its coordinates must cooperate: recording sums
+    # over them (in the CPU's order), and per-trajectory rates carry one state per
+    # trajectory between chunks (read by every coordinate, written once).
+    per_trajectory = d > 1 and (every > 0 or lr_rows.size > 0 or wd_rows.size > 0)
+    args = [
+        _ptr_or_null(w), _ptr_or_null(buf), _ptr_or_null(sq), _ptr_or_null(lam),
+        ("i64", n), ("i64", d), ("i32", int(opt)),
+        ("ptr", lr_table), ("i32", lr_table.shape[1]), _ptr_or_null(lr_rows), _ptr_or_null(lr_ratio),
+        _ptr_or_null(lr_state),
+        ("ptr", wd_table), ("i32", wd_table.shape[1]), _ptr_or_null(wd_rows), _ptr_or_null(wd_ratio),
+        _ptr_or_null(wd_state),
+        ("ptr", step_scalars), ("f64", momentum), ("f64", beta1), ("f64", beta2), ("f64", eps),
+        ("i32", int(on_drop)), ("f64", noise), ("u64", int(seed)), ("u64", int(offset)),
+        ("i64", int(first_step)), ("i64", int(n_steps)), ("i64", every),
+        _ptr_or_null(rec_loss), _ptr_or_null(rec_disp), _ptr_or_null(rec_lr),
+        ("i64", rec_loss.shape[1] if every > 0 else 0), ("i32", int(per_trajectory)),
+    ]
+    return args, (n if per_trajectory else n * d)
+
+
+def blocks_for(threads, limit=1 << 20):
+    """Blocks of THREADS threads covering ``threads`` (grid-stride beyond ``limit``)."""
+    return max(1, min((int(threads) + THREADS - 1) // THREADS, limit))
