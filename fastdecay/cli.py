@@ -266,8 +266,10 @@ def _run_schedule(args, out):
     steps = np.arange(0, args.steps + 1, args.every, dtype=np.int64)
     rates = np.asarray(schedule(steps), dtype=np.float64)
     if args.plot:
-        from . import plots
-
+        try:
+            from . import plots
+        except ImportError as exc:
+            raise CommandLineError(f"fastdecay schedule: error: --plot {exc}") from None
         try:
             plots.lr_curves({repr(schedule): schedule}, args.steps + 1, path=args.plot)
         except (OSError, ValueError) as exc:
