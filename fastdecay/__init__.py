@@ -30,9 +30,14 @@ from .schedules import (
     wsd,
 )
 
+from .updates import adamw_step, constant_shrinkage, sgd_step
+
 __version__ = "0.1.0"
 
 __all__ = [
+    "sgd_step",
+    "adamw_step",
+    "constant_shrinkage",
     "Schedule",
     "constant",
     "cosine",

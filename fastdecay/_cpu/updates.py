@@ -1,0 +1,285 @@
+"""Numba kernels of the fused updates: one parallel pass over every tensor of a call.
+
+A call covers a list of same-dtype tensors (one tensor is a list of one). The
+tensors reach the kernel as int64 arrays of data addresses; the kernel rebuilds
+each as a 1-D view (``numba.carray`` on a pointer made from the address), so a
+list of 200 tensors is one kernel launch with one explicit signature per dtype.
+Work is split into blocks of ``BLOCK`` elements (a tensor's last block may be
+shorter); ``first_block[k]`` is the index of tensor k's first block, and the
+kernel runs ``prange`` over all blocks of all tensors. The inner loop over a
+block is contiguous and calls the rule of ``rules.py`` with per-step scalars
+cast to the element dtype, so it vectorizes at full SIMD width.
+
+Options (momentum, nesterov, decoupled, ...) are run-time arguments: two
+compiled kernels per rule (float32, float64), whatever the flags. The flags
+that decide which arrays are read (momentum, amsgrad, grad scaling, the first
+step) pick one of a few copies of the inner loop, so no loop carries a
+branch per element.
+
+The kernels never allocate and never validate: ``fastdecay.updates`` has
+checked every address, size, dtype and option before it calls them. A nonzero
+``found_inf`` returns before anything is read or written.
+"""
+
+import numpy as np
+from numba import boolean, carray, float32, float64, int64, njit, prange, types, void
+from numba.extending import intrinsic
+
+from .rules import (
+    adam_element,
+    adam_scalars,
+    buffer_scale_at,
+    scheduled_rates,
+    sgd_element,
+    sgd_scalars,
+)
+from .schedule import TABLE
+
+BLOCK = 1 << 15  # elements per parallel work item (128 KiB of float32 per stream)
+
+ADDRESSES = int64[::1]
+
+
+@intrinsic
+def _pointer_like(typingctx, address, like):
+    """A typed data pointer (dtype of the array ``like``) from an integer address."""
+    sig = types.CPointer(like.dtype)(address, like)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
+
+    return sig, codegen
+
+
+@njit(cache=True, error_model="numpy")
+def _view(address, n, like):
+    """The 1-D array of ``n`` elements (dtype of ``like``) at ``address``."""
+    return carray(_pointer_like(address, like), n)
+
+
+@njit(cache=True, error_model="numpy")
+def _tensor_of_block(first_block, b):
+    """Index k of the tensor that owns global block ``b`` (first_block is sorted)."""
+    lo = 0
+    hi = first_block.shape[0] - 1
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if first_block[mid] <= b:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def _signatures(n_address_arrays, *extra):
+    return [
+        void(types.Array(dt, 1, "C"), *(ADDRESSES,) * n_address_arrays, *extra)
+        for dt in (float32, float64)
+    ]
+
+
+# like, params, grads, buffers, sizes, first_block,
+# lr_table, wd_table, step, momentum, dampening, nesterov, decoupled, maximize,
+# lr_in_buffer, on_drop, grad_scale, found_inf
+_SGD_SIGNATURES = _signatures(
+    5, TABLE, TABLE, float64, float64, float64, boolean, boolean, boolean, boolean, int64, float64, float64
+)
+
+
+@njit(_SGD_SIGNATURES, parallel=True, cache=True, error_model="numpy", fastmath={"contract"})
+def sgd_kernel(like, params, grads, buffers, sizes, first_block,
+               lr_table, wd_table, step, momentum, dampening, nesterov, decoupled, maximize,
+               lr_in_buffer, on_drop, grad_scale, found_inf):
+    """SGD / heavy ball / Nesterov over the tensors at ``params`` (see ``rules.sgd_element``).
+
+    ``buffers`` holds the momentum buffers' addresses (ignored without momentum);
+    ``grad_scale`` divides the gradients when it is not 1.
+    """
+    if found_inf != 0.0:
+        return
+    dtype = like.dtype.type
+    itemsize = like.itemsize
+    first = step == 0.0
+    lr, wd = scheduled_rates(lr_table, wd_table, step)
+    scale = buffer_scale_at(lr_table, 0, step, on_drop)
+    c = sgd_scalars(lr, wd, first, scale, momentum, dampening, nesterov, decoupled, maximize, lr_in_buffer)
+    sign, l2, shrink = dtype(c[0]), dtype(c[1]), dtype(c[2])
+    buf_decay, grad_gain, nest_grad, nest_buf, neg_lr = dtype(c[3]), dtype(c[4]), dtype(c[5]), dtype(c[6]), dtype(c[7])
+    inv = dtype(grad_scale)
+    scaled = grad_scale != 1.0
+    use_momentum = momentum != 0.0
+    n_blocks = first_block[first_block.shape[0] - 1]
+    for b in prange(n_blocks):
+        k = _tensor_of_block(first_block, b)
+        lo = (b - first_block[k]) * BLOCK
+        hi = min(lo + BLOCK, sizes[k]) - lo
+        offset = lo * itemsize
+        lo = 0
+        w = _view(params[k] + offset, hi, like)
+        g = _view(grads[k] + offset, hi, like)
+        if use_momentum:
+            buf = _view(buffers[k] + offset, hi, like)
+            if scaled:
+                for i in range(hi):
+                    w[i], buf[i] = sgd_element(w[i], g[i] / inv, buf[i], sign, l2, shrink, buf_decay, grad_gain,
+                                               nest_grad, nest_buf, neg_lr, True, nesterov, first)
+            elif first:
+                for i in range(hi):
+                    w[i], buf[i] = sgd_element(w[i], g[i], buf[i], sign, l2, shrink, buf_decay, grad_gain,
+                                               nest_grad, nest_buf, neg_lr, True, nesterov, True)
+            elif nesterov:
+                for i in range(hi):
+                    w[i], buf[i] = sgd_element(w[i], g[i], buf[i], sign, l2, shrink, buf_decay, grad_gain,
+                                               nest_grad, nest_buf, neg_lr, True, True, False)
+            else:
+                for i in range(hi):
+                    w[i], buf[i] = sgd_element(w[i], g[i], buf[i], sign, l2, shrink, buf_decay, grad_gain,
+                                               nest_grad, nest_buf, neg_lr, True, False, False)
+        else:
+            zero = dtype(0.0)
+            if scaled:
+                for i in range(hi):
+                    w[i], _ = sgd_element(w[i], g[i] / inv, zero, sign, l2, shrink, buf_decay, grad_gain,
+                                          nest_grad, nest_buf, neg_lr, False, False, first)
+            else:
+                for i in range(hi):
+                    w[i], _ = sgd_element(w[i], g[i], zero, sign, l2, shrink, buf_decay, grad_gain,
+                                          nest_grad, nest_buf, neg_lr, False, False, first)
+
+
+# like, params, grads, exp_avgs, exp_avg_sqs, sizes, first_block, max_exp_avg_sqs,
+# lr_table, wd_table, step, beta1, beta2, eps, decoupled, maximize, amsgrad, grad_scale, found_inf
+_ADAM_SIGNATURES = _signatures(
+    7, TABLE, TABLE, float64, float64, float64, float64, boolean, boolean, boolean, float64, float64
+)
+
+
+@njit(_ADAM_SIGNATURES, parallel=True, cache=True, error_model="numpy", fastmath={"contract"})
+def adam_kernel(like, params, grads, exp_avgs, exp_avg_sqs, sizes, first_block, max_exp_avg_sqs,
+                lr_table, wd_table, step, beta1, beta2, eps, decoupled, maximize, amsgrad, grad_scale, found_inf):
+    """Adam / AdamW / AMSGrad over the tensors at ``params`` (see ``rules.adam_element``).
+
+    ``max_exp_avg_sqs`` is read only with ``amsgrad``; ``grad_scale`` divides
+    the gradients when it is not 1.
+    """
+    if found_inf != 0.0:
+        return
+    dtype = like.dtype.type
+    itemsize = like.itemsize
+    first = step == 0.0
+    lr, wd = scheduled_rates(lr_table, wd_table, step)
+    c = adam_scalars(lr, wd, step, beta1, beta2, eps, decoupled, maximize)
+    sign, l2, shrink, w1, b2, w2 = dtype(c[0]), dtype(c[1]), dtype(c[2]), dtype(c[3]), dtype(c[4]), dtype(c[5])
+    neg_step_size, bc2_sqrt, e = dtype(c[6]), dtype(c[7]), dtype(c[8])
+    inv = dtype(grad_scale)
+    scaled = grad_scale != 1.0
+    n_blocks = first_block[first_block.shape[0] - 1]
+    for b in prange(n_blocks):
+        k = _tensor_of_block(first_block, b)
+        lo = (b - first_block[k]) * BLOCK
+        hi = min(lo + BLOCK, sizes[k]) - lo
+        offset = lo * itemsize
+        lo = 0
+        w = _view(params[k] + offset, hi, like)
+        g = _view(grads[k] + offset, hi, like)
+        m = _view(exp_avgs[k] + offset, hi, like)
+        v = _view(exp_avg_sqs[k] + offset, hi, like)
+        if amsgrad:
+            vmax = _view(max_exp_avg_sqs[k] + offset, hi, like)
+            for i in range(hi):
+                gi = g[i] / inv if scaled else g[i]
+                w[i], m[i], v[i], vmax[i] = adam_element(w[i], gi, m[i], v[i], vmax[i], sign, l2, shrink, w1, b2,
+                                                         w2, neg_step_size, bc2_sqrt, e, True, first)
+        elif scaled:
+            for i in range(hi):
+                w[i], m[i], v[i], _ = adam_element(w[i], g[i] / inv, m[i], v[i], w[i], sign, l2, shrink, w1, b2,
+                                                   w2, neg_step_size, bc2_sqrt, e, False, first)
+        elif first:
+            for i in range(hi):
+                w[i], m[i], v[i], _ = adam_element(w[i], g[i], m[i], v[i], w[i], sign, l2, shrink, w1, b2,
+                                                   w2, neg_step_size, bc2_sqrt, e, False, True)
+        else:
+            for i in range(hi):
+                w[i], m[i], v[i], _ = adam_element(w[i], g[i], m[i], v[i], w[i], sign, l2, shrink, w1, b2,
+                                                   w2, neg_step_size, bc2_sqrt, e, False, False)
+
+
+def block_layout(sizes):
+    """``first_block`` for the kernels: cumulative block counts, length len(sizes) + 1."""
+    counts = (np.asarray(sizes, dtype=np.int64) + (BLOCK - 1)) // BLOCK
+    first_block = np.empty(len(counts) + 1, dtype=np.int64)
+    first_block[0] = 0
+    np.cumsum(counts, out=first_block[1:])
+    return first_block
+
+
+# ----------------------------------------------------------------------------- wrappers (the internal call shape)
+
+_LIKE = {np.dtype(np.float32): np.empty(0, np.float32), np.dtype(np.float64): np.empty(0, np.float64)}
+_TORCH_DTYPES = {"torch.float32": np.dtype(np.float32), "torch.float64": np.dtype(np.float64)}
+
+
+def _dtype(x):
+    if isinstance(x, np.ndarray):
+        return x.dtype
+    return _TORCH_DTYPES[str(x.dtype)]
+
+
+def _addresses(arrays, index):
+    out = np.empty(len(index), dtype=np.int64)
+    for j, k in enumerate(index):
+        x = arrays[k]
+        out[j] = x.ctypes.data if isinstance(x, np.ndarray) else x.data_ptr()
+    return out
+
+
+def _by_dtype(params):
+    """{dtype: [indices]} in first-seen order; one kernel launch per dtype."""
+    groups = {}
+    for k, p in enumerate(params):
+        groups.setdefault(_dtype(p), []).append(k)
+    return groups
+
+
+def _sizes(params, index):
+    sizes = np.empty(len(index), dtype=np.int64)
+    for j, k in enumerate(index):
+        p = params[k]
+        sizes[j] = p.size if isinstance(p, np.ndarray) else p.numel()
+    return sizes
+
+
+def sgd_step(params, grads, momentum_buffers, *, step, lr_table, wd_table, momentum, dampening, nesterov,
+             decoupled, maximize, lr_in_buffer, on_drop, grad_scale, found_inf):
+    """Run ``sgd_kernel`` over validated lists of NumPy arrays / CPU torch tensors.
+
+    The internal call shape shared with ``fastdecay._gpu.updates.sgd_step``
+    (documented in ``fastdecay.updates``); nothing here checks its input.
+    """
+    scale = 1.0 if grad_scale is None else float(grad_scale)
+    inf = 0.0 if found_inf is None else float(found_inf)
+    for dtype, index in _by_dtype(params).items():
+        sizes = _sizes(params, index)
+        p = _addresses(params, index)
+        buffers = _addresses(momentum_buffers, index) if momentum != 0.0 else p
+        sgd_kernel(_LIKE[dtype], p, _addresses(grads, index), buffers, sizes, block_layout(sizes),
+                   lr_table, wd_table, float(step), float(momentum), float(dampening), bool(nesterov),
+                   bool(decoupled), bool(maximize), bool(lr_in_buffer), int(on_drop), scale, inf)
+
+
+def adamw_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, *, step, lr_table, wd_table, beta1, beta2,
+               eps, decoupled, maximize, amsgrad, grad_scale, found_inf):
+    """Run ``adam_kernel`` over validated lists of NumPy arrays / CPU torch tensors.
+
+    The internal call shape shared with ``fastdecay._gpu.updates.adamw_step``.
+    """
+    scale = 1.0 if grad_scale is None else float(grad_scale)
+    inf = 0.0 if found_inf is None else float(found_inf)
+    for dtype, index in _by_dtype(params).items():
+        sizes = _sizes(params, index)
+        p = _addresses(params, index)
+        vmax = _addresses(max_exp_avg_sqs, index) if amsgrad else p
+        adam_kernel(_LIKE[dtype], p, _addresses(grads, index), _addresses(exp_avgs, index),
+                    _addresses(exp_avg_sqs, index), sizes, block_layout(sizes), vmax,
+                    lr_table, wd_table, float(step), float(beta1), float(beta2), float(eps), bool(decoupled),
+                    bool(maximize), bool(amsgrad), scale, inf)

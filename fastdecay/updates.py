@@ -1,0 +1,486 @@
+"""Fused optimizer updates with a scheduled learning rate and weight decay.
+
+``sgd_step`` and ``adamw_step`` update parameters and optimizer state in place,
+in one pass over memory, with ``lr`` and ``weight_decay`` read from schedules at
+``step`` (the number of updates already applied) inside the kernel. The rules
+themselves live once, in ``fastdecay/_cpu/rules.py`` (mirrored in CUDA).
+
+>>> import numpy as np, fastdecay as fd
+>>> w, g = np.array([1.0, -2.0]), np.array([0.5, 0.5])
+>>> fd.sgd_step(w, g, step=0, lr=0.1)
+>>> w
+array([ 0.95, -2.05])
+
+Flow: validate everything (backend-independent), then hand the same *internal
+call* to the backend: ``fastdecay._cpu.updates`` for NumPy arrays and CPU torch
+tensors, ``fastdecay._gpu.updates`` (imported only for device arrays) for CuPy
+arrays and CUDA torch tensors. The internal call shape, identical for both::
+
+    sgd_step(params, grads, momentum_buffers, *, step, lr_table, wd_table,
+             momentum, dampening, nesterov, decoupled, maximize, lr_in_buffer,
+             on_drop, grad_scale, found_inf)
+    adamw_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, *, step,
+               lr_table, wd_table, beta1, beta2, eps, decoupled, maximize,
+               amsgrad, grad_scale, found_inf)
+
+- ``params, grads, ...``: lists (same length) of validated arrays of the
+  backend (contiguous, float32/float64, each tensor's state matching its
+  parameter's shape and dtype; dtypes may differ between tensors).
+  ``momentum_buffers`` is None when ``momentum == 0``, ``max_exp_avg_sqs``
+  None without ``amsgrad``.
+- ``step``: a non-negative Python int, or a 0-d integer (or integral float)
+  array on the parameters' device, read inside the kernel.
+- ``lr_table``, ``wd_table``: read-only float64 NumPy arrays ``(1, segments,
+  WIDTH)`` (``fastdecay._layout``), row 0 the scalar schedule.
+- ``on_drop``: ``rules.ON_DROP_KEEP | ON_DROP_RESET | ON_DROP_RESCALE``.
+- ``momentum, dampening, beta1, beta2, eps``: Python floats; flags Python bools.
+- ``grad_scale``, ``found_inf``: None, a Python float, or a 0-d / 1-element
+  array on the device; a nonzero ``found_inf`` makes the call write nothing.
+"""
+
+import numbers
+from functools import lru_cache
+
+import numpy as np
+
+from . import _layout as L
+from ._dispatch import CUPY, NUMPY, TORCH_CPU, TORCH_CUDA, backend_of
+from .schedules import Schedule, _check, constant, exponential, inverse_time, multistep, piecewise, step as step_
+
+__all__ = ["sgd_step", "adamw_step", "constant_shrinkage"]
+
+_ON_DROP = ("keep", "reset", "rescale")
+_FLOAT_DTYPES = ("float32", "float64")
+
+
+# ----------------------------------------------------------------------------- scalar validation
+
+
+def _flag(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _real(name, value, *, low=0.0, high=None, high_open=False):
+    """A finite Python float >= low (and <= / < high)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.ndarray, np.generic)):
+        if not (hasattr(value, "item") and getattr(value, "ndim", 1) == 0):
+            raise TypeError(f"{name} must be a real number, got {value!r}")
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a real number, got {value!r}") from None
+    if not np.isfinite(x) or x < low or (high is not None and (x >= high if high_open else x > high)):
+        bound = f">= {low:g}" + ("" if high is None else f" and {'<' if high_open else '<='} {high:g}")
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+    return x
+
+
+@lru_cache(maxsize=256)
+def _constant_table(value):
+    table = np.zeros((1, 1, L.WIDTH))
+    table[0, 0, L.KIND] = L.CONSTANT
+    table[0, 0, L.P0] = value
+    table.setflags(write=False)
+    return table
+
+
+def _schedule_table(name, value):
+    """The (1, segments, WIDTH) read-only table of a float or a scalar schedule."""
+    if isinstance(value, Schedule):
+        if value.batch_shape != ():
+            raise ValueError(
+                f"{name} must be a number or a scalar schedule (batch_shape ()), got batch_shape "
+                f"{value.batch_shape}: {value!r}"
+            )
+        return value.rows()
+    if isinstance(value, (numbers.Real, np.generic)) and not isinstance(value, (bool, np.bool_)):
+        return _constant_table(_real(name, value))
+    arr = _check(name, value, low=0.0)  # arrays, 0-d tensors: named errors
+    if arr.ndim != 0:
+        raise ValueError(f"{name} must be a number or a scalar schedule, got an array of shape {arr.shape}")
+    return _constant_table(float(arr))
+
+
+def _device_scalar(name, value, backend):
+    """``step``/``grad_scale``/``found_inf`` given as an array: 0-d (or one element), right device."""
+    b = backend_of(value)
+    if b != backend and not (b in (NUMPY, TORCH_CPU) and backend in (NUMPY, TORCH_CPU)):
+        raise TypeError(f"{name} must be a number or an array on the parameters' device ({backend}), got {b}: {value!r}")
+    size = value.numel() if hasattr(value, "numel") else value.size
+    if size != 1 or value.ndim > 1:
+        raise ValueError(f"{name} must be a scalar (0-d or one-element array), got shape {tuple(value.shape)}")
+    return value
+
+
+def _step(value, backend):
+    """A non-negative int, or (device backends) a 0-d array passed through."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"step must be an integer, got {value!r}")
+    if isinstance(value, numbers.Integral):
+        if value < 0:
+            raise ValueError(f"step must be a non-negative integer, got {value!r}")
+        return int(value)
+    if isinstance(value, numbers.Real) and not isinstance(value, np.ndarray):
+        raise TypeError(f"step must be an integer or a 0-d integer array, got {value!r}")
+    if not hasattr(value, "ndim"):
+        raise TypeError(f"step must be an integer or a 0-d integer array, got {value!r}")
+    value = _device_scalar("step", value, backend)
+    kind = str(value.dtype)
+    integral = kind.startswith(("int", "uint", "torch.int", "torch.uint"))
+    floating = "float" in kind
+    if not (integral or floating):
+        raise TypeError(f"step must be an integer or a 0-d integer array, got dtype {value.dtype}")
+    if backend in (NUMPY, TORCH_CPU):
+        x = value.item()
+        if floating and not (np.isfinite(x) and x == int(x)):
+            raise ValueError(f"step must hold an integer, got {x!r}")
+        if x < 0:
+            raise ValueError(f"step must be a non-negative integer, got {x!r}")
+        return int(x)
+    return value  # read on the device, inside the kernel
+
+
+def _optional_scalar(name, value, backend, *, positive):
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a number or a scalar array, got {value!r}")
+    if isinstance(value, numbers.Real):
+        x = float(value)
+    elif hasattr(value, "ndim"):
+        value = _device_scalar(name, value, backend)
+        if backend not in (NUMPY, TORCH_CPU):
+            return value
+        x = float(value.item())
+    else:
+        raise TypeError(f"{name} must be a number or a scalar array, got {value!r}")
+    if positive and not (np.isfinite(x) and x > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return x
+
+
+# ----------------------------------------------------------------------------- array validation
+
+
+def _as_list(name, value, listed, count):
+    """``value`` as a list of ``count`` arrays (``listed``: the parameters came as a list)."""
+    if listed:
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"{name} must be a list like param (a list of {count} arrays), got {type(value).__name__}")
+        if len(value) != count:
+            raise ValueError(f"{name} must hold {count} arrays, one per parameter, got {len(value)}")
+        return list(value)
+    if isinstance(value, (list, tuple)):
+        raise TypeError(f"{name} must be a single array like param, got a {type(value).__name__}")
+    return [value]
+
+
+def _info(x):
+    """(shape, dtype name, contiguous, writeable) of a NumPy array, torch tensor or CuPy array."""
+    if isinstance(x, np.ndarray):
+        return x.shape, x.dtype.name, x.flags.c_contiguous, x.flags.writeable
+    if hasattr(x, "data_ptr"):  # torch
+        import torch
+
+        if x.layout != torch.strided:
+            raise TypeError(f"a strided (dense) tensor, got layout {x.layout}")
+        if x.is_conj() or x.is_neg():
+            raise TypeError("a tensor without a pending conj/neg bit (call .resolve_conj()/.resolve_neg())")
+        return tuple(x.shape), str(x.dtype).replace("torch.", ""), x.is_contiguous(), True
+    return x.shape, x.dtype.name, x.flags.c_contiguous, True  # cupy
+
+
+def _check_arrays(names_lists, backend, listed):
+    """Every array: one backend, float32/float64, contiguous, state shaped and typed as its param.
+
+    ``names_lists``: [(name, list of arrays, written in place)], the parameters first.
+    """
+    pname = names_lists[0][0]
+    ref = []
+    for name, arrays, writes in names_lists:
+        for k, x in enumerate(arrays):
+            label = f"{name}[{k}]" if listed else name
+            b = backend_of(x)
+            if b == NUMPY and not isinstance(x, np.ndarray):
+                raise TypeError(f"{label} must be a NumPy, CuPy or torch array, got {type(x).__name__}: {x!r}")
+            if b != backend:
+                raise TypeError(
+                    f"{label} must be the same kind of array as {pname} ({backend}), got {b}; "
+                    "mixed array types or devices in one call are not supported"
+                )
+            try:
+                shape, dtype, contiguous, writeable = _info(x)
+            except TypeError as err:
+                raise TypeError(f"{label} must be {err}") from None
+            if dtype not in _FLOAT_DTYPES:
+                raise TypeError(f"{label} must be float32 or float64, got dtype {dtype}")
+            if not contiguous:
+                raise ValueError(f"{label} must be contiguous (C order), got a non-contiguous array of shape {shape}")
+            if writes and not writeable:
+                raise ValueError(f"{label} must be writeable (it is updated in place), got a read-only array")
+            if name == pname:
+                ref.append((shape, dtype, x))
+                continue
+            pshape, pdtype, p = ref[k]
+            if shape != pshape:
+                raise ValueError(f"{label} must have the shape of its parameter {pshape}, got {shape}")
+            if dtype != pdtype:
+                raise TypeError(f"{label} must have the dtype of its parameter ({pdtype}), got {dtype}")
+            if b in (TORCH_CUDA, CUPY) and x.device != p.device:
+                raise ValueError(f"{label} must be on its parameter's device {p.device}, got {x.device}")
+
+
+def _backend(params):
+    if not params:
+        return NUMPY
+    b = backend_of(params[0])
+    if b == NUMPY and not isinstance(params[0], np.ndarray):
+        raise TypeError(f"param must be a NumPy, CuPy or torch array, got {type(params[0]).__name__}: {params[0]!r}")
+    return b
+
+
+def _prepare(param, named_state, *, writes_grad=False):
+    """Lists of arrays for the parameters and each named state (None when absent), validated."""
+    listed = isinstance(param, (list, tuple))
+    params = list(param) if listed else [param]
+    backend = _backend(params)
+    lists = [("param", params, True)]
+    out = []
+    for name, value, needed, writes in named_state:
+        if not needed:
+            out.append(None)
+            continue
+        if value is None:
+            raise ValueError(f"{name} is required here ({needed}), got None")
+        arrays = _as_list(name, value, listed, len(params))
+        lists.append((name, arrays, writes))
+        out.append(arrays)
+    _check_arrays(lists, backend, listed)
+    return listed, backend, params, out
+
+
+def _backend_module(backend):
+    if backend in (NUMPY, TORCH_CPU):
+        from ._cpu import updates
+    else:
+        from ._gpu import updates  # imports cupy: only for device arrays
+    return updates
+
+
+# ----------------------------------------------------------------------------- public functions
+
+
+def sgd_step(param, grad, *, step, lr, momentum=0.0, momentum_buffer=None, dampening=0.0, nesterov=False,
+             weight_decay=0.0, decoupled=False, maximize=False, lr_in_buffer=False, on_drop="keep",
+             grad_scale=None, found_inf=None):
+    """One fused SGD / heavy-ball / Nesterov step in place, at step ``step`` of the schedules.
+
+    With g the gradient (negated under ``maximize``, divided by ``grad_scale``),
+    eta = lr(step) and lambda = weight_decay(step)::
+
+        g   <- g + lambda*w                              (decoupled=False: torch's L2)
+        buf <- g  at step 0;  momentum*buf + (1 - dampening)*g  later
+        d   <- g + momentum*buf (nesterov) | buf (momentum > 0) | g
+        w   <- w*(1 - eta*lambda)                        (decoupled=True)
+        w   <- w - eta*d
+
+    torch ``torch.optim.SGD(lr, momentum, dampening, weight_decay, nesterov,
+    maximize)`` with defaults (its lr and weight decay cannot be scheduled per
+    step in the kernel, nor decoupled); optax ``sgd`` + ``add_decayed_weights``.
+
+    ``lr_in_buffer=True``: buf <- momentum*buf + (1 - dampening)*eta*g (eta*g at
+    step 0), w <- w - d with d = buf (or eta*g + momentum*buf with nesterov), so
+    a learning-rate drop slows the buffer's old content too. ``on_drop``
+    ("keep", "reset", "rescale") acts on the buffer where the lr schedule drops
+    discontinuously at ``step``: zero it, or multiply it by eta_t/eta_{t-1},
+    before its update.
+
+    ``param``, ``grad`` and ``momentum_buffer`` are arrays of one shape, dtype
+    (float32/float64) and device, contiguous; or lists of such (one fused call).
+    A nonzero ``found_inf`` makes the call change nothing. Returns None.
+
+    >>> import numpy as np, fastdecay as fd
+    >>> w, buf = np.ones(3), np.zeros(3)
+    >>> for t in range(2):
+    ...     fd.sgd_step(w, np.full(3, 1.0), step=t, lr=fd.step(0.1, 0.5, 1),
+    ...                 momentum=0.9, momentum_buffer=buf)
+    >>> w.round(4), buf.round(4)
+    (array([0.805, 0.805, 0.805]), array([1.9, 1.9, 1.9]))
+    """
+    for name, value in (("nesterov", nesterov), ("decoupled", decoupled), ("maximize", maximize),
+                        ("lr_in_buffer", lr_in_buffer)):
+        _flag(name, value)
+    if not isinstance(on_drop, str) or on_drop not in _ON_DROP:
+        raise ValueError(f"on_drop must be one of {_ON_DROP}, got {on_drop!r}")
+    momentum = _real("momentum", momentum)
+    dampening = _real("dampening", dampening, low=-np.inf)
+    if nesterov and (momentum <= 0.0 or dampening != 0.0):
+        raise ValueError(
+            f"nesterov=True needs momentum > 0 and dampening == 0, got momentum={momentum!r}, dampening={dampening!r}"
+        )
+    lr_table = _schedule_table("lr", lr)
+    wd_table = _schedule_table("weight_decay", weight_decay)
+    listed, backend, params, (grads, buffers) = _prepare(param, [
+        ("grad", grad, "always", False),
+        ("momentum_buffer", momentum_buffer, "momentum > 0" if momentum != 0.0 else None, True),
+    ])
+    t = _step(step, backend)
+    grad_scale = _optional_scalar("grad_scale", grad_scale, backend, positive=True)
+    found_inf = _optional_scalar("found_inf", found_inf, backend, positive=False)
+    if not params:
+        return None
+    from ._cpu.rules import ON_DROP_CODES
+
+    _backend_module(backend).sgd_step(
+        params, grads, buffers, step=t, lr_table=lr_table, wd_table=wd_table, momentum=momentum,
+        dampening=dampening, nesterov=bool(nesterov), decoupled=bool(decoupled), maximize=bool(maximize),
+        lr_in_buffer=bool(lr_in_buffer), on_drop=ON_DROP_CODES[on_drop], grad_scale=grad_scale, found_inf=found_inf,
+    )
+    return None
+
+
+def adamw_step(param, grad, exp_avg, exp_avg_sq, *, step, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
+               amsgrad=False, max_exp_avg_sq=None, maximize=False, decoupled=True, grad_scale=None, found_inf=None):
+    """One fused Adam / AdamW / AMSGrad step in place, at step ``step`` of the schedules.
+
+    With g the gradient (negated under ``maximize``, divided by ``grad_scale``),
+    eta = lr(step), lambda = weight_decay(step) and n = step + 1::
+
+        w <- w*(1 - eta*lambda)        decoupled=True (AdamW), with the old weights
+        g <- g + lambda*w              decoupled=False (Adam's L2)
+        m <- beta1*m + (1 - beta1)*g;  v <- beta2*v + (1 - beta2)*g^2   (zero state at step 0)
+        vmax <- max(vmax, v)           amsgrad
+        w <- w - eta/(1 - beta1^n) * m / (sqrt(v or vmax)/sqrt(1 - beta2^n) + eps)
+
+    torch ``torch.optim.AdamW`` (``decoupled=False``: ``torch.optim.Adam``) with
+    the same argument names; optax ``adamw``; Keras ``AdamW``. The state's
+    content is ignored at step 0 (torch creates it then). A nonzero
+    ``found_inf`` makes the call change nothing. Returns None.
+
+    >>> import numpy as np, fastdecay as fd
+    >>> w, m, v = np.ones(2), np.empty(2), np.empty(2)
+    >>> fd.adamw_step(w, np.array([0.5, -0.5]), m, v, step=0, lr=0.1, weight_decay=0.0)
+    >>> w.round(6)
+    array([0.9, 1.1])
+    """
+    for name, value in (("amsgrad", amsgrad), ("maximize", maximize), ("decoupled", decoupled)):
+        _flag(name, value)
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+    beta1 = _real("betas[0]", betas[0], high=1.0, high_open=True)
+    beta2 = _real("betas[1]", betas[1], high=1.0, high_open=True)
+    eps = _real("eps", eps)
+    lr_table = _schedule_table("lr", lr)
+    wd_table = _schedule_table("weight_decay", weight_decay)
+    listed, backend, params, (grads, exp_avgs, exp_avg_sqs, maxes) = _prepare(param, [
+        ("grad", grad, "always", False),
+        ("exp_avg", exp_avg, "always", True),
+        ("exp_avg_sq", exp_avg_sq, "always", True),
+        ("max_exp_avg_sq", max_exp_avg_sq, "amsgrad=True" if amsgrad else None, True),
+    ])
+    t = _step(step, backend)
+    grad_scale = _optional_scalar("grad_scale", grad_scale, backend, positive=True)
+    found_inf = _optional_scalar("found_inf", found_inf, backend, positive=False)
+    if not params:
+        return None
+    _backend_module(backend).adamw_step(
+        params, grads, exp_avgs, exp_avg_sqs, maxes, step=t, lr_table=lr_table, wd_table=wd_table,
+        beta1=beta1, beta2=beta2, eps=eps, decoupled=bool(decoupled), maximize=bool(maximize),
+        amsgrad=bool(amsgrad), grad_scale=grad_scale, found_inf=found_inf,
+    )
+    return None
+
+
+# ----------------------------------------------------------------------------- weight-decay schedules
+
+
+def constant_shrinkage(lr, weight_decay, *, total_steps=None, reference_lr=None):
+    """The weight-decay schedule lambda_t = weight_decay * eta_0 / eta_t for the lr schedule ``lr``.
+
+    It keeps the per-step decoupled shrinkage eta_t * lambda_t = weight_decay *
+    eta_0 constant while the learning rate decays (torch's AdamW shrinks
+    by 1 - eta_t * lambda, which fades with eta_t; Loshchilov & Hutter's
+    "normalized" AdamW and the seed analysis keep it). ``reference_lr``
+    replaces eta_0 (e.g. the peak rate after a warmup that starts at 0).
+
+    Closed forms, exact at every step, where the reciprocal of the lr schedule
+    is itself a schedule of the segment table:
+
+    - constant lr: constant weight_decay;
+    - ``exponential(lr, gamma, decay_steps, staircase)``: exponential with 1/gamma
+      (lambda_t = lambda_0 * e^(+rate*t)); ``step``: step with 1/gamma;
+      ``multistep``: multistep with 1/gamma; ``piecewise``: the reciprocal levels;
+    - ``inverse_time(lr, rate)``: lambda_0 * (1 + rate*t/decay_steps), the
+      inverse-time primitive with power -1.
+
+    Any other schedule (cosine, polynomial, warmup, joins, one-cycle, ...) has
+    no closed-form reciprocal among the primitives; give ``total_steps`` and the
+    schedule is tabulated exactly at the integer steps 0 .. total_steps (one
+    constant segment per step where the value changes, held after
+    total_steps). Kernels evaluate schedules only at integer steps, so the
+    table is exact there; a long horizon costs one segment per step in the
+    (linear) segment search of each call. Where eta_t = 0 (the end of a cosine
+    to 0) no finite lambda keeps the shrinkage, and lambda_t is 0 there (an update
+    with lr 0 shrinks nothing anyway).
+
+    Works on batches of schedules too (lambda broadcast over ``lr.batch_shape``).
+
+    >>> import fastdecay as fd
+    >>> wd = fd.constant_shrinkage(fd.exponential(0.1, gamma=0.5), 0.01)
+    >>> wd.kind, wd(3)
+    ('exponential', 0.08)
+    >>> lr = fd.cosine(1.0, 4)
+    >>> wd = fd.constant_shrinkage(lr, 0.1, total_steps=4)
+    >>> [round(lr(t) * wd(t), 12) for t in range(4)]
+    [0.1, 0.1, 0.1, 0.1]
+    """
+    wd = _check("weight_decay", weight_decay, low=0.0)
+    if not isinstance(lr, Schedule):
+        _check("lr", lr, low=0.0)
+        return constant(wd)
+    p = lr.params
+    ref = lr.lr0() if reference_lr is None else _check("reference_lr", reference_lr, low=0.0)
+    if reference_lr is None and lr.kind in ("constant", "exponential", "step", "multistep", "inverse_time"):
+        if lr.kind == "constant":
+            return constant(wd * np.ones(lr.batch_shape))
+        if lr.kind == "exponential":
+            return exponential(wd, gamma=1.0 / p["gamma"], decay_steps=p["decay_steps"], staircase=p["staircase"])
+        if lr.kind == "step":
+            return step_(wd, 1.0 / p["gamma"], p["period"])
+        if lr.kind == "multistep":
+            return multistep(wd, 1.0 / p["gamma"], p["milestones"])
+        from .schedules import _pack
+
+        rate, decay_steps = np.asarray(p["rate"]), np.asarray(p["decay_steps"])
+        stair = 1.0 if p["staircase"] else 0.0
+        table = _pack((0.0, 0.0, L.INVERSE_TIME, wd * np.ones(lr.batch_shape), rate, decay_steps, stair, -1.0))
+        return Schedule(table, "constant_shrinkage", {"lr": lr, "weight_decay": wd})
+    if reference_lr is None and lr.kind == "piecewise":
+        values = p["values"]
+        if any(np.any(np.asarray(v) <= 0) for v in values):
+            raise ValueError(f"lr must have positive levels for a constant shrinkage, got values {values!r}")
+        return piecewise(p["boundaries"], [wd * values[0] / v for v in values])
+    if total_steps is None:
+        raise ValueError(
+            f"lr is a {lr.kind} schedule, whose reciprocal has no closed form among the primitives; "
+            "give total_steps to tabulate lambda_t at steps 0 .. total_steps"
+        )
+    n = int(_check("total_steps", total_steps, low=0.0, integer=True))
+    if n > 1_000_000:
+        raise ValueError(f"total_steps must be at most 1,000,000 for a tabulated shrinkage, got {total_steps!r}")
+    rates = lr.table(n + 1)  # batch_shape + (n + 1,)
+    ref = np.asarray(ref)[..., None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lam = np.where(rates > 0, wd * ref / np.where(rates > 0, rates, 1.0), 0.0)
+    flat = lam.reshape(-1, n + 1)
+    keep = np.ones(n + 1, dtype=bool)
+    keep[1:] = np.any(flat[:, 1:] != flat[:, :-1], axis=0)
+    starts = np.flatnonzero(keep)
+    table = np.zeros(lr.batch_shape + (len(starts), L.WIDTH))
+    table[..., L.START] = starts
+    table[..., L.KIND] = L.CONSTANT
+    table[..., L.P0] = lam[..., starts]
+    params = {"lr": lr, "weight_decay": wd, "total_steps": n}
+    return Schedule(table, "constant_shrinkage", params)
