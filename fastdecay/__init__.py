@@ -29,6 +29,14 @@ from .schedules import (
     warmup,
     wsd,
 )
+from .simulate import SimulationResult, simulate
+from .diagnostics import (
+    EscapeProbability,
+    adam_effective_step,
+    discretization_divergence,
+    escape_probability,
+    stability_onset,
+)
 
 from .updates import adamw_step, constant_shrinkage, sgd_step
 
@@ -60,4 +68,11 @@ __all__ = [
     "step",
     "warmup",
     "wsd",
+    "simulate",
+    "SimulationResult",
+    "stability_onset",
+    "escape_probability",
+    "EscapeProbability",
+    "adam_effective_step",
+    "discretization_divergence",
 ]

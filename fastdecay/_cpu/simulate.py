@@ -1,0 +1,452 @@
+"""Numba kernel of the batched quadratic simulations (``fastdecay.simulate``).
+
+One trajectory minimises f(w) = 1/2 sum_k lam_k w_k^2 over ``d`` coordinates;
+the batch is ``n`` trajectories stored row-major as flat arrays of ``n * d``
+elements (trajectory i owns elements i*d .. i*d + d - 1). The kernel runs
+``prange`` over **tiles** of consecutive trajectories (a fixed number of
+elements, whatever the thread count); inside a tile the time loop is outside
+and the lanes (elements) inside, so a tile's state stays in L1 across steps
+and the inner loop is a contiguous loop that LLVM vectorizes.
+
+Every update is ``rules.sgd_element`` / ``rules.adam_element`` with the
+per-step scalars of ``rules.sgd_scalars`` / ``rules.adam_scalars``: the same
+rule the fused updates use, not a copy.
+
+Rates. The learning rate and the weight decay each come either **shared**
+(one schedule for the whole batch: its per-step values, computed once per
+chunk by ``shared_step_scalars`` into ``step_scalars``) or **per trajectory**
+(``rows[i]`` is the table row of trajectory i and ``state[i]`` its current
+rate). A per-trajectory row that is a plain exponential or a constant has
+``ratio[i]`` = its per-step factor and advances by one multiplication a step,
+re-anchored to the closed form at every multiple of ``REANCHOR`` (global
+steps, so the result does not depend on chunking); any other row (NaN ratio)
+is evaluated in closed form at every step.
+
+Recording. With ``every > 0`` the kernel writes, for each recorded step
+t = j * every in the chunk, the loss 1/2 sum lam w_t^2, the displacement
+||w_t - w_{t-1}||_2 and the rate eta_t (``lr_at``, the closed form) into column j of the
+``rec_*`` arrays (float64 accumulation, rounded once). Step 0 is recorded by
+the chunk that starts at 0 (displacement 0).
+
+Noise. With ``noise > 0`` the gradient of coordinate k of trajectory i at step
+t is lam_k w_k + noise * xi, xi = ``philox.normal(seed, offset + i, t, k)``.
+
+The call shape, shared with the GPU twin (``fastdecay._gpu.simulate``), is
+documented at ``simulate_chunk``. Kernels never allocate and never validate;
+``fastdecay.simulate`` has checked and prepared every argument.
+"""
+
+import math
+
+import numpy as np
+from numba import float32, float64, int64, njit, prange, types, uint64, void
+
+from .philox import normal
+from .rules import adam_element, adam_scalars, buffer_scale_at, sgd_element, sgd_scalars
+from .._layout import CONSTANT, EXPONENTIAL, KIND, ORIGIN, P0, START
+from .schedule import TABLE, lr_at
+
+# optimizer codes (fastdecay.simulate maps the public names onto these)
+GD = 0
+MOMENTUM = 1
+LR_IN_BUFFER = 2
+NESTEROV = 3
+ADAM = 4
+ADAMW = 5
+OPTIMIZER_CODES = {
+    "gd": GD,
+    "momentum": MOMENTUM,
+    "momentum_lr_in_buffer": LR_IN_BUFFER,
+    "nesterov": NESTEROV,
+    "adam": ADAM,
+    "adamw": ADAMW,
+}
+
+# columns of step_scalars
+LR = 0
+WD = 1
+SCALE = 2
+N_SCALARS = 3
+
+# Per-trajectory exponential rates advance by one multiplication a step and
+# return to the closed form at every multiple of this many (global) steps:
+# between anchors at most SIM_REANCHOR - 1 roundings, a relative drift below
+# 1023 * 2**-53 < 1.2e-13 (typically ~sqrt(1023) * 2**-53). Anchors cost a pow
+# per trajectory, so they are rarer than in ``schedule.fill_table``.
+SIM_REANCHOR = 1024
+
+# elements per tile: state of a tile (weights, curvature, rates, two moments)
+# stays inside L1 across the whole time loop
+TILE_ELEMENTS = 8192
+
+RO_INT64 = types.Array(int64, 1, "C", readonly=True)
+RO_FLOAT64 = types.Array(float64, 1, "C", readonly=True)
+RO_SCALARS = types.Array(float64, 2, "C", readonly=True)
+
+
+@njit(cache=True)
+def _is_all_multiplicative(ratio, i0, i1):
+    for i in range(i0, i1):
+        if not ratio[i] == ratio[i]:  # NaN: closed form every step
+            return False
+    return True
+
+
+@njit(cache=True)
+def _anchor(table, row, t):
+    """The closed-form rate of ``row`` at step ``t``; exactly lr at the origin of a
+    one-segment exponential (no pow for gamma**0)."""
+    seg = table[row, 0]
+    if seg[KIND] == EXPONENTIAL and t == seg[ORIGIN]:
+        return seg[P0]
+    return lr_at(table, row, t)
+
+
+@njit(cache=True)
+def _advance_rates(table, rows, ratio, state, i0, i1, t, all_multiplicative):
+    """state[i] = rate of trajectory i at step t, for i in [i0, i1)."""
+    tf = float(t)
+    if t % SIM_REANCHOR != 0:
+        if all_multiplicative:
+            st = state[i0:i1]
+            ra = ratio[i0:i1]
+            for i in range(st.shape[0]):
+                st[i] *= ra[i]
+            return
+        for i in range(i0, i1):
+            r = ratio[i]
+            if r == r:
+                state[i] *= r
+            else:
+                state[i] = lr_at(table, rows[i], tf)
+        return
+    for i in range(i0, i1):
+        state[i] = _anchor(table, rows[i], tf)
+
+
+@njit(cache=True)
+def _generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta_shared, wd_shared, scale_shared, per_lr, per_wd,
+                  lr_table, lr_rows, lr_ratio, lr_state, wd_state, momentum, beta1, beta2, eps, on_drop,
+                  noise, seed, offset, record, rec_j, rec_loss, rec_disp):
+    """One step of trajectories [i0, i1), any d, any option (noise, recording, first step)."""
+    dt = w.dtype.type
+    first = t == 0
+    tf = float(t)
+    adam = opt == ADAM or opt == ADAMW
+    use_momentum = (opt == MOMENTUM or opt == LR_IN_BUFFER or opt == NESTEROV) and momentum != 0.0
+    nesterov = opt == NESTEROV
+    mom = momentum if use_momentum else 0.0
+    sigma = dt(noise)
+    noisy = noise != 0.0
+    zero = dt(0.0)
+    for i in range(i0, i1):
+        eta = lr_state[i] if per_lr else eta_shared
+        wd = wd_state[i] if per_wd else wd_shared
+        traj = offset + np.uint64(i)
+        disp = 0.0
+        loss = 0.0
+        if adam:
+            c = adam_scalars(eta, wd, tf, beta1, beta2, eps, opt == ADAMW, False)
+            sign, l2, shrink, w1, b2, w2 = dt(c[0]), dt(c[1]), dt(c[2]), dt(c[3]), dt(c[4]), dt(c[5])
+            neg_step, bc2_sqrt, e = dt(c[6]), dt(c[7]), dt(c[8])
+            for k in range(d):
+                j = i * d + k
+                x = w[j]
+                g = lam[j] * x
+                if noisy:
+                    g = g + sigma * dt(normal(seed, traj, t, k))
+                xn, m, v, _ = adam_element(x, g, buf[j], sq[j], x, sign, l2, shrink, w1, b2, w2,
+                                           neg_step, bc2_sqrt, e, False, first)
+                w[j] = xn
+                buf[j] = m
+                sq[j] = v
+                if record:
+                    disp += (float(xn) - float(x)) ** 2
+                    loss += float(lam[j]) * float(xn) ** 2
+        else:
+            scale = scale_shared
+            if per_lr:
+                # a plain exponential or constant row never drops discontinuously
+                scale = 1.0
+                if use_momentum and on_drop != 0 and not lr_ratio[i] == lr_ratio[i]:
+                    scale = buffer_scale_at(lr_table, lr_rows[i], tf, on_drop)
+            c = sgd_scalars(eta, wd, first, scale, mom, 0.0, nesterov, False, False, opt == LR_IN_BUFFER)
+            sign, l2, shrink, buf_decay = dt(c[0]), dt(c[1]), dt(c[2]), dt(c[3])
+            gain, nest_grad, nest_buf, neg_lr = dt(c[4]), dt(c[5]), dt(c[6]), dt(c[7])
+            for k in range(d):
+                j = i * d + k
+                x = w[j]
+                g = lam[j] * x
+                if noisy:
+                    g = g + sigma * dt(normal(seed, traj, t, k))
+                b = buf[j] if use_momentum else zero
+                xn, b = sgd_element(x, g, b, sign, l2, shrink, buf_decay, gain, nest_grad, nest_buf, neg_lr,
+                                    use_momentum, nesterov, first)
+                w[j] = xn
+                if use_momentum:
+                    buf[j] = b
+                if record:
+                    disp += (float(xn) - float(x)) ** 2
+                    loss += float(lam[j]) * float(xn) ** 2
+        if record:
+            rec_disp[i, rec_j] = dt(math.sqrt(disp))
+            rec_loss[i, rec_j] = dt(0.5 * loss)
+
+
+@njit(cache=True)
+def _fast_sgd_shared(w, buf, lam, c, use_momentum, nesterov):
+    """d == 1, shared rates, no noise, no recording, not the first step: the vector loop.
+
+    The fast loops take slices of one tile (indices from 0: no negative-index
+    wraparound in the loop, so LLVM vectorizes it)."""
+    dt = w.dtype.type
+    sign, l2, shrink, buf_decay = dt(c[0]), dt(c[1]), dt(c[2]), dt(c[3])
+    gain, nest_grad, nest_buf, neg_lr = dt(c[4]), dt(c[5]), dt(c[6]), dt(c[7])
+    if use_momentum:
+        if nesterov:
+            for i in range(w.shape[0]):
+                x = w[i]
+                w[i], buf[i] = sgd_element(x, lam[i] * x, buf[i], sign, l2, shrink, buf_decay, gain,
+                                           nest_grad, nest_buf, neg_lr, True, True, False)
+        else:
+            for i in range(w.shape[0]):
+                x = w[i]
+                w[i], buf[i] = sgd_element(x, lam[i] * x, buf[i], sign, l2, shrink, buf_decay, gain,
+                                           nest_grad, nest_buf, neg_lr, True, False, False)
+    else:
+        zero = dt(0.0)
+        for i in range(w.shape[0]):
+            x = w[i]
+            w[i], _ = sgd_element(x, lam[i] * x, zero, sign, l2, shrink, buf_decay, gain,
+                                  nest_grad, nest_buf, neg_lr, False, False, False)
+
+
+@njit(cache=True)
+def _fast_sgd_per_trajectory(w, buf, lam, lr_state, lr_ratio, advance, wd, mom, nesterov, in_buffer, use_momentum):
+    """d == 1, per-trajectory learning rates, shared weight decay. With ``advance``
+    every rate first moves one step (lr_state *= lr_ratio) in the same pass."""
+    dt = w.dtype.type
+    if advance:
+        if use_momentum:
+            for i in range(w.shape[0]):
+                eta = lr_state[i] * lr_ratio[i]
+                lr_state[i] = eta
+                c = sgd_scalars(eta, wd, False, 1.0, mom, 0.0, nesterov, False, False, in_buffer)
+                x = w[i]
+                w[i], buf[i] = sgd_element(x, lam[i] * x, buf[i], dt(c[0]), dt(c[1]), dt(c[2]), dt(c[3]),
+                                           dt(c[4]), dt(c[5]), dt(c[6]), dt(c[7]), True, nesterov, False)
+        else:
+            zero = dt(0.0)
+            for i in range(w.shape[0]):
+                eta = lr_state[i] * lr_ratio[i]
+                lr_state[i] = eta
+                c = sgd_scalars(eta, wd, False, 1.0, 0.0, 0.0, False, False, False, False)
+                x = w[i]
+                w[i], _ = sgd_element(x, lam[i] * x, zero, dt(c[0]), dt(c[1]), dt(c[2]), dt(c[3]), dt(c[4]),
+                                      dt(c[5]), dt(c[6]), dt(c[7]), False, False, False)
+        return
+    if use_momentum:
+        for i in range(w.shape[0]):
+            c = sgd_scalars(lr_state[i], wd, False, 1.0, mom, 0.0, nesterov, False, False, in_buffer)
+            x = w[i]
+            w[i], buf[i] = sgd_element(x, lam[i] * x, buf[i], dt(c[0]), dt(c[1]), dt(c[2]), dt(c[3]), dt(c[4]),
+                                       dt(c[5]), dt(c[6]), dt(c[7]), True, nesterov, False)
+    else:
+        zero = dt(0.0)
+        for i in range(w.shape[0]):
+            c = sgd_scalars(lr_state[i], wd, False, 1.0, 0.0, 0.0, False, False, False, False)
+            x = w[i]
+            w[i], _ = sgd_element(x, lam[i] * x, zero, dt(c[0]), dt(c[1]), dt(c[2]), dt(c[3]), dt(c[4]),
+                                  dt(c[5]), dt(c[6]), dt(c[7]), False, False, False)
+
+
+@njit(cache=True)
+def _fast_adam_shared(w, m, v, lam, c):
+    dt = w.dtype.type
+    sign, l2, shrink, w1, b2, w2 = dt(c[0]), dt(c[1]), dt(c[2]), dt(c[3]), dt(c[4]), dt(c[5])
+    neg_step, bc2_sqrt, e = dt(c[6]), dt(c[7]), dt(c[8])
+    for i in range(w.shape[0]):
+        x = w[i]
+        w[i], m[i], v[i], _ = adam_element(x, lam[i] * x, m[i], v[i], x, sign, l2, shrink, w1, b2, w2,
+                                           neg_step, bc2_sqrt, e, False, False)
+
+
+@njit(cache=True)
+def _fast_adam_per_trajectory(w, m, v, lam, lr_state, lr_ratio, advance, wd, t, beta1, beta2, eps, decoupled):
+    dt = w.dtype.type
+    tf = float(t)
+    for i in range(w.shape[0]):
+        eta = lr_state[i]
+        if advance:
+            eta *= lr_ratio[i]
+            lr_state[i] = eta
+        c = adam_scalars(eta, wd, tf, beta1, beta2, eps, decoupled, False)
+        x = w[i]
+        w[i], m[i], v[i], _ = adam_element(x, lam[i] * x, m[i], v[i], x, dt(c[0]), dt(c[1]), dt(c[2]), dt(c[3]),
+                                           dt(c[4]), dt(c[5]), dt(c[6]), dt(c[7]), dt(c[8]), False, False)
+
+
+def _signatures():
+    sigs = []
+    for dt in (float32, float64):
+        state = types.Array(dt, 1, "C")
+        rec = types.Array(dt, 2, "C")
+        sigs.append(void(
+            state, state, state, types.Array(dt, 1, "C", readonly=True), int64, int64,   # w, buf, sq, lam, d, opt
+            TABLE, RO_INT64, RO_FLOAT64, float64[::1],                                  # lr source
+            TABLE, RO_INT64, RO_FLOAT64, float64[::1],                                  # wd source
+            RO_SCALARS, float64, float64, float64, float64, int64,                      # step_scalars, options
+            float64, uint64, uint64,                                                    # noise, seed, offset
+            int64, int64, int64, rec, rec, rec,                                         # steps, recording
+        ))
+    return sigs
+
+
+@njit(_signatures(), parallel=True, cache=True)
+def simulate_chunk(w, buf, sq, lam, d, opt,
+                   lr_table, lr_rows, lr_ratio, lr_state,
+                   wd_table, wd_rows, wd_ratio, wd_state,
+                   step_scalars, momentum, beta1, beta2, eps, on_drop,
+                   noise, seed, offset,
+                   first_step, n_steps, every, rec_loss, rec_disp, rec_lr):
+    """Advance every trajectory by the steps ``first_step .. first_step + n_steps - 1``.
+
+    The call shape (the GPU twin takes the same arguments, as device arrays)::
+
+        w, buf, sq     (n*d,) state in the run's dtype, updated in place: weights,
+                       momentum buffer / Adam's exp_avg, Adam's exp_avg_sq
+                       (buf, sq may be empty when the optimizer has no such state)
+        lam            (n*d,) curvature, read-only;  d: coordinates per trajectory
+        opt            optimizer code (OPTIMIZER_CODES)
+        lr_table       (rows, segments, WIDTH) learning-rate schedules
+        lr_rows        (n,) table row of each trajectory, or empty when shared
+        lr_ratio       (n,) per-step factor of a plain exponential/constant row, NaN otherwise
+        lr_state       (n,) current rate of each trajectory, carried between chunks
+        wd_*           the same four for the weight decay
+        step_scalars   (n_steps + 1, N_SCALARS) shared lr_t, wd_t and buffer scale per step
+                       of the chunk (``shared_step_scalars``: exponential rates by the same
+                       recurrence as per-trajectory ones)
+        momentum, beta1, beta2, eps, on_drop (rules.ON_DROP_*), noise (sigma)
+        seed, offset   Philox key and the global index of trajectory 0
+        first_step, n_steps
+        every          record every k-th step (0: no recording);
+        rec_loss, rec_disp, rec_lr   (n, n_recorded) outputs (empty when every == 0)
+    """
+    n = lam.shape[0] // d
+    per_lr = lr_rows.shape[0] != 0
+    per_wd = wd_rows.shape[0] != 0
+    adam = opt == ADAM or opt == ADAMW
+    use_momentum = (opt == MOMENTUM or opt == LR_IN_BUFFER or opt == NESTEROV) and momentum != 0.0
+    mom = momentum if use_momentum else 0.0
+    nesterov = opt == NESTEROV
+    in_buffer = opt == LR_IN_BUFFER
+    # momentum with per-trajectory drops needs a per-trajectory buffer scale: generic path
+    fast_ok = d == 1 and noise == 0.0 and not per_wd
+    tile = max(1, TILE_ELEMENTS // d)
+    n_tiles = (n + tile - 1) // tile
+    for b in prange(n_tiles):
+        i0 = b * tile
+        i1 = min(i0 + tile, n)
+        lr_mult = _is_all_multiplicative(lr_ratio, i0, i1) if per_lr else True
+        wd_mult = _is_all_multiplicative(wd_ratio, i0, i1) if per_wd else True
+        fast_tile = fast_ok and (not per_lr or not use_momentum or on_drop == 0 or lr_mult)
+        if every > 0 and first_step == 0:
+            # step 0: the initial point
+            for i in range(i0, i1):
+                loss = 0.0
+                for k in range(d):
+                    loss += float(lam[i * d + k]) * float(w[i * d + k]) ** 2
+                rec_loss[i, 0] = 0.5 * loss
+                rec_disp[i, 0] = 0.0
+                rec_lr[i, 0] = lr_at(lr_table, lr_rows[i] if per_lr else 0, 0.0)
+        for s in range(n_steps):
+            t = first_step + s
+            record = every > 0 and (t + 1) % every == 0
+            rec_j = (t + 1) // every if every > 0 else 0
+            generic = t == 0 or record or not fast_tile
+            # the fast loops advance an all-exponential tile's rates themselves
+            fused = per_lr and lr_mult and not generic and t % SIM_REANCHOR != 0
+            if per_lr and not fused:
+                _advance_rates(lr_table, lr_rows, lr_ratio, lr_state, i0, i1, t, lr_mult)
+            if per_wd:
+                _advance_rates(wd_table, wd_rows, wd_ratio, wd_state, i0, i1, t, wd_mult)
+            eta = step_scalars[s, LR]
+            wd = step_scalars[s, WD]
+            scale = step_scalars[s, SCALE]
+            if generic:
+                _generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta, wd, scale, per_lr, per_wd,
+                              lr_table, lr_rows, lr_ratio, lr_state, wd_state, momentum, beta1, beta2, eps,
+                              on_drop, noise, seed, offset, record, rec_j, rec_loss, rec_disp)
+            elif adam:
+                if per_lr:
+                    _fast_adam_per_trajectory(w[i0:i1], buf[i0:i1], sq[i0:i1], lam[i0:i1], lr_state[i0:i1],
+                                              lr_ratio[i0:i1], fused, wd, t,
+                                              beta1, beta2, eps, opt == ADAMW)
+                else:
+                    c = adam_scalars(eta, wd, float(t), beta1, beta2, eps, opt == ADAMW, False)
+                    _fast_adam_shared(w[i0:i1], buf[i0:i1], sq[i0:i1], lam[i0:i1], c)
+            elif per_lr:
+                _fast_sgd_per_trajectory(w[i0:i1], buf[i0:i1], lam[i0:i1], lr_state[i0:i1],
+                                         lr_ratio[i0:i1], fused, wd, mom, nesterov, in_buffer, use_momentum)
+            else:
+                c = sgd_scalars(eta, wd, False, scale, mom, 0.0, nesterov, False, False, in_buffer)
+                _fast_sgd_shared(w[i0:i1], buf[i0:i1], lam[i0:i1], c,
+                                 use_momentum, nesterov)
+            if record:
+                tr = float(t + 1)
+                for i in range(i0, i1):
+                    rec_lr[i, rec_j] = lr_at(lr_table, lr_rows[i] if per_lr else 0, tr)
+
+
+@njit(cache=True)
+def _row_ratio(table, r):
+    """Per-step factor of row r when it is one plain exponential (staircase off) or
+    constant segment; NaN when it must be evaluated in closed form."""
+    if table.shape[1] > 1 and table[r, 1, START] != math.inf:
+        return math.nan
+    kind = table[r, 0, KIND]
+    if kind == CONSTANT:
+        return 1.0
+    if kind == EXPONENTIAL and table[r, 0, P0 + 3] == 0.0:
+        gamma = table[r, 0, P0 + 1]
+        steps = table[r, 0, P0 + 2]
+        return gamma if steps == 1.0 else gamma ** (1.0 / steps)
+    return math.nan
+
+
+@njit(cache=True)
+def _shared_rates(table, ratio, first_step, n, out, column):
+    """out[s, column] = rate of row 0 at first_step + s, by the very operations the
+    per-trajectory path uses (anchor at multiples of SIM_REANCHOR, else one
+    multiplication), so a shared schedule and a batch of copies agree bit for bit."""
+    if not ratio == ratio:
+        for s in range(n):
+            out[s, column] = lr_at(table, 0, float(first_step + s))
+        return
+    t = first_step - first_step % SIM_REANCHOR
+    v = _anchor(table, 0, float(t))
+    while t < first_step:
+        t += 1
+        v = _anchor(table, 0, float(t)) if t % SIM_REANCHOR == 0 else v * ratio
+    for s in range(n):
+        t = first_step + s
+        if s > 0:
+            v = _anchor(table, 0, float(t)) if t % SIM_REANCHOR == 0 else v * ratio
+        out[s, column] = v
+
+
+@njit(void(TABLE, TABLE, int64, int64, int64, float64[:, ::1]), cache=True)
+def shared_step_scalars(lr_table, wd_table, on_drop, first_step, n_steps, out):
+    """out[s] = (lr, wd, buffer scale) of row 0 of each table at step first_step + s,
+    for s in 0 .. n_steps (one more than the chunk)."""
+    _shared_rates(lr_table, _row_ratio(lr_table, 0), first_step, n_steps + 1, out, LR)
+    _shared_rates(wd_table, _row_ratio(wd_table, 0), first_step, n_steps + 1, out, WD)
+    for s in range(n_steps + 1):
+        out[s, SCALE] = buffer_scale_at(lr_table, 0, float(first_step + s), on_drop)
+
+
+@njit(void(TABLE, RO_INT64, float64[::1]), parallel=True, cache=True)
+def rate_ratios(table, rows, ratio):
+    """ratio[i] = ``_row_ratio`` of row rows[i]."""
+    for i in prange(rows.shape[0]):
+        ratio[i] = _row_ratio(table, rows[i])

@@ -1,0 +1,323 @@
+"""Batched optimizer trajectories on diagonal quadratics: ``fd.simulate``.
+
+One trajectory minimises f(w) = ½ Σ_i λ_i w_i² (gradient λ_i w_i) with one of
+the update rules of ``fastdecay.updates`` (the same Numba rule, not a copy), the
+learning rate and weight decay read from schedules at every step. Millions of
+trajectories run in one call on the CPU kernels (NumPy or CPU torch input) or
+the GPU kernels (CuPy input), with final weights only (O(batch · d) memory) or
+every k-th step of loss, displacement and rate recorded.
+
+>>> import numpy as np, fastdecay as fd
+>>> res = fd.simulate(np.array([1.0, 3.0]), fd.constant(0.5), steps=2)
+>>> res.w.tolist()                       # (1 - 0.5 λ)^2
+[0.25, 0.25]
+>>> res = fd.simulate([[1.0], [5.0]], fd.exponential(lr=1.0, gamma=0.7), steps=4, every=2)
+>>> res.steps.tolist(), res.lr.round(4).tolist()[0]
+([0, 2, 4], [1.0, 0.49, 0.2401])
+
+Internal call shape (for the GPU twin ``fastdecay._gpu.simulate``): this module
+validates and broadcasts everything on the host, then hands a backend module
+``kernels`` the arrays of ``fastdecay._cpu.simulate.simulate_chunk`` (its
+docstring lists them), calling ``kernels.simulate_chunk(*args)`` once per chunk
+of steps with ``step_scalars`` from ``fastdecay._cpu.simulate.shared_step_scalars``
+(computed on the host, tiny). On the GPU path every array argument is a CuPy
+array of the same shape and dtype; a GPU module provides ``simulate_chunk``
+with the same arguments and semantics, and nothing else is needed here.
+"""
+
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _layout as L
+from ._dispatch import CUPY, NUMPY, TORCH_CPU, TORCH_CUDA, backend_of, to_numpy
+from .diagnostics import _betas
+from .schedules import Schedule, _check, _number_array, as_schedule
+
+__all__ = ["simulate", "SimulationResult", "OPTIMIZERS"]
+
+OPTIMIZERS = ("gd", "momentum", "momentum_lr_in_buffer", "nesterov", "adam", "adamw")
+ON_DROP = ("keep", "reset", "rescale")
+
+# default chunk: about this many element-steps between progress reports
+_CHUNK_ELEMENT_STEPS = 1 << 27
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """What ``fd.simulate`` returns.
+
+    ``w``: final weights, shape ``(*batch, d)``. With ``every=k``: ``steps`` the
+    recorded steps 0, k, 2k, … ≤ steps, and ``loss`` (½ Σ λ w_t²),
+    ``displacement`` (‖w_t − w_{t−1}‖₂, 0 at step 0) and ``lr`` (η_t) of shape
+    ``(*batch, n_recorded)``; all four are ``None`` without ``every``.
+    ``diverged``: how many trajectories ended with a non-finite weight.
+    """
+
+    w: object
+    steps: object = None
+    loss: object = None
+    displacement: object = None
+    lr: object = None
+    diverged: int = 0
+
+
+def _int(name, value, *, low=0, high=None):
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if isinstance(value, numbers.Integral):
+        v = int(value)
+    elif isinstance(value, numbers.Real):
+        if not np.isfinite(value) or value != int(value):
+            raise ValueError(f"{name} must be an integer, got {value!r}")
+        v = int(value)
+    else:
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if v < low or (high is not None and v >= high):
+        bound = f" and < {high}" if high is not None else ""
+        raise ValueError(f"{name} must be >= {low}{bound}, got {value!r}")
+    return v
+
+
+def _real(name, value, *, low=0.0):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    v = float(value)
+    if not np.isfinite(v) or v < low:
+        raise ValueError(f"{name} must be a finite number >= {low:g}, got {value!r}")
+    return v
+
+
+def _rate_source(s, batch, n):
+    """(table, rows, ratio, state) of a schedule for the kernel: rows empty when shared."""
+    table = s.rows()
+    empty_i, empty_f = np.empty(0, np.int64), np.empty(0, np.float64)
+    if s.size == 1:
+        return table, _readonly(empty_i), _readonly(empty_f), empty_f.copy()
+    from ._cpu.simulate import rate_ratios
+
+    if s.batch_shape == batch:
+        rows = np.arange(n, dtype=np.int64)
+    else:
+        rows = np.arange(s.size, dtype=np.int64).reshape(s.batch_shape)
+        rows = np.ascontiguousarray(np.broadcast_to(rows, batch)).reshape(n)
+    rows = _readonly(rows)
+    ratio = np.empty(n)
+    rate_ratios(table, rows, ratio)
+    return table, rows, _readonly(ratio), np.empty(n)
+
+
+def _readonly(a):
+    a = a.view()
+    a.flags.writeable = False
+    return a
+
+
+def simulate(curvature, schedule, *, steps, optimizer="gd", w0=1.0, momentum=0.9, betas=(0.9, 0.999),
+             eps=1e-8, weight_decay=0.0, on_drop="keep", noise=0.0, seed=0, every=None, dtype=np.float64,
+             trajectory_offset=0, progress=None, chunk_steps=None, threads=None):
+    """Run a batch of optimizer trajectories on f(w) = ½ Σ_i λ_i w_i².
+
+    ``curvature`` has shape ``(*batch, d)`` (a 1-D array is one problem); it may
+    be negative (saddles) but must be finite. ``schedule`` (a Schedule or a
+    float) and ``weight_decay`` (a float or a Schedule) have batch shapes that
+    broadcast with ``batch``; ``w0`` broadcasts to the full ``(*batch, d)``.
+
+    ``optimizer`` is one of ``"gd"``, ``"momentum"`` (torch heavy ball: buffer =
+    gradient at step 0, then b ← μ b + g, w ← w − η_t b), ``"momentum_lr_in_buffer"``
+    (v ← μ v + η_t g, w ← w − v), ``"nesterov"``, ``"adam"`` (weight decay as L2)
+    and ``"adamw"`` (decoupled): the update rules of ``fd.sgd_step`` /
+    ``fd.adamw_step``, with ``on_drop`` ("keep", "reset", "rescale") acting on the
+    momentum buffer where the rate drops discontinuously. ``noise`` = σ adds σ ξ
+    to each gradient coordinate, ξ from Philox4x32-10 keyed by ``seed`` with
+    counter (trajectory_offset + trajectory, step, coordinate): the same numbers
+    whatever the thread count, chunking or backend.
+
+    ``every=k`` records steps 0, k, 2k, … (loss, displacement ‖w_t − w_{t−1}‖₂,
+    η_t); without it only the final weights are kept. Divergent trajectories
+    end as inf/nan and are counted in ``diverged``; nothing raises mid-run.
+
+    Extra keywords for sweeps: ``trajectory_offset`` (global index of the first
+    trajectory: a chunk of a larger batch draws exactly the noise it would in the
+    whole batch), ``progress(steps_done, steps_total)`` called between chunks of
+    ``chunk_steps`` steps (default: about 1.3e8 element-steps a chunk), and
+    ``threads`` (Numba threads for this call; the caller's setting is restored).
+
+    JAX/optax: a ``jax.lax.scan`` over ``optax`` updates ``vmap``-ed over the batch.
+
+    >>> import numpy as np, fastdecay as fd
+    >>> lam = np.array([[0.5], [1.0], [4.0]])
+    >>> res = fd.simulate(lam, fd.step(lr=0.4, gamma=0.5, period=10), steps=30, optimizer="momentum")
+    >>> res.w.shape, res.diverged
+    ((3, 1), 0)
+    >>> fd.simulate([3.0], 1.0, steps=1100).diverged    # |1 - 3|^1100 overflows: counted, not raised
+    1
+    """
+    backend = backend_of(curvature)
+    # ---- validate everything before any work
+    if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+    if not isinstance(on_drop, str) or on_drop not in ON_DROP:
+        raise ValueError(f"on_drop must be one of {ON_DROP}, got {on_drop!r}")
+    steps = _int("steps", steps, high=2**32)
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
+    if dt not in (np.float32, np.float64):
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}")
+    if every is not None:
+        every = _int("every", every, low=1)
+    noise = _real("noise", noise)
+    momentum = _real("momentum", momentum)
+    eps = _real("eps", eps)
+    beta1, beta2 = _betas(betas)
+    seed = _int("seed", seed, high=2**64)
+    trajectory_offset = _int("trajectory_offset", trajectory_offset, high=2**64)
+    if chunk_steps is not None:
+        chunk_steps = _int("chunk_steps", chunk_steps, low=1)
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be a callable(steps_done, steps_total) or None, got {progress!r}")
+    if threads is not None:
+        import numba
+
+        threads = _int("threads", threads, low=1)
+        if threads > numba.config.NUMBA_NUM_THREADS:
+            raise ValueError(f"threads must be <= {numba.config.NUMBA_NUM_THREADS} (NUMBA_NUM_THREADS), "
+                             f"got {threads!r}")
+    if isinstance(schedule, Schedule):
+        lr_s = schedule
+    else:
+        lr_s = as_schedule(_check("schedule", _host(schedule), low=0.0), "schedule")
+    if isinstance(weight_decay, Schedule):
+        wd_s = weight_decay
+    else:
+        wd_s = as_schedule(_check("weight_decay", _host(weight_decay), low=0.0), "weight_decay")
+
+    lam = _number_array("curvature", _host(curvature))
+    if lam.ndim < 1 or lam.shape[-1] < 1:
+        raise ValueError(f"curvature must have shape (*batch, d) with d >= 1, got shape {lam.shape}")
+    if not np.all(np.isfinite(lam)):
+        raise ValueError(f"curvature must be finite (negative values are allowed), got {curvature!r}")
+    try:
+        batch = np.broadcast_shapes(lam.shape[:-1], lr_s.batch_shape, wd_s.batch_shape)
+    except ValueError:
+        raise ValueError(
+            f"schedule batch_shape {lr_s.batch_shape} (and weight_decay batch_shape {wd_s.batch_shape}) "
+            f"must broadcast with the curvature batch {lam.shape[:-1]} (curvature shape {lam.shape})"
+        ) from None
+    d = lam.shape[-1]
+    full = batch + (d,)
+    w0 = _number_array("w0", _host(w0))
+    try:
+        np.broadcast_shapes(w0.shape, full)
+        w0_full = np.broadcast_to(w0, full)
+    except ValueError:
+        raise ValueError(f"w0 of shape {w0.shape} must broadcast to the trajectories' shape {full}") from None
+    if not np.all(np.isfinite(w0)):
+        raise ValueError(f"w0 must be finite, got {w0!r}")
+    n = int(np.prod(batch, dtype=np.int64))
+    if trajectory_offset + n > 2**64:
+        raise ValueError(f"trajectory_offset + batch size must stay below 2**64, got {trajectory_offset!r}")
+
+    # ---- allocate and prepare (host); kernels never allocate
+    lam_flat = _readonly(np.ascontiguousarray(np.broadcast_to(lam, full), dtype=dt).reshape(n * d))
+    w = np.empty(full, dtype=dt)
+    w[...] = w0_full
+    w_flat = w.reshape(n * d)
+    adam = optimizer in ("adam", "adamw")
+    has_buffer = adam or (optimizer != "gd" and momentum != 0.0)
+    buf = np.zeros(n * d if has_buffer else 0, dtype=dt)
+    sq = np.zeros(n * d if adam else 0, dtype=dt)
+    lr_src = _rate_source(lr_s, batch, n)
+    wd_src = _rate_source(wd_s, batch, n)
+    n_rec = steps // every + 1 if every else 0
+    rec = [np.empty((n, n_rec) if every else (0, 0), dtype=dt) for _ in range(3)]
+
+    from ._cpu import rules
+    from ._cpu import simulate as cpu
+
+    if backend in (CUPY, TORCH_CUDA):
+        from ._gpu import simulate as kernels  # the GPU twin: same call shape
+
+        xp = __import__("cupy")
+    else:
+        kernels, xp = cpu, np
+    if xp is not np:
+        w_flat, buf, sq, lam_flat = (xp.asarray(a) for a in (w_flat, buf, sq, lam_flat))
+        lr_src = tuple(xp.asarray(a) for a in lr_src)
+        wd_src = tuple(xp.asarray(a) for a in wd_src)
+        rec = [xp.asarray(a) for a in rec]
+    if chunk_steps is None:
+        chunk_steps = max(1, _CHUNK_ELEMENT_STEPS // max(1, n * d))
+    chunk_steps = min(chunk_steps, max(steps, 1))
+    step_scalars = np.empty((chunk_steps + 1, cpu.N_SCALARS))
+    on_drop_code = rules.ON_DROP_CODES[on_drop]
+    opt = cpu.OPTIMIZER_CODES[optimizer]
+
+    def run():
+        first = 0
+        while True:
+            count = min(chunk_steps, steps - first)
+            cpu.shared_step_scalars(lr_s.rows(), wd_s.rows(), on_drop_code, first, count, step_scalars)
+            scalars = _readonly(step_scalars[: count + 1]) if xp is np else xp.asarray(step_scalars[: count + 1])
+            kernels.simulate_chunk(
+                w_flat, buf, sq, lam_flat, d, opt,
+                *lr_src, *wd_src,
+                scalars, momentum, beta1, beta2, eps, on_drop_code,
+                noise, np.uint64(seed), np.uint64(trajectory_offset),
+                first, count, every or 0, *rec,
+            )
+            first += count
+            if progress is not None:
+                progress(first, steps)
+            if first >= steps:
+                break
+
+    if n * d == 0:
+        pass
+    elif threads is None:
+        run()
+    else:
+        import numba
+
+        before = numba.get_num_threads()
+        numba.set_num_threads(threads)
+        try:
+            run()
+        finally:
+            numba.set_num_threads(before)
+
+    w_out = w_flat.reshape(full)
+    diverged = int((~xp.isfinite(w_out.reshape(n, d))).any(axis=1).sum()) if n * d else 0
+    result = dict(w=w_out, diverged=diverged)
+    if every:
+        result.update(
+            steps=np.arange(0, steps + 1, every, dtype=np.int64),
+            loss=rec[0].reshape(batch + (n_rec,)),
+            displacement=rec[1].reshape(batch + (n_rec,)),
+            lr=rec[2].reshape(batch + (n_rec,)),
+        )
+    if backend == TORCH_CPU:
+        import torch
+
+        result = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in result.items()}
+    elif backend == TORCH_CUDA:
+        import torch
+
+        result = {k: torch.as_tensor(v, device=curvature.device) if hasattr(v, "__cuda_array_interface__") else v
+                  for k, v in result.items()}
+    return SimulationResult(**result)
+
+
+def _host(x):
+    """A NumPy view of x (CPU torch zero-copy, CuPy / CUDA torch copied to the host)."""
+    backend = backend_of(x)
+    if backend == CUPY:
+        return x.get()
+    if backend == TORCH_CUDA:
+        return x.detach().cpu().numpy()
+    if backend in (NUMPY, TORCH_CPU):
+        return to_numpy(x)
+    return x

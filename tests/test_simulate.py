@@ -1,0 +1,365 @@
+"""fd.simulate against the plain-loop oracle (fastdecay.reference) and torch.optim:
+whole trajectories over hundreds of steps, odd sizes, every optimizer and option."""
+
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import fastdecay as fd
+from fastdecay.reference import simulate_quadratic
+
+OPTIMIZERS = ["gd", "momentum", "momentum_lr_in_buffer", "nesterov", "adam", "adamw"]
+RTOL = 1e-10
+
+
+def _reference_batch(lam, schedules, steps, drops=None, **kw):
+    """Iterates (n, steps + 1, d) of each trajectory from the oracle."""
+    lam = np.asarray(lam)
+    out = []
+    for i in range(lam.shape[0]):
+        s = schedules[i] if isinstance(schedules, list) else schedules
+        dr = drops[i] if isinstance(drops, list) else (drops or ())
+        w, _ = simulate_quadratic(lam[i], s, steps=steps, drops=dr, trajectory=i, **kw)
+        out.append(w)
+    return np.array(out)
+
+
+def _close(got, want, rtol=RTOL, atol=1e-15):
+    """Relative error within rtol, where values are not below atol (weights start near 1;
+    a trajectory the oracle sends to exactly 0 may end at 1e-86 after rounding)."""
+    got, want = np.asarray(got, dtype=np.float64), np.asarray(want)
+    scale = np.maximum(np.abs(want), atol / rtol)
+    err = np.max(np.abs(got - want) / scale) if want.size else 0.0
+    assert err <= rtol, f"max relative error {err:.3g} > {rtol:g}"
+
+
+def _check_recording(res, lam, ref, every):
+    """res.loss / displacement / lr at steps 0, every, ... against the oracle's iterates."""
+    loss = 0.5 * np.sum(lam[:, None, :] * ref**2, axis=-1)
+    disp = np.concatenate([np.zeros((ref.shape[0], 1)), np.linalg.norm(np.diff(ref, axis=1), axis=-1)], axis=1)
+    _close(res.loss, loss[:, ::every])
+    # displacement: relative where it is not tiny against the weights
+    _close(res.displacement[:, 1:], disp[:, ::every][:, 1:], rtol=1e-8)
+    assert np.all(res.displacement[:, 0] == 0)
+
+
+STEP_DROPS = list(range(9, 1000, 9))
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+@pytest.mark.parametrize("kind", ["exponential", "step"])
+def test_matches_reference_shared_schedule(optimizer, kind):
+    rng = np.random.default_rng(7)
+    lam = rng.uniform(0.05, 3.0, (13, 3))
+    lam[0, 0] = -0.2  # a saddle direction
+    if kind == "exponential":
+        s, drops = fd.exponential(lr=0.3, gamma=0.99), ()
+    else:
+        s, drops = fd.step(lr=0.3, gamma=0.5, period=9), STEP_DROPS
+    w0 = rng.normal(size=(13, 3))
+    steps, every = 301, 7
+    res = fd.simulate(lam, s, steps=steps, optimizer=optimizer, w0=w0, momentum=0.8, every=every)
+    ref = np.array([simulate_quadratic(lam[i], s, steps=steps, optimizer=optimizer, w0=w0[i], momentum=0.8,
+                                       drops=drops)[0] for i in range(13)])
+    _close(res.w, ref[:, -1])
+    _check_recording(res, lam, ref, every)
+    assert res.steps.tolist() == list(range(0, steps + 1, every))
+    _close(res.lr, s.table(np.arange(0, steps + 1, every))[None].repeat(13, 0))
+    assert res.diverged == 0
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "momentum_lr_in_buffer", "nesterov"])
+@pytest.mark.parametrize("on_drop", ["keep", "reset", "rescale"])
+@pytest.mark.parametrize("per_trajectory", [False, True])
+def test_on_drop_matches_reference(optimizer, on_drop, per_trajectory):
+    lam = np.array([[0.3], [1.0], [2.5], [0.05], [3.0]])  # all stable, also for Nesterov
+    if per_trajectory:
+        sched = [fd.step(0.4, 0.3, 10), fd.multistep(0.4, 0.2, [7, 30, 31]), fd.exponential(0.4, gamma=0.98),
+                 fd.piecewise([5, 50], [0.4, 0.1, 0.2]), fd.step(0.2, 0.5, 4)]
+        drops = [range(10, 500, 10), [7, 30, 31], (), [5], range(4, 500, 4)]
+        s = fd.stack(sched)
+    else:
+        sched, drops, s = fd.step(0.4, 0.3, 10), [range(10, 500, 10)] * 5, fd.step(0.4, 0.3, 10)
+    res = fd.simulate(lam, s, steps=120, optimizer=optimizer, on_drop=on_drop, momentum=0.9)
+    ref = _reference_batch(lam, sched, 120, drops, optimizer=optimizer, on_drop=on_drop, momentum=0.9)
+    _close(res.w, ref[:, -1])
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_per_trajectory_mixed_kinds_noise_and_scheduled_weight_decay(optimizer):
+    rng = np.random.default_rng(3)
+    scheds = [fd.step(0.3, 0.5, 7), fd.exponential(0.3, gamma=0.98), fd.cosine(0.3, 100), fd.constant(0.2),
+              fd.exponential(0.25, gamma=0.97, decay_steps=3, staircase=True),
+              fd.warmup(fd.exponential(0.3, gamma=0.99), 5), fd.exponential(0.3, gamma=0.9, decay_steps=2.5),
+              fd.linear(0.3, 0.01, 80), fd.one_cycle(0.5, 150)]
+    drops = [range(7, 999, 7), (), (), (), range(3, 999, 3), (), (), (), ()]
+    lam = rng.uniform(0.05, 2.0, (len(scheds), 2))
+    wd = fd.exponential(0.01, gamma=1.002)   # an increasing weight-decay schedule
+    res = fd.simulate(lam, fd.stack(scheds), steps=211, optimizer=optimizer, weight_decay=wd, noise=0.05,
+                      seed=11, every=10, chunk_steps=37)
+    ref = _reference_batch(lam, scheds, 211, drops, optimizer=optimizer, weight_decay=wd, noise=0.05, seed=11)
+    _close(res.w, ref[:, -1])
+    _check_recording(res, lam, ref, 10)
+    _close(res.lr, np.array([s.table(np.arange(0, 212, 10)) for s in scheds]))
+
+
+def test_per_trajectory_weight_decay_and_exponential_rates_many_steps():
+    """Per-trajectory exponential rates run by recurrence past several re-anchors (1024 steps)."""
+    lam = np.linspace(0.01, 0.2, 11)[:, None]
+    s = fd.exponential(lr=0.5, gamma=np.linspace(0.999, 0.9999, 11))
+    wd = fd.stack([fd.constant(1e-3 * k) for k in range(11)])
+    res = fd.simulate(lam, s, steps=2500, weight_decay=wd, optimizer="adamw", every=500)
+    ref = _reference_batch(lam, [s[i] for i in range(11)], 2500, optimizer="adamw",
+                           weight_decay=[1e-3 * k for k in range(11)][0])
+    # weight decay differs per trajectory: run the oracle one by one
+    ref = np.array([simulate_quadratic(lam[i], s[i], steps=2500, optimizer="adamw", weight_decay=1e-3 * i)[0]
+                    for i in range(11)])
+    _close(res.w, ref[:, -1], rtol=1e-9)
+    _close(res.lr, s.table(np.arange(0, 2501, 500)))
+
+
+def test_broadcasting_schedule_grid_against_curvature_grid():
+    gammas = np.array([0.9, 0.97, 0.995])[:, None]         # schedule batch (3, 1)
+    lam = np.array([0.1, 0.7, 1.3, 3.0])[None, :, None]     # curvature (1, 4, 1)
+    s = fd.exponential(lr=0.5, gamma=gammas)
+    res = fd.simulate(lam, s, steps=60, every=20)
+    assert res.w.shape == (3, 4, 1) and res.loss.shape == (3, 4, 4)
+    for a in range(3):
+        for b in range(4):
+            single = fd.simulate(lam[0, b], fd.exponential(lr=0.5, gamma=gammas[a, 0]), steps=60, every=20)
+            np.testing.assert_array_equal(res.w[a, b], single.w)
+            np.testing.assert_array_equal(res.loss[a, b], single.loss)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    n=st.integers(1, 9), d=st.integers(1, 4), steps=st.integers(0, 70),
+    optimizer=st.sampled_from(OPTIMIZERS), noise=st.sampled_from([0.0, 0.1]),
+    every=st.sampled_from([None, 1, 3, 200]), per=st.booleans(),
+)
+def test_batch_equals_stack_of_singles(n, d, steps, optimizer, noise, every, per):
+    rng = np.random.default_rng(n * 100 + d)
+    lam = rng.uniform(-0.1, 2.0, (n, d))
+    s = fd.exponential(lr=0.2, gamma=rng.uniform(0.9, 1.0, n)) if per else fd.step(0.2, 0.5, 5)
+    res = fd.simulate(lam, s, steps=steps, optimizer=optimizer, noise=noise, every=every, seed=5)
+    for i in range(n):
+        one = fd.simulate(lam[i], s[i] if per else s, steps=steps, optimizer=optimizer, noise=noise,
+                          every=every, seed=5, trajectory_offset=i)
+        np.testing.assert_array_equal(res.w[i], one.w)
+        if every:
+            np.testing.assert_array_equal(res.loss[i], one.loss)
+            np.testing.assert_array_equal(res.displacement[i], one.displacement)
+            np.testing.assert_array_equal(res.lr[i], one.lr)
+
+
+@pytest.mark.parametrize("optimizer", ["gd", "nesterov", "adamw"])
+@pytest.mark.parametrize("per", [False, True])
+def test_chunking_threads_and_recording_do_not_change_results(optimizer, per):
+    import numba
+
+    rng = np.random.default_rng(0)
+    lam = rng.uniform(0.0, 2.0, (3001, 1))       # several tiles, an odd last one
+    s = fd.exponential(lr=0.3, gamma=rng.uniform(0.95, 1.0, 3001)) if per else fd.step(0.3, 0.5, 13)
+    kw = dict(steps=150, optimizer=optimizer, noise=0.02, seed=1)
+    base = fd.simulate(lam, s, **kw)
+    for extra in (dict(chunk_steps=1), dict(chunk_steps=17), dict(threads=1), dict(every=4, chunk_steps=64)):
+        other = fd.simulate(lam, s, **kw, **extra)
+        np.testing.assert_array_equal(other.w, base.w, err_msg=str(extra))
+    assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS  # restored
+    numba.set_num_threads(1)
+    try:
+        np.testing.assert_array_equal(fd.simulate(lam, s, **kw).w, base.w)
+    finally:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+
+
+def test_trajectory_offset_draws_the_noise_of_the_whole_batch():
+    lam = np.linspace(0.1, 1.0, 40).reshape(20, 2)
+    whole = fd.simulate(lam, 0.1, steps=30, noise=0.3, seed=99, optimizer="momentum")
+    part = fd.simulate(lam[12:], 0.1, steps=30, noise=0.3, seed=99, optimizer="momentum", trajectory_offset=12)
+    np.testing.assert_array_equal(part.w, whole.w[12:])
+    other_seed = fd.simulate(lam, 0.1, steps=30, noise=0.3, seed=100, optimizer="momentum")
+    assert not np.any(other_seed.w == whole.w)
+
+
+def test_noise_statistics_of_gd_stationary_variance():
+    """GD with constant rate on ½λw² plus N(0, σ²) gradient noise: Var w_∞ = η σ² / (λ (2 − ηλ))."""
+    lam, eta, sigma = 1.0, 0.1, 1.0
+    res = fd.simulate(np.full((20000, 1), lam), eta, steps=300, noise=sigma, w0=0.0, seed=3)
+    var = eta * sigma**2 / (lam * (2 - eta * lam))
+    assert abs(res.w.var() / var - 1) < 0.05
+    assert abs(res.w.mean()) < 5 * np.sqrt(var / 20000)
+
+
+def test_divergence_is_counted_and_confined():
+    lam = np.array([[0.5], [3.0], [1.0], [50.0]])   # |1 - 3|^1100 and |1 - 50|^1100 overflow
+    res = fd.simulate(lam, 1.0, steps=1100, every=100)
+    assert res.diverged == 2
+    assert np.all(np.isfinite(res.w[[0, 2]])) and not np.any(np.isfinite(res.w[[1, 3]]))
+    assert np.all(np.isfinite(res.loss[[0, 2]]))
+
+
+def test_negative_curvature_grows_without_error():
+    res = fd.simulate(np.array([-0.5, 0.5]), 0.1, steps=10)
+    np.testing.assert_allclose(res.w, [1.05**10, 0.95**10], rtol=1e-14)
+
+
+def test_steps_zero_and_scalar_problem_shapes():
+    res = fd.simulate([2.0, 3.0], 0.1, steps=0, every=1, w0=[1.0, -2.0])
+    assert res.w.tolist() == [1.0, -2.0]
+    assert res.steps.tolist() == [0] and res.loss.tolist() == [0.5 * (2 + 12)]
+    assert res.displacement.tolist() == [0.0] and res.lr.tolist() == [0.1]
+    assert fd.simulate(np.ones((2, 3, 4)), 0.1, steps=3).w.shape == (2, 3, 4)
+    assert fd.simulate(np.ones((0, 4)), 0.1, steps=3, every=1).loss.shape == (0, 4)
+
+
+def test_float32_runs_in_float32_and_no_worse_than_torch():
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(2)
+    rng = np.random.default_rng(1)
+    lam = rng.uniform(0.01, 1.5, (257, 1))
+    s = fd.step(0.5, 0.5, 50)
+    steps = 300
+    for optimizer in ("gd", "momentum", "adamw"):
+        kw = dict(steps=steps, optimizer=optimizer, weight_decay=0.01 if optimizer == "adamw" else 0.0)
+        truth = fd.simulate(lam, s, **kw).w
+        ours = fd.simulate(lam, s, dtype=np.float32, **kw).w
+        assert ours.dtype == np.float32
+        p = torch.nn.Parameter(torch.ones(257, 1, dtype=torch.float32))
+        lam_t = torch.from_numpy(lam.astype(np.float32))
+        if optimizer == "adamw":
+            opt = torch.optim.AdamW([p], lr=0.5, weight_decay=0.01, foreach=False)
+        else:
+            opt = torch.optim.SGD([p], lr=0.5, momentum=0.9 if optimizer == "momentum" else 0.0, foreach=False)
+        for t in range(steps):
+            opt.param_groups[0]["lr"] = s(t)
+            p.grad = lam_t * p.detach()
+            opt.step()
+        err_ours = np.max(np.abs(ours - truth))
+        err_torch = np.max(np.abs(p.detach().numpy() - truth))
+        assert err_ours <= max(2 * err_torch, 1e-6), (optimizer, err_ours, err_torch)
+
+
+@pytest.mark.parametrize("optimizer", ["gd", "momentum", "nesterov", "adam", "adamw"])  # torch has no lr-in-buffer
+def test_float64_matches_torch_optim(optimizer):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(2)
+    lam = rng.uniform(0.01, 1.5, (31, 3))
+    s = fd.multistep(0.4, 0.3, [40, 90])
+    steps, wd = 200, 0.02
+    res = fd.simulate(lam, s, steps=steps, optimizer=optimizer, weight_decay=wd, momentum=0.85)
+    p = torch.nn.Parameter(torch.ones(31, 3, dtype=torch.float64))
+    if optimizer == "adam":
+        opt = torch.optim.Adam([p], lr=0.4, weight_decay=wd, foreach=False)
+    elif optimizer == "adamw":
+        opt = torch.optim.AdamW([p], lr=0.4, weight_decay=wd, foreach=False)
+    else:
+        opt = torch.optim.SGD([p], lr=0.4, weight_decay=wd, foreach=False,
+                              momentum=0.0 if optimizer == "gd" else 0.85, nesterov=optimizer == "nesterov")
+    lam_t = torch.from_numpy(lam)
+    for t in range(steps):
+        opt.param_groups[0]["lr"] = s(t)
+        p.grad = lam_t * p.detach()
+        opt.step()
+    _close(res.w, p.detach().numpy())
+
+
+def test_torch_tensor_in_torch_tensor_out():
+    torch = pytest.importorskip("torch")
+    lam = torch.linspace(0.1, 1.0, 6, dtype=torch.float64).reshape(3, 2)
+    res = fd.simulate(lam, fd.constant(0.2), steps=5, every=5)
+    assert isinstance(res.w, torch.Tensor) and isinstance(res.loss, torch.Tensor)
+    np.testing.assert_array_equal(res.w.numpy(), fd.simulate(lam.numpy(), 0.2, steps=5).w)
+
+
+def test_progress_is_called_between_chunks():
+    calls = []
+    fd.simulate(np.ones((5, 1)), 0.1, steps=25, chunk_steps=10, progress=lambda a, b: calls.append((a, b)))
+    assert calls == [(10, 25), (20, 25), (25, 25)]
+
+
+def test_final_only_memory_is_o_batch():
+    """No batch x steps array: a 2000-step final-only run allocates about what a 1-step run does."""
+    import tracemalloc
+
+    lam = np.linspace(0.1, 1.0, 50_000)[:, None]
+    s = fd.exponential(lr=0.1, gamma=np.linspace(0.99, 0.999, 50_000))
+    fd.simulate(lam, s, steps=3)  # compile
+    peaks = []
+    for steps in (1, 2000):
+        tracemalloc.start()
+        fd.simulate(lam, s, steps=steps)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    assert peaks[1] < peaks[0] + 1_000_000, peaks
+    assert peaks[1] < 8 * 50_000 * 8, peaks    # a few O(batch) float64 arrays
+
+
+def test_import_fastdecay_stays_light():
+    code = ("import sys, fastdecay as fd; "
+            "assert 'numba' not in sys.modules and 'torch' not in sys.modules, sorted(sys.modules)")
+    import subprocess
+
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("kwargs, exc, needle", [
+    (dict(optimizer="sgd"), ValueError, "optimizer"),
+    (dict(optimizer=None), ValueError, "optimizer"),
+    (dict(steps=-1), ValueError, "steps"),
+    (dict(steps=2.5), ValueError, "steps"),
+    (dict(steps="10"), TypeError, "steps"),
+    (dict(steps=True), TypeError, "steps"),
+    (dict(every=0), ValueError, "every"),
+    (dict(every=1.5), ValueError, "every"),
+    (dict(noise=-0.1), ValueError, "noise"),
+    (dict(noise=float("nan")), ValueError, "noise"),
+    (dict(betas=(0.9, 1.0)), ValueError, "betas[1]"),
+    (dict(betas=(-0.1, 0.9)), ValueError, "betas[0]"),
+    (dict(betas=0.9), ValueError, "betas"),
+    (dict(momentum=-0.5), ValueError, "momentum"),
+    (dict(eps=-1.0), ValueError, "eps"),
+    (dict(on_drop="zero"), ValueError, "on_drop"),
+    (dict(weight_decay=-0.1), ValueError, "weight_decay"),
+    (dict(seed=-1), ValueError, "seed"),
+    (dict(seed=2**64), ValueError, "seed"),
+    (dict(dtype=np.int32), TypeError, "dtype"),
+    (dict(w0=np.ones(3)), ValueError, "w0"),
+    (dict(w0=np.nan), ValueError, "w0"),
+    (dict(every=None, chunk_steps=0), ValueError, "chunk_steps"),
+    (dict(progress=5), TypeError, "progress"),
+    (dict(threads=0), ValueError, "threads"),
+    (dict(trajectory_offset=-3), ValueError, "trajectory_offset"),
+])
+def test_bad_arguments_name_themselves(kwargs, exc, needle):
+    args = dict(steps=10)
+    args.update(kwargs)
+    with pytest.raises(exc, match=needle.replace("[", r"\[").replace("]", r"\]")):
+        fd.simulate(np.ones((4, 2)), fd.constant(0.1), **args)
+
+
+@pytest.mark.parametrize("curvature, needle", [
+    (np.array([[1.0, np.inf]]), "curvature"),
+    (np.array([[1.0, np.nan]]), "curvature"),
+    (np.float64(1.0), "curvature"),
+    (np.ones((3, 0)), "curvature"),
+    ("abc", "curvature"),
+])
+def test_bad_curvature(curvature, needle):
+    with pytest.raises((ValueError, TypeError), match=needle):
+        fd.simulate(curvature, 0.1, steps=3)
+
+
+def test_schedule_batch_must_broadcast_with_curvature_batch():
+    with pytest.raises(ValueError, match="schedule batch_shape"):
+        fd.simulate(np.ones((4, 2)), fd.exponential(lr=0.1, gamma=[0.9, 0.99, 0.999]), steps=3)
+    with pytest.raises(ValueError, match="weight_decay"):
+        fd.simulate(np.ones((4, 2)), 0.1, weight_decay=fd.constant([0.1, 0.2, 0.3]), steps=3)
+    with pytest.raises(ValueError, match="schedule"):
+        fd.simulate(np.ones((4, 2)), -0.1, steps=3)
