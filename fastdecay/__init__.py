@@ -40,6 +40,8 @@ from .diagnostics import (
 
 from .updates import adamw_step, constant_shrinkage, sgd_step
 
+from ._sweep import SweepConfigError, SweepResult, load_sweep, sweep
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -75,4 +77,17 @@ __all__ = [
     "EscapeProbability",
     "adam_effective_step",
     "discretization_divergence",
+    "sweep",
+    "load_sweep",
+    "SweepResult",
+    "SweepConfigError",
 ]
+
+
+def __getattr__(name):
+    """``fd.plots`` imports matplotlib on first use, not with ``import fastdecay``."""
+    if name == "plots":
+        import importlib
+
+        return importlib.import_module(".plots", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -160,3 +160,31 @@ def test_python_dash_m_and_console_script_agree():
     bad = subprocess.run([sys.executable, "-m", "fastdecay", "schedule", "step", "--steps", "1"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+
+
+def test_demo_prints_the_table_and_writes_labelled_figures(tmp_path, capsys):
+    from fastdecay import _demo
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    rows = [line for line in text.splitlines() if line[:8].strip() and line.count("|") == 4]
+    body = [r for r in rows if r.split("|")[0].strip().replace(".", "").replace("e-", "").isdigit()]
+    assert len(body) == len(_demo.TABLE_CURVATURES)
+    lam = np.array([float(r.split("|")[0]) for r in body])
+    np.testing.assert_allclose(lam, _demo.TABLE_CURVATURES, rtol=5e-3)
+    # stability onsets and divergence are the library's, not recomputed by the demo
+    scheds = list(_demo.schedules().values())
+    onset = np.array([[int(x) for x in r.split("|")[1].split()] for r in body]).T
+    expected = np.asarray(fd.stability_onset(fd.stack(scheds)[:, None], _demo.TABLE_CURVATURES[None, :],
+                                             max_steps=_demo.STEPS))
+    np.testing.assert_array_equal(onset, expected)
+    assert onset[0, -1] > onset[1, -1] > 0  # the step schedule leaves the unstable region later
+    div = np.array([float(r.split("|")[3]) for r in body])
+    np.testing.assert_allclose(div, fd.discretization_divergence(scheds[0], _demo.TABLE_CURVATURES, _demo.STEPS),
+                               rtol=1e-2)
+    final = np.array([[float(x) for x in r.split("|")[2].split()] for r in body])
+    np.testing.assert_allclose(final[:, 0] / final[:, 1], div, rtol=2e-2)  # |w_N| step / exp, from fd.simulate
+    for name in ("lr", "stability", "displacement", "loss", "final_w", "momentum", "adamw"):
+        png = out / f"{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000, name

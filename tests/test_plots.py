@@ -1,0 +1,78 @@
+"""fastdecay.plots: one function per figure, each with labelled axes, a title and a legend."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastdecay as fd
+
+plots = pytest.importorskip("fastdecay.plots")
+
+SCHEDS = {"step": fd.step(0.05, 0.5, 25), "exponential": fd.exponential(0.05, half_life=25)}
+
+
+def labelled(fig):
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert visible
+    for ax in visible:
+        assert ax.get_xlabel() and ax.get_ylabel(), (ax.get_xlabel(), ax.get_ylabel())
+        assert ax.get_title() or fig.get_suptitle()
+    assert any(ax.get_legend() is not None for ax in visible) or fig.legends
+    return fig
+
+
+def test_lr_curves_draw_the_rates(tmp_path):
+    fig = labelled(plots.lr_curves(SCHEDS, 100, path=tmp_path / "sub" / "lr.png"))
+    assert (tmp_path / "sub" / "lr.png").read_bytes()[:4] == b"\x89PNG"
+    lines = fig.axes[0].get_lines()
+    np.testing.assert_array_equal(lines[0].get_ydata(), SCHEDS["step"].table(100))
+    assert [ln.get_label() for ln in lines] == ["step", "exponential"]
+
+
+def test_a_batch_of_schedules_is_one_curve_each():
+    fig = plots.lr_curves(fd.exponential(0.1, gamma=[0.9, 0.95, 0.99]), 50)
+    assert len(fig.axes[0].get_lines()) == 3
+    with pytest.raises(ValueError, match="labels"):
+        plots.lr_curves(SCHEDS, 10, labels=["only one"])
+    with pytest.raises(TypeError, match="Schedules"):
+        plots.lr_curves([0.1], 10)
+
+
+def test_stability_ceiling_marks_the_onsets():
+    lam = np.array([1.0, 50.0, 100.0])
+    fig = labelled(plots.stability_ceiling(SCHEDS, lam, 250))
+    markers = [ln for ln in fig.axes[0].get_lines() if ln.get_marker() == "o" and len(ln.get_xdata())]
+    onsets = fd.stability_onset(SCHEDS["step"], lam, max_steps=250)
+    assert sorted(markers[0].get_xdata().tolist()) == sorted(int(t) for t in onsets if t > 0)
+
+
+def test_trajectory_figures_from_a_simulation():
+    lam = np.array([[[0.1], [10.0]]] * 2)
+    res = fd.simulate(lam, fd.stack(list(SCHEDS.values()))[:, None], steps=100, every=5)
+
+    class Panels:  # (panels, curves, steps): one panel per curvature
+        steps = res.steps
+        loss = np.moveaxis(res.loss, 1, 0)
+        displacement = np.moveaxis(res.displacement, 1, 0)
+
+    fig = labelled(plots.loss_curves(Panels, labels=list(SCHEDS), panels=["0.1", "10"]))
+    assert len([ax for ax in fig.axes if ax.get_visible()]) == 2
+    labelled(plots.displacement_signatures(Panels, labels=list(SCHEDS), panels=["0.1", "10"]))
+    labelled(plots.final_vs_curvature([0.1, 10.0], np.abs(res.w[..., 0]), labels=list(SCHEDS), reference=1.0))
+
+
+def test_adamw_figures():
+    labelled(plots.adam_effective_step(SCHEDS, 200))
+    fig = labelled(plots.weight_decay_shrinkage(SCHEDS["exponential"], 0.1, 200))
+    per_step = [ln.get_ydata() for ln in fig.axes[0].get_lines()]
+    lr = SCHEDS["exponential"].table(200)
+    np.testing.assert_allclose(per_step[0], lr * 0.1)
+    np.testing.assert_allclose(per_step[1], np.full(200, 0.05 * 0.1), rtol=1e-9)  # constant_shrinkage
+
+
+def test_import_fastdecay_does_not_import_matplotlib():
+    code = "import sys, fastdecay as fd; assert 'matplotlib' not in sys.modules; fd.plots; " \
+           "assert 'matplotlib' in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,238 @@
+"""fastdecay sweep: the TOML format and its errors, chunking, atomic resumable results."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+import fastdecay as fd
+from fastdecay import _sweep as sw
+from fastdecay.cli import main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+SMALL = """
+[run]
+steps = 120
+every = 10
+chunk_size = 5
+seed = 7
+
+[curvatures]
+logspace = [-1, 1.5, 7]
+
+[[schedule]]
+kind = "step"
+lr = 0.1
+gamma = 0.5
+period = [20, 40]
+
+[[schedule]]
+kind = "exponential"
+lr = 0.1
+half_life = 20
+
+[[optimizer]]
+kind = "momentum"
+on_drop = ["keep", "rescale"]
+noise = 0.05
+"""
+
+
+def write(tmp_path, text, name="cfg.toml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_grid_matches_one_whole_simulate_call():
+    cfg = sw.parse_config({"run": {"steps": 80, "chunk_size": 4, "seed": 3, "every": 8},
+                           "curvatures": {"values": [0.3, 1.0, 5.0]},
+                           "schedule": [{"kind": "step", "lr": 0.2, "gamma": 0.5, "period": [10, 30]},
+                                        {"kind": "cosine", "lr": 0.2, "total_steps": 80}],
+                           "optimizer": {"kind": "nesterov", "momentum": 0.8, "noise": 0.1}})
+    res = fd.sweep(cfg, progress=False)
+    # the same grid as one batch (schedules, curvatures): trajectory index = s * n_c + c
+    stacked = fd.stack([fd.step(0.2, 0.5, 10), fd.step(0.2, 0.5, 30), fd.cosine(0.2, 80)])[:, None]
+    lam = np.broadcast_to(np.array([0.3, 1.0, 5.0])[None, :, None], (3, 3, 1)).copy()
+    whole = fd.simulate(lam, stacked, steps=80, optimizer="nesterov", momentum=0.8, noise=0.1, seed=3, every=8)
+    np.testing.assert_array_equal(res.w[0], whole.w[..., 0])
+    np.testing.assert_array_equal(res.loss[0], whole.loss)
+    np.testing.assert_array_equal(res.displacement[0], whole.displacement)
+    np.testing.assert_array_equal(res.steps, whole.steps)
+    assert res.schedules == ["step(period=10)", "step(period=30)", "cosine"]
+
+
+def test_chunk_size_never_changes_results(tmp_path):
+    cfg = sw.parse_config(write(tmp_path, SMALL))
+    a = fd.sweep(cfg, progress=False)
+    cfg["run"]["chunk_size"] = 1000
+    b = fd.sweep(cfg, progress=False)
+    assert a.w.shape == (2, 3, 7) and a.loss.shape == (2, 3, 7, 13)
+    np.testing.assert_array_equal(a.w, b.w)
+    np.testing.assert_array_equal(a.loss, b.loss)
+    assert a.optimizers == ["momentum(on_drop=keep)", "momentum(on_drop=rescale)"]
+    assert not np.array_equal(a.w[0], a.w[1])  # the two on_drop settings really differ
+
+
+def test_cli_writes_chunks_results_summary_and_figures(tmp_path, capsys):
+    cfg = write(tmp_path, SMALL)
+    out = tmp_path / "out"
+    assert main(["sweep", str(cfg), "--out", str(out)]) == 0
+    stdout, stderr = capsys.readouterr()
+    assert "traj-step/s" in stderr  # the progress bar's rate
+    assert "median loss_N" in stdout and "momentum(on_drop=rescale)" in stdout
+    chunks = sorted(os.listdir(out / "chunks"))
+    # 2 optimizer settings x ceil(3 * 7 / 5) = 5 chunks each
+    assert chunks == [f"chunk-{k:06d}.npz" for k in range(10)]
+    manifest = json.loads((out / "sweep.json").read_text())
+    assert manifest["config_hash"] == sw.config_hash(sw.parse_config(cfg))
+    with np.load(out / "results.npz") as z:
+        expected = fd.sweep(sw.parse_config(cfg), progress=False)
+        np.testing.assert_array_equal(z["w"], expected.w)
+        np.testing.assert_array_equal(z["loss"], expected.loss)
+    loaded = fd.load_sweep(out)
+    np.testing.assert_array_equal(loaded.w, expected.w)
+    assert (out / "summary.txt").read_text().startswith("optimizer")
+    for name in ("lr.png", "final_w_0.png", "final_w_1.png", "loss_0.png"):
+        assert (out / "figures" / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_out_dir_of_another_config_is_refused(tmp_path, capsys):
+    cfg = write(tmp_path, SMALL)
+    out = tmp_path / "out"
+    assert main(["sweep", str(cfg), "--out", str(out), "--no-plots", "--no-progress"]) == 0
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    capsys.readouterr()
+    # same config without --resume
+    assert main(["sweep", str(cfg), "--out", str(out), "--no-progress"]) == 2
+    assert "--resume" in capsys.readouterr().err
+    # another config, even with --resume
+    other = write(tmp_path, SMALL.replace("seed = 7", "seed = 8"), "other.toml")
+    assert main(["sweep", str(other), "--out", str(out), "--resume", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "another config" in err and err.count("\n") == 1
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
+    # a non-empty directory that is not a sweep
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "notes.txt").write_text("mine")
+    assert main(["sweep", str(cfg), "--out", str(tmp_path / "junk"), "--no-progress"]) == 2
+    assert sorted(os.listdir(tmp_path / "junk")) == ["notes.txt"]
+    # the same config with --resume: nothing left to run, results rewritten identically
+    assert main(["sweep", str(cfg), "--out", str(out), "--resume", "--no-progress", "--no-plots"]) == 0
+    assert "0 of 10 chunks run" in capsys.readouterr().out
+
+
+BAD = [
+    ("[run]\nsteps = 10\nstepz = 3\n", 3, "run.stepz: unknown key 'stepz'"),
+    ("[run]\nsteps = 'ten'\n", 2, "run.steps: must be an integer, got 'ten'"),
+    ("[run]\nsteps = 10\nevery = 0\n", 3, "run.every: must be >= 1"),
+    ("[run]\nsteps = 10\ndtype = 'float16'\n", 3, "run.dtype"),
+    ("[run]\nsteps = 10\n[curvatures]\nvalues = [1.0, -2.0]\n", 4, "curvatures.values"),
+    ("[run]\nsteps = 10\n[curvatures]\nlogspace = [-2, 2]\n", 4, "curvatures.logspace"),
+    ("[run]\nsteps = 10\n[curvatures]\nvalues = [1.0]\n[[schedule]]\nkind = 'exponential'\nlr = 0.1\n"
+     "gamma = 0.9\n[[schedule]]\nkind = 'step'\nlr = 0.1\ngamma = [0.5, -0.5]\nperiod = 10\n", 12,
+     "schedule[1].gamma: gamma must be > 0"),
+    ("[run]\nsteps = 10\n[curvatures]\nvalues = [1.0]\n[[schedule]]\nkind = 'stepp'\nlr = 0.1\n", 6,
+     "schedule[0].kind: unknown kind 'stepp'"),
+    ("[run]\nsteps = 10\n[curvatures]\nvalues = [1.0]\n[[schedule]]\nkind = 'step'\nlr = 0.1\nperiod = 5\n", 5,
+     "missing required key 'gamma'"),
+    ("[run]\nsteps = 10\n[curvatures]\nvalues = [1.0]\n[[schedule]]\nkind = 'constant'\nlr = 0.1\nlr_min = 0\n", 8,
+     "schedule[0].lr_min: unknown key"),
+    ("[run]\nsteps = 10\n[curvatures]\nvalues = [1.0]\n[[schedule]]\nkind = 'constant'\nlr = 0.1\n"
+     "[[optimizer]]\nkind = 'momentum'\nmomentum = 1.5\n", 10, "optimizer[0].momentum: must be a number in [0, 1)"),
+    ("[run]\nsteps = 10\n[curvatures]\nvalues = [1.0]\n[[schedule]]\nkind = 'constant'\nlr = 0.1\n"
+     "[[optimizer]]\nkind = 'adam'\nbetas = [0.9]\n", 10, "optimizer[0].betas"),
+    ("[run]\nsteps = 10\n[curvatures]\nvalues = [1.0]\n[[schedule]]\nkind = 'constant'\nlr = 0.1\n"
+     "[[optimizer]]\nkind = 'sgd'\n", 9, "optimizer[0].kind: unknown kind 'sgd'"),
+    ("[run]\nsteps = 10\n[curvatures]\nvalues = [1.0]\n[[schedule]]\nkind = 'constant'\nlr = 0.1\n"
+     "[[optimizer]]\nkind = 'momentum'\non_drop = ['keep', 'drop']\n", 10, "optimizer[0].on_drop"),
+    ("[run\nsteps = 10\n", None, "invalid TOML"),
+    ("[run]\nsteps = 10\n", None, "missing required table [curvatures]"),
+]
+
+
+@pytest.mark.parametrize("text, line, needle", BAD)
+def test_bad_config_names_key_and_line_exits_2_writes_nothing(tmp_path, capsys, text, line, needle):
+    cfg = write(tmp_path, text)
+    out = tmp_path / "out"
+    assert main(["sweep", str(cfg), "--out", str(out), "--no-progress"]) == 2
+    stdout, err = capsys.readouterr()
+    assert stdout == "" and err.count("\n") == 1 and needle in err, err
+    if line is not None:
+        assert f"cfg.toml:{line}:" in err, err
+    assert not out.exists()
+    with pytest.raises(sw.SweepConfigError, match=needle.split(":")[-1].strip()[:20].replace("[", r"\[")
+                       .replace("(", r"\(").replace(")", r"\)")):
+        sw.parse_config(cfg)
+
+
+def test_example_config_parses_and_documents_every_key():
+    cfg = sw.parse_config(os.path.join(ROOT, "examples", "sweep.toml"))
+    assert len(cfg["schedules"]) == 9 and len(cfg["optimizers"]) == 4 and len(cfg["curvatures"]) == 81
+
+
+def test_missing_config_file_is_exit_2(tmp_path, capsys):
+    assert main(["sweep", str(tmp_path / "nope.toml"), "--no-progress"]) == 2
+    assert "cannot read config" in capsys.readouterr().err
+
+
+KILLABLE = """
+[run]
+steps = 400000
+chunk_size = 2
+seed = 1
+
+[curvatures]
+values = [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8]
+
+[[schedule]]
+kind = "step"
+lr = 0.05
+gamma = 0.5
+period = [50000, 100000]
+
+[[optimizer]]
+kind = "momentum"
+noise = 0.01
+"""
+
+
+def test_killed_sweep_resumes_without_lost_or_duplicated_chunks(tmp_path):
+    cfg = write(tmp_path, KILLABLE)
+    out = tmp_path / "out"
+    chunks = out / "chunks"
+    n_chunks = 8
+    cmd = [sys.executable, "-m", "fastdecay", "sweep", str(cfg), "--out", str(out), "--no-plots", "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if chunks.is_dir() and len([p for p in os.listdir(chunks) if p.endswith(".npz")]) >= 2:
+                break
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()
+    done = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in chunks.glob("chunk-*.npz")}
+    assert 2 <= len(done) < n_chunks, f"the kill should land mid-run, found {sorted(done)}"
+    assert not (out / "results.npz").exists()
+
+    resumed = subprocess.run(cmd + ["--resume"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{n_chunks - len(done)} of {n_chunks} chunks run" in resumed.stdout
+    names = sorted(os.listdir(chunks))
+    assert names == [f"chunk-{k:06d}.npz" for k in range(n_chunks)]  # none lost, no temporary left over
+    for name, stamp in done.items():  # finished chunks were not recomputed
+        p = chunks / name
+        assert (p.stat().st_ino, p.stat().st_mtime_ns) == stamp
+    reference = fd.sweep(sw.parse_config(cfg), progress=False)
+    with np.load(out / "results.npz") as z:
+        np.testing.assert_array_equal(z["w"], reference.w)

@@ -1,0 +1,82 @@
+"""fastdecay sweep on a Dask cluster: chunks as tasks, bit-identical to the local run."""
+
+import os
+import time
+
+import numpy as np
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+import fastdecay as fd  # noqa: E402
+from fastdecay import _sweep as sw  # noqa: E402
+from fastdecay.cli import main  # noqa: E402
+
+CONFIG = {
+    "run": {"steps": 300, "every": 30, "chunk_size": 7, "seed": 11},
+    "curvatures": {"logspace": [-1, 2, 9]},
+    "schedule": [{"kind": "step", "lr": 0.05, "gamma": 0.5, "period": [30, 60]},
+                 {"kind": "exponential", "lr": 0.05, "half_life": 30}],
+    "optimizer": [{"kind": "momentum_lr_in_buffer", "on_drop": ["keep", "reset"], "noise": 0.02},
+                  {"kind": "adamw", "weight_decay": 0.01, "noise": 0.02}],
+}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                  worker_dashboard_address=":0") as c:
+        yield c
+
+
+def test_cluster_results_are_bit_identical_to_local(cluster, tmp_path):
+    local = fd.sweep(CONFIG, progress=False)
+    with distributed.Client(cluster) as client:
+        remote = fd.sweep(CONFIG, tmp_path / "out", client=client, progress=False, plots=False)
+        # the work really ran on the two worker processes
+        assert len(client.scheduler_info()["workers"]) == 2
+    assert remote.w.shape == (3, 3, 9)
+    np.testing.assert_array_equal(remote.w, local.w)
+    np.testing.assert_array_equal(remote.loss, local.loss)
+    np.testing.assert_array_equal(remote.displacement, local.displacement)
+    n_chunks = len(sw._plan(sw.parse_config(CONFIG)).chunks)
+    assert sorted(os.listdir(tmp_path / "out" / "chunks")) == [f"chunk-{k:06d}.npz" for k in range(n_chunks)]
+
+
+def test_cli_scheduler_address(cluster, tmp_path, capsys):
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text('[run]\nsteps = 100\nchunk_size = 3\n[curvatures]\nvalues = [0.5, 1.0, 2.0, 4.0]\n'
+                   '[[schedule]]\nkind = "step"\nlr = 0.1\ngamma = 0.5\nperiod = 20\n')
+    out = tmp_path / "out"
+    assert main(["sweep", str(cfg), "--out", str(out), "--scheduler", cluster.scheduler_address,
+                 "--no-plots", "--no-progress"]) == 0
+    assert "2 of 2 chunks run" in capsys.readouterr().out
+    np.testing.assert_array_equal(fd.load_sweep(out).w, fd.sweep(sw.parse_config(cfg), progress=False).w)
+
+
+def test_unreachable_scheduler_fails_fast_and_writes_nothing(tmp_path, capsys):
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text('[run]\nsteps = 10\n[curvatures]\nvalues = [1.0]\n[[schedule]]\nkind = "constant"\nlr = 0.1\n')
+    out = tmp_path / "out"
+    started = time.monotonic()
+    code = main(["sweep", str(cfg), "--out", str(out), "--scheduler", "tcp://127.0.0.1:9", "--connect-timeout", "2",
+                 "--no-progress"])
+    elapsed = time.monotonic() - started
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot reach the Dask scheduler at 'tcp://127.0.0.1:9' within 2 s" in err
+    assert err.count("\n") == 1
+    assert elapsed < 15, elapsed
+    assert not out.exists()
+    with pytest.raises(sw.SchedulerUnreachable):
+        fd.sweep(str(cfg), scheduler="tcp://127.0.0.1:9", connect_timeout=1, progress=False)
+
+
+def test_scheduler_without_workers_fails_fast(tmp_path):
+    with distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=":0") as empty:
+        with distributed.Client(empty) as client:
+            started = time.monotonic()
+            with pytest.raises(sw.SchedulerUnreachable, match="no workers"):
+                fd.sweep({"run": {"steps": 5}, "curvatures": {"values": [1.0]},
+                          "schedule": {"kind": "constant", "lr": 0.1}},
+                         client=client, connect_timeout=1, progress=False)
+            assert time.monotonic() - started < 10
