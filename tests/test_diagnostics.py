@@ -1,0 +1,141 @@
+"""The seed's diagnostics against straightforward loops and the simulations."""
+
+import math
+
+import numpy as np
+import pytest
+
+import fastdecay as fd
+from fastdecay import diagnostics
+from fastdecay.reference import simulate_quadratic
+
+
+def test_stability_onset_seed_example():
+    """λ = 5 contracts at t* = 3 under 0.7^t but only at the first drop, t* = 10, under step decay
+    0.1 every 10 (both from lr 1: η_t λ < 2 needs η_t < 0.4)."""
+    assert fd.stability_onset(fd.exponential(lr=1.0, gamma=0.7), 5.0, max_steps=100) == 3
+    assert fd.stability_onset(fd.step(lr=1.0, gamma=0.1, period=10), 5.0, max_steps=100) == 10
+
+
+def _onset_loop(rates, lam):
+    for t, r in enumerate(rates):
+        if r * lam < 2:
+            return t
+    return -1
+
+
+def test_stability_onset_vectorised_against_loop(monkeypatch):
+    monkeypatch.setattr(diagnostics, "_BLOCK_ELEMENTS", 64)  # many blocks of steps
+    s = fd.stack([fd.exponential(lr=1.0, gamma=0.9), fd.step(lr=2.0, gamma=0.5, period=7),
+                  fd.cosine(1.5, 40), fd.constant(0.3)])
+    lam = np.array([0.5, 2.5, 5.0, 40.0, -1.0])
+    got = fd.stability_onset(s[:, None], lam, max_steps=60)
+    assert got.shape == (4, 5) and got.dtype == np.int64
+    rates = s.table(60)
+    want = [[_onset_loop(rates[i], l) for l in lam] for i in range(4)]
+    assert got.tolist() == want
+    assert got[3, 3] == -1 and np.all(got[:, 4] == 0)
+
+
+def test_stability_onset_zero_steps_and_bad_input():
+    assert fd.stability_onset(fd.constant(1.0), 1.0, max_steps=0) == -1
+    with pytest.raises(TypeError, match="schedule"):
+        fd.stability_onset(0.1, 1.0, max_steps=5)
+    with pytest.raises(ValueError, match="max_steps"):
+        fd.stability_onset(fd.constant(1.0), 1.0, max_steps=-1)
+    with pytest.raises(TypeError, match="max_steps"):
+        fd.stability_onset(fd.constant(1.0), 1.0, max_steps=2.5)
+    with pytest.raises(ValueError, match="curvature"):
+        fd.stability_onset(fd.constant(1.0), [1.0, np.nan], max_steps=5)
+    with pytest.raises(ValueError, match="batch_shape"):
+        fd.stability_onset(fd.constant([1.0, 2.0]), [1.0, 2.0, 3.0], max_steps=5)
+
+
+def test_escape_probability_against_loop(monkeypatch):
+    monkeypatch.setattr(diagnostics, "_BLOCK_ELEMENTS", 10)
+    s = fd.stack([fd.exponential(lr=0.5, gamma=0.95), fd.step(lr=0.5, gamma=0.5, period=5)])
+    barrier = np.array([0.01, 0.1, 1.0])
+    r = fd.escape_probability(s[:, None], barrier, c=2.0, steps=30)
+    assert r.per_step.shape == r.cumulative.shape == (2, 3, 30)
+    rates = s.table(30)
+    for i in range(2):
+        for j, b in enumerate(barrier):
+            p = [math.exp(-b / (2.0 * rates[i, t])) for t in range(30)]
+            survive, cum = 1.0, []
+            for q in p:
+                survive *= 1 - q
+                cum.append(1 - survive)
+            np.testing.assert_allclose(r.per_step[i, j], p, rtol=1e-14)
+            np.testing.assert_allclose(r.cumulative[i, j], cum, rtol=1e-12)
+    assert np.all(np.diff(r.cumulative, axis=-1) >= 0)
+    # a decaying rate freezes the iterate: the per-step chance falls
+    assert np.all(np.diff(r.per_step[0], axis=-1) < 0)
+
+
+def test_escape_probability_edges_and_bad_input():
+    r = fd.escape_probability(fd.linear(1.0, 0.0, 2), barrier=[0.0, 1.0], c=1.0, steps=3)
+    assert r.per_step[0].tolist() == [1.0, 1.0, 1.0]       # no barrier: always escapes
+    assert r.per_step[1, 2] == 0.0                          # zero rate: never escapes
+    assert r.cumulative[0].tolist() == [1.0, 1.0, 1.0]
+    with pytest.raises(ValueError, match="barrier"):
+        fd.escape_probability(fd.constant(1.0), barrier=-1.0, c=1.0, steps=3)
+    with pytest.raises(ValueError, match="c must"):
+        fd.escape_probability(fd.constant(1.0), barrier=1.0, c=0.0, steps=3)
+    with pytest.raises(ValueError, match="steps"):
+        fd.escape_probability(fd.constant(1.0), barrier=1.0, c=1.0, steps=-2)
+
+
+def test_adam_effective_step_is_uncorrected_adams_step_under_a_constant_gradient():
+    s = fd.stack([fd.constant(0.1), fd.exponential(lr=0.1, gamma=0.99)])
+    betas = (0.9, 0.99)
+    got = fd.adam_effective_step(s, 50, betas=betas)
+    assert got.shape == (2, 50)
+    rates = s.table(50)
+    m = v = 0.0
+    for t in range(50):
+        m = betas[0] * m + (1 - betas[0]) * 1.0     # constant gradient 1
+        v = betas[1] * v + (1 - betas[1]) * 1.0
+        np.testing.assert_allclose(got[:, t], rates[:, t] * m / math.sqrt(v), rtol=1e-12)
+    # late on the factor tends to 1: the external schedule alone
+    late = fd.adam_effective_step(fd.constant(1.0), 20000, betas=betas)[-1]
+    assert abs(late - 1.0) < 1e-12
+
+
+def test_adam_effective_step_bad_betas():
+    for betas, needle in [((0.9, 1.0), r"betas\[1\]"), ((1.2, 0.9), r"betas\[0\]"), (0.9, "betas")]:
+        with pytest.raises(ValueError, match=needle):
+            fd.adam_effective_step(fd.constant(1.0), 5, betas=betas)
+
+
+def test_discretization_divergence_against_simulations():
+    gammas = np.array([0.5, 0.1])[:, None]
+    s = fd.step(lr=0.2, gamma=gammas, period=10)            # batch (2, 1)
+    lam = np.array([0.3, 1.0, 4.0, 9.0])                     # 9 * 0.2 = 1.8: oscillating but stable
+    got = fd.discretization_divergence(s, lam, 60)
+    assert got.shape == (2, 4)
+    e = fd.match_half_life(s)
+    w_step = fd.simulate(lam[None, :, None], s, steps=60).w[..., 0]
+    w_exp = fd.simulate(lam[None, :, None], e, steps=60).w[..., 0]
+    np.testing.assert_allclose(got, np.abs(w_step) / np.abs(w_exp), rtol=1e-10)
+    # and the plain loop
+    for i, g in enumerate(gammas[:, 0]):
+        one = fd.step(lr=0.2, gamma=g, period=10)
+        for j, lj in enumerate(lam):
+            ws, _ = simulate_quadratic([lj], one, steps=60)
+            we, _ = simulate_quadratic([lj], fd.match_half_life(one), steps=60)
+            assert abs(got[i, j] - abs(ws[-1, 0]) / abs(we[-1, 0])) <= 1e-10 * got[i, j]
+
+
+def test_discretization_divergence_stays_finite_where_both_underflow():
+    # |w_N| underflows to 0 in both runs; the log-sum ratio does not
+    r = fd.discretization_divergence(fd.step(lr=0.5, gamma=0.9, period=100), 1.0, 5000)
+    assert np.isfinite(r) and r > 0
+
+
+def test_discretization_divergence_bad_input():
+    with pytest.raises(ValueError, match="step schedule"):
+        fd.discretization_divergence(fd.exponential(lr=0.1, gamma=0.9), 1.0, 10)
+    with pytest.raises(TypeError, match="s must"):
+        fd.discretization_divergence(0.1, 1.0, 10)
+    with pytest.raises(ValueError, match="curvature"):
+        fd.discretization_divergence(fd.step(0.1, 0.5, 10), np.inf, 10)
