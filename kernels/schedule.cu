@@ -6,10 +6,10 @@ using namespace fastdecay;
 
 // out[i] = lr_at(table, rows[i], steps[i]) for i < n (grid-stride).
 template <typename T>
-__device__ void schedule_points(const double* __restrict__ table, int n_segments,
+__host__ __device__ void schedule_points(Grid gr, const double* __restrict__ table, int n_segments,
                                 const i64* __restrict__ rows, const double* __restrict__ steps,
                                 T* __restrict__ out, i64 n) {
-    for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x) {
+    for (i64 i = gr.global(); i < n; i += gr.stride()) {
         out[i] = (T)lr_at(table, n_segments, rows[i], steps[i]);
     }
 }
@@ -17,38 +17,40 @@ __device__ void schedule_points(const double* __restrict__ table, int n_segments
 // out[r, i] = lr_at(table, r, steps ? steps[i] : first + i) for r < n_rows, i < n.
 // Rows on the y axis of the grid (strided), steps on x (grid-stride, coalesced).
 template <typename T>
-__device__ void schedule_table(const double* __restrict__ table, int n_segments, i64 n_rows,
+__host__ __device__ void schedule_table(Grid gr, i64 row0, i64 row_stride, const double* __restrict__ table, int n_segments, i64 n_rows,
                                double first, const double* __restrict__ steps,
                                T* __restrict__ out, i64 n) {
-    for (i64 r = blockIdx.y; r < n_rows; r += gridDim.y) {
+    for (i64 r = row0; r < n_rows; r += row_stride) {
         T* out_row = out + r * n;
-        for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x) {
+        for (i64 i = gr.global(); i < n; i += gr.stride()) {
             const double t = steps ? steps[i] : first + (double)i;
             out_row[i] = (T)lr_at(table, n_segments, r, t);
         }
     }
 }
 
+#ifdef __CUDACC__
 extern "C" {
 
 __global__ void schedule_points_f64(const double* table, int n_segments, const i64* rows,
                                     const double* steps, double* out, i64 n) {
-    schedule_points<double>(table, n_segments, rows, steps, out, n);
+    schedule_points<double>(this_grid(), table, n_segments, rows, steps, out, n);
 }
 
 __global__ void schedule_points_f32(const double* table, int n_segments, const i64* rows,
                                     const double* steps, float* out, i64 n) {
-    schedule_points<float>(table, n_segments, rows, steps, out, n);
+    schedule_points<float>(this_grid(), table, n_segments, rows, steps, out, n);
 }
 
 __global__ void schedule_table_f64(const double* table, int n_segments, i64 n_rows, double first,
                                    const double* steps, double* out, i64 n) {
-    schedule_table<double>(table, n_segments, n_rows, first, steps, out, n);
+    schedule_table<double>(this_grid(), blockIdx.y, gridDim.y, table, n_segments, n_rows, first, steps, out, n);
 }
 
 __global__ void schedule_table_f32(const double* table, int n_segments, i64 n_rows, double first,
                                    const double* steps, float* out, i64 n) {
-    schedule_table<float>(table, n_segments, n_rows, first, steps, out, n);
+    schedule_table<float>(this_grid(), blockIdx.y, gridDim.y, table, n_segments, n_rows, first, steps, out, n);
 }
 
 }  // extern "C"
+#endif  // __CUDACC__

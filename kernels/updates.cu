@@ -36,6 +36,17 @@ FD_HD double read_scalar(const void* p, int code, double value) {
     }
 }
 
+// Add one to a scalar counter of type `code` (SC_BOOL/SC_NONE: nothing).
+FD_HD void increment_scalar(void* p, int code) {
+    switch (code) {
+    case SC_F32: *(float*)p += 1.0f; break;
+    case SC_F64: *(double*)p += 1.0; break;
+    case SC_I32: *(int*)p += 1; break;
+    case SC_I64: *(i64*)p += 1; break;
+    default: break;
+    }
+}
+
 // Index of the tensor owning global chunk c (first-chunk column is sorted).
 FD_HD int tensor_of_chunk(const i64* tensors, int n_tensors, i64 c) {
     int lo = 0, hi = n_tensors;
@@ -219,13 +230,7 @@ __global__ void __launch_bounds__(256) adam_f64(FD_ADAM_ARGS) { adam_body<double
 // stream, so a captured graph counts its own replays).
 __global__ void step_increment(void* step, int code) {
     if (blockIdx.x != 0 || threadIdx.x != 0) return;
-    switch (code) {
-    case SC_F32: *(float*)step += 1.0f; break;
-    case SC_F64: *(double*)step += 1.0; break;
-    case SC_I32: *(int*)step += 1; break;
-    case SC_I64: *(i64*)step += 1; break;
-    default: break;
-    }
+    increment_scalar(step, code);
 }
 
 }  // extern "C"

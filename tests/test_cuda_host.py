@@ -9,11 +9,15 @@ operations in the same order and the same libm, so they agree bit for bit
 (``assert_array_equal``) unless a comment says otherwise.
 """
 
+import contextlib
 import ctypes
+import importlib
 import os
 import pathlib
 import shutil
 import subprocess
+import sys
+import types
 
 import numpy as np
 import pytest
@@ -30,8 +34,99 @@ KERNELS = pathlib.Path(__file__).resolve().parents[1] / "kernels"
 SHIM = r"""
 #include "schedule.cuh"
 #include "philox.cuh"
+#include "update_math.cuh"
 using namespace fastdecay;
+
+// The per-element loops of kernels/updates.cu without the GPU's chunking and vector loads.
+template <typename T>
+void sgd_loop(T* w, const T* g, T* buf, i64 n, const double* lr, int lr_seg, const double* wd, int wd_seg,
+              double step, double momentum, double dampening, int nesterov, int decoupled, int maximize,
+              int lr_in_buffer, int on_drop, double grad_scale, double found_inf) {
+    if (found_inf != 0.0) return;
+    const SgdCoef<T> c(sgd_step_scalars(lr, lr_seg, wd, wd_seg, step, momentum, dampening, nesterov, decoupled,
+                                        maximize, lr_in_buffer, on_drop));
+    const T inv = (T)grad_scale;
+    const bool use_momentum = momentum != 0.0;
+    for (i64 i = 0; i < n; ++i) {
+        T b = use_momentum ? buf[i] : (T)0;
+        sgd_element<T>(w[i], grad_scale != 1.0 ? g[i] / inv : g[i], b, c, use_momentum, nesterov != 0, step == 0.0);
+        if (use_momentum) buf[i] = b;
+    }
+}
+
+template <typename T>
+void adam_loop(T* w, const T* g, T* m, T* v, T* vmax, i64 n, const double* lr, int lr_seg, const double* wd,
+               int wd_seg, double step, double beta1, double beta2, double eps, int decoupled, int maximize,
+               int amsgrad, double grad_scale, double found_inf) {
+    if (found_inf != 0.0) return;
+    const AdamCoef<T> c(adam_step_scalars(lr, lr_seg, wd, wd_seg, step, beta1, beta2, eps, decoupled, maximize));
+    const T inv = (T)grad_scale;
+    for (i64 i = 0; i < n; ++i) {
+        T x = amsgrad ? vmax[i] : (T)0;
+        adam_element<T>(w[i], grad_scale != 1.0 ? g[i] / inv : g[i], m[i], v[i], x, c, amsgrad != 0, step == 0.0);
+        if (amsgrad) vmax[i] = x;
+    }
+}
+
+#include "updates.cu"
+#include "simulate.cu"
+
+// Every (block, thread) of a launch in turn: the kernels' own bodies on the host.
+#define FD_EMULATE(call)                                                                             \
+    for (i64 b = 0; b < n_blocks; ++b)                                                               \
+        for (i64 th = 0; th < n_threads; ++th) {                                                     \
+            const Grid gr = {b, n_blocks, th, n_threads};                                            \
+            call;                                                                                    \
+        }
+
+#include "schedule.cu"
+
 extern "C" {
+void fd_kernel_schedule_points_f64(i64 n_blocks, i64 n_threads, const double* table, int n_segments, const i64* rows,
+                                   const double* steps, double* out, i64 n) {
+    FD_EMULATE(schedule_points<double>(gr, table, n_segments, rows, steps, out, n))
+}
+void fd_kernel_schedule_points_f32(i64 n_blocks, i64 n_threads, const double* table, int n_segments, const i64* rows,
+                                   const double* steps, float* out, i64 n) {
+    FD_EMULATE(schedule_points<float>(gr, table, n_segments, rows, steps, out, n))
+}
+void fd_kernel_schedule_table_f64(i64 n_blocks, i64 n_threads, i64 n_blocks_y, const double* table, int n_segments,
+                                  i64 n_rows, double first, const double* steps, double* out, i64 n) {
+    for (i64 y = 0; y < n_blocks_y; ++y)
+        FD_EMULATE(schedule_table<double>(gr, y, n_blocks_y, table, n_segments, n_rows, first, steps, out, n))
+}
+void fd_kernel_schedule_table_f32(i64 n_blocks, i64 n_threads, i64 n_blocks_y, const double* table, int n_segments,
+                                  i64 n_rows, double first, const double* steps, float* out, i64 n) {
+    for (i64 y = 0; y < n_blocks_y; ++y)
+        FD_EMULATE(schedule_table<float>(gr, y, n_blocks_y, table, n_segments, n_rows, first, steps, out, n))
+}
+void fd_kernel_step_increment(i64 n_blocks, i64 n_threads, void* step, int code) {
+    (void)n_blocks; (void)n_threads;
+    increment_scalar(step, code);
+}
+int fd_updates_layout(int i) { return i == 0 ? (int)CHUNK : (int)N_FIELDS; }
+void fd_kernel_sgd_f32(i64 n_blocks, i64 n_threads, FD_SGD_ARGS) { FD_EMULATE(sgd_body<float>(gr, FD_SGD_PASS)) }
+void fd_kernel_sgd_f64(i64 n_blocks, i64 n_threads, FD_SGD_ARGS) { FD_EMULATE(sgd_body<double>(gr, FD_SGD_PASS)) }
+void fd_kernel_adam_f32(i64 n_blocks, i64 n_threads, FD_ADAM_ARGS) { FD_EMULATE(adam_body<float>(gr, FD_ADAM_PASS)) }
+void fd_kernel_adam_f64(i64 n_blocks, i64 n_threads, FD_ADAM_ARGS) { FD_EMULATE(adam_body<double>(gr, FD_ADAM_PASS)) }
+void fd_kernel_simulate_f32(i64 n_blocks, i64 n_threads, FD_SIM_ARGS(float)) {
+    FD_EMULATE(simulate_body<float>(gr, FD_SIM_PASS))
+}
+void fd_kernel_simulate_f64(i64 n_blocks, i64 n_threads, FD_SIM_ARGS(double)) {
+    FD_EMULATE(simulate_body<double>(gr, FD_SIM_PASS))
+}
+void fd_sgd_f32(float* w, const float* g, float* b, i64 n, const double* lr, int ls, const double* wd, int ws,
+                double step, double mom, double damp, int nest, int dec, int maxi, int lib, int od, double gs,
+                double fi) { sgd_loop<float>(w, g, b, n, lr, ls, wd, ws, step, mom, damp, nest, dec, maxi, lib, od, gs, fi); }
+void fd_sgd_f64(double* w, const double* g, double* b, i64 n, const double* lr, int ls, const double* wd, int ws,
+                double step, double mom, double damp, int nest, int dec, int maxi, int lib, int od, double gs,
+                double fi) { sgd_loop<double>(w, g, b, n, lr, ls, wd, ws, step, mom, damp, nest, dec, maxi, lib, od, gs, fi); }
+void fd_adam_f32(float* w, const float* g, float* m, float* v, float* x, i64 n, const double* lr, int ls,
+                 const double* wd, int ws, double step, double b1, double b2, double eps, int dec, int maxi, int ams,
+                 double gs, double fi) { adam_loop<float>(w, g, m, v, x, n, lr, ls, wd, ws, step, b1, b2, eps, dec, maxi, ams, gs, fi); }
+void fd_adam_f64(double* w, const double* g, double* m, double* v, double* x, i64 n, const double* lr, int ls,
+                 const double* wd, int ws, double step, double b1, double b2, double eps, int dec, int maxi, int ams,
+                 double gs, double fi) { adam_loop<double>(w, g, m, v, x, n, lr, ls, wd, ws, step, b1, b2, eps, dec, maxi, ams, gs, fi); }
 int fd_layout(int i) {
     const int v[] = {WIDTH, START, ORIGIN, KIND, P0, KIND_CONSTANT, KIND_EXPONENTIAL, KIND_INVERSE_TIME,
                      KIND_POLYNOMIAL, KIND_COSINE, KIND_COSINE_RESTARTS, KIND_CYCLIC, KIND_ONE_MINUS_POWER};
@@ -75,6 +170,13 @@ def host(tmp_path_factory):
     for name in ("fd_lr_at", "fd_drop_ratio", "fd_philox", "fd_normals"):
         getattr(dll, name).restype = None
     dll.fd_layout.restype = ctypes.c_int
+    dll.fd_updates_layout.restype = ctypes.c_int
+    P, I64, INT, D = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_double
+    for dt in ("f32", "f64"):
+        getattr(dll, f"fd_sgd_{dt}").argtypes = [P, P, P, I64, P, INT, P, INT, D, D, D] + [INT] * 5 + [D, D]
+        getattr(dll, f"fd_adam_{dt}").argtypes = [P] * 5 + [I64, P, INT, P, INT, D, D, D, D, INT, INT, INT, D, D]
+        getattr(dll, f"fd_sgd_{dt}").restype = None
+        getattr(dll, f"fd_adam_{dt}").restype = None
     dll.fd_normals.argtypes = [ctypes.c_uint64] + [ctypes.c_void_p] * 4 + [ctypes.c_int64]
     return dll
 
@@ -301,3 +403,474 @@ def test_normals_equal_cpu_generator_bit_for_bit(host):
         want = np.array([normal(np.uint64(seed), trajectory[i], step[i], coordinate[i]) for i in range(n)])
         np.testing.assert_array_equal(out, want)
         assert abs(out.mean()) < 0.1 and abs(out.std() - 1.0) < 0.1
+
+
+# ----------------------------------------------------------------------------- update rules
+
+ON_DROP = {"keep": 0, "reset": 1, "rescale": 2}
+SUFFIX = {np.float32: "f32", np.float64: "f64"}
+
+SGD_CASES = [
+    dict(momentum=0.0),
+    dict(momentum=0.9),
+    dict(momentum=0.9, nesterov=True),
+    dict(momentum=0.8, dampening=0.3, weight_decay=0.01),
+    dict(momentum=0.9, weight_decay=0.05, decoupled=True, maximize=True),
+    dict(momentum=0.9, lr_in_buffer=True),
+    dict(momentum=0.9, lr_in_buffer=True, nesterov=True),
+    dict(momentum=0.9, on_drop="reset", grad_scale=1024.0),
+    dict(momentum=0.9, on_drop="rescale", weight_decay=0.01),
+    dict(momentum=0.0, weight_decay=0.02, grad_scale=3.0),
+]
+ADAM_CASES = [
+    dict(),
+    dict(decoupled=False, weight_decay=0.1),
+    dict(amsgrad=True),
+    dict(amsgrad=True, maximize=True, betas=(0.8, 0.99), eps=1e-6),
+    dict(grad_scale=65536.0, weight_decay=0.0),
+]
+
+
+def assert_update_close(got, want, dtype):
+    """The CPU update kernels let LLVM contract a*b + c into fused multiply-adds
+    (``fastmath={"contract"}``); the CUDA code does not (``--fmad=false``), so
+    results differ by a rounding here and there: float64 within 1e-12 relative,
+    float32 within torch's default float32 tolerance (rtol 1.3e-6, atol 1e-5)."""
+    if dtype == np.float64:
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+    else:
+        np.testing.assert_allclose(got, want, rtol=1.3e-6, atol=1e-5)
+
+
+def _tables(lr, wd):
+    return (np.ascontiguousarray(fd.schedules.as_schedule(lr).rows()), np.ascontiguousarray(fd.schedules.as_schedule(wd, "weight_decay").rows()))
+
+
+def _state(rng, dtype, n, n_buffers):
+    return [rng.standard_normal(n).astype(dtype) for _ in range(n_buffers)]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", range(len(SGD_CASES)))
+def test_sgd_rules_equal_cpu_backend_over_a_trajectory(host, case, dtype):
+    from fastdecay._cpu import updates as cpu
+
+    opts = dict(momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0, decoupled=False, maximize=False,
+                lr_in_buffer=False, on_drop="keep", grad_scale=1.0) | SGD_CASES[case]
+    lr = fd.join([fd.step(0.1, 0.5, 7), fd.cosine(0.02, 50)], [30])
+    lr_t, wd_t = _tables(lr, opts["weight_decay"])
+    rng = np.random.default_rng(case)
+    n = 1037
+    w_host, buf_host = _state(rng, dtype, n, 2)
+    w_cpu, buf_cpu = w_host.copy(), buf_host.copy()
+    fn = getattr(host, f"fd_sgd_{SUFFIX[dtype]}")
+    for step in range(60):
+        g = rng.standard_normal(n).astype(dtype) * dtype(opts["grad_scale"])
+        fn(_ptr(w_host), _ptr(g), _ptr(buf_host), n, _ptr(lr_t), lr_t.shape[1], _ptr(wd_t), wd_t.shape[1],
+           float(step), opts["momentum"], opts["dampening"], opts["nesterov"], opts["decoupled"], opts["maximize"],
+           opts["lr_in_buffer"], ON_DROP[opts["on_drop"]], opts["grad_scale"], 0.0)
+        cpu.sgd_step([w_cpu], [g], [buf_cpu], step=step, lr_table=lr_t, wd_table=wd_t, momentum=opts["momentum"],
+                     dampening=opts["dampening"], nesterov=opts["nesterov"], decoupled=opts["decoupled"],
+                     maximize=opts["maximize"], lr_in_buffer=opts["lr_in_buffer"], on_drop=ON_DROP[opts["on_drop"]],
+                     grad_scale=opts["grad_scale"], found_inf=None)
+    assert_update_close(w_host, w_cpu, dtype)
+    if opts["momentum"]:
+        assert_update_close(buf_host, buf_cpu, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", range(len(ADAM_CASES)))
+def test_adam_rules_equal_cpu_backend_over_a_trajectory(host, case, dtype):
+    from fastdecay._cpu import updates as cpu
+
+    opts = dict(betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, decoupled=True, maximize=False, amsgrad=False,
+                grad_scale=1.0) | ADAM_CASES[case]
+    lr = fd.warmup(fd.exponential(1e-2, gamma=0.97), 10)
+    lr_t, wd_t = _tables(lr, opts["weight_decay"])
+    rng = np.random.default_rng(100 + case)
+    n = 1037
+    host_state = _state(rng, dtype, n, 4)
+    host_state[3] = np.abs(host_state[3])
+    cpu_state = [x.copy() for x in host_state]
+    fn = getattr(host, f"fd_adam_{SUFFIX[dtype]}")
+    b1, b2 = opts["betas"]
+    for step in range(80):
+        g = rng.standard_normal(n).astype(dtype) * dtype(opts["grad_scale"])
+        w, m, v, x = host_state
+        fn(_ptr(w), _ptr(g), _ptr(m), _ptr(v), _ptr(x), n, _ptr(lr_t), lr_t.shape[1], _ptr(wd_t), wd_t.shape[1],
+           float(step), b1, b2, opts["eps"], opts["decoupled"], opts["maximize"], opts["amsgrad"],
+           opts["grad_scale"], 0.0)
+        w, m, v, x = cpu_state
+        cpu.adamw_step([w], [g], [m], [v], [x], step=step, lr_table=lr_t, wd_table=wd_t, beta1=b1, beta2=b2,
+                       eps=opts["eps"], decoupled=opts["decoupled"], maximize=opts["maximize"],
+                       amsgrad=opts["amsgrad"], grad_scale=opts["grad_scale"], found_inf=None)
+    for got, want in zip(host_state, cpu_state):
+        assert_update_close(got, want, dtype)
+    assert np.all(np.isfinite(host_state[0]))
+
+
+def test_found_inf_changes_nothing(host):
+    lr_t, wd_t = _tables(0.1, 0.01)
+    w, g, m, v, x = (np.linspace(-1, 1, 33) + k for k in range(5))
+    before = [a.copy() for a in (w, m, v, x)]
+    host.fd_adam_f64(_ptr(w), _ptr(g), _ptr(m), _ptr(v), _ptr(x), 33, _ptr(lr_t), 1, _ptr(wd_t), 1, 3.0, 0.9,
+                     0.999, 1e-8, 1, 0, 1, 1.0, 1.0)
+    host.fd_sgd_f64(_ptr(w), _ptr(g), _ptr(m), 33, _ptr(lr_t), 1, _ptr(wd_t), 1, 3.0, 0.9, 0.0, 0, 0, 0, 0, 0,
+                    1.0, 1.0)
+    for a, b in zip((w, m, v, x), before):
+        np.testing.assert_array_equal(a, b)
+
+
+# ----------------------------------------------------------------------------- kernel bodies from the GPU plans
+
+_CTYPES = {"i32": ctypes.c_int, "i64": ctypes.c_int64, "u64": ctypes.c_uint64, "f64": ctypes.c_double}
+
+
+def run_plan(host, name, args, n_blocks, n_threads):
+    """Run the kernel body ``name`` over an emulated grid with the plan's arguments
+    (arrays here are NumPy: their addresses stand in for device pointers)."""
+    values = [ctypes.c_int64(n_blocks), ctypes.c_int64(n_threads)]
+    for kind, value in args:
+        if kind == "ptr":
+            values.append(ctypes.c_void_p(None if value is None else value.ctypes.data))
+        else:
+            values.append(_CTYPES[kind](value))
+    fn = getattr(host, name)
+    fn.restype = None
+    fn(*values)
+
+
+def test_plan_constants_match_kernels(host):
+    from fastdecay._gpu import _plan
+
+    assert host.fd_updates_layout(0) == _plan.CHUNK
+    assert host.fd_updates_layout(1) == _plan.N_FIELDS
+
+
+def _misaligned(rng, dtype, n, offset):
+    """A float array of n elements whose data starts ``offset`` elements past 16-byte alignment."""
+    base = rng.standard_normal(n + 8).astype(dtype)
+    start = (-base.ctypes.data % 16) // base.itemsize + offset
+    return base[start:start + n]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rule", ["sgd", "adam"])
+def test_update_kernels_on_tensor_lists_equal_cpu_backend(host, rule, dtype):
+    """The GPU update kernels' bodies (chunk table, 16-byte vector path, scalar tails,
+    misaligned tensors, grid striding) over a list of odd-sized tensors, step after step."""
+    from fastdecay._cpu import updates as cpu
+    from fastdecay._gpu import _plan
+
+    rng = np.random.default_rng(5)
+    sizes = [1, 7, _plan.CHUNK + 3, 3 * _plan.CHUNK - 1, 1000]
+    offsets = [0, 1, 0, 0, 3]  # some tensors are not 16-byte aligned: scalar path
+    n_state = 3 if rule == "sgd" else 5  # w, g, buf | w, g, m, v, vmax
+    gpu = [[_misaligned(rng, dtype, n, off) for _ in range(n_state)] for n, off in zip(sizes, offsets)]
+    for t in gpu:
+        if rule == "adam":
+            t[3][:] = np.abs(t[3])
+            t[4][:] = np.abs(t[4])
+    cpu_state = [[a.copy() for a in t] for t in gpu]
+    lr = fd.warmup(fd.step(0.05, 0.5, 4), 3)
+    lr_t, wd_t = _tables(lr, 0.01)
+    step_ref = _plan.scalar_ref(0)
+    for step in range(12):
+        for t, c in zip(gpu, cpu_state):
+            t[1][:] = c[1][:] = rng.standard_normal(t[1].shape[0]).astype(dtype)
+        rows = [(t[0].ctypes.data, t[1].ctypes.data, t[2].ctypes.data,
+                 t[3].ctypes.data if rule == "adam" else 0, t[4].ctypes.data if rule == "adam" else 0,
+                 t[0].size) for t in gpu]
+        table, n_chunks = _plan.tensor_table(rows)
+        step_ref = _plan.scalar_ref(step)
+        one, none = _plan.scalar_ref(1.0), _plan.scalar_ref(0.0)
+        if rule == "sgd":
+            args = _plan.sgd_args(table, n_chunks, lr_t, wd_t, step_ref, 0.9, 0.0, True, False, False, False, 2,
+                                  one, none)
+            cpu.sgd_step([c[0] for c in cpu_state], [c[1] for c in cpu_state], [c[2] for c in cpu_state],
+                         step=step, lr_table=lr_t, wd_table=wd_t, momentum=0.9, dampening=0.0, nesterov=True,
+                         decoupled=False, maximize=False, lr_in_buffer=False, on_drop=2, grad_scale=None,
+                         found_inf=None)
+        else:
+            args = _plan.adam_args(table, n_chunks, lr_t, wd_t, step_ref, 0.9, 0.99, 1e-8, True, False, True,
+                                   one, none)
+            cpu.adamw_step(*([c[j] for c in cpu_state] for j in range(5)), step=step, lr_table=lr_t,
+                           wd_table=wd_t, beta1=0.9, beta2=0.99, eps=1e-8, decoupled=True, maximize=False,
+                           amsgrad=True, grad_scale=None, found_inf=None)
+        run_plan(host, f"fd_kernel_{rule}_{SUFFIX[dtype]}", args, n_blocks=3, n_threads=64)
+    for t, c in zip(gpu, cpu_state):
+        for a, b in zip(t, c):
+            assert_update_close(a, b, dtype)
+
+
+def test_update_kernel_reads_step_and_found_inf_from_memory(host):
+    """step, grad_scale and found_inf given as (device) scalars are read inside the kernel."""
+    from fastdecay._gpu import _plan
+
+    lr_t, wd_t = _tables(fd.exponential(0.1, gamma=0.5), 0.0)
+    w = np.ones(100)
+    g = np.full(100, 8.0)
+    table, n_chunks = _plan.tensor_table([(w.ctypes.data, g.ctypes.data, 0, 0, 0, 100)])
+    step = np.array(3, dtype=np.int64)
+    scale = np.array(4.0, dtype=np.float32)
+    found_inf = np.array(0.0, dtype=np.float32)
+    args = _plan.sgd_args(table, n_chunks, lr_t, wd_t, _plan.scalar_ref(step, step.dtype), 0.0, 0.0, False, False,
+                          False, False, 0, _plan.scalar_ref(scale, scale.dtype),
+                          _plan.scalar_ref(found_inf, found_inf.dtype))
+    run_plan(host, "fd_kernel_sgd_f64", args, 2, 32)
+    np.testing.assert_array_equal(w, 1.0 - 0.1 * 0.5**3 * 8.0 / 4.0)
+    found_inf[...] = 1.0
+    run_plan(host, "fd_kernel_sgd_f64", args, 2, 32)  # skipped: nothing changes
+    np.testing.assert_array_equal(w, 1.0 - 0.1 * 0.5**3 * 8.0 / 4.0)
+
+
+SIMULATIONS = [
+    dict(curvature=np.linspace(0.1, 3.0, 37)[:, None], schedule=fd.step(0.5, 0.5, 9), optimizer="momentum",
+         on_drop="rescale", every=7),
+    dict(curvature=np.linspace(0.1, 3.0, 24).reshape(8, 3), schedule=fd.cosine(0.3, 40), optimizer="adamw",
+         weight_decay=0.01, noise=0.1, every=5),
+    dict(curvature=np.linspace(0.1, 2.0, 20).reshape(5, 4), schedule=fd.exponential(0.2, gamma=[[0.9], [0.99]]),
+         optimizer="nesterov", noise=0.05),
+    dict(curvature=np.linspace(0.5, 2.0, 30)[:, None],
+         schedule=fd.stack([fd.exponential(0.3, gamma=0.97), fd.multistep(0.3, 0.3, [20, 50]), fd.constant(0.1)]
+                           * 10), optimizer="momentum_lr_in_buffer", on_drop="reset", every=10),
+    dict(curvature=np.linspace(0.5, 2.0, 6).reshape(3, 2),
+         schedule=fd.stack([fd.exponential(0.3, gamma=0.97), fd.multistep(0.3, 0.3, [20, 50]), fd.cosine(0.1, 90)]),
+         optimizer="adam", weight_decay=fd.exponential(0.01, gamma=1.01)),
+    dict(curvature=np.linspace(0.5, 2.0, 50)[:, None], schedule=fd.constant(0.4), optimizer="gd", noise=0.3,
+         seed=7, every=1),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", range(len(SIMULATIONS)))
+def test_simulate_kernel_equals_cpu_backend(host, monkeypatch, case, dtype):
+    """fd.simulate with the CPU kernel swapped for the GPU kernel's body (run on the host
+    from the GPU plan): the same call shape, chunk by chunk (per-trajectory rates carried
+    across chunks, noise, recording), and the same numbers up to FMA contraction."""
+    from fastdecay._cpu import simulate as cpu
+    from fastdecay._gpu import _plan
+
+    kw = dict(SIMULATIONS[case], steps=100, dtype=dtype, chunk_steps=33)
+    want = fd.simulate(**kw)
+
+    def gpu_chunk(*args):
+        plan, threads = _plan.simulate_plan(*args)
+        run_plan(host, f"fd_kernel_simulate_{SUFFIX[dtype]}", plan, n_blocks=2, n_threads=max(1, threads // 3))
+
+    monkeypatch.setattr(cpu, "simulate_chunk", gpu_chunk)
+    got = fd.simulate(**kw)
+    assert np.isfinite(want.w).all()
+    assert_update_close(got.w, want.w, dtype)  # the CPU contracts a*b + c into FMAs (see above)
+    if kw.get("every"):
+        assert_update_close(got.loss, want.loss, dtype)
+        assert_update_close(got.displacement, want.displacement, dtype)
+        np.testing.assert_array_equal(got.lr, want.lr)  # rates: the same float64 operations, exactly
+
+
+# ----------------------------------------------------------------------------- the CuPy wrappers on a host runtime
+
+
+class HostRuntime(types.ModuleType):
+    """``fastdecay._gpu._runtime`` with NumPy arrays for device arrays and the kernels'
+    bodies (built for the host) for launches: the wrappers' own code, run without a GPU.
+    ``devices`` maps ``id(array)`` to a pretend device number (default 0)."""
+
+    def __init__(self, host):
+        super().__init__("fastdecay._gpu._runtime")
+        self.host = host
+        self.xp = np
+        self.devices = {}
+        self.launches = []
+
+    def is_torch(self, x):
+        return False
+
+    def device_of(self, x):
+        return self.devices.get(id(x), 0)
+
+    def pointer(self, x):
+        return x.ctypes.data
+
+    def as_array(self, x):
+        return x
+
+    def context(self, device, arrays=()):
+        return contextlib.nullcontext()
+
+    def constant(self, array, device):
+        return np.ascontiguousarray(array)
+
+    def empty(self, shape, dtype, device):
+        return np.empty(shape, dtype)
+
+    def current_device(self):
+        return 0
+
+    def multiprocessors(self, device):
+        return 2
+
+    def launch(self, file, name, grid, block, args, device):
+        self.launches.append(name)
+        values = [ctypes.c_int64(grid[0] if isinstance(grid, tuple) else grid), ctypes.c_int64(block)]
+        if isinstance(grid, tuple):
+            values.append(ctypes.c_int64(grid[1]))
+        for kind, value in args:
+            if kind == "ptr":
+                values.append(ctypes.c_void_p(None if value is None else value.ctypes.data))
+            else:
+                values.append(_CTYPES[kind](value))
+        fn = getattr(self.host, f"fd_kernel_{name}")
+        fn.restype = None
+        fn(*values)
+
+
+@pytest.fixture
+def gpu_on_host(host, monkeypatch):
+    """The wrapper modules imported against a HostRuntime: (runtime, schedule, updates, simulate)."""
+    import fastdecay._gpu as package
+
+    runtime = HostRuntime(host)
+    monkeypatch.setitem(sys.modules, "fastdecay._gpu._runtime", runtime)
+    monkeypatch.setattr(package, "_runtime", runtime, raising=False)
+    modules = []
+    for name in ("schedule", "updates", "simulate"):
+        monkeypatch.delitem(sys.modules, f"fastdecay._gpu.{name}", raising=False)
+        modules.append(importlib.import_module(f"fastdecay._gpu.{name}"))
+    yield (runtime, *modules)
+    for name in ("schedule", "updates", "simulate"):
+        sys.modules.pop(f"fastdecay._gpu.{name}", None)
+        if hasattr(package, name):
+            delattr(package, name)
+
+
+@pytest.mark.parametrize("name", ["stack", "join", "cyclic_tri2", "exponential", "warmup"])
+def test_gpu_evaluate_equals_cpu(gpu_on_host, name):
+    runtime, schedule, _, _ = gpu_on_host
+    s = SCHEDULES[name]
+    t = np.arange(0, 700, 3).reshape((-1,) + (1,) * len(s.batch_shape))
+    np.testing.assert_array_equal(schedule.evaluate(s, t), s(t))
+    np.testing.assert_array_equal(schedule.evaluate(s, np.array(17)), s(17))
+    np.testing.assert_array_equal(schedule.evaluate(s, t.astype(np.float32)), s(t))
+    assert runtime.launches and set(runtime.launches) == {"schedule_points_f64"}
+
+
+def test_gpu_evaluate_rejects_bad_steps(gpu_on_host):
+    _, schedule, _, _ = gpu_on_host
+    s = fd.step(0.1, 0.5, 3)
+    with pytest.raises(ValueError, match="non-negative"):
+        schedule.evaluate(s, np.array([1, -2]))
+    with pytest.raises(ValueError, match="integer"):
+        schedule.evaluate(s, np.array([1.5]))
+    with pytest.raises(TypeError, match="dtype bool"):
+        schedule.evaluate(s, np.array([True]))
+    with pytest.raises(ValueError, match="broadcast"):
+        schedule.evaluate(fd.exponential(0.1, gamma=[0.9, 0.8]), np.arange(3))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_gpu_table_equals_cpu(gpu_on_host, dtype):
+    _, schedule, _, _ = gpu_on_host
+    s = SCHEDULES["stack"]
+    got = schedule.table(s, 1000, dtype=dtype)
+    assert got.shape == s.batch_shape + (1000,) and got.dtype == dtype
+    np.testing.assert_array_equal(got, s(np.arange(1000)[:, None]).T.astype(dtype))  # closed form, rounded once
+    np.testing.assert_allclose(got, s.table(1000, dtype=dtype), rtol=1e-12 if dtype == np.float64 else 1e-7)
+    steps = np.array([5, 0, 999, 123])
+    out = np.full(s.batch_shape + (4,), np.nan, dtype=dtype)
+    assert schedule.table(s, steps, dtype=dtype, out=out) is out
+    np.testing.assert_array_equal(out, s.table(steps, dtype=dtype))
+    with pytest.raises(ValueError, match="shape"):
+        schedule.table(s, 5, out=np.empty((3, 4)))
+
+
+def test_gpu_updates_wrapper_lists_dtypes_device_step(gpu_on_host):
+    """Mixed-dtype lists (one launch per dtype), a device step read in the kernel and
+    advanced by it, against the CPU backend."""
+    from fastdecay._cpu import updates as cpu
+
+    runtime, _, updates, _ = gpu_on_host
+    rng = np.random.default_rng(3)
+    dtypes = [np.float32, np.float64, np.float32]
+    sizes = [5, 20_001, 300]
+    gpu = [[rng.standard_normal(n).astype(dt) for _ in range(4)] for n, dt in zip(sizes, dtypes)]
+    for t in gpu:
+        t[3][:] = np.abs(t[3])
+    ref = [[a.copy() for a in t] for t in gpu]
+    lr_t, wd_t = _tables(fd.cosine(0.01, 30), 0.1)
+    step = np.array(0, dtype=np.int64)  # "on the device"
+    for k in range(25):
+        for t, r in zip(gpu, ref):
+            t[1][:] = r[1][:] = rng.standard_normal(t[1].size).astype(t[1].dtype)
+        runtime.launches.clear()
+        updates.adamw_step(*([t[j] for t in gpu] for j in range(4)), None, step=step, lr_table=lr_t, wd_table=wd_t,
+                           beta1=0.9, beta2=0.999, eps=1e-8, decoupled=True, maximize=False, amsgrad=False,
+                           grad_scale=None, found_inf=None, increment_step=True)
+        assert sorted(runtime.launches) == ["adam_f32", "adam_f64", "step_increment"]
+        cpu.adamw_step(*([r[j] for r in ref] for j in range(4)), None, step=k, lr_table=lr_t, wd_table=wd_t,
+                       beta1=0.9, beta2=0.999, eps=1e-8, decoupled=True, maximize=False, amsgrad=False,
+                       grad_scale=None, found_inf=None)
+    assert int(step) == 25
+    for t, r in zip(gpu, ref):
+        for a, b in zip(t, r):
+            assert_update_close(a, b, a.dtype.type)
+
+
+def test_gpu_updates_wrapper_device_found_inf_and_grad_scale(gpu_on_host):
+    from fastdecay._cpu import updates as cpu
+
+    _, _, updates, _ = gpu_on_host
+    w, g, buf = np.linspace(-1, 1, 50), np.linspace(2, 3, 50), np.zeros(50)
+    w_ref, buf_ref = w.copy(), buf.copy()
+    lr_t, wd_t = _tables(0.1, 0.0)
+    kw = dict(lr_table=lr_t, wd_table=wd_t, momentum=0.9, dampening=0.0, nesterov=False, decoupled=False,
+              maximize=False, lr_in_buffer=False, on_drop=0)
+    skip = np.array(1.0, dtype=np.float32)
+    updates.sgd_step([w], [g], [buf], step=0, grad_scale=np.array(8.0, np.float32), found_inf=skip, **kw)
+    np.testing.assert_array_equal(w, w_ref)
+    np.testing.assert_array_equal(buf, buf_ref)
+    skip[...] = 0.0
+    updates.sgd_step([w], [g], [buf], step=0, grad_scale=np.array(8.0, np.float32), found_inf=skip, **kw)
+    cpu.sgd_step([w_ref], [g], [buf_ref], step=0, grad_scale=8.0, found_inf=0.0, **kw)
+    assert_update_close(w, w_ref, np.float64)
+    assert not np.array_equal(w, np.linspace(-1, 1, 50))
+
+
+def test_gpu_updates_wrapper_refuses_mixed_devices_before_launch(gpu_on_host):
+    runtime, _, updates, _ = gpu_on_host
+    w = [np.ones(4), np.ones(4)]
+    g = [np.ones(4), np.ones(4)]
+    runtime.devices[id(w[1])] = 1
+    lr_t, wd_t = _tables(0.1, 0.0)
+    kw = dict(lr_table=lr_t, wd_table=wd_t, momentum=0.0, dampening=0.0, nesterov=False, decoupled=False,
+              maximize=False, lr_in_buffer=False, on_drop=0, grad_scale=None, found_inf=None)
+    with pytest.raises(ValueError, match=r"param\[1\] is on GPU 1 but param\[0\] is on GPU 0"):
+        updates.sgd_step(w, g, None, step=0, **kw)
+    del runtime.devices[id(w[1])]
+    step = np.array(3)
+    runtime.devices[id(step)] = 2
+    with pytest.raises(ValueError, match="step is on GPU 2"):
+        updates.sgd_step(w, g, None, step=step, **kw)
+    with pytest.raises(TypeError, match="grad_scale on the device must be"):
+        updates.sgd_step(w, g, None, step=0, **(kw | dict(grad_scale=np.array(2.0, np.float16))))
+    with pytest.raises(ValueError, match="increment_step"):
+        updates.sgd_step(w, g, None, step=0, increment_step=True, **kw)
+    assert runtime.launches == []  # every refusal came before any launch
+    for a in w + g:
+        np.testing.assert_array_equal(a, 1.0)
+
+
+@pytest.mark.parametrize("case", [0, 1, 4])
+def test_gpu_simulate_wrapper_equals_cpu(gpu_on_host, monkeypatch, case):
+    from fastdecay._cpu import simulate as cpu
+
+    runtime, _, _, simulate = gpu_on_host
+    kw = dict(SIMULATIONS[case], steps=70, chunk_steps=25)
+    want = fd.simulate(**kw)
+    monkeypatch.setattr(cpu, "simulate_chunk", simulate.simulate_chunk)
+    got = fd.simulate(**kw)
+    assert set(runtime.launches) == {"simulate_f64"}
+    assert_update_close(got.w, want.w, np.float64)
+    if kw.get("every"):
+        np.testing.assert_array_equal(got.lr, want.lr)
+        assert_update_close(got.loss, want.loss, np.float64)

@@ -1,0 +1,135 @@
+"""The CuPy side of the GPU backend: compile, cache, launch. Imports CuPy.
+
+Everything the wrappers (``schedule``, ``updates``, ``simulate``) need from
+CuPy goes through this module, so the host test can stand a NumPy-backed
+runtime in its place and run the wrappers' logic against the kernels' bodies
+compiled for the CPU (tests/test_cuda_host.py).
+
+- ``module(file, device)``: ``cupy.RawModule`` of one kernel file, compiled
+  once (NVRTC; CuPy also caches the binary on disk) and loaded once per device.
+- ``launch(file, name, grid, block, args, device, stream)``: one launch from a
+  plan's ``(ctype, value)`` arguments (``fastdecay._gpu._plan``).
+- ``constant(array, device)``: a device copy of a small read-only host array
+  (schedule tables, tensor tables), cached by content, so repeated calls and
+  CUDA-graph capture after a warm-up neither allocate nor copy.
+"""
+
+import collections
+import contextlib
+import functools
+import sys
+
+import numpy as np
+
+from . import _source, require_cupy
+
+cp = require_cupy()
+xp = cp
+
+_CONSTANTS_MAX = 512
+_constants = collections.OrderedDict()
+
+
+@functools.cache
+def module(file, device):
+    """The compiled kernels of ``kernels/<file>`` for device number ``device``."""
+    with cp.cuda.Device(device):
+        return cp.RawModule(code=_source.translation_unit(file), options=_source.OPTIONS)
+
+
+@functools.cache
+def multiprocessors(device):
+    return cp.cuda.Device(device).attributes["MultiProcessorCount"]
+
+
+def is_torch(x):
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def device_of(x):
+    """Device number of a CuPy array or CUDA torch tensor."""
+    if is_torch(x):
+        return x.device.index if x.device.index is not None else 0
+    return x.device.id
+
+
+def pointer(x):
+    """Data address of a CuPy array or torch tensor."""
+    return x.data_ptr() if is_torch(x) else x.data.ptr
+
+
+def as_array(x):
+    """A CuPy view of a CuPy array or CUDA torch tensor (zero-copy, DLPack)."""
+    return cp.from_dlpack(x) if is_torch(x) else x
+
+
+def stream_for(arrays):
+    """The stream to launch on: torch's current stream for torch tensors (so torch's
+    own ordering and CUDA-graph capture see the launch), else CuPy's current one."""
+    for x in arrays:
+        if is_torch(x):
+            import torch
+
+            return cp.cuda.ExternalStream(torch.cuda.current_stream(x.device).cuda_stream)
+    return None
+
+
+def constant(array, device):
+    """A cached device copy of the small host array ``array`` (read-only by contract)."""
+    array = np.ascontiguousarray(array)
+    key = (device, array.dtype.str, array.shape, array.tobytes())
+    hit = _constants.get(key)
+    if hit is not None:
+        _constants.move_to_end(key)
+        return hit
+    with cp.cuda.Device(device):
+        value = cp.asarray(array)
+    _constants[key] = value
+    while len(_constants) > _CONSTANTS_MAX:
+        _constants.popitem(last=False)
+    return value
+
+
+def current_device():
+    return cp.cuda.Device().id
+
+
+def empty(shape, dtype, device):
+    with cp.cuda.Device(device):
+        return cp.empty(shape, dtype=dtype)
+
+
+_CTYPES = {"i32": np.int32, "i64": np.int64, "u64": np.uint64, "f64": np.float64}
+
+
+def _value(kind, value):
+    if kind != "ptr":
+        return _CTYPES[kind](value)
+    if value is None:
+        return np.uint64(0)
+    if isinstance(value, cp.ndarray):
+        return value
+    return np.uint64(pointer(value))
+
+
+@contextlib.contextmanager
+def context(device, arrays=()):
+    """Work on ``device``, on torch's current stream where ``arrays`` hold torch tensors
+    (so torch's ordering and CUDA-graph capture see every allocation and launch)."""
+    stream = stream_for(arrays)
+    with cp.cuda.Device(device):
+        if stream is None:
+            yield
+        else:
+            with stream:
+                yield
+
+
+def launch(file, name, grid, block, args, device):
+    """Launch kernel ``name`` of ``kernels/<file>`` with a plan's arguments on the
+    current stream (inside ``context``)."""
+    kernel = module(file, device).get_function(name)
+    values = tuple(_value(kind, value) for kind, value in args)
+    grid = grid if isinstance(grid, tuple) else (grid,)
+    kernel(grid, (block,), values)
