@@ -71,6 +71,38 @@ def _tensor_of_block(first_block, b):
     return lo
 
 
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
+def _sgd_block(w, g, buf, grad_scale, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
+               use_momentum, nesterov, first):
+    """``sgd_element`` over one contiguous block; the kernel passes the flags as constants.
+
+    The gradient is always divided by ``grad_scale`` (exact for 1), so scaled and
+    unscaled calls run the same instructions.
+    """
+    if use_momentum:
+        for i in range(w.shape[0]):
+            w[i], buf[i] = sgd_element(w[i], g[i] / grad_scale, buf[i], sign, l2, shrink, buf_decay, grad_gain,
+                                       nest_grad, nest_buf, neg_lr, True, nesterov, first)
+    else:
+        for i in range(w.shape[0]):
+            w[i], _ = sgd_element(w[i], g[i] / grad_scale, w[i], sign, l2, shrink, buf_decay, grad_gain,
+                                  nest_grad, nest_buf, neg_lr, False, False, False)
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
+def _adam_block(w, g, m, v, vmax, grad_scale, sign, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps,
+                amsgrad, first):
+    """``adam_element`` over one contiguous block (``vmax`` untouched without amsgrad)."""
+    if amsgrad:
+        for i in range(w.shape[0]):
+            w[i], m[i], v[i], vmax[i] = adam_element(w[i], g[i] / grad_scale, m[i], v[i], vmax[i], sign, l2, shrink,
+                                                     w1, beta2, w2, neg_step_size, bc2_sqrt, eps, True, first)
+    else:
+        for i in range(w.shape[0]):
+            w[i], m[i], v[i], _ = adam_element(w[i], g[i] / grad_scale, m[i], v[i], w[i], sign, l2, shrink,
+                                               w1, beta2, w2, neg_step_size, bc2_sqrt, eps, False, first)
+
+
 def _signatures(n_address_arrays, *extra):
     return [
         void(types.Array(dt, 1, "C"), *(ADDRESSES,) * n_address_arrays, *extra)
@@ -106,7 +138,6 @@ def sgd_kernel(like, params, grads, buffers, sizes, first_block,
     sign, l2, shrink = dtype(c[0]), dtype(c[1]), dtype(c[2])
     buf_decay, grad_gain, nest_grad, nest_buf, neg_lr = dtype(c[3]), dtype(c[4]), dtype(c[5]), dtype(c[6]), dtype(c[7])
     inv = dtype(grad_scale)
-    scaled = grad_scale != 1.0
     use_momentum = momentum != 0.0
     n_blocks = first_block[first_block.shape[0] - 1]
     for b in prange(n_blocks):
@@ -114,37 +145,22 @@ def sgd_kernel(like, params, grads, buffers, sizes, first_block,
         lo = (b - first_block[k]) * BLOCK
         hi = min(lo + BLOCK, sizes[k]) - lo
         offset = lo * itemsize
-        lo = 0
         w = _view(params[k] + offset, hi, like)
         g = _view(grads[k] + offset, hi, like)
-        if use_momentum:
-            buf = _view(buffers[k] + offset, hi, like)
-            if scaled:
-                for i in range(hi):
-                    w[i], buf[i] = sgd_element(w[i], g[i] / inv, buf[i], sign, l2, shrink, buf_decay, grad_gain,
-                                               nest_grad, nest_buf, neg_lr, True, nesterov, first)
-            elif first:
-                for i in range(hi):
-                    w[i], buf[i] = sgd_element(w[i], g[i], buf[i], sign, l2, shrink, buf_decay, grad_gain,
-                                               nest_grad, nest_buf, neg_lr, True, nesterov, True)
-            elif nesterov:
-                for i in range(hi):
-                    w[i], buf[i] = sgd_element(w[i], g[i], buf[i], sign, l2, shrink, buf_decay, grad_gain,
-                                               nest_grad, nest_buf, neg_lr, True, True, False)
-            else:
-                for i in range(hi):
-                    w[i], buf[i] = sgd_element(w[i], g[i], buf[i], sign, l2, shrink, buf_decay, grad_gain,
-                                               nest_grad, nest_buf, neg_lr, True, False, False)
+        if not use_momentum:
+            _sgd_block(w, g, w, inv, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
+                       False, False, False)
+            continue
+        buf = _view(buffers[k] + offset, hi, like)
+        if first:
+            _sgd_block(w, g, buf, inv, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
+                       True, nesterov, True)
+        elif nesterov:
+            _sgd_block(w, g, buf, inv, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
+                       True, True, False)
         else:
-            zero = dtype(0.0)
-            if scaled:
-                for i in range(hi):
-                    w[i], _ = sgd_element(w[i], g[i] / inv, zero, sign, l2, shrink, buf_decay, grad_gain,
-                                          nest_grad, nest_buf, neg_lr, False, False, first)
-            else:
-                for i in range(hi):
-                    w[i], _ = sgd_element(w[i], g[i], zero, sign, l2, shrink, buf_decay, grad_gain,
-                                          nest_grad, nest_buf, neg_lr, False, False, first)
+            _sgd_block(w, g, buf, inv, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
+                       True, False, False)
 
 
 # like, params, grads, exp_avgs, exp_avg_sqs, sizes, first_block, max_exp_avg_sqs,
@@ -172,36 +188,28 @@ def adam_kernel(like, params, grads, exp_avgs, exp_avg_sqs, sizes, first_block, 
     sign, l2, shrink, w1, b2, w2 = dtype(c[0]), dtype(c[1]), dtype(c[2]), dtype(c[3]), dtype(c[4]), dtype(c[5])
     neg_step_size, bc2_sqrt, e = dtype(c[6]), dtype(c[7]), dtype(c[8])
     inv = dtype(grad_scale)
-    scaled = grad_scale != 1.0
     n_blocks = first_block[first_block.shape[0] - 1]
     for b in prange(n_blocks):
         k = _tensor_of_block(first_block, b)
         lo = (b - first_block[k]) * BLOCK
         hi = min(lo + BLOCK, sizes[k]) - lo
         offset = lo * itemsize
-        lo = 0
         w = _view(params[k] + offset, hi, like)
         g = _view(grads[k] + offset, hi, like)
         m = _view(exp_avgs[k] + offset, hi, like)
         v = _view(exp_avg_sqs[k] + offset, hi, like)
         if amsgrad:
             vmax = _view(max_exp_avg_sqs[k] + offset, hi, like)
-            for i in range(hi):
-                gi = g[i] / inv if scaled else g[i]
-                w[i], m[i], v[i], vmax[i] = adam_element(w[i], gi, m[i], v[i], vmax[i], sign, l2, shrink, w1, b2,
-                                                         w2, neg_step_size, bc2_sqrt, e, True, first)
-        elif scaled:
-            for i in range(hi):
-                w[i], m[i], v[i], _ = adam_element(w[i], g[i] / inv, m[i], v[i], w[i], sign, l2, shrink, w1, b2,
-                                                   w2, neg_step_size, bc2_sqrt, e, False, first)
+            if first:
+                _adam_block(w, g, m, v, vmax, inv, sign, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e,
+                            True, True)
+            else:
+                _adam_block(w, g, m, v, vmax, inv, sign, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e,
+                            True, False)
         elif first:
-            for i in range(hi):
-                w[i], m[i], v[i], _ = adam_element(w[i], g[i], m[i], v[i], w[i], sign, l2, shrink, w1, b2,
-                                                   w2, neg_step_size, bc2_sqrt, e, False, True)
+            _adam_block(w, g, m, v, w, inv, sign, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e, False, True)
         else:
-            for i in range(hi):
-                w[i], m[i], v[i], _ = adam_element(w[i], g[i], m[i], v[i], w[i], sign, l2, shrink, w1, b2,
-                                                   w2, neg_step_size, bc2_sqrt, e, False, False)
+            _adam_block(w, g, m, v, w, inv, sign, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e, False, False)
 
 
 def block_layout(sizes):
