@@ -117,7 +117,7 @@ def run(out_dir="demo-out", plots=True, out=sys.stdout):
     out.write(table(scheds, lam, final_w, onsets, divergence, overshoot) + "\n\n")
     out.write("t*: first step with eta_t lambda < 2 (0: stable from the start).  div: discretization divergence, "
               "|w_N| step / |w_N| matched exponential.\n"
-              f"overshoot: momentum (v <- {MOMENTUM} v + eta_t g, w <- w - v) under the step schedule, buffer kept / "
+              f"momentum at 1st drop: v <- {MOMENTUM} v + eta_t g, w <- w - v under the step schedule, buffer kept / "
               "reset / rescaled at the first drop:\n"
               f"peak |w| over the {HALF_LIFE} steps after the drop / over the {HALF_LIFE} steps before it.\n")
     if plots:

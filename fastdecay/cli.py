@@ -21,6 +21,7 @@ import argparse
 import inspect
 import json
 import math
+import os
 import sys
 
 import numpy as np
@@ -356,6 +357,10 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("fastdecay: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `fastdecay schedule ... | head`: stop quietly, as other command-line tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     return 0
 
 
