@@ -186,6 +186,22 @@ __host__ __device__ void simulate_trajectories(Grid gr, T* w_, T* buf_, T* sq_, 
     }
 }
 
+// The noise of one step, as the simulations draw it: for trajectory i < n and
+// coordinate k < d, the four Philox words and the standard normal of
+// (seed, first_trajectory + i, step, k) (for tests, and for callers who want
+// the very numbers a simulation used).
+__host__ __device__ inline void philox_fill_body(Grid gr, u64 seed, u64 first_trajectory, u32 step, i64 n, i64 d,
+                                                 u32* __restrict__ words, double* __restrict__ normals) {
+    for (i64 j = gr.global(); j < n * d; j += gr.stride()) {
+        const i64 i = j / d, k = j - i * d;
+        const u64 trajectory = first_trajectory + (u64)i;
+        const Philox4 r = philox4x32_10((u32)trajectory, (u32)(trajectory >> 32), step, (u32)k, (u32)seed,
+                                        (u32)(seed >> 32));
+        for (int e = 0; e < 4; ++e) words[4 * j + e] = r.x[e];
+        normals[j] = philox_normal(seed, trajectory, step, (u32)k);
+    }
+}
+
 #define FD_SIM_ARGS(T)                                                                                          \
     T *w, T *buf, T *sq, const T *lam, i64 n, i64 d, int opt, const double *lr_table, int lr_segments,         \
         const i64 *lr_rows, const double *lr_ratio, double *lr_state, const double *wd_table, int wd_segments,  \
@@ -219,6 +235,9 @@ __global__ void __launch_bounds__(256) simulate_f32(FD_SIM_ARGS(float)) {
 }
 __global__ void __launch_bounds__(256) simulate_f64(FD_SIM_ARGS(double)) {
     simulate_body<double>(this_grid(), FD_SIM_PASS);
+}
+__global__ void philox_fill(u64 seed, u64 first_trajectory, u32 step, i64 n, i64 d, u32* words, double* normals) {
+    philox_fill_body(this_grid(), seed, first_trajectory, step, n, d, words, normals);
 }
 }
 #endif  // __CUDACC__

@@ -100,6 +100,10 @@ void fd_kernel_schedule_table_f32(i64 n_blocks, i64 n_threads, i64 n_blocks_y, c
     for (i64 y = 0; y < n_blocks_y; ++y)
         FD_EMULATE(schedule_table<float>(gr, y, n_blocks_y, table, n_segments, n_rows, first, steps, out, n))
 }
+void fd_kernel_philox_fill(i64 n_blocks, i64 n_threads, u64 seed, u64 first, u32 step, i64 n, i64 d, u32* words,
+                           double* normals) {
+    FD_EMULATE(philox_fill_body(gr, seed, first, step, n, d, words, normals))
+}
 void fd_kernel_step_increment(i64 n_blocks, i64 n_threads, void* step, int code) {
     (void)n_blocks; (void)n_threads;
     increment_scalar(step, code);
@@ -523,7 +527,8 @@ def test_found_inf_changes_nothing(host):
 
 # ----------------------------------------------------------------------------- kernel bodies from the GPU plans
 
-_CTYPES = {"i32": ctypes.c_int, "i64": ctypes.c_int64, "u64": ctypes.c_uint64, "f64": ctypes.c_double}
+_CTYPES = {"i32": ctypes.c_int, "u32": ctypes.c_uint32, "i64": ctypes.c_int64, "u64": ctypes.c_uint64,
+           "f64": ctypes.c_double}
 
 
 def run_plan(host, name, args, n_blocks, n_threads):
@@ -874,3 +879,18 @@ def test_gpu_simulate_wrapper_equals_cpu(gpu_on_host, monkeypatch, case):
     if kw.get("every"):
         np.testing.assert_array_equal(got.lr, want.lr)
         assert_update_close(got.loss, want.loss, np.float64)
+
+
+def test_gpu_philox_fill_equals_cpu_generator(gpu_on_host):
+    from fastdecay._cpu.philox import fill_normals, philox4x32_10
+
+    _, _, _, simulate = gpu_on_host
+    seed, first, step, n, d = 2**40 + 17, 2**32 - 3, 4_000_000_000, 9, 5
+    words, normals = simulate.philox_fill(seed, first, step, n, d)
+    want = np.empty((n, d))
+    fill_normals(np.uint64(seed), np.uint64(first), np.uint32(step), d, want)
+    np.testing.assert_array_equal(normals, want)
+    for i, k in [(0, 0), (3, 4), (8, 2)]:
+        traj = first + i
+        expect = philox4x32_10(traj & 0xFFFFFFFF, traj >> 32, step, k, seed & 0xFFFFFFFF, seed >> 32)
+        assert [int(x) for x in words[i, k]] == [int(x) for x in expect]

@@ -6,7 +6,7 @@ CPU from the very same plan, so argument order, null pointers, chunk tables and
 path choices are checked on every CI run.
 
 A plan's arguments are ``(ctype, value)`` pairs: ``"ptr"`` (an array, or None
-for a null pointer), ``"i32"``, ``"i64"``, ``"u64"``, ``"f64"``.
+for a null pointer), ``"i32"``, ``"u32"``, ``"i64"``, ``"u64"``, ``"f64"``.
 """
 
 import numpy as np

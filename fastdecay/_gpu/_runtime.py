@@ -100,7 +100,7 @@ def empty(shape, dtype, device):
         return cp.empty(shape, dtype=dtype)
 
 
-_CTYPES = {"i32": np.int32, "i64": np.int64, "u64": np.uint64, "f64": np.float64}
+_CTYPES = {"i32": np.int32, "u32": np.uint32, "i64": np.int64, "u64": np.uint64, "f64": np.float64}
 
 
 def _value(kind, value):

@@ -29,7 +29,7 @@ KERNELS = {
         "schedule_table_f32",
     ),
     "updates.cu": ("sgd_f32", "sgd_f64", "adam_f32", "adam_f64", "step_increment"),
-    "simulate.cu": ("simulate_f32", "simulate_f64"),
+    "simulate.cu": ("simulate_f32", "simulate_f64", "philox_fill"),
 }
 
 # Options for NVRTC (and nvcc in the compile test): no fused multiply-add, so

@@ -25,3 +25,20 @@ def simulate_chunk(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_stat
     name = "simulate_f32" if w.dtype == np.float32 else "simulate_f64"
     with rt.context(device):
         rt.launch("simulate.cu", name, _plan.blocks_for(threads), _plan.THREADS, args, device)
+
+
+def philox_fill(seed, first_trajectory, step, n, d, device=None):
+    """The noise of step ``step`` for trajectories ``first_trajectory .. + n - 1`` and
+    coordinates ``0 .. d - 1``, drawn on the GPU: ``(words, normals)``, uint32
+    ``(n, d, 4)`` Philox4x32-10 outputs and float64 ``(n, d)`` standard normals, the
+    numbers ``fastdecay._cpu.philox.normal`` gives (words bit for bit; normals to the
+    last bits of CUDA's log and cos)."""
+    device = rt.current_device() if device is None else int(device)
+    words = rt.empty((n, d, 4), np.uint32, device)
+    normals = rt.empty((n, d), np.float64, device)
+    if n * d:
+        args = [("u64", int(seed)), ("u64", int(first_trajectory)), ("u32", int(step)), ("i64", int(n)),
+                ("i64", int(d)), ("ptr", words), ("ptr", normals)]
+        with rt.context(device):
+            rt.launch("simulate.cu", "philox_fill", _plan.blocks_for(n * d), _plan.THREADS, args, device)
+    return words, normals
