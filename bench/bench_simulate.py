@@ -1,0 +1,390 @@
+"""Batched quadratic simulations on the CPU: fastdecay against the same loop in
+NumPy, torch and JAX, all measured in one run.
+
+1,000,000 scalar trajectories (d = 1, curvatures spread over [0.01, 1]) x 200 steps,
+float64, final weights only. Groups (one table each in ``bench/report.py``):
+
+- ``simulate-gd-shared``: GD, one exponential schedule shared by every trajectory
+  (fastdecay also reports the memory its call allocated above the inputs);
+- ``simulate-gd-per-trajectory``: GD, one exponential schedule per trajectory
+  (a grid of gammas: fastdecay advances each rate by one multiplication a step);
+- ``simulate-momentum``: torch heavy-ball momentum 0.9, the shared schedule;
+- ``simulate-adamw``: AdamW (weight decay 0.01), the shared schedule.
+
+Baselines, each the fastest straightforward form we found:
+
+- ``numpy``: a Python loop over steps, each step in-place whole-batch ufuncs;
+- ``torch``: the same with torch tensors (2 threads); for momentum and AdamW,
+  ``torch.optim.SGD`` / ``torch.optim.AdamW`` with ``foreach``/``fused`` on the
+  1,000,000-element parameter (the gradient λ·w written in place each step);
+- ``jax``: ``jax.jit`` of a ``lax.scan`` over steps (float64 via ``jax_enable_x64``),
+  skipped where JAX is not installed (it is not a test dependency).
+
+``steps_per_s`` is trajectory-steps per second from the median. Under
+``--benchmark-disable`` (``make test``) each runs once on 2,000 trajectories x 20 steps.
+"""
+
+import importlib.util
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import fastdecay as fd
+
+GAMMA = 0.99
+LR = 0.5
+WD = 0.01
+BETAS = (0.9, 0.999)
+EPS = 1e-8
+MOMENTUM = 0.9
+
+HAS_JAX = importlib.util.find_spec("jax") is not None
+
+
+def sizes(smoke):
+    """(trajectories, steps)."""
+    return (2_000, 20) if smoke else (1_000_000, 200)
+
+
+@pytest.fixture(scope="module")
+def problem(request):
+    smoke = bool(request.config.getoption("benchmark_disable", False))
+    n, steps = sizes(smoke)
+    lam = np.random.default_rng(0).uniform(0.01, 1.0, (n, 1))
+    gammas = np.linspace(0.98, 0.999, n)
+    return lam, gammas, steps
+
+
+def record(benchmark, *, impl, n, steps, **extra):
+    benchmark.extra_info.update(impl=impl, trajectories=n, steps=steps, **extra)
+    if benchmark.stats is not None:
+        benchmark.extra_info["steps_per_s"] = n * steps / benchmark.stats.stats.median
+
+
+def run(benchmark, fn, smoke):
+    """One warm-up call (compiles), then the timed rounds; the last result."""
+    fn()
+    if smoke:
+        return benchmark(fn)
+    return benchmark.pedantic(fn, rounds=7, iterations=1, warmup_rounds=0)
+
+
+def closed_form_gd(lam, lr_of_step, steps):
+    """|w_N| of GD from w0 = 1 by the product of (1 − η_t λ)."""
+    return np.prod(1 - np.outer(lam.ravel(), 1.0) * lr_of_step(np.arange(steps))[None, :], axis=1)
+
+
+# ----------------------------------------------------------------------------- (a) GD, shared schedule
+
+GROUP_A = "simulate-gd-shared"
+
+
+def test_fastdecay_gd_shared(benchmark, problem, smoke):
+    lam, _, steps = problem
+    s = fd.exponential(lr=LR, gamma=GAMMA)
+    benchmark.group = GROUP_A
+    res = run(benchmark, lambda: fd.simulate(lam, s, steps=steps), smoke)
+    # memory above the inputs: everything the call allocates (NumPy's allocations are traced)
+    tracemalloc.start()
+    fd.simulate(lam, s, steps=steps)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    record(benchmark, impl="fastdecay", n=lam.shape[0], steps=steps, peak_alloc_mb=peak / 1e6)
+    np.testing.assert_allclose(res.w[:64, 0], closed_form_gd(lam[:64], lambda t: LR * GAMMA**t, steps),
+                               rtol=1e-12)
+
+
+def numpy_gd_shared(lam, steps):
+    lam = lam.ravel()
+    w = np.ones_like(lam)
+    g = np.empty_like(lam)
+    rates = LR * GAMMA ** np.arange(steps)
+    for t in range(steps):
+        np.multiply(lam, w, out=g)
+        g *= rates[t]
+        w -= g
+    return w
+
+
+def test_numpy_gd_shared(benchmark, problem, smoke):
+    lam, _, steps = problem
+    benchmark.group = GROUP_A
+    w = run(benchmark, lambda: numpy_gd_shared(lam, steps), smoke)
+    record(benchmark, impl="numpy", n=lam.shape[0], steps=steps)
+    np.testing.assert_allclose(w[:64], closed_form_gd(lam[:64], lambda t: LR * GAMMA**t, steps), rtol=1e-12)
+
+
+def _torch():
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(2)
+    return torch
+
+
+def torch_gd(torch, lam, steps, gammas=None):
+    w = torch.ones_like(lam)
+    g = torch.empty_like(lam)
+    if gammas is None:
+        rates = (LR * GAMMA ** np.arange(steps)).tolist()
+        for t in range(steps):
+            torch.mul(lam, w, out=g)
+            w.sub_(g, alpha=rates[t])
+    else:
+        lr = torch.full_like(lam, LR)
+        for _ in range(steps):
+            torch.mul(lam, w, out=g)
+            g.mul_(lr)
+            w.sub_(g)
+            lr.mul_(gammas)
+    return w
+
+
+def test_torch_gd_shared(benchmark, problem, smoke):
+    torch = _torch()
+    lam, _, steps = problem
+    lam_t = torch.from_numpy(lam.ravel())
+    benchmark.group = GROUP_A
+    w = run(benchmark, lambda: torch_gd(torch, lam_t, steps), smoke)
+    record(benchmark, impl="torch", n=lam.shape[0], steps=steps, threads=torch.get_num_threads())
+    np.testing.assert_allclose(w.numpy()[:64], closed_form_gd(lam[:64], lambda t: LR * GAMMA**t, steps),
+                               rtol=1e-12)
+
+
+def _jax():
+    if not HAS_JAX:
+        pytest.skip("JAX is not installed (optional baseline: pip install jax)")
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    return jax
+
+
+def jax_gd(jax, per_trajectory):
+    jnp = jax.numpy
+
+    @jax.jit
+    def simulate(lam, gammas, steps_index):
+        def body(carry, t):
+            w, lr = carry
+            if per_trajectory:
+                return (w - lr * (lam * w), lr * gammas), None
+            return (w - (LR * GAMMA**t) * (lam * w), lr), None
+
+        lr0 = jnp.full_like(lam, LR)
+        (w, _), _ = jax.lax.scan(body, (jnp.ones_like(lam), lr0), steps_index)
+        return w
+
+    return simulate
+
+
+def test_jax_gd_shared(benchmark, problem, smoke):
+    jax = _jax()
+    lam, gammas, steps = problem
+    f = jax_gd(jax, False)
+    lam_j, g_j, idx = jax.numpy.asarray(lam.ravel()), jax.numpy.asarray(gammas), jax.numpy.arange(steps,
+                                                                                                    dtype="float64")
+    benchmark.group = GROUP_A
+    w = run(benchmark, lambda: f(lam_j, g_j, idx).block_until_ready(), smoke)
+    record(benchmark, impl="jax", n=lam.shape[0], steps=steps)
+    np.testing.assert_allclose(np.asarray(w)[:64], closed_form_gd(lam[:64], lambda t: LR * GAMMA**t, steps),
+                               rtol=1e-11)
+
+
+# ----------------------------------------------------------------------------- (b) GD, per-trajectory schedules
+
+GROUP_B = "simulate-gd-per-trajectory"
+
+
+def _per_trajectory_truth(lam, gammas, steps, k=64):
+    t = np.arange(steps)
+    return np.prod(1 - lam[:k] * (LR * gammas[:k, None] ** t[None, :]), axis=1)
+
+
+def test_fastdecay_gd_per_trajectory(benchmark, problem, smoke):
+    lam, gammas, steps = problem
+    s = fd.exponential(lr=LR, gamma=gammas)
+    benchmark.group = GROUP_B
+    res = run(benchmark, lambda: fd.simulate(lam, s, steps=steps), smoke)
+    record(benchmark, impl="fastdecay", n=lam.shape[0], steps=steps)
+    np.testing.assert_allclose(res.w[:64, 0], _per_trajectory_truth(lam, gammas, steps), rtol=1e-12)
+
+
+def numpy_gd_per_trajectory(lam, gammas, steps):
+    lam = lam.ravel()
+    w = np.ones_like(lam)
+    g = np.empty_like(lam)
+    lr = np.full_like(lam, LR)
+    for _ in range(steps):
+        np.multiply(lam, w, out=g)
+        g *= lr
+        w -= g
+        lr *= gammas
+    return w
+
+
+def test_numpy_gd_per_trajectory(benchmark, problem, smoke):
+    lam, gammas, steps = problem
+    benchmark.group = GROUP_B
+    w = run(benchmark, lambda: numpy_gd_per_trajectory(lam, gammas, steps), smoke)
+    record(benchmark, impl="numpy", n=lam.shape[0], steps=steps)
+    np.testing.assert_allclose(w[:64], _per_trajectory_truth(lam, gammas, steps), rtol=1e-12)
+
+
+def test_torch_gd_per_trajectory(benchmark, problem, smoke):
+    torch = _torch()
+    lam, gammas, steps = problem
+    lam_t, g_t = torch.from_numpy(lam.ravel()), torch.from_numpy(gammas)
+    benchmark.group = GROUP_B
+    w = run(benchmark, lambda: torch_gd(torch, lam_t, steps, g_t), smoke)
+    record(benchmark, impl="torch", n=lam.shape[0], steps=steps, threads=torch.get_num_threads())
+    np.testing.assert_allclose(w.numpy()[:64], _per_trajectory_truth(lam, gammas, steps), rtol=1e-12)
+
+
+def test_jax_gd_per_trajectory(benchmark, problem, smoke):
+    jax = _jax()
+    lam, gammas, steps = problem
+    f = jax_gd(jax, True)
+    lam_j, g_j = jax.numpy.asarray(lam.ravel()), jax.numpy.asarray(gammas)
+    idx = jax.numpy.arange(steps, dtype="float64")
+    benchmark.group = GROUP_B
+    w = run(benchmark, lambda: f(lam_j, g_j, idx).block_until_ready(), smoke)
+    record(benchmark, impl="jax", n=lam.shape[0], steps=steps)
+    np.testing.assert_allclose(np.asarray(w)[:64], _per_trajectory_truth(lam, gammas, steps), rtol=1e-11)
+
+
+# ----------------------------------------------------------------------------- (c) momentum and AdamW
+
+GROUP_MOM = "simulate-momentum"
+GROUP_ADAMW = "simulate-adamw"
+
+
+def _reference_w(lam, optimizer, steps, k=32):
+    """The plain-loop oracle on the first k trajectories."""
+    from fastdecay.reference import simulate_quadratic
+
+    s = fd.exponential(lr=LR, gamma=GAMMA)
+    kw = dict(momentum=MOMENTUM, weight_decay=WD if optimizer == "adamw" else 0.0)
+    return np.array([simulate_quadratic(lam[i], s, steps=steps, optimizer=optimizer, **kw)[0][-1, 0]
+                     for i in range(k)])
+
+
+@pytest.mark.parametrize("optimizer, group", [("momentum", GROUP_MOM), ("adamw", GROUP_ADAMW)])
+def test_fastdecay_optimizer(benchmark, problem, smoke, optimizer, group):
+    lam, _, steps = problem
+    s = fd.exponential(lr=LR, gamma=GAMMA)
+    kw = dict(momentum=MOMENTUM, weight_decay=WD if optimizer == "adamw" else 0.0)
+    benchmark.group = group
+    res = run(benchmark, lambda: fd.simulate(lam, s, steps=steps, optimizer=optimizer, **kw), smoke)
+    record(benchmark, impl="fastdecay", n=lam.shape[0], steps=steps)
+    np.testing.assert_allclose(res.w[:32, 0], _reference_w(lam, optimizer, steps), rtol=1e-10)
+
+
+def numpy_optimizer(lam, optimizer, steps):
+    lam = lam.ravel()
+    w = np.ones_like(lam)
+    g = np.empty_like(lam)
+    a = np.zeros_like(lam)
+    b = np.zeros_like(lam)
+    tmp = np.empty_like(lam)
+    beta1, beta2 = BETAS
+    for t in range(steps):
+        lr = LR * GAMMA**t
+        np.multiply(lam, w, out=g)
+        if optimizer == "momentum":
+            if t == 0:
+                a[:] = g
+            else:
+                a *= MOMENTUM
+                a += g
+            np.multiply(a, lr, out=tmp)
+            w -= tmp
+        else:
+            w *= 1 - lr * WD
+            a *= beta1
+            a += (1 - beta1) * g            # exp_avg
+            b *= beta2
+            np.multiply(g, g, out=tmp)
+            tmp *= 1 - beta2
+            b += tmp                        # exp_avg_sq
+            np.sqrt(b, out=tmp)
+            tmp /= np.sqrt(1 - beta2 ** (t + 1))
+            tmp += EPS
+            np.divide(a, tmp, out=tmp)
+            tmp *= lr / (1 - beta1 ** (t + 1))
+            w -= tmp
+    return w
+
+
+@pytest.mark.parametrize("optimizer, group", [("momentum", GROUP_MOM), ("adamw", GROUP_ADAMW)])
+def test_numpy_optimizer(benchmark, problem, smoke, optimizer, group):
+    lam, _, steps = problem
+    benchmark.group = group
+    w = run(benchmark, lambda: numpy_optimizer(lam, optimizer, steps), smoke)
+    record(benchmark, impl="numpy", n=lam.shape[0], steps=steps)
+    np.testing.assert_allclose(w[:32], _reference_w(lam, optimizer, steps), rtol=1e-10)
+
+
+def torch_optimizer(torch, lam, optimizer, steps, flavour):
+    p = torch.nn.Parameter(torch.ones_like(lam))
+    p.grad = torch.empty_like(lam)
+    if optimizer == "momentum":
+        opt = torch.optim.SGD([p], lr=LR, momentum=MOMENTUM, **{flavour: True})
+    else:
+        opt = torch.optim.AdamW([p], lr=LR, betas=BETAS, eps=EPS, weight_decay=WD, **{flavour: True})
+    group = opt.param_groups[0]
+    with torch.no_grad():
+        for t in range(steps):
+            group["lr"] = LR * GAMMA**t
+            torch.mul(lam, p, out=p.grad)
+            opt.step()
+    return p.detach()
+
+
+@pytest.mark.parametrize("flavour", ["foreach", "fused"])
+@pytest.mark.parametrize("optimizer, group", [("momentum", GROUP_MOM), ("adamw", GROUP_ADAMW)])
+def test_torch_optimizer(benchmark, problem, smoke, optimizer, group, flavour):
+    torch = _torch()
+    lam, _, steps = problem
+    lam_t = torch.from_numpy(lam.ravel())
+    benchmark.group = group
+    w = run(benchmark, lambda: torch_optimizer(torch, lam_t, optimizer, steps, flavour), smoke)
+    record(benchmark, impl=f"torch-{flavour}", n=lam.shape[0], steps=steps, threads=torch.get_num_threads())
+    np.testing.assert_allclose(w.numpy()[:32], _reference_w(lam, optimizer, steps), rtol=1e-10)
+
+
+def jax_optimizer(jax, optimizer):
+    jnp = jax.numpy
+    beta1, beta2 = BETAS
+
+    @jax.jit
+    def simulate(lam, steps_index):
+        def body(carry, t):
+            w, a, b = carry
+            lr = LR * GAMMA**t
+            g = lam * w
+            if optimizer == "momentum":
+                a = jnp.where(t == 0, g, MOMENTUM * a + g)
+                return (w - lr * a, a, b), None
+            w = w * (1 - lr * WD)
+            a = beta1 * a + (1 - beta1) * g
+            b = beta2 * b + (1 - beta2) * g * g
+            denom = jnp.sqrt(b) / jnp.sqrt(1 - beta2 ** (t + 1)) + EPS
+            return (w - lr / (1 - beta1 ** (t + 1)) * a / denom, a, b), None
+
+        zeros = jnp.zeros_like(lam)
+        (w, _, _), _ = jax.lax.scan(body, (jnp.ones_like(lam), zeros, zeros), steps_index)
+        return w
+
+    return simulate
+
+
+@pytest.mark.parametrize("optimizer, group", [("momentum", GROUP_MOM), ("adamw", GROUP_ADAMW)])
+def test_jax_optimizer(benchmark, problem, smoke, optimizer, group):
+    jax = _jax()
+    lam, _, steps = problem
+    f = jax_optimizer(jax, optimizer)
+    lam_j, idx = jax.numpy.asarray(lam.ravel()), jax.numpy.arange(steps, dtype="float64")
+    benchmark.group = group
+    w = run(benchmark, lambda: f(lam_j, idx).block_until_ready(), smoke)
+    record(benchmark, impl="jax", n=lam.shape[0], steps=steps)
+    np.testing.assert_allclose(np.asarray(w)[:32], _reference_w(lam, optimizer, steps), rtol=1e-10)
