@@ -894,3 +894,51 @@ def test_gpu_philox_fill_equals_cpu_generator(gpu_on_host):
         traj = first + i
         expect = philox4x32_10(traj & 0xFFFFFFFF, traj >> 32, step, k, seed & 0xFFFFFFFF, seed >> 32)
         assert [int(x) for x in words[i, k]] == [int(x) for x in expect]
+
+
+# ----------------------------------------------------------------------------- import hygiene
+
+
+def _python(code):
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return run.stdout
+
+
+def test_import_fastdecay_never_imports_cupy():
+    code = ("import sys, numpy as np, fastdecay as fd; fd.step(0.1, 0.5, 3)(np.arange(5)); "
+            "w = np.ones(3); fd.sgd_step(w, np.ones(3), step=0, lr=0.1); "
+            "import fastdecay._gpu, fastdecay._gpu._source, fastdecay._gpu._plan; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('cupy', 'cupy_backends')))")
+    assert _python(code).strip() == "[]"
+
+
+@pytest.mark.parametrize("module", ["schedule", "updates", "simulate", "_runtime"])
+def test_gpu_modules_without_cupy_say_what_to_install(module):
+    """With CuPy absent (forced here, whether or not it is installed) the GPU modules,
+    and so the public calls that reach them for device arrays, raise ImportError naming
+    the extra to install."""
+    code = (
+        "import sys; sys.modules['cupy'] = None\n"
+        "try:\n"
+        f"    import fastdecay._gpu.{module}\n"
+        "except ImportError as e:\n"
+        "    print(e)\n"
+    )
+    out = _python(code)
+    assert "pip install 'fastdecay[gpu]'" in out and "CuPy" in out, out
+
+
+def test_public_dispatch_of_device_arrays_without_cupy():
+    """A CUDA torch tensor reaches the GPU backend through fastdecay.updates' dispatch;
+    without CuPy that is the clear ImportError (the tensor itself needs a GPU, so the
+    dispatch step is called directly)."""
+    code = (
+        "import sys; sys.modules['cupy'] = None\n"
+        "import fastdecay.updates as u\n"
+        "try:\n"
+        "    u._backend_module('torch_cuda')\n"
+        "except ImportError as e:\n"
+        "    print(e)\n"
+    )
+    assert "fastdecay[gpu]" in _python(code)
