@@ -482,11 +482,7 @@ def run_chunk(config, k, progress=None):
     o, start, stop = plan.chunks[k]
     run, opt = config["run"], config["optimizers"][o]
     n_c = len(plan.curvatures)
-    # A one-trajectory chunk is run as two (the second discarded): fd.simulate treats a
-    # schedule batch of size 1 as shared and evaluates its rate in closed form, while a
-    # larger batch advances exponential rates by recurrence; the two differ in the last
-    # bit, and a chunk must give exactly what the whole grid gives.
-    index = np.arange(start, max(stop, start + 2), dtype=np.int64) % (len(plan.schedule.rows()) * len(plan.curvatures))
+    index = np.arange(start, stop, dtype=np.int64)
     dtype = np.dtype(run["dtype"])
     curvature = plan.curvatures[index % n_c][:, None].astype(dtype)
     schedule = plan.schedule[index // n_c]
@@ -498,12 +494,10 @@ def run_chunk(config, k, progress=None):
         betas=tuple(opt["betas"]), eps=opt["eps"], weight_decay=opt["weight_decay"], on_drop=opt["on_drop"],
         noise=opt["noise"], seed=run["seed"], every=run["every"], dtype=dtype, trajectory_offset=start, **kwargs,
     )
-    n = stop - start
     out = {"chunk": np.int64(k), "optimizer": np.int64(o), "start": np.int64(start), "stop": np.int64(stop),
-           "w": np.ascontiguousarray(np.asarray(res.w)[:n, 0])}
+           "w": np.ascontiguousarray(res.w[:, 0])}
     if run["every"] is not None:
-        out.update(steps=np.asarray(res.steps), loss=np.ascontiguousarray(res.loss[:n]),
-                   displacement=np.ascontiguousarray(res.displacement[:n]), lr=np.ascontiguousarray(res.lr[:n]))
+        out.update(steps=res.steps, loss=res.loss, displacement=res.displacement, lr=res.lr)
     return out
 
 
