@@ -8,7 +8,11 @@ installed.
 """
 
 import concurrent.futures
+import ctypes
+import ctypes.util
+import glob
 import os
+import sys
 import pathlib
 import re
 import shutil
@@ -101,3 +105,40 @@ def test_errors_point_at_the_header_and_line(tmp_path, archs):
     rc, log = _nvcc(["--ptx", f"-arch=compute_{archs[0]}", "k.cu"], build)
     assert rc != 0
     assert f"{(tmp_path / 'broken.cuh').as_posix()}(3)" in log, log
+
+
+def _find_nvrtc():
+    """libnvrtc from the CUDA toolkit, the system, or the nvidia-cuda-nvrtc wheels."""
+    roots = [os.path.join(p, "nvidia") for p in sys.path if os.path.isdir(os.path.join(p, "nvidia"))]
+    home = os.environ.get("CUDA_HOME", "/usr/local/cuda")
+    patterns = [os.path.join(home, "lib64", "libnvrtc.so*")]
+    patterns += [os.path.join(r, "*", "lib", "libnvrtc.so*") for r in roots]
+    for pattern in patterns:
+        for path in sorted(glob.glob(pattern)):
+            if "builtins" not in path and "alt" not in os.path.basename(path):
+                return path
+    return ctypes.util.find_library("nvrtc")
+
+
+NVRTC = _find_nvrtc()
+
+
+@pytest.mark.skipif(NVRTC is None, reason="libnvrtc not found (CUDA toolkit lib64 or the nvidia-cuda-nvrtc wheel): "
+                    "the nvcc check above still ran")
+@pytest.mark.parametrize("name", sorted(_source.KERNELS))
+def test_nvrtc_compiles_what_cupy_will_compile(name):
+    """The run-time compiler CuPy uses has no system headers: the translation units
+    must compile there too, with the loader's options."""
+    lib = ctypes.CDLL(NVRTC)
+    src = _source.translation_unit(name).encode()
+    for arch in ARCHS:
+        prog = ctypes.c_void_p()
+        assert lib.nvrtcCreateProgram(ctypes.byref(prog), src, name.encode(), 0, None, None) == 0
+        opts = [o.encode() for o in _source.OPTIONS] + [f"-arch=sm_{arch}".encode()]
+        rc = lib.nvrtcCompileProgram(prog, len(opts), (ctypes.c_char_p * len(opts))(*opts))
+        size = ctypes.c_size_t()
+        lib.nvrtcGetProgramLogSize(prog, ctypes.byref(size))
+        log = ctypes.create_string_buffer(size.value)
+        lib.nvrtcGetProgramLog(prog, log)
+        lib.nvrtcDestroyProgram(ctypes.byref(prog))
+        assert rc == 0, f"NVRTC ({NVRTC}) failed on {name} for sm_{arch}:\n{log.value.decode()}"
