@@ -1,0 +1,249 @@
+"""fastdecay.torch: the optimizers train a model to torch's weights, resume bit-identically,
+work with GradScaler; LRScheduler gives the closed form at any step, resumed or not."""
+
+import copy
+import io
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import fastdecay as fd  # noqa: E402
+from fastdecay.torch import SGD, AdamW, LRScheduler  # noqa: E402
+
+STEPS = 120
+
+
+def _model(dtype=torch.float64, seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(13, 31), torch.nn.Tanh(), torch.nn.Linear(31, 7),
+                               torch.nn.Tanh(), torch.nn.Linear(7, 1)).to(dtype)
+
+
+def _data(dtype=torch.float64):
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(64, 13, generator=g, dtype=dtype)
+    return x, torch.sin(x.sum(1, keepdim=True))
+
+
+def _train(model, opt, sched=None, steps=STEPS, dtype=torch.float64):
+    x, y = _data(dtype)
+    for _ in range(steps):
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        opt.step()
+        if sched is not None:
+            sched.step()
+    return torch.cat([p.detach().flatten() for p in model.parameters()]).numpy()
+
+
+def _close(a, b, rtol=1e-10):
+    np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * np.max(np.abs(b)))
+
+
+def _groups(model, **extra):
+    """Two param groups: weights, and biases with their own settings."""
+    weights = [p for n, p in model.named_parameters() if n.endswith("weight")]
+    biases = [p for n, p in model.named_parameters() if n.endswith("bias")]
+    return [{"params": weights}, {"params": biases, **extra}]
+
+
+@pytest.mark.parametrize("kw", [
+    dict(momentum=0.9, weight_decay=1e-3),
+    dict(momentum=0.9, nesterov=True, weight_decay=1e-3),
+    dict(momentum=0.8, dampening=0.2, maximize=False),
+    dict(),
+])
+def test_sgd_trains_like_torch_with_torch_schedulers(kw):
+    ours_model, ref_model = _model(), _model()
+    ours = SGD(_groups(ours_model, lr=0.05), lr=0.1, foreach=False, **kw)
+    ref = torch.optim.SGD(_groups(ref_model, lr=0.05), lr=0.1, foreach=False, **kw)
+    a = _train(ours_model, ours, torch.optim.lr_scheduler.StepLR(ours, 30, 0.5))
+    b = _train(ref_model, ref, torch.optim.lr_scheduler.StepLR(ref, 30, 0.5))
+    _close(a, b)
+
+
+@pytest.mark.parametrize("cls, kw", [
+    ("AdamW", dict()),
+    ("AdamW", dict(weight_decay=0.1, amsgrad=True)),
+    ("Adam", dict(weight_decay=1e-2)),
+    ("AdamW", dict(betas=(0.8, 0.99), eps=1e-6, maximize=False)),
+])
+def test_adamw_trains_like_torch_with_torch_schedulers(cls, kw):
+    ours_model, ref_model = _model(), _model()
+    ours = AdamW(_groups(ours_model, lr=3e-3), lr=1e-2, decoupled=cls == "AdamW", **kw)
+    ref = getattr(torch.optim, cls)(_groups(ref_model, lr=3e-3), lr=1e-2, foreach=False, **kw)
+    a = _train(ours_model, ours, torch.optim.lr_scheduler.CosineAnnealingLR(ours, STEPS))
+    b = _train(ref_model, ref, torch.optim.lr_scheduler.CosineAnnealingLR(ref, STEPS))
+    _close(a, b)
+
+
+def test_schedules_inside_the_optimizer_equal_torch_schedulers():
+    ours_model, ref_model = _model(), _model()
+    ours = SGD(ours_model.parameters(), lr=fd.step(0.1, 0.5, 30), momentum=0.9)
+    ref = torch.optim.SGD(ref_model.parameters(), lr=0.1, momentum=0.9, foreach=False)
+    _close(_train(ours_model, ours), _train(ref_model, ref, torch.optim.lr_scheduler.StepLR(ref, 30, 0.5)))
+    ours_model, ref_model = _model(), _model()
+    ours = AdamW(ours_model.parameters(), lr=fd.cosine(1e-2, STEPS))
+    ref = torch.optim.AdamW(ref_model.parameters(), lr=1e-2, foreach=False)
+    _close(_train(ours_model, ours),
+           _train(ref_model, ref, torch.optim.lr_scheduler.CosineAnnealingLR(ref, STEPS)))
+
+
+def test_float32_model_matches_torch_float32():
+    ours_model, ref_model = _model(torch.float32), _model(torch.float32)
+    ours = AdamW(ours_model.parameters(), lr=1e-2)
+    ref = torch.optim.AdamW(ref_model.parameters(), lr=1e-2, foreach=False)
+    _close(_train(ours_model, ours, dtype=torch.float32), _train(ref_model, ref, dtype=torch.float32), rtol=1e-4)
+
+
+def test_scheduled_weight_decay_matches_the_oracle_step_by_step():
+    """A weight-decay schedule in the optimizer is the one fd.adamw_step reads (torch has none)."""
+    model = _model()
+    lr, wd = fd.exponential(1e-2, gamma=0.99), fd.constant_shrinkage(fd.exponential(1e-2, gamma=0.99), 0.05)
+    opt = AdamW(model.parameters(), lr=lr, weight_decay=wd)
+    mirror = [p.detach().clone().numpy() for p in model.parameters()]
+    state = [[np.zeros_like(w), np.zeros_like(w)] for w in mirror]
+    x, y = _data()
+    for t in range(30):
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        grads = [p.grad.numpy().copy() for p in model.parameters()]
+        opt.step()
+        for w, g, (m, v) in zip(mirror, grads, state):
+            fd.adamw_step(w, g, m, v, step=t, lr=lr(t), weight_decay=wd(t))
+        # the mirror evaluates the gradient at the adapter's weights: copy them back
+        for w, p in zip(mirror, model.parameters()):
+            assert np.array_equal(w, p.detach().numpy())
+
+
+@pytest.mark.parametrize("make", [
+    lambda ps: SGD(ps, lr=fd.multistep(0.1, 0.1, [7]), momentum=0.9, nesterov=True,
+                   weight_decay=fd.linear(0.0, 1e-2, 20), on_drop="rescale", lr_in_buffer=True),
+    lambda ps: AdamW(ps, lr=fd.warmup(fd.cosine(1e-2, 30), 5), weight_decay=0.05, amsgrad=True),
+])
+def test_state_dict_round_trip_resumes_bit_identically(make):
+    model = _model()
+    opt = make(model.parameters())
+    _train(model, opt, steps=10)
+    saved_model = copy.deepcopy(model.state_dict())
+    buffer = io.BytesIO()
+    torch.save(opt.state_dict(), buffer)
+    uninterrupted = _train(model, opt, steps=10)
+
+    resumed_model = _model(seed=123)
+    resumed_model.load_state_dict(saved_model)
+    resumed = make(resumed_model.parameters())
+    buffer.seek(0)
+    resumed.load_state_dict(torch.load(buffer, weights_only=False))
+    assert np.array_equal(_train(resumed_model, resumed, steps=10), uninterrupted)
+
+
+def test_state_uses_torch_keys():
+    model = _model()
+    opt = AdamW(model.parameters(), amsgrad=True)
+    _train(model, opt, steps=1)
+    ref_model = _model()
+    ref = torch.optim.AdamW(ref_model.parameters(), amsgrad=True)
+    _train(ref_model, ref, steps=1)
+    assert set(opt.state_dict()["state"][0]) == set(ref.state_dict()["state"][0])
+    # and torch's AdamW carries on from our state (its own keys, its own step tensor)
+    ref.load_state_dict(opt.state_dict())
+    m2 = _model()
+    opt2 = SGD(m2.parameters(), momentum=0.9)
+    _train(m2, opt2, steps=1)
+    assert set(opt2.state_dict()["state"][0]) == {"step", "momentum_buffer"}
+
+
+def test_grad_scaler_skips_inf_steps_and_unscales():
+    model, ref_model = _model(torch.float32), _model(torch.float32)
+    opt = AdamW(model.parameters(), lr=1e-2)
+    ref = AdamW(ref_model.parameters(), lr=1e-2)
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    x, y = _data(torch.float32)
+    for t in range(5):
+        for m, o, use in ((model, opt, True), (ref_model, ref, False)):
+            o.zero_grad()
+            loss = torch.nn.functional.mse_loss(m(x), y)
+            if use:
+                scaler.scale(loss).backward()
+                scaler.step(o)
+                scaler.update()
+            else:
+                loss.backward()
+                o.step()
+    a = torch.cat([p.detach().flatten() for p in model.parameters()])
+    b = torch.cat([p.detach().flatten() for p in ref_model.parameters()])
+    assert torch.equal(a, b)  # 1024 is a power of two: unscaling is exact
+    # an inf gradient: nothing moves, not the weights, the moments or the step count
+    before = copy.deepcopy(opt.state_dict()), [p.detach().clone() for p in model.parameters()]
+    opt.zero_grad()
+    loss = torch.nn.functional.mse_loss(model(x), y)
+    scaler.scale(loss).backward()
+    next(model.parameters()).grad[0, 0] = float("inf")
+    scaler.step(opt)
+    scaler.update()
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before[1]))
+    after = opt.state_dict()["state"]
+    for k, st in before[0]["state"].items():
+        assert all(torch.equal(st[key], after[k][key]) for key in st)
+
+
+def test_lr_scheduler_matches_torch_and_resumes_exactly():
+    schedule = fd.step(0.1, 0.5, 7)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    ref_opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    ours = LRScheduler(opt, schedule)
+    ref = torch.optim.lr_scheduler.StepLR(ref_opt, 7, 0.5)
+    seen = []
+    for _ in range(40):
+        assert ours.get_last_lr() == pytest.approx(ref.get_last_lr(), rel=1e-15)
+        seen.append(opt.param_groups[0]["lr"])
+        opt.step(), ref_opt.step()
+        ours.step(), ref.step()
+    assert seen == [schedule(t) for t in range(40)]
+    # resume from the scheduler's state dict at step 23
+    opt2 = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    sched = LRScheduler(opt2, schedule)
+    for _ in range(23):
+        opt2.step()
+        sched.step()
+    state = sched.state_dict()
+    opt3 = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    resumed = LRScheduler(opt3, schedule)
+    resumed.load_state_dict(state)
+    for t in range(24, 60):
+        opt3.step()
+        resumed.step()
+        assert opt3.param_groups[0]["lr"] == schedule(t)
+    # or constructed at last_epoch=k (torch needs initial_lr in the groups)
+    opt4 = torch.optim.SGD([{"params": [torch.nn.Parameter(torch.zeros(1))], "initial_lr": 0.1}], lr=0.1)
+    at = LRScheduler(opt4, schedule, last_epoch=30)
+    assert opt4.param_groups[0]["lr"] == schedule(31)
+    assert at.last_epoch == 31
+
+
+def test_lr_scheduler_one_schedule_per_group_and_bad_input():
+    p, q = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([{"params": [p]}, {"params": [q]}], lr=1.0)
+    LRScheduler(opt, [fd.constant(0.1), fd.exponential(0.2, gamma=0.5)])
+    assert [g["lr"] for g in opt.param_groups] == [0.1, 0.2]
+    with pytest.raises(ValueError, match="schedule"):
+        LRScheduler(opt, [fd.constant(0.1)])
+    with pytest.raises(TypeError, match="schedule"):
+        LRScheduler(opt, 0.1)
+
+
+def test_adapters_refuse_bad_hyperparameters():
+    ps = _model().parameters
+    with pytest.raises(ValueError, match="lr"):
+        SGD(ps(), lr=-1.0)
+    with pytest.raises(ValueError, match="weight_decay"):
+        AdamW(ps(), weight_decay=fd.exponential(0.1, gamma=[0.5, 0.9]))
+    with pytest.raises(ValueError, match="nesterov"):
+        SGD(ps(), lr=0.1, nesterov=True)
+    with pytest.raises(ValueError, match="betas"):
+        AdamW(ps(), betas=(0.9, 1.0))
+    with pytest.raises(ValueError, match="differentiable"):
+        AdamW(ps(), differentiable=True)
