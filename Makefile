@@ -28,8 +28,9 @@ test: $(VENV)/.test
 	$(BIN)/python -m pytest -q --benchmark-disable
 
 bench: $(VENV)/.test
-	$(BIN)/python -m pytest bench --benchmark-only --benchmark-columns=median,iqr,ops -q
-	$(BIN)/python bench/report.py
+	mkdir -p .benchmarks
+	$(BIN)/python -m pytest bench --benchmark-only --benchmark-columns=median,iqr,ops -q --benchmark-json=.benchmarks/last.json
+	$(BIN)/python bench/report.py .benchmarks/last.json
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .benchmarks demo-out

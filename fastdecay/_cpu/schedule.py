@@ -224,14 +224,38 @@ def eval_points(table, rows, steps, out):
 def _fill_exponential(seg, first, i0, i1, out_row):
     """lr · gamma^((t − origin)/decay_steps) at t = first + i for i in [i0, i1).
 
-    Every REANCHOR steps the rate is the closed form (one ``pow``); in between it is
-    that anchor times closed-form powers of the per-step ratio, eight independent
-    lanes (anchor · q_k, then the anchor times gamma^(8/decay_steps)), so the loop
-    has no serial multiplication chain and vectorises. Each value is at most 9
-    roundings from its anchor: within ~1e-15 of the closed form.
+    Every REANCHOR steps the rate is the closed form (one ``pow``, the anchor); the
+    steps in between are that anchor times closed-form powers of the per-step ratio,
+    so there is no serial multiplication chain and no drift. Into a float64 row the
+    unit powers gamma^(j/decay_steps), j < REANCHOR, are first written over the
+    segment's first block and every later block is one vectorised ``anchor * powers``
+    pass (the first block is scaled by its own anchor last); a float32 row, or a short
+    segment, takes eight scalar lanes instead. Each value is within a few roundings
+    of its anchor: ~1e-15 relative of the closed form.
     """
     ds = seg[P0 + 2]
     gamma = seg[P0 + 1]
+    q8 = gamma ** (8.0 / ds)
+    if out_row.itemsize == 8 and i1 - i0 >= 2 * REANCHOR:
+        # (slices, not offset indices: LLVM vectorises a loop over a view from 0)
+        powers = out_row[i0 : i0 + REANCHOR]
+        for k in range(8):
+            p = gamma ** (k / ds)
+            for j in range(k, REANCHOR, 8):
+                powers[j] = p
+                p *= q8
+        i = i0 + REANCHOR
+        while i < i1:
+            stop = min(i + REANCHOR, i1)
+            block = out_row[i:stop]
+            v = segment_rate(seg, first + i)
+            for j in range(block.shape[0]):
+                block[j] = v * powers[j]
+            i = stop
+        v = segment_rate(seg, first + i0)
+        for j in range(REANCHOR):
+            powers[j] *= v
+        return
     q1 = gamma ** (1.0 / ds)
     q2 = gamma ** (2.0 / ds)
     q3 = gamma ** (3.0 / ds)
@@ -239,7 +263,6 @@ def _fill_exponential(seg, first, i0, i1, out_row):
     q5 = gamma ** (5.0 / ds)
     q6 = gamma ** (6.0 / ds)
     q7 = gamma ** (7.0 / ds)
-    q8 = gamma ** (8.0 / ds)
     i = i0
     while i + REANCHOR <= i1:
         v = segment_rate(seg, first + i)
@@ -280,8 +303,9 @@ def _fill_staircase(seg, first, i0, i1, out_row):
             stop -= 1
         while stop < i1 and math.floor((first + stop - origin) / ds) == level:
             stop += 1
-        for j in range(i, stop):
-            out_row[j] = v
+        plateau = out_row[i:stop]
+        for j in range(plateau.shape[0]):
+            plateau[j] = v
         i = stop
 
 
@@ -310,9 +334,10 @@ def _fill_row(table, row, first, out_row):
         i1 = int(math.ceil(hi))
         kind = int(seg[KIND])
         if kind == CONSTANT:
+            level = out_row[i0:i1]
             v = seg[P0]
-            for i in range(i0, i1):
-                out_row[i] = v
+            for i in range(level.shape[0]):
+                level[i] = v
         elif (kind == EXPONENTIAL or kind == INVERSE_TIME) and seg[P0 + 3] != 0.0:
             _fill_staircase(seg, first, i0, i1, out_row)
         elif kind == EXPONENTIAL:
