@@ -14,18 +14,62 @@ __host__ __device__ void schedule_points(Grid gr, const double* __restrict__ tab
     }
 }
 
-// out[r, i] = lr_at(table, r, steps ? steps[i] : first + i) for r < n_rows, i < n.
-// Rows on the y axis of the grid (strided), steps on x (grid-stride, coalesced).
+// Steps lo + thread, lo + thread + n_threads, ... < hi of one schedule row, from
+// first + i. A thread walks its steps in increasing order, so the segment index
+// only moves forward; inside a plain exponential segment each step is the last
+// times gamma ** (n_threads / decay_steps), one multiplication (at most
+// TABLE_CHUNK / n_threads - 1 of them after a closed-form anchor: a few ulp);
+// every other primitive is its closed form.
 template <typename T>
-__host__ __device__ void schedule_table(Grid gr, i64 row0, i64 row_stride, const double* __restrict__ table, int n_segments, i64 n_rows,
-                               double first, const double* __restrict__ steps,
-                               T* __restrict__ out, i64 n) {
+FD_HD void table_chunk(const double* row_table, int n_segments, double first, T* out_row, i64 lo, i64 hi,
+                       i64 thread, i64 n_threads) {
+    i64 i = lo + thread;
+    if (i >= hi) return;
+    int k = segment_of(row_table, n_segments, first + (double)i);
+    const double* seg = row_table + k * WIDTH;
+    double v = segment_rate(seg, first + (double)i);
+    bool product = (int)seg[KIND] == KIND_EXPONENTIAL && seg[P0 + 3] == 0.0;
+    double ratio = product ? pow(seg[P0 + 1], (double)n_threads / seg[P0 + 2]) : 1.0;
+    out_row[i] = (T)v;
+    for (i += n_threads; i < hi; i += n_threads) {
+        const double t = first + (double)i;
+        int next = k;
+        while (next + 1 < n_segments && row_table[(next + 1) * WIDTH + START] <= t) ++next;
+        if (next != k) {
+            k = next;
+            seg = row_table + k * WIDTH;
+            product = (int)seg[KIND] == KIND_EXPONENTIAL && seg[P0 + 3] == 0.0;
+            ratio = product ? pow(seg[P0 + 1], (double)n_threads / seg[P0 + 2]) : 1.0;
+            v = segment_rate(seg, t);
+        } else if (product) {
+            v *= ratio;
+        } else {
+            v = segment_rate(seg, t);
+        }
+        out_row[i] = (T)v;
+    }
+}
+
+enum { TABLE_CHUNK = 4096 };
+
+// out[r, i] = rate of schedule r at steps ? steps[i] : first + i, r < n_rows, i < n.
+// Rows on the y axis of the grid (strided). Consecutive steps: blocks on x take
+// chunks of TABLE_CHUNK steps (strided), threads every n_threads-th step of a
+// chunk (coalesced stores). Given steps: any order, closed form, grid-stride.
+template <typename T>
+__host__ __device__ void schedule_table(Grid gr, i64 row0, i64 row_stride, const double* __restrict__ table,
+                                        int n_segments, i64 n_rows, double first, const double* __restrict__ steps,
+                                        T* __restrict__ out, i64 n) {
     for (i64 r = row0; r < n_rows; r += row_stride) {
         T* out_row = out + r * n;
-        for (i64 i = gr.global(); i < n; i += gr.stride()) {
-            const double t = steps ? steps[i] : first + (double)i;
-            out_row[i] = (T)lr_at(table, n_segments, r, t);
+        if (steps) {
+            for (i64 i = gr.global(); i < n; i += gr.stride()) out_row[i] = (T)lr_at(table, n_segments, r, steps[i]);
+            continue;
         }
+        const double* row_table = table + r * (i64)n_segments * WIDTH;
+        for (i64 lo = gr.block * (i64)TABLE_CHUNK; lo < n; lo += gr.n_blocks * (i64)TABLE_CHUNK)
+            table_chunk<T>(row_table, n_segments, first, out_row, lo, min_i64(lo + TABLE_CHUNK, n), gr.thread,
+                           gr.n_threads);
     }
 }
 

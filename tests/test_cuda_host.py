@@ -108,7 +108,7 @@ void fd_kernel_step_increment(i64 n_blocks, i64 n_threads, void* step, int code)
     (void)n_blocks; (void)n_threads;
     increment_scalar(step, code);
 }
-int fd_updates_layout(int i) { return i == 0 ? (int)CHUNK : (int)N_FIELDS; }
+int fd_updates_layout(int i) { return i == 0 ? (int)CHUNK : i == 1 ? (int)N_FIELDS : (int)TABLE_CHUNK; }
 void fd_kernel_sgd_f32(i64 n_blocks, i64 n_threads, FD_SGD_ARGS) { FD_EMULATE(sgd_body<float>(gr, FD_SGD_PASS)) }
 void fd_kernel_sgd_f64(i64 n_blocks, i64 n_threads, FD_SGD_ARGS) { FD_EMULATE(sgd_body<double>(gr, FD_SGD_PASS)) }
 void fd_kernel_adam_f32(i64 n_blocks, i64 n_threads, FD_ADAM_ARGS) { FD_EMULATE(adam_body<float>(gr, FD_ADAM_PASS)) }
@@ -550,6 +550,7 @@ def test_plan_constants_match_kernels(host):
 
     assert host.fd_updates_layout(0) == _plan.CHUNK
     assert host.fd_updates_layout(1) == _plan.N_FIELDS
+    assert host.fd_updates_layout(2) == _plan.TABLE_CHUNK
 
 
 def _misaligned(rng, dtype, n, offset):
@@ -779,8 +780,15 @@ def test_gpu_table_equals_cpu(gpu_on_host, dtype):
     s = SCHEDULES["stack"]
     got = schedule.table(s, 1000, dtype=dtype)
     assert got.shape == s.batch_shape + (1000,) and got.dtype == dtype
-    np.testing.assert_array_equal(got, s(np.arange(1000)[:, None]).T.astype(dtype))  # closed form, rounded once
+    np.testing.assert_array_equal(got, s(np.arange(1000)[:, None]).T.astype(dtype))  # closed forms, rounded once
     np.testing.assert_allclose(got, s.table(1000, dtype=dtype), rtol=1e-12 if dtype == np.float64 else 1e-7)
+    # long rows of several segments: chunks, products inside exponential segments, segment changes mid-chunk
+    for s in (fd.exponential(0.1, gamma=np.linspace(0.9, 0.99999, 5)), SCHEDULES["join"], SCHEDULES["warmup"],
+              fd.stack([fd.join([fd.exponential(0.1, gamma=0.999), fd.step(0.05, 0.9, 100)], [5000]),
+                        fd.multistep(0.1, 0.5, [4095, 4096, 9000])])):
+        got = schedule.table(s, 3 * 4096 + 17, dtype=np.float64)
+        want = s(np.arange(3 * 4096 + 17).reshape((-1,) + (1,) * len(s.batch_shape)))
+        np.testing.assert_allclose(got, np.moveaxis(np.asarray(want), 0, -1), rtol=1e-13, atol=1e-300)
     steps = np.array([5, 0, 999, 123])
     out = np.full(s.batch_shape + (4,), np.nan, dtype=dtype)
     assert schedule.table(s, steps, dtype=dtype, out=out) is out

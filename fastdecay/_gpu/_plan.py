@@ -15,6 +15,7 @@ import numpy as np
 CHUNK = 1 << 14
 N_FIELDS = 7
 THREADS = 256
+TABLE_CHUNK = 4096  # steps of a schedule row per block of the table kernel (TABLE_CHUNK in schedule.cu)
 
 # type codes of scalars the update kernels read from device memory (SC_* in updates.cu)
 SC_NONE, SC_F32, SC_F64, SC_I32, SC_I64, SC_BOOL = range(6)
@@ -106,6 +107,11 @@ def simulate_plan(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_state
         ("i64", rec_loss.shape[1] if every > 0 else 0), ("i32", int(per_trajectory)),
     ]
     return args, (n if per_trajectory else n * d)
+
+
+def table_grid(rows, n):
+    """(blocks on x, blocks on y) of the schedule-table kernel: chunks of a row, rows."""
+    return max(1, min((int(n) + TABLE_CHUNK - 1) // TABLE_CHUNK, 1 << 20)), max(1, min(int(rows), 65535))
 
 
 def blocks_for(threads, limit=1 << 20):
