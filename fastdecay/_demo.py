@@ -91,7 +91,7 @@ def table(scheds, curvatures, final_w, onsets, divergence, overshoot):
     for c, lam in enumerate(curvatures):
         cells = [f"{lam:>8.3g}", "|", " ".join(f"{int(onsets[k, c]):>6}" for k in range(3)), "|",
                  " ".join(_fmt(final_w[k, c], 9) for k in range(3)), "|", _fmt(divergence[c], 8), "|",
-                 " ".join(f"{overshoot[p, c]:>6.3g}" for p in range(3))]
+                 " ".join(f"{overshoot[p, c]:>6.3f}" for p in range(3))]
         lines.append(" ".join(cells))
     return "\n".join(lines)
 
