@@ -335,7 +335,7 @@ class Schedule:
         if result.size:
             flat = result.reshape(self.size, n)
             if ranged:
-                from ._cpu import schedule as kernels
+                from ._cpu import schedule_tables as kernels
 
                 kernels.run_small(kernels.fill_table, result.size, self.rows(), 0.0, flat)
             else:
@@ -351,7 +351,7 @@ class Schedule:
 def _eval_points(table, rows, steps, out):
     """out[i] = rate of schedule rows[i] at steps[i] (flattened; rows and steps are
     broadcast views); a few points on the calling thread, many in parallel."""
-    from ._cpu import schedule as kernels
+    from ._cpu import schedule_tables as kernels
 
     rows = np.ascontiguousarray(rows, dtype=np.int64).reshape(-1)
     steps = np.ascontiguousarray(steps, dtype=np.float64).reshape(-1)

@@ -1,14 +1,16 @@
 """Numba kernels that read the packed segment table (layout in ``fastdecay._layout``).
 
 ``lr_at(table, row, t)`` is the one CPU definition of every schedule; the fused
-updates and the simulations call it too. Kernels never validate and never
-allocate: ``fastdecay.schedules`` checks everything first.
+updates and the simulations call it too, and ``drop_ratio`` tells them where the
+rate falls discontinuously. Kernels never validate and never allocate:
+``fastdecay.schedules`` checks everything first. Every function here is an inner
+helper without a signature (compiled into the kernels that call it); the entry
+kernels that evaluate schedules from Python are in ``schedule_tables``.
 """
 
 import math
 
-import numpy as np
-from numba import float32, float64, get_num_threads, int64, njit, prange, set_num_threads, types, void
+from numba import float64, int64, njit, types
 
 from .._layout import (
     CONSTANT,
@@ -204,22 +206,6 @@ def _eval_points(table, rows, steps, out, lo, hi):
         out[i] = lr_at(table, rows[i], steps[i])
 
 
-_POINTS_SIGNATURES = [
-    void(TABLE, RO_INT64, RO_FLOAT64, float64[::1]),
-    void(TABLE, RO_INT64, RO_FLOAT64, float32[::1]),
-]
-
-
-@njit(_POINTS_SIGNATURES, parallel=True, cache=True)
-def eval_points(table, rows, steps, out):
-    """out[i] = lr_at(table, rows[i], steps[i]): arbitrary (row, step) pairs, any order,
-    in parallel blocks of POINTS_BLOCK."""
-    n = out.shape[0]
-    blocks = (n + POINTS_BLOCK - 1) // POINTS_BLOCK
-    for b in prange(blocks):
-        _eval_points(table, rows, steps, out, b * POINTS_BLOCK, min(n, (b + 1) * POINTS_BLOCK))
-
-
 @njit(cache=True)
 def _fill_exponential(seg, first, i0, i1, out_row):
     """lr · gamma^((t − origin)/decay_steps) at t = first + i for i in [i0, i1).
@@ -347,33 +333,12 @@ def _fill_row(table, row, first, out_row):
                 out_row[i] = segment_rate(seg, first + i)
 
 
-_TABLE_SIGNATURES = [
-    void(TABLE, float64, float64[:, ::1]),
-    void(TABLE, float64, float32[:, ::1]),
-]
+def __getattr__(name):
+    """The entry kernels (``eval_points``, ``fill_table``, ``run_small``) live in
+    ``schedule_tables`` and compile on first use: importing this module for ``lr_at``
+    (the fused updates, the simulations) compiles nothing."""
+    if name in ("eval_points", "fill_table", "run_small"):
+        from . import schedule_tables
 
-
-@njit(_TABLE_SIGNATURES, parallel=True, cache=True)
-def fill_table(table, first, out):
-    """out[r, i] = rate of schedule r at step first + i, rows in parallel."""
-    for r in prange(out.shape[0]):
-        _fill_row(table, r, first, out[r])
-
-
-def run_small(kernel, n_elements, *args):
-    """Call a parallel kernel on the calling thread alone when it has fewer than
-    SERIAL_BELOW elements to write: waking the thread pool costs more than such work
-    (milliseconds on a busy machine), and a second serial compile would cost more at
-    import. Larger calls use every Numba thread."""
-    if n_elements >= SERIAL_BELOW:
-        kernel(*args)
-        return
-    threads = get_num_threads()
-    if threads == 1:
-        kernel(*args)
-        return
-    set_num_threads(1)
-    try:
-        kernel(*args)
-    finally:
-        set_num_threads(threads)
+        return getattr(schedule_tables, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,78 @@
+"""Entry kernels that evaluate schedules from Python: ``eval_points`` (any (row, step)
+pairs) and ``fill_table`` (rows x consecutive steps), over the packed segment table.
+
+Each has one explicit signature per output dtype, compiled (or loaded from Numba's
+cache) the first time that dtype is asked for: a float64-only user never pays for
+the float32 variants, and importing ``fastdecay._cpu.schedule`` for ``lr_at``
+compiles none of them. Kernels never validate and never allocate.
+"""
+
+from numba import float32, float64, get_num_threads, njit, prange, set_num_threads, void
+
+from .schedule import POINTS_BLOCK, RO_FLOAT64, RO_INT64, SERIAL_BELOW, TABLE, _eval_points, _fill_row
+
+
+def _eval_points_kernel(table, rows, steps, out):
+    """out[i] = lr_at(table, rows[i], steps[i]): arbitrary (row, step) pairs, any order,
+    in parallel blocks of POINTS_BLOCK."""
+    n = out.shape[0]
+    blocks = (n + POINTS_BLOCK - 1) // POINTS_BLOCK
+    for b in prange(blocks):
+        _eval_points(table, rows, steps, out, b * POINTS_BLOCK, min(n, (b + 1) * POINTS_BLOCK))
+
+
+def _fill_table_kernel(table, first, out):
+    """out[r, i] = rate of schedule r at step first + i, rows in parallel."""
+    for r in prange(out.shape[0]):
+        _fill_row(table, r, first, out[r])
+
+
+_SIGNATURES = {
+    ("eval_points", "float64"): void(TABLE, RO_INT64, RO_FLOAT64, float64[::1]),
+    ("eval_points", "float32"): void(TABLE, RO_INT64, RO_FLOAT64, float32[::1]),
+    ("fill_table", "float64"): void(TABLE, float64, float64[:, ::1]),
+    ("fill_table", "float32"): void(TABLE, float64, float32[:, ::1]),
+}
+_BODIES = {"eval_points": _eval_points_kernel, "fill_table": _fill_table_kernel}
+_COMPILED = {}
+
+
+def kernel(name, dtype):
+    """The compiled ``name`` kernel ("eval_points" or "fill_table") writing ``dtype``."""
+    key = (name, str(dtype))
+    compiled = _COMPILED.get(key)
+    if compiled is None:
+        compiled = njit([_SIGNATURES[key]], parallel=True, cache=True)(_BODIES[name])
+        _COMPILED[key] = compiled
+    return compiled
+
+
+def eval_points(table, rows, steps, out):
+    """out[i] = rate of schedule rows[i] of ``table`` at steps[i] (1-D arrays; ``rows``
+    int64, ``steps`` float64, ``out`` float64 or float32)."""
+    kernel("eval_points", out.dtype)(table, rows, steps, out)
+
+
+def fill_table(table, first, out):
+    """out[r, i] = rate of schedule r of ``table`` at step first + i (``out`` 2-D,
+    C-contiguous, float64 or float32)."""
+    kernel("fill_table", out.dtype)(table, first, out)
+
+
+def run_small(fn, n_elements, *args):
+    """Call a parallel kernel on the calling thread alone when it has fewer than
+    SERIAL_BELOW elements to write: waking the thread pool costs more than such work
+    (milliseconds on a busy machine), and a second, serial compile would cost more
+    at first use. Larger calls use every Numba thread."""
+    if n_elements >= SERIAL_BELOW:
+        fn(*args)
+        return
+    threads = get_num_threads()
+    if threads == 1:
+        fn(*args)
+        return
+    set_num_threads(1)
+    try:
+        fn(*args)
+    finally:
+        set_num_threads(threads)
