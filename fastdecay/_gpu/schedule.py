@@ -74,10 +74,11 @@ def table(schedule, n_or_steps, *, dtype=np.float64, out=None, device=None):
     ``n_or_steps`` is a step count (steps 0 .. n-1) or a 1-D array of steps (host
     or device); ``dtype`` float64 or float32 (computed in float64, rounded once);
     ``out`` a C-contiguous CuPy array or CUDA torch tensor written in place and
-    returned. Consecutive steps of a plain exponential advance by one
-    multiplication from a closed-form anchor (within a few ulp of the closed form,
-    as the CPU's re-anchored products); other primitives are their closed form. Without ``out`` the result is a CuPy array on ``device`` (default:
-    the device of the steps, else the current device).
+    returned (its dtype then decides). Without ``out`` the result is a CuPy
+    array on ``device`` (default: the device of the steps, else the current one).
+    Consecutive steps of a plain exponential advance by one multiplication from a
+    closed-form anchor (within a few ulp of the closed form, as the CPU's
+    re-anchored products); other primitives are their closed form.
 
     >>> import fastdecay as fd
     >>> from fastdecay._gpu.schedule import table
@@ -111,7 +112,8 @@ def table(schedule, n_or_steps, *, dtype=np.float64, out=None, device=None):
         target = rt.current_device()
     if on_device and rt.device_of(n_or_steps) != target:
         raise ValueError(f"n_or_steps is on device {rt.device_of(n_or_steps)}, but the table goes to device {target}")
-    with rt.context(target, [x for x in (out, n_or_steps) if x is not None and not ranged]):
+    arrays = ([out] if out is not None else []) + ([n_or_steps] if on_device else [])
+    with rt.context(target, arrays):
         if on_device:
             steps = _device_steps("n_or_steps", n_or_steps)
             if steps.ndim != 1:
