@@ -47,6 +47,11 @@ FD_HD void increment_scalar(void* p, int code) {
     }
 }
 
+FD_HD void step_increment_body(void* step, int code, const void* found_inf_ptr, int found_inf_code) {
+    if (read_scalar(found_inf_ptr, found_inf_code, 0.0) != 0.0) return;
+    increment_scalar(step, code);
+}
+
 // Index of the tensor owning global chunk c (first-chunk column is sorted).
 FD_HD int tensor_of_chunk(const i64* tensors, int n_tensors, i64 c) {
     int lo = 0, hi = n_tensors;
@@ -227,10 +232,11 @@ __global__ void __launch_bounds__(256) adam_f32(FD_ADAM_ARGS) { adam_body<float>
 __global__ void __launch_bounds__(256) adam_f64(FD_ADAM_ARGS) { adam_body<double>(this_grid(), FD_ADAM_PASS); }
 
 // Advance a device step counter by one (launched after an update on the same
-// stream, so a captured graph counts its own replays).
-__global__ void step_increment(void* step, int code) {
+// stream, so a captured graph counts its own replays), unless found_inf is
+// nonzero: a skipped update (GradScaler found an inf) does not count as a step.
+__global__ void step_increment(void* step, int code, const void* found_inf_ptr, int found_inf_code) {
     if (blockIdx.x != 0 || threadIdx.x != 0) return;
-    increment_scalar(step, code);
+    step_increment_body(step, code, found_inf_ptr, found_inf_code);
 }
 
 }  // extern "C"

@@ -104,9 +104,9 @@ void fd_kernel_philox_fill(i64 n_blocks, i64 n_threads, u64 seed, u64 first, u32
                            double* normals) {
     FD_EMULATE(philox_fill_body(gr, seed, first, step, n, d, words, normals))
 }
-void fd_kernel_step_increment(i64 n_blocks, i64 n_threads, void* step, int code) {
+void fd_kernel_step_increment(i64 n_blocks, i64 n_threads, void* step, int code, const void* found_inf, int inf_code) {
     (void)n_blocks; (void)n_threads;
-    increment_scalar(step, code);
+    step_increment_body(step, code, found_inf, inf_code);
 }
 int fd_updates_layout(int i) { return i == 0 ? (int)CHUNK : i == 1 ? (int)N_FIELDS : (int)TABLE_CHUNK; }
 void fd_kernel_sgd_f32(i64 n_blocks, i64 n_threads, FD_SGD_ARGS) { FD_EMULATE(sgd_body<float>(gr, FD_SGD_PASS)) }
@@ -842,8 +842,14 @@ def test_gpu_updates_wrapper_device_found_inf_and_grad_scale(gpu_on_host):
     updates.sgd_step([w], [g], [buf], step=0, grad_scale=np.array(8.0, np.float32), found_inf=skip, **kw)
     np.testing.assert_array_equal(w, w_ref)
     np.testing.assert_array_equal(buf, buf_ref)
+    step = np.array(0, dtype=np.int64)
+    updates.sgd_step([w], [g], [buf], step=step, grad_scale=2.0, found_inf=skip, increment_step=True, **kw)
+    assert int(step) == 0  # a skipped update is not a step
+    np.testing.assert_array_equal(w, w_ref)
     skip[...] = 0.0
-    updates.sgd_step([w], [g], [buf], step=0, grad_scale=np.array(8.0, np.float32), found_inf=skip, **kw)
+    updates.sgd_step([w], [g], [buf], step=step, grad_scale=np.array(8.0, np.float32), found_inf=skip,
+                     increment_step=True, **kw)
+    assert int(step) == 1
     cpu.sgd_step([w_ref], [g], [buf_ref], step=0, grad_scale=8.0, found_inf=0.0, **kw)
     assert_update_close(w, w_ref, np.float64)
     assert not np.array_equal(w, np.linspace(-1, 1, 50))

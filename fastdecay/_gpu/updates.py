@@ -7,7 +7,8 @@ reads a device table of their addresses and sizes). ``step``, ``grad_scale``
 and ``found_inf`` may be 0-d device arrays, read inside the kernel, so a
 captured CUDA graph replays with the current step's learning rate and weight
 decay; with ``increment_step=True`` a device ``step`` is advanced by one after
-the update, on the same stream (a graph then counts its own replays).
+the update, on the same stream (a graph then counts its own replays), unless
+``found_inf`` is nonzero (a skipped update is not a step, as in torch).
 
 Checked here, before any launch (``fastdecay.updates`` checks the rest): all
 arrays on one device, device scalars on that device with a supported dtype.
@@ -95,8 +96,9 @@ def _check_increment(increment_step, ref):
                          f"got {'a number' if ref[0] is None else 'a bool array'}")
 
 
-def _increment(step, ref, device):
-    rt.launch("updates.cu", "step_increment", 1, 1, [("ptr", ref[0]), ("i32", ref[1])], device)
+def _increment(ref, inf_ref, device):
+    args = [("ptr", ref[0]), ("i32", ref[1]), ("ptr", inf_ref[0]), ("i32", inf_ref[1])]
+    rt.launch("updates.cu", "step_increment", 1, 1, args, device)
 
 
 def sgd_step(params, grads, momentum_buffers, *, step, lr_table, wd_table, momentum, dampening, nesterov, decoupled,
@@ -117,7 +119,7 @@ def sgd_step(params, grads, momentum_buffers, *, step, lr_table, wd_table, momen
                 lr_in_buffer, on_drop, scale_ref, inf_ref),
         )
         if increment_step:
-            _increment(step, step_ref, device)
+            _increment(step_ref, inf_ref, device)
 
 
 def adamw_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, *, step, lr_table, wd_table, beta1, beta2, eps,
@@ -138,4 +140,4 @@ def adamw_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, *, step, l
                 scale_ref, inf_ref),
         )
         if increment_step:
-            _increment(step, step_ref, device)
+            _increment(step_ref, inf_ref, device)
