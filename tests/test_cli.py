@@ -1,6 +1,7 @@
 """The ``fastdecay`` command line: schedule printing, help, and bad-argument handling."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -154,9 +155,17 @@ def test_help_everywhere(capsys, argv):
 
 
 def test_python_dash_m_and_console_script_agree():
+    from importlib.metadata import entry_points
+
+    (script,) = [e for e in entry_points(group="console_scripts") if e.name == "fastdecay"]
+    assert script.load() is main
     cmd = ["schedule", "exponential", "--lr", "0.1", "--gamma", "0.9", "--steps", "10"]
     via_m = subprocess.run([sys.executable, "-m", "fastdecay", *cmd], capture_output=True, text=True, check=True)
     assert via_m.stdout.splitlines()[-1].split() == ["10", "0.03487"]
+    installed = os.path.join(os.path.dirname(sys.executable), "fastdecay")
+    if os.path.exists(installed):  # the script pip wrote next to this interpreter
+        via_script = subprocess.run([installed, *cmd], capture_output=True, text=True, check=True)
+        assert via_script.stdout == via_m.stdout
     bad = subprocess.run([sys.executable, "-m", "fastdecay", "schedule", "step", "--steps", "1"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
