@@ -95,7 +95,7 @@ def _rate_source(s, batch, n):
     empty_i, empty_f = np.empty(0, np.int64), np.empty(0, np.float64)
     if s.size == 1:
         return table, _readonly(empty_i), _readonly(empty_f), empty_f.copy()
-    from ._cpu.simulate import rate_ratios
+    from ._cpu.simulate import prepare_rates
 
     if s.batch_shape == batch:
         rows = np.arange(n, dtype=np.int64)
@@ -103,9 +103,9 @@ def _rate_source(s, batch, n):
         rows = np.arange(s.size, dtype=np.int64).reshape(s.batch_shape)
         rows = np.ascontiguousarray(np.broadcast_to(rows, batch)).reshape(n)
     rows = _readonly(rows)
-    ratio = np.empty(n)
-    rate_ratios(table, rows, ratio)
-    return table, rows, _readonly(ratio), np.empty(n)
+    ratio, state = np.empty(n), np.empty(n)
+    prepare_rates(table, rows, ratio, state)
+    return table, rows, _readonly(ratio), state
 
 
 def _readonly(a):
@@ -290,7 +290,8 @@ def simulate(curvature, schedule, *, steps, optimizer="gd", w0=1.0, momentum=0.9
             numba.set_num_threads(before)
 
     w_out = w_flat.reshape(full)
-    diverged = int((~xp.isfinite(w_out.reshape(n, d))).any(axis=1).sum()) if n * d else 0
+    finite = xp.isfinite(w_flat) if d == 1 else xp.isfinite(w_out.reshape(n, d)).all(axis=1)
+    diverged = n - int(xp.count_nonzero(finite))
     result = dict(w=w_out, diverged=diverged)
     if every:
         result.update(

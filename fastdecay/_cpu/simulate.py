@@ -77,7 +77,7 @@ SIM_REANCHOR = 1024
 
 # elements per tile: state of a tile (weights, curvature, rates, two moments)
 # stays inside L1 across the whole time loop
-TILE_ELEMENTS = 8192
+TILE_ELEMENTS = 512
 
 RO_INT64 = types.Array(int64, 1, "C", readonly=True)
 RO_FLOAT64 = types.Array(float64, 1, "C", readonly=True)
@@ -106,6 +106,8 @@ def _anchor(table, row, t):
 def _advance_rates(table, rows, ratio, state, i0, i1, t, all_multiplicative):
     """state[i] = rate of trajectory i at step t, for i in [i0, i1)."""
     tf = float(t)
+    if t == 0:
+        return  # the caller set state to the rate at step 0 (``prepare_rates``)
     if t % SIM_REANCHOR != 0:
         if all_multiplicative:
             st = state[i0:i1]
@@ -122,6 +124,21 @@ def _advance_rates(table, rows, ratio, state, i0, i1, t, all_multiplicative):
         return
     for i in range(i0, i1):
         state[i] = _anchor(table, rows[i], tf)
+
+
+@njit(cache=True)
+def _gradient(lam, j, x, noisy, sigma, seed, trajectory, t, k):
+    """Gradient of element j: λ_j x, plus σ ξ(seed, trajectory, t, k) with noise."""
+    g = lam[j] * x
+    if noisy:
+        g = g + sigma * lam.dtype.type(normal(seed, trajectory, t, k))
+    return g
+
+
+@njit(cache=True)
+def _tally(lam, j, x, xn):
+    """(squared displacement, 2 x loss) of element j after x -> xn, in float64."""
+    return (float(xn) - float(x)) ** 2, float(lam[j]) * float(xn) ** 2
 
 
 @njit(cache=True)
@@ -152,17 +169,14 @@ def _generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta_shared, wd_shared, sca
             for k in range(d):
                 j = i * d + k
                 x = w[j]
-                g = lam[j] * x
-                if noisy:
-                    g = g + sigma * dt(normal(seed, traj, t, k))
-                xn, m, v, _ = adam_element(x, g, buf[j], sq[j], x, sign, l2, shrink, w1, b2, w2,
-                                           neg_step, bc2_sqrt, e, False, first)
+                g = _gradient(lam, j, x, noisy, sigma, seed, traj, t, k)
+                xn, buf[j], sq[j], _ = adam_element(x, g, buf[j], sq[j], x, sign, l2, shrink, w1, b2, w2,
+                                                    neg_step, bc2_sqrt, e, False, first)
                 w[j] = xn
-                buf[j] = m
-                sq[j] = v
                 if record:
-                    disp += (float(xn) - float(x)) ** 2
-                    loss += float(lam[j]) * float(xn) ** 2
+                    dd, ll = _tally(lam, j, x, xn)
+                    disp += dd
+                    loss += ll
         else:
             scale = scale_shared
             if per_lr:
@@ -176,9 +190,7 @@ def _generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta_shared, wd_shared, sca
             for k in range(d):
                 j = i * d + k
                 x = w[j]
-                g = lam[j] * x
-                if noisy:
-                    g = g + sigma * dt(normal(seed, traj, t, k))
+                g = _gradient(lam, j, x, noisy, sigma, seed, traj, t, k)
                 b = buf[j] if use_momentum else zero
                 xn, b = sgd_element(x, g, b, sign, l2, shrink, buf_decay, gain, nest_grad, nest_buf, neg_lr,
                                     use_momentum, nesterov, first)
@@ -186,93 +198,109 @@ def _generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta_shared, wd_shared, sca
                 if use_momentum:
                     buf[j] = b
                 if record:
-                    disp += (float(xn) - float(x)) ** 2
-                    loss += float(lam[j]) * float(xn) ** 2
+                    dd, ll = _tally(lam, j, x, xn)
+                    disp += dd
+                    loss += ll
         if record:
             rec_disp[i, rec_j] = dt(math.sqrt(disp))
             rec_loss[i, rec_j] = dt(0.5 * loss)
 
 
 @njit(cache=True)
-def _fast_sgd_shared(w, buf, lam, c, use_momentum, nesterov):
+def _fast_sgd_shared(w, buf, lam, c, use_momentum, nesterov, first):
     """d == 1, shared rates, no noise, no recording, not the first step: the vector loop.
 
     The fast loops take slices of one tile (indices from 0: no negative-index
-    wraparound in the loop, so LLVM vectorizes it)."""
+    wraparound in the loop, so LLVM vectorizes it). The simulation's SGD family
+    never maximizes and couples its weight decay, so ``sgd_scalars`` gives sign =
+    shrink = 1: they go in as literal ones and LLVM drops the multiplications."""
     dt = w.dtype.type
-    sign, l2, shrink, buf_decay = dt(c[0]), dt(c[1]), dt(c[2]), dt(c[3])
+    one = dt(1.0)
+    l2, buf_decay = dt(c[1]), dt(c[3])
     gain, nest_grad, nest_buf, neg_lr = dt(c[4]), dt(c[5]), dt(c[6]), dt(c[7])
     if use_momentum:
-        if nesterov:
+        if first:
             for i in range(w.shape[0]):
                 x = w[i]
-                w[i], buf[i] = sgd_element(x, lam[i] * x, buf[i], sign, l2, shrink, buf_decay, gain,
+                w[i], buf[i] = sgd_element(x, lam[i] * x, buf[i], one, l2, one, buf_decay, gain,
+                                           nest_grad, nest_buf, neg_lr, True, nesterov, True)
+        elif nesterov:
+            for i in range(w.shape[0]):
+                x = w[i]
+                w[i], buf[i] = sgd_element(x, lam[i] * x, buf[i], one, l2, one, buf_decay, gain,
                                            nest_grad, nest_buf, neg_lr, True, True, False)
         else:
             for i in range(w.shape[0]):
                 x = w[i]
-                w[i], buf[i] = sgd_element(x, lam[i] * x, buf[i], sign, l2, shrink, buf_decay, gain,
+                w[i], buf[i] = sgd_element(x, lam[i] * x, buf[i], one, l2, one, buf_decay, gain,
                                            nest_grad, nest_buf, neg_lr, True, False, False)
     else:
         zero = dt(0.0)
         for i in range(w.shape[0]):
             x = w[i]
-            w[i], _ = sgd_element(x, lam[i] * x, zero, sign, l2, shrink, buf_decay, gain,
+            w[i], _ = sgd_element(x, lam[i] * x, zero, one, l2, one, buf_decay, gain,
                                   nest_grad, nest_buf, neg_lr, False, False, False)
 
 
 @njit(cache=True)
-def _fast_sgd_per_trajectory(w, buf, lam, lr_state, lr_ratio, advance, wd, mom, nesterov, in_buffer, use_momentum):
+def _fast_sgd_per_trajectory(w, buf, lam, lr_state, lr_ratio, advance, wd, mom, nesterov, in_buffer, use_momentum,
+                             first):
     """d == 1, per-trajectory learning rates, shared weight decay. With ``advance``
     every rate first moves one step (lr_state *= lr_ratio) in the same pass."""
-    dt = w.dtype.type
-    if advance:
-        if use_momentum:
-            for i in range(w.shape[0]):
-                eta = lr_state[i] * lr_ratio[i]
-                lr_state[i] = eta
-                c = sgd_scalars(eta, wd, False, 1.0, mom, 0.0, nesterov, False, False, in_buffer)
-                x = w[i]
-                w[i], buf[i] = sgd_element(x, lam[i] * x, buf[i], dt(c[0]), dt(c[1]), dt(c[2]), dt(c[3]),
-                                           dt(c[4]), dt(c[5]), dt(c[6]), dt(c[7]), True, nesterov, False)
-        else:
-            zero = dt(0.0)
-            for i in range(w.shape[0]):
-                eta = lr_state[i] * lr_ratio[i]
-                lr_state[i] = eta
-                c = sgd_scalars(eta, wd, False, 1.0, 0.0, 0.0, False, False, False, False)
-                x = w[i]
-                w[i], _ = sgd_element(x, lam[i] * x, zero, dt(c[0]), dt(c[1]), dt(c[2]), dt(c[3]), dt(c[4]),
-                                      dt(c[5]), dt(c[6]), dt(c[7]), False, False, False)
-        return
     if use_momentum:
-        for i in range(w.shape[0]):
-            c = sgd_scalars(lr_state[i], wd, False, 1.0, mom, 0.0, nesterov, False, False, in_buffer)
-            x = w[i]
-            w[i], buf[i] = sgd_element(x, lam[i] * x, buf[i], dt(c[0]), dt(c[1]), dt(c[2]), dt(c[3]), dt(c[4]),
-                                       dt(c[5]), dt(c[6]), dt(c[7]), True, nesterov, False)
+        if advance:
+            _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, True, wd, mom, nesterov, in_buffer, True, first)
+        else:
+            _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, False, wd, mom, nesterov, in_buffer, True,
+                                     first)
+    elif advance:
+        _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, True, wd, 0.0, False, False, False, False)
     else:
-        zero = dt(0.0)
-        for i in range(w.shape[0]):
-            c = sgd_scalars(lr_state[i], wd, False, 1.0, 0.0, 0.0, False, False, False, False)
-            x = w[i]
-            w[i], _ = sgd_element(x, lam[i] * x, zero, dt(c[0]), dt(c[1]), dt(c[2]), dt(c[3]), dt(c[4]),
-                                  dt(c[5]), dt(c[6]), dt(c[7]), False, False, False)
+        _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, False, wd, 0.0, False, False, False, False)
 
 
 @njit(cache=True)
-def _fast_adam_shared(w, m, v, lam, c):
+def _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, advance, wd, mom, nesterov, in_buffer, use_momentum,
+                             first):
     dt = w.dtype.type
-    sign, l2, shrink, w1, b2, w2 = dt(c[0]), dt(c[1]), dt(c[2]), dt(c[3]), dt(c[4]), dt(c[5])
-    neg_step, bc2_sqrt, e = dt(c[6]), dt(c[7]), dt(c[8])
+    one = dt(1.0)
+    zero = dt(0.0)
     for i in range(w.shape[0]):
+        eta = lr_state[i]
+        if advance:
+            eta *= lr_ratio[i]
+            lr_state[i] = eta
+        c = sgd_scalars(eta, wd, first, 1.0, mom, 0.0, nesterov, False, False, in_buffer)
         x = w[i]
-        w[i], m[i], v[i], _ = adam_element(x, lam[i] * x, m[i], v[i], x, sign, l2, shrink, w1, b2, w2,
-                                           neg_step, bc2_sqrt, e, False, False)
+        b = buf[i] if use_momentum else zero
+        xn, b = sgd_element(x, lam[i] * x, b, one, dt(c[1]), one, dt(c[3]), dt(c[4]), dt(c[5]), dt(c[6]),
+                            dt(c[7]), use_momentum, nesterov, first)
+        w[i] = xn
+        if use_momentum:
+            buf[i] = b
+
+
+@njit(cache=True)
+def _fast_adam_shared(w, m, v, lam, c, first):
+    dt = w.dtype.type
+    one = dt(1.0)  # the simulation never maximizes: sign 1
+    l2, shrink, w1, b2, w2 = dt(c[1]), dt(c[2]), dt(c[3]), dt(c[4]), dt(c[5])
+    neg_step, bc2_sqrt, e = dt(c[6]), dt(c[7]), dt(c[8])
+    if first:
+        for i in range(w.shape[0]):
+            x = w[i]
+            w[i], m[i], v[i], _ = adam_element(x, lam[i] * x, m[i], v[i], x, one, l2, shrink, w1, b2, w2,
+                                               neg_step, bc2_sqrt, e, False, True)
+    else:
+        for i in range(w.shape[0]):
+            x = w[i]
+            w[i], m[i], v[i], _ = adam_element(x, lam[i] * x, m[i], v[i], x, one, l2, shrink, w1, b2, w2,
+                                               neg_step, bc2_sqrt, e, False, False)
 
 
 @njit(cache=True)
 def _fast_adam_per_trajectory(w, m, v, lam, lr_state, lr_ratio, advance, wd, t, beta1, beta2, eps, decoupled):
+    first = t == 0
     dt = w.dtype.type
     tf = float(t)
     for i in range(w.shape[0]):
@@ -283,7 +311,7 @@ def _fast_adam_per_trajectory(w, m, v, lam, lr_state, lr_ratio, advance, wd, t, 
         c = adam_scalars(eta, wd, tf, beta1, beta2, eps, decoupled, False)
         x = w[i]
         w[i], m[i], v[i], _ = adam_element(x, lam[i] * x, m[i], v[i], x, dt(c[0]), dt(c[1]), dt(c[2]), dt(c[3]),
-                                           dt(c[4]), dt(c[5]), dt(c[6]), dt(c[7]), dt(c[8]), False, False)
+                                           dt(c[4]), dt(c[5]), dt(c[6]), dt(c[7]), dt(c[8]), False, first)
 
 
 def _signatures():
@@ -321,7 +349,8 @@ def simulate_chunk(w, buf, sq, lam, d, opt,
         lr_table       (rows, segments, WIDTH) learning-rate schedules
         lr_rows        (n,) table row of each trajectory, or empty when shared
         lr_ratio       (n,) per-step factor of a plain exponential/constant row, NaN otherwise
-        lr_state       (n,) current rate of each trajectory, carried between chunks
+        lr_state       (n,) current rate of each trajectory, carried between chunks; the
+                       caller sets it to the rate at step 0 (``prepare_rates``)
         wd_*           the same four for the weight decay
         step_scalars   (n_steps + 1, N_SCALARS) shared lr_t, wd_t and buffer scale per step
                        of the chunk (``shared_step_scalars``: exponential rates by the same
@@ -363,7 +392,7 @@ def simulate_chunk(w, buf, sq, lam, d, opt,
             t = first_step + s
             record = every > 0 and (t + 1) % every == 0
             rec_j = (t + 1) // every if every > 0 else 0
-            generic = t == 0 or record or not fast_tile
+            generic = record or not fast_tile
             # the fast loops advance an all-exponential tile's rates themselves
             fused = per_lr and lr_mult and not generic and t % SIM_REANCHOR != 0
             if per_lr and not fused:
@@ -384,14 +413,13 @@ def simulate_chunk(w, buf, sq, lam, d, opt,
                                               beta1, beta2, eps, opt == ADAMW)
                 else:
                     c = adam_scalars(eta, wd, float(t), beta1, beta2, eps, opt == ADAMW, False)
-                    _fast_adam_shared(w[i0:i1], buf[i0:i1], sq[i0:i1], lam[i0:i1], c)
+                    _fast_adam_shared(w[i0:i1], buf[i0:i1], sq[i0:i1], lam[i0:i1], c, t == 0)
             elif per_lr:
                 _fast_sgd_per_trajectory(w[i0:i1], buf[i0:i1], lam[i0:i1], lr_state[i0:i1],
-                                         lr_ratio[i0:i1], fused, wd, mom, nesterov, in_buffer, use_momentum)
+                                         lr_ratio[i0:i1], fused, wd, mom, nesterov, in_buffer, use_momentum, t == 0)
             else:
-                c = sgd_scalars(eta, wd, False, scale, mom, 0.0, nesterov, False, False, in_buffer)
-                _fast_sgd_shared(w[i0:i1], buf[i0:i1], lam[i0:i1], c,
-                                 use_momentum, nesterov)
+                c = sgd_scalars(eta, wd, t == 0, scale, mom, 0.0, nesterov, False, False, in_buffer)
+                _fast_sgd_shared(w[i0:i1], buf[i0:i1], lam[i0:i1], c, use_momentum, nesterov, t == 0)
             if record:
                 tr = float(t + 1)
                 for i in range(i0, i1):
@@ -445,8 +473,10 @@ def shared_step_scalars(lr_table, wd_table, on_drop, first_step, n_steps, out):
         out[s, SCALE] = buffer_scale_at(lr_table, 0, float(first_step + s), on_drop)
 
 
-@njit(void(TABLE, RO_INT64, float64[::1]), parallel=True, cache=True)
-def rate_ratios(table, rows, ratio):
-    """ratio[i] = ``_row_ratio`` of row rows[i]."""
+@njit(void(TABLE, RO_INT64, float64[::1], float64[::1]), parallel=True, cache=True)
+def prepare_rates(table, rows, ratio, state):
+    """ratio[i] = ``_row_ratio`` of row rows[i] and state[i] = its rate at step 0, in one
+    pass over the table (a per-trajectory table is the largest input of a run)."""
     for i in prange(rows.shape[0]):
         ratio[i] = _row_ratio(table, rows[i])
+        state[i] = _anchor(table, rows[i], 0.0)
