@@ -39,6 +39,7 @@ arrays and CUDA torch tensors. The internal call shape, identical for both::
 """
 
 import numbers
+import sys
 from functools import lru_cache
 
 import numpy as np
@@ -177,19 +178,31 @@ def _as_list(name, value, listed, count):
     return [value]
 
 
-def _info(x):
-    """(shape, dtype name, contiguous, writeable) of a NumPy array, torch tensor or CuPy array."""
-    if isinstance(x, np.ndarray):
-        return x.shape, x.dtype.name, x.flags.c_contiguous, x.flags.writeable
-    if hasattr(x, "data_ptr"):  # torch
-        import torch
+_NUMPY_FLOATS = {np.dtype(np.float32): "float32", np.dtype(np.float64): "float64"}
 
-        if x.layout != torch.strided:
+
+def _numpy_info(x):
+    """(shape, dtype name, contiguous, writeable) of a NumPy array (or CuPy: no flags.writeable)."""
+    flags = x.flags
+    name = _NUMPY_FLOATS.get(x.dtype) if isinstance(x.dtype, np.dtype) else None
+    return x.shape, name or str(x.dtype), flags.c_contiguous, getattr(flags, "writeable", True)
+
+
+def _torch_info_reader():
+    """(shape, dtype name, contiguous, writeable) of a torch tensor: a few attribute reads,
+    since lists of 200 tensors pass through here every step."""
+    torch = sys.modules["torch"]
+    strided = torch.strided
+    names = {torch.float32: "float32", torch.float64: "float64"}
+
+    def info(x):
+        if x.layout is not strided:
             raise TypeError(f"a strided (dense) tensor, got layout {x.layout}")
-        if x.is_conj() or x.is_neg():
-            raise TypeError("a tensor without a pending conj/neg bit (call .resolve_conj()/.resolve_neg())")
-        return tuple(x.shape), str(x.dtype).replace("torch.", ""), x.is_contiguous(), True
-    return x.shape, x.dtype.name, x.flags.c_contiguous, True  # cupy
+        if x.is_neg() or x.is_conj():
+            raise TypeError("a tensor without a pending conj/neg bit (call .resolve_neg()/.resolve_conj())")
+        return x.shape, names.get(x.dtype) or str(x.dtype).replace("torch.", ""), x.is_contiguous(), True
+
+    return info
 
 
 def _check_arrays(names_lists, backend, listed):
@@ -198,38 +211,53 @@ def _check_arrays(names_lists, backend, listed):
     ``names_lists``: [(name, list of arrays, written in place)], the parameters first.
     """
     pname = names_lists[0][0]
+    if not names_lists[0][1]:
+        return
+    _info = _torch_info_reader() if backend in (TORCH_CPU, TORCH_CUDA) else _numpy_info
+    on_device = backend in (TORCH_CUDA, CUPY)
+    kind = type(names_lists[0][1][0])
     ref = []
     for name, arrays, writes in names_lists:
         for k, x in enumerate(arrays):
-            label = f"{name}[{k}]" if listed else name
-            b = backend_of(x)
-            if b == NUMPY and not isinstance(x, np.ndarray):
-                raise TypeError(f"{label} must be a NumPy, CuPy or torch array, got {type(x).__name__}: {x!r}")
-            if b != backend:
-                raise TypeError(
-                    f"{label} must be the same kind of array as {pname} ({backend}), got {b}; "
-                    "mixed array types or devices in one call are not supported"
-                )
+            if type(x) is not kind or on_device:  # the common case (one array type, CPU) skips this
+                b = backend_of(x)
+                if b == NUMPY and not isinstance(x, np.ndarray):
+                    raise TypeError(f"{_label(name, k, listed)} must be a NumPy, CuPy or torch array, got "
+                                    f"{type(x).__name__}: {x!r}")
+                if b != backend:
+                    raise TypeError(
+                        f"{_label(name, k, listed)} must be the same kind of array as {pname} ({backend}), got {b}; "
+                        "mixed array types or devices in one call are not supported"
+                    )
             try:
                 shape, dtype, contiguous, writeable = _info(x)
             except TypeError as err:
-                raise TypeError(f"{label} must be {err}") from None
+                raise TypeError(f"{_label(name, k, listed)} must be {err}") from None
             if dtype not in _FLOAT_DTYPES:
-                raise TypeError(f"{label} must be float32 or float64, got dtype {dtype}")
+                raise TypeError(f"{_label(name, k, listed)} must be float32 or float64, got dtype {dtype}")
             if not contiguous:
-                raise ValueError(f"{label} must be contiguous (C order), got a non-contiguous array of shape {shape}")
+                raise ValueError(f"{_label(name, k, listed)} must be contiguous (C order), got a non-contiguous "
+                                 f"array of shape {tuple(shape)}")
             if writes and not writeable:
-                raise ValueError(f"{label} must be writeable (it is updated in place), got a read-only array")
+                raise ValueError(f"{_label(name, k, listed)} must be writeable (it is updated in place), got a "
+                                 "read-only array")
             if name == pname:
                 ref.append((shape, dtype, x))
                 continue
             pshape, pdtype, p = ref[k]
             if shape != pshape:
-                raise ValueError(f"{label} must have the shape of its parameter {pshape}, got {shape}")
+                raise ValueError(f"{_label(name, k, listed)} must have the shape of its parameter {tuple(pshape)}, "
+                                 f"got {tuple(shape)}")
             if dtype != pdtype:
-                raise TypeError(f"{label} must have the dtype of its parameter ({pdtype}), got {dtype}")
-            if b in (TORCH_CUDA, CUPY) and x.device != p.device:
-                raise ValueError(f"{label} must be on its parameter's device {p.device}, got {x.device}")
+                raise TypeError(f"{_label(name, k, listed)} must have the dtype of its parameter ({pdtype}), "
+                                f"got {dtype}")
+            if on_device and x.device != p.device:
+                raise ValueError(f"{_label(name, k, listed)} must be on its parameter's device {p.device}, "
+                                 f"got {x.device}")
+
+
+def _label(name, k, listed):
+    return f"{name}[{k}]" if listed else name
 
 
 def _backend(params):

@@ -22,7 +22,7 @@ checked every address, size, dtype and option before it calls them. A nonzero
 """
 
 import numpy as np
-from numba import boolean, carray, float32, float64, int64, njit, prange, types, void
+from numba import boolean, carray, float32, float64, get_num_threads, int64, njit, prange, set_num_threads, types, void
 from numba.extending import intrinsic
 
 from .rules import (
@@ -36,6 +36,7 @@ from .rules import (
 from .schedule import TABLE
 
 BLOCK = 1 << 15  # elements per parallel work item (128 KiB of float32 per stream)
+SERIAL_BELOW = 1 << 16  # calls with fewer elements in all run on the calling thread
 
 ADDRESSES = int64[::1]
 
@@ -257,6 +258,20 @@ def _sizes(params, index):
     return sizes
 
 
+def _launch(kernel, n_elements, *args):
+    """Run ``kernel``; small calls on the calling thread alone, since waking the thread
+    pool costs more than their work (milliseconds on a busy machine)."""
+    threads = get_num_threads()
+    if n_elements >= SERIAL_BELOW or threads == 1:
+        kernel(*args)
+        return
+    set_num_threads(1)
+    try:
+        kernel(*args)
+    finally:
+        set_num_threads(threads)
+
+
 def sgd_step(params, grads, momentum_buffers, *, step, lr_table, wd_table, momentum, dampening, nesterov,
              decoupled, maximize, lr_in_buffer, on_drop, grad_scale, found_inf):
     """Run ``sgd_kernel`` over validated lists of NumPy arrays / CPU torch tensors.
@@ -270,7 +285,7 @@ def sgd_step(params, grads, momentum_buffers, *, step, lr_table, wd_table, momen
         sizes = _sizes(params, index)
         p = _addresses(params, index)
         buffers = _addresses(momentum_buffers, index) if momentum != 0.0 else p
-        sgd_kernel(_LIKE[dtype], p, _addresses(grads, index), buffers, sizes, block_layout(sizes),
+        _launch(sgd_kernel, int(sizes.sum()), _LIKE[dtype], p, _addresses(grads, index), buffers, sizes, block_layout(sizes),
                    lr_table, wd_table, float(step), float(momentum), float(dampening), bool(nesterov),
                    bool(decoupled), bool(maximize), bool(lr_in_buffer), int(on_drop), scale, inf)
 
@@ -287,7 +302,7 @@ def adamw_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, *, step, l
         sizes = _sizes(params, index)
         p = _addresses(params, index)
         vmax = _addresses(max_exp_avg_sqs, index) if amsgrad else p
-        adam_kernel(_LIKE[dtype], p, _addresses(grads, index), _addresses(exp_avgs, index),
+        _launch(adam_kernel, int(sizes.sum()), _LIKE[dtype], p, _addresses(grads, index), _addresses(exp_avgs, index),
                     _addresses(exp_avg_sqs, index), sizes, block_layout(sizes), vmax,
                     lr_table, wd_table, float(step), float(beta1), float(beta2), float(eps), bool(decoupled),
                     bool(maximize), bool(amsgrad), scale, inf)

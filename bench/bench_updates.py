@@ -1,0 +1,258 @@
+"""Fused updates (fd.sgd_step, fd.adamw_step) against torch's fused, foreach and single-tensor
+optimizers, and against a streaming kernel with the same memory pattern (the ceiling).
+
+Each benchmark times ``fastdecay`` with pytest-benchmark and, in the same run and
+interleaved round by round, torch's three CPU paths and the ceiling; medians,
+GB/s moved and ratios go to ``benchmark.extra_info``. Bytes moved per float32
+element: SGD reads w, g and writes w (12); SGD+momentum also reads and writes
+the buffer (20); AdamW reads w, g, m, v and writes w, m, v (28).
+
+Run: ``flock /tmp/fastdecay-bench.lock .venv/bin/python -m pytest bench/bench_updates.py
+--benchmark-only --benchmark-columns=median,iqr -q -s`` (``-s`` prints the summary lines).
+"""
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pytest
+from numba import float32, njit, prange, void
+
+import fastdecay as fd
+from fastdecay._cpu.updates import BLOCK
+
+torch = pytest.importorskip("torch")
+torch.set_num_threads(2)
+
+BYTES = {"sgd": 12, "sgd_momentum": 20, "adamw": 28}
+ARRAYS = {"sgd": 2, "sgd_momentum": 3, "adamw": 4}  # w, g, then state
+
+F32 = float32[::1]
+
+
+# ----------------------------------------------------------------------------- the ceiling: same streams, no math
+
+
+@njit(void(F32, F32, float32), parallel=True, cache=True)
+def _stream_r2_w1(w, g, c):
+    n = w.shape[0]
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo, hi = b * BLOCK, min(n, (b + 1) * BLOCK)
+        wb, gb = w[lo:hi], g[lo:hi]
+        for i in range(hi - lo):
+            wb[i] = wb[i] + c * gb[i]
+
+
+@njit(void(F32, F32, F32, float32), parallel=True, cache=True)
+def _stream_r3_w2(w, g, u, c):
+    n = w.shape[0]
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo, hi = b * BLOCK, min(n, (b + 1) * BLOCK)
+        wb, gb, ub = w[lo:hi], g[lo:hi], u[lo:hi]
+        for i in range(hi - lo):
+            x = ub[i] * c + gb[i]
+            ub[i] = x
+            wb[i] = wb[i] + x
+
+
+@njit(void(F32, F32, F32, F32, float32), parallel=True, cache=True)
+def _stream_r4_w3(w, g, u, v, c):
+    n = w.shape[0]
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        lo, hi = b * BLOCK, min(n, (b + 1) * BLOCK)
+        wb, gb, ub, vb = w[lo:hi], g[lo:hi], u[lo:hi], v[lo:hi]
+        for i in range(hi - lo):
+            x = ub[i] * c + gb[i]
+            y = vb[i] * c + gb[i]
+            ub[i] = x
+            vb[i] = y
+            wb[i] = wb[i] + x + y
+
+
+CEILING = {"sgd": _stream_r2_w1, "sgd_momentum": _stream_r3_w2, "adamw": _stream_r4_w3}
+
+
+# ----------------------------------------------------------------------------- set-ups
+
+
+def _tensors(shapes, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(s, generator=g) * 0.01 for s in shapes]
+
+
+def _transformer_shapes(d, layers, vocab, context):
+    """A GPT-style model's parameter shapes: ~200 tensors of mixed sizes."""
+    shapes = [(vocab, d), (context, d)]
+    for _ in range(layers):
+        shapes += [(d,), (d,), (3 * d, d), (3 * d,), (d, d), (d,), (d,), (d,), (4 * d, d), (4 * d,), (d, 4 * d), (d,)]
+    return shapes + [(d,), (d,)]
+
+
+class Case:
+    """Parameters, grads and state for one op: ours and torch's on separate copies."""
+
+    def __init__(self, op, shapes):
+        self.op = op
+        self.n = sum(int(np.prod(s)) for s in shapes)
+        self.params = _tensors(shapes, 0)
+        self.grads = _tensors(shapes, 1)
+        self.state = [[torch.zeros(s) for s in shapes] for _ in range(ARRAYS[op] - 2)]
+        self.torch_params = [torch.nn.Parameter(p.clone()) for p in self.params]
+        for p, g in zip(self.torch_params, self.grads):
+            p.grad = g.clone()
+        self.step = 1
+
+    def ours(self, lr=1e-3, weight_decay=1e-2):
+        if self.op == "adamw":
+            fd.adamw_step(self.params, self.grads, self.state[0], self.state[1], step=self.step, lr=lr,
+                          weight_decay=weight_decay)
+        else:
+            momentum = 0.9 if self.op == "sgd_momentum" else 0.0
+            fd.sgd_step(self.params, self.grads, step=self.step, lr=lr, weight_decay=weight_decay,
+                        momentum=momentum, momentum_buffer=self.state[0] if momentum else None)
+        self.step += 1
+
+    def torch_optimizer(self, **path):
+        if self.op == "adamw":
+            opt = torch.optim.AdamW(self.torch_params, lr=1e-3, weight_decay=1e-2, **path)
+        else:
+            momentum = 0.9 if self.op == "sgd_momentum" else 0.0
+            opt = torch.optim.SGD(self.torch_params, lr=1e-3, weight_decay=1e-2, momentum=momentum, **path)
+        opt.step()  # creates the state (torch's first step differs)
+        return opt.step
+
+    def ceiling(self):
+        """The streaming kernel over the flat case (one tensor) or each tensor of a list."""
+        arrays = [self.params, self.grads] + self.state
+        kernel = CEILING[self.op]
+
+        def run():
+            for k in range(len(self.params)):
+                kernel(*(a[k].view(-1).numpy() for a in arrays), np.float32(0.5))
+
+        return run
+
+
+def _interleaved_medians(fns, rounds, min_seconds):
+    """Median seconds per call of each fn, timed round-robin so drift hits all alike."""
+    times = {k: [] for k in fns}
+    start = time.perf_counter()
+    r = 0
+    while r < rounds or (time.perf_counter() - start < min_seconds and r < 20 * rounds):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+        r += 1
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def _report(benchmark, case, smoke, extra_fns):
+    fns = {"fastdecay": case.ours, **extra_fns}
+    for fn in fns.values():
+        fn()  # warm-up: compile, fault pages in
+    benchmark.pedantic(case.ours, rounds=1 if smoke else 15, iterations=1, warmup_rounds=0 if smoke else 1)
+    med = _interleaved_medians(fns, rounds=1 if smoke else 15, min_seconds=0 if smoke else 2.0)
+    moved = BYTES[case.op] * case.n
+    info = {"elements": case.n, "tensors": len(case.params), "bytes_per_element": BYTES[case.op]}
+    for k, s in med.items():
+        info[f"{k}_ms"] = round(s * 1e3, 4)
+        info[f"{k}_GBps"] = round(moved / s / 1e9, 2)
+    for k in med:
+        if k.startswith("torch"):
+            info[f"speedup_vs_{k}"] = round(med[k] / med["fastdecay"], 3)
+    if "ceiling" in med:
+        info["fraction_of_ceiling"] = round(med["ceiling"] / med["fastdecay"], 3)
+    benchmark.extra_info.update(info)
+    print(f"\n{case.op} n={case.n} tensors={len(case.params)}: " + ", ".join(f"{k}={v}" for k, v in info.items()))
+    return info
+
+
+TORCH_PATHS = {"torch_fused": dict(fused=True), "torch_foreach": dict(foreach=True),
+               "torch_single": dict(foreach=False)}
+
+
+@pytest.mark.parametrize("op", list(BYTES))
+@pytest.mark.parametrize("n", [1_000_000, 20_000_000, 100_000_000], ids=["1e6", "2e7", "1e8"])
+def test_flat_buffer(benchmark, smoke, op, n):
+    if smoke:
+        if n != 1_000_000:
+            pytest.skip("smoke mode (--benchmark-disable): the 1e6 size stands in for the large ones")
+        n = 10_007
+    case = Case(op, [(n,)])
+    extra = {k: case.torch_optimizer(**kw) for k, kw in TORCH_PATHS.items()}
+    if n >= 100_000_000 and op != "adamw":
+        extra.pop("torch_single")  # same code as foreach for one tensor; saves a minute
+    extra["ceiling"] = case.ceiling()
+    _report(benchmark, case, smoke, extra)
+
+
+@pytest.mark.parametrize("op", list(BYTES))
+def test_transformer_param_list(benchmark, smoke, op):
+    shapes = _transformer_shapes(32, 16, 100, 64) if smoke else _transformer_shapes(256, 16, 8000, 512)
+    case = Case(op, shapes)
+    extra = {k: case.torch_optimizer(**kw) for k, kw in TORCH_PATHS.items()}
+    extra["ceiling"] = case.ceiling()
+    _report(benchmark, case, smoke, extra)
+
+
+@pytest.mark.parametrize("op", ["sgd_momentum", "adamw"])
+def test_scheduled_lr_and_weight_decay_cost(benchmark, smoke, op):
+    """Schedules read in the kernel against plain floats: the cost of scheduling."""
+    n = 10_007 if smoke else 20_000_000
+    case = Case(op, [(n,)])
+    lr = fd.warmup(fd.cosine(1e-3, 10_000), 100)
+    wd = fd.constant_shrinkage(fd.exponential(1e-3, gamma=0.9995), 1e-2)
+    fns = {"constants": lambda: case.ours(1e-3, 1e-2), "scheduled": lambda: case.ours(lr, wd)}
+    for fn in fns.values():
+        fn()
+    benchmark.pedantic(fns["scheduled"], rounds=1 if smoke else 15, iterations=1)
+    med = _interleaved_medians(fns, rounds=1 if smoke else 31, min_seconds=0 if smoke else 3.0)
+    overhead = med["scheduled"] / med["constants"] - 1.0
+    benchmark.extra_info.update({"constants_ms": round(med["constants"] * 1e3, 4),
+                                 "scheduled_ms": round(med["scheduled"] * 1e3, 4),
+                                 "schedule_overhead_pct": round(100 * overhead, 2)})
+    print(f"\n{op} n={n}: scheduled vs constants overhead {100 * overhead:+.2f} %")
+
+
+_COLD = """
+import time
+t0 = time.perf_counter()
+import numpy as np
+import fastdecay as fd
+t1 = time.perf_counter()
+w, g, m, v = (np.ones(1000, np.float32) for _ in range(4))
+fd.adamw_step(w, g, m, v, step=0, lr=1e-3)
+t2 = time.perf_counter()
+print(t1 - t0, t2 - t1)
+"""
+
+
+def _cold_runs(runs, env=None):
+    out = []
+    for _ in range(runs):
+        res = subprocess.run([sys.executable, "-c", _COLD], capture_output=True, text=True, env=env, check=True)
+        out.append(tuple(float(x) for x in res.stdout.split()))
+    return out
+
+
+def test_cold_start(benchmark, smoke):
+    """Fresh process, Numba cache warm: seconds of the first adamw_step beyond ``import fastdecay``.
+
+    Outside smoke mode also the cold compile (an empty NUMBA_CACHE_DIR).
+    """
+    _cold_runs(1)  # make sure the on-disk cache is warm
+    runs = _cold_runs(1 if smoke else 7)
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    first = statistics.median(r[1] for r in runs)
+    info = {"import_fastdecay_s": round(statistics.median(r[0] for r in runs), 3), "first_adamw_step_s": round(first, 3)}
+    if not smoke:
+        with tempfile.TemporaryDirectory() as cache:
+            env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+            info["cold_compile_first_adamw_step_s"] = round(_cold_runs(1, env)[0][1], 2)
+    benchmark.extra_info.update(info)
+    print(f"\ncold start: {info}")
