@@ -48,6 +48,13 @@ struct Grid {
     FD_HD i64 stride() const { return n_blocks * n_threads; }
 };
 
+// 16 bytes of T, for vector loads and stores (ld.global.v4.f32 / v2.f64).
+template <typename T>
+struct alignas(16) Vec {
+    enum { N = 16 / sizeof(T) };
+    T v[N];
+};
+
 #ifdef __CUDACC__
 __device__ __forceinline__ Grid this_grid() {
     Grid g = {(i64)blockIdx.x, (i64)gridDim.x, (i64)threadIdx.x, (i64)blockDim.x};

@@ -46,31 +46,65 @@ struct Options {
     u64 seed, offset;
 };
 
-// One step of one element: w, b (momentum buffer / exp_avg), q (exp_avg_sq) in place.
+FD_HD bool is_adam(const Options& o) { return o.opt == OPT_ADAM || o.opt == OPT_ADAMW; }
+
+FD_HD bool uses_momentum(const Options& o) {
+    return (o.opt == OPT_MOMENTUM || o.opt == OPT_LR_IN_BUFFER || o.opt == OPT_NESTEROV) && o.momentum != 0.0;
+}
+
+FD_HD SgdScalars sim_sgd_scalars(double eta, double wd, bool first, double scale, const Options& o) {
+    return sgd_scalars(eta, wd, first, scale, uses_momentum(o) ? o.momentum : 0.0, 0.0, o.opt == OPT_NESTEROV, false,
+                       false, o.opt == OPT_LR_IN_BUFFER);
+}
+
+// Per step s of the chunk, once for all trajectories: Adam's bias corrections
+// (bias[2s], bias[2s + 1]) and, where the rates are shared, the element-type
+// coefficients of the update (coef[s * COEF_STRIDE ...]). The same functions, in the
+// same order, as a thread computing them itself.
 template <typename T>
-FD_HD void step_element(T& w, T& b, T& q, T lam, i64 i, i64 k, i64 t, double eta, double wd,
-                                             double scale_shared, const RateSource& lr, const Options& o) {
+FD_HD void step_coefficients(i64 s, const double* ss, i64 first_step, const Options& o, bool shared, T* coef,
+                             double* bias) {
+    const i64 t = first_step + s;
+    const double eta = ss[s * N_SCALARS + SS_LR], wd = ss[s * N_SCALARS + SS_WD];
+    if (is_adam(o)) {
+        adam_bias((double)t, o.beta1, o.beta2, &bias[2 * s], &bias[2 * s + 1]);
+        if (shared)
+            AdamCoef<T>(adam_scalars_biased(eta, wd, bias[2 * s], bias[2 * s + 1], o.beta1, o.beta2, o.eps,
+                                            o.opt == OPT_ADAMW, false)).store(coef + s * COEF_STRIDE);
+    } else if (shared) {
+        SgdCoef<T>(sim_sgd_scalars(eta, wd, t == 0, ss[s * N_SCALARS + SS_SCALE], o)).store(coef + s * COEF_STRIDE);
+    }
+}
+
+// One step of one element: w, b (momentum buffer / exp_avg), q (exp_avg_sq) in place.
+// `coef` is this step's row of shared coefficients, or null: then the thread's own
+// rates eta and wd (per-trajectory schedules) make them, with `bias` for Adam.
+template <typename T>
+FD_HD void step_element(T& w, T& b, T& q, T lam, i64 i, i64 k, i64 t, double eta, double wd, double scale_shared,
+                        const T* coef, const double* bias, const RateSource& lr, const Options& o) {
     const bool first = t == 0;
-    const double tf = (double)t;
     T g = lam * w;
     if (o.noise != 0.0) g = g + (T)o.noise * (T)philox_normal(o.seed, o.offset + (u64)i, (u32)t, (u32)k);
-    if (o.opt == OPT_ADAM || o.opt == OPT_ADAMW) {
-        const AdamCoef<T> c(adam_scalars(eta, wd, tf, o.beta1, o.beta2, o.eps, o.opt == OPT_ADAMW, false));
+    if (is_adam(o)) {
+        const AdamCoef<T> c = coef ? AdamCoef<T>(coef)
+                                   : AdamCoef<T>(adam_scalars_biased(eta, wd, bias[0], bias[1], o.beta1, o.beta2,
+                                                                     o.eps, o.opt == OPT_ADAMW, false));
         T unused = w;
         adam_element<T>(w, g, b, q, unused, c, false, first);
     } else {
-        const bool use_momentum =
-            (o.opt == OPT_MOMENTUM || o.opt == OPT_LR_IN_BUFFER || o.opt == OPT_NESTEROV) && o.momentum != 0.0;
-        double scale = scale_shared;
-        if (lr.rows) {
-            // a plain exponential or constant row never drops discontinuously
-            scale = 1.0;
-            const double r = lr.ratio[i];
-            if (use_momentum && o.on_drop != 0 && !(r == r))
-                scale = buffer_scale_at(lr.table, lr.segments, lr.rows[i], tf, o.on_drop);
+        const bool use_momentum = uses_momentum(o);
+        SgdCoef<T> c = coef ? SgdCoef<T>(coef) : SgdCoef<T>(SgdScalars());
+        if (!coef) {
+            double scale = scale_shared;
+            if (lr.rows) {
+                // a plain exponential or constant row never drops discontinuously
+                scale = 1.0;
+                const double r = lr.ratio[i];
+                if (use_momentum && o.on_drop != 0 && !(r == r))
+                    scale = buffer_scale_at(lr.table, lr.segments, lr.rows[i], (double)t, o.on_drop);
+            }
+            c = SgdCoef<T>(sim_sgd_scalars(eta, wd, first, scale, o));
         }
-        const SgdCoef<T> c(sgd_scalars(eta, wd, first, scale, use_momentum ? o.momentum : 0.0, 0.0,
-                                       o.opt == OPT_NESTEROV, false, false, o.opt == OPT_LR_IN_BUFFER));
         T bb = use_momentum ? b : (T)0;
         sgd_element<T>(w, g, bb, c, use_momentum, o.opt == OPT_NESTEROV, first);
         if (use_momentum) b = bb;
@@ -80,9 +114,11 @@ FD_HD void step_element(T& w, T& b, T& q, T lam, i64 i, i64 k, i64 t, double eta
 // One thread per element (trajectory x coordinate), the time loop in registers.
 // Records (d == 1 only) loss, displacement and rate at every `every`-th step.
 template <typename T>
-__host__ __device__ void simulate_elements(Grid gr, T* w_, T* buf_, T* sq_, const T* lam_, i64 n, i64 d, RateSource lr, RateSource wdr,
-                                  const double* __restrict__ ss, Options o, i64 first_step, i64 n_steps, i64 every,
-                                  T* rec_loss, T* rec_disp, T* rec_lr, i64 n_rec) {
+__host__ __device__ void simulate_elements(Grid gr, T* w_, T* buf_, T* sq_, const T* lam_, i64 n, i64 d,
+                                             RateSource lr, RateSource wdr, const double* __restrict__ ss,
+                                             const T* __restrict__ coef, const double* __restrict__ bias, Options o,
+                                             i64 first_step, i64 n_steps, i64 every, T* rec_loss, T* rec_disp,
+                                             T* rec_lr, i64 n_rec) {
     const bool has_buf = o.opt != OPT_GD;  // the buffers are empty where the optimizer has none
     const bool adam = o.opt == OPT_ADAM || o.opt == OPT_ADAMW;
     for (i64 j = gr.global(); j < n * d; j += gr.stride()) {
@@ -106,7 +142,8 @@ __host__ __device__ void simulate_elements(Grid gr, T* w_, T* buf_, T* sq_, cons
             const double eta = lr.rows ? eta_i : ss[s * N_SCALARS + SS_LR];
             const double wd = wdr.rows ? wd_i : ss[s * N_SCALARS + SS_WD];
             const T before = w;
-            step_element<T>(w, b, q, lam, i, k, t, eta, wd, ss[s * N_SCALARS + SS_SCALE], lr, o);
+            step_element<T>(w, b, q, lam, i, k, t, eta, wd, ss[s * N_SCALARS + SS_SCALE],
+                            coef ? coef + s * COEF_STRIDE : nullptr, bias ? bias + 2 * s : nullptr, lr, o);
             if (every > 0 && (t + 1) % every == 0) {
                 const i64 r = i * n_rec + (t + 1) / every;
                 const double delta = (double)w - (double)before;
@@ -130,9 +167,11 @@ __host__ __device__ void simulate_elements(Grid gr, T* w_, T* buf_, T* sq_, cons
 // One thread per trajectory (recording with d > 1): coordinates in a loop, the
 // state in global memory, sums over coordinates in the CPU's order.
 template <typename T>
-__host__ __device__ void simulate_trajectories(Grid gr, T* w_, T* buf_, T* sq_, const T* lam_, i64 n, i64 d, RateSource lr,
-                                      RateSource wdr, const double* __restrict__ ss, Options o, i64 first_step,
-                                      i64 n_steps, i64 every, T* rec_loss, T* rec_disp, T* rec_lr, i64 n_rec) {
+__host__ __device__ void simulate_trajectories(Grid gr, T* w_, T* buf_, T* sq_, const T* lam_, i64 n, i64 d,
+                                                 RateSource lr, RateSource wdr, const double* __restrict__ ss,
+                                                 const T* __restrict__ coef, const double* __restrict__ bias,
+                                                 Options o, i64 first_step, i64 n_steps, i64 every, T* rec_loss,
+                                                 T* rec_disp, T* rec_lr, i64 n_rec) {
     const bool has_buf = o.opt != OPT_GD;
     const bool adam = o.opt == OPT_ADAM || o.opt == OPT_ADAMW;
     for (i64 i = gr.global(); i < n; i += gr.stride()) {
@@ -162,7 +201,8 @@ __host__ __device__ void simulate_trajectories(Grid gr, T* w_, T* buf_, T* sq_, 
                 T b = (has_buf && buf_) ? buf_[j] : (T)0;
                 T q = adam ? sq_[j] : (T)0;
                 const T before = w;
-                step_element<T>(w, b, q, lam_[j], i, k, t, eta, wd, ss[s * N_SCALARS + SS_SCALE], lr, o);
+                step_element<T>(w, b, q, lam_[j], i, k, t, eta, wd, ss[s * N_SCALARS + SS_SCALE],
+                                coef ? coef + s * COEF_STRIDE : nullptr, bias ? bias + 2 * s : nullptr, lr, o);
                 w_[j] = w;
                 if (has_buf && buf_) buf_[j] = b;
                 if (adam) sq_[j] = q;
@@ -208,7 +248,7 @@ __host__ __device__ inline void philox_fill_body(Grid gr, u64 seed, u64 first_tr
         const i64 *wd_rows, const double *wd_ratio, double *wd_state, const double *step_scalars,              \
         double momentum, double beta1, double beta2, double eps, int on_drop, double noise, u64 seed,          \
         u64 offset, i64 first_step, i64 n_steps, i64 every, T *rec_loss, T *rec_disp, T *rec_lr, i64 n_rec,    \
-        int per_trajectory
+        int per_trajectory, const T *coef, const double *bias
 
 template <typename T>
 __host__ __device__ void simulate_body(Grid gr, FD_SIM_ARGS(T)) {
@@ -216,17 +256,71 @@ __host__ __device__ void simulate_body(Grid gr, FD_SIM_ARGS(T)) {
     const RateSource wdr = {wd_table, wd_segments, wd_rows, wd_ratio, wd_state};
     const Options o = {opt, on_drop, momentum, beta1, beta2, eps, noise, seed, offset};
     if (per_trajectory)
-        simulate_trajectories<T>(gr, w, buf, sq, lam, n, d, lr, wdr, step_scalars, o, first_step, n_steps, every,
-                                 rec_loss, rec_disp, rec_lr, n_rec);
+        simulate_trajectories<T>(gr, w, buf, sq, lam, n, d, lr, wdr, step_scalars, coef, bias, o, first_step,
+                                 n_steps, every, rec_loss, rec_disp, rec_lr, n_rec);
     else
-        simulate_elements<T>(gr, w, buf, sq, lam, n, d, lr, wdr, step_scalars, o, first_step, n_steps, every,
-                             rec_loss, rec_disp, rec_lr, n_rec);
+        simulate_elements<T>(gr, w, buf, sq, lam, n, d, lr, wdr, step_scalars, coef, bias, o, first_step, n_steps,
+                             every, rec_loss, rec_disp, rec_lr, n_rec);
+}
+
+// The common case on its own (a kernel of its own, so it keeps few registers):
+// rates shared by every trajectory (the coefficient table), no noise, no
+// recording. One thread per element, the time loop in registers; each step reads
+// one row of coefficients (the same address for every thread: a cached broadcast).
+template <typename T>
+__host__ __device__ void simulate_fast_body(Grid gr, T* __restrict__ w_, T* __restrict__ buf_, T* __restrict__ sq_,
+                                            const T* __restrict__ lam_, i64 total, int opt, double momentum,
+                                            i64 first_step, i64 n_steps, const T* __restrict__ coef) {
+    const Options o = {opt, 0, momentum, 0.0, 0.0, 0.0, 0.0, 0, 0};
+    const bool adam = is_adam(o), use_momentum = uses_momentum(o), nesterov = opt == OPT_NESTEROV;
+    for (i64 j = gr.global(); j < total; j += gr.stride()) {
+        T w = w_[j];
+        const T lam = lam_[j];
+        T b = (adam || use_momentum) ? buf_[j] : (T)0;
+        T q = adam ? sq_[j] : (T)0;
+        for (i64 s = 0; s < n_steps; ++s) {
+            const bool first = first_step + s == 0;
+            const T g = lam * w;
+            Vec<T> row[COEF_STRIDE / Vec<T>::N];  // this step's coefficients, in whole vectors
+            const Vec<T>* src = (const Vec<T>*)(coef + s * COEF_STRIDE);
+#pragma unroll
+            for (int v = 0; v < COEF_STRIDE / Vec<T>::N; ++v) row[v] = src[v];
+            const T* r = row[0].v;
+            if (adam) {
+                T unused = w;
+                adam_element<T>(w, g, b, q, unused, AdamCoef<T>(r), false, first);
+            } else {
+                sgd_element<T>(w, g, b, SgdCoef<T>(r), use_momentum, nesterov, first);
+            }
+        }
+        w_[j] = w;
+        if (adam || use_momentum) buf_[j] = b;
+        if (adam) sq_[j] = q;
+    }
+}
+
+#define FD_FAST_ARGS(T)                                                                                         \
+    T *w, T *buf, T *sq, const T *lam, i64 total, int opt, double momentum, i64 first_step, i64 n_steps,       \
+        const T *coef
+#define FD_FAST_PASS w, buf, sq, lam, total, opt, momentum, first_step, n_steps, coef
+
+// The per-step table of a chunk (step_coefficients), one thread a step.
+#define FD_COEF_ARGS(T)                                                                                         \
+    const double *step_scalars, i64 first_step, i64 n_steps, int opt, double momentum, double beta1,           \
+        double beta2, double eps, int shared, T *coef, double *bias
+#define FD_COEF_PASS step_scalars, first_step, n_steps, opt, momentum, beta1, beta2, eps, shared, coef, bias
+
+template <typename T>
+__host__ __device__ void coefficients_body(Grid gr, FD_COEF_ARGS(T)) {
+    const Options o = {opt, 0, momentum, beta1, beta2, eps, 0.0, 0, 0};
+    for (i64 s = gr.global(); s < n_steps; s += gr.stride())
+        step_coefficients<T>(s, step_scalars, first_step, o, shared != 0, coef, bias);
 }
 
 #define FD_SIM_PASS                                                                                             \
     w, buf, sq, lam, n, d, opt, lr_table, lr_segments, lr_rows, lr_ratio, lr_state, wd_table, wd_segments,     \
         wd_rows, wd_ratio, wd_state, step_scalars, momentum, beta1, beta2, eps, on_drop, noise, seed, offset,  \
-        first_step, n_steps, every, rec_loss, rec_disp, rec_lr, n_rec, per_trajectory
+        first_step, n_steps, every, rec_loss, rec_disp, rec_lr, n_rec, per_trajectory, coef, bias
 
 #ifdef __CUDACC__
 extern "C" {
@@ -235,6 +329,18 @@ __global__ void __launch_bounds__(256) simulate_f32(FD_SIM_ARGS(float)) {
 }
 __global__ void __launch_bounds__(256) simulate_f64(FD_SIM_ARGS(double)) {
     simulate_body<double>(this_grid(), FD_SIM_PASS);
+}
+__global__ void __launch_bounds__(256) simulate_fast_f32(FD_FAST_ARGS(float)) {
+    simulate_fast_body<float>(this_grid(), FD_FAST_PASS);
+}
+__global__ void __launch_bounds__(256) simulate_fast_f64(FD_FAST_ARGS(double)) {
+    simulate_fast_body<double>(this_grid(), FD_FAST_PASS);
+}
+__global__ void simulate_coefficients_f32(FD_COEF_ARGS(float)) {
+    coefficients_body<float>(this_grid(), FD_COEF_PASS);
+}
+__global__ void simulate_coefficients_f64(FD_COEF_ARGS(double)) {
+    coefficients_body<double>(this_grid(), FD_COEF_PASS);
 }
 __global__ void philox_fill(u64 seed, u64 first_trajectory, u32 step, i64 n, i64 d, u32* words, double* normals) {
     philox_fill_body(this_grid(), seed, first_trajectory, step, n, d, words, normals);

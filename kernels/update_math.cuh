@@ -49,22 +49,36 @@ struct AdamScalars {
     double sign, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps;
 };
 
-FD_HD AdamScalars adam_scalars(double lr, double wd, double t, double beta1, double beta2, double eps,
-                               bool decoupled, bool maximize) {
+// Adam's bias corrections at step t: 1 - beta1^(t+1) and (1 - beta2^(t+1))**0.5.
+FD_HD void adam_bias(double t, double beta1, double beta2, double* bias_correction1, double* bc2_sqrt) {
+    const double n = t + 1.0;
+    *bias_correction1 = 1.0 - pow(beta1, n);
+    const double bias_correction2 = 1.0 - pow(beta2, n);
+    *bc2_sqrt = pow(bias_correction2, 0.5);
+}
+
+// adam_scalars with the bias corrections already computed (a simulation computes
+// them once per step for every trajectory).
+FD_HD AdamScalars adam_scalars_biased(double lr, double wd, double bias_correction1, double bc2_sqrt, double beta1,
+                                      double beta2, double eps, bool decoupled, bool maximize) {
     AdamScalars c;
     c.sign = maximize ? -1.0 : 1.0;
     c.l2 = decoupled ? 0.0 : wd;
     c.shrink = decoupled ? 1.0 - lr * wd : 1.0;
-    const double n = t + 1.0;
-    const double bias_correction1 = 1.0 - pow(beta1, n);
-    const double bias_correction2 = 1.0 - pow(beta2, n);
     c.neg_step_size = -(lr / bias_correction1);
-    c.bc2_sqrt = pow(bias_correction2, 0.5);
+    c.bc2_sqrt = bc2_sqrt;
     c.w1 = 1.0 - beta1;
     c.beta2 = beta2;
     c.w2 = 1.0 - beta2;
     c.eps = eps;
     return c;
+}
+
+FD_HD AdamScalars adam_scalars(double lr, double wd, double t, double beta1, double beta2, double eps,
+                               bool decoupled, bool maximize) {
+    double bias_correction1, bc2_sqrt;
+    adam_bias(t, beta1, beta2, &bias_correction1, &bc2_sqrt);
+    return adam_scalars_biased(lr, wd, bias_correction1, bc2_sqrt, beta1, beta2, eps, decoupled, maximize);
 }
 
 // Everything an update kernel computes once per call from the step (as the
@@ -87,12 +101,24 @@ FD_HD AdamScalars adam_step_scalars(const double* lr_table, int lr_segments, con
 }
 
 // The SGD scalars cast once to the element type.
+// Rows of N_COEF element-type values: the form a simulation stores them in, once
+// per step, for every thread to read; rows are COEF_STRIDE long (48 bytes of
+// float32, 96 of float64: whole 16-byte vectors).
+enum { N_COEF = 9, COEF_STRIDE = 12 };
+
 template <typename T>
 struct SgdCoef {
     T sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr;
     FD_HD explicit SgdCoef(const SgdScalars& c)
         : sign((T)c.sign), l2((T)c.l2), shrink((T)c.shrink), buf_decay((T)c.buf_decay),
           grad_gain((T)c.grad_gain), nest_grad((T)c.nest_grad), nest_buf((T)c.nest_buf), neg_lr((T)c.neg_lr) {}
+    FD_HD explicit SgdCoef(const T* r)
+        : sign(r[0]), l2(r[1]), shrink(r[2]), buf_decay(r[3]), grad_gain(r[4]), nest_grad(r[5]), nest_buf(r[6]),
+          neg_lr(r[7]) {}
+    FD_HD void store(T* r) const {
+        r[0] = sign; r[1] = l2; r[2] = shrink; r[3] = buf_decay; r[4] = grad_gain; r[5] = nest_grad;
+        r[6] = nest_buf; r[7] = neg_lr; r[8] = (T)0;
+    }
 };
 
 template <typename T>
@@ -101,6 +127,13 @@ struct AdamCoef {
     FD_HD explicit AdamCoef(const AdamScalars& c)
         : sign((T)c.sign), l2((T)c.l2), shrink((T)c.shrink), w1((T)c.w1), beta2((T)c.beta2), w2((T)c.w2),
           neg_step_size((T)c.neg_step_size), bc2_sqrt((T)c.bc2_sqrt), eps((T)c.eps) {}
+    FD_HD explicit AdamCoef(const T* r)
+        : sign(r[0]), l2(r[1]), shrink(r[2]), w1(r[3]), beta2(r[4]), w2(r[5]), neg_step_size(r[6]), bc2_sqrt(r[7]),
+          eps(r[8]) {}
+    FD_HD void store(T* r) const {
+        r[0] = sign; r[1] = l2; r[2] = shrink; r[3] = w1; r[4] = beta2; r[5] = w2; r[6] = neg_step_size;
+        r[7] = bc2_sqrt; r[8] = eps;
+    }
 };
 
 // One element of SGD / heavy ball / Nesterov: updates w (and buf with momentum).

@@ -63,12 +63,6 @@ FD_HD int tensor_of_chunk(const i64* tensors, int n_tensors, i64 c) {
     return lo;
 }
 
-template <typename T>
-struct alignas(16) Vec {
-    enum { N = 16 / sizeof(T) };
-    T v[N];
-};
-
 FD_HD bool aligned16(i64 address) { return (address & 15) == 0; }
 
 // ----------------------------------------------------------------------------- SGD

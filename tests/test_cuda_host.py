@@ -113,6 +113,18 @@ void fd_kernel_sgd_f32(i64 n_blocks, i64 n_threads, FD_SGD_ARGS) { FD_EMULATE(sg
 void fd_kernel_sgd_f64(i64 n_blocks, i64 n_threads, FD_SGD_ARGS) { FD_EMULATE(sgd_body<double>(gr, FD_SGD_PASS)) }
 void fd_kernel_adam_f32(i64 n_blocks, i64 n_threads, FD_ADAM_ARGS) { FD_EMULATE(adam_body<float>(gr, FD_ADAM_PASS)) }
 void fd_kernel_adam_f64(i64 n_blocks, i64 n_threads, FD_ADAM_ARGS) { FD_EMULATE(adam_body<double>(gr, FD_ADAM_PASS)) }
+void fd_kernel_simulate_fast_f32(i64 n_blocks, i64 n_threads, FD_FAST_ARGS(float)) {
+    FD_EMULATE(simulate_fast_body<float>(gr, FD_FAST_PASS))
+}
+void fd_kernel_simulate_fast_f64(i64 n_blocks, i64 n_threads, FD_FAST_ARGS(double)) {
+    FD_EMULATE(simulate_fast_body<double>(gr, FD_FAST_PASS))
+}
+void fd_kernel_simulate_coefficients_f32(i64 n_blocks, i64 n_threads, FD_COEF_ARGS(float)) {
+    FD_EMULATE(coefficients_body<float>(gr, FD_COEF_PASS))
+}
+void fd_kernel_simulate_coefficients_f64(i64 n_blocks, i64 n_threads, FD_COEF_ARGS(double)) {
+    FD_EMULATE(coefficients_body<double>(gr, FD_COEF_PASS))
+}
 void fd_kernel_simulate_f32(i64 n_blocks, i64 n_threads, FD_SIM_ARGS(float)) {
     FD_EMULATE(simulate_body<float>(gr, FD_SIM_PASS))
 }
@@ -645,6 +657,15 @@ SIMULATIONS = [
          optimizer="adam", weight_decay=fd.exponential(0.01, gamma=1.01)),
     dict(curvature=np.linspace(0.5, 2.0, 50)[:, None], schedule=fd.constant(0.4), optimizer="gd", noise=0.3,
          seed=7, every=1),
+    # shared rates, no noise, no recording: the lean kernel, every optimizer
+    dict(curvature=np.linspace(0.1, 3.0, 45).reshape(15, 3), schedule=fd.warmup(fd.step(0.3, 0.5, 20), 10),
+         optimizer="momentum", on_drop="rescale"),
+    dict(curvature=np.linspace(0.1, 3.0, 40)[:, None], schedule=fd.cosine(0.2, 100), optimizer="nesterov",
+         weight_decay=0.01),
+    dict(curvature=np.linspace(0.1, 3.0, 40)[:, None], schedule=fd.one_cycle(0.2, 100), optimizer="adam",
+         weight_decay=fd.exponential(0.01, gamma=0.99)),
+    dict(curvature=np.linspace(0.1, 3.0, 40)[:, None], schedule=fd.constant(0.1), optimizer="momentum_lr_in_buffer"),
+    dict(curvature=np.linspace(0.1, 3.0, 40)[:, None], schedule=fd.step(0.1, 0.9, 7), optimizer="gd"),
 ]
 
 
@@ -661,8 +682,12 @@ def test_simulate_kernel_equals_cpu_backend(host, monkeypatch, case, dtype):
     want = fd.simulate(**kw)
 
     def gpu_chunk(*args):
-        plan, threads = _plan.simulate_plan(*args)
-        run_plan(host, f"fd_kernel_simulate_{SUFFIX[dtype]}", plan, n_blocks=2, n_threads=max(1, threads // 3))
+        opt, lr_rows, wd_rows, n_steps = args[5], args[7], args[11], args[24]
+        coef_shape, bias_shape = _plan.simulate_scratch(opt, lr_rows, wd_rows, n_steps)
+        coef = np.full(coef_shape, np.nan, dtype=dtype) if coef_shape else None
+        bias = np.full(bias_shape, np.nan) if bias_shape else None
+        for kernel, plan, threads in _plan.simulate_plan(*args, coef, bias):
+            run_plan(host, f"fd_kernel_{kernel}_{SUFFIX[dtype]}", plan, n_blocks=2, n_threads=max(1, threads // 3))
 
     monkeypatch.setattr(cpu, "simulate_chunk", gpu_chunk)
     got = fd.simulate(**kw)
@@ -879,7 +904,7 @@ def test_gpu_updates_wrapper_refuses_mixed_devices_before_launch(gpu_on_host):
         np.testing.assert_array_equal(a, 1.0)
 
 
-@pytest.mark.parametrize("case", [0, 1, 4])
+@pytest.mark.parametrize("case", [0, 1, 2, 3, 4, 6])
 def test_gpu_simulate_wrapper_equals_cpu(gpu_on_host, monkeypatch, case):
     from fastdecay._cpu import simulate as cpu
 
@@ -888,7 +913,12 @@ def test_gpu_simulate_wrapper_equals_cpu(gpu_on_host, monkeypatch, case):
     want = fd.simulate(**kw)
     monkeypatch.setattr(cpu, "simulate_chunk", simulate.simulate_chunk)
     got = fd.simulate(**kw)
-    assert set(runtime.launches) == {"simulate_f64"}
+    shared = kw["schedule"].size == 1 and not (isinstance(kw.get("weight_decay"), fd.Schedule)
+                                               and kw["weight_decay"].size > 1)
+    adam = kw["optimizer"] in ("adam", "adamw")
+    fast = shared and not kw.get("noise") and not kw.get("every")
+    assert set(runtime.launches) == ({"simulate_fast_f64"} if fast else {"simulate_f64"}) | (
+        {"simulate_coefficients_f64"} if shared or adam else set())
     assert_update_close(got.w, want.w, np.float64)
     if kw.get("every"):
         np.testing.assert_array_equal(got.lr, want.lr)

@@ -76,16 +76,32 @@ def adam_args(table, n_chunks, lr_table, wd_table, step, beta1, beta2, eps, deco
     ]
 
 
+COEF_STRIDE = 12  # row length of the simulations' shared coefficient table (COEF_STRIDE in update_math.cuh)
+ADAM_CODES = (4, 5)  # fastdecay._cpu.simulate.OPTIMIZER_CODES of "adam" and "adamw"
+
+
+def simulate_scratch(opt, lr_rows, wd_rows, n_steps):
+    """Shapes of the per-chunk scratch the simulation kernels need, or None: the
+    shared coefficient table ``(n_steps, COEF_STRIDE)`` in the run's dtype (rates
+    shared by every trajectory) and Adam's bias corrections ``(n_steps, 2)`` float64."""
+    shared = lr_rows.size == 0 and wd_rows.size == 0
+    coef = (max(int(n_steps), 1), COEF_STRIDE) if shared else None
+    bias = (max(int(n_steps), 1), 2) if int(opt) in ADAM_CODES else None
+    return coef, bias
+
+
 def _ptr_or_null(a):
-    return ("ptr", a if a.size else None)
+    return ("ptr", a if a is not None and a.size else None)
 
 
 def simulate_plan(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_state, wd_table, wd_rows, wd_ratio,
                   wd_state, step_scalars, momentum, beta1, beta2, eps, on_drop, noise, seed, offset, first_step,
-                  n_steps, every, rec_loss, rec_disp, rec_lr):
-    """(arguments, threads needed) of ``simulate_f32`` / ``simulate_f64`` from the arguments
-    of ``fastdecay._cpu.simulate.simulate_chunk`` (the shared call shape). Empty arrays
-    (no buffer, shared rates, no recording) become null pointers."""
+                  n_steps, every, rec_loss, rec_disp, rec_lr, coef=None, bias=None):
+    """Launches of one chunk from the arguments of ``fastdecay._cpu.simulate.simulate_chunk``
+    (the shared call shape) and the scratch of ``simulate_scratch`` (``coef``, ``bias``):
+    ``[(kernel, arguments, threads), ...]`` in order (kernel without its dtype suffix),
+    the per-step coefficient kernel first where there is scratch to fill. Empty
+    arrays (no buffer, shared rates, no recording) become null pointers."""
     d = int(d)
     n = lam.shape[0] // d
     every = int(every)
@@ -93,7 +109,21 @@ def simulate_plan(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_state
     # over them (in the CPU's order), and per-trajectory rates carry one state per
     # trajectory between chunks (read by every coordinate, written once).
     per_trajectory = d > 1 and (every > 0 or lr_rows.size > 0 or wd_rows.size > 0)
-    args = [
+    launches = []
+    if (coef is not None or bias is not None) and int(n_steps) > 0:
+        launches.append(("simulate_coefficients", [
+            ("ptr", step_scalars), ("i64", int(first_step)), ("i64", int(n_steps)), ("i32", int(opt)),
+            ("f64", momentum), ("f64", beta1), ("f64", beta2), ("f64", eps), ("i32", int(coef is not None)),
+            _ptr_or_null(coef), _ptr_or_null(bias),
+        ], int(n_steps)))
+    if coef is not None and float(noise) == 0.0 and every == 0:
+        # shared rates, no noise, no recording: the lean kernel
+        launches.append(("simulate_fast", [
+            _ptr_or_null(w), _ptr_or_null(buf), _ptr_or_null(sq), _ptr_or_null(lam), ("i64", n * d),
+            ("i32", int(opt)), ("f64", momentum), ("i64", int(first_step)), ("i64", int(n_steps)), _ptr_or_null(coef),
+        ], n * d))
+        return launches
+    launches.append(("simulate", [
         _ptr_or_null(w), _ptr_or_null(buf), _ptr_or_null(sq), _ptr_or_null(lam),
         ("i64", n), ("i64", d), ("i32", int(opt)),
         ("ptr", lr_table), ("i32", lr_table.shape[1]), _ptr_or_null(lr_rows), _ptr_or_null(lr_ratio),
@@ -105,8 +135,9 @@ def simulate_plan(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_state
         ("i64", int(first_step)), ("i64", int(n_steps)), ("i64", every),
         _ptr_or_null(rec_loss), _ptr_or_null(rec_disp), _ptr_or_null(rec_lr),
         ("i64", rec_loss.shape[1] if every > 0 else 0), ("i32", int(per_trajectory)),
-    ]
-    return args, (n if per_trajectory else n * d)
+        _ptr_or_null(coef), _ptr_or_null(bias),
+    ], n if per_trajectory else n * d))
+    return launches
 
 
 def table_grid(rows, n):

@@ -29,7 +29,10 @@ KERNELS = {
         "schedule_table_f32",
     ),
     "updates.cu": ("sgd_f32", "sgd_f64", "adam_f32", "adam_f64", "step_increment"),
-    "simulate.cu": ("simulate_f32", "simulate_f64", "philox_fill"),
+    "simulate.cu": (
+        "simulate_f32", "simulate_f64", "simulate_fast_f32", "simulate_fast_f64", "simulate_coefficients_f32",
+        "simulate_coefficients_f64", "philox_fill",
+    ),
 }
 
 # Options for NVRTC (and nvcc in the compile test): no fused multiply-add, so
