@@ -11,7 +11,8 @@ block is contiguous and calls the rule of ``rules.py`` with per-step scalars
 cast to the element dtype, so it vectorizes at full SIMD width.
 
 Options (momentum, nesterov, decoupled, ...) are run-time arguments: two
-compiled kernels per rule (float32, float64), whatever the flags. The flags
+compiled kernels per rule (float32, float64), whatever the flags, each compiled
+or loaded from the cache on first use (``kernel(py_func, dtype)``). The flags
 that decide which arrays are read (momentum, amsgrad, grad scaling, the first
 step) pick one of a few copies of the inner loop, so no loop carries a
 branch per element.
@@ -105,10 +106,26 @@ def _adam_block(w, g, m, v, vmax, grad_scale, sign, l2, shrink, w1, beta2, w2, n
 
 
 def _signatures(n_address_arrays, *extra):
-    return [
-        void(types.Array(dt, 1, "C"), *(ADDRESSES,) * n_address_arrays, *extra)
-        for dt in (float32, float64)
-    ]
+    return {
+        np.dtype(np.float32): void(types.Array(float32, 1, "C"), *(ADDRESSES,) * n_address_arrays, *extra),
+        np.dtype(np.float64): void(types.Array(float64, 1, "C"), *(ADDRESSES,) * n_address_arrays, *extra),
+    }
+
+
+_COMPILED = {}
+
+
+def kernel(py_func, dtype):
+    """The compiled entry kernel ``py_func`` for ``dtype``: one explicit signature each,
+    compiled (or loaded from the on-disk cache) on first use, so a float32-only program
+    never loads the float64 kernels."""
+    key = (py_func, dtype)
+    compiled = _COMPILED.get(key)
+    if compiled is None:
+        signature = _SIGNATURES[py_func][dtype]
+        compiled = njit(signature, parallel=True, cache=True, error_model="numpy", fastmath={"contract"})(py_func)
+        _COMPILED[key] = compiled
+    return compiled
 
 
 # like, params, grads, buffers, sizes, first_block,
@@ -119,7 +136,6 @@ _SGD_SIGNATURES = _signatures(
 )
 
 
-@njit(_SGD_SIGNATURES, parallel=True, cache=True, error_model="numpy", fastmath={"contract"})
 def sgd_kernel(like, params, grads, buffers, sizes, first_block,
                lr_table, wd_table, step, momentum, dampening, nesterov, decoupled, maximize,
                lr_in_buffer, on_drop, grad_scale, found_inf):
@@ -171,7 +187,6 @@ _ADAM_SIGNATURES = _signatures(
 )
 
 
-@njit(_ADAM_SIGNATURES, parallel=True, cache=True, error_model="numpy", fastmath={"contract"})
 def adam_kernel(like, params, grads, exp_avgs, exp_avg_sqs, sizes, first_block, max_exp_avg_sqs,
                 lr_table, wd_table, step, beta1, beta2, eps, decoupled, maximize, amsgrad, grad_scale, found_inf):
     """Adam / AdamW / AMSGrad over the tensors at ``params`` (see ``rules.adam_element``).
@@ -211,6 +226,9 @@ def adam_kernel(like, params, grads, exp_avgs, exp_avg_sqs, sizes, first_block, 
             _adam_block(w, g, m, v, w, inv, sign, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e, False, True)
         else:
             _adam_block(w, g, m, v, w, inv, sign, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e, False, False)
+
+
+_SIGNATURES = {sgd_kernel: _SGD_SIGNATURES, adam_kernel: _ADAM_SIGNATURES}
 
 
 def block_layout(sizes):
@@ -285,7 +303,7 @@ def sgd_step(params, grads, momentum_buffers, *, step, lr_table, wd_table, momen
         sizes = _sizes(params, index)
         p = _addresses(params, index)
         buffers = _addresses(momentum_buffers, index) if momentum != 0.0 else p
-        _launch(sgd_kernel, int(sizes.sum()), _LIKE[dtype], p, _addresses(grads, index), buffers, sizes, block_layout(sizes),
+        _launch(kernel(sgd_kernel, dtype), int(sizes.sum()), _LIKE[dtype], p, _addresses(grads, index), buffers, sizes, block_layout(sizes),
                    lr_table, wd_table, float(step), float(momentum), float(dampening), bool(nesterov),
                    bool(decoupled), bool(maximize), bool(lr_in_buffer), int(on_drop), scale, inf)
 
@@ -302,7 +320,7 @@ def adamw_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, *, step, l
         sizes = _sizes(params, index)
         p = _addresses(params, index)
         vmax = _addresses(max_exp_avg_sqs, index) if amsgrad else p
-        _launch(adam_kernel, int(sizes.sum()), _LIKE[dtype], p, _addresses(grads, index), _addresses(exp_avgs, index),
+        _launch(kernel(adam_kernel, dtype), int(sizes.sum()), _LIKE[dtype], p, _addresses(grads, index), _addresses(exp_avgs, index),
                     _addresses(exp_avg_sqs, index), sizes, block_layout(sizes), vmax,
                     lr_table, wd_table, float(step), float(beta1), float(beta2), float(eps), bool(decoupled),
                     bool(maximize), bool(amsgrad), scale, inf)
