@@ -90,6 +90,18 @@ def _labelled(schedules, labels=None):
     return items
 
 
+_MAX_POINTS = 20_000
+
+
+def _steps_shown(steps):
+    """The steps a curve over ``0 .. steps-1`` is drawn at: all of them, or an even
+    subset of ``_MAX_POINTS`` for long horizons (a figure has fewer pixels anyway)."""
+    steps = int(steps)
+    if steps <= _MAX_POINTS:
+        return np.arange(steps)
+    return np.unique(np.linspace(0, steps - 1, _MAX_POINTS).round().astype(np.int64))
+
+
 def _positive(y):
     """``y`` with non-positive and non-finite entries masked, for log axes."""
     y = np.asarray(y, dtype=np.float64)
@@ -99,9 +111,9 @@ def _positive(y):
 def lr_curves(schedules, steps, *, labels=None, log=True, title="Learning-rate schedules", path=None):
     """The rate η_t of each schedule for t < ``steps`` (log scale by default)."""
     fig, (ax,) = _figure()
-    t = np.arange(int(steps))
+    t = _steps_shown(steps)
     for k, (label, s) in enumerate(_labelled(schedules, labels)):
-        ax.plot(t, _positive(s.table(int(steps))), _STYLE[k % 4], lw=1.8, label=label, drawstyle="steps-post")
+        ax.plot(t, _positive(s.table(t)), _STYLE[k % 4], lw=1.8, label=label, drawstyle="steps-post")
     if log:
         ax.set_yscale("log")
     ax.set_xlabel("step $t$")
@@ -119,13 +131,13 @@ def stability_ceiling(schedules, curvatures, steps, *, labels=None, path=None,
     from . import stability_onset
 
     fig, (ax,) = _figure(width=8.5, height=5.2)
-    t = np.arange(int(steps))
+    t = _steps_shown(steps)
     lam = np.sort(np.asarray(curvatures, dtype=np.float64).ravel())
     items = _labelled(schedules, labels)
     colors = [f"C{k}" for k in range(len(items))]
     for k, (label, s) in enumerate(items):
         with np.errstate(divide="ignore"):
-            ceiling = 2.0 / s.table(int(steps))
+            ceiling = 2.0 / s.table(t)
         ax.plot(t, ceiling, _STYLE[k % 4], color=colors[k], lw=2.0, label=f"$2/\\eta_t$, {label}")
         onset = np.asarray(stability_onset(s, lam, max_steps=int(steps)))
         late = onset > 0
