@@ -405,3 +405,41 @@ def test_no_drop_where_the_rate_is_continuous(s):
 
 def test_warmup_into_step_keeps_the_step_drops():
     assert drops(fd.warmup(fd.step(1.0, 0.9, 5), 10), 30) == pytest.approx({15: 0.9, 20: 0.9, 25: 0.9})
+
+
+@pytest.mark.parametrize("s", [
+    fd.cosine(1.0, 10_000), fd.cosine(0.3, 777, min_lr=1e-3), fd.one_cycle(1.0, 10_000),
+    fd.warmup(fd.cosine(2.0, 5_000), 300), fd.wsd(1.0, 10_000, decay="cosine", decay_steps=3_000),
+    fd.cosine(np.array([1.0, 0.5]), np.array([100_000, 4_321]), min_lr=1e-6),
+], ids=repr)
+def test_long_cosine_tables_within_1e13_of_the_closed_form(s):
+    """Long cosine segments are filled by rotation re-anchored every 64 steps: within
+    1e-13 relative of the closed form s(t) everywhere, and exactly min_lr from T on."""
+    n = 110_000
+    table = s.table(n)
+    closed = np.moveaxis(s(np.arange(n).reshape((n,) + (1,) * len(s.batch_shape))), 0, -1)
+    np.testing.assert_allclose(table, closed, rtol=1e-13, atol=0)
+    np.testing.assert_array_equal(table[..., -1], closed[..., -1])
+    np.testing.assert_array_equal(s.table(n, dtype=np.float32), table.astype(np.float32))
+
+
+@pytest.mark.parametrize("s", [
+    fd.linear(0.1, 1.0, 1_000), fd.polynomial(1.0, 5_000, end_lr=0.01), fd.warmup(fd.constant(1.0), 2_000),
+    fd.inverse_time(1.0, 0.01), fd.cyclic(0.1, 1.0, 250),
+    fd.cyclic(0.1, 1.0, 37, step_size_down=99), fd.wsd(1.0, 10_000, warmup_steps=500, decay="1-sqrt"),
+    fd.wsd(1.0, 10_000, warmup_steps=500), fd.step(1.0, 0.5, 100), fd.multistep(1.0, 0.5, [10, 3_000]),
+], ids=repr)
+def test_vectorised_table_paths_equal_the_closed_form_exactly(s):
+    """Lines, inverse time, triangles, plateaus: the table kernel does the closed form's
+    own float operations, so the numbers are identical."""
+    n = 12_000
+    np.testing.assert_array_equal(s.table(n), s(np.arange(n)))
+
+
+def test_inverse_sqrt_table_within_an_ulp_of_the_closed_form():
+    """The table takes sqrt(y) where the closed form takes y ** 0.5 (libm pow, not always
+    correctly rounded), then divides: at most two ulps apart."""
+    s = fd.inverse_sqrt(1.0, 100)
+    n = 12_000
+    table, closed = s.table(n), s(np.arange(n))
+    assert np.all(np.abs(table - closed) <= 2 * np.spacing(closed))

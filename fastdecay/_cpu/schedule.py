@@ -10,7 +10,7 @@ kernels that evaluate schedules from Python are in ``schedule_tables``.
 
 import math
 
-from numba import float64, int64, njit, types
+from numba import float64, int64, njit, prange, types
 
 from .._layout import (
     CONSTANT,
@@ -37,6 +37,9 @@ RO_FLOAT64 = types.Array(float64, 1, "C", readonly=True)
 # form at every multiple of this many steps (a multiple of 8: see _fill_exponential);
 # a handful of roundings of 2**-53 stay far inside 1e-13.
 REANCHOR = 64
+
+# _fill_cosine rotates angles up to this fraction of π and evaluates the rest directly.
+ROTATE_UP_TO = 0.9
 
 # Points of eval_points handled by one parallel task.
 POINTS_BLOCK = 4096
@@ -296,12 +299,134 @@ def _fill_staircase(seg, first, i0, i1, out_row):
 
 
 @njit(cache=True)
+def _fill_arithmetic(seg, first, i0, i1, out_row):
+    """Primitives whose closed form needs no ``pow``/``cos`` for these parameters, in a
+    loop LLVM vectorises: a line (polynomial of power 1, no cycle), inverse time of power
+    1 or 1/2, the triangular cyclic wave, 1 − sqrt. The same float operations as
+    ``primitive`` (x**1 == x and 1**y == 1 exactly, so the same numbers), except that
+    x**0.5 becomes sqrt(x), within an ulp of libm's pow (two after the division)."""
+    kind = int(seg[KIND])
+    origin = seg[ORIGIN]
+    p0 = seg[P0]
+    p1 = seg[P0 + 1]
+    p2 = seg[P0 + 2]
+    p3 = seg[P0 + 3]
+    p4 = seg[P0 + 4]
+    span = out_row[i0:i1]
+    start = first + i0
+    if kind == POLYNOMIAL:
+        for j in range(span.shape[0]):
+            tau = min((start + j) - origin, p1)
+            span[j] = (p0 - p3) * (1.0 - tau / p1) + p3
+    elif kind == INVERSE_TIME:
+        if p4 == 1.0:
+            for j in range(span.shape[0]):
+                span[j] = p0 / (1.0 + p1 * (((start + j) - origin) / p2))
+        else:
+            for j in range(span.shape[0]):
+                span[j] = p0 / math.sqrt(1.0 + p1 * (((start + j) - origin) / p2))
+    elif kind == CYCLIC:
+        total = p2 + p3
+        ratio = p2 / total
+        for j in range(span.shape[0]):
+            u = ((start + j) - origin) / total
+            x = 1.0 + u - math.floor(1.0 + u)
+            scale = x / ratio if x <= ratio else (x - 1.0) / (ratio - 1.0)
+            span[j] = p0 + (p1 - p0) * scale
+    else:  # ONE_MINUS_POWER with power 1/2
+        for j in range(span.shape[0]):
+            tau = min((start + j) - origin, p1)
+            span[j] = p3 + (p0 - p3) * (1.0 - math.sqrt(tau / p1))
+
+
+@njit(cache=True)
+def _is_arithmetic(seg):
+    kind = int(seg[KIND])
+    if kind == POLYNOMIAL:
+        return seg[P0 + 2] == 1.0 and seg[P0 + 4] == 0.0
+    if kind == INVERSE_TIME:
+        return seg[P0 + 3] == 0.0 and (seg[P0 + 4] == 1.0 or seg[P0 + 4] == 0.5)
+    if kind == CYCLIC:
+        return seg[P0 + 4] == 1.0 and seg[P0 + 5] == 1.0
+    if kind == ONE_MINUS_POWER:
+        return seg[P0 + 2] == 0.5
+    return False
+
+
+@njit(cache=True)
+def _fill_cosine(seg, first, i0, i1, out_row):
+    """The cosine primitive end + (lr − end)(1 + cos(π·min(τ, T)/T))/2 at t = first + i,
+    i in [i0, i1), into a float64 row of at least 3·REANCHOR steps.
+
+    Past T it is the constant end. Up to 0.9·T each block of REANCHOR steps takes cos
+    and sin of its first angle from libm (the anchor) and rotates them by the block
+    offsets, cos(a + jδ) = cos a·cos jδ − sin a·sin jδ, whose cos jδ and sin jδ (libm,
+    once per segment) are kept in the first two blocks of the row until those are
+    written last: a vectorised loop with no libm call per step, within a few 2^-53 of
+    libm's cosine (absolute), so within ~2e-14 relative of the closed form while
+    1 + cos ≥ 1 + cos(0.9π). The last tenth, where 1 + cos cancels, is the closed form.
+    """
+    origin = seg[ORIGIN]
+    lr = seg[P0]
+    T = seg[P0 + 1]
+    end = seg[P0 + 2]
+    # smooth part [i0, iT): tau <= T, decided exactly as primitive decides its clamp
+    iT = int(math.floor(T + origin - first)) + 1
+    iT = min(max(iT, i0), i1)
+    while iT > i0 and (first + (iT - 1)) - origin > T:
+        iT -= 1
+    while iT < i1 and not ((first + iT) - origin > T):
+        iT += 1
+    if iT < i1:
+        tail = out_row[iT:i1]
+        v = segment_rate(seg, first + iT)
+        for j in range(tail.shape[0]):
+            tail[j] = v
+    # the rotation covers angles up to 0.9π; beyond, 1 + cos is small and the closed
+    # form's own rounding there is what callers compare with, so it is evaluated as is
+    iR = min(iT, max(i0, int(math.floor(ROTATE_UP_TO * T + origin - first)) + 1))
+    for i in range(iR, iT):
+        out_row[i] = segment_rate(seg, first + i)
+    if iR - i0 < 3 * REANCHOR:
+        for i in range(i0, iR):
+            out_row[i] = segment_rate(seg, first + i)
+        return
+    cos_step = out_row[i0 : i0 + REANCHOR]
+    sin_step = out_row[i0 + REANCHOR : i0 + 2 * REANCHOR]
+    for j in range(REANCHOR):
+        angle = math.pi * j / T
+        cos_step[j] = math.cos(angle)
+        sin_step[j] = math.sin(angle)
+    half = (lr - end) / 2.0
+    i = i0 + 2 * REANCHOR
+    while i < iR:
+        stop = min(i + REANCHOR, iR)
+        block = out_row[i:stop]
+        angle = math.pi * ((first + i) - origin) / T
+        c = math.cos(angle)
+        s = math.sin(angle)
+        for j in range(block.shape[0]):
+            block[j] = end + half * (1.0 + (c * cos_step[j] - s * sin_step[j]))
+        i = stop
+    # the first block (over cos jδ, read before written at each j), then the second by the closed form
+    angle = math.pi * ((first + i0) - origin) / T
+    c = math.cos(angle)
+    s = math.sin(angle)
+    for j in range(REANCHOR):
+        cos_step[j] = end + half * (1.0 + (c * cos_step[j] - s * sin_step[j]))
+    for i in range(i0 + REANCHOR, i0 + 2 * REANCHOR):
+        out_row[i] = segment_rate(seg, first + i)
+
+
+@njit(cache=True)
 def _fill_row(table, row, first, out_row):
     """Rates at steps first, first + 1, ... for one schedule, written into ``out_row``.
 
     Constants and staircase plateaus are filled; a smooth exponential is a product
-    re-anchored to the closed form every REANCHOR steps (``_fill_exponential``);
-    other primitives are their closed form per step.
+    re-anchored to the closed form every REANCHOR steps (``_fill_exponential``), a
+    cosine a rotation re-anchored likewise (``_fill_cosine``, float64 rows), lines,
+    triangles and square roots vectorised loops (``_fill_arithmetic``); other
+    primitives are their closed form per step.
     """
     n = out_row.shape[0]
     nseg = table.shape[1]
@@ -328,9 +453,32 @@ def _fill_row(table, row, first, out_row):
             _fill_staircase(seg, first, i0, i1, out_row)
         elif kind == EXPONENTIAL:
             _fill_exponential(seg, first, i0, i1, out_row)
+        elif _is_arithmetic(seg):
+            _fill_arithmetic(seg, first, i0, i1, out_row)
+        elif kind == COSINE and out_row.itemsize == 8:
+            _fill_cosine(seg, first, i0, i1, out_row)
         else:
             for i in range(i0, i1):
                 out_row[i] = segment_rate(seg, first + i)
+
+
+# The entry kernels' bodies, compiled per output dtype by schedule_tables (not here:
+# importing this module compiles nothing).
+
+
+def eval_points_kernel(table, rows, steps, out):
+    """out[i] = lr_at(table, rows[i], steps[i]): arbitrary (row, step) pairs, any order,
+    in parallel blocks of POINTS_BLOCK."""
+    n = out.shape[0]
+    blocks = (n + POINTS_BLOCK - 1) // POINTS_BLOCK
+    for b in prange(blocks):
+        _eval_points(table, rows, steps, out, b * POINTS_BLOCK, min(n, (b + 1) * POINTS_BLOCK))
+
+
+def fill_table_kernel(table, first, out):
+    """out[r, i] = rate of schedule r at step first + i, rows in parallel."""
+    for r in prange(out.shape[0]):
+        _fill_row(table, r, first, out[r])
 
 
 def __getattr__(name):

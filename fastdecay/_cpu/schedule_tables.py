@@ -4,27 +4,14 @@ pairs) and ``fill_table`` (rows x consecutive steps), over the packed segment ta
 Each has one explicit signature per output dtype, compiled (or loaded from Numba's
 cache) the first time that dtype is asked for: a float64-only user never pays for
 the float32 variants, and importing ``fastdecay._cpu.schedule`` for ``lr_at``
-compiles none of them. Kernels never validate and never allocate.
+compiles none of them. The kernels' bodies are written in ``schedule.py`` beside the
+helpers they call, so Numba's cache (keyed on the file of the cached function) is
+invalidated whenever any of that code changes. Kernels never validate and never allocate.
 """
 
-from numba import float32, float64, get_num_threads, njit, prange, set_num_threads, void
+from numba import float32, float64, get_num_threads, njit, set_num_threads, void
 
-from .schedule import POINTS_BLOCK, RO_FLOAT64, RO_INT64, SERIAL_BELOW, TABLE, _eval_points, _fill_row
-
-
-def _eval_points_kernel(table, rows, steps, out):
-    """out[i] = lr_at(table, rows[i], steps[i]): arbitrary (row, step) pairs, any order,
-    in parallel blocks of POINTS_BLOCK."""
-    n = out.shape[0]
-    blocks = (n + POINTS_BLOCK - 1) // POINTS_BLOCK
-    for b in prange(blocks):
-        _eval_points(table, rows, steps, out, b * POINTS_BLOCK, min(n, (b + 1) * POINTS_BLOCK))
-
-
-def _fill_table_kernel(table, first, out):
-    """out[r, i] = rate of schedule r at step first + i, rows in parallel."""
-    for r in prange(out.shape[0]):
-        _fill_row(table, r, first, out[r])
+from .schedule import RO_FLOAT64, RO_INT64, SERIAL_BELOW, TABLE, eval_points_kernel, fill_table_kernel
 
 
 _SIGNATURES = {
@@ -33,7 +20,7 @@ _SIGNATURES = {
     ("fill_table", "float64"): void(TABLE, float64, float64[:, ::1]),
     ("fill_table", "float32"): void(TABLE, float64, float32[:, ::1]),
 }
-_BODIES = {"eval_points": _eval_points_kernel, "fill_table": _fill_table_kernel}
+_BODIES = {"eval_points": eval_points_kernel, "fill_table": fill_table_kernel}
 _COMPILED = {}
 
 
