@@ -141,6 +141,16 @@ def _nonnegative_int(text):
     return value
 
 
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
 def _positive_int(text):
     value = _nonnegative_int(text)
     if value == 0:
@@ -308,7 +318,7 @@ def _add_sweep_command(commands):
     sweep.add_argument("--resume", action="store_true", help="continue a sweep of the same config in DIR")
     sweep.add_argument("--scheduler", metavar="ADDRESS", help="run the chunks on this Dask scheduler (tcp://host:8786)")
     sweep.add_argument(
-        "--connect-timeout", type=float, default=5.0, metavar="S",
+        "--connect-timeout", type=_positive_float, default=5.0, metavar="S",
         help="seconds to wait for the Dask scheduler (default 5)",
     )
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -125,6 +125,7 @@ def test_tiny_rates_stay_readable(capsys):
           "--steps", "3"], "--mode"),
         ([], "COMMAND"),
         (["sweep"], "CONFIG.toml"),
+        (["sweep", "x.toml", "--connect-timeout", "-1"], "--connect-timeout"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(capsys, argv, needle):
