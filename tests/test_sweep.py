@@ -236,3 +236,22 @@ def test_killed_sweep_resumes_without_lost_or_duplicated_chunks(tmp_path):
     reference = fd.sweep(sw.parse_config(cfg), progress=False)
     with np.load(out / "results.npz") as z:
         np.testing.assert_array_equal(z["w"], reference.w)
+
+
+def test_out_from_the_config_is_relative_to_it_and_final_weights_only_plot(tmp_path, capsys):
+    sub = tmp_path / "configs"
+    sub.mkdir()
+    cfg = write(sub, 'out = "results"\n[run]\nsteps = 50\n[curvatures]\nvalues = [0.5, 5.0]\n'
+                     '[[schedule]]\nkind = "exponential"\nlr = 0.1\nrate = [0.01, 0.05]\n')
+    cwd = os.getcwd()
+    os.chdir(tmp_path)  # the directory comes from the config's location, not from here
+    try:
+        assert main(["sweep", str(cfg), "--no-progress"]) == 0
+    finally:
+        os.chdir(cwd)
+    out = sub / "results"
+    assert sorted(os.listdir(out / "figures")) == ["final_w_0.png", "lr.png"]  # no loss figure without every
+    res = fd.load_sweep(out)
+    assert res.loss is None and res.w.shape == (1, 2, 2)
+    np.testing.assert_allclose(np.abs(res.w[0, :, 0]), [(1 - 0.1 * 0.5 * np.exp(-r * np.arange(50))).prod()
+                                                        for r in (0.01, 0.05)], rtol=1e-12)
