@@ -18,7 +18,7 @@ chunk by ``shared_step_scalars`` into ``step_scalars``) or **per trajectory**
 (``rows[i]`` is the table row of trajectory i and ``state[i]`` its current
 rate). A per-trajectory row that is a plain exponential or a constant has
 ``ratio[i]`` = its per-step factor and advances by one multiplication a step,
-re-anchored to the closed form at every multiple of ``REANCHOR`` (global
+re-anchored to the closed form at every multiple of ``SIM_REANCHOR`` (global
 steps, so the result does not depend on chunking); any other row (NaN ratio)
 is evaluated in closed form at every step.
 
@@ -145,7 +145,8 @@ def _tally(lam, j, x, xn):
 def _generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta_shared, wd_shared, scale_shared, per_lr, per_wd,
                   lr_table, lr_rows, lr_ratio, lr_state, wd_state, momentum, beta1, beta2, eps, on_drop,
                   noise, seed, offset, record, rec_j, rec_loss, rec_disp):
-    """One step of trajectories [i0, i1), any d, any option (noise, recording, first step)."""
+    """One step of trajectories [i0, i1), any d, any option (noise, recording, first step):
+    per-trajectory scalars, then a loop over the trajectory's d coordinates."""
     dt = w.dtype.type
     first = t == 0
     tf = float(t)
@@ -155,28 +156,17 @@ def _generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta_shared, wd_shared, sca
     mom = momentum if use_momentum else 0.0
     sigma = dt(noise)
     noisy = noise != 0.0
-    zero = dt(0.0)
     for i in range(i0, i1):
         eta = lr_state[i] if per_lr else eta_shared
         wd = wd_state[i] if per_wd else wd_shared
         traj = offset + np.uint64(i)
-        disp = 0.0
-        loss = 0.0
+        # the trajectory's coordinates as slices indexed from 0 (the plain loops vectorize)
+        wi = w[i * d:(i + 1) * d]
+        li = lam[i * d:(i + 1) * d]
         if adam:
             c = adam_scalars(eta, wd, tf, beta1, beta2, eps, opt == ADAMW, False)
-            sign, l2, shrink, w1, b2, w2 = dt(c[0]), dt(c[1]), dt(c[2]), dt(c[3]), dt(c[4]), dt(c[5])
-            neg_step, bc2_sqrt, e = dt(c[6]), dt(c[7]), dt(c[8])
-            for k in range(d):
-                j = i * d + k
-                x = w[j]
-                g = _gradient(lam, j, x, noisy, sigma, seed, traj, t, k)
-                xn, buf[j], sq[j], _ = adam_element(x, g, buf[j], sq[j], x, sign, l2, shrink, w1, b2, w2,
-                                                    neg_step, bc2_sqrt, e, False, first)
-                w[j] = xn
-                if record:
-                    dd, ll = _tally(lam, j, x, xn)
-                    disp += dd
-                    loss += ll
+            disp, loss = _adam_coords(wi, buf[i * d:(i + 1) * d], sq[i * d:(i + 1) * d], li, c, first, noisy,
+                                      sigma, seed, traj, t, record)
         else:
             scale = scale_shared
             if per_lr:
@@ -185,25 +175,91 @@ def _generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta_shared, wd_shared, sca
                 if use_momentum and on_drop != 0 and not lr_ratio[i] == lr_ratio[i]:
                     scale = buffer_scale_at(lr_table, lr_rows[i], tf, on_drop)
             c = sgd_scalars(eta, wd, first, scale, mom, 0.0, nesterov, False, False, opt == LR_IN_BUFFER)
-            sign, l2, shrink, buf_decay = dt(c[0]), dt(c[1]), dt(c[2]), dt(c[3])
-            gain, nest_grad, nest_buf, neg_lr = dt(c[4]), dt(c[5]), dt(c[6]), dt(c[7])
-            for k in range(d):
-                j = i * d + k
-                x = w[j]
-                g = _gradient(lam, j, x, noisy, sigma, seed, traj, t, k)
-                b = buf[j] if use_momentum else zero
-                xn, b = sgd_element(x, g, b, sign, l2, shrink, buf_decay, gain, nest_grad, nest_buf, neg_lr,
-                                    use_momentum, nesterov, first)
-                w[j] = xn
-                if use_momentum:
-                    buf[j] = b
-                if record:
-                    dd, ll = _tally(lam, j, x, xn)
-                    disp += dd
-                    loss += ll
+            disp, loss = _sgd_coords(wi, buf[i * d:(i + 1) * d], li, c, use_momentum, nesterov, first, noisy,
+                                     sigma, seed, traj, t, record)
         if record:
             rec_disp[i, rec_j] = dt(math.sqrt(disp))
             rec_loss[i, rec_j] = dt(0.5 * loss)
+
+
+@njit(cache=True)
+def _sgd_coords(w, buf, lam, c, use_momentum, nesterov, first, noisy, sigma, seed, traj, t, record):
+    """``sgd_element`` over one trajectory's coordinates; (sum of squared moves, 2 x loss) when recording."""
+    dt = w.dtype.type
+    sign, l2, shrink, buf_decay = dt(c[0]), dt(c[1]), dt(c[2]), dt(c[3])
+    gain, nest_grad, nest_buf, neg_lr = dt(c[4]), dt(c[5]), dt(c[6]), dt(c[7])
+    zero = dt(0.0)
+    disp = 0.0
+    loss = 0.0
+    if noisy or record:
+        for k in range(w.shape[0]):
+            x = w[k]
+            g = _gradient(lam, k, x, noisy, sigma, seed, traj, t, k)
+            b = buf[k] if use_momentum else zero
+            xn, b = sgd_element(x, g, b, sign, l2, shrink, buf_decay, gain, nest_grad, nest_buf, neg_lr,
+                                use_momentum, nesterov, first)
+            w[k] = xn
+            if use_momentum:
+                buf[k] = b
+            if record:
+                dd, ll = _tally(lam, k, x, xn)
+                disp += dd
+                loss += ll
+    elif use_momentum:
+        for k in range(w.shape[0]):
+            x = w[k]
+            w[k], buf[k] = sgd_element(x, lam[k] * x, buf[k], sign, l2, shrink, buf_decay, gain, nest_grad,
+                                       nest_buf, neg_lr, True, nesterov, first)
+    else:
+        for k in range(w.shape[0]):
+            x = w[k]
+            w[k], _ = sgd_element(x, lam[k] * x, zero, sign, l2, shrink, buf_decay, gain, nest_grad, nest_buf,
+                                  neg_lr, False, False, first)
+    return disp, loss
+
+
+@njit(cache=True)
+def _adam_coords(w, m, v, lam, c, first, noisy, sigma, seed, traj, t, record):
+    """``adam_element`` over one trajectory's coordinates; (sum of squared moves, 2 x loss) when recording."""
+    dt = w.dtype.type
+    sign, l2, shrink, w1, b2, w2 = dt(c[0]), dt(c[1]), dt(c[2]), dt(c[3]), dt(c[4]), dt(c[5])
+    neg_step, bc2_sqrt, e = dt(c[6]), dt(c[7]), dt(c[8])
+    disp = 0.0
+    loss = 0.0
+    if noisy or record:
+        for k in range(w.shape[0]):
+            x = w[k]
+            g = _gradient(lam, k, x, noisy, sigma, seed, traj, t, k)
+            xn, m[k], v[k], _ = adam_element(x, g, m[k], v[k], x, sign, l2, shrink, w1, b2, w2,
+                                             neg_step, bc2_sqrt, e, False, first)
+            w[k] = xn
+            if record:
+                dd, ll = _tally(lam, k, x, xn)
+                disp += dd
+                loss += ll
+    else:
+        for k in range(w.shape[0]):
+            x = w[k]
+            w[k], m[k], v[k], _ = adam_element(x, lam[k] * x, m[k], v[k], x, sign, l2, shrink, w1, b2, w2,
+                                               neg_step, bc2_sqrt, e, False, first)
+    return disp, loss
+
+
+@njit(cache=True)
+def _record_before(w, rec_disp, i0, i1, rec_j):
+    """d == 1 recording on the fast path: park w_{t} in the displacement slot."""
+    for i in range(i0, i1):
+        rec_disp[i, rec_j] = w[i]
+
+
+@njit(cache=True)
+def _record_after(w, lam, rec_disp, rec_loss, i0, i1, rec_j):
+    """... and turn it into |w_{t+1} - w_t| with the loss, by the generic path's arithmetic."""
+    dt = w.dtype.type
+    for i in range(i0, i1):
+        dd, ll = _tally(lam, i, rec_disp[i, rec_j], w[i])
+        rec_disp[i, rec_j] = dt(math.sqrt(0.0 + dd))
+        rec_loss[i, rec_j] = dt(0.5 * (0.0 + ll))
 
 
 @njit(cache=True)
@@ -387,12 +443,12 @@ def simulate_chunk(w, buf, sq, lam, d, opt,
                     loss += float(lam[i * d + k]) * float(w[i * d + k]) ** 2
                 rec_loss[i, 0] = 0.5 * loss
                 rec_disp[i, 0] = 0.0
-                rec_lr[i, 0] = lr_at(lr_table, lr_rows[i] if per_lr else 0, 0.0)
+                rec_lr[i, 0] = lr_at(lr_table, lr_rows[i] if per_lr else 0, 0.0)  # once per run
         for s in range(n_steps):
             t = first_step + s
             record = every > 0 and (t + 1) % every == 0
             rec_j = (t + 1) // every if every > 0 else 0
-            generic = record or not fast_tile
+            generic = not fast_tile
             # the fast loops advance an all-exponential tile's rates themselves
             fused = per_lr and lr_mult and not generic and t % SIM_REANCHOR != 0
             if per_lr and not fused:
@@ -402,6 +458,8 @@ def simulate_chunk(w, buf, sq, lam, d, opt,
             eta = step_scalars[s, LR]
             wd = step_scalars[s, WD]
             scale = step_scalars[s, SCALE]
+            if record and not generic:
+                _record_before(w, rec_disp, i0, i1, rec_j)
             if generic:
                 _generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta, wd, scale, per_lr, per_wd,
                               lr_table, lr_rows, lr_ratio, lr_state, wd_state, momentum, beta1, beta2, eps,
@@ -421,9 +479,16 @@ def simulate_chunk(w, buf, sq, lam, d, opt,
                 c = sgd_scalars(eta, wd, t == 0, scale, mom, 0.0, nesterov, False, False, in_buffer)
                 _fast_sgd_shared(w[i0:i1], buf[i0:i1], lam[i0:i1], c, use_momentum, nesterov, t == 0)
             if record:
+                if not generic:
+                    _record_after(w, lam, rec_disp, rec_loss, i0, i1, rec_j)
                 tr = float(t + 1)
-                for i in range(i0, i1):
-                    rec_lr[i, rec_j] = lr_at(lr_table, lr_rows[i] if per_lr else 0, tr)
+                if per_lr:
+                    for i in range(i0, i1):
+                        rec_lr[i, rec_j] = lr_at(lr_table, lr_rows[i], tr)
+                else:
+                    shared_lr = lr_at(lr_table, 0, tr)
+                    for i in range(i0, i1):
+                        rec_lr[i, rec_j] = shared_lr
 
 
 @njit(cache=True)
