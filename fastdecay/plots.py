@@ -225,12 +225,14 @@ def final_vs_curvature(curvatures, values, *, labels, ylabel=r"final $|w_N|$", t
     fig, (ax,) = _figure()
     lam = np.asarray(curvatures, dtype=np.float64)
     values = np.atleast_2d(np.asarray(values, dtype=np.float64))
+    shown = _positive(values)
+    top = float(np.nanmax(shown)) if np.isfinite(shown).any() else 1.0  # where overflowed points are marked
     for k, (label, y) in enumerate(zip(labels, values)):
         finite = np.isfinite(y)
         ax.plot(lam[finite], _positive(y[finite]), _STYLE[k % 4], marker=".", lw=1.6, label=label)
         if not finite.all():
-            ax.plot(lam[~finite], np.full((~finite).sum(), np.nanmax(_positive(values)) or 1.0), "x",
-                    color=f"C{k}", label=f"{label}: overflow (inf/nan)")
+            ax.plot(lam[~finite], np.full((~finite).sum(), top), "x", color=f"C{k}", ms=8,
+                    label=f"{label}: overflow (inf/nan), drawn at the top")
     if reference is not None:
         ax.axhline(reference, color="0.4", lw=0.9, ls=":", label=f"start |w_0| = {reference:g}")
     ax.set_xscale("log")

@@ -76,3 +76,11 @@ def test_import_fastdecay_does_not_import_matplotlib():
     code = "import sys, fastdecay as fd; assert 'matplotlib' not in sys.modules; fd.plots; " \
            "assert 'matplotlib' in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_overflowed_trajectories_are_marked_not_dropped():
+    fig = plots.final_vs_curvature([1.0, 2.0, 3.0], [[1e-3, np.inf, 2.0], [np.nan, np.nan, np.nan]],
+                                   labels=["a", "b"])
+    marked = [ln for ln in fig.axes[0].get_lines() if ln.get_marker() == "x"]
+    assert [ln.get_xdata().tolist() for ln in marked] == [[2.0], [1.0, 2.0, 3.0]]
+    assert marked[0].get_ydata().tolist() == [2.0]  # at the largest finite value
