@@ -74,6 +74,18 @@ def _overshoot(step_schedule, curvatures):
     return np.array(ratios), runs
 
 
+def signed_weights(res, curvatures):
+    """w_t of 1-D trajectories recorded every step, from what ``fd.simulate`` records:
+    |w_t| = sqrt(2 loss_t / λ), and the sign flips at step t where the displacement
+    m_t = |w_t − w_{t−1}| is |w_t| + |w_{t−1}| rather than ||w_t| − |w_{t−1}||."""
+    lam = np.asarray(curvatures, dtype=np.float64).reshape(-1, 1)
+    size = np.sqrt(2.0 * res.loss / lam)
+    m = res.displacement
+    flips = np.abs(m[:, 1:] - (size[:, 1:] + size[:, :-1])) < np.abs(m[:, 1:] - np.abs(size[:, 1:] - size[:, :-1]))
+    sign = np.concatenate([np.ones((size.shape[0], 1)), np.cumprod(np.where(flips, -1.0, 1.0), axis=1)], axis=1)
+    return size * sign
+
+
 def _fmt(x, width):
     if not np.isfinite(x):
         return f"{'inf' if x > 0 else 'nan':>{width}}"
@@ -168,7 +180,7 @@ def draw(out_dir, scheds):
     mid = np.array([10.0])
     _, runs = _overshoot(step, mid)
     steps = runs[0].steps
-    w = np.stack([np.sqrt(2.0 * r.loss[0] / mid[0]) for r in runs])
+    w = np.stack([signed_weights(r, mid)[0] for r in runs])
     save(plots.momentum_after_drop(steps, w, labels=["keep", "reset", "rescale"], drop=HALF_LIFE,
                                    title=f"Momentum buffer at the first drop (v <- {MOMENTUM} v + eta_t g, "
                                          f"step schedule, curvature {mid[0]:g})"),

@@ -296,12 +296,14 @@ def weight_decay_shrinkage(lr, weight_decay, steps, *, labels=("constant weight 
     return _finish(fig, path) if fig is not None else axes
 
 
-def momentum_after_drop(steps, values, *, labels, drop, ylabel=r"$|w_t|$", title="Momentum after the first drop",
-                        path=None):
+def momentum_after_drop(steps, values, *, labels, drop, ylabel=r"$w_t$", title="Momentum after the first drop",
+                        log=False, path=None):
     """Trajectories around the first lr drop (a vertical line at ``drop``), one per
-    momentum policy (keep / reset / rescale)."""
+    momentum policy (keep / reset / rescale); signed weights on a linear axis by default."""
     fig, (ax,) = _figure()
-    trajectories(steps, values, labels=labels, ylabel=ylabel, title=title, ax=ax)
+    trajectories(steps, values, labels=labels, ylabel=ylabel, title=title, ax=ax, log=log)
+    if not log:
+        ax.axhline(0.0, color="0.3", lw=0.8)
     ax.axvline(drop, color="0.4", lw=0.9, ls=":")
     ax.text(drop, 0.02, " first drop", transform=ax.get_xaxis_transform(), fontsize="small", color="0.3")
     return _finish(fig, path)

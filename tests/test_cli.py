@@ -198,3 +198,15 @@ def test_demo_prints_the_table_and_writes_labelled_figures(tmp_path, capsys):
     for name in ("lr", "stability", "displacement", "loss", "final_w", "momentum", "adamw"):
         png = out / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000, name
+
+
+def test_demo_recovers_signed_weights_from_the_recording():
+    from fastdecay import _demo
+
+    lam = np.array([0.3, 4.0, 10.0])
+    sched = fd.step(0.05, 0.5, 25)
+    kw = dict(optimizer="momentum_lr_in_buffer", momentum=0.9, on_drop="keep")
+    rec = fd.simulate(lam[:, None], sched, steps=60, every=1, **kw)
+    w = _demo.signed_weights(rec, lam)
+    for t in (1, 7, 26, 43, 60):
+        np.testing.assert_allclose(w[:, t], fd.simulate(lam[:, None], sched, steps=t, **kw).w[:, 0], rtol=1e-9)
