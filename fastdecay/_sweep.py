@@ -603,7 +603,10 @@ class SweepResult:
     out: str = None
 
     def summary(self):
-        """A text table: per optimizer setting and schedule, over the curvatures."""
+        """A text table: per optimizer setting and schedule, over the curvatures: the median
+        final loss ½λw_N², the largest |w_N|, on how many curvatures the trajectory ended
+        closer to the minimum than it started, and how many diverged (|w_N| non-finite or
+        above 1e6 |w_0|)."""
         w0 = abs(self.config["run"]["w0"]) if self.config else 1.0
         head = ("optimizer", "schedule", "median loss_N", "max |w_N|", "|w_N| < |w_0|", "diverged")
         rows = []
@@ -622,6 +625,8 @@ class SweepResult:
         lines.append("  ".join("-" * wd for wd in widths))
         for r in rows:
             lines.append("  ".join(c.ljust(wd) if i < 2 else c.rjust(wd) for i, (c, wd) in enumerate(zip(r, widths))))
+        lines.append(f"over {lam.size} curvatures {lam.min():g} .. {lam.max():g}; diverged: |w_N| non-finite "
+                     "or > 1e6 |w_0|")
         return "\n".join(lines)
 
     def plot(self, out_dir, max_figures=8):
