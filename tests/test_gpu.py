@@ -204,6 +204,39 @@ def test_adamw_step_on_cuda_tensors_matches_torch_fused(dtype):
         torch.testing.assert_close(p, r.detach(), **tol)
 
 
+@needs_torch_cuda
+def test_sgd_step_on_cuda_tensors_matches_torch_sgd():
+    """fd.sgd_step (momentum, Nesterov, weight decay, a step schedule) against
+    torch.optim.SGD on CUDA tensors, lr set from the schedule every step."""
+    torch.manual_seed(1)
+    params = [torch.randn(s, device="cuda", dtype=torch.float64) for s in [(3,), (1000, 17)]]
+    ref = [p.clone().requires_grad_(True) for p in params]
+    opt = torch.optim.SGD(ref, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3)
+    bufs = [torch.empty_like(p) for p in params]
+    lr = fd.step(0.1, 0.5, 20)
+    for t in range(80):
+        grads = [torch.randn_like(p) for p in params]
+        for p, g in zip(ref, grads):
+            p.grad = g.clone()
+        for group in opt.param_groups:
+            group["lr"] = lr(t)
+        opt.step()
+        fd.sgd_step(params, grads, step=t, lr=lr, momentum=0.9, momentum_buffer=bufs, nesterov=True,
+                    weight_decay=1e-3)
+    for p, r in zip(params, ref):
+        torch.testing.assert_close(p, r.detach(), rtol=1e-10, atol=1e-12)
+
+
+@needs_torch_cuda
+def test_schedule_table_into_cuda_tensor():
+    from fastdecay._gpu.schedule import table
+
+    s = SCHEDULES["stack"]
+    out = torch.empty(s.batch_shape + (300,), device="cuda", dtype=torch.float32)
+    assert table(s, 300, out=out) is out
+    np.testing.assert_allclose(out.cpu().numpy(), s.table(300, dtype=np.float32), rtol=1e-6)
+
+
 def test_cuda_graph_replays_with_device_step():
     """A captured fused update reads the step from device memory: replaying the graph
     50 times follows the schedule exactly as 50 eager CPU calls do."""
