@@ -10,6 +10,7 @@ kernels that evaluate schedules from Python are in ``schedule_tables``.
 
 import math
 
+import numpy as np
 from numba import float64, int64, njit, prange, types
 
 from .._layout import (
@@ -210,41 +211,38 @@ def _eval_points(table, rows, steps, out, lo, hi):
 
 
 @njit(cache=True)
-def _fill_exponential(seg, first, i0, i1, out_row):
-    """lr · gamma^((t − origin)/decay_steps) at t = first + i for i in [i0, i1).
-
-    Every REANCHOR steps the rate is the closed form (one ``pow``, the anchor); the
-    steps in between are that anchor times closed-form powers of the per-step ratio,
-    so there is no serial multiplication chain and no drift. Into a float64 row the
-    unit powers gamma^(j/decay_steps), j < REANCHOR, are first written over the
-    segment's first block and every later block is one vectorised ``anchor * powers``
-    pass (the first block is scaled by its own anchor last); a float32 row, or a short
-    segment, takes eight scalar lanes instead. Each value is within a few roundings
-    of its anchor: ~1e-15 relative of the closed form.
-    """
+def _unit_powers(seg, powers):
+    """powers[j] = gamma^(j/decay_steps) for j < len(powers) (a multiple of 8): eight
+    closed-form lanes, each advanced by gamma^(8/decay_steps)."""
     ds = seg[P0 + 2]
     gamma = seg[P0 + 1]
     q8 = gamma ** (8.0 / ds)
-    if out_row.itemsize == 8 and i1 - i0 >= 2 * REANCHOR:
-        # (slices, not offset indices: LLVM vectorises a loop over a view from 0)
-        powers = out_row[i0 : i0 + REANCHOR]
-        for k in range(8):
-            p = gamma ** (k / ds)
-            for j in range(k, REANCHOR, 8):
-                powers[j] = p
-                p *= q8
-        i = i0 + REANCHOR
-        while i < i1:
-            stop = min(i + REANCHOR, i1)
-            block = out_row[i:stop]
-            v = segment_rate(seg, first + i)
-            for j in range(block.shape[0]):
-                block[j] = v * powers[j]
-            i = stop
-        v = segment_rate(seg, first + i0)
-        for j in range(REANCHOR):
-            powers[j] *= v
-        return
+    for k in range(8):
+        p = gamma ** (k / ds)
+        for j in range(k, powers.shape[0], 8):
+            powers[j] = p
+            p *= q8
+
+
+@njit(cache=True)
+def _anchored_blocks(seg, first, i, i1, powers, out_row):
+    """out_row[i:i1] block by block: the closed-form anchor at each block's first step
+    times the unit powers (a vectorised loop; float32 rows round each float64 product)."""
+    while i < i1:
+        stop = min(i + REANCHOR, i1)
+        block = out_row[i:stop]
+        v = segment_rate(seg, first + i)
+        for j in range(block.shape[0]):
+            block[j] = v * powers[j]
+        i = stop
+
+
+@njit(cache=True)
+def _exponential_lanes(seg, first, i0, i1, out_row):
+    """The scalar form of the same: eight lanes anchor · gamma^(k/ds), the anchor then
+    advanced by gamma^(8/ds), back to the closed form every REANCHOR steps."""
+    ds = seg[P0 + 2]
+    gamma = seg[P0 + 1]
     q1 = gamma ** (1.0 / ds)
     q2 = gamma ** (2.0 / ds)
     q3 = gamma ** (3.0 / ds)
@@ -252,6 +250,7 @@ def _fill_exponential(seg, first, i0, i1, out_row):
     q5 = gamma ** (5.0 / ds)
     q6 = gamma ** (6.0 / ds)
     q7 = gamma ** (7.0 / ds)
+    q8 = gamma ** (8.0 / ds)
     i = i0
     while i + REANCHOR <= i1:
         v = segment_rate(seg, first + i)
@@ -272,6 +271,36 @@ def _fill_exponential(seg, first, i0, i1, out_row):
         for j in range(i + 1, i1):
             v *= q1
             out_row[j] = v
+
+
+@njit(cache=True)
+def _fill_exponential(seg, first, i0, i1, out_row):
+    """lr · gamma^((t − origin)/decay_steps) at t = first + i for i in [i0, i1).
+
+    Every REANCHOR steps the rate is the closed form (one ``pow``, the anchor); the
+    steps in between are that anchor times closed-form powers of the per-step ratio,
+    so there is no serial multiplication chain and no drift. The REANCHOR unit powers
+    gamma^(j/decay_steps) are kept in float64 in the segment's own first steps of the
+    output (its first block of a float64 row, its first two blocks of a float32 row
+    seen as float64) while the later blocks are written, one vectorised
+    ``anchor * powers`` pass each; the first block(s) are then written last (scaled by
+    their anchor, or by the scalar lanes). Each value is within a few roundings of its
+    anchor: ~1e-15 relative of the closed form (float32: the float64 value rounded once).
+    """
+    if out_row.itemsize == 8 and i1 - i0 >= 2 * REANCHOR:
+        powers = out_row[i0 : i0 + REANCHOR]
+        _unit_powers(seg, powers)
+        _anchored_blocks(seg, first, i0 + REANCHOR, i1, powers, out_row)
+        v = segment_rate(seg, first + i0)
+        for j in range(REANCHOR):
+            powers[j] *= v
+    elif out_row.itemsize == 4 and i1 - i0 >= 3 * REANCHOR:
+        powers = out_row[i0 : i0 + 2 * REANCHOR].view(np.float64)
+        _unit_powers(seg, powers)
+        _anchored_blocks(seg, first, i0 + 2 * REANCHOR, i1, powers, out_row)
+        _exponential_lanes(seg, first, i0, i0 + 2 * REANCHOR, out_row)
+    else:
+        _exponential_lanes(seg, first, i0, i1, out_row)
 
 
 @njit(cache=True)
