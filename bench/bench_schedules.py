@@ -13,6 +13,10 @@ Group ``schedule-table-exponential``: a table of 10,000 exponential schedules
 - ``ceiling:numba-fill`` and ``ceiling:numpy-copyto``: writing a constant into the same array,
   the write-bandwidth ceiling of this machine.
 
+Group ``schedule-table-exponential-float32``: the same table in float32 (400 MB),
+fastdecay (computed in float64, rounded once) against NumPy's float32 exp form and a
+float32 fill.
+
 Group ``schedule-table-mixed``: a stack of 10,000 schedules of mixed kinds (cosine,
 one-cycle, step, exponential, warmup-cosine, wsd, cyclic, inverse_sqrt) x 10,000 steps,
 fastdecay against NumPy closed forms grouped by kind.
@@ -178,6 +182,54 @@ def test_ceiling_numpy_copyto(benchmark, smoke, out_buffer):
     benchmark(np.copyto, out_buffer, 2.0)
     record(benchmark, impl="ceiling:numpy-copyto", nbytes=out_buffer.nbytes, elements=out_buffer.size)
     assert out_buffer[0, 0] == 2.0
+
+
+# ----------------------------------------------------------------------------- float32 table
+
+GROUP_EXP32 = "schedule-table-exponential-float32"
+
+
+@pytest.fixture(scope="module")
+def out_buffer32(request):
+    smoke = bool(request.config.getoption("benchmark_disable", False))
+    return np.ones(sizes(smoke), dtype=np.float32)
+
+
+def test_fastdecay_exponential_table_float32(benchmark, smoke, out_buffer32):
+    rows, n = out_buffer32.shape
+    lrs, gammas = exponential_grid(rows)
+    s = fd.exponential(lrs, gamma=gammas)
+    s.table(n, out=out_buffer32)
+    benchmark.group = GROUP_EXP32
+    result = benchmark(s.table, n, out=out_buffer32)
+    record(benchmark, impl="fastdecay", nbytes=out_buffer32.nbytes, elements=out_buffer32.size)
+    np.testing.assert_array_equal(result[:8], s[:8].table(n).astype(np.float32))
+
+
+def test_numpy_exponential_table_float32(benchmark, smoke, out_buffer32):
+    rows, n = out_buffer32.shape
+    lrs, gammas = exponential_grid(rows)
+    log_g = np.log(gammas).astype(np.float32)
+    t = np.arange(n, dtype=np.float32)
+
+    def run():
+        np.multiply.outer(log_g, t, out=out_buffer32)
+        np.exp(out_buffer32, out=out_buffer32)
+        np.multiply(out_buffer32, lrs[:, None].astype(np.float32), out=out_buffer32)
+        return out_buffer32
+
+    benchmark.group = GROUP_EXP32
+    benchmark.pedantic(run, rounds=1 if smoke else 3, iterations=1)
+    record(benchmark, impl="numpy-float32", nbytes=out_buffer32.nbytes, elements=out_buffer32.size)
+    assert np.isfinite(out_buffer32[0, -1])
+
+
+def test_ceiling_numba_fill_float32(benchmark, smoke, out_buffer32):
+    numba_fill(out_buffer32, np.float32(1.0))
+    benchmark.group = GROUP_EXP32
+    benchmark(numba_fill, out_buffer32, np.float32(1.0))
+    record(benchmark, impl="ceiling:numba-fill", nbytes=out_buffer32.nbytes, elements=out_buffer32.size)
+    assert np.all(out_buffer32[:, -1] == 1.0)
 
 
 # ----------------------------------------------------------------------------- mixed kinds
