@@ -37,6 +37,8 @@ FIGURE_CURVATURES = np.logspace(-2, 2, 81)
 PANEL_CURVATURES = np.array([0.01, 1.0, 100.0])
 MOMENTUM = 0.9
 WEIGHT_DECAY = 0.1
+ESCAPE_BARRIER = 0.025  # barrier / c = 0.25: p_0 = exp(-5) at eta_0 = 0.05
+ESCAPE_C = 0.1
 
 
 def schedules():
@@ -185,6 +187,8 @@ def draw(out_dir, scheds):
                                    title=f"Momentum buffer at the first drop (v <- {MOMENTUM} v + eta_t g, "
                                          f"step schedule, curvature {mid[0]:g})"),
          "momentum.png")
+
+    save(plots.escape_probability(scheds, ESCAPE_BARRIER, ESCAPE_C, STEPS), "escape.png")
 
     fig, axes = plots._figure(1, 3, width=15.0, height=4.6)
     plots.adam_effective_step(scheds, STEPS, ax=axes[0])

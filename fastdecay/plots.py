@@ -36,6 +36,7 @@ __all__ = [
     "adam_effective_step",
     "weight_decay_shrinkage",
     "momentum_after_drop",
+    "escape_probability",
     "save",
 ]
 
@@ -306,4 +307,32 @@ def momentum_after_drop(steps, values, *, labels, drop, ylabel=r"$w_t$", title="
         ax.axhline(0.0, color="0.3", lw=0.8)
     ax.axvline(drop, color="0.4", lw=0.9, ls=":")
     ax.text(drop, 0.02, " first drop", transform=ax.get_xaxis_transform(), fontsize="small", color="0.3")
+    return _finish(fig, path)
+
+
+def escape_probability(schedules, barrier, c, steps, *, labels=None, path=None):
+    """``fd.escape_probability`` of each schedule: the per-step chance
+    p_t = exp(−barrier / (c·η_t)) of hopping a barrier (log scale) and the chance of
+    at least one escape by step t."""
+    from . import escape_probability as escape
+
+    fig, axes = _figure(1, 2, width=11.0, height=4.4)
+    t = np.arange(int(steps))
+    top = 0.0
+    for k, (label, s) in enumerate(_labelled(schedules, labels)):
+        r = escape(s, barrier, c, int(steps))
+        axes[0].plot(t, _positive(r.per_step), _STYLE[k % 4], lw=1.6, label=label)
+        axes[1].plot(t, r.cumulative, _STYLE[k % 4], lw=1.6, label=label)
+        top = max(top, float(np.max(r.per_step, initial=0.0)))
+    axes[0].set_yscale("log")
+    if top > 0:  # p_t falls like exp(-1/eta_t): show twelve decades below the largest
+        axes[0].set_ylim(top * 1e-12, min(1.0, top * 3.0))
+    axes[0].set_ylabel(r"$p_t = \exp(-B / (c\,\eta_t))$")
+    axes[0].set_title("Chance of escaping the basin at step t")
+    axes[1].set_ylabel("P(at least one escape by step t)")
+    axes[1].set_title("Cumulative escape chance")
+    for ax in axes:
+        ax.set_xlabel("step $t$")
+        ax.legend(loc="best", fontsize="small")
+    fig.suptitle(f"Escape over a barrier B = {barrier:g} with noise scale c = {c:g} (fd.escape_probability)")
     return _finish(fig, path)

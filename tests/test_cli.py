@@ -195,7 +195,7 @@ def test_demo_prints_the_table_and_writes_labelled_figures(tmp_path, capsys):
                                rtol=1e-2)
     final = np.array([[float(x) for x in r.split("|")[2].split()] for r in body])
     np.testing.assert_allclose(final[:, 0] / final[:, 1], div, rtol=2e-2)  # |w_N| step / exp, from fd.simulate
-    for name in ("lr", "stability", "displacement", "loss", "final_w", "momentum", "adamw"):
+    for name in ("lr", "stability", "displacement", "loss", "final_w", "momentum", "escape", "adamw"):
         png = out / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000, name
 

@@ -84,3 +84,10 @@ def test_overflowed_trajectories_are_marked_not_dropped():
     marked = [ln for ln in fig.axes[0].get_lines() if ln.get_marker() == "x"]
     assert [ln.get_xdata().tolist() for ln in marked] == [[2.0], [1.0, 2.0, 3.0]]
     assert marked[0].get_ydata().tolist() == [2.0]  # at the largest finite value
+
+
+def test_escape_probability_figure():
+    fig = labelled(plots.escape_probability(SCHEDS, 0.025, 0.1, 100))
+    cumulative = [ln.get_ydata() for ln in fig.axes[1].get_lines()]
+    np.testing.assert_array_equal(cumulative[0], fd.escape_probability(SCHEDS["step"], 0.025, 0.1, 100).cumulative)
+    assert cumulative[0][-1] > cumulative[1][-1]  # the step schedule holds its high rate longer
