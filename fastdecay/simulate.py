@@ -17,7 +17,7 @@ every k-th step of loss, displacement and rate recorded.
 
 Internal call shape (for the GPU twin ``fastdecay._gpu.simulate``): this module
 validates and broadcasts everything on the host, then hands a backend module
-``kernels`` the arrays of ``fastdecay._cpu.simulate.simulate_chunk`` (its
+``kernels`` the arrays of ``fastdecay._cpu.simulate.simulate_chunk`` (``_simulate_chunk``'s
 docstring lists them), calling ``kernels.simulate_chunk(*args)`` once per chunk
 of steps with ``step_scalars`` from ``fastdecay._cpu.simulate.shared_step_scalars``
 (computed on the host, tiny). On the GPU path every array argument is a CuPy
@@ -161,6 +161,8 @@ def simulate(curvature, schedule, *, steps, optimizer="gd", w0=1.0, momentum=0.9
     if not isinstance(on_drop, str) or on_drop not in ON_DROP:
         raise ValueError(f"on_drop must be one of {ON_DROP}, got {on_drop!r}")
     steps = _int("steps", steps, high=2**32)
+    if str(dtype) in ("torch.float32", "torch.float64"):   # a torch dtype, without importing torch
+        dtype = str(dtype)[len("torch."):]
     try:
         dt = np.dtype(dtype)
     except TypeError:

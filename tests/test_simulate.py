@@ -273,6 +273,7 @@ def test_torch_tensor_in_torch_tensor_out():
     res = fd.simulate(lam, fd.constant(0.2), steps=5, every=5)
     assert isinstance(res.w, torch.Tensor) and isinstance(res.loss, torch.Tensor)
     np.testing.assert_array_equal(res.w.numpy(), fd.simulate(lam.numpy(), 0.2, steps=5).w)
+    assert fd.simulate(lam, 0.2, steps=5, dtype=torch.float32).w.dtype == torch.float32
 
 
 def test_progress_is_called_between_chunks():

@@ -370,24 +370,34 @@ def _fast_adam_per_trajectory(w, m, v, lam, lr_state, lr_ratio, advance, wd, t, 
                                            dt(c[4]), dt(c[5]), dt(c[6]), dt(c[7]), dt(c[8]), False, first)
 
 
-def _signatures():
-    sigs = []
-    for dt in (float32, float64):
-        state = types.Array(dt, 1, "C")
-        rec = types.Array(dt, 2, "C")
-        sigs.append(void(
-            state, state, state, types.Array(dt, 1, "C", readonly=True), int64, int64,   # w, buf, sq, lam, d, opt
-            TABLE, RO_INT64, RO_FLOAT64, float64[::1],                                  # lr source
-            TABLE, RO_INT64, RO_FLOAT64, float64[::1],                                  # wd source
-            RO_SCALARS, float64, float64, float64, float64, int64,                      # step_scalars, options
-            float64, uint64, uint64,                                                    # noise, seed, offset
-            int64, int64, int64, rec, rec, rec,                                         # steps, recording
-        ))
-    return sigs
+def _signature(dt):
+    state = types.Array(dt, 1, "C")
+    rec = types.Array(dt, 2, "C")
+    return void(
+        state, state, state, types.Array(dt, 1, "C", readonly=True), int64, int64,   # w, buf, sq, lam, d, opt
+        TABLE, RO_INT64, RO_FLOAT64, float64[::1],                                  # lr source
+        TABLE, RO_INT64, RO_FLOAT64, float64[::1],                                  # wd source
+        RO_SCALARS, float64, float64, float64, float64, int64,                      # step_scalars, options
+        float64, uint64, uint64,                                                    # noise, seed, offset
+        int64, int64, int64, rec, rec, rec,                                         # steps, recording
+    )
 
 
-@njit(_signatures(), parallel=True, cache=True)
-def simulate_chunk(w, buf, sq, lam, d, opt,
+_KERNELS = {}
+
+
+def simulate_chunk(w, *args):
+    """The kernel for ``w``'s dtype (see ``_simulate_chunk``); each dtype's kernel is compiled
+    (or loaded from Numba's cache) on first use, so a float64-only user never waits for
+    the float32 build."""
+    kernel = _KERNELS.get(w.dtype)
+    if kernel is None:
+        dt = float32 if w.dtype == np.float32 else float64
+        kernel = _KERNELS[w.dtype] = njit(_signature(dt), parallel=True, cache=True)(_simulate_chunk)
+    kernel(w, *args)
+
+
+def _simulate_chunk(w, buf, sq, lam, d, opt,
                    lr_table, lr_rows, lr_ratio, lr_state,
                    wd_table, wd_rows, wd_ratio, wd_state,
                    step_scalars, momentum, beta1, beta2, eps, on_drop,
