@@ -70,7 +70,7 @@ import numpy as np
 
 from . import schedules as S
 
-__all__ = ["sweep", "load_sweep", "SweepResult", "SweepConfigError", "SchedulerUnreachable", "parse_config", "run_chunk"]
+__all__ = ["sweep", "load_sweep", "describe", "SweepResult", "SweepConfigError", "SchedulerUnreachable", "parse_config", "run_chunk"]
 
 FORMAT = 1
 OPTIMIZERS = ("gd", "momentum", "momentum_lr_in_buffer", "nesterov", "adam", "adamw")
@@ -880,15 +880,36 @@ def sweep(config, out=None, *, resume=False, client=None, scheduler=None, connec
     return res
 
 
+def describe(config):
+    """What a sweep will run, without running it (``fastdecay sweep --dry-run``)."""
+    config = parse_config(config)
+    plan = _plan(config)
+    n_opt, n_s, n_c = plan.shape
+    run = config["run"]
+    lam = plan.curvatures
+    lines = [
+        f"{n_opt} optimizer settings x {n_s} schedules x {n_c} curvatures ({lam.min():g} .. {lam.max():g}) "
+        f"= {n_opt * n_s * n_c} trajectories x {run['steps']} steps = {n_opt * n_s * n_c * run['steps']:.4g} "
+        f"trajectory-steps, {run['dtype']}",
+        f"{len(plan.chunks)} chunks of up to {run['chunk_size']} trajectories"
+        + (f"; recording every {run['every']} steps" if run["every"] else "; final weights only"),
+        f"config hash {plan.hash[:16]}",
+        "optimizers: " + ", ".join(e["label"] for e in config["optimizers"]),
+        "schedules:  " + ", ".join(e["label"] for e in config["schedules"]),
+    ]
+    return "\n".join(lines)
+
+
 def run_cli(args, out=sys.stdout):
     """``fastdecay sweep`` (see ``fastdecay sweep --help``); returns the exit status."""
     config_path = args.config
     out_dir = args.out
-    if out_dir is None:
-        normalised = parse_config(config_path)
-        if normalised["out"] is None:
-            stem = os.path.splitext(os.path.basename(config_path))[0]
-            out_dir = f"{stem}-out"
+    normalised = parse_config(config_path)
+    if out_dir is None and normalised["out"] is None:
+        out_dir = f"{os.path.splitext(os.path.basename(config_path))[0]}-out"
+    if args.dry_run:
+        out.write(describe(normalised) + "\n")
+        return 0
     try:
         sweep(config_path, out_dir, resume=args.resume, scheduler=args.scheduler,
               connect_timeout=args.connect_timeout, progress=not args.no_progress,

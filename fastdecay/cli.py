@@ -321,6 +321,7 @@ def _add_sweep_command(commands):
         "--connect-timeout", type=_positive_float, default=5.0, metavar="S",
         help="seconds to wait for the Dask scheduler (default 5)",
     )
+    sweep.add_argument("--dry-run", action="store_true", help="check the config and print what would run; write nothing")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
     sweep.add_argument("--no-plots", action="store_true", help="no figures at the end")
 

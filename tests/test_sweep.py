@@ -255,3 +255,13 @@ def test_out_from_the_config_is_relative_to_it_and_final_weights_only_plot(tmp_p
     assert res.loss is None and res.w.shape == (1, 2, 2)
     np.testing.assert_allclose(np.abs(res.w[0, :, 0]), [(1 - 0.1 * 0.5 * np.exp(-r * np.arange(50))).prod()
                                                         for r in (0.01, 0.05)], rtol=1e-12)
+
+
+def test_dry_run_describes_and_writes_nothing(tmp_path, capsys):
+    cfg = write(tmp_path, SMALL)
+    out = tmp_path / "out"
+    assert main(["sweep", str(cfg), "--out", str(out), "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert "2 optimizer settings x 3 schedules x 7 curvatures" in text and "10 chunks" in text
+    assert sw.config_hash(sw.parse_config(cfg))[:16] in text
+    assert not out.exists()
