@@ -105,8 +105,6 @@ class _Fused(torch.optim.Optimizer):
                 grads = [g for _, g, _ in items]
                 states = [s for _, _, s in items]
                 self._launch(group, params, grads, states, t, grad_scale)
-                written = params + [x for s in states for k, x in s.items() if k != "step"]
-                torch.autograd.graph.increment_version(written)
                 for s in states:
                     s["step"] += 1
         return loss

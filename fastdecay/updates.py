@@ -289,6 +289,13 @@ def _prepare(param, named_state, *, writes_grad=False):
     return listed, backend, params, out
 
 
+def _bump_versions(backend, *lists):
+    """Tell autograd that torch tensors were written in place (the kernels write through raw
+    pointers, which torch cannot see), as torch's own in-place optimizers do."""
+    if backend in (TORCH_CPU, TORCH_CUDA):
+        sys.modules["torch"].autograd.graph.increment_version([x for xs in lists if xs for x in xs])
+
+
 def _backend_module(backend):
     if backend in (NUMPY, TORCH_CPU):
         from ._cpu import updates
@@ -366,6 +373,7 @@ def sgd_step(param, grad, *, step, lr, momentum=0.0, momentum_buffer=None, dampe
         dampening=dampening, nesterov=bool(nesterov), decoupled=bool(decoupled), maximize=bool(maximize),
         lr_in_buffer=bool(lr_in_buffer), on_drop=ON_DROP_CODES[on_drop], grad_scale=grad_scale, found_inf=found_inf,
     )
+    _bump_versions(backend, params, buffers)
     return None
 
 
@@ -418,6 +426,7 @@ def adamw_step(param, grad, exp_avg, exp_avg_sq, *, step, lr, betas=(0.9, 0.999)
         beta1=beta1, beta2=beta2, eps=eps, decoupled=bool(decoupled), maximize=bool(maximize),
         amsgrad=bool(amsgrad), grad_scale=grad_scale, found_inf=found_inf,
     )
+    _bump_versions(backend, params, exp_avgs, exp_avg_sqs, maxes)
     return None
 
 

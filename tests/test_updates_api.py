@@ -231,3 +231,15 @@ def test_non_finite_gradients_propagate_as_torch_does():
     w = np.ones(4)
     fd.sgd_step(w, np.array([np.inf, np.nan, 1.0, 1.0]), step=0, lr=0.1)
     assert np.isneginf(w[0]) and np.isnan(w[1]) and np.all(np.isfinite(w[2:]))
+
+
+def test_torch_version_counters_move_as_with_torch_in_place_ops():
+    """autograd sees the in-place write: a graph that saved the old weights refuses to backward."""
+    w = torch.nn.Parameter(torch.ones(5))
+    loss = (w * w).sum()  # saves w for backward
+    m, v = torch.zeros(5), torch.zeros(5)
+    before = w._version
+    fd.adamw_step(w, torch.ones(5), m, v, step=0, lr=0.1)
+    assert w._version > before and m._version > 0
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
