@@ -15,6 +15,8 @@ bench_simulate.py, ...):
 - ``extra_info["gbps"]``: GB/s moved (bytes written + read, 1e9 bytes), from the median.
 - ``extra_info["steps_per_s"]``: elements or trajectory-steps per second, from the median.
 - ``extra_info["ceiling_gbps"]``: optional, a ceiling the benchmark measured itself.
+- ``extra_info["fraction_of_ceiling"]``: optional, the implementation's speed as a
+  fraction of a ceiling timed in turns with it (robust to a shared machine's drift).
 - ``extra_info["scale"]``: optional (default 1), full-size work / measured work, for a
   baseline timed on a subset (stepping torch schedulers, say): its median times
   ``scale`` is compared with the full-size fastdecay median.
@@ -58,6 +60,7 @@ def rows_by_group(data):
                 "gbps": info.get("gbps"),
                 "steps_per_s": info.get("steps_per_s"),
                 "ceiling_gbps": info.get("ceiling_gbps"),
+                "fraction_of_ceiling": info.get("fraction_of_ceiling"),
             }
         )
     return groups
@@ -91,6 +94,11 @@ def report(data, out=sys.stdout):
             print(
                 f"fastdecay at {ours['gbps']:.2f} GB/s = {100 * ours['gbps'] / ceiling:.0f}% "
                 f"of the best measured ceiling ({ceiling:.2f} GB/s)",
+                file=out,
+            )
+        if ours is not None and ours["fraction_of_ceiling"]:
+            print(
+                f"fastdecay timed in turns with the ceiling: {100 * ours['fraction_of_ceiling']:.0f}% of it",
                 file=out,
             )
 
