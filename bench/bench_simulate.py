@@ -11,6 +11,8 @@ float64, final weights only. Groups (one table each in ``bench/report.py``):
 - ``simulate-momentum``: torch heavy-ball momentum 0.9, the shared schedule;
 - ``simulate-adamw``: AdamW (weight decay 0.01), the shared schedule.
 
+The GD groups also time ``fastdecay-1-thread`` (``threads=1``): the per-core rate.
+
 Baselines, each the fastest straightforward form we found:
 
 - ``numpy``: a Python loop over steps, each step in-place whole-batch ufuncs;
@@ -93,6 +95,16 @@ def test_fastdecay_gd_shared(benchmark, problem, smoke):
     record(benchmark, impl="fastdecay", n=lam.shape[0], steps=steps, peak_alloc_mb=peak / 1e6)
     np.testing.assert_allclose(res.w[:64, 0], closed_form_gd(lam[:64], lambda t: LR * GAMMA**t, steps),
                                rtol=1e-12)
+
+
+def test_fastdecay_gd_shared_one_thread(benchmark, problem, smoke):
+    """The same on one thread: the per-core rate, and the parallel speed-up against the row above."""
+    lam, _, steps = problem
+    s = fd.exponential(lr=LR, gamma=GAMMA)
+    benchmark.group = GROUP_A
+    res = run(benchmark, lambda: fd.simulate(lam, s, steps=steps, threads=1), smoke)
+    record(benchmark, impl="fastdecay-1-thread", n=lam.shape[0], steps=steps)
+    np.testing.assert_array_equal(res.w, fd.simulate(lam, s, steps=steps).w)
 
 
 def numpy_gd_shared(lam, steps):
@@ -206,6 +218,15 @@ def test_fastdecay_gd_per_trajectory(benchmark, problem, smoke):
     benchmark.group = GROUP_B
     res = run(benchmark, lambda: fd.simulate(lam, s, steps=steps), smoke)
     record(benchmark, impl="fastdecay", n=lam.shape[0], steps=steps)
+    np.testing.assert_allclose(res.w[:64, 0], _per_trajectory_truth(lam, gammas, steps), rtol=1e-12)
+
+
+def test_fastdecay_gd_per_trajectory_one_thread(benchmark, problem, smoke):
+    lam, gammas, steps = problem
+    s = fd.exponential(lr=LR, gamma=gammas)
+    benchmark.group = GROUP_B
+    res = run(benchmark, lambda: fd.simulate(lam, s, steps=steps, threads=1), smoke)
+    record(benchmark, impl="fastdecay-1-thread", n=lam.shape[0], steps=steps)
     np.testing.assert_allclose(res.w[:64, 0], _per_trajectory_truth(lam, gammas, steps), rtol=1e-12)
 
 
