@@ -58,6 +58,8 @@ _FLOAT_DTYPES = ("float32", "float64")
 
 
 def _flag(name, value):
+    if value is True or value is False:
+        return value
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be True or False, got {value!r}")
     return bool(value)
@@ -65,6 +67,10 @@ def _flag(name, value):
 
 def _real(name, value, *, low=0.0, high=None, high_open=False):
     """A finite Python float >= low (and <= / < high)."""
+    if type(value) is float or type(value) is int:  # the common case, without ABC checks
+        x = float(value)
+        if x >= low and (high is None or (x < high if high_open else x <= high)) and x - x == 0.0:
+            return x
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.ndarray, np.generic)):
         if not (hasattr(value, "item") and getattr(value, "ndim", 1) == 0):
             raise TypeError(f"{name} must be a real number, got {value!r}")
@@ -89,6 +95,8 @@ def _constant_table(value):
 
 def _schedule_table(name, value):
     """The (1, segments, WIDTH) read-only table of a float or a scalar schedule."""
+    if type(value) is float or type(value) is int:
+        return _constant_table(_real(name, value))
     if isinstance(value, Schedule):
         if value.batch_shape != ():
             raise ValueError(
@@ -117,6 +125,8 @@ def _device_scalar(name, value, backend):
 
 def _step(value, backend):
     """A non-negative int, or (device backends) a 0-d array passed through."""
+    if type(value) is int and value >= 0:
+        return value
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"step must be an integer, got {value!r}")
     if isinstance(value, numbers.Integral):

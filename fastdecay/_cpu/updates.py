@@ -252,35 +252,44 @@ def _dtype(x):
     return _TORCH_DTYPES[str(x.dtype)]
 
 
-def _addresses(arrays, index):
-    out = np.empty(len(index), dtype=np.int64)
-    for j, k in enumerate(index):
-        x = arrays[k]
-        out[j] = x.ctypes.data if isinstance(x, np.ndarray) else x.data_ptr()
-    return out
-
-
-def _by_dtype(params):
-    """{dtype: [indices]} in first-seen order; one kernel launch per dtype."""
+def _groups(params):
+    """[(dtype, indices)] in first-seen order: one kernel launch per dtype (one, usually)."""
+    first = _dtype(params[0])
+    dtypes = [first] + [_dtype(p) for p in params[1:]]
+    if all(d == first for d in dtypes):
+        return [(first, range(len(params)))]
     groups = {}
-    for k, p in enumerate(params):
-        groups.setdefault(_dtype(p), []).append(k)
-    return groups
+    for k, d in enumerate(dtypes):
+        groups.setdefault(d, []).append(k)
+    return list(groups.items())
 
 
-def _sizes(params, index):
-    sizes = np.empty(len(index), dtype=np.int64)
+def _table(streams, index):
+    """int64 (len(streams) + 2, n): each stream's data addresses, then the sizes, for
+    the tensors at ``index``; plus first_block (cumulative block counts, n + 1)."""
+    n = len(index)
+    out = np.empty((len(streams) + 1, n), dtype=np.int64)
     for j, k in enumerate(index):
-        p = params[k]
-        sizes[j] = p.size if isinstance(p, np.ndarray) else p.numel()
-    return sizes
+        for r, arrays in enumerate(streams):
+            x = arrays[k]
+            out[r, j] = x.ctypes.data if isinstance(x, np.ndarray) else x.data_ptr()
+        p = streams[0][k]
+        out[-1, j] = p.size if isinstance(p, np.ndarray) else p.numel()
+    if n == 1:
+        first_block = np.array([0, (int(out[-1, 0]) + BLOCK - 1) // BLOCK], dtype=np.int64)
+    else:
+        first_block = block_layout(out[-1])
+    return out, first_block
 
 
 def _launch(kernel, n_elements, *args):
     """Run ``kernel``; small calls on the calling thread alone, since waking the thread
     pool costs more than their work (milliseconds on a busy machine)."""
+    if n_elements >= SERIAL_BELOW:
+        kernel(*args)
+        return
     threads = get_num_threads()
-    if n_elements >= SERIAL_BELOW or threads == 1:
+    if threads == 1:
         kernel(*args)
         return
     set_num_threads(1)
@@ -299,13 +308,14 @@ def sgd_step(params, grads, momentum_buffers, *, step, lr_table, wd_table, momen
     """
     scale = 1.0 if grad_scale is None else float(grad_scale)
     inf = 0.0 if found_inf is None else float(found_inf)
-    for dtype, index in _by_dtype(params).items():
-        sizes = _sizes(params, index)
-        p = _addresses(params, index)
-        buffers = _addresses(momentum_buffers, index) if momentum != 0.0 else p
-        _launch(kernel(sgd_kernel, dtype), int(sizes.sum()), _LIKE[dtype], p, _addresses(grads, index), buffers, sizes, block_layout(sizes),
-                   lr_table, wd_table, float(step), float(momentum), float(dampening), bool(nesterov),
-                   bool(decoupled), bool(maximize), bool(lr_in_buffer), int(on_drop), scale, inf)
+    use_momentum = momentum != 0.0
+    streams = (params, grads, momentum_buffers) if use_momentum else (params, grads)
+    for dtype, index in _groups(params):
+        t, first_block = _table(streams, index)
+        buffers = t[2] if use_momentum else t[0]
+        _launch(kernel(sgd_kernel, dtype), int(t[-1].sum()), _LIKE[dtype], t[0], t[1], buffers, t[-1], first_block,
+                lr_table, wd_table, float(step), float(momentum), float(dampening), bool(nesterov),
+                bool(decoupled), bool(maximize), bool(lr_in_buffer), int(on_drop), scale, inf)
 
 
 def adamw_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, *, step, lr_table, wd_table, beta1, beta2,
@@ -316,11 +326,10 @@ def adamw_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, *, step, l
     """
     scale = 1.0 if grad_scale is None else float(grad_scale)
     inf = 0.0 if found_inf is None else float(found_inf)
-    for dtype, index in _by_dtype(params).items():
-        sizes = _sizes(params, index)
-        p = _addresses(params, index)
-        vmax = _addresses(max_exp_avg_sqs, index) if amsgrad else p
-        _launch(kernel(adam_kernel, dtype), int(sizes.sum()), _LIKE[dtype], p, _addresses(grads, index), _addresses(exp_avgs, index),
-                    _addresses(exp_avg_sqs, index), sizes, block_layout(sizes), vmax,
-                    lr_table, wd_table, float(step), float(beta1), float(beta2), float(eps), bool(decoupled),
-                    bool(maximize), bool(amsgrad), scale, inf)
+    streams = (params, grads, exp_avgs, exp_avg_sqs) + ((max_exp_avg_sqs,) if amsgrad else ())
+    for dtype, index in _groups(params):
+        t, first_block = _table(streams, index)
+        vmax = t[4] if amsgrad else t[0]
+        _launch(kernel(adam_kernel, dtype), int(t[-1].sum()), _LIKE[dtype], t[0], t[1], t[2], t[3], t[-1],
+                first_block, vmax, lr_table, wd_table, float(step), float(beta1), float(beta2), float(eps),
+                bool(decoupled), bool(maximize), bool(amsgrad), scale, inf)
