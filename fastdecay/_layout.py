@@ -31,6 +31,19 @@ CYCLIC              base, peak, up, down, cycle_scale, iter_gamma   torch Cyclic
 ONE_MINUS_POWER     lr, T, power, end                               end + (lr - end) * (1 - (min(tau, T) / T) ** power)
 ==================  ==============================================  ==============================================
 
+Drops (``drop_ratio(table, row, t)``, what the momentum ``on_drop`` options act on):
+for t >= 1 let ``j`` and ``k`` be the segments holding t − 1 and t, ``before`` and
+``now`` the rates there. No fall (``now >= before``, or ``before <= 0``) is no drop
+(ratio 1). Inside one segment (``j == k``) a fall is a drop only where a staircase
+primitive (EXPONENTIAL or INVERSE_TIME with staircase 1) moves to its next plateau.
+Across a boundary (``j != k``) the fall is a drop unless the pieces meet: with
+``carried_on`` = segment j at t and ``carried_back`` = segment k at t − 1 (a CONSTANT
+or staircase segment carried as its level, i.e. ``before`` resp. ``now``; a NaN carried
+value likewise), and ``own_step`` = max(|carried_on − before|, |now − carried_back|),
+the pieces meet when |carried_on − now| <= own_step or |carried_back − before| <=
+own_step. A drop returns now / before. So multistep, piecewise and joins of levels
+drop; one-cycle's phase change, warmup's end and joined lines that meet do not.
+
 Everything above is written twice, deliberately and only here: in Numba
 (``fastdecay/_cpu/schedule.py``) and in CUDA C++ (``kernels/schedule.cuh``); both
 are tested against the plain-NumPy closed forms in ``fastdecay.reference``.
