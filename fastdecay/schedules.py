@@ -256,6 +256,8 @@ class Schedule:
         return self._segments.reshape((self.size,) + self._segments.shape[-2:])
 
     def __repr__(self):
+        if not self._params:  # a sub-batch s[i] keeps its kind but not the factory's arguments
+            return f"fd.Schedule(kind={self._kind!r}, batch_shape={self.batch_shape})"
         shown = ", ".join(f"{k}={_short(v)}" for k, v in self._params.items())
         batch = f", batch_shape={self.batch_shape}" if self.batch_shape else ""
         return f"fd.{self._kind}({shown}{batch})"

@@ -155,6 +155,9 @@ def test_indexing_a_batch():
     s = fd.exponential(np.array([0.1, 0.2, 0.3]), gamma=0.9)
     np.testing.assert_array_equal(s[1].table(10), s.table(10)[1])
     assert s[1:].batch_shape == (2,)
+    assert repr(s[1:]) == "fd.Schedule(kind='exponential', batch_shape=(2,))"
+    with pytest.raises(ValueError, match="no factory arguments"):
+        ref.schedule_lr(s[1], 3)
     with pytest.raises(TypeError, match="scalar schedule"):
         fd.constant(1.0)[0]
 

@@ -281,6 +281,8 @@ def schedule_lr(s, t):
     t = _f(t)
     shape = np.broadcast_shapes(s.batch_shape, t.shape)
     kind, p = s.kind, s.params
+    if not p:
+        raise ValueError(f"s has no factory arguments to evaluate (a sub-batch s[i]?): {s!r}")
     if kind == "warmup":
         inner = p["schedule"]
         value = warmup_lr(t, lambda u: schedule_lr(inner, u), p["steps"], p["start_lr"])
