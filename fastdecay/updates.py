@@ -50,7 +50,10 @@ from .schedules import Schedule, _check, constant, exponential, inverse_time, mu
 
 __all__ = ["sgd_step", "adamw_step", "constant_shrinkage"]
 
-_ON_DROP = ("keep", "reset", "rescale")
+# on_drop codes of the kernels (fastdecay/_cpu/rules.py ON_DROP_*, mirrored in CUDA); kept here
+# too so that validating a call never imports Numba (tests check the two agree)
+_ON_DROP_CODES = {"keep": 0, "reset": 1, "rescale": 2}
+_ON_DROP = tuple(_ON_DROP_CODES)
 _FLOAT_DTYPES = ("float32", "float64")
 
 
@@ -306,12 +309,18 @@ def _bump_versions(backend, *lists):
         sys.modules["torch"].autograd.graph.increment_version([x for xs in lists if xs for x in xs])
 
 
+_BACKENDS = {}
+
+
 def _backend_module(backend):
-    if backend in (NUMPY, TORCH_CPU):
-        from ._cpu import updates
-    else:
-        from ._gpu import updates  # imports cupy: only for device arrays
-    return updates
+    module = _BACKENDS.get(backend)
+    if module is None:
+        if backend in (NUMPY, TORCH_CPU):
+            from ._cpu import updates as module
+        else:
+            from ._gpu import updates as module  # imports cupy: only for device arrays
+        _BACKENDS[backend] = module
+    return module
 
 
 # ----------------------------------------------------------------------------- public functions
@@ -376,12 +385,10 @@ def sgd_step(param, grad, *, step, lr, momentum=0.0, momentum_buffer=None, dampe
     found_inf = _optional_scalar("found_inf", found_inf, backend, positive=False)
     if not params:
         return None
-    from ._cpu.rules import ON_DROP_CODES
-
     _backend_module(backend).sgd_step(
         params, grads, buffers, step=t, lr_table=lr_table, wd_table=wd_table, momentum=momentum,
         dampening=dampening, nesterov=bool(nesterov), decoupled=bool(decoupled), maximize=bool(maximize),
-        lr_in_buffer=bool(lr_in_buffer), on_drop=ON_DROP_CODES[on_drop], grad_scale=grad_scale, found_inf=found_inf,
+        lr_in_buffer=bool(lr_in_buffer), on_drop=_ON_DROP_CODES[on_drop], grad_scale=grad_scale, found_inf=found_inf,
     )
     _bump_versions(backend, params, buffers)
     return None

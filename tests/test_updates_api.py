@@ -243,3 +243,10 @@ def test_torch_version_counters_move_as_with_torch_in_place_ops():
     assert w._version > before and m._version > 0
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         loss.backward()
+
+
+def test_on_drop_codes_agree_with_the_rules():
+    from fastdecay._cpu import rules
+    from fastdecay.updates import _ON_DROP_CODES
+
+    assert _ON_DROP_CODES == rules.ON_DROP_CODES
