@@ -32,7 +32,7 @@ Noise. With ``noise > 0`` the gradient of coordinate k of trajectory i at step
 t is lam_k w_k + noise * xi, xi = ``philox.normal(seed, offset + i, t, k)``.
 
 The call shape, shared with the GPU twin (``fastdecay._gpu.simulate``), is
-documented at ``simulate_chunk``. Kernels never allocate and never validate;
+documented at ``_simulate_chunk``. Kernels never allocate and never validate;
 ``fastdecay.simulate`` has checked and prepared every argument.
 """
 
