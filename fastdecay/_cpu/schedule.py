@@ -76,18 +76,42 @@ def _cosine_restart_cycle(tau, T0, mult):
     return tau - T0 * (mult**i - 1.0) / (mult - 1.0), T0 * mult**i
 
 
+# The primitives the table fill also calls directly (its anchors): one definition each,
+# so a fill site does not carry a copy of the whole ``primitive``.
+
+
+@njit(cache=True)
+def _exponential(tau, lr, gamma, decay_steps, staircase):
+    e = tau / decay_steps
+    if staircase != 0.0:
+        e = math.floor(e)
+    return lr * gamma**e
+
+
+@njit(cache=True)
+def _inverse_time(tau, lr, k, decay_steps, staircase, power):
+    e = tau / decay_steps
+    if staircase != 0.0:
+        e = math.floor(e)
+    return lr / (1.0 + k * e) ** power
+
+
+@njit(cache=True)
+def _cosine(tau, lr, T, end):
+    if tau > T:
+        tau = T
+    return end + (lr - end) * (1.0 + math.cos(math.pi * tau / T)) / 2.0
+
+
 @njit(cache=True)
 def primitive(kind, tau, p0, p1, p2, p3, p4, p5):
     """Rate of one primitive at ``tau`` steps past its origin (see ``_layout``)."""
     if kind == CONSTANT:
         return p0
-    if kind == EXPONENTIAL or kind == INVERSE_TIME:
-        e = tau / p2
-        if p3 != 0.0:
-            e = math.floor(e)
-        if kind == EXPONENTIAL:
-            return p0 * p1**e
-        return p0 / (1.0 + p1 * e) ** p4
+    if kind == EXPONENTIAL:
+        return _exponential(tau, p0, p1, p2, p3)
+    if kind == INVERSE_TIME:
+        return _inverse_time(tau, p0, p1, p2, p3, p4)
     if kind == POLYNOMIAL:
         T = p1
         if p4 != 0.0:
@@ -97,9 +121,7 @@ def primitive(kind, tau, p0, p1, p2, p3, p4, p5):
             tau = T
         return (p0 - p3) * (1.0 - tau / T) ** p2 + p3
     if kind == COSINE:
-        if tau > p1:
-            tau = p1
-        return p2 + (p0 - p2) * (1.0 + math.cos(math.pi * tau / p1)) / 2.0
+        return _cosine(tau, p0, p1, p2)
     if kind == COSINE_RESTARTS:
         cur, Ti = _cosine_restart_cycle(tau, p1, p2)
         return p3 + (p0 - p3) * (1.0 + math.cos(math.pi * cur / Ti)) / 2.0
@@ -225,13 +247,19 @@ def _unit_powers(seg, powers):
 
 
 @njit(cache=True)
+def _exponential_at(seg, t):
+    """The smooth exponential segment ``seg`` at step ``t`` (its closed form)."""
+    return _exponential(t - seg[ORIGIN], seg[P0], seg[P0 + 1], seg[P0 + 2], 0.0)
+
+
+@njit(cache=True)
 def _anchored_blocks(seg, first, i, i1, powers, out_row):
     """out_row[i:i1] block by block: the closed-form anchor at each block's first step
     times the unit powers (a vectorised loop; float32 rows round each float64 product)."""
     while i < i1:
         stop = min(i + REANCHOR, i1)
         block = out_row[i:stop]
-        v = segment_rate(seg, first + i)
+        v = _exponential_at(seg, first + i)
         for j in range(block.shape[0]):
             block[j] = v * powers[j]
         i = stop
@@ -253,7 +281,7 @@ def _exponential_lanes(seg, first, i0, i1, out_row):
     q8 = gamma ** (8.0 / ds)
     i = i0
     while i + REANCHOR <= i1:
-        v = segment_rate(seg, first + i)
+        v = _exponential_at(seg, first + i)
         for j in range(i, i + REANCHOR, 8):
             out_row[j] = v
             out_row[j + 1] = v * q1
@@ -266,7 +294,7 @@ def _exponential_lanes(seg, first, i0, i1, out_row):
             v *= q8
         i += REANCHOR
     if i < i1:
-        v = segment_rate(seg, first + i)
+        v = _exponential_at(seg, first + i)
         out_row[i] = v
         for j in range(i + 1, i1):
             v *= q1
@@ -291,7 +319,7 @@ def _fill_exponential(seg, first, i0, i1, out_row):
         powers = out_row[i0 : i0 + REANCHOR]
         _unit_powers(seg, powers)
         _anchored_blocks(seg, first, i0 + REANCHOR, i1, powers, out_row)
-        v = segment_rate(seg, first + i0)
+        v = _exponential_at(seg, first + i0)
         for j in range(REANCHOR):
             powers[j] *= v
     elif out_row.itemsize == 4 and i1 - i0 >= 3 * REANCHOR:
@@ -312,7 +340,11 @@ def _fill_staircase(seg, first, i0, i1, out_row):
     i = i0
     while i < i1:
         level = math.floor((first + i - origin) / ds)
-        v = segment_rate(seg, first + i)
+        tau = (first + i) - origin
+        if int(seg[KIND]) == EXPONENTIAL:
+            v = _exponential(tau, seg[P0], seg[P0 + 1], ds, seg[P0 + 3])
+        else:
+            v = _inverse_time(tau, seg[P0], seg[P0 + 1], ds, seg[P0 + 3], seg[P0 + 4])
         # first step of the next plateau, then nudged so the floor decides exactly as
         # the closed form does at every step
         stop = int(math.ceil((level + 1.0) * ds + origin - first))
@@ -408,17 +440,17 @@ def _fill_cosine(seg, first, i0, i1, out_row):
         iT += 1
     if iT < i1:
         tail = out_row[iT:i1]
-        v = segment_rate(seg, first + iT)
+        v = _cosine((first + iT) - origin, lr, T, end)
         for j in range(tail.shape[0]):
             tail[j] = v
     # the rotation covers angles up to 0.9π; beyond, 1 + cos is small and the closed
     # form's own rounding there is what callers compare with, so it is evaluated as is
     iR = min(iT, max(i0, int(math.floor(ROTATE_UP_TO * T + origin - first)) + 1))
     for i in range(iR, iT):
-        out_row[i] = segment_rate(seg, first + i)
+        out_row[i] = _cosine((first + i) - origin, lr, T, end)
     if iR - i0 < 3 * REANCHOR:
         for i in range(i0, iR):
-            out_row[i] = segment_rate(seg, first + i)
+            out_row[i] = _cosine((first + i) - origin, lr, T, end)
         return
     cos_step = out_row[i0 : i0 + REANCHOR]
     sin_step = out_row[i0 + REANCHOR : i0 + 2 * REANCHOR]
@@ -444,7 +476,7 @@ def _fill_cosine(seg, first, i0, i1, out_row):
     for j in range(REANCHOR):
         cos_step[j] = end + half * (1.0 + (c * cos_step[j] - s * sin_step[j]))
     for i in range(i0 + REANCHOR, i0 + 2 * REANCHOR):
-        out_row[i] = segment_rate(seg, first + i)
+        out_row[i] = _cosine((first + i) - origin, lr, T, end)
 
 
 @njit(cache=True)
