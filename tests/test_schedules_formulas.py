@@ -426,7 +426,8 @@ def test_long_cosine_tables_within_1e13_of_the_closed_form(s):
 @pytest.mark.parametrize("s", [
     fd.linear(0.1, 1.0, 1_000), fd.polynomial(1.0, 5_000, end_lr=0.01), fd.warmup(fd.constant(1.0), 2_000),
     fd.inverse_time(1.0, 0.01), fd.cyclic(0.1, 1.0, 250),
-    fd.cyclic(0.1, 1.0, 37, step_size_down=99), fd.wsd(1.0, 10_000, warmup_steps=500, decay="1-sqrt"),
+    fd.cyclic(0.1, 1.0, 37, step_size_down=99), fd.cyclic(0.1, 1.0, 10, step_size_down=7, mode="triangular2"),
+    fd.cyclic(0.1, 1.0, 2.5, step_size_down=1.25, mode="triangular2"), fd.wsd(1.0, 10_000, warmup_steps=500, decay="1-sqrt"),
     fd.wsd(1.0, 10_000, warmup_steps=500), fd.step(1.0, 0.5, 100), fd.multistep(1.0, 0.5, [10, 3_000]),
 ], ids=repr)
 def test_vectorised_table_paths_equal_the_closed_form_exactly(s):

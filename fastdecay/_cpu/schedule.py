@@ -363,7 +363,7 @@ def _fill_staircase(seg, first, i0, i1, out_row):
 def _fill_arithmetic(seg, first, i0, i1, out_row):
     """Primitives whose closed form needs no ``pow``/``cos`` for these parameters, in a
     loop LLVM vectorises: a line (polynomial of power 1, no cycle), inverse time of power
-    1 or 1/2, the triangular cyclic wave, 1 − sqrt. The same float operations as
+    1 or 1/2, 1 − sqrt. The same float operations as
     ``primitive`` (x**1 == x and 1**y == 1 exactly, so the same numbers), except that
     x**0.5 becomes sqrt(x), within an ulp of libm's pow (two after the division)."""
     kind = int(seg[KIND])
@@ -386,18 +386,41 @@ def _fill_arithmetic(seg, first, i0, i1, out_row):
         else:
             for j in range(span.shape[0]):
                 span[j] = p0 / math.sqrt(1.0 + p1 * (((start + j) - origin) / p2))
-    elif kind == CYCLIC:
-        total = p2 + p3
-        ratio = p2 / total
-        for j in range(span.shape[0]):
-            u = ((start + j) - origin) / total
-            x = 1.0 + u - math.floor(1.0 + u)
-            scale = x / ratio if x <= ratio else (x - 1.0) / (ratio - 1.0)
-            span[j] = p0 + (p1 - p0) * scale
     else:  # ONE_MINUS_POWER with power 1/2
         for j in range(span.shape[0]):
             tau = min((start + j) - origin, p1)
             span[j] = p3 + (p0 - p3) * (1.0 - math.sqrt(tau / p1))
+
+
+@njit(cache=True)
+def _fill_cyclic(seg, first, i0, i1, out_row):
+    """The triangle wave of ``triangular`` and ``triangular2`` (no per-step gamma),
+    cycle by cycle: the cycle's amplitude p4^(cycle − 1) once (``pow``), the steps of the
+    cycle in a vectorised loop of the closed form's own float operations."""
+    origin = seg[ORIGIN]
+    p0 = seg[P0]
+    p1 = seg[P0 + 1]
+    total = seg[P0 + 2] + seg[P0 + 3]
+    ratio = seg[P0 + 2] / total
+    i = i0
+    while i < i1:
+        cycle = math.floor(1.0 + ((first + i) - origin) / total)
+        amplitude = seg[P0 + 4] ** (cycle - 1.0)
+        # the cycle's last step, nudged so the floor decides exactly as the closed form does
+        stop = int(math.ceil(cycle * total + origin - first))
+        stop = min(max(stop, i + 1), i1)
+        while stop > i + 1 and math.floor(1.0 + ((first + (stop - 1)) - origin) / total) != cycle:
+            stop -= 1
+        while stop < i1 and math.floor(1.0 + ((first + stop) - origin) / total) == cycle:
+            stop += 1
+        span = out_row[i:stop]
+        start = first + i
+        for j in range(span.shape[0]):
+            u = ((start + j) - origin) / total
+            x = 1.0 + u - math.floor(1.0 + u)
+            scale = x / ratio if x <= ratio else (x - 1.0) / (ratio - 1.0)
+            span[j] = p0 + (p1 - p0) * scale * amplitude
+        i = stop
 
 
 @njit(cache=True)
@@ -407,8 +430,6 @@ def _is_arithmetic(seg):
         return seg[P0 + 2] == 1.0 and seg[P0 + 4] == 0.0
     if kind == INVERSE_TIME:
         return seg[P0 + 3] == 0.0 and (seg[P0 + 4] == 1.0 or seg[P0 + 4] == 0.5)
-    if kind == CYCLIC:
-        return seg[P0 + 4] == 1.0 and seg[P0 + 5] == 1.0
     if kind == ONE_MINUS_POWER:
         return seg[P0 + 2] == 0.5
     return False
@@ -485,9 +506,9 @@ def _fill_row(table, row, first, out_row):
 
     Constants and staircase plateaus are filled; a smooth exponential is a product
     re-anchored to the closed form every REANCHOR steps (``_fill_exponential``), a
-    cosine a rotation re-anchored likewise (``_fill_cosine``, float64 rows), lines,
-    triangles and square roots vectorised loops (``_fill_arithmetic``); other
-    primitives are their closed form per step.
+    cosine a rotation re-anchored likewise (``_fill_cosine``, float64 rows), lines
+    and square roots (``_fill_arithmetic``) and triangle waves (``_fill_cyclic``)
+    vectorised loops; other primitives are their closed form per step.
     """
     n = out_row.shape[0]
     nseg = table.shape[1]
@@ -516,6 +537,8 @@ def _fill_row(table, row, first, out_row):
             _fill_exponential(seg, first, i0, i1, out_row)
         elif _is_arithmetic(seg):
             _fill_arithmetic(seg, first, i0, i1, out_row)
+        elif kind == CYCLIC and seg[P0 + 5] == 1.0:
+            _fill_cyclic(seg, first, i0, i1, out_row)
         elif kind == COSINE and out_row.itemsize == 8:
             _fill_cosine(seg, first, i0, i1, out_row)
         else:
