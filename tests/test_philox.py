@@ -38,11 +38,16 @@ def test_numba_matches_reference_on_random_counters():
 
 
 @pytest.mark.parametrize("seed, trajectory", [(0, 0), (12345, 2**33 + 7), (2**64 - 1, 2**40)])
-def test_normals_match_reference_bit_for_bit(seed, trajectory):
+def test_normals_match_reference(seed, trajectory):
+    """Same counters, same uniforms, same Box-Muller: equal to the reference's libm log/cos
+    Box-Muller to rounding (the kernels may use their own log/cos so that every backend
+    gives the same bits)."""
     for step in (0, 1, 999, 2**32 - 1):
         for coordinate in (0, 5):
             got = normal(np.uint64(seed), np.uint64(trajectory), step, coordinate)
-            assert got == ref_normal(seed, trajectory, step, coordinate)
+            want = ref_normal(seed, trajectory, step, coordinate)
+            # xi = R cos(theta), R <= sqrt(106 ln 2) < 8.6: a few ulps of R and of cos, absolute
+            assert abs(got - want) <= 4e-15, (got, want)
 
 
 def test_normals_are_standard_normal():
