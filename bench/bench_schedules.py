@@ -366,3 +366,40 @@ def test_numpy_mixed_table(benchmark, smoke, out_buffer):
     benchmark.pedantic(numpy_mixed, args=(kinds, u, out_buffer), rounds=1, iterations=1)
     record(benchmark, impl="numpy", nbytes=out_buffer.nbytes, elements=out_buffer.size)
     assert math.isfinite(out_buffer[-1, -1])
+
+
+# ----------------------------------------------------------------------------- per kind
+
+GROUP_KINDS = "schedule-table-per-kind"
+
+
+def per_kind_schedules(rows, n):
+    lr = np.linspace(0.05, 0.15, rows)
+    return {
+        "constant": fd.constant(lr),
+        "step": fd.step(lr, 0.5, max(1, n // 10)),
+        "exponential": fd.exponential(lr, gamma=0.999),
+        "linear": fd.linear(lr, 0.0, n),
+        "wsd-1-sqrt": fd.wsd(lr, n, warmup_steps=n // 20, decay="1-sqrt"),
+        "cosine": fd.cosine(lr, n),
+        "one_cycle": fd.one_cycle(lr, n),
+        "cyclic-triangular2": fd.cyclic(lr / 10, lr, max(1, n // 20), mode="triangular2"),
+        "inverse_sqrt": fd.inverse_sqrt(lr, max(1, n // 25)),
+        "polynomial-power-2": fd.polynomial(lr, n, power=2.0),
+        "cosine_restarts": fd.cosine_restarts(lr, max(1, n // 100), period_mult=2),
+    }
+
+
+@pytest.mark.parametrize("kind", list(per_kind_schedules(1, 10)))
+def test_fastdecay_table_per_kind(benchmark, smoke, kind):
+    """2,000 schedules of one kind x 10,000 steps, float64: the cost of a step by kind."""
+    rows, n = (16, 500) if smoke else (2_000, 10_000)
+    s = per_kind_schedules(rows, n)[kind]
+    out = np.empty((rows, n))
+    s.table(n, out=out)
+    benchmark.group = GROUP_KINDS
+    benchmark(s.table, n, out=out)
+    record(benchmark, impl=kind, nbytes=out.nbytes, elements=out.size)
+    if benchmark.stats is not None:
+        benchmark.extra_info["ns_per_step"] = benchmark.stats.stats.median / out.size * 1e9
+    np.testing.assert_allclose(out[:, :: max(1, n // 97)], s(np.arange(0, n, max(1, n // 97))[:, None]).T, rtol=1e-13)

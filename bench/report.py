@@ -43,7 +43,10 @@ def _fmt_time(seconds):
 
 
 def _fmt(x, spec):
-    return "-" if x is None else format(x, spec)
+    if x is None:
+        width = spec.split(".")[0]
+        return "-".rjust(int(width) if width.isdigit() else 0)
+    return format(x, spec)
 
 
 def rows_by_group(data):
