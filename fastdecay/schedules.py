@@ -306,7 +306,17 @@ class Schedule:
         """Rates at steps ``0 .. n-1`` (or at the given 1-D steps): ``batch_shape + (n,)``.
 
         ``dtype`` is float64 or float32 (computed in float64, rounded once);
-        ``out`` is written in place and returned when given.
+        ``out`` (a NumPy array or CPU torch tensor of that shape, C-contiguous) is
+        written in place and returned when given. Rows are filled in parallel; within
+        a row an exponential runs as a product re-anchored to its closed form every 64
+        steps and a cosine as a rotation re-anchored likewise (within 1e-13 relative of
+        ``s(t)``), other kinds with the closed form's own operations.
+
+        >>> s = stack([exponential(1.0, gamma=0.5), cosine(1.0, 4)])
+        >>> s.table(5).tolist()
+        [[1.0, 0.5, 0.25, 0.125, 0.0625], [1.0, 0.8535533905932737, 0.5, 0.14644660940672627, 0.0]]
+        >>> s.table([4, 0], dtype=np.float32).tolist()
+        [[0.0625, 1.0], [0.0, 1.0]]
         """
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):

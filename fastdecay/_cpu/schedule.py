@@ -3,9 +3,11 @@
 ``lr_at(table, row, t)`` is the one CPU definition of every schedule; the fused
 updates and the simulations call it too, and ``drop_ratio`` tells them where the
 rate falls discontinuously. Kernels never validate and never allocate:
-``fastdecay.schedules`` checks everything first. Every function here is an inner
-helper without a signature (compiled into the kernels that call it); the entry
-kernels that evaluate schedules from Python are in ``schedule_tables``.
+``fastdecay.schedules`` checks everything first. Every jitted function here is an
+inner helper without a signature (compiled into the kernels that call it); the entry
+kernels that evaluate schedules from Python (``eval_points_kernel``,
+``fill_table_kernel``, plain functions here) are compiled per output dtype on first
+use by ``schedule_tables``.
 """
 
 import math
