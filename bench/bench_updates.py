@@ -116,6 +116,29 @@ class Case:
                         momentum=momentum, momentum_buffer=self.state[0] if momentum else None)
         self.step += 1
 
+    def kernel_only(self):
+        """The compiled kernel called directly with prebuilt arguments (flat case): the cost
+        of the kernel without fastdecay's per-call validation and dispatch."""
+        from fastdecay._cpu import updates as cpu
+        from fastdecay.updates import _constant_table
+
+        dtype = np.dtype(np.float32)
+        streams = [self.params, self.grads] + self.state
+        table, first_block = cpu._table(streams, range(len(self.params)))
+        lr, wd = _constant_table(1e-3), _constant_table(1e-2)
+        like = cpu._LIKE[dtype]
+        if self.op == "adamw":
+            k = cpu.kernel(cpu.adam_kernel, dtype)
+            args = (like, table[0], table[1], table[2], table[3], table[-1], first_block, table[0], lr, wd, 3.0,
+                    0.9, 0.999, 1e-8, True, False, False, 1.0, 0.0)
+        else:
+            k = cpu.kernel(cpu.sgd_kernel, dtype)
+            momentum = 0.9 if self.op == "sgd_momentum" else 0.0
+            buffers = table[2] if momentum else table[0]
+            args = (like, table[0], table[1], buffers, table[-1], first_block, lr, wd, 3.0, momentum, 0.0, False,
+                    False, False, False, 0, 1.0, 0.0)
+        return lambda: k(*args)
+
     def ours_per_tensor(self):
         """The same update as one fastdecay call per tensor: what the single launch saves."""
         for k in range(len(self.params)):
@@ -192,6 +215,8 @@ def _run(benchmark, smoke, case, impl, group, interleave):
         fn = case.ours
     elif impl == "fastdecay-per-tensor-calls":
         fn = case.ours_per_tensor
+    elif impl == "fastdecay-kernel-only":
+        fn = case.kernel_only()
     elif impl.startswith("ceiling"):
         fn = case.ceiling()
     else:
@@ -212,6 +237,9 @@ def _run(benchmark, smoke, case, impl, group, interleave):
         if ceilings:
             extra["ceiling_gbps"] = moved / min(ceilings) / 1e9
             extra["interleaved_fraction_of_ceiling"] = round(min(ceilings) / med["fastdecay"], 3)
+            if "fastdecay-kernel-only" in med:
+                extra["interleaved_kernel_only_fraction_of_ceiling"] = round(
+                    min(ceilings) / med["fastdecay-kernel-only"], 3)
         print(f"\n{group}: " + ", ".join(f"{k}={v}" for k, v in extra.items() if k.startswith("interleaved")))
     record(benchmark, impl=impl, nbytes=moved, elements=case.n, **extra)
 
@@ -220,6 +248,7 @@ def _baselines(case, with_per_tensor=False):
     """Callables that build each baseline's step function (for the interleaved comparison)."""
     out = {k: (lambda kw=kw: case.torch_optimizer(**kw)) for k, kw in TORCH_PATHS.items()}
     out["ceiling:stream"] = case.ceiling
+    out["fastdecay-kernel-only"] = case.kernel_only
     if with_per_tensor:
         out["fastdecay-per-tensor-calls"] = lambda: case.ours_per_tensor
     return out
