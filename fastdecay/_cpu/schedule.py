@@ -65,17 +65,18 @@ def segment_of(table, row, t):
 
 @njit(cache=True)
 def _cosine_restart_cycle(tau, T0, mult):
-    """(position inside the cycle, cycle length) for SGDR at ``tau``, in closed form."""
+    """(position inside the cycle, cycle length, cycle index) for SGDR at ``tau``, in
+    closed form."""
     if mult == 1.0:
         i = math.floor(tau / T0)
-        return tau - i * T0, T0
+        return tau - i * T0, T0, i
     i = math.floor(math.log(tau / T0 * (mult - 1.0) + 1.0) / math.log(mult))
     # the logarithm can land one cycle off at an exact boundary: step back or forward
     if T0 * (mult**i - 1.0) / (mult - 1.0) > tau:
         i -= 1
     elif T0 * (mult ** (i + 1) - 1.0) / (mult - 1.0) <= tau:
         i += 1
-    return tau - T0 * (mult**i - 1.0) / (mult - 1.0), T0 * mult**i
+    return tau - T0 * (mult**i - 1.0) / (mult - 1.0), T0 * mult**i, i
 
 
 # The primitives the table fill also calls directly (its anchors): one definition each,
@@ -125,7 +126,7 @@ def primitive(kind, tau, p0, p1, p2, p3, p4, p5):
     if kind == COSINE:
         return _cosine(tau, p0, p1, p2)
     if kind == COSINE_RESTARTS:
-        cur, Ti = _cosine_restart_cycle(tau, p1, p2)
+        cur, Ti, _ = _cosine_restart_cycle(tau, p1, p2)
         return p3 + (p0 - p3) * (1.0 + math.cos(math.pi * cur / Ti)) / 2.0
     if kind == CYCLIC:
         # the same float operations as torch's CyclicLR.get_lr
@@ -438,9 +439,10 @@ def _is_arithmetic(seg):
 
 
 @njit(cache=True)
-def _fill_cosine(seg, first, i0, i1, out_row):
-    """The cosine primitive end + (lr − end)(1 + cos(π·min(τ, T)/T))/2 at t = first + i,
-    i in [i0, i1), into a float64 row of at least 3·REANCHOR steps.
+def _fill_cosine_span(origin, shift, lr, T, end, first, i0, i1, out_row):
+    """The cosine end + (lr − end)(1 + cos(π·min(τ, T)/T))/2 with τ = (t − origin) − shift
+    at t = first + i, i in [i0, i1), into a float64 row (rotated where the smooth part
+    has at least 3·REANCHOR steps).
 
     Past T it is the constant end. Up to 0.9·T each block of REANCHOR steps takes cos
     and sin of its first angle from libm (the anchor) and rotates them by the block
@@ -450,30 +452,26 @@ def _fill_cosine(seg, first, i0, i1, out_row):
     libm's cosine (absolute), so within ~2e-14 relative of the closed form while
     1 + cos ≥ 1 + cos(0.9π). The last tenth, where 1 + cos cancels, is the closed form.
     """
-    origin = seg[ORIGIN]
-    lr = seg[P0]
-    T = seg[P0 + 1]
-    end = seg[P0 + 2]
     # smooth part [i0, iT): tau <= T, decided exactly as primitive decides its clamp
-    iT = int(math.floor(T + origin - first)) + 1
+    iT = int(math.floor(T + shift + origin - first)) + 1
     iT = min(max(iT, i0), i1)
-    while iT > i0 and (first + (iT - 1)) - origin > T:
+    while iT > i0 and ((first + (iT - 1)) - origin) - shift > T:
         iT -= 1
-    while iT < i1 and not ((first + iT) - origin > T):
+    while iT < i1 and not (((first + iT) - origin) - shift > T):
         iT += 1
     if iT < i1:
         tail = out_row[iT:i1]
-        v = _cosine((first + iT) - origin, lr, T, end)
+        v = _cosine(((first + iT) - origin) - shift, lr, T, end)
         for j in range(tail.shape[0]):
             tail[j] = v
     # the rotation covers angles up to 0.9π; beyond, 1 + cos is small and the closed
     # form's own rounding there is what callers compare with, so it is evaluated as is
-    iR = min(iT, max(i0, int(math.floor(ROTATE_UP_TO * T + origin - first)) + 1))
+    iR = min(iT, max(i0, int(math.floor(ROTATE_UP_TO * T + shift + origin - first)) + 1))
     for i in range(iR, iT):
-        out_row[i] = _cosine((first + i) - origin, lr, T, end)
+        out_row[i] = _cosine(((first + i) - origin) - shift, lr, T, end)
     if iR - i0 < 3 * REANCHOR:
         for i in range(i0, iR):
-            out_row[i] = _cosine((first + i) - origin, lr, T, end)
+            out_row[i] = _cosine(((first + i) - origin) - shift, lr, T, end)
         return
     cos_step = out_row[i0 : i0 + REANCHOR]
     sin_step = out_row[i0 + REANCHOR : i0 + 2 * REANCHOR]
@@ -486,20 +484,52 @@ def _fill_cosine(seg, first, i0, i1, out_row):
     while i < iR:
         stop = min(i + REANCHOR, iR)
         block = out_row[i:stop]
-        angle = math.pi * ((first + i) - origin) / T
+        angle = math.pi * (((first + i) - origin) - shift) / T
         c = math.cos(angle)
         s = math.sin(angle)
         for j in range(block.shape[0]):
             block[j] = end + half * (1.0 + (c * cos_step[j] - s * sin_step[j]))
         i = stop
     # the first block (over cos jδ, read before written at each j), then the second by the closed form
-    angle = math.pi * ((first + i0) - origin) / T
+    angle = math.pi * (((first + i0) - origin) - shift) / T
     c = math.cos(angle)
     s = math.sin(angle)
     for j in range(REANCHOR):
         cos_step[j] = end + half * (1.0 + (c * cos_step[j] - s * sin_step[j]))
     for i in range(i0 + REANCHOR, i0 + 2 * REANCHOR):
-        out_row[i] = _cosine((first + i) - origin, lr, T, end)
+        out_row[i] = _cosine(((first + i) - origin) - shift, lr, T, end)
+
+
+@njit(cache=True)
+def _fill_cosine(seg, first, i0, i1, out_row):
+    """A COSINE segment (float64 rows): ``_fill_cosine_span`` from its origin."""
+    _fill_cosine_span(seg[ORIGIN], 0.0, seg[P0], seg[P0 + 1], seg[P0 + 2], first, i0, i1, out_row)
+
+
+@njit(cache=True)
+def _fill_cosine_restarts(seg, first, i0, i1, out_row):
+    """A COSINE_RESTARTS segment (float64 rows), cycle by cycle: the cycle found in closed
+    form once (and its last step nudged so it is decided exactly as the closed form
+    decides each step), its steps a ``_fill_cosine_span`` shifted to the cycle start,
+    the closed form's own operations (cur = tau − start)."""
+    origin = seg[ORIGIN]
+    lr = seg[P0]
+    T0 = seg[P0 + 1]
+    mult = seg[P0 + 2]
+    end = seg[P0 + 3]
+    i = i0
+    while i < i1:
+        tau = (first + i) - origin
+        cur, Ti, k = _cosine_restart_cycle(tau, T0, mult)
+        shift = k * T0 if mult == 1.0 else T0 * (mult**k - 1.0) / (mult - 1.0)
+        stop = int(math.ceil(shift + Ti + origin - first))
+        stop = min(max(stop, i + 1), i1)
+        while stop > i + 1 and _cosine_restart_cycle((first + (stop - 1)) - origin, T0, mult)[2] != k:
+            stop -= 1
+        while stop < i1 and _cosine_restart_cycle((first + stop) - origin, T0, mult)[2] == k:
+            stop += 1
+        _fill_cosine_span(origin, shift, lr, Ti, end, first, i, stop, out_row)
+        i = stop
 
 
 @njit(cache=True)
@@ -543,6 +573,8 @@ def _fill_row(table, row, first, out_row):
             _fill_cyclic(seg, first, i0, i1, out_row)
         elif kind == COSINE and out_row.itemsize == 8:
             _fill_cosine(seg, first, i0, i1, out_row)
+        elif kind == COSINE_RESTARTS and out_row.itemsize == 8:
+            _fill_cosine_restarts(seg, first, i0, i1, out_row)
         else:
             for i in range(i0, i1):
                 out_row[i] = segment_rate(seg, first + i)
