@@ -103,6 +103,20 @@ def _anchor(table, row, t):
 
 
 @njit(cache=True)
+def _closed_form_rate(table, row, t, previous):
+    """lr_at(table, row, t) for t >= 1, given ``previous`` = the rate at t - 1: inside a
+    plateau of a one-segment staircase exponential (a step schedule) that is the same
+    value (the closed form's exponent is the same), so the pow is skipped."""
+    seg = table[row, 0]
+    if (table.shape[1] == 1 or table[row, 1, START] == math.inf) and seg[KIND] == EXPONENTIAL \
+            and seg[P0 + 3] != 0.0:
+        tau = t - seg[ORIGIN]
+        if tau >= 1.0 and math.floor(tau / seg[P0 + 2]) == math.floor((tau - 1.0) / seg[P0 + 2]):
+            return previous
+    return lr_at(table, row, t)
+
+
+@njit(cache=True)
 def _advance_rates(table, rows, ratio, state, i0, i1, t, all_multiplicative):
     """state[i] = rate of trajectory i at step t, for i in [i0, i1)."""
     tf = float(t)
@@ -120,7 +134,7 @@ def _advance_rates(table, rows, ratio, state, i0, i1, t, all_multiplicative):
             if r == r:
                 state[i] *= r
             else:
-                state[i] = lr_at(table, rows[i], tf)
+                state[i] = _closed_form_rate(table, rows[i], tf, state[i])
         return
     for i in range(i0, i1):
         state[i] = _anchor(table, rows[i], tf)
@@ -142,6 +156,17 @@ def _tally(lam, j, x, xn):
 
 
 @njit(cache=True)
+def _buffer_scale(per_lr, use_momentum, on_drop, scale_shared, lr_table, lr_rows, lr_ratio, i, tf):
+    """The on_drop factor of trajectory i's momentum buffer at step tf."""
+    if not per_lr:
+        return scale_shared
+    # a plain exponential or constant row never drops discontinuously
+    if use_momentum and on_drop != 0 and not lr_ratio[i] == lr_ratio[i]:
+        return buffer_scale_at(lr_table, lr_rows[i], tf, on_drop)
+    return 1.0
+
+
+@njit(cache=True)
 def _generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta_shared, wd_shared, scale_shared, per_lr, per_wd,
                   lr_table, lr_rows, lr_ratio, lr_state, wd_state, momentum, beta1, beta2, eps, on_drop,
                   noise, seed, offset, record, rec_j, rec_loss, rec_disp):
@@ -156,6 +181,34 @@ def _generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta_shared, wd_shared, sca
     mom = momentum if use_momentum else 0.0
     sigma = dt(noise)
     noisy = noise != 0.0
+    if d == 1:
+        # one element a trajectory (the noisy runs of sweeps): the elements in one flat loop
+        in_buffer = opt == LR_IN_BUFFER
+        zero = dt(0.0)
+        for i in range(i0, i1):
+            eta = lr_state[i] if per_lr else eta_shared
+            wd = wd_state[i] if per_wd else wd_shared
+            x = w[i]
+            g = _gradient(lam, i, x, noisy, sigma, seed, offset + np.uint64(i), t, 0)
+            if adam:
+                c = adam_scalars(eta, wd, tf, beta1, beta2, eps, opt == ADAMW, False)
+                w[i], buf[i], sq[i], _ = adam_element(x, g, buf[i], sq[i], x, dt(c[0]), dt(c[1]), dt(c[2]),
+                                                      dt(c[3]), dt(c[4]), dt(c[5]), dt(c[6]), dt(c[7]), dt(c[8]),
+                                                      False, first)
+            else:
+                scale = _buffer_scale(per_lr, use_momentum, on_drop, scale_shared, lr_table, lr_rows, lr_ratio, i,
+                                      tf)
+                c = sgd_scalars(eta, wd, first, scale, mom, 0.0, nesterov, False, False, in_buffer)
+                b = buf[i] if use_momentum else zero
+                w[i], b = sgd_element(x, g, b, dt(c[0]), dt(c[1]), dt(c[2]), dt(c[3]), dt(c[4]), dt(c[5]),
+                                      dt(c[6]), dt(c[7]), use_momentum, nesterov, first)
+                if use_momentum:
+                    buf[i] = b
+            if record:
+                dd, ll = _tally(lam, i, x, w[i])
+                rec_disp[i, rec_j] = dt(math.sqrt(0.0 + dd))
+                rec_loss[i, rec_j] = dt(0.5 * (0.0 + ll))
+        return
     for i in range(i0, i1):
         eta = lr_state[i] if per_lr else eta_shared
         wd = wd_state[i] if per_wd else wd_shared
@@ -168,12 +221,7 @@ def _generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta_shared, wd_shared, sca
             disp, loss = _adam_coords(wi, buf[i * d:(i + 1) * d], sq[i * d:(i + 1) * d], li, c, first, noisy,
                                       sigma, seed, traj, t, record)
         else:
-            scale = scale_shared
-            if per_lr:
-                # a plain exponential or constant row never drops discontinuously
-                scale = 1.0
-                if use_momentum and on_drop != 0 and not lr_ratio[i] == lr_ratio[i]:
-                    scale = buffer_scale_at(lr_table, lr_rows[i], tf, on_drop)
+            scale = _buffer_scale(per_lr, use_momentum, on_drop, scale_shared, lr_table, lr_rows, lr_ratio, i, tf)
             c = sgd_scalars(eta, wd, first, scale, mom, 0.0, nesterov, False, False, opt == LR_IN_BUFFER)
             disp, loss = _sgd_coords(wi, buf[i * d:(i + 1) * d], li, c, use_momentum, nesterov, first, noisy,
                                      sigma, seed, traj, t, record)
