@@ -483,7 +483,7 @@ def _simulate_chunk(w, buf, sq, lam, d, opt,
     mom = momentum if use_momentum else 0.0
     nesterov = opt == NESTEROV
     in_buffer = opt == LR_IN_BUFFER
-    # momentum with per-trajectory drops needs a per-trajectory buffer scale: generic path
+    # the vector loops: one coordinate, no noise, shared weight decay
     fast_ok = d == 1 and noise == 0.0 and not per_wd
     tile = max(1, TILE_ELEMENTS // d)
     n_tiles = (n + tile - 1) // tile
@@ -492,6 +492,7 @@ def _simulate_chunk(w, buf, sq, lam, d, opt,
         i1 = min(i0 + tile, n)
         lr_mult = _is_all_multiplicative(lr_ratio, i0, i1) if per_lr else True
         wd_mult = _is_all_multiplicative(wd_ratio, i0, i1) if per_wd else True
+        # momentum with per-trajectory drops needs a per-trajectory buffer scale: generic path
         fast_tile = fast_ok and (not per_lr or not use_momentum or on_drop == 0 or lr_mult)
         if every > 0 and first_step == 0:
             # step 0: the initial point
