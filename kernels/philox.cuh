@@ -4,13 +4,21 @@
 //   counter = (trajectory & 0xffffffff, trajectory >> 32, step, coordinate)
 //   key     = (seed & 0xffffffff, seed >> 32)
 //   x0, x1, x2, x3 = philox4x32_10(counter, key)
-//   u1 = ((x0 << 21 | x1 >> 11) + 1) * 2**-53          in (0, 1]
-//   u2 = (x2 << 21 | x3 >> 11) * 2**-53                in [0, 1)
+//   k = (x0 << 21 | x1 >> 11) + 1                       u1 = k * 2**-53 in (0, 1]
+//   j = x2 << 21 | x3 >> 11                             u2 = j * 2**-53 in [0, 1)
 //   xi = sqrt(-2 ln u1) * cos(2 pi u2)
 //
-// The four words are bit-identical to the CPU's everywhere. The normal is too
-// where the host math library is the one Numba calls (the host test); on the
-// GPU, CUDA's log and cos may differ from glibc's in the last bit.
+// Bit-identical to the CPU everywhere: the words trivially, the normal because
+// ln and cos are not the math library's (CUDA's differ from glibc's in the last
+// bit) but log_unit and cos_two_pi below, fdlibm's polynomials with an exact
+// integer argument reduction, the operations of fastdecay/_cpu/philox.py in
+// the same order. They use only +, -, *, / and sqrt, each correctly rounded
+// by IEEE 754, and never a fused multiply-add: on the device through the
+// __dadd_rn / __dsub_rn / __dmul_rn / __ddiv_rn / __dsqrt_rn intrinsics
+// (never contracted, whatever --fmad says), on the host through plain
+// operators, so a host build must use -ffp-contract=off (tests/test_cuda_host.py
+// does; x86-64 without -mfma cannot contract anyway). Every constant is a hex
+// literal, as in philox.py.
 #pragma once
 
 #include "common.cuh"
@@ -47,15 +55,118 @@ FD_HD Philox4 philox4x32_10(u32 c0, u32 c1, u32 c2, u32 c3, u32 k0, u32 k1) {
     return out;
 }
 
+// Correctly rounded float64 operations that no compiler fuses into an FMA.
+namespace rn {
+#ifdef __CUDA_ARCH__
+__device__ __forceinline__ double add(double a, double b) { return __dadd_rn(a, b); }
+__device__ __forceinline__ double sub(double a, double b) { return __dsub_rn(a, b); }
+__device__ __forceinline__ double mul(double a, double b) { return __dmul_rn(a, b); }
+__device__ __forceinline__ double div(double a, double b) { return __ddiv_rn(a, b); }
+__device__ __forceinline__ double sqrt(double a) { return __dsqrt_rn(a); }
+__device__ __forceinline__ int clz64(i64 a) { return __clzll(a); }
+#else
+inline double add(double a, double b) { return a + b; }
+inline double sub(double a, double b) { return a - b; }
+inline double mul(double a, double b) { return a * b; }
+inline double div(double a, double b) { return a / b; }
+inline double sqrt(double a) { return ::sqrt(a); }
+inline int clz64(i64 a) { return __builtin_clzll((u64)a); }  // a > 0
+#endif
+}  // namespace rn
+
+// ln(k * 2**-53) for an integer 1 <= k <= 2**53: fdlibm's __ieee754_log with the
+// exponent and mantissa taken from the integer. k * 2**-53 = 2**e * x with x in
+// [sqrt(1/2), sqrt(2)), f = x - 1 (exact), s = f / (2 + f),
+// ln(1 + f) = f - s (f - R(s**2)), plus e ln2 in two parts.
+FD_HD double log_unit(i64 k) {
+    const double LN2_HI = 0x1.62e42feep-1, LN2_LO = 0x1.a39ef35793c76p-33;
+    const double LG1 = 0x1.5555555555593p-1, LG2 = 0x1.999999997fa04p-2, LG3 = 0x1.2492494229359p-2,
+                 LG4 = 0x1.c71c51d8e78afp-3, LG5 = 0x1.7466496cb03dep-3, LG6 = 0x1.39a09d078c69fp-3,
+                 LG7 = 0x1.2f112df3e5244p-3;
+    const double TWO_M52 = 0x1p-52, TWO_M53 = 0x1p-53;
+    using namespace rn;
+    const int lz = clz64(k);                          // 10 .. 63
+    const i64 m = lz >= 11 ? k << (lz - 11) : k >> 1; // top bit at bit 52, exact
+    int e = 10 - lz;                                  // k 2**-53 = (m 2**-52) 2**e
+    const int hx = (int)((m >> 32) & 0xFFFFF);        // fdlibm's high word of the mantissa
+    double x;
+    if (hx >= 0x6A09C) {                              // x >= ~sqrt(2): halve it
+        x = mul((double)m, TWO_M53);
+        e += 1;
+    } else {
+        x = mul((double)m, TWO_M52);
+    }
+    const double f = sub(x, 1.0);
+    const double s = div(f, add(2.0, f));
+    const double dk = (double)e;
+    const double z = mul(s, s);
+    const double w = mul(z, z);
+    // t1 = w * (LG2 + w * (LG4 + w * LG6)), t2 = z * (LG1 + w * (LG3 + w * (LG5 + w * LG7)))
+    const double t1 = mul(w, add(LG2, mul(w, add(LG4, mul(w, LG6)))));
+    const double t2 = mul(z, add(LG1, mul(w, add(LG3, mul(w, add(LG5, mul(w, LG7)))))));
+    const double r = add(t2, t1);
+    if (hx >= 0x6147A && hx <= 0x6B851) {
+        // hfsq = 0.5 * f * f; dk * LN2_HI - ((hfsq - (s * (hfsq + r) + dk * LN2_LO)) - f)
+        const double hfsq = mul(mul(0.5, f), f);
+        return sub(mul(dk, LN2_HI), sub(sub(hfsq, add(mul(s, add(hfsq, r)), mul(dk, LN2_LO))), f));
+    }
+    // dk * LN2_HI - ((s * (f - r) - dk * LN2_LO) - f)
+    return sub(mul(dk, LN2_HI), sub(sub(mul(s, sub(f, r)), mul(dk, LN2_LO)), f));
+}
+
+// cos(2 pi j 2**-53) for an integer 0 <= j < 2**53. Exact reduction in integers:
+// j 2**-53 = n/4 + t/4, n the nearest quarter turn, |t| <= 1/2; theta = (pi/2) t
+// = x + y (x = t PIO2_HI rounded, y its error by Dekker's product plus t PIO2_LO);
+// then fdlibm's kernel cos or sin of x + y by the quadrant.
+FD_HD double cos_two_pi(i64 j) {
+    const double S1 = -0x1.5555555555549p-3, S2 = 0x1.111111110f8a6p-7, S3 = -0x1.a01a019c161d5p-13,
+                 S4 = 0x1.71de357b1fe7dp-19, S5 = -0x1.ae5e68a2b9cebp-26, S6 = 0x1.5d93a5acfd57cp-33;
+    const double C1 = 0x1.555555555554cp-5, C2 = -0x1.6c16c16c15177p-10, C3 = 0x1.a01a019cb1590p-16,
+                 C4 = -0x1.27e4f809c52adp-22, C5 = 0x1.1ee9ebdb4b1c4p-29, C6 = -0x1.8fae9be8838d4p-37;
+    const double PIO2_HI = 0x1.921fb54442d18p+0, PIO2_LO = 0x1.1a62633145c07p-54;
+    const double PIO2_A = 0x1.921fb54p+0, PIO2_B = 0x1.10b46p-30;
+    const double TWO_M51 = 0x1p-51;
+    using namespace rn;
+    const i64 n = (j + (1ll << 50)) >> 51;            // nearest quarter turn, 0 .. 4
+    const i64 r = j - (n << 51);                      // t = r 2**-51, -2**50 <= r < 2**50
+    const bool negative = r < 0;
+    const i64 a = negative ? -r : r;
+    const i64 ah = (a >> 26) << 26;                   // t = th + tl: 25 and 26 significant bits
+    const double th = mul((double)ah, TWO_M51);
+    const double tl = mul((double)(a - ah), TWO_M51);
+    const double t = mul((double)a, TWO_M51);
+    const double x = mul(t, PIO2_HI);
+    // y = ((((th * PIO2_A - x) + th * PIO2_B) + tl * PIO2_A) + tl * PIO2_B) + t * PIO2_LO
+    const double y = add(add(add(add(sub(mul(th, PIO2_A), x), mul(th, PIO2_B)), mul(tl, PIO2_A)), mul(tl, PIO2_B)),
+                         mul(t, PIO2_LO));
+    const double z = mul(x, x);
+    const double w = mul(z, z);
+    const int q = (int)(n & 3);
+    if (q == 0 || q == 2) {
+        // rc = z * (C1 + z * (C2 + z * C3)) + w * w * (C4 + z * (C5 + z * C6))
+        const double rc = add(mul(z, add(C1, mul(z, add(C2, mul(z, C3))))),
+                              mul(mul(w, w), add(C4, mul(z, add(C5, mul(z, C6))))));
+        const double hz = mul(0.5, z);
+        const double v = sub(1.0, hz);
+        // c = v + (((1 - v) - hz) + (z * rc - x * y))
+        const double c = add(v, add(sub(sub(1.0, v), hz), sub(mul(z, rc), mul(x, y))));
+        return q == 0 ? c : -c;
+    }
+    // rs = S2 + z * (S3 + z * S4) + z * w * (S5 + z * S6)
+    const double rs = add(add(S2, mul(z, add(S3, mul(z, S4)))), mul(mul(z, w), add(S5, mul(z, S6))));
+    const double v = mul(z, x);
+    // sn = x - ((z * (0.5 * y - v * rs) - y) - v * S1)
+    const double sn = sub(x, sub(sub(mul(z, sub(mul(0.5, y), mul(v, rs))), y), mul(v, S1)));
+    return (q == 1) != negative ? -sn : sn;
+}
+
 // The standard normal of (trajectory, step, coordinate) under seed, in float64.
 FD_HD double philox_normal(u64 seed, u64 trajectory, u32 step, u32 coordinate) {
     const Philox4 r = philox4x32_10((u32)trajectory, (u32)(trajectory >> 32), step, coordinate,
                                     (u32)seed, (u32)(seed >> 32));
-    const double two_m53 = 1.1102230246251565e-16;  // 2**-53
-    const double two_pi = 6.283185307179586;        // 2.0 * math.pi
-    const double u1 = ((double)(((u64)r.x[0] << 21) | (r.x[1] >> 11)) + 1.0) * two_m53;
-    const double u2 = (double)(((u64)r.x[2] << 21) | (r.x[3] >> 11)) * two_m53;
-    return sqrt(-2.0 * log(u1)) * cos(two_pi * u2);
+    const i64 k = (i64)((((u64)r.x[0] << 21) | (r.x[1] >> 11)) + 1);
+    const i64 j = (i64)(((u64)r.x[2] << 21) | (r.x[3] >> 11));
+    return rn::mul(rn::sqrt(rn::mul(-2.0, log_unit(k))), cos_two_pi(j));
 }
 
 }  // namespace fastdecay

@@ -6,7 +6,9 @@ are ``__host__ __device__`` code. Here the host C++ compiler builds them (with
 drives, and the results are compared with the Numba CPU backend and
 ``fastdecay.reference`` on random inputs. Both sides use the same float64
 operations in the same order and the same libm, so they agree bit for bit
-(``assert_array_equal``) unless a comment says otherwise.
+(``assert_array_equal``) unless a comment says otherwise. The builds use
+``-ffp-contract=off``: no a*b + c fused into an FMA that the CPU side does not
+fuse (the Philox normals need it; ``philox.cuh`` uses no libm but sqrt).
 """
 
 import contextlib
@@ -164,6 +166,8 @@ void fd_philox(const u32* counters, const u32* keys, u32* out, i64 n) {
 void fd_normals(u64 seed, const u64* trajectory, const u32* step, const u32* coordinate, double* out, i64 n) {
     for (i64 i = 0; i < n; ++i) out[i] = philox_normal(seed, trajectory[i], step[i], coordinate[i]);
 }
+void fd_log_unit(const i64* k, double* out, i64 n) { for (i64 i = 0; i < n; ++i) out[i] = log_unit(k[i]); }
+void fd_cos_two_pi(const i64* j, double* out, i64 n) { for (i64 i = 0; i < n; ++i) out[i] = cos_two_pi(j[i]); }
 }
 """
 
@@ -183,7 +187,7 @@ def host(tmp_path_factory):
     run = subprocess.run(cmd, capture_output=True, text=True)
     assert run.returncode == 0, f"{' '.join(cmd)}\n{run.stderr}"
     dll = ctypes.CDLL(str(lib))
-    for name in ("fd_lr_at", "fd_drop_ratio", "fd_philox", "fd_normals"):
+    for name in ("fd_lr_at", "fd_drop_ratio", "fd_philox", "fd_normals", "fd_log_unit", "fd_cos_two_pi"):
         getattr(dll, name).restype = None
     dll.fd_layout.restype = ctypes.c_int
     dll.fd_updates_layout.restype = ctypes.c_int
@@ -419,6 +423,89 @@ def test_normals_equal_cpu_generator_bit_for_bit(host):
         want = np.array([normal(np.uint64(seed), trajectory[i], step[i], coordinate[i]) for i in range(n)])
         np.testing.assert_array_equal(out, want)
         assert abs(out.mean()) < 0.1 and abs(out.std() - 1.0) < 0.1
+
+
+
+PHILOX_SHIM = r"""
+#include "philox.cuh"
+using namespace fastdecay;
+extern "C" {
+void fd_log_unit(const i64* k, double* out, i64 n) { for (i64 i = 0; i < n; ++i) out[i] = log_unit(k[i]); }
+void fd_cos_two_pi(const i64* j, double* out, i64 n) { for (i64 i = 0; i < n; ++i) out[i] = cos_two_pi(j[i]); }
+void fd_normals(u64 seed, const u64* trajectory, const u32* step, const u32* coordinate, double* out, i64 n) {
+    for (i64 i = 0; i < n; ++i) out[i] = philox_normal(seed, trajectory[i], step[i], coordinate[i]);
+}
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def philox_native(tmp_path_factory):
+    """philox.cuh alone, optimised for this CPU (-O3 -march=native: FMA instructions
+    available, loops vectorised) with -ffp-contract=off, the flag the header asks for."""
+    build = tmp_path_factory.mktemp("philox_native")
+    (build / "philox.cpp").write_text(PHILOX_SHIM)
+    lib = build / "libphilox.so"
+    cmd = [CXX, "-std=c++17", "-O3", "-march=native", "-ffp-contract=off", "-fPIC", "-shared", "-Wall", "-Werror",
+           "-Wno-unknown-pragmas", f"-I{KERNELS}", str(build / "philox.cpp"), "-o", str(lib), "-lm"]
+    run = subprocess.run(cmd, capture_output=True, text=True)
+    assert run.returncode == 0, f"{' '.join(cmd)}\n{run.stderr}"
+    dll = ctypes.CDLL(str(lib))
+    for name in ("fd_log_unit", "fd_cos_two_pi", "fd_normals"):
+        getattr(dll, name).restype = None
+    dll.fd_normals.argtypes = [ctypes.c_uint64] + [ctypes.c_void_p] * 4 + [ctypes.c_int64]
+    return dll
+
+
+def _philox_arguments():
+    rng = np.random.default_rng(13)
+    ks = np.concatenate([[1, 2, 3, 2**52 - 1, 2**52, 2**52 + 1, 2**53 - 1, 2**53],
+                         rng.integers(1, 2**53, 20_000), rng.integers(1, 2**24, 2000),
+                         2**53 - rng.integers(0, 2**24, 2000),
+                         [2**e + d for e in range(1, 53) for d in (-1, 0, 1)]]).astype(np.int64)
+    quarter = rng.integers(0, 5, 4000).astype(np.int64) << 51
+    js = np.concatenate([[0, 1, 2**50 - 1, 2**50, 2**51 - 1, 2**51, 2**51 + 1, 2**52, 3 * 2**51, 2**53 - 1],
+                         rng.integers(0, 2**53, 20_000), quarter + rng.integers(-2**20, 2**20, 4000)])
+    return ks, np.clip(js, 0, 2**53 - 1).astype(np.int64)
+
+
+@pytest.mark.parametrize("build", ["host", "philox_native"])
+def test_log_unit_and_cos_two_pi_equal_cpu_bit_for_bit(build, request):
+    from numba import njit
+
+    from fastdecay._cpu.philox import cos_two_pi, log_unit
+
+    @njit
+    def cpu(ks, js, logs, coss):
+        for i in range(ks.shape[0]):
+            logs[i] = log_unit(ks[i])
+        for i in range(js.shape[0]):
+            coss[i] = cos_two_pi(js[i])
+
+    ks, js = _philox_arguments()
+    want_log, want_cos = np.empty(ks.shape), np.empty(js.shape)
+    cpu(ks, js, want_log, want_cos)
+    lib = request.getfixturevalue(build)
+    got_log, got_cos = np.empty(ks.shape), np.empty(js.shape)
+    lib.fd_log_unit(_ptr(ks), _ptr(got_log), ctypes.c_int64(ks.size))
+    lib.fd_cos_two_pi(_ptr(js), _ptr(got_cos), ctypes.c_int64(js.size))
+    np.testing.assert_array_equal(got_log.view(np.uint64), want_log.view(np.uint64))  # signed zeros too
+    np.testing.assert_array_equal(got_cos.view(np.uint64), want_cos.view(np.uint64))
+
+
+def test_normals_of_the_native_build_equal_cpu_generator(philox_native):
+    from fastdecay._cpu.philox import fill_normals
+
+    seed, first, step, n, d = 2**63 + 5, 2**35 - 100, 7, 3000, 4
+    want = np.empty((n, d))
+    fill_normals(np.uint64(seed), np.uint64(first), np.uint32(step), d, want)
+    trajectory = np.repeat(np.arange(n, dtype=np.uint64) + np.uint64(first), d)
+    steps = np.full(n * d, step, dtype=np.uint32)
+    coordinate = np.tile(np.arange(d, dtype=np.uint32), n)
+    got = np.empty(n * d)
+    philox_native.fd_normals(ctypes.c_uint64(seed), _ptr(trajectory), _ptr(steps), _ptr(coordinate), _ptr(got),
+                             ctypes.c_int64(n * d))
+    np.testing.assert_array_equal(got.reshape(n, d), want)
 
 
 # ----------------------------------------------------------------------------- update rules

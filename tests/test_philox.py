@@ -1,12 +1,25 @@
 """Philox4x32-10 against the published Random123 known-answer vectors, and the
-normals drawn from it against the plain-Python reference."""
+normals drawn from it: the same bits from Numba, from a plain-Python evaluation
+of the same operations and inside the simulation kernel; within an ulp of the
+true log and cos; close to the libm Box-Muller; standard normal."""
+
+import decimal
+import math
+import pathlib
+import re
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
 
-from fastdecay._cpu.philox import fill_normals, normal, philox4x32_10
+import fastdecay as fd
+from fastdecay._cpu import philox
+from fastdecay._cpu.philox import cos_two_pi, fill_normals, log_unit, normal, philox4x32_10
 from fastdecay.reference import philox4x32_10 as ref_philox
 from fastdecay.reference import philox_normal as ref_normal
+
+KERNELS = pathlib.Path(__file__).resolve().parents[1] / "kernels"
 
 # Random123 1.14, examples/kat_vectors: "philox4x32 10" lines, counter[4] key[2] -> output[4]
 KAT = [
@@ -37,17 +50,112 @@ def test_numba_matches_reference_on_random_counters():
         assert tuple(int(x) for x in philox4x32_10(*c, *k)) == ref_philox(c, k)
 
 
+def python_normal(seed, trajectory, step, coordinate):
+    """The normal by CPython's float arithmetic (one rounding per operation, nothing
+    fused): the reference's Philox words, then the Python bodies of log_unit and
+    cos_two_pi (``.py_func``, not compiled)."""
+    x0, x1, x2, x3 = ref_philox((trajectory & 0xFFFFFFFF, trajectory >> 32, step, coordinate),
+                                (seed & 0xFFFFFFFF, seed >> 32))
+    k = ((x0 << 21) | (x1 >> 11)) + 1
+    j = (x2 << 21) | (x3 >> 11)
+    return math.sqrt(-2.0 * log_unit.py_func(k)) * cos_two_pi.py_func(j)
+
+
 @pytest.mark.parametrize("seed, trajectory", [(0, 0), (12345, 2**33 + 7), (2**64 - 1, 2**40)])
-def test_normals_match_reference(seed, trajectory):
-    """Same counters, same uniforms, same Box-Muller: equal to the reference's libm log/cos
-    Box-Muller to rounding (the kernels may use their own log/cos so that every backend
-    gives the same bits)."""
+def test_normals_equal_a_plain_python_evaluation_bit_for_bit(seed, trajectory):
     for step in (0, 1, 999, 2**32 - 1):
-        for coordinate in (0, 5):
+        for coordinate in range(6):
             got = normal(np.uint64(seed), np.uint64(trajectory), step, coordinate)
-            want = ref_normal(seed, trajectory, step, coordinate)
-            # xi = R cos(theta), R <= sqrt(106 ln 2) < 8.6: a few ulps of R and of cos, absolute
-            assert abs(got - want) <= 4e-15, (got, want)
+            assert got == python_normal(seed, trajectory, step, coordinate)
+
+
+def test_log_unit_and_cos_two_pi_python_bodies_equal_numba_on_edges_and_random():
+    """(Compiled with fastmath={"contract"}, about 0.5% of the logs and 0.7% of the
+    cosines would come out different: this catches a fused multiply-add.)"""
+    rng = np.random.default_rng(5)
+    ks = [1, 2, 3, 2**52 - 1, 2**52, 2**52 + 1, 2**53 - 1, 2**53] + [int(k) for k in rng.integers(1, 2**53, 3000)]
+    ks += [int(k) for k in rng.integers(1, 2**20, 100)] + [2**e + d for e in range(1, 53) for d in (-1, 0, 1)]
+    js = [0, 1, 2**50 - 1, 2**50, 2**51 - 1, 2**51, 2**51 + 1, 2**52, 3 * 2**51, 2**53 - 1]
+    js += [int(j) for j in rng.integers(0, 2**53, 3000)]
+    for k in ks:
+        assert log_unit(k) == log_unit.py_func(k), k
+    for j in js:
+        assert cos_two_pi(j) == cos_two_pi.py_func(j), j
+
+
+def test_exact_values():
+    assert log_unit(2**53) == 0.0                   # u1 = 1
+    assert log_unit(2**52) == math.log(0.5)         # -ln 2, correctly rounded
+    assert log_unit(1) == -53 * math.log(2.0)       # the smallest u1, 2**-53
+    assert cos_two_pi(0) == 1.0
+    assert cos_two_pi(2**52) == -1.0                # half a turn
+    assert cos_two_pi(2**51) == 0.0 and cos_two_pi(3 * 2**51) == 0.0
+    assert cos_two_pi(2**50) == math.sqrt(0.5)      # an eighth of a turn, correctly rounded
+
+
+def _ulps(got, want):
+    """|got - want| in units in the last place of got (want in long double)."""
+    return np.abs((got.astype(np.longdouble) - want) / np.spacing(np.abs(got)).astype(np.longdouble))
+
+
+@pytest.mark.skipif(np.finfo(np.longdouble).nmant < 63, reason="needs an extended long double for the reference")
+def test_log_unit_and_cos_two_pi_within_an_ulp():
+    """Against long double references on random arguments, arguments near 1, tiny
+    ones, powers of two, and angles near the quarter and eighth turns."""
+    ld = np.longdouble
+    rng = np.random.default_rng(2)
+    n = 300_000
+    ks = rng.integers(1, 2**53, n, dtype=np.int64)
+    ks[:20_000] = rng.integers(1, 2**30, 20_000)
+    ks[20_000:40_000] = 2**53 - rng.integers(1, 2**30, 20_000)
+    e = rng.integers(1, 53, 20_000)
+    ks[40_000:60_000] = np.maximum((np.int64(1) << e) + rng.integers(-2, 3, 20_000), 1)
+    logs = np.array([log_unit(k) for k in ks[:2000]])  # the compiled function, one call each
+    logs = np.concatenate([logs, _vector(log_unit, ks[2000:])])
+    want_log = np.log(ks.astype(ld) * ld(2.0) ** -53)
+    assert _ulps(logs, want_log).max() < 1.0
+
+    js = rng.integers(0, 2**53, n, dtype=np.int64)
+    quarter = rng.integers(0, 5, 40_000) << 51
+    js[:20_000] = np.clip(quarter[:20_000] + rng.integers(-2**24, 2**24, 20_000), 0, 2**53 - 1)
+    js[20_000:40_000] = np.clip(quarter[20_000:] + 2**50 + rng.integers(-2**24, 2**24, 20_000), 0, 2**53 - 1)
+    coss = _vector(cos_two_pi, js)
+    # exact integer reduction to an eighth of a turn, then cos or sin in long double
+    pi = ld("3.14159265358979323846264338327950288")
+    quadrant = (js + 2**50) >> 51
+    theta = pi / 2 * ((js - (quadrant << 51)).astype(ld) * ld(2.0) ** -51)
+    want_cos = np.where(quadrant % 2 == 0, np.cos(theta), np.sin(theta))
+    want_cos *= np.where((quadrant % 4 == 1) | (quadrant % 4 == 2), -1, 1)
+    assert np.all(coss != 0)
+    assert _ulps(coss, want_cos).max() < 1.0
+
+
+def _vector(fn, args):
+    from numba import njit
+
+    @njit
+    def apply(a, out):
+        for i in range(a.shape[0]):
+            out[i] = fn(a[i])
+
+    out = np.empty(args.shape[0])
+    apply(args, out)
+    return out
+
+
+def test_normals_close_to_the_libm_box_muller():
+    """fastdecay.reference.philox_normal computes sqrt(-2 ln u1) cos(2 pi u2) with the
+    math library. Where cos(2 pi u2) is near zero the libm form loses relative accuracy
+    (2 pi u2 is rounded before the cos), so the bound is absolute: |xi| <= 8.6."""
+    rng = np.random.default_rng(4)
+    worst = 0.0
+    for seed in (0, 7, 2**64 - 1):
+        out = np.empty((2000, 3))
+        first = int(rng.integers(0, 2**63))
+        fill_normals(np.uint64(seed), np.uint64(first), np.uint32(123), 3, out)
+        want = np.array([[ref_normal(seed, first + i, 123, c) for c in range(3)] for i in range(2000)])
+        worst = max(worst, float(np.max(np.abs(out - want) / np.maximum(1.0, np.abs(want)))))
+    assert worst < 1e-14
 
 
 def test_normals_are_standard_normal():
@@ -71,3 +179,83 @@ def test_offset_gives_the_same_numbers():
     fill_normals(np.uint64(9), np.uint64(100), np.uint32(4), 3, whole)
     fill_normals(np.uint64(9), np.uint64(130), np.uint32(4), 3, part)
     assert np.array_equal(whole[30:], part)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("d, every", [(1, None), (3, None), (3, 2)])
+def test_normals_inside_the_simulation_kernel_equal_the_standalone_ones(d, every, dtype):
+    """The simulation inlines ``normal`` next to update rules compiled with
+    fastmath={"contract"}; the normal's own operations must stay unfused. Zero
+    curvature, w0 = 0 and a rate that is 0 before step T and 1 from it: after
+    T + 1 steps of GD, w = -noise draw of step T, exactly."""
+    n, seed, offset = 301, 2**40 + 3, 12345
+    for t in (0, 5, 1000):
+        res = fd.simulate(np.zeros((n, d)), fd.piecewise([t], [0.0, 1.0]), steps=t + 1, noise=1.0, w0=0.0,
+                          seed=seed, trajectory_offset=offset, every=every, dtype=dtype)
+        want = np.empty((n, d))
+        fill_normals(np.uint64(seed), np.uint64(offset), np.uint32(t), d, want)
+        np.testing.assert_array_equal(-res.w, want.astype(dtype))
+
+
+def test_constants_of_the_cuda_header_equal_the_python_ones():
+    """kernels/philox.cuh spells every constant as the same hex literal."""
+    source = (KERNELS / "philox.cuh").read_text()
+    found = dict(re.findall(r"\b([A-Z][A-Z0-9_]*) = (-?0x[0-9a-f.]+p[-+]?\d+)", source))
+    names = ["LN2_HI", "LN2_LO"] + [f"LG{i}" for i in range(1, 8)] + [f"S{i}" for i in range(1, 7)]
+    names += [f"C{i}" for i in range(1, 7)] + ["PIO2_HI", "PIO2_LO", "PIO2_A", "PIO2_B", "TWO_M51", "TWO_M52",
+                                               "TWO_M53"]
+    assert set(found) == set(names)
+    for name in names:
+        assert float.fromhex(found[name]) == getattr(philox, "_" + name), name
+
+
+def test_constants_are_fdlibms_and_split_pi_exactly():
+    # fdlibm's decimal spellings (e_log.c, k_sin.c, k_cos.c)
+    assert philox._LN2_HI == 6.93147180369123816490e-01 and philox._LN2_LO == 1.90821492927058770002e-10
+    assert philox._LG1 == 6.666666666666735130e-01 and philox._LG7 == 1.479819860511658591e-01
+    assert philox._S1 == -1.66666666666666324348e-01 and philox._S6 == 1.58969099521155010221e-10
+    assert philox._C1 == 4.16666666666666019037e-02 and philox._C6 == -1.13596475577881948265e-11
+    # pi/2 = HI + LO to ~2**-107; HI = A + B exactly, A with 27 significant bits, B with 20
+    ctx = decimal.Context(prec=60)
+    half_pi = decimal.Decimal("1.57079632679489661923132169163975144209858469968755291")
+    err = ctx.subtract(ctx.add(decimal.Decimal(philox._PIO2_HI), decimal.Decimal(philox._PIO2_LO)), half_pi)
+    assert abs(err) < decimal.Decimal(2) ** -106
+    assert philox._PIO2_A + philox._PIO2_B == philox._PIO2_HI
+
+    def significant_bits(x):
+        m = abs(math.frexp(x)[0])
+        bits = 0
+        while m != int(m):
+            m *= 2
+            bits += 1
+        return bits
+
+    assert significant_bits(philox._PIO2_A) == 27 and significant_bits(philox._PIO2_B) <= 26
+
+
+NVCC = shutil.which("nvcc") or next(
+    (str(p) for p in [pathlib.Path("/usr/local/cuda/bin/nvcc")] if p.exists()), None)
+
+
+@pytest.mark.skipif(NVCC is None, reason="nvcc not found: the PTX check needs the CUDA toolkit")
+def test_device_build_has_no_fused_or_unrounded_float64_operations(tmp_path):
+    """No GPU here, so the device build's bits are argued from its PTX: compiled with
+    fused multiply-add allowed (--fmad=true, nvcc's default), the normal still has no
+    fma and every float64 add, sub, mul, div and sqrt carries .rn (PTX never contracts
+    those), so each is one IEEE-754 correctly rounded operation, as on the CPU. And
+    no call: nothing from libdevice."""
+    (tmp_path / "k.cu").write_text(
+        '#include "philox.cuh"\n'
+        'extern "C" __global__ void normals(unsigned long long seed, double* out, int n) {\n'
+        '    int i = blockIdx.x * blockDim.x + threadIdx.x;\n'
+        '    if (i < n) out[i] = fastdecay::philox_normal(seed, (unsigned long long)i, 3u, (unsigned)i);\n'
+        '}\n')
+    run = subprocess.run([NVCC, "--ptx", "-arch=compute_80", "-std=c++17", "--fmad=true", f"-I{KERNELS}", "k.cu",
+                          "-o", "k.ptx"], capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    ops = re.findall(r"^\s*([a-z]+(?:\.[a-z0-9]+)*)", (tmp_path / "k.ptx").read_text(), re.M)
+    f64 = [op for op in ops if op.endswith(".f64") and op.split(".")[0] in ("add", "sub", "mul", "div", "sqrt",
+                                                                           "fma", "mad")]
+    assert len(f64) > 60  # the whole transform is there
+    assert all(op.split(".")[0] not in ("fma", "mad") and ".rn." in op for op in f64), sorted(set(f64))
+    assert not any(op.split(".")[0] == "call" for op in ops)
