@@ -250,3 +250,24 @@ def test_on_drop_codes_agree_with_the_rules():
     from fastdecay.updates import _ON_DROP_CODES
 
     assert _ON_DROP_CODES == rules.ON_DROP_CODES
+
+
+def test_thread_count_and_blocking_never_change_results():
+    """Elementwise kernels: 1 or 2 threads, parallel blocks or the serial small-call path,
+    one list or one call per array — the same bits."""
+    import numba
+
+    shapes = [(200_003,), (70_001,), (5,)]
+    results = []
+    for threads in (1, numba.get_num_threads()):
+        ws, gs = _arrays(shapes, np.float32, 1), _arrays(shapes, np.float32, 2)
+        m, v = _arrays(shapes, np.float32, 3, fill=0.0), _arrays(shapes, np.float32, 4, fill=0.0)
+        previous = numba.get_num_threads()
+        numba.set_num_threads(threads)
+        try:
+            for t in range(3):
+                fd.adamw_step(ws, gs, m, v, step=t, lr=fd.cosine(1e-2, 10), weight_decay=0.1)
+        finally:
+            numba.set_num_threads(previous)
+        results.append(np.concatenate(ws + m + v))
+    assert np.array_equal(results[0], results[1])
