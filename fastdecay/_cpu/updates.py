@@ -13,9 +13,11 @@ cast to the element dtype, so it vectorizes at full SIMD width.
 Options (momentum, nesterov, decoupled, ...) are run-time arguments: two
 compiled kernels per rule (float32, float64), whatever the flags, each compiled
 or loaded from the cache on first use (``kernel(py_func, dtype)``). The flags
-that decide which arrays are read (momentum, amsgrad, grad scaling, the first
-step) pick one of a few copies of the inner loop, so no loop carries a
-branch per element.
+that decide which arrays are read or how the buffer moves (momentum, amsgrad,
+nesterov, the first step) pick one of a few copies of the inner loop, so no
+loop carries a branch per element. The gradient is always divided by
+``grad_scale`` (1 without one: exact), so scaled and unscaled calls run the
+same instructions and give the same bits.
 
 The kernels never allocate and never validate: ``fastdecay.updates`` has
 checked every address, size, dtype and option before it calls them. A nonzero
