@@ -307,7 +307,8 @@ class Schedule:
 
         ``dtype`` is float64 or float32 (computed in float64, rounded once);
         ``out`` (a NumPy array or CPU torch tensor of that shape, C-contiguous) is
-        written in place and returned when given. Rows are filled in parallel; within
+        written in place and returned when given. A CuPy array or CUDA tensor as
+        ``out`` (or as the steps) computes the table on that GPU instead. Rows are filled in parallel; within
         a row an exponential runs as a product re-anchored to its closed form every 64
         steps and a cosine as a rotation re-anchored likewise (within 1e-13 relative of
         ``s(t)``), other kinds with the closed form's own operations.
@@ -318,6 +319,10 @@ class Schedule:
         >>> s.table([4, 0], dtype=np.float32).tolist()
         [[0.0625, 1.0], [0.0, 1.0]]
         """
+        if any(backend_of(x) not in ("numpy", TORCH_CPU) for x in (out, n_or_steps)):
+            from ._gpu import schedule as gpu_schedule  # imports cupy: only for device arrays
+
+            return gpu_schedule.table(self, n_or_steps, dtype=dtype, out=out)
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
             raise TypeError(f"dtype must be float32 or float64, got {dtype}")

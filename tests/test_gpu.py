@@ -93,6 +93,17 @@ def test_schedule_table_on_device_matches_cpu(name, dtype):
     close(out, s.table(np.array([7, 0, 4999]), dtype=dtype), dtype)
 
 
+def test_public_table_dispatches_device_out_and_steps():
+    """``Schedule.table`` itself (not only the _gpu function) runs on the GPU for device ``out`` / steps."""
+    s = SCHEDULES["stack"]
+    out = cp.full(s.batch_shape + (400,), cp.nan)
+    assert s.table(400, out=out) is out
+    np.testing.assert_allclose(cp.asnumpy(out), s.table(400), rtol=1e-12)
+    got = s.table(cp.asarray([9, 3, 399]))
+    assert isinstance(got, cp.ndarray)
+    np.testing.assert_allclose(cp.asnumpy(got), s.table(np.array([9, 3, 399])), rtol=1e-12)
+
+
 def test_schedule_call_rejects_bad_device_steps():
     s = fd.step(0.1, 0.5, 3)
     with pytest.raises(ValueError, match="non-negative"):
