@@ -29,6 +29,7 @@ from .schedules import (
     warmup,
     wsd,
 )
+from .updates import adamw_step, constant_shrinkage, sgd_step
 from .simulate import SimulationResult, simulate
 from .diagnostics import (
     EscapeProbability,
@@ -37,39 +38,39 @@ from .diagnostics import (
     escape_probability,
     stability_onset,
 )
-
-from .updates import adamw_step, constant_shrinkage, sgd_step
-
 from ._sweep import SweepConfigError, SweepResult, load_sweep, sweep
 
 __version__ = "0.1.0"
 
 __all__ = [
+    # schedules (API.md §1)
+    "Schedule",
+    "constant",
+    "step",
+    "multistep",
+    "exponential",
+    "inverse_time",
+    "polynomial",
+    "cosine",
+    "cosine_restarts",
+    "linear",
+    "piecewise",
+    "warmup",
+    "join",
+    "one_cycle",
+    "cyclic",
+    "inverse_sqrt",
+    "wsd",
+    "stack",
+    "half_life",
+    "match_endpoint",
+    "match_half_life",
+    "quantization_gap",
+    # fused updates (§2)
     "sgd_step",
     "adamw_step",
     "constant_shrinkage",
-    "Schedule",
-    "constant",
-    "cosine",
-    "cosine_restarts",
-    "cyclic",
-    "exponential",
-    "half_life",
-    "inverse_sqrt",
-    "inverse_time",
-    "join",
-    "linear",
-    "match_endpoint",
-    "match_half_life",
-    "multistep",
-    "one_cycle",
-    "piecewise",
-    "polynomial",
-    "quantization_gap",
-    "stack",
-    "step",
-    "warmup",
-    "wsd",
+    # simulation and diagnostics (§3)
     "simulate",
     "SimulationResult",
     "stability_onset",
@@ -77,6 +78,7 @@ __all__ = [
     "EscapeProbability",
     "adam_effective_step",
     "discretization_divergence",
+    # sweeps (§5)
     "sweep",
     "load_sweep",
     "SweepResult",
