@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The CPU wheel of torch that pip finds on this machine's disk; an open range pulls a multi-GB CUDA build.
 TORCH := torch==2.13.0
 
-.PHONY: demo test bench venv clean
+.PHONY: demo test bench clean clean-cache
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -32,5 +32,11 @@ bench: $(VENV)/.test
 	$(BIN)/python -m pytest bench --benchmark-only --benchmark-columns=median,iqr,ops -q --benchmark-json=.benchmarks/last.json
 	$(BIN)/python bench/report.py .benchmarks/last.json
 
-clean:
+# Numba's on-disk cache checks only the cached kernel's own file: after editing a module
+# whose functions other kernels inline (_cpu/rules.py, _cpu/schedule.py, _cpu/philox.py),
+# clear it so every kernel recompiles.
+clean-cache:
+	find fastdecay -name '*.nbi' -delete -o -name '*.nbc' -delete
+
+clean: clean-cache
 	rm -rf $(VENV) build dist .pytest_cache .benchmarks demo-out
