@@ -30,13 +30,11 @@ changes nothing, not even the step count.
 1
 """
 
-import numbers
-
 import torch
 from torch.optim.lr_scheduler import LRScheduler as _TorchLRScheduler
 
 from .schedules import Schedule
-from .updates import _schedule_table, adamw_step, sgd_step
+from .updates import _adam_options, _schedule_table, _sgd_options, adamw_step, sgd_step
 
 __all__ = ["SGD", "AdamW", "LRScheduler"]
 
@@ -63,10 +61,30 @@ def _no_differentiable(differentiable, capturable=False):
 
 
 class _Fused(torch.optim.Optimizer):
+    """What SGD and AdamW share: hyperparameter checks, state creation, the grouped step.
+
+    A subclass names its state buffers (``_buffer_names``) and makes the fused
+    call for one group's parameters at one step count (``_launch``).
+    """
+
     _step_supports_amp_scaling = True  # GradScaler passes grad_scale / found_inf (as for fused=True)
 
-    def _state_for(self, p, group):
+    def add_param_group(self, param_group):
+        for key in ("lr", "weight_decay"):
+            if key in param_group:
+                param_group[key] = _check_hyper(key, param_group[key])
+        super().add_param_group(param_group)
+
+    def _buffer_names(self, group):
+        """The state buffers (torch's keys) a parameter of ``group`` has."""
         raise NotImplementedError
+
+    def _init_state(self, p, group):
+        state = self.state[p]
+        state["step"] = torch.zeros((), dtype=_scalar_dtype())
+        for name in self._buffer_names(group):
+            # zeros as torch makes them; the kernels ignore the content at step 0 anyway
+            state[name] = torch.zeros_like(p, memory_format=torch.contiguous_format)
 
     def _launch(self, group, params, grads, states, step, grad_scale):
         raise NotImplementedError
@@ -97,7 +115,7 @@ class _Fused(torch.optim.Optimizer):
                     raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
                 state = self.state[p]
                 if len(state) == 0:
-                    self._state_for(p, group)
+                    self._init_state(p, group)
                 grad = p.grad if p.grad.is_contiguous() else p.grad.contiguous()
                 by_step.setdefault(int(state["step"]), []).append((p, grad, state))
             for t, items in by_step.items():
@@ -137,30 +155,14 @@ class SGD(_Fused):
         _no_differentiable(differentiable)
         lr = _check_hyper("lr", lr)
         weight_decay = _check_hyper("weight_decay", weight_decay)
-        if not isinstance(momentum, numbers.Real) or momentum < 0:
-            raise ValueError(f"momentum must be a number >= 0, got {momentum!r}")
-        if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError(f"nesterov=True needs momentum > 0 and dampening == 0, got momentum={momentum!r}, "
-                             f"dampening={dampening!r}")
-        if on_drop not in ("keep", "reset", "rescale"):
-            raise ValueError(f"on_drop must be one of ('keep', 'reset', 'rescale'), got {on_drop!r}")
+        _sgd_options(momentum, dampening, nesterov, on_drop)
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                         nesterov=nesterov, maximize=maximize, decoupled=decoupled, lr_in_buffer=lr_in_buffer,
                         on_drop=on_drop, foreach=foreach, differentiable=False, fused=fused)
         super().__init__(params, defaults)
 
-    def add_param_group(self, param_group):
-        for key in ("lr", "weight_decay"):
-            if key in param_group:
-                param_group[key] = _check_hyper(key, param_group[key])
-        super().add_param_group(param_group)
-
-    def _state_for(self, p, group):
-        state = self.state[p]
-        state["step"] = torch.zeros((), dtype=_scalar_dtype())
-        if group["momentum"] != 0:
-            # content ignored at step 0: the kernel starts the buffer from the gradient
-            state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.contiguous_format)
+    def _buffer_names(self, group):
+        return ("momentum_buffer",) if group["momentum"] != 0 else ()
 
     def _launch(self, group, params, grads, states, step, grad_scale):
         momentum = group["momentum"]
@@ -187,29 +189,14 @@ class AdamW(_Fused):
         _no_differentiable(differentiable, capturable)
         lr = _check_hyper("lr", lr)
         weight_decay = _check_hyper("weight_decay", weight_decay)
-        betas = tuple(float(b) for b in betas)
-        for k, b in enumerate(betas):
-            if not 0.0 <= b < 1.0:
-                raise ValueError(f"betas[{k}] must be in [0, 1), got {b!r}")
-        if not eps >= 0.0:
-            raise ValueError(f"eps must be >= 0, got {eps!r}")
+        beta1, beta2, _ = _adam_options(betas, eps)
+        betas = (beta1, beta2)
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize,
                         decoupled=decoupled, foreach=foreach, capturable=False, differentiable=False, fused=fused)
         super().__init__(params, defaults)
 
-    def add_param_group(self, param_group):
-        for key in ("lr", "weight_decay"):
-            if key in param_group:
-                param_group[key] = _check_hyper(key, param_group[key])
-        super().add_param_group(param_group)
-
-    def _state_for(self, p, group):
-        state = self.state[p]
-        state["step"] = torch.zeros((), dtype=_scalar_dtype())
-        state["exp_avg"] = torch.zeros_like(p, memory_format=torch.contiguous_format)
-        state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.contiguous_format)
-        if group["amsgrad"]:
-            state["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.contiguous_format)
+    def _buffer_names(self, group):
+        return ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") if group["amsgrad"] else ("exp_avg", "exp_avg_sq")
 
     def _launch(self, group, params, grads, states, step, grad_scale):
         amsgrad = group["amsgrad"]

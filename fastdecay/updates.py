@@ -61,6 +61,7 @@ _FLOAT_DTYPES = ("float32", "float64")
 
 
 def _flag(name, value):
+    """``value`` as a Python bool (True, False, or a NumPy bool)."""
     if value is True or value is False:
         return value
     if not isinstance(value, (bool, np.bool_)):
@@ -175,6 +176,35 @@ def _optional_scalar(name, value, backend, *, positive):
     return x
 
 
+def _call_scalars(step, grad_scale, found_inf, backend):
+    """``step``, ``grad_scale`` and ``found_inf`` as the internal call takes them."""
+    return (_step(step, backend), _optional_scalar("grad_scale", grad_scale, backend, positive=True),
+            _optional_scalar("found_inf", found_inf, backend, positive=False))
+
+
+def _sgd_options(momentum, dampening, nesterov, on_drop):
+    """(momentum, dampening, nesterov, on_drop code), checked together; also ``fastdecay.torch.SGD``'s check."""
+    nesterov = _flag("nesterov", nesterov)
+    if not isinstance(on_drop, str) or on_drop not in _ON_DROP:
+        raise ValueError(f"on_drop must be one of {_ON_DROP}, got {on_drop!r}")
+    momentum = _real("momentum", momentum)
+    dampening = _real("dampening", dampening, low=-np.inf)
+    if nesterov and (momentum <= 0.0 or dampening != 0.0):
+        raise ValueError(
+            f"nesterov=True needs momentum > 0 and dampening == 0, got momentum={momentum!r}, dampening={dampening!r}"
+        )
+    return momentum, dampening, nesterov, _ON_DROP_CODES[on_drop]
+
+
+def _adam_options(betas, eps):
+    """(beta1, beta2, eps) as floats, checked; also ``fastdecay.torch.AdamW``'s check."""
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+    beta1 = _real("betas[0]", betas[0], high=1.0, high_open=True)
+    beta2 = _real("betas[1]", betas[1], high=1.0, high_open=True)
+    return beta1, beta2, _real("eps", eps)
+
+
 # ----------------------------------------------------------------------------- array validation
 
 
@@ -282,8 +312,11 @@ def _backend(params):
     return b
 
 
-def _prepare(param, named_state, *, writes_grad=False):
-    """Lists of arrays for the parameters and each named state (None when absent), validated."""
+def _prepare(param, named_state):
+    """(backend, params, [arrays of each named state, None when absent]), all validated.
+
+    ``named_state``: [(name, value, why it is needed or None when it is not, written in place)].
+    """
     listed = isinstance(param, (list, tuple))
     params = list(param) if listed else [param]
     backend = _backend(params)
@@ -299,7 +332,7 @@ def _prepare(param, named_state, *, writes_grad=False):
         lists.append((name, arrays, writes))
         out.append(arrays)
     _check_arrays(lists, backend, listed)
-    return listed, backend, params, out
+    return backend, params, out
 
 
 def _bump_versions(backend, *lists):
@@ -363,32 +396,23 @@ def sgd_step(param, grad, *, step, lr, momentum=0.0, momentum_buffer=None, dampe
     >>> w.round(4), buf.round(4)
     (array([0.805, 0.805, 0.805]), array([1.9, 1.9, 1.9]))
     """
-    for name, value in (("nesterov", nesterov), ("decoupled", decoupled), ("maximize", maximize),
-                        ("lr_in_buffer", lr_in_buffer)):
-        _flag(name, value)
-    if not isinstance(on_drop, str) or on_drop not in _ON_DROP:
-        raise ValueError(f"on_drop must be one of {_ON_DROP}, got {on_drop!r}")
-    momentum = _real("momentum", momentum)
-    dampening = _real("dampening", dampening, low=-np.inf)
-    if nesterov and (momentum <= 0.0 or dampening != 0.0):
-        raise ValueError(
-            f"nesterov=True needs momentum > 0 and dampening == 0, got momentum={momentum!r}, dampening={dampening!r}"
-        )
+    momentum, dampening, nesterov, on_drop_code = _sgd_options(momentum, dampening, nesterov, on_drop)
+    decoupled = _flag("decoupled", decoupled)
+    maximize = _flag("maximize", maximize)
+    lr_in_buffer = _flag("lr_in_buffer", lr_in_buffer)
     lr_table = _schedule_table("lr", lr)
     wd_table = _schedule_table("weight_decay", weight_decay)
-    listed, backend, params, (grads, buffers) = _prepare(param, [
+    backend, params, (grads, buffers) = _prepare(param, [
         ("grad", grad, "always", False),
         ("momentum_buffer", momentum_buffer, "momentum > 0" if momentum != 0.0 else None, True),
     ])
-    t = _step(step, backend)
-    grad_scale = _optional_scalar("grad_scale", grad_scale, backend, positive=True)
-    found_inf = _optional_scalar("found_inf", found_inf, backend, positive=False)
+    t, grad_scale, found_inf = _call_scalars(step, grad_scale, found_inf, backend)
     if not params:
         return None
     _backend_module(backend).sgd_step(
         params, grads, buffers, step=t, lr_table=lr_table, wd_table=wd_table, momentum=momentum,
-        dampening=dampening, nesterov=bool(nesterov), decoupled=bool(decoupled), maximize=bool(maximize),
-        lr_in_buffer=bool(lr_in_buffer), on_drop=_ON_DROP_CODES[on_drop], grad_scale=grad_scale, found_inf=found_inf,
+        dampening=dampening, nesterov=nesterov, decoupled=decoupled, maximize=maximize,
+        lr_in_buffer=lr_in_buffer, on_drop=on_drop_code, grad_scale=grad_scale, found_inf=found_inf,
     )
     _bump_versions(backend, params, buffers)
     return None
@@ -418,30 +442,25 @@ def adamw_step(param, grad, exp_avg, exp_avg_sq, *, step, lr, betas=(0.9, 0.999)
     >>> w.round(6)
     array([0.9, 1.1])
     """
-    for name, value in (("amsgrad", amsgrad), ("maximize", maximize), ("decoupled", decoupled)):
-        _flag(name, value)
-    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-        raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
-    beta1 = _real("betas[0]", betas[0], high=1.0, high_open=True)
-    beta2 = _real("betas[1]", betas[1], high=1.0, high_open=True)
-    eps = _real("eps", eps)
+    amsgrad = _flag("amsgrad", amsgrad)
+    maximize = _flag("maximize", maximize)
+    decoupled = _flag("decoupled", decoupled)
+    beta1, beta2, eps = _adam_options(betas, eps)
     lr_table = _schedule_table("lr", lr)
     wd_table = _schedule_table("weight_decay", weight_decay)
-    listed, backend, params, (grads, exp_avgs, exp_avg_sqs, maxes) = _prepare(param, [
+    backend, params, (grads, exp_avgs, exp_avg_sqs, maxes) = _prepare(param, [
         ("grad", grad, "always", False),
         ("exp_avg", exp_avg, "always", True),
         ("exp_avg_sq", exp_avg_sq, "always", True),
         ("max_exp_avg_sq", max_exp_avg_sq, "amsgrad=True" if amsgrad else None, True),
     ])
-    t = _step(step, backend)
-    grad_scale = _optional_scalar("grad_scale", grad_scale, backend, positive=True)
-    found_inf = _optional_scalar("found_inf", found_inf, backend, positive=False)
+    t, grad_scale, found_inf = _call_scalars(step, grad_scale, found_inf, backend)
     if not params:
         return None
     _backend_module(backend).adamw_step(
         params, grads, exp_avgs, exp_avg_sqs, maxes, step=t, lr_table=lr_table, wd_table=wd_table,
-        beta1=beta1, beta2=beta2, eps=eps, decoupled=bool(decoupled), maximize=bool(maximize),
-        amsgrad=bool(amsgrad), grad_scale=grad_scale, found_inf=found_inf,
+        beta1=beta1, beta2=beta2, eps=eps, decoupled=decoupled, maximize=maximize,
+        amsgrad=amsgrad, grad_scale=grad_scale, found_inf=found_inf,
     )
     _bump_versions(backend, params, exp_avgs, exp_avg_sqs, maxes)
     return None

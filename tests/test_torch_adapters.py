@@ -247,3 +247,14 @@ def test_adapters_refuse_bad_hyperparameters():
         AdamW(ps(), betas=(0.9, 1.0))
     with pytest.raises(ValueError, match="differentiable"):
         AdamW(ps(), differentiable=True)
+    # the constructors run the functions' own checks (fastdecay.updates), at construction
+    with pytest.raises(ValueError, match="momentum"):
+        SGD(ps(), lr=0.1, momentum=-0.5)
+    with pytest.raises(TypeError, match="momentum"):
+        SGD(ps(), lr=0.1, momentum="0.9")
+    with pytest.raises(ValueError, match="on_drop"):
+        SGD(ps(), lr=0.1, momentum=0.9, on_drop="zero")
+    with pytest.raises(ValueError, match="eps"):
+        AdamW(ps(), eps=float("inf"))
+    with pytest.raises(TypeError, match="betas"):
+        AdamW(ps(), betas=(0.9,))
