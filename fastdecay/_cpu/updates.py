@@ -75,6 +75,14 @@ def _tensor_of_block(first_block, b):
     return lo
 
 
+@njit(cache=True, error_model="numpy")
+def _block_span(first_block, sizes, b, itemsize):
+    """(k, n, offset) of global block ``b``: its tensor, its element count, its byte offset there."""
+    k = _tensor_of_block(first_block, b)
+    lo = (b - first_block[k]) * BLOCK
+    return k, min(lo + BLOCK, sizes[k]) - lo, lo * itemsize
+
+
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
 def _sgd_block(w, g, buf, grad_scale, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
                use_momentum, nesterov, first):
@@ -158,19 +166,15 @@ def sgd_kernel(like, params, grads, buffers, sizes, first_block,
     buf_decay, grad_gain, nest_grad, nest_buf, neg_lr = dtype(c[3]), dtype(c[4]), dtype(c[5]), dtype(c[6]), dtype(c[7])
     inv = dtype(grad_scale)
     use_momentum = momentum != 0.0
-    n_blocks = first_block[first_block.shape[0] - 1]
-    for b in prange(n_blocks):
-        k = _tensor_of_block(first_block, b)
-        lo = (b - first_block[k]) * BLOCK
-        hi = min(lo + BLOCK, sizes[k]) - lo
-        offset = lo * itemsize
-        w = _view(params[k] + offset, hi, like)
-        g = _view(grads[k] + offset, hi, like)
+    for b in prange(first_block[first_block.shape[0] - 1]):
+        k, n, offset = _block_span(first_block, sizes, b, itemsize)
+        w = _view(params[k] + offset, n, like)
+        g = _view(grads[k] + offset, n, like)
         if not use_momentum:
             _sgd_block(w, g, w, inv, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
                        False, False, False)
             continue
-        buf = _view(buffers[k] + offset, hi, like)
+        buf = _view(buffers[k] + offset, n, like)
         if first:
             _sgd_block(w, g, buf, inv, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
                        True, nesterov, True)
@@ -206,18 +210,14 @@ def adam_kernel(like, params, grads, exp_avgs, exp_avg_sqs, sizes, first_block, 
     sign, l2, shrink, w1, b2, w2 = dtype(c[0]), dtype(c[1]), dtype(c[2]), dtype(c[3]), dtype(c[4]), dtype(c[5])
     neg_step_size, bc2_sqrt, e = dtype(c[6]), dtype(c[7]), dtype(c[8])
     inv = dtype(grad_scale)
-    n_blocks = first_block[first_block.shape[0] - 1]
-    for b in prange(n_blocks):
-        k = _tensor_of_block(first_block, b)
-        lo = (b - first_block[k]) * BLOCK
-        hi = min(lo + BLOCK, sizes[k]) - lo
-        offset = lo * itemsize
-        w = _view(params[k] + offset, hi, like)
-        g = _view(grads[k] + offset, hi, like)
-        m = _view(exp_avgs[k] + offset, hi, like)
-        v = _view(exp_avg_sqs[k] + offset, hi, like)
+    for b in prange(first_block[first_block.shape[0] - 1]):
+        k, n, offset = _block_span(first_block, sizes, b, itemsize)
+        w = _view(params[k] + offset, n, like)
+        g = _view(grads[k] + offset, n, like)
+        m = _view(exp_avgs[k] + offset, n, like)
+        v = _view(exp_avg_sqs[k] + offset, n, like)
         if amsgrad:
-            vmax = _view(max_exp_avg_sqs[k] + offset, hi, like)
+            vmax = _view(max_exp_avg_sqs[k] + offset, n, like)
             if first:
                 _adam_block(w, g, m, v, vmax, inv, sign, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e,
                             True, True)
@@ -235,6 +235,8 @@ _SIGNATURES = {sgd_kernel: _SGD_SIGNATURES, adam_kernel: _ADAM_SIGNATURES}
 
 def block_layout(sizes):
     """``first_block`` for the kernels: cumulative block counts, length len(sizes) + 1."""
+    if len(sizes) == 1:  # the common one-tensor call, without NumPy's per-call overheads
+        return np.array([0, (int(sizes[0]) + BLOCK - 1) // BLOCK], dtype=np.int64)
     counts = (np.asarray(sizes, dtype=np.int64) + (BLOCK - 1)) // BLOCK
     first_block = np.empty(len(counts) + 1, dtype=np.int64)
     first_block[0] = 0
@@ -267,8 +269,8 @@ def _groups(params):
 
 
 def _table(streams, index):
-    """int64 (len(streams) + 2, n): each stream's data addresses, then the sizes, for
-    the tensors at ``index``; plus first_block (cumulative block counts, n + 1)."""
+    """(addresses, first_block) for the tensors at ``index``: int64 (len(streams) + 1, n),
+    each stream's data addresses then the sizes; and ``block_layout`` of the sizes."""
     n = len(index)
     out = np.empty((len(streams) + 1, n), dtype=np.int64)
     for j, k in enumerate(index):
@@ -277,11 +279,7 @@ def _table(streams, index):
             out[r, j] = x.ctypes.data if isinstance(x, np.ndarray) else x.data_ptr()
         p = streams[0][k]
         out[-1, j] = p.size if isinstance(p, np.ndarray) else p.numel()
-    if n == 1:
-        first_block = np.array([0, (int(out[-1, 0]) + BLOCK - 1) // BLOCK], dtype=np.int64)
-    else:
-        first_block = block_layout(out[-1])
-    return out, first_block
+    return out, block_layout(out[-1])
 
 
 def _launch(kernel, n_elements, *args):
