@@ -52,16 +52,33 @@ FD_HD void step_increment_body(void* step, int code, const void* found_inf_ptr, 
     increment_scalar(step, code);
 }
 
-// Index of the tensor owning global chunk c (first-chunk column is sorted).
-FD_HD int tensor_of_chunk(const i64* tensors, int n_tensors, i64 c) {
-    int lo = 0, hi = n_tensors;
-    while (hi - lo > 1) {
-        int mid = (lo + hi) / 2;
-        if (tensors[mid * N_FIELDS + F_FIRST_CHUNK] <= c) lo = mid;
-        else hi = mid;
+// Global chunk `chunk` of a call: the table row of the tensor that owns it and
+// its elements [lo, hi) in that tensor (the first-chunk column is sorted).
+struct ChunkSpan {
+    const i64* tensor;
+    i64 lo, hi;
+};
+
+FD_HD ChunkSpan chunk_span(const i64* tensors, int n_tensors, i64 chunk) {
+    int k = 0, end = n_tensors;
+    while (end - k > 1) {
+        const int mid = (k + end) / 2;
+        if (tensors[mid * N_FIELDS + F_FIRST_CHUNK] <= chunk) k = mid;
+        else end = mid;
     }
-    return lo;
+    const i64* d = tensors + k * N_FIELDS;
+    const i64 lo = (chunk - d[F_FIRST_CHUNK]) * CHUNK;
+    return ChunkSpan{d, lo, min_i64(lo + (i64)CHUNK, d[F_SIZE])};
 }
+
+// The gradient divided by GradScaler's scale; untouched where the scale is 1.
+template <typename T>
+struct Unscale {
+    T scale;
+    bool scaled;
+    FD_HD explicit Unscale(double grad_scale) : scale((T)grad_scale), scaled(grad_scale != 1.0) {}
+    FD_HD T operator()(T g) const { return scaled ? g / scale : g; }
+};
 
 FD_HD bool aligned16(i64 address) { return (address & 15) == 0; }
 
@@ -78,20 +95,18 @@ __host__ __device__ void sgd_body(Grid gr, const i64* __restrict__ tensors, int 
                            const void* found_inf_ptr, int found_inf_code) {
     if (read_scalar(found_inf_ptr, found_inf_code, 0.0) != 0.0) return;
     const double step = read_scalar(step_ptr, step_code, step_value);
-    const double grad_scale = read_scalar(grad_scale_ptr, grad_scale_code, grad_scale_value);
+    const Unscale<T> unscale(read_scalar(grad_scale_ptr, grad_scale_code, grad_scale_value));
     const bool first = step == 0.0;
     const SgdCoef<T> c(sgd_step_scalars(lr_table, lr_segments, wd_table, wd_segments, step, momentum, dampening,
                                         nesterov, decoupled, maximize, lr_in_buffer, on_drop));
-    const T inv = (T)grad_scale;
-    const bool scaled = grad_scale != 1.0;
     const bool use_momentum = momentum != 0.0;
     const bool nest = nesterov != 0;
     typedef Vec<T> V;
 
     for (i64 chunk = gr.block; chunk < n_chunks; chunk += gr.n_blocks) {
-        const i64* d = tensors + tensor_of_chunk(tensors, n_tensors, chunk) * N_FIELDS;
-        const i64 lo = (chunk - d[F_FIRST_CHUNK]) * CHUNK;
-        const i64 hi = min_i64(lo + (i64)CHUNK, d[F_SIZE]);
+        const ChunkSpan span = chunk_span(tensors, n_tensors, chunk);
+        const i64* d = span.tensor;
+        const i64 lo = span.lo, hi = span.hi;
         T* __restrict__ w = (T*)d[F_PARAM];
         const T* __restrict__ g = (const T*)d[F_GRAD];
         T* __restrict__ buf = (T*)d[F_BUF0];
@@ -106,7 +121,7 @@ __host__ __device__ void sgd_body(Grid gr, const i64* __restrict__ tensors, int 
                 if (use_momentum) bv = *(const V*)(buf + i);
 #pragma unroll
                 for (int e = 0; e < V::N; ++e) {
-                    const T ge = scaled ? gv.v[e] / inv : gv.v[e];
+                    const T ge = unscale(gv.v[e]);
                     T b = use_momentum ? bv.v[e] : (T)0;
                     sgd_element<T>(wv.v[e], ge, b, c, use_momentum, nest, first);
                     if (use_momentum) bv.v[e] = b;
@@ -119,7 +134,7 @@ __host__ __device__ void sgd_body(Grid gr, const i64* __restrict__ tensors, int 
         for (i64 i = start + gr.thread; i < hi; i += gr.n_threads) {
             T wi = w[i];
             T b = use_momentum ? buf[i] : (T)0;
-            sgd_element<T>(wi, scaled ? g[i] / inv : g[i], b, c, use_momentum, nest, first);
+            sgd_element<T>(wi, unscale(g[i]), b, c, use_momentum, nest, first);
             w[i] = wi;
             if (use_momentum) buf[i] = b;
         }
@@ -138,19 +153,17 @@ __host__ __device__ void adam_body(Grid gr, const i64* __restrict__ tensors, int
                             const void* found_inf_ptr, int found_inf_code) {
     if (read_scalar(found_inf_ptr, found_inf_code, 0.0) != 0.0) return;
     const double step = read_scalar(step_ptr, step_code, step_value);
-    const double grad_scale = read_scalar(grad_scale_ptr, grad_scale_code, grad_scale_value);
+    const Unscale<T> unscale(read_scalar(grad_scale_ptr, grad_scale_code, grad_scale_value));
     const bool first = step == 0.0;
     const AdamCoef<T> c(adam_step_scalars(lr_table, lr_segments, wd_table, wd_segments, step, beta1, beta2, eps,
                                           decoupled, maximize));
-    const T inv = (T)grad_scale;
-    const bool scaled = grad_scale != 1.0;
     const bool ams = amsgrad != 0;
     typedef Vec<T> V;
 
     for (i64 chunk = gr.block; chunk < n_chunks; chunk += gr.n_blocks) {
-        const i64* d = tensors + tensor_of_chunk(tensors, n_tensors, chunk) * N_FIELDS;
-        const i64 lo = (chunk - d[F_FIRST_CHUNK]) * CHUNK;
-        const i64 hi = min_i64(lo + (i64)CHUNK, d[F_SIZE]);
+        const ChunkSpan span = chunk_span(tensors, n_tensors, chunk);
+        const i64* d = span.tensor;
+        const i64 lo = span.lo, hi = span.hi;
         T* __restrict__ w = (T*)d[F_PARAM];
         const T* __restrict__ g = (const T*)d[F_GRAD];
         T* __restrict__ m = (T*)d[F_BUF0];
@@ -170,7 +183,7 @@ __host__ __device__ void adam_body(Grid gr, const i64* __restrict__ tensors, int
                 if (ams) xv = *(const V*)(vmax + i);
 #pragma unroll
                 for (int e = 0; e < V::N; ++e) {
-                    const T ge = scaled ? gv.v[e] / inv : gv.v[e];
+                    const T ge = unscale(gv.v[e]);
                     T x = ams ? xv.v[e] : (T)0;
                     adam_element<T>(wv.v[e], ge, mv.v[e], vv.v[e], x, c, ams, first);
                     if (ams) xv.v[e] = x;
@@ -185,7 +198,7 @@ __host__ __device__ void adam_body(Grid gr, const i64* __restrict__ tensors, int
         for (i64 i = start + gr.thread; i < hi; i += gr.n_threads) {
             T wi = w[i], mi = m[i], vi = v[i];
             T x = ams ? vmax[i] : (T)0;
-            adam_element<T>(wi, scaled ? g[i] / inv : g[i], mi, vi, x, c, ams, first);
+            adam_element<T>(wi, unscale(g[i]), mi, vi, x, c, ams, first);
             w[i] = wi;
             m[i] = mi;
             v[i] = vi;
