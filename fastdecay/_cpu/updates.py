@@ -164,25 +164,25 @@ def sgd_kernel(like, params, grads, buffers, sizes, first_block,
     c = sgd_scalars(lr, wd, first, scale, momentum, dampening, nesterov, decoupled, maximize, lr_in_buffer)
     sign, l2, shrink = dtype(c[0]), dtype(c[1]), dtype(c[2])
     buf_decay, grad_gain, nest_grad, nest_buf, neg_lr = dtype(c[3]), dtype(c[4]), dtype(c[5]), dtype(c[6]), dtype(c[7])
-    inv = dtype(grad_scale)
+    grad_scale_t = dtype(grad_scale)  # in the element dtype
     use_momentum = momentum != 0.0
     for b in prange(first_block[first_block.shape[0] - 1]):
         k, n, offset = _block_span(first_block, sizes, b, itemsize)
         w = _view(params[k] + offset, n, like)
         g = _view(grads[k] + offset, n, like)
         if not use_momentum:
-            _sgd_block(w, g, w, inv, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
+            _sgd_block(w, g, w, grad_scale_t, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
                        False, False, False)
             continue
         buf = _view(buffers[k] + offset, n, like)
         if first:
-            _sgd_block(w, g, buf, inv, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
+            _sgd_block(w, g, buf, grad_scale_t, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
                        True, nesterov, True)
         elif nesterov:
-            _sgd_block(w, g, buf, inv, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
+            _sgd_block(w, g, buf, grad_scale_t, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
                        True, True, False)
         else:
-            _sgd_block(w, g, buf, inv, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
+            _sgd_block(w, g, buf, grad_scale_t, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
                        True, False, False)
 
 
@@ -209,7 +209,7 @@ def adam_kernel(like, params, grads, exp_avgs, exp_avg_sqs, sizes, first_block, 
     c = adam_scalars(lr, wd, step, beta1, beta2, eps, decoupled, maximize)
     sign, l2, shrink, w1, b2, w2 = dtype(c[0]), dtype(c[1]), dtype(c[2]), dtype(c[3]), dtype(c[4]), dtype(c[5])
     neg_step_size, bc2_sqrt, e = dtype(c[6]), dtype(c[7]), dtype(c[8])
-    inv = dtype(grad_scale)
+    grad_scale_t = dtype(grad_scale)  # in the element dtype
     for b in prange(first_block[first_block.shape[0] - 1]):
         k, n, offset = _block_span(first_block, sizes, b, itemsize)
         w = _view(params[k] + offset, n, like)
@@ -219,15 +219,17 @@ def adam_kernel(like, params, grads, exp_avgs, exp_avg_sqs, sizes, first_block, 
         if amsgrad:
             vmax = _view(max_exp_avg_sqs[k] + offset, n, like)
             if first:
-                _adam_block(w, g, m, v, vmax, inv, sign, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e,
+                _adam_block(w, g, m, v, vmax, grad_scale_t, sign, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e,
                             True, True)
             else:
-                _adam_block(w, g, m, v, vmax, inv, sign, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e,
+                _adam_block(w, g, m, v, vmax, grad_scale_t, sign, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e,
                             True, False)
         elif first:
-            _adam_block(w, g, m, v, w, inv, sign, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e, False, True)
+            _adam_block(w, g, m, v, w, grad_scale_t, sign, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e,
+                        False, True)
         else:
-            _adam_block(w, g, m, v, w, inv, sign, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e, False, False)
+            _adam_block(w, g, m, v, w, grad_scale_t, sign, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e,
+                        False, False)
 
 
 _SIGNATURES = {sgd_kernel: _SGD_SIGNATURES, adam_kernel: _ADAM_SIGNATURES}
