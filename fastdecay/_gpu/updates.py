@@ -75,8 +75,15 @@ def _groups(params):
     return groups
 
 
-def _launch_groups(rule, params, lists, device, build_args):
-    """One launch per dtype over the tensors of that dtype."""
+def _launch_groups(rule, named_lists, device, kernel_args):
+    """One launch of ``rule`` per dtype over the tensors of that dtype.
+
+    ``named_lists``: [(name, arrays or None)], the parameters first, then the
+    gradients and the state in the order of the tensor table's fields.
+    """
+    params = named_lists[0][1]
+    lists = [arrays for _, arrays in named_lists[1:]]
+    lists += [None] * (_plan.N_FIELDS - 3 - len(lists))  # a row: param, these four addresses, size, first chunk
     for dtype, index in _groups(params).items():
         rows = []
         for k in index:
@@ -85,59 +92,51 @@ def _launch_groups(rule, params, lists, device, build_args):
         table, n_chunks = _plan.tensor_table(rows)
         if n_chunks == 0:
             continue
-        args = build_args(rt.constant(table, device), n_chunks)
+        args = kernel_args(rt.constant(table, device), n_chunks)
         blocks = _plan.update_blocks(n_chunks, rt.multiprocessors(device))
         rt.launch("updates.cu", f"{rule}_{_SUFFIX[dtype]}", blocks, _plan.THREADS, args, device)
 
 
-def _check_increment(increment_step, ref):
-    if increment_step and (ref[0] is None or ref[1] == _plan.SC_BOOL):
+def _fused_call(rule, named_lists, step, grad_scale, found_inf, lr_table, wd_table, increment_step, rule_args):
+    """Check, then launch ``rule`` over ``named_lists`` (see ``_launch_groups``), then advance
+    a device ``step`` if asked. ``rule_args(table, n_chunks, lr, wd, step, grad_scale, found_inf)``
+    gives the kernel's arguments (the last five as the kernel takes them)."""
+    device = _device(named_lists)
+    step_ref = _scalar("step", step, device, 0)
+    scale_ref = _scalar("grad_scale", grad_scale, device, 1.0)
+    inf_ref = _scalar("found_inf", found_inf, device, 0.0)
+    if increment_step and (step_ref[0] is None or step_ref[1] == _plan.SC_BOOL):
         raise ValueError("increment_step=True needs step as a 0-d int or float array on the device, "
-                         f"got {'a number' if ref[0] is None else 'a bool array'}")
-
-
-def _increment(ref, inf_ref, device):
-    args = [("ptr", ref[0]), ("i32", ref[1]), ("ptr", inf_ref[0]), ("i32", inf_ref[1])]
-    rt.launch("updates.cu", "step_increment", 1, 1, args, device)
+                         f"got {'a number' if step_ref[0] is None else 'a bool array'}")
+    with rt.context(device, named_lists[0][1]):
+        lr_dev, wd_dev = rt.constant(lr_table, device), rt.constant(wd_table, device)
+        _launch_groups(rule, named_lists, device,
+                       lambda table, n_chunks: rule_args(table, n_chunks, lr_dev, wd_dev, step_ref, scale_ref, inf_ref))
+        if increment_step:
+            args = [("ptr", step_ref[0]), ("i32", step_ref[1]), ("ptr", inf_ref[0]), ("i32", inf_ref[1])]
+            rt.launch("updates.cu", "step_increment", 1, 1, args, device)
 
 
 def sgd_step(params, grads, momentum_buffers, *, step, lr_table, wd_table, momentum, dampening, nesterov, decoupled,
              maximize, lr_in_buffer, on_drop, grad_scale, found_inf, increment_step=False):
     """SGD / heavy ball / Nesterov over lists of device arrays (see ``fastdecay.updates``)."""
-    device = _device([("param", params), ("grad", grads), ("momentum_buffer", momentum_buffers)])
-    step_ref = _scalar("step", step, device, 0)
-    scale_ref = _scalar("grad_scale", grad_scale, device, 1.0)
-    inf_ref = _scalar("found_inf", found_inf, device, 0.0)
-    _check_increment(increment_step, step_ref)
     buffers = momentum_buffers if momentum != 0.0 else None
-    with rt.context(device, params):
-        lr_dev, wd_dev = rt.constant(lr_table, device), rt.constant(wd_table, device)
-        _launch_groups(
-            "sgd", params, [grads, buffers, None, None], device,
-            lambda table, n_chunks: _plan.sgd_args(
-                table, n_chunks, lr_dev, wd_dev, step_ref, momentum, dampening, nesterov, decoupled, maximize,
-                lr_in_buffer, on_drop, scale_ref, inf_ref),
-        )
-        if increment_step:
-            _increment(step_ref, inf_ref, device)
+    _fused_call(
+        "sgd", [("param", params), ("grad", grads), ("momentum_buffer", buffers)], step, grad_scale, found_inf,
+        lr_table, wd_table, increment_step,
+        lambda table, n_chunks, lr, wd, step_ref, scale_ref, inf_ref: _plan.sgd_args(
+            table, n_chunks, lr, wd, step_ref, momentum, dampening, nesterov, decoupled, maximize, lr_in_buffer,
+            on_drop, scale_ref, inf_ref),
+    )
 
 
 def adamw_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, *, step, lr_table, wd_table, beta1, beta2, eps,
                decoupled, maximize, amsgrad, grad_scale, found_inf, increment_step=False):
     """Adam / AdamW / AMSGrad over lists of device arrays (see ``fastdecay.updates``)."""
-    device = _device([("param", params), ("grad", grads), ("exp_avg", exp_avgs), ("exp_avg_sq", exp_avg_sqs),
-                      ("max_exp_avg_sq", max_exp_avg_sqs if amsgrad else None)])
-    step_ref = _scalar("step", step, device, 0)
-    scale_ref = _scalar("grad_scale", grad_scale, device, 1.0)
-    inf_ref = _scalar("found_inf", found_inf, device, 0.0)
-    _check_increment(increment_step, step_ref)
-    with rt.context(device, params):
-        lr_dev, wd_dev = rt.constant(lr_table, device), rt.constant(wd_table, device)
-        _launch_groups(
-            "adam", params, [grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs if amsgrad else None], device,
-            lambda table, n_chunks: _plan.adam_args(
-                table, n_chunks, lr_dev, wd_dev, step_ref, beta1, beta2, eps, decoupled, maximize, amsgrad,
-                scale_ref, inf_ref),
-        )
-        if increment_step:
-            _increment(step_ref, inf_ref, device)
+    named = [("param", params), ("grad", grads), ("exp_avg", exp_avgs), ("exp_avg_sq", exp_avg_sqs),
+             ("max_exp_avg_sq", max_exp_avg_sqs if amsgrad else None)]
+    _fused_call(
+        "adam", named, step, grad_scale, found_inf, lr_table, wd_table, increment_step,
+        lambda table, n_chunks, lr, wd, step_ref, scale_ref, inf_ref: _plan.adam_args(
+            table, n_chunks, lr, wd, step_ref, beta1, beta2, eps, decoupled, maximize, amsgrad, scale_ref, inf_ref),
+    )
