@@ -46,7 +46,7 @@ import numpy as np
 
 from . import _layout as L
 from ._dispatch import CUPY, NUMPY, TORCH_CPU, TORCH_CUDA, backend_of
-from .schedules import Schedule, _check, constant, exponential, inverse_time, multistep, piecewise, step as step_
+from .schedules import Schedule, _check, _pack, constant, exponential, multistep, piecewise, step as step_
 
 __all__ = ["sgd_step", "adamw_step", "constant_shrinkage"]
 
@@ -524,8 +524,6 @@ def constant_shrinkage(lr, weight_decay, *, total_steps=None, reference_lr=None)
             return step_(wd, 1.0 / p["gamma"], p["period"])
         if lr.kind == "multistep":
             return multistep(wd, 1.0 / p["gamma"], p["milestones"])
-        from .schedules import _pack
-
         rate, decay_steps = np.asarray(p["rate"]), np.asarray(p["decay_steps"])
         stair = 1.0 if p["staircase"] else 0.0
         table = _pack((0.0, 0.0, L.INVERSE_TIME, wd * np.ones(lr.batch_shape), rate, decay_steps, stair, -1.0))
