@@ -40,6 +40,7 @@ import math
 
 import numpy as np
 from numba import float32, float64, int64, njit, prange, types, uint64, void
+from numba.extending import overload
 
 from .philox import normal
 from .rules import adam_element, adam_scalars, buffer_scale_at, sgd_element, sgd_scalars
@@ -140,6 +141,52 @@ def _advance_rates(table, rows, ratio, state, i0, i1, t, all_multiplicative):
         state[i] = _anchor(table, rows[i], tf)
 
 
+def _one_like(x):
+    """1 in the type of the scalar ``x`` (Python twin of the overload below)."""
+    return type(x)(1.0)
+
+
+@overload(_one_like)
+def _one_like_impl(x):
+    if isinstance(x, types.Float):
+        one = x.cast_python_value(1.0)
+        return lambda x: one  # a compile-time constant in the caller's IR
+    return None
+
+
+@njit(cache=True)
+def _sgd(x, g, b, l2, buf_decay, gain, nest_grad, nest_buf, neg_lr, use_momentum, nesterov, in_buffer, first):
+    """``sgd_element`` with the coefficients of ``sgd_scalars`` as a simulation uses them.
+
+    A simulation never maximizes, couples its weight decay and has no dampening,
+    so sign, shrink and (without lr_in_buffer) grad_gain and nest_grad are exactly
+    1: they go in as a compile-time constant 1 of the element type, LLVM folds
+    ``1*g`` to ``g``, and each ``a*b + c`` left has one product, hence one way to
+    contract it into a fused multiply-add. (The rules compile with
+    ``fastmath={"contract"}``; ``a*b + c*d`` with two run-time products may fuse
+    either product, and which one LLVM picks depends on the surrounding code: it
+    differed between the shared-schedule and per-trajectory loops, and between a
+    fresh compile and a kernel loaded from Numba's cache.) Every SGD-family call
+    site of the simulation goes through here, so a trajectory gets the same bits
+    on the shared-schedule, per-trajectory and generic paths, whatever its batch.
+    ``in_buffer`` is lr_in_buffer with momentum on (then gain = nest_grad = lr).
+    """
+    one = _one_like(x)
+    if in_buffer:
+        return sgd_element(x, g, b, one, l2, one, buf_decay, gain, nest_grad, nest_buf, neg_lr, use_momentum,
+                           nesterov, first)
+    return sgd_element(x, g, b, one, l2, one, buf_decay, one, one, nest_buf, neg_lr, use_momentum, nesterov, first)
+
+
+@njit(cache=True)
+def _adam(x, g, m, v, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps, first):
+    """``adam_element`` as a simulation uses it: never maximizing (sign a compile-time
+    1, so ``1*g`` folds away as in ``_sgd``), no AMSGrad. Returns the new (w, m, v)."""
+    w, m, v, _ = adam_element(x, g, m, v, x, _one_like(x), l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps,
+                              False, first)
+    return w, m, v
+
+
 @njit(cache=True)
 def _gradient(lam, j, x, noisy, sigma, seed, trajectory, t, k):
     """Gradient of element j: λ_j x, plus σ ξ(seed, trajectory, t, k) with noise."""
@@ -192,16 +239,15 @@ def _generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta_shared, wd_shared, sca
             g = _gradient(lam, i, x, noisy, sigma, seed, offset + np.uint64(i), t, 0)
             if adam:
                 c = adam_scalars(eta, wd, tf, beta1, beta2, eps, opt == ADAMW, False)
-                w[i], buf[i], sq[i], _ = adam_element(x, g, buf[i], sq[i], x, dt(c[0]), dt(c[1]), dt(c[2]),
-                                                      dt(c[3]), dt(c[4]), dt(c[5]), dt(c[6]), dt(c[7]), dt(c[8]),
-                                                      False, first)
+                w[i], buf[i], sq[i] = _adam(x, g, buf[i], sq[i], dt(c[1]), dt(c[2]), dt(c[3]), dt(c[4]),
+                                            dt(c[5]), dt(c[6]), dt(c[7]), dt(c[8]), first)
             else:
                 scale = _buffer_scale(per_lr, use_momentum, on_drop, scale_shared, lr_table, lr_rows, lr_ratio, i,
                                       tf)
                 c = sgd_scalars(eta, wd, first, scale, mom, 0.0, nesterov, False, False, in_buffer)
                 b = buf[i] if use_momentum else zero
-                w[i], b = sgd_element(x, g, b, dt(c[0]), dt(c[1]), dt(c[2]), dt(c[3]), dt(c[4]), dt(c[5]),
-                                      dt(c[6]), dt(c[7]), use_momentum, nesterov, first)
+                w[i], b = _sgd(x, g, b, dt(c[1]), dt(c[3]), dt(c[4]), dt(c[5]), dt(c[6]), dt(c[7]),
+                               use_momentum, nesterov, in_buffer and use_momentum, first)
                 if use_momentum:
                     buf[i] = b
             if record:
@@ -223,18 +269,19 @@ def _generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta_shared, wd_shared, sca
         else:
             scale = _buffer_scale(per_lr, use_momentum, on_drop, scale_shared, lr_table, lr_rows, lr_ratio, i, tf)
             c = sgd_scalars(eta, wd, first, scale, mom, 0.0, nesterov, False, False, opt == LR_IN_BUFFER)
-            disp, loss = _sgd_coords(wi, buf[i * d:(i + 1) * d], li, c, use_momentum, nesterov, first, noisy,
-                                     sigma, seed, traj, t, record)
+            disp, loss = _sgd_coords(wi, buf[i * d:(i + 1) * d], li, c, use_momentum, nesterov,
+                                     opt == LR_IN_BUFFER and use_momentum, first, noisy, sigma, seed, traj, t,
+                                     record)
         if record:
             rec_disp[i, rec_j] = dt(math.sqrt(disp))
             rec_loss[i, rec_j] = dt(0.5 * loss)
 
 
 @njit(cache=True)
-def _sgd_coords(w, buf, lam, c, use_momentum, nesterov, first, noisy, sigma, seed, traj, t, record):
-    """``sgd_element`` over one trajectory's coordinates; (sum of squared moves, 2 x loss) when recording."""
+def _sgd_coords(w, buf, lam, c, use_momentum, nesterov, in_buffer, first, noisy, sigma, seed, traj, t, record):
+    """``_sgd`` over one trajectory's coordinates; (sum of squared moves, 2 x loss) when recording."""
     dt = w.dtype.type
-    sign, l2, shrink, buf_decay = dt(c[0]), dt(c[1]), dt(c[2]), dt(c[3])
+    l2, buf_decay = dt(c[1]), dt(c[3])
     gain, nest_grad, nest_buf, neg_lr = dt(c[4]), dt(c[5]), dt(c[6]), dt(c[7])
     zero = dt(0.0)
     disp = 0.0
@@ -244,8 +291,8 @@ def _sgd_coords(w, buf, lam, c, use_momentum, nesterov, first, noisy, sigma, see
             x = w[k]
             g = _gradient(lam, k, x, noisy, sigma, seed, traj, t, k)
             b = buf[k] if use_momentum else zero
-            xn, b = sgd_element(x, g, b, sign, l2, shrink, buf_decay, gain, nest_grad, nest_buf, neg_lr,
-                                use_momentum, nesterov, first)
+            xn, b = _sgd(x, g, b, l2, buf_decay, gain, nest_grad, nest_buf, neg_lr, use_momentum, nesterov,
+                         in_buffer, first)
             w[k] = xn
             if use_momentum:
                 buf[k] = b
@@ -256,21 +303,21 @@ def _sgd_coords(w, buf, lam, c, use_momentum, nesterov, first, noisy, sigma, see
     elif use_momentum:
         for k in range(w.shape[0]):
             x = w[k]
-            w[k], buf[k] = sgd_element(x, lam[k] * x, buf[k], sign, l2, shrink, buf_decay, gain, nest_grad,
-                                       nest_buf, neg_lr, True, nesterov, first)
+            w[k], buf[k] = _sgd(x, lam[k] * x, buf[k], l2, buf_decay, gain, nest_grad, nest_buf, neg_lr, True,
+                                nesterov, in_buffer, first)
     else:
         for k in range(w.shape[0]):
             x = w[k]
-            w[k], _ = sgd_element(x, lam[k] * x, zero, sign, l2, shrink, buf_decay, gain, nest_grad, nest_buf,
-                                  neg_lr, False, False, first)
+            w[k], _ = _sgd(x, lam[k] * x, zero, l2, buf_decay, gain, nest_grad, nest_buf, neg_lr, False,
+                           False, False, first)
     return disp, loss
 
 
 @njit(cache=True)
 def _adam_coords(w, m, v, lam, c, first, noisy, sigma, seed, traj, t, record):
-    """``adam_element`` over one trajectory's coordinates; (sum of squared moves, 2 x loss) when recording."""
+    """``_adam`` over one trajectory's coordinates; (sum of squared moves, 2 x loss) when recording."""
     dt = w.dtype.type
-    sign, l2, shrink, w1, b2, w2 = dt(c[0]), dt(c[1]), dt(c[2]), dt(c[3]), dt(c[4]), dt(c[5])
+    l2, shrink, w1, b2, w2 = dt(c[1]), dt(c[2]), dt(c[3]), dt(c[4]), dt(c[5])
     neg_step, bc2_sqrt, e = dt(c[6]), dt(c[7]), dt(c[8])
     disp = 0.0
     loss = 0.0
@@ -278,8 +325,7 @@ def _adam_coords(w, m, v, lam, c, first, noisy, sigma, seed, traj, t, record):
         for k in range(w.shape[0]):
             x = w[k]
             g = _gradient(lam, k, x, noisy, sigma, seed, traj, t, k)
-            xn, m[k], v[k], _ = adam_element(x, g, m[k], v[k], x, sign, l2, shrink, w1, b2, w2,
-                                             neg_step, bc2_sqrt, e, False, first)
+            xn, m[k], v[k] = _adam(x, g, m[k], v[k], l2, shrink, w1, b2, w2, neg_step, bc2_sqrt, e, first)
             w[k] = xn
             if record:
                 dd, ll = _tally(lam, k, x, xn)
@@ -288,8 +334,8 @@ def _adam_coords(w, m, v, lam, c, first, noisy, sigma, seed, traj, t, record):
     else:
         for k in range(w.shape[0]):
             x = w[k]
-            w[k], m[k], v[k], _ = adam_element(x, lam[k] * x, m[k], v[k], x, sign, l2, shrink, w1, b2, w2,
-                                               neg_step, bc2_sqrt, e, False, first)
+            w[k], m[k], v[k] = _adam(x, lam[k] * x, m[k], v[k], l2, shrink, w1, b2, w2, neg_step, bc2_sqrt, e,
+                                     first)
     return disp, loss
 
 
@@ -311,39 +357,37 @@ def _record_after(w, lam, rec_disp, rec_loss, i0, i1, rec_j):
 
 
 @njit(cache=True)
-def _fast_sgd_shared(w, buf, lam, c, use_momentum, nesterov, first):
-    """d == 1, shared rates, no noise, no recording, not the first step: the vector loop.
+def _fast_sgd_shared(w, buf, lam, c, use_momentum, nesterov, in_buffer, first):
+    """d == 1, shared rates, no noise, no recording: the vector loop.
 
     The fast loops take slices of one tile (indices from 0: no negative-index
-    wraparound in the loop, so LLVM vectorizes it). The simulation's SGD family
-    never maximizes and couples its weight decay, so ``sgd_scalars`` gives sign =
-    shrink = 1: they go in as literal ones and LLVM drops the multiplications."""
+    wraparound in the loop, so LLVM vectorizes it); the coefficients go through
+    ``_sgd`` as on every other path (bit-identical results)."""
     dt = w.dtype.type
-    one = dt(1.0)
     l2, buf_decay = dt(c[1]), dt(c[3])
     gain, nest_grad, nest_buf, neg_lr = dt(c[4]), dt(c[5]), dt(c[6]), dt(c[7])
     if use_momentum:
         if first:
             for i in range(w.shape[0]):
                 x = w[i]
-                w[i], buf[i] = sgd_element(x, lam[i] * x, buf[i], one, l2, one, buf_decay, gain,
-                                           nest_grad, nest_buf, neg_lr, True, nesterov, True)
+                w[i], buf[i] = _sgd(x, lam[i] * x, buf[i], l2, buf_decay, gain, nest_grad, nest_buf, neg_lr,
+                                    True, nesterov, in_buffer, True)
         elif nesterov:
             for i in range(w.shape[0]):
                 x = w[i]
-                w[i], buf[i] = sgd_element(x, lam[i] * x, buf[i], one, l2, one, buf_decay, gain,
-                                           nest_grad, nest_buf, neg_lr, True, True, False)
+                w[i], buf[i] = _sgd(x, lam[i] * x, buf[i], l2, buf_decay, gain, nest_grad, nest_buf, neg_lr,
+                                    True, True, in_buffer, False)
         else:
             for i in range(w.shape[0]):
                 x = w[i]
-                w[i], buf[i] = sgd_element(x, lam[i] * x, buf[i], one, l2, one, buf_decay, gain,
-                                           nest_grad, nest_buf, neg_lr, True, False, False)
+                w[i], buf[i] = _sgd(x, lam[i] * x, buf[i], l2, buf_decay, gain, nest_grad, nest_buf, neg_lr,
+                                    True, False, in_buffer, False)
     else:
         zero = dt(0.0)
         for i in range(w.shape[0]):
             x = w[i]
-            w[i], _ = sgd_element(x, lam[i] * x, zero, one, l2, one, buf_decay, gain,
-                                  nest_grad, nest_buf, neg_lr, False, False, False)
+            w[i], _ = _sgd(x, lam[i] * x, zero, l2, buf_decay, gain, nest_grad, nest_buf, neg_lr,
+                           False, False, False, False)
 
 
 @njit(cache=True)
@@ -367,7 +411,6 @@ def _fast_sgd_per_trajectory(w, buf, lam, lr_state, lr_ratio, advance, wd, mom, 
 def _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, advance, wd, mom, nesterov, in_buffer, use_momentum,
                              first):
     dt = w.dtype.type
-    one = dt(1.0)
     zero = dt(0.0)
     for i in range(w.shape[0]):
         eta = lr_state[i]
@@ -377,8 +420,8 @@ def _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, advance, wd, mom, 
         c = sgd_scalars(eta, wd, first, 1.0, mom, 0.0, nesterov, False, False, in_buffer)
         x = w[i]
         b = buf[i] if use_momentum else zero
-        xn, b = sgd_element(x, lam[i] * x, b, one, dt(c[1]), one, dt(c[3]), dt(c[4]), dt(c[5]), dt(c[6]),
-                            dt(c[7]), use_momentum, nesterov, first)
+        xn, b = _sgd(x, lam[i] * x, b, dt(c[1]), dt(c[3]), dt(c[4]), dt(c[5]), dt(c[6]), dt(c[7]),
+                     use_momentum, nesterov, in_buffer and use_momentum, first)
         w[i] = xn
         if use_momentum:
             buf[i] = b
@@ -387,19 +430,17 @@ def _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, advance, wd, mom, 
 @njit(cache=True)
 def _fast_adam_shared(w, m, v, lam, c, first):
     dt = w.dtype.type
-    one = dt(1.0)  # the simulation never maximizes: sign 1
     l2, shrink, w1, b2, w2 = dt(c[1]), dt(c[2]), dt(c[3]), dt(c[4]), dt(c[5])
     neg_step, bc2_sqrt, e = dt(c[6]), dt(c[7]), dt(c[8])
     if first:
         for i in range(w.shape[0]):
             x = w[i]
-            w[i], m[i], v[i], _ = adam_element(x, lam[i] * x, m[i], v[i], x, one, l2, shrink, w1, b2, w2,
-                                               neg_step, bc2_sqrt, e, False, True)
+            w[i], m[i], v[i] = _adam(x, lam[i] * x, m[i], v[i], l2, shrink, w1, b2, w2, neg_step, bc2_sqrt, e, True)
     else:
         for i in range(w.shape[0]):
             x = w[i]
-            w[i], m[i], v[i], _ = adam_element(x, lam[i] * x, m[i], v[i], x, one, l2, shrink, w1, b2, w2,
-                                               neg_step, bc2_sqrt, e, False, False)
+            w[i], m[i], v[i] = _adam(x, lam[i] * x, m[i], v[i], l2, shrink, w1, b2, w2, neg_step, bc2_sqrt, e,
+                                     False)
 
 
 @njit(cache=True)
@@ -414,8 +455,8 @@ def _fast_adam_per_trajectory(w, m, v, lam, lr_state, lr_ratio, advance, wd, t, 
             lr_state[i] = eta
         c = adam_scalars(eta, wd, tf, beta1, beta2, eps, decoupled, False)
         x = w[i]
-        w[i], m[i], v[i], _ = adam_element(x, lam[i] * x, m[i], v[i], x, dt(c[0]), dt(c[1]), dt(c[2]), dt(c[3]),
-                                           dt(c[4]), dt(c[5]), dt(c[6]), dt(c[7]), dt(c[8]), False, first)
+        w[i], m[i], v[i] = _adam(x, lam[i] * x, m[i], v[i], dt(c[1]), dt(c[2]), dt(c[3]), dt(c[4]), dt(c[5]),
+                                 dt(c[6]), dt(c[7]), dt(c[8]), first)
 
 
 def _signature(dt):
@@ -536,7 +577,8 @@ def _simulate_chunk(w, buf, sq, lam, d, opt,
                                          lr_ratio[i0:i1], fused, wd, mom, nesterov, in_buffer, use_momentum, t == 0)
             else:
                 c = sgd_scalars(eta, wd, t == 0, scale, mom, 0.0, nesterov, False, False, in_buffer)
-                _fast_sgd_shared(w[i0:i1], buf[i0:i1], lam[i0:i1], c, use_momentum, nesterov, t == 0)
+                _fast_sgd_shared(w[i0:i1], buf[i0:i1], lam[i0:i1], c, use_momentum, nesterov,
+                                 in_buffer and use_momentum, t == 0)
             if record:
                 if not generic:
                     _record_after(w, lam, rec_disp, rec_loss, i0, i1, rec_j)
