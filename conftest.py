@@ -1,9 +1,23 @@
 """Root pytest configuration: what to collect where optional pieces are missing."""
 
 import importlib.util
+import os
 
 collect_ignore_glob = []
 
 # GPU wrappers import cupy at module level; their doctests only run where it is installed.
 if importlib.util.find_spec("cupy") is None:
     collect_ignore_glob.append("fastdecay/_gpu/*")
+
+# Hypothesis: CI runs (CI=true) are reproducible: examples derived from each test's
+# source, no example database, no deadline (numba compiles inside the first
+# example). Local runs keep the default random profile, which explores more
+# inputs over time; a failure prints the example and the seed to reproduce it.
+try:
+    from hypothesis import settings as _hypothesis_settings
+except ImportError:  # hypothesis is a test dependency; the doctests run without it
+    pass
+else:
+    _hypothesis_settings.register_profile("ci", deadline=None, derandomize=True, database=None, print_blob=True)
+    if os.environ.get("CI"):
+        _hypothesis_settings.load_profile("ci")
