@@ -10,9 +10,13 @@
 // loss and displacement sums over coordinates run in the CPU's order.
 //
 // Rates are shared (step_scalars: lr, weight decay and buffer scale per step of
-// the chunk, computed on the host) or per trajectory (rows[i] of the table;
-// plain exponential/constant rows advance by one multiplication a step,
-// re-anchored to the closed form at every multiple of REANCHOR global steps).
+// the chunk, computed on the host) or per trajectory (rows[i] of the table), by
+// the CPU's recurrence operation for operation (fastdecay/_cpu/simulate.py,
+// _advance_rates): plain exponential/constant rows advance by one multiplication
+// a step and return to the closed form at every multiple of REANCHOR global
+// steps (SIM_REANCHOR there); other rows take the closed form at every step,
+// except inside a plateau of a one-segment staircase exponential (a step
+// schedule), where the rate is the previous one (the same exponent, no pow).
 // Noise: philox_normal(seed, offset + i, t, k), the CPU's numbers.
 #include "schedule.cuh"
 #include "philox.cuh"
@@ -22,7 +26,7 @@ using namespace fastdecay;
 
 enum { OPT_GD = 0, OPT_MOMENTUM = 1, OPT_LR_IN_BUFFER = 2, OPT_NESTEROV = 3, OPT_ADAM = 4, OPT_ADAMW = 5 };
 enum { SS_LR = 0, SS_WD = 1, SS_SCALE = 2, N_SCALARS = 3 };
-enum { REANCHOR = 64 };
+enum { REANCHOR = 1024 };  // = SIM_REANCHOR of fastdecay/_cpu/simulate.py
 
 // What every thread needs, passed by value.
 struct RateSource {
@@ -33,11 +37,38 @@ struct RateSource {
     double* state;        // current rate of each trajectory, carried between chunks
 };
 
-// The rate of trajectory i at global step t, from its value at t - 1.
+// The closed-form rate of `row` at step t; exactly lr at the origin of a one-segment
+// exponential (no pow for gamma**0). The CPU's _anchor.
+FD_HD double anchor_rate(const double* table, int segments, i64 row, double t) {
+    const double* seg = table + row * (i64)segments * WIDTH;
+    if ((int)seg[KIND] == KIND_EXPONENTIAL && t == seg[ORIGIN]) return seg[P0];
+    return lr_at(table, segments, row, t);
+}
+
+// lr_at(row, t) for t >= 1 given `previous`, the rate at t - 1: inside a plateau of a
+// one-segment staircase exponential that is `previous` (the closed form's exponent is
+// the same), so the pow is skipped. The CPU's _closed_form_rate.
+FD_HD double closed_form_rate(const double* table, int segments, i64 row, double t, double previous) {
+    const double* seg = table + row * (i64)segments * WIDTH;
+    if ((segments == 1 || seg[WIDTH + START] == INFINITY) && (int)seg[KIND] == KIND_EXPONENTIAL &&
+        seg[P0 + 3] != 0.0) {
+        const double tau = t - seg[ORIGIN];
+        if (tau >= 1.0 && floor(tau / seg[P0 + 2]) == floor((tau - 1.0) / seg[P0 + 2])) return previous;
+    }
+    return lr_at(table, segments, row, t);
+}
+
+// The rate of trajectory i at global step t, from its value `current` at t - 1 (at
+// t == 0 `current` is already the rate at step 0: the host's prepare_rates). The
+// CPU's _advance_rates, operation for operation.
 FD_HD double advance_rate(const RateSource& src, i64 i, i64 t, double current) {
-    const double r = src.ratio[i];
-    if (t % REANCHOR != 0 && r == r) return current * r;
-    return lr_at(src.table, src.segments, src.rows[i], (double)t);
+    if (t == 0) return current;
+    if (t % REANCHOR != 0) {
+        const double r = src.ratio[i];
+        if (r == r) return current * r;
+        return closed_form_rate(src.table, src.segments, src.rows[i], (double)t, current);
+    }
+    return anchor_rate(src.table, src.segments, src.rows[i], (double)t);
 }
 
 struct Options {

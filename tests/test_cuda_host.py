@@ -786,6 +786,64 @@ def test_simulate_kernel_equals_cpu_backend(host, monkeypatch, case, dtype):
         np.testing.assert_array_equal(got.lr, want.lr)  # rates: the same float64 operations, exactly
 
 
+def _host_simulate_chunk(host, dtype):
+    """The GPU plan of one simulation chunk, run by the kernels' bodies built for the host."""
+    from fastdecay._gpu import _plan
+
+    def gpu_chunk(*args):
+        opt, lr_rows, wd_rows, n_steps = args[5], args[7], args[11], args[24]
+        coef_shape, bias_shape = _plan.simulate_scratch(opt, lr_rows, wd_rows, n_steps)
+        coef = np.full(coef_shape, np.nan, dtype=dtype) if coef_shape else None
+        bias = np.full(bias_shape, np.nan) if bias_shape else None
+        for kernel, plan, threads in _plan.simulate_plan(*args, coef, bias):
+            run_plan(host, f"fd_kernel_{kernel}_{SUFFIX[dtype]}", plan, n_blocks=2, n_threads=max(1, threads // 3))
+
+    return gpu_chunk
+
+
+def test_simulate_rate_recurrence_equals_cpu_bit_for_bit(host, monkeypatch):
+    """Per-trajectory rates (learning rate and weight decay) advance in the CUDA kernel by
+    the CPU's recurrence, operation for operation: the same re-anchor period
+    (SIM_REANCHOR), one multiplication a step for plain exponentials and constants,
+    the closed form for other rows, the previous rate inside a step schedule's plateau.
+    The carried rates agree bit for bit after every chunk of a 2300-step run (two
+    re-anchors, chunk boundaries off the anchors); the weights to rounding (the CPU
+    contracts the update's a*b + c into FMAs, this build does not)."""
+    import re
+
+    from fastdecay._cpu import simulate as cpu
+
+    period = re.search(r"REANCHOR = (\d+)", (KERNELS / "simulate.cu").read_text())
+    assert period and int(period.group(1)) == cpu.SIM_REANCHOR
+    lr = fd.stack([fd.exponential(0.3, gamma=0.9993), fd.exponential(0.2, gamma=0.999, decay_steps=2.5),
+                   fd.step(0.3, 0.7, 300), fd.exponential(0.3, gamma=0.99, decay_steps=7, staircase=True),
+                   fd.multistep(0.3, 0.5, [100, 1500]), fd.cosine(0.3, 2300), fd.constant(0.1),
+                   fd.exponential(0.25, gamma=0.9997)])
+    wd = fd.stack([fd.exponential(1e-3, gamma=1.0003), fd.step(1e-3, 0.5, 500), fd.constant(2e-3),
+                   fd.exponential(1e-3, gamma=0.9991)] * 2)
+    kw = dict(curvature=np.linspace(0.1, 1.0, 8)[:, None], schedule=lr, weight_decay=wd, optimizer="adamw",
+              steps=2300, chunk_steps=700)
+    states = {}
+
+    def recording(name, chunk):
+        def run(*args):
+            chunk(*args)
+            states.setdefault(name, []).append((args[9].copy(), args[13].copy()))  # lr_state, wd_state
+        return run
+
+    monkeypatch.setattr(cpu, "simulate_chunk", recording("cpu", cpu.simulate_chunk))
+    want = fd.simulate(**kw)
+    monkeypatch.setattr(cpu, "simulate_chunk", recording("gpu", _host_simulate_chunk(host, np.float64)))
+    got = fd.simulate(**kw)
+    assert len(states["cpu"]) == len(states["gpu"]) == 4
+    for (lr_cpu, wd_cpu), (lr_gpu, wd_gpu) in zip(states["cpu"], states["gpu"]):
+        np.testing.assert_array_equal(lr_gpu, lr_cpu)
+        np.testing.assert_array_equal(wd_gpu, wd_cpu)
+    # the recurrence stays within rounding of the closed form (two anchors passed)
+    np.testing.assert_allclose(states["cpu"][-1][0], lr.table(np.array([2299]))[:, 0], rtol=2e-13)
+    assert_update_close(got.w, want.w, np.float64)
+
+
 # ----------------------------------------------------------------------------- the CuPy wrappers on a host runtime
 
 
