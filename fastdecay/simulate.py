@@ -25,6 +25,7 @@ array of the same shape and dtype; a GPU module provides ``simulate_chunk``
 with the same arguments and semantics, and nothing else is needed here.
 """
 
+import contextlib
 import numbers
 from dataclasses import dataclass
 
@@ -144,6 +145,13 @@ def simulate(curvature, schedule, *, steps, optimizer="gd", w0=1.0, momentum=0.9
     ``chunk_steps`` steps (default: about 1.3e8 element-steps a chunk), and
     ``threads`` (Numba threads for this call; the caller's setting is restored).
 
+    GPU input (``curvature`` a CuPy array or a CUDA torch tensor): every argument
+    is validated on the host (a device curvature or ``w0`` is copied there once,
+    small next to a run), then the state is allocated on the curvature's GPU,
+    whatever the current device, and the kernels run there; ``w``, ``loss``,
+    ``displacement`` and ``lr`` come back on that GPU (CuPy arrays, or torch
+    tensors for torch input).
+
     JAX/optax: a ``jax.lax.scan`` over ``optax`` updates ``vmap``-ed over the batch.
 
     >>> import numpy as np, fastdecay as fd
@@ -244,73 +252,76 @@ def simulate(curvature, schedule, *, steps, optimizer="gd", w0=1.0, momentum=0.9
         from ._gpu import simulate as kernels  # the GPU twin: same call shape
 
         xp = __import__("cupy")
+        # every device buffer on the curvature's GPU, whatever the current device
+        device = xp.cuda.Device(curvature.device.id if backend == CUPY else curvature.device.index)
     else:
-        kernels, xp = cpu, np
-    if xp is not np:
-        w_flat, buf, sq, lam_flat = (xp.asarray(a) for a in (w_flat, buf, sq, lam_flat))
-        lr_src = tuple(xp.asarray(a) for a in lr_src)
-        wd_src = tuple(xp.asarray(a) for a in wd_src)
-        rec = [xp.asarray(a) for a in rec]
-    if chunk_steps is None:
-        chunk_steps = max(1, _CHUNK_ELEMENT_STEPS // max(1, n * d))
-    chunk_steps = min(chunk_steps, max(steps, 1))
-    step_scalars = np.empty((chunk_steps + 1, cpu.N_SCALARS))
-    on_drop_code = rules.ON_DROP_CODES[on_drop]
-    opt = cpu.OPTIMIZER_CODES[optimizer]
+        kernels, xp, device = cpu, np, contextlib.nullcontext()
+    with device:
+        if xp is not np:
+            w_flat, buf, sq, lam_flat = (xp.asarray(a) for a in (w_flat, buf, sq, lam_flat))
+            lr_src = tuple(xp.asarray(a) for a in lr_src)
+            wd_src = tuple(xp.asarray(a) for a in wd_src)
+            rec = [xp.asarray(a) for a in rec]
+        if chunk_steps is None:
+            chunk_steps = max(1, _CHUNK_ELEMENT_STEPS // max(1, n * d))
+        chunk_steps = min(chunk_steps, max(steps, 1))
+        step_scalars = np.empty((chunk_steps + 1, cpu.N_SCALARS))
+        on_drop_code = rules.ON_DROP_CODES[on_drop]
+        opt = cpu.OPTIMIZER_CODES[optimizer]
 
-    def run():
-        first = 0
-        while True:
-            count = min(chunk_steps, steps - first)
-            cpu.shared_step_scalars(lr_s.rows(), wd_s.rows(), on_drop_code, first, count, step_scalars)
-            scalars = _readonly(step_scalars[: count + 1]) if xp is np else xp.asarray(step_scalars[: count + 1])
-            kernels.simulate_chunk(
-                w_flat, buf, sq, lam_flat, d, opt,
-                *lr_src, *wd_src,
-                scalars, momentum, beta1, beta2, eps, on_drop_code,
-                noise, np.uint64(seed), np.uint64(trajectory_offset),
-                first, count, every or 0, *rec,
-            )
-            first += count
-            if progress is not None:
-                progress(first, steps)
-            if first >= steps:
-                break
+        def run():
+            first = 0
+            while True:
+                count = min(chunk_steps, steps - first)
+                cpu.shared_step_scalars(lr_s.rows(), wd_s.rows(), on_drop_code, first, count, step_scalars)
+                scalars = _readonly(step_scalars[: count + 1]) if xp is np else xp.asarray(step_scalars[: count + 1])
+                kernels.simulate_chunk(
+                    w_flat, buf, sq, lam_flat, d, opt,
+                    *lr_src, *wd_src,
+                    scalars, momentum, beta1, beta2, eps, on_drop_code,
+                    noise, np.uint64(seed), np.uint64(trajectory_offset),
+                    first, count, every or 0, *rec,
+                )
+                first += count
+                if progress is not None:
+                    progress(first, steps)
+                if first >= steps:
+                    break
 
-    if n * d == 0:
-        pass
-    elif threads is None:
-        run()
-    else:
-        import numba
-
-        before = numba.get_num_threads()
-        numba.set_num_threads(threads)
-        try:
+        if n * d == 0:
+            pass
+        elif threads is None:
             run()
-        finally:
-            numba.set_num_threads(before)
+        else:
+            import numba
 
-    w_out = w_flat.reshape(full)
-    finite = xp.isfinite(w_flat) if d == 1 else xp.isfinite(w_out.reshape(n, d)).all(axis=1)
-    diverged = n - int(xp.count_nonzero(finite))
-    result = dict(w=w_out, diverged=diverged)
-    if every:
-        result.update(
-            steps=np.arange(0, steps + 1, every, dtype=np.int64),
-            loss=rec[0].reshape(batch + (n_rec,)),
-            displacement=rec[1].reshape(batch + (n_rec,)),
-            lr=rec[2].reshape(batch + (n_rec,)),
-        )
-    if backend == TORCH_CPU:
-        import torch
+            before = numba.get_num_threads()
+            numba.set_num_threads(threads)
+            try:
+                run()
+            finally:
+                numba.set_num_threads(before)
 
-        result = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in result.items()}
-    elif backend == TORCH_CUDA:
-        import torch
+        w_out = w_flat.reshape(full)
+        finite = xp.isfinite(w_flat) if d == 1 else xp.isfinite(w_out.reshape(n, d)).all(axis=1)
+        diverged = n - int(xp.count_nonzero(finite))
+        result = dict(w=w_out, diverged=diverged)
+        if every:
+            result.update(
+                steps=np.arange(0, steps + 1, every, dtype=np.int64),
+                loss=rec[0].reshape(batch + (n_rec,)),
+                displacement=rec[1].reshape(batch + (n_rec,)),
+                lr=rec[2].reshape(batch + (n_rec,)),
+            )
+        if backend == TORCH_CPU:
+            import torch
 
-        result = {k: torch.as_tensor(v, device=curvature.device) if hasattr(v, "__cuda_array_interface__") else v
-                  for k, v in result.items()}
+            result = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in result.items()}
+        elif backend == TORCH_CUDA:
+            import torch
+
+            result = {k: torch.as_tensor(v, device=curvature.device) if hasattr(v, "__cuda_array_interface__") else v
+                      for k, v in result.items()}
     return SimulationResult(**result)
 
 

@@ -394,6 +394,35 @@ def test_noisy_simulation_matches_cpu():
     np.testing.assert_allclose(cp.asnumpy(got.loss), want.loss, rtol=1e-12, atol=1e-14)
 
 
+@needs_torch_cuda
+def test_simulate_on_cuda_tensor_returns_cuda_tensors():
+    kw = dict(SIMULATIONS[1], steps=200)
+    want = fd.simulate(**kw)
+    lam = torch.as_tensor(kw["curvature"], device="cuda")
+    got = fd.simulate(**(kw | dict(curvature=lam)))
+    for a in (got.w, got.loss, got.displacement, got.lr):
+        assert isinstance(a, torch.Tensor) and a.device == lam.device
+    np.testing.assert_allclose(got.w.cpu().numpy(), want.w, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(got.loss.cpu().numpy(), want.loss, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.skipif(N_GPUS < 2, reason="needs two GPUs")
+def test_simulate_runs_on_the_curvature_device_not_the_current_one():
+    kw = dict(SIMULATIONS[3], steps=100)
+    want = fd.simulate(**kw)
+    with cp.cuda.Device(1):
+        lam = cp.asarray(kw["curvature"])
+    with cp.cuda.Device(0):
+        got = fd.simulate(**(kw | dict(curvature=lam)))
+    assert got.w.device.id == 1 and got.loss.device.id == 1 and got.lr.device.id == 1
+    np.testing.assert_allclose(cp.asnumpy(got.w), want.w, rtol=1e-12, atol=1e-14)
+    if HAS_TORCH_CUDA:
+        with cp.cuda.Device(0):
+            got_t = fd.simulate(**(kw | dict(curvature=torch.as_tensor(kw["curvature"], device="cuda:1"))))
+        assert got_t.w.device == torch.device("cuda:1") and got_t.loss.device == torch.device("cuda:1")
+        np.testing.assert_allclose(got_t.w.cpu().numpy(), want.w, rtol=1e-12, atol=1e-14)
+
+
 # ----------------------------------------------------------------------------- bad input, refused before any launch
 
 
