@@ -30,6 +30,8 @@ changes nothing, not even the step count.
 1
 """
 
+import abc
+
 import torch
 from torch.optim.lr_scheduler import LRScheduler as _TorchLRScheduler
 
@@ -60,7 +62,7 @@ def _no_differentiable(differentiable, capturable=False):
         raise ValueError("capturable=True is not supported; the fused kernels read the step count per call")
 
 
-class _Fused(torch.optim.Optimizer):
+class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
     """What SGD and AdamW share: hyperparameter checks, state creation, the grouped step.
 
     A subclass names its state buffers (``_buffer_names``) and makes the fused
@@ -75,9 +77,9 @@ class _Fused(torch.optim.Optimizer):
                 param_group[key] = _check_hyper(key, param_group[key])
         super().add_param_group(param_group)
 
+    @abc.abstractmethod
     def _buffer_names(self, group):
         """The state buffers (torch's keys) a parameter of ``group`` has."""
-        raise NotImplementedError
 
     def _init_state(self, p, group):
         state = self.state[p]
@@ -86,8 +88,9 @@ class _Fused(torch.optim.Optimizer):
             # zeros as torch makes them; the kernels ignore the content at step 0 anyway
             state[name] = torch.zeros_like(p, memory_format=torch.contiguous_format)
 
+    @abc.abstractmethod
     def _launch(self, group, params, grads, states, step, grad_scale):
-        raise NotImplementedError
+        """One fused call over ``params`` of ``group`` that share the step count ``step``."""
 
     def _amp(self):
         grad_scale = getattr(self, "grad_scale", None)
