@@ -71,6 +71,22 @@ FD_HD double advance_rate(const RateSource& src, i64 i, i64 t, double current) {
     return anchor_rate(src.table, src.segments, src.rows[i], (double)t);
 }
 
+// The rate and weight decay of trajectory i at step t (chunk step s): its own rows
+// advanced by advance_rate (carried in eta_i / wd_i), or the shared per-step scalars.
+FD_HD void step_rates(const RateSource& lr, const RateSource& wdr, const double* __restrict__ ss, i64 i,
+                      i64 s, i64 t, double& eta_i, double& wd_i, double& eta, double& wd) {
+    if (lr.rows) eta_i = advance_rate(lr, i, t, eta_i);
+    if (wdr.rows) wd_i = advance_rate(wdr, i, t, wd_i);
+    eta = lr.rows ? eta_i : ss[s * N_SCALARS + SS_LR];
+    wd = wdr.rows ? wd_i : ss[s * N_SCALARS + SS_WD];
+}
+
+// The learning rate recorded at step t (chunk step s): the closed form of the
+// trajectory's own row, or the shared per-step scalar.
+FD_HD double recorded_lr(const RateSource& lr, const double* __restrict__ ss, i64 i, i64 s, i64 t) {
+    return lr.rows ? lr_at(lr.table, lr.segments, lr.rows[i], (double)t) : ss[s * N_SCALARS + SS_LR];
+}
+
 struct Options {
     int opt, on_drop;
     double momentum, beta1, beta2, eps, noise;
@@ -164,14 +180,12 @@ __host__ __device__ void simulate_elements(Grid gr, T* w_, T* buf_, T* sq_, cons
             const double x = (double)w;
             rec_loss[i * n_rec] = (T)(0.5 * (0.0 + (double)lam * (x * x)));
             rec_disp[i * n_rec] = (T)0;
-            rec_lr[i * n_rec] = (T)(lr.rows ? lr_at(lr.table, lr.segments, lr.rows[i], 0.0) : ss[SS_LR]);
+            rec_lr[i * n_rec] = (T)recorded_lr(lr, ss, i, 0, 0);
         }
         for (i64 s = 0; s < n_steps; ++s) {
             const i64 t = first_step + s;
-            if (lr.rows) eta_i = advance_rate(lr, i, t, eta_i);
-            if (wdr.rows) wd_i = advance_rate(wdr, i, t, wd_i);
-            const double eta = lr.rows ? eta_i : ss[s * N_SCALARS + SS_LR];
-            const double wd = wdr.rows ? wd_i : ss[s * N_SCALARS + SS_WD];
+            double eta, wd;
+            step_rates(lr, wdr, ss, i, s, t, eta_i, wd_i, eta, wd);
             const T before = w;
             step_element<T>(w, b, q, lam, i, k, t, eta, wd, ss[s * N_SCALARS + SS_SCALE],
                             coef ? coef + s * COEF_STRIDE : nullptr, bias ? bias + 2 * s : nullptr, lr, o);
@@ -181,8 +195,7 @@ __host__ __device__ void simulate_elements(Grid gr, T* w_, T* buf_, T* sq_, cons
                 const double x = (double)w;
                 rec_disp[r] = (T)sqrt(0.0 + delta * delta);
                 rec_loss[r] = (T)(0.5 * (0.0 + (double)lam * (x * x)));
-                rec_lr[r] = (T)(lr.rows ? lr_at(lr.table, lr.segments, lr.rows[i], (double)(t + 1))
-                                        : ss[(s + 1) * N_SCALARS + SS_LR]);
+                rec_lr[r] = (T)recorded_lr(lr, ss, i, s + 1, t + 1);
             }
         }
         w_[j] = w;
@@ -216,14 +229,12 @@ __host__ __device__ void simulate_trajectories(Grid gr, T* w_, T* buf_, T* sq_, 
             }
             rec_loss[i * n_rec] = (T)(0.5 * loss);
             rec_disp[i * n_rec] = (T)0;
-            rec_lr[i * n_rec] = (T)(lr.rows ? lr_at(lr.table, lr.segments, lr.rows[i], 0.0) : ss[SS_LR]);
+            rec_lr[i * n_rec] = (T)recorded_lr(lr, ss, i, 0, 0);
         }
         for (i64 s = 0; s < n_steps; ++s) {
             const i64 t = first_step + s;
-            if (lr.rows) eta_i = advance_rate(lr, i, t, eta_i);
-            if (wdr.rows) wd_i = advance_rate(wdr, i, t, wd_i);
-            const double eta = lr.rows ? eta_i : ss[s * N_SCALARS + SS_LR];
-            const double wd = wdr.rows ? wd_i : ss[s * N_SCALARS + SS_WD];
+            double eta, wd;
+            step_rates(lr, wdr, ss, i, s, t, eta_i, wd_i, eta, wd);
             const bool record = every > 0 && (t + 1) % every == 0;
             double disp = 0.0, loss = 0.0;
             for (i64 k = 0; k < d; ++k) {
@@ -248,8 +259,7 @@ __host__ __device__ void simulate_trajectories(Grid gr, T* w_, T* buf_, T* sq_, 
                 const i64 r = i * n_rec + (t + 1) / every;
                 rec_disp[r] = (T)sqrt(disp);
                 rec_loss[r] = (T)(0.5 * loss);
-                rec_lr[r] = (T)(lr.rows ? lr_at(lr.table, lr.segments, lr.rows[i], (double)(t + 1))
-                                        : ss[(s + 1) * N_SCALARS + SS_LR]);
+                rec_lr[r] = (T)recorded_lr(lr, ss, i, s + 1, t + 1);
             }
         }
         if (lr.rows) lr.state[i] = eta_i;
