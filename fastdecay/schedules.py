@@ -271,6 +271,16 @@ class Schedule:
             raise IndexError(f"index {index!r} must select whole schedules of batch_shape {self.batch_shape}")
         return Schedule(sub, self._kind, {})
 
+    def call_shape(self, steps_shape):
+        """Shape of ``s(t)`` for steps of ``steps_shape``, or ValueError naming ``t``."""
+        try:
+            return np.broadcast_shapes(self.batch_shape, tuple(steps_shape))
+        except ValueError:
+            raise ValueError(
+                f"t of shape {tuple(steps_shape)} does not broadcast with the schedule's batch_shape "
+                f"{self.batch_shape}"
+            ) from None
+
     def __call__(self, t):
         """Rate at step(s) ``t``: the closed form, in any order, without state."""
         backend = backend_of(t)
@@ -286,12 +296,7 @@ class Schedule:
             _eval_points(self.rows(), np.arange(self.size, dtype=np.int64), np.full(self.size, float(t)), out)
             return float(out[0]) if not self.batch_shape else out.reshape(self.batch_shape)
         steps = _steps("t", t)
-        try:
-            shape = np.broadcast_shapes(self.batch_shape, steps.shape)
-        except ValueError:
-            raise ValueError(
-                f"t of shape {steps.shape} does not broadcast with the schedule's batch_shape {self.batch_shape}"
-            ) from None
+        shape = self.call_shape(steps.shape)
         out = np.empty(shape)
         if out.size:
             rows = np.arange(self.size, dtype=np.int64).reshape(self.batch_shape)

@@ -50,12 +50,7 @@ def evaluate(schedule, t):
     device = rt.device_of(t)
     with rt.context(device, [t]):
         steps = _device_steps("t", t)
-        try:
-            shape = np.broadcast_shapes(schedule.batch_shape, steps.shape)
-        except ValueError:
-            raise ValueError(
-                f"t of shape {steps.shape} does not broadcast with the schedule's batch_shape {schedule.batch_shape}"
-            ) from None
+        shape = schedule.call_shape(steps.shape)
         out = rt.empty(shape, np.float64, device)
         n = out.size
         if n:
