@@ -17,6 +17,8 @@ bench_simulate.py, ...):
 - ``extra_info["ceiling_gbps"]``: optional, a ceiling the benchmark measured itself.
 - ``extra_info["fraction_of_ceiling"]``: optional, the implementation's speed as a
   fraction of a ceiling timed in turns with it (robust to a shared machine's drift).
+- ``extra_info["device_median_s"]``: optional (GPU suites), the median device time of the
+  same call from CUDA events; ``gbps`` and ``steps_per_s`` then come from it.
 - ``extra_info["scale"]``: optional (default 1), full-size work / measured work, for a
   baseline timed on a subset (stepping torch schedulers, say): its median times
   ``scale`` is compared with the full-size fastdecay median.
@@ -64,6 +66,7 @@ def rows_by_group(data):
                 "steps_per_s": info.get("steps_per_s"),
                 "ceiling_gbps": info.get("ceiling_gbps"),
                 "fraction_of_ceiling": info.get("fraction_of_ceiling"),
+                "device_median": info.get("device_median_s"),
             }
         )
     return groups
@@ -99,6 +102,13 @@ def report(data, out=sys.stdout):
                 f"of the best measured ceiling ({ceiling:.2f} GB/s)",
                 file=out,
             )
+        if ours is not None and ours["device_median"]:
+            # GPU suites: the same calls timed with CUDA events (device time, no host overhead)
+            print("device time (CUDA events, median):", file=out)
+            for r in sorted(rows, key=lambda r: (r is not ours, r["device_median"] or 0)):
+                if r["device_median"]:
+                    ratio = r["device_median"] / ours["device_median"]
+                    print(f"  {str(r['impl']):<22} {_fmt_time(r['device_median']):>10} {ratio:9.3g}x", file=out)
         if ours is not None and ours["fraction_of_ceiling"]:
             print(
                 f"fastdecay timed in turns with the ceiling: {100 * ours['fraction_of_ceiling']:.0f}% of it",

@@ -41,8 +41,13 @@ __all__ = ["simulate", "SimulationResult", "OPTIMIZERS"]
 OPTIMIZERS = ("gd", "momentum", "momentum_lr_in_buffer", "nesterov", "adam", "adamw")
 ON_DROP = ("keep", "reset", "rescale")
 
-# default chunk: about this many element-steps between progress reports
+# default chunk: about this many element-steps between progress reports (about
+# 0.1 s on two CPU cores, 10-20 ms on an H100: a chunk of a GPU run re-reads the
+# state from memory and waits for the host's per-step scalars, so it is longer),
+# and never more steps than this (the per-step scalars of a chunk stay small)
 _CHUNK_ELEMENT_STEPS = 1 << 27
+_GPU_CHUNK_ELEMENT_STEPS = 1 << 34
+_CHUNK_STEPS_MAX = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -145,10 +150,11 @@ def simulate(curvature, schedule, *, steps, optimizer="gd", w0=1.0, momentum=0.9
     ``chunk_steps`` steps (default: about 1.3e8 element-steps a chunk), and
     ``threads`` (Numba threads for this call; the caller's setting is restored).
 
-    GPU input (``curvature`` a CuPy array or a CUDA torch tensor): every argument
-    is validated on the host (a device curvature or ``w0`` is copied there once,
-    small next to a run), then the state is allocated on the curvature's GPU,
-    whatever the current device, and the kernels run there; ``w``, ``loss``,
+    GPU input (``curvature`` a CuPy array or a CUDA torch tensor): the curvature
+    is checked on its GPU (never copied to the host), the other arguments on the
+    host (a device ``w0`` is copied there once), then the state is allocated on
+    the curvature's GPU, whatever the current device, and the kernels run there
+    (in chunks of up to 2**34 element-steps); ``w``, ``loss``,
     ``displacement`` and ``lr`` come back on that GPU (CuPy arrays, or torch
     tensors for torch input).
 
@@ -205,10 +211,11 @@ def simulate(curvature, schedule, *, steps, optimizer="gd", w0=1.0, momentum=0.9
     else:
         wd_s = as_schedule(_check("weight_decay", _host(weight_decay), low=0.0), "weight_decay")
 
-    lam = _number_array("curvature", _host(curvature))
+    on_gpu = backend in (CUPY, TORCH_CUDA)
+    lam = _device_curvature(curvature) if on_gpu else _number_array("curvature", _host(curvature))
     if lam.ndim < 1 or lam.shape[-1] < 1:
         raise ValueError(f"curvature must have shape (*batch, d) with d >= 1, got shape {lam.shape}")
-    if not np.all(np.isfinite(lam)):
+    if not on_gpu and not np.all(np.isfinite(lam)):  # (a device curvature was checked on its device)
         raise ValueError(f"curvature must be finite (negative values are allowed), got {curvature!r}")
     try:
         batch = np.broadcast_shapes(lam.shape[:-1], lr_s.batch_shape, wd_s.batch_shape)
@@ -221,8 +228,7 @@ def simulate(curvature, schedule, *, steps, optimizer="gd", w0=1.0, momentum=0.9
     full = batch + (d,)
     w0 = _number_array("w0", _host(w0))
     try:
-        np.broadcast_shapes(w0.shape, full)
-        w0_full = np.broadcast_to(w0, full)
+        np.broadcast_to(w0, full)
     except ValueError:
         raise ValueError(f"w0 of shape {w0.shape} must broadcast to the trajectories' shape {full}") from None
     if not np.all(np.isfinite(w0)):
@@ -231,39 +237,40 @@ def simulate(curvature, schedule, *, steps, optimizer="gd", w0=1.0, momentum=0.9
     if trajectory_offset + n > 2**64:
         raise ValueError(f"trajectory_offset + batch size must stay below 2**64, got {trajectory_offset!r}")
 
-    # ---- allocate and prepare (host); kernels never allocate
-    lam_flat = _readonly(np.ascontiguousarray(np.broadcast_to(lam, full), dtype=dt).reshape(n * d))
-    w = np.empty(full, dtype=dt)
-    w[...] = w0_full
-    w_flat = w.reshape(n * d)
-    adam = optimizer in ("adam", "adamw")
-    has_buffer = adam or (optimizer != "gd" and momentum != 0.0)
-    buf = np.zeros(n * d if has_buffer else 0, dtype=dt)
-    sq = np.zeros(n * d if adam else 0, dtype=dt)
-    lr_src = _rate_source(lr_s, batch, n)
-    wd_src = _rate_source(wd_s, batch, n)
-    n_rec = steps // every + 1 if every else 0
-    rec = [np.empty((n, n_rec) if every else (0, 0), dtype=dt) for _ in range(3)]
-
+    # ---- allocate and prepare; kernels never allocate
     from ._cpu import rules
     from ._cpu import simulate as cpu
 
-    if backend in (CUPY, TORCH_CUDA):
+    if on_gpu:
         from ._gpu import simulate as kernels  # the GPU twin: same call shape
 
         xp = __import__("cupy")
         # every device buffer on the curvature's GPU, whatever the current device
-        device = xp.cuda.Device(curvature.device.id if backend == CUPY else curvature.device.index)
+        device = xp.cuda.Device(lam.device.id)
     else:
         kernels, xp, device = cpu, np, contextlib.nullcontext()
+    adam = optimizer in ("adam", "adamw")
+    has_buffer = adam or (optimizer != "gd" and momentum != 0.0)
+    n_rec = steps // every + 1 if every else 0
+    lr_src = _rate_source(lr_s, batch, n)
+    wd_src = _rate_source(wd_s, batch, n)
     with device:
-        if xp is not np:
-            w_flat, buf, sq, lam_flat = (xp.asarray(a) for a in (w_flat, buf, sq, lam_flat))
+        # the state is made where it lives: a device curvature never visits the host
+        lam_flat = xp.ascontiguousarray(xp.broadcast_to(lam.astype(dt, copy=False), full)).reshape(n * d)
+        if not on_gpu:
+            lam_flat = _readonly(lam_flat)
+        w = xp.empty(full, dtype=dt)
+        w[...] = xp.asarray(w0)
+        w_flat = w.reshape(n * d)
+        buf = xp.zeros(n * d if has_buffer else 0, dtype=dt)
+        sq = xp.zeros(n * d if adam else 0, dtype=dt)
+        rec = [xp.empty((n, n_rec) if every else (0, 0), dtype=dt) for _ in range(3)]
+        if on_gpu:
             lr_src = tuple(xp.asarray(a) for a in lr_src)
             wd_src = tuple(xp.asarray(a) for a in wd_src)
-            rec = [xp.asarray(a) for a in rec]
         if chunk_steps is None:
-            chunk_steps = max(1, _CHUNK_ELEMENT_STEPS // max(1, n * d))
+            per_chunk = _GPU_CHUNK_ELEMENT_STEPS if on_gpu else _CHUNK_ELEMENT_STEPS
+            chunk_steps = min(_CHUNK_STEPS_MAX, max(1, per_chunk // max(1, n * d)))
         chunk_steps = min(chunk_steps, max(steps, 1))
         step_scalars = np.empty((chunk_steps + 1, cpu.N_SCALARS))
         on_drop_code = rules.ON_DROP_CODES[on_drop]
@@ -323,6 +330,20 @@ def simulate(curvature, schedule, *, steps, optimizer="gd", w0=1.0, momentum=0.9
             result = {k: torch.as_tensor(v, device=curvature.device) if hasattr(v, "__cuda_array_interface__") else v
                       for k, v in result.items()}
     return SimulationResult(**result)
+
+
+def _device_curvature(curvature):
+    """A CuPy view of a CuPy / CUDA torch curvature (zero-copy), checked on its device:
+    real numbers, all finite (one reduction there, nothing copied to the host)."""
+    from ._gpu import _runtime as rt  # imports CuPy, or says how to install it
+
+    lam = rt.as_array(curvature)
+    if lam.dtype.kind not in "iuf":
+        raise TypeError(f"curvature must be an array of real numbers, got dtype {lam.dtype}")
+    if lam.size and not bool(rt.xp.isfinite(lam).all()):
+        raise ValueError(f"curvature must be finite (negative values are allowed), got non-finite values on "
+                         f"GPU {lam.device.id}")
+    return lam
 
 
 def _host(x):

@@ -50,7 +50,7 @@ FD_HD double anchor_rate(const double* table, int segments, i64 row, double t) {
 // the same), so the pow is skipped. The CPU's _closed_form_rate.
 FD_HD double closed_form_rate(const double* table, int segments, i64 row, double t, double previous) {
     const double* seg = table + row * (i64)segments * WIDTH;
-    if ((segments == 1 || seg[WIDTH + START] == INFINITY) && (int)seg[KIND] == KIND_EXPONENTIAL &&
+    if ((segments == 1 || isinf(seg[WIDTH + START])) && (int)seg[KIND] == KIND_EXPONENTIAL &&
         seg[P0 + 3] != 0.0) {
         const double tau = t - seg[ORIGIN];
         if (tau >= 1.0 && floor(tau / seg[P0 + 2]) == floor((tau - 1.0) / seg[P0 + 2])) return previous;

@@ -129,12 +129,18 @@ NVRTC = _find_nvrtc()
 def test_nvrtc_compiles_what_cupy_will_compile(name):
     """The run-time compiler CuPy uses has no system headers: the translation units
     must compile there too, with the loader's options."""
+    # the wheel's libnvrtc finds its builtins library only through the loader's
+    # search path: load that first, globally
+    for builtins in sorted(glob.glob(os.path.join(os.path.dirname(NVRTC), "libnvrtc-builtins.so*"))):
+        ctypes.CDLL(builtins, mode=ctypes.RTLD_GLOBAL)
     lib = ctypes.CDLL(NVRTC)
     src = _source.translation_unit(name).encode()
     for arch in ARCHS:
         prog = ctypes.c_void_p()
         assert lib.nvrtcCreateProgram(ctypes.byref(prog), src, name.encode(), 0, None, None) == 0
-        opts = [o.encode() for o in _source.OPTIONS] + [f"-arch=sm_{arch}".encode()]
+        # the options cupy.RawModule adds to the loader's (CuPy 13/14, cubin path)
+        cupy_adds = [f"-arch=sm_{arch}", "--device-as-default-execution-space"]
+        opts = [o.encode() for o in (*_source.OPTIONS, *cupy_adds)]
         rc = lib.nvrtcCompileProgram(prog, len(opts), (ctypes.c_char_p * len(opts))(*opts))
         size = ctypes.c_size_t()
         lib.nvrtcGetProgramLogSize(prog, ctypes.byref(size))

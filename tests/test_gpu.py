@@ -241,6 +241,42 @@ def test_sgd_step_on_cuda_tensors_matches_torch_sgd():
 
 
 @needs_torch_cuda
+@pytest.mark.parametrize("which", ["adamw", "sgd"])
+def test_torch_adapters_train_on_cuda_as_torch_does(which):
+    """fastdecay.torch.AdamW / SGD on a CUDA model against torch.optim with the lr set
+    from the same schedule each step: the same weights after 60 steps of training."""
+    import copy
+
+    from fastdecay.torch import SGD, AdamW
+
+    torch.manual_seed(3)
+    model = torch.nn.Sequential(torch.nn.Linear(17, 33), torch.nn.Tanh(), torch.nn.Linear(33, 5))
+    model = model.to(device="cuda", dtype=torch.float64)
+    ref = copy.deepcopy(model)
+    lr = fd.warmup(fd.cosine(1e-2, 60), 5)
+    if which == "adamw":
+        opt = AdamW(model.parameters(), lr=lr, weight_decay=0.05)
+        ref_opt = torch.optim.AdamW(ref.parameters(), lr=0.0, weight_decay=0.05, fused=True)
+    else:
+        opt = SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=1e-3)
+        ref_opt = torch.optim.SGD(ref.parameters(), lr=0.0, momentum=0.9, nesterov=True, weight_decay=1e-3)
+    x = torch.randn(64, 17, device="cuda", dtype=torch.float64)
+    y = torch.randn(64, 5, device="cuda", dtype=torch.float64)
+    for t in range(60):
+        for m, o in ((model, opt), (ref, ref_opt)):
+            o.zero_grad()
+            torch.nn.functional.mse_loss(m(x), y).backward()
+        for group in ref_opt.param_groups:
+            group["lr"] = lr(t)
+        opt.step()
+        ref_opt.step()
+    assert next(iter(opt.state.values()))["step"] == 60
+    for p, r in zip(model.parameters(), ref.parameters()):
+        assert p.is_cuda
+        torch.testing.assert_close(p, r, rtol=1e-9, atol=1e-11)
+
+
+@needs_torch_cuda
 def test_schedule_table_into_cuda_tensor():
     from fastdecay._gpu.schedule import table
 

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Everything a lent GPU is for, in one call: the GPU test suite, the GPU doctests,
+# then the GPU benchmarks (1e8 and 1e9 AdamW, simulation, schedule tables), with
+# every log and JSON written to one folder and a short summary printed last.
+#
+#   bash bench/gpu_check.sh [OUT_DIR] [PYTHON]       (defaults: .benchmarks/gpu, python3)
+#
+# Needs CuPy and a CUDA device; torch with CUDA for the torch rows. Runs from a
+# source checkout (PYTHONPATH=repo root) or an installed fastdecay. Each phase
+# has its own time limit and a failure does not stop the next phase: one call
+# on a borrowed machine should bring back everything it can.
+set -u
+cd "$(dirname "$0")/.."
+OUT_DIR=${1:-.benchmarks/gpu}
+PY=${2:-python3}
+mkdir -p "$OUT_DIR"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+export CUPY_CACHE_DIR="${CUPY_CACHE_DIR:-$PWD/.cupy-cache}"
+T0=$(date +%s)
+phase() { echo "=== $1 ($(( $(date +%s) - T0 )) s)"; }
+
+phase environment
+{
+    nvidia-smi -L; nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv
+    "$PY" - <<'EOF'
+import platform, numpy, numba, cupy
+print("python", platform.python_version(), "numpy", numpy.__version__, "numba", numba.__version__,
+      "cupy", cupy.__version__, "CUDA runtime", cupy.cuda.runtime.runtimeGetVersion(),
+      "driver", cupy.cuda.runtime.driverGetVersion())
+try:
+    import torch
+    print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name(0))
+except Exception as e:
+    print("torch unavailable:", e)
+EOF
+} 2>&1 | tee "$OUT_DIR/environment.txt"
+
+# Numba compiles the CPU kernels the GPU results are compared with: do it in
+# parallel processes first (each writes the on-disk cache the tests then load).
+phase "compile the CPU kernels"
+for family in updates schedule simulate32 simulate64; do
+    timeout 300 "$PY" - "$family" > "$OUT_DIR/warm-$family.log" 2>&1 <<'EOF' &
+import sys, numpy as np, fastdecay as fd
+family = sys.argv[1]
+if family == "updates":
+    for dt in (np.float32, np.float64):
+        w, g, m, v, x = (np.ones(9, dt) for _ in range(5))
+        fd.adamw_step(w, g, m, v, step=0, lr=0.1, max_exp_avg_sq=x, amsgrad=True)
+        fd.sgd_step(w, g, step=0, lr=0.1, momentum=0.9, momentum_buffer=m)
+elif family == "schedule":
+    s = fd.stack([fd.step(0.1, 0.5, 3), fd.cosine(0.1, 9)])
+    s.table(5), s.table(5, dtype=np.float32), s(np.arange(3)[:, None]), s.table(np.array([1, 2]))
+else:
+    dt = np.float32 if family == "simulate32" else np.float64
+    for opt in ("gd", "adamw"):
+        fd.simulate(np.ones((2, 3)), fd.step(0.1, 0.5, 3), steps=4, optimizer=opt, dtype=dt, every=2, noise=0.1)
+        fd.simulate(np.ones((2, 1)), fd.stack([fd.constant(0.1)] * 2), steps=4, optimizer=opt, dtype=dt)
+EOF
+done
+wait
+
+phase "GPU tests"
+timeout 420 "$PY" -m pytest -m gpu tests/test_gpu.py -q -rs -p no:cacheprovider \
+    --junitxml="$OUT_DIR/tests.xml" 2>&1 | tee "$OUT_DIR/tests.log" | tail -60
+phase "GPU doctests"
+timeout 120 "$PY" -m pytest fastdecay/_gpu -q -p no:cacheprovider 2>&1 | tee "$OUT_DIR/doctests.log" | tail -15
+
+phase "GPU benchmarks (1e8 AdamW, simulation, tables)"
+timeout 420 "$PY" -m pytest bench/bench_gpu.py --benchmark-only -q -p no:cacheprovider \
+    --benchmark-columns=median,iqr,ops --benchmark-json="$OUT_DIR/bench.json" > "$OUT_DIR/bench.log" 2>&1
+tail -5 "$OUT_DIR/bench.log"
+phase "GPU benchmarks (1e9 AdamW)"
+FASTDECAY_BENCH_GPU_N=1e9 timeout 300 "$PY" -m pytest bench/bench_gpu.py -k adamw --benchmark-only -q \
+    -p no:cacheprovider --benchmark-json="$OUT_DIR/bench-1e9.json" > "$OUT_DIR/bench-1e9.log" 2>&1
+tail -3 "$OUT_DIR/bench-1e9.log"
+
+phase summary
+for json in bench bench-1e9; do
+    [ -f "$OUT_DIR/$json.json" ] && "$PY" bench/report.py "$OUT_DIR/$json.json" | tee "$OUT_DIR/$json-report.txt"
+done
+grep -E "passed|failed|error" "$OUT_DIR/tests.log" | tail -3
+grep -E "passed|failed|error" "$OUT_DIR/doctests.log" | tail -1
+phase done
