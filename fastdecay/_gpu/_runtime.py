@@ -71,7 +71,10 @@ def stream_for(arrays):
         if is_torch(x):
             import torch
 
-            return cp.cuda.ExternalStream(torch.cuda.current_stream(x.device).cuda_stream)
+            stream = torch.cuda.current_stream(x.device)
+            if hasattr(cp.cuda.Stream, "from_external") and hasattr(stream, "__cuda_stream__"):
+                return cp.cuda.Stream.from_external(stream)  # CuPy >= 14 (ExternalStream is deprecated)
+            return cp.cuda.ExternalStream(stream.cuda_stream, device_of(x))
     return None
 
 
