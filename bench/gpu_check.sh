@@ -60,17 +60,17 @@ done
 wait
 
 phase "GPU tests"
-timeout 420 "$PY" -m pytest -m gpu tests/test_gpu.py -q -rs -p no:cacheprovider \
+timeout 240 "$PY" -m pytest -m gpu tests/test_gpu.py -q -rs -p no:cacheprovider \
     --junitxml="$OUT_DIR/tests.xml" 2>&1 | tee "$OUT_DIR/tests.log" | tail -60
 phase "GPU doctests"
-timeout 120 "$PY" -m pytest fastdecay/_gpu -q -p no:cacheprovider 2>&1 | tee "$OUT_DIR/doctests.log" | tail -15
+timeout 60 "$PY" -m pytest fastdecay/_gpu -q -p no:cacheprovider 2>&1 | tee "$OUT_DIR/doctests.log" | tail -15
 
 phase "GPU benchmarks (1e8 AdamW, simulation, tables)"
-timeout 420 "$PY" -m pytest bench/bench_gpu.py --benchmark-only -q -p no:cacheprovider \
+timeout 150 "$PY" -m pytest bench/bench_gpu.py --benchmark-only -q -p no:cacheprovider \
     --benchmark-columns=median,iqr,ops --benchmark-json="$OUT_DIR/bench.json" > "$OUT_DIR/bench.log" 2>&1
 tail -5 "$OUT_DIR/bench.log"
 phase "GPU benchmarks (1e9 AdamW)"
-FASTDECAY_BENCH_GPU_N=1e9 timeout 300 "$PY" -m pytest bench/bench_gpu.py -k adamw --benchmark-only -q \
+FASTDECAY_BENCH_GPU_N=1e9 timeout 100 "$PY" -m pytest bench/bench_gpu.py -k adamw --benchmark-only -q \
     -p no:cacheprovider --benchmark-json="$OUT_DIR/bench-1e9.json" > "$OUT_DIR/bench-1e9.log" 2>&1
 tail -3 "$OUT_DIR/bench-1e9.log"
 
