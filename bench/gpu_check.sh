@@ -39,7 +39,7 @@ EOF
 # parallel processes first (each writes the on-disk cache the tests then load).
 phase "compile the CPU kernels"
 for family in updates schedule simulate32 simulate64; do
-    timeout 300 "$PY" - "$family" > "$OUT_DIR/warm-$family.log" 2>&1 <<'EOF' &
+    timeout 90 "$PY" - "$family" > "$OUT_DIR/warm-$family.log" 2>&1 <<'EOF' &
 import sys, numpy as np, fastdecay as fd
 family = sys.argv[1]
 if family == "updates":
@@ -60,7 +60,7 @@ done
 wait
 
 phase "GPU tests"
-timeout 240 "$PY" -m pytest -m gpu tests/test_gpu.py -q -rs -p no:cacheprovider \
+timeout 240 "$PY" -m pytest -m gpu tests/test_gpu.py -q -rs --tb=short -p no:cacheprovider \
     --junitxml="$OUT_DIR/tests.xml" 2>&1 | tee "$OUT_DIR/tests.log" | tail -60
 phase "GPU doctests"
 timeout 60 "$PY" -m pytest fastdecay/_gpu -q -p no:cacheprovider 2>&1 | tee "$OUT_DIR/doctests.log" | tail -15
