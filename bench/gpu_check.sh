@@ -70,7 +70,7 @@ timeout 150 "$PY" -m pytest bench/bench_gpu.py --benchmark-only -q -p no:cachepr
     --benchmark-columns=median,iqr,ops --benchmark-json="$OUT_DIR/bench.json" > "$OUT_DIR/bench.log" 2>&1
 tail -5 "$OUT_DIR/bench.log"
 phase "GPU benchmarks (1e9 AdamW)"
-FASTDECAY_BENCH_GPU_N=1e9 timeout 100 "$PY" -m pytest bench/bench_gpu.py -k adamw --benchmark-only -q \
+FASTDECAY_BENCH_GPU_N=1e9 timeout 100 "$PY" -m pytest bench/bench_gpu.py -k "adamw or d2d" --benchmark-only -q \
     -p no:cacheprovider --benchmark-json="$OUT_DIR/bench-1e9.json" > "$OUT_DIR/bench-1e9.log" 2>&1
 tail -3 "$OUT_DIR/bench-1e9.log"
 

@@ -1,7 +1,7 @@
 // Shared by every kernel file and by the host build of the headers.
 //
 // Three compilers read these sources:
-//   * NVRTC (cupy.RawModule, at run time): no system headers at all, math
+//   * NVRTC (through CuPy, at run time): no system headers at all, math
 //     functions are built in, __CUDACC__ and __CUDACC_RTC__ are defined;
 //   * nvcc (the compile test, tests/test_cuda_compile.py);
 //   * the host C++ compiler (tests/test_cuda_host.py), where __host__ and

@@ -20,7 +20,9 @@
 using namespace fastdecay;
 
 enum { F_PARAM = 0, F_GRAD = 1, F_BUF0 = 2, F_BUF1 = 3, F_BUF2 = 4, F_SIZE = 5, F_FIRST_CHUNK = 6, N_FIELDS = 7 };
-enum { CHUNK = 1 << 14 };
+// Small chunks (4 vector iterations of a 256-thread block) keep the last wave of a
+// launch short: 1e8 float32 is ~24,000 chunks over ~1,000 resident blocks.
+enum { CHUNK = 1 << 12 };
 
 // type codes of scalars read from device memory (SC_NONE: use the value passed)
 enum { SC_NONE = 0, SC_F32 = 1, SC_F64 = 2, SC_I32 = 3, SC_I64 = 4, SC_BOOL = 5 };

@@ -135,16 +135,26 @@ def test_nvrtc_compiles_what_cupy_will_compile(name):
         ctypes.CDLL(builtins, mode=ctypes.RTLD_GLOBAL)
     lib = ctypes.CDLL(NVRTC)
     src = _source.translation_unit(name).encode()
-    for arch in ARCHS:
+    # the options CuPy's compile_using_nvrtc adds to the loader's (CuPy 13/14): a cubin
+    # for each architecture, and PTX once, read below
+    for arch in [f"sm_{a}" for a in ARCHS] + [f"compute_{ARCHS[-1]}"]:
         prog = ctypes.c_void_p()
         assert lib.nvrtcCreateProgram(ctypes.byref(prog), src, name.encode(), 0, None, None) == 0
-        # the options cupy.RawModule adds to the loader's (CuPy 13/14, cubin path)
-        cupy_adds = [f"-arch=sm_{arch}", "--device-as-default-execution-space"]
-        opts = [o.encode() for o in (*_source.OPTIONS, *cupy_adds)]
+        opts = [o.encode() for o in (*_source.OPTIONS, f"-arch={arch}", "--device-as-default-execution-space")]
         rc = lib.nvrtcCompileProgram(prog, len(opts), (ctypes.c_char_p * len(opts))(*opts))
         size = ctypes.c_size_t()
         lib.nvrtcGetProgramLogSize(prog, ctypes.byref(size))
         log = ctypes.create_string_buffer(size.value)
         lib.nvrtcGetProgramLog(prog, log)
+        ptx = None
+        if rc == 0 and arch.startswith("compute_"):
+            lib.nvrtcGetPTXSize(prog, ctypes.byref(size))
+            buf = ctypes.create_string_buffer(size.value)
+            assert lib.nvrtcGetPTX(prog, buf) == 0
+            ptx = buf.value.decode()
         lib.nvrtcDestroyProgram(ctypes.byref(prog))
-        assert rc == 0, f"NVRTC ({NVRTC}) failed on {name} for sm_{arch}:\n{log.value.decode()}"
+        assert rc == 0, f"NVRTC ({NVRTC}) failed on {name} for {arch}:\n{log.value.decode()}"
+    # float32 subnormals are kept, as on the CPU (CuPy's RawModule would flush them:
+    # -ftz=true). (libdevice's float64 division seeds with rcp.approx.ftz.f64: not f32.)
+    flushing = re.findall(r"^\s*([a-z]+(?:\.[a-z0-9]+)*\.ftz(?:\.[a-z0-9]+)*\.f32\b[^;]*)", ptx, re.M)
+    assert not flushing, f"flush-to-zero float32 instructions in {name}: {flushing[:3]}"

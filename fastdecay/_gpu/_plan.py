@@ -12,10 +12,10 @@ for a null pointer), ``"i32"``, ``"u32"``, ``"i64"``, ``"u64"``, ``"f64"``.
 import numpy as np
 
 # must equal CHUNK and N_FIELDS in kernels/updates.cu (the host test checks)
-CHUNK = 1 << 14
+CHUNK = 1 << 12
 N_FIELDS = 7
 THREADS = 256
-TABLE_CHUNK = 4096  # steps of a schedule row per block of the table kernel (TABLE_CHUNK in schedule.cu)
+TABLE_CHUNK = 16384  # steps of a schedule row per block of the table kernel (TABLE_CHUNK in schedule.cu)
 
 # type codes of scalars the update kernels read from device memory (SC_* in updates.cu)
 SC_NONE, SC_F32, SC_F64, SC_I32, SC_I64, SC_BOOL = range(6)

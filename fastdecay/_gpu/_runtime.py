@@ -5,8 +5,9 @@ CuPy goes through this module, so the host test can stand a NumPy-backed
 runtime in its place and run the wrappers' logic against the kernels' bodies
 compiled for the CPU (tests/test_cuda_host.py).
 
-- ``module(file, device)``: ``cupy.RawModule`` of one kernel file, compiled
-  once (NVRTC; CuPy also caches the binary on disk) and loaded once per device.
+- ``module(file, device)``: the loaded module of one kernel file, compiled by
+  NVRTC through CuPy with ``_source.OPTIONS`` exactly (``cupy.RawModule`` would add
+  ``-ftz=true``), cached on disk (``_source.cached_binary``), loaded once per device.
 - ``launch(file, name, grid, block, args, device, stream)``: one launch from a
   plan's ``(ctype, value)`` arguments (``fastdecay._gpu._plan``).
 - ``constant(array, device)``: a device copy of a small read-only host array
@@ -32,9 +33,30 @@ _constants = collections.OrderedDict()
 
 @functools.cache
 def module(file, device):
-    """The compiled kernels of ``kernels/<file>`` for device number ``device``."""
-    with cp.cuda.Device(device):
-        return cp.RawModule(code=_source.translation_unit(file), options=_source.OPTIONS)
+    """The compiled kernels of ``kernels/<file>``, loaded on device number ``device``."""
+    from cupy.cuda import compiler
+
+    source = _source.translation_unit(file)
+    dev = cp.cuda.Device(device)
+    with dev:
+        arch = dev.compute_capability
+        nvrtc = ".".join(map(str, cp.cuda.nvrtc.getVersion()))
+
+        def compile():
+            # cubin for this architecture where NVRTC knows it, else PTX the driver finishes
+            out = compiler.compile_using_nvrtc(source, options=_source.OPTIONS, arch=arch, filename=file)
+            out = out[0] if isinstance(out, tuple) else out  # (binary, name mapping) in CuPy 12-14
+            return out.encode() + b"\0" if isinstance(out, str) else out  # PTX text: NUL-terminated
+
+        binary = _source.cached_binary(source, _source.OPTIONS, arch, f"nvrtc {nvrtc} cupy {cp.__version__}", compile)
+        loaded = cp.cuda.function.Module()
+        loaded.load(binary)
+    return loaded
+
+
+@functools.cache
+def function(file, name, device):
+    return module(file, device).get_function(name)
 
 
 @functools.cache
@@ -132,7 +154,7 @@ def context(device, arrays=()):
 def launch(file, name, grid, block, args, device):
     """Launch kernel ``name`` of ``kernels/<file>`` with a plan's arguments on the
     current stream (inside ``context``)."""
-    kernel = module(file, device).get_function(name)
+    kernel = function(file, name, device)
     values = tuple(_value(kind, value) for kind, value in args)
     grid = grid if isinstance(grid, tuple) else (grid,)
     kernel(grid, (block,), values)

@@ -16,7 +16,9 @@ True
 """
 
 import functools
+import hashlib
 import importlib.resources
+import os
 import pathlib
 import re
 
@@ -36,8 +38,11 @@ KERNELS = {
 }
 
 # Options for NVRTC (and nvcc in the compile test): no fused multiply-add, so
-# the float64 schedule math rounds as the CPU's does.
-OPTIONS = ("-std=c++17", "--fmad=false")
+# the float64 schedule math rounds as the CPU's does, and float32 subnormals kept
+# (no flush to zero), as on the CPU and in torch's CUDA kernels. cupy.RawModule
+# would append -ftz=true to any options, so fastdecay compiles with NVRTC itself
+# (``fastdecay._gpu._runtime.module``) and caches the binary with ``cached_binary``.
+OPTIONS = ("-std=c++17", "--fmad=false", "-ftz=false")
 
 _INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"\s*$')
 
@@ -81,3 +86,48 @@ def translation_unit(name, directory=None):
     out = []
     _expand(pathlib.Path(directory or kernel_dir()) / name, set(), out)
     return "\n".join(out) + "\n"
+
+
+def cache_dir():
+    """Where compiled kernels are kept: ``$FASTDECAY_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/fastdecay/cuda`` (``~/.cache/fastdecay/cuda``)."""
+    root = os.environ.get("FASTDECAY_CACHE_DIR")
+    if root:
+        return pathlib.Path(root)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return pathlib.Path(base) / "fastdecay" / "cuda"
+
+
+def cached_binary(source, options, target, compiler, compile):
+    """The compiled ``source`` from the disk cache, else ``compile()``'s bytes (then cached).
+
+    The key covers everything the binary depends on: the source (headers inlined),
+    the options, the target architecture and the compiler's identity. Writes are
+    atomic (a temporary file renamed), so processes compiling at once are safe; an
+    unwritable cache only means compiling in every process.
+
+    >>> import tempfile
+    >>> calls = []
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     os.environ["FASTDECAY_CACHE_DIR"] = d
+    ...     first = cached_binary("src", ("-O3",), "90", "nvrtc 13.0", lambda: calls.append(1) or b"cubin")
+    ...     again = cached_binary("src", ("-O3",), "90", "nvrtc 13.0", lambda: calls.append(1) or b"other")
+    ...     del os.environ["FASTDECAY_CACHE_DIR"]
+    >>> first, again, len(calls)
+    (b'cubin', b'cubin', 1)
+    """
+    key = hashlib.sha256("\0".join((compiler, str(target), *options, source)).encode()).hexdigest()
+    path = cache_dir() / f"{key}.bin"
+    try:
+        return path.read_bytes()
+    except OSError:
+        pass
+    binary = bytes(compile())
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        temporary.write_bytes(binary)
+        os.replace(temporary, path)
+    except OSError:  # read-only or full: compile again next time
+        pass
+    return binary

@@ -72,7 +72,7 @@ def table(schedule, n_or_steps, *, dtype=np.float64, out=None, device=None):
     returned (its dtype then decides). Without ``out`` the result is a CuPy
     array on ``device`` (default: the device of the steps, else the current one).
     Consecutive steps of a plain exponential advance by one multiplication from a
-    closed-form anchor (within a few ulp of the closed form, as the CPU's
+    closed-form anchor (within ~32 ulp of the closed form, 7e-15, like the CPU's
     re-anchored products); other primitives are their closed form.
 
     >>> import fastdecay as fd
