@@ -74,6 +74,26 @@ FASTDECAY_BENCH_GPU_N=1e9 timeout 100 "$PY" -m pytest bench/bench_gpu.py -k "ada
     -p no:cacheprovider --benchmark-json="$OUT_DIR/bench-1e9.json" > "$OUT_DIR/bench-1e9.log" 2>&1
 tail -3 "$OUT_DIR/bench-1e9.log"
 
+phase "cold start: first GPU call in a fresh process, NVRTC compile then disk cache"
+rm -rf "$OUT_DIR/kernel-cache"
+for run in compile cached; do
+    FASTDECAY_CACHE_DIR="$OUT_DIR/kernel-cache" timeout 60 "$PY" - "$run" <<'EOF' 2>&1 | tee -a "$OUT_DIR/cold-start.txt"
+import sys, time
+t0 = time.perf_counter()
+import cupy as cp, numpy as np, fastdecay as fd
+w, g, m, v = (cp.ones(1000, dtype=cp.float32) for _ in range(4))
+t1 = time.perf_counter()
+fd.adamw_step(w, g, m, v, step=0, lr=fd.cosine(1e-3, 100))
+cp.cuda.Device().synchronize()
+t2 = time.perf_counter()
+fd.simulate(cp.ones((10, 1)), fd.constant(0.1), steps=10)
+cp.cuda.Device().synchronize()
+t3 = time.perf_counter()
+print(f"{sys.argv[1]:>8}: imports + CuPy context {t1 - t0:.2f} s, first adamw_step {t2 - t1:.2f} s, "
+      f"first simulate {t3 - t2:.2f} s")
+EOF
+done
+
 phase summary
 for json in bench bench-1e9; do
     [ -f "$OUT_DIR/$json.json" ] && "$PY" bench/report.py "$OUT_DIR/$json.json" | tee "$OUT_DIR/$json-report.txt"
