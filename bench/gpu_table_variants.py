@@ -13,6 +13,9 @@ timed with CUDA events (median of 20), against CuPy's fill of the same array:
   dynamic shared memory (the library kernel's occupancy: 82 registers a thread
   leave room for 2 blocks of 256 threads);
 - ``bounded``: the library body with ``__launch_bounds__(256, 6)`` (<= 40 registers);
+- ``bounded-4``: with ``__launch_bounds__(256, 4)`` (<= 64 registers);
+- ``unbounded``: with no launch bounds (82 registers: 2 blocks a multiprocessor);
+- ``memset``: ``cudaMemsetAsync`` of the table, a write-bandwidth ceiling;
 - ``flat``: a grid-stride over the whole table, each thread a run of 8 consecutive
   steps of one row (closed-form anchor, then products), stores strided by 8.
 
@@ -66,6 +69,26 @@ extern "C" __global__ void __launch_bounds__(256, 6) bounded(const double* table
     }
 }
 
+extern "C" __global__ void __launch_bounds__(256, 4) bounded_4(const double* table, int n_segments, i64 n_rows,
+                                                                double first, double* out, i64 n) {
+    for (i64 r = blockIdx.y; r < n_rows; r += gridDim.y) {
+        const double* row_table = table + r * (i64)n_segments * WIDTH;
+        for (i64 lo = blockIdx.x * (i64)16384; lo < n; lo += gridDim.x * (i64)16384)
+            table_chunk<double>(row_table, n_segments, first, out + r * n, lo, min_i64(lo + 16384, n), threadIdx.x,
+                                blockDim.x);
+    }
+}
+
+extern "C" __global__ void unbounded(const double* table, int n_segments, i64 n_rows, double first, double* out,
+                                     i64 n) {
+    for (i64 r = blockIdx.y; r < n_rows; r += gridDim.y) {
+        const double* row_table = table + r * (i64)n_segments * WIDTH;
+        for (i64 lo = blockIdx.x * (i64)16384; lo < n; lo += gridDim.x * (i64)16384)
+            table_chunk<double>(row_table, n_segments, first, out + r * n, lo, min_i64(lo + 16384, n), threadIdx.x,
+                                blockDim.x);
+    }
+}
+
 // each thread: RUN consecutive steps of one row (anchor + products), grid-stride over runs
 extern "C" __global__ void flat(const double* table, int n_segments, i64 n_rows, double* out, i64 n) {
     const int RUN = 8;
@@ -100,6 +123,11 @@ def main():
                                                        shared_mem=100_000),
         "bounded": lambda: module.get_function("bounded")(
             grid, (256,), (tbl, np.int32(1), np.int64(ROWS), np.float64(0), out, np.int64(N))),
+        "bounded-4": lambda: module.get_function("bounded_4")(
+            grid, (256,), (tbl, np.int32(1), np.int64(ROWS), np.float64(0), out, np.int64(N))),
+        "unbounded": lambda: module.get_function("unbounded")(
+            grid, (256,), (tbl, np.int32(1), np.int64(ROWS), np.float64(0), out, np.int64(N))),
+        "memset": lambda: out.data.memset_async(0, out.nbytes),
         "flat": lambda: module.get_function("flat")(
             (132 * 16,), (256,), (tbl, np.int32(1), np.int64(ROWS), out, np.int64(N))),
         "fill": lambda: out.fill(1.0),
@@ -112,7 +140,7 @@ def main():
         out.fill(cp.nan)
         run()
         cp.cuda.Device().synchronize()
-        if name in ("library", "bounded", "flat"):
+        if name in ("library", "bounded", "bounded-4", "unbounded", "flat"):
             w = cp.asarray(want)
             bad = int(cp.count_nonzero(~(cp.abs(out - w) <= 1e-12 * cp.abs(w) + 1e-300)))
             check = f"{bad} values off by > 1e-12"

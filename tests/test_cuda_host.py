@@ -946,6 +946,8 @@ def test_gpu_evaluate_rejects_bad_steps(gpu_on_host):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_gpu_table_equals_cpu(gpu_on_host, dtype):
+    from fastdecay._gpu import _plan
+
     _, schedule, _, _ = gpu_on_host
     s = SCHEDULES["stack"]
     got = schedule.table(s, 1000, dtype=dtype)
@@ -955,9 +957,10 @@ def test_gpu_table_equals_cpu(gpu_on_host, dtype):
     # long rows of several segments: chunks, products inside exponential segments, segment changes mid-chunk
     for s in (fd.exponential(0.1, gamma=np.linspace(0.9, 0.99999, 5)), SCHEDULES["join"], SCHEDULES["warmup"],
               fd.stack([fd.join([fd.exponential(0.1, gamma=0.999), fd.step(0.05, 0.9, 100)], [5000]),
-                        fd.multistep(0.1, 0.5, [4095, 4096, 9000])])):
-        got = schedule.table(s, 3 * 4096 + 17, dtype=np.float64)
-        want = s(np.arange(3 * 4096 + 17).reshape((-1,) + (1,) * len(s.batch_shape)))
+                        fd.multistep(0.1, 0.5, [16383, 16384, 20000])])):
+        n = 2 * _plan.TABLE_CHUNK + 17
+        got = schedule.table(s, n, dtype=np.float64)
+        want = s(np.arange(n).reshape((-1,) + (1,) * len(s.batch_shape)))
         np.testing.assert_allclose(got, np.moveaxis(np.asarray(want), 0, -1), rtol=1e-13, atol=1e-300)
     steps = np.array([5, 0, 999, 123])
     out = np.full(s.batch_shape + (4,), np.nan, dtype=dtype)
