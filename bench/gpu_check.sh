@@ -4,6 +4,7 @@
 # every log and JSON written to one folder and a short summary printed last.
 #
 #   bash bench/gpu_check.sh [OUT_DIR] [PYTHON]       (defaults: .benchmarks/gpu, python3)
+#   PHASES="tests bench" bash bench/gpu_check.sh     (a subset of: tests doctests bench bench1e9 cold)
 #
 # Needs CuPy and a CUDA device; torch with CUDA for the torch rows. Runs from a
 # source checkout (PYTHONPATH=repo root) or an installed fastdecay. Each phase
@@ -17,7 +18,9 @@ mkdir -p "$OUT_DIR"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 export CUPY_CACHE_DIR="${CUPY_CACHE_DIR:-$PWD/.cupy-cache}"
 T0=$(date +%s)
+PHASES=${PHASES:-tests doctests bench bench1e9 cold}
 phase() { echo "=== $1 ($(( $(date +%s) - T0 )) s)"; }
+want() { [[ " $PHASES " == *" $1 "* ]]; }
 
 phase environment
 {
@@ -59,24 +62,20 @@ EOF
 done
 wait
 
-phase "GPU tests"
-timeout 240 "$PY" -m pytest -m gpu tests/test_gpu.py -q -rs --tb=short -p no:cacheprovider \
+want tests && phase "GPU tests" && timeout 240 "$PY" -m pytest -m gpu tests/test_gpu.py -q -rs --tb=short -p no:cacheprovider \
     --junitxml="$OUT_DIR/tests.xml" 2>&1 | tee "$OUT_DIR/tests.log" | tail -60
-phase "GPU doctests"
-timeout 60 "$PY" -m pytest fastdecay/_gpu -q -p no:cacheprovider 2>&1 | tee "$OUT_DIR/doctests.log" | tail -15
+want doctests && phase "GPU doctests" && timeout 60 "$PY" -m pytest fastdecay/_gpu -q -p no:cacheprovider 2>&1 | tee "$OUT_DIR/doctests.log" | tail -15
 
-phase "GPU benchmarks (1e8 AdamW, simulation, tables)"
-timeout 150 "$PY" -m pytest bench/bench_gpu.py --benchmark-only -q -p no:cacheprovider \
+want bench && phase "GPU benchmarks (1e8 AdamW, simulation, tables)" && timeout 150 "$PY" -m pytest bench/bench_gpu.py --benchmark-only -q -p no:cacheprovider \
     --benchmark-columns=median,iqr,ops --benchmark-json="$OUT_DIR/bench.json" > "$OUT_DIR/bench.log" 2>&1
-tail -5 "$OUT_DIR/bench.log"
-phase "GPU benchmarks (1e9 AdamW)"
-FASTDECAY_BENCH_GPU_N=1e9 timeout 100 "$PY" -m pytest bench/bench_gpu.py -k "adamw or d2d" --benchmark-only -q \
+want bench && tail -5 "$OUT_DIR/bench.log"
+want bench1e9 && phase "GPU benchmarks (1e9 AdamW)" && FASTDECAY_BENCH_GPU_N=1e9 timeout 100 "$PY" -m pytest bench/bench_gpu.py -k "adamw or d2d" --benchmark-only -q \
     -p no:cacheprovider --benchmark-json="$OUT_DIR/bench-1e9.json" > "$OUT_DIR/bench-1e9.log" 2>&1
-tail -3 "$OUT_DIR/bench-1e9.log"
+want bench1e9 && tail -3 "$OUT_DIR/bench-1e9.log"
 
-phase "cold start: first GPU call in a fresh process, NVRTC compile then disk cache"
-rm -rf "$OUT_DIR/kernel-cache"
-for run in compile cached; do
+want cold && phase "cold start: first GPU call in a fresh process, NVRTC compile then disk cache"
+want cold && rm -rf "$OUT_DIR/kernel-cache"
+want cold && for run in compile cached; do
     FASTDECAY_CACHE_DIR="$OUT_DIR/kernel-cache" timeout 60 "$PY" - "$run" <<'EOF' 2>&1 | tee -a "$OUT_DIR/cold-start.txt"
 import sys, time
 t0 = time.perf_counter()

@@ -148,3 +148,33 @@ def table_grid(rows, n):
 def blocks_for(threads, limit=1 << 20):
     """Blocks of THREADS threads covering ``threads`` (grid-stride beyond ``limit``)."""
     return max(1, min((int(threads) + THREADS - 1) // THREADS, limit))
+
+
+# Above this size a read-only array is cached by identity, not content: hashing the
+# 720 kB table of 10,000 schedules took longer than writing their 800 MB table.
+_BY_IDENTITY_BYTES = 1 << 16
+
+
+def constant_key(array):
+    """(key, owner) of a host array in the runtime's cache of device copies: by content
+    for small arrays; for large read-only ones by the identity of the read-only array
+    owning the memory (a schedule's segment table), which the cache keeps alive.
+
+    >>> import fastdecay as fd
+    >>> s = fd.exponential(0.1, gamma=np.linspace(0.9, 0.99, 10_000))
+    >>> constant_key(s.rows())[0] == constant_key(s.rows())[0]    # by identity: no hashing of 720 kB
+    True
+    >>> t = fd.exponential(0.1, gamma=np.linspace(0.9, 0.99, 10_000))
+    >>> constant_key(s.rows())[0] == constant_key(t.rows())[0]    # equal content, another table
+    False
+    >>> constant_key(np.ones(3))[0] == constant_key(np.ones(3))[0]  # small: by content
+    True
+    """
+    owner = array
+    while isinstance(owner.base, np.ndarray):
+        owner = owner.base
+    if array.nbytes >= _BY_IDENTITY_BYTES and not array.flags.writeable and not owner.flags.writeable:
+        address = array.__array_interface__["data"][0]
+        return ("id", id(owner), address, array.dtype.str, array.shape, array.strides), owner
+    array = np.ascontiguousarray(array)
+    return ("content", array.dtype.str, array.shape, array.tobytes()), None

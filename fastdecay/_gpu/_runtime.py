@@ -10,9 +10,9 @@ compiled for the CPU (tests/test_cuda_host.py).
   ``-ftz=true``), cached on disk (``_source.cached_binary``), loaded once per device.
 - ``launch(file, name, grid, block, args, device, stream)``: one launch from a
   plan's ``(ctype, value)`` arguments (``fastdecay._gpu._plan``).
-- ``constant(array, device)``: a device copy of a small read-only host array
-  (schedule tables, tensor tables), cached by content, so repeated calls and
-  CUDA-graph capture after a warm-up neither allocate nor copy.
+- ``constant(array, device)``: a device copy of a read-only host array
+  (schedule tables, tensor tables), cached by content (by identity when large),
+  so repeated calls and CUDA-graph capture after a warm-up neither allocate nor copy.
 """
 
 import collections
@@ -22,7 +22,7 @@ import sys
 
 import numpy as np
 
-from . import _source, require_cupy
+from . import _plan, _source, require_cupy
 
 cp = require_cupy()
 xp = cp
@@ -101,16 +101,16 @@ def stream_for(arrays):
 
 
 def constant(array, device):
-    """A cached device copy of the small host array ``array`` (read-only by contract)."""
-    array = np.ascontiguousarray(array)
-    key = (device, array.dtype.str, array.shape, array.tobytes())
+    """A cached device copy of the host array ``array`` (read-only by contract)."""
+    key, owner = _plan.constant_key(array)
+    key = (device,) + key
     hit = _constants.get(key)
-    if hit is not None:
+    if hit is not None and hit[0] is owner:
         _constants.move_to_end(key)
-        return hit
+        return hit[1]
     with cp.cuda.Device(device):
-        value = cp.asarray(array)
-    _constants[key] = value
+        value = cp.asarray(np.ascontiguousarray(array))
+    _constants[key] = (owner, value)
     while len(_constants) > _CONSTANTS_MAX:
         _constants.popitem(last=False)
     return value
