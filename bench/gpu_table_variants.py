@@ -59,35 +59,20 @@ extern "C" __global__ void store_geometry_3(double* out, i64 n_rows, i64 n) {
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256, 6) bounded(const double* table, int n_segments, i64 n_rows,
-                                                              double first, double* out, i64 n) {
-    for (i64 r = blockIdx.y; r < n_rows; r += gridDim.y) {
-        const double* row_table = table + r * (i64)n_segments * WIDTH;
-        for (i64 lo = blockIdx.x * (i64)16384; lo < n; lo += gridDim.x * (i64)16384)
-            table_chunk<double>(row_table, n_segments, first, out + r * n, lo, min_i64(lo + 16384, n), threadIdx.x,
-                                blockDim.x);
+// the library's table body under three register budgets
+#define TABLE_VARIANT(NAME, BOUNDS)                                                                          \
+    extern "C" __global__ void BOUNDS NAME(const double* table, int n_segments, i64 n_rows, double first,     \
+                                           double* out, i64 n) {                                             \
+        for (i64 r = blockIdx.y; r < n_rows; r += gridDim.y) {                                               \
+            const double* row_table = table + r * (i64)n_segments * WIDTH;                                   \
+            for (i64 lo = blockIdx.x * (i64)16384; lo < n; lo += gridDim.x * (i64)16384)                     \
+                table_chunk<double>(row_table, n_segments, first, out + r * n, lo, min_i64(lo + 16384, n),   \
+                                    threadIdx.x, blockDim.x);                                                \
+        }                                                                                                    \
     }
-}
-
-extern "C" __global__ void __launch_bounds__(256, 4) bounded_4(const double* table, int n_segments, i64 n_rows,
-                                                                double first, double* out, i64 n) {
-    for (i64 r = blockIdx.y; r < n_rows; r += gridDim.y) {
-        const double* row_table = table + r * (i64)n_segments * WIDTH;
-        for (i64 lo = blockIdx.x * (i64)16384; lo < n; lo += gridDim.x * (i64)16384)
-            table_chunk<double>(row_table, n_segments, first, out + r * n, lo, min_i64(lo + 16384, n), threadIdx.x,
-                                blockDim.x);
-    }
-}
-
-extern "C" __global__ void unbounded(const double* table, int n_segments, i64 n_rows, double first, double* out,
-                                     i64 n) {
-    for (i64 r = blockIdx.y; r < n_rows; r += gridDim.y) {
-        const double* row_table = table + r * (i64)n_segments * WIDTH;
-        for (i64 lo = blockIdx.x * (i64)16384; lo < n; lo += gridDim.x * (i64)16384)
-            table_chunk<double>(row_table, n_segments, first, out + r * n, lo, min_i64(lo + 16384, n), threadIdx.x,
-                                blockDim.x);
-    }
-}
+TABLE_VARIANT(bounded, __launch_bounds__(256, 6))
+TABLE_VARIANT(bounded_4, __launch_bounds__(256, 4))
+TABLE_VARIANT(unbounded, )
 
 // each thread: RUN consecutive steps of one row (anchor + products), grid-stride over runs
 extern "C" __global__ void flat(const double* table, int n_segments, i64 n_rows, double* out, i64 n) {
