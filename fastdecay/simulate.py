@@ -147,16 +147,16 @@ def simulate(curvature, schedule, *, steps, optimizer="gd", w0=1.0, momentum=0.9
     Extra keywords for sweeps: ``trajectory_offset`` (global index of the first
     trajectory: a chunk of a larger batch draws exactly the noise it would in the
     whole batch), ``progress(steps_done, steps_total)`` called between chunks of
-    ``chunk_steps`` steps (default: about 1.3e8 element-steps a chunk), and
+    ``chunk_steps`` steps (default: about 1.3e8 element-steps a chunk on the CPU,
+    1.7e10 on a GPU, at most 65,536 steps), and
     ``threads`` (Numba threads for this call; the caller's setting is restored).
 
     GPU input (``curvature`` a CuPy array or a CUDA torch tensor): the curvature
     is checked on its GPU (never copied to the host), the other arguments on the
     host (a device ``w0`` is copied there once), then the state is allocated on
-    the curvature's GPU, whatever the current device, and the kernels run there
-    (in chunks of up to 2**34 element-steps); ``w``, ``loss``,
-    ``displacement`` and ``lr`` come back on that GPU (CuPy arrays, or torch
-    tensors for torch input).
+    the curvature's GPU, whatever the current device, and the kernels run there;
+    ``w``, ``loss``, ``displacement`` and ``lr`` come back on that GPU (CuPy
+    arrays, or torch tensors for torch input).
 
     JAX/optax: a ``jax.lax.scan`` over ``optax`` updates ``vmap``-ed over the batch.
 
