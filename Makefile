@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The CPU wheel of torch that pip finds on this machine's disk; an open range pulls a multi-GB CUDA build.
 TORCH := torch==2.13.0
 
-.PHONY: demo test bench clean clean-cache
+.PHONY: demo test bench bench-gpu clean clean-cache
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -31,6 +31,12 @@ bench: $(VENV)/.test
 	mkdir -p .benchmarks
 	$(BIN)/python -m pytest bench --benchmark-only --benchmark-columns=median,iqr,ops -q --benchmark-json=.benchmarks/last.json
 	$(BIN)/python bench/report.py .benchmarks/last.json
+
+# On a machine with a CUDA GPU: the GPU tests and benchmarks in one go (bench/gpu_check.sh),
+# with a Python that has CuPy and (for the torch rows) torch with CUDA.
+GPU_PY ?= python3
+bench-gpu:
+	bash bench/gpu_check.sh .benchmarks/gpu $(GPU_PY)
 
 # Numba's on-disk cache checks only the cached kernel's own file: after editing a module
 # whose functions other kernels inline (_cpu/rules.py, _cpu/schedule.py, _cpu/philox.py),
