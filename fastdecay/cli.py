@@ -5,6 +5,7 @@
     fastdecay schedule KIND [--PARAM VALUE ...] --steps N [--every K] [--format table|csv|json] [--plot FILE.png]
     fastdecay demo [--out DIR]
     fastdecay sweep CONFIG.toml [--out DIR] [--resume] [--scheduler ADDRESS]
+    fastdecay compile [--jobs N] [--gpu]
 
 Bad arguments give exit status 2 and a one-line message on stderr, before
 anything is written.
@@ -18,11 +19,13 @@ step       lr
 """
 
 import argparse
+import importlib.util
 import inspect
 import json
 import math
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -326,6 +329,29 @@ def _add_sweep_command(commands):
     sweep.add_argument("--no-plots", action="store_true", help="no figures at the end")
 
 
+def _add_compile_command(commands):
+    compile_ = commands.add_parser(
+        "compile",
+        help="compile every kernel into the on-disk caches now, not at first use",
+        description="Run the calls that reach every CPU kernel (schedules, updates, simulations in float32 "
+        "and float64), one family per worker process, so Numba's on-disk cache holds them all: the first "
+        "real call then loads instead of compiling. For image builds and job set-up. Numba's cache is "
+        "beside the installed package unless NUMBA_CACHE_DIR is set.",
+    )
+    compile_.add_argument("--jobs", type=_positive_int, metavar="N", help="worker processes (default: CPU count)")
+    compile_.add_argument("--gpu", action="store_true",
+                          help="also compile the CUDA kernels for the current GPU (needs CuPy and a device)")
+
+
+def _cuda_devices():
+    import cupy
+
+    try:
+        return cupy.cuda.runtime.getDeviceCount()
+    except Exception:  # no driver, or one too old for CuPy's CUDA
+        return 0
+
+
 def build_parser():
     """The argparse parser of the whole command line."""
     from . import __version__
@@ -341,6 +367,7 @@ def build_parser():
     _add_schedule_command(commands)
     _add_demo_command(commands)
     _add_sweep_command(commands)
+    _add_compile_command(commands)
     return parser
 
 
@@ -355,6 +382,19 @@ def main(argv=None):
             from . import _demo
 
             return _demo.run(out_dir=args.out, plots=not args.no_plots, out=out)
+        if args.command == "compile":
+            from . import _precompile
+            from ._gpu import INSTALL_HINT
+
+            if args.gpu and importlib.util.find_spec("cupy") is None:
+                raise CommandLineError(f"fastdecay compile: error: --gpu: {INSTALL_HINT}")
+            if args.gpu and _cuda_devices() == 0:
+                raise CommandLineError("fastdecay compile: error: --gpu: CuPy sees no CUDA device here")
+
+            start = time.perf_counter()
+            _precompile.precompile(jobs=args.jobs, gpu=args.gpu, out=lambda line: print(line, file=out, flush=True))
+            print(f"{'all kernels cached':<18} {time.perf_counter() - start:6.1f} s (wall)", file=out)
+            return 0
         if args.command == "sweep":
             from . import _sweep as sweep_module
 

@@ -1,0 +1,106 @@
+"""``fastdecay compile``: fill the kernel caches ahead of the first real call.
+
+Numba compiles each CPU kernel the first time it runs and keeps the machine
+code on disk (``cache=True``), so a fresh install pays seconds to tens of
+seconds on its first schedule table, update or simulation. This runs the
+public calls that reach every kernel signature, one family of kernels per
+worker process (the families compile in parallel), so an image build or a
+job's set-up step can pay that once. ``gpu=True`` also compiles the CUDA
+kernels for the current device into fastdecay's cubin cache.
+
+Numba's cache lives beside the installed package (``__pycache__``) unless
+``NUMBA_CACHE_DIR`` says otherwise: the user who runs this must be able to
+write there, and the processes that use the kernels must see the same place.
+"""
+
+import concurrent.futures
+import multiprocessing
+import os
+import time
+
+import numpy as np
+
+
+def _schedules():
+    import fastdecay as fd
+
+    s = fd.stack([fd.step(0.1, 0.5, 3), fd.cosine(0.1, 9), fd.warmup(fd.exponential(0.1, gamma=0.9), 2)])
+    for dtype in (np.float64, np.float32):
+        s.table(5, dtype=dtype)
+        s.table(np.array([4, 1]), dtype=dtype)
+    s(np.arange(3)[:, None])
+    s(2)
+    fd.stability_onset(s, np.array([1.0, 5.0])[:, None], max_steps=10)
+    fd.escape_probability(s, 1.0, 0.5, 10)
+    fd.adam_effective_step(s, 10)
+    fd.discretization_divergence(fd.step(0.1, 0.5, 3), np.array([1.0, 5.0]), 10)
+    fd.constant_shrinkage(fd.cosine(0.1, 10), 0.01, total_steps=10)
+
+
+def _updates():
+    import fastdecay as fd
+
+    lr = fd.cosine(0.1, 10)
+    for dtype in (np.float64, np.float32):
+        w, g, m, v, x = ([np.ones(9, dtype), np.ones(3, dtype)] for _ in range(5))
+        fd.sgd_step(w, g, step=0, lr=lr)
+        fd.sgd_step(w, g, step=0, lr=lr, momentum=0.9, momentum_buffer=m, nesterov=True, on_drop="rescale")
+        fd.adamw_step(w, g, m, v, step=0, lr=lr, weight_decay=lr)
+        fd.adamw_step(w, g, m, v, step=1, lr=lr, amsgrad=True, max_exp_avg_sq=x, grad_scale=2.0)
+        fd.sgd_step(w[0], g[0], step=0, lr=0.1)
+        fd.adamw_step(w[0], g[0], m[0], v[0], step=0, lr=0.1)
+
+
+def _simulate(dtype):
+    import fastdecay as fd
+
+    lam = np.ones((2, 3))
+    shared, per_trajectory = fd.step(0.1, 0.5, 3), fd.stack([fd.constant(0.1), fd.exponential(0.1, gamma=0.9)])
+    for optimizer in ("gd", "momentum", "adamw"):
+        fd.simulate(lam, shared, steps=4, optimizer=optimizer, dtype=dtype)
+        fd.simulate(lam, per_trajectory, steps=4, optimizer=optimizer, dtype=dtype, every=2, noise=0.1,
+                    weight_decay=per_trajectory)
+
+
+def _cuda():
+    from ._gpu import _runtime as rt
+    from ._gpu import _source
+
+    device = rt.current_device()
+    for file in _source.KERNELS:
+        rt.module(file, device)
+
+
+FAMILIES = {
+    "schedules": _schedules,
+    "updates": _updates,
+    "simulate float64": lambda: _simulate(np.float64),
+    "simulate float32": lambda: _simulate(np.float32),
+}
+
+
+def _run(name):
+    start = time.perf_counter()
+    (FAMILIES[name] if name != "cuda" else _cuda)()
+    return name, time.perf_counter() - start
+
+
+def precompile(*, jobs=None, gpu=False, out=None):
+    """Compile every CPU kernel (and with ``gpu`` the CUDA kernels) into the on-disk caches.
+
+    ``jobs`` worker processes (default: one per family, at most the CPU count);
+    ``out`` a callable given one line per family as it finishes. Returns
+    ``{family: seconds}``; a worker's exception propagates.
+    """
+    names = list(FAMILIES) + (["cuda"] if gpu else [])
+    jobs = max(1, min(len(names), jobs or os.cpu_count() or 1))
+    seconds = {}
+    # spawn: each worker a fresh interpreter, none inheriting a half-initialised Numba
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        for future in concurrent.futures.as_completed([pool.submit(_run, name) for name in names]):
+            name, took = future.result()
+            seconds[name] = took
+            if out is not None:
+                out(f"{name:<18} {took:6.1f} s")
+    return seconds
