@@ -87,6 +87,16 @@ FD_HD double recorded_lr(const RateSource& lr, const double* __restrict__ ss, i6
     return lr.rows ? lr_at(lr.table, lr.segments, lr.rows[i], (double)t) : ss[s * N_SCALARS + SS_LR];
 }
 
+// Recorded row r: loss ½ Σ λ x² (from twice_loss), displacement √(Σ δ²), the rate;
+// the sums start at 0.0 as the CPU's _tally does (so -0.0 records as 0.0).
+template <typename T>
+FD_HD void write_record(T* rec_loss, T* rec_disp, T* rec_lr, i64 r, double twice_loss, double disp_sq,
+                        double rate) {
+    rec_loss[r] = (T)(0.5 * twice_loss);
+    rec_disp[r] = (T)sqrt(disp_sq);
+    rec_lr[r] = (T)rate;
+}
+
 struct Options {
     int opt, on_drop;
     double momentum, beta1, beta2, eps, noise;
@@ -178,9 +188,8 @@ __host__ __device__ void simulate_elements(Grid gr, T* w_, T* buf_, T* sq_, cons
         double wd_i = wdr.rows ? wdr.state[i] : 0.0;
         if (every > 0 && first_step == 0) {
             const double x = (double)w;
-            rec_loss[i * n_rec] = (T)(0.5 * (0.0 + (double)lam * (x * x)));
-            rec_disp[i * n_rec] = (T)0;
-            rec_lr[i * n_rec] = (T)recorded_lr(lr, ss, i, 0, 0);
+            write_record(rec_loss, rec_disp, rec_lr, i * n_rec, 0.0 + (double)lam * (x * x), 0.0,
+                         recorded_lr(lr, ss, i, 0, 0));
         }
         for (i64 s = 0; s < n_steps; ++s) {
             const i64 t = first_step + s;
@@ -193,9 +202,8 @@ __host__ __device__ void simulate_elements(Grid gr, T* w_, T* buf_, T* sq_, cons
                 const i64 r = i * n_rec + (t + 1) / every;
                 const double delta = (double)w - (double)before;
                 const double x = (double)w;
-                rec_disp[r] = (T)sqrt(0.0 + delta * delta);
-                rec_loss[r] = (T)(0.5 * (0.0 + (double)lam * (x * x)));
-                rec_lr[r] = (T)recorded_lr(lr, ss, i, s + 1, t + 1);
+                write_record(rec_loss, rec_disp, rec_lr, r, 0.0 + (double)lam * (x * x), 0.0 + delta * delta,
+                             recorded_lr(lr, ss, i, s + 1, t + 1));
             }
         }
         w_[j] = w;
@@ -227,9 +235,7 @@ __host__ __device__ void simulate_trajectories(Grid gr, T* w_, T* buf_, T* sq_, 
                 const double x = (double)w_[i * d + k];
                 loss += (double)lam_[i * d + k] * (x * x);
             }
-            rec_loss[i * n_rec] = (T)(0.5 * loss);
-            rec_disp[i * n_rec] = (T)0;
-            rec_lr[i * n_rec] = (T)recorded_lr(lr, ss, i, 0, 0);
+            write_record(rec_loss, rec_disp, rec_lr, i * n_rec, loss, 0.0, recorded_lr(lr, ss, i, 0, 0));
         }
         for (i64 s = 0; s < n_steps; ++s) {
             const i64 t = first_step + s;
@@ -257,9 +263,7 @@ __host__ __device__ void simulate_trajectories(Grid gr, T* w_, T* buf_, T* sq_, 
             }
             if (record) {
                 const i64 r = i * n_rec + (t + 1) / every;
-                rec_disp[r] = (T)sqrt(disp);
-                rec_loss[r] = (T)(0.5 * loss);
-                rec_lr[r] = (T)recorded_lr(lr, ss, i, s + 1, t + 1);
+                write_record(rec_loss, rec_disp, rec_lr, r, loss, disp, recorded_lr(lr, ss, i, s + 1, t + 1));
             }
         }
         if (lr.rows) lr.state[i] = eta_i;
