@@ -38,7 +38,7 @@ from .diagnostics import (
     escape_probability,
     stability_onset,
 )
-from ._sweep import SweepConfigError, SweepResult, load_sweep, sweep
+from .sweep import SweepConfigError, SweepResult, load_sweep, sweep  # binds fd.sweep to the function (see fastdecay/sweep/__init__.py)
 
 __version__ = "0.1.0"
 

@@ -396,11 +396,12 @@ def main(argv=None):
             print(f"{'all kernels cached':<18} {time.perf_counter() - start:6.1f} s (wall)", file=out)
             return 0
         if args.command == "sweep":
-            from . import _sweep as sweep_module
+            from .sweep import SweepConfigError
+            from .sweep.run import run_cli
 
             try:
-                return sweep_module.run_cli(args, out=out)
-            except sweep_module.SweepConfigError as exc:
+                return run_cli(args, out=out)
+            except SweepConfigError as exc:
                 raise CommandLineError(f"fastdecay sweep: error: {exc}") from None
     except CommandLineError as exc:
         print(str(exc), file=sys.stderr)

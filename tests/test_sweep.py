@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import fastdecay as fd
-from fastdecay import _sweep as sw
+from fastdecay.sweep import SweepConfigError, config_hash, parse_config
 from fastdecay.cli import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -52,7 +52,7 @@ def write(tmp_path, text, name="cfg.toml"):
 
 
 def test_grid_matches_one_whole_simulate_call():
-    cfg = sw.parse_config({"run": {"steps": 80, "chunk_size": 4, "seed": 3, "every": 8},
+    cfg = parse_config({"run": {"steps": 80, "chunk_size": 4, "seed": 3, "every": 8},
                            "curvatures": {"values": [0.3, 1.0, 5.0]},
                            "schedule": [{"kind": "step", "lr": 0.2, "gamma": 0.5, "period": [10, 30]},
                                         {"kind": "cosine", "lr": 0.2, "total_steps": 80}],
@@ -70,7 +70,7 @@ def test_grid_matches_one_whole_simulate_call():
 
 
 def test_chunk_size_never_changes_results(tmp_path):
-    cfg = sw.parse_config(write(tmp_path, SMALL))
+    cfg = parse_config(write(tmp_path, SMALL))
     a = fd.sweep(cfg, progress=False)
     cfg["run"]["chunk_size"] = 1000
     b = fd.sweep(cfg, progress=False)
@@ -92,9 +92,9 @@ def test_cli_writes_chunks_results_summary_and_figures(tmp_path, capsys):
     # 2 optimizer settings x ceil(3 * 7 / 5) = 5 chunks each
     assert chunks == [f"chunk-{k:06d}.npz" for k in range(10)]
     manifest = json.loads((out / "sweep.json").read_text())
-    assert manifest["config_hash"] == sw.config_hash(sw.parse_config(cfg))
+    assert manifest["config_hash"] == config_hash(parse_config(cfg))
     with np.load(out / "results.npz") as z:
-        expected = fd.sweep(sw.parse_config(cfg), progress=False)
+        expected = fd.sweep(parse_config(cfg), progress=False)
         np.testing.assert_array_equal(z["w"], expected.w)
         np.testing.assert_array_equal(z["loss"], expected.loss)
     loaded = fd.load_sweep(out)
@@ -168,13 +168,13 @@ def test_bad_config_names_key_and_line_exits_2_writes_nothing(tmp_path, capsys, 
     if line is not None:
         assert f"cfg.toml:{line}:" in err, err
     assert not out.exists()
-    with pytest.raises(sw.SweepConfigError, match=needle.split(":")[-1].strip()[:20].replace("[", r"\[")
+    with pytest.raises(SweepConfigError, match=needle.split(":")[-1].strip()[:20].replace("[", r"\[")
                        .replace("(", r"\(").replace(")", r"\)")):
-        sw.parse_config(cfg)
+        parse_config(cfg)
 
 
 def test_example_config_parses_and_documents_every_key():
-    cfg = sw.parse_config(os.path.join(ROOT, "examples", "sweep.toml"))
+    cfg = parse_config(os.path.join(ROOT, "examples", "sweep.toml"))
     assert len(cfg["schedules"]) == 9 and len(cfg["optimizers"]) == 4 and len(cfg["curvatures"]) == 81
 
 
@@ -233,7 +233,7 @@ def test_killed_sweep_resumes_without_lost_or_duplicated_chunks(tmp_path):
     for name, stamp in done.items():  # finished chunks were not recomputed
         p = chunks / name
         assert (p.stat().st_ino, p.stat().st_mtime_ns) == stamp
-    reference = fd.sweep(sw.parse_config(cfg), progress=False)
+    reference = fd.sweep(parse_config(cfg), progress=False)
     with np.load(out / "results.npz") as z:
         np.testing.assert_array_equal(z["w"], reference.w)
 
@@ -263,5 +263,5 @@ def test_dry_run_describes_and_writes_nothing(tmp_path, capsys):
     assert main(["sweep", str(cfg), "--out", str(out), "--dry-run"]) == 0
     text = capsys.readouterr().out
     assert "2 optimizer settings x 3 schedules x 7 curvatures" in text and "10 chunks" in text
-    assert sw.config_hash(sw.parse_config(cfg))[:16] in text
+    assert config_hash(parse_config(cfg))[:16] in text
     assert not out.exists()

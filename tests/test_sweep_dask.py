@@ -9,7 +9,7 @@ import pytest
 distributed = pytest.importorskip("distributed")
 
 import fastdecay as fd  # noqa: E402
-from fastdecay import _sweep as sw  # noqa: E402
+from fastdecay.sweep import SchedulerUnreachable, chunk_plan, parse_config  # noqa: E402
 from fastdecay.cli import main  # noqa: E402
 
 CONFIG = {
@@ -39,7 +39,7 @@ def test_cluster_results_are_bit_identical_to_local(cluster, tmp_path):
     np.testing.assert_array_equal(remote.w, local.w)
     np.testing.assert_array_equal(remote.loss, local.loss)
     np.testing.assert_array_equal(remote.displacement, local.displacement)
-    n_chunks = len(sw._plan(sw.parse_config(CONFIG)).chunks)
+    n_chunks = len(chunk_plan(parse_config(CONFIG)).chunks)
     assert sorted(os.listdir(tmp_path / "out" / "chunks")) == [f"chunk-{k:06d}.npz" for k in range(n_chunks)]
 
 
@@ -51,7 +51,7 @@ def test_cli_scheduler_address(cluster, tmp_path, capsys):
     assert main(["sweep", str(cfg), "--out", str(out), "--scheduler", cluster.scheduler_address,
                  "--no-plots", "--no-progress"]) == 0
     assert "2 of 2 chunks run" in capsys.readouterr().out
-    np.testing.assert_array_equal(fd.load_sweep(out).w, fd.sweep(sw.parse_config(cfg), progress=False).w)
+    np.testing.assert_array_equal(fd.load_sweep(out).w, fd.sweep(parse_config(cfg), progress=False).w)
 
 
 def test_unreachable_scheduler_fails_fast_and_writes_nothing(tmp_path, capsys):
@@ -67,7 +67,7 @@ def test_unreachable_scheduler_fails_fast_and_writes_nothing(tmp_path, capsys):
     assert err.count("\n") == 1
     assert elapsed < 15, elapsed
     assert not out.exists()
-    with pytest.raises(sw.SchedulerUnreachable):
+    with pytest.raises(SchedulerUnreachable):
         fd.sweep(str(cfg), scheduler="tcp://127.0.0.1:9", connect_timeout=1, progress=False)
 
 
@@ -75,7 +75,7 @@ def test_scheduler_without_workers_fails_fast(tmp_path):
     with distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=":0") as empty:
         with distributed.Client(empty) as client:
             started = time.monotonic()
-            with pytest.raises(sw.SchedulerUnreachable, match="no workers"):
+            with pytest.raises(SchedulerUnreachable, match="no workers"):
                 fd.sweep({"run": {"steps": 5}, "curvatures": {"values": [1.0]},
                           "schedule": {"kind": "constant", "lr": 0.1}},
                          client=client, connect_timeout=1, progress=False)

@@ -1,0 +1,423 @@
+"""Sweep configs: the TOML format, its checks (every error names the key and its line),
+the normalised config (a plain JSON-able dict) and its hash, and the chunk plan.
+
+``parse_config`` turns a TOML path or a dict into the normalised config;
+``config_hash`` is what a sweep directory remembers; ``chunk_plan`` cuts the grid
+into the chunks that are files on disk and tasks on a Dask cluster.
+"""
+
+import dataclasses
+import hashlib
+import inspect
+import itertools
+import json
+import math
+import os
+import re
+
+import numpy as np
+
+from .. import schedules as S
+
+__all__ = ["SweepConfigError", "parse_config", "config_hash", "build_schedule", "ChunkPlan", "chunk_plan",
+           "FORMAT", "OPTIMIZERS", "ON_DROP"]
+
+FORMAT = 1
+OPTIMIZERS = ("gd", "momentum", "momentum_lr_in_buffer", "nesterov", "adam", "adamw")
+ON_DROP = ("keep", "reset", "rescale")
+
+
+class SweepConfigError(ValueError):
+    """A sweep config (or output directory) that cannot run; the message names the key
+    and, for a file, the line."""
+
+
+# ----------------------------------------------------------------------------- config
+
+
+def _schedule_kinds():
+    from ..cli import SCHEDULE_KINDS
+
+    return SCHEDULE_KINDS
+
+
+_LIST_VALUED = {"milestones", "boundaries", "values"}  # parameters whose single value is a list
+_RUN_KEYS = {"steps", "every", "chunk_size", "seed", "w0", "dtype"}
+_OPT_KEYS = {"kind", "label", "momentum", "betas", "eps", "weight_decay", "on_drop", "noise"}
+_OPT_DEFAULTS = {"momentum": 0.9, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.0, "on_drop": "keep",
+                 "noise": 0.0}
+
+
+class _Locator:
+    """Line numbers of keys in the TOML text (tomllib reports positions only for syntax
+    errors); plain ``key = value`` lines under ``[table]`` / ``[[table]]`` headers."""
+
+    _header = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\-\"' ]+?)\s*\]\]?")
+
+    def __init__(self, text, path):
+        self.path = path
+        self.lines = text.splitlines() if text is not None else None
+
+    def line(self, table=None, index=None, key=None):
+        if self.lines is None:
+            return None
+        current, count, header_line = None, {}, None
+        for number, raw in enumerate(self.lines, start=1):
+            m = self._header.match(raw)
+            if m:
+                name = m.group(2).strip("\"' ")
+                k = count.get(name, -1) + 1 if m.group(1) == "[[" else 0
+                count[name] = k
+                current = (name, k if m.group(1) == "[[" else None)
+                if current == (table, index):
+                    header_line = number
+                continue
+            here = (current == (table, index)) if table is not None else current is None
+            if here and key is not None and re.match(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=", raw):
+                return number
+        return header_line
+
+    def error(self, problem, table=None, index=None, key=None):
+        where = table or ""
+        if index is not None:
+            where += f"[{index}]"
+        if key is not None:
+            where += f".{key}" if where else key
+        line = self.line(table, index, key)
+        prefix = f"{self.path}:{line}: " if self.path and line else (f"{self.path}: " if self.path else "")
+        return SweepConfigError(f"{prefix}{where}: {problem}" if where else f"{prefix}{problem}")
+
+
+def _is_number(x):
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _is_int(x):
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _check_keys(loc, table, index, given, allowed):
+    for key in given:
+        if key not in allowed:
+            raise loc.error(f"unknown key {key!r} (allowed: {', '.join(sorted(allowed))})", table, index, key)
+
+
+def _axis(value, single):
+    """The grid axis of a config value: a list of values unless it is one ``single`` value."""
+    if single(value):
+        return [value]
+    if isinstance(value, list) and value and all(single(v) for v in value):
+        return value
+    return None
+
+
+def _scalar_param(x):
+    return _is_number(x) or isinstance(x, (bool, str))
+
+
+def _list_param(x):
+    return isinstance(x, list) and all(_is_number(v) for v in x)
+
+
+def _normalise_run(loc, run):
+    if not isinstance(run, dict):
+        raise loc.error(f"must be a table, got {run!r}", "run")
+    _check_keys(loc, "run", None, run, _RUN_KEYS)
+    if "steps" not in run:
+        raise loc.error("missing required key 'steps' (updates per trajectory)", "run")
+    out = {}
+    for key, default, low in (("steps", None, 1), ("every", None, 1), ("chunk_size", 4096, 1), ("seed", 0, 0)):
+        value = run.get(key, default)
+        if value is None:
+            out[key] = None
+            continue
+        if not _is_int(value):
+            raise loc.error(f"must be an integer, got {value!r}", "run", None, key)
+        if value < low:
+            raise loc.error(f"must be >= {low}, got {value!r}", "run", None, key)
+        out[key] = value
+    if out["every"] is not None and out["every"] > out["steps"]:
+        raise loc.error(f"must be <= steps ({out['steps']}), got {out['every']!r}", "run", None, "every")
+    if out["steps"] >= 2**32:
+        raise loc.error(f"must be < 2**32, got {out['steps']!r}", "run", None, "steps")
+    if out["seed"] >= 2**63:
+        raise loc.error(f"must be < 2**63, got {out['seed']!r}", "run", None, "seed")
+    w0 = run.get("w0", 1.0)
+    if not _is_number(w0) or not math.isfinite(w0):
+        raise loc.error(f"must be a finite number, got {w0!r}", "run", None, "w0")
+    out["w0"] = float(w0)
+    dtype = run.get("dtype", "float64")
+    if dtype not in ("float64", "float32"):
+        raise loc.error(f"must be 'float64' or 'float32', got {dtype!r}", "run", None, "dtype")
+    out["dtype"] = dtype
+    return out
+
+
+def _normalise_curvatures(loc, cur):
+    if not isinstance(cur, dict):
+        raise loc.error(f"must be a table, got {cur!r}", "curvatures")
+    _check_keys(loc, "curvatures", None, cur, {"values", "logspace", "linspace"})
+    given = [k for k in ("values", "logspace", "linspace") if k in cur]
+    if len(given) != 1:
+        raise loc.error(f"give exactly one of values, logspace, linspace; got {given or 'none'}", "curvatures")
+    key = given[0]
+    v = cur[key]
+    if key == "values":
+        if not isinstance(v, list) or not v or not all(_is_number(x) for x in v):
+            raise loc.error(f"must be a non-empty list of numbers, got {v!r}", "curvatures", None, key)
+        lam = np.asarray(v, dtype=np.float64)
+    else:
+        if not (isinstance(v, list) and len(v) == 3 and all(_is_number(x) for x in v) and _is_int(v[2])):
+            raise loc.error(f"must be [start, stop, count] with an integer count, got {v!r}", "curvatures", None, key)
+        if v[2] < 1:
+            raise loc.error(f"count must be >= 1, got {v[2]!r}", "curvatures", None, key)
+        lam = (np.logspace if key == "logspace" else np.linspace)(float(v[0]), float(v[1]), int(v[2]))
+    if not np.all(np.isfinite(lam)) or np.any(lam < 0):
+        raise loc.error(f"curvatures must be finite and >= 0, got {v!r}", "curvatures", None, key)
+    return [float(x) for x in lam]
+
+
+def _label(base, varying):
+    if not varying:
+        return base
+    inner = ", ".join(f"{k}={v:g}" if _is_number(v) else f"{k}={v}" for k, v in varying.items())
+    return f"{base}({inner})"
+
+
+def _expand(loc, table, index, spec, fixed_keys, single_of):
+    """The grid of one [[table]]: (params, varying params) for each product point."""
+    names, axes = [], []
+    for key, value in spec.items():
+        if key in fixed_keys:
+            continue
+        axis = _axis(value, single_of(key))
+        if axis is None:
+            raise loc.error(f"must be a value or a non-empty list of values, got {value!r}", table, index, key)
+        names.append(key)
+        axes.append(axis)
+    points = []
+    for combo in itertools.product(*axes):
+        params = dict(zip(names, combo))
+        varying = {k: v for k, v, ax in zip(names, combo, axes) if len(ax) > 1}
+        points.append((params, varying))
+    return points
+
+
+def _normalise_schedules(loc, specs):
+    if isinstance(specs, dict):
+        specs = [specs]
+    if not isinstance(specs, list) or not specs:
+        raise loc.error("give at least one [[schedule]] table", "schedule")
+    kinds = _schedule_kinds()
+    out = []
+    for i, spec in enumerate(specs):
+        if not isinstance(spec, dict):
+            raise loc.error(f"must be a table, got {spec!r}", "schedule", i)
+        kind = spec.get("kind")
+        if kind is None:
+            raise loc.error(f"missing required key 'kind' (one of {', '.join(kinds)})", "schedule", i)
+        if kind not in kinds:
+            raise loc.error(f"unknown kind {kind!r} (one of {', '.join(kinds)})", "schedule", i, "kind")
+        factory = kinds[kind]
+        params = inspect.signature(factory).parameters
+        _check_keys(loc, "schedule", i, spec, set(params) | {"kind", "label", "warmup"})
+        label = spec.get("label", kind)
+        if not isinstance(label, str):
+            raise loc.error(f"must be a string, got {label!r}", "schedule", i, "label")
+        warmup = spec.get("warmup", 0)
+        if not _is_int(warmup) or warmup < 0:
+            raise loc.error(f"must be an integer >= 0, got {warmup!r}", "schedule", i, "warmup")
+        points = _expand(loc, "schedule", i, spec, {"kind", "label", "warmup"},
+                         lambda key: _list_param if key in _LIST_VALUED else _scalar_param)
+        for p in params.values():
+            if p.default is inspect.Parameter.empty and p.name not in spec:
+                raise loc.error(f"missing required key {p.name!r} for kind {kind!r}", "schedule", i)
+        for point, varying in points:
+            entry = {"kind": kind, "params": point, "warmup": warmup, "label": _label(label, varying)}
+            try:
+                build_schedule(entry)
+            except (ValueError, TypeError) as exc:
+                bad = next((k for k in point if str(exc).startswith(k)), None)
+                raise loc.error(str(exc), "schedule", i, bad) from None
+            out.append(entry)
+    labels = [e["label"] for e in out]
+    for k, lab in enumerate(labels):
+        if labels.count(lab) > 1:
+            labels[k] = f"{lab}#{k}"
+    for e, lab in zip(out, labels):
+        e["label"] = lab
+    return out
+
+
+def build_schedule(entry):
+    """The ``fd.Schedule`` of one entry of a normalised config's ``"schedules"`` list."""
+    schedule = _schedule_kinds()[entry["kind"]](**entry["params"])
+    if entry["warmup"]:
+        schedule = S.warmup(schedule, entry["warmup"])
+    return schedule
+
+
+def _check_optimizer(loc, i, point):
+    """Range checks of one optimizer setting; the key that is wrong is named."""
+    kind = point["kind"]
+    m = point["momentum"]
+    if not _is_number(m) or not 0.0 <= m < 1.0:
+        raise loc.error(f"must be a number in [0, 1), got {m!r}", "optimizer", i, "momentum")
+    b = point["betas"]
+    if not (isinstance(b, list) and len(b) == 2 and all(_is_number(x) and 0.0 <= x < 1.0 for x in b)):
+        raise loc.error(f"must be [beta1, beta2] with each in [0, 1), got {b!r}", "optimizer", i, "betas")
+    for key, low_open in (("eps", True), ("weight_decay", False), ("noise", False)):
+        v = point[key]
+        if not _is_number(v) or not math.isfinite(v) or (v <= 0 if low_open else v < 0):
+            raise loc.error(f"must be a finite number {'>' if low_open else '>='} 0, got {v!r}", "optimizer", i, key)
+    if point["on_drop"] not in ON_DROP:
+        raise loc.error(f"must be one of {ON_DROP}, got {point['on_drop']!r}", "optimizer", i, "on_drop")
+    if kind not in OPTIMIZERS:
+        raise loc.error(f"unknown kind {kind!r} (one of {', '.join(OPTIMIZERS)})", "optimizer", i, "kind")
+
+
+def _normalise_optimizers(loc, specs):
+    if specs is None:
+        specs = [{"kind": "gd"}]
+    if isinstance(specs, dict):
+        specs = [specs]
+    if not isinstance(specs, list) or not specs:
+        raise loc.error("must be a list of [[optimizer]] tables", "optimizer")
+    out = []
+    for i, spec in enumerate(specs):
+        if not isinstance(spec, dict):
+            raise loc.error(f"must be a table, got {spec!r}", "optimizer", i)
+        _check_keys(loc, "optimizer", i, spec, _OPT_KEYS)
+        spec = dict(spec)
+        label = spec.pop("label", None)
+        if label is not None and not isinstance(label, str):
+            raise loc.error(f"must be a string, got {label!r}", "optimizer", i, "label")
+        spec.setdefault("kind", "gd")
+
+        def single_of(key):
+            if key == "betas":
+                return lambda x: isinstance(x, list) and len(x) == 2 and all(_is_number(v) for v in x)
+            return _scalar_param
+
+        for point, varying in _expand(loc, "optimizer", i, spec, set(), single_of):
+            full = {**_OPT_DEFAULTS, **point}
+            _check_optimizer(loc, i, full)
+            full = {k: (float(v) if _is_number(v) else v) for k, v in full.items()}
+            full["betas"] = [float(x) for x in full["betas"]]
+            shown = {k: v for k, v in varying.items() if k != "kind"}
+            if "betas" in shown:
+                shown["betas"] = "/".join(f"{x:g}" for x in shown["betas"])
+            base = label or full["kind"]
+            if label is None and full["kind"] in ("momentum", "momentum_lr_in_buffer", "nesterov") and "on_drop" in spec:
+                shown.setdefault("on_drop", full["on_drop"])
+            full["label"] = _label(base, shown)
+            out.append(full)
+    return out
+
+
+def parse_config(config, *, path=None):
+    """The normalised sweep config (a plain dict, JSON-able) from a path, TOML text's
+    parsed dict, or a dict; raises ``SweepConfigError`` naming the key (and line).
+
+    >>> parse_config({"run": {"steps": 10}, "curvatures": {"values": [1.0]},
+    ...               "schedule": {"kind": "constant", "lr": 0.1}})["optimizers"][0]["kind"]
+    'gd'
+    """
+    text = None
+    if isinstance(config, (str, os.PathLike)):
+        path = os.fspath(config)
+        try:
+            with open(path, "rb") as f:
+                raw = f.read()
+        except OSError as exc:
+            raise SweepConfigError(f"cannot read config {path!r}: {exc.strerror or exc}") from None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SweepConfigError(f"{path}: not UTF-8 text ({exc})") from None
+        try:
+            import tomllib
+        except ImportError:  # Python 3.10
+            import tomli as tomllib
+        try:
+            config = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise SweepConfigError(f"{path}: invalid TOML: {exc}") from None
+    elif not isinstance(config, dict):
+        raise TypeError(f"config must be a path or a dict, got {type(config).__name__}: {config!r}")
+    elif config.get("format") == FORMAT and "schedules" in config:  # already normalised
+        return json.loads(json.dumps(config))
+    loc = _Locator(text, path)
+    _check_keys(loc, None, None, config, {"out", "run", "curvatures", "schedule", "optimizer"})
+    out_dir = config.get("out")
+    if out_dir is not None and not isinstance(out_dir, str):
+        raise loc.error(f"must be a string, got {out_dir!r}", None, None, "out")
+
+    def need(name):
+        if name not in config:
+            raise loc.error(f"missing required table [{name}]" if name != "schedule" else "missing [[schedule]] tables")
+        return config[name]
+
+    run = _normalise_run(loc, need("run"))
+    curvatures = _normalise_curvatures(loc, need("curvatures"))
+    schedules = _normalise_schedules(loc, need("schedule"))
+    return {
+        "format": FORMAT,
+        "run": run,
+        "curvatures": curvatures,
+        "schedules": schedules,
+        "optimizers": _normalise_optimizers(loc, config.get("optimizer")),
+        "out": out_dir,
+    }
+
+
+def config_hash(normalised):
+    """SHA-256 of everything in the normalised config that shapes the results
+    (not ``out``): two runs with the same hash write the same chunks."""
+    body = {k: v for k, v in normalised.items() if k != "out"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+# ----------------------------------------------------------------------------- the plan
+
+
+@dataclasses.dataclass(frozen=True)
+class ChunkPlan:
+    """How a normalised config is cut into chunks: ``chunks[k]`` is (optimizer index,
+    first, end) of chunk ``k``, a run of trajectories of one optimizer setting in the
+    flat (schedule, curvature) order ``schedule * n_curvatures + curvature``."""
+
+    config: dict
+    hash: str
+    curvatures: np.ndarray
+    schedule: S.Schedule  # the stacked batch, batch_shape (n_schedules,)
+    chunks: tuple  # (optimizer index, first flat index, end) per chunk
+
+    @property
+    def shape(self):
+        return (len(self.config["optimizers"]), len(self.config["schedules"]), len(self.curvatures))
+
+    def chunk_trajectory_steps(self, k):
+        _, start, stop = self.chunks[k]
+        return (stop - start) * self.config["run"]["steps"]
+
+
+_PLANS = {}
+
+
+def chunk_plan(config):
+    """The ``ChunkPlan`` of a normalised config (the last one is cached: every chunk of a
+    sweep, and every Dask task on one worker, asks for the same plan)."""
+    key = config_hash(config)
+    plan = _PLANS.get(key)
+    if plan is None:
+        n_opt, n_s, n_c = len(config["optimizers"]), len(config["schedules"]), len(config["curvatures"])
+        size = config["run"]["chunk_size"]
+        per = n_s * n_c
+        chunks = tuple((o, a, min(a + size, per)) for o in range(n_opt) for a in range(0, per, size))
+        stacked = S.stack([build_schedule(e) for e in config["schedules"]])
+        plan = ChunkPlan(config, key, np.asarray(config["curvatures"], dtype=np.float64), stacked, chunks)
+        _PLANS.clear()
+        _PLANS[key] = plan
+    return plan
+

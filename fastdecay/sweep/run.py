@@ -1,0 +1,253 @@
+"""Running a sweep: ``sweep`` (locally or on a Dask cluster, chunk by chunk, resumable),
+``run_chunk`` (the unit of work of one chunk, a Dask task), ``describe`` (the plan,
+without running it) and the ``fastdecay sweep`` command."""
+
+import os
+import sys
+import time
+
+import numpy as np
+
+from .config import SweepConfigError, chunk_plan, config_hash, parse_config
+from ._store import done_chunks, prepare_out, write_chunk
+from .result import assemble, load_sweep, save_result
+
+__all__ = ["sweep", "run_chunk", "describe", "SchedulerUnreachable"]
+
+
+class SchedulerUnreachable(ConnectionError):
+    """The Dask scheduler did not answer within the connect timeout."""
+
+
+def run_chunk(config, k, progress=None):
+    """Simulate chunk ``k`` of a normalised config; a dict of arrays (what its file holds).
+
+    This is the unit of work of a Dask task; it depends on nothing but its arguments."""
+    from ..simulate import simulate
+
+    plan = chunk_plan(config)
+    o, start, stop = plan.chunks[k]
+    run, opt = config["run"], config["optimizers"][o]
+    n_c = len(plan.curvatures)
+    index = np.arange(start, stop, dtype=np.int64)
+    dtype = np.dtype(run["dtype"])
+    curvature = plan.curvatures[index % n_c][:, None].astype(dtype)
+    schedule = plan.schedule[index // n_c]
+    kwargs = {}
+    if progress is not None:
+        kwargs["progress"] = progress
+    res = simulate(
+        curvature, schedule, steps=run["steps"], optimizer=opt["kind"], w0=run["w0"], momentum=opt["momentum"],
+        betas=tuple(opt["betas"]), eps=opt["eps"], weight_decay=opt["weight_decay"], on_drop=opt["on_drop"],
+        noise=opt["noise"], seed=run["seed"], every=run["every"], dtype=dtype, trajectory_offset=start, **kwargs,
+    )
+    out = {"chunk": np.int64(k), "optimizer": np.int64(o), "start": np.int64(start), "stop": np.int64(stop),
+           "w": np.ascontiguousarray(res.w[:, 0])}
+    if run["every"] is not None:
+        out.update(steps=res.steps, loss=res.loss, displacement=res.displacement, lr=res.lr)
+    return out
+
+
+
+
+class _Progress:
+    """A tqdm bar in trajectory-steps (rate in trajectory-steps/s), or nothing."""
+
+    def __init__(self, total, initial, enabled):
+        self.bar = None
+        if enabled:
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:
+                tqdm = None
+            if tqdm is not None:
+                self.bar = tqdm(total=total, initial=initial, unit="traj-step", unit_scale=True,
+                                desc="sweep", file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
+
+    def update(self, n):
+        if self.bar is not None and n:
+            self.bar.update(n)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _connect(scheduler, timeout):
+    try:
+        from distributed import Client
+    except ImportError:
+        raise SweepConfigError("--scheduler needs dask.distributed: pip install 'fastdecay[distributed]'") from None
+    try:
+        return Client(scheduler, timeout=f"{timeout}s", set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise SchedulerUnreachable(
+            f"cannot reach the Dask scheduler at {scheduler!r} within {timeout:g} s ({type(exc).__name__}: {exc})"
+        ) from None
+    except ValueError as exc:
+        raise SweepConfigError(f"--scheduler {scheduler!r} is not a Dask scheduler address ({exc})") from None
+
+
+def _run_local(plan, todo, on_done, bar):
+    for k in todo:
+        n = plan.chunks[k][2] - plan.chunks[k][1]
+        seen = [0]
+
+        def progress(done, total, n=n, seen=seen):
+            bar.update(n * (done - seen[0]))
+            seen[0] = done
+
+        arrays = run_chunk(plan.config, k, progress=progress)
+        bar.update(n * (plan.config["run"]["steps"] - seen[0]))
+        on_done(arrays)
+
+
+def _run_dask(plan, todo, on_done, bar, client, timeout):
+    from distributed import as_completed
+
+    try:
+        client.wait_for_workers(1, timeout=timeout)
+    except TimeoutError:
+        raise SchedulerUnreachable(f"the Dask scheduler {client.scheduler.address} has no workers after {timeout:g} s") \
+            from None
+
+    futures = [client.submit(run_chunk, plan.config, k, key=f"fastdecay-sweep-{plan.hash[:16]}-{k}", pure=False)
+               for k in todo]
+    try:
+        for future in as_completed(futures, loop=client.loop):
+            arrays = future.result()
+            on_done(arrays)
+            bar.update(plan.chunk_trajectory_steps(int(arrays["chunk"])))
+    except BaseException:
+        client.cancel(futures)
+        raise
+
+
+def sweep(config, out=None, *, resume=False, client=None, scheduler=None, connect_timeout=5.0, progress=True,
+          plots=None, echo=None):
+    """Run a sweep (a TOML path or a dict, see the module docstring) and return its SweepResult.
+
+    - ``out``: results directory (chunks, ``results.npz``, ``summary.txt``, figures);
+      default the config's ``out``; ``None`` with no ``out`` in the config runs in
+      memory and writes nothing.
+    - ``resume``: continue the sweep in ``out`` (same config hash), running only the
+      missing chunks. Without it an ``out`` that holds a sweep is refused.
+    - ``client``: a ``dask.distributed.Client``; each chunk becomes a task on its
+      cluster. ``scheduler`` (an address) connects one, waiting at most
+      ``connect_timeout`` seconds (``SchedulerUnreachable`` otherwise).
+    - ``progress``: a tqdm bar on stderr in trajectory-steps/s. ``plots``: draw the
+      figures into ``out/figures`` (default: when matplotlib is installed and
+      ``out`` is given). ``echo``: a stream that receives the summary table.
+    """
+    text = None
+    path = None
+    if isinstance(config, (str, os.PathLike)):
+        path = os.fspath(config)
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                text = f.read()
+        except OSError:
+            pass
+    normalised = parse_config(config)
+    if out is None and normalised["out"] is not None:
+        base = os.path.dirname(path) if path else ""
+        out = os.path.join(base, normalised["out"])
+    digest = config_hash(normalised)
+    plan = chunk_plan(normalised)
+    create = prepare_out(os.fspath(out), normalised, digest, resume, text) if out is not None else None
+    own_client = None
+    if client is None and scheduler is not None:
+        client = own_client = _connect(scheduler, connect_timeout)
+    try:
+        chunks = {}
+        done = set()
+        if out is not None:
+            out = os.fspath(out)
+            create()
+            done = done_chunks(out) & set(range(len(plan.chunks)))
+
+        def on_done(arrays):
+            k = int(arrays["chunk"])
+            if out is not None:
+                write_chunk(out, arrays)
+            else:
+                chunks[k] = arrays
+
+        todo = [k for k in range(len(plan.chunks)) if k not in done]
+        total = sum(plan.chunk_trajectory_steps(k) for k in range(len(plan.chunks)))
+        bar = _Progress(total, total - sum(plan.chunk_trajectory_steps(k) for k in todo), progress)
+        started = time.perf_counter()
+        try:
+            if client is not None:
+                _run_dask(plan, todo, on_done, bar, client, connect_timeout)
+            else:
+                _run_local(plan, todo, on_done, bar)
+        finally:
+            bar.close()
+        elapsed = time.perf_counter() - started
+    finally:
+        if own_client is not None:
+            own_client.close()
+    if out is not None:
+        res = load_sweep(out)
+        save_result(out, res)
+    else:
+        res = assemble(plan, chunks)
+    if echo is not None:
+        work = sum(plan.chunk_trajectory_steps(k) for k in todo)
+        rate = f", {work / elapsed:.3g} trajectory-steps/s" if elapsed > 0 and work else ""
+        echo.write(f"{len(todo)} of {len(plan.chunks)} chunks run in {elapsed:.1f} s{rate}"
+                   f"{' (resumed)' if done else ''}\n\n")
+        echo.write(res.summary() + "\n")
+    if out is not None:
+        if plots is None:
+            try:
+                import matplotlib  # noqa: F401
+
+                plots = True
+            except ImportError:
+                plots = False
+        if plots:
+            figures = res.plot(os.path.join(out, "figures"))
+            if echo is not None:
+                echo.write(f"\nresults: {os.path.join(out, 'results.npz')}, figures: {', '.join(figures)}\n")
+    return res
+
+
+def describe(config):
+    """What a sweep will run, without running it (``fastdecay sweep --dry-run``)."""
+    config = parse_config(config)
+    plan = chunk_plan(config)
+    n_opt, n_s, n_c = plan.shape
+    run = config["run"]
+    lam = plan.curvatures
+    lines = [
+        f"{n_opt} optimizer settings x {n_s} schedules x {n_c} curvatures ({lam.min():g} .. {lam.max():g}) "
+        f"= {n_opt * n_s * n_c} trajectories x {run['steps']} steps = {n_opt * n_s * n_c * run['steps']:.4g} "
+        f"trajectory-steps, {run['dtype']}",
+        f"{len(plan.chunks)} chunks of up to {run['chunk_size']} trajectories"
+        + (f"; recording every {run['every']} steps" if run["every"] else "; final weights only"),
+        f"config hash {plan.hash[:16]}",
+        "optimizers: " + ", ".join(e["label"] for e in config["optimizers"]),
+        "schedules:  " + ", ".join(e["label"] for e in config["schedules"]),
+    ]
+    return "\n".join(lines)
+
+
+def run_cli(args, out=sys.stdout):
+    """``fastdecay sweep`` (see ``fastdecay sweep --help``); returns the exit status."""
+    config_path = args.config
+    out_dir = args.out
+    normalised = parse_config(config_path)
+    if out_dir is None and normalised["out"] is None:
+        out_dir = f"{os.path.splitext(os.path.basename(config_path))[0]}-out"
+    if args.dry_run:
+        out.write(describe(normalised) + "\n")
+        return 0
+    try:
+        sweep(config_path, out_dir, resume=args.resume, scheduler=args.scheduler,
+              connect_timeout=args.connect_timeout, progress=not args.no_progress,
+              plots=False if args.no_plots else None, echo=out)
+    except SchedulerUnreachable as exc:
+        raise SweepConfigError(str(exc)) from None
+    return 0
