@@ -71,8 +71,9 @@ price of a module object that pretends to be a function; one name for the common
 """
 
 from .config import SweepConfigError, chunk_plan, config_hash, parse_config
-from .result import SweepResult, load_sweep
+from .result import CorruptSweepError, SweepResult, load_sweep
 from .run import SchedulerUnreachable, describe, run_chunk, sweep
 
-__all__ = ["sweep", "load_sweep", "describe", "SweepResult", "SweepConfigError", "SchedulerUnreachable",
+__all__ = ["sweep", "load_sweep", "describe", "SweepResult", "SweepConfigError", "CorruptSweepError",
+           "SchedulerUnreachable",
            "parse_config", "config_hash", "chunk_plan", "run_chunk"]

@@ -1,7 +1,11 @@
 """The files of a sweep directory: ``sweep.json`` (the manifest: format, config hash,
-the normalised config), ``chunks/chunk-NNNNNN.npz`` (one per chunk), each written
-atomically (a temporary file, then a rename)."""
+the normalised config, and the SHA-256 of every chunk file written), and
+``chunks/chunk-NNNNNN.npz`` (one per chunk), each written atomically (a temporary
+file, then a rename). A resumed sweep and ``load_sweep`` check every chunk against its
+checksum before they trust it."""
 
+import hashlib
+import io
 import json
 import os
 import re
@@ -31,10 +35,26 @@ def atomic_write(path, write):
         raise
 
 
+def chunk_name(k):
+    return f"chunk-{k:06d}.npz"
+
+
 def write_chunk(out_dir, arrays):
-    path = os.path.join(out_dir, CHUNK_DIR, f"chunk-{int(arrays['chunk']):06d}.npz")
-    atomic_write(path, lambda f: np.savez(f, **arrays))
-    return path
+    """Write one chunk's arrays atomically; returns the SHA-256 of the file's bytes (what
+    ``record_chunk`` puts in the manifest)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    data = buffer.getvalue()
+    atomic_write(os.path.join(out_dir, CHUNK_DIR, chunk_name(int(arrays["chunk"]))), lambda f: f.write(data))
+    return hashlib.sha256(data).hexdigest()
+
+
+def record_chunk(out_dir, manifest, k, digest):
+    """Add chunk ``k``'s checksum to the manifest and rewrite it atomically. A chunk
+    file is written before its checksum: a run killed in between leaves a complete
+    file without a checksum, which ``read_chunk`` checks by its content instead."""
+    manifest.setdefault("chunks", {})[str(k)] = digest
+    write_manifest(out_dir, manifest)
 
 
 def done_chunks(out_dir):
@@ -42,6 +62,94 @@ def done_chunks(out_dir):
     if not os.path.isdir(folder):
         return set()
     return {int(m.group(1)) for name in os.listdir(folder) if (m := _CHUNK_NAME.match(name))}
+
+
+class BadChunk(Exception):
+    """A chunk file that is missing or cannot be trusted; the message says why."""
+
+
+def _check_content(plan, k, arrays):
+    """Why the arrays of chunk ``k`` do not fit the plan, or None."""
+    o, start, stop = plan.chunks[k]
+    run = plan.config["run"]
+    try:
+        ident = tuple(int(arrays[name]) for name in ("chunk", "optimizer", "start", "stop"))
+    except (KeyError, TypeError, ValueError) as exc:
+        return f"no chunk identity ({type(exc).__name__}: {exc})"
+    if ident != (k, o, start, stop):
+        return f"holds trajectories {ident[2]}..{ident[3]} of optimizer {ident[1]}, expected {start}..{stop} of {o}"
+    shapes = {"w": ((stop - start,), np.dtype(run["dtype"]))}
+    if run["every"] is not None:
+        n_rec = run["steps"] // run["every"] + 1
+        shapes["steps"] = ((n_rec,), np.dtype(np.int64))
+        shapes.update({name: ((stop - start, n_rec), np.dtype(run["dtype"])) for name in ("loss", "displacement", "lr")})
+    for name, (shape, dtype) in shapes.items():
+        a = arrays.get(name)
+        if a is None or a.shape != shape or a.dtype != dtype:
+            got = "nothing" if a is None else f"{a.dtype} {a.shape}"
+            return f"array {name!r} should be {dtype} {shape}, got {got}"
+    return None
+
+
+def read_chunk(out_dir, k, plan, manifest):
+    """The arrays of chunk ``k`` and the SHA-256 of its file, or ``BadChunk``.
+
+    A checksum recorded in the manifest must match the file's bytes; a file without one
+    (written by a run killed before it recorded the checksum, or by a sweep from before
+    checksums were kept) must load and hold exactly the trajectories and shapes that
+    chunk ``k`` of ``plan`` should."""
+    path = os.path.join(out_dir, CHUNK_DIR, chunk_name(k))
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise BadChunk("missing") from None
+    except OSError as exc:
+        raise BadChunk(f"unreadable ({exc.strerror or exc})") from None
+    digest = hashlib.sha256(data).hexdigest()
+    recorded = (manifest.get("chunks") or {}).get(str(k))
+    if not data:
+        raise BadChunk("empty (0 bytes)")
+    if recorded is not None and recorded != digest:
+        raise BadChunk(f"corrupt: its SHA-256 {digest[:12]}... is not the {recorded[:12]}... recorded when it "
+                       f"was written ({len(data)} bytes now; truncated or overwritten)")
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            arrays = {name: z[name] for name in z.files}
+    except Exception as exc:  # whatever a damaged .npz raises: BadZipFile, EOFError, ValueError, OSError, ...
+        raise BadChunk(f"unreadable as .npz ({type(exc).__name__}: {exc})") from None
+    problem = _check_content(plan, k, arrays)
+    if problem is not None:
+        raise BadChunk(f"wrong content: {problem}")
+    return arrays, digest
+
+
+def read_chunks(out_dir, plan, manifest, *, keep=True):
+    """Every chunk of ``plan``: ``(arrays, digests, bad)`` with ``arrays[k]`` (only with
+    ``keep``) and ``digests[k]`` of each good chunk and ``bad[k]`` the reason for each
+    other one."""
+    arrays, digests, bad = {}, {}, {}
+    for k in range(len(plan.chunks)):
+        try:
+            a, digests[k] = read_chunk(out_dir, k, plan, manifest)
+        except BadChunk as exc:
+            bad[k] = str(exc)
+            continue
+        if keep:
+            arrays[k] = a
+    return arrays, digests, bad
+
+
+def describe_bad(bad, limit=5):
+    """``chunk-000003.npz (missing), chunk-000007.npz (empty (0 bytes))`` for the first
+    ``limit`` bad chunks, and how many more."""
+    shown = [f"{chunk_name(k)} ({why})" for k, why in sorted(bad.items())[:limit]]
+    more = len(bad) - limit
+    return "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
+
+
+def write_manifest(out_dir, manifest):
+    atomic_write(os.path.join(out_dir, MANIFEST), lambda f: f.write(json.dumps(manifest, indent=1).encode()))
 
 
 def read_manifest(out_dir):
@@ -77,17 +185,22 @@ def prepare_out(out_dir, config, digest, resume, config_text):
             raise SweepConfigError(f"--out {out_dir} is not empty and holds no fastdecay sweep; choose another --out")
 
     def create():
+        """Create the directory (or tidy a resumed one); returns its manifest."""
         os.makedirs(os.path.join(out_dir, CHUNK_DIR), exist_ok=True)
-        for name in os.listdir(os.path.join(out_dir, CHUNK_DIR)):
-            if ".tmp-" in name:  # left by a killed run
-                os.remove(os.path.join(out_dir, CHUNK_DIR, name))
-        if manifest is None:
-            from .. import __version__
+        for folder in (out_dir, os.path.join(out_dir, CHUNK_DIR)):
+            for name in os.listdir(folder):
+                if ".tmp-" in name:  # left by a killed run
+                    os.remove(os.path.join(folder, name))
+        if manifest is not None:
+            return manifest
+        from .. import __version__
 
-            doc = {"format": FORMAT, "config_hash": digest, "fastdecay": __version__, "config": config}
-            atomic_write(os.path.join(out_dir, MANIFEST), lambda f: f.write(json.dumps(doc, indent=1).encode()))
-            if config_text is not None:
-                atomic_write(os.path.join(out_dir, "config.toml"), lambda f: f.write(config_text.encode()))
+        doc = {"format": FORMAT, "config_hash": digest, "fastdecay": __version__, "config": config,
+               "checksum": "sha256", "chunks": {}}
+        write_manifest(out_dir, doc)
+        if config_text is not None:
+            atomic_write(os.path.join(out_dir, "config.toml"), lambda f: f.write(config_text.encode()))
+        return doc
 
     return create
 

@@ -7,9 +7,9 @@ import os
 import numpy as np
 
 from .config import SweepConfigError, build_schedule, chunk_plan
-from ._store import CHUNK_DIR, MANIFEST, atomic_write, done_chunks, read_manifest
+from ._store import MANIFEST, atomic_write, describe_bad, read_chunks, read_manifest
 
-__all__ = ["SweepResult", "load_sweep"]
+__all__ = ["SweepResult", "load_sweep", "CorruptSweepError"]
 
 
 @dataclasses.dataclass
@@ -122,21 +122,39 @@ def save_result(out_dir, res):
     atomic_write(os.path.join(out_dir, "summary.txt"), lambda f: f.write((res.summary() + "\n").encode()))
 
 
+class CorruptSweepError(SweepConfigError):
+    """A sweep directory whose chunk files are missing or damaged. ``bad`` maps each such
+    chunk's index to the reason; ``fastdecay sweep CONFIG --out DIR --resume`` (or
+    ``fd.sweep(..., resume=True)``) recomputes exactly those chunks."""
+
+    def __init__(self, out_dir, bad, n_chunks):
+        self.out_dir = out_dir
+        self.bad = dict(bad)
+        super().__init__(f"{out_dir}: {len(bad)} of {n_chunks} chunks cannot be used: {describe_bad(bad)}; "
+                         "run the sweep again with --resume to recompute them")
+
+
 def load_sweep(out_dir):
-    """The SweepResult of a finished (or partly finished: missing chunks raise) sweep directory."""
+    """The ``SweepResult`` of a sweep directory (what ``fd.sweep(config, out)`` wrote).
+
+    Every chunk file is checked against the SHA-256 the manifest recorded when it was
+    written (a chunk without one must load and hold the trajectories it should);
+    ``CorruptSweepError`` names each missing, truncated, empty or garbled chunk.
+    """
+    out_dir = os.fspath(out_dir)
     manifest = read_manifest(out_dir)
     if manifest is None:
         raise SweepConfigError(f"{out_dir} holds no fastdecay sweep ({MANIFEST} is missing)")
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("config"), dict):
+        raise SweepConfigError(f"{os.path.join(out_dir, MANIFEST)} holds no sweep config; not a fastdecay sweep "
+                               "directory?")
     plan = chunk_plan(manifest["config"])
-    missing = sorted(set(range(len(plan.chunks))) - done_chunks(out_dir))
-    if missing:
-        raise SweepConfigError(f"{out_dir}: {len(missing)} of {len(plan.chunks)} chunks missing "
-                               f"(first {missing[0]}); run the sweep again with --resume")
-    arrays = {}
-    for k in range(len(plan.chunks)):
-        with np.load(os.path.join(out_dir, CHUNK_DIR, f"chunk-{k:06d}.npz")) as z:
-            arrays[k] = {name: z[name] for name in z.files}
+    if manifest.get("config_hash") != plan.hash:
+        raise SweepConfigError(f"{os.path.join(out_dir, MANIFEST)}: its config does not hash to its config_hash "
+                               "(edited by hand?)")
+    arrays, _, bad = read_chunks(out_dir, plan, manifest)
+    if bad:
+        raise CorruptSweepError(out_dir, bad, len(plan.chunks))
     res = assemble(plan, arrays)
     res.out = out_dir
     return res
-

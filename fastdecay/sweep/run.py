@@ -5,11 +5,12 @@ without running it) and the ``fastdecay sweep`` command."""
 import os
 import sys
 import time
+import warnings
 
 import numpy as np
 
 from .config import SweepConfigError, chunk_plan, config_hash, parse_config
-from ._store import done_chunks, prepare_out, write_chunk
+from ._store import CHUNK_DIR, chunk_name, prepare_out, read_chunks, record_chunk, write_chunk
 from .result import assemble, load_sweep, save_result
 
 __all__ = ["sweep", "run_chunk", "describe", "SchedulerUnreachable"]
@@ -68,6 +69,13 @@ class _Progress:
         if self.bar is not None and n:
             self.bar.update(n)
 
+    def note(self, line):
+        """A line above the bar (on stderr)."""
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stderr)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
     def close(self):
         if self.bar is not None:
             self.bar.close()
@@ -123,6 +131,22 @@ def _run_dask(plan, todo, on_done, bar, client, timeout):
         raise
 
 
+def _verify_for_resume(out, plan, manifest):
+    """Check every chunk file of a resumed sweep; returns (the good chunks, lines that
+    say which chunks are recomputed and why). A complete chunk without a recorded
+    checksum (the run was killed between writing it and recording it) gets one."""
+    _, digests, bad = read_chunks(out, plan, manifest, keep=False)
+    recorded = manifest.get("chunks") or {}
+    notes = []
+    for k, digest in digests.items():
+        if recorded.get(str(k)) != digest:
+            record_chunk(out, manifest, k, digest)
+    damaged = {k: why for k, why in bad.items() if why != "missing"}
+    for k, why in sorted(damaged.items()):
+        notes.append(f"sweep: {os.path.join(out, CHUNK_DIR, chunk_name(k))}: {why}; recomputing it")
+    return set(digests), notes
+
+
 def sweep(config, out=None, *, resume=False, client=None, scheduler=None, connect_timeout=5.0, progress=True,
           plots=None, echo=None):
     """Run a sweep (a TOML path or a dict, see the module docstring) and return its SweepResult.
@@ -130,8 +154,11 @@ def sweep(config, out=None, *, resume=False, client=None, scheduler=None, connec
     - ``out``: results directory (chunks, ``results.npz``, ``summary.txt``, figures);
       default the config's ``out``; ``None`` with no ``out`` in the config runs in
       memory and writes nothing.
-    - ``resume``: continue the sweep in ``out`` (same config hash), running only the
-      missing chunks. Without it an ``out`` that holds a sweep is refused.
+    - ``resume``: continue the sweep in ``out`` (same config hash). Every chunk file
+      there is checked first (its SHA-256 against the manifest); the missing ones and
+      the damaged ones (truncated, empty, garbled: each named on the progress output,
+      or in ``echo``, or as a ``RuntimeWarning``) are computed again, the others kept.
+      Without ``resume`` an ``out`` that holds a sweep is refused.
     - ``client``: a ``dask.distributed.Client``; each chunk becomes a task on its
       cluster. ``scheduler`` (an address) connects one, waiting at most
       ``connect_timeout`` seconds (``SchedulerUnreachable`` otherwise).
@@ -161,21 +188,30 @@ def sweep(config, out=None, *, resume=False, client=None, scheduler=None, connec
     try:
         chunks = {}
         done = set()
+        notes = []
         if out is not None:
             out = os.fspath(out)
-            create()
-            done = done_chunks(out) & set(range(len(plan.chunks)))
+            manifest = create()
+            if resume:
+                done, notes = _verify_for_resume(out, plan, manifest)
 
         def on_done(arrays):
             k = int(arrays["chunk"])
             if out is not None:
-                write_chunk(out, arrays)
+                record_chunk(out, manifest, k, write_chunk(out, arrays))
             else:
                 chunks[k] = arrays
 
         todo = [k for k in range(len(plan.chunks)) if k not in done]
         total = sum(plan.chunk_trajectory_steps(k) for k in range(len(plan.chunks)))
         bar = _Progress(total, total - sum(plan.chunk_trajectory_steps(k) for k in todo), progress)
+        for line in notes:
+            if progress:
+                bar.note(line)
+            elif echo is not None:
+                echo.write(line + "\n")
+            else:
+                warnings.warn(line, RuntimeWarning, stacklevel=2)
         started = time.perf_counter()
         try:
             if client is not None:
