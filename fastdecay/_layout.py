@@ -29,7 +29,28 @@ COSINE_RESTARTS     lr, T0, mult, end                               cosine from 
 CYCLIC              base, peak, up, down, cycle_scale, iter_gamma   torch CyclicLR: base + (peak - base) * triangle(tau)
                                                                     * cycle_scale ** (cycle - 1) * iter_gamma ** tau
 ONE_MINUS_POWER     lr, T, power, end                               end + (lr - end) * (1 - (min(tau, T) / T) ** power)
+TABULATED           first data row, n                               v[min(max(floor(tau), 0), n - 1)]: the values v
+                                                                    held in side rows (below), the last held after them
+PRODUCT             first factor row, n_factors                     the product of the n_factors factor rows' rates at t
 ==================  ==============================================  ==============================================
+
+Side rows. A TABULATED or PRODUCT segment points (by row index, stored as a float) at
+side rows of the same schedule row, which sit after its segments and have ``start =
+NaN``: ``segment_of`` stops at them as it stops at the ``+inf`` padding (``NaN <= t``
+is false), so they are never a segment of their own. A data row (kind DATA) holds
+VALUES_PER_ROW table values in columns p0 .. p5: value i of a table starting at data
+row d is at row ``d + i // VALUES_PER_ROW``, column ``P0 + i % VALUES_PER_ROW``. A
+factor row is a segment row of any primitive but PRODUCT (its own origin and
+parameters; a TABULATED factor points at data rows in turn). Composing tables keeps
+these indices right: the packing helpers of ``fastdecay.schedules`` move side rows
+with their schedule and renumber every pointer (``P0`` of TABULATED and PRODUCT rows).
+
+A product ``a * b`` is one segment list: the union of both lists' segment starts, and
+on each piece one PRODUCT segment whose factors are the primitives of ``a`` and ``b``
+there (a factor that is itself a product contributes its factors: products flatten).
+Pieces whose factors are all constants fold into a CONSTANT segment, and constants
+times one exponential or inverse time fold into that primitive's lr, so a scaled
+step schedule is still a step schedule to the kernels.
 
 Drops (``drop_ratio(table, row, t)``, what the momentum ``on_drop`` options act on):
 for t >= 1 let ``j`` and ``k`` be the segments holding t − 1 and t, ``before`` and
@@ -66,6 +87,12 @@ COSINE = 4
 COSINE_RESTARTS = 5
 CYCLIC = 6
 ONE_MINUS_POWER = 7
+TABULATED = 8
+PRODUCT = 9
+
+# kind of a side row holding table values (never a segment: see "Side rows")
+DATA = 10
+VALUES_PER_ROW = WIDTH - P0
 
 KIND_NAMES = {
     CONSTANT: "constant",
@@ -76,4 +103,6 @@ KIND_NAMES = {
     COSINE_RESTARTS: "cosine_restarts",
     CYCLIC: "cyclic",
     ONE_MINUS_POWER: "one_minus_power",
+    TABULATED: "tabulated",
+    PRODUCT: "product",
 }

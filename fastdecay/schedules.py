@@ -41,6 +41,9 @@ __all__ = [
     "inverse_sqrt",
     "wsd",
     "stack",
+    "tabulated",
+    "from_function",
+    "product",
     "half_life",
     "match_endpoint",
     "match_half_life",
@@ -168,12 +171,34 @@ def _pack(*segments):
     return table
 
 
+def _pointers(table):
+    """Mask of the rows whose P0 is a row index (TABULATED and PRODUCT rows)."""
+    kind = table[..., L.KIND]
+    return (kind == L.TABULATED) | (kind == L.PRODUCT)
+
+
+def _renumber(table, new_index):
+    """``table`` with every pointer p replaced by ``new_index[..., p]`` (per schedule row)."""
+    mask = _pointers(table)
+    if not np.any(mask):
+        return table
+    table = table.copy()
+    old = np.where(mask, table[..., L.P0], 0.0).astype(np.int64)
+    moved = np.take_along_axis(np.broadcast_to(new_index, old.shape[:-1] + new_index.shape[-1:]), old, axis=-1)
+    table[..., L.P0] = np.where(mask, moved, table[..., L.P0])
+    return table
+
+
 def _normalise(table):
-    """Sort each row's segments by start (stably: the last of equal starts wins) and drop
-    columns of segments that no row uses."""
+    """Sort each row's segments by start (stably: the last of equal starts wins; side
+    rows, start NaN, go last in their order), drop columns of segments that no row
+    uses, and renumber the pointers into side rows."""
     order = np.argsort(table[..., L.START], axis=-1, kind="stable")
     table = np.take_along_axis(table, order[..., None], axis=-2)
+    new_index = np.empty_like(order)
+    np.put_along_axis(new_index, order, np.arange(order.shape[-1]), axis=-1)
     used = ~np.all(np.isinf(table[..., L.START]).reshape(-1, table.shape[-2]), axis=0)
+    table = _renumber(table, (np.cumsum(used) - 1)[new_index])
     return np.ascontiguousarray(table[..., used, :])
 
 
@@ -185,8 +210,14 @@ def _shifted(table, by):
 
 
 def _concat(tables):
+    """The segments of ``tables`` side by side (pointers renumbered to their new rows)."""
     batch = np.broadcast_shapes(*(t.shape[:-2] for t in tables))
-    return np.concatenate([np.broadcast_to(t, batch + t.shape[-2:]) for t in tables], axis=-2)
+    parts, offset = [], 0
+    for t in tables:
+        n = t.shape[-2]
+        parts.append(_renumber(np.broadcast_to(t, batch + t.shape[-2:]), np.arange(offset, offset + n)))
+        offset += n
+    return np.concatenate(parts, axis=-2)
 
 
 def _pad_segments(table, n):
@@ -195,6 +226,74 @@ def _pad_segments(table, n):
     pad = np.zeros(table.shape[:-2] + (n - table.shape[-2], L.WIDTH))
     pad[..., L.START] = np.inf
     return np.concatenate([table, pad], axis=-2)
+
+
+def _side_rows(values):
+    """Data rows (start NaN, kind DATA) holding ``values`` (last axis) VALUES_PER_ROW a row."""
+    n = values.shape[-1]
+    n_rows = -(-n // L.VALUES_PER_ROW)
+    padded = np.concatenate(
+        [values, np.broadcast_to(values[..., -1:], values.shape[:-1] + (n_rows * L.VALUES_PER_ROW - n,))], axis=-1
+    )
+    rows = np.zeros(values.shape[:-1] + (n_rows, L.WIDTH))
+    rows[..., L.START] = np.nan
+    rows[..., L.KIND] = L.DATA
+    rows[..., L.P0:] = padded.reshape(values.shape[:-1] + (n_rows, L.VALUES_PER_ROW))
+    return rows
+
+
+# Constants fold into these primitives' lr (p0), which scales their rate.
+_SCALES_WITH_P0 = (L.CONSTANT, L.EXPONENTIAL, L.INVERSE_TIME)
+
+
+def _product_row(rows):
+    """The rows (2-D) of the product of one schedule row from each of ``rows``: the
+    refined segment boundaries with one PRODUCT segment (or a folded primitive) a piece,
+    then the operands' side rows, then the pieces' factor rows."""
+    starts = np.unique(np.concatenate([r[np.isfinite(r[:, L.START]), L.START] for r in rows]))
+    m = len(starts)
+    operands, sides, n_side = [], [], 0
+    for r in rows:
+        side = np.flatnonzero(np.isnan(r[:, L.START]))
+        index = np.full(len(r), -1)
+        index[side] = m + n_side + np.arange(len(side))
+        n_side += len(side)
+        main = np.flatnonzero(np.isfinite(r[:, L.START]))
+        renumbered = _renumber(r, index)  # every pointer a final row number of the product
+        operands.append((r, renumbered, main))
+        sides.append(renumbered[side])
+    blank = np.zeros(L.WIDTH)
+    pieces, factor_rows = [], []
+    for u in starts:
+        factors = []
+        for r, renumbered, main in operands:
+            k = main[np.searchsorted(r[main, L.START], u, side="right") - 1]
+            if r[k, L.KIND] == L.PRODUCT:
+                # a factor that is itself a product contributes its factors
+                first = int(r[k, L.P0])
+                factors += [renumbered[f] for f in range(first, first + int(r[k, L.P0 + 1]))]
+            else:
+                factors.append(renumbered[k])
+        scale = math.prod(float(f[L.P0]) for f in factors if f[L.KIND] == L.CONSTANT)
+        others = [f.copy() for f in factors if f[L.KIND] != L.CONSTANT]
+        if not others or (len(others) == 1 and others[0][L.KIND] in _SCALES_WITH_P0):
+            piece = others[0] if others else blank.copy()
+            piece[L.KIND] = piece[L.KIND] if others else L.CONSTANT
+            piece[L.P0] = piece[L.P0] * scale if others else scale
+            piece[L.START] = u
+            pieces.append(piece)
+            continue
+        if scale != 1.0:
+            constant_factor = blank.copy()
+            constant_factor[L.P0] = scale
+            others.append(constant_factor)
+        piece = blank.copy()
+        piece[[L.START, L.KIND, L.P0, L.P0 + 1]] = u, L.PRODUCT, m + n_side + len(factor_rows), len(others)
+        pieces.append(piece)
+        for f in others:
+            f[L.START] = np.nan
+        factor_rows += others
+    return np.concatenate([np.array(pieces)] + sides + [np.array(factor_rows).reshape(-1, L.WIDTH)], axis=0)
 
 
 # ----------------------------------------------------------------------------- the value
@@ -368,6 +467,17 @@ class Schedule:
     def lr0(self):
         """Rates at step 0, shape ``batch_shape``."""
         return self.table(1)[..., 0]
+
+    def __mul__(self, other):
+        """``a * b``: the product schedule (``fastdecay.product``); a number scales."""
+        if not isinstance(other, (Schedule, numbers.Real, np.ndarray)) or isinstance(other, bool):
+            return NotImplemented
+        return product(self, other)
+
+    def __rmul__(self, other):
+        if not isinstance(other, (numbers.Real, np.ndarray)) or isinstance(other, bool):
+            return NotImplemented
+        return product(other, self)
 
 
 def _eval_points(table, rows, steps, out):
@@ -781,6 +891,104 @@ def stack(schedules):
     n = max(s.segments.shape[-2] for s in schedules)
     tables = [_pad_segments(np.broadcast_to(s.segments, batch + s.segments.shape[-2:]), n) for s in schedules]
     return Schedule(np.stack(tables), "stack", {"schedules": schedules})
+
+
+def tabulated(values):
+    """η_t = values[t] for t < len(values), then values[-1]: any schedule as data.
+
+    ``values`` is a per-step array of rates (its last axis the steps; leading axes
+    make a batch of tables). The table travels inside the packed representation, so
+    fused updates and simulations read it in their kernels like any closed form.
+    torch ``LambdaLR`` / ``MultiplicativeLR`` or a rate read from a log become a table
+    (``from_function`` tabulates a callable); Keras and optax take a callable too.
+
+    >>> s = tabulated([0.1, 0.3, 0.2])
+    >>> [s(t) for t in range(5)]
+    [0.1, 0.3, 0.2, 0.2, 0.2]
+    >>> tabulated([[1.0, 0.5], [2.0, 1.0]]).table(3).tolist()
+    [[1.0, 0.5, 0.5], [2.0, 1.0, 1.0]]
+    """
+    if isinstance(values, (str, bytes)) or isinstance(values, numbers.Number):
+        raise TypeError(f"values must be an array of per-step rates, got {values!r}")
+    v = _rate("values", values)
+    if v.ndim == 0 or v.shape[-1] == 0:
+        raise ValueError(f"values must hold at least one rate on its last axis, got shape {v.shape}")
+    if v.shape[-1] >= 2**31:
+        raise ValueError(f"values must hold fewer than 2**31 steps, got {v.shape[-1]}")
+    head = np.zeros(v.shape[:-1] + (1, L.WIDTH))
+    head[..., 0, L.KIND] = L.TABULATED
+    head[..., 0, L.P0] = 1.0  # the data rows follow the segment
+    head[..., 0, L.P0 + 1] = v.shape[-1]
+    table = np.concatenate([head, _side_rows(v)], axis=-2)
+    return Schedule(table, "tabulated", {"values": v})
+
+
+def from_function(f, steps):
+    """``tabulated([f(0), f(1), ..., f(steps - 1)])``: a Python callable of the step as
+    a table the kernels read (held at f(steps − 1) afterwards).
+
+    ``f`` returns a rate, or an array of rates (a batch). torch
+    ``LambdaLR(optimizer, lr_lambda)`` with base rate ``lr`` is
+    ``from_function(lambda t: lr * lr_lambda(t), steps)``; optax and Keras schedules
+    are callables of the step too.
+
+    >>> s = from_function(lambda t: 0.1 / (1 + t), 4)
+    >>> [round(s(t), 4) for t in range(6)]
+    [0.1, 0.05, 0.0333, 0.025, 0.025, 0.025]
+    """
+    if not callable(f):
+        raise TypeError(f"f must be a callable of the step, got {f!r}")
+    n = _check("steps", steps, low=1.0, integer=True)
+    if n.ndim:
+        raise ValueError(f"steps must be a single integer, got an array of shape {n.shape}")
+    rates = []
+    for t in range(int(n)):
+        value = f(t)
+        try:
+            rates.append(_rate(f"f({t})", value))
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"f must return finite non-negative rates: {error}") from None
+    try:
+        v = np.stack(np.broadcast_arrays(*rates), axis=-1)
+    except ValueError:
+        raise ValueError("f must return rates of one shape at every step") from None
+    return Schedule(tabulated(v).segments, "tabulated", {"values": v, "function": f})
+
+
+def product(*schedules):
+    """η_t = Π_k schedules[k](t): rates multiplied step by step (``a * b`` for two).
+
+    torch ``ChainedScheduler`` / ``MultiplicativeLR`` compositions and optax's
+    multiplied schedules. Evaluated in closed form in the kernels: the product's
+    segments are the union of the factors' segment boundaries, on each piece the
+    product of the factors' primitives. Numbers count as constant schedules.
+
+    >>> s = product(step(1.0, 0.5, 2), linear(0.0, 1.0, 4))
+    >>> [s(t) for t in range(6)]
+    [0.0, 0.25, 0.25, 0.375, 0.25, 0.25]
+    >>> (0.1 * step(1.0, 0.5, 2)).kind, round((0.1 * step(1.0, 0.5, 2))(2), 6)
+    ('product', 0.05)
+    """
+    if len(schedules) == 1 and not isinstance(schedules[0], Schedule) and isinstance(schedules[0], (list, tuple)):
+        schedules = tuple(schedules[0])
+    if not schedules:
+        raise ValueError("schedules must hold at least one schedule, got none")
+    factors = []
+    for k, s in enumerate(schedules):
+        if isinstance(s, Schedule):
+            factors.append(s)
+        elif isinstance(s, (numbers.Real, np.ndarray, list, tuple)) and not isinstance(s, bool):
+            factors.append(constant(_rate(f"schedules[{k}]", s)))
+        else:
+            raise TypeError(f"schedules[{k}] must be a fastdecay Schedule or a rate, got {s!r}")
+    batch = _broadcast(**{f"schedules[{k}]": np.empty(s.batch_shape) for k, s in enumerate(factors)})
+    tables = [np.broadcast_to(s.segments, batch + s.segments.shape[-2:]) for s in factors]
+    rows = [
+        _product_row([t[index] for t in tables]) for index in np.ndindex(batch)
+    ]
+    n = max(r.shape[0] for r in rows)
+    table = np.stack([_pad_segments(r, n) for r in rows]).reshape(batch + (n, L.WIDTH))
+    return Schedule(table, "product", {"schedules": factors})
 
 
 # ----------------------------------------------------------------------------- relating schedules

@@ -37,7 +37,7 @@ FD_HD void table_chunk(const double* row_table, int n_segments, double first, T*
     if (i >= hi) return;
     int k = segment_of(row_table, n_segments, first + (double)i);
     const double* seg = row_table + k * WIDTH;
-    double v = segment_rate(seg, first + (double)i);
+    double v = segment_rate(row_table, k, first + (double)i);
     bool product = (int)seg[KIND] == KIND_EXPONENTIAL && seg[P0 + 3] == 0.0;
     double ratio = product ? pow(seg[P0 + 1], (double)n_threads / seg[P0 + 2]) : 1.0;
     i64 boundary = next_boundary(row_table, n_segments, k, first, hi);
@@ -50,11 +50,11 @@ FD_HD void table_chunk(const double* row_table, int n_segments, double first, T*
             product = (int)seg[KIND] == KIND_EXPONENTIAL && seg[P0 + 3] == 0.0;
             ratio = product ? pow(seg[P0 + 1], (double)n_threads / seg[P0 + 2]) : 1.0;
             boundary = next_boundary(row_table, n_segments, k, first, hi);
-            v = segment_rate(seg, t);
+            v = segment_rate(row_table, k, t);
         } else if (product) {
             v *= ratio;
         } else {
-            v = segment_rate(seg, first + (double)i);
+            v = segment_rate(row_table, k, first + (double)i);
         }
         out_row[i] = (T)v;
     }

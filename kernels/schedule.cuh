@@ -21,7 +21,11 @@ enum {
     KIND_COSINE_RESTARTS = 5,
     KIND_CYCLIC = 6,
     KIND_ONE_MINUS_POWER = 7,
+    KIND_TABULATED = 8,
+    KIND_PRODUCT = 9,
+    KIND_DATA = 10,
 };
+enum { VALUES_PER_ROW = WIDTH - P0 };
 
 #define FD_PI 3.141592653589793
 
@@ -115,32 +119,96 @@ FD_HD_CALL double primitive(int kind, double tau, const double* p) {
     }
 }
 
-// Rate of one segment row (WIDTH numbers) at step t.
-FD_HD double segment_rate(const double* seg, double t) {
-    return primitive((int)seg[KIND], t - seg[ORIGIN], seg + P0);
+// Value i of the TABULATED row `seg`'s table (side rows of `r`), clamped to its ends.
+FD_HD double table_value(const double* r, const double* seg, i64 i) {
+    const i64 n = (i64)seg[P0 + 1];
+    if (i > n - 1) i = n - 1;
+    if (i < 0) i = 0;
+    return r[((i64)seg[P0] + i / VALUES_PER_ROW) * WIDTH + P0 + i % VALUES_PER_ROW];
+}
+
+// Rate of row k of one schedule's rows `r` at step t, for any kind but PRODUCT.
+FD_HD double factor_rate(const double* r, int k, double t) {
+    const double* seg = r + k * WIDTH;
+    const int kind = (int)seg[KIND];
+    if (kind == KIND_TABULATED) return table_value(r, seg, (i64)floor(t - seg[ORIGIN]));
+    return primitive(kind, t - seg[ORIGIN], seg + P0);
+}
+
+// Rate of segment k of one schedule's rows `r` (n_segments x WIDTH) at step t: a
+// PRODUCT multiplies its factor rows.
+FD_HD double segment_rate(const double* r, int k, double t) {
+    const double* seg = r + k * WIDTH;
+    if ((int)seg[KIND] == KIND_PRODUCT) {
+        const int first = (int)seg[P0];
+        const int last = first + (int)seg[P0 + 1];
+        double rate = 1.0;
+        for (int f = first; f < last; ++f) rate *= factor_rate(r, f, t);
+        return rate;
+    }
+    return factor_rate(r, k, t);
 }
 
 // Rate of schedule `row` of a (rows, n_segments, WIDTH) table at step t.
 FD_HD double lr_at(const double* table, int n_segments, i64 row, double t) {
     const double* r = table + row * (i64)n_segments * WIDTH;
-    return segment_rate(r + segment_of(r, n_segments, t) * WIDTH, t);
+    return segment_rate(r, segment_of(r, n_segments, t), t);
 }
 
-// True for primitives whose value moves only in jumps: constant and staircase.
-FD_HD bool is_level(const double* seg) {
+FD_HD bool is_level_row(const double* seg) {
     int kind = (int)seg[KIND];
     if (kind == KIND_CONSTANT) return true;
     return (kind == KIND_EXPONENTIAL || kind == KIND_INVERSE_TIME) && seg[P0 + 3] != 0.0;
 }
 
-// True where a staircase primitive moves to its next plateau between t - 1 and t.
-FD_HD bool staircase_steps(const double* seg, double t) {
+// True for segments whose value moves only in jumps: constant and staircase
+// primitives, and products of them.
+FD_HD bool is_level(const double* r, int k) {
+    const double* seg = r + k * WIDTH;
+    if ((int)seg[KIND] == KIND_PRODUCT) {
+        const int first = (int)seg[P0];
+        const int last = first + (int)seg[P0 + 1];
+        for (int f = first; f < last; ++f)
+            if (!is_level_row(r + f * WIDTH)) return false;
+        return true;
+    }
+    return is_level_row(seg);
+}
+
+// True where a TABULATED row falls at t by more than twice the larger neighbouring
+// change (a step of a step function, not a smooth curve's slope).
+FD_HD bool table_jumps(const double* r, const double* seg, double t) {
+    const i64 i = (i64)floor(t - seg[ORIGIN]);
+    const i64 n = (i64)seg[P0 + 1];
+    if (i < 1 || i > n - 1) return false;
+    const double fall = table_value(r, seg, i - 1) - table_value(r, seg, i);
+    const double earlier = i >= 2 ? fabs(table_value(r, seg, i - 2) - table_value(r, seg, i - 1)) : 0.0;
+    const double later = i + 1 <= n - 1 ? fabs(table_value(r, seg, i) - table_value(r, seg, i + 1)) : 0.0;
+    return fall > 2.0 * fmax(earlier, later);
+}
+
+FD_HD bool row_steps(const double* r, const double* seg, double t) {
     int kind = (int)seg[KIND];
     if ((kind == KIND_EXPONENTIAL || kind == KIND_INVERSE_TIME) && seg[P0 + 3] != 0.0) {
         double tau = t - seg[ORIGIN];
         return floor(tau / seg[P0 + 2]) != floor((tau - 1.0) / seg[P0 + 2]);
     }
+    if (kind == KIND_TABULATED) return table_jumps(r, seg, t);
     return false;
+}
+
+// True where segment k moves to a new plateau between t - 1 and t: a staircase
+// primitive's next plateau, a table's step, or either in a factor of a product.
+FD_HD bool staircase_steps(const double* r, int k, double t) {
+    const double* seg = r + k * WIDTH;
+    if ((int)seg[KIND] == KIND_PRODUCT) {
+        const int first = (int)seg[P0];
+        const int last = first + (int)seg[P0 + 1];
+        for (int f = first; f < last; ++f)
+            if (row_steps(r, r + f * WIDTH, t)) return true;
+        return false;
+    }
+    return row_steps(r, seg, t);
 }
 
 // True where the rate may jump at step t: a segment starts in (t - 1, t], or a
@@ -150,7 +218,7 @@ FD_HD bool is_boundary(const double* table, int n_segments, i64 row, double t) {
     const double* r = table + row * (i64)n_segments * WIDTH;
     int k = segment_of(r, n_segments, t);
     if (segment_of(r, n_segments, t - 1.0) != k) return true;
-    return staircase_steps(r + k * WIDTH, t);
+    return staircase_steps(r, k, t);
 }
 
 // eta_t / eta_{t-1} where the rate falls discontinuously at t, else 1 (on_drop):
@@ -163,14 +231,12 @@ FD_HD double drop_ratio(const double* table, int n_segments, i64 row, double t) 
     const double* r = table + row * (i64)n_segments * WIDTH;
     int k = segment_of(r, n_segments, t);
     int j = segment_of(r, n_segments, t - 1.0);
-    const double* after = r + k * WIDTH;
-    const double* prior = r + j * WIDTH;
-    double now = segment_rate(after, t);
-    double before = segment_rate(prior, t - 1.0);
+    double now = segment_rate(r, k, t);
+    double before = segment_rate(r, j, t - 1.0);
     if (!(now < before && before > 0.0)) return 1.0;
-    if (k == j) return staircase_steps(after, t) ? now / before : 1.0;
-    double carried_on = is_level(prior) ? before : segment_rate(prior, t);
-    double carried_back = is_level(after) ? now : segment_rate(after, t - 1.0);
+    if (k == j) return staircase_steps(r, k, t) ? now / before : 1.0;
+    double carried_on = is_level(r, j) ? before : segment_rate(r, j, t);
+    double carried_back = is_level(r, k) ? now : segment_rate(r, k, t - 1.0);
     if (carried_on != carried_on) carried_on = before;  // not a number: carried as the level
     if (carried_back != carried_back) carried_back = now;
     double own_step = fmax(fabs(carried_on - before), fabs(now - carried_back));

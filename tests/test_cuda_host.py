@@ -147,7 +147,8 @@ void fd_adam_f64(double* w, const double* g, double* m, double* v, double* x, i6
                  double gs, double fi) { adam_loop<double>(w, g, m, v, x, n, lr, ls, wd, ws, step, b1, b2, eps, dec, maxi, ams, gs, fi); }
 int fd_layout(int i) {
     const int v[] = {WIDTH, START, ORIGIN, KIND, P0, KIND_CONSTANT, KIND_EXPONENTIAL, KIND_INVERSE_TIME,
-                     KIND_POLYNOMIAL, KIND_COSINE, KIND_COSINE_RESTARTS, KIND_CYCLIC, KIND_ONE_MINUS_POWER};
+                     KIND_POLYNOMIAL, KIND_COSINE, KIND_COSINE_RESTARTS, KIND_CYCLIC, KIND_ONE_MINUS_POWER,
+                     KIND_TABULATED, KIND_PRODUCT};
     return v[i];
 }
 void fd_lr_at(const double* table, int n_segments, const i64* rows, const double* t, double* out, i64 n) {
@@ -213,7 +214,7 @@ def host_eval(host, fn, table, rows, t):
 
 def test_layout_constants_match_python(host):
     names = ["WIDTH", "START", "ORIGIN", "KIND", "P0", "CONSTANT", "EXPONENTIAL", "INVERSE_TIME",
-             "POLYNOMIAL", "COSINE", "COSINE_RESTARTS", "CYCLIC", "ONE_MINUS_POWER"]
+             "POLYNOMIAL", "COSINE", "COSINE_RESTARTS", "CYCLIC", "ONE_MINUS_POWER", "TABULATED", "PRODUCT"]
     assert [host.fd_layout(i) for i in range(len(names))] == [getattr(L, n) for n in names]
     assert set(L.KIND_NAMES) == {getattr(L, n) for n in names[5:]}, "a primitive kind the header does not know"
 
@@ -248,6 +249,12 @@ def factory_schedules():
         "inverse_sqrt": fd.inverse_sqrt(0.1, 100),
         "wsd": fd.wsd(0.1, 1000, warmup_steps=50, decay_steps=200),
         "stack": fd.stack([fd.step(0.1, 0.5, 10), fd.cosine(0.2, 100), fd.warmup(fd.constant(0.3), 5)]),
+        "tabulated": fd.tabulated(np.abs(np.sin(np.arange(2 * 613).reshape(2, 613) / 50.0))),
+        "tabulated_steps": fd.join([fd.cosine(0.1, 50), fd.tabulated(fd.step(0.1, 0.5, 30).table(700))], [40]),
+        "product": fd.warmup(fd.one_cycle(0.1, 1000) * fd.tabulated(np.linspace(1.0, 0.5, 300)), 20)
+        * fd.step(1.0, 0.5, [90, 200]),
+        "product_of_levels": fd.multistep(1.0, 0.5, [30, 200]) * fd.piecewise([100], [1.0, 0.3]),
+        "stack_with_tables": fd.stack([fd.tabulated([0.3, 0.2, 0.1]), fd.cosine(0.1, 90) * fd.step(1.0, 0.5, 9)]),
     }
 
 

@@ -27,7 +27,10 @@ from .._layout import (
     ORIGIN,
     P0,
     POLYNOMIAL,
+    PRODUCT,
     START,
+    TABULATED,
+    VALUES_PER_ROW,
 )
 
 # A schedule's packed table is immutable (read-only) and reaches kernels as
@@ -147,23 +150,50 @@ def primitive(kind, tau, p0, p1, p2, p3, p4, p5):
 
 
 @njit(cache=True)
-def segment_rate(seg, t):
-    """Rate of one segment row ``seg`` (length WIDTH) at step ``t``."""
+def _table_value(segs, seg, i):
+    """Value i of the TABULATED segment ``seg``'s table, clamped to its ends."""
+    n = int(seg[P0 + 1])
+    if i > n - 1:
+        i = n - 1
+    if i < 0:
+        i = 0
+    return segs[int(seg[P0]) + i // VALUES_PER_ROW, P0 + i % VALUES_PER_ROW]
+
+
+@njit(cache=True)
+def _factor_rate(segs, k, t):
+    """Rate of row k of one schedule's rows ``segs`` at step ``t``, for any kind but PRODUCT."""
+    seg = segs[k]
+    kind = int(seg[KIND])
+    if kind == TABULATED:
+        return _table_value(segs, seg, int(math.floor(t - seg[ORIGIN])))
     return primitive(
-        int(seg[KIND]), t - seg[ORIGIN],
+        kind, t - seg[ORIGIN],
         seg[P0], seg[P0 + 1], seg[P0 + 2], seg[P0 + 3], seg[P0 + 4], seg[P0 + 5],
     )
 
 
 @njit(cache=True)
-def lr_at(table, row, t):
-    """Rate of schedule ``row`` of a ``(rows, segments, WIDTH)`` table at step ``t``."""
-    return segment_rate(table[row, segment_of(table, row, t)], t)
+def segment_rate(segs, k, t):
+    """Rate of segment k of one schedule's rows ``segs`` (shape (segments, WIDTH)) at step ``t``."""
+    seg = segs[k]
+    if int(seg[KIND]) == PRODUCT:
+        first = int(seg[P0])
+        rate = 1.0
+        for f in range(first, first + int(seg[P0 + 1])):
+            rate *= _factor_rate(segs, f, t)
+        return rate
+    return _factor_rate(segs, k, t)
 
 
 @njit(cache=True)
-def _is_level(seg):
-    """True for primitives whose value moves only in jumps: constant and staircase."""
+def lr_at(table, row, t):
+    """Rate of schedule ``row`` of a ``(rows, segments, WIDTH)`` table at step ``t``."""
+    return segment_rate(table[row], segment_of(table, row, t), t)
+
+
+@njit(cache=True)
+def _is_level_row(seg):
     kind = int(seg[KIND])
     if kind == CONSTANT:
         return True
@@ -171,25 +201,68 @@ def _is_level(seg):
 
 
 @njit(cache=True)
-def _staircase_steps(seg, t):
-    """True where a staircase primitive moves to its next plateau between t - 1 and t."""
+def _is_level(segs, k):
+    """True for segments whose value moves only in jumps: constant and staircase
+    primitives, and products of them."""
+    seg = segs[k]
+    if int(seg[KIND]) == PRODUCT:
+        first = int(seg[P0])
+        for f in range(first, first + int(seg[P0 + 1])):
+            if not _is_level_row(segs[f]):
+                return False
+        return True
+    return _is_level_row(seg)
+
+
+@njit(cache=True)
+def _table_jumps(segs, seg, t):
+    """True where a TABULATED row falls at ``t`` by more than twice the larger
+    neighbouring change (a step of a step function, not a smooth curve's slope)."""
+    i = int(math.floor(t - seg[ORIGIN]))
+    n = int(seg[P0 + 1])
+    if i < 1 or i > n - 1:
+        return False
+    fall = _table_value(segs, seg, i - 1) - _table_value(segs, seg, i)
+    earlier = abs(_table_value(segs, seg, i - 2) - _table_value(segs, seg, i - 1)) if i >= 2 else 0.0
+    later = abs(_table_value(segs, seg, i) - _table_value(segs, seg, i + 1)) if i + 1 <= n - 1 else 0.0
+    return fall > 2.0 * max(earlier, later)
+
+
+@njit(cache=True)
+def _row_steps(segs, seg, t):
     kind = int(seg[KIND])
     if (kind == EXPONENTIAL or kind == INVERSE_TIME) and seg[P0 + 3] != 0.0:
         tau = t - seg[ORIGIN]
         return math.floor(tau / seg[P0 + 2]) != math.floor((tau - 1.0) / seg[P0 + 2])
+    if kind == TABULATED:
+        return _table_jumps(segs, seg, t)
     return False
+
+
+@njit(cache=True)
+def _staircase_steps(segs, k, t):
+    """True where segment k moves to a new plateau between t - 1 and t: a staircase
+    primitive's next plateau, a table's step, or either in a factor of a product."""
+    seg = segs[k]
+    if int(seg[KIND]) == PRODUCT:
+        first = int(seg[P0])
+        for f in range(first, first + int(seg[P0 + 1])):
+            if _row_steps(segs, segs[f], t):
+                return True
+        return False
+    return _row_steps(segs, seg, t)
 
 
 @njit(cache=True)
 def is_boundary(table, row, t):
     """True where the rate may jump at step ``t``: a segment starts in (t − 1, t], or a
-    staircase primitive moves to its next plateau."""
+    segment moves to its next plateau."""
     if t < 1.0:
         return False
     k = segment_of(table, row, t)
     if segment_of(table, row, t - 1.0) != k:
         return True
-    return _staircase_steps(table[row, k], t)
+    return _staircase_steps(table[row], k, t)
 
 
 @njit(cache=True)
@@ -197,8 +270,9 @@ def drop_ratio(table, row, t):
     """eta_t / eta_{t-1} where the rate falls discontinuously at ``t``, else 1.
 
     The momentum ``on_drop`` options act on this. A drop is a fall of the rate at a
-    staircase plateau change (step, staircase exponential / inverse time), or at a
-    segment boundary (multistep, piecewise, join) where the two pieces do not meet.
+    staircase plateau change (step, staircase exponential / inverse time, a table's
+    step), or at a segment boundary (multistep, piecewise, join) where the two pieces
+    do not meet.
     Pieces meet when the piece before, carried on to ``t``, or the piece after,
     carried back to ``t − 1``, lands within one step's change of either piece from
     the other side's rate (constant and staircase pieces are carried as their level;
@@ -207,18 +281,17 @@ def drop_ratio(table, row, t):
     """
     if t < 1.0:
         return 1.0
+    segs = table[row]
     k = segment_of(table, row, t)
     j = segment_of(table, row, t - 1.0)
-    after = table[row, k]
-    prior = table[row, j]
-    now = segment_rate(after, t)
-    before = segment_rate(prior, t - 1.0)
+    now = segment_rate(segs, k, t)
+    before = segment_rate(segs, j, t - 1.0)
     if not (now < before and before > 0.0):
         return 1.0
     if k == j:
-        return now / before if _staircase_steps(after, t) else 1.0
-    carried_on = before if _is_level(prior) else segment_rate(prior, t)
-    carried_back = now if _is_level(after) else segment_rate(after, t - 1.0)
+        return now / before if _staircase_steps(segs, k, t) else 1.0
+    carried_on = before if _is_level(segs, j) else segment_rate(segs, j, t)
+    carried_back = now if _is_level(segs, k) else segment_rate(segs, k, t - 1.0)
     if carried_on != carried_on:
         carried_on = before
     if carried_back != carried_back:
@@ -544,12 +617,15 @@ def _fill_row(table, row, first, out_row):
     """
     n = out_row.shape[0]
     nseg = table.shape[1]
+    segs = table[row]
     for k in range(nseg):
-        seg = table[row, k]
+        seg = segs[k]
         a = seg[START]
-        if a == math.inf:
+        if not a < math.inf:  # padding (+inf) or side rows (NaN): no segments after
             break
-        b = table[row, k + 1, START] if k + 1 < nseg else math.inf
+        b = segs[k + 1, START] if k + 1 < nseg else math.inf
+        if not b < math.inf:
+            b = math.inf
         # steps [lo, hi) of the output fall in this segment (the last of equal starts wins)
         lo = max(a - first, 0.0)
         hi = min(b - first, float(n))
@@ -577,7 +653,7 @@ def _fill_row(table, row, first, out_row):
             _fill_cosine_restarts(seg, first, i0, i1, out_row)
         else:
             for i in range(i0, i1):
-                out_row[i] = segment_rate(seg, first + i)
+                out_row[i] = segment_rate(segs, k, first + i)
 
 
 # The entry kernels' bodies, compiled per output dtype by schedule_tables (not here:

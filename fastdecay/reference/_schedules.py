@@ -9,7 +9,7 @@ broadcast against each other by NumPy rules; the result is a float64 array
 
 Composite schedules (``warmup_lr``, ``join_lr``) take their parts as callables
 ``f(t) -> rate``. ``schedule_lr(s, t)`` evaluates a ``fastdecay.Schedule`` from
-its ``kind`` and ``params`` alone (recursively for warmup, join and stack), so
+its ``kind`` and ``params`` alone (recursively for warmup, join, product and stack), so
 it shares nothing with the table the kernels read.
 
 >>> import numpy as np
@@ -40,6 +40,8 @@ __all__ = [
     "cyclic_lr",
     "inverse_sqrt_lr",
     "wsd_lr",
+    "tabulated_lr",
+    "product_lr",
     "schedule_lr",
     "quantization_gap_log",
 ]
@@ -252,6 +254,31 @@ def wsd_lr(t, lr, total_steps, warmup_steps=0, decay_steps=None, end_lr=0.0, dec
     return np.where(t < W, ramp, np.where(t < T - D, _f(lr) * np.ones_like(tail), tail))
 
 
+def tabulated_lr(t, values):
+    """values[..., t] for t < n = values.shape[-1], then values[..., n − 1] (a per-step
+    table held after its end; leading axes of ``values`` are a batch)."""
+    values = _f(values)
+    t = _f(t)
+    index = np.minimum(t, values.shape[-1] - 1).astype(np.int64)
+    batch = values.shape[:-1]
+    shape = np.broadcast_shapes(batch, t.shape)
+    out = np.empty(shape)
+    full_index = np.broadcast_to(index, shape)
+    for position in np.ndindex(shape):
+        row = position[len(shape) - len(batch):] if batch else ()
+        out[position] = values[row + (full_index[position],)]
+    return out
+
+
+def product_lr(t, schedules):
+    """Π_k schedules[k](t); ``schedules`` are callables of the step."""
+    out = None
+    for fn in schedules:
+        value = _f(fn(t))
+        out = value if out is None else out * value
+    return out
+
+
 _BY_KIND = {
     "constant": constant_lr,
     "step": step_lr,
@@ -289,6 +316,11 @@ def schedule_lr(s, t):
     elif kind == "join":
         parts = [(lambda u, m=m: schedule_lr(m, u)) for m in p["schedules"]]
         value = join_lr(t, parts, p["boundaries"])
+    elif kind == "product":
+        parts = [(lambda u, m=m: schedule_lr(m, u)) for m in p["schedules"]]
+        value = product_lr(t, parts)
+    elif kind == "tabulated":
+        value = tabulated_lr(t, p["values"])
     elif kind == "stack":
         # the stacked axis is the first batch axis: counted from the end of the broadcast shape
         axis = len(shape) - len(s.batch_shape)
