@@ -58,7 +58,10 @@ class SimulationResult:
     recorded steps 0, k, 2k, … ≤ steps, and ``loss`` (½ Σ λ w_t²),
     ``displacement`` (‖w_t − w_{t−1}‖₂, 0 at step 0) and ``lr`` (η_t) of shape
     ``(*batch, n_recorded)``; all four are ``None`` without ``every``.
-    ``diverged``: how many trajectories ended with a non-finite weight.
+    ``diverged``: how many trajectories diverged, that is ended with a weight that is
+    not finite (overflowed to ±inf, or nan). This is the one definition of divergence
+    in fastdecay (a sweep's ``SweepResult.diverged`` and its summary use it too); a
+    trajectory that grew but stayed finite is not counted.
     """
 
     w: object

@@ -16,7 +16,14 @@ __all__ = ["SweepResult", "load_sweep", "CorruptSweepError"]
 class SweepResult:
     """A finished sweep, the grid axes first: ``w`` has shape
     ``(n_optimizers, n_schedules, n_curvatures)``; with ``every``, ``loss``,
-    ``displacement`` and ``lr`` add the recorded steps ``steps`` as a last axis."""
+    ``displacement`` and ``lr`` add the recorded steps ``steps`` as a last axis.
+
+    ``schedules`` and ``optimizers`` are the labels of the grid points; ``config``
+    (the normalised config) holds their parameters, which ``to_dataframe()`` and
+    ``to_xarray()`` spread into columns / coordinates. ``diverged`` marks the
+    trajectories whose final weight is not finite, the definition ``fd.simulate``
+    uses too.
+    """
 
     curvatures: np.ndarray
     schedules: list
@@ -30,12 +37,23 @@ class SweepResult:
     config_hash: str = None
     out: str = None
 
+    @property
+    def diverged(self):
+        """Boolean array of ``w``'s shape: the trajectory diverged, that is its final weight
+        is not finite (it overflowed to ±inf, or became nan). The one definition of
+        divergence in fastdecay: ``fd.simulate(...).diverged`` counts the same
+        trajectories, and the summary's ``diverged`` column counts these. A trajectory that
+        grew but stayed finite is not counted; compare ``|w|`` with ``|w_0|`` for that
+        (the summary's ``|w_N| < |w_0|`` column)."""
+        return ~np.isfinite(self.w)
+
     def summary(self):
         """A text table: per optimizer setting and schedule, over the curvatures: the median
         final loss ½λw_N², the largest |w_N|, on how many curvatures the trajectory ended
-        closer to the minimum than it started, and how many diverged (|w_N| non-finite or
-        above 1e6 |w_0|)."""
+        closer to the minimum than it started, and how many diverged (final weight not
+        finite, as ``diverged``)."""
         w0 = abs(self.config["run"]["w0"]) if self.config else 1.0
+        diverged = self.diverged
         head = ("optimizer", "schedule", "median loss_N", "max |w_N|", "|w_N| < |w_0|", "diverged")
         rows = []
         lam = self.curvatures
@@ -47,15 +65,124 @@ class SweepResult:
                     loss = 0.5 * lam * w * w
                 contracted = int(np.sum(finite & (w < w0)))
                 rows.append((opt, sched, f"{np.median(loss):.3e}", f"{np.max(w):.3e}",
-                             f"{contracted}/{lam.size}", str(int(np.sum(~finite | (w > 1e6 * max(w0, 1e-300)))))))
+                             f"{contracted}/{lam.size}", str(int(np.sum(diverged[o, s])))))
         widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
         lines = ["  ".join(h.ljust(wd) if i < 2 else h.rjust(wd) for i, (h, wd) in enumerate(zip(head, widths)))]
         lines.append("  ".join("-" * wd for wd in widths))
         for r in rows:
             lines.append("  ".join(c.ljust(wd) if i < 2 else c.rjust(wd) for i, (c, wd) in enumerate(zip(r, widths))))
-        lines.append(f"over {lam.size} curvatures {lam.min():g} .. {lam.max():g}; diverged: |w_N| non-finite "
-                     "or > 1e6 |w_0|")
+        lines.append(f"over {lam.size} curvatures {lam.min():g} .. {lam.max():g}; diverged: w_N not finite "
+                     "(overflowed)")
         return "\n".join(lines)
+
+    def _axis_columns(self):
+        """``(optimizer columns, schedule columns)``: for each, a dict of name -> a list
+        with one value per grid point of that axis: its label, its kind and every parameter
+        (``None`` where a kind has no such parameter; list-valued parameters as tuples)."""
+        opt_cols = {"optimizer": list(self.optimizers)}
+        sched_cols = {"schedule": list(self.schedules)}
+        if self.config is None:
+            return opt_cols, sched_cols
+        opts, scheds = self.config["optimizers"], self.config["schedules"]
+        opt_cols["optimizer_kind"] = [e["kind"] for e in opts]
+        for key in ("momentum", "eps", "weight_decay", "on_drop", "noise"):
+            opt_cols[f"optimizer_{key}"] = [e[key] for e in opts]
+        opt_cols["optimizer_beta1"] = [e["betas"][0] for e in opts]
+        opt_cols["optimizer_beta2"] = [e["betas"][1] for e in opts]
+        sched_cols["schedule_kind"] = [e["kind"] for e in scheds]
+        names = []
+        for e in scheds:
+            names += [k for k in e["params"] if k not in names]
+        for key in names:
+            sched_cols[f"schedule_{key}"] = [_column_value(e["params"].get(key)) for e in scheds]
+        sched_cols["schedule_warmup"] = [e["warmup"] for e in scheds]
+        return opt_cols, sched_cols
+
+    def to_dataframe(self, *, final=False):
+        """The sweep as a long pandas ``DataFrame``: one row per trajectory and recorded
+        step (``final=True``, or a sweep without ``every``: one row per trajectory).
+
+        Columns: one per grid axis and parameter: ``optimizer`` (the label),
+        ``optimizer_kind``, ``optimizer_momentum``, ``optimizer_beta1``, ``optimizer_beta2``,
+        ``optimizer_eps``, ``optimizer_weight_decay``, ``optimizer_on_drop``,
+        ``optimizer_noise``; ``schedule`` (the label), ``schedule_kind``, one
+        ``schedule_<parameter>`` column per parameter of any schedule kind in the sweep
+        (NaN/None where a kind has no such parameter; list-valued ones as tuples) and
+        ``schedule_warmup``; ``curvature``. Then the values: per recorded step ``step``,
+        ``loss`` (½λw_t²), ``displacement`` (|w_t − w_{t−1}|), ``lr`` (η_t); per trajectory
+        ``w`` (final weight), ``final_loss`` (½λw_N²); and ``diverged`` in both.
+
+        pandas is imported here (``pip install pandas``), not with fastdecay.
+
+        >>> import fastdecay as fd
+        >>> res = fd.sweep({"run": {"steps": 20, "every": 10}, "curvatures": {"values": [0.5, 2.0]},
+        ...                 "schedule": {"kind": "step", "lr": 0.1, "gamma": 0.5, "period": [5, 10]}},
+        ...                progress=False)
+        >>> df = res.to_dataframe()
+        >>> df[["schedule_period", "curvature", "step", "loss"]].head(3)
+           schedule_period  curvature  step      loss
+        0                5        0.5     0  0.250000
+        1                5        0.5    10  0.116204
+        2                5        0.5    20  0.096242
+        >>> res.to_dataframe(final=True).groupby("schedule_period")["final_loss"].median().round(4).to_dict()
+        {5: 0.0568, 10: 0.0277}
+        """
+        pd = _need("pandas", "to_dataframe")
+        per_step = self.steps is not None and not final
+        shape = self.w.shape + ((self.steps.size,) if per_step else ())
+        index = np.indices(shape).reshape(len(shape), -1)
+        o, s, c = index[0], index[1], index[2]
+        columns = {}
+        opt_cols, sched_cols = self._axis_columns()
+        for cols, at in ((opt_cols, o), (sched_cols, s)):
+            for name, values in cols.items():
+                columns[name] = _column(pd, values)[at]
+        columns["curvature"] = self.curvatures[c]
+        if per_step:
+            columns["step"] = self.steps[index[3]]
+            for name in ("loss", "displacement", "lr"):
+                columns[name] = getattr(self, name).reshape(-1)
+            columns["diverged"] = self.diverged[o, s, c]
+        else:
+            columns["w"] = self.w.reshape(-1)
+            columns["final_loss"] = self._final_loss().reshape(-1)
+            columns["diverged"] = self.diverged.reshape(-1)
+        return pd.DataFrame(columns)
+
+    def to_xarray(self):
+        """The sweep as an ``xarray.Dataset`` on the dimensions ``optimizer``, ``schedule``
+        (the labels), ``curvature`` and, with ``every``, ``step``.
+
+        Variables: ``w``, ``final_loss``, ``diverged`` (optimizer, schedule, curvature) and
+        ``loss``, ``displacement``, ``lr`` (…, step). The parameters are coordinates along
+        their axis, named as ``to_dataframe``'s columns (``optimizer_kind``,
+        ``optimizer_momentum``, …, ``schedule_kind``, ``schedule_period``, …), so
+        ``ds.loss.sel(schedule="step(period=10)")`` or
+        ``ds.swap_dims(schedule="schedule_period")`` work. xarray is imported here
+        (``pip install xarray``), not with fastdecay.
+        """
+        xr = _need("xarray", "to_xarray")
+        dims = ("optimizer", "schedule", "curvature")
+        coords = {"curvature": np.asarray(self.curvatures)}
+        opt_cols, sched_cols = self._axis_columns()
+        for dim, cols in (("optimizer", opt_cols), ("schedule", sched_cols)):
+            for name, values in cols.items():
+                coords[name] = (dim, _coordinate(values))
+        data = {"w": (dims, self.w), "final_loss": (dims, self._final_loss()), "diverged": (dims, self.diverged)}
+        if self.steps is not None:
+            coords["step"] = np.asarray(self.steps)
+            for name in ("loss", "displacement", "lr"):
+                data[name] = (dims + ("step",), getattr(self, name))
+        attrs = {"config_hash": self.config_hash or ""}
+        if self.config is not None:
+            attrs.update(steps=self.config["run"]["steps"], w0=self.config["run"]["w0"], seed=self.config["run"]["seed"],
+                         dtype=self.config["run"]["dtype"])
+        return xr.Dataset(data, coords=coords, attrs=attrs)
+
+    def _final_loss(self):
+        w = self.w.astype(np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return 0.5 * self.curvatures[None, None, :] * w * w
 
     def plot(self, out_dir, max_figures=8):
         """Figures into ``out_dir``: the schedules, final |w| against curvature per
@@ -81,6 +208,45 @@ class SweepResult:
                                         title=f"Loss trajectories, {opt}")
                 paths.append(plots.save(fig, os.path.join(out_dir, f"loss_{o}.png")))
         return paths
+
+
+def _column_value(v):
+    return tuple(v) if isinstance(v, list) else v
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _column(pd, values):
+    """``values`` (one per grid point) as an array to index: integers with gaps as pandas'
+    nullable ``Int64``, other numbers with gaps as NaN, the rest as they are."""
+    if any(v is None for v in values) and all(v is None or _is_int(v) for v in values):
+        return pd.array(values, dtype="Int64")
+    return _coordinate(values)
+
+
+def _coordinate(values):
+    """A 1-D coordinate array of ``values`` (an object array where they are tuples, strings
+    of any length or mixed with ``None``; NaN for a missing number)."""
+    if values and all(isinstance(v, bool) for v in values):
+        return np.array(values, dtype=bool)
+    if all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in values) and \
+            any(v is not None for v in values):
+        return np.array([np.nan if v is None else v for v in values])
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
+def _need(module, method):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ImportError(f"SweepResult.{method}() needs {module}, which is not installed: pip install {module}") \
+            from None
 
 
 def assemble(plan, chunk_arrays):
