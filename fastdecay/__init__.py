@@ -41,6 +41,15 @@ from .diagnostics import (
     escape_probability,
     stability_onset,
 )
+from .expected import (
+    AdamCompensatingDecay,
+    BatchScaling,
+    ExpectedLoss,
+    adam_compensating_decay,
+    batch_size_scaling,
+    expected_loss,
+    steps_to_target,
+)
 from .sweep import SweepConfigError, SweepResult, load_sweep, sweep  # binds fd.sweep to the function (see fastdecay/sweep/__init__.py)
 
 __version__ = "0.1.0"
@@ -84,6 +93,14 @@ __all__ = [
     "EscapeProbability",
     "adam_effective_step",
     "discretization_divergence",
+    # expected dynamics of noisy SGD on quadratics (§6)
+    "expected_loss",
+    "ExpectedLoss",
+    "steps_to_target",
+    "batch_size_scaling",
+    "BatchScaling",
+    "adam_compensating_decay",
+    "AdamCompensatingDecay",
     # sweeps (§5)
     "sweep",
     "load_sweep",

@@ -62,6 +62,15 @@ def _simulate(dtype):
                     weight_decay=per_trajectory)
 
 
+def _expected():
+    import fastdecay as fd
+
+    lam = np.array([1.0, 0.5])
+    for optimizer in ("gd", "momentum"):
+        fd.expected_loss(lam, fd.step(0.1, 0.5, 3), steps=4, optimizer=optimizer, noise=0.1, every=2)
+    fd.steps_to_target(lam, fd.constant(0.1), 0.1, steps=4)
+
+
 def _cuda():
     from ._gpu import _runtime as rt
     from ._gpu import _source
@@ -76,6 +85,7 @@ FAMILIES = {
     "updates": _updates,
     "simulate float64": lambda: _simulate(np.float64),
     "simulate float32": lambda: _simulate(np.float32),
+    "expected": _expected,
 }
 
 

@@ -10,5 +10,7 @@ from ._updates import *  # noqa: F401,F403
 from ._updates import __all__ as _updates_all
 from ._simulate import *  # noqa: F401,F403
 from ._simulate import __all__ as _simulate_all
+from ._expected import *  # noqa: F401,F403
+from ._expected import __all__ as _expected_all
 
-__all__ = [*_schedules_all, *_updates_all, *_simulate_all]
+__all__ = [*_schedules_all, *_updates_all, *_simulate_all, *_expected_all]

@@ -1,0 +1,209 @@
+"""Numba kernels of the exact expected dynamics (``fastdecay.expected_loss``).
+
+One SGD-family step on coordinate k of f(w) = 1/2 sum_k lam_k w_k^2, with the
+noisy gradient g = lam_k w + xi (E xi = 0, E xi^2 = q_k), is linear in the
+state x = (w, b) (weight, momentum buffer) and in the noise::
+
+    x' = A_t(lam_k) x + c_t xi,   A_t(lam) = P_t + lam * c_t e_1^T
+
+where the columns of the per-step 2x2 matrix P_t and the vector c_t are the
+update rule itself (``rules.sgd_element``) applied to unit inputs: the rule is
+linear in (w, g, b), so its response to w = 1 (with g = 0), to g = 1 and to
+b = 1 are its coefficients. ``step_coefficients`` computes them once per step
+and per schedule row from ``rules.sgd_scalars`` (scheduled rate, weight decay,
+on_drop factor of the buffer): no second copy of any rule.
+
+The first moments m = E x and the second moments S = E x x^T (symmetric: three
+entries) follow::
+
+    m' = A m,    S' = A S A^T + q c c^T
+
+``propagate`` advances them for every (trajectory, coordinate) element: a tile
+is one trajectory's block of coordinates; inside it, coordinate sub-blocks
+small enough to stay in L1 run the whole chunk of steps, coordinates inside
+(a contiguous loop LLVM vectorizes). Plain gradient descent has no buffer: one
+mean and one second moment a coordinate. Kernels never allocate and never
+validate; ``fastdecay.expected_loss`` has checked and prepared every argument.
+"""
+
+import numpy as np
+from numba import float64, int64, njit, prange, types, uint8, void
+
+from .rules import buffer_scale_at, sgd_element, sgd_scalars
+from .schedule import TABLE, lr_at
+
+# optimizer codes (the public names map onto these in fastdecay/expected.py)
+GD = 0
+MOMENTUM = 1
+LR_IN_BUFFER = 2
+NESTEROV = 3
+OPTIMIZER_CODES = {"gd": GD, "momentum": MOMENTUM, "momentum_lr_in_buffer": LR_IN_BUFFER, "nesterov": NESTEROV}
+
+# columns of the per-step coefficients: w' = WW w + WG g + WB b, b' = BW w + BG g + BB b
+WW = 0
+WG = 1
+WB = 2
+BW = 3
+BG = 4
+BB = 5
+N_COEF = 6
+
+# coordinates a sub-block: its state (mean, second moments, curvature, noise: 7 arrays
+# of float64) stays in L1 across the chunk's time loop
+BLOCK = 256
+
+RO_INT64 = types.Array(int64, 1, "C", readonly=True)
+RO_FLOAT64 = types.Array(float64, 1, "C", readonly=True)
+RO_UINT8 = types.Array(uint8, 1, "C", readonly=True)
+COEF = types.Array(float64, 3, "C", readonly=True)
+STATE = float64[::1]
+
+
+@njit(void(TABLE, RO_INT64, TABLE, RO_INT64, int64, float64, int64, int64, int64, float64[:, :, ::1]),
+      parallel=True, cache=True, error_model="numpy", fastmath={"contract"})
+def step_coefficients(lr_table, lr_rows, wd_table, wd_rows, opt, momentum, on_drop, first_step, n_steps, out):
+    """out[r, s] = the step's coefficients (WW .. BB) of rate row r at step first_step + s.
+
+    Row r reads learning-rate row lr_rows[r] and weight-decay row wd_rows[r]. The
+    weight decay is coupled (added to the gradient), as in ``fd.simulate``; the
+    buffer's on_drop factor is the one ``fd.sgd_step`` applies.
+    """
+    use_momentum = opt != GD and momentum != 0.0
+    mom = momentum if use_momentum else 0.0
+    nesterov = opt == NESTEROV
+    in_buffer = opt == LR_IN_BUFFER
+    for r in prange(out.shape[0]):
+        for s in range(n_steps):
+            t = float(first_step + s)
+            lr = lr_at(lr_table, lr_rows[r], t)
+            wd = lr_at(wd_table, wd_rows[r], t)
+            scale = buffer_scale_at(lr_table, lr_rows[r], t, on_drop) if use_momentum else 1.0
+            first = t == 0.0
+            c = sgd_scalars(lr, wd, first, scale, mom, 0.0, nesterov, False, False, in_buffer)
+            row = out[r, s]
+            # the rule's response to a unit weight, a unit gradient and a unit buffer
+            row[WW], row[BW] = sgd_element(1.0, 0.0, 0.0, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
+                                           use_momentum, nesterov, first)
+            row[WG], row[BG] = sgd_element(0.0, 1.0, 0.0, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
+                                           use_momentum, nesterov, first)
+            row[WB], row[BB] = sgd_element(0.0, 0.0, 1.0, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
+                                           use_momentum, nesterov, first)
+            if not use_momentum:
+                row[BW] = row[BG] = row[BB] = 0.0
+                row[WB] = 0.0
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
+def _record(lam, sww, t, every, first_record, partial):
+    """At a recorded step t (a multiple of ``every``): partial[t // every - first_record] += sum lam sww."""
+    if every > 0 and t % every == 0:
+        total = 0.0
+        for k in range(sww.shape[0]):
+            total += lam[k] * sww[k]
+        partial[t // every - first_record] += total
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
+def _gd_steps(mw, sww, lam, var, inv_batch, coef, n_steps, every, first_step, first_record, partial):
+    """Plain gradient descent on one sub-block for the chunk's steps: m' = a m,
+    S' = a^2 S + q c^2 with a = WW + lam WG, c = WG. Adds 2 x loss at recorded steps
+    into partial[j]."""
+    for s in range(n_steps):
+        c = coef[s]
+        ww, wg = c[WW], c[WG]
+        gain = wg * wg * inv_batch
+        for k in range(mw.shape[0]):
+            a = ww + lam[k] * wg
+            mw[k] = a * mw[k]
+            sww[k] = a * a * sww[k] + gain * var[k]
+        _record(lam, sww, first_step + s + 1, every, first_record, partial)
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
+def _momentum_steps(mw, mb, sww, swb, sbb, lam, var, inv_batch, coef, n_steps, every, first_step, first_record,
+                    partial):
+    """(weight, buffer) moments of one sub-block for the chunk's steps."""
+    for s in range(n_steps):
+        c = coef[s]
+        ww, wg, wb, bw, bg, bb = c[WW], c[WG], c[WB], c[BW], c[BG], c[BB]
+        gww, gwb, gbb = wg * wg * inv_batch, wg * bg * inv_batch, bg * bg * inv_batch
+        for k in range(mw.shape[0]):
+            a11 = ww + lam[k] * wg
+            a21 = bw + lam[k] * bg
+            x, y = mw[k], mb[k]
+            mw[k] = a11 * x + wb * y
+            mb[k] = a21 * x + bb * y
+            p, q, r = sww[k], swb[k], sbb[k]
+            # rows of A S, then (A S) A^T
+            u1 = a11 * p + wb * q
+            u2 = a11 * q + wb * r
+            v1 = a21 * p + bb * q
+            v2 = a21 * q + bb * r
+            v = var[k]
+            sww[k] = u1 * a11 + u2 * wb + gww * v
+            swb[k] = u1 * a21 + u2 * bb + gwb * v
+            sbb[k] = v1 * a21 + v2 * bb + gbb * v
+        _record(lam, sww, first_step + s + 1, every, first_record, partial)
+
+
+_SIGNATURE = void(
+    STATE, STATE, STATE, STATE, STATE,                # mw, mb, sww, swb, sbb (n*d; mb, swb, sbb empty for gd)
+    RO_FLOAT64, RO_INT64, RO_FLOAT64, RO_INT64,       # lam (rows*d) and its row per trajectory; var likewise
+    RO_FLOAT64, COEF, RO_INT64,                       # inv_batch (n), coef (R, n_steps, N_COEF), coef row (n)
+    RO_UINT8,                                         # active (n), or empty: every trajectory
+    int64, int64, int64, int64, int64, int64,         # d, n_blocks, first_step, n_steps, every, first_record
+    float64[:, :, ::1],                               # partial (n, n_blocks, n_columns): 2 x loss sums
+)
+
+
+@njit(_SIGNATURE, parallel=True, cache=True, error_model="numpy", fastmath={"contract"})
+def propagate(mw, mb, sww, swb, sbb, lam, lam_rows, var, var_rows, inv_batch, coef, coef_rows, active,
+              d, n_blocks, first_step, n_steps, every, first_record, partial):
+    """Advance the moments of every element by steps first_step .. first_step + n_steps - 1.
+
+    Trajectory i's coordinates are split into ``n_blocks`` spans (a tile each, in
+    parallel); lam and var (sigma^2 per coordinate) are read from rows
+    lam_rows[i] / var_rows[i] of their (rows, d) tables, the noise variance is
+    var * inv_batch[i], the coefficients are coef[coef_rows[i], s]. With
+    ``every`` > 0, sum_k lam_k S_ww,k after each step t + 1 that is a multiple of
+    ``every`` is added into partial[i, block, (t + 1) // every - first_record].
+    Trajectories with active[i] == 0 are left as they are (an empty ``active``:
+    none).
+    """
+    n = inv_batch.shape[0]
+    momentum = mb.shape[0] != 0
+    span = (d + n_blocks - 1) // n_blocks
+    for tile in prange(n * n_blocks):
+        i = tile // n_blocks
+        if active.shape[0] != 0 and active[i] == 0:
+            continue
+        kb = tile - i * n_blocks
+        k_lo = kb * span
+        k_hi = min(d, k_lo + span)
+        base = i * d
+        lam_base = lam_rows[i] * d
+        var_base = var_rows[i] * d
+        c = coef[coef_rows[i]]
+        out = partial[i, kb]
+        for k0 in range(k_lo, k_hi, BLOCK):
+            k1 = min(k_hi, k0 + BLOCK)
+            a, b = base + k0, base + k1
+            la = lam[lam_base + k0:lam_base + k1]
+            va = var[var_base + k0:var_base + k1]
+            if momentum:
+                _momentum_steps(mw[a:b], mb[a:b], sww[a:b], swb[a:b], sbb[a:b], la, va, inv_batch[i], c,
+                                n_steps, every, first_step, first_record, out)
+            else:
+                _gd_steps(mw[a:b], sww[a:b], la, va, inv_batch[i], c, n_steps, every, first_step, first_record,
+                          out)
+
+
+@njit(void(STATE, RO_FLOAT64, RO_INT64, int64, float64[::1]), parallel=True, cache=True)
+def weighted_sums(sww, lam, lam_rows, d, out):
+    """out[i] = sum_k lam_k sww[i, k] (twice the expected loss of trajectory i)."""
+    for i in prange(out.shape[0]):
+        lam_base = lam_rows[i] * d
+        total = 0.0
+        for k in range(d):
+            total += lam[lam_base + k] * sww[i * d + k]
+        out[i] = total

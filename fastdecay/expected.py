@@ -1,0 +1,521 @@
+"""Exact expected dynamics of noisy SGD, momentum and Nesterov on quadratics.
+
+On f(w) = ½ Σ_k λ_k w_k² with the noisy gradient λ_k w_k + (σ_k/√B) ξ (ξ
+standard normal, fresh every step: the noisy quadratic model of Zhang et al.,
+"Which Algorithmic Choices Matter at Which Batch Sizes?", NeurIPS 2019), one
+step of any SGD-family rule is linear in the weight, the momentum buffer and
+the noise. So the first moments (E w, E b) and the second moments (E w², E wb,
+E b²) of every coordinate follow a small linear recurrence driven by the
+schedule, and the expected loss E[½ Σ λ_k w_k²] is exact — no sampling error,
+at the cost of one Monte Carlo trajectory.
+
+>>> import numpy as np, fastdecay as fd
+>>> lam = 1.0 / np.arange(1, 101)                 # the NQM: λ_k = 1/k, σ_k² = λ_k
+>>> res = fd.expected_loss(lam, fd.constant(0.5), steps=1000, noise=np.sqrt(lam), batch_size=[1, 64])
+>>> res.final_loss.round(4).tolist()
+[0.7117, 0.0111]
+"""
+
+import math
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._dispatch import CUPY, NUMPY, TORCH_CPU, TORCH_CUDA, backend_of
+from .diagnostics import _betas, adam_effective_step
+from .schedules import Schedule, _check, _number_array, as_schedule, constant
+from .simulate import ON_DROP, _host, _int, _real
+
+__all__ = [
+    "expected_loss",
+    "ExpectedLoss",
+    "steps_to_target",
+    "batch_size_scaling",
+    "BatchScaling",
+    "adam_compensating_decay",
+    "AdamCompensatingDecay",
+]
+
+OPTIMIZERS = ("gd", "momentum", "momentum_lr_in_buffer", "nesterov")
+
+# coefficients of one chunk: rate rows x steps x 6 float64 stay below this many numbers
+_COEF_NUMBERS = 1 << 22
+# recorded loss sums of one chunk of steps_to_target: trajectories x blocks x steps
+_RECORD_NUMBERS = 1 << 22
+# tiles per thread wanted before a trajectory's coordinates are split across tiles
+_TILES_PER_THREAD = 4
+_NO_MASK = np.empty(0, np.uint8)
+_NO_MASK.flags.writeable = False
+
+
+@dataclass(frozen=True)
+class ExpectedLoss:
+    """What ``fd.expected_loss`` returns.
+
+    ``final_loss``: E[½ Σ λ_k w_k²] after the last step, shape ``batch``.
+    ``mean`` and ``second_moment``: E w_k and E w_k² after the last step, shape
+    ``(*batch, d)``. With ``every=k``: ``steps`` the recorded steps 0, k, 2k, … ≤
+    steps and ``loss`` the expected loss there, shape ``(*batch, n_recorded)``;
+    both ``None`` without ``every``.
+    """
+
+    final_loss: object
+    mean: object
+    second_moment: object
+    steps: object = None
+    loss: object = None
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """A validated call: flat tables the kernels read, and what to give back."""
+
+    backend: str
+    batch: tuple
+    d: int
+    opt: int
+    momentum: float
+    on_drop: int
+    lr: Schedule
+    lam: np.ndarray          # (rows, d) curvature table, lam_rows (n,) its row per trajectory
+    lam_rows: np.ndarray
+    var: np.ndarray          # (rows, d) sigma^2 table, var_rows (n,)
+    var_rows: np.ndarray
+    inv_batch: np.ndarray    # (n,) 1 / batch size
+    lr_rows: np.ndarray      # (R,) learning-rate row of each rate row
+    wd_rows: np.ndarray      # (R,) weight-decay row of each rate row
+    wd_table: np.ndarray
+    coef_rows: np.ndarray    # (n,) rate row of each trajectory
+    w0: np.ndarray           # broadcastable to (*batch, d)
+    w0_var: np.ndarray
+
+    @property
+    def n(self):
+        return self.inv_batch.shape[0]
+
+
+def _readonly(a):
+    a = np.ascontiguousarray(a)
+    a = a.view()
+    a.flags.writeable = False
+    return a
+
+
+def _rows(shape, batch):
+    """Row (into a table of ``shape``'s elements, C order) of every element of ``batch``."""
+    rows = np.arange(math.prod(shape), dtype=np.int64).reshape(shape)
+    return _readonly(np.broadcast_to(rows, batch).reshape(-1))
+
+
+def _row_table(x, batch, d):
+    """``x`` (broadcastable to ``batch + (d,)``) as a (rows, d) float64 table and its rows."""
+    lead = x.shape[:-1] if x.ndim else ()
+    table = np.broadcast_to(x, lead + (d,)).reshape(-1, d)
+    return _readonly(table.reshape(-1)), _rows(lead, batch)
+
+
+def _schedule_arg(name, value):
+    if isinstance(value, Schedule):
+        return value
+    return as_schedule(_check(name, _host(value), low=0.0), name)
+
+
+def _prepare(curvature, schedule, *, steps, optimizer, momentum, noise, batch_size, w0, w0_var, weight_decay,
+             on_drop):
+    backend = backend_of(curvature)
+    if optimizer in ("adam", "adamw"):
+        raise ValueError(
+            f"optimizer={optimizer!r} has no exact expected dynamics: Adam's update divides by the root of its "
+            f"second-moment estimate, which is not linear in the noise. Estimate its expected loss by Monte Carlo "
+            f"with fd.simulate(curvature, schedule, optimizer={optimizer!r}, noise=sigma / batch_size ** 0.5, "
+            f"every=k) over many trajectories (a batch of copies of the curvature) and average res.loss"
+        )
+    if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+    if not isinstance(on_drop, str) or on_drop not in ON_DROP:
+        raise ValueError(f"on_drop must be one of {ON_DROP}, got {on_drop!r}")
+    steps = _int("steps", steps, high=2**53)
+    momentum = _real("momentum", momentum)
+    lr_s = _schedule_arg("schedule", schedule)
+    wd_s = _schedule_arg("weight_decay", weight_decay)
+    lam = _number_array("curvature", _host(curvature))
+    if lam.ndim < 1 or lam.shape[-1] < 1:
+        raise ValueError(f"curvature must have shape (*batch, d) with d >= 1, got shape {lam.shape}")
+    if not np.all(np.isfinite(lam)):
+        raise ValueError(f"curvature must be finite (negative values are allowed), got {curvature!r}")
+    sizes = _check("batch_size", _host(batch_size), low=0.0, low_open=True)
+    try:
+        batch = np.broadcast_shapes(lam.shape[:-1], lr_s.batch_shape, wd_s.batch_shape, sizes.shape)
+    except ValueError:
+        raise ValueError(
+            f"the curvature batch {lam.shape[:-1]} (curvature shape {lam.shape}), the schedule batch_shape "
+            f"{lr_s.batch_shape}, the weight_decay batch_shape {wd_s.batch_shape} and the batch_size shape "
+            f"{sizes.shape} must broadcast together"
+        ) from None
+    d = lam.shape[-1]
+    full = batch + (d,)
+    arrays = {}
+    for name, value, low in (("noise", noise, 0.0), ("w0", w0, None), ("w0_var", w0_var, 0.0)):
+        arr = _check(name, _host(value), low=low)
+        try:
+            np.broadcast_to(arr, full)
+        except ValueError:
+            raise ValueError(f"{name} of shape {arr.shape} must broadcast to the trajectories' shape {full} "
+                             f"(batch {batch}, {d} coordinates)") from None
+        arrays[name] = arr
+
+    from ._cpu import expected as kernels
+    from ._cpu import rules
+
+    rate_shape = np.broadcast_shapes(lr_s.batch_shape, wd_s.batch_shape)
+    lam_table, lam_rows = _row_table(lam, batch, d)
+    var_table, var_rows = _row_table(arrays["noise"] ** 2, batch, d)
+    return _Problem(
+        backend=backend, batch=batch, d=d, opt=kernels.OPTIMIZER_CODES[optimizer], momentum=momentum,
+        on_drop=rules.ON_DROP_CODES[on_drop], lr=lr_s, lam=lam_table, lam_rows=lam_rows, var=var_table,
+        var_rows=var_rows, inv_batch=_readonly(1.0 / np.broadcast_to(sizes, batch).reshape(-1)),
+        lr_rows=_rows(lr_s.batch_shape, rate_shape), wd_rows=_rows(wd_s.batch_shape, rate_shape),
+        wd_table=wd_s.rows(), coef_rows=_rows(rate_shape, batch), w0=arrays["w0"], w0_var=arrays["w0_var"],
+    ), steps
+
+
+class _Moments:
+    """The moments of every (trajectory, coordinate) element and the loop that advances them."""
+
+    def __init__(self, problem):
+        from ._cpu import expected as kernels
+
+        self.p = problem
+        self.kernels = kernels
+        n, d = problem.n, problem.d
+        full = problem.batch + (d,)
+        self.mw = np.empty(full)
+        self.mw[...] = problem.w0
+        self.sww = np.empty(full)
+        self.sww[...] = problem.w0 ** 2 + problem.w0_var
+        self.mw, self.sww = self.mw.reshape(-1), self.sww.reshape(-1)
+        buffered = problem.opt != kernels.GD and problem.momentum != 0.0
+        # the buffer starts at zero (its first value is the rule's, whatever it held)
+        self.mb, self.swb, self.sbb = (np.zeros(n * d if buffered else 0) for _ in range(3))
+        import numba
+
+        threads = numba.get_num_threads()
+        wanted = _TILES_PER_THREAD * threads
+        max_blocks = -(-d // kernels.BLOCK)
+        self.n_blocks = 1 if n >= wanted else max(1, min(max_blocks, -(-wanted // max(n, 1))))
+        self.rate_rows = problem.lr_rows.shape[0]
+
+    def chunk_steps(self, steps, record_every):
+        per_step = self.rate_rows * self.kernels.N_COEF
+        if record_every == 1:
+            per_step = max(per_step, self.p.n * self.n_blocks)
+        return max(1, min(steps, _COEF_NUMBERS // per_step))
+
+    def advance(self, first, count, every, partial, first_record, active=_NO_MASK):
+        """Steps first .. first + count - 1 of the ``active`` trajectories (all when empty);
+        recorded sums into partial (see ``fastdecay._cpu.expected.propagate``)."""
+        p, k = self.p, self.kernels
+        coef = np.empty((self.rate_rows, count, k.N_COEF))
+        k.step_coefficients(p.lr.rows(), p.lr_rows, p.wd_table, p.wd_rows, p.opt, p.momentum, p.on_drop, first,
+                            count, coef)
+        k.propagate(self.mw, self.mb, self.sww, self.swb, self.sbb, p.lam, p.lam_rows, p.var, p.var_rows,
+                    p.inv_batch, _readonly(coef), p.coef_rows, active, p.d, self.n_blocks, first, count, every,
+                    first_record, partial)
+
+    def twice_loss(self):
+        out = np.empty(self.p.n)
+        self.kernels.weighted_sums(self.sww, self.p.lam, self.p.lam_rows, self.p.d, out)
+        return out
+
+
+def _output(backend, values):
+    if backend == TORCH_CPU:
+        import torch
+
+        return {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in values.items()}
+    return values
+
+
+def _cpu_only(backend, name):
+    if backend in (CUPY, TORCH_CUDA):
+        raise TypeError(f"{name} runs on the CPU kernels: pass the curvature as a NumPy array or CPU torch tensor "
+                        f"(got a GPU array)")
+
+
+def expected_loss(curvature, schedule, *, steps, optimizer="gd", momentum=0.9, noise=0.0, batch_size=1, w0=1.0,
+                  w0_var=0.0, weight_decay=0.0, on_drop="keep", every=None):
+    """The exact expected loss of noisy SGD / momentum / Nesterov on f(w) = ½ Σ_k λ_k w_k².
+
+    Each step sees the gradient λ_k w_k + (σ_k/√B) ξ_k,t with ξ independent
+    standard normals (``noise`` = σ, ``batch_size`` = B): the model of minibatch
+    noise on a quadratic (the NQM of Zhang et al. 2019, where σ_k² = λ_k, i.e.
+    ``noise=np.sqrt(curvature)``). The update rules, ``weight_decay`` (coupled:
+    added to the gradient) and ``on_drop`` (what the momentum buffer does where
+    the rate drops) are those of ``fd.simulate`` / ``fd.sgd_step``. Every rule is
+    linear: with x = (w, b) the weight and momentum buffer of one coordinate,
+
+        x_{t+1} = A_t x_t + c_t (σ/√B) ξ_t,    A_t = P_t + λ c_t e₁ᵀ,
+
+    where P_t and c_t hold the rule's response to a unit weight, buffer and
+    gradient at step t (rate η_t, weight decay, buffer factor). So the means
+    m = E x and second moments S = E x xᵀ follow
+
+        m_{t+1} = A_t m_t,    S_{t+1} = A_t S_t A_tᵀ + (σ²/B) c_t c_tᵀ,
+
+    from m_0 = (w0, 0) and S_0 = diag(w0² + w0_var, 0): ``w0`` is the mean start
+    and ``w0_var`` its variance (a random start). The expected loss is
+    ½ Σ_k λ_k (S_t)_ww — exact, with no sampling error, for about the cost of
+    one noiseless ``fd.simulate`` trajectory per batch element.
+
+    Shapes: ``curvature`` is ``(*batch, d)`` (1-D: one problem); the batch shapes
+    of ``schedule``, ``weight_decay`` and the shape of ``batch_size`` broadcast
+    with the curvature's batch (so ``fd.constant(lrs[:, None])`` with
+    ``batch_size=sizes`` is every rate at every batch size in one call);
+    ``noise``, ``w0`` and ``w0_var`` broadcast to ``(*batch, d)``.
+
+    ``optimizer``: ``"gd"``, ``"momentum"`` (torch heavy ball), ``"momentum_lr_in_buffer"``
+    or ``"nesterov"``. Adam and AdamW are refused (their update is not linear in
+    the noise): estimate them with ``fd.simulate`` over many noisy trajectories.
+
+    Returns an ``ExpectedLoss``: ``final_loss`` (shape ``batch``), ``mean`` and
+    ``second_moment`` (E w, E w² per coordinate after the last step) and, with
+    ``every=k``, ``steps`` = 0, k, 2k, … ≤ steps and ``loss`` at those steps
+    (``(*batch, n_recorded)``). Moments are float64; a divergent run gives inf/nan.
+
+    Nothing in torch, Keras or optax computes this; the Monte Carlo equivalent is
+    the mean of ``fd.simulate(..., noise=σ/√B, every=k).loss`` over many seeds.
+
+    >>> import numpy as np, fastdecay as fd
+    >>> res = fd.expected_loss([1.0], fd.constant(0.5), steps=1, noise=1.0, w0=2.0)
+    >>> res.final_loss            # ½ ((1 - 0.5)² · 2² + 0.5² · 1)
+    0.625
+    >>> res = fd.expected_loss([2.0, 0.5], fd.step(0.3, 0.5, 20), steps=60, optimizer="momentum",
+    ...                        momentum=0.9, noise=0.1, batch_size=[1, 8], every=20)
+    >>> res.loss.shape, res.mean.shape
+    ((2, 4), (2, 2))
+    """
+    problem, steps = _prepare(curvature, schedule, steps=steps, optimizer=optimizer, momentum=momentum, noise=noise,
+                              batch_size=batch_size, w0=w0, w0_var=w0_var, weight_decay=weight_decay,
+                              on_drop=on_drop)
+    if every is not None:
+        every = _int("every", every, low=1)
+    _cpu_only(problem.backend, "fd.expected_loss")
+    moments = _Moments(problem)
+    n, batch = problem.n, problem.batch
+    n_rec = steps // every + 1 if every else 0
+    partial = np.zeros((n, moments.n_blocks, n_rec if every else 0))
+    first_loss = moments.twice_loss() if every else None
+    if n * problem.d:
+        first = 0
+        chunk = moments.chunk_steps(steps, every or 0)
+        while first < steps:
+            count = min(chunk, steps - first)
+            moments.advance(first, count, every or 0, partial, 0)
+            first += count
+    values = dict(
+        final_loss=0.5 * moments.twice_loss().reshape(batch),
+        mean=moments.mw.reshape(batch + (problem.d,)),
+        second_moment=moments.sww.reshape(batch + (problem.d,)),
+    )
+    if every:
+        loss = 0.5 * partial.sum(axis=1)
+        loss[:, 0] = 0.5 * first_loss
+        values.update(steps=np.arange(0, steps + 1, every, dtype=np.int64), loss=loss.reshape(batch + (n_rec,)))
+    if not batch:
+        values["final_loss"] = float(values["final_loss"])
+    return ExpectedLoss(**_output(problem.backend, values))
+
+
+def steps_to_target(curvature, schedule, target, *, steps, optimizer="gd", momentum=0.9, noise=0.0, batch_size=1,
+                    w0=1.0, w0_var=0.0, weight_decay=0.0, on_drop="keep"):
+    """The first step t ≤ ``steps`` at which the expected loss E[½ Σ λ_k w_k²] is ≤ ``target``.
+
+    The arguments are those of ``fd.expected_loss`` (same model, same broadcasting),
+    plus ``target`` (a number, or an array broadcasting with the batch). Returns an
+    int64 array of the batch shape (an int for a single problem): the step count,
+    0 if the start already meets the target, and **-1 where the target is not
+    reached within** ``steps``. The run stops as soon as every element has reached
+    its target, and elements that have reached it stop advancing, so a grid whose
+    points need very different step counts costs the sum of their counts.
+
+    For the batch-size scaling study of Zhang et al. 2019 (steps to a target loss
+    against batch size, each point at its best learning rate) put the rates on one
+    axis and the batch sizes on the last one, then summarise with
+    ``fd.batch_size_scaling``:
+
+    >>> import numpy as np, fastdecay as fd
+    >>> lam = 1.0 / np.arange(1, 51)
+    >>> sizes = 2.0 ** np.arange(0, 9)
+    >>> lrs = np.geomspace(0.01, 1.9, 12)
+    >>> n = fd.steps_to_target(lam, fd.constant(lrs[:, None]), 0.1, steps=20_000, noise=np.sqrt(lam),
+    ...                        batch_size=sizes)
+    >>> n.shape
+    (12, 9)
+    >>> scaling = fd.batch_size_scaling(sizes, n)
+    >>> scaling.steps.tolist()                # ~1/B up to B = 8, then diminishing returns
+    [753, 389, 203, 102, 57, 35, 27, 25, 20]
+    >>> lrs[scaling.best].round(3).tolist()   # the best rate grows with B, up to the stability limit
+    [0.067, 0.109, 0.282, 0.454, 0.732, 1.179, 1.179, 1.179, 1.9]
+    >>> round(scaling.critical_batch_size, 2)
+    37.65
+
+    torch, Keras and optax have no equivalent (one would run many noisy trainings
+    per grid point and average).
+    """
+    problem, steps = _prepare(curvature, schedule, steps=steps, optimizer=optimizer, momentum=momentum, noise=noise,
+                              batch_size=batch_size, w0=w0, w0_var=w0_var, weight_decay=weight_decay,
+                              on_drop=on_drop)
+    goal = _check("target", _host(target), low=0.0)
+    try:
+        goal = np.broadcast_to(goal, problem.batch).reshape(-1)
+    except ValueError:
+        raise ValueError(f"target of shape {goal.shape} must broadcast to the batch shape {problem.batch}") from None
+    _cpu_only(problem.backend, "fd.steps_to_target")
+    moments = _Moments(problem)
+    found = np.where(0.5 * moments.twice_loss() <= goal, 0, -1).astype(np.int64)
+    active = found < 0
+    first = 0
+    chunk = moments.chunk_steps(steps, 1)
+    while first < steps and active.any() and problem.d:
+        count = min(chunk, steps - first)
+        partial = np.zeros((problem.n, moments.n_blocks, count))
+        moments.advance(first, count, 1, partial, first + 1, active=_readonly(active.astype(np.uint8)))
+        hit = 0.5 * partial.sum(axis=1) <= goal[:, None]
+        newly = active & hit.any(axis=1)
+        found[newly] = first + 1 + np.argmax(hit[newly], axis=1)
+        active &= ~newly
+        first += count
+    found = found.reshape(problem.batch)
+    if not problem.batch:
+        return int(found)
+    return _output(problem.backend, {"steps": found})["steps"]
+
+
+@dataclass(frozen=True)
+class BatchScaling:
+    """What ``fd.batch_size_scaling`` returns (all per batch size, in the order given).
+
+    ``batch_size``; ``steps``: the fewest steps to the target at that batch size
+    (-1 where no setting reached it); ``best``: the flat index, over the leading
+    axes of the steps given, of the setting that needed them (-1 likewise);
+    ``slope``: the log-log slope d ln steps / d ln B between each batch size and the
+    next (length one less; nan next to an unreached point; -1 is perfect scaling,
+    0 no gain); ``min_steps`` S_min and ``min_examples`` E_min (fewest steps and
+    fewest examples B·steps over the reached batch sizes); ``critical_batch_size``
+    E_min / S_min (nan if nothing was reached).
+    """
+
+    batch_size: np.ndarray
+    steps: np.ndarray
+    best: np.ndarray
+    slope: np.ndarray
+    min_steps: float
+    min_examples: float
+    critical_batch_size: float
+
+
+def batch_size_scaling(batch_size, steps):
+    """Steps to a target against batch size, at the best setting for each batch size.
+
+    ``batch_size`` is a 1-D array of the n_B batch sizes; ``steps`` holds steps to
+    the target (``fd.steps_to_target``, -1 for not reached) with the batch sizes on
+    its last axis, shape ``(..., n_B)``: the leading axes (learning rates, momenta,
+    schedules …) are searched for the fewest steps at each batch size.
+
+    Perfect scaling is steps ∝ 1/B (doubling the batch halves the steps: the
+    examples B·steps stay constant); past some batch size the steps stop falling.
+    With E_min the fewest examples B·S(B) and S_min the fewest steps S(B) over the
+    batch sizes where the target was reached, the **critical batch size** is
+
+        B_crit = E_min / S_min,
+
+    the batch size where the perfect-scaling line S = E_min / B meets the floor
+    S = S_min. For the law S(B) = S_min (1 + B*/B) (McCandlish et al. 2018, "An
+    Empirical Model of Large-Batch Training") measured on batch sizes B_0 … B_max
+    it is (B* + B_0)·S_min / S(B_max): B* where B_0 ≪ B* ≪ B_max.
+
+    >>> import numpy as np, fastdecay as fd
+    >>> sizes = np.array([1, 2, 4, 8, 16, 32])
+    >>> s = fd.batch_size_scaling(sizes, np.array([[1600, 800, 400, 200, 100, 100], [-1, 900, 450, 210, 150, 99]]))
+    >>> s.steps.tolist(), s.best.tolist(), s.critical_batch_size
+    ([1600, 800, 400, 200, 100, 99], [0, 0, 0, 0, 0, 1], 16.161616161616163)
+    >>> s.slope.round(3).tolist()
+    [-1.0, -1.0, -1.0, -1.0, -0.014]
+    """
+    sizes = _check("batch_size", batch_size, low=0.0, low_open=True)
+    if sizes.ndim != 1 or sizes.shape[0] < 1:
+        raise ValueError(f"batch_size must be a 1-D array of batch sizes, got shape {sizes.shape}")
+    counts = np.asarray(steps)
+    if counts.dtype.kind not in "iu" and not (counts.dtype.kind == "f" and np.all(counts == np.round(counts))):
+        raise TypeError(f"steps must hold integer step counts (-1: not reached), got dtype {counts.dtype}")
+    if counts.ndim < 1 or counts.shape[-1] != sizes.shape[0]:
+        raise ValueError(f"steps must have the {sizes.shape[0]} batch sizes on its last axis, got shape "
+                         f"{counts.shape}")
+    if np.any(counts < -1):
+        raise ValueError(f"steps must be >= 0, or -1 for not reached, got {counts.min()!r}")
+    flat = counts.reshape(-1, sizes.shape[0]).astype(np.float64)
+    flat[flat < 0] = np.inf
+    best = np.argmin(flat, axis=0)
+    fewest = flat[best, np.arange(sizes.shape[0])]
+    reached = np.isfinite(fewest)
+    best = np.where(reached, best, -1)
+    best_steps = np.where(reached, fewest, -1).astype(np.int64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.where(reached, np.log(np.where(reached, fewest, 1.0)), np.nan)
+        slope = np.diff(logs) / np.diff(np.log(sizes))
+    if reached.any():
+        min_steps = float(fewest[reached].min())
+        min_examples = float((sizes * fewest)[reached].min())
+        critical = min_examples / min_steps if min_steps > 0 else math.inf
+    else:
+        min_steps = min_examples = critical = math.nan
+    return BatchScaling(batch_size=sizes, steps=best_steps, best=best, slope=slope, min_steps=min_steps,
+                        min_examples=min_examples, critical_batch_size=critical)
+
+
+@dataclass(frozen=True)
+class AdamCompensatingDecay:
+    """What ``fd.adam_compensating_decay`` returns: ``rate`` λ (per step; negative: a
+    growth), ``effective_step`` (the fitted constant S / η0) and ``residual`` (root
+    mean square of the log-domain fit, 0 for a perfect fit)."""
+
+    rate: float
+    effective_step: float
+    residual: float
+
+
+def adam_compensating_decay(steps, *, betas=(0.9, 0.999)):
+    """The exponential rate λ that makes Adam's effective step as constant as possible.
+
+    Without bias correction Adam's step under a steady gradient is η_t·f_t with
+    f_t = (1 − β1^(t+1)) / sqrt(1 − β2^(t+1)) (``fd.adam_effective_step``). Over
+    t < ``steps``, λ is the least-squares slope in the log domain,
+
+        ln f_t ≈ a + λ t   (closed form: λ = cov(t, ln f) / var(t)),
+
+    so η0 e^(−λt) f_t ≈ η0 e^a is as flat as a single exponential can make it.
+    Returns ``AdamCompensatingDecay(rate=λ, effective_step=e^a, residual=rms of
+    ln f_t − a − λ t)``; the effective step is per unit η0. λ < 0 where f_t falls
+    over the window (the bias factor's early boost for β1 ≫ β2-style betas), i.e.
+    the compensating schedule grows; ``fd.exponential(lr, rate=λ)`` for λ ≥ 0.
+    torch, Keras and optax have no equivalent (their Adam corrects the bias
+    instead).
+
+    >>> import fastdecay as fd
+    >>> fit = fd.adam_compensating_decay(100, betas=(0.0, 0.0))     # no moment averaging: f_t = 1
+    >>> fit.rate, fit.effective_step, fit.residual
+    (0.0, 1.0, 0.0)
+    >>> fit = fd.adam_compensating_decay(1000)
+    >>> round(fit.rate, 6), round(fit.effective_step, 4), round(fit.residual, 4)
+    (-0.00118, 3.2931, 0.1775)
+    """
+    steps = _int("steps", steps, low=2)
+    beta1, beta2 = _betas(betas)
+    log_factor = np.log(adam_effective_step(constant(1.0), steps, betas=(beta1, beta2)))
+    t = np.arange(steps, dtype=np.float64)
+    tc = t - t.mean()
+    slope = float(np.dot(tc, log_factor - log_factor.mean()) / np.dot(tc, tc))
+    intercept = float(log_factor.mean() - slope * t.mean())
+    residual = float(np.sqrt(np.mean((log_factor - intercept - slope * t) ** 2)))
+    return AdamCompensatingDecay(rate=slope, effective_step=math.exp(intercept), residual=residual)

@@ -1,0 +1,74 @@
+"""Plain-NumPy oracle of the exact expected dynamics (see fastdecay.reference).
+
+One problem at a time, one step at a time: the 2x2 matrix A_t and vector c_t of
+each update rule written out by hand from the rule as torch documents it, then
+m <- A m and S <- A S A^T + q c c^T per coordinate. ``fastdecay.expected_loss``
+must agree with this.
+"""
+
+import numpy as np
+
+from ._simulate import _value
+
+__all__ = ["expected_moments"]
+
+
+def _step_matrix(optimizer, lam, eta, wd, momentum, scale):
+    """(A, c) of one coordinate: (w', b') = A (w, b) + c * xi for the gradient lam*w + xi.
+
+    ``scale`` multiplies the old buffer (0 at the first step, where torch's buffer
+    starts from the gradient; the on_drop factor where the rate drops).
+    """
+    h = lam + wd                      # coupled weight decay: the gradient gains wd*w
+    mu = momentum * scale
+    if optimizer == "gd":
+        return np.array([[1.0 - eta * h, 0.0], [0.0, 0.0]]), np.array([-eta, 0.0])
+    if optimizer == "momentum":       # b' = mu b + g,  w' = w - eta b'
+        return np.array([[1.0 - eta * h, -eta * mu], [h, mu]]), np.array([-eta, 1.0])
+    if optimizer == "momentum_lr_in_buffer":   # b' = mu b + eta g,  w' = w - b'
+        return np.array([[1.0 - eta * h, -mu], [eta * h, mu]]), np.array([-eta, eta])
+    if optimizer == "nesterov":       # b' = mu b + g,  w' = w - eta (g + momentum b')
+        return (np.array([[1.0 - eta * (1.0 + momentum) * h, -eta * momentum * mu], [h, mu]]),
+                np.array([-eta * (1.0 + momentum), 1.0]))
+    raise ValueError(f"optimizer must be gd, momentum, momentum_lr_in_buffer or nesterov, got {optimizer!r}")
+
+
+def expected_moments(curvature, lr, *, steps, optimizer="gd", momentum=0.9, noise=0.0, batch_size=1, w0=1.0,
+                     w0_var=0.0, weight_decay=0.0, on_drop="keep", drops=()):
+    """Exact moments of noisy SGD on f(w) = 1/2 sum_k curvature_k w_k^2, gradient noise
+    ``noise``/sqrt(``batch_size``) per coordinate.
+
+    ``lr`` and ``weight_decay`` are floats or callables of the step; ``drops`` lists
+    the steps where the rate falls (where ``on_drop`` acts on the buffer). Returns
+    ``(loss, mean, second_moment)``: the expected loss E[1/2 sum lam w^2] at steps
+    0 .. steps (shape (steps + 1,)), and E w, E w^2 per coordinate at the end.
+
+    >>> loss, mean, second = expected_moments([1.0], 0.5, steps=1, noise=1.0, w0=2.0)
+    >>> loss.tolist(), mean.tolist(), second.tolist()
+    ([2.0, 0.625], [1.0], [1.25])
+    """
+    lam = np.asarray(curvature, dtype=np.float64).reshape(-1)
+    d = lam.shape[0]
+    q = np.broadcast_to(np.asarray(noise, dtype=np.float64) ** 2 / batch_size, (d,))
+    m0 = np.broadcast_to(np.asarray(w0, dtype=np.float64), (d,))
+    m = np.zeros((d, 2))
+    m[:, 0] = m0
+    S = np.zeros((d, 2, 2))
+    S[:, 0, 0] = m0**2 + np.broadcast_to(np.asarray(w0_var, dtype=np.float64), (d,))
+    drops = set(int(t) for t in drops)
+    losses = [0.5 * np.sum(lam * S[:, 0, 0])]
+    for t in range(steps):
+        eta = _value(lr, t)
+        wd = _value(weight_decay, t)
+        scale = 0.0 if t == 0 else 1.0
+        if t in drops and t > 0:
+            if on_drop == "reset":
+                scale = 0.0
+            elif on_drop == "rescale":
+                scale = eta / _value(lr, t - 1)
+        for k in range(d):
+            A, c = _step_matrix(optimizer, lam[k], eta, wd, momentum, scale)
+            m[k] = A @ m[k]
+            S[k] = A @ S[k] @ A.T + q[k] * np.outer(c, c)
+        losses.append(0.5 * np.sum(lam * S[:, 0, 0]))
+    return np.array(losses), m[:, 0].copy(), S[:, 0, 0].copy()

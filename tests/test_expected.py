@@ -1,0 +1,284 @@
+"""fd.expected_loss against the hand-written moment recurrence (fastdecay.reference),
+against noiseless fd.simulate, and its broadcasting, chunking and bad-input checks;
+fd.steps_to_target, fd.batch_size_scaling and fd.adam_compensating_decay."""
+
+import numpy as np
+import pytest
+
+import fastdecay as fd
+from fastdecay import expected as expected_module
+from fastdecay.reference import expected_moments
+
+OPTIMIZERS = ["gd", "momentum", "momentum_lr_in_buffer", "nesterov"]
+STEPS = 150
+
+SCHEDULES = {
+    # name: (schedule, steps where the rate drops discontinuously)
+    "exponential": (fd.exponential(0.3, gamma=0.99), ()),
+    "step": (fd.step(0.3, 0.5, 9), range(9, STEPS, 9)),
+    "multistep": (fd.multistep(0.4, 0.3, [40, 100]), (40, 100)),
+    "warmup_cosine": (fd.warmup(fd.cosine(0.3, 200), 20, start_lr=0.01), ()),
+}
+
+
+def _close(got, want, rtol, atol=0.0):
+    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
+    err = np.abs(got - want)
+    bound = rtol * np.abs(want) + atol
+    assert np.all(err <= bound), f"max error {np.max(err - bound):.3g} beyond rtol {rtol:g} / atol {atol:g}"
+
+
+def _problem(seed=3, d=7):
+    rng = np.random.default_rng(seed)
+    lam = rng.uniform(0.05, 2.5, d)
+    lam[0] = -0.05  # a saddle direction: its moments grow, still exact
+    return lam, rng.uniform(0.1, 0.8, d), rng.uniform(-1.5, 1.5, d)
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+@pytest.mark.parametrize("kind,on_drop", [("exponential", "keep"), ("warmup_cosine", "keep"), ("step", "keep"),
+                                          ("step", "reset"), ("step", "rescale"), ("multistep", "reset"),
+                                          ("multistep", "rescale")])
+def test_matches_reference_recurrence(optimizer, kind, on_drop):
+    """Every recorded loss, and the final mean and second moment, against the oracle's
+    hand-written 2x2 matrices: per-coordinate noise, batch size, a random start, a
+    scheduled weight decay, each on_drop policy at the drops of a step schedule."""
+    lam, sigma, w0 = _problem()
+    schedule, drops = SCHEDULES[kind]
+    wd = fd.exponential(0.01, gamma=1.005)
+    kw = dict(steps=STEPS, optimizer=optimizer, momentum=0.85, noise=sigma, batch_size=3.0, w0=w0, w0_var=0.2,
+              weight_decay=wd, on_drop=on_drop)
+    res = fd.expected_loss(lam, schedule, every=1, **kw)
+    loss, mean, second = expected_moments(lam, schedule, drops=drops, **kw)
+    _close(res.loss, loss, rtol=1e-12)
+    _close(res.final_loss, loss[-1], rtol=1e-12)
+    scale = np.sqrt(second)  # the mean may cross zero: errors relative to its spread
+    _close(res.mean, mean, rtol=0, atol=1e-12 * np.max(scale))
+    _close(res.second_moment, second, rtol=1e-12)
+    assert res.steps.tolist() == list(range(STEPS + 1))
+    # the noise and the start's variance matter: this is not the noiseless answer
+    quiet, _, _ = expected_moments(lam, schedule, drops=drops, **(kw | dict(noise=0.0, w0_var=0.0)))
+    assert np.max(np.abs(loss - quiet) / loss) > 0.05
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_noiseless_equals_simulate(optimizer):
+    """Without noise (and w0_var = 0) the mean is the trajectory and the second moment
+    its square: fd.simulate's loss at every step and its final weights, to 1e-12, for
+    a batch of per-trajectory schedules (a step schedule with on_drop among them) and
+    per-trajectory curvatures."""
+    rng = np.random.default_rng(11)
+    lam = rng.uniform(0.05, 3.0, (4, 5))
+    schedules = fd.stack([fd.exponential(0.2, gamma=0.995), fd.step(0.25, 0.5, 30), fd.one_cycle(0.3, 300),
+                          fd.piecewise([50, 120], [0.2, 0.05, 0.1])])
+    w0 = rng.uniform(-1, 1, (4, 5))
+    kw = dict(steps=300, optimizer=optimizer, momentum=0.9, w0=w0, weight_decay=0.003, on_drop="rescale", every=3)
+    sim = fd.simulate(lam, schedules, **kw)
+    res = fd.expected_loss(lam, schedules, **kw)
+    # relative 1e-12; where an oscillating run has decayed by 1e-20 and more, rounding that
+    # cancels differently in the two evaluations is measured against the starting loss
+    tiny = 1e-30 * sim.loss[:, :1]
+    _close(res.loss, sim.loss, rtol=1e-12, atol=tiny)
+    _close(res.final_loss, sim.loss[:, -1], rtol=1e-12, atol=tiny[:, 0])
+    _close(res.mean, sim.w, rtol=1e-12, atol=1e-14)
+    _close(res.second_moment, sim.w**2, rtol=1e-12, atol=1e-28)
+    assert np.all(sim.loss[:, -1] < 0.5 * sim.loss[:, 0])  # they did move
+
+
+def test_noiseless_shared_schedule_on_drop_each_policy():
+    lam = np.linspace(0.1, 2.0, 9)
+    for on_drop in ("keep", "reset", "rescale"):
+        kw = dict(steps=200, optimizer="nesterov", momentum=0.8, on_drop=on_drop, every=1)
+        sim = fd.simulate(lam, fd.step(0.5, 0.3, 25), **kw)
+        res = fd.expected_loss(lam, fd.step(0.5, 0.3, 25), **kw)
+        _close(res.loss, sim.loss, rtol=1e-12)
+
+
+def test_closed_form_stationary_variance_of_gd():
+    """Constant-rate GD: E w_t² = a^(2t) w0² + q η² (1 − a^(2t)) / (1 − a²), a = 1 − ηλ."""
+    lam, eta, sigma, B, t = np.array([0.3, 1.0, 1.7]), 0.4, 0.7, 5.0, 80
+    res = fd.expected_loss(lam, eta, steps=t, noise=sigma, batch_size=B, w0=2.0)
+    a = 1 - eta * lam
+    want = a ** (2 * t) * 4.0 + sigma**2 / B * eta**2 * (1 - a ** (2 * t)) / (1 - a**2)
+    _close(res.second_moment, want, rtol=1e-13)
+    _close(res.mean, a**t * 2.0, rtol=1e-13)
+    assert res.final_loss == pytest.approx(0.5 * np.sum(lam * want), rel=1e-13)
+
+
+def test_broadcast_grid_equals_single_calls():
+    """Schedules x batch sizes x curvature sets in one call: each element is the call
+    made for it alone."""
+    lam = np.array([[0.1, 0.5, 2.0], [0.2, 0.3, 1.0]])[:, None, None, :]        # (2, 1, 1, 3)
+    lrs = np.array([0.05, 0.2, 0.6])
+    schedule = fd.step(lrs[:, None], 0.5, 15)                                     # batch (3, 1)
+    sizes = np.array([1.0, 4.0, 32.0, 100.0])                                     # (4,)
+    noise = np.sqrt(np.abs(lam))
+    kw = dict(steps=60, optimizer="momentum", momentum=0.7, on_drop="reset", every=20)
+    res = fd.expected_loss(lam, schedule, noise=noise, batch_size=sizes, **kw)
+    assert res.loss.shape == (2, 3, 4, 4) and res.mean.shape == (2, 3, 4, 3) and res.final_loss.shape == (2, 3, 4)
+    for c in range(2):
+        for j in range(3):
+            for b in range(4):
+                one = fd.expected_loss(lam[c, 0, 0], fd.step(lrs[j], 0.5, 15), noise=noise[c, 0, 0],
+                                       batch_size=sizes[b], **kw)
+                _close(res.loss[c, j, b], one.loss, rtol=1e-14)
+                _close(res.second_moment[c, j, b], one.second_moment, rtol=1e-14)
+                _close(res.mean[c, j, b], one.mean, rtol=1e-14)
+
+
+def test_chunks_and_coordinate_splits_do_not_change_results(monkeypatch):
+    """Short chunks (coefficients recomputed per chunk) give the same bits; splitting a
+    trajectory's coordinates over tiles changes only the loss's summation order."""
+    lam = np.linspace(0.01, 1.0, 700)
+    kw = dict(steps=97, optimizer="momentum_lr_in_buffer", noise=0.3, batch_size=[1.0, 7.0], every=4,
+              weight_decay=fd.cosine(0.01, 97))
+    want = fd.expected_loss(lam, fd.warmup(fd.step(0.3, 0.7, 10), 5), **kw)
+    monkeypatch.setattr(expected_module, "_COEF_NUMBERS", 6 * 2 * 13)
+    got = fd.expected_loss(lam, fd.warmup(fd.step(0.3, 0.7, 10), 5), **kw)
+    np.testing.assert_array_equal(got.second_moment, want.second_moment)
+    np.testing.assert_array_equal(got.loss, want.loss)
+    monkeypatch.setattr(expected_module, "_TILES_PER_THREAD", 1000)  # two trajectories: split d over tiles
+    split = fd.expected_loss(lam, fd.warmup(fd.step(0.3, 0.7, 10), 5), **kw)
+    np.testing.assert_array_equal(split.second_moment, want.second_moment)
+    _close(split.loss, want.loss, rtol=1e-14)
+
+
+def test_without_every_and_scalar_batch():
+    res = fd.expected_loss(np.array([1.0, 2.0]), 0.1, steps=10)
+    assert res.loss is None and res.steps is None
+    assert isinstance(res.final_loss, float)
+    assert res.final_loss == pytest.approx(0.5 * (0.9**20 + 2 * 0.8**20), rel=1e-14)
+    zero = fd.expected_loss([3.0], 0.1, steps=0, every=5, w0=2.0)
+    assert zero.steps.tolist() == [0] and zero.loss.tolist() == [6.0] and zero.final_loss == 6.0
+
+
+def test_torch_cpu_input_gives_tensors():
+    torch = pytest.importorskip("torch")
+    lam = torch.tensor([0.5, 1.5], dtype=torch.float64)
+    res = fd.expected_loss(lam, fd.constant(0.1), steps=5, noise=0.1, batch_size=[1, 2], every=5)
+    want = fd.expected_loss(lam.numpy(), fd.constant(0.1), steps=5, noise=0.1, batch_size=[1, 2], every=5)
+    assert isinstance(res.loss, torch.Tensor) and isinstance(res.mean, torch.Tensor)
+    np.testing.assert_array_equal(res.loss.numpy(), want.loss)
+
+
+def test_divergence_is_reported_not_raised():
+    res = fd.expected_loss([4.0], 1.0, steps=2000, noise=1.0)
+    assert not np.isfinite(res.final_loss)
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
+def test_adam_is_refused_with_a_pointer_to_monte_carlo(optimizer):
+    with pytest.raises(ValueError, match=r"optimizer='adam.*fd\.simulate"):
+        fd.expected_loss([1.0], 0.1, steps=3, optimizer=optimizer)
+
+
+@pytest.mark.parametrize("kwargs,error,match", [
+    (dict(optimizer="sgd"), ValueError, "optimizer must be one of"),
+    (dict(on_drop="zero"), ValueError, "on_drop must be one of"),
+    (dict(steps=-1), ValueError, "steps must be >= 0"),
+    (dict(steps=2.5), ValueError, "steps must be an integer"),
+    (dict(every=0), ValueError, "every must be >= 1"),
+    (dict(noise=-0.1), ValueError, "noise must be >= 0"),
+    (dict(noise=[0.1, 0.2, 0.3]), ValueError, r"noise of shape \(3,\) must broadcast"),
+    (dict(batch_size=0), ValueError, "batch_size must be > 0"),
+    (dict(batch_size=[1, 2, 3]), ValueError, "batch_size shape"),
+    (dict(w0=np.nan), ValueError, "w0 must be a finite number"),
+    (dict(w0_var=-1.0), ValueError, "w0_var must be >= 0"),
+    (dict(momentum="high"), TypeError, "momentum must be a real number"),
+    (dict(weight_decay=-0.1), ValueError, "weight_decay must be >= 0"),
+    (dict(schedule=fd.constant([0.1, 0.2, 0.3])), ValueError, "schedule batch_shape"),
+    (dict(curvature=[[]]), ValueError, "curvature must have shape"),
+    (dict(curvature=[np.inf, 1.0]), ValueError, "curvature must be finite"),
+    (dict(curvature="flat"), TypeError, "curvature must be a number"),
+])
+def test_bad_input_names_the_argument(kwargs, error, match):
+    args = dict(curvature=np.ones((2, 2)), schedule=fd.constant(0.1), steps=5) | kwargs
+    with pytest.raises(error, match=match):
+        fd.expected_loss(args.pop("curvature"), args.pop("schedule"), **args)
+
+
+# ----------------------------------------------------------------------------- steps to target
+
+
+def test_steps_to_target_is_the_first_crossing_of_expected_loss():
+    lam = 1.0 / np.arange(1, 41)
+    lrs = np.array([0.05, 0.3, 1.0, 2.5])[:, None]                 # 2.5 diverges on λ = 1
+    sizes = np.array([1.0, 4.0, 64.0])
+    kw = dict(optimizer="momentum", momentum=0.5, noise=np.sqrt(lam), batch_size=sizes)
+    target = 0.12
+    got = fd.steps_to_target(lam, fd.constant(lrs), target, steps=3000, **kw)
+    loss = fd.expected_loss(lam, fd.constant(lrs), steps=3000, every=1, **kw).loss
+    below = loss <= target
+    want = np.where(below.any(axis=-1), np.argmax(below, axis=-1), -1)
+    np.testing.assert_array_equal(got, want)
+    assert got.dtype == np.int64 and (got == -1).any() and (got > 0).any()
+    assert np.all(got[-1] == -1)  # the divergent rate never gets there
+
+
+def test_steps_to_target_start_per_element_targets_and_chunks(monkeypatch):
+    lam = np.array([1.0, 0.1])
+    assert fd.steps_to_target(lam, 0.1, 0.55, steps=10) == 0            # ½ (1 + 0.1) = 0.55 at the start
+    assert fd.steps_to_target(lam, 0.1, 0.01, steps=10) == -1
+    targets = np.array([0.5, 0.1, 0.04])
+    want = [fd.steps_to_target(lam, 0.5, t, steps=500) for t in targets]
+    np.testing.assert_array_equal(fd.steps_to_target(lam, 0.5, targets, steps=500, batch_size=[1, 1, 1]), want)
+    monkeypatch.setattr(expected_module, "_COEF_NUMBERS", 6 * 7)       # chunks of 7 steps
+    np.testing.assert_array_equal(fd.steps_to_target(lam, 0.5, targets, steps=500, batch_size=[1, 1, 1]), want)
+    with pytest.raises(ValueError, match="target must be >= 0"):
+        fd.steps_to_target(lam, 0.5, -1.0, steps=5)
+    with pytest.raises(ValueError, match=r"target of shape \(2,\) must broadcast"):
+        fd.steps_to_target(lam, 0.5, [0.1, 0.2], steps=5, batch_size=[1, 2, 3])
+
+
+def test_batch_size_scaling_of_the_mccandlish_law():
+    """S(B) = S_min (1 + B*/B): slope −B*/(B + B*) locally; on the grid B_0 .. B_max the
+    critical batch size is (B* + B_0) S_min / S(B_max)."""
+    sizes = 2.0 ** np.arange(0, 15)
+    s_min, b_star = 100.0, 512.0
+    exact = s_min * (1 + b_star / sizes)
+    steps = np.round(np.stack([exact * 1.5, exact, exact * 3])).astype(np.int64)
+    steps[1, 3] = -1                                       # the best setting missed one batch size
+    got = fd.batch_size_scaling(sizes, steps)
+    assert got.steps[3] == steps[0, 3] and got.best[3] == 0
+    assert got.best[[0, 1, 2, 4]].tolist() == [1, 1, 1, 1]
+    assert got.critical_batch_size == pytest.approx((b_star + 1) * s_min / np.round(exact[-1]), rel=1e-12)
+    assert got.critical_batch_size == pytest.approx(b_star, rel=0.05)
+    np.testing.assert_allclose(got.slope, np.diff(np.log(got.steps)) / np.log(2.0), rtol=1e-12)
+    assert got.slope[0] < -0.99 and -0.05 < got.slope[-1] < 0  # perfect scaling, then next to none
+    none = fd.batch_size_scaling([1, 2], np.array([[-1, -1]]))
+    assert none.steps.tolist() == [-1, -1] and none.best.tolist() == [-1, -1] and np.isnan(none.critical_batch_size)
+    with pytest.raises(ValueError, match="last axis"):
+        fd.batch_size_scaling([1, 2, 4], np.ones((3, 2), dtype=int))
+    with pytest.raises(ValueError, match="batch_size must be > 0"):
+        fd.batch_size_scaling([0, 2], np.ones(2, dtype=int))
+    with pytest.raises(TypeError, match="integer step counts"):
+        fd.batch_size_scaling([1, 2], np.array([1.5, 2.0]))
+
+
+# ----------------------------------------------------------------------------- Adam's compensating decay
+
+
+@pytest.mark.parametrize("betas", [(0.9, 0.999), (0.9, 0.99), (0.5, 0.9999), (0.95, 0.95)])
+@pytest.mark.parametrize("steps", [10, 1000, 20_000])
+def test_adam_compensating_decay_is_the_log_least_squares_line(steps, betas):
+    b1, b2 = betas
+    t = np.arange(steps)
+    log_factor = np.log((1 - b1 ** (t + 1)) / np.sqrt(1 - b2 ** (t + 1)))
+    slope, intercept = np.polyfit(t, log_factor, 1)
+    fit = fd.adam_compensating_decay(steps, betas=betas)
+    assert fit.rate == pytest.approx(slope, rel=1e-9, abs=1e-15)
+    assert fit.effective_step == pytest.approx(np.exp(intercept), rel=1e-9)
+    residual = log_factor - intercept - slope * t
+    assert fit.residual == pytest.approx(np.sqrt(np.mean(residual**2)), rel=1e-7)
+    # compensated, Adam's step varies less (in the log domain) than under a constant rate
+    assert fit.residual <= np.std(log_factor) + 1e-15
+
+
+def test_adam_compensating_decay_bad_input():
+    with pytest.raises(ValueError, match="steps must be >= 2"):
+        fd.adam_compensating_decay(1)
+    with pytest.raises(ValueError, match=r"betas\[1\] must be in \[0, 1\)"):
+        fd.adam_compensating_decay(10, betas=(0.9, 1.0))
