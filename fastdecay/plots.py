@@ -20,6 +20,7 @@ import os
 import numpy as np
 
 try:
+    from matplotlib import ticker, transforms
     from matplotlib.figure import Figure
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError("fastdecay.plots needs matplotlib: pip install 'fastdecay[plot]'") from exc
@@ -161,19 +162,48 @@ def stability_ceiling(schedules, curvatures, steps, *, labels=None, path=None,
     return _finish(fig, path)
 
 
-def trajectories(steps, values, *, labels, ylabel, title, log=True, path=None, ax=None, legend=True):
-    """Curves ``values[k]`` against ``steps``, one per label (a generic helper)."""
+def trajectories(steps, values, *, labels, ylabel, title, log=True, path=None, ax=None, legend=True, diverged=None):
+    """Curves ``values[k]`` against ``steps``, one per label (a generic helper).
+
+    Non-finite values (an overflow to inf, or nan) are left out of the curve, and an
+    ``x`` at the top of the axes marks the step where each such stretch begins; on a log
+    axis the limits come from the finite positive values. ``diverged`` (one flag per
+    curve) names the curves that ended diverged in a note on the axes."""
     values = np.atleast_2d(np.asarray(values, dtype=np.float64))
     labels = list(labels)
     if values.shape[0] != len(labels):
         raise ValueError(f"values must have one row per label ({len(labels)}), got shape {values.shape}")
+    steps = np.asarray(steps)
     fig = None
     if ax is None:
         fig, (ax,) = _figure()
-    for k, (label, y) in enumerate(zip(labels, values)):
-        ax.plot(steps, _positive(y) if log else y, _STYLE[k % 4], lw=1.6, label=label)
-    if log:
+    if log:  # limits from the data below: matplotlib's autoscale margins overflow near 1e308
         ax.set_yscale("log")
+        ax.set_autoscaley_on(False)
+    top = transforms.blended_transform_factory(ax.transData, ax.transAxes)
+    marked = False
+    for k, (label, y) in enumerate(zip(labels, values)):
+        shown = _positive(y) if log else np.where(np.isfinite(y), y, np.nan)
+        (line,) = ax.plot(steps, shown, _STYLE[k % 4], lw=1.6, label=label)
+        bad = ~np.isfinite(y)
+        starts = bad & ~np.concatenate(([False], bad[:-1]))
+        if starts.any():
+            ax.plot(steps[starts], np.full(int(starts.sum()), 0.97), "x", color=line.get_color(), ms=7, mew=1.6,
+                    transform=top, clip_on=False)
+            marked = True
+    if log:
+        _log_limits(ax, values)
+    notes = []
+    if marked:
+        notes.append("x: not finite from here on (overflow), drawn at the top")
+    if diverged is not None:
+        names = [lab for lab, d in zip(labels, np.asarray(diverged, dtype=bool).reshape(-1)) if d]
+        if names:
+            shown_names = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            notes.append(f"diverged (final weight not finite): {shown_names}")
+    if notes:
+        ax.text(0.02, 0.03, "\n".join(notes), transform=ax.transAxes, fontsize="x-small", va="bottom",
+                bbox=dict(boxstyle="round", fc="white", ec="0.7", alpha=0.85))
     ax.set_xlabel("step $t$")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -182,18 +212,43 @@ def trajectories(steps, values, *, labels, ylabel, title, log=True, path=None, a
     return _finish(fig, path) if fig is not None else ax
 
 
-def _panels(result, attribute, panel_labels, curve_labels, ylabel, title, path):
-    """One panel per leading index of ``result.<attribute>`` (shape (panels, curves, n))."""
+def _log_limits(ax, values):
+    """Log-axis limits from the finite positive ``values``, whole decades within
+    1e-300 .. 1e300; over more than 12 decades, major ticks a round number of decades apart
+    and no minor ticks (matplotlib's log locator probes decades past 1e308 there)."""
+    y = np.asarray(values, dtype=np.float64)
+    y = y[(y > 0) & np.isfinite(y)]
+    if y.size == 0:
+        ax.set_ylim(0.1, 10.0)
+        return
+    low = max(np.floor(np.log10(y.min())), -300.0)
+    high = min(np.ceil(np.log10(y.max())), 300.0)
+    if high <= low:
+        high = low + 1.0
+    ax.set_ylim(10.0 ** low, 10.0 ** high)
+    if high - low > 12:
+        stride = next(k for k in (2, 5, 10, 20, 25, 50, 100) if k * 8 >= high - low)
+        first = np.ceil(low / stride) * stride
+        ax.yaxis.set_major_locator(ticker.FixedLocator(10.0 ** np.arange(first, high + 1, stride)))
+        ax.yaxis.set_minor_locator(ticker.NullLocator())
+
+
+def _panels(result, attribute, panel_labels, curve_labels, ylabel, title, path, diverged=None):
+    """One panel per leading index of ``result.<attribute>`` (shape (panels, curves, n));
+    ``diverged`` of shape (panels, curves) flags the curves that diverged."""
     values = np.asarray(getattr(result, attribute), dtype=np.float64)
     if values.ndim == 2:
         values = values[None]
     n = values.shape[0]
+    if diverged is not None:
+        diverged = np.asarray(diverged, dtype=bool).reshape(n, values.shape[1])
     cols = min(n, 3)
     rows = -(-n // cols)
     fig, axes = _figure(rows, cols, width=4.6 * cols + 0.6, height=3.6 * rows + 0.9)
     for k in range(n):
         trajectories(result.steps, values[k], labels=curve_labels, ylabel=ylabel,
-                     title=panel_labels[k] if panel_labels else "", ax=axes[k], legend=False)
+                     title=panel_labels[k] if panel_labels else "", ax=axes[k], legend=False,
+                     diverged=None if diverged is None else diverged[k])
     for ax in axes[n:]:
         ax.set_visible(False)
     handles, names = axes[0].get_legend_handles_labels()
@@ -202,13 +257,15 @@ def _panels(result, attribute, panel_labels, curve_labels, ylabel, title, path):
     return _finish(fig, path)
 
 
-def loss_curves(result, *, labels, panels=None, path=None, title="Loss $f(w_t)$"):
+def loss_curves(result, *, labels, panels=None, path=None, title="Loss $f(w_t)$", diverged=None):
     """Loss trajectories of a ``fd.simulate(..., every=k)`` result.
 
     ``result.loss`` of shape ``(n_curves, n_recorded)`` is one panel; shape
     ``(n_panels, n_curves, n_recorded)`` draws one panel per leading index, titled
-    by ``panels``."""
-    return _panels(result, "loss", panels, labels, r"loss $\frac{1}{2}\lambda w_t^2$", title, path)
+    by ``panels``. Non-finite losses (overflow) are left out and marked at the top of
+    the panel; ``diverged`` (a flag per curve, or per panel and curve) names the
+    trajectories whose final weight is not finite."""
+    return _panels(result, "loss", panels, labels, r"loss $\frac{1}{2}\lambda w_t^2$", title, path, diverged)
 
 
 def displacement_signatures(result, *, labels, panels=None, path=None,

@@ -205,7 +205,7 @@ class SweepResult:
                 view = dataclasses.replace(self, loss=np.moveaxis(self.loss[o][:, picks], 1, 0))
                 fig = plots.loss_curves(view, labels=self.schedules,
                                         panels=[f"curvature {self.curvatures[c]:.3g}" for c in picks],
-                                        title=f"Loss trajectories, {opt}")
+                                        title=f"Loss trajectories, {opt}", diverged=self.diverged[o][:, picks].T)
                 paths.append(plots.save(fig, os.path.join(out_dir, f"loss_{o}.png")))
         return paths
 
