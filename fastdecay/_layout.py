@@ -25,10 +25,14 @@ INVERSE_TIME        lr, k, decay_steps, staircase, power            lr / (1 + k 
 POLYNOMIAL          lr, T, power, end, cycle                        (lr - end) * (1 - min(tau, T') / T') ** power + end,
                                                                     T' = T, or with cycle T * max(1, ceil(tau / T))
 COSINE              lr, T, end                                      end + (lr - end) * (1 + cos(pi * min(tau, T) / T)) / 2
-COSINE_RESTARTS     lr, T0, mult, end                               cosine from lr to end over cycle i of length T0 * mult**i
+COSINE_RESTARTS     lr, T0, mult, end, decay, end_decay             end + (lr * decay**i - end * end_decay**i) * (1 + cos(pi
+                                                                    * x)) / 2 in cycle i (length T0 * mult**i, found in
+                                                                    closed form), x the fraction of the cycle done
 CYCLIC              base, peak, up, down, cycle_scale, iter_gamma   torch CyclicLR: base + (peak - base) * triangle(tau)
                                                                     * cycle_scale ** (cycle - 1) * iter_gamma ** tau
 ONE_MINUS_POWER     lr, T, power, end                               end + (lr - end) * (1 - (min(tau, T) / T) ** power)
+COSINE_POWER        lr, T, end, half_waves, exponent                end + (lr - end) * ((1 + cos(pi * half_waves *
+                                                                    min(tau, T) / T)) / 2) ** exponent
 TABULATED           first data row, n                               v[min(max(floor(tau), 0), n - 1)]: the values v
                                                                     held in side rows (below), the last held after them
 PRODUCT             first factor row, n_factors                     the product of the n_factors factor rows' rates at t
@@ -89,6 +93,7 @@ CYCLIC = 6
 ONE_MINUS_POWER = 7
 TABULATED = 8
 PRODUCT = 9
+COSINE_POWER = 11
 
 # kind of a side row holding table values (never a segment: see "Side rows")
 DATA = 10
@@ -105,4 +110,5 @@ KIND_NAMES = {
     ONE_MINUS_POWER: "one_minus_power",
     TABULATED: "tabulated",
     PRODUCT: "product",
+    COSINE_POWER: "cosine_power",
 }

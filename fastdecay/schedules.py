@@ -468,6 +468,16 @@ class Schedule:
         """Rates at step 0, shape ``batch_shape``."""
         return self.table(1)[..., 0]
 
+    @property
+    def momentum(self):
+        """The momentum (or Adam β1) schedule torch cycles with this rate
+        (``cycle_momentum=True``): for ``one_cycle`` and ``cyclic`` schedules only."""
+        if self._kind == "one_cycle" and self._params:
+            return _one_cycle_momentum(**self._params)
+        if self._kind == "cyclic" and self._params:
+            return _cyclic_momentum(**self._params)
+        raise AttributeError(f"only one_cycle and cyclic schedules have a momentum companion, not {self!r}")
+
     def __mul__(self, other):
         """``a * b``: the product schedule (``fastdecay.product``); a number scales."""
         if not isinstance(other, (Schedule, numbers.Real, np.ndarray)) or isinstance(other, bool):
@@ -552,18 +562,23 @@ def multistep(lr, gamma, milestones):
     return Schedule(_normalise(_pack(*segments)), "multistep", {"lr": lr, "gamma": gamma, "milestones": milestones})
 
 
-def exponential(lr, *, gamma=None, rate=None, half_life=None, decay_steps=1, staircase=False):
+def exponential(lr, *, gamma=None, rate=None, half_life=None, decay_steps=1, staircase=False, end_lr=None):
     """η_t = lr · gamma^(t/decay_steps) (exponent floored if ``staircase``).
 
     Give exactly one of ``gamma``, ``rate`` (gamma = e^−rate) or ``half_life``
-    (gamma = 2^(−1/half_life)). torch ``ExponentialLR(gamma)`` (decay_steps 1);
+    (gamma = 2^(−1/half_life)). With ``end_lr`` the rate stops there: held at end_lr
+    from the first step it would pass it (a floor when decaying, a cap when gamma > 1).
+    torch ``ExponentialLR(gamma)`` (decay_steps 1);
     Keras ``ExponentialDecay(lr, decay_steps, decay_rate=gamma, staircase)``;
-    optax ``exponential_decay(lr, transition_steps=decay_steps, decay_rate=gamma, staircase)``.
+    optax ``exponential_decay(lr, transition_steps=decay_steps, decay_rate=gamma,
+    staircase, end_value=end_lr)``.
 
     >>> round(exponential(0.1, gamma=0.9)(10), 5)
     0.03487
     >>> round(exponential(1.0, half_life=10)(30), 6)
     0.125
+    >>> [exponential(1.0, gamma=0.5, end_lr=0.2)(t) for t in range(4)]
+    [1.0, 0.5, 0.25, 0.2]
     """
     given = [k for k, v in (("gamma", gamma), ("rate", rate), ("half_life", half_life)) if v is not None]
     if len(given) != 1:
@@ -578,9 +593,49 @@ def exponential(lr, *, gamma=None, rate=None, half_life=None, decay_steps=1, sta
     decay_steps = _count("decay_steps", decay_steps)
     stair = _flag("staircase", staircase)
     _broadcast(lr=lr, gamma=gamma, decay_steps=decay_steps)
-    table = _pack((0.0, 0.0, L.EXPONENTIAL, lr, gamma, decay_steps, stair))
     params = {"lr": lr, "gamma": gamma, "decay_steps": decay_steps, "staircase": bool(stair)}
-    return Schedule(table, "exponential", params)
+    segments = [(0.0, 0.0, L.EXPONENTIAL, lr, gamma, decay_steps, stair)]
+    if end_lr is not None:
+        end_lr = _rate("end_lr", end_lr)
+        _broadcast(lr=lr, gamma=gamma, decay_steps=decay_steps, end_lr=end_lr)
+        segments.append((_exponential_crossing(lr, gamma, decay_steps, stair, end_lr), 0.0, L.CONSTANT, end_lr))
+        params["end_lr"] = end_lr
+    return Schedule(_normalise(_pack(*segments)), "exponential", params)
+
+
+def _exponential_crossing(lr, gamma, decay_steps, staircase, end_lr):
+    """The first whole step at which lr · gamma^(t/decay_steps) (floored exponent if
+    ``staircase``) reaches or passes end_lr in the direction it moves (+inf if never),
+    decided on the float64 closed form itself."""
+    lr, gamma, ds, end = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in (lr, gamma, decay_steps, end_lr)))
+    out = np.full(lr.shape, np.inf)
+    for i in np.ndindex(lr.shape):
+        a, g, d, e = float(lr[i]), float(gamma[i]), float(ds[i]), float(end[i])
+
+        def rate(t):
+            x = t / d
+            return a * g ** (math.floor(x) if staircase else x)
+
+        def passed(t):
+            return rate(t) <= e if g < 1.0 else rate(t) >= e
+
+        if g == 1.0 or a == 0.0:
+            if (a <= e) if g <= 1.0 else (a >= e):
+                out[i] = 0.0
+            continue
+        if passed(0.0):
+            out[i] = 0.0
+            continue
+        if e == 0.0 and g < 1.0:
+            continue  # a decay reaches zero only by underflow: the closed form handles it
+        guess = d * math.log(e / a) / math.log(g)
+        t = max(0.0, math.floor(guess) - 2.0)
+        while t > 0.0 and passed(t):
+            t -= 1.0
+        while not passed(t):
+            t += 1.0
+        out[i] = t
+    return out
 
 
 def inverse_time(lr, rate, *, decay_steps=1, staircase=False):
@@ -619,37 +674,70 @@ def polynomial(lr, total_steps, *, power=1.0, end_lr=0.0, cycle=False):
     return Schedule(table, "polynomial", params)
 
 
-def cosine(lr, total_steps, *, min_lr=0.0):
-    """η_t = min_lr + (lr − min_lr)(1 + cos(π·min(t, T)/T))/2, constant after T.
+def cosine(lr, total_steps, *, min_lr=0.0, num_cycles=0.5, exponent=1.0):
+    """η_t = min_lr + (lr − min_lr)·((1 + cos(2π·num_cycles·min(t, T)/T))/2)^exponent.
 
-    torch ``CosineAnnealingLR(T_max=T, eta_min=min_lr)`` up to T (torch is
-    periodic after it; this clamps like Keras ``CosineDecay`` and optax
-    ``cosine_decay_schedule``).
+    With the defaults a half wave from lr down to min_lr at T, held after it: torch
+    ``CosineAnnealingLR(T_max=T, eta_min=min_lr)`` up to T (torch is periodic after
+    it; this clamps like Keras ``CosineDecay`` and optax ``cosine_decay_schedule``).
+    ``num_cycles`` is transformers' (``get_cosine_schedule_with_warmup``: 1 goes down
+    and back up), ``exponent`` optax's (``cosine_decay_schedule(exponent=...)``, its
+    ``alpha`` is min_lr / lr).
 
     >>> cosine(1.0, 10)(5)
     0.5
+    >>> cosine(1.0, 10, num_cycles=1.0)(5), round(cosine(1.0, 10, exponent=2.0)(5), 12)
+    (0.0, 0.25)
     """
     lr, T, min_lr = _rate("lr", lr), _count("total_steps", total_steps), _rate("min_lr", min_lr)
-    _broadcast(lr=lr, total_steps=T, min_lr=min_lr)
-    table = _pack((0.0, 0.0, L.COSINE, lr, T, min_lr))
-    return Schedule(table, "cosine", {"lr": lr, "total_steps": T, "min_lr": min_lr})
+    cycles = _check("num_cycles", num_cycles, low=0.0, low_open=True)
+    power = _check("exponent", exponent, low=0.0, low_open=True)
+    _broadcast(lr=lr, total_steps=T, min_lr=min_lr, num_cycles=cycles, exponent=power)
+    params = {"lr": lr, "total_steps": T, "min_lr": min_lr}
+    if np.all(cycles == 0.5) and np.all(power == 1.0):
+        return Schedule(_pack((0.0, 0.0, L.COSINE, lr, T, min_lr)), "cosine", params)
+    params.update(num_cycles=cycles, exponent=power)
+    return Schedule(_pack((0.0, 0.0, L.COSINE_POWER, lr, T, min_lr, 2.0 * cycles, power)), "cosine", params)
 
 
-def cosine_restarts(lr, period, *, period_mult=1, min_lr=0.0):
+def cosine_restarts(lr, period, *, period_mult=1, min_lr=0.0, cycle_decay=1.0, decay_amplitude=False,
+                    cycle_limit=None):
     """SGDR: cosine from lr to min_lr over cycles of length period · period_mult^k.
 
+    With ``cycle_decay`` cycle k peaks at lr · cycle_decay^k (timm), or with
+    ``decay_amplitude`` at min_lr + (lr − min_lr) · cycle_decay^k (Keras m_mul); it
+    always ends at min_lr. After ``cycle_limit`` cycles the rate stays at min_lr.
     torch ``CosineAnnealingWarmRestarts(T_0=period, T_mult=period_mult, eta_min=min_lr)``;
-    Keras ``CosineDecayRestarts`` (m_mul 1). The cycle index is computed in closed form.
+    Keras ``CosineDecayRestarts(lr, period, t_mul=period_mult, m_mul=cycle_decay,
+    alpha=min_lr / lr)`` with ``decay_amplitude=True``; timm ``CosineLRScheduler(t_initial=period,
+    cycle_mul=period_mult, cycle_decay=cycle_decay, cycle_limit=cycle_limit, lr_min=min_lr)``.
+    The cycle index is computed in closed form.
 
     >>> s = cosine_restarts(1.0, 4, period_mult=2)
     >>> [round(s(t), 3) for t in (0, 2, 4, 8, 12)]
     [1.0, 0.5, 1.0, 0.5, 1.0]
+    >>> s = cosine_restarts(1.0, 4, cycle_decay=0.5, cycle_limit=2)
+    >>> [round(s(t), 3) for t in (0, 4, 6, 8, 100)]
+    [1.0, 0.5, 0.25, 0.0, 0.0]
     """
     lr, period = _rate("lr", lr), _count("period", period)
     mult, min_lr = _check("period_mult", period_mult, low=1.0), _rate("min_lr", min_lr)
-    _broadcast(lr=lr, period=period, period_mult=mult, min_lr=min_lr)
-    table = _pack((0.0, 0.0, L.COSINE_RESTARTS, lr, period, mult, min_lr))
-    return Schedule(table, "cosine_restarts", {"lr": lr, "period": period, "period_mult": mult, "min_lr": min_lr})
+    decay = _check("cycle_decay", cycle_decay, low=0.0)
+    end_decay = decay if _flag("decay_amplitude", decay_amplitude) else np.ones_like(decay)
+    _broadcast(lr=lr, period=period, period_mult=mult, min_lr=min_lr, cycle_decay=decay)
+    segments = [(0.0, 0.0, L.COSINE_RESTARTS, lr, period, mult, min_lr, decay, end_decay)]
+    params = {"lr": lr, "period": period, "period_mult": mult, "min_lr": min_lr}
+    if np.any(decay != 1.0):
+        params.update(cycle_decay=decay, decay_amplitude=bool(decay_amplitude))
+    if cycle_limit is not None:
+        limit = _check("cycle_limit", cycle_limit, low=1.0, integer=True)
+        if limit.ndim:
+            raise ValueError(f"cycle_limit must be a single integer, got an array of shape {limit.shape}")
+        # the first step of cycle number `limit`, as the closed form finds cycles
+        lengths = period * mult ** np.arange(int(limit))[(...,) + (None,) * np.ndim(period * mult)]
+        segments.append((np.ceil(np.sum(lengths, axis=0)), 0.0, L.CONSTANT, min_lr))
+        params["cycle_limit"] = limit
+    return Schedule(_normalise(_pack(*segments)), "cosine_restarts", params)
 
 
 def linear(start_lr, end_lr, total_steps):
@@ -666,16 +754,21 @@ def linear(start_lr, end_lr, total_steps):
     return Schedule(table, "linear", {"start_lr": start_lr, "end_lr": end_lr, "total_steps": T})
 
 
-def piecewise(boundaries, values):
+def piecewise(boundaries, values, *, closed="left"):
     """values[k] for boundaries[k−1] ≤ t < boundaries[k]; ``len(values) == len(boundaries) + 1``.
 
-    optax ``piecewise_constant_schedule`` (as absolute values); Keras
-    ``PiecewiseConstantDecay`` switches one step later (at t > boundary).
+    optax ``piecewise_constant_schedule`` (as absolute values) and torch's milestones
+    switch at the boundary (``closed="left"``); Keras ``PiecewiseConstantDecay`` one
+    step later, values[k] for boundaries[k−1] < t ≤ boundaries[k] (``closed="right"``).
 
     >>> s = piecewise([2, 4], [1.0, 0.5, 0.1])
     >>> [s(t) for t in range(5)]
     [1.0, 1.0, 0.5, 0.5, 0.1]
+    >>> [piecewise([2, 4], [1.0, 0.5, 0.1], closed="right")(t) for t in range(6)]
+    [1.0, 1.0, 1.0, 0.5, 0.5, 0.1]
     """
+    if closed not in ("left", "right"):
+        raise ValueError(f"closed must be 'left' or 'right', got {closed!r}")
     b = _int_sequence("boundaries", boundaries, strict=True)
     if isinstance(values, (str, bytes)) or np.ndim(values) == 0 and not isinstance(values, (list, tuple)):
         raise TypeError(f"values must be a sequence of rates, got {values!r}")
@@ -683,20 +776,49 @@ def piecewise(boundaries, values):
         raise ValueError(f"values must have len(boundaries) + 1 = {len(b) + 1} entries, got {len(values)}: {values!r}")
     vals = [_rate(f"values[{k}]", v) for k, v in enumerate(values)]
     _broadcast(**{f"values[{k}]": v for k, v in enumerate(vals)})
-    starts = [0.0] + list(b)
+    starts = [0.0] + list(b + (1.0 if closed == "right" else 0.0))
     table = _normalise(_pack(*[(s, 0.0, L.CONSTANT, v) for s, v in zip(starts, vals)]))
-    return Schedule(table, "piecewise", {"boundaries": b, "values": vals})
+    params = {"boundaries": b, "values": vals}
+    if closed == "right":
+        params["closed"] = closed
+    return Schedule(table, "piecewise", params)
 
 
-def warmup(schedule, steps, *, start_lr=0.0):
-    """Linear from start_lr to schedule(0) over ``steps``, then schedule(t − steps).
+_WARMUP_SHAPES = ("linear", "cosine", "exponential")
 
+
+def _ramp(start_lr, peak, steps, shape, name="shape"):
+    """The warmup segment from start_lr (at 0) to peak (at ``steps``), shaped ``shape``."""
+    if shape not in _WARMUP_SHAPES:
+        raise ValueError(f"{name} must be one of {_WARMUP_SHAPES}, got {shape!r}")
+    if shape == "linear":
+        return (0.0, 0.0, L.POLYNOMIAL, start_lr, steps, 1.0, peak, 0.0)
+    if shape == "cosine":
+        return (0.0, 0.0, L.COSINE, start_lr, steps, peak)
+    if np.any(start_lr <= 0) or np.any(np.asarray(peak) <= 0):
+        raise ValueError(
+            f"an exponential warmup needs start_lr > 0 and a positive peak rate, got start_lr={_short(start_lr)}, "
+            f"peak {_short(peak)}"
+        )
+    return (0.0, 0.0, L.EXPONENTIAL, start_lr, peak / start_lr, steps, 0.0)
+
+
+def warmup(schedule, steps, *, start_lr=0.0, shape="linear", prefix=True):
+    """From start_lr to schedule(0) over ``steps``, then schedule(t − steps).
+
+    ``shape``: ``"linear"``, ``"cosine"`` (start + (peak − start)(1 − cos(πt/steps))/2)
+    or ``"exponential"`` (start · (peak/start)^(t/steps), geometric; start_lr > 0).
+    With ``prefix=False`` the warmup replaces the schedule's first ``steps`` instead of
+    delaying it: schedule(t) after the warmup (timm ``warmup_prefix=False``, its
+    default; ``prefix=True`` is timm ``warmup_prefix=True``).
     optax ``join_schedules([linear_schedule, schedule], [steps])``; Keras
     ``CosineDecay(warmup_steps=...)`` for the cosine case.
 
     >>> s = warmup(constant(1.0), 4)
     >>> [s(t) for t in range(6)]
     [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
+    >>> [round(warmup(linear(1.0, 0.0, 8), 2, prefix=False)(t), 3) for t in range(4)]
+    [0.0, 0.5, 0.75, 0.625]
     """
     if not isinstance(schedule, Schedule):
         raise TypeError(f"schedule must be a fastdecay Schedule, got {schedule!r}")
@@ -704,11 +826,23 @@ def warmup(schedule, steps, *, start_lr=0.0):
     if steps.ndim:
         raise ValueError(f"steps must be a single integer, got an array of shape {steps.shape}")
     start_lr = _rate("start_lr", start_lr)
+    if not isinstance(prefix, (bool, np.bool_)):
+        raise TypeError(f"prefix must be True or False, got {prefix!r}")
+    ramp = _ramp(start_lr, schedule.lr0(), max(float(steps), 1.0), shape)
     if steps == 0:
         return schedule
-    ramp = _pack((0.0, 0.0, L.POLYNOMIAL, start_lr, steps, 1.0, schedule.lr0(), 0.0))
-    table = _normalise(_concat([ramp, _shifted(schedule.segments, float(steps))]))
-    return Schedule(table, "warmup", {"schedule": schedule, "steps": steps, "start_lr": start_lr})
+    params = {"schedule": schedule, "steps": steps, "start_lr": start_lr}
+    if shape != "linear":
+        params["shape"] = shape
+    if prefix:
+        rest = _shifted(schedule.segments, float(steps))
+    else:
+        # the schedule on its own clock: the segment running at `steps` starts there
+        rest = schedule.segments.copy()
+        rest[..., L.START] = np.where(rest[..., L.START] < steps, float(steps), rest[..., L.START])
+        params["prefix"] = False
+    table = _normalise(_concat([_pack(ramp), rest]))
+    return Schedule(table, "warmup", params)
 
 
 def join(schedules, boundaries):
@@ -743,49 +877,109 @@ def join(schedules, boundaries):
     return Schedule(table, "join", {"schedules": schedules, "boundaries": b})
 
 
-def one_cycle(max_lr, total_steps, *, pct_start=0.3, div_factor=25.0, final_div_factor=1e4):
-    """torch ``OneCycleLR(max_lr, total_steps, pct_start, anneal_strategy="cos",
-    div_factor, final_div_factor, three_phase=False)``: cosine from max_lr/div_factor
-    up to max_lr until step pct_start·total_steps − 1, then cosine down to
-    max_lr/(div_factor·final_div_factor) at step total_steps − 1 (and after).
+_ANNEAL_STRATEGIES = ("cos", "linear")
+
+
+def one_cycle(max_lr, total_steps, *, pct_start=0.3, div_factor=25.0, final_div_factor=1e4, anneal_strategy="cos",
+              three_phase=False, base_momentum=0.85, max_momentum=0.95):
+    """torch ``OneCycleLR(max_lr, total_steps, pct_start, anneal_strategy, div_factor,
+    final_div_factor, three_phase)``: from max_lr/div_factor up to max_lr until step
+    pct_start·total_steps − 1, then down to max_lr/(div_factor·final_div_factor) at
+    step total_steps − 1 (and after); each phase a half cosine (``"cos"``) or a line
+    (``"linear"``). With ``three_phase`` the second phase returns to max_lr/div_factor
+    at step 2·pct_start·total_steps − 2 and the third anneals to the final rate.
+
+    ``.momentum`` is torch's cycled momentum (``cycle_momentum=True``): from
+    max_momentum down to base_momentum while the rate rises, back up while it falls.
 
     >>> s = one_cycle(1.0, 100)
     >>> round(s(0), 4), round(s(29), 4), s(99) < 1e-5
     (0.04, 1.0, True)
+    >>> round(s.momentum(0), 4), round(s.momentum(29), 4), round(s.momentum(99), 4)
+    (0.95, 0.85, 0.95)
     """
+    if anneal_strategy not in _ANNEAL_STRATEGIES:
+        raise ValueError(f"anneal_strategy must be one of {_ANNEAL_STRATEGIES}, got {anneal_strategy!r}")
+    if not isinstance(three_phase, (bool, np.bool_)):
+        raise TypeError(f"three_phase must be True or False, got {three_phase!r}")
     max_lr = _rate("max_lr", max_lr)
     T = _check("total_steps", total_steps, low=1.0, integer=True)
     pct = _check("pct_start", pct_start, low=0.0, low_open=True, high=1.0, high_open=True)
     div = _check("div_factor", div_factor, low=0.0, low_open=True)
     final_div = _check("final_div_factor", final_div_factor, low=0.0, low_open=True)
-    _broadcast(max_lr=max_lr, total_steps=T, pct_start=pct, div_factor=div, final_div_factor=final_div)
-    up_end = pct * T - 1.0  # torch's float phase boundary
-    if np.any(up_end <= 0) or np.any(T - 1.0 - up_end <= 0):
+    base_m = _check("base_momentum", base_momentum, low=0.0, high=1.0, high_open=True)
+    max_m = _check("max_momentum", max_momentum, low=0.0, high=1.0, high_open=True)
+    _broadcast(max_lr=max_lr, total_steps=T, pct_start=pct, div_factor=div, final_div_factor=final_div,
+               base_momentum=base_m, max_momentum=max_m)
+    ends = _one_cycle_ends(T, pct, bool(three_phase))
+    if any(np.any(b - a <= 0) for a, b in zip([0.0] + ends[:-1], ends)):
+        limit = "(1, (total_steps + 1) / 2)" if three_phase else "(1, total_steps)"
         raise ValueError(
-            f"pct_start * total_steps must lie in (1, total_steps), got pct_start={pct_start!r}, "
-            f"total_steps={total_steps!r}"
+            f"pct_start * total_steps must lie in {limit}, got pct_start={pct_start!r}, total_steps={total_steps!r}"
         )
     initial = max_lr / div
-    final = initial / final_div
-    table = _pack(
-        (0.0, 0.0, L.COSINE, initial, up_end, max_lr),
-        (np.floor(up_end) + 1.0, up_end, L.COSINE, max_lr, T - 1.0 - up_end, final),
-    )
+    levels = [initial, max_lr, initial, initial / final_div] if three_phase else [initial, max_lr, initial / final_div]
     params = {"max_lr": max_lr, "total_steps": T, "pct_start": pct, "div_factor": div, "final_div_factor": final_div}
-    return Schedule(table, "one_cycle", params)
+    if anneal_strategy != "cos":
+        params["anneal_strategy"] = anneal_strategy
+    if three_phase:
+        params["three_phase"] = True
+    if np.any(base_m != 0.85) or np.any(max_m != 0.95):
+        params.update(base_momentum=base_m, max_momentum=max_m)
+    return Schedule(_phases(ends, levels, anneal_strategy), "one_cycle", params)
+
+
+def _one_cycle_ends(T, pct, three_phase):
+    """torch's float phase ends: pct·T − 1 (and 2·pct·T − 2 with three phases), T − 1."""
+    return [pct * T - 1.0, 2.0 * pct * T - 2.0, T - 1.0] if three_phase else [pct * T - 1.0, T - 1.0]
+
+
+def _phases(ends, levels, anneal):
+    """Segments from levels[k] to levels[k + 1] between phase ends[k − 1] and ends[k]
+    (fractional, as torch has them: a step belongs to the first phase whose end it
+    does not pass), half cosines or lines, held at levels[-1] after the last end."""
+    segments, start, origin = [], 0.0, 0.0
+    for end, a, b in zip(ends, levels[:-1], levels[1:]):
+        if anneal == "cos":
+            segments.append((start, origin, L.COSINE, a, end - origin, b))
+        else:
+            segments.append((start, origin, L.POLYNOMIAL, a, end - origin, 1.0, b, 0.0))
+        start, origin = np.floor(end) + 1.0, end
+    return _pack(*segments)
+
+
+def _one_cycle_momentum(max_lr, total_steps, pct_start, div_factor, final_div_factor, anneal_strategy="cos",
+                        three_phase=False, base_momentum=0.85, max_momentum=0.95):
+    ends = _one_cycle_ends(total_steps, pct_start, three_phase)
+    ones = np.ones(np.broadcast_shapes(*(np.shape(x) for x in (max_lr, div_factor, final_div_factor))))
+    levels = [max_momentum, base_momentum, max_momentum] + ([max_momentum] if three_phase else [])
+    table = _phases(ends, [v * ones for v in levels], anneal_strategy)
+    params = {"total_steps": total_steps, "pct_start": pct_start, "base_momentum": base_momentum,
+              "max_momentum": max_momentum}
+    if anneal_strategy != "cos":
+        params["anneal_strategy"] = anneal_strategy
+    if three_phase:
+        params["three_phase"] = True
+    return Schedule(table, "one_cycle_momentum", params)
 
 
 _CYCLIC_MODES = ("triangular", "triangular2", "exp_range")
 
 
-def cyclic(base_lr, max_lr, step_size_up, *, step_size_down=None, mode="triangular", gamma=1.0):
+def cyclic(base_lr, max_lr, step_size_up, *, step_size_down=None, mode="triangular", gamma=1.0, base_momentum=0.8,
+           max_momentum=0.9):
     """torch ``CyclicLR(base_lr, max_lr, step_size_up, step_size_down, mode, gamma)``:
     a triangle between base_lr and max_lr; ``triangular2`` halves the amplitude
     each cycle, ``exp_range`` scales it by gamma^t.
 
+    ``.momentum`` is torch's cycled momentum (``cycle_momentum=True``): the same
+    triangle from max_momentum down to base_momentum and back, scaled alike.
+
     >>> s = cyclic(0.0, 1.0, 2)
     >>> [s(t) for t in range(5)]
     [0.0, 0.5, 1.0, 0.5, 0.0]
+    >>> [round(s.momentum(t), 3) for t in range(5)]
+    [0.9, 0.85, 0.8, 0.85, 0.9]
     """
     if mode not in _CYCLIC_MODES:
         raise ValueError(f"mode must be one of {_CYCLIC_MODES}, got {mode!r}")
@@ -793,42 +987,72 @@ def cyclic(base_lr, max_lr, step_size_up, *, step_size_down=None, mode="triangul
     up = _count("step_size_up", step_size_up)
     down = up if step_size_down is None else _count("step_size_down", step_size_down)
     gamma = _check("gamma", gamma, low=0.0, low_open=True)
-    _broadcast(base_lr=base_lr, max_lr=max_lr, step_size_up=up, step_size_down=down, gamma=gamma)
-    cycle_scale = 0.5 if mode == "triangular2" else 1.0
-    iter_gamma = gamma if mode == "exp_range" else np.ones_like(gamma)
-    table = _pack((0.0, 0.0, L.CYCLIC, base_lr, max_lr, up, down, cycle_scale, iter_gamma))
+    base_m = _check("base_momentum", base_momentum, low=0.0, high=1.0, high_open=True)
+    max_m = _check("max_momentum", max_momentum, low=0.0, high=1.0, high_open=True)
+    _broadcast(base_lr=base_lr, max_lr=max_lr, step_size_up=up, step_size_down=down, gamma=gamma,
+               base_momentum=base_m, max_momentum=max_m)
     params = {"base_lr": base_lr, "max_lr": max_lr, "step_size_up": up, "step_size_down": down, "mode": mode}
     if mode == "exp_range":
         params["gamma"] = gamma
-    return Schedule(table, "cyclic", params)
+    if np.any(base_m != 0.8) or np.any(max_m != 0.9):
+        params.update(base_momentum=base_m, max_momentum=max_m)
+    return Schedule(_triangle(base_lr, max_lr, up, down, mode, gamma), "cyclic", params)
 
 
-def inverse_sqrt(lr, warmup_steps, *, start_lr=0.0):
-    """Linear warmup to lr over ``warmup_steps``, then lr · sqrt(warmup_steps / t).
+def _triangle(low, high, up, down, mode, gamma):
+    cycle_scale = 0.5 if mode == "triangular2" else 1.0
+    iter_gamma = gamma if mode == "exp_range" else np.ones_like(gamma)
+    return _pack((0.0, 0.0, L.CYCLIC, low, high, up, down, cycle_scale, iter_gamma))
+
+
+def _cyclic_momentum(base_lr, max_lr, step_size_up, step_size_down, mode, gamma=1.0, base_momentum=0.8,
+                     max_momentum=0.9):
+    ones = np.ones(np.broadcast_shapes(np.shape(base_lr), np.shape(max_lr)))
+    table = _triangle(max_momentum * ones, base_momentum * ones, step_size_up, step_size_down, mode,
+                      np.asarray(gamma, dtype=np.float64))
+    params = {"step_size_up": step_size_up, "step_size_down": step_size_down, "mode": mode,
+              "base_momentum": base_momentum, "max_momentum": max_momentum}
+    if mode == "exp_range":
+        params["gamma"] = gamma
+    return Schedule(table, "cyclic_momentum", params)
+
+
+def inverse_sqrt(lr, warmup_steps, *, start_lr=0.0, timescale=None):
+    """Linear warmup to lr over ``warmup_steps``, then lr · sqrt(timescale / (t + timescale −
+    warmup_steps)); timescale defaults to warmup_steps, giving lr · sqrt(warmup_steps / t).
 
     fairseq ``inverse_sqrt``, the Transformer ("Attention is all you need")
-    schedule; not in torch. Beyond the API contract.
+    schedule; transformers ``get_inverse_sqrt_schedule(num_warmup_steps, timescale)``;
+    not in torch.
 
     >>> s = inverse_sqrt(1.0, 4)
     >>> s(2), s(4), s(16)
     (0.5, 1.0, 0.5)
+    >>> inverse_sqrt(1.0, 4, timescale=8)(28)
+    0.5
     """
     lr, W, start_lr = _rate("lr", lr), _check("warmup_steps", warmup_steps, low=1.0), _rate("start_lr", start_lr)
-    _broadcast(lr=lr, warmup_steps=W, start_lr=start_lr)
+    scale = W if timescale is None else _check("timescale", timescale, low=0.0, low_open=True)
+    _broadcast(lr=lr, warmup_steps=W, start_lr=start_lr, timescale=scale)
     table = _pack(
         (0.0, 0.0, L.POLYNOMIAL, start_lr, W, 1.0, lr, 0.0),
-        (W, W, L.INVERSE_TIME, lr, 1.0 / W, 1.0, 0.0, 0.5),
+        (W, W, L.INVERSE_TIME, lr, 1.0 / scale, 1.0, 0.0, 0.5),
     )
-    return Schedule(table, "inverse_sqrt", {"lr": lr, "warmup_steps": W, "start_lr": start_lr})
+    params = {"lr": lr, "warmup_steps": W, "start_lr": start_lr}
+    if timescale is not None:
+        params["timescale"] = scale
+    return Schedule(table, "inverse_sqrt", params)
 
 
 _WSD_DECAYS = ("linear", "cosine", "1-sqrt")
 
 
-def wsd(lr, total_steps, *, warmup_steps=0, decay_steps=None, end_lr=0.0, decay="linear", start_lr=0.0):
-    """Warmup-stable-decay: linear warmup over ``warmup_steps``, lr held, then a decay
-    to end_lr over the last ``decay_steps`` (default 20 % of total_steps) shaped
-    ``"linear"``, ``"cosine"`` or ``"1-sqrt"`` (Hägele et al. 2024), end_lr after.
+def wsd(lr, total_steps, *, warmup_steps=0, decay_steps=None, end_lr=0.0, decay="linear", start_lr=0.0,
+        warmup_shape="linear"):
+    """Warmup-stable-decay: a warmup from start_lr over ``warmup_steps`` (shaped as
+    ``warmup``'s ``shape``: ``"linear"``, ``"cosine"`` or ``"exponential"``), lr held,
+    then a decay to end_lr over the last ``decay_steps`` (default 20 % of total_steps)
+    shaped ``"linear"``, ``"cosine"`` or ``"1-sqrt"`` (Hägele et al. 2024), end_lr after.
 
     MiniCPM / "Scaling Laws and Compute-Optimal Training Beyond Fixed Training
     Durations"; not in torch. Beyond the API contract.
@@ -858,7 +1082,7 @@ def wsd(lr, total_steps, *, warmup_steps=0, decay_steps=None, end_lr=0.0, decay=
         tail = (d0, d0, L.ONE_MINUS_POWER, lr, D, 0.5, end_lr)
     # a zero-length warmup becomes a segment that the stable one (same start) overrides
     table = _pack(
-        (0.0, 0.0, L.POLYNOMIAL, start_lr, np.maximum(W, 1.0), 1.0, lr, 0.0),
+        _ramp(start_lr, lr, np.maximum(W, 1.0), warmup_shape, name="warmup_shape"),
         (W, W, L.CONSTANT, lr),
         tail,
     )
@@ -871,6 +1095,8 @@ def wsd(lr, total_steps, *, warmup_steps=0, decay_steps=None, end_lr=0.0, decay=
         "decay": decay,
         "start_lr": start_lr,
     }
+    if warmup_shape != "linear":
+        params["warmup_shape"] = warmup_shape
     return Schedule(_normalise(table), "wsd", params)
 
 

@@ -515,7 +515,8 @@ def constant_shrinkage(lr, weight_decay, *, total_steps=None, reference_lr=None)
         return constant(wd)
     p = lr.params
     ref = lr.lr0() if reference_lr is None else _check("reference_lr", reference_lr, low=0.0)
-    if reference_lr is None and lr.kind in ("constant", "exponential", "step", "multistep", "inverse_time"):
+    closed_reciprocal = ("constant", "exponential", "step", "multistep", "inverse_time")
+    if reference_lr is None and lr.kind in closed_reciprocal and "end_lr" not in p:  # a floored exponential tabulates
         if lr.kind == "constant":
             return constant(wd * np.ones(lr.batch_shape))
         if lr.kind == "exponential":
@@ -532,7 +533,7 @@ def constant_shrinkage(lr, weight_decay, *, total_steps=None, reference_lr=None)
         values = p["values"]
         if any(np.any(np.asarray(v) <= 0) for v in values):
             raise ValueError(f"lr must have positive levels for a constant shrinkage, got values {values!r}")
-        return piecewise(p["boundaries"], [wd * values[0] / v for v in values])
+        return piecewise(p["boundaries"], [wd * values[0] / v for v in values], closed=p.get("closed", "left"))
     if total_steps is None:
         raise ValueError(
             f"lr is a {lr.kind} schedule, whose reciprocal has no closed form among the primitives; "

@@ -24,6 +24,7 @@ enum {
     KIND_TABULATED = 8,
     KIND_PRODUCT = 9,
     KIND_DATA = 10,
+    KIND_COSINE_POWER = 11,
 };
 enum { VALUES_PER_ROW = WIDTH - P0 };
 
@@ -53,12 +54,13 @@ FD_HD int segment_of(const double* row_table, int n_segments, double t) {
     return k;
 }
 
-// SGDR: position inside the cycle holding tau, and that cycle's length.
-FD_HD void cosine_restart_cycle(double tau, double T0, double mult, double* cur, double* Ti) {
+// SGDR: position inside the cycle holding tau, that cycle's length and its index.
+FD_HD void cosine_restart_cycle(double tau, double T0, double mult, double* cur, double* Ti, i64* index) {
     if (mult == 1.0) {
         i64 i = (i64)floor(tau / T0);
         *cur = tau - (double)i * T0;
         *Ti = T0;
+        *index = i;
         return;
     }
     i64 i = (i64)floor(log(tau / T0 * (mult - 1.0) + 1.0) / log(mult));
@@ -70,6 +72,7 @@ FD_HD void cosine_restart_cycle(double tau, double T0, double mult, double* cur,
     }
     *cur = tau - T0 * (powi(mult, i) - 1.0) / (mult - 1.0);
     *Ti = T0 * powi(mult, i);
+    *index = i;
 }
 
 // Rate of one primitive at tau steps past its origin.
@@ -99,9 +102,13 @@ FD_HD_CALL double primitive(int kind, double tau, const double* p) {
         return p2 + (p0 - p2) * (1.0 + cos(FD_PI * tau / p1)) / 2.0;
     case KIND_COSINE_RESTARTS: {
         double cur, Ti;
-        cosine_restart_cycle(tau, p1, p2, &cur, &Ti);
-        return p3 + (p0 - p3) * (1.0 + cos(FD_PI * cur / Ti)) / 2.0;
+        i64 i;
+        cosine_restart_cycle(tau, p1, p2, &cur, &Ti, &i);
+        return p3 + (p0 * powi(p4, i) - p3 * powi(p5, i)) * (1.0 + cos(FD_PI * cur / Ti)) / 2.0;
     }
+    case KIND_COSINE_POWER:
+        if (tau > p1) tau = p1;
+        return p2 + (p0 - p2) * pow((1.0 + cos(FD_PI * p3 * tau / p1)) / 2.0, p4);
     case KIND_CYCLIC: {
         // the same float operations as torch's CyclicLR.get_lr
         double total = p2 + p3;

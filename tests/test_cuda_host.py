@@ -148,7 +148,7 @@ void fd_adam_f64(double* w, const double* g, double* m, double* v, double* x, i6
 int fd_layout(int i) {
     const int v[] = {WIDTH, START, ORIGIN, KIND, P0, KIND_CONSTANT, KIND_EXPONENTIAL, KIND_INVERSE_TIME,
                      KIND_POLYNOMIAL, KIND_COSINE, KIND_COSINE_RESTARTS, KIND_CYCLIC, KIND_ONE_MINUS_POWER,
-                     KIND_TABULATED, KIND_PRODUCT};
+                     KIND_TABULATED, KIND_PRODUCT, KIND_COSINE_POWER};
     return v[i];
 }
 void fd_lr_at(const double* table, int n_segments, const i64* rows, const double* t, double* out, i64 n) {
@@ -214,7 +214,8 @@ def host_eval(host, fn, table, rows, t):
 
 def test_layout_constants_match_python(host):
     names = ["WIDTH", "START", "ORIGIN", "KIND", "P0", "CONSTANT", "EXPONENTIAL", "INVERSE_TIME",
-             "POLYNOMIAL", "COSINE", "COSINE_RESTARTS", "CYCLIC", "ONE_MINUS_POWER", "TABULATED", "PRODUCT"]
+             "POLYNOMIAL", "COSINE", "COSINE_RESTARTS", "CYCLIC", "ONE_MINUS_POWER", "TABULATED", "PRODUCT",
+             "COSINE_POWER"]
     assert [host.fd_layout(i) for i in range(len(names))] == [getattr(L, n) for n in names]
     assert set(L.KIND_NAMES) == {getattr(L, n) for n in names[5:]}, "a primitive kind the header does not know"
 
@@ -254,6 +255,20 @@ def factory_schedules():
         "product": fd.warmup(fd.one_cycle(0.1, 1000) * fd.tabulated(np.linspace(1.0, 0.5, 300)), 20)
         * fd.step(1.0, 0.5, [90, 200]),
         "product_of_levels": fd.multistep(1.0, 0.5, [30, 200]) * fd.piecewise([100], [1.0, 0.3]),
+        "one_cycle_three_phase_linear": fd.one_cycle(0.1, 1000, three_phase=True, anneal_strategy="linear"),
+        "one_cycle_momentum": fd.one_cycle(0.1, 777, pct_start=0.25, three_phase=True).momentum,
+        "cyclic_momentum": fd.cyclic(0.001, 0.1, 20, mode="exp_range", gamma=0.999).momentum,
+        "cosine_cycles_exponent": fd.cosine(0.1, 300, min_lr=0.01, num_cycles=[0.5, 1.5], exponent=[2.0, 0.7]),
+        "cosine_restarts_decay": fd.cosine_restarts(0.1, 7, period_mult=2, min_lr=0.01, cycle_decay=0.8,
+                                                    decay_amplitude=True, cycle_limit=5),
+        "cosine_restarts_timm": fd.cosine_restarts(0.1, 50, min_lr=1e-3, cycle_decay=[0.5, 0.9], cycle_limit=7),
+        "exponential_end": fd.exponential(0.1, gamma=[0.99, 0.9, 1.01], staircase=True, decay_steps=3,
+                                          end_lr=[0.01, 0.05, 0.2]),
+        "warmup_no_prefix": fd.warmup(fd.multistep(0.1, 0.5, [5, 60]), 30, start_lr=1e-3, shape="exponential",
+                                      prefix=False),
+        "wsd_cosine_warmup": fd.wsd(0.1, 1000, warmup_steps=50, decay_steps=200, warmup_shape="cosine"),
+        "piecewise_right": fd.piecewise([10, 20, 300], [0.1, 0.05, 0.2, 0.001], closed="right"),
+        "inverse_sqrt_timescale": fd.inverse_sqrt(0.1, 100, timescale=1000),
         "stack_with_tables": fd.stack([fd.tabulated([0.3, 0.2, 0.1]), fd.cosine(0.1, 90) * fd.step(1.0, 0.5, 9)]),
     }
 
@@ -339,7 +354,7 @@ def random_tables(rng, n_rows, n_segments):
         starts = np.sort(rng.integers(1, 1500, n_segments - 1))
         table[r, :, L.START] = np.concatenate([[0], starts])
         for k in range(n_segments):
-            kind = int(rng.integers(0, 8))
+            kind = int(rng.choice([0, 1, 2, 3, 4, 5, 6, 7, L.COSINE_POWER]))
             origin = table[r, k, L.START] - rng.choice([0.0, 0.0, rng.integers(0, 50), rng.uniform(0.0, 3.0)])
             lr = rng.uniform(1e-4, 1.0)
             T = float(rng.choice([rng.integers(1, 400), rng.uniform(1.0, 400.0)]))
@@ -351,7 +366,9 @@ def random_tables(rng, n_rows, n_segments):
                                  rng.choice([0.5, 1.0, 2.0])],
                 L.POLYNOMIAL: [lr, T, rng.uniform(0.2, 4.0), end, rng.integers(0, 2)],
                 L.COSINE: [lr, T, end],
-                L.COSINE_RESTARTS: [lr, float(rng.integers(1, 60)), rng.choice([1.0, 1.5, 2.0, 3.0]), end],
+                L.COSINE_RESTARTS: [lr, float(rng.integers(1, 60)), rng.choice([1.0, 1.5, 2.0, 3.0]), end,
+                                    rng.choice([1.0, 0.8]), rng.choice([1.0, 0.5])],
+                L.COSINE_POWER: [lr, T, end, rng.choice([1.0, 2.0, 3.0, rng.uniform(0.5, 4.0)]), rng.uniform(0.5, 3.0)],
                 L.CYCLIC: [end, lr, float(rng.integers(1, 40)), float(rng.integers(1, 40)),
                            rng.choice([1.0, 0.5]), rng.choice([1.0, rng.uniform(0.99, 1.0)])],
                 L.ONE_MINUS_POWER: [lr, T, rng.uniform(0.2, 3.0), end],

@@ -18,6 +18,7 @@ from numba import float64, int64, njit, prange, types
 from .._layout import (
     CONSTANT,
     COSINE,
+    COSINE_POWER,
     COSINE_RESTARTS,
     CYCLIC,
     EXPONENTIAL,
@@ -129,8 +130,12 @@ def primitive(kind, tau, p0, p1, p2, p3, p4, p5):
     if kind == COSINE:
         return _cosine(tau, p0, p1, p2)
     if kind == COSINE_RESTARTS:
-        cur, Ti, _ = _cosine_restart_cycle(tau, p1, p2)
-        return p3 + (p0 - p3) * (1.0 + math.cos(math.pi * cur / Ti)) / 2.0
+        cur, Ti, i = _cosine_restart_cycle(tau, p1, p2)
+        return p3 + (p0 * p4**i - p3 * p5**i) * (1.0 + math.cos(math.pi * cur / Ti)) / 2.0
+    if kind == COSINE_POWER:
+        if tau > p1:
+            tau = p1
+        return p2 + (p0 - p2) * ((1.0 + math.cos(math.pi * p3 * tau / p1)) / 2.0) ** p4
     if kind == CYCLIC:
         # the same float operations as torch's CyclicLR.get_lr
         total = p2 + p3
@@ -586,10 +591,8 @@ def _fill_cosine_restarts(seg, first, i0, i1, out_row):
     decides each step), its steps a ``_fill_cosine_span`` shifted to the cycle start,
     the closed form's own operations (cur = tau − start)."""
     origin = seg[ORIGIN]
-    lr = seg[P0]
     T0 = seg[P0 + 1]
     mult = seg[P0 + 2]
-    end = seg[P0 + 3]
     i = i0
     while i < i1:
         tau = (first + i) - origin
@@ -601,7 +604,12 @@ def _fill_cosine_restarts(seg, first, i0, i1, out_row):
             stop -= 1
         while stop < i1 and _cosine_restart_cycle((first + stop) - origin, T0, mult)[2] == k:
             stop += 1
-        _fill_cosine_span(origin, shift, lr, Ti, end, first, i, stop, out_row)
+        # the cycle's peak: exactly lr * decay**k when min_lr's share does not decay
+        end = seg[P0 + 3]
+        peak = seg[P0] * seg[P0 + 4] ** k
+        if seg[P0 + 5] != 1.0:
+            peak = end + (peak - end * seg[P0 + 5] ** k)
+        _fill_cosine_span(origin, shift, peak, Ti, end, first, i, stop, out_row)
         i = stop
 
 

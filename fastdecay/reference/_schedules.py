@@ -37,7 +37,9 @@ __all__ = [
     "warmup_lr",
     "join_lr",
     "one_cycle_lr",
+    "one_cycle_momentum_lr",
     "cyclic_lr",
+    "cyclic_momentum_lr",
     "inverse_sqrt_lr",
     "wsd_lr",
     "tabulated_lr",
@@ -81,18 +83,23 @@ def multistep_lr(t, lr, gamma, milestones):
     return _f(lr) * _f(gamma) ** count
 
 
-def exponential_lr(t, lr, gamma=None, rate=None, half_life=None, decay_steps=1, staircase=False):
+def exponential_lr(t, lr, gamma=None, rate=None, half_life=None, decay_steps=1, staircase=False, end_lr=None):
     """η_t = lr · gamma^(t/decay_steps), the exponent floored when ``staircase``.
 
     Keras ``ExponentialDecay``, optax ``exponential_decay``; gamma = e^−rate or
-    2^(−1/half_life) when those are given instead.
+    2^(−1/half_life) when those are given instead. ``end_lr`` as optax's ``end_value``:
+    max(η_t, end_lr) when gamma < 1, min(η_t, end_lr) when gamma > 1.
     """
     if gamma is None:
         gamma = np.exp(-_f(rate)) if rate is not None else 2.0 ** (-1.0 / _f(half_life))
     e = _f(t) / _f(decay_steps)
     if staircase:
         e = np.floor(e)
-    return _f(lr) * _f(gamma) ** e
+    value = _f(lr) * _f(gamma) ** e
+    if end_lr is not None:
+        value = np.where(_f(gamma) < 1.0, np.maximum(value, end_lr), np.minimum(value, end_lr))
+        value = np.where(_f(gamma) == 1.0, _f(lr) * np.ones_like(value), value)
+    return value
 
 
 def inverse_time_lr(t, lr, rate, decay_steps=1, staircase=False):
@@ -117,25 +124,35 @@ def polynomial_lr(t, lr, total_steps, power=1.0, end_lr=0.0, cycle=False):
     return (_f(lr) - _f(end_lr)) * (1.0 - t / T) ** _f(power) + _f(end_lr)
 
 
-def cosine_lr(t, lr, total_steps, min_lr=0.0):
-    """min_lr + (lr − min_lr)(1 + cos(π·min(t, T)/T))/2 (torch ``CosineAnnealingLR``
-    up to T; Keras ``CosineDecay`` with alpha = min_lr/lr; optax ``cosine_decay_schedule``)."""
+def cosine_lr(t, lr, total_steps, min_lr=0.0, num_cycles=0.5, exponent=1.0):
+    """min_lr + (lr − min_lr)((1 + cos(2π·num_cycles·min(t, T)/T))/2)^exponent (torch
+    ``CosineAnnealingLR`` up to T; Keras ``CosineDecay`` with alpha = min_lr/lr; optax
+    ``cosine_decay_schedule`` with its exponent; transformers' num_cycles)."""
     t, T = _f(t), _f(total_steps)
-    return _f(min_lr) + (_f(lr) - _f(min_lr)) * (1.0 + np.cos(np.pi * np.minimum(t, T) / T)) / 2.0
+    wave = (1.0 + np.cos(2.0 * np.pi * _f(num_cycles) * np.minimum(t, T) / T)) / 2.0
+    return _f(min_lr) + (_f(lr) - _f(min_lr)) * wave ** _f(exponent)
 
 
-def cosine_restarts_lr(t, lr, period, period_mult=1, min_lr=0.0):
+def cosine_restarts_lr(t, lr, period, period_mult=1, min_lr=0.0, cycle_decay=1.0, decay_amplitude=False,
+                       cycle_limit=None):
     """SGDR (torch ``CosineAnnealingWarmRestarts``): cycles of length period · period_mult^k,
-    found by walking the cycles from the start."""
+    found by walking the cycles from the start; cycle k from lr · cycle_decay^k (timm), or
+    min_lr + (lr − min_lr) · cycle_decay^k with ``decay_amplitude`` (Keras m_mul), to
+    min_lr; min_lr after ``cycle_limit`` cycles (timm)."""
+    limit = math.inf if cycle_limit is None else float(cycle_limit)
 
-    def one(t, lr, T, mult, low):
-        start = 0.0
+    def one(t, lr, T, mult, low, decay):
+        start, k = 0.0, 0
         while t >= start + T:
             start += T
             T *= mult
-        return low + (lr - low) * (1.0 + math.cos(math.pi * (t - start) / T)) / 2.0
+            k += 1
+        if k >= limit:
+            return low
+        peak = low + (lr - low) * decay**k if decay_amplitude else lr * decay**k
+        return low + (peak - low) * (1.0 + math.cos(math.pi * (t - start) / T)) / 2.0
 
-    return _elementwise(one, t, lr, period, period_mult, min_lr)
+    return _elementwise(one, t, lr, period, period_mult, min_lr, cycle_decay)
 
 
 def linear_lr(t, start_lr, end_lr, total_steps):
@@ -145,13 +162,14 @@ def linear_lr(t, start_lr, end_lr, total_steps):
     return _f(start_lr) + (_f(end_lr) - _f(start_lr)) * np.minimum(t, T) / T
 
 
-def piecewise_lr(t, boundaries, values):
+def piecewise_lr(t, boundaries, values, closed="left"):
     """values[k] for boundaries[k−1] ≤ t < boundaries[k] (optax ``piecewise_constant_schedule``
-    with absolute values)."""
+    with absolute values); with ``closed="right"`` boundaries[k−1] < t ≤ boundaries[k]
+    (Keras ``PiecewiseConstantDecay``)."""
     t = _f(t)
     k = np.zeros(np.shape(t), dtype=np.int64)
     for b in np.asarray(boundaries, dtype=np.float64):
-        k = k + (t >= b)
+        k = k + ((t > b) if closed == "right" else (t >= b))
     vals = np.broadcast_arrays(*(_f(v) for v in values))
     out = np.zeros(np.broadcast_shapes(np.shape(t), vals[0].shape))
     for j, v in enumerate(vals):
@@ -159,16 +177,23 @@ def piecewise_lr(t, boundaries, values):
     return out
 
 
-def warmup_lr(t, schedule, steps, start_lr=0.0):
-    """Linear from start_lr to schedule(0) over ``steps``, then schedule(t − steps)
-    (optax ``join_schedules([linear_schedule(start_lr, schedule(0), steps), schedule], [steps])``).
-
-    ``schedule`` is a callable of the step.
+def warmup_lr(t, schedule, steps, start_lr=0.0, shape="linear", prefix=True):
+    """From start_lr to schedule(0) over ``steps`` — a line, a half cosine
+    start + (peak − start)(1 − cos(π·t/steps))/2, or geometric start·(peak/start)^(t/steps)
+    — then schedule(t − steps), or schedule(t) when not ``prefix`` (timm
+    ``warmup_prefix=False``). ``schedule`` is a callable of the step.
     """
     t = _f(t)
     peak = _f(schedule(np.zeros_like(t)))
-    ramp = _f(start_lr) + (peak - _f(start_lr)) * np.minimum(t, steps) / max(float(steps), 1.0)
-    after = _f(schedule(np.maximum(t - steps, 0.0)))
+    x = np.minimum(t, steps) / max(float(steps), 1.0)
+    start = _f(start_lr)
+    if shape == "linear":
+        ramp = start + (peak - start) * x
+    elif shape == "cosine":
+        ramp = start + (peak - start) * (1.0 - np.cos(np.pi * x)) / 2.0
+    else:
+        ramp = start * (peak / start) ** x
+    after = _f(schedule(np.maximum(t - steps, 0.0) if prefix else t))
     return np.where(t < steps, ramp, after)
 
 
@@ -184,70 +209,121 @@ def join_lr(t, schedules, boundaries):
     return out
 
 
-def one_cycle_lr(t, max_lr, total_steps, pct_start=0.3, div_factor=25.0, final_div_factor=1e4):
-    """torch ``OneCycleLR(anneal_strategy="cos", three_phase=False)`` as its source
-    writes it: phase ends at pct_start·total_steps − 1 and total_steps − 1, cosine
+def _one_cycle_phases(t, T, pct, levels, anneal, three_phase):
+    """torch ``OneCycleLR.get_lr``: the phase holding t (ends pct·T − 1 [, 2·pct·T − 2], T − 1),
+    annealed from its start level to its end level ((1 + cos πx)/2 weights, or a line)."""
+    ends = [pct * T - 1.0, 2.0 * pct * T - 2.0, T - 1.0] if three_phase else [pct * T - 1.0, T - 1.0]
+    t = min(t, T - 1.0)
+    start = 0.0
+    for i, end in enumerate(ends):
+        if t <= end or i == len(ends) - 1:
+            x = (t - start) / (end - start)
+            a, b = levels[i], levels[i + 1]
+            if anneal == "linear":
+                return (b - a) * x + a
+            return b + (a - b) / 2.0 * (math.cos(math.pi * x) + 1.0)
+        start = end
+    raise AssertionError
+
+
+def one_cycle_lr(t, max_lr, total_steps, pct_start=0.3, div_factor=25.0, final_div_factor=1e4, anneal_strategy="cos",
+                 three_phase=False, base_momentum=0.85, max_momentum=0.95):
+    """torch ``OneCycleLR`` as its source writes it: phase ends at pct_start·total_steps − 1
+    (three phases: and 2·pct_start·total_steps − 2) and total_steps − 1, cosine or linear
     annealing within each; held at the final rate after total_steps − 1."""
 
     def one(t, max_lr, T, pct, div, final_div):
         initial = max_lr / div
         final = initial / final_div
-        phases = [(pct * T - 1.0, initial, max_lr), (T - 1.0, max_lr, final)]
-        t = min(t, T - 1.0)
-        start = 0.0
-        for i, (end, a, b) in enumerate(phases):
-            if t <= end or i == len(phases) - 1:
-                x = (t - start) / (end - start)
-                return b + (a - b) / 2.0 * (math.cos(math.pi * x) + 1.0)
-            start = end
-        raise AssertionError
+        levels = [initial, max_lr, initial, final] if three_phase else [initial, max_lr, final]
+        return _one_cycle_phases(t, T, pct, levels, anneal_strategy, three_phase)
 
     return _elementwise(one, t, max_lr, total_steps, pct_start, div_factor, final_div_factor)
 
 
-def cyclic_lr(t, base_lr, max_lr, step_size_up, step_size_down=None, mode="triangular", gamma=1.0):
+def one_cycle_momentum_lr(t, total_steps, pct_start=0.3, base_momentum=0.85, max_momentum=0.95, anneal_strategy="cos",
+                          three_phase=False):
+    """torch ``OneCycleLR(cycle_momentum=True)``'s momentum: max → base → max (→ max with
+    three phases) over the same phases as the rate."""
+
+    def one(t, T, pct, low, high):
+        levels = [high, low, high, high] if three_phase else [high, low, high]
+        return _one_cycle_phases(t, T, pct, levels, anneal_strategy, three_phase)
+
+    return _elementwise(one, t, total_steps, pct_start, base_momentum, max_momentum)
+
+
+def _triangle_wave(t, up, down, mode, gamma):
+    """torch ``CyclicLR``'s scale: the triangle's height in [0, 1] at t times its amplitude."""
+    total = up + down
+    cycle = math.floor(1.0 + t / total)
+    x = 1.0 + t / total - cycle
+    ratio = up / total
+    scale = x / ratio if x <= ratio else (x - 1.0) / (ratio - 1.0)
+    if mode == "triangular":
+        amplitude = 1.0
+    elif mode == "triangular2":
+        amplitude = 0.5 ** (cycle - 1)  # torch writes 1 / 2 ** (cycle - 1), which overflows
+    else:
+        amplitude = gamma**t
+    return scale, amplitude
+
+
+def cyclic_lr(t, base_lr, max_lr, step_size_up, step_size_down=None, mode="triangular", gamma=1.0, base_momentum=0.8,
+              max_momentum=0.9):
     """torch ``CyclicLR`` (``cycle_momentum=False``): a triangle wave between base_lr and
     max_lr, amplitude halved each cycle (``triangular2``) or scaled by gamma^t (``exp_range``)."""
     if step_size_down is None:
         step_size_down = step_size_up
 
     def one(t, base, peak, up, down, gamma):
-        total = up + down
-        cycle = math.floor(1.0 + t / total)
-        x = 1.0 + t / total - cycle
-        ratio = up / total
-        scale = x / ratio if x <= ratio else (x - 1.0) / (ratio - 1.0)
-        if mode == "triangular":
-            amplitude = 1.0
-        elif mode == "triangular2":
-            amplitude = 0.5 ** (cycle - 1)  # torch writes 1 / 2 ** (cycle - 1), which overflows
-        else:
-            amplitude = gamma**t
+        scale, amplitude = _triangle_wave(t, up, down, mode, gamma)
         return base + (peak - base) * scale * amplitude
 
     return _elementwise(one, t, base_lr, max_lr, step_size_up, step_size_down, gamma)
 
 
-def inverse_sqrt_lr(t, lr, warmup_steps, start_lr=0.0):
-    """fairseq ``inverse_sqrt``: linear warmup from start_lr to lr over warmup_steps,
-    then lr · sqrt(warmup_steps / t)."""
+def cyclic_momentum_lr(t, step_size_up, step_size_down=None, mode="triangular", gamma=1.0, base_momentum=0.8,
+                       max_momentum=0.9):
+    """torch ``CyclicLR(cycle_momentum=True)``'s momentum: max_momentum − (max_momentum −
+    base_momentum) · scale, the rate's triangle upside down."""
+    if step_size_down is None:
+        step_size_down = step_size_up
+
+    def one(t, up, down, gamma, low, high):
+        scale, amplitude = _triangle_wave(t, up, down, mode, gamma)
+        return high - (high - low) * scale * amplitude
+
+    return _elementwise(one, t, step_size_up, step_size_down, gamma, base_momentum, max_momentum)
+
+
+def inverse_sqrt_lr(t, lr, warmup_steps, start_lr=0.0, timescale=None):
+    """fairseq ``inverse_sqrt`` / transformers ``get_inverse_sqrt_schedule``: linear warmup
+    from start_lr to lr over warmup_steps, then lr / sqrt((t + timescale − warmup_steps) /
+    timescale), timescale = warmup_steps unless given (lr · sqrt(warmup_steps / t))."""
     t, W = _f(t), _f(warmup_steps)
+    scale = W if timescale is None else _f(timescale)
     ramp = _f(start_lr) + (_f(lr) - _f(start_lr)) * t / W
     with np.errstate(divide="ignore", invalid="ignore"):
-        decay = _f(lr) * np.sqrt(W / t)
+        decay = _f(lr) / np.sqrt((t + scale - W) / scale)
     return np.where(t < W, ramp, decay)
 
 
-def wsd_lr(t, lr, total_steps, warmup_steps=0, decay_steps=None, end_lr=0.0, decay="linear", start_lr=0.0):
-    """Warmup-stable-decay: linear warmup over warmup_steps, lr held, then over the last
-    decay_steps (default round(0.2·total_steps)) a decay to end_lr shaped ``linear``
-    (1 − x), ``cosine`` ((1 + cos πx)/2) or ``1-sqrt`` (1 − √x), x the fraction of the
-    decay done; end_lr after total_steps."""
+def wsd_lr(t, lr, total_steps, warmup_steps=0, decay_steps=None, end_lr=0.0, decay="linear", start_lr=0.0,
+           warmup_shape="linear"):
+    """Warmup-stable-decay: a warmup over warmup_steps (a line, a half cosine or geometric,
+    as ``warmup_lr``), lr held, then over the last decay_steps (default
+    round(0.2·total_steps)) a decay to end_lr shaped ``linear`` (1 − x), ``cosine``
+    ((1 + cos πx)/2) or ``1-sqrt`` (1 − √x), x the fraction of the decay done; end_lr after
+    total_steps."""
     T, W = _f(total_steps), _f(warmup_steps)
     D = np.maximum(np.round(0.2 * T), 1.0) if decay_steps is None else _f(decay_steps)
     t = _f(t)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ramp = _f(start_lr) + (_f(lr) - _f(start_lr)) * t / W
+        x = t / W
+        a, b = _f(start_lr), _f(lr)
+        ramp = {"linear": lambda: a + (b - a) * x, "cosine": lambda: a + (b - a) * (1.0 - np.cos(np.pi * x)) / 2.0,
+                "exponential": lambda: a * (b / a) ** x}[warmup_shape]()
     x = np.clip((t - (T - D)) / D, 0.0, 1.0)
     shape = {"linear": 1.0 - x, "cosine": (1.0 + np.cos(np.pi * x)) / 2.0, "1-sqrt": 1.0 - np.sqrt(x)}[decay]
     tail = _f(end_lr) + (_f(lr) - _f(end_lr)) * shape
@@ -292,6 +368,8 @@ _BY_KIND = {
     "piecewise": piecewise_lr,
     "one_cycle": one_cycle_lr,
     "cyclic": cyclic_lr,
+    "one_cycle_momentum": one_cycle_momentum_lr,
+    "cyclic_momentum": cyclic_momentum_lr,
     "inverse_sqrt": inverse_sqrt_lr,
     "wsd": wsd_lr,
 }
@@ -312,7 +390,8 @@ def schedule_lr(s, t):
         raise ValueError(f"s has no factory arguments to evaluate (a sub-batch s[i]?): {s!r}")
     if kind == "warmup":
         inner = p["schedule"]
-        value = warmup_lr(t, lambda u: schedule_lr(inner, u), p["steps"], p["start_lr"])
+        value = warmup_lr(t, lambda u: schedule_lr(inner, u), p["steps"], p["start_lr"], p.get("shape", "linear"),
+                          p.get("prefix", True))
     elif kind == "join":
         parts = [(lambda u, m=m: schedule_lr(m, u)) for m in p["schedules"]]
         value = join_lr(t, parts, p["boundaries"])
