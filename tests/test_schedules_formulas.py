@@ -64,8 +64,9 @@ def keras_cosine(lr, decay_steps, alpha):
     return f
 
 
-def keras_cosine_restarts(lr, first_decay_steps, t_mul, alpha):
-    # keras.optimizers.schedules.CosineDecayRestarts (m_mul = 1), its documented algorithm
+def keras_cosine_restarts(lr, first_decay_steps, t_mul, alpha, m_mul=1.0):
+    # keras.optimizers.schedules.CosineDecayRestarts, its documented algorithm
+    # (keras/src/optimizers/schedules/learning_rate_schedule.py, CosineDecayRestarts.__call__)
     def f(step):
         completed = step / first_decay_steps
         if t_mul == 1.0:
@@ -75,7 +76,7 @@ def keras_cosine_restarts(lr, first_decay_steps, t_mul, alpha):
             i = math.floor(math.log(1 - completed * (1 - t_mul)) / math.log(t_mul))
             sum_r = (1 - t_mul**i) / (1 - t_mul)
             completed = (completed - sum_r) / t_mul**i
-        return lr * ((1 - alpha) * 0.5 * (1 + math.cos(math.pi * completed)) + alpha)
+        return lr * ((1 - alpha) * 0.5 * m_mul**i * (1 + math.cos(math.pi * completed)) + alpha)
 
     return f
 

@@ -12,6 +12,7 @@ import pytest
 import fastdecay as fd
 from fastdecay import reference as ref
 
+from test_schedules_formulas import keras_cosine_restarts
 from test_schedules_torch import RTOL, check
 
 torch = pytest.importorskip("torch")
@@ -188,22 +189,6 @@ def test_exponential_end_value_batch():
 # ----------------------------------------------------------------------------- Keras
 
 
-def keras_cosine_decay_restarts(step, *, initial_learning_rate, first_decay_steps, t_mul, m_mul, alpha):
-    """keras/src/optimizers/schedules/learning_rate_schedule.py, CosineDecayRestarts.__call__."""
-    completed_fraction = step / first_decay_steps
-    if t_mul == 1.0:
-        i_restart = math.floor(completed_fraction)
-        completed_fraction -= i_restart
-    else:
-        i_restart = math.floor(math.log(1.0 - completed_fraction * (1.0 - t_mul)) / math.log(t_mul))
-        sum_r = (1.0 - t_mul**i_restart) / (1.0 - t_mul)
-        completed_fraction = (completed_fraction - sum_r) / t_mul**i_restart
-    m_fac = m_mul**i_restart
-    cosine_decayed = 0.5 * m_fac * (1.0 + math.cos(math.pi * completed_fraction))
-    decayed = (1 - alpha) * cosine_decayed + alpha
-    return initial_learning_rate * decayed
-
-
 def keras_piecewise_constant(step, boundaries, values):
     """keras/src/optimizers/schedules/learning_rate_schedule.py, PiecewiseConstantDecay:
     values[0] for step <= boundaries[0], values[i] for boundaries[i-1] < step <= boundaries[i],
@@ -216,8 +201,8 @@ def keras_piecewise_constant(step, boundaries, values):
 
 @pytest.mark.parametrize("t_mul, m_mul, alpha", [(2.0, 1.0, 0.0), (2.0, 0.8, 0.1), (1.0, 0.5, 0.0), (1.5, 0.9, 0.3)])
 def test_cosine_restarts_m_mul_is_keras(t_mul, m_mul, alpha):
-    expected = np.array([keras_cosine_decay_restarts(t, initial_learning_rate=0.5, first_decay_steps=20, t_mul=t_mul,
-                                                     m_mul=m_mul, alpha=alpha) for t in range(600)])
+    keras = keras_cosine_restarts(0.5, 20, t_mul, alpha, m_mul=m_mul)
+    expected = np.array([keras(t) for t in range(600)])
     s = fd.cosine_restarts(0.5, 20, period_mult=t_mul, min_lr=0.5 * alpha, cycle_decay=m_mul, decay_amplitude=True)
     # Keras finds the cycle with logarithms; compare where both put a step in the same cycle (all steps here)
     check_all(s, expected, rtol=1e-10, atol=1e-15)
