@@ -180,34 +180,78 @@ def _prepare(curvature, schedule, *, steps, optimizer, momentum, noise, batch_si
     ), steps
 
 
+class _CpuBackend:
+    """Where the moments live and which kernels advance them: NumPy and the Numba kernels."""
+
+    xp = np
+    device = None
+
+    def __init__(self):
+        from ._cpu import expected as kernels
+
+        self.kernels = kernels
+
+    def zeros(self, shape):
+        return np.zeros(shape)
+
+    def to_device(self, array):
+        return np.ascontiguousarray(array)
+
+    def tiles_per_trajectory(self, n, d):
+        """Coordinate spans a trajectory is split into: one, unless there are too few
+        trajectories to keep every thread busy."""
+        import numba
+
+        wanted = _TILES_PER_THREAD * numba.get_num_threads()
+        max_blocks = -(-d // self.kernels.BLOCK)
+        return 1 if n >= wanted else max(1, min(max_blocks, -(-wanted // max(n, 1))))
+
+
+class _GpuBackend:
+    """CuPy arrays on the curvature's GPU and the kernels of ``kernels/expected.cu``."""
+
+    def __init__(self, curvature):
+        from ._gpu import expected as kernels
+
+        self.kernels = kernels
+        self.xp = kernels.xp
+        self.device = kernels.device_of(curvature)
+
+    def zeros(self, shape):
+        return self.kernels.zeros(shape, self.device)
+
+    def to_device(self, array):
+        return self.kernels.to_device(np.ascontiguousarray(array), self.device)
+
+    def tiles_per_trajectory(self, n, d):
+        return 1  # a block of threads covers part of one trajectory and adds its sums atomically
+
+
+def _backend(problem, curvature):
+    return _GpuBackend(curvature) if problem.backend in (CUPY, TORCH_CUDA) else _CpuBackend()
+
+
 class _Moments:
     """The moments of every (trajectory, coordinate) element and the loop that advances them."""
 
-    def __init__(self, problem):
-        from ._cpu import expected as kernels
+    def __init__(self, problem, backend):
+        from ._cpu import expected as cpu  # the step coefficients are computed on the host, from the rules
 
-        self.p = problem
-        self.kernels = kernels
+        self.p, self.backend, self.cpu = problem, backend, cpu
         n, d = problem.n, problem.d
         full = problem.batch + (d,)
-        self.mw = np.empty(full)
-        self.mw[...] = problem.w0
-        self.sww = np.empty(full)
-        self.sww[...] = problem.w0 ** 2 + problem.w0_var
-        self.mw, self.sww = self.mw.reshape(-1), self.sww.reshape(-1)
-        buffered = problem.opt != kernels.GD and problem.momentum != 0.0
+        mw, sww = np.empty(full), np.empty(full)
+        mw[...] = problem.w0
+        sww[...] = problem.w0 ** 2 + problem.w0_var
+        self.mw, self.sww = backend.to_device(mw.reshape(-1)), backend.to_device(sww.reshape(-1))
+        buffered = problem.opt != cpu.GD and problem.momentum != 0.0
         # the buffer starts at zero (its first value is the rule's, whatever it held)
-        self.mb, self.swb, self.sbb = (np.zeros(n * d if buffered else 0) for _ in range(3))
-        import numba
-
-        threads = numba.get_num_threads()
-        wanted = _TILES_PER_THREAD * threads
-        max_blocks = -(-d // kernels.BLOCK)
-        self.n_blocks = 1 if n >= wanted else max(1, min(max_blocks, -(-wanted // max(n, 1))))
+        self.mb, self.swb, self.sbb = (backend.zeros(n * d if buffered else 0) for _ in range(3))
+        self.n_blocks = backend.tiles_per_trajectory(n, d)
         self.rate_rows = problem.lr_rows.shape[0]
 
     def chunk_steps(self, steps, record_every):
-        per_step = self.rate_rows * self.kernels.N_COEF
+        per_step = self.rate_rows * self.cpu.N_COEF
         if record_every == 1:
             per_step = max(per_step, self.p.n * self.n_blocks)
         return max(1, min(steps, _COEF_NUMBERS // per_step))
@@ -215,32 +259,32 @@ class _Moments:
     def advance(self, first, count, every, partial, first_record, active=_NO_MASK):
         """Steps first .. first + count - 1 of the ``active`` trajectories (all when empty);
         recorded sums into partial (see ``fastdecay._cpu.expected.propagate``)."""
-        p, k = self.p, self.kernels
-        coef = np.empty((self.rate_rows, count, k.N_COEF))
-        k.step_coefficients(p.lr.rows(), p.lr_rows, p.wd_table, p.wd_rows, p.opt, p.momentum, p.on_drop, first,
-                            count, coef)
-        k.propagate(self.mw, self.mb, self.sww, self.swb, self.sbb, p.lam, p.lam_rows, p.var, p.var_rows,
-                    p.inv_batch, _readonly(coef), p.coef_rows, active, p.d, self.n_blocks, first, count, every,
-                    first_record, partial)
+        p = self.p
+        coef = np.empty((self.rate_rows, count, self.cpu.N_COEF))
+        self.cpu.step_coefficients(p.lr.rows(), p.lr_rows, p.wd_table, p.wd_rows, p.opt, p.momentum, p.on_drop,
+                                   first, count, coef)
+        self.backend.kernels.propagate(self.mw, self.mb, self.sww, self.swb, self.sbb, p.lam, p.lam_rows, p.var,
+                                       p.var_rows, p.inv_batch, _readonly(coef), p.coef_rows, active, p.d,
+                                       self.n_blocks, first, count, every, first_record, partial)
 
     def twice_loss(self):
-        out = np.empty(self.p.n)
-        self.kernels.weighted_sums(self.sww, self.p.lam, self.p.lam_rows, self.p.d, out)
+        out = self.backend.zeros(self.p.n)
+        self.backend.kernels.weighted_sums(self.sww, self.p.lam, self.p.lam_rows, self.p.d, out)
         return out
 
 
-def _output(backend, values):
+def _output(backend, values, curvature):
+    """Arrays in the caller's array type: torch tensors for torch input (on its device)."""
     if backend == TORCH_CPU:
         import torch
 
         return {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in values.items()}
+    if backend == TORCH_CUDA:
+        import torch
+
+        return {k: torch.as_tensor(v, device=curvature.device) if hasattr(v, "__cuda_array_interface__") else v
+                for k, v in values.items()}
     return values
-
-
-def _cpu_only(backend, name):
-    if backend in (CUPY, TORCH_CUDA):
-        raise TypeError(f"{name} runs on the CPU kernels: pass the curvature as a NumPy array or CPU torch tensor "
-                        f"(got a GPU array)")
 
 
 def expected_loss(curvature, schedule, *, steps, optimizer="gd", momentum=0.9, noise=0.0, batch_size=1, w0=1.0,
@@ -300,11 +344,11 @@ def expected_loss(curvature, schedule, *, steps, optimizer="gd", momentum=0.9, n
                               on_drop=on_drop)
     if every is not None:
         every = _int("every", every, low=1)
-    _cpu_only(problem.backend, "fd.expected_loss")
-    moments = _Moments(problem)
+    backend = _backend(problem, curvature)
+    moments = _Moments(problem, backend)
     n, batch = problem.n, problem.batch
     n_rec = steps // every + 1 if every else 0
-    partial = np.zeros((n, moments.n_blocks, n_rec if every else 0))
+    partial = backend.zeros((n, moments.n_blocks, n_rec if every else 0))
     first_loss = moments.twice_loss() if every else None
     if n * problem.d:
         first = 0
@@ -324,7 +368,11 @@ def expected_loss(curvature, schedule, *, steps, optimizer="gd", momentum=0.9, n
         values.update(steps=np.arange(0, steps + 1, every, dtype=np.int64), loss=loss.reshape(batch + (n_rec,)))
     if not batch:
         values["final_loss"] = float(values["final_loss"])
-    return ExpectedLoss(**_output(problem.backend, values))
+    return ExpectedLoss(**_output(problem.backend, values, curvature))
+
+
+def _on_host(x):
+    return x if isinstance(x, np.ndarray) else x.get()
 
 
 def steps_to_target(curvature, schedule, target, *, steps, optimizer="gd", momentum=0.9, noise=0.0, batch_size=1,
@@ -371,25 +419,30 @@ def steps_to_target(curvature, schedule, target, *, steps, optimizer="gd", momen
         goal = np.broadcast_to(goal, problem.batch).reshape(-1)
     except ValueError:
         raise ValueError(f"target of shape {goal.shape} must broadcast to the batch shape {problem.batch}") from None
-    _cpu_only(problem.backend, "fd.steps_to_target")
-    moments = _Moments(problem)
-    found = np.where(0.5 * moments.twice_loss() <= goal, 0, -1).astype(np.int64)
+    backend = _backend(problem, curvature)
+    moments = _Moments(problem, backend)
+    found = np.where(0.5 * _on_host(moments.twice_loss()) <= goal, 0, -1).astype(np.int64)
     active = found < 0
+    goal_column = backend.to_device(goal[:, None])
     first = 0
     chunk = moments.chunk_steps(steps, 1)
     while first < steps and active.any() and problem.d:
         count = min(chunk, steps - first)
-        partial = np.zeros((problem.n, moments.n_blocks, count))
+        partial = backend.zeros((problem.n, moments.n_blocks, count))
         moments.advance(first, count, 1, partial, first + 1, active=_readonly(active.astype(np.uint8)))
-        hit = 0.5 * partial.sum(axis=1) <= goal[:, None]
-        newly = active & hit.any(axis=1)
-        found[newly] = first + 1 + np.argmax(hit[newly], axis=1)
+        hit = 0.5 * partial.sum(axis=1) <= goal_column
+        reached = _on_host(hit.any(axis=1))
+        at = _on_host(hit.argmax(axis=1))
+        newly = active & reached
+        found[newly] = first + 1 + at[newly]
         active &= ~newly
         first += count
     found = found.reshape(problem.batch)
     if not problem.batch:
         return int(found)
-    return _output(problem.backend, {"steps": found})["steps"]
+    if backend.device is not None:
+        found = backend.to_device(found)
+    return _output(problem.backend, {"steps": found}, curvature)["steps"]
 
 
 @dataclass(frozen=True)

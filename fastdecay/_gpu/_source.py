@@ -35,6 +35,7 @@ KERNELS = {
         "simulate_f32", "simulate_f64", "simulate_fast_f32", "simulate_fast_f64", "simulate_coefficients_f32",
         "simulate_coefficients_f64", "philox_fill",
     ),
+    "expected.cu": ("expected_propagate",),
 }
 
 # Options for NVRTC (and nvcc in the compile test): no fused multiply-add, so
