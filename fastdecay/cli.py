@@ -64,6 +64,7 @@ SCHEDULE_KINDS = {
     "cyclic": S.cyclic,
     "inverse_sqrt": S.inverse_sqrt,
     "wsd": S.wsd,
+    "tabulated": S.tabulated,
 }
 
 _SUMMARY = {
@@ -81,11 +82,18 @@ _SUMMARY = {
     "cyclic": "triangle between base_lr and max_lr  (torch CyclicLR)",
     "inverse_sqrt": "warmup, then lr sqrt(warmup_steps / t)  (Transformer)",
     "wsd": "warmup-stable-decay",
+    "tabulated": "the given per-step rates, the last held  (torch LambdaLR as data)",
 }
 
 # Parameters that take a comma-separated list, and their element type.
 _LIST_PARAMS = {"milestones": int, "boundaries": int, "values": float}
-_CHOICES = {("cyclic", "mode"): S._CYCLIC_MODES, ("wsd", "decay"): S._WSD_DECAYS}
+_CHOICES = {
+    ("cyclic", "mode"): S._CYCLIC_MODES,
+    ("wsd", "decay"): S._WSD_DECAYS,
+    ("wsd", "warmup_shape"): S._WARMUP_SHAPES,
+    ("one_cycle", "anneal_strategy"): S._ANNEAL_STRATEGIES,
+    ("piecewise", "closed"): ("left", "right"),
+}
 _HELP = {
     "lr": "initial learning rate eta_0",
     "gamma": "decay factor per period (or per decay_steps)",
@@ -114,6 +122,20 @@ _HELP = {
     "mode": "amplitude policy",
     "warmup_steps": "steps of linear warmup",
     "decay": "shape of the final decay",
+    "anneal_strategy": "shape of each phase: half cosine or line (torch anneal_strategy)",
+    "three_phase": "rise, fall back to the initial rate, then anneal to the final rate (torch three_phase)",
+    "base_momentum": "lowest momentum of the cycle (printed with --momentum)",
+    "max_momentum": "highest momentum of the cycle (printed with --momentum)",
+    "num_cycles": "waves of the cosine over total_steps (0.5: down once; transformers num_cycles)",
+    "exponent": "power of the cosine's (1 + cos)/2 factor (optax exponent)",
+    "cycle_decay": "factor on each cycle's peak (timm cycle_decay, Keras m_mul)",
+    "decay_amplitude": "decay the peak's height above min_lr, not the peak (Keras m_mul)",
+    "cycle_limit": "cycles before the rate stays at min_lr (timm cycle_limit)",
+    "timescale": "steps of the decay's time scale: lr sqrt(timescale / (t + timescale - warmup_steps))",
+    "closed": "which side of a boundary takes the next value: left (at it, optax) or right (after it, Keras)",
+    "warmup_shape": "shape of the warmup",
+    ("exponential", "end_lr"): "the rate stops at this value (optax end_value)",
+    ("tabulated", "values"): "comma-separated rates, one a step, e.g. 0.1,0.2,0.15",
     ("inverse_time", "rate"): "k in eta_0 / (1 + k t / decay_steps)",
     ("inverse_time", "decay_steps"): "steps per unit of k t",
     ("wsd", "total_steps"): "length of the whole schedule",
@@ -202,6 +224,7 @@ def _add_factory_options(parser, kind, factory):
             kwargs["default"] = p.default
             if p.default is not None:
                 help_ = f"{help_} (default {p.default:g})" if help_ else f"default {p.default:g}"
+
         parser.add_argument(*flags, help=help_, **kwargs)
 
 
@@ -218,10 +241,12 @@ def _add_schedule_command(commands):
     for kind, factory in SCHEDULE_KINDS.items():
         p = kinds.add_parser(
             kind,
+            aliases=[kind.replace("_", "-")] if "_" in kind else [],
             formatter_class=_HelpFormatter,
             help=_SUMMARY[kind],
             description=f"fd.{kind}: {_description(factory.__doc__)}",
         )
+        p.set_defaults(kind=kind)  # the factory's name whichever spelling (one_cycle, one-cycle) was typed
         _add_factory_options(p, kind, factory)
         common = p.add_argument_group("output")
         common.add_argument("--steps", type=_nonnegative_int, required=True, metavar="N", help="last step shown")
@@ -230,8 +255,21 @@ def _add_schedule_command(commands):
         common.add_argument("--plot", metavar="FILE.png", help="also draw the rates into this PNG (needs matplotlib)")
         common.add_argument(
             "--warmup", type=_nonnegative_int, default=0, metavar="W",
-            help="prepend a linear warmup from 0 over W steps (fd.warmup)",
+            help="prepend a warmup from 0 (or --warmup-start-lr) over W steps (fd.warmup)",
         )
+        if "warmup_shape" not in inspect.signature(factory).parameters:  # wsd has its own
+            common.add_argument("--warmup-shape", dest="added_warmup_shape", choices=S._WARMUP_SHAPES,
+                                default="linear", help="shape of the --warmup (default linear)")
+        common.add_argument("--warmup-start-lr", type=float, default=0.0, metavar="LR", help="default 0")
+        common.add_argument(
+            "--no-warmup-prefix", dest="warmup_prefix", action="store_false",
+            help="the warmup replaces the schedule's first W steps instead of delaying it (timm warmup_prefix=False)",
+        )
+        if kind in ("one_cycle", "cyclic"):
+            common.add_argument(
+                "--momentum", action="store_true",
+                help="also print the momentum torch cycles with this rate (cycle_momentum=True)",
+            )
 
 
 def _build_schedule(args):
@@ -239,7 +277,8 @@ def _build_schedule(args):
     kwargs = {name: getattr(args, name) for name in inspect.signature(factory).parameters}
     schedule = factory(**kwargs)
     if args.warmup:
-        schedule = S.warmup(schedule, args.warmup)
+        shape = getattr(args, "added_warmup_shape", "linear")
+        schedule = S.warmup(schedule, args.warmup, start_lr=args.warmup_start_lr, shape=shape, prefix=args.warmup_prefix)
     return schedule
 
 
@@ -253,23 +292,28 @@ def _fixed_decimals(rates):
     return decimals if decimals <= 12 and finite.max() < 1e6 else None
 
 
-def _print_schedule(schedule, steps, rates, fmt, out):
+def _print_schedule(schedule, steps, columns, fmt, out):
+    """One row a step: the step and each of ``columns`` (name -> values: lr, and momentum
+    when asked)."""
     if fmt == "json":
-        doc = {"schedule": repr(schedule), "step": steps.tolist(), "lr": rates.tolist()}
+        doc = {"schedule": repr(schedule), "step": steps.tolist()}
+        doc.update({name: values.tolist() for name, values in columns.items()})
         out.write(json.dumps(doc) + "\n")
         return
     if fmt == "csv":
-        out.write("step,lr\n")
-        for t, r in zip(steps.tolist(), rates.tolist()):
-            out.write(f"{t},{r!r}\n")
+        out.write(",".join(["step", *columns]) + "\n")
+        for t, row in zip(steps.tolist(), zip(*(v.tolist() for v in columns.values()))):
+            out.write(",".join([str(t)] + [repr(x) for x in row]) + "\n")
         return
-    decimals = _fixed_decimals(rates)
-    cells = [f"{r:.{decimals}f}" if decimals is not None else f"{r:.6e}" for r in rates.tolist()]
     width_t = max(4, len(str(int(steps[-1]))) if steps.size else 4)
-    width_r = max([2] + [len(c) for c in cells])
-    out.write(f"{'step':>{width_t}}  {'lr':>{width_r}}\n")
-    for t, c in zip(steps.tolist(), cells):
-        out.write(f"{t:>{width_t}}  {c:>{width_r}}\n")
+    cells, widths = [], []
+    for name, values in columns.items():
+        decimals = _fixed_decimals(values)
+        cells.append([f"{r:.{decimals}f}" if decimals is not None else f"{r:.6e}" for r in values.tolist()])
+        widths.append(max([len(name)] + [len(c) for c in cells[-1]]))
+    out.write("  ".join([f"{'step':>{width_t}}"] + [f"{n:>{w}}" for n, w in zip(columns, widths)]) + "\n")
+    for i, t in enumerate(steps.tolist()):
+        out.write("  ".join([f"{t:>{width_t}}"] + [f"{c[i]:>{w}}" for c, w in zip(cells, widths)]) + "\n")
 
 
 def _run_schedule(args, out):
@@ -278,7 +322,11 @@ def _run_schedule(args, out):
     except (ValueError, TypeError) as exc:
         raise CommandLineError(f"fastdecay schedule {args.kind}: error: {exc}") from None
     steps = np.arange(0, args.steps + 1, args.every, dtype=np.int64)
-    rates = np.asarray(schedule(steps), dtype=np.float64)
+    columns = {"lr": np.asarray(schedule(steps), dtype=np.float64)}
+    if getattr(args, "momentum", False):
+        if args.warmup:
+            raise CommandLineError(f"fastdecay schedule {args.kind}: error: --momentum cannot be combined with --warmup")
+        columns["momentum"] = np.asarray(schedule.momentum(steps), dtype=np.float64)
     if args.plot:
         try:
             from . import plots
@@ -288,7 +336,7 @@ def _run_schedule(args, out):
             plots.lr_curves({repr(schedule): schedule}, args.steps + 1, path=args.plot)
         except (OSError, ValueError) as exc:
             raise CommandLineError(f"fastdecay schedule: error: cannot write --plot {args.plot!r}: {exc}") from None
-    _print_schedule(schedule, steps, rates, args.format, out)
+    _print_schedule(schedule, steps, columns, args.format, out)
     return 0
 
 

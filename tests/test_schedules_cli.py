@@ -1,0 +1,88 @@
+"""The schedule options on the command line: ``fastdecay schedule one-cycle --three-phase
+...``, the momentum column, warmup shapes, tables; each printed rate is the schedule's."""
+
+import json
+
+import numpy as np
+import pytest
+
+import fastdecay as fd
+from fastdecay.cli import main
+
+
+def csv_columns(capsys, *argv):
+    code = main(["schedule", *argv, "--format", "csv"])
+    out, err = capsys.readouterr()
+    assert code == 0 and err == ""
+    lines = out.strip().splitlines()
+    names = lines[0].split(",")
+    values = np.array([[float(x) for x in line.split(",")] for line in lines[1:]])
+    return {name: values[:, k] for k, name in enumerate(names)}
+
+
+def test_one_cycle_three_phase_linear_with_momentum(capsys):
+    cols = csv_columns(capsys, "one-cycle", "--max-lr", "0.5", "--total-steps", "120", "--pct-start", "0.25",
+                       "--three-phase", "--anneal-strategy", "linear", "--base-momentum", "0.8", "--steps", "130",
+                       "--momentum")
+    s = fd.one_cycle(0.5, 120, pct_start=0.25, three_phase=True, anneal_strategy="linear", base_momentum=0.8)
+    assert cols["step"].tolist() == list(range(131))
+    np.testing.assert_array_equal(cols["lr"], s(np.arange(131)))
+    np.testing.assert_array_equal(cols["momentum"], s.momentum(np.arange(131)))
+    # the underscore spelling is the same command
+    assert csv_columns(capsys, "one_cycle", "--max-lr", "0.5", "--total-steps", "120", "--steps", "5")["lr"].size == 6
+
+
+def test_cyclic_momentum_table_and_json(capsys):
+    argv = ["cyclic", "--base-lr", "0.01", "--max-lr", "0.1", "--step-size-up", "5", "--steps", "20", "--momentum"]
+    assert main(["schedule", *argv]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["step", "lr", "momentum"]
+    assert out[1].split() == ["0", "0.01000", "0.90000"] and out[6].split() == ["5", "0.10000", "0.80000"]
+    assert main(["schedule", *argv, "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    np.testing.assert_array_equal(doc["momentum"], fd.cyclic(0.01, 0.1, 5).momentum(np.arange(21)))
+
+
+def test_new_options_of_each_kind(capsys):
+    cases = [
+        (["cosine", "--lr", "1", "--total-steps", "50", "--num-cycles", "1.5", "--exponent", "2"],
+         fd.cosine(1.0, 50, num_cycles=1.5, exponent=2.0)),
+        (["cosine-restarts", "--lr", "1", "--period", "10", "--period-mult", "2", "--min-lr", "0.1",
+          "--cycle-decay", "0.5", "--decay-amplitude", "--cycle-limit", "3"],
+         fd.cosine_restarts(1.0, 10, period_mult=2, min_lr=0.1, cycle_decay=0.5, decay_amplitude=True,
+                            cycle_limit=3)),
+        (["exponential", "--lr", "1", "--gamma", "0.9", "--end-lr", "0.2"], fd.exponential(1.0, gamma=0.9, end_lr=0.2)),
+        (["inverse-sqrt", "--lr", "1", "--warmup-steps", "10", "--timescale", "40"],
+         fd.inverse_sqrt(1.0, 10, timescale=40)),
+        (["piecewise", "--boundaries", "5,9", "--values", "1,0.5,0.1", "--closed", "right"],
+         fd.piecewise([5, 9], [1.0, 0.5, 0.1], closed="right")),
+        (["wsd", "--lr", "1", "--total-steps", "60", "--warmup-steps", "10", "--start-lr", "0.01",
+          "--warmup-shape", "exponential"], fd.wsd(1.0, 60, warmup_steps=10, start_lr=0.01, warmup_shape="exponential")),
+        (["tabulated", "--values", "0.3,0.2,0.25"], fd.tabulated([0.3, 0.2, 0.25])),
+        (["cosine", "--lr", "1", "--total-steps", "50", "--warmup", "8", "--warmup-shape", "cosine",
+          "--warmup-start-lr", "0.1", "--no-warmup-prefix"],
+         fd.warmup(fd.cosine(1.0, 50), 8, start_lr=0.1, shape="cosine", prefix=False)),
+    ]
+    for argv, s in cases:
+        cols = csv_columns(capsys, *argv, "--steps", "70")
+        np.testing.assert_array_equal(cols["lr"], s(np.arange(71)), err_msg=" ".join(argv))
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["cosine", "--lr", "1", "--total-steps", "9", "--steps", "3", "--momentum"], "unrecognized arguments: --momentum"),
+        (["one-cycle", "--max-lr", "1", "--total-steps", "99", "--steps", "3", "--momentum", "--warmup", "3"],
+         "--momentum cannot be combined with --warmup"),
+        (["one-cycle", "--max-lr", "1", "--total-steps", "99", "--steps", "3", "--anneal-strategy", "cosine"],
+         "invalid choice: 'cosine'"),
+        (["cosine", "--lr", "1", "--total-steps", "9", "--steps", "3", "--warmup", "3", "--warmup-shape",
+          "exponential"], "an exponential warmup needs start_lr > 0"),
+        (["tabulated", "--values", "0.1,-1", "--steps", "3"], "values must be >= 0"),
+    ],
+)
+def test_bad_options_exit_2_with_one_line(capsys, argv, message):
+    assert main(["schedule", *argv]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert message in err and err.count("\n") == 1
