@@ -86,3 +86,34 @@ def test_bad_options_exit_2_with_one_line(capsys, argv, message):
     out, err = capsys.readouterr()
     assert out == ""
     assert message in err and err.count("\n") == 1
+
+
+def test_sweep_configs_take_the_new_keys():
+    """A sweep's [[schedule]] tables take every factory argument as a key (lists are grid axes)."""
+    from fastdecay.sweep.config import build_schedule, parse_config
+
+    specs = [
+        ({"kind": "one_cycle", "max_lr": 0.5, "total_steps": 100, "three_phase": True, "anneal_strategy": "linear"},
+         fd.one_cycle(0.5, 100, three_phase=True, anneal_strategy="linear")),
+        ({"kind": "cosine", "lr": 0.3, "total_steps": 80, "num_cycles": 1.0, "exponent": 2.0},
+         fd.cosine(0.3, 80, num_cycles=1.0, exponent=2.0)),
+        ({"kind": "cosine_restarts", "lr": 0.3, "period": 20, "cycle_decay": 0.5, "cycle_limit": 3},
+         fd.cosine_restarts(0.3, 20, cycle_decay=0.5, cycle_limit=3)),
+        ({"kind": "exponential", "lr": 0.3, "gamma": 0.95, "end_lr": 0.05}, fd.exponential(0.3, gamma=0.95, end_lr=0.05)),
+        ({"kind": "piecewise", "boundaries": [10, 50], "values": [0.3, 0.1, 0.01], "closed": "right"},
+         fd.piecewise([10, 50], [0.3, 0.1, 0.01], closed="right")),
+        ({"kind": "wsd", "lr": 0.3, "total_steps": 100, "warmup_steps": 10, "warmup_shape": "cosine"},
+         fd.wsd(0.3, 100, warmup_steps=10, warmup_shape="cosine")),
+        ({"kind": "inverse_sqrt", "lr": 0.3, "warmup_steps": 10, "timescale": 100},
+         fd.inverse_sqrt(0.3, 10, timescale=100)),
+        ({"kind": "tabulated", "values": [0.3, 0.2, 0.1]}, fd.tabulated([0.3, 0.2, 0.1])),
+    ]
+    config = parse_config({"run": {"steps": 10}, "curvatures": {"values": [1.0]},
+                           "schedule": [spec for spec, _ in specs]})
+    assert len(config["schedules"]) == len(specs)
+    for entry, (_, want) in zip(config["schedules"], specs):
+        np.testing.assert_array_equal(build_schedule(entry).table(150), want.table(150))
+    grid = parse_config({"run": {"steps": 10}, "curvatures": {"values": [1.0]},
+                         "schedule": {"kind": "one_cycle", "max_lr": 0.5, "total_steps": 100,
+                                      "anneal_strategy": ["cos", "linear"], "three_phase": [False, True]}})
+    assert len(grid["schedules"]) == 4
