@@ -1,19 +1,53 @@
-"""torch.optim adapters: SGD and AdamW stepping through the fused kernels, and an LR scheduler.
+"""torch.optim adapters: SGD, Adam and AdamW stepping through the fused kernels, and LR schedulers.
 
 Imported on demand (``import fastdecay.torch``); ``import fastdecay`` never imports torch.
 
-``SGD`` and ``AdamW`` are ``torch.optim.Optimizer`` subclasses with torch's
-argument names and param groups. ``lr`` and ``weight_decay`` may be fastdecay
-schedules (per group), read inside the kernel at each parameter's step count,
-so the weight decay can follow any schedule — torch cannot schedule it
-(pytorch/pytorch#22343). Each ``step()`` is one fused call per param group
-(per dtype): CPU tensors run the Numba kernels, CUDA tensors the GPU kernels.
+``SGD``, ``Adam`` and ``AdamW`` are ``torch.optim.Optimizer`` subclasses with
+torch's argument names and param groups. ``lr`` and ``weight_decay`` may be
+fastdecay schedules (per group), read inside the kernel at each parameter's step
+count, so the weight decay can follow any schedule — torch cannot schedule it
+(pytorch/pytorch#22343). Each ``step()`` first checks every group (options,
+tensors, state) and only then updates: a refused step raises a ``ValueError`` /
+``TypeError`` naming the tensor (``param_groups[1].params[0]``) and leaves every
+parameter, state buffer and step count as it was. Then it makes one fused call
+per param group and step count: CPU tensors run the Numba kernels, CUDA tensors
+the GPU kernels.
 
 State uses torch's keys: ``step`` (a 0-d float tensor, as torch keeps it),
-``momentum_buffer``, ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq``, so
-``state_dict()`` / ``load_state_dict()`` resume bit-identically. A state dict
-whose groups hold schedules pickles them: ``torch.load(..., weights_only=False)``
-reads it back (``weights_only=True`` refuses unknown classes).
+``momentum_buffer``, ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq``.
+
+Checkpoints. ``state_dict()`` holds plain data only (numbers, strings, lists,
+dicts, tensors), so ``torch.load(path)`` reads it with torch's default
+``weights_only=True``. A group value that is a schedule is stored twice:
+
+- as a number, the rate the schedule gives at the group's step count (the
+  largest step count of its parameters: the rate of the next update), so that
+  torch's own optimizers can load the state dict and carry on from it (give
+  them a scheduler, e.g. :class:`LRScheduler` with the same schedule, to keep
+  following it);
+- under the group key ``"schedules"``: ``{key: encoding}``, where an encoding is
+  the dict ``{"fastdecay_schedule": 1, "kind": str, "segments": float64 tensor,
+  "params": dict or None}``. ``segments`` is the packed segment table every
+  kernel reads (``Schedule.segments``), so the rates are exact whatever
+  ``params`` holds; ``params`` are the factory's arguments (numbers, strings,
+  arrays as tensors, nested schedules as encodings; None when one of them is
+  not plain data) and give the rebuilt schedule its ``repr`` and ``params``.
+  ``load_state_dict`` rebuilds the schedule from it (it wins over the number).
+
+Adam groups also carry torch's ``decoupled_weight_decay`` next to fastdecay's
+``decoupled``, so ``torch.optim.Adam`` loading an AdamW state dict stays AdamW.
+Options of fastdecay's own (``decoupled`` SGD, ``lr_in_buffer``, ``on_drop``)
+have no torch counterpart: torch's optimizers ignore those keys.
+
+``load_state_dict`` also reads torch's own ``SGD`` / ``Adam`` / ``AdamW`` state
+dicts, old and new: group keys they lack are filled with the defaults (as torch's
+``__setstate__`` does), a missing ``step`` (torch's SGD keeps none) counts one
+update where the parameter has a momentum buffer (so the buffer is carried on,
+not restarted) and none otherwise, and state tensors move to their parameter's
+device and dtype (as in torch, a tensor that has them already is taken as it is,
+not copied). As in torch, the checkpoint's hyperparameters replace the
+optimizer's: to run a schedule on from a torch checkpoint, set
+``group["lr"] = schedule`` after loading (the step counts came with the state).
 
 ``GradScaler`` works as with torch's fused optimizers: the scaler hands the
 step ``grad_scale`` and ``found_inf`` and a step with an inf/NaN gradient
@@ -28,17 +62,34 @@ changes nothing, not even the step count.
 >>> opt.step()
 >>> int(opt.state[model.weight]["step"])
 1
+>>> saved = opt.state_dict()["param_groups"][0]
+>>> saved["lr"] == fd.cosine(1e-2, 100)(1), saved["schedules"]["lr"]["kind"]
+(True, 'cosine')
 """
 
 import abc
+import copy
+import re
+from collections import defaultdict
+from itertools import chain
 
+import numpy as np
 import torch
 from torch.optim.lr_scheduler import LRScheduler as _TorchLRScheduler
 
 from .schedules import Schedule
-from .updates import _adam_options, _schedule_table, _sgd_options, adamw_step, sgd_step
+from .updates import (
+    _adam_options,
+    _backend_module,
+    _bump_versions,
+    _call_scalars,
+    _flag,
+    _prepare,
+    _schedule_table,
+    _sgd_options,
+)
 
-__all__ = ["SGD", "AdamW", "LRScheduler"]
+__all__ = ["SGD", "Adam", "AdamW", "LRScheduler"]
 
 
 def _scalar_dtype():
@@ -62,14 +113,126 @@ def _no_differentiable(differentiable, capturable=False):
         raise ValueError("capturable=True is not supported; the fused kernels read the step count per call")
 
 
-class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
-    """What SGD and AdamW share: hyperparameter checks, state creation, the grouped step.
+# ----------------------------------------------------------------------------- schedules as plain data
 
-    A subclass names its state buffers (``_buffer_names``) and makes the fused
-    call for one group's parameters at one step count (``_launch``).
+_ENCODING = "fastdecay_schedule"
+_ENCODING_VERSION = 1
+
+
+class _NotPlain(Exception):
+    """A schedule parameter that is not plain data (the encoding then drops ``params``)."""
+
+
+def _plain(value):
+    """A schedule parameter as plain data: tensors for arrays, encodings for schedules."""
+    if isinstance(value, np.generic) and value.dtype.kind in "biuf":  # before float: np.float64 is a float
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, Schedule):
+        return _encode_schedule(value)
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+        return torch.tensor(value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    raise _NotPlain(value)
+
+
+def _from_plain(value):
+    if isinstance(value, dict) and _ENCODING in value:
+        return _decode_schedule(value, "params")
+    if isinstance(value, torch.Tensor):
+        arr = value.numpy().copy()
+        arr.setflags(write=False)
+        return arr
+    if isinstance(value, list):
+        return [_from_plain(v) for v in value]
+    return value
+
+
+def _encode_schedule(schedule):
+    """The plain-data encoding of ``schedule`` (see the module docstring)."""
+    try:
+        params = {key: _plain(v) for key, v in schedule.params.items()}
+    except _NotPlain:
+        params = None
+    return {_ENCODING: _ENCODING_VERSION, "kind": schedule.kind,
+            "segments": torch.tensor(np.asarray(schedule.segments)), "params": params}
+
+
+def _decode_schedule(encoding, where):
+    """The Schedule an encoding describes; ValueError naming ``where`` if it is not one."""
+    if not isinstance(encoding, dict) or encoding.get(_ENCODING) != _ENCODING_VERSION:
+        raise ValueError(f"{where} must be a fastdecay schedule encoding (version {_ENCODING_VERSION}), "
+                         f"got {encoding!r}")
+    segments, kind, params = encoding.get("segments"), encoding.get("kind"), encoding.get("params")
+    if not isinstance(segments, torch.Tensor) or not segments.is_floating_point() or not isinstance(kind, str):
+        raise ValueError(f"{where} must hold a float 'segments' tensor and a 'kind' string, got {encoding!r}")
+    if params is not None and not isinstance(params, dict):
+        raise ValueError(f"{where}['params'] must be a dict or None, got {params!r}")
+    params = {key: _from_plain(v) for key, v in (params or {}).items()}
+    return Schedule(segments.detach().to("cpu", torch.float64).numpy().copy(), kind, params)
+
+
+def _is_schedule_member(value):
+    return isinstance(value, (list, tuple)) and any(isinstance(v, Schedule) for v in value)
+
+
+def _encode_group(group, step):
+    """A packed param group with every schedule replaced by its rate at ``step`` and encoded
+    under ``"schedules"`` (a schedule inside a tuple, as betas, encodes as a list with None
+    for the plain members)."""
+    schedules = {}
+    for key, value in group.items():
+        if isinstance(value, Schedule):
+            schedules[key] = _encode_schedule(value)
+            group[key] = value(step)
+        elif _is_schedule_member(value):
+            schedules[key] = [_encode_schedule(v) if isinstance(v, Schedule) else None for v in value]
+            group[key] = type(value)(v(step) if isinstance(v, Schedule) else v for v in value)
+    if schedules:
+        group["schedules"] = schedules
+    return group
+
+
+def _decode_group(group, where):
+    """``group`` with the schedules of its ``"schedules"`` entry put back in place."""
+    schedules = group.pop("schedules", None)
+    if schedules is None:
+        return group
+    if not isinstance(schedules, dict):
+        raise ValueError(f"{where}['schedules'] must be a dict of schedule encodings, got {schedules!r}")
+    for key, encoding in schedules.items():
+        here = f"{where}['schedules'][{key!r}]"
+        if isinstance(encoding, list):
+            plain = group.get(key)
+            if not isinstance(plain, (list, tuple)) or len(plain) != len(encoding):
+                raise ValueError(f"{here} must have one entry per member of {where}[{key!r}], got {encoding!r}")
+            group[key] = type(plain)(v if e is None else _decode_schedule(e, f"{here}[{k}]")
+                                     for k, (v, e) in enumerate(zip(plain, encoding)))
+        else:
+            group[key] = _decode_schedule(encoding, here)
+    return group
+
+
+# ----------------------------------------------------------------------------- the optimizers
+
+# names of the arrays of a fused call, as its errors name them (``exp_avg[3]``)
+_CALL_LABEL = re.compile(r"\b([a-z_]+)\[(\d+)\]")
+
+
+class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
+    """What SGD and Adam share: hyperparameter checks, state creation, the checked then
+    grouped step, checkpoints.
+
+    A subclass names its state buffers (``_buffer_names``), the group options torch may
+    lack in a state dict with their defaults (``_OPTIONAL``), and prepares the fused call
+    for one group's parameters at one step count (``_call``: checks everything, returns
+    the launch).
     """
 
     _step_supports_amp_scaling = True  # GradScaler passes grad_scale / found_inf (as for fused=True)
+    _OPTIONAL = {}
 
     def add_param_group(self, param_group):
         for key in ("lr", "weight_decay"):
@@ -77,20 +240,46 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
                 param_group[key] = _check_hyper(key, param_group[key])
         super().add_param_group(param_group)
 
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        for group in self.param_groups:
+            for key, value in self._OPTIONAL.items():
+                group.setdefault(key, value)
+
     @abc.abstractmethod
     def _buffer_names(self, group):
         """The state buffers (torch's keys) a parameter of ``group`` has."""
 
-    def _init_state(self, p, group):
-        state = self.state[p]
-        state["step"] = torch.zeros((), dtype=_scalar_dtype())
-        for name in self._buffer_names(group):
-            # zeros as torch makes them; the kernels ignore the content at step 0 anyway
-            state[name] = torch.zeros_like(p, memory_format=torch.contiguous_format)
-
     @abc.abstractmethod
-    def _launch(self, group, params, grads, states, step, grad_scale):
-        """One fused call over ``params`` of ``group`` that share the step count ``step``."""
+    def _call(self, group, params, grads, states, step, grad_scale):
+        """Check one fused call over ``params`` of ``group`` that share the step count
+        ``step``, writing nothing; return the function of no arguments that makes it."""
+
+    def _state_dtype(self, p, name):
+        """The dtype of state buffer ``name`` of parameter ``p``."""
+        return p.dtype
+
+    def _state_for(self, p, group, new_state):
+        """``p``'s state with every buffer ``group`` needs: its own, or a new dict made aside
+        in ``new_state`` (committed only once the whole step has been checked)."""
+        state = self.state.get(p)
+        names = self._buffer_names(group)
+        if state and "step" in state and all(n in state for n in names):
+            return state
+        state = dict(state or {})
+        state.setdefault("step", torch.zeros((), dtype=_scalar_dtype()))
+        for name in names:
+            if name not in state:
+                # zeros as torch makes them; the kernels ignore the content at step 0 anyway
+                state[name] = torch.zeros_like(p, dtype=self._state_dtype(p, name),
+                                               memory_format=torch.contiguous_format)
+        new_state[p] = state
+        return state
+
+    def _group_step(self, group):
+        """The group's step count: the largest of its parameters' (0 before the first step)."""
+        steps = [int(s["step"]) for s in map(self.state.get, group["params"]) if s and "step" in s]
+        return max(steps, default=0)
 
     def _amp(self):
         grad_scale = getattr(self, "grad_scale", None)
@@ -99,9 +288,54 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
             return grad_scale, True
         return grad_scale, False
 
+    def _group_calls(self, g, group, grad_scale, new_state):
+        """[(launch, states)] for group ``g``: one checked call per step count."""
+        by_step = {}
+        for i, p in enumerate(group["params"]):
+            grad = p.grad
+            if grad is None:
+                continue
+            if grad.is_sparse:
+                raise TypeError(f"param_groups[{g}].params[{i}].grad must be a dense tensor, got a sparse one "
+                                f"({type(self).__name__} does not support sparse gradients)")
+            state = self._state_for(p, group, new_state)
+            grad = grad if grad.is_contiguous() else grad.contiguous()
+            by_step.setdefault(int(state["step"]), []).append((i, p, grad, state))
+        calls = []
+        for t, items in by_step.items():
+            states = [s for _, _, _, s in items]
+            try:
+                launch = self._call(group, [p for _, p, _, _ in items], [gr for _, _, gr, _ in items], states, t,
+                                    grad_scale)
+            except (TypeError, ValueError) as err:
+                raise type(err)(self._name_tensors(str(err), g, [i for i, _, _, _ in items])) from None
+            calls.append((launch, states))
+        return calls
+
+    @staticmethod
+    def _name_tensors(message, g, index):
+        """A fused call's error message with its arrays named as the optimizer's tensors."""
+
+        def label(match):
+            name, k = match.group(1), int(match.group(2))
+            if k >= len(index):
+                return match.group(0)
+            where = f"param_groups[{g}].params[{index[k]}]"
+            if name == "param":
+                return where
+            if name == "grad":
+                return f"{where}.grad"
+            return f"the {name} state of {where}"
+
+        named, count = _CALL_LABEL.subn(label, message)
+        return named if count else f"param_groups[{g}]: {message}"
+
     @torch.no_grad()
     def step(self, closure=None):
-        """One fused update of every parameter with a gradient; returns the closure's loss."""
+        """One fused update of every parameter with a gradient; returns the closure's loss.
+
+        Every group is checked before any tensor is written: a refused step changes nothing.
+        """
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -109,26 +343,116 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         grad_scale, skip = self._amp()
         if skip:
             return loss
-        for group in self.param_groups:
-            by_step = {}
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if p.grad.is_sparse:
-                    raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
-                state = self.state[p]
-                if len(state) == 0:
-                    self._init_state(p, group)
-                grad = p.grad if p.grad.is_contiguous() else p.grad.contiguous()
-                by_step.setdefault(int(state["step"]), []).append((p, grad, state))
-            for t, items in by_step.items():
-                params = [p for p, _, _ in items]
-                grads = [g for _, g, _ in items]
-                states = [s for _, _, s in items]
-                self._launch(group, params, grads, states, t, grad_scale)
-                for s in states:
-                    s["step"] += 1
+        new_state = {}
+        calls = [c for g, group in enumerate(self.param_groups) for c in self._group_calls(g, group, grad_scale,
+                                                                                            new_state)]
+        self.state.update(new_state)
+        for launch, states in calls:
+            launch()
+            for s in states:
+                s["step"] += 1
         return loss
+
+    # ------------------------------------------------------------------------- checkpoints
+
+    def _torch_keys(self, packed):
+        """Group keys torch's own optimizer of this kind reads under another name."""
+        return packed
+
+    def _loaded_group(self, packed, where):
+        """A saved group (plain data) as this optimizer's group: schedules decoded, keys torch
+        may lack filled in, options checked. ``where`` names it in errors."""
+        if not isinstance(packed, dict) or "params" not in packed:
+            raise ValueError(f"{where} must be a dict with a 'params' list, got {packed!r}")
+        group = _decode_group(copy.deepcopy(packed), where)
+        for key, value in self._OPTIONAL.items():
+            group.setdefault(key, value)
+        group["differentiable"] = False  # what this optimizer is, whatever the checkpoint's was
+        try:
+            for key in ("lr", "weight_decay"):
+                group[key] = _check_hyper(key, group[key])
+            self._check_options(group)
+        except KeyError as err:
+            raise ValueError(f"{where} must hold {err.args[0]!r}, got the keys {sorted(group)}") from None
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"{where}: {err}") from None
+        return group
+
+    @abc.abstractmethod
+    def _check_options(self, group):
+        """The group's options, checked as the constructor checks them."""
+
+    def state_dict(self):
+        """torch's state dict in plain data: schedules as numbers plus their encodings
+        (``"schedules"``), loadable with ``torch.load(..., weights_only=True)`` and by torch's
+        own optimizers."""
+        state_dict = super().state_dict()
+        state_dict["param_groups"] = [
+            self._torch_keys(_encode_group(packed, self._group_step(group)))
+            for packed, group in zip(state_dict["param_groups"], self.param_groups)
+        ]
+        return state_dict
+
+    def load_state_dict(self, state_dict):
+        """Load a state dict of this optimizer or of torch's ``SGD`` / ``Adam`` / ``AdamW``.
+
+        Everything is checked before anything changes; see the module docstring for what is
+        filled in where a torch state dict lacks it.
+        """
+        state_dict = state_dict.copy()
+        for pre_hook in self._optimizer_load_state_dict_pre_hooks.values():
+            result = pre_hook(self, state_dict)
+            if result is not None:
+                state_dict = result
+        saved_groups = state_dict.get("param_groups")
+        saved_state = state_dict.get("state")
+        if not isinstance(saved_groups, list) or not isinstance(saved_state, dict):
+            raise ValueError("state_dict must be an optimizer state dict with 'state' (a dict) and 'param_groups' "
+                             f"(a list), got the keys {sorted(state_dict)}")
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(f"state_dict has {len(saved_groups)} param groups, the optimizer "
+                             f"{len(self.param_groups)}")
+        groups = []
+        for k, (group, packed) in enumerate(zip(self.param_groups, saved_groups)):
+            where = f"state_dict['param_groups'][{k}]"
+            new = self._loaded_group(packed, where)
+            if len(new["params"]) != len(group["params"]):
+                raise ValueError(f"{where} has {len(new['params'])} parameters, the optimizer's group "
+                                 f"{len(group['params'])}")
+            new["params"] = group["params"]
+            if "param_names" in group and "param_names" not in new:
+                new["param_names"] = group["param_names"]
+            groups.append(new)
+        id_map = dict(zip(chain.from_iterable(g["params"] for g in saved_groups),
+                          chain.from_iterable(g["params"] for g in groups)))
+        state = defaultdict(dict)
+        for key, saved in saved_state.items():
+            if key not in id_map:
+                state[key] = saved
+                continue
+            p = id_map[key]
+            if not isinstance(saved, dict):
+                raise ValueError(f"state_dict['state'][{key!r}] must be a dict, got {saved!r}")
+            state[p] = self._loaded_state(p, saved)
+        self.__setstate__({"state": state, "param_groups": groups})
+        for post_hook in self._optimizer_load_state_dict_post_hooks.values():
+            post_hook(self)
+
+    def _loaded_state(self, p, saved):
+        """A parameter's saved state: tensors on its device in the state dtype, ``step`` a 0-d
+        CPU tensor (1 where buffers say it was updated but no count was kept, as torch's SGD)."""
+        state = {}
+        for name, value in saved.items():
+            if name == "step":
+                continue
+            state[name] = value.to(device=p.device, dtype=self._state_dtype(p, name)) if (
+                isinstance(value, torch.Tensor) and value.is_floating_point()) else value
+        if "step" in saved:
+            step = float(saved["step"])
+        else:
+            step = 1.0 if any(isinstance(v, torch.Tensor) for v in state.values()) else 0.0
+        state["step"] = torch.tensor(step, dtype=_scalar_dtype())
+        return state
 
 
 class SGD(_Fused):
@@ -152,6 +476,9 @@ class SGD(_Fused):
     tensor([0.8050, 0.8050])
     """
 
+    _OPTIONAL = dict(nesterov=False, maximize=False, foreach=None, differentiable=False, fused=None,
+                     decoupled=False, lr_in_buffer=False, on_drop="keep")
+
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *,
                  maximize=False, decoupled=False, lr_in_buffer=False, on_drop="keep", foreach=None,
                  differentiable=False, fused=None):
@@ -167,18 +494,124 @@ class SGD(_Fused):
     def _buffer_names(self, group):
         return ("momentum_buffer",) if group["momentum"] != 0 else ()
 
-    def _launch(self, group, params, grads, states, step, grad_scale):
-        momentum = group["momentum"]
-        sgd_step(
-            params, grads, step=step, lr=group["lr"], momentum=momentum,
-            momentum_buffer=[s["momentum_buffer"] for s in states] if momentum != 0 else None,
-            dampening=group["dampening"], nesterov=group["nesterov"], weight_decay=group["weight_decay"],
-            decoupled=group["decoupled"], maximize=group["maximize"], lr_in_buffer=group["lr_in_buffer"],
-            on_drop=group["on_drop"], grad_scale=grad_scale,
-        )
+    def _check_options(self, group):
+        _sgd_options(group["momentum"], group["dampening"], group["nesterov"], group["on_drop"])
+
+    def _call(self, group, params, grads, states, step, grad_scale):
+        momentum, dampening, nesterov, on_drop = _sgd_options(group["momentum"], group["dampening"],
+                                                              group["nesterov"], group["on_drop"])
+        options = dict(momentum=momentum, dampening=dampening, nesterov=nesterov, on_drop=on_drop,
+                       decoupled=_flag("decoupled", group["decoupled"]), maximize=_flag("maximize", group["maximize"]),
+                       lr_in_buffer=_flag("lr_in_buffer", group["lr_in_buffer"]),
+                       lr_table=_schedule_table("lr", group["lr"]),
+                       wd_table=_schedule_table("weight_decay", group["weight_decay"]))
+        buffers = [s["momentum_buffer"] for s in states] if momentum != 0.0 else None
+        backend, params, (grads, buffers) = _prepare(params, [
+            ("grad", grads, "always", False),
+            ("momentum_buffer", buffers, "momentum > 0" if momentum != 0.0 else None, True),
+        ])
+        t, grad_scale, found_inf = _call_scalars(step, grad_scale, None, backend)
+        kernel = _backend_module(backend).sgd_step
+
+        def launch():
+            kernel(params, grads, buffers, step=t, grad_scale=grad_scale, found_inf=found_inf, **options)
+            _bump_versions(backend, params, buffers)
+
+        return launch
 
 
-class AdamW(_Fused):
+class Adam(_Fused):
+    """torch ``Adam`` through the fused kernel (``fastdecay.adamw_step``); ``lr`` and
+    ``weight_decay`` may be schedules.
+
+    Arguments and defaults as ``torch.optim.Adam(params, lr=1e-3, betas=(0.9, 0.999),
+    eps=1e-8, weight_decay=0, amsgrad=False, *, maximize, decoupled_weight_decay=False)``:
+    the weight decay is added to the gradient (L2), or with
+    ``decoupled_weight_decay=True`` shrinks the weights as AdamW does. ``foreach`` and
+    ``fused`` are accepted and ignored. The step with ``m``, ``v`` the moments, n the
+    step count after the update, eta = lr(step), lambda = weight_decay(step)::
+
+        g <- g + lambda*w;  m <- beta1*m + (1 - beta1)*g;  v <- beta2*v + (1 - beta2)*g^2
+        w <- w - eta/(1 - beta1^n) * m / (sqrt(v)/sqrt(1 - beta2^n) + eps)
+
+    >>> import torch, fastdecay as fd
+    >>> w = torch.nn.Parameter(torch.ones(2, dtype=torch.float64))
+    >>> opt = Adam([w], lr=fd.exponential(0.1, gamma=0.5))
+    >>> for _ in range(2):
+    ...     w.grad = torch.tensor([1.0, -1.0], dtype=torch.float64)
+    ...     opt.step()
+    >>> w.detach()
+    tensor([0.8500, 1.1500], dtype=torch.float64)
+    """
+
+    _OPTIONAL = dict(amsgrad=False, maximize=False, foreach=None, capturable=False, differentiable=False, fused=None)
+    _DECOUPLED = False  # the form a state dict without fastdecay's "decoupled" key gets (torch's Adam)
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
+                 maximize=False, decoupled_weight_decay=False, foreach=None, capturable=False, differentiable=False,
+                 fused=None):
+        self._init(params, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay, foreach,
+                   capturable, differentiable, fused)
+
+    def _init(self, params, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled, foreach, capturable,
+              differentiable, fused):
+        _no_differentiable(differentiable, capturable)
+        lr = _check_hyper("lr", lr)
+        weight_decay = _check_hyper("weight_decay", weight_decay)
+        beta1, beta2, _ = _adam_options(betas, eps)
+        defaults = dict(lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                        maximize=maximize, decoupled=decoupled, foreach=foreach, capturable=False,
+                        differentiable=False, fused=fused)
+        super().__init__(params, defaults)
+
+    def _buffer_names(self, group):
+        return ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") if group["amsgrad"] else ("exp_avg", "exp_avg_sq")
+
+    def _check_options(self, group):
+        _adam_options(group["betas"], group["eps"])
+        for key in ("amsgrad", "maximize", "decoupled"):
+            _flag(key, group[key])
+
+    def _loaded_group(self, packed, where):
+        packed = dict(packed) if isinstance(packed, dict) else packed
+        if isinstance(packed, dict) and "decoupled" not in packed:
+            # torch's key; torch's AdamW always decouples, whatever the state dict says
+            packed["decoupled"] = True if self._DECOUPLED else bool(packed.get("decoupled_weight_decay", False))
+        group = super()._loaded_group(packed, where)
+        group.pop("decoupled_weight_decay", None)
+        group["capturable"] = False
+        return group
+
+    def _torch_keys(self, packed):
+        packed["decoupled_weight_decay"] = packed["decoupled"]
+        return packed
+
+    def _call(self, group, params, grads, states, step, grad_scale):
+        beta1, beta2, eps = _adam_options(group["betas"], group["eps"])
+        amsgrad = _flag("amsgrad", group["amsgrad"])
+        options = dict(beta1=beta1, beta2=beta2, eps=eps, amsgrad=amsgrad,
+                       decoupled=_flag("decoupled", group["decoupled"]), maximize=_flag("maximize", group["maximize"]),
+                       lr_table=_schedule_table("lr", group["lr"]),
+                       wd_table=_schedule_table("weight_decay", group["weight_decay"]))
+        backend, params, (grads, exp_avgs, exp_avg_sqs, maxes) = _prepare(params, [
+            ("grad", grads, "always", False),
+            ("exp_avg", [s["exp_avg"] for s in states], "always", True),
+            ("exp_avg_sq", [s["exp_avg_sq"] for s in states], "always", True),
+            ("max_exp_avg_sq", [s["max_exp_avg_sq"] for s in states] if amsgrad else None,
+             "amsgrad=True" if amsgrad else None, True),
+        ])
+        t, grad_scale, found_inf = _call_scalars(step, grad_scale, None, backend)
+        kernel = _backend_module(backend).adamw_step
+
+        def launch():
+            kernel(params, grads, exp_avgs, exp_avg_sqs, maxes, step=t, grad_scale=grad_scale, found_inf=found_inf,
+                   **options)
+            _bump_versions(backend, params, exp_avgs, exp_avg_sqs, maxes)
+
+        return launch
+
+
+class AdamW(Adam):
     """torch ``AdamW`` (``decoupled=False``: torch ``Adam``) through the fused kernel
     (``fastdecay.adamw_step``); ``lr`` and ``weight_decay`` may be schedules.
 
@@ -187,28 +620,15 @@ class AdamW(_Fused):
     ``weight_decay=fd.constant_shrinkage(lr, wd)`` keeps lr*wd constant.
     """
 
+    _DECOUPLED = True
+
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
                  maximize=False, decoupled=True, foreach=None, capturable=False, differentiable=False, fused=None):
-        _no_differentiable(differentiable, capturable)
-        lr = _check_hyper("lr", lr)
-        weight_decay = _check_hyper("weight_decay", weight_decay)
-        beta1, beta2, _ = _adam_options(betas, eps)
-        betas = (beta1, beta2)
-        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize,
-                        decoupled=decoupled, foreach=foreach, capturable=False, differentiable=False, fused=fused)
-        super().__init__(params, defaults)
+        self._init(params, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled, foreach, capturable,
+                   differentiable, fused)
 
-    def _buffer_names(self, group):
-        return ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") if group["amsgrad"] else ("exp_avg", "exp_avg_sq")
 
-    def _launch(self, group, params, grads, states, step, grad_scale):
-        amsgrad = group["amsgrad"]
-        adamw_step(
-            params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states], step=step,
-            lr=group["lr"], betas=group["betas"], eps=group["eps"], weight_decay=group["weight_decay"],
-            amsgrad=amsgrad, max_exp_avg_sq=[s["max_exp_avg_sq"] for s in states] if amsgrad else None,
-            maximize=group["maximize"], decoupled=group["decoupled"], grad_scale=grad_scale,
-        )
+# ----------------------------------------------------------------------------- schedulers
 
 
 class LRScheduler(_TorchLRScheduler):
@@ -216,9 +636,12 @@ class LRScheduler(_TorchLRScheduler):
 
     For torch's own optimizers (and any ``torch.optim.Optimizer``): the rate is
     the closed form at the scheduler's step count, so resuming from
-    ``state_dict()`` at any step, or constructing with ``last_epoch=k``, gives
-    exactly the rate a run that never stopped has. ``schedule`` is one scalar
-    schedule, or a list of them, one per param group.
+    ``state_dict()`` at any step (``load_state_dict`` puts that step's rate into
+    the optimizer at once), or constructing with ``last_epoch=k``, gives exactly
+    the rate a run that never stopped has. ``schedule`` is one scalar schedule,
+    or a list of them, one per param group. The state dict holds the schedules
+    as plain data (see the module docstring), so it loads with
+    ``weights_only=True``.
 
     >>> import torch, fastdecay as fd
     >>> opt = torch.optim.SGD([torch.nn.Parameter(torch.ones(1))], lr=1.0)
@@ -241,6 +664,8 @@ class LRScheduler(_TorchLRScheduler):
             if s.batch_shape != ():
                 raise ValueError(f"schedule[{k}] must be a scalar schedule, got batch_shape {s.batch_shape}")
         self.schedules = schedules
+        for group, s in zip(optimizer.param_groups, schedules):
+            group.setdefault("initial_lr", s(0))  # torch asks for it to resume at last_epoch=k; the closed form does not
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
@@ -248,3 +673,24 @@ class LRScheduler(_TorchLRScheduler):
 
     def _get_closed_form_lr(self):
         return self.get_lr()
+
+    def state_dict(self):
+        state = super().state_dict()
+        state["schedules"] = [_encode_schedule(s) for s in self.schedules]
+        return state
+
+    def load_state_dict(self, state_dict):
+        """Restore the scheduler and set every group's lr to the restored step's rate."""
+        state_dict = dict(state_dict)
+        encoded = state_dict.pop("schedules", None)
+        if encoded is not None:
+            if not isinstance(encoded, list) or len(encoded) != len(self.optimizer.param_groups):
+                raise ValueError(f"state_dict['schedules'] must hold one schedule per param group "
+                                 f"({len(self.optimizer.param_groups)}), got {encoded!r}")
+            state_dict["schedules"] = [_decode_schedule(e, f"state_dict['schedules'][{k}]")
+                                       for k, e in enumerate(encoded)]
+        super().load_state_dict(state_dict)
+        rates = self.get_lr()
+        for group, rate in zip(self.optimizer.param_groups, rates):
+            group["lr"] = rate
+        self._last_lr = rates

@@ -10,9 +10,11 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import fastdecay as fd  # noqa: E402
-from fastdecay.torch import SGD, AdamW, LRScheduler  # noqa: E402
+from fastdecay.torch import SGD, Adam, AdamW, LRScheduler  # noqa: E402
 
 STEPS = 120
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 
 def _model(dtype=torch.float64, seed=0):
@@ -258,3 +260,142 @@ def test_adapters_refuse_bad_hyperparameters():
         AdamW(ps(), eps=float("inf"))
     with pytest.raises(TypeError, match="betas"):
         AdamW(ps(), betas=(0.9,))
+
+
+def _snapshot(model, opt):
+    """Everything a step could write: parameters, the state (buffers and step counts)."""
+    params = [p.detach().clone() for p in model.parameters()]
+    state = {id(p): {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in s.items()}
+             for p, s in opt.state.items()}
+    return params, state
+
+
+def _assert_unchanged(model, opt, snapshot):
+    params, state = snapshot
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), params))
+    assert {id(p) for p in opt.state} == set(state)
+    for p, s in opt.state.items():
+        assert set(s) == set(state[id(p)])
+        for k, v in s.items():
+            assert torch.equal(v, state[id(p)][k]) if isinstance(v, torch.Tensor) else v == state[id(p)][k]
+
+
+@pytest.mark.parametrize("cls", [SGD, AdamW])
+def test_a_refused_step_changes_nothing_in_any_group(cls):
+    """A bad tensor in the second group is found before the first group is touched."""
+    model = _model()
+    opt = cls(_groups(model, lr=0.05), lr=0.1, **({"momentum": 0.9} if cls is SGD else {}))
+    _train(model, opt, steps=3)
+    bias = opt.param_groups[1]["params"][0]
+    key = "momentum_buffer" if cls is SGD else "exp_avg_sq"
+    opt.state[bias][key] = torch.zeros(bias.numel() + 1, dtype=bias.dtype)  # a state that does not fit
+    x, y = _data()
+    opt.zero_grad()
+    torch.nn.functional.mse_loss(model(x), y).backward()
+    before = _snapshot(model, opt)
+    with pytest.raises(ValueError, match=rf"the {key} state of param_groups\[1\]\.params\[0\] must have the shape"):
+        opt.step()
+    _assert_unchanged(model, opt, before)
+
+
+def test_a_refused_first_step_creates_no_state():
+    """Fresh optimizer, a parameter the kernels cannot take in group 1: no state appears in group 0."""
+    model = _model()
+    odd = torch.nn.Parameter(torch.zeros(3, dtype=torch.complex128))
+    opt = AdamW([{"params": list(model.parameters())}, {"params": [torch.nn.Parameter(torch.zeros(2)), odd]}])
+    for p in chain_params(opt):
+        p.grad = torch.ones_like(p)
+    before = _snapshot(model, opt)
+    with pytest.raises(TypeError, match=r"param_groups\[1\]\.params\[1\] must be float"):
+        opt.step()
+    _assert_unchanged(model, opt, before)
+    assert len(opt.state) == 0
+
+
+def test_a_bad_option_set_on_a_group_is_refused_before_any_write():
+    model = _model()
+    opt = SGD(_groups(model, lr=0.05), lr=0.1, momentum=0.9)
+    _train(model, opt, steps=2)
+    opt.param_groups[1]["lr"] = -1.0  # set by hand, after construction
+    before = _snapshot(model, opt)
+    with pytest.raises(ValueError, match=r"param_groups\[1\]: lr must be"):
+        opt.step()
+    _assert_unchanged(model, opt, before)
+    opt.param_groups[1]["lr"] = 0.05
+    opt.param_groups[1]["momentum"] = "0.9"
+    with pytest.raises(TypeError, match=r"param_groups\[1\]: momentum must be a real number"):
+        opt.step()
+    _assert_unchanged(model, opt, before)
+
+
+def test_sparse_gradient_refused_naming_the_parameter():
+    w = torch.nn.Parameter(torch.zeros(4, 2))
+    v = torch.nn.Parameter(torch.zeros(4, 2))
+    opt = SGD([{"params": [v]}, {"params": [w]}], lr=0.1)
+    v.grad = torch.ones(4, 2)
+    w.grad = torch.ones(4, 2).to_sparse()
+    with pytest.raises(TypeError, match=r"param_groups\[1\]\.params\[0\]\.grad must be a dense tensor"):
+        opt.step()
+    assert torch.equal(v, torch.zeros(4, 2)) and len(opt.state) == 0
+
+
+def chain_params(opt):
+    return [p for g in opt.param_groups for p in g["params"]]
+
+
+def _trajectory(model, opt, steps, dtype, scaler=None):
+    """Parameters after each of ``steps`` updates on fresh batches (a noisy regression)."""
+    g = torch.Generator().manual_seed(3)
+    out = []
+    for _ in range(steps):
+        x = torch.randn(16, 13, generator=g, dtype=torch.float64).to(dtype)  # the same data in both dtypes
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(x), torch.sin(x.sum(1, keepdim=True)))
+        if scaler is None:
+            loss.backward()
+            opt.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        out.append(torch.cat([p.detach().flatten() for p in model.parameters()]).double())
+    return torch.stack(out).numpy()
+
+
+ADAM_OPTIONS = [dict(), dict(weight_decay=1e-2), dict(amsgrad=True, weight_decay=1e-3), dict(maximize=True),
+                dict(betas=(0.8, 0.95), eps=1e-6, decoupled_weight_decay=True, weight_decay=0.1)]
+
+
+@pytest.mark.parametrize("kw", ADAM_OPTIONS, ids=lambda kw: "-".join(kw) or "defaults")
+def test_adam_follows_torch_adam_for_hundreds_of_steps(kw):
+    """float64: torch's trajectory to 1e-10; float32: no further from torch's float64 run than torch's float32."""
+    steps = 300
+    ours = _trajectory(m := _model(), Adam(m.parameters(), lr=3e-3, **kw), steps, torch.float64)
+    ref64 = _trajectory(m := _model(), torch.optim.Adam(m.parameters(), lr=3e-3, foreach=False, **kw), steps,
+                        torch.float64)
+    _close(ours, ref64)
+    ours32 = _trajectory(m := _model(torch.float32), Adam(m.parameters(), lr=3e-3, **kw), steps, torch.float32)
+    ref32 = _trajectory(m := _model(torch.float32), torch.optim.Adam(m.parameters(), lr=3e-3, foreach=False, **kw),
+                        steps, torch.float32)
+    ours_err, torch_err = np.abs(ours32 - ref64).max(), np.abs(ref32 - ref64).max()
+    assert 0 < ours_err <= 1.5 * torch_err, (ours_err, torch_err)
+
+
+def test_adam_defaults_are_torchs():
+    opt = Adam([torch.nn.Parameter(torch.zeros(1))])
+    ref = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
+    for key in ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize"):
+        assert opt.defaults[key] == ref.defaults[key], key
+    assert opt.defaults["decoupled"] is False and AdamW([torch.nn.Parameter(torch.zeros(1))]).defaults["decoupled"]
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(amsgrad=True, maximize=True, weight_decay=1e-2)])
+def test_adam_with_grad_scaler_equals_the_unscaled_run(kw):
+    """A power-of-two scale unscales exactly inside the kernel; an inf step is skipped whole."""
+    steps = 40
+    plain = _trajectory(m := _model(torch.float32), Adam(m.parameters(), lr=1e-2, **kw), steps, torch.float32)
+    model = _model(torch.float32)
+    opt = Adam(model.parameters(), lr=1e-2, **kw)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 12, growth_interval=10)
+    scaled = _trajectory(model, opt, steps, torch.float32, scaler)
+    assert np.array_equal(scaled, plain)

@@ -1,0 +1,14 @@
+"""Fixtures shared by the test modules."""
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """torch's intra-op threads on one core: tiny models only contend with two or more
+    (badly so on a loaded machine: a 5-layer MLP's backward went from 0.7 ms to 18 ms)."""
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

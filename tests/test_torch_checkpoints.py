@@ -1,0 +1,293 @@
+"""fastdecay.torch checkpoints: plain data (torch.load with weights_only=True), schedules
+rebuilt exactly, and state dicts exchanged with torch's own SGD / Adam / AdamW mid-training
+continuing on the trajectory of a run that never stopped."""
+
+import copy
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import fastdecay as fd  # noqa: E402
+from fastdecay.torch import SGD, Adam, AdamW, LRScheduler  # noqa: E402
+from fastdecay.torch import _decode_schedule, _encode_schedule  # noqa: E402
+
+BEFORE, AFTER = 40, 110
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+  # steps before the checkpoint, steps after it
+WARMUP_COSINE = fd.warmup(fd.cosine(2e-2, BEFORE + AFTER, min_lr=1e-4), 15)
+
+
+def _model(seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(11, 17), torch.nn.Tanh(), torch.nn.Linear(17, 3),
+                               torch.nn.Tanh(), torch.nn.Linear(3, 1)).double()
+
+
+def _groups(model):
+    weights = [p for n, p in model.named_parameters() if n.endswith("weight")]
+    biases = [p for n, p in model.named_parameters() if n.endswith("bias")]
+    return [{"params": weights}, {"params": biases, "weight_decay": 0.0}]
+
+
+def _batches():
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(BEFORE + AFTER, 32, 11, generator=g, dtype=torch.float64)
+    return x, torch.sin(x.sum(-1, keepdim=True))
+
+
+def _train(model, opt, start, stop, sched=None):
+    """Steps start .. stop - 1 on their own batches; the parameters after each step."""
+    x, y = _batches()
+    out = []
+    for t in range(start, stop):
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(model(x[t]), y[t]).backward()
+        opt.step()
+        if sched is not None:
+            sched.step()
+        out.append(torch.cat([p.detach().flatten() for p in model.parameters()]).clone())
+    return torch.stack(out).numpy()
+
+
+def _close(a, b, rtol=1e-10):
+    np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * np.max(np.abs(b)))
+
+
+def _save_load(obj, path):
+    torch.save(obj, path)
+    return torch.load(path)  # torch's default: weights_only=True
+
+
+def _resumed_model(model):
+    other = _model(seed=99)
+    other.load_state_dict(copy.deepcopy(model.state_dict()))
+    return other
+
+
+# ----------------------------------------------------------------------------- plain data
+
+
+def _all_kinds():
+    return [
+        fd.constant(0.1), fd.step(0.1, 0.5, 3), fd.multistep(0.1, 0.1, [3, 7]),
+        fd.exponential(0.1, gamma=0.9, decay_steps=4, staircase=True), fd.inverse_time(0.1, 0.5),
+        fd.polynomial(0.1, 50, power=2.0), fd.cosine(1e-3, 100, min_lr=1e-5), fd.cosine_restarts(0.1, 10, period_mult=2),
+        fd.linear(0.0, 0.1, 30), fd.piecewise([3, 6], [0.1, 0.01, 0.001]), WARMUP_COSINE,
+        fd.join([fd.constant(0.1), fd.linear(0.1, 0.0, 10)], [5]), fd.one_cycle(0.1, 100),
+        fd.cyclic(0.01, 0.1, 10, mode="triangular2"), fd.inverse_sqrt(0.1, 10), fd.wsd(0.1, 100, warmup_steps=10),
+        fd.constant_shrinkage(fd.cosine(1.0, 4), 0.1, total_steps=4),
+        fd.constant_shrinkage(fd.exponential(0.1, gamma=0.5), 0.01),
+    ]
+
+
+@pytest.mark.parametrize("schedule", _all_kinds(), ids=lambda s: s.kind)
+def test_every_schedule_survives_a_weights_only_file(schedule, tmp_path):
+    back = _decode_schedule(_save_load(_encode_schedule(schedule), tmp_path / "s.pt"), "s")
+    assert np.array_equal(back.segments, schedule.segments)
+    assert repr(back) == repr(schedule) and back.kind == schedule.kind
+    t = np.arange(300)
+    assert np.array_equal(back(t), schedule(t))
+
+
+def test_a_schedule_with_parameters_that_are_not_plain_data_keeps_its_rates():
+    odd = fd.Schedule(fd.cosine(0.1, 10).segments, "cosine", {"made_by": object()})
+    encoding = _encode_schedule(odd)
+    assert encoding["params"] is None
+    back = _decode_schedule(encoding, "s")
+    assert np.array_equal(back.table(20), odd.table(20)) and back.kind == "cosine"
+
+
+@pytest.mark.parametrize("bad", [None, {"kind": "cosine"}, {"fastdecay_schedule": 2},
+                                 {"fastdecay_schedule": 1, "kind": "cosine", "segments": [[0.0] * 9]}])
+def test_a_bad_encoding_is_refused_by_name(bad):
+    with pytest.raises(ValueError, match=r"where\['lr'\]"):
+        _decode_schedule(bad, "where['lr']")
+
+
+@pytest.mark.parametrize("make", [
+    lambda ps: SGD(ps, lr=WARMUP_COSINE, momentum=0.9, nesterov=True, weight_decay=fd.linear(0.0, 1e-3, 100)),
+    lambda ps: SGD(ps, lr=fd.multistep(0.05, 0.3, [50, 70]), momentum=0.9, on_drop="rescale", lr_in_buffer=True),
+    lambda ps: AdamW(ps, lr=WARMUP_COSINE, weight_decay=fd.constant_shrinkage(WARMUP_COSINE, 0.05, total_steps=150,
+                                                                              reference_lr=2e-2), amsgrad=True),
+    lambda ps: Adam(ps, lr=fd.exponential(1e-2, gamma=0.99), weight_decay=1e-3),
+], ids=["sgd-nesterov", "sgd-lr-in-buffer", "adamw-amsgrad", "adam"])
+def test_weights_only_round_trip_resumes_bit_identically(make, tmp_path):
+    model = _model()
+    opt = make(_groups(model))
+    _train(model, opt, 0, BEFORE)
+    saved = _save_load(opt.state_dict(), tmp_path / "opt.pt")
+    resumed_model = _resumed_model(model)
+    uninterrupted = _train(model, opt, BEFORE, BEFORE + AFTER)
+
+    resumed = make(_groups(resumed_model))
+    resumed.load_state_dict(saved)
+    for mine, theirs in zip(resumed.param_groups, opt.param_groups):
+        for key in ("lr", "weight_decay"):
+            assert type(mine[key]) is type(theirs[key])
+            if isinstance(theirs[key], fd.Schedule):
+                assert np.array_equal(mine[key].segments, theirs[key].segments)
+                assert repr(mine[key]) == repr(theirs[key])
+    assert np.array_equal(_train(resumed_model, resumed, BEFORE, BEFORE + AFTER), uninterrupted)
+
+
+def test_state_dict_numbers_are_the_rates_of_the_next_update():
+    model = _model()
+    wd = fd.linear(0.0, 1e-2, 100)
+    opt = AdamW(_groups(model), lr=WARMUP_COSINE, weight_decay=wd)
+    _train(model, opt, 0, 7)
+    groups = opt.state_dict()["param_groups"]
+    assert groups[0]["lr"] == WARMUP_COSINE(7) and groups[0]["weight_decay"] == wd(7)
+    assert set(groups[0]["schedules"]) == {"lr", "weight_decay"}
+    assert groups[1]["weight_decay"] == 0.0 and set(groups[1]["schedules"]) == {"lr"}
+    assert groups[0]["decoupled_weight_decay"] is True
+    assert isinstance(opt.param_groups[0]["lr"], fd.Schedule)  # the live groups keep their schedules
+
+
+# ----------------------------------------------------------------------------- fastdecay -> torch
+
+
+@pytest.mark.parametrize("ours, theirs, kw", [
+    (AdamW, torch.optim.AdamW, dict(weight_decay=1e-2, amsgrad=True)),
+    (Adam, torch.optim.Adam, dict(weight_decay=1e-3)),
+    (AdamW, torch.optim.Adam, dict(weight_decay=1e-2)),  # torch's Adam reads decoupled_weight_decay
+    (SGD, torch.optim.SGD, dict(momentum=0.9, nesterov=True, weight_decay=1e-3)),
+    (SGD, torch.optim.SGD, dict(momentum=0.8, dampening=0.1)),
+], ids=["adamw", "adam", "adamw-into-adam", "sgd-nesterov", "sgd-dampening"])
+def test_fastdecay_checkpoint_continues_in_torch(ours, theirs, kw, tmp_path):
+    model = _model()
+    opt = ours(_groups(model), lr=WARMUP_COSINE, **kw)
+    _train(model, opt, 0, BEFORE)
+    saved = _save_load(opt.state_dict(), tmp_path / "opt.pt")
+    resumed_model = _resumed_model(model)
+    uninterrupted = _train(model, opt, BEFORE, BEFORE + AFTER)
+
+    ref_kw = {k: v for k, v in kw.items() if k != "weight_decay"}
+    ref = theirs(_groups(resumed_model), lr=0.123, foreach=False, **ref_kw)
+    ref.load_state_dict(saved)
+    assert ref.param_groups[0]["lr"] == WARMUP_COSINE(BEFORE)
+    sched = LRScheduler(ref, WARMUP_COSINE, last_epoch=BEFORE - 1)  # keeps the rate on the schedule
+    _close(_train(resumed_model, ref, BEFORE, BEFORE + AFTER, sched), uninterrupted)
+
+
+# ----------------------------------------------------------------------------- torch -> fastdecay
+
+
+@pytest.mark.parametrize("theirs, ours, kw", [
+    (torch.optim.AdamW, AdamW, dict(weight_decay=1e-2, amsgrad=True)),
+    (torch.optim.Adam, Adam, dict(weight_decay=1e-3)),
+    (torch.optim.Adam, AdamW, dict(weight_decay=1e-3, decoupled_weight_decay=True)),
+    (torch.optim.SGD, SGD, dict(momentum=0.9, nesterov=True, weight_decay=1e-3)),
+    (torch.optim.SGD, SGD, dict(momentum=0.8, dampening=0.1)),
+    (torch.optim.SGD, SGD, dict()),
+], ids=["adamw", "adam", "adam-decoupled", "sgd-nesterov", "sgd-dampening", "sgd-plain"])
+def test_torch_checkpoint_continues_in_fastdecay(theirs, ours, kw, tmp_path):
+    model = _model()
+    ref = theirs(_groups(model), lr=0.02, foreach=False, **kw)
+    sched = LRScheduler(ref, WARMUP_COSINE)
+    _train(model, ref, 0, BEFORE, sched)
+    saved = _save_load({"opt": ref.state_dict(), "sched": sched.state_dict()}, tmp_path / "ckpt.pt")
+    resumed_models = [_resumed_model(model), _resumed_model(model)]
+    uninterrupted = _train(model, ref, BEFORE, BEFORE + AFTER, sched)
+
+    # two ways to carry on: torch's way (a scheduler restored from its state dict) ...
+    opt = ours(_groups(resumed_models[0]), lr=0.5)
+    opt.load_state_dict(copy.deepcopy(saved["opt"]))  # as torch's, a load takes the dict's tensors as they are
+    resumed_sched = LRScheduler(opt, fd.constant(1.0))
+    resumed_sched.load_state_dict(saved["sched"])
+    assert [g["lr"] for g in opt.param_groups] == [WARMUP_COSINE(BEFORE)] * 2
+    _close(_train(resumed_models[0], opt, BEFORE, BEFORE + AFTER, resumed_sched), uninterrupted)
+    # ... or the schedule inside the optimizer, read in the kernel at the restored step counts
+    opt = ours(_groups(resumed_models[1]), lr=0.5)
+    opt.load_state_dict(saved["opt"])
+    if theirs is torch.optim.SGD:  # torch's SGD counts no steps: set the count the schedule is at
+        for p in resumed_models[1].parameters():
+            opt.state[p]["step"] = torch.tensor(float(BEFORE))
+    for group in opt.param_groups:
+        group["lr"] = WARMUP_COSINE
+    _close(_train(resumed_models[1], opt, BEFORE, BEFORE + AFTER), uninterrupted)
+
+
+def test_old_torch_state_dicts_get_torch_defaults():
+    """Keys older torch versions did not save are filled in as torch's __setstate__ fills them."""
+    model = _model()
+    ref = torch.optim.Adam(_groups(model), lr=1e-2, foreach=False)
+    _train(model, ref, 0, 5)
+    old = ref.state_dict()
+    for group in old["param_groups"]:
+        for key in ("maximize", "foreach", "capturable", "differentiable", "fused", "decoupled_weight_decay",
+                    "amsgrad"):
+            group.pop(key)
+    for s in old["state"].values():
+        s["step"] = float(s["step"])  # torch < 1.12 kept a number
+    for cls, decoupled in ((Adam, False), (AdamW, True)):
+        opt = cls(_groups(_resumed_model(model)), lr=0.5)
+        opt.load_state_dict(old)
+        for group in opt.param_groups:
+            assert group["maximize"] is False and group["amsgrad"] is False and group["decoupled"] is decoupled
+            assert "decoupled_weight_decay" not in group
+        steps = {float(s["step"]) for s in opt.state.values()}
+        assert steps == {5.0} and all(isinstance(s["step"], torch.Tensor) for s in opt.state.values())
+
+    sgd = torch.optim.SGD(_groups(model), lr=0.1, momentum=0.9)
+    _train(model, sgd, 0, 2)
+    old = sgd.state_dict()
+    for group in old["param_groups"]:
+        for key in ("nesterov", "maximize", "foreach", "differentiable", "fused"):
+            group.pop(key)
+    opt = SGD(_groups(_resumed_model(model)), lr=0.5)
+    opt.load_state_dict(old)
+    assert all(g["nesterov"] is False and g["on_drop"] == "keep" and g["decoupled"] is False for g in opt.param_groups)
+    assert {float(s["step"]) for s in opt.state.values()} == {1.0}  # a momentum buffer: updated at least once
+
+
+def test_a_bad_checkpoint_is_refused_before_anything_changes():
+    model = _model()
+    opt = AdamW(_groups(model), lr=WARMUP_COSINE)
+    _train(model, opt, 0, 3)
+    good = opt.state_dict()
+    before = copy.deepcopy(opt.state_dict())
+
+    def refused(edit, error, match):
+        bad = copy.deepcopy(good)
+        edit(bad)
+        with pytest.raises(error, match=match):
+            opt.load_state_dict(bad)
+        after = opt.state_dict()
+        assert after["param_groups"][0]["schedules"]["lr"]["kind"] == "warmup"
+        for k, s in before["state"].items():
+            assert all(torch.equal(v, after["state"][k][key]) for key, v in s.items())
+
+    refused(lambda sd: sd["param_groups"][1].update(lr=-1.0, schedules={}), ValueError,
+            r"state_dict\['param_groups'\]\[1\]: lr must be")
+    refused(lambda sd: sd["param_groups"][1]["schedules"].update(lr={"kind": "cosine"}), ValueError,
+            r"state_dict\['param_groups'\]\[1\]\['schedules'\]\['lr'\] must be a fastdecay schedule")
+    refused(lambda sd: sd["param_groups"][0].update(betas=(0.9, 1.5)), ValueError,
+            r"state_dict\['param_groups'\]\[0\]: betas\[1\] must be")
+    refused(lambda sd: sd["param_groups"][0].pop("eps"), ValueError, r"state_dict\['param_groups'\]\[0\] must hold 'eps'")
+    refused(lambda sd: sd["param_groups"].pop(), ValueError, "1 param groups, the optimizer 2")
+
+
+# ----------------------------------------------------------------------------- the scheduler
+
+
+def test_lr_scheduler_state_dict_is_plain_data_and_restores_the_rate_at_once(tmp_path):
+    schedule = fd.join([fd.linear(0.0, 0.1, 10), fd.cosine(0.1, 50)], [10])
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = LRScheduler(opt, schedule)
+    for _ in range(23):
+        opt.step()
+        sched.step()
+    saved = _save_load(sched.state_dict(), tmp_path / "sched.pt")
+
+    opt2 = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    resumed = LRScheduler(opt2, fd.constant(0.5))  # the checkpoint's schedule replaces this one
+    assert opt2.param_groups[0]["lr"] == 0.5
+    resumed.load_state_dict(saved)
+    assert opt2.param_groups[0]["lr"] == schedule(23) == resumed.get_last_lr()[0]
+    assert repr(resumed.schedules[0]) == repr(schedule)
+    for t in range(24, 60):
+        opt2.step()
+        resumed.step()
+        assert opt2.param_groups[0]["lr"] == schedule(t)
