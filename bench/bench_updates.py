@@ -120,7 +120,7 @@ class Case:
         """The compiled kernel called directly with prebuilt arguments (flat case): the cost
         of the kernel without fastdecay's per-call validation and dispatch."""
         from fastdecay._cpu import updates as cpu
-        from fastdecay.updates import _constant_table
+        from fastdecay._validate import constant_table as _constant_table
 
         dtype = np.dtype(np.float32)
         streams = [self.params, self.grads] + self.state

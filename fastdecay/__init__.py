@@ -10,6 +10,7 @@ from .schedules import (
     constant,
     cosine,
     cosine_restarts,
+    constant_shrinkage,
     cyclic,
     exponential,
     from_function,
@@ -32,7 +33,7 @@ from .schedules import (
     warmup,
     wsd,
 )
-from .updates import adamw_step, constant_shrinkage, sgd_step
+from .updates import adamw_step, sgd_step
 from .simulate import SimulationResult, simulate
 from .diagnostics import (
     EscapeProbability,

@@ -47,25 +47,8 @@ class _Parser(argparse.ArgumentParser):
 
 # ----------------------------------------------------------------------------- fastdecay schedule
 
-# The factories the command line offers, by KIND. join and stack take schedules, not
-# numbers; every other factory is here.
-SCHEDULE_KINDS = {
-    "constant": S.constant,
-    "step": S.step,
-    "multistep": S.multistep,
-    "exponential": S.exponential,
-    "inverse_time": S.inverse_time,
-    "polynomial": S.polynomial,
-    "cosine": S.cosine,
-    "cosine_restarts": S.cosine_restarts,
-    "linear": S.linear,
-    "piecewise": S.piecewise,
-    "one_cycle": S.one_cycle,
-    "cyclic": S.cyclic,
-    "inverse_sqrt": S.inverse_sqrt,
-    "wsd": S.wsd,
-    "tabulated": S.tabulated,
-}
+# The factories the command line offers, by KIND: the registry beside the factories.
+SCHEDULE_KINDS = S.SCHEDULE_KINDS
 
 _SUMMARY = {
     "constant": "lr",
@@ -87,13 +70,7 @@ _SUMMARY = {
 
 # Parameters that take a comma-separated list, and their element type.
 _LIST_PARAMS = {"milestones": int, "boundaries": int, "values": float}
-_CHOICES = {
-    ("cyclic", "mode"): S._CYCLIC_MODES,
-    ("wsd", "decay"): S._WSD_DECAYS,
-    ("wsd", "warmup_shape"): S._WARMUP_SHAPES,
-    ("one_cycle", "anneal_strategy"): S._ANNEAL_STRATEGIES,
-    ("piecewise", "closed"): ("left", "right"),
-}
+_CHOICES = S.SCHEDULE_CHOICES
 _HELP = {
     "lr": "initial learning rate eta_0",
     "gamma": "decay factor per period (or per decay_steps)",

@@ -18,7 +18,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .schedules import Schedule, _check, _number_array, match_half_life
+from . import _validate as V
+from .schedules import match_half_life
 
 __all__ = [
     "stability_onset",
@@ -32,25 +33,9 @@ __all__ = [
 _BLOCK_ELEMENTS = 1 << 22
 
 
-def _schedule(name, s):
-    if not isinstance(s, Schedule):
-        raise TypeError(f"{name} must be a fastdecay Schedule, got {s!r}")
-    return s
-
-
-def _step_count(name, n, low=0):
-    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer number of steps, got {n!r}")
-    if n < low:
-        raise ValueError(f"{name} must be >= {low}, got {n!r}")
-    return int(n)
-
-
-def _curvature(name, curvature):
-    lam = _number_array(name, curvature)
-    if not np.all(np.isfinite(lam)):
-        raise ValueError(f"{name} must be finite, got {curvature!r}")
-    return lam
+def _step_count(name, n):
+    """A number of steps: an integer in [0, 2**63)."""
+    return V.integer(name, n, low=0, high=V.MAX_STEP + 1)
 
 
 def _out_shape(s, *arrays, names):
@@ -98,8 +83,8 @@ def stability_onset(schedule, curvature, *, max_steps):
     >>> fd.stability_onset(fd.constant(1.0), [1.0, 5.0], max_steps=50).tolist()
     [0, -1]
     """
-    s = _schedule("schedule", schedule)
-    lam = _curvature("curvature", curvature)
+    s = V.schedule("schedule", schedule)
+    lam = V.real_array("curvature", curvature)
     max_steps = _step_count("max_steps", max_steps)
     shape = _out_shape(s, lam, names=["curvature"])
     onset = np.full(shape, -1, dtype=np.int64)
@@ -138,9 +123,9 @@ def escape_probability(schedule, barrier, c, steps):
     >>> round(float(r.cumulative[1]), 4)   # 1 - (1 - e^-1)^2
     0.6004
     """
-    s = _schedule("schedule", schedule)
-    barrier = _check("barrier", barrier, low=0.0)
-    c = _check("c", c, low=0.0, low_open=True)
+    s = V.schedule("schedule", schedule)
+    barrier = V.real_array("barrier", barrier, low=0.0)
+    c = V.real_array("c", c, low=0.0, low_open=True)
     steps = _step_count("steps", steps)
     shape = _out_shape(s, barrier, c, names=["barrier", "c"])
     ratio = (barrier / c).reshape((1,) * (len(shape) - np.ndim(barrier / c)) + np.shape(barrier / c))[..., None]
@@ -169,26 +154,13 @@ def adam_effective_step(schedule, steps, *, betas=(0.9, 0.999)):
     >>> fd.adam_effective_step(fd.constant(1.0), 3, betas=(0.9, 0.999)).round(4).tolist()
     [3.1623, 4.2496, 4.9502]
     """
-    s = _schedule("schedule", schedule)
+    s = V.schedule("schedule", schedule)
     steps = _step_count("steps", steps)
-    beta1, beta2 = _betas(betas)
+    beta1, beta2 = V.betas(betas)
     t1 = np.arange(1, steps + 1, dtype=np.float64)
     factor = -np.expm1(t1 * np.log(beta1) if beta1 > 0 else np.full(steps, -np.inf))
     factor /= np.sqrt(-np.expm1(t1 * np.log(beta2) if beta2 > 0 else np.full(steps, -np.inf)))
     return s.table(steps) * factor
-
-
-def _betas(betas):
-    try:
-        beta1, beta2 = betas
-    except (TypeError, ValueError):
-        raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}") from None
-    for k, b in enumerate((beta1, beta2)):
-        if isinstance(b, (bool, np.bool_)) or not isinstance(b, (int, float, np.floating, np.integer)):
-            raise TypeError(f"betas[{k}] must be a number in [0, 1), got {b!r}")
-        if not 0.0 <= b < 1.0:
-            raise ValueError(f"betas[{k}] must be in [0, 1), got {b!r}")
-    return float(beta1), float(beta2)
 
 
 def discretization_divergence(s, curvature, steps):
@@ -205,10 +177,10 @@ def discretization_divergence(s, curvature, steps):
     >>> round(fd.discretization_divergence(fd.step(lr=0.1, gamma=0.5, period=10), 1.0, 10), 4)
     0.7586
     """
-    s = _schedule("s", s)
+    s = V.schedule("s", s)
     if s.kind != "step":
         raise ValueError(f"s must be a step schedule (fd.step), got a {s.kind} schedule: {s!r}")
-    lam = _curvature("curvature", curvature)
+    lam = V.real_array("curvature", curvature)
     steps = _step_count("steps", steps)
     e = match_half_life(s)
     shape = _out_shape(s, lam, names=["curvature"])

@@ -20,6 +20,7 @@ import numbers
 import numpy as np
 
 from . import _layout as L
+from . import _validate as V
 from ._dispatch import TORCH_CPU, backend_of, to_numpy
 
 __all__ = [
@@ -49,113 +50,8 @@ __all__ = [
     "match_half_life",
     "quantization_gap",
     "as_schedule",
+    "constant_shrinkage",
 ]
-
-
-# ----------------------------------------------------------------------------- validation
-
-
-def _number_array(name, value):
-    """``value`` as a float64 array, or TypeError naming ``name``."""
-    if isinstance(value, Schedule):
-        raise TypeError(f"{name} must be a number or an array of numbers, got a schedule {value!r}")
-    if isinstance(value, (str, bytes)) or value is None:
-        raise TypeError(f"{name} must be a number or an array of numbers, got {value!r}")
-    value = to_numpy(value)
-    try:
-        # a copy: a schedule's params never alias the caller's arrays
-        arr = np.array(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number or an array of numbers, got {value!r}") from None
-    if np.asarray(value).dtype == bool:
-        raise TypeError(f"{name} must be a number, got the boolean {value!r}")
-    arr.setflags(write=False)
-    return arr
-
-
-def _check(name, value, *, low=None, low_open=False, high=None, high_open=False, integer=False):
-    """Validate a real parameter (scalar or array): finite, within bounds."""
-    arr = _number_array(name, value)
-    bad = ~np.isfinite(arr)
-    what = "a finite number"
-    if low is not None:
-        bad |= (arr <= low) if low_open else (arr < low)
-        what = f"{'>' if low_open else '>='} {low:g}"
-    if high is not None:
-        bad |= (arr >= high) if high_open else (arr > high)
-        what += f"{' and' if low is not None else ''} {'<' if high_open else '<='} {high:g}"
-    if integer:
-        bad |= np.isfinite(arr) & (arr != np.round(arr))
-        what = "an integer " + what
-    if np.any(bad):
-        shown = arr[bad].flat[0].item()
-        extra = "" if arr.ndim == 0 else f" (first bad element {shown!r})"
-        raise ValueError(f"{name} must be {what}, got {value!r}{extra}")
-    return arr
-
-
-def _rate(name, value):
-    """A learning rate: finite and non-negative."""
-    return _check(name, value, low=0.0)
-
-
-def _count(name, value):
-    """A number of steps: finite and >= 1 (fractions allowed, as Keras allows them)."""
-    return _check(name, value, low=1.0)
-
-
-def _flag(name, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return 1.0 if value else 0.0
-
-
-def _int_sequence(name, values, *, strict):
-    """A 1-D sequence of non-negative integer steps, sorted (strictly if ``strict``)."""
-    if isinstance(values, (str, bytes)) or isinstance(values, numbers.Number):
-        raise TypeError(f"{name} must be a sequence of integer steps, got {values!r}")
-    arr = _number_array(name, values)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D sequence of steps, got shape {arr.shape}: {values!r}")
-    if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
-        raise ValueError(f"{name} must hold integer steps, got {values!r}")
-    if np.any(arr < 0):
-        raise ValueError(f"{name} must be non-negative, got {values!r}")
-    d = np.diff(arr)
-    if np.any(d <= 0 if strict else d < 0):
-        order = "strictly increasing" if strict else "sorted (non-decreasing)"
-        raise ValueError(f"{name} must be {order}, got {values!r}")
-    return arr
-
-
-def _broadcast(**params):
-    """The common batch shape of the parameters, or ValueError naming them."""
-    try:
-        return np.broadcast_shapes(*(np.shape(v) for v in params.values()))
-    except ValueError:
-        shapes = ", ".join(f"{k} {np.shape(v)}" for k, v in params.items() if np.ndim(v))
-        raise ValueError(f"parameter shapes do not broadcast: {shapes}") from None
-
-
-def _steps(name, t):
-    """Steps as a float64 array of non-negative integers (validated), and whether scalar."""
-    if isinstance(t, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an integer step or an array of steps, got {t!r}")
-    arr = to_numpy(t)
-    if isinstance(arr, (str, bytes)) or arr is None:
-        raise TypeError(f"{name} must be an integer step or an array of steps, got {t!r}")
-    arr = np.asarray(arr)
-    if arr.dtype.kind not in "iuf":
-        raise TypeError(f"{name} must be an integer step or an array of steps, got dtype {arr.dtype}: {t!r}")
-    steps = arr.astype(np.float64, copy=False)
-    if arr.dtype.kind == "f":
-        bad = ~np.isfinite(steps) | (steps != np.floor(steps))
-        if np.any(bad):
-            raise ValueError(f"{name} must be an integer step, got {arr[bad].flat[0].item()!r}")
-    negative = steps < 0
-    if np.any(negative):
-        raise ValueError(f"{name} must be a non-negative step, got {arr[negative].flat[0].item()!r}")
-    return steps
 
 
 # ----------------------------------------------------------------------------- packing
@@ -299,7 +195,7 @@ def _product_row(rows):
 # ----------------------------------------------------------------------------- the value
 
 
-class Schedule:
+class Schedule(V.ScheduleBase):
     """An immutable learning-rate schedule (or a batch of them) with a closed form.
 
     ``s(t)`` is the rate at step ``t`` (``batch_shape`` broadcast against
@@ -389,12 +285,12 @@ class Schedule:
             return gpu_schedule.evaluate(self, t)
         if isinstance(t, (int, np.integer)) and not isinstance(t, (bool, np.bool_)):
             # the common scalar call, without the array machinery
-            if t < 0:
-                raise ValueError(f"t must be a non-negative step, got {t!r}")
+            if not 0 <= t <= V.MAX_STEP:
+                V.step("t", t)  # raises, naming t
             out = np.empty(self.size)
             _eval_points(self.rows(), np.arange(self.size, dtype=np.int64), np.full(self.size, float(t)), out)
             return float(out[0]) if not self.batch_shape else out.reshape(self.batch_shape)
-        steps = _steps("t", t)
+        steps = V.steps_array("t", t)
         shape = self.call_shape(steps.shape)
         out = np.empty(shape)
         if out.size:
@@ -427,32 +323,21 @@ class Schedule:
             from ._gpu import schedule as gpu_schedule  # imports cupy: only for device arrays
 
             return gpu_schedule.table(self, n_or_steps, dtype=dtype, out=out)
-        dtype = np.dtype(dtype)
-        if dtype not in (np.float32, np.float64):
-            raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+        dtype = V.float_dtype("dtype", dtype)
         ranged = isinstance(n_or_steps, (numbers.Integral, np.integer)) and not isinstance(n_or_steps, bool)
         if ranged:
-            if n_or_steps < 0:
-                raise ValueError(f"n_or_steps must be >= 0, got {n_or_steps!r}")
-            n = int(n_or_steps)
+            n = V.integer("n_or_steps", n_or_steps, low=0, high=V.MAX_STEP + 1)
         else:
-            steps = _steps("n_or_steps", n_or_steps)
+            steps = V.steps_array("n_or_steps", n_or_steps)
             if steps.ndim != 1:
                 raise ValueError(f"n_or_steps must be a step count or a 1-D array of steps, got shape {steps.shape}")
             n = steps.shape[0]
         shape = self.batch_shape + (n,)
         if out is None:
+            V.fits_in_memory("n_or_steps", n_or_steps, shape, dtype.itemsize)
             result = np.empty(shape, dtype=dtype)
         else:
-            result = to_numpy(out)
-            if backend_of(out) not in ("numpy", TORCH_CPU) or not isinstance(result, np.ndarray):
-                raise TypeError(f"out must be a NumPy array or CPU torch tensor, got {type(out).__name__}")
-            if result.shape != shape:
-                raise ValueError(f"out must have shape {shape}, got {result.shape}")
-            if result.dtype not in (np.float32, np.float64):
-                raise TypeError(f"out must be float32 or float64, got dtype {result.dtype}")
-            if not result.flags.c_contiguous or not result.flags.writeable:
-                raise ValueError("out must be a writeable C-contiguous array")
+            result = V.out_array("out", out, shape)
         if result.size:
             flat = result.reshape(self.size, n)
             if ranged:
@@ -516,7 +401,7 @@ def as_schedule(value, name="lr"):
     """A Schedule as it is, or a number (or array) as ``constant``."""
     if isinstance(value, Schedule):
         return value
-    return constant(_check(name, value, low=0.0))
+    return constant(V.real_array(name, value, low=0.0))
 
 
 # ----------------------------------------------------------------------------- factories
@@ -528,7 +413,7 @@ def constant(lr):
     >>> constant(0.1)(1000)
     0.1
     """
-    lr = _rate("lr", lr)
+    lr = V.rates("lr", lr)
     return Schedule(_pack((0.0, 0.0, L.CONSTANT, lr)), "constant", {"lr": lr})
 
 
@@ -540,8 +425,8 @@ def step(lr, gamma, period):
     >>> s(9), s(10), s(25)
     (0.1, 0.05, 0.025)
     """
-    lr, gamma, period = _rate("lr", lr), _check("gamma", gamma, low=0.0, low_open=True), _count("period", period)
-    _broadcast(lr=lr, gamma=gamma, period=period)
+    lr, gamma, period = V.rates("lr", lr), V.real_array("gamma", gamma, low=0.0, low_open=True), V.durations("period", period)
+    V.broadcast(lr=lr, gamma=gamma, period=period)
     table = _pack((0.0, 0.0, L.EXPONENTIAL, lr, gamma, period, 1.0))
     return Schedule(table, "step", {"lr": lr, "gamma": gamma, "period": period})
 
@@ -554,9 +439,9 @@ def multistep(lr, gamma, milestones):
     >>> [round(s(t), 6) for t in range(7)]
     [1.0, 1.0, 1.0, 0.1, 0.1, 0.01, 0.01]
     """
-    lr, gamma = _rate("lr", lr), _check("gamma", gamma, low=0.0, low_open=True)
-    _broadcast(lr=lr, gamma=gamma)
-    milestones = _int_sequence("milestones", milestones, strict=False)
+    lr, gamma = V.rates("lr", lr), V.real_array("gamma", gamma, low=0.0, low_open=True)
+    V.broadcast(lr=lr, gamma=gamma)
+    milestones = V.step_sequence("milestones", milestones, strict=False, sort=True)
     segments = [(0.0, 0.0, L.CONSTANT, lr)]
     segments += [(m, 0.0, L.CONSTANT, lr * gamma ** (k + 1)) for k, m in enumerate(milestones)]
     return Schedule(_normalise(_pack(*segments)), "multistep", {"lr": lr, "gamma": gamma, "milestones": milestones})
@@ -583,21 +468,21 @@ def exponential(lr, *, gamma=None, rate=None, half_life=None, decay_steps=1, sta
     given = [k for k, v in (("gamma", gamma), ("rate", rate), ("half_life", half_life)) if v is not None]
     if len(given) != 1:
         raise ValueError(f"give exactly one of gamma, rate, half_life; got {given or 'none'}")
-    lr = _rate("lr", lr)
+    lr = V.rates("lr", lr)
     if gamma is not None:
-        gamma = _check("gamma", gamma, low=0.0, low_open=True)
+        gamma = V.real_array("gamma", gamma, low=0.0, low_open=True)
     elif rate is not None:
-        gamma = np.exp(-_check("rate", rate, low=0.0))
+        gamma = np.exp(-V.real_array("rate", rate, low=0.0))
     else:
-        gamma = 2.0 ** (-1.0 / _check("half_life", half_life, low=0.0, low_open=True))
-    decay_steps = _count("decay_steps", decay_steps)
-    stair = _flag("staircase", staircase)
-    _broadcast(lr=lr, gamma=gamma, decay_steps=decay_steps)
+        gamma = 2.0 ** (-1.0 / V.real_array("half_life", half_life, low=0.0, low_open=True))
+    decay_steps = V.durations("decay_steps", decay_steps)
+    stair = V.flag("staircase", staircase)
+    V.broadcast(lr=lr, gamma=gamma, decay_steps=decay_steps)
     params = {"lr": lr, "gamma": gamma, "decay_steps": decay_steps, "staircase": bool(stair)}
     segments = [(0.0, 0.0, L.EXPONENTIAL, lr, gamma, decay_steps, stair)]
     if end_lr is not None:
-        end_lr = _rate("end_lr", end_lr)
-        _broadcast(lr=lr, gamma=gamma, decay_steps=decay_steps, end_lr=end_lr)
+        end_lr = V.rates("end_lr", end_lr)
+        V.broadcast(lr=lr, gamma=gamma, decay_steps=decay_steps, end_lr=end_lr)
         segments.append((_exponential_crossing(lr, gamma, decay_steps, stair, end_lr), 0.0, L.CONSTANT, end_lr))
         params["end_lr"] = end_lr
     return Schedule(_normalise(_pack(*segments)), "exponential", params)
@@ -646,10 +531,10 @@ def inverse_time(lr, rate, *, decay_steps=1, staircase=False):
     >>> inverse_time(1.0, 0.5)(2)
     0.5
     """
-    lr, rate = _rate("lr", lr), _check("rate", rate, low=0.0)
-    decay_steps = _count("decay_steps", decay_steps)
-    stair = _flag("staircase", staircase)
-    _broadcast(lr=lr, rate=rate, decay_steps=decay_steps)
+    lr, rate = V.rates("lr", lr), V.real_array("rate", rate, low=0.0)
+    decay_steps = V.durations("decay_steps", decay_steps)
+    stair = V.flag("staircase", staircase)
+    V.broadcast(lr=lr, rate=rate, decay_steps=decay_steps)
     table = _pack((0.0, 0.0, L.INVERSE_TIME, lr, rate, decay_steps, stair, 1.0))
     params = {"lr": lr, "rate": rate, "decay_steps": decay_steps, "staircase": bool(stair)}
     return Schedule(table, "inverse_time", params)
@@ -665,10 +550,10 @@ def polynomial(lr, total_steps, *, power=1.0, end_lr=0.0, cycle=False):
     >>> polynomial(1.0, 10, power=2.0)(5)
     0.25
     """
-    lr, T = _rate("lr", lr), _count("total_steps", total_steps)
-    power, end_lr = _check("power", power, low=0.0, low_open=True), _rate("end_lr", end_lr)
-    cyc = _flag("cycle", cycle)
-    _broadcast(lr=lr, total_steps=T, power=power, end_lr=end_lr)
+    lr, T = V.rates("lr", lr), V.durations("total_steps", total_steps)
+    power, end_lr = V.real_array("power", power, low=0.0, low_open=True), V.rates("end_lr", end_lr)
+    cyc = V.flag("cycle", cycle)
+    V.broadcast(lr=lr, total_steps=T, power=power, end_lr=end_lr)
     table = _pack((0.0, 0.0, L.POLYNOMIAL, lr, T, power, end_lr, cyc))
     params = {"lr": lr, "total_steps": T, "power": power, "end_lr": end_lr, "cycle": bool(cyc)}
     return Schedule(table, "polynomial", params)
@@ -689,10 +574,10 @@ def cosine(lr, total_steps, *, min_lr=0.0, num_cycles=0.5, exponent=1.0):
     >>> cosine(1.0, 10, num_cycles=1.0)(5), round(cosine(1.0, 10, exponent=2.0)(5), 12)
     (0.0, 0.25)
     """
-    lr, T, min_lr = _rate("lr", lr), _count("total_steps", total_steps), _rate("min_lr", min_lr)
-    cycles = _check("num_cycles", num_cycles, low=0.0, low_open=True)
-    power = _check("exponent", exponent, low=0.0, low_open=True)
-    _broadcast(lr=lr, total_steps=T, min_lr=min_lr, num_cycles=cycles, exponent=power)
+    lr, T, min_lr = V.rates("lr", lr), V.durations("total_steps", total_steps), V.rates("min_lr", min_lr)
+    cycles = V.real_array("num_cycles", num_cycles, low=0.0, low_open=True)
+    power = V.real_array("exponent", exponent, low=0.0, low_open=True)
+    V.broadcast(lr=lr, total_steps=T, min_lr=min_lr, num_cycles=cycles, exponent=power)
     params = {"lr": lr, "total_steps": T, "min_lr": min_lr}
     if np.all(cycles == 0.5) and np.all(power == 1.0):
         return Schedule(_pack((0.0, 0.0, L.COSINE, lr, T, min_lr)), "cosine", params)
@@ -720,17 +605,17 @@ def cosine_restarts(lr, period, *, period_mult=1, min_lr=0.0, cycle_decay=1.0, d
     >>> [round(s(t), 3) for t in (0, 4, 6, 8, 100)]
     [1.0, 0.5, 0.25, 0.0, 0.0]
     """
-    lr, period = _rate("lr", lr), _count("period", period)
-    mult, min_lr = _check("period_mult", period_mult, low=1.0), _rate("min_lr", min_lr)
-    decay = _check("cycle_decay", cycle_decay, low=0.0)
-    end_decay = decay if _flag("decay_amplitude", decay_amplitude) else np.ones_like(decay)
-    _broadcast(lr=lr, period=period, period_mult=mult, min_lr=min_lr, cycle_decay=decay)
+    lr, period = V.rates("lr", lr), V.durations("period", period)
+    mult, min_lr = V.real_array("period_mult", period_mult, low=1.0), V.rates("min_lr", min_lr)
+    decay = V.real_array("cycle_decay", cycle_decay, low=0.0)
+    end_decay = decay if V.flag("decay_amplitude", decay_amplitude) else np.ones_like(decay)
+    V.broadcast(lr=lr, period=period, period_mult=mult, min_lr=min_lr, cycle_decay=decay)
     segments = [(0.0, 0.0, L.COSINE_RESTARTS, lr, period, mult, min_lr, decay, end_decay)]
     params = {"lr": lr, "period": period, "period_mult": mult, "min_lr": min_lr}
     if np.any(decay != 1.0):
         params.update(cycle_decay=decay, decay_amplitude=bool(decay_amplitude))
     if cycle_limit is not None:
-        limit = _check("cycle_limit", cycle_limit, low=1.0, integer=True)
+        limit = V.real_array("cycle_limit", cycle_limit, low=1.0, integer=True)
         if limit.ndim:
             raise ValueError(f"cycle_limit must be a single integer, got an array of shape {limit.shape}")
         # the first step of cycle number `limit`, as the closed form finds cycles
@@ -748,8 +633,8 @@ def linear(start_lr, end_lr, total_steps):
     >>> linear(0.0, 1.0, 4)(1), linear(0.0, 1.0, 4)(9)
     (0.25, 1.0)
     """
-    start_lr, end_lr, T = _rate("start_lr", start_lr), _rate("end_lr", end_lr), _count("total_steps", total_steps)
-    _broadcast(start_lr=start_lr, end_lr=end_lr, total_steps=T)
+    start_lr, end_lr, T = V.rates("start_lr", start_lr), V.rates("end_lr", end_lr), V.durations("total_steps", total_steps)
+    V.broadcast(start_lr=start_lr, end_lr=end_lr, total_steps=T)
     table = _pack((0.0, 0.0, L.POLYNOMIAL, start_lr, T, 1.0, end_lr, 0.0))
     return Schedule(table, "linear", {"start_lr": start_lr, "end_lr": end_lr, "total_steps": T})
 
@@ -769,13 +654,13 @@ def piecewise(boundaries, values, *, closed="left"):
     """
     if closed not in ("left", "right"):
         raise ValueError(f"closed must be 'left' or 'right', got {closed!r}")
-    b = _int_sequence("boundaries", boundaries, strict=True)
+    b = V.step_sequence("boundaries", boundaries, strict=True)
     if isinstance(values, (str, bytes)) or np.ndim(values) == 0 and not isinstance(values, (list, tuple)):
         raise TypeError(f"values must be a sequence of rates, got {values!r}")
     if len(values) != len(b) + 1:
         raise ValueError(f"values must have len(boundaries) + 1 = {len(b) + 1} entries, got {len(values)}: {values!r}")
-    vals = [_rate(f"values[{k}]", v) for k, v in enumerate(values)]
-    _broadcast(**{f"values[{k}]": v for k, v in enumerate(vals)})
+    vals = [V.rates(f"values[{k}]", v) for k, v in enumerate(values)]
+    V.broadcast(**{f"values[{k}]": v for k, v in enumerate(vals)})
     starts = [0.0] + list(b + (1.0 if closed == "right" else 0.0))
     table = _normalise(_pack(*[(s, 0.0, L.CONSTANT, v) for s, v in zip(starts, vals)]))
     params = {"boundaries": b, "values": vals}
@@ -820,12 +705,11 @@ def warmup(schedule, steps, *, start_lr=0.0, shape="linear", prefix=True):
     >>> [round(warmup(linear(1.0, 0.0, 8), 2, prefix=False)(t), 3) for t in range(4)]
     [0.0, 0.5, 0.75, 0.625]
     """
-    if not isinstance(schedule, Schedule):
-        raise TypeError(f"schedule must be a fastdecay Schedule, got {schedule!r}")
-    steps = _check("steps", steps, low=0.0, integer=True)
+    V.schedule("schedule", schedule)
+    steps = V.real_array("steps", steps, low=0.0, integer=True)
     if steps.ndim:
         raise ValueError(f"steps must be a single integer, got an array of shape {steps.shape}")
-    start_lr = _rate("start_lr", start_lr)
+    start_lr = V.rates("start_lr", start_lr)
     if not isinstance(prefix, (bool, np.bool_)):
         raise TypeError(f"prefix must be True or False, got {prefix!r}")
     ramp = _ramp(start_lr, schedule.lr0(), max(float(steps), 1.0), shape)
@@ -854,18 +738,13 @@ def join(schedules, boundaries):
     >>> [s(t) for t in range(5)]
     [1.0, 1.0, 1.0, 0.5, 0.25]
     """
-    schedules = list(schedules) if not isinstance(schedules, Schedule) else [schedules]
-    for k, s in enumerate(schedules):
-        if not isinstance(s, Schedule):
-            raise TypeError(f"schedules[{k}] must be a fastdecay Schedule, got {s!r}")
-    if not schedules:
-        raise ValueError("schedules must hold at least one schedule, got none")
-    b = _int_sequence("boundaries", boundaries, strict=True)
+    schedules = V.schedules("schedules", schedules)
+    b = V.step_sequence("boundaries", boundaries, strict=True)
     if len(b) != len(schedules) - 1:
         raise ValueError(
             f"boundaries must have len(schedules) - 1 = {len(schedules) - 1} entries, got {len(b)}: {boundaries!r}"
         )
-    _broadcast(**{f"schedules[{k}]": np.empty(s.batch_shape) for k, s in enumerate(schedules)})
+    V.broadcast(**{f"schedules[{k}]": np.empty(s.batch_shape) for k, s in enumerate(schedules)})
     ends = list(b) + [np.inf]
     parts = []
     for k, s in enumerate(schedules):
@@ -892,6 +771,10 @@ def one_cycle(max_lr, total_steps, *, pct_start=0.3, div_factor=25.0, final_div_
     ``.momentum`` is torch's cycled momentum (``cycle_momentum=True``): from
     max_momentum down to base_momentum while the rate rises, back up while it falls.
 
+    As torch, a warm-up shorter than one step (pct_start·total_steps < 1) starts
+    part-way down the second phase; refused are only the settings where torch's
+    formula divides by zero: pct_start·total_steps == 1 and pct_start == 1.
+
     >>> s = one_cycle(1.0, 100)
     >>> round(s(0), 4), round(s(29), 4), s(99) < 1e-5
     (0.04, 1.0, True)
@@ -902,20 +785,25 @@ def one_cycle(max_lr, total_steps, *, pct_start=0.3, div_factor=25.0, final_div_
         raise ValueError(f"anneal_strategy must be one of {_ANNEAL_STRATEGIES}, got {anneal_strategy!r}")
     if not isinstance(three_phase, (bool, np.bool_)):
         raise TypeError(f"three_phase must be True or False, got {three_phase!r}")
-    max_lr = _rate("max_lr", max_lr)
-    T = _check("total_steps", total_steps, low=1.0, integer=True)
-    pct = _check("pct_start", pct_start, low=0.0, low_open=True, high=1.0, high_open=True)
-    div = _check("div_factor", div_factor, low=0.0, low_open=True)
-    final_div = _check("final_div_factor", final_div_factor, low=0.0, low_open=True)
-    base_m = _check("base_momentum", base_momentum, low=0.0, high=1.0, high_open=True)
-    max_m = _check("max_momentum", max_momentum, low=0.0, high=1.0, high_open=True)
-    _broadcast(max_lr=max_lr, total_steps=T, pct_start=pct, div_factor=div, final_div_factor=final_div,
-               base_momentum=base_m, max_momentum=max_m)
+    max_lr = V.rates("max_lr", max_lr)
+    T = V.real_array("total_steps", total_steps, low=1.0, integer=True)
+    pct = V.real_array("pct_start", pct_start, low=0.0, high=1.0, high_open=True)
+    div = V.real_array("div_factor", div_factor, low=0.0, low_open=True)
+    final_div = V.real_array("final_div_factor", final_div_factor, low=0.0, low_open=True)
+    base_m = V.real_array("base_momentum", base_momentum, low=0.0, high=1.0, high_open=True)
+    max_m = V.real_array("max_momentum", max_momentum, low=0.0, high=1.0, high_open=True)
+    V.broadcast(max_lr=max_lr, total_steps=T, pct_start=pct, div_factor=div, final_div_factor=final_div,
+                base_momentum=base_m, max_momentum=max_m)
     ends = _one_cycle_ends(T, pct, bool(three_phase))
-    if any(np.any(b - a <= 0) for a, b in zip([0.0] + ends[:-1], ends)):
-        limit = "(1, (total_steps + 1) / 2)" if three_phase else "(1, total_steps)"
+    if np.any(ends[0] == 0.0):
         raise ValueError(
-            f"pct_start * total_steps must lie in {limit}, got pct_start={pct_start!r}, total_steps={total_steps!r}"
+            f"pct_start * total_steps must not be 1 (torch's OneCycleLR divides by zero at step 0 there), "
+            f"got pct_start={V.shown(pct_start)}, total_steps={V.shown(total_steps)}"
+        )
+    if np.any(ends[-1] <= ends[-2]):
+        raise ValueError(
+            f"pct_start must be below (total_steps + 1) / (2 * total_steps) with three_phase (torch's last phase "
+            f"would have no steps), got pct_start={V.shown(pct_start)}, total_steps={V.shown(total_steps)}"
         )
     initial = max_lr / div
     levels = [initial, max_lr, initial, initial / final_div] if three_phase else [initial, max_lr, initial / final_div]
@@ -940,11 +828,14 @@ def _phases(ends, levels, anneal):
     does not pass), half cosines or lines, held at levels[-1] after the last end."""
     segments, start, origin = [], 0.0, 0.0
     for end, a, b in zip(ends, levels[:-1], levels[1:]):
+        # a phase that ends before step 0 (pct_start * total_steps < 1, as torch allows) never
+        # runs: the next one starts at step 0 too and wins; its length is only kept positive
+        length = np.where(end > origin, end - origin, 1.0)
         if anneal == "cos":
-            segments.append((start, origin, L.COSINE, a, end - origin, b))
+            segments.append((start, origin, L.COSINE, a, length, b))
         else:
-            segments.append((start, origin, L.POLYNOMIAL, a, end - origin, 1.0, b, 0.0))
-        start, origin = np.floor(end) + 1.0, end
+            segments.append((start, origin, L.POLYNOMIAL, a, length, 1.0, b, 0.0))
+        start, origin = np.maximum(np.floor(end) + 1.0, 0.0), end
     return _pack(*segments)
 
 
@@ -963,7 +854,7 @@ def _one_cycle_momentum(max_lr, total_steps, pct_start, div_factor, final_div_fa
     return Schedule(table, "one_cycle_momentum", params)
 
 
-_CYCLIC_MODES = ("triangular", "triangular2", "exp_range")
+CYCLIC_MODES = ("triangular", "triangular2", "exp_range")
 
 
 def cyclic(base_lr, max_lr, step_size_up, *, step_size_down=None, mode="triangular", gamma=1.0, base_momentum=0.8,
@@ -981,15 +872,15 @@ def cyclic(base_lr, max_lr, step_size_up, *, step_size_down=None, mode="triangul
     >>> [round(s.momentum(t), 3) for t in range(5)]
     [0.9, 0.85, 0.8, 0.85, 0.9]
     """
-    if mode not in _CYCLIC_MODES:
-        raise ValueError(f"mode must be one of {_CYCLIC_MODES}, got {mode!r}")
-    base_lr, max_lr = _rate("base_lr", base_lr), _rate("max_lr", max_lr)
-    up = _count("step_size_up", step_size_up)
-    down = up if step_size_down is None else _count("step_size_down", step_size_down)
-    gamma = _check("gamma", gamma, low=0.0, low_open=True)
-    base_m = _check("base_momentum", base_momentum, low=0.0, high=1.0, high_open=True)
-    max_m = _check("max_momentum", max_momentum, low=0.0, high=1.0, high_open=True)
-    _broadcast(base_lr=base_lr, max_lr=max_lr, step_size_up=up, step_size_down=down, gamma=gamma,
+    if mode not in CYCLIC_MODES:
+        raise ValueError(f"mode must be one of {CYCLIC_MODES}, got {mode!r}")
+    base_lr, max_lr = V.rates("base_lr", base_lr), V.rates("max_lr", max_lr)
+    up = V.durations("step_size_up", step_size_up)
+    down = up if step_size_down is None else V.durations("step_size_down", step_size_down)
+    gamma = V.real_array("gamma", gamma, low=0.0, low_open=True)
+    base_m = V.real_array("base_momentum", base_momentum, low=0.0, high=1.0, high_open=True)
+    max_m = V.real_array("max_momentum", max_momentum, low=0.0, high=1.0, high_open=True)
+    V.broadcast(base_lr=base_lr, max_lr=max_lr, step_size_up=up, step_size_down=down, gamma=gamma,
                base_momentum=base_m, max_momentum=max_m)
     params = {"base_lr": base_lr, "max_lr": max_lr, "step_size_up": up, "step_size_down": down, "mode": mode}
     if mode == "exp_range":
@@ -1031,9 +922,9 @@ def inverse_sqrt(lr, warmup_steps, *, start_lr=0.0, timescale=None):
     >>> inverse_sqrt(1.0, 4, timescale=8)(28)
     0.5
     """
-    lr, W, start_lr = _rate("lr", lr), _check("warmup_steps", warmup_steps, low=1.0), _rate("start_lr", start_lr)
-    scale = W if timescale is None else _check("timescale", timescale, low=0.0, low_open=True)
-    _broadcast(lr=lr, warmup_steps=W, start_lr=start_lr, timescale=scale)
+    lr, W, start_lr = V.rates("lr", lr), V.real_array("warmup_steps", warmup_steps, low=1.0), V.rates("start_lr", start_lr)
+    scale = W if timescale is None else V.real_array("timescale", timescale, low=0.0, low_open=True)
+    V.broadcast(lr=lr, warmup_steps=W, start_lr=start_lr, timescale=scale)
     table = _pack(
         (0.0, 0.0, L.POLYNOMIAL, start_lr, W, 1.0, lr, 0.0),
         (W, W, L.INVERSE_TIME, lr, 1.0 / scale, 1.0, 0.0, 0.5),
@@ -1044,7 +935,7 @@ def inverse_sqrt(lr, warmup_steps, *, start_lr=0.0, timescale=None):
     return Schedule(table, "inverse_sqrt", params)
 
 
-_WSD_DECAYS = ("linear", "cosine", "1-sqrt")
+WSD_DECAYS = ("linear", "cosine", "1-sqrt")
 
 
 def wsd(lr, total_steps, *, warmup_steps=0, decay_steps=None, end_lr=0.0, decay="linear", start_lr=0.0,
@@ -1061,14 +952,13 @@ def wsd(lr, total_steps, *, warmup_steps=0, decay_steps=None, end_lr=0.0, decay=
     >>> [round(s(t), 3) for t in range(11)]
     [0.0, 0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 0.75, 0.5, 0.25, 0.0]
     """
-    if decay not in _WSD_DECAYS:
-        raise ValueError(f"decay must be one of {_WSD_DECAYS}, got {decay!r}")
-    lr, T = _rate("lr", lr), _check("total_steps", total_steps, low=1.0, integer=True)
-    W = _check("warmup_steps", warmup_steps, low=0.0, integer=True)
-    D = np.round(0.2 * T) if decay_steps is None else _check("decay_steps", decay_steps, low=1.0, integer=True)
+    V.choice("decay", decay, WSD_DECAYS)
+    lr, T = V.rates("lr", lr), V.real_array("total_steps", total_steps, low=1.0, integer=True)
+    W = V.real_array("warmup_steps", warmup_steps, low=0.0, integer=True)
+    D = np.round(0.2 * T) if decay_steps is None else V.real_array("decay_steps", decay_steps, low=1.0, integer=True)
     D = np.maximum(D, 1.0)
-    end_lr, start_lr = _rate("end_lr", end_lr), _rate("start_lr", start_lr)
-    _broadcast(lr=lr, total_steps=T, warmup_steps=W, decay_steps=D, end_lr=end_lr, start_lr=start_lr)
+    end_lr, start_lr = V.rates("end_lr", end_lr), V.rates("start_lr", start_lr)
+    V.broadcast(lr=lr, total_steps=T, warmup_steps=W, decay_steps=D, end_lr=end_lr, start_lr=start_lr)
     if np.any(W + D > T):
         raise ValueError(
             f"warmup_steps + decay_steps must not exceed total_steps, got {warmup_steps!r} + {D!r} > {total_steps!r}"
@@ -1107,13 +997,8 @@ def stack(schedules):
     >>> s.batch_shape, s.table(4).tolist()
     ((2,), [[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 0.5, 0.5]])
     """
-    schedules = list(schedules) if not isinstance(schedules, Schedule) else [schedules]
-    if not schedules:
-        raise ValueError("schedules must hold at least one schedule, got none")
-    for k, s in enumerate(schedules):
-        if not isinstance(s, Schedule):
-            raise TypeError(f"schedules[{k}] must be a fastdecay Schedule, got {s!r}")
-    batch = _broadcast(**{f"schedules[{k}]": np.empty(s.batch_shape) for k, s in enumerate(schedules)})
+    schedules = V.schedules("schedules", schedules)
+    batch = V.broadcast(**{f"schedules[{k}]": np.empty(s.batch_shape) for k, s in enumerate(schedules)})
     n = max(s.segments.shape[-2] for s in schedules)
     tables = [_pad_segments(np.broadcast_to(s.segments, batch + s.segments.shape[-2:]), n) for s in schedules]
     return Schedule(np.stack(tables), "stack", {"schedules": schedules})
@@ -1136,7 +1021,7 @@ def tabulated(values):
     """
     if isinstance(values, (str, bytes)) or isinstance(values, numbers.Number):
         raise TypeError(f"values must be an array of per-step rates, got {values!r}")
-    v = _rate("values", values)
+    v = V.rates("values", values)
     if v.ndim == 0 or v.shape[-1] == 0:
         raise ValueError(f"values must hold at least one rate on its last axis, got shape {v.shape}")
     if v.shape[-1] >= 2**31:
@@ -1164,14 +1049,14 @@ def from_function(f, steps):
     """
     if not callable(f):
         raise TypeError(f"f must be a callable of the step, got {f!r}")
-    n = _check("steps", steps, low=1.0, integer=True)
+    n = V.real_array("steps", steps, low=1.0, integer=True)
     if n.ndim:
         raise ValueError(f"steps must be a single integer, got an array of shape {n.shape}")
     rates = []
     for t in range(int(n)):
         value = f(t)
         try:
-            rates.append(_rate(f"f({t})", value))
+            rates.append(V.rates(f"f({t})", value))
         except (TypeError, ValueError) as error:
             raise type(error)(f"f must return finite non-negative rates: {error}") from None
     try:
@@ -1204,10 +1089,10 @@ def product(*schedules):
         if isinstance(s, Schedule):
             factors.append(s)
         elif isinstance(s, (numbers.Real, np.ndarray, list, tuple)) and not isinstance(s, bool):
-            factors.append(constant(_rate(f"schedules[{k}]", s)))
+            factors.append(constant(V.rates(f"schedules[{k}]", s)))
         else:
             raise TypeError(f"schedules[{k}] must be a fastdecay Schedule or a rate, got {s!r}")
-    batch = _broadcast(**{f"schedules[{k}]": np.empty(s.batch_shape) for k, s in enumerate(factors)})
+    batch = V.broadcast(**{f"schedules[{k}]": np.empty(s.batch_shape) for k, s in enumerate(factors)})
     tables = [np.broadcast_to(s.segments, batch + s.segments.shape[-2:]) for s in factors]
     rows = [
         _product_row([t[index] for t in tables]) for index in np.ndindex(batch)
@@ -1217,13 +1102,121 @@ def product(*schedules):
     return Schedule(table, "product", {"schedules": factors})
 
 
+# ----------------------------------------------------------------------------- weight-decay schedules
+
+
+def constant_shrinkage(lr, weight_decay, *, total_steps=None, reference_lr=None):
+    """The weight-decay schedule λ_t = weight_decay · reference_lr / η_t for the lr schedule ``lr``.
+
+    ``reference_lr`` is the rate that ``weight_decay`` is relative to: η_0 by
+    default, or e.g. the peak rate of a schedule that warms up from 0. The
+    per-step decoupled shrinkage η_t · λ_t = weight_decay · reference_lr then
+    stays constant while the rate decays, where torch's ``AdamW`` shrinks by
+    1 − η_t · λ, which fades with η_t (Loshchilov & Hutter's normalized weight
+    decay keeps it; no torch, Keras or optax equivalent). A schedule that is 0
+    at step 0 (a warmup from 0) needs ``reference_lr``: its own η_0 would make λ
+    zero at every step.
+
+    Closed forms, exact at every step, where the reciprocal of the lr schedule
+    is itself a schedule of the segment table:
+
+    - constant lr: constant weight_decay · reference_lr / lr;
+    - ``exponential(lr, gamma, decay_steps, staircase)``: exponential with 1/gamma
+      (λ_t = λ_0 · e^(+rate·t)); ``step``: step with 1/gamma;
+      ``multistep``: multistep with 1/gamma; ``piecewise``: the reciprocal levels;
+    - ``inverse_time(lr, rate)``: λ_0 · (1 + rate·t/decay_steps), the
+      inverse-time primitive with power −1.
+
+    Any other schedule (cosine, polynomial, warmup, joins, one-cycle, ...) has
+    no closed-form reciprocal among the primitives; give ``total_steps`` and the
+    schedule is tabulated exactly at the integer steps 0 .. total_steps (one
+    constant segment per step where the value changes, held after
+    total_steps). Kernels evaluate schedules only at integer steps, so the
+    table is exact there; a long horizon costs one segment per step in the
+    (linear) segment search of each call. Where η_t = 0 (the end of a cosine
+    to 0) no finite λ keeps the shrinkage, and λ_t is 0 there (an update
+    with lr 0 shrinks nothing anyway).
+
+    Works on batches of schedules too (λ broadcast over ``lr.batch_shape``).
+
+    >>> import fastdecay as fd
+    >>> wd = fd.constant_shrinkage(fd.exponential(0.1, gamma=0.5), 0.01)
+    >>> wd.kind, wd(3)
+    ('exponential', 0.08)
+    >>> lr = fd.cosine(1.0, 4)
+    >>> wd = fd.constant_shrinkage(lr, 0.1, total_steps=4)
+    >>> [round(lr(t) * wd(t), 12) for t in range(4)]
+    [0.1, 0.1, 0.1, 0.1]
+    >>> lr = fd.warmup(fd.cosine(1e-3, 100), 10)            # 0 at step 0
+    >>> wd = fd.constant_shrinkage(lr, 0.01, total_steps=110, reference_lr=1e-3)
+    >>> [round(lr(t) * wd(t) / 1e-5, 12) for t in (1, 10, 60)]
+    [1.0, 1.0, 1.0]
+    """
+    wd = V.real_array("weight_decay", weight_decay, low=0.0)
+    if not isinstance(lr, Schedule):
+        lr = constant(V.rates("lr", lr))
+    lr0 = lr.lr0()
+    if reference_lr is None:
+        if lr.kind == "constant":
+            return constant(wd * np.ones(lr.batch_shape))
+        if np.any(lr0 == 0.0):
+            raise ValueError(
+                f"lr is 0 at step 0 ({lr!r}), so weight_decay * lr(0) / lr(t) would be 0 at every step: pass "
+                "reference_lr=, the rate that weight_decay is relative to (e.g. the peak rate after a warmup)"
+            )
+        ref = lr0
+    else:
+        ref = V.real_array("reference_lr", reference_lr, low=0.0, low_open=True)
+    p = lr.params
+    # (an exponential floored at end_lr has no closed-form reciprocal: it is tabulated)
+    if lr.kind in ("constant", "exponential", "step", "multistep", "inverse_time") and "end_lr" not in p:
+        if np.any(lr0 == 0.0):
+            raise ValueError(f"lr must not be 0 (a {lr.kind} schedule of rate 0 is 0 at every step), got {lr!r}")
+        w = wd * (ref / lr0)  # λ_0
+        if lr.kind == "constant":
+            return constant(w)
+        if lr.kind == "exponential":
+            return exponential(w, gamma=1.0 / p["gamma"], decay_steps=p["decay_steps"], staircase=p["staircase"])
+        if lr.kind == "step":
+            return step(w, 1.0 / p["gamma"], p["period"])
+        if lr.kind == "multistep":
+            return multistep(w, 1.0 / p["gamma"], p["milestones"])
+        stair = 1.0 if p["staircase"] else 0.0
+        table = _pack((0.0, 0.0, L.INVERSE_TIME, w, np.asarray(p["rate"]), np.asarray(p["decay_steps"]), stair, -1.0))
+        return Schedule(table, "constant_shrinkage", {"lr": lr, "weight_decay": wd})
+    if lr.kind == "piecewise":
+        values = p["values"]
+        if any(np.any(np.asarray(v) <= 0) for v in values):
+            raise ValueError(f"lr must have positive levels for a constant shrinkage, got values {values!r}")
+        return piecewise(p["boundaries"], [wd * ref / v for v in values], closed=p.get("closed", "left"))
+    if total_steps is None:
+        raise ValueError(
+            f"lr is a {lr.kind} schedule, whose reciprocal has no closed form among the primitives; "
+            "give total_steps to tabulate lambda_t at steps 0 .. total_steps"
+        )
+    n = V.integer("total_steps", total_steps, low=0, high=1_000_001)
+    rates = lr.table(n + 1)  # batch_shape + (n + 1,)
+    ref = np.asarray(ref)[..., None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lam = np.where(rates > 0, wd * ref / np.where(rates > 0, rates, 1.0), 0.0)
+    flat = lam.reshape(-1, n + 1)
+    keep = np.ones(n + 1, dtype=bool)
+    keep[1:] = np.any(flat[:, 1:] != flat[:, :-1], axis=0)
+    starts = np.flatnonzero(keep)
+    table = np.zeros(lam.shape[:-1] + (len(starts), L.WIDTH))
+    table[..., L.START] = starts
+    table[..., L.KIND] = L.CONSTANT
+    table[..., L.P0] = lam[..., starts]
+    params = {"lr": lr, "weight_decay": wd, "total_steps": n}
+    return Schedule(table, "constant_shrinkage", params)
+
+
 # ----------------------------------------------------------------------------- relating schedules
 
 
 def _exponential_form(s, name="s"):
     """(lr, gamma, steps per factor of gamma) of a step or exponential schedule."""
-    if not isinstance(s, Schedule):
-        raise TypeError(f"{name} must be a fastdecay Schedule, got {s!r}")
+    V.schedule(name, s)
     p = s.params
     if s.kind == "step":
         return p["lr"], p["gamma"], p["period"]
@@ -1270,9 +1263,8 @@ def match_endpoint(s, steps):
     >>> round(e(30), 6) == round(step(0.1, 0.5, 10)(30), 6)
     True
     """
-    if not isinstance(s, Schedule):
-        raise TypeError(f"s must be a fastdecay Schedule, got {s!r}")
-    steps = _check("steps", steps, low=1.0, integer=True)
+    V.schedule("s", s)
+    steps = V.real_array("steps", steps, low=1.0, integer=True)
     lr0 = s.lr0()
     end = s(steps) if steps.ndim == 0 else s(np.asarray(steps, dtype=np.int64))
     if np.any(lr0 <= 0) or np.any(np.asarray(end) <= 0):
@@ -1313,13 +1305,45 @@ def quantization_gap(s, t):
     >>> [round(quantization_gap(step(0.1, 0.5, 10), t), 4) for t in (0, 5, 10)]
     [0.0, 0.3466, 0.0]
     """
-    if not isinstance(s, Schedule):
-        raise TypeError(f"s must be a fastdecay Schedule, got {s!r}")
+    V.schedule("s", s)
     if s.kind != "step":
         raise ValueError(f"s must be a step schedule, got {s!r}")
     _, gamma, period = _exponential_form(s)
-    steps = _steps("t", t)
+    steps = V.steps_array("t", t)
     rate = -np.log(gamma) / period
     # the closed form, not a difference of logs: exactly 0 on the plateaus' first steps
     gap = rate * (steps - period * np.floor(steps / period))
     return _scalar_or_array(np.broadcast_to(gap, np.broadcast_shapes(s.batch_shape, steps.shape)))
+
+
+# ----------------------------------------------------------------------------- the registry of kinds
+
+# The factories that take numbers (and lists of numbers) only, by kind: what the command
+# line (``fastdecay schedule KIND``) and sweep configs offer. Factories of schedules
+# (warmup, join, stack, product) and of functions (from_function) are not listed.
+SCHEDULE_KINDS = {
+    "constant": constant,
+    "step": step,
+    "multistep": multistep,
+    "exponential": exponential,
+    "inverse_time": inverse_time,
+    "polynomial": polynomial,
+    "cosine": cosine,
+    "cosine_restarts": cosine_restarts,
+    "linear": linear,
+    "piecewise": piecewise,
+    "one_cycle": one_cycle,
+    "cyclic": cyclic,
+    "inverse_sqrt": inverse_sqrt,
+    "wsd": wsd,
+    "tabulated": tabulated,
+}
+
+# Arguments of those factories that take one of a few strings: (kind, argument) -> choices.
+SCHEDULE_CHOICES = {
+    ("piecewise", "closed"): ("left", "right"),
+    ("one_cycle", "anneal_strategy"): _ANNEAL_STRATEGIES,
+    ("cyclic", "mode"): CYCLIC_MODES,
+    ("wsd", "decay"): WSD_DECAYS,
+    ("wsd", "warmup_shape"): _WARMUP_SHAPES,
+}

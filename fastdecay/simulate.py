@@ -26,15 +26,13 @@ with the same arguments and semantics, and nothing else is needed here.
 """
 
 import contextlib
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import _layout as L
-from ._dispatch import CUPY, NUMPY, TORCH_CPU, TORCH_CUDA, backend_of, to_numpy
-from .diagnostics import _betas
-from .schedules import Schedule, _check, _number_array, as_schedule
+from . import _validate as V
+from ._dispatch import CUPY, TORCH_CPU, TORCH_CUDA, backend_of
+from .schedules import Schedule, as_schedule
 
 __all__ = ["simulate", "SimulationResult", "OPTIMIZERS"]
 
@@ -70,32 +68,6 @@ class SimulationResult:
     displacement: object = None
     lr: object = None
     diverged: int = 0
-
-
-def _int(name, value, *, low=0, high=None):
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if isinstance(value, numbers.Integral):
-        v = int(value)
-    elif isinstance(value, numbers.Real):
-        if not np.isfinite(value) or value != int(value):
-            raise ValueError(f"{name} must be an integer, got {value!r}")
-        v = int(value)
-    else:
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if v < low or (high is not None and v >= high):
-        bound = f" and < {high}" if high is not None else ""
-        raise ValueError(f"{name} must be >= {low}{bound}, got {value!r}")
-    return v
-
-
-def _real(name, value, *, low=0.0):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    v = float(value)
-    if not np.isfinite(v) or v < low:
-        raise ValueError(f"{name} must be a finite number >= {low:g}, got {value!r}")
-    return v
 
 
 def _rate_source(s, batch, n):
@@ -173,53 +145,42 @@ def simulate(curvature, schedule, *, steps, optimizer="gd", w0=1.0, momentum=0.9
     """
     backend = backend_of(curvature)
     # ---- validate everything before any work
-    if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
-    if not isinstance(on_drop, str) or on_drop not in ON_DROP:
-        raise ValueError(f"on_drop must be one of {ON_DROP}, got {on_drop!r}")
-    steps = _int("steps", steps, high=2**32)
-    if str(dtype) in ("torch.float32", "torch.float64"):   # a torch dtype, without importing torch
-        dtype = str(dtype)[len("torch."):]
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
-    if dt not in (np.float32, np.float64):
-        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}")
+    V.choice("optimizer", optimizer, OPTIMIZERS)
+    V.choice("on_drop", on_drop, ON_DROP)
+    steps = V.integer("steps", steps, high=2**32)
+    dt = V.float_dtype("dtype", dtype)
     if every is not None:
-        every = _int("every", every, low=1)
-    noise = _real("noise", noise)
-    momentum = _real("momentum", momentum)
-    eps = _real("eps", eps)
-    beta1, beta2 = _betas(betas)
-    seed = _int("seed", seed, high=2**64)
-    trajectory_offset = _int("trajectory_offset", trajectory_offset, high=2**64)
+        every = V.integer("every", every, low=1)
+    noise = V.real("noise", noise, low=0.0)
+    momentum = V.real("momentum", momentum, low=0.0)
+    eps = V.real("eps", eps, low=0.0)
+    beta1, beta2 = V.betas(betas)
+    seed = V.integer("seed", seed, high=2**64)
+    trajectory_offset = V.integer("trajectory_offset", trajectory_offset, high=2**64)
     if chunk_steps is not None:
-        chunk_steps = _int("chunk_steps", chunk_steps, low=1)
-    if progress is not None and not callable(progress):
-        raise TypeError(f"progress must be a callable(steps_done, steps_total) or None, got {progress!r}")
+        chunk_steps = V.integer("chunk_steps", chunk_steps, low=1)
+    V.callable_or_none("progress", progress, "a callable(steps_done, steps_total)")
     if threads is not None:
         import numba
 
-        threads = _int("threads", threads, low=1)
+        threads = V.integer("threads", threads, low=1)
         if threads > numba.config.NUMBA_NUM_THREADS:
             raise ValueError(f"threads must be <= {numba.config.NUMBA_NUM_THREADS} (NUMBA_NUM_THREADS), "
                              f"got {threads!r}")
     if isinstance(schedule, Schedule):
         lr_s = schedule
     else:
-        lr_s = as_schedule(_check("schedule", _host(schedule), low=0.0), "schedule")
+        lr_s = as_schedule(V.rates("schedule", schedule), "schedule")
     if isinstance(weight_decay, Schedule):
         wd_s = weight_decay
     else:
-        wd_s = as_schedule(_check("weight_decay", _host(weight_decay), low=0.0), "weight_decay")
+        wd_s = as_schedule(V.rates("weight_decay", weight_decay), "weight_decay")
 
     on_gpu = backend in (CUPY, TORCH_CUDA)
-    lam = _device_curvature(curvature) if on_gpu else _number_array("curvature", _host(curvature))
+    # finite, negative values allowed (a device curvature is checked on its device)
+    lam = _device_curvature(curvature) if on_gpu else V.real_array("curvature", curvature)
     if lam.ndim < 1 or lam.shape[-1] < 1:
         raise ValueError(f"curvature must have shape (*batch, d) with d >= 1, got shape {lam.shape}")
-    if not on_gpu and not np.all(np.isfinite(lam)):  # (a device curvature was checked on its device)
-        raise ValueError(f"curvature must be finite (negative values are allowed), got {curvature!r}")
     try:
         batch = np.broadcast_shapes(lam.shape[:-1], lr_s.batch_shape, wd_s.batch_shape)
     except ValueError:
@@ -229,13 +190,11 @@ def simulate(curvature, schedule, *, steps, optimizer="gd", w0=1.0, momentum=0.9
         ) from None
     d = lam.shape[-1]
     full = batch + (d,)
-    w0 = _number_array("w0", _host(w0))
+    w0 = V.real_array("w0", w0)
     try:
         np.broadcast_to(w0, full)
     except ValueError:
         raise ValueError(f"w0 of shape {w0.shape} must broadcast to the trajectories' shape {full}") from None
-    if not np.all(np.isfinite(w0)):
-        raise ValueError(f"w0 must be finite, got {w0!r}")
     n = int(np.prod(batch, dtype=np.int64))
     if trajectory_offset + n > 2**64:
         raise ValueError(f"trajectory_offset + batch size must stay below 2**64, got {trajectory_offset!r}")
@@ -340,7 +299,7 @@ def _device_curvature(curvature):
     real numbers, all finite (one reduction there, nothing copied to the host)."""
     from ._gpu import _runtime as rt  # imports CuPy, or says how to install it
 
-    lam = rt.as_array(curvature)
+    lam = rt.as_array(V.dense_tensor("curvature", curvature))
     if lam.dtype.kind not in "iuf":
         raise TypeError(f"curvature must be an array of real numbers, got dtype {lam.dtype}")
     if lam.size and not bool(rt.xp.isfinite(lam).all()):
@@ -348,14 +307,3 @@ def _device_curvature(curvature):
                          f"GPU {lam.device.id}")
     return lam
 
-
-def _host(x):
-    """A NumPy view of x (CPU torch zero-copy, CuPy / CUDA torch copied to the host)."""
-    backend = backend_of(x)
-    if backend == CUPY:
-        return x.get()
-    if backend == TORCH_CUDA:
-        return x.detach().cpu().numpy()
-    if backend in (NUMPY, TORCH_CPU):
-        return to_numpy(x)
-    return x

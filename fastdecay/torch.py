@@ -78,16 +78,9 @@ import torch
 from torch.optim.lr_scheduler import LRScheduler as _TorchLRScheduler
 
 from .schedules import Schedule
-from .updates import (
-    _adam_options,
-    _backend_module,
-    _bump_versions,
-    _call_scalars,
-    _flag,
-    _prepare,
-    _schedule_table,
-    _sgd_options,
-)
+from ._validate import adam_options as _adam_options, flag as _flag, rate_table as _schedule_table
+from ._validate import sgd_options as _sgd_options
+from .updates import _backend_module, _bump_versions, _call_scalars, _prepare
 
 __all__ = ["SGD", "Adam", "AdamW", "LRScheduler"]
 

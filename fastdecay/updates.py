@@ -40,80 +40,19 @@ arrays and CUDA torch tensors. The internal call shape, identical for both::
 
 import numbers
 import sys
-from functools import lru_cache
 
 import numpy as np
 
-from . import _layout as L
+from . import _validate as V
 from ._dispatch import CUPY, NUMPY, TORCH_CPU, TORCH_CUDA, backend_of
-from .schedules import Schedule, _check, _pack, constant, exponential, multistep, piecewise, step as step_
 
-__all__ = ["sgd_step", "adamw_step", "constant_shrinkage"]
+__all__ = ["sgd_step", "adamw_step"]
 
-# on_drop codes of the kernels (fastdecay/_cpu/rules.py ON_DROP_*, mirrored in CUDA); kept here
-# too so that validating a call never imports Numba (tests check the two agree)
-_ON_DROP_CODES = {"keep": 0, "reset": 1, "rescale": 2}
-_ON_DROP = tuple(_ON_DROP_CODES)
 _FLOAT_DTYPES = ("float32", "float64")
 
 
 # ----------------------------------------------------------------------------- scalar validation
-
-
-def _flag(name, value):
-    """``value`` as a Python bool (True, False, or a NumPy bool)."""
-    if value is True or value is False:
-        return value
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
-
-
-def _real(name, value, *, low=0.0, high=None, high_open=False):
-    """A finite Python float >= low (and <= / < high)."""
-    if type(value) is float or type(value) is int:  # the common case, without ABC checks
-        x = float(value)
-        if x >= low and (high is None or (x < high if high_open else x <= high)) and x - x == 0.0:
-            return x
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.ndarray, np.generic)):
-        if not (hasattr(value, "item") and getattr(value, "ndim", 1) == 0):
-            raise TypeError(f"{name} must be a real number, got {value!r}")
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real number, got {value!r}") from None
-    if not np.isfinite(x) or x < low or (high is not None and (x >= high if high_open else x > high)):
-        bound = f">= {low:g}" + ("" if high is None else f" and {'<' if high_open else '<='} {high:g}")
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
-    return x
-
-
-@lru_cache(maxsize=256)
-def _constant_table(value):
-    table = np.zeros((1, 1, L.WIDTH))
-    table[0, 0, L.KIND] = L.CONSTANT
-    table[0, 0, L.P0] = value
-    table.setflags(write=False)
-    return table
-
-
-def _schedule_table(name, value):
-    """The (1, segments, WIDTH) read-only table of a float or a scalar schedule."""
-    if type(value) is float or type(value) is int:
-        return _constant_table(_real(name, value))
-    if isinstance(value, Schedule):
-        if value.batch_shape != ():
-            raise ValueError(
-                f"{name} must be a number or a scalar schedule (batch_shape ()), got batch_shape "
-                f"{value.batch_shape}: {value!r}"
-            )
-        return value.rows()
-    if isinstance(value, (numbers.Real, np.generic)) and not isinstance(value, (bool, np.bool_)):
-        return _constant_table(_real(name, value))
-    arr = _check(name, value, low=0.0)  # arrays, 0-d tensors: named errors
-    if arr.ndim != 0:
-        raise ValueError(f"{name} must be a number or a scalar schedule, got an array of shape {arr.shape}")
-    return _constant_table(float(arr))
+# (numbers, flags, rates and optimizer options: fastdecay._validate, shared with fastdecay.torch)
 
 
 def _device_scalar(name, value, backend):
@@ -180,29 +119,6 @@ def _call_scalars(step, grad_scale, found_inf, backend):
     """``step``, ``grad_scale`` and ``found_inf`` as the internal call takes them."""
     return (_step(step, backend), _optional_scalar("grad_scale", grad_scale, backend, positive=True),
             _optional_scalar("found_inf", found_inf, backend, positive=False))
-
-
-def _sgd_options(momentum, dampening, nesterov, on_drop):
-    """(momentum, dampening, nesterov, on_drop code), checked together; also ``fastdecay.torch.SGD``'s check."""
-    nesterov = _flag("nesterov", nesterov)
-    if not isinstance(on_drop, str) or on_drop not in _ON_DROP:
-        raise ValueError(f"on_drop must be one of {_ON_DROP}, got {on_drop!r}")
-    momentum = _real("momentum", momentum)
-    dampening = _real("dampening", dampening, low=-np.inf)
-    if nesterov and (momentum <= 0.0 or dampening != 0.0):
-        raise ValueError(
-            f"nesterov=True needs momentum > 0 and dampening == 0, got momentum={momentum!r}, dampening={dampening!r}"
-        )
-    return momentum, dampening, nesterov, _ON_DROP_CODES[on_drop]
-
-
-def _adam_options(betas, eps):
-    """(beta1, beta2, eps) as floats, checked; also ``fastdecay.torch.AdamW``'s check."""
-    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-        raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
-    beta1 = _real("betas[0]", betas[0], high=1.0, high_open=True)
-    beta2 = _real("betas[1]", betas[1], high=1.0, high_open=True)
-    return beta1, beta2, _real("eps", eps)
 
 
 # ----------------------------------------------------------------------------- array validation
@@ -396,12 +312,12 @@ def sgd_step(param, grad, *, step, lr, momentum=0.0, momentum_buffer=None, dampe
     >>> w.round(4), buf.round(4)
     (array([0.805, 0.805, 0.805]), array([1.9, 1.9, 1.9]))
     """
-    momentum, dampening, nesterov, on_drop_code = _sgd_options(momentum, dampening, nesterov, on_drop)
-    decoupled = _flag("decoupled", decoupled)
-    maximize = _flag("maximize", maximize)
-    lr_in_buffer = _flag("lr_in_buffer", lr_in_buffer)
-    lr_table = _schedule_table("lr", lr)
-    wd_table = _schedule_table("weight_decay", weight_decay)
+    momentum, dampening, nesterov, on_drop_code = V.sgd_options(momentum, dampening, nesterov, on_drop)
+    decoupled = V.flag("decoupled", decoupled)
+    maximize = V.flag("maximize", maximize)
+    lr_in_buffer = V.flag("lr_in_buffer", lr_in_buffer)
+    lr_table = V.rate_table("lr", lr)
+    wd_table = V.rate_table("weight_decay", weight_decay)
     backend, params, (grads, buffers) = _prepare(param, [
         ("grad", grad, "always", False),
         ("momentum_buffer", momentum_buffer, "momentum > 0" if momentum != 0.0 else None, True),
@@ -442,12 +358,12 @@ def adamw_step(param, grad, exp_avg, exp_avg_sq, *, step, lr, betas=(0.9, 0.999)
     >>> w.round(6)
     array([0.9, 1.1])
     """
-    amsgrad = _flag("amsgrad", amsgrad)
-    maximize = _flag("maximize", maximize)
-    decoupled = _flag("decoupled", decoupled)
-    beta1, beta2, eps = _adam_options(betas, eps)
-    lr_table = _schedule_table("lr", lr)
-    wd_table = _schedule_table("weight_decay", weight_decay)
+    amsgrad = V.flag("amsgrad", amsgrad)
+    maximize = V.flag("maximize", maximize)
+    decoupled = V.flag("decoupled", decoupled)
+    beta1, beta2, eps = V.adam_options(betas, eps)
+    lr_table = V.rate_table("lr", lr)
+    wd_table = V.rate_table("weight_decay", weight_decay)
     backend, params, (grads, exp_avgs, exp_avg_sqs, maxes) = _prepare(param, [
         ("grad", grad, "always", False),
         ("exp_avg", exp_avg, "always", True),
@@ -464,95 +380,3 @@ def adamw_step(param, grad, exp_avg, exp_avg_sq, *, step, lr, betas=(0.9, 0.999)
     )
     _bump_versions(backend, params, exp_avgs, exp_avg_sqs, maxes)
     return None
-
-
-# ----------------------------------------------------------------------------- weight-decay schedules
-
-
-def constant_shrinkage(lr, weight_decay, *, total_steps=None, reference_lr=None):
-    """The weight-decay schedule lambda_t = weight_decay * eta_0 / eta_t for the lr schedule ``lr``.
-
-    It keeps the per-step decoupled shrinkage eta_t * lambda_t = weight_decay *
-    eta_0 constant while the learning rate decays (torch's AdamW shrinks
-    by 1 - eta_t * lambda, which fades with eta_t; Loshchilov & Hutter's
-    "normalized" AdamW and the seed analysis keep it). ``reference_lr``
-    replaces eta_0 (e.g. the peak rate after a warmup that starts at 0).
-
-    Closed forms, exact at every step, where the reciprocal of the lr schedule
-    is itself a schedule of the segment table:
-
-    - constant lr: constant weight_decay;
-    - ``exponential(lr, gamma, decay_steps, staircase)``: exponential with 1/gamma
-      (lambda_t = lambda_0 * e^(+rate*t)); ``step``: step with 1/gamma;
-      ``multistep``: multistep with 1/gamma; ``piecewise``: the reciprocal levels;
-    - ``inverse_time(lr, rate)``: lambda_0 * (1 + rate*t/decay_steps), the
-      inverse-time primitive with power -1.
-
-    Any other schedule (cosine, polynomial, warmup, joins, one-cycle, ...) has
-    no closed-form reciprocal among the primitives; give ``total_steps`` and the
-    schedule is tabulated exactly at the integer steps 0 .. total_steps (one
-    constant segment per step where the value changes, held after
-    total_steps). Kernels evaluate schedules only at integer steps, so the
-    table is exact there; a long horizon costs one segment per step in the
-    (linear) segment search of each call. Where eta_t = 0 (the end of a cosine
-    to 0) no finite lambda keeps the shrinkage, and lambda_t is 0 there (an update
-    with lr 0 shrinks nothing anyway).
-
-    Works on batches of schedules too (lambda broadcast over ``lr.batch_shape``).
-
-    >>> import fastdecay as fd
-    >>> wd = fd.constant_shrinkage(fd.exponential(0.1, gamma=0.5), 0.01)
-    >>> wd.kind, wd(3)
-    ('exponential', 0.08)
-    >>> lr = fd.cosine(1.0, 4)
-    >>> wd = fd.constant_shrinkage(lr, 0.1, total_steps=4)
-    >>> [round(lr(t) * wd(t), 12) for t in range(4)]
-    [0.1, 0.1, 0.1, 0.1]
-    """
-    wd = _check("weight_decay", weight_decay, low=0.0)
-    if not isinstance(lr, Schedule):
-        _check("lr", lr, low=0.0)
-        return constant(wd)
-    p = lr.params
-    ref = lr.lr0() if reference_lr is None else _check("reference_lr", reference_lr, low=0.0)
-    closed_reciprocal = ("constant", "exponential", "step", "multistep", "inverse_time")
-    if reference_lr is None and lr.kind in closed_reciprocal and "end_lr" not in p:  # a floored exponential tabulates
-        if lr.kind == "constant":
-            return constant(wd * np.ones(lr.batch_shape))
-        if lr.kind == "exponential":
-            return exponential(wd, gamma=1.0 / p["gamma"], decay_steps=p["decay_steps"], staircase=p["staircase"])
-        if lr.kind == "step":
-            return step_(wd, 1.0 / p["gamma"], p["period"])
-        if lr.kind == "multistep":
-            return multistep(wd, 1.0 / p["gamma"], p["milestones"])
-        rate, decay_steps = np.asarray(p["rate"]), np.asarray(p["decay_steps"])
-        stair = 1.0 if p["staircase"] else 0.0
-        table = _pack((0.0, 0.0, L.INVERSE_TIME, wd * np.ones(lr.batch_shape), rate, decay_steps, stair, -1.0))
-        return Schedule(table, "constant_shrinkage", {"lr": lr, "weight_decay": wd})
-    if reference_lr is None and lr.kind == "piecewise":
-        values = p["values"]
-        if any(np.any(np.asarray(v) <= 0) for v in values):
-            raise ValueError(f"lr must have positive levels for a constant shrinkage, got values {values!r}")
-        return piecewise(p["boundaries"], [wd * values[0] / v for v in values], closed=p.get("closed", "left"))
-    if total_steps is None:
-        raise ValueError(
-            f"lr is a {lr.kind} schedule, whose reciprocal has no closed form among the primitives; "
-            "give total_steps to tabulate lambda_t at steps 0 .. total_steps"
-        )
-    n = int(_check("total_steps", total_steps, low=0.0, integer=True))
-    if n > 1_000_000:
-        raise ValueError(f"total_steps must be at most 1,000,000 for a tabulated shrinkage, got {total_steps!r}")
-    rates = lr.table(n + 1)  # batch_shape + (n + 1,)
-    ref = np.asarray(ref)[..., None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lam = np.where(rates > 0, wd * ref / np.where(rates > 0, rates, 1.0), 0.0)
-    flat = lam.reshape(-1, n + 1)
-    keep = np.ones(n + 1, dtype=bool)
-    keep[1:] = np.any(flat[:, 1:] != flat[:, :-1], axis=0)
-    starts = np.flatnonzero(keep)
-    table = np.zeros(lr.batch_shape + (len(starts), L.WIDTH))
-    table[..., L.START] = starts
-    table[..., L.KIND] = L.CONSTANT
-    table[..., L.P0] = lam[..., starts]
-    params = {"lr": lr, "weight_decay": wd, "total_steps": n}
-    return Schedule(table, "constant_shrinkage", params)

@@ -43,8 +43,10 @@ def test_stability_onset_zero_steps_and_bad_input():
         fd.stability_onset(0.1, 1.0, max_steps=5)
     with pytest.raises(ValueError, match="max_steps"):
         fd.stability_onset(fd.constant(1.0), 1.0, max_steps=-1)
-    with pytest.raises(TypeError, match="max_steps"):
+    with pytest.raises(ValueError, match="max_steps"):
         fd.stability_onset(fd.constant(1.0), 1.0, max_steps=2.5)
+    with pytest.raises(TypeError, match="max_steps"):
+        fd.stability_onset(fd.constant(1.0), 1.0, max_steps="5")
     with pytest.raises(ValueError, match="curvature"):
         fd.stability_onset(fd.constant(1.0), [1.0, np.nan], max_steps=5)
     with pytest.raises(ValueError, match="batch_shape"):
@@ -103,7 +105,7 @@ def test_adam_effective_step_is_uncorrected_adams_step_under_a_constant_gradient
 
 def test_adam_effective_step_bad_betas():
     for betas, needle in [((0.9, 1.0), r"betas\[1\]"), ((1.2, 0.9), r"betas\[0\]"), (0.9, "betas")]:
-        with pytest.raises(ValueError, match=needle):
+        with pytest.raises((ValueError, TypeError), match=needle):
             fd.adam_effective_step(fd.constant(1.0), 5, betas=betas)
 
 

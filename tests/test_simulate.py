@@ -355,7 +355,7 @@ def test_import_fastdecay_stays_light():
     (dict(noise=float("nan")), ValueError, "noise"),
     (dict(betas=(0.9, 1.0)), ValueError, "betas[1]"),
     (dict(betas=(-0.1, 0.9)), ValueError, "betas[0]"),
-    (dict(betas=0.9), ValueError, "betas"),
+    (dict(betas=0.9), TypeError, "betas"),
     (dict(momentum=-0.5), ValueError, "momentum"),
     (dict(eps=-1.0), ValueError, "eps"),
     (dict(on_drop="zero"), ValueError, "on_drop"),

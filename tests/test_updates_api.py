@@ -247,9 +247,9 @@ def test_torch_version_counters_move_as_with_torch_in_place_ops():
 
 def test_on_drop_codes_agree_with_the_rules():
     from fastdecay._cpu import rules
-    from fastdecay.updates import _ON_DROP_CODES
+    from fastdecay._validate import ON_DROP_CODES
 
-    assert _ON_DROP_CODES == rules.ON_DROP_CODES
+    assert ON_DROP_CODES == rules.ON_DROP_CODES
 
 
 def test_thread_count_and_blocking_never_change_results():

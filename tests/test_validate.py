@@ -1,0 +1,201 @@
+"""The shared argument checks (fastdecay._validate) and their use at every entry point:
+complex, datetime, object and boolean values where real numbers are meant are refused
+with the argument's name (never truncated with a warning), before anything is written."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import fastdecay as fd
+from fastdecay import _validate as V
+
+COMPLEX = [
+    pytest.param(1 + 2j, id="python-complex"),
+    pytest.param(np.complex128(0.1 + 0j), id="numpy-complex-scalar"),
+    pytest.param(np.array(0.1 + 0j), id="numpy-complex-0d"),
+    pytest.param(np.array([0.1 + 1j, 0.2]), id="numpy-complex-array"),
+    pytest.param(torch.tensor(0.1 + 0j), id="torch-complex"),
+]
+NOT_REAL = COMPLEX + [
+    pytest.param(np.datetime64("2026-01-01"), id="datetime64"),
+    pytest.param(np.array([1, 2], dtype="timedelta64[s]"), id="timedelta64"),
+    pytest.param(np.array([0.1, None], dtype=object), id="object-array"),
+    pytest.param(True, id="bool"),
+    pytest.param(np.array([True, False]), id="bool-array"),
+    pytest.param("0.1", id="string"),
+]
+
+
+@pytest.fixture(autouse=True)
+def _warnings_are_errors():
+    # a truncation to the real part would come with NumPy's ComplexWarning: none may pass
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        yield
+
+
+def _scalar(value):
+    """The scalar-shaped members of NOT_REAL (entry points that take one number)."""
+    return np.ndim(value) == 0 or isinstance(value, (complex, bool))
+
+
+# ----------------------------------------------------------------------------- the checks themselves
+
+
+@pytest.mark.parametrize("value", NOT_REAL)
+def test_real_array_refuses_what_is_not_real_numbers(value):
+    with pytest.raises(TypeError, match="^gamma must be"):
+        V.real_array("gamma", value)
+
+
+@pytest.mark.parametrize("value", NOT_REAL)
+def test_real_refuses_what_is_not_a_real_number(value):
+    with pytest.raises(TypeError, match="^eps must be"):
+        V.real("eps", value)
+
+
+@pytest.mark.parametrize("value, expected", [
+    (0.5, 0.5), (3, 3.0), (np.float32(0.25), 0.25), (np.int64(2), 2.0), (np.array(1.5), 1.5),
+    (torch.tensor(0.5, dtype=torch.float64), 0.5), (torch.tensor(0.5, dtype=torch.bfloat16), 0.5),
+])
+def test_real_accepts_real_scalars_of_any_library(value, expected):
+    assert V.real("x", value) == expected
+
+
+@pytest.mark.parametrize("call, error, needle", [
+    (lambda: V.real("lr", -0.1, low=0.0), ValueError, "lr must be >= 0, got -0.1"),
+    (lambda: V.real("lr", float("nan"), low=0.0), ValueError, "lr must be a finite number >= 0, got nan"),
+    (lambda: V.real("b", 1.0, low=0.0, high=1.0, high_open=True), ValueError, "b must be >= 0 and < 1, got 1.0"),
+    (lambda: V.real("lr", 10**400), ValueError, "lr must be a finite number, got an integer of 401 digits"),
+    (lambda: V.real("lr", np.ones(3)), TypeError, "lr must be a real number, got an array of shape (3,)"),
+    (lambda: V.integer("steps", 2.5), ValueError, "steps must be an integer, got 2.5"),
+    (lambda: V.integer("steps", -1), ValueError, "steps must be >= 0, got -1"),
+    (lambda: V.integer("steps", 2**64, high=2**32), ValueError, "steps must be < 2**32, got 18446744073709551616"),
+    (lambda: V.integer("steps", "3"), TypeError, "steps must be an integer, got '3'"),
+    (lambda: V.step("t", 10**400), ValueError, "t must be a step below 2**63, got an integer of 401 digits"),
+    (lambda: V.step("t", -2), ValueError, "t must be a non-negative step, got -2"),
+    (lambda: V.flag("cycle", 1), TypeError, "cycle must be True or False, got 1"),
+    (lambda: V.choice("mode", "x", ("a", "b")), ValueError, "mode must be one of ('a', 'b'), got 'x'"),
+    (lambda: V.betas(0.9), TypeError, "betas must be a pair (beta1, beta2)"),
+    (lambda: V.betas((0.9, 1 + 0j)), TypeError, "betas[1] must be a real number"),
+    (lambda: V.float_dtype("dtype", np.int32), TypeError, "dtype must be float32 or float64"),
+    (lambda: V.schedule("s", 0.1), TypeError, "s must be a fastdecay Schedule, got 0.1"),
+    (lambda: V.schedules("schedules", 0.1), TypeError, "schedules must be a list of fastdecay Schedules, got 0.1"),
+    (lambda: V.schedules("schedules", []), ValueError, "schedules must hold at least one schedule"),
+    (lambda: V.steps_array("t", [1, 10**400]), ValueError, "t must be a step below 2**63"),
+    (lambda: V.step_sequence("m", [3, 1], strict=False), ValueError, "m must be sorted"),
+])
+def test_messages_name_the_argument_show_the_value_and_say_what_is_valid(call, error, needle):
+    with pytest.raises(error) as info:
+        call()
+    assert needle in str(info.value)
+
+
+def test_real_array_is_a_read_only_float64_copy():
+    given = np.array([1, 2, 3], dtype=np.int32)
+    arr = V.real_array("x", given)
+    assert arr.dtype == np.float64 and not arr.flags.writeable
+    assert not np.shares_memory(arr, given)
+
+
+def test_tensors_that_hold_no_dense_numbers_are_refused_by_name():
+    sparse = torch.ones(3).to_sparse()
+    with pytest.raises(TypeError, match="curvature must be a dense"):
+        V.real_array("curvature", sparse)
+    with pytest.raises(TypeError, match="curvature must be a tensor on the CPU or a CUDA device"):
+        V.real_array("curvature", torch.ones(3, device="meta"))
+
+
+# ----------------------------------------------------------------------------- every entry point
+
+
+@pytest.mark.parametrize("value", NOT_REAL)
+@pytest.mark.parametrize("factory, name", [
+    (lambda v: fd.exponential(v, gamma=0.9), "lr"),
+    (lambda v: fd.exponential(0.1, gamma=v), "gamma"),
+    (lambda v: fd.step(0.1, 0.5, v), "period"),
+    (lambda v: fd.cosine(0.1, 100, min_lr=v), "min_lr"),
+    (lambda v: fd.one_cycle(0.1, 100, pct_start=v), "pct_start"),
+    (lambda v: fd.constant(v), "lr"),
+])
+def test_schedule_parameters_refuse_non_real_values(factory, name, value):
+    with pytest.raises(TypeError, match=f"^{name} must be"):
+        factory(value)
+
+
+@pytest.mark.parametrize("value", COMPLEX)
+def test_schedule_steps_refuse_complex(value):
+    with pytest.raises(TypeError, match="^t must be"):
+        fd.cosine(1.0, 10)(value)
+
+
+def _sgd_arrays():
+    return np.linspace(1.0, 2.0, 5), np.linspace(-1.0, 1.0, 5), np.full(5, 0.5)
+
+
+@pytest.mark.parametrize("value", [v for v in NOT_REAL if _scalar(v.values[0])])
+@pytest.mark.parametrize("name", ["lr", "weight_decay", "momentum", "dampening"])
+def test_sgd_step_refuses_non_real_scalars_before_any_write(name, value):
+    w, g, buf = _sgd_arrays()
+    before = [w.copy(), g.copy(), buf.copy()]
+    kwargs = dict(step=3, lr=0.1, momentum=0.9, momentum_buffer=buf, weight_decay=0.01)
+    kwargs[name] = value
+    with pytest.raises(TypeError, match=f"^{name} must be"):
+        fd.sgd_step(w, g, **kwargs)
+    for a, b in zip([w, g, buf], before):
+        assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("value", [v for v in COMPLEX if _scalar(v.values[0])])
+@pytest.mark.parametrize("name", ["lr", "weight_decay", "eps", "betas"])
+def test_adamw_step_refuses_complex_before_any_write(name, value):
+    w, g, m, v = np.ones(4), np.full(4, 0.5), np.full(4, 0.1), np.full(4, 0.2)
+    before = [x.copy() for x in (w, g, m, v)]
+    kwargs = dict(step=2, lr=0.1, weight_decay=0.01, eps=1e-8, betas=(0.9, 0.999))
+    kwargs[name] = (0.9, value) if name == "betas" else value
+    with pytest.raises(TypeError, match=f"^{name}"):
+        fd.adamw_step(w, g, m, v, **kwargs)
+    for a, b in zip([w, g, m, v], before):
+        assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("value", NOT_REAL)
+@pytest.mark.parametrize("name", ["curvature", "w0", "schedule", "weight_decay", "noise"])
+def test_simulate_refuses_non_real_values(name, value):
+    kwargs = dict(curvature=np.ones((2, 3)), schedule=0.1, steps=3)
+    kwargs[name] = value
+    with pytest.raises(TypeError, match=f"^{name} must be"):
+        fd.simulate(kwargs.pop("curvature"), kwargs.pop("schedule"), **kwargs)
+
+
+@pytest.mark.parametrize("value", NOT_REAL)
+def test_diagnostics_refuse_non_real_curvature_barrier_and_c(value):
+    s = fd.step(0.1, 0.5, 10)
+    with pytest.raises(TypeError, match="^curvature must be"):
+        fd.stability_onset(s, value, max_steps=10)
+    with pytest.raises(TypeError, match="^curvature must be"):
+        fd.discretization_divergence(s, value, 10)
+    with pytest.raises(TypeError, match="^barrier must be"):
+        fd.escape_probability(s, value, 1.0, 10)
+    with pytest.raises(TypeError, match="^c must be"):
+        fd.escape_probability(s, 1.0, value, 10)
+
+
+@pytest.mark.parametrize("value", COMPLEX)
+def test_constant_shrinkage_refuses_complex(value):
+    with pytest.raises(TypeError, match="^weight_decay must be"):
+        fd.constant_shrinkage(fd.exponential(0.1, gamma=0.9), value)
+    with pytest.raises(TypeError, match="^reference_lr must be"):
+        fd.constant_shrinkage(fd.cosine(0.1, 10), 0.01, total_steps=10, reference_lr=value)
+
+
+def test_torch_optimizers_refuse_complex_hyperparameters():
+    from fastdecay.torch import SGD, AdamW
+
+    p = torch.nn.Parameter(torch.ones(3))
+    with pytest.raises(TypeError, match="lr"):
+        SGD([p], lr=0.1 + 0j)
+    with pytest.raises(TypeError, match="betas"):
+        AdamW([p], lr=0.1, betas=(0.9, np.complex128(0.99)))
