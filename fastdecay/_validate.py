@@ -151,7 +151,9 @@ def real_array(name, value, *, low=None, low_open=False, high=None, high_open=Fa
     if np.any(bad):
         first = arr[bad].flat[0].item()
         what = _bound_text(low, low_open, high, high_open)
-        if not np.isfinite(first) or not what:
+        if not what:
+            what = "finite"
+        elif not np.isfinite(first):
             what = f"a finite number {what}"
         if integer:
             what = f"an integer {what}"
@@ -249,6 +251,8 @@ def real(name, value, *, low=None, low_open=False, high=None, high_open=False):
         x = float(value) if abs(value) < 2**1023 else float("inf")
     elif isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be a real number, got the boolean {value!r}")
+    elif value is None or isinstance(value, (str, bytes, list, tuple, ScheduleBase)):
+        raise TypeError(f"{name} must be a real number, got {shown(value)}")
     elif isinstance(value, numbers.Real) and not isinstance(value, np.generic):  # Fraction, ...
         x = float(value)
     else:  # NumPy scalars, 0-d arrays and tensors; complex, datetimes, strings refused
@@ -326,8 +330,11 @@ def betas(value, name="betas"):
     """Adam's (beta1, beta2) as floats in [0, 1)."""
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise TypeError(f"{name} must be a pair (beta1, beta2) of numbers in [0, 1), got {shown(value)}")
-    return (real(f"{name}[0]", value[0], low=0.0, high=1.0, high_open=True),
-            real(f"{name}[1]", value[1], low=0.0, high=1.0, high_open=True))
+    pair = real(f"{name}[0]", value[0]), real(f"{name}[1]", value[1])
+    for k, b in enumerate(pair):
+        if not 0.0 <= b < 1.0:
+            raise ValueError(f"{name}[{k}] must be in [0, 1), got {shown(value[k])}")
+    return pair
 
 
 def float_dtype(name, dtype):

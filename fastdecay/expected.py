@@ -22,10 +22,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _validate as V
 from ._dispatch import CUPY, NUMPY, TORCH_CPU, TORCH_CUDA, backend_of
-from .diagnostics import _betas, adam_effective_step
-from .schedules import Schedule, _check, _number_array, as_schedule, constant
-from .simulate import ON_DROP, _host, _int, _real
+from .diagnostics import adam_effective_step
+from .schedules import Schedule, as_schedule, constant
+from .simulate import ON_DROP
 
 __all__ = [
     "expected_loss",
@@ -118,7 +119,7 @@ def _row_table(x, batch, d):
 def _schedule_arg(name, value):
     if isinstance(value, Schedule):
         return value
-    return as_schedule(_check(name, _host(value), low=0.0), name)
+    return as_schedule(V.real_array(name, value, low=0.0), name)
 
 
 def _prepare(curvature, schedule, *, steps, optimizer, momentum, noise, batch_size, w0, w0_var, weight_decay,
@@ -131,20 +132,18 @@ def _prepare(curvature, schedule, *, steps, optimizer, momentum, noise, batch_si
             f"with fd.simulate(curvature, schedule, optimizer={optimizer!r}, noise=sigma / batch_size ** 0.5, "
             f"every=k) over many trajectories (a batch of copies of the curvature) and average res.loss"
         )
-    if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
-    if not isinstance(on_drop, str) or on_drop not in ON_DROP:
-        raise ValueError(f"on_drop must be one of {ON_DROP}, got {on_drop!r}")
-    steps = _int("steps", steps, high=2**53)
-    momentum = _real("momentum", momentum)
+    V.choice("optimizer", optimizer, OPTIMIZERS)
+    V.choice("on_drop", on_drop, ON_DROP)
+    steps = V.integer("steps", steps, high=2**53)
+    momentum = V.real("momentum", momentum, low=0.0)
     lr_s = _schedule_arg("schedule", schedule)
     wd_s = _schedule_arg("weight_decay", weight_decay)
-    lam = _number_array("curvature", _host(curvature))
+    lam = V.real_array("curvature", curvature)
     if lam.ndim < 1 or lam.shape[-1] < 1:
         raise ValueError(f"curvature must have shape (*batch, d) with d >= 1, got shape {lam.shape}")
     if not np.all(np.isfinite(lam)):
         raise ValueError(f"curvature must be finite (negative values are allowed), got {curvature!r}")
-    sizes = _check("batch_size", _host(batch_size), low=0.0, low_open=True)
+    sizes = V.real_array("batch_size", batch_size, low=0.0, low_open=True)
     try:
         batch = np.broadcast_shapes(lam.shape[:-1], lr_s.batch_shape, wd_s.batch_shape, sizes.shape)
     except ValueError:
@@ -157,7 +156,7 @@ def _prepare(curvature, schedule, *, steps, optimizer, momentum, noise, batch_si
     full = batch + (d,)
     arrays = {}
     for name, value, low in (("noise", noise, 0.0), ("w0", w0, None), ("w0_var", w0_var, 0.0)):
-        arr = _check(name, _host(value), low=low)
+        arr = V.real_array(name, value, low=low)
         try:
             np.broadcast_to(arr, full)
         except ValueError:
@@ -343,7 +342,7 @@ def expected_loss(curvature, schedule, *, steps, optimizer="gd", momentum=0.9, n
                               batch_size=batch_size, w0=w0, w0_var=w0_var, weight_decay=weight_decay,
                               on_drop=on_drop)
     if every is not None:
-        every = _int("every", every, low=1)
+        every = V.integer("every", every, low=1)
     backend = _backend(problem, curvature)
     moments = _Moments(problem, backend)
     n, batch = problem.n, problem.batch
@@ -414,7 +413,7 @@ def steps_to_target(curvature, schedule, target, *, steps, optimizer="gd", momen
     problem, steps = _prepare(curvature, schedule, steps=steps, optimizer=optimizer, momentum=momentum, noise=noise,
                               batch_size=batch_size, w0=w0, w0_var=w0_var, weight_decay=weight_decay,
                               on_drop=on_drop)
-    goal = _check("target", _host(target), low=0.0)
+    goal = V.real_array("target", target, low=0.0)
     try:
         goal = np.broadcast_to(goal, problem.batch).reshape(-1)
     except ValueError:
@@ -496,7 +495,7 @@ def batch_size_scaling(batch_size, steps):
     >>> s.slope.round(3).tolist()
     [-1.0, -1.0, -1.0, -1.0, -0.014]
     """
-    sizes = _check("batch_size", batch_size, low=0.0, low_open=True)
+    sizes = V.real_array("batch_size", batch_size, low=0.0, low_open=True)
     if sizes.ndim != 1 or sizes.shape[0] < 1:
         raise ValueError(f"batch_size must be a 1-D array of batch sizes, got shape {sizes.shape}")
     counts = np.asarray(steps)
@@ -563,8 +562,8 @@ def adam_compensating_decay(steps, *, betas=(0.9, 0.999)):
     >>> round(fit.rate, 6), round(fit.effective_step, 4), round(fit.residual, 4)
     (-0.00118, 3.2931, 0.1775)
     """
-    steps = _int("steps", steps, low=2)
-    beta1, beta2 = _betas(betas)
+    steps = V.integer("steps", steps, low=2)
+    beta1, beta2 = V.betas(betas)
     log_factor = np.log(adam_effective_step(constant(1.0), steps, betas=(beta1, beta2)))
     t = np.arange(steps, dtype=np.float64)
     tc = t - t.mean()

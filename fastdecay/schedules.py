@@ -21,7 +21,7 @@ import numpy as np
 
 from . import _layout as L
 from . import _validate as V
-from ._dispatch import TORCH_CPU, backend_of, to_numpy
+from ._dispatch import TORCH_CPU, backend_of
 
 __all__ = [
     "Schedule",

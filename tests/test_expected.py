@@ -185,7 +185,7 @@ def test_adam_is_refused_with_a_pointer_to_monte_carlo(optimizer):
     (dict(noise=[0.1, 0.2, 0.3]), ValueError, r"noise of shape \(3,\) must broadcast"),
     (dict(batch_size=0), ValueError, "batch_size must be > 0"),
     (dict(batch_size=[1, 2, 3]), ValueError, "batch_size shape"),
-    (dict(w0=np.nan), ValueError, "w0 must be a finite number"),
+    (dict(w0=np.nan), ValueError, "w0 must be finite"),
     (dict(w0_var=-1.0), ValueError, "w0_var must be >= 0"),
     (dict(momentum="high"), TypeError, "momentum must be a real number"),
     (dict(weight_decay=-0.1), ValueError, "weight_decay must be >= 0"),
