@@ -674,8 +674,7 @@ _WARMUP_SHAPES = ("linear", "cosine", "exponential")
 
 def _ramp(start_lr, peak, steps, shape, name="shape"):
     """The warmup segment from start_lr (at 0) to peak (at ``steps``), shaped ``shape``."""
-    if shape not in _WARMUP_SHAPES:
-        raise ValueError(f"{name} must be one of {_WARMUP_SHAPES}, got {shape!r}")
+    V.choice(name, shape, _WARMUP_SHAPES)
     if shape == "linear":
         return (0.0, 0.0, L.POLYNOMIAL, start_lr, steps, 1.0, peak, 0.0)
     if shape == "cosine":
@@ -710,8 +709,7 @@ def warmup(schedule, steps, *, start_lr=0.0, shape="linear", prefix=True):
     if steps.ndim:
         raise ValueError(f"steps must be a single integer, got an array of shape {steps.shape}")
     start_lr = V.rates("start_lr", start_lr)
-    if not isinstance(prefix, (bool, np.bool_)):
-        raise TypeError(f"prefix must be True or False, got {prefix!r}")
+    V.flag("prefix", prefix)
     ramp = _ramp(start_lr, schedule.lr0(), max(float(steps), 1.0), shape)
     if steps == 0:
         return schedule
@@ -781,10 +779,8 @@ def one_cycle(max_lr, total_steps, *, pct_start=0.3, div_factor=25.0, final_div_
     >>> round(s.momentum(0), 4), round(s.momentum(29), 4), round(s.momentum(99), 4)
     (0.95, 0.85, 0.95)
     """
-    if anneal_strategy not in _ANNEAL_STRATEGIES:
-        raise ValueError(f"anneal_strategy must be one of {_ANNEAL_STRATEGIES}, got {anneal_strategy!r}")
-    if not isinstance(three_phase, (bool, np.bool_)):
-        raise TypeError(f"three_phase must be True or False, got {three_phase!r}")
+    V.choice("anneal_strategy", anneal_strategy, _ANNEAL_STRATEGIES)
+    V.flag("three_phase", three_phase)
     max_lr = V.rates("max_lr", max_lr)
     T = V.real_array("total_steps", total_steps, low=1.0, integer=True)
     pct = V.real_array("pct_start", pct_start, low=0.0, high=1.0, high_open=True)
@@ -872,8 +868,7 @@ def cyclic(base_lr, max_lr, step_size_up, *, step_size_down=None, mode="triangul
     >>> [round(s.momentum(t), 3) for t in range(5)]
     [0.9, 0.85, 0.8, 0.85, 0.9]
     """
-    if mode not in CYCLIC_MODES:
-        raise ValueError(f"mode must be one of {CYCLIC_MODES}, got {mode!r}")
+    V.choice("mode", mode, CYCLIC_MODES)
     base_lr, max_lr = V.rates("base_lr", base_lr), V.rates("max_lr", max_lr)
     up = V.durations("step_size_up", step_size_up)
     down = up if step_size_down is None else V.durations("step_size_down", step_size_down)

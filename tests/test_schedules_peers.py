@@ -93,7 +93,7 @@ def test_one_cycle_bad_options():
         fd.one_cycle(1.0, 100, anneal_strategy="cosine")
     with pytest.raises(TypeError, match="three_phase must be True or False"):
         fd.one_cycle(1.0, 100, three_phase=1)
-    with pytest.raises(ValueError, match=r"pct_start \* total_steps must lie in \(1, \(total_steps \+ 1\) / 2\)"):
+    with pytest.raises(ValueError, match=r"pct_start must be below \(total_steps \+ 1\) / \(2 \* total_steps\) with three_phase"):
         fd.one_cycle(1.0, 100, pct_start=0.6, three_phase=True)
 
 

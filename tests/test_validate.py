@@ -199,3 +199,29 @@ def test_torch_optimizers_refuse_complex_hyperparameters():
         SGD([p], lr=0.1 + 0j)
     with pytest.raises(TypeError, match="betas"):
         AdamW([p], lr=0.1, betas=(0.9, np.complex128(0.99)))
+
+
+# ----------------------------------------------------------------------------- constant_shrinkage's reference rate
+
+
+def test_constant_shrinkage_refuses_a_zero_reference_rate_and_says_to_pass_reference_lr():
+    lr = fd.warmup(fd.cosine(1e-3, 100), 10)  # 0 at step 0: lambda would be 0 everywhere
+    with pytest.raises(ValueError, match="pass reference_lr="):
+        fd.constant_shrinkage(lr, 0.01, total_steps=110)
+    with pytest.raises(ValueError, match="reference_lr must be > 0"):
+        fd.constant_shrinkage(lr, 0.01, total_steps=110, reference_lr=0.0)
+    wd = fd.constant_shrinkage(lr, 0.01, total_steps=110, reference_lr=1e-3)
+    t = np.arange(1, 110)
+    np.testing.assert_allclose(lr(t) * wd(t), 0.01 * 1e-3, rtol=1e-12)
+    assert wd(0) == 0.0 and np.all(wd(t) > 0)
+
+
+@pytest.mark.parametrize("lr", [
+    fd.exponential(0.1, gamma=0.97), fd.step(0.1, 0.5, 7), fd.multistep(0.1, 0.3, [5, 20]),
+    fd.inverse_time(0.1, 0.2), fd.piecewise([4, 9], [0.1, 0.05, 0.01]), fd.constant(0.1),
+])
+def test_constant_shrinkage_reference_lr_keeps_the_closed_forms(lr):
+    wd = fd.constant_shrinkage(lr, 0.02, reference_lr=0.3)
+    assert wd.kind != "constant_shrinkage" or lr.kind == "inverse_time"
+    t = np.arange(40)
+    np.testing.assert_allclose(lr(t) * wd(t), 0.02 * 0.3, rtol=1e-12)
