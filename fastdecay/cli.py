@@ -235,7 +235,7 @@ def _add_schedule_command(commands):
             help="prepend a warmup from 0 (or --warmup-start-lr) over W steps (fd.warmup)",
         )
         if "warmup_shape" not in inspect.signature(factory).parameters:  # wsd has its own
-            common.add_argument("--warmup-shape", dest="added_warmup_shape", choices=S._WARMUP_SHAPES,
+            common.add_argument("--warmup-shape", dest="added_warmup_shape", choices=S.SCHEDULE_CHOICES[("wsd", "warmup_shape")],
                                 default="linear", help="shape of the --warmup (default linear)")
         common.add_argument("--warmup-start-lr", type=float, default=0.0, metavar="LR", help="default 0")
         common.add_argument(
