@@ -80,3 +80,16 @@ def test_scheduler_without_workers_fails_fast(tmp_path):
                           "schedule": {"kind": "constant", "lr": 0.1}},
                          client=client, connect_timeout=1, progress=False)
             assert time.monotonic() - started < 10
+
+
+def test_expected_sweep_on_the_cluster_is_bit_identical_to_local(cluster, tmp_path):
+    cfg = {"run": {"mode": "expected", "steps": 200, "every": 20, "chunk_size": 5},
+           "curvatures": {"logspace": [-1, 2, 7]},
+           "schedule": [{"kind": "step", "lr": 0.05, "gamma": 0.5, "period": [40, 80]}],
+           "optimizer": {"kind": "momentum", "noise": 0.1, "batch_size": [1, 8]}}
+    local = fd.sweep(cfg, progress=False)
+    with distributed.Client(cluster) as client:
+        remote = fd.sweep(cfg, tmp_path / "out", client=client, progress=False, plots=False)
+    np.testing.assert_array_equal(remote.loss, local.loss)
+    np.testing.assert_array_equal(remote.second_moment, local.second_moment)
+    np.testing.assert_array_equal(fd.load_sweep(tmp_path / "out").w, local.w)

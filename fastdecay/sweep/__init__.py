@@ -2,12 +2,15 @@
 
 A sweep is a grid. Its trajectories (one per schedule, optimizer setting and
 curvature, each the 1-D quadratic f(w) = ½λw²) are cut into chunks of
-``run.chunk_size`` trajectories; each chunk is one ``fd.simulate`` call, one
-file ``DIR/chunks/chunk-NNNNNN.npz`` written atomically (temporary file, then
-``os.replace``) as soon as it is done, and, with a Dask cluster, one task. A
+``run.chunk_size`` trajectories; each chunk is one ``fd.simulate`` call (or one
+``fd.expected_loss`` call), one file ``DIR/chunks/chunk-NNNNNN.npz`` written
+atomically (temporary file, then ``os.replace``) as soon as it is done, its SHA-256
+recorded in the manifest ``DIR/sweep.json``, and, with a Dask cluster, one task. A
 killed sweep loses at most the chunks in flight; ``--resume`` (``resume=True``)
-runs only the missing ones. The directory remembers the hash of the normalised
-config and refuses results of another one.
+checks every chunk file against its checksum and runs the missing and damaged ones
+(naming the damaged ones). ``load_sweep`` checks them too and names any chunk it
+cannot use. The directory remembers the hash of the normalised config and refuses
+results of another one.
 
 Noise is keyed by (seed, trajectory, step, coordinate), where the trajectory's
 index is its flat position ``schedule * n_curvatures + curvature`` in the grid
@@ -27,6 +30,8 @@ The config format (``examples/sweep.toml`` is a documented example)::
     seed = 0                    # noise seed (default 0)
     w0 = 1.0                    # starting weight (default 1.0)
     dtype = "float64"           # or "float32"
+    # mode = "expected"         # exact expected dynamics (fd.expected_loss) instead of
+    #                           # Monte Carlo trajectories; then also w0_var = 0.0 (a random start)
 
     [curvatures]                # exactly one of:
     logspace = [-2, 2, 41]      # 10^-2 .. 10^2, 41 values
@@ -43,7 +48,13 @@ The config format (``examples/sweep.toml`` is a documented example)::
     kind = "momentum"           # gd, momentum, momentum_lr_in_buffer, nesterov, adam, adamw
     momentum = 0.9
     on_drop = ["keep", "reset", "rescale"]
-    # noise = 0.0, weight_decay = 0.0, betas = [0.9, 0.999], eps = 1e-8
+    # noise = 0.0, weight_decay = 0.0, betas = [0.9, 0.999], eps = 1e-8,
+    # batch_size = [1, 8, 64]   # gradient noise is noise / sqrt(batch_size)
+
+With ``mode = "expected"`` each trajectory is the exact expectation over the gradient
+noise (``fd.expected_loss``: gd, momentum, momentum_lr_in_buffer and nesterov; Adam is
+refused): ``w`` holds E w_N, ``second_moment`` E w_N², ``loss`` the expected loss.
+Chunks, files, resume and Dask work as for Monte Carlo sweeps.
 
 In Python, ``fd.sweep(config)`` takes a path or a dict of the same structure:
 

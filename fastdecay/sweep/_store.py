@@ -12,7 +12,7 @@ import re
 
 import numpy as np
 
-from .config import FORMAT, SweepConfigError
+from .config import FORMAT, SweepConfigError, result_arrays
 
 MANIFEST = "sweep.json"
 CHUNK_DIR = "chunks"
@@ -78,11 +78,12 @@ def _check_content(plan, k, arrays):
         return f"no chunk identity ({type(exc).__name__}: {exc})"
     if ident != (k, o, start, stop):
         return f"holds trajectories {ident[2]}..{ident[3]} of optimizer {ident[1]}, expected {start}..{stop} of {o}"
-    shapes = {"w": ((stop - start,), np.dtype(run["dtype"]))}
-    if run["every"] is not None:
-        n_rec = run["steps"] // run["every"] + 1
+    dtype = np.dtype(run["dtype"])
+    n_rec = run["steps"] // run["every"] + 1 if run["every"] is not None else 0
+    shapes = {name: ((stop - start,) if kind == "trajectory" else (stop - start, n_rec), dtype)
+              for name, kind in result_arrays(plan.config).items()}
+    if n_rec:
         shapes["steps"] = ((n_rec,), np.dtype(np.int64))
-        shapes.update({name: ((stop - start, n_rec), np.dtype(run["dtype"])) for name in ("loss", "displacement", "lr")})
     for name, (shape, dtype) in shapes.items():
         a = arrays.get(name)
         if a is None or a.shape != shape or a.dtype != dtype:

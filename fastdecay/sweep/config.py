@@ -20,11 +20,13 @@ import numpy as np
 from .. import schedules as S
 
 __all__ = ["SweepConfigError", "parse_config", "config_hash", "build_schedule", "ChunkPlan", "chunk_plan",
-           "FORMAT", "OPTIMIZERS", "ON_DROP"]
+           "sweep_mode", "result_arrays", "FORMAT", "OPTIMIZERS", "ON_DROP", "MODES", "EXPECTED_OPTIMIZERS"]
 
 FORMAT = 1
 OPTIMIZERS = ("gd", "momentum", "momentum_lr_in_buffer", "nesterov", "adam", "adamw")
 ON_DROP = ("keep", "reset", "rescale")
+MODES = ("monte_carlo", "expected")
+EXPECTED_OPTIMIZERS = ("gd", "momentum", "momentum_lr_in_buffer", "nesterov")  # linear rules: exact moments
 
 
 class SweepConfigError(ValueError):
@@ -42,8 +44,8 @@ def _schedule_kinds():
 
 
 _LIST_VALUED = {"milestones", "boundaries", "values"}  # parameters whose single value is a list
-_RUN_KEYS = {"steps", "every", "chunk_size", "seed", "w0", "dtype"}
-_OPT_KEYS = {"kind", "label", "momentum", "betas", "eps", "weight_decay", "on_drop", "noise"}
+_RUN_KEYS = {"steps", "every", "chunk_size", "seed", "w0", "w0_var", "dtype", "mode"}
+_OPT_KEYS = {"kind", "label", "momentum", "betas", "eps", "weight_decay", "on_drop", "noise", "batch_size"}
 _OPT_DEFAULTS = {"momentum": 0.9, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.0, "on_drop": "keep",
                  "noise": 0.0}
 
@@ -150,6 +152,27 @@ def _normalise_run(loc, run):
     if dtype not in ("float64", "float32"):
         raise loc.error(f"must be 'float64' or 'float32', got {dtype!r}", "run", None, "dtype")
     out["dtype"] = dtype
+    # mode and w0_var enter the normalised config only when they differ from the default
+    # (a Monte Carlo sweep's config, and so its hash, is what it was before they existed)
+    mode = run.get("mode", "monte_carlo")
+    if mode not in MODES:
+        raise loc.error(f"must be one of {', '.join(map(repr, MODES))}, got {mode!r}", "run", None, "mode")
+    w0_var = run.get("w0_var", 0.0)
+    if not _is_number(w0_var) or not math.isfinite(w0_var) or w0_var < 0:
+        raise loc.error(f"must be a finite number >= 0, got {w0_var!r}", "run", None, "w0_var")
+    if mode == "expected":
+        out["mode"] = mode
+        if dtype != "float64":
+            raise loc.error("expected-dynamics sweeps compute in float64; remove dtype or set it to 'float64'",
+                            "run", None, "dtype")
+        if "seed" in run:
+            raise loc.error("has no effect with mode = 'expected' (exact moments, no random numbers); remove it",
+                            "run", None, "seed")
+        if w0_var:
+            out["w0_var"] = float(w0_var)
+    elif "w0_var" in run:
+        raise loc.error("a random start (its variance) needs mode = 'expected'; Monte Carlo sweeps start at w0",
+                        "run", None, "w0_var")
     return out
 
 
@@ -257,7 +280,7 @@ def build_schedule(entry):
     return schedule
 
 
-def _check_optimizer(loc, i, point):
+def _check_optimizer(loc, i, point, mode):
     """Range checks of one optimizer setting; the key that is wrong is named."""
     kind = point["kind"]
     m = point["momentum"]
@@ -274,9 +297,17 @@ def _check_optimizer(loc, i, point):
         raise loc.error(f"must be one of {ON_DROP}, got {point['on_drop']!r}", "optimizer", i, "on_drop")
     if kind not in OPTIMIZERS:
         raise loc.error(f"unknown kind {kind!r} (one of {', '.join(OPTIMIZERS)})", "optimizer", i, "kind")
+    if mode == "expected" and kind not in EXPECTED_OPTIMIZERS:
+        raise loc.error(f"{kind!r} has no exact expected dynamics (its update is not linear in the gradient noise); "
+                        f"with mode = 'expected' use one of {', '.join(EXPECTED_OPTIMIZERS)}, or estimate it in a "
+                        "Monte Carlo sweep", "optimizer", i, "kind")
+    b = point.get("batch_size", 1)
+    if not _is_int(b) or b < 1:
+        raise loc.error(f"must be an integer >= 1 (the gradient noise is noise / sqrt(batch_size)), got {b!r}",
+                        "optimizer", i, "batch_size")
 
 
-def _normalise_optimizers(loc, specs):
+def _normalise_optimizers(loc, specs, mode):
     if specs is None:
         specs = [{"kind": "gd"}]
     if isinstance(specs, dict):
@@ -301,8 +332,10 @@ def _normalise_optimizers(loc, specs):
 
         for point, varying in _expand(loc, "optimizer", i, spec, set(), single_of):
             full = {**_OPT_DEFAULTS, **point}
-            _check_optimizer(loc, i, full)
-            full = {k: (float(v) if _is_number(v) else v) for k, v in full.items()}
+            _check_optimizer(loc, i, full, mode)
+            full = {k: (float(v) if _is_number(v) and k != "batch_size" else v) for k, v in full.items()}
+            if full.get("batch_size") == 1:  # the default: left out, as in configs without the key
+                del full["batch_size"]
             full["betas"] = [float(x) for x in full["betas"]]
             shown = {k: v for k, v in varying.items() if k != "kind"}
             if "betas" in shown:
@@ -366,9 +399,30 @@ def parse_config(config, *, path=None):
         "run": run,
         "curvatures": curvatures,
         "schedules": schedules,
-        "optimizers": _normalise_optimizers(loc, config.get("optimizer")),
+        "optimizers": _normalise_optimizers(loc, config.get("optimizer"), run.get("mode", "monte_carlo")),
         "out": out_dir,
     }
+
+
+def sweep_mode(config):
+    """``"monte_carlo"`` or ``"expected"``: what a normalised config's chunks compute."""
+    return config["run"].get("mode", "monte_carlo")
+
+
+def result_arrays(config):
+    """The arrays each chunk of a normalised config computes (beyond its identity and
+    ``steps``): name -> ``"trajectory"`` (one value per trajectory) or ``"recorded"``
+    (one per trajectory and recorded step), in the order they are kept."""
+    expected = sweep_mode(config) == "expected"
+    names = {"w": "trajectory"}
+    if expected:
+        names["second_moment"] = "trajectory"
+    if config["run"]["every"] is not None:
+        names["loss"] = "recorded"
+        if not expected:
+            names["displacement"] = "recorded"
+        names["lr"] = "recorded"
+    return names
 
 
 def config_hash(normalised):

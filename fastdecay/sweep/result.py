@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from .config import SweepConfigError, build_schedule, chunk_plan
+from .config import SweepConfigError, build_schedule, chunk_plan, result_arrays, sweep_mode
 from ._store import MANIFEST, atomic_write, describe_bad, read_chunks, read_manifest
 
 __all__ = ["SweepResult", "load_sweep", "CorruptSweepError"]
@@ -23,6 +23,11 @@ class SweepResult:
     ``to_xarray()`` spread into columns / coordinates. ``diverged`` marks the
     trajectories whose final weight is not finite, the definition ``fd.simulate``
     uses too.
+
+    An expected-dynamics sweep (``mode = "expected"``) holds exact expectations
+    (``fd.expected_loss``): ``w`` is the mean E w_N, ``second_moment`` is E w_N², ``loss``
+    the expected loss at the recorded steps and ``lr`` the rate there (no
+    ``displacement``); there a trajectory diverged when E w_N² is not finite.
     """
 
     curvatures: np.ndarray
@@ -36,6 +41,12 @@ class SweepResult:
     config: dict = None
     config_hash: str = None
     out: str = None
+    second_moment: np.ndarray = None
+
+    @property
+    def mode(self):
+        """``"monte_carlo"`` (``fd.simulate`` trajectories) or ``"expected"`` (``fd.expected_loss``)."""
+        return sweep_mode(self.config) if self.config is not None else "monte_carlo"
 
     @property
     def diverged(self):
@@ -44,36 +55,44 @@ class SweepResult:
         divergence in fastdecay: ``fd.simulate(...).diverged`` counts the same
         trajectories, and the summary's ``diverged`` column counts these. A trajectory that
         grew but stayed finite is not counted; compare ``|w|`` with ``|w_0|`` for that
-        (the summary's ``|w_N| < |w_0|`` column)."""
-        return ~np.isfinite(self.w)
+        (the summary's ``|w_N| < |w_0|`` column). In an expected-dynamics sweep: E w_N² is
+        not finite."""
+        return ~np.isfinite(self.w if self.second_moment is None else self.second_moment)
 
     def summary(self):
         """A text table: per optimizer setting and schedule, over the curvatures: the median
         final loss ½λw_N², the largest |w_N|, on how many curvatures the trajectory ended
         closer to the minimum than it started, and how many diverged (final weight not
-        finite, as ``diverged``)."""
+        finite, as ``diverged``). An expected-dynamics sweep shows the expected loss and
+        the root mean square sqrt(E w_N²) in place of |w_N|."""
         w0 = abs(self.config["run"]["w0"]) if self.config else 1.0
-        diverged = self.diverged
-        head = ("optimizer", "schedule", "median loss_N", "max |w_N|", "|w_N| < |w_0|", "diverged")
+        expected = self.second_moment is not None
+        size, final_loss, diverged = self._size(), self._final_loss(), self.diverged
+        w_n = "rms w_N" if expected else "|w_N|"
+        head = ("optimizer", "schedule", f"median {'E ' if expected else ''}loss_N", f"max {w_n}", f"{w_n} < |w_0|",
+                "diverged")
         rows = []
         lam = self.curvatures
         for o, opt in enumerate(self.optimizers):
             for s, sched in enumerate(self.schedules):
-                w = np.abs(self.w[o, s].astype(np.float64))
-                finite = np.isfinite(w)
-                with np.errstate(over="ignore", invalid="ignore"):
-                    loss = 0.5 * lam * w * w
-                contracted = int(np.sum(finite & (w < w0)))
-                rows.append((opt, sched, f"{np.median(loss):.3e}", f"{np.max(w):.3e}",
+                contracted = int(np.sum(np.isfinite(size[o, s]) & (size[o, s] < w0)))
+                rows.append((opt, sched, f"{np.median(final_loss[o, s]):.3e}", f"{np.max(size[o, s]):.3e}",
                              f"{contracted}/{lam.size}", str(int(np.sum(diverged[o, s])))))
         widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
         lines = ["  ".join(h.ljust(wd) if i < 2 else h.rjust(wd) for i, (h, wd) in enumerate(zip(head, widths)))]
         lines.append("  ".join("-" * wd for wd in widths))
         for r in rows:
             lines.append("  ".join(c.ljust(wd) if i < 2 else c.rjust(wd) for i, (c, wd) in enumerate(zip(r, widths))))
-        lines.append(f"over {lam.size} curvatures {lam.min():g} .. {lam.max():g}; diverged: w_N not finite "
-                     "(overflowed)")
+        what = "E w_N^2 not finite" if expected else "w_N not finite (overflowed)"
+        lines.append(f"over {lam.size} curvatures {lam.min():g} .. {lam.max():g}; diverged: {what}"
+                     + ("; exact expectations (mode = 'expected')" if expected else ""))
         return "\n".join(lines)
+
+    def _size(self):
+        """|w_N|, or sqrt(E w_N²) in an expected-dynamics sweep (float64)."""
+        if self.second_moment is not None:
+            return np.sqrt(self.second_moment.astype(np.float64))
+        return np.abs(self.w.astype(np.float64))
 
     def _axis_columns(self):
         """``(optimizer columns, schedule columns)``: for each, a dict of name -> a list
@@ -89,6 +108,7 @@ class SweepResult:
             opt_cols[f"optimizer_{key}"] = [e[key] for e in opts]
         opt_cols["optimizer_beta1"] = [e["betas"][0] for e in opts]
         opt_cols["optimizer_beta2"] = [e["betas"][1] for e in opts]
+        opt_cols["optimizer_batch_size"] = [e.get("batch_size", 1) for e in opts]
         sched_cols["schedule_kind"] = [e["kind"] for e in scheds]
         names = []
         for e in scheds:
@@ -105,12 +125,14 @@ class SweepResult:
         Columns: one per grid axis and parameter: ``optimizer`` (the label),
         ``optimizer_kind``, ``optimizer_momentum``, ``optimizer_beta1``, ``optimizer_beta2``,
         ``optimizer_eps``, ``optimizer_weight_decay``, ``optimizer_on_drop``,
-        ``optimizer_noise``; ``schedule`` (the label), ``schedule_kind``, one
-        ``schedule_<parameter>`` column per parameter of any schedule kind in the sweep
-        (NaN/None where a kind has no such parameter; list-valued ones as tuples) and
-        ``schedule_warmup``; ``curvature``. Then the values: per recorded step ``step``,
-        ``loss`` (½λw_t²), ``displacement`` (|w_t − w_{t−1}|), ``lr`` (η_t); per trajectory
-        ``w`` (final weight), ``final_loss`` (½λw_N²); and ``diverged`` in both.
+        ``optimizer_noise``, ``optimizer_batch_size``; ``schedule`` (the label),
+        ``schedule_kind``, one ``schedule_<parameter>`` column per parameter of any
+        schedule kind in the sweep (NaN/None where a kind has no such parameter;
+        list-valued ones as tuples) and ``schedule_warmup``; ``curvature``. Then the
+        values: per recorded step ``step``, ``loss`` (½λw_t²), ``displacement``
+        (|w_t − w_{t−1}|), ``lr`` (η_t); per trajectory ``w`` (final weight),
+        ``final_loss`` (½λw_N²); and ``diverged`` in both. An expected-dynamics sweep has
+        no ``displacement``, and ``second_moment`` (E w_N²) next to ``w`` (E w_N).
 
         pandas is imported here (``pip install pandas``), not with fastdecay.
 
@@ -140,11 +162,13 @@ class SweepResult:
         columns["curvature"] = self.curvatures[c]
         if per_step:
             columns["step"] = self.steps[index[3]]
-            for name in ("loss", "displacement", "lr"):
+            for name in self._recorded():
                 columns[name] = getattr(self, name).reshape(-1)
             columns["diverged"] = self.diverged[o, s, c]
         else:
             columns["w"] = self.w.reshape(-1)
+            if self.second_moment is not None:
+                columns["second_moment"] = self.second_moment.reshape(-1)
             columns["final_loss"] = self._final_loss().reshape(-1)
             columns["diverged"] = self.diverged.reshape(-1)
         return pd.DataFrame(columns)
@@ -168,21 +192,27 @@ class SweepResult:
         for dim, cols in (("optimizer", opt_cols), ("schedule", sched_cols)):
             for name, values in cols.items():
                 coords[name] = (dim, _coordinate(values))
-        data = {"w": (dims, self.w), "final_loss": (dims, self._final_loss()), "diverged": (dims, self.diverged)}
+        data = {"w": (dims, self.w)}
+        if self.second_moment is not None:
+            data["second_moment"] = (dims, self.second_moment)
+        data.update(final_loss=(dims, self._final_loss()), diverged=(dims, self.diverged))
         if self.steps is not None:
             coords["step"] = np.asarray(self.steps)
-            for name in ("loss", "displacement", "lr"):
+            for name in self._recorded():
                 data[name] = (dims + ("step",), getattr(self, name))
-        attrs = {"config_hash": self.config_hash or ""}
+        attrs = {"config_hash": self.config_hash or "", "mode": self.mode}
         if self.config is not None:
             attrs.update(steps=self.config["run"]["steps"], w0=self.config["run"]["w0"], seed=self.config["run"]["seed"],
                          dtype=self.config["run"]["dtype"])
         return xr.Dataset(data, coords=coords, attrs=attrs)
 
+    def _recorded(self):
+        return [name for name in ("loss", "displacement", "lr") if getattr(self, name) is not None]
+
     def _final_loss(self):
-        w = self.w.astype(np.float64)
+        """½λw_N², or ½λ E w_N² in an expected-dynamics sweep (float64)."""
         with np.errstate(over="ignore", invalid="ignore"):
-            return 0.5 * self.curvatures[None, None, :] * w * w
+            return 0.5 * self.curvatures[None, None, :] * self._size() ** 2
 
     def plot(self, out_dir, max_figures=8):
         """Figures into ``out_dir``: the schedules, final |w| against curvature per
@@ -195,8 +225,11 @@ class SweepResult:
         paths.append(plots.save(plots.lr_curves(schedules, n, title="Sweep schedules"),
                                 os.path.join(out_dir, "lr.png")))
         for o, opt in enumerate(self.optimizers[:max_figures]):
-            fig = plots.final_vs_curvature(self.curvatures, np.abs(self.w[o]), labels=self.schedules,
-                                           title=f"Final |w| against curvature, {opt}",
+            expected = self.second_moment is not None
+            fig = plots.final_vs_curvature(self.curvatures, self._size()[o], labels=self.schedules,
+                                           ylabel=r"final $\sqrt{E\,w_N^2}$" if expected else r"final $|w_N|$",
+                                           title=f"Final {'rms ' if expected else '|'}w{'' if expected else '|'} "
+                                                 f"against curvature, {opt}",
                                            reference=abs(self.config["run"]["w0"]))
             paths.append(plots.save(fig, os.path.join(out_dir, f"final_w_{o}.png")))
         if self.loss is not None:
@@ -205,7 +238,8 @@ class SweepResult:
                 view = dataclasses.replace(self, loss=np.moveaxis(self.loss[o][:, picks], 1, 0))
                 fig = plots.loss_curves(view, labels=self.schedules,
                                         panels=[f"curvature {self.curvatures[c]:.3g}" for c in picks],
-                                        title=f"Loss trajectories, {opt}", diverged=self.diverged[o][:, picks].T)
+                                        title=f"{'Expected loss' if self.second_moment is not None else 'Loss'} "
+                                              f"trajectories, {opt}", diverged=self.diverged[o][:, picks].T)
                 paths.append(plots.save(fig, os.path.join(out_dir, f"loss_{o}.png")))
         return paths
 
@@ -253,35 +287,33 @@ def assemble(plan, chunk_arrays):
     """A SweepResult from ``{k: arrays}`` covering every chunk."""
     n_opt, n_s, n_c = plan.shape
     config = plan.config
+    names = result_arrays(config)
+    n_rec = config["run"]["steps"] // config["run"]["every"] + 1 if config["run"]["every"] is not None else 0
     dtype = np.dtype(config["run"]["dtype"])
-    w = np.empty((n_opt, n_s * n_c), dtype=dtype)
-    every = config["run"]["every"]
-    series = {}
+    grid = {name: np.empty((n_opt, n_s * n_c) + ((n_rec,) if kind == "recorded" else ()), dtype=dtype)
+            for name, kind in names.items()}
     steps = None
     for k, (o, start, stop) in enumerate(plan.chunks):
         a = chunk_arrays[k]
         if (int(a["optimizer"]), int(a["start"]), int(a["stop"])) != (o, start, stop):
             raise SweepConfigError(f"chunk {k} holds trajectories {int(a['start'])}..{int(a['stop'])} of optimizer "
                                    f"{int(a['optimizer'])}, expected {start}..{stop} of {o}: a corrupt sweep directory")
-        w[o, start:stop] = a["w"]
-        if every is not None:
+        for name in names:
+            grid[name][o, start:stop] = a[name]
+        if n_rec:
             steps = a["steps"]
-            for name in ("loss", "displacement", "lr"):
-                if name not in series:
-                    series[name] = np.empty((n_opt, n_s * n_c, steps.size), dtype=a[name].dtype)
-                series[name][o, start:stop] = a[name]
-    shaped = {name: v.reshape(n_opt, n_s, n_c, -1) for name, v in series.items()}
+    shaped = {name: v.reshape((n_opt, n_s, n_c) + v.shape[2:]) for name, v in grid.items()}
     return SweepResult(
         curvatures=plan.curvatures.copy(), schedules=[e["label"] for e in config["schedules"]],
-        optimizers=[e["label"] for e in config["optimizers"]], w=w.reshape(n_opt, n_s, n_c), steps=steps,
-        config=config, config_hash=plan.hash, **shaped,
+        optimizers=[e["label"] for e in config["optimizers"]], steps=steps, config=config, config_hash=plan.hash,
+        **shaped,
     )
 
 
 def save_result(out_dir, res):
     arrays = {"curvatures": res.curvatures, "w": res.w, "schedules": np.array(res.schedules),
               "optimizers": np.array(res.optimizers)}
-    for name in ("steps", "loss", "displacement", "lr"):
+    for name in ("second_moment", "steps", "loss", "displacement", "lr"):
         if getattr(res, name) is not None:
             arrays[name] = getattr(res, name)
     atomic_write(os.path.join(out_dir, "results.npz"), lambda f: np.savez(f, **arrays))

@@ -2,6 +2,7 @@
 ``run_chunk`` (the unit of work of one chunk, a Dask task), ``describe`` (the plan,
 without running it) and the ``fastdecay sweep`` command."""
 
+import math
 import os
 import sys
 import time
@@ -9,7 +10,7 @@ import warnings
 
 import numpy as np
 
-from .config import SweepConfigError, chunk_plan, config_hash, parse_config
+from .config import SweepConfigError, chunk_plan, config_hash, parse_config, sweep_mode
 from ._store import CHUNK_DIR, chunk_name, prepare_out, read_chunks, record_chunk, write_chunk
 from .result import assemble, load_sweep, save_result
 
@@ -21,11 +22,14 @@ class SchedulerUnreachable(ConnectionError):
 
 
 def run_chunk(config, k, progress=None):
-    """Simulate chunk ``k`` of a normalised config; a dict of arrays (what its file holds).
+    """Compute chunk ``k`` of a normalised config; a dict of arrays (what its file holds).
 
-    This is the unit of work of a Dask task; it depends on nothing but its arguments."""
-    from ..simulate import simulate
-
+    A Monte Carlo sweep runs ``fd.simulate`` on the chunk's trajectories (gradient noise
+    ``noise / sqrt(batch_size)``); an expected-dynamics sweep (``mode = "expected"``) runs
+    ``fd.expected_loss`` on them, and stores the mean E w_N as ``w`` and E w_N² as
+    ``second_moment``. This is the unit of work of a Dask task; it depends on nothing
+    but its arguments. ``progress(steps_done, steps_total)`` is called between parts of
+    a Monte Carlo chunk."""
     plan = chunk_plan(config)
     o, start, stop = plan.chunks[k]
     run, opt = config["run"], config["optimizers"][o]
@@ -34,21 +38,35 @@ def run_chunk(config, k, progress=None):
     dtype = np.dtype(run["dtype"])
     curvature = plan.curvatures[index % n_c][:, None].astype(dtype)
     schedule = plan.schedule[index // n_c]
+    batch_size = opt.get("batch_size", 1)
+    out = {"chunk": np.int64(k), "optimizer": np.int64(o), "start": np.int64(start), "stop": np.int64(stop)}
+    if sweep_mode(config) == "expected":
+        from ..expected import expected_loss
+
+        res = expected_loss(
+            curvature, schedule, steps=run["steps"], optimizer=opt["kind"], momentum=opt["momentum"],
+            noise=opt["noise"], batch_size=batch_size, w0=run["w0"], w0_var=run.get("w0_var", 0.0),
+            weight_decay=opt["weight_decay"], on_drop=opt["on_drop"], every=run["every"],
+        )
+        out.update(w=np.ascontiguousarray(res.mean[:, 0]), second_moment=np.ascontiguousarray(res.second_moment[:, 0]))
+        if run["every"] is not None:
+            out.update(steps=res.steps, loss=res.loss, lr=schedule.table(res.steps))
+        return out
+    from ..simulate import simulate
+
     kwargs = {}
     if progress is not None:
         kwargs["progress"] = progress
+    noise = opt["noise"] if batch_size == 1 else opt["noise"] / math.sqrt(batch_size)
     res = simulate(
         curvature, schedule, steps=run["steps"], optimizer=opt["kind"], w0=run["w0"], momentum=opt["momentum"],
         betas=tuple(opt["betas"]), eps=opt["eps"], weight_decay=opt["weight_decay"], on_drop=opt["on_drop"],
-        noise=opt["noise"], seed=run["seed"], every=run["every"], dtype=dtype, trajectory_offset=start, **kwargs,
+        noise=noise, seed=run["seed"], every=run["every"], dtype=dtype, trajectory_offset=start, **kwargs,
     )
-    out = {"chunk": np.int64(k), "optimizer": np.int64(o), "start": np.int64(start), "stop": np.int64(stop),
-           "w": np.ascontiguousarray(res.w[:, 0])}
+    out["w"] = np.ascontiguousarray(res.w[:, 0])
     if run["every"] is not None:
         out.update(steps=res.steps, loss=res.loss, displacement=res.displacement, lr=res.lr)
     return out
-
-
 
 
 class _Progress:
@@ -261,6 +279,8 @@ def describe(config):
         f"{n_opt} optimizer settings x {n_s} schedules x {n_c} curvatures ({lam.min():g} .. {lam.max():g}) "
         f"= {n_opt * n_s * n_c} trajectories x {run['steps']} steps = {n_opt * n_s * n_c * run['steps']:.4g} "
         f"trajectory-steps, {run['dtype']}",
+        ("exact expected dynamics (fd.expected_loss): expected loss, E w and E w^2 per trajectory"
+         if sweep_mode(config) == "expected" else "Monte Carlo trajectories (fd.simulate)"),
         f"{len(plan.chunks)} chunks of up to {run['chunk_size']} trajectories"
         + (f"; recording every {run['every']} steps" if run["every"] else "; final weights only"),
         f"config hash {plan.hash[:16]}",
