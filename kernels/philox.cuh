@@ -1,16 +1,19 @@
-// Philox4x32-10 (Salmon et al., SC'11; Random123) and the Box-Muller normal
+// Philox4x32-10 (Salmon et al., SC'11; Random123) and the Box-Muller normals
 // fastdecay adds to gradients: the GPU twin of fastdecay/_cpu/philox.py.
+// Steps 2p and 2p + 1 share one counter and take the two outputs of one
+// Box-Muller transform:
 //
-//   counter = (trajectory & 0xffffffff, trajectory >> 32, step, coordinate)
+//   counter = (trajectory & 0xffffffff, trajectory >> 32, step >> 1, coordinate)
 //   key     = (seed & 0xffffffff, seed >> 32)
 //   x0, x1, x2, x3 = philox4x32_10(counter, key)
 //   k = (x0 << 21 | x1 >> 11) + 1                       u1 = k * 2**-53 in (0, 1]
 //   j = x2 << 21 | x3 >> 11                             u2 = j * 2**-53 in [0, 1)
-//   xi = sqrt(-2 ln u1) * cos(2 pi u2)
+//   r = sqrt(-2 ln u1)
+//   xi = r * cos(2 pi u2) at an even step, r * sin(2 pi u2) at an odd one
 //
 // Bit-identical to the CPU everywhere: the words trivially, the normal because
-// ln and cos are not the math library's (CUDA's differ from glibc's in the last
-// bit) but log_unit and cos_two_pi below, fdlibm's polynomials with an exact
+// ln, cos and sin are not the math library's (CUDA's differ from glibc's in the
+// last bit) but log_unit and sincos_two_pi below, fdlibm's polynomials with an exact
 // integer argument reduction, the operations of fastdecay/_cpu/philox.py in
 // the same order. They use only +, -, *, / and sqrt, each correctly rounded
 // by IEEE 754, and never a fused multiply-add: on the device through the
@@ -114,11 +117,25 @@ FD_HD double log_unit(i64 k) {
     return sub(mul(dk, LN2_HI), sub(sub(mul(s, sub(f, r)), mul(dk, LN2_LO)), f));
 }
 
-// cos(2 pi j 2**-53) for an integer 0 <= j < 2**53. Exact reduction in integers:
-// j 2**-53 = n/4 + t/4, n the nearest quarter turn, |t| <= 1/2; theta = (pi/2) t
-// = x + y (x = t PIO2_HI rounded, y its error by Dekker's product plus t PIO2_LO);
-// then fdlibm's kernel cos or sin of x + y by the quadrant.
-FD_HD double cos_two_pi(i64 j) {
+// cos(n pi/2 + theta) from c = cos(theta) and sn = sin(|theta|): +-c on even
+// quarters, +-sn on odd ones. The CPU's _quadrant.
+FD_HD double quadrant(i64 n, double c, double sn, bool negative) {
+    const int q = (int)(n & 3);
+    if (q == 0) return c;
+    if (q == 2) return -c;
+    return (q == 1) != negative ? -sn : sn;
+}
+
+struct SinCos {
+    double cos, sin;
+};
+
+// (cos(2 pi u), sin(2 pi u)) for u = j 2**-53, an integer 0 <= j < 2**53. Exact
+// reduction in integers: j 2**-53 = n/4 + t/4, n the nearest quarter turn,
+// |t| <= 1/2; theta = (pi/2) t = x + y (x = t PIO2_HI rounded, y its error by
+// Dekker's product plus t PIO2_LO); fdlibm's kernel cos and kernel sin of x + y,
+// then each output picks one by its quadrant (the sine by n - 1: sin a = cos(a - pi/2)).
+FD_HD SinCos sincos_two_pi(i64 j) {
     const double S1 = -0x1.5555555555549p-3, S2 = 0x1.111111110f8a6p-7, S3 = -0x1.a01a019c161d5p-13,
                  S4 = 0x1.71de357b1fe7dp-19, S5 = -0x1.ae5e68a2b9cebp-26, S6 = 0x1.5d93a5acfd57cp-33;
     const double C1 = 0x1.555555555554cp-5, C2 = -0x1.6c16c16c15177p-10, C3 = 0x1.a01a019cb1590p-16,
@@ -141,32 +158,50 @@ FD_HD double cos_two_pi(i64 j) {
                          mul(t, PIO2_LO));
     const double z = mul(x, x);
     const double w = mul(z, z);
-    const int q = (int)(n & 3);
-    if (q == 0 || q == 2) {
-        // rc = z * (C1 + z * (C2 + z * C3)) + w * w * (C4 + z * (C5 + z * C6))
-        const double rc = add(mul(z, add(C1, mul(z, add(C2, mul(z, C3))))),
-                              mul(mul(w, w), add(C4, mul(z, add(C5, mul(z, C6))))));
-        const double hz = mul(0.5, z);
-        const double v = sub(1.0, hz);
-        // c = v + (((1 - v) - hz) + (z * rc - x * y))
-        const double c = add(v, add(sub(sub(1.0, v), hz), sub(mul(z, rc), mul(x, y))));
-        return q == 0 ? c : -c;
-    }
-    // rs = S2 + z * (S3 + z * S4) + z * w * (S5 + z * S6)
+    // cos(theta), fdlibm k_cos.c: rc = z * (C1 + z * (C2 + z * C3)) + w * w * (C4 + z * (C5 + z * C6))
+    const double rc = add(mul(z, add(C1, mul(z, add(C2, mul(z, C3))))),
+                          mul(mul(w, w), add(C4, mul(z, add(C5, mul(z, C6))))));
+    const double hz = mul(0.5, z);
+    const double v = sub(1.0, hz);
+    // c = v + (((1 - v) - hz) + (z * rc - x * y))
+    const double c = add(v, add(sub(sub(1.0, v), hz), sub(mul(z, rc), mul(x, y))));
+    // sin(|theta|), fdlibm k_sin.c: rs = S2 + z * (S3 + z * S4) + z * w * (S5 + z * S6)
     const double rs = add(add(S2, mul(z, add(S3, mul(z, S4)))), mul(mul(z, w), add(S5, mul(z, S6))));
-    const double v = mul(z, x);
-    // sn = x - ((z * (0.5 * y - v * rs) - y) - v * S1)
-    const double sn = sub(x, sub(sub(mul(z, sub(mul(0.5, y), mul(v, rs))), y), mul(v, S1)));
-    return (q == 1) != negative ? -sn : sn;
+    const double vs = mul(z, x);
+    // sn = x - ((z * (0.5 * y - vs * rs) - y) - vs * S1)
+    const double sn = sub(x, sub(sub(mul(z, sub(mul(0.5, y), mul(vs, rs))), y), mul(vs, S1)));
+    SinCos out;
+    out.cos = quadrant(n, c, sn, negative);
+    out.sin = quadrant(n + 3, c, sn, negative);
+    return out;
+}
+
+// cos(2 pi j 2**-53) for an integer 0 <= j < 2**53.
+FD_HD double cos_two_pi(i64 j) { return sincos_two_pi(j).cos; }
+
+// The four Philox words of the pair counter (trajectory, pair, coordinate).
+FD_HD Philox4 philox_pair_words(u64 seed, u64 trajectory, u32 pair, u32 coordinate) {
+    return philox4x32_10((u32)trajectory, (u32)(trajectory >> 32), pair, coordinate, (u32)seed, (u32)(seed >> 32));
+}
+
+// The normals of steps 2 pair (.cos) and 2 pair + 1 (.sin) for (trajectory, coordinate)
+// under seed, in float64: r cos(2 pi u2) and r sin(2 pi u2), r = sqrt(-2 ln u1).
+FD_HD SinCos philox_normal_pair(u64 seed, u64 trajectory, u32 pair, u32 coordinate) {
+    const Philox4 x = philox_pair_words(seed, trajectory, pair, coordinate);
+    const i64 k = (i64)((((u64)x.x[0] << 21) | (x.x[1] >> 11)) + 1);
+    const i64 j = (i64)(((u64)x.x[2] << 21) | (x.x[3] >> 11));
+    const double r = rn::sqrt(rn::mul(-2.0, log_unit(k)));
+    const SinCos u = sincos_two_pi(j);
+    SinCos out;
+    out.cos = rn::mul(r, u.cos);
+    out.sin = rn::mul(r, u.sin);
+    return out;
 }
 
 // The standard normal of (trajectory, step, coordinate) under seed, in float64.
 FD_HD double philox_normal(u64 seed, u64 trajectory, u32 step, u32 coordinate) {
-    const Philox4 r = philox4x32_10((u32)trajectory, (u32)(trajectory >> 32), step, coordinate,
-                                    (u32)seed, (u32)(seed >> 32));
-    const i64 k = (i64)((((u64)r.x[0] << 21) | (r.x[1] >> 11)) + 1);
-    const i64 j = (i64)(((u64)r.x[2] << 21) | (r.x[3] >> 11));
-    return rn::mul(rn::sqrt(rn::mul(-2.0, log_unit(k))), cos_two_pi(j));
+    const SinCos p = philox_normal_pair(seed, trajectory, step >> 1, coordinate);
+    return (step & 1u) ? p.sin : p.cos;
 }
 
 }  // namespace fastdecay

@@ -17,7 +17,9 @@
 // steps (SIM_REANCHOR there); other rows take the closed form at every step,
 // except inside a plateau of a one-segment staircase exponential (a step
 // schedule), where the rate is the previous one (the same exponent, no pow).
-// Noise: philox_normal(seed, offset + i, t, k), the CPU's numbers.
+// Noise: philox_normal(seed, offset + i, t, k), the CPU's numbers; a thread that
+// owns an element draws the pair of steps 2p, 2p + 1 once (philox_normal_pair) and
+// keeps the odd step's draw in a register.
 #include "schedule.cuh"
 #include "philox.cuh"
 #include "update_math.cuh"
@@ -133,15 +135,16 @@ FD_HD void step_coefficients(i64 s, const double* ss, i64 first_step, const Opti
     }
 }
 
-// One step of one element: w, b (momentum buffer / exp_avg), q (exp_avg_sq) in place.
+// One step of one element: w, b (momentum buffer / exp_avg), q (exp_avg_sq) in place;
+// z is the element's draw of this step (in T; unused without noise).
 // `coef` is this step's row of shared coefficients, or null: then the thread's own
 // rates eta and wd (per-trajectory schedules) make them, with `bias` for Adam.
 template <typename T>
-FD_HD void step_element(T& w, T& b, T& q, T lam, i64 i, i64 k, i64 t, double eta, double wd, double scale_shared,
+FD_HD void step_element(T& w, T& b, T& q, T lam, T z, i64 i, i64 t, double eta, double wd, double scale_shared,
                         const T* coef, const double* bias, const RateSource& lr, const Options& o) {
     const bool first = t == 0;
     T g = lam * w;
-    if (o.noise != 0.0) g = g + (T)o.noise * (T)philox_normal(o.seed, o.offset + (u64)i, (u32)t, (u32)k);
+    if (o.noise != 0.0) g = g + (T)o.noise * z;
     if (is_adam(o)) {
         const AdamCoef<T> c = coef ? AdamCoef<T>(coef)
                                    : AdamCoef<T>(adam_scalars_biased(eta, wd, bias[0], bias[1], o.beta1, o.beta2,
@@ -186,6 +189,7 @@ __host__ __device__ void simulate_elements(Grid gr, T* w_, T* buf_, T* sq_, cons
         T q = adam ? sq_[j] : (T)0;
         double eta_i = lr.rows ? lr.state[i] : 0.0;
         double wd_i = wdr.rows ? wdr.state[i] : 0.0;
+        T z_even = (T)0, z_odd = (T)0;
         if (every > 0 && first_step == 0) {
             const double x = (double)w;
             write_record(rec_loss, rec_disp, rec_lr, i * n_rec, 0.0 + (double)lam * (x * x), 0.0,
@@ -195,8 +199,13 @@ __host__ __device__ void simulate_elements(Grid gr, T* w_, T* buf_, T* sq_, cons
             const i64 t = first_step + s;
             double eta, wd;
             step_rates(lr, wdr, ss, i, s, t, eta_i, wd_i, eta, wd);
+            if (o.noise != 0.0 && (s == 0 || (t & 1) == 0)) {
+                const SinCos p = philox_normal_pair(o.seed, o.offset + (u64)i, (u32)(t >> 1), (u32)k);
+                z_even = (T)p.cos;
+                z_odd = (T)p.sin;
+            }
             const T before = w;
-            step_element<T>(w, b, q, lam, i, k, t, eta, wd, ss[s * N_SCALARS + SS_SCALE],
+            step_element<T>(w, b, q, lam, (t & 1) ? z_odd : z_even, i, t, eta, wd, ss[s * N_SCALARS + SS_SCALE],
                             coef ? coef + s * COEF_STRIDE : nullptr, bias ? bias + 2 * s : nullptr, lr, o);
             if (every > 0 && (t + 1) % every == 0) {
                 const i64 r = i * n_rec + (t + 1) / every;
@@ -249,7 +258,8 @@ __host__ __device__ void simulate_trajectories(Grid gr, T* w_, T* buf_, T* sq_, 
                 T b = (has_buf && buf_) ? buf_[j] : (T)0;
                 T q = adam ? sq_[j] : (T)0;
                 const T before = w;
-                step_element<T>(w, b, q, lam_[j], i, k, t, eta, wd, ss[s * N_SCALARS + SS_SCALE],
+                const T z = o.noise != 0.0 ? (T)philox_normal(o.seed, o.offset + (u64)i, (u32)t, (u32)k) : (T)0;
+                step_element<T>(w, b, q, lam_[j], z, i, t, eta, wd, ss[s * N_SCALARS + SS_SCALE],
                                 coef ? coef + s * COEF_STRIDE : nullptr, bias ? bias + 2 * s : nullptr, lr, o);
                 w_[j] = w;
                 if (has_buf && buf_) buf_[j] = b;
@@ -272,16 +282,15 @@ __host__ __device__ void simulate_trajectories(Grid gr, T* w_, T* buf_, T* sq_, 
 }
 
 // The noise of one step, as the simulations draw it: for trajectory i < n and
-// coordinate k < d, the four Philox words and the standard normal of
-// (seed, first_trajectory + i, step, k) (for tests, and for callers who want
-// the very numbers a simulation used).
+// coordinate k < d, the four Philox words of its pair counter (step >> 1) and
+// the standard normal of (seed, first_trajectory + i, step, k) (for tests, and
+// for callers who want the very numbers a simulation used).
 __host__ __device__ inline void philox_fill_body(Grid gr, u64 seed, u64 first_trajectory, u32 step, i64 n, i64 d,
                                                  u32* __restrict__ words, double* __restrict__ normals) {
     for (i64 j = gr.global(); j < n * d; j += gr.stride()) {
         const i64 i = j / d, k = j - i * d;
         const u64 trajectory = first_trajectory + (u64)i;
-        const Philox4 r = philox4x32_10((u32)trajectory, (u32)(trajectory >> 32), step, (u32)k, (u32)seed,
-                                        (u32)(seed >> 32));
+        const Philox4 r = philox_pair_words(seed, trajectory, step >> 1, (u32)k);
         for (int e = 0; e < 4; ++e) words[4 * j + e] = r.x[e];
         normals[j] = philox_normal(seed, trajectory, step, (u32)k);
     }

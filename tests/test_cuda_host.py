@@ -169,6 +169,9 @@ void fd_normals(u64 seed, const u64* trajectory, const u32* step, const u32* coo
 }
 void fd_log_unit(const i64* k, double* out, i64 n) { for (i64 i = 0; i < n; ++i) out[i] = log_unit(k[i]); }
 void fd_cos_two_pi(const i64* j, double* out, i64 n) { for (i64 i = 0; i < n; ++i) out[i] = cos_two_pi(j[i]); }
+void fd_sin_two_pi(const i64* j, double* out, i64 n) {
+    for (i64 i = 0; i < n; ++i) out[i] = sincos_two_pi(j[i]).sin;
+}
 }
 """
 
@@ -188,7 +191,8 @@ def host(tmp_path_factory):
     run = subprocess.run(cmd, capture_output=True, text=True)
     assert run.returncode == 0, f"{' '.join(cmd)}\n{run.stderr}"
     dll = ctypes.CDLL(str(lib))
-    for name in ("fd_lr_at", "fd_drop_ratio", "fd_philox", "fd_normals", "fd_log_unit", "fd_cos_two_pi"):
+    for name in ("fd_lr_at", "fd_drop_ratio", "fd_philox", "fd_normals", "fd_log_unit", "fd_cos_two_pi",
+                 "fd_sin_two_pi"):
         getattr(dll, name).restype = None
     dll.fd_layout.restype = ctypes.c_int
     dll.fd_updates_layout.restype = ctypes.c_int
@@ -456,6 +460,9 @@ using namespace fastdecay;
 extern "C" {
 void fd_log_unit(const i64* k, double* out, i64 n) { for (i64 i = 0; i < n; ++i) out[i] = log_unit(k[i]); }
 void fd_cos_two_pi(const i64* j, double* out, i64 n) { for (i64 i = 0; i < n; ++i) out[i] = cos_two_pi(j[i]); }
+void fd_sin_two_pi(const i64* j, double* out, i64 n) {
+    for (i64 i = 0; i < n; ++i) out[i] = sincos_two_pi(j[i]).sin;
+}
 void fd_normals(u64 seed, const u64* trajectory, const u32* step, const u32* coordinate, double* out, i64 n) {
     for (i64 i = 0; i < n; ++i) out[i] = philox_normal(seed, trajectory[i], step[i], coordinate[i]);
 }
@@ -475,7 +482,7 @@ def philox_native(tmp_path_factory):
     run = subprocess.run(cmd, capture_output=True, text=True)
     assert run.returncode == 0, f"{' '.join(cmd)}\n{run.stderr}"
     dll = ctypes.CDLL(str(lib))
-    for name in ("fd_log_unit", "fd_cos_two_pi", "fd_normals"):
+    for name in ("fd_log_unit", "fd_cos_two_pi", "fd_sin_two_pi", "fd_normals"):
         getattr(dll, name).restype = None
     dll.fd_normals.argtypes = [ctypes.c_uint64] + [ctypes.c_void_p] * 4 + [ctypes.c_int64]
     return dll
@@ -497,24 +504,26 @@ def _philox_arguments():
 def test_log_unit_and_cos_two_pi_equal_cpu_bit_for_bit(build, request):
     from numba import njit
 
-    from fastdecay._cpu.philox import cos_two_pi, log_unit
+    from fastdecay._cpu.philox import log_unit, sincos_two_pi
 
     @njit
-    def cpu(ks, js, logs, coss):
+    def cpu(ks, js, logs, coss, sins):
         for i in range(ks.shape[0]):
             logs[i] = log_unit(ks[i])
         for i in range(js.shape[0]):
-            coss[i] = cos_two_pi(js[i])
+            coss[i], sins[i] = sincos_two_pi(js[i])
 
     ks, js = _philox_arguments()
-    want_log, want_cos = np.empty(ks.shape), np.empty(js.shape)
-    cpu(ks, js, want_log, want_cos)
+    want_log, want_cos, want_sin = np.empty(ks.shape), np.empty(js.shape), np.empty(js.shape)
+    cpu(ks, js, want_log, want_cos, want_sin)
     lib = request.getfixturevalue(build)
-    got_log, got_cos = np.empty(ks.shape), np.empty(js.shape)
+    got_log, got_cos, got_sin = np.empty(ks.shape), np.empty(js.shape), np.empty(js.shape)
     lib.fd_log_unit(_ptr(ks), _ptr(got_log), ctypes.c_int64(ks.size))
     lib.fd_cos_two_pi(_ptr(js), _ptr(got_cos), ctypes.c_int64(js.size))
+    lib.fd_sin_two_pi(_ptr(js), _ptr(got_sin), ctypes.c_int64(js.size))
     np.testing.assert_array_equal(got_log.view(np.uint64), want_log.view(np.uint64))  # signed zeros too
     np.testing.assert_array_equal(got_cos.view(np.uint64), want_cos.view(np.uint64))
+    np.testing.assert_array_equal(got_sin.view(np.uint64), want_sin.view(np.uint64))
 
 
 def test_normals_of_the_native_build_equal_cpu_generator(philox_native):
@@ -1101,15 +1110,16 @@ def test_gpu_philox_fill_equals_cpu_generator(gpu_on_host):
     from fastdecay._cpu.philox import fill_normals, philox4x32_10
 
     _, _, _, simulate = gpu_on_host
-    seed, first, step, n, d = 2**40 + 17, 2**32 - 3, 4_000_000_000, 9, 5
-    words, normals = simulate.philox_fill(seed, first, step, n, d)
-    want = np.empty((n, d))
-    fill_normals(np.uint64(seed), np.uint64(first), np.uint32(step), d, want)
-    np.testing.assert_array_equal(normals, want)
-    for i, k in [(0, 0), (3, 4), (8, 2)]:
-        traj = first + i
-        expect = philox4x32_10(traj & 0xFFFFFFFF, traj >> 32, step, k, seed & 0xFFFFFFFF, seed >> 32)
-        assert [int(x) for x in words[i, k]] == [int(x) for x in expect]
+    seed, first, n, d = 2**40 + 17, 2**32 - 3, 9, 5
+    for step in (4_000_000_000, 4_000_000_001):  # the cos and the sin draw of one pair
+        words, normals = simulate.philox_fill(seed, first, step, n, d)
+        want = np.empty((n, d))
+        fill_normals(np.uint64(seed), np.uint64(first), np.uint32(step), d, want)
+        np.testing.assert_array_equal(normals, want)
+        for i, k in [(0, 0), (3, 4), (8, 2)]:
+            traj = first + i
+            expect = philox4x32_10(traj & 0xFFFFFFFF, traj >> 32, step >> 1, k, seed & 0xFFFFFFFF, seed >> 32)
+            assert [int(x) for x in words[i, k]] == [int(x) for x in expect]
 
 
 # ----------------------------------------------------------------------------- import hygiene

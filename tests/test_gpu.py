@@ -426,7 +426,7 @@ def test_noise_draws_match_cpu_generator():
     for i in range(0, n, 37):
         for k in range(d):
             traj = first + i
-            expect = philox4x32_10(traj & 0xFFFFFFFF, traj >> 32, step, k, seed & 0xFFFFFFFF, seed >> 32)
+            expect = philox4x32_10(traj & 0xFFFFFFFF, traj >> 32, step >> 1, k, seed & 0xFFFFFFFF, seed >> 32)
             assert [int(x) for x in words[i, k]] == [int(x) for x in expect]
 
 

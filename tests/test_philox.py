@@ -1,7 +1,9 @@
 """Philox4x32-10 against the published Random123 known-answer vectors, and the
 normals drawn from it: the same bits from Numba, from a plain-Python evaluation
-of the same operations and inside the simulation kernel; within an ulp of the
-true log and cos; close to the libm Box-Muller; standard normal."""
+of the same operations, from the vectorised pair loop and inside the simulation
+kernel on every path; within an ulp of the true log and cos (the sine is the
+cosine a quarter turn on, exactly); close to the libm Box-Muller; standard
+normal, the two draws of a pair independent."""
 
 import decimal
 import math
@@ -15,7 +17,8 @@ import pytest
 
 import fastdecay as fd
 from fastdecay._cpu import philox
-from fastdecay._cpu.philox import cos_two_pi, fill_normals, log_unit, normal, philox4x32_10
+from fastdecay._cpu.philox import (cos_two_pi, fill_normal_pairs, fill_normals, log_unit, normal, philox4x32_10,
+                                   sincos_two_pi)
 from fastdecay.reference import philox4x32_10 as ref_philox
 from fastdecay.reference import philox_normal as ref_normal
 
@@ -52,18 +55,19 @@ def test_numba_matches_reference_on_random_counters():
 
 def python_normal(seed, trajectory, step, coordinate):
     """The normal by CPython's float arithmetic (one rounding per operation, nothing
-    fused): the reference's Philox words, then the Python bodies of log_unit and
-    cos_two_pi (``.py_func``, not compiled)."""
-    x0, x1, x2, x3 = ref_philox((trajectory & 0xFFFFFFFF, trajectory >> 32, step, coordinate),
+    fused): the reference's Philox words of the pair counter (step >> 1), then the
+    Python bodies of log_unit and sincos_two_pi (``.py_func``, not compiled): the
+    cosine at even steps, the sine at odd ones."""
+    x0, x1, x2, x3 = ref_philox((trajectory & 0xFFFFFFFF, trajectory >> 32, step >> 1, coordinate),
                                 (seed & 0xFFFFFFFF, seed >> 32))
     k = ((x0 << 21) | (x1 >> 11)) + 1
     j = (x2 << 21) | (x3 >> 11)
-    return math.sqrt(-2.0 * log_unit.py_func(k)) * cos_two_pi.py_func(j)
+    return math.sqrt(-2.0 * log_unit.py_func(k)) * sincos_two_pi.py_func(j)[step & 1]
 
 
 @pytest.mark.parametrize("seed, trajectory", [(0, 0), (12345, 2**33 + 7), (2**64 - 1, 2**40)])
 def test_normals_equal_a_plain_python_evaluation_bit_for_bit(seed, trajectory):
-    for step in (0, 1, 999, 2**32 - 1):
+    for step in (0, 1, 2, 999, 1000, 2**32 - 2, 2**32 - 1):
         for coordinate in range(6):
             got = normal(np.uint64(seed), np.uint64(trajectory), step, coordinate)
             assert got == python_normal(seed, trajectory, step, coordinate)
@@ -81,6 +85,56 @@ def test_log_unit_and_cos_two_pi_python_bodies_equal_numba_on_edges_and_random()
         assert log_unit(k) == log_unit.py_func(k), k
     for j in js:
         assert cos_two_pi(j) == cos_two_pi.py_func(j), j
+
+
+def test_sine_is_the_cosine_a_quarter_turn_on_bit_for_bit():
+    """sincos_two_pi(j) = (cos_two_pi(j), cos_two_pi((j - 2**51) mod 2**53)), and the
+    compiled function equals its Python body, on edges and random arguments."""
+    rng = np.random.default_rng(6)
+    js = [0, 1, 2**50 - 1, 2**50, 2**50 + 1, 2**51 - 1, 2**51, 2**51 + 1, 2**52, 3 * 2**51, 2**53 - 1]
+    js += [int(j) for j in rng.integers(0, 2**53, 3000)]
+    js += [int(q) * 2**50 + int(e) for q in range(8) for e in rng.integers(-2**20, 2**20, 50) if 0 <= q * 2**50 + e < 2**53]
+    for j in js:
+        c, s = sincos_two_pi(j)
+        assert (c, s) == sincos_two_pi.py_func(j), j
+        assert c == cos_two_pi(j) and s == cos_two_pi((j - 2**51) % 2**53), j
+    assert sincos_two_pi(2**50) == (math.sqrt(0.5), math.sqrt(0.5))   # an eighth of a turn
+    assert sincos_two_pi(3 * 2**51) == (0.0, -1.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("d", [1, 3, 700])
+def test_vector_pair_loop_equals_scalar_normals(d, dtype):
+    """fill_normal_pairs (the loop the simulations run, vectorised) gives ``normal`` of
+    the even and the odd step of the pair, bit for bit, rounded once to the dtype."""
+    from fastdecay._cpu.simulate import noise_lanes
+
+    lane_trajectory, lane_coordinate = noise_lanes(d)
+    lanes = lane_trajectory.shape[0] - 1  # an odd count: the vector loop's remainder too
+    seed, first, pair = np.uint64(2**63 + 11), np.uint64(2**32 - 3), np.uint64(2**31 - 1)
+    even, odd = np.empty(lanes, dtype), np.empty(lanes, dtype)
+    fill_normal_pairs(seed, first, lane_trajectory[:lanes], lane_coordinate[:lanes], pair, even, odd)
+    for j in range(0, lanes, 1 if d == 1 else 7):
+        trajectory, coordinate = int(first) + int(lane_trajectory[j]), int(lane_coordinate[j])
+        assert even[j] == dtype(normal(seed, trajectory, 2 * int(pair), coordinate)), j
+        assert odd[j] == dtype(normal(seed, trajectory, 2 * int(pair) + 1, coordinate)), j
+
+
+def test_pair_loop_is_vectorised():
+    """The draws are worth little unless the loop runs across SIMD lanes: compiled for
+    this CPU (a fresh, uncached copy, so its assembly can be read), the pair loop holds
+    packed 64-bit multiplies and packed divisions (SSE, AVX2 or AVX-512 registers)."""
+    from numba import njit
+
+    from fastdecay._cpu.simulate import noise_lanes
+
+    fresh = njit(error_model="numpy")(fill_normal_pairs.py_func)
+    lane_trajectory, lane_coordinate = noise_lanes(1)
+    even = np.empty(lane_trajectory.shape[0])
+    fresh(np.uint64(1), np.uint64(0), lane_trajectory, lane_coordinate, np.uint64(0), even, even.copy())
+    asm = "\n".join(fresh.inspect_asm().values())
+    assert re.search(r"pmuludq\s+%[xyz]mm", asm), "Philox multiplies are not vectorised"
+    assert re.search(r"divpd\s+%[xyz]mm", asm), "the logarithm's division is not vectorised"
 
 
 def test_exact_values():
@@ -195,6 +249,56 @@ def test_normals_inside_the_simulation_kernel_equal_the_standalone_ones(d, every
         want = np.empty((n, d))
         fill_normals(np.uint64(seed), np.uint64(offset), np.uint32(t), d, want)
         np.testing.assert_array_equal(-res.w, want.astype(dtype))
+
+
+def _draws_reference(optimizer, n, d, steps, seed, offset, dtype):
+    """w after ``steps`` steps on zero curvature from w0 = 0 with rate 1, noise 1 and
+    the standalone normals: GD, heavy ball / Nesterov / lr-in-buffer with momentum 0.5
+    (every product exact, so no multiply-add can round differently) and Adam /
+    AdamW with betas (0.5, 0.75), in the run's dtype."""
+    w, b, v = (np.zeros((n, d), dtype) for _ in range(3))
+    draw = np.empty((n, d))
+    for t in range(steps):
+        fill_normals(np.uint64(seed), np.uint64(offset), np.uint32(t), d, draw)
+        g = draw.astype(dtype)
+        if optimizer == "gd":
+            w = w - g
+        elif optimizer in ("momentum", "momentum_lr_in_buffer", "nesterov"):
+            b = g if t == 0 else dtype(0.5) * b + g
+            w = w - (g + dtype(0.5) * b if optimizer == "nesterov" else b)
+        else:
+            b = dtype(0.5) * g if t == 0 else b + dtype(0.5) * (g - b)
+            v = dtype(0.25) * g * g if t == 0 else v * dtype(0.75) + dtype(0.25) * g * g
+            denom = np.sqrt(v) / dtype(math.sqrt(1 - 0.75 ** (t + 1))) + dtype(1e-8)
+            w = w + dtype(-1.0 / (1 - 0.5 ** (t + 1))) * b / denom
+    return w
+
+
+OPTIMIZERS = ["gd", "momentum", "nesterov", "momentum_lr_in_buffer", "adam", "adamw"]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("rates", ["shared", "per-trajectory", "per-trajectory-weight-decay"])
+@pytest.mark.parametrize("d, every, chunk_steps", [(1, None, None), (1, 2, 3), (3, None, 3), (3, 2, None)])
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_noisy_runs_draw_the_standalone_normals_on_every_path(optimizer, d, every, chunk_steps, rates, dtype):
+    """Each kernel path (shared-rate vector loops over a tile's elements, per-trajectory
+    loops, the generic per-trajectory loops of recording with d > 1 and of scheduled
+    weight decay; chunks starting at an odd step, which redraw their pair) adds
+    exactly the draws of ``philox.normal``: bit for bit where every product is exact
+    (GD and the momentum family), to rounding for Adam's square root and division."""
+    n, steps, seed, offset = 517, 7, 2**40 + 3, 2**32 - 5   # 517: a partial last tile
+    rate = fd.constant(1.0) if rates == "shared" else fd.constant(np.ones(n))
+    weight_decay = fd.constant(np.zeros(n)) if rates == "per-trajectory-weight-decay" else 0.0
+    res = fd.simulate(np.zeros((n, d)), rate, steps=steps, optimizer=optimizer, momentum=0.5, betas=(0.5, 0.75),
+                      weight_decay=weight_decay, noise=1.0, w0=0.0, seed=seed, trajectory_offset=offset, every=every,
+                      chunk_steps=chunk_steps, dtype=dtype)
+    want = _draws_reference(optimizer, n, d, steps, seed, offset, dtype)
+    if optimizer in ("adam", "adamw"):
+        rtol, atol = (1e-13, 1e-15) if dtype == np.float64 else (2e-6, 1e-6)   # a wrong draw moves w by ~1
+        np.testing.assert_allclose(res.w, want, rtol=rtol, atol=atol)
+    else:
+        np.testing.assert_array_equal(res.w, want)
 
 
 def test_constants_of_the_cuda_header_equal_the_python_ones():

@@ -3,40 +3,52 @@
 A counter-based generator: the output is a pure function of a 128-bit counter
 and a 64-bit key, so any number can be computed on its own, in any order, on
 any thread or device. fastdecay's gradient noise is one standard normal per
-(trajectory, step, coordinate)::
+(trajectory, step, coordinate); steps 2p and 2p + 1 share one Philox counter
+and take the two outputs of one Box-Muller transform::
 
-    counter = (trajectory & 0xffffffff, trajectory >> 32, step, coordinate)
+    counter = (trajectory & 0xffffffff, trajectory >> 32, step >> 1, coordinate)
     key     = (seed & 0xffffffff, seed >> 32)
     x0, x1, x2, x3 = philox4x32_10(counter, key)
     k = (x0 << 21 | x1 >> 11) + 1                       # u1 = k * 2**-53 in (0, 1]
     j = x2 << 21 | x3 >> 11                             # u2 = j * 2**-53 in [0, 1)
-    xi = sqrt(-2 ln u1) * cos(2 pi u2)                  # Box-Muller
+    r = sqrt(-2 ln u1)                                  # Box-Muller
+    xi = r * cos(2 pi u2)  at an even step,  r * sin(2 pi u2)  at an odd one
 
-computed in float64 (rounded once to float32 for float32 runs).
+computed in float64 (rounded once to float32 for float32 runs). The two draws
+of a pair are independent standard normals (Box-Muller's two outputs), so each
+step still gets one independent normal per trajectory and coordinate; a pair
+costs one Philox call and one logarithm.
 
-Same bits on every backend. ``ln`` and ``cos`` here are not the math library's
-(glibc's and CUDA's differ in the last bit) but ``log_unit(k)`` and
-``cos_two_pi(j)`` below: fdlibm's ``__ieee754_log`` and ``__kernel_sin`` /
+Same bits on every backend. ``ln``, ``cos`` and ``sin`` here are not the math
+library's (glibc's and CUDA's differ in the last bit) but ``log_unit(k)`` and
+``sincos_two_pi(j)`` below: fdlibm's ``__ieee754_log`` and ``__kernel_sin`` /
 ``__kernel_cos`` polynomials (Sun Microsystems 1993; the k_sin/k_cos
 evaluation order of FreeBSD msun), with the argument reduction done exactly in
-integers on k and j. They use only +, -, *, / and sqrt, each correctly
-rounded by IEEE 754, in a fixed order and never fused into a multiply-add, so
+integers on k and j (sin(2 pi u2) is cos(2 pi (u2 - 1/4)): the same reduction
+one quadrant on, exactly ``cos_two_pi((j - 2**51) mod 2**53)``). They use
+only +, -, *, / and sqrt, each correctly rounded by IEEE 754, in a fixed order and never fused into a multiply-add, so
 the Numba build, the host C++ build of ``kernels/philox.cuh``
 (``-ffp-contract=off``) and its CUDA build (``__dadd_rn``/``__dmul_rn``/
 ``__ddiv_rn``/``__dsqrt_rn``, never contracted) give the same bits. These
 functions are compiled without ``fastmath``, and LLVM keeps their
 per-instruction flags when they are inlined into a simulation kernel whose
 update rules contract (``tests/test_philox.py`` checks the draws made inside
-the simulation against standalone ones). Free of libm calls, the loops over
-coordinates vectorise.
+the simulation against standalone ones). Free of libm calls and
+branch-free after if-conversion, the loop of ``fill_normal_pairs`` (what the
+simulations call, once per tile every second step) vectorises across lanes:
+Philox's 32x32->64 multiplies become ``vpmuludq``, the leading-zero count
+``vplzcntq``, both branches of ``log_unit`` and both sin/cos kernels are
+computed and selected; every function here is inlined into that loop
+(``inline="always"``), where LLVM vectorises it with the operations and
+their order unchanged, so the vector draws equal the scalar ones bit for bit.
 
 Accuracy, measured against long double on 4e6 arguments each (random, near 1,
 tiny, near powers of two, near quarter and eighth turns): ``log_unit`` within
-0.87 ulp, ``cos_two_pi`` within 0.78 ulp. Against the libm Box-Muller
-(``fastdecay.reference.philox_normal``) the normals differ by at most 5.3e-15
-absolute (|xi| <= 8.6); the larger relative differences sit where cos(2 pi u2)
-is near zero, where libm's form is the less accurate one (its argument
-2 pi u2 is rounded before the cos).
+0.87 ulp, ``cos_two_pi`` within 0.78 ulp (the sine is the same function a quarter turn
+on). Against the libm Box-Muller (``fastdecay.reference.philox_normal``) the
+normals differ by at most 5.3e-15 absolute (|xi| <= 8.6); the larger relative
+differences sit where cos(2 pi u2) or sin(2 pi u2) is near zero, where libm's
+form is the less accurate one (its argument 2 pi u2 is rounded first).
 
 ``fastdecay.reference.philox4x32_10`` is a plain-Python version of the bijection.
 
@@ -44,9 +56,11 @@ is near zero, where libm's form is the less accurate one (its argument
 >>> from fastdecay._cpu.philox import philox4x32_10
 >>> [hex(int(x)) for x in philox4x32_10(0, 0, 0, 0, 0, 0)]  # Random123 kat_vectors
 ['0x6627e8d5', '0xe169c58d', '0xbc57ac4c', '0x9b00dbd8']
->>> from fastdecay._cpu.philox import cos_two_pi, log_unit
+>>> from fastdecay._cpu.philox import cos_two_pi, log_unit, sincos_two_pi
 >>> log_unit(2**52), cos_two_pi(2**52)    # ln(1/2) and cos(pi), u1 = u2 = 1/2
 (-0.6931471805599453, -1.0)
+>>> sincos_two_pi(2**51)                  # a quarter turn: (cos, sin) = (-0, 1)
+(-0.0, 1.0)
 """
 
 import math
@@ -113,7 +127,10 @@ def _leading_zeros_numba(x):
     return lambda x: leading_zeros(x)
 
 
-@njit(cache=True)
+# ``inline="always"``: Numba inlines these bodies into every jitted caller, so the
+# loop of ``fill_normal_pairs`` sees straight-line code it can vectorise (compiled
+# with the caller's options: every caller here is free of ``fastmath``).
+@njit(cache=True, inline="always")
 def philox4x32_10(c0, c1, c2, c3, k0, k1):
     """The Philox4x32 bijection with 10 rounds: four uint32 words of output
     (held in uint64) from a counter (c0..c3) and a key (k0, k1), all < 2**32."""
@@ -138,7 +155,7 @@ def philox4x32_10(c0, c1, c2, c3, k0, k1):
     return c0, c1, c2, c3
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def log_unit(k):
     """ln(k * 2**-53) for an integer 1 <= k <= 2**53: fdlibm's ``__ieee754_log``
     with the exponent and mantissa taken from the integer (no libm, no bit casts).
@@ -172,15 +189,17 @@ def log_unit(k):
     return dk * _LN2_HI - ((s * (f - r) - dk * _LN2_LO) - f)
 
 
-@njit(cache=True, error_model="numpy")
-def cos_two_pi(j):
-    """cos(2 pi j 2**-53) for an integer 0 <= j < 2**53.
+@njit(cache=True, error_model="numpy", inline="always")
+def sincos_two_pi(j):
+    """(cos(2 pi u), sin(2 pi u)) for u = j 2**-53, an integer 0 <= j < 2**53.
 
     The reduction is exact in integers: j 2**-53 = n/4 + t/4 with n the nearest
     quarter turn and |t| <= 1/2, so the angle is n pi/2 + theta, theta = (pi/2) t
     in [-pi/4, pi/4], formed as x + y (x = t * PIO2_HI rounded, y its exact
-    error by Dekker's product plus t * PIO2_LO). Then fdlibm's kernel sin or cos
-    of x + y by the quadrant.
+    error by Dekker's product plus t * PIO2_LO). fdlibm's kernel cos (``c``) and
+    kernel sin (``sn``, of |theta|) of x + y, then each output picks one by its
+    quadrant: the cosine by n, the sine by n - 1 (sin a = cos(a - pi/2)). Both
+    kernels are always computed (no branch: the loop vectorises).
     """
     j = np.int64(j)
     n = (j + (1 << 50)) >> 51                    # nearest quarter turn, 0 .. 4
@@ -195,18 +214,44 @@ def cos_two_pi(j):
     y = ((((th * _PIO2_A - x) + th * _PIO2_B) + tl * _PIO2_A) + tl * _PIO2_B) + t * _PIO2_LO
     z = x * x
     w = z * z
-    q = n & 3
-    if q == 0 or q == 2:                         # +-cos(theta), fdlibm k_cos.c
-        rc = z * (_C1 + z * (_C2 + z * _C3)) + w * w * (_C4 + z * (_C5 + z * _C6))
-        hz = 0.5 * z
-        v = 1.0 - hz
-        c = v + (((1.0 - v) - hz) + (z * rc - x * y))
-        return c if q == 0 else -c
-    # +-sin(theta), fdlibm k_sin.c with a tail: cos(pi/2 + th) = -sin(th), cos(3pi/2 + th) = sin(th)
+    # cos(theta), fdlibm k_cos.c
+    rc = z * (_C1 + z * (_C2 + z * _C3)) + w * w * (_C4 + z * (_C5 + z * _C6))
+    hz = 0.5 * z
+    v = 1.0 - hz
+    c = v + (((1.0 - v) - hz) + (z * rc - x * y))
+    # sin(|theta|), fdlibm k_sin.c with a tail
     rs = _S2 + z * (_S3 + z * _S4) + z * w * (_S5 + z * _S6)
-    v = z * x
-    sn = x - ((z * (0.5 * y - v * rs) - y) - v * _S1)
+    vs = z * x
+    sn = x - ((z * (0.5 * y - vs * rs) - y) - vs * _S1)
+    return _quadrant(n, c, sn, negative), _quadrant(n + 3, c, sn, negative)
+
+
+@njit(cache=True, inline="always")
+def _quadrant(n, c, sn, negative):
+    """cos(n pi/2 + theta) from c = cos(theta) and sn = sin(|theta|): +-c on even
+    quarters, +-sn on odd ones (cos(pi/2 + theta) = -sin(theta), cos(3pi/2 + theta) = sin(theta))."""
+    q = n & 3
+    if q == 0:
+        return c
+    if q == 2:
+        return -c
     return -sn if (q == 1) != negative else sn
+
+
+@njit(cache=True, error_model="numpy")
+def cos_two_pi(j):
+    """cos(2 pi j 2**-53) for an integer 0 <= j < 2**53: the first output of ``sincos_two_pi``."""
+    return sincos_two_pi(j)[0]
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _box_muller(x0, x1, x2, x3):
+    """(r cos(2 pi u2), r sin(2 pi u2)), r = sqrt(-2 ln u1), from the four Philox words."""
+    k = ((x0 << _S21) | (x1 >> _S11)) + _ONE
+    j = (x2 << _S21) | (x3 >> _S11)
+    r = math.sqrt(-2.0 * log_unit(k))
+    c, s = sincos_two_pi(j)
+    return r * c, r * s
 
 
 @njit(cache=True, error_model="numpy")
@@ -217,13 +262,32 @@ def normal(seed, trajectory, step, coordinate):
     """
     seed = np.uint64(seed)
     trajectory = np.uint64(trajectory)
+    step = np.uint64(step)
     x0, x1, x2, x3 = philox4x32_10(
-        trajectory & _MASK, trajectory >> _S32, np.uint64(step), np.uint64(coordinate),
-        seed & _MASK, seed >> _S32,
+        trajectory & _MASK, trajectory >> _S32, step >> _ONE, np.uint64(coordinate), seed & _MASK, seed >> _S32,
     )
-    k = ((x0 << _S21) | (x1 >> _S11)) + _ONE
-    j = (x2 << _S21) | (x3 >> _S11)
-    return math.sqrt(-2.0 * log_unit(k)) * cos_two_pi(j)
+    c, s = _box_muller(x0, x1, x2, x3)
+    return s if step & _ONE else c
+
+
+@njit(cache=True, error_model="numpy")
+def fill_normal_pairs(seed, first_trajectory, lane_trajectory, lane_coordinate, pair, even, odd):
+    """The draws of steps 2 pair and 2 pair + 1 for lanes j = 0 .. len(even) - 1:
+    lane j is coordinate ``lane_coordinate[j]`` of trajectory ``first_trajectory +
+    lane_trajectory[j]``; ``even[j]`` gets ``normal(seed, that trajectory, 2 pair, that
+    coordinate)`` and ``odd[j]`` the one of step 2 pair + 1, rounded to the outputs'
+    dtype. ``seed``, ``first_trajectory``, ``pair`` and the lane arrays are uint64.
+    The simulation kernels' noise: one vectorised loop, bit-identical to ``normal``.
+    """
+    k0 = seed & _MASK
+    k1 = seed >> _S32
+    dt = even.dtype.type
+    for j in range(even.shape[0]):
+        trajectory = first_trajectory + lane_trajectory[j]
+        x0, x1, x2, x3 = philox4x32_10(trajectory & _MASK, trajectory >> _S32, pair, lane_coordinate[j], k0, k1)
+        c, s = _box_muller(x0, x1, x2, x3)
+        even[j] = dt(c)
+        odd[j] = dt(s)
 
 
 @njit(void(uint64, uint64, uint32, int64, float64[:, ::1]), parallel=True, cache=True)

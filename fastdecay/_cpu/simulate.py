@@ -30,6 +30,13 @@ the chunk that starts at 0 (displacement 0).
 
 Noise. With ``noise > 0`` the gradient of coordinate k of trajectory i at step
 t is lam_k w_k + noise * xi, xi = ``philox.normal(seed, offset + i, t, k)``.
+A tile draws the normals of all its lanes (elements) for two steps at once
+with ``philox.fill_normal_pairs`` (one vectorised loop; steps 2p and 2p + 1
+share a Philox counter) into its thread's rows of ``noise_scratch``, then the
+update loops read them: the noisy runs use the same vector loops as the
+noiseless ones, with ``sigma * z[j]`` added to the gradient. The noiseless
+kernel is a separate compilation (``noise_scratch`` is ``None`` there, and
+every noise term is pruned at compile time).
 
 The call shape, shared with the GPU twin (``fastdecay._gpu.simulate``), is
 documented at ``_simulate_chunk``. Kernels never allocate and never validate;
@@ -39,10 +46,11 @@ documented at ``_simulate_chunk``. Kernels never allocate and never validate;
 import math
 
 import numpy as np
+import numba
 from numba import float32, float64, int64, njit, prange, types, uint64, void
 from numba.extending import overload
 
-from .philox import normal
+from .philox import fill_normal_pairs
 from .rules import adam_element, adam_scalars, buffer_scale_at, sgd_element, sgd_scalars
 from .._layout import CONSTANT, EXPONENTIAL, KIND, ORIGIN, P0, START
 from .schedule import TABLE, lr_at
@@ -188,12 +196,72 @@ def _adam(x, g, m, v, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps, f
 
 
 @njit(cache=True)
-def _gradient(lam, j, x, noisy, sigma, seed, trajectory, t, k):
-    """Gradient of element j: λ_j x, plus σ ξ(seed, trajectory, t, k) with noise."""
-    g = lam[j] * x
-    if noisy:
-        g = g + sigma * lam.dtype.type(normal(seed, trajectory, t, k))
+def _gradient(lam, x, z, sigma, j):
+    """Gradient of an element: λ x, plus σ z[j] with noise (z: the step's draws of the
+    tile's lanes, in the element type; None without noise, pruned at compile time).
+    Compiled without ``fastmath``: the sum is never fused into a multiply-add."""
+    g = lam * x
+    if z is not None:
+        g = g + sigma * z[j]
     return g
+
+
+# The noise helpers below are resolved by type when the kernel compiles: with no
+# noise scratch (None) each is a constant None and every noise term vanishes from
+# the loops; with one, plain array code (never an Optional, which would stop
+# vectorization). Each has a Python twin for reading.
+
+
+def _draws(noise_scratch, row, lanes):
+    """This thread's row ``row`` (0: even steps, 1: odd steps) of the noise scratch, its
+    first ``lanes`` entries; None without noise."""
+    return None if noise_scratch is None else noise_scratch[numba.get_thread_id(), row, :lanes]
+
+
+@overload(_draws)
+def _draws_impl(noise_scratch, row, lanes):
+    if isinstance(noise_scratch, types.NoneType):
+        return lambda noise_scratch, row, lanes: None
+    return lambda noise_scratch, row, lanes: noise_scratch[numba.get_thread_id(), row, :lanes]
+
+
+def _draw_pairs(z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, t):
+    """Fill the two rows with the draws of steps t and t + 1 (t even) or t - 1 and t."""
+    if z_even is not None:
+        lanes = z_even.shape[0]
+        fill_normal_pairs(seed, first_trajectory, lane_trajectory[:lanes], lane_coordinate[:lanes],
+                          np.uint64(t >> 1), z_even, z_odd)
+
+
+@overload(_draw_pairs)
+def _draw_pairs_impl(z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, t):
+    if isinstance(z_even, types.NoneType):
+        return lambda z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, t: None
+    return _draw_pairs
+
+
+def _step_draws(z_even, z_odd, t):
+    """The row of step t (None without noise)."""
+    return None if z_even is None else (z_odd if t % 2 else z_even)
+
+
+@overload(_step_draws)
+def _step_draws_impl(z_even, z_odd, t):
+    if isinstance(z_even, types.NoneType):
+        return lambda z_even, z_odd, t: None
+    return lambda z_even, z_odd, t: z_odd if t % 2 else z_even
+
+
+def _lanes(z, a, b):
+    """z[a:b], or None without noise."""
+    return None if z is None else z[a:b]
+
+
+@overload(_lanes)
+def _lanes_impl(z, a, b):
+    if isinstance(z, types.NoneType):
+        return lambda z, a, b: None
+    return lambda z, a, b: z[a:b]
 
 
 @njit(cache=True)
@@ -216,9 +284,10 @@ def _buffer_scale(per_lr, use_momentum, on_drop, scale_shared, lr_table, lr_rows
 @njit(cache=True)
 def _generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta_shared, wd_shared, scale_shared, per_lr, per_wd,
                   lr_table, lr_rows, lr_ratio, lr_state, wd_state, momentum, beta1, beta2, eps, on_drop,
-                  noise, seed, offset, record, rec_j, rec_loss, rec_disp):
+                  z, sigma, record, rec_j, rec_loss, rec_disp):
     """One step of trajectories [i0, i1), any d, any option (noise, recording, first step):
-    per-trajectory scalars, then a loop over the trajectory's d coordinates."""
+    per-trajectory scalars, then a loop over the trajectory's d coordinates. ``z`` holds
+    the step's draws of the tile's lanes (element (i, k) is lane (i - i0) d + k), or None."""
     dt = w.dtype.type
     first = t == 0
     tf = float(t)
@@ -226,8 +295,6 @@ def _generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta_shared, wd_shared, sca
     use_momentum = (opt == MOMENTUM or opt == LR_IN_BUFFER or opt == NESTEROV) and momentum != 0.0
     nesterov = opt == NESTEROV
     mom = momentum if use_momentum else 0.0
-    sigma = dt(noise)
-    noisy = noise != 0.0
     if d == 1:
         # one element a trajectory (the noisy runs of sweeps): the elements in one flat loop
         in_buffer = opt == LR_IN_BUFFER
@@ -236,7 +303,7 @@ def _generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta_shared, wd_shared, sca
             eta = lr_state[i] if per_lr else eta_shared
             wd = wd_state[i] if per_wd else wd_shared
             x = w[i]
-            g = _gradient(lam, i, x, noisy, sigma, seed, offset + np.uint64(i), t, 0)
+            g = _gradient(lam[i], x, z, sigma, i - i0)
             if adam:
                 c = adam_scalars(eta, wd, tf, beta1, beta2, eps, opt == ADAMW, False)
                 w[i], buf[i], sq[i] = _adam(x, g, buf[i], sq[i], dt(c[1]), dt(c[2]), dt(c[3]), dt(c[4]),
@@ -258,38 +325,38 @@ def _generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta_shared, wd_shared, sca
     for i in range(i0, i1):
         eta = lr_state[i] if per_lr else eta_shared
         wd = wd_state[i] if per_wd else wd_shared
-        traj = offset + np.uint64(i)
         # the trajectory's coordinates as slices indexed from 0 (the plain loops vectorize)
         wi = w[i * d:(i + 1) * d]
         li = lam[i * d:(i + 1) * d]
+        zi = _lanes(z, (i - i0) * d, (i - i0 + 1) * d)
         if adam:
             c = adam_scalars(eta, wd, tf, beta1, beta2, eps, opt == ADAMW, False)
-            disp, loss = _adam_coords(wi, buf[i * d:(i + 1) * d], sq[i * d:(i + 1) * d], li, c, first, noisy,
-                                      sigma, seed, traj, t, record)
+            disp, loss = _adam_coords(wi, buf[i * d:(i + 1) * d], sq[i * d:(i + 1) * d], li, c, first, zi, sigma,
+                                      record)
         else:
             scale = _buffer_scale(per_lr, use_momentum, on_drop, scale_shared, lr_table, lr_rows, lr_ratio, i, tf)
             c = sgd_scalars(eta, wd, first, scale, mom, 0.0, nesterov, False, False, opt == LR_IN_BUFFER)
             disp, loss = _sgd_coords(wi, buf[i * d:(i + 1) * d], li, c, use_momentum, nesterov,
-                                     opt == LR_IN_BUFFER and use_momentum, first, noisy, sigma, seed, traj, t,
-                                     record)
+                                     opt == LR_IN_BUFFER and use_momentum, first, zi, sigma, record)
         if record:
             rec_disp[i, rec_j] = dt(math.sqrt(disp))
             rec_loss[i, rec_j] = dt(0.5 * loss)
 
 
 @njit(cache=True)
-def _sgd_coords(w, buf, lam, c, use_momentum, nesterov, in_buffer, first, noisy, sigma, seed, traj, t, record):
-    """``_sgd`` over one trajectory's coordinates; (sum of squared moves, 2 x loss) when recording."""
+def _sgd_coords(w, buf, lam, c, use_momentum, nesterov, in_buffer, first, z, sigma, record):
+    """``_sgd`` over one trajectory's coordinates (z: their draws, or None); (sum of squared
+    moves, 2 x loss) when recording."""
     dt = w.dtype.type
     l2, buf_decay = dt(c[1]), dt(c[3])
     gain, nest_grad, nest_buf, neg_lr = dt(c[4]), dt(c[5]), dt(c[6]), dt(c[7])
     zero = dt(0.0)
     disp = 0.0
     loss = 0.0
-    if noisy or record:
+    if record:
         for k in range(w.shape[0]):
             x = w[k]
-            g = _gradient(lam, k, x, noisy, sigma, seed, traj, t, k)
+            g = _gradient(lam[k], x, z, sigma, k)
             b = buf[k] if use_momentum else zero
             xn, b = _sgd(x, g, b, l2, buf_decay, gain, nest_grad, nest_buf, neg_lr, use_momentum, nesterov,
                          in_buffer, first)
@@ -303,28 +370,29 @@ def _sgd_coords(w, buf, lam, c, use_momentum, nesterov, in_buffer, first, noisy,
     elif use_momentum:
         for k in range(w.shape[0]):
             x = w[k]
-            w[k], buf[k] = _sgd(x, lam[k] * x, buf[k], l2, buf_decay, gain, nest_grad, nest_buf, neg_lr, True,
-                                nesterov, in_buffer, first)
+            w[k], buf[k] = _sgd(x, _gradient(lam[k], x, z, sigma, k), buf[k], l2, buf_decay, gain, nest_grad,
+                                nest_buf, neg_lr, True, nesterov, in_buffer, first)
     else:
         for k in range(w.shape[0]):
             x = w[k]
-            w[k], _ = _sgd(x, lam[k] * x, zero, l2, buf_decay, gain, nest_grad, nest_buf, neg_lr, False,
-                           False, False, first)
+            w[k], _ = _sgd(x, _gradient(lam[k], x, z, sigma, k), zero, l2, buf_decay, gain, nest_grad, nest_buf,
+                           neg_lr, False, False, False, first)
     return disp, loss
 
 
 @njit(cache=True)
-def _adam_coords(w, m, v, lam, c, first, noisy, sigma, seed, traj, t, record):
-    """``_adam`` over one trajectory's coordinates; (sum of squared moves, 2 x loss) when recording."""
+def _adam_coords(w, m, v, lam, c, first, z, sigma, record):
+    """``_adam`` over one trajectory's coordinates (z: their draws, or None); (sum of squared
+    moves, 2 x loss) when recording."""
     dt = w.dtype.type
     l2, shrink, w1, b2, w2 = dt(c[1]), dt(c[2]), dt(c[3]), dt(c[4]), dt(c[5])
     neg_step, bc2_sqrt, e = dt(c[6]), dt(c[7]), dt(c[8])
     disp = 0.0
     loss = 0.0
-    if noisy or record:
+    if record:
         for k in range(w.shape[0]):
             x = w[k]
-            g = _gradient(lam, k, x, noisy, sigma, seed, traj, t, k)
+            g = _gradient(lam[k], x, z, sigma, k)
             xn, m[k], v[k] = _adam(x, g, m[k], v[k], l2, shrink, w1, b2, w2, neg_step, bc2_sqrt, e, first)
             w[k] = xn
             if record:
@@ -334,8 +402,8 @@ def _adam_coords(w, m, v, lam, c, first, noisy, sigma, seed, traj, t, record):
     else:
         for k in range(w.shape[0]):
             x = w[k]
-            w[k], m[k], v[k] = _adam(x, lam[k] * x, m[k], v[k], l2, shrink, w1, b2, w2, neg_step, bc2_sqrt, e,
-                                     first)
+            w[k], m[k], v[k] = _adam(x, _gradient(lam[k], x, z, sigma, k), m[k], v[k], l2, shrink, w1, b2, w2,
+                                     neg_step, bc2_sqrt, e, first)
     return disp, loss
 
 
@@ -357,8 +425,9 @@ def _record_after(w, lam, rec_disp, rec_loss, i0, i1, rec_j):
 
 
 @njit(cache=True)
-def _fast_sgd_shared(w, buf, lam, c, use_momentum, nesterov, in_buffer, first):
-    """d == 1, shared rates, no noise, no recording: the vector loop.
+def _fast_sgd_shared(w, buf, lam, c, use_momentum, nesterov, in_buffer, first, z, sigma):
+    """Shared rates, no recording: the vector loop over a tile's elements (any d: with
+    shared rates every element takes the same update), ``z`` the step's draws or None.
 
     The fast loops take slices of one tile (indices from 0: no negative-index
     wraparound in the loop, so LLVM vectorizes it); the coefficients go through
@@ -370,46 +439,48 @@ def _fast_sgd_shared(w, buf, lam, c, use_momentum, nesterov, in_buffer, first):
         if first:
             for i in range(w.shape[0]):
                 x = w[i]
-                w[i], buf[i] = _sgd(x, lam[i] * x, buf[i], l2, buf_decay, gain, nest_grad, nest_buf, neg_lr,
-                                    True, nesterov, in_buffer, True)
+                w[i], buf[i] = _sgd(x, _gradient(lam[i], x, z, sigma, i), buf[i], l2, buf_decay, gain, nest_grad,
+                                    nest_buf, neg_lr, True, nesterov, in_buffer, True)
         elif nesterov:
             for i in range(w.shape[0]):
                 x = w[i]
-                w[i], buf[i] = _sgd(x, lam[i] * x, buf[i], l2, buf_decay, gain, nest_grad, nest_buf, neg_lr,
-                                    True, True, in_buffer, False)
+                w[i], buf[i] = _sgd(x, _gradient(lam[i], x, z, sigma, i), buf[i], l2, buf_decay, gain, nest_grad,
+                                    nest_buf, neg_lr, True, True, in_buffer, False)
         else:
             for i in range(w.shape[0]):
                 x = w[i]
-                w[i], buf[i] = _sgd(x, lam[i] * x, buf[i], l2, buf_decay, gain, nest_grad, nest_buf, neg_lr,
-                                    True, False, in_buffer, False)
+                w[i], buf[i] = _sgd(x, _gradient(lam[i], x, z, sigma, i), buf[i], l2, buf_decay, gain, nest_grad,
+                                    nest_buf, neg_lr, True, False, in_buffer, False)
     else:
         zero = dt(0.0)
         for i in range(w.shape[0]):
             x = w[i]
-            w[i], _ = _sgd(x, lam[i] * x, zero, l2, buf_decay, gain, nest_grad, nest_buf, neg_lr,
-                           False, False, False, False)
+            w[i], _ = _sgd(x, _gradient(lam[i], x, z, sigma, i), zero, l2, buf_decay, gain, nest_grad, nest_buf,
+                           neg_lr, False, False, False, False)
 
 
 @njit(cache=True)
 def _fast_sgd_per_trajectory(w, buf, lam, lr_state, lr_ratio, advance, wd, mom, nesterov, in_buffer, use_momentum,
-                             first):
+                             first, z, sigma):
     """d == 1, per-trajectory learning rates, shared weight decay. With ``advance``
     every rate first moves one step (lr_state *= lr_ratio) in the same pass."""
     if use_momentum:
         if advance:
-            _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, True, wd, mom, nesterov, in_buffer, True, first)
+            _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, True, wd, mom, nesterov, in_buffer, True, first,
+                                     z, sigma)
         else:
             _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, False, wd, mom, nesterov, in_buffer, True,
-                                     first)
+                                     first, z, sigma)
     elif advance:
-        _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, True, wd, 0.0, False, False, False, False)
+        _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, True, wd, 0.0, False, False, False, False, z, sigma)
     else:
-        _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, False, wd, 0.0, False, False, False, False)
+        _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, False, wd, 0.0, False, False, False, False, z,
+                                 sigma)
 
 
 @njit(cache=True)
 def _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, advance, wd, mom, nesterov, in_buffer, use_momentum,
-                             first):
+                             first, z, sigma):
     dt = w.dtype.type
     zero = dt(0.0)
     for i in range(w.shape[0]):
@@ -420,31 +491,33 @@ def _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, advance, wd, mom, 
         c = sgd_scalars(eta, wd, first, 1.0, mom, 0.0, nesterov, False, False, in_buffer)
         x = w[i]
         b = buf[i] if use_momentum else zero
-        xn, b = _sgd(x, lam[i] * x, b, dt(c[1]), dt(c[3]), dt(c[4]), dt(c[5]), dt(c[6]), dt(c[7]),
-                     use_momentum, nesterov, in_buffer and use_momentum, first)
+        xn, b = _sgd(x, _gradient(lam[i], x, z, sigma, i), b, dt(c[1]), dt(c[3]), dt(c[4]), dt(c[5]), dt(c[6]),
+                     dt(c[7]), use_momentum, nesterov, in_buffer and use_momentum, first)
         w[i] = xn
         if use_momentum:
             buf[i] = b
 
 
 @njit(cache=True)
-def _fast_adam_shared(w, m, v, lam, c, first):
+def _fast_adam_shared(w, m, v, lam, c, first, z, sigma):
     dt = w.dtype.type
     l2, shrink, w1, b2, w2 = dt(c[1]), dt(c[2]), dt(c[3]), dt(c[4]), dt(c[5])
     neg_step, bc2_sqrt, e = dt(c[6]), dt(c[7]), dt(c[8])
     if first:
         for i in range(w.shape[0]):
             x = w[i]
-            w[i], m[i], v[i] = _adam(x, lam[i] * x, m[i], v[i], l2, shrink, w1, b2, w2, neg_step, bc2_sqrt, e, True)
+            w[i], m[i], v[i] = _adam(x, _gradient(lam[i], x, z, sigma, i), m[i], v[i], l2, shrink, w1, b2, w2,
+                                     neg_step, bc2_sqrt, e, True)
     else:
         for i in range(w.shape[0]):
             x = w[i]
-            w[i], m[i], v[i] = _adam(x, lam[i] * x, m[i], v[i], l2, shrink, w1, b2, w2, neg_step, bc2_sqrt, e,
-                                     False)
+            w[i], m[i], v[i] = _adam(x, _gradient(lam[i], x, z, sigma, i), m[i], v[i], l2, shrink, w1, b2, w2,
+                                     neg_step, bc2_sqrt, e, False)
 
 
 @njit(cache=True)
-def _fast_adam_per_trajectory(w, m, v, lam, lr_state, lr_ratio, advance, wd, t, beta1, beta2, eps, decoupled):
+def _fast_adam_per_trajectory(w, m, v, lam, lr_state, lr_ratio, advance, wd, t, beta1, beta2, eps, decoupled, z,
+                              sigma):
     first = t == 0
     dt = w.dtype.type
     tf = float(t)
@@ -455,13 +528,17 @@ def _fast_adam_per_trajectory(w, m, v, lam, lr_state, lr_ratio, advance, wd, t, 
             lr_state[i] = eta
         c = adam_scalars(eta, wd, tf, beta1, beta2, eps, decoupled, False)
         x = w[i]
-        w[i], m[i], v[i] = _adam(x, lam[i] * x, m[i], v[i], dt(c[1]), dt(c[2]), dt(c[3]), dt(c[4]), dt(c[5]),
-                                 dt(c[6]), dt(c[7]), dt(c[8]), first)
+        w[i], m[i], v[i] = _adam(x, _gradient(lam[i], x, z, sigma, i), m[i], v[i], dt(c[1]), dt(c[2]), dt(c[3]),
+                                 dt(c[4]), dt(c[5]), dt(c[6]), dt(c[7]), dt(c[8]), first)
 
 
-def _signature(dt):
+RO_UINT64 = types.Array(uint64, 1, "C", readonly=True)
+
+
+def _signature(dt, noisy):
     state = types.Array(dt, 1, "C")
     rec = types.Array(dt, 2, "C")
+    scratch = (types.Array(dt, 3, "C"), RO_UINT64, RO_UINT64) if noisy else (types.none,) * 3
     return void(
         state, state, state, types.Array(dt, 1, "C", readonly=True), int64, int64,   # w, buf, sq, lam, d, opt
         TABLE, RO_INT64, RO_FLOAT64, float64[::1],                                  # lr source
@@ -469,21 +546,50 @@ def _signature(dt):
         RO_SCALARS, float64, float64, float64, float64, int64,                      # step_scalars, options
         float64, uint64, uint64,                                                    # noise, seed, offset
         int64, int64, int64, rec, rec, rec,                                         # steps, recording
+        *scratch,                                                                   # noise scratch, lanes
     )
 
 
 _KERNELS = {}
 
 
-def simulate_chunk(w, *args):
-    """The kernel for ``w``'s dtype (see ``_simulate_chunk``); each dtype's kernel is compiled
-    (or loaded from Numba's cache) on first use, so a float64-only user never waits for
-    the float32 build."""
-    kernel = _KERNELS.get(w.dtype)
+def tile_lanes(d):
+    """Elements in one tile of trajectories with ``d`` coordinates."""
+    return max(1, TILE_ELEMENTS // d) * d
+
+
+def noise_lanes(d):
+    """(lane_trajectory, lane_coordinate): lane j of a tile is coordinate j % d of the
+    tile's trajectory j // d (uint64, read-only)."""
+    lanes = np.arange(tile_lanes(d), dtype=np.uint64)
+    return _readonly(lanes // np.uint64(d)), _readonly(lanes % np.uint64(d))
+
+
+def _readonly(a):
+    a.flags.writeable = False
+    return a
+
+
+def simulate_chunk(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_state, wd_table, wd_rows, wd_ratio,
+                   wd_state, step_scalars, momentum, beta1, beta2, eps, on_drop, noise, seed, offset, first_step,
+                   n_steps, every, rec_loss, rec_disp, rec_lr):
+    """Run the kernel for ``w``'s dtype (see ``_simulate_chunk``). Each (dtype, noisy)
+    kernel is compiled (or loaded from Numba's cache) on first use, so a float64-only,
+    noiseless user never waits for the other builds. A noisy call gets its scratch
+    here: two rows of draws per thread (even and odd steps), one tile's lanes each."""
+    noisy = noise != 0.0
+    kernel = _KERNELS.get((w.dtype, noisy))
     if kernel is None:
         dt = float32 if w.dtype == np.float32 else float64
-        kernel = _KERNELS[w.dtype] = njit(_signature(dt), parallel=True, cache=True)(_simulate_chunk)
-    kernel(w, *args)
+        kernel = _KERNELS[w.dtype, noisy] = njit(_signature(dt, noisy), parallel=True, cache=True)(_simulate_chunk)
+    if noisy:
+        scratch = np.empty((numba.config.NUMBA_NUM_THREADS, 2, tile_lanes(d)), dtype=w.dtype)
+        scratch = (scratch, *noise_lanes(d))
+    else:
+        scratch = (None, None, None)
+    kernel(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_state, wd_table, wd_rows, wd_ratio, wd_state,
+           step_scalars, momentum, beta1, beta2, eps, on_drop, noise, seed, offset, first_step, n_steps, every,
+           rec_loss, rec_disp, rec_lr, *scratch)
 
 
 def _simulate_chunk(w, buf, sq, lam, d, opt,
@@ -491,7 +597,8 @@ def _simulate_chunk(w, buf, sq, lam, d, opt,
                    wd_table, wd_rows, wd_ratio, wd_state,
                    step_scalars, momentum, beta1, beta2, eps, on_drop,
                    noise, seed, offset,
-                   first_step, n_steps, every, rec_loss, rec_disp, rec_lr):
+                   first_step, n_steps, every, rec_loss, rec_disp, rec_lr,
+                   noise_scratch, lane_trajectory, lane_coordinate):
     """Advance every trajectory by the steps ``first_step .. first_step + n_steps - 1``.
 
     The call shape (the GPU twin takes the same arguments, as device arrays)::
@@ -515,6 +622,12 @@ def _simulate_chunk(w, buf, sq, lam, d, opt,
         first_step, n_steps
         every          record every k-th step (0: no recording);
         rec_loss, rec_disp, rec_lr   (n, n_recorded) outputs (empty when every == 0)
+
+    and, on the CPU only (``simulate_chunk`` makes them; all three None without noise):
+
+        noise_scratch  (threads, 2, tile_lanes(d)) draws of the even and odd step of
+                       each thread's current tile, in the run's dtype
+        lane_trajectory, lane_coordinate   ``noise_lanes(d)``
     """
     n = lam.shape[0] // d
     per_lr = lr_rows.shape[0] != 0
@@ -524,13 +637,17 @@ def _simulate_chunk(w, buf, sq, lam, d, opt,
     mom = momentum if use_momentum else 0.0
     nesterov = opt == NESTEROV
     in_buffer = opt == LR_IN_BUFFER
-    # the vector loops: one coordinate, no noise, shared weight decay
-    fast_ok = d == 1 and noise == 0.0 and not per_wd
+    # the vector loops: shared weight decay, and shared rates or one coordinate
+    fast_ok = (d == 1 or not per_lr) and not per_wd
+    sigma = w.dtype.type(noise)
     tile = max(1, TILE_ELEMENTS // d)
     n_tiles = (n + tile - 1) // tile
     for b in prange(n_tiles):
         i0 = b * tile
         i1 = min(i0 + tile, n)
+        z_even = _draws(noise_scratch, 0, (i1 - i0) * d)
+        z_odd = _draws(noise_scratch, 1, (i1 - i0) * d)
+        e0, e1 = i0 * d, i1 * d  # the tile's elements
         lr_mult = _is_all_multiplicative(lr_ratio, i0, i1) if per_lr else True
         wd_mult = _is_all_multiplicative(wd_ratio, i0, i1) if per_wd else True
         # momentum with per-trajectory drops needs a per-trajectory buffer scale: generic path
@@ -548,7 +665,11 @@ def _simulate_chunk(w, buf, sq, lam, d, opt,
             t = first_step + s
             record = every > 0 and (t + 1) % every == 0
             rec_j = (t + 1) // every if every > 0 else 0
-            generic = not fast_tile
+            if s == 0 or t % 2 == 0:
+                _draw_pairs(z_even, z_odd, seed, offset + np.uint64(i0), lane_trajectory, lane_coordinate, t)
+            z = _step_draws(z_even, z_odd, t)
+            # recording sums over a trajectory's coordinates: the generic loops
+            generic = not fast_tile or (record and d > 1)
             # the fast loops advance an all-exponential tile's rates themselves
             fused = per_lr and lr_mult and not generic and t % SIM_REANCHOR != 0
             if per_lr and not fused:
@@ -563,22 +684,23 @@ def _simulate_chunk(w, buf, sq, lam, d, opt,
             if generic:
                 _generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta, wd, scale, per_lr, per_wd,
                               lr_table, lr_rows, lr_ratio, lr_state, wd_state, momentum, beta1, beta2, eps,
-                              on_drop, noise, seed, offset, record, rec_j, rec_loss, rec_disp)
+                              on_drop, z, sigma, record, rec_j, rec_loss, rec_disp)
             elif adam:
                 if per_lr:
                     _fast_adam_per_trajectory(w[i0:i1], buf[i0:i1], sq[i0:i1], lam[i0:i1], lr_state[i0:i1],
                                               lr_ratio[i0:i1], fused, wd, t,
-                                              beta1, beta2, eps, opt == ADAMW)
+                                              beta1, beta2, eps, opt == ADAMW, z, sigma)
                 else:
                     c = adam_scalars(eta, wd, float(t), beta1, beta2, eps, opt == ADAMW, False)
-                    _fast_adam_shared(w[i0:i1], buf[i0:i1], sq[i0:i1], lam[i0:i1], c, t == 0)
+                    _fast_adam_shared(w[e0:e1], buf[e0:e1], sq[e0:e1], lam[e0:e1], c, t == 0, z, sigma)
             elif per_lr:
                 _fast_sgd_per_trajectory(w[i0:i1], buf[i0:i1], lam[i0:i1], lr_state[i0:i1],
-                                         lr_ratio[i0:i1], fused, wd, mom, nesterov, in_buffer, use_momentum, t == 0)
+                                         lr_ratio[i0:i1], fused, wd, mom, nesterov, in_buffer, use_momentum, t == 0,
+                                         z, sigma)
             else:
                 c = sgd_scalars(eta, wd, t == 0, scale, mom, 0.0, nesterov, False, False, in_buffer)
-                _fast_sgd_shared(w[i0:i1], buf[i0:i1], lam[i0:i1], c, use_momentum, nesterov,
-                                 in_buffer and use_momentum, t == 0)
+                _fast_sgd_shared(w[e0:e1], buf[e0:e1], lam[e0:e1], c, use_momentum, nesterov,
+                                 in_buffer and use_momentum, t == 0, z, sigma)
             if record:
                 if not generic:
                     _record_after(w, lam, rec_disp, rec_loss, i0, i1, rec_j)
