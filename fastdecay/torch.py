@@ -6,7 +6,9 @@ Imported on demand (``import fastdecay.torch``); ``import fastdecay`` never impo
 torch's argument names and param groups. ``lr`` and ``weight_decay`` may be
 fastdecay schedules (per group), read inside the kernel at each parameter's step
 count, so the weight decay can follow any schedule — torch cannot schedule it
-(pytorch/pytorch#22343). Each ``step()`` first checks every group (options,
+(pytorch/pytorch#22343). ``LRScheduler`` drives any torch optimizer's rate by a
+schedule's closed form; ``ReduceLROnPlateau`` is torch's, with cuts that compose
+with a scheduled rate (warmup + cosine + plateau cuts). Each ``step()`` first checks every group (options,
 tensors, state) and only then updates: a refused step raises a ``ValueError`` /
 ``TypeError`` naming the tensor (``param_groups[1].params[0]``) and leaves every
 parameter, state buffer and step count as it was. Then it makes one fused call
@@ -76,13 +78,14 @@ from itertools import chain
 import numpy as np
 import torch
 from torch.optim.lr_scheduler import LRScheduler as _TorchLRScheduler
+from torch.optim.lr_scheduler import ReduceLROnPlateau as _TorchReduceLROnPlateau
 
-from .schedules import Schedule
+from .schedules import Schedule, product
 from ._validate import adam_options as _adam_options, flag as _flag, rate_table as _schedule_table
 from ._validate import sgd_options as _sgd_options
 from .updates import _backend_module, _bump_versions, _call_scalars, _prepare
 
-__all__ = ["SGD", "Adam", "AdamW", "LRScheduler"]
+__all__ = ["SGD", "Adam", "AdamW", "LRScheduler", "ReduceLROnPlateau"]
 
 
 def _scalar_dtype():
@@ -687,3 +690,82 @@ class LRScheduler(_TorchLRScheduler):
         for group, rate in zip(self.optimizer.param_groups, rates):
             group["lr"] = rate
         self._last_lr = rates
+
+
+def _scaled(schedule, factor):
+    """``schedule * factor``; a product whose last factor is a scalar constant takes the
+    factor into that constant, so repeated cuts stay one factor."""
+    factors = schedule.params.get("schedules") if schedule.kind == "product" else None
+    if factors and factors[-1].kind == "constant" and factors[-1].batch_shape == ():
+        return product(*factors[:-1], factors[-1](0) * factor)
+    return product(schedule, factor)
+
+
+class ReduceLROnPlateau(_TorchReduceLROnPlateau):
+    """torch ``ReduceLROnPlateau`` whose cuts compose with a scheduled lr.
+
+    Same arguments (``mode, factor, patience, threshold, threshold_mode, cooldown,
+    min_lr, eps``), the same decisions and the same state dict as torch's. A cut
+    multiplies a group's lr by ``factor``: a number as torch does (so with a
+    constant rate the rates are torch's, bit for bit, on torch's optimizers too),
+    a schedule into the product schedule ``schedule * factor``, read in the fused
+    kernel like any schedule (warmup + cosine + plateau cuts compose; repeated cuts
+    stay one constant factor). The cut factor thus lives in the optimizer's param
+    group and is saved with the optimizer's state dict (as plain data).
+
+    As in torch, ``min_lr`` and ``eps`` judge the group's current rate: for a
+    schedule, its rate at the group's step count, r = lr(t); the cut makes it
+    max(r * factor, min_lr) and is skipped when that is within ``eps`` of r. A
+    schedule that decays further later may go below ``min_lr``, as torch's rate
+    does when ReduceLROnPlateau is combined with another scheduler.
+
+    >>> import torch, fastdecay as fd
+    >>> from fastdecay.torch import SGD
+    >>> w = torch.nn.Parameter(torch.zeros(2))
+    >>> opt = SGD([w], lr=fd.cosine(0.1, 100))
+    >>> plateau = ReduceLROnPlateau(opt, factor=0.5, patience=1)
+    >>> for loss in [1.0, 1.0, 1.0]:
+    ...     plateau.step(loss)
+    >>> [round(opt.param_groups[0]["lr"](t), 6) for t in (0, 50)]
+    [0.05, 0.025]
+    """
+
+    def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4, threshold_mode="rel",
+                 cooldown=0, min_lr=0, eps=1e-8):
+        super().__init__(optimizer, mode=mode, factor=factor, patience=patience, threshold=threshold,
+                         threshold_mode=threshold_mode, cooldown=cooldown, min_lr=min_lr, eps=eps)
+        self._last_lr = self._rates()
+
+    def _rate(self, group):
+        """The group's current rate: its lr, or its lr schedule at the group's step count."""
+        lr = group["lr"]
+        if isinstance(lr, Schedule):
+            return lr(self.optimizer._group_step(group))
+        return float(lr)
+
+    def _rates(self):
+        return [self._rate(group) for group in self.optimizer.param_groups]
+
+    def step(self, metrics, epoch=None):
+        super().step(metrics, epoch)
+        self._last_lr = self._rates()
+
+    def _reduce_lr(self, epoch):
+        groups = self.optimizer.param_groups
+        if len(groups) != len(self.min_lrs):
+            if self.default_min_lr is None:
+                raise RuntimeError(f"the optimizer has {len(groups)} param groups, min_lr has {len(self.min_lrs)} "
+                                   "values (one per group when ReduceLROnPlateau was made): set min_lrs to match")
+            self.min_lrs = [self.default_min_lr] * len(groups)
+        for group, min_lr in zip(groups, self.min_lrs):
+            old = self._rate(group)
+            new = max(old * self.factor, min_lr)
+            if old - new <= self.eps:
+                continue
+            lr = group["lr"]
+            if isinstance(lr, Schedule):
+                group["lr"] = _scaled(lr, self.factor if new == old * self.factor else new / old)
+            elif isinstance(lr, torch.Tensor):
+                lr.fill_(new)
+            else:
+                group["lr"] = new
