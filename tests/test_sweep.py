@@ -146,7 +146,7 @@ BAD = [
     ("[run]\nsteps = 10\n[curvatures]\nvalues = [1.0]\n[[schedule]]\nkind = 'constant'\nlr = 0.1\nlr_min = 0\n", 8,
      "schedule[0].lr_min: unknown key"),
     ("[run]\nsteps = 10\n[curvatures]\nvalues = [1.0]\n[[schedule]]\nkind = 'constant'\nlr = 0.1\n"
-     "[[optimizer]]\nkind = 'momentum'\nmomentum = 1.5\n", 10, "optimizer[0].momentum: must be a number in [0, 1)"),
+     "[[optimizer]]\nkind = 'momentum'\nmomentum = 1.5\n", 10, "optimizer[0].momentum: must be >= 0 and < 1, got 1.5"),
     ("[run]\nsteps = 10\n[curvatures]\nvalues = [1.0]\n[[schedule]]\nkind = 'constant'\nlr = 0.1\n"
      "[[optimizer]]\nkind = 'adam'\nbetas = [0.9]\n", 10, "optimizer[0].betas"),
     ("[run]\nsteps = 10\n[curvatures]\nvalues = [1.0]\n[[schedule]]\nkind = 'constant'\nlr = 0.1\n"
@@ -265,3 +265,22 @@ def test_dry_run_describes_and_writes_nothing(tmp_path, capsys):
     assert "2 optimizer settings x 3 schedules x 7 curvatures" in text and "10 chunks" in text
     assert config_hash(parse_config(cfg))[:16] in text
     assert not out.exists()
+
+
+@pytest.mark.parametrize("table, key, value, needle", [
+    ("run", "w0", 1 + 2j, "run.w0: must be a real number, got the complex number (1+2j)"),
+    ("run", "steps", True, "run.steps: must be an integer, got the boolean True"),
+    ("run", "seed", 2**63, "run.seed: must be < 2**63"),
+    ("optimizer", "noise", float("nan"), "optimizer[0].noise: must be a finite number >= 0, got nan"),
+    ("optimizer", "momentum", "0.9", "optimizer[0].momentum: must be a real number, got '0.9'"),
+    ("optimizer", "eps", 0.0, "optimizer[0].eps: must be > 0, got 0.0"),
+])
+def test_dict_config_values_go_through_the_shared_checks(table, key, value, needle):
+    """Values a dict config can hold and TOML cannot (complex numbers, NaN) are refused by
+    the library's one validation module, with the key named."""
+    cfg = {"run": {"steps": 10}, "curvatures": {"values": [1.0]}, "schedule": {"kind": "constant", "lr": 0.1},
+           "optimizer": {"kind": "adam"}}
+    cfg[table][key] = value
+    with pytest.raises(SweepConfigError) as info:
+        parse_config(cfg)
+    assert str(info.value) == needle or str(info.value).startswith(needle), str(info.value)

@@ -135,13 +135,13 @@ def test_defaults_keep_the_config_hash():
 HEAD = "[run]\nmode = 'expected'\nsteps = 10\n[curvatures]\nvalues = [1.0]\n[[schedule]]\nkind = 'constant'\nlr = 0.1\n"
 BAD = [
     (HEAD + "[[optimizer]]\nkind = 'adamw'\n", 10, "optimizer[0].kind: 'adamw' has no exact expected dynamics"),
-    (HEAD + "[[optimizer]]\nkind = 'momentum'\nbatch_size = [1, 0]\n", 11, "optimizer[0].batch_size: must be an integer"),
+    (HEAD + "[[optimizer]]\nkind = 'momentum'\nbatch_size = [1, 0]\n", 11, "optimizer[0].batch_size: must be >= 1, got 0"),
     (HEAD + "[[optimizer]]\nkind = 'gd'\nbatch_size = 2.5\n", 11, "optimizer[0].batch_size: must be an integer"),
     (HEAD.replace("steps = 10\n", "steps = 10\ndtype = 'float32'\n"), 4, "run.dtype: expected-dynamics sweeps"),
     (HEAD.replace("steps = 10\n", "steps = 10\nseed = 3\n"), 4, "run.seed: has no effect with mode = 'expected'"),
-    (HEAD.replace("mode = 'expected'", "mode = 'exact'"), 2, "run.mode: must be one of 'monte_carlo', 'expected'"),
+    (HEAD.replace("mode = 'expected'", "mode = 'exact'"), 2, "run.mode: must be one of ('monte_carlo', 'expected'), got 'exact'"),
     (HEAD.replace("mode = 'expected'\n", "w0_var = 1.0\n"), 2, "run.w0_var: a random start (its variance) needs"),
-    (HEAD.replace("steps = 10\n", "steps = 10\nw0_var = -1.0\n"), 4, "run.w0_var: must be a finite number >= 0"),
+    (HEAD.replace("steps = 10\n", "steps = 10\nw0_var = -1.0\n"), 4, "run.w0_var: must be >= 0, got -1.0"),
 ]
 
 

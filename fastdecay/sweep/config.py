@@ -11,22 +11,22 @@ import hashlib
 import inspect
 import itertools
 import json
-import math
 import os
 import re
 
 import numpy as np
 
+from .. import _validate as V
 from .. import schedules as S
+from .._validate import ON_DROP
+from ..expected import OPTIMIZERS as EXPECTED_OPTIMIZERS  # the linear rules: exact moments
+from ..simulate import OPTIMIZERS
 
 __all__ = ["SweepConfigError", "parse_config", "config_hash", "build_schedule", "ChunkPlan", "chunk_plan",
            "sweep_mode", "result_arrays", "FORMAT", "OPTIMIZERS", "ON_DROP", "MODES", "EXPECTED_OPTIMIZERS"]
 
 FORMAT = 1
-OPTIMIZERS = ("gd", "momentum", "momentum_lr_in_buffer", "nesterov", "adam", "adamw")
-ON_DROP = ("keep", "reset", "rescale")
 MODES = ("monte_carlo", "expected")
-EXPECTED_OPTIMIZERS = ("gd", "momentum", "momentum_lr_in_buffer", "nesterov")  # linear rules: exact moments
 
 
 class SweepConfigError(ValueError):
@@ -35,12 +35,6 @@ class SweepConfigError(ValueError):
 
 
 # ----------------------------------------------------------------------------- config
-
-
-def _schedule_kinds():
-    from ..cli import SCHEDULE_KINDS
-
-    return SCHEDULE_KINDS
 
 
 _LIST_VALUED = {"milestones", "boundaries", "values"}  # parameters whose single value is a list
@@ -90,12 +84,24 @@ class _Locator:
         return SweepConfigError(f"{prefix}{where}: {problem}" if where else f"{prefix}{problem}")
 
 
-def _is_number(x):
+def _checked(loc, table, index, key, check, value, *, name=None, **bounds):
+    """``check(name, value, **bounds)``, a check of ``fastdecay._validate`` (``name``
+    defaults to the key); a refusal becomes a ``SweepConfigError`` naming the key and
+    its line."""
+    name = key if name is None else name
+    try:
+        return check(name, value, **bounds)
+    except (TypeError, ValueError) as exc:
+        text = str(exc)
+        if name == key and text.startswith(f"{key} "):
+            text = text[len(key) + 1:]
+        raise loc.error(text, table, index, key) from None
+
+
+def _toml_number(x):
+    """A TOML integer or float (not a boolean): what reads as one grid value of a number
+    parameter. Its range and type are checked by ``fastdecay._validate``."""
     return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-
-def _is_int(x):
-    return isinstance(x, int) and not isinstance(x, bool)
 
 
 def _check_keys(loc, table, index, given, allowed):
@@ -114,11 +120,11 @@ def _axis(value, single):
 
 
 def _scalar_param(x):
-    return _is_number(x) or isinstance(x, (bool, str))
+    return _toml_number(x) or isinstance(x, (bool, str))
 
 
 def _list_param(x):
-    return isinstance(x, list) and all(_is_number(v) for v in x)
+    return isinstance(x, list) and all(_toml_number(v) for v in x)
 
 
 def _normalise_run(loc, run):
@@ -128,38 +134,19 @@ def _normalise_run(loc, run):
     if "steps" not in run:
         raise loc.error("missing required key 'steps' (updates per trajectory)", "run")
     out = {}
-    for key, default, low in (("steps", None, 1), ("every", None, 1), ("chunk_size", 4096, 1), ("seed", 0, 0)):
+    for key, default, low, high in (("steps", None, 1, 2**32), ("every", None, 1, None),
+                                    ("chunk_size", 4096, 1, None), ("seed", 0, 0, 2**63)):
         value = run.get(key, default)
-        if value is None:
-            out[key] = None
-            continue
-        if not _is_int(value):
-            raise loc.error(f"must be an integer, got {value!r}", "run", None, key)
-        if value < low:
-            raise loc.error(f"must be >= {low}, got {value!r}", "run", None, key)
-        out[key] = value
+        out[key] = None if value is None else _checked(loc, "run", None, key, V.integer, value, low=low, high=high)
     if out["every"] is not None and out["every"] > out["steps"]:
         raise loc.error(f"must be <= steps ({out['steps']}), got {out['every']!r}", "run", None, "every")
-    if out["steps"] >= 2**32:
-        raise loc.error(f"must be < 2**32, got {out['steps']!r}", "run", None, "steps")
-    if out["seed"] >= 2**63:
-        raise loc.error(f"must be < 2**63, got {out['seed']!r}", "run", None, "seed")
-    w0 = run.get("w0", 1.0)
-    if not _is_number(w0) or not math.isfinite(w0):
-        raise loc.error(f"must be a finite number, got {w0!r}", "run", None, "w0")
-    out["w0"] = float(w0)
-    dtype = run.get("dtype", "float64")
-    if dtype not in ("float64", "float32"):
-        raise loc.error(f"must be 'float64' or 'float32', got {dtype!r}", "run", None, "dtype")
+    out["w0"] = _checked(loc, "run", None, "w0", V.real, run.get("w0", 1.0))
+    dtype = _checked(loc, "run", None, "dtype", V.choice, run.get("dtype", "float64"), options=("float64", "float32"))
     out["dtype"] = dtype
     # mode and w0_var enter the normalised config only when they differ from the default
     # (a Monte Carlo sweep's config, and so its hash, is what it was before they existed)
-    mode = run.get("mode", "monte_carlo")
-    if mode not in MODES:
-        raise loc.error(f"must be one of {', '.join(map(repr, MODES))}, got {mode!r}", "run", None, "mode")
-    w0_var = run.get("w0_var", 0.0)
-    if not _is_number(w0_var) or not math.isfinite(w0_var) or w0_var < 0:
-        raise loc.error(f"must be a finite number >= 0, got {w0_var!r}", "run", None, "w0_var")
+    mode = _checked(loc, "run", None, "mode", V.choice, run.get("mode", "monte_carlo"), options=MODES)
+    w0_var = _checked(loc, "run", None, "w0_var", V.real, run.get("w0_var", 0.0), low=0.0)
     if mode == "expected":
         out["mode"] = mode
         if dtype != "float64":
@@ -186,15 +173,15 @@ def _normalise_curvatures(loc, cur):
     key = given[0]
     v = cur[key]
     if key == "values":
-        if not isinstance(v, list) or not v or not all(_is_number(x) for x in v):
+        if not isinstance(v, list) or not v:
             raise loc.error(f"must be a non-empty list of numbers, got {v!r}", "curvatures", None, key)
-        lam = np.asarray(v, dtype=np.float64)
+        lam = _checked(loc, "curvatures", None, key, V.real_array, v, low=0.0)
     else:
-        if not (isinstance(v, list) and len(v) == 3 and all(_is_number(x) for x in v) and _is_int(v[2])):
+        if not (isinstance(v, list) and len(v) == 3):
             raise loc.error(f"must be [start, stop, count] with an integer count, got {v!r}", "curvatures", None, key)
-        if v[2] < 1:
-            raise loc.error(f"count must be >= 1, got {v[2]!r}", "curvatures", None, key)
-        lam = (np.logspace if key == "logspace" else np.linspace)(float(v[0]), float(v[1]), int(v[2]))
+        start, stop = (_checked(loc, "curvatures", None, key, V.real, x, name=f"{key}[{i}]") for i, x in enumerate(v[:2]))
+        count = _checked(loc, "curvatures", None, key, V.integer, v[2], name=f"{key}[2] (the count)", low=1)
+        lam = (np.logspace if key == "logspace" else np.linspace)(start, stop, count)
     if not np.all(np.isfinite(lam)) or np.any(lam < 0):
         raise loc.error(f"curvatures must be finite and >= 0, got {v!r}", "curvatures", None, key)
     return [float(x) for x in lam]
@@ -203,7 +190,7 @@ def _normalise_curvatures(loc, cur):
 def _label(base, varying):
     if not varying:
         return base
-    inner = ", ".join(f"{k}={v:g}" if _is_number(v) else f"{k}={v}" for k, v in varying.items())
+    inner = ", ".join(f"{k}={v:g}" if _toml_number(v) else f"{k}={v}" for k, v in varying.items())
     return f"{base}({inner})"
 
 
@@ -231,7 +218,7 @@ def _normalise_schedules(loc, specs):
         specs = [specs]
     if not isinstance(specs, list) or not specs:
         raise loc.error("give at least one [[schedule]] table", "schedule")
-    kinds = _schedule_kinds()
+    kinds = S.SCHEDULE_KINDS
     out = []
     for i, spec in enumerate(specs):
         if not isinstance(spec, dict):
@@ -247,9 +234,7 @@ def _normalise_schedules(loc, specs):
         label = spec.get("label", kind)
         if not isinstance(label, str):
             raise loc.error(f"must be a string, got {label!r}", "schedule", i, "label")
-        warmup = spec.get("warmup", 0)
-        if not _is_int(warmup) or warmup < 0:
-            raise loc.error(f"must be an integer >= 0, got {warmup!r}", "schedule", i, "warmup")
+        warmup = _checked(loc, "schedule", i, "warmup", V.integer, spec.get("warmup", 0), low=0)
         points = _expand(loc, "schedule", i, spec, {"kind", "label", "warmup"},
                          lambda key: _list_param if key in _LIST_VALUED else _scalar_param)
         for p in params.values():
@@ -274,37 +259,36 @@ def _normalise_schedules(loc, specs):
 
 def build_schedule(entry):
     """The ``fd.Schedule`` of one entry of a normalised config's ``"schedules"`` list."""
-    schedule = _schedule_kinds()[entry["kind"]](**entry["params"])
+    schedule = S.SCHEDULE_KINDS[entry["kind"]](**entry["params"])
     if entry["warmup"]:
         schedule = S.warmup(schedule, entry["warmup"])
     return schedule
 
 
 def _check_optimizer(loc, i, point, mode):
-    """Range checks of one optimizer setting; the key that is wrong is named."""
+    """One optimizer setting with its values checked (floats; ``batch_size`` an int); the
+    key that is wrong is named."""
     kind = point["kind"]
-    m = point["momentum"]
-    if not _is_number(m) or not 0.0 <= m < 1.0:
-        raise loc.error(f"must be a number in [0, 1), got {m!r}", "optimizer", i, "momentum")
-    b = point["betas"]
-    if not (isinstance(b, list) and len(b) == 2 and all(_is_number(x) and 0.0 <= x < 1.0 for x in b)):
-        raise loc.error(f"must be [beta1, beta2] with each in [0, 1), got {b!r}", "optimizer", i, "betas")
-    for key, low_open in (("eps", True), ("weight_decay", False), ("noise", False)):
-        v = point[key]
-        if not _is_number(v) or not math.isfinite(v) or (v <= 0 if low_open else v < 0):
-            raise loc.error(f"must be a finite number {'>' if low_open else '>='} 0, got {v!r}", "optimizer", i, key)
-    if point["on_drop"] not in ON_DROP:
-        raise loc.error(f"must be one of {ON_DROP}, got {point['on_drop']!r}", "optimizer", i, "on_drop")
     if kind not in OPTIMIZERS:
         raise loc.error(f"unknown kind {kind!r} (one of {', '.join(OPTIMIZERS)})", "optimizer", i, "kind")
     if mode == "expected" and kind not in EXPECTED_OPTIMIZERS:
         raise loc.error(f"{kind!r} has no exact expected dynamics (its update is not linear in the gradient noise); "
                         f"with mode = 'expected' use one of {', '.join(EXPECTED_OPTIMIZERS)}, or estimate it in a "
                         "Monte Carlo sweep", "optimizer", i, "kind")
-    b = point.get("batch_size", 1)
-    if not _is_int(b) or b < 1:
-        raise loc.error(f"must be an integer >= 1 (the gradient noise is noise / sqrt(batch_size)), got {b!r}",
-                        "optimizer", i, "batch_size")
+
+    def check(key, check, **bounds):
+        return _checked(loc, "optimizer", i, key, check, point[key], **bounds)
+
+    out = dict(point)
+    out["momentum"] = check("momentum", V.real, low=0.0, high=1.0, high_open=True)
+    out["betas"] = list(check("betas", lambda name, value: V.betas(value, name)))
+    out["eps"] = check("eps", V.real, low=0.0, low_open=True)
+    out["weight_decay"] = check("weight_decay", V.real, low=0.0)
+    out["noise"] = check("noise", V.real, low=0.0)
+    out["on_drop"] = check("on_drop", V.choice, options=ON_DROP)
+    if "batch_size" in point:
+        out["batch_size"] = check("batch_size", V.integer, low=1)
+    return out
 
 
 def _normalise_optimizers(loc, specs, mode):
@@ -327,16 +311,13 @@ def _normalise_optimizers(loc, specs, mode):
 
         def single_of(key):
             if key == "betas":
-                return lambda x: isinstance(x, list) and len(x) == 2 and all(_is_number(v) for v in x)
+                return lambda x: isinstance(x, list) and len(x) == 2 and all(_toml_number(v) for v in x)
             return _scalar_param
 
         for point, varying in _expand(loc, "optimizer", i, spec, set(), single_of):
-            full = {**_OPT_DEFAULTS, **point}
-            _check_optimizer(loc, i, full, mode)
-            full = {k: (float(v) if _is_number(v) and k != "batch_size" else v) for k, v in full.items()}
+            full = _check_optimizer(loc, i, {**_OPT_DEFAULTS, **point}, mode)
             if full.get("batch_size") == 1:  # the default: left out, as in configs without the key
                 del full["batch_size"]
-            full["betas"] = [float(x) for x in full["betas"]]
             shown = {k: v for k, v in varying.items() if k != "kind"}
             if "betas" in shown:
                 shown["betas"] = "/".join(f"{x:g}" for x in shown["betas"])
