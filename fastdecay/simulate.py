@@ -26,6 +26,7 @@ with the same arguments and semantics, and nothing else is needed here.
 """
 
 import contextlib
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,13 +40,22 @@ __all__ = ["simulate", "SimulationResult", "OPTIMIZERS"]
 OPTIMIZERS = ("gd", "momentum", "momentum_lr_in_buffer", "nesterov", "adam", "adamw")
 ON_DROP = ("keep", "reset", "rescale")
 
-# default chunk: about this many element-steps between progress reports (about
-# 0.1 s on two CPU cores, 10-20 ms on an H100: a chunk of a GPU run re-reads the
-# state from memory and waits for the host's per-step scalars, so it is longer),
-# and never more steps than this (the per-step scalars of a chunk stay small)
-_CHUNK_ELEMENT_STEPS = 1 << 27
-_GPU_CHUNK_ELEMENT_STEPS = 1 << 34
+# Default chunks are sized by time: the first runs about _FIRST_CHUNK_ELEMENT_STEPS
+# element-steps (milliseconds on any path), each next one aims at _CHUNK_SECONDS at
+# the rate measured on the previous one, growing at most _CHUNK_GROWTH-fold, never
+# more than _CHUNK_STEPS_MAX steps (the per-step scalars of a chunk stay small). So
+# progress moves and Ctrl-C (raised between chunks) is honoured within about a
+# second whatever the optimizer, noise, dtype or backend (a GPU chunk is waited for).
+_CHUNK_SECONDS = 0.25
+_FIRST_CHUNK_ELEMENT_STEPS = 1 << 20
+_CHUNK_GROWTH = 4
 _CHUNK_STEPS_MAX = 1 << 16
+
+
+def _next_chunk(count, seconds):
+    """Steps of the next chunk after one of ``count`` steps took ``seconds``."""
+    aim = count * _CHUNK_SECONDS / max(seconds, 1e-6)
+    return max(1, min(int(aim), _CHUNK_GROWTH * count, _CHUNK_STEPS_MAX))
 
 
 @dataclass(frozen=True)
@@ -122,8 +132,10 @@ def simulate(curvature, schedule, *, steps, optimizer="gd", w0=1.0, momentum=0.9
     Extra keywords for sweeps: ``trajectory_offset`` (global index of the first
     trajectory: a chunk of a larger batch draws exactly the noise it would in the
     whole batch), ``progress(steps_done, steps_total)`` called between chunks of
-    ``chunk_steps`` steps (default: about 1.3e8 element-steps a chunk on the CPU,
-    1.7e10 on a GPU, at most 65,536 steps), and
+    ``chunk_steps`` steps (default: chunks sized by measured time, about 0.25 s
+    each after a short first one, at most 65,536 steps; Ctrl-C is honoured between
+    chunks, so within about a second unless one step of the whole batch takes
+    longer), and
     ``threads`` (Numba threads for this call; the caller's setting is restored).
 
     GPU input (``curvature`` a CuPy array or a CUDA torch tensor): the curvature
@@ -230,18 +242,18 @@ def simulate(curvature, schedule, *, steps, optimizer="gd", w0=1.0, momentum=0.9
         if on_gpu:
             lr_src = tuple(xp.asarray(a) for a in lr_src)
             wd_src = tuple(xp.asarray(a) for a in wd_src)
-        if chunk_steps is None:
-            per_chunk = _GPU_CHUNK_ELEMENT_STEPS if on_gpu else _CHUNK_ELEMENT_STEPS
-            chunk_steps = min(_CHUNK_STEPS_MAX, max(1, per_chunk // max(1, n * d)))
-        chunk_steps = min(chunk_steps, max(steps, 1))
-        step_scalars = np.empty((chunk_steps + 1, cpu.N_SCALARS))
+        timed = chunk_steps is None
+        if timed:
+            chunk_steps = min(_CHUNK_STEPS_MAX, max(1, _FIRST_CHUNK_ELEMENT_STEPS // max(1, n * d)))
+        step_scalars = np.empty((min(steps, _CHUNK_STEPS_MAX if timed else chunk_steps) + 1, cpu.N_SCALARS))
         on_drop_code = rules.ON_DROP_CODES[on_drop]
         opt = cpu.OPTIMIZER_CODES[optimizer]
 
         def run():
-            first = 0
+            first, count = 0, chunk_steps
             while True:
-                count = min(chunk_steps, steps - first)
+                count = min(count, steps - first)
+                start = time.perf_counter()
                 cpu.shared_step_scalars(lr_s.rows(), wd_s.rows(), on_drop_code, first, count, step_scalars)
                 scalars = _readonly(step_scalars[: count + 1]) if xp is np else xp.asarray(step_scalars[: count + 1])
                 kernels.simulate_chunk(
@@ -251,11 +263,15 @@ def simulate(curvature, schedule, *, steps, optimizer="gd", w0=1.0, momentum=0.9
                     noise, np.uint64(seed), np.uint64(trajectory_offset),
                     first, count, every or 0, *rec,
                 )
+                if on_gpu:
+                    xp.cuda.get_current_stream().synchronize()  # the chunk's true time and progress
                 first += count
                 if progress is not None:
                     progress(first, steps)
                 if first >= steps:
                     break
+                if timed:
+                    count = _next_chunk(count, time.perf_counter() - start)
 
         if n * d == 0:
             pass

@@ -1,7 +1,13 @@
 """fd.simulate against the plain-loop oracle (fastdecay.reference) and torch.optim:
 whole trajectories over hundreds of steps, odd sizes, every optimizer and option."""
 
+import importlib
+import os
+import pathlib
+import signal
+import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -10,6 +16,8 @@ from hypothesis import strategies as st
 
 import fastdecay as fd
 from fastdecay.reference import simulate_quadratic
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 OPTIMIZERS = ["gd", "momentum", "momentum_lr_in_buffer", "nesterov", "adam", "adamw"]
 RTOL = 1e-10
@@ -312,6 +320,56 @@ def test_progress_is_called_between_chunks():
     calls = []
     fd.simulate(np.ones((5, 1)), 0.1, steps=25, chunk_steps=10, progress=lambda a, b: calls.append((a, b)))
     assert calls == [(10, 25), (20, 25), (25, 25)]
+
+
+def test_default_chunks_are_sized_by_time():
+    """Without chunk_steps the first chunk is short (about 1e6 element-steps) and the
+    next ones aim at about 0.25 s each at the measured rate, growing at most 4x a
+    chunk and never past 65,536 steps."""
+    module = importlib.import_module("fastdecay.simulate")
+    calls = []
+    n = 2**14
+    fd.simulate(np.ones((n, 1)), 0.1, steps=20_000, progress=lambda a, b: calls.append(a))
+    sizes = np.diff([0] + calls)
+    assert calls[-1] == 20_000 and sizes[0] == module._FIRST_CHUNK_ELEMENT_STEPS // n
+    assert np.all(sizes[1:-1] <= module._CHUNK_GROWTH * sizes[:-2]) and len(sizes) > 2
+    assert module._next_chunk(100, 0.025) == 400            # 10x faster than the aim: at most 4x more steps
+    assert module._next_chunk(100, 2.5) == 10               # 10x slower: a tenth
+    assert module._next_chunk(1, 60.0) == 1                 # never below one step
+    assert module._next_chunk(60_000, 0.001) == module._CHUNK_STEPS_MAX
+
+
+SIGINT_SCRIPT = """
+import sys, time, numpy as np, fastdecay as fd
+def progress(done, total):
+    print(time.monotonic(), done, flush=True)
+try:
+    fd.simulate(np.ones((200_000, 1)), 0.1, steps=2**31, noise=0.1, optimizer="adamw", progress=progress)
+except KeyboardInterrupt:
+    print("interrupted", time.monotonic(), flush=True)
+    sys.exit(3)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_ends_a_long_noisy_run_within_a_second_or_two():
+    """A SIGINT to a process inside a long noisy simulation (2**31 steps) becomes a
+    KeyboardInterrupt between chunks, within about a second: chunks are sized by
+    measured time, so even on a loaded machine none runs much over 0.25 s."""
+    proc = subprocess.Popen([sys.executable, "-c", SIGINT_SCRIPT], stdout=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    try:
+        lines = [proc.stdout.readline() for _ in range(8)]  # compiled, and a few timed chunks run
+        assert all(lines), lines
+        time.sleep(0.1)  # into the next chunk
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 3, out
+    ended = float(out.split("interrupted")[1].split()[0])
+    assert ended - sent < 1.5, f"KeyboardInterrupt {ended - sent:.2f} s after the signal"
 
 
 def test_final_only_memory_is_o_batch():
