@@ -14,10 +14,12 @@ memory stays bounded whatever the number of steps.
 10
 """
 
+import math
 from typing import NamedTuple
 
 import numpy as np
 
+from . import _layout as L
 from . import _validate as V
 from .schedules import match_half_life
 
@@ -48,16 +50,38 @@ def _out_shape(s, *arrays, names):
         ) from None
 
 
-def _rate_blocks(s, steps, out_ndim):
-    """Yield (first step, rates) with rates shaped to broadcast against ``out_ndim`` outputs
-    plus a trailing block-of-steps axis."""
-    per_step = max(1, s.size)
-    block = max(1, min(steps, _BLOCK_ELEMENTS // per_step))
-    lead = (1,) * (out_ndim - len(s.batch_shape))
-    for a in range(0, steps, block):
+def _rate_blocks(s, steps, shape):
+    """Yield (first step, rates) with rates shaped to broadcast against outputs of ``shape``
+    plus a trailing block-of-steps axis. Blocks start short and double up to
+    _BLOCK_ELEMENTS of outputs x steps, so a caller that stops early reads few steps."""
+    per_step = max(1, math.prod(shape), s.size)
+    largest = max(1, _BLOCK_ELEMENTS // per_step)
+    block = min(largest, 256)
+    lead = (1,) * (len(shape) - len(s.batch_shape))
+    a = 0
+    while a < steps:
         b = min(steps, a + block)
         rates = s.table(np.arange(a, b))
         yield a, rates.reshape(lead + rates.shape)
+        a, block = b, min(largest, 2 * block)
+
+
+def _settled(s, t):
+    """Where each schedule of ``s`` (shape ``batch_shape``) keeps the rate it has at step
+    ``t`` for every later step: its last segment is in effect at ``t`` and is a constant,
+    or a polynomial (not cycling), cosine or one-minus-power decay already at its end."""
+    rows = s.rows()
+    start = rows[..., L.START]
+    active = np.cumprod(start <= t, axis=-1).sum(axis=-1) - 1  # segments are sorted; NaN / inf end them
+    n_seg = start.shape[-1]
+    following = np.take_along_axis(start, np.minimum(active + 1, n_seg - 1)[:, None], axis=-1)[:, 0]
+    last = (active + 1 >= n_seg) | ~(following < np.inf)
+    seg = np.take_along_axis(rows, active[:, None, None], axis=1)[:, 0]
+    kind = seg[:, L.KIND]
+    ended = t >= seg[:, L.ORIGIN] + seg[:, L.P0 + 1]
+    held = (kind == L.CONSTANT) | (((kind == L.COSINE) | (kind == L.ONE_MINUS_POWER)) & ended)
+    held |= (kind == L.POLYNOMIAL) & (seg[:, L.P0 + 4] == 0) & ended
+    return (last & held).reshape(s.batch_shape)
 
 
 def _as_result(a):
@@ -82,6 +106,13 @@ def stability_onset(schedule, curvature, *, max_steps):
     [3, 10]
     >>> fd.stability_onset(fd.constant(1.0), [1.0, 5.0], max_steps=50).tolist()
     [0, -1]
+
+    Steps are read in blocks and the search stops once every value is decided:
+    at its onset, or where the rate stays at its final value from then on (a
+    constant, or a polynomial / cosine decay past its end), so a huge
+    ``max_steps`` costs no more than the schedule needs. Only a rate that never
+    settles and never falls below 2/λ (a growing exponential, a cycle above
+    it) is read up to ``max_steps``.
     """
     s = V.schedule("schedule", schedule)
     lam = V.real_array("curvature", curvature)
@@ -90,11 +121,14 @@ def stability_onset(schedule, curvature, *, max_steps):
     onset = np.full(shape, -1, dtype=np.int64)
     undecided = np.ones(shape, dtype=bool)
     lam_b = lam.reshape((1,) * (len(shape) - lam.ndim) + lam.shape)[..., None]
-    for a, rates in _rate_blocks(s, max_steps, len(shape)):
+    lead = (1,) * (len(shape) - len(s.batch_shape))
+    for a, rates in _rate_blocks(s, max_steps, shape):
         stable = np.broadcast_to(rates * lam_b < 2.0, shape + rates.shape[-1:])
         hit = stable.any(axis=-1) & undecided
         onset[hit] = a + np.argmax(stable, axis=-1)[hit]
         undecided &= ~hit
+        if undecided.any():  # a rate held from the block's last step on never decides any more
+            undecided &= ~np.broadcast_to(_settled(s, a + rates.shape[-1] - 1).reshape(lead + s.batch_shape), shape)
         if not undecided.any():
             break
     return _as_result(onset)
@@ -128,9 +162,10 @@ def escape_probability(schedule, barrier, c, steps):
     c = V.real_array("c", c, low=0.0, low_open=True)
     steps = _step_count("steps", steps)
     shape = _out_shape(s, barrier, c, names=["barrier", "c"])
+    V.fits_in_memory("steps", steps, shape + (steps,), 16)  # per_step and cumulative
     ratio = (barrier / c).reshape((1,) * (len(shape) - np.ndim(barrier / c)) + np.shape(barrier / c))[..., None]
     per_step = np.empty(shape + (steps,))
-    for a, rates in _rate_blocks(s, steps, len(shape)):
+    for a, rates in _rate_blocks(s, steps, shape):
         with np.errstate(divide="ignore", invalid="ignore"):
             p = np.exp(-ratio / rates)
         # a zero rate never escapes, a zero barrier always does (0/0 counts as no barrier)
@@ -157,6 +192,7 @@ def adam_effective_step(schedule, steps, *, betas=(0.9, 0.999)):
     s = V.schedule("schedule", schedule)
     steps = _step_count("steps", steps)
     beta1, beta2 = V.betas(betas)
+    V.fits_in_memory("steps", steps, s.batch_shape + (steps,), 24)  # the rates, the factor, the result
     t1 = np.arange(1, steps + 1, dtype=np.float64)
     factor = -np.expm1(t1 * np.log(beta1) if beta1 > 0 else np.full(steps, -np.inf))
     factor /= np.sqrt(-np.expm1(t1 * np.log(beta2) if beta2 > 0 else np.full(steps, -np.inf)))
@@ -173,6 +209,13 @@ def discretization_divergence(s, curvature, steps):
     distance from the minimum; > 1 the staircase lags behind. ``nan`` where both
     trajectories hit 0 exactly (η_t λ = 1). Shape ``broadcast(s.batch_shape, curvature.shape)``.
 
+    Both rates decay geometrically, so the factors tend to 1: the loop over steps
+    stops once the remaining ones cannot change the float64 result (bounded by
+    their geometric sums), and any ``steps`` up to 2**63 − 1 answers in time set
+    by the schedules (about period · 40 / −ln gamma steps), not by ``steps``.
+    Settings that would need more than 1e10 rate evaluations (outputs x steps
+    read; gamma very close to 1) are refused up front.
+
     >>> import fastdecay as fd
     >>> round(fd.discretization_divergence(fd.step(lr=0.1, gamma=0.5, period=10), 1.0, 10), 4)
     0.7586
@@ -184,10 +227,44 @@ def discretization_divergence(s, curvature, steps):
     steps = _step_count("steps", steps)
     e = match_half_life(s)
     shape = _out_shape(s, lam, names=["curvature"])
+    lead = (1,) * (len(shape) - len(s.batch_shape))
     lam_b = lam.reshape((1,) * (len(shape) - lam.ndim) + lam.shape)[..., None]
+    abs_lam = np.abs(lam_b[..., 0])
+    p = s.params
+    gamma = np.broadcast_to(p["gamma"], s.batch_shape).reshape(lead + s.batch_shape)
+    period = np.broadcast_to(p["period"], s.batch_shape).reshape(lead + s.batch_shape)
+    g = gamma ** (1.0 / period)  # the matched exponential's factor per step
+    # After step b both rates only fall: sum_{t >= b} |log|1 - eta_t lam|| <= 2 |lam| sum eta_t while
+    # |lam| eta_b <= 1/2, and the sums are geometric: eta_b ceil(P) / (1 - gamma) for the staircase,
+    # eta_b / (1 - g) for the exponential. Once that bound is below _NEGLIGIBLE for every output
+    # the remaining steps cannot change the result in float64, and the loop stops.
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        spread = np.ceil(period) / (1.0 - gamma) + 1.0 / (1.0 - g)
+        lr = np.broadcast_to(p["lr"], s.batch_shape).reshape(lead + s.batch_shape)
+        scale = abs_lam * lr  # |lam| eta_0
+        # eta_t <= lr gamma^(t/P - 1): the steps until both conditions hold, per output
+        level = np.minimum(_NEGLIGIBLE / (2.0 * scale * spread), 0.5 * gamma / scale)
+        needed = np.where(level >= 1.0, 0.0, period * np.log(level) / np.log(gamma))
+    work = float(np.max(np.minimum(needed, steps), initial=0.0)) * max(1, math.prod(shape))
+    if work > _MAX_RATE_EVALUATIONS:
+        raise ValueError(
+            f"steps={V.shown(steps)} would need about {work:.2g} rate evaluations before the remaining steps stop "
+            f"mattering (gamma close to 1 decays slowly); at most {_MAX_RATE_EVALUATIONS:.0e} are done: give "
+            f"fewer steps, fewer curvatures or schedules"
+        )
     log_ratio = np.zeros(shape)
-    blocks = zip(_rate_blocks(s, steps, len(shape)), _rate_blocks(e, steps, len(shape)))
+    blocks = zip(_rate_blocks(s, steps, shape), _rate_blocks(e, steps, shape))
     with np.errstate(divide="ignore", invalid="ignore"):
         for (_, r_step), (_, r_exp) in blocks:
             log_ratio += np.sum(np.log(np.abs(1.0 - r_step * lam_b)) - np.log(np.abs(1.0 - r_exp * lam_b)), axis=-1)
+            x_step, x_exp = abs_lam * r_step[..., -1], abs_lam * r_exp[..., -1]
+            tail = 2.0 * (x_step * np.ceil(period) / (1.0 - gamma) + x_exp / (1.0 - g))
+            if np.all((x_step <= 0.5) & (x_exp <= 0.5) & (tail < _NEGLIGIBLE)):
+                break
         return _as_result(np.exp(log_ratio))
+
+
+# discretization_divergence: a tail of log factors below this changes no float64 result
+_NEGLIGIBLE = 2.0**-60
+# the most rate evaluations (outputs x steps) it does before answering
+_MAX_RATE_EVALUATIONS = 1e10

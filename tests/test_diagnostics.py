@@ -141,3 +141,56 @@ def test_discretization_divergence_bad_input():
         fd.discretization_divergence(0.1, 1.0, 10)
     with pytest.raises(ValueError, match="curvature"):
         fd.discretization_divergence(fd.step(0.1, 0.5, 10), np.inf, 10)
+
+
+# ----------------------------------------------------------------------------- huge step counts
+
+
+def test_discretization_divergence_with_any_steps_stops_once_the_rest_cannot_matter():
+    s = fd.step(np.array([0.1, 1.0]), np.array([0.5, 0.9]), np.array([10, 30]))
+    lam = np.array([[0.0], [1.0], [-3.0], [10.0], [20.0], [45.0]])
+    full = fd.discretization_divergence(s, lam, 20_000)  # long past where the rates vanish
+    huge = fd.discretization_divergence(s, lam, 2**63 - 1)
+    np.testing.assert_allclose(huge, full, rtol=1e-15, atol=0.0)
+    assert np.isnan(huge[3, 0]) == np.isnan(full[3, 0])  # both trajectories hit 0 there: nan on both
+
+
+def test_discretization_divergence_refuses_work_it_cannot_finish():
+    with pytest.raises(ValueError, match=r"steps=9223372036854775807 would need about .* rate evaluations"):
+        fd.discretization_divergence(fd.step(1.0, 1.0 - 1e-12, 10), 1.0, 2**63 - 1)
+
+
+@pytest.mark.parametrize("schedule", [
+    fd.constant(1.0),
+    fd.polynomial(1.0, 256, end_lr=0.45),    # reaches its end exactly at a block boundary
+    fd.cosine(1.0, 300, min_lr=0.5),
+    fd.warmup(fd.cosine(1.0, 100, min_lr=0.45), 10, start_lr=0.5),
+    fd.multistep(1.0, 0.5, [3, 700]),        # settles only after its last milestone
+    fd.piecewise([5, 600], [1.0, 0.3, 0.6]),
+])
+def test_stability_onset_with_a_huge_max_steps_stops_where_the_rate_settles(schedule):
+    lam = np.array([1.0, 3.0, 4.2, 5.0, 7.0])
+    want = [_onset_loop(schedule.table(2000), l) for l in lam]
+    assert fd.stability_onset(schedule, lam, max_steps=2**63 - 1).tolist() == want
+    assert fd.stability_onset(schedule, lam, max_steps=2000).tolist() == want
+
+
+@pytest.mark.parametrize("call", [
+    lambda: fd.escape_probability(fd.constant(1.0), 1.0, 1.0, 2**63 - 1),
+    lambda: fd.adam_effective_step(fd.constant(1.0), 2**63 - 1),
+])
+def test_results_that_cannot_fit_in_memory_are_refused_naming_steps(call):
+    with pytest.raises(ValueError, match=r"^steps=9223372036854775807 asks for a result of shape"):
+        call()
+
+
+@pytest.mark.parametrize("call, error, needle", [
+    (lambda: fd.stability_onset(fd.constant(1.0), 1.0, max_steps=10**400), ValueError, "max_steps must be < 2**63"),
+    (lambda: fd.escape_probability(fd.constant(1.0), 1.0, 1.0, 10**400), ValueError, "steps must be < 2**63"),
+    (lambda: fd.escape_probability(fd.constant(1.0), 10**400, 1.0, 3), ValueError, "barrier must be a finite"),
+    (lambda: fd.discretization_divergence(fd.step(0.1, 0.5, 10), 1.0, 2.5), ValueError, "steps must be an integer"),
+])
+def test_huge_or_fractional_counts_name_the_argument(call, error, needle):
+    with pytest.raises(error) as info:
+        call()
+    assert needle in str(info.value)

@@ -225,3 +225,40 @@ def test_constant_shrinkage_reference_lr_keeps_the_closed_forms(lr):
     assert wd.kind != "constant_shrinkage" or lr.kind == "inverse_time"
     t = np.arange(40)
     np.testing.assert_allclose(lr(t) * wd(t), 0.02 * 0.3, rtol=1e-12)
+
+
+# ----------------------------------------------------------------------------- errors that used to be unclear
+
+
+@pytest.mark.parametrize("call, error, needle", [
+    (lambda: fd.stack(0.1), TypeError, "schedules must be a list of fastdecay Schedules, got 0.1"),
+    (lambda: fd.stack([fd.constant(0.1), 0.2]), TypeError, "schedules[1] must be a fastdecay Schedule, got 0.2"),
+    (lambda: fd.join(None, [3]), TypeError, "schedules must be a list of fastdecay Schedules, got None"),
+    (lambda: fd.step(0.1, 0.5, 10)(10**400), ValueError, "t must be a step below 2**63"),
+    (lambda: fd.step(0.1, 0.5, 10)([0, 10**400]), ValueError, "t must be a step below 2**63"),
+    (lambda: fd.step(0.1, 0.5, 10**400), ValueError, "period must be a finite number"),
+    (lambda: fd.quantization_gap(fd.step(0.1, 0.5, 10), 10**400), ValueError, "t must be a step below 2**63"),
+    (lambda: fd.cosine(1.0, 10).table(2**62), ValueError, "n_or_steps=4611686018427387904 asks for a result"),
+    (lambda: fd.cosine(1.0, 10).table(3, out=torch.zeros(3, dtype=torch.bfloat16)), TypeError,
+     "out must be float32 or float64, got dtype torch.bfloat16"),
+    (lambda: fd.cosine(1.0, 10).table(3, out=torch.zeros(3).to_sparse()), TypeError, "out must be a dense"),
+    (lambda: fd.cosine(1.0, 10).table(3, out=np.zeros(3, complex)), TypeError, "out must be float32 or float64"),
+    (lambda: fd.cosine(1.0, 10).table(3, out=[0.0] * 3), TypeError, "out must be a NumPy array or a CPU torch"),
+    (lambda: fd.cosine(1.0, 10).table(3, dtype=np.float16), TypeError, "dtype must be float32 or float64"),
+    (lambda: fd.simulate(torch.ones(2, 3).to_sparse(), 0.1, steps=3), TypeError, "curvature must be a dense"),
+    (lambda: fd.simulate(torch.ones(2, 3, device="meta"), 0.1, steps=3), TypeError,
+     "curvature must be a tensor on the CPU or a CUDA device"),
+    (lambda: fd.simulate(np.ones(3), 0.1, steps=10**400), ValueError, "steps must be < 2**32"),
+])
+def test_refusals_name_the_argument_and_what_it_accepts(call, error, needle):
+    with pytest.raises(error) as info:
+        call()
+    assert needle in str(info.value)
+
+
+def test_bfloat16_values_are_read_as_the_numbers_they_hold():
+    lam = torch.tensor([[0.5, 1.5]], dtype=torch.bfloat16)
+    got = fd.simulate(lam, 0.1, steps=5).w
+    want = fd.simulate(lam.to(torch.float64), 0.1, steps=5).w
+    assert torch.equal(got, want)
+    assert fd.exponential(torch.tensor(0.5, dtype=torch.bfloat16), gamma=0.5)(1) == 0.25
