@@ -452,7 +452,8 @@ def exponential(lr, *, gamma=None, rate=None, half_life=None, decay_steps=1, sta
 
     Give exactly one of ``gamma``, ``rate`` (gamma = e^−rate) or ``half_life``
     (gamma = 2^(−1/half_life)). With ``end_lr`` the rate stops there: held at end_lr
-    from the first step it would pass it (a floor when decaying, a cap when gamma > 1).
+    from the first step it would pass it (a floor when gamma < 1, a cap when gamma ≥ 1,
+    as optax clips).
     torch ``ExponentialLR(gamma)`` (decay_steps 1);
     Keras ``ExponentialDecay(lr, decay_steps, decay_rate=gamma, staircase)``;
     optax ``exponential_decay(lr, transition_steps=decay_steps, decay_rate=gamma,
@@ -490,8 +491,8 @@ def exponential(lr, *, gamma=None, rate=None, half_life=None, decay_steps=1, sta
 
 def _exponential_crossing(lr, gamma, decay_steps, staircase, end_lr):
     """The first whole step at which lr · gamma^(t/decay_steps) (floored exponent if
-    ``staircase``) reaches or passes end_lr in the direction it moves (+inf if never),
-    decided on the float64 closed form itself."""
+    ``staircase``) reaches or passes end_lr, downwards when gamma < 1 and upwards
+    otherwise (+inf if never), decided on the float64 closed form itself."""
     lr, gamma, ds, end = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in (lr, gamma, decay_steps, end_lr)))
     out = np.full(lr.shape, np.inf)
     for i in np.ndindex(lr.shape):
@@ -499,27 +500,25 @@ def _exponential_crossing(lr, gamma, decay_steps, staircase, end_lr):
 
         def rate(t):
             x = t / d
-            return a * g ** (math.floor(x) if staircase else x)
+            try:
+                return a * g ** (math.floor(x) if staircase else x)
+            except OverflowError:
+                return math.inf
 
         def passed(t):
             return rate(t) <= e if g < 1.0 else rate(t) >= e
 
-        if g == 1.0 or a == 0.0:
-            if (a <= e) if g <= 1.0 else (a >= e):
-                out[i] = 0.0
-            continue
-        if passed(0.0):
-            out[i] = 0.0
-            continue
-        if e == 0.0 and g < 1.0:
-            continue  # a decay reaches zero only by underflow: the closed form handles it
-        guess = d * math.log(e / a) / math.log(g)
-        t = max(0.0, math.floor(guess) - 2.0)
-        while t > 0.0 and passed(t):
-            t -= 1.0
-        while not passed(t):
-            t += 1.0
-        out[i] = t
+        # the rate moves monotonically: double a step that passes, then bisect
+        lo, hi = -1.0, 0.0
+        while not passed(hi):
+            lo, hi = hi, max(1.0, 2.0 * hi)
+            if hi > 2.0**62:
+                break
+        else:
+            while hi - lo > 1.0:
+                mid = math.floor((lo + hi) / 2.0)
+                lo, hi = (lo, mid) if passed(mid) else (mid, hi)
+            out[i] = hi
     return out
 
 

@@ -85,6 +85,49 @@ def factories():
 
 FACTORIES = factories()
 
+
+def option_factories():
+    """kind -> strategy of kwargs using the peers' options (one-cycle phases and anneal,
+    cosine waves and exponent, restarts decay and limit, exponential floor, Keras
+    boundaries), beside ``factories``' plain ones."""
+    return {
+        "one_cycle": st.fixed_dictionaries(
+            {
+                "max_lr": rates,
+                "total_steps": st.integers(20, 2000),
+                "pct_start": st.floats(0.1, 0.45),
+                "anneal_strategy": st.sampled_from(["cos", "linear"]),
+                "three_phase": st.booleans(),
+                "base_momentum": st.floats(0.5, 0.9),
+            }
+        ),
+        "cosine": st.fixed_dictionaries(
+            {"lr": rates, "total_steps": counts, "min_lr": small, "num_cycles": st.floats(0.1, 3.0),
+             "exponent": st.floats(0.2, 4.0)}
+        ),
+        "cosine_restarts": st.fixed_dictionaries(
+            {"lr": rates, "period": st.integers(1, 60), "period_mult": st.integers(1, 3), "min_lr": small,
+             "cycle_decay": st.floats(0.2, 1.0), "decay_amplitude": st.booleans(),
+             "cycle_limit": st.one_of(st.none(), st.integers(1, 8))}
+        ),
+        "exponential": st.fixed_dictionaries(
+            {"lr": rates, "gamma": st.floats(0.8, 1.05), "decay_steps": st.floats(1.0, 20.0), "staircase": st.booleans(),
+             "end_lr": st.floats(0.0, 12.0)}
+        ),
+        "piecewise": st.lists(st.integers(0, 500), max_size=5, unique=True).flatmap(
+            lambda b: st.fixed_dictionaries(
+                {"boundaries": st.just(sorted(b)), "values": st.lists(rates, min_size=len(b) + 1, max_size=len(b) + 1),
+                 "closed": st.sampled_from(["left", "right"])}
+            )
+        ),
+        "inverse_sqrt": st.fixed_dictionaries(
+            {"lr": rates, "warmup_steps": st.floats(1.0, 100.0), "timescale": st.floats(1.0, 1000.0)}
+        ),
+    }
+
+
+OPTION_FACTORIES = option_factories()
+
 STEPS = np.concatenate([np.arange(0, 700), [999, 1000, 1001, 4096, 10_000]])
 
 
@@ -95,9 +138,23 @@ def made(kind, kwargs):
     return getattr(fd, kind)(**kwargs)
 
 
+def magnitude(s):
+    """The largest rate a schedule or any of its parts reaches (a warmup's target too):
+    the scale of the rounding in the closed forms, which work with all of them."""
+    p = s.params
+    own = float(np.max(np.abs(ref.schedule_lr(s, STEPS))))
+    if s.kind == "warmup":
+        return max(own, magnitude(p["schedule"]))
+    if s.kind in ("join", "stack"):
+        return max([own] + [magnitude(m) for m in p["schedules"]])
+    if s.kind == "product":
+        return max(own, float(np.prod([magnitude(m) for m in p["schedules"]])))
+    return own
+
+
 def assert_matches_reference(s):
     expected = ref.schedule_lr(s, STEPS)
-    scale = max(float(np.max(np.abs(expected))), 1e-300)
+    scale = max(magnitude(s), 1e-300)
     np.testing.assert_allclose(s(STEPS), expected, rtol=1e-12, atol=1e-14 * scale)
     np.testing.assert_allclose(s.table(1001), ref.schedule_lr(s, np.arange(1001)), rtol=1e-12,
                                atol=1e-14 * scale)
@@ -111,16 +168,35 @@ def test_schedule_matches_reference_closed_form(kind, data):
     assert_matches_reference(s)
 
 
+@pytest.mark.parametrize("kind", OPTION_FACTORIES)
+@SETTINGS
+@given(data=st.data())
+def test_schedule_options_match_reference_closed_form(kind, data):
+    s = made(kind, data.draw(OPTION_FACTORIES[kind]))
+    assert_matches_reference(s)
+    if kind == "one_cycle":
+        assert_matches_reference(s.momentum)
+
+
 @st.composite
 def any_schedule(draw, depth=2):
-    """A schedule of any kind, possibly wrapped in warmup or join (nested up to ``depth``)."""
-    choice = draw(st.sampled_from(["leaf", "leaf", "warmup", "join"] if depth else ["leaf"]))
+    """A schedule of any kind, possibly wrapped in warmup or join, multiplied, or a table
+    (nested up to ``depth``)."""
+    choice = draw(st.sampled_from(["leaf", "leaf", "table", "warmup", "join", "product"] if depth else ["leaf", "table"]))
     if choice == "leaf":
         kind = draw(st.sampled_from(sorted(FACTORIES)))
         return made(kind, draw(FACTORIES[kind]))
+    if choice == "table":
+        return fd.tabulated(draw(st.lists(rates, min_size=1, max_size=40)))
+    if choice == "product":
+        return fd.product(*draw(st.lists(any_schedule(depth=depth - 1), min_size=1, max_size=3)))
     if choice == "warmup":
         inner = draw(any_schedule(depth=depth - 1))
-        return fd.warmup(inner, draw(st.integers(0, 100)), start_lr=draw(small))
+        shape = draw(st.sampled_from(["linear", "cosine", "exponential"]))
+        start = draw(st.floats(1e-4, 0.5)) if shape == "exponential" else draw(small)
+        if shape == "exponential" and np.any(inner.lr0() <= 0):
+            shape = "linear"
+        return fd.warmup(inner, draw(st.integers(0, 100)), start_lr=start, shape=shape, prefix=draw(st.booleans()))
     parts = draw(st.lists(any_schedule(depth=depth - 1), min_size=1, max_size=3))
     bounds = sorted(draw(st.lists(st.integers(0, 600), min_size=len(parts) - 1, max_size=len(parts) - 1, unique=True)))
     return fd.join(parts, bounds)

@@ -88,7 +88,7 @@ def exponential_lr(t, lr, gamma=None, rate=None, half_life=None, decay_steps=1, 
 
     Keras ``ExponentialDecay``, optax ``exponential_decay``; gamma = e^−rate or
     2^(−1/half_life) when those are given instead. ``end_lr`` as optax's ``end_value``:
-    max(η_t, end_lr) when gamma < 1, min(η_t, end_lr) when gamma > 1.
+    max(η_t, end_lr) when gamma < 1, min(η_t, end_lr) otherwise.
     """
     if gamma is None:
         gamma = np.exp(-_f(rate)) if rate is not None else 2.0 ** (-1.0 / _f(half_life))
@@ -98,7 +98,6 @@ def exponential_lr(t, lr, gamma=None, rate=None, half_life=None, decay_steps=1, 
     value = _f(lr) * _f(gamma) ** e
     if end_lr is not None:
         value = np.where(_f(gamma) < 1.0, np.maximum(value, end_lr), np.minimum(value, end_lr))
-        value = np.where(_f(gamma) == 1.0, _f(lr) * np.ones_like(value), value)
     return value
 
 
