@@ -160,21 +160,15 @@ def assert_matches_reference(s):
                                atol=1e-14 * scale)
 
 
-@pytest.mark.parametrize("kind", FACTORIES)
+@pytest.mark.parametrize("strategies, kind", [(FACTORIES, k) for k in FACTORIES]
+                         + [(OPTION_FACTORIES, k) for k in OPTION_FACTORIES],
+                         ids=list(FACTORIES) + [f"{k}-options" for k in OPTION_FACTORIES])
 @SETTINGS
 @given(data=st.data())
-def test_schedule_matches_reference_closed_form(kind, data):
-    s = made(kind, data.draw(FACTORIES[kind]))
+def test_schedule_matches_reference_closed_form(strategies, kind, data):
+    s = made(kind, data.draw(strategies[kind]))
     assert_matches_reference(s)
-
-
-@pytest.mark.parametrize("kind", OPTION_FACTORIES)
-@SETTINGS
-@given(data=st.data())
-def test_schedule_options_match_reference_closed_form(kind, data):
-    s = made(kind, data.draw(OPTION_FACTORIES[kind]))
-    assert_matches_reference(s)
-    if kind == "one_cycle":
+    if kind in ("one_cycle", "cyclic"):
         assert_matches_reference(s.momentum)
 
 

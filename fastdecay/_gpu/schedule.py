@@ -10,7 +10,7 @@ import numbers
 
 import numpy as np
 
-from ..schedules import _steps
+from .._validate import steps_array as _steps
 from . import _plan
 from . import _runtime as rt
 
