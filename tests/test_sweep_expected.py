@@ -174,3 +174,18 @@ def test_example_expected_config_parses():
     assert cfg["run"]["mode"] == "expected" and len(cfg["curvatures"]) == 41
     assert len(cfg["schedules"]) == 5 and len(cfg["optimizers"]) == 8
     assert sorted({e.get("batch_size", 1) for e in cfg["optimizers"]}) == [1, 8, 64, 512]
+
+
+def test_chunks_as_rectangles_cover_their_trajectories_in_order():
+    from fastdecay.sweep.run import _rectangles
+
+    rng = np.random.default_rng(0)
+    for n_c in (1, 2, 5, 7):
+        for _ in range(200):
+            start, stop = sorted(rng.integers(0, 6 * n_c + 1, size=2))
+            if start == stop:
+                continue
+            flat = [s * n_c + c for s0, s1, c0, c1 in _rectangles(start, stop, n_c)
+                    for s in range(s0, s1) for c in range(c0, c1)]
+            assert flat == list(range(start, stop)), (start, stop, n_c)
+            assert len(_rectangles(start, stop, n_c)) <= 3

@@ -21,6 +21,24 @@ class SchedulerUnreachable(ConnectionError):
     """The Dask scheduler did not answer within the connect timeout."""
 
 
+def _rectangles(start, stop, n_c):
+    """Trajectories ``start .. stop`` of the flat order ``schedule * n_c + curvature`` as at
+    most three rectangles ``(first schedule, end, first curvature, end)``, in that order."""
+    s0, c0 = divmod(start, n_c)
+    s1, c1 = divmod(stop, n_c)
+    if s0 == s1:
+        return [(s0, s0 + 1, c0, c1)]
+    out = []
+    if c0:
+        out.append((s0, s0 + 1, c0, n_c))
+        s0 += 1
+    if s1 > s0:
+        out.append((s0, s1, 0, n_c))
+    if c1:
+        out.append((s1, s1 + 1, 0, c1))
+    return out
+
+
 def run_chunk(config, k, progress=None):
     """Compute chunk ``k`` of a normalised config; a dict of arrays (what its file holds).
 
@@ -34,26 +52,38 @@ def run_chunk(config, k, progress=None):
     o, start, stop = plan.chunks[k]
     run, opt = config["run"], config["optimizers"][o]
     n_c = len(plan.curvatures)
-    index = np.arange(start, stop, dtype=np.int64)
-    dtype = np.dtype(run["dtype"])
-    curvature = plan.curvatures[index % n_c][:, None].astype(dtype)
-    schedule = plan.schedule[index // n_c]
     batch_size = opt.get("batch_size", 1)
     out = {"chunk": np.int64(k), "optimizer": np.int64(o), "start": np.int64(start), "stop": np.int64(stop)}
     if sweep_mode(config) == "expected":
         from ..expected import expected_loss
 
-        res = expected_loss(
-            curvature, schedule, steps=run["steps"], optimizer=opt["kind"], momentum=opt["momentum"],
-            noise=opt["noise"], batch_size=batch_size, w0=run["w0"], w0_var=run.get("w0_var", 0.0),
-            weight_decay=opt["weight_decay"], on_drop=opt["on_drop"], every=run["every"],
-        )
-        out.update(w=np.ascontiguousarray(res.mean[:, 0]), second_moment=np.ascontiguousarray(res.second_moment[:, 0]))
+        parts = []
+        for s0, s1, c0, c1 in _rectangles(start, stop, n_c):
+            # (schedules, curvatures) rectangles: each schedule row serves all its curvatures
+            # (expected_loss prepares its per-step coefficients once per schedule row)
+            lam = np.broadcast_to(plan.curvatures[c0:c1][None, :, None], (s1 - s0, c1 - c0, 1)).copy()
+            rows = plan.schedule[np.arange(s0, s1)][:, None]
+            res = expected_loss(
+                lam, rows, steps=run["steps"], optimizer=opt["kind"], momentum=opt["momentum"], noise=opt["noise"],
+                batch_size=batch_size, w0=run["w0"], w0_var=run.get("w0_var", 0.0), weight_decay=opt["weight_decay"],
+                on_drop=opt["on_drop"], every=run["every"],
+            )
+            part = {"w": res.mean.reshape(-1), "second_moment": res.second_moment.reshape(-1)}
+            if run["every"] is not None:
+                part.update(steps=res.steps, loss=res.loss.reshape(-1, res.steps.size),
+                            lr=np.broadcast_to(rows.table(res.steps), res.loss.shape).reshape(-1, res.steps.size))
+            parts.append(part)
+        out.update({name: np.concatenate([p[name] for p in parts]) for name in ("w", "second_moment")})
         if run["every"] is not None:
-            out.update(steps=res.steps, loss=res.loss, lr=schedule.table(res.steps))
+            out.update(steps=parts[0]["steps"], loss=np.concatenate([p["loss"] for p in parts]),
+                       lr=np.concatenate([p["lr"] for p in parts]))
         return out
     from ..simulate import simulate
 
+    index = np.arange(start, stop, dtype=np.int64)
+    dtype = np.dtype(run["dtype"])
+    curvature = plan.curvatures[index % n_c][:, None].astype(dtype)
+    schedule = plan.schedule[index // n_c]
     kwargs = {}
     if progress is not None:
         kwargs["progress"] = progress
