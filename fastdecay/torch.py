@@ -266,9 +266,8 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         state.setdefault("step", torch.zeros((), dtype=_scalar_dtype()))
         for name in names:
             if name not in state:
-                # zeros as torch makes them; the kernels ignore the content at step 0 anyway
-                state[name] = torch.zeros_like(p, dtype=self._state_dtype(p, name),
-                                               memory_format=torch.contiguous_format)
+                # zeros laid out as the parameter, as torch makes them; the kernels ignore the content at step 0
+                state[name] = torch.zeros_like(p, dtype=self._state_dtype(p, name), memory_format=torch.preserve_format)
         new_state[p] = state
         return state
 
@@ -295,7 +294,8 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
                 raise TypeError(f"param_groups[{g}].params[{i}].grad must be a dense tensor, got a sparse one "
                                 f"({type(self).__name__} does not support sparse gradients)")
             state = self._state_for(p, group, new_state)
-            grad = grad if grad.is_contiguous() else grad.contiguous()
+            if grad.stride() != p.stride():  # laid out unlike its parameter: contiguous, as the parameter may be
+                grad = grad.contiguous()
             by_step.setdefault(int(state["step"]), []).append((i, p, grad, state))
         calls = []
         for t, items in by_step.items():

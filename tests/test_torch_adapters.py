@@ -399,3 +399,11 @@ def test_adam_with_grad_scaler_equals_the_unscaled_run(kw):
     scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 12, growth_interval=10)
     scaled = _trajectory(model, opt, steps, torch.float32, scaler)
     assert np.array_equal(scaled, plain)
+
+
+def test_a_gradient_laid_out_unlike_its_parameter_is_taken_contiguous():
+    g = torch.arange(12.0, dtype=torch.float64).reshape(4, 3)
+    w, ref = torch.nn.Parameter(torch.ones(3, 4, dtype=torch.float64)), torch.ones(3, 4, dtype=torch.float64)
+    w.grad = g.t()  # a transposed view: strides (1, 3)
+    SGD([w], lr=0.1).step()
+    assert torch.allclose(w.detach(), ref - 0.1 * g.t(), rtol=0, atol=1e-15) and not w.grad.is_contiguous()
