@@ -647,7 +647,11 @@ def _simulate_chunk(w, buf, sq, lam, d, opt,
         i1 = min(i0 + tile, n)
         z_even = _draws(noise_scratch, 0, (i1 - i0) * d)
         z_odd = _draws(noise_scratch, 1, (i1 - i0) * d)
-        e0, e1 = i0 * d, i1 * d  # the tile's elements
+        # the tile's elements as slices, made once a chunk (not once a step: a slice
+        # costs reference counting on the array that every thread shares)
+        e0, e1 = i0 * d, i1 * d
+        w_t, buf_t, sq_t, lam_t = w[e0:e1], buf[e0:e1], sq[e0:e1], lam[e0:e1]
+        lr_state_t, lr_ratio_t = lr_state[i0:i1], lr_ratio[i0:i1]
         lr_mult = _is_all_multiplicative(lr_ratio, i0, i1) if per_lr else True
         wd_mult = _is_all_multiplicative(wd_ratio, i0, i1) if per_wd else True
         # momentum with per-trajectory drops needs a per-trajectory buffer scale: generic path
@@ -687,19 +691,17 @@ def _simulate_chunk(w, buf, sq, lam, d, opt,
                               on_drop, z, sigma, record, rec_j, rec_loss, rec_disp)
             elif adam:
                 if per_lr:
-                    _fast_adam_per_trajectory(w[i0:i1], buf[i0:i1], sq[i0:i1], lam[i0:i1], lr_state[i0:i1],
-                                              lr_ratio[i0:i1], fused, wd, t,
+                    _fast_adam_per_trajectory(w_t, buf_t, sq_t, lam_t, lr_state_t, lr_ratio_t, fused, wd, t,
                                               beta1, beta2, eps, opt == ADAMW, z, sigma)
                 else:
                     c = adam_scalars(eta, wd, float(t), beta1, beta2, eps, opt == ADAMW, False)
-                    _fast_adam_shared(w[e0:e1], buf[e0:e1], sq[e0:e1], lam[e0:e1], c, t == 0, z, sigma)
+                    _fast_adam_shared(w_t, buf_t, sq_t, lam_t, c, t == 0, z, sigma)
             elif per_lr:
-                _fast_sgd_per_trajectory(w[i0:i1], buf[i0:i1], lam[i0:i1], lr_state[i0:i1],
-                                         lr_ratio[i0:i1], fused, wd, mom, nesterov, in_buffer, use_momentum, t == 0,
-                                         z, sigma)
+                _fast_sgd_per_trajectory(w_t, buf_t, lam_t, lr_state_t, lr_ratio_t, fused, wd, mom, nesterov,
+                                         in_buffer, use_momentum, t == 0, z, sigma)
             else:
                 c = sgd_scalars(eta, wd, t == 0, scale, mom, 0.0, nesterov, False, False, in_buffer)
-                _fast_sgd_shared(w[e0:e1], buf[e0:e1], lam[e0:e1], c, use_momentum, nesterov,
+                _fast_sgd_shared(w_t, buf_t, lam_t, c, use_momentum, nesterov,
                                  in_buffer and use_momentum, t == 0, z, sigma)
             if record:
                 if not generic:
