@@ -284,8 +284,9 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         return grad_scale, False
 
     def _group_calls(self, g, group, grad_scale, new_state):
-        """[(launch, states)] for group ``g``: one checked call per step count."""
-        by_step = {}
+        """[(launch, step tensors)] for group ``g``: one checked call per step count (one in
+        the usual case, where every parameter has had as many updates)."""
+        index, params, grads, states = [], [], [], []
         for i, p in enumerate(group["params"]):
             grad = p.grad
             if grad is None:
@@ -293,19 +294,29 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
             if grad.is_sparse:
                 raise TypeError(f"param_groups[{g}].params[{i}].grad must be a dense tensor, got a sparse one "
                                 f"({type(self).__name__} does not support sparse gradients)")
-            state = self._state_for(p, group, new_state)
             if grad.stride() != p.stride():  # laid out unlike its parameter: contiguous, as the parameter may be
                 grad = grad.contiguous()
-            by_step.setdefault(int(state["step"]), []).append((i, p, grad, state))
+            index.append(i)
+            params.append(p)
+            grads.append(grad)
+            states.append(self._state_for(p, group, new_state))
+        if not params:
+            return []
+        counts = torch.stack([s["step"] for s in states]).tolist()  # one read of every step count
+        if counts.count(counts[0]) == len(counts):
+            parts = {int(counts[0]): range(len(params))}
+        else:
+            parts = {}
+            for k, count in enumerate(counts):
+                parts.setdefault(int(count), []).append(k)
         calls = []
-        for t, items in by_step.items():
-            states = [s for _, _, _, s in items]
+        for t, part in parts.items():
             try:
-                launch = self._call(group, [p for _, p, _, _ in items], [gr for _, _, gr, _ in items], states, t,
-                                    grad_scale)
+                launch = self._call(group, [params[k] for k in part], [grads[k] for k in part],
+                                    [states[k] for k in part], t, grad_scale)
             except (TypeError, ValueError) as err:
-                raise type(err)(self._name_tensors(str(err), g, [i for i, _, _, _ in items])) from None
-            calls.append((launch, states))
+                raise type(err)(self._name_tensors(str(err), g, [index[k] for k in part])) from None
+            calls.append((launch, [states[k]["step"] for k in part]))
         return calls
 
     @staticmethod
@@ -343,10 +354,11 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         calls = [c for g, group in enumerate(self.param_groups) for c in self._group_calls(g, group, grad_scale,
                                                                                             new_state)]
         self.state.update(new_state)
-        for launch, states in calls:
+        for launch, _ in calls:
             launch()
-            for s in states:
-                s["step"] += 1
+        steps = [t for _, group_steps in calls for t in group_steps]
+        if steps:
+            torch._foreach_add_(steps, 1)  # every step count at once, as torch's own optimizers count
         return loss
 
     # ------------------------------------------------------------------------- checkpoints

@@ -407,3 +407,25 @@ def test_a_gradient_laid_out_unlike_its_parameter_is_taken_contiguous():
     w.grad = g.t()  # a transposed view: strides (1, 3)
     SGD([w], lr=0.1).step()
     assert torch.allclose(w.detach(), ref - 0.1 * g.t(), rtol=0, atol=1e-15) and not w.grad.is_contiguous()
+
+
+def test_parameters_at_different_step_counts_in_one_group_follow_torch():
+    """A parameter left without a gradient on some steps lags in step count (and bias correction):
+    one group, several fused calls, one per step count."""
+    ours_model, ref_model = _model(), _model()
+    ours = AdamW(ours_model.parameters(), lr=1e-2, amsgrad=True)
+    ref = torch.optim.AdamW(ref_model.parameters(), lr=1e-2, amsgrad=True, foreach=False)
+    x, y = _data()
+    for t in range(60):
+        for model, opt in ((ours_model, ours), (ref_model, ref)):
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(model(x), y).backward()
+            if t % 3 == 1:
+                model[0].bias.grad = None  # skipped this step
+            if t % 5 == 2:
+                model[2].weight.grad = None
+            opt.step()
+    assert int(ours.state[ours_model[0].bias]["step"]) == int(ref.state[ref_model[0].bias]["step"]) == 40
+    assert int(ours.state[ours_model[2].weight]["step"]) == 48
+    _close(torch.cat([p.detach().flatten() for p in ours_model.parameters()]).numpy(),
+           torch.cat([p.detach().flatten() for p in ref_model.parameters()]).numpy())
