@@ -53,7 +53,7 @@ from .expected import (
 )
 from .sweep import SweepConfigError, SweepResult, load_sweep, sweep  # binds fd.sweep to the function (see fastdecay/sweep/__init__.py)
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     # schedules (API.md §1)

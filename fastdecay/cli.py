@@ -379,7 +379,7 @@ def _cuda_devices():
 
 def build_parser():
     """The argparse parser of the whole command line."""
-    from . import __version__
+    from ._version import __version__
 
     parser = _Parser(
         prog="fastdecay",

@@ -130,7 +130,7 @@ def stability_ceiling(schedules, curvatures, steps, *, labels=None, path=None,
     """2/η_t of each schedule (gradient descent on curvature λ is stable while
     λ < 2/η_t), with the curvatures as horizontal lines and each one's stability
     onset t* (first step with η_t·λ < 2) marked."""
-    from . import stability_onset
+    from .diagnostics import stability_onset
 
     fig, (ax,) = _figure(width=8.5, height=5.2)
     t = _steps_shown(steps)
@@ -304,7 +304,7 @@ def final_vs_curvature(curvatures, values, *, labels, ylabel=r"final $|w_N|$", t
 
 def adam_effective_step(schedules, steps, *, betas=(0.9, 0.999), labels=None, path=None, ax=None):
     """Adam's effective step S_t = η_t (1 − β1^(t+1)) / sqrt(1 − β2^(t+1)) of each schedule."""
-    from . import adam_effective_step as effective
+    from .diagnostics import adam_effective_step as effective
 
     fig = None
     if ax is None:
@@ -325,7 +325,7 @@ def weight_decay_shrinkage(lr, weight_decay, steps, *, labels=("constant weight 
     """Decoupled (AdamW) weight decay under a decaying lr: the per-step shrinkage
     η_t·λ_t and the cumulative factor ∏(1 − η_t·λ_t) applied to the weights, for a
     constant ``weight_decay`` against ``fd.constant_shrinkage(lr, weight_decay)``."""
-    from . import constant_shrinkage
+    from .schedules import constant_shrinkage
 
     lr = S.as_schedule(lr, "lr")
     n = int(steps)
@@ -371,7 +371,7 @@ def escape_probability(schedules, barrier, c, steps, *, labels=None, path=None):
     """``fd.escape_probability`` of each schedule: the per-step chance
     p_t = exp(−barrier / (c·η_t)) of hopping a barrier (log scale) and the chance of
     at least one escape by step t."""
-    from . import escape_probability as escape
+    from .diagnostics import escape_probability as escape
 
     fig, axes = _figure(1, 2, width=11.0, height=4.4)
     t = np.arange(int(steps))

@@ -281,7 +281,7 @@ SCHEDULES = factory_schedules()
 
 
 def cpu_points(table, rows, t):
-    from fastdecay._cpu import schedule as cpu
+    from fastdecay._cpu import schedule_tables as cpu
 
     table = np.ascontiguousarray(table)
     table.setflags(write=False)

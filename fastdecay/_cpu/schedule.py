@@ -681,14 +681,3 @@ def fill_table_kernel(table, first, out):
     """out[r, i] = rate of schedule r at step first + i, rows in parallel."""
     for r in prange(out.shape[0]):
         _fill_row(table, r, first, out[r])
-
-
-def __getattr__(name):
-    """The entry kernels (``eval_points``, ``fill_table``, ``run_small``) live in
-    ``schedule_tables`` and compile on first use: importing this module for ``lr_at``
-    (the fused updates, the simulations) compiles nothing."""
-    if name in ("eval_points", "fill_table", "run_small"):
-        from . import schedule_tables
-
-        return getattr(schedule_tables, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,7 +16,8 @@ from . import _runtime as rt
 
 
 def _device_steps(name, t):
-    """Steps on the device as float64, validated like the CPU path's ``_steps``."""
+    """Steps on the device as float64, validated like the CPU path's
+    ``fastdecay._validate.steps_array``."""
     xp = rt.xp
     arr = rt.as_array(t)
     if arr.dtype.kind not in "iuf":

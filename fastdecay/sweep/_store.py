@@ -194,7 +194,7 @@ def prepare_out(out_dir, config, digest, resume, config_text):
                     os.remove(os.path.join(folder, name))
         if manifest is not None:
             return manifest
-        from .. import __version__
+        from .._version import __version__
 
         doc = {"format": FORMAT, "config_hash": digest, "fastdecay": __version__, "config": config,
                "checksum": "sha256", "chunks": {}}
