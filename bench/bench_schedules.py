@@ -21,6 +21,9 @@ Group ``schedule-table-mixed``: a stack of 10,000 schedules of mixed kinds (cosi
 one-cycle, step, exponential, warmup-cosine, wsd, cyclic, inverse_sqrt) x 10,000 steps,
 fastdecay against NumPy closed forms grouped by kind.
 
+Group ``schedule-table-per-kind``: 2,000 schedules of one kind x 10,000 steps each, the
+cost of a step by kind (the peers' options, products and per-step tables included).
+
 Under ``--benchmark-disable`` (``make test``) every benchmark runs once on a small table.
 """
 
@@ -387,6 +390,10 @@ def per_kind_schedules(rows, n):
         "inverse_sqrt": fd.inverse_sqrt(lr, max(1, n // 25)),
         "polynomial-power-2": fd.polynomial(lr, n, power=2.0),
         "cosine_restarts": fd.cosine_restarts(lr, max(1, n // 100), period_mult=2),
+        "cosine-num_cycles-exponent": fd.cosine(lr, n, num_cycles=1.5, exponent=2.0),
+        "cosine_restarts-cycle_decay": fd.cosine_restarts(lr, max(1, n // 100), period_mult=2, cycle_decay=0.8),
+        "product-cosine-x-step": fd.cosine(lr, n) * fd.step(1.0, 0.5, max(1, n // 10)),
+        "tabulated": fd.tabulated(fd.cosine(lr, n).table(n)),
     }
 
 

@@ -124,20 +124,6 @@ def _pad_segments(table, n):
     return np.concatenate([table, pad], axis=-2)
 
 
-def _side_rows(values):
-    """Data rows (start NaN, kind DATA) holding ``values`` (last axis) VALUES_PER_ROW a row."""
-    n = values.shape[-1]
-    n_rows = -(-n // L.VALUES_PER_ROW)
-    padded = np.concatenate(
-        [values, np.broadcast_to(values[..., -1:], values.shape[:-1] + (n_rows * L.VALUES_PER_ROW - n,))], axis=-1
-    )
-    rows = np.zeros(values.shape[:-1] + (n_rows, L.WIDTH))
-    rows[..., L.START] = np.nan
-    rows[..., L.KIND] = L.DATA
-    rows[..., L.P0:] = padded.reshape(values.shape[:-1] + (n_rows, L.VALUES_PER_ROW))
-    return rows
-
-
 # Constants fold into these primitives' lr (p0), which scales their rate.
 _SCALES_WITH_P0 = (L.CONSTANT, L.EXPONENTIAL, L.INVERSE_TIME)
 
@@ -1020,11 +1006,19 @@ def tabulated(values):
         raise ValueError(f"values must hold at least one rate on its last axis, got shape {v.shape}")
     if v.shape[-1] >= 2**31:
         raise ValueError(f"values must hold fewer than 2**31 steps, got {v.shape[-1]}")
-    head = np.zeros(v.shape[:-1] + (1, L.WIDTH))
-    head[..., 0, L.KIND] = L.TABULATED
-    head[..., 0, L.P0] = 1.0  # the data rows follow the segment
-    head[..., 0, L.P0 + 1] = v.shape[-1]
-    table = np.concatenate([head, _side_rows(v)], axis=-2)
+    n = v.shape[-1]
+    full, rest = divmod(n, L.VALUES_PER_ROW)
+    table = np.zeros(v.shape[:-1] + (1 + full + (rest > 0), L.WIDTH))
+    table[..., 0, L.KIND] = L.TABULATED
+    table[..., 0, L.P0] = 1.0  # the data rows follow the segment
+    table[..., 0, L.P0 + 1] = n
+    # data rows (start NaN, kind DATA): VALUES_PER_ROW values a row, the last row padded
+    table[..., 1:, L.START] = np.nan
+    table[..., 1:, L.KIND] = L.DATA
+    table[..., 1 : 1 + full, L.P0 :] = v[..., : full * L.VALUES_PER_ROW].reshape(v.shape[:-1] + (full, L.VALUES_PER_ROW))
+    if rest:
+        table[..., -1, L.P0 : L.P0 + rest] = v[..., full * L.VALUES_PER_ROW :]
+        table[..., -1, L.P0 + rest :] = v[..., -1:]
     return Schedule(table, "tabulated", {"values": v})
 
 

@@ -614,6 +614,35 @@ def _fill_cosine_restarts(seg, first, i0, i1, out_row):
 
 
 @njit(cache=True)
+def _fill_tabulated(segs, seg, first, i0, i1, out_row):
+    """A TABULATED segment at t = first + i, i in [i0, i1): its values copied in order from
+    its data rows (no division a step), the last value held after them."""
+    n = int(seg[P0 + 1])
+    i = i0
+    while i < i1:
+        index = int(math.floor((first + i) - seg[ORIGIN]))
+        if index >= n - 1:
+            last = _table_value(segs, seg, n - 1)
+            for j in range(i, i1):
+                out_row[j] = last
+            return
+        if index < 0:
+            out_row[i] = _table_value(segs, seg, index)
+            i += 1
+            continue
+        stop = min(i1, i + (n - 1 - index))
+        data_row = int(seg[P0]) + index // VALUES_PER_ROW
+        column = P0 + index % VALUES_PER_ROW
+        for j in range(i, stop):
+            out_row[j] = segs[data_row, column]
+            column += 1
+            if column == P0 + VALUES_PER_ROW:
+                column = P0
+                data_row += 1
+        i = stop
+
+
+@njit(cache=True)
 def _fill_row(table, row, first, out_row):
     """Rates at steps first, first + 1, ... for one schedule, written into ``out_row``.
 
@@ -621,7 +650,8 @@ def _fill_row(table, row, first, out_row):
     re-anchored to the closed form every REANCHOR steps (``_fill_exponential``), a
     cosine a rotation re-anchored likewise (``_fill_cosine``, float64 rows), lines
     and square roots (``_fill_arithmetic``) and triangle waves (``_fill_cyclic``)
-    vectorised loops; other primitives are their closed form per step.
+    vectorised loops, tables copies (``_fill_tabulated``); other primitives (and
+    products) are their closed form per step.
     """
     n = out_row.shape[0]
     nseg = table.shape[1]
@@ -659,6 +689,8 @@ def _fill_row(table, row, first, out_row):
             _fill_cosine(seg, first, i0, i1, out_row)
         elif kind == COSINE_RESTARTS and out_row.itemsize == 8:
             _fill_cosine_restarts(seg, first, i0, i1, out_row)
+        elif kind == TABULATED:
+            _fill_tabulated(segs, seg, first, i0, i1, out_row)
         else:
             for i in range(i0, i1):
                 out_row[i] = segment_rate(segs, k, first + i)
