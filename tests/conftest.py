@@ -12,3 +12,8 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+# This file is loaded as a plugin (its fixtures); --doctest-modules would also import it
+# as a module named "conftest", which clashes with bench/conftest.py.
+collect_ignore = ["conftest.py"]
