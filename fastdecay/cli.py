@@ -7,8 +7,10 @@
     fastdecay sweep CONFIG.toml [--out DIR] [--resume] [--scheduler ADDRESS]
     fastdecay compile [--jobs N] [--gpu]
 
-Bad arguments give exit status 2 and a one-line message on stderr, before
-anything is written.
+Bad arguments give exit status 2, before anything is written, and one line on
+stderr naming the problem and the (sub-)command's help; malformed arguments
+(unknown options, missing or invalid ones) print that sub-command's usage first. List options take spaces, commas or both: ``--milestones 30 80`` or
+``--milestones 30,80``.
 
 >>> main(["schedule", "exponential", "--lr", "0.1", "--gamma", "0.9", "--steps", "2"])
 step       lr
@@ -35,14 +37,28 @@ __all__ = ["main", "build_parser", "SCHEDULE_KINDS"]
 
 
 class CommandLineError(Exception):
-    """A bad argument found after parsing (exit status 2, one line on stderr)."""
+    """A bad argument (exit status 2): one line naming the problem, after the usage of the
+    (sub-)command when the arguments themselves are malformed."""
+
+    def __init__(self, message, usage=None):
+        super().__init__(message)
+        self.usage = usage
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with a one-line error: ``fastdecay schedule: error: ... (see --help)``."""
+    """argparse whose errors carry this (sub-)command's usage and end in one line:
+    ``fastdecay schedule step: error: ... (see fastdecay schedule step --help)``."""
 
     def error(self, message):
-        raise CommandLineError(f"{self.prog}: error: {message} (see {self.prog} --help)")
+        raise CommandLineError(f"{self.prog}: error: {message} (see {self.prog} --help)", self.format_usage())
+
+
+def _fail(args, message):
+    """CommandLineError for a bad value found after parsing (the arguments were well
+    formed, so no usage): one line pointing to the help of the sub-command ``args`` ran."""
+    parser = getattr(args, "command_parser", None)
+    prog = parser.prog if parser else "fastdecay"
+    return CommandLineError(f"{prog}: error: {message} (see {prog} --help)")
 
 
 # ----------------------------------------------------------------------------- fastdecay schedule
@@ -68,14 +84,14 @@ _SUMMARY = {
     "tabulated": "the given per-step rates, the last held  (torch LambdaLR as data)",
 }
 
-# Parameters that take a comma-separated list, and their element type.
+# Parameters that take a list (space- or comma-separated, or both), and their element type.
 _LIST_PARAMS = {"milestones": int, "boundaries": int, "values": float}
 _CHOICES = S.SCHEDULE_CHOICES
 _HELP = {
     "lr": "initial learning rate eta_0",
     "gamma": "decay factor per period (or per decay_steps)",
     "period": "steps between drops",
-    "milestones": "comma-separated steps at which the rate is multiplied by gamma, e.g. 30,80",
+    "milestones": "steps at which the rate is multiplied by gamma, e.g. 30 80 (or 30,80)",
     "rate": "decay rate (exponential: gamma = exp(-rate); inverse_time: eta_0 / (1 + rate t))",
     "half_life": "steps for the rate to halve (gamma = 2^(-1/half_life))",
     "decay_steps": "steps per factor of gamma",
@@ -87,8 +103,8 @@ _HELP = {
     "min_lr": "floor of the rate",
     "period_mult": "factor by which each cycle grows",
     "start_lr": "rate at step 0",
-    "boundaries": "comma-separated steps where the value changes, e.g. 100,200",
-    "values": "comma-separated rates, one more than boundaries, e.g. 0.1,0.01,0.001",
+    "boundaries": "steps where the value changes, e.g. 100 200 (or 100,200)",
+    "values": "rates, one more than boundaries, e.g. 0.1 0.01 0.001 (or 0.1,0.01,0.001)",
     "max_lr": "peak learning rate",
     "pct_start": "fraction of total_steps spent increasing",
     "div_factor": "initial rate = max_lr / div_factor",
@@ -112,7 +128,7 @@ _HELP = {
     "closed": "which side of a boundary takes the next value: left (at it, optax) or right (after it, Keras)",
     "warmup_shape": "shape of the warmup",
     ("exponential", "end_lr"): "the rate stops at this value (optax end_value)",
-    ("tabulated", "values"): "comma-separated rates, one a step, e.g. 0.1,0.2,0.15",
+    ("tabulated", "values"): "rates, one a step, e.g. 0.1 0.2 0.15 (or 0.1,0.2,0.15)",
     ("inverse_time", "rate"): "k in eta_0 / (1 + k t / decay_steps)",
     ("inverse_time", "decay_steps"): "steps per unit of k t",
     ("wsd", "total_steps"): "length of the whole schedule",
@@ -131,6 +147,14 @@ def _list_of(kind_name, element):
 
     parse.__name__ = f"list of {kind_name}s"
     return parse
+
+
+class _Concatenate(argparse.Action):
+    """``--milestones 3 6``, ``--milestones 3,6`` and ``--milestones 3, 6`` alike: the
+    lists parsed from each word, joined into one."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, [x for part in values for x in part])
 
 
 def _nonnegative_int(text):
@@ -195,6 +219,8 @@ def _add_factory_options(parser, kind, factory):
         kwargs = {"dest": p.name, "metavar": "N" if "steps" in p.name else p.name.upper(), "required": required}
         if p.name in _LIST_PARAMS:
             kwargs["type"] = _list_of(_LIST_PARAMS[p.name].__name__, _LIST_PARAMS[p.name])
+            kwargs["nargs"] = "+"
+            kwargs["action"] = _Concatenate
         else:
             kwargs["type"] = float
         if not required:
@@ -213,6 +239,7 @@ def _add_schedule_command(commands):
         "Each KIND takes its factory's arguments as options: `fastdecay schedule KIND --help`.",
         epilog="example: fastdecay schedule exponential --lr 0.1 --gamma 0.9 --steps 10",
     )
+    sched.set_defaults(command_parser=sched)
     kinds = sched.add_subparsers(dest="kind", metavar="KIND", parser_class=_Parser)
     kinds.required = True
     for kind, factory in SCHEDULE_KINDS.items():
@@ -223,7 +250,8 @@ def _add_schedule_command(commands):
             help=_SUMMARY[kind],
             description=f"fd.{kind}: {_description(factory.__doc__)}",
         )
-        p.set_defaults(kind=kind)  # the factory's name whichever spelling (one_cycle, one-cycle) was typed
+        # the factory's name whichever spelling (one_cycle, one-cycle) was typed
+        p.set_defaults(kind=kind, command_parser=p)
         _add_factory_options(p, kind, factory)
         common = p.add_argument_group("output")
         common.add_argument("--steps", type=_nonnegative_int, required=True, metavar="N", help="last step shown")
@@ -297,22 +325,22 @@ def _run_schedule(args, out):
     try:
         schedule = _build_schedule(args)
     except (ValueError, TypeError) as exc:
-        raise CommandLineError(f"fastdecay schedule {args.kind}: error: {exc}") from None
+        raise _fail(args, exc) from None
     steps = np.arange(0, args.steps + 1, args.every, dtype=np.int64)
     columns = {"lr": np.asarray(schedule(steps), dtype=np.float64)}
     if getattr(args, "momentum", False):
         if args.warmup:
-            raise CommandLineError(f"fastdecay schedule {args.kind}: error: --momentum cannot be combined with --warmup")
+            raise _fail(args, "--momentum cannot be combined with --warmup")
         columns["momentum"] = np.asarray(schedule.momentum(steps), dtype=np.float64)
     if args.plot:
         try:
             from . import plots
         except ImportError as exc:
-            raise CommandLineError(f"fastdecay schedule: error: --plot {exc}") from None
+            raise _fail(args, f"--plot {exc}") from None
         try:
             plots.lr_curves({repr(schedule): schedule}, args.steps + 1, path=args.plot)
         except (OSError, ValueError) as exc:
-            raise CommandLineError(f"fastdecay schedule: error: cannot write --plot {args.plot!r}: {exc}") from None
+            raise _fail(args, f"cannot write --plot {args.plot!r}: {exc}") from None
     _print_schedule(schedule, steps, columns, args.format, out)
     return 0
 
@@ -324,11 +352,12 @@ def _add_demo_command(commands):
     demo = commands.add_parser(
         "demo",
         help="step vs exponential decay on quadratics: a table and PNG figures",
-        description="The main job: a half-life-matched step and exponential schedule (and a cosine for "
+        description="Step decay against its half-life-matched exponential (and a cosine for "
         "reference) on a batch of quadratics with curvatures 0.01-100. Prints a table per curvature "
         "(stability onset, final |w|, discretization divergence, momentum overshoot after the first "
         "drop with keep/reset/rescale) and writes labelled PNG figures to DIR.",
     )
+    demo.set_defaults(command_parser=demo)
     demo.add_argument("--out", default="demo-out", metavar="DIR", help="where the figures go (default demo-out)")
     demo.add_argument("--no-plots", action="store_true", help="print the table only")
 
@@ -341,6 +370,7 @@ def _add_sweep_command(commands):
         "examples/sweep.toml) in chunks, each written atomically to DIR/chunks as it finishes; "
         "a summary table and figures at the end.",
     )
+    sweep.set_defaults(command_parser=sweep)
     sweep.add_argument("config", metavar="CONFIG.toml", help="the sweep description")
     sweep.add_argument("--out", metavar="DIR", help="results directory (default: the config's `out`, else CONFIG-out)")
     sweep.add_argument("--resume", action="store_true", help="continue a sweep of the same config in DIR")
@@ -363,6 +393,7 @@ def _add_compile_command(commands):
         "real call then loads instead of compiling. For image builds and job set-up. Numba's cache is "
         "beside the installed package unless NUMBA_CACHE_DIR is set.",
     )
+    compile_.set_defaults(command_parser=compile_)
     compile_.add_argument("--jobs", type=_positive_int, metavar="N", help="worker processes (default: CPU count)")
     compile_.add_argument("--gpu", action="store_true",
                           help="also compile the CUDA kernels for the current GPU (needs CuPy and a device)")
@@ -400,7 +431,10 @@ def main(argv=None):
     """Entry point of the ``fastdecay`` console script; returns the exit status."""
     out = sys.stdout
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:  # reported by the sub-command that was given them, with its usage
+            (getattr(args, "command_parser", None) or parser).error(f"unrecognized arguments: {' '.join(unknown)}")
         if args.command == "schedule":
             return _run_schedule(args, out)
         if args.command == "demo":
@@ -412,9 +446,9 @@ def main(argv=None):
             from ._gpu import INSTALL_HINT
 
             if args.gpu and importlib.util.find_spec("cupy") is None:
-                raise CommandLineError(f"fastdecay compile: error: --gpu: {INSTALL_HINT}")
+                raise _fail(args, f"--gpu: {INSTALL_HINT}")
             if args.gpu and _cuda_devices() == 0:
-                raise CommandLineError("fastdecay compile: error: --gpu: CuPy sees no CUDA device here")
+                raise _fail(args, "--gpu: CuPy sees no CUDA device here")
 
             start = time.perf_counter()
             _precompile.precompile(jobs=args.jobs, gpu=args.gpu, out=lambda line: print(line, file=out, flush=True))
@@ -427,8 +461,10 @@ def main(argv=None):
             try:
                 return run_cli(args, out=out)
             except SweepConfigError as exc:
-                raise CommandLineError(f"fastdecay sweep: error: {exc}") from None
+                raise _fail(args, exc) from None
     except CommandLineError as exc:
+        if exc.usage:
+            print(exc.usage.rstrip(), file=sys.stderr)
         print(str(exc), file=sys.stderr)
         return 2
     except KeyboardInterrupt:

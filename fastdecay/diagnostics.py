@@ -1,4 +1,6 @@
-"""Closed-form diagnostics of a schedule against curvatures (the seed analysis).
+"""Closed-form diagnostics of a schedule against curvatures: where gradient descent
+becomes stable, how likely an escape over a barrier is, Adam's effective step, and how
+far a step schedule and its smooth exponential twin end apart.
 
 Each function is vectorised over the schedule batch and over an array of
 curvatures (eigenvalues λ of any shape): the result has one value per λ and per
@@ -97,7 +99,7 @@ def stability_onset(schedule, curvature, *, max_steps):
     per λ and schedule, shape ``broadcast(schedule.batch_shape, curvature.shape)``.
     No torch/optax counterpart.
 
-    The seed's example: λ = 5 contracts at t* = 3 under exponential decay 0.7^t
+    For example, λ = 5 contracts at t* = 3 under exponential decay 0.7^t
     from lr 1, but only at the first drop, t* = 10, under step decay 0.1 every 10:
 
     >>> import fastdecay as fd

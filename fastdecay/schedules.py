@@ -926,7 +926,7 @@ def wsd(lr, total_steps, *, warmup_steps=0, decay_steps=None, end_lr=0.0, decay=
     shaped ``"linear"``, ``"cosine"`` or ``"1-sqrt"`` (Hägele et al. 2024), end_lr after.
 
     MiniCPM / "Scaling Laws and Compute-Optimal Training Beyond Fixed Training
-    Durations"; not in torch. Beyond the API contract.
+    Durations"; not in torch.
 
     >>> s = wsd(1.0, 10, warmup_steps=2, decay_steps=4)
     >>> [round(s(t), 3) for t in range(11)]
@@ -1242,7 +1242,7 @@ def _scalar_or_array(a):
 def match_endpoint(s, steps):
     """The ``exponential`` with the same lr as ``s`` that reaches ``s(steps)`` at ``steps``.
 
-    The seed's worked example: step decay by 0.5 every 10 epochs over 30 epochs
+    Step decay by 0.5 every 10 epochs over 30 epochs
     ends at lr/8, which the exponential with rate ln 2/10 ≈ 0.0693 also reaches:
 
     >>> e = match_endpoint(step(0.1, 0.5, 10), 30)
