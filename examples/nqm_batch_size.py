@@ -99,8 +99,8 @@ def figure(curves, dim, path):
     left.text(0.02, 0.03, "dotted: perfect scaling (steps ∝ 1/B); dashed: critical batch size",
               transform=left.transAxes, fontsize=7)
     right.set_xlabel("batch size B")
-    right.set_ylabel("best constant learning rate η (heavy ball: η/(1 − β) effective)")
-    right.set_title("best rate grows ∝ B until curvature caps it")
+    right.set_ylabel("best constant learning rate η")
+    right.set_title("best η ∝ B until curvature caps it\n(heavy ball's effective rate is η/(1 − β))", fontsize=10)
     right.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
