@@ -159,7 +159,8 @@ def draw(out_dir, scheds):
     def save(fig, name):
         paths.append(plots.save(fig, os.path.join(out_dir, name)))
 
-    save(plots.lr_curves(scheds, STEPS, title=f"Learning rates: step vs half-life-matched exponential (eta_0 = {ETA0})"),
+    save(plots.lr_curves(scheds, STEPS, title=rf"Learning rates $\eta_t$: step vs half-life-matched exponential "
+                                              rf"($\eta_0$ = {ETA0})"),
          "lr.png")
     save(plots.stability_ceiling(scheds, TABLE_CURVATURES, STEPS), "stability.png")
 
@@ -176,7 +177,8 @@ def draw(out_dir, scheds):
 
     dense = _gd(scheds, FIGURE_CURVATURES)
     save(plots.final_vs_curvature(FIGURE_CURVATURES, np.abs(dense.w[..., 0]), labels=labels, reference=1.0,
-                                  title=f"Distance from the minimum after {STEPS} steps of gradient descent"),
+                                  title=rf"Distance from the minimum $|w_N|$ after $N$ = {STEPS} steps of gradient "
+                                        "descent"),
          "final_w.png")
 
     mid = np.array([10.0])
@@ -184,8 +186,8 @@ def draw(out_dir, scheds):
     steps = runs[0].steps
     w = np.stack([signed_weights(r, mid)[0] for r in runs])
     save(plots.momentum_after_drop(steps, w, labels=["keep", "reset", "rescale"], drop=HALF_LIFE,
-                                   title=f"Momentum buffer at the first drop (v <- {MOMENTUM} v + eta_t g, "
-                                         f"step schedule, curvature {mid[0]:g})"),
+                                   title=rf"Momentum buffer at the first drop ($v \leftarrow {MOMENTUM}\,v + \eta_t g$, "
+                                         rf"step schedule, curvature $\lambda$ = {mid[0]:g})"),
          "momentum.png")
 
     save(plots.escape_probability(scheds, ESCAPE_BARRIER, ESCAPE_C, STEPS), "escape.png")
@@ -196,7 +198,8 @@ def draw(out_dir, scheds):
     plots.weight_decay_shrinkage(exp, WEIGHT_DECAY, STEPS, ax=axes[1:],
                                  labels=(f"constant weight_decay = {WEIGHT_DECAY}",
                                          f"fd.constant_shrinkage(lr, {WEIGHT_DECAY})"))
-    fig.suptitle(f"AdamW: effective step of each schedule; decoupled weight decay under the exponential lr")
+    fig.suptitle(r"AdamW: effective step $S_t$ of each schedule; decoupled weight decay under the exponential "
+                 r"rate $\eta_t$")
     save(fig, "adamw.png")
     return paths
 

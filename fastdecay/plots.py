@@ -132,33 +132,47 @@ def stability_ceiling(schedules, curvatures, steps, *, labels=None, path=None,
     onset t* (first step with η_t·λ < 2) marked."""
     from .diagnostics import stability_onset
 
-    fig, (ax,) = _figure(width=8.5, height=5.2)
+    fig, (ax,) = _figure(width=10.0, height=4.4)
     t = _steps_shown(steps)
     lam = np.sort(np.asarray(curvatures, dtype=np.float64).ravel())
     items = _labelled(schedules, labels)
     colors = [f"C{k}" for k in range(len(items))]
+    lowest = np.inf  # the lowest ceiling: curvatures below it are stable from step 0
     for k, (label, s) in enumerate(items):
         with np.errstate(divide="ignore"):
             ceiling = 2.0 / s.table(t)
+        lowest = min(lowest, float(np.min(ceiling, initial=np.inf)))
         ax.plot(t, ceiling, _STYLE[k % 4], color=colors[k], lw=2.0, label=f"$2/\\eta_t$, {label}")
         onset = np.asarray(stability_onset(s, lam, max_steps=int(steps)))
         late = onset > 0
         ax.plot(onset[late], lam[late], "o", color=colors[k], ms=5, mfc="white", mew=1.5)
-    shown = lam if lam.size <= 12 else lam[np.unique(np.linspace(0, lam.size - 1, 12).round().astype(int))]
+    # the height goes to the curvatures a schedule has to bring under its ceiling; those
+    # below every ceiling are stable from step 0 and only counted in a note
+    positive = lam[lam > 0]
+    low = positive.min() if positive.size else 1.0
+    if np.isfinite(lowest) and lowest > 0:
+        low = max(low, lowest)
+    bottom = low / 3.0
+    top = max(positive.max() if positive.size else 1.0, low) * 30.0
+    inside = lam[(lam >= bottom) & (lam <= top)]
+    shown = inside if inside.size <= 12 else inside[np.unique(np.linspace(0, inside.size - 1, 12).round().astype(int))]
     for v in shown:
         ax.axhline(v, color="0.55", lw=0.7, ls=":")
     ax.plot([], [], "o", color="0.3", mfc="white", mew=1.5, label=r"stability onset $t^*$ ($\eta_t\lambda < 2$ from here)")
     ax.plot([], [], ":", color="0.55", label=r"curvatures $\lambda$")
     ax.set_yscale("log")
-    if lam.size and lam.max() > 0:
-        ax.set_ylim(lam[lam > 0].min() / 3.0, lam.max() * 30.0)
+    ax.set_ylim(bottom, top)
+    ax.set_xlim(0, max(int(steps) - 1, 1))
     ax.set_xlabel("step $t$")
     ax.set_ylabel(r"curvature $\lambda$  /  ceiling $2/\eta_t$")
     ax.set_title(title)
-    ax.text(0.01, 0.02, "a curvature above a schedule's curve: $\\eta_t\\lambda > 2$, gradient descent diverges there",
-            transform=ax.transAxes, ha="left", va="bottom", fontsize="small", color="0.25",
+    note = r"above a schedule's curve $\eta_t\lambda > 2$: gradient descent diverges there"
+    below = int(np.sum(lam < bottom))
+    if below:
+        note += f"\n{below} curvatures below {bottom:.3g} (not shown) are stable from step 0"
+    ax.text(0.99, 0.03, note, transform=ax.transAxes, ha="right", va="bottom", fontsize="small", color="0.25",
             bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8})
-    ax.legend(loc="lower right", fontsize="small")
+    fig.legend(loc="outside right center", fontsize="small")  # beside the axes: it covers no curve
     return _finish(fig, path)
 
 
@@ -292,7 +306,7 @@ def final_vs_curvature(curvatures, values, *, labels, ylabel=r"final $|w_N|$", t
             ax.plot(lam[~finite], np.full((~finite).sum(), top), "x", color=f"C{k}", ms=8,
                     label=f"{label}: overflow (inf/nan), drawn at the top")
     if reference is not None:
-        ax.axhline(reference, color="0.4", lw=0.9, ls=":", label=f"start |w_0| = {reference:g}")
+        ax.axhline(reference, color="0.4", lw=0.9, ls=":", label=f"start $|w_0|$ = {reference:g}")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(r"curvature $\lambda$")
@@ -315,7 +329,7 @@ def adam_effective_step(schedules, steps, *, betas=(0.9, 0.999), labels=None, pa
     ax.set_yscale("log")
     ax.set_xlabel("step $t$")
     ax.set_ylabel(r"$S_t = \eta_t (1-\beta_1^{t+1}) / \sqrt{1-\beta_2^{t+1}}$")
-    ax.set_title(f"Adam effective step, betas = {tuple(betas)}")
+    ax.set_title(rf"Adam effective step $S_t$, $(\beta_1, \beta_2)$ = {tuple(betas)}")
     ax.legend(loc="best", fontsize="small")
     return _finish(fig, path) if fig is not None else ax
 
@@ -345,10 +359,10 @@ def weight_decay_shrinkage(lr, weight_decay, steps, *, labels=("constant weight 
     axes[0].set_yscale("log")
     axes[0].set_xlabel("step $t$")
     axes[0].set_ylabel(r"shrinkage per step $\eta_t \lambda_t$")
-    axes[0].set_title("Per-step weight-decay shrinkage")
+    axes[0].set_title(r"Per-step weight-decay shrinkage $\eta_t \lambda_t$")
     axes[1].set_xlabel("step $t$")
     axes[1].set_ylabel(r"$\prod_{s<t} (1 - \eta_s \lambda_s)$")
-    axes[1].set_title("Total shrinkage of the weights")
+    axes[1].set_title(r"Total shrinkage of the weights by step $t$")
     for a in axes[:2]:
         a.legend(loc="best", fontsize="small")
     return _finish(fig, path) if fig is not None else axes
@@ -373,7 +387,7 @@ def escape_probability(schedules, barrier, c, steps, *, labels=None, path=None):
     at least one escape by step t."""
     from .diagnostics import escape_probability as escape
 
-    fig, axes = _figure(1, 2, width=11.0, height=4.4)
+    fig, axes = _figure(1, 2, width=11.0, height=4.6, sharex=True)
     t = np.arange(int(steps))
     top = 0.0
     for k, (label, s) in enumerate(_labelled(schedules, labels)):
@@ -385,11 +399,13 @@ def escape_probability(schedules, barrier, c, steps, *, labels=None, path=None):
     if top > 0:  # p_t falls like exp(-1/eta_t): show twelve decades below the largest
         axes[0].set_ylim(top * 1e-12, min(1.0, top * 3.0))
     axes[0].set_ylabel(r"$p_t = \exp(-B / (c\,\eta_t))$")
-    axes[0].set_title("Chance of escaping the basin at step t")
-    axes[1].set_ylabel("P(at least one escape by step t)")
-    axes[1].set_title("Cumulative escape chance")
+    axes[0].set_title(r"Chance of escaping the basin at step $t$")
+    axes[1].set_ylabel(r"$P$(at least one escape by step $t$)")
+    axes[1].set_title(r"Chance of an escape by step $t$")
     for ax in axes:
         ax.set_xlabel("step $t$")
-        ax.legend(loc="best", fontsize="small")
-    fig.suptitle(f"Escape over a barrier B = {barrier:g} with noise scale c = {c:g} (fd.escape_probability)")
+        ax.set_xlim(0, max(int(steps) - 1, 1))  # both panels over the same steps
+    handles, names = axes[0].get_legend_handles_labels()  # one legend, below the panels: it covers no curve
+    fig.legend(handles, names, loc="outside lower center", ncols=min(len(names), 3), fontsize="small")
+    fig.suptitle(rf"Escape over a barrier $B$ = {barrier:g} with noise scale $c$ = {c:g}")
     return _finish(fig, path)

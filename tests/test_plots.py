@@ -1,5 +1,6 @@
 """fastdecay.plots: one function per figure, each with labelled axes, a title and a legend."""
 
+import re
 import subprocess
 import sys
 
@@ -91,3 +92,37 @@ def test_escape_probability_figure():
     cumulative = [ln.get_ydata() for ln in fig.axes[1].get_lines()]
     np.testing.assert_array_equal(cumulative[0], fd.escape_probability(SCHEDS["step"], 0.025, 0.1, 100).cumulative)
     assert cumulative[0][-1] > cumulative[1][-1]  # the step schedule holds its high rate longer
+
+
+def test_escape_figure_panels_share_the_steps_and_the_legend_covers_no_curve():
+    fig = plots.escape_probability(SCHEDS, 0.025, 0.1, 250)
+    left, right = fig.axes[:2]
+    assert left.get_xlim() == right.get_xlim() == (0.0, 249.0)
+    assert left.get_legend() is None and right.get_legend() is None and len(fig.legends) == 1
+
+
+def test_stability_figure_spends_its_height_on_curvatures_a_schedule_must_bring_back():
+    lam = np.logspace(-2, 2, 13)
+    fig = plots.stability_ceiling(SCHEDS, lam, 250)
+    ax = fig.axes[0]
+    bottom, top = ax.get_ylim()
+    lowest_ceiling = 2.0 / 0.05
+    assert bottom == pytest.approx(lowest_ceiling / 3.0) and top == pytest.approx(100.0 * 30.0)
+    assert "stable from step 0" in " ".join(t.get_text() for t in ax.texts)
+
+
+def test_demo_titles_write_symbols_as_math_text(tmp_path):
+    from fastdecay import _demo
+
+    _demo.draw(str(tmp_path), _demo.schedules())
+    import matplotlib.image
+
+    for png in sorted(tmp_path.glob("*.png")):
+        assert matplotlib.image.imread(png).shape[0] > 100
+    figs = [plots.lr_curves(SCHEDS, 10, title="x"), plots.adam_effective_step(SCHEDS, 10),
+            plots.escape_probability(SCHEDS, 0.025, 0.1, 10), plots.weight_decay_shrinkage(SCHEDS["step"], 0.1, 10)]
+    titles = [ax.get_title() for f in figs for ax in f.axes] + [f.get_suptitle() for f in figs]
+    for title in titles:
+        plain = re.sub(r"\$[^$]*\$", "", title)  # what is not math text
+        for ascii_symbol in ("eta", "beta", "lambda", "<-", " B =", " c ="):
+            assert ascii_symbol not in plain, title
