@@ -107,7 +107,7 @@ def _optional_scalar(name, value, backend, *, positive):
         value = _device_scalar(name, value, backend)
         if backend not in (NUMPY, TORCH_CPU):
             return value
-        x = float(value.item())
+        x = V.real(name, value)  # complex and datetime values refused by name
     else:
         raise TypeError(f"{name} must be a number or a scalar array, got {value!r}")
     if positive and not (np.isfinite(x) and x > 0):

@@ -2,6 +2,7 @@
 complex, datetime, object and boolean values where real numbers are meant are refused
 with the argument's name (never truncated with a warning), before anything is written."""
 
+import re
 import warnings
 
 import numpy as np
@@ -148,6 +149,18 @@ def test_sgd_step_refuses_non_real_scalars_before_any_write(name, value):
         assert np.array_equal(a, b)
 
 
+@pytest.mark.parametrize("value", [np.complex128(1 + 0j), np.array(1 + 0j), torch.tensor(1 + 0j),
+                                   np.array(1, dtype="datetime64[s]")])
+@pytest.mark.parametrize("name", ["grad_scale", "found_inf"])
+def test_grad_scale_and_found_inf_refuse_complex_before_any_write(name, value):
+    w, g, buf = _sgd_arrays()
+    before = [w.copy(), g.copy(), buf.copy()]
+    with pytest.raises(TypeError, match=f"^{name} must be"):
+        fd.sgd_step(w, g, step=3, lr=0.1, momentum=0.9, momentum_buffer=buf, **{name: value})
+    for a, b in zip([w, g, buf], before):
+        assert np.array_equal(a, b)
+
+
 @pytest.mark.parametrize("value", [v for v in COMPLEX if _scalar(v.values[0])])
 @pytest.mark.parametrize("name", ["lr", "weight_decay", "eps", "betas"])
 def test_adamw_step_refuses_complex_before_any_write(name, value):
@@ -262,3 +275,19 @@ def test_bfloat16_values_are_read_as_the_numbers_they_hold():
     want = fd.simulate(lam.to(torch.float64), 0.1, steps=5).w
     assert torch.equal(got, want)
     assert fd.exponential(torch.tensor(0.5, dtype=torch.bfloat16), gamma=0.5)(1) == 0.25
+
+
+@pytest.mark.parametrize("value", COMPLEX)
+@pytest.mark.parametrize("call, name", [
+    (lambda v: fd.expected_loss(v, fd.constant(0.1), steps=5), "curvature"),
+    (lambda v: fd.expected_loss(np.ones(3), fd.constant(0.1), steps=5, noise=v), "noise"),
+    (lambda v: fd.expected_loss(np.ones(3), fd.constant(0.1), steps=5, w0=v), "w0"),
+    (lambda v: fd.expected_loss(np.ones(3), fd.constant(0.1), steps=5, batch_size=v), "batch_size"),
+    (lambda v: fd.expected_loss(np.ones(3), v, steps=5), "schedule"),
+    (lambda v: fd.tabulated(np.atleast_1d(v)), "values"),
+    (lambda v: fd.product(fd.constant(0.1), v), "schedules[1]"),
+    (lambda v: fd.from_function(lambda t: v, 3), "f"),
+])
+def test_newer_entry_points_refuse_complex_too(call, name, value):
+    with pytest.raises(TypeError, match=f"^{re.escape(name)}"):
+        call(value)
