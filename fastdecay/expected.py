@@ -47,6 +47,8 @@ _RECORD_NUMBERS = 1 << 22
 _TILES_PER_THREAD = 4
 _NO_MASK = np.empty(0, np.uint8)
 _NO_MASK.flags.writeable = False
+# batch-size grids as two propagations (noiseless + unit noise) where that is less work
+_SPLIT_BY_BATCH = True
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,9 @@ class _Problem:
     coef_rows: np.ndarray    # (n,) rate row of each trajectory
     w0: np.ndarray           # broadcastable to (*batch, d)
     w0_var: np.ndarray
+    base: tuple              # the batch of curvature, schedule and weight decay
+    sizes: np.ndarray        # the batch sizes, broadcastable to batch
+    noise: np.ndarray        # sigma, broadcastable to (*batch, d)
 
     @property
     def n(self):
@@ -122,7 +127,8 @@ def _schedule_arg(name, value):
 
 
 def _prepare(curvature, schedule, *, steps, optimizer, momentum, noise, batch_size, w0, w0_var, weight_decay,
-             on_drop):
+             on_drop, extra=()):
+    """Validate a call; ``extra`` is a batch shape the batch must include (a split part's)."""
     backend = backend_of(curvature)
     if optimizer in ("adam", "adamw"):
         raise ValueError(
@@ -144,7 +150,8 @@ def _prepare(curvature, schedule, *, steps, optimizer, momentum, noise, batch_si
         raise ValueError(f"curvature must be finite (negative values are allowed), got {curvature!r}")
     sizes = V.real_array("batch_size", batch_size, low=0.0, low_open=True)
     try:
-        batch = np.broadcast_shapes(lam.shape[:-1], lr_s.batch_shape, wd_s.batch_shape, sizes.shape)
+        base = np.broadcast_shapes(lam.shape[:-1], lr_s.batch_shape, wd_s.batch_shape)
+        batch = np.broadcast_shapes(base, sizes.shape, extra)
     except ValueError:
         raise ValueError(
             f"the curvature batch {lam.shape[:-1]} (curvature shape {lam.shape}), the schedule batch_shape "
@@ -175,6 +182,7 @@ def _prepare(curvature, schedule, *, steps, optimizer, momentum, noise, batch_si
         var_rows=var_rows, inv_batch=_readonly(1.0 / np.broadcast_to(sizes, batch).reshape(-1)),
         lr_rows=_rows(lr_s.batch_shape, rate_shape), wd_rows=_rows(wd_s.batch_shape, rate_shape),
         wd_table=wd_s.rows(), coef_rows=_rows(rate_shape, batch), w0=arrays["w0"], w0_var=arrays["w0_var"],
+        base=base, sizes=sizes, noise=arrays["noise"],
     ), steps
 
 
@@ -193,7 +201,7 @@ class _CpuBackend:
         return np.zeros(shape)
 
     def to_device(self, array):
-        return np.ascontiguousarray(array)
+        return np.require(array, requirements="C")  # (0-d stays 0-d)
 
     def tiles_per_trajectory(self, n, d):
         """Coordinate spans a trajectory is split into: one, unless there are too few
@@ -219,7 +227,7 @@ class _GpuBackend:
         return self.kernels.zeros(shape, self.device)
 
     def to_device(self, array):
-        return self.kernels.to_device(np.ascontiguousarray(array), self.device)
+        return self.kernels.to_device(np.require(array, requirements="C"), self.device)
 
     def tiles_per_trajectory(self, n, d):
         return 1  # a block of threads covers part of one trajectory and adds its sums atomically
@@ -272,6 +280,63 @@ class _Moments:
         return out
 
 
+def _lead(a):
+    """The batch dimensions of an array broadcast against (*batch, d)."""
+    return a.shape[:-1] if a.ndim else ()
+
+
+def _parts(problem, curvature, schedule, arguments):
+    """The propagations whose sum is the answer: ``[(problem, per_batch)]``.
+
+    The second moments are linear in the noise variance σ²/B: with S_rest the
+    moments of the noiseless run from (w0, w0_var) and S_noise those of the run from
+    w0 = 0 with σ² (B = 1), S = S_rest + S_noise / B exactly, and the mean is the
+    noiseless run's. So a grid over batch sizes costs two propagations over the
+    other axes instead of one per batch size; ``per_batch`` marks the part that
+    scales with 1/B. Used where that is less work (and ``_SPLIT_BY_BATCH``).
+    """
+    base, full = problem.base, problem.batch
+    rest_batch = np.broadcast_shapes(base, _lead(problem.w0), _lead(problem.w0_var))
+    noise_batch = np.broadcast_shapes(base, _lead(problem.noise))
+    noisy = bool(np.any(problem.noise != 0.0))
+    cost = math.prod(rest_batch) + (math.prod(noise_batch) if noisy else 0)
+    if not _SPLIT_BY_BATCH or cost >= math.prod(full):
+        return [(problem, False)]
+    rest, _ = _prepare(curvature, schedule, **(arguments | dict(noise=0.0, batch_size=1.0)), extra=rest_batch)
+    parts = [(rest, False)]
+    if noisy:
+        noise, _ = _prepare(curvature, schedule, **(arguments | dict(batch_size=1.0, w0=0.0, w0_var=0.0)),
+                            extra=noise_batch)
+        parts.append((noise, True))
+    return parts
+
+
+def _combine(backend, batch, inverse, values, trailing):
+    """Σ over parts of value (reshaped to its part's batch + trailing) x (1/B where it
+    scales with it), broadcast to ``batch + trailing``. ``values``: [(part, per_batch, value)]."""
+    total = None
+    for part, per_batch, value in values:
+        term = value.reshape(part.batch + trailing)
+        if per_batch:
+            term = term * inverse.reshape(inverse.shape + (1,) * len(trailing))
+        total = term if total is None else total + term
+    if total.shape != batch + trailing:
+        total = backend.xp.array(backend.xp.broadcast_to(total, batch + trailing))  # a copy: writeable, contiguous
+    return total
+
+
+def _any_over(mask, full, part):
+    """mask (over ``full``, flat) reduced by "any" to the elements of ``part``'s batch (flat)."""
+    m = mask.reshape(full)
+    lead = len(full) - len(part)
+    if lead:
+        m = m.any(axis=tuple(range(lead)))
+    axes = tuple(i for i, size in enumerate(part) if size == 1 and full[lead + i] != 1)
+    if axes:
+        m = m.any(axis=axes, keepdims=True)
+    return m.reshape(-1)
+
+
 def _output(backend, values, curvature):
     """Arrays in the caller's array type: torch tensors for torch input (on its device)."""
     if backend == TORCH_CPU:
@@ -316,7 +381,11 @@ def expected_loss(curvature, schedule, *, steps, optimizer="gd", momentum=0.9, n
     of ``schedule``, ``weight_decay`` and the shape of ``batch_size`` broadcast
     with the curvature's batch (so ``fd.constant(lrs[:, None])`` with
     ``batch_size=sizes`` is every rate at every batch size in one call);
-    ``noise``, ``w0`` and ``w0_var`` broadcast to ``(*batch, d)``.
+    ``noise``, ``w0`` and ``w0_var`` broadcast to ``(*batch, d)``. The second
+    moments are linear in σ²/B, so where the batch sizes add an axis that
+    ``noise``, ``w0`` and ``w0_var`` do not vary along, the grid is computed from
+    two propagations (noiseless from the start, and σ² from zero) whatever the
+    number of batch sizes: S = S_noiseless + S_noise / B.
 
     ``optimizer``: ``"gd"``, ``"momentum"`` (torch heavy ball), ``"momentum_lr_in_buffer"``
     or ``"nesterov"``. Adam and AdamW are refused (their update is not linear in
@@ -339,33 +408,40 @@ def expected_loss(curvature, schedule, *, steps, optimizer="gd", momentum=0.9, n
     >>> res.loss.shape, res.mean.shape
     ((2, 4), (2, 2))
     """
-    problem, steps = _prepare(curvature, schedule, steps=steps, optimizer=optimizer, momentum=momentum, noise=noise,
-                              batch_size=batch_size, w0=w0, w0_var=w0_var, weight_decay=weight_decay,
-                              on_drop=on_drop)
+    arguments = dict(steps=steps, optimizer=optimizer, momentum=momentum, noise=noise, batch_size=batch_size, w0=w0,
+                     w0_var=w0_var, weight_decay=weight_decay, on_drop=on_drop)
+    problem, steps = _prepare(curvature, schedule, **arguments)
     if every is not None:
         every = V.integer("every", every, low=1)
     backend = _backend(problem, curvature)
-    moments = _Moments(problem, backend)
-    n, batch = problem.n, problem.batch
+    batch, d = problem.batch, problem.d
     n_rec = steps // every + 1 if every else 0
-    partial = backend.zeros((n, moments.n_blocks, n_rec if every else 0))
-    first_loss = moments.twice_loss() if every else None
-    if n * problem.d:
-        first = 0
-        chunk = moments.chunk_steps(steps, every or 0)
-        while first < steps:
-            count = min(chunk, steps - first)
-            moments.advance(first, count, every or 0, partial, 0)
-            first += count
+    runs = []
+    for part, per_batch in _parts(problem, curvature, schedule, arguments):
+        moments = _Moments(part, backend)
+        partial = backend.zeros((part.n, moments.n_blocks, n_rec))
+        first_loss = moments.twice_loss() if every else None
+        if part.n * d:
+            first = 0
+            chunk = moments.chunk_steps(steps, every or 0)
+            while first < steps:
+                count = min(chunk, steps - first)
+                moments.advance(first, count, every or 0, partial, 0)
+                first += count
+        loss = None
+        if every:
+            loss = 0.5 * partial.sum(axis=1)
+            loss[:, 0] = 0.5 * first_loss
+        runs.append((part, per_batch, moments, loss))
+    inverse = backend.to_device(1.0 / problem.sizes)
     values = dict(
-        final_loss=0.5 * moments.twice_loss().reshape(batch),
-        mean=moments.mw.reshape(batch + (problem.d,)),
-        second_moment=moments.sww.reshape(batch + (problem.d,)),
+        final_loss=_combine(backend, batch, inverse, [(p, b, 0.5 * m.twice_loss()) for p, b, m, _ in runs], ()),
+        mean=_combine(backend, batch, inverse, [(p, b, m.mw) for p, b, m, _ in runs if not b], (d,)),
+        second_moment=_combine(backend, batch, inverse, [(p, b, m.sww) for p, b, m, _ in runs], (d,)),
     )
     if every:
-        loss = 0.5 * partial.sum(axis=1)
-        loss[:, 0] = 0.5 * first_loss
-        values.update(steps=np.arange(0, steps + 1, every, dtype=np.int64), loss=loss.reshape(batch + (n_rec,)))
+        values.update(steps=np.arange(0, steps + 1, every, dtype=np.int64),
+                      loss=_combine(backend, batch, inverse, [(p, b, loss) for p, b, _, loss in runs], (n_rec,)))
     if not batch:
         values["final_loss"] = float(values["final_loss"])
     return ExpectedLoss(**_output(problem.backend, values, curvature))
@@ -384,8 +460,9 @@ def steps_to_target(curvature, schedule, target, *, steps, optimizer="gd", momen
     int64 array of the batch shape (an int for a single problem): the step count,
     0 if the start already meets the target, and **-1 where the target is not
     reached within** ``steps``. The run stops as soon as every element has reached
-    its target, and elements that have reached it stop advancing, so a grid whose
-    points need very different step counts costs the sum of their counts.
+    its target, and what only serves elements that have reached it stops advancing,
+    so a grid whose points need very different step counts costs about the sum of
+    their counts (a batch-size axis costs two propagations, as in ``expected_loss``).
 
     For the batch-size scaling study of Zhang et al. 2019 (steps to a target loss
     against batch size, each point at its best learning rate) put the rates on one
@@ -411,34 +488,42 @@ def steps_to_target(curvature, schedule, target, *, steps, optimizer="gd", momen
     torch, Keras and optax have no equivalent (one would run many noisy trainings
     per grid point and average).
     """
-    problem, steps = _prepare(curvature, schedule, steps=steps, optimizer=optimizer, momentum=momentum, noise=noise,
-                              batch_size=batch_size, w0=w0, w0_var=w0_var, weight_decay=weight_decay,
-                              on_drop=on_drop)
+    arguments = dict(steps=steps, optimizer=optimizer, momentum=momentum, noise=noise, batch_size=batch_size, w0=w0,
+                     w0_var=w0_var, weight_decay=weight_decay, on_drop=on_drop)
+    problem, steps = _prepare(curvature, schedule, **arguments)
     goal = V.real_array("target", target, low=0.0)
     try:
         goal = np.broadcast_to(goal, problem.batch).reshape(-1)
     except ValueError:
         raise ValueError(f"target of shape {goal.shape} must broadcast to the batch shape {problem.batch}") from None
     backend = _backend(problem, curvature)
-    moments = _Moments(problem, backend)
-    found = np.where(0.5 * _on_host(moments.twice_loss()) <= goal, 0, -1).astype(np.int64)
+    batch = problem.batch
+    inverse = backend.to_device(1.0 / problem.sizes)
+    parts = [(part, per_batch, _Moments(part, backend))
+             for part, per_batch in _parts(problem, curvature, schedule, arguments)]
+    start = _combine(backend, batch, inverse, [(p, b, 0.5 * m.twice_loss()) for p, b, m in parts], ())
+    found = np.where(_on_host(start).reshape(-1) <= goal, 0, -1).astype(np.int64)
     active = found < 0
     goal_column = backend.to_device(goal[:, None])
     first = 0
-    chunk = moments.chunk_steps(steps, 1)
+    chunk = min(m.chunk_steps(steps, 1) for _, _, m in parts)
     while first < steps and active.any() and problem.d:
         count = min(chunk, steps - first)
-        partial = backend.zeros((problem.n, moments.n_blocks, count))
-        moments.advance(first, count, 1, partial, first + 1, active=_readonly(active.astype(np.uint8)))
-        hit = 0.5 * partial.sum(axis=1) <= goal_column
+        sums = []
+        for part, per_batch, moments in parts:
+            partial = backend.zeros((part.n, moments.n_blocks, count))
+            mask = _readonly(_any_over(active, batch, part.batch).astype(np.uint8))
+            moments.advance(first, count, 1, partial, first + 1, active=mask)
+            sums.append((part, per_batch, 0.5 * partial.sum(axis=1)))
+        hit = _combine(backend, batch, inverse, sums, (count,)).reshape(problem.n, count) <= goal_column
         reached = _on_host(hit.any(axis=1))
         at = _on_host(hit.argmax(axis=1))
         newly = active & reached
         found[newly] = first + 1 + at[newly]
         active &= ~newly
         first += count
-    found = found.reshape(problem.batch)
-    if not problem.batch:
+    found = found.reshape(batch)
+    if not batch:
         return int(found)
     if backend.device is not None:
         found = backend.to_device(found)

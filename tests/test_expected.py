@@ -282,3 +282,50 @@ def test_adam_compensating_decay_bad_input():
         fd.adam_compensating_decay(1)
     with pytest.raises(ValueError, match=r"betas\[1\] must be in \[0, 1\)"):
         fd.adam_compensating_decay(10, betas=(0.9, 1.0))
+
+
+# ----------------------------------------------------------------------------- batch-size grids as two runs
+
+
+def test_batch_size_grid_as_noiseless_plus_unit_noise_equals_one_run_per_size(monkeypatch):
+    """S = S_rest + S_noise / B: a grid over batch sizes from two propagations (the
+    noiseless run from (w0, w0_var) and the run with σ² from w0 = 0) equals one
+    propagation per batch size, for moments, recorded losses and steps to target;
+    noise and starts that vary along the batch-size axis included."""
+    lam = np.linspace(0.05, 1.5, 23)
+    schedules = fd.stack([fd.step(0.4, 0.5, 20), fd.cosine(0.3, 80)])[:, None]       # (2, 1)
+    sizes = np.array([1.0, 3.0, 16.0, 250.0])                                          # (4,)
+    calls = []
+    original = expected_module._Moments
+
+    def counting(problem, backend):
+        calls.append(problem.n)
+        return original(problem, backend)
+
+    monkeypatch.setattr(expected_module, "_Moments", counting)
+    cases = [  # (arguments, trajectories propagated: the grid is 2 schedules x 4 batch sizes)
+        (dict(noise=np.sqrt(lam), w0_var=0.3, w0=-0.7), [2, 2]),
+        (dict(noise=np.linspace(0.1, 0.5, 2)[:, None, None] * np.ones(23), w0=np.linspace(1, 2, 23)), [2, 2]),
+        (dict(noise=0.0, w0=np.linspace(-1, 1, 4)[:, None], w0_var=np.linspace(0, 1, 23)), [8]),  # w0 along B
+        (dict(noise=0.2, w0=np.linspace(-1, 1, 2)[:, None, None], w0_var=np.linspace(0, 1, 23)), [2, 2]),
+        (dict(noise=np.linspace(0.1, 0.5, 4)[:, None] * np.ones(23)), [8]),                # noise along B
+    ]
+    for case, propagated in cases:
+        kw = dict(steps=80, optimizer="nesterov", momentum=0.6, on_drop="rescale", batch_size=sizes, **case)
+        calls.clear()
+        split = fd.expected_loss(lam, schedules, every=8, **kw)
+        assert calls == propagated
+        monkeypatch.setattr(expected_module, "_SPLIT_BY_BATCH", False)
+        calls.clear()
+        direct = fd.expected_loss(lam, schedules, every=8, **kw)
+        assert calls == [8]
+        monkeypatch.setattr(expected_module, "_SPLIT_BY_BATCH", True)
+        for name in ("final_loss", "second_moment", "loss"):
+            _close(getattr(split, name), getattr(direct, name), rtol=1e-13)
+        spread = np.sqrt(direct.second_moment)
+        _close(split.mean, direct.mean, rtol=0, atol=1e-14 * np.max(spread))
+    target = 0.5 * split.loss[..., 4]          # reached around step 32
+    got = fd.steps_to_target(lam, schedules, target, **kw)
+    monkeypatch.setattr(expected_module, "_SPLIT_BY_BATCH", False)
+    np.testing.assert_array_equal(got, fd.steps_to_target(lam, schedules, target, **kw))
+    assert np.all(got > 0)

@@ -159,7 +159,9 @@ def test_gpu_steps_to_target_equals_cpu(gpu_on_host, monkeypatch):
     schedule = fd.constant(np.geomspace(0.02, 1.5, 7)[:, None])
     got = fd.steps_to_target(lam, schedule, 0.3, **kw)
     grid = {grid for _, grid, _ in gpu_on_host.launches}
-    assert grid == {7 * 6 * 2}  # one block of 256 threads a (trajectory, tile of coordinates): 299 = 2 tiles
+    # the 7 rates propagated twice (noiseless, unit noise) serve the 6 batch sizes; one block of
+    # 256 threads a (trajectory, tile of coordinates): 299 coordinates = 2 tiles
+    assert grid == {7 * 2}
     monkeypatch.setattr(expected_module, "_backend", lambda problem, curvature: expected_module._CpuBackend())
     want = fd.steps_to_target(lam, schedule, 0.3, **kw)
     np.testing.assert_array_equal(got, want)
