@@ -43,6 +43,21 @@ def test_one_cycle_accepts_what_torch_computes_and_gives_its_rates(total_steps, 
     np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-16)
 
 
+@pytest.mark.parametrize("total_steps, pct_start, three_phase", [(10, 0.05, False), (10, 0.0, False), (25, 0.02, True)])
+def test_one_cycle_momentum_companion_follows_torch_for_short_warmups_too(total_steps, pct_start, three_phase):
+    opt = torch.optim.SGD([torch.zeros(1, dtype=torch.float64, requires_grad=True)], lr=1.0, momentum=0.9)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.8, total_steps=total_steps, pct_start=pct_start,
+                                                three_phase=three_phase, base_momentum=0.8, max_momentum=0.95)
+    want = []
+    for _ in range(total_steps):
+        want.append(opt.param_groups[0]["momentum"])
+        opt.step()
+        sched.step()
+    s = fd.one_cycle(0.8, total_steps, pct_start=pct_start, three_phase=three_phase, base_momentum=0.8,
+                     max_momentum=0.95)
+    np.testing.assert_allclose(s.momentum.table(total_steps), want, rtol=1e-13)
+
+
 @pytest.mark.parametrize("total_steps, pct_start, three_phase", [(10, 0.1, False), (20, 0.05, True)])
 def test_one_cycle_refuses_only_where_torch_divides_by_zero(total_steps, pct_start, three_phase):
     with pytest.raises(ZeroDivisionError):
