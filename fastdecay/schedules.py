@@ -196,6 +196,13 @@ class Schedule(V.ScheduleBase):
         segments = np.ascontiguousarray(segments, dtype=np.float64)
         if segments.ndim < 2 or segments.shape[-1] != L.WIDTH:
             raise ValueError(f"segments must have shape batch_shape + (n_segments, {L.WIDTH}), got {segments.shape}")
+        owner = segments
+        while isinstance(owner.base, np.ndarray):
+            owner = owner.base
+        if owner is not segments and owner.flags.writeable:
+            # own the memory: a read-only table with no writable array under it is immutable,
+            # and the GPU runtime caches it by identity (fastdecay._gpu._plan.constant_key)
+            segments = segments.copy()
         segments.setflags(write=False)
         object.__setattr__(self, "_segments", segments)
         object.__setattr__(self, "_kind", kind)
