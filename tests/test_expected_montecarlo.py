@@ -2,15 +2,15 @@
 trajectories (Philox noise, an independent code path) agrees with the exact
 expectation within 4 standard errors at every recorded step, for each optimizer
 and several schedules, including a step schedule under each on_drop policy.
-4e4 trajectories a case keep the file at seconds; each case also checks that a
-wrong model (twice the batch size, or the wrong on_drop policy) is rejected."""
+2e5 trajectories a case (about a second each on two cores); each case also checks
+that a wrong model (twice the batch size, or the wrong on_drop policy) is rejected."""
 
 import numpy as np
 import pytest
 
 import fastdecay as fd
 
-TRAJECTORIES = 40_000
+TRAJECTORIES = 200_000
 STEPS = 60
 EVERY = 5
 LAM = np.array([0.3, 1.0, 2.2])
