@@ -50,7 +50,8 @@ N_COEF = 6
 
 # coordinates a sub-block: its state (mean, second moments, curvature, noise: 7 arrays
 # of float64, 56 kB) stays in L2 across the chunk's time loop, and each pass over it is
-# long enough to hide the loop's set-up (1024 ran faster than 128, 256 and 4096)
+# long enough to hide the loop's set-up (1024 was the fastest of 128, 256, 1024 and 4096
+# on the 2-core development VM, measured while it was shared)
 BLOCK = 1024
 
 RO_INT64 = types.Array(int64, 1, "C", readonly=True)

@@ -71,7 +71,7 @@ with loop-invariant branches only.
 
 Numba's on-disk cache keys a kernel on its own file only: after editing this
 file, delete the callers' cache entries (``fastdecay/_cpu/__pycache__/updates.*``,
-``simulate.*``) or they keep the old rules.
+``simulate.*``, ``expected.*``; ``make clean-cache``) or they keep the old rules.
 """
 
 import math
