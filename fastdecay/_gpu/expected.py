@@ -37,7 +37,7 @@ def propagate(mw, mb, sww, swb, sbb, lam, lam_rows, var, var_rows, inv_batch, co
     with rt.context(device):
         tables = [rt.constant(a, device) for a in (lam, lam_rows, var, var_rows, inv_batch, coef_rows)]
         coef = rt.xp.asarray(coef)  # a new table every chunk: copied, not cached
-        mask = rt.constant(active, device) if active.size else None
+        mask = rt.xp.asarray(active) if active.size else None  # likewise
         args = [("ptr", a) for a in (mw, _null_if_empty(mb), sww, _null_if_empty(swb), _null_if_empty(sbb))]
         args += [("ptr", tables[0]), ("ptr", tables[1]), ("ptr", tables[2]), ("ptr", tables[3]),
                  ("ptr", tables[4]), ("ptr", coef), ("ptr", tables[5]), ("ptr", mask),
