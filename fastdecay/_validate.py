@@ -330,7 +330,10 @@ def betas(value, name="betas"):
     """Adam's (beta1, beta2) as floats in [0, 1)."""
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise TypeError(f"{name} must be a pair (beta1, beta2) of numbers in [0, 1), got {shown(value)}")
-    pair = real(f"{name}[0]", value[0]), real(f"{name}[1]", value[1])
+    beta1, beta2 = value
+    if type(beta1) is float and type(beta2) is float and 0.0 <= beta1 < 1.0 and 0.0 <= beta2 < 1.0:
+        return beta1, beta2  # the common case, checked at every fused step
+    pair = real(f"{name}[0]", beta1), real(f"{name}[1]", beta2)
     for k, b in enumerate(pair):
         if not 0.0 <= b < 1.0:
             raise ValueError(f"{name}[{k}] must be in [0, 1), got {shown(value[k])}")
@@ -462,7 +465,9 @@ def rate_table(name, value):
 def sgd_options(momentum, dampening, nesterov, on_drop):
     """(momentum, dampening, nesterov, on_drop code) of SGD, checked together."""
     nesterov = flag("nesterov", nesterov)
-    code = ON_DROP_CODES[choice("on_drop", on_drop, ON_DROP)]
+    code = ON_DROP_CODES.get(on_drop) if type(on_drop) is str else None
+    if code is None:
+        choice("on_drop", on_drop, ON_DROP)  # raises, naming on_drop
     momentum = real("momentum", momentum, low=0.0)
     dampening = real("dampening", dampening)
     if nesterov and (momentum <= 0.0 or dampening != 0.0):
