@@ -291,3 +291,10 @@ def test_bfloat16_values_are_read_as_the_numbers_they_hold():
 def test_newer_entry_points_refuse_complex_too(call, name, value):
     with pytest.raises(TypeError, match=f"^{re.escape(name)}"):
         call(value)
+
+
+def test_ml_dtypes_bfloat16_arrays_are_read_as_numbers():
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    lam = np.array([[0.5, 1.5]], dtype=ml_dtypes.bfloat16)
+    np.testing.assert_array_equal(V.real_array("curvature", lam), [[0.5, 1.5]])
+    np.testing.assert_array_equal(fd.simulate(lam, 0.1, steps=5).w, fd.simulate(lam.astype(np.float64), 0.1, steps=5).w)
