@@ -3,10 +3,11 @@
 Imported on demand (``import fastdecay.torch``); ``import fastdecay`` never imports torch.
 
 ``SGD``, ``Adam`` and ``AdamW`` are ``torch.optim.Optimizer`` subclasses with
-torch's argument names and param groups. ``lr`` and ``weight_decay`` may be
-fastdecay schedules (per group), read inside the kernel at each parameter's step
-count, so the weight decay can follow any schedule — torch cannot schedule it
-(pytorch/pytorch#22343). ``LRScheduler`` drives any torch optimizer's rate by a
+torch's argument names and param groups. ``lr``, ``weight_decay``, SGD's
+``momentum`` and Adam's ``betas[0]`` may be fastdecay schedules (per group), read
+inside the kernel at each parameter's step count, so the weight decay can follow
+any schedule — torch cannot schedule it (pytorch/pytorch#22343) — and the momentum
+cycles as torch's ``cycle_momentum`` makes it. ``LRScheduler`` drives any torch optimizer's rate by a
 schedule's closed form; ``ReduceLROnPlateau`` is torch's, with cuts that compose
 with a scheduled rate (warmup + cosine + plateau cuts). Each ``step()`` first checks every group (options,
 tensors, state) and only then updates: a refused step raises a ``ValueError`` /
@@ -81,9 +82,9 @@ from torch.optim.lr_scheduler import LRScheduler as _TorchLRScheduler
 from torch.optim.lr_scheduler import ReduceLROnPlateau as _TorchReduceLROnPlateau
 
 from .schedules import Schedule, product
-from ._validate import adam_options as _adam_options, flag as _flag, rate_table as _schedule_table
-from ._validate import sgd_options as _sgd_options
+from ._validate import flag as _flag, rate_table as _schedule_table
 from .updates import _backend_module, _bump_versions, _call_scalars, _prepare
+from .updates import adam_betas as _adam_options, sgd_momentum as _sgd_options, uses_momentum as _uses_momentum
 
 __all__ = ["SGD", "Adam", "AdamW", "LRScheduler", "ReduceLROnPlateau"]
 
@@ -464,8 +465,9 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
 
 
 class SGD(_Fused):
-    """torch ``SGD`` through the fused kernel (``fastdecay.sgd_step``); ``lr`` and
-    ``weight_decay`` may be schedules.
+    """torch ``SGD`` through the fused kernel (``fastdecay.sgd_step``); ``lr``, ``weight_decay`` and
+    ``momentum`` may be
+    schedules (``fd.one_cycle(...).momentum`` for torch's ``cycle_momentum``).
 
     Arguments as ``torch.optim.SGD(params, lr, momentum, dampening, weight_decay,
     nesterov, *, maximize)``, plus ``decoupled`` (shrink w by 1 - lr*wd instead of
@@ -500,23 +502,25 @@ class SGD(_Fused):
         super().__init__(params, defaults)
 
     def _buffer_names(self, group):
-        return ("momentum_buffer",) if group["momentum"] != 0 else ()
+        momentum = group["momentum"]
+        return ("momentum_buffer",) if isinstance(momentum, Schedule) or momentum != 0 else ()
 
     def _check_options(self, group):
         _sgd_options(group["momentum"], group["dampening"], group["nesterov"], group["on_drop"])
 
     def _call(self, group, params, grads, states, step, grad_scale):
-        momentum, dampening, nesterov, on_drop = _sgd_options(group["momentum"], group["dampening"],
-                                                              group["nesterov"], group["on_drop"])
-        options = dict(momentum=momentum, dampening=dampening, nesterov=nesterov, on_drop=on_drop,
+        momentum_table, dampening, nesterov, on_drop = _sgd_options(group["momentum"], group["dampening"],
+                                                                    group["nesterov"], group["on_drop"])
+        use_momentum = _uses_momentum(momentum_table)
+        options = dict(momentum_table=momentum_table, dampening=dampening, nesterov=nesterov, on_drop=on_drop,
                        decoupled=_flag("decoupled", group["decoupled"]), maximize=_flag("maximize", group["maximize"]),
                        lr_in_buffer=_flag("lr_in_buffer", group["lr_in_buffer"]),
                        lr_table=_schedule_table("lr", group["lr"]),
                        wd_table=_schedule_table("weight_decay", group["weight_decay"]))
-        buffers = [s["momentum_buffer"] for s in states] if momentum != 0.0 else None
+        buffers = [s["momentum_buffer"] for s in states] if use_momentum else None
         backend, params, (grads, buffers) = _prepare(params, [
             ("grad", grads, "always", False),
-            ("momentum_buffer", buffers, "momentum > 0" if momentum != 0.0 else None, True),
+            ("momentum_buffer", buffers, "momentum > 0" if use_momentum else None, True),
         ])
         t, grad_scale, found_inf = _call_scalars(step, grad_scale, None, backend)
         kernel = _backend_module(backend).sgd_step
@@ -529,8 +533,9 @@ class SGD(_Fused):
 
 
 class Adam(_Fused):
-    """torch ``Adam`` through the fused kernel (``fastdecay.adamw_step``); ``lr`` and
-    ``weight_decay`` may be schedules.
+    """torch ``Adam`` through the fused kernel (``fastdecay.adamw_step``); ``lr``, ``weight_decay`` and
+    ``betas[0]`` may be
+    schedules (``fd.one_cycle(...).momentum`` for torch's ``cycle_momentum``).
 
     Arguments and defaults as ``torch.optim.Adam(params, lr=1e-3, betas=(0.9, 0.999),
     eps=1e-8, weight_decay=0, amsgrad=False, *, maximize, decoupled_weight_decay=False)``:
@@ -566,7 +571,8 @@ class Adam(_Fused):
         _no_differentiable(differentiable, capturable)
         lr = _check_hyper("lr", lr)
         weight_decay = _check_hyper("weight_decay", weight_decay)
-        beta1, beta2, _ = _adam_options(betas, eps)
+        _, beta2, _ = _adam_options(betas, eps)  # beta1 checked too, a number or a scalar schedule
+        beta1 = betas[0] if isinstance(betas[0], Schedule) else float(betas[0])
         defaults = dict(lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         maximize=maximize, decoupled=decoupled, foreach=foreach, capturable=False,
                         differentiable=False, fused=fused)
@@ -595,9 +601,9 @@ class Adam(_Fused):
         return packed
 
     def _call(self, group, params, grads, states, step, grad_scale):
-        beta1, beta2, eps = _adam_options(group["betas"], group["eps"])
+        beta1_table, beta2, eps = _adam_options(group["betas"], group["eps"])
         amsgrad = _flag("amsgrad", group["amsgrad"])
-        options = dict(beta1=beta1, beta2=beta2, eps=eps, amsgrad=amsgrad,
+        options = dict(beta1_table=beta1_table, beta2=beta2, eps=eps, amsgrad=amsgrad,
                        decoupled=_flag("decoupled", group["decoupled"]), maximize=_flag("maximize", group["maximize"]),
                        lr_table=_schedule_table("lr", group["lr"]),
                        wd_table=_schedule_table("weight_decay", group["weight_decay"]))
@@ -621,7 +627,7 @@ class Adam(_Fused):
 
 class AdamW(Adam):
     """torch ``AdamW`` (``decoupled=False``: torch ``Adam``) through the fused kernel
-    (``fastdecay.adamw_step``); ``lr`` and ``weight_decay`` may be schedules.
+    (``fastdecay.adamw_step``); ``lr``, ``weight_decay`` and ``betas[0]`` may be schedules.
 
     Arguments as ``torch.optim.AdamW(params, lr, betas, eps, weight_decay, amsgrad,
     *, maximize)``; ``foreach`` and ``fused`` are accepted and ignored.

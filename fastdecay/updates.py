@@ -1,8 +1,9 @@
 """Fused optimizer updates with a scheduled learning rate and weight decay.
 
 ``sgd_step`` and ``adamw_step`` update parameters and optimizer state in place,
-in one pass over memory, with ``lr`` and ``weight_decay`` read from schedules at
-``step`` (the number of updates already applied) inside the kernel. The rules
+in one pass over memory, with ``lr``, ``weight_decay`` and the momentum (Adam's
+beta1) read from schedules at ``step`` (the number of updates already applied)
+inside the kernel. The rules
 themselves live once, in ``fastdecay/_cpu/rules.py`` (mirrored in CUDA).
 
 >>> import numpy as np, fastdecay as fd
@@ -17,23 +18,24 @@ tensors, ``fastdecay._gpu.updates`` (imported only for device arrays) for CuPy
 arrays and CUDA torch tensors. The internal call shape, identical for both::
 
     sgd_step(params, grads, momentum_buffers, *, step, lr_table, wd_table,
-             momentum, dampening, nesterov, decoupled, maximize, lr_in_buffer,
+             momentum_table, dampening, nesterov, decoupled, maximize, lr_in_buffer,
              on_drop, grad_scale, found_inf)
     adamw_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, *, step,
-               lr_table, wd_table, beta1, beta2, eps, decoupled, maximize,
+               lr_table, wd_table, beta1_table, beta2, eps, decoupled, maximize,
                amsgrad, grad_scale, found_inf)
 
 - ``params, grads, ...``: lists (same length) of validated arrays of the
   backend (contiguous, float32/float64, each tensor's state matching its
   parameter's shape and dtype; dtypes may differ between tensors).
-  ``momentum_buffers`` is None when ``momentum == 0``, ``max_exp_avg_sqs``
-  None without ``amsgrad``.
+  ``momentum_buffers`` is None without momentum (a momentum of 0, not a
+  schedule), ``max_exp_avg_sqs`` None without ``amsgrad``.
 - ``step``: a non-negative Python int, or a 0-d integer (or integral float)
   array on the parameters' device, read inside the kernel.
-- ``lr_table``, ``wd_table``: read-only float64 NumPy arrays ``(1, segments,
-  WIDTH)`` (``fastdecay._layout``), row 0 the scalar schedule.
+- ``lr_table``, ``wd_table``, ``momentum_table``, ``beta1_table``: read-only
+  float64 NumPy arrays ``(1, segments, WIDTH)`` (``fastdecay._layout``), row 0
+  the scalar schedule (a constant one for a number).
 - ``on_drop``: ``rules.ON_DROP_KEEP | ON_DROP_RESET | ON_DROP_RESCALE``.
-- ``momentum, dampening, beta1, beta2, eps``: Python floats; flags Python bools.
+- ``dampening, beta2, eps``: Python floats; flags Python bools.
 - ``grad_scale``, ``found_inf``: None, a Python float, or a 0-d / 1-element
   array on the device; a nonzero ``found_inf`` makes the call write nothing.
 """
@@ -43,6 +45,7 @@ import sys
 
 import numpy as np
 
+from . import _layout as L
 from . import _validate as V
 from ._dispatch import CUPY, NUMPY, TORCH_CPU, TORCH_CUDA, backend_of
 
@@ -272,6 +275,34 @@ def _backend_module(backend):
     return module
 
 
+def sgd_momentum(momentum, dampening, nesterov, on_drop):
+    """(momentum table, dampening, nesterov, on_drop code) of SGD: ``momentum`` a number >= 0
+    or a scalar schedule (checked as a number at its step-0 value: nesterov needs it > 0)."""
+    if isinstance(momentum, V.ScheduleBase):
+        table = V.rate_table("momentum", momentum)
+        _, dampening, nesterov, code = V.sgd_options(float(momentum.lr0()), dampening, nesterov, on_drop)
+        return table, dampening, nesterov, code
+    momentum, dampening, nesterov, code = V.sgd_options(momentum, dampening, nesterov, on_drop)
+    return V.constant_table(momentum), dampening, nesterov, code
+
+
+def adam_betas(betas, eps):
+    """(beta1 table, beta2, eps) of Adam / AdamW: ``betas[0]`` a number in [0, 1) or a scalar
+    schedule (its step-0 value checked as the number would be)."""
+    if isinstance(betas, (tuple, list)) and len(betas) == 2 and isinstance(betas[0], V.ScheduleBase):
+        table = V.rate_table("betas[0]", betas[0])
+        _, beta2, eps = V.adam_options((float(betas[0].lr0()), betas[1]), eps)
+        return table, beta2, eps
+    beta1, beta2, eps = V.adam_options(betas, eps)
+    return V.constant_table(beta1), beta2, eps
+
+
+def uses_momentum(momentum_table):
+    """False only for the constant momentum 0 (then no buffer is read or written)."""
+    return not (momentum_table.shape[-2] == 1 and momentum_table[0, 0, L.KIND] == L.CONSTANT
+                and momentum_table[0, 0, L.P0] == 0.0)
+
+
 # ----------------------------------------------------------------------------- public functions
 
 
@@ -298,7 +329,9 @@ def sgd_step(param, grad, *, step, lr, momentum=0.0, momentum_buffer=None, dampe
     a learning-rate drop slows the buffer's old content too. ``on_drop``
     ("keep", "reset", "rescale") acts on the buffer where the lr schedule drops
     discontinuously at ``step``: zero it, or multiply it by eta_t/eta_{t-1},
-    before its update.
+    before its update. ``momentum`` may be a scalar schedule too, read at ``step``
+    in the kernel like ``lr`` (``fd.one_cycle(...).momentum`` is torch's
+    ``OneCycleLR(cycle_momentum=True)``).
 
     ``param``, ``grad`` and ``momentum_buffer`` are arrays of one shape, dtype
     (float32/float64) and device, contiguous; or lists of such (one fused call).
@@ -312,21 +345,22 @@ def sgd_step(param, grad, *, step, lr, momentum=0.0, momentum_buffer=None, dampe
     >>> w.round(4), buf.round(4)
     (array([0.805, 0.805, 0.805]), array([1.9, 1.9, 1.9]))
     """
-    momentum, dampening, nesterov, on_drop_code = V.sgd_options(momentum, dampening, nesterov, on_drop)
+    momentum_table, dampening, nesterov, on_drop_code = sgd_momentum(momentum, dampening, nesterov, on_drop)
     decoupled = V.flag("decoupled", decoupled)
     maximize = V.flag("maximize", maximize)
     lr_in_buffer = V.flag("lr_in_buffer", lr_in_buffer)
     lr_table = V.rate_table("lr", lr)
     wd_table = V.rate_table("weight_decay", weight_decay)
+    needs_buffer = uses_momentum(momentum_table)
     backend, params, (grads, buffers) = _prepare(param, [
         ("grad", grad, "always", False),
-        ("momentum_buffer", momentum_buffer, "momentum > 0" if momentum != 0.0 else None, True),
+        ("momentum_buffer", momentum_buffer, "momentum > 0" if needs_buffer else None, True),
     ])
     t, grad_scale, found_inf = _call_scalars(step, grad_scale, found_inf, backend)
     if not params:
         return None
     _backend_module(backend).sgd_step(
-        params, grads, buffers, step=t, lr_table=lr_table, wd_table=wd_table, momentum=momentum,
+        params, grads, buffers, step=t, lr_table=lr_table, wd_table=wd_table, momentum_table=momentum_table,
         dampening=dampening, nesterov=nesterov, decoupled=decoupled, maximize=maximize,
         lr_in_buffer=lr_in_buffer, on_drop=on_drop_code, grad_scale=grad_scale, found_inf=found_inf,
     )
@@ -353,7 +387,9 @@ def adamw_step(param, grad, exp_avg, exp_avg_sq, *, step, lr, betas=(0.9, 0.999)
     sqrt(v) *before* the bias correction, so its effective eps is
     eps/sqrt(1 - beta2^n), larger in early steps. With eps = 1e-3 the weights after
     50 steps on a quadratic differ from these by about 1 % (relative); with the
-    default eps = 1e-8 by about 1e-7. The state's content is ignored at step 0
+    default eps = 1e-8 by about 1e-7. ``betas[0]`` may be a scalar schedule, read at
+    ``step`` in the kernel (the bias correction uses the current beta1, as torch does
+    when a scheduler cycles it). The state's content is ignored at step 0
     (torch creates it then). A nonzero ``found_inf`` makes the call change
     nothing. Returns None.
 
@@ -366,7 +402,7 @@ def adamw_step(param, grad, exp_avg, exp_avg_sq, *, step, lr, betas=(0.9, 0.999)
     amsgrad = V.flag("amsgrad", amsgrad)
     maximize = V.flag("maximize", maximize)
     decoupled = V.flag("decoupled", decoupled)
-    beta1, beta2, eps = V.adam_options(betas, eps)
+    beta1_table, beta2, eps = adam_betas(betas, eps)
     lr_table = V.rate_table("lr", lr)
     wd_table = V.rate_table("weight_decay", weight_decay)
     backend, params, (grads, exp_avgs, exp_avg_sqs, maxes) = _prepare(param, [
@@ -380,7 +416,7 @@ def adamw_step(param, grad, exp_avg, exp_avg_sq, *, step, lr, betas=(0.9, 0.999)
         return None
     _backend_module(backend).adamw_step(
         params, grads, exp_avgs, exp_avg_sqs, maxes, step=t, lr_table=lr_table, wd_table=wd_table,
-        beta1=beta1, beta2=beta2, eps=eps, decoupled=decoupled, maximize=maximize,
+        beta1_table=beta1_table, beta2=beta2, eps=eps, decoupled=decoupled, maximize=maximize,
         amsgrad=amsgrad, grad_scale=grad_scale, found_inf=found_inf,
     )
     _bump_versions(backend, params, exp_avgs, exp_avg_sqs, maxes)

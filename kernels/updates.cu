@@ -91,7 +91,8 @@ __host__ __device__ void sgd_body(Grid gr, const i64* __restrict__ tensors, int 
                            const double* __restrict__ lr_table, int lr_segments,
                            const double* __restrict__ wd_table, int wd_segments,
                            const void* step_ptr, int step_code, double step_value,
-                           double momentum, double dampening, int nesterov, int decoupled, int maximize,
+                           const double* __restrict__ momentum_table, int momentum_segments,
+                           double dampening, int nesterov, int decoupled, int maximize,
                            int lr_in_buffer, int on_drop,
                            const void* grad_scale_ptr, int grad_scale_code, double grad_scale_value,
                            const void* found_inf_ptr, int found_inf_code) {
@@ -99,6 +100,7 @@ __host__ __device__ void sgd_body(Grid gr, const i64* __restrict__ tensors, int 
     const double step = read_scalar(step_ptr, step_code, step_value);
     const Unscale<T> unscale(read_scalar(grad_scale_ptr, grad_scale_code, grad_scale_value));
     const bool first = step == 0.0;
+    const double momentum = lr_at(momentum_table, momentum_segments, 0, step);  // scheduled, as lr
     const SgdCoef<T> c(sgd_step_scalars(lr_table, lr_segments, wd_table, wd_segments, step, momentum, dampening,
                                         nesterov, decoupled, maximize, lr_in_buffer, on_drop));
     const bool use_momentum = momentum != 0.0;
@@ -150,13 +152,15 @@ __host__ __device__ void adam_body(Grid gr, const i64* __restrict__ tensors, int
                             const double* __restrict__ lr_table, int lr_segments,
                             const double* __restrict__ wd_table, int wd_segments,
                             const void* step_ptr, int step_code, double step_value,
-                            double beta1, double beta2, double eps, int decoupled, int maximize, int amsgrad,
+                            const double* __restrict__ beta1_table, int beta1_segments,
+                            double beta2, double eps, int decoupled, int maximize, int amsgrad,
                             const void* grad_scale_ptr, int grad_scale_code, double grad_scale_value,
                             const void* found_inf_ptr, int found_inf_code) {
     if (read_scalar(found_inf_ptr, found_inf_code, 0.0) != 0.0) return;
     const double step = read_scalar(step_ptr, step_code, step_value);
     const Unscale<T> unscale(read_scalar(grad_scale_ptr, grad_scale_code, grad_scale_value));
     const bool first = step == 0.0;
+    const double beta1 = lr_at(beta1_table, beta1_segments, 0, step);  // scheduled, as lr
     const AdamCoef<T> c(adam_step_scalars(lr_table, lr_segments, wd_table, wd_segments, step, beta1, beta2, eps,
                                           decoupled, maximize));
     const bool ams = amsgrad != 0;
@@ -214,22 +218,26 @@ __host__ __device__ void adam_body(Grid gr, const i64* __restrict__ tensors, int
 #define FD_SGD_ARGS                                                                                         \
     const i64 *tensors, int n_tensors, i64 n_chunks, const double *lr_table, int lr_segments,               \
         const double *wd_table, int wd_segments, const void *step_ptr, int step_code, double step_value,   \
-        double momentum, double dampening, int nesterov, int decoupled, int maximize, int lr_in_buffer,    \
+        const double *momentum_table, int momentum_segments, double dampening, int nesterov,               \
+        int decoupled, int maximize, int lr_in_buffer,                                                    \
         int on_drop, const void *grad_scale_ptr, int grad_scale_code, double grad_scale_value,             \
         const void *found_inf_ptr, int found_inf_code
 #define FD_SGD_PASS                                                                                         \
     tensors, n_tensors, n_chunks, lr_table, lr_segments, wd_table, wd_segments, step_ptr, step_code,       \
-        step_value, momentum, dampening, nesterov, decoupled, maximize, lr_in_buffer, on_drop,             \
+        step_value, momentum_table, momentum_segments, dampening, nesterov, decoupled, maximize,            \
+        lr_in_buffer, on_drop,                                                                            \
         grad_scale_ptr, grad_scale_code, grad_scale_value, found_inf_ptr, found_inf_code
 #define FD_ADAM_ARGS                                                                                        \
     const i64 *tensors, int n_tensors, i64 n_chunks, const double *lr_table, int lr_segments,               \
         const double *wd_table, int wd_segments, const void *step_ptr, int step_code, double step_value,   \
-        double beta1, double beta2, double eps, int decoupled, int maximize, int amsgrad,                  \
+        const double *beta1_table, int beta1_segments, double beta2, double eps, int decoupled,            \
+        int maximize, int amsgrad,                                                                        \
         const void *grad_scale_ptr, int grad_scale_code, double grad_scale_value, const void *found_inf_ptr, \
         int found_inf_code
 #define FD_ADAM_PASS                                                                                        \
     tensors, n_tensors, n_chunks, lr_table, lr_segments, wd_table, wd_segments, step_ptr, step_code,       \
-        step_value, beta1, beta2, eps, decoupled, maximize, amsgrad, grad_scale_ptr, grad_scale_code,      \
+        step_value, beta1_table, beta1_segments, beta2, eps, decoupled, maximize, amsgrad,                 \
+        grad_scale_ptr, grad_scale_code,                                                                  \
         grad_scale_value, found_inf_ptr, found_inf_code
 
 #ifdef __CUDACC__

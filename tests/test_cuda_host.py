@@ -42,9 +42,10 @@ using namespace fastdecay;
 // The per-element loops of kernels/updates.cu without the GPU's chunking and vector loads.
 template <typename T>
 void sgd_loop(T* w, const T* g, T* buf, i64 n, const double* lr, int lr_seg, const double* wd, int wd_seg,
-              double step, double momentum, double dampening, int nesterov, int decoupled, int maximize,
-              int lr_in_buffer, int on_drop, double grad_scale, double found_inf) {
+              double step, const double* mom, int mom_seg, double dampening, int nesterov, int decoupled,
+              int maximize, int lr_in_buffer, int on_drop, double grad_scale, double found_inf) {
     if (found_inf != 0.0) return;
+    const double momentum = lr_at(mom, mom_seg, 0, step);
     const SgdCoef<T> c(sgd_step_scalars(lr, lr_seg, wd, wd_seg, step, momentum, dampening, nesterov, decoupled,
                                         maximize, lr_in_buffer, on_drop));
     const T inv = (T)grad_scale;
@@ -58,9 +59,10 @@ void sgd_loop(T* w, const T* g, T* buf, i64 n, const double* lr, int lr_seg, con
 
 template <typename T>
 void adam_loop(T* w, const T* g, T* m, T* v, T* vmax, i64 n, const double* lr, int lr_seg, const double* wd,
-               int wd_seg, double step, double beta1, double beta2, double eps, int decoupled, int maximize,
-               int amsgrad, double grad_scale, double found_inf) {
+               int wd_seg, double step, const double* b1, int b1_seg, double beta2, double eps, int decoupled,
+               int maximize, int amsgrad, double grad_scale, double found_inf) {
     if (found_inf != 0.0) return;
+    const double beta1 = lr_at(b1, b1_seg, 0, step);
     const AdamCoef<T> c(adam_step_scalars(lr, lr_seg, wd, wd_seg, step, beta1, beta2, eps, decoupled, maximize));
     const T inv = (T)grad_scale;
     for (i64 i = 0; i < n; ++i) {
@@ -134,17 +136,25 @@ void fd_kernel_simulate_f64(i64 n_blocks, i64 n_threads, FD_SIM_ARGS(double)) {
     FD_EMULATE(simulate_body<double>(gr, FD_SIM_PASS))
 }
 void fd_sgd_f32(float* w, const float* g, float* b, i64 n, const double* lr, int ls, const double* wd, int ws,
-                double step, double mom, double damp, int nest, int dec, int maxi, int lib, int od, double gs,
-                double fi) { sgd_loop<float>(w, g, b, n, lr, ls, wd, ws, step, mom, damp, nest, dec, maxi, lib, od, gs, fi); }
+                double step, const double* mom, int ms, double damp, int nest, int dec, int maxi, int lib, int od,
+                double gs, double fi) {
+    sgd_loop<float>(w, g, b, n, lr, ls, wd, ws, step, mom, ms, damp, nest, dec, maxi, lib, od, gs, fi);
+}
 void fd_sgd_f64(double* w, const double* g, double* b, i64 n, const double* lr, int ls, const double* wd, int ws,
-                double step, double mom, double damp, int nest, int dec, int maxi, int lib, int od, double gs,
-                double fi) { sgd_loop<double>(w, g, b, n, lr, ls, wd, ws, step, mom, damp, nest, dec, maxi, lib, od, gs, fi); }
+                double step, const double* mom, int ms, double damp, int nest, int dec, int maxi, int lib, int od,
+                double gs, double fi) {
+    sgd_loop<double>(w, g, b, n, lr, ls, wd, ws, step, mom, ms, damp, nest, dec, maxi, lib, od, gs, fi);
+}
 void fd_adam_f32(float* w, const float* g, float* m, float* v, float* x, i64 n, const double* lr, int ls,
-                 const double* wd, int ws, double step, double b1, double b2, double eps, int dec, int maxi, int ams,
-                 double gs, double fi) { adam_loop<float>(w, g, m, v, x, n, lr, ls, wd, ws, step, b1, b2, eps, dec, maxi, ams, gs, fi); }
+                 const double* wd, int ws, double step, const double* b1, int b1s, double b2, double eps, int dec,
+                 int maxi, int ams, double gs, double fi) {
+    adam_loop<float>(w, g, m, v, x, n, lr, ls, wd, ws, step, b1, b1s, b2, eps, dec, maxi, ams, gs, fi);
+}
 void fd_adam_f64(double* w, const double* g, double* m, double* v, double* x, i64 n, const double* lr, int ls,
-                 const double* wd, int ws, double step, double b1, double b2, double eps, int dec, int maxi, int ams,
-                 double gs, double fi) { adam_loop<double>(w, g, m, v, x, n, lr, ls, wd, ws, step, b1, b2, eps, dec, maxi, ams, gs, fi); }
+                 const double* wd, int ws, double step, const double* b1, int b1s, double b2, double eps, int dec,
+                 int maxi, int ams, double gs, double fi) {
+    adam_loop<double>(w, g, m, v, x, n, lr, ls, wd, ws, step, b1, b1s, b2, eps, dec, maxi, ams, gs, fi);
+}
 int fd_layout(int i) {
     const int v[] = {WIDTH, START, ORIGIN, KIND, P0, KIND_CONSTANT, KIND_EXPONENTIAL, KIND_INVERSE_TIME,
                      KIND_POLYNOMIAL, KIND_COSINE, KIND_COSINE_RESTARTS, KIND_CYCLIC, KIND_ONE_MINUS_POWER,
@@ -198,8 +208,8 @@ def host(tmp_path_factory):
     dll.fd_updates_layout.restype = ctypes.c_int
     P, I64, INT, D = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_double
     for dt in ("f32", "f64"):
-        getattr(dll, f"fd_sgd_{dt}").argtypes = [P, P, P, I64, P, INT, P, INT, D, D, D] + [INT] * 5 + [D, D]
-        getattr(dll, f"fd_adam_{dt}").argtypes = [P] * 5 + [I64, P, INT, P, INT, D, D, D, D, INT, INT, INT, D, D]
+        getattr(dll, f"fd_sgd_{dt}").argtypes = [P, P, P, I64, P, INT, P, INT, D, P, INT, D] + [INT] * 5 + [D, D]
+        getattr(dll, f"fd_adam_{dt}").argtypes = [P] * 5 + [I64, P, INT, P, INT, D, P, INT, D, D, INT, INT, INT, D, D]
         getattr(dll, f"fd_sgd_{dt}").restype = None
         getattr(dll, f"fd_adam_{dt}").restype = None
     dll.fd_normals.argtypes = [ctypes.c_uint64] + [ctypes.c_void_p] * 4 + [ctypes.c_int64]
@@ -557,6 +567,8 @@ SGD_CASES = [
     dict(momentum=0.9, on_drop="reset", grad_scale=1024.0),
     dict(momentum=0.9, on_drop="rescale", weight_decay=0.01),
     dict(momentum=0.0, weight_decay=0.02, grad_scale=3.0),
+    dict(momentum=fd.one_cycle(0.1, 60, three_phase=True).momentum, nesterov=True),
+    dict(momentum=fd.tabulated(np.linspace(0.0, 0.9, 30)), dampening=0.1, on_drop="rescale"),
 ]
 ADAM_CASES = [
     dict(),
@@ -564,6 +576,7 @@ ADAM_CASES = [
     dict(amsgrad=True),
     dict(amsgrad=True, maximize=True, betas=(0.8, 0.99), eps=1e-6),
     dict(grad_scale=65536.0, weight_decay=0.0),
+    dict(betas=(fd.one_cycle(0.1, 80, anneal_strategy="linear").momentum, 0.99)),
 ]
 
 
@@ -600,17 +613,18 @@ def test_sgd_rules_equal_cpu_backend_over_a_trajectory(host, case, dtype):
     w_host, buf_host = _state(rng, dtype, n, 2)
     w_cpu, buf_cpu = w_host.copy(), buf_host.copy()
     fn = getattr(host, f"fd_sgd_{SUFFIX[dtype]}")
+    mom_t = np.ascontiguousarray(fd.schedules.as_schedule(opts["momentum"], "momentum").rows())
     for step in range(60):
         g = rng.standard_normal(n).astype(dtype) * dtype(opts["grad_scale"])
         fn(_ptr(w_host), _ptr(g), _ptr(buf_host), n, _ptr(lr_t), lr_t.shape[1], _ptr(wd_t), wd_t.shape[1],
-           float(step), opts["momentum"], opts["dampening"], opts["nesterov"], opts["decoupled"], opts["maximize"],
-           opts["lr_in_buffer"], ON_DROP[opts["on_drop"]], opts["grad_scale"], 0.0)
-        cpu.sgd_step([w_cpu], [g], [buf_cpu], step=step, lr_table=lr_t, wd_table=wd_t, momentum=opts["momentum"],
+           float(step), _ptr(mom_t), mom_t.shape[1], opts["dampening"], opts["nesterov"], opts["decoupled"],
+           opts["maximize"], opts["lr_in_buffer"], ON_DROP[opts["on_drop"]], opts["grad_scale"], 0.0)
+        cpu.sgd_step([w_cpu], [g], [buf_cpu], step=step, lr_table=lr_t, wd_table=wd_t, momentum_table=mom_t,
                      dampening=opts["dampening"], nesterov=opts["nesterov"], decoupled=opts["decoupled"],
                      maximize=opts["maximize"], lr_in_buffer=opts["lr_in_buffer"], on_drop=ON_DROP[opts["on_drop"]],
                      grad_scale=opts["grad_scale"], found_inf=None)
     assert_update_close(w_host, w_cpu, dtype)
-    if opts["momentum"]:
+    if isinstance(opts["momentum"], fd.Schedule) or opts["momentum"]:
         assert_update_close(buf_host, buf_cpu, dtype)
 
 
@@ -630,14 +644,15 @@ def test_adam_rules_equal_cpu_backend_over_a_trajectory(host, case, dtype):
     cpu_state = [x.copy() for x in host_state]
     fn = getattr(host, f"fd_adam_{SUFFIX[dtype]}")
     b1, b2 = opts["betas"]
+    b1_t = np.ascontiguousarray(fd.schedules.as_schedule(b1, "beta1").rows())
     for step in range(80):
         g = rng.standard_normal(n).astype(dtype) * dtype(opts["grad_scale"])
         w, m, v, x = host_state
         fn(_ptr(w), _ptr(g), _ptr(m), _ptr(v), _ptr(x), n, _ptr(lr_t), lr_t.shape[1], _ptr(wd_t), wd_t.shape[1],
-           float(step), b1, b2, opts["eps"], opts["decoupled"], opts["maximize"], opts["amsgrad"],
-           opts["grad_scale"], 0.0)
+           float(step), _ptr(b1_t), b1_t.shape[1], b2, opts["eps"], opts["decoupled"], opts["maximize"],
+           opts["amsgrad"], opts["grad_scale"], 0.0)
         w, m, v, x = cpu_state
-        cpu.adamw_step([w], [g], [m], [v], [x], step=step, lr_table=lr_t, wd_table=wd_t, beta1=b1, beta2=b2,
+        cpu.adamw_step([w], [g], [m], [v], [x], step=step, lr_table=lr_t, wd_table=wd_t, beta1_table=b1_t, beta2=b2,
                        eps=opts["eps"], decoupled=opts["decoupled"], maximize=opts["maximize"],
                        amsgrad=opts["amsgrad"], grad_scale=opts["grad_scale"], found_inf=None)
     for got, want in zip(host_state, cpu_state):
@@ -649,10 +664,11 @@ def test_found_inf_changes_nothing(host):
     lr_t, wd_t = _tables(0.1, 0.01)
     w, g, m, v, x = (np.linspace(-1, 1, 33) + k for k in range(5))
     before = [a.copy() for a in (w, m, v, x)]
-    host.fd_adam_f64(_ptr(w), _ptr(g), _ptr(m), _ptr(v), _ptr(x), 33, _ptr(lr_t), 1, _ptr(wd_t), 1, 3.0, 0.9,
-                     0.999, 1e-8, 1, 0, 1, 1.0, 1.0)
-    host.fd_sgd_f64(_ptr(w), _ptr(g), _ptr(m), 33, _ptr(lr_t), 1, _ptr(wd_t), 1, 3.0, 0.9, 0.0, 0, 0, 0, 0, 0,
-                    1.0, 1.0)
+    beta1_t, momentum_t = _tables(0.9, 0.9)
+    host.fd_adam_f64(_ptr(w), _ptr(g), _ptr(m), _ptr(v), _ptr(x), 33, _ptr(lr_t), 1, _ptr(wd_t), 1, 3.0,
+                     _ptr(beta1_t), 1, 0.999, 1e-8, 1, 0, 1, 1.0, 1.0)
+    host.fd_sgd_f64(_ptr(w), _ptr(g), _ptr(m), 33, _ptr(lr_t), 1, _ptr(wd_t), 1, 3.0, _ptr(momentum_t), 1, 0.0,
+                    0, 0, 0, 0, 0, 1.0, 1.0)
     for a, b in zip((w, m, v, x), before):
         np.testing.assert_array_equal(a, b)
 
@@ -712,6 +728,7 @@ def test_update_kernels_on_tensor_lists_equal_cpu_backend(host, rule, dtype):
     cpu_state = [[a.copy() for a in t] for t in gpu]
     lr = fd.warmup(fd.step(0.05, 0.5, 4), 3)
     lr_t, wd_t = _tables(lr, 0.01)
+    mom_t = np.ascontiguousarray(fd.cyclic(0.1, 1.0, 3).momentum.rows())  # momentum / beta1 scheduled
     step_ref = _plan.scalar_ref(0)
     for step in range(12):
         for t, c in zip(gpu, cpu_state):
@@ -723,17 +740,17 @@ def test_update_kernels_on_tensor_lists_equal_cpu_backend(host, rule, dtype):
         step_ref = _plan.scalar_ref(step)
         one, none = _plan.scalar_ref(1.0), _plan.scalar_ref(0.0)
         if rule == "sgd":
-            args = _plan.sgd_args(table, n_chunks, lr_t, wd_t, step_ref, 0.9, 0.0, True, False, False, False, 2,
+            args = _plan.sgd_args(table, n_chunks, lr_t, wd_t, step_ref, mom_t, 0.0, True, False, False, False, 2,
                                   one, none)
             cpu.sgd_step([c[0] for c in cpu_state], [c[1] for c in cpu_state], [c[2] for c in cpu_state],
-                         step=step, lr_table=lr_t, wd_table=wd_t, momentum=0.9, dampening=0.0, nesterov=True,
+                         step=step, lr_table=lr_t, wd_table=wd_t, momentum_table=mom_t, dampening=0.0, nesterov=True,
                          decoupled=False, maximize=False, lr_in_buffer=False, on_drop=2, grad_scale=None,
                          found_inf=None)
         else:
-            args = _plan.adam_args(table, n_chunks, lr_t, wd_t, step_ref, 0.9, 0.99, 1e-8, True, False, True,
+            args = _plan.adam_args(table, n_chunks, lr_t, wd_t, step_ref, mom_t, 0.99, 1e-8, True, False, True,
                                    one, none)
             cpu.adamw_step(*([c[j] for c in cpu_state] for j in range(5)), step=step, lr_table=lr_t,
-                           wd_table=wd_t, beta1=0.9, beta2=0.99, eps=1e-8, decoupled=True, maximize=False,
+                           wd_table=wd_t, beta1_table=mom_t, beta2=0.99, eps=1e-8, decoupled=True, maximize=False,
                            amsgrad=True, grad_scale=None, found_inf=None)
         run_plan(host, f"fd_kernel_{rule}_{SUFFIX[dtype]}", args, n_blocks=3, n_threads=64)
     for t, c in zip(gpu, cpu_state):
@@ -752,7 +769,8 @@ def test_update_kernel_reads_step_and_found_inf_from_memory(host):
     step = np.array(3, dtype=np.int64)
     scale = np.array(4.0, dtype=np.float32)
     found_inf = np.array(0.0, dtype=np.float32)
-    args = _plan.sgd_args(table, n_chunks, lr_t, wd_t, _plan.scalar_ref(step, step.dtype), 0.0, 0.0, False, False,
+    args = _plan.sgd_args(table, n_chunks, lr_t, wd_t, _plan.scalar_ref(step, step.dtype), _tables(0.0, 0.0)[0], 0.0,
+                          False, False,
                           False, False, 0, _plan.scalar_ref(scale, scale.dtype),
                           _plan.scalar_ref(found_inf, found_inf.dtype))
     run_plan(host, "fd_kernel_sgd_f64", args, 2, 32)
@@ -1023,11 +1041,11 @@ def test_gpu_updates_wrapper_lists_dtypes_device_step(gpu_on_host):
             t[1][:] = r[1][:] = rng.standard_normal(t[1].size).astype(t[1].dtype)
         runtime.launches.clear()
         updates.adamw_step(*([t[j] for t in gpu] for j in range(4)), None, step=step, lr_table=lr_t, wd_table=wd_t,
-                           beta1=0.9, beta2=0.999, eps=1e-8, decoupled=True, maximize=False, amsgrad=False,
+                           beta1_table=_tables(0.9, 0.9)[0], beta2=0.999, eps=1e-8, decoupled=True, maximize=False, amsgrad=False,
                            grad_scale=None, found_inf=None, increment_step=True)
         assert sorted(runtime.launches) == ["adam_f32", "adam_f64", "step_increment"]
         cpu.adamw_step(*([r[j] for r in ref] for j in range(4)), None, step=k, lr_table=lr_t, wd_table=wd_t,
-                       beta1=0.9, beta2=0.999, eps=1e-8, decoupled=True, maximize=False, amsgrad=False,
+                       beta1_table=_tables(0.9, 0.9)[0], beta2=0.999, eps=1e-8, decoupled=True, maximize=False, amsgrad=False,
                        grad_scale=None, found_inf=None)
     assert int(step) == 25
     for t, r in zip(gpu, ref):
@@ -1042,7 +1060,8 @@ def test_gpu_updates_wrapper_device_found_inf_and_grad_scale(gpu_on_host):
     w, g, buf = np.linspace(-1, 1, 50), np.linspace(2, 3, 50), np.zeros(50)
     w_ref, buf_ref = w.copy(), buf.copy()
     lr_t, wd_t = _tables(0.1, 0.0)
-    kw = dict(lr_table=lr_t, wd_table=wd_t, momentum=0.9, dampening=0.0, nesterov=False, decoupled=False,
+    kw = dict(lr_table=lr_t, wd_table=wd_t, momentum_table=_tables(0.9, 0.9)[0], dampening=0.0, nesterov=False,
+              decoupled=False,
               maximize=False, lr_in_buffer=False, on_drop=0)
     skip = np.array(1.0, dtype=np.float32)
     updates.sgd_step([w], [g], [buf], step=0, grad_scale=np.array(8.0, np.float32), found_inf=skip, **kw)
@@ -1067,7 +1086,8 @@ def test_gpu_updates_wrapper_refuses_mixed_devices_before_launch(gpu_on_host):
     g = [np.ones(4), np.ones(4)]
     runtime.devices[id(w[1])] = 1
     lr_t, wd_t = _tables(0.1, 0.0)
-    kw = dict(lr_table=lr_t, wd_table=wd_t, momentum=0.0, dampening=0.0, nesterov=False, decoupled=False,
+    kw = dict(lr_table=lr_t, wd_table=wd_t, momentum_table=_tables(0.0, 0.0)[0], dampening=0.0, nesterov=False,
+              decoupled=False,
               maximize=False, lr_in_buffer=False, on_drop=0, grad_scale=None, found_inf=None)
     with pytest.raises(ValueError, match=r"param\[1\] is on GPU 1 but param\[0\] is on GPU 0"):
         updates.sgd_step(w, g, None, step=0, **kw)

@@ -336,8 +336,9 @@ def test_cuda_graph_with_in_kernel_step_increment():
     w = cp.ones(1000)
     g = cp.ones(1000)
     step = cp.zeros((), dtype=cp.int32)
-    kw = dict(lr_table=lr_table, wd_table=wd_table, momentum=0.0, dampening=0.0, nesterov=False, decoupled=False,
-              maximize=False, lr_in_buffer=False, on_drop=0, grad_scale=None, found_inf=None, increment_step=True)
+    kw = dict(lr_table=lr_table, wd_table=wd_table, momentum_table=fd.constant(0.0).rows(), dampening=0.0,
+              nesterov=False, decoupled=False, maximize=False, lr_in_buffer=False, on_drop=0, grad_scale=None,
+              found_inf=None, increment_step=True)
     gpu.sgd_step([w], [g], None, step=step, **kw)  # warm-up, step 0: w = 1 - 0.1
     stream = cp.cuda.Stream(non_blocking=True)
     with stream:

@@ -36,7 +36,7 @@ from .rules import (
     sgd_element,
     sgd_scalars,
 )
-from .schedule import TABLE
+from .schedule import TABLE, lr_at
 
 BLOCK = 1 << 15  # elements per parallel work item (128 KiB of float32 per stream)
 SERIAL_BELOW = 1 << 16  # calls with fewer elements in all run on the calling thread
@@ -139,20 +139,22 @@ def kernel(py_func, dtype):
 
 
 # like, params, grads, buffers, sizes, first_block,
-# lr_table, wd_table, step, momentum, dampening, nesterov, decoupled, maximize,
+# lr_table, wd_table, step, momentum_table, dampening, nesterov, decoupled, maximize,
 # lr_in_buffer, on_drop, grad_scale, found_inf
 _SGD_SIGNATURES = _signatures(
-    5, TABLE, TABLE, float64, float64, float64, boolean, boolean, boolean, boolean, int64, float64, float64
+    5, TABLE, TABLE, float64, TABLE, float64, boolean, boolean, boolean, boolean, int64, float64, float64
 )
 
 
 def sgd_kernel(like, params, grads, buffers, sizes, first_block,
-               lr_table, wd_table, step, momentum, dampening, nesterov, decoupled, maximize,
+               lr_table, wd_table, step, momentum_table, dampening, nesterov, decoupled, maximize,
                lr_in_buffer, on_drop, grad_scale, found_inf):
     """SGD / heavy ball / Nesterov over the tensors at ``params`` (see ``rules.sgd_element``).
 
     ``buffers`` holds the momentum buffers' addresses (ignored without momentum);
-    ``grad_scale`` divides the gradients when it is not 1.
+    the momentum is row 0 of ``momentum_table`` at ``step`` (a schedule, as lr; where it
+    is 0 the buffers are not touched, as torch's SGD); ``grad_scale`` divides the
+    gradients when it is not 1.
     """
     if found_inf != 0.0:
         return
@@ -160,6 +162,7 @@ def sgd_kernel(like, params, grads, buffers, sizes, first_block,
     itemsize = like.itemsize
     first = step == 0.0
     lr, wd = scheduled_rates(lr_table, wd_table, step)
+    momentum = lr_at(momentum_table, 0, step)
     scale = buffer_scale_at(lr_table, 0, step, on_drop)
     c = sgd_scalars(lr, wd, first, scale, momentum, dampening, nesterov, decoupled, maximize, lr_in_buffer)
     sign, l2, shrink = dtype(c[0]), dtype(c[1]), dtype(c[2])
@@ -187,16 +190,19 @@ def sgd_kernel(like, params, grads, buffers, sizes, first_block,
 
 
 # like, params, grads, exp_avgs, exp_avg_sqs, sizes, first_block, max_exp_avg_sqs,
-# lr_table, wd_table, step, beta1, beta2, eps, decoupled, maximize, amsgrad, grad_scale, found_inf
+# lr_table, wd_table, step, beta1_table, beta2, eps, decoupled, maximize, amsgrad, grad_scale, found_inf
 _ADAM_SIGNATURES = _signatures(
-    7, TABLE, TABLE, float64, float64, float64, float64, boolean, boolean, boolean, float64, float64
+    7, TABLE, TABLE, float64, TABLE, float64, float64, boolean, boolean, boolean, float64, float64
 )
 
 
 def adam_kernel(like, params, grads, exp_avgs, exp_avg_sqs, sizes, first_block, max_exp_avg_sqs,
-                lr_table, wd_table, step, beta1, beta2, eps, decoupled, maximize, amsgrad, grad_scale, found_inf):
+                lr_table, wd_table, step, beta1_table, beta2, eps, decoupled, maximize, amsgrad, grad_scale,
+                found_inf):
     """Adam / AdamW / AMSGrad over the tensors at ``params`` (see ``rules.adam_element``).
 
+    beta1 is row 0 of ``beta1_table`` at ``step`` (a schedule, as lr; the bias
+    correction 1 - beta1^(step+1) uses the current beta1, as torch's Adam does);
     ``max_exp_avg_sqs`` is read only with ``amsgrad``; ``grad_scale`` divides
     the gradients when it is not 1.
     """
@@ -206,6 +212,7 @@ def adam_kernel(like, params, grads, exp_avgs, exp_avg_sqs, sizes, first_block, 
     itemsize = like.itemsize
     first = step == 0.0
     lr, wd = scheduled_rates(lr_table, wd_table, step)
+    beta1 = lr_at(beta1_table, 0, step)
     c = adam_scalars(lr, wd, step, beta1, beta2, eps, decoupled, maximize)
     sign, l2, shrink, w1, b2, w2 = dtype(c[0]), dtype(c[1]), dtype(c[2]), dtype(c[3]), dtype(c[4]), dtype(c[5])
     neg_step_size, bc2_sqrt, e = dtype(c[6]), dtype(c[7]), dtype(c[8])
@@ -301,27 +308,28 @@ def _launch(kernel, n_elements, *args):
         set_num_threads(threads)
 
 
-def sgd_step(params, grads, momentum_buffers, *, step, lr_table, wd_table, momentum, dampening, nesterov,
+def sgd_step(params, grads, momentum_buffers, *, step, lr_table, wd_table, momentum_table, dampening, nesterov,
              decoupled, maximize, lr_in_buffer, on_drop, grad_scale, found_inf):
     """Run ``sgd_kernel`` over validated lists of NumPy arrays / CPU torch tensors.
 
     The internal call shape shared with ``fastdecay._gpu.updates.sgd_step``
-    (documented in ``fastdecay.updates``); nothing here checks its input.
+    (documented in ``fastdecay.updates``; ``momentum_buffers`` is None without
+    momentum); nothing here checks its input.
     """
     scale = 1.0 if grad_scale is None else float(grad_scale)
     inf = 0.0 if found_inf is None else float(found_inf)
-    use_momentum = momentum != 0.0
+    use_momentum = momentum_buffers is not None
     streams = (params, grads, momentum_buffers) if use_momentum else (params, grads)
     for dtype, index in _groups(params):
         t, first_block = _table(streams, index)
         buffers = t[2] if use_momentum else t[0]
         _launch(kernel(sgd_kernel, dtype), int(t[-1].sum()), _LIKE[dtype], t[0], t[1], buffers, t[-1], first_block,
-                lr_table, wd_table, float(step), float(momentum), float(dampening), bool(nesterov),
+                lr_table, wd_table, float(step), momentum_table, float(dampening), bool(nesterov),
                 bool(decoupled), bool(maximize), bool(lr_in_buffer), int(on_drop), scale, inf)
 
 
-def adamw_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, *, step, lr_table, wd_table, beta1, beta2,
-               eps, decoupled, maximize, amsgrad, grad_scale, found_inf):
+def adamw_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, *, step, lr_table, wd_table, beta1_table,
+               beta2, eps, decoupled, maximize, amsgrad, grad_scale, found_inf):
     """Run ``adam_kernel`` over validated lists of NumPy arrays / CPU torch tensors.
 
     The internal call shape shared with ``fastdecay._gpu.updates.adamw_step``.
@@ -333,5 +341,5 @@ def adamw_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, *, step, l
         t, first_block = _table(streams, index)
         vmax = t[4] if amsgrad else t[0]
         _launch(kernel(adam_kernel, dtype), int(t[-1].sum()), _LIKE[dtype], t[0], t[1], t[2], t[3], t[-1],
-                first_block, vmax, lr_table, wd_table, float(step), float(beta1), float(beta2), float(eps),
+                first_block, vmax, lr_table, wd_table, float(step), beta1_table, float(beta2), float(eps),
                 bool(decoupled), bool(maximize), bool(amsgrad), scale, inf)

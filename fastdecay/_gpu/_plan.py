@@ -48,28 +48,30 @@ def scalar_ref(value, device_array_dtype=None):
     return value, SCALAR_CODES[str(device_array_dtype)], 0.0
 
 
-def sgd_args(table, n_chunks, lr_table, wd_table, step, momentum, dampening, nesterov, decoupled, maximize,
+def sgd_args(table, n_chunks, lr_table, wd_table, step, momentum_table, dampening, nesterov, decoupled, maximize,
              lr_in_buffer, on_drop, grad_scale, found_inf):
-    """Arguments of ``sgd_f32`` / ``sgd_f64``; step, grad_scale, found_inf are scalar_ref triples."""
+    """Arguments of ``sgd_f32`` / ``sgd_f64``; step, grad_scale, found_inf are scalar_ref triples; the
+    schedule tables (lr, weight decay, momentum) device arrays of shape (1, segments, WIDTH)."""
     return [
         ("ptr", table), ("i32", table.shape[0]), ("i64", n_chunks),
         ("ptr", lr_table), ("i32", lr_table.shape[1]), ("ptr", wd_table), ("i32", wd_table.shape[1]),
         ("ptr", step[0]), ("i32", step[1]), ("f64", step[2]),
-        ("f64", momentum), ("f64", dampening), ("i32", int(bool(nesterov))), ("i32", int(bool(decoupled))),
+        ("ptr", momentum_table), ("i32", momentum_table.shape[1]),
+        ("f64", dampening), ("i32", int(bool(nesterov))), ("i32", int(bool(decoupled))),
         ("i32", int(bool(maximize))), ("i32", int(bool(lr_in_buffer))), ("i32", int(on_drop)),
         ("ptr", grad_scale[0]), ("i32", grad_scale[1]), ("f64", grad_scale[2]),
         ("ptr", found_inf[0]), ("i32", found_inf[1]),
     ]
 
 
-def adam_args(table, n_chunks, lr_table, wd_table, step, beta1, beta2, eps, decoupled, maximize, amsgrad,
+def adam_args(table, n_chunks, lr_table, wd_table, step, beta1_table, beta2, eps, decoupled, maximize, amsgrad,
               grad_scale, found_inf):
     """Arguments of ``adam_f32`` / ``adam_f64``."""
     return [
         ("ptr", table), ("i32", table.shape[0]), ("i64", n_chunks),
         ("ptr", lr_table), ("i32", lr_table.shape[1]), ("ptr", wd_table), ("i32", wd_table.shape[1]),
         ("ptr", step[0]), ("i32", step[1]), ("f64", step[2]),
-        ("f64", beta1), ("f64", beta2), ("f64", eps), ("i32", int(bool(decoupled))), ("i32", int(bool(maximize))),
+        ("ptr", beta1_table), ("i32", beta1_table.shape[1]), ("f64", beta2), ("f64", eps), ("i32", int(bool(decoupled))), ("i32", int(bool(maximize))),
         ("i32", int(bool(amsgrad))),
         ("ptr", grad_scale[0]), ("i32", grad_scale[1]), ("f64", grad_scale[2]),
         ("ptr", found_inf[0]), ("i32", found_inf[1]),

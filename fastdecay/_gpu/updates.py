@@ -97,10 +97,11 @@ def _launch_groups(rule, named_lists, device, kernel_args):
         rt.launch("updates.cu", f"{rule}_{_SUFFIX[dtype]}", blocks, _plan.THREADS, args, device)
 
 
-def _fused_call(rule, named_lists, step, grad_scale, found_inf, lr_table, wd_table, increment_step, rule_args):
+def _fused_call(rule, named_lists, step, grad_scale, found_inf, schedule_tables, increment_step, rule_args):
     """Check, then launch ``rule`` over ``named_lists`` (see ``_launch_groups``), then advance
-    a device ``step`` if asked. ``rule_args(table, n_chunks, lr, wd, step, grad_scale, found_inf)``
-    gives the kernel's arguments (the last five as the kernel takes them)."""
+    a device ``step`` if asked. ``rule_args(table, n_chunks, tables, step, grad_scale, found_inf)``
+    gives the kernel's arguments: ``tables`` the device copies of ``schedule_tables`` (lr,
+    weight decay, momentum or beta1), the last three as the kernel takes them."""
     device = _device(named_lists)
     step_ref = _scalar("step", step, device, 0)
     scale_ref = _scalar("grad_scale", grad_scale, device, 1.0)
@@ -109,34 +110,35 @@ def _fused_call(rule, named_lists, step, grad_scale, found_inf, lr_table, wd_tab
         raise ValueError("increment_step=True needs step as a 0-d int or float array on the device, "
                          f"got {'a number' if step_ref[0] is None else 'a bool array'}")
     with rt.context(device, named_lists[0][1]):
-        lr_dev, wd_dev = rt.constant(lr_table, device), rt.constant(wd_table, device)
+        tables = [rt.constant(t, device) for t in schedule_tables]
         _launch_groups(rule, named_lists, device,
-                       lambda table, n_chunks: rule_args(table, n_chunks, lr_dev, wd_dev, step_ref, scale_ref, inf_ref))
+                       lambda table, n_chunks: rule_args(table, n_chunks, tables, step_ref, scale_ref, inf_ref))
         if increment_step:
             args = [("ptr", step_ref[0]), ("i32", step_ref[1]), ("ptr", inf_ref[0]), ("i32", inf_ref[1])]
             rt.launch("updates.cu", "step_increment", 1, 1, args, device)
 
 
-def sgd_step(params, grads, momentum_buffers, *, step, lr_table, wd_table, momentum, dampening, nesterov, decoupled,
-             maximize, lr_in_buffer, on_drop, grad_scale, found_inf, increment_step=False):
-    """SGD / heavy ball / Nesterov over lists of device arrays (see ``fastdecay.updates``)."""
-    buffers = momentum_buffers if momentum != 0.0 else None
+def sgd_step(params, grads, momentum_buffers, *, step, lr_table, wd_table, momentum_table, dampening, nesterov,
+             decoupled, maximize, lr_in_buffer, on_drop, grad_scale, found_inf, increment_step=False):
+    """SGD / heavy ball / Nesterov over lists of device arrays (see ``fastdecay.updates``);
+    ``momentum_buffers`` is None without momentum."""
     _fused_call(
-        "sgd", [("param", params), ("grad", grads), ("momentum_buffer", buffers)], step, grad_scale, found_inf,
-        lr_table, wd_table, increment_step,
-        lambda table, n_chunks, lr, wd, step_ref, scale_ref, inf_ref: _plan.sgd_args(
-            table, n_chunks, lr, wd, step_ref, momentum, dampening, nesterov, decoupled, maximize, lr_in_buffer,
-            on_drop, scale_ref, inf_ref),
+        "sgd", [("param", params), ("grad", grads), ("momentum_buffer", momentum_buffers)], step, grad_scale,
+        found_inf, (lr_table, wd_table, momentum_table), increment_step,
+        lambda table, n_chunks, tables, step_ref, scale_ref, inf_ref: _plan.sgd_args(
+            table, n_chunks, *tables[:2], step_ref, tables[2], dampening, nesterov, decoupled, maximize,
+            lr_in_buffer, on_drop, scale_ref, inf_ref),
     )
 
 
-def adamw_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, *, step, lr_table, wd_table, beta1, beta2, eps,
-               decoupled, maximize, amsgrad, grad_scale, found_inf, increment_step=False):
+def adamw_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, *, step, lr_table, wd_table, beta1_table,
+               beta2, eps, decoupled, maximize, amsgrad, grad_scale, found_inf, increment_step=False):
     """Adam / AdamW / AMSGrad over lists of device arrays (see ``fastdecay.updates``)."""
     named = [("param", params), ("grad", grads), ("exp_avg", exp_avgs), ("exp_avg_sq", exp_avg_sqs),
              ("max_exp_avg_sq", max_exp_avg_sqs if amsgrad else None)]
     _fused_call(
-        "adam", named, step, grad_scale, found_inf, lr_table, wd_table, increment_step,
-        lambda table, n_chunks, lr, wd, step_ref, scale_ref, inf_ref: _plan.adam_args(
-            table, n_chunks, lr, wd, step_ref, beta1, beta2, eps, decoupled, maximize, amsgrad, scale_ref, inf_ref),
+        "adam", named, step, grad_scale, found_inf, (lr_table, wd_table, beta1_table), increment_step,
+        lambda table, n_chunks, tables, step_ref, scale_ref, inf_ref: _plan.adam_args(
+            table, n_chunks, *tables[:2], step_ref, tables[2], beta2, eps, decoupled, maximize, amsgrad, scale_ref,
+            inf_ref),
     )
