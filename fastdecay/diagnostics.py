@@ -68,10 +68,12 @@ def _rate_blocks(s, steps, shape):
         a, block = b, min(largest, 2 * block)
 
 
-def _settled(s, t):
-    """Where each schedule of ``s`` (shape ``batch_shape``) keeps the rate it has at step
-    ``t`` for every later step: its last segment is in effect at ``t`` and is a constant,
-    or a polynomial (not cycling), cosine or one-minus-power decay already at its end."""
+def _never_falls(s, t):
+    """Where each schedule of ``s`` (shape ``batch_shape``) never has a lower rate after step
+    ``t`` than at ``t``: its last segment is in effect at ``t`` and is a constant, a decay
+    already at its end (polynomial not cycling, cosine, cosine power, one-minus-power, a
+    table past its last value), or a rate that does not decrease (exponential with
+    gamma >= 1, inverse time with k = 0 or power <= 0)."""
     rows = s.rows()
     start = rows[..., L.START]
     active = np.cumprod(start <= t, axis=-1).sum(axis=-1) - 1  # segments are sorted; NaN / inf end them
@@ -79,10 +81,13 @@ def _settled(s, t):
     following = np.take_along_axis(start, np.minimum(active + 1, n_seg - 1)[:, None], axis=-1)[:, 0]
     last = (active + 1 >= n_seg) | ~(following < np.inf)
     seg = np.take_along_axis(rows, active[:, None, None], axis=1)[:, 0]
-    kind = seg[:, L.KIND]
-    ended = t >= seg[:, L.ORIGIN] + seg[:, L.P0 + 1]
-    held = (kind == L.CONSTANT) | (((kind == L.COSINE) | (kind == L.ONE_MINUS_POWER)) & ended)
-    held |= (kind == L.POLYNOMIAL) & (seg[:, L.P0 + 4] == 0) & ended
+    kind, origin, p = seg[:, L.KIND], seg[:, L.ORIGIN], seg[:, L.P0:]
+    ended = t >= origin + p[:, 1]  # the decays' length T is their second parameter
+    held = (kind == L.CONSTANT) | (np.isin(kind, (L.COSINE, L.COSINE_POWER, L.ONE_MINUS_POWER)) & ended)
+    held |= (kind == L.POLYNOMIAL) & (p[:, 4] == 0) & ended
+    held |= (kind == L.TABULATED) & (t >= origin + p[:, 1] - 1)
+    held |= (kind == L.EXPONENTIAL) & (p[:, 0] >= 0) & (p[:, 1] >= 1)
+    held |= (kind == L.INVERSE_TIME) & (p[:, 0] >= 0) & ((p[:, 1] == 0) | (p[:, 4] <= 0))
     return (last & held).reshape(s.batch_shape)
 
 
@@ -110,11 +115,10 @@ def stability_onset(schedule, curvature, *, max_steps):
     [0, -1]
 
     Steps are read in blocks and the search stops once every value is decided:
-    at its onset, or where the rate stays at its final value from then on (a
-    constant, or a polynomial / cosine decay past its end), so a huge
-    ``max_steps`` costs no more than the schedule needs. Only a rate that never
-    settles and never falls below 2/λ (a growing exponential, a cycle above
-    it) is read up to ``max_steps``.
+    at its onset, or where the rate can no longer fall (a constant, a decay past
+    its end, a table past its last value, a growing exponential), so a huge
+    ``max_steps`` costs no more than the schedule needs. Only a cycling rate
+    that stays above 2/λ (cyclic, cosine restarts) is read up to ``max_steps``.
     """
     s = V.schedule("schedule", schedule)
     lam = V.real_array("curvature", curvature)
@@ -129,8 +133,8 @@ def stability_onset(schedule, curvature, *, max_steps):
         hit = stable.any(axis=-1) & undecided
         onset[hit] = a + np.argmax(stable, axis=-1)[hit]
         undecided &= ~hit
-        if undecided.any():  # a rate held from the block's last step on never decides any more
-            undecided &= ~np.broadcast_to(_settled(s, a + rates.shape[-1] - 1).reshape(lead + s.batch_shape), shape)
+        if undecided.any():  # a rate that never falls below its value at the block's last step never decides
+            undecided &= ~np.broadcast_to(_never_falls(s, a + rates.shape[-1] - 1).reshape(lead + s.batch_shape), shape)
         if not undecided.any():
             break
     return _as_result(onset)

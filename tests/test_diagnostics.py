@@ -167,6 +167,10 @@ def test_discretization_divergence_refuses_work_it_cannot_finish():
     fd.warmup(fd.cosine(1.0, 100, min_lr=0.45), 10, start_lr=0.5),
     fd.multistep(1.0, 0.5, [3, 700]),        # settles only after its last milestone
     fd.piecewise([5, 600], [1.0, 0.3, 0.6]),
+    fd.exponential(0.5, gamma=1.001),        # grows: what is not stable at a step never will be
+    fd.tabulated(np.linspace(1.0, 0.45, 300)),
+    fd.inverse_time(1.0, 0.01),              # falls to 0: every positive curvature decides
+    fd.cosine(1.0, 300, min_lr=0.5, num_cycles=1.5),
 ])
 def test_stability_onset_with_a_huge_max_steps_stops_where_the_rate_settles(schedule):
     lam = np.array([1.0, 3.0, 4.2, 5.0, 7.0])
