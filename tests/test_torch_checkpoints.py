@@ -292,3 +292,27 @@ def test_lr_scheduler_state_dict_is_plain_data_and_restores_the_rate_at_once(tmp
         opt2.step()
         resumed.step()
         assert opt2.param_groups[0]["lr"] == schedule(t)
+
+
+@pytest.mark.parametrize("make", [
+    lambda ps: SGD(ps, lr=fd.one_cycle(0.05, 150), momentum=fd.one_cycle(0.05, 150).momentum, nesterov=True),
+    lambda ps: AdamW(ps, lr=fd.one_cycle(1e-2, 150), betas=(fd.one_cycle(1e-2, 150).momentum, 0.999)),
+], ids=["sgd-momentum", "adamw-beta1"])
+def test_scheduled_momentum_and_beta1_travel_as_plain_data(make, tmp_path):
+    """A schedule inside betas is encoded member by member; torch's optimizers get numbers."""
+    model = _model()
+    opt = make(_groups(model))
+    _train(model, opt, 0, BEFORE)
+    saved = _save_load(opt.state_dict(), tmp_path / "opt.pt")
+    group = saved["param_groups"][0]
+    key = "momentum" if isinstance(opt, SGD) else "betas"
+    assert key in group["schedules"]
+    plain = group[key] if key == "momentum" else group[key][0]
+    assert isinstance(plain, float) and 0.8 < plain < 0.96
+    resumed_model = _resumed_model(model)
+    uninterrupted = _train(model, opt, BEFORE, BEFORE + AFTER)
+    resumed = make(_groups(resumed_model))
+    resumed.load_state_dict(saved)
+    assert np.array_equal(_train(resumed_model, resumed, BEFORE, BEFORE + AFTER), uninterrupted)
+    theirs = (torch.optim.SGD if key == "momentum" else torch.optim.AdamW)(_groups(_model()), lr=0.1)
+    theirs.load_state_dict(saved)  # numbers where torch reads numbers
