@@ -143,31 +143,13 @@ def test_numpy_gd_shared(benchmark, problem, smoke):
     np.testing.assert_allclose(w[:64], closed_form_gd(lam[:64], lambda t: LR * GAMMA**t, steps), rtol=1e-12)
 
 
-def naive_loop():
-    """The tiled Numba loop of GD with shared rates: what a user writes in 15 lines."""
-    from numba import njit, prange
-
-    @njit(parallel=True)
-    def naive(w, a, etas):
-        n = w.shape[0]
-        for b in prange((n + 511) // 512):
-            i0 = b * 512
-            i1 = min(i0 + 512, n)
-            ww = w[i0:i1]
-            aa = a[i0:i1]
-            for t in range(etas.shape[0]):
-                eta = etas[t]
-                for j in range(ww.shape[0]):
-                    ww[j] *= 1 - aa[j] * eta
-
-    return naive
-
-
 def test_naive_numba_loop_gd_shared(benchmark, problem, smoke):
     lam, _, steps = problem
     a = lam.ravel().copy()
     etas = LR * GAMMA ** np.arange(steps)
-    naive = naive_loop()
+    from simulate_roofline import naive_tiled_gd  # bench/ is on sys.path under pytest
+
+    naive = naive_tiled_gd(parallel=True)
     benchmark.group = GROUP_A
 
     def call():
@@ -426,16 +408,22 @@ def test_torch_optimizer(benchmark, problem, smoke, optimizer, group, flavour):
     np.testing.assert_allclose(w.numpy()[:32], _reference_w(lam, optimizer, steps), rtol=1e-10)
 
 
-def jax_optimizer(jax, optimizer):
+def jax_optimizer(jax, optimizer, sigma=0.0, dtype="float64"):
+    """``simulate(lam, steps_index, key)``: the loop under ``jax.jit(lax.scan)``; with
+    ``sigma`` the gradient gets sigma times ``jax.random.normal`` of ``fold_in(key, t)``."""
     jnp = jax.numpy
     beta1, beta2 = BETAS
 
     @jax.jit
-    def simulate(lam, steps_index):
+    def simulate(lam, steps_index, key):
         def body(carry, t):
             w, a, b = carry
             lr = LR * GAMMA**t
             g = lam * w
+            if sigma:
+                g = g + sigma * jax.random.normal(jax.random.fold_in(key, t.astype("int32")), lam.shape, dtype=dtype)
+            if optimizer == "gd":
+                return (w - lr * g, a, b), None
             if optimizer == "momentum":
                 a = jnp.where(t == 0, g, MOMENTUM * a + g)
                 return (w - lr * a, a, b), None
@@ -458,8 +446,9 @@ def test_jax_optimizer(benchmark, problem, smoke, optimizer, group):
     lam, _, steps = problem
     f = jax_optimizer(jax, optimizer)
     lam_j, idx = jax.numpy.asarray(lam.ravel()), jax.numpy.arange(steps, dtype="float64")
+    key = jax.random.PRNGKey(0)
     benchmark.group = group
-    w = run(benchmark, lambda: f(lam_j, idx).block_until_ready(), smoke)
+    w = run(benchmark, lambda: f(lam_j, idx, key).block_until_ready(), smoke)
     record(benchmark, impl="jax", n=lam.shape[0], steps=steps)
     np.testing.assert_allclose(np.asarray(w)[:32], _reference_w(lam, optimizer, steps), rtol=1e-10)
 
@@ -616,40 +605,11 @@ def test_torch_noisy(benchmark, noisy_problem, smoke, optimizer, dtype):
     _check_noisy(w.numpy(), lam, optimizer, dtype, steps, truth)
 
 
-def jax_noisy(jax, optimizer, dtype):
-    jnp = jax.numpy
-    beta1, beta2 = BETAS
-
-    @jax.jit
-    def simulate(lam, steps_index, key):
-        def body(carry, t):
-            w, a, b = carry
-            lr = LR * GAMMA**t
-            z = jax.random.normal(jax.random.fold_in(key, t.astype("int32")), lam.shape, dtype=dtype)
-            g = lam * w + SIGMA * z
-            if optimizer == "gd":
-                return (w - lr * g, a, b), None
-            if optimizer == "momentum":
-                a = jnp.where(t == 0, g, MOMENTUM * a + g)
-                return (w - lr * a, a, b), None
-            w = w * (1 - lr * WD)
-            a = beta1 * a + (1 - beta1) * g
-            b = beta2 * b + (1 - beta2) * g * g
-            denom = jnp.sqrt(b) / jnp.sqrt(1 - beta2 ** (t + 1)) + EPS
-            return (w - lr / (1 - beta1 ** (t + 1)) * a / denom, a, b), None
-
-        zeros = jnp.zeros_like(lam)
-        (w, _, _), _ = jax.lax.scan(body, (jnp.ones_like(lam), zeros, zeros), steps_index)
-        return w
-
-    return simulate
-
-
 @pytest.mark.parametrize("optimizer, dtype", NOISY)
 def test_jax_noisy(benchmark, noisy_problem, smoke, optimizer, dtype):
     jax = _jax()
     lam, steps, truth = noisy_problem
-    f = jax_noisy(jax, optimizer, dtype)
+    f = jax_optimizer(jax, optimizer, SIGMA, dtype)
     lam_j = jax.numpy.asarray(lam.ravel().astype(dtype))
     idx = jax.numpy.arange(steps, dtype=dtype)
     key = jax.random.PRNGKey(3)

@@ -47,6 +47,27 @@ PATHS = [
 ]
 
 
+def naive_tiled_gd(parallel):
+    """The 15-line tiled Numba loop of GD with shared rates (``w[j] *= 1 - a[j] * eta``,
+    tiles of 512, ``prange`` over tiles): the bar for the kernel's noiseless path."""
+    import numba
+    from numba import njit
+
+    @njit(parallel=parallel, cache=False)
+    def naive(w, a, etas):
+        for b in numba.prange((w.shape[0] + 511) // 512):
+            i0 = b * 512
+            i1 = min(i0 + 512, w.shape[0])
+            ww = w[i0:i1]
+            aa = a[i0:i1]
+            for t in range(etas.shape[0]):
+                eta = etas[t]
+                for j in range(ww.shape[0]):
+                    ww[j] *= 1 - aa[j] * eta
+
+    return naive
+
+
 def best_thread_time(fn, repeats):
     fn()
     times = []
@@ -99,18 +120,7 @@ def measure(quick):
     seconds = best_thread_time(lambda: fill_many(pairs, lane_trajectory, lane_coordinate, even, odd), repeats)
     rates["noise generator alone"] = pairs * 1024 / seconds
 
-    @njit(parallel=True, cache=False)
-    def naive(w, a, etas):
-        for b in numba.prange((w.shape[0] + 511) // 512):
-            i0 = b * 512
-            i1 = min(i0 + 512, w.shape[0])
-            ww = w[i0:i1]
-            aa = a[i0:i1]
-            for t in range(etas.shape[0]):
-                eta = etas[t]
-                for j in range(ww.shape[0]):
-                    ww[j] *= 1 - aa[j] * eta
-
+    naive = naive_tiled_gd(parallel=True)
     lam = rng.uniform(0.01, 1.0, (n, 1))
     a = lam.ravel().copy()
     etas = 0.5 * 0.99 ** np.arange(steps)
