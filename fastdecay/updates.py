@@ -12,24 +12,25 @@ themselves live once, in ``fastdecay/_cpu/rules.py`` (mirrored in CUDA).
 >>> w
 array([ 0.95, -2.05])
 
-Flow: validate everything (backend-independent), then hand the same *internal
-call* to the backend: ``fastdecay._cpu.updates`` for NumPy arrays and CPU torch
-tensors, ``fastdecay._gpu.updates`` (imported only for device arrays) for CuPy
-arrays and CUDA torch tensors. The internal call shape, identical for both::
+Flow: validate the scalars here, the arrays in ``fastdecay._update_plan`` (a
+*launch plan*: every array checked once, grouped by storage dtypes, the address
+table built; cached and re-checked cheaply on later calls with the same
+arrays), then hand each group to the backend: ``fastdecay._cpu.updates`` for
+NumPy arrays and CPU torch tensors, ``fastdecay._gpu.updates`` (imported only
+for device arrays) for CuPy arrays and CUDA torch tensors. The internal call
+shape, identical for both::
 
-    sgd_step(params, grads, momentum_buffers, *, step, lr_table, wd_table,
-             momentum_table, dampening, nesterov, decoupled, maximize, lr_in_buffer,
-             on_drop, grad_scale, found_inf)
-    adamw_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, *, step,
-               lr_table, wd_table, beta1_table, beta2, eps, decoupled, maximize,
-               amsgrad, grad_scale, found_inf)
+    sgd_group(group, arrays, *, step, lr_table, wd_table, momentum_table, dampening,
+              nesterov, decoupled, maximize, lr_in_buffer, on_drop, compensated,
+              grad_scale, found_inf)
+    adam_group(group, arrays, *, step, lr_table, wd_table, beta1_table, beta2, eps,
+               decoupled, maximize, amsgrad, compensated, grad_scale, found_inf)
 
-- ``params, grads, ...``: lists (same length) of validated arrays of the
-  backend (contiguous, float32/float64, each tensor's state matching its
-  parameter's shape and dtype; dtypes may differ between tensors).
-  ``momentum_buffers`` is None without momentum (a momentum of 0, not a
-  schedule), ``max_exp_avg_sqs`` None without ``amsgrad``.
-- ``step``: a non-negative Python int, or a 0-d integer (or integral float)
+- ``group``: a ``fastdecay._update_plan.Group``: parameter and state dtype names,
+  the int64 address table (rows: parameter, gradient, three state buffers,
+  compensation buffer; 0 where absent), element counts; ``arrays``: the call's
+  parameters (the GPU backend takes torch's stream from them).
+- ``step``: a Python int in [0, 2**53], or a 0-d integer (or integral float)
   array on the parameters' device, read inside the kernel.
 - ``lr_table``, ``wd_table``, ``momentum_table``, ``beta1_table``: read-only
   float64 NumPy arrays ``(1, segments, WIDTH)`` (``fastdecay._layout``), row 0
@@ -46,13 +47,11 @@ import sys
 import numpy as np
 
 from . import _layout as L
+from . import _update_plan as P
 from . import _validate as V
-from ._dispatch import CUPY, NUMPY, TORCH_CPU, TORCH_CUDA, backend_of
+from ._dispatch import NUMPY, TORCH_CPU, backend_of, is_torch, torch_storage_problem
 
 __all__ = ["sgd_step", "adamw_step"]
-
-_FLOAT_DTYPES = ("float32", "float64")
-
 
 # ----------------------------------------------------------------------------- scalar validation
 # (numbers, flags, rates and optimizer options: fastdecay._validate, shared with fastdecay.torch)
@@ -60,6 +59,10 @@ _FLOAT_DTYPES = ("float32", "float64")
 
 def _device_scalar(name, value, backend):
     """``step``/``grad_scale``/``found_inf`` given as an array: 0-d (or one element), right device."""
+    if is_torch(value):
+        problem = torch_storage_problem(value)
+        if problem is not None:
+            raise TypeError(f"{name} must be a number or {problem}")
     b = backend_of(value)
     if b != backend and not (b in (NUMPY, TORCH_CPU) and backend in (NUMPY, TORCH_CPU)):
         raise TypeError(f"{name} must be a number or an array on the parameters' device ({backend}), got {b}: {value!r}")
@@ -69,15 +72,23 @@ def _device_scalar(name, value, backend):
     return value
 
 
+MAX_STEP = 2**53  # steps are float64 inside the kernels: every integer up to here is exact
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}...{text[-8:]} ({len(text)} digits)"
+
+
 def _step(value, backend):
     """A non-negative int, or (device backends) a 0-d array passed through."""
-    if type(value) is int and value >= 0:
+    if type(value) is int and 0 <= value <= MAX_STEP:
         return value
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"step must be an integer, got {value!r}")
     if isinstance(value, numbers.Integral):
-        if value < 0:
-            raise ValueError(f"step must be a non-negative integer, got {value!r}")
+        if not 0 <= value <= MAX_STEP:
+            raise ValueError(f"step must be an integer from 0 to 2**53, got {_short(value)}")
         return int(value)
     if isinstance(value, numbers.Real) and not isinstance(value, np.ndarray):
         raise TypeError(f"step must be an integer or a 0-d integer array, got {value!r}")
@@ -93,8 +104,8 @@ def _step(value, backend):
         x = value.item()
         if floating and not (np.isfinite(x) and x == int(x)):
             raise ValueError(f"step must hold an integer, got {x!r}")
-        if x < 0:
-            raise ValueError(f"step must be a non-negative integer, got {x!r}")
+        if not 0 <= x <= MAX_STEP:
+            raise ValueError(f"step must be an integer from 0 to 2**53, got {x!r}")
         return int(x)
     return value  # read on the device, inside the kernel
 
@@ -124,7 +135,7 @@ def _call_scalars(step, grad_scale, found_inf, backend):
             _optional_scalar("found_inf", found_inf, backend, positive=False))
 
 
-# ----------------------------------------------------------------------------- array validation
+# ----------------------------------------------------------------------------- arrays and launches
 
 
 def _as_list(name, value, listed, count):
@@ -134,131 +145,91 @@ def _as_list(name, value, listed, count):
             raise TypeError(f"{name} must be a list like param (a list of {count} arrays), got {type(value).__name__}")
         if len(value) != count:
             raise ValueError(f"{name} must hold {count} arrays, one per parameter, got {len(value)}")
-        return list(value)
+        return value
     if isinstance(value, (list, tuple)):
         raise TypeError(f"{name} must be a single array like param, got a {type(value).__name__}")
     return [value]
 
 
-_NUMPY_FLOATS = {np.dtype(np.float32): "float32", np.dtype(np.float64): "float64"}
+def _state_dtype(value):
+    """``state_dtype``: None, "float32" or "bfloat16" (a torch or NumPy dtype of those names too)."""
+    if value is None:
+        return None
+    name = value if isinstance(value, str) else str(getattr(value, "name", value)).replace("torch.", "")
+    if name not in P.STATE_DTYPES:
+        raise ValueError(f"state_dtype must be None, 'float32' or 'bfloat16', got {value!r}")
+    return name
 
 
-def _numpy_info(x):
-    """(shape, dtype name, contiguous, writeable) of a NumPy array (or CuPy: no flags.writeable)."""
-    flags = x.flags
-    name = _NUMPY_FLOATS.get(x.dtype) if isinstance(x.dtype, np.dtype) else None
-    return x.shape, name or str(x.dtype), flags.c_contiguous, getattr(flags, "writeable", True)
-
-
-def _torch_info_reader():
-    """(shape, dtype name, contiguous, writeable) of a torch tensor: a few attribute reads,
-    since lists of 200 tensors pass through here every step."""
-    torch = sys.modules["torch"]
-    strided = torch.strided
-    names = {torch.float32: "float32", torch.float64: "float64"}
-
-    def info(x):
-        if x.layout is not strided:
-            raise TypeError(f"a strided (dense) tensor, got layout {x.layout}")
-        if x.is_neg() or x.is_conj():
-            raise TypeError("a tensor without a pending conj/neg bit (call .resolve_neg()/.resolve_conj())")
-        return x.shape, names.get(x.dtype) or str(x.dtype).replace("torch.", ""), x.is_contiguous(), True
-
-    return info
-
-
-def _check_arrays(names_lists, backend, listed):
-    """Every array: one backend, float32/float64, contiguous, state shaped and typed as its param.
-
-    ``names_lists``: [(name, list of arrays, written in place)], the parameters first.
-    """
-    pname = names_lists[0][0]
-    if not names_lists[0][1]:
-        return
-    _info = _torch_info_reader() if backend in (TORCH_CPU, TORCH_CUDA) else _numpy_info
-    on_device = backend in (TORCH_CUDA, CUPY)
-    kind = type(names_lists[0][1][0])
-    ref = []
-    for name, arrays, writes in names_lists:
-        for k, x in enumerate(arrays):
-            if type(x) is not kind or on_device:  # the common case (one array type, CPU) skips this
-                b = backend_of(x)
-                if b == NUMPY and not isinstance(x, np.ndarray):
-                    raise TypeError(f"{_label(name, k, listed)} must be a NumPy, CuPy or torch array, got "
-                                    f"{type(x).__name__}: {x!r}")
-                if b != backend:
-                    raise TypeError(
-                        f"{_label(name, k, listed)} must be the same kind of array as {pname} ({backend}), got {b}; "
-                        "mixed array types or devices in one call are not supported"
-                    )
-            try:
-                shape, dtype, contiguous, writeable = _info(x)
-            except TypeError as err:
-                raise TypeError(f"{_label(name, k, listed)} must be {err}") from None
-            if dtype not in _FLOAT_DTYPES:
-                raise TypeError(f"{_label(name, k, listed)} must be float32 or float64, got dtype {dtype}")
-            if not contiguous:
-                raise ValueError(f"{_label(name, k, listed)} must be contiguous (C order), got a non-contiguous "
-                                 f"array of shape {tuple(shape)}")
-            if writes and not writeable:
-                raise ValueError(f"{_label(name, k, listed)} must be writeable (it is updated in place), got a "
-                                 "read-only array")
-            if name == pname:
-                ref.append((shape, dtype, x))
-                continue
-            pshape, pdtype, p = ref[k]
-            if shape != pshape:
-                raise ValueError(f"{_label(name, k, listed)} must have the shape of its parameter {tuple(pshape)}, "
-                                 f"got {tuple(shape)}")
-            if dtype != pdtype:
-                raise TypeError(f"{_label(name, k, listed)} must have the dtype of its parameter ({pdtype}), "
-                                f"got {dtype}")
-            if on_device and x.device != p.device:
-                raise ValueError(f"{_label(name, k, listed)} must be on its parameter's device {p.device}, "
-                                 f"got {x.device}")
-
-
-def _label(name, k, listed):
-    return f"{name}[{k}]" if listed else name
-
-
-def _backend(params):
-    if not params:
-        return NUMPY
-    b = backend_of(params[0])
-    if b == NUMPY and not isinstance(params[0], np.ndarray):
-        raise TypeError(f"param must be a NumPy, CuPy or torch array, got {type(params[0]).__name__}: {params[0]!r}")
+def _backend(first):
+    b = backend_of(first)
+    if b == NUMPY and not isinstance(first, np.ndarray):
+        raise TypeError(f"param must be a NumPy, CuPy or torch array, got {type(first).__name__}: {first!r}")
     return b
 
 
-def _prepare(param, named_state):
-    """(backend, params, [arrays of each named state, None when absent]), all validated.
-
-    ``named_state``: [(name, value, why it is needed or None when it is not, written in place)].
-    """
+def _plan(rule_key, param, named, state_dtype):
+    """(plan, streams) of a call: ``named`` is [(name, value, row, role, needed)] after the
+    parameters, ``needed`` None for a stream the options leave out, else why it is needed."""
     listed = isinstance(param, (list, tuple))
-    params = list(param) if listed else [param]
-    backend = _backend(params)
-    lists = [("param", params, True)]
-    out = []
-    for name, value, needed, writes in named_state:
-        if not needed:
-            out.append(None)
+    params = param if listed else [param]
+    if not params:
+        return None, None
+    backend = _backend(params[0])
+    streams = [("param", 0, params, "param")]
+    for name, value, row, role, needed in named:
+        if needed is None:
             continue
         if value is None:
             raise ValueError(f"{name} is required here ({needed}), got None")
-        arrays = _as_list(name, value, listed, len(params))
-        lists.append((name, arrays, writes))
-        out.append(arrays)
-    _check_arrays(lists, backend, listed)
-    return backend, params, out
+        streams.append((name, row, _as_list(name, value, listed, len(params)), role))
+    return P.plan_for(backend, listed, streams, state_dtype, rule_key), streams
 
 
-def _bump_versions(backend, *lists):
+def _contiguous_copy(x):
+    if isinstance(x, np.ndarray):
+        return np.ascontiguousarray(x)
+    if hasattr(x, "contiguous"):
+        return x.contiguous()
+    return sys.modules["cupy"].ascontiguousarray(x)
+
+
+def _copy_back(x, temp):
+    if temp is x:
+        return
+    if isinstance(x, np.ndarray):
+        x[...] = temp
+    elif hasattr(x, "detach"):
+        x.detach().copy_(temp)
+    else:
+        x[...] = temp
+
+
+def _run(plan, streams, launch):
+    """Launch every group of ``plan``, then the copied tensors (copy in, update, copy back);
+    ``launch(group, arrays_for_context)`` runs one group."""
+    params = streams[0][2]
+    for group in plan.groups:
+        launch(group, params)
+    if not plan.copied:
+        return
+    temps = [[_contiguous_copy(arrays[k]) for k in plan.copied] for _, _, arrays, _ in streams]
+    temp_streams = [(name, row, column, role) for (name, row, _, role), column in zip(streams, temps)]
+    copy_plan = P.build(plan.backend, True, temp_streams, [plan.state_of[k] for k in plan.copied])
+    for group in copy_plan.groups:
+        launch(group, temps[0])
+    for (_, _, arrays, role), column in zip(streams, temps):
+        if role != "grad":
+            for k, temp in zip(plan.copied, column):
+                _copy_back(arrays[k], temp)
+
+
+def _bump_versions(plan, streams):
     """Tell autograd that torch tensors were written in place (the kernels write through raw
     pointers, which torch cannot see), as torch's own in-place optimizers do."""
-    if backend in (TORCH_CPU, TORCH_CUDA):
-        sys.modules["torch"].autograd.graph.increment_version([x for xs in lists if xs for x in xs])
+    if plan.torch:
+        sys.modules["torch"].autograd.graph.increment_version(
+            [x for _, _, arrays, role in streams if role != "grad" for x in arrays])
 
 
 _BACKENDS = {}
@@ -308,7 +279,7 @@ def uses_momentum(momentum_table):
 
 def sgd_step(param, grad, *, step, lr, momentum=0.0, momentum_buffer=None, dampening=0.0, nesterov=False,
              weight_decay=0.0, decoupled=False, maximize=False, lr_in_buffer=False, on_drop="keep",
-             grad_scale=None, found_inf=None):
+             grad_scale=None, found_inf=None, state_dtype=None, compensated=False, compensation_buffer=None):
     """One fused SGD / heavy-ball / Nesterov step in place, at step ``step`` of the schedules.
 
     With g the gradient (negated under ``maximize``, divided by ``grad_scale``),
@@ -333,9 +304,17 @@ def sgd_step(param, grad, *, step, lr, momentum=0.0, momentum_buffer=None, dampe
     in the kernel like ``lr`` (``fd.one_cycle(...).momentum`` is torch's
     ``OneCycleLR(cycle_momentum=True)``).
 
-    ``param``, ``grad`` and ``momentum_buffer`` are arrays of one shape, dtype
-    (float32/float64) and device, contiguous; or lists of such (one fused call).
-    A nonzero ``found_inf`` makes the call change nothing. Returns None.
+    ``param``, ``grad`` and ``momentum_buffer`` are arrays of one shape and
+    device, or lists of such (one fused call). Parameters (and gradients) are
+    float32, float64, float16 or bfloat16; 16-bit ones are computed in float32
+    with the momentum buffer in float32 (``state_dtype="bfloat16"`` stores it in
+    bfloat16). ``compensated=True`` adds a Kahan ``compensation_buffer`` (one per
+    parameter, its dtype, zero at the start) that keeps what rounding the
+    parameter drops. Any dense layout works (C, Fortran, channels_last) when a
+    parameter's arrays share it; other layouts are copied. Arrays that are
+    written must not share memory with other arrays (a gradient may be its own
+    parameter). A nonzero ``found_inf`` makes the call change nothing. Returns
+    None. Repeated calls on the same arrays reuse the checks of the first.
 
     >>> import numpy as np, fastdecay as fd
     >>> w, buf = np.ones(3), np.zeros(3)
@@ -349,27 +328,31 @@ def sgd_step(param, grad, *, step, lr, momentum=0.0, momentum_buffer=None, dampe
     decoupled = V.flag("decoupled", decoupled)
     maximize = V.flag("maximize", maximize)
     lr_in_buffer = V.flag("lr_in_buffer", lr_in_buffer)
+    compensated = _compensation(compensated, compensation_buffer)
+    state_dtype = _state_dtype(state_dtype)
     lr_table = V.rate_table("lr", lr)
     wd_table = V.rate_table("weight_decay", weight_decay)
-    needs_buffer = uses_momentum(momentum_table)
-    backend, params, (grads, buffers) = _prepare(param, [
-        ("grad", grad, "always", False),
-        ("momentum_buffer", momentum_buffer, "momentum > 0" if needs_buffer else None, True),
-    ])
+    plan, streams = _plan(("sgd",), param, [
+        ("grad", grad, 1, "grad", "always"),
+        ("momentum_buffer", momentum_buffer, 2, "state", "momentum > 0" if uses_momentum(momentum_table) else None),
+        ("compensation_buffer", compensation_buffer, 5, "comp", "compensated=True" if compensated else None),
+    ], state_dtype)
+    backend = plan.backend if plan is not None else NUMPY
     t, grad_scale, found_inf = _call_scalars(step, grad_scale, found_inf, backend)
-    if not params:
+    if plan is None:
         return None
-    _backend_module(backend).sgd_step(
-        params, grads, buffers, step=t, lr_table=lr_table, wd_table=wd_table, momentum_table=momentum_table,
-        dampening=dampening, nesterov=nesterov, decoupled=decoupled, maximize=maximize,
-        lr_in_buffer=lr_in_buffer, on_drop=on_drop_code, grad_scale=grad_scale, found_inf=found_inf,
-    )
-    _bump_versions(backend, params, buffers)
+    module = _backend_module(backend)
+    _run(plan, streams, lambda group, arrays: module.sgd_group(
+        group, arrays, step=t, lr_table=lr_table, wd_table=wd_table, momentum_table=momentum_table, dampening=dampening,
+        nesterov=nesterov, decoupled=decoupled, maximize=maximize, lr_in_buffer=lr_in_buffer, on_drop=on_drop_code,
+        compensated=compensated, grad_scale=grad_scale, found_inf=found_inf))
+    _bump_versions(plan, streams)
     return None
 
 
 def adamw_step(param, grad, exp_avg, exp_avg_sq, *, step, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
-               amsgrad=False, max_exp_avg_sq=None, maximize=False, decoupled=True, grad_scale=None, found_inf=None):
+               amsgrad=False, max_exp_avg_sq=None, maximize=False, decoupled=True, grad_scale=None, found_inf=None,
+               state_dtype=None, compensated=False, compensation_buffer=None):
     """One fused Adam / AdamW / AMSGrad step in place, at step ``step`` of the schedules.
 
     With g the gradient (negated under ``maximize``, divided by ``grad_scale``),
@@ -390,8 +373,16 @@ def adamw_step(param, grad, exp_avg, exp_avg_sq, *, step, lr, betas=(0.9, 0.999)
     default eps = 1e-8 by about 1e-7. ``betas[0]`` may be a scalar schedule, read at
     ``step`` in the kernel (the bias correction uses the current beta1, as torch does
     when a scheduler cycles it). The state's content is ignored at step 0
-    (torch creates it then). A nonzero ``found_inf`` makes the call change
-    nothing. Returns None.
+    (torch creates it then).
+
+    Parameters (and gradients) are float32, float64, float16 or bfloat16; 16-bit
+    ones are computed in float32 with the moments stored in float32 by default,
+    ``state_dtype="bfloat16"`` stores them in bfloat16 (torch's fused AdamW on
+    16-bit parameters keeps them in the parameter dtype). ``compensated=True``
+    adds a Kahan ``compensation_buffer`` (one per parameter, in its dtype, zero at
+    the start) so that updates too small for a bfloat16 weight accumulate
+    instead of vanishing (optimi, torchdistx ``AnyPrecisionAdamW``). Layouts,
+    memory sharing and ``found_inf`` as in ``sgd_step``. Returns None.
 
     >>> import numpy as np, fastdecay as fd
     >>> w, m, v = np.ones(2), np.empty(2), np.empty(2)
@@ -403,21 +394,33 @@ def adamw_step(param, grad, exp_avg, exp_avg_sq, *, step, lr, betas=(0.9, 0.999)
     maximize = V.flag("maximize", maximize)
     decoupled = V.flag("decoupled", decoupled)
     beta1_table, beta2, eps = adam_betas(betas, eps)
+    compensated = _compensation(compensated, compensation_buffer)
+    state_dtype = _state_dtype(state_dtype)
     lr_table = V.rate_table("lr", lr)
     wd_table = V.rate_table("weight_decay", weight_decay)
-    backend, params, (grads, exp_avgs, exp_avg_sqs, maxes) = _prepare(param, [
-        ("grad", grad, "always", False),
-        ("exp_avg", exp_avg, "always", True),
-        ("exp_avg_sq", exp_avg_sq, "always", True),
-        ("max_exp_avg_sq", max_exp_avg_sq, "amsgrad=True" if amsgrad else None, True),
-    ])
+    plan, streams = _plan(("adam",), param, [
+        ("grad", grad, 1, "grad", "always"),
+        ("exp_avg", exp_avg, 2, "state", "always"),
+        ("exp_avg_sq", exp_avg_sq, 3, "state", "always"),
+        ("max_exp_avg_sq", max_exp_avg_sq, 4, "state", "amsgrad=True" if amsgrad else None),
+        ("compensation_buffer", compensation_buffer, 5, "comp", "compensated=True" if compensated else None),
+    ], state_dtype)
+    backend = plan.backend if plan is not None else NUMPY
     t, grad_scale, found_inf = _call_scalars(step, grad_scale, found_inf, backend)
-    if not params:
+    if plan is None:
         return None
-    _backend_module(backend).adamw_step(
-        params, grads, exp_avgs, exp_avg_sqs, maxes, step=t, lr_table=lr_table, wd_table=wd_table,
-        beta1_table=beta1_table, beta2=beta2, eps=eps, decoupled=decoupled, maximize=maximize,
-        amsgrad=amsgrad, grad_scale=grad_scale, found_inf=found_inf,
-    )
-    _bump_versions(backend, params, exp_avgs, exp_avg_sqs, maxes)
+    module = _backend_module(backend)
+    _run(plan, streams, lambda group, arrays: module.adam_group(
+        group, arrays, step=t, lr_table=lr_table, wd_table=wd_table, beta1_table=beta1_table, beta2=beta2, eps=eps,
+        decoupled=decoupled, maximize=maximize, amsgrad=amsgrad, compensated=compensated, grad_scale=grad_scale,
+        found_inf=found_inf))
+    _bump_versions(plan, streams)
     return None
+
+
+def _compensation(compensated, buffer):
+    compensated = V.flag("compensated", compensated)
+    if buffer is not None and not compensated:
+        raise ValueError("compensation_buffer is used only with compensated=True, got a buffer with "
+                         "compensated=False")
+    return compensated

@@ -3,9 +3,10 @@
 // (a) Per-step scalars in float64, computed once per call (per thread on the
 //     GPU, from a step counter that may live in device memory).
 // (b) Per-element rules templated on the element type: every scalar already
-//     cast to T, so float32 runs float32 math. Same operations in the same
-//     order as the Numba rules (torch's single-tensor SGD and Adam), so with
-//     FMA contraction off the host build reproduces the CPU backend bit for bit.
+//     cast to T, so float32 runs float32 math (and 16-bit storage, loaded to
+//     float32 by Storage<>). Same operations in the same order as the Numba
+//     rules (torch's single-tensor SGD and Adam), so with FMA contraction off
+//     the host build reproduces the CPU backend bit for bit.
 #pragma once
 
 #include "common.cuh"
@@ -14,6 +15,128 @@
 namespace fastdecay {
 
 enum { ON_DROP_KEEP = 0, ON_DROP_RESET = 1, ON_DROP_RESCALE = 2 };
+
+// ----------------------------------------------------------------------------- element storage
+//
+// The CUDA twin of fastdecay/_cpu/storage.py: float64 and float32 tensors compute in
+// their own type; bfloat16 and float16 tensors (16-bit storage types below, the bits
+// of torch's / CuPy's elements) load to float32 and round to nearest even on store.
+
+struct bf16 { unsigned short bits; };
+struct f16 { unsigned short bits; };
+
+FD_HD float float_of_bits(u32 b) {
+#ifdef __CUDA_ARCH__
+    return __uint_as_float(b);
+#else
+    float f;
+    __builtin_memcpy(&f, &b, 4);
+    return f;
+#endif
+}
+
+FD_HD u32 bits_of_float(float f) {
+#ifdef __CUDA_ARCH__
+    return __float_as_uint(f);
+#else
+    u32 b;
+    __builtin_memcpy(&b, &f, 4);
+    return b;
+#endif
+}
+
+FD_HD float bf16_to_float(bf16 x) { return float_of_bits((u32)x.bits << 16); }
+
+// Round to nearest even (NaN stays a quiet NaN): c10::BFloat16, __float2bfloat16_rn.
+FD_HD bf16 float_to_bf16(float f) {
+    bf16 out;
+    if (f != f) {
+        out.bits = 0x7FC0;
+        return out;
+    }
+    const u32 b = bits_of_float(f);
+    out.bits = (unsigned short)((b + 0x7FFFu + ((b >> 16) & 1u)) >> 16);
+    return out;
+}
+
+FD_HD float f16_to_float(f16 x) {
+#ifdef __CUDA_ARCH__
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(x.bits));
+    return f;
+#else
+    const u32 sign = (u32)(x.bits & 0x8000u) << 16;
+    const u32 exponent = (x.bits >> 10) & 0x1Fu, mantissa = x.bits & 0x3FFu;
+    if (exponent == 0x1F) return float_of_bits(sign | 0x7F800000u | (mantissa << 13));
+    if (exponent == 0) {  // zero or subnormal: mantissa * 2^-24
+        const float magnitude = (float)mantissa * 5.9604644775390625e-8f;
+        return sign ? -magnitude : magnitude;
+    }
+    return float_of_bits(sign | ((exponent + 112u) << 23) | (mantissa << 13));
+#endif
+}
+
+// Round to nearest even, overflow to infinity: IEEE binary16 (cvt.rn.f16.f32, torch's Half).
+FD_HD f16 float_to_f16(float f) {
+    f16 out;
+#ifdef __CUDA_ARCH__
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(out.bits) : "f"(f));
+#else
+    const u32 b = bits_of_float(f);
+    const u32 sign = (b >> 16) & 0x8000u, magnitude = b & 0x7FFFFFFFu;
+    if (magnitude > 0x7F800000u) {
+        out.bits = (unsigned short)(sign | 0x7E00u);  // NaN
+    } else if (magnitude >= 0x477FF000u) {
+        out.bits = (unsigned short)(sign | 0x7C00u);  // 65520 and above (and inf): inf
+    } else if (magnitude < 0x38800000u) {             // below 2^-14: a subnormal (or zero) in float16
+        const float units = float_of_bits(magnitude) * 16777216.0f;  // in units of 2^-24, exact
+        u32 r = (u32)units;
+        const float rest = units - (float)r;
+        if (rest > 0.5f || (rest == 0.5f && (r & 1u))) ++r;
+        out.bits = (unsigned short)(sign | r);
+    } else {
+        const u32 rebiased = magnitude - 0x38000000u;  // exponent bias 127 -> 15
+        out.bits = (unsigned short)(sign | ((rebiased + 0xFFFu + ((rebiased >> 13) & 1u)) >> 13));
+    }
+#endif
+    return out;
+}
+
+// Storage<T>: the math type of a stored type, and the load / store between them.
+template <typename T>
+struct Storage {
+    typedef T Math;
+    static FD_HD T load(T x) { return x; }
+    static FD_HD T store(T x) { return x; }
+};
+template <>
+struct Storage<bf16> {
+    typedef float Math;
+    static FD_HD float load(bf16 x) { return bf16_to_float(x); }
+    static FD_HD bf16 store(float x) { return float_to_bf16(x); }
+};
+template <>
+struct Storage<f16> {
+    typedef float Math;
+    static FD_HD float load(f16 x) { return f16_to_float(x); }
+    static FD_HD f16 store(float x) { return float_to_f16(x); }
+};
+
+// Store an updated parameter `updated` (math type) over its old value `old`; with
+// compensation, Kahan summation keeps in `comp` what rounding to P dropped.
+template <typename P>
+FD_HD void store_param(P& w, P& comp, typename Storage<P>::Math old, typename Storage<P>::Math updated,
+                       bool compensated) {
+    typedef typename Storage<P>::Math M;
+    if (compensated) {
+        const M y = (updated - old) + Storage<P>::load(comp);
+        const P stored = Storage<P>::store(old + y);
+        w = stored;
+        comp = Storage<P>::store(y - (Storage<P>::load(stored) - old));
+    } else {
+        w = Storage<P>::store(updated);
+    }
+}
 
 // Factor applied to the momentum buffer before its update at step t (on_drop).
 FD_HD double buffer_scale_at(const double* lr_table, int lr_segments, i64 row, double t, int on_drop) {

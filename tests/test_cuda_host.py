@@ -113,10 +113,32 @@ void fd_kernel_step_increment(i64 n_blocks, i64 n_threads, void* step, int code,
     step_increment_body(step, code, found_inf, inf_code);
 }
 int fd_updates_layout(int i) { return i == 0 ? (int)CHUNK : i == 1 ? (int)N_FIELDS : (int)TABLE_CHUNK; }
-void fd_kernel_sgd_f32(i64 n_blocks, i64 n_threads, FD_SGD_ARGS) { FD_EMULATE(sgd_body<float>(gr, FD_SGD_PASS)) }
-void fd_kernel_sgd_f64(i64 n_blocks, i64 n_threads, FD_SGD_ARGS) { FD_EMULATE(sgd_body<double>(gr, FD_SGD_PASS)) }
-void fd_kernel_adam_f32(i64 n_blocks, i64 n_threads, FD_ADAM_ARGS) { FD_EMULATE(adam_body<float>(gr, FD_ADAM_PASS)) }
-void fd_kernel_adam_f64(i64 n_blocks, i64 n_threads, FD_ADAM_ARGS) { FD_EMULATE(adam_body<double>(gr, FD_ADAM_PASS)) }
+#define FD_HOST_UPDATES(P, S, NAME)                                                                  \
+    void fd_kernel_sgd_##NAME(i64 n_blocks, i64 n_threads, FD_SGD_ARGS) {                            \
+        FD_EMULATE((sgd_body<P, S>(gr, FD_SGD_PASS)))                                                \
+    }                                                                                                \
+    void fd_kernel_adam_##NAME(i64 n_blocks, i64 n_threads, FD_ADAM_ARGS) {                          \
+        FD_EMULATE((adam_body<P, S>(gr, FD_ADAM_PASS)))                                              \
+    }
+FD_HOST_UPDATES(float, float, f32)
+FD_HOST_UPDATES(double, double, f64)
+FD_HOST_UPDATES(float, bf16, f32_bf16)
+FD_HOST_UPDATES(bf16, float, bf16_f32)
+FD_HOST_UPDATES(bf16, bf16, bf16)
+FD_HOST_UPDATES(f16, float, f16_f32)
+FD_HOST_UPDATES(f16, bf16, f16_bf16)
+void fd_bf16_round_trip(const float* x, unsigned short* bits, float* back, i64 n) {
+    for (i64 i = 0; i < n; ++i) {
+        bits[i] = float_to_bf16(x[i]).bits;
+        back[i] = bf16_to_float(float_to_bf16(x[i]));
+    }
+}
+void fd_f16_round_trip(const float* x, unsigned short* bits, float* back, i64 n) {
+    for (i64 i = 0; i < n; ++i) {
+        bits[i] = float_to_f16(x[i]).bits;
+        back[i] = f16_to_float(float_to_f16(x[i]));
+    }
+}
 void fd_kernel_simulate_fast_f32(i64 n_blocks, i64 n_threads, FD_FAST_ARGS(float)) {
     FD_EMULATE(simulate_fast_body<float>(gr, FD_FAST_PASS))
 }

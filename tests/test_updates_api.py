@@ -136,17 +136,13 @@ def _adam_call(**changes):
     return kw
 
 
-def _nc(n):
-    return np.ones(2 * n)[::2]
-
-
 BAD_SGD = [
     ("grad", ValueError, dict(grad=[np.ones(4), np.ones(6)])),
     ("grad", ValueError, dict(grad=[np.ones(4)])),
     ("grad", TypeError, dict(grad=[np.ones(4, np.float32), np.ones(5)])),
     ("grad", TypeError, dict(grad=np.ones(4))),
     ("momentum_buffer", ValueError, dict(momentum_buffer=None)),
-    ("momentum_buffer", ValueError, dict(momentum_buffer=[np.ones(4), _nc(5)])),
+    ("momentum_buffer", TypeError, dict(momentum_buffer=[np.ones(4), np.ones(5, np.float32)])),
     ("momentum_buffer", ValueError, dict(momentum_buffer=[np.ones(4), np.ones((5, 1))])),
     ("param", TypeError, dict(param=[np.ones(4, np.int64), np.ones(5)], grad=[np.ones(4, np.int64), np.ones(5)])),
     ("param", TypeError, dict(param=[[1.0] * 4, np.ones(5)])),
@@ -188,7 +184,7 @@ BAD_ADAM = [
     ("weight_decay", ValueError, dict(weight_decay=-0.01)),
     ("max_exp_avg_sq", ValueError, dict(max_exp_avg_sq=None)),
     ("exp_avg", TypeError, dict(exp_avg=[np.ones(4), np.ones(5, np.float32)])),
-    ("exp_avg_sq", ValueError, dict(exp_avg_sq=[np.ones(4, np.float32), np.ones(5, np.float32)[::-1]])),
+    ("exp_avg_sq", ValueError, dict(exp_avg_sq=[np.ones(4, np.float32), np.ones(5, np.float32)[None, :]])),
     ("exp_avg", ValueError, dict(exp_avg=[np.ones(4, np.float32), np.ones(5, np.float32)], param=None)),
     ("amsgrad", TypeError, dict(amsgrad=1)),
     ("param", ValueError, dict()),  # read-only parameter, set below

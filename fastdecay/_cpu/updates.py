@@ -1,29 +1,49 @@
 """Numba kernels of the fused updates: one parallel pass over every tensor of a call.
 
-A call covers a list of same-dtype tensors (one tensor is a list of one). The
-tensors reach the kernel as int64 arrays of data addresses; the kernel rebuilds
-each as a 1-D view (``numba.carray`` on a pointer made from the address), so a
-list of 200 tensors is one kernel launch with one explicit signature per dtype.
-Work is split into blocks of ``BLOCK`` elements (a tensor's last block may be
-shorter); ``first_block[k]`` is the index of tensor k's first block, and the
-kernel runs ``prange`` over all blocks of all tensors. The inner loop over a
-block is contiguous and calls the rule of ``rules.py`` with per-step scalars
-cast to the element dtype, so it vectorizes at full SIMD width.
+A call covers a list of tensors of one storage combination (parameter dtype,
+state dtype); one tensor is a list of one. The tensors reach the kernel as an
+int64 table of data addresses, one row per stream (``ROWS``: parameter,
+gradient, three state buffers, compensation buffer; 0 where a stream is
+absent); the kernel rebuilds each as a 1-D view (``numba.carray`` on a pointer
+made from the address), so a list of 2,000 tensors is one kernel launch with
+one explicit signature per storage combination. Work is split into blocks of
+``BLOCK`` elements (a tensor's last block may be shorter); ``first_block[k]`` is
+the index of tensor k's first block, and the kernel runs ``prange`` over all
+blocks of all tensors. The inner loop over a block is contiguous and calls the
+rule of ``rules.py`` with per-step scalars cast to the math dtype, so it
+vectorizes at full SIMD width.
 
-Options (momentum, nesterov, decoupled, ...) are run-time arguments: two
-compiled kernels per rule (float32, float64), whatever the flags, each compiled
-or loaded from the cache on first use (``kernel(py_func, dtype)``). The flags
-that decide which arrays are read or how the buffer moves (momentum, amsgrad,
-nesterov, the first step) pick one of a few copies of the inner loop, so no
-loop carries a branch per element. The gradient is always divided by
-``grad_scale`` (1 without one: exact), so scaled and unscaled calls run the
-same instructions and give the same bits.
+Storage and math (``storage.py``): float64 and float32 tensors compute in their
+own dtype; float16 and bfloat16 tensors are loaded to float32, updated there and
+rounded back on store. State buffers may be stored in another dtype than the
+parameter (float32 or bfloat16 moments for 16-bit parameters). With
+``compensated`` each parameter has a Kahan buffer in its own dtype holding what
+the last stores rounded away: the update y = (w_new - w) + c is added to w, and
+c keeps y - (stored - w), so small updates of a bfloat16 parameter accumulate
+instead of vanishing.
+
+Options (momentum, nesterov, decoupled, ...) are run-time arguments: one
+compiled kernel per rule and storage combination, whatever the flags, compiled
+or loaded from the cache on first use (``kernel(py_func, param, state)``). The
+flags that decide which arrays are read or how the buffer moves (momentum,
+amsgrad, nesterov, the first step, compensation) pick one of a few copies of
+the inner loop, so no loop carries a branch per element. The gradient is always
+divided by ``grad_scale`` (1 without one: exact), so scaled and unscaled calls
+run the same instructions and give the same bits.
 
 The kernels never allocate and never validate: ``fastdecay.updates`` has
-checked every address, size, dtype and option before it calls them. A nonzero
-``found_inf`` returns before anything is read or written.
+checked every address, size, dtype, layout, overlap and option before it calls
+them. A nonzero ``found_inf`` returns before anything is read or written.
+
+Thread safety: Numba's ``workqueue`` threading layer (used where neither TBB
+nor OpenMP is available) aborts the process when two threads launch parallel
+kernels at once; ``launch`` serializes parallel launches under a lock when that
+layer is the one in use, and lets them run concurrently on the others.
 """
 
+import threading
+
+import numba
 import numpy as np
 from numba import boolean, carray, float32, float64, get_num_threads, int64, njit, prange, set_num_threads, types, void
 from numba.extending import intrinsic
@@ -37,11 +57,27 @@ from .rules import (
     sgd_scalars,
 )
 from .schedule import TABLE, lr_at
+from .storage import narrow, widen
 
 BLOCK = 1 << 15  # elements per parallel work item (128 KiB of float32 per stream)
 SERIAL_BELOW = 1 << 16  # calls with fewer elements in all run on the calling thread
 
-ADDRESSES = int64[::1]
+# rows of the address table
+PARAM, GRAD, BUF0, BUF1, BUF2, COMP = range(6)
+ROWS = 6
+
+ADDRESSES = types.Array(int64, 2, "C", readonly=True)
+SIZES = types.Array(int64, 1, "C", readonly=True)
+
+# storage dtype name -> (NumPy view dtype, Numba view type, math dtype)
+STORAGE = {
+    "float64": (np.float64, float64, np.float64),
+    "float32": (np.float32, float32, np.float32),
+    "bfloat16": (np.uint16, types.uint16, np.float32),
+    "float16": (np.int16, types.int16, np.float32),
+}
+_LIKE = {name: np.empty(0, view) for name, (view, _, _) in STORAGE.items()}
+_MATH_LIKE = {name: np.empty(0, math) for name, (_, _, math) in STORAGE.items()}
 
 
 @intrinsic
@@ -76,16 +112,28 @@ def _tensor_of_block(first_block, b):
 
 
 @njit(cache=True, error_model="numpy")
-def _block_span(first_block, sizes, b, itemsize):
-    """(k, n, offset) of global block ``b``: its tensor, its element count, its byte offset there."""
+def _block_span(first_block, sizes, b):
+    """(k, n, lo) of global block ``b``: its tensor, its element count, its first element there."""
     k = _tensor_of_block(first_block, b)
     lo = (b - first_block[k]) * BLOCK
-    return k, min(lo + BLOCK, sizes[k]) - lo, lo * itemsize
+    return k, min(lo + BLOCK, sizes[k]) - lo, lo
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _sgd_block(w, g, buf, grad_scale, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
-               use_momentum, nesterov, first):
+def _store_param(w, comp, i, old, new, compensated):
+    """Store the updated parameter ``new`` (math dtype) over ``old`` (its value before the step)."""
+    if compensated:
+        y = (new - old) + widen(comp[i])
+        stored = narrow(old + y, w[i])
+        w[i] = stored
+        comp[i] = narrow(y - (widen(stored) - old), w[i])
+    else:
+        w[i] = narrow(new, w[i])
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
+def _sgd_block(w, g, buf, comp, grad_scale, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
+               use_momentum, nesterov, first, compensated):
     """``sgd_element`` over one contiguous block; the kernel passes the flags as constants.
 
     The gradient is always divided by ``grad_scale`` (exact for 1), so scaled and
@@ -93,73 +141,81 @@ def _sgd_block(w, g, buf, grad_scale, sign, l2, shrink, buf_decay, grad_gain, ne
     """
     if use_momentum:
         for i in range(w.shape[0]):
-            w[i], buf[i] = sgd_element(w[i], g[i] / grad_scale, buf[i], sign, l2, shrink, buf_decay, grad_gain,
-                                       nest_grad, nest_buf, neg_lr, True, nesterov, first)
+            old = widen(w[i])
+            new, b = sgd_element(old, widen(g[i]) / grad_scale, widen(buf[i]), sign, l2, shrink, buf_decay,
+                                 grad_gain, nest_grad, nest_buf, neg_lr, True, nesterov, first)
+            buf[i] = narrow(b, buf[i])
+            _store_param(w, comp, i, old, new, compensated)
     else:
         for i in range(w.shape[0]):
-            w[i], _ = sgd_element(w[i], g[i] / grad_scale, w[i], sign, l2, shrink, buf_decay, grad_gain,
-                                  nest_grad, nest_buf, neg_lr, False, False, False)
+            old = widen(w[i])
+            new, _ = sgd_element(old, widen(g[i]) / grad_scale, old, sign, l2, shrink, buf_decay, grad_gain,
+                                 nest_grad, nest_buf, neg_lr, False, False, False)
+            _store_param(w, comp, i, old, new, compensated)
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _adam_block(w, g, m, v, vmax, grad_scale, sign, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps,
-                amsgrad, first):
+def _adam_block(w, g, m, v, vmax, comp, grad_scale, sign, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps,
+                amsgrad, first, compensated):
     """``adam_element`` over one contiguous block (``vmax`` untouched without amsgrad)."""
     if amsgrad:
         for i in range(w.shape[0]):
-            w[i], m[i], v[i], vmax[i] = adam_element(w[i], g[i] / grad_scale, m[i], v[i], vmax[i], sign, l2, shrink,
-                                                     w1, beta2, w2, neg_step_size, bc2_sqrt, eps, True, first)
+            old = widen(w[i])
+            new, mi, vi, xi = adam_element(old, widen(g[i]) / grad_scale, widen(m[i]), widen(v[i]), widen(vmax[i]),
+                                           sign, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps, True, first)
+            m[i] = narrow(mi, m[i])
+            v[i] = narrow(vi, v[i])
+            vmax[i] = narrow(xi, vmax[i])
+            _store_param(w, comp, i, old, new, compensated)
     else:
         for i in range(w.shape[0]):
-            w[i], m[i], v[i], _ = adam_element(w[i], g[i] / grad_scale, m[i], v[i], w[i], sign, l2, shrink,
-                                               w1, beta2, w2, neg_step_size, bc2_sqrt, eps, False, first)
+            old = widen(w[i])
+            mi, vi = widen(m[i]), widen(v[i])
+            new, mi, vi, _ = adam_element(old, widen(g[i]) / grad_scale, mi, vi, vi, sign, l2, shrink, w1, beta2,
+                                          w2, neg_step_size, bc2_sqrt, eps, False, first)
+            m[i] = narrow(mi, m[i])
+            v[i] = narrow(vi, v[i])
+            _store_param(w, comp, i, old, new, compensated)
 
 
-def _signatures(n_address_arrays, *extra):
-    return {
-        np.dtype(np.float32): void(types.Array(float32, 1, "C"), *(ADDRESSES,) * n_address_arrays, *extra),
-        np.dtype(np.float64): void(types.Array(float64, 1, "C"), *(ADDRESSES,) * n_address_arrays, *extra),
-    }
+def _signature(param, state, *extra):
+    """(like_param, like_state, like_math, addresses, sizes, first_block, *extra) for one storage combination."""
+    _, param_type, math = STORAGE[param]
+    _, state_type, _ = STORAGE[state]
+    math_type = float64 if math is np.float64 else float32
+    return void(types.Array(param_type, 1, "C"), types.Array(state_type, 1, "C"), types.Array(math_type, 1, "C"),
+                ADDRESSES, SIZES, SIZES, *extra)
 
 
 _COMPILED = {}
 
 
-def kernel(py_func, dtype):
-    """The compiled entry kernel ``py_func`` for ``dtype``: one explicit signature each,
-    compiled (or loaded from the on-disk cache) on first use, so a float32-only program
-    never loads the float64 kernels."""
-    key = (py_func, dtype)
+def kernel(py_func, param, state):
+    """The compiled entry kernel ``py_func`` for parameters stored as ``param`` and state as
+    ``state`` (dtype names): one explicit signature each, compiled (or loaded from the
+    on-disk cache) on first use, so a float32-only program never loads the others."""
+    key = (py_func, param, state)
     compiled = _COMPILED.get(key)
     if compiled is None:
-        signature = _SIGNATURES[py_func][dtype]
+        signature = _signature(param, state, *_EXTRA[py_func])
         compiled = njit(signature, parallel=True, cache=True, error_model="numpy", fastmath={"contract"})(py_func)
         _COMPILED[key] = compiled
     return compiled
 
 
-# like, params, grads, buffers, sizes, first_block,
-# lr_table, wd_table, step, momentum_table, dampening, nesterov, decoupled, maximize,
-# lr_in_buffer, on_drop, grad_scale, found_inf
-_SGD_SIGNATURES = _signatures(
-    5, TABLE, TABLE, float64, TABLE, float64, boolean, boolean, boolean, boolean, int64, float64, float64
-)
-
-
-def sgd_kernel(like, params, grads, buffers, sizes, first_block,
+def sgd_kernel(like, like_state, like_math, addresses, sizes, first_block,
                lr_table, wd_table, step, momentum_table, dampening, nesterov, decoupled, maximize,
-               lr_in_buffer, on_drop, grad_scale, found_inf):
-    """SGD / heavy ball / Nesterov over the tensors at ``params`` (see ``rules.sgd_element``).
+               lr_in_buffer, on_drop, compensated, grad_scale, found_inf):
+    """SGD / heavy ball / Nesterov over the tensors of ``addresses`` (see ``rules.sgd_element``).
 
-    ``buffers`` holds the momentum buffers' addresses (ignored without momentum);
-    the momentum is row 0 of ``momentum_table`` at ``step`` (a schedule, as lr; where it
-    is 0 the buffers are not touched, as torch's SGD); ``grad_scale`` divides the
-    gradients when it is not 1.
+    Rows: PARAM, GRAD, BUF0 (the momentum buffers; read only with momentum),
+    COMP (the compensation buffers; read only when ``compensated``). The momentum is
+    row 0 of ``momentum_table`` at ``step`` (a schedule, as lr; where it is 0 the
+    buffers are not touched, as torch's SGD).
     """
     if found_inf != 0.0:
         return
-    dtype = like.dtype.type
-    itemsize = like.itemsize
+    dtype = like_math.dtype.type
     first = step == 0.0
     lr, wd = scheduled_rates(lr_table, wd_table, step)
     momentum = lr_at(momentum_table, 0, step)
@@ -167,85 +223,97 @@ def sgd_kernel(like, params, grads, buffers, sizes, first_block,
     c = sgd_scalars(lr, wd, first, scale, momentum, dampening, nesterov, decoupled, maximize, lr_in_buffer)
     sign, l2, shrink = dtype(c[0]), dtype(c[1]), dtype(c[2])
     buf_decay, grad_gain, nest_grad, nest_buf, neg_lr = dtype(c[3]), dtype(c[4]), dtype(c[5]), dtype(c[6]), dtype(c[7])
-    grad_scale_t = dtype(grad_scale)  # in the element dtype
+    grad_scale_t = dtype(grad_scale)  # in the math dtype
     use_momentum = momentum != 0.0
     for b in prange(first_block[first_block.shape[0] - 1]):
-        k, n, offset = _block_span(first_block, sizes, b, itemsize)
-        w = _view(params[k] + offset, n, like)
-        g = _view(grads[k] + offset, n, like)
+        k, n, lo = _block_span(first_block, sizes, b)
+        w = _view(addresses[PARAM, k], sizes[k], like)[lo:lo + n]
+        g = _view(addresses[GRAD, k], sizes[k], like)[lo:lo + n]
+        comp = _view(addresses[COMP, k], sizes[k], like)[lo:lo + n] if compensated else w
         if not use_momentum:
-            _sgd_block(w, g, w, grad_scale_t, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
-                       False, False, False)
+            if compensated:
+                _sgd_block(w, g, w, comp, grad_scale_t, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
+                           neg_lr, False, False, False, True)
+            else:
+                _sgd_block(w, g, w, w, grad_scale_t, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
+                           neg_lr, False, False, False, False)
             continue
-        buf = _view(buffers[k] + offset, n, like)
-        if first:
-            _sgd_block(w, g, buf, grad_scale_t, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
-                       True, nesterov, True)
+        buf = _view(addresses[BUF0, k], sizes[k], like_state)[lo:lo + n]
+        if compensated:  # one copy of the loop, flags read at run time (compensation is the rarer path)
+            _sgd_block(w, g, buf, comp, grad_scale_t, sign, l2, shrink, buf_decay, grad_gain, nest_grad,
+                       nest_buf, neg_lr, True, nesterov, first, True)
+        elif first:
+            _sgd_block(w, g, buf, w, grad_scale_t, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
+                       neg_lr, True, nesterov, True, False)
         elif nesterov:
-            _sgd_block(w, g, buf, grad_scale_t, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
-                       True, True, False)
+            _sgd_block(w, g, buf, w, grad_scale_t, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
+                       neg_lr, True, True, False, False)
         else:
-            _sgd_block(w, g, buf, grad_scale_t, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
-                       True, False, False)
+            _sgd_block(w, g, buf, w, grad_scale_t, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
+                       neg_lr, True, False, False, False)
 
 
-# like, params, grads, exp_avgs, exp_avg_sqs, sizes, first_block, max_exp_avg_sqs,
-# lr_table, wd_table, step, beta1_table, beta2, eps, decoupled, maximize, amsgrad, grad_scale, found_inf
-_ADAM_SIGNATURES = _signatures(
-    7, TABLE, TABLE, float64, TABLE, float64, float64, boolean, boolean, boolean, float64, float64
-)
+def adam_kernel(like, like_state, like_math, addresses, sizes, first_block,
+                lr_table, wd_table, step, beta1_table, beta2, eps, decoupled, maximize, amsgrad, compensated,
+                grad_scale, found_inf):
+    """Adam / AdamW / AMSGrad over the tensors of ``addresses`` (see ``rules.adam_element``).
 
-
-def adam_kernel(like, params, grads, exp_avgs, exp_avg_sqs, sizes, first_block, max_exp_avg_sqs,
-                lr_table, wd_table, step, beta1_table, beta2, eps, decoupled, maximize, amsgrad, grad_scale,
-                found_inf):
-    """Adam / AdamW / AMSGrad over the tensors at ``params`` (see ``rules.adam_element``).
-
-    beta1 is row 0 of ``beta1_table`` at ``step`` (a schedule, as lr; the bias
-    correction 1 - beta1^(step+1) uses the current beta1, as torch's Adam does);
-    ``max_exp_avg_sqs`` is read only with ``amsgrad``; ``grad_scale`` divides
-    the gradients when it is not 1.
+    Rows: PARAM, GRAD, BUF0 (exp_avg), BUF1 (exp_avg_sq), BUF2 (max_exp_avg_sq;
+    read only with ``amsgrad``), COMP (read only when ``compensated``). beta1 is row 0
+    of ``beta1_table`` at ``step`` (a schedule, as lr; the bias correction
+    1 - beta1^(step+1) uses the current beta1, as torch's Adam does).
     """
     if found_inf != 0.0:
         return
-    dtype = like.dtype.type
-    itemsize = like.itemsize
+    dtype = like_math.dtype.type
     first = step == 0.0
     lr, wd = scheduled_rates(lr_table, wd_table, step)
     beta1 = lr_at(beta1_table, 0, step)
     c = adam_scalars(lr, wd, step, beta1, beta2, eps, decoupled, maximize)
     sign, l2, shrink, w1, b2, w2 = dtype(c[0]), dtype(c[1]), dtype(c[2]), dtype(c[3]), dtype(c[4]), dtype(c[5])
     neg_step_size, bc2_sqrt, e = dtype(c[6]), dtype(c[7]), dtype(c[8])
-    grad_scale_t = dtype(grad_scale)  # in the element dtype
+    grad_scale_t = dtype(grad_scale)  # in the math dtype
     for b in prange(first_block[first_block.shape[0] - 1]):
-        k, n, offset = _block_span(first_block, sizes, b, itemsize)
-        w = _view(params[k] + offset, n, like)
-        g = _view(grads[k] + offset, n, like)
-        m = _view(exp_avgs[k] + offset, n, like)
-        v = _view(exp_avg_sqs[k] + offset, n, like)
-        if amsgrad:
-            vmax = _view(max_exp_avg_sqs[k] + offset, n, like)
+        k, n, lo = _block_span(first_block, sizes, b)
+        w = _view(addresses[PARAM, k], sizes[k], like)[lo:lo + n]
+        g = _view(addresses[GRAD, k], sizes[k], like)[lo:lo + n]
+        m = _view(addresses[BUF0, k], sizes[k], like_state)[lo:lo + n]
+        v = _view(addresses[BUF1, k], sizes[k], like_state)[lo:lo + n]
+        vmax = _view(addresses[BUF2, k], sizes[k], like_state)[lo:lo + n] if amsgrad else v
+        comp = _view(addresses[COMP, k], sizes[k], like)[lo:lo + n] if compensated else w
+        if compensated:  # one copy of the loop, flags read at run time (compensation is the rarer path)
+            _adam_block(w, g, m, v, vmax, comp, grad_scale_t, sign, l2, shrink, w1, b2, w2, neg_step_size,
+                        bc2_sqrt, e, amsgrad, first, True)
+        elif amsgrad:
             if first:
-                _adam_block(w, g, m, v, vmax, grad_scale_t, sign, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e,
-                            True, True)
+                _adam_block(w, g, m, v, vmax, w, grad_scale_t, sign, l2, shrink, w1, b2, w2, neg_step_size,
+                            bc2_sqrt, e, True, True, False)
             else:
-                _adam_block(w, g, m, v, vmax, grad_scale_t, sign, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e,
-                            True, False)
+                _adam_block(w, g, m, v, vmax, w, grad_scale_t, sign, l2, shrink, w1, b2, w2, neg_step_size,
+                            bc2_sqrt, e, True, False, False)
         elif first:
-            _adam_block(w, g, m, v, w, grad_scale_t, sign, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e,
-                        False, True)
+            _adam_block(w, g, m, v, v, w, grad_scale_t, sign, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e,
+                        False, True, False)
         else:
-            _adam_block(w, g, m, v, w, grad_scale_t, sign, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e,
-                        False, False)
+            _adam_block(w, g, m, v, v, w, grad_scale_t, sign, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e,
+                        False, False, False)
 
 
-_SIGNATURES = {sgd_kernel: _SGD_SIGNATURES, adam_kernel: _ADAM_SIGNATURES}
+# after (like, like_state, like_math, addresses, sizes, first_block):
+_EXTRA = {
+    # lr_table, wd_table, step, momentum_table, dampening, nesterov, decoupled, maximize, lr_in_buffer,
+    # on_drop, compensated, grad_scale, found_inf
+    sgd_kernel: (TABLE, TABLE, float64, TABLE, float64, boolean, boolean, boolean, boolean, int64, boolean,
+                 float64, float64),
+    # lr_table, wd_table, step, beta1_table, beta2, eps, decoupled, maximize, amsgrad, compensated, grad_scale,
+    # found_inf
+    adam_kernel: (TABLE, TABLE, float64, TABLE, float64, float64, boolean, boolean, boolean, boolean, float64,
+                  float64),
+}
 
 
 def block_layout(sizes):
     """``first_block`` for the kernels: cumulative block counts, length len(sizes) + 1."""
-    if len(sizes) == 1:  # the common one-tensor call, without NumPy's per-call overheads
-        return np.array([0, (int(sizes[0]) + BLOCK - 1) // BLOCK], dtype=np.int64)
     counts = (np.asarray(sizes, dtype=np.int64) + (BLOCK - 1)) // BLOCK
     first_block = np.empty(len(counts) + 1, dtype=np.int64)
     first_block[0] = 0
@@ -253,93 +321,130 @@ def block_layout(sizes):
     return first_block
 
 
-# ----------------------------------------------------------------------------- wrappers (the internal call shape)
+# ----------------------------------------------------------------------------- launching
 
-_LIKE = {np.dtype(np.float32): np.empty(0, np.float32), np.dtype(np.float64): np.empty(0, np.float64)}
-_TORCH_DTYPES = {"torch.float32": np.dtype(np.float32), "torch.float64": np.dtype(np.float64)}
-
-
-def _dtype(x):
-    if isinstance(x, np.ndarray):
-        return x.dtype
-    return _TORCH_DTYPES[str(x.dtype)]
+_PARALLEL_LOCK = threading.Lock()
+_serialize = None  # unknown until the first parallel launch tells which threading layer Numba chose
 
 
-def _groups(params):
-    """[(dtype, indices)] in first-seen order: one kernel launch per dtype (one, usually)."""
-    first = _dtype(params[0])
-    dtypes = [first] + [_dtype(p) for p in params[1:]]
-    if all(d == first for d in dtypes):
-        return [(first, range(len(params)))]
-    groups = {}
-    for k, d in enumerate(dtypes):
-        groups.setdefault(d, []).append(k)
-    return list(groups.items())
+def _parallel(kernel, args):
+    """Run a parallel kernel, one at a time under the ``workqueue`` layer (not thread-safe)."""
+    global _serialize
+    if _serialize is False:
+        kernel(*args)
+        return
+    with _PARALLEL_LOCK:
+        kernel(*args)
+        if _serialize is None:
+            _serialize = numba.threading_layer() == "workqueue"
 
 
-def _table(streams, index):
-    """(addresses, first_block) for the tensors at ``index``: int64 (len(streams) + 1, n),
-    each stream's data addresses then the sizes; and ``block_layout`` of the sizes."""
-    n = len(index)
-    out = np.empty((len(streams) + 1, n), dtype=np.int64)
-    for j, k in enumerate(index):
-        for r, arrays in enumerate(streams):
-            x = arrays[k]
-            out[r, j] = x.ctypes.data if isinstance(x, np.ndarray) else x.data_ptr()
-        p = streams[0][k]
-        out[-1, j] = p.size if isinstance(p, np.ndarray) else p.numel()
-    return out, block_layout(out[-1])
-
-
-def _launch(kernel, n_elements, *args):
+def launch(kernel, n_elements, args):
     """Run ``kernel``; small calls on the calling thread alone, since waking the thread
     pool costs more than their work (milliseconds on a busy machine)."""
     if n_elements >= SERIAL_BELOW:
-        kernel(*args)
+        _parallel(kernel, args)
         return
     threads = get_num_threads()
     if threads == 1:
-        kernel(*args)
+        _parallel(kernel, args)
         return
-    set_num_threads(1)
+    set_num_threads(1)  # per calling thread in Numba
     try:
-        kernel(*args)
+        _parallel(kernel, args)
     finally:
         set_num_threads(threads)
 
 
-def sgd_step(params, grads, momentum_buffers, *, step, lr_table, wd_table, momentum_table, dampening, nesterov,
-             decoupled, maximize, lr_in_buffer, on_drop, grad_scale, found_inf):
-    """Run ``sgd_kernel`` over validated lists of NumPy arrays / CPU torch tensors.
-
-    The internal call shape shared with ``fastdecay._gpu.updates.sgd_step``
-    (documented in ``fastdecay.updates``; ``momentum_buffers`` is None without
-    momentum); nothing here checks its input.
-    """
+def sgd_launch(param, state, addresses, sizes, first_block, n_elements, *, step, lr_table, wd_table, momentum_table,
+               dampening, nesterov, decoupled, maximize, lr_in_buffer, on_drop, compensated, grad_scale, found_inf):
+    """``sgd_kernel`` over the tensors of one storage combination (``param``, ``state``: dtype
+    names), as ``fastdecay.updates`` plans them: ``addresses`` int64 (ROWS, n), ``sizes``
+    int64 (n,), ``first_block`` from ``block_layout(sizes)``, ``n_elements`` their sum;
+    schedule tables (lr, weight decay, momentum / beta1) read-only float64 ``(1, segments,
+    WIDTH)``; scalars as Python numbers."""
     scale = 1.0 if grad_scale is None else float(grad_scale)
     inf = 0.0 if found_inf is None else float(found_inf)
+    launch(kernel(sgd_kernel, param, state), n_elements,
+           (_LIKE[param], _LIKE[state], _MATH_LIKE[param], addresses, sizes, first_block,
+            lr_table, wd_table, float(step), momentum_table, float(dampening), bool(nesterov), bool(decoupled),
+            bool(maximize), bool(lr_in_buffer), int(on_drop), bool(compensated), scale, inf))
+
+
+def adam_launch(param, state, addresses, sizes, first_block, n_elements, *, step, lr_table, wd_table, beta1_table,
+                beta2, eps, decoupled, maximize, amsgrad, compensated, grad_scale, found_inf):
+    """``adam_kernel`` over the tensors of one storage combination (see ``sgd_launch``)."""
+    scale = 1.0 if grad_scale is None else float(grad_scale)
+    inf = 0.0 if found_inf is None else float(found_inf)
+    launch(kernel(adam_kernel, param, state), n_elements,
+           (_LIKE[param], _LIKE[state], _MATH_LIKE[param], addresses, sizes, first_block,
+            lr_table, wd_table, float(step), beta1_table, float(beta2), float(eps), bool(decoupled),
+            bool(maximize), bool(amsgrad), bool(compensated), scale, inf))
+
+
+def _blocks(group):
+    if group.first_block is None:
+        group.first_block = block_layout(group.sizes)
+    return group.first_block
+
+
+def sgd_group(group, arrays, **options):
+    """``sgd_launch`` over one group of a ``fastdecay._update_plan.Plan`` (``arrays``: unused
+    here; the GPU backend takes its stream from them)."""
+    sgd_launch(group.param, group.state, group.addresses, group.sizes, _blocks(group), group.n_elements, **options)
+
+
+def adam_group(group, arrays, **options):
+    """``adam_launch`` over one group of a plan (see ``sgd_group``)."""
+    adam_launch(group.param, group.state, group.addresses, group.sizes, _blocks(group), group.n_elements, **options)
+
+
+# ----------------------------------------------------------------------------- lists of arrays (tests, simple callers)
+
+
+def _dtype_name(x):
+    return str(x.dtype).replace("torch.", "")
+
+
+def _address(x):
+    return x.ctypes.data if isinstance(x, np.ndarray) else x.data_ptr()
+
+
+def _size(x):
+    return x.size if isinstance(x, np.ndarray) else x.numel()
+
+
+def _lists_launch(launcher, streams, state_dtype, compensation, **options):
+    """``launcher`` over lists of contiguous arrays (``streams``: one list per row up to
+    BUF2, None where absent), one launch per parameter dtype."""
+    params = streams[0]
+    groups = {}
+    for k, p in enumerate(params):
+        groups.setdefault(_dtype_name(p), []).append(k)
+    for param, index in groups.items():
+        addresses = np.zeros((ROWS, len(index)), dtype=np.int64)
+        for j, k in enumerate(index):
+            for r, arrays in enumerate(streams):
+                if arrays is not None:
+                    addresses[r, j] = _address(arrays[k])
+            if compensation is not None:
+                addresses[COMP, j] = _address(compensation[k])
+        sizes = np.array([_size(params[k]) for k in index], dtype=np.int64)
+        state = param if state_dtype is None else state_dtype
+        launcher(param, state, addresses, sizes, block_layout(sizes), int(sizes.sum()),
+                 compensated=compensation is not None, **options)
+
+
+def sgd_step(params, grads, momentum_buffers, *, state_dtype=None, compensation=None, **options):
+    """``sgd_launch`` over lists of contiguous NumPy arrays / CPU torch tensors, one launch per
+    dtype; ``options`` as ``sgd_launch`` takes them. Nothing here checks its input."""
     use_momentum = momentum_buffers is not None
-    streams = (params, grads, momentum_buffers) if use_momentum else (params, grads)
-    for dtype, index in _groups(params):
-        t, first_block = _table(streams, index)
-        buffers = t[2] if use_momentum else t[0]
-        _launch(kernel(sgd_kernel, dtype), int(t[-1].sum()), _LIKE[dtype], t[0], t[1], buffers, t[-1], first_block,
-                lr_table, wd_table, float(step), momentum_table, float(dampening), bool(nesterov),
-                bool(decoupled), bool(maximize), bool(lr_in_buffer), int(on_drop), scale, inf)
+    _lists_launch(sgd_launch, [params, grads, momentum_buffers if use_momentum else None], state_dtype,
+                  compensation, **options)
 
 
-def adamw_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, *, step, lr_table, wd_table, beta1_table,
-               beta2, eps, decoupled, maximize, amsgrad, grad_scale, found_inf):
-    """Run ``adam_kernel`` over validated lists of NumPy arrays / CPU torch tensors.
-
-    The internal call shape shared with ``fastdecay._gpu.updates.adamw_step``.
-    """
-    scale = 1.0 if grad_scale is None else float(grad_scale)
-    inf = 0.0 if found_inf is None else float(found_inf)
-    streams = (params, grads, exp_avgs, exp_avg_sqs) + ((max_exp_avg_sqs,) if amsgrad else ())
-    for dtype, index in _groups(params):
-        t, first_block = _table(streams, index)
-        vmax = t[4] if amsgrad else t[0]
-        _launch(kernel(adam_kernel, dtype), int(t[-1].sum()), _LIKE[dtype], t[0], t[1], t[2], t[3], t[-1],
-                first_block, vmax, lr_table, wd_table, float(step), beta1_table, float(beta2), float(eps),
-                bool(decoupled), bool(maximize), bool(amsgrad), scale, inf)
+def adamw_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, *, state_dtype=None, compensation=None,
+               **options):
+    """``adam_launch`` over lists of contiguous NumPy arrays / CPU torch tensors (see ``sgd_step``)."""
+    maxes = max_exp_avg_sqs if options["amsgrad"] else None
+    _lists_launch(adam_launch, [params, grads, exp_avgs, exp_avg_sqs, maxes], state_dtype, compensation, **options)

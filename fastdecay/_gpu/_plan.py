@@ -13,7 +13,7 @@ import numpy as np
 
 # must equal CHUNK and N_FIELDS in kernels/updates.cu (the host test checks)
 CHUNK = 1 << 12
-N_FIELDS = 7
+N_FIELDS = 8
 THREADS = 256
 TABLE_CHUNK = 16384  # steps of a schedule row per block of the table kernel (TABLE_CHUNK in schedule.cu)
 
@@ -24,15 +24,36 @@ SCALAR_CODES = {"float32": SC_F32, "float64": SC_F64, "int32": SC_I32, "int64": 
 
 def tensor_table(rows):
     """The update kernels' tensor table from ``rows`` of (param, grad, buf0, buf1, buf2, size)
-    addresses (0 where unused): int64 ``(n, N_FIELDS)`` with each tensor's first chunk,
-    and the total chunk count."""
+    or (param, grad, buf0, buf1, buf2, size, compensation) addresses (0 where unused):
+    int64 ``(n, N_FIELDS)`` with each tensor's first chunk, and the total chunk count."""
     table = np.zeros((len(rows), N_FIELDS), dtype=np.int64)
     first = 0
-    for k, (param, grad, b0, b1, b2, size) in enumerate(rows):
-        table[k, :6] = (param, grad, b0, b1, b2, size)
+    for k, row in enumerate(rows):
+        table[k, :6] = row[:6]
         table[k, 6] = first
-        first += (int(size) + CHUNK - 1) // CHUNK
+        table[k, 7] = row[6] if len(row) > 6 else 0
+        first += (int(row[5]) + CHUNK - 1) // CHUNK
     return table, first
+
+
+def group_table(addresses, sizes):
+    """``tensor_table`` from a plan's address table (rows param, grad, buf0, buf1, buf2,
+    compensation; one column per tensor) and sizes, without a Python loop per tensor."""
+    n = sizes.shape[0]
+    table = np.empty((n, N_FIELDS), dtype=np.int64)
+    table[:, :5] = addresses[:5].T
+    table[:, 5] = sizes
+    chunks = (sizes + CHUNK - 1) // CHUNK
+    table[:, 6] = np.cumsum(chunks) - chunks
+    table[:, 7] = addresses[5]
+    return table, int(chunks.sum())
+
+
+def kernel_suffix(param, state):
+    """The entry-point suffix of kernels/updates.cu for parameters stored as ``param`` and
+    state as ``state`` (dtype names): ``f32``, ``bf16_f32``, ..."""
+    short = {"float32": "f32", "float64": "f64", "bfloat16": "bf16", "float16": "f16"}
+    return short[param] if state == param else f"{short[param]}_{short[state]}"
 
 
 def update_blocks(n_chunks, multiprocessors):
@@ -49,8 +70,8 @@ def scalar_ref(value, device_array_dtype=None):
 
 
 def sgd_args(table, n_chunks, lr_table, wd_table, step, momentum_table, dampening, nesterov, decoupled, maximize,
-             lr_in_buffer, on_drop, grad_scale, found_inf):
-    """Arguments of ``sgd_f32`` / ``sgd_f64``; step, grad_scale, found_inf are scalar_ref triples; the
+             lr_in_buffer, on_drop, grad_scale, found_inf, compensated=False):
+    """Arguments of ``sgd_<suffix>``; step, grad_scale, found_inf are scalar_ref triples; the
     schedule tables (lr, weight decay, momentum) device arrays of shape (1, segments, WIDTH)."""
     return [
         ("ptr", table), ("i32", table.shape[0]), ("i64", n_chunks),
@@ -59,20 +80,22 @@ def sgd_args(table, n_chunks, lr_table, wd_table, step, momentum_table, dampenin
         ("ptr", momentum_table), ("i32", momentum_table.shape[1]),
         ("f64", dampening), ("i32", int(bool(nesterov))), ("i32", int(bool(decoupled))),
         ("i32", int(bool(maximize))), ("i32", int(bool(lr_in_buffer))), ("i32", int(on_drop)),
+        ("i32", int(bool(compensated))),
         ("ptr", grad_scale[0]), ("i32", grad_scale[1]), ("f64", grad_scale[2]),
         ("ptr", found_inf[0]), ("i32", found_inf[1]),
     ]
 
 
 def adam_args(table, n_chunks, lr_table, wd_table, step, beta1_table, beta2, eps, decoupled, maximize, amsgrad,
-              grad_scale, found_inf):
-    """Arguments of ``adam_f32`` / ``adam_f64``."""
+              grad_scale, found_inf, compensated=False):
+    """Arguments of ``adam_<suffix>``."""
     return [
         ("ptr", table), ("i32", table.shape[0]), ("i64", n_chunks),
         ("ptr", lr_table), ("i32", lr_table.shape[1]), ("ptr", wd_table), ("i32", wd_table.shape[1]),
         ("ptr", step[0]), ("i32", step[1]), ("f64", step[2]),
-        ("ptr", beta1_table), ("i32", beta1_table.shape[1]), ("f64", beta2), ("f64", eps), ("i32", int(bool(decoupled))), ("i32", int(bool(maximize))),
-        ("i32", int(bool(amsgrad))),
+        ("ptr", beta1_table), ("i32", beta1_table.shape[1]), ("f64", beta2), ("f64", eps),
+        ("i32", int(bool(decoupled))), ("i32", int(bool(maximize))),
+        ("i32", int(bool(amsgrad))), ("i32", int(bool(compensated))),
         ("ptr", grad_scale[0]), ("i32", grad_scale[1]), ("f64", grad_scale[2]),
         ("ptr", found_inf[0]), ("i32", found_inf[1]),
     ]

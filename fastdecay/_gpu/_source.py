@@ -30,7 +30,9 @@ KERNELS = {
         "schedule_table_f64",
         "schedule_table_f32",
     ),
-    "updates.cu": ("sgd_f32", "sgd_f64", "adam_f32", "adam_f64", "step_increment"),
+    "updates.cu": tuple(f"{rule}_{suffix}" for rule in ("sgd", "adam")
+                        for suffix in ("f32", "f64", "f32_bf16", "bf16_f32", "bf16", "f16_f32", "f16_bf16"))
+    + ("step_increment",),
     "simulate.cu": (
         "simulate_f32", "simulate_f64", "simulate_fast_f32", "simulate_fast_f64", "simulate_coefficients_f32",
         "simulate_coefficients_f64", "philox_fill",

@@ -22,9 +22,6 @@ import numpy as np
 from . import _plan
 from . import _runtime as rt
 
-_SUFFIX = {"float32": "f32", "float64": "f64"}
-
-
 def _dtype_name(x):
     return str(x.dtype).replace("torch.", "")
 
@@ -68,54 +65,102 @@ def _scalar(name, value, device, default):
     return _plan.scalar_ref(value, dtype)
 
 
-def _groups(params):
+def _groups(params, state_dtype):
     groups = {}
     for k, p in enumerate(params):
-        groups.setdefault(_dtype_name(p), []).append(k)
+        param = _dtype_name(p)
+        state = state_dtype or ("float32" if param in ("float16", "bfloat16") else param)
+        groups.setdefault((param, state), []).append(k)
     return groups
 
 
-def _launch_groups(rule, named_lists, device, kernel_args):
-    """One launch of ``rule`` per dtype over the tensors of that dtype.
+def _launch_table(rule, param, state, table, n_chunks, device, kernel_args):
+    if n_chunks == 0:
+        return
+    args = kernel_args(rt.constant(table, device), n_chunks)
+    blocks = _plan.update_blocks(n_chunks, rt.multiprocessors(device))
+    rt.launch("updates.cu", f"{rule}_{_plan.kernel_suffix(param, state)}", blocks, _plan.THREADS, args, device)
+
+
+def _launch_groups(rule, named_lists, device, kernel_args, state_dtype=None):
+    """One launch of ``rule`` per (parameter dtype, state dtype) over those tensors.
 
     ``named_lists``: [(name, arrays or None)], the parameters first, then the
-    gradients and the state in the order of the tensor table's fields.
+    gradients, the three state buffers and the compensation buffers (the rows of
+    the tensor table).
     """
     params = named_lists[0][1]
     lists = [arrays for _, arrays in named_lists[1:]]
-    lists += [None] * (_plan.N_FIELDS - 3 - len(lists))  # a row: param, these four addresses, size, first chunk
-    for dtype, index in _groups(params).items():
+    lists += [None] * (5 - len(lists))  # grad, buf0, buf1, buf2, compensation
+    for (param, state), index in _groups(params, state_dtype).items():
         rows = []
         for k in index:
             ptrs = [rt.pointer(lst[k]) if lst is not None else 0 for lst in lists]
-            rows.append((rt.pointer(params[k]), *ptrs, _size(params[k])))
+            rows.append((rt.pointer(params[k]), *ptrs[:4], _size(params[k]), ptrs[4]))
         table, n_chunks = _plan.tensor_table(rows)
-        if n_chunks == 0:
-            continue
-        args = kernel_args(rt.constant(table, device), n_chunks)
-        blocks = _plan.update_blocks(n_chunks, rt.multiprocessors(device))
-        rt.launch("updates.cu", f"{rule}_{_SUFFIX[dtype]}", blocks, _plan.THREADS, args, device)
+        _launch_table(rule, param, state, table, n_chunks, device, kernel_args)
 
 
-def _fused_call(rule, named_lists, step, grad_scale, found_inf, schedule_tables, increment_step, rule_args):
-    """Check, then launch ``rule`` over ``named_lists`` (see ``_launch_groups``), then advance
-    a device ``step`` if asked. ``rule_args(table, n_chunks, tables, step, grad_scale, found_inf)``
-    gives the kernel's arguments: ``tables`` the device copies of ``schedule_tables`` (lr,
-    weight decay, momentum or beta1), the last three as the kernel takes them."""
-    device = _device(named_lists)
+def _scalars(device, step, grad_scale, found_inf, increment_step):
     step_ref = _scalar("step", step, device, 0)
     scale_ref = _scalar("grad_scale", grad_scale, device, 1.0)
     inf_ref = _scalar("found_inf", found_inf, device, 0.0)
     if increment_step and (step_ref[0] is None or step_ref[1] == _plan.SC_BOOL):
         raise ValueError("increment_step=True needs step as a 0-d int or float array on the device, "
                          f"got {'a number' if step_ref[0] is None else 'a bool array'}")
+    return step_ref, scale_ref, inf_ref
+
+
+def _fused_call(rule, named_lists, step, grad_scale, found_inf, schedule_tables, increment_step, rule_args,
+                state_dtype=None):
+    """Check, then launch ``rule`` over ``named_lists`` (see ``_launch_groups``), then advance
+    a device ``step`` if asked. ``rule_args(table, n_chunks, tables, step, grad_scale, found_inf)``
+    gives the kernel's arguments: ``tables`` the device copies of ``schedule_tables`` (lr,
+    weight decay, momentum or beta1), the last three as the kernel takes them."""
+    device = _device(named_lists)
+    step_ref, scale_ref, inf_ref = _scalars(device, step, grad_scale, found_inf, increment_step)
     with rt.context(device, named_lists[0][1]):
         tables = [rt.constant(t, device) for t in schedule_tables]
         _launch_groups(rule, named_lists, device,
-                       lambda table, n_chunks: rule_args(table, n_chunks, tables, step_ref, scale_ref, inf_ref))
+                       lambda table, n_chunks: rule_args(table, n_chunks, tables, step_ref, scale_ref, inf_ref),
+                       state_dtype)
         if increment_step:
-            args = [("ptr", step_ref[0]), ("i32", step_ref[1]), ("ptr", inf_ref[0]), ("i32", inf_ref[1])]
-            rt.launch("updates.cu", "step_increment", 1, 1, args, device)
+            _increment(step_ref, inf_ref, device)
+
+
+def _increment(step_ref, inf_ref, device):
+    args = [("ptr", step_ref[0]), ("i32", step_ref[1]), ("ptr", inf_ref[0]), ("i32", inf_ref[1])]
+    rt.launch("updates.cu", "step_increment", 1, 1, args, device)
+
+
+def _group_call(rule, group, arrays, step, grad_scale, found_inf, schedule_tables, rule_args):
+    """Launch ``rule`` over one group of a ``fastdecay._update_plan.Plan`` (checked there; its
+    device is ``group.device``); ``arrays``: the call's parameters (torch's stream)."""
+    device = group.device
+    step_ref, scale_ref, inf_ref = _scalars(device, step, grad_scale, found_inf, False)
+    table, n_chunks = _plan.group_table(group.addresses, group.sizes)
+    with rt.context(device, arrays):
+        tables = [rt.constant(t, device) for t in schedule_tables]
+        _launch_table(rule, group.param, group.state, table, n_chunks, device,
+                      lambda table, n_chunks: rule_args(table, n_chunks, tables, step_ref, scale_ref, inf_ref))
+
+
+def sgd_group(group, arrays, *, step, lr_table, wd_table, momentum_table, dampening, nesterov, decoupled, maximize,
+              lr_in_buffer, on_drop, compensated, grad_scale, found_inf):
+    """SGD over one group of a launch plan (the CPU twin: ``fastdecay._cpu.updates.sgd_group``)."""
+    _group_call("sgd", group, arrays, step, grad_scale, found_inf, (lr_table, wd_table, momentum_table),
+                lambda table, n_chunks, tables, step_ref, scale_ref, inf_ref: _plan.sgd_args(
+                    table, n_chunks, *tables[:2], step_ref, tables[2], dampening, nesterov, decoupled, maximize,
+                    lr_in_buffer, on_drop, scale_ref, inf_ref, compensated))
+
+
+def adam_group(group, arrays, *, step, lr_table, wd_table, beta1_table, beta2, eps, decoupled, maximize, amsgrad,
+               compensated, grad_scale, found_inf):
+    """Adam over one group of a launch plan (the CPU twin: ``fastdecay._cpu.updates.adam_group``)."""
+    _group_call("adam", group, arrays, step, grad_scale, found_inf, (lr_table, wd_table, beta1_table),
+                lambda table, n_chunks, tables, step_ref, scale_ref, inf_ref: _plan.adam_args(
+                    table, n_chunks, *tables[:2], step_ref, tables[2], beta2, eps, decoupled, maximize, amsgrad,
+                    scale_ref, inf_ref, compensated))
 
 
 def sgd_step(params, grads, momentum_buffers, *, step, lr_table, wd_table, momentum_table, dampening, nesterov,

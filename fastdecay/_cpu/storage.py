@@ -1,0 +1,88 @@
+"""Element storage of the fused-update kernels: 16-bit floats loaded to and stored from float32.
+
+Numba's CPU target has no float16 or bfloat16 arrays, so the kernels see 16-bit
+tensors through integer views of the same memory, and the view's type says what
+the bits are:
+
+=============  ==============  ==================  ==================================
+stored dtype   Numba view      math (``widen``)    store (``narrow``)
+=============  ==============  ==================  ==================================
+float64        float64         float64             as is
+float32        float32         float32             as is
+bfloat16       uint16          float32 (exact)     round to nearest even (NaN stays NaN)
+float16        int16           float32 (exact)     round to nearest even (LLVM ``fptrunc``)
+=============  ==============  ==================  ==================================
+
+bfloat16 is the upper half of a float32, so widening is a shift and narrowing
+adds ``0x7FFF`` plus the lowest kept bit before dropping the low half: the
+rounding of torch's ``c10::BFloat16`` and of CUDA's ``__float2bfloat16_rn``.
+float16 goes through LLVM's ``half`` type (one ``vcvtph2ps`` / ``vcvtps2ph`` with
+F16C, vectorized). Both functions are inlined where they are called.
+
+>>> import numpy as np
+>>> from numba import njit, float32
+>>> @njit
+... def round_trip(x, like):
+...     return widen(narrow(float32(x), like))
+>>> float(round_trip(1.0 + 2.0**-9, np.uint16(0)))   # bfloat16: 8 significant bits, ties to even
+1.0
+>>> float(round_trip(1.0 + 2.0**-11, np.int16(0)))   # float16: 11 significant bits
+1.0
+"""
+
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
+
+BFLOAT16 = types.uint16  # the view type of bfloat16 storage
+FLOAT16 = types.int16  # the view type of float16 storage
+
+_I16, _I32, _F32, _HALF = ir.IntType(16), ir.IntType(32), ir.FloatType(), ir.HalfType()
+
+
+@intrinsic
+def widen(typingctx, x):
+    """The value of one stored element in the math type (float32 for 16-bit storage)."""
+    if x == BFLOAT16:
+        def codegen(context, builder, signature, args):
+            bits = builder.shl(builder.zext(args[0], _I32), ir.Constant(_I32, 16))
+            return builder.bitcast(bits, _F32)
+
+        return types.float32(x), codegen
+    if x == FLOAT16:
+        def codegen(context, builder, signature, args):
+            return builder.fpext(builder.bitcast(args[0], _HALF), _F32)
+
+        return types.float32(x), codegen
+    if x in (types.float32, types.float64):
+        def codegen(context, builder, signature, args):
+            return args[0]
+
+        return x(x), codegen
+    return None
+
+
+@intrinsic
+def narrow(typingctx, value, like):
+    """``value`` (the math type) rounded to the storage type of ``like`` (a scalar of the view type)."""
+    if like == BFLOAT16 and value == types.float32:
+        def codegen(context, builder, signature, args):
+            bits = builder.bitcast(args[0], _I32)
+            lowest_kept = builder.and_(builder.lshr(bits, ir.Constant(_I32, 16)), ir.Constant(_I32, 1))
+            rounded = builder.add(builder.add(bits, ir.Constant(_I32, 0x7FFF)), lowest_kept)
+            upper = builder.trunc(builder.lshr(rounded, ir.Constant(_I32, 16)), _I16)
+            is_nan = builder.fcmp_unordered("uno", args[0], args[0])
+            return builder.select(is_nan, ir.Constant(_I16, 0x7FC0), upper)
+
+        return like(value, like), codegen
+    if like == FLOAT16 and value == types.float32:
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(builder.fptrunc(args[0], _HALF), _I16)
+
+        return like(value, like), codegen
+    if like in (types.float32, types.float64) and value == like:
+        def codegen(context, builder, signature, args):
+            return args[0]
+
+        return like(value, like), codegen
+    return None

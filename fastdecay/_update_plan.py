@@ -1,0 +1,421 @@
+"""Launch plans of the fused updates: the arrays of a call validated once, their address table kept.
+
+``fastdecay.updates`` hands every call's arrays here as *streams*: one list per
+role (the parameters, the gradients, each state buffer, the compensation
+buffers), each list one array per parameter. ``plan_for`` returns a ``Plan``:
+
+- **checked**: every array is a NumPy / CuPy array or a CPU / CUDA torch tensor
+  with real memory (not ``meta``, fake, nested or sparse), of one backend and
+  device; parameters float32, float64, float16 or bfloat16; gradients and
+  compensation buffers of their parameter's dtype, state buffers of the state
+  dtype; every array of a parameter's shape; written arrays writeable;
+- **laid out**: a parameter whose arrays are all dense (non-overlapping, no
+  gaps) with the same strides is updated on its storage as a flat run of
+  elements, whatever the order (C, Fortran, channels_last, transposed); any
+  other parameter (a strided slice, or state in another layout than its
+  parameter) is copied to contiguous temporaries, updated there and copied back;
+- **free of harmful overlap**: no array that is written shares memory with
+  another array of the call, except that a gradient may be its own parameter
+  (the same memory, element for element: each element is read before it is
+  written). Read-only gradients may share memory with each other (one gradient
+  for two parameters). Anything else — a state that is its parameter, exp_avg
+  that is exp_avg_sq, one state for two parameters, a parameter twice, a
+  gradient overlapping its parameter at an offset — would make the result
+  depend on the order of the writes, and is refused naming both arrays;
+- **grouped**: one kernel launch per (parameter dtype, state dtype), with the
+  int64 address table (``fastdecay._cpu.updates.ROWS`` rows) and sizes ready.
+
+Plans are cached by the identity of the parameter list's arrays (weak
+references: a plan never keeps an array alive, and dies with any of its
+arrays). A later call with the same arrays re-checks only what can change
+cheaply — identity of every array, the data pointer of torch tensors (moved by
+``p.data = ...``), dtype and shape of NumPy arrays — and launches; gradients
+that are new objects (torch makes a new ``.grad`` each backward) are checked
+for dtype, device, shape, strides and overlap, a few attribute reads each.
+Anything else that differs builds a new plan.
+"""
+
+import sys
+import weakref
+from collections import OrderedDict
+
+import numpy as np
+
+from ._dispatch import CUPY, NUMPY, TORCH_CPU, TORCH_CUDA, backend_of, plain_torch_types, torch_storage_problem
+
+PARAM_DTYPES = ("float32", "float64", "float16", "bfloat16")
+STATE_DTYPES = ("float32", "bfloat16")
+LOW_PRECISION = ("float16", "bfloat16")
+ROWS = 6  # param, grad, buf0, buf1, buf2, compensation (fastdecay._cpu.updates.ROWS, kernels/updates.cu)
+GRAD = 1
+_MAX_PLANS = 16
+_PLAIN_TENSORS = ()  # torch.Tensor, torch.nn.Parameter, ... (set when torch is in use)
+
+
+def label(name, k, listed):
+    return f"{name}[{k}]" if listed else name
+
+
+def state_dtype_for(param_dtype, state_dtype):
+    """The dtype state buffers of a ``param_dtype`` parameter are stored in."""
+    if state_dtype is None:
+        return "float32" if param_dtype in LOW_PRECISION else param_dtype
+    return state_dtype
+
+
+# ----------------------------------------------------------------------------- one array
+
+
+class _Info:
+    """What the plan needs to know of one array."""
+
+    __slots__ = ("address", "size", "itemsize", "dtype", "shape", "strides", "dense", "device")
+
+    def span(self):
+        """(lo, hi) byte addresses that may hold the array's elements ((0, 0) when empty)."""
+        if self.size == 0:
+            return 0, 0
+        lo = hi = 0
+        for n, st in zip(self.shape, self.strides):
+            reach = (n - 1) * st
+            if reach < 0:
+                lo += reach
+            else:
+                hi += reach
+        return self.address + lo * self.itemsize, self.address + (hi + 1) * self.itemsize
+
+    def layout(self):
+        """The strides of the dimensions longer than one: equal for two arrays of one shape
+        exactly when their elements lie in the same order."""
+        return tuple(st for n, st in zip(self.shape, self.strides) if n != 1)
+
+
+def _dense(shape, strides):
+    """True when the elements fill one gap-free run (any order of the dimensions)."""
+    expected = 1
+    for st, n in sorted((st, n) for n, st in zip(shape, strides) if n != 1):
+        if st != expected:
+            return False
+        expected *= n
+    return True
+
+
+def _torch_info(x):
+    problem = torch_storage_problem(x)
+    if problem is not None:
+        raise TypeError(problem)
+    if x.is_neg() or x.is_conj():
+        raise TypeError("a tensor without a pending conj/neg bit (call .resolve_neg()/.resolve_conj())")
+    info = _Info()
+    info.dtype = str(x.dtype)[len("torch."):]
+    info.shape = tuple(x.shape)
+    info.strides = tuple(x.stride())
+    info.size = x.numel()
+    info.itemsize = x.element_size()
+    info.address = x.data_ptr()
+    info.dense = _dense(info.shape, info.strides)
+    info.device = x.get_device() if x.is_cuda else None
+    return info, True
+
+
+def _array_info(x, backend):
+    info = _Info()
+    info.dtype = x.dtype.name
+    info.shape = tuple(x.shape)
+    info.itemsize = x.itemsize
+    info.size = int(x.size)
+    if any(st % x.itemsize for st in x.strides):
+        raise TypeError(f"an array whose strides are whole elements, got strides {x.strides} (bytes)")
+    info.strides = tuple(st // x.itemsize for st in x.strides)
+    info.dense = _dense(info.shape, info.strides)
+    if backend == CUPY:
+        info.address, info.device, writeable = x.data.ptr, x.device.id, True
+    else:
+        info.address, info.device, writeable = x.ctypes.data, None, x.flags.writeable
+    return info, writeable
+
+
+def _inspect(x, name, backend, param_name):
+    """(_Info, writeable) of ``x``, or TypeError naming ``name``."""
+    b = backend_of(x)
+    if b == NUMPY and not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} must be a NumPy, CuPy or torch array, got {type(x).__name__}: {x!r}")
+    if b != backend:
+        raise TypeError(f"{name} must be the same kind of array as {param_name} ({backend}), got {b}; "
+                        "mixed array types or devices in one call are not supported")
+    try:
+        if b in (TORCH_CPU, TORCH_CUDA):
+            return _torch_info(x)
+        return _array_info(x, b)
+    except TypeError as err:
+        raise TypeError(f"{name} must be {err}") from None
+
+
+# ----------------------------------------------------------------------------- overlap
+
+
+def _check_overlaps(spans, names, written, allowed):
+    """Refuse a written array that shares memory with any other.
+
+    ``spans``: int (n, 2) byte ranges; ``names``: labels; ``written``: bool (n,);
+    ``allowed``: for each array the index of the one written array it may coincide
+    with exactly (a gradient and its own parameter), or -1.
+    """
+    spans = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
+    keep = spans[:, 1] > spans[:, 0]
+    idx = np.flatnonzero(keep & written)
+    order = idx[np.argsort(spans[idx, 0], kind="stable")]
+    lo, hi = spans[order, 0], spans[order, 1]
+    clash = np.flatnonzero(lo[1:] < hi[:-1])
+    if clash.size:
+        a, b = order[clash[0]], order[clash[0] + 1]
+        _refuse(names[b], names[a])
+    reads = np.flatnonzero(keep & ~written)
+    if reads.size == 0 or order.size == 0:
+        return
+    first = np.searchsorted(hi, spans[reads, 0], side="right")  # the first written span ending after the read starts
+    last = np.searchsorted(lo, spans[reads, 1], side="left")  # the first written span starting at or after its end
+    count = last - first
+    for j in np.flatnonzero(count > 0):
+        r = reads[j]
+        w = order[first[j]]
+        if count[j] == 1 and allowed[r] == w and np.array_equal(spans[r], spans[w]):
+            continue
+        _refuse(names[r], names[w])
+
+
+def _refuse(name, other):
+    raise ValueError(
+        f"{name} overlaps {other} in memory: a written array (parameter, state or compensation buffer) must not "
+        "share memory with any other array of the call, except a gradient that is its own parameter; pass "
+        "separate arrays (e.g. .clone() / .copy())"
+    )
+
+
+# ----------------------------------------------------------------------------- plans
+
+
+class Group:
+    """Tensors updated by one kernel launch: one storage combination, all laid out directly."""
+
+    __slots__ = ("param", "state", "index", "addresses", "sizes", "first_block", "n_elements", "device")
+
+    def __init__(self, param, state, index, addresses, sizes, device):
+        self.param, self.state, self.index, self.device = param, state, index, device
+        self.addresses = addresses
+        self.sizes = sizes
+        self.n_elements = int(sizes.sum())
+        self.first_block = None  # the CPU backend's block layout, made once on first use
+
+
+class Plan:
+    """The checked arrays of one call (see the module docstring)."""
+
+    def __init__(self, backend, listed, names, rows, infos, state_of, direct, copied, spans, span_names,
+                 span_written, span_allowed):
+        self.backend = backend
+        self.listed = listed
+        self.names = names  # stream names, in stream order
+        self.rows = rows  # address-table row of each stream
+        self.infos = infos  # per stream, per tensor
+        self.state_of = state_of  # state dtype per tensor
+        self.copied = copied  # tensors updated through contiguous copies
+        self.groups = []
+        self.ids = None
+        self.refs = []
+        self.grad_refs = []
+        self.pointers = None
+        self.torch = backend in (TORCH_CPU, TORCH_CUDA)
+        self._written = (spans, span_names, span_written, span_allowed)
+        params = infos[0]
+        self.grad_checks = [(p.dtype, p.shape, p.strides) for p in params]
+        self.torch_dtypes = None
+        by_kind = {}
+        for k in direct:
+            by_kind.setdefault((params[k].dtype, state_of[k]), []).append(k)
+        for (param, state), index in by_kind.items():
+            addresses = np.zeros((ROWS, len(index)), dtype=np.int64)
+            for s, row in enumerate(rows):
+                addresses[row] = [infos[s][k].address for k in index]
+            sizes = np.array([params[k].size for k in index], dtype=np.int64)
+            self.groups.append(Group(param, state, np.array(index, dtype=np.int64), addresses, sizes,
+                                     params[index[0]].device))
+
+    def grad_spans(self, grads_info):
+        """Check the overlap rules again with new gradients."""
+        spans, names, written, allowed = self._written
+        n = len(grads_info)
+        spans = spans.copy()
+        spans[n:2 * n] = [g.span() for g in grads_info]  # the gradients follow the n parameters
+        _check_overlaps(spans, names, written, allowed)
+
+
+def build(backend, listed, streams, state_dtype):
+    """A new ``Plan`` over ``streams``: [(name, row, arrays, role)] with role "param" (first),
+    "grad", "state" or "comp"; or a named ValueError / TypeError. ``state_dtype``: the
+    option (None, "float32", "bfloat16"), or a list of each tensor's state dtype."""
+    params = streams[0][2]
+    pname = streams[0][0]
+    infos = []
+    written_flags = []
+    for name, row, arrays, role in streams:
+        column = []
+        for k, x in enumerate(arrays):
+            lab = label(name, k, listed)
+            info, writeable = _inspect(x, lab, backend, pname)
+            if role != "grad" and not writeable:
+                raise ValueError(f"{lab} must be writeable (it is updated in place), got a read-only array")
+            column.append(info)
+        infos.append(column)
+        written_flags.append(role != "grad")
+    state_of = []
+    for k, p in enumerate(infos[0]):
+        if p.dtype not in PARAM_DTYPES:
+            raise TypeError(f"{label(pname, k, listed)} must be float32, float64, float16 or bfloat16, "
+                            f"got dtype {p.dtype}")
+        state = state_dtype[k] if isinstance(state_dtype, list) else state_dtype_for(p.dtype, state_dtype)
+        if p.dtype == "float64" and state != "float64":
+            raise ValueError(f"state_dtype must be None for float64 parameters ({label(pname, k, listed)}), "
+                             f"got {state_dtype!r}")
+        state_of.append(state)
+    direct, copied = [], []
+    for k, p in enumerate(infos[0]):
+        same_layout = p.dense
+        for (name, _, arrays, role), column in zip(streams[1:], infos[1:]):
+            x = column[k]
+            lab = label(name, k, listed)
+            want = state_of[k] if role == "state" else p.dtype
+            if x.dtype != want:
+                whose = "the state dtype" if role == "state" else "the dtype of its parameter"
+                raise TypeError(f"{lab} must have {whose} ({want}), got {x.dtype}")
+            if x.shape != p.shape:
+                raise ValueError(f"{lab} must have the shape of its parameter {p.shape}, got {x.shape}")
+            if backend in (TORCH_CUDA, CUPY) and x.device != p.device:
+                raise ValueError(f"{lab} must be on its parameter's device {p.device}, got {x.device}")
+            same_layout = same_layout and x.dense and x.layout() == p.layout()
+        (direct if same_layout else copied).append(k)
+    # overlap: spans of every array in stream order (the parameters, then the gradients: _GRADS)
+    spans, names, written, allowed = [], [], [], []
+    for s, ((name, _, arrays, role), column) in enumerate(zip(streams, infos)):
+        for k, x in enumerate(column):
+            spans.append(x.span())
+            names.append(label(name, k, listed))
+            written.append(written_flags[s])
+            allowed.append(k if role == "grad" else -1)  # a gradient may coincide with its parameter (index k)
+    spans = np.array(spans, dtype=np.int64).reshape(-1, 2)
+    written = np.array(written, dtype=bool)
+    _check_overlaps(spans, names, written, allowed)
+    plan = Plan(backend, listed, [s[0] for s in streams], [s[1] for s in streams], infos, state_of, direct,
+                copied, spans, names, written, allowed)
+    plan.pointers = [[x.address for x in column] for column in infos]
+    if plan.torch:
+        global _PLAIN_TENSORS
+        _PLAIN_TENSORS = plain_torch_types()
+        plan.torch_dtypes = [x.dtype for x in params]
+    return plan
+
+
+# ----------------------------------------------------------------------------- the cache
+
+_PLANS = OrderedDict()
+
+
+def _forget(key):
+    def callback(_ref, key=key):
+        _PLANS.pop(key, None)
+
+    return callback
+
+
+def _ids(streams):
+    return tuple(tuple(map(id, arrays)) for _, _, arrays, _ in streams)
+
+
+def plan_for(backend, listed, streams, state_dtype, options_key):
+    """The plan of ``streams`` (see ``_build``), from the cache when its arrays are the
+    same as a recent call's and nothing that matters changed."""
+    ids = _ids(streams)
+    key = (options_key, backend, state_dtype, ids[0], tuple(s[0] for s in streams))
+    plan = _PLANS.get(key)
+    if plan is not None and _still_valid(plan, ids, streams):
+        return plan
+    plan = build(backend, listed, streams, state_dtype)
+    plan.ids = ids
+    plan.grad_refs = _weak(next(arrays for _, _, arrays, role in streams if role == "grad"))
+    try:
+        callback = _forget(key)
+        plan.refs = [weakref.ref(x, callback) for _, _, arrays, role in streams if role != "grad" for x in arrays]
+    except TypeError:  # an array type without weak references: never cached
+        return plan
+    _PLANS[key] = plan
+    _PLANS.move_to_end(key)
+    while len(_PLANS) > _MAX_PLANS:
+        _PLANS.popitem(last=False)
+    return plan
+
+
+def _still_valid(plan, ids, streams):
+    """Re-check a cached plan against this call's arrays (the cheap checks); new gradients
+    are checked and written into the plan's tables. False: build a new plan."""
+    for s, (_, _, arrays, role) in enumerate(streams):
+        if role == "grad":
+            continue
+        if ids[s] != plan.ids[s]:
+            return False
+        if plan.torch:
+            if [x.data_ptr() for x in arrays] != plan.pointers[s]:
+                return False
+        else:
+            for x, info in zip(arrays, plan.infos[s]):
+                if x.dtype.name != info.dtype or x.shape != info.shape:
+                    return False
+    g = next(s for s, stream in enumerate(streams) if stream[3] == "grad")
+    grads = streams[g][2]
+    # the same ids are the same gradients only while the plan's gradients are alive (an id is
+    # reused once its object is freed, as a temporary gradient of the last call is)
+    if (ids[g] == plan.ids[g] and all(ref() is not None for ref in plan.grad_refs)
+            and (not plan.torch or [x.data_ptr() for x in grads] == plan.pointers[g])):
+        return True
+    return _new_grads(plan, g, streams[g][0], grads, ids[g])
+
+
+def _new_grads(plan, g, name, grads, grad_ids):
+    """Check gradients that differ from the plan's and put their addresses in its tables."""
+    if not plan.torch:
+        return False  # NumPy / CuPy: the full check (new arrays are rare there)
+    on_cpu = plan.backend == TORCH_CPU
+    infos = []
+    for k, x in enumerate(grads):
+        dtype, shape, strides = plan.grad_checks[k]
+        p = plan.infos[0][k]
+        try:
+            fast = (type(x) in _PLAIN_TENSORS and x.dtype is plan.torch_dtypes[k] and x.is_cpu == on_cpu
+                    and (on_cpu or x.get_device() == p.device) and x.shape == shape and x.stride() == strides
+                    and not (x.is_neg() or x.is_conj()))
+        except (AttributeError, RuntimeError, TypeError):
+            fast = False
+        address = x.data_ptr() if fast else 0
+        if address == 0 and p.size:
+            return False  # the full check names what is wrong (or accepts another layout)
+        info = _Info()
+        info.dtype, info.shape, info.strides, info.size, info.itemsize = dtype, shape, strides, p.size, p.itemsize
+        info.address, info.dense, info.device = address, p.dense, p.device
+        infos.append(info)
+    plan.grad_spans(infos)
+    addresses = [info.address for info in infos]
+    for group in plan.groups:
+        group.addresses[GRAD] = [addresses[k] for k in group.index]
+    plan.infos[g] = infos
+    plan.pointers[g] = addresses
+    ids = list(plan.ids)
+    ids[g] = grad_ids
+    plan.ids = tuple(ids)
+    plan.grad_refs = _weak(grads)
+    return True
+
+
+def _weak(arrays):
+    try:
+        return [weakref.ref(x) for x in arrays]
+    except TypeError:
+        return [lambda: None]  # never alive: the gradients are checked again on every call

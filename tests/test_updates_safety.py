@@ -1,0 +1,207 @@
+"""What must never crash or be silently wrong in the fused updates: tensors without memory,
+threads under Numba's workqueue layer, arrays sharing memory, absurd steps.
+
+Cases that crashed the interpreter before they were refused run in a subprocess, so a
+regression fails one test instead of killing the run.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import fastdecay as fd
+
+torch = pytest.importorskip("torch")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run(code, **env):
+    """Run ``code`` in a fresh interpreter with this checkout first on the path."""
+    environ = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), **env)
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          env=environ, timeout=600)
+
+
+# ----------------------------------------------------------------------------- tensors without memory
+
+RISKY = textwrap.dedent("""
+    import torch, numpy as np, fastdecay as fd
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    with FakeTensorMode():
+        fake = torch.ones(4)
+    meta = torch.ones(4, device="meta")
+    sparse = torch.ones(4).to_sparse()
+    nested = torch.nested.nested_tensor([torch.ones(2), torch.ones(2)])
+    cases = {
+        "param meta": lambda w, g, m, v: fd.adamw_step(meta, g, m, v, step=0, lr=0.1),
+        "grad meta": lambda w, g, m, v: fd.adamw_step(w, meta, m, v, step=0, lr=0.1),
+        "exp_avg meta": lambda w, g, m, v: fd.adamw_step(w, g, meta, v, step=0, lr=0.1),
+        "exp_avg_sq fake": lambda w, g, m, v: fd.adamw_step(w, g, m, fake, step=0, lr=0.1),
+        "grad fake": lambda w, g, m, v: fd.sgd_step(w, fake, step=0, lr=0.1),
+        "momentum_buffer meta": lambda w, g, m, v: fd.sgd_step(w, g, step=0, lr=0.1, momentum=0.9,
+                                                              momentum_buffer=meta),
+        "grad sparse": lambda w, g, m, v: fd.sgd_step(w, sparse, step=0, lr=0.1),
+        "param nested": lambda w, g, m, v: fd.sgd_step(nested, nested, step=0, lr=0.1),
+        "step meta": lambda w, g, m, v: fd.sgd_step(w, g, step=torch.tensor(1, device="meta"), lr=0.1),
+        "grad_scale meta": lambda w, g, m, v: fd.sgd_step(w, g, step=0, lr=0.1,
+                                                         grad_scale=torch.tensor(2.0, device="meta")),
+        "found_inf fake": lambda w, g, m, v: fd.sgd_step(w, g, step=0, lr=0.1, found_inf=fake[0]),
+        "grad list meta": lambda w, g, m, v: fd.adamw_step([w, w + 1], [g, meta], [m, m + 1], [v, v + 1],
+                                                          step=0, lr=0.1),
+    }
+    for label, call in cases.items():
+        w, g, m, v = (torch.full((4,), float(k + 1)) for k in range(4))
+        before = [x.clone() for x in (w, g, m, v)]
+        try:
+            call(w, g, m, v)
+            print(label, "ACCEPTED")
+        except (TypeError, ValueError) as err:
+            untouched = all(torch.equal(a, b) for a, b in zip((w, g, m, v), before))
+            print(label, "|", type(err).__name__, "|", err, "|", "untouched" if untouched else "WRITTEN")
+""")
+
+
+def test_tensors_without_memory_are_refused_by_name_in_a_subprocess():
+    run = _run(RISKY)
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = [line for line in run.stdout.splitlines() if "|" in line or "ACCEPTED" in line]
+    assert len(lines) == 12, run.stdout
+    for line in lines:
+        label, kind, message, untouched = (part.strip() for part in line.split("|"))
+        name = label.split()[0]
+        assert name in message, line
+        assert untouched == "untouched", line
+        assert kind == "TypeError", line
+    assert any("device meta" in line for line in lines)
+    assert any("fake tensor" in line for line in lines)
+    assert any("layout torch.sparse_coo" in line for line in lines)
+    assert any("nested" in line for line in lines)
+
+
+# ----------------------------------------------------------------------------- threads
+
+
+THREADS = textwrap.dedent("""
+    import threading, numba, numpy as np, fastdecay as fd
+    n = 300_000  # above the serial threshold: every call launches the parallel kernel
+    def run(seed, out):
+        rng = np.random.default_rng(seed)
+        w = rng.standard_normal(n).astype(np.float32)
+        m, v = np.zeros_like(w), np.zeros_like(w)
+        for t in range(30):
+            fd.adamw_step(w, rng.standard_normal(n).astype(np.float32), m, v, step=t, lr=1e-2)
+        out[seed] = w
+    serial = {}
+    for seed in range(4):
+        run(seed, serial)
+    parallel = {}
+    threads = [threading.Thread(target=run, args=(seed, parallel)) for seed in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(np.array_equal(serial[s], parallel[s]) for s in range(4))
+    print("layer", numba.threading_layer(), "ok")
+""")
+
+
+@pytest.mark.parametrize("layer", ["workqueue", "default"])
+def test_four_threads_stepping_at_once_in_a_subprocess(layer):
+    env = {"NUMBA_THREADING_LAYER": layer} if layer != "default" else {}
+    run = _run(THREADS, **env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "ok" in run.stdout
+    if layer == "workqueue":
+        assert "layer workqueue" in run.stdout
+
+
+# ----------------------------------------------------------------------------- memory shared between arrays
+
+
+def _adam(w, g, m, v, **kw):
+    fd.adamw_step(w, g, m, v, step=kw.pop("step", 3), lr=0.1, weight_decay=0.01, **kw)
+
+
+def _refused(call, arrays, *names):
+    before = [np.array(a, copy=True) for a in arrays]
+    with pytest.raises(ValueError, match="overlaps") as err:
+        call()
+    for name in names:
+        assert name in str(err.value)
+    for a, b in zip(arrays, before):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_written_arrays_that_share_memory_are_refused_by_name():
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal(40)
+    w, g, m, v = (base[10 * k:10 * (k + 1)] for k in range(4))
+    arrays = [base]
+    _refused(lambda: _adam(w, g, m, m), arrays, "exp_avg_sq", "exp_avg")
+    _refused(lambda: _adam(w, g, w, v), arrays, "exp_avg", "param")
+    _refused(lambda: fd.sgd_step(w, g, step=1, lr=0.1, momentum=0.9, momentum_buffer=w), arrays,
+             "momentum_buffer", "param")
+    w2, g2 = rng.standard_normal(10), rng.standard_normal(10)
+    arrays = [base, w2, g2]
+    _refused(lambda: _adam([w, w2], [g, g2], [m, m], [v, base[30:]]), arrays, "exp_avg[1]", "exp_avg[0]")
+    m2, v2 = rng.standard_normal(10), rng.standard_normal(10)
+    _refused(lambda: _adam([w, w], [g, g2], [m, m2], [v, v2]), arrays + [m2, v2], "param[1]", "param[0]")
+    # gradients that overlap the parameter at an offset
+    a = rng.standard_normal(11)
+    arrays = [a, base]
+    _refused(lambda: fd.sgd_step(a[:-1], a[1:], step=0, lr=0.1), arrays, "grad", "param")
+    _refused(lambda: fd.sgd_step(a[1:], a[:-1], step=0, lr=0.1), arrays, "grad", "param")
+    # a gradient that is another parameter
+    _refused(lambda: fd.sgd_step([w, w2], [w2, g2], step=0, lr=0.1), arrays + [w2], "grad[0]", "param[1]")
+    # torch tensors, exp_avg_sq[3] named
+    ts = [torch.randn(5) for _ in range(4)]
+    ms = [torch.zeros(5) for _ in range(4)]
+    vs = [torch.zeros(5) for _ in range(3)] + [ms[3]]
+    with pytest.raises(ValueError, match=r"exp_avg_sq\[3\] overlaps exp_avg\[3\]|exp_avg\[3\] overlaps exp_avg_sq\[3\]"):
+        fd.adamw_step(ts, [t.clone() for t in ts], ms, vs, step=0, lr=0.1)
+
+
+def test_harmless_sharing_is_allowed_and_equals_independent_copies():
+    rng = np.random.default_rng(1)
+    w0 = rng.standard_normal(17)
+    # a gradient that is its own parameter (d/dw of |w|^2/2)
+    w, m, v = w0.copy(), np.zeros(17), np.zeros(17)
+    ref, rm, rv = w0.copy(), np.zeros(17), np.zeros(17)
+    for t in range(5):
+        fd.adamw_step(w, w, m, v, step=t, lr=0.1)
+        fd.adamw_step(ref, ref.copy(), rm, rv, step=t, lr=0.1)
+    np.testing.assert_array_equal(w, ref)
+    # one gradient for two parameters
+    g = rng.standard_normal(17)
+    a, b = w0.copy(), 2 * w0
+    ra, rb = a.copy(), b.copy()
+    fd.sgd_step([a, b], [g, g], step=0, lr=0.1)
+    fd.sgd_step([ra, rb], [g.copy(), g.copy()], step=0, lr=0.1)
+    np.testing.assert_array_equal(a, ra)
+    np.testing.assert_array_equal(b, rb)
+    # momentum buffers of two parameters that sit side by side in one allocation
+    bufs = np.zeros(34)
+    fd.sgd_step([a, b], [g, g], step=0, lr=0.1, momentum=0.9, momentum_buffer=[bufs[:17], bufs[17:]])
+    np.testing.assert_array_equal(bufs[:17], g)
+
+
+# ----------------------------------------------------------------------------- unclear errors
+
+
+@pytest.mark.parametrize("step", [10**400, 2**53 + 1, np.uint64(2**63), -1])
+def test_absurd_steps_are_refused_by_name(step):
+    w = np.ones(3)
+    with pytest.raises(ValueError, match="step must be an integer from 0 to 2\\*\\*53"):
+        fd.sgd_step(w, w.copy(), step=step, lr=0.1)
+    np.testing.assert_array_equal(w, np.ones(3))
+
+
+def test_largest_step_runs():
+    w = np.ones(3)
+    fd.sgd_step(w, np.ones(3), step=2**53, lr=0.1)
+    np.testing.assert_allclose(w, 0.9)
