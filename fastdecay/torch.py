@@ -83,7 +83,7 @@ from torch.optim.lr_scheduler import ReduceLROnPlateau as _TorchReduceLROnPlatea
 
 from .schedules import Schedule, product
 from ._validate import flag as _flag, rate_table as _schedule_table
-from .updates import _backend_module, _bump_versions, _call_scalars, _prepare
+from .updates import _checked_adam, _checked_sgd
 from .updates import adam_betas as _adam_options, sgd_momentum as _sgd_options, uses_momentum as _uses_momentum
 
 __all__ = ["SGD", "Adam", "AdamW", "LRScheduler", "ReduceLROnPlateau"]
@@ -253,8 +253,9 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         ``step``, writing nothing; return the function of no arguments that makes it."""
 
     def _state_dtype(self, p, name):
-        """The dtype of state buffer ``name`` of parameter ``p``."""
-        return p.dtype
+        """The dtype of state buffer ``name`` of parameter ``p``: float32 for 16-bit parameters
+        (math in float32, as ``fastdecay.adamw_step``'s default), else the parameter's."""
+        return torch.float32 if p.dtype in (torch.float16, torch.bfloat16) else p.dtype
 
     def _state_for(self, p, group, new_state):
         """``p``'s state with every buffer ``group`` needs: its own, or a new dict made aside
@@ -518,18 +519,12 @@ class SGD(_Fused):
                        lr_table=_schedule_table("lr", group["lr"]),
                        wd_table=_schedule_table("weight_decay", group["weight_decay"]))
         buffers = [s["momentum_buffer"] for s in states] if use_momentum else None
-        backend, params, (grads, buffers) = _prepare(params, [
-            ("grad", grads, "always", False),
-            ("momentum_buffer", buffers, "momentum > 0" if use_momentum else None, True),
-        ])
-        t, grad_scale, found_inf = _call_scalars(step, grad_scale, None, backend)
-        kernel = _backend_module(backend).sgd_step
-
-        def launch():
-            kernel(params, grads, buffers, step=t, grad_scale=grad_scale, found_inf=found_inf, **options)
-            _bump_versions(backend, params, buffers)
-
-        return launch
+        return _checked_sgd(params, grads, step=step, lr=group["lr"], momentum=group["momentum"],
+                            momentum_buffer=buffers, dampening=dampening, nesterov=nesterov,
+                            weight_decay=group["weight_decay"], decoupled=options["decoupled"],
+                            maximize=options["maximize"], lr_in_buffer=options["lr_in_buffer"],
+                            on_drop=group["on_drop"], grad_scale=grad_scale, found_inf=None, state_dtype=None,
+                            compensated=False, compensation_buffer=None)
 
 
 class Adam(_Fused):
@@ -601,28 +596,15 @@ class Adam(_Fused):
         return packed
 
     def _call(self, group, params, grads, states, step, grad_scale):
-        beta1_table, beta2, eps = _adam_options(group["betas"], group["eps"])
+        _, beta2, eps = _adam_options(group["betas"], group["eps"])
         amsgrad = _flag("amsgrad", group["amsgrad"])
-        options = dict(beta1_table=beta1_table, beta2=beta2, eps=eps, amsgrad=amsgrad,
-                       decoupled=_flag("decoupled", group["decoupled"]), maximize=_flag("maximize", group["maximize"]),
-                       lr_table=_schedule_table("lr", group["lr"]),
-                       wd_table=_schedule_table("weight_decay", group["weight_decay"]))
-        backend, params, (grads, exp_avgs, exp_avg_sqs, maxes) = _prepare(params, [
-            ("grad", grads, "always", False),
-            ("exp_avg", [s["exp_avg"] for s in states], "always", True),
-            ("exp_avg_sq", [s["exp_avg_sq"] for s in states], "always", True),
-            ("max_exp_avg_sq", [s["max_exp_avg_sq"] for s in states] if amsgrad else None,
-             "amsgrad=True" if amsgrad else None, True),
-        ])
-        t, grad_scale, found_inf = _call_scalars(step, grad_scale, None, backend)
-        kernel = _backend_module(backend).adamw_step
-
-        def launch():
-            kernel(params, grads, exp_avgs, exp_avg_sqs, maxes, step=t, grad_scale=grad_scale, found_inf=found_inf,
-                   **options)
-            _bump_versions(backend, params, exp_avgs, exp_avg_sqs, maxes)
-
-        return launch
+        return _checked_adam(params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
+                             step=step, lr=group["lr"], betas=(group["betas"][0], beta2), eps=eps,
+                             weight_decay=group["weight_decay"], amsgrad=amsgrad,
+                             max_exp_avg_sq=[s["max_exp_avg_sq"] for s in states] if amsgrad else None,
+                             maximize=_flag("maximize", group["maximize"]),
+                             decoupled=_flag("decoupled", group["decoupled"]), grad_scale=grad_scale,
+                             found_inf=None, state_dtype=None, compensated=False, compensation_buffer=None)
 
 
 class AdamW(Adam):

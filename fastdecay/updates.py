@@ -324,29 +324,11 @@ def sgd_step(param, grad, *, step, lr, momentum=0.0, momentum_buffer=None, dampe
     >>> w.round(4), buf.round(4)
     (array([0.805, 0.805, 0.805]), array([1.9, 1.9, 1.9]))
     """
-    momentum_table, dampening, nesterov, on_drop_code = sgd_momentum(momentum, dampening, nesterov, on_drop)
-    decoupled = V.flag("decoupled", decoupled)
-    maximize = V.flag("maximize", maximize)
-    lr_in_buffer = V.flag("lr_in_buffer", lr_in_buffer)
-    compensated = _compensation(compensated, compensation_buffer)
-    state_dtype = _state_dtype(state_dtype)
-    lr_table = V.rate_table("lr", lr)
-    wd_table = V.rate_table("weight_decay", weight_decay)
-    plan, streams = _plan(("sgd",), param, [
-        ("grad", grad, 1, "grad", "always"),
-        ("momentum_buffer", momentum_buffer, 2, "state", "momentum > 0" if uses_momentum(momentum_table) else None),
-        ("compensation_buffer", compensation_buffer, 5, "comp", "compensated=True" if compensated else None),
-    ], state_dtype)
-    backend = plan.backend if plan is not None else NUMPY
-    t, grad_scale, found_inf = _call_scalars(step, grad_scale, found_inf, backend)
-    if plan is None:
-        return None
-    module = _backend_module(backend)
-    _run(plan, streams, lambda group, arrays: module.sgd_group(
-        group, arrays, step=t, lr_table=lr_table, wd_table=wd_table, momentum_table=momentum_table, dampening=dampening,
-        nesterov=nesterov, decoupled=decoupled, maximize=maximize, lr_in_buffer=lr_in_buffer, on_drop=on_drop_code,
-        compensated=compensated, grad_scale=grad_scale, found_inf=found_inf))
-    _bump_versions(plan, streams)
+    _checked_sgd(param, grad, step=step, lr=lr, momentum=momentum, momentum_buffer=momentum_buffer,
+                 dampening=dampening, nesterov=nesterov, weight_decay=weight_decay, decoupled=decoupled,
+                 maximize=maximize, lr_in_buffer=lr_in_buffer, on_drop=on_drop, grad_scale=grad_scale,
+                 found_inf=found_inf, state_dtype=state_dtype, compensated=compensated,
+                 compensation_buffer=compensation_buffer)()
     return None
 
 
@@ -390,6 +372,47 @@ def adamw_step(param, grad, exp_avg, exp_avg_sq, *, step, lr, betas=(0.9, 0.999)
     >>> w.round(6)
     array([0.9, 1.1])
     """
+    _checked_adam(param, grad, exp_avg, exp_avg_sq, step=step, lr=lr, betas=betas, eps=eps,
+                  weight_decay=weight_decay, amsgrad=amsgrad, max_exp_avg_sq=max_exp_avg_sq, maximize=maximize,
+                  decoupled=decoupled, grad_scale=grad_scale, found_inf=found_inf, state_dtype=state_dtype,
+                  compensated=compensated, compensation_buffer=compensation_buffer)()
+    return None
+
+
+def _checked_sgd(param, grad, *, step, lr, momentum, momentum_buffer, dampening, nesterov, weight_decay, decoupled,
+                 maximize, lr_in_buffer, on_drop, grad_scale, found_inf, state_dtype, compensated,
+                 compensation_buffer):
+    """Check an ``sgd_step`` call completely, writing nothing; return the function of no
+    arguments that makes it (``fastdecay.torch`` checks every group before it writes)."""
+    momentum_table, dampening, nesterov, on_drop_code = sgd_momentum(momentum, dampening, nesterov, on_drop)
+    decoupled = V.flag("decoupled", decoupled)
+    maximize = V.flag("maximize", maximize)
+    lr_in_buffer = V.flag("lr_in_buffer", lr_in_buffer)
+    compensated = _compensation(compensated, compensation_buffer)
+    state_dtype = _state_dtype(state_dtype)
+    lr_table = V.rate_table("lr", lr)
+    wd_table = V.rate_table("weight_decay", weight_decay)
+    plan, streams = _plan(("sgd",), param, [
+        ("grad", grad, 1, "grad", "always"),
+        ("momentum_buffer", momentum_buffer, 2, "state", "momentum > 0" if uses_momentum(momentum_table) else None),
+        ("compensation_buffer", compensation_buffer, 5, "comp", "compensated=True" if compensated else None),
+    ], state_dtype)
+    backend = plan.backend if plan is not None else NUMPY
+    t, grad_scale, found_inf = _call_scalars(step, grad_scale, found_inf, backend)
+    if plan is None:
+        return _nothing
+    module = _backend_module(backend)
+    launch_group = (lambda group, arrays: module.sgd_group(
+        group, arrays, step=t, lr_table=lr_table, wd_table=wd_table, momentum_table=momentum_table, dampening=dampening,
+        nesterov=nesterov, decoupled=decoupled, maximize=maximize, lr_in_buffer=lr_in_buffer, on_drop=on_drop_code,
+        compensated=compensated, grad_scale=grad_scale, found_inf=found_inf))
+    return lambda: _launch(plan, streams, launch_group)
+
+
+def _checked_adam(param, grad, exp_avg, exp_avg_sq, *, step, lr, betas, eps, weight_decay, amsgrad,
+                  max_exp_avg_sq, maximize, decoupled, grad_scale, found_inf, state_dtype, compensated,
+                  compensation_buffer):
+    """Check an ``adamw_step`` call completely, writing nothing; return the launch (see ``_checked_sgd``)."""
     amsgrad = V.flag("amsgrad", amsgrad)
     maximize = V.flag("maximize", maximize)
     decoupled = V.flag("decoupled", decoupled)
@@ -408,14 +431,22 @@ def adamw_step(param, grad, exp_avg, exp_avg_sq, *, step, lr, betas=(0.9, 0.999)
     backend = plan.backend if plan is not None else NUMPY
     t, grad_scale, found_inf = _call_scalars(step, grad_scale, found_inf, backend)
     if plan is None:
-        return None
+        return _nothing
     module = _backend_module(backend)
-    _run(plan, streams, lambda group, arrays: module.adam_group(
+    launch_group = (lambda group, arrays: module.adam_group(
         group, arrays, step=t, lr_table=lr_table, wd_table=wd_table, beta1_table=beta1_table, beta2=beta2, eps=eps,
         decoupled=decoupled, maximize=maximize, amsgrad=amsgrad, compensated=compensated, grad_scale=grad_scale,
         found_inf=found_inf))
-    _bump_versions(plan, streams)
+    return lambda: _launch(plan, streams, launch_group)
+
+
+def _nothing():
     return None
+
+
+def _launch(plan, streams, launch_group):
+    _run(plan, streams, launch_group)
+    _bump_versions(plan, streams)
 
 
 def _compensation(compensated, buffer):
