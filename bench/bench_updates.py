@@ -117,27 +117,27 @@ class Case:
         self.step += 1
 
     def kernel_only(self):
-        """The compiled kernel called directly with prebuilt arguments (flat case): the cost
-        of the kernel without fastdecay's per-call validation and dispatch."""
+        """The compiled kernel launched directly with a prebuilt address table (flat case): the
+        cost of the kernel without fastdecay's per-call checks and launch plan."""
         from fastdecay._cpu import updates as cpu
         from fastdecay._validate import constant_table as _constant_table
 
-        dtype = np.dtype(np.float32)
         streams = [self.params, self.grads] + self.state
-        table, first_block = cpu._table(streams, range(len(self.params)))
+        addresses = np.zeros((cpu.ROWS, len(self.params)), dtype=np.int64)
+        for r, arrays in enumerate(streams):
+            addresses[r] = [x.data_ptr() for x in arrays]
+        sizes = np.array([p.numel() for p in self.params], dtype=np.int64)
+        first_block = cpu.block_layout(sizes)
         lr, wd = _constant_table(1e-3), _constant_table(1e-2)
-        like = cpu._LIKE[dtype]
+        common = dict(step=3.0, lr_table=lr, wd_table=wd, compensated=False, grad_scale=None, found_inf=None)
         if self.op == "adamw":
-            k = cpu.kernel(cpu.adam_kernel, dtype)
-            args = (like, table[0], table[1], table[2], table[3], table[-1], first_block, table[0], lr, wd, 3.0,
-                    0.9, 0.999, 1e-8, True, False, False, 1.0, 0.0)
-        else:
-            k = cpu.kernel(cpu.sgd_kernel, dtype)
-            momentum = 0.9 if self.op == "sgd_momentum" else 0.0
-            buffers = table[2] if momentum else table[0]
-            args = (like, table[0], table[1], buffers, table[-1], first_block, lr, wd, 3.0, momentum, 0.0, False,
-                    False, False, False, 0, 1.0, 0.0)
-        return lambda: k(*args)
+            return lambda: cpu.adam_launch("float32", "float32", addresses, sizes, first_block, self.n, beta1=0.9,
+                                           beta2=0.999, eps=1e-8, decoupled=True, maximize=False, amsgrad=False,
+                                           **common)
+        momentum = 0.9 if self.op == "sgd_momentum" else 0.0
+        return lambda: cpu.sgd_launch("float32", "float32", addresses, sizes, first_block, self.n,
+                                      momentum=momentum, dampening=0.0, nesterov=False, decoupled=False,
+                                      maximize=False, lr_in_buffer=False, on_drop=0, **common)
 
     def ours_per_tensor(self):
         """The same update as one fastdecay call per tensor: what the single launch saves."""
@@ -342,3 +342,174 @@ def test_cold_start(benchmark, smoke):
             info["cold_compile_first_adamw_step_s"] = round(_cold_runs(1, env)[0][1], 2)
     benchmark.extra_info.update(info)
     print(f"\ncold start: {info}")
+
+
+# ----------------------------------------------------------------------------- real models' parameter lists
+
+
+def _resnet_shapes(blocks, bottleneck):
+    """torchvision ResNet parameter shapes (convolutions, batch-norm weight and bias, fc)."""
+    shapes = [(64, 3, 7, 7), (64,), (64,)]
+    inplanes = 64
+    for layer, count in enumerate(blocks):
+        planes = 64 * 2**layer
+        out = planes * 4 if bottleneck else planes
+        for b in range(count):
+            if bottleneck:
+                shapes += [(planes, inplanes, 1, 1), (planes,), (planes,), (planes, planes, 3, 3), (planes,), (planes,),
+                           (out, planes, 1, 1), (out,), (out,)]
+            else:
+                shapes += [(planes, inplanes, 3, 3), (planes,), (planes,), (planes, planes, 3, 3), (planes,), (planes,)]
+            if b == 0 and (inplanes != out or layer > 0):
+                shapes += [(out, inplanes, 1, 1), (out,), (out,)]
+            inplanes = out
+    return shapes + [(1000, inplanes), (1000,)]
+
+
+def _gpt2_shapes(d=768, layers=12, vocab=50257, context=1024):
+    shapes = [(vocab, d), (context, d)]
+    for _ in range(layers):
+        shapes += [(d,), (d,), (d, 3 * d), (3 * d,), (d, d), (d,), (d,), (d,), (d, 4 * d), (4 * d,), (4 * d, d), (d,)]
+    return shapes + [(d,), (d,)]
+
+
+def _bert_shapes(d=768, layers=12, vocab=30522, context=512):
+    shapes = [(vocab, d), (context, d), (2, d), (d,), (d,)]
+    for _ in range(layers):
+        shapes += [(d, d), (d,)] * 4 + [(d,), (d,), (4 * d, d), (4 * d,), (d, 4 * d), (d,), (d,), (d,)]
+    return shapes + [(d, d), (d,)]
+
+
+MODELS = {
+    "resnet18": lambda: _resnet_shapes([2, 2, 2, 2], False),  # 62 tensors, 11.7M
+    "resnet50": lambda: _resnet_shapes([3, 4, 6, 3], True),  # 161 tensors, 25.6M
+    "gpt2-small": _gpt2_shapes,  # 148 tensors, 124.4M
+    "bert-base": _bert_shapes,  # 199 tensors, 109.5M (with the pooler)
+    "tiny-2000x256": lambda: [(256,)] * 2000,
+}
+# (parameter dtype, state dtype of fastdecay); torch keeps its state in the parameter dtype
+CONFIGS = {"fp32": (torch.float32, None), "bf16-state-fp32": (torch.bfloat16, None),
+           "bf16-state-bf16": (torch.bfloat16, "bfloat16")}
+
+
+class ModelCase:
+    """One model's parameters and gradients, shared by every optimizer timed on them (each keeps
+    its own state); the values drift by at most lr per step, which the timing does not see."""
+
+    def __init__(self, shapes, dtype, state_dtype):
+        self.n = sum(int(np.prod(s)) for s in shapes)
+        self.params = [torch.nn.Parameter(t.to(dtype)) for t in _tensors(shapes, 0)]
+        for p, g in zip(self.params, _tensors(shapes, 1)):
+            p.grad = g.to(dtype)
+        self.grads = [p.grad for p in self.params]
+        self.state_dtype = state_dtype
+        sdt = torch.bfloat16 if state_dtype == "bfloat16" else (torch.float32 if dtype != torch.float64 else dtype)
+        self.exp_avg = [torch.zeros(s, dtype=sdt) for s in shapes]
+        self.exp_avg_sq = [torch.zeros(s, dtype=sdt) for s in shapes]
+        self.step = 1
+
+    def functional(self):
+        """``fd.adamw_step`` over the whole list (one call, the launch plan reused)."""
+        def run():
+            fd.adamw_step(self.params, self.grads, self.exp_avg, self.exp_avg_sq, step=self.step, lr=1e-3,
+                          weight_decay=1e-2, state_dtype=self.state_dtype)
+            self.step += 1
+        return run
+
+    def fastdecay_optimizer(self):
+        from fastdecay.torch import AdamW
+
+        opt = AdamW(self.params, lr=1e-3, weight_decay=1e-2)
+        opt.step()
+        return opt.step
+
+    def torch_optimizer(self, params=None, **path):
+        opt = torch.optim.AdamW(self.params if params is None else params, lr=1e-3, weight_decay=1e-2, **path)
+        opt.step()
+        return opt.step
+
+    def torch_fp32_fused(self):
+        """torch's fused AdamW on float32 copies of the parameters (the bfloat16 targets' baseline)."""
+        params = [torch.nn.Parameter(p.detach().float()) for p in self.params]
+        for p, q in zip(params, self.params):
+            p.grad = q.grad.float()
+        return self.torch_optimizer(params, fused=True)
+
+
+@pytest.mark.parametrize("config", list(CONFIGS))
+@pytest.mark.parametrize("model", list(MODELS))
+def test_model_param_list_adamw(benchmark, smoke, model, config):
+    """AdamW over a real model's parameter list: ``fd.adamw_step`` and ``fastdecay.torch.AdamW``
+    against torch's fused and foreach AdamW on the same tensors, interleaved in one run.
+
+    Targets: >= 1.2x torch fused on the model lists, >= 2x on the 2,000 tiny tensors, and
+    bfloat16 parameters with bfloat16 state >= 1.6x torch fused on float32.
+    """
+    shapes = MODELS[model]()
+    if smoke:
+        shapes = [tuple(max(1, d // 64) for d in s) for s in shapes[:40]]
+    dtype, state_dtype = CONFIGS[config]
+    case = ModelCase(shapes, dtype, state_dtype)
+    fns = {"fastdecay": case.functional(), "fastdecay.torch.AdamW": case.fastdecay_optimizer(),
+           "torch-fused": case.torch_optimizer(fused=True), "torch-foreach": case.torch_optimizer(foreach=True)}
+    if dtype != torch.float32:
+        fns["torch-fused-fp32"] = case.torch_fp32_fused()
+    fns["fastdecay"]()  # compile (or load) the kernel, build the launch plan
+    benchmark.group = f"updates-adamw-model-{model}-{config}"
+    rounds = 1 if smoke else (7 if case.n > 50_000_000 else 15)
+    benchmark.pedantic(fns["fastdecay"], rounds=rounds, iterations=1, warmup_rounds=0)
+    med = _interleaved_medians(fns, rounds=rounds, min_seconds=0 if smoke else 2.0)
+    extra = {"tensors": len(shapes), "elements": case.n}
+    for k, sec in med.items():
+        extra[f"interleaved_{k}_ms"] = round(sec * 1e3, 4)
+    for ours in ("fastdecay", "fastdecay.torch.AdamW"):
+        for k in med:
+            if k.startswith("torch"):
+                extra[f"speedup_{ours}_vs_{k}"] = round(med[k] / med[ours], 3)
+    benchmark.extra_info.update(impl="fastdecay", **extra)
+    print(f"\n{benchmark.group}: " + ", ".join(f"{k}={v}" for k, v in extra.items()))
+
+
+def test_launch_plan_overhead_per_tensor(benchmark, smoke):
+    """What a repeated ``fd.adamw_step`` on 2,000 tensors costs beyond the kernel: the call with
+    the launch plan reused (new gradient tensors every step, as autograd makes them) against
+    the kernel launched directly on the same address table."""
+    from fastdecay._cpu import updates as cpu
+    from fastdecay._validate import constant_table as _constant_table
+
+    count = 200 if smoke else 2000
+    case = ModelCase([(256,)] * count, torch.float32, None)
+    fresh = [[g.clone() for g in case.grads] for _ in range(2)]
+    k = [0]
+
+    def call():
+        k[0] ^= 1
+        fd.adamw_step(case.params, fresh[k[0]], case.exp_avg, case.exp_avg_sq, step=5, lr=1e-3)
+
+    streams = [case.params, fresh[0], case.exp_avg, case.exp_avg_sq]
+    addresses = np.zeros((cpu.ROWS, count), dtype=np.int64)
+    for r, arrays in enumerate(streams):
+        addresses[r] = [x.data_ptr() for x in arrays]
+    sizes = np.full(count, 256, dtype=np.int64)
+    first_block = cpu.block_layout(sizes)
+    table = _constant_table(1e-3)
+
+    def kernel():
+        cpu.adam_launch("float32", "float32", addresses, sizes, first_block, int(sizes.sum()), step=5.0,
+                        lr_table=table, wd_table=_constant_table(1e-2), beta1=0.9, beta2=0.999, eps=1e-8,
+                        decoupled=True, maximize=False, amsgrad=False, compensated=False, grad_scale=None,
+                        found_inf=None)
+
+    call()
+    call()
+    kernel()
+    benchmark.group = "updates-adamw-launch-plan-overhead"
+    benchmark.pedantic(call, rounds=1 if smoke else 31, iterations=1)
+    med = _interleaved_medians({"call": call, "kernel": kernel}, rounds=1 if smoke else 51,
+                               min_seconds=0 if smoke else 2.0)
+    per_tensor_us = (med["call"] - med["kernel"]) / count * 1e6
+    benchmark.extra_info.update(impl="fastdecay", tensors=count, call_ms=round(med["call"] * 1e3, 4),
+                                kernel_ms=round(med["kernel"] * 1e3, 4),
+                                overhead_per_tensor_us=round(per_tensor_us, 3))
+    print(f"\nlaunch plan: {count} tensors, call {med['call'] * 1e3:.3f} ms, kernel {med['kernel'] * 1e3:.3f} ms, "
+          f"{per_tensor_us:.3f} us per tensor beyond the kernel")
