@@ -131,12 +131,13 @@ class Case:
         lr, wd = _constant_table(1e-3), _constant_table(1e-2)
         common = dict(step=3.0, lr_table=lr, wd_table=wd, compensated=False, grad_scale=None, found_inf=None)
         if self.op == "adamw":
-            return lambda: cpu.adam_launch("float32", "float32", addresses, sizes, first_block, self.n, beta1=0.9,
+            return lambda: cpu.adam_launch("float32", "float32", addresses, sizes, first_block, self.n,
+                                           beta1_table=_constant_table(0.9),
                                            beta2=0.999, eps=1e-8, decoupled=True, maximize=False, amsgrad=False,
                                            **common)
         momentum = 0.9 if self.op == "sgd_momentum" else 0.0
         return lambda: cpu.sgd_launch("float32", "float32", addresses, sizes, first_block, self.n,
-                                      momentum=momentum, dampening=0.0, nesterov=False, decoupled=False,
+                                      momentum_table=_constant_table(momentum), dampening=0.0, nesterov=False, decoupled=False,
                                       maximize=False, lr_in_buffer=False, on_drop=0, **common)
 
     def ours_per_tensor(self):
@@ -496,7 +497,7 @@ def test_launch_plan_overhead_per_tensor(benchmark, smoke):
 
     def kernel():
         cpu.adam_launch("float32", "float32", addresses, sizes, first_block, int(sizes.sum()), step=5.0,
-                        lr_table=table, wd_table=_constant_table(1e-2), beta1=0.9, beta2=0.999, eps=1e-8,
+                        lr_table=table, wd_table=_constant_table(1e-2), beta1_table=_constant_table(0.9), beta2=0.999, eps=1e-8,
                         decoupled=True, maximize=False, amsgrad=False, compensated=False, grad_scale=None,
                         found_inf=None)
 
