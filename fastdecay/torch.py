@@ -19,6 +19,15 @@ the GPU kernels.
 State uses torch's keys: ``step`` (a 0-d float tensor, as torch keeps it),
 ``momentum_buffer``, ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq``.
 
+Precision. float16 and bfloat16 parameters keep their state in float32 by default
+(the math runs in float32 inside the kernel). ``state_dtype="bfloat16"`` stores
+the moments (and momentum buffer) in bfloat16, updated in float32; with
+``compensated=True`` each parameter gets a Kahan buffer (state key
+``"compensation"``, in the parameter's dtype) so 16-bit weights accumulate
+updates smaller than their resolution instead of rounding them away — as
+``fastdecay.adamw_step`` / ``sgd_step`` with the same arguments. Both are
+group options, saved with the state dict.
+
 Checkpoints. ``state_dict()`` holds plain data only (numbers, strings, lists,
 dicts, tensors), so ``torch.load(path)`` reads it with torch's default
 ``weights_only=True``. A group value that is a schedule is stored twice:
@@ -83,8 +92,8 @@ from torch.optim.lr_scheduler import ReduceLROnPlateau as _TorchReduceLROnPlatea
 
 from .schedules import Schedule, product
 from ._validate import flag as _flag, rate_table as _schedule_table
-from .updates import _checked_adam, _checked_sgd
-from .updates import adam_betas as _adam_options, sgd_momentum as _sgd_options, uses_momentum as _uses_momentum
+from .updates import _checked_adam, _checked_sgd, _state_dtype as _state_dtype_name
+from .updates import adam_betas as _adam_options, sgd_momentum as _sgd_options
 
 __all__ = ["SGD", "Adam", "AdamW", "LRScheduler", "ReduceLROnPlateau"]
 
@@ -252,10 +261,28 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         """Check one fused call over ``params`` of ``group`` that share the step count
         ``step``, writing nothing; return the function of no arguments that makes it."""
 
-    def _state_dtype(self, p, name):
-        """The dtype of state buffer ``name`` of parameter ``p``: float32 for 16-bit parameters
-        (math in float32, as ``fastdecay.adamw_step``'s default), else the parameter's."""
-        return torch.float32 if p.dtype in (torch.float16, torch.bfloat16) else p.dtype
+    def _state_dtype(self, p, group, name):
+        """The dtype of state buffer ``name`` of parameter ``p`` in ``group``: the compensation in
+        the parameter's; the others in the group's ``state_dtype``, by default float32 for 16-bit
+        parameters (math in float32) and the parameter's dtype otherwise."""
+        chosen = group.get("state_dtype")
+        if name == "compensation" or (chosen is None and p.dtype not in (torch.float16, torch.bfloat16)):
+            return p.dtype
+        return torch.bfloat16 if chosen == "bfloat16" else torch.float32
+
+    @staticmethod
+    def _precision_arguments(group, states):
+        compensated = group["compensated"]
+        return dict(state_dtype=group["state_dtype"], compensated=compensated,
+                    compensation_buffer=[s["compensation"] for s in states] if compensated else None)
+
+    def _precision_buffers(self, group):
+        return ("compensation",) if group.get("compensated") else ()
+
+    @staticmethod
+    def _precision_options(state_dtype, compensated):
+        """(state_dtype as None / "float32" / "bfloat16", compensated as a bool), checked."""
+        return _state_dtype_name(state_dtype), _flag("compensated", compensated)
 
     def _state_for(self, p, group, new_state):
         """``p``'s state with every buffer ``group`` needs: its own, or a new dict made aside
@@ -269,7 +296,8 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         for name in names:
             if name not in state:
                 # zeros laid out as the parameter, as torch makes them; the kernels ignore the content at step 0
-                state[name] = torch.zeros_like(p, dtype=self._state_dtype(p, name), memory_format=torch.preserve_format)
+                state[name] = torch.zeros_like(p, dtype=self._state_dtype(p, group, name),
+                                               memory_format=torch.preserve_format)
         new_state[p] = state
         return state
 
@@ -435,6 +463,7 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
             groups.append(new)
         id_map = dict(zip(chain.from_iterable(g["params"] for g in saved_groups),
                           chain.from_iterable(g["params"] for g in groups)))
+        group_of = {id(p): g for g in groups for p in g["params"]}
         state = defaultdict(dict)
         for key, saved in saved_state.items():
             if key not in id_map:
@@ -443,19 +472,19 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
             p = id_map[key]
             if not isinstance(saved, dict):
                 raise ValueError(f"state_dict['state'][{key!r}] must be a dict, got {saved!r}")
-            state[p] = self._loaded_state(p, saved)
+            state[p] = self._loaded_state(p, group_of[id(p)], saved)
         self.__setstate__({"state": state, "param_groups": groups})
         for post_hook in self._optimizer_load_state_dict_post_hooks.values():
             post_hook(self)
 
-    def _loaded_state(self, p, saved):
+    def _loaded_state(self, p, group, saved):
         """A parameter's saved state: tensors on its device in the state dtype, ``step`` a 0-d
         CPU tensor (1 where buffers say it was updated but no count was kept, as torch's SGD)."""
         state = {}
         for name, value in saved.items():
             if name == "step":
                 continue
-            state[name] = value.to(device=p.device, dtype=self._state_dtype(p, name)) if (
+            state[name] = value.to(device=p.device, dtype=self._state_dtype(p, group, name)) if (
                 isinstance(value, torch.Tensor) and value.is_floating_point()) else value
         if "step" in saved:
             step = float(saved["step"])
@@ -488,43 +517,38 @@ class SGD(_Fused):
     """
 
     _OPTIONAL = dict(nesterov=False, maximize=False, foreach=None, differentiable=False, fused=None,
-                     decoupled=False, lr_in_buffer=False, on_drop="keep")
+                     decoupled=False, lr_in_buffer=False, on_drop="keep", state_dtype=None, compensated=False)
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *,
-                 maximize=False, decoupled=False, lr_in_buffer=False, on_drop="keep", foreach=None,
-                 differentiable=False, fused=None):
+                 maximize=False, decoupled=False, lr_in_buffer=False, on_drop="keep", state_dtype=None,
+                 compensated=False, foreach=None, differentiable=False, fused=None):
         _no_differentiable(differentiable)
         lr = _check_hyper("lr", lr)
         weight_decay = _check_hyper("weight_decay", weight_decay)
         _sgd_options(momentum, dampening, nesterov, on_drop)
+        state_dtype, compensated = self._precision_options(state_dtype, compensated)
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                         nesterov=nesterov, maximize=maximize, decoupled=decoupled, lr_in_buffer=lr_in_buffer,
-                        on_drop=on_drop, foreach=foreach, differentiable=False, fused=fused)
+                        on_drop=on_drop, state_dtype=state_dtype, compensated=compensated, foreach=foreach,
+                        differentiable=False, fused=fused)
         super().__init__(params, defaults)
 
     def _buffer_names(self, group):
         momentum = group["momentum"]
-        return ("momentum_buffer",) if isinstance(momentum, Schedule) or momentum != 0 else ()
+        buffers = ("momentum_buffer",) if isinstance(momentum, Schedule) or momentum != 0 else ()
+        return buffers + self._precision_buffers(group)
 
     def _check_options(self, group):
         _sgd_options(group["momentum"], group["dampening"], group["nesterov"], group["on_drop"])
+        group["state_dtype"], group["compensated"] = self._precision_options(group["state_dtype"], group["compensated"])
 
     def _call(self, group, params, grads, states, step, grad_scale):
-        momentum_table, dampening, nesterov, on_drop = _sgd_options(group["momentum"], group["dampening"],
-                                                                    group["nesterov"], group["on_drop"])
-        use_momentum = _uses_momentum(momentum_table)
-        options = dict(momentum_table=momentum_table, dampening=dampening, nesterov=nesterov, on_drop=on_drop,
-                       decoupled=_flag("decoupled", group["decoupled"]), maximize=_flag("maximize", group["maximize"]),
-                       lr_in_buffer=_flag("lr_in_buffer", group["lr_in_buffer"]),
-                       lr_table=_schedule_table("lr", group["lr"]),
-                       wd_table=_schedule_table("weight_decay", group["weight_decay"]))
-        buffers = [s["momentum_buffer"] for s in states] if use_momentum else None
+        buffers = [s["momentum_buffer"] for s in states] if "momentum_buffer" in self._buffer_names(group) else None
         return _checked_sgd(params, grads, step=step, lr=group["lr"], momentum=group["momentum"],
-                            momentum_buffer=buffers, dampening=dampening, nesterov=nesterov,
-                            weight_decay=group["weight_decay"], decoupled=options["decoupled"],
-                            maximize=options["maximize"], lr_in_buffer=options["lr_in_buffer"],
-                            on_drop=group["on_drop"], grad_scale=grad_scale, found_inf=None, state_dtype=None,
-                            compensated=False, compensation_buffer=None)
+                            momentum_buffer=buffers, dampening=group["dampening"], nesterov=group["nesterov"],
+                            weight_decay=group["weight_decay"], decoupled=group["decoupled"],
+                            maximize=group["maximize"], lr_in_buffer=group["lr_in_buffer"], on_drop=group["on_drop"],
+                            grad_scale=grad_scale, found_inf=None, **self._precision_arguments(group, states))
 
 
 class Adam(_Fused):
@@ -552,34 +576,38 @@ class Adam(_Fused):
     tensor([0.8500, 1.1500], dtype=torch.float64)
     """
 
-    _OPTIONAL = dict(amsgrad=False, maximize=False, foreach=None, capturable=False, differentiable=False, fused=None)
+    _OPTIONAL = dict(amsgrad=False, maximize=False, foreach=None, capturable=False, differentiable=False, fused=None,
+                     state_dtype=None, compensated=False)
     _DECOUPLED = False  # the form a state dict without fastdecay's "decoupled" key gets (torch's Adam)
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
-                 maximize=False, decoupled_weight_decay=False, foreach=None, capturable=False, differentiable=False,
-                 fused=None):
-        self._init(params, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay, foreach,
-                   capturable, differentiable, fused)
+                 maximize=False, decoupled_weight_decay=False, state_dtype=None, compensated=False, foreach=None,
+                 capturable=False, differentiable=False, fused=None):
+        self._init(params, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay, state_dtype,
+                   compensated, foreach, capturable, differentiable, fused)
 
-    def _init(self, params, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled, foreach, capturable,
-              differentiable, fused):
+    def _init(self, params, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled, state_dtype, compensated,
+              foreach, capturable, differentiable, fused):
         _no_differentiable(differentiable, capturable)
         lr = _check_hyper("lr", lr)
         weight_decay = _check_hyper("weight_decay", weight_decay)
         _, beta2, _ = _adam_options(betas, eps)  # beta1 checked too, a number or a scalar schedule
         beta1 = betas[0] if isinstance(betas[0], Schedule) else float(betas[0])
+        state_dtype, compensated = self._precision_options(state_dtype, compensated)
         defaults = dict(lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-                        maximize=maximize, decoupled=decoupled, foreach=foreach, capturable=False,
-                        differentiable=False, fused=fused)
+                        maximize=maximize, decoupled=decoupled, state_dtype=state_dtype, compensated=compensated,
+                        foreach=foreach, capturable=False, differentiable=False, fused=fused)
         super().__init__(params, defaults)
 
     def _buffer_names(self, group):
-        return ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") if group["amsgrad"] else ("exp_avg", "exp_avg_sq")
+        moments = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") if group["amsgrad"] else ("exp_avg", "exp_avg_sq")
+        return moments + self._precision_buffers(group)
 
     def _check_options(self, group):
         _adam_options(group["betas"], group["eps"])
         for key in ("amsgrad", "maximize", "decoupled"):
             _flag(key, group[key])
+        group["state_dtype"], group["compensated"] = self._precision_options(group["state_dtype"], group["compensated"])
 
     def _loaded_group(self, packed, where):
         packed = dict(packed) if isinstance(packed, dict) else packed
@@ -596,15 +624,13 @@ class Adam(_Fused):
         return packed
 
     def _call(self, group, params, grads, states, step, grad_scale):
-        _, beta2, eps = _adam_options(group["betas"], group["eps"])
-        amsgrad = _flag("amsgrad", group["amsgrad"])
+        amsgrad = group["amsgrad"]
         return _checked_adam(params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
-                             step=step, lr=group["lr"], betas=(group["betas"][0], beta2), eps=eps,
+                             step=step, lr=group["lr"], betas=group["betas"], eps=group["eps"],
                              weight_decay=group["weight_decay"], amsgrad=amsgrad,
                              max_exp_avg_sq=[s["max_exp_avg_sq"] for s in states] if amsgrad else None,
-                             maximize=_flag("maximize", group["maximize"]),
-                             decoupled=_flag("decoupled", group["decoupled"]), grad_scale=grad_scale,
-                             found_inf=None, state_dtype=None, compensated=False, compensation_buffer=None)
+                             maximize=group["maximize"], decoupled=group["decoupled"], grad_scale=grad_scale,
+                             found_inf=None, **self._precision_arguments(group, states))
 
 
 class AdamW(Adam):
@@ -619,9 +645,10 @@ class AdamW(Adam):
     _DECOUPLED = True
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
-                 maximize=False, decoupled=True, foreach=None, capturable=False, differentiable=False, fused=None):
-        self._init(params, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled, foreach, capturable,
-                   differentiable, fused)
+                 maximize=False, decoupled=True, state_dtype=None, compensated=False, foreach=None, capturable=False,
+                 differentiable=False, fused=None):
+        self._init(params, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled, state_dtype, compensated,
+                   foreach, capturable, differentiable, fused)
 
 
 # ----------------------------------------------------------------------------- schedulers
