@@ -229,6 +229,10 @@ class Plan:
         self._written = (spans, span_names, span_written, span_allowed)
         params = infos[0]
         self.grad_checks = [(p.dtype, p.shape, p.strides) for p in params]
+        self.param_sizes = np.array([p.size for p in params], dtype=np.int64)
+        self.param_offsets = np.array([[lo - p.address, hi - p.address] if p.size else [0, 0]
+                                       for p, (lo, hi) in ((p, p.span()) for p in params)],
+                                      dtype=np.int64).reshape(-1, 2)
         self.torch_dtypes = None
         by_kind = {}
         for k in direct:
@@ -240,14 +244,6 @@ class Plan:
             sizes = np.array([params[k].size for k in index], dtype=np.int64)
             self.groups.append(Group(param, state, np.array(index, dtype=np.int64), addresses, sizes,
                                      params[index[0]].device))
-
-    def grad_spans(self, grads_info):
-        """Check the overlap rules again with new gradients."""
-        spans, names, written, allowed = self._written
-        n = len(grads_info)
-        spans = spans.copy()
-        spans[n:2 * n] = [g.span() for g in grads_info]  # the gradients follow the n parameters
-        _check_overlaps(spans, names, written, allowed)
 
 
 def build(backend, listed, streams, state_dtype):
@@ -384,28 +380,29 @@ def _new_grads(plan, g, name, grads, grad_ids):
     if not plan.torch:
         return False  # NumPy / CuPy: the full check (new arrays are rare there)
     on_cpu = plan.backend == TORCH_CPU
-    infos = []
+    checks, dtypes, params = plan.grad_checks, plan.torch_dtypes, plan.infos[0]
+    addresses = []
     for k, x in enumerate(grads):
-        dtype, shape, strides = plan.grad_checks[k]
-        p = plan.infos[0][k]
+        _, shape, strides = checks[k]
         try:
-            fast = (type(x) in _PLAIN_TENSORS and x.dtype is plan.torch_dtypes[k] and x.is_cpu == on_cpu
-                    and (on_cpu or x.get_device() == p.device) and x.shape == shape and x.stride() == strides
-                    and not (x.is_neg() or x.is_conj()))
+            fast = (type(x) in _PLAIN_TENSORS and x.dtype is dtypes[k] and x.is_cpu == on_cpu
+                    and (on_cpu or x.get_device() == params[k].device) and x.shape == shape
+                    and x.stride() == strides and not (x.is_neg() or x.is_conj()))
         except (AttributeError, RuntimeError, TypeError):
             fast = False
         address = x.data_ptr() if fast else 0
-        if address == 0 and p.size:
+        if address == 0 and params[k].size:
             return False  # the full check names what is wrong (or accepts another layout)
-        info = _Info()
-        info.dtype, info.shape, info.strides, info.size, info.itemsize = dtype, shape, strides, p.size, p.itemsize
-        info.address, info.dense, info.device = address, p.dense, p.device
-        infos.append(info)
-    plan.grad_spans(infos)
-    addresses = [info.address for info in infos]
+        addresses.append(address)
+    # laid out as their parameters: each gradient's span is its parameter's, moved to its address
+    at = np.array(addresses, dtype=np.int64)
+    spans, names, written, allowed = plan._written
+    spans = spans.copy()
+    n = len(addresses)
+    spans[n:2 * n] = np.where(plan.param_sizes[:, None] > 0, at[:, None] + plan.param_offsets, 0)
+    _check_overlaps(spans, names, written, allowed)
     for group in plan.groups:
-        group.addresses[GRAD] = [addresses[k] for k in group.index]
-    plan.infos[g] = infos
+        group.addresses[GRAD] = at[group.index]
     plan.pointers[g] = addresses
     ids = list(plan.ids)
     ids[g] = grad_ids

@@ -205,3 +205,21 @@ def test_largest_step_runs():
     w = np.ones(3)
     fd.sgd_step(w, np.ones(3), step=2**53, lr=0.1)
     np.testing.assert_allclose(w, 0.9)
+
+
+def test_new_gradients_on_a_reused_plan_are_checked_for_overlap():
+    """The second call reuses the first call's checks; its new gradients are still checked."""
+    ps = [torch.randn(8) for _ in range(3)]
+    ms, vs = [torch.zeros(8) for _ in range(3)], [torch.zeros(8) for _ in range(3)]
+    gs = [torch.randn(8) for _ in range(3)]
+    fd.adamw_step(ps, gs, ms, vs, step=0, lr=1e-3)
+    before = [p.clone() for p in ps]
+    with pytest.raises(ValueError, match=r"grad\[1\] overlaps param\[0\]"):
+        fd.adamw_step(ps, [gs[0], ps[0], gs[2]], ms, vs, step=1, lr=1e-3)
+    assert all(torch.equal(a, b) for a, b in zip(ps, before))
+    with pytest.raises(TypeError, match=r"grad\[2\] must have the dtype of its parameter"):
+        fd.adamw_step(ps, [gs[0], gs[1], gs[2].double()], ms, vs, step=1, lr=1e-3)
+    fresh = [g.clone() for g in gs]
+    ref = [p.clone() for p in ps]
+    fd.adamw_step(ps, fresh, ms, vs, step=1, lr=1e-3)
+    assert not any(torch.equal(a, b) for a, b in zip(ps, ref))
