@@ -38,9 +38,8 @@ GPU_PY ?= python3
 bench-gpu:
 	bash bench/gpu_check.sh .benchmarks/gpu $(GPU_PY)
 
-# Numba's on-disk cache checks only the cached kernel's own file: after editing a module
-# whose functions other kernels inline (_cpu/rules.py, _cpu/schedule.py, _cpu/philox.py),
-# clear it so every kernel recompiles.
+# Empty Numba's on-disk kernel cache (editing fastdecay/_cpu/*.py already recompiles the
+# kernels: fastdecay/_cpu/__init__.py stamps them with a hash of all those files).
 clean-cache:
 	find fastdecay -name '*.nbi' -delete -o -name '*.nbc' -delete
 

@@ -62,7 +62,7 @@ STATE = float64[::1]
 
 
 @njit(void(TABLE, RO_INT64, TABLE, RO_INT64, int64, float64, int64, int64, int64, float64[:, :, ::1]),
-      parallel=True, cache=True, error_model="numpy", fastmath={"contract"})
+      parallel=True, cache=True, error_model="numpy")
 def step_coefficients(lr_table, lr_rows, wd_table, wd_rows, opt, momentum, on_drop, first_step, n_steps, out):
     """out[r, s] = the step's coefficients (WW .. BB) of rate row r at step first_step + s.
 
@@ -95,7 +95,7 @@ def step_coefficients(lr_table, lr_rows, wd_table, wd_rows, opt, momentum, on_dr
                 row[WB] = 0.0
 
 
-@njit(cache=True, error_model="numpy", fastmath={"contract"})
+@njit(cache=True, error_model="numpy")
 def _record(lam, sww, t, every, first_record, partial):
     """At a recorded step t (a multiple of ``every``): partial[t // every - first_record] += sum lam sww."""
     if every > 0 and t % every == 0:
@@ -105,7 +105,7 @@ def _record(lam, sww, t, every, first_record, partial):
         partial[t // every - first_record] += total
 
 
-@njit(cache=True, error_model="numpy", fastmath={"contract"})
+@njit(cache=True, error_model="numpy")
 def _gd_steps(mw, sww, lam, var, inv_batch, coef, n_steps, every, first_step, first_record, partial):
     """Plain gradient descent on one sub-block for the chunk's steps: m' = a m,
     S' = a^2 S + q c^2 with a = WW + lam WG, c = WG. Adds 2 x loss at recorded steps
@@ -121,7 +121,7 @@ def _gd_steps(mw, sww, lam, var, inv_batch, coef, n_steps, every, first_step, fi
         _record(lam, sww, first_step + s + 1, every, first_record, partial)
 
 
-@njit(cache=True, error_model="numpy", fastmath={"contract"})
+@njit(cache=True, error_model="numpy")
 def _momentum_steps(mw, mb, sww, swb, sbb, lam, var, inv_batch, coef, n_steps, every, first_step, first_record,
                     partial):
     """(weight, buffer) moments of one sub-block for the chunk's steps."""
@@ -158,7 +158,7 @@ _SIGNATURE = void(
 )
 
 
-@njit(_SIGNATURE, parallel=True, cache=True, error_model="numpy", fastmath={"contract"})
+@njit(_SIGNATURE, parallel=True, cache=True, error_model="numpy")
 def propagate(mw, mb, sww, swb, sbb, lam, lam_rows, var, var_rows, inv_batch, coef, coef_rows, active,
               d, n_blocks, first_step, n_steps, every, first_record, partial):
     """Advance the moments of every element by steps first_step .. first_step + n_steps - 1.

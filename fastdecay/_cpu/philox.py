@@ -30,9 +30,8 @@ only +, -, *, / and sqrt, each correctly rounded by IEEE 754, in a fixed order a
 the Numba build, the host C++ build of ``kernels/philox.cuh``
 (``-ffp-contract=off``) and its CUDA build (``__dadd_rn``/``__dmul_rn``/
 ``__ddiv_rn``/``__dsqrt_rn``, never contracted) give the same bits. These
-functions are compiled without ``fastmath``, and LLVM keeps their
-per-instruction flags when they are inlined into a simulation kernel whose
-update rules contract (``tests/test_philox.py`` checks the draws made inside
+functions are compiled without ``fastmath``, as every kernel here is
+(``tests/test_philox.py`` checks the draws made inside
 the simulation against standalone ones). Free of libm calls and
 branch-free after if-conversion, the loop of ``fill_normal_pairs`` (what the
 simulations call, once per tile every second step) vectorises across lanes:

@@ -62,16 +62,21 @@ Adam, with g <- -g under ``maximize``::
     w <- w + (-lr/(1-beta1^(t+1))) * m / (sqrt(v or vmax)/sqrt(1-beta2^(t+1)) + eps)
 
 All functions here compile with ``error_model="numpy"`` (a division by zero is
-IEEE, not a Python exception: that branch would stop vectorization) and
-``fastmath={"contract"}`` (a*b + c may become one fused multiply-add, as in
-torch's vectorized CPU kernels, ``vec::fmadd``); callers should use the same
-options. Coefficients that make a term vanish are exact (``1*x``, ``x + 0*y``
+IEEE, not a Python exception: that branch would stop vectorization) and without
+``fastmath``: no a*b + c is ever contracted into a fused multiply-add. With
+contraction allowed, LLVM chose which products to fuse differently in a fresh
+compile and in the object code Numba writes to its cache, so two processes (a
+sweep's Dask workers and the client) gave results 1 ulp apart; unfused, every
+operation rounds once, in the written order, in every compile, and the CUDA
+kernels (``--fmad=false``) and a host build with ``-ffp-contract=off`` give the
+same bits. Callers should use the same options.
+
+Coefficients that make a term vanish are exact (``1*x``, ``x + 0*y``
 round to ``x`` for finite values), so one rule covers every flag combination
 with loop-invariant branches only.
 
-Numba's on-disk cache keys a kernel on its own file only: after editing this
-file, delete the callers' cache entries (``fastdecay/_cpu/__pycache__/updates.*``,
-``simulate.*``, ``expected.*``; ``make clean-cache``) or they keep the old rules.
+Editing this file recompiles every kernel that inlines it: the cached kernels of
+this package are stamped with a hash of all its files (``fastdecay/_cpu/__init__``).
 """
 
 import math
@@ -90,13 +95,13 @@ ON_DROP_CODES = {"keep": ON_DROP_KEEP, "reset": ON_DROP_RESET, "rescale": ON_DRO
 # ----------------------------------------------------------------------------- (a) per-step scalars
 
 
-@njit(cache=True, error_model="numpy", fastmath={"contract"})
+@njit(cache=True, error_model="numpy")
 def scheduled_rates(lr_table, wd_table, t):
     """(lr_t, wd_t): row 0 of the learning-rate and weight-decay tables at step ``t``."""
     return lr_at(lr_table, 0, t), lr_at(wd_table, 0, t)
 
 
-@njit(cache=True, error_model="numpy", fastmath={"contract"})
+@njit(cache=True, error_model="numpy")
 def buffer_scale_at(lr_table, row, t, on_drop):
     """Factor applied to the momentum buffer before its update at step ``t``.
 
@@ -113,7 +118,7 @@ def buffer_scale_at(lr_table, row, t, on_drop):
     return ratio
 
 
-@njit(cache=True, error_model="numpy", fastmath={"contract"})
+@njit(cache=True, error_model="numpy")
 def sgd_scalars(lr, wd, first, buffer_scale, momentum, dampening, nesterov, decoupled, maximize, lr_in_buffer):
     """Per-step coefficients of ``sgd_element`` (float64).
 
@@ -138,7 +143,7 @@ def sgd_scalars(lr, wd, first, buffer_scale, momentum, dampening, nesterov, deco
     return sign, l2, shrink, buf_decay, gain, nest_grad, nest_buf, neg_lr
 
 
-@njit(cache=True, error_model="numpy", fastmath={"contract"})
+@njit(cache=True, error_model="numpy")
 def adam_scalars(lr, wd, t, beta1, beta2, eps, decoupled, maximize):
     """Per-step coefficients of ``adam_element`` (float64), bias corrections at ``t + 1``.
 
@@ -160,7 +165,7 @@ def adam_scalars(lr, wd, t, beta1, beta2, eps, decoupled, maximize):
 # ----------------------------------------------------------------------------- (b) per-element rules
 
 
-@njit(cache=True, error_model="numpy", fastmath={"contract"})
+@njit(cache=True, error_model="numpy")
 def sgd_element(w, g, buf, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
                 use_momentum, nesterov, first):
     """One element of SGD / heavy ball / Nesterov: returns the new ``(w, buf)``."""
@@ -177,13 +182,13 @@ def sgd_element(w, g, buf, sign, l2, shrink, buf_decay, grad_gain, nest_grad, ne
             d = buf
     else:
         d = g
-    if shrink != 1.0:  # loop-invariant: a select, and w + neg_lr*d stays one fused multiply-add
+    if shrink != 1.0:  # loop-invariant: a select, not a multiply by 1 per element
         w = w * shrink
     w = w + neg_lr * d
     return w, buf
 
 
-@njit(cache=True, error_model="numpy", fastmath={"contract"})
+@njit(cache=True, error_model="numpy")
 def adam_element(w, g, m, v, vmax, sign, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps,
                  amsgrad, first):
     """One element of Adam / AdamW / AMSGrad: returns the new ``(w, m, v, vmax)``."""

@@ -168,15 +168,11 @@ def _sgd(x, g, b, l2, buf_decay, gain, nest_grad, nest_buf, neg_lr, use_momentum
 
     A simulation never maximizes, couples its weight decay and has no dampening,
     so sign, shrink and (without lr_in_buffer) grad_gain and nest_grad are exactly
-    1: they go in as a compile-time constant 1 of the element type, LLVM folds
-    ``1*g`` to ``g``, and each ``a*b + c`` left has one product, hence one way to
-    contract it into a fused multiply-add. (The rules compile with
-    ``fastmath={"contract"}``; ``a*b + c*d`` with two run-time products may fuse
-    either product, and which one LLVM picks depends on the surrounding code: it
-    differed between the shared-schedule and per-trajectory loops, and between a
-    fresh compile and a kernel loaded from Numba's cache.) Every SGD-family call
-    site of the simulation goes through here, so a trajectory gets the same bits
-    on the shared-schedule, per-trajectory and generic paths, whatever its batch.
+    1: they go in as a compile-time constant 1 of the element type and LLVM folds
+    ``1*g`` to ``g``. Every SGD-family call site of the simulation goes through
+    here, and nothing is contracted into a fused multiply-add (``rules``), so a
+    trajectory gets the same bits on the shared-schedule, per-trajectory and
+    generic paths, whatever its batch, in a fresh compile and from Numba's cache.
     ``in_buffer`` is lr_in_buffer with momentum on (then gain = nest_grad = lr).
     """
     one = _one_like(x)
@@ -199,7 +195,7 @@ def _adam(x, g, m, v, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps, f
 def _gradient(lam, x, z, sigma, j):
     """Gradient of an element: λ x, plus σ z[j] with noise (z: the step's draws of the
     tile's lanes, in the element type; None without noise, pruned at compile time).
-    Compiled without ``fastmath``: the sum is never fused into a multiply-add."""
+    Never fused into a multiply-add (no ``fastmath`` anywhere in the kernels)."""
     g = lam * x
     if z is not None:
         g = g + sigma * z[j]

@@ -119,7 +119,7 @@ def _block_span(first_block, sizes, b):
     return k, min(lo + BLOCK, sizes[k]) - lo, lo
 
 
-@njit(cache=True, error_model="numpy", fastmath={"contract"})
+@njit(cache=True, error_model="numpy")
 def _store_param(w, comp, i, old, new, compensated):
     """Store the updated parameter ``new`` (math dtype) over ``old`` (its value before the step)."""
     if compensated:
@@ -131,7 +131,7 @@ def _store_param(w, comp, i, old, new, compensated):
         w[i] = narrow(new, w[i])
 
 
-@njit(cache=True, error_model="numpy", fastmath={"contract"})
+@njit(cache=True, error_model="numpy")
 def _sgd_block(w, g, buf, comp, grad_scale, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
                use_momentum, nesterov, first, compensated):
     """``sgd_element`` over one contiguous block; the kernel passes the flags as constants.
@@ -154,7 +154,7 @@ def _sgd_block(w, g, buf, comp, grad_scale, sign, l2, shrink, buf_decay, grad_ga
             _store_param(w, comp, i, old, new, compensated)
 
 
-@njit(cache=True, error_model="numpy", fastmath={"contract"})
+@njit(cache=True, error_model="numpy")
 def _adam_block(w, g, m, v, vmax, comp, grad_scale, sign, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps,
                 amsgrad, first, compensated):
     """``adam_element`` over one contiguous block (``vmax`` untouched without amsgrad)."""
@@ -198,7 +198,7 @@ def kernel(py_func, param, state):
     compiled = _COMPILED.get(key)
     if compiled is None:
         signature = _signature(param, state, *_EXTRA[py_func])
-        compiled = njit(signature, parallel=True, cache=True, error_model="numpy", fastmath={"contract"})(py_func)
+        compiled = njit(signature, parallel=True, cache=True, error_model="numpy")(py_func)
         _COMPILED[key] = compiled
     return compiled
 
