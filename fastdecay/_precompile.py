@@ -39,24 +39,28 @@ def _schedules():
 
 def _updates():
     import fastdecay as fd
+    from ._rules import FUSED
 
+    # one kernel per fused update and storage dtype; the options are run-time arguments
     lr = fd.cosine(0.1, 10)
     for dtype in (np.float64, np.float32):
-        w, g, m, v, x = ([np.ones(9, dtype), np.ones(3, dtype)] for _ in range(5))
-        fd.sgd_step(w, g, step=0, lr=lr)
-        fd.sgd_step(w, g, step=0, lr=lr, momentum=0.9, momentum_buffer=m, nesterov=True, on_drop="rescale")
-        fd.adamw_step(w, g, m, v, step=0, lr=lr, weight_decay=lr)
-        fd.adamw_step(w, g, m, v, step=1, lr=lr, amsgrad=True, max_exp_avg_sq=x, grad_scale=2.0)
-        fd.sgd_step(w[0], g[0], step=0, lr=0.1)
-        fd.adamw_step(w[0], g[0], m[0], v[0], step=0, lr=0.1)
+        w, g = ([np.ones(9, dtype), np.ones(3, dtype)] for _ in range(2))
+        for fused in FUSED.values():
+            update = getattr(fd, fused.function)
+            state = {key: [np.zeros(9, dtype), np.zeros(3, dtype)] for key in fused.state_keys
+                     if key not in fused.optional}
+            update(w, g, **state, step=0, lr=lr, weight_decay=lr, **fused.example)
+            update(w[0], g[0], **{key: value[0] for key, value in state.items()}, step=1, lr=0.1, grad_scale=2.0,
+                   **fused.example)
 
 
 def _simulate(dtype):
     import fastdecay as fd
+    from ._rules import NAMES
 
     lam = np.ones((2, 3))
     shared, per_trajectory = fd.step(0.1, 0.5, 3), fd.stack([fd.constant(0.1), fd.exponential(0.1, gamma=0.9)])
-    for optimizer in ("gd", "momentum", "adamw"):
+    for optimizer in NAMES:
         fd.simulate(lam, shared, steps=4, optimizer=optimizer, dtype=dtype)
         fd.simulate(lam, per_trajectory, steps=4, optimizer=optimizer, dtype=dtype, every=2, noise=0.1,
                     weight_decay=per_trajectory)

@@ -30,9 +30,6 @@ from ._dispatch import CUPY, TORCH_CPU, TORCH_CUDA, backend_of
 # steps are counted in int64 on every kernel: the largest step any function accepts
 MAX_STEP = 2**63 - 1
 
-ON_DROP_CODES = {"keep": 0, "reset": 1, "rescale": 2}  # the kernels' codes (fastdecay/_cpu/rules.py ON_DROP_*)
-ON_DROP = tuple(ON_DROP_CODES)
-
 
 class ScheduleBase:
     """The base class of ``fastdecay.Schedule``, defined here so that checks can
@@ -457,27 +454,3 @@ def rate_table(name, value):
                              f"{value.batch_shape}: {value!r}")
         return value.rows()
     return constant_table(real(name, value, low=0.0))
-
-
-# ----------------------------------------------------------------------------- optimizer options
-
-
-def sgd_options(momentum, dampening, nesterov, on_drop):
-    """(momentum, dampening, nesterov, on_drop code) of SGD, checked together."""
-    nesterov = flag("nesterov", nesterov)
-    code = ON_DROP_CODES.get(on_drop) if type(on_drop) is str else None
-    if code is None:
-        choice("on_drop", on_drop, ON_DROP)  # raises, naming on_drop
-    momentum = real("momentum", momentum, low=0.0)
-    dampening = real("dampening", dampening)
-    if nesterov and (momentum <= 0.0 or dampening != 0.0):
-        raise ValueError(
-            f"nesterov=True needs momentum > 0 and dampening == 0, got momentum={momentum!r}, dampening={dampening!r}"
-        )
-    return momentum, dampening, nesterov, code
-
-
-def adam_options(betas_, eps):
-    """(beta1, beta2, eps) of Adam / AdamW as floats, checked."""
-    beta1, beta2 = betas(betas_)
-    return beta1, beta2, real("eps", eps, low=0.0)

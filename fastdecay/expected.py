@@ -21,11 +21,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _rules as R
 from . import _validate as V
 from ._dispatch import CUPY, TORCH_CPU, TORCH_CUDA, backend_of
 from .diagnostics import adam_effective_step
 from .schedules import Schedule, as_schedule, constant
-from .simulate import ON_DROP
 
 __all__ = [
     "expected_loss",
@@ -37,7 +37,8 @@ __all__ = [
     "AdamCompensatingDecay",
 ]
 
-OPTIMIZERS = ("gd", "momentum", "momentum_lr_in_buffer", "nesterov")
+OPTIMIZERS = R.LINEAR  # the rules linear in (w, buffer, gradient): exact moments
+ON_DROP = R.ON_DROP
 
 # coefficients of one chunk: rate rows x steps x 6 float64 stay below this many numbers
 _COEF_NUMBERS = 1 << 22
@@ -171,14 +172,13 @@ def _prepare(curvature, schedule, *, steps, optimizer, momentum, noise, batch_si
         arrays[name] = arr
 
     from ._cpu import expected as kernels
-    from ._cpu import rules
 
     rate_shape = np.broadcast_shapes(lr_s.batch_shape, wd_s.batch_shape)
     lam_table, lam_rows = _row_table(lam, batch, d)
     var_table, var_rows = _row_table(arrays["noise"] ** 2, batch, d)
     return _Problem(
         backend=backend, batch=batch, d=d, opt=kernels.OPTIMIZER_CODES[optimizer], momentum=momentum,
-        on_drop=rules.ON_DROP_CODES[on_drop], lr=lr_s, lam=lam_table, lam_rows=lam_rows, var=var_table,
+        on_drop=R.ON_DROP_CODES[on_drop], lr=lr_s, lam=lam_table, lam_rows=lam_rows, var=var_table,
         var_rows=var_rows, inv_batch=_readonly(1.0 / np.broadcast_to(sizes, batch).reshape(-1)),
         lr_rows=_rows(lr_s.batch_shape, rate_shape), wd_rows=_rows(wd_s.batch_shape, rate_shape),
         wd_table=wd_s.rows(), coef_rows=_rows(rate_shape, batch), w0=arrays["w0"], w0_var=arrays["w0_var"],

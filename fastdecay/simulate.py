@@ -31,14 +31,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _rules as R
 from . import _validate as V
 from ._dispatch import CUPY, TORCH_CPU, TORCH_CUDA, backend_of
 from .schedules import Schedule, as_schedule
 
 __all__ = ["simulate", "SimulationResult", "OPTIMIZERS"]
 
-OPTIMIZERS = ("gd", "momentum", "momentum_lr_in_buffer", "nesterov", "adam", "adamw")
-ON_DROP = ("keep", "reset", "rescale")
+OPTIMIZERS = R.NAMES  # every update rule of fastdecay._rules
+ON_DROP = R.ON_DROP
 
 # Default chunks are sized by time: the first runs about _FIRST_CHUNK_ELEMENT_STEPS
 # element-steps (milliseconds on any path), each next one aims at _CHUNK_SECONDS at
@@ -212,7 +213,6 @@ def simulate(curvature, schedule, *, steps, optimizer="gd", w0=1.0, momentum=0.9
         raise ValueError(f"trajectory_offset + batch size must stay below 2**64, got {trajectory_offset!r}")
 
     # ---- allocate and prepare; kernels never allocate
-    from ._cpu import rules
     from ._cpu import simulate as cpu
 
     if on_gpu:
@@ -223,8 +223,9 @@ def simulate(curvature, schedule, *, steps, optimizer="gd", w0=1.0, momentum=0.9
         device = xp.cuda.Device(lam.device.id)
     else:
         kernels, xp, device = cpu, np, contextlib.nullcontext()
-    adam = optimizer in ("adam", "adamw")
-    has_buffer = adam or (optimizer != "gd" and momentum != 0.0)
+    rule = R.BY_NAME[optimizer]
+    # the buffers the rule keeps (a momentum rule with momentum 0 keeps none)
+    has_buffer = bool(rule.buffers) and ("momentum" not in rule.options or momentum != 0.0)
     n_rec = steps // every + 1 if every else 0
     lr_src = _rate_source(lr_s, batch, n)
     wd_src = _rate_source(wd_s, batch, n)
@@ -237,7 +238,7 @@ def simulate(curvature, schedule, *, steps, optimizer="gd", w0=1.0, momentum=0.9
         w[...] = xp.asarray(w0)
         w_flat = w.reshape(n * d)
         buf = xp.zeros(n * d if has_buffer else 0, dtype=dt)
-        sq = xp.zeros(n * d if adam else 0, dtype=dt)
+        sq = xp.zeros(n * d if len(rule.buffers) > 1 else 0, dtype=dt)
         rec = [xp.empty((n, n_rec) if every else (0, 0), dtype=dt) for _ in range(3)]
         if on_gpu:
             lr_src = tuple(xp.asarray(a) for a in lr_src)
@@ -246,8 +247,8 @@ def simulate(curvature, schedule, *, steps, optimizer="gd", w0=1.0, momentum=0.9
         if timed:
             chunk_steps = min(_CHUNK_STEPS_MAX, max(1, _FIRST_CHUNK_ELEMENT_STEPS // max(1, n * d)))
         step_scalars = np.empty((min(steps, _CHUNK_STEPS_MAX if timed else chunk_steps) + 1, cpu.N_SCALARS))
-        on_drop_code = rules.ON_DROP_CODES[on_drop]
-        opt = cpu.OPTIMIZER_CODES[optimizer]
+        on_drop_code = R.ON_DROP_CODES[on_drop]
+        opt = rule.code
 
         def run():
             first, count = 0, chunk_steps

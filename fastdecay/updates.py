@@ -47,6 +47,7 @@ import sys
 import numpy as np
 
 from . import _layout as L
+from . import _rules as R
 from . import _update_plan as P
 from . import _validate as V
 from ._dispatch import NUMPY, TORCH_CPU, backend_of, is_torch, torch_storage_problem
@@ -251,9 +252,9 @@ def sgd_momentum(momentum, dampening, nesterov, on_drop):
     or a scalar schedule (checked as a number at its step-0 value: nesterov needs it > 0)."""
     if isinstance(momentum, V.ScheduleBase):
         table = V.rate_table("momentum", momentum)
-        _, dampening, nesterov, code = V.sgd_options(float(momentum.lr0()), dampening, nesterov, on_drop)
+        _, dampening, nesterov, code = R.sgd_options(float(momentum.lr0()), dampening, nesterov, on_drop)
         return table, dampening, nesterov, code
-    momentum, dampening, nesterov, code = V.sgd_options(momentum, dampening, nesterov, on_drop)
+    momentum, dampening, nesterov, code = R.sgd_options(momentum, dampening, nesterov, on_drop)
     return V.constant_table(momentum), dampening, nesterov, code
 
 
@@ -262,9 +263,9 @@ def adam_betas(betas, eps):
     schedule (its step-0 value checked as the number would be)."""
     if isinstance(betas, (tuple, list)) and len(betas) == 2 and isinstance(betas[0], V.ScheduleBase):
         table = V.rate_table("betas[0]", betas[0])
-        _, beta2, eps = V.adam_options((float(betas[0].lr0()), betas[1]), eps)
+        _, beta2, eps = R.adam_options((float(betas[0].lr0()), betas[1]), eps)
         return table, beta2, eps
-    beta1, beta2, eps = V.adam_options(betas, eps)
+    beta1, beta2, eps = R.adam_options(betas, eps)
     return V.constant_table(beta1), beta2, eps
 
 

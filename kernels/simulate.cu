@@ -26,7 +26,8 @@
 
 using namespace fastdecay;
 
-enum { OPT_GD = 0, OPT_MOMENTUM = 1, OPT_LR_IN_BUFFER = 2, OPT_NESTEROV = 3, OPT_ADAM = 4, OPT_ADAMW = 5 };
+enum { OPT_GD = RULE_GD, OPT_MOMENTUM = RULE_MOMENTUM, OPT_LR_IN_BUFFER = RULE_LR_IN_BUFFER,
+       OPT_NESTEROV = RULE_NESTEROV, OPT_ADAM = RULE_ADAM, OPT_ADAMW = RULE_ADAMW };  // update_math.cuh
 enum { SS_LR = 0, SS_WD = 1, SS_SCALE = 2, N_SCALARS = 3 };
 enum { REANCHOR = 1024 };  // = SIM_REANCHOR of fastdecay/_cpu/simulate.py
 

@@ -14,7 +14,10 @@
 
 namespace fastdecay {
 
+// The codes of fastdecay/_rules.py (tests/test_cuda_host.py compares them): what the
+// momentum buffer does at a learning-rate drop, and the simulations' update rules.
 enum { ON_DROP_KEEP = 0, ON_DROP_RESET = 1, ON_DROP_RESCALE = 2 };
+enum { RULE_GD = 0, RULE_MOMENTUM = 1, RULE_LR_IN_BUFFER = 2, RULE_NESTEROV = 3, RULE_ADAM = 4, RULE_ADAMW = 5 };
 
 // ----------------------------------------------------------------------------- element storage
 //

@@ -26,6 +26,7 @@ import pytest
 
 import fastdecay as fd
 from fastdecay import _layout as L
+from fastdecay import _rules as R
 
 CXX = os.environ.get("CXX") or shutil.which("g++") or shutil.which("clang++") or shutil.which("c++")
 if CXX is None:  # pragma: no cover - every supported CI image has one
@@ -177,6 +178,11 @@ void fd_adam_f64(double* w, const double* g, double* m, double* v, double* x, i6
                  int maxi, int ams, double gs, double fi) {
     adam_loop<double>(w, g, m, v, x, n, lr, ls, wd, ws, step, b1, b1s, b2, eps, dec, maxi, ams, gs, fi);
 }
+int fd_rule_code(int i) {
+    const int v[] = {ON_DROP_KEEP, ON_DROP_RESET, ON_DROP_RESCALE, RULE_GD, RULE_MOMENTUM, RULE_LR_IN_BUFFER,
+                     RULE_NESTEROV, RULE_ADAM, RULE_ADAMW};
+    return v[i];
+}
 int fd_layout(int i) {
     const int v[] = {WIDTH, START, ORIGIN, KIND, P0, KIND_CONSTANT, KIND_EXPONENTIAL, KIND_INVERSE_TIME,
                      KIND_POLYNOMIAL, KIND_COSINE, KIND_COSINE_RESTARTS, KIND_CYCLIC, KIND_ONE_MINUS_POWER,
@@ -227,6 +233,7 @@ def host(tmp_path_factory):
                  "fd_sin_two_pi"):
         getattr(dll, name).restype = None
     dll.fd_layout.restype = ctypes.c_int
+    dll.fd_rule_code.restype = ctypes.c_int
     dll.fd_updates_layout.restype = ctypes.c_int
     P, I64, INT, D = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_double
     for dt in ("f32", "f64"):
@@ -254,6 +261,14 @@ def test_layout_constants_match_python(host):
              "COSINE_POWER"]
     assert [host.fd_layout(i) for i in range(len(names))] == [getattr(L, n) for n in names]
     assert set(L.KIND_NAMES) == {getattr(L, n) for n in names[5:]}, "a primitive kind the header does not know"
+
+
+def test_rule_codes_match_python(host):
+    names = ["ON_DROP_KEEP", "ON_DROP_RESET", "ON_DROP_RESCALE", "GD", "MOMENTUM", "LR_IN_BUFFER", "NESTEROV",
+             "ADAM", "ADAMW"]
+    assert [host.fd_rule_code(i) for i in range(len(names))] == [getattr(R, n) for n in names]
+    assert sorted(r.code for r in R.RULES) == [getattr(R, n) for n in names[3:]], "a rule the header does not know"
+    assert [R.ON_DROP_CODES[k] for k in R.ON_DROP] == [0, 1, 2]
 
 
 # ----------------------------------------------------------------------------- schedules
@@ -575,7 +590,7 @@ def test_normals_of_the_native_build_equal_cpu_generator(philox_native):
 
 # ----------------------------------------------------------------------------- update rules
 
-ON_DROP = {"keep": 0, "reset": 1, "rescale": 2}
+ON_DROP = R.ON_DROP_CODES
 SUFFIX = {np.float32: "f32", np.float64: "f64"}
 
 SGD_CASES = [

@@ -7,9 +7,10 @@ import pytest
 
 import fastdecay as fd
 from fastdecay import expected as expected_module
+from fastdecay._rules import LINEAR
 from fastdecay.reference import expected_moments
 
-OPTIMIZERS = ["gd", "momentum", "momentum_lr_in_buffer", "nesterov"]
+OPTIMIZERS = list(LINEAR)  # the rules with an exact linear form
 STEPS = 150
 
 SCHEDULES = {

@@ -15,11 +15,12 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import fastdecay as fd
+from fastdecay._rules import NAMES
 from fastdecay.reference import simulate_quadratic
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
-OPTIMIZERS = ["gd", "momentum", "momentum_lr_in_buffer", "nesterov", "adam", "adamw"]
+OPTIMIZERS = list(NAMES)  # every update rule of the table
 RTOL = 1e-10
 
 

@@ -243,7 +243,7 @@ def test_torch_version_counters_move_as_with_torch_in_place_ops():
 
 def test_on_drop_codes_agree_with_the_rules():
     from fastdecay._cpu import rules
-    from fastdecay._validate import ON_DROP_CODES
+    from fastdecay._rules import ON_DROP_CODES
 
     assert ON_DROP_CODES == rules.ON_DROP_CODES
 

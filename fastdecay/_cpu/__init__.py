@@ -2,13 +2,14 @@
 
 Numba's on-disk cache (``cache=True``) keys a kernel on the content of its own
 source file only, but the kernels here inline functions from their sibling
-modules (the update rules, the schedule formulas, the Philox generator) and the
-table layout in ``fastdecay/_layout.py``. Left alone, editing ``rules.py`` would
-keep every cached simulation and update kernel on the old rules. So before any
-kernel is defined, this package puts a cache locator in front of Numba's own
-for the files of this package: the same cache directory Numba would use, with
-a source stamp that is the hash of every file a kernel here can inline. Editing
-any of them recompiles all the kernels (seconds to a minute, once), never runs
+modules (the update rules, the schedule formulas, the Philox generator), the
+table layout in ``fastdecay/_layout.py`` and the rule codes in
+``fastdecay/_rules.py``. Left alone, editing ``rules.py`` would keep every
+cached simulation and update kernel on the old rules. So before any kernel is
+defined, this package puts a cache locator in front of Numba's own for the
+files of this package: the same cache directory Numba would use, with a source
+stamp that is the hash of every file a kernel here can inline. Editing any of
+them recompiles all the kernels (seconds to a minute, once), never runs
 a stale one.
 
 The locator subclasses Numba's (``numba.core.caching``); if a Numba release
@@ -19,8 +20,8 @@ import hashlib
 import pathlib
 
 _HERE = pathlib.Path(__file__).resolve().parent
-# what a kernel in this package can inline: its siblings and the table layout
-_SOURCES = sorted(_HERE.glob("*.py")) + [_HERE.parent / "_layout.py"]
+# what a kernel in this package can inline: its siblings, the table layout and the rule codes
+_SOURCES = sorted(_HERE.glob("*.py")) + [_HERE.parent / "_layout.py", _HERE.parent / "_rules.py"]
 
 
 def _package_stamp():

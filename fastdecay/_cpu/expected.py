@@ -29,15 +29,12 @@ validate; ``fastdecay.expected_loss`` has checked and prepared every argument.
 import numpy as np
 from numba import float64, int64, njit, prange, types, uint8, void
 
+from .._rules import BY_NAME, GD, LINEAR, LR_IN_BUFFER, NESTEROV
 from .rules import buffer_scale_at, sgd_element, sgd_scalars
 from .schedule import TABLE, lr_at
 
-# optimizer codes (the public names map onto these in fastdecay/expected.py)
-GD = 0
-MOMENTUM = 1
-LR_IN_BUFFER = 2
-NESTEROV = 3
-OPTIMIZER_CODES = {"gd": GD, "momentum": MOMENTUM, "momentum_lr_in_buffer": LR_IN_BUFFER, "nesterov": NESTEROV}
+# the rules with an exact linear form (fastdecay._rules), by public name
+OPTIMIZER_CODES = {name: BY_NAME[name].code for name in LINEAR}
 
 # columns of the per-step coefficients: w' = WW w + WG g + WB b, b' = BW w + BG g + BB b
 WW = 0

@@ -80,16 +80,17 @@ this package are stamped with a hash of all its files (``fastdecay/_cpu/__init__
 """
 
 import math
+from collections import namedtuple
 
 from numba import njit
 
+from .._rules import ON_DROP_CODES, ON_DROP_KEEP, ON_DROP_RESCALE, ON_DROP_RESET  # noqa: F401 (re-exported)
 from .schedule import drop_ratio, lr_at
 
-# on_drop codes (the public strings map onto these in fastdecay/updates.py)
-ON_DROP_KEEP = 0
-ON_DROP_RESET = 1
-ON_DROP_RESCALE = 2
-ON_DROP_CODES = {"keep": ON_DROP_KEEP, "reset": ON_DROP_RESET, "rescale": ON_DROP_RESCALE}
+# The per-step coefficients, field for field the structs SgdScalars / AdamScalars of
+# kernels/update_math.cuh (a namedtuple compiles to the same plain tuple).
+SgdScalars = namedtuple("SgdScalars", "sign l2 shrink buf_decay grad_gain nest_grad nest_buf neg_lr")
+AdamScalars = namedtuple("AdamScalars", "sign l2 shrink w1 beta2 w2 neg_step_size bc2_sqrt eps")
 
 
 # ----------------------------------------------------------------------------- (a) per-step scalars
@@ -122,7 +123,7 @@ def buffer_scale_at(lr_table, row, t, on_drop):
 def sgd_scalars(lr, wd, first, buffer_scale, momentum, dampening, nesterov, decoupled, maximize, lr_in_buffer):
     """Per-step coefficients of ``sgd_element`` (float64).
 
-    Returns ``(sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr)``:
+    Returns ``SgdScalars(sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr)``:
     gradient sign (-1 under maximize), coupled weight decay (0 if decoupled),
     decoupled shrink 1 - lr*wd (1 if coupled), the buffer's decay
     momentum*buffer_scale and the gradient's gain into it ((1-dampening), times
@@ -140,14 +141,14 @@ def sgd_scalars(lr, wd, first, buffer_scale, momentum, dampening, nesterov, deco
     nest_grad = lr if in_buffer else 1.0
     nest_buf = momentum if nesterov else 0.0
     neg_lr = -1.0 if in_buffer else -lr
-    return sign, l2, shrink, buf_decay, gain, nest_grad, nest_buf, neg_lr
+    return SgdScalars(sign, l2, shrink, buf_decay, gain, nest_grad, nest_buf, neg_lr)
 
 
 @njit(cache=True, error_model="numpy")
 def adam_scalars(lr, wd, t, beta1, beta2, eps, decoupled, maximize):
     """Per-step coefficients of ``adam_element`` (float64), bias corrections at ``t + 1``.
 
-    Returns ``(sign, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps)``
+    Returns ``AdamScalars(sign, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps)``
     with w1 = 1 - beta1, w2 = 1 - beta2, neg_step_size = -lr/(1 - beta1^(t+1)),
     bc2_sqrt = (1 - beta2^(t+1))**0.5 (torch's Python-float arithmetic).
     """
@@ -159,7 +160,7 @@ def adam_scalars(lr, wd, t, beta1, beta2, eps, decoupled, maximize):
     bias_correction2 = 1.0 - beta2**n
     neg_step_size = -(lr / bias_correction1)
     bc2_sqrt = bias_correction2**0.5
-    return sign, l2, shrink, 1.0 - beta1, beta2, 1.0 - beta2, neg_step_size, bc2_sqrt, eps
+    return AdamScalars(sign, l2, shrink, 1.0 - beta1, beta2, 1.0 - beta2, neg_step_size, bc2_sqrt, eps)
 
 
 # ----------------------------------------------------------------------------- (b) per-element rules

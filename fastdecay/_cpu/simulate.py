@@ -53,23 +53,9 @@ from numba.extending import overload
 from .philox import fill_normal_pairs
 from .rules import adam_element, adam_scalars, buffer_scale_at, sgd_element, sgd_scalars
 from .._layout import CONSTANT, EXPONENTIAL, KIND, ORIGIN, P0, START
+from .._rules import ADAM, ADAMW, GD, LR_IN_BUFFER, MOMENTUM, NESTEROV  # noqa: F401 (the rule codes)
+from .._rules import CODES as OPTIMIZER_CODES  # noqa: F401 (public name -> code, from the one table)
 from .schedule import TABLE, lr_at
-
-# optimizer codes (fastdecay.simulate maps the public names onto these)
-GD = 0
-MOMENTUM = 1
-LR_IN_BUFFER = 2
-NESTEROV = 3
-ADAM = 4
-ADAMW = 5
-OPTIMIZER_CODES = {
-    "gd": GD,
-    "momentum": MOMENTUM,
-    "momentum_lr_in_buffer": LR_IN_BUFFER,
-    "nesterov": NESTEROV,
-    "adam": ADAM,
-    "adamw": ADAMW,
-}
 
 # columns of step_scalars
 LR = 0

@@ -11,6 +11,8 @@ for a null pointer), ``"i32"``, ``"u32"``, ``"i64"``, ``"u64"``, ``"f64"``.
 
 import numpy as np
 
+from .._rules import RULES
+
 # must equal CHUNK and N_FIELDS in kernels/updates.cu (the host test checks)
 CHUNK = 1 << 12
 N_FIELDS = 8
@@ -102,7 +104,7 @@ def adam_args(table, n_chunks, lr_table, wd_table, step, beta1_table, beta2, eps
 
 
 COEF_STRIDE = 12  # row length of the simulations' shared coefficient table (COEF_STRIDE in update_math.cuh)
-ADAM_CODES = (4, 5)  # fastdecay._cpu.simulate.OPTIMIZER_CODES of "adam" and "adamw"
+BIAS_CODES = tuple(r.code for r in RULES if r.bias_correction)  # the rules with Adam's bias corrections
 
 
 def simulate_scratch(opt, lr_rows, wd_rows, n_steps):
@@ -111,7 +113,7 @@ def simulate_scratch(opt, lr_rows, wd_rows, n_steps):
     shared by every trajectory) and Adam's bias corrections ``(n_steps, 2)`` float64."""
     shared = lr_rows.size == 0 and wd_rows.size == 0
     coef = (max(int(n_steps), 1), COEF_STRIDE) if shared else None
-    bias = (max(int(n_steps), 1), 2) if int(opt) in ADAM_CODES else None
+    bias = (max(int(n_steps), 1), 2) if int(opt) in BIAS_CODES else None
     return coef, bias
 
 

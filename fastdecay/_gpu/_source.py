@@ -22,6 +22,8 @@ import os
 import pathlib
 import re
 
+from .._rules import FUSED
+
 # Every .cu file and the extern "C" kernels the wrappers launch from it.
 KERNELS = {
     "schedule.cu": (
@@ -30,7 +32,7 @@ KERNELS = {
         "schedule_table_f64",
         "schedule_table_f32",
     ),
-    "updates.cu": tuple(f"{rule}_{suffix}" for rule in ("sgd", "adam")
+    "updates.cu": tuple(f"{kernel}_{suffix}" for kernel in FUSED
                         for suffix in ("f32", "f64", "f32_bf16", "bf16_f32", "bf16", "f16_f32", "f16_bf16"))
     + ("step_increment",),
     "simulate.cu": (

@@ -8,9 +8,9 @@ import math
 
 import numpy as np
 
-__all__ = ["philox4x32_10", "philox_normal", "simulate_quadratic", "OPTIMIZERS"]
+from .._rules import NAMES as OPTIMIZERS  # the update rules fastdecay knows
 
-OPTIMIZERS = ("gd", "momentum", "momentum_lr_in_buffer", "nesterov", "adam", "adamw")
+__all__ = ["philox4x32_10", "philox_normal", "simulate_quadratic", "OPTIMIZERS"]
 
 _MASK = 0xFFFFFFFF
 

@@ -18,9 +18,9 @@ import numpy as np
 
 from .. import _validate as V
 from .. import schedules as S
-from .._validate import ON_DROP
-from ..expected import OPTIMIZERS as EXPECTED_OPTIMIZERS  # the linear rules: exact moments
-from ..simulate import OPTIMIZERS
+from .._rules import LINEAR as EXPECTED_OPTIMIZERS  # the linear rules: exact moments
+from .._rules import NAMES as OPTIMIZERS
+from .._rules import ON_DROP
 
 __all__ = ["SweepConfigError", "parse_config", "config_hash", "build_schedule", "ChunkPlan", "chunk_plan",
            "sweep_mode", "result_arrays", "FORMAT", "OPTIMIZERS", "ON_DROP", "MODES", "EXPECTED_OPTIMIZERS"]
