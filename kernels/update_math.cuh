@@ -5,8 +5,10 @@
 // (b) Per-element rules templated on the element type: every scalar already
 //     cast to T, so float32 runs float32 math (and 16-bit storage, loaded to
 //     float32 by Storage<>). Same operations in the same order as the Numba
-//     rules (torch's single-tensor SGD and Adam), so with FMA contraction off
-//     the host build reproduces the CPU backend bit for bit.
+//     rules (torch's single-tensor SGD and Adam): explicit fma() where the Numba
+//     rules have one, no contraction anywhere else (--fmad=false; a host build
+//     with -ffp-contract=off), so the host build reproduces the CPU backend bit
+//     for bit.
 #pragma once
 
 #include "common.cuh"
@@ -266,17 +268,17 @@ struct AdamCoef {
 template <typename T>
 FD_HD void sgd_element(T& w, T g, T& buf, const SgdCoef<T>& c, bool use_momentum, bool nesterov, bool first) {
     g = c.sign * g;
-    g = g + c.l2 * w;
+    g = fma(c.l2, w, g);
     T d;
     if (use_momentum) {
         if (first) buf = c.grad_gain * g;
-        else buf = c.buf_decay * buf + c.grad_gain * g;
-        d = nesterov ? c.nest_grad * g + c.nest_buf * buf : buf;
+        else buf = fma(c.grad_gain, g, c.buf_decay * buf);
+        d = nesterov ? fma(c.nest_buf, buf, c.nest_grad * g) : buf;
     } else {
         d = g;
     }
     w = w * c.shrink;
-    w = w + c.neg_lr * d;
+    w = fma(c.neg_lr, d, w);
 }
 
 // One element of Adam / AdamW / AMSGrad: updates w, m, v (and vmax with amsgrad).
@@ -284,12 +286,12 @@ template <typename T>
 FD_HD void adam_element(T& w, T g, T& m, T& v, T& vmax, const AdamCoef<T>& c, bool amsgrad, bool first) {
     g = c.sign * g;
     w = w * c.shrink;
-    g = g + c.l2 * w;
+    g = fma(c.l2, w, g);
     if (first) {
         m = c.w1 * g;
         v = c.w2 * g * g;
     } else {
-        m = m + c.w1 * (g - m);
+        m = fma(c.w1, g - m, m);
         v = v * c.beta2 + c.w2 * g * g;
     }
     T denom;

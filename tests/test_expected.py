@@ -51,8 +51,10 @@ def test_matches_reference_recurrence(optimizer, kind, on_drop):
               weight_decay=wd, on_drop=on_drop)
     res = fd.expected_loss(lam, schedule, every=1, **kw)
     loss, mean, second = expected_moments(lam, schedule, drops=drops, **kw)
-    _close(res.loss, loss, rtol=1e-12)
-    _close(res.final_loss, loss[-1], rtol=1e-12)
+    # the saddle direction's negative term cancels part of the loss: errors also
+    # measured against the run's largest loss
+    _close(res.loss, loss, rtol=1e-12, atol=1e-14 * np.max(loss))
+    _close(res.final_loss, loss[-1], rtol=1e-12, atol=1e-14 * np.max(loss))
     scale = np.sqrt(second)  # the mean may cross zero: errors relative to its spread
     _close(res.mean, mean, rtol=0, atol=1e-12 * np.max(scale))
     _close(res.second_moment, second, rtol=1e-12)

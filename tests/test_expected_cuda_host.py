@@ -145,7 +145,7 @@ def test_gpu_kernel_equals_cpu_kernel(gpu_on_host, monkeypatch, case):
     monkeypatch.setattr(expected_module, "_backend", lambda problem, curvature: expected_module._CpuBackend())
     cpu = fd.expected_loss(**kw)
     assert np.all(np.isfinite(cpu.final_loss))
-    _close(gpu.final_loss, cpu.final_loss, 1e-13)       # the CPU contracts a*b + c into FMAs, the host build not
+    _close(gpu.final_loss, cpu.final_loss, 1e-13)
     # the mean may cross zero: its error against its spread sqrt(E w²)
     assert np.all(np.abs(gpu.mean - cpu.mean) <= 1e-13 * np.sqrt(cpu.second_moment))
     _close(gpu.second_moment, cpu.second_moment, 1e-13)

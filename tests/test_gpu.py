@@ -5,8 +5,7 @@ kernels are still compiled (tests/test_cuda_compile.py) and their bodies run
 on the host against the CPU backend (tests/test_cuda_host.py).
 
 Tolerances: schedules and noiseless float64 simulations within 1e-12 relative
-(CUDA's pow/cos/log differ from glibc's in the last bit or two, and the CPU
-update kernels contract a*b + c into FMAs where the CUDA code does not); float32
+(CUDA's pow/cos/log differ from glibc's in the last bit or two); float32
 schedule tables within one float32 ulp, subnormals included (the kernels are
 compiled without flush-to-zero); the Philox words and the normals of the noise
 bit for bit (the normal's log and cos are fastdecay's own, fixed sequences of

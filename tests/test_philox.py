@@ -238,8 +238,8 @@ def test_offset_gives_the_same_numbers():
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("d, every", [(1, None), (3, None), (3, 2)])
 def test_normals_inside_the_simulation_kernel_equal_the_standalone_ones(d, every, dtype):
-    """The simulation inlines ``normal`` next to update rules compiled with
-    fastmath={"contract"}; the normal's own operations must stay unfused. Zero
+    """The simulation inlines ``normal`` next to update rules with explicit fused
+    multiply-adds; the normal's own operations must stay unfused. Zero
     curvature, w0 = 0 and a rate that is 0 before step T and 1 from it: after
     T + 1 steps of GD, w = -noise draw of step T, exactly."""
     n, seed, offset = 301, 2**40 + 3, 12345

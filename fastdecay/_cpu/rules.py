@@ -63,13 +63,14 @@ Adam, with g <- -g under ``maximize``::
 
 All functions here compile with ``error_model="numpy"`` (a division by zero is
 IEEE, not a Python exception: that branch would stop vectorization) and without
-``fastmath``: no a*b + c is ever contracted into a fused multiply-add. With
-contraction allowed, LLVM chose which products to fuse differently in a fresh
-compile and in the object code Numba writes to its cache, so two processes (a
-sweep's Dask workers and the client) gave results 1 ulp apart; unfused, every
-operation rounds once, in the written order, in every compile, and the CUDA
-kernels (``--fmad=false``) and a host build with ``-ffp-contract=off`` give the
-same bits. Callers should use the same options.
+``fastmath``: the compiler never contracts a*b + c on its own. Where torch's CPU
+kernels use a fused multiply-add (``vec::fmadd`` in ``add(x, alpha=a)``, ``lerp``),
+the rule says so explicitly with ``fma`` (one rounding, the same on every CPU,
+in CUDA's ``fma`` and in C++'s ``std::fma``); everywhere else each operation
+rounds once, in the written order. Left to the compiler (``fastmath={"contract"}``),
+LLVM fused differently in a fresh compile and in the object code Numba caches, so
+two processes (a sweep's Dask workers and the client) gave results 1 ulp apart.
+Callers should use the same options.
 
 Coefficients that make a term vanish are exact (``1*x``, ``x + 0*y``
 round to ``x`` for finite values), so one rule covers every flag combination
@@ -83,6 +84,8 @@ import math
 from collections import namedtuple
 
 from numba import njit
+from numba.core import types
+from numba.extending import intrinsic
 
 from .._rules import ON_DROP_CODES, ON_DROP_KEEP, ON_DROP_RESCALE, ON_DROP_RESET  # noqa: F401 (re-exported)
 from .schedule import drop_ratio, lr_at
@@ -91,6 +94,21 @@ from .schedule import drop_ratio, lr_at
 # kernels/update_math.cuh (a namedtuple compiles to the same plain tuple).
 SgdScalars = namedtuple("SgdScalars", "sign l2 shrink buf_decay grad_gain nest_grad nest_buf neg_lr")
 AdamScalars = namedtuple("AdamScalars", "sign l2 shrink w1 beta2 w2 neg_step_size bc2_sqrt eps")
+
+
+@intrinsic
+def fma(typingctx, a, b, c):
+    """a*b + c rounded once (LLVM's ``llvm.fma``: one instruction on FMA hardware),
+    in the widest float type of the three."""
+    if not all(isinstance(x, types.Float) for x in (a, b, c)):
+        return None
+    out = max((a, b, c), key=lambda x: x.bitwidth)
+
+    def codegen(context, builder, signature, args):
+        args = [context.cast(builder, v, t, out) for v, t in zip(args, signature.args)]
+        return builder.fma(*args)
+
+    return out(a, b, c), codegen
 
 
 # ----------------------------------------------------------------------------- (a) per-step scalars
@@ -169,39 +187,46 @@ def adam_scalars(lr, wd, t, beta1, beta2, eps, decoupled, maximize):
 @njit(cache=True, error_model="numpy")
 def sgd_element(w, g, buf, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
                 use_momentum, nesterov, first):
-    """One element of SGD / heavy ball / Nesterov: returns the new ``(w, buf)``."""
+    """One element of SGD / heavy ball / Nesterov: returns the new ``(w, buf)``.
+
+    The multiply-adds are torch's (``add(x, alpha=a)`` is ``fmadd``; ``mul_`` rounds
+    first): g + l2 w, buf_decay buf (rounded) + grad_gain g, nest_grad g (rounded) +
+    nest_buf buf, w + neg_lr d."""
     g = sign * g
-    g = g + l2 * w
+    g = fma(l2, w, g)
     if use_momentum:
         if first:
             buf = grad_gain * g
         else:
-            buf = buf_decay * buf + grad_gain * g
+            buf = fma(grad_gain, g, buf_decay * buf)
         if nesterov:
-            d = nest_grad * g + nest_buf * buf
+            d = fma(nest_buf, buf, nest_grad * g)
         else:
             d = buf
     else:
         d = g
     if shrink != 1.0:  # loop-invariant: a select, not a multiply by 1 per element
         w = w * shrink
-    w = w + neg_lr * d
-    return w, buf
+    return fma(neg_lr, d, w), buf
 
 
 @njit(cache=True, error_model="numpy")
 def adam_element(w, g, m, v, vmax, sign, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps,
                  amsgrad, first):
-    """One element of Adam / AdamW / AMSGrad: returns the new ``(w, m, v, vmax)``."""
+    """One element of Adam / AdamW / AMSGrad: returns the new ``(w, m, v, vmax)``.
+
+    Fused as torch fuses: g + l2 w (``add(x, alpha=a)``) and m + w1 (g - m) (``lerp``
+    with a weight below 0.5); v beta2 + w2 g g and w + neg_step m / denom round
+    every operation (``mul_``/``addcmul_``/``addcdiv_``)."""
     g = sign * g
     if shrink != 1.0:
         w = w * shrink
-    g = g + l2 * w
+    g = fma(l2, w, g)
     if first:
         m = w1 * g
         v = w2 * g * g
     else:
-        m = m + w1 * (g - m)
+        m = fma(w1, g - m, m)
         v = v * beta2 + w2 * g * g
     if amsgrad:
         if first or v > vmax:
