@@ -1,74 +1,61 @@
-"""Backend from an array's type, without importing torch or cupy unasked.
+"""The one backend switch: which kernels run a call, from its arrays' kind.
 
-A value can only be a torch tensor or a CuPy array if its module is already
-imported, so we look at ``type(x).__module__`` and ``sys.modules`` and never
-trigger an import ourselves (the array-api-compat habit).
+``backend_of(x)`` (``fastdecay._arrays``) names the kind of an array without
+importing torch or CuPy; ``kernels(kind, backend)`` gives the module of that
+kind of kernel for that backend: ``fastdecay._cpu`` (Numba) for NumPy arrays,
+CPU torch tensors and plain numbers, ``fastdecay._gpu`` (CuPy; imported only
+here, only for device arrays) for CuPy arrays and CUDA torch tensors. Schedules,
+fused updates, simulations and expected dynamics all take their kernels from
+here; the two modules of one kind take the same calls.
+
+>>> import numpy as np
+>>> kernels("updates", backend_of(np.ones(3))).__name__
+'fastdecay._cpu.updates'
 """
 
-import sys
+from ._arrays import (  # noqa: F401 (re-exported: the backends' names)
+    CUPY,
+    NUMPY,
+    TORCH_CPU,
+    TORCH_CUDA,
+    backend_of,
+    is_cupy,
+    is_torch,
+    plain_torch_types,
+    to_numpy,
+    torch_storage_problem,
+)
 
-NUMPY = "numpy"
-TORCH_CPU = "torch_cpu"
-TORCH_CUDA = "torch_cuda"
-CUPY = "cupy"
-
-
-def is_torch(x):
-    torch = sys.modules.get("torch")
-    return torch is not None and type(x).__module__.startswith("torch") and isinstance(x, torch.Tensor)
-
-
-def is_cupy(x):
-    cupy = sys.modules.get("cupy")
-    return cupy is not None and type(x).__module__.startswith("cupy") and isinstance(x, cupy.ndarray)
-
-
-def backend_of(x):
-    """``"numpy"`` (also for scalars and lists), ``"torch_cpu"``, ``"torch_cuda"`` or ``"cupy"``."""
-    if is_torch(x):
-        return TORCH_CUDA if x.is_cuda else TORCH_CPU
-    if is_cupy(x):
-        return CUPY
-    return NUMPY
+KINDS = ("schedule", "updates", "simulate", "expected")
+HOST = (NUMPY, TORCH_CPU)
 
 
-def to_numpy(x):
-    """A NumPy view of a CPU torch tensor (zero-copy), or ``x`` itself otherwise."""
-    if is_torch(x):
-        if x.is_cuda:
-            raise ValueError("a CUDA tensor cannot be viewed as a NumPy array; use the GPU path")
-        return x.detach().numpy()
-    return x
+def on_device(backend):
+    """True for the GPU backends (CuPy arrays, CUDA torch tensors)."""
+    return backend not in HOST
 
 
-def plain_torch_types():
-    """The torch tensor classes whose ``data_ptr`` is always real memory (torch imported)."""
-    torch = sys.modules["torch"]
-    buffer = getattr(torch.nn.parameter, "Buffer", None)
-    return tuple(t for t in (torch.Tensor, torch.nn.Parameter, buffer) if isinstance(t, type))
-
-
-def torch_storage_problem(x):
-    """Why a kernel cannot read torch tensor ``x`` through its data pointer ("a ... tensor,
-    got ..."), or None. Refuses devices other than CPU and CUDA (``meta``, ``mps``, ...),
-    nested and sparse tensors, and tensors without memory (FakeTensor, functional
-    wrappers): a raw pointer into any of them would crash or corrupt memory."""
-    device = x.device.type
-    if device not in ("cpu", "cuda"):
-        return f"a CPU or CUDA tensor, got a tensor on device {x.device}"
-    if x.is_nested:
-        return "a dense tensor, got a nested tensor"
-    torch = sys.modules["torch"]
-    if x.layout is not torch.strided:
-        return f"a strided (dense) tensor, got layout {x.layout}"
-    if type(x) not in plain_torch_types():
-        fake = sys.modules.get("torch._subclasses.fake_tensor")
-        if fake is not None and fake.is_fake(x):
-            return f"a tensor with memory, got a fake tensor ({type(x).__name__})"
-    try:
-        address = x.data_ptr()
-    except RuntimeError:
-        address = 0
-    if address == 0 and x.numel() != 0:
-        return f"a tensor with memory, got a {type(x).__name__} without a data pointer"
-    return None
+def kernels(kind, backend):
+    """The kernel module of ``kind`` (one of ``KINDS``) for ``backend``."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if backend in HOST:
+        if kind == "schedule":
+            from ._cpu import schedule_tables as module
+        elif kind == "updates":
+            from ._cpu import updates as module
+        elif kind == "simulate":
+            from ._cpu import simulate as module
+        else:
+            from ._cpu import expected as module
+        return module
+    # the GPU twins import CuPy (or say how to install it): only for device arrays
+    if kind == "schedule":
+        from ._gpu import schedule as module
+    elif kind == "updates":
+        from ._gpu import updates as module
+    elif kind == "simulate":
+        from ._gpu import simulate as module
+    else:
+        from ._gpu import expected as module
+    return module

@@ -41,7 +41,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ._dispatch import CUPY, NUMPY, TORCH_CPU, TORCH_CUDA, backend_of, plain_torch_types, torch_storage_problem
+from ._arrays import CUPY, NUMPY, TORCH_CPU, TORCH_CUDA, backend_of, plain_torch_types, torch_storage_problem
 
 PARAM_DTYPES = ("float32", "float64", "float16", "bfloat16")
 STATE_DTYPES = ("float32", "bfloat16")

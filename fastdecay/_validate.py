@@ -25,7 +25,7 @@ from functools import lru_cache
 import numpy as np
 
 from . import _layout as L
-from ._dispatch import CUPY, TORCH_CPU, TORCH_CUDA, backend_of
+from ._arrays import CUPY, TORCH_CPU, TORCH_CUDA, backend_of
 
 # steps are counted in int64 on every kernel: the largest step any function accepts
 MAX_STEP = 2**63 - 1

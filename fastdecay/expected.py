@@ -23,7 +23,8 @@ import numpy as np
 
 from . import _rules as R
 from . import _validate as V
-from ._dispatch import CUPY, TORCH_CPU, TORCH_CUDA, backend_of
+from . import _dispatch as D
+from ._dispatch import NUMPY, TORCH_CPU, TORCH_CUDA, backend_of
 from .diagnostics import adam_effective_step
 from .schedules import Schedule, as_schedule, constant
 
@@ -171,13 +172,11 @@ def _prepare(curvature, schedule, *, steps, optimizer, momentum, noise, batch_si
                              f"(batch {batch}, {d} coordinates)") from None
         arrays[name] = arr
 
-    from ._cpu import expected as kernels
-
     rate_shape = np.broadcast_shapes(lr_s.batch_shape, wd_s.batch_shape)
     lam_table, lam_rows = _row_table(lam, batch, d)
     var_table, var_rows = _row_table(arrays["noise"] ** 2, batch, d)
     return _Problem(
-        backend=backend, batch=batch, d=d, opt=kernels.OPTIMIZER_CODES[optimizer], momentum=momentum,
+        backend=backend, batch=batch, d=d, opt=R.CODES[optimizer], momentum=momentum,
         on_drop=R.ON_DROP_CODES[on_drop], lr=lr_s, lam=lam_table, lam_rows=lam_rows, var=var_table,
         var_rows=var_rows, inv_batch=_readonly(1.0 / np.broadcast_to(sizes, batch).reshape(-1)),
         lr_rows=_rows(lr_s.batch_shape, rate_shape), wd_rows=_rows(wd_s.batch_shape, rate_shape),
@@ -193,9 +192,7 @@ class _CpuBackend:
     device = None
 
     def __init__(self):
-        from ._cpu import expected as kernels
-
-        self.kernels = kernels
+        self.kernels = D.kernels("expected", NUMPY)
 
     def zeros(self, shape):
         return np.zeros(shape)
@@ -216,9 +213,8 @@ class _CpuBackend:
 class _GpuBackend:
     """CuPy arrays on the curvature's GPU and the kernels of ``kernels/expected.cu``."""
 
-    def __init__(self, curvature):
-        from ._gpu import expected as kernels
-
+    def __init__(self, curvature, backend):
+        kernels = D.kernels("expected", backend)
         self.kernels = kernels
         self.xp = kernels.xp
         self.device = kernels.device_of(curvature)
@@ -234,15 +230,14 @@ class _GpuBackend:
 
 
 def _backend(problem, curvature):
-    return _GpuBackend(curvature) if problem.backend in (CUPY, TORCH_CUDA) else _CpuBackend()
+    return _GpuBackend(curvature, problem.backend) if D.on_device(problem.backend) else _CpuBackend()
 
 
 class _Moments:
     """The moments of every (trajectory, coordinate) element and the loop that advances them."""
 
     def __init__(self, problem, backend):
-        from ._cpu import expected as cpu  # the step coefficients are computed on the host, from the rules
-
+        cpu = D.kernels("expected", NUMPY)  # the step coefficients are computed on the host, from the rules
         self.p, self.backend, self.cpu = problem, backend, cpu
         n, d = problem.n, problem.d
         full = problem.batch + (d,)

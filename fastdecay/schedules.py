@@ -21,7 +21,8 @@ import numpy as np
 
 from . import _layout as L
 from . import _validate as V
-from ._dispatch import TORCH_CPU, backend_of
+from . import _dispatch as D
+from ._dispatch import NUMPY, TORCH_CPU, backend_of
 
 __all__ = [
     "Schedule",
@@ -272,10 +273,8 @@ class Schedule(V.ScheduleBase):
     def __call__(self, t):
         """Rate at step(s) ``t``: the closed form, in any order, without state."""
         backend = backend_of(t)
-        if backend not in ("numpy", TORCH_CPU):
-            from ._gpu import schedule as gpu_schedule  # imports cupy: only for device arrays
-
-            return gpu_schedule.evaluate(self, t)
+        if D.on_device(backend):
+            return D.kernels("schedule", backend).evaluate(self, t)
         if isinstance(t, (int, np.integer)) and not isinstance(t, (bool, np.bool_)):
             # the common scalar call, without the array machinery
             if not 0 <= t <= V.MAX_STEP:
@@ -312,10 +311,9 @@ class Schedule(V.ScheduleBase):
         >>> s.table([4, 0], dtype=np.float32).tolist()
         [[0.0625, 1.0], [0.0, 1.0]]
         """
-        if any(backend_of(x) not in ("numpy", TORCH_CPU) for x in (out, n_or_steps)):
-            from ._gpu import schedule as gpu_schedule  # imports cupy: only for device arrays
-
-            return gpu_schedule.table(self, n_or_steps, dtype=dtype, out=out)
+        device = next((b for b in map(backend_of, (out, n_or_steps)) if D.on_device(b)), None)
+        if device is not None:
+            return D.kernels("schedule", device).table(self, n_or_steps, dtype=dtype, out=out)
         dtype = V.float_dtype("dtype", dtype)
         ranged = isinstance(n_or_steps, (numbers.Integral, np.integer)) and not isinstance(n_or_steps, bool)
         if ranged:
@@ -334,8 +332,7 @@ class Schedule(V.ScheduleBase):
         if result.size:
             flat = result.reshape(self.size, n)
             if ranged:
-                from ._cpu import schedule_tables as kernels
-
+                kernels = D.kernels("schedule", NUMPY)
                 kernels.run_small(kernels.fill_table, result.size, self.rows(), 0.0, flat)
             else:
                 rows = np.broadcast_to(np.arange(self.size, dtype=np.int64)[:, None], (self.size, n))
@@ -371,8 +368,7 @@ class Schedule(V.ScheduleBase):
 def _eval_points(table, rows, steps, out):
     """out[i] = rate of schedule rows[i] at steps[i] (flattened; rows and steps are
     broadcast views); a few points on the calling thread, many in parallel."""
-    from ._cpu import schedule_tables as kernels
-
+    kernels = D.kernels("schedule", NUMPY)
     rows = np.ascontiguousarray(rows, dtype=np.int64).reshape(-1)
     steps = np.ascontiguousarray(steps, dtype=np.float64).reshape(-1)
     # read-only views match the kernels' signatures exactly (no per-call conversion)

@@ -33,7 +33,8 @@ import numpy as np
 
 from . import _rules as R
 from . import _validate as V
-from ._dispatch import CUPY, TORCH_CPU, TORCH_CUDA, backend_of
+from . import _dispatch as D
+from ._dispatch import NUMPY, TORCH_CPU, TORCH_CUDA, backend_of
 from .schedules import Schedule, as_schedule
 
 __all__ = ["simulate", "SimulationResult", "OPTIMIZERS"]
@@ -87,7 +88,7 @@ def _rate_source(s, batch, n):
     empty_i, empty_f = np.empty(0, np.int64), np.empty(0, np.float64)
     if s.size == 1:
         return table, _readonly(empty_i), _readonly(empty_f), empty_f.copy()
-    from ._cpu.simulate import prepare_rates
+    prepare_rates = D.kernels("simulate", NUMPY).prepare_rates
 
     if s.batch_shape == batch:
         rows = np.arange(n, dtype=np.int64)
@@ -189,7 +190,7 @@ def simulate(curvature, schedule, *, steps, optimizer="gd", w0=1.0, momentum=0.9
     else:
         wd_s = as_schedule(V.rates("weight_decay", weight_decay), "weight_decay")
 
-    on_gpu = backend in (CUPY, TORCH_CUDA)
+    on_gpu = D.on_device(backend)
     # finite, negative values allowed (a device curvature is checked on its device)
     lam = _device_curvature(curvature) if on_gpu else V.real_array("curvature", curvature)
     if lam.ndim < 1 or lam.shape[-1] < 1:
@@ -213,16 +214,14 @@ def simulate(curvature, schedule, *, steps, optimizer="gd", w0=1.0, momentum=0.9
         raise ValueError(f"trajectory_offset + batch size must stay below 2**64, got {trajectory_offset!r}")
 
     # ---- allocate and prepare; kernels never allocate
-    from ._cpu import simulate as cpu
-
+    cpu = D.kernels("simulate", NUMPY)  # the per-step scalars are computed on the host
+    kernels = D.kernels("simulate", backend)  # the same call shape on every backend
     if on_gpu:
-        from ._gpu import simulate as kernels  # the GPU twin: same call shape
-
         xp = __import__("cupy")
         # every device buffer on the curvature's GPU, whatever the current device
         device = xp.cuda.Device(lam.device.id)
     else:
-        kernels, xp, device = cpu, np, contextlib.nullcontext()
+        xp, device = np, contextlib.nullcontext()
     rule = R.BY_NAME[optimizer]
     # the buffers the rule keeps (a momentum rule with momentum 0 keeps none)
     has_buffer = bool(rule.buffers) and ("momentum" not in rule.options or momentum != 0.0)

@@ -91,9 +91,9 @@ from torch.optim.lr_scheduler import LRScheduler as _TorchLRScheduler
 from torch.optim.lr_scheduler import ReduceLROnPlateau as _TorchReduceLROnPlateau
 
 from .schedules import Schedule, product
+from . import _fused as F
+from ._rules import FUSED
 from ._validate import flag as _flag, rate_table as _schedule_table
-from .updates import _checked_adam, _checked_sgd, _state_dtype as _state_dtype_name
-from .updates import adam_betas as _adam_options, sgd_momentum as _sgd_options
 
 __all__ = ["SGD", "Adam", "AdamW", "LRScheduler", "ReduceLROnPlateau"]
 
@@ -282,7 +282,7 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
     @staticmethod
     def _precision_options(state_dtype, compensated):
         """(state_dtype as None / "float32" / "bfloat16", compensated as a bool), checked."""
-        return _state_dtype_name(state_dtype), _flag("compensated", compensated)
+        return F.state_dtype_option(state_dtype), _flag("compensated", compensated)
 
     def _state_for(self, p, group, new_state):
         """``p``'s state with every buffer ``group`` needs: its own, or a new dict made aside
@@ -525,7 +525,7 @@ class SGD(_Fused):
         _no_differentiable(differentiable)
         lr = _check_hyper("lr", lr)
         weight_decay = _check_hyper("weight_decay", weight_decay)
-        _sgd_options(momentum, dampening, nesterov, on_drop)
+        F.sgd_momentum(momentum, dampening, nesterov, on_drop)
         state_dtype, compensated = self._precision_options(state_dtype, compensated)
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                         nesterov=nesterov, maximize=maximize, decoupled=decoupled, lr_in_buffer=lr_in_buffer,
@@ -535,20 +535,20 @@ class SGD(_Fused):
 
     def _buffer_names(self, group):
         momentum = group["momentum"]
-        buffers = ("momentum_buffer",) if isinstance(momentum, Schedule) or momentum != 0 else ()
+        buffers = FUSED["sgd"].state_keys if isinstance(momentum, Schedule) or momentum != 0 else ()
         return buffers + self._precision_buffers(group)
 
     def _check_options(self, group):
-        _sgd_options(group["momentum"], group["dampening"], group["nesterov"], group["on_drop"])
+        F.sgd_momentum(group["momentum"], group["dampening"], group["nesterov"], group["on_drop"])
         group["state_dtype"], group["compensated"] = self._precision_options(group["state_dtype"], group["compensated"])
 
     def _call(self, group, params, grads, states, step, grad_scale):
         buffers = [s["momentum_buffer"] for s in states] if "momentum_buffer" in self._buffer_names(group) else None
-        return _checked_sgd(params, grads, step=step, lr=group["lr"], momentum=group["momentum"],
-                            momentum_buffer=buffers, dampening=group["dampening"], nesterov=group["nesterov"],
-                            weight_decay=group["weight_decay"], decoupled=group["decoupled"],
-                            maximize=group["maximize"], lr_in_buffer=group["lr_in_buffer"], on_drop=group["on_drop"],
-                            grad_scale=grad_scale, found_inf=None, **self._precision_arguments(group, states))
+        return F.checked_sgd(params, grads, step=step, lr=group["lr"], momentum=group["momentum"],
+                             momentum_buffer=buffers, dampening=group["dampening"], nesterov=group["nesterov"],
+                             weight_decay=group["weight_decay"], decoupled=group["decoupled"],
+                             maximize=group["maximize"], lr_in_buffer=group["lr_in_buffer"], on_drop=group["on_drop"],
+                             grad_scale=grad_scale, found_inf=None, **self._precision_arguments(group, states))
 
 
 class Adam(_Fused):
@@ -591,7 +591,7 @@ class Adam(_Fused):
         _no_differentiable(differentiable, capturable)
         lr = _check_hyper("lr", lr)
         weight_decay = _check_hyper("weight_decay", weight_decay)
-        _, beta2, _ = _adam_options(betas, eps)  # beta1 checked too, a number or a scalar schedule
+        _, beta2, _ = F.adam_betas(betas, eps)  # beta1 checked too, a number or a scalar schedule
         beta1 = betas[0] if isinstance(betas[0], Schedule) else float(betas[0])
         state_dtype, compensated = self._precision_options(state_dtype, compensated)
         defaults = dict(lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
@@ -600,11 +600,12 @@ class Adam(_Fused):
         super().__init__(params, defaults)
 
     def _buffer_names(self, group):
-        moments = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") if group["amsgrad"] else ("exp_avg", "exp_avg_sq")
+        fused = FUSED["adam"]
+        moments = tuple(key for key in fused.state_keys if group["amsgrad"] or key not in fused.optional)
         return moments + self._precision_buffers(group)
 
     def _check_options(self, group):
-        _adam_options(group["betas"], group["eps"])
+        F.adam_betas(group["betas"], group["eps"])
         for key in ("amsgrad", "maximize", "decoupled"):
             _flag(key, group[key])
         group["state_dtype"], group["compensated"] = self._precision_options(group["state_dtype"], group["compensated"])
@@ -625,12 +626,12 @@ class Adam(_Fused):
 
     def _call(self, group, params, grads, states, step, grad_scale):
         amsgrad = group["amsgrad"]
-        return _checked_adam(params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
-                             step=step, lr=group["lr"], betas=group["betas"], eps=group["eps"],
-                             weight_decay=group["weight_decay"], amsgrad=amsgrad,
-                             max_exp_avg_sq=[s["max_exp_avg_sq"] for s in states] if amsgrad else None,
-                             maximize=group["maximize"], decoupled=group["decoupled"], grad_scale=grad_scale,
-                             found_inf=None, **self._precision_arguments(group, states))
+        return F.checked_adam(params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
+                              step=step, lr=group["lr"], betas=group["betas"], eps=group["eps"],
+                              weight_decay=group["weight_decay"], amsgrad=amsgrad,
+                              max_exp_avg_sq=[s["max_exp_avg_sq"] for s in states] if amsgrad else None,
+                              maximize=group["maximize"], decoupled=group["decoupled"], grad_scale=grad_scale,
+                              found_inf=None, **self._precision_arguments(group, states))
 
 
 class AdamW(Adam):

@@ -1217,16 +1217,19 @@ def test_gpu_modules_without_cupy_say_what_to_install(module):
     assert "pip install 'fastdecay[gpu]'" in out and "CuPy" in out, out
 
 
-def test_public_dispatch_of_device_arrays_without_cupy():
-    """A CUDA torch tensor reaches the GPU backend through fastdecay.updates' dispatch;
-    without CuPy that is the clear ImportError (the tensor itself needs a GPU, so the
-    dispatch step is called directly)."""
+@pytest.mark.parametrize("kind", ["schedule", "updates", "simulate", "expected"])
+def test_public_dispatch_of_device_arrays_without_cupy(kind):
+    """A CUDA torch tensor reaches the GPU backend through the one backend switch
+    (fastdecay._dispatch.kernels); without CuPy that is the clear ImportError (the tensor
+    itself needs a GPU, so the switch is called directly)."""
     code = (
         "import sys; sys.modules['cupy'] = None\n"
-        "import fastdecay.updates as u\n"
+        "from fastdecay import _dispatch\n"
+        "print(_dispatch.kernels(%r, 'numpy').__name__)\n"
         "try:\n"
-        "    u._backend_module('torch_cuda')\n"
+        "    _dispatch.kernels(%r, 'torch_cuda')\n"
         "except ImportError as e:\n"
         "    print(e)\n"
-    )
-    assert "fastdecay[gpu]" in _python(code)
+    ) % (kind, kind)
+    out = _python(code)
+    assert out.startswith("fastdecay._cpu.") and "fastdecay[gpu]" in out, out

@@ -1,0 +1,348 @@
+"""Checked fused calls: what ``fastdecay.updates`` and ``fastdecay.torch`` share.
+
+A fused call is checked completely before anything is written: the scalars
+here (step, grad_scale, found_inf, the rule's options, the schedules' tables),
+the arrays in ``fastdecay._update_plan`` (a *launch plan*: every array checked
+once, grouped by storage dtypes, the address table built; cached and re-checked
+cheaply on later calls with the same arrays). ``checked_sgd``, ``checked_adam``
+and ``checked_lion`` return the launch, a function of no arguments, so that
+``fastdecay.torch`` checks every param group before it writes any. The launch
+hands each group of the plan to the backend ``fastdecay._dispatch.kernels``
+picks: ``fastdecay._cpu.updates`` for NumPy arrays and CPU torch tensors,
+``fastdecay._gpu.updates`` (imported only for device arrays) for CuPy arrays and
+CUDA torch tensors. The internal call shape, identical for both::
+
+    sgd_group(group, arrays, *, step, lr_table, wd_table, momentum_table, dampening,
+              nesterov, decoupled, maximize, lr_in_buffer, on_drop, compensated,
+              grad_scale, found_inf)
+    adam_group(group, arrays, *, step, lr_table, wd_table, beta1_table, beta2, eps,
+               decoupled, maximize, amsgrad, compensated, grad_scale, found_inf)
+    lion_group(group, arrays, *, step, lr_table, wd_table, beta1_table, beta2,
+               maximize, compensated, grad_scale, found_inf)
+
+- ``group``: a ``fastdecay._update_plan.Group``: parameter and state dtype names,
+  the int64 address table (rows: parameter, gradient, three state buffers,
+  compensation buffer; 0 where absent; ``fastdecay._rules`` names the state
+  rows of each update), element counts; ``arrays``: the call's parameters (the
+  GPU backend takes torch's stream from them).
+- ``step``: a Python int in [0, 2**53], or a 0-d integer (or integral float)
+  array on the parameters' device, read inside the kernel.
+- ``lr_table``, ``wd_table``, ``momentum_table``, ``beta1_table``: read-only
+  float64 NumPy arrays ``(1, segments, WIDTH)`` (``fastdecay._layout``), row 0
+  the scalar schedule (a constant one for a number).
+- ``on_drop``: ``fastdecay._rules.ON_DROP_KEEP | ON_DROP_RESET | ON_DROP_RESCALE``.
+- ``dampening, beta2, eps``: Python floats; flags Python bools.
+- ``grad_scale``, ``found_inf``: None, a Python float, or a 0-d / 1-element
+  array on the device; a nonzero ``found_inf`` makes the call write nothing.
+"""
+
+import numbers
+import sys
+
+import numpy as np
+
+from . import _layout as L
+from . import _rules as R
+from . import _update_plan as P
+from . import _validate as V
+from ._dispatch import NUMPY, TORCH_CPU, backend_of, is_torch, kernels, torch_storage_problem
+
+# ----------------------------------------------------------------------------- scalar validation
+# (numbers, flags and rates: fastdecay._validate; the rules' options: fastdecay._rules)
+
+
+def _device_scalar(name, value, backend):
+    """``step``/``grad_scale``/``found_inf`` given as an array: 0-d (or one element), right device."""
+    if is_torch(value):
+        problem = torch_storage_problem(value)
+        if problem is not None:
+            raise TypeError(f"{name} must be a number or {problem}")
+    b = backend_of(value)
+    if b != backend and not (b in (NUMPY, TORCH_CPU) and backend in (NUMPY, TORCH_CPU)):
+        raise TypeError(f"{name} must be a number or an array on the parameters' device ({backend}), got {b}: {value!r}")
+    size = value.numel() if hasattr(value, "numel") else value.size
+    if size != 1 or value.ndim > 1:
+        raise ValueError(f"{name} must be a scalar (0-d or one-element array), got shape {tuple(value.shape)}")
+    return value
+
+
+MAX_STEP = 2**53  # steps are float64 inside the kernels: every integer up to here is exact
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}...{text[-8:]} ({len(text)} digits)"
+
+
+def _step(value, backend):
+    """A non-negative int, or (device backends) a 0-d array passed through."""
+    if type(value) is int and 0 <= value <= MAX_STEP:
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"step must be an integer, got {value!r}")
+    if isinstance(value, numbers.Integral):
+        if not 0 <= value <= MAX_STEP:
+            raise ValueError(f"step must be an integer from 0 to 2**53, got {_short(value)}")
+        return int(value)
+    if isinstance(value, numbers.Real) and not isinstance(value, np.ndarray):
+        raise TypeError(f"step must be an integer or a 0-d integer array, got {value!r}")
+    if not hasattr(value, "ndim"):
+        raise TypeError(f"step must be an integer or a 0-d integer array, got {value!r}")
+    value = _device_scalar("step", value, backend)
+    kind = str(value.dtype)
+    integral = kind.startswith(("int", "uint", "torch.int", "torch.uint"))
+    floating = "float" in kind
+    if not (integral or floating):
+        raise TypeError(f"step must be an integer or a 0-d integer array, got dtype {value.dtype}")
+    if backend in (NUMPY, TORCH_CPU):
+        x = value.item()
+        if floating and not (np.isfinite(x) and x == int(x)):
+            raise ValueError(f"step must hold an integer, got {x!r}")
+        if not 0 <= x <= MAX_STEP:
+            raise ValueError(f"step must be an integer from 0 to 2**53, got {x!r}")
+        return int(x)
+    return value  # read on the device, inside the kernel
+
+
+def _optional_scalar(name, value, backend, *, positive):
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a number or a scalar array, got {value!r}")
+    if isinstance(value, numbers.Real):
+        x = float(value)
+    elif hasattr(value, "ndim"):
+        value = _device_scalar(name, value, backend)
+        if backend not in (NUMPY, TORCH_CPU):
+            return value
+        x = V.real(name, value)  # complex and datetime values refused by name
+    else:
+        raise TypeError(f"{name} must be a number or a scalar array, got {value!r}")
+    if positive and not (np.isfinite(x) and x > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return x
+
+
+def _call_scalars(step, grad_scale, found_inf, backend):
+    """``step``, ``grad_scale`` and ``found_inf`` as the internal call takes them."""
+    return (_step(step, backend), _optional_scalar("grad_scale", grad_scale, backend, positive=True),
+            _optional_scalar("found_inf", found_inf, backend, positive=False))
+
+
+# ----------------------------------------------------------------------------- arrays and launches
+
+
+def _as_list(name, value, listed, count):
+    """``value`` as a list of ``count`` arrays (``listed``: the parameters came as a list)."""
+    if listed:
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"{name} must be a list like param (a list of {count} arrays), got {type(value).__name__}")
+        if len(value) != count:
+            raise ValueError(f"{name} must hold {count} arrays, one per parameter, got {len(value)}")
+        return value
+    if isinstance(value, (list, tuple)):
+        raise TypeError(f"{name} must be a single array like param, got a {type(value).__name__}")
+    return [value]
+
+
+def state_dtype_option(value):
+    """``state_dtype``: None, "float32" or "bfloat16" (a torch or NumPy dtype of those names too)."""
+    if value is None:
+        return None
+    name = value if isinstance(value, str) else str(getattr(value, "name", value)).replace("torch.", "")
+    if name not in P.STATE_DTYPES:
+        raise ValueError(f"state_dtype must be None, 'float32' or 'bfloat16', got {value!r}")
+    return name
+
+
+def _backend(first):
+    b = backend_of(first)
+    if b == NUMPY and not isinstance(first, np.ndarray):
+        raise TypeError(f"param must be a NumPy, CuPy or torch array, got {type(first).__name__}: {first!r}")
+    return b
+
+
+def _plan(rule_key, param, named, state_dtype):
+    """(plan, streams) of a call: ``named`` is [(name, value, row, role, needed)] after the
+    parameters, ``needed`` None for a stream the options leave out, else why it is needed."""
+    listed = isinstance(param, (list, tuple))
+    params = param if listed else [param]
+    if not params:
+        return None, None
+    backend = _backend(params[0])
+    streams = [("param", 0, params, "param")]
+    for name, value, row, role, needed in named:
+        if needed is None:
+            continue
+        if value is None:
+            raise ValueError(f"{name} is required here ({needed}), got None")
+        streams.append((name, row, _as_list(name, value, listed, len(params)), role))
+    return P.plan_for(backend, listed, streams, state_dtype, rule_key), streams
+
+
+def _contiguous_copy(x):
+    if isinstance(x, np.ndarray):
+        return np.ascontiguousarray(x)
+    if hasattr(x, "contiguous"):
+        return x.contiguous()
+    return sys.modules["cupy"].ascontiguousarray(x)
+
+
+def _copy_back(x, temp):
+    if temp is x:
+        return
+    if isinstance(x, np.ndarray):
+        x[...] = temp
+    elif hasattr(x, "detach"):
+        x.detach().copy_(temp)
+    else:
+        x[...] = temp
+
+
+def _run(plan, streams, launch):
+    """Launch every group of ``plan``, then the copied tensors (copy in, update, copy back);
+    ``launch(group, arrays_for_context)`` runs one group."""
+    params = streams[0][2]
+    for group in plan.groups:
+        launch(group, params)
+    if not plan.copied:
+        return
+    temps = [[_contiguous_copy(arrays[k]) for k in plan.copied] for _, _, arrays, _ in streams]
+    temp_streams = [(name, row, column, role) for (name, row, _, role), column in zip(streams, temps)]
+    copy_plan = P.build(plan.backend, True, temp_streams, [plan.state_of[k] for k in plan.copied])
+    for group in copy_plan.groups:
+        launch(group, temps[0])
+    for (_, _, arrays, role), column in zip(streams, temps):
+        if role != "grad":
+            for k, temp in zip(plan.copied, column):
+                _copy_back(arrays[k], temp)
+
+
+def _bump_versions(plan, streams):
+    """Tell autograd that torch tensors were written in place (the kernels write through raw
+    pointers, which torch cannot see), as torch's own in-place optimizers do."""
+    if plan.torch:
+        sys.modules["torch"].autograd.graph.increment_version(
+            [x for _, _, arrays, role in streams if role != "grad" for x in arrays])
+
+
+def sgd_momentum(momentum, dampening, nesterov, on_drop):
+    """(momentum table, dampening, nesterov, on_drop code) of SGD: ``momentum`` a number >= 0
+    or a scalar schedule (checked as a number at its step-0 value: nesterov needs it > 0)."""
+    if isinstance(momentum, V.ScheduleBase):
+        table = V.rate_table("momentum", momentum)
+        _, dampening, nesterov, code = R.sgd_options(float(momentum.lr0()), dampening, nesterov, on_drop)
+        return table, dampening, nesterov, code
+    momentum, dampening, nesterov, code = R.sgd_options(momentum, dampening, nesterov, on_drop)
+    return V.constant_table(momentum), dampening, nesterov, code
+
+
+def _beta1_table(betas, check):
+    """(beta1 table, rest of ``check``'s result): ``betas[0]`` a number in [0, 1) or a scalar
+    schedule (its step-0 value checked as the number would be)."""
+    if isinstance(betas, (tuple, list)) and len(betas) == 2 and isinstance(betas[0], V.ScheduleBase):
+        table = V.rate_table("betas[0]", betas[0])
+        return (table, *check((float(betas[0].lr0()), betas[1]))[1:])
+    checked = check(betas)
+    return (V.constant_table(checked[0]), *checked[1:])
+
+
+def adam_betas(betas, eps):
+    """(beta1 table, beta2, eps) of Adam / AdamW (``betas[0]`` may be a scalar schedule)."""
+    return _beta1_table(betas, lambda b: R.adam_options(b, eps))
+
+
+def lion_betas(betas):
+    """(beta1 table, beta2) of Lion (``betas[0]`` may be a scalar schedule)."""
+    return _beta1_table(betas, R.lion_options)
+
+
+def uses_momentum(momentum_table):
+    """False only for the constant momentum 0 (then no buffer is read or written)."""
+    return not (momentum_table.shape[-2] == 1 and momentum_table[0, 0, L.KIND] == L.CONSTANT
+                and momentum_table[0, 0, L.P0] == 0.0)
+
+
+# ----------------------------------------------------------------------------- checked calls
+
+
+def _streams(kernel, grad, state, needed, compensation_buffer, compensated):
+    """[(name, value, row, role, needed)] after the parameters: the gradient, the state buffers
+    of ``fastdecay._rules.FUSED[kernel]`` (``state`` and ``needed`` by torch key; ``needed``
+    None for a buffer the options leave out, else why it is needed), the compensation."""
+    return ([("grad", grad, R.GRAD_ROW, "grad", "always")]
+            + [(key, state[key], row, "state", needed[key]) for key, row in R.FUSED[kernel].state]
+            + [("compensation_buffer", compensation_buffer, R.COMP_ROW, "comp",
+                "compensated=True" if compensated else None)])
+
+
+def _checked(kernel, param, named, state_dtype, step, grad_scale, found_inf, options):
+    """The launch of a checked call of ``kernel`` (see ``checked_sgd``)."""
+    plan, streams = _plan((kernel,), param, named, state_dtype)
+    backend = plan.backend if plan is not None else NUMPY
+    t, grad_scale, found_inf = _call_scalars(step, grad_scale, found_inf, backend)
+    if plan is None:
+        return _nothing
+    group_call = getattr(kernels("updates", backend), f"{kernel}_group")
+
+    def launch_group(group, arrays):
+        group_call(group, arrays, step=t, grad_scale=grad_scale, found_inf=found_inf, **options)
+
+    return lambda: _launch(plan, streams, launch_group)
+
+
+def checked_sgd(param, grad, *, step, lr, momentum, momentum_buffer, dampening, nesterov, weight_decay, decoupled,
+                maximize, lr_in_buffer, on_drop, grad_scale, found_inf, state_dtype, compensated, compensation_buffer):
+    """Check an ``sgd_step`` call completely, writing nothing; return the function of no
+    arguments that makes it (``fastdecay.torch`` checks every group before it writes)."""
+    momentum_table, dampening, nesterov, on_drop_code = sgd_momentum(momentum, dampening, nesterov, on_drop)
+    decoupled = V.flag("decoupled", decoupled)
+    maximize = V.flag("maximize", maximize)
+    lr_in_buffer = V.flag("lr_in_buffer", lr_in_buffer)
+    compensated = _compensation(compensated, compensation_buffer)
+    state_dtype = state_dtype_option(state_dtype)
+    lr_table = V.rate_table("lr", lr)
+    wd_table = V.rate_table("weight_decay", weight_decay)
+    named = _streams("sgd", grad, dict(momentum_buffer=momentum_buffer),
+                     dict(momentum_buffer="momentum > 0" if uses_momentum(momentum_table) else None),
+                     compensation_buffer, compensated)
+    return _checked("sgd", param, named, state_dtype, step, grad_scale, found_inf, dict(
+        lr_table=lr_table, wd_table=wd_table, momentum_table=momentum_table, dampening=dampening, nesterov=nesterov,
+        decoupled=decoupled, maximize=maximize, lr_in_buffer=lr_in_buffer, on_drop=on_drop_code,
+        compensated=compensated))
+
+
+def checked_adam(param, grad, exp_avg, exp_avg_sq, *, step, lr, betas, eps, weight_decay, amsgrad, max_exp_avg_sq,
+                 maximize, decoupled, grad_scale, found_inf, state_dtype, compensated, compensation_buffer):
+    """Check an ``adamw_step`` call completely, writing nothing; return the launch (see ``checked_sgd``)."""
+    amsgrad = V.flag("amsgrad", amsgrad)
+    maximize = V.flag("maximize", maximize)
+    decoupled = V.flag("decoupled", decoupled)
+    beta1_table, beta2, eps = adam_betas(betas, eps)
+    compensated = _compensation(compensated, compensation_buffer)
+    state_dtype = state_dtype_option(state_dtype)
+    lr_table = V.rate_table("lr", lr)
+    wd_table = V.rate_table("weight_decay", weight_decay)
+    named = _streams("adam", grad, dict(exp_avg=exp_avg, exp_avg_sq=exp_avg_sq, max_exp_avg_sq=max_exp_avg_sq),
+                     dict(exp_avg="always", exp_avg_sq="always", max_exp_avg_sq="amsgrad=True" if amsgrad else None),
+                     compensation_buffer, compensated)
+    return _checked("adam", param, named, state_dtype, step, grad_scale, found_inf, dict(
+        lr_table=lr_table, wd_table=wd_table, beta1_table=beta1_table, beta2=beta2, eps=eps, decoupled=decoupled,
+        maximize=maximize, amsgrad=amsgrad, compensated=compensated))
+
+
+def _nothing():
+    return None
+
+
+def _launch(plan, streams, launch_group):
+    _run(plan, streams, launch_group)
+    _bump_versions(plan, streams)
+
+
+def _compensation(compensated, buffer):
+    compensated = V.flag("compensated", compensated)
+    if buffer is not None and not compensated:
+        raise ValueError("compensation_buffer is used only with compensated=True, got a buffer with "
+                         "compensated=False")
+    return compensated
