@@ -15,7 +15,10 @@
 // ln, cos and sin are not the math library's (CUDA's differ from glibc's in the
 // last bit) but log_unit and sincos_two_pi below, fdlibm's polynomials with an exact
 // integer argument reduction, the operations of fastdecay/_cpu/philox.py in
-// the same order. They use only +, -, *, / and sqrt, each correctly rounded
+// the same order (two exact steps are taken differently there, with equal
+// values: the exponent read from float(k)'s bits instead of a leading-zero
+// count, and the error of x = t PIO2_HI by one exact fused multiply-add instead
+// of Dekker's product). They use only +, -, *, / and sqrt, each correctly rounded
 // by IEEE 754, and never a fused multiply-add: on the device through the
 // __dadd_rn / __dsub_rn / __dmul_rn / __ddiv_rn / __dsqrt_rn intrinsics
 // (never contracted, whatever --fmad says), on the host through plain

@@ -102,11 +102,12 @@ def test_sine_is_the_cosine_a_quarter_turn_on_bit_for_bit():
     assert sincos_two_pi(3 * 2**51) == (0.0, -1.0)
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("d", [1, 3, 700])
-def test_vector_pair_loop_equals_scalar_normals(d, dtype):
-    """fill_normal_pairs (the loop the simulations run, vectorised) gives ``normal`` of
-    the even and the odd step of the pair, bit for bit, rounded once to the dtype."""
+def test_vector_pair_loop_equals_scalar_normals(d):
+    """fill_normal_pairs (the loops the simulations run, vectorised) gives ``normal`` of
+    the even and the odd step of the pair, bit for bit (float64; a float32 run rounds
+    each draw once where its gradient reads it, tested through the simulations below)."""
+    dtype = np.float64
     from fastdecay._cpu.simulate import noise_lanes
 
     lane_trajectory, lane_coordinate = noise_lanes(d)
@@ -135,6 +136,43 @@ def test_pair_loop_is_vectorised():
     asm = "\n".join(fresh.inspect_asm().values())
     assert re.search(r"pmuludq\s+%[xyz]mm", asm), "Philox multiplies are not vectorised"
     assert re.search(r"divpd\s+%[xyz]mm", asm), "the logarithm's division is not vectorised"
+
+
+def test_fused_product_error_equals_dekkers_exact_product():
+    """sincos_two_pi forms the error of x = |t| PIO2_HI with one fused multiply-add;
+    kernels/philox.cuh with Dekker's product on |t| = th + tl (25 and 26 bits) and
+    PIO2_HI = PIO2_A + PIO2_B (27 and 20 bits). Both are exact, hence equal: checked
+    against exact rationals on edges (every power of two, both sides of the 2**26
+    split) and random arguments, compiled and in Python."""
+    from fractions import Fraction
+
+    from numba import njit
+
+    hi51, a_, b_, two_m51 = philox._PIO2_HI_51, philox._PIO2_A, philox._PIO2_B, philox._TWO_M51
+
+    @njit(error_model="numpy")
+    def both(rs, fused, dekker):
+        for i in range(rs.shape[0]):
+            a = rs[i]
+            x = float(a) * hi51
+            fused[i] = philox._fma(float(a), hi51, -x)
+            ah = (a >> 26) << 26
+            th, tl = float(ah) * two_m51, float(a - ah) * two_m51
+            dekker[i] = (((th * a_ - x) + th * b_) + tl * a_) + tl * b_
+
+    rng = np.random.default_rng(8)
+    rs = [0, 1, 2, 2**50 - 1, 2**50] + [2**e + d for e in range(1, 50) for d in (-1, 0, 1)]
+    rs += [2**26 * m + d for m in (1, 2, 3, 2**24 - 1, 2**24) for d in range(-3, 4)]
+    rs = np.array(rs + [int(r) for r in rng.integers(0, 2**50, 200_000)], dtype=np.int64)
+    rs[-50_000:] >>= rng.integers(0, 50, 50_000)      # every magnitude
+    fused, dekker = np.empty(rs.shape), np.empty(rs.shape)
+    both(rs, fused, dekker)
+    np.testing.assert_array_equal(fused, dekker)
+    for i in range(0, rs.size, 97):
+        a = int(rs[i])
+        x = float(a) * hi51
+        exact = Fraction(a) * Fraction(hi51) - Fraction(x)
+        assert Fraction(fused[i]) == exact and philox._fma(float(a), hi51, -x) == fused[i], a
 
 
 def test_exact_values():

@@ -26,20 +26,26 @@ library's (glibc's and CUDA's differ in the last bit) but ``log_unit(k)`` and
 evaluation order of FreeBSD msun), with the argument reduction done exactly in
 integers on k and j (sin(2 pi u2) is cos(2 pi (u2 - 1/4)): the same reduction
 one quadrant on, exactly ``cos_two_pi((j - 2**51) mod 2**53)``). They use
-only +, -, *, / and sqrt, each correctly rounded by IEEE 754, in a fixed order and never fused into a multiply-add, so
-the Numba build, the host C++ build of ``kernels/philox.cuh``
-(``-ffp-contract=off``) and its CUDA build (``__dadd_rn``/``__dmul_rn``/
-``__ddiv_rn``/``__dsqrt_rn``, never contracted) give the same bits. These
-functions are compiled without ``fastmath``, as every kernel here is
-(``tests/test_philox.py`` checks the draws made inside
-the simulation against standalone ones). Free of libm calls and
-branch-free after if-conversion, the loop of ``fill_normal_pairs`` (what the
-simulations call, once per tile every second step) vectorises across lanes:
-Philox's 32x32->64 multiplies become ``vpmuludq``, the leading-zero count
-``vplzcntq``, both branches of ``log_unit`` and both sin/cos kernels are
-computed and selected; every function here is inlined into that loop
-(``inline="always"``), where LLVM vectorises it with the operations and
-their order unchanged, so the vector draws equal the scalar ones bit for bit.
+only +, -, *, / and sqrt, each correctly rounded by IEEE 754, in a fixed order
+and never fused into a multiply-add, plus exact steps (integer and sign-bit
+operations, conversions of integers below 2**53, scalings by powers of two, and
+one fused multiply-add whose result is exact, the error of a product), so the
+Numba build, the host C++ build of ``kernels/philox.cuh`` (``-ffp-contract=off``)
+and its CUDA build (``__dadd_rn``/``__dmul_rn``/``__ddiv_rn``/``__dsqrt_rn``,
+never contracted) give the same bits; where the two sides take different exact
+steps (the CPU reads the exponent from float(k)'s bits, the header counts
+leading zeros; the CPU forms the product's error with the fused multiply-add,
+the header with Dekker's exact product), the values are equal by construction
+and ``tests/test_cuda_host.py`` compares them bit for bit. These functions are
+compiled without ``fastmath``, as every kernel here is (``tests/test_philox.py``
+checks the draws made inside the simulation against standalone ones). Free of
+libm calls and branch-free after if-conversion, the loops of
+``fill_normal_pairs`` (what the simulations call, once per tile every second
+step) vectorise across lanes: Philox's 32x32->64 multiplies become
+``vpmuludq``, both branches of ``log_unit`` and both sin/cos kernels are
+computed and selected; every function here is inlined into those loops
+(``inline="always"``), where LLVM vectorises it with the operations and their
+order unchanged, so the vector draws equal the scalar ones bit for bit.
 
 Accuracy, measured against long double on 4e6 arguments each (random, near 1,
 tiny, near powers of two, near quarter and eighth turns): ``log_unit`` within
@@ -63,11 +69,12 @@ form is the less accurate one (its argument 2 pi u2 is rounded first).
 """
 
 import math
+from fractions import Fraction
 
 import numpy as np
-from numba import float64, int64, njit, prange, uint32, uint64, void
-from numba.core.extending import overload
-from numba.cpython.unsafe.numbers import leading_zeros
+from llvmlite import ir
+from numba import float64, int64, njit, prange, types, uint32, uint64, void
+from numba.core.extending import intrinsic, overload
 
 _M0 = np.uint64(0xD2511F53)
 _M1 = np.uint64(0xCD9E8D57)
@@ -114,16 +121,53 @@ _PIO2_HI = float.fromhex("0x1.921fb54442d18p+0")
 _PIO2_LO = float.fromhex("0x1.1a62633145c07p-54")
 _PIO2_A = float.fromhex("0x1.921fb54p+0")
 _PIO2_B = float.fromhex("0x1.10b46p-30")
+# the same two times 2**-51 (exact): sincos_two_pi multiplies them by the integer |r| = |t| 2**51
+_PIO2_HI_51 = _PIO2_HI * _TWO_M51
+_PIO2_LO_51 = _PIO2_LO * _TWO_M51
+# float64 bit fields
+_FRACTION = np.uint64(0x000FFFFFFFFFFFFF)
+_S52 = np.uint64(52)
+_S63 = np.uint64(63)
 
 
-def _leading_zeros(x):
-    """Leading zero bits of the 64-bit integer ``x`` (Python twin of the Numba intrinsic)."""
-    return 64 - int(x).bit_length()
+def _fma(a, b, c):
+    """a * b + c rounded once: the fused multiply-add (Python twin: exact rationals, one
+    rounding). Used only where the result is exact, so it equals any other exact way of
+    computing it (the CUDA header's Dekker product)."""
+    return float(Fraction(a) * Fraction(b) + Fraction(c))
 
 
-@overload(_leading_zeros)
-def _leading_zeros_numba(x):
-    return lambda x: leading_zeros(x)
+@intrinsic
+def _fma_intrinsic(typingctx, a, b, c):
+    def codegen(context, builder, signature, args):
+        double = ir.DoubleType()
+        fma = builder.module.declare_intrinsic("llvm.fma", [double], ir.FunctionType(double, [double] * 3))
+        return builder.call(fma, args)
+
+    return types.float64(types.float64, types.float64, types.float64), codegen
+
+
+@overload(_fma)
+def _fma_numba(a, b, c):
+    return lambda a, b, c: _fma_intrinsic(float(a), float(b), float(c))
+
+
+@njit(cache=True, inline="always")
+def _bits(x):
+    """The IEEE 754 bits of the float64 ``x`` as a uint64 (the same code in Python and Numba)."""
+    return np.float64(x).view(np.uint64)
+
+
+@njit(cache=True, inline="always")
+def _from_bits(b):
+    """The float64 whose IEEE 754 bits are the uint64 ``b``."""
+    return np.uint64(b).view(np.float64)
+
+
+@njit(cache=True, inline="always")
+def _flip_sign(x, flip):
+    """-x where ``flip`` (a bool), else x: the sign bit exclusive-ored, exactly Python's negation."""
+    return _from_bits(_bits(x) ^ (np.uint64(flip) << _S63))
 
 
 # ``inline="always"``: Numba inlines these bodies into every jitted caller, so the
@@ -157,23 +201,18 @@ def philox4x32_10(c0, c1, c2, c3, k0, k1):
 @njit(cache=True, error_model="numpy", inline="always")
 def log_unit(k):
     """ln(k * 2**-53) for an integer 1 <= k <= 2**53: fdlibm's ``__ieee754_log``
-    with the exponent and mantissa taken from the integer (no libm, no bit casts).
+    on the bits of float(k) (exact: k has at most 53 significant bits), no libm.
 
     k * 2**-53 = 2**e * x with x in [sqrt(1/2), sqrt(2)), f = x - 1 (exact),
     s = f / (2 + f), ln(1 + f) = 2 atanh(s) = f - s (f - R(s**2)) with fdlibm's
     degree-14 polynomial R (|error| < 2**-58.45), plus e ln2 in two parts.
     """
-    k = np.int64(k)
-    lz = _leading_zeros(k)                       # 10 .. 63: the top bit is bit 63 - lz
-    # mantissa with its top bit at bit 52: k * 2**(lz - 11), exact (k = 2**53 when lz = 10)
-    m = k << (lz - 11) if lz >= 11 else k >> 1
-    e = 10 - lz                                  # k * 2**-53 = (m * 2**-52) * 2**e
-    hx = (m >> 32) & 0xFFFFF                     # fdlibm's high word of the mantissa
-    if hx >= 0x6A09C:                            # x >= ~sqrt(2): halve it (fdlibm's threshold)
-        x = float(m) * _TWO_M53
-        e += 1
-    else:
-        x = float(m) * _TWO_M52
+    b = _bits(np.float64(k))                     # k = 2**(E - 1023) * 1.fraction
+    hx = (b >> _S32) & np.uint64(0xFFFFF)        # fdlibm's high word of the mantissa
+    halve = hx >= np.uint64(0x6A09C)             # 1.fraction >= ~sqrt(2): halve it (fdlibm's threshold)
+    # x = 1.fraction or half of it: the fraction's bits under the exponent of 1 or of 1/2
+    x = _from_bits((b & _FRACTION) | ((np.uint64(0x3FE) if halve else np.uint64(0x3FF)) << _S52))
+    e = np.int64(b >> _S52) - 1076 + (1 if halve else 0)   # k 2**-53 = x 2**e (1076 = 1023 + 53)
     f = x - 1.0
     s = f / (2.0 + f)
     dk = float(e)
@@ -182,7 +221,7 @@ def log_unit(k):
     t1 = w * (_LG2 + w * (_LG4 + w * _LG6))
     t2 = z * (_LG1 + w * (_LG3 + w * (_LG5 + w * _LG7)))
     r = t2 + t1
-    if 0x6147A <= hx <= 0x6B851:                 # |f| near its largest: the half-square form
+    if np.uint64(0x6147A) <= hx <= np.uint64(0x6B851):   # |f| near its largest: the half-square form
         hfsq = 0.5 * f * f
         return dk * _LN2_HI - ((hfsq - (s * (hfsq + r) + dk * _LN2_LO)) - f)
     return dk * _LN2_HI - ((s * (f - r) - dk * _LN2_LO) - f)
@@ -194,23 +233,21 @@ def sincos_two_pi(j):
 
     The reduction is exact in integers: j 2**-53 = n/4 + t/4 with n the nearest
     quarter turn and |t| <= 1/2, so the angle is n pi/2 + theta, theta = (pi/2) t
-    in [-pi/4, pi/4], formed as x + y (x = t * PIO2_HI rounded, y its exact
-    error by Dekker's product plus t * PIO2_LO). fdlibm's kernel cos (``c``) and
-    kernel sin (``sn``, of |theta|) of x + y, then each output picks one by its
-    quadrant: the cosine by n, the sine by n - 1 (sin a = cos(a - pi/2)). Both
-    kernels are always computed (no branch: the loop vectorises).
+    in [-pi/4, pi/4]; |theta| = x + y, x = |t| PIO2_HI rounded, y = (|t| PIO2_HI - x)
+    + |t| PIO2_LO with the first term exact (one fused multiply-add: the error of a
+    product is a float64 here, the value Dekker's exact product gives in
+    ``kernels/philox.cuh``). fdlibm's kernel cos (``c``) and kernel sin (``sn``) of
+    x + y, then each output picks one by its quadrant and sign: cos(n pi/2 + theta)
+    is c, -sin(theta), -c, sin(theta) for n mod 4 = 0, 1, 2, 3, and sin(n pi/2 + theta)
+    = cos((n - 1) pi/2 + theta). Both kernels are always computed and the choices
+    are selects and sign-bit flips (no branch: the loop vectorises).
     """
     j = np.int64(j)
     n = (j + (1 << 50)) >> 51                    # nearest quarter turn, 0 .. 4
     r = j - (n << 51)                            # t = r 2**-51, -2**50 <= r < 2**50
-    negative = r < 0
-    a = -r if negative else r
-    ah = (a >> 26) << 26                         # t = th + tl: 25 and 26 significant bits
-    th = float(ah) * _TWO_M51
-    tl = float(a - ah) * _TWO_M51
-    t = float(a) * _TWO_M51
-    x = t * _PIO2_HI
-    y = ((((th * _PIO2_A - x) + th * _PIO2_B) + tl * _PIO2_A) + tl * _PIO2_B) + t * _PIO2_LO
+    a = float(abs(r))                            # |t| 2**51, exact; the constants carry the 2**-51
+    x = a * _PIO2_HI_51
+    y = _fma(a, _PIO2_HI_51, -x) + a * _PIO2_LO_51
     z = x * x
     w = z * z
     # cos(theta), fdlibm k_cos.c
@@ -222,19 +259,9 @@ def sincos_two_pi(j):
     rs = _S2 + z * (_S3 + z * _S4) + z * w * (_S5 + z * _S6)
     vs = z * x
     sn = x - ((z * (0.5 * y - vs * rs) - y) - vs * _S1)
-    return _quadrant(n, c, sn, negative), _quadrant(n + 3, c, sn, negative)
-
-
-@njit(cache=True, inline="always")
-def _quadrant(n, c, sn, negative):
-    """cos(n pi/2 + theta) from c = cos(theta) and sn = sin(|theta|): +-c on even
-    quarters, +-sn on odd ones (cos(pi/2 + theta) = -sin(theta), cos(3pi/2 + theta) = sin(theta))."""
-    q = n & 3
-    if q == 0:
-        return c
-    if q == 2:
-        return -c
-    return -sn if (q == 1) != negative else sn
+    sin_theta = _flip_sign(sn, r < 0)
+    odd = (n & 1) != 0
+    return _flip_sign(sin_theta if odd else c, ((n + 1) & 2) != 0), _flip_sign(c if odd else sin_theta, (n & 2) != 0)
 
 
 @njit(cache=True, error_model="numpy")
@@ -243,14 +270,16 @@ def cos_two_pi(j):
     return sincos_two_pi(j)[0]
 
 
+@njit(cache=True, inline="always")
+def _uniform_integers(x0, x1, x2, x3):
+    """(k, j) from the four Philox words: u1 = k 2**-53 in (0, 1], u2 = j 2**-53 in [0, 1)."""
+    return ((x0 << _S21) | (x1 >> _S11)) + _ONE, (x2 << _S21) | (x3 >> _S11)
+
+
 @njit(cache=True, error_model="numpy", inline="always")
-def _box_muller(x0, x1, x2, x3):
-    """(r cos(2 pi u2), r sin(2 pi u2)), r = sqrt(-2 ln u1), from the four Philox words."""
-    k = ((x0 << _S21) | (x1 >> _S11)) + _ONE
-    j = (x2 << _S21) | (x3 >> _S11)
-    r = math.sqrt(-2.0 * log_unit(k))
-    c, s = sincos_two_pi(j)
-    return r * c, r * s
+def _radius(k):
+    """Box-Muller's radius sqrt(-2 ln u1), u1 = k 2**-53 (k an integer or its exact float64)."""
+    return math.sqrt(-2.0 * log_unit(k))
 
 
 @njit(cache=True, error_model="numpy")
@@ -265,8 +294,9 @@ def normal(seed, trajectory, step, coordinate):
     x0, x1, x2, x3 = philox4x32_10(
         trajectory & _MASK, trajectory >> _S32, step >> _ONE, np.uint64(coordinate), seed & _MASK, seed >> _S32,
     )
-    c, s = _box_muller(x0, x1, x2, x3)
-    return s if step & _ONE else c
+    k, j = _uniform_integers(x0, x1, x2, x3)
+    c, s = sincos_two_pi(j)
+    return _radius(k) * (s if step & _ONE else c)
 
 
 @njit(cache=True, error_model="numpy")
@@ -274,19 +304,34 @@ def fill_normal_pairs(seed, first_trajectory, lane_trajectory, lane_coordinate, 
     """The draws of steps 2 pair and 2 pair + 1 for lanes j = 0 .. len(even) - 1:
     lane j is coordinate ``lane_coordinate[j]`` of trajectory ``first_trajectory +
     lane_trajectory[j]``; ``even[j]`` gets ``normal(seed, that trajectory, 2 pair, that
-    coordinate)`` and ``odd[j]`` the one of step 2 pair + 1, rounded to the outputs'
-    dtype. ``seed``, ``first_trajectory``, ``pair`` and the lane arrays are uint64.
-    The simulation kernels' noise: one vectorised loop, bit-identical to ``normal``.
+    coordinate)`` and ``odd[j]`` the one of step 2 pair + 1. ``seed``,
+    ``first_trajectory``, ``pair`` and the lane arrays are uint64; ``even`` and
+    ``odd`` are float64 (two distinct arrays), and hold the intermediate values too.
+
+    The simulation kernels' noise, bit-identical to ``normal``, in three vector
+    loops over the lanes: the Philox words and the two uniforms' integers (kept as
+    exact float64, both below 2**53 + 1), then the radius in place, then the angle
+    and the products. One loop doing all three runs ~20% slower on Zen 4: each
+    lane's operations form one long chain of dependent vector operations (the
+    division and the square root among them) that the out-of-order window cannot
+    overlap across iterations; three shorter loops keep each one's units busy.
     """
     k0 = seed & _MASK
     k1 = seed >> _S32
-    dt = even.dtype.type
-    for j in range(even.shape[0]):
+    n = even.shape[0]
+    for j in range(n):
         trajectory = first_trajectory + lane_trajectory[j]
         x0, x1, x2, x3 = philox4x32_10(trajectory & _MASK, trajectory >> _S32, pair, lane_coordinate[j], k0, k1)
-        c, s = _box_muller(x0, x1, x2, x3)
-        even[j] = dt(c)
-        odd[j] = dt(s)
+        k, u = _uniform_integers(x0, x1, x2, x3)
+        even[j] = float(k)
+        odd[j] = float(u)
+    for j in range(n):
+        even[j] = _radius(even[j])
+    for j in range(n):
+        c, s = sincos_two_pi(np.int64(odd[j]))
+        r = even[j]
+        even[j] = r * c
+        odd[j] = r * s
 
 
 @njit(void(uint64, uint64, uint32, int64, float64[:, ::1]), parallel=True, cache=True)

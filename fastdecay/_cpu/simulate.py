@@ -31,10 +31,11 @@ the chunk that starts at 0 (displacement 0).
 Noise. With ``noise > 0`` the gradient of coordinate k of trajectory i at step
 t is lam_k w_k + noise * xi, xi = ``philox.normal(seed, offset + i, t, k)``.
 A tile draws the normals of all its lanes (elements) for two steps at once
-with ``philox.fill_normal_pairs`` (one vectorised loop; steps 2p and 2p + 1
-share a Philox counter) into its thread's rows of ``noise_scratch``, then the
+with ``philox.fill_normal_pairs`` (vector loops; steps 2p and 2p + 1 share a
+Philox counter) into its thread's float64 rows of ``noise_scratch``, then the
 update loops read them: the noisy runs use the same vector loops as the
-noiseless ones, with ``sigma * z[j]`` added to the gradient. The noiseless
+noiseless ones, with ``sigma * z[j]`` added to the gradient (z[j] rounded once
+to the run's dtype). The noiseless
 kernel is a separate compilation (``noise_scratch`` is ``None`` there, and
 every noise term is pruned at compile time).
 
@@ -49,6 +50,7 @@ import numpy as np
 import numba
 from numba import float32, float64, int64, njit, prange, types, uint64, void
 from numba.extending import overload
+from numba.np.numpy_support import as_dtype
 
 from .philox import fill_normal_pairs
 from .rules import adam_element, adam_scalars, buffer_scale_at, sgd_element, sgd_scalars
@@ -180,12 +182,26 @@ def _adam(x, g, m, v, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps, f
 @njit(cache=True)
 def _gradient(lam, x, z, sigma, j):
     """Gradient of an element: λ x, plus σ z[j] with noise (z: the step's draws of the
-    tile's lanes, in the element type; None without noise, pruned at compile time).
-    Never fused into a multiply-add (no ``fastmath`` anywhere in the kernels)."""
+    tile's lanes in float64, rounded here to the element type; None without noise,
+    pruned at compile time). Never fused into a multiply-add (no ``fastmath``
+    anywhere in the kernels)."""
     g = lam * x
     if z is not None:
-        g = g + sigma * z[j]
+        g = g + sigma * _like(x, z[j])
     return g
+
+
+def _like(x, v):
+    """v rounded to the type of the scalar ``x`` (Python twin of the overload below)."""
+    return type(x)(v)
+
+
+@overload(_like)
+def _like_impl(x, v):
+    if isinstance(x, types.Float):
+        cast = as_dtype(x).type
+        return lambda x, v: cast(v)
+    return None
 
 
 # The noise helpers below are resolved by type when the kernel compiles: with no
@@ -520,7 +536,7 @@ RO_UINT64 = types.Array(uint64, 1, "C", readonly=True)
 def _signature(dt, noisy):
     state = types.Array(dt, 1, "C")
     rec = types.Array(dt, 2, "C")
-    scratch = (types.Array(dt, 3, "C"), RO_UINT64, RO_UINT64) if noisy else (types.none,) * 3
+    scratch = (types.Array(float64, 3, "C"), RO_UINT64, RO_UINT64) if noisy else (types.none,) * 3
     return void(
         state, state, state, types.Array(dt, 1, "C", readonly=True), int64, int64,   # w, buf, sq, lam, d, opt
         TABLE, RO_INT64, RO_FLOAT64, float64[::1],                                  # lr source
@@ -558,14 +574,14 @@ def simulate_chunk(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_stat
     """Run the kernel for ``w``'s dtype (see ``_simulate_chunk``). Each (dtype, noisy)
     kernel is compiled (or loaded from Numba's cache) on first use, so a float64-only,
     noiseless user never waits for the other builds. A noisy call gets its scratch
-    here: two rows of draws per thread (even and odd steps), one tile's lanes each."""
+    here: two float64 rows of draws per thread (even and odd steps), one tile's lanes each."""
     noisy = noise != 0.0
     kernel = _KERNELS.get((w.dtype, noisy))
     if kernel is None:
         dt = float32 if w.dtype == np.float32 else float64
         kernel = _KERNELS[w.dtype, noisy] = njit(_signature(dt, noisy), parallel=True, cache=True)(_simulate_chunk)
     if noisy:
-        scratch = np.empty((numba.config.NUMBA_NUM_THREADS, 2, tile_lanes(d)), dtype=w.dtype)
+        scratch = np.empty((numba.config.NUMBA_NUM_THREADS, 2, tile_lanes(d)))
         scratch = (scratch, *noise_lanes(d))
     else:
         scratch = (None, None, None)
@@ -607,8 +623,9 @@ def _simulate_chunk(w, buf, sq, lam, d, opt,
 
     and, on the CPU only (``simulate_chunk`` makes them; all three None without noise):
 
-        noise_scratch  (threads, 2, tile_lanes(d)) draws of the even and odd step of
-                       each thread's current tile, in the run's dtype
+        noise_scratch  (threads, 2, tile_lanes(d)) float64 draws of the even and odd
+                       step of each thread's current tile (rounded to the run's dtype
+                       where a gradient reads them)
         lane_trajectory, lane_coordinate   ``noise_lanes(d)``
     """
     n = lam.shape[0] // d
