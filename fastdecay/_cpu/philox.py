@@ -72,9 +72,10 @@ import math
 from fractions import Fraction
 
 import numpy as np
-from llvmlite import ir
-from numba import float64, int64, njit, prange, types, uint32, uint64, void
-from numba.core.extending import intrinsic, overload
+from numba import float64, int64, njit, prange, uint32, uint64, void
+from numba.core.extending import overload
+
+from .rules import fma
 
 _M0 = np.uint64(0xD2511F53)
 _M1 = np.uint64(0xCD9E8D57)
@@ -137,19 +138,9 @@ def _fma(a, b, c):
     return float(Fraction(a) * Fraction(b) + Fraction(c))
 
 
-@intrinsic
-def _fma_intrinsic(typingctx, a, b, c):
-    def codegen(context, builder, signature, args):
-        double = ir.DoubleType()
-        fma = builder.module.declare_intrinsic("llvm.fma", [double], ir.FunctionType(double, [double] * 3))
-        return builder.call(fma, args)
-
-    return types.float64(types.float64, types.float64, types.float64), codegen
-
-
 @overload(_fma)
 def _fma_numba(a, b, c):
-    return lambda a, b, c: _fma_intrinsic(float(a), float(b), float(c))
+    return lambda a, b, c: fma(a, b, c)
 
 
 @njit(cache=True, inline="always")
