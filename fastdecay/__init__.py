@@ -5,6 +5,8 @@ quadratic-trajectory simulations on Numba (CPU) and CuPy (GPU) kernels.
 torch or CuPy only when the caller passes their arrays.
 """
 
+from typing import TYPE_CHECKING
+
 from .schedules import (
     Schedule,
     constant,
@@ -54,6 +56,9 @@ from .expected import (
 from .sweep import SweepConfigError, SweepResult, load_sweep, sweep  # binds fd.sweep to the function (see fastdecay/sweep/__init__.py)
 
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from . import plots as plots  # for type checkers; at run time __getattr__ below imports it on first use
 
 __all__ = [
     # schedules (API.md §1)
@@ -110,10 +115,12 @@ __all__ = [
 ]
 
 
-def __getattr__(name):
-    """``fd.plots`` imports matplotlib on first use, not with ``import fastdecay``."""
-    if name == "plots":
-        import importlib
+if not TYPE_CHECKING:  # (type checkers see `plots` imported above, and no other attribute)
 
-        return importlib.import_module(".plots", __name__)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    def __getattr__(name):
+        """``fd.plots`` imports matplotlib on first use, not with ``import fastdecay``."""
+        if name == "plots":
+            import importlib
+
+            return importlib.import_module(".plots", __name__)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

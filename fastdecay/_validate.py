@@ -18,14 +18,20 @@ This module imports NumPy and ``fastdecay._layout`` only (never torch, CuPy or
 Numba), so any module of the package may use it without an import circle.
 """
 
+from __future__ import annotations
+
 import numbers
 import sys
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Iterable, Sequence, TypeVar, cast
 
 import numpy as np
 
 from . import _layout as L
 from ._arrays import CUPY, TORCH_CPU, TORCH_CUDA, backend_of
+from ._typing import ArrayLike, FloatArray, Shape
+
+_T = TypeVar("_T")
 
 # steps are counted in int64 on every kernel: the largest step any function accepts
 MAX_STEP = 2**63 - 1
@@ -37,11 +43,18 @@ class ScheduleBase:
 
     __slots__ = ()
 
+    if TYPE_CHECKING:  # what the checks read of a schedule (fastdecay.Schedule defines them)
+
+        @property
+        def batch_shape(self) -> Shape: ...
+
+        def rows(self) -> FloatArray: ...
+
 
 # ----------------------------------------------------------------------------- messages
 
 
-def shown(value, limit=120):
+def shown(value: object, limit: int = 120) -> str:
     """``repr(value)`` for an error message: huge integers by their size, long reprs cut."""
     if isinstance(value, numbers.Integral) and not isinstance(value, bool) and abs(int(value)) >= 10**20:
         return f"an integer of {len(str(abs(int(value))))} digits ({str(int(value))[:6]}...)"
@@ -49,7 +62,7 @@ def shown(value, limit=120):
     return text if len(text) <= limit else text[: limit - 5] + " ...>"
 
 
-def _bound_text(low, low_open, high, high_open):
+def _bound_text(low: float | None, low_open: bool, high: float | None, high_open: bool) -> str:
     parts = []
     if low is not None:
         parts.append(f"{'>' if low_open else '>='} {low:g}")
@@ -61,7 +74,7 @@ def _bound_text(low, low_open, high, high_open):
 # ----------------------------------------------------------------------------- arrays of real numbers
 
 
-def dense_tensor(name, value):
+def dense_tensor(name: str, value: Any) -> Any:
     """A torch tensor that holds ordinary dense numbers on the CPU or a CUDA device, as
     a detached tensor (bfloat16 and float8 widened to float32, which NumPy and CuPy
     lack); anything else is returned as it is. TypeError naming ``name`` for sparse,
@@ -85,7 +98,7 @@ def dense_tensor(name, value):
     return value.resolve_conj().resolve_neg()
 
 
-def host_array(name, value):
+def host_array(name: str, value: Any) -> Any:
     """``value`` as a NumPy array where it is an array (a view where it already is one on
     the host; a CuPy array or CUDA tensor is copied to the host), else as it is, with the
     checks of ``dense_tensor``."""
@@ -97,7 +110,7 @@ def host_array(name, value):
     return value
 
 
-def _real_dtype_array(name, value):
+def _real_dtype_array(name: str, value: Any) -> np.ndarray:
     """``value`` as a NumPy array of a real dtype (not yet float64), or TypeError."""
     if isinstance(value, ScheduleBase):
         raise TypeError(f"{name} must be a number or an array of numbers, got a schedule {value!r}")
@@ -133,7 +146,8 @@ def _real_dtype_array(name, value):
     raise TypeError(f"{name} must be a number or an array of numbers, got {shown(value)} (dtype {arr.dtype})")
 
 
-def real_array(name, value, *, low=None, low_open=False, high=None, high_open=False, integer=False):
+def real_array(name: str, value: object, *, low: float | None = None, low_open: bool = False,
+               high: float | None = None, high_open: bool = False, integer: bool = False) -> FloatArray:
     """``value`` (a number, a nested list, a NumPy / CuPy array or a torch tensor) as a
     read-only float64 NumPy copy, every element finite and within the bounds."""
     arr = np.array(_real_dtype_array(name, value), dtype=np.float64)  # a copy: never aliases the caller's
@@ -160,18 +174,18 @@ def real_array(name, value, *, low=None, low_open=False, high=None, high_open=Fa
     return arr
 
 
-def rates(name, value):
+def rates(name: str, value: object) -> FloatArray:
     """Learning rates (a number or an array): finite and >= 0."""
     return real_array(name, value, low=0.0)
 
 
-def durations(name, value):
+def durations(name: str, value: object) -> FloatArray:
     """Numbers of steps (a number or an array): finite and >= 1; fractions allowed, as
     Keras and optax allow them."""
     return real_array(name, value, low=1.0)
 
 
-def broadcast(**arrays):
+def broadcast(**arrays: ArrayLike) -> Shape:
     """The common shape of the named arrays (NumPy rules), or ValueError naming them."""
     try:
         return np.broadcast_shapes(*(np.shape(v) for v in arrays.values()))
@@ -180,7 +194,7 @@ def broadcast(**arrays):
         raise ValueError(f"parameter shapes do not broadcast: {shapes}") from None
 
 
-def _memory_bytes():
+def _memory_bytes() -> int | None:
     """Physical memory of this machine in bytes (None where the OS does not say)."""
     try:
         import os
@@ -190,7 +204,7 @@ def _memory_bytes():
         return None
 
 
-def fits_in_memory(name, value, shape, itemsize):
+def fits_in_memory(name: str, value: object, shape: Sequence[int], itemsize: int) -> None:
     """ValueError naming ``name`` when an array of ``shape`` (the result that ``value``
     asks for) cannot be allocated: more bytes than this machine's memory."""
     elements = 1
@@ -206,7 +220,7 @@ def fits_in_memory(name, value, shape, itemsize):
         )
 
 
-def out_array(name, out, shape):
+def out_array(name: str, out: Any, shape: Sequence[int]) -> np.ndarray:
     """``out`` (a NumPy array or CPU torch tensor to write into) as a NumPy view: dense,
     on the CPU, float32 or float64, of ``shape``, C-contiguous and writeable."""
     backend = backend_of(out)
@@ -239,7 +253,8 @@ def out_array(name, out, shape):
 # ----------------------------------------------------------------------------- scalars
 
 
-def real(name, value, *, low=None, low_open=False, high=None, high_open=False):
+def real(name: str, value: object, *, low: float | None = None, low_open: bool = False, high: float | None = None,
+         high_open: bool = False) -> float:
     """A finite Python float within the bounds, from a Python / NumPy real number or a
     0-d (one-element) array or tensor."""
     if type(value) is float:  # the common case, without ABC checks
@@ -270,7 +285,7 @@ def real(name, value, *, low=None, low_open=False, high=None, high_open=False):
     return x
 
 
-def integer(name, value, *, low=0, high=None):
+def integer(name: str, value: Any, *, low: int | None = 0, high: int | None = None) -> int:
     """A Python int >= low (and < high), from an int, a NumPy integer or an integral float."""
     if type(value) is not int:
         if isinstance(value, (bool, np.bool_)):
@@ -278,24 +293,25 @@ def integer(name, value, *, low=0, high=None):
         if isinstance(value, numbers.Integral):
             value = int(value)
         elif isinstance(value, numbers.Real) and not isinstance(value, np.ndarray):
-            if not np.isfinite(value) or value != int(value):
+            number: Any = value  # (numbers.Real declares no __int__ to type checkers)
+            if not np.isfinite(number) or number != int(number):
                 raise ValueError(f"{name} must be an integer, got {value!r}")
-            value = int(value)
+            value = int(number)
         else:
             raise TypeError(f"{name} must be an integer, got {shown(value)}")
     if (low is not None and value < low) or (high is not None and value >= high):
-        bound = f">= {low}" if low is not None and value < low else f"< {_power_of_two(high)}"
+        bound = f">= {low}" if low is not None and value < low else f"< {_power_of_two(cast(int, high))}"
         raise ValueError(f"{name} must be {bound}, got {shown(value)}")
     return value
 
 
-def _power_of_two(n):
+def _power_of_two(n: int) -> str:
     """``n`` as 2**k where it is one (and large), else in digits."""
     k = n.bit_length() - 1
     return f"2**{k}" if n == 2**k and k >= 20 else str(n)
 
 
-def step(name, value):
+def step(name: str, value: object) -> int:
     """One step index: an int in [0, 2**63)."""
     if type(value) is int and 0 <= value <= MAX_STEP:
         return value
@@ -307,7 +323,7 @@ def step(name, value):
     return value
 
 
-def flag(name, value):
+def flag(name: str, value: object) -> bool:
     """``value`` as a Python bool (True, False or a NumPy bool; not 0/1)."""
     if value is True or value is False:
         return value
@@ -316,14 +332,14 @@ def flag(name, value):
     return bool(value)
 
 
-def choice(name, value, options):
+def choice(name: str, value: object, options: Iterable[str]) -> str:
     """One of the strings ``options``."""
     if not isinstance(value, str) or value not in options:
         raise ValueError(f"{name} must be one of {tuple(options)}, got {shown(value)}")
     return value
 
 
-def betas(value, name="betas"):
+def betas(value: object, name: str = "betas") -> tuple[float, float]:
     """Adam's (beta1, beta2) as floats in [0, 1)."""
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise TypeError(f"{name} must be a pair (beta1, beta2) of numbers in [0, 1), got {shown(value)}")
@@ -337,7 +353,7 @@ def betas(value, name="betas"):
     return pair
 
 
-def float_dtype(name, dtype):
+def float_dtype(name: str, dtype: Any) -> np.dtype:
     """float32 or float64 (a NumPy dtype, its name, or a torch dtype) as a NumPy dtype."""
     text = str(dtype)
     if text in ("torch.float32", "torch.float64"):  # a torch dtype, without importing torch
@@ -351,7 +367,7 @@ def float_dtype(name, dtype):
     return dt
 
 
-def callable_or_none(name, value, what):
+def callable_or_none(name: str, value: _T, what: str) -> _T:
     if value is not None and not callable(value):
         raise TypeError(f"{name} must be {what} or None, got {shown(value)}")
     return value
@@ -360,7 +376,7 @@ def callable_or_none(name, value, what):
 # ----------------------------------------------------------------------------- steps
 
 
-def steps_array(name, t):
+def steps_array(name: str, t: object) -> FloatArray:
     """Steps (an int, or an array of integer steps of any shape) as a float64 NumPy array."""
     if isinstance(t, (bool, np.bool_)):
         raise TypeError(f"{name} must be an integer step or an array of steps, got {t!r}")
@@ -390,7 +406,7 @@ def steps_array(name, t):
     return steps
 
 
-def step_sequence(name, values, *, strict, sort=False):
+def step_sequence(name: str, values: object, *, strict: bool, sort: bool = False) -> FloatArray:
     """A 1-D sequence of non-negative integer steps as a float64 array: sorted first
     when ``sort``, else required to be sorted (strictly increasing if ``strict``)."""
     if isinstance(values, (str, bytes)) or isinstance(values, numbers.Number):
@@ -415,14 +431,14 @@ def step_sequence(name, values, *, strict, sort=False):
 # ----------------------------------------------------------------------------- schedules
 
 
-def schedule(name, value):
+def schedule(name: str, value: _T) -> _T:
     """``value`` if it is a fastdecay Schedule, else TypeError naming ``name``."""
     if not isinstance(value, ScheduleBase):
         raise TypeError(f"{name} must be a fastdecay Schedule, got {shown(value)}")
     return value
 
 
-def schedules(name, values):
+def schedules(name: str, values: Any) -> list[Any]:
     """A non-empty list of Schedules (a single Schedule counts as a list of one)."""
     if isinstance(values, ScheduleBase):
         return [values]
@@ -437,7 +453,7 @@ def schedules(name, values):
 
 
 @lru_cache(maxsize=256)
-def constant_table(value):
+def constant_table(value: float) -> FloatArray:
     table = np.zeros((1, 1, L.WIDTH))
     table[0, 0, L.KIND] = L.CONSTANT
     table[0, 0, L.P0] = value
@@ -445,7 +461,7 @@ def constant_table(value):
     return table
 
 
-def rate_table(name, value):
+def rate_table(name: str, value: object) -> FloatArray:
     """The read-only ``(1, segments, WIDTH)`` table of a rate given as a number >= 0 or
     as a scalar schedule (batch_shape ()): what the fused updates read."""
     if isinstance(value, ScheduleBase):

@@ -20,6 +20,8 @@ step       lr
 0
 """
 
+from __future__ import annotations
+
 import argparse
 import importlib.util
 import inspect
@@ -28,6 +30,7 @@ import math
 import os
 import sys
 import time
+from typing import IO, Any, Callable, NoReturn, Sequence
 
 import numpy as np
 
@@ -40,7 +43,7 @@ class CommandLineError(Exception):
     """A bad argument (exit status 2): one line naming the problem, after the usage of the
     (sub-)command when the arguments themselves are malformed."""
 
-    def __init__(self, message, usage=None):
+    def __init__(self, message: str, usage: str | None = None) -> None:
         super().__init__(message)
         self.usage = usage
 
@@ -49,11 +52,11 @@ class _Parser(argparse.ArgumentParser):
     """argparse whose errors carry this (sub-)command's usage and end in one line:
     ``fastdecay schedule step: error: ... (see fastdecay schedule step --help)``."""
 
-    def error(self, message):
+    def error(self, message: str) -> NoReturn:
         raise CommandLineError(f"{self.prog}: error: {message} (see {self.prog} --help)", self.format_usage())
 
 
-def _fail(args, message):
+def _fail(args: argparse.Namespace, message: object) -> CommandLineError:
     """CommandLineError for a bad value found after parsing (the arguments were well
     formed, so no usage): one line pointing to the help of the sub-command ``args`` ran."""
     parser = getattr(args, "command_parser", None)
@@ -138,8 +141,8 @@ _HELP = {
 }
 
 
-def _list_of(kind_name, element):
-    def parse(text):
+def _list_of(kind_name: str, element: Callable[[str], Any]) -> Callable[[str], list[Any]]:
+    def parse(text: str) -> list[Any]:
         try:
             return [element(x) for x in text.replace(" ", "").split(",") if x != ""]
         except ValueError:
@@ -153,11 +156,12 @@ class _Concatenate(argparse.Action):
     """``--milestones 3 6``, ``--milestones 3,6`` and ``--milestones 3, 6`` alike: the
     lists parsed from each word, joined into one."""
 
-    def __call__(self, parser, namespace, values, option_string=None):
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
         setattr(namespace, self.dest, [x for part in values for x in part])
 
 
-def _nonnegative_int(text):
+def _nonnegative_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -167,7 +171,7 @@ def _nonnegative_int(text):
     return value
 
 
-def _positive_float(text):
+def _positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -177,14 +181,14 @@ def _positive_float(text):
     return value
 
 
-def _positive_int(text):
+def _positive_int(text: str) -> int:
     value = _nonnegative_int(text)
     if value == 0:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
 
 
-def _description(doc):
+def _description(doc: str | None) -> str:
     """A factory's docstring without its doctest examples, as one paragraph."""
     text = inspect.cleandoc(doc or "").split(">>>")[0]
     return " ".join(text.split()).replace("``", "")
@@ -193,7 +197,7 @@ def _description(doc):
 class _HelpFormatter(argparse.HelpFormatter):
     """Shows an option once (``--total-steps N``), not once per accepted spelling."""
 
-    def _format_action_invocation(self, action):
+    def _format_action_invocation(self, action: argparse.Action) -> str:
         if not action.option_strings:
             return super()._format_action_invocation(action)
         shown = ", ".join(o for o in action.option_strings if "_" not in o)
@@ -202,7 +206,7 @@ class _HelpFormatter(argparse.HelpFormatter):
         return f"{shown} {self._format_args(action, self._get_default_metavar_for_optional(action))}"
 
 
-def _add_factory_options(parser, kind, factory):
+def _add_factory_options(parser: argparse.ArgumentParser, kind: str, factory: Callable[..., S.Schedule]) -> None:
     """One ``--param`` option per factory argument; required ones without default."""
     for p in inspect.signature(factory).parameters.values():
         flags = [f"--{p.name.replace('_', '-')}"] + ([f"--{p.name}"] if "_" in p.name else [])
@@ -216,7 +220,7 @@ def _add_factory_options(parser, kind, factory):
             help_ = f"{help_} (default {p.default})"
             parser.add_argument(*flags, dest=p.name, choices=choices, default=p.default, help=help_)
             continue
-        kwargs = {"dest": p.name, "metavar": "N" if "steps" in p.name else p.name.upper(), "required": required}
+        kwargs: dict[str, Any] = {"dest": p.name, "metavar": "N" if "steps" in p.name else p.name.upper(), "required": required}
         if p.name in _LIST_PARAMS:
             kwargs["type"] = _list_of(_LIST_PARAMS[p.name].__name__, _LIST_PARAMS[p.name])
             kwargs["nargs"] = "+"
@@ -231,7 +235,7 @@ def _add_factory_options(parser, kind, factory):
         parser.add_argument(*flags, help=help_, **kwargs)
 
 
-def _add_schedule_command(commands):
+def _add_schedule_command(commands: Any) -> None:
     sched = commands.add_parser(
         "schedule",
         help="print a learning-rate schedule, one row a step",
@@ -277,7 +281,7 @@ def _add_schedule_command(commands):
             )
 
 
-def _build_schedule(args):
+def _build_schedule(args: argparse.Namespace) -> S.Schedule:
     factory = SCHEDULE_KINDS[args.kind]
     kwargs = {name: getattr(args, name) for name in inspect.signature(factory).parameters}
     schedule = factory(**kwargs)
@@ -287,7 +291,7 @@ def _build_schedule(args):
     return schedule
 
 
-def _fixed_decimals(rates):
+def _fixed_decimals(rates: np.ndarray) -> int | None:
     """Decimals that show the smallest nonzero rate with 4 significant digits (at least 5),
     or None when that would take more than 12 (then scientific notation)."""
     finite = np.abs(rates[np.isfinite(rates) & (rates != 0)])
@@ -297,7 +301,8 @@ def _fixed_decimals(rates):
     return decimals if decimals <= 12 and finite.max() < 1e6 else None
 
 
-def _print_schedule(schedule, steps, columns, fmt, out):
+def _print_schedule(schedule: S.Schedule, steps: np.ndarray, columns: dict[str, np.ndarray], fmt: str, out: IO[str]
+                    ) -> None:
     """One row a step: the step and each of ``columns`` (name -> values: lr, and momentum
     when asked)."""
     if fmt == "json":
@@ -321,7 +326,7 @@ def _print_schedule(schedule, steps, columns, fmt, out):
         out.write("  ".join([f"{t:>{width_t}}"] + [f"{c[i]:>{w}}" for c, w in zip(cells, widths)]) + "\n")
 
 
-def _run_schedule(args, out):
+def _run_schedule(args: argparse.Namespace, out: IO[str]) -> int:
     try:
         schedule = _build_schedule(args)
     except (ValueError, TypeError) as exc:
@@ -348,7 +353,7 @@ def _run_schedule(args, out):
 # ----------------------------------------------------------------------------- demo and sweep
 
 
-def _add_demo_command(commands):
+def _add_demo_command(commands: Any) -> None:
     demo = commands.add_parser(
         "demo",
         help="step vs exponential decay on quadratics: a table and PNG figures",
@@ -362,7 +367,7 @@ def _add_demo_command(commands):
     demo.add_argument("--no-plots", action="store_true", help="print the table only")
 
 
-def _add_sweep_command(commands):
+def _add_sweep_command(commands: Any) -> None:
     sweep = commands.add_parser(
         "sweep",
         help="a simulation sweep from a TOML file: chunked, resumable, local or on Dask",
@@ -384,7 +389,7 @@ def _add_sweep_command(commands):
     sweep.add_argument("--no-plots", action="store_true", help="no figures at the end")
 
 
-def _add_compile_command(commands):
+def _add_compile_command(commands: Any) -> None:
     compile_ = commands.add_parser(
         "compile",
         help="compile every kernel into the on-disk caches now, not at first use",
@@ -399,7 +404,7 @@ def _add_compile_command(commands):
                           help="also compile the CUDA kernels for the current GPU (needs CuPy and a device)")
 
 
-def _cuda_devices():
+def _cuda_devices() -> int:
     import cupy
 
     try:
@@ -408,7 +413,7 @@ def _cuda_devices():
         return 0
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of the whole command line."""
     from ._version import __version__
 
@@ -427,7 +432,7 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fastdecay`` console script; returns the exit status."""
     out = sys.stdout
     try:

@@ -16,14 +16,18 @@ memory stays bounded whatever the number of steps.
 10
 """
 
+from __future__ import annotations
+
 import math
-from typing import NamedTuple
+from typing import Any, Iterator, NamedTuple
 
 import numpy as np
+from numpy.typing import NDArray
 
 from . import _layout as L
 from . import _validate as V
-from .schedules import match_half_life
+from ._typing import FloatArray, RealArrayLike, Shape
+from .schedules import Schedule, match_half_life
 
 __all__ = [
     "stability_onset",
@@ -37,12 +41,12 @@ __all__ = [
 _BLOCK_ELEMENTS = 1 << 22
 
 
-def _step_count(name, n):
+def _step_count(name: str, n: object) -> int:
     """A number of steps: an integer in [0, 2**63)."""
     return V.integer(name, n, low=0, high=V.MAX_STEP + 1)
 
 
-def _out_shape(s, *arrays, names):
+def _out_shape(s: Schedule, *arrays: np.ndarray, names: list[str]) -> Shape:
     try:
         return np.broadcast_shapes(s.batch_shape, *(a.shape for a in arrays))
     except ValueError:
@@ -52,7 +56,7 @@ def _out_shape(s, *arrays, names):
         ) from None
 
 
-def _rate_blocks(s, steps, shape):
+def _rate_blocks(s: Schedule, steps: int, shape: Shape) -> Iterator[tuple[int, FloatArray]]:
     """Yield (first step, rates) with rates shaped to broadcast against outputs of ``shape``
     plus a trailing block-of-steps axis. Blocks start short and double up to
     _BLOCK_ELEMENTS of outputs x steps, so a caller that stops early reads few steps."""
@@ -68,7 +72,7 @@ def _rate_blocks(s, steps, shape):
         a, block = b, min(largest, 2 * block)
 
 
-def _never_falls(s, t):
+def _never_falls(s: Schedule, t: int) -> NDArray[np.bool_]:
     """Where each schedule of ``s`` (shape ``batch_shape``) never has a lower rate after step
     ``t`` than at ``t``: its last segment is in effect at ``t`` and is a constant, a decay
     already at its end (polynomial not cycling, cosine, cosine power, one-minus-power, a
@@ -91,12 +95,12 @@ def _never_falls(s, t):
     return (last & held).reshape(s.batch_shape)
 
 
-def _as_result(a):
+def _as_result(a: Any) -> Any:
     a = np.asarray(a)
     return a.item() if a.ndim == 0 else a
 
 
-def stability_onset(schedule, curvature, *, max_steps):
+def stability_onset(schedule: Schedule, curvature: RealArrayLike, *, max_steps: int) -> int | NDArray[np.int64]:
     """The first step t < ``max_steps`` with η_t · λ < 2, or −1 if there is none.
 
     From that step on (while the rate keeps decaying) gradient descent on the
@@ -143,11 +147,11 @@ def stability_onset(schedule, curvature, *, max_steps):
 class EscapeProbability(NamedTuple):
     """``per_step[..., t]`` = p_t, ``cumulative[..., t]`` = 1 − Π_{τ ≤ t} (1 − p_τ)."""
 
-    per_step: np.ndarray
-    cumulative: np.ndarray
+    per_step: FloatArray
+    cumulative: FloatArray
 
 
-def escape_probability(schedule, barrier, c, steps):
+def escape_probability(schedule: Schedule, barrier: RealArrayLike, c: RealArrayLike, steps: int) -> EscapeProbability:
     """Arrhenius-style escape chances over a barrier: p_t = exp(−barrier / (c · η_t)).
 
     ``per_step`` is p_t for t < ``steps``; ``cumulative`` the chance of at least
@@ -182,7 +186,7 @@ def escape_probability(schedule, barrier, c, steps):
     return EscapeProbability(per_step, cumulative)
 
 
-def adam_effective_step(schedule, steps, *, betas=(0.9, 0.999)):
+def adam_effective_step(schedule: Schedule, steps: int, *, betas: tuple[float, float] = (0.9, 0.999)) -> FloatArray:
     """S_t = η_t (1 − β1^(t+1)) / sqrt(1 − β2^(t+1)) for t < ``steps``.
 
     The size of Adam's step without bias correction under a constant gradient
@@ -205,7 +209,7 @@ def adam_effective_step(schedule, steps, *, betas=(0.9, 0.999)):
     return s.table(steps) * factor
 
 
-def discretization_divergence(s, curvature, steps):
+def discretization_divergence(s: Schedule, curvature: RealArrayLike, steps: int) -> float | FloatArray:
     """|w_N| under the step schedule ``s`` over |w_N| under its half-life-matched
     exponential (``fd.match_half_life(s)``), for plain gradient descent on ½ λ w².
 

@@ -15,17 +15,46 @@ a list of schedules, or a dict ``{label: schedule}``.
 ['learning rate $\\\\eta_t$']
 """
 
+from __future__ import annotations
+
 import os
+from typing import Any, Iterable, Mapping, Protocol, Sequence, Union
 
 import numpy as np
 
 try:
     from matplotlib import ticker, transforms
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError("fastdecay.plots needs matplotlib: pip install 'fastdecay[plot]'") from exc
 
 from . import schedules as S
+from ._typing import ArrayLike, FloatArray, RealArrayLike
+
+# the ``schedules`` argument: a Schedule (a batch is one curve per member), a list of
+# schedules, or {label: schedule}
+Schedules = Union[S.Schedule, Sequence[S.Schedule], Mapping[str, S.Schedule]]
+
+
+class LossRecord(Protocol):
+    """A result with recorded steps and losses (``fd.simulate(..., every=k)``, ``fd.expected_loss``)."""
+
+    @property
+    def steps(self) -> Any: ...
+
+    @property
+    def loss(self) -> Any: ...
+
+
+class DisplacementRecord(Protocol):
+    """A result with recorded steps and displacements (``fd.simulate(..., every=k)``)."""
+
+    @property
+    def steps(self) -> Any: ...
+
+    @property
+    def displacement(self) -> Any: ...
 
 __all__ = [
     "lr_curves",
@@ -44,7 +73,8 @@ __all__ = [
 _STYLE = ("-", "--", "-.", ":")
 
 
-def _figure(nrows=1, ncols=1, *, width=8.0, height=4.8, sharex=False):
+def _figure(nrows: int = 1, ncols: int = 1, *, width: float = 8.0, height: float = 4.8, sharex: bool = False
+            ) -> tuple[Figure, Any]:
     fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
     axes = fig.subplots(nrows, ncols, sharex=sharex, squeeze=False).ravel()
     for ax in axes:
@@ -53,7 +83,7 @@ def _figure(nrows=1, ncols=1, *, width=8.0, height=4.8, sharex=False):
     return fig, axes
 
 
-def save(fig, path, *, dpi=None):
+def save(fig: Figure, path: str | os.PathLike[str], *, dpi: float | None = None) -> str:
     """Write ``fig`` as PNG to ``path`` (directories created) and return the path."""
     path = os.fspath(path)
     folder = os.path.dirname(path)
@@ -63,17 +93,17 @@ def save(fig, path, *, dpi=None):
     return path
 
 
-def _finish(fig, path):
+def _finish(fig: Figure, path: str | os.PathLike[str] | None) -> Figure:
     if path is not None:
         save(fig, path)
     return fig
 
 
-def _labelled(schedules, labels=None):
+def _labelled(schedules: Schedules, labels: Iterable[str] | None = None) -> list[tuple[str, S.Schedule]]:
     """``[(label, scalar Schedule), ...]`` from a Schedule, list or dict."""
     if isinstance(schedules, S.Schedule):
         if schedules.batch_shape == ():
-            items = [(repr(schedules), schedules)]
+            items: list[tuple[str, Any]] = [(repr(schedules), schedules)]
         else:
             flat = S.Schedule(schedules.rows(), schedules.kind)
             items = [(f"{schedules.kind}[{i}]", flat[i]) for i in range(flat.size)]
@@ -95,7 +125,7 @@ def _labelled(schedules, labels=None):
 _MAX_POINTS = 20_000
 
 
-def _steps_shown(steps):
+def _steps_shown(steps: int) -> np.ndarray:
     """The steps a curve over ``0 .. steps-1`` is drawn at: all of them, or an even
     subset of ``_MAX_POINTS`` for long horizons (a figure has fewer pixels anyway)."""
     steps = int(steps)
@@ -104,13 +134,14 @@ def _steps_shown(steps):
     return np.unique(np.linspace(0, steps - 1, _MAX_POINTS).round().astype(np.int64))
 
 
-def _positive(y):
+def _positive(y: ArrayLike) -> FloatArray:
     """``y`` with non-positive and non-finite entries masked, for log axes."""
     y = np.asarray(y, dtype=np.float64)
     return np.where((y > 0) & np.isfinite(y), y, np.nan)
 
 
-def lr_curves(schedules, steps, *, labels=None, log=True, title="Learning-rate schedules", path=None):
+def lr_curves(schedules: Schedules, steps: int, *, labels: Iterable[str] | None = None, log: bool = True,
+              title: str = "Learning-rate schedules", path: str | os.PathLike[str] | None = None) -> Figure:
     """The rate η_t of each schedule for t < ``steps`` (log scale by default)."""
     fig, (ax,) = _figure()
     t = _steps_shown(steps)
@@ -125,8 +156,9 @@ def lr_curves(schedules, steps, *, labels=None, log=True, title="Learning-rate s
     return _finish(fig, path)
 
 
-def stability_ceiling(schedules, curvatures, steps, *, labels=None, path=None,
-                      title=r"Stability ceiling $2/\eta_t$ against the curvatures"):
+def stability_ceiling(schedules: Schedules, curvatures: RealArrayLike, steps: int, *,
+                      labels: Iterable[str] | None = None, path: str | os.PathLike[str] | None = None,
+                      title: str = r"Stability ceiling $2/\eta_t$ against the curvatures") -> Figure:
     """2/η_t of each schedule (gradient descent on curvature λ is stable while
     λ < 2/η_t), with the curvatures as horizontal lines and each one's stability
     onset t* (first step with η_t·λ < 2) marked."""
@@ -176,13 +208,16 @@ def stability_ceiling(schedules, curvatures, steps, *, labels=None, path=None,
     return _finish(fig, path)
 
 
-def trajectories(steps, values, *, labels, ylabel, title, log=True, path=None, ax=None, legend=True, diverged=None):
+def trajectories(steps: ArrayLike, values: ArrayLike, *, labels: Iterable[str], ylabel: str, title: str,
+                 log: bool = True, path: str | os.PathLike[str] | None = None, ax: Axes | None = None,
+                 legend: bool = True, diverged: ArrayLike | None = None) -> Figure | Axes:
     """Curves ``values[k]`` against ``steps``, one per label (a generic helper).
 
     Non-finite values (an overflow to inf, or nan) are left out of the curve, and an
     ``x`` at the top of the axes marks the step where each such stretch begins; on a log
     axis the limits come from the finite positive values. ``diverged`` (one flag per
-    curve) names the curves that ended diverged in a note on the axes."""
+    curve) names the curves that ended diverged in a note on the axes. Returns the new
+    figure, or ``ax`` where one was given."""
     values = np.atleast_2d(np.asarray(values, dtype=np.float64))
     labels = list(labels)
     if values.shape[0] != len(labels):
@@ -226,7 +261,7 @@ def trajectories(steps, values, *, labels, ylabel, title, log=True, path=None, a
     return _finish(fig, path) if fig is not None else ax
 
 
-def _log_limits(ax, values):
+def _log_limits(ax: Axes, values: ArrayLike) -> None:
     """Log-axis limits from the finite positive ``values``, whole decades within
     1e-300 .. 1e300; over more than 12 decades, major ticks a round number of decades apart
     and no minor ticks (matplotlib's log locator probes decades past 1e308 there)."""
@@ -243,11 +278,13 @@ def _log_limits(ax, values):
     if high - low > 12:
         stride = next(k for k in (2, 5, 10, 20, 25, 50, 100) if k * 8 >= high - low)
         first = np.ceil(low / stride) * stride
-        ax.yaxis.set_major_locator(ticker.FixedLocator(10.0 ** np.arange(first, high + 1, stride)))
+        ax.yaxis.set_major_locator(ticker.FixedLocator((10.0 ** np.arange(first, high + 1, stride)).tolist()))
         ax.yaxis.set_minor_locator(ticker.NullLocator())
 
 
-def _panels(result, attribute, panel_labels, curve_labels, ylabel, title, path, diverged=None):
+def _panels(result: Any, attribute: str, panel_labels: Sequence[str] | None, curve_labels: Iterable[str],
+            ylabel: str, title: str, path: str | os.PathLike[str] | None, diverged: ArrayLike | None = None
+            ) -> Figure:
     """One panel per leading index of ``result.<attribute>`` (shape (panels, curves, n));
     ``diverged`` of shape (panels, curves) flags the curves that diverged."""
     values = np.asarray(getattr(result, attribute), dtype=np.float64)
@@ -271,7 +308,9 @@ def _panels(result, attribute, panel_labels, curve_labels, ylabel, title, path, 
     return _finish(fig, path)
 
 
-def loss_curves(result, *, labels, panels=None, path=None, title="Loss $f(w_t)$", diverged=None):
+def loss_curves(result: LossRecord, *, labels: Iterable[str], panels: Sequence[str] | None = None,
+                path: str | os.PathLike[str] | None = None, title: str = "Loss $f(w_t)$",
+                diverged: ArrayLike | None = None) -> Figure:
     """Loss trajectories of a ``fd.simulate(..., every=k)`` result.
 
     ``result.loss`` of shape ``(n_curves, n_recorded)`` is one panel; shape
@@ -282,16 +321,18 @@ def loss_curves(result, *, labels, panels=None, path=None, title="Loss $f(w_t)$"
     return _panels(result, "loss", panels, labels, r"loss $\frac{1}{2}\lambda w_t^2$", title, path, diverged)
 
 
-def displacement_signatures(result, *, labels, panels=None, path=None,
-                            title=r"Displacement signatures $m_t = \|w_t - w_{t-1}\|$"):
+def displacement_signatures(result: DisplacementRecord, *, labels: Iterable[str], panels: Sequence[str] | None = None,
+                            path: str | os.PathLike[str] | None = None,
+                            title: str = r"Displacement signatures $m_t = \|w_t - w_{t-1}\|$") -> Figure:
     """Displacement m_t of a ``fd.simulate(..., every=k)`` result: a step schedule
     shows plateaus and drops, an exponential a geometric decline. Shapes as in
     ``loss_curves``."""
     return _panels(result, "displacement", panels, labels, r"displacement $m_t$", title, path)
 
 
-def final_vs_curvature(curvatures, values, *, labels, ylabel=r"final $|w_N|$", title="Final weights against curvature",
-                       reference=None, path=None):
+def final_vs_curvature(curvatures: ArrayLike, values: ArrayLike, *, labels: Iterable[str],
+                       ylabel: str = r"final $|w_N|$", title: str = "Final weights against curvature",
+                       reference: float | None = None, path: str | os.PathLike[str] | None = None) -> Figure:
     """One curve per label of ``values[k]`` (per curvature) against the curvature (log-log).
     ``reference`` draws a horizontal line (for example |w_0|)."""
     fig, (ax,) = _figure()
@@ -316,8 +357,11 @@ def final_vs_curvature(curvatures, values, *, labels, ylabel=r"final $|w_N|$", t
     return _finish(fig, path)
 
 
-def adam_effective_step(schedules, steps, *, betas=(0.9, 0.999), labels=None, path=None, ax=None):
-    """Adam's effective step S_t = η_t (1 − β1^(t+1)) / sqrt(1 − β2^(t+1)) of each schedule."""
+def adam_effective_step(schedules: Schedules, steps: int, *, betas: tuple[float, float] = (0.9, 0.999),
+                        labels: Iterable[str] | None = None, path: str | os.PathLike[str] | None = None,
+                        ax: Axes | None = None) -> Figure | Axes:
+    """Adam's effective step S_t = η_t (1 − β1^(t+1)) / sqrt(1 − β2^(t+1)) of each schedule
+    (the new figure, or ``ax`` where one was given)."""
     from .diagnostics import adam_effective_step as effective
 
     fig = None
@@ -334,11 +378,14 @@ def adam_effective_step(schedules, steps, *, betas=(0.9, 0.999), labels=None, pa
     return _finish(fig, path) if fig is not None else ax
 
 
-def weight_decay_shrinkage(lr, weight_decay, steps, *, labels=("constant weight decay", "constant_shrinkage"),
-                           path=None, ax=None):
+def weight_decay_shrinkage(lr: S.Schedule | RealArrayLike, weight_decay: float, steps: int, *,
+                           labels: Sequence[str] = ("constant weight decay", "constant_shrinkage"),
+                           path: str | os.PathLike[str] | None = None, ax: Sequence[Axes] | None = None
+                           ) -> Figure | Sequence[Axes]:
     """Decoupled (AdamW) weight decay under a decaying lr: the per-step shrinkage
     η_t·λ_t and the cumulative factor ∏(1 − η_t·λ_t) applied to the weights, for a
-    constant ``weight_decay`` against ``fd.constant_shrinkage(lr, weight_decay)``."""
+    constant ``weight_decay`` against ``fd.constant_shrinkage(lr, weight_decay)``
+    (the new figure, or ``ax``, two axes, where they were given)."""
     from .schedules import constant_shrinkage
 
     lr = S.as_schedule(lr, "lr")
@@ -368,8 +415,9 @@ def weight_decay_shrinkage(lr, weight_decay, steps, *, labels=("constant weight 
     return _finish(fig, path) if fig is not None else axes
 
 
-def momentum_after_drop(steps, values, *, labels, drop, ylabel=r"$w_t$", title="Momentum after the first drop",
-                        log=False, path=None):
+def momentum_after_drop(steps: ArrayLike, values: ArrayLike, *, labels: Iterable[str], drop: float,
+                        ylabel: str = r"$w_t$", title: str = "Momentum after the first drop", log: bool = False,
+                        path: str | os.PathLike[str] | None = None) -> Figure:
     """Trajectories around the first lr drop (a vertical line at ``drop``), one per
     momentum policy (keep / reset / rescale); signed weights on a linear axis by default."""
     fig, (ax,) = _figure()
@@ -381,7 +429,8 @@ def momentum_after_drop(steps, values, *, labels, drop, ylabel=r"$w_t$", title="
     return _finish(fig, path)
 
 
-def escape_probability(schedules, barrier, c, steps, *, labels=None, path=None):
+def escape_probability(schedules: Schedules, barrier: float, c: float, steps: int, *,
+                       labels: Iterable[str] | None = None, path: str | os.PathLike[str] | None = None) -> Figure:
     """``fd.escape_probability`` of each schedule: the per-step chance
     p_t = exp(−barrier / (c·η_t)) of hopping a barrier (log scale) and the chance of
     at least one escape by step t."""

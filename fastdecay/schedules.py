@@ -14,8 +14,11 @@ array([[0.1  , 0.09 , 0.081],
        [0.1  , 0.099, 0.098]])
 """
 
+from __future__ import annotations
+
 import math
 import numbers
+from typing import TYPE_CHECKING, Any, Callable, Mapping, NoReturn, Sequence, SupportsFloat, TypeVar, Union, cast, overload
 
 import numpy as np
 
@@ -23,6 +26,12 @@ from . import _layout as L
 from . import _validate as V
 from . import _dispatch as D
 from ._dispatch import NUMPY, TORCH_CPU, backend_of
+from ._typing import ArrayLike, DeviceArray, DTypeLike, FloatArray, RealArrayLike, Shape
+
+if TYPE_CHECKING:
+    import torch
+
+_ArrayT = TypeVar("_ArrayT", bound=DeviceArray)
 
 __all__ = [
     "Schedule",
@@ -52,13 +61,14 @@ __all__ = [
     "quantization_gap",
     "as_schedule",
     "constant_shrinkage",
+    "Rate",
 ]
 
 
 # ----------------------------------------------------------------------------- packing
 
 
-def _pack(*segments):
+def _pack(*segments: Sequence[Any]) -> FloatArray:
     """A segment table from segments ``(start, origin, kind, p0, ...)`` of broadcastable entries."""
     shape = np.broadcast_shapes(*(np.shape(x) for seg in segments for x in seg))
     table = np.zeros(shape + (len(segments), L.WIDTH))
@@ -68,13 +78,13 @@ def _pack(*segments):
     return table
 
 
-def _pointers(table):
+def _pointers(table: FloatArray) -> np.ndarray:
     """Mask of the rows whose P0 is a row index (TABULATED and PRODUCT rows)."""
     kind = table[..., L.KIND]
     return (kind == L.TABULATED) | (kind == L.PRODUCT)
 
 
-def _renumber(table, new_index):
+def _renumber(table: FloatArray, new_index: np.ndarray) -> FloatArray:
     """``table`` with every pointer p replaced by ``new_index[..., p]`` (per schedule row)."""
     mask = _pointers(table)
     if not np.any(mask):
@@ -86,7 +96,7 @@ def _renumber(table, new_index):
     return table
 
 
-def _normalise(table):
+def _normalise(table: FloatArray) -> FloatArray:
     """Sort each row's segments by start (stably: the last of equal starts wins; side
     rows, start NaN, go last in their order), drop columns of segments that no row
     uses, and renumber the pointers into side rows."""
@@ -99,14 +109,14 @@ def _normalise(table):
     return np.ascontiguousarray(table[..., used, :])
 
 
-def _shifted(table, by):
+def _shifted(table: FloatArray, by: float) -> FloatArray:
     table = table.copy()
     table[..., L.START] += by
     table[..., L.ORIGIN] += by
     return table
 
 
-def _concat(tables):
+def _concat(tables: Sequence[FloatArray]) -> FloatArray:
     """The segments of ``tables`` side by side (pointers renumbered to their new rows)."""
     batch = np.broadcast_shapes(*(t.shape[:-2] for t in tables))
     parts, offset = [], 0
@@ -117,7 +127,7 @@ def _concat(tables):
     return np.concatenate(parts, axis=-2)
 
 
-def _pad_segments(table, n):
+def _pad_segments(table: FloatArray, n: int) -> FloatArray:
     if table.shape[-2] == n:
         return table
     pad = np.zeros(table.shape[:-2] + (n - table.shape[-2], L.WIDTH))
@@ -129,7 +139,7 @@ def _pad_segments(table, n):
 _SCALES_WITH_P0 = (L.CONSTANT, L.EXPONENTIAL, L.INVERSE_TIME)
 
 
-def _product_row(rows):
+def _product_row(rows: Sequence[FloatArray]) -> FloatArray:
     """The rows (2-D) of the product of one schedule row from each of ``rows``: the
     refined segment boundaries with one PRODUCT segment (or a folded primitive) a piece,
     then the operands' side rows, then the pieces' factor rows."""
@@ -146,7 +156,8 @@ def _product_row(rows):
         operands.append((r, renumbered, main))
         sides.append(renumbered[side])
     blank = np.zeros(L.WIDTH)
-    pieces, factor_rows = [], []
+    pieces: list[FloatArray] = []
+    factor_rows: list[FloatArray] = []
     for u in starts:
         factors = []
         for r, renumbered, main in operands:
@@ -192,66 +203,72 @@ class Schedule(V.ScheduleBase):
     """
 
     __slots__ = ("_segments", "_kind", "_params")
+    _segments: FloatArray
+    _kind: str
+    _params: dict[str, Any]
 
-    def __init__(self, segments, kind, params=None):
-        segments = np.ascontiguousarray(segments, dtype=np.float64)
-        if segments.ndim < 2 or segments.shape[-1] != L.WIDTH:
-            raise ValueError(f"segments must have shape batch_shape + (n_segments, {L.WIDTH}), got {segments.shape}")
-        owner = segments
+    def __init__(self, segments: ArrayLike, kind: str, params: Mapping[str, Any] | None = None) -> None:
+        table = np.ascontiguousarray(segments, dtype=np.float64)
+        if table.ndim < 2 or table.shape[-1] != L.WIDTH:
+            raise ValueError(f"segments must have shape batch_shape + (n_segments, {L.WIDTH}), got {table.shape}")
+        owner = table
         while isinstance(owner.base, np.ndarray):
             owner = owner.base
-        if owner is not segments and owner.flags.writeable:
+        if owner is not table and owner.flags.writeable:
             # own the memory: a read-only table with no writable array under it is immutable,
             # and the GPU runtime caches it by identity (fastdecay._gpu._plan.constant_key)
-            segments = segments.copy()
-        segments.setflags(write=False)
-        object.__setattr__(self, "_segments", segments)
+            table = table.copy()
+        table.setflags(write=False)
+        object.__setattr__(self, "_segments", table)
         object.__setattr__(self, "_kind", kind)
         object.__setattr__(self, "_params", dict(params or {}))
 
-    def __setattr__(self, name, value):
+    def __setattr__(self, name: str, value: object) -> NoReturn:
         raise AttributeError(f"a Schedule is immutable; cannot set {name!r}")
 
-    def __delattr__(self, name):
+    def __delattr__(self, name: str) -> NoReturn:
         raise AttributeError(f"a Schedule is immutable; cannot delete {name!r}")
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[Schedule], tuple[FloatArray, str, dict[str, Any]]]:
         return (Schedule, (np.array(self._segments), self._kind, self._params))
 
     @property
-    def segments(self):
+    def segments(self) -> FloatArray:
         """The packed segment table, shape ``batch_shape + (n_segments, WIDTH)`` (read-only)."""
         return self._segments
 
     @property
-    def kind(self):
+    def kind(self) -> str:
+        """The factory that made the schedule (``"step"``, ``"cosine"``, ...)."""
         return self._kind
 
     @property
-    def params(self):
+    def params(self) -> dict[str, Any]:
+        """The factory's validated arguments (a copy)."""
         return dict(self._params)
 
     @property
-    def batch_shape(self):
+    def batch_shape(self) -> Shape:
+        """The shape of the batch of schedules (``()`` for one schedule)."""
         return self._segments.shape[:-2]
 
     @property
-    def size(self):
+    def size(self) -> int:
         """Number of schedules in the batch."""
         return math.prod(self.batch_shape)
 
-    def rows(self):
+    def rows(self) -> FloatArray:
         """The table as ``(size, n_segments, WIDTH)``: the view kernels take."""
         return self._segments.reshape((self.size,) + self._segments.shape[-2:])
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         if not self._params:  # a sub-batch s[i] keeps its kind but not the factory's arguments
             return f"fd.Schedule(kind={self._kind!r}, batch_shape={self.batch_shape})"
         shown = ", ".join(f"{k}={_short(v)}" for k, v in self._params.items())
         batch = f", batch_shape={self.batch_shape}" if self.batch_shape else ""
         return f"fd.{self._kind}({shown}{batch})"
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: Any) -> Schedule:
         """A sub-batch: ``s[3]`` is the fourth schedule of a batch, still a Schedule."""
         if not self.batch_shape:
             raise TypeError("a scalar schedule (batch_shape ()) cannot be indexed")
@@ -260,7 +277,7 @@ class Schedule(V.ScheduleBase):
             raise IndexError(f"index {index!r} must select whole schedules of batch_shape {self.batch_shape}")
         return Schedule(sub, self._kind, {})
 
-    def call_shape(self, steps_shape):
+    def call_shape(self, steps_shape: Sequence[int]) -> Shape:
         """Shape of ``s(t)`` for steps of ``steps_shape``, or ValueError naming ``t``."""
         try:
             return np.broadcast_shapes(self.batch_shape, tuple(steps_shape))
@@ -270,8 +287,19 @@ class Schedule(V.ScheduleBase):
                 f"{self.batch_shape}"
             ) from None
 
-    def __call__(self, t):
-        """Rate at step(s) ``t``: the closed form, in any order, without state."""
+    @overload
+    def __call__(self, t: torch.Tensor) -> torch.Tensor: ...  # type: ignore[overload-overlap]
+
+    @overload
+    def __call__(self, t: RealArrayLike) -> float | FloatArray: ...
+
+    def __call__(self, t: Any) -> Any:
+        """Rate at step(s) ``t``: the closed form, in any order, without state.
+
+        A float for one step of one schedule, else a float64 array of shape
+        ``np.broadcast_shapes(batch_shape, np.shape(t))``; a CPU torch tensor for a
+        tensor of steps, a device array for device steps (CuPy, CUDA torch).
+        """
         backend = backend_of(t)
         if D.on_device(backend):
             return D.kernels("schedule", backend).evaluate(self, t)
@@ -294,7 +322,13 @@ class Schedule(V.ScheduleBase):
             return torch.from_numpy(out)
         return float(out) if out.ndim == 0 else out
 
-    def table(self, n_or_steps, *, dtype=np.float64, out=None):
+    @overload
+    def table(self, n_or_steps: RealArrayLike, *, dtype: DTypeLike = ..., out: None = None) -> FloatArray: ...
+
+    @overload
+    def table(self, n_or_steps: RealArrayLike, *, dtype: DTypeLike = ..., out: _ArrayT) -> _ArrayT: ...
+
+    def table(self, n_or_steps: Any, *, dtype: DTypeLike = np.float64, out: Any = None) -> Any:
         """Rates at steps ``0 .. n-1`` (or at the given 1-D steps): ``batch_shape + (n,)``.
 
         ``dtype`` is float64 or float32 (computed in float64, rounded once);
@@ -339,12 +373,12 @@ class Schedule(V.ScheduleBase):
                 _eval_points(self.rows(), rows, np.broadcast_to(steps, (self.size, n)), flat.reshape(-1))
         return out if out is not None else result
 
-    def lr0(self):
+    def lr0(self) -> FloatArray:
         """Rates at step 0, shape ``batch_shape``."""
         return self.table(1)[..., 0]
 
     @property
-    def momentum(self):
+    def momentum(self) -> Schedule:
         """The momentum (or Adam β1) schedule torch cycles with this rate
         (``cycle_momentum=True``): for ``one_cycle`` and ``cyclic`` schedules only."""
         if self._kind == "one_cycle" and self._params:
@@ -353,19 +387,19 @@ class Schedule(V.ScheduleBase):
             return _cyclic_momentum(**self._params)
         raise AttributeError(f"only one_cycle and cyclic schedules have a momentum companion, not {self!r}")
 
-    def __mul__(self, other):
+    def __mul__(self, other: Schedule | float | np.floating[Any] | np.integer[Any] | np.ndarray) -> Schedule:
         """``a * b``: the product schedule (``fastdecay.product``); a number scales."""
         if not isinstance(other, (Schedule, numbers.Real, np.ndarray)) or isinstance(other, bool):
             return NotImplemented
         return product(self, other)
 
-    def __rmul__(self, other):
+    def __rmul__(self, other: float | np.floating[Any] | np.integer[Any] | np.ndarray) -> Schedule:
         if not isinstance(other, (numbers.Real, np.ndarray)) or isinstance(other, bool):
             return NotImplemented
         return product(other, self)
 
 
-def _eval_points(table, rows, steps, out):
+def _eval_points(table: FloatArray, rows: np.ndarray, steps: np.ndarray, out: np.ndarray) -> None:
     """out[i] = rate of schedule rows[i] at steps[i] (flattened; rows and steps are
     broadcast views); a few points on the calling thread, many in parallel."""
     kernels = D.kernels("schedule", NUMPY)
@@ -377,7 +411,7 @@ def _eval_points(table, rows, steps, out):
     kernels.run_small(kernels.eval_points, out.shape[0], table, rows, steps, out)
 
 
-def _short(v):
+def _short(v: object) -> str:
     if isinstance(v, Schedule):
         return repr(v)
     a = np.asarray(v)
@@ -386,7 +420,12 @@ def _short(v):
     return f"array{a.shape}" if a.size > 4 else np.array2string(a, separator=", ")
 
 
-def as_schedule(value, name="lr"):
+# A learning rate (or weight decay, or momentum) as the fused updates and simulations
+# take it: a number, or a schedule.
+Rate = Union[SupportsFloat, Schedule]
+
+
+def as_schedule(value: Schedule | RealArrayLike, name: str = "lr") -> Schedule:
     """A Schedule as it is, or a number (or array) as ``constant``."""
     if isinstance(value, Schedule):
         return value
@@ -396,7 +435,7 @@ def as_schedule(value, name="lr"):
 # ----------------------------------------------------------------------------- factories
 
 
-def constant(lr):
+def constant(lr: RealArrayLike) -> Schedule:
     """η_t = lr. torch: no scheduler; Keras/optax: a float, ``optax.constant_schedule``.
 
     >>> constant(0.1)(1000)
@@ -406,7 +445,7 @@ def constant(lr):
     return Schedule(_pack((0.0, 0.0, L.CONSTANT, lr)), "constant", {"lr": lr})
 
 
-def step(lr, gamma, period):
+def step(lr: RealArrayLike, gamma: RealArrayLike, period: RealArrayLike) -> Schedule:
     """η_t = lr · gamma^⌊t/period⌋. torch ``StepLR(step_size=period, gamma)``;
     Keras ``ExponentialDecay(staircase=True)``.
 
@@ -420,7 +459,7 @@ def step(lr, gamma, period):
     return Schedule(table, "step", {"lr": lr, "gamma": gamma, "period": period})
 
 
-def multistep(lr, gamma, milestones):
+def multistep(lr: RealArrayLike, gamma: RealArrayLike, milestones: Sequence[SupportsFloat] | np.ndarray) -> Schedule:
     """η_t = lr · gamma^(number of milestones ≤ t). torch ``MultiStepLR`` (a repeated
     milestone counts twice, as torch's Counter does).
 
@@ -436,7 +475,9 @@ def multistep(lr, gamma, milestones):
     return Schedule(_normalise(_pack(*segments)), "multistep", {"lr": lr, "gamma": gamma, "milestones": milestones})
 
 
-def exponential(lr, *, gamma=None, rate=None, half_life=None, decay_steps=1, staircase=False, end_lr=None):
+def exponential(lr: RealArrayLike, *, gamma: RealArrayLike | None = None, rate: RealArrayLike | None = None,
+                half_life: RealArrayLike | None = None, decay_steps: RealArrayLike = 1, staircase: bool = False,
+                end_lr: RealArrayLike | None = None) -> Schedule:
     """η_t = lr · gamma^(t/decay_steps) (exponent floored if ``staircase``).
 
     Give exactly one of ``gamma``, ``rate`` (gamma = e^−rate) or ``half_life``
@@ -468,8 +509,8 @@ def exponential(lr, *, gamma=None, rate=None, half_life=None, decay_steps=1, sta
     decay_steps = V.durations("decay_steps", decay_steps)
     stair = V.flag("staircase", staircase)
     V.broadcast(lr=lr, gamma=gamma, decay_steps=decay_steps)
-    params = {"lr": lr, "gamma": gamma, "decay_steps": decay_steps, "staircase": bool(stair)}
-    segments = [(0.0, 0.0, L.EXPONENTIAL, lr, gamma, decay_steps, stair)]
+    params: dict[str, Any] = {"lr": lr, "gamma": gamma, "decay_steps": decay_steps, "staircase": bool(stair)}
+    segments: list[tuple[Any, ...]] = [(0.0, 0.0, L.EXPONENTIAL, lr, gamma, decay_steps, stair)]
     if end_lr is not None:
         end_lr = V.rates("end_lr", end_lr)
         V.broadcast(lr=lr, gamma=gamma, decay_steps=decay_steps, end_lr=end_lr)
@@ -478,7 +519,8 @@ def exponential(lr, *, gamma=None, rate=None, half_life=None, decay_steps=1, sta
     return Schedule(_normalise(_pack(*segments)), "exponential", params)
 
 
-def _exponential_crossing(lr, gamma, decay_steps, staircase, end_lr):
+def _exponential_crossing(lr: ArrayLike, gamma: ArrayLike, decay_steps: ArrayLike, staircase: bool, end_lr: ArrayLike
+                          ) -> FloatArray:
     """The first whole step at which lr · gamma^(t/decay_steps) (floored exponent if
     ``staircase``) reaches or passes end_lr, downwards when gamma < 1 and upwards
     otherwise (+inf if never), decided on the float64 closed form itself."""
@@ -487,14 +529,14 @@ def _exponential_crossing(lr, gamma, decay_steps, staircase, end_lr):
     for i in np.ndindex(lr.shape):
         a, g, d, e = float(lr[i]), float(gamma[i]), float(ds[i]), float(end[i])
 
-        def rate(t):
+        def rate(t: float) -> float:
             x = t / d
             try:
                 return a * g ** (math.floor(x) if staircase else x)
             except OverflowError:
                 return math.inf
 
-        def passed(t):
+        def passed(t: float) -> bool:
             return rate(t) <= e if g < 1.0 else rate(t) >= e
 
         # the rate moves monotonically: double a step that passes, then bisect
@@ -511,7 +553,8 @@ def _exponential_crossing(lr, gamma, decay_steps, staircase, end_lr):
     return out
 
 
-def inverse_time(lr, rate, *, decay_steps=1, staircase=False):
+def inverse_time(lr: RealArrayLike, rate: RealArrayLike, *, decay_steps: RealArrayLike = 1, staircase: bool = False
+                 ) -> Schedule:
     """η_t = lr / (1 + rate · t/decay_steps) (floored if ``staircase``).
 
     Keras ``InverseTimeDecay(lr, decay_steps, decay_rate=rate, staircase)``.
@@ -528,7 +571,8 @@ def inverse_time(lr, rate, *, decay_steps=1, staircase=False):
     return Schedule(table, "inverse_time", params)
 
 
-def polynomial(lr, total_steps, *, power=1.0, end_lr=0.0, cycle=False):
+def polynomial(lr: RealArrayLike, total_steps: RealArrayLike, *, power: RealArrayLike = 1.0, end_lr: RealArrayLike = 0.0,
+               cycle: bool = False) -> Schedule:
     """η_t = (lr − end_lr)(1 − min(t, T)/T)^power + end_lr, T = total_steps.
 
     With ``cycle``, T becomes the smallest multiple of total_steps that is ≥ t
@@ -547,7 +591,8 @@ def polynomial(lr, total_steps, *, power=1.0, end_lr=0.0, cycle=False):
     return Schedule(table, "polynomial", params)
 
 
-def cosine(lr, total_steps, *, min_lr=0.0, num_cycles=0.5, exponent=1.0):
+def cosine(lr: RealArrayLike, total_steps: RealArrayLike, *, min_lr: RealArrayLike = 0.0,
+           num_cycles: RealArrayLike = 0.5, exponent: RealArrayLike = 1.0) -> Schedule:
     """η_t = min_lr + (lr − min_lr)·((1 + cos(2π·num_cycles·min(t, T)/T))/2)^exponent.
 
     With the defaults a half wave from lr down to min_lr at T, held after it: torch
@@ -573,8 +618,9 @@ def cosine(lr, total_steps, *, min_lr=0.0, num_cycles=0.5, exponent=1.0):
     return Schedule(_pack((0.0, 0.0, L.COSINE_POWER, lr, T, min_lr, 2.0 * cycles, power)), "cosine", params)
 
 
-def cosine_restarts(lr, period, *, period_mult=1, min_lr=0.0, cycle_decay=1.0, decay_amplitude=False,
-                    cycle_limit=None):
+def cosine_restarts(lr: RealArrayLike, period: RealArrayLike, *, period_mult: RealArrayLike = 1,
+                    min_lr: RealArrayLike = 0.0, cycle_decay: RealArrayLike = 1.0, decay_amplitude: bool = False,
+                    cycle_limit: int | None = None) -> Schedule:
     """SGDR: cosine from lr to min_lr over cycles of length period · period_mult^k.
 
     With ``cycle_decay`` cycle k peaks at lr · cycle_decay^k (timm), or with
@@ -598,8 +644,8 @@ def cosine_restarts(lr, period, *, period_mult=1, min_lr=0.0, cycle_decay=1.0, d
     decay = V.real_array("cycle_decay", cycle_decay, low=0.0)
     end_decay = decay if V.flag("decay_amplitude", decay_amplitude) else np.ones_like(decay)
     V.broadcast(lr=lr, period=period, period_mult=mult, min_lr=min_lr, cycle_decay=decay)
-    segments = [(0.0, 0.0, L.COSINE_RESTARTS, lr, period, mult, min_lr, decay, end_decay)]
-    params = {"lr": lr, "period": period, "period_mult": mult, "min_lr": min_lr}
+    segments: list[tuple[Any, ...]] = [(0.0, 0.0, L.COSINE_RESTARTS, lr, period, mult, min_lr, decay, end_decay)]
+    params: dict[str, Any] = {"lr": lr, "period": period, "period_mult": mult, "min_lr": min_lr}
     if np.any(decay != 1.0):
         params.update(cycle_decay=decay, decay_amplitude=bool(decay_amplitude))
     if cycle_limit is not None:
@@ -613,7 +659,7 @@ def cosine_restarts(lr, period, *, period_mult=1, min_lr=0.0, cycle_decay=1.0, d
     return Schedule(_normalise(_pack(*segments)), "cosine_restarts", params)
 
 
-def linear(start_lr, end_lr, total_steps):
+def linear(start_lr: RealArrayLike, end_lr: RealArrayLike, total_steps: RealArrayLike) -> Schedule:
     """A straight line from start_lr to end_lr over total_steps, then end_lr.
 
     torch ``LinearLR`` (as factors); optax ``linear_schedule``. Increasing too.
@@ -627,7 +673,8 @@ def linear(start_lr, end_lr, total_steps):
     return Schedule(table, "linear", {"start_lr": start_lr, "end_lr": end_lr, "total_steps": T})
 
 
-def piecewise(boundaries, values, *, closed="left"):
+def piecewise(boundaries: Sequence[SupportsFloat] | np.ndarray, values: Sequence[RealArrayLike] | np.ndarray, *,
+              closed: str = "left") -> Schedule:
     """values[k] for boundaries[k−1] ≤ t < boundaries[k]; ``len(values) == len(boundaries) + 1``.
 
     optax ``piecewise_constant_schedule`` (as absolute values) and torch's milestones
@@ -643,7 +690,7 @@ def piecewise(boundaries, values, *, closed="left"):
     if closed not in ("left", "right"):
         raise ValueError(f"closed must be 'left' or 'right', got {closed!r}")
     b = V.step_sequence("boundaries", boundaries, strict=True)
-    if isinstance(values, (str, bytes)) or np.ndim(values) == 0 and not isinstance(values, (list, tuple)):
+    if isinstance(values, (str, bytes)) or np.ndim(cast(Any, values)) == 0 and not isinstance(values, (list, tuple)):
         raise TypeError(f"values must be a sequence of rates, got {values!r}")
     if len(values) != len(b) + 1:
         raise ValueError(f"values must have len(boundaries) + 1 = {len(b) + 1} entries, got {len(values)}: {values!r}")
@@ -660,7 +707,8 @@ def piecewise(boundaries, values, *, closed="left"):
 _WARMUP_SHAPES = ("linear", "cosine", "exponential")
 
 
-def _ramp(start_lr, peak, steps, shape, name="shape"):
+def _ramp(start_lr: FloatArray, peak: FloatArray, steps: float | FloatArray, shape: str, name: str = "shape"
+          ) -> tuple[Any, ...]:
     """The warmup segment from start_lr (at 0) to peak (at ``steps``), shaped ``shape``."""
     V.choice(name, shape, _WARMUP_SHAPES)
     if shape == "linear":
@@ -675,7 +723,8 @@ def _ramp(start_lr, peak, steps, shape, name="shape"):
     return (0.0, 0.0, L.EXPONENTIAL, start_lr, peak / start_lr, steps, 0.0)
 
 
-def warmup(schedule, steps, *, start_lr=0.0, shape="linear", prefix=True):
+def warmup(schedule: Schedule, steps: int, *, start_lr: RealArrayLike = 0.0, shape: str = "linear",
+           prefix: bool = True) -> Schedule:
     """From start_lr to schedule(0) over ``steps``, then schedule(t − steps).
 
     ``shape``: ``"linear"``, ``"cosine"`` (start + (peak − start)(1 − cos(πt/steps))/2)
@@ -693,29 +742,29 @@ def warmup(schedule, steps, *, start_lr=0.0, shape="linear", prefix=True):
     [0.0, 0.5, 0.75, 0.625]
     """
     V.schedule("schedule", schedule)
-    steps = V.real_array("steps", steps, low=0.0, integer=True)
-    if steps.ndim:
-        raise ValueError(f"steps must be a single integer, got an array of shape {steps.shape}")
+    count = V.real_array("steps", steps, low=0.0, integer=True)
+    if count.ndim:
+        raise ValueError(f"steps must be a single integer, got an array of shape {count.shape}")
     start_lr = V.rates("start_lr", start_lr)
     V.flag("prefix", prefix)
-    ramp = _ramp(start_lr, schedule.lr0(), max(float(steps), 1.0), shape)
-    if steps == 0:
+    ramp = _ramp(start_lr, schedule.lr0(), max(float(count), 1.0), shape)
+    if count == 0:
         return schedule
-    params = {"schedule": schedule, "steps": steps, "start_lr": start_lr}
+    params: dict[str, Any] = {"schedule": schedule, "steps": count, "start_lr": start_lr}
     if shape != "linear":
         params["shape"] = shape
     if prefix:
-        rest = _shifted(schedule.segments, float(steps))
+        rest = _shifted(schedule.segments, float(count))
     else:
         # the schedule on its own clock: the segment running at `steps` starts there
         rest = schedule.segments.copy()
-        rest[..., L.START] = np.where(rest[..., L.START] < steps, float(steps), rest[..., L.START])
+        rest[..., L.START] = np.where(rest[..., L.START] < count, float(count), rest[..., L.START])
         params["prefix"] = False
     table = _normalise(_concat([_pack(ramp), rest]))
     return Schedule(table, "warmup", params)
 
 
-def join(schedules, boundaries):
+def join(schedules: Sequence[Schedule], boundaries: Sequence[SupportsFloat] | np.ndarray) -> Schedule:
     """schedules[k](t − boundaries[k−1]) for boundaries[k−1] ≤ t < boundaries[k].
 
     optax ``join_schedules``; torch ``SequentialLR`` (milestones = boundaries).
@@ -745,8 +794,10 @@ def join(schedules, boundaries):
 _ANNEAL_STRATEGIES = ("cos", "linear")
 
 
-def one_cycle(max_lr, total_steps, *, pct_start=0.3, div_factor=25.0, final_div_factor=1e4, anneal_strategy="cos",
-              three_phase=False, base_momentum=0.85, max_momentum=0.95):
+def one_cycle(max_lr: RealArrayLike, total_steps: RealArrayLike, *, pct_start: RealArrayLike = 0.3,
+              div_factor: RealArrayLike = 25.0, final_div_factor: RealArrayLike = 1e4, anneal_strategy: str = "cos",
+              three_phase: bool = False, base_momentum: RealArrayLike = 0.85, max_momentum: RealArrayLike = 0.95
+              ) -> Schedule:
     """torch ``OneCycleLR(max_lr, total_steps, pct_start, anneal_strategy, div_factor,
     final_div_factor, three_phase)``: from max_lr/div_factor up to max_lr until step
     pct_start·total_steps − 1, then down to max_lr/(div_factor·final_div_factor) at
@@ -791,7 +842,8 @@ def one_cycle(max_lr, total_steps, *, pct_start=0.3, div_factor=25.0, final_div_
         )
     initial = max_lr / div
     levels = [initial, max_lr, initial, initial / final_div] if three_phase else [initial, max_lr, initial / final_div]
-    params = {"max_lr": max_lr, "total_steps": T, "pct_start": pct, "div_factor": div, "final_div_factor": final_div}
+    params: dict[str, Any] = {"max_lr": max_lr, "total_steps": T, "pct_start": pct, "div_factor": div,
+                              "final_div_factor": final_div}
     if anneal_strategy != "cos":
         params["anneal_strategy"] = anneal_strategy
     if three_phase:
@@ -801,16 +853,18 @@ def one_cycle(max_lr, total_steps, *, pct_start=0.3, div_factor=25.0, final_div_
     return Schedule(_phases(ends, levels, anneal_strategy), "one_cycle", params)
 
 
-def _one_cycle_ends(T, pct, three_phase):
+def _one_cycle_ends(T: FloatArray, pct: FloatArray, three_phase: bool) -> list[FloatArray]:
     """torch's float phase ends: pct·T − 1 (and 2·pct·T − 2 with three phases), T − 1."""
     return [pct * T - 1.0, 2.0 * pct * T - 2.0, T - 1.0] if three_phase else [pct * T - 1.0, T - 1.0]
 
 
-def _phases(ends, levels, anneal):
+def _phases(ends: Sequence[FloatArray], levels: Sequence[ArrayLike], anneal: str) -> FloatArray:
     """Segments from levels[k] to levels[k + 1] between phase ends[k − 1] and ends[k]
     (fractional, as torch has them: a step belongs to the first phase whose end it
     does not pass), half cosines or lines, held at levels[-1] after the last end."""
-    segments, start, origin = [], 0.0, 0.0
+    segments: list[tuple[Any, ...]] = []
+    start: Any = 0.0
+    origin: Any = 0.0
     for end, a, b in zip(ends, levels[:-1], levels[1:]):
         # a phase that ends before step 0 (pct_start * total_steps < 1, as torch allows) never
         # runs: the next one starts at step 0 too and wins; its length is only kept positive
@@ -823,8 +877,9 @@ def _phases(ends, levels, anneal):
     return _pack(*segments)
 
 
-def _one_cycle_momentum(max_lr, total_steps, pct_start, div_factor, final_div_factor, anneal_strategy="cos",
-                        three_phase=False, base_momentum=0.85, max_momentum=0.95):
+def _one_cycle_momentum(max_lr: FloatArray, total_steps: FloatArray, pct_start: FloatArray, div_factor: FloatArray,
+                        final_div_factor: FloatArray, anneal_strategy: str = "cos", three_phase: bool = False,
+                        base_momentum: Any = 0.85, max_momentum: Any = 0.95) -> Schedule:
     ends = _one_cycle_ends(total_steps, pct_start, three_phase)
     ones = np.ones(np.broadcast_shapes(*(np.shape(x) for x in (max_lr, div_factor, final_div_factor))))
     levels = [max_momentum, base_momentum, max_momentum] + ([max_momentum] if three_phase else [])
@@ -841,8 +896,9 @@ def _one_cycle_momentum(max_lr, total_steps, pct_start, div_factor, final_div_fa
 CYCLIC_MODES = ("triangular", "triangular2", "exp_range")
 
 
-def cyclic(base_lr, max_lr, step_size_up, *, step_size_down=None, mode="triangular", gamma=1.0, base_momentum=0.8,
-           max_momentum=0.9):
+def cyclic(base_lr: RealArrayLike, max_lr: RealArrayLike, step_size_up: RealArrayLike, *,
+           step_size_down: RealArrayLike | None = None, mode: str = "triangular", gamma: RealArrayLike = 1.0,
+           base_momentum: RealArrayLike = 0.8, max_momentum: RealArrayLike = 0.9) -> Schedule:
     """torch ``CyclicLR(base_lr, max_lr, step_size_up, step_size_down, mode, gamma)``:
     a triangle between base_lr and max_lr; ``triangular2`` halves the amplitude
     each cycle, ``exp_range`` scales it by gamma^t.
@@ -873,14 +929,15 @@ def cyclic(base_lr, max_lr, step_size_up, *, step_size_down=None, mode="triangul
     return Schedule(_triangle(base_lr, max_lr, up, down, mode, gamma), "cyclic", params)
 
 
-def _triangle(low, high, up, down, mode, gamma):
+def _triangle(low: ArrayLike, high: ArrayLike, up: ArrayLike, down: ArrayLike, mode: str, gamma: FloatArray
+              ) -> FloatArray:
     cycle_scale = 0.5 if mode == "triangular2" else 1.0
     iter_gamma = gamma if mode == "exp_range" else np.ones_like(gamma)
     return _pack((0.0, 0.0, L.CYCLIC, low, high, up, down, cycle_scale, iter_gamma))
 
 
-def _cyclic_momentum(base_lr, max_lr, step_size_up, step_size_down, mode, gamma=1.0, base_momentum=0.8,
-                     max_momentum=0.9):
+def _cyclic_momentum(base_lr: FloatArray, max_lr: FloatArray, step_size_up: FloatArray, step_size_down: FloatArray,
+                     mode: str, gamma: Any = 1.0, base_momentum: Any = 0.8, max_momentum: Any = 0.9) -> Schedule:
     ones = np.ones(np.broadcast_shapes(np.shape(base_lr), np.shape(max_lr)))
     table = _triangle(max_momentum * ones, base_momentum * ones, step_size_up, step_size_down, mode,
                       np.asarray(gamma, dtype=np.float64))
@@ -891,7 +948,8 @@ def _cyclic_momentum(base_lr, max_lr, step_size_up, step_size_down, mode, gamma=
     return Schedule(table, "cyclic_momentum", params)
 
 
-def inverse_sqrt(lr, warmup_steps, *, start_lr=0.0, timescale=None):
+def inverse_sqrt(lr: RealArrayLike, warmup_steps: RealArrayLike, *, start_lr: RealArrayLike = 0.0,
+                 timescale: RealArrayLike | None = None) -> Schedule:
     """Linear warmup to lr over ``warmup_steps``, then lr · sqrt(timescale / (t + timescale −
     warmup_steps)); timescale defaults to warmup_steps, giving lr · sqrt(warmup_steps / t).
 
@@ -921,8 +979,9 @@ def inverse_sqrt(lr, warmup_steps, *, start_lr=0.0, timescale=None):
 WSD_DECAYS = ("linear", "cosine", "1-sqrt")
 
 
-def wsd(lr, total_steps, *, warmup_steps=0, decay_steps=None, end_lr=0.0, decay="linear", start_lr=0.0,
-        warmup_shape="linear"):
+def wsd(lr: RealArrayLike, total_steps: RealArrayLike, *, warmup_steps: RealArrayLike = 0,
+        decay_steps: RealArrayLike | None = None, end_lr: RealArrayLike = 0.0, decay: str = "linear",
+        start_lr: RealArrayLike = 0.0, warmup_shape: str = "linear") -> Schedule:
     """Warmup-stable-decay: a warmup from start_lr over ``warmup_steps`` (shaped as
     ``warmup``'s ``shape``: ``"linear"``, ``"cosine"`` or ``"exponential"``), lr held,
     then a decay to end_lr over the last ``decay_steps`` (default 20 % of total_steps)
@@ -948,7 +1007,7 @@ def wsd(lr, total_steps, *, warmup_steps=0, decay_steps=None, end_lr=0.0, decay=
         )
     d0 = T - D
     if decay == "linear":
-        tail = (d0, d0, L.POLYNOMIAL, lr, D, 1.0, end_lr, 0.0)
+        tail: tuple[Any, ...] = (d0, d0, L.POLYNOMIAL, lr, D, 1.0, end_lr, 0.0)
     elif decay == "cosine":
         tail = (d0, d0, L.COSINE, lr, D, end_lr)
     else:
@@ -973,7 +1032,7 @@ def wsd(lr, total_steps, *, warmup_steps=0, decay_steps=None, end_lr=0.0, decay=
     return Schedule(_normalise(table), "wsd", params)
 
 
-def stack(schedules):
+def stack(schedules: Sequence[Schedule]) -> Schedule:
     """A batch of schedules of any kinds: ``batch_shape == (len(schedules),) + common``.
 
     >>> s = stack([constant(1.0), step(1.0, 0.5, 2)])
@@ -987,7 +1046,7 @@ def stack(schedules):
     return Schedule(np.stack(tables), "stack", {"schedules": schedules})
 
 
-def tabulated(values):
+def tabulated(values: RealArrayLike) -> Schedule:
     """η_t = values[t] for t < len(values), then values[-1]: any schedule as data.
 
     ``values`` is a per-step array of rates (its last axis the steps; leading axes
@@ -1025,7 +1084,7 @@ def tabulated(values):
     return Schedule(table, "tabulated", {"values": v})
 
 
-def from_function(f, steps):
+def from_function(f: Callable[[int], RealArrayLike], steps: int) -> Schedule:
     """``tabulated([f(0), f(1), ..., f(steps - 1)])``: a Python callable of the step as
     a table the kernels read (held at f(steps − 1) afterwards).
 
@@ -1057,7 +1116,7 @@ def from_function(f, steps):
     return Schedule(tabulated(v).segments, "tabulated", {"values": v, "function": f})
 
 
-def product(*schedules):
+def product(*schedules: Schedule | RealArrayLike | Sequence[Schedule | RealArrayLike]) -> Schedule:
     """η_t = Π_k schedules[k](t): rates multiplied step by step (``a * b`` for two).
 
     torch ``ChainedScheduler`` / ``MultiplicativeLR`` compositions and optax's
@@ -1096,7 +1155,8 @@ def product(*schedules):
 # ----------------------------------------------------------------------------- weight-decay schedules
 
 
-def constant_shrinkage(lr, weight_decay, *, total_steps=None, reference_lr=None):
+def constant_shrinkage(lr: Schedule | RealArrayLike, weight_decay: RealArrayLike, *, total_steps: int | None = None,
+                       reference_lr: RealArrayLike | None = None) -> Schedule:
     """The weight-decay schedule λ_t = weight_decay · reference_lr / η_t for the lr schedule ``lr``.
 
     ``reference_lr`` is the rate that ``weight_decay`` is relative to: η_0 by
@@ -1205,7 +1265,7 @@ def constant_shrinkage(lr, weight_decay, *, total_steps=None, reference_lr=None)
 # ----------------------------------------------------------------------------- relating schedules
 
 
-def _exponential_form(s, name="s"):
+def _exponential_form(s: Schedule, name: str = "s") -> tuple[Any, Any, Any]:
     """(lr, gamma, steps per factor of gamma) of a step or exponential schedule."""
     V.schedule(name, s)
     p = s.params
@@ -1216,7 +1276,7 @@ def _exponential_form(s, name="s"):
     raise ValueError(f"{name} must be a step or exponential schedule, got a {s.kind} schedule")
 
 
-def half_life(s):
+def half_life(s: Schedule) -> float | FloatArray:
     """Steps for the rate to halve: ln 2 / rate for an exponential (rate = −ln γ per step),
     period · ln 2 / −ln γ for a step schedule; decay_steps / rate for inverse time.
     Broadcast over the batch; ``inf`` where the rate never halves.
@@ -1237,12 +1297,12 @@ def half_life(s):
     return _scalar_or_array(np.broadcast_to(h, s.batch_shape))
 
 
-def _scalar_or_array(a):
+def _scalar_or_array(a: ArrayLike) -> float | FloatArray:
     a = np.asarray(a, dtype=np.float64)
     return float(a) if a.ndim == 0 else np.array(a)
 
 
-def match_endpoint(s, steps):
+def match_endpoint(s: Schedule, steps: RealArrayLike) -> Schedule:
     """The ``exponential`` with the same lr as ``s`` that reaches ``s(steps)`` at ``steps``.
 
     Step decay by 0.5 every 10 epochs over 30 epochs
@@ -1266,7 +1326,7 @@ def match_endpoint(s, steps):
     return exponential(lr0, rate=rate)
 
 
-def match_half_life(s):
+def match_half_life(s: Schedule) -> Schedule:
     """The exponential with the same half-life as a step schedule, or the step
     schedule (gamma 0.5, period = half-life) of an exponential, same lr.
 
@@ -1288,7 +1348,7 @@ def match_half_life(s):
     return step(lr, 0.5, h)
 
 
-def quantization_gap(s, t):
+def quantization_gap(s: Schedule, t: RealArrayLike) -> float | FloatArray:
     """ln η_step(t) − ln η_exp(t) of a step schedule against the exponential with the
     same lr and rate = −ln γ / period (so gamma_step = e^(−rate·period)):
     rate · (t mod period), always in [0, rate·period).
@@ -1312,7 +1372,7 @@ def quantization_gap(s, t):
 # The factories that take numbers (and lists of numbers) only, by kind: what the command
 # line (``fastdecay schedule KIND``) and sweep configs offer. Factories of schedules
 # (warmup, join, stack, product) and of functions (from_function) are not listed.
-SCHEDULE_KINDS = {
+SCHEDULE_KINDS: dict[str, Callable[..., Schedule]] = {
     "constant": constant,
     "step": step,
     "multistep": multistep,

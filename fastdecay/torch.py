@@ -238,7 +238,7 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
     """
 
     _step_supports_amp_scaling = True  # GradScaler passes grad_scale / found_inf (as for fused=True)
-    _OPTIONAL = {}
+    _OPTIONAL: dict = {}
 
     def add_param_group(self, param_group):
         for key in ("lr", "weight_decay"):

@@ -17,3 +17,5 @@ def one_torch_thread():
 # This file is loaded as a plugin (its fixtures); --doctest-modules would also import it
 # as a module named "conftest", which clashes with bench/conftest.py.
 collect_ignore = ["conftest.py"]
+# Files that tests/test_types.py hands to mypy (type-checked, never run).
+collect_ignore_glob = ["typed/*"]

@@ -6,14 +6,20 @@ m <- A m and S <- A S A^T + q c c^T per coordinate. ``fastdecay.expected_loss``
 must agree with this.
 """
 
+from __future__ import annotations
+
+from typing import Iterable
+
 import numpy as np
 
-from ._simulate import _value
+from .._typing import ArrayLike, FloatArray
+from ._simulate import RateFn, _value
 
 __all__ = ["expected_moments"]
 
 
-def _step_matrix(optimizer, lam, eta, wd, momentum, scale):
+def _step_matrix(optimizer: str, lam: float, eta: float, wd: float, momentum: float, scale: float
+                 ) -> tuple[FloatArray, FloatArray]:
     """(A, c) of one coordinate: (w', b') = A (w, b) + c * xi for the gradient lam*w + xi.
 
     ``scale`` multiplies the old buffer (0 at the first step, where torch's buffer
@@ -33,8 +39,10 @@ def _step_matrix(optimizer, lam, eta, wd, momentum, scale):
     raise ValueError(f"optimizer must be gd, momentum, momentum_lr_in_buffer or nesterov, got {optimizer!r}")
 
 
-def expected_moments(curvature, lr, *, steps, optimizer="gd", momentum=0.9, noise=0.0, batch_size=1, w0=1.0,
-                     w0_var=0.0, weight_decay=0.0, on_drop="keep", drops=()):
+def expected_moments(curvature: ArrayLike, lr: RateFn, *, steps: int, optimizer: str = "gd", momentum: float = 0.9,
+                     noise: float = 0.0, batch_size: int = 1, w0: ArrayLike = 1.0, w0_var: ArrayLike = 0.0,
+                     weight_decay: RateFn = 0.0, on_drop: str = "keep", drops: Iterable[int] = ()
+                     ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Exact moments of noisy SGD on f(w) = 1/2 sum_k curvature_k w_k^2, gradient noise
     ``noise``/sqrt(``batch_size``) per coordinate.
 

@@ -19,9 +19,17 @@ it shares nothing with the table the kernels read.
 0.03486784401000001
 """
 
+from __future__ import annotations
+
 import math
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
+
+from .._typing import ArrayLike, FloatArray
+
+if TYPE_CHECKING:
+    from ..schedules import Schedule
 
 __all__ = [
     "constant_lr",
@@ -49,11 +57,11 @@ __all__ = [
 ]
 
 
-def _f(x):
+def _f(x: Any) -> FloatArray:
     return np.asarray(x, dtype=np.float64)
 
 
-def _elementwise(fn, t, *params):
+def _elementwise(fn: Callable[..., float], t: ArrayLike, *params: ArrayLike) -> FloatArray:
     """Apply a scalar Python function over the broadcast of ``t`` and ``params``."""
     arrays = np.broadcast_arrays(_f(t), *(_f(p) for p in params))
     out = np.empty(arrays[0].shape)
@@ -62,18 +70,18 @@ def _elementwise(fn, t, *params):
     return out
 
 
-def constant_lr(t, lr):
+def constant_lr(t: ArrayLike, lr: ArrayLike) -> FloatArray:
     """η_t = lr."""
     t, lr = np.broadcast_arrays(_f(t), _f(lr))
     return lr.copy()
 
 
-def step_lr(t, lr, gamma, period):
+def step_lr(t: ArrayLike, lr: ArrayLike, gamma: ArrayLike, period: ArrayLike) -> FloatArray:
     """η_t = lr · gamma^⌊t/period⌋ (torch ``StepLR``)."""
     return _f(lr) * _f(gamma) ** np.floor(_f(t) / _f(period))
 
 
-def multistep_lr(t, lr, gamma, milestones):
+def multistep_lr(t: ArrayLike, lr: ArrayLike, gamma: ArrayLike, milestones: ArrayLike) -> FloatArray:
     """η_t = lr · gamma^(number of milestones ≤ t) (torch ``MultiStepLR``; a repeated
     milestone counts as often as it appears)."""
     t = _f(t)
@@ -83,7 +91,9 @@ def multistep_lr(t, lr, gamma, milestones):
     return _f(lr) * _f(gamma) ** count
 
 
-def exponential_lr(t, lr, gamma=None, rate=None, half_life=None, decay_steps=1, staircase=False, end_lr=None):
+def exponential_lr(t: ArrayLike, lr: ArrayLike, gamma: ArrayLike | None = None, rate: ArrayLike | None = None,
+                   half_life: ArrayLike | None = None, decay_steps: ArrayLike = 1, staircase: bool = False,
+                   end_lr: ArrayLike | None = None) -> FloatArray:
     """η_t = lr · gamma^(t/decay_steps), the exponent floored when ``staircase``.
 
     Keras ``ExponentialDecay``, optax ``exponential_decay``; gamma = e^−rate or
@@ -101,7 +111,8 @@ def exponential_lr(t, lr, gamma=None, rate=None, half_life=None, decay_steps=1, 
     return value
 
 
-def inverse_time_lr(t, lr, rate, decay_steps=1, staircase=False):
+def inverse_time_lr(t: ArrayLike, lr: ArrayLike, rate: ArrayLike, decay_steps: ArrayLike = 1, staircase: bool = False
+                    ) -> FloatArray:
     """η_t = lr / (1 + rate · t/decay_steps), floored when ``staircase`` (Keras ``InverseTimeDecay``)."""
     e = _f(t) / _f(decay_steps)
     if staircase:
@@ -109,7 +120,8 @@ def inverse_time_lr(t, lr, rate, decay_steps=1, staircase=False):
     return _f(lr) / (1.0 + _f(rate) * e)
 
 
-def polynomial_lr(t, lr, total_steps, power=1.0, end_lr=0.0, cycle=False):
+def polynomial_lr(t: ArrayLike, lr: ArrayLike, total_steps: ArrayLike, power: ArrayLike = 1.0, end_lr: ArrayLike = 0.0,
+                  cycle: bool = False) -> FloatArray:
     """Keras ``PolynomialDecay``: (lr − end_lr)(1 − t'/T')^power + end_lr.
 
     Without ``cycle``: t' = min(t, T), T' = T. With it: t' = t and T' = T ·
@@ -123,7 +135,8 @@ def polynomial_lr(t, lr, total_steps, power=1.0, end_lr=0.0, cycle=False):
     return (_f(lr) - _f(end_lr)) * (1.0 - t / T) ** _f(power) + _f(end_lr)
 
 
-def cosine_lr(t, lr, total_steps, min_lr=0.0, num_cycles=0.5, exponent=1.0):
+def cosine_lr(t: ArrayLike, lr: ArrayLike, total_steps: ArrayLike, min_lr: ArrayLike = 0.0, num_cycles: ArrayLike = 0.5,
+              exponent: ArrayLike = 1.0) -> FloatArray:
     """min_lr + (lr − min_lr)((1 + cos(2π·num_cycles·min(t, T)/T))/2)^exponent (torch
     ``CosineAnnealingLR`` up to T; Keras ``CosineDecay`` with alpha = min_lr/lr; optax
     ``cosine_decay_schedule`` with its exponent; transformers' num_cycles)."""
@@ -132,15 +145,16 @@ def cosine_lr(t, lr, total_steps, min_lr=0.0, num_cycles=0.5, exponent=1.0):
     return _f(min_lr) + (_f(lr) - _f(min_lr)) * wave ** _f(exponent)
 
 
-def cosine_restarts_lr(t, lr, period, period_mult=1, min_lr=0.0, cycle_decay=1.0, decay_amplitude=False,
-                       cycle_limit=None):
+def cosine_restarts_lr(t: ArrayLike, lr: ArrayLike, period: ArrayLike, period_mult: ArrayLike = 1,
+                       min_lr: ArrayLike = 0.0, cycle_decay: ArrayLike = 1.0, decay_amplitude: bool = False,
+                       cycle_limit: int | None = None) -> FloatArray:
     """SGDR (torch ``CosineAnnealingWarmRestarts``): cycles of length period · period_mult^k,
     found by walking the cycles from the start; cycle k from lr · cycle_decay^k (timm), or
     min_lr + (lr − min_lr) · cycle_decay^k with ``decay_amplitude`` (Keras m_mul), to
     min_lr; min_lr after ``cycle_limit`` cycles (timm)."""
     limit = math.inf if cycle_limit is None else float(cycle_limit)
 
-    def one(t, lr, T, mult, low, decay):
+    def one(t: float, lr: float, T: float, mult: float, low: float, decay: float) -> float:
         start, k = 0.0, 0
         while t >= start + T:
             start += T
@@ -154,14 +168,14 @@ def cosine_restarts_lr(t, lr, period, period_mult=1, min_lr=0.0, cycle_decay=1.0
     return _elementwise(one, t, lr, period, period_mult, min_lr, cycle_decay)
 
 
-def linear_lr(t, start_lr, end_lr, total_steps):
+def linear_lr(t: ArrayLike, start_lr: ArrayLike, end_lr: ArrayLike, total_steps: ArrayLike) -> FloatArray:
     """start_lr + (end_lr − start_lr) · min(t, T)/T (optax ``linear_schedule``; torch
     ``LinearLR`` as factors of a base rate)."""
     t, T = _f(t), _f(total_steps)
     return _f(start_lr) + (_f(end_lr) - _f(start_lr)) * np.minimum(t, T) / T
 
 
-def piecewise_lr(t, boundaries, values, closed="left"):
+def piecewise_lr(t: ArrayLike, boundaries: ArrayLike, values: Sequence[ArrayLike], closed: str = "left") -> FloatArray:
     """values[k] for boundaries[k−1] ≤ t < boundaries[k] (optax ``piecewise_constant_schedule``
     with absolute values); with ``closed="right"`` boundaries[k−1] < t ≤ boundaries[k]
     (Keras ``PiecewiseConstantDecay``)."""
@@ -176,7 +190,8 @@ def piecewise_lr(t, boundaries, values, closed="left"):
     return out
 
 
-def warmup_lr(t, schedule, steps, start_lr=0.0, shape="linear", prefix=True):
+def warmup_lr(t: ArrayLike, schedule: Callable[[FloatArray], ArrayLike], steps: float, start_lr: ArrayLike = 0.0,
+              shape: str = "linear", prefix: bool = True) -> FloatArray:
     """From start_lr to schedule(0) over ``steps`` — a line, a half cosine
     start + (peak − start)(1 − cos(π·t/steps))/2, or geometric start·(peak/start)^(t/steps)
     — then schedule(t − steps), or schedule(t) when not ``prefix`` (timm
@@ -196,19 +211,21 @@ def warmup_lr(t, schedule, steps, start_lr=0.0, shape="linear", prefix=True):
     return np.where(t < steps, ramp, after)
 
 
-def join_lr(t, schedules, boundaries):
+def join_lr(t: ArrayLike, schedules: Sequence[Callable[[FloatArray], ArrayLike]],
+            boundaries: Sequence[float] | np.ndarray) -> FloatArray:
     """schedules[k](t − boundaries[k−1]) for boundaries[k−1] ≤ t < boundaries[k]
     (optax ``join_schedules``; torch ``SequentialLR``). ``schedules`` are callables."""
     t = _f(t)
     starts = [0.0] + [float(b) for b in boundaries]
-    out = None
+    out: Any = None
     for k, fn in enumerate(schedules):
         value = _f(fn(np.maximum(t - starts[k], 0.0)))
         out = value if out is None else np.where(t >= starts[k], value, out)
     return out
 
 
-def _one_cycle_phases(t, T, pct, levels, anneal, three_phase):
+def _one_cycle_phases(t: float, T: float, pct: float, levels: Sequence[float], anneal: str, three_phase: bool
+                      ) -> float:
     """torch ``OneCycleLR.get_lr``: the phase holding t (ends pct·T − 1 [, 2·pct·T − 2], T − 1),
     annealed from its start level to its end level ((1 + cos πx)/2 weights, or a line)."""
     ends = [pct * T - 1.0, 2.0 * pct * T - 2.0, T - 1.0] if three_phase else [pct * T - 1.0, T - 1.0]
@@ -225,13 +242,15 @@ def _one_cycle_phases(t, T, pct, levels, anneal, three_phase):
     raise AssertionError
 
 
-def one_cycle_lr(t, max_lr, total_steps, pct_start=0.3, div_factor=25.0, final_div_factor=1e4, anneal_strategy="cos",
-                 three_phase=False, base_momentum=0.85, max_momentum=0.95):
+def one_cycle_lr(t: ArrayLike, max_lr: ArrayLike, total_steps: ArrayLike, pct_start: ArrayLike = 0.3,
+                 div_factor: ArrayLike = 25.0, final_div_factor: ArrayLike = 1e4, anneal_strategy: str = "cos",
+                 three_phase: bool = False, base_momentum: ArrayLike = 0.85, max_momentum: ArrayLike = 0.95
+                 ) -> FloatArray:
     """torch ``OneCycleLR`` as its source writes it: phase ends at pct_start·total_steps − 1
     (three phases: and 2·pct_start·total_steps − 2) and total_steps − 1, cosine or linear
     annealing within each; held at the final rate after total_steps − 1."""
 
-    def one(t, max_lr, T, pct, div, final_div):
+    def one(t: float, max_lr: float, T: float, pct: float, div: float, final_div: float) -> float:
         initial = max_lr / div
         final = initial / final_div
         levels = [initial, max_lr, initial, final] if three_phase else [initial, max_lr, final]
@@ -240,19 +259,20 @@ def one_cycle_lr(t, max_lr, total_steps, pct_start=0.3, div_factor=25.0, final_d
     return _elementwise(one, t, max_lr, total_steps, pct_start, div_factor, final_div_factor)
 
 
-def one_cycle_momentum_lr(t, total_steps, pct_start=0.3, base_momentum=0.85, max_momentum=0.95, anneal_strategy="cos",
-                          three_phase=False):
+def one_cycle_momentum_lr(t: ArrayLike, total_steps: ArrayLike, pct_start: ArrayLike = 0.3,
+                          base_momentum: ArrayLike = 0.85, max_momentum: ArrayLike = 0.95, anneal_strategy: str = "cos",
+                          three_phase: bool = False) -> FloatArray:
     """torch ``OneCycleLR(cycle_momentum=True)``'s momentum: max → base → max (→ max with
     three phases) over the same phases as the rate."""
 
-    def one(t, T, pct, low, high):
+    def one(t: float, T: float, pct: float, low: float, high: float) -> float:
         levels = [high, low, high, high] if three_phase else [high, low, high]
         return _one_cycle_phases(t, T, pct, levels, anneal_strategy, three_phase)
 
     return _elementwise(one, t, total_steps, pct_start, base_momentum, max_momentum)
 
 
-def _triangle_wave(t, up, down, mode, gamma):
+def _triangle_wave(t: float, up: float, down: float, mode: str, gamma: float) -> tuple[float, float]:
     """torch ``CyclicLR``'s scale: the triangle's height in [0, 1] at t times its amplitude."""
     total = up + down
     cycle = math.floor(1.0 + t / total)
@@ -268,35 +288,38 @@ def _triangle_wave(t, up, down, mode, gamma):
     return scale, amplitude
 
 
-def cyclic_lr(t, base_lr, max_lr, step_size_up, step_size_down=None, mode="triangular", gamma=1.0, base_momentum=0.8,
-              max_momentum=0.9):
+def cyclic_lr(t: ArrayLike, base_lr: ArrayLike, max_lr: ArrayLike, step_size_up: ArrayLike,
+              step_size_down: ArrayLike | None = None, mode: str = "triangular", gamma: ArrayLike = 1.0,
+              base_momentum: ArrayLike = 0.8, max_momentum: ArrayLike = 0.9) -> FloatArray:
     """torch ``CyclicLR`` (``cycle_momentum=False``): a triangle wave between base_lr and
     max_lr, amplitude halved each cycle (``triangular2``) or scaled by gamma^t (``exp_range``)."""
     if step_size_down is None:
         step_size_down = step_size_up
 
-    def one(t, base, peak, up, down, gamma):
+    def one(t: float, base: float, peak: float, up: float, down: float, gamma: float) -> float:
         scale, amplitude = _triangle_wave(t, up, down, mode, gamma)
         return base + (peak - base) * scale * amplitude
 
     return _elementwise(one, t, base_lr, max_lr, step_size_up, step_size_down, gamma)
 
 
-def cyclic_momentum_lr(t, step_size_up, step_size_down=None, mode="triangular", gamma=1.0, base_momentum=0.8,
-                       max_momentum=0.9):
+def cyclic_momentum_lr(t: ArrayLike, step_size_up: ArrayLike, step_size_down: ArrayLike | None = None,
+                       mode: str = "triangular", gamma: ArrayLike = 1.0, base_momentum: ArrayLike = 0.8,
+                       max_momentum: ArrayLike = 0.9) -> FloatArray:
     """torch ``CyclicLR(cycle_momentum=True)``'s momentum: max_momentum − (max_momentum −
     base_momentum) · scale, the rate's triangle upside down."""
     if step_size_down is None:
         step_size_down = step_size_up
 
-    def one(t, up, down, gamma, low, high):
+    def one(t: float, up: float, down: float, gamma: float, low: float, high: float) -> float:
         scale, amplitude = _triangle_wave(t, up, down, mode, gamma)
         return high - (high - low) * scale * amplitude
 
     return _elementwise(one, t, step_size_up, step_size_down, gamma, base_momentum, max_momentum)
 
 
-def inverse_sqrt_lr(t, lr, warmup_steps, start_lr=0.0, timescale=None):
+def inverse_sqrt_lr(t: ArrayLike, lr: ArrayLike, warmup_steps: ArrayLike, start_lr: ArrayLike = 0.0,
+                    timescale: ArrayLike | None = None) -> FloatArray:
     """fairseq ``inverse_sqrt`` / transformers ``get_inverse_sqrt_schedule``: linear warmup
     from start_lr to lr over warmup_steps, then lr / sqrt((t + timescale − warmup_steps) /
     timescale), timescale = warmup_steps unless given (lr · sqrt(warmup_steps / t))."""
@@ -308,8 +331,9 @@ def inverse_sqrt_lr(t, lr, warmup_steps, start_lr=0.0, timescale=None):
     return np.where(t < W, ramp, decay)
 
 
-def wsd_lr(t, lr, total_steps, warmup_steps=0, decay_steps=None, end_lr=0.0, decay="linear", start_lr=0.0,
-           warmup_shape="linear"):
+def wsd_lr(t: ArrayLike, lr: ArrayLike, total_steps: ArrayLike, warmup_steps: ArrayLike = 0,
+           decay_steps: ArrayLike | None = None, end_lr: ArrayLike = 0.0, decay: str = "linear",
+           start_lr: ArrayLike = 0.0, warmup_shape: str = "linear") -> FloatArray:
     """Warmup-stable-decay: a warmup over warmup_steps (a line, a half cosine or geometric,
     as ``warmup_lr``), lr held, then over the last decay_steps (default
     round(0.2·total_steps)) a decay to end_lr shaped ``linear`` (1 − x), ``cosine``
@@ -329,7 +353,7 @@ def wsd_lr(t, lr, total_steps, warmup_steps=0, decay_steps=None, end_lr=0.0, dec
     return np.where(t < W, ramp, np.where(t < T - D, _f(lr) * np.ones_like(tail), tail))
 
 
-def tabulated_lr(t, values):
+def tabulated_lr(t: ArrayLike, values: ArrayLike) -> FloatArray:
     """values[..., t] for t < n = values.shape[-1], then values[..., n − 1] (a per-step
     table held after its end; leading axes of ``values`` are a batch)."""
     values = _f(values)
@@ -345,16 +369,16 @@ def tabulated_lr(t, values):
     return out
 
 
-def product_lr(t, schedules):
+def product_lr(t: ArrayLike, schedules: Sequence[Callable[[ArrayLike], ArrayLike]]) -> FloatArray:
     """Π_k schedules[k](t); ``schedules`` are callables of the step."""
-    out = None
+    out: Any = None
     for fn in schedules:
         value = _f(fn(t))
         out = value if out is None else out * value
     return out
 
 
-_BY_KIND = {
+_BY_KIND: dict[str, Callable[..., FloatArray]] = {
     "constant": constant_lr,
     "step": step_lr,
     "multistep": multistep_lr,
@@ -374,7 +398,7 @@ _BY_KIND = {
 }
 
 
-def schedule_lr(s, t):
+def schedule_lr(s: Schedule, t: ArrayLike) -> FloatArray:
     """Rate of the ``fastdecay.Schedule`` ``s`` at step(s) ``t`` from its kind and params
     (never its segment table): shape ``broadcast(s.batch_shape, shape(t))``, like ``s(t)``.
 
@@ -411,7 +435,7 @@ def schedule_lr(s, t):
     return np.array(np.broadcast_to(value, shape), dtype=np.float64)
 
 
-def quantization_gap_log(t, lr, gamma, period):
+def quantization_gap_log(t: ArrayLike, lr: ArrayLike, gamma: ArrayLike, period: ArrayLike) -> FloatArray:
     """ln η_step(t) − ln η_exp(t): the step schedule against the exponential with the
     same lr and rate −ln(gamma)/period, both logarithms taken of the rates themselves."""
     rate = -np.log(_f(gamma)) / _f(period)

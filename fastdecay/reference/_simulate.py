@@ -4,18 +4,25 @@ One trajectory at a time, one step at a time, each update rule written out as
 torch's documentation writes it. ``fastdecay.simulate`` must agree with these.
 """
 
+from __future__ import annotations
+
 import math
+from typing import Callable, Iterable, Union
 
 import numpy as np
 
 from .._rules import NAMES as OPTIMIZERS  # the update rules fastdecay knows
+from .._typing import ArrayLike, FloatArray
+
+# a rate given as a number or as a function of the step
+RateFn = Union[float, Callable[[int], float]]
 
 __all__ = ["philox4x32_10", "philox_normal", "simulate_quadratic", "OPTIMIZERS"]
 
 _MASK = 0xFFFFFFFF
 
 
-def philox4x32_10(counter, key):
+def philox4x32_10(counter: tuple[int, int, int, int], key: tuple[int, int]) -> tuple[int, int, int, int]:
     """Philox4x32 with 10 rounds on Python integers (Salmon et al. 2011, Random123).
 
     >>> [hex(x) for x in philox4x32_10((0, 0, 0, 0), (0, 0))]
@@ -32,7 +39,7 @@ def philox4x32_10(counter, key):
     return c0, c1, c2, c3
 
 
-def philox_normal(seed, trajectory, step, coordinate):
+def philox_normal(seed: int, trajectory: int, step: int, coordinate: int) -> float:
     """The standard normal fastdecay adds to gradient coordinate ``coordinate`` of
     trajectory ``trajectory`` at step ``step`` under ``seed`` (Box-Muller, float64),
     here with the math library's log, cos and sin. Steps 2p and 2p + 1 share the
@@ -49,13 +56,14 @@ def philox_normal(seed, trajectory, step, coordinate):
     return math.sqrt(-2.0 * math.log(u1)) * (math.sin(angle) if step & 1 else math.cos(angle))
 
 
-def _value(x, t):
+def _value(x: RateFn, t: int) -> float:
     return float(x(t)) if callable(x) else float(x)
 
 
-def simulate_quadratic(curvature, lr, *, steps, optimizer="gd", w0=1.0, momentum=0.9,
-                       betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, on_drop="keep",
-                       drops=(), noise=0.0, seed=0, trajectory=0):
+def simulate_quadratic(curvature: ArrayLike, lr: RateFn, *, steps: int, optimizer: str = "gd", w0: ArrayLike = 1.0,
+                       momentum: float = 0.9, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                       weight_decay: RateFn = 0.0, on_drop: str = "keep", drops: Iterable[int] = (),
+                       noise: float = 0.0, seed: int = 0, trajectory: int = 0) -> tuple[FloatArray, FloatArray]:
     """Every iterate of one trajectory on f(w) = 1/2 sum_i curvature_i w_i^2.
 
     ``lr`` and ``weight_decay`` are floats or callables of the step (a Schedule is

@@ -8,20 +8,31 @@ what the buffer does at a learning-rate drop. Rates come in as plain sequences
 reads a schedule table or calls a kernel.
 """
 
+from __future__ import annotations
+
+from typing import Callable, Iterable, Sequence
+
 import numpy as np
+
+from .._typing import ArrayLike, FloatArray
+
+# a gradient as a function of the weights and the step
+GradFn = Callable[[FloatArray, int], ArrayLike]
 
 __all__ = ["sgd_trajectory", "adamw_trajectory"]
 
 
-def _per_step(name, values, steps):
+def _per_step(name: str, values: ArrayLike, steps: int) -> FloatArray:
     values = np.broadcast_to(np.asarray(values, dtype=np.float64), (steps,))
     if np.any(~np.isfinite(values)) or np.any(values < 0):
         raise ValueError(f"{name} must be finite and non-negative, got {values!r}")
     return values
 
 
-def sgd_trajectory(w0, grad_fn, lrs, *, weight_decays=0.0, momentum=0.0, dampening=0.0, nesterov=False,
-                   decoupled=False, maximize=False, lr_in_buffer=False, on_drop="keep", drops=()):
+def sgd_trajectory(w0: ArrayLike, grad_fn: GradFn, lrs: Sequence[float] | np.ndarray, *, weight_decays: ArrayLike = 0.0,
+                   momentum: float = 0.0, dampening: float = 0.0, nesterov: bool = False, decoupled: bool = False,
+                   maximize: bool = False, lr_in_buffer: bool = False, on_drop: str = "keep", drops: Iterable[int] = ()
+                   ) -> FloatArray:
     """SGD with (heavy-ball or Nesterov) momentum for ``len(lrs)`` steps from ``w0``.
 
     ``grad_fn(w, t)`` gives the gradient at step t; ``lrs[t]`` and
@@ -77,8 +88,9 @@ def sgd_trajectory(w0, grad_fn, lrs, *, weight_decays=0.0, momentum=0.0, dampeni
     return np.array(out)
 
 
-def adamw_trajectory(w0, grad_fn, lrs, *, weight_decays=1e-2, betas=(0.9, 0.999), eps=1e-8, amsgrad=False,
-                     maximize=False, decoupled=True):
+def adamw_trajectory(w0: ArrayLike, grad_fn: GradFn, lrs: Sequence[float] | np.ndarray, *, weight_decays: ArrayLike = 1e-2,
+                     betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, amsgrad: bool = False,
+                     maximize: bool = False, decoupled: bool = True) -> FloatArray:
     """Adam / AdamW / AMSGrad for ``len(lrs)`` steps from ``w0`` (zero moments at the start).
 
     At step t (n = t + 1), eta = lrs[t], lam = weight_decays[t]::

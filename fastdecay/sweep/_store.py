@@ -4,22 +4,25 @@ the normalised config, and the SHA-256 of every chunk file written), and
 file, then a rename). A resumed sweep and ``load_sweep`` check every chunk against its
 checksum before they trust it."""
 
+from __future__ import annotations
+
 import hashlib
 import io
 import json
 import os
 import re
+from typing import IO, Any, Callable, Mapping
 
 import numpy as np
 
-from .config import FORMAT, SweepConfigError, result_arrays
+from .config import FORMAT, ChunkPlan, Config, SweepConfigError, result_arrays
 
 MANIFEST = "sweep.json"
 CHUNK_DIR = "chunks"
 _CHUNK_NAME = re.compile(r"^chunk-(\d{6})\.npz$")
 
 
-def atomic_write(path, write):
+def atomic_write(path: str, write: Callable[[IO[bytes]], object]) -> None:
     """``write(file)`` into a temporary file beside ``path``, then rename it over ``path``:
     a reader (or a resumed sweep) sees the whole file or none."""
     tmp = f"{path}.tmp-{os.getpid()}"
@@ -35,11 +38,11 @@ def atomic_write(path, write):
         raise
 
 
-def chunk_name(k):
+def chunk_name(k: int) -> str:
     return f"chunk-{k:06d}.npz"
 
 
-def write_chunk(out_dir, arrays):
+def write_chunk(out_dir: str, arrays: Mapping[str, Any]) -> str:
     """Write one chunk's arrays atomically; returns the SHA-256 of the file's bytes (what
     ``record_chunk`` puts in the manifest)."""
     buffer = io.BytesIO()
@@ -49,7 +52,7 @@ def write_chunk(out_dir, arrays):
     return hashlib.sha256(data).hexdigest()
 
 
-def record_chunk(out_dir, manifest, k, digest):
+def record_chunk(out_dir: str, manifest: dict[str, Any], k: int, digest: str) -> None:
     """Add chunk ``k``'s checksum to the manifest and rewrite it atomically. A chunk
     file is written before its checksum: a run killed in between leaves a complete
     file without a checksum, which ``read_chunk`` checks by its content instead."""
@@ -57,7 +60,7 @@ def record_chunk(out_dir, manifest, k, digest):
     write_manifest(out_dir, manifest)
 
 
-def done_chunks(out_dir):
+def done_chunks(out_dir: str) -> set[int]:
     folder = os.path.join(out_dir, CHUNK_DIR)
     if not os.path.isdir(folder):
         return set()
@@ -68,7 +71,7 @@ class BadChunk(Exception):
     """A chunk file that is missing or cannot be trusted; the message says why."""
 
 
-def _check_content(plan, k, arrays):
+def _check_content(plan: ChunkPlan, k: int, arrays: Mapping[str, np.ndarray]) -> str | None:
     """Why the arrays of chunk ``k`` do not fit the plan, or None."""
     o, start, stop = plan.chunks[k]
     run = plan.config["run"]
@@ -92,7 +95,7 @@ def _check_content(plan, k, arrays):
     return None
 
 
-def read_chunk(out_dir, k, plan, manifest):
+def read_chunk(out_dir: str, k: int, plan: ChunkPlan, manifest: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], str]:
     """The arrays of chunk ``k`` and the SHA-256 of its file, or ``BadChunk``.
 
     A checksum recorded in the manifest must match the file's bytes; a file without one
@@ -125,7 +128,8 @@ def read_chunk(out_dir, k, plan, manifest):
     return arrays, digest
 
 
-def read_chunks(out_dir, plan, manifest, *, keep=True):
+def read_chunks(out_dir: str, plan: ChunkPlan, manifest: Mapping[str, Any], *, keep: bool = True
+                ) -> tuple[dict[int, dict[str, np.ndarray]], dict[int, str], dict[int, str]]:
     """Every chunk of ``plan``: ``(arrays, digests, bad)`` with ``arrays[k]`` (only with
     ``keep``) and ``digests[k]`` of each good chunk and ``bad[k]`` the reason for each
     other one."""
@@ -141,7 +145,7 @@ def read_chunks(out_dir, plan, manifest, *, keep=True):
     return arrays, digests, bad
 
 
-def describe_bad(bad, limit=5):
+def describe_bad(bad: Mapping[int, str], limit: int = 5) -> str:
     """``chunk-000003.npz (missing), chunk-000007.npz (empty (0 bytes))`` for the first
     ``limit`` bad chunks, and how many more."""
     shown = [f"{chunk_name(k)} ({why})" for k, why in sorted(bad.items())[:limit]]
@@ -149,11 +153,11 @@ def describe_bad(bad, limit=5):
     return "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
 
 
-def write_manifest(out_dir, manifest):
+def write_manifest(out_dir: str, manifest: Mapping[str, Any]) -> None:
     atomic_write(os.path.join(out_dir, MANIFEST), lambda f: f.write(json.dumps(manifest, indent=1).encode()))
 
 
-def read_manifest(out_dir):
+def read_manifest(out_dir: str) -> Any:
     path = os.path.join(out_dir, MANIFEST)
     try:
         with open(path) as f:
@@ -164,7 +168,8 @@ def read_manifest(out_dir):
         raise SweepConfigError(f"{path} is unreadable ({exc}); not a fastdecay sweep directory?") from None
 
 
-def prepare_out(out_dir, config, digest, resume, config_text):
+def prepare_out(out_dir: str, config: Config, digest: str, resume: bool, config_text: str | None
+                ) -> Callable[[], dict[str, Any]]:
     """Check ``out_dir`` against the config (nothing written) and return a function that
     creates it. Refuses another config's results, or an existing sweep without resume."""
     manifest = read_manifest(out_dir) if os.path.isdir(out_dir) else None
@@ -185,7 +190,7 @@ def prepare_out(out_dir, config, digest, resume, config_text):
         if os.listdir(out_dir):
             raise SweepConfigError(f"--out {out_dir} is not empty and holds no fastdecay sweep; choose another --out")
 
-    def create():
+    def create() -> dict[str, Any]:
         """Create the directory (or tidy a resumed one); returns its manifest."""
         os.makedirs(os.path.join(out_dir, CHUNK_DIR), exist_ok=True)
         for folder in (out_dir, os.path.join(out_dir, CHUNK_DIR)):

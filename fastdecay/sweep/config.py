@@ -6,6 +6,8 @@ the normalised config (a plain JSON-able dict) and its hash, and the chunk plan.
 into the chunks that are files on disk and tasks on a Dask cluster.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import hashlib
 import inspect
@@ -13,6 +15,8 @@ import itertools
 import json
 import os
 import re
+import sys
+from typing import Any, Callable, Mapping, cast
 
 import numpy as np
 
@@ -21,12 +25,17 @@ from .. import schedules as S
 from .._rules import LINEAR as EXPECTED_OPTIMIZERS  # the linear rules: exact moments
 from .._rules import NAMES as OPTIMIZERS
 from .._rules import ON_DROP
+from .._typing import FloatArray
 
 __all__ = ["SweepConfigError", "parse_config", "config_hash", "build_schedule", "ChunkPlan", "chunk_plan",
            "sweep_mode", "result_arrays", "FORMAT", "OPTIMIZERS", "ON_DROP", "MODES", "EXPECTED_OPTIMIZERS"]
 
 FORMAT = 1
 MODES = ("monte_carlo", "expected")
+
+
+# A normalised sweep config (``parse_config``): a plain, JSON-able dict.
+Config = dict[str, Any]
 
 
 class SweepConfigError(ValueError):
@@ -50,14 +59,16 @@ class _Locator:
 
     _header = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\-\"' ]+?)\s*\]\]?")
 
-    def __init__(self, text, path):
+    def __init__(self, text: str | None, path: str | None) -> None:
         self.path = path
         self.lines = text.splitlines() if text is not None else None
 
-    def line(self, table=None, index=None, key=None):
+    def line(self, table: str | None = None, index: int | None = None, key: str | None = None) -> int | None:
         if self.lines is None:
             return None
-        current, count, header_line = None, {}, None
+        current: tuple[str, int | None] | None = None
+        count: dict[str, int] = {}
+        header_line = None
         for number, raw in enumerate(self.lines, start=1):
             m = self._header.match(raw)
             if m:
@@ -73,7 +84,8 @@ class _Locator:
                 return number
         return header_line
 
-    def error(self, problem, table=None, index=None, key=None):
+    def error(self, problem: str, table: str | None = None, index: int | None = None, key: str | None = None
+              ) -> SweepConfigError:
         where = table or ""
         if index is not None:
             where += f"[{index}]"
@@ -84,7 +96,8 @@ class _Locator:
         return SweepConfigError(f"{prefix}{where}: {problem}" if where else f"{prefix}{problem}")
 
 
-def _checked(loc, table, index, key, check, value, *, name=None, **bounds):
+def _checked(loc: _Locator, table: str | None, index: int | None, key: str, check: Callable[..., Any], value: object, *,
+             name: str | None = None, **bounds: Any) -> Any:
     """``check(name, value, **bounds)``, a check of ``fastdecay._validate`` (``name``
     defaults to the key); a refusal becomes a ``SweepConfigError`` naming the key and
     its line."""
@@ -98,19 +111,20 @@ def _checked(loc, table, index, key, check, value, *, name=None, **bounds):
         raise loc.error(text, table, index, key) from None
 
 
-def _toml_number(x):
+def _toml_number(x: object) -> bool:
     """A TOML integer or float (not a boolean): what reads as one grid value of a number
     parameter. Its range and type are checked by ``fastdecay._validate``."""
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
-def _check_keys(loc, table, index, given, allowed):
+def _check_keys(loc: _Locator, table: str | None, index: int | None, given: Mapping[str, Any], allowed: set[str]
+                ) -> None:
     for key in given:
         if key not in allowed:
             raise loc.error(f"unknown key {key!r} (allowed: {', '.join(sorted(allowed))})", table, index, key)
 
 
-def _axis(value, single):
+def _axis(value: Any, single: Callable[[Any], bool]) -> list[Any] | None:
     """The grid axis of a config value: a list of values unless it is one ``single`` value."""
     if single(value):
         return [value]
@@ -119,15 +133,15 @@ def _axis(value, single):
     return None
 
 
-def _scalar_param(x):
+def _scalar_param(x: object) -> bool:
     return _toml_number(x) or isinstance(x, (bool, str))
 
 
-def _list_param(x):
+def _list_param(x: object) -> bool:
     return isinstance(x, list) and all(_toml_number(v) for v in x)
 
 
-def _normalise_run(loc, run):
+def _normalise_run(loc: _Locator, run: Any) -> dict[str, Any]:
     if not isinstance(run, dict):
         raise loc.error(f"must be a table, got {run!r}", "run")
     _check_keys(loc, "run", None, run, _RUN_KEYS)
@@ -163,7 +177,7 @@ def _normalise_run(loc, run):
     return out
 
 
-def _normalise_curvatures(loc, cur):
+def _normalise_curvatures(loc: _Locator, cur: Any) -> list[float]:
     if not isinstance(cur, dict):
         raise loc.error(f"must be a table, got {cur!r}", "curvatures")
     _check_keys(loc, "curvatures", None, cur, {"values", "logspace", "linspace"})
@@ -187,14 +201,15 @@ def _normalise_curvatures(loc, cur):
     return [float(x) for x in lam]
 
 
-def _label(base, varying):
+def _label(base: str, varying: Mapping[str, Any]) -> str:
     if not varying:
         return base
     inner = ", ".join(f"{k}={v:g}" if _toml_number(v) else f"{k}={v}" for k, v in varying.items())
     return f"{base}({inner})"
 
 
-def _expand(loc, table, index, spec, fixed_keys, single_of):
+def _expand(loc: _Locator, table: str, index: int, spec: Mapping[str, Any], fixed_keys: set[str],
+            single_of: Callable[[str], Callable[[Any], bool]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """The grid of one [[table]]: (params, varying params) for each product point."""
     names, axes = [], []
     for key, value in spec.items():
@@ -213,7 +228,7 @@ def _expand(loc, table, index, spec, fixed_keys, single_of):
     return points
 
 
-def _normalise_schedules(loc, specs):
+def _normalise_schedules(loc: _Locator, specs: Any) -> list[dict[str, Any]]:
     if isinstance(specs, dict):
         specs = [specs]
     if not isinstance(specs, list) or not specs:
@@ -257,7 +272,7 @@ def _normalise_schedules(loc, specs):
     return out
 
 
-def build_schedule(entry):
+def build_schedule(entry: Mapping[str, Any]) -> S.Schedule:
     """The ``fd.Schedule`` of one entry of a normalised config's ``"schedules"`` list."""
     schedule = S.SCHEDULE_KINDS[entry["kind"]](**entry["params"])
     if entry["warmup"]:
@@ -265,7 +280,7 @@ def build_schedule(entry):
     return schedule
 
 
-def _check_optimizer(loc, i, point, mode):
+def _check_optimizer(loc: _Locator, i: int, point: Mapping[str, Any], mode: str) -> dict[str, Any]:
     """One optimizer setting with its values checked (floats; ``batch_size`` an int); the
     key that is wrong is named."""
     kind = point["kind"]
@@ -276,7 +291,7 @@ def _check_optimizer(loc, i, point, mode):
                         f"with mode = 'expected' use one of {', '.join(EXPECTED_OPTIMIZERS)}, or estimate it in a "
                         "Monte Carlo sweep", "optimizer", i, "kind")
 
-    def check(key, check, **bounds):
+    def check(key: str, check: Callable[..., Any], **bounds: Any) -> Any:
         return _checked(loc, "optimizer", i, key, check, point[key], **bounds)
 
     out = dict(point)
@@ -291,7 +306,7 @@ def _check_optimizer(loc, i, point, mode):
     return out
 
 
-def _normalise_optimizers(loc, specs, mode):
+def _normalise_optimizers(loc: _Locator, specs: Any, mode: str) -> list[dict[str, Any]]:
     if specs is None:
         specs = [{"kind": "gd"}]
     if isinstance(specs, dict):
@@ -309,7 +324,7 @@ def _normalise_optimizers(loc, specs, mode):
             raise loc.error(f"must be a string, got {label!r}", "optimizer", i, "label")
         spec.setdefault("kind", "gd")
 
-        def single_of(key):
+        def single_of(key: str) -> Callable[[Any], bool]:
             if key == "betas":
                 return lambda x: isinstance(x, list) and len(x) == 2 and all(_toml_number(v) for v in x)
             return _scalar_param
@@ -329,7 +344,7 @@ def _normalise_optimizers(loc, specs, mode):
     return out
 
 
-def parse_config(config, *, path=None):
+def parse_config(config: str | os.PathLike[str] | dict[str, Any], *, path: str | None = None) -> Config:
     """The normalised sweep config (a plain dict, JSON-able) from a path, TOML text's
     parsed dict, or a dict; raises ``SweepConfigError`` naming the key (and line).
 
@@ -349,28 +364,30 @@ def parse_config(config, *, path=None):
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise SweepConfigError(f"{path}: not UTF-8 text ({exc})") from None
-        try:
+        if sys.version_info >= (3, 11):
             import tomllib
-        except ImportError:  # Python 3.10
+        else:  # Python 3.10
             import tomli as tomllib
         try:
-            config = tomllib.loads(text)
+            table = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise SweepConfigError(f"{path}: invalid TOML: {exc}") from None
     elif not isinstance(config, dict):
         raise TypeError(f"config must be a path or a dict, got {type(config).__name__}: {config!r}")
     elif config.get("format") == FORMAT and "schedules" in config:  # already normalised
-        return json.loads(json.dumps(config))
+        return cast(Config, json.loads(json.dumps(config)))
+    else:
+        table = config
     loc = _Locator(text, path)
-    _check_keys(loc, None, None, config, {"out", "run", "curvatures", "schedule", "optimizer"})
-    out_dir = config.get("out")
+    _check_keys(loc, None, None, table, {"out", "run", "curvatures", "schedule", "optimizer"})
+    out_dir = table.get("out")
     if out_dir is not None and not isinstance(out_dir, str):
         raise loc.error(f"must be a string, got {out_dir!r}", None, None, "out")
 
-    def need(name):
-        if name not in config:
+    def need(name: str) -> Any:
+        if name not in table:
             raise loc.error(f"missing required table [{name}]" if name != "schedule" else "missing [[schedule]] tables")
-        return config[name]
+        return table[name]
 
     run = _normalise_run(loc, need("run"))
     curvatures = _normalise_curvatures(loc, need("curvatures"))
@@ -380,17 +397,17 @@ def parse_config(config, *, path=None):
         "run": run,
         "curvatures": curvatures,
         "schedules": schedules,
-        "optimizers": _normalise_optimizers(loc, config.get("optimizer"), run.get("mode", "monte_carlo")),
+        "optimizers": _normalise_optimizers(loc, table.get("optimizer"), run.get("mode", "monte_carlo")),
         "out": out_dir,
     }
 
 
-def sweep_mode(config):
+def sweep_mode(config: Config) -> str:
     """``"monte_carlo"`` or ``"expected"``: what a normalised config's chunks compute."""
     return config["run"].get("mode", "monte_carlo")
 
 
-def result_arrays(config):
+def result_arrays(config: Config) -> dict[str, str]:
     """The arrays each chunk of a normalised config computes (beyond its identity and
     ``steps``): name -> ``"trajectory"`` (one value per trajectory) or ``"recorded"``
     (one per trajectory and recorded step), in the order they are kept."""
@@ -406,7 +423,7 @@ def result_arrays(config):
     return names
 
 
-def config_hash(normalised):
+def config_hash(normalised: Config) -> str:
     """SHA-256 of everything in the normalised config that shapes the results
     (not ``out``): two runs with the same hash write the same chunks."""
     body = {k: v for k, v in normalised.items() if k != "out"}
@@ -422,25 +439,26 @@ class ChunkPlan:
     first, end) of chunk ``k``, a run of trajectories of one optimizer setting in the
     flat (schedule, curvature) order ``schedule * n_curvatures + curvature``."""
 
-    config: dict
+    config: Config
     hash: str
-    curvatures: np.ndarray
+    curvatures: FloatArray
     schedule: S.Schedule  # the stacked batch, batch_shape (n_schedules,)
-    chunks: tuple  # (optimizer index, first flat index, end) per chunk
+    chunks: tuple[tuple[int, int, int], ...]  # (optimizer index, first flat index, end) per chunk
 
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, int, int]:
+        """(optimizers, schedules, curvatures) of the grid."""
         return (len(self.config["optimizers"]), len(self.config["schedules"]), len(self.curvatures))
 
-    def chunk_trajectory_steps(self, k):
+    def chunk_trajectory_steps(self, k: int) -> int:
         _, start, stop = self.chunks[k]
         return (stop - start) * self.config["run"]["steps"]
 
 
-_PLANS = {}
+_PLANS: dict[str, ChunkPlan] = {}
 
 
-def chunk_plan(config):
+def chunk_plan(config: Config) -> ChunkPlan:
     """The ``ChunkPlan`` of a normalised config (the last one is cached: every chunk of a
     sweep, and every Dask task on one worker, asks for the same plan)."""
     key = config_hash(config)

@@ -1,13 +1,25 @@
 """A finished sweep: ``SweepResult`` (arrays on the grid axes, a summary table,
 figures) and ``load_sweep`` (the result of a sweep directory)."""
 
+from __future__ import annotations
+
 import dataclasses
 import os
+from typing import TYPE_CHECKING, Any, Mapping, cast
 
 import numpy as np
+from numpy.typing import NDArray
+
+from .._typing import FloatArray
 
 from .config import SweepConfigError, build_schedule, chunk_plan, result_arrays, sweep_mode
 from ._store import MANIFEST, atomic_write, describe_bad, read_chunks, read_manifest
+
+if TYPE_CHECKING:
+    import pandas
+    import xarray
+
+    from .config import ChunkPlan
 
 __all__ = ["SweepResult", "load_sweep", "CorruptSweepError"]
 
@@ -30,26 +42,26 @@ class SweepResult:
     ``displacement``); there a trajectory diverged when E w_N² is not finite.
     """
 
-    curvatures: np.ndarray
-    schedules: list
-    optimizers: list
+    curvatures: FloatArray
+    schedules: list[str]
+    optimizers: list[str]
     w: np.ndarray
-    steps: np.ndarray = None
-    loss: np.ndarray = None
-    displacement: np.ndarray = None
-    lr: np.ndarray = None
-    config: dict = None
-    config_hash: str = None
-    out: str = None
-    second_moment: np.ndarray = None
+    steps: NDArray[np.int64] | None = None
+    loss: np.ndarray | None = None
+    displacement: np.ndarray | None = None
+    lr: np.ndarray | None = None
+    config: dict[str, Any] | None = None
+    config_hash: str | None = None
+    out: str | None = None
+    second_moment: np.ndarray | None = None
 
     @property
-    def mode(self):
+    def mode(self) -> str:
         """``"monte_carlo"`` (``fd.simulate`` trajectories) or ``"expected"`` (``fd.expected_loss``)."""
         return sweep_mode(self.config) if self.config is not None else "monte_carlo"
 
     @property
-    def diverged(self):
+    def diverged(self) -> NDArray[np.bool_]:
         """Boolean array of ``w``'s shape: the trajectory diverged, that is its final weight
         is not finite (it overflowed to ±inf, or became nan). The one definition of
         divergence in fastdecay: ``fd.simulate(...).diverged`` counts the same
@@ -59,7 +71,7 @@ class SweepResult:
         not finite."""
         return ~np.isfinite(self.w if self.second_moment is None else self.second_moment)
 
-    def summary(self):
+    def summary(self) -> str:
         """A text table: per optimizer setting and schedule, over the curvatures: the median
         final loss ½λw_N², the largest |w_N|, on how many curvatures the trajectory ended
         closer to the minimum than it started, and how many diverged (final weight not
@@ -88,18 +100,18 @@ class SweepResult:
                      + ("; exact expectations (mode = 'expected')" if expected else ""))
         return "\n".join(lines)
 
-    def _size(self):
+    def _size(self) -> FloatArray:
         """|w_N|, or sqrt(E w_N²) in an expected-dynamics sweep (float64)."""
         if self.second_moment is not None:
             return np.sqrt(self.second_moment.astype(np.float64))
         return np.abs(self.w.astype(np.float64))
 
-    def _axis_columns(self):
+    def _axis_columns(self) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
         """``(optimizer columns, schedule columns)``: for each, a dict of name -> a list
         with one value per grid point of that axis: its label, its kind and every parameter
         (``None`` where a kind has no such parameter; list-valued parameters as tuples)."""
-        opt_cols = {"optimizer": list(self.optimizers)}
-        sched_cols = {"schedule": list(self.schedules)}
+        opt_cols: dict[str, list[Any]] = {"optimizer": list(self.optimizers)}
+        sched_cols: dict[str, list[Any]] = {"schedule": list(self.schedules)}
         if self.config is None:
             return opt_cols, sched_cols
         opts, scheds = self.config["optimizers"], self.config["schedules"]
@@ -118,7 +130,7 @@ class SweepResult:
         sched_cols["schedule_warmup"] = [e["warmup"] for e in scheds]
         return opt_cols, sched_cols
 
-    def to_dataframe(self, *, final=False):
+    def to_dataframe(self, *, final: bool = False) -> pandas.DataFrame:
         """The sweep as a long pandas ``DataFrame``: one row per trajectory and recorded
         step (``final=True``, or a sweep without ``every``: one row per trajectory).
 
@@ -150,8 +162,8 @@ class SweepResult:
         {5: 0.0568, 10: 0.0277}
         """
         pd = _need("pandas", "to_dataframe")
-        per_step = self.steps is not None and not final
-        shape = self.w.shape + ((self.steps.size,) if per_step else ())
+        steps = None if final else self.steps
+        shape = self.w.shape + ((steps.size,) if steps is not None else ())
         index = np.indices(shape).reshape(len(shape), -1)
         o, s, c = index[0], index[1], index[2]
         columns = {}
@@ -160,8 +172,8 @@ class SweepResult:
             for name, values in cols.items():
                 columns[name] = _column(pd, values)[at]
         columns["curvature"] = self.curvatures[c]
-        if per_step:
-            columns["step"] = self.steps[index[3]]
+        if steps is not None:
+            columns["step"] = steps[index[3]]
             for name in self._recorded():
                 columns[name] = getattr(self, name).reshape(-1)
             columns["diverged"] = self.diverged[o, s, c]
@@ -173,7 +185,7 @@ class SweepResult:
             columns["diverged"] = self.diverged.reshape(-1)
         return pd.DataFrame(columns)
 
-    def to_xarray(self):
+    def to_xarray(self) -> xarray.Dataset:
         """The sweep as an ``xarray.Dataset`` on the dimensions ``optimizer``, ``schedule``
         (the labels), ``curvature`` and, with ``every``, ``step``.
 
@@ -187,12 +199,12 @@ class SweepResult:
         """
         xr = _need("xarray", "to_xarray")
         dims = ("optimizer", "schedule", "curvature")
-        coords = {"curvature": np.asarray(self.curvatures)}
+        coords: dict[str, Any] = {"curvature": np.asarray(self.curvatures)}
         opt_cols, sched_cols = self._axis_columns()
         for dim, cols in (("optimizer", opt_cols), ("schedule", sched_cols)):
             for name, values in cols.items():
                 coords[name] = (dim, _coordinate(values))
-        data = {"w": (dims, self.w)}
+        data: dict[str, Any] = {"w": (dims, self.w)}
         if self.second_moment is not None:
             data["second_moment"] = (dims, self.second_moment)
         data.update(final_loss=(dims, self._final_loss()), diverged=(dims, self.diverged))
@@ -206,22 +218,23 @@ class SweepResult:
                          dtype=self.config["run"]["dtype"])
         return xr.Dataset(data, coords=coords, attrs=attrs)
 
-    def _recorded(self):
+    def _recorded(self) -> list[str]:
         return [name for name in ("loss", "displacement", "lr") if getattr(self, name) is not None]
 
-    def _final_loss(self):
+    def _final_loss(self) -> FloatArray:
         """½λw_N², or ½λ E w_N² in an expected-dynamics sweep (float64)."""
         with np.errstate(over="ignore", invalid="ignore"):
             return 0.5 * self.curvatures[None, None, :] * self._size() ** 2
 
-    def plot(self, out_dir, max_figures=8):
+    def plot(self, out_dir: str | os.PathLike[str], max_figures: int = 8) -> list[str]:
         """Figures into ``out_dir``: the schedules, final |w| against curvature per
         optimizer setting, and (with ``every``) loss trajectories at three curvatures."""
         from .. import plots
 
         paths = []
         n = int(self.config["run"]["steps"]) + 1 if self.config else 1000
-        schedules = {e["label"]: build_schedule(e) for e in self.config["schedules"]}
+        config = cast("dict[str, Any]", self.config)  # (a result without its config has no schedules to draw)
+        schedules = {e["label"]: build_schedule(e) for e in config["schedules"]}
         paths.append(plots.save(plots.lr_curves(schedules, n, title="Sweep schedules"),
                                 os.path.join(out_dir, "lr.png")))
         for o, opt in enumerate(self.optimizers[:max_figures]):
@@ -230,7 +243,7 @@ class SweepResult:
                                            ylabel=r"final $\sqrt{E\,w_N^2}$" if expected else r"final $|w_N|$",
                                            title=f"Final {'rms ' if expected else '|'}w{'' if expected else '|'} "
                                                  f"against curvature, {opt}",
-                                           reference=abs(self.config["run"]["w0"]))
+                                           reference=abs(config["run"]["w0"]))
             paths.append(plots.save(fig, os.path.join(out_dir, f"final_w_{o}.png")))
         if self.loss is not None:
             picks = sorted({0, self.curvatures.size // 2, self.curvatures.size - 1})
@@ -244,15 +257,15 @@ class SweepResult:
         return paths
 
 
-def _column_value(v):
+def _column_value(v: object) -> object:
     return tuple(v) if isinstance(v, list) else v
 
 
-def _is_int(v):
+def _is_int(v: object) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _column(pd, values):
+def _column(pd: Any, values: list[Any]) -> Any:
     """``values`` (one per grid point) as an array to index: integers with gaps as pandas'
     nullable ``Int64``, other numbers with gaps as NaN, the rest as they are."""
     if any(v is None for v in values) and all(v is None or _is_int(v) for v in values):
@@ -260,7 +273,7 @@ def _column(pd, values):
     return _coordinate(values)
 
 
-def _coordinate(values):
+def _coordinate(values: list[Any]) -> np.ndarray:
     """A 1-D coordinate array of ``values`` (an object array where they are tuples, strings
     of any length or mixed with ``None``; NaN for a missing number)."""
     if values and all(isinstance(v, bool) for v in values):
@@ -273,7 +286,7 @@ def _coordinate(values):
     return out
 
 
-def _need(module, method):
+def _need(module: str, method: str) -> Any:
     import importlib
 
     try:
@@ -283,7 +296,7 @@ def _need(module, method):
             from None
 
 
-def assemble(plan, chunk_arrays):
+def assemble(plan: ChunkPlan, chunk_arrays: Mapping[int, Mapping[str, np.ndarray]]) -> SweepResult:
     """A SweepResult from ``{k: arrays}`` covering every chunk."""
     n_opt, n_s, n_c = plan.shape
     config = plan.config
@@ -310,8 +323,8 @@ def assemble(plan, chunk_arrays):
     )
 
 
-def save_result(out_dir, res):
-    arrays = {"curvatures": res.curvatures, "w": res.w, "schedules": np.array(res.schedules),
+def save_result(out_dir: str, res: SweepResult) -> None:
+    arrays: dict[str, Any] = {"curvatures": res.curvatures, "w": res.w, "schedules": np.array(res.schedules),
               "optimizers": np.array(res.optimizers)}
     for name in ("second_moment", "steps", "loss", "displacement", "lr"):
         if getattr(res, name) is not None:
@@ -325,14 +338,14 @@ class CorruptSweepError(SweepConfigError):
     chunk's index to the reason; ``fastdecay sweep CONFIG --out DIR --resume`` (or
     ``fd.sweep(..., resume=True)``) recomputes exactly those chunks."""
 
-    def __init__(self, out_dir, bad, n_chunks):
+    def __init__(self, out_dir: str, bad: Mapping[int, str], n_chunks: int) -> None:
         self.out_dir = out_dir
         self.bad = dict(bad)
         super().__init__(f"{out_dir}: {len(bad)} of {n_chunks} chunks cannot be used: {describe_bad(bad)}; "
                          "run the sweep again with --resume to recompute them")
 
 
-def load_sweep(out_dir):
+def load_sweep(out_dir: str | os.PathLike[str]) -> SweepResult:
     """The ``SweepResult`` of a sweep directory (what ``fd.sweep(config, out)`` wrote).
 
     Every chunk file is checked against the SHA-256 the manifest recorded when it was

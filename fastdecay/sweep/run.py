@@ -2,17 +2,26 @@
 ``run_chunk`` (the unit of work of one chunk, a Dask task), ``describe`` (the plan,
 without running it) and the ``fastdecay sweep`` command."""
 
+from __future__ import annotations
+
+import argparse
 import math
 import os
 import sys
 import time
 import warnings
+from typing import IO, TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-from .config import SweepConfigError, chunk_plan, config_hash, parse_config, sweep_mode
+from .config import Config, SweepConfigError, chunk_plan, config_hash, parse_config, sweep_mode
 from ._store import CHUNK_DIR, chunk_name, prepare_out, read_chunks, record_chunk, write_chunk
-from .result import assemble, load_sweep, save_result
+from .result import SweepResult, assemble, load_sweep, save_result
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from .config import ChunkPlan
 
 __all__ = ["sweep", "run_chunk", "describe", "SchedulerUnreachable"]
 
@@ -21,7 +30,7 @@ class SchedulerUnreachable(ConnectionError):
     """The Dask scheduler did not answer within the connect timeout."""
 
 
-def _rectangles(start, stop, n_c):
+def _rectangles(start: int, stop: int, n_c: int) -> list[tuple[int, int, int, int]]:
     """Trajectories ``start .. stop`` of the flat order ``schedule * n_c + curvature`` as at
     most three rectangles ``(first schedule, end, first curvature, end)``, in that order."""
     s0, c0 = divmod(start, n_c)
@@ -39,7 +48,7 @@ def _rectangles(start, stop, n_c):
     return out
 
 
-def run_chunk(config, k, progress=None):
+def run_chunk(config: Config, k: int, progress: Callable[[int, int], object] | None = None) -> dict[str, np.ndarray]:
     """Compute chunk ``k`` of a normalised config; a dict of arrays (what its file holds).
 
     A Monte Carlo sweep runs ``fd.simulate`` on the chunk's trajectories (gradient noise
@@ -102,7 +111,7 @@ def run_chunk(config, k, progress=None):
 class _Progress:
     """A tqdm bar in trajectory-steps (rate in trajectory-steps/s), or nothing."""
 
-    def __init__(self, total, initial, enabled):
+    def __init__(self, total: int, initial: int, enabled: bool) -> None:
         self.bar = None
         if enabled:
             try:
@@ -113,23 +122,23 @@ class _Progress:
                 self.bar = tqdm(total=total, initial=initial, unit="traj-step", unit_scale=True,
                                 desc="sweep", file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
 
-    def update(self, n):
+    def update(self, n: int) -> None:
         if self.bar is not None and n:
             self.bar.update(n)
 
-    def note(self, line):
+    def note(self, line: str) -> None:
         """A line above the bar (on stderr)."""
         if self.bar is not None:
             self.bar.write(line, file=sys.stderr)
         else:
             print(line, file=sys.stderr, flush=True)
 
-    def close(self):
+    def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
 
 
-def _connect(scheduler, timeout):
+def _connect(scheduler: str, timeout: float) -> Client:
     try:
         from distributed import Client
     except ImportError:
@@ -144,12 +153,13 @@ def _connect(scheduler, timeout):
         raise SweepConfigError(f"--scheduler {scheduler!r} is not a Dask scheduler address ({exc})") from None
 
 
-def _run_local(plan, todo, on_done, bar):
+def _run_local(plan: ChunkPlan, todo: Iterable[int], on_done: Callable[[dict[str, np.ndarray]], None], bar: _Progress
+               ) -> None:
     for k in todo:
         n = plan.chunks[k][2] - plan.chunks[k][1]
         seen = [0]
 
-        def progress(done, total, n=n, seen=seen):
+        def progress(done: int, total: int, n: int = n, seen: list[int] = seen) -> None:
             bar.update(n * (done - seen[0]))
             seen[0] = done
 
@@ -158,7 +168,8 @@ def _run_local(plan, todo, on_done, bar):
         on_done(arrays)
 
 
-def _run_dask(plan, todo, on_done, bar, client, timeout):
+def _run_dask(plan: ChunkPlan, todo: Iterable[int], on_done: Callable[[dict[str, np.ndarray]], None], bar: _Progress,
+              client: Client, timeout: float) -> None:
     from distributed import as_completed
 
     try:
@@ -179,7 +190,7 @@ def _run_dask(plan, todo, on_done, bar, client, timeout):
         raise
 
 
-def _verify_for_resume(out, plan, manifest):
+def _verify_for_resume(out: str, plan: ChunkPlan, manifest: dict[str, Any]) -> tuple[set[int], list[str]]:
     """Check every chunk file of a resumed sweep; returns (the good chunks, lines that
     say which chunks are recomputed and why). A complete chunk without a recorded
     checksum (the run was killed between writing it and recording it) gets one."""
@@ -195,8 +206,10 @@ def _verify_for_resume(out, plan, manifest):
     return set(digests), notes
 
 
-def sweep(config, out=None, *, resume=False, client=None, scheduler=None, connect_timeout=5.0, progress=True,
-          plots=None, echo=None):
+def sweep(config: str | os.PathLike[str] | dict[str, Any], out: str | os.PathLike[str] | None = None, *,
+          resume: bool = False, client: Client | None = None, scheduler: str | None = None,
+          connect_timeout: float = 5.0, progress: bool = True, plots: bool | None = None, echo: IO[str] | None = None
+          ) -> SweepResult:
     """Run a sweep (a TOML path or a dict, see the module docstring) and return its SweepResult.
 
     - ``out``: results directory (chunks, ``results.npz``, ``summary.txt``, figures);
@@ -229,24 +242,24 @@ def sweep(config, out=None, *, resume=False, client=None, scheduler=None, connec
         out = os.path.join(base, normalised["out"])
     digest = config_hash(normalised)
     plan = chunk_plan(normalised)
-    create = prepare_out(os.fspath(out), normalised, digest, resume, text) if out is not None else None
+    out_dir = None if out is None else os.fspath(out)
+    create = prepare_out(out_dir, normalised, digest, resume, text) if out_dir is not None else None
     own_client = None
     if client is None and scheduler is not None:
         client = own_client = _connect(scheduler, connect_timeout)
     try:
-        chunks = {}
-        done = set()
-        notes = []
-        if out is not None:
-            out = os.fspath(out)
+        chunks: dict[int, dict[str, np.ndarray]] = {}
+        done: set[int] = set()
+        notes: list[str] = []
+        if out_dir is not None and create is not None:  # (create is made exactly when out_dir is given)
             manifest = create()
             if resume:
-                done, notes = _verify_for_resume(out, plan, manifest)
+                done, notes = _verify_for_resume(out_dir, plan, manifest)
 
-        def on_done(arrays):
+        def on_done(arrays: dict[str, np.ndarray]) -> None:
             k = int(arrays["chunk"])
-            if out is not None:
-                record_chunk(out, manifest, k, write_chunk(out, arrays))
+            if out_dir is not None:
+                record_chunk(out_dir, manifest, k, write_chunk(out_dir, arrays))
             else:
                 chunks[k] = arrays
 
@@ -272,9 +285,9 @@ def sweep(config, out=None, *, resume=False, client=None, scheduler=None, connec
     finally:
         if own_client is not None:
             own_client.close()
-    if out is not None:
-        res = load_sweep(out)
-        save_result(out, res)
+    if out_dir is not None:
+        res = load_sweep(out_dir)
+        save_result(out_dir, res)
     else:
         res = assemble(plan, chunks)
     if echo is not None:
@@ -283,7 +296,7 @@ def sweep(config, out=None, *, resume=False, client=None, scheduler=None, connec
         echo.write(f"{len(todo)} of {len(plan.chunks)} chunks run in {elapsed:.1f} s{rate}"
                    f"{' (resumed)' if done else ''}\n\n")
         echo.write(res.summary() + "\n")
-    if out is not None:
+    if out_dir is not None:
         if plots is None:
             try:
                 import matplotlib  # noqa: F401
@@ -292,13 +305,13 @@ def sweep(config, out=None, *, resume=False, client=None, scheduler=None, connec
             except ImportError:
                 plots = False
         if plots:
-            figures = res.plot(os.path.join(out, "figures"))
+            figures = res.plot(os.path.join(out_dir, "figures"))
             if echo is not None:
-                echo.write(f"\nresults: {os.path.join(out, 'results.npz')}, figures: {', '.join(figures)}\n")
+                echo.write(f"\nresults: {os.path.join(out_dir, 'results.npz')}, figures: {', '.join(figures)}\n")
     return res
 
 
-def describe(config):
+def describe(config: str | os.PathLike[str] | dict[str, Any]) -> str:
     """What a sweep will run, without running it (``fastdecay sweep --dry-run``)."""
     config = parse_config(config)
     plan = chunk_plan(config)
@@ -320,7 +333,7 @@ def describe(config):
     return "\n".join(lines)
 
 
-def run_cli(args, out=sys.stdout):
+def run_cli(args: argparse.Namespace, out: IO[str] = sys.stdout) -> int:
     """``fastdecay sweep`` (see ``fastdecay sweep --help``); returns the exit status."""
     config_path = args.config
     out_dir = args.out
