@@ -5,7 +5,10 @@ imported, so we look at ``type(x).__module__`` and ``sys.modules`` and never
 trigger an import ourselves (the array-api-compat habit).
 """
 
+from __future__ import annotations
+
 import sys
+from typing import Any
 
 NUMPY = "numpy"
 TORCH_CPU = "torch_cpu"
@@ -13,17 +16,17 @@ TORCH_CUDA = "torch_cuda"
 CUPY = "cupy"
 
 
-def is_torch(x):
+def is_torch(x: object) -> bool:
     torch = sys.modules.get("torch")
     return torch is not None and type(x).__module__.startswith("torch") and isinstance(x, torch.Tensor)
 
 
-def is_cupy(x):
+def is_cupy(x: object) -> bool:
     cupy = sys.modules.get("cupy")
     return cupy is not None and type(x).__module__.startswith("cupy") and isinstance(x, cupy.ndarray)
 
 
-def backend_of(x):
+def backend_of(x: Any) -> str:
     """``"numpy"`` (also for scalars and lists), ``"torch_cpu"``, ``"torch_cuda"`` or ``"cupy"``."""
     if is_torch(x):
         return TORCH_CUDA if x.is_cuda else TORCH_CPU
@@ -32,7 +35,7 @@ def backend_of(x):
     return NUMPY
 
 
-def to_numpy(x):
+def to_numpy(x: Any) -> Any:
     """A NumPy view of a CPU torch tensor (zero-copy), or ``x`` itself otherwise."""
     if is_torch(x):
         if x.is_cuda:
@@ -41,14 +44,14 @@ def to_numpy(x):
     return x
 
 
-def plain_torch_types():
+def plain_torch_types() -> tuple[type, ...]:
     """The torch tensor classes whose ``data_ptr`` is always real memory (torch imported)."""
     torch = sys.modules["torch"]
     buffer = getattr(torch.nn.parameter, "Buffer", None)
     return tuple(t for t in (torch.Tensor, torch.nn.Parameter, buffer) if isinstance(t, type))
 
 
-def torch_storage_problem(x):
+def torch_storage_problem(x: Any) -> str | None:
     """Why a kernel cannot read torch tensor ``x`` through its data pointer ("a ... tensor,
     got ..."), or None. Refuses devices other than CPU and CUDA (``meta``, ``mps``, ...),
     nested and sparse tensors, and tensors without memory (FakeTensor, functional

@@ -13,6 +13,10 @@ here; the two modules of one kind take the same calls.
 'fastdecay._cpu.updates'
 """
 
+from __future__ import annotations
+
+from types import ModuleType
+
 from ._arrays import (  # noqa: F401 (re-exported: the backends' names)
     CUPY,
     NUMPY,
@@ -30,12 +34,12 @@ KINDS = ("schedule", "updates", "simulate", "expected")
 HOST = (NUMPY, TORCH_CPU)
 
 
-def on_device(backend):
+def on_device(backend: str) -> bool:
     """True for the GPU backends (CuPy arrays, CUDA torch tensors)."""
     return backend not in HOST
 
 
-def kernels(kind, backend):
+def kernels(kind: str, backend: str) -> ModuleType:
     """The kernel module of ``kind`` (one of ``KINDS``) for ``backend``."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
