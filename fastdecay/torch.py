@@ -98,6 +98,40 @@ from ._validate import flag as _flag, rate_table as _schedule_table
 __all__ = ["SGD", "Adam", "AdamW", "LRScheduler", "ReduceLROnPlateau"]
 
 
+def _one_tensor(steps):
+    """The 1-d tensor whose elements are exactly the 0-d step counts ``steps`` (the views
+    ``_group_calls`` makes for new states), or None (a count loaded from a checkpoint
+    or set by hand is its own tensor)."""
+    base = steps[0]._base
+    if (base is not None and base.dim() == 1 and base.numel() == len(steps) and base.is_contiguous()
+            and all(s._base is base and s.dim() == 0 for s in steps)
+            and len({s.storage_offset() for s in steps}) == len(steps)):
+        return base
+    return None
+
+
+def _read_counts(steps):
+    """The step counts ``steps`` as Python numbers, in one read."""
+    base = _one_tensor(steps)
+    if base is not None:
+        values = base.tolist()
+        if values.count(values[0]) == len(values):  # all equal: the order does not matter
+            return values
+    return torch.stack(steps).tolist()
+
+
+def _count_steps(steps):
+    """Add 1 to every step count in ``steps``: one ``add_`` when they are the elements of
+    one tensor, else one ``_foreach_add_`` (as torch's own optimizers count)."""
+    if not steps:
+        return
+    base = _one_tensor(steps)
+    if base is not None:
+        base.add_(1)
+    else:
+        torch._foreach_add_(steps, 1)
+
+
 def _scalar_dtype():
     return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
 
@@ -284,15 +318,12 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         """(state_dtype as None / "float32" / "bfloat16", compensated as a bool), checked."""
         return F.state_dtype_option(state_dtype), _flag("compensated", compensated)
 
-    def _state_for(self, p, group, new_state):
-        """``p``'s state with every buffer ``group`` needs: its own, or a new dict made aside
-        in ``new_state`` (committed only once the whole step has been checked)."""
-        state = self.state.get(p)
-        names = self._buffer_names(group)
-        if state and "step" in state and all(n in state for n in names):
-            return state
+    def _state_for(self, p, group, names, state, new_state, step):
+        """``p``'s state (``state``, or None) completed with every buffer in ``names`` that
+        ``group`` needs and the step count ``step`` (where it has none), as a new dict made
+        aside in ``new_state`` (committed only once the whole step has been checked)."""
         state = dict(state or {})
-        state.setdefault("step", torch.zeros((), dtype=_scalar_dtype()))
+        state.setdefault("step", step)
         for name in names:
             if name not in state:
                 # zeros laid out as the parameter, as torch makes them; the kernels ignore the content at step 0
@@ -316,7 +347,11 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
     def _group_calls(self, g, group, grad_scale, new_state):
         """[(launch, step tensors)] for group ``g``: one checked call per step count (one in
         the usual case, where every parameter has had as many updates)."""
-        index, params, grads, states = [], [], [], []
+        index, params, grads, states, fresh = [], [], [], [], []
+        names = self._buffer_names(group)
+        required = frozenset(("step",) + names)  # a state with all of these is used as it is
+        state_of = self.state.get
+        # once per parameter per step: the loop below is the optimizer's own per-tensor cost
         for i, p in enumerate(group["params"]):
             grad = p.grad
             if grad is None:
@@ -326,13 +361,22 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
                                 f"({type(self).__name__} does not support sparse gradients)")
             if grad.stride() != p.stride():  # laid out unlike its parameter: contiguous, as the parameter may be
                 grad = grad.contiguous()
+            state = state_of(p)
+            if state is None or not required <= state.keys():
+                fresh.append(len(states))
             index.append(i)
             params.append(p)
             grads.append(grad)
-            states.append(self._state_for(p, group, new_state))
+            states.append(state)
         if not params:
             return []
-        counts = torch.stack([s["step"] for s in states]).tolist()  # one read of every step count
+        if fresh:
+            # the new states' step counts are 0-d views of one tensor, so that a step adds 1 to
+            # all of them in one operation (``_count_steps``)
+            counts = torch.zeros(len(fresh), dtype=_scalar_dtype())
+            for j, k in enumerate(fresh):
+                states[k] = self._state_for(params[k], group, names, states[k], new_state, counts[j])
+        counts = _read_counts([s["step"] for s in states])  # one read of every step count
         if counts.count(counts[0]) == len(counts):
             parts = {int(counts[0]): range(len(params))}
         else:
@@ -386,9 +430,7 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         self.state.update(new_state)
         for launch, _ in calls:
             launch()
-        steps = [t for _, group_steps in calls for t in group_steps]
-        if steps:
-            torch._foreach_add_(steps, 1)  # every step count at once, as torch's own optimizers count
+        _count_steps([t for _, group_steps in calls for t in group_steps])
         return loss
 
     # ------------------------------------------------------------------------- checkpoints

@@ -429,3 +429,29 @@ def test_parameters_at_different_step_counts_in_one_group_follow_torch():
     assert int(ours.state[ours_model[2].weight]["step"]) == 48
     _close(torch.cat([p.detach().flatten() for p in ours_model.parameters()]).numpy(),
            torch.cat([p.detach().flatten() for p in ref_model.parameters()]).numpy())
+
+
+def test_step_counts_made_together_are_counted_together_and_stay_each_parameters_own():
+    """New states' step counts are views of one tensor (one add a step); a count set by
+    hand or loaded from a checkpoint is its own tensor, and every count stays right."""
+    ps = [torch.nn.Parameter(torch.ones(n)) for n in (3, 5, 7)]
+    opt = AdamW(ps, lr=1e-3)
+    for p in ps:
+        p.grad = torch.ones_like(p)
+    for _ in range(4):
+        opt.step()
+    counts = [opt.state[p]["step"] for p in ps]
+    assert [float(c) for c in counts] == [4.0] * 3
+    assert counts[0]._base is not None and all(c._base is counts[0]._base for c in counts)
+    ps[1].grad = None  # skips a step: the others count, it does not
+    opt.step()
+    assert [float(opt.state[p]["step"]) for p in ps] == [5.0, 4.0, 5.0]
+    opt.state[ps[2]]["step"] = torch.tensor(10.0)  # by hand: its own tensor from now on
+    ps[1].grad = torch.ones_like(ps[1])
+    opt.step()
+    assert [float(opt.state[p]["step"]) for p in ps] == [6.0, 5.0, 11.0]
+    again = AdamW(ps, lr=1e-3)
+    again.load_state_dict(opt.state_dict())
+    again.step()
+    assert [float(again.state[p]["step"]) for p in ps] == [7.0, 6.0, 12.0]
+    assert [float(opt.state[p]["step"]) for p in ps] == [6.0, 5.0, 11.0]  # the loaded copy counts alone
