@@ -16,17 +16,27 @@ for a few times the cost of one noiseless trajectory.
 [0.7117, 0.0111]
 """
 
+from __future__ import annotations
+
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 import numpy as np
+from numpy.typing import NDArray
 
 from . import _rules as R
 from . import _validate as V
 from . import _dispatch as D
 from ._dispatch import NUMPY, TORCH_CPU, TORCH_CUDA, backend_of
 from .diagnostics import adam_effective_step
+from ._typing import DeviceArray, FloatArray, RealArrayLike
 from .schedules import Schedule, as_schedule, constant
+
+if TYPE_CHECKING:
+    import torch
+
+_ArrayT = TypeVar("_ArrayT")
 
 __all__ = [
     "expected_loss",
@@ -54,21 +64,23 @@ _SPLIT_BY_BATCH = True
 
 
 @dataclass(frozen=True)
-class ExpectedLoss:
+class ExpectedLoss(Generic[_ArrayT]):
     """What ``fd.expected_loss`` returns.
 
     ``final_loss``: E[½ Σ λ_k w_k²] after the last step, shape ``batch``.
     ``mean`` and ``second_moment``: E w_k and E w_k² after the last step, shape
     ``(*batch, d)``. With ``every=k``: ``steps`` the recorded steps 0, k, 2k, … ≤
     steps and ``loss`` the expected loss there, shape ``(*batch, n_recorded)``;
-    both ``None`` without ``every``.
+    both ``None`` without ``every``. The arrays are of the curvature's array type
+    (``ExpectedLoss[np.ndarray]`` for NumPy input, ``ExpectedLoss[torch.Tensor]`` for
+    torch input).
     """
 
-    final_loss: object
-    mean: object
-    second_moment: object
-    steps: object = None
-    loss: object = None
+    final_loss: _ArrayT
+    mean: _ArrayT
+    second_moment: _ArrayT
+    steps: _ArrayT | None = None
+    loss: _ArrayT | None = None
 
 
 @dataclass(frozen=True)
@@ -346,8 +358,29 @@ def _output(backend, values, curvature):
     return values
 
 
-def expected_loss(curvature, schedule, *, steps, optimizer="gd", momentum=0.9, noise=0.0, batch_size=1, w0=1.0,
-                  w0_var=0.0, weight_decay=0.0, on_drop="keep", every=None):
+@overload
+def expected_loss(  # type: ignore[overload-overlap]
+    curvature: torch.Tensor, schedule: Schedule | RealArrayLike, *, steps: int, optimizer: str = ...,
+    momentum: float = ..., noise: RealArrayLike | DeviceArray = ..., batch_size: RealArrayLike = ...,
+    w0: RealArrayLike | DeviceArray = ..., w0_var: RealArrayLike | DeviceArray = ...,
+    weight_decay: Schedule | RealArrayLike = ..., on_drop: str = ..., every: int | None = ...,
+) -> ExpectedLoss[torch.Tensor]: ...
+
+
+@overload
+def expected_loss(
+    curvature: RealArrayLike, schedule: Schedule | RealArrayLike, *, steps: int, optimizer: str = ...,
+    momentum: float = ..., noise: RealArrayLike | DeviceArray = ..., batch_size: RealArrayLike = ...,
+    w0: RealArrayLike | DeviceArray = ..., w0_var: RealArrayLike | DeviceArray = ...,
+    weight_decay: Schedule | RealArrayLike = ..., on_drop: str = ..., every: int | None = ...,
+) -> ExpectedLoss[np.ndarray]: ...
+
+
+def expected_loss(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, optimizer: str = "gd",
+                  momentum: float = 0.9, noise: RealArrayLike | DeviceArray = 0.0, batch_size: RealArrayLike = 1,
+                  w0: RealArrayLike | DeviceArray = 1.0, w0_var: RealArrayLike | DeviceArray = 0.0,
+                  weight_decay: Schedule | RealArrayLike = 0.0, on_drop: str = "keep", every: int | None = None
+                  ) -> ExpectedLoss[Any]:
     """The exact expected loss of noisy SGD / momentum / Nesterov on f(w) = ½ Σ_k λ_k w_k².
 
     Each step sees the gradient λ_k w_k + (σ_k/√B) ξ_k,t with ξ independent
@@ -415,7 +448,7 @@ def expected_loss(curvature, schedule, *, steps, optimizer="gd", momentum=0.9, n
     for part, per_batch in _parts(problem, curvature, schedule, arguments):
         moments = _Moments(part, backend)
         partial = backend.zeros((part.n, moments.n_blocks, n_rec))
-        first_loss = moments.twice_loss() if every else None
+        first_loss: Any = moments.twice_loss() if every else None
         if part.n * d:
             first = 0
             chunk = moments.chunk_steps(steps, every or 0)
@@ -423,7 +456,7 @@ def expected_loss(curvature, schedule, *, steps, optimizer="gd", momentum=0.9, n
                 count = min(chunk, steps - first)
                 moments.advance(first, count, every or 0, partial, 0)
                 first += count
-        loss = None
+        loss: Any = None
         if every:
             loss = 0.5 * partial.sum(axis=1)
             loss[:, 0] = 0.5 * first_loss
@@ -446,8 +479,29 @@ def _on_host(x):
     return x if isinstance(x, np.ndarray) else x.get()
 
 
-def steps_to_target(curvature, schedule, target, *, steps, optimizer="gd", momentum=0.9, noise=0.0, batch_size=1,
-                    w0=1.0, w0_var=0.0, weight_decay=0.0, on_drop="keep"):
+@overload
+def steps_to_target(  # type: ignore[overload-overlap]
+    curvature: torch.Tensor, schedule: Schedule | RealArrayLike, target: RealArrayLike, *, steps: int,
+    optimizer: str = ..., momentum: float = ..., noise: RealArrayLike | DeviceArray = ...,
+    batch_size: RealArrayLike = ..., w0: RealArrayLike | DeviceArray = ..., w0_var: RealArrayLike | DeviceArray = ...,
+    weight_decay: Schedule | RealArrayLike = ..., on_drop: str = ...,
+) -> int | torch.Tensor: ...
+
+
+@overload
+def steps_to_target(
+    curvature: RealArrayLike, schedule: Schedule | RealArrayLike, target: RealArrayLike, *, steps: int,
+    optimizer: str = ..., momentum: float = ..., noise: RealArrayLike | DeviceArray = ...,
+    batch_size: RealArrayLike = ..., w0: RealArrayLike | DeviceArray = ..., w0_var: RealArrayLike | DeviceArray = ...,
+    weight_decay: Schedule | RealArrayLike = ..., on_drop: str = ...,
+) -> int | NDArray[np.int64]: ...
+
+
+def steps_to_target(curvature: Any, schedule: Schedule | RealArrayLike, target: RealArrayLike, *, steps: int,
+                    optimizer: str = "gd", momentum: float = 0.9, noise: RealArrayLike | DeviceArray = 0.0,
+                    batch_size: RealArrayLike = 1, w0: RealArrayLike | DeviceArray = 1.0,
+                    w0_var: RealArrayLike | DeviceArray = 0.0, weight_decay: Schedule | RealArrayLike = 0.0,
+                    on_drop: str = "keep") -> Any:
     """The first step t ≤ ``steps`` at which the expected loss E[½ Σ λ_k w_k²] is ≤ ``target``.
 
     The arguments are those of ``fd.expected_loss`` (same model, same broadcasting),
@@ -539,16 +593,16 @@ class BatchScaling:
     E_min / S_min (nan if nothing was reached).
     """
 
-    batch_size: np.ndarray
-    steps: np.ndarray
-    best: np.ndarray
-    slope: np.ndarray
+    batch_size: FloatArray
+    steps: NDArray[np.int64]
+    best: NDArray[np.int64]
+    slope: FloatArray
     min_steps: float
     min_examples: float
     critical_batch_size: float
 
 
-def batch_size_scaling(batch_size, steps):
+def batch_size_scaling(batch_size: RealArrayLike, steps: RealArrayLike) -> BatchScaling:
     """Steps to a target against batch size, at the best setting for each batch size.
 
     ``batch_size`` is a 1-D array of the n_B batch sizes; ``steps`` holds steps to
@@ -621,7 +675,7 @@ class AdamCompensatingDecay:
     residual: float
 
 
-def adam_compensating_decay(steps, *, betas=(0.9, 0.999)):
+def adam_compensating_decay(steps: int, *, betas: tuple[float, float] = (0.9, 0.999)) -> AdamCompensatingDecay:
     """The exponential rate λ that makes Adam's effective step as constant as possible.
 
     Without bias correction Adam's step under a steady gradient is η_t·f_t with

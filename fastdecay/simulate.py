@@ -25,9 +25,12 @@ array of the same shape and dtype; a GPU module provides ``simulate_chunk``
 with the same arguments and semantics, and nothing else is needed here.
 """
 
+from __future__ import annotations
+
 import contextlib
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar, overload
 
 import numpy as np
 
@@ -35,7 +38,11 @@ from . import _rules as R
 from . import _validate as V
 from . import _dispatch as D
 from ._dispatch import NUMPY, TORCH_CPU, TORCH_CUDA, backend_of
+from ._typing import DeviceArray, DTypeLike, RealArrayLike
 from .schedules import Schedule, as_schedule
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["simulate", "SimulationResult", "OPTIMIZERS"]
 
@@ -54,14 +61,17 @@ _CHUNK_GROWTH = 4
 _CHUNK_STEPS_MAX = 1 << 16
 
 
-def _next_chunk(count, seconds):
+def _next_chunk(count: int, seconds: float) -> int:
     """Steps of the next chunk after one of ``count`` steps took ``seconds``."""
     aim = count * _CHUNK_SECONDS / max(seconds, 1e-6)
     return max(1, min(int(aim), _CHUNK_GROWTH * count, _CHUNK_STEPS_MAX))
 
 
+_ArrayT = TypeVar("_ArrayT")
+
+
 @dataclass(frozen=True)
-class SimulationResult:
+class SimulationResult(Generic[_ArrayT]):
     """What ``fd.simulate`` returns.
 
     ``w``: final weights, shape ``(*batch, d)``. With ``every=k``: ``steps`` the
@@ -72,17 +82,21 @@ class SimulationResult:
     not finite (overflowed to ±inf, or nan). This is the one definition of divergence
     in fastdecay (a sweep's ``SweepResult.diverged`` and its summary use it too); a
     trajectory that grew but stayed finite is not counted.
+
+    The arrays are of the curvature's array type (``SimulationResult[np.ndarray]``
+    for NumPy input, ``SimulationResult[torch.Tensor]`` for torch input, CuPy
+    arrays for CuPy input).
     """
 
-    w: object
-    steps: object = None
-    loss: object = None
-    displacement: object = None
-    lr: object = None
+    w: _ArrayT
+    steps: _ArrayT | None = None
+    loss: _ArrayT | None = None
+    displacement: _ArrayT | None = None
+    lr: _ArrayT | None = None
     diverged: int = 0
 
 
-def _rate_source(s, batch, n):
+def _rate_source(s: Schedule, batch: tuple[int, ...], n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(table, rows, ratio, state) of a schedule for the kernel: rows empty when shared."""
     table = s.rows()
     empty_i, empty_f = np.empty(0, np.int64), np.empty(0, np.float64)
@@ -90,6 +104,7 @@ def _rate_source(s, batch, n):
         return table, _readonly(empty_i), _readonly(empty_f), empty_f.copy()
     prepare_rates = D.kernels("simulate", NUMPY).prepare_rates
 
+    rows: np.ndarray
     if s.batch_shape == batch:
         rows = np.arange(n, dtype=np.int64)
     else:
@@ -101,15 +116,38 @@ def _rate_source(s, batch, n):
     return table, rows, _readonly(ratio), state
 
 
-def _readonly(a):
+def _readonly(a: np.ndarray) -> np.ndarray:
     a = a.view()
     a.flags.writeable = False
     return a
 
 
-def simulate(curvature, schedule, *, steps, optimizer="gd", w0=1.0, momentum=0.9, betas=(0.9, 0.999),
-             eps=1e-8, weight_decay=0.0, on_drop="keep", noise=0.0, seed=0, every=None, dtype=np.float64,
-             trajectory_offset=0, progress=None, chunk_steps=None, threads=None):
+@overload
+def simulate(  # type: ignore[overload-overlap]
+    curvature: torch.Tensor, schedule: Schedule | RealArrayLike, *, steps: int, optimizer: str = ...,
+    w0: RealArrayLike | DeviceArray = ..., momentum: float = ..., betas: tuple[float, float] = ..., eps: float = ...,
+    weight_decay: Schedule | RealArrayLike = ..., on_drop: str = ..., noise: float = ..., seed: int = ...,
+    every: int | None = ..., dtype: DTypeLike = ..., trajectory_offset: int = ...,
+    progress: Callable[[int, int], object] | None = ..., chunk_steps: int | None = ..., threads: int | None = ...,
+) -> SimulationResult[torch.Tensor]: ...
+
+
+@overload
+def simulate(
+    curvature: RealArrayLike, schedule: Schedule | RealArrayLike, *, steps: int, optimizer: str = ...,
+    w0: RealArrayLike | DeviceArray = ..., momentum: float = ..., betas: tuple[float, float] = ..., eps: float = ...,
+    weight_decay: Schedule | RealArrayLike = ..., on_drop: str = ..., noise: float = ..., seed: int = ...,
+    every: int | None = ..., dtype: DTypeLike = ..., trajectory_offset: int = ...,
+    progress: Callable[[int, int], object] | None = ..., chunk_steps: int | None = ..., threads: int | None = ...,
+) -> SimulationResult[np.ndarray]: ...
+
+
+def simulate(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, optimizer: str = "gd",
+             w0: RealArrayLike | DeviceArray = 1.0, momentum: float = 0.9, betas: tuple[float, float] = (0.9, 0.999),
+             eps: float = 1e-8, weight_decay: Schedule | RealArrayLike = 0.0, on_drop: str = "keep",
+             noise: float = 0.0, seed: int = 0, every: int | None = None, dtype: DTypeLike = np.float64,
+             trajectory_offset: int = 0, progress: Callable[[int, int], object] | None = None,
+             chunk_steps: int | None = None, threads: int | None = None) -> SimulationResult[Any]:
     """Run a batch of optimizer trajectories on f(w) = ½ Σ_i λ_i w_i².
 
     ``curvature`` has shape ``(*batch, d)`` (a 1-D array is one problem); it may
@@ -192,7 +230,7 @@ def simulate(curvature, schedule, *, steps, optimizer="gd", w0=1.0, momentum=0.9
 
     on_gpu = D.on_device(backend)
     # finite, negative values allowed (a device curvature is checked on its device)
-    lam = _device_curvature(curvature) if on_gpu else V.real_array("curvature", curvature)
+    lam: Any = _device_curvature(curvature) if on_gpu else V.real_array("curvature", curvature)
     if lam.ndim < 1 or lam.shape[-1] < 1:
         raise ValueError(f"curvature must have shape (*batch, d) with d >= 1, got shape {lam.shape}")
     try:
@@ -243,13 +281,13 @@ def simulate(curvature, schedule, *, steps, optimizer="gd", w0=1.0, momentum=0.9
             lr_src = tuple(xp.asarray(a) for a in lr_src)
             wd_src = tuple(xp.asarray(a) for a in wd_src)
         timed = chunk_steps is None
-        if timed:
+        if chunk_steps is None:  # (timed)
             chunk_steps = min(_CHUNK_STEPS_MAX, max(1, _FIRST_CHUNK_ELEMENT_STEPS // max(1, n * d)))
         step_scalars = np.empty((min(steps, _CHUNK_STEPS_MAX if timed else chunk_steps) + 1, cpu.N_SCALARS))
         on_drop_code = R.ON_DROP_CODES[on_drop]
         opt = rule.code
 
-        def run():
+        def run() -> None:
             first, count = 0, chunk_steps
             while True:
                 count = min(count, steps - first)
@@ -310,7 +348,7 @@ def simulate(curvature, schedule, *, steps, optimizer="gd", w0=1.0, momentum=0.9
     return SimulationResult(**result)
 
 
-def _device_curvature(curvature):
+def _device_curvature(curvature: Any) -> Any:
     """A CuPy view of a CuPy / CUDA torch curvature (zero-copy), checked on its device:
     real numbers, all finite (one reduction there, nothing copied to the host)."""
     from ._gpu import _runtime as rt  # imports CuPy, or says how to install it

@@ -79,23 +79,32 @@ changes nothing, not even the step count.
 (True, 'cosine')
 """
 
+from __future__ import annotations
+
 import abc
 import copy
 import re
 from collections import defaultdict
 from itertools import chain
+from typing import Any, Callable, Literal, SupportsFloat, Union, cast, overload
 
 import numpy as np
 import torch
 from torch.optim.lr_scheduler import LRScheduler as _TorchLRScheduler
 from torch.optim.lr_scheduler import ReduceLROnPlateau as _TorchReduceLROnPlateau
+from torch.optim.optimizer import ParamsT
 
-from .schedules import Schedule, product
+from .schedules import Rate, Schedule, product
 from . import _fused as F
 from ._rules import FUSED
 from ._validate import flag as _flag, rate_table as _schedule_table
 
 __all__ = ["SGD", "Adam", "AdamW", "LRScheduler", "ReduceLROnPlateau"]
+
+# Adam's (beta1, beta2): beta1 a number or a scalar schedule
+Betas = tuple[Union[float, Schedule], float]
+# state_dtype: None, "float32" or "bfloat16" (or the torch dtype of that name)
+StateDtype = Union[str, torch.dtype, None]
 
 
 def _one_tensor(steps):
@@ -274,13 +283,13 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
     _step_supports_amp_scaling = True  # GradScaler passes grad_scale / found_inf (as for fused=True)
     _OPTIONAL: dict = {}
 
-    def add_param_group(self, param_group):
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
         for key in ("lr", "weight_decay"):
             if key in param_group:
                 param_group[key] = _check_hyper(key, param_group[key])
         super().add_param_group(param_group)
 
-    def __setstate__(self, state):
+    def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         for group in self.param_groups:
             for key, value in self._OPTIONAL.items():
@@ -411,8 +420,14 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         named, count = _CALL_LABEL.subn(label, message)
         return named if count else f"param_groups[{g}]: {message}"
 
+    @overload
+    def step(self, closure: None = None) -> None: ...
+
+    @overload
+    def step(self, closure: Callable[[], float]) -> float: ...
+
     @torch.no_grad()
-    def step(self, closure=None):
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
         """One fused update of every parameter with a gradient; returns the closure's loss.
 
         Every group is checked before any tensor is written: a refused step changes nothing.
@@ -424,7 +439,7 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         grad_scale, skip = self._amp()
         if skip:
             return loss
-        new_state = {}
+        new_state: dict[torch.Tensor, dict[str, Any]] = {}
         calls = [c for g, group in enumerate(self.param_groups) for c in self._group_calls(g, group, grad_scale,
                                                                                             new_state)]
         self.state.update(new_state)
@@ -462,7 +477,7 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
     def _check_options(self, group):
         """The group's options, checked as the constructor checks them."""
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         """torch's state dict in plain data: schedules as numbers plus their encodings
         (``"schedules"``), loadable with ``torch.load(..., weights_only=True)`` and by torch's
         own optimizers."""
@@ -473,7 +488,7 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         ]
         return state_dict
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a state dict of this optimizer or of torch's ``SGD`` / ``Adam`` / ``AdamW``.
 
         Everything is checked before anything changes; see the module docstring for what is
@@ -506,7 +521,7 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         id_map = dict(zip(chain.from_iterable(g["params"] for g in saved_groups),
                           chain.from_iterable(g["params"] for g in groups)))
         group_of = {id(p): g for g in groups for p in g["params"]}
-        state = defaultdict(dict)
+        state: defaultdict[torch.Tensor, dict[str, Any]] = defaultdict(dict)
         for key, saved in saved_state.items():
             if key not in id_map:
                 state[key] = saved
@@ -561,9 +576,11 @@ class SGD(_Fused):
     _OPTIONAL = dict(nesterov=False, maximize=False, foreach=None, differentiable=False, fused=None,
                      decoupled=False, lr_in_buffer=False, on_drop="keep", state_dtype=None, compensated=False)
 
-    def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *,
-                 maximize=False, decoupled=False, lr_in_buffer=False, on_drop="keep", state_dtype=None,
-                 compensated=False, foreach=None, differentiable=False, fused=None):
+    def __init__(self, params: ParamsT, lr: Rate = 1e-3, momentum: Rate = 0, dampening: float = 0,
+                 weight_decay: Rate = 0, nesterov: bool = False, *, maximize: bool = False, decoupled: bool = False,
+                 lr_in_buffer: bool = False, on_drop: str = "keep", state_dtype: StateDtype = None,
+                 compensated: bool = False, foreach: bool | None = None, differentiable: bool = False,
+                 fused: bool | None = None) -> None:
         _no_differentiable(differentiable)
         lr = _check_hyper("lr", lr)
         weight_decay = _check_hyper("weight_decay", weight_decay)
@@ -622,9 +639,11 @@ class Adam(_Fused):
                      state_dtype=None, compensated=False)
     _DECOUPLED = False  # the form a state dict without fastdecay's "decoupled" key gets (torch's Adam)
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
-                 maximize=False, decoupled_weight_decay=False, state_dtype=None, compensated=False, foreach=None,
-                 capturable=False, differentiable=False, fused=None):
+    def __init__(self, params: ParamsT, lr: Rate = 1e-3, betas: Betas = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: Rate = 0, amsgrad: bool = False, *, maximize: bool = False,
+                 decoupled_weight_decay: bool = False, state_dtype: StateDtype = None, compensated: bool = False,
+                 foreach: bool | None = None, capturable: bool = False, differentiable: bool = False,
+                 fused: bool | None = None) -> None:
         self._init(params, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay, state_dtype,
                    compensated, foreach, capturable, differentiable, fused)
 
@@ -687,9 +706,10 @@ class AdamW(Adam):
 
     _DECOUPLED = True
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
-                 maximize=False, decoupled=True, state_dtype=None, compensated=False, foreach=None, capturable=False,
-                 differentiable=False, fused=None):
+    def __init__(self, params: ParamsT, lr: Rate = 1e-3, betas: Betas = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: Rate = 1e-2, amsgrad: bool = False, *, maximize: bool = False, decoupled: bool = True,
+                 state_dtype: StateDtype = None, compensated: bool = False, foreach: bool | None = None,
+                 capturable: bool = False, differentiable: bool = False, fused: bool | None = None) -> None:
         self._init(params, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled, state_dtype, compensated,
                    foreach, capturable, differentiable, fused)
 
@@ -719,7 +739,8 @@ class LRScheduler(_TorchLRScheduler):
     [0.05]
     """
 
-    def __init__(self, optimizer, schedule, last_epoch=-1):
+    def __init__(self, optimizer: torch.optim.Optimizer, schedule: Schedule | list[Schedule] | tuple[Schedule, ...],
+                 last_epoch: int = -1) -> None:
         groups = len(optimizer.param_groups)
         schedules = list(schedule) if isinstance(schedule, (list, tuple)) else [schedule] * groups
         if len(schedules) != groups:
@@ -734,18 +755,19 @@ class LRScheduler(_TorchLRScheduler):
             group.setdefault("initial_lr", s(0))  # torch asks for it to resume at last_epoch=k; the closed form does not
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self):
-        return [s(max(self.last_epoch, 0)) for s in self.schedules]
+    def get_lr(self) -> list[float | torch.Tensor]:
+        """Every group's rate at the scheduler's step count."""
+        return [cast(float, s(max(self.last_epoch, 0))) for s in self.schedules]  # scalar schedules: floats
 
-    def _get_closed_form_lr(self):
+    def _get_closed_form_lr(self) -> list[float | torch.Tensor]:
         return self.get_lr()
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
         state["schedules"] = [_encode_schedule(s) for s in self.schedules]
         return state
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore the scheduler and set every group's lr to the restored step's rate."""
         state_dict = dict(state_dict)
         encoded = state_dict.pop("schedules", None)
@@ -800,8 +822,9 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):
     [0.05, 0.025]
     """
 
-    def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4, threshold_mode="rel",
-                 cooldown=0, min_lr=0, eps=1e-8):
+    def __init__(self, optimizer: torch.optim.Optimizer, mode: Literal["min", "max"] = "min", factor: float = 0.1,
+                 patience: int = 10, threshold: float = 1e-4, threshold_mode: Literal["rel", "abs"] = "rel",
+                 cooldown: int = 0, min_lr: list[float] | float = 0, eps: float = 1e-8) -> None:
         super().__init__(optimizer, mode=mode, factor=factor, patience=patience, threshold=threshold,
                          threshold_mode=threshold_mode, cooldown=cooldown, min_lr=min_lr, eps=eps)
         self._last_lr = self._rates()
@@ -816,7 +839,7 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):
     def _rates(self):
         return [self._rate(group) for group in self.optimizer.param_groups]
 
-    def step(self, metrics, epoch=None):
+    def step(self, metrics: SupportsFloat, epoch: int | None = None) -> None:  # type: ignore[override]
         super().step(metrics, epoch)
         self._last_lr = self._rates()
 

@@ -14,14 +14,34 @@ completely before anything is written (``fastdecay._fused``).
 array([ 0.95, -2.05])
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Union
+
 from . import _fused as F
+from ._typing import Arrays, DeviceArray, Real
+from .schedules import Rate, Schedule
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
 
 __all__ = ["sgd_step", "adamw_step"]
 
+# ``step``: the updates already applied, an int or a 0-d integer array on the parameters' device
+Step = Union[int, DeviceArray]
+# ``grad_scale`` / ``found_inf``: a number or a 0-d (one-element) array on the parameters' device
+Scalar = Union[Real, DeviceArray]
+# ``state_dtype``: None, "float32" or "bfloat16" (or the NumPy / torch dtype of that name)
+StateDtype = Union[str, "np.dtype", "torch.dtype", None]
 
-def sgd_step(param, grad, *, step, lr, momentum=0.0, momentum_buffer=None, dampening=0.0, nesterov=False,
-             weight_decay=0.0, decoupled=False, maximize=False, lr_in_buffer=False, on_drop="keep",
-             grad_scale=None, found_inf=None, state_dtype=None, compensated=False, compensation_buffer=None):
+
+def sgd_step(param: Arrays, grad: Arrays, *, step: Step, lr: Rate, momentum: Rate = 0.0,
+             momentum_buffer: Arrays | None = None, dampening: float = 0.0, nesterov: bool = False,
+             weight_decay: Rate = 0.0, decoupled: bool = False, maximize: bool = False, lr_in_buffer: bool = False,
+             on_drop: str = "keep", grad_scale: Scalar | None = None, found_inf: Scalar | None = None,
+             state_dtype: StateDtype = None, compensated: bool = False, compensation_buffer: Arrays | None = None
+             ) -> None:
     """One fused SGD / heavy-ball / Nesterov step in place, at step ``step`` of the schedules.
 
     With g the gradient (negated under ``maximize``, divided by ``grad_scale``),
@@ -74,9 +94,12 @@ def sgd_step(param, grad, *, step, lr, momentum=0.0, momentum_buffer=None, dampe
     return None
 
 
-def adamw_step(param, grad, exp_avg, exp_avg_sq, *, step, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
-               amsgrad=False, max_exp_avg_sq=None, maximize=False, decoupled=True, grad_scale=None, found_inf=None,
-               state_dtype=None, compensated=False, compensation_buffer=None):
+def adamw_step(param: Arrays, grad: Arrays, exp_avg: Arrays, exp_avg_sq: Arrays, *, step: Step, lr: Rate,
+               betas: tuple[float | Schedule, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: Rate = 1e-2,
+               amsgrad: bool = False, max_exp_avg_sq: Arrays | None = None, maximize: bool = False,
+               decoupled: bool = True, grad_scale: Scalar | None = None, found_inf: Scalar | None = None,
+               state_dtype: StateDtype = None, compensated: bool = False, compensation_buffer: Arrays | None = None
+               ) -> None:
     """One fused Adam / AdamW / AMSGrad step in place, at step ``step`` of the schedules.
 
     With g the gradient (negated under ``maximize``, divided by ``grad_scale``),

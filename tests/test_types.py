@@ -44,6 +44,26 @@ WRONG_CALLS = {
         'fd.constant(0.1) * "2"',
         'Unsupported operand types for * ("Schedule" and "str")',
     ),
+    "rate_given_as_a_string": (
+        'fd.adamw_step(w, g, m, v, step=0, lr="0.1")',
+        'Argument "lr" to "adamw_step" has incompatible type "str"',
+    ),
+    "optimizer_rate_given_as_a_string": (
+        'fastdecay.torch.AdamW(model.parameters(), lr="fast")',
+        'Argument "lr" to "AdamW" has incompatible type "str"',
+    ),
+    "a_list_of_numbers_is_not_an_array_to_update": (
+        "fd.sgd_step([1.0, 2.0], g, step=0, lr=0.1)",
+        'List item 0 has incompatible type "float"; expected "DeviceArray"',
+    ),
+    "misspelt_result_field": (
+        "fd.simulate([1.0], fd.constant(0.1), steps=10).weights",
+        'has no attribute "weights"',
+    ),
+    "a_result_array_of_torch_input_is_a_tensor": (
+        "fd.simulate(torch.ones(3), 0.1, steps=10).w.tolist(1)",
+        'Too many arguments for "tolist" of "TensorBase"',
+    ),
     "step_count_as_a_string": (
         'fd.stability_onset(fd.constant(0.1), [1.0], max_steps="100")',
         'Argument "max_steps" to "stability_onset" has incompatible type "str"; expected "int"',
@@ -119,8 +139,9 @@ def _public_callables():
 
     import fastdecay
 
-    modules = ["fastdecay.schedules", "fastdecay.diagnostics", "fastdecay.reference", "fastdecay.plots",
-               "fastdecay.cli"]
+    modules = ["fastdecay", "fastdecay.schedules", "fastdecay.diagnostics", "fastdecay.reference",
+               "fastdecay.plots", "fastdecay.torch", "fastdecay.updates", "fastdecay.simulate",
+               "fastdecay.expected", "fastdecay.cli"]
     found = {}
     for module_name in modules:
         module = importlib.import_module(module_name)
@@ -157,7 +178,7 @@ def _public_callables():
 
 def test_every_public_function_and_method_is_annotated():
     functions = _public_callables()
-    assert len(functions) > 60 and "fastdecay.schedules.Schedule.table" in functions
+    assert len(functions) > 100 and "fastdecay.schedules.Schedule.table" in functions
     missing = []
     for name, function in sorted(functions.items()):
         annotations = function.__annotations__

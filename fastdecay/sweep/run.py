@@ -78,7 +78,7 @@ def run_chunk(config: Config, k: int, progress: Callable[[int, int], object] | N
                 on_drop=opt["on_drop"], every=run["every"],
             )
             part = {"w": res.mean.reshape(-1), "second_moment": res.second_moment.reshape(-1)}
-            if run["every"] is not None:
+            if res.steps is not None and res.loss is not None:  # (recorded: every is given)
                 part.update(steps=res.steps, loss=res.loss.reshape(-1, res.steps.size),
                             lr=np.broadcast_to(rows.table(res.steps), res.loss.shape).reshape(-1, res.steps.size))
             parts.append(part)
@@ -93,18 +93,18 @@ def run_chunk(config: Config, k: int, progress: Callable[[int, int], object] | N
     dtype = np.dtype(run["dtype"])
     curvature = plan.curvatures[index % n_c][:, None].astype(dtype)
     schedule = plan.schedule[index // n_c]
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     if progress is not None:
         kwargs["progress"] = progress
     noise = opt["noise"] if batch_size == 1 else opt["noise"] / math.sqrt(batch_size)
-    res = simulate(
+    sim = simulate(
         curvature, schedule, steps=run["steps"], optimizer=opt["kind"], w0=run["w0"], momentum=opt["momentum"],
         betas=tuple(opt["betas"]), eps=opt["eps"], weight_decay=opt["weight_decay"], on_drop=opt["on_drop"],
         noise=noise, seed=run["seed"], every=run["every"], dtype=dtype, trajectory_offset=start, **kwargs,
     )
-    out["w"] = np.ascontiguousarray(res.w[:, 0])
+    out["w"] = np.ascontiguousarray(sim.w[:, 0])
     if run["every"] is not None:
-        out.update(steps=res.steps, loss=res.loss, displacement=res.displacement, lr=res.lr)
+        out.update(steps=sim.steps, loss=sim.loss, displacement=sim.displacement, lr=sim.lr)
     return out
 
 
