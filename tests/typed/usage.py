@@ -51,7 +51,11 @@ def check_simulate() -> None:
     onset = fd.stability_onset(fd.exponential(1.0, gamma=0.7), [1.0, 5.0], max_steps=100)
     escape: fd.EscapeProbability = fd.escape_probability(fd.constant(0.1), 1.0, 1.0, 10)
     expected: fd.ExpectedLoss = fd.expected_loss([1.0, 10.0], fd.constant(0.01), steps=100, noise=0.1)
-    print(w, diverged, onset, escape.cumulative, expected.final_loss)
+    tensors = fd.simulate(torch.logspace(-2, 2, 5)[:, None], fd.constant(0.1), steps=50, every=10)
+    w_tensor: torch.Tensor = tensors.w
+    loss_tensor: torch.Tensor | None = tensors.loss
+    to_target: int | NDArray[np.int64] = fd.steps_to_target([1.0, 10.0], fd.constant(0.01), 1e-3, steps=1_000)
+    print(w, diverged, onset, escape.cumulative, expected.final_loss, w_tensor, loss_tensor, to_target)
 
 
 def check_torch() -> None:
