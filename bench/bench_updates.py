@@ -1,11 +1,14 @@
-"""Fused updates (fd.sgd_step, fd.adamw_step) against torch's fused, foreach and single-tensor
-optimizers, and against a streaming kernel with the same memory pattern (the ceiling).
+"""Fused updates (fd.sgd_step, fd.adamw_step, fd.lion_step) against torch's fused, foreach and
+single-tensor optimizers, and against a streaming kernel with the same memory pattern (the ceiling).
+torch has no Lion: its row is lion-pytorch's update written with torch's foreach ops
+(``torch_foreach_lion``), the fastest way to write it in torch without a custom kernel.
 
 Each benchmark times ``fastdecay`` with pytest-benchmark and, in the same run and
 interleaved round by round, torch's three CPU paths and the ceiling; medians,
 GB/s moved and ratios go to ``benchmark.extra_info``. Bytes moved per float32
 element: SGD reads w, g and writes w (12); SGD+momentum also reads and writes
-the buffer (20); AdamW reads w, g, m, v and writes w, m, v (28).
+the buffer (20), as Lion does with its moment (20); AdamW reads w, g, m, v and writes
+w, m, v (28).
 
 Run: ``flock /tmp/fastdecay-bench.lock .venv/bin/python -m pytest bench/bench_updates.py
 --benchmark-only --benchmark-columns=median,iqr -q -s`` (``-s`` prints the summary lines).
@@ -28,8 +31,8 @@ from fastdecay._cpu.updates import BLOCK
 torch = pytest.importorskip("torch")
 torch.set_num_threads(2)
 
-BYTES = {"sgd": 12, "sgd_momentum": 20, "adamw": 28}
-ARRAYS = {"sgd": 2, "sgd_momentum": 3, "adamw": 4}  # w, g, then state
+BYTES = {"sgd": 12, "sgd_momentum": 20, "adamw": 28, "lion": 20}
+ARRAYS = {"sgd": 2, "sgd_momentum": 3, "adamw": 4, "lion": 3}  # w, g, then state
 
 F32 = float32[::1]
 
@@ -73,7 +76,19 @@ def _stream_r4_w3(w, g, u, v, c):
             wb[i] = wb[i] + x + y
 
 
-CEILING = {"sgd": _stream_r2_w1, "sgd_momentum": _stream_r3_w2, "adamw": _stream_r4_w3}
+CEILING = {"sgd": _stream_r2_w1, "sgd_momentum": _stream_r3_w2, "adamw": _stream_r4_w3, "lion": _stream_r3_w2}
+
+
+def torch_foreach_lion(params, grads, exp_avgs, *, lr=1e-4, weight_decay=1e-2, betas=(0.9, 0.99)):
+    """lion-pytorch's update over lists of tensors with torch's foreach ops (torch has no Lion)."""
+    beta1, beta2 = betas
+    torch._foreach_mul_(params, 1 - lr * weight_decay)
+    update = torch._foreach_mul(exp_avgs, beta1)
+    torch._foreach_add_(update, grads, alpha=1 - beta1)
+    torch._foreach_sign_(update)
+    torch._foreach_add_(params, update, alpha=-lr)
+    torch._foreach_mul_(exp_avgs, beta2)
+    torch._foreach_add_(exp_avgs, grads, alpha=1 - beta2)
 
 
 # ----------------------------------------------------------------------------- set-ups
@@ -107,7 +122,9 @@ class Case:
         self.step = 1
 
     def ours(self, lr=1e-3, weight_decay=1e-2):
-        if self.op == "adamw":
+        if self.op == "lion":
+            fd.lion_step(self.params, self.grads, self.state[0], step=self.step, lr=lr, weight_decay=weight_decay)
+        elif self.op == "adamw":
             fd.adamw_step(self.params, self.grads, self.state[0], self.state[1], step=self.step, lr=lr,
                           weight_decay=weight_decay)
         else:
@@ -130,6 +147,9 @@ class Case:
         first_block = cpu.block_layout(sizes)
         lr, wd = _constant_table(1e-3), _constant_table(1e-2)
         common = dict(step=3.0, lr_table=lr, wd_table=wd, compensated=False, grad_scale=None, found_inf=None)
+        if self.op == "lion":
+            return lambda: cpu.lion_launch("float32", "float32", addresses, sizes, first_block, self.n,
+                                           beta1_table=_constant_table(0.9), beta2=0.99, maximize=False, **common)
         if self.op == "adamw":
             return lambda: cpu.adam_launch("float32", "float32", addresses, sizes, first_block, self.n,
                                            beta1_table=_constant_table(0.9),
@@ -143,7 +163,10 @@ class Case:
     def ours_per_tensor(self):
         """The same update as one fastdecay call per tensor: what the single launch saves."""
         for k in range(len(self.params)):
-            if self.op == "adamw":
+            if self.op == "lion":
+                fd.lion_step(self.params[k], self.grads[k], self.state[0][k], step=self.step, lr=1e-3,
+                             weight_decay=1e-2)
+            elif self.op == "adamw":
                 fd.adamw_step(self.params[k], self.grads[k], self.state[0][k], self.state[1][k], step=self.step,
                               lr=1e-3, weight_decay=1e-2)
             else:
@@ -153,6 +176,11 @@ class Case:
         self.step += 1
 
     def torch_optimizer(self, **path):
+        if self.op == "lion":  # foreach ops only: torch has no Lion, fused or single-tensor
+            params = [p.detach() for p in self.torch_params]
+            grads = [p.grad for p in self.torch_params]
+            exp_avgs = [torch.zeros_like(p) for p in params]
+            return lambda: torch_foreach_lion(params, grads, exp_avgs, lr=1e-3, weight_decay=1e-2)
         if self.op == "adamw":
             opt = torch.optim.AdamW(self.torch_params, lr=1e-3, weight_decay=1e-2, **path)
         else:
@@ -211,6 +239,8 @@ TORCH_PATHS = {"torch-fused": dict(fused=True), "torch-foreach": dict(foreach=Tr
 def _run(benchmark, smoke, case, impl, group, interleave):
     """Time ``impl`` on ``case`` (one row of ``group``); the fastdecay row also times every
     baseline interleaved with itself (``interleave``), so its ratios come from one stretch."""
+    if case.op == "lion" and impl in ("torch-fused", "torch-single"):
+        pytest.skip("torch has no Lion: its row is the foreach-ops Lion (torch-foreach)")
     benchmark.group = group
     if impl == "fastdecay":
         fn = case.ours
@@ -247,7 +277,8 @@ def _run(benchmark, smoke, case, impl, group, interleave):
 
 def _baselines(case, with_per_tensor=False):
     """Callables that build each baseline's step function (for the interleaved comparison)."""
-    out = {k: (lambda kw=kw: case.torch_optimizer(**kw)) for k, kw in TORCH_PATHS.items()}
+    out = {k: (lambda kw=kw: case.torch_optimizer(**kw)) for k, kw in TORCH_PATHS.items()
+           if case.op != "lion" or k == "torch-foreach"}
     out["ceiling:stream"] = case.ceiling
     out["fastdecay-kernel-only"] = case.kernel_only
     if with_per_tensor:

@@ -35,7 +35,7 @@ from .schedules import (
     warmup,
     wsd,
 )
-from .updates import adamw_step, sgd_step
+from .updates import adamw_step, lion_step, sgd_step
 from .simulate import SimulationResult, simulate
 from .diagnostics import (
     EscapeProbability,
@@ -90,6 +90,7 @@ __all__ = [
     # fused updates (§2)
     "sgd_step",
     "adamw_step",
+    "lion_step",
     "constant_shrinkage",
     # simulation and diagnostics (§3)
     "simulate",

@@ -331,6 +331,21 @@ def checked_adam(param, grad, exp_avg, exp_avg_sq, *, step, lr, betas, eps, weig
         maximize=maximize, amsgrad=amsgrad, compensated=compensated))
 
 
+def checked_lion(param, grad, exp_avg, *, step, lr, betas, weight_decay, maximize, grad_scale, found_inf,
+                 state_dtype, compensated, compensation_buffer):
+    """Check a ``lion_step`` call completely, writing nothing; return the launch (see ``checked_sgd``)."""
+    maximize = V.flag("maximize", maximize)
+    beta1_table, beta2 = lion_betas(betas)
+    compensated = _compensation(compensated, compensation_buffer)
+    state_dtype = state_dtype_option(state_dtype)
+    lr_table = V.rate_table("lr", lr)
+    wd_table = V.rate_table("weight_decay", weight_decay)
+    named = _streams("lion", grad, dict(exp_avg=exp_avg), dict(exp_avg="always"), compensation_buffer, compensated)
+    return _checked("lion", param, named, state_dtype, step, grad_scale, found_inf, dict(
+        lr_table=lr_table, wd_table=wd_table, beta1_table=beta1_table, beta2=beta2, maximize=maximize,
+        compensated=compensated))
+
+
 def _nothing():
     return None
 

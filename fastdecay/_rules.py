@@ -39,7 +39,7 @@ ON_DROP_CODES = {"keep": ON_DROP_KEEP, "reset": ON_DROP_RESET, "rescale": ON_DRO
 ON_DROP = tuple(ON_DROP_CODES)
 
 # the simulation kernels' rule codes (RULE_* in update_math.cuh)
-GD, MOMENTUM, LR_IN_BUFFER, NESTEROV, ADAM, ADAMW = range(6)
+GD, MOMENTUM, LR_IN_BUFFER, NESTEROV, ADAM, ADAMW, LION = range(7)
 
 # rows of the fused updates' address table (fastdecay._update_plan, fastdecay._cpu.updates, kernels/updates.cu)
 PARAM_ROW, GRAD_ROW, BUF0_ROW, BUF1_ROW, BUF2_ROW, COMP_ROW = range(6)
@@ -100,6 +100,7 @@ FUSED = {
     "adam": Fused("adam", "adamw_step", (("exp_avg", BUF0_ROW), ("exp_avg_sq", BUF1_ROW),
                                          ("max_exp_avg_sq", BUF2_ROW)), ("Adam", "AdamW"), adam_options,
                   optional=("max_exp_avg_sq",)),
+    "lion": Fused("lion", "lion_step", (("exp_avg", BUF0_ROW),), ("Lion",), lion_options),
 }
 
 

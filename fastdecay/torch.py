@@ -1,10 +1,11 @@
-"""torch.optim adapters: SGD, Adam and AdamW stepping through the fused kernels, and LR schedulers.
+"""torch.optim adapters: SGD, Adam, AdamW and Lion stepping through the fused kernels, and LR schedulers.
 
 Imported on demand (``import fastdecay.torch``); ``import fastdecay`` never imports torch.
 
-``SGD``, ``Adam`` and ``AdamW`` are ``torch.optim.Optimizer`` subclasses with
-torch's argument names and param groups. ``lr``, ``weight_decay``, SGD's
-``momentum`` and Adam's ``betas[0]`` may be fastdecay schedules (per group), read
+``SGD``, ``Adam``, ``AdamW`` and ``Lion`` are ``torch.optim.Optimizer`` subclasses
+with torch's argument names (lion-pytorch's for ``Lion``) and param groups. ``lr``,
+``weight_decay``, SGD's ``momentum`` and Adam's and Lion's ``betas[0]`` may be
+fastdecay schedules (per group), read
 inside the kernel at each parameter's step count, so the weight decay can follow
 any schedule — torch cannot schedule it (pytorch/pytorch#22343) — and the momentum
 cycles as torch's ``cycle_momentum`` makes it. ``LRScheduler`` drives any torch optimizer's rate by a
@@ -99,7 +100,7 @@ from . import _fused as F
 from ._rules import FUSED
 from ._validate import flag as _flag, rate_table as _schedule_table
 
-__all__ = ["SGD", "Adam", "AdamW", "LRScheduler", "ReduceLROnPlateau"]
+__all__ = ["SGD", "Adam", "AdamW", "Lion", "LRScheduler", "ReduceLROnPlateau"]
 
 # Adam's (beta1, beta2): beta1 a number or a scalar schedule
 Betas = tuple[Union[float, Schedule], float]
@@ -712,6 +713,58 @@ class AdamW(Adam):
                  capturable: bool = False, differentiable: bool = False, fused: bool | None = None) -> None:
         self._init(params, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled, state_dtype, compensated,
                    foreach, capturable, differentiable, fused)
+
+
+class Lion(_Fused):
+    """Lion (Chen et al. 2023) through the fused kernel (``fastdecay.lion_step``); ``lr``,
+    ``weight_decay`` and ``betas[0]`` may be schedules.
+
+    Arguments and defaults as lion-pytorch's ``Lion(params, lr=1e-4, betas=(0.9, 0.99),
+    weight_decay=0.0)`` (torch has no Lion), plus ``maximize``, ``state_dtype`` and
+    ``compensated``; ``foreach`` and ``fused`` are accepted and ignored. State key
+    ``exp_avg`` (the moment m). The step, eta = lr(step), lambda = weight_decay(step)::
+
+        w <- w*(1 - eta*lambda);  w <- w - eta*sign(beta1*m + (1 - beta1)*g)
+        m <- beta2*m + (1 - beta2)*g
+
+    >>> import torch, fastdecay as fd
+    >>> w = torch.nn.Parameter(torch.ones(2, dtype=torch.float64))
+    >>> opt = Lion([w], lr=fd.step(0.1, 0.5, 1))
+    >>> for _ in range(2):
+    ...     w.grad = torch.tensor([1.0, -1.0], dtype=torch.float64)
+    ...     opt.step()
+    >>> w.detach()
+    tensor([0.8500, 1.1500], dtype=torch.float64)
+    """
+
+    _OPTIONAL = dict(maximize=False, foreach=None, differentiable=False, fused=None, state_dtype=None,
+                     compensated=False)
+
+    def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, *, maximize=False, state_dtype=None,
+                 compensated=False, foreach=None, differentiable=False, fused=None):
+        _no_differentiable(differentiable)
+        lr = _check_hyper("lr", lr)
+        weight_decay = _check_hyper("weight_decay", weight_decay)
+        _, beta2 = F.lion_betas(betas)  # beta1 checked too, a number or a scalar schedule
+        beta1 = betas[0] if isinstance(betas[0], Schedule) else float(betas[0])
+        state_dtype, compensated = self._precision_options(state_dtype, compensated)
+        defaults = dict(lr=lr, betas=(beta1, beta2), weight_decay=weight_decay, maximize=_flag("maximize", maximize),
+                        state_dtype=state_dtype, compensated=compensated, foreach=foreach, differentiable=False,
+                        fused=fused)
+        super().__init__(params, defaults)
+
+    def _buffer_names(self, group):
+        return FUSED["lion"].state_keys + self._precision_buffers(group)
+
+    def _check_options(self, group):
+        F.lion_betas(group["betas"])
+        _flag("maximize", group["maximize"])
+        group["state_dtype"], group["compensated"] = self._precision_options(group["state_dtype"], group["compensated"])
+
+    def _call(self, group, params, grads, states, step, grad_scale):
+        return F.checked_lion(params, grads, [s["exp_avg"] for s in states], step=step, lr=group["lr"],
+                              betas=group["betas"], weight_decay=group["weight_decay"], maximize=group["maximize"],
+                              grad_scale=grad_scale, found_inf=None, **self._precision_arguments(group, states))
 
 
 # ----------------------------------------------------------------------------- schedulers

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
-__all__ = ["sgd_step", "adamw_step"]
+__all__ = ["sgd_step", "adamw_step", "lion_step"]
 
 # ``step``: the updates already applied, an int or a 0-d integer array on the parameters' device
 Step = Union[int, DeviceArray]
@@ -141,4 +141,38 @@ def adamw_step(param: Arrays, grad: Arrays, exp_avg: Arrays, exp_avg_sq: Arrays,
                  weight_decay=weight_decay, amsgrad=amsgrad, max_exp_avg_sq=max_exp_avg_sq, maximize=maximize,
                  decoupled=decoupled, grad_scale=grad_scale, found_inf=found_inf, state_dtype=state_dtype,
                  compensated=compensated, compensation_buffer=compensation_buffer)()
+    return None
+
+
+def lion_step(param, grad, exp_avg, *, step, lr, betas=(0.9, 0.99), weight_decay=0.0, maximize=False,
+              grad_scale=None, found_inf=None, state_dtype=None, compensated=False, compensation_buffer=None):
+    """One fused Lion step in place (Chen et al. 2023, "Symbolic Discovery of Optimization
+    Algorithms"), at step ``step`` of the schedules.
+
+    With g the gradient (negated under ``maximize``, divided by ``grad_scale``),
+    eta = lr(step), lambda = weight_decay(step) and m the ``exp_avg`` state (zero at
+    step 0)::
+
+        w <- w*(1 - eta*lambda)                       (decoupled weight decay)
+        w <- w - eta*sign(beta1*m + (1 - beta1)*g)
+        m <- beta2*m + (1 - beta2)*g
+
+    The update has the same size eta in every coordinate, so Lion's rates are
+    typically 3-10x smaller than AdamW's and its weight decay 3-10x larger.
+    lion-pytorch ``Lion(params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0)``
+    (the same operations) and optax ``lion`` (which adds ``weight_decay * w`` to
+    the signed update instead of shrinking first: equal up to rounding); torch has
+    no Lion. ``betas[0]`` may be a scalar schedule, read at ``step`` in the kernel.
+    Dtypes, ``state_dtype``, ``compensated``, layouts, memory sharing and
+    ``found_inf`` as in ``adamw_step``. Returns None.
+
+    >>> import numpy as np, fastdecay as fd
+    >>> w, m = np.ones(3), np.empty(3)
+    >>> fd.lion_step(w, np.array([0.5, -0.5, 0.0]), m, step=0, lr=0.1)
+    >>> w, m.round(3)
+    (array([0.9, 1.1, 1. ]), array([ 0.005, -0.005,  0.   ]))
+    """
+    F.checked_lion(param, grad, exp_avg, step=step, lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize,
+                   grad_scale=grad_scale, found_inf=found_inf, state_dtype=state_dtype, compensated=compensated,
+                   compensation_buffer=compensation_buffer)()
     return None

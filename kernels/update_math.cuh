@@ -19,7 +19,10 @@ namespace fastdecay {
 // The codes of fastdecay/_rules.py (tests/test_cuda_host.py compares them): what the
 // momentum buffer does at a learning-rate drop, and the simulations' update rules.
 enum { ON_DROP_KEEP = 0, ON_DROP_RESET = 1, ON_DROP_RESCALE = 2 };
-enum { RULE_GD = 0, RULE_MOMENTUM = 1, RULE_LR_IN_BUFFER = 2, RULE_NESTEROV = 3, RULE_ADAM = 4, RULE_ADAMW = 5 };
+enum {
+    RULE_GD = 0, RULE_MOMENTUM = 1, RULE_LR_IN_BUFFER = 2, RULE_NESTEROV = 3, RULE_ADAM = 4, RULE_ADAMW = 5,
+    RULE_LION = 6
+};
 
 // ----------------------------------------------------------------------------- element storage
 //
@@ -209,6 +212,24 @@ FD_HD AdamScalars adam_scalars(double lr, double wd, double t, double beta1, dou
     return adam_scalars_biased(lr, wd, bias_correction1, bc2_sqrt, beta1, beta2, eps, decoupled, maximize);
 }
 
+// Lion's per-step scalars (its weight decay is decoupled): shrink = 1 - lr*wd,
+// w1 = 1 - beta1, w2 = 1 - beta2.
+struct LionScalars {
+    double sign, shrink, beta1, w1, beta2, w2, neg_lr;
+};
+
+FD_HD LionScalars lion_scalars(double lr, double wd, double beta1, double beta2, bool maximize) {
+    LionScalars c;
+    c.sign = maximize ? -1.0 : 1.0;
+    c.shrink = 1.0 - lr * wd;
+    c.beta1 = beta1;
+    c.w1 = 1.0 - beta1;
+    c.beta2 = beta2;
+    c.w2 = 1.0 - beta2;
+    c.neg_lr = -lr;
+    return c;
+}
+
 // Everything an update kernel computes once per call from the step (as the
 // Numba kernels do: row 0 of the lr and weight-decay tables).
 FD_HD SgdScalars sgd_step_scalars(const double* lr_table, int lr_segments, const double* wd_table, int wd_segments,
@@ -302,6 +323,36 @@ FD_HD void adam_element(T& w, T g, T& m, T& v, T& vmax, const AdamCoef<T>& c, bo
         denom = sqrt(v) / c.bc2_sqrt + c.eps;
     }
     w = w + c.neg_step_size * m / denom;
+}
+
+template <typename T>
+struct LionCoef {
+    T sign, shrink, beta1, w1, beta2, w2, neg_lr;
+    FD_HD explicit LionCoef(const LionScalars& c)
+        : sign((T)c.sign), shrink((T)c.shrink), beta1((T)c.beta1), w1((T)c.w1), beta2((T)c.beta2), w2((T)c.w2),
+          neg_lr((T)c.neg_lr) {}
+};
+
+// torch's sign: 1, -1, or x itself (0, -0, NaN).
+template <typename T>
+FD_HD T sign_of(T x) {
+    return x > (T)0 ? (T)1 : (x < (T)0 ? (T)-1 : x);
+}
+
+// One element of Lion (Chen et al. 2023): updates w and m, as lion-pytorch in torch ops.
+template <typename T>
+FD_HD void lion_element(T& w, T g, T& m, const LionCoef<T>& c, bool first) {
+    g = c.sign * g;
+    w = w * c.shrink;
+    T direction;
+    if (first) {
+        direction = c.w1 * g;
+        m = c.w2 * g;
+    } else {
+        direction = fma(c.w1, g, c.beta1 * m);
+        m = fma(c.w2, g, c.beta2 * m);
+    }
+    w = fma(c.neg_lr, sign_of(direction), w);
 }
 
 }  // namespace fastdecay

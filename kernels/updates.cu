@@ -1,5 +1,5 @@
-// Fused scheduled optimizer updates on the GPU: SGD / heavy ball / Nesterov and
-// Adam / AdamW / AMSGrad over a list of tensors in one launch.
+// Fused scheduled optimizer updates on the GPU: SGD / heavy ball / Nesterov,
+// Adam / AdamW / AMSGrad and Lion over a list of tensors in one launch.
 //
 // The tensors of a call come as a table on the device, one row of N_FIELDS
 // int64 per tensor: the data addresses of the parameter, the gradient and up
@@ -275,6 +275,83 @@ __host__ __device__ void adam_body(Grid gr, const i64* __restrict__ tensors, int
     }
 }
 
+// ----------------------------------------------------------------------------- Lion
+
+// One element of Lion on stored values: load, update in the math type, store.
+template <typename P, typename S>
+FD_HD void lion_stored(P& w, P g, S& m, P& comp, const LionCoef<typename Storage<P>::Math>& c,
+                       const Unscale<typename Storage<P>::Math>& unscale, bool first, bool compensated) {
+    typedef typename Storage<P>::Math M;
+    const M old = Storage<P>::load(w);
+    M wm = old, mm = Storage<S>::load(m);
+    lion_element<M>(wm, unscale(Storage<P>::load(g)), mm, c, first);
+    m = Storage<S>::store(mm);
+    store_param<P>(w, comp, old, wm, compensated);
+}
+
+template <typename P, typename S>
+__host__ __device__ void lion_body(Grid gr, const i64* __restrict__ tensors, int n_tensors, i64 n_chunks,
+                            const double* __restrict__ lr_table, int lr_segments,
+                            const double* __restrict__ wd_table, int wd_segments,
+                            const void* step_ptr, int step_code, double step_value,
+                            const double* __restrict__ beta1_table, int beta1_segments, double beta2, int maximize,
+                            int compensated, const void* grad_scale_ptr, int grad_scale_code,
+                            double grad_scale_value, const void* found_inf_ptr, int found_inf_code) {
+    typedef typename Storage<P>::Math M;
+    if (read_scalar(found_inf_ptr, found_inf_code, 0.0) != 0.0) return;
+    const double step = read_scalar(step_ptr, step_code, step_value);
+    const Unscale<M> unscale(read_scalar(grad_scale_ptr, grad_scale_code, grad_scale_value));
+    const bool first = step == 0.0;
+    const double lr = lr_at(lr_table, lr_segments, 0, step);
+    const double wd = lr_at(wd_table, wd_segments, 0, step);
+    const double beta1 = lr_at(beta1_table, beta1_segments, 0, step);  // scheduled, as lr
+    const LionCoef<M> c(lion_scalars(lr, wd, beta1, beta2, maximize != 0));
+    const bool comp_on = compensated != 0;
+    typedef Vec<P> VP;
+    typedef Vec<S> VS;
+
+    for (i64 chunk = gr.block; chunk < n_chunks; chunk += gr.n_blocks) {
+        const ChunkSpan span = chunk_span(tensors, n_tensors, chunk);
+        const i64* d = span.tensor;
+        const i64 lo = span.lo, hi = span.hi;
+        P* __restrict__ w = (P*)d[F_PARAM];
+        const P* __restrict__ g = (const P*)d[F_GRAD];
+        S* __restrict__ m = (S*)d[F_BUF0];
+        P* __restrict__ comp = (P*)d[F_COMP];
+        i64 start = lo;
+        if (vector_path<P, S>(d, true, false, false, comp_on)) {
+            const i64 n_vec = (hi - lo) / VP::N;
+            for (i64 j = gr.thread; j < n_vec; j += gr.n_threads) {
+                const i64 i = lo + j * VP::N;
+                VP wv = *(const VP*)(w + i);
+                const VP gv = *(const VP*)(g + i);
+                VS mv = *(const VS*)(m + i);
+                VP cv;
+                if (comp_on) cv = *(const VP*)(comp + i);
+#pragma unroll
+                for (int e = 0; e < VP::N; ++e) {
+                    P ce = comp_on ? cv.v[e] : P();
+                    lion_stored<P, S>(wv.v[e], gv.v[e], mv.v[e], ce, c, unscale, first, comp_on);
+                    if (comp_on) cv.v[e] = ce;
+                }
+                *(VP*)(w + i) = wv;
+                *(VS*)(m + i) = mv;
+                if (comp_on) *(VP*)(comp + i) = cv;
+            }
+            start = lo + n_vec * VP::N;
+        }
+        for (i64 i = start + gr.thread; i < hi; i += gr.n_threads) {
+            P wi = w[i];
+            S mi = m[i];
+            P ce = comp_on ? comp[i] : P();
+            lion_stored<P, S>(wi, g[i], mi, ce, c, unscale, first, comp_on);
+            w[i] = wi;
+            m[i] = mi;
+            if (comp_on) comp[i] = ce;
+        }
+    }
+}
+
 // ----------------------------------------------------------------------------- entry points
 
 #define FD_SGD_ARGS                                                                                         \
@@ -302,6 +379,17 @@ __host__ __device__ void adam_body(Grid gr, const i64* __restrict__ tensors, int
         grad_scale_ptr,                                                                                    \
         grad_scale_code, grad_scale_value, found_inf_ptr, found_inf_code
 
+#define FD_LION_ARGS                                                                                        \
+    const i64 *tensors, int n_tensors, i64 n_chunks, const double *lr_table, int lr_segments,               \
+        const double *wd_table, int wd_segments, const void *step_ptr, int step_code, double step_value,   \
+        const double *beta1_table, int beta1_segments, double beta2, int maximize, int compensated,        \
+        const void *grad_scale_ptr, int grad_scale_code, double grad_scale_value, const void *found_inf_ptr, \
+        int found_inf_code
+#define FD_LION_PASS                                                                                        \
+    tensors, n_tensors, n_chunks, lr_table, lr_segments, wd_table, wd_segments, step_ptr, step_code,       \
+        step_value, beta1_table, beta1_segments, beta2, maximize, compensated, grad_scale_ptr,              \
+        grad_scale_code, grad_scale_value, found_inf_ptr, found_inf_code
+
 #ifdef __CUDACC__
 extern "C" {
 
@@ -309,7 +397,8 @@ extern "C" {
 // state is stored like the parameter, <rule>_<param>_<state> otherwise.
 #define FD_UPDATE_ENTRIES(P, S, NAME)                                                                          \
     __global__ void __launch_bounds__(256) sgd_##NAME(FD_SGD_ARGS) { sgd_body<P, S>(this_grid(), FD_SGD_PASS); } \
-    __global__ void __launch_bounds__(256) adam_##NAME(FD_ADAM_ARGS) { adam_body<P, S>(this_grid(), FD_ADAM_PASS); }
+    __global__ void __launch_bounds__(256) adam_##NAME(FD_ADAM_ARGS) { adam_body<P, S>(this_grid(), FD_ADAM_PASS); } \
+    __global__ void __launch_bounds__(256) lion_##NAME(FD_LION_ARGS) { lion_body<P, S>(this_grid(), FD_LION_PASS); }
 FD_UPDATE_ENTRIES(float, float, f32)
 FD_UPDATE_ENTRIES(double, double, f64)
 FD_UPDATE_ENTRIES(float, bf16, f32_bf16)

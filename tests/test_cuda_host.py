@@ -120,6 +120,9 @@ int fd_updates_layout(int i) { return i == 0 ? (int)CHUNK : i == 1 ? (int)N_FIEL
     }                                                                                                \
     void fd_kernel_adam_##NAME(i64 n_blocks, i64 n_threads, FD_ADAM_ARGS) {                          \
         FD_EMULATE((adam_body<P, S>(gr, FD_ADAM_PASS)))                                              \
+    }                                                                                                \
+    void fd_kernel_lion_##NAME(i64 n_blocks, i64 n_threads, FD_LION_ARGS) {                          \
+        FD_EMULATE((lion_body<P, S>(gr, FD_LION_PASS)))                                              \
     }
 FD_HOST_UPDATES(float, float, f32)
 FD_HOST_UPDATES(double, double, f64)
@@ -180,7 +183,7 @@ void fd_adam_f64(double* w, const double* g, double* m, double* v, double* x, i6
 }
 int fd_rule_code(int i) {
     const int v[] = {ON_DROP_KEEP, ON_DROP_RESET, ON_DROP_RESCALE, RULE_GD, RULE_MOMENTUM, RULE_LR_IN_BUFFER,
-                     RULE_NESTEROV, RULE_ADAM, RULE_ADAMW};
+                     RULE_NESTEROV, RULE_ADAM, RULE_ADAMW, RULE_LION};
     return v[i];
 }
 int fd_layout(int i) {
@@ -265,7 +268,7 @@ def test_layout_constants_match_python(host):
 
 def test_rule_codes_match_python(host):
     names = ["ON_DROP_KEEP", "ON_DROP_RESET", "ON_DROP_RESCALE", "GD", "MOMENTUM", "LR_IN_BUFFER", "NESTEROV",
-             "ADAM", "ADAMW"]
+             "ADAM", "ADAMW", "LION"]
     assert [host.fd_rule_code(i) for i in range(len(names))] == [getattr(R, n) for n in names]
     assert sorted(r.code for r in R.RULES) == [getattr(R, n) for n in names[3:]], "a rule the header does not know"
     assert [R.ON_DROP_CODES[k] for k in R.ON_DROP] == [0, 1, 2]
@@ -748,7 +751,7 @@ def _misaligned(rng, dtype, n, offset):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("rule", ["sgd", "adam"])
+@pytest.mark.parametrize("rule", list(R.FUSED))
 def test_update_kernels_on_tensor_lists_equal_cpu_backend(host, rule, dtype):
     """The GPU update kernels' bodies (chunk table, 16-byte vector path, scalar tails,
     misaligned tensors, grid striding) over a list of odd-sized tensors, step after step."""
@@ -758,7 +761,7 @@ def test_update_kernels_on_tensor_lists_equal_cpu_backend(host, rule, dtype):
     rng = np.random.default_rng(5)
     sizes = [1, 7, _plan.CHUNK + 3, 3 * _plan.CHUNK - 1, 1000]
     offsets = [0, 1, 0, 0, 3]  # some tensors are not 16-byte aligned: scalar path
-    n_state = 3 if rule == "sgd" else 5  # w, g, buf | w, g, m, v, vmax
+    n_state = 5 if rule == "adam" else 3  # w, g, buf | w, g, m, v, vmax | w, g, m
     gpu = [[_misaligned(rng, dtype, n, off) for _ in range(n_state)] for n, off in zip(sizes, offsets)]
     for t in gpu:
         if rule == "adam":
@@ -785,6 +788,11 @@ def test_update_kernels_on_tensor_lists_equal_cpu_backend(host, rule, dtype):
                          step=step, lr_table=lr_t, wd_table=wd_t, momentum_table=mom_t, dampening=0.0, nesterov=True,
                          decoupled=False, maximize=False, lr_in_buffer=False, on_drop=2, grad_scale=None,
                          found_inf=None)
+        elif rule == "lion":
+            args = _plan.lion_args(table, n_chunks, lr_t, wd_t, step_ref, mom_t, 0.99, step % 3 == 1, one, none)
+            cpu.lion_step([c[0] for c in cpu_state], [c[1] for c in cpu_state], [c[2] for c in cpu_state],
+                          step=step, lr_table=lr_t, wd_table=wd_t, beta1_table=mom_t, beta2=0.99,
+                          maximize=step % 3 == 1, grad_scale=None, found_inf=None)
         else:
             args = _plan.adam_args(table, n_chunks, lr_t, wd_t, step_ref, mom_t, 0.99, 1e-8, True, False, True,
                                    one, none)

@@ -1,4 +1,4 @@
-"""The update rules, written once: SGD / heavy-ball / Nesterov and Adam / AdamW / AMSGrad.
+"""The update rules, written once: SGD / heavy-ball / Nesterov, Adam / AdamW / AMSGrad and Lion.
 
 Every CPU kernel that updates weights calls these small Numba functions: the
 fused updates (``fastdecay/_cpu/updates.py``) and the batched simulations
@@ -19,6 +19,8 @@ simulation advances per-trajectory rates by recurrence):
             # -> (sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr)
         c = adam_scalars(lr_t, wd_t, t, beta1, beta2, eps, decoupled, maximize)
             # -> (sign, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps)
+        c = lion_scalars(lr_t, wd_t, beta1, beta2, maximize)
+            # -> (sign, shrink, beta1, w1, beta2, w2, neg_lr)
 
     ``t`` is the step as float64 (updates already applied, from 0); ``first``
     is ``t == 0``. Tables are ``(rows, segments, WIDTH)`` (``fastdecay._layout``).
@@ -30,6 +32,7 @@ simulation advances per-trajectory rates by recurrence):
                              nest_grad, nest_buf, neg_lr, use_momentum, nesterov, first)
         w, m, v, vmax = adam_element(w, g, m, v, vmax, sign, l2, shrink, w1, beta2, w2,
                                      neg_step_size, bc2_sqrt, eps, amsgrad, first)
+        w, m = lion_element(w, g, m, sign, shrink, beta1, w1, beta2, w2, neg_lr, first)
 
     At ``first`` the buffers' content is never read (torch's lazily created
     state): the momentum buffer starts from the gradient (``grad_gain * g``),
@@ -85,7 +88,7 @@ from collections import namedtuple
 
 from numba import njit
 from numba.core import types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 from .._rules import ON_DROP_CODES, ON_DROP_KEEP, ON_DROP_RESCALE, ON_DROP_RESET  # noqa: F401 (re-exported)
 from .schedule import drop_ratio, lr_at
@@ -94,6 +97,7 @@ from .schedule import drop_ratio, lr_at
 # kernels/update_math.cuh (a namedtuple compiles to the same plain tuple).
 SgdScalars = namedtuple("SgdScalars", "sign l2 shrink buf_decay grad_gain nest_grad nest_buf neg_lr")
 AdamScalars = namedtuple("AdamScalars", "sign l2 shrink w1 beta2 w2 neg_step_size bc2_sqrt eps")
+LionScalars = namedtuple("LionScalars", "sign shrink beta1 w1 beta2 w2 neg_lr")
 
 
 @intrinsic
@@ -109,6 +113,27 @@ def fma(typingctx, a, b, c):
         return builder.fma(*args)
 
     return out(a, b, c), codegen
+
+
+def sign_of(x):
+    """1, -1 or x itself (0, -0 or NaN), in the type of ``x`` (torch's ``sign``)."""
+    return 1.0 if x > 0 else (-1.0 if x < 0 else x)
+
+
+@overload(sign_of)
+def _sign_of_impl(x):
+    if isinstance(x, types.Float):  # the constants in x's type: float32 stays float32
+        one, minus_one = x.cast_python_value(1.0), x.cast_python_value(-1.0)
+
+        def impl(x):
+            if x > 0:
+                return one
+            if x < 0:
+                return minus_one
+            return x
+
+        return impl
+    return None
 
 
 # ----------------------------------------------------------------------------- (a) per-step scalars
@@ -181,6 +206,15 @@ def adam_scalars(lr, wd, t, beta1, beta2, eps, decoupled, maximize):
     return AdamScalars(sign, l2, shrink, 1.0 - beta1, beta2, 1.0 - beta2, neg_step_size, bc2_sqrt, eps)
 
 
+@njit(cache=True, error_model="numpy")
+def lion_scalars(lr, wd, beta1, beta2, maximize):
+    """Per-step coefficients of ``lion_element`` (float64): ``LionScalars(sign, shrink,
+    beta1, w1, beta2, w2, neg_lr)`` with shrink = 1 - lr*wd (Lion's weight decay is
+    decoupled), w1 = 1 - beta1, w2 = 1 - beta2."""
+    sign = -1.0 if maximize else 1.0
+    return LionScalars(sign, 1.0 - lr * wd, beta1, 1.0 - beta1, beta2, 1.0 - beta2, -lr)
+
+
 # ----------------------------------------------------------------------------- (b) per-element rules
 
 
@@ -236,3 +270,24 @@ def adam_element(w, g, m, v, vmax, sign, l2, shrink, w1, beta2, w2, neg_step_siz
         denom = math.sqrt(v) / bc2_sqrt + eps
     w = w + neg_step_size * m / denom
     return w, m, v, vmax
+
+
+@njit(cache=True, error_model="numpy")
+def lion_element(w, g, m, sign, shrink, beta1, w1, beta2, w2, neg_lr, first):
+    """One element of Lion (Chen et al. 2023): returns the new ``(w, m)``.
+
+    As lion-pytorch writes it in torch ops: w <- w*shrink (``mul_``), the direction
+    sign(beta1 m + w1 g) (``mul_(beta1).add(g, alpha=w1)``: a fused multiply-add),
+    w <- w + neg_lr*sign (``add_(alpha=-lr)``), m <- beta2 m + w2 g (fused likewise).
+    At ``first`` the moment's content is never read (zero, as a new state). The sign
+    of 0 is 0 and of NaN is NaN (a NaN gradient poisons the weight, as in torch)."""
+    g = sign * g
+    if shrink != 1.0:
+        w = w * shrink
+    if first:
+        c = w1 * g
+        m = w2 * g
+    else:
+        c = fma(w1, g, beta1 * m)
+        m = fma(w2, g, beta2 * m)
+    return fma(neg_lr, sign_of(c), w), m

@@ -52,6 +52,8 @@ from .rules import (
     adam_element,
     adam_scalars,
     buffer_scale_at,
+    lion_element,
+    lion_scalars,
     scheduled_rates,
     sgd_element,
     sgd_scalars,
@@ -178,6 +180,17 @@ def _adam_block(w, g, m, v, vmax, comp, grad_scale, sign, l2, shrink, w1, beta2,
             _store_param(w, comp, i, old, new, compensated)
 
 
+@njit(cache=True, error_model="numpy")
+def _lion_block(w, g, m, comp, grad_scale, sign, shrink, beta1, w1, beta2, w2, neg_lr, first, compensated):
+    """``lion_element`` over one contiguous block."""
+    for i in range(w.shape[0]):
+        old = widen(w[i])
+        new, mi = lion_element(old, widen(g[i]) / grad_scale, widen(m[i]), sign, shrink, beta1, w1, beta2, w2, neg_lr,
+                               first)
+        m[i] = narrow(mi, m[i])
+        _store_param(w, comp, i, old, new, compensated)
+
+
 def _signature(param, state, *extra):
     """(like_param, like_state, like_math, addresses, sizes, first_block, *extra) for one storage combination."""
     _, param_type, math = STORAGE[param]
@@ -299,6 +312,36 @@ def adam_kernel(like, like_state, like_math, addresses, sizes, first_block,
                         False, False, False)
 
 
+def lion_kernel(like, like_state, like_math, addresses, sizes, first_block,
+                lr_table, wd_table, step, beta1_table, beta2, maximize, compensated, grad_scale, found_inf):
+    """Lion over the tensors of ``addresses`` (see ``rules.lion_element``).
+
+    Rows: PARAM, GRAD, BUF0 (exp_avg), COMP (read only when ``compensated``). beta1 is
+    row 0 of ``beta1_table`` at ``step`` (a schedule, as lr).
+    """
+    if found_inf != 0.0:
+        return
+    dtype = like_math.dtype.type
+    first = step == 0.0
+    lr, wd = scheduled_rates(lr_table, wd_table, step)
+    c = lion_scalars(lr, wd, lr_at(beta1_table, 0, step), beta2, maximize)
+    sign, shrink, beta1, w1, b2, w2, neg_lr = (dtype(c.sign), dtype(c.shrink), dtype(c.beta1), dtype(c.w1),
+                                               dtype(c.beta2), dtype(c.w2), dtype(c.neg_lr))
+    grad_scale_t = dtype(grad_scale)  # in the math dtype
+    for b in prange(first_block[first_block.shape[0] - 1]):
+        k, n, lo = _block_span(first_block, sizes, b)
+        w = _view(addresses[PARAM, k], sizes[k], like)[lo:lo + n]
+        g = _view(addresses[GRAD, k], sizes[k], like)[lo:lo + n]
+        m = _view(addresses[BUF0, k], sizes[k], like_state)[lo:lo + n]
+        comp = _view(addresses[COMP, k], sizes[k], like)[lo:lo + n] if compensated else w
+        if compensated:
+            _lion_block(w, g, m, comp, grad_scale_t, sign, shrink, beta1, w1, b2, w2, neg_lr, first, True)
+        elif first:
+            _lion_block(w, g, m, w, grad_scale_t, sign, shrink, beta1, w1, b2, w2, neg_lr, True, False)
+        else:
+            _lion_block(w, g, m, w, grad_scale_t, sign, shrink, beta1, w1, b2, w2, neg_lr, False, False)
+
+
 # after (like, like_state, like_math, addresses, sizes, first_block):
 _EXTRA = {
     # lr_table, wd_table, step, momentum_table, dampening, nesterov, decoupled, maximize, lr_in_buffer,
@@ -309,6 +352,8 @@ _EXTRA = {
     # found_inf
     adam_kernel: (TABLE, TABLE, float64, TABLE, float64, float64, boolean, boolean, boolean, boolean, float64,
                   float64),
+    # lr_table, wd_table, step, beta1_table, beta2, maximize, compensated, grad_scale, found_inf
+    lion_kernel: (TABLE, TABLE, float64, TABLE, float64, boolean, boolean, float64, float64),
 }
 
 
@@ -382,6 +427,16 @@ def adam_launch(param, state, addresses, sizes, first_block, n_elements, *, step
             bool(maximize), bool(amsgrad), bool(compensated), scale, inf))
 
 
+def lion_launch(param, state, addresses, sizes, first_block, n_elements, *, step, lr_table, wd_table, beta1_table,
+                beta2, maximize, compensated, grad_scale, found_inf):
+    """``lion_kernel`` over the tensors of one storage combination (see ``sgd_launch``)."""
+    scale = 1.0 if grad_scale is None else float(grad_scale)
+    inf = 0.0 if found_inf is None else float(found_inf)
+    launch(kernel(lion_kernel, param, state), n_elements,
+           (_LIKE[param], _LIKE[state], _MATH_LIKE[param], addresses, sizes, first_block,
+            lr_table, wd_table, float(step), beta1_table, float(beta2), bool(maximize), bool(compensated), scale, inf))
+
+
 def _blocks(group):
     if group.first_block is None:
         group.first_block = block_layout(group.sizes)
@@ -397,6 +452,11 @@ def sgd_group(group, arrays, **options):
 def adam_group(group, arrays, **options):
     """``adam_launch`` over one group of a plan (see ``sgd_group``)."""
     adam_launch(group.param, group.state, group.addresses, group.sizes, _blocks(group), group.n_elements, **options)
+
+
+def lion_group(group, arrays, **options):
+    """``lion_launch`` over one group of a plan (see ``sgd_group``)."""
+    lion_launch(group.param, group.state, group.addresses, group.sizes, _blocks(group), group.n_elements, **options)
 
 
 # ----------------------------------------------------------------------------- lists of arrays (tests, simple callers)
@@ -448,3 +508,8 @@ def adamw_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, *, state_d
     """``adam_launch`` over lists of contiguous NumPy arrays / CPU torch tensors (see ``sgd_step``)."""
     maxes = max_exp_avg_sqs if options["amsgrad"] else None
     _lists_launch(adam_launch, [params, grads, exp_avgs, exp_avg_sqs, maxes], state_dtype, compensation, **options)
+
+
+def lion_step(params, grads, exp_avgs, *, state_dtype=None, compensation=None, **options):
+    """``lion_launch`` over lists of contiguous NumPy arrays / CPU torch tensors (see ``sgd_step``)."""
+    _lists_launch(lion_launch, [params, grads, exp_avgs], state_dtype, compensation, **options)

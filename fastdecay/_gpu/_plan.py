@@ -103,6 +103,20 @@ def adam_args(table, n_chunks, lr_table, wd_table, step, beta1_table, beta2, eps
     ]
 
 
+def lion_args(table, n_chunks, lr_table, wd_table, step, beta1_table, beta2, maximize, grad_scale, found_inf,
+              compensated=False):
+    """Arguments of ``lion_<suffix>``."""
+    return [
+        ("ptr", table), ("i32", table.shape[0]), ("i64", n_chunks),
+        ("ptr", lr_table), ("i32", lr_table.shape[1]), ("ptr", wd_table), ("i32", wd_table.shape[1]),
+        ("ptr", step[0]), ("i32", step[1]), ("f64", step[2]),
+        ("ptr", beta1_table), ("i32", beta1_table.shape[1]), ("f64", beta2), ("i32", int(bool(maximize))),
+        ("i32", int(bool(compensated))),
+        ("ptr", grad_scale[0]), ("i32", grad_scale[1]), ("f64", grad_scale[2]),
+        ("ptr", found_inf[0]), ("i32", found_inf[1]),
+    ]
+
+
 COEF_STRIDE = 12  # row length of the simulations' shared coefficient table (COEF_STRIDE in update_math.cuh)
 BIAS_CODES = tuple(r.code for r in RULES if r.bias_correction)  # the rules with Adam's bias corrections
 

@@ -163,6 +163,15 @@ def adam_group(group, arrays, *, step, lr_table, wd_table, beta1_table, beta2, e
                     scale_ref, inf_ref, compensated))
 
 
+def lion_group(group, arrays, *, step, lr_table, wd_table, beta1_table, beta2, maximize, compensated, grad_scale,
+               found_inf):
+    """Lion over one group of a launch plan (the CPU twin: ``fastdecay._cpu.updates.lion_group``)."""
+    _group_call("lion", group, arrays, step, grad_scale, found_inf, (lr_table, wd_table, beta1_table),
+                lambda table, n_chunks, tables, step_ref, scale_ref, inf_ref: _plan.lion_args(
+                    table, n_chunks, *tables[:2], step_ref, tables[2], beta2, maximize, scale_ref, inf_ref,
+                    compensated))
+
+
 def sgd_step(params, grads, momentum_buffers, *, step, lr_table, wd_table, momentum_table, dampening, nesterov,
              decoupled, maximize, lr_in_buffer, on_drop, grad_scale, found_inf, increment_step=False):
     """SGD / heavy ball / Nesterov over lists of device arrays (see ``fastdecay.updates``);

@@ -1,4 +1,4 @@
-"""Plain-loop NumPy oracles of the fused updates (``fastdecay.sgd_step``, ``fastdecay.adamw_step``).
+"""Plain-loop NumPy oracles of the fused updates (``fastdecay.sgd_step``, ``adamw_step``, ``lion_step``).
 
 Each function runs a whole trajectory, one step at a time, in float64, with the
 textbook formulas of torch's documentation, and the parts torch lacks spelled
@@ -19,7 +19,7 @@ from .._typing import ArrayLike, FloatArray
 # a gradient as a function of the weights and the step
 GradFn = Callable[[FloatArray, int], ArrayLike]
 
-__all__ = ["sgd_trajectory", "adamw_trajectory"]
+__all__ = ["sgd_trajectory", "adamw_trajectory", "lion_trajectory"]
 
 
 def _per_step(name: str, values: ArrayLike, steps: int) -> FloatArray:
@@ -131,5 +131,41 @@ def adamw_trajectory(w0: ArrayLike, grad_fn: GradFn, lrs: Sequence[float] | np.n
         second = vmax if amsgrad else v
         denom = np.sqrt(second) / np.sqrt(1 - beta2**n) + eps
         w = w - eta / (1 - beta1**n) * m / denom
+        out.append(w.copy())
+    return np.array(out)
+
+
+def lion_trajectory(w0: ArrayLike, grad_fn: GradFn, lrs: Sequence[float] | np.ndarray, *,
+                    weight_decays: ArrayLike = 0.0, betas: tuple[float, float] = (0.9, 0.99),
+                    maximize: bool = False) -> FloatArray:
+    """Lion (Chen et al. 2023) for ``len(lrs)`` steps from ``w0`` (zero moment at the start).
+
+    At step t, eta = lrs[t], lam = weight_decays[t]::
+
+        g = -grad if maximize else grad
+        w = w * (1 - eta * lam)
+        w = w - eta * sign(beta1 * m + (1 - beta1) * g)
+        m = beta2 * m + (1 - beta2) * g
+
+    Returns the weights after every step, shape ``(len(lrs) + 1,) + w0.shape``.
+
+    >>> lion_trajectory(np.array([1.0, -1.0]), lambda w, t: w, [0.1, 0.1])[-1].tolist()
+    [0.8, -0.8]
+    """
+    steps = len(lrs)
+    lrs = _per_step("lrs", lrs, steps)
+    wds = _per_step("weight_decays", weight_decays, steps)
+    beta1, beta2 = betas
+    w = np.array(w0, dtype=np.float64)
+    m = np.zeros_like(w)
+    out = [w.copy()]
+    for t in range(steps):
+        eta, lam = lrs[t], wds[t]
+        g = np.array(grad_fn(w.copy(), t), dtype=np.float64)
+        if maximize:
+            g = -g
+        w = w * (1 - eta * lam)
+        w = w - eta * np.sign(beta1 * m + (1 - beta1) * g)
+        m = beta2 * m + (1 - beta2) * g
         out.append(w.copy())
     return np.array(out)

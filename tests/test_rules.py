@@ -1,0 +1,112 @@
+"""The table of update rules (``fastdecay._rules``) drives every layer: these tests run
+each fused update and each rule through the public calls the table names, so a new row
+is tested (and a row whose layers are missing fails) without editing this file."""
+
+import numpy as np
+import pytest
+
+import fastdecay as fd
+from fastdecay import _rules as R
+from fastdecay import reference as ref
+
+FUSED = sorted(R.FUSED)
+
+
+def _state(fused, arrays):
+    """The state keyword arguments of ``fused``: one array per buffer the defaults use."""
+    return {key: arrays() for key in fused.state_keys if key not in fused.optional}
+
+
+@pytest.mark.parametrize("kernel", FUSED)
+def test_every_fused_update_is_public_and_in_every_backend(kernel):
+    from fastdecay._cpu import updates as cpu
+    from fastdecay._gpu import _source
+
+    fused = R.FUSED[kernel]
+    assert fused.function in fd.__all__ and callable(getattr(fd, fused.function))
+    assert callable(getattr(cpu, f"{kernel}_group"))
+    assert f"{kernel}_f32" in _source.KERNELS["updates.cu"] and f"{kernel}_bf16" in _source.KERNELS["updates.cu"]
+    import fastdecay.torch as fdt
+
+    for name in fused.torch_classes:
+        assert name in fdt.__all__
+
+
+@pytest.mark.parametrize("kernel", FUSED)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_every_fused_update_on_a_list_equals_single_calls(kernel, dtype):
+    fused = R.FUSED[kernel]
+    update = getattr(fd, fused.function)
+    rng = np.random.default_rng(7)
+    shapes = [(5,), (3, 7), (1025,)]
+    params = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    grads = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    state = {key: [np.zeros(s, dtype) for s in shapes] for key in _state(fused, lambda: None)}
+    singles = [(p.copy(), {key: value[k].copy() for key, value in state.items()}) for k, p in enumerate(params)]
+    lr = fd.warmup(fd.cosine(0.05, 20), 3)
+    for t in range(6):
+        update(params, grads, **state, step=t, lr=lr, weight_decay=0.01, **fused.example)
+        for (p, s), g in zip(singles, grads):
+            update(p, g, **s, step=t, lr=lr, weight_decay=0.01, **fused.example)
+    for k, (p, s) in enumerate(singles):
+        np.testing.assert_array_equal(params[k], p)
+        for key, value in s.items():
+            np.testing.assert_array_equal(state[key][k], value)
+    assert not np.array_equal(params[0], singles[0][0] * 0)  # something was computed
+
+
+@pytest.mark.parametrize("kernel", FUSED)
+def test_every_state_buffer_is_checked_by_name_before_anything_is_written(kernel):
+    fused = R.FUSED[kernel]
+    update = getattr(fd, fused.function)
+    for bad_key in _state(fused, lambda: None):
+        w, g = np.arange(6.0), np.ones(6)
+        state = _state(fused, lambda: np.full(6, 0.5))
+        state[bad_key] = np.zeros(5)
+        before = [a.copy() for a in (w, g, *state.values())]
+        with pytest.raises(ValueError, match=bad_key):
+            update(w, g, **state, step=2, lr=0.1, **fused.example)
+        for a, b in zip((w, g, *state.values()), before):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_torch_state_keys_come_from_the_table():
+    import torch
+
+    import fastdecay.torch as fdt
+
+    for kernel, fused in R.FUSED.items():
+        for name in fused.torch_classes:
+            w = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
+            options = dict(momentum=0.9) if kernel == "sgd" else {}
+            opt = getattr(fdt, name)([w], lr=0.1, **options)
+            w.grad = torch.ones(3, dtype=torch.float64)
+            opt.step()
+            keys = set(opt.state[w]) - {"step"}
+            assert keys == {k for k in fused.state_keys if k not in fused.optional}, (name, keys)
+
+
+@pytest.mark.parametrize("rule", R.NAMES)
+def test_every_rule_simulates_as_the_oracle_says(rule):
+    """Every row: ``fd.simulate`` against ``fastdecay.reference.simulate_quadratic``,
+    a step schedule with drops, weight decay, two coordinates, float64."""
+    lam = np.array([0.7, 2.3])
+    lr = fd.step(0.2, 0.5, 9)
+    options = dict(momentum=0.8, betas=(0.85, 0.99), weight_decay=0.01, on_drop="rescale")
+    got = fd.simulate(lam, lr, steps=40, optimizer=rule, w0=[1.0, -0.5], **options).w
+    want, _ = ref.simulate_quadratic(lam, lr, steps=40, optimizer=rule, w0=np.array([1.0, -0.5]),
+                                     drops=[9, 18, 27, 36], **options)
+    np.testing.assert_allclose(got, want[-1], rtol=1e-10, atol=1e-14)
+
+
+def test_names_and_codes_are_one_list():
+    import importlib
+
+    from fastdecay.reference import _simulate as ref_simulate
+    from fastdecay.sweep import config
+
+    simulate, expected = (importlib.import_module(f"fastdecay.{m}") for m in ("simulate", "expected"))
+    assert simulate.OPTIMIZERS == R.NAMES == ref_simulate.OPTIMIZERS == config.OPTIMIZERS
+    assert expected.OPTIMIZERS == R.LINEAR == config.EXPECTED_OPTIMIZERS
+    assert len({r.code for r in R.RULES}) == len(R.RULES)
+    assert all(r.fused in R.FUSED for r in R.RULES)
