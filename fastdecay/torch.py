@@ -740,8 +740,9 @@ class Lion(_Fused):
     _OPTIONAL = dict(maximize=False, foreach=None, differentiable=False, fused=None, state_dtype=None,
                      compensated=False)
 
-    def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, *, maximize=False, state_dtype=None,
-                 compensated=False, foreach=None, differentiable=False, fused=None):
+    def __init__(self, params: ParamsT, lr: Rate = 1e-4, betas: Betas = (0.9, 0.99), weight_decay: Rate = 0.0, *,
+                 maximize: bool = False, state_dtype: StateDtype = None, compensated: bool = False,
+                 foreach: bool | None = None, differentiable: bool = False, fused: bool | None = None) -> None:
         _no_differentiable(differentiable)
         lr = _check_hyper("lr", lr)
         weight_decay = _check_hyper("weight_decay", weight_decay)

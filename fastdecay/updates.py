@@ -144,8 +144,10 @@ def adamw_step(param: Arrays, grad: Arrays, exp_avg: Arrays, exp_avg_sq: Arrays,
     return None
 
 
-def lion_step(param, grad, exp_avg, *, step, lr, betas=(0.9, 0.99), weight_decay=0.0, maximize=False,
-              grad_scale=None, found_inf=None, state_dtype=None, compensated=False, compensation_buffer=None):
+def lion_step(param: Arrays, grad: Arrays, exp_avg: Arrays, *, step: Step, lr: Rate,
+              betas: tuple[float | Schedule, float] = (0.9, 0.99), weight_decay: Rate = 0.0, maximize: bool = False,
+              grad_scale: Scalar | None = None, found_inf: Scalar | None = None, state_dtype: StateDtype = None,
+              compensated: bool = False, compensation_buffer: Arrays | None = None) -> None:
     """One fused Lion step in place (Chen et al. 2023, "Symbolic Discovery of Optimization
     Algorithms"), at step ``step`` of the schedules.
 
