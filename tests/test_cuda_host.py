@@ -270,7 +270,7 @@ def test_rule_codes_match_python(host):
     names = ["ON_DROP_KEEP", "ON_DROP_RESET", "ON_DROP_RESCALE", "GD", "MOMENTUM", "LR_IN_BUFFER", "NESTEROV",
              "ADAM", "ADAMW", "LION"]
     assert [host.fd_rule_code(i) for i in range(len(names))] == [getattr(R, n) for n in names]
-    assert sorted(r.code for r in R.RULES) == [getattr(R, n) for n in names[3:]], "a rule the header does not know"
+    assert {r.code for r in R.RULES} <= {getattr(R, n) for n in names[3:]}, "a rule the header does not know"
     assert [R.ON_DROP_CODES[k] for k in R.ON_DROP] == [0, 1, 2]
 
 
