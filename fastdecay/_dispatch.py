@@ -40,7 +40,18 @@ def on_device(backend: str) -> bool:
 
 
 def kernels(kind: str, backend: str) -> ModuleType:
-    """The kernel module of ``kind`` (one of ``KINDS``) for ``backend``."""
+    """The kernel module of ``kind`` (one of ``KINDS``) for ``backend`` (found once, then
+    from a cache: a fused update asks on every call)."""
+    module = _FOUND.get((kind, backend))
+    if module is None:
+        module = _FOUND[kind, backend] = _find(kind, backend)
+    return module
+
+
+_FOUND: dict[tuple[str, str], ModuleType] = {}
+
+
+def _find(kind: str, backend: str) -> ModuleType:
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     if backend in HOST:

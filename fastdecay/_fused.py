@@ -36,6 +36,7 @@ CUDA torch tensors. The internal call shape, identical for both::
   array on the device; a nonzero ``found_inf`` makes the call write nothing.
 """
 
+import functools
 import numbers
 import sys
 
@@ -283,11 +284,9 @@ def _checked(kernel, param, named, state_dtype, step, grad_scale, found_inf, opt
     t, grad_scale, found_inf = _call_scalars(step, grad_scale, found_inf, backend)
     if plan is None:
         return _nothing
-    group_call = getattr(kernels("updates", backend), f"{kernel}_group")
-
-    def launch_group(group, arrays):
-        group_call(group, arrays, step=t, grad_scale=grad_scale, found_inf=found_inf, **options)
-
+    # launch_group(group, arrays): the backend's <kernel>_group with this call's options
+    launch_group = functools.partial(getattr(kernels("updates", backend), f"{kernel}_group"), step=t,
+                                     grad_scale=grad_scale, found_inf=found_inf, **options)
     return lambda: _launch(plan, streams, launch_group)
 
 
