@@ -175,6 +175,26 @@ def test_fused_product_error_equals_dekkers_exact_product():
         assert Fraction(fused[i]) == exact and philox._fma(float(a), hi51, -x) == fused[i], a
 
 
+def test_integer_to_float_by_halves_is_exact():
+    """The AVX2 form of the exact integer-to-float64 conversion (compiled where the CPU has
+    no packed 64-bit conversion; tested here on any CPU) equals float(i) up to 2**53."""
+    from numba import njit
+
+    @njit
+    def convert(xs, out):
+        for i in range(xs.shape[0]):
+            out[i] = philox._float_by_halves(xs[i])
+
+    rng = np.random.default_rng(9)
+    xs = [0, 1, 2**21, 2**32 - 1, 2**32, 2**32 + 1, 2**52 - 1, 2**52, 2**52 + 1, 2**53 - 1, 2**53]
+    xs = np.array(xs + [2**e + d for e in range(1, 53) for d in (-1, 1)] + list(rng.integers(0, 2**53, 100_000)),
+                  dtype=np.uint64)
+    out = np.empty(xs.shape)
+    convert(xs, out)
+    assert [float(x) for x in out] == [float(int(x)) for x in xs]
+    assert philox._exact_float(2**53) == 2.0**53
+
+
 def test_exact_values():
     assert log_unit(2**53) == 0.0                   # u1 = 1
     assert log_unit(2**52) == math.log(0.5)         # -ln 2, correctly rounded

@@ -72,7 +72,8 @@ import math
 from fractions import Fraction
 
 import numpy as np
-from numba import float64, int64, njit, prange, uint32, uint64, void
+from numba import config, float64, int64, njit, prange, uint32, uint64, void
+from numba.core.codegen import get_host_cpu_features
 from numba.core.extending import overload
 
 from .rules import fma
@@ -129,6 +130,9 @@ _PIO2_LO_51 = _PIO2_LO * _TWO_M51
 _FRACTION = np.uint64(0x000FFFFFFFFFFFFF)
 _S52 = np.uint64(52)
 _S63 = np.uint64(63)
+_BITS_OF_2_52 = np.uint64(0x4330000000000000)   # the bits of 2**52: an integer below 2**52 ORed in adds it
+_TWO_52 = float.fromhex("0x1p52")
+_TWO_32 = float.fromhex("0x1p32")
 
 
 def _fma(a, b, c):
@@ -153,6 +157,35 @@ def _bits(x):
 def _from_bits(b):
     """The float64 whose IEEE 754 bits are the uint64 ``b``."""
     return np.uint64(b).view(np.float64)
+
+
+def _exact_float(i):
+    """float64 of an integer 0 <= i <= 2**53 (exact): Python twin of the overload below."""
+    return float(i)
+
+
+def _packed_integer_conversions():
+    """Whether Numba compiles for a CPU with AVX-512DQ, whose packed 64-bit integer to
+    float64 conversion is one instruction (AVX2 has none: LLVM converts lane by lane)."""
+    features = config.CPU_FEATURES if config.CPU_FEATURES is not None else get_host_cpu_features()
+    return "+avx512dq" in features.split(",")
+
+
+@njit(cache=True, inline="always")
+def _float_by_halves(i):
+    """float64 of an integer 0 <= i <= 2**53 by bit operations and exact subtractions: each
+    32-bit half ORed into the bits of 2**52 is 2**52 plus that half, exactly (AVX2's form)."""
+    i = np.uint64(i)
+    high = _from_bits((i >> _S32) | _BITS_OF_2_52) - _TWO_52
+    low = _from_bits((i & _MASK) | _BITS_OF_2_52) - _TWO_52
+    return high * _TWO_32 + low                   # exact: the sum is i <= 2**53
+
+
+@overload(_exact_float)
+def _exact_float_numba(i):
+    if _packed_integer_conversions():
+        return lambda i: float(i)
+    return lambda i: _float_by_halves(i)
 
 
 @njit(cache=True, inline="always")
@@ -236,7 +269,7 @@ def sincos_two_pi(j):
     j = np.int64(j)
     n = (j + (1 << 50)) >> 51                    # nearest quarter turn, 0 .. 4
     r = j - (n << 51)                            # t = r 2**-51, -2**50 <= r < 2**50
-    a = float(abs(r))                            # |t| 2**51, exact; the constants carry the 2**-51
+    a = _exact_float(abs(r))                     # |t| 2**51; the constants carry the 2**-51
     x = a * _PIO2_HI_51
     y = _fma(a, _PIO2_HI_51, -x) + a * _PIO2_LO_51
     z = x * x
@@ -316,7 +349,7 @@ def fill_normal_pairs(seed, first_trajectory, lane_trajectory, lane_coordinate, 
         trajectory = first_trajectory + lane_trajectory[j]
         x0, x1, x2, x3 = philox4x32_10(trajectory & _MASK, trajectory >> _S32, pair, lane_coordinate[j], k0, k1)
         k, u = _uniform_integers(x0, x1, x2, x3)
-        even[j] = float(k)
+        even[j] = _exact_float(k)
         odd_bits[j] = u
     for j in range(n):
         even[j] = _radius(even[j])
