@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import TYPE_CHECKING, Any, Callable, Mapping, NoReturn, Sequence, SupportsFloat, TypeVar, Union, cast, overload
+from typing import (TYPE_CHECKING, Any, Callable, Literal, Mapping, NoReturn, Sequence, SupportsFloat, TypeVar, Union,
+                    cast, overload)
 
 import numpy as np
+from numpy.typing import NDArray
 
 from . import _layout as L
 from . import _validate as V
@@ -322,13 +324,23 @@ class Schedule(V.ScheduleBase):
             return torch.from_numpy(out)
         return float(out) if out.ndim == 0 else out
 
-    @overload
-    def table(self, n_or_steps: RealArrayLike, *, dtype: DTypeLike = ..., out: None = None) -> FloatArray: ...
+    @overload  # (mypy cannot tell that no class derives from both float64 and float32)
+    def table(  # type: ignore[overload-overlap]
+        self, n_or_steps: RealArrayLike, *, dtype: type[np.float64] | Literal["float64"] = ..., out: None = None
+    ) -> FloatArray: ...
 
     @overload
-    def table(self, n_or_steps: RealArrayLike, *, dtype: DTypeLike = ..., out: _ArrayT) -> _ArrayT: ...
+    def table(self, n_or_steps: RealArrayLike, *, dtype: type[np.float32] | Literal["float32"],
+              out: None = None) -> NDArray[np.float32]: ...
 
-    def table(self, n_or_steps: Any, *, dtype: DTypeLike = np.float64, out: Any = None) -> Any:
+    @overload
+    def table(self, n_or_steps: RealArrayLike, *, dtype: DTypeLike | torch.dtype, out: None = None
+              ) -> NDArray[np.floating[Any]]: ...
+
+    @overload
+    def table(self, n_or_steps: RealArrayLike, *, dtype: DTypeLike | torch.dtype = ..., out: _ArrayT) -> _ArrayT: ...
+
+    def table(self, n_or_steps: Any, *, dtype: Any = np.float64, out: Any = None) -> Any:
         """Rates at steps ``0 .. n-1`` (or at the given 1-D steps): ``batch_shape + (n,)``.
 
         ``dtype`` is float64 or float32 (computed in float64, rounded once);

@@ -64,6 +64,10 @@ WRONG_CALLS = {
         "fd.simulate(torch.ones(3), 0.1, steps=10).w.tolist(1)",
         'Too many arguments for "tolist" of "TensorBase"',
     ),
+    "a_float32_table_is_not_float64": (
+        "x: np.ndarray[tuple[int, ...], np.dtype[np.float64]] = fd.constant(0.1).table(4, dtype=np.float32)",
+        'Incompatible types in assignment',
+    ),
     "step_count_as_a_string": (
         'fd.stability_onset(fd.constant(0.1), [1.0], max_steps="100")',
         'Argument "max_steps" to "stability_onset" has incompatible type "str"; expected "int"',

@@ -20,6 +20,8 @@ def check_schedules() -> None:
     s: fd.Schedule = fd.warmup(fd.cosine(0.1, total_steps=1_000), 100)
     rate: float | NDArray[np.float64] = s(10)
     table: NDArray[np.float64] = s.table(1_000)
+    table32: NDArray[np.float32] = s.table(1_000, dtype=np.float32)
+    into: torch.Tensor = s.table(10, out=torch.empty(10))
     grid: fd.Schedule = fd.exponential(lr=0.1, gamma=np.linspace(0.9, 0.999, 8))
     shape: tuple[int, ...] = grid.batch_shape
     scaled: fd.Schedule = 0.5 * fd.step(0.1, 0.5, 10)
@@ -32,7 +34,7 @@ def check_schedules() -> None:
     momentum: fd.Schedule = fd.one_cycle(1.0, 100).momentum
     wd: fd.Schedule = fd.constant_shrinkage(fd.exponential(0.1, gamma=0.99), 0.01)
     tab: fd.Schedule = fd.from_function(lambda t: 0.1 / (1 + t), 100)
-    print(rate, table, shape, scaled, product, tensor_rates, half, matched, momentum, wd, tab)
+    print(rate, table, table32, into, shape, scaled, product, tensor_rates, half, matched, momentum, wd, tab)
 
 
 def check_updates() -> None:
