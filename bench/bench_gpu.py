@@ -178,12 +178,12 @@ def test_gpu_fastdecay_simulate_kernel(benchmark, smoke):
     table = cp.asarray(s.rows())
     wd_table = cp.asarray(fd.constant(0.0).rows())
     scalars = np.empty((steps + 1, cpu.N_SCALARS))
-    cpu.shared_step_scalars(s.rows(), fd.constant(0.0).rows(), 0, 0, steps, scalars)
+    cpu.shared_step_scalars(s.rows(), fd.constant(0.0).rows(), fd.constant(0.0).rows(), 0, 0, steps, scalars)
     scalars = cp.asarray(scalars)
     rec = cp.empty((0, 0), dtype=cp.float32)
     args = (w, empty_f32, empty_f32, lam, 1, cpu.OPTIMIZER_CODES["gd"],
-            table, empty_i, empty_f, empty_f, wd_table, empty_i, empty_f, empty_f,
-            scalars, 0.0, 0.9, 0.999, 1e-8, 0, 0.0, np.uint64(0), np.uint64(0), 0, steps, 0, rec, rec, rec)
+            table, empty_i, empty_f, empty_f, wd_table, empty_i, empty_f, empty_f, wd_table, empty_i, empty_f, empty_f,
+            scalars, 0.999, 1e-8, 0, 0.0, np.uint64(0), np.uint64(0), 0, steps, 0, rec, rec, rec)
     benchmark.group = "gpu-simulate"
     timed(benchmark, smoke, synced(simulate_chunk, *args))
     record(benchmark, impl="fastdecay-kernel", elements=n * steps, trajectories=n, steps=steps)

@@ -34,12 +34,13 @@ from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar, overload
 
 import numpy as np
 
+from . import _dispatch as D
+from . import _layout as L
 from . import _rules as R
 from . import _validate as V
-from . import _dispatch as D
 from ._dispatch import NUMPY, TORCH_CPU, TORCH_CUDA, backend_of
 from ._typing import DeviceArray, DTypeLike, RealArrayLike
-from .schedules import Schedule, as_schedule
+from .schedules import Schedule, as_schedule, constant
 
 if TYPE_CHECKING:
     import torch
@@ -59,6 +60,9 @@ _CHUNK_SECONDS = 0.25
 _FIRST_CHUNK_ELEMENT_STEPS = 1 << 20
 _CHUNK_GROWTH = 4
 _CHUNK_STEPS_MAX = 1 << 16
+
+
+_NO_MOMENTUM = constant(0.0)
 
 
 def _next_chunk(count: int, seconds: float) -> int:
@@ -125,7 +129,8 @@ def _readonly(a: np.ndarray) -> np.ndarray:
 @overload
 def simulate(  # type: ignore[overload-overlap]
     curvature: torch.Tensor, schedule: Schedule | RealArrayLike, *, steps: int, optimizer: str = ...,
-    w0: RealArrayLike | DeviceArray = ..., momentum: float = ..., betas: tuple[float, float] = ..., eps: float = ...,
+    w0: RealArrayLike | DeviceArray = ..., momentum: Schedule | RealArrayLike = ...,
+    betas: tuple[Schedule | float, float] = ..., eps: float = ...,
     weight_decay: Schedule | RealArrayLike = ..., on_drop: str = ..., noise: float = ..., seed: int = ...,
     every: int | None = ..., dtype: DTypeLike = ..., trajectory_offset: int = ...,
     progress: Callable[[int, int], object] | None = ..., chunk_steps: int | None = ..., threads: int | None = ...,
@@ -135,7 +140,8 @@ def simulate(  # type: ignore[overload-overlap]
 @overload
 def simulate(
     curvature: RealArrayLike, schedule: Schedule | RealArrayLike, *, steps: int, optimizer: str = ...,
-    w0: RealArrayLike | DeviceArray = ..., momentum: float = ..., betas: tuple[float, float] = ..., eps: float = ...,
+    w0: RealArrayLike | DeviceArray = ..., momentum: Schedule | RealArrayLike = ...,
+    betas: tuple[Schedule | float, float] = ..., eps: float = ...,
     weight_decay: Schedule | RealArrayLike = ..., on_drop: str = ..., noise: float = ..., seed: int = ...,
     every: int | None = ..., dtype: DTypeLike = ..., trajectory_offset: int = ...,
     progress: Callable[[int, int], object] | None = ..., chunk_steps: int | None = ..., threads: int | None = ...,
@@ -143,9 +149,9 @@ def simulate(
 
 
 def simulate(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, optimizer: str = "gd",
-             w0: RealArrayLike | DeviceArray = 1.0, momentum: float = 0.9, betas: tuple[float, float] = (0.9, 0.999),
-             eps: float = 1e-8, weight_decay: Schedule | RealArrayLike = 0.0, on_drop: str = "keep",
-             noise: float = 0.0, seed: int = 0, every: int | None = None, dtype: DTypeLike = np.float64,
+             w0: RealArrayLike | DeviceArray = 1.0, momentum: Schedule | RealArrayLike = 0.9,
+             betas: tuple[Schedule | float, float] = (0.9, 0.999), eps: float = 1e-8,
+             weight_decay: Schedule | RealArrayLike = 0.0, on_drop: str = "keep", noise: float = 0.0, seed: int = 0, every: int | None = None, dtype: DTypeLike = np.float64,
              trajectory_offset: int = 0, progress: Callable[[int, int], object] | None = None,
              chunk_steps: int | None = None, threads: int | None = None) -> SimulationResult[Any]:
     """Run a batch of optimizer trajectories on f(w) = ½ Σ_i λ_i w_i².
@@ -164,6 +170,14 @@ def simulate(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, 
     to each gradient coordinate, ξ from Philox4x32-10 keyed by ``seed`` with
     counter (trajectory_offset + trajectory, step, coordinate): the same numbers
     whatever the thread count, chunking or backend.
+
+    ``momentum`` (the SGD family) and ``betas[0]`` (Adam's beta1) may be schedules
+    too, read at every step like the rate, shared or batched like ``schedule``
+    (an array of momenta is a batch of constants): ``fd.one_cycle(...).momentum``
+    cycles them as torch's ``OneCycleLR(cycle_momentum=True)`` does. Adam's bias
+    correction 1 − β1^(t+1) takes the step's β1, as torch's does. A momentum that is
+    0 at some step (not throughout) still updates the buffer (b ← 0·b + g), where
+    torch's SGD would leave it untouched; the weights move the same.
 
     ``every=k`` records steps 0, k, 2k, … (loss, displacement ‖w_t − w_{t−1}‖₂,
     η_t); without it only the final weights are kept. Divergent trajectories
@@ -204,9 +218,12 @@ def simulate(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, 
     if every is not None:
         every = V.integer("every", every, low=1)
     noise = V.real("noise", noise, low=0.0)
-    momentum = V.real("momentum", momentum, low=0.0)
     eps = V.real("eps", eps, low=0.0)
-    beta1, beta2 = V.betas(betas)
+    beta1_s, beta2 = _beta1_schedule(betas)
+    momentum_s = _momentum_schedule(momentum)
+    # the one momentum the kernels read: Adam's beta1, the SGD family's momentum, none for GD
+    options = R.BY_NAME[optimizer].options
+    mom_s = beta1_s if "betas" in options else momentum_s if "momentum" in options else _NO_MOMENTUM
     seed = V.integer("seed", seed, high=2**64)
     trajectory_offset = V.integer("trajectory_offset", trajectory_offset, high=2**64)
     if chunk_steps is not None:
@@ -234,11 +251,12 @@ def simulate(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, 
     if lam.ndim < 1 or lam.shape[-1] < 1:
         raise ValueError(f"curvature must have shape (*batch, d) with d >= 1, got shape {lam.shape}")
     try:
-        batch = np.broadcast_shapes(lam.shape[:-1], lr_s.batch_shape, wd_s.batch_shape)
+        batch = np.broadcast_shapes(lam.shape[:-1], lr_s.batch_shape, wd_s.batch_shape, mom_s.batch_shape)
     except ValueError:
         raise ValueError(
-            f"schedule batch_shape {lr_s.batch_shape} (and weight_decay batch_shape {wd_s.batch_shape}) "
-            f"must broadcast with the curvature batch {lam.shape[:-1]} (curvature shape {lam.shape})"
+            f"schedule batch_shape {lr_s.batch_shape} (and weight_decay batch_shape {wd_s.batch_shape}, "
+            f"momentum / betas[0] batch_shape {mom_s.batch_shape}) must broadcast with the curvature batch "
+            f"{lam.shape[:-1]} (curvature shape {lam.shape})"
         ) from None
     d = lam.shape[-1]
     full = batch + (d,)
@@ -261,11 +279,13 @@ def simulate(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, 
     else:
         xp, device = np, contextlib.nullcontext()
     rule = R.BY_NAME[optimizer]
-    # the buffers the rule keeps (a momentum rule with momentum 0 keeps none)
-    has_buffer = bool(rule.buffers) and ("momentum" not in rule.options or momentum != 0.0)
+    if "momentum" in rule.options and _is_zero(mom_s):
+        rule = R.BY_NAME["gd"]  # heavy ball, Nesterov and lr-in-buffer with momentum 0 are GD, bit for bit
+    has_buffer = bool(rule.buffers)
     n_rec = steps // every + 1 if every else 0
     lr_src = _rate_source(lr_s, batch, n)
     wd_src = _rate_source(wd_s, batch, n)
+    mom_src = _rate_source(mom_s, batch, n)
     with device:
         # the state is made where it lives: a device curvature never visits the host
         lam_flat = xp.ascontiguousarray(xp.broadcast_to(lam.astype(dt, copy=False), full)).reshape(n * d)
@@ -280,6 +300,7 @@ def simulate(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, 
         if on_gpu:
             lr_src = tuple(xp.asarray(a) for a in lr_src)
             wd_src = tuple(xp.asarray(a) for a in wd_src)
+            mom_src = tuple(xp.asarray(a) for a in mom_src)
         timed = chunk_steps is None
         if chunk_steps is None:  # (timed)
             chunk_steps = min(_CHUNK_STEPS_MAX, max(1, _FIRST_CHUNK_ELEMENT_STEPS // max(1, n * d)))
@@ -292,12 +313,13 @@ def simulate(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, 
             while True:
                 count = min(count, steps - first)
                 start = time.perf_counter()
-                cpu.shared_step_scalars(lr_s.rows(), wd_s.rows(), on_drop_code, first, count, step_scalars)
+                cpu.shared_step_scalars(lr_s.rows(), wd_s.rows(), mom_s.rows(), on_drop_code, first, count,
+                                        step_scalars)
                 scalars = _readonly(step_scalars[: count + 1]) if xp is np else xp.asarray(step_scalars[: count + 1])
                 kernels.simulate_chunk(
                     w_flat, buf, sq, lam_flat, d, opt,
-                    *lr_src, *wd_src,
-                    scalars, momentum, beta1, beta2, eps, on_drop_code,
+                    *lr_src, *wd_src, *mom_src,
+                    scalars, beta2, eps, on_drop_code,
                     noise, np.uint64(seed), np.uint64(trajectory_offset),
                     first, count, every or 0, *rec,
                 )
@@ -346,6 +368,35 @@ def simulate(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, 
             result = {k: torch.as_tensor(v, device=curvature.device) if hasattr(v, "__cuda_array_interface__") else v
                       for k, v in result.items()}
     return SimulationResult(**result)
+
+
+def _momentum_schedule(momentum: Any) -> Schedule:
+    """The momentum as a schedule: a number (or array) >= 0 as a constant, or a schedule
+    (never negative: every factory refuses negative values)."""
+    if isinstance(momentum, Schedule):
+        return momentum
+    return as_schedule(V.rates("momentum", momentum), "momentum")
+
+
+def _beta1_schedule(betas: Any) -> tuple[Schedule, float]:
+    """(beta1 as a schedule, beta2) of Adam: ``betas[0]`` a number in [0, 1) or a schedule
+    (its step-0 values checked as the number would be)."""
+    if isinstance(betas, (tuple, list)) and len(betas) == 2 and isinstance(betas[0], Schedule):
+        first = np.asarray(betas[0].lr0())
+        bad = ~(first < 1.0)
+        if np.any(bad):
+            raise ValueError(f"betas[0] must be in [0, 1), got a schedule starting at {first[bad].flat[0]!r}: "
+                             f"{betas[0]!r}")
+        _, beta2 = V.betas((0.0, betas[1]))
+        return betas[0], beta2
+    beta1, beta2 = V.betas(betas)
+    return as_schedule(beta1, "betas[0]"), beta2
+
+
+def _is_zero(s: Schedule) -> bool:
+    """Whether every row of ``s`` is the constant 0."""
+    table = s.rows()
+    return table.shape[1] == 1 and bool(np.all(table[:, 0, L.KIND] == L.CONSTANT) and np.all(table[:, 0, L.P0] == 0))
 
 
 def _device_curvature(curvature: Any) -> Any:

@@ -9,8 +9,9 @@
 // the loop. With recording and d > 1 a thread owns one trajectory, so the
 // loss and displacement sums over coordinates run in the CPU's order.
 //
-// Rates are shared (step_scalars: lr, weight decay and buffer scale per step of
-// the chunk, computed on the host) or per trajectory (rows[i] of the table), by
+// Rates are shared (step_scalars: lr, weight decay, buffer scale and momentum (Adam's
+// beta1) per step of the chunk, computed on the host) or per trajectory (rows[i] of
+// the table; the momentum too), by
 // the CPU's recurrence operation for operation (fastdecay/_cpu/simulate.py,
 // _advance_rates): plain exponential/constant rows advance by one multiplication
 // a step and return to the closed form at every multiple of REANCHOR global
@@ -28,7 +29,7 @@ using namespace fastdecay;
 
 enum { OPT_GD = RULE_GD, OPT_MOMENTUM = RULE_MOMENTUM, OPT_LR_IN_BUFFER = RULE_LR_IN_BUFFER,
        OPT_NESTEROV = RULE_NESTEROV, OPT_ADAM = RULE_ADAM, OPT_ADAMW = RULE_ADAMW };  // update_math.cuh
-enum { SS_LR = 0, SS_WD = 1, SS_SCALE = 2, N_SCALARS = 3 };
+enum { SS_LR = 0, SS_WD = 1, SS_SCALE = 2, SS_MOM = 3, N_SCALARS = 4 };
 enum { REANCHOR = 1024 };  // = SIM_REANCHOR of fastdecay/_cpu/simulate.py
 
 // What every thread needs, passed by value.
@@ -74,14 +75,37 @@ FD_HD double advance_rate(const RateSource& src, i64 i, i64 t, double current) {
     return anchor_rate(src.table, src.segments, src.rows[i], (double)t);
 }
 
-// The rate and weight decay of trajectory i at step t (chunk step s): its own rows
-// advanced by advance_rate (carried in eta_i / wd_i), or the shared per-step scalars.
-FD_HD void step_rates(const RateSource& lr, const RateSource& wdr, const double* __restrict__ ss, i64 i,
-                      i64 s, i64 t, double& eta_i, double& wd_i, double& eta, double& wd) {
-    if (lr.rows) eta_i = advance_rate(lr, i, t, eta_i);
-    if (wdr.rows) wd_i = advance_rate(wdr, i, t, wd_i);
-    eta = lr.rows ? eta_i : ss[s * N_SCALARS + SS_LR];
-    wd = wdr.rows ? wd_i : ss[s * N_SCALARS + SS_WD];
+// The rates of trajectory i at step t (chunk step s): learning rate, weight decay and
+// momentum (Adam's beta1), each from its own row advanced by advance_rate (carried in
+// cur[0..2]) or the shared per-step scalars.
+struct Rates {
+    double eta, wd, mom;
+};
+
+FD_HD Rates step_rates(const RateSource& lr, const RateSource& wdr, const RateSource& momr,
+                       const double* __restrict__ ss, i64 i, i64 s, i64 t, double* cur) {
+    if (lr.rows) cur[0] = advance_rate(lr, i, t, cur[0]);
+    if (wdr.rows) cur[1] = advance_rate(wdr, i, t, cur[1]);
+    if (momr.rows) cur[2] = advance_rate(momr, i, t, cur[2]);
+    Rates r;
+    r.eta = lr.rows ? cur[0] : ss[s * N_SCALARS + SS_LR];
+    r.wd = wdr.rows ? cur[1] : ss[s * N_SCALARS + SS_WD];
+    r.mom = momr.rows ? cur[2] : ss[s * N_SCALARS + SS_MOM];
+    return r;
+}
+
+// The carried rates of trajectory i at the start of a chunk, and their store at its end.
+FD_HD void load_rates(const RateSource& lr, const RateSource& wdr, const RateSource& momr, i64 i, double* cur) {
+    cur[0] = lr.rows ? lr.state[i] : 0.0;
+    cur[1] = wdr.rows ? wdr.state[i] : 0.0;
+    cur[2] = momr.rows ? momr.state[i] : 0.0;
+}
+
+FD_HD void store_rates(const RateSource& lr, const RateSource& wdr, const RateSource& momr, i64 i,
+                       const double* cur) {
+    if (lr.rows) lr.state[i] = cur[0];
+    if (wdr.rows) wdr.state[i] = cur[1];
+    if (momr.rows) momr.state[i] = cur[2];
 }
 
 // The learning rate recorded at step t (chunk step s): the closed form of the
@@ -102,19 +126,21 @@ FD_HD void write_record(T* rec_loss, T* rec_disp, T* rec_lr, i64 r, double twice
 
 struct Options {
     int opt, on_drop;
-    double momentum, beta1, beta2, eps, noise;
+    double beta2, eps, noise;
     u64 seed, offset;
 };
 
 FD_HD bool is_adam(const Options& o) { return o.opt == OPT_ADAM || o.opt == OPT_ADAMW; }
 
+// The momentum family always keeps a buffer (the host runs a momentum that is the
+// constant 0 as GD).
 FD_HD bool uses_momentum(const Options& o) {
-    return (o.opt == OPT_MOMENTUM || o.opt == OPT_LR_IN_BUFFER || o.opt == OPT_NESTEROV) && o.momentum != 0.0;
+    return o.opt == OPT_MOMENTUM || o.opt == OPT_LR_IN_BUFFER || o.opt == OPT_NESTEROV;
 }
 
-FD_HD SgdScalars sim_sgd_scalars(double eta, double wd, bool first, double scale, const Options& o) {
-    return sgd_scalars(eta, wd, first, scale, uses_momentum(o) ? o.momentum : 0.0, 0.0, o.opt == OPT_NESTEROV, false,
-                       false, o.opt == OPT_LR_IN_BUFFER);
+FD_HD SgdScalars sim_sgd_scalars(double eta, double wd, bool first, double scale, double mom, const Options& o) {
+    return sgd_scalars(eta, wd, first, scale, mom, 0.0, o.opt == OPT_NESTEROV, false, false,
+                       o.opt == OPT_LR_IN_BUFFER);
 }
 
 // Per step s of the chunk, once for all trajectories: Adam's bias corrections
@@ -125,31 +151,36 @@ template <typename T>
 FD_HD void step_coefficients(i64 s, const double* ss, i64 first_step, const Options& o, bool shared, T* coef,
                              double* bias) {
     const i64 t = first_step + s;
-    const double eta = ss[s * N_SCALARS + SS_LR], wd = ss[s * N_SCALARS + SS_WD];
+    const double eta = ss[s * N_SCALARS + SS_LR], wd = ss[s * N_SCALARS + SS_WD], mom = ss[s * N_SCALARS + SS_MOM];
     if (is_adam(o)) {
-        adam_bias((double)t, o.beta1, o.beta2, &bias[2 * s], &bias[2 * s + 1]);
+        adam_bias((double)t, mom, o.beta2, &bias[2 * s], &bias[2 * s + 1]);
         if (shared)
-            AdamCoef<T>(adam_scalars_biased(eta, wd, bias[2 * s], bias[2 * s + 1], o.beta1, o.beta2, o.eps,
+            AdamCoef<T>(adam_scalars_biased(eta, wd, bias[2 * s], bias[2 * s + 1], mom, o.beta2, o.eps,
                                             o.opt == OPT_ADAMW, false)).store(coef + s * COEF_STRIDE);
     } else if (shared) {
-        SgdCoef<T>(sim_sgd_scalars(eta, wd, t == 0, ss[s * N_SCALARS + SS_SCALE], o)).store(coef + s * COEF_STRIDE);
+        SgdCoef<T>(sim_sgd_scalars(eta, wd, t == 0, ss[s * N_SCALARS + SS_SCALE], mom, o))
+            .store(coef + s * COEF_STRIDE);
     }
 }
 
 // One step of one element: w, b (momentum buffer / exp_avg), q (exp_avg_sq) in place;
 // z is the element's draw of this step (in T; unused without noise).
 // `coef` is this step's row of shared coefficients, or null: then the thread's own
-// rates eta and wd (per-trajectory schedules) make them, with `bias` for Adam.
+// rates r (per-trajectory schedules) make them, with `bias` for Adam (null where beta1
+// is per trajectory: then the thread computes its own bias corrections).
 template <typename T>
-FD_HD void step_element(T& w, T& b, T& q, T lam, T z, i64 i, i64 t, double eta, double wd, double scale_shared,
+FD_HD void step_element(T& w, T& b, T& q, T lam, T z, i64 i, i64 t, const Rates& r, double scale_shared,
                         const T* coef, const double* bias, const RateSource& lr, const Options& o) {
     const bool first = t == 0;
     T g = lam * w;
     if (o.noise != 0.0) g = g + (T)o.noise * z;
     if (is_adam(o)) {
-        const AdamCoef<T> c = coef ? AdamCoef<T>(coef)
-                                   : AdamCoef<T>(adam_scalars_biased(eta, wd, bias[0], bias[1], o.beta1, o.beta2,
-                                                                     o.eps, o.opt == OPT_ADAMW, false));
+        const bool adamw = o.opt == OPT_ADAMW;
+        const AdamCoef<T> c =
+            coef ? AdamCoef<T>(coef)
+            : bias ? AdamCoef<T>(adam_scalars_biased(r.eta, r.wd, bias[0], bias[1], r.mom, o.beta2, o.eps, adamw,
+                                                     false))
+                   : AdamCoef<T>(adam_scalars(r.eta, r.wd, (double)t, r.mom, o.beta2, o.eps, adamw, false));
         T unused = w;
         adam_element<T>(w, g, b, q, unused, c, false, first);
     } else {
@@ -164,7 +195,7 @@ FD_HD void step_element(T& w, T& b, T& q, T lam, T z, i64 i, i64 t, double eta, 
                 if (use_momentum && o.on_drop != 0 && !(r == r))
                     scale = buffer_scale_at(lr.table, lr.segments, lr.rows[i], (double)t, o.on_drop);
             }
-            c = SgdCoef<T>(sim_sgd_scalars(eta, wd, first, scale, o));
+            c = SgdCoef<T>(sim_sgd_scalars(r.eta, r.wd, first, scale, r.mom, o));
         }
         T bb = use_momentum ? b : (T)0;
         sgd_element<T>(w, g, bb, c, use_momentum, o.opt == OPT_NESTEROV, first);
@@ -176,7 +207,8 @@ FD_HD void step_element(T& w, T& b, T& q, T lam, T z, i64 i, i64 t, double eta, 
 // Records (d == 1 only) loss, displacement and rate at every `every`-th step.
 template <typename T>
 __host__ __device__ void simulate_elements(Grid gr, T* w_, T* buf_, T* sq_, const T* lam_, i64 n, i64 d,
-                                             RateSource lr, RateSource wdr, const double* __restrict__ ss,
+                                             RateSource lr, RateSource wdr, RateSource momr,
+                                             const double* __restrict__ ss,
                                              const T* __restrict__ coef, const double* __restrict__ bias, Options o,
                                              i64 first_step, i64 n_steps, i64 every, T* rec_loss, T* rec_disp,
                                              T* rec_lr, i64 n_rec) {
@@ -188,8 +220,8 @@ __host__ __device__ void simulate_elements(Grid gr, T* w_, T* buf_, T* sq_, cons
         const T lam = lam_[j];
         T b = (has_buf && buf_) ? buf_[j] : (T)0;
         T q = adam ? sq_[j] : (T)0;
-        double eta_i = lr.rows ? lr.state[i] : 0.0;
-        double wd_i = wdr.rows ? wdr.state[i] : 0.0;
+        double cur[3];
+        load_rates(lr, wdr, momr, i, cur);
         T z_even = (T)0, z_odd = (T)0;
         if (every > 0 && first_step == 0) {
             const double x = (double)w;
@@ -198,15 +230,14 @@ __host__ __device__ void simulate_elements(Grid gr, T* w_, T* buf_, T* sq_, cons
         }
         for (i64 s = 0; s < n_steps; ++s) {
             const i64 t = first_step + s;
-            double eta, wd;
-            step_rates(lr, wdr, ss, i, s, t, eta_i, wd_i, eta, wd);
+            const Rates r = step_rates(lr, wdr, momr, ss, i, s, t, cur);
             if (o.noise != 0.0 && (s == 0 || (t & 1) == 0)) {
                 const SinCos p = philox_normal_pair(o.seed, o.offset + (u64)i, (u32)(t >> 1), (u32)k);
                 z_even = (T)p.cos;
                 z_odd = (T)p.sin;
             }
             const T before = w;
-            step_element<T>(w, b, q, lam, (t & 1) ? z_odd : z_even, i, t, eta, wd, ss[s * N_SCALARS + SS_SCALE],
+            step_element<T>(w, b, q, lam, (t & 1) ? z_odd : z_even, i, t, r, ss[s * N_SCALARS + SS_SCALE],
                             coef ? coef + s * COEF_STRIDE : nullptr, bias ? bias + 2 * s : nullptr, lr, o);
             if (every > 0 && (t + 1) % every == 0) {
                 const i64 r = i * n_rec + (t + 1) / every;
@@ -219,10 +250,7 @@ __host__ __device__ void simulate_elements(Grid gr, T* w_, T* buf_, T* sq_, cons
         w_[j] = w;
         if (has_buf && buf_) buf_[j] = b;
         if (adam) sq_[j] = q;
-        if (k == 0) {
-            if (lr.rows) lr.state[i] = eta_i;
-            if (wdr.rows) wdr.state[i] = wd_i;
-        }
+        if (k == 0) store_rates(lr, wdr, momr, i, cur);
     }
 }
 
@@ -230,15 +258,16 @@ __host__ __device__ void simulate_elements(Grid gr, T* w_, T* buf_, T* sq_, cons
 // state in global memory, sums over coordinates in the CPU's order.
 template <typename T>
 __host__ __device__ void simulate_trajectories(Grid gr, T* w_, T* buf_, T* sq_, const T* lam_, i64 n, i64 d,
-                                                 RateSource lr, RateSource wdr, const double* __restrict__ ss,
+                                                 RateSource lr, RateSource wdr, RateSource momr,
+                                                 const double* __restrict__ ss,
                                                  const T* __restrict__ coef, const double* __restrict__ bias,
                                                  Options o, i64 first_step, i64 n_steps, i64 every, T* rec_loss,
                                                  T* rec_disp, T* rec_lr, i64 n_rec) {
     const bool has_buf = o.opt != OPT_GD;
     const bool adam = o.opt == OPT_ADAM || o.opt == OPT_ADAMW;
     for (i64 i = gr.global(); i < n; i += gr.stride()) {
-        double eta_i = lr.rows ? lr.state[i] : 0.0;
-        double wd_i = wdr.rows ? wdr.state[i] : 0.0;
+        double cur[3];
+        load_rates(lr, wdr, momr, i, cur);
         if (every > 0 && first_step == 0) {
             double loss = 0.0;
             for (i64 k = 0; k < d; ++k) {
@@ -249,8 +278,7 @@ __host__ __device__ void simulate_trajectories(Grid gr, T* w_, T* buf_, T* sq_, 
         }
         for (i64 s = 0; s < n_steps; ++s) {
             const i64 t = first_step + s;
-            double eta, wd;
-            step_rates(lr, wdr, ss, i, s, t, eta_i, wd_i, eta, wd);
+            const Rates r = step_rates(lr, wdr, momr, ss, i, s, t, cur);
             const bool record = every > 0 && (t + 1) % every == 0;
             double disp = 0.0, loss = 0.0;
             for (i64 k = 0; k < d; ++k) {
@@ -260,7 +288,7 @@ __host__ __device__ void simulate_trajectories(Grid gr, T* w_, T* buf_, T* sq_, 
                 T q = adam ? sq_[j] : (T)0;
                 const T before = w;
                 const T z = o.noise != 0.0 ? (T)philox_normal(o.seed, o.offset + (u64)i, (u32)t, (u32)k) : (T)0;
-                step_element<T>(w, b, q, lam_[j], z, i, t, eta, wd, ss[s * N_SCALARS + SS_SCALE],
+                step_element<T>(w, b, q, lam_[j], z, i, t, r, ss[s * N_SCALARS + SS_SCALE],
                                 coef ? coef + s * COEF_STRIDE : nullptr, bias ? bias + 2 * s : nullptr, lr, o);
                 w_[j] = w;
                 if (has_buf && buf_) buf_[j] = b;
@@ -277,8 +305,7 @@ __host__ __device__ void simulate_trajectories(Grid gr, T* w_, T* buf_, T* sq_, 
                 write_record(rec_loss, rec_disp, rec_lr, r, loss, disp, recorded_lr(lr, ss, i, s + 1, t + 1));
             }
         }
-        if (lr.rows) lr.state[i] = eta_i;
-        if (wdr.rows) wdr.state[i] = wd_i;
+        store_rates(lr, wdr, momr, i, cur);
     }
 }
 
@@ -300,22 +327,24 @@ __host__ __device__ inline void philox_fill_body(Grid gr, u64 seed, u64 first_tr
 #define FD_SIM_ARGS(T)                                                                                          \
     T *w, T *buf, T *sq, const T *lam, i64 n, i64 d, int opt, const double *lr_table, int lr_segments,         \
         const i64 *lr_rows, const double *lr_ratio, double *lr_state, const double *wd_table, int wd_segments,  \
-        const i64 *wd_rows, const double *wd_ratio, double *wd_state, const double *step_scalars,              \
-        double momentum, double beta1, double beta2, double eps, int on_drop, double noise, u64 seed,          \
-        u64 offset, i64 first_step, i64 n_steps, i64 every, T *rec_loss, T *rec_disp, T *rec_lr, i64 n_rec,    \
+        const i64 *wd_rows, const double *wd_ratio, double *wd_state, const double *mom_table,                 \
+        int mom_segments, const i64 *mom_rows, const double *mom_ratio, double *mom_state,                     \
+        const double *step_scalars, double beta2, double eps, int on_drop, double noise, u64 seed, u64 offset, \
+        i64 first_step, i64 n_steps, i64 every, T *rec_loss, T *rec_disp, T *rec_lr, i64 n_rec,                \
         int per_trajectory, const T *coef, const double *bias
 
 template <typename T>
 __host__ __device__ void simulate_body(Grid gr, FD_SIM_ARGS(T)) {
     const RateSource lr = {lr_table, lr_segments, lr_rows, lr_ratio, lr_state};
     const RateSource wdr = {wd_table, wd_segments, wd_rows, wd_ratio, wd_state};
-    const Options o = {opt, on_drop, momentum, beta1, beta2, eps, noise, seed, offset};
+    const RateSource momr = {mom_table, mom_segments, mom_rows, mom_ratio, mom_state};
+    const Options o = {opt, on_drop, beta2, eps, noise, seed, offset};
     if (per_trajectory)
-        simulate_trajectories<T>(gr, w, buf, sq, lam, n, d, lr, wdr, step_scalars, coef, bias, o, first_step,
+        simulate_trajectories<T>(gr, w, buf, sq, lam, n, d, lr, wdr, momr, step_scalars, coef, bias, o, first_step,
                                  n_steps, every, rec_loss, rec_disp, rec_lr, n_rec);
     else
-        simulate_elements<T>(gr, w, buf, sq, lam, n, d, lr, wdr, step_scalars, coef, bias, o, first_step, n_steps,
-                             every, rec_loss, rec_disp, rec_lr, n_rec);
+        simulate_elements<T>(gr, w, buf, sq, lam, n, d, lr, wdr, momr, step_scalars, coef, bias, o, first_step,
+                             n_steps, every, rec_loss, rec_disp, rec_lr, n_rec);
 }
 
 // The common case on its own (a kernel of its own, so it keeps few registers):
@@ -324,9 +353,9 @@ __host__ __device__ void simulate_body(Grid gr, FD_SIM_ARGS(T)) {
 // one row of coefficients (the same address for every thread: a cached broadcast).
 template <typename T>
 __host__ __device__ void simulate_fast_body(Grid gr, T* __restrict__ w_, T* __restrict__ buf_, T* __restrict__ sq_,
-                                            const T* __restrict__ lam_, i64 total, int opt, double momentum,
-                                            i64 first_step, i64 n_steps, const T* __restrict__ coef) {
-    const Options o = {opt, 0, momentum, 0.0, 0.0, 0.0, 0.0, 0, 0};
+                                            const T* __restrict__ lam_, i64 total, int opt, i64 first_step,
+                                            i64 n_steps, const T* __restrict__ coef) {
+    const Options o = {opt, 0, 0.0, 0.0, 0.0, 0, 0};
     const bool adam = is_adam(o), use_momentum = uses_momentum(o), nesterov = opt == OPT_NESTEROV;
     for (i64 j = gr.global(); j < total; j += gr.stride()) {
         T w = w_[j];
@@ -355,27 +384,27 @@ __host__ __device__ void simulate_fast_body(Grid gr, T* __restrict__ w_, T* __re
 }
 
 #define FD_FAST_ARGS(T)                                                                                         \
-    T *w, T *buf, T *sq, const T *lam, i64 total, int opt, double momentum, i64 first_step, i64 n_steps,       \
-        const T *coef
-#define FD_FAST_PASS w, buf, sq, lam, total, opt, momentum, first_step, n_steps, coef
+    T *w, T *buf, T *sq, const T *lam, i64 total, int opt, i64 first_step, i64 n_steps, const T *coef
+#define FD_FAST_PASS w, buf, sq, lam, total, opt, first_step, n_steps, coef
 
 // The per-step table of a chunk (step_coefficients), one thread a step.
 #define FD_COEF_ARGS(T)                                                                                         \
-    const double *step_scalars, i64 first_step, i64 n_steps, int opt, double momentum, double beta1,           \
-        double beta2, double eps, int shared, T *coef, double *bias
-#define FD_COEF_PASS step_scalars, first_step, n_steps, opt, momentum, beta1, beta2, eps, shared, coef, bias
+    const double *step_scalars, i64 first_step, i64 n_steps, int opt, double beta2, double eps, int shared,     \
+        T *coef, double *bias
+#define FD_COEF_PASS step_scalars, first_step, n_steps, opt, beta2, eps, shared, coef, bias
 
 template <typename T>
 __host__ __device__ void coefficients_body(Grid gr, FD_COEF_ARGS(T)) {
-    const Options o = {opt, 0, momentum, beta1, beta2, eps, 0.0, 0, 0};
+    const Options o = {opt, 0, beta2, eps, 0.0, 0, 0};
     for (i64 s = gr.global(); s < n_steps; s += gr.stride())
         step_coefficients<T>(s, step_scalars, first_step, o, shared != 0, coef, bias);
 }
 
 #define FD_SIM_PASS                                                                                             \
     w, buf, sq, lam, n, d, opt, lr_table, lr_segments, lr_rows, lr_ratio, lr_state, wd_table, wd_segments,     \
-        wd_rows, wd_ratio, wd_state, step_scalars, momentum, beta1, beta2, eps, on_drop, noise, seed, offset,  \
-        first_step, n_steps, every, rec_loss, rec_disp, rec_lr, n_rec, per_trajectory, coef, bias
+        wd_rows, wd_ratio, wd_state, mom_table, mom_segments, mom_rows, mom_ratio, mom_state, step_scalars,    \
+        beta2, eps, on_drop, noise, seed, offset, first_step, n_steps, every, rec_loss, rec_disp, rec_lr,      \
+        n_rec, per_trajectory, coef, bias
 
 #ifdef __CUDACC__
 extern "C" {

@@ -851,6 +851,18 @@ SIMULATIONS = [
          weight_decay=fd.exponential(0.01, gamma=0.99)),
     dict(curvature=np.linspace(0.1, 3.0, 40)[:, None], schedule=fd.constant(0.1), optimizer="momentum_lr_in_buffer"),
     dict(curvature=np.linspace(0.1, 3.0, 40)[:, None], schedule=fd.step(0.1, 0.9, 7), optimizer="gd"),
+    # scheduled momentum / beta1: shared (the lean kernel and recording), per trajectory (d = 1 and d > 1)
+    dict(curvature=np.linspace(0.1, 3.0, 40)[:, None], schedule=fd.one_cycle(0.3, 100), optimizer="nesterov",
+         momentum=fd.one_cycle(0.3, 100).momentum),
+    dict(curvature=np.linspace(0.1, 3.0, 45).reshape(15, 3), schedule=fd.one_cycle(0.05, 100), optimizer="adamw",
+         betas=(fd.one_cycle(0.05, 100).momentum, 0.99), weight_decay=0.01, every=6),
+    dict(curvature=np.linspace(0.1, 2.0, 20)[:, None], schedule=fd.multistep(0.3, 0.5, [30, 60]),
+         optimizer="momentum_lr_in_buffer", on_drop="rescale", noise=0.1,
+         momentum=fd.stack([fd.cyclic(0.01, 0.3, 11).momentum, fd.constant(0.7)] * 10)),
+    dict(curvature=np.linspace(0.1, 2.0, 24).reshape(6, 4), schedule=fd.cosine(0.05, 100), optimizer="adam",
+         betas=(fd.stack([fd.one_cycle(0.05, 100).momentum, fd.exponential(0.95, gamma=0.99)] * 3), 0.999)),
+    dict(curvature=np.linspace(0.1, 2.0, 24).reshape(8, 3), schedule=fd.exponential(0.2, gamma=[[0.97], [0.99]]),
+         optimizer="momentum", momentum=fd.cyclic(0.01, 0.3, 11).momentum, every=9),
 ]
 
 
@@ -869,8 +881,8 @@ def test_simulate_kernel_equals_cpu_backend(host, monkeypatch, case, dtype):
     want = fd.simulate(**kw)
 
     def gpu_chunk(*args):
-        opt, lr_rows, wd_rows, n_steps = args[5], args[7], args[11], args[24]
-        coef_shape, bias_shape = _plan.simulate_scratch(opt, lr_rows, wd_rows, n_steps)
+        opt, lr_rows, wd_rows, mom_rows, n_steps = args[5], args[7], args[11], args[15], args[26]
+        coef_shape, bias_shape = _plan.simulate_scratch(opt, lr_rows, wd_rows, mom_rows, n_steps)
         coef = np.full(coef_shape, np.nan, dtype=dtype) if coef_shape else None
         bias = np.full(bias_shape, np.nan) if bias_shape else None
         for kernel, plan, threads in _plan.simulate_plan(*args, coef, bias):
@@ -892,8 +904,8 @@ def _host_simulate_chunk(host, dtype):
     from fastdecay._gpu import _plan
 
     def gpu_chunk(*args):
-        opt, lr_rows, wd_rows, n_steps = args[5], args[7], args[11], args[24]
-        coef_shape, bias_shape = _plan.simulate_scratch(opt, lr_rows, wd_rows, n_steps)
+        opt, lr_rows, wd_rows, mom_rows, n_steps = args[5], args[7], args[11], args[15], args[26]
+        coef_shape, bias_shape = _plan.simulate_scratch(opt, lr_rows, wd_rows, mom_rows, n_steps)
         coef = np.full(coef_shape, np.nan, dtype=dtype) if coef_shape else None
         bias = np.full(bias_shape, np.nan) if bias_shape else None
         for kernel, plan, threads in _plan.simulate_plan(*args, coef, bias):
@@ -1155,7 +1167,7 @@ def test_gpu_updates_wrapper_refuses_mixed_devices_before_launch(gpu_on_host):
         np.testing.assert_array_equal(a, 1.0)
 
 
-@pytest.mark.parametrize("case", [0, 1, 2, 3, 4, 6])
+@pytest.mark.parametrize("case", [0, 1, 2, 3, 4, 6, 11, 12, 13, 14])
 def test_gpu_simulate_wrapper_equals_cpu(gpu_on_host, monkeypatch, case):
     from fastdecay._cpu import simulate as cpu
 
@@ -1164,12 +1176,15 @@ def test_gpu_simulate_wrapper_equals_cpu(gpu_on_host, monkeypatch, case):
     want = fd.simulate(**kw)
     monkeypatch.setattr(cpu, "simulate_chunk", simulate.simulate_chunk)
     got = fd.simulate(**kw)
-    shared = kw["schedule"].size == 1 and not (isinstance(kw.get("weight_decay"), fd.Schedule)
-                                               and kw["weight_decay"].size > 1)
     adam = kw["optimizer"] in ("adam", "adamw")
+    mom = kw.get("betas", (None,))[0] if adam else kw.get("momentum")
+    per_mom = isinstance(mom, fd.Schedule) and mom.size > 1
+    shared = kw["schedule"].size == 1 and not per_mom and not (isinstance(kw.get("weight_decay"), fd.Schedule)
+                                                               and kw["weight_decay"].size > 1)
     fast = shared and not kw.get("noise") and not kw.get("every")
+    # the coefficient kernel fills the shared table and a shared beta1's bias corrections
     assert set(runtime.launches) == ({"simulate_fast_f64"} if fast else {"simulate_f64"}) | (
-        {"simulate_coefficients_f64"} if shared or adam else set())
+        {"simulate_coefficients_f64"} if shared or (adam and not per_mom) else set())
     assert_update_close(got.w, want.w, np.float64)
     if kw.get("every"):
         np.testing.assert_array_equal(got.lr, want.lr)

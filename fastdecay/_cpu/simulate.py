@@ -63,7 +63,8 @@ from .schedule import TABLE, lr_at
 LR = 0
 WD = 1
 SCALE = 2
-N_SCALARS = 3
+MOM = 3
+N_SCALARS = 4
 
 # Per-trajectory exponential rates advance by one multiplication a step and
 # return to the closed form at every multiple of this many (global) steps:
@@ -280,19 +281,19 @@ def _buffer_scale(per_lr, use_momentum, on_drop, scale_shared, lr_table, lr_rows
 
 
 @njit(cache=True)
-def _generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta_shared, wd_shared, scale_shared, per_lr, per_wd,
-                  lr_table, lr_rows, lr_ratio, lr_state, wd_state, momentum, beta1, beta2, eps, on_drop,
+def _generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta_shared, wd_shared, scale_shared, mom_shared, per_lr,
+                  per_wd, per_mom, lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state, beta2, eps, on_drop,
                   z, sigma, record, rec_j, rec_loss, rec_disp):
     """One step of trajectories [i0, i1), any d, any option (noise, recording, first step):
     per-trajectory scalars, then a loop over the trajectory's d coordinates. ``z`` holds
-    the step's draws of the tile's lanes (element (i, k) is lane (i - i0) d + k), or None."""
+    the step's draws of the tile's lanes (element (i, k) is lane (i - i0) d + k), or None.
+    The momentum (Adam's beta1) of a trajectory is ``mom_state[i]`` or ``mom_shared``."""
     dt = w.dtype.type
     first = t == 0
     tf = float(t)
     adam = opt == ADAM or opt == ADAMW
-    use_momentum = (opt == MOMENTUM or opt == LR_IN_BUFFER or opt == NESTEROV) and momentum != 0.0
+    use_momentum = opt == MOMENTUM or opt == LR_IN_BUFFER or opt == NESTEROV
     nesterov = opt == NESTEROV
-    mom = momentum if use_momentum else 0.0
     if d == 1:
         # one element a trajectory (the noisy runs of sweeps): the elements in one flat loop
         in_buffer = opt == LR_IN_BUFFER
@@ -300,10 +301,11 @@ def _generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta_shared, wd_shared, sca
         for i in range(i0, i1):
             eta = lr_state[i] if per_lr else eta_shared
             wd = wd_state[i] if per_wd else wd_shared
+            mom = mom_state[i] if per_mom else mom_shared
             x = w[i]
             g = _gradient(lam[i], x, z, sigma, i - i0)
             if adam:
-                c = adam_scalars(eta, wd, tf, beta1, beta2, eps, opt == ADAMW, False)
+                c = adam_scalars(eta, wd, tf, mom, beta2, eps, opt == ADAMW, False)
                 w[i], buf[i], sq[i] = _adam(x, g, buf[i], sq[i], dt(c[1]), dt(c[2]), dt(c[3]), dt(c[4]),
                                             dt(c[5]), dt(c[6]), dt(c[7]), dt(c[8]), first)
             else:
@@ -323,12 +325,13 @@ def _generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta_shared, wd_shared, sca
     for i in range(i0, i1):
         eta = lr_state[i] if per_lr else eta_shared
         wd = wd_state[i] if per_wd else wd_shared
+        mom = mom_state[i] if per_mom else mom_shared
         # the trajectory's coordinates as slices indexed from 0 (the plain loops vectorize)
         wi = w[i * d:(i + 1) * d]
         li = lam[i * d:(i + 1) * d]
         zi = _lanes(z, (i - i0) * d, (i - i0 + 1) * d)
         if adam:
-            c = adam_scalars(eta, wd, tf, beta1, beta2, eps, opt == ADAMW, False)
+            c = adam_scalars(eta, wd, tf, mom, beta2, eps, opt == ADAMW, False)
             disp, loss = _adam_coords(wi, buf[i * d:(i + 1) * d], sq[i * d:(i + 1) * d], li, c, first, zi, sigma,
                                       record)
         else:
@@ -541,7 +544,8 @@ def _signature(dt, noisy):
         state, state, state, types.Array(dt, 1, "C", readonly=True), int64, int64,   # w, buf, sq, lam, d, opt
         TABLE, RO_INT64, RO_FLOAT64, float64[::1],                                  # lr source
         TABLE, RO_INT64, RO_FLOAT64, float64[::1],                                  # wd source
-        RO_SCALARS, float64, float64, float64, float64, int64,                      # step_scalars, options
+        TABLE, RO_INT64, RO_FLOAT64, float64[::1],                                  # momentum source
+        RO_SCALARS, float64, float64, int64,                                        # step_scalars, options
         float64, uint64, uint64,                                                    # noise, seed, offset
         int64, int64, int64, rec, rec, rec,                                         # steps, recording
         *scratch,                                                                   # noise scratch, lanes
@@ -569,8 +573,8 @@ def _readonly(a):
 
 
 def simulate_chunk(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_state, wd_table, wd_rows, wd_ratio,
-                   wd_state, step_scalars, momentum, beta1, beta2, eps, on_drop, noise, seed, offset, first_step,
-                   n_steps, every, rec_loss, rec_disp, rec_lr):
+                   wd_state, mom_table, mom_rows, mom_ratio, mom_state, step_scalars, beta2, eps, on_drop, noise, seed,
+                   offset, first_step, n_steps, every, rec_loss, rec_disp, rec_lr):
     """Run the kernel for ``w``'s dtype (see ``_simulate_chunk``). Each (dtype, noisy)
     kernel is compiled (or loaded from Numba's cache) on first use, so a float64-only,
     noiseless user never waits for the other builds. A noisy call gets its scratch
@@ -586,14 +590,15 @@ def simulate_chunk(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_stat
     else:
         scratch = (None, None, None)
     kernel(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_state, wd_table, wd_rows, wd_ratio, wd_state,
-           step_scalars, momentum, beta1, beta2, eps, on_drop, noise, seed, offset, first_step, n_steps, every,
-           rec_loss, rec_disp, rec_lr, *scratch)
+           mom_table, mom_rows, mom_ratio, mom_state, step_scalars, beta2, eps, on_drop, noise, seed, offset,
+           first_step, n_steps, every, rec_loss, rec_disp, rec_lr, *scratch)
 
 
 def _simulate_chunk(w, buf, sq, lam, d, opt,
                    lr_table, lr_rows, lr_ratio, lr_state,
                    wd_table, wd_rows, wd_ratio, wd_state,
-                   step_scalars, momentum, beta1, beta2, eps, on_drop,
+                   mom_table, mom_rows, mom_ratio, mom_state,
+                   step_scalars, beta2, eps, on_drop,
                    noise, seed, offset,
                    first_step, n_steps, every, rec_loss, rec_disp, rec_lr,
                    noise_scratch, lane_trajectory, lane_coordinate):
@@ -605,17 +610,20 @@ def _simulate_chunk(w, buf, sq, lam, d, opt,
                        momentum buffer / Adam's exp_avg, Adam's exp_avg_sq
                        (buf, sq may be empty when the optimizer has no such state)
         lam            (n*d,) curvature, read-only;  d: coordinates per trajectory
-        opt            optimizer code (OPTIMIZER_CODES)
+        opt            optimizer code (OPTIMIZER_CODES); the momentum family always keeps a
+                       buffer (a momentum that is the constant 0 runs as GD, the same bits)
         lr_table       (rows, segments, WIDTH) learning-rate schedules
         lr_rows        (n,) table row of each trajectory, or empty when shared
         lr_ratio       (n,) per-step factor of a plain exponential/constant row, NaN otherwise
         lr_state       (n,) current rate of each trajectory, carried between chunks; the
                        caller sets it to the rate at step 0 (``prepare_rates``)
         wd_*           the same four for the weight decay
-        step_scalars   (n_steps + 1, N_SCALARS) shared lr_t, wd_t and buffer scale per step
-                       of the chunk (``shared_step_scalars``: exponential rates by the same
-                       recurrence as per-trajectory ones)
-        momentum, beta1, beta2, eps, on_drop (rules.ON_DROP_*), noise (sigma)
+        mom_*          the same four for the momentum (Adam's beta1), read at the step
+                       like the rates
+        step_scalars   (n_steps + 1, N_SCALARS) shared lr_t, wd_t, buffer scale and
+                       momentum per step of the chunk (``shared_step_scalars``:
+                       exponential rates by the same recurrence as per-trajectory ones)
+        beta2, eps, on_drop (rules.ON_DROP_*), noise (sigma)
         seed, offset   Philox key and the global index of trajectory 0
         first_step, n_steps
         every          record every k-th step (0: no recording);
@@ -631,13 +639,13 @@ def _simulate_chunk(w, buf, sq, lam, d, opt,
     n = lam.shape[0] // d
     per_lr = lr_rows.shape[0] != 0
     per_wd = wd_rows.shape[0] != 0
+    per_mom = mom_rows.shape[0] != 0
     adam = opt == ADAM or opt == ADAMW
-    use_momentum = (opt == MOMENTUM or opt == LR_IN_BUFFER or opt == NESTEROV) and momentum != 0.0
-    mom = momentum if use_momentum else 0.0
+    use_momentum = opt == MOMENTUM or opt == LR_IN_BUFFER or opt == NESTEROV
     nesterov = opt == NESTEROV
     in_buffer = opt == LR_IN_BUFFER
-    # the vector loops: shared weight decay, and shared rates or one coordinate
-    fast_ok = (d == 1 or not per_lr) and not per_wd
+    # the vector loops: shared weight decay and momentum, and shared rates or one coordinate
+    fast_ok = (d == 1 or not per_lr) and not per_wd and not per_mom
     sigma = w.dtype.type(noise)
     tile = max(1, TILE_ELEMENTS // d)
     n_tiles = (n + tile - 1) // tile
@@ -653,6 +661,7 @@ def _simulate_chunk(w, buf, sq, lam, d, opt,
         lr_state_t, lr_ratio_t = lr_state[i0:i1], lr_ratio[i0:i1]
         lr_mult = _is_all_multiplicative(lr_ratio, i0, i1) if per_lr else True
         wd_mult = _is_all_multiplicative(wd_ratio, i0, i1) if per_wd else True
+        mom_mult = _is_all_multiplicative(mom_ratio, i0, i1) if per_mom else True
         # momentum with per-trajectory drops needs a per-trajectory buffer scale: generic path
         fast_tile = fast_ok and (not per_lr or not use_momentum or on_drop == 0 or lr_mult)
         if every > 0 and first_step == 0:
@@ -679,21 +688,24 @@ def _simulate_chunk(w, buf, sq, lam, d, opt,
                 _advance_rates(lr_table, lr_rows, lr_ratio, lr_state, i0, i1, t, lr_mult)
             if per_wd:
                 _advance_rates(wd_table, wd_rows, wd_ratio, wd_state, i0, i1, t, wd_mult)
+            if per_mom:
+                _advance_rates(mom_table, mom_rows, mom_ratio, mom_state, i0, i1, t, mom_mult)
             eta = step_scalars[s, LR]
             wd = step_scalars[s, WD]
             scale = step_scalars[s, SCALE]
+            mom = step_scalars[s, MOM]  # the momentum, or Adam's beta1
             if record and not generic:
                 _record_before(w, rec_disp, i0, i1, rec_j)
             if generic:
-                _generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta, wd, scale, per_lr, per_wd,
-                              lr_table, lr_rows, lr_ratio, lr_state, wd_state, momentum, beta1, beta2, eps,
+                _generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta, wd, scale, mom, per_lr, per_wd, per_mom,
+                              lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state, beta2, eps,
                               on_drop, z, sigma, record, rec_j, rec_loss, rec_disp)
             elif adam:
                 if per_lr:
                     _fast_adam_per_trajectory(w_t, buf_t, sq_t, lam_t, lr_state_t, lr_ratio_t, fused, wd, t,
-                                              beta1, beta2, eps, opt == ADAMW, z, sigma)
+                                              mom, beta2, eps, opt == ADAMW, z, sigma)
                 else:
-                    c = adam_scalars(eta, wd, float(t), beta1, beta2, eps, opt == ADAMW, False)
+                    c = adam_scalars(eta, wd, float(t), mom, beta2, eps, opt == ADAMW, False)
                     _fast_adam_shared(w_t, buf_t, sq_t, lam_t, c, t == 0, z, sigma)
             elif per_lr:
                 _fast_sgd_per_trajectory(w_t, buf_t, lam_t, lr_state_t, lr_ratio_t, fused, wd, mom, nesterov,
@@ -752,12 +764,13 @@ def _shared_rates(table, ratio, first_step, n, out, column):
         out[s, column] = v
 
 
-@njit(void(TABLE, TABLE, int64, int64, int64, float64[:, ::1]), cache=True)
-def shared_step_scalars(lr_table, wd_table, on_drop, first_step, n_steps, out):
-    """out[s] = (lr, wd, buffer scale) of row 0 of each table at step first_step + s,
-    for s in 0 .. n_steps (one more than the chunk)."""
+@njit(void(TABLE, TABLE, TABLE, int64, int64, int64, float64[:, ::1]), cache=True)
+def shared_step_scalars(lr_table, wd_table, mom_table, on_drop, first_step, n_steps, out):
+    """out[s] = (lr, wd, buffer scale, momentum) of row 0 of each table at step
+    first_step + s, for s in 0 .. n_steps (one more than the chunk)."""
     _shared_rates(lr_table, _row_ratio(lr_table, 0), first_step, n_steps + 1, out, LR)
     _shared_rates(wd_table, _row_ratio(wd_table, 0), first_step, n_steps + 1, out, WD)
+    _shared_rates(mom_table, _row_ratio(mom_table, 0), first_step, n_steps + 1, out, MOM)
     for s in range(n_steps + 1):
         out[s, SCALE] = buffer_scale_at(lr_table, 0, float(first_step + s), on_drop)
 

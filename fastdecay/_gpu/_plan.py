@@ -121,13 +121,14 @@ COEF_STRIDE = 12  # row length of the simulations' shared coefficient table (COE
 BIAS_CODES = tuple(r.code for r in RULES if r.bias_correction)  # the rules with Adam's bias corrections
 
 
-def simulate_scratch(opt, lr_rows, wd_rows, n_steps):
+def simulate_scratch(opt, lr_rows, wd_rows, mom_rows, n_steps):
     """Shapes of the per-chunk scratch the simulation kernels need, or None: the
-    shared coefficient table ``(n_steps, COEF_STRIDE)`` in the run's dtype (rates
-    shared by every trajectory) and Adam's bias corrections ``(n_steps, 2)`` float64."""
-    shared = lr_rows.size == 0 and wd_rows.size == 0
+    shared coefficient table ``(n_steps, COEF_STRIDE)`` in the run's dtype (rates and
+    momentum shared by every trajectory) and Adam's bias corrections ``(n_steps, 2)``
+    float64 (beta1 shared; a per-trajectory beta1 makes its own in each thread)."""
+    shared = lr_rows.size == 0 and wd_rows.size == 0 and mom_rows.size == 0
     coef = (max(int(n_steps), 1), COEF_STRIDE) if shared else None
-    bias = (max(int(n_steps), 1), 2) if int(opt) in BIAS_CODES else None
+    bias = (max(int(n_steps), 1), 2) if int(opt) in BIAS_CODES and mom_rows.size == 0 else None
     return coef, bias
 
 
@@ -136,8 +137,8 @@ def _ptr_or_null(a):
 
 
 def simulate_plan(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_state, wd_table, wd_rows, wd_ratio,
-                  wd_state, step_scalars, momentum, beta1, beta2, eps, on_drop, noise, seed, offset, first_step,
-                  n_steps, every, rec_loss, rec_disp, rec_lr, coef=None, bias=None):
+                  wd_state, mom_table, mom_rows, mom_ratio, mom_state, step_scalars, beta2, eps, on_drop, noise, seed,
+                  offset, first_step, n_steps, every, rec_loss, rec_disp, rec_lr, coef=None, bias=None):
     """Launches of one chunk from the arguments of ``fastdecay._cpu.simulate.simulate_chunk``
     (the shared call shape) and the scratch of ``simulate_scratch`` (``coef``, ``bias``):
     ``[(kernel, arguments, threads), ...]`` in order (kernel without its dtype suffix),
@@ -149,19 +150,19 @@ def simulate_plan(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_state
     # One thread a trajectory where its coordinates must cooperate: recording sums
     # over them (in the CPU's order), and per-trajectory rates carry one state per
     # trajectory between chunks (read by every coordinate, written once).
-    per_trajectory = d > 1 and (every > 0 or lr_rows.size > 0 or wd_rows.size > 0)
+    per_trajectory = d > 1 and (every > 0 or lr_rows.size > 0 or wd_rows.size > 0 or mom_rows.size > 0)
     launches = []
     if (coef is not None or bias is not None) and int(n_steps) > 0:
         launches.append(("simulate_coefficients", [
             ("ptr", step_scalars), ("i64", int(first_step)), ("i64", int(n_steps)), ("i32", int(opt)),
-            ("f64", momentum), ("f64", beta1), ("f64", beta2), ("f64", eps), ("i32", int(coef is not None)),
+            ("f64", beta2), ("f64", eps), ("i32", int(coef is not None)),
             _ptr_or_null(coef), _ptr_or_null(bias),
         ], int(n_steps)))
     if coef is not None and float(noise) == 0.0 and every == 0:
         # shared rates, no noise, no recording: the lean kernel
         launches.append(("simulate_fast", [
             _ptr_or_null(w), _ptr_or_null(buf), _ptr_or_null(sq), _ptr_or_null(lam), ("i64", n * d),
-            ("i32", int(opt)), ("f64", momentum), ("i64", int(first_step)), ("i64", int(n_steps)), _ptr_or_null(coef),
+            ("i32", int(opt)), ("i64", int(first_step)), ("i64", int(n_steps)), _ptr_or_null(coef),
         ], n * d))
         return launches
     launches.append(("simulate", [
@@ -171,7 +172,9 @@ def simulate_plan(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_state
         _ptr_or_null(lr_state),
         ("ptr", wd_table), ("i32", wd_table.shape[1]), _ptr_or_null(wd_rows), _ptr_or_null(wd_ratio),
         _ptr_or_null(wd_state),
-        ("ptr", step_scalars), ("f64", momentum), ("f64", beta1), ("f64", beta2), ("f64", eps),
+        ("ptr", mom_table), ("i32", mom_table.shape[1]), _ptr_or_null(mom_rows), _ptr_or_null(mom_ratio),
+        _ptr_or_null(mom_state),
+        ("ptr", step_scalars), ("f64", beta2), ("f64", eps),
         ("i32", int(on_drop)), ("f64", noise), ("u64", int(seed)), ("u64", int(offset)),
         ("i64", int(first_step)), ("i64", int(n_steps)), ("i64", every),
         _ptr_or_null(rec_loss), _ptr_or_null(rec_disp), _ptr_or_null(rec_lr),

@@ -12,8 +12,8 @@ from . import _runtime as rt
 
 
 def simulate_chunk(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_state, wd_table, wd_rows, wd_ratio,
-                   wd_state, step_scalars, momentum, beta1, beta2, eps, on_drop, noise, seed, offset, first_step,
-                   n_steps, every, rec_loss, rec_disp, rec_lr):
+                   wd_state, mom_table, mom_rows, mom_ratio, mom_state, step_scalars, beta2, eps, on_drop, noise, seed,
+                   offset, first_step, n_steps, every, rec_loss, rec_disp, rec_lr):
     """Advance every trajectory by steps ``first_step .. first_step + n_steps - 1`` in place.
 
     Where every trajectory shares the rates, a first launch turns the chunk's
@@ -25,13 +25,13 @@ def simulate_chunk(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_stat
     device = rt.device_of(w)
     suffix = "f32" if w.dtype == np.float32 else "f64"
     with rt.context(device):
-        coef_shape, bias_shape = _plan.simulate_scratch(opt, lr_rows, wd_rows, n_steps)
+        coef_shape, bias_shape = _plan.simulate_scratch(opt, lr_rows, wd_rows, mom_rows, n_steps)
         coef = rt.empty(coef_shape, w.dtype, device) if coef_shape else None
         bias = rt.empty(bias_shape, np.float64, device) if bias_shape else None
         for kernel, args, threads in _plan.simulate_plan(
                 w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_state, wd_table, wd_rows, wd_ratio,
-                wd_state, step_scalars, momentum, beta1, beta2, eps, on_drop, noise, seed, offset, first_step,
-                n_steps, every, rec_loss, rec_disp, rec_lr, coef, bias):
+                wd_state, mom_table, mom_rows, mom_ratio, mom_state, step_scalars, beta2, eps, on_drop, noise, seed,
+                offset, first_step, n_steps, every, rec_loss, rec_disp, rec_lr, coef, bias):
             if threads:
                 rt.launch("simulate.cu", f"{kernel}_{suffix}", _plan.blocks_for(threads), _plan.THREADS, args,
                           device)

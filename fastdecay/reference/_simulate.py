@@ -66,8 +66,9 @@ def simulate_quadratic(curvature: ArrayLike, lr: RateFn, *, steps: int, optimize
                        noise: float = 0.0, seed: int = 0, trajectory: int = 0) -> tuple[FloatArray, FloatArray]:
     """Every iterate of one trajectory on f(w) = 1/2 sum_i curvature_i w_i^2.
 
-    ``lr`` and ``weight_decay`` are floats or callables of the step (a Schedule is
-    one); ``drops`` lists the steps where the rate falls discontinuously (where
+    ``lr``, ``weight_decay``, ``momentum`` and ``betas[0]`` are floats or callables of
+    the step (a Schedule is one; Adam's bias correction takes the step's beta1, as
+    torch's Adam does when a scheduler cycles it); ``drops`` lists the steps where the rate falls discontinuously (where
     ``on_drop`` acts). Returns ``(w, lrs)``: ``w`` of shape ``(steps + 1, d)`` (row t
     is w_t) and ``lrs`` of shape ``(steps,)``.
 
@@ -82,11 +83,13 @@ def simulate_quadratic(curvature: ArrayLike, lr: RateFn, *, steps: int, optimize
     lrs = []
     buf = np.zeros(d)   # torch's momentum_buffer, or v of the lr-in-buffer form, or Adam's exp_avg
     sq = np.zeros(d)    # Adam's exp_avg_sq
-    beta1, beta2 = betas
+    beta2 = betas[1]
     drops = set(int(t) for t in drops)
     for t in range(steps):
         eta = _value(lr, t)
         wd = _value(weight_decay, t)
+        mu = _value(momentum, t)
+        beta1 = _value(betas[0], t)
         lrs.append(eta)
         g = lam * w
         if noise:
@@ -103,10 +106,10 @@ def simulate_quadratic(curvature: ArrayLike, lr: RateFn, *, steps: int, optimize
         if optimizer == "gd":
             w = w - eta * g
         elif optimizer in ("momentum", "nesterov"):
-            buf = g.copy() if t == 0 else momentum * buf + g   # torch: buffer = gradient on step 0
-            w = w - eta * (g + momentum * buf if optimizer == "nesterov" else buf)
+            buf = g.copy() if t == 0 else mu * buf + g   # torch: buffer = gradient on step 0
+            w = w - eta * (g + mu * buf if optimizer == "nesterov" else buf)
         elif optimizer == "momentum_lr_in_buffer":
-            buf = momentum * buf + eta * g                      # v_0 = eta_0 g_0
+            buf = mu * buf + eta * g                      # v_0 = eta_0 g_0
             w = w - buf
         elif optimizer in ("adam", "adamw"):
             buf = beta1 * buf + (1.0 - beta1) * g
