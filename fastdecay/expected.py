@@ -25,9 +25,10 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 import numpy as np
 from numpy.typing import NDArray
 
+from . import _dispatch as D
+from . import _layout as L
 from . import _rules as R
 from . import _validate as V
-from . import _dispatch as D
 from ._dispatch import NUMPY, TORCH_CPU, TORCH_CUDA, backend_of
 from .diagnostics import adam_effective_step
 from ._typing import DeviceArray, FloatArray, RealArrayLike
@@ -62,6 +63,8 @@ _NO_MASK.flags.writeable = False
 # batch-size grids as two propagations (noiseless + unit noise) where that is less work
 _SPLIT_BY_BATCH = True
 
+_NO_MOMENTUM = constant(0.0)
+
 
 @dataclass(frozen=True)
 class ExpectedLoss(Generic[_ArrayT]):
@@ -91,7 +94,6 @@ class _Problem:
     batch: tuple
     d: int
     opt: int
-    momentum: float
     on_drop: int
     lr: Schedule
     lam: np.ndarray          # (rows, d) curvature table, lam_rows (n,) its row per trajectory
@@ -102,6 +104,8 @@ class _Problem:
     lr_rows: np.ndarray      # (R,) learning-rate row of each rate row
     wd_rows: np.ndarray      # (R,) weight-decay row of each rate row
     wd_table: np.ndarray
+    mom_rows: np.ndarray     # (R,) momentum row of each rate row
+    mom_table: np.ndarray
     coef_rows: np.ndarray    # (n,) rate row of each trajectory
     w0: np.ndarray           # broadcastable to (*batch, d)
     w0_var: np.ndarray
@@ -154,9 +158,12 @@ def _prepare(curvature, schedule, *, steps, optimizer, momentum, noise, batch_si
     V.choice("optimizer", optimizer, OPTIMIZERS)
     V.choice("on_drop", on_drop, ON_DROP)
     steps = V.integer("steps", steps, high=2**53)
-    momentum = V.real("momentum", momentum, low=0.0)
     lr_s = _schedule_arg("schedule", schedule)
     wd_s = _schedule_arg("weight_decay", weight_decay)
+    # a momentum of 0 throughout (or plain GD) runs as GD, bit for bit
+    mom_s = _schedule_arg("momentum", momentum)
+    if optimizer == "gd" or L.is_constant_zero(mom_s.rows()):
+        optimizer, mom_s = "gd", _NO_MOMENTUM
     lam = V.real_array("curvature", curvature)
     if lam.ndim < 1 or lam.shape[-1] < 1:
         raise ValueError(f"curvature must have shape (*batch, d) with d >= 1, got shape {lam.shape}")
@@ -164,13 +171,13 @@ def _prepare(curvature, schedule, *, steps, optimizer, momentum, noise, batch_si
         raise ValueError(f"curvature must be finite (negative values are allowed), got {curvature!r}")
     sizes = V.real_array("batch_size", batch_size, low=0.0, low_open=True)
     try:
-        base = np.broadcast_shapes(lam.shape[:-1], lr_s.batch_shape, wd_s.batch_shape)
+        base = np.broadcast_shapes(lam.shape[:-1], lr_s.batch_shape, wd_s.batch_shape, mom_s.batch_shape)
         batch = np.broadcast_shapes(base, sizes.shape, extra)
     except ValueError:
         raise ValueError(
             f"the curvature batch {lam.shape[:-1]} (curvature shape {lam.shape}), the schedule batch_shape "
-            f"{lr_s.batch_shape}, the weight_decay batch_shape {wd_s.batch_shape} and the batch_size shape "
-            f"{sizes.shape} must broadcast together"
+            f"{lr_s.batch_shape}, the weight_decay batch_shape {wd_s.batch_shape}, the momentum batch_shape "
+            f"{mom_s.batch_shape} and the batch_size shape {sizes.shape} must broadcast together"
         ) from None
     d = lam.shape[-1]
     full = batch + (d,)
@@ -184,15 +191,16 @@ def _prepare(curvature, schedule, *, steps, optimizer, momentum, noise, batch_si
                              f"(batch {batch}, {d} coordinates)") from None
         arrays[name] = arr
 
-    rate_shape = np.broadcast_shapes(lr_s.batch_shape, wd_s.batch_shape)
+    rate_shape = np.broadcast_shapes(lr_s.batch_shape, wd_s.batch_shape, mom_s.batch_shape)
     lam_table, lam_rows = _row_table(lam, batch, d)
     var_table, var_rows = _row_table(arrays["noise"] ** 2, batch, d)
     return _Problem(
-        backend=backend, batch=batch, d=d, opt=R.CODES[optimizer], momentum=momentum,
+        backend=backend, batch=batch, d=d, opt=R.CODES[optimizer],
         on_drop=R.ON_DROP_CODES[on_drop], lr=lr_s, lam=lam_table, lam_rows=lam_rows, var=var_table,
         var_rows=var_rows, inv_batch=_readonly(1.0 / np.broadcast_to(sizes, batch).reshape(-1)),
         lr_rows=_rows(lr_s.batch_shape, rate_shape), wd_rows=_rows(wd_s.batch_shape, rate_shape),
-        wd_table=wd_s.rows(), coef_rows=_rows(rate_shape, batch), w0=arrays["w0"], w0_var=arrays["w0_var"],
+        wd_table=wd_s.rows(), mom_rows=_rows(mom_s.batch_shape, rate_shape), mom_table=mom_s.rows(),
+        coef_rows=_rows(rate_shape, batch), w0=arrays["w0"], w0_var=arrays["w0_var"],
         base=base, sizes=sizes, noise=arrays["noise"],
     ), steps
 
@@ -257,7 +265,7 @@ class _Moments:
         mw[...] = problem.w0
         sww[...] = problem.w0 ** 2 + problem.w0_var
         self.mw, self.sww = backend.to_device(mw.reshape(-1)), backend.to_device(sww.reshape(-1))
-        buffered = problem.opt != cpu.GD and problem.momentum != 0.0
+        buffered = problem.opt != cpu.GD
         # the buffer starts at zero (its first value is the rule's, whatever it held)
         self.mb, self.swb, self.sbb = (backend.zeros(n * d if buffered else 0) for _ in range(3))
         self.n_blocks = backend.tiles_per_trajectory(n, d)
@@ -275,8 +283,8 @@ class _Moments:
         recorded sums into partial (see ``fastdecay._cpu.expected.propagate``)."""
         p = self.p
         coef = np.empty((self.rate_rows, count, self.cpu.N_COEF))
-        self.cpu.step_coefficients(p.lr.rows(), p.lr_rows, p.wd_table, p.wd_rows, p.opt, p.momentum, p.on_drop,
-                                   first, count, coef)
+        self.cpu.step_coefficients(p.lr.rows(), p.lr_rows, p.wd_table, p.wd_rows, p.mom_table, p.mom_rows, p.opt,
+                                   p.on_drop, first, count, coef)
         self.backend.kernels.propagate(self.mw, self.mb, self.sww, self.swb, self.sbb, p.lam, p.lam_rows, p.var,
                                        p.var_rows, p.inv_batch, _readonly(coef), p.coef_rows, active, p.d,
                                        self.n_blocks, first, count, every, first_record, partial)
@@ -405,8 +413,12 @@ def expected_loss(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: 
     of one noiseless ``fd.simulate`` trajectory per batch element (a 2x2 matrix
     product per coordinate and step; one multiplication for plain SGD).
 
+    ``momentum`` is a number, an array (a batch of constants) or a schedule read at
+    every step like the rate (``fd.one_cycle(...).momentum`` is torch's cycled
+    momentum): A_t and c_t then take the step's momentum.
+
     Shapes: ``curvature`` is ``(*batch, d)`` (1-D: one problem); the batch shapes
-    of ``schedule``, ``weight_decay`` and the shape of ``batch_size`` broadcast
+    of ``schedule``, ``weight_decay``, ``momentum`` and the shape of ``batch_size`` broadcast
     with the curvature's batch (so ``fd.constant(lrs[:, None])`` with
     ``batch_size=sizes`` is every rate at every batch size in one call);
     ``noise``, ``w0`` and ``w0_var`` broadcast to ``(*batch, d)``. The second

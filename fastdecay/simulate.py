@@ -151,8 +151,8 @@ def simulate(
 def simulate(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, optimizer: str = "gd",
              w0: RealArrayLike | DeviceArray = 1.0, momentum: Schedule | RealArrayLike = 0.9,
              betas: tuple[Schedule | float, float] = (0.9, 0.999), eps: float = 1e-8,
-             weight_decay: Schedule | RealArrayLike = 0.0, on_drop: str = "keep", noise: float = 0.0, seed: int = 0, every: int | None = None, dtype: DTypeLike = np.float64,
-             trajectory_offset: int = 0, progress: Callable[[int, int], object] | None = None,
+             weight_decay: Schedule | RealArrayLike = 0.0, on_drop: str = "keep", noise: float = 0.0, seed: int = 0,
+             every: int | None = None, dtype: DTypeLike = np.float64, trajectory_offset: int = 0, progress: Callable[[int, int], object] | None = None,
              chunk_steps: int | None = None, threads: int | None = None) -> SimulationResult[Any]:
     """Run a batch of optimizer trajectories on f(w) = ½ Σ_i λ_i w_i².
 
@@ -279,7 +279,7 @@ def simulate(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, 
     else:
         xp, device = np, contextlib.nullcontext()
     rule = R.BY_NAME[optimizer]
-    if "momentum" in rule.options and _is_zero(mom_s):
+    if "momentum" in rule.options and L.is_constant_zero(mom_s.rows()):
         rule = R.BY_NAME["gd"]  # heavy ball, Nesterov and lr-in-buffer with momentum 0 are GD, bit for bit
     has_buffer = bool(rule.buffers)
     n_rec = steps // every + 1 if every else 0
@@ -391,12 +391,6 @@ def _beta1_schedule(betas: Any) -> tuple[Schedule, float]:
         return betas[0], beta2
     beta1, beta2 = V.betas(betas)
     return as_schedule(beta1, "betas[0]"), beta2
-
-
-def _is_zero(s: Schedule) -> bool:
-    """Whether every row of ``s`` is the constant 0."""
-    table = s.rows()
-    return table.shape[1] == 1 and bool(np.all(table[:, 0, L.KIND] == L.CONSTANT) and np.all(table[:, 0, L.P0] == 0))
 
 
 def _device_curvature(curvature: Any) -> Any:

@@ -190,7 +190,7 @@ def test_adam_is_refused_with_a_pointer_to_monte_carlo(optimizer):
     (dict(batch_size=[1, 2, 3]), ValueError, "batch_size shape"),
     (dict(w0=np.nan), ValueError, "w0 must be finite"),
     (dict(w0_var=-1.0), ValueError, "w0_var must be >= 0"),
-    (dict(momentum="high"), TypeError, "momentum must be a real number"),
+    (dict(momentum="high"), TypeError, "momentum must be a number"),
     (dict(weight_decay=-0.1), ValueError, "weight_decay must be >= 0"),
     (dict(schedule=fd.constant([0.1, 0.2, 0.3])), ValueError, "schedule batch_shape"),
     (dict(curvature=[[]]), ValueError, "curvature must have shape"),

@@ -58,17 +58,19 @@ COEF = types.Array(float64, 3, "C", readonly=True)
 STATE = float64[::1]
 
 
-@njit(void(TABLE, RO_INT64, TABLE, RO_INT64, int64, float64, int64, int64, int64, float64[:, :, ::1]),
+@njit(void(TABLE, RO_INT64, TABLE, RO_INT64, TABLE, RO_INT64, int64, int64, int64, int64, float64[:, :, ::1]),
       parallel=True, cache=True, error_model="numpy")
-def step_coefficients(lr_table, lr_rows, wd_table, wd_rows, opt, momentum, on_drop, first_step, n_steps, out):
+def step_coefficients(lr_table, lr_rows, wd_table, wd_rows, mom_table, mom_rows, opt, on_drop, first_step, n_steps,
+                      out):
     """out[r, s] = the step's coefficients (WW .. BB) of rate row r at step first_step + s.
 
-    Row r reads learning-rate row lr_rows[r] and weight-decay row wd_rows[r]. The
-    weight decay is coupled (added to the gradient), as in ``fd.simulate``; the
-    buffer's on_drop factor is the one ``fd.sgd_step`` applies.
+    Row r reads learning-rate row lr_rows[r], weight-decay row wd_rows[r] and
+    momentum row mom_rows[r] (a schedule, read at the step as in ``fd.simulate``;
+    every rule but GD keeps its buffer). The weight decay is coupled (added to the
+    gradient), as in ``fd.simulate``; the buffer's on_drop factor is the one
+    ``fd.sgd_step`` applies.
     """
-    use_momentum = opt != GD and momentum != 0.0
-    mom = momentum if use_momentum else 0.0
+    use_momentum = opt != GD
     nesterov = opt == NESTEROV
     in_buffer = opt == LR_IN_BUFFER
     for r in prange(out.shape[0]):
@@ -76,6 +78,7 @@ def step_coefficients(lr_table, lr_rows, wd_table, wd_rows, opt, momentum, on_dr
             t = float(first_step + s)
             lr = lr_at(lr_table, lr_rows[r], t)
             wd = lr_at(wd_table, wd_rows[r], t)
+            mom = lr_at(mom_table, mom_rows[r], t) if use_momentum else 0.0
             scale = buffer_scale_at(lr_table, lr_rows[r], t, on_drop) if use_momentum else 1.0
             first = t == 0.0
             c = sgd_scalars(lr, wd, first, scale, mom, 0.0, nesterov, False, False, in_buffer)

@@ -46,7 +46,7 @@ def expected_moments(curvature: ArrayLike, lr: RateFn, *, steps: int, optimizer:
     """Exact moments of noisy SGD on f(w) = 1/2 sum_k curvature_k w_k^2, gradient noise
     ``noise``/sqrt(``batch_size``) per coordinate.
 
-    ``lr`` and ``weight_decay`` are floats or callables of the step; ``drops`` lists
+    ``lr``, ``weight_decay`` and ``momentum`` are floats or callables of the step; ``drops`` lists
     the steps where the rate falls (where ``on_drop`` acts on the buffer). Returns
     ``(loss, mean, second_moment)``: the expected loss E[1/2 sum lam w^2] at steps
     0 .. steps (shape (steps + 1,)), and E w, E w^2 per coordinate at the end.
@@ -75,7 +75,7 @@ def expected_moments(curvature: ArrayLike, lr: RateFn, *, steps: int, optimizer:
             elif on_drop == "rescale":
                 scale = eta / _value(lr, t - 1)
         for k in range(d):
-            A, c = _step_matrix(optimizer, lam[k], eta, wd, momentum, scale)
+            A, c = _step_matrix(optimizer, lam[k], eta, wd, _value(momentum, t), scale)
             m[k] = A @ m[k]
             S[k] = A @ S[k] @ A.T + q[k] * np.outer(c, c)
         losses.append(0.5 * np.sum(lam * S[:, 0, 0]))
