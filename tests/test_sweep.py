@@ -272,7 +272,7 @@ def test_dry_run_describes_and_writes_nothing(tmp_path, capsys):
     ("run", "steps", True, "run.steps: must be an integer, got the boolean True"),
     ("run", "seed", 2**63, "run.seed: must be < 2**63"),
     ("optimizer", "noise", float("nan"), "optimizer[0].noise: must be a finite number >= 0, got nan"),
-    ("optimizer", "momentum", "0.9", "optimizer[0].momentum: must be a real number, got '0.9'"),
+    ("optimizer", "momentum", 0.9j, "optimizer[0].momentum: must be a real number, got the complex number 0.9j"),
     ("optimizer", "eps", 0.0, "optimizer[0].eps: must be > 0, got 0.0"),
 ])
 def test_dict_config_values_go_through_the_shared_checks(table, key, value, needle):

@@ -50,6 +50,9 @@ The config format (``examples/sweep.toml`` is a documented example)::
     on_drop = ["keep", "reset", "rescale"]
     # noise = 0.0, weight_decay = 0.0, betas = [0.9, 0.999], eps = 1e-8,
     # batch_size = [1, 8, 64]   # gradient noise is noise / sqrt(batch_size)
+    # momentum (and betas[0]) may be "companion" (each schedule's own cycled momentum,
+    # one_cycle and cyclic schedules) or a schedule table, e.g.
+    # momentum = {kind = "cosine", lr = 0.95, total_steps = 1000, min_lr = 0.85}
 
 With ``mode = "expected"`` each trajectory is the exact expectation over the gradient
 noise (``fd.expected_loss``: gd, momentum, momentum_lr_in_buffer and nesterov; Adam is

@@ -9,6 +9,7 @@ into the chunks that are files on disk and tasks on a Dask cluster.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import inspect
 import itertools
@@ -27,11 +28,15 @@ from .._rules import NAMES as OPTIMIZERS
 from .._rules import ON_DROP
 from .._typing import FloatArray
 
-__all__ = ["SweepConfigError", "parse_config", "config_hash", "build_schedule", "ChunkPlan", "chunk_plan",
-           "sweep_mode", "result_arrays", "FORMAT", "OPTIMIZERS", "ON_DROP", "MODES", "EXPECTED_OPTIMIZERS"]
+__all__ = ["SweepConfigError", "parse_config", "config_hash", "build_schedule", "build_momentum", "ChunkPlan",
+           "chunk_plan", "sweep_mode", "result_arrays", "FORMAT", "OPTIMIZERS", "ON_DROP", "MODES",
+           "EXPECTED_OPTIMIZERS", "COMPANION", "momentum_label"]
 
 FORMAT = 1
 MODES = ("monte_carlo", "expected")
+# ``momentum = "companion"`` (or ``betas = ["companion", beta2]``): each schedule's own momentum
+# companion (``fd.one_cycle(...).momentum``, ``fd.cyclic(...).momentum``), torch's cycle_momentum
+COMPANION = "companion"
 
 
 # A normalised sweep config (``parse_config``): a plain, JSON-able dict.
@@ -295,8 +300,13 @@ def _check_optimizer(loc: _Locator, i: int, point: Mapping[str, Any], mode: str)
         return _checked(loc, "optimizer", i, key, check, point[key], **bounds)
 
     out = dict(point)
-    out["momentum"] = check("momentum", V.real, low=0.0, high=1.0, high_open=True)
-    out["betas"] = list(check("betas", lambda name, value: V.betas(value, name)))
+    out["momentum"] = _momentum_value(loc, i, "momentum", point["momentum"], check)
+    betas = point["betas"]
+    if isinstance(betas, list) and len(betas) == 2 and isinstance(betas[0], (str, dict)):
+        beta1 = _momentum_value(loc, i, "betas", betas[0], check, high=1.0)
+        out["betas"] = [beta1, check("betas", lambda name, value: V.betas((0.0, value[1]), name))[1]]
+    else:
+        out["betas"] = list(check("betas", lambda name, value: V.betas(value, name)))
     out["eps"] = check("eps", V.real, low=0.0, low_open=True)
     out["weight_decay"] = check("weight_decay", V.real, low=0.0)
     out["noise"] = check("noise", V.real, low=0.0)
@@ -304,6 +314,88 @@ def _check_optimizer(loc: _Locator, i: int, point: Mapping[str, Any], mode: str)
     if "batch_size" in point:
         out["batch_size"] = check("batch_size", V.integer, low=1)
     return out
+
+
+def _momentum_value(loc: _Locator, i: int, key: str, value: Any, check: Callable[..., Any],
+                    high: float | None = None) -> Any:
+    """A momentum (``key`` "momentum") or Adam beta1 (``key`` "betas", its first entry) of one
+    optimizer setting: a number in [0, 1), ``"companion"``, or a schedule table
+    ``{kind = ..., <parameters>, warmup = ...}`` (normalised as a ``[[schedule]]`` entry)."""
+    if value == COMPANION:
+        return value
+    if not isinstance(value, (str, dict)):
+        if key == "betas":
+            return value  # a number: checked with beta2 by V.betas
+        return check(key, V.real, low=0.0, high=1.0, high_open=True)
+    if isinstance(value, str):
+        raise loc.error(f"must be a number, {COMPANION!r} or a schedule table {{kind = ..., ...}}, got {value!r}",
+                        "optimizer", i, key)
+    kinds = S.SCHEDULE_KINDS
+    kind = value.get("kind")
+    if kind not in kinds:
+        raise loc.error(f"a schedule table needs kind = one of {', '.join(kinds)}, got {kind!r}", "optimizer", i,
+                        key)
+    known = set(inspect.signature(kinds[kind]).parameters) | {"kind", "warmup"}
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise loc.error(f"unknown parameter {unknown[0]!r} of kind {kind!r} (allowed: {', '.join(sorted(known))})",
+                        "optimizer", i, key)
+    entry = {"kind": kind, "params": {k: v for k, v in value.items() if k not in ("kind", "warmup")},
+             "warmup": value.get("warmup", 0)}
+    try:
+        schedule = build_schedule(entry)
+    except (ValueError, TypeError) as exc:
+        raise loc.error(f"{exc}", "optimizer", i, key) from None
+    if schedule.batch_shape != ():
+        raise loc.error(f"a schedule table gives one schedule (list the values of a grid as a list of tables), got "
+                        f"batch_shape {schedule.batch_shape}", "optimizer", i, key)
+    if high is not None and not float(np.max(schedule.table(1))) < high:
+        raise loc.error(f"must stay below {high:g}, got a schedule starting at {float(schedule(0))!r}", "optimizer",
+                        i, key)
+    return entry
+
+
+def momentum_label(value: Any) -> str:
+    """A normalised momentum (or beta1) value as labels and tables show it: the number,
+    ``"companion"``, or ``kind(parameters)`` of a schedule table."""
+    if isinstance(value, dict):
+        inner = ",".join(f"{k}={v:g}" if _toml_number(v) else f"{k}={v}" for k, v in value["params"].items())
+        return f"{value['kind']}({inner})"
+    return f"{value:g}" if _toml_number(value) else str(value)
+
+
+def build_momentum(value: Any, plan: ChunkPlan, rows: np.ndarray) -> Any:
+    """The momentum (or Adam beta1) of one normalised optimizer setting for trajectories
+    whose schedules are ``rows`` (indices into the config's schedules) of ``plan``: the
+    number, its schedule, or the batch of those schedules' momentum companions."""
+    if isinstance(value, dict):
+        return build_schedule(value)
+    if value == COMPANION:
+        return plan.companions[rows]
+    return value
+
+
+def _companion(entry: dict[str, Any]) -> S.Schedule | None:
+    """The momentum companion of a normalised schedule entry, or None."""
+    if entry["warmup"]:
+        return None
+    try:
+        return build_schedule(entry).momentum
+    except AttributeError:
+        return None
+
+
+def _check_companions(loc: _Locator, schedules: list[dict[str, Any]], optimizers: list[dict[str, Any]]) -> None:
+    """Every schedule has a momentum companion where an optimizer asks for it."""
+    for i, opt in enumerate(optimizers):
+        for key, value in (("momentum", opt["momentum"]), ("betas", opt["betas"][0])):
+            if value != COMPANION or (key == "momentum") != (opt["kind"] not in ("adam", "adamw")):
+                continue
+            for e in schedules:
+                if _companion(e) is None:
+                    raise loc.error(f"{COMPANION!r} takes each schedule's momentum companion, which only one_cycle "
+                                    f"and cyclic schedules without warmup have; schedule {e['label']!r} has none",
+                                    "optimizer", i, key)
 
 
 def _normalise_optimizers(loc: _Locator, specs: Any, mode: str) -> list[dict[str, Any]]:
@@ -324,9 +416,14 @@ def _normalise_optimizers(loc: _Locator, specs: Any, mode: str) -> list[dict[str
             raise loc.error(f"must be a string, got {label!r}", "optimizer", i, "label")
         spec.setdefault("kind", "gd")
 
+        def momentum_single(x: Any) -> bool:
+            return not isinstance(x, list)  # checked (and explained) by _momentum_value
+
         def single_of(key: str) -> Callable[[Any], bool]:
             if key == "betas":
-                return lambda x: isinstance(x, list) and len(x) == 2 and all(_toml_number(v) for v in x)
+                return lambda x: isinstance(x, list) and len(x) == 2 and momentum_single(x[0]) and _toml_number(x[1])
+            if key == "momentum":
+                return momentum_single
             return _scalar_param
 
         for point, varying in _expand(loc, "optimizer", i, spec, set(), single_of):
@@ -335,7 +432,9 @@ def _normalise_optimizers(loc: _Locator, specs: Any, mode: str) -> list[dict[str
                 del full["batch_size"]
             shown = {k: v for k, v in varying.items() if k != "kind"}
             if "betas" in shown:
-                shown["betas"] = "/".join(f"{x:g}" for x in shown["betas"])
+                shown["betas"] = "/".join(momentum_label(x) for x in full["betas"])
+            if "momentum" in shown:
+                shown["momentum"] = momentum_label(full["momentum"])
             base = label or full["kind"]
             if label is None and full["kind"] in ("momentum", "momentum_lr_in_buffer", "nesterov") and "on_drop" in spec:
                 shown.setdefault("on_drop", full["on_drop"])
@@ -392,12 +491,14 @@ def parse_config(config: str | os.PathLike[str] | dict[str, Any], *, path: str |
     run = _normalise_run(loc, need("run"))
     curvatures = _normalise_curvatures(loc, need("curvatures"))
     schedules = _normalise_schedules(loc, need("schedule"))
+    optimizers = _normalise_optimizers(loc, table.get("optimizer"), run.get("mode", "monte_carlo"))
+    _check_companions(loc, schedules, optimizers)
     return {
         "format": FORMAT,
         "run": run,
         "curvatures": curvatures,
         "schedules": schedules,
-        "optimizers": _normalise_optimizers(loc, table.get("optimizer"), run.get("mode", "monte_carlo")),
+        "optimizers": optimizers,
         "out": out_dir,
     }
 
@@ -444,6 +545,11 @@ class ChunkPlan:
     curvatures: FloatArray
     schedule: S.Schedule  # the stacked batch, batch_shape (n_schedules,)
     chunks: tuple[tuple[int, int, int], ...]  # (optimizer index, first flat index, end) per chunk
+
+    @functools.cached_property
+    def companions(self):
+        """The schedules' momentum companions, stacked like ``schedule``."""
+        return S.stack([_companion(e) for e in self.config["schedules"]])
 
     @property
     def shape(self) -> tuple[int, int, int]:

@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 
 from .._typing import FloatArray
 
-from .config import SweepConfigError, build_schedule, chunk_plan, result_arrays, sweep_mode
+from .config import SweepConfigError, build_schedule, chunk_plan, momentum_label, result_arrays, sweep_mode
 from ._store import MANIFEST, atomic_write, describe_bad, read_chunks, read_manifest
 
 if TYPE_CHECKING:
@@ -116,9 +116,10 @@ class SweepResult:
             return opt_cols, sched_cols
         opts, scheds = self.config["optimizers"], self.config["schedules"]
         opt_cols["optimizer_kind"] = [e["kind"] for e in opts]
+        # momentum and beta1: a number, or its text ("companion", "cosine(lr=0.95,...)") for a schedule
         for key in ("momentum", "eps", "weight_decay", "on_drop", "noise"):
-            opt_cols[f"optimizer_{key}"] = [e[key] for e in opts]
-        opt_cols["optimizer_beta1"] = [e["betas"][0] for e in opts]
+            opt_cols[f"optimizer_{key}"] = [_momentum_column(e[key]) if key == "momentum" else e[key] for e in opts]
+        opt_cols["optimizer_beta1"] = [_momentum_column(e["betas"][0]) for e in opts]
         opt_cols["optimizer_beta2"] = [e["betas"][1] for e in opts]
         opt_cols["optimizer_batch_size"] = [e.get("batch_size", 1) for e in opts]
         sched_cols["schedule_kind"] = [e["kind"] for e in scheds]
@@ -255,6 +256,10 @@ class SweepResult:
                                               f"trajectories, {opt}", diverged=self.diverged[o][:, picks].T)
                 paths.append(plots.save(fig, os.path.join(out_dir, f"loss_{o}.png")))
         return paths
+
+
+def _momentum_column(v: Any) -> object:
+    return v if isinstance(v, (int, float)) else momentum_label(v)
 
 
 def _column_value(v: object) -> object:

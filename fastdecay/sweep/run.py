@@ -14,7 +14,7 @@ from typing import IO, TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-from .config import Config, SweepConfigError, chunk_plan, config_hash, parse_config, sweep_mode
+from .config import Config, SweepConfigError, build_momentum, chunk_plan, config_hash, parse_config, sweep_mode
 from ._store import CHUNK_DIR, chunk_name, prepare_out, read_chunks, record_chunk, write_chunk
 from .result import SweepResult, assemble, load_sweep, save_result
 
@@ -72,8 +72,11 @@ def run_chunk(config: Config, k: int, progress: Callable[[int, int], object] | N
             # (expected_loss prepares its per-step coefficients once per schedule row)
             lam = np.broadcast_to(plan.curvatures[c0:c1][None, :, None], (s1 - s0, c1 - c0, 1)).copy()
             rows = plan.schedule[np.arange(s0, s1)][:, None]
+            momentum = build_momentum(opt["momentum"], plan, np.arange(s0, s1))
+            if getattr(momentum, "batch_shape", ()):
+                momentum = momentum[:, None]  # the companions of the rectangle's schedules, like the rates
             res = expected_loss(
-                lam, rows, steps=run["steps"], optimizer=opt["kind"], momentum=opt["momentum"], noise=opt["noise"],
+                lam, rows, steps=run["steps"], optimizer=opt["kind"], momentum=momentum, noise=opt["noise"],
                 batch_size=batch_size, w0=run["w0"], w0_var=run.get("w0_var", 0.0), weight_decay=opt["weight_decay"],
                 on_drop=opt["on_drop"], every=run["every"],
             )
@@ -97,9 +100,12 @@ def run_chunk(config: Config, k: int, progress: Callable[[int, int], object] | N
     if progress is not None:
         kwargs["progress"] = progress
     noise = opt["noise"] if batch_size == 1 else opt["noise"] / math.sqrt(batch_size)
+    rows = index // n_c
     sim = simulate(
-        curvature, schedule, steps=run["steps"], optimizer=opt["kind"], w0=run["w0"], momentum=opt["momentum"],
-        betas=tuple(opt["betas"]), eps=opt["eps"], weight_decay=opt["weight_decay"], on_drop=opt["on_drop"],
+        curvature, schedule, steps=run["steps"], optimizer=opt["kind"], w0=run["w0"],
+        momentum=build_momentum(opt["momentum"], plan, rows),
+        betas=(build_momentum(opt["betas"][0], plan, rows), opt["betas"][1]), eps=opt["eps"],
+        weight_decay=opt["weight_decay"], on_drop=opt["on_drop"],
         noise=noise, seed=run["seed"], every=run["every"], dtype=dtype, trajectory_offset=start, **kwargs,
     )
     out["w"] = np.ascontiguousarray(sim.w[:, 0])
