@@ -369,8 +369,8 @@ def _output(backend, values, curvature):
 @overload
 def expected_loss(  # type: ignore[overload-overlap]
     curvature: torch.Tensor, schedule: Schedule | RealArrayLike, *, steps: int, optimizer: str = ...,
-    momentum: float = ..., noise: RealArrayLike | DeviceArray = ..., batch_size: RealArrayLike = ...,
-    w0: RealArrayLike | DeviceArray = ..., w0_var: RealArrayLike | DeviceArray = ...,
+    momentum: Schedule | RealArrayLike = ..., noise: RealArrayLike | DeviceArray = ...,
+    batch_size: RealArrayLike = ..., w0: RealArrayLike | DeviceArray = ..., w0_var: RealArrayLike | DeviceArray = ...,
     weight_decay: Schedule | RealArrayLike = ..., on_drop: str = ..., every: int | None = ...,
 ) -> ExpectedLoss[torch.Tensor]: ...
 
@@ -378,14 +378,15 @@ def expected_loss(  # type: ignore[overload-overlap]
 @overload
 def expected_loss(
     curvature: RealArrayLike, schedule: Schedule | RealArrayLike, *, steps: int, optimizer: str = ...,
-    momentum: float = ..., noise: RealArrayLike | DeviceArray = ..., batch_size: RealArrayLike = ...,
-    w0: RealArrayLike | DeviceArray = ..., w0_var: RealArrayLike | DeviceArray = ...,
+    momentum: Schedule | RealArrayLike = ..., noise: RealArrayLike | DeviceArray = ...,
+    batch_size: RealArrayLike = ..., w0: RealArrayLike | DeviceArray = ..., w0_var: RealArrayLike | DeviceArray = ...,
     weight_decay: Schedule | RealArrayLike = ..., on_drop: str = ..., every: int | None = ...,
 ) -> ExpectedLoss[np.ndarray]: ...
 
 
 def expected_loss(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, optimizer: str = "gd",
-                  momentum: float = 0.9, noise: RealArrayLike | DeviceArray = 0.0, batch_size: RealArrayLike = 1,
+                  momentum: Schedule | RealArrayLike = 0.9, noise: RealArrayLike | DeviceArray = 0.0,
+                  batch_size: RealArrayLike = 1,
                   w0: RealArrayLike | DeviceArray = 1.0, w0_var: RealArrayLike | DeviceArray = 0.0,
                   weight_decay: Schedule | RealArrayLike = 0.0, on_drop: str = "keep", every: int | None = None
                   ) -> ExpectedLoss[Any]:
@@ -494,7 +495,7 @@ def _on_host(x):
 @overload
 def steps_to_target(  # type: ignore[overload-overlap]
     curvature: torch.Tensor, schedule: Schedule | RealArrayLike, target: RealArrayLike, *, steps: int,
-    optimizer: str = ..., momentum: float = ..., noise: RealArrayLike | DeviceArray = ...,
+    optimizer: str = ..., momentum: Schedule | RealArrayLike = ..., noise: RealArrayLike | DeviceArray = ...,
     batch_size: RealArrayLike = ..., w0: RealArrayLike | DeviceArray = ..., w0_var: RealArrayLike | DeviceArray = ...,
     weight_decay: Schedule | RealArrayLike = ..., on_drop: str = ...,
 ) -> int | torch.Tensor: ...
@@ -503,14 +504,15 @@ def steps_to_target(  # type: ignore[overload-overlap]
 @overload
 def steps_to_target(
     curvature: RealArrayLike, schedule: Schedule | RealArrayLike, target: RealArrayLike, *, steps: int,
-    optimizer: str = ..., momentum: float = ..., noise: RealArrayLike | DeviceArray = ...,
+    optimizer: str = ..., momentum: Schedule | RealArrayLike = ..., noise: RealArrayLike | DeviceArray = ...,
     batch_size: RealArrayLike = ..., w0: RealArrayLike | DeviceArray = ..., w0_var: RealArrayLike | DeviceArray = ...,
     weight_decay: Schedule | RealArrayLike = ..., on_drop: str = ...,
 ) -> int | NDArray[np.int64]: ...
 
 
 def steps_to_target(curvature: Any, schedule: Schedule | RealArrayLike, target: RealArrayLike, *, steps: int,
-                    optimizer: str = "gd", momentum: float = 0.9, noise: RealArrayLike | DeviceArray = 0.0,
+                    optimizer: str = "gd", momentum: Schedule | RealArrayLike = 0.9,
+                    noise: RealArrayLike | DeviceArray = 0.0,
                     batch_size: RealArrayLike = 1, w0: RealArrayLike | DeviceArray = 1.0,
                     w0_var: RealArrayLike | DeviceArray = 0.0, weight_decay: Schedule | RealArrayLike = 0.0,
                     on_drop: str = "keep") -> Any:

@@ -153,7 +153,8 @@ def simulate(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, 
              betas: tuple[Schedule | float, float] = (0.9, 0.999), eps: float = 1e-8,
              weight_decay: Schedule | RealArrayLike = 0.0, on_drop: str = "keep", noise: float = 0.0, seed: int = 0,
              every: int | None = None, dtype: DTypeLike = np.float64, trajectory_offset: int = 0,
-             progress: Callable[[int, int], object] | None = None, chunk_steps: int | None = None, threads: int | None = None) -> SimulationResult[Any]:
+             progress: Callable[[int, int], object] | None = None, chunk_steps: int | None = None,
+             threads: int | None = None) -> SimulationResult[Any]:
     """Run a batch of optimizer trajectories on f(w) = ½ Σ_i λ_i w_i².
 
     ``curvature`` has shape ``(*batch, d)`` (a 1-D array is one problem); it may
