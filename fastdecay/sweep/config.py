@@ -547,9 +547,14 @@ class ChunkPlan:
     chunks: tuple[tuple[int, int, int], ...]  # (optimizer index, first flat index, end) per chunk
 
     @functools.cached_property
-    def companions(self):
-        """The schedules' momentum companions, stacked like ``schedule``."""
-        return S.stack([_companion(e) for e in self.config["schedules"]])
+    def companions(self) -> S.Schedule:
+        """The schedules' momentum companions, stacked like ``schedule`` (``parse_config``
+        has checked that each has one where an optimizer asks for them)."""
+        found = [_companion(e) for e in self.config["schedules"]]
+        companions = [c for c in found if c is not None]
+        if len(companions) != len(found):
+            raise SweepConfigError("'companion' momentum needs one_cycle or cyclic schedules without warmup")
+        return S.stack(companions)
 
     @property
     def shape(self) -> tuple[int, int, int]:

@@ -100,11 +100,11 @@ def run_chunk(config: Config, k: int, progress: Callable[[int, int], object] | N
     if progress is not None:
         kwargs["progress"] = progress
     noise = opt["noise"] if batch_size == 1 else opt["noise"] / math.sqrt(batch_size)
-    rows = index // n_c
+    schedule_index = index // n_c
     sim = simulate(
         curvature, schedule, steps=run["steps"], optimizer=opt["kind"], w0=run["w0"],
-        momentum=build_momentum(opt["momentum"], plan, rows),
-        betas=(build_momentum(opt["betas"][0], plan, rows), opt["betas"][1]), eps=opt["eps"],
+        momentum=build_momentum(opt["momentum"], plan, schedule_index),
+        betas=(build_momentum(opt["betas"][0], plan, schedule_index), opt["betas"][1]), eps=opt["eps"],
         weight_decay=opt["weight_decay"], on_drop=opt["on_drop"],
         noise=noise, seed=run["seed"], every=run["every"], dtype=dtype, trajectory_offset=start, **kwargs,
     )
