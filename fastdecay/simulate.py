@@ -248,7 +248,7 @@ def simulate(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, 
 
     on_gpu = D.on_device(backend)
     # finite, negative values allowed (a device curvature is checked on its device)
-    lam: Any = _device_curvature(curvature) if on_gpu else V.real_array("curvature", curvature)
+    lam: Any = _device_curvature(curvature) if on_gpu else _host_curvature(curvature)
     if lam.ndim < 1 or lam.shape[-1] < 1:
         raise ValueError(f"curvature must have shape (*batch, d) with d >= 1, got shape {lam.shape}")
     try:
@@ -392,6 +392,17 @@ def _beta1_schedule(betas: Any) -> tuple[Schedule, float]:
         return betas[0], beta2
     beta1, beta2 = V.betas(betas)
     return as_schedule(beta1, "betas[0]"), beta2
+
+
+def _host_curvature(curvature: Any) -> np.ndarray:
+    """The curvature on the host, checked finite. A float32 / float64 NumPy array is read
+    where it is (never written, never kept: the kernels get a read-only view, cast or made
+    contiguous only where the run needs it), so a large batch costs one pass for the check
+    instead of a float64 copy; anything else becomes a checked float64 copy."""
+    if isinstance(curvature, np.ndarray) and curvature.dtype in (np.float32, np.float64):
+        if curvature.size == 0 or np.isfinite(curvature).all():
+            return curvature
+    return V.real_array("curvature", curvature)  # the copy, or the error naming the first bad value
 
 
 def _device_curvature(curvature: Any) -> Any:

@@ -230,3 +230,27 @@ def test_sgd_with_cyclic_momentum_is_torch_cycliclr():
 def test_bad_momentum_names_itself(kwargs, exc, needle):
     with pytest.raises(exc, match=needle):
         fd.simulate(np.ones((4, 2)), fd.constant(0.1), steps=10, **kwargs)
+
+
+# ----------------------------------------------------------------------------- the curvature read in place
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("run_dtype", [np.float64, np.float32])
+def test_a_float_curvature_array_is_read_where_it_is_never_written(dtype, run_dtype):
+    """A float32 / float64 NumPy curvature is checked and read without a float64 copy: the
+    same bits as the copied (list) input, the caller's array unchanged and still writeable,
+    a strided view too; a non-finite one is still refused before any work."""
+    lam = np.linspace(0.05, 1.5, 24, dtype=dtype).reshape(8, 3)
+    kw = dict(steps=50, optimizer="nesterov", momentum=fd.one_cycle(0.3, 50).momentum, dtype=run_dtype)
+    want = fd.simulate(lam.tolist(), fd.one_cycle(0.3, 50), **kw).w
+    before = lam.copy()
+    np.testing.assert_array_equal(fd.simulate(lam, fd.one_cycle(0.3, 50), **kw).w, want)
+    np.testing.assert_array_equal(lam, before)
+    assert lam.flags.writeable
+    wide = np.zeros((8, 6), dtype=dtype)
+    wide[:, ::2] = lam
+    np.testing.assert_array_equal(fd.simulate(wide[:, ::2], fd.one_cycle(0.3, 50), **kw).w, want)
+    lam[2, 1] = np.nan
+    with pytest.raises(ValueError, match="curvature must be finite"):
+        fd.simulate(lam, fd.one_cycle(0.3, 50), **kw)
