@@ -15,6 +15,11 @@ every k-th step of loss, displacement and rate recorded.
 >>> res.steps.tolist(), res.lr.round(4).tolist()[0]
 ([0, 2, 4], [1.0, 0.49, 0.2401])
 
+Inside, a call is a frozen **plan** and a **run**: ``_plan`` checks every argument
+(before any work) and packs the rate sources (learning rate, weight decay,
+momentum / beta1) into a ``_Plan``; ``_run`` allocates the state where the
+curvature lives, launches the chunks and collects the results.
+
 Internal call shape (for the GPU twin ``fastdecay._gpu.simulate``): this module
 validates and broadcasts everything on the host, then hands a backend module
 ``kernels`` the arrays of ``fastdecay._cpu.simulate.simulate_chunk`` (``_simulate_chunk``'s
@@ -210,6 +215,55 @@ def simulate(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, 
     >>> fd.simulate([3.0], 1.0, steps=1100).diverged    # |1 - 3|^1100 overflows: counted, not raised
     1
     """
+    plan = _plan(curvature, schedule, steps=steps, optimizer=optimizer, w0=w0, momentum=momentum, betas=betas,
+                 eps=eps, weight_decay=weight_decay, on_drop=on_drop, noise=noise, seed=seed, every=every,
+                 dtype=dtype, trajectory_offset=trajectory_offset, progress=progress, chunk_steps=chunk_steps,
+                 threads=threads)
+    return _run(plan)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A checked ``simulate`` call, before anything is allocated: the curvature (checked, on
+    its device), the shapes, the update rule and its options, the three rate schedules
+    (learning rate, weight decay, momentum / beta1) with their packed sources for the
+    kernels, and how to run (chunks, progress, threads). ``_run`` carries it out."""
+
+    source: Any  # the caller's curvature (its array type and device give the results')
+    backend: str
+    lam: Any  # the checked curvature, shape (*batch, d)
+    batch: tuple[int, ...]
+    d: int
+    dtype: np.dtype
+    rule: R.Rule
+    rates: tuple[Schedule, Schedule, Schedule]  # learning rate, weight decay, momentum (beta1)
+    sources: tuple[tuple[np.ndarray, ...], ...]  # their (table, rows, ratio, state) for the kernels
+    w0: np.ndarray
+    steps: int
+    every: int | None
+    beta2: float
+    eps: float
+    on_drop: int
+    noise: float
+    seed: int
+    trajectory_offset: int
+    progress: Callable[[int, int], object] | None
+    chunk_steps: int | None  # None: chunks sized by measured time
+    threads: int | None
+
+    @property
+    def n(self) -> int:
+        return int(np.prod(self.batch, dtype=np.int64))
+
+    @property
+    def on_gpu(self) -> bool:
+        return D.on_device(self.backend)
+
+
+def _plan(curvature: Any, schedule: Any, *, steps: Any, optimizer: Any, w0: Any, momentum: Any, betas: Any,
+          eps: Any, weight_decay: Any, on_drop: Any, noise: Any, seed: Any, every: Any, dtype: Any,
+          trajectory_offset: Any, progress: Any, chunk_steps: Any, threads: Any) -> _Plan:
+    """Check every argument of ``simulate`` (before any work) and pack the rate sources."""
     backend = backend_of(curvature)
     # ---- validate everything before any work
     V.choice("optimizer", optimizer, OPTIMIZERS)
@@ -270,7 +324,26 @@ def simulate(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, 
     if trajectory_offset + n > 2**64:
         raise ValueError(f"trajectory_offset + batch size must stay below 2**64, got {trajectory_offset!r}")
 
-    # ---- allocate and prepare; kernels never allocate
+    rule = R.BY_NAME[optimizer]
+    if "momentum" in rule.options and L.is_constant_zero(mom_s.rows()):
+        rule = R.BY_NAME["gd"]  # heavy ball, Nesterov and lr-in-buffer with momentum 0 are GD, bit for bit
+    rates = (lr_s, wd_s, mom_s)
+    return _Plan(
+        source=curvature, backend=backend, lam=lam, batch=batch, d=d, dtype=dt, rule=rule, rates=rates,
+        sources=tuple(_rate_source(r, batch, n) for r in rates), w0=w0, steps=steps, every=every, beta2=beta2,
+        eps=eps, on_drop=R.ON_DROP_CODES[on_drop], noise=noise, seed=seed, trajectory_offset=trajectory_offset,
+        progress=progress, chunk_steps=chunk_steps, threads=threads,
+    )
+
+
+def _run(plan: _Plan) -> SimulationResult[Any]:
+    """Carry out a plan: allocate the state where the curvature lives, run the chunks, collect."""
+    p = plan
+    n, d, batch, dt, steps, every, progress = p.n, p.d, p.batch, p.dtype, p.steps, p.every, p.progress
+    lam, rule, on_gpu, backend = p.lam, p.rule, p.on_gpu, p.backend
+    lr_s, wd_s, mom_s = p.rates
+    full = batch + (d,)
+    # kernels never allocate: everything is made here
     cpu = D.kernels("simulate", NUMPY)  # the per-step scalars are computed on the host
     kernels = D.kernels("simulate", backend)  # the same call shape on every backend
     if on_gpu:
@@ -279,21 +352,16 @@ def simulate(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, 
         device = xp.cuda.Device(lam.device.id)
     else:
         xp, device = np, contextlib.nullcontext()
-    rule = R.BY_NAME[optimizer]
-    if "momentum" in rule.options and L.is_constant_zero(mom_s.rows()):
-        rule = R.BY_NAME["gd"]  # heavy ball, Nesterov and lr-in-buffer with momentum 0 are GD, bit for bit
     has_buffer = bool(rule.buffers)
     n_rec = steps // every + 1 if every else 0
-    lr_src = _rate_source(lr_s, batch, n)
-    wd_src = _rate_source(wd_s, batch, n)
-    mom_src = _rate_source(mom_s, batch, n)
+    lr_src, wd_src, mom_src = p.sources
     with device:
         # the state is made where it lives: a device curvature never visits the host
         lam_flat = xp.ascontiguousarray(xp.broadcast_to(lam.astype(dt, copy=False), full)).reshape(n * d)
         if not on_gpu:
             lam_flat = _readonly(lam_flat)
         w = xp.empty(full, dtype=dt)
-        w[...] = xp.asarray(w0)
+        w[...] = xp.asarray(p.w0)
         w_flat = w.reshape(n * d)
         buf = xp.zeros(n * d if has_buffer else 0, dtype=dt)
         sq = xp.zeros(n * d if len(rule.buffers) > 1 else 0, dtype=dt)
@@ -302,11 +370,11 @@ def simulate(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, 
             lr_src = tuple(xp.asarray(a) for a in lr_src)
             wd_src = tuple(xp.asarray(a) for a in wd_src)
             mom_src = tuple(xp.asarray(a) for a in mom_src)
-        timed = chunk_steps is None
-        if chunk_steps is None:  # (timed)
-            chunk_steps = min(_CHUNK_STEPS_MAX, max(1, _FIRST_CHUNK_ELEMENT_STEPS // max(1, n * d)))
+        timed = p.chunk_steps is None
+        chunk_steps = p.chunk_steps if p.chunk_steps is not None else \
+            min(_CHUNK_STEPS_MAX, max(1, _FIRST_CHUNK_ELEMENT_STEPS // max(1, n * d)))
         step_scalars = np.empty((min(steps, _CHUNK_STEPS_MAX if timed else chunk_steps) + 1, cpu.N_SCALARS))
-        on_drop_code = R.ON_DROP_CODES[on_drop]
+        on_drop_code = p.on_drop
         opt = rule.code
 
         def run() -> None:
@@ -320,8 +388,8 @@ def simulate(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, 
                 kernels.simulate_chunk(
                     w_flat, buf, sq, lam_flat, d, opt,
                     *lr_src, *wd_src, *mom_src,
-                    scalars, beta2, eps, on_drop_code,
-                    noise, np.uint64(seed), np.uint64(trajectory_offset),
+                    scalars, p.beta2, p.eps, on_drop_code,
+                    p.noise, np.uint64(p.seed), np.uint64(p.trajectory_offset),
                     first, count, every or 0, *rec,
                 )
                 if on_gpu:
@@ -336,13 +404,13 @@ def simulate(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, 
 
         if n * d == 0:
             pass
-        elif threads is None:
+        elif p.threads is None:
             run()
         else:
             import numba
 
             before = numba.get_num_threads()
-            numba.set_num_threads(threads)
+            numba.set_num_threads(p.threads)
             try:
                 run()
             finally:
@@ -366,7 +434,7 @@ def simulate(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, 
         elif backend == TORCH_CUDA:
             import torch
 
-            result = {k: torch.as_tensor(v, device=curvature.device) if hasattr(v, "__cuda_array_interface__") else v
+            result = {k: torch.as_tensor(v, device=p.source.device) if hasattr(v, "__cuda_array_interface__") else v
                       for k, v in result.items()}
     return SimulationResult(**result)
 
