@@ -114,38 +114,40 @@ class _Problem:
     noise: np.ndarray        # sigma, broadcastable to (*batch, d)
 
     @property
-    def n(self):
+    def n(self) -> int:
         return self.inv_batch.shape[0]
 
 
-def _readonly(a):
+def _readonly(a: Any) -> np.ndarray:
     a = np.ascontiguousarray(a)
     a = a.view()
     a.flags.writeable = False
     return a
 
 
-def _rows(shape, batch):
+def _rows(shape: tuple[int, ...], batch: tuple[int, ...]) -> np.ndarray:
     """Row (into a table of ``shape``'s elements, C order) of every element of ``batch``."""
     rows = np.arange(math.prod(shape), dtype=np.int64).reshape(shape)
     return _readonly(np.broadcast_to(rows, batch).reshape(-1))
 
 
-def _row_table(x, batch, d):
+def _row_table(x: np.ndarray, batch: tuple[int, ...], d: int) -> tuple[np.ndarray, np.ndarray]:
     """``x`` (broadcastable to ``batch + (d,)``) as a (rows, d) float64 table and its rows."""
     lead = x.shape[:-1] if x.ndim else ()
     table = np.broadcast_to(x, lead + (d,)).reshape(-1, d)
     return _readonly(table.reshape(-1)), _rows(lead, batch)
 
 
-def _schedule_arg(name, value):
+def _schedule_arg(name: str, value: Schedule | RealArrayLike) -> Schedule:
     if isinstance(value, Schedule):
         return value
     return as_schedule(V.real_array(name, value, low=0.0), name)
 
 
-def _prepare(curvature, schedule, *, steps, optimizer, momentum, noise, batch_size, w0, w0_var, weight_decay,
-             on_drop, extra=()):
+def _prepare(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, optimizer: str,
+             momentum: Schedule | RealArrayLike, noise: Any, batch_size: Any, w0: Any, w0_var: Any,
+             weight_decay: Schedule | RealArrayLike, on_drop: str, extra: tuple[int, ...] = ()
+             ) -> tuple[_Problem, int]:
     """Validate a call; ``extra`` is a batch shape the batch must include (a split part's)."""
     backend = backend_of(curvature)
     if optimizer in ("adam", "adamw"):
@@ -211,16 +213,16 @@ class _CpuBackend:
     xp = np
     device = None
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.kernels = D.kernels("expected", NUMPY)
 
-    def zeros(self, shape):
+    def zeros(self, shape: int | tuple[int, ...]) -> np.ndarray:
         return np.zeros(shape)
 
-    def to_device(self, array):
+    def to_device(self, array: np.ndarray) -> np.ndarray:
         return np.require(array, requirements="C")  # (0-d stays 0-d)
 
-    def tiles_per_trajectory(self, n, d):
+    def tiles_per_trajectory(self, n: int, d: int) -> int:
         """Coordinate spans a trajectory is split into: one, unless there are too few
         trajectories to keep every thread busy."""
         import numba
@@ -233,30 +235,30 @@ class _CpuBackend:
 class _GpuBackend:
     """CuPy arrays on the curvature's GPU and the kernels of ``kernels/expected.cu``."""
 
-    def __init__(self, curvature, backend):
+    def __init__(self, curvature: Any, backend: str) -> None:
         kernels = D.kernels("expected", backend)
         self.kernels = kernels
         self.xp = kernels.xp
         self.device = kernels.device_of(curvature)
 
-    def zeros(self, shape):
+    def zeros(self, shape: int | tuple[int, ...]) -> Any:
         return self.kernels.zeros(shape, self.device)
 
-    def to_device(self, array):
+    def to_device(self, array: np.ndarray) -> Any:
         return self.kernels.to_device(np.require(array, requirements="C"), self.device)
 
-    def tiles_per_trajectory(self, n, d):
+    def tiles_per_trajectory(self, n: int, d: int) -> int:
         return 1  # a block of threads covers part of one trajectory and adds its sums atomically
 
 
-def _backend(problem, curvature):
+def _backend(problem: _Problem, curvature: Any) -> _CpuBackend | _GpuBackend:
     return _GpuBackend(curvature, problem.backend) if D.on_device(problem.backend) else _CpuBackend()
 
 
 class _Moments:
     """The moments of every (trajectory, coordinate) element and the loop that advances them."""
 
-    def __init__(self, problem, backend):
+    def __init__(self, problem: _Problem, backend: _CpuBackend | _GpuBackend) -> None:
         cpu = D.kernels("expected", NUMPY)  # the step coefficients are computed on the host, from the rules
         self.p, self.backend, self.cpu = problem, backend, cpu
         n, d = problem.n, problem.d
@@ -271,14 +273,15 @@ class _Moments:
         self.n_blocks = backend.tiles_per_trajectory(n, d)
         self.rate_rows = problem.lr_rows.shape[0]
 
-    def chunk_steps(self, steps, record_every):
+    def chunk_steps(self, steps: int, record_every: int) -> int:
         per_step = self.rate_rows * self.cpu.N_COEF
         chunk = _COEF_NUMBERS // per_step
         if record_every == 1:  # steps_to_target records every step of the chunk
             chunk = min(chunk, _RECORD_NUMBERS // (self.p.n * self.n_blocks))
         return max(1, min(steps, chunk))
 
-    def advance(self, first, count, every, partial, first_record, active=_NO_MASK):
+    def advance(self, first: int, count: int, every: int, partial: Any, first_record: int, active: Any = _NO_MASK
+                ) -> None:
         """Steps first .. first + count - 1 of the ``active`` trajectories (all when empty);
         recorded sums into partial (see ``fastdecay._cpu.expected.propagate``)."""
         p = self.p
@@ -289,18 +292,19 @@ class _Moments:
                                        p.var_rows, p.inv_batch, _readonly(coef), p.coef_rows, active, p.d,
                                        self.n_blocks, first, count, every, first_record, partial)
 
-    def twice_loss(self):
+    def twice_loss(self) -> Any:
         out = self.backend.zeros(self.p.n)
         self.backend.kernels.weighted_sums(self.sww, self.p.lam, self.p.lam_rows, self.p.d, out)
         return out
 
 
-def _lead(a):
+def _lead(a: Any) -> tuple[int, ...]:
     """The batch dimensions of an array broadcast against (*batch, d)."""
     return a.shape[:-1] if a.ndim else ()
 
 
-def _parts(problem, curvature, schedule, arguments):
+def _parts(problem: _Problem, curvature: Any, schedule: Schedule | RealArrayLike, arguments: dict[str, Any]
+           ) -> list[tuple[_Problem, bool]]:
     """The propagations whose sum is the answer: ``[(problem, per_batch)]``.
 
     The second moments are linear in the noise variance σ²/B: with S_rest the
@@ -326,10 +330,11 @@ def _parts(problem, curvature, schedule, arguments):
     return parts
 
 
-def _combine(backend, batch, inverse, values, trailing):
+def _combine(backend: _CpuBackend | _GpuBackend, batch: tuple[int, ...], inverse: Any,
+             values: list[tuple[_Problem, bool, Any]], trailing: tuple[int, ...]) -> Any:
     """Σ over parts of value (reshaped to its part's batch + trailing) x (1/B where it
     scales with it), broadcast to ``batch + trailing``. ``values``: [(part, per_batch, value)]."""
-    total = None
+    total: Any = None
     for part, per_batch, value in values:
         term = value.reshape(part.batch + trailing)
         if per_batch:
@@ -340,7 +345,7 @@ def _combine(backend, batch, inverse, values, trailing):
     return total
 
 
-def _any_over(mask, full, part):
+def _any_over(mask: Any, full: tuple[int, ...], part: tuple[int, ...]) -> Any:
     """mask (over ``full``, flat) reduced by "any" to the elements of ``part``'s batch (flat)."""
     m = mask.reshape(full)
     lead = len(full) - len(part)
@@ -352,7 +357,7 @@ def _any_over(mask, full, part):
     return m.reshape(-1)
 
 
-def _output(backend, values, curvature):
+def _output(backend: str, values: dict[str, Any], curvature: Any) -> dict[str, Any]:
     """Arrays in the caller's array type: torch tensors for torch input (on its device)."""
     if backend == TORCH_CPU:
         import torch
@@ -449,8 +454,9 @@ def expected_loss(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: 
     >>> res.loss.shape, res.mean.shape
     ((2, 4), (2, 2))
     """
-    arguments = dict(steps=steps, optimizer=optimizer, momentum=momentum, noise=noise, batch_size=batch_size, w0=w0,
-                     w0_var=w0_var, weight_decay=weight_decay, on_drop=on_drop)
+    arguments: dict[str, Any] = dict(steps=steps, optimizer=optimizer, momentum=momentum, noise=noise,
+                                     batch_size=batch_size, w0=w0, w0_var=w0_var, weight_decay=weight_decay,
+                                     on_drop=on_drop)
     problem, steps = _prepare(curvature, schedule, **arguments)
     if every is not None:
         every = V.integer("every", every, low=1)
@@ -488,7 +494,7 @@ def expected_loss(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: 
     return ExpectedLoss(**_output(problem.backend, values, curvature))
 
 
-def _on_host(x):
+def _on_host(x: Any) -> np.ndarray:
     return x if isinstance(x, np.ndarray) else x.get()
 
 
@@ -551,8 +557,9 @@ def steps_to_target(curvature: Any, schedule: Schedule | RealArrayLike, target: 
     torch, Keras and optax have no equivalent (one would run many noisy trainings
     per grid point and average).
     """
-    arguments = dict(steps=steps, optimizer=optimizer, momentum=momentum, noise=noise, batch_size=batch_size, w0=w0,
-                     w0_var=w0_var, weight_decay=weight_decay, on_drop=on_drop)
+    arguments: dict[str, Any] = dict(steps=steps, optimizer=optimizer, momentum=momentum, noise=noise,
+                                     batch_size=batch_size, w0=w0, w0_var=w0_var, weight_decay=weight_decay,
+                                     on_drop=on_drop)
     problem, steps = _prepare(curvature, schedule, **arguments)
     goal = V.real_array("target", target, low=0.0)
     try:
