@@ -127,6 +127,7 @@ RULES = (
     Rule("nesterov", NESTEROV, "sgd", ("momentum_buffer",), ("momentum",), False, True, True, False),
     Rule("adam", ADAM, "adam", ("exp_avg", "exp_avg_sq"), ("betas", "eps"), False, False, False, True),
     Rule("adamw", ADAMW, "adam", ("exp_avg", "exp_avg_sq"), ("betas", "eps"), True, False, False, True),
+    Rule("lion", LION, "lion", ("exp_avg",), ("betas",), True, False, False, False),
 )
 
 BY_NAME = {r.name: r for r in RULES}

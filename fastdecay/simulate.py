@@ -169,15 +169,15 @@ def simulate(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, 
 
     ``optimizer`` is one of ``"gd"``, ``"momentum"`` (torch heavy ball: buffer =
     gradient at step 0, then b ← μ b + g, w ← w − η_t b), ``"momentum_lr_in_buffer"``
-    (v ← μ v + η_t g, w ← w − v), ``"nesterov"``, ``"adam"`` (weight decay as L2)
-    and ``"adamw"`` (decoupled): the update rules of ``fd.sgd_step`` /
-    ``fd.adamw_step``, with ``on_drop`` ("keep", "reset", "rescale") acting on the
+    (v ← μ v + η_t g, w ← w − v), ``"nesterov"``, ``"adam"`` (weight decay as L2),
+    ``"adamw"`` (decoupled) and ``"lion"`` (``betas``; decoupled weight decay): the
+    update rules of ``fd.sgd_step`` / ``fd.adamw_step`` / ``fd.lion_step``, with ``on_drop`` ("keep", "reset", "rescale") acting on the
     momentum buffer where the rate drops discontinuously. ``noise`` = σ adds σ ξ
     to each gradient coordinate, ξ from Philox4x32-10 keyed by ``seed`` with
     counter (trajectory_offset + trajectory, step, coordinate): the same numbers
     whatever the thread count, chunking or backend.
 
-    ``momentum`` (the SGD family) and ``betas[0]`` (Adam's beta1) may be schedules
+    ``momentum`` (the SGD family) and ``betas[0]`` (Adam's and Lion's beta1) may be schedules
     too, read at every step like the rate, shared or batched like ``schedule``
     (an array of momenta is a batch of constants): ``fd.one_cycle(...).momentum``
     cycles them as torch's ``OneCycleLR(cycle_momentum=True)`` does. Adam's bias

@@ -28,7 +28,7 @@
 using namespace fastdecay;
 
 enum { OPT_GD = RULE_GD, OPT_MOMENTUM = RULE_MOMENTUM, OPT_LR_IN_BUFFER = RULE_LR_IN_BUFFER,
-       OPT_NESTEROV = RULE_NESTEROV, OPT_ADAM = RULE_ADAM, OPT_ADAMW = RULE_ADAMW };  // update_math.cuh
+       OPT_NESTEROV = RULE_NESTEROV, OPT_ADAM = RULE_ADAM, OPT_ADAMW = RULE_ADAMW, OPT_LION = RULE_LION };
 enum { SS_LR = 0, SS_WD = 1, SS_SCALE = 2, SS_MOM = 3, N_SCALARS = 4 };
 enum { REANCHOR = 1024 };  // = SIM_REANCHOR of fastdecay/_cpu/simulate.py
 
@@ -131,6 +131,7 @@ struct Options {
 };
 
 FD_HD bool is_adam(const Options& o) { return o.opt == OPT_ADAM || o.opt == OPT_ADAMW; }
+FD_HD bool is_lion(const Options& o) { return o.opt == OPT_LION; }
 
 // The momentum family always keeps a buffer (the host runs a momentum that is the
 // constant 0 as GD).
@@ -157,6 +158,8 @@ FD_HD void step_coefficients(i64 s, const double* ss, i64 first_step, const Opti
         if (shared)
             AdamCoef<T>(adam_scalars_biased(eta, wd, bias[2 * s], bias[2 * s + 1], mom, o.beta2, o.eps,
                                             o.opt == OPT_ADAMW, false)).store(coef + s * COEF_STRIDE);
+    } else if (is_lion(o)) {
+        if (shared) LionCoef<T>(lion_scalars(eta, wd, mom, o.beta2, false)).store(coef + s * COEF_STRIDE);
     } else if (shared) {
         SgdCoef<T>(sim_sgd_scalars(eta, wd, t == 0, ss[s * N_SCALARS + SS_SCALE], mom, o))
             .store(coef + s * COEF_STRIDE);
@@ -183,6 +186,9 @@ FD_HD void step_element(T& w, T& b, T& q, T lam, T z, i64 i, i64 t, const Rates&
                    : AdamCoef<T>(adam_scalars(r.eta, r.wd, (double)t, r.mom, o.beta2, o.eps, adamw, false));
         T unused = w;
         adam_element<T>(w, g, b, q, unused, c, false, first);
+    } else if (is_lion(o)) {
+        const LionCoef<T> c = coef ? LionCoef<T>(coef) : LionCoef<T>(lion_scalars(r.eta, r.wd, r.mom, o.beta2, false));
+        lion_element<T>(w, g, b, c, first);
     } else {
         const bool use_momentum = uses_momentum(o);
         SgdCoef<T> c = coef ? SgdCoef<T>(coef) : SgdCoef<T>(SgdScalars());
@@ -356,11 +362,12 @@ __host__ __device__ void simulate_fast_body(Grid gr, T* __restrict__ w_, T* __re
                                             const T* __restrict__ lam_, i64 total, int opt, i64 first_step,
                                             i64 n_steps, const T* __restrict__ coef) {
     const Options o = {opt, 0, 0.0, 0.0, 0.0, 0, 0};
-    const bool adam = is_adam(o), use_momentum = uses_momentum(o), nesterov = opt == OPT_NESTEROV;
+    const bool adam = is_adam(o), lion = is_lion(o), use_momentum = uses_momentum(o), nesterov = opt == OPT_NESTEROV;
+    const bool has_buf = adam || lion || use_momentum;
     for (i64 j = gr.global(); j < total; j += gr.stride()) {
         T w = w_[j];
         const T lam = lam_[j];
-        T b = (adam || use_momentum) ? buf_[j] : (T)0;
+        T b = has_buf ? buf_[j] : (T)0;
         T q = adam ? sq_[j] : (T)0;
         for (i64 s = 0; s < n_steps; ++s) {
             const bool first = first_step + s == 0;
@@ -373,12 +380,14 @@ __host__ __device__ void simulate_fast_body(Grid gr, T* __restrict__ w_, T* __re
             if (adam) {
                 T unused = w;
                 adam_element<T>(w, g, b, q, unused, AdamCoef<T>(r), false, first);
+            } else if (lion) {
+                lion_element<T>(w, g, b, LionCoef<T>(r), first);
             } else {
                 sgd_element<T>(w, g, b, SgdCoef<T>(r), use_momentum, nesterov, first);
             }
         }
         w_[j] = w;
-        if (adam || use_momentum) buf_[j] = b;
+        if (has_buf) buf_[j] = b;
         if (adam) sq_[j] = q;
     }
 }

@@ -331,6 +331,12 @@ struct LionCoef {
     FD_HD explicit LionCoef(const LionScalars& c)
         : sign((T)c.sign), shrink((T)c.shrink), beta1((T)c.beta1), w1((T)c.w1), beta2((T)c.beta2), w2((T)c.w2),
           neg_lr((T)c.neg_lr) {}
+    FD_HD explicit LionCoef(const T* r)
+        : sign(r[0]), shrink(r[1]), beta1(r[2]), w1(r[3]), beta2(r[4]), w2(r[5]), neg_lr(r[6]) {}
+    FD_HD void store(T* r) const {
+        r[0] = sign; r[1] = shrink; r[2] = beta1; r[3] = w1; r[4] = beta2; r[5] = w2; r[6] = neg_lr;
+        r[7] = (T)0; r[8] = (T)0;
+    }
 };
 
 // torch's sign: 1, -1, or x itself (0, -0, NaN).

@@ -110,3 +110,20 @@ def test_names_and_codes_are_one_list():
     assert expected.OPTIMIZERS == R.LINEAR == config.EXPECTED_OPTIMIZERS
     assert len({r.code for r in R.RULES}) == len(R.RULES)
     assert all(r.fused in R.FUSED for r in R.RULES)
+
+
+@pytest.mark.parametrize("rule", R.NAMES)
+def test_every_rule_sweeps_as_simulate_runs_it(rule):
+    """A sweep of every row: its final weights are ``fd.simulate``'s on the same grid."""
+    from fastdecay.sweep.config import parse_config
+
+    options = dict(momentum=0.8, betas=[0.85, 0.99], weight_decay=0.01)
+    cfg = parse_config({"run": {"steps": 30, "chunk_size": 2, "seed": 1},
+                        "curvatures": {"values": [0.5, 2.0]},
+                        "schedule": [{"kind": "cosine", "lr": 0.05, "total_steps": 30}],
+                        "optimizer": {"kind": rule, **options, "noise": 0.1}})
+    res = fd.sweep(cfg, progress=False)
+    whole = fd.simulate(np.array([[0.5], [2.0]]), fd.cosine(0.05, 30), steps=30, optimizer=rule, noise=0.1, seed=1,
+                        momentum=0.8, betas=(0.85, 0.99), weight_decay=0.01)
+    np.testing.assert_array_equal(np.asarray(res.w).reshape(-1), np.asarray(whole.w).reshape(-1))
+    assert res.optimizers == [rule]

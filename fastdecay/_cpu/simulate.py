@@ -8,9 +8,10 @@ elements, whatever the thread count); inside a tile the time loop is outside
 and the lanes (elements) inside, so a tile's state stays in L1 across steps
 and the inner loop is a contiguous loop that LLVM vectorizes.
 
-Every update is ``rules.sgd_element`` / ``rules.adam_element`` with the
-per-step scalars of ``rules.sgd_scalars`` / ``rules.adam_scalars``: the same
-rule the fused updates use, not a copy.
+Every update is ``rules.sgd_element`` / ``rules.adam_element`` /
+``rules.lion_element`` with the per-step scalars of ``rules.sgd_scalars`` /
+``adam_scalars`` / ``lion_scalars``: the same rule the fused updates use, not a
+copy. Lion reads the momentum column (its beta1) as Adam does.
 
 Rates. The learning rate and the weight decay each come either **shared**
 (one schedule for the whole batch: its per-step values, computed once per
@@ -53,9 +54,9 @@ from numba.extending import overload
 from numba.np.numpy_support import as_dtype
 
 from .philox import fill_normal_pairs
-from .rules import adam_element, adam_scalars, buffer_scale_at, sgd_element, sgd_scalars
+from .rules import adam_element, adam_scalars, buffer_scale_at, lion_element, lion_scalars, sgd_element, sgd_scalars
 from .._layout import CONSTANT, EXPONENTIAL, KIND, ORIGIN, P0, START
-from .._rules import ADAM, ADAMW, GD, LR_IN_BUFFER, MOMENTUM, NESTEROV  # noqa: F401 (the rule codes)
+from .._rules import ADAM, ADAMW, GD, LION, LR_IN_BUFFER, MOMENTUM, NESTEROV  # noqa: F401 (the rule codes)
 from .._rules import CODES as OPTIMIZER_CODES  # noqa: F401 (public name -> code, from the one table)
 from .schedule import TABLE, lr_at
 
@@ -181,6 +182,27 @@ def _adam(x, g, m, v, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps, f
 
 
 @njit(cache=True)
+def _lion_coords(w, m, lam, c, first, z, sigma, record):
+    """``lion_element`` over one trajectory's coordinates (or a tile's elements; z: their
+    draws, or None), never maximizing (sign a compile-time 1, as in ``_sgd``), with ``c``
+    the step's ``LionScalars``; (sum of squared moves, 2 x loss) when recording."""
+    dt = w.dtype.type
+    shrink, beta1, w1, beta2, w2, neg_lr = dt(c.shrink), dt(c.beta1), dt(c.w1), dt(c.beta2), dt(c.w2), dt(c.neg_lr)
+    disp = 0.0
+    loss = 0.0
+    for k in range(w.shape[0]):
+        x = w[k]
+        xn, m[k] = lion_element(x, _gradient(lam[k], x, z, sigma, k), m[k], _one_like(x), shrink, beta1, w1, beta2,
+                                w2, neg_lr, first)
+        w[k] = xn
+        if record:
+            dd, ll = _tally(lam, k, x, xn)
+            disp += dd
+            loss += ll
+    return disp, loss
+
+
+@njit(cache=True)
 def _gradient(lam, x, z, sigma, j):
     """Gradient of an element: λ x, plus σ z[j] with noise (z: the step's draws of the
     tile's lanes in float64, rounded here to the element type; None without noise,
@@ -292,6 +314,7 @@ def _generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta_shared, wd_shared, sca
     first = t == 0
     tf = float(t)
     adam = opt == ADAM or opt == ADAMW
+    lion = opt == LION
     use_momentum = opt == MOMENTUM or opt == LR_IN_BUFFER or opt == NESTEROV
     nesterov = opt == NESTEROV
     if d == 1:
@@ -308,6 +331,10 @@ def _generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta_shared, wd_shared, sca
                 c = adam_scalars(eta, wd, tf, mom, beta2, eps, opt == ADAMW, False)
                 w[i], buf[i], sq[i] = _adam(x, g, buf[i], sq[i], dt(c[1]), dt(c[2]), dt(c[3]), dt(c[4]),
                                             dt(c[5]), dt(c[6]), dt(c[7]), dt(c[8]), first)
+            elif lion:
+                c = lion_scalars(eta, wd, mom, beta2, False)
+                w[i], buf[i] = lion_element(x, g, buf[i], _one_like(x), dt(c.shrink), dt(c.beta1), dt(c.w1),
+                                            dt(c.beta2), dt(c.w2), dt(c.neg_lr), first)
             else:
                 scale = _buffer_scale(per_lr, use_momentum, on_drop, scale_shared, lr_table, lr_rows, lr_ratio, i,
                                       tf)
@@ -334,6 +361,9 @@ def _generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta_shared, wd_shared, sca
             c = adam_scalars(eta, wd, tf, mom, beta2, eps, opt == ADAMW, False)
             disp, loss = _adam_coords(wi, buf[i * d:(i + 1) * d], sq[i * d:(i + 1) * d], li, c, first, zi, sigma,
                                       record)
+        elif lion:
+            c = lion_scalars(eta, wd, mom, beta2, False)
+            disp, loss = _lion_coords(wi, buf[i * d:(i + 1) * d], li, c, first, zi, sigma, record)
         else:
             scale = _buffer_scale(per_lr, use_momentum, on_drop, scale_shared, lr_table, lr_rows, lr_ratio, i, tf)
             c = sgd_scalars(eta, wd, first, scale, mom, 0.0, nesterov, False, False, opt == LR_IN_BUFFER)
@@ -641,11 +671,13 @@ def _simulate_chunk(w, buf, sq, lam, d, opt,
     per_wd = wd_rows.shape[0] != 0
     per_mom = mom_rows.shape[0] != 0
     adam = opt == ADAM or opt == ADAMW
+    lion = opt == LION
     use_momentum = opt == MOMENTUM or opt == LR_IN_BUFFER or opt == NESTEROV
     nesterov = opt == NESTEROV
     in_buffer = opt == LR_IN_BUFFER
     # the vector loops: shared weight decay and momentum, and shared rates or one coordinate
-    fast_ok = (d == 1 or not per_lr) and not per_wd and not per_mom
+    # (Lion's vector loop takes shared rates only)
+    fast_ok = (d == 1 or not per_lr) and not per_wd and not per_mom and not (lion and per_lr)
     sigma = w.dtype.type(noise)
     tile = max(1, TILE_ELEMENTS // d)
     n_tiles = (n + tile - 1) // tile
@@ -700,6 +732,9 @@ def _simulate_chunk(w, buf, sq, lam, d, opt,
                 _generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta, wd, scale, mom, per_lr, per_wd, per_mom,
                               lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state, beta2, eps,
                               on_drop, z, sigma, record, rec_j, rec_loss, rec_disp)
+            elif lion:
+                c = lion_scalars(eta, wd, mom, beta2, False)
+                _lion_coords(w_t, buf_t, lam_t, c, t == 0, z, sigma, False)
             elif adam:
                 if per_lr:
                     _fast_adam_per_trajectory(w_t, buf_t, sq_t, lam_t, lr_state_t, lr_ratio_t, fused, wd, t,

@@ -81,7 +81,7 @@ def simulate_quadratic(curvature: ArrayLike, lr: RateFn, *, steps: int, optimize
     w = np.broadcast_to(np.asarray(w0, dtype=np.float64), (d,)).copy()
     history = [w.copy()]
     lrs = []
-    buf = np.zeros(d)   # torch's momentum_buffer, or v of the lr-in-buffer form, or Adam's exp_avg
+    buf = np.zeros(d)   # torch's momentum_buffer, or v of the lr-in-buffer form, or Adam's / Lion's exp_avg
     sq = np.zeros(d)    # Adam's exp_avg_sq
     beta2 = betas[1]
     drops = set(int(t) for t in drops)
@@ -94,7 +94,7 @@ def simulate_quadratic(curvature: ArrayLike, lr: RateFn, *, steps: int, optimize
         g = lam * w
         if noise:
             g = g + noise * np.array([philox_normal(seed, trajectory, t, c) for c in range(d)])
-        if optimizer == "adamw":
+        if optimizer in ("adamw", "lion"):
             w = w * (1.0 - eta * wd)        # decoupled: shrink with the old weights first
         elif wd:
             g = g + wd * w                  # torch: weight decay added to the gradient
@@ -117,6 +117,9 @@ def simulate_quadratic(curvature: ArrayLike, lr: RateFn, *, steps: int, optimize
             bc1 = 1.0 - beta1 ** (t + 1)
             bc2 = 1.0 - beta2 ** (t + 1)
             w = w - (eta / bc1) * buf / (np.sqrt(sq) / math.sqrt(bc2) + eps)
+        elif optimizer == "lion":
+            w = w - eta * np.sign(beta1 * buf + (1.0 - beta1) * g)
+            buf = beta2 * buf + (1.0 - beta2) * g             # exp_avg, zero at step 0
         else:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
         history.append(w.copy())

@@ -24,6 +24,7 @@ import numpy as np
 from .. import _validate as V
 from .. import schedules as S
 from .._rules import LINEAR as EXPECTED_OPTIMIZERS  # the linear rules: exact moments
+from .._rules import BY_NAME as RULES_BY_NAME
 from .._rules import NAMES as OPTIMIZERS
 from .._rules import ON_DROP
 from .._typing import FloatArray
@@ -389,8 +390,8 @@ def _check_companions(loc: _Locator, schedules: list[dict[str, Any]], optimizers
     """Every schedule has a momentum companion where an optimizer asks for it."""
     for i, opt in enumerate(optimizers):
         for key, value in (("momentum", opt["momentum"]), ("betas", opt["betas"][0])):
-            if value != COMPANION or (key == "momentum") != (opt["kind"] not in ("adam", "adamw")):
-                continue
+            if value != COMPANION or key not in RULES_BY_NAME[opt["kind"]].options:
+                continue  # not a companion, or an option this rule does not read
             for e in schedules:
                 if _companion(e) is None:
                     raise loc.error(f"{COMPANION!r} takes each schedule's momentum companion, which only one_cycle "
@@ -436,7 +437,7 @@ def _normalise_optimizers(loc: _Locator, specs: Any, mode: str) -> list[dict[str
             if "momentum" in shown:
                 shown["momentum"] = momentum_label(full["momentum"])
             base = label or full["kind"]
-            if label is None and full["kind"] in ("momentum", "momentum_lr_in_buffer", "nesterov") and "on_drop" in spec:
+            if label is None and RULES_BY_NAME[full["kind"]].on_drop and "on_drop" in spec:
                 shown.setdefault("on_drop", full["on_drop"])
             full["label"] = _label(base, shown)
             out.append(full)
