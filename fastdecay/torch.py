@@ -108,7 +108,7 @@ Betas = tuple[Union[float, Schedule], float]
 StateDtype = Union[str, torch.dtype, None]
 
 
-def _one_tensor(steps):
+def _one_tensor(steps: list[torch.Tensor]) -> torch.Tensor | None:
     """The 1-d tensor whose elements are exactly the 0-d step counts ``steps`` (the views
     ``_group_calls`` makes for new states), or None (a count loaded from a checkpoint
     or set by hand is its own tensor)."""
@@ -120,7 +120,7 @@ def _one_tensor(steps):
     return None
 
 
-def _read_counts(steps):
+def _read_counts(steps: list[torch.Tensor]) -> list[Any]:
     """The step counts ``steps`` as Python numbers, in one read."""
     base = _one_tensor(steps)
     if base is not None:
@@ -130,7 +130,7 @@ def _read_counts(steps):
     return torch.stack(steps).tolist()
 
 
-def _count_steps(steps):
+def _count_steps(steps: list[torch.Tensor]) -> None:
     """Add 1 to every step count in ``steps``: one ``add_`` when they are the elements of
     one tensor, else one ``_foreach_add_`` (as torch's own optimizers count)."""
     if not steps:
@@ -142,11 +142,11 @@ def _count_steps(steps):
         torch._foreach_add_(steps, 1)
 
 
-def _scalar_dtype():
+def _scalar_dtype() -> torch.dtype:
     return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
 
 
-def _check_hyper(name, value):
+def _check_hyper(name: str, value: Any) -> Any:
     """lr / weight_decay: a non-negative float or a scalar schedule (validated now, not at step 1)."""
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
@@ -156,7 +156,7 @@ def _check_hyper(name, value):
     return value
 
 
-def _no_differentiable(differentiable, capturable=False):
+def _no_differentiable(differentiable: bool, capturable: bool = False) -> None:
     if differentiable:
         raise ValueError("differentiable=True is not supported by the fused fastdecay optimizers")
     if capturable:
@@ -173,7 +173,7 @@ class _NotPlain(Exception):
     """A schedule parameter that is not plain data (the encoding then drops ``params``)."""
 
 
-def _plain(value):
+def _plain(value: Any) -> Any:
     """A schedule parameter as plain data: tensors for arrays, encodings for schedules."""
     if isinstance(value, np.generic) and value.dtype.kind in "biuf":  # before float: np.float64 is a float
         return value.item()
@@ -188,7 +188,7 @@ def _plain(value):
     raise _NotPlain(value)
 
 
-def _from_plain(value):
+def _from_plain(value: Any) -> Any:
     if isinstance(value, dict) and _ENCODING in value:
         return _decode_schedule(value, "params")
     if isinstance(value, torch.Tensor):
@@ -200,7 +200,7 @@ def _from_plain(value):
     return value
 
 
-def _encode_schedule(schedule):
+def _encode_schedule(schedule: Schedule) -> dict[str, Any]:
     """The plain-data encoding of ``schedule`` (see the module docstring)."""
     try:
         params = {key: _plain(v) for key, v in schedule.params.items()}
@@ -210,7 +210,7 @@ def _encode_schedule(schedule):
             "segments": torch.tensor(np.asarray(schedule.segments)), "params": params}
 
 
-def _decode_schedule(encoding, where):
+def _decode_schedule(encoding: Any, where: str) -> Schedule:
     """The Schedule an encoding describes; ValueError naming ``where`` if it is not one."""
     if not isinstance(encoding, dict) or encoding.get(_ENCODING) != _ENCODING_VERSION:
         raise ValueError(f"{where} must be a fastdecay schedule encoding (version {_ENCODING_VERSION}), "
@@ -224,15 +224,15 @@ def _decode_schedule(encoding, where):
     return Schedule(segments.detach().to("cpu", torch.float64).numpy().copy(), kind, params)
 
 
-def _is_schedule_member(value):
+def _is_schedule_member(value: object) -> bool:
     return isinstance(value, (list, tuple)) and any(isinstance(v, Schedule) for v in value)
 
 
-def _encode_group(group, step):
+def _encode_group(group: dict[str, Any], step: int) -> dict[str, Any]:
     """A packed param group with every schedule replaced by its rate at ``step`` and encoded
     under ``"schedules"`` (a schedule inside a tuple, as betas, encodes as a list with None
     for the plain members)."""
-    schedules = {}
+    schedules: dict[str, Any] = {}
     for key, value in group.items():
         if isinstance(value, Schedule):
             schedules[key] = _encode_schedule(value)
@@ -245,7 +245,7 @@ def _encode_group(group, step):
     return group
 
 
-def _decode_group(group, where):
+def _decode_group(group: dict[str, Any], where: str) -> dict[str, Any]:
     """``group`` with the schedules of its ``"schedules"`` entry put back in place."""
     schedules = group.pop("schedules", None)
     if schedules is None:
@@ -297,15 +297,16 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
                 group.setdefault(key, value)
 
     @abc.abstractmethod
-    def _buffer_names(self, group):
+    def _buffer_names(self, group: dict[str, Any]) -> tuple[str, ...]:
         """The state buffers (torch's keys) a parameter of ``group`` has."""
 
     @abc.abstractmethod
-    def _call(self, group, params, grads, states, step, grad_scale):
+    def _call(self, group: dict[str, Any], params: list[torch.Tensor], grads: list[torch.Tensor],
+              states: list[dict[str, Any]], step: int, grad_scale: Any) -> Callable[[], None]:
         """Check one fused call over ``params`` of ``group`` that share the step count
         ``step``, writing nothing; return the function of no arguments that makes it."""
 
-    def _state_dtype(self, p, group, name):
+    def _state_dtype(self, p: torch.Tensor, group: dict[str, Any], name: str) -> torch.dtype:
         """The dtype of state buffer ``name`` of parameter ``p`` in ``group``: the compensation in
         the parameter's; the others in the group's ``state_dtype``, by default float32 for 16-bit
         parameters (math in float32) and the parameter's dtype otherwise."""
@@ -315,20 +316,21 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         return torch.bfloat16 if chosen == "bfloat16" else torch.float32
 
     @staticmethod
-    def _precision_arguments(group, states):
+    def _precision_arguments(group: dict[str, Any], states: list[dict[str, Any]]) -> dict[str, Any]:
         compensated = group["compensated"]
         return dict(state_dtype=group["state_dtype"], compensated=compensated,
                     compensation_buffer=[s["compensation"] for s in states] if compensated else None)
 
-    def _precision_buffers(self, group):
+    def _precision_buffers(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ("compensation",) if group.get("compensated") else ()
 
     @staticmethod
-    def _precision_options(state_dtype, compensated):
+    def _precision_options(state_dtype: Any, compensated: Any) -> tuple[str | None, bool]:
         """(state_dtype as None / "float32" / "bfloat16", compensated as a bool), checked."""
         return F.state_dtype_option(state_dtype), _flag("compensated", compensated)
 
-    def _state_for(self, p, group, names, state, new_state, step):
+    def _state_for(self, p: torch.Tensor, group: dict[str, Any], names: tuple[str, ...], state: dict[str, Any] | None,
+                   new_state: dict[torch.Tensor, dict[str, Any]], step: torch.Tensor) -> dict[str, Any]:
         """``p``'s state (``state``, or None) completed with every buffer in ``names`` that
         ``group`` needs and the step count ``step`` (where it has none), as a new dict made
         aside in ``new_state`` (committed only once the whole step has been checked)."""
@@ -342,22 +344,27 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         new_state[p] = state
         return state
 
-    def _group_step(self, group):
+    def _group_step(self, group: dict[str, Any]) -> int:
         """The group's step count: the largest of its parameters' (0 before the first step)."""
         steps = [int(s["step"]) for s in map(self.state.get, group["params"]) if s and "step" in s]
         return max(steps, default=0)
 
-    def _amp(self):
+    def _amp(self) -> tuple[Any, bool]:
         grad_scale = getattr(self, "grad_scale", None)
         found_inf = getattr(self, "found_inf", None)
         if found_inf is not None and float(found_inf) != 0.0:
             return grad_scale, True
         return grad_scale, False
 
-    def _group_calls(self, g, group, grad_scale, new_state):
+    def _group_calls(self, g: int, group: dict[str, Any], grad_scale: Any, new_state: dict[torch.Tensor, dict[str, Any]]
+                     ) -> list[tuple[Callable[[], None], list[torch.Tensor]]]:
         """[(launch, step tensors)] for group ``g``: one checked call per step count (one in
         the usual case, where every parameter has had as many updates)."""
-        index, params, grads, states, fresh = [], [], [], [], []
+        index: list[int] = []
+        params: list[torch.Tensor] = []
+        grads: list[torch.Tensor] = []
+        states: list[Any] = []  # (a parameter's state dict, or None until it is made below)
+        fresh: list[int] = []
         names = self._buffer_names(group)
         required = frozenset(("step",) + names)  # a state with all of these is used as it is
         state_of = self.state.get
@@ -383,10 +390,11 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         if fresh:
             # the new states' step counts are 0-d views of one tensor, so that a step adds 1 to
             # all of them in one operation (``_count_steps``)
-            counts = torch.zeros(len(fresh), dtype=_scalar_dtype())
+            new_counts = torch.zeros(len(fresh), dtype=_scalar_dtype())
             for j, k in enumerate(fresh):
-                states[k] = self._state_for(params[k], group, names, states[k], new_state, counts[j])
+                states[k] = self._state_for(params[k], group, names, states[k], new_state, new_counts[j])
         counts = _read_counts([s["step"] for s in states])  # one read of every step count
+        parts: dict[int, Any]  # step count -> the positions of the parameters that have it
         if counts.count(counts[0]) == len(counts):
             parts = {int(counts[0]): range(len(params))}
         else:
@@ -404,10 +412,10 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         return calls
 
     @staticmethod
-    def _name_tensors(message, g, index):
+    def _name_tensors(message: str, g: int, index: list[int]) -> str:
         """A fused call's error message with its arrays named as the optimizer's tensors."""
 
-        def label(match):
+        def label(match: re.Match[str]) -> str:
             name, k = match.group(1), int(match.group(2))
             if k >= len(index):
                 return match.group(0)
@@ -422,9 +430,11 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         return named if count else f"param_groups[{g}]: {message}"
 
     @overload
+
     def step(self, closure: None = None) -> None: ...
 
     @overload
+
     def step(self, closure: Callable[[], float]) -> float: ...
 
     @torch.no_grad()
@@ -451,11 +461,11 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
 
     # ------------------------------------------------------------------------- checkpoints
 
-    def _torch_keys(self, packed):
+    def _torch_keys(self, packed: dict[str, Any]) -> dict[str, Any]:
         """Group keys torch's own optimizer of this kind reads under another name."""
         return packed
 
-    def _loaded_group(self, packed, where):
+    def _loaded_group(self, packed: Any, where: str) -> dict[str, Any]:
         """A saved group (plain data) as this optimizer's group: schedules decoded, keys torch
         may lack filled in, options checked. ``where`` names it in errors."""
         if not isinstance(packed, dict) or "params" not in packed:
@@ -475,7 +485,7 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         return group
 
     @abc.abstractmethod
-    def _check_options(self, group):
+    def _check_options(self, group: dict[str, Any]) -> None:
         """The group's options, checked as the constructor checks them."""
 
     def state_dict(self) -> dict[str, Any]:
@@ -535,7 +545,7 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         for post_hook in self._optimizer_load_state_dict_post_hooks.values():
             post_hook(self)
 
-    def _loaded_state(self, p, group, saved):
+    def _loaded_state(self, p: torch.Tensor, group: dict[str, Any], saved: Any) -> dict[str, Any]:
         """A parameter's saved state: tensors on its device in the state dtype, ``step`` a 0-d
         CPU tensor (1 where buffers say it was updated but no count was kept, as torch's SGD)."""
         state = {}
@@ -593,16 +603,17 @@ class SGD(_Fused):
                         differentiable=False, fused=fused)
         super().__init__(params, defaults)
 
-    def _buffer_names(self, group):
+    def _buffer_names(self, group: dict[str, Any]) -> tuple[str, ...]:
         momentum = group["momentum"]
         buffers = FUSED["sgd"].state_keys if isinstance(momentum, Schedule) or momentum != 0 else ()
         return buffers + self._precision_buffers(group)
 
-    def _check_options(self, group):
+    def _check_options(self, group: dict[str, Any]) -> None:
         F.sgd_momentum(group["momentum"], group["dampening"], group["nesterov"], group["on_drop"])
         group["state_dtype"], group["compensated"] = self._precision_options(group["state_dtype"], group["compensated"])
 
-    def _call(self, group, params, grads, states, step, grad_scale):
+    def _call(self, group: dict[str, Any], params: list[torch.Tensor], grads: list[torch.Tensor],
+              states: list[dict[str, Any]], step: int, grad_scale: Any) -> Callable[[], None]:
         buffers = [s["momentum_buffer"] for s in states] if "momentum_buffer" in self._buffer_names(group) else None
         return F.checked_sgd(params, grads, step=step, lr=group["lr"], momentum=group["momentum"],
                              momentum_buffer=buffers, dampening=group["dampening"], nesterov=group["nesterov"],
@@ -648,8 +659,9 @@ class Adam(_Fused):
         self._init(params, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay, state_dtype,
                    compensated, foreach, capturable, differentiable, fused)
 
-    def _init(self, params, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled, state_dtype, compensated,
-              foreach, capturable, differentiable, fused):
+    def _init(self, params: ParamsT, lr: Rate, betas: Betas, eps: float, weight_decay: Rate, amsgrad: bool,
+              maximize: bool, decoupled: bool, state_dtype: StateDtype, compensated: bool, foreach: bool | None,
+              capturable: bool, differentiable: bool, fused: bool | None) -> None:
         _no_differentiable(differentiable, capturable)
         lr = _check_hyper("lr", lr)
         weight_decay = _check_hyper("weight_decay", weight_decay)
@@ -661,18 +673,18 @@ class Adam(_Fused):
                         foreach=foreach, capturable=False, differentiable=False, fused=fused)
         super().__init__(params, defaults)
 
-    def _buffer_names(self, group):
+    def _buffer_names(self, group: dict[str, Any]) -> tuple[str, ...]:
         fused = FUSED["adam"]
         moments = tuple(key for key in fused.state_keys if group["amsgrad"] or key not in fused.optional)
         return moments + self._precision_buffers(group)
 
-    def _check_options(self, group):
+    def _check_options(self, group: dict[str, Any]) -> None:
         F.adam_betas(group["betas"], group["eps"])
         for key in ("amsgrad", "maximize", "decoupled"):
             _flag(key, group[key])
         group["state_dtype"], group["compensated"] = self._precision_options(group["state_dtype"], group["compensated"])
 
-    def _loaded_group(self, packed, where):
+    def _loaded_group(self, packed: Any, where: str) -> dict[str, Any]:
         packed = dict(packed) if isinstance(packed, dict) else packed
         if isinstance(packed, dict) and "decoupled" not in packed:
             # torch's key; torch's AdamW always decouples, whatever the state dict says
@@ -682,11 +694,12 @@ class Adam(_Fused):
         group["capturable"] = False
         return group
 
-    def _torch_keys(self, packed):
+    def _torch_keys(self, packed: dict[str, Any]) -> dict[str, Any]:
         packed["decoupled_weight_decay"] = packed["decoupled"]
         return packed
 
-    def _call(self, group, params, grads, states, step, grad_scale):
+    def _call(self, group: dict[str, Any], params: list[torch.Tensor], grads: list[torch.Tensor],
+              states: list[dict[str, Any]], step: int, grad_scale: Any) -> Callable[[], None]:
         amsgrad = group["amsgrad"]
         return F.checked_adam(params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
                               step=step, lr=group["lr"], betas=group["betas"], eps=group["eps"],
@@ -754,15 +767,16 @@ class Lion(_Fused):
                         fused=fused)
         super().__init__(params, defaults)
 
-    def _buffer_names(self, group):
+    def _buffer_names(self, group: dict[str, Any]) -> tuple[str, ...]:
         return FUSED["lion"].state_keys + self._precision_buffers(group)
 
-    def _check_options(self, group):
+    def _check_options(self, group: dict[str, Any]) -> None:
         F.lion_betas(group["betas"])
         _flag("maximize", group["maximize"])
         group["state_dtype"], group["compensated"] = self._precision_options(group["state_dtype"], group["compensated"])
 
-    def _call(self, group, params, grads, states, step, grad_scale):
+    def _call(self, group: dict[str, Any], params: list[torch.Tensor], grads: list[torch.Tensor],
+              states: list[dict[str, Any]], step: int, grad_scale: Any) -> Callable[[], None]:
         return F.checked_lion(params, grads, [s["exp_avg"] for s in states], step=step, lr=group["lr"],
                               betas=group["betas"], weight_decay=group["weight_decay"], maximize=group["maximize"],
                               grad_scale=grad_scale, found_inf=None, **self._precision_arguments(group, states))
@@ -838,7 +852,7 @@ class LRScheduler(_TorchLRScheduler):
         self._last_lr = rates
 
 
-def _scaled(schedule, factor):
+def _scaled(schedule: Schedule, factor: float) -> Schedule:
     """``schedule * factor``; a product whose last factor is a scalar constant takes the
     factor into that constant, so repeated cuts stay one factor."""
     factors = schedule.params.get("schedules") if schedule.kind == "product" else None
@@ -883,21 +897,21 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):
                          threshold_mode=threshold_mode, cooldown=cooldown, min_lr=min_lr, eps=eps)
         self._last_lr = self._rates()
 
-    def _rate(self, group):
+    def _rate(self, group: dict[str, Any]) -> float:
         """The group's current rate: its lr, or its lr schedule at the group's step count."""
         lr = group["lr"]
         if isinstance(lr, Schedule):
-            return lr(self.optimizer._group_step(group))
+            return cast(float, lr(cast(_Fused, self.optimizer)._group_step(group)))  # (a scalar schedule)
         return float(lr)
 
-    def _rates(self):
+    def _rates(self) -> list[float | torch.Tensor]:
         return [self._rate(group) for group in self.optimizer.param_groups]
 
     def step(self, metrics: SupportsFloat, epoch: int | None = None) -> None:  # type: ignore[override]
         super().step(metrics, epoch)
         self._last_lr = self._rates()
 
-    def _reduce_lr(self, epoch):
+    def _reduce_lr(self, epoch: Any) -> None:
         groups = self.optimizer.param_groups
         if len(groups) != len(self.min_lrs):
             if self.default_min_lr is None:
