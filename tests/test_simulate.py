@@ -347,9 +347,10 @@ def test_progress_is_called_between_chunks():
 
 
 def test_default_chunks_are_sized_by_time():
-    """Without chunk_steps the first chunk is short (about 1e6 element-steps) and the
+    """Without chunk_steps the first chunk is short (about 2e6 element-steps) and the
     next ones aim at about 0.25 s each at the measured rate, growing at most 4x a
-    chunk and never past 65,536 steps."""
+    chunk (unless the rest of the run fits in the aim: then it is the last chunk) and
+    never past 65,536 steps."""
     module = importlib.import_module("fastdecay.simulate")
     calls = []
     n = 2**14
@@ -361,6 +362,12 @@ def test_default_chunks_are_sized_by_time():
     assert module._next_chunk(100, 2.5) == 10               # 10x slower: a tenth
     assert module._next_chunk(1, 60.0) == 1                 # never below one step
     assert module._next_chunk(60_000, 0.001) == module._CHUNK_STEPS_MAX
+    assert module._next_chunk(100, 0.025, remaining=900) == 900    # the rest fits in the aim: one chunk
+    assert module._next_chunk(100, 0.025, remaining=1001) == 400   # it does not: at most 4x
+    assert module._next_chunk(100, 1e-9, remaining=70_000) == 400  # beyond the step cap: grows as before
+    calls.clear()
+    fd.simulate(np.ones((n, 1)), 0.1, steps=300, progress=lambda a, b: calls.append(a))
+    assert calls == [module._FIRST_CHUNK_ELEMENT_STEPS // n, 300]   # a short run: the first chunk, then the rest
 
 
 SIGINT_SCRIPT = """
