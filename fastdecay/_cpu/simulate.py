@@ -329,8 +329,8 @@ def _generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta_shared, wd_shared, sca
             g = _gradient(lam[i], x, z, sigma, i - i0)
             if adam:
                 c = adam_scalars(eta, wd, tf, mom, beta2, eps, opt == ADAMW, False)
-                w[i], buf[i], sq[i] = _adam(x, g, buf[i], sq[i], dt(c[1]), dt(c[2]), dt(c[3]), dt(c[4]),
-                                            dt(c[5]), dt(c[6]), dt(c[7]), dt(c[8]), first)
+                w[i], buf[i], sq[i] = _adam(x, g, buf[i], sq[i], dt(c.l2), dt(c.shrink), dt(c.w1), dt(c.beta2),
+                                            dt(c.w2), dt(c.neg_step_size), dt(c.bc2_sqrt), dt(c.eps), first)
             elif lion:
                 c = lion_scalars(eta, wd, mom, beta2, False)
                 w[i], buf[i] = lion_element(x, g, buf[i], _one_like(x), dt(c.shrink), dt(c.beta1), dt(c.w1),
@@ -340,8 +340,9 @@ def _generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta_shared, wd_shared, sca
                                       tf)
                 c = sgd_scalars(eta, wd, first, scale, mom, 0.0, nesterov, False, False, in_buffer)
                 b = buf[i] if use_momentum else zero
-                w[i], b = _sgd(x, g, b, dt(c[1]), dt(c[3]), dt(c[4]), dt(c[5]), dt(c[6]), dt(c[7]),
-                               use_momentum, nesterov, in_buffer and use_momentum, first)
+                w[i], b = _sgd(x, g, b, dt(c.l2), dt(c.buf_decay), dt(c.grad_gain), dt(c.nest_grad),
+                               dt(c.nest_buf), dt(c.neg_lr), use_momentum, nesterov, in_buffer and use_momentum,
+                               first)
                 if use_momentum:
                     buf[i] = b
             if record:
@@ -379,8 +380,8 @@ def _sgd_coords(w, buf, lam, c, use_momentum, nesterov, in_buffer, first, z, sig
     """``_sgd`` over one trajectory's coordinates (z: their draws, or None); (sum of squared
     moves, 2 x loss) when recording."""
     dt = w.dtype.type
-    l2, buf_decay = dt(c[1]), dt(c[3])
-    gain, nest_grad, nest_buf, neg_lr = dt(c[4]), dt(c[5]), dt(c[6]), dt(c[7])
+    l2, buf_decay = dt(c.l2), dt(c.buf_decay)
+    gain, nest_grad, nest_buf, neg_lr = dt(c.grad_gain), dt(c.nest_grad), dt(c.nest_buf), dt(c.neg_lr)
     zero = dt(0.0)
     disp = 0.0
     loss = 0.0
@@ -416,8 +417,8 @@ def _adam_coords(w, m, v, lam, c, first, z, sigma, record):
     """``_adam`` over one trajectory's coordinates (z: their draws, or None); (sum of squared
     moves, 2 x loss) when recording."""
     dt = w.dtype.type
-    l2, shrink, w1, b2, w2 = dt(c[1]), dt(c[2]), dt(c[3]), dt(c[4]), dt(c[5])
-    neg_step, bc2_sqrt, e = dt(c[6]), dt(c[7]), dt(c[8])
+    l2, shrink, w1, b2, w2 = dt(c.l2), dt(c.shrink), dt(c.w1), dt(c.beta2), dt(c.w2)
+    neg_step, bc2_sqrt, e = dt(c.neg_step_size), dt(c.bc2_sqrt), dt(c.eps)
     disp = 0.0
     loss = 0.0
     if record:
@@ -464,8 +465,8 @@ def _fast_sgd_shared(w, buf, lam, c, use_momentum, nesterov, in_buffer, first, z
     wraparound in the loop, so LLVM vectorizes it); the coefficients go through
     ``_sgd`` as on every other path (bit-identical results)."""
     dt = w.dtype.type
-    l2, buf_decay = dt(c[1]), dt(c[3])
-    gain, nest_grad, nest_buf, neg_lr = dt(c[4]), dt(c[5]), dt(c[6]), dt(c[7])
+    l2, buf_decay = dt(c.l2), dt(c.buf_decay)
+    gain, nest_grad, nest_buf, neg_lr = dt(c.grad_gain), dt(c.nest_grad), dt(c.nest_buf), dt(c.neg_lr)
     if use_momentum:
         if first:
             for i in range(w.shape[0]):
@@ -522,8 +523,9 @@ def _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, advance, wd, mom, 
         c = sgd_scalars(eta, wd, first, 1.0, mom, 0.0, nesterov, False, False, in_buffer)
         x = w[i]
         b = buf[i] if use_momentum else zero
-        xn, b = _sgd(x, _gradient(lam[i], x, z, sigma, i), b, dt(c[1]), dt(c[3]), dt(c[4]), dt(c[5]), dt(c[6]),
-                     dt(c[7]), use_momentum, nesterov, in_buffer and use_momentum, first)
+        xn, b = _sgd(x, _gradient(lam[i], x, z, sigma, i), b, dt(c.l2), dt(c.buf_decay), dt(c.grad_gain),
+                     dt(c.nest_grad), dt(c.nest_buf), dt(c.neg_lr), use_momentum, nesterov, in_buffer and use_momentum,
+                     first)
         w[i] = xn
         if use_momentum:
             buf[i] = b
@@ -532,8 +534,8 @@ def _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, advance, wd, mom, 
 @njit(cache=True)
 def _fast_adam_shared(w, m, v, lam, c, first, z, sigma):
     dt = w.dtype.type
-    l2, shrink, w1, b2, w2 = dt(c[1]), dt(c[2]), dt(c[3]), dt(c[4]), dt(c[5])
-    neg_step, bc2_sqrt, e = dt(c[6]), dt(c[7]), dt(c[8])
+    l2, shrink, w1, b2, w2 = dt(c.l2), dt(c.shrink), dt(c.w1), dt(c.beta2), dt(c.w2)
+    neg_step, bc2_sqrt, e = dt(c.neg_step_size), dt(c.bc2_sqrt), dt(c.eps)
     if first:
         for i in range(w.shape[0]):
             x = w[i]
@@ -559,8 +561,8 @@ def _fast_adam_per_trajectory(w, m, v, lam, lr_state, lr_ratio, advance, wd, t, 
             lr_state[i] = eta
         c = adam_scalars(eta, wd, tf, beta1, beta2, eps, decoupled, False)
         x = w[i]
-        w[i], m[i], v[i] = _adam(x, _gradient(lam[i], x, z, sigma, i), m[i], v[i], dt(c[1]), dt(c[2]), dt(c[3]),
-                                 dt(c[4]), dt(c[5]), dt(c[6]), dt(c[7]), dt(c[8]), first)
+        w[i], m[i], v[i] = _adam(x, _gradient(lam[i], x, z, sigma, i), m[i], v[i], dt(c.l2), dt(c.shrink), dt(c.w1),
+                                 dt(c.beta2), dt(c.w2), dt(c.neg_step_size), dt(c.bc2_sqrt), dt(c.eps), first)
 
 
 RO_UINT64 = types.Array(uint64, 1, "C", readonly=True)

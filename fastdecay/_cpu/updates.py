@@ -234,8 +234,9 @@ def sgd_kernel(like, like_state, like_math, addresses, sizes, first_block,
     momentum = lr_at(momentum_table, 0, step)
     scale = buffer_scale_at(lr_table, 0, step, on_drop)
     c = sgd_scalars(lr, wd, first, scale, momentum, dampening, nesterov, decoupled, maximize, lr_in_buffer)
-    sign, l2, shrink = dtype(c[0]), dtype(c[1]), dtype(c[2])
-    buf_decay, grad_gain, nest_grad, nest_buf, neg_lr = dtype(c[3]), dtype(c[4]), dtype(c[5]), dtype(c[6]), dtype(c[7])
+    sign, l2, shrink = dtype(c.sign), dtype(c.l2), dtype(c.shrink)
+    buf_decay, grad_gain, nest_grad = dtype(c.buf_decay), dtype(c.grad_gain), dtype(c.nest_grad)
+    nest_buf, neg_lr = dtype(c.nest_buf), dtype(c.neg_lr)
     grad_scale_t = dtype(grad_scale)  # in the math dtype
     use_momentum = momentum != 0.0
     for b in prange(first_block[first_block.shape[0] - 1]):
@@ -283,8 +284,8 @@ def adam_kernel(like, like_state, like_math, addresses, sizes, first_block,
     lr, wd = scheduled_rates(lr_table, wd_table, step)
     beta1 = lr_at(beta1_table, 0, step)
     c = adam_scalars(lr, wd, step, beta1, beta2, eps, decoupled, maximize)
-    sign, l2, shrink, w1, b2, w2 = dtype(c[0]), dtype(c[1]), dtype(c[2]), dtype(c[3]), dtype(c[4]), dtype(c[5])
-    neg_step_size, bc2_sqrt, e = dtype(c[6]), dtype(c[7]), dtype(c[8])
+    sign, l2, shrink, w1, b2, w2 = dtype(c.sign), dtype(c.l2), dtype(c.shrink), dtype(c.w1), dtype(c.beta2), dtype(c.w2)
+    neg_step_size, bc2_sqrt, e = dtype(c.neg_step_size), dtype(c.bc2_sqrt), dtype(c.eps)
     grad_scale_t = dtype(grad_scale)  # in the math dtype
     for b in prange(first_block[first_block.shape[0] - 1]):
         k, n, lo = _block_span(first_block, sizes, b)
