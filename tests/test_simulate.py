@@ -357,7 +357,10 @@ def test_default_chunks_are_sized_by_time():
     fd.simulate(np.ones((n, 1)), 0.1, steps=20_000, progress=lambda a, b: calls.append(a))
     sizes = np.diff([0] + calls)
     assert calls[-1] == 20_000 and sizes[0] == module._FIRST_CHUNK_ELEMENT_STEPS // n
-    assert np.all(sizes[1:-1] <= module._CHUNK_GROWTH * sizes[:-2]) and len(sizes) > 2
+    # How many chunks the run takes depends on the machine's speed (a fast one runs the
+    # rest in one chunk): check the rule on every chunk but the last, whatever their count.
+    assert np.all(sizes[1:-1] <= module._CHUNK_GROWTH * sizes[:-2])
+    assert np.all(sizes <= module._CHUNK_STEPS_MAX)
     assert module._next_chunk(100, 0.025) == 400            # 10x faster than the aim: at most 4x more steps
     assert module._next_chunk(100, 2.5) == 10               # 10x slower: a tenth
     assert module._next_chunk(1, 60.0) == 1                 # never below one step
