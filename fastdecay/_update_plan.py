@@ -331,7 +331,10 @@ def plan_for(backend, listed, streams, state_dtype, options_key):
     """The plan of ``streams`` (see ``_build``), from the cache when its arrays are the
     same as a recent call's and nothing that matters changed."""
     ids = _ids(streams)
-    key = (options_key, backend, state_dtype, ids[0], tuple(s[0] for s in streams))
+    # every array but the gradients is in the key: two optimizers over the same parameters
+    # (their own states) keep a plan each instead of replacing each other's
+    kept = tuple(i for i, (_, _, _, role) in zip(ids, streams) if role != "grad")
+    key = (options_key, backend, state_dtype, kept, tuple(s[0] for s in streams))
     plan = _PLANS.get(key)
     if plan is not None and _still_valid(plan, ids, streams):
         return plan

@@ -84,9 +84,10 @@ from __future__ import annotations
 
 import abc
 import copy
+import operator
 import re
 from collections import defaultdict
-from itertools import chain
+from itertools import chain, repeat
 from typing import Any, Callable, Literal, SupportsFloat, Union, cast, overload
 
 import numpy as np
@@ -114,32 +115,47 @@ def _one_tensor(steps: list[torch.Tensor]) -> torch.Tensor | None:
     or set by hand is its own tensor)."""
     base = steps[0]._base
     if (base is not None and base.dim() == 1 and base.numel() == len(steps) and base.is_contiguous()
-            and all(s._base is base and s.dim() == 0 for s in steps)
-            and len({s.storage_offset() for s in steps}) == len(steps)):
+            and all(map(operator.is_, map(_BASE, steps), repeat(base, len(steps))))
+            and not any(map(_DIM, steps))
+            and len(set(map(_STORAGE_OFFSET, steps))) == len(steps)):
         return base
     return None
 
 
-def _read_counts(steps: list[torch.Tensor]) -> list[Any]:
-    """The step counts ``steps`` as Python numbers, in one read."""
+# C-level per-tensor reads for the per-step loops (see ``_group_calls``)
+_GRAD = operator.attrgetter("grad")
+_BASE = operator.attrgetter("_base")
+_IS_SPARSE = operator.attrgetter("is_sparse")
+_DIM = operator.methodcaller("dim")
+_STRIDE = operator.methodcaller("stride")
+_STORAGE_OFFSET = operator.methodcaller("storage_offset")
+_STEP = operator.itemgetter("step")
+_NO_STATE: frozenset[str] = frozenset()
+
+
+def _read_counts(steps: list[torch.Tensor]) -> tuple[list[Any], torch.Tensor | None]:
+    """(the step counts ``steps`` as Python numbers in one read, the one tensor they are
+    the elements of when they all have the same count, else None)."""
     base = _one_tensor(steps)
     if base is not None:
         values = base.tolist()
         if values.count(values[0]) == len(values):  # all equal: the order does not matter
-            return values
-    return torch.stack(steps).tolist()
+            return values, base
+    return torch.stack(steps).tolist(), None
 
 
-def _count_steps(steps: list[torch.Tensor]) -> None:
-    """Add 1 to every step count in ``steps``: one ``add_`` when they are the elements of
-    one tensor, else one ``_foreach_add_`` (as torch's own optimizers count)."""
-    if not steps:
-        return
-    base = _one_tensor(steps)
-    if base is not None:
-        base.add_(1)
-    else:
-        torch._foreach_add_(steps, 1)
+def _count_steps(counters: list[torch.Tensor | list[torch.Tensor]]) -> None:
+    """Add 1 to every step count: a tensor in ``counters`` is one whose elements are the
+    counts (one ``add_``), a list holds count tensors (all of them in one
+    ``_foreach_add_``, as torch's own optimizers count)."""
+    loose: list[torch.Tensor] = []
+    for counter in counters:
+        if isinstance(counter, torch.Tensor):
+            counter.add_(1)
+        else:
+            loose += counter
+    if loose:
+        torch._foreach_add_(loose, 1)
 
 
 def _scalar_dtype() -> torch.dtype:
@@ -357,18 +373,68 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         return grad_scale, False
 
     def _group_calls(self, g: int, group: dict[str, Any], grad_scale: Any, new_state: dict[torch.Tensor, dict[str, Any]]
-                     ) -> list[tuple[Callable[[], None], list[torch.Tensor]]]:
-        """[(launch, step tensors)] for group ``g``: one checked call per step count (one in
-        the usual case, where every parameter has had as many updates)."""
-        index: list[int] = []
-        params: list[torch.Tensor] = []
-        grads: list[torch.Tensor] = []
-        states: list[Any] = []  # (a parameter's state dict, or None until it is made below)
-        fresh: list[int] = []
+                     ) -> list[tuple[Callable[[], None], torch.Tensor | list[torch.Tensor]]]:
+        """[(launch, its step counter)] for group ``g``: one checked call per step count (one
+        in the usual case, where every parameter has had as many updates); the counter is
+        the one tensor whose elements are the call's step counts, or a list of them (see
+        ``_count_steps``)."""
         names = self._buffer_names(group)
         required = frozenset(("step",) + names)  # a state with all of these is used as it is
         state_of = self.state.get
-        # once per parameter per step: the loop below is the optimizer's own per-tensor cost
+        # once per parameter per step: this is the optimizer's own per-tensor cost. The usual
+        # step (every parameter has a gradient laid out as it is, and a complete state) is
+        # checked by C-level maps over the lists; anything else takes the loop.
+        params: list[torch.Tensor] = group["params"]
+        grads: list[torch.Tensor] = list(map(_GRAD, params))
+        states: list[Any] = list(map(state_of, params, repeat(_NO_STATE, len(params))))
+        try:
+            usual = (not any(map(_IS_SPARSE, grads)) and list(map(_STRIDE, grads)) == list(map(_STRIDE, params))
+                     and all(map(required.issubset, states)))
+        except (AttributeError, RuntimeError):  # a parameter without a gradient (None), or one without strides
+            usual = False
+        if usual:
+            index: Any = range(len(params))
+            fresh: list[int] = []
+        else:
+            index, params, grads, states, fresh = self._gather(g, group, required)
+        if not params:
+            return []
+        if fresh:
+            # the new states' step counts are 0-d views of one tensor, so that a step adds 1 to
+            # all of them in one operation (``_count_steps``)
+            new_counts = torch.zeros(len(fresh), dtype=_scalar_dtype())
+            for j, k in enumerate(fresh):
+                states[k] = self._state_for(params[k], group, names, states[k], new_state, new_counts[j])
+        steps = list(map(_STEP, states))
+        counts, base = _read_counts(steps)  # one read of every step count
+        parts: dict[int, Any]  # step count -> the positions of the parameters that have it
+        if counts.count(counts[0]) == len(counts):
+            parts = {int(counts[0]): range(len(params))}
+        else:
+            parts = {}
+            for k, count in enumerate(counts):
+                parts.setdefault(int(count), []).append(k)
+        calls: list[tuple[Callable[[], None], torch.Tensor | list[torch.Tensor]]] = []
+        for t, part in parts.items():
+            try:
+                launch = self._call(group, [params[k] for k in part], [grads[k] for k in part],
+                                    [states[k] for k in part], t, grad_scale)
+            except (TypeError, ValueError) as err:
+                raise type(err)(self._name_tensors(str(err), g, [index[k] for k in part])) from None
+            calls.append((launch, base if base is not None else [steps[k] for k in part]))
+        return calls
+
+    def _gather(self, g: int, group: dict[str, Any], required: frozenset[str]
+                ) -> tuple[list[int], list[torch.Tensor], list[torch.Tensor], list[Any], list[int]]:
+        """(index in the group, parameter, gradient, state or None, positions of the states
+        to make) of every parameter of group ``g`` with a gradient: the step's parameters
+        one by one, gradients laid out unlike their parameters made contiguous."""
+        index: list[int] = []
+        params: list[torch.Tensor] = []
+        grads: list[torch.Tensor] = []
+        states: list[Any] = []  # (a parameter's state dict, or None until it is made)
+        fresh: list[int] = []
+        state_of = self.state.get
         for i, p in enumerate(group["params"]):
             grad = p.grad
             if grad is None:
@@ -385,31 +451,7 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
             params.append(p)
             grads.append(grad)
             states.append(state)
-        if not params:
-            return []
-        if fresh:
-            # the new states' step counts are 0-d views of one tensor, so that a step adds 1 to
-            # all of them in one operation (``_count_steps``)
-            new_counts = torch.zeros(len(fresh), dtype=_scalar_dtype())
-            for j, k in enumerate(fresh):
-                states[k] = self._state_for(params[k], group, names, states[k], new_state, new_counts[j])
-        counts = _read_counts([s["step"] for s in states])  # one read of every step count
-        parts: dict[int, Any]  # step count -> the positions of the parameters that have it
-        if counts.count(counts[0]) == len(counts):
-            parts = {int(counts[0]): range(len(params))}
-        else:
-            parts = {}
-            for k, count in enumerate(counts):
-                parts.setdefault(int(count), []).append(k)
-        calls = []
-        for t, part in parts.items():
-            try:
-                launch = self._call(group, [params[k] for k in part], [grads[k] for k in part],
-                                    [states[k] for k in part], t, grad_scale)
-            except (TypeError, ValueError) as err:
-                raise type(err)(self._name_tensors(str(err), g, [index[k] for k in part])) from None
-            calls.append((launch, [states[k]["step"] for k in part]))
-        return calls
+        return index, params, grads, states, fresh
 
     @staticmethod
     def _name_tensors(message: str, g: int, index: list[int]) -> str:
@@ -456,7 +498,7 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         self.state.update(new_state)
         for launch, _ in calls:
             launch()
-        _count_steps([t for _, group_steps in calls for t in group_steps])
+        _count_steps([counter for _, counter in calls])
         return loss
 
     # ------------------------------------------------------------------------- checkpoints

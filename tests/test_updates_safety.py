@@ -223,3 +223,29 @@ def test_new_gradients_on_a_reused_plan_are_checked_for_overlap():
     ref = [p.clone() for p in ps]
     fd.adamw_step(ps, fresh, ms, vs, step=1, lr=1e-3)
     assert not any(torch.equal(a, b) for a, b in zip(ps, ref))
+
+
+def test_two_state_sets_over_the_same_parameters_keep_a_launch_plan_each(monkeypatch):
+    """Two optimizers over the same parameters (each with its own state) alternate without
+    rebuilding each other's launch plan, and each updates as it would alone."""
+    from fastdecay import _update_plan
+
+    ps = [torch.randn(8) for _ in range(3)]
+    gs = [torch.randn(8) for _ in range(3)]
+    states = [([torch.zeros(8) for _ in range(3)], [torch.zeros(8) for _ in range(3)]) for _ in range(2)]
+    alone = [p.clone() for p in ps], [torch.zeros(8) for _ in range(3)], [torch.zeros(8) for _ in range(3)]
+    for m, v in states:
+        fd.adamw_step(ps, gs, m, v, step=0, lr=1e-3)
+    builds = []
+    build = _update_plan.build
+    monkeypatch.setattr(_update_plan, "build", lambda *a: builds.append(1) or build(*a))
+    for t in range(1, 4):
+        for m, v in states:
+            fd.adamw_step(ps, gs, m, v, step=t, lr=1e-3)
+    assert builds == []
+    for t in range(4):  # the same four steps on copies, with one state set
+        fd.adamw_step(alone[0], gs, alone[1], alone[2], step=t, lr=1e-3)
+    # AdamW's moments depend on the gradients only: each state set was updated once a step
+    for m, v in states:
+        for k in range(3):
+            assert torch.equal(m[k], alone[1][k]) and torch.equal(v[k], alone[2][k])
