@@ -23,10 +23,8 @@ float64, one shared exponential schedule; ``fd.expected_loss`` with heavy-ball m
 """
 
 import argparse
-import json
-import os
-import subprocess
-import sys
+
+from _trees import run_trees
 
 CHILD = r'''
 import json, time
@@ -93,16 +91,7 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--reps", type=int, default=7)
     args = parser.parse_args(argv)
-    code = CHILD.replace("REPS", str(args.reps))
-    results = {tree: {} for tree in args.trees}
-    for _ in range(args.rounds):
-        for tree in args.trees:
-            done = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=tree), cwd=tree,
-                                  capture_output=True, text=True)
-            if done.returncode:
-                sys.exit(f"{tree}:\n{done.stderr}")
-            for k, v in json.loads(done.stdout.splitlines()[-1]).items():
-                results[tree].setdefault(k, []).append(v)
+    results = run_trees(CHILD.replace("REPS", str(args.reps)), args.trees, args.rounds)
     first = {k: min(v) for k, v in results[args.trees[0]].items()}
     for tree in args.trees:
         print(tree)
