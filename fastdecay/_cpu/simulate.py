@@ -6,7 +6,11 @@ elements (trajectory i owns elements i*d .. i*d + d - 1). The kernel runs
 ``prange`` over **tiles** of consecutive trajectories (a fixed number of
 elements, whatever the thread count); inside a tile the time loop is outside
 and the lanes (elements) inside, so a tile's state stays in L1 across steps
-and the inner loop is a contiguous loop that LLVM vectorizes.
+and the inner loop is a contiguous loop that LLVM vectorizes. Under shared
+rates a tile's steps run in one call (``_shared_tile_steps``): each step is a
+row of ``step_scalars``, a few scalar operations and the vector loop, with no
+call that takes an array inside the step loop (a call would count references
+on the arrays every thread shares, atomically, twice a step).
 
 Every update is ``rules.sgd_element`` / ``rules.adam_element`` /
 ``rules.lion_element`` with the per-step scalars of ``rules.sgd_scalars`` /
@@ -74,9 +78,10 @@ N_SCALARS = 4
 # per trajectory, so they are rarer than in ``schedule.fill_table``.
 SIM_REANCHOR = 1024
 
-# elements per tile: state of a tile (weights, curvature, rates, two moments)
-# stays inside L1 across the whole time loop
-TILE_ELEMENTS = 512
+# elements per tile: the state of a tile (weights and curvature: 16 KB in float64;
+# with a buffer 24 KB) stays inside L1 across the whole time loop (1,024 rather
+# than 512: half the step prologues; any tile size gives the same bits)
+TILE_ELEMENTS = 1024
 
 RO_INT64 = types.Array(int64, 1, "C", readonly=True)
 RO_FLOAT64 = types.Array(float64, 1, "C", readonly=True)
@@ -457,38 +462,53 @@ def _record_after(w, lam, rec_disp, rec_loss, i0, i1, rec_j):
 
 
 @njit(cache=True)
-def _fast_sgd_shared(w, buf, lam, c, use_momentum, nesterov, in_buffer, first, z, sigma):
-    """Shared rates, no recording: the vector loop over a tile's elements (any d: with
-    shared rates every element takes the same update), ``z`` the step's draws or None.
+def _sgd_shared_steps(w, buf, lam, step_scalars, first_step, s0, s1, use_momentum, nesterov, in_buffer,
+                      z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, sigma):
+    """Steps ``first_step + s`` for s in [s0, s1) of one tile under shared rates, no
+    recording: per step the coefficients of row s of ``step_scalars`` and one vector loop
+    over the tile's elements (any d: with shared rates every element takes the same
+    update). The draws of each pair of steps are made at its even step (and at s0).
 
-    The fast loops take slices of one tile (indices from 0: no negative-index
-    wraparound in the loop, so LLVM vectorizes it); the coefficients go through
-    ``_sgd`` as on every other path (bit-identical results)."""
+    The step loop is here, around the element loops, and the element loops are written
+    out in it (no call that takes an array inside the step loop: each would count a
+    reference on the arrays every thread shares, twice a step). The slices start at
+    index 0 (no negative-index wraparound in the loop, so LLVM vectorizes it); the
+    coefficients go through ``_sgd`` as on every other path (bit-identical results).
+    ``in_buffer`` is lr_in_buffer for ``sgd_scalars``; the element rule takes it with
+    momentum on only."""
     dt = w.dtype.type
-    l2, buf_decay = dt(c.l2), dt(c.buf_decay)
-    gain, nest_grad, nest_buf, neg_lr = dt(c.grad_gain), dt(c.nest_grad), dt(c.nest_buf), dt(c.neg_lr)
-    if use_momentum:
-        if first:
-            for i in range(w.shape[0]):
-                x = w[i]
-                w[i], buf[i] = _sgd(x, _gradient(lam[i], x, z, sigma, i), buf[i], l2, buf_decay, gain, nest_grad,
-                                    nest_buf, neg_lr, True, nesterov, in_buffer, True)
-        elif nesterov:
-            for i in range(w.shape[0]):
-                x = w[i]
-                w[i], buf[i] = _sgd(x, _gradient(lam[i], x, z, sigma, i), buf[i], l2, buf_decay, gain, nest_grad,
-                                    nest_buf, neg_lr, True, True, in_buffer, False)
+    zero = dt(0.0)
+    buffer_in = in_buffer and use_momentum
+    for s in range(s0, s1):
+        t = first_step + s
+        if s == s0 or t % 2 == 0:
+            _draw_pairs(z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, t)
+        z = _step_draws(z_even, z_odd, t)
+        c = sgd_scalars(step_scalars[s, LR], step_scalars[s, WD], t == 0, step_scalars[s, SCALE],
+                        step_scalars[s, MOM], 0.0, nesterov, False, False, in_buffer)
+        l2, buf_decay = dt(c.l2), dt(c.buf_decay)
+        gain, nest_grad, nest_buf, neg_lr = dt(c.grad_gain), dt(c.nest_grad), dt(c.nest_buf), dt(c.neg_lr)
+        if use_momentum:
+            if t == 0:
+                for i in range(w.shape[0]):
+                    x = w[i]
+                    w[i], buf[i] = _sgd(x, _gradient(lam[i], x, z, sigma, i), buf[i], l2, buf_decay, gain,
+                                        nest_grad, nest_buf, neg_lr, True, nesterov, buffer_in, True)
+            elif nesterov:
+                for i in range(w.shape[0]):
+                    x = w[i]
+                    w[i], buf[i] = _sgd(x, _gradient(lam[i], x, z, sigma, i), buf[i], l2, buf_decay, gain,
+                                        nest_grad, nest_buf, neg_lr, True, True, buffer_in, False)
+            else:
+                for i in range(w.shape[0]):
+                    x = w[i]
+                    w[i], buf[i] = _sgd(x, _gradient(lam[i], x, z, sigma, i), buf[i], l2, buf_decay, gain,
+                                        nest_grad, nest_buf, neg_lr, True, False, buffer_in, False)
         else:
             for i in range(w.shape[0]):
                 x = w[i]
-                w[i], buf[i] = _sgd(x, _gradient(lam[i], x, z, sigma, i), buf[i], l2, buf_decay, gain, nest_grad,
-                                    nest_buf, neg_lr, True, False, in_buffer, False)
-    else:
-        zero = dt(0.0)
-        for i in range(w.shape[0]):
-            x = w[i]
-            w[i], _ = _sgd(x, _gradient(lam[i], x, z, sigma, i), zero, l2, buf_decay, gain, nest_grad, nest_buf,
-                           neg_lr, False, False, False, False)
+                w[i], _ = _sgd(x, _gradient(lam[i], x, z, sigma, i), zero, l2, buf_decay, gain, nest_grad,
+                               nest_buf, neg_lr, False, False, False, False)
 
 
 @njit(cache=True)
@@ -532,20 +552,42 @@ def _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, advance, wd, mom, 
 
 
 @njit(cache=True)
-def _fast_adam_shared(w, m, v, lam, c, first, z, sigma):
+def _adam_shared_steps(w, m, v, lam, step_scalars, first_step, s0, s1, beta2, eps, decoupled,
+                       z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, sigma):
+    """``_sgd_shared_steps`` for Adam / AdamW: per step the coefficients of
+    ``adam_scalars`` (beta1: the MOM column) and one vector loop over the tile."""
     dt = w.dtype.type
-    l2, shrink, w1, b2, w2 = dt(c.l2), dt(c.shrink), dt(c.w1), dt(c.beta2), dt(c.w2)
-    neg_step, bc2_sqrt, e = dt(c.neg_step_size), dt(c.bc2_sqrt), dt(c.eps)
-    if first:
-        for i in range(w.shape[0]):
-            x = w[i]
-            w[i], m[i], v[i] = _adam(x, _gradient(lam[i], x, z, sigma, i), m[i], v[i], l2, shrink, w1, b2, w2,
-                                     neg_step, bc2_sqrt, e, True)
-    else:
-        for i in range(w.shape[0]):
-            x = w[i]
-            w[i], m[i], v[i] = _adam(x, _gradient(lam[i], x, z, sigma, i), m[i], v[i], l2, shrink, w1, b2, w2,
-                                     neg_step, bc2_sqrt, e, False)
+    for s in range(s0, s1):
+        t = first_step + s
+        if s == s0 or t % 2 == 0:
+            _draw_pairs(z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, t)
+        z = _step_draws(z_even, z_odd, t)
+        c = adam_scalars(step_scalars[s, LR], step_scalars[s, WD], float(t), step_scalars[s, MOM], beta2, eps,
+                         decoupled, False)
+        l2, shrink, w1, b2, w2 = dt(c.l2), dt(c.shrink), dt(c.w1), dt(c.beta2), dt(c.w2)
+        neg_step, bc2_sqrt, e = dt(c.neg_step_size), dt(c.bc2_sqrt), dt(c.eps)
+        if t == 0:
+            for i in range(w.shape[0]):
+                x = w[i]
+                w[i], m[i], v[i] = _adam(x, _gradient(lam[i], x, z, sigma, i), m[i], v[i], l2, shrink, w1, b2, w2,
+                                         neg_step, bc2_sqrt, e, True)
+        else:
+            for i in range(w.shape[0]):
+                x = w[i]
+                w[i], m[i], v[i] = _adam(x, _gradient(lam[i], x, z, sigma, i), m[i], v[i], l2, shrink, w1, b2, w2,
+                                         neg_step, bc2_sqrt, e, False)
+
+
+@njit(cache=True)
+def _lion_shared_steps(w, m, lam, step_scalars, first_step, s0, s1, beta2,
+                       z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, sigma):
+    """``_sgd_shared_steps`` for Lion (its element loop is ``_lion_coords``, called a step)."""
+    for s in range(s0, s1):
+        t = first_step + s
+        if s == s0 or t % 2 == 0:
+            _draw_pairs(z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, t)
+        c = lion_scalars(step_scalars[s, LR], step_scalars[s, WD], step_scalars[s, MOM], beta2, False)
+        _lion_coords(w, m, lam, c, t == 0, _step_draws(z_even, z_odd, t), sigma, False)
 
 
 @njit(cache=True)
@@ -707,6 +749,13 @@ def _simulate_chunk(w, buf, sq, lam, d, opt,
                 rec_loss[i, 0] = 0.5 * loss
                 rec_disp[i, 0] = 0.0
                 rec_lr[i, 0] = lr_at(lr_table, lr_rows[i] if per_lr else 0, 0.0)  # once per run
+        if fast_tile and not per_lr:
+            # shared rates: the tile's steps in one call, the step loop around the vector loops
+            _shared_tile_steps(w, buf, sq, lam, i0, i1, d, opt, first_step, n_steps, step_scalars, per_lr, per_wd,
+                               per_mom, lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state, beta2, eps,
+                               on_drop, z_even, z_odd, seed, offset, lane_trajectory, lane_coordinate, sigma, every,
+                               rec_loss, rec_disp, rec_lr)
+            continue
         for s in range(n_steps):
             t = first_step + s
             record = every > 0 and (t + 1) % every == 0
@@ -734,34 +783,87 @@ def _simulate_chunk(w, buf, sq, lam, d, opt,
                 _generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta, wd, scale, mom, per_lr, per_wd, per_mom,
                               lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state, beta2, eps,
                               on_drop, z, sigma, record, rec_j, rec_loss, rec_disp)
-            elif lion:
-                c = lion_scalars(eta, wd, mom, beta2, False)
-                _lion_coords(w_t, buf_t, lam_t, c, t == 0, z, sigma, False)
             elif adam:
-                if per_lr:
-                    _fast_adam_per_trajectory(w_t, buf_t, sq_t, lam_t, lr_state_t, lr_ratio_t, fused, wd, t,
-                                              mom, beta2, eps, opt == ADAMW, z, sigma)
-                else:
-                    c = adam_scalars(eta, wd, float(t), mom, beta2, eps, opt == ADAMW, False)
-                    _fast_adam_shared(w_t, buf_t, sq_t, lam_t, c, t == 0, z, sigma)
-            elif per_lr:
+                # a fast tile here has per-trajectory learning rates and d == 1
+                _fast_adam_per_trajectory(w_t, buf_t, sq_t, lam_t, lr_state_t, lr_ratio_t, fused, wd, t,
+                                          mom, beta2, eps, opt == ADAMW, z, sigma)
+            else:
                 _fast_sgd_per_trajectory(w_t, buf_t, lam_t, lr_state_t, lr_ratio_t, fused, wd, mom, nesterov,
                                          in_buffer, use_momentum, t == 0, z, sigma)
-            else:
-                c = sgd_scalars(eta, wd, t == 0, scale, mom, 0.0, nesterov, False, False, in_buffer)
-                _fast_sgd_shared(w_t, buf_t, lam_t, c, use_momentum, nesterov,
-                                 in_buffer and use_momentum, t == 0, z, sigma)
             if record:
                 if not generic:
                     _record_after(w, lam, rec_disp, rec_loss, i0, i1, rec_j)
-                tr = float(t + 1)
-                if per_lr:
-                    for i in range(i0, i1):
-                        rec_lr[i, rec_j] = lr_at(lr_table, lr_rows[i], tr)
-                else:
-                    shared_lr = lr_at(lr_table, 0, tr)
-                    for i in range(i0, i1):
-                        rec_lr[i, rec_j] = shared_lr
+                _record_rates(rec_lr, lr_table, lr_rows, per_lr, i0, i1, t, rec_j)
+
+
+@njit(cache=True)
+def _record_rates(rec_lr, lr_table, lr_rows, per_lr, i0, i1, t, rec_j):
+    """rec_lr[i, rec_j] = the learning rate of trajectory i after step t (the closed form)."""
+    tr = float(t + 1)
+    if per_lr:
+        for i in range(i0, i1):
+            rec_lr[i, rec_j] = lr_at(lr_table, lr_rows[i], tr)
+    else:
+        shared_lr = lr_at(lr_table, 0, tr)
+        for i in range(i0, i1):
+            rec_lr[i, rec_j] = shared_lr
+
+
+@njit(cache=True)
+def _shared_tile_steps(w, buf, sq, lam, i0, i1, d, opt, first_step, n_steps, step_scalars, per_lr, per_wd, per_mom,
+                       lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state, beta2, eps, on_drop,
+                       z_even, z_odd, seed, offset, lane_trajectory, lane_coordinate, sigma, every,
+                       rec_loss, rec_disp, rec_lr):
+    """The chunk's steps of trajectories [i0, i1) (one tile) under shared rates: the steps
+    up to the next recorded one in one call of the optimizer's step loop
+    (``_shared_steps``); a recorded step alone, between ``_record_before`` and
+    ``_record_after`` (d == 1) or by ``_generic_step``, whose sums over a trajectory's
+    coordinates recording needs (d > 1; the per-trajectory flags are all False here)."""
+    e0, e1 = i0 * d, i1 * d
+    w_t, buf_t, sq_t, lam_t = w[e0:e1], buf[e0:e1], sq[e0:e1], lam[e0:e1]
+    first_trajectory = offset + np.uint64(i0)
+    s = 0
+    while s < n_steps:
+        # recorded steps: (t + 1) % every == 0
+        stop = n_steps if every == 0 else min(n_steps, s + every - 1 - (first_step + s) % every)
+        if stop > s:
+            _shared_steps(w_t, buf_t, sq_t, lam_t, opt, step_scalars, first_step, s, stop, beta2, eps, z_even, z_odd,
+                          seed, first_trajectory, lane_trajectory, lane_coordinate, sigma)
+        if stop < n_steps:
+            t = first_step + stop
+            rec_j = (t + 1) // every
+            if d > 1:
+                _draw_pairs(z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, t)
+                _generic_step(w, buf, sq, lam, i0, i1, d, opt, t, step_scalars[stop, LR], step_scalars[stop, WD],
+                              step_scalars[stop, SCALE], step_scalars[stop, MOM], per_lr, per_wd, per_mom,
+                              lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state, beta2, eps, on_drop,
+                              _step_draws(z_even, z_odd, t), sigma, True, rec_j, rec_loss, rec_disp)
+            else:
+                _record_before(w, rec_disp, i0, i1, rec_j)
+                _shared_steps(w_t, buf_t, sq_t, lam_t, opt, step_scalars, first_step, stop, stop + 1, beta2, eps,
+                              z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, sigma)
+                _record_after(w, lam, rec_disp, rec_loss, i0, i1, rec_j)
+            _record_rates(rec_lr, lr_table, lr_rows, per_lr, i0, i1, t, rec_j)
+            stop += 1
+        s = stop
+
+
+@njit(cache=True)
+def _shared_steps(w, buf, sq, lam, opt, step_scalars, first_step, s0, s1, beta2, eps, z_even, z_odd, seed,
+                  first_trajectory, lane_trajectory, lane_coordinate, sigma):
+    """Steps s0 .. s1 - 1 of a tile's slices under shared rates, no recording: the step
+    loop of the optimizer ``opt``."""
+    if opt == LION:
+        _lion_shared_steps(w, buf, lam, step_scalars, first_step, s0, s1, beta2, z_even, z_odd, seed,
+                           first_trajectory, lane_trajectory, lane_coordinate, sigma)
+    elif opt == ADAM or opt == ADAMW:
+        _adam_shared_steps(w, buf, sq, lam, step_scalars, first_step, s0, s1, beta2, eps, opt == ADAMW, z_even,
+                           z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, sigma)
+    else:
+        _sgd_shared_steps(w, buf, lam, step_scalars, first_step, s0, s1,
+                          opt == MOMENTUM or opt == LR_IN_BUFFER or opt == NESTEROV, opt == NESTEROV,
+                          opt == LR_IN_BUFFER, z_even, z_odd, seed, first_trajectory, lane_trajectory,
+                          lane_coordinate, sigma)
 
 
 @njit(cache=True)
