@@ -69,6 +69,11 @@ _CHUNK_SECONDS = 0.25
 _FIRST_CHUNK_ELEMENT_STEPS = 1 << 21
 _CHUNK_GROWTH = 4
 _CHUNK_STEPS_MAX = 1 << 16
+# Element-steps a second that the noiseless SGD-family loops under shared rates, not
+# recording, exceed on one core of every machine measured (5-9e9 on the development VMs,
+# float64): a run of those that this rate finishes within the aim is one chunk, with no
+# first chunk to time it (which would cost one more pass over the state).
+_SGD_VECTOR_FLOOR_RATE = 1e9
 
 
 _NO_MOMENTUM = constant(0.0)
@@ -200,7 +205,8 @@ def simulate(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, 
     trajectory: a chunk of a larger batch draws exactly the noise it would in the
     whole batch), ``progress(steps_done, steps_total)`` called between chunks of
     ``chunk_steps`` steps (default: chunks sized by measured time, about 0.25 s
-    each after a short first one, at most 65,536 steps; Ctrl-C is honoured between
+    each after a short first one, at most 65,536 steps; a short noiseless run of the
+    SGD family under shared rates is one chunk; Ctrl-C is honoured between
     chunks, so within about a second unless one step of the whole batch takes
     longer), and
     ``threads`` (Numba threads for this call; the caller's setting is restored).
@@ -343,6 +349,19 @@ def _plan(curvature: Any, schedule: Any, *, steps: Any, optimizer: Any, w0: Any,
     )
 
 
+def _first_chunk(p: _Plan) -> int:
+    """Steps of the first of the chunks sized by time: about _FIRST_CHUNK_ELEMENT_STEPS
+    element-steps, or the whole run (up to the step cap) when it is a noiseless SGD-family
+    run under shared rates, not recording, that _SGD_VECTOR_FLOOR_RATE finishes within
+    the aim."""
+    elements = max(1, p.n * p.d)
+    shared = all(rows.shape[0] == 0 for _, rows, _, _ in p.sources)
+    if p.rule.fused == "sgd" and p.noise == 0.0 and not p.every and shared \
+            and elements * p.steps <= _SGD_VECTOR_FLOOR_RATE * _CHUNK_SECONDS:
+        return max(1, min(_CHUNK_STEPS_MAX, p.steps))
+    return min(_CHUNK_STEPS_MAX, max(1, _FIRST_CHUNK_ELEMENT_STEPS // elements))
+
+
 def _run(plan: _Plan) -> SimulationResult[Any]:
     """Carry out a plan: allocate the state where the curvature lives, run the chunks, collect."""
     p = plan
@@ -378,8 +397,7 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
             wd_src = tuple(xp.asarray(a) for a in wd_src)
             mom_src = tuple(xp.asarray(a) for a in mom_src)
         timed = p.chunk_steps is None
-        chunk_steps = p.chunk_steps if p.chunk_steps is not None else \
-            min(_CHUNK_STEPS_MAX, max(1, _FIRST_CHUNK_ELEMENT_STEPS // max(1, n * d)))
+        chunk_steps = p.chunk_steps if p.chunk_steps is not None else _first_chunk(p)
         step_scalars = np.empty((min(steps, _CHUNK_STEPS_MAX if timed else chunk_steps) + 1, cpu.N_SCALARS))
         on_drop_code = p.on_drop
         opt = rule.code
@@ -424,8 +442,11 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
                 numba.set_num_threads(before)
 
         w_out = w_flat.reshape(full)
-        finite = xp.isfinite(w_flat) if d == 1 else xp.isfinite(w_out.reshape(n, d)).all(axis=1)
-        diverged = n - int(xp.count_nonzero(finite))
+        if _all_finite(xp, w_flat):
+            diverged = 0
+        else:
+            finite = xp.isfinite(w_flat) if d == 1 else xp.isfinite(w_out.reshape(n, d)).all(axis=1)
+            diverged = n - int(xp.count_nonzero(finite))
         result = dict(w=w_out, diverged=diverged)
         if every:
             result.update(
@@ -469,13 +490,25 @@ def _beta1_schedule(betas: Any) -> tuple[Schedule, float]:
     return as_schedule(beta1, "betas[0]"), beta2
 
 
+def _all_finite(xp: Any, a: Any) -> bool:
+    """Whether every element of ``a`` (a NumPy or CuPy array) is finite, in one pass that
+    allocates nothing: a sum with a term that is inf or NaN is not finite, so a finite sum
+    answers; only a sum that overflows (or a non-finite term) takes the element-wise check."""
+    if a.size == 0:
+        return True
+    with np.errstate(over="ignore", invalid="ignore"):
+        if bool(xp.isfinite(a.sum())):
+            return True
+    return bool(xp.isfinite(a).all())
+
+
 def _host_curvature(curvature: Any) -> np.ndarray:
     """The curvature on the host, checked finite. A float32 / float64 NumPy array is read
     where it is (never written, never kept: the kernels get a read-only view, cast or made
     contiguous only where the run needs it), so a large batch costs one pass for the check
     instead of a float64 copy; anything else becomes a checked float64 copy."""
     if isinstance(curvature, np.ndarray) and curvature.dtype in (np.float32, np.float64):
-        if curvature.size == 0 or np.isfinite(curvature).all():
+        if _all_finite(np, curvature):
             return curvature
     return V.real_array("curvature", curvature)  # the copy, or the error naming the first bad value
 

@@ -266,6 +266,20 @@ def test_divergence_is_counted_and_confined():
     assert np.all(np.isfinite(res.loss[[0, 2]]))
 
 
+def test_finite_values_whose_sum_overflows_are_finite():
+    # the finiteness checks sum first (one pass): a sum of finite values that overflows
+    # must neither refuse the curvature nor count the trajectories as diverged
+    big = np.finfo(np.float64).max
+    res = fd.simulate(np.array([[big], [big], [1.0]]), 0.0, steps=3)        # the curvature's sum overflows
+    assert res.diverged == 0 and res.w.tolist() == [[1.0], [1.0], [1.0]]
+    res = fd.simulate(np.ones((3, 1)), 0.0, steps=3, w0=[[big], [big], [1.0]])   # the weights' sum overflows
+    assert res.diverged == 0 and res.w[0, 0] == big
+    res = fd.simulate(np.ones((3, 2)), 0.0, steps=3, w0=[[big, big], [1.0, 1.0], [1.0, -big]])
+    assert res.diverged == 0
+    with pytest.raises(ValueError, match="curvature"):
+        fd.simulate(np.array([[big], [-big], [np.nan]]), 0.1, steps=1)
+
+
 def test_negative_curvature_grows_without_error():
     res = fd.simulate(np.array([-0.5, 0.5]), 0.1, steps=10)
     np.testing.assert_allclose(res.w, [1.05**10, 0.95**10], rtol=1e-14)
@@ -350,7 +364,8 @@ def test_default_chunks_are_sized_by_time():
     """Without chunk_steps the first chunk is short (about 2e6 element-steps) and the
     next ones aim at about 0.25 s each at the measured rate, growing at most 4x a
     chunk (unless the rest of the run fits in the aim: then it is the last chunk) and
-    never past 65,536 steps."""
+    never past 65,536 steps; a short noiseless SGD-family run under shared rates is
+    one chunk."""
     module = importlib.import_module("fastdecay.simulate")
     calls = []
     n = 2**14
@@ -369,8 +384,15 @@ def test_default_chunks_are_sized_by_time():
     assert module._next_chunk(100, 0.025, remaining=1001) == 400   # it does not: at most 4x
     assert module._next_chunk(100, 1e-9, remaining=70_000) == 400  # beyond the step cap: grows as before
     calls.clear()
-    fd.simulate(np.ones((n, 1)), 0.1, steps=300, progress=lambda a, b: calls.append(a))
+    fd.simulate(np.ones((n, 1)), 0.1, steps=300, every=300, progress=lambda a, b: calls.append(a))
     assert calls == [module._FIRST_CHUNK_ELEMENT_STEPS // n, 300]   # a short run: the first chunk, then the rest
+    # a noiseless SGD-family run under shared rates that the floor rate finishes within the
+    # aim is one chunk; the first run above (3.3e8 element-steps) is not
+    assert n * 20_000 > module._SGD_VECTOR_FLOOR_RATE * module._CHUNK_SECONDS >= n * 300
+    for kw in (dict(), dict(optimizer="nesterov", momentum=0.9)):
+        calls.clear()
+        fd.simulate(np.ones((n, 1)), 0.1, steps=300, progress=lambda a, b: calls.append(a), **kw)
+        assert calls == [300]
 
 
 SIGINT_SCRIPT = """

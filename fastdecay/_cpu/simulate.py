@@ -730,11 +730,6 @@ def _simulate_chunk(w, buf, sq, lam, d, opt,
         i1 = min(i0 + tile, n)
         z_even = _draws(noise_scratch, 0, (i1 - i0) * d)
         z_odd = _draws(noise_scratch, 1, (i1 - i0) * d)
-        # the tile's elements as slices, made once a chunk (not once a step: a slice
-        # costs reference counting on the array that every thread shares)
-        e0, e1 = i0 * d, i1 * d
-        w_t, buf_t, sq_t, lam_t = w[e0:e1], buf[e0:e1], sq[e0:e1], lam[e0:e1]
-        lr_state_t, lr_ratio_t = lr_state[i0:i1], lr_ratio[i0:i1]
         lr_mult = _is_all_multiplicative(lr_ratio, i0, i1) if per_lr else True
         wd_mult = _is_all_multiplicative(wd_ratio, i0, i1) if per_wd else True
         mom_mult = _is_all_multiplicative(mom_ratio, i0, i1) if per_mom else True
@@ -756,6 +751,11 @@ def _simulate_chunk(w, buf, sq, lam, d, opt,
                                on_drop, z_even, z_odd, seed, offset, lane_trajectory, lane_coordinate, sigma, every,
                                rec_loss, rec_disp, rec_lr)
             continue
+        # the tile's elements as slices, made once a chunk (not once a step: a slice
+        # costs reference counting on the array that every thread shares)
+        e0, e1 = i0 * d, i1 * d
+        w_t, buf_t, sq_t, lam_t = w[e0:e1], buf[e0:e1], sq[e0:e1], lam[e0:e1]
+        lr_state_t, lr_ratio_t = lr_state[i0:i1], lr_ratio[i0:i1]
         for s in range(n_steps):
             t = first_step + s
             record = every > 0 and (t + 1) % every == 0
