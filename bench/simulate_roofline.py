@@ -75,6 +75,67 @@ def naive_tiled_gd(parallel):
     return naive
 
 
+def naive_tiled_momentum(parallel):
+    """The same tiled loop for heavy-ball momentum (``b = m*b + a*w; w -= eta*b``, the
+    buffer starting at the first gradient as torch's does): the bar a rule with one more
+    stream (the buffer: three loads, two stores an element) and two more operations sets."""
+    import numba
+    from numba import njit
+
+    @njit(parallel=parallel, cache=False)
+    def naive(w, b, a, etas, m):
+        for blk in numba.prange((w.shape[0] + 511) // 512):
+            i0 = blk * 512
+            i1 = min(i0 + 512, w.shape[0])
+            ww = w[i0:i1]
+            bb = b[i0:i1]
+            aa = a[i0:i1]
+            for t in range(etas.shape[0]):
+                eta = etas[t]
+                mt = m if t > 0 else 0.0
+                for j in range(ww.shape[0]):
+                    bj = mt * bb[j] + aa[j] * ww[j]
+                    bb[j] = bj
+                    ww[j] -= eta * bj
+
+    return naive
+
+
+def naive_tiled_adamw(parallel):
+    """The same tiled loop for AdamW (torch's formula, no schedule object: ``w *= 1 - eta*wd;
+    m += (1-b1)(g - m); v = b2 v + (1-b2) g^2; w -= eta/bc1 * m / (sqrt(v)/sqrt(bc2) + eps)``):
+    its square root and two divisions an element set the bar of that rule."""
+    import math
+
+    import numba
+    from numba import njit
+
+    @njit(parallel=parallel, cache=False, error_model="numpy")
+    def naive(w, m, v, a, etas, wd, b1, b2, eps):
+        for blk in numba.prange((w.shape[0] + 511) // 512):
+            i0 = blk * 512
+            i1 = min(i0 + 512, w.shape[0])
+            ww = w[i0:i1]
+            mm = m[i0:i1]
+            vv = v[i0:i1]
+            aa = a[i0:i1]
+            for t in range(etas.shape[0]):
+                eta = etas[t]
+                shrink = 1.0 - eta * wd
+                step = eta / (1.0 - b1 ** (t + 1))
+                bc2 = math.sqrt(1.0 - b2 ** (t + 1))
+                for j in range(ww.shape[0]):
+                    x = ww[j] * shrink
+                    g = aa[j] * ww[j]
+                    mj = mm[j] + (1.0 - b1) * (g - mm[j])
+                    vj = b2 * vv[j] + (1.0 - b2) * g * g
+                    mm[j] = mj
+                    vv[j] = vj
+                    ww[j] = x - step * mj / (math.sqrt(vj) / bc2 + eps)
+
+    return naive
+
+
 def best_thread_time(fn, repeats):
     fn()
     times = []

@@ -83,6 +83,13 @@ SIM_REANCHOR = 1024
 # than 512: half the step prologues; any tile size gives the same bits)
 TILE_ELEMENTS = 1024
 
+# the kernel's parallel loop runs over blocks of consecutive tiles: at least MIN_BLOCKS
+# (as many threads as can share the work), else blocks of TILES_PER_BLOCK tiles; a block
+# of tiles under shared rates is one call (a call costs reference counting on the arrays
+# every thread shares: atomic operations on one cache line that the threads contend for)
+MIN_BLOCKS = 64
+TILES_PER_BLOCK = 16
+
 RO_INT64 = types.Array(int64, 1, "C", readonly=True)
 RO_FLOAT64 = types.Array(float64, 1, "C", readonly=True)
 RO_SCALARS = types.Array(float64, 2, "C", readonly=True)
@@ -462,53 +469,75 @@ def _record_after(w, lam, rec_disp, rec_loss, i0, i1, rec_j):
 
 
 @njit(cache=True)
-def _sgd_shared_steps(w, buf, lam, step_scalars, first_step, s0, s1, use_momentum, nesterov, in_buffer,
-                      z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, sigma):
-    """Steps ``first_step + s`` for s in [s0, s1) of one tile under shared rates, no
-    recording: per step the coefficients of row s of ``step_scalars`` and one vector loop
-    over the tile's elements (any d: with shared rates every element takes the same
-    update). The draws of each pair of steps are made at its even step (and at s0).
+def _tile_span(b, tile, size, d, noise_scratch, offset):
+    """(e0, e1, z_even, z_odd, first_trajectory) of tile b of ``tile`` elements among
+    ``size``: its elements e0 .. e1 - 1, this thread's rows of draws for them (None
+    without noise) and the global index of its first trajectory."""
+    e0 = b * tile
+    e1 = min(e0 + tile, size)
+    return e0, e1, _draws(noise_scratch, 0, e1 - e0), _draws(noise_scratch, 1, e1 - e0), offset + np.uint64(e0 // d)
 
-    The step loop is here, around the element loops, and the element loops are written
-    out in it (no call that takes an array inside the step loop: each would count a
-    reference on the arrays every thread shares, twice a step). The slices start at
-    index 0 (no negative-index wraparound in the loop, so LLVM vectorizes it); the
-    coefficients go through ``_sgd`` as on every other path (bit-identical results).
-    ``in_buffer`` is lr_in_buffer for ``sgd_scalars``; the element rule takes it with
-    momentum on only."""
-    dt = w.dtype.type
+
+@njit(cache=True)
+def _draws_of_step(z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, t, first):
+    """The draws of step t (None without noise): the pair of steps is drawn at its even
+    step, or at the first step of a call (``first``)."""
+    if first or t % 2 == 0:
+        _draw_pairs(z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, t)
+    return _step_draws(z_even, z_odd, t)
+
+
+@njit(cache=True)
+def _sgd_shared_steps(w_all, buf_all, lam_all, tile, b0, b1, d, step_scalars, first_step, s0, s1, use_momentum,
+                      nesterov, in_buffer, noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma):
+    """Steps ``first_step + s`` for s in [s0, s1) of tiles b0 .. b1 - 1 (``tile`` elements
+    each) under shared rates, no recording: tile by tile, per step the coefficients of
+    row s of ``step_scalars`` and one vector loop over the tile's elements (any d: with
+    shared rates every element takes the same update). The draws of each pair of steps
+    are made at its even step (and at s0).
+
+    The tile and step loops are here, around the element loops, and the element loops
+    are written out in them: no call that takes an array inside these loops (each would
+    count references on the arrays every thread shares, atomically: twice a tile-step
+    inside the step loop, and contended between threads), so a block of tiles costs one
+    call. The slices start at index 0 (no negative-index wraparound in the loop, so LLVM
+    vectorizes it); the coefficients go through ``_sgd`` as on every other path
+    (bit-identical results). ``in_buffer`` is lr_in_buffer for ``sgd_scalars``; the
+    element rule takes it with momentum on only."""
+    dt = w_all.dtype.type
     zero = dt(0.0)
     buffer_in = in_buffer and use_momentum
-    for s in range(s0, s1):
-        t = first_step + s
-        if s == s0 or t % 2 == 0:
-            _draw_pairs(z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, t)
-        z = _step_draws(z_even, z_odd, t)
-        c = sgd_scalars(step_scalars[s, LR], step_scalars[s, WD], t == 0, step_scalars[s, SCALE],
-                        step_scalars[s, MOM], 0.0, nesterov, False, False, in_buffer)
-        l2, buf_decay = dt(c.l2), dt(c.buf_decay)
-        gain, nest_grad, nest_buf, neg_lr = dt(c.grad_gain), dt(c.nest_grad), dt(c.nest_buf), dt(c.neg_lr)
-        if use_momentum:
-            if t == 0:
-                for i in range(w.shape[0]):
-                    x = w[i]
-                    w[i], buf[i] = _sgd(x, _gradient(lam[i], x, z, sigma, i), buf[i], l2, buf_decay, gain,
-                                        nest_grad, nest_buf, neg_lr, True, nesterov, buffer_in, True)
-            elif nesterov:
-                for i in range(w.shape[0]):
-                    x = w[i]
-                    w[i], buf[i] = _sgd(x, _gradient(lam[i], x, z, sigma, i), buf[i], l2, buf_decay, gain,
-                                        nest_grad, nest_buf, neg_lr, True, True, buffer_in, False)
+    for b in range(b0, b1):
+        e0, e1, z_even, z_odd, first_trajectory = _tile_span(b, tile, w_all.shape[0], d, noise_scratch, offset)
+        w, buf, lam = w_all[e0:e1], buf_all[e0:e1], lam_all[e0:e1]  # GD: buf empty, never read
+        for s in range(s0, s1):
+            t = first_step + s
+            z = _draws_of_step(z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, t, s == s0)
+            c = sgd_scalars(step_scalars[s, LR], step_scalars[s, WD], t == 0, step_scalars[s, SCALE],
+                            step_scalars[s, MOM], 0.0, nesterov, False, False, in_buffer)
+            l2, buf_decay = dt(c.l2), dt(c.buf_decay)
+            gain, nest_grad, nest_buf, neg_lr = dt(c.grad_gain), dt(c.nest_grad), dt(c.nest_buf), dt(c.neg_lr)
+            if use_momentum:
+                if t == 0:
+                    for i in range(w.shape[0]):
+                        x = w[i]
+                        w[i], buf[i] = _sgd(x, _gradient(lam[i], x, z, sigma, i), buf[i], l2, buf_decay, gain,
+                                            nest_grad, nest_buf, neg_lr, True, nesterov, buffer_in, True)
+                elif nesterov:
+                    for i in range(w.shape[0]):
+                        x = w[i]
+                        w[i], buf[i] = _sgd(x, _gradient(lam[i], x, z, sigma, i), buf[i], l2, buf_decay, gain,
+                                            nest_grad, nest_buf, neg_lr, True, True, buffer_in, False)
+                else:
+                    for i in range(w.shape[0]):
+                        x = w[i]
+                        w[i], buf[i] = _sgd(x, _gradient(lam[i], x, z, sigma, i), buf[i], l2, buf_decay, gain,
+                                            nest_grad, nest_buf, neg_lr, True, False, buffer_in, False)
             else:
                 for i in range(w.shape[0]):
                     x = w[i]
-                    w[i], buf[i] = _sgd(x, _gradient(lam[i], x, z, sigma, i), buf[i], l2, buf_decay, gain,
-                                        nest_grad, nest_buf, neg_lr, True, False, buffer_in, False)
-        else:
-            for i in range(w.shape[0]):
-                x = w[i]
-                w[i], _ = _sgd(x, _gradient(lam[i], x, z, sigma, i), zero, l2, buf_decay, gain, nest_grad,
-                               nest_buf, neg_lr, False, False, False, False)
+                    w[i], _ = _sgd(x, _gradient(lam[i], x, z, sigma, i), zero, l2, buf_decay, gain, nest_grad,
+                                   nest_buf, neg_lr, False, False, False, False)
 
 
 @njit(cache=True)
@@ -552,42 +581,46 @@ def _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, advance, wd, mom, 
 
 
 @njit(cache=True)
-def _adam_shared_steps(w, m, v, lam, step_scalars, first_step, s0, s1, beta2, eps, decoupled,
-                       z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, sigma):
-    """``_sgd_shared_steps`` for Adam / AdamW: per step the coefficients of
+def _adam_shared_steps(w_all, m_all, v_all, lam_all, tile, b0, b1, d, step_scalars, first_step, s0, s1, beta2, eps,
+                       decoupled, noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma):
+    """``_sgd_shared_steps`` for Adam / AdamW: per tile-step the coefficients of
     ``adam_scalars`` (beta1: the MOM column) and one vector loop over the tile."""
-    dt = w.dtype.type
-    for s in range(s0, s1):
-        t = first_step + s
-        if s == s0 or t % 2 == 0:
-            _draw_pairs(z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, t)
-        z = _step_draws(z_even, z_odd, t)
-        c = adam_scalars(step_scalars[s, LR], step_scalars[s, WD], float(t), step_scalars[s, MOM], beta2, eps,
-                         decoupled, False)
-        l2, shrink, w1, b2, w2 = dt(c.l2), dt(c.shrink), dt(c.w1), dt(c.beta2), dt(c.w2)
-        neg_step, bc2_sqrt, e = dt(c.neg_step_size), dt(c.bc2_sqrt), dt(c.eps)
-        if t == 0:
-            for i in range(w.shape[0]):
-                x = w[i]
-                w[i], m[i], v[i] = _adam(x, _gradient(lam[i], x, z, sigma, i), m[i], v[i], l2, shrink, w1, b2, w2,
-                                         neg_step, bc2_sqrt, e, True)
-        else:
-            for i in range(w.shape[0]):
-                x = w[i]
-                w[i], m[i], v[i] = _adam(x, _gradient(lam[i], x, z, sigma, i), m[i], v[i], l2, shrink, w1, b2, w2,
-                                         neg_step, bc2_sqrt, e, False)
+    dt = w_all.dtype.type
+    for b in range(b0, b1):
+        e0, e1, z_even, z_odd, first_trajectory = _tile_span(b, tile, w_all.shape[0], d, noise_scratch, offset)
+        w, m, v, lam = w_all[e0:e1], m_all[e0:e1], v_all[e0:e1], lam_all[e0:e1]
+        for s in range(s0, s1):
+            t = first_step + s
+            z = _draws_of_step(z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, t, s == s0)
+            c = adam_scalars(step_scalars[s, LR], step_scalars[s, WD], float(t), step_scalars[s, MOM], beta2, eps,
+                             decoupled, False)
+            l2, shrink, w1, b2, w2 = dt(c.l2), dt(c.shrink), dt(c.w1), dt(c.beta2), dt(c.w2)
+            neg_step, bc2_sqrt, e = dt(c.neg_step_size), dt(c.bc2_sqrt), dt(c.eps)
+            if t == 0:
+                for i in range(w.shape[0]):
+                    x = w[i]
+                    w[i], m[i], v[i] = _adam(x, _gradient(lam[i], x, z, sigma, i), m[i], v[i], l2, shrink, w1, b2,
+                                             w2, neg_step, bc2_sqrt, e, True)
+            else:
+                for i in range(w.shape[0]):
+                    x = w[i]
+                    w[i], m[i], v[i] = _adam(x, _gradient(lam[i], x, z, sigma, i), m[i], v[i], l2, shrink, w1, b2,
+                                             w2, neg_step, bc2_sqrt, e, False)
 
 
 @njit(cache=True)
-def _lion_shared_steps(w, m, lam, step_scalars, first_step, s0, s1, beta2,
-                       z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, sigma):
-    """``_sgd_shared_steps`` for Lion (its element loop is ``_lion_coords``, called a step)."""
-    for s in range(s0, s1):
-        t = first_step + s
-        if s == s0 or t % 2 == 0:
-            _draw_pairs(z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, t)
-        c = lion_scalars(step_scalars[s, LR], step_scalars[s, WD], step_scalars[s, MOM], beta2, False)
-        _lion_coords(w, m, lam, c, t == 0, _step_draws(z_even, z_odd, t), sigma, False)
+def _lion_shared_steps(w_all, m_all, lam_all, tile, b0, b1, d, step_scalars, first_step, s0, s1, beta2,
+                       noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma):
+    """``_sgd_shared_steps`` for Lion (its element loop is ``_lion_coords``, called a
+    tile-step)."""
+    for b in range(b0, b1):
+        e0, e1, z_even, z_odd, first_trajectory = _tile_span(b, tile, w_all.shape[0], d, noise_scratch, offset)
+        w, m, lam = w_all[e0:e1], m_all[e0:e1], lam_all[e0:e1]
+        for s in range(s0, s1):
+            t = first_step + s
+            z = _draws_of_step(z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, t, s == s0)
+            c = lion_scalars(step_scalars[s, LR], step_scalars[s, WD], step_scalars[s, MOM], beta2, False)
+            _lion_coords(w, m, lam, c, t == 0, z, sigma, False)
 
 
 @njit(cache=True)
@@ -725,75 +758,85 @@ def _simulate_chunk(w, buf, sq, lam, d, opt,
     sigma = w.dtype.type(noise)
     tile = max(1, TILE_ELEMENTS // d)
     n_tiles = (n + tile - 1) // tile
-    for b in prange(n_tiles):
-        i0 = b * tile
-        i1 = min(i0 + tile, n)
-        z_even = _draws(noise_scratch, 0, (i1 - i0) * d)
-        z_odd = _draws(noise_scratch, 1, (i1 - i0) * d)
-        lr_mult = _is_all_multiplicative(lr_ratio, i0, i1) if per_lr else True
-        wd_mult = _is_all_multiplicative(wd_ratio, i0, i1) if per_wd else True
-        mom_mult = _is_all_multiplicative(mom_ratio, i0, i1) if per_mom else True
-        # momentum with per-trajectory drops needs a per-trajectory buffer scale: generic path
-        fast_tile = fast_ok and (not per_lr or not use_momentum or on_drop == 0 or lr_mult)
-        if every > 0 and first_step == 0:
-            # step 0: the initial point
-            for i in range(i0, i1):
-                loss = 0.0
-                for k in range(d):
-                    loss += float(lam[i * d + k]) * float(w[i * d + k]) ** 2
-                rec_loss[i, 0] = 0.5 * loss
-                rec_disp[i, 0] = 0.0
-                rec_lr[i, 0] = lr_at(lr_table, lr_rows[i] if per_lr else 0, 0.0)  # once per run
-        if fast_tile and not per_lr:
-            # shared rates: the tile's steps in one call, the step loop around the vector loops
-            _shared_tile_steps(w, buf, sq, lam, i0, i1, d, opt, first_step, n_steps, step_scalars, per_lr, per_wd,
-                               per_mom, lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state, beta2, eps,
-                               on_drop, z_even, z_odd, seed, offset, lane_trajectory, lane_coordinate, sigma, every,
-                               rec_loss, rec_disp, rec_lr)
+    # blocks of consecutive tiles (the tiles, hence the bits, do not depend on the blocks);
+    # under shared rates without recording a block's tiles run in one call
+    n_blocks = min(n_tiles, max(MIN_BLOCKS, n_tiles // TILES_PER_BLOCK))
+    for blk in prange(n_blocks):
+        b_lo = blk * n_tiles // n_blocks
+        b_hi = (blk + 1) * n_tiles // n_blocks
+        if fast_ok and not per_lr and every == 0:
+            _shared_steps(w, buf, sq, lam, opt, tile * d, b_lo, b_hi, d, step_scalars, first_step, 0, n_steps, beta2,
+                          eps, noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma)
             continue
-        # the tile's elements as slices, made once a chunk (not once a step: a slice
-        # costs reference counting on the array that every thread shares)
-        e0, e1 = i0 * d, i1 * d
-        w_t, buf_t, sq_t, lam_t = w[e0:e1], buf[e0:e1], sq[e0:e1], lam[e0:e1]
-        lr_state_t, lr_ratio_t = lr_state[i0:i1], lr_ratio[i0:i1]
-        for s in range(n_steps):
-            t = first_step + s
-            record = every > 0 and (t + 1) % every == 0
-            rec_j = (t + 1) // every if every > 0 else 0
-            if s == 0 or t % 2 == 0:
-                _draw_pairs(z_even, z_odd, seed, offset + np.uint64(i0), lane_trajectory, lane_coordinate, t)
-            z = _step_draws(z_even, z_odd, t)
-            # recording sums over a trajectory's coordinates: the generic loops
-            generic = not fast_tile or (record and d > 1)
-            # the fast loops advance an all-exponential tile's rates themselves
-            fused = per_lr and lr_mult and not generic and t % SIM_REANCHOR != 0
-            if per_lr and not fused:
-                _advance_rates(lr_table, lr_rows, lr_ratio, lr_state, i0, i1, t, lr_mult)
-            if per_wd:
-                _advance_rates(wd_table, wd_rows, wd_ratio, wd_state, i0, i1, t, wd_mult)
-            if per_mom:
-                _advance_rates(mom_table, mom_rows, mom_ratio, mom_state, i0, i1, t, mom_mult)
-            eta = step_scalars[s, LR]
-            wd = step_scalars[s, WD]
-            scale = step_scalars[s, SCALE]
-            mom = step_scalars[s, MOM]  # the momentum, or Adam's beta1
-            if record and not generic:
-                _record_before(w, rec_disp, i0, i1, rec_j)
-            if generic:
-                _generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta, wd, scale, mom, per_lr, per_wd, per_mom,
-                              lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state, beta2, eps,
-                              on_drop, z, sigma, record, rec_j, rec_loss, rec_disp)
-            elif adam:
-                # a fast tile here has per-trajectory learning rates and d == 1
-                _fast_adam_per_trajectory(w_t, buf_t, sq_t, lam_t, lr_state_t, lr_ratio_t, fused, wd, t,
-                                          mom, beta2, eps, opt == ADAMW, z, sigma)
-            else:
-                _fast_sgd_per_trajectory(w_t, buf_t, lam_t, lr_state_t, lr_ratio_t, fused, wd, mom, nesterov,
-                                         in_buffer, use_momentum, t == 0, z, sigma)
-            if record:
-                if not generic:
-                    _record_after(w, lam, rec_disp, rec_loss, i0, i1, rec_j)
-                _record_rates(rec_lr, lr_table, lr_rows, per_lr, i0, i1, t, rec_j)
+        for b in range(b_lo, b_hi):
+            i0 = b * tile
+            i1 = min(i0 + tile, n)
+            z_even = _draws(noise_scratch, 0, (i1 - i0) * d)
+            z_odd = _draws(noise_scratch, 1, (i1 - i0) * d)
+            lr_mult = _is_all_multiplicative(lr_ratio, i0, i1) if per_lr else True
+            wd_mult = _is_all_multiplicative(wd_ratio, i0, i1) if per_wd else True
+            mom_mult = _is_all_multiplicative(mom_ratio, i0, i1) if per_mom else True
+            # momentum with per-trajectory drops needs a per-trajectory buffer scale: generic path
+            fast_tile = fast_ok and (not per_lr or not use_momentum or on_drop == 0 or lr_mult)
+            if every > 0 and first_step == 0:
+                # step 0: the initial point
+                for i in range(i0, i1):
+                    loss = 0.0
+                    for k in range(d):
+                        loss += float(lam[i * d + k]) * float(w[i * d + k]) ** 2
+                    rec_loss[i, 0] = 0.5 * loss
+                    rec_disp[i, 0] = 0.0
+                    rec_lr[i, 0] = lr_at(lr_table, lr_rows[i] if per_lr else 0, 0.0)  # once per run
+            if fast_tile and not per_lr:
+                # shared rates: the tile's steps in one call, the step loop around the vector loops
+                _shared_tile_steps(w, buf, sq, lam, b, tile, n, d, opt, first_step, n_steps, step_scalars, per_lr,
+                                   per_wd, per_mom, lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state, beta2,
+                                   eps, on_drop, noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma,
+                                   every, rec_loss, rec_disp, rec_lr)
+                continue
+            # the tile's elements as slices, made once a chunk (not once a step: a slice
+            # costs reference counting on the array that every thread shares)
+            e0, e1 = i0 * d, i1 * d
+            w_t, buf_t, sq_t, lam_t = w[e0:e1], buf[e0:e1], sq[e0:e1], lam[e0:e1]
+            lr_state_t, lr_ratio_t = lr_state[i0:i1], lr_ratio[i0:i1]
+            for s in range(n_steps):
+                t = first_step + s
+                record = every > 0 and (t + 1) % every == 0
+                rec_j = (t + 1) // every if every > 0 else 0
+                if s == 0 or t % 2 == 0:
+                    _draw_pairs(z_even, z_odd, seed, offset + np.uint64(i0), lane_trajectory, lane_coordinate, t)
+                z = _step_draws(z_even, z_odd, t)
+                # recording sums over a trajectory's coordinates: the generic loops
+                generic = not fast_tile or (record and d > 1)
+                # the fast loops advance an all-exponential tile's rates themselves
+                fused = per_lr and lr_mult and not generic and t % SIM_REANCHOR != 0
+                if per_lr and not fused:
+                    _advance_rates(lr_table, lr_rows, lr_ratio, lr_state, i0, i1, t, lr_mult)
+                if per_wd:
+                    _advance_rates(wd_table, wd_rows, wd_ratio, wd_state, i0, i1, t, wd_mult)
+                if per_mom:
+                    _advance_rates(mom_table, mom_rows, mom_ratio, mom_state, i0, i1, t, mom_mult)
+                eta = step_scalars[s, LR]
+                wd = step_scalars[s, WD]
+                scale = step_scalars[s, SCALE]
+                mom = step_scalars[s, MOM]  # the momentum, or Adam's beta1
+                if record and not generic:
+                    _record_before(w, rec_disp, i0, i1, rec_j)
+                if generic:
+                    _generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta, wd, scale, mom, per_lr, per_wd, per_mom,
+                                  lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state, beta2, eps,
+                                  on_drop, z, sigma, record, rec_j, rec_loss, rec_disp)
+                elif adam:
+                    # a fast tile here has per-trajectory learning rates and d == 1
+                    _fast_adam_per_trajectory(w_t, buf_t, sq_t, lam_t, lr_state_t, lr_ratio_t, fused, wd, t,
+                                              mom, beta2, eps, opt == ADAMW, z, sigma)
+                else:
+                    _fast_sgd_per_trajectory(w_t, buf_t, lam_t, lr_state_t, lr_ratio_t, fused, wd, mom, nesterov,
+                                             in_buffer, use_momentum, t == 0, z, sigma)
+                if record:
+                    if not generic:
+                        _record_after(w, lam, rec_disp, rec_loss, i0, i1, rec_j)
+                    _record_rates(rec_lr, lr_table, lr_rows, per_lr, i0, i1, t, rec_j)
 
 
 @njit(cache=True)
@@ -810,38 +853,40 @@ def _record_rates(rec_lr, lr_table, lr_rows, per_lr, i0, i1, t, rec_j):
 
 
 @njit(cache=True)
-def _shared_tile_steps(w, buf, sq, lam, i0, i1, d, opt, first_step, n_steps, step_scalars, per_lr, per_wd, per_mom,
-                       lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state, beta2, eps, on_drop,
-                       z_even, z_odd, seed, offset, lane_trajectory, lane_coordinate, sigma, every,
+def _shared_tile_steps(w, buf, sq, lam, b, tile, n, d, opt, first_step, n_steps, step_scalars, per_lr, per_wd,
+                       per_mom, lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state, beta2, eps, on_drop,
+                       noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma, every,
                        rec_loss, rec_disp, rec_lr):
-    """The chunk's steps of trajectories [i0, i1) (one tile) under shared rates: the steps
-    up to the next recorded one in one call of the optimizer's step loop
-    (``_shared_steps``); a recorded step alone, between ``_record_before`` and
-    ``_record_after`` (d == 1) or by ``_generic_step``, whose sums over a trajectory's
-    coordinates recording needs (d > 1; the per-trajectory flags are all False here)."""
-    e0, e1 = i0 * d, i1 * d
-    w_t, buf_t, sq_t, lam_t = w[e0:e1], buf[e0:e1], sq[e0:e1], lam[e0:e1]
-    first_trajectory = offset + np.uint64(i0)
+    """The chunk's steps of tile b (trajectories b*tile .. min((b+1)*tile, n) - 1) under
+    shared rates, recording every ``every`` steps: the steps up to the next recorded one
+    in one call of the optimizer's step loops (``_shared_steps``); a recorded step alone,
+    between ``_record_before`` and ``_record_after`` (d == 1) or by ``_generic_step``,
+    whose sums over a trajectory's coordinates recording needs (d > 1; the
+    per-trajectory flags are all False here)."""
+    i0 = b * tile
+    i1 = min(i0 + tile, n)
     s = 0
     while s < n_steps:
         # recorded steps: (t + 1) % every == 0
-        stop = n_steps if every == 0 else min(n_steps, s + every - 1 - (first_step + s) % every)
+        stop = min(n_steps, s + every - 1 - (first_step + s) % every)
         if stop > s:
-            _shared_steps(w_t, buf_t, sq_t, lam_t, opt, step_scalars, first_step, s, stop, beta2, eps, z_even, z_odd,
-                          seed, first_trajectory, lane_trajectory, lane_coordinate, sigma)
+            _shared_steps(w, buf, sq, lam, opt, tile * d, b, b + 1, d, step_scalars, first_step, s, stop, beta2, eps,
+                          noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma)
         if stop < n_steps:
             t = first_step + stop
             rec_j = (t + 1) // every
             if d > 1:
-                _draw_pairs(z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, t)
+                z_even = _draws(noise_scratch, 0, (i1 - i0) * d)
+                z_odd = _draws(noise_scratch, 1, (i1 - i0) * d)
+                _draw_pairs(z_even, z_odd, seed, offset + np.uint64(i0), lane_trajectory, lane_coordinate, t)
                 _generic_step(w, buf, sq, lam, i0, i1, d, opt, t, step_scalars[stop, LR], step_scalars[stop, WD],
                               step_scalars[stop, SCALE], step_scalars[stop, MOM], per_lr, per_wd, per_mom,
                               lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state, beta2, eps, on_drop,
                               _step_draws(z_even, z_odd, t), sigma, True, rec_j, rec_loss, rec_disp)
             else:
                 _record_before(w, rec_disp, i0, i1, rec_j)
-                _shared_steps(w_t, buf_t, sq_t, lam_t, opt, step_scalars, first_step, stop, stop + 1, beta2, eps,
-                              z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, sigma)
+                _shared_steps(w, buf, sq, lam, opt, tile * d, b, b + 1, d, step_scalars, first_step, stop, stop + 1,
+                              beta2, eps, noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma)
                 _record_after(w, lam, rec_disp, rec_loss, i0, i1, rec_j)
             _record_rates(rec_lr, lr_table, lr_rows, per_lr, i0, i1, t, rec_j)
             stop += 1
@@ -849,21 +894,20 @@ def _shared_tile_steps(w, buf, sq, lam, i0, i1, d, opt, first_step, n_steps, ste
 
 
 @njit(cache=True)
-def _shared_steps(w, buf, sq, lam, opt, step_scalars, first_step, s0, s1, beta2, eps, z_even, z_odd, seed,
-                  first_trajectory, lane_trajectory, lane_coordinate, sigma):
-    """Steps s0 .. s1 - 1 of a tile's slices under shared rates, no recording: the step
-    loop of the optimizer ``opt``."""
+def _shared_steps(w, buf, sq, lam, opt, tile, b0, b1, d, step_scalars, first_step, s0, s1, beta2, eps, noise_scratch,
+                  seed, offset, lane_trajectory, lane_coordinate, sigma):
+    """Steps s0 .. s1 - 1 of tiles b0 .. b1 - 1 (``tile`` elements each) under shared
+    rates, no recording: the tile and step loops of the optimizer ``opt``."""
     if opt == LION:
-        _lion_shared_steps(w, buf, lam, step_scalars, first_step, s0, s1, beta2, z_even, z_odd, seed,
-                           first_trajectory, lane_trajectory, lane_coordinate, sigma)
+        _lion_shared_steps(w, buf, lam, tile, b0, b1, d, step_scalars, first_step, s0, s1, beta2, noise_scratch,
+                           seed, offset, lane_trajectory, lane_coordinate, sigma)
     elif opt == ADAM or opt == ADAMW:
-        _adam_shared_steps(w, buf, sq, lam, step_scalars, first_step, s0, s1, beta2, eps, opt == ADAMW, z_even,
-                           z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, sigma)
+        _adam_shared_steps(w, buf, sq, lam, tile, b0, b1, d, step_scalars, first_step, s0, s1, beta2, eps,
+                           opt == ADAMW, noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma)
     else:
-        _sgd_shared_steps(w, buf, lam, step_scalars, first_step, s0, s1,
+        _sgd_shared_steps(w, buf, lam, tile, b0, b1, d, step_scalars, first_step, s0, s1,
                           opt == MOMENTUM or opt == LR_IN_BUFFER or opt == NESTEROV, opt == NESTEROV,
-                          opt == LR_IN_BUFFER, z_even, z_odd, seed, first_trajectory, lane_trajectory,
-                          lane_coordinate, sigma)
+                          opt == LR_IN_BUFFER, noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma)
 
 
 @njit(cache=True)
