@@ -765,8 +765,9 @@ def _simulate_chunk(w, buf, sq, lam, d, opt,
         b_lo = blk * n_tiles // n_blocks
         b_hi = (blk + 1) * n_tiles // n_blocks
         if fast_ok and not per_lr and every == 0:
-            _shared_steps(w, buf, sq, lam, opt, tile * d, b_lo, b_hi, d, step_scalars, first_step, 0, n_steps, beta2,
-                          eps, noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma)
+            # (np.int64(0), not a literal 0: one compilation of the step loops serves both callers)
+            _shared_steps(w, buf, sq, lam, opt, tile * d, b_lo, b_hi, d, step_scalars, first_step, np.int64(0),
+                          n_steps, beta2, eps, noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma)
             continue
         for b in range(b_lo, b_hi):
             i0 = b * tile
@@ -862,7 +863,8 @@ def _shared_tile_steps(w, buf, sq, lam, b, tile, n, d, opt, first_step, n_steps,
     in one call of the optimizer's step loops (``_shared_steps``); a recorded step alone,
     between ``_record_before`` and ``_record_after`` (d == 1) or by ``_generic_step``,
     whose sums over a trajectory's coordinates recording needs (d > 1; the
-    per-trajectory flags are all False here)."""
+    per-trajectory flags are all False here; ``every > 0``, always true, is ``record``
+    as a run-time flag: a literal True would compile ``_generic_step`` a second time)."""
     i0 = b * tile
     i1 = min(i0 + tile, n)
     s = 0
@@ -882,7 +884,7 @@ def _shared_tile_steps(w, buf, sq, lam, b, tile, n, d, opt, first_step, n_steps,
                 _generic_step(w, buf, sq, lam, i0, i1, d, opt, t, step_scalars[stop, LR], step_scalars[stop, WD],
                               step_scalars[stop, SCALE], step_scalars[stop, MOM], per_lr, per_wd, per_mom,
                               lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state, beta2, eps, on_drop,
-                              _step_draws(z_even, z_odd, t), sigma, True, rec_j, rec_loss, rec_disp)
+                              _step_draws(z_even, z_odd, t), sigma, every > 0, rec_j, rec_loss, rec_disp)
             else:
                 _record_before(w, rec_disp, i0, i1, rec_j)
                 _shared_steps(w, buf, sq, lam, opt, tile * d, b, b + 1, d, step_scalars, first_step, stop, stop + 1,
