@@ -20,10 +20,9 @@ GD loop measured in the same process (and to the naive loop of the row's own rul
 """
 
 import argparse
-import json
 import os
-import subprocess
-import sys
+
+from _trees import run_trees
 
 CHILD = r'''
 import json, sys, time
@@ -96,13 +95,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     bench = os.path.dirname(os.path.abspath(__file__))
     code = CHILD.replace("BENCH", repr(bench)).replace("ONE_CORE", str(args.one_core)).replace("REPS", str(args.reps))
-    results = {tree: {} for tree in args.trees}
-    for _ in range(args.rounds):
-        for tree in args.trees:
-            done = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=tree), cwd=tree,
-                                  capture_output=True, text=True, check=True)
-            for k, v in json.loads(done.stdout).items():
-                results[tree].setdefault(k, []).append(v)
+    results = run_trees(code, args.trees, args.rounds)
     for tree in args.trees:
         best = {k: min(v) for k, v in results[tree].items()}
         print(tree)
