@@ -61,7 +61,7 @@ if TYPE_CHECKING:
     from . import plots as plots  # for type checkers; at run time __getattr__ below imports it on first use
 
 __all__ = [
-    # schedules (API.md §1)
+    # schedules
     "Schedule",
     "constant",
     "step",
@@ -87,12 +87,12 @@ __all__ = [
     "match_endpoint",
     "match_half_life",
     "quantization_gap",
-    # fused updates (§2)
+    # fused updates
     "sgd_step",
     "adamw_step",
     "lion_step",
     "constant_shrinkage",
-    # simulation and diagnostics (§3)
+    # simulation and diagnostics
     "simulate",
     "SimulationResult",
     "stability_onset",
@@ -100,7 +100,7 @@ __all__ = [
     "EscapeProbability",
     "adam_effective_step",
     "discretization_divergence",
-    # expected dynamics of noisy SGD on quadratics (§6)
+    # expected dynamics of noisy SGD on quadratics
     "expected_loss",
     "ExpectedLoss",
     "steps_to_target",
@@ -108,7 +108,7 @@ __all__ = [
     "BatchScaling",
     "adam_compensating_decay",
     "AdamCompensatingDecay",
-    # sweeps (§5)
+    # sweeps
     "sweep",
     "load_sweep",
     "SweepResult",
