@@ -26,10 +26,12 @@ enums of ``kernels/update_math.cuh`` (``tests/test_cuda_host.py`` compares them)
 
 from dataclasses import dataclass, field
 
+from . import _layout as L
 from . import _validate as V
 
-__all__ = ["Rule", "Fused", "RULES", "BY_NAME", "NAMES", "LINEAR", "FUSED", "ON_DROP", "ON_DROP_CODES",
-           "sgd_options", "adam_options", "lion_options"]
+__all__ = ["Rule", "Fused", "Checked", "RULES", "BY_NAME", "NAMES", "LINEAR", "FUSED", "ON_DROP", "ON_DROP_CODES",
+           "OPTION_TYPES", "NUMBER_SLOTS", "FLAG_SLOTS", "sgd_options", "adam_options", "lion_options",
+           "sgd_momentum", "adam_betas", "lion_betas", "uses_momentum"]
 
 # ----------------------------------------------------------------------------- kernel codes
 
@@ -74,18 +76,99 @@ def lion_options(betas):
     return V.betas(betas)
 
 
+def sgd_momentum(momentum, dampening, nesterov, on_drop):
+    """(momentum table, dampening, nesterov, on_drop code) of SGD: ``momentum`` a number >= 0
+    or a scalar schedule (checked as a number at its step-0 value: nesterov needs it > 0)."""
+    if isinstance(momentum, V.ScheduleBase):
+        table = V.rate_table("momentum", momentum)
+        _, dampening, nesterov, code = sgd_options(float(momentum.lr0()), dampening, nesterov, on_drop)
+        return table, dampening, nesterov, code
+    momentum, dampening, nesterov, code = sgd_options(momentum, dampening, nesterov, on_drop)
+    return V.constant_table(momentum), dampening, nesterov, code
+
+
+def _beta1_table(betas, check):
+    """(beta1 table, rest of ``check``'s result): ``betas[0]`` a number in [0, 1) or a scalar
+    schedule (its step-0 value checked as the number would be)."""
+    if isinstance(betas, (tuple, list)) and len(betas) == 2 and isinstance(betas[0], V.ScheduleBase):
+        table = V.rate_table("betas[0]", betas[0])
+        return (table, *check((float(betas[0].lr0()), betas[1]))[1:])
+    checked = check(betas)
+    return (V.constant_table(checked[0]), *checked[1:])
+
+
+def adam_betas(betas, eps):
+    """(beta1 table, beta2, eps) of Adam / AdamW (``betas[0]`` may be a scalar schedule)."""
+    return _beta1_table(betas, lambda b: adam_options(b, eps))
+
+
+def lion_betas(betas):
+    """(beta1 table, beta2) of Lion (``betas[0]`` may be a scalar schedule)."""
+    return _beta1_table(betas, lion_options)
+
+
+def uses_momentum(momentum_table):
+    """False only for the constant momentum 0 (then no buffer is read or written)."""
+    return not (momentum_table.shape[-2] == 1 and momentum_table[0, 0, L.KIND] == L.CONSTANT
+                and momentum_table[0, 0, L.P0] == 0.0)
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A fused update's options, checked: what the kernels take after the lr and weight-decay tables."""
+
+    table: object  # the scheduled coefficient (Fused.scheduled) as a (1, segments, WIDTH) table
+    values: tuple  # the values of Fused.options, in that order
+    needed: dict  # state key -> why the call needs that buffer, or None where the options leave it out
+
+
+def sgd_checked(momentum, dampening, nesterov, decoupled, maximize, lr_in_buffer, on_drop):
+    """``Checked`` of ``fd.sgd_step``'s options (the momentum buffer is needed with momentum > 0)."""
+    table, dampening, nesterov, code = sgd_momentum(momentum, dampening, nesterov, on_drop)
+    values = (dampening, nesterov, V.flag("decoupled", decoupled), V.flag("maximize", maximize),
+              V.flag("lr_in_buffer", lr_in_buffer), code)
+    return Checked(table, values, dict(momentum_buffer="momentum > 0" if uses_momentum(table) else None))
+
+
+def adam_checked(betas, eps, decoupled, maximize, amsgrad):
+    """``Checked`` of ``fd.adamw_step``'s options (max_exp_avg_sq needed with amsgrad)."""
+    amsgrad = V.flag("amsgrad", amsgrad)
+    maximize = V.flag("maximize", maximize)
+    decoupled = V.flag("decoupled", decoupled)
+    table, beta2, eps = adam_betas(betas, eps)
+    return Checked(table, (beta2, eps, decoupled, maximize, amsgrad),
+                   dict(exp_avg="always", exp_avg_sq="always", max_exp_avg_sq="amsgrad=True" if amsgrad else None))
+
+
+def lion_checked(betas, maximize):
+    """``Checked`` of ``fd.lion_step``'s options."""
+    maximize = V.flag("maximize", maximize)
+    table, beta2 = lion_betas(betas)
+    return Checked(table, (beta2, maximize), dict(exp_avg="always"))
+
+
 # ----------------------------------------------------------------------------- the tables
+
+# The kernels' option arguments: after (tensors, lr table, weight-decay table, step, the
+# scheduled coefficient's table) every fused kernel takes its Fused.options in order, typed
+# "f64" (a float), "bool" or "i32" (a small integer code). The CUDA entry points have one
+# argument list for every rule: NUMBER_SLOTS doubles (the f64 options in order, then zeros)
+# and FLAG_SLOTS ints (the bool and i32 options in order, then zeros).
+OPTION_TYPES = ("f64", "bool", "i32")
+NUMBER_SLOTS, FLAG_SLOTS = 4, 6
 
 
 @dataclass(frozen=True)
 class Fused:
     """One fused in-place update: ``fd.<function>``, kernels ``<kernel>_*``."""
 
-    kernel: str  # "sgd": _cpu/_gpu updates.sgd_group, kernels/updates.cu sgd_<dtype>
+    kernel: str  # "sgd": _cpu/rules.sgd_kernel, kernels: SgdRule in update_math.cuh, updates.cu sgd_<dtype>
     function: str  # the public function, fastdecay.<function>
     state: tuple  # ((torch state key, address-table row), ...): every buffer the update may use
     torch_classes: tuple  # the fastdecay.torch optimizers that step through it
-    check: object  # option checker (numbers in, checked numbers out)
+    check: object  # options checker: public keyword options in, a Checked out
+    scheduled: str  # the public name of the coefficient read from a schedule like lr ("momentum", "betas[0]")
+    options: tuple  # ((name, type), ...): the kernels' option arguments in order (OPTION_TYPES)
     example: dict = field(default_factory=dict)  # options under which it uses every buffer but the optional ones
     optional: tuple = ()  # state keys used only under an option (amsgrad's max_exp_avg_sq)
 
@@ -93,14 +176,23 @@ class Fused:
     def state_keys(self):
         return tuple(key for key, _ in self.state)
 
+    @property
+    def option_names(self):
+        return tuple(name for name, _ in self.options)
+
 
 FUSED = {
-    "sgd": Fused("sgd", "sgd_step", (("momentum_buffer", BUF0_ROW),), ("SGD",), sgd_options,
+    "sgd": Fused("sgd", "sgd_step", (("momentum_buffer", BUF0_ROW),), ("SGD",), sgd_checked, "momentum",
+                 (("dampening", "f64"), ("nesterov", "bool"), ("decoupled", "bool"), ("maximize", "bool"),
+                  ("lr_in_buffer", "bool"), ("on_drop", "i32")),
                  example=dict(momentum=0.9)),
     "adam": Fused("adam", "adamw_step", (("exp_avg", BUF0_ROW), ("exp_avg_sq", BUF1_ROW),
-                                         ("max_exp_avg_sq", BUF2_ROW)), ("Adam", "AdamW"), adam_options,
+                                         ("max_exp_avg_sq", BUF2_ROW)), ("Adam", "AdamW"), adam_checked, "betas[0]",
+                  (("beta2", "f64"), ("eps", "f64"), ("decoupled", "bool"), ("maximize", "bool"),
+                   ("amsgrad", "bool")),
                   optional=("max_exp_avg_sq",)),
-    "lion": Fused("lion", "lion_step", (("exp_avg", BUF0_ROW),), ("Lion",), lion_options),
+    "lion": Fused("lion", "lion_step", (("exp_avg", BUF0_ROW),), ("Lion",), lion_checked, "betas[0]",
+                  (("beta2", "f64"), ("maximize", "bool"))),
 }
 
 
