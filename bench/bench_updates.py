@@ -146,19 +146,16 @@ class Case:
         sizes = np.array([p.numel() for p in self.params], dtype=np.int64)
         first_block = cpu.block_layout(sizes)
         lr, wd = _constant_table(1e-3), _constant_table(1e-2)
-        common = dict(step=3.0, lr_table=lr, wd_table=wd, compensated=False, grad_scale=None, found_inf=None)
-        if self.op == "lion":
-            return lambda: cpu.lion_launch("float32", "float32", addresses, sizes, first_block, self.n,
-                                           beta1_table=_constant_table(0.9), beta2=0.99, maximize=False, **common)
-        if self.op == "adamw":
-            return lambda: cpu.adam_launch("float32", "float32", addresses, sizes, first_block, self.n,
-                                           beta1_table=_constant_table(0.9),
-                                           beta2=0.999, eps=1e-8, decoupled=True, maximize=False, amsgrad=False,
-                                           **common)
-        momentum = 0.9 if self.op == "sgd_momentum" else 0.0
-        return lambda: cpu.sgd_launch("float32", "float32", addresses, sizes, first_block, self.n,
-                                      momentum_table=_constant_table(momentum), dampening=0.0, nesterov=False, decoupled=False,
-                                      maximize=False, lr_in_buffer=False, on_drop=0, **common)
+        common = dict(step=3.0, compensated=False, grad_scale=None, found_inf=None)
+        if self.op == "lion":  # options in the order of fastdecay._rules.FUSED["lion"].options
+            tables, options, kernel = (lr, wd, _constant_table(0.9)), (0.99, False), "lion"
+        elif self.op == "adamw":
+            tables, options, kernel = (lr, wd, _constant_table(0.9)), (0.999, 1e-8, True, False, False), "adam"
+        else:
+            momentum = 0.9 if self.op == "sgd_momentum" else 0.0
+            tables, options, kernel = (lr, wd, _constant_table(momentum)), (0.0, False, False, False, False, 0), "sgd"
+        return lambda: cpu.fused_launch(kernel, "float32", "float32", addresses, sizes, first_block, self.n,
+                                        tables=tables, options=options, **common)
 
     def ours_per_tensor(self):
         """The same update as one fastdecay call per tensor: what the single launch saves."""
@@ -527,10 +524,10 @@ def test_launch_plan_overhead_per_tensor(benchmark, smoke):
     table = _constant_table(1e-3)
 
     def kernel():
-        cpu.adam_launch("float32", "float32", addresses, sizes, first_block, int(sizes.sum()), step=5.0,
-                        lr_table=table, wd_table=_constant_table(1e-2), beta1_table=_constant_table(0.9), beta2=0.999, eps=1e-8,
-                        decoupled=True, maximize=False, amsgrad=False, compensated=False, grad_scale=None,
-                        found_inf=None)
+        cpu.fused_launch("adam", "float32", "float32", addresses, sizes, first_block, int(sizes.sum()), step=5.0,
+                         tables=(table, _constant_table(1e-2), _constant_table(0.9)),
+                         options=(0.999, 1e-8, True, False, False), compensated=False, grad_scale=None,
+                         found_inf=None)
 
     call()
     call()

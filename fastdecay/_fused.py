@@ -4,22 +4,20 @@ A fused call is checked completely before anything is written: the scalars
 here (step, grad_scale, found_inf, the rule's options, the schedules' tables),
 the arrays in ``fastdecay._update_plan`` (a *launch plan*: every array checked
 once, grouped by storage dtypes, the address table built; cached and re-checked
-cheaply on later calls with the same arrays). ``checked_sgd``, ``checked_adam``
-and ``checked_lion`` return the launch, a function of no arguments, so that
-``fastdecay.torch`` checks every param group before it writes any. The launch
-hands each group of the plan to the backend ``fastdecay._dispatch.kernels``
-picks: ``fastdecay._cpu.updates`` for NumPy arrays and CPU torch tensors,
-``fastdecay._gpu.updates`` (imported only for device arrays) for CuPy arrays and
-CUDA torch tensors. The internal call shape, identical for both::
+cheaply on later calls with the same arrays). ``checked`` returns the launch,
+a function of no arguments, so that ``fastdecay.torch`` checks every param
+group before it writes any. Nothing here names a rule: the rule's row in
+``fastdecay._rules.FUSED`` checks its options (``Fused.check``) and says which
+state buffers it reads. The launch hands each group of the plan to the backend
+``fastdecay._dispatch.kernels`` picks: ``fastdecay._cpu.updates`` for NumPy
+arrays and CPU torch tensors, ``fastdecay._gpu.updates`` (imported only for
+device arrays) for CuPy arrays and CUDA torch tensors. The internal call
+shape, identical for both::
 
-    sgd_group(group, arrays, *, step, lr_table, wd_table, momentum_table, dampening,
-              nesterov, decoupled, maximize, lr_in_buffer, on_drop, compensated,
-              grad_scale, found_inf)
-    adam_group(group, arrays, *, step, lr_table, wd_table, beta1_table, beta2, eps,
-               decoupled, maximize, amsgrad, compensated, grad_scale, found_inf)
-    lion_group(group, arrays, *, step, lr_table, wd_table, beta1_table, beta2,
-               maximize, compensated, grad_scale, found_inf)
+    fused_group(kernel, group, arrays, *, step, tables, options, compensated,
+                grad_scale, found_inf)
 
+- ``kernel``: the key of the update's row in ``fastdecay._rules.FUSED``.
 - ``group``: a ``fastdecay._update_plan.Group``: parameter and state dtype names,
   the int64 address table (rows: parameter, gradient, three state buffers,
   compensation buffer; 0 where absent; ``fastdecay._rules`` names the state
@@ -27,11 +25,12 @@ CUDA torch tensors. The internal call shape, identical for both::
   GPU backend takes torch's stream from them).
 - ``step``: a Python int in [0, 2**53], or a 0-d integer (or integral float)
   array on the parameters' device, read inside the kernel.
-- ``lr_table``, ``wd_table``, ``momentum_table``, ``beta1_table``: read-only
-  float64 NumPy arrays ``(1, segments, WIDTH)`` (``fastdecay._layout``), row 0
-  the scalar schedule (a constant one for a number).
-- ``on_drop``: ``fastdecay._rules.ON_DROP_KEEP | ON_DROP_RESET | ON_DROP_RESCALE``.
-- ``dampening, beta2, eps``: Python floats; flags Python bools.
+- ``tables``: (lr, weight decay, the row's ``scheduled`` coefficient: momentum or
+  beta1), read-only float64 NumPy arrays ``(1, segments, WIDTH)``
+  (``fastdecay._layout``), row 0 the scalar schedule (a constant one for a number).
+- ``options``: the values of the row's ``options`` in order, checked: Python
+  floats ("f64"), bools ("bool") and ints ("i32", e.g. the on_drop code).
+- ``compensated``: a Python bool (the plan then holds the compensation buffers).
 - ``grad_scale``, ``found_inf``: None, a Python float, or a 0-d / 1-element
   array on the device; a nonzero ``found_inf`` makes the call write nothing.
 """
@@ -42,7 +41,6 @@ import sys
 
 import numpy as np
 
-from . import _layout as L
 from . import _rules as R
 from . import _update_plan as P
 from . import _validate as V
@@ -227,43 +225,6 @@ def _bump_versions(plan, streams):
             [x for _, _, arrays, role in streams if role != "grad" for x in arrays])
 
 
-def sgd_momentum(momentum, dampening, nesterov, on_drop):
-    """(momentum table, dampening, nesterov, on_drop code) of SGD: ``momentum`` a number >= 0
-    or a scalar schedule (checked as a number at its step-0 value: nesterov needs it > 0)."""
-    if isinstance(momentum, V.ScheduleBase):
-        table = V.rate_table("momentum", momentum)
-        _, dampening, nesterov, code = R.sgd_options(float(momentum.lr0()), dampening, nesterov, on_drop)
-        return table, dampening, nesterov, code
-    momentum, dampening, nesterov, code = R.sgd_options(momentum, dampening, nesterov, on_drop)
-    return V.constant_table(momentum), dampening, nesterov, code
-
-
-def _beta1_table(betas, check):
-    """(beta1 table, rest of ``check``'s result): ``betas[0]`` a number in [0, 1) or a scalar
-    schedule (its step-0 value checked as the number would be)."""
-    if isinstance(betas, (tuple, list)) and len(betas) == 2 and isinstance(betas[0], V.ScheduleBase):
-        table = V.rate_table("betas[0]", betas[0])
-        return (table, *check((float(betas[0].lr0()), betas[1]))[1:])
-    checked = check(betas)
-    return (V.constant_table(checked[0]), *checked[1:])
-
-
-def adam_betas(betas, eps):
-    """(beta1 table, beta2, eps) of Adam / AdamW (``betas[0]`` may be a scalar schedule)."""
-    return _beta1_table(betas, lambda b: R.adam_options(b, eps))
-
-
-def lion_betas(betas):
-    """(beta1 table, beta2) of Lion (``betas[0]`` may be a scalar schedule)."""
-    return _beta1_table(betas, R.lion_options)
-
-
-def uses_momentum(momentum_table):
-    """False only for the constant momentum 0 (then no buffer is read or written)."""
-    return not (momentum_table.shape[-2] == 1 and momentum_table[0, 0, L.KIND] == L.CONSTANT
-                and momentum_table[0, 0, L.P0] == 0.0)
-
-
 # ----------------------------------------------------------------------------- checked calls
 
 
@@ -272,77 +233,34 @@ def _streams(kernel, grad, state, needed, compensation_buffer, compensated):
     of ``fastdecay._rules.FUSED[kernel]`` (``state`` and ``needed`` by torch key; ``needed``
     None for a buffer the options leave out, else why it is needed), the compensation."""
     return ([("grad", grad, R.GRAD_ROW, "grad", "always")]
-            + [(key, state[key], row, "state", needed[key]) for key, row in R.FUSED[kernel].state]
+            + [(key, state.get(key), row, "state", needed.get(key)) for key, row in R.FUSED[kernel].state]
             + [("compensation_buffer", compensation_buffer, R.COMP_ROW, "comp",
                 "compensated=True" if compensated else None)])
 
 
-def _checked(kernel, param, named, state_dtype, step, grad_scale, found_inf, options):
-    """The launch of a checked call of ``kernel`` (see ``checked_sgd``)."""
+def checked(kernel, param, grad, state, *, step, lr, weight_decay, grad_scale, found_inf, state_dtype, compensated,
+            compensation_buffer, **options):
+    """Check a call of the fused update ``fastdecay._rules.FUSED[kernel]`` completely, writing
+    nothing; return the function of no arguments that makes it (``fastdecay.torch`` checks
+    every group before it writes). ``state``: the state buffers by torch key (a list of
+    arrays each when ``param`` is a list); ``options``: the rule's public keyword options,
+    checked by its row's checker."""
+    fused = R.FUSED[kernel]
+    rule = fused.check(**options)
+    compensated = _compensation(compensated, compensation_buffer)
+    state_dtype = state_dtype_option(state_dtype)
+    tables = (V.rate_table("lr", lr), V.rate_table("weight_decay", weight_decay), rule.table)
+    named = _streams(kernel, grad, state, rule.needed, compensation_buffer, compensated)
     plan, streams = _plan((kernel,), param, named, state_dtype)
     backend = plan.backend if plan is not None else NUMPY
     t, grad_scale, found_inf = _call_scalars(step, grad_scale, found_inf, backend)
     if plan is None:
         return _nothing
-    # launch_group(group, arrays): the backend's <kernel>_group with this call's options
-    launch_group = functools.partial(getattr(kernels("updates", backend), f"{kernel}_group"), step=t,
-                                     grad_scale=grad_scale, found_inf=found_inf, **options)
+    # launch_group(group, arrays): the backend's fused_group with this call's options
+    launch_group = functools.partial(kernels("updates", backend).fused_group, kernel, step=t, tables=tables,
+                                     options=rule.values, compensated=compensated, grad_scale=grad_scale,
+                                     found_inf=found_inf)
     return lambda: _launch(plan, streams, launch_group)
-
-
-def checked_sgd(param, grad, *, step, lr, momentum, momentum_buffer, dampening, nesterov, weight_decay, decoupled,
-                maximize, lr_in_buffer, on_drop, grad_scale, found_inf, state_dtype, compensated, compensation_buffer):
-    """Check an ``sgd_step`` call completely, writing nothing; return the function of no
-    arguments that makes it (``fastdecay.torch`` checks every group before it writes)."""
-    momentum_table, dampening, nesterov, on_drop_code = sgd_momentum(momentum, dampening, nesterov, on_drop)
-    decoupled = V.flag("decoupled", decoupled)
-    maximize = V.flag("maximize", maximize)
-    lr_in_buffer = V.flag("lr_in_buffer", lr_in_buffer)
-    compensated = _compensation(compensated, compensation_buffer)
-    state_dtype = state_dtype_option(state_dtype)
-    lr_table = V.rate_table("lr", lr)
-    wd_table = V.rate_table("weight_decay", weight_decay)
-    named = _streams("sgd", grad, dict(momentum_buffer=momentum_buffer),
-                     dict(momentum_buffer="momentum > 0" if uses_momentum(momentum_table) else None),
-                     compensation_buffer, compensated)
-    return _checked("sgd", param, named, state_dtype, step, grad_scale, found_inf, dict(
-        lr_table=lr_table, wd_table=wd_table, momentum_table=momentum_table, dampening=dampening, nesterov=nesterov,
-        decoupled=decoupled, maximize=maximize, lr_in_buffer=lr_in_buffer, on_drop=on_drop_code,
-        compensated=compensated))
-
-
-def checked_adam(param, grad, exp_avg, exp_avg_sq, *, step, lr, betas, eps, weight_decay, amsgrad, max_exp_avg_sq,
-                 maximize, decoupled, grad_scale, found_inf, state_dtype, compensated, compensation_buffer):
-    """Check an ``adamw_step`` call completely, writing nothing; return the launch (see ``checked_sgd``)."""
-    amsgrad = V.flag("amsgrad", amsgrad)
-    maximize = V.flag("maximize", maximize)
-    decoupled = V.flag("decoupled", decoupled)
-    beta1_table, beta2, eps = adam_betas(betas, eps)
-    compensated = _compensation(compensated, compensation_buffer)
-    state_dtype = state_dtype_option(state_dtype)
-    lr_table = V.rate_table("lr", lr)
-    wd_table = V.rate_table("weight_decay", weight_decay)
-    named = _streams("adam", grad, dict(exp_avg=exp_avg, exp_avg_sq=exp_avg_sq, max_exp_avg_sq=max_exp_avg_sq),
-                     dict(exp_avg="always", exp_avg_sq="always", max_exp_avg_sq="amsgrad=True" if amsgrad else None),
-                     compensation_buffer, compensated)
-    return _checked("adam", param, named, state_dtype, step, grad_scale, found_inf, dict(
-        lr_table=lr_table, wd_table=wd_table, beta1_table=beta1_table, beta2=beta2, eps=eps, decoupled=decoupled,
-        maximize=maximize, amsgrad=amsgrad, compensated=compensated))
-
-
-def checked_lion(param, grad, exp_avg, *, step, lr, betas, weight_decay, maximize, grad_scale, found_inf,
-                 state_dtype, compensated, compensation_buffer):
-    """Check a ``lion_step`` call completely, writing nothing; return the launch (see ``checked_sgd``)."""
-    maximize = V.flag("maximize", maximize)
-    beta1_table, beta2 = lion_betas(betas)
-    compensated = _compensation(compensated, compensation_buffer)
-    state_dtype = state_dtype_option(state_dtype)
-    lr_table = V.rate_table("lr", lr)
-    wd_table = V.rate_table("weight_decay", weight_decay)
-    named = _streams("lion", grad, dict(exp_avg=exp_avg), dict(exp_avg="always"), compensation_buffer, compensated)
-    return _checked("lion", param, named, state_dtype, step, grad_scale, found_inf, dict(
-        lr_table=lr_table, wd_table=wd_table, beta1_table=beta1_table, beta2=beta2, maximize=maximize,
-        compensated=compensated))
 
 
 def _nothing():

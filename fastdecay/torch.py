@@ -98,6 +98,7 @@ from torch.optim.optimizer import ParamsT
 
 from .schedules import Rate, Schedule, product
 from . import _fused as F
+from . import _rules as R
 from ._rules import FUSED
 from ._validate import flag as _flag, rate_table as _schedule_table
 
@@ -637,7 +638,7 @@ class SGD(_Fused):
         _no_differentiable(differentiable)
         lr = _check_hyper("lr", lr)
         weight_decay = _check_hyper("weight_decay", weight_decay)
-        F.sgd_momentum(momentum, dampening, nesterov, on_drop)
+        R.sgd_momentum(momentum, dampening, nesterov, on_drop)
         state_dtype, compensated = self._precision_options(state_dtype, compensated)
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                         nesterov=nesterov, maximize=maximize, decoupled=decoupled, lr_in_buffer=lr_in_buffer,
@@ -651,17 +652,17 @@ class SGD(_Fused):
         return buffers + self._precision_buffers(group)
 
     def _check_options(self, group: dict[str, Any]) -> None:
-        F.sgd_momentum(group["momentum"], group["dampening"], group["nesterov"], group["on_drop"])
+        R.sgd_momentum(group["momentum"], group["dampening"], group["nesterov"], group["on_drop"])
         group["state_dtype"], group["compensated"] = self._precision_options(group["state_dtype"], group["compensated"])
 
     def _call(self, group: dict[str, Any], params: list[torch.Tensor], grads: list[torch.Tensor],
               states: list[dict[str, Any]], step: int, grad_scale: Any) -> Callable[[], None]:
         buffers = [s["momentum_buffer"] for s in states] if "momentum_buffer" in self._buffer_names(group) else None
-        return F.checked_sgd(params, grads, step=step, lr=group["lr"], momentum=group["momentum"],
-                             momentum_buffer=buffers, dampening=group["dampening"], nesterov=group["nesterov"],
-                             weight_decay=group["weight_decay"], decoupled=group["decoupled"],
-                             maximize=group["maximize"], lr_in_buffer=group["lr_in_buffer"], on_drop=group["on_drop"],
-                             grad_scale=grad_scale, found_inf=None, **self._precision_arguments(group, states))
+        return F.checked("sgd", params, grads, dict(momentum_buffer=buffers), step=step, lr=group["lr"],
+                         weight_decay=group["weight_decay"], grad_scale=grad_scale, found_inf=None,
+                         **self._precision_arguments(group, states), momentum=group["momentum"],
+                         dampening=group["dampening"], nesterov=group["nesterov"], decoupled=group["decoupled"],
+                         maximize=group["maximize"], lr_in_buffer=group["lr_in_buffer"], on_drop=group["on_drop"])
 
 
 class Adam(_Fused):
@@ -707,7 +708,7 @@ class Adam(_Fused):
         _no_differentiable(differentiable, capturable)
         lr = _check_hyper("lr", lr)
         weight_decay = _check_hyper("weight_decay", weight_decay)
-        _, beta2, _ = F.adam_betas(betas, eps)  # beta1 checked too, a number or a scalar schedule
+        _, beta2, _ = R.adam_betas(betas, eps)  # beta1 checked too, a number or a scalar schedule
         beta1 = betas[0] if isinstance(betas[0], Schedule) else float(betas[0])
         state_dtype, compensated = self._precision_options(state_dtype, compensated)
         defaults = dict(lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
@@ -721,7 +722,7 @@ class Adam(_Fused):
         return moments + self._precision_buffers(group)
 
     def _check_options(self, group: dict[str, Any]) -> None:
-        F.adam_betas(group["betas"], group["eps"])
+        R.adam_betas(group["betas"], group["eps"])
         for key in ("amsgrad", "maximize", "decoupled"):
             _flag(key, group[key])
         group["state_dtype"], group["compensated"] = self._precision_options(group["state_dtype"], group["compensated"])
@@ -743,12 +744,12 @@ class Adam(_Fused):
     def _call(self, group: dict[str, Any], params: list[torch.Tensor], grads: list[torch.Tensor],
               states: list[dict[str, Any]], step: int, grad_scale: Any) -> Callable[[], None]:
         amsgrad = group["amsgrad"]
-        return F.checked_adam(params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
-                              step=step, lr=group["lr"], betas=group["betas"], eps=group["eps"],
-                              weight_decay=group["weight_decay"], amsgrad=amsgrad,
-                              max_exp_avg_sq=[s["max_exp_avg_sq"] for s in states] if amsgrad else None,
-                              maximize=group["maximize"], decoupled=group["decoupled"], grad_scale=grad_scale,
-                              found_inf=None, **self._precision_arguments(group, states))
+        state = dict(exp_avg=[s["exp_avg"] for s in states], exp_avg_sq=[s["exp_avg_sq"] for s in states],
+                     max_exp_avg_sq=[s["max_exp_avg_sq"] for s in states] if amsgrad else None)
+        return F.checked("adam", params, grads, state, step=step, lr=group["lr"], weight_decay=group["weight_decay"],
+                         grad_scale=grad_scale, found_inf=None, **self._precision_arguments(group, states),
+                         betas=group["betas"], eps=group["eps"], decoupled=group["decoupled"],
+                         maximize=group["maximize"], amsgrad=amsgrad)
 
 
 class AdamW(Adam):
@@ -801,7 +802,7 @@ class Lion(_Fused):
         _no_differentiable(differentiable)
         lr = _check_hyper("lr", lr)
         weight_decay = _check_hyper("weight_decay", weight_decay)
-        _, beta2 = F.lion_betas(betas)  # beta1 checked too, a number or a scalar schedule
+        _, beta2 = R.lion_betas(betas)  # beta1 checked too, a number or a scalar schedule
         beta1 = betas[0] if isinstance(betas[0], Schedule) else float(betas[0])
         state_dtype, compensated = self._precision_options(state_dtype, compensated)
         defaults = dict(lr=lr, betas=(beta1, beta2), weight_decay=weight_decay, maximize=_flag("maximize", maximize),
@@ -813,15 +814,15 @@ class Lion(_Fused):
         return FUSED["lion"].state_keys + self._precision_buffers(group)
 
     def _check_options(self, group: dict[str, Any]) -> None:
-        F.lion_betas(group["betas"])
+        R.lion_betas(group["betas"])
         _flag("maximize", group["maximize"])
         group["state_dtype"], group["compensated"] = self._precision_options(group["state_dtype"], group["compensated"])
 
     def _call(self, group: dict[str, Any], params: list[torch.Tensor], grads: list[torch.Tensor],
               states: list[dict[str, Any]], step: int, grad_scale: Any) -> Callable[[], None]:
-        return F.checked_lion(params, grads, [s["exp_avg"] for s in states], step=step, lr=group["lr"],
-                              betas=group["betas"], weight_decay=group["weight_decay"], maximize=group["maximize"],
-                              grad_scale=grad_scale, found_inf=None, **self._precision_arguments(group, states))
+        return F.checked("lion", params, grads, dict(exp_avg=[s["exp_avg"] for s in states]), step=step,
+                         lr=group["lr"], weight_decay=group["weight_decay"], grad_scale=grad_scale, found_inf=None,
+                         **self._precision_arguments(group, states), betas=group["betas"], maximize=group["maximize"])
 
 
 # ----------------------------------------------------------------------------- schedulers

@@ -86,11 +86,10 @@ def sgd_step(param: Arrays, grad: Arrays, *, step: Step, lr: Rate, momentum: Rat
     >>> w.round(4), buf.round(4)
     (array([0.805, 0.805, 0.805]), array([1.9, 1.9, 1.9]))
     """
-    F.checked_sgd(param, grad, step=step, lr=lr, momentum=momentum, momentum_buffer=momentum_buffer,
-                dampening=dampening, nesterov=nesterov, weight_decay=weight_decay, decoupled=decoupled,
-                maximize=maximize, lr_in_buffer=lr_in_buffer, on_drop=on_drop, grad_scale=grad_scale,
-                found_inf=found_inf, state_dtype=state_dtype, compensated=compensated,
-                compensation_buffer=compensation_buffer)()
+    F.checked("sgd", param, grad, dict(momentum_buffer=momentum_buffer), step=step, lr=lr, weight_decay=weight_decay,
+              grad_scale=grad_scale, found_inf=found_inf, state_dtype=state_dtype, compensated=compensated,
+              compensation_buffer=compensation_buffer, momentum=momentum, dampening=dampening, nesterov=nesterov,
+              decoupled=decoupled, maximize=maximize, lr_in_buffer=lr_in_buffer, on_drop=on_drop)()
     return None
 
 
@@ -137,10 +136,10 @@ def adamw_step(param: Arrays, grad: Arrays, exp_avg: Arrays, exp_avg_sq: Arrays,
     >>> w.round(6)
     array([0.9, 1.1])
     """
-    F.checked_adam(param, grad, exp_avg, exp_avg_sq, step=step, lr=lr, betas=betas, eps=eps,
-                 weight_decay=weight_decay, amsgrad=amsgrad, max_exp_avg_sq=max_exp_avg_sq, maximize=maximize,
-                 decoupled=decoupled, grad_scale=grad_scale, found_inf=found_inf, state_dtype=state_dtype,
-                 compensated=compensated, compensation_buffer=compensation_buffer)()
+    F.checked("adam", param, grad, dict(exp_avg=exp_avg, exp_avg_sq=exp_avg_sq, max_exp_avg_sq=max_exp_avg_sq),
+              step=step, lr=lr, weight_decay=weight_decay, grad_scale=grad_scale, found_inf=found_inf,
+              state_dtype=state_dtype, compensated=compensated, compensation_buffer=compensation_buffer, betas=betas,
+              eps=eps, decoupled=decoupled, maximize=maximize, amsgrad=amsgrad)()
     return None
 
 
@@ -174,7 +173,7 @@ def lion_step(param: Arrays, grad: Arrays, exp_avg: Arrays, *, step: Step, lr: R
     >>> w, m.round(3)
     (array([0.9, 1.1, 1. ]), array([ 0.005, -0.005,  0.   ]))
     """
-    F.checked_lion(param, grad, exp_avg, step=step, lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize,
-                   grad_scale=grad_scale, found_inf=found_inf, state_dtype=state_dtype, compensated=compensated,
-                   compensation_buffer=compensation_buffer)()
+    F.checked("lion", param, grad, dict(exp_avg=exp_avg), step=step, lr=lr, weight_decay=weight_decay,
+              grad_scale=grad_scale, found_inf=found_inf, state_dtype=state_dtype, compensated=compensated,
+              compensation_buffer=compensation_buffer, betas=betas, maximize=maximize)()
     return None

@@ -661,7 +661,7 @@ def test_sgd_rules_equal_cpu_backend_over_a_trajectory(host, case, dtype):
         fn(_ptr(w_host), _ptr(g), _ptr(buf_host), n, _ptr(lr_t), lr_t.shape[1], _ptr(wd_t), wd_t.shape[1],
            float(step), _ptr(mom_t), mom_t.shape[1], opts["dampening"], opts["nesterov"], opts["decoupled"],
            opts["maximize"], opts["lr_in_buffer"], ON_DROP[opts["on_drop"]], opts["grad_scale"], 0.0)
-        cpu.sgd_step([w_cpu], [g], [buf_cpu], step=step, lr_table=lr_t, wd_table=wd_t, momentum_table=mom_t,
+        cpu.fused_step("sgd", [[w_cpu], [g], [buf_cpu]], step=step, tables=(lr_t, wd_t, mom_t),
                      dampening=opts["dampening"], nesterov=opts["nesterov"], decoupled=opts["decoupled"],
                      maximize=opts["maximize"], lr_in_buffer=opts["lr_in_buffer"], on_drop=ON_DROP[opts["on_drop"]],
                      grad_scale=opts["grad_scale"], found_inf=None)
@@ -694,7 +694,7 @@ def test_adam_rules_equal_cpu_backend_over_a_trajectory(host, case, dtype):
            float(step), _ptr(b1_t), b1_t.shape[1], b2, opts["eps"], opts["decoupled"], opts["maximize"],
            opts["amsgrad"], opts["grad_scale"], 0.0)
         w, m, v, x = cpu_state
-        cpu.adamw_step([w], [g], [m], [v], [x], step=step, lr_table=lr_t, wd_table=wd_t, beta1_table=b1_t, beta2=b2,
+        cpu.fused_step("adam", [[w], [g], [m], [v], [x]], step=step, tables=(lr_t, wd_t, b1_t), beta2=b2,
                        eps=opts["eps"], decoupled=opts["decoupled"], maximize=opts["maximize"],
                        amsgrad=opts["amsgrad"], grad_scale=opts["grad_scale"], found_inf=None)
     for got, want in zip(host_state, cpu_state):
@@ -784,20 +784,20 @@ def test_update_kernels_on_tensor_lists_equal_cpu_backend(host, rule, dtype):
         if rule == "sgd":
             args = _plan.sgd_args(table, n_chunks, lr_t, wd_t, step_ref, mom_t, 0.0, True, False, False, False, 2,
                                   one, none)
-            cpu.sgd_step([c[0] for c in cpu_state], [c[1] for c in cpu_state], [c[2] for c in cpu_state],
-                         step=step, lr_table=lr_t, wd_table=wd_t, momentum_table=mom_t, dampening=0.0, nesterov=True,
+            cpu.fused_step("sgd", [[c[j] for c in cpu_state] for j in range(3)],
+                         step=step, tables=(lr_t, wd_t, mom_t), dampening=0.0, nesterov=True,
                          decoupled=False, maximize=False, lr_in_buffer=False, on_drop=2, grad_scale=None,
                          found_inf=None)
         elif rule == "lion":
             args = _plan.lion_args(table, n_chunks, lr_t, wd_t, step_ref, mom_t, 0.99, step % 3 == 1, one, none)
-            cpu.lion_step([c[0] for c in cpu_state], [c[1] for c in cpu_state], [c[2] for c in cpu_state],
-                          step=step, lr_table=lr_t, wd_table=wd_t, beta1_table=mom_t, beta2=0.99,
+            cpu.fused_step("lion", [[c[j] for c in cpu_state] for j in range(3)],
+                          step=step, tables=(lr_t, wd_t, mom_t), beta2=0.99,
                           maximize=step % 3 == 1, grad_scale=None, found_inf=None)
         else:
             args = _plan.adam_args(table, n_chunks, lr_t, wd_t, step_ref, mom_t, 0.99, 1e-8, True, False, True,
                                    one, none)
-            cpu.adamw_step(*([c[j] for c in cpu_state] for j in range(5)), step=step, lr_table=lr_t,
-                           wd_table=wd_t, beta1_table=mom_t, beta2=0.99, eps=1e-8, decoupled=True, maximize=False,
+            cpu.fused_step("adam", [[c[j] for c in cpu_state] for j in range(5)], step=step,
+                           tables=(lr_t, wd_t, mom_t), beta2=0.99, eps=1e-8, decoupled=True, maximize=False,
                            amsgrad=True, grad_scale=None, found_inf=None)
         run_plan(host, f"fd_kernel_{rule}_{SUFFIX[dtype]}", args, n_blocks=3, n_threads=64)
     for t, c in zip(gpu, cpu_state):
@@ -1115,8 +1115,8 @@ def test_gpu_updates_wrapper_lists_dtypes_device_step(gpu_on_host):
                            beta1_table=_tables(0.9, 0.9)[0], beta2=0.999, eps=1e-8, decoupled=True, maximize=False, amsgrad=False,
                            grad_scale=None, found_inf=None, increment_step=True)
         assert sorted(runtime.launches) == ["adam_f32", "adam_f64", "step_increment"]
-        cpu.adamw_step(*([r[j] for r in ref] for j in range(4)), None, step=k, lr_table=lr_t, wd_table=wd_t,
-                       beta1_table=_tables(0.9, 0.9)[0], beta2=0.999, eps=1e-8, decoupled=True, maximize=False, amsgrad=False,
+        cpu.fused_step("adam", [*([r[j] for r in ref] for j in range(4)), None], step=k,
+                       tables=(lr_t, wd_t, _tables(0.9, 0.9)[0]), beta2=0.999, eps=1e-8, decoupled=True, maximize=False, amsgrad=False,
                        grad_scale=None, found_inf=None)
     assert int(step) == 25
     for t, r in zip(gpu, ref):
@@ -1146,7 +1146,9 @@ def test_gpu_updates_wrapper_device_found_inf_and_grad_scale(gpu_on_host):
     updates.sgd_step([w], [g], [buf], step=step, grad_scale=np.array(8.0, np.float32), found_inf=skip,
                      increment_step=True, **kw)
     assert int(step) == 1
-    cpu.sgd_step([w_ref], [g], [buf_ref], step=0, grad_scale=8.0, found_inf=0.0, **kw)
+    options = {key: value for key, value in kw.items() if not key.endswith("_table")}
+    cpu.fused_step("sgd", [[w_ref], [g], [buf_ref]], step=0, grad_scale=8.0, found_inf=0.0,
+                   tables=(kw["lr_table"], kw["wd_table"], kw["momentum_table"]), **options)
     assert_update_close(w, w_ref, np.float64)
     assert not np.array_equal(w, np.linspace(-1, 1, 50))
 

@@ -24,7 +24,10 @@ def test_every_fused_update_is_public_and_in_every_backend(kernel):
 
     fused = R.FUSED[kernel]
     assert fused.function in fd.__all__ and callable(getattr(fd, fused.function))
-    assert callable(getattr(cpu, f"{kernel}_group"))
+    from fastdecay._cpu import rules
+
+    assert callable(getattr(rules, f"{kernel}_kernel"))
+    cpu.signature(kernel, "bfloat16", "float32")  # the kernel's argument list from the table
     assert f"{kernel}_f32" in _source.KERNELS["updates.cu"] and f"{kernel}_bf16" in _source.KERNELS["updates.cu"]
     import fastdecay.torch as fdt
 
@@ -127,3 +130,19 @@ def test_every_rule_sweeps_as_simulate_runs_it(rule):
                         momentum=0.8, betas=(0.85, 0.99), weight_decay=0.01)
     np.testing.assert_array_equal(np.asarray(res.w).reshape(-1), np.asarray(whole.w).reshape(-1))
     assert res.optimizers == [rule]
+
+
+@pytest.mark.parametrize("kernel", FUSED)
+def test_each_cpu_kernel_takes_its_rows_options_in_the_tables_order(kernel):
+    """The kernel's argument list is the table's: a rule whose kernel and row disagree fails here."""
+    import inspect
+
+    from fastdecay._cpu import rules
+
+    names = list(inspect.signature(getattr(rules, f"{kernel}_kernel")).parameters)
+    assert names[:9] == ["like", "like_state", "like_math", "addresses", "sizes", "first_block", "lr_table",
+                         "wd_table", "step"]
+    assert names[9].endswith("_table")  # the scheduled coefficient (momentum, beta1)
+    assert names[10:-3] == list(R.FUSED[kernel].option_names)
+    assert names[-3:] == ["compensated", "grad_scale", "found_inf"]
+    assert all(kind in R.OPTION_TYPES for _, kind in R.FUSED[kernel].options)

@@ -86,12 +86,13 @@ this package are stamped with a hash of all its files (``fastdecay/_cpu/__init__
 import math
 from collections import namedtuple
 
-from numba import njit
+from numba import njit, prange
 from numba.core import types
 from numba.extending import intrinsic, overload
 
 from .._rules import ON_DROP_CODES, ON_DROP_KEEP, ON_DROP_RESCALE, ON_DROP_RESET  # noqa: F401 (re-exported)
 from .schedule import drop_ratio, lr_at
+from .storage import BUF0, BUF1, BUF2, COMP, GRAD, PARAM, block_span, narrow, store_param, view, widen
 
 # The per-step coefficients, field for field the structs SgdScalars / AdamScalars of
 # kernels/update_math.cuh (a namedtuple compiles to the same plain tuple).
@@ -291,3 +292,200 @@ def lion_element(w, g, m, sign, shrink, beta1, w1, beta2, w2, neg_lr, first):
         c = fma(w1, g, beta1 * m)
         m = fma(w2, g, beta2 * m)
     return fma(neg_lr, sign_of(c), w), m
+
+
+# ----------------------------------------------------------------------------- (c) the fused kernels
+# One per rule, found by name (``<kernel>_kernel``, the kernel of fastdecay._rules.FUSED)
+# and compiled by ``fastdecay._cpu.updates.kernel`` with one explicit signature per
+# storage combination: the arguments (like, like_state, like_math, addresses, sizes,
+# first_block, lr_table, wd_table, step, <scheduled>_table, <Fused.options in order>,
+# compensated, grad_scale, found_inf). Each runs ``prange`` over the blocks of all
+# tensors and calls its block loop, whose flags (momentum, nesterov, amsgrad, the first
+# step, compensation) pick one of a few copies of the inner loop, so no loop carries a
+# branch per element. The gradient is always divided by ``grad_scale`` (1 without one:
+# exact), so scaled and unscaled calls run the same instructions.
+
+
+@njit(cache=True, error_model="numpy")
+def _sgd_block(w, g, buf, comp, grad_scale, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
+               use_momentum, nesterov, first, compensated):
+    """``sgd_element`` over one contiguous block; the kernel passes the flags as constants.
+
+    The gradient is always divided by ``grad_scale`` (exact for 1), so scaled and
+    unscaled calls run the same instructions.
+    """
+    if use_momentum:
+        for i in range(w.shape[0]):
+            old = widen(w[i])
+            new, b = sgd_element(old, widen(g[i]) / grad_scale, widen(buf[i]), sign, l2, shrink, buf_decay,
+                                 grad_gain, nest_grad, nest_buf, neg_lr, True, nesterov, first)
+            buf[i] = narrow(b, buf[i])
+            store_param(w, comp, i, old, new, compensated)
+    else:
+        for i in range(w.shape[0]):
+            old = widen(w[i])
+            new, _ = sgd_element(old, widen(g[i]) / grad_scale, old, sign, l2, shrink, buf_decay, grad_gain,
+                                 nest_grad, nest_buf, neg_lr, False, False, False)
+            store_param(w, comp, i, old, new, compensated)
+
+
+def sgd_kernel(like, like_state, like_math, addresses, sizes, first_block,
+               lr_table, wd_table, step, momentum_table, dampening, nesterov, decoupled, maximize,
+               lr_in_buffer, on_drop, compensated, grad_scale, found_inf):
+    """SGD / heavy ball / Nesterov over the tensors of ``addresses`` (see ``rules.sgd_element``).
+
+    Rows: PARAM, GRAD, BUF0 (the momentum buffers; read only with momentum),
+    COMP (the compensation buffers; read only when ``compensated``). The momentum is
+    row 0 of ``momentum_table`` at ``step`` (a schedule, as lr; where it is 0 the
+    buffers are not touched, as torch's SGD).
+    """
+    if found_inf != 0.0:
+        return
+    dtype = like_math.dtype.type
+    first = step == 0.0
+    lr, wd = scheduled_rates(lr_table, wd_table, step)
+    momentum = lr_at(momentum_table, 0, step)
+    scale = buffer_scale_at(lr_table, 0, step, on_drop)
+    c = sgd_scalars(lr, wd, first, scale, momentum, dampening, nesterov, decoupled, maximize, lr_in_buffer)
+    sign, l2, shrink = dtype(c.sign), dtype(c.l2), dtype(c.shrink)
+    buf_decay, grad_gain, nest_grad = dtype(c.buf_decay), dtype(c.grad_gain), dtype(c.nest_grad)
+    nest_buf, neg_lr = dtype(c.nest_buf), dtype(c.neg_lr)
+    grad_scale_t = dtype(grad_scale)  # in the math dtype
+    use_momentum = momentum != 0.0
+    for b in prange(first_block[first_block.shape[0] - 1]):
+        k, n, lo = block_span(first_block, sizes, b)
+        w = view(addresses[PARAM, k], sizes[k], like)[lo:lo + n]
+        g = view(addresses[GRAD, k], sizes[k], like)[lo:lo + n]
+        comp = view(addresses[COMP, k], sizes[k], like)[lo:lo + n] if compensated else w
+        if not use_momentum:
+            if compensated:
+                _sgd_block(w, g, w, comp, grad_scale_t, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
+                           neg_lr, False, False, False, True)
+            else:
+                _sgd_block(w, g, w, w, grad_scale_t, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
+                           neg_lr, False, False, False, False)
+            continue
+        buf = view(addresses[BUF0, k], sizes[k], like_state)[lo:lo + n]
+        if compensated:  # one copy of the loop, flags read at run time (compensation is the rarer path)
+            _sgd_block(w, g, buf, comp, grad_scale_t, sign, l2, shrink, buf_decay, grad_gain, nest_grad,
+                       nest_buf, neg_lr, True, nesterov, first, True)
+        elif first:
+            _sgd_block(w, g, buf, w, grad_scale_t, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
+                       neg_lr, True, nesterov, True, False)
+        elif nesterov:
+            _sgd_block(w, g, buf, w, grad_scale_t, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
+                       neg_lr, True, True, False, False)
+        else:
+            _sgd_block(w, g, buf, w, grad_scale_t, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
+                       neg_lr, True, False, False, False)
+
+
+@njit(cache=True, error_model="numpy")
+def _adam_block(w, g, m, v, vmax, comp, grad_scale, sign, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps,
+                amsgrad, first, compensated):
+    """``adam_element`` over one contiguous block (``vmax`` untouched without amsgrad)."""
+    if amsgrad:
+        for i in range(w.shape[0]):
+            old = widen(w[i])
+            new, mi, vi, xi = adam_element(old, widen(g[i]) / grad_scale, widen(m[i]), widen(v[i]), widen(vmax[i]),
+                                           sign, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps, True, first)
+            m[i] = narrow(mi, m[i])
+            v[i] = narrow(vi, v[i])
+            vmax[i] = narrow(xi, vmax[i])
+            store_param(w, comp, i, old, new, compensated)
+    else:
+        for i in range(w.shape[0]):
+            old = widen(w[i])
+            mi, vi = widen(m[i]), widen(v[i])
+            new, mi, vi, _ = adam_element(old, widen(g[i]) / grad_scale, mi, vi, vi, sign, l2, shrink, w1, beta2,
+                                          w2, neg_step_size, bc2_sqrt, eps, False, first)
+            m[i] = narrow(mi, m[i])
+            v[i] = narrow(vi, v[i])
+            store_param(w, comp, i, old, new, compensated)
+
+
+def adam_kernel(like, like_state, like_math, addresses, sizes, first_block,
+                lr_table, wd_table, step, beta1_table, beta2, eps, decoupled, maximize, amsgrad, compensated,
+                grad_scale, found_inf):
+    """Adam / AdamW / AMSGrad over the tensors of ``addresses`` (see ``rules.adam_element``).
+
+    Rows: PARAM, GRAD, BUF0 (exp_avg), BUF1 (exp_avg_sq), BUF2 (max_exp_avg_sq;
+    read only with ``amsgrad``), COMP (read only when ``compensated``). beta1 is row 0
+    of ``beta1_table`` at ``step`` (a schedule, as lr; the bias correction
+    1 - beta1^(step+1) uses the current beta1, as torch's Adam does).
+    """
+    if found_inf != 0.0:
+        return
+    dtype = like_math.dtype.type
+    first = step == 0.0
+    lr, wd = scheduled_rates(lr_table, wd_table, step)
+    beta1 = lr_at(beta1_table, 0, step)
+    c = adam_scalars(lr, wd, step, beta1, beta2, eps, decoupled, maximize)
+    sign, l2, shrink, w1, b2, w2 = dtype(c.sign), dtype(c.l2), dtype(c.shrink), dtype(c.w1), dtype(c.beta2), dtype(c.w2)
+    neg_step_size, bc2_sqrt, e = dtype(c.neg_step_size), dtype(c.bc2_sqrt), dtype(c.eps)
+    grad_scale_t = dtype(grad_scale)  # in the math dtype
+    for b in prange(first_block[first_block.shape[0] - 1]):
+        k, n, lo = block_span(first_block, sizes, b)
+        w = view(addresses[PARAM, k], sizes[k], like)[lo:lo + n]
+        g = view(addresses[GRAD, k], sizes[k], like)[lo:lo + n]
+        m = view(addresses[BUF0, k], sizes[k], like_state)[lo:lo + n]
+        v = view(addresses[BUF1, k], sizes[k], like_state)[lo:lo + n]
+        vmax = view(addresses[BUF2, k], sizes[k], like_state)[lo:lo + n] if amsgrad else v
+        comp = view(addresses[COMP, k], sizes[k], like)[lo:lo + n] if compensated else w
+        if compensated:  # one copy of the loop, flags read at run time (compensation is the rarer path)
+            _adam_block(w, g, m, v, vmax, comp, grad_scale_t, sign, l2, shrink, w1, b2, w2, neg_step_size,
+                        bc2_sqrt, e, amsgrad, first, True)
+        elif amsgrad:
+            if first:
+                _adam_block(w, g, m, v, vmax, w, grad_scale_t, sign, l2, shrink, w1, b2, w2, neg_step_size,
+                            bc2_sqrt, e, True, True, False)
+            else:
+                _adam_block(w, g, m, v, vmax, w, grad_scale_t, sign, l2, shrink, w1, b2, w2, neg_step_size,
+                            bc2_sqrt, e, True, False, False)
+        elif first:
+            _adam_block(w, g, m, v, v, w, grad_scale_t, sign, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e,
+                        False, True, False)
+        else:
+            _adam_block(w, g, m, v, v, w, grad_scale_t, sign, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e,
+                        False, False, False)
+
+
+@njit(cache=True, error_model="numpy")
+def _lion_block(w, g, m, comp, grad_scale, sign, shrink, beta1, w1, beta2, w2, neg_lr, first, compensated):
+    """``lion_element`` over one contiguous block."""
+    for i in range(w.shape[0]):
+        old = widen(w[i])
+        new, mi = lion_element(old, widen(g[i]) / grad_scale, widen(m[i]), sign, shrink, beta1, w1, beta2, w2, neg_lr,
+                               first)
+        m[i] = narrow(mi, m[i])
+        store_param(w, comp, i, old, new, compensated)
+
+
+def lion_kernel(like, like_state, like_math, addresses, sizes, first_block,
+                lr_table, wd_table, step, beta1_table, beta2, maximize, compensated, grad_scale, found_inf):
+    """Lion over the tensors of ``addresses`` (see ``rules.lion_element``).
+
+    Rows: PARAM, GRAD, BUF0 (exp_avg), COMP (read only when ``compensated``). beta1 is
+    row 0 of ``beta1_table`` at ``step`` (a schedule, as lr).
+    """
+    if found_inf != 0.0:
+        return
+    dtype = like_math.dtype.type
+    first = step == 0.0
+    lr, wd = scheduled_rates(lr_table, wd_table, step)
+    c = lion_scalars(lr, wd, lr_at(beta1_table, 0, step), beta2, maximize)
+    sign, shrink, beta1, w1, b2, w2, neg_lr = (dtype(c.sign), dtype(c.shrink), dtype(c.beta1), dtype(c.w1),
+                                               dtype(c.beta2), dtype(c.w2), dtype(c.neg_lr))
+    grad_scale_t = dtype(grad_scale)  # in the math dtype
+    for b in prange(first_block[first_block.shape[0] - 1]):
+        k, n, lo = block_span(first_block, sizes, b)
+        w = view(addresses[PARAM, k], sizes[k], like)[lo:lo + n]
+        g = view(addresses[GRAD, k], sizes[k], like)[lo:lo + n]
+        m = view(addresses[BUF0, k], sizes[k], like_state)[lo:lo + n]
+        comp = view(addresses[COMP, k], sizes[k], like)[lo:lo + n] if compensated else w
+        if compensated:
+            _lion_block(w, g, m, comp, grad_scale_t, sign, shrink, beta1, w1, b2, w2, neg_lr, first, True)
+        elif first:
+            _lion_block(w, g, m, w, grad_scale_t, sign, shrink, beta1, w1, b2, w2, neg_lr, True, False)
+        else:
+            _lion_block(w, g, m, w, grad_scale_t, sign, shrink, beta1, w1, b2, w2, neg_lr, False, False)

@@ -31,8 +31,14 @@ F16C, vectorized). Both functions are inlined where they are called.
 """
 
 from llvmlite import ir
-from numba import types
+from numba import carray, njit, types
 from numba.extending import intrinsic
+
+BLOCK = 1 << 15  # elements per parallel work item of a fused update (128 KiB of float32 per stream)
+
+# rows of a fused update's address table (fastdecay._rules *_ROW, fastdecay._update_plan)
+PARAM, GRAD, BUF0, BUF1, BUF2, COMP = range(6)
+ROWS = 6
 
 BFLOAT16 = types.uint16  # the view type of bfloat16 storage
 FLOAT16 = types.int16  # the view type of float16 storage
@@ -86,3 +92,62 @@ def narrow(typingctx, value, like):
 
         return like(value, like), codegen
     return None
+
+
+# ----------------------------------------------------------------------------- tensors by address, in blocks
+# A fused update reaches its tensors as an int64 table of data addresses (one row per
+# stream: ROWS) and cuts them into blocks of BLOCK elements; ``first_block[k]`` is the
+# index of tensor k's first block (``fastdecay._cpu.updates.block_layout``).
+
+
+@intrinsic
+def pointer_like(typingctx, address, like):
+    """A typed data pointer (dtype of the array ``like``) from an integer address."""
+    sig = types.CPointer(like.dtype)(address, like)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
+
+    return sig, codegen
+
+
+@njit(cache=True, error_model="numpy")
+def view(address, n, like):
+    """The 1-D array of ``n`` elements (dtype of ``like``) at ``address``."""
+    return carray(pointer_like(address, like), n)
+
+
+@njit(cache=True, error_model="numpy")
+def tensor_of_block(first_block, b):
+    """Index k of the tensor that owns global block ``b`` (first_block is sorted)."""
+    lo = 0
+    hi = first_block.shape[0] - 1
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if first_block[mid] <= b:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True, error_model="numpy")
+def block_span(first_block, sizes, b):
+    """(k, n, lo) of global block ``b``: its tensor, its element count, its first element there."""
+    k = tensor_of_block(first_block, b)
+    lo = (b - first_block[k]) * BLOCK
+    return k, min(lo + BLOCK, sizes[k]) - lo, lo
+
+
+@njit(cache=True, error_model="numpy")
+def store_param(w, comp, i, old, new, compensated):
+    """Store the updated parameter ``new`` (math dtype) over ``old`` (its value before the step)."""
+    if compensated:
+        y = (new - old) + widen(comp[i])
+        stored = narrow(old + y, w[i])
+        w[i] = stored
+        comp[i] = narrow(y - (widen(stored) - old), w[i])
+    else:
+        w[i] = narrow(new, w[i])
+
+
