@@ -2,7 +2,7 @@
 change of the inside (the rules table, the validation module, the backend switch, the
 plan/run split of ``simulate``) slowed anything down.
 
-    python bench/headline_ab.py TREE [TREE ...] [--rounds 3] [--reps 7]
+    python bench/headline_ab.py TREE [TREE ...] [--rounds 3] [--reps 7] [--only ROW-SUBSTRING ...]
 
 A TREE is a directory holding a fastdecay source tree (``git archive <commit> | tar -x
 -C DIR``), imported with PYTHONPATH=TREE in its own process; trees alternate round by
@@ -16,7 +16,8 @@ Rows (the public calls every version since the rules table has, with the same
 arguments): a batch of 1,000 cosine schedules tabulated over 1,000 steps; ``fd.adamw_step``
 and ``fd.sgd_step`` (momentum 0.9) on one flat float32 array of 2e6 elements;
 ``fd.adamw_step`` over 200 float32 arrays of 1,000 elements (the per-tensor path); one
-``fd.sgd_step`` on 1,000 elements (the per-call cost); ``fastdecay.torch.AdamW.step()``
+``fd.sgd_step``, ``fd.adamw_step`` and ``fd.lion_step`` on 1,000 float64 elements (the
+per-call cost); ``fastdecay.torch.AdamW.step()``
 over 200 tensors of 1,000 elements; ``fd.simulate`` GD (1e6 x 200) and AdamW (1e5 x 200),
 float64, one shared exponential schedule; ``fd.expected_loss`` with heavy-ball momentum
 (100 schedules x 1,000 coordinates x 200 steps).
@@ -40,7 +41,7 @@ rng = np.random.default_rng(0)
 cosines = fd.cosine(np.linspace(0.1, 1.0, 1000), 1000)
 flat = [rng.standard_normal(2_000_000).astype(np.float32) for _ in range(4)]
 many = [[rng.standard_normal(1000).astype(np.float32) for _ in range(200)] for _ in range(4)]
-one = [rng.standard_normal(1000) for _ in range(2)]
+one = [rng.standard_normal(1000) for _ in range(4)]
 params = [torch.nn.Parameter(torch.randn(1000)) for _ in range(200)]
 for p in params:
     p.grad = torch.randn(1000)
@@ -66,6 +67,8 @@ rows = {
                                                                     momentum_buffer=flat[2])),
     "adamw_step 200 x 1000 f32": counted(lambda t: fd.adamw_step(many[0], many[1], many[2], many[3], step=t, lr=1e-6)),
     "sgd_step 1000 (per call)": counted(lambda t: fd.sgd_step(one[0], one[1], step=t, lr=1e-9)),
+    "adamw_step 1000 (per call)": counted(lambda t: fd.adamw_step(one[0], one[1], one[2], one[3], step=t, lr=1e-9)),
+    "lion_step 1000 (per call)": counted(lambda t: fd.lion_step(one[0], one[1], one[2], step=t, lr=1e-9)),
     "fastdecay.torch.AdamW 200 x 1000": opt.step,
     "simulate gd 1e6 x 200": lambda: fd.simulate(lam, s, steps=200, threads=1),
     "simulate adamw 1e5 x 200": lambda: fd.simulate(lam[:100_000], s, steps=200, optimizer="adamw",
@@ -73,6 +76,7 @@ rows = {
     "expected_loss momentum 100 x 1000 x 200": lambda: fd.expected_loss(lam_expected, batch, steps=200,
                                                                         optimizer="momentum", momentum=0.9),
 }
+rows = {k: f for k, f in rows.items() if not ONLY or any(o in k for o in ONLY)}
 for f in rows.values():
     f()
 out = {k: [] for k in rows}
@@ -90,8 +94,10 @@ def main(argv=None):
     parser.add_argument("trees", nargs="+")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--only", nargs="*", default=[], help="rows whose names contain one of these")
     args = parser.parse_args(argv)
-    results = run_trees(CHILD.replace("REPS", str(args.reps)), args.trees, args.rounds)
+    code = CHILD.replace("REPS", str(args.reps)).replace("ONLY", repr(args.only))
+    results = run_trees(code, args.trees, args.rounds)
     first = {k: min(v) for k, v in results[args.trees[0]].items()}
     for tree in args.trees:
         print(tree)
