@@ -18,7 +18,8 @@ and ``fd.sgd_step`` (momentum 0.9) on one flat float32 array of 2e6 elements;
 ``fd.adamw_step`` over 200 float32 arrays of 1,000 elements (the per-tensor path); one
 ``fd.sgd_step``, ``fd.adamw_step`` and ``fd.lion_step`` on 1,000 float64 elements (the
 per-call cost); ``fastdecay.torch.AdamW.step()``
-over 200 tensors of 1,000 elements; ``fd.simulate`` GD (1e6 x 200) and AdamW (1e5 x 200),
+over 200 tensors of 1,000 elements, and over 2,000 tensors of 256 with new gradient tensors
+every step (as autograd makes them), as ``fd.adamw_step`` too (the per-tensor cost); ``fd.simulate`` GD (1e6 x 200) and AdamW (1e5 x 200),
 float64, one shared exponential schedule; ``fd.expected_loss`` with heavy-ball momentum
 (100 schedules x 1,000 coordinates x 200 steps).
 """
@@ -46,6 +47,22 @@ params = [torch.nn.Parameter(torch.randn(1000)) for _ in range(200)]
 for p in params:
     p.grad = torch.randn(1000)
 opt = fdt.AdamW(params, lr=1e-3, weight_decay=1e-2)
+tiny = [torch.nn.Parameter(torch.randn(256)) for _ in range(2000)]
+tiny_grads = [[torch.randn(256) for _ in range(2000)] for _ in range(2)]
+tiny_state = [[torch.zeros(256) for _ in range(2000)] for _ in range(2)]
+tiny_opt = fdt.AdamW(tiny, lr=1e-3, weight_decay=1e-2)
+flip = [0]
+
+
+def new_grads(f):
+    """f() after giving every tiny parameter a new gradient tensor, as each backward does."""
+    def call():
+        flip[0] ^= 1
+        for p, g in zip(tiny, tiny_grads[flip[0]]):
+            p.grad = g
+        f()
+    return call
+
 lam = rng.uniform(0.01, 1.0, (1_000_000, 1))
 s = fd.exponential(lr=0.5, gamma=0.99)
 lam_expected = rng.uniform(0.01, 1.0, 1000)
@@ -70,6 +87,9 @@ rows = {
     "adamw_step 1000 (per call)": counted(lambda t: fd.adamw_step(one[0], one[1], one[2], one[3], step=t, lr=1e-9)),
     "lion_step 1000 (per call)": counted(lambda t: fd.lion_step(one[0], one[1], one[2], step=t, lr=1e-9)),
     "fastdecay.torch.AdamW 200 x 1000": opt.step,
+    "fastdecay.torch.AdamW 2000 x 256 new grads": new_grads(tiny_opt.step),
+    "adamw_step 2000 x 256 new grads": new_grads(lambda: fd.adamw_step(tiny, [p.grad for p in tiny], *tiny_state,
+                                                                       step=3, lr=1e-3)),
     "simulate gd 1e6 x 200": lambda: fd.simulate(lam, s, steps=200, threads=1),
     "simulate adamw 1e5 x 200": lambda: fd.simulate(lam[:100_000], s, steps=200, optimizer="adamw",
                                                     weight_decay=0.01, threads=1),

@@ -249,3 +249,31 @@ def test_two_state_sets_over_the_same_parameters_keep_a_launch_plan_each(monkeyp
     for m, v in states:
         for k in range(3):
             assert torch.equal(m[k], alone[1][k]) and torch.equal(v[k], alone[2][k])
+
+
+def test_new_gradients_unlike_their_parameters_leave_the_fast_check():
+    """A reused plan checks new gradients in C-level passes; any gradient that is not plainly
+    like its parameter goes to the full check: refused by name with nothing written, or (another
+    layout) updated exactly as a contiguous gradient would be."""
+    ps = [torch.randn(4, 6) for _ in range(3)]
+    ms, vs = [torch.zeros(4, 6) for _ in range(3)], [torch.zeros(4, 6) for _ in range(3)]
+    gs = [torch.randn(4, 6) for _ in range(3)]
+    fd.adamw_step(ps, gs, ms, vs, step=0, lr=1e-3)  # the plan, cached
+    refused = {
+        "shape": ([gs[0], gs[1].reshape(6, 4), gs[2]], ValueError, r"grad\[1\] must have the shape"),
+        "neg bit": ([gs[0], gs[1], torch._neg_view(gs[2])], TypeError, r"grad\[2\] must be .*neg"),
+        "dtype": ([gs[0].half(), gs[1], gs[2]], TypeError, r"grad\[0\] must have the dtype"),
+        "meta": ([gs[0], torch.empty(4, 6, device="meta"), gs[2]], TypeError, r"grad\[1\]"),
+    }
+    for name, (grads, error, match) in refused.items():
+        before = [t.clone() for t in ps + ms + vs]
+        with pytest.raises(error, match=match):
+            fd.adamw_step(ps, grads, ms, vs, step=1, lr=1e-3)
+        assert all(torch.equal(a, b) for a, b in zip(ps + ms + vs, before)), name
+    # a gradient laid out unlike its parameter (transposed storage): the same update as its contiguous copy
+    odd = torch.randn(6, 4).t()
+    copies = [[t.clone() for t in column] for column in (ps, ms, vs)]
+    fd.adamw_step(ps, [gs[0], odd, gs[2]], ms, vs, step=1, lr=1e-3)
+    fd.adamw_step(*copies[:1], [gs[0], odd.contiguous(), gs[2]], *copies[1:], step=1, lr=1e-3)
+    for a, b in zip(ps + ms + vs, sum(copies, [])):
+        assert torch.equal(a, b)
