@@ -361,4 +361,74 @@ FD_HD void lion_element(T& w, T g, T& m, const LionCoef<T>& c, bool first) {
     w = fma(c.neg_lr, sign_of(direction), w);
 }
 
+// ----------------------------------------------------------------------------- fused rules
+//
+// What the one generic body of the fused updates (fused_body<Rule, P, S> in
+// kernels/updates.cu) needs of a rule: a struct template over the math type M, named
+// after its kernel in fastdecay/_rules.py FUSED ("sgd" -> SgdRule; the entry points are
+// generated from the table by fastdecay/_gpu/_source.py). Every entry point takes the
+// same arguments: the rule's "f64" options arrive in order as x[0], x[1], ... and its
+// "bool" / "i32" options as f[0], f[1], ... (OPTIONS names them in the table's order;
+// tests/test_cuda_host.py compares). A rule is built once per call from a FusedStep
+// (the per-step scalars are float64, then cast to M once) and has:
+//   uses(k)           whether state buffer k (BUF0..BUF2) is read and written under these options;
+//   element(w, g, b)  the update of one element in M: parameter w, unscaled gradient g,
+//                     the three buffers b[0..2] (0 and ignored where unused).
+
+enum { NUMBER_SLOTS = 4, FLAG_SLOTS = 6 };  // fastdecay/_rules.py NUMBER_SLOTS, FLAG_SLOTS
+
+// The inputs of a fused rule's per-step coefficients (row 0 of each table).
+struct FusedStep {
+    const double* lr_table;
+    int lr_segments;
+    const double* wd_table;
+    int wd_segments;
+    double step;
+    double scheduled;  // FUSED[kernel].scheduled (momentum, beta1) at the step, read as lr is
+    double x[NUMBER_SLOTS];
+    int f[FLAG_SLOTS];
+};
+
+// SGD / heavy ball / Nesterov: the momentum buffer only where the momentum at the step is nonzero.
+template <typename M>
+struct SgdRule {
+    static constexpr const char* OPTIONS = "dampening nesterov decoupled maximize lr_in_buffer on_drop";
+    bool momentum, nesterov, first;
+    SgdCoef<M> c;
+    FD_HD explicit SgdRule(const FusedStep& s)
+        : momentum(s.scheduled != 0.0), nesterov(s.f[0] != 0), first(s.step == 0.0),
+          c(sgd_step_scalars(s.lr_table, s.lr_segments, s.wd_table, s.wd_segments, s.step, s.scheduled, s.x[0],
+                             s.f[0], s.f[1], s.f[2], s.f[3], s.f[4])) {}
+    FD_HD bool uses(int k) const { return k == 0 && momentum; }
+    FD_HD void element(M& w, M g, M* b) const { sgd_element<M>(w, g, b[0], c, momentum, nesterov, first); }
+};
+
+// Adam / AdamW / AMSGrad: exp_avg, exp_avg_sq, and max_exp_avg_sq only with amsgrad.
+template <typename M>
+struct AdamRule {
+    static constexpr const char* OPTIONS = "beta2 eps decoupled maximize amsgrad";
+    bool amsgrad, first;
+    AdamCoef<M> c;
+    FD_HD explicit AdamRule(const FusedStep& s)
+        : amsgrad(s.f[2] != 0), first(s.step == 0.0),
+          c(adam_step_scalars(s.lr_table, s.lr_segments, s.wd_table, s.wd_segments, s.step, s.scheduled, s.x[0],
+                              s.x[1], s.f[0], s.f[1])) {}
+    FD_HD bool uses(int k) const { return k < 2 || amsgrad; }
+    FD_HD void element(M& w, M g, M* b) const { adam_element<M>(w, g, b[0], b[1], b[2], c, amsgrad, first); }
+};
+
+// Lion: exp_avg.
+template <typename M>
+struct LionRule {
+    static constexpr const char* OPTIONS = "beta2 maximize";
+    bool first;
+    LionCoef<M> c;
+    FD_HD explicit LionRule(const FusedStep& s)
+        : first(s.step == 0.0),
+          c(lion_scalars(lr_at(s.lr_table, s.lr_segments, 0, s.step), lr_at(s.wd_table, s.wd_segments, 0, s.step),
+                         s.scheduled, s.x[0], s.f[0] != 0)) {}
+    FD_HD bool uses(int k) const { return k == 0; }
+    FD_HD void element(M& w, M g, M* b) const { lion_element<M>(w, g, b[0], c, first); }
+};
+
 }  // namespace fastdecay

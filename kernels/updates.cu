@@ -1,20 +1,26 @@
-// Fused scheduled optimizer updates on the GPU: SGD / heavy ball / Nesterov,
-// Adam / AdamW / AMSGrad and Lion over a list of tensors in one launch.
+// Fused scheduled optimizer updates on the GPU over a list of tensors in one
+// launch: one generic body, fused_body<Rule, P, S>, for every rule of
+// fastdecay/_rules.py FUSED (SGD / heavy ball / Nesterov, Adam / AdamW / AMSGrad,
+// Lion, ...). A rule is a struct of update_math.cuh (its per-step coefficients,
+// the state buffers it uses, its element update); this file names none: the
+// entry points, one per rule and storage with one argument list for all
+// (FD_FUSED_ARGS), are generated from the table by fastdecay/_gpu/_source.py.
 //
 // The tensors of a call come as a table on the device, one row of N_FIELDS
 // int64 per tensor: the data addresses of the parameter, the gradient and up
 // to three state buffers, the element count, the index of the tensor's first
 // chunk, and the address of its compensation buffer (Kahan, with compensated).
 // Parameters and gradients are stored as P, state buffers as S (Storage<> in
-// update_math.cuh: float64, float32, or bfloat16 / float16 computed in float32). Each tensor is cut into chunks of CHUNK elements; blocks stride
+// update_math.cuh: float64, float32, or bfloat16 / float16 computed in
+// float32). Each tensor is cut into chunks of CHUNK elements; blocks stride
 // over the chunks of all tensors (grid-stride), threads over the elements of a
 // chunk, with 16-byte vector loads and stores where every array of the tensor
-// is 16-byte aligned (chunk starts are multiples of the vector width).
+// the rule uses is 16-byte aligned (chunk starts are multiples of the vector width).
 //
 // The step, the gradient scale and found_inf may live in device memory
-// (ScalarRef: an address and a type code), read by every thread at the start,
-// so a captured CUDA graph replays with the step's current rate. Per-step
-// scalars are float64 (update_math.cuh), per-element math in the tensor dtype.
+// (an address and a type code, SC_*), read by every thread at the start, so a
+// captured CUDA graph replays with the step's current rate. Per-step scalars
+// are float64 (update_math.cuh), per-element math in the tensor dtype.
 // The kernels never allocate and never validate.
 #include "schedule.cuh"
 #include "update_math.cuh"
@@ -89,50 +95,57 @@ struct Unscale {
 
 FD_HD bool aligned16(i64 address) { return (address & 15) == 0; }
 
-// ----------------------------------------------------------------------------- SGD
+// ----------------------------------------------------------------------------- the fused body
 
 // Vector loads where every array of the tensor is 16-byte aligned and the parameter
 // and state types have one size (a vector of each then covers the same elements).
 template <typename P, typename S>
-FD_HD bool vector_path(const i64* d, bool buf0, bool buf1, bool buf2, bool comp) {
-    return sizeof(P) == sizeof(S) && aligned16(d[F_PARAM]) && aligned16(d[F_GRAD]) && (!buf0 || aligned16(d[F_BUF0])) &&
-           (!buf1 || aligned16(d[F_BUF1])) && (!buf2 || aligned16(d[F_BUF2])) && (!comp || aligned16(d[F_COMP]));
+FD_HD bool vector_path(const i64* d, const bool* use, bool comp) {
+    return sizeof(P) == sizeof(S) && aligned16(d[F_PARAM]) && aligned16(d[F_GRAD]) &&
+           (!use[0] || aligned16(d[F_BUF0])) && (!use[1] || aligned16(d[F_BUF1])) &&
+           (!use[2] || aligned16(d[F_BUF2])) && (!comp || aligned16(d[F_COMP]));
 }
 
-// One element of SGD on stored values: load, update in the math type, store.
-template <typename P, typename S>
-FD_HD void sgd_stored(P& w, P g, S& buf, P& comp, const SgdCoef<typename Storage<P>::Math>& c,
-                      const Unscale<typename Storage<P>::Math>& unscale, bool use_momentum, bool nest, bool first,
-                      bool compensated) {
+// One element on stored values: load (the buffers the rule uses), update in the math
+// type, store (compensated with `compensated`).
+template <typename P, typename S, typename R>
+FD_HD void update_stored(const R& rule, const bool* use, P& w, P g, S* b, P& comp,
+                         const Unscale<typename Storage<P>::Math>& unscale, bool compensated) {
     typedef typename Storage<P>::Math M;
     const M old = Storage<P>::load(w);
     M wm = old;
-    M b = use_momentum ? (M)Storage<S>::load(buf) : (M)0;
-    sgd_element<M>(wm, unscale(Storage<P>::load(g)), b, c, use_momentum, nest, first);
-    if (use_momentum) buf = Storage<S>::store(b);
+    M bm[3];
+#pragma unroll
+    for (int k = 0; k < 3; ++k) bm[k] = use[k] ? (M)Storage<S>::load(b[k]) : (M)0;
+    rule.element(wm, unscale(Storage<P>::load(g)), bm);
+#pragma unroll
+    for (int k = 0; k < 3; ++k)
+        if (use[k]) b[k] = Storage<S>::store(bm[k]);
     store_param<P>(w, comp, old, wm, compensated);
 }
 
-template <typename P, typename S>
-__host__ __device__ void sgd_body(Grid gr, const i64* __restrict__ tensors, int n_tensors, i64 n_chunks,
-                           const double* __restrict__ lr_table, int lr_segments,
-                           const double* __restrict__ wd_table, int wd_segments,
-                           const void* step_ptr, int step_code, double step_value,
-                           const double* __restrict__ momentum_table, int momentum_segments,
-                           double dampening, int nesterov, int decoupled, int maximize,
-                           int lr_in_buffer, int on_drop, int compensated,
-                           const void* grad_scale_ptr, int grad_scale_code, double grad_scale_value,
-                           const void* found_inf_ptr, int found_inf_code) {
+// Every fused update: Rule<M> (update_math.cuh) over the chunks of a call's tensors.
+// The arguments are the same for every rule (FD_FUSED_ARGS below): the rule's
+// options come as x0..x3 (its "f64" options in order) and f0..f5 (its "bool"/"i32").
+template <template <typename> class Rule, typename P, typename S>
+__host__ __device__ void fused_body(Grid gr, const i64* __restrict__ tensors, int n_tensors, i64 n_chunks,
+                                    const double* __restrict__ lr_table, int lr_segments,
+                                    const double* __restrict__ wd_table, int wd_segments,
+                                    const void* step_ptr, int step_code, double step_value,
+                                    const double* __restrict__ aux_table, int aux_segments,
+                                    double x0, double x1, double x2, double x3,
+                                    int f0, int f1, int f2, int f3, int f4, int f5, int compensated,
+                                    const void* grad_scale_ptr, int grad_scale_code, double grad_scale_value,
+                                    const void* found_inf_ptr, int found_inf_code) {
     typedef typename Storage<P>::Math M;
     if (read_scalar(found_inf_ptr, found_inf_code, 0.0) != 0.0) return;
     const double step = read_scalar(step_ptr, step_code, step_value);
     const Unscale<M> unscale(read_scalar(grad_scale_ptr, grad_scale_code, grad_scale_value));
-    const bool first = step == 0.0;
-    const double momentum = lr_at(momentum_table, momentum_segments, 0, step);  // scheduled, as lr
-    const SgdCoef<M> c(sgd_step_scalars(lr_table, lr_segments, wd_table, wd_segments, step, momentum, dampening,
-                                        nesterov, decoupled, maximize, lr_in_buffer, on_drop));
-    const bool use_momentum = momentum != 0.0;
-    const bool nest = nesterov != 0;
+    const FusedStep in = {lr_table, lr_segments, wd_table, wd_segments, step,
+                          lr_at(aux_table, aux_segments, 0, step),  // scheduled, as lr
+                          {x0, x1, x2, x3}, {f0, f1, f2, f3, f4, f5}};
+    const Rule<M> rule(in);
+    const bool use[3] = {rule.uses(0), rule.uses(1), rule.uses(2)};
     const bool comp_on = compensated != 0;
     typedef Vec<P> VP;
     typedef Vec<S> VS;
@@ -143,210 +156,52 @@ __host__ __device__ void sgd_body(Grid gr, const i64* __restrict__ tensors, int 
         const i64 lo = span.lo, hi = span.hi;
         P* __restrict__ w = (P*)d[F_PARAM];
         const P* __restrict__ g = (const P*)d[F_GRAD];
-        S* __restrict__ buf = (S*)d[F_BUF0];
+        S* __restrict__ buf[3] = {(S*)d[F_BUF0], (S*)d[F_BUF1], (S*)d[F_BUF2]};
         P* __restrict__ comp = (P*)d[F_COMP];
         i64 start = lo;
-        if (vector_path<P, S>(d, use_momentum, false, false, comp_on)) {
+        if (vector_path<P, S>(d, use, comp_on)) {
             const i64 n_vec = (hi - lo) / VP::N;
             for (i64 j = gr.thread; j < n_vec; j += gr.n_threads) {
                 const i64 i = lo + j * VP::N;
                 VP wv = *(const VP*)(w + i);
                 const VP gv = *(const VP*)(g + i);
-                VS bv;
+                VS bv[3];
                 VP cv;
-                if (use_momentum) bv = *(const VS*)(buf + i);
+#pragma unroll
+                for (int k = 0; k < 3; ++k)
+                    if (use[k]) bv[k] = *(const VS*)(buf[k] + i);
                 if (comp_on) cv = *(const VP*)(comp + i);
 #pragma unroll
                 for (int e = 0; e < VP::N; ++e) {
-                    S b = use_momentum ? bv.v[e] : S();
+                    S b[3];
+#pragma unroll
+                    for (int k = 0; k < 3; ++k) b[k] = use[k] ? bv[k].v[e] : S();
                     P ce = comp_on ? cv.v[e] : P();
-                    sgd_stored<P, S>(wv.v[e], gv.v[e], b, ce, c, unscale, use_momentum, nest, first, comp_on);
-                    if (use_momentum) bv.v[e] = b;
+                    update_stored<P, S>(rule, use, wv.v[e], gv.v[e], b, ce, unscale, comp_on);
+#pragma unroll
+                    for (int k = 0; k < 3; ++k)
+                        if (use[k]) bv[k].v[e] = b[k];
                     if (comp_on) cv.v[e] = ce;
                 }
                 *(VP*)(w + i) = wv;
-                if (use_momentum) *(VS*)(buf + i) = bv;
+#pragma unroll
+                for (int k = 0; k < 3; ++k)
+                    if (use[k]) *(VS*)(buf[k] + i) = bv[k];
                 if (comp_on) *(VP*)(comp + i) = cv;
             }
             start = lo + n_vec * VP::N;
         }
         for (i64 i = start + gr.thread; i < hi; i += gr.n_threads) {
             P wi = w[i];
-            S b = use_momentum ? buf[i] : S();
-            P ce = comp_on ? comp[i] : P();
-            sgd_stored<P, S>(wi, g[i], b, ce, c, unscale, use_momentum, nest, first, comp_on);
-            w[i] = wi;
-            if (use_momentum) buf[i] = b;
-            if (comp_on) comp[i] = ce;
-        }
-    }
-}
-
-// ----------------------------------------------------------------------------- Adam
-
-// One element of Adam on stored values: load, update in the math type, store.
-template <typename P, typename S>
-FD_HD void adam_stored(P& w, P g, S& m, S& v, S& vmax, P& comp, const AdamCoef<typename Storage<P>::Math>& c,
-                       const Unscale<typename Storage<P>::Math>& unscale, bool ams, bool first, bool compensated) {
-    typedef typename Storage<P>::Math M;
-    const M old = Storage<P>::load(w);
-    M wm = old, mm = Storage<S>::load(m), vm = Storage<S>::load(v);
-    M xm = ams ? (M)Storage<S>::load(vmax) : (M)0;
-    adam_element<M>(wm, unscale(Storage<P>::load(g)), mm, vm, xm, c, ams, first);
-    m = Storage<S>::store(mm);
-    v = Storage<S>::store(vm);
-    if (ams) vmax = Storage<S>::store(xm);
-    store_param<P>(w, comp, old, wm, compensated);
-}
-
-template <typename P, typename S>
-__host__ __device__ void adam_body(Grid gr, const i64* __restrict__ tensors, int n_tensors, i64 n_chunks,
-                            const double* __restrict__ lr_table, int lr_segments,
-                            const double* __restrict__ wd_table, int wd_segments,
-                            const void* step_ptr, int step_code, double step_value,
-                            const double* __restrict__ beta1_table, int beta1_segments,
-                            double beta2, double eps, int decoupled, int maximize, int amsgrad, int compensated,
-                            const void* grad_scale_ptr, int grad_scale_code, double grad_scale_value,
-                            const void* found_inf_ptr, int found_inf_code) {
-    typedef typename Storage<P>::Math M;
-    if (read_scalar(found_inf_ptr, found_inf_code, 0.0) != 0.0) return;
-    const double step = read_scalar(step_ptr, step_code, step_value);
-    const Unscale<M> unscale(read_scalar(grad_scale_ptr, grad_scale_code, grad_scale_value));
-    const bool first = step == 0.0;
-    const double beta1 = lr_at(beta1_table, beta1_segments, 0, step);  // scheduled, as lr
-    const AdamCoef<M> c(adam_step_scalars(lr_table, lr_segments, wd_table, wd_segments, step, beta1, beta2, eps,
-                                          decoupled, maximize));
-    const bool ams = amsgrad != 0;
-    const bool comp_on = compensated != 0;
-    typedef Vec<P> VP;
-    typedef Vec<S> VS;
-
-    for (i64 chunk = gr.block; chunk < n_chunks; chunk += gr.n_blocks) {
-        const ChunkSpan span = chunk_span(tensors, n_tensors, chunk);
-        const i64* d = span.tensor;
-        const i64 lo = span.lo, hi = span.hi;
-        P* __restrict__ w = (P*)d[F_PARAM];
-        const P* __restrict__ g = (const P*)d[F_GRAD];
-        S* __restrict__ m = (S*)d[F_BUF0];
-        S* __restrict__ v = (S*)d[F_BUF1];
-        S* __restrict__ vmax = (S*)d[F_BUF2];
-        P* __restrict__ comp = (P*)d[F_COMP];
-        i64 start = lo;
-        if (vector_path<P, S>(d, true, true, ams, comp_on)) {
-            const i64 n_vec = (hi - lo) / VP::N;
-            for (i64 j = gr.thread; j < n_vec; j += gr.n_threads) {
-                const i64 i = lo + j * VP::N;
-                VP wv = *(const VP*)(w + i);
-                const VP gv = *(const VP*)(g + i);
-                VS mv = *(const VS*)(m + i);
-                VS vv = *(const VS*)(v + i);
-                VS xv;
-                VP cv;
-                if (ams) xv = *(const VS*)(vmax + i);
-                if (comp_on) cv = *(const VP*)(comp + i);
+            S b[3];
 #pragma unroll
-                for (int e = 0; e < VP::N; ++e) {
-                    S x = ams ? xv.v[e] : S();
-                    P ce = comp_on ? cv.v[e] : P();
-                    adam_stored<P, S>(wv.v[e], gv.v[e], mv.v[e], vv.v[e], x, ce, c, unscale, ams, first, comp_on);
-                    if (ams) xv.v[e] = x;
-                    if (comp_on) cv.v[e] = ce;
-                }
-                *(VP*)(w + i) = wv;
-                *(VS*)(m + i) = mv;
-                *(VS*)(v + i) = vv;
-                if (ams) *(VS*)(vmax + i) = xv;
-                if (comp_on) *(VP*)(comp + i) = cv;
-            }
-            start = lo + n_vec * VP::N;
-        }
-        for (i64 i = start + gr.thread; i < hi; i += gr.n_threads) {
-            P wi = w[i];
-            S mi = m[i], vi = v[i];
-            S x = ams ? vmax[i] : S();
+            for (int k = 0; k < 3; ++k) b[k] = use[k] ? buf[k][i] : S();
             P ce = comp_on ? comp[i] : P();
-            adam_stored<P, S>(wi, g[i], mi, vi, x, ce, c, unscale, ams, first, comp_on);
+            update_stored<P, S>(rule, use, wi, g[i], b, ce, unscale, comp_on);
             w[i] = wi;
-            m[i] = mi;
-            v[i] = vi;
-            if (ams) vmax[i] = x;
-            if (comp_on) comp[i] = ce;
-        }
-    }
-}
-
-// ----------------------------------------------------------------------------- Lion
-
-// One element of Lion on stored values: load, update in the math type, store.
-template <typename P, typename S>
-FD_HD void lion_stored(P& w, P g, S& m, P& comp, const LionCoef<typename Storage<P>::Math>& c,
-                       const Unscale<typename Storage<P>::Math>& unscale, bool first, bool compensated) {
-    typedef typename Storage<P>::Math M;
-    const M old = Storage<P>::load(w);
-    M wm = old, mm = Storage<S>::load(m);
-    lion_element<M>(wm, unscale(Storage<P>::load(g)), mm, c, first);
-    m = Storage<S>::store(mm);
-    store_param<P>(w, comp, old, wm, compensated);
-}
-
-template <typename P, typename S>
-__host__ __device__ void lion_body(Grid gr, const i64* __restrict__ tensors, int n_tensors, i64 n_chunks,
-                            const double* __restrict__ lr_table, int lr_segments,
-                            const double* __restrict__ wd_table, int wd_segments,
-                            const void* step_ptr, int step_code, double step_value,
-                            const double* __restrict__ beta1_table, int beta1_segments, double beta2, int maximize,
-                            int compensated, const void* grad_scale_ptr, int grad_scale_code,
-                            double grad_scale_value, const void* found_inf_ptr, int found_inf_code) {
-    typedef typename Storage<P>::Math M;
-    if (read_scalar(found_inf_ptr, found_inf_code, 0.0) != 0.0) return;
-    const double step = read_scalar(step_ptr, step_code, step_value);
-    const Unscale<M> unscale(read_scalar(grad_scale_ptr, grad_scale_code, grad_scale_value));
-    const bool first = step == 0.0;
-    const double lr = lr_at(lr_table, lr_segments, 0, step);
-    const double wd = lr_at(wd_table, wd_segments, 0, step);
-    const double beta1 = lr_at(beta1_table, beta1_segments, 0, step);  // scheduled, as lr
-    const LionCoef<M> c(lion_scalars(lr, wd, beta1, beta2, maximize != 0));
-    const bool comp_on = compensated != 0;
-    typedef Vec<P> VP;
-    typedef Vec<S> VS;
-
-    for (i64 chunk = gr.block; chunk < n_chunks; chunk += gr.n_blocks) {
-        const ChunkSpan span = chunk_span(tensors, n_tensors, chunk);
-        const i64* d = span.tensor;
-        const i64 lo = span.lo, hi = span.hi;
-        P* __restrict__ w = (P*)d[F_PARAM];
-        const P* __restrict__ g = (const P*)d[F_GRAD];
-        S* __restrict__ m = (S*)d[F_BUF0];
-        P* __restrict__ comp = (P*)d[F_COMP];
-        i64 start = lo;
-        if (vector_path<P, S>(d, true, false, false, comp_on)) {
-            const i64 n_vec = (hi - lo) / VP::N;
-            for (i64 j = gr.thread; j < n_vec; j += gr.n_threads) {
-                const i64 i = lo + j * VP::N;
-                VP wv = *(const VP*)(w + i);
-                const VP gv = *(const VP*)(g + i);
-                VS mv = *(const VS*)(m + i);
-                VP cv;
-                if (comp_on) cv = *(const VP*)(comp + i);
 #pragma unroll
-                for (int e = 0; e < VP::N; ++e) {
-                    P ce = comp_on ? cv.v[e] : P();
-                    lion_stored<P, S>(wv.v[e], gv.v[e], mv.v[e], ce, c, unscale, first, comp_on);
-                    if (comp_on) cv.v[e] = ce;
-                }
-                *(VP*)(w + i) = wv;
-                *(VS*)(m + i) = mv;
-                if (comp_on) *(VP*)(comp + i) = cv;
-            }
-            start = lo + n_vec * VP::N;
-        }
-        for (i64 i = start + gr.thread; i < hi; i += gr.n_threads) {
-            P wi = w[i];
-            S mi = m[i];
-            P ce = comp_on ? comp[i] : P();
-            lion_stored<P, S>(wi, g[i], mi, ce, c, unscale, first, comp_on);
-            w[i] = wi;
-            m[i] = mi;
+            for (int k = 0; k < 3; ++k)
+                if (use[k]) buf[k][i] = b[k];
             if (comp_on) comp[i] = ce;
         }
     }
@@ -354,58 +209,27 @@ __host__ __device__ void lion_body(Grid gr, const i64* __restrict__ tensors, int
 
 // ----------------------------------------------------------------------------- entry points
 
-#define FD_SGD_ARGS                                                                                         \
+// The argument list of every fused entry point, <kernel>_<storage> for every kernel of
+// fastdecay/_rules.py FUSED: generated by fastdecay/_gpu/_source.py (appended to this
+// file's translation unit) as
+//   extern "C" __global__ void __launch_bounds__(256) sgd_f32(FD_FUSED_ARGS) {
+//       fused_body<SgdRule, float, float>(this_grid(), FD_FUSED_PASS); }
+// with <storage> f32, f64 (state stored like the parameter) or <param>_<state>
+// (f32_bf16, bf16_f32, bf16, f16_f32, f16_bf16). fastdecay/_gpu/_plan.py fused_args
+// passes them.
+#define FD_FUSED_ARGS                                                                                       \
     const i64 *tensors, int n_tensors, i64 n_chunks, const double *lr_table, int lr_segments,               \
         const double *wd_table, int wd_segments, const void *step_ptr, int step_code, double step_value,   \
-        const double *momentum_table, int momentum_segments, double dampening, int nesterov,               \
-        int decoupled, int maximize, int lr_in_buffer, int on_drop, int compensated,                       \
-        const void *grad_scale_ptr, int grad_scale_code, double grad_scale_value,                          \
-        const void *found_inf_ptr, int found_inf_code
-#define FD_SGD_PASS                                                                                         \
+        const double *aux_table, int aux_segments, double x0, double x1, double x2, double x3, int f0,     \
+        int f1, int f2, int f3, int f4, int f5, int compensated, const void *grad_scale_ptr,               \
+        int grad_scale_code, double grad_scale_value, const void *found_inf_ptr, int found_inf_code
+#define FD_FUSED_PASS                                                                                       \
     tensors, n_tensors, n_chunks, lr_table, lr_segments, wd_table, wd_segments, step_ptr, step_code,       \
-        step_value, momentum_table, momentum_segments, dampening, nesterov, decoupled, maximize,            \
-        lr_in_buffer, on_drop, compensated,                                                                \
+        step_value, aux_table, aux_segments, x0, x1, x2, x3, f0, f1, f2, f3, f4, f5, compensated,          \
         grad_scale_ptr, grad_scale_code, grad_scale_value, found_inf_ptr, found_inf_code
-#define FD_ADAM_ARGS                                                                                        \
-    const i64 *tensors, int n_tensors, i64 n_chunks, const double *lr_table, int lr_segments,               \
-        const double *wd_table, int wd_segments, const void *step_ptr, int step_code, double step_value,   \
-        const double *beta1_table, int beta1_segments, double beta2, double eps, int decoupled,            \
-        int maximize, int amsgrad, int compensated,                                                        \
-        const void *grad_scale_ptr, int grad_scale_code, double grad_scale_value, const void *found_inf_ptr, \
-        int found_inf_code
-#define FD_ADAM_PASS                                                                                        \
-    tensors, n_tensors, n_chunks, lr_table, lr_segments, wd_table, wd_segments, step_ptr, step_code,       \
-        step_value, beta1_table, beta1_segments, beta2, eps, decoupled, maximize, amsgrad, compensated,     \
-        grad_scale_ptr,                                                                                    \
-        grad_scale_code, grad_scale_value, found_inf_ptr, found_inf_code
-
-#define FD_LION_ARGS                                                                                        \
-    const i64 *tensors, int n_tensors, i64 n_chunks, const double *lr_table, int lr_segments,               \
-        const double *wd_table, int wd_segments, const void *step_ptr, int step_code, double step_value,   \
-        const double *beta1_table, int beta1_segments, double beta2, int maximize, int compensated,        \
-        const void *grad_scale_ptr, int grad_scale_code, double grad_scale_value, const void *found_inf_ptr, \
-        int found_inf_code
-#define FD_LION_PASS                                                                                        \
-    tensors, n_tensors, n_chunks, lr_table, lr_segments, wd_table, wd_segments, step_ptr, step_code,       \
-        step_value, beta1_table, beta1_segments, beta2, maximize, compensated, grad_scale_ptr,              \
-        grad_scale_code, grad_scale_value, found_inf_ptr, found_inf_code
 
 #ifdef __CUDACC__
 extern "C" {
-
-// One entry point per rule and (parameter, state) storage: <rule>_<param> where the
-// state is stored like the parameter, <rule>_<param>_<state> otherwise.
-#define FD_UPDATE_ENTRIES(P, S, NAME)                                                                          \
-    __global__ void __launch_bounds__(256) sgd_##NAME(FD_SGD_ARGS) { sgd_body<P, S>(this_grid(), FD_SGD_PASS); } \
-    __global__ void __launch_bounds__(256) adam_##NAME(FD_ADAM_ARGS) { adam_body<P, S>(this_grid(), FD_ADAM_PASS); } \
-    __global__ void __launch_bounds__(256) lion_##NAME(FD_LION_ARGS) { lion_body<P, S>(this_grid(), FD_LION_PASS); }
-FD_UPDATE_ENTRIES(float, float, f32)
-FD_UPDATE_ENTRIES(double, double, f64)
-FD_UPDATE_ENTRIES(float, bf16, f32_bf16)
-FD_UPDATE_ENTRIES(bf16, float, bf16_f32)
-FD_UPDATE_ENTRIES(bf16, bf16, bf16)
-FD_UPDATE_ENTRIES(f16, float, f16_f32)
-FD_UPDATE_ENTRIES(f16, bf16, f16_bf16)
 
 // Advance a device step counter by one (launched after an update on the same
 // stream, so a captured graph counts its own replays), unless found_inf is

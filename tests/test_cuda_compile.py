@@ -95,6 +95,38 @@ def test_entry_points_are_the_ones_the_wrappers_launch(compiled, name):
     assert entries == set(_source.KERNELS[name])
 
 
+def _entry_parameters(ptx):
+    """{entry point: (PTX type of each parameter, ...)} of a PTX module."""
+    return {name: tuple(re.findall(r"\.param\s+\.(\w+)", params))
+            for name, params in re.findall(r"\.entry\s+(\w+)\s*\(([^)]*)\)", ptx)}
+
+
+def test_every_fused_entry_point_takes_the_one_argument_list_the_plan_passes(compiled):
+    """Every rule's entry points, in every storage, compile to the same parameter list, and
+    it is the list ``fastdecay._gpu._plan.fused_args`` passes (ptr and i64 as .u64, i32 as
+    .u32, f64 as .f64): a new rule needs no argument list of its own."""
+    import numpy as np
+
+    from fastdecay import _rules as R
+    from fastdecay._gpu import _plan
+
+    build, results = compiled
+    assert results["updates.cu", "ptx"][0] == 0, results["updates.cu", "ptx"][1]
+    entries = _entry_parameters((build / "updates.ptx").read_text())
+    ptx_type = {"ptr": "u64", "i64": "u64", "i32": "u32", "f64": "f64"}
+    table = np.zeros((1, _plan.N_FIELDS), np.int64)
+    rates = np.zeros((1, 1, 8))
+    ref = _plan.scalar_ref(0)
+    for kernel, fused in R.FUSED.items():
+        values = tuple(0.0 if kind == "f64" else 0 for _, kind in fused.options)
+        args = _plan.fused_args(kernel, table, 1, (rates, rates, rates), ref, values, ref, ref)
+        want = tuple(ptx_type[kind] for kind, _ in args)
+        for name, _, _, _ in _source.fused_entries():
+            if name.startswith(f"{kernel}_"):
+                assert entries[name] == want, name
+    assert len({entries[name] for name, _, _, _ in _source.fused_entries()}) == 1
+
+
 def test_errors_point_at_the_header_and_line(tmp_path, archs):
     """The #line directives the loader writes make compiler messages name the real file."""
     (tmp_path / "broken.cuh").write_text("#pragma once\n\n__device__ int f() { return undeclared_name; }\n")

@@ -14,6 +14,7 @@ fuse (the Philox normals need it; ``philox.cuh`` uses no libm but sqrt).
 import contextlib
 import ctypes
 import importlib
+import inspect
 import os
 import pathlib
 import shutil
@@ -27,6 +28,7 @@ import pytest
 import fastdecay as fd
 from fastdecay import _layout as L
 from fastdecay import _rules as R
+from fastdecay import _validate as V
 
 CXX = os.environ.get("CXX") or shutil.which("g++") or shutil.which("clang++") or shutil.which("c++")
 if CXX is None:  # pragma: no cover - every supported CI image has one
@@ -39,39 +41,6 @@ SHIM = r"""
 #include "philox.cuh"
 #include "update_math.cuh"
 using namespace fastdecay;
-
-// The per-element loops of kernels/updates.cu without the GPU's chunking and vector loads.
-template <typename T>
-void sgd_loop(T* w, const T* g, T* buf, i64 n, const double* lr, int lr_seg, const double* wd, int wd_seg,
-              double step, const double* mom, int mom_seg, double dampening, int nesterov, int decoupled,
-              int maximize, int lr_in_buffer, int on_drop, double grad_scale, double found_inf) {
-    if (found_inf != 0.0) return;
-    const double momentum = lr_at(mom, mom_seg, 0, step);
-    const SgdCoef<T> c(sgd_step_scalars(lr, lr_seg, wd, wd_seg, step, momentum, dampening, nesterov, decoupled,
-                                        maximize, lr_in_buffer, on_drop));
-    const T inv = (T)grad_scale;
-    const bool use_momentum = momentum != 0.0;
-    for (i64 i = 0; i < n; ++i) {
-        T b = use_momentum ? buf[i] : (T)0;
-        sgd_element<T>(w[i], grad_scale != 1.0 ? g[i] / inv : g[i], b, c, use_momentum, nesterov != 0, step == 0.0);
-        if (use_momentum) buf[i] = b;
-    }
-}
-
-template <typename T>
-void adam_loop(T* w, const T* g, T* m, T* v, T* vmax, i64 n, const double* lr, int lr_seg, const double* wd,
-               int wd_seg, double step, const double* b1, int b1_seg, double beta2, double eps, int decoupled,
-               int maximize, int amsgrad, double grad_scale, double found_inf) {
-    if (found_inf != 0.0) return;
-    const double beta1 = lr_at(b1, b1_seg, 0, step);
-    const AdamCoef<T> c(adam_step_scalars(lr, lr_seg, wd, wd_seg, step, beta1, beta2, eps, decoupled, maximize));
-    const T inv = (T)grad_scale;
-    for (i64 i = 0; i < n; ++i) {
-        T x = amsgrad ? vmax[i] : (T)0;
-        adam_element<T>(w[i], grad_scale != 1.0 ? g[i] / inv : g[i], m[i], v[i], x, c, amsgrad != 0, step == 0.0);
-        if (amsgrad) vmax[i] = x;
-    }
-}
 
 #include "updates.cu"
 #include "simulate.cu"
@@ -113,24 +82,11 @@ void fd_kernel_step_increment(i64 n_blocks, i64 n_threads, void* step, int code,
     (void)n_blocks; (void)n_threads;
     step_increment_body(step, code, found_inf, inf_code);
 }
-int fd_updates_layout(int i) { return i == 0 ? (int)CHUNK : i == 1 ? (int)N_FIELDS : (int)TABLE_CHUNK; }
-#define FD_HOST_UPDATES(P, S, NAME)                                                                  \
-    void fd_kernel_sgd_##NAME(i64 n_blocks, i64 n_threads, FD_SGD_ARGS) {                            \
-        FD_EMULATE((sgd_body<P, S>(gr, FD_SGD_PASS)))                                                \
-    }                                                                                                \
-    void fd_kernel_adam_##NAME(i64 n_blocks, i64 n_threads, FD_ADAM_ARGS) {                          \
-        FD_EMULATE((adam_body<P, S>(gr, FD_ADAM_PASS)))                                              \
-    }                                                                                                \
-    void fd_kernel_lion_##NAME(i64 n_blocks, i64 n_threads, FD_LION_ARGS) {                          \
-        FD_EMULATE((lion_body<P, S>(gr, FD_LION_PASS)))                                              \
-    }
-FD_HOST_UPDATES(float, float, f32)
-FD_HOST_UPDATES(double, double, f64)
-FD_HOST_UPDATES(float, bf16, f32_bf16)
-FD_HOST_UPDATES(bf16, float, bf16_f32)
-FD_HOST_UPDATES(bf16, bf16, bf16)
-FD_HOST_UPDATES(f16, float, f16_f32)
-FD_HOST_UPDATES(f16, bf16, f16_bf16)
+int fd_updates_layout(int i) {
+    const int v[] = {CHUNK, N_FIELDS, TABLE_CHUNK, NUMBER_SLOTS, FLAG_SLOTS};
+    return v[i];
+}
+// FUSED ENTRIES: host_fused_entries(), generated from fastdecay._rules.FUSED
 void fd_bf16_round_trip(const float* x, unsigned short* bits, float* back, i64 n) {
     for (i64 i = 0; i < n; ++i) {
         bits[i] = float_to_bf16(x[i]).bits;
@@ -160,26 +116,6 @@ void fd_kernel_simulate_f32(i64 n_blocks, i64 n_threads, FD_SIM_ARGS(float)) {
 }
 void fd_kernel_simulate_f64(i64 n_blocks, i64 n_threads, FD_SIM_ARGS(double)) {
     FD_EMULATE(simulate_body<double>(gr, FD_SIM_PASS))
-}
-void fd_sgd_f32(float* w, const float* g, float* b, i64 n, const double* lr, int ls, const double* wd, int ws,
-                double step, const double* mom, int ms, double damp, int nest, int dec, int maxi, int lib, int od,
-                double gs, double fi) {
-    sgd_loop<float>(w, g, b, n, lr, ls, wd, ws, step, mom, ms, damp, nest, dec, maxi, lib, od, gs, fi);
-}
-void fd_sgd_f64(double* w, const double* g, double* b, i64 n, const double* lr, int ls, const double* wd, int ws,
-                double step, const double* mom, int ms, double damp, int nest, int dec, int maxi, int lib, int od,
-                double gs, double fi) {
-    sgd_loop<double>(w, g, b, n, lr, ls, wd, ws, step, mom, ms, damp, nest, dec, maxi, lib, od, gs, fi);
-}
-void fd_adam_f32(float* w, const float* g, float* m, float* v, float* x, i64 n, const double* lr, int ls,
-                 const double* wd, int ws, double step, const double* b1, int b1s, double b2, double eps, int dec,
-                 int maxi, int ams, double gs, double fi) {
-    adam_loop<float>(w, g, m, v, x, n, lr, ls, wd, ws, step, b1, b1s, b2, eps, dec, maxi, ams, gs, fi);
-}
-void fd_adam_f64(double* w, const double* g, double* m, double* v, double* x, i64 n, const double* lr, int ls,
-                 const double* wd, int ws, double step, const double* b1, int b1s, double b2, double eps, int dec,
-                 int maxi, int ams, double gs, double fi) {
-    adam_loop<double>(w, g, m, v, x, n, lr, ls, wd, ws, step, b1, b1s, b2, eps, dec, maxi, ams, gs, fi);
 }
 int fd_rule_code(int i) {
     const int v[] = {ON_DROP_KEEP, ON_DROP_RESET, ON_DROP_RESCALE, RULE_GD, RULE_MOMENTUM, RULE_LR_IN_BUFFER,
@@ -217,6 +153,21 @@ void fd_sin_two_pi(const i64* j, double* out, i64 n) {
 """
 
 
+def host_fused_entries():
+    """The host twins of the fused entry points (``fastdecay._gpu._source.fused_entries``):
+    ``fd_kernel_<kernel>_<storage>(n_blocks, n_threads, <the entry point's arguments>)``
+    runs the same body over an emulated grid; ``fd_options_<kernel>`` gives the option
+    names the rule struct reads, in its order."""
+    from fastdecay._gpu import _source
+
+    lines = [f"void fd_kernel_{name}(i64 n_blocks, i64 n_threads, FD_FUSED_ARGS) {{\n"
+             f"    FD_EMULATE((fused_body<{rule}, {param}, {state}>(gr, FD_FUSED_PASS)))\n}}"
+             for name, rule, param, state in _source.fused_entries()]
+    lines += [f"const char* fd_options_{kernel}() {{ return {_source.rule_struct(kernel)}<double>::OPTIONS; }}"
+              for kernel in R.FUSED]
+    return "\n".join(lines)
+
+
 def _ptr(a):
     return a.ctypes.data_as(ctypes.c_void_p)
 
@@ -225,7 +176,7 @@ def _ptr(a):
 def host(tmp_path_factory):
     """The headers built for the host once per session, loaded with ctypes."""
     build = tmp_path_factory.mktemp("cuda_host")
-    (build / "shim.cpp").write_text(SHIM)
+    (build / "shim.cpp").write_text(SHIM.replace("// FUSED ENTRIES", host_fused_entries() + "\n//"))
     lib = build / "libfdhost.so"
     cmd = [CXX, "-std=c++17", "-O2", "-ffp-contract=off", "-fPIC", "-shared", "-Wall", "-Werror", "-Wno-unknown-pragmas",
            f"-I{KERNELS}", str(build / "shim.cpp"), "-o", str(lib), "-lm"]
@@ -238,12 +189,8 @@ def host(tmp_path_factory):
     dll.fd_layout.restype = ctypes.c_int
     dll.fd_rule_code.restype = ctypes.c_int
     dll.fd_updates_layout.restype = ctypes.c_int
-    P, I64, INT, D = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_double
-    for dt in ("f32", "f64"):
-        getattr(dll, f"fd_sgd_{dt}").argtypes = [P, P, P, I64, P, INT, P, INT, D, P, INT, D] + [INT] * 5 + [D, D]
-        getattr(dll, f"fd_adam_{dt}").argtypes = [P] * 5 + [I64, P, INT, P, INT, D, P, INT, D, D, INT, INT, INT, D, D]
-        getattr(dll, f"fd_sgd_{dt}").restype = None
-        getattr(dll, f"fd_adam_{dt}").restype = None
+    for kernel in R.FUSED:
+        getattr(dll, f"fd_options_{kernel}").restype = ctypes.c_char_p
     dll.fd_normals.argtypes = [ctypes.c_uint64] + [ctypes.c_void_p] * 4 + [ctypes.c_int64]
     return dll
 
@@ -593,10 +540,14 @@ def test_normals_of_the_native_build_equal_cpu_generator(philox_native):
 
 # ----------------------------------------------------------------------------- update rules
 
-ON_DROP = R.ON_DROP_CODES
 SUFFIX = {np.float32: "f32", np.float64: "f64"}
 
-SGD_CASES = [
+TRAJECTORY_LR = fd.join([fd.step(0.1, 0.5, 7), fd.cosine(0.02, 50)], [30])
+ADAM_LR = fd.warmup(fd.exponential(1e-2, gamma=0.97), 10)
+
+# (kernel of fastdecay._rules.FUSED, public keyword options of its function; lr
+# TRAJECTORY_LR unless given, the function's defaults for the rest)
+UPDATE_CASES = [("sgd", case) for case in [
     dict(momentum=0.0),
     dict(momentum=0.9),
     dict(momentum=0.9, nesterov=True),
@@ -609,15 +560,18 @@ SGD_CASES = [
     dict(momentum=0.0, weight_decay=0.02, grad_scale=3.0),
     dict(momentum=fd.one_cycle(0.1, 60, three_phase=True).momentum, nesterov=True),
     dict(momentum=fd.tabulated(np.linspace(0.0, 0.9, 30)), dampening=0.1, on_drop="rescale"),
-]
-ADAM_CASES = [
+]] + [("adam", dict(lr=ADAM_LR, steps=80) | case) for case in [
     dict(),
     dict(decoupled=False, weight_decay=0.1),
     dict(amsgrad=True),
     dict(amsgrad=True, maximize=True, betas=(0.8, 0.99), eps=1e-6),
     dict(grad_scale=65536.0, weight_decay=0.0),
     dict(betas=(fd.one_cycle(0.1, 80, anneal_strategy="linear").momentum, 0.99)),
-]
+]] + [("lion", case) for case in [
+    dict(),
+    dict(maximize=True, weight_decay=0.1, betas=(0.95, 0.98)),
+    dict(betas=(fd.one_cycle(0.1, 60).momentum, 0.99), grad_scale=8.0),
+]]
 
 
 def assert_update_close(got, want, dtype):
@@ -637,82 +591,89 @@ def _tables(lr, wd):
     return (np.ascontiguousarray(fd.schedules.as_schedule(lr).rows()), np.ascontiguousarray(fd.schedules.as_schedule(wd, "weight_decay").rows()))
 
 
-def _state(rng, dtype, n, n_buffers):
-    return [rng.standard_normal(n).astype(dtype) for _ in range(n_buffers)]
+class FusedCall:
+    """One fused update as the public function takes it (``options``: its keyword options,
+    lr, weight_decay and grad_scale among them) and as the GPU kernels take it (checked
+    by the table's checker: the scheduled coefficient's table and the option values)."""
+
+    def __init__(self, kernel, options):
+        self.kernel = kernel
+        self.fused = R.FUSED[kernel]
+        self.function = getattr(fd, self.fused.function)
+        defaults = inspect.signature(self.function).parameters
+        options = dict(options)
+        self.lr = options.pop("lr", TRAJECTORY_LR)
+        self.weight_decay = options.pop("weight_decay", defaults["weight_decay"].default)
+        self.grad_scale = options.pop("grad_scale", None)
+        self.steps = options.pop("steps", 60)
+        self.options = options
+        names = inspect.signature(self.fused.check).parameters
+        self.checked = self.fused.check(**{name: options.get(name, defaults[name].default) for name in names})
+        self.tables = (np.ascontiguousarray(V.rate_table("lr", self.lr)),
+                       np.ascontiguousarray(V.rate_table("weight_decay", self.weight_decay)),
+                       np.ascontiguousarray(self.checked.table))
+        self.needed = [key for key in self.fused.state_keys if self.checked.needed[key] is not None]
+
+    def rows(self, params, grads, state):
+        """Address-table rows of lists of arrays: ``state`` {state key: list of arrays}."""
+        rows = []
+        for k, (w, g) in enumerate(zip(params, grads)):
+            row = [w.ctypes.data, g.ctypes.data, 0, 0, 0, w.size]
+            for key, r in self.fused.state:
+                if key in state:
+                    row[r] = state[key][k].ctypes.data
+            rows.append(tuple(row))
+        return rows
+
+    def host(self, host, params, grads, state, step, *, found_inf=None, n_blocks=1, n_threads=64):
+        """The fused body of the GPU entry point on the host (every (block, thread) in turn);
+        ``found_inf`` a 0-d array ("on the device") or None."""
+        from fastdecay._gpu import _plan
+
+        table, n_chunks = _plan.tensor_table(self.rows(params, grads, state))
+        scale = 1.0 if self.grad_scale is None else self.grad_scale
+        inf_ref = _plan.scalar_ref(0.0) if found_inf is None else _plan.scalar_ref(found_inf, found_inf.dtype)
+        args = _plan.fused_args(self.kernel, table, n_chunks, self.tables, _plan.scalar_ref(step),
+                                self.checked.values, _plan.scalar_ref(scale), inf_ref)
+        run_plan(host, f"fd_kernel_{self.kernel}_{SUFFIX[params[0].dtype.type]}", args, n_blocks, n_threads)
+
+    def cpu(self, params, grads, state, step):
+        """The public function on the CPU backend (the buffers the options need)."""
+        self.function(params, grads, **{key: state[key] for key in self.needed}, step=step, lr=self.lr,
+                      weight_decay=self.weight_decay, grad_scale=self.grad_scale, **self.options)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("case", range(len(SGD_CASES)))
-def test_sgd_rules_equal_cpu_backend_over_a_trajectory(host, case, dtype):
-    from fastdecay._cpu import updates as cpu
-
-    opts = dict(momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0, decoupled=False, maximize=False,
-                lr_in_buffer=False, on_drop="keep", grad_scale=1.0) | SGD_CASES[case]
-    lr = fd.join([fd.step(0.1, 0.5, 7), fd.cosine(0.02, 50)], [30])
-    lr_t, wd_t = _tables(lr, opts["weight_decay"])
+@pytest.mark.parametrize("case", range(len(UPDATE_CASES)))
+def test_fused_rules_equal_cpu_backend_over_a_trajectory(host, case, dtype):
+    call = FusedCall(*UPDATE_CASES[case])
     rng = np.random.default_rng(case)
     n = 1037
-    w_host, buf_host = _state(rng, dtype, n, 2)
-    w_cpu, buf_cpu = w_host.copy(), buf_host.copy()
-    fn = getattr(host, f"fd_sgd_{SUFFIX[dtype]}")
-    mom_t = np.ascontiguousarray(fd.schedules.as_schedule(opts["momentum"], "momentum").rows())
-    for step in range(60):
-        g = rng.standard_normal(n).astype(dtype) * dtype(opts["grad_scale"])
-        fn(_ptr(w_host), _ptr(g), _ptr(buf_host), n, _ptr(lr_t), lr_t.shape[1], _ptr(wd_t), wd_t.shape[1],
-           float(step), _ptr(mom_t), mom_t.shape[1], opts["dampening"], opts["nesterov"], opts["decoupled"],
-           opts["maximize"], opts["lr_in_buffer"], ON_DROP[opts["on_drop"]], opts["grad_scale"], 0.0)
-        cpu.fused_step("sgd", [[w_cpu], [g], [buf_cpu]], step=step, tables=(lr_t, wd_t, mom_t),
-                     dampening=opts["dampening"], nesterov=opts["nesterov"], decoupled=opts["decoupled"],
-                     maximize=opts["maximize"], lr_in_buffer=opts["lr_in_buffer"], on_drop=ON_DROP[opts["on_drop"]],
-                     grad_scale=opts["grad_scale"], found_inf=None)
+    w_host = rng.standard_normal(n).astype(dtype)
+    state_host = {key: np.abs(rng.standard_normal(n)).astype(dtype) for key in call.fused.state_keys}
+    w_cpu, state_cpu = w_host.copy(), {key: x.copy() for key, x in state_host.items()}
+    for step in range(call.steps):
+        g = rng.standard_normal(n).astype(dtype) * dtype(call.grad_scale or 1.0)
+        call.host(host, [w_host], [g], {key: [x] for key, x in state_host.items()}, step)
+        call.cpu([w_cpu], [g], {key: [x] for key, x in state_cpu.items()}, step)
     assert_update_close(w_host, w_cpu, dtype)
-    if isinstance(opts["momentum"], fd.Schedule) or opts["momentum"]:
-        assert_update_close(buf_host, buf_cpu, dtype)
+    assert np.all(np.isfinite(w_host))
+    for key in call.fused.state_keys:  # the buffers the options leave out are left alone
+        assert_update_close(state_host[key], state_cpu[key], dtype)
+    assert not np.array_equal(w_host, w_cpu * 0)
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("case", range(len(ADAM_CASES)))
-def test_adam_rules_equal_cpu_backend_over_a_trajectory(host, case, dtype):
-    from fastdecay._cpu import updates as cpu
-
-    opts = dict(betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, decoupled=True, maximize=False, amsgrad=False,
-                grad_scale=1.0) | ADAM_CASES[case]
-    lr = fd.warmup(fd.exponential(1e-2, gamma=0.97), 10)
-    lr_t, wd_t = _tables(lr, opts["weight_decay"])
-    rng = np.random.default_rng(100 + case)
-    n = 1037
-    host_state = _state(rng, dtype, n, 4)
-    host_state[3] = np.abs(host_state[3])
-    cpu_state = [x.copy() for x in host_state]
-    fn = getattr(host, f"fd_adam_{SUFFIX[dtype]}")
-    b1, b2 = opts["betas"]
-    b1_t = np.ascontiguousarray(fd.schedules.as_schedule(b1, "beta1").rows())
-    for step in range(80):
-        g = rng.standard_normal(n).astype(dtype) * dtype(opts["grad_scale"])
-        w, m, v, x = host_state
-        fn(_ptr(w), _ptr(g), _ptr(m), _ptr(v), _ptr(x), n, _ptr(lr_t), lr_t.shape[1], _ptr(wd_t), wd_t.shape[1],
-           float(step), _ptr(b1_t), b1_t.shape[1], b2, opts["eps"], opts["decoupled"], opts["maximize"],
-           opts["amsgrad"], opts["grad_scale"], 0.0)
-        w, m, v, x = cpu_state
-        cpu.fused_step("adam", [[w], [g], [m], [v], [x]], step=step, tables=(lr_t, wd_t, b1_t), beta2=b2,
-                       eps=opts["eps"], decoupled=opts["decoupled"], maximize=opts["maximize"],
-                       amsgrad=opts["amsgrad"], grad_scale=opts["grad_scale"], found_inf=None)
-    for got, want in zip(host_state, cpu_state):
-        assert_update_close(got, want, dtype)
-    assert np.all(np.isfinite(host_state[0]))
-
-
-def test_found_inf_changes_nothing(host):
-    lr_t, wd_t = _tables(0.1, 0.01)
-    w, g, m, v, x = (np.linspace(-1, 1, 33) + k for k in range(5))
-    before = [a.copy() for a in (w, m, v, x)]
-    beta1_t, momentum_t = _tables(0.9, 0.9)
-    host.fd_adam_f64(_ptr(w), _ptr(g), _ptr(m), _ptr(v), _ptr(x), 33, _ptr(lr_t), 1, _ptr(wd_t), 1, 3.0,
-                     _ptr(beta1_t), 1, 0.999, 1e-8, 1, 0, 1, 1.0, 1.0)
-    host.fd_sgd_f64(_ptr(w), _ptr(g), _ptr(m), 33, _ptr(lr_t), 1, _ptr(wd_t), 1, 3.0, _ptr(momentum_t), 1, 0.0,
-                    0, 0, 0, 0, 0, 1.0, 1.0)
-    for a, b in zip((w, m, v, x), before):
+@pytest.mark.parametrize("kernel", list(R.FUSED))
+def test_found_inf_changes_nothing(host, kernel):
+    call = FusedCall(kernel, R.FUSED[kernel].example | dict(weight_decay=0.01))
+    w, g, *buffers = (np.linspace(-1, 1, 33) + k for k in range(2 + len(call.fused.state_keys)))
+    state = dict(zip(call.fused.state_keys, buffers))
+    before = [a.copy() for a in (w, *buffers)]
+    call.host(host, [w], [g], {key: [x] for key, x in state.items()}, 3, found_inf=np.array(1.0, np.float32))
+    for a, b in zip((w, *buffers), before):
         np.testing.assert_array_equal(a, b)
+    call.host(host, [w], [g], {key: [x] for key, x in state.items()}, 3)
+    assert not np.array_equal(w, before[0])  # without found_inf the same call writes
 
 
 # ----------------------------------------------------------------------------- kernel bodies from the GPU plans
@@ -741,6 +702,14 @@ def test_plan_constants_match_kernels(host):
     assert host.fd_updates_layout(0) == _plan.CHUNK
     assert host.fd_updates_layout(1) == _plan.N_FIELDS
     assert host.fd_updates_layout(2) == _plan.TABLE_CHUNK
+    assert (host.fd_updates_layout(3), host.fd_updates_layout(4)) == (R.NUMBER_SLOTS, R.FLAG_SLOTS)
+
+
+@pytest.mark.parametrize("kernel", list(R.FUSED))
+def test_rule_structs_read_the_options_in_the_table_order(host, kernel):
+    """The x[] / f[] slots each rule struct of update_math.cuh reads are the table's options in order."""
+    names = getattr(host, f"fd_options_{kernel}")().decode().split()
+    assert tuple(names) == R.FUSED[kernel].option_names
 
 
 def _misaligned(rng, dtype, n, offset):
@@ -750,56 +719,42 @@ def _misaligned(rng, dtype, n, offset):
     return base[start:start + n]
 
 
+# options under which each fused update reads every buffer it has, its scheduled coefficient a schedule
+_MOMENTUM = fd.cyclic(0.1, 1.0, 3).momentum
+LIST_OPTIONS = {
+    "sgd": dict(momentum=_MOMENTUM, nesterov=True, on_drop="rescale"),
+    "adam": dict(betas=(_MOMENTUM, 0.99), eps=1e-8, decoupled=True, amsgrad=True),
+    "lion": dict(betas=(_MOMENTUM, 0.99), maximize=True),
+}
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("rule", list(R.FUSED))
-def test_update_kernels_on_tensor_lists_equal_cpu_backend(host, rule, dtype):
+@pytest.mark.parametrize("kernel", list(R.FUSED))
+def test_update_kernels_on_tensor_lists_equal_cpu_backend(host, kernel, dtype):
     """The GPU update kernels' bodies (chunk table, 16-byte vector path, scalar tails,
     misaligned tensors, grid striding) over a list of odd-sized tensors, step after step."""
-    from fastdecay._cpu import updates as cpu
     from fastdecay._gpu import _plan
 
+    lr = fd.warmup(fd.step(0.05, 0.5, 4), 3)
+    call = FusedCall(kernel, LIST_OPTIONS.get(kernel, R.FUSED[kernel].example) | dict(lr=lr, weight_decay=0.01))
     rng = np.random.default_rng(5)
     sizes = [1, 7, _plan.CHUNK + 3, 3 * _plan.CHUNK - 1, 1000]
     offsets = [0, 1, 0, 0, 3]  # some tensors are not 16-byte aligned: scalar path
-    n_state = 5 if rule == "adam" else 3  # w, g, buf | w, g, m, v, vmax | w, g, m
-    gpu = [[_misaligned(rng, dtype, n, off) for _ in range(n_state)] for n, off in zip(sizes, offsets)]
+    gpu = [[_misaligned(rng, dtype, n, off) for _ in range(2 + len(call.needed))] for n, off in zip(sizes, offsets)]
     for t in gpu:
-        if rule == "adam":
-            t[3][:] = np.abs(t[3])
-            t[4][:] = np.abs(t[4])
+        for a in t[2:]:
+            a[:] = np.abs(a)
     cpu_state = [[a.copy() for a in t] for t in gpu]
-    lr = fd.warmup(fd.step(0.05, 0.5, 4), 3)
-    lr_t, wd_t = _tables(lr, 0.01)
-    mom_t = np.ascontiguousarray(fd.cyclic(0.1, 1.0, 3).momentum.rows())  # momentum / beta1 scheduled
-    step_ref = _plan.scalar_ref(0)
+
+    def lists(tensors):
+        return ([t[0] for t in tensors], [t[1] for t in tensors],
+                {key: [t[2 + j] for t in tensors] for j, key in enumerate(call.needed)})
+
     for step in range(12):
         for t, c in zip(gpu, cpu_state):
             t[1][:] = c[1][:] = rng.standard_normal(t[1].shape[0]).astype(dtype)
-        rows = [(t[0].ctypes.data, t[1].ctypes.data, t[2].ctypes.data,
-                 t[3].ctypes.data if rule == "adam" else 0, t[4].ctypes.data if rule == "adam" else 0,
-                 t[0].size) for t in gpu]
-        table, n_chunks = _plan.tensor_table(rows)
-        step_ref = _plan.scalar_ref(step)
-        one, none = _plan.scalar_ref(1.0), _plan.scalar_ref(0.0)
-        if rule == "sgd":
-            args = _plan.sgd_args(table, n_chunks, lr_t, wd_t, step_ref, mom_t, 0.0, True, False, False, False, 2,
-                                  one, none)
-            cpu.fused_step("sgd", [[c[j] for c in cpu_state] for j in range(3)],
-                         step=step, tables=(lr_t, wd_t, mom_t), dampening=0.0, nesterov=True,
-                         decoupled=False, maximize=False, lr_in_buffer=False, on_drop=2, grad_scale=None,
-                         found_inf=None)
-        elif rule == "lion":
-            args = _plan.lion_args(table, n_chunks, lr_t, wd_t, step_ref, mom_t, 0.99, step % 3 == 1, one, none)
-            cpu.fused_step("lion", [[c[j] for c in cpu_state] for j in range(3)],
-                          step=step, tables=(lr_t, wd_t, mom_t), beta2=0.99,
-                          maximize=step % 3 == 1, grad_scale=None, found_inf=None)
-        else:
-            args = _plan.adam_args(table, n_chunks, lr_t, wd_t, step_ref, mom_t, 0.99, 1e-8, True, False, True,
-                                   one, none)
-            cpu.fused_step("adam", [[c[j] for c in cpu_state] for j in range(5)], step=step,
-                           tables=(lr_t, wd_t, mom_t), beta2=0.99, eps=1e-8, decoupled=True, maximize=False,
-                           amsgrad=True, grad_scale=None, found_inf=None)
-        run_plan(host, f"fd_kernel_{rule}_{SUFFIX[dtype]}", args, n_blocks=3, n_threads=64)
+        call.host(host, *lists(gpu), step, n_blocks=3, n_threads=64)
+        call.cpu(*lists(cpu_state), step)
     for t, c in zip(gpu, cpu_state):
         for a, b in zip(t, c):
             assert_update_close(a, b, dtype)
@@ -809,17 +764,16 @@ def test_update_kernel_reads_step_and_found_inf_from_memory(host):
     """step, grad_scale and found_inf given as (device) scalars are read inside the kernel."""
     from fastdecay._gpu import _plan
 
-    lr_t, wd_t = _tables(fd.exponential(0.1, gamma=0.5), 0.0)
+    call = FusedCall("sgd", dict(lr=fd.exponential(0.1, gamma=0.5), weight_decay=0.0))
     w = np.ones(100)
     g = np.full(100, 8.0)
     table, n_chunks = _plan.tensor_table([(w.ctypes.data, g.ctypes.data, 0, 0, 0, 100)])
     step = np.array(3, dtype=np.int64)
     scale = np.array(4.0, dtype=np.float32)
     found_inf = np.array(0.0, dtype=np.float32)
-    args = _plan.sgd_args(table, n_chunks, lr_t, wd_t, _plan.scalar_ref(step, step.dtype), _tables(0.0, 0.0)[0], 0.0,
-                          False, False,
-                          False, False, 0, _plan.scalar_ref(scale, scale.dtype),
-                          _plan.scalar_ref(found_inf, found_inf.dtype))
+    args = _plan.fused_args("sgd", table, n_chunks, call.tables, _plan.scalar_ref(step, step.dtype),
+                            call.checked.values, _plan.scalar_ref(scale, scale.dtype),
+                            _plan.scalar_ref(found_inf, found_inf.dtype))
     run_plan(host, "fd_kernel_sgd_f64", args, 2, 32)
     np.testing.assert_array_equal(w, 1.0 - 0.1 * 0.5**3 * 8.0 / 4.0)
     found_inf[...] = 1.0
@@ -1095,9 +1049,8 @@ def test_gpu_table_equals_cpu(gpu_on_host, dtype):
 def test_gpu_updates_wrapper_lists_dtypes_device_step(gpu_on_host):
     """Mixed-dtype lists (one launch per dtype), a device step read in the kernel and
     advanced by it, against the CPU backend."""
-    from fastdecay._cpu import updates as cpu
-
     runtime, _, updates, _ = gpu_on_host
+    call = FusedCall("adam", dict(lr=fd.cosine(0.01, 30), weight_decay=0.1, betas=(0.9, 0.999), eps=1e-8))
     rng = np.random.default_rng(3)
     dtypes = [np.float32, np.float64, np.float32]
     sizes = [5, 20_001, 300]
@@ -1105,19 +1058,16 @@ def test_gpu_updates_wrapper_lists_dtypes_device_step(gpu_on_host):
     for t in gpu:
         t[3][:] = np.abs(t[3])
     ref = [[a.copy() for a in t] for t in gpu]
-    lr_t, wd_t = _tables(fd.cosine(0.01, 30), 0.1)
     step = np.array(0, dtype=np.int64)  # "on the device"
     for k in range(25):
         for t, r in zip(gpu, ref):
             t[1][:] = r[1][:] = rng.standard_normal(t[1].size).astype(t[1].dtype)
         runtime.launches.clear()
-        updates.adamw_step(*([t[j] for t in gpu] for j in range(4)), None, step=step, lr_table=lr_t, wd_table=wd_t,
-                           beta1_table=_tables(0.9, 0.9)[0], beta2=0.999, eps=1e-8, decoupled=True, maximize=False, amsgrad=False,
-                           grad_scale=None, found_inf=None, increment_step=True)
+        updates.fused_step("adam", [[t[j] for t in gpu] for j in range(4)] + [None], step=step, tables=call.tables,
+                           options=call.checked.values, grad_scale=None, found_inf=None, increment_step=True)
         assert sorted(runtime.launches) == ["adam_f32", "adam_f64", "step_increment"]
-        cpu.fused_step("adam", [*([r[j] for r in ref] for j in range(4)), None], step=k,
-                       tables=(lr_t, wd_t, _tables(0.9, 0.9)[0]), beta2=0.999, eps=1e-8, decoupled=True, maximize=False, amsgrad=False,
-                       grad_scale=None, found_inf=None)
+        call.cpu([r[0] for r in ref], [r[1] for r in ref], dict(exp_avg=[r[2] for r in ref],
+                                                                exp_avg_sq=[r[3] for r in ref]), k)
     assert int(step) == 25
     for t, r in zip(gpu, ref):
         for a, b in zip(t, r):
@@ -1125,31 +1075,31 @@ def test_gpu_updates_wrapper_lists_dtypes_device_step(gpu_on_host):
 
 
 def test_gpu_updates_wrapper_device_found_inf_and_grad_scale(gpu_on_host):
-    from fastdecay._cpu import updates as cpu
-
     _, _, updates, _ = gpu_on_host
     w, g, buf = np.linspace(-1, 1, 50), np.linspace(2, 3, 50), np.zeros(50)
     w_ref, buf_ref = w.copy(), buf.copy()
-    lr_t, wd_t = _tables(0.1, 0.0)
-    kw = dict(lr_table=lr_t, wd_table=wd_t, momentum_table=_tables(0.9, 0.9)[0], dampening=0.0, nesterov=False,
-              decoupled=False,
-              maximize=False, lr_in_buffer=False, on_drop=0)
+    call = FusedCall("sgd", dict(lr=0.1, momentum=0.9, grad_scale=8.0))
+    kw = dict(tables=call.tables, options=call.checked.values)
     skip = np.array(1.0, dtype=np.float32)
-    updates.sgd_step([w], [g], [buf], step=0, grad_scale=np.array(8.0, np.float32), found_inf=skip, **kw)
+    updates.fused_step("sgd", [[w], [g], [buf]], step=0, grad_scale=np.array(8.0, np.float32), found_inf=skip, **kw)
     np.testing.assert_array_equal(w, w_ref)
     np.testing.assert_array_equal(buf, buf_ref)
     step = np.array(0, dtype=np.int64)
-    updates.sgd_step([w], [g], [buf], step=step, grad_scale=2.0, found_inf=skip, increment_step=True, **kw)
+    updates.fused_step("sgd", [[w], [g], [buf]], step=step, grad_scale=2.0, found_inf=skip, increment_step=True,
+                       **kw)
     assert int(step) == 0  # a skipped update is not a step
     np.testing.assert_array_equal(w, w_ref)
+    updates.fused_step("sgd", [[w], [g], [buf]], step=step, grad_scale=None, found_inf=1.0, increment_step=True,
+                       **kw)  # found_inf as a number: the same
+    assert int(step) == 0
+    np.testing.assert_array_equal(w, w_ref)
     skip[...] = 0.0
-    updates.sgd_step([w], [g], [buf], step=step, grad_scale=np.array(8.0, np.float32), found_inf=skip,
-                     increment_step=True, **kw)
+    updates.fused_step("sgd", [[w], [g], [buf]], step=step, grad_scale=np.array(8.0, np.float32), found_inf=skip,
+                       increment_step=True, **kw)
     assert int(step) == 1
-    options = {key: value for key, value in kw.items() if not key.endswith("_table")}
-    cpu.fused_step("sgd", [[w_ref], [g], [buf_ref]], step=0, grad_scale=8.0, found_inf=0.0,
-                   tables=(kw["lr_table"], kw["wd_table"], kw["momentum_table"]), **options)
+    call.cpu([w_ref], [g], dict(momentum_buffer=[buf_ref]), 0)
     assert_update_close(w, w_ref, np.float64)
+    assert_update_close(buf, buf_ref, np.float64)
     assert not np.array_equal(w, np.linspace(-1, 1, 50))
 
 
@@ -1158,21 +1108,23 @@ def test_gpu_updates_wrapper_refuses_mixed_devices_before_launch(gpu_on_host):
     w = [np.ones(4), np.ones(4)]
     g = [np.ones(4), np.ones(4)]
     runtime.devices[id(w[1])] = 1
-    lr_t, wd_t = _tables(0.1, 0.0)
-    kw = dict(lr_table=lr_t, wd_table=wd_t, momentum_table=_tables(0.0, 0.0)[0], dampening=0.0, nesterov=False,
-              decoupled=False,
-              maximize=False, lr_in_buffer=False, on_drop=0, grad_scale=None, found_inf=None)
+    call = FusedCall("sgd", dict(lr=0.1))
+    kw = dict(tables=call.tables, options=call.checked.values, grad_scale=None, found_inf=None)
     with pytest.raises(ValueError, match=r"param\[1\] is on GPU 1 but param\[0\] is on GPU 0"):
-        updates.sgd_step(w, g, None, step=0, **kw)
+        updates.fused_step("sgd", [w, g], step=0, **kw)
     del runtime.devices[id(w[1])]
+    runtime.devices[id(g[0])] = 1
+    with pytest.raises(ValueError, match=r"grad\[0\] is on GPU 1 but param\[0\] is on GPU 0"):
+        updates.fused_step("sgd", [w, g], step=0, **kw)
+    del runtime.devices[id(g[0])]
     step = np.array(3)
     runtime.devices[id(step)] = 2
     with pytest.raises(ValueError, match="step is on GPU 2"):
-        updates.sgd_step(w, g, None, step=step, **kw)
+        updates.fused_step("sgd", [w, g], step=step, **kw)
     with pytest.raises(TypeError, match="grad_scale on the device must be"):
-        updates.sgd_step(w, g, None, step=0, **(kw | dict(grad_scale=np.array(2.0, np.float16))))
+        updates.fused_step("sgd", [w, g], step=0, **(kw | dict(grad_scale=np.array(2.0, np.float16))))
     with pytest.raises(ValueError, match="increment_step"):
-        updates.sgd_step(w, g, None, step=0, increment_step=True, **kw)
+        updates.fused_step("sgd", [w, g], step=0, increment_step=True, **kw)
     assert runtime.launches == []  # every refusal came before any launch
     for a in w + g:
         np.testing.assert_array_equal(a, 1.0)

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import fastdecay as fd
+from fastdecay import _rules as R
 
 cp = pytest.importorskip("cupy", reason="the GPU tests need CuPy: pip install 'fastdecay[gpu]'")
 try:
@@ -335,14 +336,15 @@ def test_cuda_graph_with_in_kernel_step_increment():
     w = cp.ones(1000)
     g = cp.ones(1000)
     step = cp.zeros((), dtype=cp.int32)
-    kw = dict(lr_table=lr_table, wd_table=wd_table, momentum_table=fd.constant(0.0).rows(), dampening=0.0,
-              nesterov=False, decoupled=False, maximize=False, lr_in_buffer=False, on_drop=0, grad_scale=None,
-              found_inf=None, increment_step=True)
-    gpu.sgd_step([w], [g], None, step=step, **kw)  # warm-up, step 0: w = 1 - 0.1
+    checked = R.FUSED["sgd"].check(momentum=0.0, dampening=0.0, nesterov=False, decoupled=False, maximize=False,
+                                   lr_in_buffer=False, on_drop="keep")
+    kw = dict(tables=(lr_table, wd_table, checked.table), options=checked.values, grad_scale=None, found_inf=None,
+              increment_step=True)
+    gpu.fused_step("sgd", [[w], [g]], step=step, **kw)  # warm-up, step 0: w = 1 - 0.1
     stream = cp.cuda.Stream(non_blocking=True)
     with stream:
         stream.begin_capture()
-        gpu.sgd_step([w], [g], None, step=step, **kw)
+        gpu.fused_step("sgd", [[w], [g]], step=step, **kw)
         graph = stream.end_capture()
     for _ in range(4):
         graph.launch(stream)

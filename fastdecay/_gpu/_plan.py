@@ -11,7 +11,7 @@ for a null pointer), ``"i32"``, ``"u32"``, ``"i64"``, ``"u64"``, ``"f64"``.
 
 import numpy as np
 
-from .._rules import RULES
+from .._rules import FLAG_SLOTS, FUSED, NUMBER_SLOTS, RULES
 
 # must equal CHUNK and N_FIELDS in kernels/updates.cu (the host test checks)
 CHUNK = 1 << 12
@@ -71,49 +71,48 @@ def scalar_ref(value, device_array_dtype=None):
     return value, SCALAR_CODES[str(device_array_dtype)], 0.0
 
 
-def sgd_args(table, n_chunks, lr_table, wd_table, step, momentum_table, dampening, nesterov, decoupled, maximize,
-             lr_in_buffer, on_drop, grad_scale, found_inf, compensated=False):
-    """Arguments of ``sgd_<suffix>``; step, grad_scale, found_inf are scalar_ref triples; the
-    schedule tables (lr, weight decay, momentum) device arrays of shape (1, segments, WIDTH)."""
+def option_slots(fused, options):
+    """(numbers, flags) of a fused update's ``options`` (the values of ``fused.options``, a
+    ``fastdecay._rules.Fused`` row, in order) as every fused entry point takes them: the
+    "f64" options in order then zeros (NUMBER_SLOTS doubles), the "bool" and "i32" ones in
+    order then zeros (FLAG_SLOTS ints). ValueError for a row with more options of a kind
+    than the entry points have slots, or a count of values that is not the row's.
+
+    >>> option_slots(FUSED["adam"], (0.999, 1e-8, True, False, True))
+    ((0.999, 1e-08, 0.0, 0.0), (1, 0, 1, 0, 0, 0))
+    """
+    if len(options) != len(fused.options):
+        raise ValueError(f"the {fused.kernel} kernels take {len(fused.options)} options "
+                         f"{fused.option_names}, got {len(options)}: {options!r}")
+    numbers = [float(value) for (_, kind), value in zip(fused.options, options) if kind == "f64"]
+    flags = [int(bool(value)) if kind == "bool" else int(value)
+             for (_, kind), value in zip(fused.options, options) if kind != "f64"]
+    if len(numbers) > NUMBER_SLOTS or len(flags) > FLAG_SLOTS:
+        raise ValueError(f"the {fused.kernel} kernels have {len(numbers)} f64 and {len(flags)} bool/i32 options; "
+                         f"the fused entry points take at most {NUMBER_SLOTS} and {FLAG_SLOTS} "
+                         "(fastdecay._rules.NUMBER_SLOTS, FLAG_SLOTS; FD_FUSED_ARGS in kernels/updates.cu)")
+    return (tuple(numbers) + (0.0,) * (NUMBER_SLOTS - len(numbers)),
+            tuple(flags) + (0,) * (FLAG_SLOTS - len(flags)))
+
+
+def fused_args(kernel, table, n_chunks, tables, step_ref, options, grad_scale_ref, found_inf_ref, compensated=False):
+    """Arguments of ``<kernel>_<suffix>`` (FD_FUSED_ARGS in kernels/updates.cu: one list for
+    every kernel of ``fastdecay._rules.FUSED``): ``table``, ``n_chunks`` from
+    ``tensor_table`` / ``group_table`` on the device; ``tables`` the (lr, weight decay,
+    scheduled coefficient) device arrays of shape (1, segments, WIDTH); ``step_ref``,
+    ``grad_scale_ref``, ``found_inf_ref`` ``scalar_ref`` triples; ``options`` the values of
+    ``FUSED[kernel].options`` in order (``option_slots``)."""
+    numbers, flags = option_slots(FUSED[kernel], options)
+    lr_table, wd_table, aux_table = tables
     return [
         ("ptr", table), ("i32", table.shape[0]), ("i64", n_chunks),
         ("ptr", lr_table), ("i32", lr_table.shape[1]), ("ptr", wd_table), ("i32", wd_table.shape[1]),
-        ("ptr", step[0]), ("i32", step[1]), ("f64", step[2]),
-        ("ptr", momentum_table), ("i32", momentum_table.shape[1]),
-        ("f64", dampening), ("i32", int(bool(nesterov))), ("i32", int(bool(decoupled))),
-        ("i32", int(bool(maximize))), ("i32", int(bool(lr_in_buffer))), ("i32", int(on_drop)),
+        ("ptr", step_ref[0]), ("i32", step_ref[1]), ("f64", step_ref[2]),
+        ("ptr", aux_table), ("i32", aux_table.shape[1]),
+        *(("f64", x) for x in numbers), *(("i32", f) for f in flags),
         ("i32", int(bool(compensated))),
-        ("ptr", grad_scale[0]), ("i32", grad_scale[1]), ("f64", grad_scale[2]),
-        ("ptr", found_inf[0]), ("i32", found_inf[1]),
-    ]
-
-
-def adam_args(table, n_chunks, lr_table, wd_table, step, beta1_table, beta2, eps, decoupled, maximize, amsgrad,
-              grad_scale, found_inf, compensated=False):
-    """Arguments of ``adam_<suffix>``."""
-    return [
-        ("ptr", table), ("i32", table.shape[0]), ("i64", n_chunks),
-        ("ptr", lr_table), ("i32", lr_table.shape[1]), ("ptr", wd_table), ("i32", wd_table.shape[1]),
-        ("ptr", step[0]), ("i32", step[1]), ("f64", step[2]),
-        ("ptr", beta1_table), ("i32", beta1_table.shape[1]), ("f64", beta2), ("f64", eps),
-        ("i32", int(bool(decoupled))), ("i32", int(bool(maximize))),
-        ("i32", int(bool(amsgrad))), ("i32", int(bool(compensated))),
-        ("ptr", grad_scale[0]), ("i32", grad_scale[1]), ("f64", grad_scale[2]),
-        ("ptr", found_inf[0]), ("i32", found_inf[1]),
-    ]
-
-
-def lion_args(table, n_chunks, lr_table, wd_table, step, beta1_table, beta2, maximize, grad_scale, found_inf,
-              compensated=False):
-    """Arguments of ``lion_<suffix>``."""
-    return [
-        ("ptr", table), ("i32", table.shape[0]), ("i64", n_chunks),
-        ("ptr", lr_table), ("i32", lr_table.shape[1]), ("ptr", wd_table), ("i32", wd_table.shape[1]),
-        ("ptr", step[0]), ("i32", step[1]), ("f64", step[2]),
-        ("ptr", beta1_table), ("i32", beta1_table.shape[1]), ("f64", beta2), ("i32", int(bool(maximize))),
-        ("i32", int(bool(compensated))),
-        ("ptr", grad_scale[0]), ("i32", grad_scale[1]), ("f64", grad_scale[2]),
-        ("ptr", found_inf[0]), ("i32", found_inf[1]),
+        ("ptr", grad_scale_ref[0]), ("i32", grad_scale_ref[1]), ("f64", grad_scale_ref[2]),
+        ("ptr", found_inf_ref[0]), ("i32", found_inf_ref[1]),
     ]
 
 

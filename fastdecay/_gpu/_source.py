@@ -24,6 +24,50 @@ import re
 
 from .._rules import FUSED
 
+# The storage combinations of the fused updates: entry-point suffix -> (parameter
+# type, state type) of kernels/update_math.cuh (Storage<>); the state is stored like
+# the parameter where the suffix names one type (``fastdecay._gpu._plan.kernel_suffix``).
+FUSED_STORAGE = {
+    "f32": ("float", "float"),
+    "f64": ("double", "double"),
+    "f32_bf16": ("float", "bf16"),
+    "bf16_f32": ("bf16", "float"),
+    "bf16": ("bf16", "bf16"),
+    "f16_f32": ("f16", "float"),
+    "f16_bf16": ("f16", "bf16"),
+}
+
+
+def rule_struct(kernel):
+    """The struct template of ``kernels/update_math.cuh`` holding the rule of fused kernel
+    ``kernel`` (a key of ``fastdecay._rules.FUSED``): ``"sgd"`` -> ``SgdRule``."""
+    return kernel.capitalize() + "Rule"
+
+
+def fused_entries():
+    """``(entry point, rule struct, parameter type, state type)`` of every fused update:
+    every kernel of ``fastdecay._rules.FUSED`` in every storage of ``FUSED_STORAGE``."""
+    return [(f"{kernel}_{suffix}", rule_struct(kernel), param, state)
+            for kernel in FUSED for suffix, (param, state) in FUSED_STORAGE.items()]
+
+
+def fused_entry_source():
+    """The ``extern "C"`` entry points of the fused updates, appended to the translation
+    unit of ``updates.cu``: one line each, every one with the argument list
+    ``FD_FUSED_ARGS`` around ``fused_body<Rule, P, S>``.
+
+    >>> print(fused_entry_source().splitlines()[3])  # doctest: +NORMALIZE_WHITESPACE
+    __global__ void __launch_bounds__(256) sgd_f32(FD_FUSED_ARGS) {
+        fused_body<SgdRule, float, float>(this_grid(), FD_FUSED_PASS); }
+    """
+    lines = ['#line 1 "fastdecay/_gpu/_source.py: fused_entry_source()"', "#ifdef __CUDACC__", 'extern "C" {']
+    for name, rule, param, state in fused_entries():
+        lines.append(f"__global__ void __launch_bounds__(256) {name}(FD_FUSED_ARGS) {{ "
+                     f"fused_body<{rule}, {param}, {state}>(this_grid(), FD_FUSED_PASS); }}")
+    lines += ['}  // extern "C"', "#endif  // __CUDACC__"]
+    return "\n".join(lines) + "\n"
+
+
 # Every .cu file and the extern "C" kernels the wrappers launch from it.
 KERNELS = {
     "schedule.cu": (
@@ -32,9 +76,7 @@ KERNELS = {
         "schedule_table_f64",
         "schedule_table_f32",
     ),
-    "updates.cu": tuple(f"{kernel}_{suffix}" for kernel in FUSED
-                        for suffix in ("f32", "f64", "f32_bf16", "bf16_f32", "bf16", "f16_f32", "f16_bf16"))
-    + ("step_increment",),
+    "updates.cu": tuple(name for name, _, _, _ in fused_entries()) + ("step_increment",),
     "simulate.cu": (
         "simulate_f32", "simulate_f64", "simulate_fast_f32", "simulate_fast_f64", "simulate_coefficients_f32",
         "simulate_coefficients_f64", "philox_fill",
@@ -85,12 +127,18 @@ def _expand(path, seen, out):
             out.append(line)
 
 
+# Generated source appended to a kernel file's translation unit.
+_GENERATED = {"updates.cu": fused_entry_source}
+
+
 def translation_unit(name, directory=None):
     """The source of kernel file ``name`` (in ``directory``, by default the
-    package's kernels) with its local headers inlined."""
+    package's kernels) with its local headers inlined, and for ``updates.cu`` the
+    fused entry points generated from the table of rules (``fused_entry_source``)."""
     out = []
     _expand(pathlib.Path(directory or kernel_dir()) / name, set(), out)
-    return "\n".join(out) + "\n"
+    generated = _GENERATED.get(name)
+    return "\n".join(out) + "\n" + (generated() if generated else "")
 
 
 def cache_dir():
