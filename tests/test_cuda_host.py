@@ -1130,6 +1130,60 @@ def test_gpu_updates_wrapper_refuses_mixed_devices_before_launch(gpu_on_host):
         np.testing.assert_array_equal(a, 1.0)
 
 
+@pytest.mark.parametrize("compensated", [False, True])
+@pytest.mark.parametrize("kernel", list(R.FUSED))
+def test_gpu_fused_group_under_the_public_call_equals_cpu(gpu_on_host, monkeypatch, kernel, compensated):
+    """The public function's checked call handing its plan's groups to the GPU backend's
+    fused_group (the call shape both backends share): float32, float64 and float16
+    parameters (state float32) in one list, Kahan compensation, found_inf as a number."""
+    from fastdecay import _fused
+
+    runtime, _, updates, _ = gpu_on_host
+    call = FusedCall(kernel, LIST_OPTIONS.get(kernel, R.FUSED[kernel].example) | dict(weight_decay=0.01))
+    rng = np.random.default_rng(11)
+    dtypes = [np.float32, np.float64, np.float16]
+    sizes = [3, 5000, 1001]
+
+    def arrays():
+        params = [rng.standard_normal(n).astype(dt) for n, dt in zip(sizes, dtypes)]
+        state = {key: [np.abs(rng.standard_normal(n)).astype(np.float64 if dt == np.float64 else np.float32)
+                       for n, dt in zip(sizes, dtypes)] for key in call.needed}
+        comp = [np.zeros(n, dt) for n, dt in zip(sizes, dtypes)] if compensated else None
+        return params, state, comp
+
+    gpu = arrays()
+    cpu = tuple(None if x is None else ({k: [a.copy() for a in v] for k, v in x.items()} if isinstance(x, dict)
+                                        else [a.copy() for a in x]) for x in gpu)
+
+    def step_with(arrays_, step, grads, **extra):
+        params, state, comp = arrays_
+        call.function(params, grads, **state, step=step, lr=call.lr, weight_decay=call.weight_decay,
+                      compensated=compensated, compensation_buffer=comp, **call.options, **extra)
+
+    for step in range(6):
+        grads = [rng.standard_normal(n).astype(dt) for n, dt in zip(sizes, dtypes)]
+        with monkeypatch.context() as m:
+            m.setattr(_fused, "kernels", lambda kind, backend: updates)
+            step_with(gpu, step, grads)
+        step_with(cpu, step, grads)
+    assert set(runtime.launches) == {f"{kernel}_f32", f"{kernel}_f64", f"{kernel}_f16_f32"}
+    if compensated:  # the kernels kept what rounding float32 math to float16 storage dropped
+        assert np.any(gpu[2][2] != 0)
+    for got, want in zip(gpu, cpu):
+        if isinstance(got, dict):
+            got, want = sum(got.values(), []), sum(want.values(), [])
+        for a, b in zip(got or [], want or []):
+            assert_update_close(a, b, a.dtype.type)
+    before = [a.copy() for a in gpu[0]]
+    runtime.launches.clear()
+    with monkeypatch.context() as m:
+        m.setattr(_fused, "kernels", lambda kind, backend: updates)
+        step_with(gpu, 6, grads, found_inf=1.0)
+    assert runtime.launches == []
+    for a, b in zip(gpu[0], before):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("case", [0, 1, 2, 3, 4, 6, 11, 12, 13, 14])
 def test_gpu_simulate_wrapper_equals_cpu(gpu_on_host, monkeypatch, case):
     from fastdecay._cpu import simulate as cpu
