@@ -9,6 +9,8 @@
 //     rules have one, no contraction anywhere else (--fmad=false; a host build
 //     with -ffp-contract=off), so the host build reproduces the CPU backend bit
 //     for bit.
+// (c) The fused updates' rule structs (SgdRule, AdamRule, LionRule, at the end):
+//     (a) and (b) as the one generic body of kernels/updates.cu runs them.
 #pragma once
 
 #include "common.cuh"
@@ -230,25 +232,6 @@ FD_HD LionScalars lion_scalars(double lr, double wd, double beta1, double beta2,
     return c;
 }
 
-// Everything an update kernel computes once per call from the step (as the
-// Numba kernels do: row 0 of the lr and weight-decay tables).
-FD_HD SgdScalars sgd_step_scalars(const double* lr_table, int lr_segments, const double* wd_table, int wd_segments,
-                                  double step, double momentum, double dampening, bool nesterov, bool decoupled,
-                                  bool maximize, bool lr_in_buffer, int on_drop) {
-    const double lr = lr_at(lr_table, lr_segments, 0, step);
-    const double wd = lr_at(wd_table, wd_segments, 0, step);
-    const double scale = buffer_scale_at(lr_table, lr_segments, 0, step, on_drop);
-    return sgd_scalars(lr, wd, step == 0.0, scale, momentum, dampening, nesterov, decoupled, maximize, lr_in_buffer);
-}
-
-FD_HD AdamScalars adam_step_scalars(const double* lr_table, int lr_segments, const double* wd_table, int wd_segments,
-                                    double step, double beta1, double beta2, double eps, bool decoupled,
-                                    bool maximize) {
-    const double lr = lr_at(lr_table, lr_segments, 0, step);
-    const double wd = lr_at(wd_table, wd_segments, 0, step);
-    return adam_scalars(lr, wd, step, beta1, beta2, eps, decoupled, maximize);
-}
-
 // The SGD scalars cast once to the element type.
 // Rows of N_COEF element-type values: the form a simulation stores them in, once
 // per step, for every thread to read; rows are COEF_STRIDE long (48 bytes of
@@ -377,13 +360,12 @@ FD_HD void lion_element(T& w, T g, T& m, const LionCoef<T>& c, bool first) {
 
 enum { NUMBER_SLOTS = 4, FLAG_SLOTS = 6 };  // fastdecay/_rules.py NUMBER_SLOTS, FLAG_SLOTS
 
-// The inputs of a fused rule's per-step coefficients (row 0 of each table).
+// The inputs of a fused rule's per-step coefficients: the rates at the step (row 0 of
+// each table, as the Numba kernels read them) and the lr table (for its drops).
 struct FusedStep {
     const double* lr_table;
     int lr_segments;
-    const double* wd_table;
-    int wd_segments;
-    double step;
+    double step, lr, wd;
     double scheduled;  // FUSED[kernel].scheduled (momentum, beta1) at the step, read as lr is
     double x[NUMBER_SLOTS];
     int f[FLAG_SLOTS];
@@ -397,8 +379,8 @@ struct SgdRule {
     SgdCoef<M> c;
     FD_HD explicit SgdRule(const FusedStep& s)
         : momentum(s.scheduled != 0.0), nesterov(s.f[0] != 0), first(s.step == 0.0),
-          c(sgd_step_scalars(s.lr_table, s.lr_segments, s.wd_table, s.wd_segments, s.step, s.scheduled, s.x[0],
-                             s.f[0], s.f[1], s.f[2], s.f[3], s.f[4])) {}
+          c(sgd_scalars(s.lr, s.wd, first, buffer_scale_at(s.lr_table, s.lr_segments, 0, s.step, s.f[4]), s.scheduled,
+                        s.x[0], s.f[0], s.f[1], s.f[2], s.f[3])) {}
     FD_HD bool uses(int k) const { return k == 0 && momentum; }
     FD_HD void element(M& w, M g, M* b) const { sgd_element<M>(w, g, b[0], c, momentum, nesterov, first); }
 };
@@ -411,8 +393,7 @@ struct AdamRule {
     AdamCoef<M> c;
     FD_HD explicit AdamRule(const FusedStep& s)
         : amsgrad(s.f[2] != 0), first(s.step == 0.0),
-          c(adam_step_scalars(s.lr_table, s.lr_segments, s.wd_table, s.wd_segments, s.step, s.scheduled, s.x[0],
-                              s.x[1], s.f[0], s.f[1])) {}
+          c(adam_scalars(s.lr, s.wd, s.step, s.scheduled, s.x[0], s.x[1], s.f[0], s.f[1])) {}
     FD_HD bool uses(int k) const { return k < 2 || amsgrad; }
     FD_HD void element(M& w, M g, M* b) const { adam_element<M>(w, g, b[0], b[1], b[2], c, amsgrad, first); }
 };
@@ -424,9 +405,7 @@ struct LionRule {
     bool first;
     LionCoef<M> c;
     FD_HD explicit LionRule(const FusedStep& s)
-        : first(s.step == 0.0),
-          c(lion_scalars(lr_at(s.lr_table, s.lr_segments, 0, s.step), lr_at(s.wd_table, s.wd_segments, 0, s.step),
-                         s.scheduled, s.x[0], s.f[0] != 0)) {}
+        : first(s.step == 0.0), c(lion_scalars(s.lr, s.wd, s.scheduled, s.x[0], s.f[0] != 0)) {}
     FD_HD bool uses(int k) const { return k == 0; }
     FD_HD void element(M& w, M g, M* b) const { lion_element<M>(w, g, b[0], c, first); }
 };

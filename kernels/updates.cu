@@ -141,7 +141,8 @@ __host__ __device__ void fused_body(Grid gr, const i64* __restrict__ tensors, in
     if (read_scalar(found_inf_ptr, found_inf_code, 0.0) != 0.0) return;
     const double step = read_scalar(step_ptr, step_code, step_value);
     const Unscale<M> unscale(read_scalar(grad_scale_ptr, grad_scale_code, grad_scale_value));
-    const FusedStep in = {lr_table, lr_segments, wd_table, wd_segments, step,
+    const FusedStep in = {lr_table, lr_segments, step, lr_at(lr_table, lr_segments, 0, step),
+                          lr_at(wd_table, wd_segments, 0, step),
                           lr_at(aux_table, aux_segments, 0, step),  // scheduled, as lr
                           {x0, x1, x2, x3}, {f0, f1, f2, f3, f4, f5}};
     const Rule<M> rule(in);

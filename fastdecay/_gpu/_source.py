@@ -8,7 +8,10 @@ them as ``fastdecay/kernels`` (hatchling ``force-include``), found here through
 :func:`translation_unit` inlines the ``#include "..."`` of local headers (each
 once, as ``#pragma once`` would) and puts a ``#line`` directive before every
 piece, so NVRTC's messages name the real file and line, and CuPy's cache key
-(the source text) changes whenever any header does.
+(the source text) changes whenever any header does. The fused updates' entry
+points are not in ``kernels/updates.cu``: :func:`fused_entry_source` generates
+them from the table of rules (``fastdecay._rules.FUSED``), one per rule and
+storage, and :func:`translation_unit` appends them to that file's source.
 
 >>> src = translation_unit("schedule.cu")
 >>> src.splitlines()[0].startswith('#line 1 "') and "lr_at" in src
