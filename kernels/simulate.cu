@@ -27,8 +27,6 @@
 
 using namespace fastdecay;
 
-enum { OPT_GD = RULE_GD, OPT_MOMENTUM = RULE_MOMENTUM, OPT_LR_IN_BUFFER = RULE_LR_IN_BUFFER,
-       OPT_NESTEROV = RULE_NESTEROV, OPT_ADAM = RULE_ADAM, OPT_ADAMW = RULE_ADAMW, OPT_LION = RULE_LION };
 enum { SS_LR = 0, SS_WD = 1, SS_SCALE = 2, SS_MOM = 3, N_SCALARS = 4 };
 enum { REANCHOR = 1024 };  // = SIM_REANCHOR of fastdecay/_cpu/simulate.py
 
@@ -124,89 +122,45 @@ FD_HD void write_record(T* rec_loss, T* rec_disp, T* rec_lr, i64 r, double twice
     rec_lr[r] = (T)rate;
 }
 
+// The rule (update_math.cuh: SimRule, sim_*) and the run's options.
 struct Options {
-    int opt, on_drop;
+    SimRule rule;
+    int on_drop;
     double beta2, eps, noise;
     u64 seed, offset;
 };
 
-FD_HD bool is_adam(const Options& o) { return o.opt == OPT_ADAM || o.opt == OPT_ADAMW; }
-FD_HD bool is_lion(const Options& o) { return o.opt == OPT_LION; }
-
-// The momentum family always keeps a buffer (the host runs a momentum that is the
-// constant 0 as GD).
-FD_HD bool uses_momentum(const Options& o) {
-    return o.opt == OPT_MOMENTUM || o.opt == OPT_LR_IN_BUFFER || o.opt == OPT_NESTEROV;
-}
-
-FD_HD SgdScalars sim_sgd_scalars(double eta, double wd, bool first, double scale, double mom, const Options& o) {
-    return sgd_scalars(eta, wd, first, scale, mom, 0.0, o.opt == OPT_NESTEROV, false, false,
-                       o.opt == OPT_LR_IN_BUFFER);
-}
-
-// Per step s of the chunk, once for all trajectories: Adam's bias corrections
+// Per step s of the chunk, once for all trajectories: the rule's bias corrections
 // (bias[2s], bias[2s + 1]) and, where the rates are shared, the element-type
-// coefficients of the update (coef[s * COEF_STRIDE ...]). The same functions, in the
-// same order, as a thread computing them itself.
+// coefficients of the update (coef[s * COEF_STRIDE ...]).
 template <typename T>
 FD_HD void step_coefficients(i64 s, const double* ss, i64 first_step, const Options& o, bool shared, T* coef,
                              double* bias) {
-    const i64 t = first_step + s;
-    const double eta = ss[s * N_SCALARS + SS_LR], wd = ss[s * N_SCALARS + SS_WD], mom = ss[s * N_SCALARS + SS_MOM];
-    if (is_adam(o)) {
-        adam_bias((double)t, mom, o.beta2, &bias[2 * s], &bias[2 * s + 1]);
-        if (shared)
-            AdamCoef<T>(adam_scalars_biased(eta, wd, bias[2 * s], bias[2 * s + 1], mom, o.beta2, o.eps,
-                                            o.opt == OPT_ADAMW, false)).store(coef + s * COEF_STRIDE);
-    } else if (is_lion(o)) {
-        if (shared) LionCoef<T>(lion_scalars(eta, wd, mom, o.beta2, false)).store(coef + s * COEF_STRIDE);
-    } else if (shared) {
-        SgdCoef<T>(sim_sgd_scalars(eta, wd, t == 0, ss[s * N_SCALARS + SS_SCALE], mom, o))
-            .store(coef + s * COEF_STRIDE);
-    }
+    const double* row = ss + s * N_SCALARS;
+    sim_step_coefficients<T>(o.rule, first_step + s, row[SS_LR], row[SS_WD], row[SS_SCALE], row[SS_MOM], o.beta2,
+                             o.eps, shared ? coef + s * COEF_STRIDE : nullptr, bias ? bias + 2 * s : nullptr);
 }
 
-// One step of one element: w, b (momentum buffer / exp_avg), q (exp_avg_sq) in place;
-// z is the element's draw of this step (in T; unused without noise).
+// One step of one element: w, b (buffer), q (second buffer) in place; z is the
+// element's draw of this step (in T; unused without noise).
 // `coef` is this step's row of shared coefficients, or null: then the thread's own
-// rates r (per-trajectory schedules) make them, with `bias` for Adam (null where beta1
-// is per trajectory: then the thread computes its own bias corrections).
+// rates r (per-trajectory schedules) make them, with `bias` where the rule has bias
+// corrections (null where beta1 is per trajectory: then the thread computes its own).
 template <typename T>
 FD_HD void step_element(T& w, T& b, T& q, T lam, T z, i64 i, i64 t, const Rates& r, double scale_shared,
                         const T* coef, const double* bias, const RateSource& lr, const Options& o) {
-    const bool first = t == 0;
     T g = lam * w;
     if (o.noise != 0.0) g = g + (T)o.noise * z;
-    if (is_adam(o)) {
-        const bool adamw = o.opt == OPT_ADAMW;
-        const AdamCoef<T> c =
-            coef ? AdamCoef<T>(coef)
-            : bias ? AdamCoef<T>(adam_scalars_biased(r.eta, r.wd, bias[0], bias[1], r.mom, o.beta2, o.eps, adamw,
-                                                     false))
-                   : AdamCoef<T>(adam_scalars(r.eta, r.wd, (double)t, r.mom, o.beta2, o.eps, adamw, false));
-        T unused = w;
-        adam_element<T>(w, g, b, q, unused, c, false, first);
-    } else if (is_lion(o)) {
-        const LionCoef<T> c = coef ? LionCoef<T>(coef) : LionCoef<T>(lion_scalars(r.eta, r.wd, r.mom, o.beta2, false));
-        lion_element<T>(w, g, b, c, first);
-    } else {
-        const bool use_momentum = uses_momentum(o);
-        SgdCoef<T> c = coef ? SgdCoef<T>(coef) : SgdCoef<T>(SgdScalars());
-        if (!coef) {
-            double scale = scale_shared;
-            if (lr.rows) {
-                // a plain exponential or constant row never drops discontinuously
-                scale = 1.0;
-                const double r = lr.ratio[i];
-                if (use_momentum && o.on_drop != 0 && !(r == r))
-                    scale = buffer_scale_at(lr.table, lr.segments, lr.rows[i], (double)t, o.on_drop);
-            }
-            c = SgdCoef<T>(sim_sgd_scalars(r.eta, r.wd, first, scale, r.mom, o));
+    double scale = scale_shared;
+    if (!coef && lr.rows) {
+        // a plain exponential or constant row never drops discontinuously
+        scale = 1.0;
+        if (o.rule.on_drop && o.on_drop != 0) {
+            const double ratio = lr.ratio[i];
+            if (!(ratio == ratio)) scale = buffer_scale_at(lr.table, lr.segments, lr.rows[i], (double)t, o.on_drop);
         }
-        T bb = use_momentum ? b : (T)0;
-        sgd_element<T>(w, g, bb, c, use_momentum, o.opt == OPT_NESTEROV, first);
-        if (use_momentum) b = bb;
     }
+    sim_element<T>(o.rule, w, g, b, q, t, r.eta, r.wd, r.mom, scale, o.beta2, o.eps, coef, bias);
 }
 
 // One thread per element (trajectory x coordinate), the time loop in registers.
@@ -218,14 +172,13 @@ __host__ __device__ void simulate_elements(Grid gr, T* w_, T* buf_, T* sq_, cons
                                              const T* __restrict__ coef, const double* __restrict__ bias, Options o,
                                              i64 first_step, i64 n_steps, i64 every, T* rec_loss, T* rec_disp,
                                              T* rec_lr, i64 n_rec) {
-    const bool has_buf = o.opt != OPT_GD;  // the buffers are empty where the optimizer has none
-    const bool adam = o.opt == OPT_ADAM || o.opt == OPT_ADAMW;
+    const bool has_buf = o.rule.buffer, has_sq = o.rule.second;  // the buffers are empty where the rule has none
     for (i64 j = gr.global(); j < n * d; j += gr.stride()) {
         const i64 i = j / d, k = j - i * d;
         T w = w_[j];
         const T lam = lam_[j];
         T b = (has_buf && buf_) ? buf_[j] : (T)0;
-        T q = adam ? sq_[j] : (T)0;
+        T q = has_sq ? sq_[j] : (T)0;
         double cur[3];
         load_rates(lr, wdr, momr, i, cur);
         T z_even = (T)0, z_odd = (T)0;
@@ -255,7 +208,7 @@ __host__ __device__ void simulate_elements(Grid gr, T* w_, T* buf_, T* sq_, cons
         }
         w_[j] = w;
         if (has_buf && buf_) buf_[j] = b;
-        if (adam) sq_[j] = q;
+        if (has_sq) sq_[j] = q;
         if (k == 0) store_rates(lr, wdr, momr, i, cur);
     }
 }
@@ -269,8 +222,7 @@ __host__ __device__ void simulate_trajectories(Grid gr, T* w_, T* buf_, T* sq_, 
                                                  const T* __restrict__ coef, const double* __restrict__ bias,
                                                  Options o, i64 first_step, i64 n_steps, i64 every, T* rec_loss,
                                                  T* rec_disp, T* rec_lr, i64 n_rec) {
-    const bool has_buf = o.opt != OPT_GD;
-    const bool adam = o.opt == OPT_ADAM || o.opt == OPT_ADAMW;
+    const bool has_buf = o.rule.buffer, has_sq = o.rule.second;
     for (i64 i = gr.global(); i < n; i += gr.stride()) {
         double cur[3];
         load_rates(lr, wdr, momr, i, cur);
@@ -291,14 +243,14 @@ __host__ __device__ void simulate_trajectories(Grid gr, T* w_, T* buf_, T* sq_, 
                 const i64 j = i * d + k;
                 T w = w_[j];
                 T b = (has_buf && buf_) ? buf_[j] : (T)0;
-                T q = adam ? sq_[j] : (T)0;
+                T q = has_sq ? sq_[j] : (T)0;
                 const T before = w;
                 const T z = o.noise != 0.0 ? (T)philox_normal(o.seed, o.offset + (u64)i, (u32)t, (u32)k) : (T)0;
                 step_element<T>(w, b, q, lam_[j], z, i, t, r, ss[s * N_SCALARS + SS_SCALE],
                                 coef ? coef + s * COEF_STRIDE : nullptr, bias ? bias + 2 * s : nullptr, lr, o);
                 w_[j] = w;
                 if (has_buf && buf_) buf_[j] = b;
-                if (adam) sq_[j] = q;
+                if (has_sq) sq_[j] = q;
                 if (record) {
                     const double delta = (double)w - (double)before;
                     const double x = (double)w;
@@ -344,7 +296,7 @@ __host__ __device__ void simulate_body(Grid gr, FD_SIM_ARGS(T)) {
     const RateSource lr = {lr_table, lr_segments, lr_rows, lr_ratio, lr_state};
     const RateSource wdr = {wd_table, wd_segments, wd_rows, wd_ratio, wd_state};
     const RateSource momr = {mom_table, mom_segments, mom_rows, mom_ratio, mom_state};
-    const Options o = {opt, on_drop, beta2, eps, noise, seed, offset};
+    const Options o = {sim_rule(opt), on_drop, beta2, eps, noise, seed, offset};
     if (per_trajectory)
         simulate_trajectories<T>(gr, w, buf, sq, lam, n, d, lr, wdr, momr, step_scalars, coef, bias, o, first_step,
                                  n_steps, every, rec_loss, rec_disp, rec_lr, n_rec);
@@ -361,14 +313,13 @@ template <typename T>
 __host__ __device__ void simulate_fast_body(Grid gr, T* __restrict__ w_, T* __restrict__ buf_, T* __restrict__ sq_,
                                             const T* __restrict__ lam_, i64 total, int opt, i64 first_step,
                                             i64 n_steps, const T* __restrict__ coef) {
-    const Options o = {opt, 0, 0.0, 0.0, 0.0, 0, 0};
-    const bool adam = is_adam(o), lion = is_lion(o), use_momentum = uses_momentum(o), nesterov = opt == OPT_NESTEROV;
-    const bool has_buf = adam || lion || use_momentum;
+    const SimRule rule = sim_rule(opt);
+    const bool has_buf = rule.buffer, has_sq = rule.second;
     for (i64 j = gr.global(); j < total; j += gr.stride()) {
         T w = w_[j];
         const T lam = lam_[j];
         T b = has_buf ? buf_[j] : (T)0;
-        T q = adam ? sq_[j] : (T)0;
+        T q = has_sq ? sq_[j] : (T)0;
         for (i64 s = 0; s < n_steps; ++s) {
             const bool first = first_step + s == 0;
             const T g = lam * w;
@@ -376,19 +327,11 @@ __host__ __device__ void simulate_fast_body(Grid gr, T* __restrict__ w_, T* __re
             const Vec<T>* src = (const Vec<T>*)(coef + s * COEF_STRIDE);
 #pragma unroll
             for (int v = 0; v < COEF_STRIDE / Vec<T>::N; ++v) row[v] = src[v];
-            const T* r = row[0].v;
-            if (adam) {
-                T unused = w;
-                adam_element<T>(w, g, b, q, unused, AdamCoef<T>(r), false, first);
-            } else if (lion) {
-                lion_element<T>(w, g, b, LionCoef<T>(r), first);
-            } else {
-                sgd_element<T>(w, g, b, SgdCoef<T>(r), use_momentum, nesterov, first);
-            }
+            sim_element_row<T>(rule, w, g, b, q, row[0].v, first);
         }
         w_[j] = w;
         if (has_buf) buf_[j] = b;
-        if (adam) sq_[j] = q;
+        if (has_sq) sq_[j] = q;
     }
 }
 
@@ -404,7 +347,7 @@ __host__ __device__ void simulate_fast_body(Grid gr, T* __restrict__ w_, T* __re
 
 template <typename T>
 __host__ __device__ void coefficients_body(Grid gr, FD_COEF_ARGS(T)) {
-    const Options o = {opt, 0, beta2, eps, 0.0, 0, 0};
+    const Options o = {sim_rule(opt), 0, beta2, eps, 0.0, 0, 0};
     for (i64 s = gr.global(); s < n_steps; s += gr.stride())
         step_coefficients<T>(s, step_scalars, first_step, o, shared != 0, coef, bias);
 }

@@ -411,3 +411,111 @@ struct LionRule {
 };
 
 }  // namespace fastdecay
+
+// ============================================================================= the simulations' rules
+// Everything kernels/simulate.cu (the batched quadratic simulations: grid, rates,
+// noise, recording, chunks) knows of an update rule is here, the twin of section (d)
+// of fastdecay/_cpu/rules.py. The simulation calls a rule only through
+//
+//   SimRule sim_rule(int code)           its flags, once per thread (loop-invariant)
+//   sim_step_coefficients<T>(rule, ...)  per step of a chunk, once for every trajectory:
+//                                        a row of shared coefficients, bias corrections
+//   sim_element<T>(rule, ...)            one element, from a row of coefficients or from
+//                                        the thread's own rates
+//   sim_element_row<T>(rule, ...)        one element from a row (the lean kernel)
+//
+// A simulation never maximizes, couples Adam's weight decay (AdamW's and Lion's are
+// decoupled), has no dampening and no AMSGrad.
+namespace fastdecay {
+
+struct SimRule {
+    // what the simulation reads (the RULES columns of fastdecay/_rules.py)
+    bool buffer;   // keeps a buffer (momentum buffer / exp_avg): Rule.buffers
+    bool second;   // keeps a second one (exp_avg_sq)
+    bool bias;     // Adam's bias corrections, made once per step where beta1 is shared: Rule.bias_correction
+    bool on_drop;  // on_drop scales its buffer: Rule.on_drop
+    // the rules' own switches
+    bool adam, decoupled, lion, momentum, nesterov, lr_in_buffer;
+};
+
+// The momentum family always keeps a buffer (the host runs a momentum that is the
+// constant 0 as GD).
+FD_HD SimRule sim_rule(int code) {
+    SimRule r;
+    r.adam = code == RULE_ADAM || code == RULE_ADAMW;
+    r.decoupled = code == RULE_ADAMW;
+    r.lion = code == RULE_LION;
+    r.momentum = code == RULE_MOMENTUM || code == RULE_LR_IN_BUFFER || code == RULE_NESTEROV;
+    r.nesterov = code == RULE_NESTEROV;
+    r.lr_in_buffer = code == RULE_LR_IN_BUFFER;
+    r.buffer = r.adam || r.lion || r.momentum;
+    r.second = r.adam;
+    r.bias = r.adam;
+    r.on_drop = r.momentum;
+    return r;
+}
+
+FD_HD SgdScalars sim_sgd_scalars(const SimRule& r, double eta, double wd, bool first, double scale, double mom) {
+    return sgd_scalars(eta, wd, first, scale, mom, 0.0, r.nesterov, false, false, r.lr_in_buffer);
+}
+
+// Step t of a chunk, once for all trajectories, from its shared rates: where the rule
+// has bias corrections, bias[0], bias[1] (beta1 = mom); where `coef` is not null (every
+// rate shared), the step's row of element-type coefficients. The same functions, in
+// the same order, as a thread computing them itself (sim_element).
+template <typename T>
+FD_HD void sim_step_coefficients(const SimRule& r, i64 t, double eta, double wd, double scale, double mom,
+                                 double beta2, double eps, T* coef, double* bias) {
+    if (r.adam) {
+        adam_bias((double)t, mom, beta2, &bias[0], &bias[1]);
+        if (coef)
+            AdamCoef<T>(adam_scalars_biased(eta, wd, bias[0], bias[1], mom, beta2, eps, r.decoupled, false))
+                .store(coef);
+    } else if (r.lion) {
+        if (coef) LionCoef<T>(lion_scalars(eta, wd, mom, beta2, false)).store(coef);
+    } else if (coef) {
+        SgdCoef<T>(sim_sgd_scalars(r, eta, wd, t == 0, scale, mom)).store(coef);
+    }
+}
+
+// Step t of one element: w, b (buffer), q (second buffer) in place, gradient g. `coef`
+// is this step's row of shared coefficients, or null: then the rates eta, wd, mom and
+// the buffer scale make them, with `bias` (this step's bias corrections, or null where
+// beta1 is per trajectory: then computed here).
+template <typename T>
+FD_HD void sim_element(const SimRule& r, T& w, T g, T& b, T& q, i64 t, double eta, double wd, double mom,
+                       double scale, double beta2, double eps, const T* coef, const double* bias) {
+    const bool first = t == 0;
+    if (r.adam) {
+        const AdamCoef<T> c =
+            coef ? AdamCoef<T>(coef)
+            : bias ? AdamCoef<T>(adam_scalars_biased(eta, wd, bias[0], bias[1], mom, beta2, eps, r.decoupled, false))
+                   : AdamCoef<T>(adam_scalars(eta, wd, (double)t, mom, beta2, eps, r.decoupled, false));
+        T unused = w;
+        adam_element<T>(w, g, b, q, unused, c, false, first);
+    } else if (r.lion) {
+        const LionCoef<T> c = coef ? LionCoef<T>(coef) : LionCoef<T>(lion_scalars(eta, wd, mom, beta2, false));
+        lion_element<T>(w, g, b, c, first);
+    } else {
+        const SgdCoef<T> c = coef ? SgdCoef<T>(coef) : SgdCoef<T>(sim_sgd_scalars(r, eta, wd, first, scale, mom));
+        T bb = r.momentum ? b : (T)0;
+        sgd_element<T>(w, g, bb, c, r.momentum, r.nesterov, first);
+        if (r.momentum) b = bb;
+    }
+}
+
+// One element from a row of shared coefficients (a rule without a buffer gets b = 0 and
+// leaves it unused).
+template <typename T>
+FD_HD void sim_element_row(const SimRule& r, T& w, T g, T& b, T& q, const T* row, bool first) {
+    if (r.adam) {
+        T unused = w;
+        adam_element<T>(w, g, b, q, unused, AdamCoef<T>(row), false, first);
+    } else if (r.lion) {
+        lion_element<T>(w, g, b, LionCoef<T>(row), first);
+    } else {
+        sgd_element<T>(w, g, b, SgdCoef<T>(row), r.momentum, r.nesterov, first);
+    }
+}
+
+}  // namespace fastdecay

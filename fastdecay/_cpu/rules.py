@@ -86,11 +86,14 @@ this package are stamped with a hash of all its files (``fastdecay/_cpu/__init__
 import math
 from collections import namedtuple
 
+import numpy as np
 from numba import njit, prange
 from numba.core import types
 from numba.extending import intrinsic, overload
 
+from .._rules import ADAM, ADAMW, LION, LR_IN_BUFFER, MOMENTUM, NESTEROV, RULES
 from .._rules import ON_DROP_CODES, ON_DROP_KEEP, ON_DROP_RESCALE, ON_DROP_RESET  # noqa: F401 (re-exported)
+from .lanes import LR, MOM, SCALE, WD, draws_of_step, gradient, like, one_like, tally, tile_span
 from .schedule import drop_ratio, lr_at
 from .storage import BUF0, BUF1, BUF2, COMP, GRAD, PARAM, block_span, narrow, store_param, view, widen
 
@@ -489,3 +492,395 @@ def lion_kernel(like, like_state, like_math, addresses, sizes, first_block,
             _lion_block(w, g, m, w, grad_scale_t, sign, shrink, beta1, w1, b2, w2, neg_lr, True, False)
         else:
             _lion_block(w, g, m, w, grad_scale_t, sign, shrink, beta1, w1, b2, w2, neg_lr, False, False)
+
+# ----------------------------------------------------------------------------- (d) the simulations
+# The batched quadratic simulations (``fastdecay/_cpu/simulate.py``: tiles, blocks of
+# tiles, rates, noise, recording, chunks) reach a rule only through the four
+# ``simulate_*`` functions at the end of this section, each an if-chain on the rule
+# code that calls the rule's own loop (Numba dispatches by code, not by a table):
+#
+#   simulate_shared_steps(opt, ...)       tiles b0 .. b1 - 1, steps s0 .. s1 - 1, shared
+#                                          rates (rows of step_scalars), no recording
+#   simulate_per_trajectory_lr(opt, ...)  one step of a tile of one-coordinate
+#                                          trajectories with their own learning rates
+#   simulate_coordinates(opt, ...)        one step of one trajectory's coordinates at its
+#                                          rates; (sum of squared moves, 2 x loss)
+#   simulate_element(opt, ...)            one element at its rates: (w, buf, sq)
+#
+# and the table's columns, read at compile time by code: SIM_BUFFERS[opt] (the state
+# buffers it keeps: 0, 1 (buf) or 2 (buf, sq)) and SIM_ON_DROP[opt] (on_drop scales its
+# buffer). A simulation never maximizes, couples Adam's weight decay (AdamW's and Lion's
+# are decoupled), has no dampening and no AMSGrad. The loops of a rule are written out
+# with the element rule inside (no call that takes an array inside a tile's step loop:
+# each would count references on arrays every thread shares), so each rule keeps the
+# loops it was tuned with (bench/RESULTS.md, "noiseless path").
+
+SIM_BUFFERS = np.zeros(max(r.code for r in RULES) + 1, dtype=np.int64)
+SIM_ON_DROP = np.zeros(max(r.code for r in RULES) + 1, dtype=np.bool_)
+for _rule in RULES:
+    SIM_BUFFERS[_rule.code] = len(_rule.buffers)
+    SIM_ON_DROP[_rule.code] = _rule.on_drop
+SIM_BUFFERS.flags.writeable = False
+SIM_ON_DROP.flags.writeable = False
+
+
+@njit(cache=True)
+def _sgd_sim(x, g, b, l2, buf_decay, gain, nest_grad, nest_buf, neg_lr, use_momentum, nesterov, in_buffer, first):
+    """``sgd_element`` with the coefficients of ``sgd_scalars`` as a simulation uses them.
+
+    A simulation never maximizes, couples its weight decay and has no dampening,
+    so sign, shrink and (without lr_in_buffer) grad_gain and nest_grad are exactly
+    1: they go in as a compile-time constant 1 of the element type and LLVM folds
+    ``1*g`` to ``g``. Every SGD-family call site of the simulation goes through
+    here, and nothing is contracted into a fused multiply-add (``rules``), so a
+    trajectory gets the same bits on the shared-schedule, per-trajectory and
+    generic paths, whatever its batch, in a fresh compile and from Numba's cache.
+    ``in_buffer`` is lr_in_buffer with momentum on (then gain = nest_grad = lr).
+    """
+    one = one_like(x)
+    if in_buffer:
+        return sgd_element(x, g, b, one, l2, one, buf_decay, gain, nest_grad, nest_buf, neg_lr, use_momentum,
+                           nesterov, first)
+    return sgd_element(x, g, b, one, l2, one, buf_decay, one, one, nest_buf, neg_lr, use_momentum, nesterov, first)
+
+
+@njit(cache=True)
+def _sgd_coords(w, buf, lam, c, use_momentum, nesterov, in_buffer, first, z, sigma, record):
+    """``_sgd_sim`` over one trajectory's coordinates (z: their draws, or None); (sum of squared
+    moves, 2 x loss) when recording."""
+    dt = w.dtype.type
+    l2, buf_decay = dt(c.l2), dt(c.buf_decay)
+    gain, nest_grad, nest_buf, neg_lr = dt(c.grad_gain), dt(c.nest_grad), dt(c.nest_buf), dt(c.neg_lr)
+    zero = dt(0.0)
+    disp = 0.0
+    loss = 0.0
+    if record:
+        for k in range(w.shape[0]):
+            x = w[k]
+            g = gradient(lam[k], x, z, sigma, k)
+            b = buf[k] if use_momentum else zero
+            xn, b = _sgd_sim(x, g, b, l2, buf_decay, gain, nest_grad, nest_buf, neg_lr, use_momentum, nesterov,
+                         in_buffer, first)
+            w[k] = xn
+            if use_momentum:
+                buf[k] = b
+            if record:
+                dd, ll = tally(lam, k, x, xn)
+                disp += dd
+                loss += ll
+    elif use_momentum:
+        for k in range(w.shape[0]):
+            x = w[k]
+            w[k], buf[k] = _sgd_sim(x, gradient(lam[k], x, z, sigma, k), buf[k], l2, buf_decay, gain, nest_grad,
+                                nest_buf, neg_lr, True, nesterov, in_buffer, first)
+    else:
+        for k in range(w.shape[0]):
+            x = w[k]
+            w[k], _ = _sgd_sim(x, gradient(lam[k], x, z, sigma, k), zero, l2, buf_decay, gain, nest_grad, nest_buf,
+                           neg_lr, False, False, False, first)
+    return disp, loss
+
+
+@njit(cache=True)
+def _sgd_shared_steps(w_all, buf_all, lam_all, tile, b0, b1, d, step_scalars, first_step, s0, s1, use_momentum,
+                      nesterov, in_buffer, noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma):
+    """Steps ``first_step + s`` for s in [s0, s1) of tiles b0 .. b1 - 1 (``tile`` elements
+    each) under shared rates, no recording: tile by tile, per step the coefficients of
+    row s of ``step_scalars`` and one vector loop over the tile's elements (any d: with
+    shared rates every element takes the same update). The draws of each pair of steps
+    are made at its even step (and at s0).
+
+    The tile and step loops are here, around the element loops, and the element loops
+    are written out in them: no call that takes an array inside these loops (each would
+    count references on the arrays every thread shares, atomically: twice a tile-step
+    inside the step loop, and contended between threads), so a block of tiles costs one
+    call. The slices start at index 0 (no negative-index wraparound in the loop, so LLVM
+    vectorizes it); the coefficients go through ``_sgd_sim`` as on every other path
+    (bit-identical results). ``in_buffer`` is lr_in_buffer for ``sgd_scalars``; the
+    element rule takes it with momentum on only."""
+    dt = w_all.dtype.type
+    zero = dt(0.0)
+    buffer_in = in_buffer and use_momentum
+    for b in range(b0, b1):
+        e0, e1, z_even, z_odd, first_trajectory = tile_span(b, tile, w_all.shape[0], d, noise_scratch, offset)
+        w, buf, lam = w_all[e0:e1], buf_all[e0:e1], lam_all[e0:e1]  # GD: buf empty, never read
+        for s in range(s0, s1):
+            t = first_step + s
+            z = draws_of_step(z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, t, s == s0)
+            c = sgd_scalars(step_scalars[s, LR], step_scalars[s, WD], t == 0, step_scalars[s, SCALE],
+                            step_scalars[s, MOM], 0.0, nesterov, False, False, in_buffer)
+            l2, buf_decay = dt(c.l2), dt(c.buf_decay)
+            gain, nest_grad, nest_buf, neg_lr = dt(c.grad_gain), dt(c.nest_grad), dt(c.nest_buf), dt(c.neg_lr)
+            if use_momentum:
+                if t == 0:
+                    for i in range(w.shape[0]):
+                        x = w[i]
+                        w[i], buf[i] = _sgd_sim(x, gradient(lam[i], x, z, sigma, i), buf[i], l2, buf_decay, gain,
+                                            nest_grad, nest_buf, neg_lr, True, nesterov, buffer_in, True)
+                elif nesterov:
+                    for i in range(w.shape[0]):
+                        x = w[i]
+                        w[i], buf[i] = _sgd_sim(x, gradient(lam[i], x, z, sigma, i), buf[i], l2, buf_decay, gain,
+                                            nest_grad, nest_buf, neg_lr, True, True, buffer_in, False)
+                else:
+                    for i in range(w.shape[0]):
+                        x = w[i]
+                        w[i], buf[i] = _sgd_sim(x, gradient(lam[i], x, z, sigma, i), buf[i], l2, buf_decay, gain,
+                                            nest_grad, nest_buf, neg_lr, True, False, buffer_in, False)
+            else:
+                for i in range(w.shape[0]):
+                    x = w[i]
+                    w[i], _ = _sgd_sim(x, gradient(lam[i], x, z, sigma, i), zero, l2, buf_decay, gain, nest_grad,
+                                   nest_buf, neg_lr, False, False, False, False)
+
+
+@njit(cache=True)
+def _fast_sgd_per_trajectory(w, buf, lam, lr_state, lr_ratio, advance, wd, mom, nesterov, in_buffer, use_momentum,
+                             first, z, sigma):
+    """d == 1, per-trajectory learning rates, shared weight decay. With ``advance``
+    every rate first moves one step (lr_state *= lr_ratio) in the same pass."""
+    if use_momentum:
+        if advance:
+            _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, True, wd, mom, nesterov, in_buffer, True, first,
+                                     z, sigma)
+        else:
+            _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, False, wd, mom, nesterov, in_buffer, True,
+                                     first, z, sigma)
+    elif advance:
+        _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, True, wd, 0.0, False, False, False, False, z, sigma)
+    else:
+        _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, False, wd, 0.0, False, False, False, False, z,
+                                 sigma)
+
+
+@njit(cache=True)
+def _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, advance, wd, mom, nesterov, in_buffer, use_momentum,
+                             first, z, sigma):
+    dt = w.dtype.type
+    zero = dt(0.0)
+    for i in range(w.shape[0]):
+        eta = lr_state[i]
+        if advance:
+            eta *= lr_ratio[i]
+            lr_state[i] = eta
+        c = sgd_scalars(eta, wd, first, 1.0, mom, 0.0, nesterov, False, False, in_buffer)
+        x = w[i]
+        b = buf[i] if use_momentum else zero
+        xn, b = _sgd_sim(x, gradient(lam[i], x, z, sigma, i), b, dt(c.l2), dt(c.buf_decay), dt(c.grad_gain),
+                     dt(c.nest_grad), dt(c.nest_buf), dt(c.neg_lr), use_momentum, nesterov, in_buffer and use_momentum,
+                     first)
+        w[i] = xn
+        if use_momentum:
+            buf[i] = b
+
+
+@njit(cache=True)
+def _adam_sim(x, g, m, v, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps, first):
+    """``adam_element`` as a simulation uses it: never maximizing (sign a compile-time
+    1, so ``1*g`` folds away as in ``_sgd_sim``), no AMSGrad. Returns the new (w, m, v)."""
+    w, m, v, _ = adam_element(x, g, m, v, x, one_like(x), l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps,
+                              False, first)
+    return w, m, v
+
+
+@njit(cache=True)
+def _adam_coords(w, m, v, lam, c, first, z, sigma, record):
+    """``_adam_sim`` over one trajectory's coordinates (z: their draws, or None); (sum of squared
+    moves, 2 x loss) when recording."""
+    dt = w.dtype.type
+    l2, shrink, w1, b2, w2 = dt(c.l2), dt(c.shrink), dt(c.w1), dt(c.beta2), dt(c.w2)
+    neg_step, bc2_sqrt, e = dt(c.neg_step_size), dt(c.bc2_sqrt), dt(c.eps)
+    disp = 0.0
+    loss = 0.0
+    if record:
+        for k in range(w.shape[0]):
+            x = w[k]
+            g = gradient(lam[k], x, z, sigma, k)
+            xn, m[k], v[k] = _adam_sim(x, g, m[k], v[k], l2, shrink, w1, b2, w2, neg_step, bc2_sqrt, e, first)
+            w[k] = xn
+            if record:
+                dd, ll = tally(lam, k, x, xn)
+                disp += dd
+                loss += ll
+    else:
+        for k in range(w.shape[0]):
+            x = w[k]
+            w[k], m[k], v[k] = _adam_sim(x, gradient(lam[k], x, z, sigma, k), m[k], v[k], l2, shrink, w1, b2, w2,
+                                     neg_step, bc2_sqrt, e, first)
+    return disp, loss
+
+
+@njit(cache=True)
+def _adam_shared_steps(w_all, m_all, v_all, lam_all, tile, b0, b1, d, step_scalars, first_step, s0, s1, beta2, eps,
+                       decoupled, noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma):
+    """``_sgd_shared_steps`` for Adam / AdamW: per tile-step the coefficients of
+    ``adam_scalars`` (beta1: the MOM column) and one vector loop over the tile."""
+    dt = w_all.dtype.type
+    for b in range(b0, b1):
+        e0, e1, z_even, z_odd, first_trajectory = tile_span(b, tile, w_all.shape[0], d, noise_scratch, offset)
+        w, m, v, lam = w_all[e0:e1], m_all[e0:e1], v_all[e0:e1], lam_all[e0:e1]
+        for s in range(s0, s1):
+            t = first_step + s
+            z = draws_of_step(z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, t, s == s0)
+            c = adam_scalars(step_scalars[s, LR], step_scalars[s, WD], float(t), step_scalars[s, MOM], beta2, eps,
+                             decoupled, False)
+            l2, shrink, w1, b2, w2 = dt(c.l2), dt(c.shrink), dt(c.w1), dt(c.beta2), dt(c.w2)
+            neg_step, bc2_sqrt, e = dt(c.neg_step_size), dt(c.bc2_sqrt), dt(c.eps)
+            if t == 0:
+                for i in range(w.shape[0]):
+                    x = w[i]
+                    w[i], m[i], v[i] = _adam_sim(x, gradient(lam[i], x, z, sigma, i), m[i], v[i], l2, shrink, w1, b2,
+                                             w2, neg_step, bc2_sqrt, e, True)
+            else:
+                for i in range(w.shape[0]):
+                    x = w[i]
+                    w[i], m[i], v[i] = _adam_sim(x, gradient(lam[i], x, z, sigma, i), m[i], v[i], l2, shrink, w1, b2,
+                                             w2, neg_step, bc2_sqrt, e, False)
+
+
+@njit(cache=True)
+def _fast_adam_per_trajectory(w, m, v, lam, lr_state, lr_ratio, advance, wd, t, beta1, beta2, eps, decoupled, z,
+                              sigma):
+    first = t == 0
+    dt = w.dtype.type
+    tf = float(t)
+    for i in range(w.shape[0]):
+        eta = lr_state[i]
+        if advance:
+            eta *= lr_ratio[i]
+            lr_state[i] = eta
+        c = adam_scalars(eta, wd, tf, beta1, beta2, eps, decoupled, False)
+        x = w[i]
+        w[i], m[i], v[i] = _adam_sim(x, gradient(lam[i], x, z, sigma, i), m[i], v[i], dt(c.l2), dt(c.shrink), dt(c.w1),
+                                 dt(c.beta2), dt(c.w2), dt(c.neg_step_size), dt(c.bc2_sqrt), dt(c.eps), first)
+
+
+@njit(cache=True)
+def _lion_coords(w, m, lam, c, first, z, sigma, record):
+    """``lion_element`` over one trajectory's coordinates (or a tile's elements; z: their
+    draws, or None), never maximizing (sign a compile-time 1, as in ``_sgd_sim``), with ``c``
+    the step's ``LionScalars``; (sum of squared moves, 2 x loss) when recording."""
+    dt = w.dtype.type
+    shrink, beta1, w1, beta2, w2, neg_lr = dt(c.shrink), dt(c.beta1), dt(c.w1), dt(c.beta2), dt(c.w2), dt(c.neg_lr)
+    disp = 0.0
+    loss = 0.0
+    for k in range(w.shape[0]):
+        x = w[k]
+        xn, m[k] = lion_element(x, gradient(lam[k], x, z, sigma, k), m[k], one_like(x), shrink, beta1, w1, beta2,
+                                w2, neg_lr, first)
+        w[k] = xn
+        if record:
+            dd, ll = tally(lam, k, x, xn)
+            disp += dd
+            loss += ll
+    return disp, loss
+
+
+@njit(cache=True)
+def _lion_shared_steps(w_all, m_all, lam_all, tile, b0, b1, d, step_scalars, first_step, s0, s1, beta2,
+                       noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma):
+    """``_sgd_shared_steps`` for Lion (its element loop is ``_lion_coords``, called a
+    tile-step)."""
+    for b in range(b0, b1):
+        e0, e1, z_even, z_odd, first_trajectory = tile_span(b, tile, w_all.shape[0], d, noise_scratch, offset)
+        w, m, lam = w_all[e0:e1], m_all[e0:e1], lam_all[e0:e1]
+        for s in range(s0, s1):
+            t = first_step + s
+            z = draws_of_step(z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, t, s == s0)
+            c = lion_scalars(step_scalars[s, LR], step_scalars[s, WD], step_scalars[s, MOM], beta2, False)
+            _lion_coords(w, m, lam, c, t == 0, z, sigma, False)
+
+
+@njit(cache=True)
+def _lion_per_trajectory(w, m, lam, lr_state, lr_ratio, advance, wd, beta1, beta2, first, z, sigma):
+    """d == 1, per-trajectory learning rates, shared weight decay and beta1. With
+    ``advance`` every rate first moves one step (lr_state *= lr_ratio) in the same pass."""
+    dt = w.dtype.type
+    for i in range(w.shape[0]):
+        eta = lr_state[i]
+        if advance:
+            eta *= lr_ratio[i]
+            lr_state[i] = eta
+        c = lion_scalars(eta, wd, beta1, beta2, False)
+        x = w[i]
+        w[i], m[i] = lion_element(x, gradient(lam[i], x, z, sigma, i), m[i], one_like(x), dt(c.shrink), dt(c.beta1),
+                                  dt(c.w1), dt(c.beta2), dt(c.w2), dt(c.neg_lr), first)
+
+
+@njit(cache=True)
+def simulate_shared_steps(opt, w, buf, sq, lam, tile, b0, b1, d, step_scalars, first_step, s0, s1, beta2, eps,
+                          noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma):
+    """Steps s0 .. s1 - 1 of tiles b0 .. b1 - 1 (``tile`` elements each) under shared
+    rates (row s of ``step_scalars``: lr, wd, buffer scale, momentum or beta1), no
+    recording: the tile and step loops of rule ``opt``."""
+    if opt == LION:
+        _lion_shared_steps(w, buf, lam, tile, b0, b1, d, step_scalars, first_step, s0, s1, beta2, noise_scratch,
+                           seed, offset, lane_trajectory, lane_coordinate, sigma)
+    elif opt == ADAM or opt == ADAMW:
+        _adam_shared_steps(w, buf, sq, lam, tile, b0, b1, d, step_scalars, first_step, s0, s1, beta2, eps,
+                           opt == ADAMW, noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma)
+    else:
+        _sgd_shared_steps(w, buf, lam, tile, b0, b1, d, step_scalars, first_step, s0, s1,
+                          opt == MOMENTUM or opt == LR_IN_BUFFER or opt == NESTEROV, opt == NESTEROV,
+                          opt == LR_IN_BUFFER, noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma)
+
+
+@njit(cache=True)
+def simulate_per_trajectory_lr(opt, w, buf, sq, lam, lr_state, lr_ratio, advance, wd, mom, t, beta2, eps, z, sigma):
+    """Step t of a tile of one-coordinate trajectories (the slices w, buf, sq, lam,
+    lr_state, lr_ratio of the tile; z its draws or None), each at its own learning rate
+    ``lr_state[i]`` (first advanced in the same pass, lr_state *= lr_ratio, with
+    ``advance``), the shared weight decay ``wd`` and momentum / beta1 ``mom``; the
+    buffer scale is 1 (the engine sends here no tile whose rates drop)."""
+    if opt == LION:
+        _lion_per_trajectory(w, buf, lam, lr_state, lr_ratio, advance, wd, mom, beta2, t == 0, z, sigma)
+    elif opt == ADAM or opt == ADAMW:
+        _fast_adam_per_trajectory(w, buf, sq, lam, lr_state, lr_ratio, advance, wd, t, mom, beta2, eps,
+                                  opt == ADAMW, z, sigma)
+    else:
+        _fast_sgd_per_trajectory(w, buf, lam, lr_state, lr_ratio, advance, wd, mom, opt == NESTEROV,
+                                 opt == LR_IN_BUFFER, opt == MOMENTUM or opt == LR_IN_BUFFER or opt == NESTEROV,
+                                 t == 0, z, sigma)
+
+
+@njit(cache=True)
+def simulate_coordinates(opt, w, buf, sq, lam, lo, hi, eta, wd, mom, scale, t, beta2, eps, z, sigma, record):
+    """Step t of one trajectory: its coordinates lo .. hi - 1 of the whole arrays (z:
+    their draws, indexed from 0, or None) at its rates ``eta``, ``wd``, ``mom`` and
+    buffer scale ``scale``; (sum of squared moves, 2 x loss) when recording, else zeros."""
+    first = t == 0
+    if opt == LION:
+        c = lion_scalars(eta, wd, mom, beta2, False)
+        return _lion_coords(w[lo:hi], buf[lo:hi], lam[lo:hi], c, first, z, sigma, record)
+    if opt == ADAM or opt == ADAMW:
+        c = adam_scalars(eta, wd, float(t), mom, beta2, eps, opt == ADAMW, False)
+        return _adam_coords(w[lo:hi], buf[lo:hi], sq[lo:hi], lam[lo:hi], c, first, z, sigma, record)
+    use_momentum = opt == MOMENTUM or opt == LR_IN_BUFFER or opt == NESTEROV
+    nesterov = opt == NESTEROV
+    c = sgd_scalars(eta, wd, first, scale, mom, 0.0, nesterov, False, False, opt == LR_IN_BUFFER)
+    return _sgd_coords(w[lo:hi], buf[lo:hi], lam[lo:hi], c, use_momentum, nesterov,
+                       opt == LR_IN_BUFFER and use_momentum, first, z, sigma, record)
+
+
+@njit(cache=True)
+def simulate_element(opt, x, g, b, q, eta, wd, mom, scale, t, beta2, eps):
+    """Step t of one element: weight ``x`` with gradient ``g``, buffers ``b`` and ``q``
+    (in the element type; ignored where the rule keeps fewer, SIM_BUFFERS), at the rates
+    ``eta``, ``wd``, ``mom`` and buffer scale ``scale``: the new (w, b, q)."""
+    first = t == 0
+    if opt == ADAM or opt == ADAMW:
+        c = adam_scalars(eta, wd, float(t), mom, beta2, eps, opt == ADAMW, False)
+        return _adam_sim(x, g, b, q, like(x, c.l2), like(x, c.shrink), like(x, c.w1), like(x, c.beta2),
+                         like(x, c.w2), like(x, c.neg_step_size), like(x, c.bc2_sqrt), like(x, c.eps), first)
+    if opt == LION:
+        c = lion_scalars(eta, wd, mom, beta2, False)
+        w, m = lion_element(x, g, b, one_like(x), like(x, c.shrink), like(x, c.beta1), like(x, c.w1),
+                            like(x, c.beta2), like(x, c.w2), like(x, c.neg_lr), first)
+        return w, m, q
+    use_momentum = opt == MOMENTUM or opt == LR_IN_BUFFER or opt == NESTEROV
+    nesterov = opt == NESTEROV
+    in_buffer = opt == LR_IN_BUFFER
+    c = sgd_scalars(eta, wd, first, scale, mom, 0.0, nesterov, False, False, in_buffer)
+    w, b = _sgd_sim(x, g, b, like(x, c.l2), like(x, c.buf_decay), like(x, c.grad_gain), like(x, c.nest_grad),
+                    like(x, c.nest_buf), like(x, c.neg_lr), use_momentum, nesterov, in_buffer and use_momentum, first)
+    return w, b, q

@@ -12,10 +12,14 @@ row of ``step_scalars``, a few scalar operations and the vector loop, with no
 call that takes an array inside the step loop (a call would count references
 on the arrays every thread shares, atomically, twice a step).
 
-Every update is ``rules.sgd_element`` / ``rules.adam_element`` /
-``rules.lion_element`` with the per-step scalars of ``rules.sgd_scalars`` /
-``adam_scalars`` / ``lion_scalars``: the same rule the fused updates use, not a
-copy. Lion reads the momentum column (its beta1) as Adam does.
+The engine names no update rule: every update goes through the per-rule interface
+of ``rules`` (section (d): ``simulate_shared_steps``, ``simulate_per_trajectory_lr``,
+``simulate_coordinates``, ``simulate_element``, each an if-chain on the rule code
+calling the rule's own loops, and the table columns ``SIM_BUFFERS`` / ``SIM_ON_DROP``),
+whose loops call ``rules.sgd_element`` / ``adam_element`` / ``lion_element``: the same
+rules the fused updates use, not a copy. What the engine and those loops share (the
+step-scalar columns, a lane's gradient and noise draws, the recording tallies) is
+``lanes``.
 
 Rates. The learning rate and the weight decay each come either **shared**
 (one schedule for the whole batch: its per-step values, computed once per
@@ -55,21 +59,13 @@ import numpy as np
 import numba
 from numba import float32, float64, int64, njit, prange, types, uint64, void
 from numba.extending import overload
-from numba.np.numpy_support import as_dtype
 
-from .philox import fill_normal_pairs
-from .rules import adam_element, adam_scalars, buffer_scale_at, lion_element, lion_scalars, sgd_element, sgd_scalars
+from .lanes import LR, MOM, N_SCALARS, SCALE, WD, draw_pairs, draws, gradient, step_draws, tally  # noqa: F401
+from .rules import (SIM_BUFFERS, SIM_ON_DROP, buffer_scale_at, simulate_coordinates, simulate_element,
+                    simulate_per_trajectory_lr, simulate_shared_steps)
 from .._layout import CONSTANT, EXPONENTIAL, KIND, ORIGIN, P0, START
-from .._rules import ADAM, ADAMW, GD, LION, LR_IN_BUFFER, MOMENTUM, NESTEROV  # noqa: F401 (the rule codes)
 from .._rules import CODES as OPTIMIZER_CODES  # noqa: F401 (public name -> code, from the one table)
 from .schedule import TABLE, lr_at
-
-# columns of step_scalars
-LR = 0
-WD = 1
-SCALE = 2
-MOM = 3
-N_SCALARS = 4
 
 # Per-trajectory exponential rates advance by one multiplication a step and
 # return to the closed form at every multiple of this many (global) steps:
@@ -151,140 +147,6 @@ def _advance_rates(table, rows, ratio, state, i0, i1, t, all_multiplicative):
         state[i] = _anchor(table, rows[i], tf)
 
 
-def _one_like(x):
-    """1 in the type of the scalar ``x`` (Python twin of the overload below)."""
-    return type(x)(1.0)
-
-
-@overload(_one_like)
-def _one_like_impl(x):
-    if isinstance(x, types.Float):
-        one = x.cast_python_value(1.0)
-        return lambda x: one  # a compile-time constant in the caller's IR
-    return None
-
-
-@njit(cache=True)
-def _sgd(x, g, b, l2, buf_decay, gain, nest_grad, nest_buf, neg_lr, use_momentum, nesterov, in_buffer, first):
-    """``sgd_element`` with the coefficients of ``sgd_scalars`` as a simulation uses them.
-
-    A simulation never maximizes, couples its weight decay and has no dampening,
-    so sign, shrink and (without lr_in_buffer) grad_gain and nest_grad are exactly
-    1: they go in as a compile-time constant 1 of the element type and LLVM folds
-    ``1*g`` to ``g``. Every SGD-family call site of the simulation goes through
-    here, and nothing is contracted into a fused multiply-add (``rules``), so a
-    trajectory gets the same bits on the shared-schedule, per-trajectory and
-    generic paths, whatever its batch, in a fresh compile and from Numba's cache.
-    ``in_buffer`` is lr_in_buffer with momentum on (then gain = nest_grad = lr).
-    """
-    one = _one_like(x)
-    if in_buffer:
-        return sgd_element(x, g, b, one, l2, one, buf_decay, gain, nest_grad, nest_buf, neg_lr, use_momentum,
-                           nesterov, first)
-    return sgd_element(x, g, b, one, l2, one, buf_decay, one, one, nest_buf, neg_lr, use_momentum, nesterov, first)
-
-
-@njit(cache=True)
-def _adam(x, g, m, v, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps, first):
-    """``adam_element`` as a simulation uses it: never maximizing (sign a compile-time
-    1, so ``1*g`` folds away as in ``_sgd``), no AMSGrad. Returns the new (w, m, v)."""
-    w, m, v, _ = adam_element(x, g, m, v, x, _one_like(x), l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps,
-                              False, first)
-    return w, m, v
-
-
-@njit(cache=True)
-def _lion_coords(w, m, lam, c, first, z, sigma, record):
-    """``lion_element`` over one trajectory's coordinates (or a tile's elements; z: their
-    draws, or None), never maximizing (sign a compile-time 1, as in ``_sgd``), with ``c``
-    the step's ``LionScalars``; (sum of squared moves, 2 x loss) when recording."""
-    dt = w.dtype.type
-    shrink, beta1, w1, beta2, w2, neg_lr = dt(c.shrink), dt(c.beta1), dt(c.w1), dt(c.beta2), dt(c.w2), dt(c.neg_lr)
-    disp = 0.0
-    loss = 0.0
-    for k in range(w.shape[0]):
-        x = w[k]
-        xn, m[k] = lion_element(x, _gradient(lam[k], x, z, sigma, k), m[k], _one_like(x), shrink, beta1, w1, beta2,
-                                w2, neg_lr, first)
-        w[k] = xn
-        if record:
-            dd, ll = _tally(lam, k, x, xn)
-            disp += dd
-            loss += ll
-    return disp, loss
-
-
-@njit(cache=True)
-def _gradient(lam, x, z, sigma, j):
-    """Gradient of an element: λ x, plus σ z[j] with noise (z: the step's draws of the
-    tile's lanes in float64, rounded here to the element type; None without noise,
-    pruned at compile time). Never fused into a multiply-add (no ``fastmath``
-    anywhere in the kernels)."""
-    g = lam * x
-    if z is not None:
-        g = g + sigma * _like(x, z[j])
-    return g
-
-
-def _like(x, v):
-    """v rounded to the type of the scalar ``x`` (Python twin of the overload below)."""
-    return type(x)(v)
-
-
-@overload(_like)
-def _like_impl(x, v):
-    if isinstance(x, types.Float):
-        cast = as_dtype(x).type
-        return lambda x, v: cast(v)
-    return None
-
-
-# The noise helpers below are resolved by type when the kernel compiles: with no
-# noise scratch (None) each is a constant None and every noise term vanishes from
-# the loops; with one, plain array code (never an Optional, which would stop
-# vectorization). Each has a Python twin for reading.
-
-
-def _draws(noise_scratch, row, lanes):
-    """This thread's row ``row`` (0: even steps, 1: odd steps) of the noise scratch, its
-    first ``lanes`` entries; None without noise."""
-    return None if noise_scratch is None else noise_scratch[numba.get_thread_id(), row, :lanes]
-
-
-@overload(_draws)
-def _draws_impl(noise_scratch, row, lanes):
-    if isinstance(noise_scratch, types.NoneType):
-        return lambda noise_scratch, row, lanes: None
-    return lambda noise_scratch, row, lanes: noise_scratch[numba.get_thread_id(), row, :lanes]
-
-
-def _draw_pairs(z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, t):
-    """Fill the two rows with the draws of steps t and t + 1 (t even) or t - 1 and t."""
-    if z_even is not None:
-        lanes = z_even.shape[0]
-        fill_normal_pairs(seed, first_trajectory, lane_trajectory[:lanes], lane_coordinate[:lanes],
-                          np.uint64(t >> 1), z_even, z_odd)
-
-
-@overload(_draw_pairs)
-def _draw_pairs_impl(z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, t):
-    if isinstance(z_even, types.NoneType):
-        return lambda z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, t: None
-    return _draw_pairs
-
-
-def _step_draws(z_even, z_odd, t):
-    """The row of step t (None without noise)."""
-    return None if z_even is None else (z_odd if t % 2 else z_even)
-
-
-@overload(_step_draws)
-def _step_draws_impl(z_even, z_odd, t):
-    if isinstance(z_even, types.NoneType):
-        return lambda z_even, z_odd, t: None
-    return lambda z_even, z_odd, t: z_odd if t % 2 else z_even
-
-
 def _lanes(z, a, b):
     """z[a:b], or None without noise."""
     return None if z is None else z[a:b]
@@ -298,18 +160,13 @@ def _lanes_impl(z, a, b):
 
 
 @njit(cache=True)
-def _tally(lam, j, x, xn):
-    """(squared displacement, 2 x loss) of element j after x -> xn, in float64."""
-    return (float(xn) - float(x)) ** 2, float(lam[j]) * float(xn) ** 2
-
-
-@njit(cache=True)
-def _buffer_scale(per_lr, use_momentum, on_drop, scale_shared, lr_table, lr_rows, lr_ratio, i, tf):
-    """The on_drop factor of trajectory i's momentum buffer at step tf."""
+def _buffer_scale(per_lr, acts, on_drop, scale_shared, lr_table, lr_rows, lr_ratio, i, tf):
+    """The on_drop factor of trajectory i's buffer at step tf (``acts``: on_drop acts on the
+    rule's buffer, ``rules.SIM_ON_DROP``)."""
     if not per_lr:
         return scale_shared
     # a plain exponential or constant row never drops discontinuously
-    if use_momentum and on_drop != 0 and not lr_ratio[i] == lr_ratio[i]:
+    if acts and on_drop != 0 and not lr_ratio[i] == lr_ratio[i]:
         return buffer_scale_at(lr_table, lr_rows[i], tf, on_drop)
     return 1.0
 
@@ -319,46 +176,33 @@ def _generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta_shared, wd_shared, sca
                   per_wd, per_mom, lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state, beta2, eps, on_drop,
                   z, sigma, record, rec_j, rec_loss, rec_disp):
     """One step of trajectories [i0, i1), any d, any option (noise, recording, first step):
-    per-trajectory scalars, then a loop over the trajectory's d coordinates. ``z`` holds
-    the step's draws of the tile's lanes (element (i, k) is lane (i - i0) d + k), or None.
-    The momentum (Adam's beta1) of a trajectory is ``mom_state[i]`` or ``mom_shared``."""
+    per-trajectory scalars, then the rule (``rules.simulate_element`` / ``simulate_coordinates``)
+    over the trajectory's d coordinates. ``z`` holds the step's draws of the tile's lanes
+    (element (i, k) is lane (i - i0) d + k), or None. The momentum (Adam's beta1) of a
+    trajectory is ``mom_state[i]`` or ``mom_shared``."""
     dt = w.dtype.type
-    first = t == 0
     tf = float(t)
-    adam = opt == ADAM or opt == ADAMW
-    lion = opt == LION
-    use_momentum = opt == MOMENTUM or opt == LR_IN_BUFFER or opt == NESTEROV
-    nesterov = opt == NESTEROV
+    acts = SIM_ON_DROP[opt]
     if d == 1:
         # one element a trajectory (the noisy runs of sweeps): the elements in one flat loop
-        in_buffer = opt == LR_IN_BUFFER
+        n_buffers = SIM_BUFFERS[opt]
         zero = dt(0.0)
         for i in range(i0, i1):
             eta = lr_state[i] if per_lr else eta_shared
             wd = wd_state[i] if per_wd else wd_shared
             mom = mom_state[i] if per_mom else mom_shared
             x = w[i]
-            g = _gradient(lam[i], x, z, sigma, i - i0)
-            if adam:
-                c = adam_scalars(eta, wd, tf, mom, beta2, eps, opt == ADAMW, False)
-                w[i], buf[i], sq[i] = _adam(x, g, buf[i], sq[i], dt(c.l2), dt(c.shrink), dt(c.w1), dt(c.beta2),
-                                            dt(c.w2), dt(c.neg_step_size), dt(c.bc2_sqrt), dt(c.eps), first)
-            elif lion:
-                c = lion_scalars(eta, wd, mom, beta2, False)
-                w[i], buf[i] = lion_element(x, g, buf[i], _one_like(x), dt(c.shrink), dt(c.beta1), dt(c.w1),
-                                            dt(c.beta2), dt(c.w2), dt(c.neg_lr), first)
-            else:
-                scale = _buffer_scale(per_lr, use_momentum, on_drop, scale_shared, lr_table, lr_rows, lr_ratio, i,
-                                      tf)
-                c = sgd_scalars(eta, wd, first, scale, mom, 0.0, nesterov, False, False, in_buffer)
-                b = buf[i] if use_momentum else zero
-                w[i], b = _sgd(x, g, b, dt(c.l2), dt(c.buf_decay), dt(c.grad_gain), dt(c.nest_grad),
-                               dt(c.nest_buf), dt(c.neg_lr), use_momentum, nesterov, in_buffer and use_momentum,
-                               first)
-                if use_momentum:
-                    buf[i] = b
+            g = gradient(lam[i], x, z, sigma, i - i0)
+            scale = _buffer_scale(per_lr, acts, on_drop, scale_shared, lr_table, lr_rows, lr_ratio, i, tf)
+            b = buf[i] if n_buffers > 0 else zero
+            q = sq[i] if n_buffers > 1 else zero
+            w[i], b, q = simulate_element(opt, x, g, b, q, eta, wd, mom, scale, t, beta2, eps)
+            if n_buffers > 0:
+                buf[i] = b
+            if n_buffers > 1:
+                sq[i] = q
             if record:
-                dd, ll = _tally(lam, i, x, w[i])
+                dd, ll = tally(lam, i, x, w[i])
                 rec_disp[i, rec_j] = dt(math.sqrt(0.0 + dd))
                 rec_loss[i, rec_j] = dt(0.5 * (0.0 + ll))
         return
@@ -366,89 +210,14 @@ def _generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta_shared, wd_shared, sca
         eta = lr_state[i] if per_lr else eta_shared
         wd = wd_state[i] if per_wd else wd_shared
         mom = mom_state[i] if per_mom else mom_shared
-        # the trajectory's coordinates as slices indexed from 0 (the plain loops vectorize)
-        wi = w[i * d:(i + 1) * d]
-        li = lam[i * d:(i + 1) * d]
+        scale = _buffer_scale(per_lr, acts, on_drop, scale_shared, lr_table, lr_rows, lr_ratio, i, tf)
+        # the trajectory's coordinates: the rule loops over slices indexed from 0 (they vectorize)
         zi = _lanes(z, (i - i0) * d, (i - i0 + 1) * d)
-        if adam:
-            c = adam_scalars(eta, wd, tf, mom, beta2, eps, opt == ADAMW, False)
-            disp, loss = _adam_coords(wi, buf[i * d:(i + 1) * d], sq[i * d:(i + 1) * d], li, c, first, zi, sigma,
-                                      record)
-        elif lion:
-            c = lion_scalars(eta, wd, mom, beta2, False)
-            disp, loss = _lion_coords(wi, buf[i * d:(i + 1) * d], li, c, first, zi, sigma, record)
-        else:
-            scale = _buffer_scale(per_lr, use_momentum, on_drop, scale_shared, lr_table, lr_rows, lr_ratio, i, tf)
-            c = sgd_scalars(eta, wd, first, scale, mom, 0.0, nesterov, False, False, opt == LR_IN_BUFFER)
-            disp, loss = _sgd_coords(wi, buf[i * d:(i + 1) * d], li, c, use_momentum, nesterov,
-                                     opt == LR_IN_BUFFER and use_momentum, first, zi, sigma, record)
+        disp, loss = simulate_coordinates(opt, w, buf, sq, lam, i * d, (i + 1) * d, eta, wd, mom, scale, t, beta2,
+                                          eps, zi, sigma, record)
         if record:
             rec_disp[i, rec_j] = dt(math.sqrt(disp))
             rec_loss[i, rec_j] = dt(0.5 * loss)
-
-
-@njit(cache=True)
-def _sgd_coords(w, buf, lam, c, use_momentum, nesterov, in_buffer, first, z, sigma, record):
-    """``_sgd`` over one trajectory's coordinates (z: their draws, or None); (sum of squared
-    moves, 2 x loss) when recording."""
-    dt = w.dtype.type
-    l2, buf_decay = dt(c.l2), dt(c.buf_decay)
-    gain, nest_grad, nest_buf, neg_lr = dt(c.grad_gain), dt(c.nest_grad), dt(c.nest_buf), dt(c.neg_lr)
-    zero = dt(0.0)
-    disp = 0.0
-    loss = 0.0
-    if record:
-        for k in range(w.shape[0]):
-            x = w[k]
-            g = _gradient(lam[k], x, z, sigma, k)
-            b = buf[k] if use_momentum else zero
-            xn, b = _sgd(x, g, b, l2, buf_decay, gain, nest_grad, nest_buf, neg_lr, use_momentum, nesterov,
-                         in_buffer, first)
-            w[k] = xn
-            if use_momentum:
-                buf[k] = b
-            if record:
-                dd, ll = _tally(lam, k, x, xn)
-                disp += dd
-                loss += ll
-    elif use_momentum:
-        for k in range(w.shape[0]):
-            x = w[k]
-            w[k], buf[k] = _sgd(x, _gradient(lam[k], x, z, sigma, k), buf[k], l2, buf_decay, gain, nest_grad,
-                                nest_buf, neg_lr, True, nesterov, in_buffer, first)
-    else:
-        for k in range(w.shape[0]):
-            x = w[k]
-            w[k], _ = _sgd(x, _gradient(lam[k], x, z, sigma, k), zero, l2, buf_decay, gain, nest_grad, nest_buf,
-                           neg_lr, False, False, False, first)
-    return disp, loss
-
-
-@njit(cache=True)
-def _adam_coords(w, m, v, lam, c, first, z, sigma, record):
-    """``_adam`` over one trajectory's coordinates (z: their draws, or None); (sum of squared
-    moves, 2 x loss) when recording."""
-    dt = w.dtype.type
-    l2, shrink, w1, b2, w2 = dt(c.l2), dt(c.shrink), dt(c.w1), dt(c.beta2), dt(c.w2)
-    neg_step, bc2_sqrt, e = dt(c.neg_step_size), dt(c.bc2_sqrt), dt(c.eps)
-    disp = 0.0
-    loss = 0.0
-    if record:
-        for k in range(w.shape[0]):
-            x = w[k]
-            g = _gradient(lam[k], x, z, sigma, k)
-            xn, m[k], v[k] = _adam(x, g, m[k], v[k], l2, shrink, w1, b2, w2, neg_step, bc2_sqrt, e, first)
-            w[k] = xn
-            if record:
-                dd, ll = _tally(lam, k, x, xn)
-                disp += dd
-                loss += ll
-    else:
-        for k in range(w.shape[0]):
-            x = w[k]
-            w[k], m[k], v[k] = _adam(x, _gradient(lam[k], x, z, sigma, k), m[k], v[k], l2, shrink, w1, b2, w2,
-                                     neg_step, bc2_sqrt, e, first)
-    return disp, loss
 
 
 @njit(cache=True)
@@ -463,181 +232,9 @@ def _record_after(w, lam, rec_disp, rec_loss, i0, i1, rec_j):
     """... and turn it into |w_{t+1} - w_t| with the loss, by the generic path's arithmetic."""
     dt = w.dtype.type
     for i in range(i0, i1):
-        dd, ll = _tally(lam, i, rec_disp[i, rec_j], w[i])
+        dd, ll = tally(lam, i, rec_disp[i, rec_j], w[i])
         rec_disp[i, rec_j] = dt(math.sqrt(0.0 + dd))
         rec_loss[i, rec_j] = dt(0.5 * (0.0 + ll))
-
-
-@njit(cache=True)
-def _tile_span(b, tile, size, d, noise_scratch, offset):
-    """(e0, e1, z_even, z_odd, first_trajectory) of tile b of ``tile`` elements among
-    ``size``: its elements e0 .. e1 - 1, this thread's rows of draws for them (None
-    without noise) and the global index of its first trajectory."""
-    e0 = b * tile
-    e1 = min(e0 + tile, size)
-    return e0, e1, _draws(noise_scratch, 0, e1 - e0), _draws(noise_scratch, 1, e1 - e0), offset + np.uint64(e0 // d)
-
-
-@njit(cache=True)
-def _draws_of_step(z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, t, first):
-    """The draws of step t (None without noise): the pair of steps is drawn at its even
-    step, or at the first step of a call (``first``)."""
-    if first or t % 2 == 0:
-        _draw_pairs(z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, t)
-    return _step_draws(z_even, z_odd, t)
-
-
-@njit(cache=True)
-def _sgd_shared_steps(w_all, buf_all, lam_all, tile, b0, b1, d, step_scalars, first_step, s0, s1, use_momentum,
-                      nesterov, in_buffer, noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma):
-    """Steps ``first_step + s`` for s in [s0, s1) of tiles b0 .. b1 - 1 (``tile`` elements
-    each) under shared rates, no recording: tile by tile, per step the coefficients of
-    row s of ``step_scalars`` and one vector loop over the tile's elements (any d: with
-    shared rates every element takes the same update). The draws of each pair of steps
-    are made at its even step (and at s0).
-
-    The tile and step loops are here, around the element loops, and the element loops
-    are written out in them: no call that takes an array inside these loops (each would
-    count references on the arrays every thread shares, atomically: twice a tile-step
-    inside the step loop, and contended between threads), so a block of tiles costs one
-    call. The slices start at index 0 (no negative-index wraparound in the loop, so LLVM
-    vectorizes it); the coefficients go through ``_sgd`` as on every other path
-    (bit-identical results). ``in_buffer`` is lr_in_buffer for ``sgd_scalars``; the
-    element rule takes it with momentum on only."""
-    dt = w_all.dtype.type
-    zero = dt(0.0)
-    buffer_in = in_buffer and use_momentum
-    for b in range(b0, b1):
-        e0, e1, z_even, z_odd, first_trajectory = _tile_span(b, tile, w_all.shape[0], d, noise_scratch, offset)
-        w, buf, lam = w_all[e0:e1], buf_all[e0:e1], lam_all[e0:e1]  # GD: buf empty, never read
-        for s in range(s0, s1):
-            t = first_step + s
-            z = _draws_of_step(z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, t, s == s0)
-            c = sgd_scalars(step_scalars[s, LR], step_scalars[s, WD], t == 0, step_scalars[s, SCALE],
-                            step_scalars[s, MOM], 0.0, nesterov, False, False, in_buffer)
-            l2, buf_decay = dt(c.l2), dt(c.buf_decay)
-            gain, nest_grad, nest_buf, neg_lr = dt(c.grad_gain), dt(c.nest_grad), dt(c.nest_buf), dt(c.neg_lr)
-            if use_momentum:
-                if t == 0:
-                    for i in range(w.shape[0]):
-                        x = w[i]
-                        w[i], buf[i] = _sgd(x, _gradient(lam[i], x, z, sigma, i), buf[i], l2, buf_decay, gain,
-                                            nest_grad, nest_buf, neg_lr, True, nesterov, buffer_in, True)
-                elif nesterov:
-                    for i in range(w.shape[0]):
-                        x = w[i]
-                        w[i], buf[i] = _sgd(x, _gradient(lam[i], x, z, sigma, i), buf[i], l2, buf_decay, gain,
-                                            nest_grad, nest_buf, neg_lr, True, True, buffer_in, False)
-                else:
-                    for i in range(w.shape[0]):
-                        x = w[i]
-                        w[i], buf[i] = _sgd(x, _gradient(lam[i], x, z, sigma, i), buf[i], l2, buf_decay, gain,
-                                            nest_grad, nest_buf, neg_lr, True, False, buffer_in, False)
-            else:
-                for i in range(w.shape[0]):
-                    x = w[i]
-                    w[i], _ = _sgd(x, _gradient(lam[i], x, z, sigma, i), zero, l2, buf_decay, gain, nest_grad,
-                                   nest_buf, neg_lr, False, False, False, False)
-
-
-@njit(cache=True)
-def _fast_sgd_per_trajectory(w, buf, lam, lr_state, lr_ratio, advance, wd, mom, nesterov, in_buffer, use_momentum,
-                             first, z, sigma):
-    """d == 1, per-trajectory learning rates, shared weight decay. With ``advance``
-    every rate first moves one step (lr_state *= lr_ratio) in the same pass."""
-    if use_momentum:
-        if advance:
-            _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, True, wd, mom, nesterov, in_buffer, True, first,
-                                     z, sigma)
-        else:
-            _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, False, wd, mom, nesterov, in_buffer, True,
-                                     first, z, sigma)
-    elif advance:
-        _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, True, wd, 0.0, False, False, False, False, z, sigma)
-    else:
-        _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, False, wd, 0.0, False, False, False, False, z,
-                                 sigma)
-
-
-@njit(cache=True)
-def _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, advance, wd, mom, nesterov, in_buffer, use_momentum,
-                             first, z, sigma):
-    dt = w.dtype.type
-    zero = dt(0.0)
-    for i in range(w.shape[0]):
-        eta = lr_state[i]
-        if advance:
-            eta *= lr_ratio[i]
-            lr_state[i] = eta
-        c = sgd_scalars(eta, wd, first, 1.0, mom, 0.0, nesterov, False, False, in_buffer)
-        x = w[i]
-        b = buf[i] if use_momentum else zero
-        xn, b = _sgd(x, _gradient(lam[i], x, z, sigma, i), b, dt(c.l2), dt(c.buf_decay), dt(c.grad_gain),
-                     dt(c.nest_grad), dt(c.nest_buf), dt(c.neg_lr), use_momentum, nesterov, in_buffer and use_momentum,
-                     first)
-        w[i] = xn
-        if use_momentum:
-            buf[i] = b
-
-
-@njit(cache=True)
-def _adam_shared_steps(w_all, m_all, v_all, lam_all, tile, b0, b1, d, step_scalars, first_step, s0, s1, beta2, eps,
-                       decoupled, noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma):
-    """``_sgd_shared_steps`` for Adam / AdamW: per tile-step the coefficients of
-    ``adam_scalars`` (beta1: the MOM column) and one vector loop over the tile."""
-    dt = w_all.dtype.type
-    for b in range(b0, b1):
-        e0, e1, z_even, z_odd, first_trajectory = _tile_span(b, tile, w_all.shape[0], d, noise_scratch, offset)
-        w, m, v, lam = w_all[e0:e1], m_all[e0:e1], v_all[e0:e1], lam_all[e0:e1]
-        for s in range(s0, s1):
-            t = first_step + s
-            z = _draws_of_step(z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, t, s == s0)
-            c = adam_scalars(step_scalars[s, LR], step_scalars[s, WD], float(t), step_scalars[s, MOM], beta2, eps,
-                             decoupled, False)
-            l2, shrink, w1, b2, w2 = dt(c.l2), dt(c.shrink), dt(c.w1), dt(c.beta2), dt(c.w2)
-            neg_step, bc2_sqrt, e = dt(c.neg_step_size), dt(c.bc2_sqrt), dt(c.eps)
-            if t == 0:
-                for i in range(w.shape[0]):
-                    x = w[i]
-                    w[i], m[i], v[i] = _adam(x, _gradient(lam[i], x, z, sigma, i), m[i], v[i], l2, shrink, w1, b2,
-                                             w2, neg_step, bc2_sqrt, e, True)
-            else:
-                for i in range(w.shape[0]):
-                    x = w[i]
-                    w[i], m[i], v[i] = _adam(x, _gradient(lam[i], x, z, sigma, i), m[i], v[i], l2, shrink, w1, b2,
-                                             w2, neg_step, bc2_sqrt, e, False)
-
-
-@njit(cache=True)
-def _lion_shared_steps(w_all, m_all, lam_all, tile, b0, b1, d, step_scalars, first_step, s0, s1, beta2,
-                       noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma):
-    """``_sgd_shared_steps`` for Lion (its element loop is ``_lion_coords``, called a
-    tile-step)."""
-    for b in range(b0, b1):
-        e0, e1, z_even, z_odd, first_trajectory = _tile_span(b, tile, w_all.shape[0], d, noise_scratch, offset)
-        w, m, lam = w_all[e0:e1], m_all[e0:e1], lam_all[e0:e1]
-        for s in range(s0, s1):
-            t = first_step + s
-            z = _draws_of_step(z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, t, s == s0)
-            c = lion_scalars(step_scalars[s, LR], step_scalars[s, WD], step_scalars[s, MOM], beta2, False)
-            _lion_coords(w, m, lam, c, t == 0, z, sigma, False)
-
-
-@njit(cache=True)
-def _fast_adam_per_trajectory(w, m, v, lam, lr_state, lr_ratio, advance, wd, t, beta1, beta2, eps, decoupled, z,
-                              sigma):
-    first = t == 0
-    dt = w.dtype.type
-    tf = float(t)
-    for i in range(w.shape[0]):
-        eta = lr_state[i]
-        if advance:
-            eta *= lr_ratio[i]
-            lr_state[i] = eta
-        c = adam_scalars(eta, wd, tf, beta1, beta2, eps, decoupled, False)
-        x = w[i]
-        w[i], m[i], v[i] = _adam(x, _gradient(lam[i], x, z, sigma, i), m[i], v[i], dt(c.l2), dt(c.shrink), dt(c.w1),
-                                 dt(c.beta2), dt(c.w2), dt(c.neg_step_size), dt(c.bc2_sqrt), dt(c.eps), first)
 
 
 RO_UINT64 = types.Array(uint64, 1, "C", readonly=True)
@@ -747,14 +344,9 @@ def _simulate_chunk(w, buf, sq, lam, d, opt,
     per_lr = lr_rows.shape[0] != 0
     per_wd = wd_rows.shape[0] != 0
     per_mom = mom_rows.shape[0] != 0
-    adam = opt == ADAM or opt == ADAMW
-    lion = opt == LION
-    use_momentum = opt == MOMENTUM or opt == LR_IN_BUFFER or opt == NESTEROV
-    nesterov = opt == NESTEROV
-    in_buffer = opt == LR_IN_BUFFER
+    acts = SIM_ON_DROP[opt]  # on_drop acts on the rule's buffer
     # the vector loops: shared weight decay and momentum, and shared rates or one coordinate
-    # (Lion's vector loop takes shared rates only)
-    fast_ok = (d == 1 or not per_lr) and not per_wd and not per_mom and not (lion and per_lr)
+    fast_ok = (d == 1 or not per_lr) and not per_wd and not per_mom
     sigma = w.dtype.type(noise)
     tile = max(1, TILE_ELEMENTS // d)
     n_tiles = (n + tile - 1) // tile
@@ -766,19 +358,20 @@ def _simulate_chunk(w, buf, sq, lam, d, opt,
         b_hi = (blk + 1) * n_tiles // n_blocks
         if fast_ok and not per_lr and every == 0:
             # (np.int64(0), not a literal 0: one compilation of the step loops serves both callers)
-            _shared_steps(w, buf, sq, lam, opt, tile * d, b_lo, b_hi, d, step_scalars, first_step, np.int64(0),
-                          n_steps, beta2, eps, noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma)
+            simulate_shared_steps(opt, w, buf, sq, lam, tile * d, b_lo, b_hi, d, step_scalars, first_step,
+                                  np.int64(0), n_steps, beta2, eps, noise_scratch, seed, offset, lane_trajectory,
+                                  lane_coordinate, sigma)
             continue
         for b in range(b_lo, b_hi):
             i0 = b * tile
             i1 = min(i0 + tile, n)
-            z_even = _draws(noise_scratch, 0, (i1 - i0) * d)
-            z_odd = _draws(noise_scratch, 1, (i1 - i0) * d)
+            z_even = draws(noise_scratch, 0, (i1 - i0) * d)
+            z_odd = draws(noise_scratch, 1, (i1 - i0) * d)
             lr_mult = _is_all_multiplicative(lr_ratio, i0, i1) if per_lr else True
             wd_mult = _is_all_multiplicative(wd_ratio, i0, i1) if per_wd else True
             mom_mult = _is_all_multiplicative(mom_ratio, i0, i1) if per_mom else True
             # momentum with per-trajectory drops needs a per-trajectory buffer scale: generic path
-            fast_tile = fast_ok and (not per_lr or not use_momentum or on_drop == 0 or lr_mult)
+            fast_tile = fast_ok and (not per_lr or not acts or on_drop == 0 or lr_mult)
             if every > 0 and first_step == 0:
                 # step 0: the initial point
                 for i in range(i0, i1):
@@ -805,8 +398,8 @@ def _simulate_chunk(w, buf, sq, lam, d, opt,
                 record = every > 0 and (t + 1) % every == 0
                 rec_j = (t + 1) // every if every > 0 else 0
                 if s == 0 or t % 2 == 0:
-                    _draw_pairs(z_even, z_odd, seed, offset + np.uint64(i0), lane_trajectory, lane_coordinate, t)
-                z = _step_draws(z_even, z_odd, t)
+                    draw_pairs(z_even, z_odd, seed, offset + np.uint64(i0), lane_trajectory, lane_coordinate, t)
+                z = step_draws(z_even, z_odd, t)
                 # recording sums over a trajectory's coordinates: the generic loops
                 generic = not fast_tile or (record and d > 1)
                 # the fast loops advance an all-exponential tile's rates themselves
@@ -827,13 +420,10 @@ def _simulate_chunk(w, buf, sq, lam, d, opt,
                     _generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta, wd, scale, mom, per_lr, per_wd, per_mom,
                                   lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state, beta2, eps,
                                   on_drop, z, sigma, record, rec_j, rec_loss, rec_disp)
-                elif adam:
-                    # a fast tile here has per-trajectory learning rates and d == 1
-                    _fast_adam_per_trajectory(w_t, buf_t, sq_t, lam_t, lr_state_t, lr_ratio_t, fused, wd, t,
-                                              mom, beta2, eps, opt == ADAMW, z, sigma)
                 else:
-                    _fast_sgd_per_trajectory(w_t, buf_t, lam_t, lr_state_t, lr_ratio_t, fused, wd, mom, nesterov,
-                                             in_buffer, use_momentum, t == 0, z, sigma)
+                    # a fast tile here has per-trajectory learning rates and d == 1
+                    simulate_per_trajectory_lr(opt, w_t, buf_t, sq_t, lam_t, lr_state_t, lr_ratio_t, fused, wd, mom,
+                                               t, beta2, eps, z, sigma)
                 if record:
                     if not generic:
                         _record_after(w, lam, rec_disp, rec_loss, i0, i1, rec_j)
@@ -860,7 +450,7 @@ def _shared_tile_steps(w, buf, sq, lam, b, tile, n, d, opt, first_step, n_steps,
                        rec_loss, rec_disp, rec_lr):
     """The chunk's steps of tile b (trajectories b*tile .. min((b+1)*tile, n) - 1) under
     shared rates, recording every ``every`` steps: the steps up to the next recorded one
-    in one call of the optimizer's step loops (``_shared_steps``); a recorded step alone,
+    in one call of the rule's step loops (``rules.simulate_shared_steps``); a recorded step alone,
     between ``_record_before`` and ``_record_after`` (d == 1) or by ``_generic_step``,
     whose sums over a trajectory's coordinates recording needs (d > 1; the
     per-trajectory flags are all False here; ``every > 0``, always true, is ``record``
@@ -872,44 +462,28 @@ def _shared_tile_steps(w, buf, sq, lam, b, tile, n, d, opt, first_step, n_steps,
         # recorded steps: (t + 1) % every == 0
         stop = min(n_steps, s + every - 1 - (first_step + s) % every)
         if stop > s:
-            _shared_steps(w, buf, sq, lam, opt, tile * d, b, b + 1, d, step_scalars, first_step, s, stop, beta2, eps,
-                          noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma)
+            simulate_shared_steps(opt, w, buf, sq, lam, tile * d, b, b + 1, d, step_scalars, first_step, s, stop,
+                                  beta2, eps, noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma)
         if stop < n_steps:
             t = first_step + stop
             rec_j = (t + 1) // every
             if d > 1:
-                z_even = _draws(noise_scratch, 0, (i1 - i0) * d)
-                z_odd = _draws(noise_scratch, 1, (i1 - i0) * d)
-                _draw_pairs(z_even, z_odd, seed, offset + np.uint64(i0), lane_trajectory, lane_coordinate, t)
+                z_even = draws(noise_scratch, 0, (i1 - i0) * d)
+                z_odd = draws(noise_scratch, 1, (i1 - i0) * d)
+                draw_pairs(z_even, z_odd, seed, offset + np.uint64(i0), lane_trajectory, lane_coordinate, t)
                 _generic_step(w, buf, sq, lam, i0, i1, d, opt, t, step_scalars[stop, LR], step_scalars[stop, WD],
                               step_scalars[stop, SCALE], step_scalars[stop, MOM], per_lr, per_wd, per_mom,
                               lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state, beta2, eps, on_drop,
-                              _step_draws(z_even, z_odd, t), sigma, every > 0, rec_j, rec_loss, rec_disp)
+                              step_draws(z_even, z_odd, t), sigma, every > 0, rec_j, rec_loss, rec_disp)
             else:
                 _record_before(w, rec_disp, i0, i1, rec_j)
-                _shared_steps(w, buf, sq, lam, opt, tile * d, b, b + 1, d, step_scalars, first_step, stop, stop + 1,
-                              beta2, eps, noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma)
+                simulate_shared_steps(opt, w, buf, sq, lam, tile * d, b, b + 1, d, step_scalars, first_step, stop,
+                                      stop + 1, beta2, eps, noise_scratch, seed, offset, lane_trajectory,
+                                      lane_coordinate, sigma)
                 _record_after(w, lam, rec_disp, rec_loss, i0, i1, rec_j)
             _record_rates(rec_lr, lr_table, lr_rows, per_lr, i0, i1, t, rec_j)
             stop += 1
         s = stop
-
-
-@njit(cache=True)
-def _shared_steps(w, buf, sq, lam, opt, tile, b0, b1, d, step_scalars, first_step, s0, s1, beta2, eps, noise_scratch,
-                  seed, offset, lane_trajectory, lane_coordinate, sigma):
-    """Steps s0 .. s1 - 1 of tiles b0 .. b1 - 1 (``tile`` elements each) under shared
-    rates, no recording: the tile and step loops of the optimizer ``opt``."""
-    if opt == LION:
-        _lion_shared_steps(w, buf, lam, tile, b0, b1, d, step_scalars, first_step, s0, s1, beta2, noise_scratch,
-                           seed, offset, lane_trajectory, lane_coordinate, sigma)
-    elif opt == ADAM or opt == ADAMW:
-        _adam_shared_steps(w, buf, sq, lam, tile, b0, b1, d, step_scalars, first_step, s0, s1, beta2, eps,
-                           opt == ADAMW, noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma)
-    else:
-        _sgd_shared_steps(w, buf, lam, tile, b0, b1, d, step_scalars, first_step, s0, s1,
-                          opt == MOMENTUM or opt == LR_IN_BUFFER or opt == NESTEROV, opt == NESTEROV,
-                          opt == LR_IN_BUFFER, noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma)
 
 
 @njit(cache=True)
