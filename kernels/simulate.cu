@@ -21,6 +21,9 @@
 // Noise: philox_normal(seed, offset + i, t, k), the CPU's numbers; a thread that
 // owns an element draws the pair of steps 2p, 2p + 1 once (philox_normal_pair) and
 // keeps the odd step's draw in a register.
+// The update rule is reached only through the simulations' section of update_math.cuh
+// (SimRule sim_rule(code), sim_step_coefficients, sim_element, sim_element_row): this
+// file names no rule.
 #include "schedule.cuh"
 #include "philox.cuh"
 #include "update_math.cuh"

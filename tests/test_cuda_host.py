@@ -122,6 +122,10 @@ int fd_rule_code(int i) {
                      RULE_NESTEROV, RULE_ADAM, RULE_ADAMW, RULE_LION};
     return v[i];
 }
+int fd_sim_rule(int code) {  // the simulation's flags of a rule, as bits
+    const SimRule r = sim_rule(code);
+    return (int)r.buffer | (int)r.second << 1 | (int)r.bias << 2 | (int)r.on_drop << 3;
+}
 int fd_layout(int i) {
     const int v[] = {WIDTH, START, ORIGIN, KIND, P0, KIND_CONSTANT, KIND_EXPONENTIAL, KIND_INVERSE_TIME,
                      KIND_POLYNOMIAL, KIND_COSINE, KIND_COSINE_RESTARTS, KIND_CYCLIC, KIND_ONE_MINUS_POWER,
@@ -188,6 +192,7 @@ def host(tmp_path_factory):
         getattr(dll, name).restype = None
     dll.fd_layout.restype = ctypes.c_int
     dll.fd_rule_code.restype = ctypes.c_int
+    dll.fd_sim_rule.restype = ctypes.c_int
     dll.fd_updates_layout.restype = ctypes.c_int
     for kernel in R.FUSED:
         getattr(dll, f"fd_options_{kernel}").restype = ctypes.c_char_p
@@ -219,6 +224,17 @@ def test_rule_codes_match_python(host):
     assert [host.fd_rule_code(i) for i in range(len(names))] == [getattr(R, n) for n in names]
     assert sorted(r.code for r in R.RULES) == [getattr(R, n) for n in names[3:]], "a rule the header does not know"
     assert [R.ON_DROP_CODES[k] for k in R.ON_DROP] == [0, 1, 2]
+
+
+def test_simulation_rule_flags_match_table(host):
+    """kernels/update_math.cuh's sim_rule (what kernels/simulate.cu reads of a rule) has the
+    table's columns: buffers kept, Adam's bias corrections, on_drop acting on the buffer."""
+    from fastdecay._cpu import rules as cpu
+
+    for r in R.RULES:
+        want = (len(r.buffers) >= 1) | (len(r.buffers) == 2) << 1 | r.bias_correction << 2 | r.on_drop << 3
+        assert host.fd_sim_rule(r.code) == want, r.name
+        assert (cpu.SIM_BUFFERS[r.code], cpu.SIM_ON_DROP[r.code]) == (len(r.buffers), r.on_drop), r.name
 
 
 # ----------------------------------------------------------------------------- schedules

@@ -19,6 +19,8 @@ from numba import njit, types
 from numba.extending import overload
 from numba.np.numpy_support import as_dtype
 
+from .philox import fill_normal_pairs
+
 # columns of step_scalars (the shared rates of each step of a chunk)
 LR = 0
 WD = 1
@@ -85,12 +87,8 @@ def _draws_impl(noise_scratch, row, lanes):
 
 
 def draw_pairs(z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, t):
-    """Fill the two rows with the draws of steps t and t + 1 (t even) or t - 1 and t
-    (``philox.fill_normal_pairs``, imported where a kernel is typed: ``philox`` imports
-    ``rules``, which imports this module)."""
+    """Fill the two rows with the draws of steps t and t + 1 (t even) or t - 1 and t."""
     if z_even is not None:
-        from .philox import fill_normal_pairs
-
         lanes = z_even.shape[0]
         fill_normal_pairs(seed, first_trajectory, lane_trajectory[:lanes], lane_coordinate[:lanes],
                           np.uint64(t >> 1), z_even, z_odd)
@@ -100,14 +98,7 @@ def draw_pairs(z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coor
 def _draw_pairs_impl(z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, t):
     if isinstance(z_even, types.NoneType):
         return lambda z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, t: None
-    from .philox import fill_normal_pairs
-
-    def impl(z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, t):
-        lanes = z_even.shape[0]
-        fill_normal_pairs(seed, first_trajectory, lane_trajectory[:lanes], lane_coordinate[:lanes],
-                          np.uint64(t >> 1), z_even, z_odd)
-
-    return impl
+    return draw_pairs
 
 
 def step_draws(z_even, z_odd, t):

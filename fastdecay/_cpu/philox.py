@@ -76,7 +76,7 @@ from numba import config, float64, int64, njit, prange, uint32, uint64, void
 from numba.core.codegen import get_host_cpu_features
 from numba.core.extending import overload
 
-from .rules import fma
+from .intrinsics import fma
 
 _M0 = np.uint64(0xD2511F53)
 _M1 = np.uint64(0xCD9E8D57)

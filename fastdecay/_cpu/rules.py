@@ -1,10 +1,14 @@
 """The update rules, written once: SGD / heavy-ball / Nesterov, Adam / AdamW / AMSGrad and Lion.
 
 Every CPU kernel that updates weights calls these small Numba functions: the
-fused updates (``fastdecay/_cpu/updates.py``) and the batched simulations
-(``fastdecay/_cpu/simulate.py``); the CUDA kernels (``kernels/updates.cu``,
+fused updates (``fastdecay/_cpu/updates.py``, launching the kernels of section (c))
+and the batched simulations (``fastdecay/_cpu/simulate.py``, calling each rule's
+loops through the interface of section (d)); the CUDA kernels
+(``kernels/update_math.cuh``, included by ``kernels/updates.cu`` and
 ``kernels/simulate.cu``) mirror them line for line. They carry no signatures:
 LLVM inlines them into the calling loop, where loop-invariant arguments fold.
+A rule's code lives here and in ``update_math.cuh`` only: neither the fused
+launchers nor the simulation engine name a rule.
 
 Two layers, kept separate so a caller may bring its own learning rate (a
 simulation advances per-trajectory rates by recurrence):
@@ -89,10 +93,11 @@ from collections import namedtuple
 import numpy as np
 from numba import njit, prange
 from numba.core import types
-from numba.extending import intrinsic, overload
+from numba.extending import overload
 
 from .._rules import ADAM, ADAMW, LION, LR_IN_BUFFER, MOMENTUM, NESTEROV, RULES
 from .._rules import ON_DROP_CODES, ON_DROP_KEEP, ON_DROP_RESCALE, ON_DROP_RESET  # noqa: F401 (re-exported)
+from .intrinsics import fma
 from .lanes import LR, MOM, SCALE, WD, draws_of_step, gradient, like, one_like, tally, tile_span
 from .schedule import drop_ratio, lr_at
 from .storage import BUF0, BUF1, BUF2, COMP, GRAD, PARAM, block_span, narrow, store_param, view, widen
@@ -102,21 +107,6 @@ from .storage import BUF0, BUF1, BUF2, COMP, GRAD, PARAM, block_span, narrow, st
 SgdScalars = namedtuple("SgdScalars", "sign l2 shrink buf_decay grad_gain nest_grad nest_buf neg_lr")
 AdamScalars = namedtuple("AdamScalars", "sign l2 shrink w1 beta2 w2 neg_step_size bc2_sqrt eps")
 LionScalars = namedtuple("LionScalars", "sign shrink beta1 w1 beta2 w2 neg_lr")
-
-
-@intrinsic
-def fma(typingctx, a, b, c):
-    """a*b + c rounded once (LLVM's ``llvm.fma``: one instruction on FMA hardware),
-    in the widest float type of the three."""
-    if not all(isinstance(x, types.Float) for x in (a, b, c)):
-        return None
-    out = max((a, b, c), key=lambda x: x.bitwidth)
-
-    def codegen(context, builder, signature, args):
-        args = [context.cast(builder, v, t, out) for v, t in zip(args, signature.args)]
-        return builder.fma(*args)
-
-    return out(a, b, c), codegen
 
 
 def sign_of(x):
