@@ -550,7 +550,7 @@ def _sgd_coords(w, buf, lam, c, use_momentum, nesterov, in_buffer, first, z, sig
             g = gradient(lam[k], x, z, sigma, k)
             b = buf[k] if use_momentum else zero
             xn, b = _sgd_sim(x, g, b, l2, buf_decay, gain, nest_grad, nest_buf, neg_lr, use_momentum, nesterov,
-                         in_buffer, first)
+                             in_buffer, first)
             w[k] = xn
             if use_momentum:
                 buf[k] = b
@@ -562,12 +562,12 @@ def _sgd_coords(w, buf, lam, c, use_momentum, nesterov, in_buffer, first, z, sig
         for k in range(w.shape[0]):
             x = w[k]
             w[k], buf[k] = _sgd_sim(x, gradient(lam[k], x, z, sigma, k), buf[k], l2, buf_decay, gain, nest_grad,
-                                nest_buf, neg_lr, True, nesterov, in_buffer, first)
+                                    nest_buf, neg_lr, True, nesterov, in_buffer, first)
     else:
         for k in range(w.shape[0]):
             x = w[k]
             w[k], _ = _sgd_sim(x, gradient(lam[k], x, z, sigma, k), zero, l2, buf_decay, gain, nest_grad, nest_buf,
-                           neg_lr, False, False, False, first)
+                               neg_lr, False, False, False, first)
     return disp, loss
 
 
@@ -606,22 +606,22 @@ def _sgd_shared_steps(w_all, buf_all, lam_all, tile, b0, b1, d, step_scalars, fi
                     for i in range(w.shape[0]):
                         x = w[i]
                         w[i], buf[i] = _sgd_sim(x, gradient(lam[i], x, z, sigma, i), buf[i], l2, buf_decay, gain,
-                                            nest_grad, nest_buf, neg_lr, True, nesterov, buffer_in, True)
+                                                nest_grad, nest_buf, neg_lr, True, nesterov, buffer_in, True)
                 elif nesterov:
                     for i in range(w.shape[0]):
                         x = w[i]
                         w[i], buf[i] = _sgd_sim(x, gradient(lam[i], x, z, sigma, i), buf[i], l2, buf_decay, gain,
-                                            nest_grad, nest_buf, neg_lr, True, True, buffer_in, False)
+                                                nest_grad, nest_buf, neg_lr, True, True, buffer_in, False)
                 else:
                     for i in range(w.shape[0]):
                         x = w[i]
                         w[i], buf[i] = _sgd_sim(x, gradient(lam[i], x, z, sigma, i), buf[i], l2, buf_decay, gain,
-                                            nest_grad, nest_buf, neg_lr, True, False, buffer_in, False)
+                                                nest_grad, nest_buf, neg_lr, True, False, buffer_in, False)
             else:
                 for i in range(w.shape[0]):
                     x = w[i]
                     w[i], _ = _sgd_sim(x, gradient(lam[i], x, z, sigma, i), zero, l2, buf_decay, gain, nest_grad,
-                                   nest_buf, neg_lr, False, False, False, False)
+                                       nest_buf, neg_lr, False, False, False, False)
 
 
 @njit(cache=True)
@@ -657,8 +657,8 @@ def _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, advance, wd, mom, 
         x = w[i]
         b = buf[i] if use_momentum else zero
         xn, b = _sgd_sim(x, gradient(lam[i], x, z, sigma, i), b, dt(c.l2), dt(c.buf_decay), dt(c.grad_gain),
-                     dt(c.nest_grad), dt(c.nest_buf), dt(c.neg_lr), use_momentum, nesterov, in_buffer and use_momentum,
-                     first)
+                         dt(c.nest_grad), dt(c.nest_buf), dt(c.neg_lr), use_momentum, nesterov,
+                         in_buffer and use_momentum, first)
         w[i] = xn
         if use_momentum:
             buf[i] = b
@@ -696,7 +696,7 @@ def _adam_coords(w, m, v, lam, c, first, z, sigma, record):
         for k in range(w.shape[0]):
             x = w[k]
             w[k], m[k], v[k] = _adam_sim(x, gradient(lam[k], x, z, sigma, k), m[k], v[k], l2, shrink, w1, b2, w2,
-                                     neg_step, bc2_sqrt, e, first)
+                                         neg_step, bc2_sqrt, e, first)
     return disp, loss
 
 
@@ -720,12 +720,12 @@ def _adam_shared_steps(w_all, m_all, v_all, lam_all, tile, b0, b1, d, step_scala
                 for i in range(w.shape[0]):
                     x = w[i]
                     w[i], m[i], v[i] = _adam_sim(x, gradient(lam[i], x, z, sigma, i), m[i], v[i], l2, shrink, w1, b2,
-                                             w2, neg_step, bc2_sqrt, e, True)
+                                                 w2, neg_step, bc2_sqrt, e, True)
             else:
                 for i in range(w.shape[0]):
                     x = w[i]
                     w[i], m[i], v[i] = _adam_sim(x, gradient(lam[i], x, z, sigma, i), m[i], v[i], l2, shrink, w1, b2,
-                                             w2, neg_step, bc2_sqrt, e, False)
+                                                 w2, neg_step, bc2_sqrt, e, False)
 
 
 @njit(cache=True)
@@ -742,7 +742,7 @@ def _fast_adam_per_trajectory(w, m, v, lam, lr_state, lr_ratio, advance, wd, t, 
         c = adam_scalars(eta, wd, tf, beta1, beta2, eps, decoupled, False)
         x = w[i]
         w[i], m[i], v[i] = _adam_sim(x, gradient(lam[i], x, z, sigma, i), m[i], v[i], dt(c.l2), dt(c.shrink), dt(c.w1),
-                                 dt(c.beta2), dt(c.w2), dt(c.neg_step_size), dt(c.bc2_sqrt), dt(c.eps), first)
+                                     dt(c.beta2), dt(c.w2), dt(c.neg_step_size), dt(c.bc2_sqrt), dt(c.eps), first)
 
 
 @njit(cache=True)
