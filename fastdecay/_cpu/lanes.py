@@ -130,3 +130,15 @@ def draws_of_step(z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_c
     if first or t % 2 == 0:
         draw_pairs(z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, t)
     return step_draws(z_even, z_odd, t)
+
+
+def lane_slice(z, a, b):
+    """z[a:b], or None without noise."""
+    return None if z is None else z[a:b]
+
+
+@overload(lane_slice)
+def _lane_slice_impl(z, a, b):
+    if isinstance(z, types.NoneType):
+        return lambda z, a, b: None
+    return lambda z, a, b: z[a:b]

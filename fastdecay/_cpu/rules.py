@@ -98,7 +98,7 @@ from numba.extending import overload
 from .._rules import ADAM, ADAMW, LION, LR_IN_BUFFER, MOMENTUM, NESTEROV, RULES
 from .._rules import ON_DROP_CODES, ON_DROP_KEEP, ON_DROP_RESCALE, ON_DROP_RESET  # noqa: F401 (re-exported)
 from .intrinsics import fma
-from .lanes import LR, MOM, SCALE, WD, draws_of_step, gradient, like, one_like, tally, tile_span
+from .lanes import LR, MOM, SCALE, WD, draws_of_step, gradient, lane_slice, one_like, tally, tile_span
 from .schedule import drop_ratio, lr_at
 from .storage import BUF0, BUF1, BUF2, COMP, GRAD, PARAM, block_span, narrow, store_param, view, widen
 
@@ -485,32 +485,32 @@ def lion_kernel(like, like_state, like_math, addresses, sizes, first_block,
 
 # ----------------------------------------------------------------------------- (d) the simulations
 # The batched quadratic simulations (``fastdecay/_cpu/simulate.py``: tiles, blocks of
-# tiles, rates, noise, recording, chunks) reach a rule only through the four
+# tiles, rates, noise, recording, chunks) reach a rule only through the three
 # ``simulate_*`` functions at the end of this section, each an if-chain on the rule
-# code that calls the rule's own loop (Numba dispatches by code, not by a table):
+# code (Numba dispatches by code, not by a table):
 #
 #   simulate_shared_steps(opt, ...)       tiles b0 .. b1 - 1, steps s0 .. s1 - 1, shared
-#                                          rates (rows of step_scalars), no recording
+#                                          rates (rows of step_scalars), no recording:
+#                                          the rule's tile and step loops
 #   simulate_per_trajectory_lr(opt, ...)  one step of a tile of one-coordinate
 #                                          trajectories with their own learning rates
-#   simulate_coordinates(opt, ...)        one step of one trajectory's coordinates at its
-#                                          rates; (sum of squared moves, 2 x loss)
-#   simulate_element(opt, ...)            one element at its rates: (w, buf, sq)
+#   simulate_generic_step(opt, ...)       one step of trajectories at their own rates,
+#                                          any d, recording: per element (d = 1) a branch
+#                                          per rule, per trajectory its coordinates' loop
 #
-# and the table's columns, read at compile time by code: SIM_BUFFERS[opt] (the state
-# buffers it keeps: 0, 1 (buf) or 2 (buf, sq)) and SIM_ON_DROP[opt] (on_drop scales its
-# buffer). A simulation never maximizes, couples Adam's weight decay (AdamW's and Lion's
-# are decoupled), has no dampening and no AMSGrad. The loops of a rule are written out
-# with the element rule inside (no call that takes an array inside a tile's step loop:
-# each would count references on arrays every thread shares), so each rule keeps the
-# loops it was tuned with (bench/RESULTS.md, "noiseless path").
+# and the table's column SIM_ON_DROP[opt] (on_drop scales the rule's buffer), read at
+# compile time by code. A simulation never maximizes, couples Adam's weight decay
+# (AdamW's and Lion's are decoupled), has no dampening and no AMSGrad. Each rule's
+# loops are written out with the element rule inside, the choice of rule outside them
+# or on loop-invariant flags, so each keeps the loops it was tuned with
+# (bench/RESULTS.md, "noiseless path"): no call that takes an array inside a tile's
+# step loop (each would count references on arrays every thread shares), no call per
+# element to a function that picks the rule (LLVM no longer unswitches and
+# vectorizes such a loop: 3-30x slower, measured).
 
-SIM_BUFFERS = np.zeros(max(r.code for r in RULES) + 1, dtype=np.int64)
 SIM_ON_DROP = np.zeros(max(r.code for r in RULES) + 1, dtype=np.bool_)
 for _rule in RULES:
-    SIM_BUFFERS[_rule.code] = len(_rule.buffers)
     SIM_ON_DROP[_rule.code] = _rule.on_drop
-SIM_BUFFERS.flags.writeable = False
 SIM_ON_DROP.flags.writeable = False
 
 
@@ -815,7 +815,7 @@ def simulate_shared_steps(opt, w, buf, sq, lam, tile, b0, b1, d, step_scalars, f
                           opt == LR_IN_BUFFER, noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma)
 
 
-@njit(cache=True)
+@njit(inline="always")
 def simulate_per_trajectory_lr(opt, w, buf, sq, lam, lr_state, lr_ratio, advance, wd, mom, t, beta2, eps, z, sigma):
     """Step t of a tile of one-coordinate trajectories (the slices w, buf, sq, lam,
     lr_state, lr_ratio of the tile; z its draws or None), each at its own learning rate
@@ -834,43 +834,88 @@ def simulate_per_trajectory_lr(opt, w, buf, sq, lam, lr_state, lr_ratio, advance
 
 
 @njit(cache=True)
-def simulate_coordinates(opt, w, buf, sq, lam, lo, hi, eta, wd, mom, scale, t, beta2, eps, z, sigma, record):
-    """Step t of one trajectory: its coordinates lo .. hi - 1 of the whole arrays (z:
-    their draws, indexed from 0, or None) at its rates ``eta``, ``wd``, ``mom`` and
-    buffer scale ``scale``; (sum of squared moves, 2 x loss) when recording, else zeros."""
-    first = t == 0
-    if opt == LION:
-        c = lion_scalars(eta, wd, mom, beta2, False)
-        return _lion_coords(w[lo:hi], buf[lo:hi], lam[lo:hi], c, first, z, sigma, record)
-    if opt == ADAM or opt == ADAMW:
-        c = adam_scalars(eta, wd, float(t), mom, beta2, eps, opt == ADAMW, False)
-        return _adam_coords(w[lo:hi], buf[lo:hi], sq[lo:hi], lam[lo:hi], c, first, z, sigma, record)
-    use_momentum = opt == MOMENTUM or opt == LR_IN_BUFFER or opt == NESTEROV
-    nesterov = opt == NESTEROV
-    c = sgd_scalars(eta, wd, first, scale, mom, 0.0, nesterov, False, False, opt == LR_IN_BUFFER)
-    return _sgd_coords(w[lo:hi], buf[lo:hi], lam[lo:hi], c, use_momentum, nesterov,
-                       opt == LR_IN_BUFFER and use_momentum, first, z, sigma, record)
+def _buffer_scale(per_lr, use_momentum, on_drop, scale_shared, lr_table, lr_rows, lr_ratio, i, tf):
+    """The on_drop factor of trajectory i's momentum buffer at step tf."""
+    if not per_lr:
+        return scale_shared
+    # a plain exponential or constant row never drops discontinuously
+    if use_momentum and on_drop != 0 and not lr_ratio[i] == lr_ratio[i]:
+        return buffer_scale_at(lr_table, lr_rows[i], tf, on_drop)
+    return 1.0
 
 
 @njit(cache=True)
-def simulate_element(opt, x, g, b, q, eta, wd, mom, scale, t, beta2, eps):
-    """Step t of one element: weight ``x`` with gradient ``g``, buffers ``b`` and ``q``
-    (in the element type; ignored where the rule keeps fewer, SIM_BUFFERS), at the rates
-    ``eta``, ``wd``, ``mom`` and buffer scale ``scale``: the new (w, b, q)."""
+def simulate_generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta_shared, wd_shared, scale_shared, mom_shared, per_lr,
+                  per_wd, per_mom, lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state, beta2, eps, on_drop,
+                  z, sigma, record, rec_j, rec_loss, rec_disp):
+    """One step of trajectories [i0, i1) at their own rates, any d, any option (noise,
+    recording, first step): per-trajectory scalars, then a loop over the trajectory's d
+    coordinates. The engine's generic step, here with its rules' branches: the choice of
+    rule is made by loop-invariant flags inside the element loop, which LLVM unswitches
+    (so each rule's loop vectorizes); a call per element to a rule function, or a rule
+    function inlined with the arrays, would not (measured 3-30x slower). ``z`` holds
+    the step's draws of the tile's lanes (element (i, k) is lane (i - i0) d + k), or None.
+    The momentum (Adam's beta1) of a trajectory is ``mom_state[i]`` or ``mom_shared``."""
+    dt = w.dtype.type
     first = t == 0
-    if opt == ADAM or opt == ADAMW:
-        c = adam_scalars(eta, wd, float(t), mom, beta2, eps, opt == ADAMW, False)
-        return _adam_sim(x, g, b, q, like(x, c.l2), like(x, c.shrink), like(x, c.w1), like(x, c.beta2),
-                         like(x, c.w2), like(x, c.neg_step_size), like(x, c.bc2_sqrt), like(x, c.eps), first)
-    if opt == LION:
-        c = lion_scalars(eta, wd, mom, beta2, False)
-        w, m = lion_element(x, g, b, one_like(x), like(x, c.shrink), like(x, c.beta1), like(x, c.w1),
-                            like(x, c.beta2), like(x, c.w2), like(x, c.neg_lr), first)
-        return w, m, q
+    tf = float(t)
+    adam = opt == ADAM or opt == ADAMW
+    lion = opt == LION
     use_momentum = opt == MOMENTUM or opt == LR_IN_BUFFER or opt == NESTEROV
     nesterov = opt == NESTEROV
-    in_buffer = opt == LR_IN_BUFFER
-    c = sgd_scalars(eta, wd, first, scale, mom, 0.0, nesterov, False, False, in_buffer)
-    w, b = _sgd_sim(x, g, b, like(x, c.l2), like(x, c.buf_decay), like(x, c.grad_gain), like(x, c.nest_grad),
-                    like(x, c.nest_buf), like(x, c.neg_lr), use_momentum, nesterov, in_buffer and use_momentum, first)
-    return w, b, q
+    if d == 1:
+        # one element a trajectory (the noisy runs of sweeps): the elements in one flat loop
+        in_buffer = opt == LR_IN_BUFFER
+        zero = dt(0.0)
+        for i in range(i0, i1):
+            eta = lr_state[i] if per_lr else eta_shared
+            wd = wd_state[i] if per_wd else wd_shared
+            mom = mom_state[i] if per_mom else mom_shared
+            x = w[i]
+            g = gradient(lam[i], x, z, sigma, i - i0)
+            if adam:
+                c = adam_scalars(eta, wd, tf, mom, beta2, eps, opt == ADAMW, False)
+                w[i], buf[i], sq[i] = _adam_sim(x, g, buf[i], sq[i], dt(c.l2), dt(c.shrink), dt(c.w1), dt(c.beta2),
+                                                dt(c.w2), dt(c.neg_step_size), dt(c.bc2_sqrt), dt(c.eps), first)
+            elif lion:
+                c = lion_scalars(eta, wd, mom, beta2, False)
+                w[i], buf[i] = lion_element(x, g, buf[i], one_like(x), dt(c.shrink), dt(c.beta1), dt(c.w1),
+                                            dt(c.beta2), dt(c.w2), dt(c.neg_lr), first)
+            else:
+                scale = _buffer_scale(per_lr, use_momentum, on_drop, scale_shared, lr_table, lr_rows, lr_ratio, i,
+                                      tf)
+                c = sgd_scalars(eta, wd, first, scale, mom, 0.0, nesterov, False, False, in_buffer)
+                b = buf[i] if use_momentum else zero
+                w[i], b = _sgd_sim(x, g, b, dt(c.l2), dt(c.buf_decay), dt(c.grad_gain), dt(c.nest_grad),
+                                   dt(c.nest_buf), dt(c.neg_lr), use_momentum, nesterov, in_buffer and use_momentum,
+                                   first)
+                if use_momentum:
+                    buf[i] = b
+            if record:
+                dd, ll = tally(lam, i, x, w[i])
+                rec_disp[i, rec_j] = dt(math.sqrt(0.0 + dd))
+                rec_loss[i, rec_j] = dt(0.5 * (0.0 + ll))
+        return
+    for i in range(i0, i1):
+        eta = lr_state[i] if per_lr else eta_shared
+        wd = wd_state[i] if per_wd else wd_shared
+        mom = mom_state[i] if per_mom else mom_shared
+        # the trajectory's coordinates as slices indexed from 0 (the plain loops vectorize)
+        wi = w[i * d:(i + 1) * d]
+        li = lam[i * d:(i + 1) * d]
+        zi = lane_slice(z, (i - i0) * d, (i - i0 + 1) * d)
+        if adam:
+            c = adam_scalars(eta, wd, tf, mom, beta2, eps, opt == ADAMW, False)
+            disp, loss = _adam_coords(wi, buf[i * d:(i + 1) * d], sq[i * d:(i + 1) * d], li, c, first, zi, sigma,
+                                      record)
+        elif lion:
+            c = lion_scalars(eta, wd, mom, beta2, False)
+            disp, loss = _lion_coords(wi, buf[i * d:(i + 1) * d], li, c, first, zi, sigma, record)
+        else:
+            scale = _buffer_scale(per_lr, use_momentum, on_drop, scale_shared, lr_table, lr_rows, lr_ratio, i, tf)
+            c = sgd_scalars(eta, wd, first, scale, mom, 0.0, nesterov, False, False, opt == LR_IN_BUFFER)
+            disp, loss = _sgd_coords(wi, buf[i * d:(i + 1) * d], li, c, use_momentum, nesterov,
+                                     opt == LR_IN_BUFFER and use_momentum, first, zi, sigma, record)
+        if record:
+            rec_disp[i, rec_j] = dt(math.sqrt(disp))
+            rec_loss[i, rec_j] = dt(0.5 * loss)

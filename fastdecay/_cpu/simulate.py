@@ -14,8 +14,8 @@ on the arrays every thread shares, atomically, twice a step).
 
 The engine names no update rule: every update goes through the per-rule interface
 of ``rules`` (section (d): ``simulate_shared_steps``, ``simulate_per_trajectory_lr``,
-``simulate_coordinates``, ``simulate_element``, each an if-chain on the rule code
-calling the rule's own loops, and the table columns ``SIM_BUFFERS`` / ``SIM_ON_DROP``),
+``simulate_generic_step``, each an if-chain on the rule code calling the rule's own
+loops or branches, and the table column ``SIM_ON_DROP``),
 whose loops call ``rules.sgd_element`` / ``adam_element`` / ``lion_element``: the same
 rules the fused updates use, not a copy. What the engine and those loops share (the
 step-scalar columns, a lane's gradient and noise draws, the recording tallies) is
@@ -58,11 +58,9 @@ import math
 import numpy as np
 import numba
 from numba import float32, float64, int64, njit, prange, types, uint64, void
-from numba.extending import overload
 
-from .lanes import LR, MOM, N_SCALARS, SCALE, WD, draw_pairs, draws, gradient, step_draws, tally  # noqa: F401
-from .rules import (SIM_BUFFERS, SIM_ON_DROP, buffer_scale_at, simulate_coordinates, simulate_element,
-                    simulate_per_trajectory_lr, simulate_shared_steps)
+from .lanes import LR, MOM, N_SCALARS, SCALE, WD, draw_pairs, draws, step_draws, tally  # noqa: F401
+from .rules import SIM_ON_DROP, buffer_scale_at, simulate_generic_step, simulate_per_trajectory_lr, simulate_shared_steps
 from .._layout import CONSTANT, EXPONENTIAL, KIND, ORIGIN, P0, START
 from .._rules import CODES as OPTIMIZER_CODES  # noqa: F401 (public name -> code, from the one table)
 from .schedule import TABLE, lr_at
@@ -145,79 +143,6 @@ def _advance_rates(table, rows, ratio, state, i0, i1, t, all_multiplicative):
         return
     for i in range(i0, i1):
         state[i] = _anchor(table, rows[i], tf)
-
-
-def _lanes(z, a, b):
-    """z[a:b], or None without noise."""
-    return None if z is None else z[a:b]
-
-
-@overload(_lanes)
-def _lanes_impl(z, a, b):
-    if isinstance(z, types.NoneType):
-        return lambda z, a, b: None
-    return lambda z, a, b: z[a:b]
-
-
-@njit(cache=True)
-def _buffer_scale(per_lr, acts, on_drop, scale_shared, lr_table, lr_rows, lr_ratio, i, tf):
-    """The on_drop factor of trajectory i's buffer at step tf (``acts``: on_drop acts on the
-    rule's buffer, ``rules.SIM_ON_DROP``)."""
-    if not per_lr:
-        return scale_shared
-    # a plain exponential or constant row never drops discontinuously
-    if acts and on_drop != 0 and not lr_ratio[i] == lr_ratio[i]:
-        return buffer_scale_at(lr_table, lr_rows[i], tf, on_drop)
-    return 1.0
-
-
-@njit(cache=True)
-def _generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta_shared, wd_shared, scale_shared, mom_shared, per_lr,
-                  per_wd, per_mom, lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state, beta2, eps, on_drop,
-                  z, sigma, record, rec_j, rec_loss, rec_disp):
-    """One step of trajectories [i0, i1), any d, any option (noise, recording, first step):
-    per-trajectory scalars, then the rule (``rules.simulate_element`` / ``simulate_coordinates``)
-    over the trajectory's d coordinates. ``z`` holds the step's draws of the tile's lanes
-    (element (i, k) is lane (i - i0) d + k), or None. The momentum (Adam's beta1) of a
-    trajectory is ``mom_state[i]`` or ``mom_shared``."""
-    dt = w.dtype.type
-    tf = float(t)
-    acts = SIM_ON_DROP[opt]
-    if d == 1:
-        # one element a trajectory (the noisy runs of sweeps): the elements in one flat loop
-        n_buffers = SIM_BUFFERS[opt]
-        zero = dt(0.0)
-        for i in range(i0, i1):
-            eta = lr_state[i] if per_lr else eta_shared
-            wd = wd_state[i] if per_wd else wd_shared
-            mom = mom_state[i] if per_mom else mom_shared
-            x = w[i]
-            g = gradient(lam[i], x, z, sigma, i - i0)
-            scale = _buffer_scale(per_lr, acts, on_drop, scale_shared, lr_table, lr_rows, lr_ratio, i, tf)
-            b = buf[i] if n_buffers > 0 else zero
-            q = sq[i] if n_buffers > 1 else zero
-            w[i], b, q = simulate_element(opt, x, g, b, q, eta, wd, mom, scale, t, beta2, eps)
-            if n_buffers > 0:
-                buf[i] = b
-            if n_buffers > 1:
-                sq[i] = q
-            if record:
-                dd, ll = tally(lam, i, x, w[i])
-                rec_disp[i, rec_j] = dt(math.sqrt(0.0 + dd))
-                rec_loss[i, rec_j] = dt(0.5 * (0.0 + ll))
-        return
-    for i in range(i0, i1):
-        eta = lr_state[i] if per_lr else eta_shared
-        wd = wd_state[i] if per_wd else wd_shared
-        mom = mom_state[i] if per_mom else mom_shared
-        scale = _buffer_scale(per_lr, acts, on_drop, scale_shared, lr_table, lr_rows, lr_ratio, i, tf)
-        # the trajectory's coordinates: the rule loops over slices indexed from 0 (they vectorize)
-        zi = _lanes(z, (i - i0) * d, (i - i0 + 1) * d)
-        disp, loss = simulate_coordinates(opt, w, buf, sq, lam, i * d, (i + 1) * d, eta, wd, mom, scale, t, beta2,
-                                          eps, zi, sigma, record)
-        if record:
-            rec_disp[i, rec_j] = dt(math.sqrt(disp))
-            rec_loss[i, rec_j] = dt(0.5 * loss)
 
 
 @njit(cache=True)
@@ -417,9 +342,9 @@ def _simulate_chunk(w, buf, sq, lam, d, opt,
                 if record and not generic:
                     _record_before(w, rec_disp, i0, i1, rec_j)
                 if generic:
-                    _generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta, wd, scale, mom, per_lr, per_wd, per_mom,
-                                  lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state, beta2, eps,
-                                  on_drop, z, sigma, record, rec_j, rec_loss, rec_disp)
+                    simulate_generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta, wd, scale, mom, per_lr, per_wd,
+                                          per_mom, lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state, beta2,
+                                          eps, on_drop, z, sigma, record, rec_j, rec_loss, rec_disp)
                 else:
                     # a fast tile here has per-trajectory learning rates and d == 1
                     simulate_per_trajectory_lr(opt, w_t, buf_t, sq_t, lam_t, lr_state_t, lr_ratio_t, fused, wd, mom,
@@ -451,10 +376,10 @@ def _shared_tile_steps(w, buf, sq, lam, b, tile, n, d, opt, first_step, n_steps,
     """The chunk's steps of tile b (trajectories b*tile .. min((b+1)*tile, n) - 1) under
     shared rates, recording every ``every`` steps: the steps up to the next recorded one
     in one call of the rule's step loops (``rules.simulate_shared_steps``); a recorded step alone,
-    between ``_record_before`` and ``_record_after`` (d == 1) or by ``_generic_step``,
+    between ``_record_before`` and ``_record_after`` (d == 1) or by ``rules.simulate_generic_step``,
     whose sums over a trajectory's coordinates recording needs (d > 1; the
     per-trajectory flags are all False here; ``every > 0``, always true, is ``record``
-    as a run-time flag: a literal True would compile ``_generic_step`` a second time)."""
+    as a run-time flag: a literal True would compile ``simulate_generic_step`` a second time)."""
     i0 = b * tile
     i1 = min(i0 + tile, n)
     s = 0
@@ -471,10 +396,11 @@ def _shared_tile_steps(w, buf, sq, lam, b, tile, n, d, opt, first_step, n_steps,
                 z_even = draws(noise_scratch, 0, (i1 - i0) * d)
                 z_odd = draws(noise_scratch, 1, (i1 - i0) * d)
                 draw_pairs(z_even, z_odd, seed, offset + np.uint64(i0), lane_trajectory, lane_coordinate, t)
-                _generic_step(w, buf, sq, lam, i0, i1, d, opt, t, step_scalars[stop, LR], step_scalars[stop, WD],
-                              step_scalars[stop, SCALE], step_scalars[stop, MOM], per_lr, per_wd, per_mom,
-                              lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state, beta2, eps, on_drop,
-                              step_draws(z_even, z_odd, t), sigma, every > 0, rec_j, rec_loss, rec_disp)
+                simulate_generic_step(w, buf, sq, lam, i0, i1, d, opt, t, step_scalars[stop, LR],
+                                      step_scalars[stop, WD], step_scalars[stop, SCALE], step_scalars[stop, MOM],
+                                      per_lr, per_wd, per_mom, lr_table, lr_rows, lr_ratio, lr_state, wd_state,
+                                      mom_state, beta2, eps, on_drop, step_draws(z_even, z_odd, t), sigma, every > 0,
+                                      rec_j, rec_loss, rec_disp)
             else:
                 _record_before(w, rec_disp, i0, i1, rec_j)
                 simulate_shared_steps(opt, w, buf, sq, lam, tile * d, b, b + 1, d, step_scalars, first_step, stop,
