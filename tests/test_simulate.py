@@ -396,7 +396,10 @@ def test_default_chunks_are_sized_by_time():
 
 
 SIGINT_SCRIPT = """
-import sys, time, numpy as np, fastdecay as fd
+import signal, sys, time, numpy as np, fastdecay as fd
+# Ctrl-C as in a terminal, whatever this process inherited (a shell's background job, as some
+# CI runners start the suite, ignores SIGINT, and children inherit that)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 def progress(done, total):
     print(time.monotonic(), done, flush=True)
 try:
