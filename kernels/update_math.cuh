@@ -272,7 +272,7 @@ struct AdamCoef {
 template <typename T>
 FD_HD void sgd_element(T& w, T g, T& buf, const SgdCoef<T>& c, bool use_momentum, bool nesterov, bool first) {
     g = c.sign * g;
-    g = fma(c.l2, w, g);
+    if (c.l2 != (T)0) g = fma(c.l2, w, g);  // as torch: no term when 0 (an inf w keeps an inf g)
     T d;
     if (use_momentum) {
         if (first) buf = c.grad_gain * g;
@@ -290,7 +290,7 @@ template <typename T>
 FD_HD void adam_element(T& w, T g, T& m, T& v, T& vmax, const AdamCoef<T>& c, bool amsgrad, bool first) {
     g = c.sign * g;
     w = w * c.shrink;
-    g = fma(c.l2, w, g);
+    if (c.l2 != (T)0) g = fma(c.l2, w, g);  // as torch: no term when 0 (an inf w keeps an inf g)
     if (first) {
         m = c.w1 * g;
         v = c.w2 * g * g;

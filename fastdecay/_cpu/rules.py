@@ -95,7 +95,7 @@ from numba import njit, prange
 from numba.core import types
 from numba.extending import overload
 
-from .._rules import ADAM, ADAMW, LION, LR_IN_BUFFER, MOMENTUM, NESTEROV, RULES
+from .._rules import ADAM, ADAMW, GD, LION, LR_IN_BUFFER, MOMENTUM, NESTEROV, RULES
 from .._rules import ON_DROP_CODES, ON_DROP_KEEP, ON_DROP_RESCALE, ON_DROP_RESET  # noqa: F401 (re-exported)
 from .intrinsics import fma
 from .lanes import LR, MOM, SCALE, WD, draws_of_step, gradient, lane_slice, one_like, tally, tile_span
@@ -221,7 +221,8 @@ def sgd_element(w, g, buf, sign, l2, shrink, buf_decay, grad_gain, nest_grad, ne
     first): g + l2 w, buf_decay buf (rounded) + grad_gain g, nest_grad g (rounded) +
     nest_buf buf, w + neg_lr d."""
     g = sign * g
-    g = fma(l2, w, g)
+    if l2 != 0.0:  # as torch: no weight-decay term when it is 0 (an inf w keeps an inf g)
+        g = fma(l2, w, g)
     if use_momentum:
         if first:
             buf = grad_gain * g
@@ -249,7 +250,8 @@ def adam_element(w, g, m, v, vmax, sign, l2, shrink, w1, beta2, w2, neg_step_siz
     g = sign * g
     if shrink != 1.0:
         w = w * shrink
-    g = fma(l2, w, g)
+    if l2 != 0.0:  # as torch: no weight-decay term when it is 0 (an inf w keeps an inf g)
+        g = fma(l2, w, g)
     if first:
         m = w1 * g
         v = w2 * g * g
@@ -571,57 +573,148 @@ def _sgd_coords(w, buf, lam, c, use_momentum, nesterov, in_buffer, first, z, sig
     return disp, loss
 
 
+# Noiseless steps under shared rates run STEP_BLOCK steps in one pass over a tile: an
+# element's state stays in registers across the block (one load and store of w, and of
+# the buffer, a block instead of a step), so the loop is bound by its arithmetic instead
+# of by L1 traffic (bench/RESULTS.md, "Steps in blocks"). Every element gets the same
+# operations in the same order as one step a pass: the same bits.
+STEP_BLOCK = 4
+
+
+@njit(cache=True)
+def _sgd_coefficients(step_scalars, s, t, nesterov, in_buffer, x):
+    """Row s of ``step_scalars`` (step t) as ``_sgd_sim``'s coefficients, in x's type:
+    (l2, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr)."""
+    dt = type(x)
+    c = sgd_scalars(step_scalars[s, LR], step_scalars[s, WD], t == 0, step_scalars[s, SCALE],
+                    step_scalars[s, MOM], 0.0, nesterov, False, False, in_buffer)
+    return dt(c.l2), dt(c.buf_decay), dt(c.grad_gain), dt(c.nest_grad), dt(c.nest_buf), dt(c.neg_lr)
+
+
+@njit(inline="always")
+def _sgd_noiseless(x, lam, b, k, use_momentum, nesterov, buffer_in, first):
+    """One noiseless step of one element with coefficients ``k`` (``_sgd_coefficients``)."""
+    return _sgd_sim(x, gradient(lam, x, None, 0.0, 0), b, k[0], k[1], k[2], k[3], k[4], k[5], use_momentum,
+                    nesterov, buffer_in, first)
+
+
+@njit(inline="always")
+def _sgd_block_loops(w, buf, lam, k0, k1, k2, k3, use_momentum, nesterov, buffer_in):
+    zero = lam.dtype.type(0.0)
+    if use_momentum and nesterov:
+        for i in range(w.shape[0]):
+            x, b, a = w[i], buf[i], lam[i]
+            x, b = _sgd_noiseless(x, a, b, k0, True, True, buffer_in, False)
+            x, b = _sgd_noiseless(x, a, b, k1, True, True, buffer_in, False)
+            x, b = _sgd_noiseless(x, a, b, k2, True, True, buffer_in, False)
+            w[i], buf[i] = _sgd_noiseless(x, a, b, k3, True, True, buffer_in, False)
+    elif use_momentum:
+        for i in range(w.shape[0]):
+            x, b, a = w[i], buf[i], lam[i]
+            x, b = _sgd_noiseless(x, a, b, k0, True, False, buffer_in, False)
+            x, b = _sgd_noiseless(x, a, b, k1, True, False, buffer_in, False)
+            x, b = _sgd_noiseless(x, a, b, k2, True, False, buffer_in, False)
+            w[i], buf[i] = _sgd_noiseless(x, a, b, k3, True, False, buffer_in, False)
+    else:
+        for i in range(w.shape[0]):
+            x, a = w[i], lam[i]
+            x, _ = _sgd_noiseless(x, a, zero, k0, False, False, False, False)
+            x, _ = _sgd_noiseless(x, a, zero, k1, False, False, False, False)
+            x, _ = _sgd_noiseless(x, a, zero, k2, False, False, False, False)
+            w[i], _ = _sgd_noiseless(x, a, zero, k3, False, False, False, False)
+
+
+@njit(inline="always")
+def without_l2(k):
+    """Coefficients ``k`` with l2 a constant 0: ``sgd_element``'s weight-decay test then
+    folds away at compile time (as a run-time test inside a loop LLVM keeps it as a
+    select beside the multiply-add: measured ~10-30 % slower)."""
+    return (type(k[1])(0.0), k[1], k[2], k[3], k[4], k[5])
+
+
+@njit(inline="always")
+def _sgd_step_block(w, buf, lam, k0, k1, k2, k3, use_momentum, nesterov, buffer_in):
+    """STEP_BLOCK (4) noiseless steps, none the first, of a tile's elements: the state
+    in registers across them (inlined: a call would count references on the arrays)."""
+    if k0[0] == 0.0 and k1[0] == 0.0 and k2[0] == 0.0 and k3[0] == 0.0:
+        _sgd_block_loops(w, buf, lam, without_l2(k0), without_l2(k1), without_l2(k2), without_l2(k3), use_momentum,
+                         nesterov, buffer_in)
+    else:
+        _sgd_block_loops(w, buf, lam, k0, k1, k2, k3, use_momentum, nesterov, buffer_in)
+
+
+@njit(inline="always")
+def _sgd_tile_step(w, buf, lam, z, sigma, k, t, use_momentum, nesterov, buffer_in):
+    """Step t of a tile's elements with coefficients ``k`` (``_sgd_coefficients``) and
+    draws z (or None): one loop for each case of the flags, so each vectorizes."""
+    l2, buf_decay, gain, nest_grad, nest_buf, neg_lr = k
+    zero = lam.dtype.type(0.0)
+    if use_momentum:
+        if t == 0:
+            for i in range(w.shape[0]):
+                x = w[i]
+                w[i], buf[i] = _sgd_sim(x, gradient(lam[i], x, z, sigma, i), buf[i], l2, buf_decay, gain,
+                                        nest_grad, nest_buf, neg_lr, True, nesterov, buffer_in, True)
+        elif nesterov:
+            for i in range(w.shape[0]):
+                x = w[i]
+                w[i], buf[i] = _sgd_sim(x, gradient(lam[i], x, z, sigma, i), buf[i], l2, buf_decay, gain,
+                                        nest_grad, nest_buf, neg_lr, True, True, buffer_in, False)
+        else:
+            for i in range(w.shape[0]):
+                x = w[i]
+                w[i], buf[i] = _sgd_sim(x, gradient(lam[i], x, z, sigma, i), buf[i], l2, buf_decay, gain,
+                                        nest_grad, nest_buf, neg_lr, True, False, buffer_in, False)
+    else:
+        for i in range(w.shape[0]):
+            x = w[i]
+            w[i], _ = _sgd_sim(x, gradient(lam[i], x, z, sigma, i), zero, l2, buf_decay, gain, nest_grad,
+                               nest_buf, neg_lr, False, False, False, False)
+
+
 @njit(cache=True)
 def _sgd_shared_steps(w_all, buf_all, lam_all, tile, b0, b1, d, step_scalars, first_step, s0, s1, use_momentum,
                       nesterov, in_buffer, noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma):
     """Steps ``first_step + s`` for s in [s0, s1) of tiles b0 .. b1 - 1 (``tile`` elements
     each) under shared rates, no recording: tile by tile, per step the coefficients of
     row s of ``step_scalars`` and one vector loop over the tile's elements (any d: with
-    shared rates every element takes the same update). The draws of each pair of steps
-    are made at its even step (and at s0).
+    shared rates every element takes the same update); without noise, past step 0, in
+    blocks of STEP_BLOCK steps a loop. The draws of each pair of steps are made at its
+    even step (and at s0).
 
     The tile and step loops are here, around the element loops, and the element loops
-    are written out in them: no call that takes an array inside these loops (each would
-    count references on the arrays every thread shares, atomically: twice a tile-step
-    inside the step loop, and contended between threads), so a block of tiles costs one
-    call. The slices start at index 0 (no negative-index wraparound in the loop, so LLVM
-    vectorizes it); the coefficients go through ``_sgd_sim`` as on every other path
-    (bit-identical results). ``in_buffer`` is lr_in_buffer for ``sgd_scalars``; the
-    element rule takes it with momentum on only."""
+    are written out in them: no call that takes an array inside these loops but the
+    block's (each would count references on the arrays every thread shares, atomically:
+    twice a tile-step inside the step loop, and contended between threads), so a block
+    of tiles costs one call and a step block one more. The slices start at index 0 (no
+    negative-index wraparound in the loop, so LLVM vectorizes it); the coefficients go
+    through ``_sgd_sim`` as on every other path (bit-identical results). ``in_buffer``
+    is lr_in_buffer for ``sgd_scalars``; the element rule takes it with momentum on only."""
     dt = w_all.dtype.type
     zero = dt(0.0)
     buffer_in = in_buffer and use_momentum
     for b in range(b0, b1):
         e0, e1, z_even, z_odd, first_trajectory = tile_span(b, tile, w_all.shape[0], d, noise_scratch, offset)
         w, buf, lam = w_all[e0:e1], buf_all[e0:e1], lam_all[e0:e1]  # GD: buf empty, never read
-        for s in range(s0, s1):
+        s = s0
+        while s < s1:
             t = first_step + s
+            if noise_scratch is None:  # (pruned at compile time in the noisy kernels)
+                if t != 0 and s + STEP_BLOCK <= s1:
+                    _sgd_step_block(w, buf, lam, _sgd_coefficients(step_scalars, s, t, nesterov, in_buffer, zero),
+                                    _sgd_coefficients(step_scalars, s + 1, t + 1, nesterov, in_buffer, zero),
+                                    _sgd_coefficients(step_scalars, s + 2, t + 2, nesterov, in_buffer, zero),
+                                    _sgd_coefficients(step_scalars, s + 3, t + 3, nesterov, in_buffer, zero),
+                                    use_momentum, nesterov, buffer_in)
+                    s += STEP_BLOCK
+                    continue
             z = draws_of_step(z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, t, s == s0)
-            c = sgd_scalars(step_scalars[s, LR], step_scalars[s, WD], t == 0, step_scalars[s, SCALE],
-                            step_scalars[s, MOM], 0.0, nesterov, False, False, in_buffer)
-            l2, buf_decay = dt(c.l2), dt(c.buf_decay)
-            gain, nest_grad, nest_buf, neg_lr = dt(c.grad_gain), dt(c.nest_grad), dt(c.nest_buf), dt(c.neg_lr)
-            if use_momentum:
-                if t == 0:
-                    for i in range(w.shape[0]):
-                        x = w[i]
-                        w[i], buf[i] = _sgd_sim(x, gradient(lam[i], x, z, sigma, i), buf[i], l2, buf_decay, gain,
-                                                nest_grad, nest_buf, neg_lr, True, nesterov, buffer_in, True)
-                elif nesterov:
-                    for i in range(w.shape[0]):
-                        x = w[i]
-                        w[i], buf[i] = _sgd_sim(x, gradient(lam[i], x, z, sigma, i), buf[i], l2, buf_decay, gain,
-                                                nest_grad, nest_buf, neg_lr, True, True, buffer_in, False)
-                else:
-                    for i in range(w.shape[0]):
-                        x = w[i]
-                        w[i], buf[i] = _sgd_sim(x, gradient(lam[i], x, z, sigma, i), buf[i], l2, buf_decay, gain,
-                                                nest_grad, nest_buf, neg_lr, True, False, buffer_in, False)
+            k = _sgd_coefficients(step_scalars, s, t, nesterov, in_buffer, zero)
+            if k[0] == 0.0:
+                _sgd_tile_step(w, buf, lam, z, sigma, without_l2(k), t, use_momentum, nesterov, buffer_in)
             else:
-                for i in range(w.shape[0]):
-                    x = w[i]
-                    w[i], _ = _sgd_sim(x, gradient(lam[i], x, z, sigma, i), zero, l2, buf_decay, gain, nest_grad,
-                                       nest_buf, neg_lr, False, False, False, False)
+                _sgd_tile_step(w, buf, lam, z, sigma, k, t, use_momentum, nesterov, buffer_in)
+            s += 1
 
 
 @njit(cache=True)
@@ -664,6 +757,52 @@ def _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, advance, wd, mom, 
             buf[i] = b
 
 
+@njit(inline="always")
+def _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, wds, moms, use_momentum, nesterov, in_buffer):
+    """The four steps of ``_sgd_per_trajectory_block`` with the block's weight decays
+    ``wds`` and momenta ``moms`` (tuples), each step as ``_sgd_per_trajectory_loop``
+    with ``advance``."""
+    dt = w.dtype.type
+    zero = dt(0.0)
+    buffer_in = in_buffer and use_momentum
+    for i in range(w.shape[0]):
+        eta, r, x, a = lr_state[i], lr_ratio[i], w[i], lam[i]
+        b = buf[i] if use_momentum else zero
+        for q in range(STEP_BLOCK):  # unrolled: four steps in registers
+            eta *= r
+            c = sgd_scalars(eta, wds[q], False, 1.0, moms[q], 0.0, nesterov, False, False, in_buffer)
+            x, b = _sgd_sim(x, gradient(a, x, None, 0.0, 0), b, dt(c.l2), dt(c.buf_decay), dt(c.grad_gain),
+                            dt(c.nest_grad), dt(c.nest_buf), dt(c.neg_lr), use_momentum, nesterov, buffer_in, False)
+        lr_state[i] = eta
+        w[i] = x
+        if use_momentum:
+            buf[i] = b
+
+
+@njit(cache=True)
+def _sgd_per_trajectory_block(w, buf, lam, lr_state, lr_ratio, step_scalars, s, use_momentum, nesterov, in_buffer):
+    """STEP_BLOCK (4) noiseless steps s .. s + 3, none the first, of a tile of
+    one-coordinate trajectories at their own exponential rates (each advanced by
+    lr_ratio a step), the weight decay and momentum of ``step_scalars``: the state and
+    the rate in registers across the steps. Without weight decay in the block, its l2
+    is a constant 0 (``without_l2``)."""
+    wds = (step_scalars[s, WD], step_scalars[s + 1, WD], step_scalars[s + 2, WD], step_scalars[s + 3, WD])
+    moms = (step_scalars[s, MOM], step_scalars[s + 1, MOM], step_scalars[s + 2, MOM], step_scalars[s + 3, MOM])
+    if wds[0] == 0.0 and wds[1] == 0.0 and wds[2] == 0.0 and wds[3] == 0.0:
+        if not use_momentum:
+            _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, (0.0, 0.0, 0.0, 0.0), moms, False, False, False)
+        elif nesterov:
+            _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, (0.0, 0.0, 0.0, 0.0), moms, True, True, in_buffer)
+        else:
+            _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, (0.0, 0.0, 0.0, 0.0), moms, True, False, in_buffer)
+    elif not use_momentum:
+        _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, wds, moms, False, False, False)
+    elif nesterov:
+        _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, wds, moms, True, True, in_buffer)
+    else:
+        _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, wds, moms, True, False, in_buffer)
+
+
 @njit(cache=True)
 def _adam_sim(x, g, m, v, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps, first):
     """``adam_element`` as a simulation uses it: never maximizing (sign a compile-time
@@ -700,6 +839,23 @@ def _adam_coords(w, m, v, lam, c, first, z, sigma, record):
     return disp, loss
 
 
+@njit(inline="always")
+def _adam_tile_step(w, m, v, lam, z, sigma, k, first):
+    """One step of a tile's elements under Adam's coefficients ``k`` (l2, shrink, w1,
+    beta2, w2, neg_step_size, bc2_sqrt, eps) and draws z (or None)."""
+    l2, shrink, w1, b2, w2, neg_step, bc2_sqrt, e = k
+    if first:
+        for i in range(w.shape[0]):
+            x = w[i]
+            w[i], m[i], v[i] = _adam_sim(x, gradient(lam[i], x, z, sigma, i), m[i], v[i], l2, shrink, w1, b2, w2,
+                                         neg_step, bc2_sqrt, e, True)
+    else:
+        for i in range(w.shape[0]):
+            x = w[i]
+            w[i], m[i], v[i] = _adam_sim(x, gradient(lam[i], x, z, sigma, i), m[i], v[i], l2, shrink, w1, b2, w2,
+                                         neg_step, bc2_sqrt, e, False)
+
+
 @njit(cache=True)
 def _adam_shared_steps(w_all, m_all, v_all, lam_all, tile, b0, b1, d, step_scalars, first_step, s0, s1, beta2, eps,
                        decoupled, noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma):
@@ -714,18 +870,12 @@ def _adam_shared_steps(w_all, m_all, v_all, lam_all, tile, b0, b1, d, step_scala
             z = draws_of_step(z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, t, s == s0)
             c = adam_scalars(step_scalars[s, LR], step_scalars[s, WD], float(t), step_scalars[s, MOM], beta2, eps,
                              decoupled, False)
-            l2, shrink, w1, b2, w2 = dt(c.l2), dt(c.shrink), dt(c.w1), dt(c.beta2), dt(c.w2)
-            neg_step, bc2_sqrt, e = dt(c.neg_step_size), dt(c.bc2_sqrt), dt(c.eps)
-            if t == 0:
-                for i in range(w.shape[0]):
-                    x = w[i]
-                    w[i], m[i], v[i] = _adam_sim(x, gradient(lam[i], x, z, sigma, i), m[i], v[i], l2, shrink, w1, b2,
-                                                 w2, neg_step, bc2_sqrt, e, True)
+            k = (dt(c.l2), dt(c.shrink), dt(c.w1), dt(c.beta2), dt(c.w2), dt(c.neg_step_size), dt(c.bc2_sqrt),
+                 dt(c.eps))
+            if k[0] == 0.0:  # AdamW, or no weight decay: l2 a constant 0 (see ``without_l2``)
+                _adam_tile_step(w, m, v, lam, z, sigma, (dt(0.0),) + k[1:], t == 0)
             else:
-                for i in range(w.shape[0]):
-                    x = w[i]
-                    w[i], m[i], v[i] = _adam_sim(x, gradient(lam[i], x, z, sigma, i), m[i], v[i], l2, shrink, w1, b2,
-                                                 w2, neg_step, bc2_sqrt, e, False)
+                _adam_tile_step(w, m, v, lam, z, sigma, k, t == 0)
 
 
 @njit(cache=True)
@@ -831,6 +981,21 @@ def simulate_per_trajectory_lr(opt, w, buf, sq, lam, lr_state, lr_ratio, advance
         _fast_sgd_per_trajectory(w, buf, lam, lr_state, lr_ratio, advance, wd, mom, opt == NESTEROV,
                                  opt == LR_IN_BUFFER, opt == MOMENTUM or opt == LR_IN_BUFFER or opt == NESTEROV,
                                  t == 0, z, sigma)
+
+
+@njit(cache=True)
+def simulate_per_trajectory_block(opt, w, buf, sq, lam, lr_state, lr_ratio, step_scalars, s, first_step, beta2, eps):
+    """Steps s .. s + STEP_BLOCK - 1 of a noiseless tile as ``simulate_per_trajectory_lr``
+    with ``advance`` at each (none of them the first step or an anchor of the rates):
+    the SGD family in one pass (``_sgd_per_trajectory_block``), the other rules a step
+    a pass."""
+    if opt == GD or opt == MOMENTUM or opt == LR_IN_BUFFER or opt == NESTEROV:
+        _sgd_per_trajectory_block(w, buf, lam, lr_state, lr_ratio, step_scalars, s, opt != GD, opt == NESTEROV,
+                                  opt == LR_IN_BUFFER)
+        return
+    for q in range(STEP_BLOCK):
+        simulate_per_trajectory_lr(opt, w, buf, sq, lam, lr_state, lr_ratio, True, step_scalars[s + q, WD],
+                                   step_scalars[s + q, MOM], first_step + s + q, beta2, eps, None, 0.0)
 
 
 @njit(cache=True)

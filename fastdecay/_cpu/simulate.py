@@ -60,7 +60,8 @@ import numba
 from numba import float32, float64, int64, njit, prange, types, uint64, void
 
 from .lanes import LR, MOM, N_SCALARS, SCALE, WD, draw_pairs, draws, step_draws, tally  # noqa: F401
-from .rules import SIM_ON_DROP, buffer_scale_at, simulate_generic_step, simulate_per_trajectory_lr, simulate_shared_steps
+from .rules import (SIM_ON_DROP, STEP_BLOCK, buffer_scale_at, simulate_generic_step, simulate_per_trajectory_block,
+                    simulate_per_trajectory_lr, simulate_shared_steps)
 from .._layout import CONSTANT, EXPONENTIAL, KIND, ORIGIN, P0, START
 from .._rules import CODES as OPTIMIZER_CODES  # noqa: F401 (public name -> code, from the one table)
 from .schedule import TABLE, lr_at
@@ -318,8 +319,15 @@ def _simulate_chunk(w, buf, sq, lam, d, opt,
             e0, e1 = i0 * d, i1 * d
             w_t, buf_t, sq_t, lam_t = w[e0:e1], buf[e0:e1], sq[e0:e1], lam[e0:e1]
             lr_state_t, lr_ratio_t = lr_state[i0:i1], lr_ratio[i0:i1]
-            for s in range(n_steps):
+            s = 0
+            while s < n_steps:
                 t = first_step + s
+                if noise_scratch is None:
+                    if fast_tile and per_lr and lr_mult and _plain_block(t, s, n_steps, every):
+                        simulate_per_trajectory_block(opt, w_t, buf_t, sq_t, lam_t, lr_state_t, lr_ratio_t,
+                                                      step_scalars, s, first_step, beta2, eps)
+                        s += STEP_BLOCK
+                        continue
                 record = every > 0 and (t + 1) % every == 0
                 rec_j = (t + 1) // every if every > 0 else 0
                 if s == 0 or t % 2 == 0:
@@ -353,6 +361,20 @@ def _simulate_chunk(w, buf, sq, lam, d, opt,
                     if not generic:
                         _record_after(w, lam, rec_disp, rec_loss, i0, i1, rec_j)
                     _record_rates(rec_lr, lr_table, lr_rows, per_lr, i0, i1, t, rec_j)
+                s += 1
+
+
+@njit(cache=True)
+def _plain_block(t, s, n_steps, every):
+    """Whether steps t .. t + STEP_BLOCK - 1 (chunk steps s ..) can run as one block of
+    per-trajectory rates: inside the chunk, past step 0, none recorded, and no anchor of
+    the rates among them (each advances by one multiplication)."""
+    if t == 0 or s + STEP_BLOCK > n_steps:
+        return False
+    for q in range(STEP_BLOCK):
+        if (t + q) % SIM_REANCHOR == 0 or (every > 0 and (t + q + 1) % every == 0):
+            return False
+    return True
 
 
 @njit(cache=True)

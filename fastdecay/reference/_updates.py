@@ -65,7 +65,7 @@ def sgd_trajectory(w0: ArrayLike, grad_fn: GradFn, lrs: Sequence[float] | np.nda
         g = np.array(grad_fn(w.copy(), t), dtype=np.float64)
         if maximize:
             g = -g
-        if not decoupled:
+        if not decoupled and lam != 0:  # torch adds no term for a zero weight decay
             g = g + lam * w
         if momentum != 0:
             if buf is not None and t in drops and t > 0:
@@ -123,7 +123,7 @@ def adamw_trajectory(w0: ArrayLike, grad_fn: GradFn, lrs: Sequence[float] | np.n
             g = -g
         if decoupled:
             w = w * (1 - eta * lam)
-        else:
+        elif lam != 0:
             g = g + lam * w
         m = beta1 * m + (1 - beta1) * g
         v = beta2 * v + (1 - beta2) * g * g
