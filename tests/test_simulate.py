@@ -210,6 +210,27 @@ def test_chunking_threads_and_recording_do_not_change_results(optimizer, per):
         numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
 
 
+@pytest.mark.parametrize("optimizer", ["gd", "momentum", "nesterov", "momentum_lr_in_buffer", "adamw", "lion"])
+@pytest.mark.parametrize("per", [False, True])
+@pytest.mark.parametrize("weight_decay", [0.0, 0.01])
+def test_noiseless_step_blocks_give_the_bits_of_one_step_a_pass(optimizer, per, weight_decay):
+    """Noiseless runs take their steps in blocks (several steps a pass over a tile, the
+    state in registers); one-step chunks, recording every step and the rates' anchor at
+    step 1,024 take one step a pass. Every way gives the same bits, float64 and float32."""
+    rng = np.random.default_rng(3)
+    n = 1_500                                     # two tiles, an odd last one
+    lam = rng.uniform(0.0, 2.0, (n, 1))
+    lr = 0.3 if optimizer in ("gd", "momentum", "nesterov", "momentum_lr_in_buffer") else 0.01
+    s = fd.exponential(lr=lr, gamma=rng.uniform(0.995, 1.0, n)) if per else fd.exponential(lr=lr, gamma=0.998)
+    for dtype in (np.float64, np.float32):
+        kw = dict(steps=1_030, optimizer=optimizer, weight_decay=weight_decay, dtype=dtype)
+        base = fd.simulate(lam, s, **kw)
+        assert np.isfinite(base.w).all()
+        for extra in (dict(chunk_steps=1), dict(chunk_steps=7), dict(every=1), dict(every=3, chunk_steps=101)):
+            other = fd.simulate(lam, s, **kw, **extra)
+            np.testing.assert_array_equal(other.w, base.w, err_msg=f"{dtype.__name__} {extra}")
+
+
 _COMPILE_OR_LOAD = """
 import sys, numpy as np, fastdecay as fd
 from fastdecay._cpu import simulate as S

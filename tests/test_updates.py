@@ -212,3 +212,31 @@ def test_step_as_a_0d_array(step_kind):
         fd.adamw_step(a, curv * a, ma, va, step=t, lr=lr)
         fd.adamw_step(b, curv * b, mb, vb, step=make(t), lr=lr)
     assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("which", ["sgd", "momentum", "adam"])
+def test_a_zero_weight_decay_adds_no_term_as_torch(which):
+    """torch adds weight_decay * w to the gradient only when the decay is nonzero, so an
+    infinite weight keeps a finite gradient (0 * inf would be NaN); so does fastdecay,
+    bit for bit with torch on weights with infinities and signed zeros."""
+    w0 = np.array([np.inf, -np.inf, 0.0, -0.0, 1.5, -2.0])
+    grad = np.array([1.0, -1.0, 0.5, -0.5, 0.25, 3.0])
+    p = torch.tensor(w0, requires_grad=True)
+    if which == "adam":
+        opt = torch.optim.Adam([p], lr=0.1, weight_decay=0.0, foreach=False)
+    else:
+        opt = torch.optim.SGD([p], lr=0.1, momentum=0.9 if which == "momentum" else 0.0, weight_decay=0.0,
+                              foreach=False)
+    w = w0.copy()
+    state = [np.zeros_like(w) for _ in range(3)]
+    for t in range(3):
+        p.grad = torch.tensor(grad)
+        opt.step()
+        if which == "adam":
+            fd.adamw_step(w, grad, state[0], state[1], step=t, lr=0.1, weight_decay=0.0, decoupled=False)
+        else:
+            fd.sgd_step(w, grad, step=t, lr=0.1, momentum=0.9 if which == "momentum" else 0.0,
+                        momentum_buffer=state[0] if which == "momentum" else None)
+    np.testing.assert_array_equal(w, p.detach().numpy())
+    assert np.isinf(w[:2]).all()
+    np.testing.assert_array_equal(np.signbit(w), np.signbit(p.detach().numpy()))
