@@ -13,6 +13,10 @@ figures less than wall-clock timing would. The ceilings, measured the same way:
   store an element) over one 512-element tile that stays in L1 for every step,
   compiled with ``fastmath`` (the best code LLVM makes of it): no schedule, no
   call overhead; what one core can do for this loop at all.
+- ``FMA ceiling, four steps a pass``: the same loop shape with four steps a pass over
+  the tile (each element's weight kept in a register across them, as the kernel's
+  noiseless blocks do: one load of w and a, one store, per four steps), ``fastmath``:
+  bound by the multiply-adds (two operations an element-step), not by L1.
 - ``noise generator alone``: ``philox.fill_normal_pairs`` filling one tile's pair of
   rows again and again (per draw): the ceiling of a noisy step.
 
@@ -42,6 +46,7 @@ PATHS = [
     ("GD float32", "gd", "float32", 0.0, False),
     ("GD per-trajectory float64", "gd", "float64", 0.0, True),
     ("momentum float64", "momentum", "float64", 0.0, False),
+    ("momentum per-trajectory float64", "momentum", "float64", 0.0, True),
     ("AdamW float64", "adamw", "float64", 0.0, False),
     ("noisy GD float64", "gd", "float64", 0.1, False),
     ("noisy GD float32", "gd", "float32", 0.1, False),
@@ -176,6 +181,21 @@ def measure(quick):
     seconds = best_thread_time(lambda: l1_loop(np.ones(512), tile, etas, rounds), repeats)
     rates["L1 loop-shape ceiling"] = 512 * rounds * steps / seconds
 
+    @njit(fastmath=True, cache=False)
+    def fma_loop(w, a, etas, rounds):
+        for _ in range(rounds):
+            for t in range(0, etas.shape[0] - 3, 4):
+                e0, e1, e2, e3 = etas[t], etas[t + 1], etas[t + 2], etas[t + 3]
+                for j in range(w.shape[0]):
+                    x, aj = w[j], a[j]
+                    x = x * (1.0 - aj * e0)
+                    x = x * (1.0 - aj * e1)
+                    x = x * (1.0 - aj * e2)
+                    w[j] = x * (1.0 - aj * e3)
+
+    seconds = best_thread_time(lambda: fma_loop(np.ones(512), tile, etas, rounds), repeats)
+    rates["FMA ceiling, four steps a pass"] = 512 * rounds * (steps - steps % 4) / seconds
+
     lane_trajectory, lane_coordinate = noise_lanes(1)
     even, odd = np.empty(512), np.empty(512)
 
@@ -253,6 +273,11 @@ def draw(results, path):
         ax.axvline(ceiling, color="k", ls="--", lw=1)
         ax.text(ceiling, len(labels) - 0.4, f"L1 loop-shape ceiling\n{ceiling:.2f}", ha="right", va="top",
                 fontsize=8)
+        fma_ceiling = rates.get("FMA ceiling, four steps a pass")
+        if fma_ceiling:
+            ax.axvline(fma_ceiling / 1e9, color="tab:red", ls="--", lw=1)
+            ax.text(fma_ceiling / 1e9, len(labels) - 1.4, f"FMA ceiling, 4 steps a pass\n{fma_ceiling / 1e9:.2f}",
+                    ha="right", va="top", fontsize=8, color="tab:red")
         ax.axvline(noise_ceiling, color="tab:orange", ls=":", lw=1)
         ax.text(noise_ceiling, -0.6, f"noise generator alone {noise_ceiling:.2f}", ha="left", va="bottom",
                 fontsize=8, color="tab:orange")

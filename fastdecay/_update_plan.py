@@ -379,8 +379,9 @@ def _still_valid(plan, ids, streams):
     g = next(s for s, stream in enumerate(streams) if stream[3] == "grad")
     grads = streams[g][2]
     # the same ids are the same gradients only while the plan's gradients are alive (an id is
-    # reused once its object is freed, as a temporary gradient of the last call is)
-    if (ids[g] == plan.ids[g] and not any(map(_dead, plan.grad_refs))
+    # reused once its object is freed, as a temporary gradient of the last call is); with no
+    # references kept (None: the gradients were new at the last call) they are checked again
+    if (ids[g] == plan.ids[g] and plan.grad_refs is not None and not any(map(_dead, plan.grad_refs))
             and (not plan.torch or list(map(data_ptr, grads)) == plan.pointers[g])):
         return True
     return _new_grads(plan, g, grads, ids[g])
@@ -418,10 +419,15 @@ def _new_grads(plan, g, grads, grad_ids):
     for group in plan.groups:
         group.addresses[GRAD] = at[group.index]
     plan.pointers[g] = addresses
+    # Weak references only once the same gradients come back (kept between calls, as with
+    # zero_grad(set_to_none=False)): a model's backward makes new gradient tensors every step,
+    # and a weak reference to each of them, every step, is one more object per tensor for
+    # Python's garbage collector to count and, every few steps, to traverse with the whole heap.
+    reused = grad_ids == plan.ids[g]
     ids = list(plan.ids)
     ids[g] = grad_ids
     plan.ids = tuple(ids)
-    plan.grad_refs = _weak(grads)
+    plan.grad_refs = _weak(grads) if reused else None
     return True
 
 

@@ -277,3 +277,33 @@ def test_new_gradients_unlike_their_parameters_leave_the_fast_check():
     fd.adamw_step(*copies[:1], [gs[0], odd.contiguous(), gs[2]], *copies[1:], step=1, lr=1e-3)
     for a, b in zip(ps + ms + vs, sum(copies, [])):
         assert torch.equal(a, b)
+
+
+def test_new_gradients_every_call_are_checked_without_weak_references(monkeypatch):
+    """A backward makes new gradient tensors every step: a reused plan checks them every
+    call and keeps no weak reference to them (one object per tensor per step for the
+    garbage collector); gradients that come back call after call get weak references
+    once, then take the shortcut (no check of new gradients)."""
+    from fastdecay import _update_plan
+
+    ps = [torch.randn(8) for _ in range(3)]
+    ms, vs = [torch.zeros(8) for _ in range(3)], [torch.zeros(8) for _ in range(3)]
+    gs = [torch.randn(8) for _ in range(3)]
+    kept = [[g.clone() for g in gs] for _ in range(5)]  # alive together: their ids differ
+    fd.adamw_step(ps, kept[0], ms, vs, step=0, lr=1e-3)  # the plan, cached
+    weak, checks = [], []
+    monkeypatch.setattr(_update_plan, "_weak", lambda arrays, f=_update_plan._weak: weak.append(1) or f(arrays))
+    monkeypatch.setattr(_update_plan, "_new_grads", lambda *a, f=_update_plan._new_grads: checks.append(1) or f(*a))
+    for t, grads in enumerate(kept[1:], start=1):
+        fd.adamw_step(ps, grads, ms, vs, step=t, lr=1e-3)
+    assert (len(weak), len(checks)) == (0, 4)
+    for t in range(5, 9):  # the same gradient tensors call after call
+        fd.adamw_step(ps, gs, ms, vs, step=t, lr=1e-3)
+    assert (len(weak), len(checks)) == (1, 6)  # new at step 5, seen again (weak references) at 6
+    # and the update is the one a fresh plan gives
+    copies = [[t.clone() for t in column] for column in (ps, ms, vs)]
+    fd.adamw_step(ps, gs, ms, vs, step=9, lr=1e-3)
+    _update_plan._PLANS.clear()
+    fd.adamw_step(copies[0], gs, copies[1], copies[2], step=9, lr=1e-3)
+    for a, b in zip(ps + ms + vs, sum(copies, [])):
+        assert torch.equal(a, b)

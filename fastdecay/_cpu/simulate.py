@@ -10,7 +10,13 @@ and the inner loop is a contiguous loop that LLVM vectorizes. Under shared
 rates a tile's steps run in one call (``_shared_tile_steps``): each step is a
 row of ``step_scalars``, a few scalar operations and the vector loop, with no
 call that takes an array inside the step loop (a call would count references
-on the arrays every thread shares, atomically, twice a step).
+on the arrays every thread shares, atomically, twice a step). Without noise,
+steps run in blocks of ``rules.STEP_BLOCK`` (four) a pass over the tile, under
+shared rates and under per-trajectory exponential rates alike: each element's
+state (and its rate) stays in registers across the block, so the loop is bound
+by its arithmetic rather than by L1 loads and stores. A block holds no first
+step, no recorded step and no anchor of the rates; each element gets the same
+operations in the same order as one step a pass, hence the same bits.
 
 The engine names no update rule: every update goes through the per-rule interface
 of ``rules`` (section (d): ``simulate_shared_steps``, ``simulate_per_trajectory_lr``,
