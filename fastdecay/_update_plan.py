@@ -86,6 +86,17 @@ class _Info:
                 hi += reach
         return self.address + lo * self.itemsize, self.address + (hi + 1) * self.itemsize
 
+    def row_major(self):
+        """Whether the elements lie in row-major (C) order, as ``torch.Tensor.is_contiguous``
+        tells: the strides of the dimensions longer than one are those of a C array."""
+        expected = 1
+        for n, st in zip(reversed(self.shape), reversed(self.strides)):
+            if n != 1:
+                if st != expected:
+                    return False
+                expected *= n
+        return True
+
     def layout(self):
         """The strides of the dimensions longer than one: equal for two arrays of one shape
         exactly when their elements lie in the same order."""
@@ -238,6 +249,9 @@ class Plan:
         self.torch_dtypes = None  # torch tensors: the parameters' torch dtypes, shapes, strides, devices
         self.shapes = [p.shape for p in params]
         self.strides = [p.strides for p in params]
+        # every parameter in row-major order: a new gradient's layout is then one C-level
+        # bool a tensor (is_contiguous), no tuple of strides made for each
+        self.row_major = all(p.row_major() for p in params)
         self.devices = [p.device for p in params]
         self.data_ptr = None  # torch.Tensor.data_ptr (torch tensors)
         by_kind = {}
@@ -398,7 +412,9 @@ def _new_grads(plan, g, grads, grad_ids):
         return False  # NumPy / CuPy: the full check (new arrays are rare there)
     torch = sys.modules["torch"]
     if (not set(map(type, grads)) <= _PLAIN_TENSOR_SET or list(map(_DTYPE, grads)) != plan.torch_dtypes
-            or list(map(_SHAPE, grads)) != plan.shapes or list(map(torch.Tensor.stride, grads)) != plan.strides
+            or list(map(_SHAPE, grads)) != plan.shapes
+            or not (plan.row_major and all(map(torch.Tensor.is_contiguous, grads)))
+            and list(map(torch.Tensor.stride, grads)) != plan.strides
             or any(map(torch.Tensor.is_neg, grads))):
         return False  # (no conj bit to check: torch sets it on complex tensors only, and these are real)
     if plan.backend == TORCH_CPU:

@@ -130,6 +130,7 @@ _IS_SPARSE = operator.attrgetter("is_sparse")
 # (the unbound methods: about 100 ns a tensor less than operator.methodcaller)
 _DIM = torch.Tensor.dim
 _STRIDE = torch.Tensor.stride
+_IS_CONTIGUOUS = torch.Tensor.is_contiguous
 _STORAGE_OFFSET = torch.Tensor.storage_offset
 _STEP = operator.itemgetter("step")
 _NO_STATE: frozenset[str] = frozenset()
@@ -390,7 +391,11 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         grads: list[torch.Tensor] = list(map(_GRAD, params))
         states: list[Any] = list(map(state_of, params, repeat(_NO_STATE, len(params))))
         try:
-            usual = (not any(map(_IS_SPARSE, grads)) and list(map(_STRIDE, grads)) == list(map(_STRIDE, params))
+            # laid out as their parameters: both contiguous (one C-level bool a tensor, no
+            # tuples made) or the same strides
+            usual = (not any(map(_IS_SPARSE, grads))
+                     and (all(map(_IS_CONTIGUOUS, grads)) and all(map(_IS_CONTIGUOUS, params))
+                          or list(map(_STRIDE, grads)) == list(map(_STRIDE, params)))
                      and all(map(required.issubset, states)))
         except (AttributeError, RuntimeError):  # a parameter without a gradient (None), or one without strides
             usual = False
