@@ -643,6 +643,32 @@ def _sgd_step_block(w, buf, lam, k0, k1, k2, k3, use_momentum, nesterov, buffer_
         _sgd_block_loops(w, buf, lam, k0, k1, k2, k3, use_momentum, nesterov, buffer_in)
 
 
+def sgd_block_if_noiseless(noise_scratch, w, buf, lam, step_scalars, s, t, use_momentum, nesterov, in_buffer):
+    """Steps s .. s + STEP_BLOCK - 1 (step t first, not step 0) of a tile in one block
+    (``_sgd_step_block``) when the run is noiseless (``noise_scratch`` None); True when
+    done. Chosen by the type of ``noise_scratch`` at compile time, so a noisy kernel holds
+    none of the block's code (a branch on ``is None`` inside the loops was compiled into
+    both, measured: +5 s of a cold compile)."""
+    raise NotImplementedError("compiled only")
+
+
+@overload(sgd_block_if_noiseless)
+def _sgd_block_if_noiseless_impl(noise_scratch, w, buf, lam, step_scalars, s, t, use_momentum, nesterov, in_buffer):
+    if not isinstance(noise_scratch, types.NoneType):
+        return lambda noise_scratch, w, buf, lam, step_scalars, s, t, use_momentum, nesterov, in_buffer: False
+
+    def impl(noise_scratch, w, buf, lam, step_scalars, s, t, use_momentum, nesterov, in_buffer):
+        zero = lam.dtype.type(0.0)
+        _sgd_step_block(w, buf, lam, _sgd_coefficients(step_scalars, s, t, nesterov, in_buffer, zero),
+                        _sgd_coefficients(step_scalars, s + 1, t + 1, nesterov, in_buffer, zero),
+                        _sgd_coefficients(step_scalars, s + 2, t + 2, nesterov, in_buffer, zero),
+                        _sgd_coefficients(step_scalars, s + 3, t + 3, nesterov, in_buffer, zero),
+                        use_momentum, nesterov, in_buffer and use_momentum)
+        return True
+
+    return impl
+
+
 @njit(inline="always")
 def _sgd_tile_step(w, buf, lam, z, sigma, k, t, use_momentum, nesterov, buffer_in):
     """Step t of a tile's elements with coefficients ``k`` (``_sgd_coefficients``) and
@@ -699,21 +725,13 @@ def _sgd_shared_steps(w_all, buf_all, lam_all, tile, b0, b1, d, step_scalars, fi
         s = s0
         while s < s1:
             t = first_step + s
-            if noise_scratch is None:  # (pruned at compile time in the noisy kernels)
-                if t != 0 and s + STEP_BLOCK <= s1:
-                    _sgd_step_block(w, buf, lam, _sgd_coefficients(step_scalars, s, t, nesterov, in_buffer, zero),
-                                    _sgd_coefficients(step_scalars, s + 1, t + 1, nesterov, in_buffer, zero),
-                                    _sgd_coefficients(step_scalars, s + 2, t + 2, nesterov, in_buffer, zero),
-                                    _sgd_coefficients(step_scalars, s + 3, t + 3, nesterov, in_buffer, zero),
-                                    use_momentum, nesterov, buffer_in)
-                    s += STEP_BLOCK
-                    continue
+            if t != 0 and s + STEP_BLOCK <= s1 and sgd_block_if_noiseless(noise_scratch, w, buf, lam, step_scalars, s,
+                                                                          t, use_momentum, nesterov, in_buffer):
+                s += STEP_BLOCK
+                continue
             z = draws_of_step(z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, t, s == s0)
-            k = _sgd_coefficients(step_scalars, s, t, nesterov, in_buffer, zero)
-            if k[0] == 0.0:
-                _sgd_tile_step(w, buf, lam, z, sigma, without_l2(k), t, use_momentum, nesterov, buffer_in)
-            else:
-                _sgd_tile_step(w, buf, lam, z, sigma, k, t, use_momentum, nesterov, buffer_in)
+            _sgd_tile_step(w, buf, lam, z, sigma, _sgd_coefficients(step_scalars, s, t, nesterov, in_buffer, zero), t,
+                           use_momentum, nesterov, buffer_in)
             s += 1
 
 
@@ -872,10 +890,7 @@ def _adam_shared_steps(w_all, m_all, v_all, lam_all, tile, b0, b1, d, step_scala
                              decoupled, False)
             k = (dt(c.l2), dt(c.shrink), dt(c.w1), dt(c.beta2), dt(c.w2), dt(c.neg_step_size), dt(c.bc2_sqrt),
                  dt(c.eps))
-            if k[0] == 0.0:  # AdamW, or no weight decay: l2 a constant 0 (see ``without_l2``)
-                _adam_tile_step(w, m, v, lam, z, sigma, (dt(0.0),) + k[1:], t == 0)
-            else:
-                _adam_tile_step(w, m, v, lam, z, sigma, k, t == 0)
+            _adam_tile_step(w, m, v, lam, z, sigma, k, t == 0)
 
 
 @njit(cache=True)
@@ -983,19 +998,35 @@ def simulate_per_trajectory_lr(opt, w, buf, sq, lam, lr_state, lr_ratio, advance
                                  t == 0, z, sigma)
 
 
-@njit(cache=True)
-def simulate_per_trajectory_block(opt, w, buf, sq, lam, lr_state, lr_ratio, step_scalars, s, first_step, beta2, eps):
-    """Steps s .. s + STEP_BLOCK - 1 of a noiseless tile as ``simulate_per_trajectory_lr``
-    with ``advance`` at each (none of them the first step or an anchor of the rates):
-    the SGD family in one pass (``_sgd_per_trajectory_block``), the other rules a step
-    a pass."""
-    if opt == GD or opt == MOMENTUM or opt == LR_IN_BUFFER or opt == NESTEROV:
-        _sgd_per_trajectory_block(w, buf, lam, lr_state, lr_ratio, step_scalars, s, opt != GD, opt == NESTEROV,
-                                  opt == LR_IN_BUFFER)
-        return
-    for q in range(STEP_BLOCK):
-        simulate_per_trajectory_lr(opt, w, buf, sq, lam, lr_state, lr_ratio, True, step_scalars[s + q, WD],
-                                   step_scalars[s + q, MOM], first_step + s + q, beta2, eps, None, 0.0)
+def simulate_per_trajectory_block(noise_scratch, opt, w, buf, sq, lam, lr_state, lr_ratio, step_scalars, s,
+                                  first_step, beta2, eps):
+    """Steps s .. s + STEP_BLOCK - 1 of a tile as ``simulate_per_trajectory_lr`` with
+    ``advance`` at each (none of them the first step or an anchor of the rates), when
+    the run is noiseless (``noise_scratch`` None): the SGD family in one pass
+    (``_sgd_per_trajectory_block``), the other rules a step a pass; True when done, False
+    in a noisy run (chosen at compile time by the type of ``noise_scratch``: a noisy
+    kernel holds none of this code)."""
+    raise NotImplementedError("compiled only")
+
+
+@overload(simulate_per_trajectory_block)
+def _simulate_per_trajectory_block_impl(noise_scratch, opt, w, buf, sq, lam, lr_state, lr_ratio, step_scalars, s,
+                                        first_step, beta2, eps):
+    if not isinstance(noise_scratch, types.NoneType):
+        return (lambda noise_scratch, opt, w, buf, sq, lam, lr_state, lr_ratio, step_scalars, s, first_step, beta2,
+                eps: False)
+
+    def impl(noise_scratch, opt, w, buf, sq, lam, lr_state, lr_ratio, step_scalars, s, first_step, beta2, eps):
+        if opt == GD or opt == MOMENTUM or opt == LR_IN_BUFFER or opt == NESTEROV:
+            _sgd_per_trajectory_block(w, buf, lam, lr_state, lr_ratio, step_scalars, s, opt != GD, opt == NESTEROV,
+                                      opt == LR_IN_BUFFER)
+            return True
+        for q in range(STEP_BLOCK):
+            simulate_per_trajectory_lr(opt, w, buf, sq, lam, lr_state, lr_ratio, True, step_scalars[s + q, WD],
+                                       step_scalars[s + q, MOM], first_step + s + q, beta2, eps, None, 0.0)
+        return True
+
+    return impl
 
 
 @njit(cache=True)

@@ -328,12 +328,11 @@ def _simulate_chunk(w, buf, sq, lam, d, opt,
             s = 0
             while s < n_steps:
                 t = first_step + s
-                if noise_scratch is None:
-                    if fast_tile and per_lr and lr_mult and _plain_block(t, s, n_steps, every):
-                        simulate_per_trajectory_block(opt, w_t, buf_t, sq_t, lam_t, lr_state_t, lr_ratio_t,
-                                                      step_scalars, s, first_step, beta2, eps)
-                        s += STEP_BLOCK
-                        continue
+                if (fast_tile and per_lr and lr_mult and _plain_block(t, s, n_steps, every)
+                        and simulate_per_trajectory_block(noise_scratch, opt, w_t, buf_t, sq_t, lam_t, lr_state_t,
+                                                          lr_ratio_t, step_scalars, s, first_step, beta2, eps)):
+                    s += STEP_BLOCK  # a noiseless block (a noisy kernel has no such code)
+                    continue
                 record = every > 0 and (t + 1) % every == 0
                 rec_j = (t + 1) // every if every > 0 else 0
                 if s == 0 or t % 2 == 0:
