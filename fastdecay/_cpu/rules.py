@@ -599,29 +599,29 @@ def _sgd_noiseless(x, lam, b, k, use_momentum, nesterov, buffer_in, first):
 
 
 @njit(inline="always")
-def _sgd_block_loops(w, buf, lam, k0, k1, k2, k3, use_momentum, nesterov, buffer_in):
+def _sgd_block_loop(w, buf, lam, k0, k1, k2, k3, use_momentum, nesterov, buffer_in):
+    """The block's loop for one case of the flags (constants where ``_sgd_block_loops``
+    inlines it, so each case is a loop of its own that vectorizes)."""
     zero = lam.dtype.type(0.0)
+    for i in range(w.shape[0]):
+        x, a = w[i], lam[i]
+        b = buf[i] if use_momentum else zero  # GD: buf empty, never read
+        x, b = _sgd_noiseless(x, a, b, k0, use_momentum, nesterov, buffer_in, False)
+        x, b = _sgd_noiseless(x, a, b, k1, use_momentum, nesterov, buffer_in, False)
+        x, b = _sgd_noiseless(x, a, b, k2, use_momentum, nesterov, buffer_in, False)
+        w[i], b = _sgd_noiseless(x, a, b, k3, use_momentum, nesterov, buffer_in, False)
+        if use_momentum:
+            buf[i] = b
+
+
+@njit(inline="always")
+def _sgd_block_loops(w, buf, lam, k0, k1, k2, k3, use_momentum, nesterov, buffer_in):
     if use_momentum and nesterov:
-        for i in range(w.shape[0]):
-            x, b, a = w[i], buf[i], lam[i]
-            x, b = _sgd_noiseless(x, a, b, k0, True, True, buffer_in, False)
-            x, b = _sgd_noiseless(x, a, b, k1, True, True, buffer_in, False)
-            x, b = _sgd_noiseless(x, a, b, k2, True, True, buffer_in, False)
-            w[i], buf[i] = _sgd_noiseless(x, a, b, k3, True, True, buffer_in, False)
+        _sgd_block_loop(w, buf, lam, k0, k1, k2, k3, True, True, buffer_in)
     elif use_momentum:
-        for i in range(w.shape[0]):
-            x, b, a = w[i], buf[i], lam[i]
-            x, b = _sgd_noiseless(x, a, b, k0, True, False, buffer_in, False)
-            x, b = _sgd_noiseless(x, a, b, k1, True, False, buffer_in, False)
-            x, b = _sgd_noiseless(x, a, b, k2, True, False, buffer_in, False)
-            w[i], buf[i] = _sgd_noiseless(x, a, b, k3, True, False, buffer_in, False)
+        _sgd_block_loop(w, buf, lam, k0, k1, k2, k3, True, False, buffer_in)
     else:
-        for i in range(w.shape[0]):
-            x, a = w[i], lam[i]
-            x, _ = _sgd_noiseless(x, a, zero, k0, False, False, False, False)
-            x, _ = _sgd_noiseless(x, a, zero, k1, False, False, False, False)
-            x, _ = _sgd_noiseless(x, a, zero, k2, False, False, False, False)
-            w[i], _ = _sgd_noiseless(x, a, zero, k3, False, False, False, False)
+        _sgd_block_loop(w, buf, lam, k0, k1, k2, k3, False, False, False)
 
 
 @njit(inline="always")
