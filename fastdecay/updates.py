@@ -47,7 +47,7 @@ def sgd_step(param: Arrays, grad: Arrays, *, step: Step, lr: Rate, momentum: Rat
     With g the gradient (negated under ``maximize``, divided by ``grad_scale``),
     eta = lr(step) and lambda = weight_decay(step)::
 
-        g   <- g + lambda*w                              (decoupled=False: torch's L2)
+        g   <- g + lambda*w                              (decoupled=False: torch's L2; none when lambda = 0)
         buf <- g  at step 0;  momentum*buf + (1 - dampening)*g  later
         d   <- g + momentum*buf (nesterov) | buf (momentum > 0) | g
         w   <- w*(1 - eta*lambda)                        (decoupled=True)
@@ -105,7 +105,7 @@ def adamw_step(param: Arrays, grad: Arrays, exp_avg: Arrays, exp_avg_sq: Arrays,
     eta = lr(step), lambda = weight_decay(step) and n = step + 1::
 
         w <- w*(1 - eta*lambda)        decoupled=True (AdamW), with the old weights
-        g <- g + lambda*w              decoupled=False (Adam's L2)
+        g <- g + lambda*w              decoupled=False (Adam's L2; none when lambda = 0, as torch)
         m <- beta1*m + (1 - beta1)*g;  v <- beta2*v + (1 - beta2)*g^2   (zero state at step 0)
         vmax <- max(vmax, v)           amsgrad
         w <- w - eta/(1 - beta1^n) * m / (sqrt(v or vmax)/sqrt(1 - beta2^n) + eps)

@@ -487,7 +487,7 @@ def lion_kernel(like, like_state, like_math, addresses, sizes, first_block,
 
 # ----------------------------------------------------------------------------- (d) the simulations
 # The batched quadratic simulations (``fastdecay/_cpu/simulate.py``: tiles, blocks of
-# tiles, rates, noise, recording, chunks) reach a rule only through the three
+# tiles, rates, noise, recording, chunks) reach a rule only through the four
 # ``simulate_*`` functions at the end of this section, each an if-chain on the rule
 # code (Numba dispatches by code, not by a table):
 #
@@ -496,6 +496,8 @@ def lion_kernel(like, like_state, like_math, addresses, sizes, first_block,
 #                                          the rule's tile and step loops
 #   simulate_per_trajectory_lr(opt, ...)  one step of a tile of one-coordinate
 #                                          trajectories with their own learning rates
+#   simulate_per_trajectory_block(...)    STEP_BLOCK noiseless steps of such a tile in
+#                                          one pass (the SGD family; others a step a pass)
 #   simulate_generic_step(opt, ...)       one step of trajectories at their own rates,
 #                                          any d, recording: per element (d = 1) a branch
 #                                          per rule, per trajectory its coordinates' loop
@@ -625,7 +627,7 @@ def _sgd_block_loops(w, buf, lam, k0, k1, k2, k3, use_momentum, nesterov, buffer
 
 
 @njit(inline="always")
-def without_l2(k):
+def _without_l2(k):
     """Coefficients ``k`` with l2 a constant 0: ``sgd_element``'s weight-decay test then
     folds away at compile time (as a run-time test inside a loop LLVM keeps it as a
     select beside the multiply-add: measured ~10-30 % slower)."""
@@ -637,8 +639,8 @@ def _sgd_step_block(w, buf, lam, k0, k1, k2, k3, use_momentum, nesterov, buffer_
     """STEP_BLOCK (4) noiseless steps, none the first, of a tile's elements: the state
     in registers across them (inlined: a call would count references on the arrays)."""
     if k0[0] == 0.0 and k1[0] == 0.0 and k2[0] == 0.0 and k3[0] == 0.0:
-        _sgd_block_loops(w, buf, lam, without_l2(k0), without_l2(k1), without_l2(k2), without_l2(k3), use_momentum,
-                         nesterov, buffer_in)
+        _sgd_block_loops(w, buf, lam, _without_l2(k0), _without_l2(k1), _without_l2(k2), _without_l2(k3),
+                         use_momentum, nesterov, buffer_in)
     else:
         _sgd_block_loops(w, buf, lam, k0, k1, k2, k3, use_momentum, nesterov, buffer_in)
 
@@ -803,7 +805,7 @@ def _sgd_per_trajectory_block(w, buf, lam, lr_state, lr_ratio, step_scalars, s, 
     one-coordinate trajectories at their own exponential rates (each advanced by
     lr_ratio a step), the weight decay and momentum of ``step_scalars``: the state and
     the rate in registers across the steps. Without weight decay in the block, its l2
-    is a constant 0 (``without_l2``)."""
+    is a constant 0 (``_without_l2``)."""
     wds = (step_scalars[s, WD], step_scalars[s + 1, WD], step_scalars[s + 2, WD], step_scalars[s + 3, WD])
     moms = (step_scalars[s, MOM], step_scalars[s + 1, MOM], step_scalars[s + 2, MOM], step_scalars[s + 3, MOM])
     if wds[0] == 0.0 and wds[1] == 0.0 and wds[2] == 0.0 and wds[3] == 0.0:
