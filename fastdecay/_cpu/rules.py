@@ -645,13 +645,27 @@ def _sgd_step_block(w, buf, lam, k0, k1, k2, k3, use_momentum, nesterov, buffer_
         _sgd_block_loops(w, buf, lam, k0, k1, k2, k3, use_momentum, nesterov, buffer_in)
 
 
+@njit(inline="always")
+def _sgd_noiseless_block(w, buf, lam, step_scalars, s, t, use_momentum, nesterov, in_buffer):
+    """Steps s .. s + STEP_BLOCK - 1 (step t first, not step 0) of a tile in one block."""
+    zero = lam.dtype.type(0.0)
+    _sgd_step_block(w, buf, lam, _sgd_coefficients(step_scalars, s, t, nesterov, in_buffer, zero),
+                    _sgd_coefficients(step_scalars, s + 1, t + 1, nesterov, in_buffer, zero),
+                    _sgd_coefficients(step_scalars, s + 2, t + 2, nesterov, in_buffer, zero),
+                    _sgd_coefficients(step_scalars, s + 3, t + 3, nesterov, in_buffer, zero),
+                    use_momentum, nesterov, in_buffer and use_momentum)
+
+
 def sgd_block_if_noiseless(noise_scratch, w, buf, lam, step_scalars, s, t, use_momentum, nesterov, in_buffer):
     """Steps s .. s + STEP_BLOCK - 1 (step t first, not step 0) of a tile in one block
-    (``_sgd_step_block``) when the run is noiseless (``noise_scratch`` None); True when
-    done. Chosen by the type of ``noise_scratch`` at compile time, so a noisy kernel holds
-    none of the block's code (a branch on ``is None`` inside the loops was compiled into
-    both, measured: +5 s of a cold compile)."""
-    raise NotImplementedError("compiled only")
+    (``_sgd_noiseless_block``) when the run is noiseless (``noise_scratch`` None); True
+    when done. In compiled code the choice is made by the type of ``noise_scratch`` (the
+    overload below), so a noisy kernel holds none of the block's code (a branch on
+    ``is None`` inside the loops was compiled into both, measured: +5 s of a cold compile)."""
+    if noise_scratch is not None:
+        return False
+    _sgd_noiseless_block(w, buf, lam, step_scalars, s, t, use_momentum, nesterov, in_buffer)
+    return True
 
 
 @overload(sgd_block_if_noiseless)
@@ -660,12 +674,7 @@ def _sgd_block_if_noiseless_impl(noise_scratch, w, buf, lam, step_scalars, s, t,
         return lambda noise_scratch, w, buf, lam, step_scalars, s, t, use_momentum, nesterov, in_buffer: False
 
     def impl(noise_scratch, w, buf, lam, step_scalars, s, t, use_momentum, nesterov, in_buffer):
-        zero = lam.dtype.type(0.0)
-        _sgd_step_block(w, buf, lam, _sgd_coefficients(step_scalars, s, t, nesterov, in_buffer, zero),
-                        _sgd_coefficients(step_scalars, s + 1, t + 1, nesterov, in_buffer, zero),
-                        _sgd_coefficients(step_scalars, s + 2, t + 2, nesterov, in_buffer, zero),
-                        _sgd_coefficients(step_scalars, s + 3, t + 3, nesterov, in_buffer, zero),
-                        use_momentum, nesterov, in_buffer and use_momentum)
+        _sgd_noiseless_block(w, buf, lam, step_scalars, s, t, use_momentum, nesterov, in_buffer)
         return True
 
     return impl
@@ -1000,15 +1009,30 @@ def simulate_per_trajectory_lr(opt, w, buf, sq, lam, lr_state, lr_ratio, advance
                                  t == 0, z, sigma)
 
 
+@njit(inline="always")
+def _per_trajectory_noiseless_block(opt, w, buf, sq, lam, lr_state, lr_ratio, step_scalars, s, first_step, beta2,
+                                    eps):
+    if opt == GD or opt == MOMENTUM or opt == LR_IN_BUFFER or opt == NESTEROV:
+        _sgd_per_trajectory_block(w, buf, lam, lr_state, lr_ratio, step_scalars, s, opt != GD, opt == NESTEROV,
+                                  opt == LR_IN_BUFFER)
+        return
+    for q in range(STEP_BLOCK):
+        simulate_per_trajectory_lr(opt, w, buf, sq, lam, lr_state, lr_ratio, True, step_scalars[s + q, WD],
+                                   step_scalars[s + q, MOM], first_step + s + q, beta2, eps, None, 0.0)
+
+
 def simulate_per_trajectory_block(noise_scratch, opt, w, buf, sq, lam, lr_state, lr_ratio, step_scalars, s,
                                   first_step, beta2, eps):
     """Steps s .. s + STEP_BLOCK - 1 of a tile as ``simulate_per_trajectory_lr`` with
     ``advance`` at each (none of them the first step or an anchor of the rates), when
     the run is noiseless (``noise_scratch`` None): the SGD family in one pass
     (``_sgd_per_trajectory_block``), the other rules a step a pass; True when done, False
-    in a noisy run (chosen at compile time by the type of ``noise_scratch``: a noisy
-    kernel holds none of this code)."""
-    raise NotImplementedError("compiled only")
+    in a noisy run. In compiled code the choice is made by the type of ``noise_scratch``
+    (the overload below): a noisy kernel holds none of this code."""
+    if noise_scratch is not None:
+        return False
+    _per_trajectory_noiseless_block(opt, w, buf, sq, lam, lr_state, lr_ratio, step_scalars, s, first_step, beta2, eps)
+    return True
 
 
 @overload(simulate_per_trajectory_block)
@@ -1019,13 +1043,8 @@ def _simulate_per_trajectory_block_impl(noise_scratch, opt, w, buf, sq, lam, lr_
                 eps: False)
 
     def impl(noise_scratch, opt, w, buf, sq, lam, lr_state, lr_ratio, step_scalars, s, first_step, beta2, eps):
-        if opt == GD or opt == MOMENTUM or opt == LR_IN_BUFFER or opt == NESTEROV:
-            _sgd_per_trajectory_block(w, buf, lam, lr_state, lr_ratio, step_scalars, s, opt != GD, opt == NESTEROV,
-                                      opt == LR_IN_BUFFER)
-            return True
-        for q in range(STEP_BLOCK):
-            simulate_per_trajectory_lr(opt, w, buf, sq, lam, lr_state, lr_ratio, True, step_scalars[s + q, WD],
-                                       step_scalars[s + q, MOM], first_step + s + q, beta2, eps, None, 0.0)
+        _per_trajectory_noiseless_block(opt, w, buf, sq, lam, lr_state, lr_ratio, step_scalars, s, first_step,
+                                        beta2, eps)
         return True
 
     return impl
