@@ -71,7 +71,7 @@ def state_dtype_for(param_dtype, state_dtype):
 class _Info:
     """What the plan needs to know of one array."""
 
-    __slots__ = ("address", "size", "itemsize", "dtype", "shape", "strides", "dense", "device")
+    __slots__ = ("address", "size", "itemsize", "dtype", "array_dtype", "shape", "strides", "dense", "device")
 
     def span(self):
         """(lo, hi) byte addresses that may hold the array's elements ((0, 0) when empty)."""
@@ -121,6 +121,7 @@ def _torch_info(x):
         raise TypeError("a tensor without a pending conj/neg bit (call .resolve_neg()/.resolve_conj())")
     info = _Info()
     info.dtype = str(x.dtype)[len("torch."):]
+    info.array_dtype = x.dtype
     info.shape = tuple(x.shape)
     info.strides = tuple(x.stride())
     info.size = x.numel()
@@ -134,6 +135,7 @@ def _torch_info(x):
 def _array_info(x, backend):
     info = _Info()
     info.dtype = x.dtype.name
+    info.array_dtype = x.dtype  # compared on later calls (``dtype.name`` is a slow property in NumPy)
     info.shape = tuple(x.shape)
     info.itemsize = x.itemsize
     info.size = int(x.size)
@@ -388,7 +390,7 @@ def _still_valid(plan, ids, streams):
                 return False
         else:
             for x, info in zip(arrays, plan.infos[s]):
-                if x.dtype.name != info.dtype or x.shape != info.shape:
+                if x.dtype != info.array_dtype or x.shape != info.shape:
                     return False
     g = next(s for s, stream in enumerate(streams) if stream[3] == "grad")
     grads = streams[g][2]

@@ -84,6 +84,45 @@ def test_grad_scale_divides_the_gradient(dtype):
     assert np.array_equal(w, w2) and np.array_equal(v, v2)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("scale", [1024.0, 2.0 ** -20, 3.0, 1000.0, 0.7])
+def test_grad_scale_unscales_as_one_division(dtype, scale):
+    """Every rule sees g / grad_scale rounded once, as torch's fused optimizers divide:
+    powers of two by their exact inverse (the same bits, subnormal quotients included),
+    other scales by a division; each rule's usual and general loop copies alike."""
+    rng = np.random.default_rng(11)
+    g = rng.standard_normal(1003).astype(dtype)
+    g[:200] *= np.finfo(dtype).tiny  # quotients below the normal range round too
+    unscaled = g / dtype(scale)
+    assert unscaled.dtype == dtype
+    if scale != 2.0 ** -20:  # a multiply by 2**20 is exact; every other scale rounds some quotient
+        assert not np.array_equal(unscaled * dtype(scale), g)
+
+    def runs(call, n_state, **kw):
+        out = []
+        for grad, extra in ((g, dict(grad_scale=scale)), (unscaled, {})):
+            arrays = [np.linspace(-1, 1, g.size).astype(dtype)] + [np.zeros_like(g) for _ in range(n_state)]
+            for t in range(3):
+                call(arrays, grad, t, **kw, **extra)
+            out.append(arrays)
+        return out
+
+    cases = {
+        "sgd": (lambda a, grad, t, **kw: fd.sgd_step(a[0], grad, step=t, lr=0.1, **kw), 0, {}),
+        "momentum, nesterov": (lambda a, grad, t, **kw: fd.sgd_step(a[0], grad, step=t, lr=0.1, momentum=0.9,
+                                                                     momentum_buffer=a[1], **kw), 1,
+                               dict(nesterov=True)),
+        "adamw, amsgrad": (lambda a, grad, t, **kw: fd.adamw_step(a[0], grad, a[1], a[2], step=t, lr=0.1,
+                                                                  max_exp_avg_sq=a[3], **kw), 3, dict(amsgrad=True)),
+        "adamw": (lambda a, grad, t, **kw: fd.adamw_step(a[0], grad, a[1], a[2], step=t, lr=0.1, **kw), 2, {}),
+        "lion": (lambda a, grad, t, **kw: fd.lion_step(a[0], grad, a[1], step=t, lr=0.1, **kw), 1, {}),
+    }
+    for name, (call, n_state, kw) in cases.items():
+        scaled, plain = runs(call, n_state, **kw)
+        for a, b in zip(scaled, plain):
+            assert a.tobytes() == b.tobytes(), name
+
+
 def _snapshot(arrays):
     return [np.asarray(a).tobytes() for a in arrays]
 

@@ -297,29 +297,57 @@ def lion_element(w, g, m, sign, shrink, beta1, w1, beta2, w2, neg_lr, first):
 # compensated, grad_scale, found_inf). Each runs ``prange`` over the blocks of all
 # tensors and calls its block loop, whose flags (momentum, nesterov, amsgrad, the first
 # step, compensation) pick one of a few copies of the inner loop, so no loop carries a
-# branch per element. The gradient is always divided by ``grad_scale`` (1 without one:
-# exact), so scaled and unscaled calls run the same instructions.
+# branch per element. The gradient is unscaled by ``unscale``: a multiply by 1/grad_scale
+# where that equals the division (no scale, or a power of two: GradScaler's scales), a
+# division otherwise; the division only in the general copy (``general_copy``), so the
+# usual copies carry no divide for it.
 
 
 @njit(cache=True, error_model="numpy")
-def _sgd_block(w, g, buf, comp, grad_scale, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
-               use_momentum, nesterov, first, compensated):
-    """``sgd_element`` over one contiguous block; the kernel passes the flags as constants.
+def unscale_by_inverse(grad_scale):
+    """Whether g / grad_scale equals g * (1 / grad_scale) in float32 and float64 for every g:
+    so when grad_scale is a power of two whose inverse is a normal float32 (both sides then
+    round the same real number; 1 without a scale)."""
+    fraction, exponent = math.frexp(grad_scale)
+    return fraction == 0.5 and -125 <= exponent <= 127
 
-    The gradient is always divided by ``grad_scale`` (exact for 1), so scaled and
-    unscaled calls run the same instructions.
-    """
+
+@njit(cache=True, error_model="numpy")
+def grad_factor(grad_scale, dtype):
+    """What ``unscale`` takes for ``grad_scale`` in the math ``dtype``: its exact inverse
+    where ``unscale_by_inverse``, else the scale itself (to divide by)."""
+    if unscale_by_inverse(grad_scale):
+        return dtype(1.0 / grad_scale)
+    return dtype(grad_scale)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def unscale(g, factor, divide):
+    """The unscaled gradient: g / factor with ``divide``, else g * factor (``grad_factor``).
+    Division as torch's fused optimizers do it (``grad / grad_scale``), the multiply only where
+    it gives the same bits, so the hot loops need no divide for it (on Zen 4 a 16-lane
+    division costs about what the rest of an SGD element does)."""
+    if divide:
+        return g / factor
+    return g * factor
+
+
+@njit(cache=True, error_model="numpy")
+def _sgd_block(w, g, buf, comp, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
+               use_momentum, nesterov, first, compensated, divide):
+    """``sgd_element`` over one contiguous block; the kernel passes the flags as constants
+    (but in its general copy). ``factor``, ``divide``: see ``unscale``."""
     if use_momentum:
         for i in range(w.shape[0]):
             old = widen(w[i])
-            new, b = sgd_element(old, widen(g[i]) / grad_scale, widen(buf[i]), sign, l2, shrink, buf_decay,
+            new, b = sgd_element(old, unscale(widen(g[i]), factor, divide), widen(buf[i]), sign, l2, shrink, buf_decay,
                                  grad_gain, nest_grad, nest_buf, neg_lr, True, nesterov, first)
             buf[i] = narrow(b, buf[i])
             store_param(w, comp, i, old, new, compensated)
     else:
         for i in range(w.shape[0]):
             old = widen(w[i])
-            new, _ = sgd_element(old, widen(g[i]) / grad_scale, old, sign, l2, shrink, buf_decay, grad_gain,
+            new, _ = sgd_element(old, unscale(widen(g[i]), factor, divide), old, sign, l2, shrink, buf_decay, grad_gain,
                                  nest_grad, nest_buf, neg_lr, False, False, False)
             store_param(w, comp, i, old, new, compensated)
 
@@ -345,7 +373,9 @@ def sgd_kernel(like, like_state, like_math, addresses, sizes, first_block,
     sign, l2, shrink = dtype(c.sign), dtype(c.l2), dtype(c.shrink)
     buf_decay, grad_gain, nest_grad = dtype(c.buf_decay), dtype(c.grad_gain), dtype(c.nest_grad)
     nest_buf, neg_lr = dtype(c.nest_buf), dtype(c.neg_lr)
-    grad_scale_t = dtype(grad_scale)  # in the math dtype
+    factor = grad_factor(grad_scale, dtype)
+    divide = not unscale_by_inverse(grad_scale)
+    general = compensated or divide  # the copy of the loop that reads its flags at run time
     use_momentum = momentum != 0.0
     for b in prange(first_block[first_block.shape[0] - 1]):
         k, n, lo = block_span(first_block, sizes, b)
@@ -353,36 +383,36 @@ def sgd_kernel(like, like_state, like_math, addresses, sizes, first_block,
         g = view(addresses[GRAD, k], sizes[k], like)[lo:lo + n]
         comp = view(addresses[COMP, k], sizes[k], like)[lo:lo + n] if compensated else w
         if not use_momentum:
-            if compensated:
-                _sgd_block(w, g, w, comp, grad_scale_t, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
-                           neg_lr, False, False, False, True)
+            if general:
+                _sgd_block(w, g, w, comp, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
+                           neg_lr, False, False, False, compensated, divide)
             else:
-                _sgd_block(w, g, w, w, grad_scale_t, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
-                           neg_lr, False, False, False, False)
+                _sgd_block(w, g, w, w, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
+                           neg_lr, False, False, False, False, False)
             continue
         buf = view(addresses[BUF0, k], sizes[k], like_state)[lo:lo + n]
-        if compensated:  # one copy of the loop, flags read at run time (compensation is the rarer path)
-            _sgd_block(w, g, buf, comp, grad_scale_t, sign, l2, shrink, buf_decay, grad_gain, nest_grad,
-                       nest_buf, neg_lr, True, nesterov, first, True)
+        if general:  # one copy of the loop, flags read at run time (compensation, odd scales: the rarer paths)
+            _sgd_block(w, g, buf, comp, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad,
+                       nest_buf, neg_lr, True, nesterov, first, compensated, divide)
         elif first:
-            _sgd_block(w, g, buf, w, grad_scale_t, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
-                       neg_lr, True, nesterov, True, False)
+            _sgd_block(w, g, buf, w, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
+                       neg_lr, True, nesterov, True, False, False)
         elif nesterov:
-            _sgd_block(w, g, buf, w, grad_scale_t, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
-                       neg_lr, True, True, False, False)
+            _sgd_block(w, g, buf, w, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
+                       neg_lr, True, True, False, False, False)
         else:
-            _sgd_block(w, g, buf, w, grad_scale_t, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
-                       neg_lr, True, False, False, False)
+            _sgd_block(w, g, buf, w, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
+                       neg_lr, True, False, False, False, False)
 
 
 @njit(cache=True, error_model="numpy")
-def _adam_block(w, g, m, v, vmax, comp, grad_scale, sign, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps,
-                amsgrad, first, compensated):
+def _adam_block(w, g, m, v, vmax, comp, factor, sign, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps,
+                amsgrad, first, compensated, divide):
     """``adam_element`` over one contiguous block (``vmax`` untouched without amsgrad)."""
     if amsgrad:
         for i in range(w.shape[0]):
             old = widen(w[i])
-            new, mi, vi, xi = adam_element(old, widen(g[i]) / grad_scale, widen(m[i]), widen(v[i]), widen(vmax[i]),
+            new, mi, vi, xi = adam_element(old, unscale(widen(g[i]), factor, divide), widen(m[i]), widen(v[i]), widen(vmax[i]),
                                            sign, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps, True, first)
             m[i] = narrow(mi, m[i])
             v[i] = narrow(vi, v[i])
@@ -392,7 +422,7 @@ def _adam_block(w, g, m, v, vmax, comp, grad_scale, sign, l2, shrink, w1, beta2,
         for i in range(w.shape[0]):
             old = widen(w[i])
             mi, vi = widen(m[i]), widen(v[i])
-            new, mi, vi, _ = adam_element(old, widen(g[i]) / grad_scale, mi, vi, vi, sign, l2, shrink, w1, beta2,
+            new, mi, vi, _ = adam_element(old, unscale(widen(g[i]), factor, divide), mi, vi, vi, sign, l2, shrink, w1, beta2,
                                           w2, neg_step_size, bc2_sqrt, eps, False, first)
             m[i] = narrow(mi, m[i])
             v[i] = narrow(vi, v[i])
@@ -418,7 +448,9 @@ def adam_kernel(like, like_state, like_math, addresses, sizes, first_block,
     c = adam_scalars(lr, wd, step, beta1, beta2, eps, decoupled, maximize)
     sign, l2, shrink, w1, b2, w2 = dtype(c.sign), dtype(c.l2), dtype(c.shrink), dtype(c.w1), dtype(c.beta2), dtype(c.w2)
     neg_step_size, bc2_sqrt, e = dtype(c.neg_step_size), dtype(c.bc2_sqrt), dtype(c.eps)
-    grad_scale_t = dtype(grad_scale)  # in the math dtype
+    factor = grad_factor(grad_scale, dtype)
+    divide = not unscale_by_inverse(grad_scale)
+    general = compensated or divide  # the copy of the loop that reads its flags at run time
     for b in prange(first_block[first_block.shape[0] - 1]):
         k, n, lo = block_span(first_block, sizes, b)
         w = view(addresses[PARAM, k], sizes[k], like)[lo:lo + n]
@@ -427,30 +459,30 @@ def adam_kernel(like, like_state, like_math, addresses, sizes, first_block,
         v = view(addresses[BUF1, k], sizes[k], like_state)[lo:lo + n]
         vmax = view(addresses[BUF2, k], sizes[k], like_state)[lo:lo + n] if amsgrad else v
         comp = view(addresses[COMP, k], sizes[k], like)[lo:lo + n] if compensated else w
-        if compensated:  # one copy of the loop, flags read at run time (compensation is the rarer path)
-            _adam_block(w, g, m, v, vmax, comp, grad_scale_t, sign, l2, shrink, w1, b2, w2, neg_step_size,
-                        bc2_sqrt, e, amsgrad, first, True)
+        if general:  # one copy of the loop, flags read at run time (compensation, odd scales: the rarer paths)
+            _adam_block(w, g, m, v, vmax, comp, factor, sign, l2, shrink, w1, b2, w2, neg_step_size,
+                        bc2_sqrt, e, amsgrad, first, compensated, divide)
         elif amsgrad:
             if first:
-                _adam_block(w, g, m, v, vmax, w, grad_scale_t, sign, l2, shrink, w1, b2, w2, neg_step_size,
-                            bc2_sqrt, e, True, True, False)
+                _adam_block(w, g, m, v, vmax, w, factor, sign, l2, shrink, w1, b2, w2, neg_step_size,
+                            bc2_sqrt, e, True, True, False, False)
             else:
-                _adam_block(w, g, m, v, vmax, w, grad_scale_t, sign, l2, shrink, w1, b2, w2, neg_step_size,
-                            bc2_sqrt, e, True, False, False)
+                _adam_block(w, g, m, v, vmax, w, factor, sign, l2, shrink, w1, b2, w2, neg_step_size,
+                            bc2_sqrt, e, True, False, False, False)
         elif first:
-            _adam_block(w, g, m, v, v, w, grad_scale_t, sign, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e,
-                        False, True, False)
+            _adam_block(w, g, m, v, v, w, factor, sign, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e,
+                        False, True, False, False)
         else:
-            _adam_block(w, g, m, v, v, w, grad_scale_t, sign, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e,
-                        False, False, False)
+            _adam_block(w, g, m, v, v, w, factor, sign, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e,
+                        False, False, False, False)
 
 
 @njit(cache=True, error_model="numpy")
-def _lion_block(w, g, m, comp, grad_scale, sign, shrink, beta1, w1, beta2, w2, neg_lr, first, compensated):
+def _lion_block(w, g, m, comp, factor, sign, shrink, beta1, w1, beta2, w2, neg_lr, first, compensated, divide):
     """``lion_element`` over one contiguous block."""
     for i in range(w.shape[0]):
         old = widen(w[i])
-        new, mi = lion_element(old, widen(g[i]) / grad_scale, widen(m[i]), sign, shrink, beta1, w1, beta2, w2, neg_lr,
+        new, mi = lion_element(old, unscale(widen(g[i]), factor, divide), widen(m[i]), sign, shrink, beta1, w1, beta2, w2, neg_lr,
                                first)
         m[i] = narrow(mi, m[i])
         store_param(w, comp, i, old, new, compensated)
@@ -471,19 +503,21 @@ def lion_kernel(like, like_state, like_math, addresses, sizes, first_block,
     c = lion_scalars(lr, wd, lr_at(beta1_table, 0, step), beta2, maximize)
     sign, shrink, beta1, w1, b2, w2, neg_lr = (dtype(c.sign), dtype(c.shrink), dtype(c.beta1), dtype(c.w1),
                                                dtype(c.beta2), dtype(c.w2), dtype(c.neg_lr))
-    grad_scale_t = dtype(grad_scale)  # in the math dtype
+    factor = grad_factor(grad_scale, dtype)
+    divide = not unscale_by_inverse(grad_scale)
+    general = compensated or divide  # the copy of the loop that reads its flags at run time
     for b in prange(first_block[first_block.shape[0] - 1]):
         k, n, lo = block_span(first_block, sizes, b)
         w = view(addresses[PARAM, k], sizes[k], like)[lo:lo + n]
         g = view(addresses[GRAD, k], sizes[k], like)[lo:lo + n]
         m = view(addresses[BUF0, k], sizes[k], like_state)[lo:lo + n]
         comp = view(addresses[COMP, k], sizes[k], like)[lo:lo + n] if compensated else w
-        if compensated:
-            _lion_block(w, g, m, comp, grad_scale_t, sign, shrink, beta1, w1, b2, w2, neg_lr, first, True)
+        if general:
+            _lion_block(w, g, m, comp, factor, sign, shrink, beta1, w1, b2, w2, neg_lr, first, compensated, divide)
         elif first:
-            _lion_block(w, g, m, w, grad_scale_t, sign, shrink, beta1, w1, b2, w2, neg_lr, True, False)
+            _lion_block(w, g, m, w, factor, sign, shrink, beta1, w1, b2, w2, neg_lr, True, False, False)
         else:
-            _lion_block(w, g, m, w, grad_scale_t, sign, shrink, beta1, w1, b2, w2, neg_lr, False, False)
+            _lion_block(w, g, m, w, factor, sign, shrink, beta1, w1, b2, w2, neg_lr, False, False, False)
 
 # ----------------------------------------------------------------------------- (d) the simulations
 # The batched quadratic simulations (``fastdecay/_cpu/simulate.py``: tiles, blocks of
