@@ -145,6 +145,7 @@ class Case:
             addresses[r] = [x.data_ptr() for x in arrays]
         sizes = np.array([p.numel() for p in self.params], dtype=np.int64)
         first_block = cpu.block_layout(sizes)
+        parts = cpu.part_layout(sizes, first_block, cpu.threads_for(self.n))
         lr, wd = _constant_table(1e-3), _constant_table(1e-2)
         common = dict(step=3.0, compensated=False, grad_scale=None, found_inf=None)
         if self.op == "lion":  # options in the order of fastdecay._rules.FUSED["lion"].options
@@ -154,7 +155,7 @@ class Case:
         else:
             momentum = 0.9 if self.op == "sgd_momentum" else 0.0
             tables, options, kernel = (lr, wd, _constant_table(momentum)), (0.0, False, False, False, False, 0), "sgd"
-        return lambda: cpu.fused_launch(kernel, "float32", "float32", addresses, sizes, first_block, self.n,
+        return lambda: cpu.fused_launch(kernel, "float32", "float32", addresses, sizes, first_block, parts, self.n,
                                         tables=tables, options=options, **common)
 
     def ours_per_tensor(self):
@@ -448,7 +449,7 @@ class ModelCase:
     def fastdecay_optimizer(self):
         from fastdecay.torch import AdamW
 
-        opt = AdamW(self.params, lr=1e-3, weight_decay=1e-2)
+        opt = AdamW(self.params, lr=1e-3, weight_decay=1e-2, state_dtype=self.state_dtype)
         opt.step()
         return opt.step
 
@@ -521,10 +522,11 @@ def test_launch_plan_overhead_per_tensor(benchmark, smoke):
         addresses[r] = [x.data_ptr() for x in arrays]
     sizes = np.full(count, 256, dtype=np.int64)
     first_block = cpu.block_layout(sizes)
+    parts = cpu.part_layout(sizes, first_block, cpu.threads_for(int(sizes.sum())))
     table = _constant_table(1e-3)
 
     def kernel():
-        cpu.fused_launch("adam", "float32", "float32", addresses, sizes, first_block, int(sizes.sum()), step=5.0,
+        cpu.fused_launch("adam", "float32", "float32", addresses, sizes, first_block, parts, int(sizes.sum()), step=5.0,
                          tables=(table, _constant_table(1e-2), _constant_table(0.9)),
                          options=(0.999, 1e-8, True, False, False), compensated=False, grad_scale=None,
                          found_inf=None)

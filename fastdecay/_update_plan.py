@@ -213,7 +213,7 @@ def _refuse(name, other):
 class Group:
     """Tensors updated by one kernel launch: one storage combination, all laid out directly."""
 
-    __slots__ = ("param", "state", "index", "addresses", "sizes", "first_block", "n_elements", "device")
+    __slots__ = ("param", "state", "index", "addresses", "sizes", "first_block", "parts", "n_elements", "device")
 
     def __init__(self, param, state, index, addresses, sizes, device):
         self.param, self.state, self.index, self.device = param, state, index, device
@@ -221,6 +221,7 @@ class Group:
         self.sizes = sizes
         self.n_elements = int(sizes.sum())
         self.first_block = None  # the CPU backend's block layout, made once on first use
+        self.parts = None  # and its runs of blocks, by thread count
 
 
 class Plan:

@@ -140,9 +140,9 @@ def test_each_cpu_kernel_takes_its_rows_options_in_the_tables_order(kernel):
     from fastdecay._cpu import rules
 
     names = list(inspect.signature(getattr(rules, f"{kernel}_kernel")).parameters)
-    assert names[:9] == ["like", "like_state", "like_math", "addresses", "sizes", "first_block", "lr_table",
-                         "wd_table", "step"]
-    assert names[9].endswith("_table")  # the scheduled coefficient (momentum, beta1)
-    assert names[10:-3] == list(R.FUSED[kernel].option_names)
+    assert names[:10] == ["like", "like_state", "like_math", "addresses", "sizes", "first_block", "parts", "lr_table",
+                          "wd_table", "step"]
+    assert names[10].endswith("_table")  # the scheduled coefficient (momentum, beta1)
+    assert names[11:-3] == list(R.FUSED[kernel].option_names)
     assert names[-3:] == ["compensated", "grad_scale", "found_inf"]
     assert all(kind in R.OPTION_TYPES for _, kind in R.FUSED[kernel].options)

@@ -240,3 +240,28 @@ def test_a_zero_weight_decay_adds_no_term_as_torch(which):
     np.testing.assert_array_equal(w, p.detach().numpy())
     assert np.isinf(w[:2]).all()
     np.testing.assert_array_equal(np.signbit(w), np.signbit(p.detach().numpy()))
+
+
+def test_the_threads_runs_of_blocks_hold_about_equal_element_counts():
+    """A model's list is many short blocks (its small tensors) and long tensors of whole
+    blocks: each thread's run of blocks holds its share of the elements within two blocks,
+    where an equal count of blocks a thread would not."""
+    from fastdecay._cpu.updates import BLOCK, block_layout, part_layout
+
+    rng = np.random.default_rng(3)
+    sizes = np.concatenate([rng.integers(1, 300, 400), [0], rng.integers(BLOCK, 40 * BLOCK, 30), [5, 0]])
+    per_block = np.array([min(BLOCK, n - lo) for n in sizes for lo in range(0, n, BLOCK)])
+    first_block = block_layout(sizes)
+    assert first_block[-1] == per_block.size
+    half = per_block.size // 2
+    assert abs(per_block[:half].sum() - per_block[half:].sum()) > 10 * BLOCK  # blocks by count: lopsided
+    for parts in (1, 2, 3, 7, 16):
+        bounds = part_layout(sizes, first_block, parts)
+        assert bounds.shape == (parts + 1,) and bounds[0] == 0 and bounds[-1] == per_block.size
+        assert np.all(np.diff(bounds) >= 0)
+        runs = [per_block[a:b].sum() for a, b in zip(bounds[:-1], bounds[1:])]
+        assert sum(runs) == sizes.sum() and max(runs) - min(runs) <= 2 * BLOCK, (parts, runs)
+    tiny = np.array([10, 0], dtype=np.int64)  # more threads than blocks: empty runs
+    assert list(part_layout(tiny, block_layout(tiny), 4)) == [0, 1, 1, 1, 1]
+    empty = np.zeros(3, dtype=np.int64)
+    assert list(part_layout(empty, block_layout(empty), 2)) == [0, 0, 0]

@@ -293,14 +293,16 @@ def lion_element(w, g, m, sign, shrink, beta1, w1, beta2, w2, neg_lr, first):
 # One per rule, found by name (``<kernel>_kernel``, the kernel of fastdecay._rules.FUSED)
 # and compiled by ``fastdecay._cpu.updates.kernel`` with one explicit signature per
 # storage combination: the arguments (like, like_state, like_math, addresses, sizes,
-# first_block, lr_table, wd_table, step, <scheduled>_table, <Fused.options in order>,
-# compensated, grad_scale, found_inf). Each runs ``prange`` over the blocks of all
-# tensors and calls its block loop, whose flags (momentum, nesterov, amsgrad, the first
-# step, compensation) pick one of a few copies of the inner loop, so no loop carries a
-# branch per element. The gradient is unscaled by ``unscale``: a multiply by 1/grad_scale
-# where that equals the division (no scale, or a power of two: GradScaler's scales), a
-# division otherwise; the division only in the general copy (``general_copy``), so the
-# usual copies carry no divide for it.
+# first_block, parts, lr_table, wd_table, step, <scheduled>_table, <Fused.options in
+# order>, compensated, grad_scale, found_inf). Each runs ``prange`` over the parts (runs
+# of blocks with about equal element counts, one a thread:
+# ``fastdecay._cpu.updates.part_layout``), each part over its blocks, and calls its block
+# loop, whose flags (momentum, nesterov, amsgrad, the first step) pick one of a few
+# copies of the inner loop, so no loop carries a branch per element; the general copy
+# reads its flags at run time (compensation and odd gradient scales, the rarer paths).
+# The gradient is unscaled by ``unscale``: a multiply by 1/grad_scale where that equals
+# the division (no scale, or a power of two: GradScaler's scales), a division otherwise,
+# in the general copy only, so the usual copies carry no divide for it.
 
 
 @njit(cache=True, error_model="numpy")
@@ -340,19 +342,21 @@ def _sgd_block(w, g, buf, comp, factor, sign, l2, shrink, buf_decay, grad_gain, 
     if use_momentum:
         for i in range(w.shape[0]):
             old = widen(w[i])
-            new, b = sgd_element(old, unscale(widen(g[i]), factor, divide), widen(buf[i]), sign, l2, shrink, buf_decay,
-                                 grad_gain, nest_grad, nest_buf, neg_lr, True, nesterov, first)
+            gi = unscale(widen(g[i]), factor, divide)
+            new, b = sgd_element(old, gi, widen(buf[i]), sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
+                                 neg_lr, True, nesterov, first)
             buf[i] = narrow(b, buf[i])
             store_param(w, comp, i, old, new, compensated)
     else:
         for i in range(w.shape[0]):
             old = widen(w[i])
-            new, _ = sgd_element(old, unscale(widen(g[i]), factor, divide), old, sign, l2, shrink, buf_decay, grad_gain,
-                                 nest_grad, nest_buf, neg_lr, False, False, False)
+            gi = unscale(widen(g[i]), factor, divide)
+            new, _ = sgd_element(old, gi, old, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
+                                 False, False, False)
             store_param(w, comp, i, old, new, compensated)
 
 
-def sgd_kernel(like, like_state, like_math, addresses, sizes, first_block,
+def sgd_kernel(like, like_state, like_math, addresses, sizes, first_block, parts,
                lr_table, wd_table, step, momentum_table, dampening, nesterov, decoupled, maximize,
                lr_in_buffer, on_drop, compensated, grad_scale, found_inf):
     """SGD / heavy ball / Nesterov over the tensors of ``addresses`` (see ``rules.sgd_element``).
@@ -377,32 +381,33 @@ def sgd_kernel(like, like_state, like_math, addresses, sizes, first_block,
     divide = not unscale_by_inverse(grad_scale)
     general = compensated or divide  # the copy of the loop that reads its flags at run time
     use_momentum = momentum != 0.0
-    for b in prange(first_block[first_block.shape[0] - 1]):
-        k, n, lo = block_span(first_block, sizes, b)
-        w = view(addresses[PARAM, k], sizes[k], like)[lo:lo + n]
-        g = view(addresses[GRAD, k], sizes[k], like)[lo:lo + n]
-        comp = view(addresses[COMP, k], sizes[k], like)[lo:lo + n] if compensated else w
-        if not use_momentum:
-            if general:
-                _sgd_block(w, g, w, comp, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
-                           neg_lr, False, False, False, compensated, divide)
+    for part in prange(parts.shape[0] - 1):
+        for b in range(parts[part], parts[part + 1]):
+            k, n, lo = block_span(first_block, sizes, b)
+            w = view(addresses[PARAM, k], sizes[k], like)[lo:lo + n]
+            g = view(addresses[GRAD, k], sizes[k], like)[lo:lo + n]
+            comp = view(addresses[COMP, k], sizes[k], like)[lo:lo + n] if compensated else w
+            if not use_momentum:
+                if general:
+                    _sgd_block(w, g, w, comp, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
+                               neg_lr, False, False, False, compensated, divide)
+                else:
+                    _sgd_block(w, g, w, w, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
+                               neg_lr, False, False, False, False, False)
+                continue
+            buf = view(addresses[BUF0, k], sizes[k], like_state)[lo:lo + n]
+            if general:  # one copy of the loop, flags read at run time (compensation, odd scales: the rarer paths)
+                _sgd_block(w, g, buf, comp, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad,
+                           nest_buf, neg_lr, True, nesterov, first, compensated, divide)
+            elif first:
+                _sgd_block(w, g, buf, w, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
+                           neg_lr, True, nesterov, True, False, False)
+            elif nesterov:
+                _sgd_block(w, g, buf, w, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
+                           neg_lr, True, True, False, False, False)
             else:
-                _sgd_block(w, g, w, w, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
-                           neg_lr, False, False, False, False, False)
-            continue
-        buf = view(addresses[BUF0, k], sizes[k], like_state)[lo:lo + n]
-        if general:  # one copy of the loop, flags read at run time (compensation, odd scales: the rarer paths)
-            _sgd_block(w, g, buf, comp, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad,
-                       nest_buf, neg_lr, True, nesterov, first, compensated, divide)
-        elif first:
-            _sgd_block(w, g, buf, w, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
-                       neg_lr, True, nesterov, True, False, False)
-        elif nesterov:
-            _sgd_block(w, g, buf, w, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
-                       neg_lr, True, True, False, False, False)
-        else:
-            _sgd_block(w, g, buf, w, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
-                       neg_lr, True, False, False, False, False)
+                _sgd_block(w, g, buf, w, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
+                           neg_lr, True, False, False, False, False)
 
 
 @njit(cache=True, error_model="numpy")
@@ -412,8 +417,9 @@ def _adam_block(w, g, m, v, vmax, comp, factor, sign, l2, shrink, w1, beta2, w2,
     if amsgrad:
         for i in range(w.shape[0]):
             old = widen(w[i])
-            new, mi, vi, xi = adam_element(old, unscale(widen(g[i]), factor, divide), widen(m[i]), widen(v[i]), widen(vmax[i]),
-                                           sign, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps, True, first)
+            gi = unscale(widen(g[i]), factor, divide)
+            new, mi, vi, xi = adam_element(old, gi, widen(m[i]), widen(v[i]), widen(vmax[i]), sign, l2, shrink, w1,
+                                           beta2, w2, neg_step_size, bc2_sqrt, eps, True, first)
             m[i] = narrow(mi, m[i])
             v[i] = narrow(vi, v[i])
             vmax[i] = narrow(xi, vmax[i])
@@ -422,14 +428,15 @@ def _adam_block(w, g, m, v, vmax, comp, factor, sign, l2, shrink, w1, beta2, w2,
         for i in range(w.shape[0]):
             old = widen(w[i])
             mi, vi = widen(m[i]), widen(v[i])
-            new, mi, vi, _ = adam_element(old, unscale(widen(g[i]), factor, divide), mi, vi, vi, sign, l2, shrink, w1, beta2,
-                                          w2, neg_step_size, bc2_sqrt, eps, False, first)
+            gi = unscale(widen(g[i]), factor, divide)
+            new, mi, vi, _ = adam_element(old, gi, mi, vi, vi, sign, l2, shrink, w1, beta2, w2, neg_step_size,
+                                          bc2_sqrt, eps, False, first)
             m[i] = narrow(mi, m[i])
             v[i] = narrow(vi, v[i])
             store_param(w, comp, i, old, new, compensated)
 
 
-def adam_kernel(like, like_state, like_math, addresses, sizes, first_block,
+def adam_kernel(like, like_state, like_math, addresses, sizes, first_block, parts,
                 lr_table, wd_table, step, beta1_table, beta2, eps, decoupled, maximize, amsgrad, compensated,
                 grad_scale, found_inf):
     """Adam / AdamW / AMSGrad over the tensors of ``addresses`` (see ``rules.adam_element``).
@@ -451,30 +458,31 @@ def adam_kernel(like, like_state, like_math, addresses, sizes, first_block,
     factor = grad_factor(grad_scale, dtype)
     divide = not unscale_by_inverse(grad_scale)
     general = compensated or divide  # the copy of the loop that reads its flags at run time
-    for b in prange(first_block[first_block.shape[0] - 1]):
-        k, n, lo = block_span(first_block, sizes, b)
-        w = view(addresses[PARAM, k], sizes[k], like)[lo:lo + n]
-        g = view(addresses[GRAD, k], sizes[k], like)[lo:lo + n]
-        m = view(addresses[BUF0, k], sizes[k], like_state)[lo:lo + n]
-        v = view(addresses[BUF1, k], sizes[k], like_state)[lo:lo + n]
-        vmax = view(addresses[BUF2, k], sizes[k], like_state)[lo:lo + n] if amsgrad else v
-        comp = view(addresses[COMP, k], sizes[k], like)[lo:lo + n] if compensated else w
-        if general:  # one copy of the loop, flags read at run time (compensation, odd scales: the rarer paths)
-            _adam_block(w, g, m, v, vmax, comp, factor, sign, l2, shrink, w1, b2, w2, neg_step_size,
-                        bc2_sqrt, e, amsgrad, first, compensated, divide)
-        elif amsgrad:
-            if first:
-                _adam_block(w, g, m, v, vmax, w, factor, sign, l2, shrink, w1, b2, w2, neg_step_size,
-                            bc2_sqrt, e, True, True, False, False)
+    for part in prange(parts.shape[0] - 1):
+        for b in range(parts[part], parts[part + 1]):
+            k, n, lo = block_span(first_block, sizes, b)
+            w = view(addresses[PARAM, k], sizes[k], like)[lo:lo + n]
+            g = view(addresses[GRAD, k], sizes[k], like)[lo:lo + n]
+            m = view(addresses[BUF0, k], sizes[k], like_state)[lo:lo + n]
+            v = view(addresses[BUF1, k], sizes[k], like_state)[lo:lo + n]
+            vmax = view(addresses[BUF2, k], sizes[k], like_state)[lo:lo + n] if amsgrad else v
+            comp = view(addresses[COMP, k], sizes[k], like)[lo:lo + n] if compensated else w
+            if general:  # one copy of the loop, flags read at run time (compensation, odd scales: the rarer paths)
+                _adam_block(w, g, m, v, vmax, comp, factor, sign, l2, shrink, w1, b2, w2, neg_step_size,
+                            bc2_sqrt, e, amsgrad, first, compensated, divide)
+            elif amsgrad:
+                if first:
+                    _adam_block(w, g, m, v, vmax, w, factor, sign, l2, shrink, w1, b2, w2, neg_step_size,
+                                bc2_sqrt, e, True, True, False, False)
+                else:
+                    _adam_block(w, g, m, v, vmax, w, factor, sign, l2, shrink, w1, b2, w2, neg_step_size,
+                                bc2_sqrt, e, True, False, False, False)
+            elif first:
+                _adam_block(w, g, m, v, v, w, factor, sign, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e,
+                            False, True, False, False)
             else:
-                _adam_block(w, g, m, v, vmax, w, factor, sign, l2, shrink, w1, b2, w2, neg_step_size,
-                            bc2_sqrt, e, True, False, False, False)
-        elif first:
-            _adam_block(w, g, m, v, v, w, factor, sign, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e,
-                        False, True, False, False)
-        else:
-            _adam_block(w, g, m, v, v, w, factor, sign, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e,
-                        False, False, False, False)
+                _adam_block(w, g, m, v, v, w, factor, sign, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e,
+                            False, False, False, False)
 
 
 @njit(cache=True, error_model="numpy")
@@ -482,13 +490,13 @@ def _lion_block(w, g, m, comp, factor, sign, shrink, beta1, w1, beta2, w2, neg_l
     """``lion_element`` over one contiguous block."""
     for i in range(w.shape[0]):
         old = widen(w[i])
-        new, mi = lion_element(old, unscale(widen(g[i]), factor, divide), widen(m[i]), sign, shrink, beta1, w1, beta2, w2, neg_lr,
-                               first)
+        gi = unscale(widen(g[i]), factor, divide)
+        new, mi = lion_element(old, gi, widen(m[i]), sign, shrink, beta1, w1, beta2, w2, neg_lr, first)
         m[i] = narrow(mi, m[i])
         store_param(w, comp, i, old, new, compensated)
 
 
-def lion_kernel(like, like_state, like_math, addresses, sizes, first_block,
+def lion_kernel(like, like_state, like_math, addresses, sizes, first_block, parts,
                 lr_table, wd_table, step, beta1_table, beta2, maximize, compensated, grad_scale, found_inf):
     """Lion over the tensors of ``addresses`` (see ``rules.lion_element``).
 
@@ -506,18 +514,19 @@ def lion_kernel(like, like_state, like_math, addresses, sizes, first_block,
     factor = grad_factor(grad_scale, dtype)
     divide = not unscale_by_inverse(grad_scale)
     general = compensated or divide  # the copy of the loop that reads its flags at run time
-    for b in prange(first_block[first_block.shape[0] - 1]):
-        k, n, lo = block_span(first_block, sizes, b)
-        w = view(addresses[PARAM, k], sizes[k], like)[lo:lo + n]
-        g = view(addresses[GRAD, k], sizes[k], like)[lo:lo + n]
-        m = view(addresses[BUF0, k], sizes[k], like_state)[lo:lo + n]
-        comp = view(addresses[COMP, k], sizes[k], like)[lo:lo + n] if compensated else w
-        if general:
-            _lion_block(w, g, m, comp, factor, sign, shrink, beta1, w1, b2, w2, neg_lr, first, compensated, divide)
-        elif first:
-            _lion_block(w, g, m, w, factor, sign, shrink, beta1, w1, b2, w2, neg_lr, True, False, False)
-        else:
-            _lion_block(w, g, m, w, factor, sign, shrink, beta1, w1, b2, w2, neg_lr, False, False, False)
+    for part in prange(parts.shape[0] - 1):
+        for b in range(parts[part], parts[part + 1]):
+            k, n, lo = block_span(first_block, sizes, b)
+            w = view(addresses[PARAM, k], sizes[k], like)[lo:lo + n]
+            g = view(addresses[GRAD, k], sizes[k], like)[lo:lo + n]
+            m = view(addresses[BUF0, k], sizes[k], like_state)[lo:lo + n]
+            comp = view(addresses[COMP, k], sizes[k], like)[lo:lo + n] if compensated else w
+            if general:
+                _lion_block(w, g, m, comp, factor, sign, shrink, beta1, w1, b2, w2, neg_lr, first, compensated, divide)
+            elif first:
+                _lion_block(w, g, m, w, factor, sign, shrink, beta1, w1, b2, w2, neg_lr, True, False, False)
+            else:
+                _lion_block(w, g, m, w, factor, sign, shrink, beta1, w1, b2, w2, neg_lr, False, False, False)
 
 # ----------------------------------------------------------------------------- (d) the simulations
 # The batched quadratic simulations (``fastdecay/_cpu/simulate.py``: tiles, blocks of
