@@ -243,6 +243,7 @@ class Plan:
         self.pointers = None
         self.torch = backend in (TORCH_CPU, TORCH_CUDA)
         self._written = (spans, span_names, span_written, span_allowed)
+        self.grad_overlap = None  # _GradOverlap, made at the first call with new gradients
         params = infos[0]
         self.grad_checks = [(p.dtype, p.shape, p.strides) for p in params]
         self.param_sizes = np.array([p.size for p in params], dtype=np.int64)
@@ -427,14 +428,19 @@ def _new_grads(plan, g, grads, grad_ids):
         return False
     addresses = list(map(plan.data_ptr, grads))
     at = np.array(addresses, dtype=np.int64)
-    if np.any((at == 0) & (plan.param_sizes > 0)):
+    if plan.grad_overlap is None:
+        plan.grad_overlap = _GradOverlap(plan)
+    meets = plan.grad_overlap.meets_written(at)
+    if meets is None:
         return False  # a gradient without memory: the full check names it
-    # laid out as their parameters: each gradient's span is its parameter's, moved to its address
-    spans, names, written, allowed = plan._written
-    spans = spans.copy()
-    n = len(addresses)
-    spans[n:2 * n] = np.where(plan.param_sizes[:, None] > 0, at[:, None] + plan.param_offsets, 0)
-    _check_overlaps(spans, names, written, allowed)
+    if meets:
+        # a gradient shares memory with a written array (or is its own parameter, which is
+        # allowed): the full check of every span decides, and names the clash
+        spans, names, written, allowed = plan._written
+        spans = spans.copy()
+        n = len(addresses)
+        spans[n:2 * n] = np.where(plan.param_sizes[:, None] > 0, at[:, None] + plan.param_offsets, 0)
+        _check_overlaps(spans, names, written, allowed)
     for group in plan.groups:
         group.addresses[GRAD] = at[group.index]
     plan.pointers[g] = addresses
@@ -448,6 +454,32 @@ def _new_grads(plan, g, grads, grad_ids):
     plan.ids = tuple(ids)
     plan.grad_refs = _weak(grads) if reused else None
     return True
+
+
+class _GradOverlap:
+    """The overlap check of new gradients against a plan's written arrays, whose spans do not
+    change while the plan holds (their addresses are checked on every call): the written
+    spans sorted once, so a call's new gradients cost two binary searches over them (a few
+    NumPy calls in all) instead of sorting every span again."""
+
+    def __init__(self, plan):
+        spans, _, written, _ = plan._written
+        keep = np.flatnonzero((spans[:, 1] > spans[:, 0]) & written)
+        order = keep[np.argsort(spans[keep, 0], kind="stable")]
+        # disjoint (the plan's full check refused any overlap among them): sorted by start, so by end too
+        self.written_lo, self.written_hi = spans[order, 0], spans[order, 1]
+        self.nonempty = np.flatnonzero(plan.param_sizes > 0)  # a gradient of an empty parameter spans nothing
+        self.lo_offset, self.hi_offset = plan.param_offsets[self.nonempty, 0], plan.param_offsets[self.nonempty, 1]
+
+    def meets_written(self, at):
+        """Whether a gradient at the addresses ``at`` (laid out as its parameter) shares a byte
+        with a written array; None where one has no memory (address 0)."""
+        at = at[self.nonempty]
+        if not at.all():
+            return None
+        first = np.searchsorted(self.written_hi, at + self.lo_offset, side="right")  # first written span ending after
+        last = np.searchsorted(self.written_lo, at + self.hi_offset, side="left")  # first starting at or after the end
+        return bool(np.any(last > first))
 
 
 def _dead(ref):

@@ -307,3 +307,39 @@ def test_new_gradients_every_call_are_checked_without_weak_references(monkeypatc
     fd.adamw_step(copies[0], gs, copies[1], copies[2], step=9, lr=1e-3)
     for a, b in zip(ps + ms + vs, sum(copies, [])):
         assert torch.equal(a, b)
+
+
+def test_new_gradients_are_refused_exactly_where_a_first_call_refuses_them():
+    """A reused plan checks new gradients against its written arrays' spans sorted once (two
+    binary searches); on every placement (inside, straddling, touching or apart from the
+    parameters and states; a gradient that is its own parameter) it accepts and refuses as
+    the full check of a first call does, and a refusal writes nothing."""
+    from fastdecay import _update_plan
+
+    pool = torch.zeros(1200)
+    sizes = [5, 0, 17, 8]
+    starts = [0, 60, 100, 300]
+    ps = [pool[a:a + n] for a, n in zip(starts, sizes)]
+    ms = [pool[500 + a:500 + a + n] for a, n in zip(starts, sizes)]
+    vs = [pool[820 + a:820 + a + n] for a, n in zip(starts, sizes)]
+    rng = np.random.default_rng(7)
+    placements = [[int(rng.integers(0, 1180)) for _ in sizes] for _ in range(150)]
+    placements += [starts, [starts[1], 60, 100, 308], [starts[2]] + starts[1:], [495, 60, 483, 1120]]
+    outcomes = set()
+    for offsets in placements:
+        grads = [pool[o:o + n] for o, n in zip(offsets, sizes)]
+        verdicts = []
+        for reused in (False, True):
+            _update_plan._PLANS.clear()
+            if reused:  # a plan made by a call with gradients of their own
+                fd.adamw_step(ps, [torch.ones(n) for n in sizes], ms, vs, step=1, lr=1e-3)
+            before = pool.clone()
+            try:
+                fd.adamw_step(ps, grads, ms, vs, step=1, lr=1e-3)
+                verdicts.append("accepted")
+            except ValueError as err:
+                assert "overlaps" in str(err) and torch.equal(pool, before)
+                verdicts.append("refused")
+        assert verdicts[0] == verdicts[1], (offsets, verdicts)
+        outcomes.add(verdicts[0])
+    assert outcomes == {"accepted", "refused"}
