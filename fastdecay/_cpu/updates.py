@@ -18,7 +18,7 @@ combination. Work is split into blocks of ``BLOCK`` elements (a tensor's last
 block may be shorter); ``first_block[k]`` is the index of tensor k's first
 block. The blocks are cut into one run a thread with about equal element counts
 (``part_layout``: a model's list has many short blocks, its small tensors, and
-an equal count of blocks a thread left one thread with ~10 % more of the work on
+an equal count of blocks a thread gave one thread ~10 % more than an even share on
 ResNet lists), and the kernel runs ``prange`` over the runs. The inner
 loop over a block is contiguous and calls the rule with per-step scalars cast
 to the math dtype, so it vectorizes at full SIMD width.
