@@ -152,14 +152,17 @@ def _parallel(kernel, args):
             _serialize = numba.threading_layer() == "workqueue"
 
 
+def threads_for(n_elements):
+    """The threads ``launch`` runs a call of ``n_elements`` on (its runs of blocks: ``part_layout``):
+    small calls on the calling thread alone, since waking the thread pool costs more than their
+    work (milliseconds on a busy machine)."""
+    return get_num_threads() if n_elements >= SERIAL_BELOW else 1
+
+
 def launch(kernel, n_elements, args):
-    """Run ``kernel``; small calls on the calling thread alone, since waking the thread
-    pool costs more than their work (milliseconds on a busy machine)."""
-    if n_elements >= SERIAL_BELOW:
-        _parallel(kernel, args)
-        return
+    """Run ``kernel`` on ``threads_for(n_elements)`` threads."""
     threads = get_num_threads()
-    if threads == 1:
+    if threads_for(n_elements) == threads:
         _parallel(kernel, args)
         return
     set_num_threads(1)  # per calling thread in Numba
@@ -167,11 +170,6 @@ def launch(kernel, n_elements, args):
         _parallel(kernel, args)
     finally:
         set_num_threads(threads)
-
-
-def threads_for(n_elements):
-    """The threads ``launch`` runs a call of ``n_elements`` on (its runs of blocks: ``part_layout``)."""
-    return get_num_threads() if n_elements >= SERIAL_BELOW else 1
 
 
 def fused_launch(kernel_name, param, state, addresses, sizes, first_block, parts, n_elements, *, step, tables,
