@@ -359,6 +359,28 @@ def test_noisy_runs_draw_the_standalone_normals_on_every_path(optimizer, d, ever
         np.testing.assert_array_equal(res.w, want)
 
 
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n, d", [(1, 2500), (3, 1500), (2, 1024), (5, 1025), (7, 300)])
+@pytest.mark.parametrize("optimizer", ["gd", "nesterov", "adamw"])
+def test_tiles_that_start_inside_a_trajectory_draw_its_coordinates_normals(optimizer, n, d, dtype):
+    """Under shared rates the loops run over tiles of 1,024 elements whatever d, so a tile
+    may start inside a trajectory and run into the next one (d = 1,500: the second tile
+    holds coordinates 1,024 .. 1,499 of trajectory 0 and 0 .. 547 of trajectory 1). Each
+    element still adds the draw of its own trajectory and coordinate, in one chunk and in
+    chunks starting at an odd step, which redraw their pair."""
+    steps, seed, offset = 5, 2**40 + 3, 2**32 - 5
+    want = _draws_reference(optimizer, n, d, steps, seed, offset, dtype)
+    for chunk_steps in (None, 3):
+        res = fd.simulate(np.zeros((n, d)), fd.constant(1.0), steps=steps, optimizer=optimizer, momentum=0.5,
+                          betas=(0.5, 0.75), noise=1.0, w0=0.0, seed=seed, trajectory_offset=offset,
+                          chunk_steps=chunk_steps, dtype=dtype)
+        if optimizer == "adamw":
+            rtol, atol = (1e-13, 1e-15) if dtype == np.float64 else (2e-6, 1e-6)   # a wrong draw moves w by ~1
+            np.testing.assert_allclose(res.w, want, rtol=rtol, atol=atol)
+        else:
+            np.testing.assert_array_equal(res.w, want)
+
 def test_constants_of_the_cuda_header_equal_the_python_ones():
     """kernels/philox.cuh spells every constant as the same hex literal."""
     source = (KERNELS / "philox.cuh").read_text()

@@ -189,6 +189,33 @@ def test_batch_equals_stack_of_singles(n, d, steps, optimizer, noise, every, per
             np.testing.assert_array_equal(res.displacement[i], other.displacement)
 
 
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+@pytest.mark.parametrize("noise", [0.0, 0.2])
+def test_trajectories_of_many_coordinates_give_the_same_bits_alone_in_a_batch_and_recorded(optimizer, noise):
+    """Under shared rates, without recording, the loops run over tiles of 1,024 elements
+    whatever d: a trajectory of 1,500 coordinates starts inside a tile and spans two or
+    three, and one trajectory is shared by the threads. Its result is the same, bit for
+    bit, alone (its tiles start at its coordinate 0), in a batch, on one thread, in
+    one-step chunks and recorded (tiles of whole trajectories, the recording's loops)."""
+    import numba
+
+    rng = np.random.default_rng(7)
+    n, d, steps = 3, 1_500, 23
+    lam = rng.uniform(-0.05, 2.0, (n, d))
+    lr = 0.3 if optimizer in ("gd", "momentum", "nesterov", "momentum_lr_in_buffer") else 0.01
+    s = fd.step(lr, 0.5, 7)
+    for dtype in (np.float64, np.float32):
+        kw = dict(steps=steps, optimizer=optimizer, noise=noise, weight_decay=0.01, seed=3, dtype=dtype)
+        base = fd.simulate(lam, s, **kw)
+        assert np.isfinite(base.w).all()
+        for i in range(n):
+            alone = fd.simulate(lam[i], s, trajectory_offset=i, **kw)
+            np.testing.assert_array_equal(alone.w, base.w[i], err_msg=f"{dtype.__name__} trajectory {i}")
+        for extra in (dict(threads=1), dict(chunk_steps=1), dict(every=steps), dict(every=5, chunk_steps=8)):
+            other = fd.simulate(lam, s, **kw, **extra)
+            np.testing.assert_array_equal(other.w, base.w, err_msg=f"{dtype.__name__} {extra}")
+    assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS  # restored
+
 @pytest.mark.parametrize("optimizer", ["gd", "nesterov", "adamw"])
 @pytest.mark.parametrize("per", [False, True])
 def test_chunking_threads_and_recording_do_not_change_results(optimizer, per):

@@ -114,13 +114,17 @@ def _step_draws_impl(z_even, z_odd, t):
 
 
 @njit(cache=True)
-def tile_span(b, tile, size, d, noise_scratch, offset):
-    """(e0, e1, z_even, z_odd, first_trajectory) of tile b of ``tile`` elements among
-    ``size``: its elements e0 .. e1 - 1, this thread's rows of draws for them (None
-    without noise) and the global index of its first trajectory."""
+def tile_span(b, tile, size, d, noise_scratch, offset, lane_trajectory, lane_coordinate):
+    """(e0, e1, z_even, z_odd, first_trajectory, lane_trajectory, lane_coordinate) of tile
+    b of ``tile`` elements among ``size``: its elements e0 .. e1 - 1, this thread's rows
+    of draws for them (None without noise), the global index of the trajectory of
+    element e0 and the lane tables from that element's coordinate on (a tile may start
+    inside a trajectory, and span the start of the next: the tables run past d)."""
     e0 = b * tile
     e1 = min(e0 + tile, size)
-    return e0, e1, draws(noise_scratch, 0, e1 - e0), draws(noise_scratch, 1, e1 - e0), offset + np.uint64(e0 // d)
+    k0 = e0 % d
+    return (e0, e1, draws(noise_scratch, 0, e1 - e0), draws(noise_scratch, 1, e1 - e0), offset + np.uint64(e0 // d),
+            lane_slice(lane_trajectory, k0, k0 + e1 - e0), lane_slice(lane_coordinate, k0, k0 + e1 - e0))
 
 
 @njit(cache=True)

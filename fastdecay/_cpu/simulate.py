@@ -3,8 +3,12 @@
 One trajectory minimises f(w) = 1/2 sum_k lam_k w_k^2 over ``d`` coordinates;
 the batch is ``n`` trajectories stored row-major as flat arrays of ``n * d``
 elements (trajectory i owns elements i*d .. i*d + d - 1). The kernel runs
-``prange`` over **tiles** of consecutive trajectories (a fixed number of
-elements, whatever the thread count); inside a tile the time loop is outside
+``prange`` over **tiles**: under shared rates without recording, where every
+element takes the same update apart from the others, runs of ``TILE_ELEMENTS``
+consecutive elements (a tile may start inside a trajectory, so one trajectory of
+many coordinates is shared by the threads); elsewhere runs of whole trajectories
+(``TILE_ELEMENTS // d`` of them, at least one); either way a fixed number of
+elements, whatever the thread count. Inside a tile the time loop is outside
 and the lanes (elements) inside, so a tile's state stays in L1 across steps
 and the inner loop is a contiguous loop that LLVM vectorizes. Under shared
 rates a tile's steps run in one call (``_shared_tile_steps``): each step is a
@@ -192,14 +196,17 @@ _KERNELS = {}
 
 
 def tile_lanes(d):
-    """Elements in one tile of trajectories with ``d`` coordinates."""
-    return max(1, TILE_ELEMENTS // d) * d
+    """Elements in the largest tile of a run with ``d`` coordinates: a tile of whole
+    trajectories (``max(1, TILE_ELEMENTS // d) * d``) or of TILE_ELEMENTS elements."""
+    return max(TILE_ELEMENTS, d)
 
 
 def noise_lanes(d):
     """(lane_trajectory, lane_coordinate): lane j of a tile is coordinate j % d of the
-    tile's trajectory j // d (uint64, read-only)."""
-    lanes = np.arange(tile_lanes(d), dtype=np.uint64)
+    tile's trajectory j // d (uint64, read-only), for TILE_ELEMENTS lanes more than the
+    largest tile: a tile of the shared-rate loops may start inside a trajectory, and
+    ``lanes.tile_span`` reads the tables from its first element's coordinate on."""
+    lanes = np.arange(tile_lanes(d) + TILE_ELEMENTS, dtype=np.uint64)
     return _readonly(lanes // np.uint64(d)), _readonly(lanes % np.uint64(d))
 
 
@@ -281,16 +288,21 @@ def _simulate_chunk(w, buf, sq, lam, d, opt,
     fast_ok = (d == 1 or not per_lr) and not per_wd and not per_mom
     sigma = w.dtype.type(noise)
     tile = max(1, TILE_ELEMENTS // d)
-    n_tiles = (n + tile - 1) // tile
+    # under shared rates without recording every element takes the same update, apart
+    # from the others: tiles of TILE_ELEMENTS elements, whatever d (a tile may start
+    # inside a trajectory), so that one trajectory of many coordinates is shared by the
+    # threads in tiles that stay in L1; elsewhere tiles of whole trajectories
+    elementwise = fast_ok and not per_lr and every == 0
+    n_tiles = (n * d + TILE_ELEMENTS - 1) // TILE_ELEMENTS if elementwise else (n + tile - 1) // tile
     # blocks of consecutive tiles (the tiles, hence the bits, do not depend on the blocks);
     # under shared rates without recording a block's tiles run in one call
     n_blocks = min(n_tiles, max(MIN_BLOCKS, n_tiles // TILES_PER_BLOCK))
     for blk in prange(n_blocks):
         b_lo = blk * n_tiles // n_blocks
         b_hi = (blk + 1) * n_tiles // n_blocks
-        if fast_ok and not per_lr and every == 0:
+        if elementwise:
             # (np.int64(0), not a literal 0: one compilation of the step loops serves both callers)
-            simulate_shared_steps(opt, w, buf, sq, lam, tile * d, b_lo, b_hi, d, step_scalars, first_step,
+            simulate_shared_steps(opt, w, buf, sq, lam, TILE_ELEMENTS, b_lo, b_hi, d, step_scalars, first_step,
                                   np.int64(0), n_steps, beta2, eps, noise_scratch, seed, offset, lane_trajectory,
                                   lane_coordinate, sigma)
             continue
