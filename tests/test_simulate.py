@@ -196,7 +196,9 @@ def test_trajectories_of_many_coordinates_give_the_same_bits_alone_in_a_batch_an
     whatever d: a trajectory of 1,500 coordinates starts inside a tile and spans two or
     three, and one trajectory is shared by the threads. Its result is the same, bit for
     bit, alone (its tiles start at its coordinate 0), in a batch, on one thread, in
-    one-step chunks and recorded (tiles of whole trajectories, the recording's loops)."""
+    one-step chunks and recorded. Recorded, its steps between the recorded ones run in
+    those tiles too, a recorded step trajectory by trajectory: the recording equals that
+    of per-trajectory rows of the same schedule (whole trajectories at every step)."""
     import numba
 
     rng = np.random.default_rng(7)
@@ -211,9 +213,15 @@ def test_trajectories_of_many_coordinates_give_the_same_bits_alone_in_a_batch_an
         for i in range(n):
             alone = fd.simulate(lam[i], s, trajectory_offset=i, **kw)
             np.testing.assert_array_equal(alone.w, base.w[i], err_msg=f"{dtype.__name__} trajectory {i}")
-        for extra in (dict(threads=1), dict(chunk_steps=1), dict(every=steps), dict(every=5, chunk_steps=8)):
+        for extra in (dict(threads=1), dict(chunk_steps=1), dict(every=steps), dict(every=5, chunk_steps=8),
+                      dict(every=1), dict(every=4, threads=1)):
             other = fd.simulate(lam, s, **kw, **extra)
             np.testing.assert_array_equal(other.w, base.w, err_msg=f"{dtype.__name__} {extra}")
+            if "every" in extra:
+                rows = fd.simulate(lam, fd.stack([s] * n), **kw, **extra)   # per-trajectory rows
+                for field in ("w", "loss", "displacement", "lr"):
+                    np.testing.assert_array_equal(getattr(other, field), getattr(rows, field),
+                                                  err_msg=f"{dtype.__name__} {extra} {field}")
     assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS  # restored
 
 @pytest.mark.parametrize("optimizer", ["gd", "nesterov", "adamw"])

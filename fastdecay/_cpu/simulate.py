@@ -8,7 +8,10 @@ element takes the same update apart from the others, runs of ``TILE_ELEMENTS``
 consecutive elements (a tile may start inside a trajectory, so one trajectory of
 many coordinates is shared by the threads); elsewhere runs of whole trajectories
 (``TILE_ELEMENTS // d`` of them, at least one); either way a fixed number of
-elements, whatever the thread count. Inside a tile the time loop is outside
+elements, whatever the thread count. A recording run under shared rates whose
+trajectories are longer than a tile runs its unrecorded steps in element tiles
+and each recorded step trajectory by trajectory (``_recorded_element_tiles``).
+Inside a tile the time loop is outside
 and the lanes (elements) inside, so a tile's state stays in L1 across steps
 and the inner loop is a contiguous loop that LLVM vectorizes. Under shared
 rates a tile's steps run in one call (``_shared_tile_steps``): each step is a
@@ -294,6 +297,11 @@ def _simulate_chunk(w, buf, sq, lam, d, opt,
     # threads in tiles that stay in L1; elsewhere tiles of whole trajectories
     elementwise = fast_ok and not per_lr and every == 0
     n_tiles = (n * d + TILE_ELEMENTS - 1) // TILE_ELEMENTS if elementwise else (n + tile - 1) // tile
+    if fast_ok and not per_lr and every > 0 and d > TILE_ELEMENTS:
+        _recorded_element_tiles(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state,
+                                step_scalars, beta2, eps, on_drop, noise_scratch, seed, offset, lane_trajectory,
+                                lane_coordinate, sigma, first_step, n_steps, every, rec_loss, rec_disp, rec_lr)
+        return
     # blocks of consecutive tiles (the tiles, hence the bits, do not depend on the blocks);
     # under shared rates without recording a block's tiles run in one call
     n_blocks = min(n_tiles, max(MIN_BLOCKS, n_tiles // TILES_PER_BLOCK))
@@ -379,6 +387,53 @@ def _simulate_chunk(w, buf, sq, lam, d, opt,
                         _record_after(w, lam, rec_disp, rec_loss, i0, i1, rec_j)
                     _record_rates(rec_lr, lr_table, lr_rows, per_lr, i0, i1, t, rec_j)
                 s += 1
+
+
+@njit(parallel=True, cache=True)
+def _recorded_element_tiles(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state,
+                            step_scalars, beta2, eps, on_drop, noise_scratch, seed, offset, lane_trajectory,
+                            lane_coordinate, sigma, first_step, n_steps, every, rec_loss, rec_disp, rec_lr):
+    """The chunk of a recording run under shared rates whose trajectories are longer than
+    a tile (d > TILE_ELEMENTS): the steps between recorded ones in tiles of TILE_ELEMENTS
+    elements on every thread, as without recording; a recorded step trajectory by
+    trajectory (``rules.simulate_generic_step``, whose sums over a trajectory's coordinates,
+    in coordinate order, recording needs), as ``_shared_tile_steps`` runs it. The same bits,
+    with a trajectory of many coordinates shared by the threads between its recorded steps."""
+    n = lam.shape[0] // d
+    size = n * d
+    n_tiles = (size + TILE_ELEMENTS - 1) // TILE_ELEMENTS
+    n_blocks = min(n_tiles, max(MIN_BLOCKS, n_tiles // TILES_PER_BLOCK))
+    if first_step == 0:
+        for i in prange(n):  # step 0: the initial point
+            loss = 0.0
+            for k in range(d):
+                loss += float(lam[i * d + k]) * float(w[i * d + k]) ** 2
+            rec_loss[i, 0] = 0.5 * loss
+            rec_disp[i, 0] = 0.0
+            rec_lr[i, 0] = lr_at(lr_table, 0, 0.0)  # once per run
+    s = 0
+    while s < n_steps:
+        stop = min(n_steps, s + every - 1 - (first_step + s) % every)  # steps s .. stop - 1: not recorded
+        if stop > s:
+            for blk in prange(n_blocks):
+                simulate_shared_steps(opt, w, buf, sq, lam, TILE_ELEMENTS, blk * n_tiles // n_blocks,
+                                      (blk + 1) * n_tiles // n_blocks, d, step_scalars, first_step, s, stop, beta2,
+                                      eps, noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma)
+        if stop < n_steps:
+            t = first_step + stop
+            rec_j = (t + 1) // every
+            for i in prange(n):
+                z_even = draws(noise_scratch, 0, d)
+                z_odd = draws(noise_scratch, 1, d)
+                draw_pairs(z_even, z_odd, seed, offset + np.uint64(i), lane_trajectory, lane_coordinate, t)
+                simulate_generic_step(w, buf, sq, lam, i, i + 1, d, opt, t, step_scalars[stop, LR],
+                                      step_scalars[stop, WD], step_scalars[stop, SCALE], step_scalars[stop, MOM],
+                                      False, False, False, lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state,
+                                      beta2, eps, on_drop, step_draws(z_even, z_odd, t), sigma, every > 0, rec_j,
+                                      rec_loss, rec_disp)
+                _record_rates(rec_lr, lr_table, lr_rows, False, i, i + 1, t, rec_j)
+            stop += 1
+        s = stop
 
 
 @njit(cache=True)
