@@ -160,6 +160,19 @@ def _advance_rates(table, rows, ratio, state, i0, i1, t, all_multiplicative):
 
 
 @njit(cache=True)
+def _record_initial_point(w, lam, d, i0, i1, lr_table, lr_rows, per_lr, rec_loss, rec_disp, rec_lr):
+    """Step 0 of trajectories i0 .. i1 - 1 (recorded once a run, by the chunk that starts at
+    step 0): the loss at w_0, displacement 0, the rate at step 0."""
+    for i in range(i0, i1):
+        loss = 0.0
+        for k in range(d):
+            loss += float(lam[i * d + k]) * float(w[i * d + k]) ** 2
+        rec_loss[i, 0] = 0.5 * loss
+        rec_disp[i, 0] = 0.0
+        rec_lr[i, 0] = lr_at(lr_table, lr_rows[i] if per_lr else 0, 0.0)
+
+
+@njit(cache=True)
 def _record_before(w, rec_disp, i0, i1, rec_j):
     """d == 1 recording on the fast path: park w_{t} in the displacement slot."""
     for i in range(i0, i1):
@@ -325,14 +338,7 @@ def _simulate_chunk(w, buf, sq, lam, d, opt,
             # momentum with per-trajectory drops needs a per-trajectory buffer scale: generic path
             fast_tile = fast_ok and (not per_lr or not acts or on_drop == 0 or lr_mult)
             if every > 0 and first_step == 0:
-                # step 0: the initial point
-                for i in range(i0, i1):
-                    loss = 0.0
-                    for k in range(d):
-                        loss += float(lam[i * d + k]) * float(w[i * d + k]) ** 2
-                    rec_loss[i, 0] = 0.5 * loss
-                    rec_disp[i, 0] = 0.0
-                    rec_lr[i, 0] = lr_at(lr_table, lr_rows[i] if per_lr else 0, 0.0)  # once per run
+                _record_initial_point(w, lam, d, i0, i1, lr_table, lr_rows, per_lr, rec_loss, rec_disp, rec_lr)
             if fast_tile and not per_lr:
                 # shared rates: the tile's steps in one call, the step loop around the vector loops
                 _shared_tile_steps(w, buf, sq, lam, b, tile, n, d, opt, first_step, n_steps, step_scalars, per_lr,
@@ -404,13 +410,8 @@ def _recorded_element_tiles(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio
     n_tiles = (size + TILE_ELEMENTS - 1) // TILE_ELEMENTS
     n_blocks = min(n_tiles, max(MIN_BLOCKS, n_tiles // TILES_PER_BLOCK))
     if first_step == 0:
-        for i in prange(n):  # step 0: the initial point
-            loss = 0.0
-            for k in range(d):
-                loss += float(lam[i * d + k]) * float(w[i * d + k]) ** 2
-            rec_loss[i, 0] = 0.5 * loss
-            rec_disp[i, 0] = 0.0
-            rec_lr[i, 0] = lr_at(lr_table, 0, 0.0)  # once per run
+        for i in prange(n):
+            _record_initial_point(w, lam, d, i, i + 1, lr_table, lr_rows, False, rec_loss, rec_disp, rec_lr)
     s = 0
     while s < n_steps:
         stop = min(n_steps, s + every - 1 - (first_step + s) % every)  # steps s .. stop - 1: not recorded
