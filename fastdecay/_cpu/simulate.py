@@ -303,6 +303,13 @@ def _simulate_chunk(w, buf, sq, lam, d, opt,
     # the vector loops: shared weight decay and momentum, and shared rates or one coordinate
     fast_ok = (d == 1 or not per_lr) and not per_wd and not per_mom
     sigma = w.dtype.type(noise)
+    # recording trajectories longer than a tile under shared rates: element tiles for the
+    # unrecorded steps, each recorded step trajectory by trajectory
+    if fast_ok and not per_lr and every > 0 and d > TILE_ELEMENTS:
+        _recorded_element_tiles(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state,
+                                step_scalars, beta2, eps, on_drop, noise_scratch, seed, offset, lane_trajectory,
+                                lane_coordinate, sigma, first_step, n_steps, every, rec_loss, rec_disp, rec_lr)
+        return
     tile = max(1, TILE_ELEMENTS // d)
     # under shared rates without recording every element takes the same update, apart
     # from the others: tiles of TILE_ELEMENTS elements, whatever d (a tile may start
@@ -310,11 +317,6 @@ def _simulate_chunk(w, buf, sq, lam, d, opt,
     # threads in tiles that stay in L1; elsewhere tiles of whole trajectories
     elementwise = fast_ok and not per_lr and every == 0
     n_tiles = (n * d + TILE_ELEMENTS - 1) // TILE_ELEMENTS if elementwise else (n + tile - 1) // tile
-    if fast_ok and not per_lr and every > 0 and d > TILE_ELEMENTS:
-        _recorded_element_tiles(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state,
-                                step_scalars, beta2, eps, on_drop, noise_scratch, seed, offset, lane_trajectory,
-                                lane_coordinate, sigma, first_step, n_steps, every, rec_loss, rec_disp, rec_lr)
-        return
     # blocks of consecutive tiles (the tiles, hence the bits, do not depend on the blocks);
     # under shared rates without recording a block's tiles run in one call
     n_blocks = min(n_tiles, max(MIN_BLOCKS, n_tiles // TILES_PER_BLOCK))
