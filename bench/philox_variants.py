@@ -9,14 +9,13 @@ kernels on AVX2 hardware").
 - ``radius split``: the radius loop as ``-2 ln u1`` in one loop and the square root in
   another (a shorter chain of dependent operations a loop).
 
-Cycles a pair of draws are CPU seconds (``time.thread_time``, best of 7) times
+Cycles a pair of draws are CPU seconds (``time.thread_time``, best of 7, 4,000 passes) times
 ``--ghz``; every variant's draws are compared with ``fill_normal_pairs``'s bit for bit.
 """
 
 import argparse
 import math
 import sys
-import time
 
 import numpy as np
 from numba import njit
@@ -24,8 +23,7 @@ from numba import njit
 from fastdecay._cpu.philox import (_MASK, _S32, _bits, _exact_float, _radius, _uniform_integers,
                                    fill_normal_pairs, log_unit, philox4x32_10, sincos_two_pi)
 from fastdecay._cpu.simulate import noise_lanes
-
-PASSES = 2000
+from philox_profile import PASSES, passes_of, seconds  # bench/ is on sys.path (the script's folder)
 
 
 @njit(error_model="numpy", inline="always")
@@ -81,23 +79,9 @@ def radius_split(passes, ks, out):
             out[j] = math.sqrt(out[j])
 
 
-def passes_of(fill):
-    @njit
-    def run(passes, lane_trajectory, lane_coordinate, even, odd):
-        for p in range(passes):
-            fill(np.uint64(7), np.uint64(3), lane_trajectory, lane_coordinate, np.uint64(p), even, odd)
-    return run
-
-
 def cycles(fn, args, per, ghz):
-    """Best of 7 runs of ``fn(PASSES, *args)``, in cycles per ``per`` items."""
-    fn(1, *args)
-    best = math.inf
-    for _ in range(7):
-        t0 = time.thread_time()
-        fn(PASSES, *args)
-        best = min(best, time.thread_time() - t0)
-    return best * ghz * 1e9 / (PASSES * per)
+    """Best of 7 runs of ``fn(PASSES, *args)`` (``philox_profile.seconds``), in cycles per ``per`` items."""
+    return seconds(fn, *args) * ghz * 1e9 / (PASSES * per)
 
 
 def main(argv=None):
