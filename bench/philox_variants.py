@@ -84,13 +84,20 @@ def cycles(fn, args, per, ghz):
     return seconds(fn, *args) * ghz * 1e9 / (PASSES * per)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def lanes_and_clock(doc, argv):
+    """(args, lane_trajectory, lane_coordinate) for a script timing ``args.lanes`` lanes of
+    one-coordinate noise at ``args.ghz`` (the options of this script and of stream_prototype.py)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--ghz", type=float, default=2.81)
     parser.add_argument("--lanes", type=int, default=1024)
     args = parser.parse_args(argv)
+    lane_trajectory, lane_coordinate = (x[:args.lanes] for x in noise_lanes(1))
+    return args, lane_trajectory, lane_coordinate
+
+
+def main(argv=None):
+    args, lane_trajectory, lane_coordinate = lanes_and_clock(__doc__, argv)
     n = args.lanes
-    lane_trajectory, lane_coordinate = (x[:n] for x in noise_lanes(1))
     even, odd, even_j, odd_j = (np.empty(n) for _ in range(4))
     ks = np.random.default_rng(0).integers(1, 2**53, n).astype(np.float64)
     r1, r2 = np.empty(n), np.empty(n)
