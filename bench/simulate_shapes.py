@@ -2,9 +2,9 @@
 of one coordinate, one trajectory of 1e6 coordinates (one quadratic with a spectrum of 1e6
 curvatures, the noisy quadratic model's setting), 1,000 x 1,000 and 10 x 100,000; GD under a
 shared exponential schedule, noiseless (1,000 steps) and noisy (sigma 0.1, 100 steps), then the
-one trajectory of 1e6 coordinates recorded (``every=``), on the default threads. Prints, per layout, the best of ``--reps`` wall-clock times, the process's CPU
-time over the wall clock (about the thread count when the threads share the work) and the
-element-steps a second.
+one trajectory of 1e6 coordinates recorded (``every=``), on the default threads. Prints, per
+layout, the best of ``--reps`` wall-clock times, the process's CPU time over the wall clock
+(about the thread count when the threads share the work) and the element-steps a second.
 
     PYTHONPATH=<tree> python bench/simulate_shapes.py [--reps 3]
 """

@@ -11,9 +11,9 @@ many coordinates is shared by the threads); elsewhere runs of whole trajectories
 elements, whatever the thread count. A recording run under shared rates whose
 trajectories are longer than a tile runs its unrecorded steps in element tiles
 and each recorded step trajectory by trajectory (``_recorded_element_tiles``).
-Inside a tile the time loop is outside
-and the lanes (elements) inside, so a tile's state stays in L1 across steps
-and the inner loop is a contiguous loop that LLVM vectorizes. Under shared
+Inside a tile the time loop is outside and the lanes (elements) inside, so a
+tile's state stays in L1 across steps and the inner loop is a contiguous loop
+that LLVM vectorizes. Under shared
 rates a tile's steps run in one call (``_shared_tile_steps``): each step is a
 row of ``step_scalars``, a few scalar operations and the vector loop, with no
 call that takes an array inside the step loop (a call would count references
@@ -432,7 +432,7 @@ def _recorded_element_tiles(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio
                 simulate_generic_step(w, buf, sq, lam, i, i + 1, d, opt, t, step_scalars[stop, LR],
                                       step_scalars[stop, WD], step_scalars[stop, SCALE], step_scalars[stop, MOM],
                                       False, False, False, lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state,
-                                      beta2, eps, on_drop, step_draws(z_even, z_odd, t), sigma, every > 0, rec_j,
+                                      beta2, eps, on_drop, step_draws(z_even, z_odd, t), sigma, True, rec_j,
                                       rec_loss, rec_disp)
                 _record_rates(rec_lr, lr_table, lr_rows, False, i, i + 1, t, rec_j)
             stop += 1
