@@ -5,7 +5,8 @@ role (the parameters, the gradients, each state buffer, the compensation
 buffers), each list one array per parameter. ``plan_for`` returns a ``Plan``:
 
 - **checked**: every array is a NumPy / CuPy array or a CPU / CUDA torch tensor
-  with real memory (not ``meta``, fake, nested or sparse), of one backend and
+  with real memory (not ``meta``, fake, nested or sparse; NumPy arrays in the
+  machine's byte order), of one backend and
   device; parameters float32, float64, float16 or bfloat16; gradients and
   compensation buffers of their parameter's dtype, state buffers of the state
   dtype; every array of a parameter's shape; written arrays writeable;
@@ -14,8 +15,8 @@ buffers), each list one array per parameter. ``plan_for`` returns a ``Plan``:
   elements, whatever the order (C, Fortran, channels_last, transposed); any
   other parameter (a strided slice, or state in another layout than its
   parameter) is copied to contiguous temporaries, updated there and copied back;
-- **free of harmful overlap**: no array that is written shares memory with
-  another array of the call, except that a gradient may be its own parameter
+- **free of harmful overlap**: no written array overlaps itself (an expanded or
+  broadcast view) or shares memory with another array of the call, except that a gradient may be its own parameter
   (the same memory, element for element: each element is read before it is
   written). Read-only gradients may share memory with each other (one gradient
   for two parameters). Anything else — a state that is its parameter, exp_avg
@@ -28,8 +29,11 @@ buffers), each list one array per parameter. ``plan_for`` returns a ``Plan``:
 Plans are cached by the identity of the parameter list's arrays (weak
 references: a plan never keeps an array alive, and dies with any of its
 arrays). A later call with the same arrays re-checks only what can change
-cheaply — identity of every array, the data pointer of torch tensors (moved by
-``p.data = ...``), dtype and shape of NumPy arrays — and launches; gradients
+cheaply — identity of every array; the data pointer of torch tensors (moved by
+``p.data = ...``) and their layout (``t_()``, ``resize_()``, ``as_strided_()``
+change it in place: contiguity and element count where the plan's tensors are
+row-major, else shape and strides); dtype, shape, strides and the writeable flag
+of NumPy arrays — and launches; gradients
 that are new objects (torch makes a new ``.grad`` each backward) are checked
 for dtype, device, shape, strides and overlap, a few attribute reads each.
 Anything else that differs builds a new plan.
@@ -71,7 +75,8 @@ def state_dtype_for(param_dtype, state_dtype):
 class _Info:
     """What the plan needs to know of one array."""
 
-    __slots__ = ("address", "size", "itemsize", "dtype", "array_dtype", "shape", "strides", "dense", "device")
+    __slots__ = ("address", "size", "itemsize", "dtype", "array_dtype", "shape", "strides", "byte_strides", "dense",
+                 "device")
 
     def span(self):
         """(lo, hi) byte addresses that may hold the array's elements ((0, 0) when empty)."""
@@ -101,6 +106,18 @@ class _Info:
         """The strides of the dimensions longer than one: equal for two arrays of one shape
         exactly when their elements lie in the same order."""
         return tuple(st for n, st in zip(self.shape, self.strides) if n != 1)
+
+
+def _may_overlap_itself(shape, strides):
+    """True unless every element has its own memory: sorted by stride, each dimension's
+    stride must pass the reach of the smaller ones (a sufficient test, as torch's and
+    NumPy's quick ones; a stride of 0 on a dimension longer than one always fails it)."""
+    reach = 0
+    for st, n in sorted((abs(st), n) for n, st in zip(shape, strides) if n != 1):
+        if st <= reach:
+            return True
+        reach += (n - 1) * st
+    return False
 
 
 def _dense(shape, strides):
@@ -133,6 +150,9 @@ def _torch_info(x):
 
 
 def _array_info(x, backend):
+    if not x.dtype.isnative:
+        raise TypeError(f"an array in the machine's byte order, got dtype {x.dtype.str} "
+                        "(convert it with .astype(x.dtype.newbyteorder('=')))")
     info = _Info()
     info.dtype = x.dtype.name
     info.array_dtype = x.dtype  # compared on later calls (``dtype.name`` is a slow property in NumPy)
@@ -141,6 +161,7 @@ def _array_info(x, backend):
     info.size = int(x.size)
     if any(st % x.itemsize for st in x.strides):
         raise TypeError(f"an array whose strides are whole elements, got strides {x.strides} (bytes)")
+    info.byte_strides = x.strides  # compared on later calls (the strides setter changes them in place)
     info.strides = tuple(st // x.itemsize for st in x.strides)
     info.dense = _dense(info.shape, info.strides)
     if backend == CUPY:
@@ -258,6 +279,7 @@ class Plan:
         self.row_major = all(p.row_major() for p in params)
         self.devices = [p.device for p in params]
         self.data_ptr = None  # torch.Tensor.data_ptr (torch tensors)
+        self.row_major_sizes = None  # torch tensors: per stream, the sizes when all its tensors are row-major
         by_kind = {}
         for k in direct:
             by_kind.setdefault((params[k].dtype, state_of[k]), []).append(k)
@@ -285,6 +307,10 @@ def build(backend, listed, streams, state_dtype):
             info, writeable = _inspect(x, lab, backend, pname)
             if role != "grad" and not writeable:
                 raise ValueError(f"{lab} must be writeable (it is updated in place), got a read-only array")
+            if role != "grad" and not info.dense and _may_overlap_itself(info.shape, info.strides):
+                raise ValueError(f"{lab} must not overlap itself in memory (it is updated in place), got shape "
+                                 f"{info.shape} with strides {info.strides} (elements): an expanded, broadcast "
+                                 "or other self-overlapping view; pass a copy (.clone() / .copy())")
             column.append(info)
         infos.append(column)
         written_flags.append(role != "grad")
@@ -332,6 +358,8 @@ def build(backend, listed, streams, state_dtype):
         global _PLAIN_TENSOR_SET
         _PLAIN_TENSOR_SET = frozenset(plain_torch_types())
         plan.torch_dtypes = [x.dtype for x in params]
+        plan.row_major_sizes = [[x.size for x in column] if all(x.row_major() for x in column) else None
+                                for column in infos]
         plan.data_ptr = sys.modules["torch"].Tensor.data_ptr
     return plan
 
@@ -388,11 +416,13 @@ def _still_valid(plan, ids, streams):
         if ids[s] != plan.ids[s]:
             return False
         if plan.torch:
-            if list(map(data_ptr, arrays)) != plan.pointers[s]:
+            if list(map(data_ptr, arrays)) != plan.pointers[s] or not _same_torch_layout(plan, s, arrays):
                 return False
         else:
+            numpy = plan.backend == NUMPY
             for x, info in zip(arrays, plan.infos[s]):
-                if x.dtype != info.array_dtype or x.shape != info.shape:
+                if (x.dtype != info.array_dtype or x.shape != info.shape or x.strides != info.byte_strides
+                        or numpy and not x.flags.writeable):
                     return False
     g = next(s for s, stream in enumerate(streams) if stream[3] == "grad")
     grads = streams[g][2]
@@ -403,6 +433,21 @@ def _still_valid(plan, ids, streams):
             and (not plan.torch or list(map(data_ptr, grads)) == plan.pointers[g])):
         return True
     return _new_grads(plan, g, grads, ids[g])
+
+
+def _same_torch_layout(plan, s, arrays):
+    """Whether the torch tensors of stream ``s`` kept the shape and strides the plan was built
+    on: in-place ``t_()``, ``resize_()``, ``as_strided_()`` or ``p.data = p.data.t()`` change
+    them and keep the data pointer. A stream all in row-major order costs a C-level bool
+    and an int a tensor (contiguous at the same address with as many elements: the same
+    run of memory in the same order); any other, its shapes and strides."""
+    torch = sys.modules["torch"]
+    sizes = plan.row_major_sizes[s]
+    if sizes is not None:
+        return all(map(torch.Tensor.is_contiguous, arrays)) and list(map(torch.Tensor.numel, arrays)) == sizes
+    infos = plan.infos[s]
+    return (list(map(_SHAPE, arrays)) == [x.shape for x in infos]
+            and list(map(torch.Tensor.stride, arrays)) == [x.strides for x in infos])
 
 
 def _new_grads(plan, g, grads, grad_ids):

@@ -343,3 +343,80 @@ def test_new_gradients_are_refused_exactly_where_a_first_call_refuses_them():
         assert verdicts[0] == verdicts[1], (offsets, verdicts)
         outcomes.add(verdicts[0])
     assert outcomes == {"accepted", "refused"}
+
+
+def test_arrays_in_another_byte_order_are_refused_by_name():
+    w = np.ones(3)
+    g = np.ones(3, dtype=">f8")
+    with pytest.raises(TypeError, match=r"grad must be an array in the machine's byte order, got dtype >f8"):
+        fd.sgd_step(w, g, step=0, lr=0.1)
+    with pytest.raises(TypeError, match=r"param\[1\] must be an array in the machine's byte order, got dtype >f4"):
+        fd.sgd_step([np.ones(2, np.float32), np.ones(2, ">f4")], [np.ones(2, np.float32)] * 2, step=0, lr=0.1)
+    np.testing.assert_array_equal(w, 1.0)
+
+
+def test_self_overlapping_written_views_are_refused_before_any_write():
+    """An expanded (stride-0) or otherwise self-overlapping parameter or state would make the
+    result depend on the order of the writes: refused by name, nothing written, while a
+    broadcast gradient (read only) and a gap-leaving slice are fine."""
+    p1, b1 = torch.ones(5), torch.zeros(5)
+    p2, row = torch.ones(3, 4), torch.zeros(4)
+    with pytest.raises(ValueError, match=r"momentum_buffer\[1\] must not overlap itself"):
+        fd.sgd_step([p1, p2], [torch.ones(5), torch.ones(3, 4)], step=0, lr=0.1, momentum=0.9,
+                    momentum_buffer=[b1, row.expand(3, 4)])
+    assert torch.equal(p1, torch.ones(5)) and torch.equal(b1, torch.zeros(5)) and torch.equal(p2, torch.ones(3, 4))
+    with pytest.raises(ValueError, match=r"param must not overlap itself"):
+        fd.sgd_step(row.expand(3, 4), torch.ones(3, 4), step=0, lr=0.1)
+    base = np.arange(6.0)
+    diagonal = np.lib.stride_tricks.as_strided(base, shape=(3, 4), strides=(8, 8))
+    with pytest.raises(ValueError, match=r"param must not overlap itself"):
+        fd.sgd_step(diagonal, np.ones((3, 4)), step=0, lr=1.0)
+    np.testing.assert_array_equal(base, np.arange(6.0))
+    # a broadcast gradient and a slice with gaps: updated as their contiguous copies would be
+    a = np.ones((4, 6))
+    fd.sgd_step(a[::2, ::3], np.broadcast_to(np.arange(2.0), (2, 2)), step=0, lr=1.0)
+    expected = np.ones((4, 6))
+    expected[::2, ::3] -= np.arange(2.0)
+    np.testing.assert_array_equal(a, expected)
+
+
+def test_a_cached_plan_sees_arrays_made_read_only_or_restrided():
+    w, g, buf = np.ones(6), np.ones(6), np.zeros(6)
+    fd.sgd_step(w, g, step=0, lr=0.1, momentum=0.9, momentum_buffer=buf)  # the plan, cached
+    for name, array in (("param", w), ("momentum_buffer", buf)):
+        array.flags.writeable = False
+        before = (w.copy(), buf.copy())
+        with pytest.raises(ValueError, match=f"{name} must be writeable"):
+            fd.sgd_step(w, g, step=1, lr=0.1, momentum=0.9, momentum_buffer=buf)
+        np.testing.assert_array_equal(w, before[0])
+        np.testing.assert_array_equal(buf, before[1])
+        array.flags.writeable = True
+
+
+@pytest.mark.parametrize("change", ["t_", "data_t", "resize_", "as_strided_"])
+def test_a_cached_plan_sees_torch_tensors_changed_in_place(change):
+    """In-place metadata changes keep a tensor's data pointer; the plan built before them must
+    not be reused: the update equals the one on a fresh copy of the changed tensors."""
+    torch.manual_seed(0)
+    p = torch.randn(3, 3, dtype=torch.float64)
+    g0 = torch.randn(3, 3, dtype=torch.float64)
+    buf = torch.zeros(3, 3, dtype=torch.float64)
+    fd.sgd_step(p, g0, step=0, lr=0.1, momentum=0.9, momentum_buffer=buf)  # the plan, cached
+    if change == "t_":
+        p.t_()
+    elif change == "data_t":
+        p.data = p.data.t()
+    elif change == "resize_":
+        p.resize_(2, 2)
+        buf.resize_(2, 2)
+    else:
+        p.as_strided_((3, 3), (1, 3))
+    g = torch.randn(p.shape, dtype=torch.float64)
+    fresh_p, fresh_buf = p.clone(), buf.clone()
+    fd.sgd_step(fresh_p, g, step=1, lr=0.1, momentum=0.9, momentum_buffer=fresh_buf)
+    storage = torch.tensor([], dtype=torch.float64).set_(p.untyped_storage()).clone()
+    fd.sgd_step(p, g, step=1, lr=0.1, momentum=0.9, momentum_buffer=buf)
+    assert torch.equal(p, fresh_p) and torch.equal(buf, fresh_buf)
+    if change == "resize_":  # the elements past the resized tensor are not written
+        after = torch.tensor([], dtype=torch.float64).set_(p.untyped_storage())
+        assert torch.equal(after[4:], storage[4:])
