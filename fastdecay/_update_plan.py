@@ -279,7 +279,7 @@ class Plan:
         self.row_major = all(p.row_major() for p in params)
         self.devices = [p.device for p in params]
         self.data_ptr = None  # torch.Tensor.data_ptr (torch tensors)
-        self.row_major_sizes = None  # torch tensors: per stream, the sizes when all its tensors are row-major
+        self.torch_layouts = None  # torch tensors: per stream, what _same_torch_layout compares
         by_kind = {}
         for k in direct:
             by_kind.setdefault((params[k].dtype, state_of[k]), []).append(k)
@@ -358,8 +358,7 @@ def build(backend, listed, streams, state_dtype):
         global _PLAIN_TENSOR_SET
         _PLAIN_TENSOR_SET = frozenset(plain_torch_types())
         plan.torch_dtypes = [x.dtype for x in params]
-        plan.row_major_sizes = [[x.size for x in column] if all(x.row_major() for x in column) else None
-                                for column in infos]
+        plan.torch_layouts = [_torch_layout(column) for column in infos]
         plan.data_ptr = sys.modules["torch"].Tensor.data_ptr
     return plan
 
@@ -430,9 +429,18 @@ def _still_valid(plan, ids, streams):
     # reused once its object is freed, as a temporary gradient of the last call is); with no
     # references kept (None: the gradients were new at the last call) they are checked again
     if (ids[g] == plan.ids[g] and plan.grad_refs is not None and not any(map(_dead, plan.grad_refs))
-            and (not plan.torch or list(map(data_ptr, grads)) == plan.pointers[g])):
+            and (not plan.torch or list(map(data_ptr, grads)) == plan.pointers[g]
+                 and _same_torch_layout(plan, g, grads))):
         return True
     return _new_grads(plan, g, grads, ids[g])
+
+
+def _torch_layout(infos):
+    """(sizes, shapes, strides) of a stream's tensors for ``_same_torch_layout``: the sizes
+    alone (None, None) when every tensor is row-major, else None and the shapes and strides."""
+    if all(x.row_major() for x in infos):
+        return [x.size for x in infos], None, None
+    return None, [x.shape for x in infos], [x.strides for x in infos]
 
 
 def _same_torch_layout(plan, s, arrays):
@@ -442,12 +450,10 @@ def _same_torch_layout(plan, s, arrays):
     and an int a tensor (contiguous at the same address with as many elements: the same
     run of memory in the same order); any other, its shapes and strides."""
     torch = sys.modules["torch"]
-    sizes = plan.row_major_sizes[s]
+    sizes, shapes, strides = plan.torch_layouts[s]
     if sizes is not None:
         return all(map(torch.Tensor.is_contiguous, arrays)) and list(map(torch.Tensor.numel, arrays)) == sizes
-    infos = plan.infos[s]
-    return (list(map(_SHAPE, arrays)) == [x.shape for x in infos]
-            and list(map(torch.Tensor.stride, arrays)) == [x.strides for x in infos])
+    return list(map(_SHAPE, arrays)) == shapes and list(map(torch.Tensor.stride, arrays)) == strides
 
 
 def _new_grads(plan, g, grads, grad_ids):
@@ -489,6 +495,7 @@ def _new_grads(plan, g, grads, grad_ids):
     for group in plan.groups:
         group.addresses[GRAD] = at[group.index]
     plan.pointers[g] = addresses
+    plan.torch_layouts[g] = plan.torch_layouts[0]  # accepted above: laid out as their parameters
     # Weak references only once the same gradients come back (kept between calls, as with
     # zero_grad(set_to_none=False)): a model's backward makes new gradient tensors every step,
     # and a weak reference to each of them, every step, is one more object per tensor for

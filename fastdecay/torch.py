@@ -84,6 +84,7 @@ from __future__ import annotations
 
 import abc
 import copy
+import math
 import operator
 import re
 from collections import defaultdict
@@ -145,6 +146,11 @@ def _read_counts(steps: list[torch.Tensor]) -> tuple[list[Any], torch.Tensor | N
         if values.count(values[0]) == len(values):  # all equal: the order does not matter
             return values, base
     return torch.stack(steps).tolist(), None
+
+
+def _whole_count(count: Any) -> bool:
+    """Whether a step count read from the state is a whole number of steps the kernels take."""
+    return isinstance(count, (int, float)) and math.isfinite(count) and count == int(count) and 0 <= count <= F.MAX_STEP
 
 
 def _count_steps(counters: list[torch.Tensor | list[torch.Tensor]]) -> None:
@@ -286,8 +292,11 @@ def _decode_group(group: dict[str, Any], where: str) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- the optimizers
 
-# names of the arrays of a fused call, as its errors name them (``exp_avg[3]``)
-_CALL_LABEL = re.compile(r"\b([a-z_]+)\[(\d+)\]")
+# names of the arrays of a fused call, as its errors name them (``exp_avg[3]``; not an
+# option's element such as ``betas[0]``)
+_CALL_LABEL = re.compile(r"\b(param|grad|compensation_buffer|"
+                         + "|".join(sorted({key for fused in FUSED.values() for key in fused.state_keys}))
+                         + r")\[(\d+)\]")
 
 
 class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
@@ -413,7 +422,15 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
             for j, k in enumerate(fresh):
                 states[k] = self._state_for(params[k], group, names, states[k], new_state, new_counts[j])
         steps = list(map(_STEP, states))
-        counts, base = _read_counts(steps)  # one read of every step count
+        try:
+            counts, base = _read_counts(steps)  # one read of every step count
+        except (AttributeError, TypeError, RuntimeError):
+            counts, base = self._bad_count(g, index, steps), None
+        if counts.count(counts[0]) != len(counts) or not _whole_count(counts[0]):
+            for k, count in enumerate(counts):
+                if not _whole_count(count):
+                    raise ValueError(f"the step state of param_groups[{g}].params[{index[k]}] must hold a whole "
+                                     f"number of steps from 0 to 2**53, got {count!r}")
         parts: dict[int, Any]  # step count -> the positions of the parameters that have it
         if counts.count(counts[0]) == len(counts):
             parts = {int(counts[0]): range(len(params))}
@@ -462,6 +479,19 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
             grads.append(grad)
             states.append(state)
         return index, params, grads, states, fresh
+
+    @staticmethod
+    def _bad_count(g: int, index: Any, steps: list[Any]) -> list[Any]:
+        """The step counts of ``steps`` read one by one, or a TypeError naming the first that
+        is not a one-element real tensor (a count set by hand)."""
+        counts = []
+        for k, count in enumerate(steps):
+            if not (isinstance(count, torch.Tensor) and count.numel() == 1 and not count.dtype.is_complex
+                    and count.dtype != torch.bool):
+                raise TypeError(f"the step state of param_groups[{g}].params[{index[k]}] must be a 0-d tensor "
+                                f"(as torch's optimizers keep it), got {type(count).__name__}: {count!r}")
+            counts.append(count.item())
+        return counts
 
     @staticmethod
     def _name_tensors(message: str, g: int, index: list[int]) -> str:

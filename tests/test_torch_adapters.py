@@ -277,7 +277,10 @@ def _assert_unchanged(model, opt, snapshot):
     for p, s in opt.state.items():
         assert set(s) == set(state[id(p)])
         for k, v in s.items():
-            assert torch.equal(v, state[id(p)][k]) if isinstance(v, torch.Tensor) else v == state[id(p)][k]
+            if isinstance(v, torch.Tensor):  # exactly equal, a NaN (a bad step count) to a NaN
+                torch.testing.assert_close(v, state[id(p)][k], rtol=0, atol=0, equal_nan=True)
+            else:
+                assert v == state[id(p)][k]
 
 
 @pytest.mark.parametrize("cls", [SGD, AdamW])
@@ -326,6 +329,70 @@ def test_a_bad_option_set_on_a_group_is_refused_before_any_write():
     with pytest.raises(TypeError, match=r"param_groups\[1\]: momentum must be a real number"):
         opt.step()
     _assert_unchanged(model, opt, before)
+
+
+def test_an_option_element_in_an_error_is_not_taken_for_a_tensor():
+    model = _model()
+    opt = Adam(_groups(model, lr=0.05), lr=0.1)
+    _train(model, opt, steps=1)
+    opt.param_groups[1]["betas"] = (1.5, 0.99)  # set by hand
+    before = _snapshot(model, opt)
+    with pytest.raises(ValueError, match=r"^param_groups\[1\]: betas\[0\] must be in \[0, 1\), got 1.5$"):
+        opt.step()
+    _assert_unchanged(model, opt, before)
+
+
+@pytest.mark.parametrize("count, error, match", [
+    (torch.tensor(2.5), ValueError, "must hold a whole number of steps from 0 to 2\\*\\*53, got 2.5"),
+    (torch.tensor(float("nan")), ValueError, "must hold a whole number of steps .*got nan"),
+    (torch.tensor(float("inf")), ValueError, "must hold a whole number of steps .*got inf"),
+    (torch.tensor(-1.0), ValueError, "must hold a whole number of steps .*got -1.0"),
+    (2, TypeError, "must be a 0-d tensor .*got int: 2"),
+])
+def test_a_step_count_set_by_hand_is_checked_by_name(count, error, match):
+    model = _model()
+    opt = AdamW(_groups(model, lr=0.05), lr=0.1)
+    _train(model, opt, steps=2)
+    opt.state[opt.param_groups[1]["params"][0]]["step"] = count
+    before = _snapshot(model, opt)
+    with pytest.raises(error, match=r"the step state of param_groups\[1\]\.params\[0\] " + match):
+        opt.step()
+    _assert_unchanged(model, opt, before)
+
+
+@pytest.mark.parametrize("cls", [SGD, AdamW])
+def test_a_parameter_transposed_in_place_keeps_following_torch(cls):
+    """``p.data = p.data.t()`` keeps the data pointer: the step after it must not reuse the
+    layout of the steps before it."""
+    torch.manual_seed(0)
+    ours = torch.nn.Parameter(torch.randn(4, 4, dtype=torch.float64))
+    theirs = torch.nn.Parameter(ours.detach().clone())
+    kw = {"momentum": 0.9} if cls is SGD else {}
+    opts = [cls([ours], lr=0.1, **kw), getattr(torch.optim, cls.__name__)([theirs], lr=0.1, foreach=False, **kw)]
+    for k in range(6):
+        if k == 3:
+            ours.data, theirs.data = ours.data.t(), theirs.data.t()
+        g = torch.randn(4, 4, dtype=torch.float64)
+        ours.grad, theirs.grad = g.clone(), g.clone()
+        for opt in opts:
+            opt.step()
+        torch.testing.assert_close(ours.detach(), theirs.detach(), rtol=1e-14, atol=1e-15)
+
+
+def test_a_parameter_shrunk_in_place_under_a_kept_gradient_is_refused():
+    """A parameter made smaller at the same address while its old gradient object is kept
+    (``zero_grad(set_to_none=False)``): refused by name, as torch refuses it, never written
+    through the old size."""
+    w = torch.nn.Parameter(torch.zeros(10))
+    opt = SGD([w], lr=1.0)
+    w.grad = torch.ones(10)
+    opt.step()
+    opt.step()  # the same gradient object: the plan's fast path
+    w.data = w.data[:5]
+    storage = torch.tensor([]).set_(w.untyped_storage()).clone()
+    with pytest.raises(ValueError, match=r"param_groups\[0\]\.params\[0\]\.grad must have the shape of its parameter"):
+        opt.step()
+    assert torch.equal(torch.tensor([]).set_(w.untyped_storage()), storage)
 
 
 def test_sparse_gradient_refused_naming_the_parameter():
