@@ -34,6 +34,7 @@ from typing import IO, Any, Callable, NoReturn, Sequence
 
 import numpy as np
 
+from . import _validate as V
 from . import schedules as S
 
 __all__ = ["main", "build_parser", "SCHEDULE_KINDS"]
@@ -331,6 +332,11 @@ def _run_schedule(args: argparse.Namespace, out: IO[str]) -> int:
         schedule = _build_schedule(args)
     except (ValueError, TypeError) as exc:
         raise _fail(args, exc) from None
+    count = args.steps // args.every + 1
+    try:
+        V.fits_in_memory("--steps", args.steps, (count, 3), 8)  # the steps, the rates and the text of a row
+    except ValueError as exc:
+        raise _fail(args, exc) from None
     steps = np.arange(0, args.steps + 1, args.every, dtype=np.int64)
     columns = {"lr": np.asarray(schedule(steps), dtype=np.float64)}
     if getattr(args, "momentum", False):
@@ -445,6 +451,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from . import _demo
 
+            if not args.no_plots:  # before the table, not after it
+                try:
+                    os.makedirs(args.out, exist_ok=True)
+                except OSError as exc:
+                    raise _fail(args, f"cannot write the figures into --out {args.out}: {exc.strerror or exc}") from None
             return _demo.run(out_dir=args.out, plots=not args.no_plots, out=out)
         if args.command == "compile":
             from . import _precompile

@@ -277,7 +277,7 @@ class _Moments:
         per_step = self.rate_rows * self.cpu.N_COEF
         chunk = _COEF_NUMBERS // per_step
         if record_every == 1:  # steps_to_target records every step of the chunk
-            chunk = min(chunk, _RECORD_NUMBERS // (self.p.n * self.n_blocks))
+            chunk = min(chunk, _RECORD_NUMBERS // max(1, self.p.n * self.n_blocks))  # (an empty batch: n = 0)
         return max(1, min(steps, chunk))
 
     def advance(self, first: int, count: int, every: int, partial: Any, first_record: int, active: Any = _NO_MASK

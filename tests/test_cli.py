@@ -214,6 +214,22 @@ def test_plot_option_writes_png_and_bad_path_is_exit_2(capsys, tmp_path):
     assert_usage_then_error(err, "fastdecay schedule constant", "--plot", usage=False)
 
 
+def test_outputs_that_cannot_be_written_or_held_are_exit_2_before_any_work(capsys, tmp_path):
+    code, out, err = run_cli(capsys, "schedule", "constant", "--lr", "0.1", "--steps", "99999999999999999999")
+    assert code == 2 and out == ""
+    assert_usage_then_error(err, "fastdecay schedule constant", "--steps=99999999999999999999 asks for", usage=False)
+    (tmp_path / "a-file").write_text("")
+    code, out, err = run_cli(capsys, "demo", "--out", str(tmp_path / "a-file"))
+    assert code == 2 and out == ""  # refused before the table
+    assert_usage_then_error(err, "fastdecay demo", "cannot write the figures into --out", usage=False)
+    config = tmp_path / "tiny.toml"
+    config.write_text('[run]\nsteps = 10\n[curvatures]\nvalues = [1.0]\n[[schedule]]\nkind = "constant"\nlr = 0.2\n')
+    code, out, err = run_cli(capsys, "sweep", str(config), "--out", str(tmp_path / "a-file" / "sub"))
+    assert code == 2
+    assert_usage_then_error(err, "fastdecay sweep", "cannot be created: Not a directory", usage=False)
+    assert not (tmp_path / "a-file").is_dir()
+
+
 @pytest.mark.parametrize("argv", [["--help"], ["schedule", "--help"], ["schedule", "wsd", "--help"],
                                   ["demo", "--help"], ["sweep", "--help"]])
 def test_help_everywhere(capsys, argv):

@@ -332,3 +332,10 @@ def test_batch_size_grid_as_noiseless_plus_unit_noise_equals_one_run_per_size(mo
     monkeypatch.setattr(expected_module, "_SPLIT_BY_BATCH", False)
     np.testing.assert_array_equal(got, fd.steps_to_target(lam, schedules, target, **kw))
     assert np.all(got > 0)
+
+
+def test_an_empty_batch_gives_empty_results():
+    empty = np.ones((0, 3))
+    assert fd.expected_loss(empty, 0.1, steps=5).final_loss.shape == (0,)
+    hit = fd.steps_to_target(empty, 0.1, 0.1, steps=5)
+    assert hit.shape == (0,) and hit.dtype == np.int64

@@ -192,7 +192,10 @@ def prepare_out(out_dir: str, config: Config, digest: str, resume: bool, config_
 
     def create() -> dict[str, Any]:
         """Create the directory (or tidy a resumed one); returns its manifest."""
-        os.makedirs(os.path.join(out_dir, CHUNK_DIR), exist_ok=True)
+        try:
+            os.makedirs(os.path.join(out_dir, CHUNK_DIR), exist_ok=True)
+        except OSError as exc:
+            raise SweepConfigError(f"--out {out_dir} cannot be created: {exc.strerror or exc}") from None
         for folder in (out_dir, os.path.join(out_dir, CHUNK_DIR)):
             for name in os.listdir(folder):
                 if ".tmp-" in name:  # left by a killed run
