@@ -239,12 +239,14 @@ def _streams(kernel, grad, state, needed, compensation_buffer, compensated):
 
 
 def checked(kernel, param, grad, state, *, step, lr, weight_decay, grad_scale, found_inf, state_dtype, compensated,
-            compensation_buffer, **options):
+            compensation_buffer, first_step=None, **options):
     """Check a call of the fused update ``fastdecay._rules.FUSED[kernel]`` completely, writing
     nothing; return the function of no arguments that makes it (``fastdecay.torch`` checks
     every group before it writes). ``state``: the state buffers by torch key (a list of
     arrays each when ``param`` is a list); ``options``: the rule's public keyword options,
-    checked by its row's checker."""
+    checked by its row's checker; ``first_step``: where the rule has that option (SGD's
+    momentum buffer), the step its buffers start at instead of the options' own (a buffer
+    ``fastdecay.torch`` makes after step 0)."""
     fused = R.FUSED[kernel]
     rule = fused.check(**options)
     compensated = _compensation(compensated, compensation_buffer)
@@ -256,9 +258,13 @@ def checked(kernel, param, grad, state, *, step, lr, weight_decay, grad_scale, f
     t, grad_scale, found_inf = _call_scalars(step, grad_scale, found_inf, backend)
     if plan is None:
         return _nothing
+    values = rule.values_at(t)
+    if first_step is not None:
+        at = fused.option_names.index("first_step")
+        values = values[:at] + (float(first_step),) + values[at + 1:]
     # launch_group(group, arrays): the backend's fused_group with this call's options
     launch_group = functools.partial(kernels("updates", backend).fused_group, kernel, step=t, tables=tables,
-                                     options=rule.values, compensated=compensated, grad_scale=grad_scale,
+                                     options=values, compensated=compensated, grad_scale=grad_scale,
                                      found_inf=found_inf)
     return lambda: _launch(plan, streams, launch_group)
 

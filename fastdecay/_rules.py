@@ -89,12 +89,65 @@ def sgd_momentum(momentum, dampening, nesterov, on_drop):
 
 def _beta1_table(betas, check):
     """(beta1 table, rest of ``check``'s result): ``betas[0]`` a number in [0, 1) or a scalar
-    schedule (its step-0 value checked as the number would be)."""
-    if isinstance(betas, (tuple, list)) and len(betas) == 2 and isinstance(betas[0], V.ScheduleBase):
+    schedule (its step-0 value checked as the number would be; ``Checked.at_step`` checks
+    its value at each call's step)."""
+    if _scheduled_beta1(betas):
         table = V.rate_table("betas[0]", betas[0])
         return (table, *check((float(betas[0].lr0()), betas[1]))[1:])
     checked = check(betas)
     return (V.constant_table(checked[0]), *checked[1:])
+
+
+def _scheduled_beta1(betas):
+    return isinstance(betas, (tuple, list)) and len(betas) == 2 and isinstance(betas[0], V.ScheduleBase)
+
+
+def scheduled_value(table, step):
+    """The scheduled coefficient (row 0 of ``table``) at a host ``step``, as the kernels read it."""
+    from ._cpu.schedule import lr_at  # the kernels' own evaluation, compiled on first use
+
+    return float(lr_at(table, 0, float(step)))
+
+
+def _beta1_at_step(table, step, check):
+    """Check a ``betas[0]`` schedule at the call's ``step`` with ``check(value)``: a schedule
+    in [0, 1) at step 0 may pass 1 later (a rising ramp), refused there as the number would
+    be, naming the step. A step on the device (read in the kernel) is not known here."""
+    if not isinstance(step, int):
+        return
+    try:
+        check(scheduled_value(table, step))
+    except ValueError as err:
+        raise ValueError(f"{err} (the betas[0] schedule's value at step {step})") from None
+
+
+_MOMENTUM_STARTS = {}  # momentum table bytes -> (its first step that is not 0, or None; steps looked at)
+_DEVICE_SCAN = 1 << 20
+
+
+def momentum_start(table, step):
+    """The step at which SGD's momentum buffer starts, its content ignored there: the first
+    step whose momentum (row 0 of ``table``) is not 0, where torch's SGD creates the buffer
+    (0 for a momentum that is not 0 at step 0). Looked for up to the call's ``step`` (an
+    int: a later start does not matter there, where the momentum is 0 and the buffer is
+    not read), or up to 2**20 steps for a step on the device; remembered per schedule."""
+    key = table.tobytes()
+    found, looked = _MOMENTUM_STARTS.get(key, (None, 0))
+    limit = step + 1 if isinstance(step, int) else _DEVICE_SCAN
+    while found is None and looked < limit:
+        if scheduled_value(table, looked) != 0.0:
+            found = looked
+        else:
+            looked += 1
+    if len(_MOMENTUM_STARTS) >= 256:
+        _MOMENTUM_STARTS.clear()
+    _MOMENTUM_STARTS[key] = (found, looked)
+    if found is not None:
+        return found
+    if isinstance(step, int):
+        return step + 1  # not started by this step
+    raise ValueError(f"momentum: the schedule is 0 for its first {_DEVICE_SCAN} steps, so the step at which its "
+                     "momentum buffer starts is not known for a step given as a device array; pass step as an int")
 
 
 def adam_betas(betas, eps):
@@ -118,16 +171,42 @@ class Checked:
     """A fused update's options, checked: what the kernels take after the lr and weight-decay tables."""
 
     table: object  # the scheduled coefficient (Fused.scheduled) as a (1, segments, WIDTH) table
-    values: tuple  # the values of Fused.options, in that order
+    values: tuple  # the values of Fused.options, in that order (those of a call at step 0)
     needed: dict  # state key -> why the call needs that buffer, or None where the options leave it out
+    at_step: object = None  # step -> values, where a scheduled coefficient makes them depend on the step
+
+    def values_at(self, step):
+        """``values`` for a call at ``step`` (an int, or an array read on the device): a
+        scheduled coefficient's value there checked as the number would be, and what
+        depends on it (SGD's ``first_step``) found."""
+        return self.values if self.at_step is None else self.at_step(step)
 
 
 def sgd_checked(momentum, dampening, nesterov, decoupled, maximize, lr_in_buffer, on_drop):
     """``Checked`` of ``fd.sgd_step``'s options (the momentum buffer is needed with momentum > 0)."""
     table, dampening, nesterov, code = sgd_momentum(momentum, dampening, nesterov, on_drop)
-    values = (dampening, nesterov, V.flag("decoupled", decoupled), V.flag("maximize", maximize),
-              V.flag("lr_in_buffer", lr_in_buffer), code)
-    return Checked(table, values, dict(momentum_buffer="momentum > 0" if uses_momentum(table) else None))
+    flags = (dampening, nesterov, V.flag("decoupled", decoupled), V.flag("maximize", maximize),
+             V.flag("lr_in_buffer", lr_in_buffer), code)
+    needed = dict(momentum_buffer="momentum > 0" if uses_momentum(table) else None)
+    if not isinstance(momentum, V.ScheduleBase):
+        return Checked(table, flags + (0.0,), needed)
+
+    def at_step(step):  # (a schedule's values are >= 0: only where its buffer starts depends on the step)
+        return flags + (float(momentum_start(table, step)),)
+
+    return Checked(table, flags + (float(momentum_start(table, 0)),), needed, at_step)
+
+
+def _beta1_checked(table, betas, values, check):
+    """``Checked`` of Adam's or Lion's options: a ``betas[0]`` schedule checked at each call's step."""
+    if not _scheduled_beta1(betas):
+        return Checked(table, values[0], values[1])
+
+    def at_step(step):
+        _beta1_at_step(table, step, lambda value: check((value, betas[1])))
+        return values[0]
+
+    return Checked(table, values[0], values[1], at_step)
 
 
 def adam_checked(betas, eps, decoupled, maximize, amsgrad):
@@ -136,15 +215,17 @@ def adam_checked(betas, eps, decoupled, maximize, amsgrad):
     maximize = V.flag("maximize", maximize)
     decoupled = V.flag("decoupled", decoupled)
     table, beta2, eps = adam_betas(betas, eps)
-    return Checked(table, (beta2, eps, decoupled, maximize, amsgrad),
-                   dict(exp_avg="always", exp_avg_sq="always", max_exp_avg_sq="amsgrad=True" if amsgrad else None))
+    return _beta1_checked(table, betas, ((beta2, eps, decoupled, maximize, amsgrad),
+                                         dict(exp_avg="always", exp_avg_sq="always",
+                                              max_exp_avg_sq="amsgrad=True" if amsgrad else None)),
+                          lambda b: adam_options(b, eps))
 
 
 def lion_checked(betas, maximize):
     """``Checked`` of ``fd.lion_step``'s options."""
     maximize = V.flag("maximize", maximize)
     table, beta2 = lion_betas(betas)
-    return Checked(table, (beta2, maximize), dict(exp_avg="always"))
+    return _beta1_checked(table, betas, ((beta2, maximize), dict(exp_avg="always")), lion_options)
 
 
 # ----------------------------------------------------------------------------- the tables
@@ -184,7 +265,7 @@ class Fused:
 FUSED = {
     "sgd": Fused("sgd", "sgd_step", (("momentum_buffer", BUF0_ROW),), ("SGD",), sgd_checked, "momentum",
                  (("dampening", "f64"), ("nesterov", "bool"), ("decoupled", "bool"), ("maximize", "bool"),
-                  ("lr_in_buffer", "bool"), ("on_drop", "i32")),
+                  ("lr_in_buffer", "bool"), ("on_drop", "i32"), ("first_step", "f64")),
                  example=dict(momentum=0.9)),
     "adam": Fused("adam", "adamw_step", (("exp_avg", BUF0_ROW), ("exp_avg_sq", BUF1_ROW),
                                          ("max_exp_avg_sq", BUF2_ROW)), ("Adam", "AdamW"), adam_checked, "betas[0]",

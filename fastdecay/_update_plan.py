@@ -111,7 +111,10 @@ class _Info:
 def _may_overlap_itself(shape, strides):
     """True unless every element has its own memory: sorted by stride, each dimension's
     stride must pass the reach of the smaller ones (a sufficient test, as torch's and
-    NumPy's quick ones; a stride of 0 on a dimension longer than one always fails it)."""
+    NumPy's quick ones; a stride of 0 on a dimension longer than one always fails it). An
+    empty array has no elements to share."""
+    if 0 in shape:
+        return False
     reach = 0
     for st, n in sorted((abs(st), n) for n, st in zip(shape, strides) if n != 1):
         if st <= reach:

@@ -56,7 +56,9 @@ have no torch counterpart: torch's optimizers ignore those keys.
 dicts, old and new: group keys they lack are filled with the defaults (as torch's
 ``__setstate__`` does), a missing ``step`` (torch's SGD keeps none) counts one
 update where the parameter has a momentum buffer (so the buffer is carried on,
-not restarted) and none otherwise, and state tensors move to their parameter's
+not restarted) and none otherwise, a ``None`` buffer (torch's SGD before its
+momentum was first used) is made at the next step from the gradient, as torch
+makes it, and state tensors move to their parameter's
 device and dtype (as in torch, a tensor that has them already is taken as it is,
 not copied). As in torch, the checkpoint's hyperparameters replace the
 optimizer's: to run a schedule on from a torch checkpoint, set
@@ -311,6 +313,9 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
 
     _step_supports_amp_scaling = True  # GradScaler passes grad_scale / found_inf (as for fused=True)
     _OPTIONAL: dict = {}
+    # buffers whose content the kernel ignores at a given step (its first_step option): made
+    # after step 0, they start at that step as torch's lazily made buffers do
+    _STARTED: tuple[str, ...] = ()
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         for key in ("lr", "weight_decay"):
@@ -330,9 +335,12 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
 
     @abc.abstractmethod
     def _call(self, group: dict[str, Any], params: list[torch.Tensor], grads: list[torch.Tensor],
-              states: list[dict[str, Any]], step: int, grad_scale: Any) -> Callable[[], None]:
+              states: list[dict[str, Any]], step: int, grad_scale: Any, first_step: int | None) -> Callable[[], None]:
         """Check one fused call over ``params`` of ``group`` that share the step count
-        ``step``, writing nothing; return the function of no arguments that makes it."""
+        ``step``, writing nothing; return the function of no arguments that makes it.
+        ``first_step``: not None where their ``_STARTED`` buffers were made at this step
+        after step 0 (the momentum switched on, or a torch checkpoint's ``None`` buffer):
+        their content is ignored, as torch clones the gradient into a buffer it makes."""
 
     def _state_dtype(self, p: torch.Tensor, group: dict[str, Any], name: str) -> torch.dtype:
         """The dtype of state buffer ``name`` of parameter ``p`` in ``group``: the compensation in
@@ -415,12 +423,16 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
             index, params, grads, states, fresh = self._gather(g, group, required)
         if not params:
             return []
+        late: set[int] = set()  # states with a step count given a buffer that starts now (``_STARTED``)
         if fresh:
             # the new states' step counts are 0-d views of one tensor, so that a step adds 1 to
             # all of them in one operation (``_count_steps``)
             new_counts = torch.zeros(len(fresh), dtype=_scalar_dtype())
             for j, k in enumerate(fresh):
-                states[k] = self._state_for(params[k], group, names, states[k], new_state, new_counts[j])
+                had = states[k]
+                if had is not None and "step" in had and any(n in names and n not in had for n in self._STARTED):
+                    late.add(k)
+                states[k] = self._state_for(params[k], group, names, had, new_state, new_counts[j])
         steps = list(map(_STEP, states))
         try:
             counts, base = _read_counts(steps)  # one read of every step count
@@ -431,21 +443,23 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
                 if not _whole_count(count):
                     raise ValueError(f"the step state of param_groups[{g}].params[{index[k]}] must hold a whole "
                                      f"number of steps from 0 to 2**53, got {count!r}")
-        parts: dict[int, Any]  # step count -> the positions of the parameters that have it
-        if counts.count(counts[0]) == len(counts):
-            parts = {int(counts[0]): range(len(params))}
+        # (step count, whether its buffers start at it after step 0) -> the positions of the parameters
+        parts: dict[tuple[int, bool], Any]
+        if counts.count(counts[0]) == len(counts) and not late:
+            parts = {(int(counts[0]), False): range(len(params))}
         else:
             parts = {}
             for k, count in enumerate(counts):
-                parts.setdefault(int(count), []).append(k)
+                parts.setdefault((int(count), k in late and count > 0), []).append(k)
         calls: list[tuple[Callable[[], None], torch.Tensor | list[torch.Tensor]]] = []
-        for t, part in parts.items():
+        for (t, starts), part in parts.items():
+            first_step = t if starts else None
             try:
                 if len(part) == len(params):  # the usual step: every parameter at one count
-                    launch = self._call(group, params, grads, states, t, grad_scale)
+                    launch = self._call(group, params, grads, states, t, grad_scale, first_step)
                 else:
                     launch = self._call(group, [params[k] for k in part], [grads[k] for k in part],
-                                        [states[k] for k in part], t, grad_scale)
+                                        [states[k] for k in part], t, grad_scale, first_step)
             except (TypeError, ValueError) as err:
                 raise type(err)(self._name_tensors(str(err), g, [index[k] for k in part])) from None
             calls.append((launch, base if base is not None else [steps[k] for k in part]))
@@ -632,7 +646,7 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         CPU tensor (1 where buffers say it was updated but no count was kept, as torch's SGD)."""
         state = {}
         for name, value in saved.items():
-            if name == "step":
+            if name == "step" or value is None:  # torch's SGD keeps None for a buffer it has not made yet
                 continue
             state[name] = value.to(device=p.device, dtype=self._state_dtype(p, group, name)) if (
                 isinstance(value, torch.Tensor) and value.is_floating_point()) else value
@@ -666,6 +680,7 @@ class SGD(_Fused):
     tensor([0.8050, 0.8050])
     """
 
+    _STARTED = ("momentum_buffer",)
     _OPTIONAL = dict(nesterov=False, maximize=False, foreach=None, differentiable=False, fused=None,
                      decoupled=False, lr_in_buffer=False, on_drop="keep", state_dtype=None, compensated=False)
 
@@ -695,9 +710,10 @@ class SGD(_Fused):
         group["state_dtype"], group["compensated"] = self._precision_options(group["state_dtype"], group["compensated"])
 
     def _call(self, group: dict[str, Any], params: list[torch.Tensor], grads: list[torch.Tensor],
-              states: list[dict[str, Any]], step: int, grad_scale: Any) -> Callable[[], None]:
+              states: list[dict[str, Any]], step: int, grad_scale: Any, first_step: int | None) -> Callable[[], None]:
         buffers = [s["momentum_buffer"] for s in states] if "momentum_buffer" in self._buffer_names(group) else None
-        return F.checked("sgd", params, grads, dict(momentum_buffer=buffers), step=step, lr=group["lr"],
+        return F.checked("sgd", params, grads, dict(momentum_buffer=buffers), step=step, first_step=first_step,
+                         lr=group["lr"],
                          weight_decay=group["weight_decay"], grad_scale=grad_scale, found_inf=None,
                          **self._precision_arguments(group, states), momentum=group["momentum"],
                          dampening=group["dampening"], nesterov=group["nesterov"], decoupled=group["decoupled"],
@@ -781,7 +797,7 @@ class Adam(_Fused):
         return packed
 
     def _call(self, group: dict[str, Any], params: list[torch.Tensor], grads: list[torch.Tensor],
-              states: list[dict[str, Any]], step: int, grad_scale: Any) -> Callable[[], None]:
+              states: list[dict[str, Any]], step: int, grad_scale: Any, first_step: int | None) -> Callable[[], None]:
         amsgrad = group["amsgrad"]
         state = dict(exp_avg=[s["exp_avg"] for s in states], exp_avg_sq=[s["exp_avg_sq"] for s in states],
                      max_exp_avg_sq=[s["max_exp_avg_sq"] for s in states] if amsgrad else None)
@@ -858,7 +874,7 @@ class Lion(_Fused):
         group["state_dtype"], group["compensated"] = self._precision_options(group["state_dtype"], group["compensated"])
 
     def _call(self, group: dict[str, Any], params: list[torch.Tensor], grads: list[torch.Tensor],
-              states: list[dict[str, Any]], step: int, grad_scale: Any) -> Callable[[], None]:
+              states: list[dict[str, Any]], step: int, grad_scale: Any, first_step: int | None) -> Callable[[], None]:
         return F.checked("lion", params, grads, dict(exp_avg=[s["exp_avg"] for s in states]), step=step,
                          lr=group["lr"], weight_decay=group["weight_decay"], grad_scale=grad_scale, found_inf=None,
                          **self._precision_arguments(group, states), betas=group["betas"], maximize=group["maximize"])

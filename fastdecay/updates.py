@@ -64,7 +64,9 @@ def sgd_step(param: Arrays, grad: Arrays, *, step: Step, lr: Rate, momentum: Rat
     discontinuously at ``step``: zero it, or multiply it by eta_t/eta_{t-1},
     before its update. ``momentum`` may be a scalar schedule too, read at ``step``
     in the kernel like ``lr`` (``fd.one_cycle(...).momentum`` is torch's
-    ``OneCycleLR(cycle_momentum=True)``).
+    ``OneCycleLR(cycle_momentum=True)``); where it is 0 the buffer is left alone,
+    and "step 0" above is the first step at which it is not 0 (where torch's SGD
+    makes the buffer: a schedule that ramps up from 0 starts it at step 1).
 
     ``param``, ``grad`` and ``momentum_buffer`` are arrays of one shape and
     device, or lists of such (one fused call). Parameters (and gradients) are
@@ -118,8 +120,8 @@ def adamw_step(param: Arrays, grad: Arrays, exp_avg: Arrays, exp_avg_sq: Arrays,
     50 steps on a quadratic differ from these by about 1 % (relative); with the
     default eps = 1e-8 by about 1e-7. ``betas[0]`` may be a scalar schedule, read at
     ``step`` in the kernel (the bias correction uses the current beta1, as torch does
-    when a scheduler cycles it). The state's content is ignored at step 0
-    (torch creates it then).
+    when a scheduler cycles it); its value at each call's step must be in [0, 1).
+    The state's content is ignored at step 0 (torch creates it then).
 
     Parameters (and gradients) are float32, float64, float16 or bfloat16; 16-bit
     ones are computed in float32 with the moments stored in float32 by default,

@@ -371,14 +371,15 @@ struct FusedStep {
     int f[FLAG_SLOTS];
 };
 
-// SGD / heavy ball / Nesterov: the momentum buffer only where the momentum at the step is nonzero.
+// SGD / heavy ball / Nesterov: the momentum buffer only where the momentum at the step is nonzero;
+// its content is ignored at the step first_step (x[1]: where torch creates it).
 template <typename M>
 struct SgdRule {
-    static constexpr const char* OPTIONS = "dampening nesterov decoupled maximize lr_in_buffer on_drop";
+    static constexpr const char* OPTIONS = "dampening nesterov decoupled maximize lr_in_buffer on_drop first_step";
     bool momentum, nesterov, first;
     SgdCoef<M> c;
     FD_HD explicit SgdRule(const FusedStep& s)
-        : momentum(s.scheduled != 0.0), nesterov(s.f[0] != 0), first(s.step == 0.0),
+        : momentum(s.scheduled != 0.0), nesterov(s.f[0] != 0), first(s.step == s.x[1]),
           c(sgd_scalars(s.lr, s.wd, first, buffer_scale_at(s.lr_table, s.lr_segments, 0, s.step, s.f[4]), s.scheduled,
                         s.x[0], s.f[0], s.f[1], s.f[2], s.f[3])) {}
     FD_HD bool uses(int k) const { return k == 0 && momentum; }

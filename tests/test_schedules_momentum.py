@@ -125,6 +125,81 @@ def test_adamw_step_beta1_schedule_is_torch_with_betas_set_each_step():
     np.testing.assert_allclose(ours, p.detach().numpy(), rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("momentum", [fd.linear(0.0, 0.9, 10), fd.piecewise([5], [0.0, 0.8])],
+                         ids=["ramp from 0", "0 for 5 steps"])
+def test_a_momentum_schedule_that_starts_at_0_starts_the_buffer_where_torch_makes_it(momentum):
+    """torch's SGD makes the momentum buffer (a copy of the gradient) at the first step whose
+    momentum is not 0; the buffer's content before that step is never read."""
+    rng = np.random.default_rng(8)
+    w0 = rng.normal(size=17)
+    p = torch.nn.Parameter(torch.tensor(w0))
+    opt = torch.optim.SGD([p], lr=0.05, momentum=0.0, dampening=0.3, foreach=False)
+    ours, buf = w0.copy(), np.full(17, 123.0)  # content that must not matter
+    for t in range(40):
+        g = rng.normal(size=17)
+        opt.param_groups[0]["momentum"] = float(momentum(t))
+        p.grad = torch.tensor(g)
+        opt.step()
+        fd.sgd_step(ours, g, step=t, lr=0.05, momentum=momentum, momentum_buffer=buf, dampening=0.3)
+        np.testing.assert_allclose(ours, p.detach().numpy(), rtol=1e-13, atol=1e-15)
+    # fastdecay.torch.SGD with the schedule: the same
+    q = torch.nn.Parameter(torch.tensor(w0))
+    ours_opt = fdt.SGD([q], lr=0.05, momentum=momentum, dampening=0.3)
+    rng = np.random.default_rng(8)
+    rng.normal(size=17)
+    for t in range(40):
+        q.grad = torch.tensor(rng.normal(size=17))
+        ours_opt.step()
+    np.testing.assert_allclose(q.detach().numpy(), p.detach().numpy(), rtol=1e-13, atol=1e-15)
+
+
+def test_a_scheduled_coefficient_is_checked_at_each_calls_step():
+    """A schedule valid at step 0 that leaves its range later is refused at the first step
+    where it does, naming the step, with nothing written."""
+    w, m, v = np.ones(3), np.zeros(3), np.zeros(3)
+    rising = (fd.linear(0.5, 1.5, 10), 0.99)
+    for t in range(5):
+        fd.adamw_step(w, np.ones(3), m, v, step=t, lr=0.1, betas=rising)
+    before = (w.copy(), m.copy(), v.copy())
+    with pytest.raises(ValueError, match=r"betas\[0\] must be in \[0, 1\), got 1.0 \(the betas\[0\] schedule's "
+                                         r"value at step 5\)"):
+        fd.adamw_step(w, np.ones(3), m, v, step=5, lr=0.1, betas=rising)
+    with pytest.raises(ValueError, match=r"at step 7\)"):
+        fd.lion_step(w, np.ones(3), m, step=7, lr=0.1, betas=rising)
+    for a, b in zip((w, m, v), before):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_momentum_switched_on_during_training_or_loaded_unmade_starts_like_torch():
+    """A buffer made after step 0 (the group's momentum raised mid-run, or a torch checkpoint
+    holding ``momentum_buffer: None``) starts from the gradient, with dampening, as torch's."""
+    torch.manual_seed(0)
+    ours = torch.nn.Parameter(torch.randn(6, dtype=torch.float64))
+    theirs = torch.nn.Parameter(ours.detach().clone())
+    opts = [fdt.SGD([ours], lr=0.1), torch.optim.SGD([theirs], lr=0.1, foreach=False)]
+    for k in range(8):
+        if k == 3:
+            for opt in opts:
+                opt.param_groups[0].update(momentum=0.9, dampening=0.5)
+        g = torch.randn(6, dtype=torch.float64)
+        ours.grad, theirs.grad = g.clone(), g.clone()
+        for opt in opts:
+            opt.step()
+        torch.testing.assert_close(ours.detach(), theirs.detach(), rtol=1e-14, atol=1e-15)
+    saved = {"state": {0: {"momentum_buffer": None}},
+             "param_groups": [dict(lr=0.1, momentum=0.9, dampening=0.5, weight_decay=0.0, nesterov=False,
+                                   maximize=False, foreach=None, differentiable=False, fused=None, params=[0])]}
+    opts = [fdt.SGD([ours], lr=0.1, momentum=0.9), torch.optim.SGD([theirs], lr=0.1, momentum=0.9, foreach=False)]
+    for opt in opts:
+        opt.load_state_dict(saved)
+    for _ in range(4):
+        g = torch.randn(6, dtype=torch.float64)
+        ours.grad, theirs.grad = g.clone(), g.clone()
+        for opt in opts:
+            opt.step()
+        torch.testing.assert_close(ours.detach(), theirs.detach(), rtol=1e-14, atol=1e-15)
+
+
 def test_scheduled_momentum_bad_input_changes_nothing():
     w, buf = np.ones(4), np.full(4, 7.0)
     batch = fd.constant([0.9, 0.8])

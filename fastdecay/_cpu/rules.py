@@ -360,18 +360,20 @@ def _sgd_block(w, g, buf, comp, factor, sign, l2, shrink, buf_decay, grad_gain, 
 
 def sgd_kernel(like, like_state, like_math, addresses, sizes, first_block, parts,
                lr_table, wd_table, step, momentum_table, dampening, nesterov, decoupled, maximize,
-               lr_in_buffer, on_drop, compensated, grad_scale, found_inf):
+               lr_in_buffer, on_drop, first_step, compensated, grad_scale, found_inf):
     """SGD / heavy ball / Nesterov over the tensors of ``addresses`` (see ``rules.sgd_element``).
 
     Rows: PARAM, GRAD, BUF0 (the momentum buffers; read only with momentum),
     COMP (the compensation buffers; read only when ``compensated``). The momentum is
     row 0 of ``momentum_table`` at ``step`` (a schedule, as lr; where it is 0 the
-    buffers are not touched, as torch's SGD).
+    buffers are not touched, as torch's SGD). At ``first_step`` the buffers' content is
+    ignored (the step where torch creates them: 0, or the first step of a momentum
+    schedule that is not 0).
     """
     if found_inf != 0.0:
         return
     dtype = like_math.dtype.type
-    first = step == 0.0
+    first = step == first_step
     lr, wd = scheduled_rates(lr_table, wd_table, step)
     momentum = lr_at(momentum_table, 0, step)
     scale = buffer_scale_at(lr_table, 0, step, on_drop)
