@@ -114,7 +114,8 @@ def _optional_scalar(name, value, backend, *, positive):
         value = _device_scalar(name, value, backend)
         if backend not in (NUMPY, TORCH_CPU):
             return value
-        x = V.real(name, value)  # complex and datetime values refused by name
+        # complex and datetime values refused by name; found_inf may be inf or NaN (nonzero: skip)
+        x = V.real(name, value) if positive else float(V.real_dtype_array(name, value).reshape(-1)[0])
     else:
         raise TypeError(f"{name} must be a number or a scalar array, got {value!r}")
     if positive and not (np.isfinite(x) and x > 0):
@@ -154,10 +155,10 @@ def state_dtype_option(value):
     return name
 
 
-def _backend(first):
+def _backend(first, name):
     b = backend_of(first)
     if b == NUMPY and not isinstance(first, np.ndarray):
-        raise TypeError(f"param must be a NumPy, CuPy or torch array, got {type(first).__name__}: {first!r}")
+        raise TypeError(f"{name} must be a NumPy, CuPy or torch array, got {type(first).__name__}: {first!r}")
     return b
 
 
@@ -166,9 +167,6 @@ def _plan(rule_key, param, named, state_dtype):
     parameters, ``needed`` None for a stream the options leave out, else why it is needed."""
     listed = isinstance(param, (list, tuple))
     params = param if listed else [param]
-    if not params:
-        return None, None
-    backend = _backend(params[0])
     streams = [("param", 0, params, "param")]
     for name, value, row, role, needed in named:
         if needed is None:
@@ -176,6 +174,9 @@ def _plan(rule_key, param, named, state_dtype):
         if value is None:
             raise ValueError(f"{name} is required here ({needed}), got None")
         streams.append((name, row, _as_list(name, value, listed, len(params)), role))
+    if not params:  # an empty list: nothing to do (the other lists are empty too, checked above)
+        return None, None
+    backend = _backend(params[0], "param[0]" if listed else "param")
     return P.plan_for(backend, listed, streams, state_dtype, rule_key), streams
 
 

@@ -110,7 +110,7 @@ def host_array(name: str, value: Any) -> Any:
     return value
 
 
-def _real_dtype_array(name: str, value: Any) -> np.ndarray:
+def real_dtype_array(name: str, value: Any) -> np.ndarray:
     """``value`` as a NumPy array of a real dtype (not yet float64), or TypeError."""
     if isinstance(value, ScheduleBase):
         raise TypeError(f"{name} must be a number or an array of numbers, got a schedule {value!r}")
@@ -150,7 +150,7 @@ def real_array(name: str, value: object, *, low: float | None = None, low_open: 
                high: float | None = None, high_open: bool = False, integer: bool = False) -> FloatArray:
     """``value`` (a number, a nested list, a NumPy / CuPy array or a torch tensor) as a
     read-only float64 NumPy copy, every element finite and within the bounds."""
-    arr = np.array(_real_dtype_array(name, value), dtype=np.float64)  # a copy: never aliases the caller's
+    arr = np.array(real_dtype_array(name, value), dtype=np.float64)  # a copy: never aliases the caller's
     with np.errstate(invalid="ignore"):
         bad = ~np.isfinite(arr)
         if low is not None:
@@ -268,7 +268,7 @@ def real(name: str, value: object, *, low: float | None = None, low_open: bool =
     elif isinstance(value, numbers.Real) and not isinstance(value, np.generic):  # Fraction, ...
         x = float(value)
     else:  # NumPy scalars, 0-d arrays and tensors; complex, datetimes, strings refused
-        arr = _real_dtype_array(name, value)
+        arr = real_dtype_array(name, value)
         if arr.size != 1:
             raise TypeError(f"{name} must be a real number, got an array of shape {arr.shape}")
         x = float(arr.reshape(-1)[0])
@@ -411,7 +411,7 @@ def step_sequence(name: str, values: object, *, strict: bool, sort: bool = False
     when ``sort``, else required to be sorted (strictly increasing if ``strict``)."""
     if isinstance(values, (str, bytes)) or isinstance(values, numbers.Number):
         raise TypeError(f"{name} must be a sequence of integer steps, got {shown(values)}")
-    arr = np.array(_real_dtype_array(name, values), dtype=np.float64)
+    arr = np.array(real_dtype_array(name, values), dtype=np.float64)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be a 1-D sequence of steps, got shape {arr.shape}: {shown(values)}")
     if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):

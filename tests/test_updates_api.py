@@ -138,11 +138,12 @@ def _numpy_arrays(kw, keys):
     return found
 
 
-@pytest.mark.parametrize("found_inf", [1.0, np.array(1.0, np.float32), "torch"])
+@pytest.mark.parametrize("found_inf", [1.0, np.array(1.0, np.float32), "torch", np.inf, np.array(np.nan),
+                                       "torch nan"])
 @pytest.mark.parametrize("step", [0, 7])
 def test_found_inf_changes_nothing(found_inf, step):
-    if isinstance(found_inf, str):
-        found_inf = torch.tensor(1.0)
+    if isinstance(found_inf, str):  # (inf and NaN are nonzero: the step is skipped)
+        found_inf = torch.tensor(float("nan") if "nan" in found_inf else 1.0)
     ws, gs, bs = _sgd_state(np.float32)
     bs = [np.full_like(b, np.nan) for b in bs]  # a first-step buffer stays exactly as it was too
     before = _snapshot(ws + bs)
@@ -306,3 +307,16 @@ def test_thread_count_and_blocking_never_change_results():
             numba.set_num_threads(previous)
         results.append(np.concatenate(ws + m + v))
     assert np.array_equal(results[0], results[1])
+
+
+def test_empty_lists_do_nothing_but_their_partners_are_still_checked():
+    fd.adamw_step([], [], [], [], step=0, lr=0.1)  # nothing to do
+    with pytest.raises(ValueError, match=r"grad must hold 0 arrays, one per parameter, got 1"):
+        fd.sgd_step([], [np.ones(3)], step=0, lr=0.1)
+    with pytest.raises(ValueError, match=r"exp_avg is required here \(always\), got None"):
+        fd.adamw_step([], [], None, [], step=0, lr=0.1)
+
+
+def test_a_list_of_non_arrays_names_the_first_element():
+    with pytest.raises(TypeError, match=r"param\[0\] must be a NumPy, CuPy or torch array, got float: 1.0"):
+        fd.sgd_step([1.0, 2.0], [1.0, 2.0], step=0, lr=0.1)
