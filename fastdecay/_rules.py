@@ -121,7 +121,7 @@ def _beta1_at_step(table, step, check):
         raise ValueError(f"{err} (the betas[0] schedule's value at step {step})") from None
 
 
-_MOMENTUM_STARTS = {}  # momentum table bytes -> (its first step that is not 0, or None; steps looked at)
+_MOMENTUM_STARTS: dict = {}  # momentum table bytes -> (its first step that is not 0, or None; steps looked at)
 _DEVICE_SCAN = 1 << 20
 
 
