@@ -35,6 +35,19 @@ def backend_of(x: Any) -> str:
     return NUMPY
 
 
+def in_type_of(sources: tuple[Any, ...], result: Any) -> Any:
+    """``result`` (a NumPy array or a Python number, computed on the host) in the array type
+    of the first torch tensor or CuPy array among ``sources``: a tensor on that tensor's
+    device (zero-copy on the CPU), a CuPy array; unchanged when they are all NumPy or
+    plain numbers."""
+    for x in sources:
+        if is_torch(x):
+            return sys.modules["torch"].as_tensor(result, device=x.device)
+        if is_cupy(x):
+            return sys.modules["cupy"].asarray(result)
+    return result
+
+
 def to_numpy(x: Any) -> Any:
     """A NumPy view of a CPU torch tensor (zero-copy), or ``x`` itself otherwise."""
     if is_torch(x):

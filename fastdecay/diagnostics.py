@@ -7,7 +7,9 @@ curvatures (eigenvalues λ of any shape): the result has one value per λ and pe
 schedule, ``np.broadcast_shapes(schedule.batch_shape, np.shape(curvature))``,
 with a trailing step axis where the diagnostic is a trajectory over steps.
 The rates are read from the schedule's closed form in blocks of steps, so
-memory stays bounded whatever the number of steps.
+memory stays bounded whatever the number of steps. Computed on the host; a torch
+tensor or CuPy array among the curvature-like arguments gets its results back in
+its own array type (a tensor on its device).
 
 >>> import fastdecay as fd
 >>> fd.stability_onset(fd.exponential(lr=1.0, gamma=0.7), 5.0, max_steps=100)
@@ -26,6 +28,7 @@ from numpy.typing import NDArray
 
 from . import _layout as L
 from . import _validate as V
+from ._arrays import in_type_of
 from ._typing import FloatArray, RealArrayLike, Shape
 from .schedules import Schedule, match_half_life
 
@@ -141,7 +144,7 @@ def stability_onset(schedule: Schedule, curvature: RealArrayLike, *, max_steps: 
             undecided &= ~np.broadcast_to(_never_falls(s, a + rates.shape[-1] - 1).reshape(lead + s.batch_shape), shape)
         if not undecided.any():
             break
-    return _as_result(onset)
+    return in_type_of((curvature,), _as_result(onset))
 
 
 class EscapeProbability(NamedTuple):
@@ -168,6 +171,7 @@ def escape_probability(schedule: Schedule, barrier: RealArrayLike, c: RealArrayL
     0.6004
     """
     s = V.schedule("schedule", schedule)
+    barrier_in, c_in = barrier, c
     barrier = V.real_array("barrier", barrier, low=0.0)
     c = V.real_array("c", c, low=0.0, low_open=True)
     steps = _step_count("steps", steps)
@@ -183,7 +187,7 @@ def escape_probability(schedule: Schedule, barrier: RealArrayLike, c: RealArrayL
         per_step[..., a:a + rates.shape[-1]] = p
     with np.errstate(divide="ignore"):
         cumulative = -np.expm1(np.cumsum(np.log1p(-per_step), axis=-1))
-    return EscapeProbability(per_step, cumulative)
+    return EscapeProbability(in_type_of((barrier_in, c_in), per_step), in_type_of((barrier_in, c_in), cumulative))
 
 
 def adam_effective_step(schedule: Schedule, steps: int, *, betas: tuple[float, float] = (0.9, 0.999)) -> FloatArray:
@@ -271,7 +275,7 @@ def discretization_divergence(s: Schedule, curvature: RealArrayLike, steps: int)
             tail = 2.0 * (x_step * np.ceil(period) / (1.0 - gamma) + x_exp / (1.0 - g))
             if np.all((x_step <= 0.5) & (x_exp <= 0.5) & (tail < _NEGLIGIBLE)):
                 break
-        return _as_result(np.exp(log_ratio))
+        return in_type_of((curvature,), _as_result(np.exp(log_ratio)))
 
 
 # discretization_divergence: a tail of log factors below this changes no float64 result

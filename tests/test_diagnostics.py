@@ -198,3 +198,21 @@ def test_huge_or_fractional_counts_name_the_argument(call, error, needle):
     with pytest.raises(error) as info:
         call()
     assert needle in str(info.value)
+
+
+def test_torch_arguments_get_torch_results():
+    torch = pytest.importorskip("torch")
+    s = fd.stack([fd.step(lr=1.0, gamma=0.5, period=3), fd.exponential(lr=1.0, gamma=0.8)])
+    lam = np.array([[0.5], [3.0], [7.0]])
+    onset = fd.stability_onset(s, torch.tensor(lam), max_steps=50)
+    assert isinstance(onset, torch.Tensor) and onset.dtype == torch.int64
+    np.testing.assert_array_equal(onset.numpy(), fd.stability_onset(s, lam, max_steps=50))
+    r = fd.escape_probability(s, torch.tensor([1.0, 2.0])[:, None], 1.0, 6)
+    want = fd.escape_probability(s, np.array([1.0, 2.0])[:, None], 1.0, 6)
+    for got, expected in zip(r, want):
+        assert isinstance(got, torch.Tensor)
+        np.testing.assert_array_equal(got.numpy(), expected)
+    step = fd.step(lr=0.1, gamma=0.5, period=10)
+    d = fd.discretization_divergence(step, torch.tensor([1.0, 2.0]), 10)
+    assert isinstance(d, torch.Tensor)
+    np.testing.assert_array_equal(d.numpy(), fd.discretization_divergence(step, np.array([1.0, 2.0]), 10))
