@@ -147,7 +147,8 @@ def _list_of(kind_name: str, element: Callable[[str], Any]) -> Callable[[str], l
         try:
             return [element(x) for x in text.replace(" ", "").split(",") if x != ""]
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected comma-separated {kind_name}s, got {text!r}") from None
+            raise argparse.ArgumentTypeError(
+                f"expected {kind_name}s separated by commas or spaces, got {text!r}") from None
 
     parse.__name__ = f"list of {kind_name}s"
     return parse
@@ -455,7 +456,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 try:
                     os.makedirs(args.out, exist_ok=True)
                 except OSError as exc:
-                    raise _fail(args, f"cannot write the figures into --out {args.out}: {exc.strerror or exc}") from None
+                    message = f"cannot write the figures into --out {args.out}: {exc.strerror or exc}"
+                    raise _fail(args, message) from None
             return _demo.run(out_dir=args.out, plots=not args.no_plots, out=out)
         if args.command == "compile":
             from . import _precompile
