@@ -197,16 +197,16 @@ def sgd_checked(momentum, dampening, nesterov, decoupled, maximize, lr_in_buffer
     return Checked(table, flags + (float(momentum_start(table, 0)),), needed, at_step)
 
 
-def _beta1_checked(table, betas, values, check):
+def _beta1_checked(table, betas, values, needed, check):
     """``Checked`` of Adam's or Lion's options: a ``betas[0]`` schedule checked at each call's step."""
     if not _scheduled_beta1(betas):
-        return Checked(table, values[0], values[1])
+        return Checked(table, values, needed)
 
     def at_step(step):
         _beta1_at_step(table, step, lambda value: check((value, betas[1])))
-        return values[0]
+        return values
 
-    return Checked(table, values[0], values[1], at_step)
+    return Checked(table, values, needed, at_step)
 
 
 def adam_checked(betas, eps, decoupled, maximize, amsgrad):
@@ -215,9 +215,8 @@ def adam_checked(betas, eps, decoupled, maximize, amsgrad):
     maximize = V.flag("maximize", maximize)
     decoupled = V.flag("decoupled", decoupled)
     table, beta2, eps = adam_betas(betas, eps)
-    return _beta1_checked(table, betas, ((beta2, eps, decoupled, maximize, amsgrad),
-                                         dict(exp_avg="always", exp_avg_sq="always",
-                                              max_exp_avg_sq="amsgrad=True" if amsgrad else None)),
+    needed = dict(exp_avg="always", exp_avg_sq="always", max_exp_avg_sq="amsgrad=True" if amsgrad else None)
+    return _beta1_checked(table, betas, (beta2, eps, decoupled, maximize, amsgrad), needed,
                           lambda b: adam_options(b, eps))
 
 
@@ -225,7 +224,7 @@ def lion_checked(betas, maximize):
     """``Checked`` of ``fd.lion_step``'s options."""
     maximize = V.flag("maximize", maximize)
     table, beta2 = lion_betas(betas)
-    return _beta1_checked(table, betas, ((beta2, maximize), dict(exp_avg="always")), lion_options)
+    return _beta1_checked(table, betas, (beta2, maximize), dict(exp_avg="always"), lion_options)
 
 
 # ----------------------------------------------------------------------------- the tables
