@@ -154,7 +154,7 @@ class Case:
             tables, options, kernel = (lr, wd, _constant_table(0.9)), (0.999, 1e-8, True, False, False), "adam"
         else:
             momentum = 0.9 if self.op == "sgd_momentum" else 0.0
-            tables, options, kernel = (lr, wd, _constant_table(momentum)), (0.0, False, False, False, False, 0), "sgd"
+            tables, options, kernel = (lr, wd, _constant_table(momentum)), (0.0, False, False, False, False, 0, 0.0), "sgd"
         return lambda: cpu.fused_launch(kernel, "float32", "float32", addresses, sizes, first_block, parts, self.n,
                                         tables=tables, options=options, **common)
 
