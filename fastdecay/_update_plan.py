@@ -6,9 +6,10 @@ buffers), each list one array per parameter. ``plan_for`` returns a ``Plan``:
 
 - **checked**: every array is a NumPy / CuPy array or a CPU / CUDA torch tensor
   with real memory (not ``meta``, fake, nested or sparse; NumPy arrays in the
-  machine's byte order), of one backend and device; parameters float32, float64, float16 or bfloat16; gradients and
-  compensation buffers of their parameter's dtype, state buffers of the state
-  dtype; every array of a parameter's shape; written arrays writeable;
+  machine's byte order), of one backend and device; parameters float32, float64,
+  float16 or bfloat16; gradients and compensation buffers of their parameter's
+  dtype, state buffers of the state dtype; every array of a parameter's shape;
+  written arrays writeable;
 - **laid out**: a parameter whose arrays are all dense (non-overlapping, no
   gaps) with the same strides is updated on its storage as a flat run of
   elements, whatever the order (C, Fortran, channels_last, transposed); any
@@ -17,11 +18,12 @@ buffers), each list one array per parameter. ``plan_for`` returns a ``Plan``:
 - **free of harmful overlap**: no written array overlaps itself (an expanded or
   broadcast view) or shares memory with another array of the call, except that a
   gradient may be its own parameter (the same memory, element for element: each
-  element is read before it is written). Read-only gradients may share memory with each other (one gradient
-  for two parameters). Anything else — a state that is its parameter, exp_avg
-  that is exp_avg_sq, one state for two parameters, a parameter twice, a
-  gradient overlapping its parameter at an offset — would make the result
-  depend on the order of the writes, and is refused naming both arrays;
+  element is read before it is written). Read-only gradients may share memory
+  with each other (one gradient for two parameters). Anything else — a state
+  that is its parameter, exp_avg that is exp_avg_sq, one state for two
+  parameters, a parameter twice, a gradient overlapping its parameter at an
+  offset — would make the result depend on the order of the writes, and is
+  refused naming both arrays;
 - **grouped**: one kernel launch per (parameter dtype, state dtype), with the
   int64 address table (``fastdecay._cpu.updates.ROWS`` rows) and sizes ready.
 
@@ -32,9 +34,10 @@ cheaply — identity of every array; the data pointer of torch tensors (moved by
 ``p.data = ...``) and their layout (``t_()``, ``resize_()``, ``as_strided_()``
 change it in place: contiguity and element count where the plan's tensors are
 row-major, else shape and strides); dtype, shape, strides and the writeable flag
-of NumPy arrays — and launches; gradients that are new objects (torch makes a new ``.grad`` each backward) are checked
-for dtype, device, shape, strides and overlap, a few attribute reads each.
-Anything else that differs builds a new plan.
+of NumPy arrays — and launches; gradients that are new objects (torch makes a
+new ``.grad`` each backward) are checked for dtype, device, shape, strides and
+overlap, a few attribute reads each. Anything else that differs builds a new
+plan.
 """
 
 import sys
