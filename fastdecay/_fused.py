@@ -65,7 +65,7 @@ def _device_scalar(name, value, backend):
     return value
 
 
-MAX_STEP = 2**53  # steps are float64 inside the kernels: every integer up to here is exact
+MAX_STEP = V.MAX_STEP  # steps are float64 inside the kernels: every integer up to here is exact
 
 
 def _short(value):

@@ -33,8 +33,13 @@ from ._typing import ArrayLike, FloatArray, Shape
 
 _T = TypeVar("_T")
 
-# steps are counted in int64 on every kernel: the largest step any function accepts
-MAX_STEP = 2**63 - 1
+# The largest step a schedule is evaluated at: the kernels compute with steps in float64,
+# where every integer up to 2**53 is exact (beyond it t and t + 1 are one number, and
+# floor(t / period) no longer fits the int64 it is converted to near 2**63).
+MAX_STEP = 2**53
+# The largest number of steps a diagnostic runs over (it evaluates rates only where they
+# still change, never at steps beyond MAX_STEP one by one).
+MAX_STEP_COUNT = 2**63 - 1
 
 
 class ScheduleBase:
@@ -312,14 +317,14 @@ def _power_of_two(n: int) -> str:
 
 
 def step(name: str, value: object) -> int:
-    """One step index: an int in [0, 2**63)."""
+    """One step index: an int in [0, 2**53]."""
     if type(value) is int and 0 <= value <= MAX_STEP:
         return value
     value = integer(name, value, low=None)  # type and integrality
     if value < 0:
         raise ValueError(f"{name} must be a non-negative step, got {shown(value)}")
     if value > MAX_STEP:
-        raise ValueError(f"{name} must be a step below 2**63, got {shown(value)}")
+        raise ValueError(f"{name} must be an integer step from 0 to 2**53, got {shown(value)}")
     return value
 
 
@@ -403,6 +408,9 @@ def steps_array(name: str, t: object) -> FloatArray:
     negative = steps < 0
     if np.any(negative):
         raise ValueError(f"{name} must be a non-negative step, got {arr[negative].flat[0].item()!r}")
+    beyond = steps > MAX_STEP
+    if np.any(beyond):
+        raise ValueError(f"{name} must hold integer steps from 0 to 2**53, got {arr[beyond].flat[0].item()!r}")
     return steps
 
 

@@ -46,7 +46,7 @@ _BLOCK_ELEMENTS = 1 << 22
 
 def _step_count(name: str, n: object) -> int:
     """A number of steps: an integer in [0, 2**63)."""
-    return V.integer(name, n, low=0, high=V.MAX_STEP + 1)
+    return V.integer(name, n, low=0, high=V.MAX_STEP_COUNT + 1)
 
 
 def _out_shape(s: Schedule, *arrays: np.ndarray, names: list[str]) -> Shape:

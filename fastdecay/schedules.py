@@ -205,6 +205,8 @@ class Schedule(V.ScheduleBase):
     """
 
     __slots__ = ("_segments", "_kind", "_params")
+    # ``array * schedule`` is the product schedule (``__rmul__``), not an array of products
+    __array_ufunc__ = None
     _segments: FloatArray
     _kind: str
     _params: dict[str, Any]
@@ -216,14 +218,15 @@ class Schedule(V.ScheduleBase):
         owner = table
         while isinstance(owner.base, np.ndarray):
             owner = owner.base
-        if owner is not table and owner.flags.writeable:
+        if table is segments or owner is not table and owner.flags.writeable:
             # own the memory: a read-only table with no writable array under it is immutable,
-            # and the GPU runtime caches it by identity (fastdecay._gpu._plan.constant_key)
+            # and the GPU runtime caches it by identity (fastdecay._gpu._plan.constant_key);
+            # the caller's own array stays theirs (and writable)
             table = table.copy()
         table.setflags(write=False)
         object.__setattr__(self, "_segments", table)
         object.__setattr__(self, "_kind", kind)
-        object.__setattr__(self, "_params", dict(params or {}))
+        object.__setattr__(self, "_params", {k: _frozen(v) for k, v in (params or {}).items()})
 
     def __setattr__(self, name: str, value: object) -> NoReturn:
         raise AttributeError(f"a Schedule is immutable; cannot set {name!r}")
@@ -246,8 +249,8 @@ class Schedule(V.ScheduleBase):
 
     @property
     def params(self) -> dict[str, Any]:
-        """The factory's validated arguments (a copy)."""
-        return dict(self._params)
+        """The factory's validated arguments (a copy: its lists are new lists, its arrays read-only)."""
+        return {k: list(v) if isinstance(v, list) else v for k, v in self._params.items()}
 
     @property
     def batch_shape(self) -> Shape:
@@ -277,7 +280,13 @@ class Schedule(V.ScheduleBase):
         sub = self._segments[index]
         if sub.ndim < 2 or sub.shape[-2:] != self._segments.shape[-2:]:
             raise IndexError(f"index {index!r} must select whole schedules of batch_shape {self.batch_shape}")
-        return Schedule(sub, self._kind, {})
+        params: dict[str, Any] = {}
+        if self._kind in _PER_SCHEDULE_PARAMS:
+            # every argument is one number per schedule: the sub-batch keeps its own, so
+            # half_life, .momentum and the other readers of params work on s[i] too
+            params = {k: np.broadcast_to(v, self.batch_shape)[index] if isinstance(v, np.ndarray) and v.ndim else v
+                      for k, v in self._params.items()}
+        return Schedule(sub, self._kind, params)
 
     def call_shape(self, steps_shape: Sequence[int]) -> Shape:
         """Shape of ``s(t)`` for steps of ``steps_shape``, or ValueError naming ``t``."""
@@ -383,7 +392,13 @@ class Schedule(V.ScheduleBase):
             else:
                 rows = np.broadcast_to(np.arange(self.size, dtype=np.int64)[:, None], (self.size, n))
                 _eval_points(self.rows(), rows, np.broadcast_to(steps, (self.size, n)), flat.reshape(-1))
-        return out if out is not None else result
+        if out is not None:
+            return out
+        if backend_of(n_or_steps) == TORCH_CPU:  # a tensor of steps: a tensor of rates (as s(t))
+            import torch
+
+            return torch.from_numpy(result)
+        return result
 
     def lr0(self) -> FloatArray:
         """Rates at step 0, shape ``batch_shape``."""
@@ -409,6 +424,27 @@ class Schedule(V.ScheduleBase):
         if not isinstance(other, (numbers.Real, np.ndarray)) or isinstance(other, bool):
             return NotImplemented
         return product(other, self)
+
+
+# The kinds whose arguments are all numbers (one per schedule of a batch, broadcast), flags
+# and strings: a sub-batch ``s[i]`` indexes them. The others (lists of milestones,
+# boundaries or values, schedules of schedules) keep only the table.
+_PER_SCHEDULE_PARAMS = frozenset({
+    "constant", "step", "exponential", "inverse_time", "polynomial", "cosine", "cosine_restarts", "linear",
+    "one_cycle", "cyclic", "inverse_sqrt", "wsd", "one_cycle_momentum", "cyclic_momentum",
+})
+
+
+def _frozen(value: Any) -> Any:
+    """A parameter as a Schedule keeps it: lists copied (and their arrays), arrays read-only
+    copies unless already read-only and owned, so neither the caller's later edits nor
+    edits of ``s.params`` reach the schedule."""
+    if isinstance(value, (list, tuple)):
+        return type(value)(_frozen(v) for v in value)
+    if isinstance(value, np.ndarray) and (value.flags.writeable or value.base is not None):
+        value = value.copy()
+        value.setflags(write=False)
+    return value
 
 
 def _eval_points(table: FloatArray, rows: np.ndarray, steps: np.ndarray, out: np.ndarray) -> None:
@@ -702,7 +738,8 @@ def piecewise(boundaries: Sequence[SupportsFloat] | np.ndarray, values: Sequence
     if closed not in ("left", "right"):
         raise ValueError(f"closed must be 'left' or 'right', got {closed!r}")
     b = V.step_sequence("boundaries", boundaries, strict=True)
-    if isinstance(values, (str, bytes)) or np.ndim(cast(Any, values)) == 0 and not isinstance(values, (list, tuple)):
+    # (not np.ndim on a list: levels of different shapes, which broadcast, make it ragged)
+    if not isinstance(values, (list, tuple)) and (isinstance(values, (str, bytes)) or np.ndim(cast(Any, values)) == 0):
         raise TypeError(f"values must be a sequence of rates, got {values!r}")
     if len(values) != len(b) + 1:
         raise ValueError(f"values must have len(boundaries) + 1 = {len(b) + 1} entries, got {len(values)}: {values!r}")
@@ -821,8 +858,11 @@ def one_cycle(max_lr: RealArrayLike, total_steps: RealArrayLike, *, pct_start: R
     max_momentum down to base_momentum while the rate rises, back up while it falls.
 
     As torch, a warm-up shorter than one step (pct_start·total_steps < 1) starts
-    part-way down the second phase; refused are only the settings where torch's
-    formula divides by zero: pct_start·total_steps == 1 and pct_start == 1.
+    part-way down the second phase. Refused: the settings where torch's formula
+    divides by zero (pct_start·total_steps == 1, pct_start == 1) and, with
+    ``three_phase``, pct_start ≥ (total_steps + 1)/(2·total_steps), where torch's
+    third phase has no steps (torch then never reaches it: its second phase runs to
+    the end without returning to max_lr/div_factor).
 
     >>> s = one_cycle(1.0, 100)
     >>> round(s(0), 4), round(s(29), 4), s(99) < 1e-5
@@ -1303,9 +1343,12 @@ def half_life(s: Schedule) -> float | FloatArray:
         with np.errstate(divide="ignore"):
             h = np.broadcast_to(p["decay_steps"] / p["rate"], s.batch_shape)
         return _scalar_or_array(h)
-    _, gamma, per = _exponential_form(s)
+    lr, gamma, per = _exponential_form(s)
     with np.errstate(divide="ignore"):
         h = np.where(gamma < 1.0, per * np.log(2.0) / -np.log(gamma), np.inf)
+    end_lr = s.params.get("end_lr")
+    if end_lr is not None:  # held at end_lr from where it reaches it: above lr/2, it never halves
+        h = np.where(end_lr > 0.5 * np.asarray(lr), np.inf, h)
     return _scalar_or_array(np.broadcast_to(h, s.batch_shape))
 
 
@@ -1352,18 +1395,24 @@ def match_half_life(s: Schedule) -> Schedule:
     lr, gamma, _ = _exponential_form(s)
     h = half_life(s)
     if np.any(~np.isfinite(h)):
-        raise ValueError(f"s never halves (gamma >= 1): {s!r}")
+        raise ValueError(f"s never halves (gamma >= 1, or held at an end_lr above lr/2): {s!r}")
     if s.kind == "step":
         return exponential(lr, half_life=h)
     if s.params["staircase"]:
         raise ValueError("s must be a smooth exponential (staircase=False) to match a step schedule")
+    if "end_lr" in s.params:
+        raise ValueError(f"s stops at end_lr, which no step schedule does: {s!r}")
+    if np.any(np.asarray(h) < 1.0):
+        raise ValueError(f"s halves in under one step (half-life {_short(h)}), and a step schedule's period "
+                         f"is at least 1: {s!r}")
     return step(lr, 0.5, h)
 
 
 def quantization_gap(s: Schedule, t: RealArrayLike) -> float | FloatArray:
     """ln η_step(t) − ln η_exp(t) of a step schedule against the exponential with the
     same lr and rate = −ln γ / period (so gamma_step = e^(−rate·period)):
-    rate · (t mod period), always in [0, rate·period).
+    rate · (t mod period), always in [0, rate·period) for a decaying schedule
+    (γ < 1; a growing one, γ > 1, gives (rate·period, 0]).
 
     >>> [round(quantization_gap(step(0.1, 0.5, 10), t), 4) for t in (0, 5, 10)]
     [0.0, 0.3466, 0.0]
@@ -1373,10 +1422,12 @@ def quantization_gap(s: Schedule, t: RealArrayLike) -> float | FloatArray:
         raise ValueError(f"s must be a step schedule, got {s!r}")
     _, gamma, period = _exponential_form(s)
     steps = V.steps_array("t", t)
+    shape = s.call_shape(steps.shape)  # names t where it does not broadcast with the batch
     rate = -np.log(gamma) / period
-    # the closed form, not a difference of logs: exactly 0 on the plateaus' first steps
-    gap = rate * (steps - period * np.floor(steps / period))
-    return _scalar_or_array(np.broadcast_to(gap, np.broadcast_shapes(s.batch_shape, steps.shape)))
+    # the closed form, not a difference of logs: exactly 0 on the plateaus' first steps;
+    # fmod is exact (t - period * floor(t / period) is not, at large t: it went negative)
+    gap = rate * np.fmod(steps, period) + 0.0  # + 0.0: gamma = 1 gives 0, not -0
+    return _scalar_or_array(np.broadcast_to(gap, shape))
 
 
 # ----------------------------------------------------------------------------- the registry of kinds

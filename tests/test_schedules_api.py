@@ -155,7 +155,8 @@ def test_indexing_a_batch():
     s = fd.exponential(np.array([0.1, 0.2, 0.3]), gamma=0.9)
     np.testing.assert_array_equal(s[1].table(10), s.table(10)[1])
     assert s[1:].batch_shape == (2,)
-    assert repr(s[1:]) == "fd.Schedule(kind='exponential', batch_shape=(2,))"
+    assert repr(s[1:]) == "fd.exponential(lr=[0.2, 0.3], gamma=0.9, decay_steps=1, staircase=False, batch_shape=(2,))"
+    assert repr(fd.stack([s, s])[0]) == "fd.Schedule(kind='stack', batch_shape=(3,))"  # the table only
     with pytest.raises(ValueError, match="no factory arguments"):
         ref.schedule_lr(s[1], 3)
     with pytest.raises(TypeError, match="scalar schedule"):

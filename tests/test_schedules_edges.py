@@ -1,0 +1,124 @@
+"""Schedules at the edges of their domain: the largest steps, sub-batches, arrays on the
+left of ``*``, values a caller still holds, levels that broadcast."""
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+
+import fastdecay as fd
+
+BIG = 2**53  # the largest step: every integer up to it is exact in the kernels' float64
+
+
+@pytest.mark.parametrize("schedule, want", [
+    (fd.step(0.1, 0.5, 1), 0.0),                                   # 0.5**(2**53) underflows to 0
+    (fd.exponential(0.1, gamma=0.5, staircase=True), 0.0),
+    (fd.polynomial(0.1, 1, cycle=True), 0.0),                      # at the end of its cycle
+    (fd.tabulated([0.3, 0.2, 0.1]), 0.1),                          # held at the last value
+    (fd.cosine_restarts(0.1, 1), 0.1),                             # every step starts a cycle
+    (fd.cosine_restarts(0.1, 2), 0.1),                             # 2**53 is even: a cycle's start
+    (fd.multistep(0.1, 0.5, [10, 20]), 0.025),
+    (fd.inverse_time(1.0, 1.0), 1.0 / (1.0 + 2.0**53)),
+])
+def test_the_largest_step_gives_the_closed_form(schedule, want):
+    """Near 2**63 the kernels' floor(t / period) overflowed int64 (inf, negative rates, a
+    rate twice lr, a SystemError); steps now stop at 2**53, where the closed form holds."""
+    assert schedule(BIG) == want
+    assert schedule(np.array([BIG])).tolist() == [want]
+    assert schedule.table(np.array([0, BIG], dtype=np.uint64))[-1] == want
+
+
+def test_steps_beyond_the_largest_are_refused_in_every_form():
+    s = fd.step(0.1, 0.5, 10)
+    for t in (BIG + 1, np.uint64(2**63), np.array([1e20]), torch.tensor([2**62])):
+        with pytest.raises(ValueError, match=r"t must (be an integer step|hold integer steps) from 0 to 2\*\*53"):
+            s(t)
+
+
+def test_quantization_gap_is_exact_at_large_steps_and_never_negative():
+    s = fd.step(0.1, 0.5, 2.5)
+    t = np.array([9007199253740997, 2**53 - 1, 2**53 - 3, 123456789012345])
+    got = fd.quantization_gap(s, t)
+    rate = -np.log(0.5) / 2.5
+    want = [rate * float(Fraction(int(x)) % Fraction(5, 2)) for x in t]
+    np.testing.assert_allclose(got, want, rtol=1e-15)
+    assert np.all(got >= 0) and np.all(got < rate * 2.5)
+    flat = fd.quantization_gap(fd.step(0.1, 1.0, 3), np.arange(7))
+    assert np.all(flat == 0.0) and not np.any(np.signbit(flat))   # gamma = 1: no gap, and not -0
+
+
+def test_half_life_of_an_exponential_held_at_end_lr():
+    assert fd.half_life(fd.exponential(0.1, gamma=0.5, end_lr=0.08)) == np.inf   # 0.1, 0.08, 0.08, ...
+    assert fd.half_life(fd.exponential(0.1, gamma=0.5, end_lr=0.05)) == 1.0       # reaches 0.05 first
+    batch = fd.half_life(fd.exponential(0.1, gamma=[0.5, 0.5], end_lr=[0.08, 0.01]))
+    assert batch.tolist() == [np.inf, 1.0]
+    with pytest.raises(ValueError, match="never halves"):
+        fd.match_half_life(fd.exponential(0.1, gamma=0.5, end_lr=0.08))
+    with pytest.raises(ValueError, match="stops at end_lr, which no step schedule does"):
+        fd.match_half_life(fd.exponential(0.1, gamma=0.5, end_lr=0.01))
+    with pytest.raises(ValueError, match=r"halves in under one step \(half-life 0.5\)"):
+        fd.match_half_life(fd.exponential(0.1, half_life=0.5))
+
+
+def test_an_array_times_a_schedule_is_the_product_schedule():
+    s = fd.cosine(0.1, 100)
+    scale = np.array([1.0, 0.5])
+    left, right = scale * s, s * scale
+    assert isinstance(left, fd.Schedule) and left.batch_shape == (2,)
+    np.testing.assert_array_equal(left.table(50), right.table(50))
+    np.testing.assert_array_equal(left.table(50)[1], 0.5 * s.table(50))
+
+
+def test_a_sub_batch_keeps_its_own_arguments():
+    b = fd.step(0.1, np.array([0.5, 0.25]), np.array([[10], [20]]))
+    for i, j in [(0, 0), (1, 1), (1, 0)]:
+        one = b[i, j]
+        assert repr(one) == repr(fd.step(0.1, [0.5, 0.25][j], [10, 20][i]))
+        assert fd.half_life(one) == fd.half_life(b)[i, j]
+        assert fd.quantization_gap(one, 7) == fd.quantization_gap(b, 7)[i, j]
+        np.testing.assert_array_equal(fd.match_half_life(one).table(40), fd.match_half_life(b).table(40)[i, j])
+        np.testing.assert_array_equal(fd.constant_shrinkage(one, 0.01).table(40),
+                                      fd.constant_shrinkage(b, 0.01).table(40)[i, j])
+    assert fd.half_life(b[1]).tolist() == fd.half_life(b)[1].tolist()
+    cycles = fd.one_cycle(np.array([0.1, 0.2]), 100)
+    np.testing.assert_array_equal(cycles[1].momentum.table(100), fd.one_cycle(0.2, 100).momentum.table(100))
+    tri = fd.cyclic(0.01, np.array([0.1, 0.2]), 10)
+    np.testing.assert_array_equal(tri[0].momentum.table(30), fd.cyclic(0.01, 0.1, 10).momentum.table(30))
+    # kinds whose arguments are not one number a schedule keep the table only, as before
+    stacked = fd.stack([fd.constant(0.1), fd.cosine(0.1, 10)])
+    assert stacked[1].table(10).tolist() == fd.cosine(0.1, 10).table(10).tolist()
+    assert stacked[1].params == {}
+
+
+def test_piecewise_levels_of_different_shapes_broadcast():
+    s = fd.piecewise([2], [np.array([1.0, 0.5]), 0.1])
+    assert s.batch_shape == (2,)
+    assert s.table(4).tolist() == [[1.0, 1.0, 0.1, 0.1], [0.5, 0.5, 0.1, 0.1]]
+    assert fd.piecewise([2], [[1.0, 0.5], 0.1]).table(4).tolist() == s.table(4).tolist()
+    assert fd.piecewise([2], [np.ones((2, 1)), np.array([0.1, 0.2, 0.3])]).batch_shape == (2, 3)
+
+
+def test_a_schedule_never_shares_what_its_caller_can_still_change():
+    segments = fd.step(0.1, 0.5, 10).segments.copy()
+    s = fd.Schedule(segments, "step")
+    assert segments.flags.writeable and s.segments is not segments   # the caller's array is left alone
+    segments[...] = 99.0
+    assert s(0) == 0.1
+    milestones = [10, 20]
+    p = fd.Schedule(fd.multistep(0.1, 0.5, milestones).segments, "multistep", {"milestones": milestones})
+    milestones.append(30)
+    p.params["milestones"].append(40)
+    assert p.params["milestones"] == [10, 20]
+    pw = fd.piecewise([2], [0.3, 0.1])
+    pw.params["values"].append(0.25)
+    assert len(pw.params["values"]) == 2 and "0.25" not in repr(pw)
+
+
+def test_a_table_at_a_tensor_of_steps_is_a_tensor():
+    s = fd.cosine(0.1, 100)
+    got = s.table(torch.tensor([0, 10, 25]))
+    assert isinstance(got, torch.Tensor) and got.dtype == torch.float64
+    assert got.tolist() == s.table(np.array([0, 10, 25])).tolist()
+    assert s.table(torch.tensor([3]), dtype=np.float32).dtype == torch.float32
