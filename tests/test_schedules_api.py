@@ -157,8 +157,9 @@ def test_indexing_a_batch():
     assert s[1:].batch_shape == (2,)
     assert repr(s[1:]) == "fd.exponential(lr=[0.2, 0.3], gamma=0.9, decay_steps=1, staircase=False, batch_shape=(2,))"
     assert repr(fd.stack([s, s])[0]) == "fd.Schedule(kind='stack', batch_shape=(3,))"  # the table only
+    assert ref.schedule_lr(s[1], 3) == pytest.approx(s[1](3), rel=1e-15)   # its own arguments: lr 0.2
     with pytest.raises(ValueError, match="no factory arguments"):
-        ref.schedule_lr(s[1], 3)
+        ref.schedule_lr(fd.stack([s, s])[0], 3)
     with pytest.raises(TypeError, match="scalar schedule"):
         fd.constant(1.0)[0]
 
