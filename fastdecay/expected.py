@@ -164,6 +164,8 @@ def _prepare(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, 
     wd_s = _schedule_arg("weight_decay", weight_decay)
     # a momentum of 0 throughout (or plain GD) runs as GD, bit for bit
     mom_s = _schedule_arg("momentum", momentum)
+    # (a batch of momenta that are all 0 still makes its batch axes, as any other batch does)
+    mom_batch = mom_s.batch_shape if optimizer != "gd" else ()
     if optimizer == "gd" or L.is_constant_zero(mom_s.rows()):
         optimizer, mom_s = "gd", _NO_MOMENTUM
     lam = V.real_array("curvature", curvature)
@@ -173,13 +175,13 @@ def _prepare(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, 
         raise ValueError(f"curvature must be finite (negative values are allowed), got {curvature!r}")
     sizes = V.real_array("batch_size", batch_size, low=0.0, low_open=True)
     try:
-        base = np.broadcast_shapes(lam.shape[:-1], lr_s.batch_shape, wd_s.batch_shape, mom_s.batch_shape)
+        base = np.broadcast_shapes(lam.shape[:-1], lr_s.batch_shape, wd_s.batch_shape, mom_batch)
         batch = np.broadcast_shapes(base, sizes.shape, extra)
     except ValueError:
         raise ValueError(
             f"the curvature batch {lam.shape[:-1]} (curvature shape {lam.shape}), the schedule batch_shape "
             f"{lr_s.batch_shape}, the weight_decay batch_shape {wd_s.batch_shape}, the momentum batch_shape "
-            f"{mom_s.batch_shape} and the batch_size shape {sizes.shape} must broadcast together"
+            f"{mom_batch} and the batch_size shape {sizes.shape} must broadcast together"
         ) from None
     d = lam.shape[-1]
     full = batch + (d,)
@@ -274,7 +276,7 @@ class _Moments:
         self.rate_rows = problem.lr_rows.shape[0]
 
     def chunk_steps(self, steps: int, record_every: int) -> int:
-        per_step = self.rate_rows * self.cpu.N_COEF
+        per_step = max(1, self.rate_rows) * self.cpu.N_COEF  # (an empty batch of rates: no rows)
         chunk = _COEF_NUMBERS // per_step
         if record_every == 1:  # steps_to_target records every step of the chunk
             chunk = min(chunk, _RECORD_NUMBERS // max(1, self.p.n * self.n_blocks))  # (an empty batch: n = 0)
@@ -459,7 +461,8 @@ def expected_loss(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: 
                                      on_drop=on_drop)
     problem, steps = _prepare(curvature, schedule, **arguments)
     if every is not None:
-        every = V.integer("every", every, low=1)
+        # beyond the run, step 0 is the only one recorded: as every = steps + 1 (which the kernels' int64 holds)
+        every = min(V.integer("every", every, low=1), steps + 1)
     backend = _backend(problem, curvature)
     batch, d = problem.batch, problem.d
     n_rec = steps // every + 1 if every else 0

@@ -426,6 +426,8 @@ class Schedule(V.ScheduleBase):
         return product(other, self)
 
 
+_SMALLEST_NORMAL = float(np.finfo(np.float64).tiny)
+
 # The kinds whose arguments are all numbers (one per schedule of a batch, broadcast), flags
 # and strings: a sub-batch ``s[i]`` indexes them. The others (lists of milestones,
 # boundaries or values, schedules of schedules) keep only the table.
@@ -1225,7 +1227,9 @@ def constant_shrinkage(lr: Schedule | RealArrayLike, weight_decay: RealArrayLike
 
     - constant lr: constant weight_decay · reference_lr / lr;
     - ``exponential(lr, gamma, decay_steps, staircase)``: exponential with 1/gamma
-      (λ_t = λ_0 · e^(+rate·t)); ``step``: step with 1/gamma;
+      (λ_t = λ_0 · e^(+rate·t)); ``step``: step with 1/gamma (both 0 from the
+      first step where η_t < 2.2e-308, float64's smallest normal number, where
+      λ_t would soon overflow to inf: an update with such a rate moves nothing);
       ``multistep``: multistep with 1/gamma; ``piecewise``: the reciprocal levels;
     - ``inverse_time(lr, rate)``: λ_0 · (1 + rate·t/decay_steps), the
       inverse-time primitive with power −1.
@@ -1237,15 +1241,15 @@ def constant_shrinkage(lr: Schedule | RealArrayLike, weight_decay: RealArrayLike
     total_steps). Kernels evaluate schedules only at integer steps, so the
     table is exact there; a long horizon costs one segment per step in the
     (linear) segment search of each call. Where η_t = 0 (the end of a cosine
-    to 0) no finite λ keeps the shrinkage, and λ_t is 0 there (an update
-    with lr 0 shrinks nothing anyway).
+    to 0), or below float64's normal numbers, no finite λ keeps the shrinkage,
+    and λ_t is 0 there (an update with lr 0 shrinks nothing anyway).
 
     Works on batches of schedules too (λ broadcast over ``lr.batch_shape``).
 
     >>> import fastdecay as fd
     >>> wd = fd.constant_shrinkage(fd.exponential(0.1, gamma=0.5), 0.01)
-    >>> wd.kind, wd(3)
-    ('exponential', 0.08)
+    >>> wd(3), wd(1100)          # 0.1 * 0.5**1100 is below float64's normal numbers
+    (0.08, 0.0)
     >>> lr = fd.cosine(1.0, 4)
     >>> wd = fd.constant_shrinkage(lr, 0.1, total_steps=4)
     >>> [round(lr(t) * wd(t), 12) for t in range(4)]
@@ -1278,15 +1282,21 @@ def constant_shrinkage(lr: Schedule | RealArrayLike, weight_decay: RealArrayLike
         w = wd * (ref / lr0)  # λ_0
         if lr.kind == "constant":
             return constant(w)
-        if lr.kind == "exponential":
-            return exponential(w, gamma=1.0 / p["gamma"], decay_steps=p["decay_steps"], staircase=p["staircase"])
-        if lr.kind == "step":
-            return step(w, 1.0 / p["gamma"], p["period"])
+        if lr.kind in ("exponential", "step"):
+            per, stair = (p["decay_steps"], p["staircase"]) if lr.kind == "exponential" else (p["period"], True)
+            # λ_0 e^(+rate t) overflows to inf while η_t is still a subnormal number (at t ~ 70,000
+            # for gamma = 0.99), and inf * 0 is NaN in every update: λ_t is 0 from the first step
+            # where η_t falls below float64's smallest normal number, as where η_t = 0
+            gone = np.where(np.asarray(p["gamma"]) < 1.0,
+                            _exponential_crossing(p["lr"], p["gamma"], per, stair, _SMALLEST_NORMAL), np.inf)
+            table = _normalise(_pack((0.0, 0.0, L.EXPONENTIAL, w, 1.0 / p["gamma"], per, 1.0 if stair else 0.0),
+                                     (gone, 0.0, L.CONSTANT, 0.0)))
+            return Schedule(table, "constant_shrinkage", {"lr": lr, "weight_decay": wd, "reference_lr": ref})
         if lr.kind == "multistep":
             return multistep(w, 1.0 / p["gamma"], p["milestones"])
         stair = 1.0 if p["staircase"] else 0.0
         table = _pack((0.0, 0.0, L.INVERSE_TIME, w, np.asarray(p["rate"]), np.asarray(p["decay_steps"]), stair, -1.0))
-        return Schedule(table, "constant_shrinkage", {"lr": lr, "weight_decay": wd})
+        return Schedule(table, "constant_shrinkage", {"lr": lr, "weight_decay": wd, "reference_lr": ref})
     if lr.kind == "piecewise":
         values = p["values"]
         if any(np.any(np.asarray(v) <= 0) for v in values):
@@ -1300,8 +1310,8 @@ def constant_shrinkage(lr: Schedule | RealArrayLike, weight_decay: RealArrayLike
     n = V.integer("total_steps", total_steps, low=0, high=1_000_001)
     rates = lr.table(n + 1)  # batch_shape + (n + 1,)
     ref = np.asarray(ref)[..., None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lam = np.where(rates > 0, wd * ref / np.where(rates > 0, rates, 1.0), 0.0)
+    normal = rates >= _SMALLEST_NORMAL  # below: 0, as where the rate is 0 (wd * ref / rate would overflow)
+    lam = np.where(normal, wd * ref / np.where(normal, rates, 1.0), 0.0)
     flat = lam.reshape(-1, n + 1)
     keep = np.ones(n + 1, dtype=bool)
     keep[1:] = np.any(flat[:, 1:] != flat[:, :-1], axis=0)
@@ -1310,7 +1320,7 @@ def constant_shrinkage(lr: Schedule | RealArrayLike, weight_decay: RealArrayLike
     table[..., L.START] = starts
     table[..., L.KIND] = L.CONSTANT
     table[..., L.P0] = lam[..., starts]
-    params = {"lr": lr, "weight_decay": wd, "total_steps": n}
+    params = {"lr": lr, "weight_decay": wd, "reference_lr": ref[..., 0], "total_steps": n}
     return Schedule(table, "constant_shrinkage", params)
 
 

@@ -284,7 +284,8 @@ def _plan(curvature: Any, schedule: Any, *, steps: Any, optimizer: Any, w0: Any,
     steps = V.integer("steps", steps, high=2**32)
     dt = V.float_dtype("dtype", dtype)
     if every is not None:
-        every = V.integer("every", every, low=1)
+        # beyond the run, step 0 is the only one recorded: as every = steps + 1 (which the kernels' int64 holds)
+        every = min(V.integer("every", every, low=1), steps + 1)
     noise = V.real("noise", noise, low=0.0)
     eps = V.real("eps", eps, low=0.0)
     beta1_s, beta2 = _beta1_schedule(betas)

@@ -339,3 +339,55 @@ def test_an_empty_batch_gives_empty_results():
     assert fd.expected_loss(empty, 0.1, steps=5).final_loss.shape == (0,)
     hit = fd.steps_to_target(empty, 0.1, 0.1, steps=5)
     assert hit.shape == (0,) and hit.dtype == np.int64
+
+
+# ----------------------------------------------------------------------------- edges found by use
+
+
+@pytest.mark.parametrize("momentum", [np.zeros(2), np.zeros((3, 1)), fd.constant(np.zeros(4)), np.full(0, 0.9)])
+def test_a_batch_of_momenta_keeps_its_axes_when_all_are_zero(momentum):
+    """All-zero momenta run as GD (bit for bit), but their batch axes stay in the result's
+    shape, as in fd.simulate and as any other batch does."""
+    lam = np.array([1.0, 2.0])
+    shape = momentum.batch_shape if isinstance(momentum, fd.Schedule) else momentum.shape
+    r = fd.expected_loss(lam, 0.1, steps=10, optimizer="momentum", momentum=momentum, noise=0.1)
+    n = fd.steps_to_target(lam, 0.1, 0.5, steps=10, optimizer="momentum", momentum=momentum)
+    sim = fd.simulate(lam, 0.1, steps=10, optimizer="momentum", momentum=momentum)
+    assert np.shape(r.final_loss) == shape and r.mean.shape == shape + (2,) and np.shape(n) == shape
+    assert sim.w.shape == shape + (2,)
+    gd = fd.expected_loss(lam, 0.1, steps=10, noise=0.1)
+    assert np.all(r.final_loss == gd.final_loss)
+
+
+@pytest.mark.parametrize("empty", ["schedule", "weight_decay", "momentum"])
+def test_steps_to_target_of_an_empty_batch_of_rates_is_empty(empty):
+    kw = dict(schedule=0.1, weight_decay=0.0, momentum=0.9)
+    kw[empty] = np.full(0, 0.1)
+    n = fd.steps_to_target(np.array([1.0]), target=0.1, steps=10, optimizer="momentum", **kw)
+    assert n.shape == (0,) and n.dtype == np.int64
+
+
+def test_every_beyond_the_run_records_step_zero_only():
+    lam = np.array([1.0])
+    for every in (11, 2**63, 10**30):
+        assert fd.expected_loss(lam, 0.1, steps=10, every=every).steps.tolist() == [0]
+        assert fd.simulate(lam, 0.1, steps=10, every=every).steps.tolist() == [0]
+
+
+@pytest.mark.parametrize("lr", [fd.exponential(0.1, gamma=0.5), fd.step(0.1, 0.5, 2),
+                                fd.exponential(0.1, gamma=0.99, decay_steps=1, staircase=True)])
+def test_constant_shrinkage_of_a_vanishing_rate_stays_finite(lr):
+    """λ_t = wd · η_0 / η_t overflowed to inf while η_t was subnormal, and inf · 0 made every
+    later update NaN; λ_t is now 0 from where η_t leaves the normal numbers."""
+    wd = fd.constant_shrinkage(lr, 0.01)
+    t = np.arange(0, 200_000, 7)
+    lam_t, eta = wd(t), lr(t)
+    assert np.all(np.isfinite(lam_t))
+    normal = eta >= np.finfo(np.float64).tiny
+    np.testing.assert_allclose(eta[normal] * lam_t[normal], 0.01 * 0.1, rtol=1e-10)  # (pow at t ~ 1e5: ~t ulp)
+    assert np.all(lam_t[~normal] == 0.0) and np.any(~normal)
+    steps = 3_000 if lr.params["gamma"] == 0.5 else 80_000
+    for optimizer in ("gd", "adamw"):
+        assert np.all(np.isfinite(fd.simulate(np.array([1.0]), lr, steps=steps, optimizer=optimizer,
+                                              weight_decay=wd).w))
+    assert np.isfinite(fd.expected_loss(np.array([1.0]), lr, steps=steps, weight_decay=wd, noise=0.1).final_loss)

@@ -235,7 +235,7 @@ def test_constant_shrinkage_refuses_a_zero_reference_rate_and_says_to_pass_refer
 ])
 def test_constant_shrinkage_reference_lr_keeps_the_closed_forms(lr):
     wd = fd.constant_shrinkage(lr, 0.02, reference_lr=0.3)
-    assert wd.kind != "constant_shrinkage" or lr.kind == "inverse_time"
+    assert wd.segments.shape[-2] <= 4   # a closed form, not a table of one segment a step
     t = np.arange(40)
     np.testing.assert_allclose(lr(t) * wd(t), 0.02 * 0.3, rtol=1e-12)
 

@@ -398,6 +398,18 @@ _BY_KIND: dict[str, Callable[..., FloatArray]] = {
 }
 
 
+def constant_shrinkage_lr(t: ArrayLike, lr: Callable[[ArrayLike], ArrayLike], weight_decay: ArrayLike,
+                          reference_lr: ArrayLike, total_steps: int | None = None) -> FloatArray:
+    """λ_t = weight_decay · reference_lr / η_t, 0 where η_t is below float64's smallest
+    normal number (or 0); held from ``total_steps`` on where given (a tabulated reciprocal)."""
+    t = _f(t)
+    if total_steps is not None:
+        t = np.minimum(t, float(total_steps))
+    eta = _f(lr(t))
+    normal = eta >= np.finfo(np.float64).tiny
+    return np.where(normal, _f(weight_decay) * _f(reference_lr) / np.where(normal, eta, 1.0), 0.0)
+
+
 def schedule_lr(s: Schedule, t: ArrayLike) -> FloatArray:
     """Rate of the ``fastdecay.Schedule`` ``s`` at step(s) ``t`` from its kind and params
     (never its segment table): shape ``broadcast(s.batch_shape, shape(t))``, like ``s(t)``.
@@ -428,6 +440,9 @@ def schedule_lr(s: Schedule, t: ArrayLike) -> FloatArray:
         axis = len(shape) - len(s.batch_shape)
         full = np.broadcast_to(t, shape)
         value = np.stack([schedule_lr(m, np.take(full, k, axis=axis)) for k, m in enumerate(p["schedules"])], axis)
+    elif kind == "constant_shrinkage":
+        value = constant_shrinkage_lr(t, lambda u: schedule_lr(p["lr"], u), p["weight_decay"], p["reference_lr"],
+                                      p.get("total_steps"))
     elif kind in _BY_KIND:
         value = _BY_KIND[kind](t, **p)
     else:
