@@ -284,3 +284,26 @@ def test_dict_config_values_go_through_the_shared_checks(table, key, value, need
     with pytest.raises(SweepConfigError) as info:
         parse_config(cfg)
     assert str(info.value) == needle or str(info.value).startswith(needle), str(info.value)
+
+
+def test_every_grid_point_has_a_label_of_its_own():
+    """Two [[optimizer]] tables of one kind were both labelled "momentum" (the summary,
+    to_xarray().sel and to_dataframe().groupby mixed them); a user's "a#1" next to two
+    "a" made a second "a#1"."""
+    cfg = {"run": {"steps": 5}, "curvatures": {"values": [1.0]},
+           "schedule": [{"kind": "constant", "lr": 0.1, "label": "a#1"}, {"kind": "constant", "lr": 0.2, "label": "a"},
+                        {"kind": "constant", "lr": 0.3, "label": "a"}],
+           "optimizer": [{"kind": "momentum", "momentum": 0.5}, {"kind": "momentum", "momentum": 0.9}, {"kind": "gd"}]}
+    config = parse_config(cfg)
+    assert [s["label"] for s in config["schedules"]] == ["a#1", "a#2", "a#3"]
+    assert [o["label"] for o in config["optimizers"]] == ["momentum#0", "momentum#1", "gd"]
+    r = fd.sweep(cfg, progress=False)
+    ds = r.to_xarray()
+    np.testing.assert_array_equal(ds.w.sel(optimizer="momentum#1").values, r.w[1])
+    assert r.to_dataframe().groupby("optimizer").size().to_dict() == {"gd": 3, "momentum#0": 3, "momentum#1": 3}
+
+
+def test_a_nested_list_of_curvatures_is_refused_by_key():
+    cfg = {"run": {"steps": 5}, "curvatures": {"values": [[1.0, 2.0]]}, "schedule": {"kind": "constant", "lr": 0.1}}
+    with pytest.raises(SweepConfigError, match=r"curvatures.values: must be a flat list of numbers, got \[\[1.0, 2.0\]\]"):
+        parse_config(cfg)

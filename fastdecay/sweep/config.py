@@ -196,6 +196,8 @@ def _normalise_curvatures(loc: _Locator, cur: Any) -> list[float]:
         if not isinstance(v, list) or not v:
             raise loc.error(f"must be a non-empty list of numbers, got {v!r}", "curvatures", None, key)
         lam = _checked(loc, "curvatures", None, key, V.real_array, v, low=0.0)
+        if lam.ndim != 1:
+            raise loc.error(f"must be a flat list of numbers, got {v!r}", "curvatures", None, key)
     else:
         if not (isinstance(v, list) and len(v) == 3):
             raise loc.error(f"must be [start, stop, count] with an integer count, got {v!r}", "curvatures", None, key)
@@ -269,12 +271,29 @@ def _normalise_schedules(loc: _Locator, specs: Any) -> list[dict[str, Any]]:
                 bad = next((k for k in point if str(exc).startswith(k)), None)
                 raise loc.error(str(exc), "schedule", i, bad) from None
             out.append(entry)
-    labels = [e["label"] for e in out]
+    for e, lab in zip(out, _unique([e["label"] for e in out])):
+        e["label"] = lab
+    return out
+
+
+def _unique(labels: list[str]) -> list[str]:
+    """The labels with every one given more than once numbered by its position (``a#0``,
+    ``a#3``), skipping numbers that would make another label: a label names one grid
+    point (the summary's rows, ``to_xarray().sel``, ``to_dataframe().groupby``).
+
+    >>> _unique(["a#1", "a", "a", "b"])
+    ['a#1', 'a#2', 'a#3', 'b']
+    """
+    taken = set(labels)
+    out = []
     for k, lab in enumerate(labels):
         if labels.count(lab) > 1:
-            labels[k] = f"{lab}#{k}"
-    for e, lab in zip(out, labels):
-        e["label"] = lab
+            n = k
+            while f"{lab}#{n}" in taken:
+                n += 1
+            lab = f"{lab}#{n}"
+            taken.add(lab)
+        out.append(lab)
     return out
 
 
@@ -441,6 +460,8 @@ def _normalise_optimizers(loc: _Locator, specs: Any, mode: str) -> list[dict[str
                 shown.setdefault("on_drop", full["on_drop"])
             full["label"] = _label(base, shown)
             out.append(full)
+    for e, lab in zip(out, _unique([e["label"] for e in out])):
+        e["label"] = lab
     return out
 
 
