@@ -62,7 +62,13 @@ makes it, and state tensors move to their parameter's
 device and dtype (as in torch, a tensor that has them already is taken as it is,
 not copied). As in torch, the checkpoint's hyperparameters replace the
 optimizer's: to run a schedule on from a torch checkpoint, set
-``group["lr"] = schedule`` after loading (the step counts came with the state).
+``group["lr"] = schedule`` after loading. torch's Adam and AdamW keep their step
+counts up to date, so the schedule goes on from the right step. torch's SGD keeps
+none: after loading its checkpoint (or a fastdecay SGD checkpoint that torch's SGD
+then trained on: it carries the saved ``step`` along unchanged) set the count a
+schedule should go on from, ``optimizer.state[p]["step"] = torch.tensor(n, dtype=
+torch.float32)`` for each parameter ``p``, or the schedule restarts near step 0 (or
+at the stale count).
 
 ``GradScaler`` works as with torch's fused optimizers: the scaler hands the
 step ``grad_scale`` and ``found_inf`` and a step with an inf/NaN gradient
