@@ -24,8 +24,11 @@ $(VENV)/.test: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.demo
 	$(BIN)/python -m fastdecay demo --out demo-out
 
+# Every kernel compiled first (one family per process), then the suite on two worker
+# processes (pytest-xdist): the workers load the kernels instead of both compiling them.
 test: $(VENV)/.test
-	$(BIN)/python -m pytest -q --benchmark-disable
+	$(BIN)/python -m fastdecay compile --jobs 2
+	$(BIN)/python -m pytest -q --benchmark-disable -n 2
 
 bench: $(VENV)/.test
 	mkdir -p .benchmarks

@@ -309,7 +309,9 @@ class Schedule(V.ScheduleBase):
 
         A float for one step of one schedule, else a float64 array of shape
         ``np.broadcast_shapes(batch_shape, np.shape(t))``; a CPU torch tensor for a
-        tensor of steps, a device array for device steps (CuPy, CUDA torch).
+        tensor of steps, a device array for device steps (CuPy, CUDA torch). Steps
+        are integers from 0 to 2**53 (beyond it float64, which every kernel computes
+        in, no longer tells t from t + 1).
         """
         backend = backend_of(t)
         if D.on_device(backend):
