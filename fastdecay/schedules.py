@@ -466,6 +466,8 @@ def _eval_points(table: FloatArray, rows: np.ndarray, steps: np.ndarray, out: np
 def _short(v: object) -> str:
     if isinstance(v, Schedule):
         return repr(v)
+    if isinstance(v, (list, tuple)) and any(np.ndim(x) for x in v):  # levels of several shapes (piecewise)
+        return "[" + ", ".join(map(_short, v)) + "]"
     a = np.asarray(v)
     if a.ndim == 0:
         return f"{a.item():g}" if a.dtype.kind == "f" else repr(a.item())

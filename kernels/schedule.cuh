@@ -194,10 +194,13 @@ FD_HD bool table_jumps(const double* r, const double* seg, double t) {
     return fall > 2.0 * fmax(earlier, later);
 }
 
-FD_HD bool row_steps(const double* r, const double* seg, double t) {
+// staircase_steps of one primitive row; inside: only a plateau change after its
+// first plateau (not the one it starts with at its origin).
+FD_HD bool row_steps(const double* r, const double* seg, double t, bool inside) {
     int kind = (int)seg[KIND];
     if ((kind == KIND_EXPONENTIAL || kind == KIND_INVERSE_TIME) && seg[P0 + 3] != 0.0) {
         double tau = t - seg[ORIGIN];
+        if (inside && tau < 1.0) return false;
         return floor(tau / seg[P0 + 2]) != floor((tau - 1.0) / seg[P0 + 2]);
     }
     if (kind == KIND_TABULATED) return table_jumps(r, seg, t);
@@ -205,17 +208,18 @@ FD_HD bool row_steps(const double* r, const double* seg, double t) {
 }
 
 // True where segment k moves to a new plateau between t - 1 and t: a staircase
-// primitive's next plateau, a table's step, or either in a factor of a product.
-FD_HD bool staircase_steps(const double* r, int k, double t) {
+// primitive's next plateau, a table's step, or either in a factor of a product
+// (inside: not counting a primitive's first plateau, at its origin).
+FD_HD bool staircase_steps(const double* r, int k, double t, bool inside = false) {
     const double* seg = r + k * WIDTH;
     if ((int)seg[KIND] == KIND_PRODUCT) {
         const int first = (int)seg[P0];
         const int last = first + (int)seg[P0 + 1];
         for (int f = first; f < last; ++f)
-            if (row_steps(r, r + f * WIDTH, t)) return true;
+            if (row_steps(r, r + f * WIDTH, t, inside)) return true;
         return false;
     }
-    return row_steps(r, seg, t);
+    return row_steps(r, seg, t, inside);
 }
 
 // True where the rate may jump at step t: a segment starts in (t - 1, t], or a
@@ -228,11 +232,28 @@ FD_HD bool is_boundary(const double* table, int n_segments, i64 row, double t) {
     return staircase_steps(r, k, t);
 }
 
+// True where segment k starts at step t with its formula's origin there (or, for a
+// product, a factor's): a join's piece, a warmup's end; not one-cycle's phases.
+FD_HD bool begins_at(const double* r, int k, double t) {
+    const double* seg = r + k * WIDTH;
+    if (seg[START] != t) return false;
+    if ((int)seg[KIND] == KIND_PRODUCT) {
+        const int first = (int)seg[P0];
+        const int last = first + (int)seg[P0 + 1];
+        for (int f = first; f < last; ++f)
+            if (r[f * WIDTH + ORIGIN] == t) return true;
+        return false;
+    }
+    return seg[ORIGIN] == t;
+}
+
 // eta_t / eta_{t-1} where the rate falls discontinuously at t, else 1 (on_drop):
-// a staircase plateau change, or a segment boundary where the pieces do not meet,
-// that is where neither piece carried across the boundary lands within one
-// step's change of either piece from the other side's rate (the rule of
-// drop_ratio in fastdecay/_cpu/schedule.py).
+// a staircase plateau change (also on a segment boundary), or a segment boundary
+// where the pieces do not meet: where the new piece begins at t (its origin), where
+// the piece before carried on to t differs from the new piece's rate by more than
+// 1e-9 relative; elsewhere, where neither piece carried across the boundary lands
+// within one step's change of either piece from the other side's rate (the rule
+// of drop_ratio in fastdecay/_cpu/schedule.py).
 FD_HD double drop_ratio(const double* table, int n_segments, i64 row, double t) {
     if (t < 1.0) return 1.0;
     const double* r = table + row * (i64)n_segments * WIDTH;
@@ -242,9 +263,11 @@ FD_HD double drop_ratio(const double* table, int n_segments, i64 row, double t) 
     double before = segment_rate(r, j, t - 1.0);
     if (!(now < before && before > 0.0)) return 1.0;
     if (k == j) return staircase_steps(r, k, t) ? now / before : 1.0;
+    if (staircase_steps(r, k, t, true)) return now / before;
     double carried_on = is_level(r, j) ? before : segment_rate(r, j, t);
-    double carried_back = is_level(r, k) ? now : segment_rate(r, k, t - 1.0);
     if (carried_on != carried_on) carried_on = before;  // not a number: carried as the level
+    if (begins_at(r, k, t)) return fabs(carried_on - now) <= 1e-9 * before ? 1.0 : now / before;
+    double carried_back = is_level(r, k) ? now : segment_rate(r, k, t - 1.0);
     if (carried_back != carried_back) carried_back = now;
     double own_step = fmax(fabs(carried_on - before), fabs(now - carried_back));
     if (fabs(carried_on - now) <= own_step || fabs(carried_back - before) <= own_step) return 1.0;

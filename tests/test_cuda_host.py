@@ -287,6 +287,13 @@ def factory_schedules():
         "piecewise_right": fd.piecewise([10, 20, 300], [0.1, 0.05, 0.2, 0.001], closed="right"),
         "inverse_sqrt_timescale": fd.inverse_sqrt(0.1, 100, timescale=1000),
         "stack_with_tables": fd.stack([fd.tabulated([0.3, 0.2, 0.1]), fd.cosine(0.1, 90) * fd.step(1.0, 0.5, 9)]),
+        # drops on a segment boundary: a staircase factor falling where a warmup ends, a level
+        # followed by a piece that starts lower (to 0)
+        "staircase_at_warmup_end": fd.exponential(1.0, gamma=0.5, decay_steps=4, staircase=True)
+        * fd.warmup(fd.constant(0.1), 4),
+        "join_into_warmup": fd.join([fd.constant(0.02), fd.warmup(fd.constant(0.3), 3)], [5]),
+        "join_into_warmup_scaled": fd.join([fd.multistep(0.02, 0.8, [50]), fd.warmup(fd.step(0.2, 0.8, 11), 3)], [36])
+        * 0.5,
     }
 
 

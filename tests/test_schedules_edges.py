@@ -122,3 +122,18 @@ def test_a_table_at_a_tensor_of_steps_is_a_tensor():
     assert isinstance(got, torch.Tensor) and got.dtype == torch.float64
     assert got.tolist() == s.table(np.array([0, 10, 25])).tolist()
     assert s.table(torch.tensor([3]), dtype=np.float32).dtype == torch.float32
+
+
+def test_repr_of_piecewise_levels_of_several_shapes():
+    s = fd.piecewise([10, 20], [0.3, np.array([0.2, 0.1]), 0.05])
+    assert repr(s) == "fd.piecewise(boundaries=[10., 20.], values=[0.3, [0.2, 0.1], 0.05], batch_shape=(2,))"
+    with pytest.raises(ValueError, match=r"lr must be a number or a scalar schedule .* got batch_shape \(2,\)"):
+        fd.sgd_step(np.ones(3), np.ones(3), step=0, lr=s)
+
+
+def test_reference_of_a_stack_of_one_broadcasts_against_the_steps():
+    import fastdecay.reference as ref
+
+    s = fd.stack([fd.step(1.0, 0.5, 2)])
+    t = np.arange(6)
+    assert ref.schedule_lr(s, t).tolist() == s(t).tolist() == [1.0, 1.0, 0.5, 0.5, 0.25, 0.25]

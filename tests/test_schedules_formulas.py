@@ -404,6 +404,31 @@ def test_no_drop_where_the_rate_is_continuous(s):
     assert drops(s, 1100) == {}
 
 
+def test_drops_on_a_segment_boundary():
+    """A staircase factor that falls where another factor's segment ends (a warmup's end),
+    and a level followed by a piece that starts lower, fall discontinuously: the buffer
+    policies act there (they were taken for pieces that meet)."""
+    stair = fd.exponential(1.0, gamma=0.5, decay_steps=4, staircase=True)
+    assert drops(stair * fd.warmup(fd.constant(0.1), 4), 14) == pytest.approx({4: 0.05 / 0.075, 8: 0.5, 12: 0.5})
+    assert drops(fd.join([fd.constant(0.02), fd.warmup(fd.constant(0.3), 3)], [5]), 12) == {5: 0.0}
+    assert drops(fd.join([fd.constant(0.5), fd.linear(0.3, 0.0, 10)], [5]), 20) == {5: 0.3 / 0.5}
+    scaled = fd.join([fd.multistep(0.02, 0.8, [50]), fd.warmup(fd.step(0.2, 0.8, 11), 3)], [36]) * 0.5
+    assert drops(scaled, 60) == pytest.approx({36: 0.0, 50: 0.8})   # the same through a product
+    # pieces that meet on the step stay free of drops
+    assert drops(fd.join([fd.linear(1.0, 0.5, 5), fd.linear(0.5, 0.0, 10)], [5]), 20) == {}
+    assert drops(fd.join([fd.linear(1.0, 0.5, 5), fd.step(0.5, 0.5, 3)], [5]), 12) == {8: 0.5, 11: 0.5}  # the step's own
+
+
+def test_on_drop_acts_at_a_staircase_fall_on_a_warmups_end():
+    s = fd.exponential(1.0, gamma=0.5, decay_steps=4, staircase=True) * fd.warmup(fd.constant(0.1), 4)
+    w, buf = np.ones(1), np.zeros(1)
+    seen = []
+    for t in range(10):
+        fd.sgd_step(w, np.ones(1), step=t, lr=s, momentum=0.5, momentum_buffer=buf, on_drop="reset")
+        seen.append(float(buf[0]))
+    assert seen == [1.0, 1.5, 1.75, 1.875, 1.0, 1.5, 1.75, 1.875, 1.0, 1.5]   # reset at 4 and 8
+
+
 def test_warmup_into_step_keeps_the_step_drops():
     assert drops(fd.warmup(fd.step(1.0, 0.9, 5), 10), 30) == pytest.approx({15: 0.9, 20: 0.9, 25: 0.9})
 

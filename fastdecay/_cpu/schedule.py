@@ -234,10 +234,14 @@ def _table_jumps(segs, seg, t):
 
 
 @njit(cache=True)
-def _row_steps(segs, seg, t):
+def _row_steps(segs, seg, t, inside):
+    """``_staircase_steps`` of one primitive row; ``inside``: only a plateau change after
+    its first plateau (not the one it starts with at its origin)."""
     kind = int(seg[KIND])
     if (kind == EXPONENTIAL or kind == INVERSE_TIME) and seg[P0 + 3] != 0.0:
         tau = t - seg[ORIGIN]
+        if inside and tau < 1.0:
+            return False
         return math.floor(tau / seg[P0 + 2]) != math.floor((tau - 1.0) / seg[P0 + 2])
     if kind == TABULATED:
         return _table_jumps(segs, seg, t)
@@ -245,17 +249,18 @@ def _row_steps(segs, seg, t):
 
 
 @njit(cache=True)
-def _staircase_steps(segs, k, t):
+def _staircase_steps(segs, k, t, inside=False):
     """True where segment k moves to a new plateau between t - 1 and t: a staircase
-    primitive's next plateau, a table's step, or either in a factor of a product."""
+    primitive's next plateau, a table's step, or either in a factor of a product
+    (``inside``: not counting a primitive's first plateau, at its origin)."""
     seg = segs[k]
     if int(seg[KIND]) == PRODUCT:
         first = int(seg[P0])
         for f in range(first, first + int(seg[P0 + 1])):
-            if _row_steps(segs, segs[f], t):
+            if _row_steps(segs, segs[f], t, inside):
                 return True
         return False
-    return _row_steps(segs, seg, t)
+    return _row_steps(segs, seg, t, inside)
 
 
 @njit(cache=True)
@@ -270,19 +275,44 @@ def is_boundary(table, row, t):
     return _staircase_steps(table[row], k, t)
 
 
+_MEET = 1e-9  # two pieces meet at a boundary on a step when they agree to this, relative
+
+
+@njit(cache=True)
+def _begins_at(segs, k, t):
+    """True where segment k starts at step ``t`` with its formula's origin there (or, for a
+    product, a factor's): a join's piece, a warmup's end; not one-cycle's phases, whose
+    formulas start at pct_start·total_steps − 1, before their first step."""
+    seg = segs[k]
+    if seg[START] != t:
+        return False
+    if int(seg[KIND]) == PRODUCT:
+        first = int(seg[P0])
+        for f in range(first, first + int(seg[P0 + 1])):
+            if segs[f, ORIGIN] == t:
+                return True
+        return False
+    return seg[ORIGIN] == t
+
+
 @njit(cache=True)
 def drop_ratio(table, row, t):
     """eta_t / eta_{t-1} where the rate falls discontinuously at ``t``, else 1.
 
     The momentum ``on_drop`` options act on this. A drop is a fall of the rate at a
     staircase plateau change (step, staircase exponential / inverse time, a table's
-    step), or at a segment boundary (multistep, piecewise, join) where the two pieces
-    do not meet.
-    Pieces meet when the piece before, carried on to ``t``, or the piece after,
-    carried back to ``t − 1``, lands within one step's change of either piece from
-    the other side's rate (constant and staircase pieces are carried as their level;
-    a carried value that is not a number counts as the level too). So one-cycle's
-    phase change, warmup's end and joined lines that meet are not drops.
+    step; also where it falls on a segment boundary, as a staircase factor of a
+    product does at a warmup's end), or at a segment boundary (multistep, piecewise,
+    join) where the two pieces do not meet. Where the new piece begins at ``t``
+    itself (its formula's origin: a join's boundary, a warmup's end) the pieces meet
+    when the piece before, carried on to ``t``, gives the new piece's rate to 1e-9
+    relative (continuous there). Elsewhere (one-cycle's phases, whose formulas start
+    at pct_start·total_steps − 1, between or on steps) they meet when the piece
+    before, carried on to ``t``, or the piece after, carried back to ``t − 1``,
+    lands within one step's change of either piece from the other side's rate. Constant and staircase pieces
+    are carried as their level; a carried value that is not a number counts as the
+    level too. So one-cycle's phase change, warmup's end and joined lines that meet
+    are not drops; a level followed by a piece that starts lower is one.
     """
     if t < 1.0:
         return 1.0
@@ -295,10 +325,14 @@ def drop_ratio(table, row, t):
         return 1.0
     if k == j:
         return now / before if _staircase_steps(segs, k, t) else 1.0
+    if _staircase_steps(segs, k, t, True):
+        return now / before
     carried_on = before if _is_level(segs, j) else segment_rate(segs, j, t)
-    carried_back = now if _is_level(segs, k) else segment_rate(segs, k, t - 1.0)
     if carried_on != carried_on:
         carried_on = before
+    if _begins_at(segs, k, t):
+        return 1.0 if abs(carried_on - now) <= _MEET * before else now / before
+    carried_back = now if _is_level(segs, k) else segment_rate(segs, k, t - 1.0)
     if carried_back != carried_back:
         carried_back = now
     own_step = max(abs(carried_on - before), abs(now - carried_back))

@@ -439,7 +439,11 @@ def schedule_lr(s: Schedule, t: ArrayLike) -> FloatArray:
         # the stacked axis is the first batch axis: counted from the end of the broadcast shape
         axis = len(shape) - len(s.batch_shape)
         full = np.broadcast_to(t, shape)
-        value = np.stack([schedule_lr(m, np.take(full, k, axis=axis)) for k, m in enumerate(p["schedules"])], axis)
+        members = p["schedules"]
+        if len(members) == 1:  # a stacked axis of 1 broadcasts against the steps' axis: its one member everywhere
+            value = schedule_lr(members[0], full)
+        else:
+            value = np.stack([schedule_lr(m, np.take(full, k, axis=axis)) for k, m in enumerate(members)], axis)
     elif kind == "constant_shrinkage":
         value = constant_shrinkage_lr(t, lambda u: schedule_lr(p["lr"], u), p["weight_decay"], p["reference_lr"],
                                       p.get("total_steps"))
