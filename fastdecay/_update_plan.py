@@ -150,7 +150,8 @@ def _torch_info(x):
     info.address = x.data_ptr()
     info.dense = _dense(info.shape, info.strides)
     info.device = x.get_device() if x.is_cuda else None
-    return info, True
+    # a tensor made under torch.inference_mode() takes no in-place update outside it (torch refuses)
+    return info, not (x.is_inference() and not sys.modules["torch"].is_inference_mode_enabled())
 
 
 def _array_info(x, backend):
@@ -310,7 +311,9 @@ def build(backend, listed, streams, state_dtype):
             lab = label(name, k, listed)
             info, writeable = _inspect(x, lab, backend, pname)
             if role != "grad" and not writeable:
-                raise ValueError(f"{lab} must be writeable (it is updated in place), got a read-only array")
+                torch_tensor = backend in (TORCH_CPU, TORCH_CUDA)
+                what = "an inference tensor (made under torch.inference_mode())" if torch_tensor else "a read-only array"
+                raise ValueError(f"{lab} must be writeable (it is updated in place), got {what}")
             if role != "grad" and not info.dense and _may_overlap_itself(info.shape, info.strides):
                 raise ValueError(f"{lab} must not overlap itself in memory (it is updated in place), got shape "
                                  f"{info.shape} with strides {info.strides} (elements): an expanded, broadcast "
@@ -396,6 +399,9 @@ def plan_for(backend, listed, streams, state_dtype, options_key):
         return plan
     plan = build(backend, listed, streams, state_dtype)
     plan.ids = ids
+    # written inference tensors (accepted inside torch.inference_mode()): the plan holds only there
+    plan.inference = plan.torch and any(x.is_inference() for _, _, arrays, role in streams if role != "grad"
+                                        for x in arrays)
     plan.grad_refs = _weak(next(arrays for _, _, arrays, role in streams if role == "grad"))
     try:
         callback = _forget(key)
@@ -412,6 +418,8 @@ def plan_for(backend, listed, streams, state_dtype, options_key):
 def _still_valid(plan, ids, streams):
     """Re-check a cached plan against this call's arrays (the cheap checks); new gradients
     are checked and written into the plan's tables. False: build a new plan."""
+    if plan.inference and not sys.modules["torch"].is_inference_mode_enabled():
+        return False
     data_ptr = plan.data_ptr
     for s, (_, _, arrays, role) in enumerate(streams):
         if role == "grad":

@@ -420,3 +420,23 @@ def test_a_cached_plan_sees_torch_tensors_changed_in_place(change):
     if change == "resize_":  # the elements past the resized tensor are not written
         after = torch.tensor([], dtype=torch.float64).set_(p.untyped_storage())
         assert torch.equal(after[4:], storage[4:])
+
+
+def test_inference_tensors_are_written_only_inside_inference_mode():
+    """torch refuses an in-place update of a tensor made under torch.inference_mode() outside
+    it; so does every fused update, before writing anything, on a first call or a reused plan."""
+    torch = pytest.importorskip("torch")
+    with torch.inference_mode():
+        w, buf = torch.ones(3), torch.zeros(3)
+        fd.sgd_step(w, torch.ones(3), step=0, lr=0.1, momentum=0.9, momentum_buffer=buf)  # allowed there
+    before = w.clone(), buf.clone()
+    for _ in range(2):  # the cached plan must not carry the call out of inference mode
+        with pytest.raises(ValueError, match=r"param must be writeable .* got an inference tensor"):
+            fd.sgd_step(w, torch.ones(3), step=1, lr=0.1, momentum=0.9, momentum_buffer=buf)
+        assert torch.equal(w, before[0]) and torch.equal(buf, before[1])
+    fresh = torch.ones(3)
+    with torch.inference_mode():
+        done = torch.zeros(3)
+    with pytest.raises(ValueError, match=r"momentum_buffer must be writeable .* inference tensor"):
+        fd.sgd_step(fresh, torch.ones(3), step=0, lr=0.1, momentum=0.9, momentum_buffer=done)
+    assert torch.equal(fresh, torch.ones(3))
