@@ -33,8 +33,10 @@ arrays). A later call with the same arrays re-checks only what can change
 cheaply — identity of every array; the data pointer of torch tensors (moved by
 ``p.data = ...``) and their layout (``t_()``, ``resize_()``, ``as_strided_()``
 change it in place: contiguity and element count where the plan's tensors are
-row-major, else shape and strides); dtype, shape, strides and the writeable flag
-of NumPy arrays — and launches; gradients that are new objects (torch makes a
+row-major, else shape and strides) and the parameters' dtypes (``p.data =
+p.data.view(torch.float16)`` re-types a bfloat16 parameter in place); dtype,
+shape, strides (and, written ones, the writeable flag) of NumPy arrays, kept
+gradients included — and launches; gradients that are new objects (torch makes a
 new ``.grad`` each backward) are checked for dtype, device, shape, strides and
 overlap, a few attribute reads each. Anything else that differs builds a new
 plan.
@@ -429,22 +431,34 @@ def _still_valid(plan, ids, streams):
         if plan.torch:
             if list(map(data_ptr, arrays)) != plan.pointers[s] or not _same_torch_layout(plan, s, arrays):
                 return False
-        else:
-            numpy = plan.backend == NUMPY
-            for x, info in zip(arrays, plan.infos[s]):
-                if (x.dtype != info.array_dtype or x.shape != info.shape or x.strides != info.byte_strides
-                        or numpy and not x.flags.writeable):
-                    return False
+            # (the parameters' dtypes: ``p.data = p.data.view(torch.float16)`` re-types a bfloat16
+            # parameter at the same address with the same layout, and the kernel reads its elements)
+            if role == "param" and list(map(_DTYPE, arrays)) != plan.torch_dtypes:
+                return False
+        elif not _same_arrays(plan, s, arrays, written=True):
+            return False
     g = next(s for s, stream in enumerate(streams) if stream[3] == "grad")
     grads = streams[g][2]
     # the same ids are the same gradients only while the plan's gradients are alive (an id is
     # reused once its object is freed, as a temporary gradient of the last call is); with no
     # references kept (None: the gradients were new at the last call) they are checked again
     if (ids[g] == plan.ids[g] and plan.grad_refs is not None and not any(map(_dead, plan.grad_refs))
-            and (not plan.torch or list(map(data_ptr, grads)) == plan.pointers[g]
-                 and _same_torch_layout(plan, g, grads))):
+            and (list(map(data_ptr, grads)) == plan.pointers[g] and _same_torch_layout(plan, g, grads)
+                 if plan.torch else _same_arrays(plan, g, grads, written=False))):
         return True
     return _new_grads(plan, g, grads, ids[g])
+
+
+def _same_arrays(plan, s, arrays, written):
+    """Whether the NumPy / CuPy arrays of stream ``s`` kept the dtype, shape, strides (and,
+    ``written`` NumPy ones, the writeable flag) the plan was built on: the ``shape``,
+    ``strides`` and ``dtype`` setters change them in place."""
+    numpy = written and plan.backend == NUMPY
+    for x, info in zip(arrays, plan.infos[s]):
+        if (x.dtype != info.array_dtype or x.shape != info.shape or x.strides != info.byte_strides
+                or numpy and not x.flags.writeable):
+            return False
+    return True
 
 
 def _torch_layout(infos):

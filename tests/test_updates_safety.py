@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
@@ -440,3 +441,41 @@ def test_inference_tensors_are_written_only_inside_inference_mode():
     with pytest.raises(ValueError, match=r"momentum_buffer must be writeable .* inference tensor"):
         fd.sgd_step(fresh, torch.ones(3), step=0, lr=0.1, momentum=0.9, momentum_buffer=done)
     assert torch.equal(fresh, torch.ones(3))
+
+
+def test_a_reused_plan_sees_numpy_gradients_changed_in_place():
+    """A kept NumPy gradient whose strides, shape or dtype are set in place is read as it is
+    now (or refused as a fresh call refuses it), not through the cached plan's old layout."""
+    w, g = np.zeros((3, 3)), np.arange(9.0).reshape(3, 3)
+    fd.sgd_step(w, g, step=0, lr=1.0)
+    w[...] = 0.0
+    with warnings.catch_warnings():            # (the strides setter is deprecated, not gone)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        g.strides = (8, 24)                    # g now reads as its transpose
+    fd.sgd_step(w, g, step=1, lr=1.0)
+    np.testing.assert_array_equal(-w, g)
+    g2 = np.arange(9.0).reshape(3, 3)
+    fd.sgd_step(w, g2, step=0, lr=1.0)
+    before = w.copy()
+    g2.shape = (9,)
+    with pytest.raises(ValueError, match=r"grad must have the shape of its parameter \(3, 3\), got \(9,\)"):
+        fd.sgd_step(w, g2, step=1, lr=1.0)
+    g2.shape = (3, 3)
+    g2.dtype = np.float32                      # the same bytes, read as 18 float32 numbers
+    with pytest.raises((TypeError, ValueError), match="grad must have the"):
+        fd.sgd_step(w, g2, step=1, lr=1.0)
+    np.testing.assert_array_equal(w, before)
+
+
+def test_a_reused_plan_sees_a_parameter_retyped_in_place():
+    """``p.data = p.data.view(torch.float16)`` keeps the address and layout of a bfloat16
+    parameter: the plan is rebuilt and the kernel reads float16, as a fresh call does."""
+    torch = pytest.importorskip("torch")
+    p, g = torch.ones(4, dtype=torch.bfloat16), torch.ones(4, dtype=torch.bfloat16)
+    fd.sgd_step(p, g, step=0, lr=0.5)
+    p.data = p.data.view(torch.float16)
+    g.data = g.data.view(torch.float16)
+    p.fill_(1.0)
+    g.fill_(1.0)
+    fd.sgd_step(p, g, step=1, lr=0.5)
+    assert p.dtype == torch.float16 and p.tolist() == [0.5] * 4
