@@ -309,10 +309,11 @@ def drop_ratio(table, row, t):
     relative (continuous there). Elsewhere (one-cycle's phases, whose formulas start
     at pct_start·total_steps − 1, between or on steps) they meet when the piece
     before, carried on to ``t``, or the piece after, carried back to ``t − 1``,
-    lands within one step's change of either piece from the other side's rate. Constant and staircase pieces
-    are carried as their level; a carried value that is not a number counts as the
-    level too. So one-cycle's phase change, warmup's end and joined lines that meet
-    are not drops; a level followed by a piece that starts lower is one.
+    lands within one step's change of either piece from the other side's rate.
+    Constant and staircase pieces are carried as their level; a carried value that
+    is not a number counts as the level too. So one-cycle's phase change, warmup's
+    end and joined lines that meet are not drops; a level followed by a piece that
+    starts lower is one.
     """
     if t < 1.0:
         return 1.0
