@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Everything a lent GPU is for, in one call: the GPU test suite, the GPU doctests,
-# then the GPU benchmarks (1e8 and 1e9 AdamW, simulation, schedule tables), with
-# every log and JSON written to one folder and a short summary printed last.
+# Everything a lent GPU is for, in one call: the GPU test suites, the GPU doctests,
+# then the GPU benchmarks (models' parameter lists and noisy simulations against
+# torch and JAX, 1e8 and 1e9 AdamW, simulation, schedule tables), with every log and
+# JSON written to one folder and a short summary printed last.
 #
 #   bash bench/gpu_check.sh [OUT_DIR] [PYTHON]       (defaults: .benchmarks/gpu, python3)
-#   PHASES="tests bench" bash bench/gpu_check.sh     (a subset of: tests doctests bench bench1e9 cold)
+#   PHASES="tests bench" bash bench/gpu_check.sh     (a subset of: models tests doctests simulate bench bench1e9 cold)
+#
+# The CPU kernels (the tests' reference) compile in the background while the model
+# lists are timed (those need no CPU kernel); the tests wait for them.
 #
 # Needs CuPy and a CUDA device; torch with CUDA for the torch rows. Runs from a
 # source checkout (PYTHONPATH=repo root) or an installed fastdecay. Each phase
@@ -18,7 +22,8 @@ mkdir -p "$OUT_DIR"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 export CUPY_CACHE_DIR="${CUPY_CACHE_DIR:-$PWD/.cupy-cache}"
 T0=$(date +%s)
-PHASES=${PHASES:-tests doctests bench bench1e9 cold}
+PHASES=${PHASES:-models tests doctests simulate bench bench1e9 cold}
+JOBS=${JOBS:-8}  # pytest-xdist workers for the GPU tests
 phase() { echo "=== $1 ($(( $(date +%s) - T0 )) s)"; }
 want() { [[ " $PHASES " == *" $1 "* ]]; }
 
@@ -40,13 +45,21 @@ EOF
 
 # Numba compiles the CPU kernels the GPU results are compared with: all of them
 # first, in parallel worker processes, into the on-disk cache the tests then load.
-phase "compile the CPU kernels"
-timeout 120 "$PY" -m fastdecay compile > "$OUT_DIR/compile.log" 2>&1 || tail -5 "$OUT_DIR/compile.log"
+phase "compile the CPU kernels (background)"
+(timeout 240 "$PY" -m fastdecay compile > "$OUT_DIR/compile.log" 2>&1 || tail -5 "$OUT_DIR/compile.log") &
+COMPILE=$!
 
-want tests && phase "GPU tests" && timeout 240 "$PY" -m pytest -m gpu tests/test_gpu.py -q -rs --tb=short -p no:cacheprovider \
-    --junitxml="$OUT_DIR/tests.xml" 2>&1 | tee "$OUT_DIR/tests.log" | tail -60
+want models && phase "models' parameter lists (bench/gpu_models.py)" && timeout 300 "$PY" bench/gpu_models.py "$OUT_DIR" models \
+    > "$OUT_DIR/models.log" 2>&1; want models && grep -A40 "copy ceiling" "$OUT_DIR/models.log" | tail -16
+phase "waiting for the CPU kernels"
+wait $COMPILE
+
+want tests && phase "GPU tests" && timeout 300 "$PY" -m pytest -m gpu tests/test_gpu.py tests/test_gpu_paths.py -q -rs --tb=short \
+    -p no:cacheprovider -n "$JOBS" --junitxml="$OUT_DIR/tests.xml" 2>&1 | tee "$OUT_DIR/tests.log" | tail -60
 want doctests && phase "GPU doctests" && timeout 60 "$PY" -m pytest fastdecay/_gpu -q -p no:cacheprovider 2>&1 | tee "$OUT_DIR/doctests.log" | tail -15
 
+want simulate && phase "noisy simulations against torch and JAX (bench/gpu_models.py)" && timeout 240 "$PY" bench/gpu_models.py \
+    "$OUT_DIR" simulate > "$OUT_DIR/simulate.log" 2>&1; want simulate && grep "trajectory-steps/s$" "$OUT_DIR/simulate.log"
 want bench && phase "GPU benchmarks (1e8 AdamW, simulation, tables)" && timeout 150 "$PY" -m pytest bench/bench_gpu.py --benchmark-only -q -p no:cacheprovider \
     --benchmark-columns=median,iqr,ops --benchmark-json="$OUT_DIR/bench.json" > "$OUT_DIR/bench.log" 2>&1
 want bench && tail -5 "$OUT_DIR/bench.log"
