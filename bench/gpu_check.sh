@@ -49,16 +49,16 @@ phase "compile the CPU kernels (background)"
 (timeout 240 "$PY" -m fastdecay compile > "$OUT_DIR/compile.log" 2>&1 || tail -5 "$OUT_DIR/compile.log") &
 COMPILE=$!
 
-want models && phase "models' parameter lists (bench/gpu_models.py)" && timeout 300 "$PY" bench/gpu_models.py "$OUT_DIR" models \
+want models && phase "models' parameter lists (bench/gpu_models.py)" && timeout 150 "$PY" bench/gpu_models.py "$OUT_DIR" models \
     > "$OUT_DIR/models.log" 2>&1; want models && grep -A40 "copy ceiling" "$OUT_DIR/models.log" | tail -16
 phase "waiting for the CPU kernels"
 wait $COMPILE
 
-want tests && phase "GPU tests" && timeout 300 "$PY" -m pytest -m gpu tests/test_gpu.py tests/test_gpu_paths.py -q -rs --tb=short \
+want tests && phase "GPU tests" && timeout 240 "$PY" -m pytest -m gpu tests/test_gpu.py tests/test_gpu_paths.py -q -rs --tb=short \
     -p no:cacheprovider -n "$JOBS" --junitxml="$OUT_DIR/tests.xml" 2>&1 | tee "$OUT_DIR/tests.log" | tail -60
 want doctests && phase "GPU doctests" && timeout 60 "$PY" -m pytest fastdecay/_gpu -q -p no:cacheprovider 2>&1 | tee "$OUT_DIR/doctests.log" | tail -15
 
-want simulate && phase "noisy simulations against torch and JAX (bench/gpu_models.py)" && timeout 240 "$PY" bench/gpu_models.py \
+want simulate && phase "noisy simulations against torch and JAX (bench/gpu_models.py)" && timeout 150 "$PY" bench/gpu_models.py \
     "$OUT_DIR" simulate > "$OUT_DIR/simulate.log" 2>&1; want simulate && grep "trajectory-steps/s$" "$OUT_DIR/simulate.log"
 want bench && phase "GPU benchmarks (1e8 AdamW, simulation, tables)" && timeout 150 "$PY" -m pytest bench/bench_gpu.py --benchmark-only -q -p no:cacheprovider \
     --benchmark-columns=median,iqr,ops --benchmark-json="$OUT_DIR/bench.json" > "$OUT_DIR/bench.log" 2>&1
