@@ -323,6 +323,14 @@ def build(backend, listed, streams, state_dtype):
             column.append(info)
         infos.append(column)
         written_flags.append(role != "grad")
+    if backend in (TORCH_CUDA, CUPY):
+        # one launch per group runs on one device: a pointer of another GPU's memory in its
+        # table would be read and written from the wrong device, unordered with that device's work
+        first = infos[0][0].device if infos[0] else None
+        for k, p in enumerate(infos[0]):
+            if p.device != first:
+                raise ValueError(f"{label(pname, k, listed)} is on GPU {p.device} but {label(pname, 0, listed)} is on "
+                                 f"GPU {first}: one call updates the tensors of one device (one call per device)")
     state_of = []
     for k, p in enumerate(infos[0]):
         if p.dtype not in PARAM_DTYPES:

@@ -141,6 +141,7 @@ _DIM = torch.Tensor.dim
 _STRIDE = torch.Tensor.stride
 _IS_CONTIGUOUS = torch.Tensor.is_contiguous
 _STORAGE_OFFSET = torch.Tensor.storage_offset
+_GET_DEVICE = torch.Tensor.get_device
 _STEP = operator.itemgetter("step")
 _NO_STATE: frozenset[str] = frozenset()
 
@@ -449,23 +450,34 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
                 if not _whole_count(count):
                     raise ValueError(f"the step state of param_groups[{g}].params[{index[k]}] must hold a whole "
                                      f"number of steps from 0 to 2**53, got {count!r}")
-        # (step count, whether its buffers start at it after step 0) -> the positions of the parameters
-        parts: dict[tuple[int, bool], Any]
-        if counts.count(counts[0]) == len(counts) and not late:
-            parts = {(int(counts[0]), False): range(len(params))}
+        # a group over several GPUs (a model split across devices) takes one call per device
+        devices: list[int] | None = None
+        if params[0].is_cuda:
+            devices = list(map(_GET_DEVICE, params))
+            if devices.count(devices[0]) == len(devices):
+                devices = None
+        # (step count, whether its buffers start at it after step 0, GPU or None) -> the
+        # positions of the parameters
+        parts: dict[tuple[int, bool, int | None], Any]
+        if counts.count(counts[0]) == len(counts) and not late and devices is None:
+            parts = {(int(counts[0]), False, None): range(len(params))}
         else:
             parts = {}
             for k, count in enumerate(counts):
-                parts.setdefault((int(count), k in late and count > 0), []).append(k)
+                key = (int(count), k in late and count > 0, devices[k] if devices is not None else None)
+                parts.setdefault(key, []).append(k)
         calls: list[tuple[Callable[[], None], torch.Tensor | list[torch.Tensor]]] = []
-        for (t, starts), part in parts.items():
+        for (t, starts, device), part in parts.items():
             first_step = t if starts else None
+            scale = grad_scale
+            if device is not None and isinstance(scale, torch.Tensor) and scale.get_device() != device:
+                scale = scale.to(params[part[0]].device, non_blocking=True)  # as torch's fused step does
             try:
                 if len(part) == len(params):  # the usual step: every parameter at one count
-                    launch = self._call(group, params, grads, states, t, grad_scale, first_step)
+                    launch = self._call(group, params, grads, states, t, scale, first_step)
                 else:
                     launch = self._call(group, [params[k] for k in part], [grads[k] for k in part],
-                                        [states[k] for k in part], t, grad_scale, first_step)
+                                        [states[k] for k in part], t, scale, first_step)
             except (TypeError, ValueError) as err:
                 raise type(err)(self._name_tensors(str(err), g, [index[k] for k in part])) from None
             calls.append((launch, base if base is not None else [steps[k] for k in part]))

@@ -383,3 +383,85 @@ def test_expected_loss_on_device_matches_cpu(optimizer):
     np.testing.assert_array_equal(
         cp.asnumpy(cp.asarray(fd.steps_to_target(cp.asarray(lam), target=target, **kw))),
         np.asarray(fd.steps_to_target(lam, target=target, **kw)))
+
+
+# ----------------------------------------------------------------------------- CUDA graphs, devices
+
+
+def test_captured_graph_keeps_its_tables_after_many_other_calls():
+    """A captured update reads the device tables of its capture at every replay: 600 eager
+    calls with other tables afterwards (more than the cache of device tables keeps) must
+    not free them. Replays then follow the schedule as eager CPU calls do."""
+    rng = np.random.default_rng(1)
+    n = 4099
+    host = [rng.standard_normal(n), rng.standard_normal(n), np.zeros(n), np.zeros(n)]
+    w, g, m, v = (cp.asarray(x) for x in host)
+    step = cp.zeros((), dtype=cp.int64)
+    lr = fd.cosine(1e-2, 40)
+
+    def body():
+        fd.adamw_step(w, g, m, v, step=step, lr=lr, weight_decay=0.1)
+        cp.add(step, 1, out=step)
+
+    body()  # warm-up: the tables go to the device
+    w[...], m[...], v[...], step[...] = cp.asarray(host[0]), 0, 0, 0
+    stream = cp.cuda.Stream(non_blocking=True)
+    with stream:
+        stream.begin_capture()
+        body()
+        graph = stream.end_capture()
+    others = [cp.ones(7) for _ in range(3)]
+    for k in range(600):  # another lr table each call
+        fd.sgd_step(others[0], others[1], step=0, lr=1e-3 * (1 + k / 1000))
+    cp.cuda.Device().synchronize()
+    cp.get_default_memory_pool().free_all_blocks()
+    junk = cp.full(1 << 20, np.nan)  # reuses freed device memory, if any was freed
+    for _ in range(40):
+        graph.launch(stream)
+    stream.synchronize()
+    del junk
+    hw, hg, hm, hv = host
+    for t in range(40):
+        fd.adamw_step(hw, hg, hm, hv, step=t, lr=lr, weight_decay=0.1)
+    np.testing.assert_allclose(cp.asnumpy(w), hw, rtol=1e-10, atol=1e-12)
+
+
+def test_capture_of_a_call_never_made_before_is_refused_by_name():
+    """Tables are copied to the device before a capture, not during it (a captured copy from
+    the host would read a buffer after it is gone): a first call inside a capture is
+    refused with what to do, and nothing is recorded in its place."""
+    w, g, m, v = cp.ones(1001), cp.ones(1001), cp.zeros(1001), cp.zeros(1001)
+    stream = cp.cuda.Stream(non_blocking=True)
+    with stream:
+        stream.begin_capture()
+        try:
+            with pytest.raises(RuntimeError, match="before the capture"):
+                fd.adamw_step(w, g, m, v, step=0, lr=fd.exponential(0.123, gamma=0.977))
+        finally:
+            stream.end_capture()
+    np.testing.assert_array_equal(cp.asnumpy(w), 1.0)
+
+
+@pytest.mark.skipif(N_GPUS < 2, reason="needs two GPUs")
+def test_torch_adamw_over_a_model_split_across_two_gpus():
+    """One parameter group over two GPUs (a model split across devices): one call a device,
+    the same weights as torch's fused AdamW on the same split model."""
+    from fastdecay.torch import AdamW
+
+    torch.manual_seed(0)
+    a, b = torch.nn.Linear(16, 32).to("cuda:0"), torch.nn.Linear(32, 4).to("cuda:1")
+    ra, rb = torch.nn.Linear(16, 32).to("cuda:0"), torch.nn.Linear(32, 4).to("cuda:1")
+    ra.load_state_dict(a.state_dict())
+    rb.load_state_dict(b.state_dict())
+    opt = AdamW([*a.parameters(), *b.parameters()], lr=1e-2)
+    ref = torch.optim.AdamW([*ra.parameters(), *rb.parameters()], lr=1e-2, fused=True)
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(20):
+        x, y = torch.randn(8, 16, generator=gen), torch.randn(8, 4, generator=gen)
+        for (l1, l2), o in (((a, b), opt), ((ra, rb), ref)):
+            o.zero_grad()
+            torch.nn.functional.mse_loss(l2(l1(x.to("cuda:0")).relu().to("cuda:1")), y.to("cuda:1")).backward()
+            o.step()
+    for p, r in zip([*a.parameters(), *b.parameters()], [*ra.parameters(), *rb.parameters()]):
+        assert p.device == r.device
+        torch.testing.assert_close(p, r)

@@ -29,6 +29,9 @@ xp = cp
 
 _CONSTANTS_MAX = 512
 _constants = collections.OrderedDict()
+# Entries a captured CUDA graph reads: a graph keeps their addresses for every replay, so
+# they are never evicted (the LRU cache above would free them to CuPy's pool after 512 others).
+_captured = {}
 
 
 @functools.cache
@@ -104,16 +107,36 @@ def constant(array, device):
     """A cached device copy of the host array ``array`` (read-only by contract)."""
     key, owner = _plan.constant_key(array)
     key = (device,) + key
+    capturing = _capturing()
     hit = _constants.get(key)
+    if hit is None or hit[0] is not owner:
+        hit = _captured.get(key)
     if hit is not None and hit[0] is owner:
-        _constants.move_to_end(key)
+        if key in _constants:
+            _constants.move_to_end(key)
+        if capturing:
+            _captured[key] = hit
         return hit[1]
+    if capturing:
+        # a copy from the host cannot be captured (its source would have to outlive the graph):
+        # the tables must be on the device before capture
+        raise RuntimeError("a CUDA graph is being captured, and this call's tensor or schedule tables are not on the "
+                           "device yet: make the same call once before the capture (a warm-up with the tensors, "
+                           "schedules and options the graph will use), so that the capture finds them there")
     with cp.cuda.Device(device):
         value = cp.asarray(np.ascontiguousarray(array))
     _constants[key] = (owner, value)
     while len(_constants) > _CONSTANTS_MAX:
         _constants.popitem(last=False)
     return value
+
+
+def _capturing():
+    """Whether the current stream is capturing a CUDA graph."""
+    try:
+        return bool(cp.cuda.get_current_stream().is_capturing())
+    except Exception:  # a CuPy without the query, or a stream it cannot ask
+        return False
 
 
 def current_device():

@@ -33,7 +33,10 @@ def propagate(mw, mb, sww, swb, sbb, lam, lam_rows, var, var_rows, inv_batch, co
     if n_blocks != 1 or partial.shape[1] != 1:
         raise ValueError(f"the GPU kernel records into one column block, got n_blocks={n_blocks}")
     device = rt.device_of(mw)
-    tiles = (int(d) + _plan.THREADS - 1) // _plan.THREADS
+    # a block covers coordinates of one trajectory: no wider than d needs, in whole warps (the
+    # record sums are warp reductions), so that few coordinates leave few threads idle
+    threads = min(_plan.THREADS, 32 * ((int(d) + 31) // 32))
+    tiles = (int(d) + threads - 1) // threads
     with rt.context(device):
         tables = [rt.constant(a, device) for a in (lam, lam_rows, var, var_rows, inv_batch, coef_rows)]
         coef = rt.xp.asarray(coef)  # a new table every chunk: copied, not cached
@@ -44,7 +47,7 @@ def propagate(mw, mb, sww, swb, sbb, lam, lam_rows, var, var_rows, inv_batch, co
                  ("i64", n), ("i64", int(d)), ("i64", tiles), ("i64", int(first_step)), ("i64", int(n_steps)),
                  ("i64", int(every)), ("i64", int(first_record)), ("ptr", _null_if_empty(partial)),
                  ("i64", partial.shape[2])]
-        rt.launch("expected.cu", "expected_propagate", n * tiles, _plan.THREADS, args, device)
+        rt.launch("expected.cu", "expected_propagate", n * tiles, threads, args, device)
 
 
 def weighted_sums(sww, lam, lam_rows, d, out):
