@@ -103,7 +103,9 @@ def figure(curves, dim, path):
     right.set_title("best η ∝ B until curvature caps it\n(heavy ball's effective rate is η/(1 − β))", fontsize=10)
     right.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    from fastdecay.plots import save  # (creates the figure's folder)
+
+    save(fig, path, dpi=110)
 
 
 def main(argv=None, out=print):

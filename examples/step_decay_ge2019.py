@@ -84,7 +84,9 @@ def figure(kappas, results, path):
     right.set_title("the polynomial schedule's gap grows with κ")
     right.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    from fastdecay.plots import save  # (creates the figure's folder)
+
+    save(fig, path, dpi=110)
 
 
 def main(argv=None, out=print):

@@ -184,8 +184,11 @@ def _positive_float(text: str) -> float:
 
 
 def _positive_int(text: str) -> int:
-    value = _nonnegative_int(text)
-    if value == 0:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
 
@@ -262,7 +265,8 @@ def _add_schedule_command(commands: Any) -> None:
         common = p.add_argument_group("output")
         common.add_argument("--steps", type=_nonnegative_int, required=True, metavar="N", help="last step shown")
         common.add_argument("--every", type=_positive_int, default=1, metavar="K", help="show steps 0, K, 2K, ... <= N")
-        common.add_argument("--format", choices=("table", "csv", "json"), default="table", help="default table")
+        common.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                            help="default table (json writes a rate that is not finite as null)")
         common.add_argument("--plot", metavar="FILE.png", help="also draw the rates into this PNG (needs matplotlib)")
         common.add_argument(
             "--warmup", type=_nonnegative_int, default=0, metavar="W",
@@ -309,8 +313,10 @@ def _print_schedule(schedule: S.Schedule, steps: np.ndarray, columns: dict[str, 
     when asked)."""
     if fmt == "json":
         doc = {"schedule": repr(schedule), "step": steps.tolist()}
-        doc.update({name: values.tolist() for name, values in columns.items()})
-        out.write(json.dumps(doc) + "\n")
+        # JSON has no inf or NaN: a rate that is not finite (an overflowing growth) is null
+        doc.update({name: [x if math.isfinite(x) else None for x in values.tolist()]
+                    for name, values in columns.items()})
+        out.write(json.dumps(doc, allow_nan=False) + "\n")
         return
     if fmt == "csv":
         out.write(",".join(["step", *columns]) + "\n")
@@ -458,7 +464,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 except OSError as exc:
                     message = f"cannot write the figures into --out {args.out}: {exc.strerror or exc}"
                     raise _fail(args, message) from None
-            return _demo.run(out_dir=args.out, plots=not args.no_plots, out=out)
+            try:
+                return _demo.run(out_dir=args.out, plots=not args.no_plots, out=out)
+            except OSError as exc:  # a figure that cannot be written (a read-only folder, a folder of its name)
+                where = exc.filename or args.out
+                raise _fail(args, f"cannot write the figures into --out {args.out} ({where}: "
+                                  f"{exc.strerror or exc})") from None
         if args.command == "compile":
             from . import _precompile
             from ._gpu import INSTALL_HINT

@@ -104,10 +104,11 @@ def _as_result(a: Any) -> Any:
 
 
 def stability_onset(schedule: Schedule, curvature: RealArrayLike, *, max_steps: int) -> int | NDArray[np.int64]:
-    """The first step t < ``max_steps`` with η_t · λ < 2, or −1 if there is none.
+    """The first step t < ``max_steps`` with 0 < η_t · λ < 2, or −1 if there is none.
 
-    From that step on (while the rate keeps decaying) gradient descent on the
-    direction of curvature λ contracts: |1 − η_t λ| < 1. Vectorised: one value
+    From that step on (while the rate keeps decaying, and above 0) gradient descent
+    on the direction of curvature λ contracts: |1 − η_t λ| < 1. A direction of
+    curvature λ <= 0 never contracts (−1), nor does a step at rate 0. Vectorised: one value
     per λ and schedule, shape ``broadcast(schedule.batch_shape, curvature.shape)``.
     No torch/optax counterpart.
 
@@ -136,7 +137,8 @@ def stability_onset(schedule: Schedule, curvature: RealArrayLike, *, max_steps: 
     lam_b = lam.reshape((1,) * (len(shape) - lam.ndim) + lam.shape)[..., None]
     lead = (1,) * (len(shape) - len(s.batch_shape))
     for a, rates in _rate_blocks(s, max_steps, shape):
-        stable = np.broadcast_to(rates * lam_b < 2.0, shape + rates.shape[-1:])
+        product = rates * lam_b
+        stable = np.broadcast_to((product > 0.0) & (product < 2.0), shape + rates.shape[-1:])
         hit = stable.any(axis=-1) & undecided
         onset[hit] = a + np.argmax(stable, axis=-1)[hit]
         undecided &= ~hit

@@ -466,6 +466,8 @@ def expected_loss(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: 
     backend = _backend(problem, curvature)
     batch, d = problem.batch, problem.d
     n_rec = steps // every + 1 if every else 0
+    if every and isinstance(backend, _CpuBackend):  # the recorded sums and the loss, before any of it is made
+        V.fits_in_memory("every", every, (2, int(np.prod(batch, dtype=np.int64)), n_rec), 8)
     runs = []
     for part, per_batch in _parts(problem, curvature, schedule, arguments):
         moments = _Moments(part, backend)

@@ -1061,7 +1061,8 @@ def wsd(lr: RealArrayLike, total_steps: RealArrayLike, *, warmup_steps: RealArra
     V.broadcast(lr=lr, total_steps=T, warmup_steps=W, decay_steps=D, end_lr=end_lr, start_lr=start_lr)
     if np.any(W + D > T):
         raise ValueError(
-            f"warmup_steps + decay_steps must not exceed total_steps, got {warmup_steps!r} + {D!r} > {total_steps!r}"
+            f"warmup_steps + decay_steps must not exceed total_steps, got {V.shown(warmup_steps)} + "
+            f"{V.shown(D.tolist() if D.ndim else int(D))} > {V.shown(total_steps)}"
         )
     d0 = T - D
     if decay == "linear":

@@ -381,6 +381,8 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
         xp, device = np, contextlib.nullcontext()
     has_buffer = bool(rule.buffers)
     n_rec = steps // every + 1 if every else 0
+    if every and not on_gpu:  # the recorded loss, displacement and rate, before any of it is made
+        V.fits_in_memory("every", every, (3, n, n_rec), np.dtype(dt).itemsize)
     lr_src, wd_src, mom_src = p.sources
     with device:
         # the state is made where it lives: a device curvature never visits the host

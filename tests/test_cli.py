@@ -295,3 +295,23 @@ def test_demo_recovers_signed_weights_from_the_recording():
     w = _demo.signed_weights(rec, lam)
     for t in (1, 7, 26, 43, 60):
         np.testing.assert_allclose(w[:, t], fd.simulate(lam[:, None], sched, steps=t, **kw).w[:, 0], rtol=1e-9)
+
+
+def test_json_writes_rates_that_are_not_finite_as_null(capsys):
+    code, out, _ = run_cli(capsys, "schedule", "exponential", "--lr", "1", "--gamma", "10", "--steps", "400",
+                           "--every", "100", "--format", "json")
+    assert code == 0 and "Infinity" not in out
+    assert json.loads(out)["lr"] == [1.0, 1e100, 1e200, 1e300, None]
+
+
+def test_demo_figure_that_cannot_be_written_is_exit_2(tmp_path, capsys):
+    (tmp_path / "lr.png").mkdir()  # the first figure's path is taken by a folder
+    code, out, err = run_cli(capsys, "demo", "--out", str(tmp_path))
+    assert code == 2
+    assert "cannot write the figures into --out" in err and "lr.png" in err and "Traceback" not in err
+    assert "stability onset" in out  # the table came first
+
+
+def test_compile_jobs_must_be_positive(capsys):
+    code, _, err = run_cli(capsys, "compile", "--jobs", "-3")
+    assert code == 2 and "expected a positive integer, got '-3'" in err

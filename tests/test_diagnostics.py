@@ -19,7 +19,7 @@ def test_stability_onset_seed_example():
 
 def _onset_loop(rates, lam):
     for t, r in enumerate(rates):
-        if r * lam < 2:
+        if 0 < r * lam < 2:  # |1 - r lam| < 1
             return t
     return -1
 
@@ -34,7 +34,14 @@ def test_stability_onset_vectorised_against_loop(monkeypatch):
     rates = s.table(60)
     want = [[_onset_loop(rates[i], l) for l in lam] for i in range(4)]
     assert got.tolist() == want
-    assert got[3, 3] == -1 and np.all(got[:, 4] == 0)
+    # (a direction of negative curvature never contracts: |1 - eta lambda| > 1 at any rate)
+    assert got[3, 3] == -1 and np.all(got[:, 4] == -1)
+
+
+def test_stability_onset_of_flat_and_negative_curvature_and_zero_rates():
+    assert fd.stability_onset(fd.step(0.1, 0.5, 10), [-1.0, 0.0, 5.0], max_steps=10).tolist() == [-1, -1, 0]
+    # a warmup from 0: step 0 (rate 0) does not contract
+    assert fd.stability_onset(fd.warmup(fd.constant(0.1), 5), 1.0, max_steps=10) == 1
 
 
 def test_stability_onset_zero_steps_and_bad_input():

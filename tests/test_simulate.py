@@ -569,3 +569,10 @@ def test_schedule_batch_must_broadcast_with_curvature_batch():
         fd.simulate(np.ones((4, 2)), 0.1, weight_decay=fd.constant([0.1, 0.2, 0.3]), steps=3)
     with pytest.raises(ValueError, match="schedule"):
         fd.simulate(np.ones((4, 2)), -0.1, steps=3)
+
+
+def test_recordings_that_cannot_fit_in_memory_are_refused_by_name_before_any_work():
+    with pytest.raises(ValueError, match=r"every=1 asks for a result of shape \(3, 4096, 1000001\)"):
+        fd.simulate(np.ones((4096, 1)), 0.01, steps=10**6, every=1)
+    with pytest.raises(ValueError, match=r"every=1 asks for a result of shape \(2, 40960, 1000001\)"):
+        fd.expected_loss(np.ones((40960, 1)), 0.01, steps=10**6, every=1)

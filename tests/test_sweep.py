@@ -307,3 +307,26 @@ def test_a_nested_list_of_curvatures_is_refused_by_key():
     cfg = {"run": {"steps": 5}, "curvatures": {"values": [[1.0, 2.0]]}, "schedule": {"kind": "constant", "lr": 0.1}}
     with pytest.raises(SweepConfigError, match=r"curvatures.values: must be a flat list of numbers, got \[\[1.0, 2.0\]\]"):
         parse_config(cfg)
+
+
+def test_kinds_take_the_command_line_spelling_too():
+    """``kind = "one-cycle"`` is ``one_cycle`` (the command line takes both), in schedules and
+    in an optimizer's scheduled momentum."""
+    base = {"run": {"steps": 20}, "curvatures": {"values": [1.0]}}
+    hyphen = parse_config(dict(base, schedule=[{"kind": "one-cycle", "max_lr": 0.1, "total_steps": 20}],
+                               optimizer=[{"kind": "momentum", "momentum": {"kind": "inverse-sqrt", "lr": 0.9, "warmup_steps": 2}}]))
+    under = parse_config(dict(base, schedule=[{"kind": "one_cycle", "max_lr": 0.1, "total_steps": 20}],
+                              optimizer=[{"kind": "momentum", "momentum": {"kind": "inverse_sqrt", "lr": 0.9, "warmup_steps": 2}}]))
+    assert hyphen["schedules"] == under["schedules"] and hyphen["optimizers"] == under["optimizers"]
+
+
+def test_sweep_without_matplotlib_says_it_drew_no_figures(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib raises ImportError
+    out = tmp_path / "out"
+    assert main(["sweep", str(write(tmp_path, SMALL)), "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "no figures: matplotlib is not installed" in printed
+    assert (out / "results.npz").exists() and not (out / "figures").exists()
+    assert main(["sweep", str(write(tmp_path, SMALL)), "--out", str(tmp_path / "b"), "--no-progress",
+                 "--no-plots"]) == 0
+    assert "no figures" not in capsys.readouterr().out  # asked for none: nothing to say

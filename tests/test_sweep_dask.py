@@ -93,3 +93,18 @@ def test_expected_sweep_on_the_cluster_is_bit_identical_to_local(cluster, tmp_pa
     np.testing.assert_array_equal(remote.loss, local.loss)
     np.testing.assert_array_equal(remote.second_moment, local.second_moment)
     np.testing.assert_array_equal(fd.load_sweep(tmp_path / "out").w, local.w)
+
+
+@pytest.mark.parametrize("address", ["notanaddress", "tcp://127.0.0.1", "localhost:abc"])
+def test_malformed_scheduler_address_is_one_line_and_makes_no_client(tmp_path, capsys, address):
+    """A malformed address is refused before a Client is made (a Client refused halfway
+    through its start prints a traceback from its finaliser and waits its timeout)."""
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text('[run]\nsteps = 10\n[curvatures]\nvalues = [1.0]\n[[schedule]]\nkind = "constant"\nlr = 0.1\n')
+    started = time.monotonic()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(distributed, "Client", lambda *a, **k: pytest.fail("a Client was made"))
+        code = main(["sweep", str(cfg), "--out", str(tmp_path / "out"), "--scheduler", address, "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "is not a Dask scheduler address" in err and err.count("\n") == 1
+    assert time.monotonic() - started < 1.0

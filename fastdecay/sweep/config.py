@@ -247,6 +247,8 @@ def _normalise_schedules(loc: _Locator, specs: Any) -> list[dict[str, Any]]:
         if not isinstance(spec, dict):
             raise loc.error(f"must be a table, got {spec!r}", "schedule", i)
         kind = spec.get("kind")
+        if isinstance(kind, str):
+            kind = kind.replace("-", "_")  # the command line's spelling ("one-cycle") too
         if kind is None:
             raise loc.error(f"missing required key 'kind' (one of {', '.join(kinds)})", "schedule", i)
         if kind not in kinds:
@@ -352,6 +354,8 @@ def _momentum_value(loc: _Locator, i: int, key: str, value: Any, check: Callable
                         "optimizer", i, key)
     kinds = S.SCHEDULE_KINDS
     kind = value.get("kind")
+    if isinstance(kind, str):
+        kind = kind.replace("-", "_")  # the command line's spelling ("one-cycle") too
     if kind not in kinds:
         raise loc.error(f"a schedule table needs kind = one of {', '.join(kinds)}, got {kind!r}", "optimizer", i,
                         key)

@@ -150,6 +150,15 @@ def _connect(scheduler: str, timeout: float) -> Client:
     except ImportError:
         raise SweepConfigError("--scheduler needs dask.distributed: pip install 'fastdecay[distributed]'") from None
     try:
+        # the address first: a Client refused halfway through its start waits in its finaliser
+        from distributed.comm.addressing import normalize_address, parse_address, parse_host_port
+
+        scheme, location = parse_address(normalize_address(scheduler))
+        if scheme in ("tcp", "tls"):
+            parse_host_port(location)
+    except ValueError as exc:
+        raise SweepConfigError(f"--scheduler {scheduler!r} is not a Dask scheduler address ({exc})") from None
+    try:
         return Client(scheduler, timeout=f"{timeout}s", set_as_default=False)
     except (OSError, TimeoutError) as exc:
         raise SchedulerUnreachable(
@@ -303,17 +312,21 @@ def sweep(config: str | os.PathLike[str] | dict[str, Any], out: str | os.PathLik
                    f"{' (resumed)' if done else ''}\n\n")
         echo.write(res.summary() + "\n")
     if out_dir is not None:
+        no_matplotlib = False
         if plots is None:
             try:
                 import matplotlib  # noqa: F401
 
                 plots = True
             except ImportError:
-                plots = False
+                plots, no_matplotlib = False, True
         if plots:
             figures = res.plot(os.path.join(out_dir, "figures"))
             if echo is not None:
                 echo.write(f"\nresults: {os.path.join(out_dir, 'results.npz')}, figures: {', '.join(figures)}\n")
+        elif no_matplotlib and echo is not None:
+            echo.write(f"\nresults: {os.path.join(out_dir, 'results.npz')}; no figures: matplotlib is not installed "
+                       "(pip install 'fastdecay[plot]')\n")
     return res
 
 
