@@ -64,6 +64,10 @@ def _simulate(dtype):
         fd.simulate(lam, shared, steps=4, optimizer=optimizer, dtype=dtype)
         fd.simulate(lam, per_trajectory, steps=4, optimizer=optimizer, dtype=dtype, every=2, noise=0.1,
                     weight_decay=per_trajectory)
+    # recording trajectories longer than a tile (d > 1024) under shared rates: a kernel of its own
+    long = np.ones((1, 1025))
+    fd.simulate(long, shared, steps=4, dtype=dtype, every=2)
+    fd.simulate(long, shared, steps=4, dtype=dtype, every=2, noise=0.1)
 
 
 def _expected():

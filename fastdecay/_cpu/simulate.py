@@ -208,6 +208,20 @@ def _signature(dt, noisy):
     )
 
 
+def _recorded_signature(dt, noisy):
+    """``_recorded_element_tiles``'s argument types (as ``_signature``'s, its subset)."""
+    state = types.Array(dt, 1, "C")
+    rec = types.Array(dt, 2, "C")
+    scratch, lanes = (types.Array(float64, 3, "C"), RO_UINT64) if noisy else (types.none, types.none)
+    return void(
+        state, state, state, types.Array(dt, 1, "C", readonly=True), int64, int64,   # w, buf, sq, lam, d, opt
+        TABLE, RO_INT64, RO_FLOAT64, float64[::1], float64[::1], float64[::1],    # lr source, wd and mom states
+        RO_SCALARS, float64, float64, int64,                                        # step_scalars, options
+        scratch, uint64, uint64, lanes, lanes, dt,                                  # noise
+        int64, int64, int64, rec, rec, rec,                                         # steps, recording
+    )
+
+
 _KERNELS = {}
 
 
@@ -239,15 +253,26 @@ def simulate_chunk(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_stat
     noiseless user never waits for the other builds. A noisy call gets its scratch
     here: two float64 rows of draws per thread (even and odd steps), one tile's lanes each."""
     noisy = noise != 0.0
-    kernel = _KERNELS.get((w.dtype, noisy))
-    if kernel is None:
-        dt = float32 if w.dtype == np.float32 else float64
-        kernel = _KERNELS[w.dtype, noisy] = njit(_signature(dt, noisy), parallel=True, cache=True)(_simulate_chunk)
+    dt = float32 if w.dtype == np.float32 else float64
     if noisy:
         scratch = np.empty((numba.config.NUMBA_NUM_THREADS, 2, tile_lanes(d)))
         scratch = (scratch, *noise_lanes(d))
     else:
         scratch = (None, None, None)
+    if every > 0 and d > TILE_ELEMENTS and not (lr_rows.shape[0] or wd_rows.shape[0] or mom_rows.shape[0]):
+        # recording trajectories longer than a tile under shared rates: a kernel of its own,
+        # compiled only where it is used (it would add a third to the main kernel's compile)
+        kernel = _KERNELS.get((w.dtype, noisy, "recorded"))
+        if kernel is None:
+            kernel = _KERNELS[w.dtype, noisy, "recorded"] = njit(_recorded_signature(dt, noisy), parallel=True,
+                                                                 cache=True)(_recorded_element_tiles)
+        kernel(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state, step_scalars,
+               beta2, eps, on_drop, scratch[0], np.uint64(seed), np.uint64(offset), scratch[1], scratch[2],
+               w.dtype.type(noise), first_step, n_steps, every, rec_loss, rec_disp, rec_lr)
+        return
+    kernel = _KERNELS.get((w.dtype, noisy))
+    if kernel is None:
+        kernel = _KERNELS[w.dtype, noisy] = njit(_signature(dt, noisy), parallel=True, cache=True)(_simulate_chunk)
     kernel(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_state, wd_table, wd_rows, wd_ratio, wd_state,
            mom_table, mom_rows, mom_ratio, mom_state, step_scalars, beta2, eps, on_drop, noise, seed, offset,
            first_step, n_steps, every, rec_loss, rec_disp, rec_lr, *scratch)
@@ -303,13 +328,9 @@ def _simulate_chunk(w, buf, sq, lam, d, opt,
     # the vector loops: shared weight decay and momentum, and shared rates or one coordinate
     fast_ok = (d == 1 or not per_lr) and not per_wd and not per_mom
     sigma = w.dtype.type(noise)
-    # recording trajectories longer than a tile under shared rates: element tiles for the
-    # unrecorded steps, each recorded step trajectory by trajectory
-    if fast_ok and not per_lr and every > 0 and d > TILE_ELEMENTS:
-        _recorded_element_tiles(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state,
-                                step_scalars, beta2, eps, on_drop, noise_scratch, seed, offset, lane_trajectory,
-                                lane_coordinate, sigma, first_step, n_steps, every, rec_loss, rec_disp, rec_lr)
-        return
+    # (recording trajectories longer than a tile under shared rates, d > TILE_ELEMENTS, is
+    # ``_recorded_element_tiles``'s, which ``simulate_chunk`` calls instead; here it would
+    # take whole-trajectory tiles, with the same bits)
     tile = max(1, TILE_ELEMENTS // d)
     # under shared rates without recording every element takes the same update, apart
     # from the others: tiles of TILE_ELEMENTS elements, whatever d (a tile may start
@@ -397,7 +418,6 @@ def _simulate_chunk(w, buf, sq, lam, d, opt,
                 s += 1
 
 
-@njit(parallel=True, cache=True)
 def _recorded_element_tiles(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state,
                             step_scalars, beta2, eps, on_drop, noise_scratch, seed, offset, lane_trajectory,
                             lane_coordinate, sigma, first_step, n_steps, every, rec_loss, rec_disp, rec_lr):
