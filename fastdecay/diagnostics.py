@@ -150,7 +150,13 @@ def stability_onset(schedule: Schedule, curvature: RealArrayLike, *, max_steps: 
 
 
 class EscapeProbability(NamedTuple):
-    """``per_step[..., t]`` = p_t, ``cumulative[..., t]`` = 1 − Π_{τ ≤ t} (1 − p_τ)."""
+    """``per_step[..., t]`` = p_t, ``cumulative[..., t]`` = 1 − Π_{τ ≤ t} (1 − p_τ).
+
+    >>> import fastdecay as fd
+    >>> r = fd.escape_probability(fd.constant(1.0), barrier=[1.0, 2.0], c=1.0, steps=3)
+    >>> r.per_step.shape, r.cumulative[:, -1].round(4).tolist()    # 1 - (1 - e^-barrier)^3
+    ((2, 3), [0.7474, 0.3535])
+    """
 
     per_step: FloatArray
     cumulative: FloatArray

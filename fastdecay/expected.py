@@ -77,6 +77,13 @@ class ExpectedLoss(Generic[_ArrayT]):
     both ``None`` without ``every``. The arrays are of the curvature's array type
     (``ExpectedLoss[np.ndarray]`` for NumPy input, ``ExpectedLoss[torch.Tensor]`` for
     torch input).
+
+    >>> import fastdecay as fd
+    >>> res = fd.expected_loss([1.0, 4.0], fd.constant(0.1), steps=20, noise=0.5, every=10)
+    >>> round(res.final_loss, 4), res.mean.round(4).tolist(), res.second_moment.round(4).tolist()
+    (0.0217, [0.1216, 0.0], [0.0277, 0.0039])
+    >>> res.steps.tolist(), res.loss.round(4).tolist()
+    ([0, 10, 20], [2.5, 0.0745, 0.0217])
     """
 
     final_loss: _ArrayT
@@ -617,6 +624,13 @@ class BatchScaling:
     0 no gain); ``min_steps`` S_min and ``min_examples`` E_min (fewest steps and
     fewest examples B·steps over the reached batch sizes); ``critical_batch_size``
     E_min / S_min (nan if nothing was reached).
+
+    >>> import fastdecay as fd
+    >>> s = fd.batch_size_scaling([1, 2, 4, 8], [400, 200, 100, 100])    # one setting
+    >>> s.steps.tolist(), s.slope.round(3).tolist()
+    ([400, 200, 100, 100], [-1.0, -1.0, 0.0])
+    >>> s.min_steps, s.min_examples, s.critical_batch_size
+    (100.0, 400.0, 4.0)
     """
 
     batch_size: FloatArray
@@ -694,7 +708,16 @@ def batch_size_scaling(batch_size: RealArrayLike, steps: RealArrayLike) -> Batch
 class AdamCompensatingDecay:
     """What ``fd.adam_compensating_decay`` returns: ``rate`` λ (per step; negative: a
     growth), ``effective_step`` (the fitted constant S / η0) and ``residual`` (root
-    mean square of the log-domain fit, 0 for a perfect fit)."""
+    mean square of the log-domain fit, 0 for a perfect fit).
+
+    >>> import fastdecay as fd
+    >>> fit = fd.adam_compensating_decay(100, betas=(0.99, 0.999))
+    >>> round(fit.rate, 4), round(fit.effective_step, 4), round(fit.residual, 4)
+    (0.01, 0.9526, 0.2027)
+    >>> s = fd.exponential(1.0, rate=fit.rate)      # rate >= 0 here: a decay
+    >>> fd.adam_effective_step(s, 100, betas=(0.99, 0.999))[[10, 50, 99]].round(3).tolist()
+    [0.905, 1.092, 0.765]
+    """
 
     rate: float
     effective_step: float

@@ -202,6 +202,13 @@ class Schedule(V.ScheduleBase):
     ``np.shape(t)``); ``s.table(n)`` is the rate at steps ``0 .. n-1`` with shape
     ``batch_shape + (n,)``. ``s.segments`` is the packed table every kernel reads,
     ``s.kind`` the factory that made it and ``s.params`` its validated arguments.
+
+    >>> import fastdecay as fd
+    >>> s = fd.step(lr=0.1, gamma=0.5, period=[10, 20])     # an array parameter: a batch of two
+    >>> s.kind, s.batch_shape, s.table(3).shape
+    ('step', (2,), (2, 3))
+    >>> s(15).tolist(), s[1]
+    ([0.05, 0.1], fd.step(lr=0.1, gamma=0.5, period=20))
     """
 
     __slots__ = ("_segments", "_kind", "_params")

@@ -107,6 +107,13 @@ class SimulationResult(Generic[_ArrayT]):
     The arrays are of the curvature's array type (``SimulationResult[np.ndarray]``
     for NumPy input, ``SimulationResult[torch.Tensor]`` for torch input, CuPy
     arrays for CuPy input).
+
+    >>> import fastdecay as fd
+    >>> res = fd.simulate([[0.5], [4.5]], fd.constant(0.5), steps=4, every=2)
+    >>> res.w.round(4).tolist(), res.diverged     # (1 - 0.5 λ)^4: λ = 4.5 grows but stays finite
+    ([[0.3164], [2.4414]], 0)
+    >>> res.steps.tolist(), res.loss.round(4).tolist()
+    ([0, 2, 4], [[0.25, 0.0791, 0.025], [2.25, 5.4932, 13.411]])
     """
 
     w: _ArrayT

@@ -832,6 +832,15 @@ class AdamW(Adam):
     Arguments as ``torch.optim.AdamW(params, lr, betas, eps, weight_decay, amsgrad,
     *, maximize)``; ``foreach`` and ``fused`` are accepted and ignored.
     ``weight_decay=fd.constant_shrinkage(lr, wd)`` keeps lr*wd constant.
+
+    >>> import torch, fastdecay as fd
+    >>> w = torch.nn.Parameter(torch.ones(2, dtype=torch.float64))
+    >>> opt = AdamW([w], lr=fd.exponential(0.1, gamma=0.5), weight_decay=0.2)
+    >>> for _ in range(2):
+    ...     w.grad = torch.tensor([1.0, -1.0], dtype=torch.float64)
+    ...     opt.step()
+    >>> w.detach()
+    tensor([0.8212, 1.1192], dtype=torch.float64)
     """
 
     _DECOUPLED = True

@@ -46,7 +46,16 @@ Config = dict[str, Any]
 
 class SweepConfigError(ValueError):
     """A sweep config (or output directory) that cannot run; the message names the key
-    and, for a file, the line."""
+    and, for a file, the line.
+
+    >>> import fastdecay as fd
+    >>> try:
+    ...     fd.sweep({"run": {"steps": 10, "every": 20}, "curvatures": {"values": [1.0]},
+    ...               "schedule": {"kind": "constant", "lr": 0.1}}, progress=False)
+    ... except fd.SweepConfigError as err:
+    ...     print(err)
+    run.every: must be <= steps (10), got 20
+    """
 
 
 # ----------------------------------------------------------------------------- config

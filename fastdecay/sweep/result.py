@@ -40,6 +40,14 @@ class SweepResult:
     (``fd.expected_loss``): ``w`` is the mean E w_N, ``second_moment`` is E w_N², ``loss``
     the expected loss at the recorded steps and ``lr`` the rate there (no
     ``displacement``); there a trajectory diverged when E w_N² is not finite.
+
+    >>> import fastdecay as fd
+    >>> res = fd.sweep({"run": {"steps": 20, "every": 10}, "curvatures": {"values": [0.5, 2.0, 50.0]},
+    ...                 "schedule": {"kind": "constant", "lr": [0.1, 0.5]}}, progress=False)
+    >>> res.optimizers, res.schedules, res.w.shape, res.loss.shape
+    (['gd'], ['constant(lr=0.1)', 'constant(lr=0.5)'], (1, 2, 3), (1, 2, 3, 3))
+    >>> int((abs(res.w) > 1).sum()), int(res.diverged.sum())    # λ = 50 grew, but stayed finite
+    (2, 0)
     """
 
     curvatures: FloatArray
@@ -356,6 +364,15 @@ def load_sweep(out_dir: str | os.PathLike[str]) -> SweepResult:
     Every chunk file is checked against the SHA-256 the manifest recorded when it was
     written (a chunk without one must load and hold the trajectories it should);
     ``CorruptSweepError`` names each missing, truncated, empty or garbled chunk.
+
+    >>> import shutil, tempfile, fastdecay as fd
+    >>> out = tempfile.mkdtemp()
+    >>> res = fd.sweep({"run": {"steps": 20}, "curvatures": {"values": [0.5, 2.0]},
+    ...                 "schedule": {"kind": "constant", "lr": [0.1, 0.5]}}, out, progress=False, plots=False)
+    >>> back = fd.load_sweep(out)
+    >>> back.schedules, back.w.round(4).tolist(), back.out == out, back.config_hash == res.config_hash
+    (['constant(lr=0.1)', 'constant(lr=0.5)'], [[[0.3585, 0.0115], [0.0032, 0.0]]], True, True)
+    >>> shutil.rmtree(out)
     """
     out_dir = os.fspath(out_dir)
     manifest = read_manifest(out_dir)

@@ -241,6 +241,17 @@ def sweep(config: str | os.PathLike[str] | dict[str, Any], out: str | os.PathLik
     - ``progress``: a tqdm bar on stderr in trajectory-steps/s. ``plots``: draw the
       figures into ``out/figures`` (default: when matplotlib is installed and
       ``out`` is given). ``echo``: a stream that receives the summary table.
+
+    >>> import os, shutil, tempfile, fastdecay as fd
+    >>> cfg = {"run": {"steps": 20, "chunk_size": 2}, "curvatures": {"values": [0.5, 2.0]},
+    ...        "schedule": {"kind": "step", "lr": 0.1, "gamma": 0.5, "period": [5, 10]}}
+    >>> out = tempfile.mkdtemp()
+    >>> res = fd.sweep(cfg, out, progress=False, plots=False)
+    >>> sorted(os.listdir(out)), res.w.shape
+    (['chunks', 'results.npz', 'summary.txt', 'sweep.json'], (1, 2, 2))
+    >>> fd.load_sweep(out).w.round(4).tolist()
+    [[[0.6205, 0.1319], [0.4648, 0.0374]]]
+    >>> shutil.rmtree(out)
     """
     text = None
     path = None
