@@ -480,7 +480,10 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
                                         [states[k] for k in part], t, scale, first_step)
             except (TypeError, ValueError) as err:
                 raise type(err)(self._name_tensors(str(err), g, [index[k] for k in part])) from None
-            calls.append((launch, base if base is not None else [steps[k] for k in part]))
+            # (the one tensor of every count only where this call updates every parameter: a group
+            # split over devices counts each part's steps on its own)
+            whole = base is not None and len(part) == len(params)
+            calls.append((launch, base if whole else [steps[k] for k in part]))
         return calls
 
     def _gather(self, g: int, group: dict[str, Any], required: frozenset[str]
