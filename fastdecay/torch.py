@@ -71,8 +71,17 @@ torch.float32)`` for each parameter ``p``, or the schedule restarts near step 0 
 at the stale count).
 
 ``GradScaler`` works as with torch's fused optimizers: the scaler hands the
-step ``grad_scale`` and ``found_inf`` and a step with an inf/NaN gradient
-changes nothing, not even the step count.
+step ``grad_scale`` and ``found_inf``, a step with an inf/NaN gradient
+changes nothing, not even the step count, and after a step the gradients hold
+their unscaled values.
+
+torch's LR schedulers (``StepLR``, ``OneCycleLR``, ``SequentialLR``, ...) drive
+an optimizer whose ``lr`` is a number, as they drive torch's. An ``lr`` that is a
+fastdecay schedule already gives every step's rate: a torch scheduler attached
+to it is refused at the next ``step()`` (combine schedules with ``fd.join``,
+``fd.warmup`` or ``a * b`` instead). ``fastdecay.torch.LRScheduler`` drives a
+plain-number ``lr`` from a schedule, and torch's schedulers chain after it as
+after their own.
 
 >>> import torch, fastdecay as fd
 >>> from fastdecay.torch import AdamW
@@ -160,6 +169,24 @@ def _read_counts(steps: list[torch.Tensor]) -> tuple[list[Any], torch.Tensor | N
 def _whole_count(count: Any) -> bool:
     """Whether a step count read from the state is a whole number of steps the kernels take."""
     return isinstance(count, (int, float)) and math.isfinite(count) and count == int(count) and 0 <= count <= F.MAX_STEP
+
+
+# torch.compile runs a step as Python (a graph break): its rate tables are NumPy work that
+# tracing cannot follow, and the kernels are opaque to it anyway
+_not_compiled = getattr(getattr(torch, "compiler", None), "disable", lambda f: f)
+
+
+def _unscale(grads: list[torch.Tensor], grad_scale: Any) -> None:
+    """Divide the gradients by a GradScaler's scale in place, as torch's fused optimizers leave
+    them after a step (the kernels read them scaled and unscale in registers)."""
+    if not isinstance(grad_scale, torch.Tensor):
+        torch._foreach_div_(grads, float(grad_scale))
+        return
+    by_device: dict[torch.device, list[torch.Tensor]] = {}
+    for grad in grads:
+        by_device.setdefault(grad.device, []).append(grad)
+    for device, part in by_device.items():
+        torch._foreach_div_(part, grad_scale.to(device, non_blocking=True))
 
 
 def _count_steps(counters: list[torch.Tensor | list[torch.Tensor]]) -> None:
@@ -399,7 +426,8 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
             return grad_scale, True
         return grad_scale, False
 
-    def _group_calls(self, g: int, group: dict[str, Any], grad_scale: Any, new_state: dict[torch.Tensor, dict[str, Any]]
+    def _group_calls(self, g: int, group: dict[str, Any], grad_scale: Any, new_state: dict[torch.Tensor, dict[str, Any]],
+                     scaled: list[torch.Tensor] | None = None
                      ) -> list[tuple[Callable[[], None], torch.Tensor | list[torch.Tensor]]]:
         """[(launch, its step counter)] for group ``g``: one checked call per step count (one
         in the usual case, where every parameter has had as many updates); the counter is
@@ -430,6 +458,8 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
             index, params, grads, states, fresh = self._gather(g, group, required)
         if not params:
             return []
+        if grad_scale is not None and scaled is not None:
+            scaled += map(_GRAD, params)  # the parameters' own gradients (``grads`` may hold contiguous copies)
         late: set[int] = set()  # states with a step count given a buffer that starts now (``_STARTED``)
         if fresh:
             # the new states' step counts are 0-d views of one tensor, so that a step adds 1 to
@@ -554,6 +584,7 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
 
     def step(self, closure: Callable[[], float]) -> float: ...
 
+    @_not_compiled
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
         """One fused update of every parameter with a gradient; returns the closure's loss.
@@ -564,17 +595,33 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        self._check_no_torch_scheduler_on_schedules()
         grad_scale, skip = self._amp()
         if skip:
             return loss
         new_state: dict[torch.Tensor, dict[str, Any]] = {}
-        calls = [c for g, group in enumerate(self.param_groups) for c in self._group_calls(g, group, grad_scale,
-                                                                                            new_state)]
+        scaled: list[torch.Tensor] = []  # the gradients a GradScaler's scale divides after the step
+        calls = [c for g, group in enumerate(self.param_groups)
+                 for c in self._group_calls(g, group, grad_scale, new_state, scaled)]
         self.state.update(new_state)
         for launch, _ in calls:
             launch()
         _count_steps([counter for _, counter in calls])
+        if grad_scale is not None and scaled:
+            _unscale(scaled, grad_scale)
         return loss
+
+    def _check_no_torch_scheduler_on_schedules(self) -> None:
+        """TypeError where a torch LR scheduler drives a group whose lr is a schedule: torch's
+        schedulers multiply or replace ``group["lr"]`` step by step, which would nest the
+        schedule one product deeper a step (or drop it)."""
+        for g, group in enumerate(self.param_groups):
+            if isinstance(group["lr"], Schedule) and isinstance(group.get("initial_lr"), Schedule):
+                raise TypeError(
+                    f"param_groups[{g}]['lr'] is a fastdecay schedule, and a torch LR scheduler drives this optimizer "
+                    "(it set 'initial_lr'): the schedule already gives every step's rate. Give the optimizer a "
+                    "number as lr to use torch's schedulers, or combine schedules in fastdecay (fd.join, fd.warmup, "
+                    "a * b)")
 
     # ------------------------------------------------------------------------- checkpoints
 
@@ -609,11 +656,22 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         """torch's state dict in plain data: schedules as numbers plus their encodings
         (``"schedules"``), loadable with ``torch.load(..., weights_only=True)`` and by torch's
         own optimizers."""
-        state_dict = super().state_dict()
+        # torch runs the post hooks inside its state_dict(): here they run after the encoding,
+        # so that they see the plain data that is returned
+        hooks = self._optimizer_state_dict_post_hooks
+        self._optimizer_state_dict_post_hooks = type(hooks)()
+        try:
+            state_dict = super().state_dict()
+        finally:
+            self._optimizer_state_dict_post_hooks = hooks
         state_dict["param_groups"] = [
             self._torch_keys(_encode_group(packed, self._group_step(group)))
             for packed, group in zip(state_dict["param_groups"], self.param_groups)
         ]
+        for hook in hooks.values():
+            result = hook(self, state_dict)
+            if result is not None:
+                state_dict = result
         return state_dict
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -948,7 +1006,11 @@ class LRScheduler(_TorchLRScheduler):
                 raise ValueError(f"schedule[{k}] must be a scalar schedule, got batch_shape {s.batch_shape}")
         self.schedules = schedules
         for group, s in zip(optimizer.param_groups, schedules):
-            group.setdefault("initial_lr", s(0))  # torch asks for it to resume at last_epoch=k; the closed form does not
+            # the optimizer's base rate, as torch's schedulers set it: a torch scheduler chained
+            # after this one (SequentialLR) starts from it (torch also asks for the key to resume
+            # at last_epoch=k; the closed form does not need it)
+            base = group["lr"]
+            group.setdefault("initial_lr", s(0) if isinstance(base, Schedule) else base)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float | torch.Tensor]:

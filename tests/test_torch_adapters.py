@@ -522,3 +522,84 @@ def test_step_counts_made_together_are_counted_together_and_stay_each_parameters
     again.step()
     assert [float(again.state[p]["step"]) for p in ps] == [7.0, 6.0, 12.0]
     assert [float(opt.state[p]["step"]) for p in ps] == [6.0, 5.0, 11.0]  # the loaded copy counts alone
+
+
+@pytest.mark.parametrize("cls", [AdamW, SGD])
+def test_grad_scaler_leaves_the_gradients_unscaled_as_torch_fused_does(cls):
+    """After ``scaler.step(opt)`` the gradients hold their unscaled values (gradient-norm
+    logging after the step reads them), as torch's fused optimizers leave them."""
+    model, ref_model = _model(torch.float32), _model(torch.float32)
+    kw = dict(lr=1e-2) if cls is AdamW else dict(lr=1e-2, momentum=0.9)
+    opt = cls(model.parameters(), **kw)
+    ref = getattr(torch.optim, cls.__name__)(ref_model.parameters(), fused=True, **kw)
+    x, y = _data(torch.float32)
+    for m, o in ((model, opt), (ref_model, ref)):
+        scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+        for _ in range(3):
+            o.zero_grad()
+            scaler.scale(torch.nn.functional.mse_loss(m(x), y)).backward()
+            scaler.step(o)
+            scaler.update()
+    for p, q in zip(model.parameters(), ref_model.parameters()):
+        # (the weights differ in float32's last bits after two steps, so do the gradients)
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-3, atol=1e-6)
+        torch.testing.assert_close(p, q)
+
+
+def test_torch_compile_runs_the_step_eagerly_with_the_same_result():
+    """torch.compile of a step (or of a training step calling it): the step runs as Python (a
+    graph break), with the eager step's result."""
+    results = []
+    for compiled in (False, True):
+        model = _model(torch.float64)
+        opt = AdamW(model.parameters(), lr=fd.cosine(1e-2, 10), weight_decay=0.1)
+        step = torch.compile(opt.step, backend="eager") if compiled else opt.step
+        x, y = _data(torch.float64)
+        for _ in range(3):
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(model(x), y).backward()
+            step()
+        results.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    assert torch.equal(results[0], results[1])
+
+
+def test_a_torch_scheduler_on_a_schedule_lr_is_refused_before_any_write():
+    model = _model(torch.float64)
+    opt = AdamW(model.parameters(), lr=fd.cosine(1e-2, 100))
+    torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.9)
+    x, y = _data(torch.float64)
+    torch.nn.functional.mse_loss(model(x), y).backward()
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(TypeError, match=r"param_groups\[0\]\['lr'\] is a fastdecay schedule, and a torch LR sched"):
+        opt.step()
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before)) and not opt.state
+
+
+def test_torch_schedulers_chain_after_lr_scheduler_from_the_optimizer_s_base_rate():
+    """A fastdecay warm-up then torch's cosine (SequentialLR): the cosine starts from the
+    optimizer's lr, as after torch's own LinearLR warm-up."""
+    rates = []
+    for warmup in ("fastdecay", "torch"):
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+        first = (LRScheduler(opt, fd.linear(0.01, 0.1, 10)) if warmup == "fastdecay" else
+                 torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.1, total_iters=10))
+        cosine = torch.optim.lr_scheduler.CosineAnnealingLR(opt, 90)
+        chained = torch.optim.lr_scheduler.SequentialLR(opt, [first, cosine], milestones=[10])
+        seen = []
+        for _ in range(30):
+            seen.append(opt.param_groups[0]["lr"])
+            opt.step()
+            chained.step()
+        rates.append(seen)
+    np.testing.assert_allclose(rates[0][10:], rates[1][10:], rtol=1e-12)
+    assert rates[0][10] == pytest.approx(0.1)
+
+
+def test_state_dict_post_hooks_see_the_plain_data_returned():
+    import json
+
+    opt = AdamW(_model(torch.float64).parameters(), lr=fd.cosine(1e-2, 100))
+    seen = []
+    opt.register_state_dict_post_hook(lambda o, sd: seen.append(json.dumps(sd["param_groups"][0]["lr"])))
+    sd = opt.state_dict()
+    assert seen == [json.dumps(sd["param_groups"][0]["lr"])] and isinstance(sd["param_groups"][0]["lr"], float)
