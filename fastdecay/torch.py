@@ -512,8 +512,8 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
                 raise type(err)(self._name_tensors(str(err), g, [index[k] for k in part])) from None
             # (the one tensor of every count only where this call updates every parameter: a group
             # split over devices counts each part's steps on its own)
-            whole = base is not None and len(part) == len(params)
-            calls.append((launch, base if whole else [steps[k] for k in part]))
+            counter = base if base is not None and len(part) == len(params) else [steps[k] for k in part]
+            calls.append((launch, counter))
         return calls
 
     def _gather(self, g: int, group: dict[str, Any], required: frozenset[str]
