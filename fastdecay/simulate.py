@@ -442,14 +442,10 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
         elif p.threads is None:
             run()
         else:
-            import numba
+            from ._cpu.parallel import threads  # (the caller's count restored, even after Ctrl-C)
 
-            before = numba.get_num_threads()
-            numba.set_num_threads(p.threads)
-            try:
+            with threads(p.threads):
                 run()
-            finally:
-                numba.set_num_threads(before)
 
         w_out = w_flat.reshape(full)
         if _all_finite(xp, w_flat):

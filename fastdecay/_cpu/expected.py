@@ -30,6 +30,7 @@ import numpy as np
 from numba import float64, int64, njit, prange, types, uint8, void
 
 from .._rules import BY_NAME, GD, LINEAR, LR_IN_BUFFER, NESTEROV
+from . import parallel
 from .rules import buffer_scale_at, sgd_element, sgd_scalars
 from .schedule import TABLE, lr_at
 
@@ -58,6 +59,7 @@ COEF = types.Array(float64, 3, "C", readonly=True)
 STATE = float64[::1]
 
 
+@parallel.entry
 @njit(void(TABLE, RO_INT64, TABLE, RO_INT64, TABLE, RO_INT64, int64, int64, int64, int64, float64[:, :, ::1]),
       parallel=True, cache=True, error_model="numpy")
 def step_coefficients(lr_table, lr_rows, wd_table, wd_rows, mom_table, mom_rows, opt, on_drop, first_step, n_steps,
@@ -158,6 +160,7 @@ _SIGNATURE = void(
 )
 
 
+@parallel.entry
 @njit(_SIGNATURE, parallel=True, cache=True, error_model="numpy")
 def propagate(mw, mb, sww, swb, sbb, lam, lam_rows, var, var_rows, inv_batch, coef, coef_rows, active,
               d, n_blocks, first_step, n_steps, every, first_record, partial):
@@ -200,6 +203,7 @@ def propagate(mw, mb, sww, swb, sbb, lam, lam_rows, var, var_rows, inv_batch, co
                           out)
 
 
+@parallel.entry
 @njit(void(STATE, RO_FLOAT64, RO_INT64, int64, float64[::1]), parallel=True, cache=True)
 def weighted_sums(sww, lam, lam_rows, d, out):
     """out[i] = sum_k lam_k sww[i, k] (twice the expected loss of trajectory i)."""

@@ -76,6 +76,7 @@ from numba import config, float64, int64, njit, prange, uint32, uint64, void
 from numba.core.codegen import get_host_cpu_features
 from numba.core.extending import overload
 
+from . import parallel
 from .intrinsics import fma
 
 _M0 = np.uint64(0xD2511F53)
@@ -360,6 +361,7 @@ def fill_normal_pairs(seed, first_trajectory, lane_trajectory, lane_coordinate, 
         odd_bits[j] = _bits(r * s)
 
 
+@parallel.entry
 @njit(void(uint64, uint64, uint32, int64, float64[:, ::1]), parallel=True, cache=True)
 def fill_normals(seed, first_trajectory, step, n_coordinates, out):
     """out[i, c] = normal(seed, first_trajectory + i, step, c): the noise of one step,

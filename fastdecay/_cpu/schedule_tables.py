@@ -9,8 +9,9 @@ helpers they call, so Numba's cache (keyed on the file of the cached function) i
 invalidated whenever any of that code changes. Kernels never validate and never allocate.
 """
 
-from numba import float32, float64, get_num_threads, njit, set_num_threads, void
+from numba import float32, float64, njit, void
 
+from . import parallel
 from .schedule import RO_FLOAT64, RO_INT64, SERIAL_BELOW, TABLE, eval_points_kernel, fill_table_kernel
 
 
@@ -29,7 +30,7 @@ def kernel(name, dtype):
     key = (name, str(dtype))
     compiled = _COMPILED.get(key)
     if compiled is None:
-        compiled = njit([_SIGNATURES[key]], parallel=True, cache=True)(_BODIES[name])
+        compiled = parallel.entry(njit([_SIGNATURES[key]], parallel=True, cache=True)(_BODIES[name]))
         _COMPILED[key] = compiled
     return compiled
 
@@ -54,12 +55,5 @@ def run_small(fn, n_elements, *args):
     if n_elements >= SERIAL_BELOW:
         fn(*args)
         return
-    threads = get_num_threads()
-    if threads == 1:
+    with parallel.threads(1):
         fn(*args)
-        return
-    set_num_threads(1)
-    try:
-        fn(*args)
-    finally:
-        set_num_threads(threads)

@@ -72,6 +72,7 @@ import numpy as np
 import numba
 from numba import float32, float64, int64, njit, prange, types, uint64, void
 
+from . import parallel
 from .lanes import LR, MOM, N_SCALARS, SCALE, WD, draw_pairs, draws, step_draws, tally  # noqa: F401
 from .rules import (SIM_ON_DROP, STEP_BLOCK, buffer_scale_at, simulate_generic_step, simulate_per_trajectory_block,
                     simulate_per_trajectory_lr, simulate_shared_steps)
@@ -264,15 +265,16 @@ def simulate_chunk(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_stat
         # compiled only where it is used (it would add a third to the main kernel's compile)
         kernel = _KERNELS.get((w.dtype, noisy, "recorded"))
         if kernel is None:
-            kernel = _KERNELS[w.dtype, noisy, "recorded"] = njit(_recorded_signature(dt, noisy), parallel=True,
-                                                                 cache=True)(_recorded_element_tiles)
+            kernel = _KERNELS[w.dtype, noisy, "recorded"] = parallel.entry(
+                njit(_recorded_signature(dt, noisy), parallel=True, cache=True)(_recorded_element_tiles))
         kernel(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state, step_scalars,
                beta2, eps, on_drop, scratch[0], np.uint64(seed), np.uint64(offset), scratch[1], scratch[2],
                w.dtype.type(noise), first_step, n_steps, every, rec_loss, rec_disp, rec_lr)
         return
     kernel = _KERNELS.get((w.dtype, noisy))
     if kernel is None:
-        kernel = _KERNELS[w.dtype, noisy] = njit(_signature(dt, noisy), parallel=True, cache=True)(_simulate_chunk)
+        kernel = _KERNELS[w.dtype, noisy] = parallel.entry(
+            njit(_signature(dt, noisy), parallel=True, cache=True)(_simulate_chunk))
     kernel(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_state, wd_table, wd_rows, wd_ratio, wd_state,
            mom_table, mom_rows, mom_ratio, mom_state, step_scalars, beta2, eps, on_drop, noise, seed, offset,
            first_step, n_steps, every, rec_loss, rec_disp, rec_lr, *scratch)
@@ -577,6 +579,7 @@ def shared_step_scalars(lr_table, wd_table, mom_table, on_drop, first_step, n_st
         out[s, SCALE] = buffer_scale_at(lr_table, 0, float(first_step + s), on_drop)
 
 
+@parallel.entry
 @njit(void(TABLE, RO_INT64, float64[::1], float64[::1]), parallel=True, cache=True)
 def prepare_rates(table, rows, ratio, state):
     """ratio[i] = ``_row_ratio`` of row rows[i] and state[i] = its rate at step 0, in one

@@ -40,20 +40,15 @@ The kernels never allocate and never validate: ``fastdecay.updates`` has
 checked every address, size, dtype, layout, overlap and option before it calls
 them. A nonzero ``found_inf`` returns before anything is read or written.
 
-Thread safety: Numba's ``workqueue`` threading layer (used where neither TBB
-nor OpenMP is available) aborts the process when two threads launch parallel
-kernels at once; ``launch`` serializes parallel launches under a lock when that
-layer is the one in use, and lets them run concurrently on the others.
+Thread safety, forked processes and interrupts: ``launch`` goes through
+``fastdecay._cpu.parallel`` as every parallel kernel of the package does.
 """
 
-import threading
-
-import numba
 import numpy as np
-from numba import boolean, float32, float64, get_num_threads, int64, njit, set_num_threads, types, void
+from numba import boolean, float32, float64, get_num_threads, int64, njit, types, void
 
 from .. import _rules as R
-from . import rules
+from . import parallel, rules
 from .schedule import TABLE
 from .storage import BLOCK, COMP, ROWS  # noqa: F401 (BLOCK, ROWS: the layout, re-exported)
 
@@ -136,22 +131,6 @@ def part_layout(sizes, first_block, parts):
 
 # ----------------------------------------------------------------------------- launching
 
-_PARALLEL_LOCK = threading.Lock()
-_serialize = None  # unknown until the first parallel launch tells which threading layer Numba chose
-
-
-def _parallel(kernel, args):
-    """Run a parallel kernel, one at a time under the ``workqueue`` layer (not thread-safe)."""
-    global _serialize
-    if _serialize is False:
-        kernel(*args)
-        return
-    with _PARALLEL_LOCK:
-        kernel(*args)
-        if _serialize is None:
-            _serialize = numba.threading_layer() == "workqueue"
-
-
 def threads_for(n_elements):
     """The threads ``launch`` runs a call of ``n_elements`` on (its runs of blocks: ``part_layout``):
     small calls on the calling thread alone, since waking the thread pool costs more than their
@@ -160,16 +139,9 @@ def threads_for(n_elements):
 
 
 def launch(kernel, n_elements, args):
-    """Run ``kernel`` on ``threads_for(n_elements)`` threads."""
-    threads = get_num_threads()
-    if threads_for(n_elements) == threads:
-        _parallel(kernel, args)
-        return
-    set_num_threads(1)  # per calling thread in Numba
-    try:
-        _parallel(kernel, args)
-    finally:
-        set_num_threads(threads)
+    """Run ``kernel`` on ``threads_for(n_elements)`` threads (``parallel.launch``: turns taken
+    under the ``workqueue`` layer, forked children refused, the caller's count restored)."""
+    parallel.launch(kernel, args, threads_for(n_elements))
 
 
 def fused_launch(kernel_name, param, state, addresses, sizes, first_block, parts, n_elements, *, step, tables,

@@ -1,0 +1,115 @@
+"""Launching Numba's parallel kernels from Python: what every launch needs, in one place.
+
+- Numba's ``workqueue`` threading layer (its fallback where neither OpenMP nor TBB is
+  found) is not thread-safe: a second launch from another Python thread aborts the
+  process. Under it, launches take turns (one lock); under ``omp`` and ``tbb`` they run
+  at once.
+- GNU OpenMP (the ``omp`` layer on Linux) cannot run in a process forked after it
+  started: libgomp kills such a child at its first parallel region. A forked child
+  gets a RuntimeError naming the way out instead (start workers with ``spawn`` or
+  ``forkserver``, or use a fork-safe layer).
+- A call that runs on fewer threads than the caller's count (small work, a ``threads=``
+  option) sets Numba's per-thread count and restores it after; where an interrupt
+  (Ctrl-C) lands between the two, the next launch restores it first.
+
+Kernels wrapped by ``entry`` are called as before (``kernel(*args)``) and keep their
+dispatcher's attributes.
+"""
+
+import contextlib
+import os
+import sys
+import threading
+
+import numba
+
+_LOCK = threading.Lock()
+_serialize = None  # unknown until the first launch tells which threading layer Numba chose
+_forked_after_omp = False
+_interrupted = threading.local()  # a caller's thread count that an interrupted restore left unset
+
+FORK_MESSAGE = (
+    "this process was forked after fastdecay's kernels ran on GNU OpenMP (Numba's 'omp' threading layer), which "
+    "cannot run in a forked child (it would be killed): start worker processes with the 'spawn' or 'forkserver' "
+    "method (multiprocessing.get_context('spawn'), ProcessPoolExecutor(mp_context=...), "
+    "DataLoader(multiprocessing_context='spawn')), or use a fork-safe threading layer (pip install tbb, or "
+    "NUMBA_THREADING_LAYER=workqueue)"
+)
+
+
+def _after_fork_in_child():
+    global _LOCK, _forked_after_omp
+    _LOCK = threading.Lock()  # (a lock another thread held at the fork stays held in the child)
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # no parallel kernel ran before the fork: the child starts its own pool
+        return
+    _forked_after_omp = layer == "omp" and sys.platform.startswith("linux")
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _restore_interrupted():
+    count = getattr(_interrupted, "count", None)
+    if count is not None:
+        numba.set_num_threads(count)
+        _interrupted.count = None
+
+
+@contextlib.contextmanager
+def threads(n):
+    """Run the block's launches on ``n`` Numba threads (per calling thread), then restore."""
+    _restore_interrupted()
+    before = numba.get_num_threads()
+    if n == before:
+        yield
+        return
+    _interrupted.count = before
+    numba.set_num_threads(n)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+        _interrupted.count = None
+
+
+def launch(kernel, args, n_threads=None):
+    """``kernel(*args)`` for a parallel Numba dispatcher, on ``n_threads`` threads (default:
+    the caller's count), taking turns with other Python threads under ``workqueue``."""
+    global _serialize
+    if _forked_after_omp:
+        raise RuntimeError(FORK_MESSAGE)
+    if n_threads is not None and n_threads != numba.get_num_threads():
+        with threads(n_threads):
+            launch(kernel, args)
+        return
+    _restore_interrupted()
+    if _serialize is False:
+        kernel(*args)
+        return
+    with _LOCK:
+        kernel(*args)
+        if _serialize is None:
+            _serialize = numba.threading_layer() == "workqueue"
+
+
+class Kernel:
+    """A parallel Numba dispatcher called through ``launch``; its attributes are the dispatcher's."""
+
+    __slots__ = ("dispatcher",)
+
+    def __init__(self, dispatcher):
+        self.dispatcher = dispatcher
+
+    def __call__(self, *args):
+        launch(self.dispatcher, args)
+
+    def __getattr__(self, name):
+        return getattr(self.dispatcher, name)
+
+
+def entry(dispatcher):
+    """``dispatcher`` (``njit(..., parallel=True)``) as a kernel called from Python through ``launch``."""
+    return Kernel(dispatcher)

@@ -1,0 +1,101 @@
+"""Numba's parallel kernels under the process and thread models users bring: forked
+worker processes, several Python threads under the ``workqueue`` layer, and Ctrl-C
+between setting and restoring a call's thread count (``fastdecay._cpu.parallel``)."""
+
+import multiprocessing
+import os
+import subprocess
+import sys
+import textwrap
+
+import numba
+import numpy as np
+import pytest
+
+import fastdecay as fd
+from fastdecay._cpu import parallel
+
+
+def _child(queue):
+    try:
+        queue.put(("ok", float(fd.cosine(0.1, 100)(1))))
+    except Exception as exc:  # noqa: BLE001 (reported to the parent)
+        queue.put((type(exc).__name__, str(exc)))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_process_forked_after_the_kernels_ran_gets_a_named_error_or_works():
+    """GNU OpenMP kills a forked child at its first parallel region; fastdecay's kernels in
+    such a child raise a RuntimeError naming the way out instead (on a fork-safe layer they
+    run). Either way the child lives to report."""
+    fd.cosine(0.1, 100).table(5000)  # a parallel kernel in this process
+    layer = numba.threading_layer()
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_child, args=(queue,))
+    child.start()
+    child.join(timeout=120)
+    assert child.exitcode == 0, f"the forked child died (exit code {child.exitcode}) under the {layer!r} layer"
+    kind, value = queue.get(timeout=5)
+    if layer == "omp" and sys.platform.startswith("linux"):
+        assert kind == "RuntimeError" and "'spawn' or 'forkserver'" in value
+    else:
+        assert kind == "ok" and value == pytest.approx(float(fd.cosine(0.1, 100)(1)))
+
+
+def test_spawned_workers_run_the_kernels():
+    from concurrent.futures import ProcessPoolExecutor
+
+    fd.cosine(0.1, 100).table(5000)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        got = pool.submit(fd.simulate, np.ones((3, 1)), 0.1, steps=5).result(timeout=300)
+    np.testing.assert_array_equal(got.w, fd.simulate(np.ones((3, 1)), 0.1, steps=5).w)
+
+
+def test_an_interrupted_restore_of_the_thread_count_is_made_at_the_next_call():
+    """Ctrl-C between a small call's ``set_num_threads(1)`` and its restore left Numba on one
+    thread for good; the next launch now restores the caller's count first."""
+    threads = numba.get_num_threads()
+    if threads < 2:
+        pytest.skip("needs two Numba threads")
+    numba.set_num_threads(1)  # what an interrupt after the set leaves
+    parallel._interrupted.count = threads
+    try:
+        fd.cosine(0.1, 100)(3)
+        assert numba.get_num_threads() == threads and parallel._interrupted.count is None
+    finally:
+        numba.set_num_threads(threads)
+        parallel._interrupted.count = None
+    with pytest.raises(KeyboardInterrupt):
+        with parallel.threads(1):
+            raise KeyboardInterrupt
+    assert numba.get_num_threads() == threads
+
+
+def test_threads_launching_every_kind_of_kernel_under_workqueue_take_turns():
+    """Under Numba's workqueue layer (not thread-safe) schedules, tables, simulations,
+    expected dynamics and fused updates launched from four threads at once run, with the
+    results of serial calls."""
+    code = textwrap.dedent("""
+        import threading, numba, numpy as np, fastdecay as fd
+        s = fd.cosine(0.1, 1000)
+        lam = np.linspace(0.1, 1, 3000)[:, None]
+        def work(k, out):
+            w = np.ones(5000); m = np.zeros(5000); v = np.zeros(5000)
+            for t in range(30):
+                fd.adamw_step(w, np.full(5000, 0.01), m, v, step=t, lr=s)
+            out[k] = (s(k), s.table(3000).sum(), fd.simulate(lam, s, steps=50).w.sum(),
+                      fd.expected_loss(lam[:, 0], s, steps=50).final_loss, w.sum())
+        serial = {}
+        work(0, serial)
+        out = {}
+        threads = [threading.Thread(target=work, args=(k, out)) for k in range(4)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        assert numba.threading_layer() == "workqueue", numba.threading_layer()
+        assert all(out[k][1:] == serial[0][1:] for k in range(4)), (out, serial)
+        print("ok")
+    """)
+    env = dict(os.environ, NUMBA_THREADING_LAYER="workqueue")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
