@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import pickle
 from typing import (TYPE_CHECKING, Any, Callable, Literal, Mapping, NoReturn, Sequence, SupportsFloat, TypeVar, Union,
                     cast, overload)
 
@@ -242,7 +243,15 @@ class Schedule(V.ScheduleBase):
         raise AttributeError(f"a Schedule is immutable; cannot delete {name!r}")
 
     def __reduce__(self) -> tuple[type[Schedule], tuple[FloatArray, str, dict[str, Any]]]:
-        return (Schedule, (np.array(self._segments), self._kind, self._params))
+        params = self._params
+        if "function" in params:
+            # fd.from_function: its rates are all in the table; the function goes along only
+            # where it pickles (a lambda or a local function does not)
+            try:
+                pickle.dumps(params["function"])
+            except Exception:  # noqa: BLE001 (pickle raises several kinds)
+                params = {k: v for k, v in params.items() if k != "function"}
+        return (Schedule, (np.array(self._segments), self._kind, params))
 
     @property
     def segments(self) -> FloatArray:

@@ -137,3 +137,16 @@ def test_reference_of_a_stack_of_one_broadcasts_against_the_steps():
     s = fd.stack([fd.step(1.0, 0.5, 2)])
     t = np.arange(6)
     assert ref.schedule_lr(s, t).tolist() == s(t).tolist() == [1.0, 1.0, 0.5, 0.5, 0.25, 0.25]
+
+
+def test_from_function_schedules_of_lambdas_pickle_by_their_rates():
+    """A lambda does not pickle; the schedule's rates are all in its table, so the schedule
+    (alone, or inside another) pickles without it, and a picklable function goes along."""
+    import pickle
+
+    s = fd.from_function(lambda t: 0.1 / (1 + t), 50)
+    for x in (s, fd.warmup(s, 5), s * fd.cosine(1.0, 60)):
+        y = pickle.loads(pickle.dumps(x))
+        assert y.kind == x.kind
+        np.testing.assert_array_equal(y.table(70), x.table(70))
+    assert pickle.loads(pickle.dumps(fd.from_function(np.sqrt, 4))).params["function"] is np.sqrt
