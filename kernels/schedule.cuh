@@ -116,7 +116,9 @@ FD_HD_CALL double primitive(int kind, double tau, const double* p) {
         double x = 1.0 + tau / total - cycle;
         double ratio = p2 / total;
         double scale = (x <= ratio) ? x / ratio : (x - 1.0) / (ratio - 1.0);
-        return p0 + (p1 - p0) * scale * pow(p4, cycle - 1.0) * pow(p5, tau);
+        double height = (p1 - p0) * scale;
+        if (height == 0.0) return p0;  // a cycle's foot, also where an exp_range gamma > 1 has overflowed
+        return p0 + height * pow(p4, cycle - 1.0) * pow(p5, tau);
     }
     case KIND_ONE_MINUS_POWER:
         if (tau > p1) tau = p1;

@@ -264,6 +264,7 @@ def factory_schedules():
         "cyclic": fd.cyclic(0.001, 0.1, 20),
         "cyclic_tri2": fd.cyclic(0.001, 0.1, 20, step_size_down=13, mode="triangular2"),
         "cyclic_exp": fd.cyclic(0.001, 0.1, 25, mode="exp_range", gamma=0.999),
+        "cyclic_exp_growing": fd.cyclic(0.001, 0.1, 2, mode="exp_range", gamma=10.0),  # inf rates, base at the feet
         "inverse_sqrt": fd.inverse_sqrt(0.1, 100),
         "wsd": fd.wsd(0.1, 1000, warmup_steps=50, decay_steps=200),
         "stack": fd.stack([fd.step(0.1, 0.5, 10), fd.cosine(0.2, 100), fd.warmup(fd.constant(0.3), 5)]),

@@ -150,3 +150,18 @@ def test_from_function_schedules_of_lambdas_pickle_by_their_rates():
         assert y.kind == x.kind
         np.testing.assert_array_equal(y.table(70), x.table(70))
     assert pickle.loads(pickle.dumps(fd.from_function(np.sqrt, 4))).params["function"] is np.sqrt
+
+
+def test_cyclic_exp_range_growing_past_overflow_gives_base_lr_at_its_feet_not_nan():
+    """gamma > 1 overflows gamma^t to inf; a cycle's foot (the triangle's 0) is base_lr there,
+    not 0 * inf = NaN, for the rate and its momentum companion, at single steps and in tables."""
+    s = fd.cyclic(0.01, 0.1, 2, mode="exp_range", gamma=10.0)
+    feet = np.arange(0, 401, 4)
+    np.testing.assert_array_equal(s(feet), 0.01)
+    np.testing.assert_array_equal(s.table(401)[feet], 0.01)
+    assert not np.isnan(s.table(401)).any() and s(398) == np.inf
+    np.testing.assert_array_equal(s.momentum(feet), 0.9)
+    from fastdecay import reference
+
+    np.testing.assert_array_equal(s(np.arange(401)), reference.cyclic_lr(np.arange(401), 0.01, 0.1, 2, mode="exp_range",
+                                                                           gamma=10.0))

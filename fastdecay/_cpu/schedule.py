@@ -146,7 +146,10 @@ def primitive(kind, tau, p0, p1, p2, p3, p4, p5):
             scale = x / ratio
         else:
             scale = (x - 1.0) / (ratio - 1.0)
-        return p0 + (p1 - p0) * scale * p4 ** (cycle - 1.0) * p5**tau
+        height = (p1 - p0) * scale
+        if height == 0.0:
+            return p0  # a cycle's foot, also where an exp_range gamma > 1 has overflowed (0 * inf)
+        return p0 + height * p4 ** (cycle - 1.0) * p5**tau
     if kind == ONE_MINUS_POWER:
         if tau > p1:
             tau = p1

@@ -284,7 +284,10 @@ def _triangle_wave(t: float, up: float, down: float, mode: str, gamma: float) ->
     elif mode == "triangular2":
         amplitude = 0.5 ** (cycle - 1)  # torch writes 1 / 2 ** (cycle - 1), which overflows
     else:
-        amplitude = gamma**t
+        try:
+            amplitude = gamma**t
+        except OverflowError:  # gamma > 1, far out: the rate is infinite off the cycle's feet
+            amplitude = math.inf
     return scale, amplitude
 
 
@@ -298,7 +301,10 @@ def cyclic_lr(t: ArrayLike, base_lr: ArrayLike, max_lr: ArrayLike, step_size_up:
 
     def one(t: float, base: float, peak: float, up: float, down: float, gamma: float) -> float:
         scale, amplitude = _triangle_wave(t, up, down, mode, gamma)
-        return base + (peak - base) * scale * amplitude
+        height = (peak - base) * scale
+        if height == 0.0:
+            return base  # a cycle's foot (also where the amplitude is infinite)
+        return base + height * amplitude
 
     return _elementwise(one, t, base_lr, max_lr, step_size_up, step_size_down, gamma)
 
@@ -313,7 +319,10 @@ def cyclic_momentum_lr(t: ArrayLike, step_size_up: ArrayLike, step_size_down: Ar
 
     def one(t: float, up: float, down: float, gamma: float, low: float, high: float) -> float:
         scale, amplitude = _triangle_wave(t, up, down, mode, gamma)
-        return high - (high - low) * scale * amplitude
+        height = (high - low) * scale
+        if height == 0.0:
+            return high  # a cycle's foot (also where the amplitude is infinite)
+        return high - height * amplitude
 
     return _elementwise(one, t, step_size_up, step_size_down, gamma, base_momentum, max_momentum)
 
