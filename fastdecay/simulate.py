@@ -442,10 +442,9 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
         elif p.threads is None:
             run()
         else:
-            from ._cpu.parallel import threads  # (the caller's count restored, even after Ctrl-C)
+            from ._cpu.parallel import run_on  # (the caller's count restored, even after Ctrl-C)
 
-            with threads(p.threads):
-                run()
+            run_on(p.threads, run)
 
         w_out = w_flat.reshape(full)
         if _all_finite(xp, w_flat):

@@ -58,18 +58,30 @@ def test_an_interrupted_restore_of_the_thread_count_is_made_at_the_next_call():
     threads = numba.get_num_threads()
     if threads < 2:
         pytest.skip("needs two Numba threads")
-    numba.set_num_threads(1)  # what an interrupt after the set leaves
-    parallel._interrupted.count = threads
-    try:
-        fd.cosine(0.1, 100)(3)
-        assert numba.get_num_threads() == threads and parallel._interrupted.count is None
-    finally:
-        numba.set_num_threads(threads)
-        parallel._interrupted.count = None
+    seen = []
+
+    def interrupted_in_its_restore():
+        # what an interrupt inside run_on's restore leaves: one thread, its entry on the stack
+        seen.append(numba.get_num_threads())
+        parallel._interrupted.stack.append(parallel._interrupted.stack[-1])
+        raise KeyboardInterrupt
+
+    original = numba.set_num_threads
     with pytest.raises(KeyboardInterrupt):
-        with parallel.threads(1):
-            raise KeyboardInterrupt
-    assert numba.get_num_threads() == threads
+        parallel.run_on(1, interrupted_in_its_restore)
+    numba.set_num_threads(1)  # (the restore the interrupt stopped)
+    try:
+        assert len(parallel._interrupted.stack) == 1
+        s = fd.cosine(0.1, 100)
+        s(3)  # a small call: one thread inside it, the caller's count before and after
+        assert numba.get_num_threads() == threads and not parallel._interrupted.stack and seen == [1]
+        # nested launches keep the count of a run_on still running
+        inside = []
+        parallel.run_on(1, lambda: (s.table(10), inside.append(numba.get_num_threads())))
+        assert inside == [1] and numba.get_num_threads() == threads
+    finally:
+        original(threads)
+        parallel._interrupted.stack = []
 
 
 def test_threads_launching_every_kind_of_kernel_under_workqueue_take_turns():

@@ -16,7 +16,6 @@ Kernels wrapped by ``entry`` are called as before (``kernel(*args)``) and keep t
 dispatcher's attributes.
 """
 
-import contextlib
 import os
 import sys
 import threading
@@ -26,7 +25,7 @@ import numba
 _LOCK = threading.Lock()
 _serialize = None  # unknown until the first launch tells which threading layer Numba chose
 _forked_after_omp = False
-_interrupted = threading.local()  # a caller's thread count that an interrupted restore left unset
+_interrupted = threading.local()  # .stack: [(the caller's thread count, the frame of the run_on that set another)]
 
 FORK_MESSAGE = (
     "this process was forked after fastdecay's kernels ran on GNU OpenMP (Numba's 'omp' threading layer), which "
@@ -52,40 +51,53 @@ if hasattr(os, "register_at_fork"):
 
 
 def _restore_interrupted():
-    count = getattr(_interrupted, "count", None)
-    if count is not None:
-        numba.set_num_threads(count)
-        _interrupted.count = None
+    """Restore the counts that calls interrupted in their restore left set: an entry whose
+    ``run_on`` frame is no longer running (one still running is a caller of this launch:
+    its count stays until it returns)."""
+    stack = getattr(_interrupted, "stack", None)
+    if not stack:
+        return
+    running = set()
+    frame = sys._getframe(1)
+    while frame is not None:
+        running.add(id(frame))
+        frame = frame.f_back
+    while stack and id(stack[-1][1]) not in running:
+        numba.set_num_threads(stack.pop()[0])
 
 
-@contextlib.contextmanager
-def threads(n):
-    """Run the block's launches on ``n`` Numba threads (per calling thread), then restore."""
+def run_on(n, fn, *args):
+    """``fn(*args)`` on ``n`` Numba threads, the caller's count restored after."""
     _restore_interrupted()
     before = numba.get_num_threads()
     if n == before:
-        yield
-        return
-    _interrupted.count = before
-    numba.set_num_threads(n)
+        return fn(*args)
+    stack = getattr(_interrupted, "stack", None)
+    if stack is None:
+        stack = _interrupted.stack = []
+    stack.append((before, sys._getframe()))
     try:
-        yield
+        numba.set_num_threads(n)
+        return fn(*args)
     finally:
         numba.set_num_threads(before)
-        _interrupted.count = None
+        stack.pop()
 
 
 def launch(kernel, args, n_threads=None):
     """``kernel(*args)`` for a parallel Numba dispatcher, on ``n_threads`` threads (default:
     the caller's count), taking turns with other Python threads under ``workqueue``."""
-    global _serialize
     if _forked_after_omp:
         raise RuntimeError(FORK_MESSAGE)
     if n_threads is not None and n_threads != numba.get_num_threads():
-        with threads(n_threads):
-            launch(kernel, args)
+        run_on(n_threads, _launch, kernel, args)
         return
     _restore_interrupted()
+    _launch(kernel, args)
+
+
+def _launch(kernel, args):
+    global _serialize
     if _serialize is False:
         kernel(*args)
         return

@@ -55,5 +55,4 @@ def run_small(fn, n_elements, *args):
     if n_elements >= SERIAL_BELOW:
         fn(*args)
         return
-    with parallel.threads(1):
-        fn(*args)
+    parallel.run_on(1, fn, *args)
