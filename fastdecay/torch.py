@@ -173,7 +173,9 @@ def _whole_count(count: Any) -> bool:
 
 # torch.compile runs a step as Python (a graph break): its rate tables are NumPy work that
 # tracing cannot follow, and the kernels are opaque to it anyway
-_not_compiled = getattr(getattr(torch, "compiler", None), "disable", lambda f: f)
+# (torch._disable_dynamo imports dynamo at the first step, not at import: 1 s saved there)
+_not_compiled: Callable[[Any], Any] = cast(Callable[[Any], Any], getattr(torch, "_disable_dynamo", None) or getattr(
+    getattr(torch, "compiler", None), "disable", lambda f: f))
 
 
 def _unscale(grads: list[torch.Tensor], grad_scale: Any) -> None:
@@ -1010,7 +1012,11 @@ class LRScheduler(_TorchLRScheduler):
             # after this one (SequentialLR) starts from it (torch also asks for the key to resume
             # at last_epoch=k; the closed form does not need it)
             base = group["lr"]
-            group.setdefault("initial_lr", s(0) if isinstance(base, Schedule) else base)
+            if isinstance(base, Schedule):
+                base = s(0)
+            elif isinstance(base, torch.Tensor):
+                base = base.detach().clone()  # (torch writes a tensor lr in place: the base must not follow it)
+            group.setdefault("initial_lr", base)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float | torch.Tensor]:

@@ -52,35 +52,37 @@ def test_spawned_workers_run_the_kernels():
     np.testing.assert_array_equal(got.w, fd.simulate(np.ones((3, 1)), 0.1, steps=5).w)
 
 
-def test_an_interrupted_restore_of_the_thread_count_is_made_at_the_next_call():
-    """Ctrl-C between a small call's ``set_num_threads(1)`` and its restore left Numba on one
-    thread for good; the next launch now restores the caller's count first."""
+def test_an_interrupted_restore_of_the_thread_count_is_made_at_the_next_call(monkeypatch):
+    """Ctrl-C inside a small call's restore of the caller's thread count left Numba on one
+    thread for good; the next launch now restores it first, and launches nested in a call
+    that is still running keep that call's count."""
     threads = numba.get_num_threads()
     if threads < 2:
         pytest.skip("needs two Numba threads")
-    seen = []
+    real = numba.set_num_threads
+    calls, seen = [], []
 
-    def interrupted_in_its_restore():
-        # what an interrupt inside run_on's restore leaves: one thread, its entry on the stack
-        seen.append(numba.get_num_threads())
-        parallel._interrupted.stack.append(parallel._interrupted.stack[-1])
-        raise KeyboardInterrupt
+    def interrupted_restore(n):
+        calls.append(n)
+        if len(calls) == 2:  # run_on's restore: the interrupt lands before it sets anything
+            raise KeyboardInterrupt
+        real(n)
 
-    original = numba.set_num_threads
+    monkeypatch.setattr(numba, "set_num_threads", interrupted_restore)
     with pytest.raises(KeyboardInterrupt):
-        parallel.run_on(1, interrupted_in_its_restore)
-    numba.set_num_threads(1)  # (the restore the interrupt stopped)
+        parallel.run_on(1, lambda: seen.append(numba.get_num_threads()))
+    monkeypatch.setattr(numba, "set_num_threads", real)
     try:
-        assert len(parallel._interrupted.stack) == 1
+        assert seen == [1] and numba.get_num_threads() == 1 and len(parallel._interrupted.stack) == 1
         s = fd.cosine(0.1, 100)
-        s(3)  # a small call: one thread inside it, the caller's count before and after
-        assert numba.get_num_threads() == threads and not parallel._interrupted.stack and seen == [1]
+        s(3)  # a small call: one thread inside it, the caller's count restored before it
+        assert numba.get_num_threads() == threads and not parallel._interrupted.stack
         # nested launches keep the count of a run_on still running
         inside = []
         parallel.run_on(1, lambda: (s.table(10), inside.append(numba.get_num_threads())))
-        assert inside == [1] and numba.get_num_threads() == threads
+        assert inside == [1] and numba.get_num_threads() == threads and not parallel._interrupted.stack
     finally:
-        original(threads)
+        real(threads)
         parallel._interrupted.stack = []
 
 

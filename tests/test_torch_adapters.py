@@ -603,3 +603,14 @@ def test_state_dict_post_hooks_see_the_plain_data_returned():
     opt.register_state_dict_post_hook(lambda o, sd: seen.append(json.dumps(sd["param_groups"][0]["lr"])))
     sd = opt.state_dict()
     assert seen == [json.dumps(sd["param_groups"][0]["lr"])] and isinstance(sd["param_groups"][0]["lr"], float)
+
+
+def test_lr_scheduler_keeps_the_base_of_a_tensor_lr_apart_from_the_rate_it_writes():
+    """torch writes a tensor lr in place each step; the base rate ``initial_lr`` must not follow."""
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=torch.tensor(0.5))
+    sched = LRScheduler(opt, fd.cosine(0.5, 4))
+    for _ in range(3):
+        opt.step()
+        sched.step()
+    assert float(opt.param_groups[0]["initial_lr"]) == 0.5
+    assert float(opt.param_groups[0]["lr"]) == pytest.approx(fd.cosine(0.5, 4)(3))

@@ -52,7 +52,7 @@ if hasattr(os, "register_at_fork"):
 
 def _restore_interrupted():
     """Restore the counts that calls interrupted in their restore left set: an entry whose
-    ``run_on`` frame is no longer running (one still running is a caller of this launch:
+    ``_run_on`` frame is no longer running (one still running is a caller of this launch:
     its count stays until it returns)."""
     stack = getattr(_interrupted, "stack", None)
     if not stack:
@@ -63,7 +63,8 @@ def _restore_interrupted():
         running.add(id(frame))
         frame = frame.f_back
     while stack and id(stack[-1][1]) not in running:
-        numba.set_num_threads(stack.pop()[0])
+        numba.set_num_threads(stack[-1][0])  # (set, then forget: an interrupt here leaves the entry)
+        stack.pop()
 
 
 def run_on(n, fn, *args):
@@ -72,16 +73,21 @@ def run_on(n, fn, *args):
     before = numba.get_num_threads()
     if n == before:
         return fn(*args)
+    return _run_on(n, before, fn, args)
+
+
+def _run_on(n, before, fn, args):
     stack = getattr(_interrupted, "stack", None)
     if stack is None:
         stack = _interrupted.stack = []
+    depth = len(stack)
     stack.append((before, sys._getframe()))
     try:
         numba.set_num_threads(n)
         return fn(*args)
     finally:
         numba.set_num_threads(before)
-        stack.pop()
+        del stack[depth:]  # this call's entry (and any a nested call left behind)
 
 
 def launch(kernel, args, n_threads=None):
@@ -89,10 +95,12 @@ def launch(kernel, args, n_threads=None):
     the caller's count), taking turns with other Python threads under ``workqueue``."""
     if _forked_after_omp:
         raise RuntimeError(FORK_MESSAGE)
-    if n_threads is not None and n_threads != numba.get_num_threads():
-        run_on(n_threads, _launch, kernel, args)
-        return
     _restore_interrupted()
+    if n_threads is not None:
+        before = numba.get_num_threads()
+        if n_threads != before:
+            _run_on(n_threads, before, _launch, (kernel, args))
+            return
     _launch(kernel, args)
 
 
