@@ -255,7 +255,7 @@ def _from_plain(value: Any) -> Any:
     if isinstance(value, dict) and _ENCODING in value:
         return _decode_schedule(value, "params")
     if isinstance(value, torch.Tensor):
-        arr = value.numpy().copy()
+        arr = value.detach().cpu().numpy().copy()  # torch.load(map_location="cuda") puts these on a GPU
         arr.setflags(write=False)
         return arr
     if isinstance(value, list):

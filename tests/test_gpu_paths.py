@@ -167,25 +167,37 @@ def test_grad_scale_and_found_inf_on_device_tensors():
 
 def test_bf16_adamw_on_device_matches_torch_fused_cuda():
     """bfloat16 parameters and bfloat16 state (what torch's fused AdamW keeps for a
-    bfloat16 model) against torch.optim.AdamW(fused=True) on CUDA: torch's bfloat16
-    tolerances after STEPS steps."""
+    bfloat16 model) against torch.optim.AdamW(fused=True) on CUDA over STEPS steps: no
+    further from the float64 trajectory (the same start and gradients, nothing rounded)
+    than torch's is. Rounding to bfloat16 every step, the two part by an ulp where a
+    value lands near a rounding boundary, and such a flip then carries on (7 of 1,728
+    elements beyond torch's bfloat16 tolerances after 40 steps, H200), so closeness to
+    torch is checked loosely and accuracy against float64."""
     gen = torch.Generator().manual_seed(11)
     shapes = [(1,), (1037,), (64, 3, 3, 3), (20_011,)]
     w0 = [torch.randn(s, generator=gen).bfloat16().cuda() for s in shapes]
     grads = [[torch.randn(s, generator=gen).bfloat16().cuda() for s in shapes] for _ in range(STEPS)]
+    hyper = dict(lr=1e-2, betas=(0.9, 0.99), weight_decay=0.1)
     ref = [w.clone().requires_grad_() for w in w0]
-    opt = torch.optim.AdamW(ref, lr=1e-2, betas=(0.9, 0.99), weight_decay=0.1, fused=True)
+    opt = torch.optim.AdamW(ref, fused=True, **hyper)
+    exact = [w.double().cpu().requires_grad_() for w in w0]
+    opt64 = torch.optim.AdamW(exact, foreach=False, **hyper)
     ours = [w.clone() for w in w0]
     m = [torch.zeros_like(w) for w in w0]
     v = [torch.zeros_like(w) for w in w0]
     for t in range(STEPS):
-        for p, g in zip(ref, grads[t]):
+        for p, p64, g in zip(ref, exact, grads[t]):
             p.grad = g.clone()
+            p64.grad = g.double().cpu()
         opt.step()
-        fd.adamw_step(ours, grads[t], m, v, step=t, lr=1e-2, betas=(0.9, 0.99), weight_decay=0.1,
-                      state_dtype="bfloat16")
-    for a, b in zip(ours, ref):
-        torch.testing.assert_close(a, b.detach())  # torch's bfloat16 defaults: rtol 1.6e-2, atol 1e-5
+        opt64.step()
+        fd.adamw_step(ours, grads[t], m, v, step=t, **hyper, state_dtype="bfloat16")
+    for a, b, x in zip(ours, ref, exact):
+        torch.testing.assert_close(a, b.detach(), rtol=0.1, atol=2e-3)
+        ours_err = (a.double().cpu() - x.detach()).abs()
+        torch_err = (b.detach().double().cpu() - x.detach()).abs()
+        assert ours_err.mean() <= 1.5 * torch_err.mean() + 1e-6, (ours_err.mean(), torch_err.mean())
+        assert ours_err.max() <= 2.0 * torch_err.max() + 1e-6, (ours_err.max(), torch_err.max())
 
 
 def test_launch_plan_on_device_follows_new_storage_and_new_gradients():
