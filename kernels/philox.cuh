@@ -1,30 +1,28 @@
 // Philox4x32-10 (Salmon et al., SC'11; Random123) and the Box-Muller normals
 // fastdecay adds to gradients: the GPU twin of fastdecay/_cpu/philox.py.
-// Steps 2p and 2p + 1 share one counter and take the two outputs of one
-// Box-Muller transform:
+// Steps 4q .. 4q + 3 share one counter and take the outputs of two Box-Muller
+// transforms, one from each half of its words:
 //
-//   counter = (trajectory & 0xffffffff, trajectory >> 32, step >> 1, coordinate)
+//   counter = (trajectory & 0xffffffff, trajectory >> 32, step >> 2, coordinate)
 //   key     = (seed & 0xffffffff, seed >> 32)
 //   x0, x1, x2, x3 = philox4x32_10(counter, key)
-//   k = (x0 << 21 | x1 >> 11) + 1                       u1 = k * 2**-53 in (0, 1]
-//   j = x2 << 21 | x3 >> 11                             u2 = j * 2**-53 in [0, 1)
+//   (a, b) = (x0, x1) at steps 4q, 4q + 1;  (x2, x3) at steps 4q + 2, 4q + 3
+//   u1 = float32(a + 1) * 2**-32 in (0, 1],  u2 = b * 2**-32 in [0, 1)
 //   r = sqrt(-2 ln u1)
-//   xi = r * cos(2 pi u2) at an even step, r * sin(2 pi u2) at an odd one
+//   xi = r cos(2 pi u2) at steps 4q, 4q + 2;  r sin(2 pi u2) at steps 4q + 1, 4q + 3
 //
-// Bit-identical to the CPU everywhere: the words trivially, the normal because
-// ln, cos and sin are not the math library's (CUDA's differ from glibc's in the
-// last bit) but log_unit and sincos_two_pi below, fdlibm's polynomials with an exact
-// integer argument reduction, the operations of fastdecay/_cpu/philox.py in
-// the same order (two exact steps are taken differently there, with equal
-// values: the exponent read from float(k)'s bits instead of a leading-zero
-// count, and the error of x = t PIO2_HI by one exact fused multiply-add instead
-// of Dekker's product). They use only +, -, *, / and sqrt, each correctly rounded
-// by IEEE 754, and never a fused multiply-add: on the device through the
-// __dadd_rn / __dsub_rn / __dmul_rn / __ddiv_rn / __dsqrt_rn intrinsics
-// (never contracted, whatever --fmad says), on the host through plain
-// operators, so a host build must use -ffp-contract=off (tests/test_cuda_host.py
-// does; x86-64 without -mfma cannot contract anyway). Every constant is a hex
-// literal, as in philox.py.
+// in float32 (a float64 run widens xi exactly). Bit-identical to the CPU
+// everywhere: the words trivially, the normal because ln, cos and sin are not the
+// math library's (CUDA's differ from glibc's in the last bit) but log_u1 and
+// sincos_turn below, FreeBSD's logf and Cephes' sinf/cosf polynomials with an exact
+// integer argument reduction, the operations of fastdecay/_cpu/philox.py in the
+// same order. They use only float32 +, -, *, / and sqrt, each correctly rounded by
+// IEEE 754 and never contracted, and explicit fused multiply-adds (one rounding on
+// every backend): on the device through the __fadd_rn / __fsub_rn / __fmul_rn /
+// __fdiv_rn / __fsqrt_rn / __fmaf_rn intrinsics (never contracted, whatever --fmad
+// says; nor flushed to zero: _source.OPTIONS has no -ftz), on the host through plain
+// operators and fmaf, so a host build must use -ffp-contract=off
+// (tests/test_cuda_host.py does). Every constant is a hex literal, as in philox.py.
 #pragma once
 
 #include "common.cuh"
@@ -61,150 +59,129 @@ FD_HD Philox4 philox4x32_10(u32 c0, u32 c1, u32 c2, u32 c3, u32 k0, u32 k1) {
     return out;
 }
 
-// Correctly rounded float64 operations that no compiler fuses into an FMA.
+// Correctly rounded float32 operations that no compiler fuses into an FMA, the
+// one fused multiply-add, and the conversions and bit casts the transform takes.
 namespace rn {
 #ifdef __CUDA_ARCH__
-__device__ __forceinline__ double add(double a, double b) { return __dadd_rn(a, b); }
-__device__ __forceinline__ double sub(double a, double b) { return __dsub_rn(a, b); }
-__device__ __forceinline__ double mul(double a, double b) { return __dmul_rn(a, b); }
-__device__ __forceinline__ double div(double a, double b) { return __ddiv_rn(a, b); }
-__device__ __forceinline__ double sqrt(double a) { return __dsqrt_rn(a); }
-__device__ __forceinline__ int clz64(i64 a) { return __clzll(a); }
+__device__ __forceinline__ float add(float a, float b) { return __fadd_rn(a, b); }
+__device__ __forceinline__ float sub(float a, float b) { return __fsub_rn(a, b); }
+__device__ __forceinline__ float mul(float a, float b) { return __fmul_rn(a, b); }
+__device__ __forceinline__ float div(float a, float b) { return __fdiv_rn(a, b); }
+__device__ __forceinline__ float sqrt(float a) { return __fsqrt_rn(a); }
+__device__ __forceinline__ float fma(float a, float b, float c) { return __fmaf_rn(a, b, c); }
+__device__ __forceinline__ float from_u64(u64 a) { return __ull2float_rn(a); }
+__device__ __forceinline__ float from_i32(int a) { return __int2float_rn(a); }
+__device__ __forceinline__ u32 bits(float a) { return __float_as_uint(a); }
+__device__ __forceinline__ float from_bits(u32 a) { return __uint_as_float(a); }
 #else
-inline double add(double a, double b) { return a + b; }
-inline double sub(double a, double b) { return a - b; }
-inline double mul(double a, double b) { return a * b; }
-inline double div(double a, double b) { return a / b; }
-inline double sqrt(double a) { return ::sqrt(a); }
-inline int clz64(i64 a) { return __builtin_clzll((u64)a); }  // a > 0
+inline float add(float a, float b) { return a + b; }
+inline float sub(float a, float b) { return a - b; }
+inline float mul(float a, float b) { return a * b; }
+inline float div(float a, float b) { return a / b; }
+inline float sqrt(float a) { return ::sqrtf(a); }
+inline float fma(float a, float b, float c) { return ::fmaf(a, b, c); }
+inline float from_u64(u64 a) { return (float)(double)a; }  // a < 2**53: the double is exact, one rounding
+inline float from_i32(int a) { return (float)a; }
+inline u32 bits(float a) {
+    u32 b;
+    __builtin_memcpy(&b, &a, sizeof b);
+    return b;
+}
+inline float from_bits(u32 a) {
+    float f;
+    __builtin_memcpy(&f, &a, sizeof f);
+    return f;
+}
 #endif
 }  // namespace rn
 
-// ln(k * 2**-53) for an integer 1 <= k <= 2**53: fdlibm's __ieee754_log with the
-// exponent and mantissa taken from the integer. k * 2**-53 = 2**e * x with x in
-// [sqrt(1/2), sqrt(2)), f = x - 1 (exact), s = f / (2 + f),
+// ln u1, u1 = float32(a + 1) 2**-32 in (0, 1], for a Philox word a: FreeBSD's logf
+// (e_logf.c, its general form) on the bits of float32(a + 1), the exponent less 32.
+// u1 = 2**e x with x in [sqrt(1/2), sqrt(2)), f = x - 1 (exact), s = f / (2 + f),
 // ln(1 + f) = f - s (f - R(s**2)), plus e ln2 in two parts.
-FD_HD double log_unit(i64 k) {
-    const double LN2_HI = 0x1.62e42feep-1, LN2_LO = 0x1.a39ef35793c76p-33;
-    const double LG1 = 0x1.5555555555593p-1, LG2 = 0x1.999999997fa04p-2, LG3 = 0x1.2492494229359p-2,
-                 LG4 = 0x1.c71c51d8e78afp-3, LG5 = 0x1.7466496cb03dep-3, LG6 = 0x1.39a09d078c69fp-3,
-                 LG7 = 0x1.2f112df3e5244p-3;
-    const double TWO_M52 = 0x1p-52, TWO_M53 = 0x1p-53;
+FD_HD float log_u1(u32 a) {
+    const float LN2_HI = 0x1.62e3p-1f, LN2_LO = 0x1.2fefa2p-17f;
+    const float LG1 = 0x1.555554p-1f, LG2 = 0x1.999c26p-2f, LG3 = 0x1.23d3dcp-2f, LG4 = 0x1.f13c4cp-3f;
     using namespace rn;
-    const int lz = clz64(k);                          // 10 .. 63
-    const i64 m = lz >= 11 ? k << (lz - 11) : k >> 1; // top bit at bit 52, exact
-    int e = 10 - lz;                                  // k 2**-53 = (m 2**-52) 2**e
-    const int hx = (int)((m >> 32) & 0xFFFFF);        // fdlibm's high word of the mantissa
-    double x;
-    if (hx >= 0x6A09C) {                              // x >= ~sqrt(2): halve it
-        x = mul((double)m, TWO_M53);
-        e += 1;
-    } else {
-        x = mul((double)m, TWO_M52);
-    }
-    const double f = sub(x, 1.0);
-    const double s = div(f, add(2.0, f));
-    const double dk = (double)e;
-    const double z = mul(s, s);
-    const double w = mul(z, z);
-    // t1 = w * (LG2 + w * (LG4 + w * LG6)), t2 = z * (LG1 + w * (LG3 + w * (LG5 + w * LG7)))
-    const double t1 = mul(w, add(LG2, mul(w, add(LG4, mul(w, LG6)))));
-    const double t2 = mul(z, add(LG1, mul(w, add(LG3, mul(w, add(LG5, mul(w, LG7)))))));
-    const double r = add(t2, t1);
-    if (hx >= 0x6147A && hx <= 0x6B851) {
-        // hfsq = 0.5 * f * f; dk * LN2_HI - ((hfsq - (s * (hfsq + r) + dk * LN2_LO)) - f)
-        const double hfsq = mul(mul(0.5, f), f);
-        return sub(mul(dk, LN2_HI), sub(sub(hfsq, add(mul(s, add(hfsq, r)), mul(dk, LN2_LO))), f));
-    }
+    const int ix = (int)bits(from_u64((u64)a + 1));
+    const int m = ix & 0x7FFFFF;
+    const int i = (m + (0x95F64 << 3)) & 0x800000;    // the mantissa 1.m >= ~sqrt(2): halve x
+    const float x = from_bits((u32)(m | (i ^ 0x3F800000)));
+    const int e = (ix >> 23) - 127 + (i >> 23) - 32;
+    const float f = sub(x, 1.0f);
+    const float s = div(f, add(2.0f, f));
+    const float dk = from_i32(e);
+    const float z = mul(s, s);
+    const float w = mul(z, z);
+    const float t1 = mul(w, fma(w, LG4, LG2));
+    const float t2 = mul(z, fma(w, LG3, LG1));
+    const float r = add(t2, t1);
     // dk * LN2_HI - ((s * (f - r) - dk * LN2_LO) - f)
     return sub(mul(dk, LN2_HI), sub(sub(mul(s, sub(f, r)), mul(dk, LN2_LO)), f));
 }
 
-// cos(n pi/2 + theta) from c = cos(theta) and sn = sin(|theta|): +-c on even
-// quarters, +-sn on odd ones. The CPU's _quadrant.
-FD_HD double quadrant(i64 n, double c, double sn, bool negative) {
-    const int q = (int)(n & 3);
-    if (q == 0) return c;
-    if (q == 2) return -c;
-    return (q == 1) != negative ? -sn : sn;
-}
-
 struct SinCos {
-    double cos, sin;
+    float cos, sin;
 };
 
-// (cos(2 pi u), sin(2 pi u)) for u = j 2**-53, an integer 0 <= j < 2**53. Exact
-// reduction in integers: j 2**-53 = n/4 + t/4, n the nearest quarter turn,
-// |t| <= 1/2; theta = (pi/2) t = x + y (x = t PIO2_HI rounded, y its error by
-// Dekker's product plus t PIO2_LO); fdlibm's kernel cos and kernel sin of x + y,
-// then each output picks one by its quadrant (the sine by n - 1: sin a = cos(a - pi/2)).
-FD_HD SinCos sincos_two_pi(i64 j) {
-    const double S1 = -0x1.5555555555549p-3, S2 = 0x1.111111110f8a6p-7, S3 = -0x1.a01a019c161d5p-13,
-                 S4 = 0x1.71de357b1fe7dp-19, S5 = -0x1.ae5e68a2b9cebp-26, S6 = 0x1.5d93a5acfd57cp-33;
-    const double C1 = 0x1.555555555554cp-5, C2 = -0x1.6c16c16c15177p-10, C3 = 0x1.a01a019cb1590p-16,
-                 C4 = -0x1.27e4f809c52adp-22, C5 = 0x1.1ee9ebdb4b1c4p-29, C6 = -0x1.8fae9be8838d4p-37;
-    const double PIO2_HI = 0x1.921fb54442d18p+0, PIO2_LO = 0x1.1a62633145c07p-54;
-    const double PIO2_A = 0x1.921fb54p+0, PIO2_B = 0x1.10b46p-30;
-    const double TWO_M51 = 0x1p-51;
+// (cos(2 pi u2), sin(2 pi u2)) for u2 = b 2**-32, a Philox word b. Exact reduction in
+// integers: b = n 2**30 + r, n the nearest quarter turn (0 .. 4), -2**29 <= r < 2**29;
+// theta = float32(r) * float32(pi/2) 2**-30 in [-pi/4, pi/4]; Cephes' sinf and cosf
+// polynomials by fused multiply-adds; then each output picks one by its quadrant.
+FD_HD SinCos sincos_turn(u32 b) {
+    const float S1 = -0x1.555546p-3f, S2 = 0x1.11073cp-7f, S3 = -0x1.9943f2p-13f;
+    const float C1 = 0x1.55554ap-5f, C2 = -0x1.6c0c34p-10f, C3 = 0x1.99eb9cp-16f;
+    const float PIO2_M30 = 0x1.921fb6p-30f;
     using namespace rn;
-    const i64 n = (j + (1ll << 50)) >> 51;            // nearest quarter turn, 0 .. 4
-    const i64 r = j - (n << 51);                      // t = r 2**-51, -2**50 <= r < 2**50
-    const bool negative = r < 0;
-    const i64 a = negative ? -r : r;
-    const i64 ah = (a >> 26) << 26;                   // t = th + tl: 25 and 26 significant bits
-    const double th = mul((double)ah, TWO_M51);
-    const double tl = mul((double)(a - ah), TWO_M51);
-    const double t = mul((double)a, TWO_M51);
-    const double x = mul(t, PIO2_HI);
-    // y = ((((th * PIO2_A - x) + th * PIO2_B) + tl * PIO2_A) + tl * PIO2_B) + t * PIO2_LO
-    const double y = add(add(add(add(sub(mul(th, PIO2_A), x), mul(th, PIO2_B)), mul(tl, PIO2_A)), mul(tl, PIO2_B)),
-                         mul(t, PIO2_LO));
-    const double z = mul(x, x);
-    const double w = mul(z, z);
-    // cos(theta), fdlibm k_cos.c: rc = z * (C1 + z * (C2 + z * C3)) + w * w * (C4 + z * (C5 + z * C6))
-    const double rc = add(mul(z, add(C1, mul(z, add(C2, mul(z, C3))))),
-                          mul(mul(w, w), add(C4, mul(z, add(C5, mul(z, C6))))));
-    const double hz = mul(0.5, z);
-    const double v = sub(1.0, hz);
-    // c = v + (((1 - v) - hz) + (z * rc - x * y))
-    const double c = add(v, add(sub(sub(1.0, v), hz), sub(mul(z, rc), mul(x, y))));
-    // sin(|theta|), fdlibm k_sin.c: rs = S2 + z * (S3 + z * S4) + z * w * (S5 + z * S6)
-    const double rs = add(add(S2, mul(z, add(S3, mul(z, S4)))), mul(mul(z, w), add(S5, mul(z, S6))));
-    const double vs = mul(z, x);
-    // sn = x - ((z * (0.5 * y - vs * rs) - y) - vs * S1)
-    const double sn = sub(x, sub(sub(mul(z, sub(mul(0.5, y), mul(vs, rs))), y), mul(vs, S1)));
+    const i64 j = (i64)b;
+    const i64 n = (j + (1ll << 29)) >> 30;           // nearest quarter turn, 0 .. 4
+    const float x = mul(from_i32((int)(j - (n << 30))), PIO2_M30);
+    const float z = mul(x, x);
+    const float s = fma(fma(fma(S3, z, S2), z, S1), mul(z, x), x);
+    const float c = fma(fma(fma(C3, z, C2), z, C1), mul(z, z), fma(-0.5f, z, 1.0f));
+    const bool odd = (n & 1) != 0;
+    const float cos = odd ? s : c;
+    const float sin = odd ? c : s;
     SinCos out;
-    out.cos = quadrant(n, c, sn, negative);
-    out.sin = quadrant(n + 3, c, sn, negative);
+    out.cos = ((n + 1) & 2) ? -cos : cos;
+    out.sin = (n & 2) ? -sin : sin;
     return out;
 }
 
-// cos(2 pi j 2**-53) for an integer 0 <= j < 2**53.
-FD_HD double cos_two_pi(i64 j) { return sincos_two_pi(j).cos; }
+// Box-Muller's radius sqrt(-2 ln u1), u1 = float32(a + 1) 2**-32.
+FD_HD float radius(u32 a) { return rn::sqrt(rn::mul(-2.0f, log_u1(a))); }
 
-// The four Philox words of the pair counter (trajectory, pair, coordinate).
-FD_HD Philox4 philox_pair_words(u64 seed, u64 trajectory, u32 pair, u32 coordinate) {
-    return philox4x32_10((u32)trajectory, (u32)(trajectory >> 32), pair, coordinate, (u32)seed, (u32)(seed >> 32));
+// The four Philox words of the counter (trajectory, quad, coordinate).
+FD_HD Philox4 philox_quad_words(u64 seed, u64 trajectory, u32 quad, u32 coordinate) {
+    return philox4x32_10((u32)trajectory, (u32)(trajectory >> 32), quad, coordinate, (u32)seed, (u32)(seed >> 32));
 }
 
-// The normals of steps 2 pair (.cos) and 2 pair + 1 (.sin) for (trajectory, coordinate)
-// under seed, in float64: r cos(2 pi u2) and r sin(2 pi u2), r = sqrt(-2 ln u1).
-FD_HD SinCos philox_normal_pair(u64 seed, u64 trajectory, u32 pair, u32 coordinate) {
-    const Philox4 x = philox_pair_words(seed, trajectory, pair, coordinate);
-    const i64 k = (i64)((((u64)x.x[0] << 21) | (x.x[1] >> 11)) + 1);
-    const i64 j = (i64)(((u64)x.x[2] << 21) | (x.x[3] >> 11));
-    const double r = rn::sqrt(rn::mul(-2.0, log_unit(k)));
-    const SinCos u = sincos_two_pi(j);
-    SinCos out;
-    out.cos = rn::mul(r, u.cos);
-    out.sin = rn::mul(r, u.sin);
+// The normals of steps 4 quad .. 4 quad + 3 for (trajectory, coordinate) under seed.
+struct Quad {
+    float z[4];
+};
+
+FD_HD Quad philox_normal_quad(u64 seed, u64 trajectory, u32 quad, u32 coordinate) {
+    const Philox4 x = philox_quad_words(seed, trajectory, quad, coordinate);
+    Quad out;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        const float r = radius(x.x[2 * h]);
+        const SinCos u = sincos_turn(x.x[2 * h + 1]);
+        out.z[2 * h] = rn::mul(r, u.cos);
+        out.z[2 * h + 1] = rn::mul(r, u.sin);
+    }
     return out;
 }
 
-// The standard normal of (trajectory, step, coordinate) under seed, in float64.
-FD_HD double philox_normal(u64 seed, u64 trajectory, u32 step, u32 coordinate) {
-    const SinCos p = philox_normal_pair(seed, trajectory, step >> 1, coordinate);
-    return (step & 1u) ? p.sin : p.cos;
+// The standard normal of (trajectory, step, coordinate) under seed (one Box-Muller
+// transform: the half of the counter's words that step reads).
+FD_HD float philox_normal(u64 seed, u64 trajectory, u32 step, u32 coordinate) {
+    const Philox4 x = philox_quad_words(seed, trajectory, step >> 2, coordinate);
+    const bool second = (step & 2u) != 0;
+    const float r = radius(second ? x.x[2] : x.x[0]);
+    const SinCos u = sincos_turn(second ? x.x[3] : x.x[1]);
+    return rn::mul(r, (step & 1u) ? u.sin : u.cos);
 }
 
 }  // namespace fastdecay

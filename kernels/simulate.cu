@@ -18,9 +18,9 @@
 // steps (SIM_REANCHOR there); other rows take the closed form at every step,
 // except inside a plateau of a one-segment staircase exponential (a step
 // schedule), where the rate is the previous one (the same exponent, no pow).
-// Noise: philox_normal(seed, offset + i, t, k), the CPU's numbers; a thread that
-// owns an element draws the pair of steps 2p, 2p + 1 once (philox_normal_pair) and
-// keeps the odd step's draw in a register.
+// Noise: philox_normal(seed, offset + i, t, k), the CPU's numbers (float32); a thread
+// that owns an element draws the four steps 4q .. 4q + 3 of a Philox counter at once
+// (philox_normal_quad) and keeps them in registers.
 // The update rule is reached only through the simulations' section of update_math.cuh
 // (SimRule sim_rule(code), sim_step_coefficients, sim_element, sim_element_row): this
 // file names no rule.
@@ -145,15 +145,15 @@ FD_HD void step_coefficients(i64 s, const double* ss, i64 first_step, const Opti
 }
 
 // One step of one element: w, b (buffer), q (second buffer) in place; z is the
-// element's draw of this step (in T; unused without noise).
+// element's draw of this step (float32, widened exactly for T = double; unused without noise).
 // `coef` is this step's row of shared coefficients, or null: then the thread's own
 // rates r (per-trajectory schedules) make them, with `bias` where the rule has bias
 // corrections (null where beta1 is per trajectory: then the thread computes its own).
 template <typename T>
-FD_HD void step_element(T& w, T& b, T& q, T lam, T z, i64 i, i64 t, const Rates& r, double scale_shared,
+FD_HD void step_element(T& w, T& b, T& q, T lam, float z, i64 i, i64 t, const Rates& r, double scale_shared,
                         const T* coef, const double* bias, const RateSource& lr, const Options& o) {
     T g = lam * w;
-    if (o.noise != 0.0) g = g + (T)o.noise * z;
+    if (o.noise != 0.0) g = g + (T)o.noise * (T)z;
     double scale = scale_shared;
     if (!coef && lr.rows) {
         // a plain exponential or constant row never drops discontinuously
@@ -184,7 +184,7 @@ __host__ __device__ void simulate_elements(Grid gr, T* w_, T* buf_, T* sq_, cons
         T q = has_sq ? sq_[j] : (T)0;
         double cur[3];
         load_rates(lr, wdr, momr, i, cur);
-        T z_even = (T)0, z_odd = (T)0;
+        float z0 = 0.0f, z1 = 0.0f, z2 = 0.0f, z3 = 0.0f;  // the draws of steps 4q .. 4q + 3
         if (every > 0 && first_step == 0) {
             const double x = (double)w;
             write_record(rec_loss, rec_disp, rec_lr, i * n_rec, 0.0 + (double)lam * (x * x), 0.0,
@@ -193,13 +193,18 @@ __host__ __device__ void simulate_elements(Grid gr, T* w_, T* buf_, T* sq_, cons
         for (i64 s = 0; s < n_steps; ++s) {
             const i64 t = first_step + s;
             const Rates r = step_rates(lr, wdr, momr, ss, i, s, t, cur);
-            if (o.noise != 0.0 && (s == 0 || (t & 1) == 0)) {
-                const SinCos p = philox_normal_pair(o.seed, o.offset + (u64)i, (u32)(t >> 1), (u32)k);
-                z_even = (T)p.cos;
-                z_odd = (T)p.sin;
+            if (o.noise != 0.0 && (s == 0 || (t & 3) == 0)) {
+                const Quad p = philox_normal_quad(o.seed, o.offset + (u64)i, (u32)(t >> 2), (u32)k);
+                z0 = p.z[0];
+                z1 = p.z[1];
+                z2 = p.z[2];
+                z3 = p.z[3];
             }
             const T before = w;
-            step_element<T>(w, b, q, lam, (t & 1) ? z_odd : z_even, i, t, r, ss[s * N_SCALARS + SS_SCALE],
+            // selects, not an indexed array: that would live in local memory
+            const int u = (int)(t & 3);
+            const float z = u == 0 ? z0 : u == 1 ? z1 : u == 2 ? z2 : z3;
+            step_element<T>(w, b, q, lam, z, i, t, r, ss[s * N_SCALARS + SS_SCALE],
                             coef ? coef + s * COEF_STRIDE : nullptr, bias ? bias + 2 * s : nullptr, lr, o);
             if (every > 0 && (t + 1) % every == 0) {
                 const i64 r = i * n_rec + (t + 1) / every;
@@ -248,7 +253,7 @@ __host__ __device__ void simulate_trajectories(Grid gr, T* w_, T* buf_, T* sq_, 
                 T b = (has_buf && buf_) ? buf_[j] : (T)0;
                 T q = has_sq ? sq_[j] : (T)0;
                 const T before = w;
-                const T z = o.noise != 0.0 ? (T)philox_normal(o.seed, o.offset + (u64)i, (u32)t, (u32)k) : (T)0;
+                const float z = o.noise != 0.0 ? philox_normal(o.seed, o.offset + (u64)i, (u32)t, (u32)k) : 0.0f;
                 step_element<T>(w, b, q, lam_[j], z, i, t, r, ss[s * N_SCALARS + SS_SCALE],
                                 coef ? coef + s * COEF_STRIDE : nullptr, bias ? bias + 2 * s : nullptr, lr, o);
                 w_[j] = w;
@@ -271,15 +276,15 @@ __host__ __device__ void simulate_trajectories(Grid gr, T* w_, T* buf_, T* sq_, 
 }
 
 // The noise of one step, as the simulations draw it: for trajectory i < n and
-// coordinate k < d, the four Philox words of its pair counter (step >> 1) and
+// coordinate k < d, the four Philox words of its counter (step >> 2) and
 // the standard normal of (seed, first_trajectory + i, step, k) (for tests, and
 // for callers who want the very numbers a simulation used).
 __host__ __device__ inline void philox_fill_body(Grid gr, u64 seed, u64 first_trajectory, u32 step, i64 n, i64 d,
-                                                 u32* __restrict__ words, double* __restrict__ normals) {
+                                                 u32* __restrict__ words, float* __restrict__ normals) {
     for (i64 j = gr.global(); j < n * d; j += gr.stride()) {
         const i64 i = j / d, k = j - i * d;
         const u64 trajectory = first_trajectory + (u64)i;
-        const Philox4 r = philox_pair_words(seed, trajectory, step >> 1, (u32)k);
+        const Philox4 r = philox_quad_words(seed, trajectory, step >> 2, (u32)k);
         for (int e = 0; e < 4; ++e) words[4 * j + e] = r.x[e];
         normals[j] = philox_normal(seed, trajectory, step, (u32)k);
     }
@@ -381,7 +386,7 @@ __global__ void simulate_coefficients_f32(FD_COEF_ARGS(float)) {
 __global__ void simulate_coefficients_f64(FD_COEF_ARGS(double)) {
     coefficients_body<double>(this_grid(), FD_COEF_PASS);
 }
-__global__ void philox_fill(u64 seed, u64 first_trajectory, u32 step, i64 n, i64 d, u32* words, double* normals) {
+__global__ void philox_fill(u64 seed, u64 first_trajectory, u32 step, i64 n, i64 d, u32* words, float* normals) {
     philox_fill_body(this_grid(), seed, first_trajectory, step, n, d, words, normals);
 }
 }

@@ -75,7 +75,7 @@ void fd_kernel_schedule_table_f32(i64 n_blocks, i64 n_threads, i64 n_blocks_y, c
         FD_EMULATE(schedule_table<float>(gr, y, n_blocks_y, table, n_segments, n_rows, first, steps, out, n))
 }
 void fd_kernel_philox_fill(i64 n_blocks, i64 n_threads, u64 seed, u64 first, u32 step, i64 n, i64 d, u32* words,
-                           double* normals) {
+                           float* normals) {
     FD_EMULATE(philox_fill_body(gr, seed, first, step, n, d, words, normals))
 }
 void fd_kernel_step_increment(i64 n_blocks, i64 n_threads, void* step, int code, const void* found_inf, int inf_code) {
@@ -145,13 +145,16 @@ void fd_philox(const u32* counters, const u32* keys, u32* out, i64 n) {
         for (int j = 0; j < 4; ++j) out[4 * i + j] = r.x[j];
     }
 }
-void fd_normals(u64 seed, const u64* trajectory, const u32* step, const u32* coordinate, double* out, i64 n) {
+void fd_normals(u64 seed, const u64* trajectory, const u32* step, const u32* coordinate, float* out, i64 n) {
     for (i64 i = 0; i < n; ++i) out[i] = philox_normal(seed, trajectory[i], step[i], coordinate[i]);
 }
-void fd_log_unit(const i64* k, double* out, i64 n) { for (i64 i = 0; i < n; ++i) out[i] = log_unit(k[i]); }
-void fd_cos_two_pi(const i64* j, double* out, i64 n) { for (i64 i = 0; i < n; ++i) out[i] = cos_two_pi(j[i]); }
-void fd_sin_two_pi(const i64* j, double* out, i64 n) {
-    for (i64 i = 0; i < n; ++i) out[i] = sincos_two_pi(j[i]).sin;
+void fd_log_u1(const u32* a, float* out, i64 n) { for (i64 i = 0; i < n; ++i) out[i] = log_u1(a[i]); }
+void fd_sincos_turn(const u32* b, float* cos, float* sin, i64 n) {
+    for (i64 i = 0; i < n; ++i) {
+        const SinCos u = sincos_turn(b[i]);
+        cos[i] = u.cos;
+        sin[i] = u.sin;
+    }
 }
 }
 """
@@ -187,8 +190,7 @@ def host(tmp_path_factory):
     run = subprocess.run(cmd, capture_output=True, text=True)
     assert run.returncode == 0, f"{' '.join(cmd)}\n{run.stderr}"
     dll = ctypes.CDLL(str(lib))
-    for name in ("fd_lr_at", "fd_drop_ratio", "fd_philox", "fd_normals", "fd_log_unit", "fd_cos_two_pi",
-                 "fd_sin_two_pi"):
+    for name in ("fd_lr_at", "fd_drop_ratio", "fd_philox", "fd_normals", "fd_log_u1", "fd_sincos_turn"):
         getattr(dll, name).restype = None
     dll.fd_layout.restype = ctypes.c_int
     dll.fd_rule_code.restype = ctypes.c_int
@@ -466,11 +468,12 @@ def test_normals_equal_cpu_generator_bit_for_bit(host):
     step = rng.integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32)
     coordinate = rng.integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32)
     for seed in (0, 12345, 2**64 - 1):
-        out = np.empty(n)
+        out = np.empty(n, dtype=np.float32)
         host.fd_normals(ctypes.c_uint64(seed), _ptr(trajectory), _ptr(step), _ptr(coordinate), _ptr(out),
                         ctypes.c_int64(n))
-        want = np.array([normal(np.uint64(seed), trajectory[i], step[i], coordinate[i]) for i in range(n)])
-        np.testing.assert_array_equal(out, want)
+        want = np.array([normal(np.uint64(seed), trajectory[i], step[i], coordinate[i]) for i in range(n)],
+                        dtype=np.float32)
+        np.testing.assert_array_equal(out.view(np.uint32), want.view(np.uint32))
         assert abs(out.mean()) < 0.1 and abs(out.std() - 1.0) < 0.1
 
 
@@ -479,12 +482,15 @@ PHILOX_SHIM = r"""
 #include "philox.cuh"
 using namespace fastdecay;
 extern "C" {
-void fd_log_unit(const i64* k, double* out, i64 n) { for (i64 i = 0; i < n; ++i) out[i] = log_unit(k[i]); }
-void fd_cos_two_pi(const i64* j, double* out, i64 n) { for (i64 i = 0; i < n; ++i) out[i] = cos_two_pi(j[i]); }
-void fd_sin_two_pi(const i64* j, double* out, i64 n) {
-    for (i64 i = 0; i < n; ++i) out[i] = sincos_two_pi(j[i]).sin;
+void fd_log_u1(const u32* a, float* out, i64 n) { for (i64 i = 0; i < n; ++i) out[i] = log_u1(a[i]); }
+void fd_sincos_turn(const u32* b, float* cos, float* sin, i64 n) {
+    for (i64 i = 0; i < n; ++i) {
+        const SinCos u = sincos_turn(b[i]);
+        cos[i] = u.cos;
+        sin[i] = u.sin;
+    }
 }
-void fd_normals(u64 seed, const u64* trajectory, const u32* step, const u32* coordinate, double* out, i64 n) {
+void fd_normals(u64 seed, const u64* trajectory, const u32* step, const u32* coordinate, float* out, i64 n) {
     for (i64 i = 0; i < n; ++i) out[i] = philox_normal(seed, trajectory[i], step[i], coordinate[i]);
 }
 }
@@ -503,60 +509,57 @@ def philox_native(tmp_path_factory):
     run = subprocess.run(cmd, capture_output=True, text=True)
     assert run.returncode == 0, f"{' '.join(cmd)}\n{run.stderr}"
     dll = ctypes.CDLL(str(lib))
-    for name in ("fd_log_unit", "fd_cos_two_pi", "fd_sin_two_pi", "fd_normals"):
+    for name in ("fd_log_u1", "fd_sincos_turn", "fd_normals"):
         getattr(dll, name).restype = None
     dll.fd_normals.argtypes = [ctypes.c_uint64] + [ctypes.c_void_p] * 4 + [ctypes.c_int64]
     return dll
 
 
-def _philox_arguments():
+def _philox_words():
+    """Philox words on the edges of the radius (a + 1 near powers of two, the rounding
+    of a + 1 to 24 bits, the extremes) and of the angle (near every eighth of a turn),
+    and random ones."""
     rng = np.random.default_rng(13)
-    ks = np.concatenate([[1, 2, 3, 2**52 - 1, 2**52, 2**52 + 1, 2**53 - 1, 2**53],
-                         rng.integers(1, 2**53, 20_000), rng.integers(1, 2**24, 2000),
-                         2**53 - rng.integers(0, 2**24, 2000),
-                         [2**e + d for e in range(1, 53) for d in (-1, 0, 1)]]).astype(np.int64)
-    quarter = rng.integers(0, 5, 4000).astype(np.int64) << 51
-    js = np.concatenate([[0, 1, 2**50 - 1, 2**50, 2**51 - 1, 2**51, 2**51 + 1, 2**52, 3 * 2**51, 2**53 - 1],
-                         rng.integers(0, 2**53, 20_000), quarter + rng.integers(-2**20, 2**20, 4000)])
-    return ks, np.clip(js, 0, 2**53 - 1).astype(np.int64)
+    edges = [0, 1, 2, 2**24 - 2, 2**24 - 1, 2**24, 2**32 - 2**8, 2**32 - 129, 2**32 - 128, 2**32 - 2, 2**32 - 1]
+    edges += [2**e + d for e in range(1, 32) for d in (-2, -1, 0, 1, 2)]
+    eighths = (rng.integers(0, 8, 4000).astype(np.int64) << 29) + rng.integers(-2**12, 2**12, 4000)
+    words = np.concatenate([edges, rng.integers(0, 2**32, 40_000), eighths % 2**32])
+    return np.clip(words, 0, 2**32 - 1).astype(np.uint32)
 
 
 @pytest.mark.parametrize("build", ["host", "philox_native"])
-def test_log_unit_and_cos_two_pi_equal_cpu_bit_for_bit(build, request):
+def test_log_u1_and_sincos_turn_equal_cpu_bit_for_bit(build, request):
     from numba import njit
 
-    from fastdecay._cpu.philox import log_unit, sincos_two_pi
+    from fastdecay._cpu.philox import log_u1, sincos_turn
 
     @njit
-    def cpu(ks, js, logs, coss, sins):
-        for i in range(ks.shape[0]):
-            logs[i] = log_unit(ks[i])
-        for i in range(js.shape[0]):
-            coss[i], sins[i] = sincos_two_pi(js[i])
+    def cpu(words, logs, coss, sins):
+        for i in range(words.shape[0]):
+            logs[i] = log_u1(words[i])
+            coss[i], sins[i] = sincos_turn(words[i])
 
-    ks, js = _philox_arguments()
-    want_log, want_cos, want_sin = np.empty(ks.shape), np.empty(js.shape), np.empty(js.shape)
-    cpu(ks, js, want_log, want_cos, want_sin)
+    words = _philox_words()
+    want = [np.empty(words.shape, dtype=np.float32) for _ in range(3)]
+    cpu(words, *want)
     lib = request.getfixturevalue(build)
-    got_log, got_cos, got_sin = np.empty(ks.shape), np.empty(js.shape), np.empty(js.shape)
-    lib.fd_log_unit(_ptr(ks), _ptr(got_log), ctypes.c_int64(ks.size))
-    lib.fd_cos_two_pi(_ptr(js), _ptr(got_cos), ctypes.c_int64(js.size))
-    lib.fd_sin_two_pi(_ptr(js), _ptr(got_sin), ctypes.c_int64(js.size))
-    np.testing.assert_array_equal(got_log.view(np.uint64), want_log.view(np.uint64))  # signed zeros too
-    np.testing.assert_array_equal(got_cos.view(np.uint64), want_cos.view(np.uint64))
-    np.testing.assert_array_equal(got_sin.view(np.uint64), want_sin.view(np.uint64))
+    got = [np.empty(words.shape, dtype=np.float32) for _ in range(3)]
+    lib.fd_log_u1(_ptr(words), _ptr(got[0]), ctypes.c_int64(words.size))
+    lib.fd_sincos_turn(_ptr(words), _ptr(got[1]), _ptr(got[2]), ctypes.c_int64(words.size))
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g.view(np.uint32), w.view(np.uint32))  # signed zeros too
 
 
 def test_normals_of_the_native_build_equal_cpu_generator(philox_native):
     from fastdecay._cpu.philox import fill_normals
 
     seed, first, step, n, d = 2**63 + 5, 2**35 - 100, 7, 3000, 4
-    want = np.empty((n, d))
+    want = np.empty((n, d), dtype=np.float32)
     fill_normals(np.uint64(seed), np.uint64(first), np.uint32(step), d, want)
     trajectory = np.repeat(np.arange(n, dtype=np.uint64) + np.uint64(first), d)
     steps = np.full(n * d, step, dtype=np.uint32)
     coordinate = np.tile(np.arange(d, dtype=np.uint32), n)
-    got = np.empty(n * d)
+    got = np.empty(n * d, dtype=np.float32)
     philox_native.fd_normals(ctypes.c_uint64(seed), _ptr(trajectory), _ptr(steps), _ptr(coordinate), _ptr(got),
                              ctypes.c_int64(n * d))
     np.testing.assert_array_equal(got.reshape(n, d), want)
@@ -1237,14 +1240,14 @@ def test_gpu_philox_fill_equals_cpu_generator(gpu_on_host):
 
     _, _, _, simulate = gpu_on_host
     seed, first, n, d = 2**40 + 17, 2**32 - 3, 9, 5
-    for step in (4_000_000_000, 4_000_000_001):  # the cos and the sin draw of one pair
+    for step in range(4_000_000_000, 4_000_000_004):  # the four draws of one counter
         words, normals = simulate.philox_fill(seed, first, step, n, d)
-        want = np.empty((n, d))
+        want = np.empty((n, d), dtype=np.float32)
         fill_normals(np.uint64(seed), np.uint64(first), np.uint32(step), d, want)
-        np.testing.assert_array_equal(normals, want)
+        np.testing.assert_array_equal(normals.view(np.uint32), want.view(np.uint32))
         for i, k in [(0, 0), (3, 4), (8, 2)]:
             traj = first + i
-            expect = philox4x32_10(traj & 0xFFFFFFFF, traj >> 32, step >> 1, k, seed & 0xFFFFFFFF, seed >> 32)
+            expect = philox4x32_10(traj & 0xFFFFFFFF, traj >> 32, step >> 2, k, seed & 0xFFFFFFFF, seed >> 32)
             assert [int(x) for x in words[i, k]] == [int(x) for x in expect]
 
 

@@ -419,17 +419,18 @@ def test_noise_draws_match_cpu_generator():
     from fastdecay._cpu.philox import fill_normals, philox4x32_10
     from fastdecay._gpu.simulate import philox_fill
 
-    seed, first, step, n, d = 12345, 2**33 + 5, 77, 1000, 3
-    words, normals = philox_fill(seed, first, step, n, d)
-    want = np.empty((n, d))
-    fill_normals(np.uint64(seed), np.uint64(first), np.uint32(step), d, want)
-    np.testing.assert_array_equal(cp.asnumpy(normals), want)
-    words = cp.asnumpy(words)
-    for i in range(0, n, 37):
-        for k in range(d):
-            traj = first + i
-            expect = philox4x32_10(traj & 0xFFFFFFFF, traj >> 32, step >> 1, k, seed & 0xFFFFFFFF, seed >> 32)
-            assert [int(x) for x in words[i, k]] == [int(x) for x in expect]
+    seed, first, n, d = 12345, 2**33 + 5, 1000, 3
+    for step in (76, 77, 78, 79):  # the four draws of one counter
+        words, normals = philox_fill(seed, first, step, n, d)
+        want = np.empty((n, d), dtype=np.float32)
+        fill_normals(np.uint64(seed), np.uint64(first), np.uint32(step), d, want)
+        np.testing.assert_array_equal(cp.asnumpy(normals).view(np.uint32), want.view(np.uint32))
+        words = cp.asnumpy(words)
+        for i in range(0, n, 37):
+            for k in range(d):
+                traj = first + i
+                expect = philox4x32_10(traj & 0xFFFFFFFF, traj >> 32, step >> 2, k, seed & 0xFFFFFFFF, seed >> 32)
+                assert [int(x) for x in words[i, k]] == [int(x) for x in expect]
 
 
 def test_noisy_simulation_matches_cpu():

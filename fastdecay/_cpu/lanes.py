@@ -4,8 +4,9 @@ its noise, a tile's rows of draws, the recording tallies.
 
 A tile is a run of consecutive elements (trajectory x coordinate) that one thread
 advances through the steps of a chunk; a lane is one of its elements. With noise
-the thread's two rows of ``noise_scratch`` hold the float64 draws of its lanes for
-a pair of steps (even, odd), made by ``philox.fill_normal_pairs``.
+the thread's four rows of ``noise_scratch`` hold the float32 draws of its lanes for
+the four steps that share a Philox counter (4q .. 4q + 3), made by
+``philox.fill_normal_quads``: the rows, a tuple of four arrays, are the ``zs`` below.
 
 The noise helpers are resolved by type when a kernel compiles: with no noise
 scratch (None) each is a constant None and every noise term vanishes from the
@@ -19,7 +20,7 @@ from numba import njit, types
 from numba.extending import overload
 from numba.np.numpy_support import as_dtype
 
-from .philox import fill_normal_pairs
+from .philox import fill_normal_quads
 
 # columns of step_scalars (the shared rates of each step of a chunk)
 LR = 0
@@ -57,8 +58,8 @@ def _like_impl(x, v):
 
 @njit(cache=True)
 def gradient(lam, x, z, sigma, j):
-    """Gradient of an element: λ x, plus σ z[j] with noise (z: the step's draws of the
-    tile's lanes in float64, rounded here to the element type; None without noise,
+    """Gradient of an element: λ x, plus σ z[j] with noise (z: the step's float32 draws
+    of the tile's lanes, widened exactly for float64 elements; None without noise,
     pruned at compile time). Never fused into a multiply-add (no ``fastmath``
     anywhere in the kernels)."""
     g = lam * x
@@ -73,67 +74,76 @@ def tally(lam, j, x, xn):
     return (float(xn) - float(x)) ** 2, float(lam[j]) * float(xn) ** 2
 
 
-def draws(noise_scratch, row, lanes):
-    """This thread's row ``row`` (0: even steps, 1: odd steps) of the noise scratch, its
-    first ``lanes`` entries; None without noise."""
-    return None if noise_scratch is None else noise_scratch[numba.get_thread_id(), row, :lanes]
+def draws(noise_scratch, lanes):
+    """This thread's four rows of the noise scratch (steps 4q .. 4q + 3), their first
+    ``lanes`` entries, as a tuple; None without noise."""
+    if noise_scratch is None:
+        return None
+    me = numba.get_thread_id()
+    return tuple(noise_scratch[me, row, :lanes] for row in range(4))
 
 
 @overload(draws)
-def _draws_impl(noise_scratch, row, lanes):
+def _draws_impl(noise_scratch, lanes):
     if isinstance(noise_scratch, types.NoneType):
-        return lambda noise_scratch, row, lanes: None
-    return lambda noise_scratch, row, lanes: noise_scratch[numba.get_thread_id(), row, :lanes]
+        return lambda noise_scratch, lanes: None
+
+    def rows(noise_scratch, lanes):
+        me = numba.get_thread_id()
+        return (noise_scratch[me, 0, :lanes], noise_scratch[me, 1, :lanes], noise_scratch[me, 2, :lanes],
+                noise_scratch[me, 3, :lanes])
+    return rows
 
 
-def draw_pairs(z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, t):
-    """Fill the two rows with the draws of steps t and t + 1 (t even) or t - 1 and t."""
-    if z_even is not None:
-        lanes = z_even.shape[0]
-        fill_normal_pairs(seed, first_trajectory, lane_trajectory[:lanes], lane_coordinate[:lanes],
-                          np.uint64(t >> 1), z_even, z_odd)
+def draw_quad(zs, seed, first_trajectory, lane_trajectory, lane_coordinate, t):
+    """Fill the four rows with the draws of the steps that share step t's Philox counter
+    (4q .. 4q + 3, t among them)."""
+    if zs is not None:
+        lanes = zs[0].shape[0]
+        fill_normal_quads(seed, first_trajectory, lane_trajectory[:lanes], lane_coordinate[:lanes],
+                          np.uint64(t >> 2), zs[0], zs[1], zs[2], zs[3])
 
 
-@overload(draw_pairs)
-def _draw_pairs_impl(z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, t):
-    if isinstance(z_even, types.NoneType):
-        return lambda z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, t: None
-    return draw_pairs
+@overload(draw_quad)
+def _draw_quad_impl(zs, seed, first_trajectory, lane_trajectory, lane_coordinate, t):
+    if isinstance(zs, types.NoneType):
+        return lambda zs, seed, first_trajectory, lane_trajectory, lane_coordinate, t: None
+    return draw_quad
 
 
-def step_draws(z_even, z_odd, t):
+def step_draws(zs, t):
     """The row of step t (None without noise)."""
-    return None if z_even is None else (z_odd if t % 2 else z_even)
+    return None if zs is None else zs[t & 3]
 
 
 @overload(step_draws)
-def _step_draws_impl(z_even, z_odd, t):
-    if isinstance(z_even, types.NoneType):
-        return lambda z_even, z_odd, t: None
-    return lambda z_even, z_odd, t: z_odd if t % 2 else z_even
+def _step_draws_impl(zs, t):
+    if isinstance(zs, types.NoneType):
+        return lambda zs, t: None
+    return lambda zs, t: zs[t & 3]
 
 
 @njit(cache=True)
 def tile_span(b, tile, size, d, noise_scratch, offset, lane_trajectory, lane_coordinate):
-    """(e0, e1, z_even, z_odd, first_trajectory, lane_trajectory, lane_coordinate) of tile
-    b of ``tile`` elements among ``size``: its elements e0 .. e1 - 1, this thread's rows
-    of draws for them (None without noise), the global index of the trajectory of
+    """(e0, e1, zs, first_trajectory, lane_trajectory, lane_coordinate) of tile b of
+    ``tile`` elements among ``size``: its elements e0 .. e1 - 1, this thread's rows of
+    draws for them (None without noise), the global index of the trajectory of
     element e0 and the lane tables from that element's coordinate on (a tile may start
     inside a trajectory, and span the start of the next: the tables run past d)."""
     e0 = b * tile
     e1 = min(e0 + tile, size)
     k0 = e0 % d
-    return (e0, e1, draws(noise_scratch, 0, e1 - e0), draws(noise_scratch, 1, e1 - e0), offset + np.uint64(e0 // d),
+    return (e0, e1, draws(noise_scratch, e1 - e0), offset + np.uint64(e0 // d),
             lane_slice(lane_trajectory, k0, k0 + e1 - e0), lane_slice(lane_coordinate, k0, k0 + e1 - e0))
 
 
 @njit(cache=True)
-def draws_of_step(z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, t, first):
-    """The draws of step t (None without noise): the pair of steps is drawn at its even
-    step, or at the first step of a call (``first``)."""
-    if first or t % 2 == 0:
-        draw_pairs(z_even, z_odd, seed, first_trajectory, lane_trajectory, lane_coordinate, t)
-    return step_draws(z_even, z_odd, t)
+def draws_of_step(zs, seed, first_trajectory, lane_trajectory, lane_coordinate, t, first):
+    """The draws of step t (None without noise): the four steps of a Philox counter are
+    drawn at the first of them (t % 4 == 0), or at the first step of a call (``first``)."""
+    if first or t % 4 == 0:
+        draw_quad(zs, seed, first_trajectory, lane_trajectory, lane_coordinate, t)
+    return step_draws(zs, t)
 
 
 def lane_slice(z, a, b):

@@ -757,8 +757,8 @@ def _sgd_shared_steps(w_all, buf_all, lam_all, tile, b0, b1, d, step_scalars, fi
     each) under shared rates, no recording: tile by tile, per step the coefficients of
     row s of ``step_scalars`` and one vector loop over the tile's elements (any d: with
     shared rates every element takes the same update); without noise, past step 0, in
-    blocks of STEP_BLOCK steps a loop. The draws of each pair of steps are made at its
-    even step (and at s0).
+    blocks of STEP_BLOCK steps a loop. The draws of the four steps of a Philox counter
+    are made at the first of them (and at s0).
 
     The tile and step loops are here, around the element loops, and the element loops
     are written out in them: no call that takes an array inside these loops but the
@@ -772,7 +772,7 @@ def _sgd_shared_steps(w_all, buf_all, lam_all, tile, b0, b1, d, step_scalars, fi
     zero = dt(0.0)
     buffer_in = in_buffer and use_momentum
     for b in range(b0, b1):
-        e0, e1, z_even, z_odd, first_trajectory, lanes_t, lanes_c = tile_span(
+        e0, e1, zs, first_trajectory, lanes_t, lanes_c = tile_span(
             b, tile, w_all.shape[0], d, noise_scratch, offset, lane_trajectory, lane_coordinate)
         w, buf, lam = w_all[e0:e1], buf_all[e0:e1], lam_all[e0:e1]  # GD: buf empty, never read
         s = s0
@@ -782,7 +782,7 @@ def _sgd_shared_steps(w_all, buf_all, lam_all, tile, b0, b1, d, step_scalars, fi
                                                                           t, use_momentum, nesterov, in_buffer):
                 s += STEP_BLOCK
                 continue
-            z = draws_of_step(z_even, z_odd, seed, first_trajectory, lanes_t, lanes_c, t, s == s0)
+            z = draws_of_step(zs, seed, first_trajectory, lanes_t, lanes_c, t, s == s0)
             _sgd_tile_step(w, buf, lam, z, sigma, _sgd_coefficients(step_scalars, s, t, nesterov, in_buffer, zero), t,
                            use_momentum, nesterov, buffer_in)
             s += 1
@@ -934,12 +934,12 @@ def _adam_shared_steps(w_all, m_all, v_all, lam_all, tile, b0, b1, d, step_scala
     ``adam_scalars`` (beta1: the MOM column) and one vector loop over the tile."""
     dt = w_all.dtype.type
     for b in range(b0, b1):
-        e0, e1, z_even, z_odd, first_trajectory, lanes_t, lanes_c = tile_span(
+        e0, e1, zs, first_trajectory, lanes_t, lanes_c = tile_span(
             b, tile, w_all.shape[0], d, noise_scratch, offset, lane_trajectory, lane_coordinate)
         w, m, v, lam = w_all[e0:e1], m_all[e0:e1], v_all[e0:e1], lam_all[e0:e1]
         for s in range(s0, s1):
             t = first_step + s
-            z = draws_of_step(z_even, z_odd, seed, first_trajectory, lanes_t, lanes_c, t, s == s0)
+            z = draws_of_step(zs, seed, first_trajectory, lanes_t, lanes_c, t, s == s0)
             c = adam_scalars(step_scalars[s, LR], step_scalars[s, WD], float(t), step_scalars[s, MOM], beta2, eps,
                              decoupled, False)
             k = (dt(c.l2), dt(c.shrink), dt(c.w1), dt(c.beta2), dt(c.w2), dt(c.neg_step_size), dt(c.bc2_sqrt),
@@ -991,12 +991,12 @@ def _lion_shared_steps(w_all, m_all, lam_all, tile, b0, b1, d, step_scalars, fir
     """``_sgd_shared_steps`` for Lion (its element loop is ``_lion_coords``, called a
     tile-step)."""
     for b in range(b0, b1):
-        e0, e1, z_even, z_odd, first_trajectory, lanes_t, lanes_c = tile_span(
+        e0, e1, zs, first_trajectory, lanes_t, lanes_c = tile_span(
             b, tile, w_all.shape[0], d, noise_scratch, offset, lane_trajectory, lane_coordinate)
         w, m, lam = w_all[e0:e1], m_all[e0:e1], lam_all[e0:e1]
         for s in range(s0, s1):
             t = first_step + s
-            z = draws_of_step(z_even, z_odd, seed, first_trajectory, lanes_t, lanes_c, t, s == s0)
+            z = draws_of_step(zs, seed, first_trajectory, lanes_t, lanes_c, t, s == s0)
             c = lion_scalars(step_scalars[s, LR], step_scalars[s, WD], step_scalars[s, MOM], beta2, False)
             _lion_coords(w, m, lam, c, t == 0, z, sigma, False)
 

@@ -52,12 +52,12 @@ the chunk that starts at 0 (displacement 0).
 
 Noise. With ``noise > 0`` the gradient of coordinate k of trajectory i at step
 t is lam_k w_k + noise * xi, xi = ``philox.normal(seed, offset + i, t, k)``.
-A tile draws the normals of all its lanes (elements) for two steps at once
-with ``philox.fill_normal_pairs`` (vector loops; steps 2p and 2p + 1 share a
-Philox counter) into its thread's float64 rows of ``noise_scratch``, then the
+A tile draws the normals of all its lanes (elements) for four steps at once
+with ``philox.fill_normal_quads`` (vector loops; steps 4q .. 4q + 3 share a
+Philox counter) into its thread's float32 rows of ``noise_scratch``, then the
 update loops read them: the noisy runs use the same vector loops as the
-noiseless ones, with ``sigma * z[j]`` added to the gradient (z[j] rounded once
-to the run's dtype). The noiseless
+noiseless ones, with ``sigma * z[j]`` added to the gradient (z[j] widened
+exactly in float64 runs). The noiseless
 kernel is a separate compilation (``noise_scratch`` is ``None`` there, and
 every noise term is pruned at compile time).
 
@@ -73,7 +73,7 @@ import numba
 from numba import float32, float64, int64, njit, prange, types, uint64, void
 
 from . import parallel
-from .lanes import LR, MOM, N_SCALARS, SCALE, WD, draw_pairs, draws, step_draws, tally  # noqa: F401
+from .lanes import LR, MOM, N_SCALARS, SCALE, WD, draw_quad, draws, step_draws, tally  # noqa: F401
 from .rules import (SIM_ON_DROP, STEP_BLOCK, buffer_scale_at, simulate_generic_step, simulate_per_trajectory_block,
                     simulate_per_trajectory_lr, simulate_shared_steps)
 from .._layout import CONSTANT, EXPONENTIAL, KIND, ORIGIN, P0, START
@@ -196,7 +196,7 @@ RO_UINT64 = types.Array(uint64, 1, "C", readonly=True)
 def _signature(dt, noisy):
     state = types.Array(dt, 1, "C")
     rec = types.Array(dt, 2, "C")
-    scratch = (types.Array(float64, 3, "C"), RO_UINT64, RO_UINT64) if noisy else (types.none,) * 3
+    scratch = (types.Array(float32, 3, "C"), RO_UINT64, RO_UINT64) if noisy else (types.none,) * 3
     return void(
         state, state, state, types.Array(dt, 1, "C", readonly=True), int64, int64,   # w, buf, sq, lam, d, opt
         TABLE, RO_INT64, RO_FLOAT64, float64[::1],                                  # lr source
@@ -213,7 +213,7 @@ def _recorded_signature(dt, noisy):
     """``_recorded_element_tiles``'s argument types (as ``_signature``'s, its subset)."""
     state = types.Array(dt, 1, "C")
     rec = types.Array(dt, 2, "C")
-    scratch, lanes = (types.Array(float64, 3, "C"), RO_UINT64) if noisy else (types.none, types.none)
+    scratch, lanes = (types.Array(float32, 3, "C"), RO_UINT64) if noisy else (types.none, types.none)
     return void(
         state, state, state, types.Array(dt, 1, "C", readonly=True), int64, int64,   # w, buf, sq, lam, d, opt
         TABLE, RO_INT64, RO_FLOAT64, float64[::1], float64[::1], float64[::1],    # lr source, wd and mom states
@@ -252,11 +252,11 @@ def simulate_chunk(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_stat
     """Run the kernel for ``w``'s dtype (see ``_simulate_chunk``). Each (dtype, noisy)
     kernel is compiled (or loaded from Numba's cache) on first use, so a float64-only,
     noiseless user never waits for the other builds. A noisy call gets its scratch
-    here: two float64 rows of draws per thread (even and odd steps), one tile's lanes each."""
+    here: four float32 rows of draws per thread (steps 4q .. 4q + 3), one tile's lanes each."""
     noisy = noise != 0.0
     dt = float32 if w.dtype == np.float32 else float64
     if noisy:
-        scratch = np.empty((numba.config.NUMBA_NUM_THREADS, 2, tile_lanes(d)))
+        scratch = np.empty((numba.config.NUMBA_NUM_THREADS, 4, tile_lanes(d)), dtype=np.float32)
         scratch = (scratch, *noise_lanes(d))
     else:
         scratch = (None, None, None)
@@ -317,9 +317,8 @@ def _simulate_chunk(w, buf, sq, lam, d, opt,
 
     and, on the CPU only (``simulate_chunk`` makes them; all three None without noise):
 
-        noise_scratch  (threads, 2, tile_lanes(d)) float64 draws of the even and odd
-                       step of each thread's current tile (rounded to the run's dtype
-                       where a gradient reads them)
+        noise_scratch  (threads, 4, tile_lanes(d)) float32 draws of the four steps of a
+                       Philox counter (4q .. 4q + 3) for each thread's current tile
         lane_trajectory, lane_coordinate   ``noise_lanes(d)``
     """
     n = lam.shape[0] // d
@@ -355,8 +354,7 @@ def _simulate_chunk(w, buf, sq, lam, d, opt,
         for b in range(b_lo, b_hi):
             i0 = b * tile
             i1 = min(i0 + tile, n)
-            z_even = draws(noise_scratch, 0, (i1 - i0) * d)
-            z_odd = draws(noise_scratch, 1, (i1 - i0) * d)
+            zs = draws(noise_scratch, (i1 - i0) * d)
             lr_mult = _is_all_multiplicative(lr_ratio, i0, i1) if per_lr else True
             wd_mult = _is_all_multiplicative(wd_ratio, i0, i1) if per_wd else True
             mom_mult = _is_all_multiplicative(mom_ratio, i0, i1) if per_mom else True
@@ -386,9 +384,9 @@ def _simulate_chunk(w, buf, sq, lam, d, opt,
                     continue
                 record = every > 0 and (t + 1) % every == 0
                 rec_j = (t + 1) // every if every > 0 else 0
-                if s == 0 or t % 2 == 0:
-                    draw_pairs(z_even, z_odd, seed, offset + np.uint64(i0), lane_trajectory, lane_coordinate, t)
-                z = step_draws(z_even, z_odd, t)
+                if s == 0 or t % 4 == 0:
+                    draw_quad(zs, seed, offset + np.uint64(i0), lane_trajectory, lane_coordinate, t)
+                z = step_draws(zs, t)
                 # recording sums over a trajectory's coordinates: the generic loops
                 generic = not fast_tile or (record and d > 1)
                 # the fast loops advance an all-exponential tile's rates themselves
@@ -448,13 +446,12 @@ def _recorded_element_tiles(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio
             t = first_step + stop
             rec_j = (t + 1) // every
             for i in prange(n):
-                z_even = draws(noise_scratch, 0, d)
-                z_odd = draws(noise_scratch, 1, d)
-                draw_pairs(z_even, z_odd, seed, offset + np.uint64(i), lane_trajectory, lane_coordinate, t)
+                zs = draws(noise_scratch, d)
+                draw_quad(zs, seed, offset + np.uint64(i), lane_trajectory, lane_coordinate, t)
                 simulate_generic_step(w, buf, sq, lam, i, i + 1, d, opt, t, step_scalars[stop, LR],
                                       step_scalars[stop, WD], step_scalars[stop, SCALE], step_scalars[stop, MOM],
                                       False, False, False, lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state,
-                                      beta2, eps, on_drop, step_draws(z_even, z_odd, t), sigma, True, rec_j,
+                                      beta2, eps, on_drop, step_draws(zs, t), sigma, True, rec_j,
                                       rec_loss, rec_disp)
                 _record_rates(rec_lr, lr_table, lr_rows, False, i, i + 1, t, rec_j)
             stop += 1
@@ -512,13 +509,12 @@ def _shared_tile_steps(w, buf, sq, lam, b, tile, n, d, opt, first_step, n_steps,
             t = first_step + stop
             rec_j = (t + 1) // every
             if d > 1:
-                z_even = draws(noise_scratch, 0, (i1 - i0) * d)
-                z_odd = draws(noise_scratch, 1, (i1 - i0) * d)
-                draw_pairs(z_even, z_odd, seed, offset + np.uint64(i0), lane_trajectory, lane_coordinate, t)
+                zs = draws(noise_scratch, (i1 - i0) * d)
+                draw_quad(zs, seed, offset + np.uint64(i0), lane_trajectory, lane_coordinate, t)
                 simulate_generic_step(w, buf, sq, lam, i0, i1, d, opt, t, step_scalars[stop, LR],
                                       step_scalars[stop, WD], step_scalars[stop, SCALE], step_scalars[stop, MOM],
                                       per_lr, per_wd, per_mom, lr_table, lr_rows, lr_ratio, lr_state, wd_state,
-                                      mom_state, beta2, eps, on_drop, step_draws(z_even, z_odd, t), sigma, every > 0,
+                                      mom_state, beta2, eps, on_drop, step_draws(zs, t), sigma, every > 0,
                                       rec_j, rec_loss, rec_disp)
             else:
                 _record_before(w, rec_disp, i0, i1, rec_j)

@@ -40,14 +40,14 @@ def simulate_chunk(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_stat
 def philox_fill(seed, first_trajectory, step, n, d, device=None):
     """The noise of step ``step`` for trajectories ``first_trajectory .. + n - 1`` and
     coordinates ``0 .. d - 1``, drawn on the GPU: ``(words, normals)``, uint32
-    ``(n, d, 4)`` Philox4x32-10 outputs of the pair counter (trajectory, step >> 1,
-    coordinate) and float64 ``(n, d)`` standard normals, the
+    ``(n, d, 4)`` Philox4x32-10 outputs of the counter (trajectory, step >> 2,
+    coordinate) and float32 ``(n, d)`` standard normals, the
     numbers ``fastdecay._cpu.philox.normal`` gives, bit for bit (words and normals:
     ``kernels/philox.cuh`` computes the log, cos and sin of Box-Muller from correctly
-    rounded, never fused operations in the CPU's order)."""
+    rounded operations and explicit fused multiply-adds in the CPU's order)."""
     device = rt.current_device() if device is None else int(device)
     words = rt.empty((n, d, 4), np.uint32, device)
-    normals = rt.empty((n, d), np.float64, device)
+    normals = rt.empty((n, d), np.float32, device)
     if n * d:
         args = [("u64", int(seed)), ("u64", int(first_trajectory)), ("u32", int(step)), ("i64", int(n)),
                 ("i64", int(d)), ("ptr", words), ("ptr", normals)]

@@ -41,18 +41,20 @@ def philox4x32_10(counter: tuple[int, int, int, int], key: tuple[int, int]) -> t
 
 def philox_normal(seed: int, trajectory: int, step: int, coordinate: int) -> float:
     """The standard normal fastdecay adds to gradient coordinate ``coordinate`` of
-    trajectory ``trajectory`` at step ``step`` under ``seed`` (Box-Muller, float64),
-    here with the math library's log, cos and sin. Steps 2p and 2p + 1 share the
-    Philox counter (trajectory, p, coordinate) and take the cos and the sin output
-    of one Box-Muller transform. The kernels use their own log, cos and sin
-    (``fastdecay._cpu.philox``: the same bits on every backend), within 6e-15 of
-    this value."""
-    x0, x1, x2, x3 = philox4x32_10(
-        (trajectory & _MASK, trajectory >> 32, step >> 1, coordinate), (seed & _MASK, seed >> 32)
+    trajectory ``trajectory`` at step ``step`` under ``seed`` (Box-Muller), here in
+    float64 with the math library's log, cos and sin. Steps 4q .. 4q + 3 share the
+    Philox counter (trajectory, q, coordinate): words (x0, x1) give the cos and the
+    sin output of one Box-Muller transform (steps 4q, 4q + 1), words (x2, x3) those of
+    another (steps 4q + 2, 4q + 3), with u1 = float32(a + 1) 2**-32 and u2 = b 2**-32.
+    The kernels compute the same formula in float32 with their own log, cos and sin
+    (``fastdecay._cpu.philox``: the same bits on every backend), within 5e-7 max(1, |xi|)
+    of this value."""
+    words = philox4x32_10(
+        (trajectory & _MASK, trajectory >> 32, step >> 2, coordinate), (seed & _MASK, seed >> 32)
     )
-    u1 = (((x0 << 21) | (x1 >> 11)) + 1) * 2.0**-53
-    u2 = ((x2 << 21) | (x3 >> 11)) * 2.0**-53
-    angle = 2.0 * math.pi * u2
+    a, b = words[2:] if step & 2 else words[:2]
+    u1 = float(np.float32(a + 1)) * 2.0**-32
+    angle = 2.0 * math.pi * (b * 2.0**-32)
     return math.sqrt(-2.0 * math.log(u1)) * (math.sin(angle) if step & 1 else math.cos(angle))
 
 
