@@ -50,7 +50,8 @@ Accuracy, measured against float64 libm on the same words (``tests/test_philox.p
 |xi| <= 1 and 1.5 float32 ulps of |xi| beyond.
 
 ``fastdecay.reference.philox4x32_10`` is a plain-Python version of the bijection and
-``fastdecay.reference.philox_normal`` the float64 libm Box-Muller of the same words.
+``fastdecay.reference.philox_normal`` this definition evaluated one NumPy float32
+operation at a time.
 
 >>> import numpy as np
 >>> from fastdecay._cpu.philox import philox4x32_10

@@ -7,6 +7,7 @@ torch's documentation writes it. ``fastdecay.simulate`` must agree with these.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from typing import Callable, Iterable, Union
 
 import numpy as np
@@ -39,23 +40,89 @@ def philox4x32_10(counter: tuple[int, int, int, int], key: tuple[int, int]) -> t
     return c0, c1, c2, c3
 
 
+_F32 = np.float32
+
+
+def _float32(q: Fraction) -> np.float32:
+    """The float32 nearest the rational ``q``, ties to even (normal and subnormal range)."""
+    if q == 0:
+        return _F32(0.0)
+    a = abs(q)
+    e = a.numerator.bit_length() - a.denominator.bit_length()
+    if a < Fraction(2) ** e:
+        e -= 1                                       # 2**e <= a < 2**(e + 1)
+    e = max(e, -126)
+    m = round(a / Fraction(2) ** (e - 23))           # Fraction rounds half to even
+    return _F32(math.copysign(m * 2.0 ** (e - 23), q))
+
+
+def _fma(a: np.float32, b: np.float32, c: np.float32) -> np.float32:
+    """a b + c rounded once to float32."""
+    return _float32(Fraction(float(a)) * Fraction(float(b)) + Fraction(float(c)))
+
+
+def _bits(x: np.float32) -> int:
+    return int(_F32(x).view(np.uint32))
+
+
+def _from_bits(b: int) -> np.float32:
+    return np.uint32(b).view(np.float32)
+
+
+def _log_u1(a: int) -> np.float32:
+    """ln(float32(a + 1) 2**-32): FreeBSD's logf (e_logf.c, its general form) on the
+    bits of float32(a + 1), the exponent less 32; NumPy float32 scalars (one rounding
+    an operation) and exact fused multiply-adds."""
+    ix = _bits(_F32(a + 1))
+    m = ix & 0x7FFFFF
+    i = (m + (0x95F64 << 3)) & 0x800000              # 1.m >= ~sqrt(2): x is halved
+    x = _from_bits(m | (i ^ 0x3F800000))             # in [sqrt(1/2), sqrt(2))
+    e = (ix >> 23) - 127 + (i >> 23) - 32
+    f = x - _F32(1.0)
+    s = f / (_F32(2.0) + f)
+    dk = _F32(e)
+    z = s * s
+    w = z * z
+    lg1, lg2, lg3, lg4 = (_F32(float.fromhex(h)) for h in ("0x1.555554p-1", "0x1.999c26p-2", "0x1.23d3dcp-2",
+                                                           "0x1.f13c4cp-3"))
+    r = z * _fma(w, lg3, lg1) + w * _fma(w, lg4, lg2)
+    ln2_hi, ln2_lo = _F32(float.fromhex("0x1.62e3p-1")), _F32(float.fromhex("0x1.2fefa2p-17"))
+    return dk * ln2_hi - ((s * (f - r) - dk * ln2_lo) - f)
+
+
+def _sincos_turn(b: int) -> tuple[np.float32, np.float32]:
+    """(cos, sin) of 2 pi b 2**-32: b = n 2**30 + r exactly (n the nearest quarter turn),
+    theta = float32(r) float32(pi/2) 2**-30, Cephes' sinf and cosf polynomials by
+    exact fused multiply-adds, then the quadrant's choice and sign."""
+    n = (b + (1 << 29)) >> 30
+    x = _F32(b - (n << 30)) * _F32(float.fromhex("0x1.921fb6p-30"))
+    z = x * x
+    s1, s2, s3 = (_F32(float.fromhex(h)) for h in ("-0x1.555546p-3", "0x1.11073cp-7", "-0x1.9943f2p-13"))
+    c1, c2, c3 = (_F32(float.fromhex(h)) for h in ("0x1.55554ap-5", "-0x1.6c0c34p-10", "0x1.99eb9cp-16"))
+    sin = _fma(_fma(_fma(s3, z, s2), z, s1), z * x, x)
+    cos = _fma(_fma(_fma(c3, z, c2), z, c1), z * z, _fma(_F32(-0.5), z, _F32(1.0)))
+    quadrant = n % 4
+    return ((cos, -sin, -cos, sin)[quadrant], (sin, cos, -sin, -cos)[quadrant])
+
+
 def philox_normal(seed: int, trajectory: int, step: int, coordinate: int) -> float:
     """The standard normal fastdecay adds to gradient coordinate ``coordinate`` of
-    trajectory ``trajectory`` at step ``step`` under ``seed`` (Box-Muller), here in
-    float64 with the math library's log, cos and sin. Steps 4q .. 4q + 3 share the
-    Philox counter (trajectory, q, coordinate): words (x0, x1) give the cos and the
-    sin output of one Box-Muller transform (steps 4q, 4q + 1), words (x2, x3) those of
-    another (steps 4q + 2, 4q + 3), with u1 = float32(a + 1) 2**-32 and u2 = b 2**-32.
-    The kernels compute the same formula in float32 with their own log, cos and sin
-    (``fastdecay._cpu.philox``: the same bits on every backend), within 5e-7 max(1, |xi|)
-    of this value."""
-    words = philox4x32_10(
-        (trajectory & _MASK, trajectory >> 32, step >> 2, coordinate), (seed & _MASK, seed >> 32)
-    )
+    trajectory ``trajectory`` at step ``step`` under ``seed``, by its definition
+    (``fastdecay._cpu.philox``), one float32 operation at a time: steps 4q .. 4q + 3
+    share the Philox counter (trajectory, q, coordinate); words (a, b) = (x0, x1) give
+    the cos and the sin output of one Box-Muller transform (steps 4q, 4q + 1), (x2, x3)
+    those of another (steps 4q + 2, 4q + 3): u1 = float32(a + 1) 2**-32, u2 = b 2**-32,
+    r = sqrt(-2 ln u1), with FreeBSD's logf and Cephes' sinf and cosf. Returned as the
+    float it is (a float32 value); the float64 libm Box-Muller of the same words is
+    within 5e-7 max(1, |xi|) of it.
+
+    >>> philox_normal(0, 0, 0, 0)
+    0.9911375641822815
+    """
+    words = philox4x32_10((trajectory & _MASK, trajectory >> 32, step >> 2, coordinate), (seed & _MASK, seed >> 32))
     a, b = words[2:] if step & 2 else words[:2]
-    u1 = float(np.float32(a + 1)) * 2.0**-32
-    angle = 2.0 * math.pi * (b * 2.0**-32)
-    return math.sqrt(-2.0 * math.log(u1)) * (math.sin(angle) if step & 1 else math.cos(angle))
+    r = np.sqrt(_F32(-2.0) * _log_u1(a))
+    return float(r * _sincos_turn(b)[step & 1])
 
 
 def _value(x: RateFn, t: int) -> float:
