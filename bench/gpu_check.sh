@@ -5,7 +5,8 @@
 # JSON written to one folder and a short summary printed last.
 #
 #   bash bench/gpu_check.sh [OUT_DIR] [PYTHON]       (defaults: .benchmarks/gpu, python3)
-#   PHASES="tests bench" bash bench/gpu_check.sh     (a subset of: models tests doctests simulate bench bench1e9 cold)
+#   PHASES="tests bench" bash bench/gpu_check.sh     (a subset of: models tests doctests simulate hostprofile bench
+#                                                     bench1e9 cold)
 #
 # The CPU kernels (the tests' reference) compile in the background while the model
 # lists are timed (those need no CPU kernel); the tests wait for them.
@@ -22,7 +23,7 @@ mkdir -p "$OUT_DIR"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 export CUPY_CACHE_DIR="${CUPY_CACHE_DIR:-$PWD/.cupy-cache}"
 T0=$(date +%s)
-PHASES=${PHASES:-models tests doctests simulate bench bench1e9 cold}
+PHASES=${PHASES:-models tests doctests simulate hostprofile bench bench1e9 cold}
 JOBS=${JOBS:-8}  # pytest-xdist workers for the GPU tests
 phase() { echo "=== $1 ($(( $(date +%s) - T0 )) s)"; }
 want() { [[ " $PHASES " == *" $1 "* ]]; }
@@ -60,6 +61,8 @@ want doctests && phase "GPU doctests" && timeout 60 "$PY" -m pytest fastdecay/_g
 
 want simulate && phase "noisy simulations against torch and JAX (bench/gpu_models.py)" && timeout 150 "$PY" bench/gpu_models.py \
     "$OUT_DIR" simulate > "$OUT_DIR/simulate.log" 2>&1; want simulate && grep "trajectory-steps/s$" "$OUT_DIR/simulate.log"
+want hostprofile && phase "where a step's host time goes (bench/gpu_host_profile.py)" && timeout 90 "$PY" \
+    bench/gpu_host_profile.py "$OUT_DIR" > "$OUT_DIR/host_profile.log" 2>&1; want hostprofile && head -16 "$OUT_DIR/host_profile.log"
 want bench && phase "GPU benchmarks (1e8 AdamW, simulation, tables)" && timeout 150 "$PY" -m pytest bench/bench_gpu.py --benchmark-only -q -p no:cacheprovider \
     --benchmark-columns=median,iqr,ops --benchmark-json="$OUT_DIR/bench.json" > "$OUT_DIR/bench.log" 2>&1
 want bench && tail -5 "$OUT_DIR/bench.log"

@@ -313,29 +313,47 @@ __host__ __device__ void simulate_body(Grid gr, FD_SIM_ARGS(T)) {
                              n_steps, every, rec_loss, rec_disp, rec_lr, n_rec);
 }
 
-// The common case on its own (a kernel of its own, so it keeps few registers):
-// rates shared by every trajectory (the coefficient table), no noise, no
-// recording. One thread per element, the time loop in registers; each step reads
-// one row of coefficients (the same address for every thread: a cached broadcast).
+// The common case on its own (a kernel of its own, so it keeps few registers: the
+// general kernel above spills): rates shared by every trajectory (the coefficient
+// table), no recording, with or without noise. One thread per element, the time
+// loop in registers; each step reads one row of coefficients (the same address for
+// every thread: a cached broadcast). With noise the thread draws the four steps of a
+// Philox counter at once (at steps 4q, and at the chunk's first step), as
+// simulate_elements does, and adds noise * z to the gradient in step_element's order.
 template <typename T>
 __host__ __device__ void simulate_fast_body(Grid gr, T* __restrict__ w_, T* __restrict__ buf_, T* __restrict__ sq_,
                                             const T* __restrict__ lam_, i64 total, int opt, i64 first_step,
-                                            i64 n_steps, const T* __restrict__ coef) {
+                                            i64 n_steps, const T* __restrict__ coef, i64 d, double noise, u64 seed,
+                                            u64 offset) {
     const SimRule rule = sim_rule(opt);
     const bool has_buf = rule.buffer, has_sq = rule.second;
+    const T sigma = (T)noise;
     for (i64 j = gr.global(); j < total; j += gr.stride()) {
         T w = w_[j];
         const T lam = lam_[j];
         T b = has_buf ? buf_[j] : (T)0;
         T q = has_sq ? sq_[j] : (T)0;
+        const i64 i = j / d, k = j - i * d;
+        float z0 = 0.0f, z1 = 0.0f, z2 = 0.0f, z3 = 0.0f;  // the draws of steps 4q .. 4q + 3
         for (i64 s = 0; s < n_steps; ++s) {
-            const bool first = first_step + s == 0;
-            const T g = lam * w;
+            const i64 t = first_step + s;
+            T g = lam * w;
+            if (noise != 0.0) {
+                if (s == 0 || (t & 3) == 0) {
+                    const Quad p = philox_normal_quad(seed, offset + (u64)i, (u32)(t >> 2), (u32)k);
+                    z0 = p.z[0];
+                    z1 = p.z[1];
+                    z2 = p.z[2];
+                    z3 = p.z[3];
+                }
+                const int u = (int)(t & 3);  // selects, not an indexed array (local memory)
+                g = g + sigma * (T)(u == 0 ? z0 : u == 1 ? z1 : u == 2 ? z2 : z3);
+            }
             Vec<T> row[COEF_STRIDE / Vec<T>::N];  // this step's coefficients, in whole vectors
             const Vec<T>* src = (const Vec<T>*)(coef + s * COEF_STRIDE);
 #pragma unroll
             for (int v = 0; v < COEF_STRIDE / Vec<T>::N; ++v) row[v] = src[v];
-            sim_element_row<T>(rule, w, g, b, q, row[0].v, first);
+            sim_element_row<T>(rule, w, g, b, q, row[0].v, t == 0);
         }
         w_[j] = w;
         if (has_buf) buf_[j] = b;
@@ -344,8 +362,9 @@ __host__ __device__ void simulate_fast_body(Grid gr, T* __restrict__ w_, T* __re
 }
 
 #define FD_FAST_ARGS(T)                                                                                         \
-    T *w, T *buf, T *sq, const T *lam, i64 total, int opt, i64 first_step, i64 n_steps, const T *coef
-#define FD_FAST_PASS w, buf, sq, lam, total, opt, first_step, n_steps, coef
+    T *w, T *buf, T *sq, const T *lam, i64 total, int opt, i64 first_step, i64 n_steps, const T *coef, i64 d, \
+        double noise, u64 seed, u64 offset
+#define FD_FAST_PASS w, buf, sq, lam, total, opt, first_step, n_steps, coef, d, noise, seed, offset
 
 // The per-step table of a chunk (step_coefficients), one thread a step.
 #define FD_COEF_ARGS(T)                                                                                         \

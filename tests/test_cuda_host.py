@@ -832,6 +832,16 @@ SIMULATIONS = [
          weight_decay=fd.exponential(0.01, gamma=0.99)),
     dict(curvature=np.linspace(0.1, 3.0, 40)[:, None], schedule=fd.constant(0.1), optimizer="momentum_lr_in_buffer"),
     dict(curvature=np.linspace(0.1, 3.0, 40)[:, None], schedule=fd.step(0.1, 0.9, 7), optimizer="gd"),
+    # shared rates with noise, no recording: the lean kernel draws (chunks of 25 steps start inside a
+    # counter's four steps), d = 1 and d > 1
+    dict(curvature=np.linspace(0.1, 3.0, 37)[:, None], schedule=fd.cosine(0.3, 100), optimizer="gd", noise=0.2,
+         seed=3),
+    dict(curvature=np.linspace(0.1, 3.0, 45).reshape(9, 5), schedule=fd.step(0.3, 0.5, 20), optimizer="momentum",
+         on_drop="rescale", noise=0.1, seed=2**40),
+    dict(curvature=np.linspace(0.1, 3.0, 24).reshape(8, 3), schedule=fd.cosine(0.05, 100), optimizer="adamw",
+         weight_decay=0.01, noise=0.1),
+    dict(curvature=np.linspace(0.1, 3.0, 40)[:, None], schedule=fd.cosine(0.02, 100), optimizer="lion",
+         betas=(0.9, 0.99), noise=0.1),
     # scheduled momentum / beta1: shared (the lean kernel and recording), per trajectory (d = 1 and d > 1)
     dict(curvature=np.linspace(0.1, 3.0, 40)[:, None], schedule=fd.one_cycle(0.3, 100), optimizer="nesterov",
          momentum=fd.one_cycle(0.3, 100).momentum),
@@ -1225,7 +1235,7 @@ def test_gpu_simulate_wrapper_equals_cpu(gpu_on_host, monkeypatch, case):
     per_mom = isinstance(mom, fd.Schedule) and mom.size > 1
     shared = kw["schedule"].size == 1 and not per_mom and not (isinstance(kw.get("weight_decay"), fd.Schedule)
                                                                and kw["weight_decay"].size > 1)
-    fast = shared and not kw.get("noise") and not kw.get("every")
+    fast = shared and not kw.get("every")
     # the coefficient kernel fills the shared table and a shared beta1's bias corrections
     assert set(runtime.launches) == ({"simulate_fast_f64"} if fast else {"simulate_f64"}) | (
         {"simulate_coefficients_f64"} if shared or (adam and not per_mom) else set())
