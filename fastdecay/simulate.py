@@ -192,9 +192,11 @@ def simulate(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, 
     ``"adamw"`` (decoupled) and ``"lion"`` (``betas``; decoupled weight decay): the
     update rules of ``fd.sgd_step`` / ``fd.adamw_step`` / ``fd.lion_step``, with ``on_drop`` ("keep", "reset", "rescale") acting on the
     momentum buffer where the rate drops discontinuously. ``noise`` = σ adds σ ξ
-    to each gradient coordinate, ξ from Philox4x32-10 keyed by ``seed`` with
-    counter (trajectory_offset + trajectory, step, coordinate): the same numbers
-    whatever the thread count, chunking or backend.
+    to each gradient coordinate, ξ a float32 standard normal (Box-Muller) from
+    Philox4x32-10 keyed by ``seed`` with counter (trajectory_offset + trajectory,
+    step // 4, coordinate) (four steps share a counter; ``fastdecay.reference.philox_normal``
+    spells it out): the same numbers whatever the thread count, chunking, backend or
+    dtype.
 
     ``momentum`` (the SGD family) and ``betas[0]`` (Adam's and Lion's beta1) may be schedules
     too, read at every step like the rate, shared or batched like ``schedule``
