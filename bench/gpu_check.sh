@@ -9,7 +9,8 @@
 #                                                     bench1e9 cold)
 #
 # The CPU kernels (the tests' reference) compile in the background while the model
-# lists are timed (those need no CPU kernel); the tests wait for them.
+# lists, the simulations and the host profile are timed (those compile the few CPU
+# kernels they use themselves); the tests wait for them.
 #
 # Needs CuPy and a CUDA device; torch with CUDA for the torch rows. Runs from a
 # source checkout (PYTHONPATH=repo root) or an installed fastdecay. Each phase
@@ -52,6 +53,10 @@ COMPILE=$!
 
 want models && phase "models' parameter lists (bench/gpu_models.py)" && timeout 150 "$PY" bench/gpu_models.py "$OUT_DIR" models \
     > "$OUT_DIR/models.log" 2>&1; want models && grep -A40 "copy ceiling" "$OUT_DIR/models.log" | tail -16
+want simulate && phase "noisy simulations against torch and JAX (bench/gpu_models.py)" && timeout 150 "$PY" bench/gpu_models.py \
+    "$OUT_DIR" simulate > "$OUT_DIR/simulate.log" 2>&1; want simulate && grep "trajectory-steps/s$" "$OUT_DIR/simulate.log"
+want hostprofile && phase "where a step's host time goes (bench/gpu_host_profile.py)" && timeout 90 "$PY" \
+    bench/gpu_host_profile.py "$OUT_DIR" > "$OUT_DIR/host_profile.log" 2>&1; want hostprofile && head -16 "$OUT_DIR/host_profile.log"
 phase "waiting for the CPU kernels"
 wait $COMPILE
 
@@ -59,10 +64,6 @@ want tests && phase "GPU tests" && timeout 240 "$PY" -m pytest -m gpu tests/test
     -p no:cacheprovider -n "$JOBS" --junitxml="$OUT_DIR/tests.xml" 2>&1 | tee "$OUT_DIR/tests.log" | tail -60
 want doctests && phase "GPU doctests" && timeout 60 "$PY" -m pytest fastdecay/_gpu -q -p no:cacheprovider 2>&1 | tee "$OUT_DIR/doctests.log" | tail -15
 
-want simulate && phase "noisy simulations against torch and JAX (bench/gpu_models.py)" && timeout 150 "$PY" bench/gpu_models.py \
-    "$OUT_DIR" simulate > "$OUT_DIR/simulate.log" 2>&1; want simulate && grep "trajectory-steps/s$" "$OUT_DIR/simulate.log"
-want hostprofile && phase "where a step's host time goes (bench/gpu_host_profile.py)" && timeout 90 "$PY" \
-    bench/gpu_host_profile.py "$OUT_DIR" > "$OUT_DIR/host_profile.log" 2>&1; want hostprofile && head -16 "$OUT_DIR/host_profile.log"
 want bench && phase "GPU benchmarks (1e8 AdamW, simulation, tables)" && timeout 150 "$PY" -m pytest bench/bench_gpu.py --benchmark-only -q -p no:cacheprovider \
     --benchmark-columns=median,iqr,ops --benchmark-json="$OUT_DIR/bench.json" > "$OUT_DIR/bench.log" 2>&1
 want bench && tail -5 "$OUT_DIR/bench.log"
