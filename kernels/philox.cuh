@@ -33,8 +33,23 @@ struct Philox4 {
     u32 x[4];
 };
 
+// The high and low words of the 32 x 32 -> 64-bit product: on the device a
+// __umulhi and a 32-bit multiply (a 64-bit multiply there is emulated by several
+// 32-bit ones, and the 64-bit shifts and xors around it by pairs), on the host the
+// 64-bit product.
+FD_HD void mul_hi_lo(u32 a, u32 b, u32& hi, u32& lo) {
+#ifdef __CUDA_ARCH__
+    hi = __umulhi(a, b);
+    lo = a * b;
+#else
+    const u64 p = (u64)a * b;
+    hi = (u32)(p >> 32);
+    lo = (u32)p;
+#endif
+}
+
 FD_HD Philox4 philox4x32_10(u32 c0, u32 c1, u32 c2, u32 c3, u32 k0, u32 k1) {
-    const u64 M0 = 0xD2511F53ull, M1 = 0xCD9E8D57ull;
+    const u32 M0 = 0xD2511F53u, M1 = 0xCD9E8D57u;
     const u32 W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;
 #pragma unroll
     for (int r = 0; r < 10; ++r) {
@@ -42,14 +57,13 @@ FD_HD Philox4 philox4x32_10(u32 c0, u32 c1, u32 c2, u32 c3, u32 k0, u32 k1) {
             k0 += W0;
             k1 += W1;
         }
-        const u64 p0 = M0 * (u64)c0;
-        const u64 p1 = M1 * (u64)c2;
-        const u32 n0 = (u32)(p1 >> 32) ^ c1 ^ k0;
-        const u32 n2 = (u32)(p0 >> 32) ^ c3 ^ k1;
-        c0 = n0;
-        c1 = (u32)p1;
-        c2 = n2;
-        c3 = (u32)p0;
+        u32 hi0, lo0, hi1, lo1;
+        mul_hi_lo(M0, c0, hi0, lo0);
+        mul_hi_lo(M1, c2, hi1, lo1);
+        c0 = hi1 ^ c1 ^ k0;
+        c2 = hi0 ^ c3 ^ k1;
+        c1 = lo1;
+        c3 = lo0;
     }
     Philox4 out;
     out.x[0] = c0;
@@ -69,7 +83,7 @@ __device__ __forceinline__ float mul(float a, float b) { return __fmul_rn(a, b);
 __device__ __forceinline__ float div(float a, float b) { return __fdiv_rn(a, b); }
 __device__ __forceinline__ float sqrt(float a) { return __fsqrt_rn(a); }
 __device__ __forceinline__ float fma(float a, float b, float c) { return __fmaf_rn(a, b, c); }
-__device__ __forceinline__ float from_u64(u64 a) { return __ull2float_rn(a); }
+__device__ __forceinline__ float from_u32(u32 a) { return __uint2float_rn(a); }
 __device__ __forceinline__ float from_i32(int a) { return __int2float_rn(a); }
 __device__ __forceinline__ u32 bits(float a) { return __float_as_uint(a); }
 __device__ __forceinline__ float from_bits(u32 a) { return __uint_as_float(a); }
@@ -80,7 +94,7 @@ inline float mul(float a, float b) { return a * b; }
 inline float div(float a, float b) { return a / b; }
 inline float sqrt(float a) { return ::sqrtf(a); }
 inline float fma(float a, float b, float c) { return ::fmaf(a, b, c); }
-inline float from_u64(u64 a) { return (float)(double)a; }  // a < 2**53: the double is exact, one rounding
+inline float from_u32(u32 a) { return (float)(double)a; }  // the double is exact: one rounding
 inline float from_i32(int a) { return (float)a; }
 inline u32 bits(float a) {
     u32 b;
@@ -103,7 +117,8 @@ FD_HD float log_u1(u32 a) {
     const float LN2_HI = 0x1.62e3p-1f, LN2_LO = 0x1.2fefa2p-17f;
     const float LG1 = 0x1.555554p-1f, LG2 = 0x1.999c26p-2f, LG3 = 0x1.23d3dcp-2f, LG4 = 0x1.f13c4cp-3f;
     using namespace rn;
-    const int ix = (int)bits(from_u64((u64)a + 1));
+    // float32(a + 1): a + 1 wraps to 0 only for a = 2**32 - 1, whose a + 1 is 2**32 exactly
+    const int ix = (int)bits(a == 0xFFFFFFFFu ? 0x1p32f : from_u32(a + 1u));
     const int m = ix & 0x7FFFFF;
     const int i = (m + (0x95F64 << 3)) & 0x800000;    // the mantissa 1.m >= ~sqrt(2): halve x
     const float x = from_bits((u32)(m | (i ^ 0x3F800000)));
@@ -133,9 +148,10 @@ FD_HD SinCos sincos_turn(u32 b) {
     const float C1 = 0x1.55554ap-5f, C2 = -0x1.6c0c34p-10f, C3 = 0x1.99eb9cp-16f;
     const float PIO2_M30 = 0x1.921fb6p-30f;
     using namespace rn;
-    const i64 j = (i64)b;
-    const i64 n = (j + (1ll << 29)) >> 30;           // nearest quarter turn, 0 .. 4
-    const float x = mul(from_i32((int)(j - (n << 30))), PIO2_M30);
+    // in 32-bit words: n, the nearest quarter turn, modulo 4 (b + 2**29 wraps past the
+    // last eighth of a turn, where n = 4 = 0 mod 4), and r = b - n 2**30 as a signed word
+    const u32 n = (b + (1u << 29)) >> 30;
+    const float x = mul(from_i32((int)(b - (n << 30))), PIO2_M30);
     const float z = mul(x, x);
     const float s = fma(fma(fma(S3, z, S2), z, S1), mul(z, x), x);
     const float c = fma(fma(fma(C3, z, C2), z, C1), mul(z, z), fma(-0.5f, z, 1.0f));
