@@ -1,13 +1,15 @@
-"""Where the noise generator's time goes, on one core: each of ``fill_normal_pairs``'s
-three loops alone, the same work as one loop, the multiplier's throughput, and the
-vector instructions of each loop.
+"""Where the noise generator's time goes, on one core: each of ``fill_normal_quads``'s
+three loops alone, its pieces (the logarithm, the square root), the same work as one
+loop, the multiplier's throughput, and the vector instructions of each loop.
 
     python bench/philox_profile.py [--ghz 3.66]
 
-Cycles are CPU seconds (``time.thread_time``, best of 7, 4,000 passes over 512
-lanes) times ``--ghz`` (the core's clock under load; measure it on the machine, e.g.
-with a chain of dependent one-cycle integer operations). Compiled fresh (no cache),
-for this process's Numba target (``NUMBA_CPU_NAME`` / ``NUMBA_CPU_FEATURES`` apply).
+Cycles are CPU seconds (``time.thread_time``, best of 7, 4,000 passes over 512 lanes)
+times ``--ghz`` (the core's clock under load; measure it on the machine, e.g. with a
+chain of dependent one-cycle integer operations), reported a draw: a lane of a pass is
+one Philox counter and four draws. Compiled fresh (no cache), for this process's Numba
+target (``NUMBA_CPU_NAME`` / ``NUMBA_CPU_FEATURES`` apply: the AVX2 build on an AVX-512
+machine is ``NUMBA_CPU_NAME=haswell NUMBA_CPU_FEATURES=<simulate_roofline.HASWELL_FEATURES>``).
 """
 
 import argparse
@@ -19,72 +21,91 @@ import time
 import numpy as np
 from numba import njit
 
-from fastdecay._cpu.philox import (_radius, _uniform_integers, fill_normal_pairs, log_unit, philox4x32_10,
-                                   sincos_two_pi)
+from fastdecay._cpu.philox import fill_normal_quads, log_u1, philox4x32_10, radius, sincos_turn
 from fastdecay._cpu.simulate import noise_lanes
 
 MASK = np.uint64(0xFFFFFFFF)
 S32 = np.uint64(32)
 LANES = 512
 PASSES = 4000
+DRAWS = 4  # a lane of a pass: one counter, four draws
 
 
 @njit(error_model="numpy")
-def philox_loop(passes, lane_trajectory, lane_coordinate, k_out, j_out):
-    """The first loop: Philox words and the uniforms' integers."""
+def philox_loop(passes, lane_trajectory, lane_coordinate, w0, w1, w2, w3):
+    """The first loop: the Philox words, kept as 32-bit words."""
     for p in range(passes):
-        for j in range(k_out.shape[0]):
+        for j in range(w0.shape[0]):
             t = lane_trajectory[j]
             x0, x1, x2, x3 = philox4x32_10(t & MASK, t >> S32, np.uint64(p), lane_coordinate[j], np.uint64(1),
                                            np.uint64(0))
-            k, u = _uniform_integers(x0, x1, x2, x3)
-            k_out[j] = float(k)
-            j_out[j] = u
-
-
-def elementwise(fn):
-    """A loop over the lanes applying ``fn`` (compiled, inlined), ``passes`` times."""
-    @njit(error_model="numpy")
-    def loop(passes, xs, out):
-        for _ in range(passes):
-            for j in range(out.shape[0]):
-                out[j] = fn(xs[j])
-    return loop
-
-
-log_loop = elementwise(log_unit)
-radius_loop = elementwise(_radius)                  # the second loop: sqrt(-2 ln u1)
-sqrt_loop = elementwise(njit(lambda x: math.sqrt(x)))
+            w0[j] = np.uint32(x0)
+            w1[j] = np.uint32(x1)
+            w2[j] = np.uint32(x2)
+            w3[j] = np.uint32(x3)
 
 
 @njit(error_model="numpy")
-def angle_loop(passes, js, r, even, odd):
-    """The third loop: sin and cos of 2 pi u2, times the radius."""
+def radius_loop(passes, a, b, ra, rb):
+    """The second loop: the two radii sqrt(-2 ln u1) of a counter."""
     for _ in range(passes):
-        for j in range(even.shape[0]):
-            c, s = sincos_two_pi(js[j])
-            even[j] = r[j] * c
-            odd[j] = r[j] * s
+        for j in range(ra.shape[0]):
+            ra[j] = radius(a[j])
+            rb[j] = radius(b[j])
 
 
 @njit(error_model="numpy")
-def one_loop_fill(seed, first, lane_trajectory, lane_coordinate, pair, even, odd):
-    """The same draws as fill_normal_pairs in a single loop."""
-    for j in range(even.shape[0]):
+def log_loop(passes, a, b, ra, rb):
+    """The two logarithms alone."""
+    for _ in range(passes):
+        for j in range(ra.shape[0]):
+            ra[j] = log_u1(a[j])
+            rb[j] = log_u1(b[j])
+
+
+@njit(error_model="numpy")
+def sqrt_loop(passes, xa, xb, ra, rb):
+    """The two square roots alone (float32)."""
+    for _ in range(passes):
+        for j in range(ra.shape[0]):
+            ra[j] = np.sqrt(xa[j])
+            rb[j] = np.sqrt(xb[j])
+
+
+@njit(error_model="numpy")
+def angle_loop(passes, a, b, ra, rb, z0, z1, z2, z3):
+    """The third loop: two sine-cosine pairs of 2 pi u2, times the radii."""
+    for _ in range(passes):
+        for j in range(z0.shape[0]):
+            c, s = sincos_turn(a[j])
+            z0[j] = ra[j] * c
+            z1[j] = ra[j] * s
+            c, s = sincos_turn(b[j])
+            z2[j] = rb[j] * c
+            z3[j] = rb[j] * s
+
+
+@njit(error_model="numpy")
+def one_loop_fill(seed, first, lane_trajectory, lane_coordinate, quad, z0, z1, z2, z3):
+    """The same draws as fill_normal_quads in a single loop."""
+    for j in range(z0.shape[0]):
         t = first + lane_trajectory[j]
-        x0, x1, x2, x3 = philox4x32_10(t & MASK, t >> S32, pair, lane_coordinate[j], seed & MASK, seed >> S32)
-        k, u = _uniform_integers(x0, x1, x2, x3)
-        r = _radius(k)
-        c, s = sincos_two_pi(u)
-        even[j] = r * c
-        odd[j] = r * s
+        x0, x1, x2, x3 = philox4x32_10(t & MASK, t >> S32, quad, lane_coordinate[j], seed & MASK, seed >> S32)
+        r = radius(x0)
+        c, s = sincos_turn(x1)
+        z0[j] = r * c
+        z1[j] = r * s
+        r = radius(x2)
+        c, s = sincos_turn(x3)
+        z2[j] = r * c
+        z3[j] = r * s
 
 
 def passes_of(fill):
     @njit
-    def run(passes, lane_trajectory, lane_coordinate, even, odd):
+    def run(passes, lane_trajectory, lane_coordinate, z0, z1, z2, z3):
         for p in range(passes):
-            fill(np.uint64(1), np.uint64(0), lane_trajectory, lane_coordinate, np.uint64(p), even, odd)
+            fill(np.uint64(1), np.uint64(0), lane_trajectory, lane_coordinate, np.uint64(p), z0, z1, z2, z3)
     return run
 
 
@@ -129,41 +150,41 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ghz", type=float, default=3.66)
     args = parser.parse_args(argv)
-    cycles = args.ghz * 1e9 / (PASSES * LANES)   # cycles a lane per CPU-second of a run
+    cycles = args.ghz * 1e9 / (PASSES * LANES * DRAWS)   # cycles a draw per CPU-second of a run
 
     rng = np.random.default_rng(0)
     lane_trajectory, lane_coordinate = noise_lanes(1)
-    ks = rng.integers(1, 2**53, LANES).astype(np.float64)
-    js = rng.integers(0, 2**53, LANES, dtype=np.int64).astype(np.uint64)
-    xs = rng.uniform(0.0, 80.0, LANES)
-    f1, f2, f3, f4 = (np.empty(LANES) for _ in range(4))
+    lane_trajectory, lane_coordinate = lane_trajectory[:LANES], lane_coordinate[:LANES]
+    a, b = (rng.integers(0, 2**32, LANES, dtype=np.uint64).astype(np.uint32) for _ in range(2))
+    xa, xb = (rng.uniform(0.0, 45.0, LANES).astype(np.float32) for _ in range(2))
+    ra, rb = (np.empty(LANES, np.float32) for _ in range(2))
+    words = [np.empty(LANES, np.uint32) for _ in range(4)]
+    zs = [np.empty(LANES, np.float32) for _ in range(4)]
+    one = [np.empty(LANES, np.float32) for _ in range(4)]
     u1 = np.empty(LANES, np.uint64)
 
     rows = [
-        ("Philox + the uniforms' integers (loop 1), a pair", seconds(philox_loop, lane_trajectory, lane_coordinate,
-                                                                     f1, u1)),
-        ("radius sqrt(-2 ln u1) (loop 2), a pair", seconds(radius_loop, ks, f1)),
-        ("  of it: log_unit alone", seconds(log_loop, ks, f1)),
-        ("  of it: the square root alone", seconds(sqrt_loop, xs, f1)),
-        ("angle and products (loop 3), a pair", seconds(angle_loop, js, xs, f1, f2)),
-        ("fill_normal_pairs (three loops), a pair", seconds(passes_of(fill_normal_pairs), lane_trajectory,
-                                                            lane_coordinate, f1, f2)),
-        ("the same in one loop, a pair", seconds(passes_of(one_loop_fill), lane_trajectory, lane_coordinate,
-                                                 f3, f4)),
+        ("Philox words (loop 1)", seconds(philox_loop, lane_trajectory, lane_coordinate, *words)),
+        ("two radii sqrt(-2 ln u1) (loop 2)", seconds(radius_loop, a, b, ra, rb)),
+        ("  of it: the two logarithms alone", seconds(log_loop, a, b, ra, rb)),
+        ("  of it: the two square roots alone", seconds(sqrt_loop, xa, xb, ra, rb)),
+        ("two angles and four products (loop 3)", seconds(angle_loop, a, b, ra, rb, *zs)),
+        ("fill_normal_quads (three loops)", seconds(passes_of(fill_normal_quads), lane_trajectory, lane_coordinate,
+                                                   *zs)),
+        ("the same in one loop", seconds(passes_of(one_loop_fill), lane_trajectory, lane_coordinate, *one)),
         ("8 independent vpmuludq a lane (multiplier throughput)", seconds(multiplies, u1, np.empty(LANES,
                                                                                                  np.uint64))),
     ]
-    assert np.array_equal(f1.view(np.uint64), f3.view(np.uint64)) and np.array_equal(f2.view(np.uint64),
-                                                                                    f4.view(np.uint64))
+    assert all(np.array_equal(x.view(np.uint32), y.view(np.uint32)) for x, y in zip(zs, one))
     for label, s in rows:
-        print(f"{label:58s} {s * cycles:6.2f} cycles")
-    three, one = rows[5][1], rows[6][1]
-    print(f"three loops: {2 * PASSES * LANES / three / 1e9:.3f}e9 draws/s a core, one loop "
-          f"{2 * PASSES * LANES / one / 1e9:.3f}e9 ({one / three:.2f}x the time)")
-    fresh = njit(error_model="numpy")(fill_normal_pairs.py_func)
-    fresh(np.uint64(1), np.uint64(0), lane_trajectory, lane_coordinate, np.uint64(0), f1, f2)
+        print(f"{label:58s} {s * cycles:6.2f} cycles a draw")
+    three, single = rows[5][1], rows[6][1]
+    print(f"three loops: {DRAWS * PASSES * LANES / three / 1e9:.3f}e9 draws/s a core, one loop "
+          f"{DRAWS * PASSES * LANES / single / 1e9:.3f}e9 ({single / three:.2f}x the time)")
+    fresh = njit(error_model="numpy")(fill_normal_quads.py_func)
+    fresh(np.uint64(1), np.uint64(0), lane_trajectory, lane_coordinate, np.uint64(0), *zs)
     for n_all, n_vector in vector_loops(fresh):
-        print(f"fill_normal_pairs vector loop: {n_all} instructions, {n_vector} on vector registers")
+        print(f"fill_normal_quads vector loop: {n_all} instructions, {n_vector} on vector registers")
     return 0
 
 

@@ -17,7 +17,7 @@ figures less than wall-clock timing would. The ceilings, measured the same way:
   the tile (each element's weight kept in a register across them, as the kernel's
   noiseless blocks do: one load of w and a, one store, per four steps), ``fastmath``:
   bound by the multiply-adds (two operations an element-step), not by L1.
-- ``noise generator alone``: ``philox.fill_normal_pairs`` filling one tile's pair of
+- ``noise generator alone``: ``philox.fill_normal_quads`` filling one tile's four
   rows again and again (per draw): the ceiling of a noisy step.
 
 The same script runs itself again for AVX2 (``NUMBA_CPU_NAME=haswell`` with
@@ -157,7 +157,7 @@ def measure(quick):
     from numba import njit
 
     import fastdecay as fd
-    from fastdecay._cpu.philox import fill_normal_pairs
+    from fastdecay._cpu.philox import fill_normal_quads
     from fastdecay._cpu.simulate import noise_lanes
 
     numba.set_num_threads(1)
@@ -197,18 +197,19 @@ def measure(quick):
     rates["FMA ceiling, four steps a pass"] = 512 * rounds * (steps - steps % 4) / seconds
 
     lane_trajectory, lane_coordinate = noise_lanes(1)
-    even, odd = np.empty(512), np.empty(512)
+    zs = [np.empty(512, np.float32) for _ in range(4)]
 
     @njit(cache=False)
-    def fill_many(pairs, lane_trajectory, lane_coordinate, even, odd):
-        for p in range(pairs):
-            fill_normal_pairs(np.uint64(1), np.uint64(0), lane_trajectory, lane_coordinate, np.uint64(p), even, odd)
+    def fill_many(quads, lane_trajectory, lane_coordinate, z0, z1, z2, z3):
+        for q in range(quads):
+            fill_normal_quads(np.uint64(1), np.uint64(0), lane_trajectory, lane_coordinate, np.uint64(q), z0, z1, z2,
+                              z3)
 
-    pairs = n_noisy * steps // 1024
-    seconds = best_thread_time(lambda: fill_many(pairs, lane_trajectory, lane_coordinate, even, odd), repeats)
-    rates["noise generator alone"] = pairs * 1024 / seconds
+    quads = n_noisy * steps // (4 * 512)
+    seconds = best_thread_time(lambda: fill_many(quads, lane_trajectory[:512], lane_coordinate[:512], *zs), repeats)
+    rates["noise generator alone"] = quads * 4 * 512 / seconds
     if os.environ.get("NUMBA_CPU_FEATURES") == HASWELL_FEATURES:
-        asm = "\n".join(fill_normal_pairs.inspect_asm(sig) for sig in fill_normal_pairs.signatures)
+        asm = "\n".join(fill_normal_quads.inspect_asm(sig) for sig in fill_normal_quads.signatures)
         assert "zmm" not in asm, "the AVX2 build holds AVX-512 registers"
 
     naive = naive_tiled_gd(parallel=True)
