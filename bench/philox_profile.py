@@ -45,31 +45,20 @@ def philox_loop(passes, lane_trajectory, lane_coordinate, w0, w1, w2, w3):
             w3[j] = np.uint32(x3)
 
 
-@njit(error_model="numpy")
-def radius_loop(passes, a, b, ra, rb):
-    """The second loop: the two radii sqrt(-2 ln u1) of a counter."""
-    for _ in range(passes):
-        for j in range(ra.shape[0]):
-            ra[j] = radius(a[j])
-            rb[j] = radius(b[j])
+def both(fn):
+    """A loop applying ``fn`` (compiled, inlined) to the two words of each lane, ``passes`` times."""
+    @njit(error_model="numpy")
+    def loop(passes, a, b, ra, rb):
+        for _ in range(passes):
+            for j in range(ra.shape[0]):
+                ra[j] = fn(a[j])
+                rb[j] = fn(b[j])
+    return loop
 
 
-@njit(error_model="numpy")
-def log_loop(passes, a, b, ra, rb):
-    """The two logarithms alone."""
-    for _ in range(passes):
-        for j in range(ra.shape[0]):
-            ra[j] = log_u1(a[j])
-            rb[j] = log_u1(b[j])
-
-
-@njit(error_model="numpy")
-def sqrt_loop(passes, xa, xb, ra, rb):
-    """The two square roots alone (float32)."""
-    for _ in range(passes):
-        for j in range(ra.shape[0]):
-            ra[j] = np.sqrt(xa[j])
-            rb[j] = np.sqrt(xb[j])
+radius_loop = both(radius)          # the second loop: the two radii sqrt(-2 ln u1) of a counter
+log_loop = both(log_u1)             # the two logarithms alone
+sqrt_loop = both(njit(lambda x: np.sqrt(x)))   # the two float32 square roots alone
 
 
 @njit(error_model="numpy")

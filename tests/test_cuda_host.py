@@ -36,6 +36,24 @@ if CXX is None:  # pragma: no cover - every supported CI image has one
 
 KERNELS = pathlib.Path(__file__).resolve().parents[1] / "kernels"
 
+# The Philox normals' entry points, in the host build of every header (SHIM) and in the
+# native build of philox.cuh alone (PHILOX_SHIM).
+NORMALS_SHIM = r"""
+extern "C" {
+void fd_normals(u64 seed, const u64* trajectory, const u32* step, const u32* coordinate, float* out, i64 n) {
+    for (i64 i = 0; i < n; ++i) out[i] = philox_normal(seed, trajectory[i], step[i], coordinate[i]);
+}
+void fd_log_u1(const u32* a, float* out, i64 n) { for (i64 i = 0; i < n; ++i) out[i] = log_u1(a[i]); }
+void fd_sincos_turn(const u32* b, float* cos, float* sin, i64 n) {
+    for (i64 i = 0; i < n; ++i) {
+        const SinCos u = sincos_turn(b[i]);
+        cos[i] = u.cos;
+        sin[i] = u.sin;
+    }
+}
+}
+"""
+
 SHIM = r"""
 #include "schedule.cuh"
 #include "philox.cuh"
@@ -145,17 +163,6 @@ void fd_philox(const u32* counters, const u32* keys, u32* out, i64 n) {
         for (int j = 0; j < 4; ++j) out[4 * i + j] = r.x[j];
     }
 }
-void fd_normals(u64 seed, const u64* trajectory, const u32* step, const u32* coordinate, float* out, i64 n) {
-    for (i64 i = 0; i < n; ++i) out[i] = philox_normal(seed, trajectory[i], step[i], coordinate[i]);
-}
-void fd_log_u1(const u32* a, float* out, i64 n) { for (i64 i = 0; i < n; ++i) out[i] = log_u1(a[i]); }
-void fd_sincos_turn(const u32* b, float* cos, float* sin, i64 n) {
-    for (i64 i = 0; i < n; ++i) {
-        const SinCos u = sincos_turn(b[i]);
-        cos[i] = u.cos;
-        sin[i] = u.sin;
-    }
-}
 }
 """
 
@@ -183,7 +190,7 @@ def _ptr(a):
 def host(tmp_path_factory):
     """The headers built for the host once per session, loaded with ctypes."""
     build = tmp_path_factory.mktemp("cuda_host")
-    (build / "shim.cpp").write_text(SHIM.replace("// FUSED ENTRIES", host_fused_entries() + "\n//"))
+    (build / "shim.cpp").write_text(SHIM.replace("// FUSED ENTRIES", host_fused_entries() + "\n//") + NORMALS_SHIM)
     lib = build / "libfdhost.so"
     cmd = [CXX, "-std=c++17", "-O2", "-ffp-contract=off", "-fPIC", "-shared", "-Wall", "-Werror", "-Wno-unknown-pragmas",
            f"-I{KERNELS}", str(build / "shim.cpp"), "-o", str(lib), "-lm"]
@@ -481,20 +488,7 @@ def test_normals_equal_cpu_generator_bit_for_bit(host):
 PHILOX_SHIM = r"""
 #include "philox.cuh"
 using namespace fastdecay;
-extern "C" {
-void fd_log_u1(const u32* a, float* out, i64 n) { for (i64 i = 0; i < n; ++i) out[i] = log_u1(a[i]); }
-void fd_sincos_turn(const u32* b, float* cos, float* sin, i64 n) {
-    for (i64 i = 0; i < n; ++i) {
-        const SinCos u = sincos_turn(b[i]);
-        cos[i] = u.cos;
-        sin[i] = u.sin;
-    }
-}
-void fd_normals(u64 seed, const u64* trajectory, const u32* step, const u32* coordinate, float* out, i64 n) {
-    for (i64 i = 0; i < n; ++i) out[i] = philox_normal(seed, trajectory[i], step[i], coordinate[i]);
-}
-}
-"""
+""" + NORMALS_SHIM
 
 
 @pytest.fixture(scope="module")
