@@ -191,3 +191,33 @@ def test_edited_manifest_config_is_refused(swept):
     (out / "sweep.json").write_text(json.dumps(manifest))
     with pytest.raises(SweepConfigError, match="does not hash to its config_hash"):
         fd.load_sweep(out)
+
+
+def _begun_under_stream_1(out):
+    """The manifest as a fastdecay of the float64 noise stream wrote it (no record)."""
+    path = out / "sweep.json"
+    manifest = json.loads(path.read_text())
+    assert manifest.pop("noise_stream") == 2
+    path.write_text(json.dumps(manifest))
+
+
+def test_a_noisy_sweep_begun_under_another_noise_stream_is_not_resumed(swept):
+    """Its chunks drew other numbers than new ones would: refused before anything is
+    written, the finished chunks untouched, and a fresh directory gives the whole sweep."""
+    out, _ = swept
+    _begun_under_stream_1(out)
+    delete(chunk(out, 2))
+    before = stamps(out)
+    with pytest.raises(SweepConfigError, match=r"another gradient-noise stream \(stream 1; this version draws "
+                                                  r"stream 2\).*another --out"):
+        fd.sweep(CONFIG, out, resume=True, progress=False, plots=False)
+    assert stamps(out) == before
+
+
+def test_a_noiseless_sweep_resumes_across_noise_streams(tmp_path):
+    config = {**CONFIG, "optimizer": {"kind": "momentum"}}
+    out = tmp_path / "out"
+    whole = fd.sweep(config, out, progress=False, plots=False)
+    _begun_under_stream_1(out)
+    delete(chunk(out, 1))
+    same(fd.sweep(config, out, resume=True, progress=False, plots=False), whole)

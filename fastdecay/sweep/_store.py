@@ -15,6 +15,7 @@ from typing import IO, Any, Callable, Mapping
 
 import numpy as np
 
+from .._version import NOISE_STREAM
 from .config import FORMAT, ChunkPlan, Config, SweepConfigError, result_arrays
 
 MANIFEST = "sweep.json"
@@ -168,6 +169,21 @@ def read_manifest(out_dir: str) -> Any:
         raise SweepConfigError(f"{path} is unreadable ({exc}); not a fastdecay sweep directory?") from None
 
 
+def _check_noise_stream(out_dir: str, manifest: dict[str, Any], config: Config) -> None:
+    """Refuse to resume a noisy Monte Carlo sweep begun under another noise stream: its
+    finished chunks drew other numbers than new ones would (a directory without the
+    record was begun under stream 1)."""
+    noisy = config.get("mode", "monte_carlo") == "monte_carlo" and any(
+        float(opt.get("noise", 0.0)) > 0.0 for opt in config["optimizers"])
+    started = manifest.get("noise_stream", 1)
+    if noisy and started != NOISE_STREAM:
+        raise SweepConfigError(
+            f"{out_dir} holds a noisy sweep begun by a fastdecay with another gradient-noise stream (stream "
+            f"{started}; this version draws stream {NOISE_STREAM}): its chunks and new ones would not be one "
+            "sample; run the sweep again into another --out"
+        )
+
+
 def prepare_out(out_dir: str, config: Config, digest: str, resume: bool, config_text: str | None
                 ) -> Callable[[], dict[str, Any]]:
     """Check ``out_dir`` against the config (nothing written) and return a function that
@@ -184,6 +200,7 @@ def prepare_out(out_dir: str, config: Config, digest: str, resume: bool, config_
                 f"{out_dir} already holds this sweep ({len(done_chunks(out_dir))} chunks done); "
                 "pass --resume to continue it, or choose another --out"
             )
+        _check_noise_stream(out_dir, manifest, config)
     elif os.path.exists(out_dir):
         if not os.path.isdir(out_dir):
             raise SweepConfigError(f"--out {out_dir} exists and is not a directory")
@@ -204,8 +221,8 @@ def prepare_out(out_dir: str, config: Config, digest: str, resume: bool, config_
             return manifest
         from .._version import __version__
 
-        doc = {"format": FORMAT, "config_hash": digest, "fastdecay": __version__, "config": config,
-               "checksum": "sha256", "chunks": {}}
+        doc = {"format": FORMAT, "config_hash": digest, "fastdecay": __version__, "noise_stream": NOISE_STREAM,
+               "config": config, "checksum": "sha256", "chunks": {}}
         write_manifest(out_dir, doc)
         if config_text is not None:
             atomic_write(os.path.join(out_dir, "config.toml"), lambda f: f.write(config_text.encode()))
