@@ -221,3 +221,30 @@ def test_a_noiseless_sweep_resumes_across_noise_streams(tmp_path):
     _begun_under_stream_1(out)
     delete(chunk(out, 1))
     same(fd.sweep(config, out, resume=True, progress=False, plots=False), whole)
+
+
+def test_a_chunk_drawn_by_another_noise_stream_is_refused(tmp_path, monkeypatch):
+    """A chunk computed by another fastdecay (a Dask worker with an older version, whose
+    chunks record no stream) is refused before it is written: its numbers would join the
+    sample unseen. A noiseless sweep takes such chunks."""
+    import importlib
+
+    sweep_run = importlib.import_module("fastdecay.sweep.run")  # (fd.sweep is the function)
+
+    real = sweep_run.run_chunk
+
+    def old_worker(config, k, progress=None):
+        arrays = real(config, k, progress)
+        del arrays["noise_stream"]
+        return arrays
+
+    monkeypatch.setattr(sweep_run, "run_chunk", old_worker)
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match=r"chunk 0 was computed by a fastdecay with another gradient-noise "
+                                           r"stream \(stream 1; this one draws stream 2\)"):
+        fd.sweep(CONFIG, out, progress=False, plots=False)
+    assert not list((out / "chunks").glob("chunk-*.npz"))
+    noiseless = {**CONFIG, "optimizer": {"kind": "momentum"}}
+    res = fd.sweep(noiseless, tmp_path / "quiet", progress=False, plots=False)
+    monkeypatch.setattr(sweep_run, "run_chunk", real)
+    same(res, fd.sweep(noiseless, tmp_path / "quiet2", progress=False, plots=False))

@@ -16,7 +16,7 @@ from typing import IO, Any, Callable, Mapping
 import numpy as np
 
 from .._version import NOISE_STREAM
-from .config import FORMAT, ChunkPlan, Config, SweepConfigError, result_arrays
+from .config import FORMAT, ChunkPlan, Config, SweepConfigError, result_arrays, sweep_mode
 
 MANIFEST = "sweep.json"
 CHUNK_DIR = "chunks"
@@ -173,8 +173,8 @@ def _check_noise_stream(out_dir: str, manifest: dict[str, Any], config: Config) 
     """Refuse to resume a noisy Monte Carlo sweep begun under another noise stream: its
     finished chunks drew other numbers than new ones would (a directory without the
     record was begun under stream 1)."""
-    noisy = config.get("mode", "monte_carlo") == "monte_carlo" and any(
-        float(opt.get("noise", 0.0)) > 0.0 for opt in config["optimizers"])
+    noisy = sweep_mode(config) == "monte_carlo" and any(float(opt.get("noise", 0.0)) > 0.0
+                                                        for opt in config["optimizers"])
     started = manifest.get("noise_stream", 1)
     if noisy and started != NOISE_STREAM:
         raise SweepConfigError(

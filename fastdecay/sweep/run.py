@@ -14,6 +14,7 @@ from typing import IO, TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 import numpy as np
 
+from .._version import NOISE_STREAM
 from .config import Config, SweepConfigError, build_momentum, chunk_plan, config_hash, parse_config, sweep_mode
 from ._store import CHUNK_DIR, chunk_name, prepare_out, read_chunks, record_chunk, write_chunk
 from .result import SweepResult, assemble, load_sweep, save_result
@@ -49,7 +50,9 @@ def _rectangles(start: int, stop: int, n_c: int) -> list[tuple[int, int, int, in
 
 
 def run_chunk(config: Config, k: int, progress: Callable[[int, int], object] | None = None) -> dict[str, np.ndarray]:
-    """Compute chunk ``k`` of a normalised config; a dict of arrays (what its file holds).
+    """Compute chunk ``k`` of a normalised config; a dict of arrays (what its file holds,
+    and for a Monte Carlo chunk ``noise_stream``, the stream its noise came from, which the
+    sweep checks and drops).
 
     A Monte Carlo sweep runs ``fd.simulate`` on the chunk's trajectories (gradient noise
     ``noise / sqrt(batch_size)``); an expected-dynamics sweep (``mode = "expected"``) runs
@@ -111,7 +114,23 @@ def run_chunk(config: Config, k: int, progress: Callable[[int, int], object] | N
     out["w"] = np.ascontiguousarray(sim.w[:, 0])
     if run["every"] is not None:
         out.update(steps=sim.steps, loss=sim.loss, displacement=sim.displacement, lr=sim.lr)
+    out["noise_stream"] = np.int64(NOISE_STREAM)  # checked and dropped by the sweep (not stored)
     return out
+
+
+def _check_chunk_stream(arrays: dict[str, np.ndarray], config: Config) -> None:
+    """Drop a Monte Carlo chunk's record of the noise stream it drew, after checking it:
+    a Dask worker with another fastdecay (another stream; none recorded: stream 1) would
+    put other numbers into a noisy sweep, unseen."""
+    started = int(arrays.pop("noise_stream", 1))
+    noisy = sweep_mode(config) == "monte_carlo" and any(float(o.get("noise", 0.0)) > 0.0
+                                                       for o in config["optimizers"])
+    if noisy and started != NOISE_STREAM:
+        raise RuntimeError(
+            f"chunk {int(arrays['chunk'])} was computed by a fastdecay with another gradient-noise stream "
+            f"(stream {started}; this one draws stream {NOISE_STREAM}): every Dask worker must run this "
+            "fastdecay version"
+        )
 
 
 class _Progress:
@@ -283,6 +302,7 @@ def sweep(config: str | os.PathLike[str] | dict[str, Any], out: str | os.PathLik
                 done, notes = _verify_for_resume(out_dir, plan, manifest)
 
         def on_done(arrays: dict[str, np.ndarray]) -> None:
+            _check_chunk_stream(arrays, normalised)
             k = int(arrays["chunk"])
             if out_dir is not None:
                 record_chunk(out_dir, manifest, k, write_chunk(out_dir, arrays))
