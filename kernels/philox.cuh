@@ -190,6 +190,25 @@ FD_HD Quad philox_normal_quad(u64 seed, u64 trajectory, u32 quad, u32 coordinate
     return out;
 }
 
+// A thread's draws for one (trajectory, coordinate) in a time loop: the four steps of
+// a Philox counter are drawn at the first of them (or at a chunk's first step) and
+// kept in registers; at(...) is the draw of step t.
+struct StepDraws {
+    float z0 = 0.0f, z1 = 0.0f, z2 = 0.0f, z3 = 0.0f;
+
+    FD_HD float at(u64 seed, u64 trajectory, u32 coordinate, i64 t, bool first) {
+        if (first || (t & 3) == 0) {
+            const Quad p = philox_normal_quad(seed, trajectory, (u32)(t >> 2), coordinate);
+            z0 = p.z[0];
+            z1 = p.z[1];
+            z2 = p.z[2];
+            z3 = p.z[3];
+        }
+        const int u = (int)(t & 3);  // selects, not an indexed array (which would live in local memory)
+        return u == 0 ? z0 : u == 1 ? z1 : u == 2 ? z2 : z3;
+    }
+};
+
 // The standard normal of (trajectory, step, coordinate) under seed (one Box-Muller
 // transform: the half of the counter's words that step reads).
 FD_HD float philox_normal(u64 seed, u64 trajectory, u32 step, u32 coordinate) {

@@ -20,7 +20,7 @@
 // schedule), where the rate is the previous one (the same exponent, no pow).
 // Noise: philox_normal(seed, offset + i, t, k), the CPU's numbers (float32); a thread
 // that owns an element draws the four steps 4q .. 4q + 3 of a Philox counter at once
-// (philox_normal_quad) and keeps them in registers.
+// and keeps them in registers (StepDraws, philox.cuh).
 // The update rule is reached only through the simulations' section of update_math.cuh
 // (SimRule sim_rule(code), sim_step_coefficients, sim_element, sim_element_row): this
 // file names no rule.
@@ -184,7 +184,7 @@ __host__ __device__ void simulate_elements(Grid gr, T* w_, T* buf_, T* sq_, cons
         T q = has_sq ? sq_[j] : (T)0;
         double cur[3];
         load_rates(lr, wdr, momr, i, cur);
-        float z0 = 0.0f, z1 = 0.0f, z2 = 0.0f, z3 = 0.0f;  // the draws of steps 4q .. 4q + 3
+        StepDraws draws;
         if (every > 0 && first_step == 0) {
             const double x = (double)w;
             write_record(rec_loss, rec_disp, rec_lr, i * n_rec, 0.0 + (double)lam * (x * x), 0.0,
@@ -193,17 +193,8 @@ __host__ __device__ void simulate_elements(Grid gr, T* w_, T* buf_, T* sq_, cons
         for (i64 s = 0; s < n_steps; ++s) {
             const i64 t = first_step + s;
             const Rates r = step_rates(lr, wdr, momr, ss, i, s, t, cur);
-            if (o.noise != 0.0 && (s == 0 || (t & 3) == 0)) {
-                const Quad p = philox_normal_quad(o.seed, o.offset + (u64)i, (u32)(t >> 2), (u32)k);
-                z0 = p.z[0];
-                z1 = p.z[1];
-                z2 = p.z[2];
-                z3 = p.z[3];
-            }
+            const float z = o.noise != 0.0 ? draws.at(o.seed, o.offset + (u64)i, (u32)k, t, s == 0) : 0.0f;
             const T before = w;
-            // selects, not an indexed array: that would live in local memory
-            const int u = (int)(t & 3);
-            const float z = u == 0 ? z0 : u == 1 ? z1 : u == 2 ? z2 : z3;
             step_element<T>(w, b, q, lam, z, i, t, r, ss[s * N_SCALARS + SS_SCALE],
                             coef ? coef + s * COEF_STRIDE : nullptr, bias ? bias + 2 * s : nullptr, lr, o);
             if (every > 0 && (t + 1) % every == 0) {
@@ -317,9 +308,8 @@ __host__ __device__ void simulate_body(Grid gr, FD_SIM_ARGS(T)) {
 // general kernel above spills): rates shared by every trajectory (the coefficient
 // table), no recording, with or without noise. One thread per element, the time
 // loop in registers; each step reads one row of coefficients (the same address for
-// every thread: a cached broadcast). With noise the thread draws the four steps of a
-// Philox counter at once (at steps 4q, and at the chunk's first step), as
-// simulate_elements does, and adds noise * z to the gradient in step_element's order.
+// every thread: a cached broadcast). With noise the thread draws as simulate_elements
+// does (StepDraws) and adds noise * z to the gradient in step_element's order.
 template <typename T>
 __host__ __device__ void simulate_fast_body(Grid gr, T* __restrict__ w_, T* __restrict__ buf_, T* __restrict__ sq_,
                                             const T* __restrict__ lam_, i64 total, int opt, i64 first_step,
@@ -334,21 +324,11 @@ __host__ __device__ void simulate_fast_body(Grid gr, T* __restrict__ w_, T* __re
         T b = has_buf ? buf_[j] : (T)0;
         T q = has_sq ? sq_[j] : (T)0;
         const i64 i = j / d, k = j - i * d;
-        float z0 = 0.0f, z1 = 0.0f, z2 = 0.0f, z3 = 0.0f;  // the draws of steps 4q .. 4q + 3
+        StepDraws draws;
         for (i64 s = 0; s < n_steps; ++s) {
             const i64 t = first_step + s;
             T g = lam * w;
-            if (noise != 0.0) {
-                if (s == 0 || (t & 3) == 0) {
-                    const Quad p = philox_normal_quad(seed, offset + (u64)i, (u32)(t >> 2), (u32)k);
-                    z0 = p.z[0];
-                    z1 = p.z[1];
-                    z2 = p.z[2];
-                    z3 = p.z[3];
-                }
-                const int u = (int)(t & 3);  // selects, not an indexed array (local memory)
-                g = g + sigma * (T)(u == 0 ? z0 : u == 1 ? z1 : u == 2 ? z2 : z3);
-            }
+            if (noise != 0.0) g = g + sigma * (T)draws.at(seed, offset + (u64)i, (u32)k, t, s == 0);
             Vec<T> row[COEF_STRIDE / Vec<T>::N];  // this step's coefficients, in whole vectors
             const Vec<T>* src = (const Vec<T>*)(coef + s * COEF_STRIDE);
 #pragma unroll
