@@ -22,7 +22,10 @@ two pairs use disjoint words), so every step gets one independent normal per
 trajectory and coordinate; four draws cost one Philox call, two logarithms, two
 square roots and two sine-cosine pairs. |xi| <= sqrt(64 ln 2) = 6.66 (u1 >= 2**-32),
 the bound of CUDA's curand normals (a 53-bit uniform's is 8.57): a standard normal
-lies beyond 6.66 with probability 2.7e-11.
+lies beyond 6.66 with probability 2.7e-11. This is stream 2 (``fastdecay._version.
+NOISE_STREAM``, which sweep directories record); stream 1, before 2026-12-04, drew
+float64 normals from 53-bit uniforms, two a counter, at half the speed on the CPU and
+a quarter on an H200 (``bench/RESULTS.md``).
 
 Same bits on every backend. ``ln``, ``cos`` and ``sin`` here are not the math
 library's (glibc's and CUDA's differ in the last bit) but ``log_u1(a)`` and
@@ -35,12 +38,13 @@ never contracted into a multiply-add, explicit fused multiply-adds (rounded once
 every backend: LLVM's ``llvm.fma.f32``, CUDA's ``__fmaf_rn``, C's ``fmaf``),
 conversions of integers (rounded once, to nearest), integer and bit operations and
 sign flips, so the Numba build, the host C++ build of ``kernels/philox.cuh`` and
-its CUDA build give the same bits (``tests/test_philox.py`` checks Numba against a
-plain-Python evaluation, ``tests/test_cuda_host.py`` the header against Numba, and
+its CUDA build give the same bits (``tests/test_philox.py`` checks Numba against the
+reference's plain-Python evaluation, ``tests/test_cuda_host.py`` the header against Numba, and
 ``tests/test_gpu.py`` the device against both). Compiled without ``fastmath``, as
 every kernel here is. Free of libm calls and branch-free after if-conversion, the
 loops of ``fill_normal_quads`` (what the simulations call, once per tile every
-fourth step) vectorise across float32 lanes (16 a zmm register, 8 a ymm); every
+fourth step) vectorise across lanes (the transform's 16 float32 lanes a zmm register,
+8 a ymm; Philox's products in 64-bit lanes, half as many); every
 function here is inlined into those loops (``inline="always"``), where LLVM
 vectorises it with the operations and their order unchanged, so the vector draws
 equal the scalar ones bit for bit.
