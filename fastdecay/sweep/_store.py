@@ -15,8 +15,8 @@ from typing import IO, Any, Callable, Mapping
 
 import numpy as np
 
-from .._version import NOISE_STREAM
-from .config import FORMAT, ChunkPlan, Config, SweepConfigError, result_arrays, sweep_mode
+from .._version import NOISE_STREAM, __version__
+from .config import FORMAT, ChunkPlan, Config, SweepConfigError, draws_noise, result_arrays
 
 MANIFEST = "sweep.json"
 CHUNK_DIR = "chunks"
@@ -173,10 +173,8 @@ def _check_noise_stream(out_dir: str, manifest: dict[str, Any], config: Config) 
     """Refuse to resume a noisy Monte Carlo sweep begun under another noise stream: its
     finished chunks drew other numbers than new ones would (a directory without the
     record was begun under stream 1)."""
-    noisy = sweep_mode(config) == "monte_carlo" and any(float(opt.get("noise", 0.0)) > 0.0
-                                                        for opt in config["optimizers"])
     started = manifest.get("noise_stream", 1)
-    if noisy and started != NOISE_STREAM:
+    if draws_noise(config) and started != NOISE_STREAM:
         raise SweepConfigError(
             f"{out_dir} holds a noisy sweep begun by a fastdecay with another gradient-noise stream (stream "
             f"{started}; this version draws stream {NOISE_STREAM}): its chunks and new ones would not be one "
@@ -219,8 +217,6 @@ def prepare_out(out_dir: str, config: Config, digest: str, resume: bool, config_
                     os.remove(os.path.join(folder, name))
         if manifest is not None:
             return manifest
-        from .._version import __version__
-
         doc = {"format": FORMAT, "config_hash": digest, "fastdecay": __version__, "noise_stream": NOISE_STREAM,
                "config": config, "checksum": "sha256", "chunks": {}}
         write_manifest(out_dir, doc)

@@ -30,7 +30,7 @@ from .._rules import ON_DROP
 from .._typing import FloatArray
 
 __all__ = ["SweepConfigError", "parse_config", "config_hash", "build_schedule", "build_momentum", "ChunkPlan",
-           "chunk_plan", "sweep_mode", "result_arrays", "FORMAT", "OPTIMIZERS", "ON_DROP", "MODES",
+           "chunk_plan", "sweep_mode", "draws_noise", "result_arrays", "FORMAT", "OPTIMIZERS", "ON_DROP", "MODES",
            "EXPECTED_OPTIMIZERS", "COMPANION", "momentum_label"]
 
 FORMAT = 1
@@ -541,6 +541,11 @@ def parse_config(config: str | os.PathLike[str] | dict[str, Any], *, path: str |
 def sweep_mode(config: Config) -> str:
     """``"monte_carlo"`` or ``"expected"``: what a normalised config's chunks compute."""
     return config["run"].get("mode", "monte_carlo")
+
+
+def draws_noise(config: Config) -> bool:
+    """Whether a normalised config's chunks draw gradient noise (Monte Carlo with noise)."""
+    return sweep_mode(config) == "monte_carlo" and any(float(o.get("noise", 0.0)) > 0.0 for o in config["optimizers"])
 
 
 def result_arrays(config: Config) -> dict[str, str]:

@@ -15,7 +15,8 @@ from typing import IO, TYPE_CHECKING, Any, Callable, Iterable, Mapping
 import numpy as np
 
 from .._version import NOISE_STREAM
-from .config import Config, SweepConfigError, build_momentum, chunk_plan, config_hash, parse_config, sweep_mode
+from .config import (Config, SweepConfigError, build_momentum, chunk_plan, config_hash, draws_noise, parse_config,
+                     sweep_mode)
 from ._store import CHUNK_DIR, chunk_name, prepare_out, read_chunks, record_chunk, write_chunk
 from .result import SweepResult, assemble, load_sweep, save_result
 
@@ -123,9 +124,7 @@ def _check_chunk_stream(arrays: dict[str, np.ndarray], config: Config) -> None:
     a Dask worker with another fastdecay (another stream; none recorded: stream 1) would
     put other numbers into a noisy sweep, unseen."""
     started = int(arrays.pop("noise_stream", 1))
-    noisy = sweep_mode(config) == "monte_carlo" and any(float(o.get("noise", 0.0)) > 0.0
-                                                       for o in config["optimizers"])
-    if noisy and started != NOISE_STREAM:
+    if draws_noise(config) and started != NOISE_STREAM:
         raise RuntimeError(
             f"chunk {int(arrays['chunk'])} was computed by a fastdecay with another gradient-noise stream "
             f"(stream {started}; this one draws stream {NOISE_STREAM}): every Dask worker must run this "
