@@ -69,13 +69,11 @@ operation at a time.
 [-0.0, 1.0]
 """
 
-import math
-from fractions import Fraction
-
 import numpy as np
 from numba import float32, int64, njit, prange, uint32, uint64, void
 from numba.core.extending import overload
 
+from .. import _float32
 from . import parallel
 from .intrinsics import fma
 
@@ -111,7 +109,6 @@ _C3 = _F(float.fromhex("0x1.99eb9cp-16"))            # 2.443315711809948e-5
 _PIO2_M30 = _F(float.fromhex("0x1.921fb6p-30"))      # float32(pi/2) * 2**-30 (a quarter turn is 2**30)
 _ONE_F = _F(1.0)
 _TWO_F = _F(2.0)
-_HALF = _F(0.5)
 _MINUS_HALF = _F(-0.5)
 _MINUS_TWO = _F(-2.0)
 # an integer below 2**52 ORed into the bits of 2**52 is 2**52 plus it, exactly
@@ -120,22 +117,9 @@ _TWO_52 = float.fromhex("0x1p52")
 
 
 def _fma(a, b, c):
-    """a * b + c rounded once to float32 (Python twin: exact rationals, then
-    round-to-nearest-even to a float32; all three arguments are float32)."""
-    return _round_float32(Fraction(float(a)) * Fraction(float(b)) + Fraction(float(c)))
-
-
-def _round_float32(q):
-    """The float32 nearest the rational ``q`` (ties to even; normal and subnormal range)."""
-    if q == 0:
-        return np.float32(0.0)
-    a = abs(q)
-    e = a.numerator.bit_length() - a.denominator.bit_length()   # 2**(e-1) < a < 2**(e+1)
-    if a < Fraction(2) ** e:
-        e -= 1                                                    # now 2**e <= a < 2**(e+1)
-    e = max(e, -126)                                              # subnormals: a fixed quantum
-    m = round(a / Fraction(2) ** (e - 23))                        # ties to even (Fraction.__round__)
-    return np.float32(math.copysign(m * 2.0 ** (e - 23), q))
+    """a * b + c rounded once to float32 (Python twin: exact rationals, one rounding;
+    all three arguments are float32)."""
+    return _float32.fma(a, b, c)
 
 
 @overload(_fma)

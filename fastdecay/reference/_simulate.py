@@ -7,11 +7,11 @@ torch's documentation writes it. ``fastdecay.simulate`` must agree with these.
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 from typing import Callable, Iterable, Union
 
 import numpy as np
 
+from .._float32 import fma as _fma
 from .._rules import NAMES as OPTIMIZERS  # the update rules fastdecay knows
 from .._typing import ArrayLike, FloatArray
 
@@ -41,24 +41,6 @@ def philox4x32_10(counter: tuple[int, int, int, int], key: tuple[int, int]) -> t
 
 
 _F32 = np.float32
-
-
-def _float32(q: Fraction) -> np.float32:
-    """The float32 nearest the rational ``q``, ties to even (normal and subnormal range)."""
-    if q == 0:
-        return _F32(0.0)
-    a = abs(q)
-    e = a.numerator.bit_length() - a.denominator.bit_length()
-    if a < Fraction(2) ** e:
-        e -= 1                                       # 2**e <= a < 2**(e + 1)
-    e = max(e, -126)
-    m = round(a / Fraction(2) ** (e - 23))           # Fraction rounds half to even
-    return _F32(math.copysign(m * 2.0 ** (e - 23), q))
-
-
-def _fma(a: np.float32, b: np.float32, c: np.float32) -> np.float32:
-    """a b + c rounded once to float32."""
-    return _float32(Fraction(float(a)) * Fraction(float(b)) + Fraction(float(c)))
 
 
 def _bits(x: np.float32) -> int:
