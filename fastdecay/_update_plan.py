@@ -44,6 +44,7 @@ plan.
 
 import sys
 import weakref
+from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from operator import attrgetter
 
@@ -241,10 +242,12 @@ def _refuse(name, other):
 class Group:
     """Tensors updated by one kernel launch: one storage combination, all laid out directly."""
 
-    __slots__ = ("param", "state", "index", "addresses", "sizes", "first_block", "parts", "n_elements", "device")
+    __slots__ = ("param", "state", "index", "whole", "addresses", "sizes", "first_block", "parts", "n_elements",
+                 "device")
 
-    def __init__(self, param, state, index, addresses, sizes, device):
+    def __init__(self, param, state, index, addresses, sizes, device, whole):
         self.param, self.state, self.index, self.device = param, state, index, device
+        self.whole = whole  # the group holds every tensor of the call, in order (index is 0, 1, ...)
         self.addresses = addresses
         self.sizes = sizes
         self.n_elements = int(sizes.sum())
@@ -296,7 +299,7 @@ class Plan:
                 addresses[row] = [infos[s][k].address for k in index]
             sizes = np.array([params[k].size for k in index], dtype=np.int64)
             self.groups.append(Group(param, state, np.array(index, dtype=np.int64), addresses, sizes,
-                                     params[index[0]].device))
+                                     params[index[0]].device, len(index) == len(params)))
 
 
 def build(backend, listed, streams, state_dtype):
@@ -512,10 +515,9 @@ def _new_grads(plan, g, grads, grad_ids):
     elif list(map(torch.Tensor.get_device, grads)) != plan.devices:
         return False
     addresses = list(map(plan.data_ptr, grads))
-    at = np.array(addresses, dtype=np.int64)
     if plan.grad_overlap is None:
         plan.grad_overlap = _GradOverlap(plan)
-    meets = plan.grad_overlap.meets_written(at)
+    meets = plan.grad_overlap.meets_written(addresses)
     if meets is None:
         return False  # a gradient without memory: the full check names it
     if meets:
@@ -524,10 +526,11 @@ def _new_grads(plan, g, grads, grad_ids):
         spans, names, written, allowed = plan._written
         spans = spans.copy()
         n = len(addresses)
+        at = np.array(addresses, dtype=np.int64)
         spans[n:2 * n] = np.where(plan.param_sizes[:, None] > 0, at[:, None] + plan.param_offsets, 0)
         _check_overlaps(spans, names, written, allowed)
     for group in plan.groups:
-        group.addresses[GRAD] = at[group.index]
+        group.addresses[GRAD] = addresses if group.whole else [addresses[k] for k in group.index]
     plan.pointers[g] = addresses
     plan.torch_layouts[g] = plan.torch_layouts[0]  # accepted above: laid out as their parameters
     # Weak references only once the same gradients come back (kept between calls, as with
@@ -545,8 +548,12 @@ def _new_grads(plan, g, grads, grad_ids):
 class _GradOverlap:
     """The overlap check of new gradients against a plan's written arrays, whose spans do not
     change while the plan holds (their addresses are checked on every call): the written
-    spans sorted once, so a call's new gradients cost two binary searches over them (a few
-    NumPy calls in all) instead of sorting every span again."""
+    spans sorted once, so a call's new gradients cost two binary searches each over them
+    instead of sorting every span again: ``bisect`` on Python lists for a short list of
+    tensors (a few NumPy calls cost more than its whole loop), NumPy's ``searchsorted`` for
+    a long one."""
+
+    SHORT = 24  # gradients checked by the Python loop up to here (it costs ~0.5 us a gradient)
 
     def __init__(self, plan):
         spans, _, written, _ = plan._written
@@ -556,15 +563,29 @@ class _GradOverlap:
         self.written_lo, self.written_hi = spans[order, 0], spans[order, 1]
         self.nonempty = np.flatnonzero(plan.param_sizes > 0)  # a gradient of an empty parameter spans nothing
         self.lo_offset, self.hi_offset = plan.param_offsets[self.nonempty, 0], plan.param_offsets[self.nonempty, 1]
+        self.short = len(plan.param_sizes) <= self.SHORT
+        if self.short:
+            self.lo_list, self.hi_list = self.written_lo.tolist(), self.written_hi.tolist()
+            self.offsets = list(zip(self.nonempty.tolist(), self.lo_offset.tolist(), self.hi_offset.tolist()))
 
-    def meets_written(self, at):
-        """Whether a gradient at the addresses ``at`` (laid out as its parameter) shares a byte
-        with a written array; None where one has no memory (address 0)."""
-        at = at[self.nonempty]
+    def meets_written(self, addresses):
+        """Whether a gradient at the addresses ``addresses`` (a list of ints; each laid out as its
+        parameter) shares a byte with a written array; None where one has no memory (address 0)."""
+        if self.short:
+            lo_list, hi_list = self.lo_list, self.hi_list
+            for k, lo_offset, hi_offset in self.offsets:
+                at = addresses[k]
+                if not at:
+                    return None
+                # the first written span ending after the gradient starts, and the first starting at or after its end
+                if bisect_left(lo_list, at + hi_offset) > bisect_right(hi_list, at + lo_offset):
+                    return True
+            return False
+        at = np.array(addresses, dtype=np.int64)[self.nonempty]
         if not at.all():
             return None
-        first = np.searchsorted(self.written_hi, at + self.lo_offset, side="right")  # first written span ending after
-        last = np.searchsorted(self.written_lo, at + self.hi_offset, side="left")  # first starting at or after the end
+        first = np.searchsorted(self.written_hi, at + self.lo_offset, side="right")
+        last = np.searchsorted(self.written_lo, at + self.hi_offset, side="left")
         return bool(np.any(last > first))
 
 

@@ -310,22 +310,35 @@ def test_new_gradients_every_call_are_checked_without_weak_references(monkeypatc
         assert torch.equal(a, b)
 
 
-def test_new_gradients_are_refused_exactly_where_a_first_call_refuses_them():
+@pytest.mark.parametrize("copies", [1, 8])
+def test_new_gradients_are_refused_exactly_where_a_first_call_refuses_them(copies):
     """A reused plan checks new gradients against its written arrays' spans sorted once (two
-    binary searches); on every placement (inside, straddling, touching or apart from the
-    parameters and states; a gradient that is its own parameter) it accepts and refuses as
-    the full check of a first call does, and a refusal writes nothing."""
+    binary searches each: a Python loop for a short list, NumPy for a long one); on every
+    placement (inside, straddling, touching or apart from the parameters and states; a
+    gradient that is its own parameter) it accepts and refuses as the full check of a first
+    call does, and a refusal writes nothing."""
     from fastdecay import _update_plan
 
-    pool = torch.zeros(1200)
-    sizes = [5, 0, 17, 8]
-    starts = [0, 60, 100, 300]
+    sizes = [5, 0, 17, 8] * copies
+    assert (len(sizes) <= _update_plan._GradOverlap.SHORT) == (copies == 1)  # both ways of checking
+    if copies == 1:
+        starts, m_at, v_at, length = [0, 60, 100, 300], 500, 820, 1200
+    else:  # the parameters one element apart, then the exp_avg and exp_avg_sq alike
+        starts = [sum(sizes[:k]) + k for k in range(len(sizes))]
+        m_at, v_at = 300, 600
+        length = 900
+    pool = torch.zeros(length)
     ps = [pool[a:a + n] for a, n in zip(starts, sizes)]
-    ms = [pool[500 + a:500 + a + n] for a, n in zip(starts, sizes)]
-    vs = [pool[820 + a:820 + a + n] for a, n in zip(starts, sizes)]
+    ms = [pool[m_at + a:m_at + a + n] for a, n in zip(starts, sizes)]
+    vs = [pool[v_at + a:v_at + a + n] for a, n in zip(starts, sizes)]
     rng = np.random.default_rng(7)
-    placements = [[int(rng.integers(0, 1180)) for _ in sizes] for _ in range(150)]
-    placements += [starts, [starts[1], 60, 100, 308], [starts[2]] + starts[1:], [495, 60, 483, 1120]]
+    placements = [[int(rng.integers(0, length - 20)) for _ in sizes] for _ in range(150)]
+    if copies == 1:
+        placements += [starts, [starts[1], 60, 100, 308], [starts[2]] + starts[1:], [495, 60, 483, 1120]]
+    else:  # all apart from the written arrays (empty ones anywhere), then one moved onto a state, onto its parameter
+        apart = [length - 20 + k % 3 if n else starts[k] for k, n in enumerate(sizes)]
+        placements += [apart, apart[:30] + [m_at + starts[30]] + apart[31:], apart[:6] + [starts[6]] + apart[7:],
+                       apart[:7] + [starts[6]] + apart[8:]]
     outcomes = set()
     for offsets in placements:
         grads = [pool[o:o + n] for o, n in zip(offsets, sizes)]
