@@ -36,6 +36,7 @@ shape, identical for both::
 """
 
 import functools
+import math
 import numbers
 import sys
 
@@ -239,6 +240,40 @@ def _streams(kernel, grad, state, needed, compensation_buffer, compensated):
                 "compensated=True" if compensated else None)])
 
 
+def _option_key(value):
+    """A key under which an option value gives one ``Fused.check`` result: its type with it
+    (``True`` and ``1``, ``0.9`` and ``np.float64(0.9)`` are checked apart) and the sign of a
+    zero; a TypeError for a value not worth remembering (schedules, arrays)."""
+    kind = type(value)
+    if kind is float:
+        return kind, value, math.copysign(1.0, value)
+    if kind in (int, bool, str) or value is None:
+        return kind, value
+    if kind in (tuple, list):
+        return kind, tuple(map(_option_key, value))
+    raise TypeError(kind)
+
+
+_CHECKED = {}  # (kernel, option keys) -> Checked: the options of a training loop, checked once
+
+
+def _checked_options(fused, options):
+    """``fused.check(**options)``, remembered for plain option values (numbers, flags and
+    tuples of them: the same values always pass or fail alike); schedules are checked on
+    every call."""
+    try:
+        key = (fused.kernel, tuple((name, _option_key(value)) for name, value in options.items()))
+    except TypeError:
+        return fused.check(**options)
+    rule = _CHECKED.get(key)
+    if rule is None:
+        rule = fused.check(**options)  # (a refused option raises here, and nothing is kept)
+        if len(_CHECKED) >= 256:
+            _CHECKED.clear()
+        _CHECKED[key] = rule
+    return rule
+
+
 def checked(kernel, param, grad, state, *, step, lr, weight_decay, grad_scale, found_inf, state_dtype, compensated,
             compensation_buffer, first_step=None, **options):
     """Check a call of the fused update ``fastdecay._rules.FUSED[kernel]`` completely, writing
@@ -249,7 +284,7 @@ def checked(kernel, param, grad, state, *, step, lr, weight_decay, grad_scale, f
     momentum buffer), the step its buffers start at instead of the options' own (a buffer
     ``fastdecay.torch`` makes after step 0)."""
     fused = R.FUSED[kernel]
-    rule = fused.check(**options)
+    rule = _checked_options(fused, options)
     compensated = _compensation(compensated, compensation_buffer)
     state_dtype = state_dtype_option(state_dtype)
     tables = (V.rate_table("lr", lr), V.rate_table("weight_decay", weight_decay), rule.table)

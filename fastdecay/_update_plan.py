@@ -46,6 +46,7 @@ import sys
 import weakref
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
+from itertools import chain
 from operator import attrgetter
 
 import numpy as np
@@ -60,6 +61,7 @@ GRAD = 1
 _MAX_PLANS = 16
 _PLAIN_TENSOR_SET = frozenset()  # torch.Tensor, torch.nn.Parameter, ... (set when torch is in use)
 _DTYPE, _SHAPE, _IS_CPU = attrgetter("dtype"), attrgetter("shape"), attrgetter("is_cpu")
+_TENSOR_IS_CONTIGUOUS = _TENSOR_NUMEL = None  # torch.Tensor.is_contiguous and .numel (set when torch is in use)
 
 
 def label(name, k, listed):
@@ -271,7 +273,11 @@ class Plan:
         self.ids = None
         self.refs = []
         self.grad_refs = []
-        self.pointers = None
+        self.pointers = None  # per stream, the data addresses the plan was built on
+        self.kept = None  # the streams of written arrays (all but the gradients), and the gradients' stream
+        self.grad_stream = None
+        self.kept_pointers = None  # torch tensors: the written tensors' addresses, stream after stream
+        self.kept_sizes = None  # and their element counts where every one is row-major (else None)
         self.torch = backend in (TORCH_CPU, TORCH_CUDA)
         self._written = (spans, span_names, span_written, span_allowed)
         self.grad_overlap = None  # _GradOverlap, made at the first call with new gradients
@@ -374,11 +380,18 @@ def build(backend, listed, streams, state_dtype):
     plan = Plan(backend, listed, [s[0] for s in streams], [s[1] for s in streams], infos, state_of, direct,
                 copied, spans, names, written, allowed)
     plan.pointers = [[x.address for x in column] for column in infos]
+    plan.kept = [s for s, (_, _, _, role) in enumerate(streams) if role != "grad"]
+    plan.grad_stream = next(s for s, (_, _, _, role) in enumerate(streams) if role == "grad")
     if plan.torch:
-        global _PLAIN_TENSOR_SET
+        global _PLAIN_TENSOR_SET, _TENSOR_IS_CONTIGUOUS, _TENSOR_NUMEL
         _PLAIN_TENSOR_SET = frozenset(plain_torch_types())
+        tensor = sys.modules["torch"].Tensor
+        _TENSOR_IS_CONTIGUOUS, _TENSOR_NUMEL = tensor.is_contiguous, tensor.numel
         plan.torch_dtypes = [x.dtype for x in params]
         plan.torch_layouts = [_torch_layout(column) for column in infos]
+        plan.kept_pointers = [x for s in plan.kept for x in plan.pointers[s]]
+        row_major = all(plan.torch_layouts[s][0] is not None for s in plan.kept)
+        plan.kept_sizes = [n for s in plan.kept for n in plan.torch_layouts[s][0]] if row_major else None
         plan.data_ptr = sys.modules["torch"].Tensor.data_ptr
     return plan
 
@@ -430,25 +443,28 @@ def plan_for(backend, listed, streams, state_dtype, options_key):
 
 def _still_valid(plan, ids, streams):
     """Re-check a cached plan against this call's arrays (the cheap checks); new gradients
-    are checked and written into the plan's tables. False: build a new plan."""
+    are checked and written into the plan's tables. False: build a new plan. (The ids of
+    every array but the gradients are in the cache key: those are the plan's arrays.)"""
     if plan.inference and not sys.modules["torch"].is_inference_mode_enabled():
         return False
     data_ptr = plan.data_ptr
-    for s, (_, _, arrays, role) in enumerate(streams):
-        if role == "grad":
-            continue
-        if ids[s] != plan.ids[s]:
+    if plan.torch:
+        # every written tensor in one pass a check (a short list's cost is the passes, not the tensors)
+        kept = list(chain.from_iterable(streams[s][2] for s in plan.kept))
+        if list(map(data_ptr, kept)) != plan.kept_pointers:
             return False
-        if plan.torch:
-            if list(map(data_ptr, arrays)) != plan.pointers[s] or not _same_torch_layout(plan, s, arrays):
+        if plan.kept_sizes is not None:  # all row-major at the build: contiguous with as many elements
+            if not all(map(_TENSOR_IS_CONTIGUOUS, kept)) or list(map(_TENSOR_NUMEL, kept)) != plan.kept_sizes:
                 return False
-            # (the parameters' dtypes: ``p.data = p.data.view(torch.float16)`` re-types a bfloat16
-            # parameter at the same address with the same layout, and the kernel reads its elements)
-            if role == "param" and list(map(_DTYPE, arrays)) != plan.torch_dtypes:
-                return False
-        elif not _same_arrays(plan, s, arrays, written=True):
+        elif not all(_same_torch_layout(plan, s, streams[s][2]) for s in plan.kept):
             return False
-    g = next(s for s, stream in enumerate(streams) if stream[3] == "grad")
+        # (the parameters' dtypes: ``p.data = p.data.view(torch.float16)`` re-types a bfloat16
+        # parameter at the same address with the same layout, and the kernel reads its elements)
+        if list(map(_DTYPE, streams[0][2])) != plan.torch_dtypes:
+            return False
+    elif not all(_same_arrays(plan, s, streams[s][2], written=True) for s in plan.kept):
+        return False
+    g = plan.grad_stream
     grads = streams[g][2]
     # the same ids are the same gradients only while the plan's gradients are alive (an id is
     # reused once its object is freed, as a temporary gradient of the last call is); with no

@@ -20,6 +20,7 @@ Numba), so any module of the package may use it without an import circle.
 
 from __future__ import annotations
 
+import math
 import numbers
 import sys
 from functools import lru_cache
@@ -460,8 +461,13 @@ def schedules(name: str, values: Any) -> list[Any]:
     return values
 
 
-@lru_cache(maxsize=256)
 def constant_table(value: float) -> FloatArray:
+    """The read-only table of the constant rate ``value`` (one per value: nothing writes it)."""
+    return _constant_table(value, math.copysign(1.0, value))  # (-0.0 apart from 0.0)
+
+
+@lru_cache(maxsize=256)
+def _constant_table(value: float, sign: float) -> FloatArray:
     table = np.zeros((1, 1, L.WIDTH))
     table[0, 0, L.KIND] = L.CONSTANT
     table[0, 0, L.P0] = value

@@ -59,7 +59,7 @@ def test_an_interrupted_restore_of_the_thread_count_is_made_at_the_next_call(mon
     threads = numba.get_num_threads()
     if threads < 2:
         pytest.skip("needs two Numba threads")
-    real = numba.set_num_threads
+    real = parallel._set_count  # (numba.set_num_threads, or the C function behind it once the pool started)
     calls, seen = [], []
 
     def interrupted_restore(n):
@@ -68,10 +68,10 @@ def test_an_interrupted_restore_of_the_thread_count_is_made_at_the_next_call(mon
             raise KeyboardInterrupt
         real(n)
 
-    monkeypatch.setattr(numba, "set_num_threads", interrupted_restore)
+    monkeypatch.setattr(parallel, "_set_count", interrupted_restore)
     with pytest.raises(KeyboardInterrupt):
         parallel.run_on(1, lambda: seen.append(numba.get_num_threads()))
-    monkeypatch.setattr(numba, "set_num_threads", real)
+    monkeypatch.setattr(parallel, "_set_count", real)
     try:
         assert seen == [1] and numba.get_num_threads() == 1 and len(parallel._interrupted.stack) == 1
         s = fd.cosine(0.1, 100)

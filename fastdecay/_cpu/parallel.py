@@ -10,7 +10,10 @@
   ``forkserver``, or use a fork-safe layer).
 - A call that runs on fewer threads than the caller's count (small work, a ``threads=``
   option) sets Numba's per-thread count and restores it after; where an interrupt
-  (Ctrl-C) lands between the two, the next launch restores it first.
+  (Ctrl-C) lands between the two, the next launch restores it first. Once the pool has
+  started, the count is read and set through Numba's own C functions (``thread_count``),
+  not its public ones, which repeat their checks on every call (~0.6 us each, up to four
+  a small optimizer step).
 
 Kernels wrapped by ``entry`` are called as before (``kernel(*args)``) and keep their
 dispatcher's attributes.
@@ -34,6 +37,30 @@ FORK_MESSAGE = (
     "DataLoader(multiprocessing_context='spawn')), or use a fork-safe threading layer (pip install tbb, or "
     "NUMBA_THREADING_LAYER=workqueue)"
 )
+
+
+_get_count = numba.get_num_threads  # Numba's C functions once its pool has started (_use_raw_counts)
+_set_count = numba.set_num_threads
+
+
+def _use_raw_counts():
+    """Read and set the calling thread's count through the C functions behind Numba's public
+    ``get_num_threads`` / ``set_num_threads``, once its pool has started (the first launch):
+    what the public ones check on every call (the pool started, an int from 1 to
+    NUMBA_NUM_THREADS) holds here, since the counts set are 1, counts Numba returned, or a
+    ``threads=`` option checked against NUMBA_NUM_THREADS by the caller. Numba versions
+    without those names keep the public functions."""
+    global _get_count, _set_count
+    from numba.np.ufunc import parallel as pool
+
+    get, set_ = getattr(pool, "_get_num_threads", None), getattr(pool, "_set_num_threads", None)
+    if getattr(pool, "_is_initialized", False) and callable(get) and callable(set_):
+        _get_count, _set_count = get, set_
+
+
+def thread_count():
+    """The calling thread's Numba thread count (``numba.get_num_threads()``)."""
+    return _get_count()
 
 
 def _after_fork_in_child():
@@ -63,14 +90,14 @@ def _restore_interrupted():
         running.add(id(frame))
         frame = frame.f_back
     while stack and id(stack[-1][1]) not in running:
-        numba.set_num_threads(stack[-1][0])  # (set, then forget: an interrupt here leaves the entry)
+        _set_count(stack[-1][0])  # (set, then forget: an interrupt here leaves the entry)
         stack.pop()
 
 
 def run_on(n, fn, *args):
     """``fn(*args)`` on ``n`` Numba threads, the caller's count restored after."""
     _restore_interrupted()
-    before = numba.get_num_threads()
+    before = _get_count()
     if n == before:
         return fn(*args)
     return _run_on(n, before, fn, args)
@@ -83,10 +110,10 @@ def _run_on(n, before, fn, args):
     depth = len(stack)
     stack.append((before, sys._getframe()))
     try:
-        numba.set_num_threads(n)
+        _set_count(n)
         return fn(*args)
     finally:
-        numba.set_num_threads(before)
+        _set_count(before)
         del stack[depth:]  # this call's entry (and any a nested call left behind)
 
 
@@ -97,7 +124,7 @@ def launch(kernel, args, n_threads=None):
         raise RuntimeError(FORK_MESSAGE)
     _restore_interrupted()
     if n_threads is not None:
-        before = numba.get_num_threads()
+        before = _get_count()
         if n_threads != before:
             _run_on(n_threads, before, _launch, (kernel, args))
             return
@@ -113,6 +140,7 @@ def _launch(kernel, args):
         kernel(*args)
         if _serialize is None:
             _serialize = numba.threading_layer() == "workqueue"
+            _use_raw_counts()
 
 
 class Kernel:

@@ -45,7 +45,7 @@ Thread safety, forked processes and interrupts: ``launch`` goes through
 """
 
 import numpy as np
-from numba import boolean, float32, float64, get_num_threads, int64, njit, types, void
+from numba import boolean, float32, float64, int64, njit, types, void
 
 from .. import _rules as R
 from . import parallel, rules
@@ -135,30 +135,28 @@ def threads_for(n_elements):
     """The threads ``launch`` runs a call of ``n_elements`` on (its runs of blocks: ``part_layout``):
     small calls on the calling thread alone, since waking the thread pool costs more than their
     work (milliseconds on a busy machine)."""
-    return get_num_threads() if n_elements >= SERIAL_BELOW else 1
-
-
-def launch(kernel, n_elements, args):
-    """Run ``kernel`` on ``threads_for(n_elements)`` threads (``parallel.launch``: turns taken
-    under the ``workqueue`` layer, forked children refused, the caller's count restored)."""
-    parallel.launch(kernel, args, threads_for(n_elements))
+    return parallel.thread_count() if n_elements >= SERIAL_BELOW else 1
 
 
 def fused_launch(kernel_name, param, state, addresses, sizes, first_block, parts, n_elements, *, step, tables,
-                 options, compensated, grad_scale, found_inf):
+                 options, compensated, grad_scale, found_inf, threads=None):
     """``rules.<kernel_name>_kernel`` over the tensors of one storage combination (``param``,
     ``state``: dtype names), as ``fastdecay._update_plan`` plans them: ``addresses`` int64
     (ROWS, n), ``sizes`` int64 (n,), ``first_block`` from ``block_layout(sizes)``, ``parts``
     from ``part_layout`` (one run for each of ``threads_for(n_elements)``),
     ``n_elements`` their sum; ``tables`` the (lr, weight decay, scheduled coefficient)
     tables, read-only float64 ``(1, segments, WIDTH)``; ``options`` the values of
-    ``fastdecay._rules.FUSED[kernel_name].options`` in order (Python numbers, checked)."""
+    ``fastdecay._rules.FUSED[kernel_name].options`` in order (Python numbers, checked);
+    ``threads`` the count ``parts`` was made for (default ``threads_for(n_elements)``). The
+    launch goes through ``parallel.launch`` (turns taken under the ``workqueue`` layer, forked
+    children refused, the caller's count restored)."""
     scale = 1.0 if grad_scale is None else float(grad_scale)
     inf = 0.0 if found_inf is None else float(found_inf)
     lr_table, wd_table, scheduled_table = tables
-    launch(kernel(kernel_name, param, state), n_elements,
-           (_LIKE[param], _LIKE[state], _MATH_LIKE[param], addresses, sizes, first_block, parts,
-            lr_table, wd_table, float(step), scheduled_table, *options, compensated, scale, inf))
+    parallel.launch(kernel(kernel_name, param, state),
+                    (_LIKE[param], _LIKE[state], _MATH_LIKE[param], addresses, sizes, first_block, parts,
+                     lr_table, wd_table, float(step), scheduled_table, *options, compensated, scale, inf),
+                    threads_for(n_elements) if threads is None else threads)
 
 
 def fused_group(kernel_name, group, arrays, *, step, tables, options, compensated, grad_scale, found_inf):
@@ -174,7 +172,7 @@ def fused_group(kernel_name, group, arrays, *, step, tables, options, compensate
         parts = group.parts[threads] = part_layout(group.sizes, group.first_block, threads)
     fused_launch(kernel_name, group.param, group.state, group.addresses, group.sizes, group.first_block, parts,
                  group.n_elements, step=step, tables=tables, options=options, compensated=compensated,
-                 grad_scale=grad_scale, found_inf=found_inf)
+                 grad_scale=grad_scale, found_inf=found_inf, threads=threads)
 
 
 # ----------------------------------------------------------------------------- lists of arrays (tests, simple callers)
