@@ -245,11 +245,13 @@ def _option_key(value):
     (``True`` and ``1``, ``0.9`` and ``np.float64(0.9)`` are checked apart) and the sign of a
     zero; a TypeError for a value not worth remembering (schedules, arrays)."""
     kind = type(value)
+    if kind is bool or value is None:
+        return value  # (True, False, None: one object each)
     if kind is float:
         return kind, value, math.copysign(1.0, value)
-    if kind in (int, bool, str) or value is None:
+    if kind is int or kind is str:
         return kind, value
-    if kind in (tuple, list):
+    if kind is tuple or kind is list:
         return kind, tuple(map(_option_key, value))
     raise TypeError(kind)
 
@@ -262,7 +264,7 @@ def _checked_options(fused, options):
     tuples of them: the same values always pass or fail alike); schedules are checked on
     every call."""
     try:
-        key = (fused.kernel, tuple((name, _option_key(value)) for name, value in options.items()))
+        key = (fused.kernel, tuple(options), tuple(map(_option_key, options.values())))
     except TypeError:
         return fused.check(**options)
     rule = _CHECKED.get(key)

@@ -248,6 +248,40 @@ def test_bad_adam_input_is_refused_before_any_write(name, error, changes):
     assert _snapshot(arrays) == before
 
 
+def test_remembered_option_checks_refuse_what_a_first_call_refuses():
+    """Option checks are remembered for plain values (a training loop passes the same ones every
+    step): a value refused stays refused after an accepted one that compares equal to it (1 and
+    True, 0 and False), a betas list changed in place is checked again, and each call updates
+    with its own options."""
+    w, m, v = np.ones(3), np.zeros(3), np.zeros(3)
+    for t in range(2):
+        fd.adamw_step(w, np.ones(3), m, v, step=t, lr=0.1, amsgrad=False, betas=(0.9, 0.999))
+    with pytest.raises(TypeError, match="amsgrad must be True or False, got 0"):
+        fd.adamw_step(w, np.ones(3), m, v, step=2, lr=0.1, amsgrad=0, betas=(0.9, 0.999))
+    betas = [0.9, 0.999]
+    fd.adamw_step(w, np.ones(3), m, v, step=2, lr=0.1, betas=betas)
+    betas[1] = 1.5
+    before = (w.copy(), m.copy(), v.copy())
+    with pytest.raises(ValueError, match="beta"):
+        fd.adamw_step(w, np.ones(3), m, v, step=3, lr=0.1, betas=betas)
+    assert all(np.array_equal(a, b) for a, b in zip((w, m, v), before))
+    # -0.0 and 0.0 compare equal but are remembered apart: the same update either way here
+    results = []
+    for zero in (0.0, -0.0, 0.0):
+        x, mx, vx = np.ones(3), np.zeros(3), np.zeros(3)
+        fd.sgd_step(x, np.full(3, 0.5), step=0, lr=0.1, momentum=zero, dampening=zero)
+        results.append(x)
+    assert all(np.array_equal(results[0], r) for r in results[1:])
+    # another beta2 is another check and another update
+    a, b = [np.ones(3), np.zeros(3), np.zeros(3)], [np.ones(3), np.zeros(3), np.zeros(3)]
+    for t in range(3):
+        fd.adamw_step(*a[:1], np.full(3, 0.5), *a[1:], step=t, lr=0.1, betas=(0.9, 0.999))
+        fd.adamw_step(*b[:1], np.full(3, 0.5 + 0.5 * t), *b[1:], step=t, lr=0.1, betas=(0.9, 0.9))
+    assert not np.array_equal(a[2], b[2])
+    from fastdecay import _fused
+    assert _fused._CHECKED  # the cache was used (plain values)
+
+
 def test_error_messages_show_the_value():
     w = np.ones(3)
     with pytest.raises(ValueError, match=r"lr.*-0\.5"):
