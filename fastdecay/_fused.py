@@ -256,7 +256,7 @@ def _option_key(value):
     raise TypeError(kind)
 
 
-_CHECKED = {}  # (kernel, option keys) -> Checked: the options of a training loop, checked once
+_CHECKED: dict = {}  # (kernel, option names, option keys) -> Checked: a training loop's options, checked once
 
 
 def _checked_options(fused, options):
