@@ -556,9 +556,9 @@ def test_optimizer_step_fixed_cost(benchmark, smoke, tensors):
     Where a step's kernel is a few microseconds, what is measured is each optimizer's
     per-step Python (checks, launch, step counts) and torch's own ``step`` wrapper (hooks,
     profiler annotation: ~8 us, paid by all three optimizers). Torch and Numba run on one
-    thread each here: at these sizes fastdecay's kernels run on the calling thread anyway, and
-    torch's OpenMP threads spinning beside Numba's on a 2-core machine made torch's foreach
-    steps take milliseconds a tensor, which is not what this measures."""
+    thread each here (a call of fewer than 16 of these tensors runs on the calling thread
+    anyway): with two, torch's OpenMP threads spinning beside Numba's on a 2-core machine made
+    torch's foreach steps take milliseconds a tensor, which is not what this measures."""
     import numba
 
     from fastdecay.torch import AdamW
