@@ -30,6 +30,7 @@ def _schedules():
         s.table(np.array([4, 1]), dtype=dtype)
     s(np.arange(3)[:, None])
     s(2)
+    fd.cosine(0.1, 9)(2)  # one schedule at one step (rate_at)
     fd.stability_onset(s, np.array([1.0, 5.0])[:, None], max_steps=10)
     fd.escape_probability(s, 1.0, 0.5, 10)
     fd.adam_effective_step(s, 10)

@@ -104,9 +104,9 @@ def _scheduled_beta1(betas):
 
 def scheduled_value(table, step):
     """The scheduled coefficient (row 0 of ``table``) at a host ``step``, as the kernels read it."""
-    from ._cpu.schedule import lr_at  # the kernels' own evaluation, compiled on first use
+    from ._cpu.schedule_tables import rate_at  # the kernels' own evaluation, compiled on first use
 
-    return float(lr_at(table, 0, float(step)))
+    return rate_at(table, float(step))
 
 
 def _beta1_at_step(table, step, check):

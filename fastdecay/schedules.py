@@ -336,6 +336,8 @@ class Schedule(V.ScheduleBase):
             # the common scalar call, without the array machinery
             if not 0 <= t <= V.MAX_STEP:
                 V.step("t", t)  # raises, naming t
+            if not self.batch_shape:  # one schedule at one step: the kernels' lr_at, called directly
+                return D.kernels("schedule", NUMPY).rate_at(self.rows(), float(t))
             out = np.empty(self.size)
             _eval_points(self.rows(), np.arange(self.size, dtype=np.int64), np.full(self.size, float(t)), out)
             return float(out[0]) if not self.batch_shape else out.reshape(self.batch_shape)

@@ -299,6 +299,19 @@ def test_call_table_and_steps_agree(name):
     np.testing.assert_array_equal(s.lr0(), table[..., 0])
 
 
+@pytest.mark.parametrize("name", [name for name, s in CASES.items() if s.batch_shape == ()])
+def test_scalar_call_is_the_array_call_bit_for_bit(name):
+    """One schedule at one int step takes its own path (the kernels' lr_at called directly,
+    no arrays): the same bits as the array call at every step here, boundaries and the
+    largest steps included, for int and NumPy integer steps."""
+    s = CASES[name]
+    steps = np.concatenate([STEPS, [10**6, 2**40 + 3, 2**53 - 1, 2**53]])
+    expected = s(steps)
+    got = np.array([s(int(t)) for t in steps])
+    np.testing.assert_array_equal(got, expected)
+    assert all(type(s(np.int64(t))) is float and s(np.int64(t)) == s(int(t)) for t in steps[::50])
+
+
 def test_table_of_zero_steps_and_empty_steps():
     s = fd.exponential(np.array([0.1, 0.2]), gamma=0.9)
     assert s.table(0).shape == (2, 0)

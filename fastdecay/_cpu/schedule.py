@@ -747,6 +747,12 @@ def eval_points_kernel(table, rows, steps, out):
         _eval_points(table, rows, steps, out, b * POINTS_BLOCK, min(n, (b + 1) * POINTS_BLOCK))
 
 
+def rate_at_kernel(table, t):
+    """lr_at(table, 0, t): one scalar schedule at one step, on the calling thread (what a
+    scalar ``s(t)`` and an LR scheduler's step ask for: no arrays, no thread pool)."""
+    return lr_at(table, 0, t)
+
+
 def fill_table_kernel(table, first, out):
     """out[r, i] = rate of schedule r at step first + i, rows in parallel."""
     for r in prange(out.shape[0]):

@@ -1,5 +1,6 @@
 """Entry kernels that evaluate schedules from Python: ``eval_points`` (any (row, step)
-pairs) and ``fill_table`` (rows x consecutive steps), over the packed segment table.
+pairs), ``fill_table`` (rows x consecutive steps) and ``rate_at`` (one scalar schedule at
+one step, serial), over the packed segment table.
 
 Each has one explicit signature per output dtype, compiled (or loaded from Numba's
 cache) the first time that dtype is asked for: a float64-only user never pays for
@@ -12,7 +13,7 @@ invalidated whenever any of that code changes. Kernels never validate and never 
 from numba import float32, float64, njit, void
 
 from . import parallel
-from .schedule import RO_FLOAT64, RO_INT64, SERIAL_BELOW, TABLE, eval_points_kernel, fill_table_kernel
+from .schedule import RO_FLOAT64, RO_INT64, SERIAL_BELOW, TABLE, eval_points_kernel, fill_table_kernel, rate_at_kernel
 
 
 _SIGNATURES = {
@@ -23,6 +24,18 @@ _SIGNATURES = {
 }
 _BODIES = {"eval_points": eval_points_kernel, "fill_table": fill_table_kernel}
 _COMPILED = {}
+
+
+_RATE_AT = []  # the compiled rate_at, once asked for
+
+
+def rate_at(table, t):
+    """The rate of schedule 0 of ``table`` (read-only float64 ``(rows, segments, WIDTH)``) at
+    step ``t`` (a float), as a Python float: the kernels' own ``lr_at`` called directly, ~1 us
+    where ``eval_points`` on one point costs ~15 (its arrays and the thread-count switch)."""
+    if not _RATE_AT:
+        _RATE_AT.append(njit(float64(TABLE, float64), cache=True)(rate_at_kernel))
+    return _RATE_AT[0](table, t)
 
 
 def kernel(name, dtype):
