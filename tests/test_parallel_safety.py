@@ -17,17 +17,19 @@ from fastdecay._cpu import parallel
 
 
 def _child(queue):
+    queue.put(fd.cosine(0.1, 100)(1))  # one schedule at one step: a serial kernel, no thread pool
     try:
-        queue.put(("ok", float(fd.cosine(0.1, 100)(1))))
+        queue.put(("ok", float(fd.cosine(0.1, 100).table(3)[1])))  # a parallel kernel
     except Exception as exc:  # noqa: BLE001 (reported to the parent)
         queue.put((type(exc).__name__, str(exc)))
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_process_forked_after_the_kernels_ran_gets_a_named_error_or_works():
-    """GNU OpenMP kills a forked child at its first parallel region; fastdecay's kernels in
-    such a child raise a RuntimeError naming the way out instead (on a fork-safe layer they
-    run). Either way the child lives to report."""
+    """GNU OpenMP kills a forked child at its first parallel region; fastdecay's parallel
+    kernels in such a child raise a RuntimeError naming the way out instead (on a fork-safe
+    layer they run), while a scalar schedule at one step (a serial kernel) runs either way.
+    The child lives to report."""
     fd.cosine(0.1, 100).table(5000)  # a parallel kernel in this process
     layer = numba.threading_layer()
     ctx = multiprocessing.get_context("fork")
@@ -36,6 +38,7 @@ def test_a_process_forked_after_the_kernels_ran_gets_a_named_error_or_works():
     child.start()
     child.join(timeout=120)
     assert child.exitcode == 0, f"the forked child died (exit code {child.exitcode}) under the {layer!r} layer"
+    assert queue.get(timeout=5) == fd.cosine(0.1, 100)(1)
     kind, value = queue.get(timeout=5)
     if layer == "omp" and sys.platform.startswith("linux"):
         assert kind == "RuntimeError" and "'spawn' or 'forkserver'" in value
@@ -75,7 +78,7 @@ def test_an_interrupted_restore_of_the_thread_count_is_made_at_the_next_call(mon
     try:
         assert seen == [1] and numba.get_num_threads() == 1 and len(parallel._interrupted.stack) == 1
         s = fd.cosine(0.1, 100)
-        s(3)  # a small call: one thread inside it, the caller's count restored before it
+        s(np.arange(3))  # a small call: one thread inside it, the caller's count restored before it
         assert numba.get_num_threads() == threads and not parallel._interrupted.stack
         # nested launches keep the count of a run_on still running
         inside = []
