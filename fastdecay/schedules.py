@@ -340,7 +340,7 @@ class Schedule(V.ScheduleBase):
                 return D.kernels("schedule", NUMPY).rate_at(self.rows(), float(t))
             out = np.empty(self.size)
             _eval_points(self.rows(), np.arange(self.size, dtype=np.int64), np.full(self.size, float(t)), out)
-            return float(out[0]) if not self.batch_shape else out.reshape(self.batch_shape)
+            return out.reshape(self.batch_shape)
         steps = V.steps_array("t", t)
         shape = self.call_shape(steps.shape)
         out = np.empty(shape)
