@@ -33,8 +33,9 @@ def test_cluster_results_are_bit_identical_to_local(cluster, tmp_path):
     local = fd.sweep(CONFIG, progress=False)
     with distributed.Client(cluster) as client:
         remote = fd.sweep(CONFIG, tmp_path / "out", client=client, progress=False, plots=False)
-        # the work really ran on the two worker processes
-        assert len(client.scheduler_info()["workers"]) == 2
+        # the work really ran on the two worker processes (asked of the scheduler: the client's
+        # scheduler_info() may answer from a cache whose worker list is empty)
+        assert len(client.nthreads()) == 2
     assert remote.w.shape == (3, 3, 9)
     np.testing.assert_array_equal(remote.w, local.w)
     np.testing.assert_array_equal(remote.loss, local.loss)
