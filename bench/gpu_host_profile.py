@@ -146,7 +146,7 @@ def main():
         "rt.stream_for(params)": lambda: rt.stream_for(params),
         "with cp.cuda.Device(0)": device_context,
         "with rt.context(0, params)": launch_context,
-        "rt._capturing()": rt._capturing,
+        "rt.capturing()": rt.capturing,
         "an empty kernel's launch (CuPy)": lambda: empty((1,), (1,), ()),
         "torch: an empty tensor op (zero_ on 1 element)": lambda: m[0].view(-1)[:1].zero_(),
         "stream.synchronize() when idle": stream.synchronize,

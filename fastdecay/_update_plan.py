@@ -245,7 +245,7 @@ class Group:
     """Tensors updated by one kernel launch: one storage combination, all laid out directly."""
 
     __slots__ = ("param", "state", "index", "whole", "addresses", "sizes", "first_block", "parts", "n_elements",
-                 "device")
+                 "device", "launch")
 
     def __init__(self, param, state, index, addresses, sizes, device, whole):
         self.param, self.state, self.index, self.device = param, state, index, device
@@ -255,6 +255,7 @@ class Group:
         self.n_elements = int(sizes.sum())
         self.first_block = None  # the CPU backend's block layout, made once on first use
         self.parts = None  # and its runs of blocks, by thread count
+        self.launch = None  # the GPU backend's prepared launches (``fastdecay._gpu.updates``), made on first use
 
 
 class Plan:

@@ -212,12 +212,13 @@ class Schedule(V.ScheduleBase):
     ([0.05, 0.1], fd.step(lr=0.1, gamma=0.5, period=20))
     """
 
-    __slots__ = ("_segments", "_kind", "_params")
+    __slots__ = ("_segments", "_kind", "_params", "_rows")
     # ``array * schedule`` is the product schedule (``__rmul__``), not an array of products
     __array_ufunc__ = None
     _segments: FloatArray
     _kind: str
     _params: dict[str, Any]
+    _rows: FloatArray
 
     def __init__(self, segments: ArrayLike, kind: str, params: Mapping[str, Any] | None = None) -> None:
         table = np.ascontiguousarray(segments, dtype=np.float64)
@@ -235,6 +236,9 @@ class Schedule(V.ScheduleBase):
         object.__setattr__(self, "_segments", table)
         object.__setattr__(self, "_kind", kind)
         object.__setattr__(self, "_params", {k: _frozen(v) for k, v in (params or {}).items()})
+        # one view for every call of rows(): its identity then stands for the table (the GPU
+        # backend keeps a launch's arguments under the identities of the tables it read)
+        object.__setattr__(self, "_rows", table.reshape((math.prod(table.shape[:-2]),) + table.shape[-2:]))
 
     def __setattr__(self, name: str, value: object) -> NoReturn:
         raise AttributeError(f"a Schedule is immutable; cannot set {name!r}")
@@ -279,8 +283,9 @@ class Schedule(V.ScheduleBase):
         return math.prod(self.batch_shape)
 
     def rows(self) -> FloatArray:
-        """The table as ``(size, n_segments, WIDTH)``: the view kernels take."""
-        return self._segments.reshape((self.size,) + self._segments.shape[-2:])
+        """The table as ``(size, n_segments, WIDTH)``: the view kernels take (read-only, the
+        same array at every call)."""
+        return self._rows
 
     def __repr__(self) -> str:
         if not self._params:  # a sub-batch s[i] keeps its kind but not the factory's arguments

@@ -965,6 +965,7 @@ class HostRuntime(types.ModuleType):
         self.xp = np
         self.devices = {}
         self.launches = []
+        self.prepared = 0  # launches whose arguments were converted (not a prepared launch's repeat)
 
     def is_torch(self, x):
         return False
@@ -992,6 +993,22 @@ class HostRuntime(types.ModuleType):
 
     def multiprocessors(self, device):
         return 2
+
+    def launch_stream(self, device, arrays):
+        return None
+
+    def capturing(self, stream=None):
+        return False
+
+    def value(self, kind, value):
+        return kind, value
+
+    def prepare(self, args):
+        self.prepared += 1
+        return tuple(args)
+
+    def launch_values(self, file, name, grid, block, values, device, stream=None):
+        self.launch(file, name, grid, block, values, device)
 
     def launch(self, file, name, grid, block, args, device):
         self.launches.append(name)
@@ -1213,6 +1230,60 @@ def test_gpu_fused_group_under_the_public_call_equals_cpu(gpu_on_host, monkeypat
     assert runtime.launches == []
     for a, b in zip(gpu[0], before):
         np.testing.assert_array_equal(a, b)
+
+
+def test_gpu_prepared_launch_is_reused_only_while_everything_it_was_made_from_holds(gpu_on_host, monkeypatch):
+    """A group's launch arguments are converted once and reused by later calls that change
+    only the step; new gradient addresses, another rate, other options or a device
+    scalar in other memory make a new one (a few kept per group: gradients alternating
+    between two sets reuse theirs). torch tensors (the plan is kept over new gradients),
+    every step equal to the CPU backend's."""
+    torch = pytest.importorskip("torch")
+    from fastdecay import _fused
+
+    runtime, _, updates, _ = gpu_on_host
+    gen = torch.Generator().manual_seed(5)
+    sizes = [7, 4099, 300]
+    gpu = ([torch.randn(n, dtype=torch.float64, generator=gen) for n in sizes],
+           [torch.zeros(n, dtype=torch.float64) for n in sizes], [torch.zeros(n, dtype=torch.float64) for n in sizes])
+    cpu = tuple([a.clone() for a in x] for x in gpu)
+    grad_sets = [[torch.randn(n, dtype=torch.float64, generator=gen) for n in sizes] for _ in range(2)]
+    found_inf, moved = np.zeros((), np.float32), np.zeros((), np.float32)
+    runtime.devices.update({id(found_inf): None, id(moved): None})  # on the parameters' "device" (None: the CPU)
+    monkeypatch.setattr(runtime, "current_device", lambda: None)  # (where the launches run: the same)
+    host_scalars = _fused._call_scalars
+    lr = fd.cosine(0.1, 40)
+
+    def device_found_inf(step, grad_scale, found_inf, backend):  # found_inf kept an array, as a device's is
+        t, scale, _ = host_scalars(step, grad_scale, None, backend)
+        return t, scale, found_inf
+
+    def both(step, grads, **options):
+        w, m, v = gpu
+        runtime.launches.clear()
+        with monkeypatch.context() as gpu_backend:
+            gpu_backend.setattr(_fused, "kernels", lambda kind, backend: updates)
+            gpu_backend.setattr(_fused, "_call_scalars", device_found_inf)
+            fd.adamw_step(w, list(grads), m, v, step=step, **options)
+        assert runtime.launches == ["adam_f64"]
+        fd.adamw_step(cpu[0], list(grads), cpu[1], cpu[2], step=step, **options)
+
+    made = []
+    for step, (grads, options) in enumerate([
+        (grad_sets[0], dict(lr=1e-2)), (grad_sets[0], dict(lr=1e-2)),  # the step alone changed: reused
+        (grad_sets[1], dict(lr=1e-2)), (grad_sets[0], dict(lr=1e-2)), (grad_sets[1], dict(lr=1e-2)),  # two sets
+        (grad_sets[0], dict(lr=2e-2)), (grad_sets[0], dict(lr=lr)), (grad_sets[0], dict(lr=lr)),
+        (grad_sets[0], dict(lr=lr, betas=(0.8, 0.99))),
+        (grad_sets[0], dict(lr=1e-2, found_inf=found_inf)), (grad_sets[0], dict(lr=1e-2, found_inf=found_inf)),
+        (grad_sets[0], dict(lr=1e-2, found_inf=moved)),  # another device scalar
+    ]):
+        before = runtime.prepared
+        both(step, grads, **options)
+        made.append(runtime.prepared - before)
+    assert made == [1, 0, 1, 0, 0, 1, 1, 0, 1, 1, 0, 1]
+    for got, want in zip(gpu, cpu):
+        for a, b in zip(got, want):
+            assert_update_close(a.numpy(), b.numpy(), np.float64)
 
 
 @pytest.mark.parametrize("case", [0, 1, 2, 3, 4, 6, 11, 12, 13, 14])

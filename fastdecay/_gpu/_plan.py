@@ -95,6 +95,9 @@ def option_slots(fused, options):
             tuple(flags) + (0,) * (FLAG_SLOTS - len(flags)))
 
 
+STEP_VALUE = 9  # position in ``fused_args`` of the step passed by value (the one argument a repeated launch changes)
+
+
 def fused_args(kernel, table, n_chunks, tables, step_ref, options, grad_scale_ref, found_inf_ref, compensated=False):
     """Arguments of ``<kernel>_<suffix>`` (FD_FUSED_ARGS in kernels/updates.cu: one list for
     every kernel of ``fastdecay._rules.FUSED``): ``table``, ``n_chunks`` from
@@ -199,6 +202,16 @@ def blocks_for(threads, limit=1 << 20):
 _BY_IDENTITY_BYTES = 1 << 16
 
 
+def frozen(array):
+    """Whether the host array ``array`` and the array owning its memory are read-only (a
+    schedule's table, a constant rate's): its content then never changes, and its identity
+    stands for it."""
+    owner = array
+    while isinstance(owner.base, np.ndarray):
+        owner = owner.base
+    return not array.flags.writeable and not owner.flags.writeable
+
+
 def constant_key(array):
     """(key, owner) of a host array in the runtime's cache of device copies: by content
     for small arrays; for large read-only ones by the identity of the read-only array
@@ -217,7 +230,7 @@ def constant_key(array):
     owner = array
     while isinstance(owner.base, np.ndarray):
         owner = owner.base
-    if array.nbytes >= _BY_IDENTITY_BYTES and not array.flags.writeable and not owner.flags.writeable:
+    if array.nbytes >= _BY_IDENTITY_BYTES and frozen(array):
         address = array.__array_interface__["data"][0]
         return ("id", id(owner), address, array.dtype.str, array.shape, array.strides), owner
     array = np.ascontiguousarray(array)

@@ -8,8 +8,12 @@ compiled for the CPU (tests/test_cuda_host.py).
 - ``module(file, device)``: the loaded module of one kernel file, compiled by
   NVRTC through CuPy with ``_source.OPTIONS`` exactly (``cupy.RawModule`` would add
   ``-ftz=true``), cached on disk (``_source.cached_binary``), loaded once per device.
-- ``launch(file, name, grid, block, args, device, stream)``: one launch from a
-  plan's ``(ctype, value)`` arguments (``fastdecay._gpu._plan``).
+- ``launch(file, name, grid, block, args, device)``: one launch from a plan's
+  ``(ctype, value)`` arguments (``fastdecay._gpu._plan``); ``prepare(args)`` converts
+  them once and ``launch_values`` launches from that, on a given stream (a fused
+  update's repeated launch: ``fastdecay._gpu.updates``).
+- ``launch_stream(device, arrays)``: the stream a launch over ``arrays`` goes to
+  (torch's current one for torch tensors), from a cache by torch's raw handle.
 - ``constant(array, device)``: a device copy of a read-only host array
   (schedule tables, tensor tables), cached by content (by identity when large),
   so repeated calls and CUDA-graph capture after a warm-up neither allocate nor copy.
@@ -103,21 +107,53 @@ def stream_for(arrays):
     return None
 
 
+_STREAMS = {}  # (device, torch's raw stream handle) -> CuPy's wrapper of that stream
+_raw_stream = None  # torch's current raw stream handle by device (set at the first call)
+
+
+def _torch_raw_stream():
+    import torch
+
+    raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)  # one C call (~0.1 us; current_stream() ~4 us)
+    if raw is not None:
+        return raw
+    return lambda device: torch.cuda.current_stream(device).cuda_stream
+
+
+def launch_stream(device, arrays):
+    """The stream ``stream_for(arrays)`` gives (None: CuPy's current stream), its CuPy
+    wrapper kept by torch's raw stream handle. A wrapper does not own its stream, so one
+    kept past the life of its stream is never used for another: the handle is the key."""
+    global _raw_stream
+    if not arrays or not is_torch(arrays[0]):
+        return None
+    if _raw_stream is None:
+        _raw_stream = _torch_raw_stream()
+    key = (device, _raw_stream(device))
+    stream = _STREAMS.get(key)
+    if stream is None:
+        stream = stream_for(arrays)
+        if len(_STREAMS) >= 64:
+            _STREAMS.clear()
+        _STREAMS[key] = stream
+    return stream
+
+
 def constant(array, device):
     """A cached device copy of the host array ``array`` (read-only by contract)."""
     key, owner = _plan.constant_key(array)
     key = (device,) + key
-    capturing = _capturing()
+    in_capture = capturing()
     hit = _constants.get(key)
     if hit is None or hit[0] is not owner:
         hit = _captured.get(key)
     if hit is not None and hit[0] is owner:
         if key in _constants:
             _constants.move_to_end(key)
-        if capturing:
+        if in_capture:
             _captured[key] = hit
         return hit[1]
-    if capturing:
+    if in_capture:
         # a copy from the host cannot be captured (its source would have to outlive the graph):
         # the tables must be on the device before capture
         raise RuntimeError("a CUDA graph is being captured, and this call's tensor or schedule tables are not on the "
@@ -131,16 +167,17 @@ def constant(array, device):
     return value
 
 
-def _capturing():
-    """Whether the current stream is capturing a CUDA graph."""
+def capturing(stream=None):
+    """Whether ``stream`` (None: the current stream) is capturing a CUDA graph."""
     try:
-        return bool(cp.cuda.get_current_stream().is_capturing())
+        return bool((stream if stream is not None else cp.cuda.get_current_stream()).is_capturing())
     except Exception:  # a CuPy without the query, or a stream it cannot ask
         return False
 
 
+
 def current_device():
-    return cp.cuda.Device().id
+    return cp.cuda.runtime.getDevice()
 
 
 def empty(shape, dtype, device):
@@ -174,10 +211,30 @@ def context(device, arrays=()):
                 yield
 
 
+def value(kind, value):
+    """One plan argument ``(kind, value)`` as a launch takes it (``prepare``)."""
+    return _value(kind, value)
+
+
+def prepare(args):
+    """A plan's arguments as a launch takes them (``launch_values``): converted once, so a
+    repeated launch pays none of it (device arrays stay arrays: their addresses are read
+    at each launch, and the values hold them alive)."""
+    return tuple(_value(kind, value) for kind, value in args)
+
+
+def launch_values(file, name, grid, block, values, device, stream=None):
+    """Launch kernel ``name`` of ``kernels/<file>`` with ``prepare``'d arguments on
+    ``stream`` (None: the current stream), device ``device`` current."""
+    kernel = function(file, name, device)
+    grid = grid if isinstance(grid, tuple) else (grid,)
+    if stream is None:
+        kernel(grid, (block,), values)
+    else:
+        kernel(grid, (block,), values, stream=stream)
+
+
 def launch(file, name, grid, block, args, device):
     """Launch kernel ``name`` of ``kernels/<file>`` with a plan's arguments on the
     current stream (inside ``context``)."""
-    kernel = function(file, name, device)
-    values = tuple(_value(kind, value) for kind, value in args)
-    grid = grid if isinstance(grid, tuple) else (grid,)
-    kernel(grid, (block,), values)
+    launch_values(file, name, grid, block, prepare(args), device)

@@ -109,22 +109,58 @@ def _increment(step_ref, inf_ref, device):
     rt.launch("updates.cu", "step_increment", 1, 1, args, device)
 
 
+def _scalar_key(ref):
+    """The part of a ``scalar_ref`` a prepared launch depends on: a device scalar's identity
+    and address (``t.data = ...`` moves it), else the number."""
+    return (ref[1], ref[2]) if ref[0] is None else (ref[1], id(ref[0]), rt.pointer(ref[0]))
+
+
+_PREPARED_PER_GROUP = 4  # gradients that alternate between a few sets of addresses each keep theirs
+
+
 def fused_group(kernel, group, arrays, *, step, tables, options, compensated, grad_scale, found_inf):
     """The fused update ``kernel`` (a key of ``fastdecay._rules.FUSED``) over one group of a
     ``fastdecay._update_plan.Plan`` (checked there; its device is ``group.device``):
     ``arrays`` the call's parameters (torch's stream), ``tables`` the (lr, weight decay,
     scheduled coefficient) tables, ``options`` the values of ``FUSED[kernel].options`` in
-    order. The call shape both backends share (``fastdecay._cpu.updates.fused_group``)."""
+    order. The call shape both backends share (``fastdecay._cpu.updates.fused_group``).
+
+    A launch's arguments, converted, are kept with the group under everything they were
+    made from (the tensor addresses, the tables' identities, the options, the device
+    scalars' addresses): a training loop's next step changes only the step, so it
+    launches with no tensor table built, no table looked up and no argument converted
+    (the host's part of a small model's step). Not while a CUDA graph is captured: the
+    capture registers every device table it reads (``_runtime.constant``)."""
     device = group.device
     step_ref, scale_ref, inf_ref = _scalars(device, step, grad_scale, found_inf, False)
     if _skipped(inf_ref):
         return
+    stream = rt.launch_stream(device, arrays)
+    key = (kernel, group.addresses.tobytes(), options, bool(compensated), _scalar_key(scale_ref),
+           _scalar_key(inf_ref), step_ref[1], None if step_ref[0] is None else _scalar_key(step_ref),
+           *map(id, tables))
+    prepared = group.launch.get(key) if group.launch is not None else None
+    if prepared is not None and rt.current_device() == device and not rt.capturing(stream):
+        name, grid, values, _ = prepared
+        if step_ref[0] is None:  # the step by value: the one argument that changes
+            values = values[:_plan.STEP_VALUE] + (rt.value("f64", step_ref[2]),) + values[_plan.STEP_VALUE + 1:]
+        rt.launch_values("updates.cu", name, grid, _plan.THREADS, values, device, stream)
+        return
     table, n_chunks = _plan.group_table(group.addresses, group.sizes)
+    if n_chunks == 0:
+        return
+    name = f"{kernel}_{_plan.kernel_suffix(group.param, group.state)}"
+    grid = _plan.update_blocks(n_chunks, rt.multiprocessors(device))
     with rt.context(device, arrays):
         device_tables = [rt.constant(t, device) for t in tables]
-        _launch_table(kernel, group.param, group.state, table, n_chunks, device,
-                      lambda table, n_chunks: _plan.fused_args(kernel, table, n_chunks, device_tables, step_ref,
-                                                               options, scale_ref, inf_ref, compensated))
+        args = _plan.fused_args(kernel, rt.constant(table, device), n_chunks, device_tables, step_ref, options,
+                                scale_ref, inf_ref, compensated)
+        values = rt.prepare(args)
+        rt.launch_values("updates.cu", name, grid, _plan.THREADS, values, device)
+    if all(map(_plan.frozen, tables)):  # (the key holds their identities: kept alive with the launch below)
+        if group.launch is None or len(group.launch) >= _PREPARED_PER_GROUP:
+            group.launch = {}
+        group.launch[key] = (name, grid, values, (tables, step_ref[0], scale_ref[0], inf_ref[0]))
 
 
 def _row_names(kernel):
