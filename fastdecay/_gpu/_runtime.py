@@ -175,7 +175,6 @@ def capturing(stream=None):
         return False
 
 
-
 def current_device():
     return cp.cuda.runtime.getDevice()
 
