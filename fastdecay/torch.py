@@ -129,27 +129,31 @@ StateDtype = Union[str, torch.dtype, None]
 
 
 def _one_tensor(steps: list[torch.Tensor]) -> torch.Tensor | None:
-    """The 1-d tensor whose elements are exactly the 0-d step counts ``steps`` (the views
-    ``_group_calls`` makes for new states), or None (a count loaded from a checkpoint
-    or set by hand is its own tensor)."""
+    """The 1-d tensor whose elements are exactly the 0-d step counts ``steps``, in order (the
+    views ``_group_calls`` makes for new states), or None (a count loaded from a checkpoint
+    or set by hand is its own tensor). Judged by memory: each count's data at its element of
+    the base. (A view keeps its ``_base`` when ``count.data = ...`` or ``count.set_(...)``
+    gives it other memory; its count is then its own.)"""
     base = steps[0]._base
-    if (base is not None and base.dim() == 1 and base.numel() == len(steps) and base.is_contiguous()
-            and all(map(operator.is_, map(_BASE, steps), repeat(base, len(steps))))
-            and not any(map(_DIM, steps))
-            and len(set(map(_STORAGE_OFFSET, steps))) == len(steps)):
+    n = len(steps)
+    if base is None or base.dim() != 1 or base.numel() != n or not base.is_contiguous():
+        return None
+    start, size = base.data_ptr(), base.element_size()
+    if (list(map(_DATA_PTR, steps)) == list(range(start, start + n * size, size)) and not any(map(_DIM, steps))
+            and list(map(_DTYPE, steps)) == [base.dtype] * n):
         return base
     return None
 
 
 # C-level per-tensor reads for the per-step loops (see ``_group_calls``)
 _GRAD = operator.attrgetter("grad")
-_BASE = operator.attrgetter("_base")
 _IS_SPARSE = operator.attrgetter("is_sparse")
 # (the unbound methods: about 100 ns a tensor less than operator.methodcaller)
 _DIM = torch.Tensor.dim
 _STRIDE = torch.Tensor.stride
 _IS_CONTIGUOUS = torch.Tensor.is_contiguous
-_STORAGE_OFFSET = torch.Tensor.storage_offset
+_DATA_PTR = torch.Tensor.data_ptr
+_DTYPE = operator.attrgetter("dtype")
 _GET_DEVICE = torch.Tensor.get_device
 _STEP = operator.itemgetter("step")
 _NO_STATE: frozenset[str] = frozenset()

@@ -524,6 +524,33 @@ def test_step_counts_made_together_are_counted_together_and_stay_each_parameters
     assert [float(opt.state[p]["step"]) for p in ps] == [6.0, 5.0, 11.0]  # the loaded copy counts alone
 
 
+@pytest.mark.parametrize("how", ["data", "set_"])
+@pytest.mark.parametrize("which", [[0], [1], [0, 1]])
+def test_a_step_count_given_other_memory_in_place_is_read_and_advanced_as_torch_does(how, which):
+    """``state["step"].data = ...`` (or ``.set_``) gives a count other memory and keeps the
+    tensor object (and its ``_base``, for the counts made together): that count is read and
+    advanced as torch reads it, the others still together."""
+    models = []
+    for cls in (AdamW, torch.optim.AdamW):
+        ps = [torch.nn.Parameter(torch.ones(3, dtype=torch.float64)) for _ in range(3)]
+        opt = cls(ps, lr=0.1)
+        for i in range(4):
+            for p in ps:
+                p.grad = torch.full_like(p, 0.5 + i)
+            opt.step()
+            if i == 0:
+                for k in which:
+                    count = opt.state[ps[k]]["step"]
+                    moved = torch.tensor(100.0 + k, dtype=count.dtype)
+                    count.set_(moved) if how == "set_" else setattr(count, "data", moved)
+        models.append((ps, opt))
+    (ours, ours_opt), (ref, ref_opt) = models
+    assert [float(ours_opt.state[p]["step"]) for p in ours] == [float(ref_opt.state[p]["step"]) for p in ref]
+    assert float(ours_opt.state[ours[which[0]]]["step"]) == 103.0 + which[0]
+    for a, b in zip(ours, ref):
+        torch.testing.assert_close(a.detach(), b.detach(), rtol=1e-14, atol=1e-15)
+
+
 @pytest.mark.parametrize("cls", [AdamW, SGD])
 def test_grad_scaler_leaves_the_gradients_unscaled_as_torch_fused_does(cls):
     """After ``scaler.step(opt)`` the gradients hold their unscaled values (gradient-norm
