@@ -5,11 +5,11 @@
 # JSON written to one folder and a short summary printed last.
 #
 #   bash bench/gpu_check.sh [OUT_DIR] [PYTHON]       (defaults: .benchmarks/gpu, python3)
-#   PHASES="tests bench" bash bench/gpu_check.sh     (a subset of: models tests doctests simulate hostprofile bench
-#                                                     bench1e9 cold)
+#   PHASES="tests bench" bash bench/gpu_check.sh     (a subset of: models tests doctests simulate hostprofile hostab
+#                                                     bench bench1e9 cold)
 #
 # The CPU kernels (the tests' reference) compile in the background while the model
-# lists, the simulations and the host profile are timed (those compile the few CPU
+# lists, the simulations, the host profile and the host A/B lists are timed (those compile the few CPU
 # kernels they use themselves); the tests wait for them.
 #
 # Needs CuPy and a CUDA device; torch with CUDA for the torch rows. Runs from a
@@ -24,7 +24,7 @@ mkdir -p "$OUT_DIR"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 export CUPY_CACHE_DIR="${CUPY_CACHE_DIR:-$PWD/.cupy-cache}"
 T0=$(date +%s)
-PHASES=${PHASES:-models tests doctests simulate hostprofile bench bench1e9 cold}
+PHASES=${PHASES:-models tests doctests simulate hostprofile hostab bench bench1e9 cold}
 JOBS=${JOBS:-8}  # pytest-xdist workers for the GPU tests
 phase() { echo "=== $1 ($(( $(date +%s) - T0 )) s)"; }
 want() { [[ " $PHASES " == *" $1 "* ]]; }
@@ -57,6 +57,9 @@ want simulate && phase "noisy simulations against torch and JAX (bench/gpu_model
     "$OUT_DIR" simulate > "$OUT_DIR/simulate.log" 2>&1; want simulate && grep "trajectory-steps/s$" "$OUT_DIR/simulate.log"
 want hostprofile && phase "where a step's host time goes (bench/gpu_host_profile.py)" && timeout 90 "$PY" \
     bench/gpu_host_profile.py "$OUT_DIR" > "$OUT_DIR/host_profile.log" 2>&1; want hostprofile && head -16 "$OUT_DIR/host_profile.log"
+# (another version of the host path: run bench/gpu_host_ab.py from its tree too, alternating; RESULTS.md shows how)
+want hostab && phase "model lists, same and new gradients each step (bench/gpu_host_ab.py)" && timeout 120 "$PY" \
+    bench/gpu_host_ab.py this "$OUT_DIR" > "$OUT_DIR/host_ab.log" 2>&1; want hostab && tail -12 "$OUT_DIR/host_ab.log" | cut -c1-160
 phase "waiting for the CPU kernels"
 wait $COMPILE
 
