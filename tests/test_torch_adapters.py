@@ -542,7 +542,10 @@ def test_a_step_count_given_other_memory_in_place_is_read_and_advanced_as_torch_
                 for k in which:
                     count = opt.state[ps[k]]["step"]
                     moved = torch.tensor(100.0 + k, dtype=count.dtype)
-                    count.set_(moved) if how == "set_" else setattr(count, "data", moved)
+                    if how == "set_":
+                        count.set_(moved)
+                    else:
+                        count.data = moved
         models.append((ps, opt))
     (ours, ours_opt), (ref, ref_opt) = models
     assert [float(ours_opt.state[p]["step"]) for p in ours] == [float(ref_opt.state[p]["step"]) for p in ref]
