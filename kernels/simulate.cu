@@ -304,18 +304,22 @@ __host__ __device__ void simulate_body(Grid gr, FD_SIM_ARGS(T)) {
                              n_steps, every, rec_loss, rec_disp, rec_lr, n_rec);
 }
 
-// The common case on its own (a kernel of its own, so it keeps few registers: the
+// The common cases on their own (kernels of their own, so they keep few registers: the
 // general kernel above spills): rates shared by every trajectory (the coefficient
-// table), no recording, with or without noise. One thread per element, the time
-// loop in registers; each step reads one row of coefficients (the same address for
-// every thread: a cached broadcast). With noise the thread draws as simulate_elements
-// does (StepDraws) and adds noise * z to the gradient in step_element's order.
-template <typename T>
-__host__ __device__ void simulate_fast_body(Grid gr, T* __restrict__ w_, T* __restrict__ buf_, T* __restrict__ sq_,
+// table), no recording. One thread per element, the time loop in registers; each step
+// reads one row of coefficients (the same address for every thread: a cached
+// broadcast). Two kernels, so that each has the registers of its own loop:
+// simulate_fast (no noise) compiles its loop once per kind of step (Code: with_sim_kind):
+// no per-step test of noise or of the rule's switches in it (a GD step is its arithmetic
+// and its row's loads); simulate_noisy (Code = -1: the rule read from opt, its cost is
+// the draws) draws as simulate_elements does (StepDraws) and adds noise * z to the
+// gradient in step_element's order.
+template <typename T, bool Noisy, int Code>
+__host__ __device__ void simulate_fast_loop(Grid gr, T* __restrict__ w_, T* __restrict__ buf_, T* __restrict__ sq_,
                                             const T* __restrict__ lam_, i64 total, int opt, i64 first_step,
                                             i64 n_steps, const T* __restrict__ coef, i64 d, double noise, u64 seed,
                                             u64 offset) {
-    const SimRule rule = sim_rule(opt);
+    const SimRule rule = sim_rule(Code < 0 ? opt : Code);
     const bool has_buf = rule.buffer, has_sq = rule.second;
     const T sigma = (T)noise;
     for (i64 j = gr.global(); j < total; j += gr.stride()) {
@@ -323,12 +327,16 @@ __host__ __device__ void simulate_fast_body(Grid gr, T* __restrict__ w_, T* __re
         const T lam = lam_[j];
         T b = has_buf ? buf_[j] : (T)0;
         T q = has_sq ? sq_[j] : (T)0;
-        const i64 i = j / d, k = j - i * d;
         StepDraws draws;
+        i64 i = 0, k = 0;  // trajectory and coordinate of the element (for its draws)
+        if constexpr (Noisy) {
+            i = j / d;
+            k = j - i * d;
+        }
         for (i64 s = 0; s < n_steps; ++s) {
             const i64 t = first_step + s;
             T g = lam * w;
-            if (noise != 0.0) g = g + sigma * (T)draws.at(seed, offset + (u64)i, (u32)k, t, s == 0);
+            if constexpr (Noisy) g = g + sigma * (T)draws.at(seed, offset + (u64)i, (u32)k, t, s == 0);
             Vec<T> row[COEF_STRIDE / Vec<T>::N];  // this step's coefficients, in whole vectors
             const Vec<T>* src = (const Vec<T>*)(coef + s * COEF_STRIDE);
 #pragma unroll
@@ -345,6 +353,19 @@ __host__ __device__ void simulate_fast_body(Grid gr, T* __restrict__ w_, T* __re
     T *w, T *buf, T *sq, const T *lam, i64 total, int opt, i64 first_step, i64 n_steps, const T *coef, i64 d, \
         double noise, u64 seed, u64 offset
 #define FD_FAST_PASS w, buf, sq, lam, total, opt, first_step, n_steps, coef, d, noise, seed, offset
+
+// simulate_fast: noise is 0 (the plan sends noisy runs to simulate_noisy); a loop per
+// kind of step (with_sim_kind).
+template <typename T>
+__host__ __device__ void simulate_fast_body(Grid gr, FD_FAST_ARGS(T)) {
+    with_sim_kind(opt, [&](auto kind) { simulate_fast_loop<T, false, decltype(kind)::code>(gr, FD_FAST_PASS); });
+}
+
+template <typename T>
+__host__ __device__ void simulate_noisy_body(Grid gr, FD_FAST_ARGS(T)) {
+    simulate_fast_loop<T, true, -1>(gr, FD_FAST_PASS);
+}
+
 
 // The per-step table of a chunk (step_coefficients), one thread a step.
 #define FD_COEF_ARGS(T)                                                                                         \
@@ -378,6 +399,12 @@ __global__ void __launch_bounds__(256) simulate_fast_f32(FD_FAST_ARGS(float)) {
 }
 __global__ void __launch_bounds__(256) simulate_fast_f64(FD_FAST_ARGS(double)) {
     simulate_fast_body<double>(this_grid(), FD_FAST_PASS);
+}
+__global__ void __launch_bounds__(256) simulate_noisy_f32(FD_FAST_ARGS(float)) {
+    simulate_noisy_body<float>(this_grid(), FD_FAST_PASS);
+}
+__global__ void __launch_bounds__(256) simulate_noisy_f64(FD_FAST_ARGS(double)) {
+    simulate_noisy_body<double>(this_grid(), FD_FAST_PASS);
 }
 __global__ void simulate_coefficients_f32(FD_COEF_ARGS(float)) {
     coefficients_body<float>(this_grid(), FD_COEF_PASS);

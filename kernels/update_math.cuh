@@ -424,6 +424,7 @@ struct LionRule {
 //   sim_element<T>(rule, ...)            one element, from a row of coefficients or from
 //                                        the thread's own rates
 //   sim_element_row<T>(rule, ...)        one element from a row (the lean kernel)
+//   with_sim_kind(code, fn)              the lean kernel's kind of step, as a constant
 //
 // A simulation never maximizes, couples Adam's weight decay (AdamW's and Lion's are
 // decoupled), has no dampening and no AMSGrad.
@@ -454,6 +455,31 @@ FD_HD SimRule sim_rule(int code) {
     r.bias = r.adam;
     r.on_drop = r.momentum;
     return r;
+}
+
+// The kinds of element step of the lean simulation kernel, for loops compiled once per
+// kind (no per-step test of the rule's switches in them): fn(SimKind<code>{}) with a
+// rule's code as a compile-time constant, SimKind<-1> where the code is none of these
+// (the loop then reads the rule at run time). Rules whose steps differ only in their row
+// of coefficients share a kind: the buffer's lr (lr_in_buffer) and AdamW's decoupled
+// decay are in the row (sim_element_row reads adam, lion, momentum, nesterov).
+template <int Code>
+struct SimKind {
+    static constexpr int code = Code;
+};
+
+template <typename F>
+FD_HD void with_sim_kind(int code, F&& fn) {
+    switch (code) {
+        case RULE_GD: fn(SimKind<RULE_GD>{}); break;
+        case RULE_MOMENTUM:
+        case RULE_LR_IN_BUFFER: fn(SimKind<RULE_MOMENTUM>{}); break;
+        case RULE_NESTEROV: fn(SimKind<RULE_NESTEROV>{}); break;
+        case RULE_ADAM:
+        case RULE_ADAMW: fn(SimKind<RULE_ADAM>{}); break;
+        case RULE_LION: fn(SimKind<RULE_LION>{}); break;
+        default: fn(SimKind<-1>{});
+    }
 }
 
 FD_HD SgdScalars sim_sgd_scalars(const SimRule& r, double eta, double wd, bool first, double scale, double mom) {

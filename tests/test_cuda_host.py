@@ -123,6 +123,12 @@ void fd_kernel_simulate_fast_f32(i64 n_blocks, i64 n_threads, FD_FAST_ARGS(float
 void fd_kernel_simulate_fast_f64(i64 n_blocks, i64 n_threads, FD_FAST_ARGS(double)) {
     FD_EMULATE(simulate_fast_body<double>(gr, FD_FAST_PASS))
 }
+void fd_kernel_simulate_noisy_f32(i64 n_blocks, i64 n_threads, FD_FAST_ARGS(float)) {
+    FD_EMULATE(simulate_noisy_body<float>(gr, FD_FAST_PASS))
+}
+void fd_kernel_simulate_noisy_f64(i64 n_blocks, i64 n_threads, FD_FAST_ARGS(double)) {
+    FD_EMULATE(simulate_noisy_body<double>(gr, FD_FAST_PASS))
+}
 void fd_kernel_simulate_coefficients_f32(i64 n_blocks, i64 n_threads, FD_COEF_ARGS(float)) {
     FD_EMULATE(coefficients_body<float>(gr, FD_COEF_PASS))
 }
@@ -857,6 +863,9 @@ SIMULATIONS = [
          optimizer="lion", betas=(0.9, 0.99), noise=0.1, weight_decay=fd.linear(0.0, 0.2, 100)),
     dict(curvature=np.linspace(0.1, 2.0, 24).reshape(6, 4), schedule=fd.cosine(0.02, 100), optimizer="lion",
          betas=(fd.stack([fd.one_cycle(0.05, 100).momentum, fd.constant(0.9)] * 3), 0.99)),
+    # the lean kernel's noiseless loops, one per kind of step: AdamW's (Adam's loop, its own coefficients)
+    dict(curvature=np.linspace(0.1, 3.0, 40)[:, None], schedule=fd.cosine(0.05, 100), optimizer="adamw",
+         weight_decay=0.01),
 ]
 
 
@@ -1302,7 +1311,8 @@ def test_gpu_simulate_wrapper_equals_cpu(gpu_on_host, monkeypatch, case):
                                                                and kw["weight_decay"].size > 1)
     fast = shared and not kw.get("every")
     # the coefficient kernel fills the shared table and a shared beta1's bias corrections
-    assert set(runtime.launches) == ({"simulate_fast_f64"} if fast else {"simulate_f64"}) | (
+    lean = "simulate_noisy_f64" if kw.get("noise") else "simulate_fast_f64"
+    assert set(runtime.launches) == ({lean} if fast else {"simulate_f64"}) | (
         {"simulate_coefficients_f64"} if shared or (adam and not per_mom) else set())
     assert_update_close(got.w, want.w, np.float64)
     if kw.get("every"):

@@ -161,8 +161,9 @@ def simulate_plan(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_state
             _ptr_or_null(coef), _ptr_or_null(bias),
         ], int(n_steps)))
     if coef is not None and every == 0:
-        # shared rates, no recording: the lean kernel (noisy or not)
-        launches.append(("simulate_fast", [
+        # shared rates, no recording: the lean kernels (one loop per kind of step without
+        # noise; with noise, the draws)
+        launches.append(("simulate_noisy" if noise != 0.0 else "simulate_fast", [
             _ptr_or_null(w), _ptr_or_null(buf), _ptr_or_null(sq), _ptr_or_null(lam), ("i64", n * d),
             ("i32", int(opt)), ("i64", int(first_step)), ("i64", int(n_steps)), _ptr_or_null(coef),
             ("i64", d), ("f64", noise), ("u64", int(seed)), ("u64", int(offset)),
