@@ -288,15 +288,18 @@ __host__ __device__ inline void philox_fill_body(Grid gr, u64 seed, u64 first_tr
         int mom_segments, const i64 *mom_rows, const double *mom_ratio, double *mom_state,                     \
         const double *step_scalars, double beta2, double eps, int on_drop, double noise, u64 seed, u64 offset, \
         i64 first_step, i64 n_steps, i64 every, T *rec_loss, T *rec_disp, T *rec_lr, i64 n_rec,                \
-        int per_trajectory, const T *coef, const double *bias
+        const T *coef, const double *bias
 
-template <typename T>
+// The two ways of the general kernel are kernels of their own (the plan picks one): each
+// then has the registers its own loop needs. Together, ptxas gave the pair 80 registers
+// and ~1 kB of spills a thread (float32); the element way alone spills nothing.
+template <typename T, bool PerTrajectory>
 __host__ __device__ void simulate_body(Grid gr, FD_SIM_ARGS(T)) {
     const RateSource lr = {lr_table, lr_segments, lr_rows, lr_ratio, lr_state};
     const RateSource wdr = {wd_table, wd_segments, wd_rows, wd_ratio, wd_state};
     const RateSource momr = {mom_table, mom_segments, mom_rows, mom_ratio, mom_state};
     const Options o = {sim_rule(opt), on_drop, beta2, eps, noise, seed, offset};
-    if (per_trajectory)
+    if constexpr (PerTrajectory)
         simulate_trajectories<T>(gr, w, buf, sq, lam, n, d, lr, wdr, momr, step_scalars, coef, bias, o, first_step,
                                  n_steps, every, rec_loss, rec_disp, rec_lr, n_rec);
     else
@@ -384,15 +387,21 @@ __host__ __device__ void coefficients_body(Grid gr, FD_COEF_ARGS(T)) {
     w, buf, sq, lam, n, d, opt, lr_table, lr_segments, lr_rows, lr_ratio, lr_state, wd_table, wd_segments,     \
         wd_rows, wd_ratio, wd_state, mom_table, mom_segments, mom_rows, mom_ratio, mom_state, step_scalars,    \
         beta2, eps, on_drop, noise, seed, offset, first_step, n_steps, every, rec_loss, rec_disp, rec_lr,      \
-        n_rec, per_trajectory, coef, bias
+        n_rec, coef, bias
 
 #ifdef __CUDACC__
 extern "C" {
 __global__ void __launch_bounds__(256) simulate_f32(FD_SIM_ARGS(float)) {
-    simulate_body<float>(this_grid(), FD_SIM_PASS);
+    simulate_body<float, false>(this_grid(), FD_SIM_PASS);
 }
 __global__ void __launch_bounds__(256) simulate_f64(FD_SIM_ARGS(double)) {
-    simulate_body<double>(this_grid(), FD_SIM_PASS);
+    simulate_body<double, false>(this_grid(), FD_SIM_PASS);
+}
+__global__ void __launch_bounds__(256) simulate_trajectories_f32(FD_SIM_ARGS(float)) {
+    simulate_body<float, true>(this_grid(), FD_SIM_PASS);
+}
+__global__ void __launch_bounds__(256) simulate_trajectories_f64(FD_SIM_ARGS(double)) {
+    simulate_body<double, true>(this_grid(), FD_SIM_PASS);
 }
 __global__ void __launch_bounds__(256) simulate_fast_f32(FD_FAST_ARGS(float)) {
     simulate_fast_body<float>(this_grid(), FD_FAST_PASS);

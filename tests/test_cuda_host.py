@@ -136,10 +136,16 @@ void fd_kernel_simulate_coefficients_f64(i64 n_blocks, i64 n_threads, FD_COEF_AR
     FD_EMULATE(coefficients_body<double>(gr, FD_COEF_PASS))
 }
 void fd_kernel_simulate_f32(i64 n_blocks, i64 n_threads, FD_SIM_ARGS(float)) {
-    FD_EMULATE(simulate_body<float>(gr, FD_SIM_PASS))
+    FD_EMULATE((simulate_body<float, false>(gr, FD_SIM_PASS)))
 }
 void fd_kernel_simulate_f64(i64 n_blocks, i64 n_threads, FD_SIM_ARGS(double)) {
-    FD_EMULATE(simulate_body<double>(gr, FD_SIM_PASS))
+    FD_EMULATE((simulate_body<double, false>(gr, FD_SIM_PASS)))
+}
+void fd_kernel_simulate_trajectories_f32(i64 n_blocks, i64 n_threads, FD_SIM_ARGS(float)) {
+    FD_EMULATE((simulate_body<float, true>(gr, FD_SIM_PASS)))
+}
+void fd_kernel_simulate_trajectories_f64(i64 n_blocks, i64 n_threads, FD_SIM_ARGS(double)) {
+    FD_EMULATE((simulate_body<double, true>(gr, FD_SIM_PASS)))
 }
 int fd_rule_code(int i) {
     const int v[] = {ON_DROP_KEEP, ON_DROP_RESET, ON_DROP_RESCALE, RULE_GD, RULE_MOMENTUM, RULE_LR_IN_BUFFER,
@@ -1312,7 +1318,10 @@ def test_gpu_simulate_wrapper_equals_cpu(gpu_on_host, monkeypatch, case):
     fast = shared and not kw.get("every")
     # the coefficient kernel fills the shared table and a shared beta1's bias corrections
     lean = "simulate_noisy_f64" if kw.get("noise") else "simulate_fast_f64"
-    assert set(runtime.launches) == ({lean} if fast else {"simulate_f64"}) | (
+    # a thread a trajectory where coordinates cooperate (d > 1 with recording or rates per trajectory)
+    general = "simulate_trajectories_f64" if kw["curvature"].shape[1] > 1 and not shared or (
+        kw["curvature"].shape[1] > 1 and kw.get("every")) else "simulate_f64"
+    assert set(runtime.launches) == ({lean} if fast else {general}) | (
         {"simulate_coefficients_f64"} if shared or (adam and not per_mom) else set())
     assert_update_close(got.w, want.w, np.float64)
     if kw.get("every"):

@@ -169,7 +169,7 @@ def simulate_plan(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_state
             ("i64", d), ("f64", noise), ("u64", int(seed)), ("u64", int(offset)),
         ], n * d))
         return launches
-    launches.append(("simulate", [
+    launches.append(("simulate_trajectories" if per_trajectory else "simulate", [
         _ptr_or_null(w), _ptr_or_null(buf), _ptr_or_null(sq), _ptr_or_null(lam),
         ("i64", n), ("i64", d), ("i32", int(opt)),
         ("ptr", lr_table), ("i32", lr_table.shape[1]), _ptr_or_null(lr_rows), _ptr_or_null(lr_ratio),
@@ -182,7 +182,7 @@ def simulate_plan(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_state
         ("i32", int(on_drop)), ("f64", noise), ("u64", int(seed)), ("u64", int(offset)),
         ("i64", int(first_step)), ("i64", int(n_steps)), ("i64", every),
         _ptr_or_null(rec_loss), _ptr_or_null(rec_disp), _ptr_or_null(rec_lr),
-        ("i64", rec_loss.shape[1] if every > 0 else 0), ("i32", int(per_trajectory)),
+        ("i64", rec_loss.shape[1] if every > 0 else 0),
         _ptr_or_null(coef), _ptr_or_null(bias),
     ], n if per_trajectory else n * d))
     return launches

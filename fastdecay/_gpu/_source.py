@@ -81,8 +81,9 @@ KERNELS = {
     ),
     "updates.cu": tuple(name for name, _, _, _ in fused_entries()) + ("step_increment",),
     "simulate.cu": (
-        "simulate_f32", "simulate_f64", "simulate_fast_f32", "simulate_fast_f64", "simulate_noisy_f32",
-        "simulate_noisy_f64", "simulate_coefficients_f32", "simulate_coefficients_f64", "philox_fill",
+        "simulate_f32", "simulate_f64", "simulate_trajectories_f32", "simulate_trajectories_f64",
+        "simulate_fast_f32", "simulate_fast_f64", "simulate_noisy_f32", "simulate_noisy_f64",
+        "simulate_coefficients_f32", "simulate_coefficients_f64", "philox_fill",
     ),
     "expected.cu": ("expected_propagate",),
 }
