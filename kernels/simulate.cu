@@ -308,8 +308,8 @@ __host__ __device__ void simulate_body(Grid gr, FD_SIM_ARGS(T)) {
 }
 
 // The common cases on their own (kernels of their own, so they keep few registers: the
-// general kernel above spills): rates shared by every trajectory (the coefficient
-// table), no recording. One thread per element, the time loop in registers; each step
+// general kernels above carry each thread's own rates): rates shared by every trajectory
+// (the coefficient table), no recording. One thread per element, the time loop in registers; each step
 // reads one row of coefficients (the same address for every thread: a cached
 // broadcast). Two kernels, so that each has the registers of its own loop:
 // simulate_fast (no noise) compiles its loop once per kind of step (Code: with_sim_kind):
@@ -368,7 +368,6 @@ template <typename T>
 __host__ __device__ void simulate_noisy_body(Grid gr, FD_FAST_ARGS(T)) {
     simulate_fast_loop<T, true, -1>(gr, FD_FAST_PASS);
 }
-
 
 // The per-step table of a chunk (step_coefficients), one thread a step.
 #define FD_COEF_ARGS(T)                                                                                         \
