@@ -203,14 +203,18 @@ def blocks_for(threads, limit=1 << 20):
 _BY_IDENTITY_BYTES = 1 << 16
 
 
+def _owner(array):
+    """The array owning the memory of the host array ``array``."""
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array
+
+
 def frozen(array):
     """Whether the host array ``array`` and the array owning its memory are read-only (a
     schedule's table, a constant rate's): its content then never changes, and its identity
     stands for it."""
-    owner = array
-    while isinstance(owner.base, np.ndarray):
-        owner = owner.base
-    return not array.flags.writeable and not owner.flags.writeable
+    return not array.flags.writeable and not _owner(array).flags.writeable
 
 
 def constant_key(array):
@@ -228,10 +232,8 @@ def constant_key(array):
     >>> constant_key(np.ones(3))[0] == constant_key(np.ones(3))[0]  # small: by content
     True
     """
-    owner = array
-    while isinstance(owner.base, np.ndarray):
-        owner = owner.base
     if array.nbytes >= _BY_IDENTITY_BYTES and frozen(array):
+        owner = _owner(array)
         address = array.__array_interface__["data"][0]
         return ("id", id(owner), address, array.dtype.str, array.shape, array.strides), owner
     array = np.ascontiguousarray(array)

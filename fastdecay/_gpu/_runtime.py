@@ -187,14 +187,15 @@ def empty(shape, dtype, device):
 _CTYPES = {"i32": np.int32, "u32": np.uint32, "i64": np.int64, "u64": np.uint64, "f64": np.float64}
 
 
-def _value(kind, value):
+def value(kind, x):
+    """One plan argument ``(kind, x)`` as a launch takes it (``prepare``)."""
     if kind != "ptr":
-        return _CTYPES[kind](value)
-    if value is None:
+        return _CTYPES[kind](x)
+    if x is None:
         return np.uint64(0)
-    if isinstance(value, cp.ndarray):
-        return value
-    return np.uint64(pointer(value))
+    if isinstance(x, cp.ndarray):
+        return x
+    return np.uint64(pointer(x))
 
 
 @contextlib.contextmanager
@@ -210,16 +211,11 @@ def context(device, arrays=()):
                 yield
 
 
-def value(kind, value):
-    """One plan argument ``(kind, value)`` as a launch takes it (``prepare``)."""
-    return _value(kind, value)
-
-
 def prepare(args):
     """A plan's arguments as a launch takes them (``launch_values``): converted once, so a
     repeated launch pays none of it (device arrays stay arrays: their addresses are read
     at each launch, and the values hold them alive)."""
-    return tuple(_value(kind, value) for kind, value in args)
+    return tuple(value(kind, x) for kind, x in args)
 
 
 def launch_values(file, name, grid, block, values, device, stream=None):

@@ -80,12 +80,17 @@ def _groups(params, state_dtype):
     return groups
 
 
+def _entry(kernel, param, state, n_chunks, device):
+    """(entry point, blocks) of an update launch over ``n_chunks`` chunks."""
+    return f"{kernel}_{_plan.kernel_suffix(param, state)}", _plan.update_blocks(n_chunks, rt.multiprocessors(device))
+
+
 def _launch_table(kernel, param, state, table, n_chunks, device, kernel_args):
     if n_chunks == 0:
         return
     args = kernel_args(rt.constant(table, device), n_chunks)
-    blocks = _plan.update_blocks(n_chunks, rt.multiprocessors(device))
-    rt.launch("updates.cu", f"{kernel}_{_plan.kernel_suffix(param, state)}", blocks, _plan.THREADS, args, device)
+    name, blocks = _entry(kernel, param, state, n_chunks, device)
+    rt.launch("updates.cu", name, blocks, _plan.THREADS, args, device)
 
 
 def _scalars(device, step, grad_scale, found_inf, increment_step):
@@ -149,8 +154,7 @@ def fused_group(kernel, group, arrays, *, step, tables, options, compensated, gr
     table, n_chunks = _plan.group_table(group.addresses, group.sizes)
     if n_chunks == 0:
         return
-    name = f"{kernel}_{_plan.kernel_suffix(group.param, group.state)}"
-    grid = _plan.update_blocks(n_chunks, rt.multiprocessors(device))
+    name, grid = _entry(kernel, group.param, group.state, n_chunks, device)
     with rt.context(device, arrays):
         device_tables = [rt.constant(t, device) for t in tables]
         args = _plan.fused_args(kernel, rt.constant(table, device), n_chunks, device_tables, step_ref, options,
