@@ -276,15 +276,22 @@ def _checked_options(fused, options):
     return rule
 
 
-def checked(kernel, param, grad, state, *, step, lr, weight_decay, grad_scale, found_inf, state_dtype, compensated,
-            compensation_buffer, first_step=None, **options):
+def checked(kernel, param, grad, state, **arguments):
     """Check a call of the fused update ``fastdecay._rules.FUSED[kernel]`` completely, writing
     nothing; return the function of no arguments that makes it (``fastdecay.torch`` checks
     every group before it writes). ``state``: the state buffers by torch key (a list of
-    arrays each when ``param`` is a list); ``options``: the rule's public keyword options,
-    checked by its row's checker; ``first_step``: where the rule has that option (SGD's
-    momentum buffer), the step its buffers start at instead of the options' own (a buffer
-    ``fastdecay.torch`` makes after step 0)."""
+    arrays each when ``param`` is a list); ``arguments``: ``step``, ``lr``, ``weight_decay``,
+    ``grad_scale``, ``found_inf``, ``state_dtype``, ``compensated``, ``compensation_buffer``,
+    ``first_step`` (where the rule has that option, SGD's momentum buffer: the step its buffers
+    start at instead of the options' own, for a buffer ``fastdecay.torch`` makes after step 0)
+    and the rule's public keyword options, checked by its row's checker."""
+    return prepare(kernel, param, grad, state, **arguments)[0]
+
+
+def prepare(kernel, param, grad, state, *, step, lr, weight_decay, grad_scale, found_inf, state_dtype, compensated,
+            compensation_buffer, first_step=None, **options):
+    """``checked``'s launch and the ``Call`` that checks the same call again at a later step
+    by what can have changed (None for a call over no parameters)."""
     fused = R.FUSED[kernel]
     rule = _checked_options(fused, options)
     compensated = _compensation(compensated, compensation_buffer)
@@ -295,16 +302,59 @@ def checked(kernel, param, grad, state, *, step, lr, weight_decay, grad_scale, f
     backend = plan.backend if plan is not None else NUMPY
     t, grad_scale, found_inf = _call_scalars(step, grad_scale, found_inf, backend)
     if plan is None:
-        return _nothing
-    values = rule.values_at(t)
-    if first_step is not None:
-        at = fused.option_names.index("first_step")
-        values = values[:at] + (float(first_step),) + values[at + 1:]
-    # launch_group(group, arrays): the backend's fused_group with this call's options
-    launch_group = functools.partial(kernels("updates", backend).fused_group, kernel, step=t, tables=tables,
-                                     options=values, compensated=compensated, grad_scale=grad_scale,
-                                     found_inf=found_inf)
-    return lambda: _launch(plan, streams, launch_group)
+        return _nothing, None
+    call = Call(kernel, rule, plan, streams, lr, weight_decay, tables, compensated, first_step)
+    return call.launch(streams, t, grad_scale, found_inf), call
+
+
+class Call:
+    """A checked fused call over one launch plan, kept by a caller that makes the same call step
+    after step (``fastdecay.torch``'s optimizers): ``again`` checks it with new gradients, another
+    step count, scalars and rates by what can have changed since, without the option checks, the
+    rate tables, the stream lists and the plan cache's key. Holds no array."""
+
+    __slots__ = ("kernel", "rule", "plan", "layout", "kept", "lr", "weight_decay", "tables", "compensated",
+                 "first_step")
+
+    def __init__(self, kernel, rule, plan, streams, lr, weight_decay, tables, compensated, first_step):
+        self.kernel, self.rule, self.plan = kernel, rule, plan
+        self.layout = [(name, row, role) for name, row, _, role in streams]
+        self.kept = plan.kept
+        self.lr, self.weight_decay, self.tables = lr, weight_decay, tables
+        self.compensated, self.first_step = compensated, first_step
+
+    def launch(self, streams, t, grad_scale, found_inf):
+        """The function of no arguments that launches this call over ``streams`` at step ``t``."""
+        values = self.rule.values_at(t)
+        if self.first_step is not None:
+            at = R.FUSED[self.kernel].option_names.index("first_step")
+            values = values[:at] + (float(self.first_step),) + values[at + 1:]
+        plan = self.plan
+        # launch_group(group, arrays): the backend's fused_group with this call's options
+        launch_group = functools.partial(kernels("updates", plan.backend).fused_group, self.kernel, step=t,
+                                         tables=self.tables, options=values, compensated=self.compensated,
+                                         grad_scale=grad_scale, found_inf=found_inf)
+        return lambda: _launch(plan, streams, launch_group)
+
+    def again(self, arrays, *, step, lr, weight_decay, grad_scale, found_inf):
+        """The launch of this call over ``arrays`` (one list per stream, in the order the call
+        was made with: parameters, gradients, the state buffers it needs, the compensation
+        buffers) at ``step`` with the rates ``lr`` and ``weight_decay``, checked as
+        ``plan_for`` checks a cached plan: every array but the gradients the same object at
+        the same address and layout, the gradients the plan's or new ones like their
+        parameters. None where that does not hold: the caller checks the call in full. The
+        other options are the caller's to keep unchanged (the rule was checked with them)."""
+        plan = self.plan
+        streams = [(name, row, column, role) for (name, row, role), column in zip(self.layout, arrays)]
+        ids = P.stream_ids(streams)
+        kept_ids = plan.ids
+        if any(ids[s] != kept_ids[s] for s in self.kept) or not P.still_valid(plan, ids, streams):
+            return None
+        t, grad_scale, found_inf = _call_scalars(step, grad_scale, found_inf, plan.backend)
+        if lr is not self.lr or weight_decay is not self.weight_decay:
+            self.tables = (V.rate_table("lr", lr), V.rate_table("weight_decay", weight_decay), self.rule.table)
+            self.lr, self.weight_decay = lr, weight_decay
+        return self.launch(streams, t, grad_scale, found_inf)
 
 
 def _nothing():

@@ -409,20 +409,20 @@ def _forget(key):
     return callback
 
 
-def _ids(streams):
+def stream_ids(streams):
     return tuple(tuple(map(id, arrays)) for _, _, arrays, _ in streams)
 
 
 def plan_for(backend, listed, streams, state_dtype, options_key):
     """The plan of ``streams`` (see ``_build``), from the cache when its arrays are the
     same as a recent call's and nothing that matters changed."""
-    ids = _ids(streams)
+    ids = stream_ids(streams)
     # every array but the gradients is in the key: two optimizers over the same parameters
     # (their own states) keep a plan each instead of replacing each other's
     kept = tuple(i for i, (_, _, _, role) in zip(ids, streams) if role != "grad")
     key = (options_key, backend, state_dtype, kept, tuple(s[0] for s in streams))
     plan = _PLANS.get(key)
-    if plan is not None and _still_valid(plan, ids, streams):
+    if plan is not None and still_valid(plan, ids, streams):
         return plan
     plan = build(backend, listed, streams, state_dtype)
     plan.ids = ids
@@ -442,7 +442,7 @@ def plan_for(backend, listed, streams, state_dtype, options_key):
     return plan
 
 
-def _still_valid(plan, ids, streams):
+def still_valid(plan, ids, streams):
     """Re-check a cached plan against this call's arrays (the cheap checks); new gradients
     are checked and written into the plan's tables. False: build a new plan. (The ids of
     every array but the gradients are in the cache key: those are the plan's arrays.)"""

@@ -104,6 +104,7 @@ import copy
 import math
 import operator
 import re
+import weakref
 from collections import defaultdict
 from itertools import chain, repeat
 from typing import Any, Callable, Literal, SupportsFloat, Union, cast, overload
@@ -195,18 +196,44 @@ def _unscale(grads: list[torch.Tensor], grad_scale: Any) -> None:
         torch._foreach_div_(part, grad_scale.to(device, non_blocking=True))
 
 
-def _count_steps(counters: list[torch.Tensor | list[torch.Tensor]]) -> None:
-    """Add 1 to every step count: a tensor in ``counters`` is one whose elements are the
-    counts (one ``add_``), a list holds count tensors (all of them in one
-    ``_foreach_add_``, as torch's own optimizers count)."""
+# a call's step counts: (the one tensor whose elements they are, their common value) or a list of count tensors
+_Counter = Union[tuple[torch.Tensor, int], list[torch.Tensor]]
+
+
+def _count_steps(counters: list[_Counter]) -> None:
+    """Add 1 to every step count: ``(tensor, t)`` is a tensor whose elements are counts all at
+    ``t`` (one ``add_``, or one NumPy ``fill`` where ``_new_counts`` made it over a NumPy array:
+    torch's dispatch of an ``add_`` costs a step several microseconds more), a list holds
+    count tensors (all of them in one ``_foreach_add_``, as torch's own optimizers count)."""
     loose: list[torch.Tensor] = []
     for counter in counters:
-        if isinstance(counter, torch.Tensor):
-            counter.add_(1)
+        if isinstance(counter, tuple):
+            tensor, t = counter
+            counts = _COUNT_ARRAYS.get(tensor.data_ptr())
+            if counts is not None and counts[0]() is tensor:
+                counts[1].fill(t + 1)  # (the same memory: the tensor was made from this array)
+            else:
+                tensor.add_(1)
         else:
             loose += counter
     if loose:
         torch._foreach_add_(loose, 1)
+
+
+# address -> (a weak reference to the tensor, the NumPy array it was made from) of the step
+# counts ``_new_counts`` made; an entry leaves with its tensor
+_COUNT_ARRAYS: dict[int, tuple[weakref.ref[torch.Tensor], np.ndarray]] = {}
+
+
+def _new_counts(n: int) -> torch.Tensor:
+    """A tensor of ``n`` zero step counts (the default float dtype's precision, as torch keeps
+    them) whose additions ``_count_steps`` makes through NumPy."""
+    tensor = torch.zeros(n, dtype=_scalar_dtype())
+    counts = tensor.numpy()
+    address = tensor.data_ptr()
+    _COUNT_ARRAYS[address] = (weakref.ref(tensor), counts)
+    weakref.finalize(tensor, _COUNT_ARRAYS.pop, address, None)
+    return tensor
 
 
 def _scalar_dtype() -> torch.dtype:
@@ -341,6 +368,80 @@ _CALL_LABEL = re.compile(r"\b(param|grad|compensation_buffer|"
                          + r")\[(\d+)\]")
 
 
+_Prepared = tuple[Callable[[], None], Union[F.Call, None]]  # (launch, the Call that checks it again)
+_PLAIN_OPTION = frozenset((bool, int, float, str, type(None)))
+_RATES = frozenset(("params", "lr", "weight_decay"))  # group entries a repeated call reads anew
+
+
+def _fixed_value(value: Any) -> bool:
+    """Whether an option value cannot change without being replaced: a plain number, flag or
+    string, a schedule (a frozen value) or a tuple of these. (A list can change in place.)"""
+    return type(value) in _PLAIN_OPTION or isinstance(value, Schedule) or (
+        type(value) is tuple and all(map(_fixed_value, value)))
+
+
+class _Repeat:
+    """What a group's usual step was checked with (every parameter with a gradient laid out as
+    its own, complete states, one step count), so that the next such step with the same options
+    checks only what can have changed (``fastdecay._fused.Call.again``): the group (the same
+    dict, the same keys), its option values (the same objects: every one a plain number, flag,
+    string, schedule or a tuple of these, which cannot change in place), the state buffers it
+    reads and the call. The rates are read anew every step (a torch LR scheduler sets ``lr``
+    each step; the call makes new tables only when they change)."""
+
+    __slots__ = ("group", "keys", "option_keys", "options", "required", "state_keys", "call")
+
+    def __init__(self, group: dict[str, Any], option_keys: tuple[str, ...], options: tuple[Any, ...],
+                 required: frozenset[str], call: F.Call) -> None:
+        self.group, self.keys, self.option_keys, self.options = group, tuple(group), option_keys, options
+        self.required, self.call = required, call
+        # each stream after the gradients, by its key in a parameter's state
+        self.state_keys = [_COMPENSATION if role == "comp" else name for name, _, role in call.layout[2:]]
+
+    @staticmethod
+    def of(group: dict[str, Any], required: frozenset[str], call: F.Call | None,
+           first_step: int | None) -> _Repeat | None:
+        """The repeat of a usual step checked by ``call``, or None where the next step must be checked in full."""
+        option_keys = tuple(key for key in group if key not in _RATES)
+        options = tuple(map(group.__getitem__, option_keys))
+        if call is None or first_step is not None or not all(map(_fixed_value, options)):
+            return None
+        return _Repeat(group, option_keys, options, required, call)
+
+    def holds(self, group: dict[str, Any]) -> bool:
+        """Whether ``group`` is the group this repeat was made from, its options unchanged."""
+        return (group is self.group and tuple(group) == self.keys
+                and all(map(operator.is_, map(group.__getitem__, self.option_keys), self.options)))
+
+    def calls(self, group: dict[str, Any], state_of: Callable[..., Any], grad_scale: Any,
+              scaled: list[torch.Tensor]) -> list[tuple[Callable[[], None], _Counter]] | None:
+        """``_Fused._group_calls`` of ``group`` where this step is the usual one again over the
+        same tensors (``Call.again``); None where anything else differs: the full check then
+        runs (and names what is wrong)."""
+        params: list[torch.Tensor] = group["params"]
+        grads: list[torch.Tensor] = list(map(_GRAD, params))
+        states: list[Any] = list(map(state_of, params, repeat(_NO_STATE, len(params))))
+        try:
+            if not all(map(self.required.issubset, states)):
+                return None
+            counts, base = _read_counts(list(map(_STEP, states)))
+            if base is None or not _whole_count(counts[0]):  # (a base: every count the same)
+                return None
+            buffers = [list(map(operator.itemgetter(key), states)) for key in self.state_keys]
+            launch = self.call.again([params, grads, *buffers], step=int(counts[0]), lr=group["lr"],
+                                     weight_decay=group["weight_decay"], grad_scale=grad_scale, found_inf=None)
+        except (AttributeError, KeyError, TypeError, ValueError, RuntimeError):
+            return None
+        if launch is None:
+            return None
+        if grad_scale is not None:
+            scaled += grads
+        return [(launch, (base, int(counts[0])))]
+
+
+_COMPENSATION = "compensation"  # the compensation buffer's key in a parameter's state
+
+
 class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
     """What SGD and Adam share: hyperparameter checks, state creation, the checked then
     grouped step, checkpoints.
@@ -363,8 +464,18 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
                 param_group[key] = _check_hyper(key, param_group[key])
         super().add_param_group(param_group)
 
+    @property
+    def _repeats(self) -> dict[int, _Repeat | None]:
+        """Group index -> what its last usual step was checked with (``_Repeat``); not in
+        the optimizer's state (pickles and copies start without it)."""
+        repeats = self.__dict__.get("_group_repeats")
+        if repeats is None:
+            repeats = self.__dict__["_group_repeats"] = {}
+        return repeats
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
+        self.__dict__.pop("_group_repeats", None)
         for group in self.param_groups:
             for key, value in self._OPTIONAL.items():
                 group.setdefault(key, value)
@@ -375,7 +486,7 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
 
     @abc.abstractmethod
     def _call(self, group: dict[str, Any], params: list[torch.Tensor], grads: list[torch.Tensor],
-              states: list[dict[str, Any]], step: int, grad_scale: Any, first_step: int | None) -> Callable[[], None]:
+              states: list[dict[str, Any]], step: int, grad_scale: Any, first_step: int | None) -> _Prepared:
         """Check one fused call over ``params`` of ``group`` that share the step count
         ``step``, writing nothing; return the function of no arguments that makes it.
         ``first_step``: not None where their ``_STARTED`` buffers were made at this step
@@ -387,7 +498,7 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         the parameter's; the others in the group's ``state_dtype``, by default float32 for 16-bit
         parameters (math in float32) and the parameter's dtype otherwise."""
         chosen = group.get("state_dtype")
-        if name == "compensation" or (chosen is None and p.dtype not in (torch.float16, torch.bfloat16)):
+        if name == _COMPENSATION or (chosen is None and p.dtype not in (torch.float16, torch.bfloat16)):
             return p.dtype
         return torch.bfloat16 if chosen == "bfloat16" else torch.float32
 
@@ -395,10 +506,10 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
     def _precision_arguments(group: dict[str, Any], states: list[dict[str, Any]]) -> dict[str, Any]:
         compensated = group["compensated"]
         return dict(state_dtype=group["state_dtype"], compensated=compensated,
-                    compensation_buffer=[s["compensation"] for s in states] if compensated else None)
+                    compensation_buffer=[s[_COMPENSATION] for s in states] if compensated else None)
 
     def _precision_buffers(self, group: dict[str, Any]) -> tuple[str, ...]:
-        return ("compensation",) if group.get("compensated") else ()
+        return (_COMPENSATION,) if group.get("compensated") else ()
 
     @staticmethod
     def _precision_options(state_dtype: Any, compensated: Any) -> tuple[str | None, bool]:
@@ -433,12 +544,20 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         return grad_scale, False
 
     def _group_calls(self, g: int, group: dict[str, Any], grad_scale: Any, new_state: dict[torch.Tensor, dict[str, Any]],
-                     scaled: list[torch.Tensor] | None = None
-                     ) -> list[tuple[Callable[[], None], torch.Tensor | list[torch.Tensor]]]:
+                     scaled: list[torch.Tensor], rejoined: list[tuple[dict[str, Any], torch.Tensor]]
+                     ) -> list[tuple[Callable[[], None], _Counter]]:
         """[(launch, its step counter)] for group ``g``: one checked call per step count (one
         in the usual case, where every parameter has had as many updates); the counter is
-        the one tensor whose elements are the call's step counts, or a list of them (see
-        ``_count_steps``)."""
+        (the one tensor whose elements are the call's step counts, their count) or a list of
+        them (see ``_count_steps``). Adds to ``new_state`` the states made, to ``scaled`` the
+        gradients a GradScaler's scale divides after the step, to ``rejoined`` the (state, new
+        step count) of counts made one tensor's elements; the caller commits them once every
+        group is checked."""
+        prior = self._repeats.get(g)
+        if prior is not None and prior.holds(group):
+            repeated = prior.calls(group, self.state.get, grad_scale, scaled)
+            if repeated is not None:
+                return repeated
         names = self._buffer_names(group)
         required = frozenset(("step",) + names)  # a state with all of these is used as it is
         state_of = self.state.get
@@ -464,13 +583,13 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
             index, params, grads, states, fresh = self._gather(g, group, required)
         if not params:
             return []
-        if grad_scale is not None and scaled is not None:
+        if grad_scale is not None:
             scaled += map(_GRAD, params)  # the parameters' own gradients (``grads`` may hold contiguous copies)
         late: set[int] = set()  # states with a step count given a buffer that starts now (``_STARTED``)
         if fresh:
             # the new states' step counts are 0-d views of one tensor, so that a step adds 1 to
             # all of them in one operation (``_count_steps``)
-            new_counts = torch.zeros(len(fresh), dtype=_scalar_dtype())
+            new_counts = _new_counts(len(fresh))
             for j, k in enumerate(fresh):
                 had = states[k]
                 if had is not None and "step" in had and any(n in names and n not in had for n in self._STARTED):
@@ -502,7 +621,7 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
             for k, count in enumerate(counts):
                 key = (int(count), k in late and count > 0, devices[k] if devices is not None else None)
                 parts.setdefault(key, []).append(k)
-        calls: list[tuple[Callable[[], None], torch.Tensor | list[torch.Tensor]]] = []
+        calls: list[tuple[Callable[[], None], _Counter]] = []
         for (t, starts, device), part in parts.items():
             first_step = t if starts else None
             scale = grad_scale
@@ -510,15 +629,28 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
                 scale = scale.to(params[part[0]].device, non_blocking=True)  # as torch's fused step does
             try:
                 if len(part) == len(params):  # the usual step: every parameter at one count
-                    launch = self._call(group, params, grads, states, t, scale, first_step)
+                    launch, call = self._call(group, params, grads, states, t, scale, first_step)
+                    # the next step, where it is this usual step again, is checked by what can change
+                    self._repeats[g] = (_Repeat.of(group, required, call, first_step)
+                                        if params is group["params"] else None)
                 else:
-                    launch = self._call(group, [params[k] for k in part], [grads[k] for k in part],
-                                        [states[k] for k in part], t, scale, first_step)
+                    launch, _ = self._call(group, [params[k] for k in part], [grads[k] for k in part],
+                                           [states[k] for k in part], t, scale, first_step)
             except (TypeError, ValueError) as err:
                 raise type(err)(self._name_tensors(str(err), g, [index[k] for k in part])) from None
-            # (the one tensor of every count only where this call updates every parameter: a group
-            # split over devices counts each part's steps on its own)
-            counter = base if base is not None and len(part) == len(params) else [steps[k] for k in part]
+            counter: _Counter
+            if len(part) != len(params):  # (a group split over step counts or devices counts each part alone)
+                counter = [steps[k] for k in part]
+            elif base is not None:
+                counter = (base, t)
+            else:
+                # every count the same, but each its own tensor (loaded from a checkpoint, or some
+                # made at a later step): from this step on they are the elements of one tensor,
+                # counted by one addition and read by one (and the step after is a ``_Repeat``)
+                joined = _new_counts(len(states))
+                joined.fill_(t)
+                rejoined += zip(states, joined)
+                counter = (joined, t)
             calls.append((launch, counter))
         return calls
 
@@ -607,9 +739,12 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
             return loss
         new_state: dict[torch.Tensor, dict[str, Any]] = {}
         scaled: list[torch.Tensor] = []  # the gradients a GradScaler's scale divides after the step
+        rejoined: list[tuple[dict[str, Any], torch.Tensor]] = []
         calls = [c for g, group in enumerate(self.param_groups)
-                 for c in self._group_calls(g, group, grad_scale, new_state, scaled)]
+                 for c in self._group_calls(g, group, grad_scale, new_state, scaled, rejoined)]
         self.state.update(new_state)
+        for state, count in rejoined:
+            state["step"] = count
         for launch, _ in calls:
             launch()
         _count_steps([counter for _, counter in calls])
@@ -795,9 +930,9 @@ class SGD(_Fused):
         group["state_dtype"], group["compensated"] = self._precision_options(group["state_dtype"], group["compensated"])
 
     def _call(self, group: dict[str, Any], params: list[torch.Tensor], grads: list[torch.Tensor],
-              states: list[dict[str, Any]], step: int, grad_scale: Any, first_step: int | None) -> Callable[[], None]:
+              states: list[dict[str, Any]], step: int, grad_scale: Any, first_step: int | None) -> _Prepared:
         buffers = [s["momentum_buffer"] for s in states] if "momentum_buffer" in self._buffer_names(group) else None
-        return F.checked("sgd", params, grads, dict(momentum_buffer=buffers), step=step, first_step=first_step,
+        return F.prepare("sgd", params, grads, dict(momentum_buffer=buffers), step=step, first_step=first_step,
                          lr=group["lr"],
                          weight_decay=group["weight_decay"], grad_scale=grad_scale, found_inf=None,
                          **self._precision_arguments(group, states), momentum=group["momentum"],
@@ -882,11 +1017,11 @@ class Adam(_Fused):
         return packed
 
     def _call(self, group: dict[str, Any], params: list[torch.Tensor], grads: list[torch.Tensor],
-              states: list[dict[str, Any]], step: int, grad_scale: Any, first_step: int | None) -> Callable[[], None]:
+              states: list[dict[str, Any]], step: int, grad_scale: Any, first_step: int | None) -> _Prepared:
         amsgrad = group["amsgrad"]
         state = dict(exp_avg=[s["exp_avg"] for s in states], exp_avg_sq=[s["exp_avg_sq"] for s in states],
                      max_exp_avg_sq=[s["max_exp_avg_sq"] for s in states] if amsgrad else None)
-        return F.checked("adam", params, grads, state, step=step, lr=group["lr"], weight_decay=group["weight_decay"],
+        return F.prepare("adam", params, grads, state, step=step, lr=group["lr"], weight_decay=group["weight_decay"],
                          grad_scale=grad_scale, found_inf=None, **self._precision_arguments(group, states),
                          betas=group["betas"], eps=group["eps"], decoupled=group["decoupled"],
                          maximize=group["maximize"], amsgrad=amsgrad)
@@ -968,8 +1103,8 @@ class Lion(_Fused):
         group["state_dtype"], group["compensated"] = self._precision_options(group["state_dtype"], group["compensated"])
 
     def _call(self, group: dict[str, Any], params: list[torch.Tensor], grads: list[torch.Tensor],
-              states: list[dict[str, Any]], step: int, grad_scale: Any, first_step: int | None) -> Callable[[], None]:
-        return F.checked("lion", params, grads, dict(exp_avg=[s["exp_avg"] for s in states]), step=step,
+              states: list[dict[str, Any]], step: int, grad_scale: Any, first_step: int | None) -> _Prepared:
+        return F.prepare("lion", params, grads, dict(exp_avg=[s["exp_avg"] for s in states]), step=step,
                          lr=group["lr"], weight_decay=group["weight_decay"], grad_scale=grad_scale, found_inf=None,
                          **self._precision_arguments(group, states), betas=group["betas"], maximize=group["maximize"])
 

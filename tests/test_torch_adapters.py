@@ -644,3 +644,101 @@ def test_lr_scheduler_keeps_the_base_of_a_tensor_lr_apart_from_the_rate_it_write
         sched.step()
     assert float(opt.param_groups[0]["initial_lr"]) == 0.5
     assert float(opt.param_groups[0]["lr"]) == pytest.approx(fd.cosine(0.5, 4)(3))
+
+
+def _buffer_key(opt):
+    return "exp_avg" if "betas" in opt.defaults else "momentum_buffer"
+
+
+# changes a user (or a library) makes between two steps, each made to fastdecay's optimizer and
+# torch's alike: the step after it must see it as torch does
+_CHANGES = {
+    "lr": lambda opt, ps: opt.param_groups[0].update(lr=0.03),
+    "weight_decay": lambda opt, ps: opt.param_groups[0].update(weight_decay=0.3),
+    "momentum": lambda opt, ps: opt.param_groups[0].update(
+        **({"betas": (0.8, 0.99)} if "betas" in opt.defaults else {"momentum": 0.5})),
+    "maximize": lambda opt, ps: opt.param_groups[0].update(maximize=True),
+    "buffer replaced": lambda opt, ps: opt.state[ps[1]].update(
+        {_buffer_key(opt): opt.state[ps[1]][_buffer_key(opt)].clone() * 0.5}),
+    "buffer given other memory": lambda opt, ps: setattr(
+        opt.state[ps[1]][_buffer_key(opt)], "data", opt.state[ps[1]][_buffer_key(opt)].clone() * 0.5),
+    "buffer written in place": lambda opt, ps: opt.state[ps[1]][_buffer_key(opt)].mul_(0.5),
+    "parameter given other memory": lambda opt, ps: setattr(ps[0], "data", ps[0].detach().clone() * 2),
+    "gradient dropped": lambda opt, ps: setattr(ps[2], "grad", None),
+    "gradient strided": lambda opt, ps: setattr(
+        ps[1], "grad", torch.zeros(2 * ps[1].numel(), dtype=ps[1].dtype)[::2].view(ps[1].shape).copy_(ps[1].grad)),
+    "parameter appended": lambda opt, ps: opt.param_groups[0]["params"].append(ps[3]),
+    "state reloaded": lambda opt, ps: opt.load_state_dict(copy.deepcopy(opt.state_dict())),
+    "one step count set": lambda opt, ps: opt.state[ps[0]]["step"].fill_(10) if "step" in opt.state[ps[0]] else None,
+}
+
+
+@pytest.mark.parametrize("grads", ["new", "kept"])
+@pytest.mark.parametrize("change", sorted(_CHANGES))
+@pytest.mark.parametrize("kind", ["adamw", "sgd"])
+def test_a_repeated_step_sees_every_change_between_steps_as_torch_does(kind, change, grads, monkeypatch):
+    """After its first step a group's step is checked by what can have changed since
+    (``fastdecay._fused.Call.again``): each change below, made between two steps, gives torch's
+    weights at every step after it, with gradients new every step (autograd's) or kept and
+    written in place (``zero_grad(set_to_none=False)``); the steps around it take that path
+    (step counts kept apart, as a checkpoint's, are joined into one tensor again)."""
+    from fastdecay import _fused
+
+    again, taken = _fused.Call.again, []
+
+    def counted(self, *args, **kwargs):
+        launch = again(self, *args, **kwargs)
+        taken.append(launch is not None)
+        return launch
+
+    monkeypatch.setattr(_fused.Call, "again", counted)
+    shapes = [(7,), (3, 5), (2, 1, 3), (4,)]
+    runs = []
+    for ours in (True, False):
+        ps = [torch.nn.Parameter(torch.linspace(-1, 1, int(np.prod(s)), dtype=torch.float64).reshape(s))
+              for s in shapes]
+        group = dict(params=ps[:3])
+        if kind == "adamw":
+            opt = (AdamW if ours else torch.optim.AdamW)([group], lr=0.1, weight_decay=0.05, foreach=False)
+        else:
+            opt = (SGD if ours else torch.optim.SGD)([group], lr=0.1, momentum=0.9, weight_decay=0.05,
+                                                     foreach=False)
+        weights = []
+        for step in range(8):
+            for k, p in enumerate(ps):
+                value = torch.cos(torch.arange(p.numel(), dtype=p.dtype) * (step + 1) + k).reshape(p.shape)
+                if grads == "kept" and p.grad is not None:
+                    p.grad.copy_(value)
+                else:
+                    p.grad = value
+            if step == 4:
+                _CHANGES[change](opt, ps)
+            opt.step()
+            weights.append(torch.cat([p.detach().flatten() for p in ps]).clone())
+        runs.append(weights)
+    for step, (a, b) in enumerate(zip(*runs)):
+        torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-14, msg=f"step {step} after the change {change!r}")
+    # steps 2 and 3 are repeats, and steps 6 and 7 too, unless the change leaves the parameters
+    # at different step counts (a call for each count) or a gradient strided unlike its parameter
+    lasting = change in ("gradient dropped", "parameter appended", "one step count set") or (
+        change == "gradient strided" and grads == "kept")
+    assert taken[:2] == [True, True] and (lasting or taken[-2:] == [True, True]), taken
+
+
+def test_a_repeated_step_refuses_a_buffer_replaced_by_a_view_of_other_dtype_before_any_write():
+    """A state buffer replaced by a view of its own memory in another dtype has the address and
+    layout the group's last step was checked with: the repeated step still refuses it (a new
+    tensor is checked in full), naming it, and writes nothing."""
+    ps = [torch.nn.Parameter(torch.linspace(-1, 1, n, dtype=torch.float64)) for n in (5, 3)]
+    opt = AdamW(ps, lr=0.1)
+    for _ in range(3):
+        for p in ps:
+            p.grad = torch.ones_like(p)
+        opt.step()
+    opt.state[ps[1]]["exp_avg"] = opt.state[ps[1]]["exp_avg"].view(torch.int64)
+    before = [p.detach().clone() for p in ps] + [opt.state[p]["exp_avg_sq"].clone() for p in ps]
+    with pytest.raises(TypeError, match=r"exp_avg state of param_groups\[0\]\.params\[1\]"):
+        opt.step()
+    after = [p.detach() for p in ps] + [opt.state[p]["exp_avg_sq"] for p in ps]
+    assert all(torch.equal(a, b) for a, b in zip(before, after))
+    assert [float(opt.state[p]["step"]) for p in ps] == [3.0, 3.0]
