@@ -1301,6 +1301,59 @@ def test_gpu_prepared_launch_is_reused_only_while_everything_it_was_made_from_ho
             assert_update_close(a.numpy(), b.numpy(), np.float64)
 
 
+def test_gpu_optimizer_steps_repeated_by_what_changes_equal_cpu(gpu_on_host, monkeypatch):
+    """``fastdecay.torch.AdamW``'s repeated steps (``fastdecay._fused.Call.again``: the group's
+    usual step checked by what can change) through the GPU backend: new gradients every step
+    (two sets alternating) and a torch LR scheduler's new rate every step, every step launched
+    by the GPU wrapper and equal to the same optimizer on the CPU backend; the prepared launch is
+    made again only where the gradients' addresses or the rate table are new."""
+    torch = pytest.importorskip("torch")
+    from fastdecay import _fused
+    from fastdecay.torch import AdamW
+
+    runtime, _, updates, _ = gpu_on_host
+    monkeypatch.setattr(runtime, "current_device", lambda: None)
+    again, repeated = _fused.Call.again, []
+
+    def counted(self, *args, **kwargs):
+        launch = again(self, *args, **kwargs)
+        repeated.append(launch is not None)
+        return launch
+
+    monkeypatch.setattr(_fused.Call, "again", counted)
+    gen = torch.Generator().manual_seed(7)
+    shapes = [(7,), (33, 5), (4099,)]
+    start = [torch.randn(s, dtype=torch.float64, generator=gen) for s in shapes]
+    grad_sets = [[torch.randn(s, dtype=torch.float64, generator=gen) for s in shapes] for _ in range(2)]
+    runs = {}
+    for backend in ("gpu", "cpu"):
+        params = [torch.nn.Parameter(w.clone()) for w in start]
+        opt = AdamW(params, lr=1e-2, weight_decay=0.1)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 1.0 / (1 + t))
+        weights, made = [], []
+        for step in range(8):
+            for p, g in zip(params, grad_sets[step % 2]):
+                p.grad = g
+            before = runtime.prepared
+            runtime.launches.clear()
+            with monkeypatch.context() as patch:
+                if backend == "gpu":
+                    patch.setattr(_fused, "kernels", lambda kind, b: updates)
+                opt.step()
+            assert runtime.launches == (["adam_f64"] if backend == "gpu" else [])
+            made.append(runtime.prepared - before)
+            sched.step()
+            weights.append([p.detach().clone() for p in params])
+        runs[backend] = weights
+        if backend == "gpu":
+            # a new rate every step: a new table, so a new prepared launch every step
+            assert made == [1] * 8
+            assert repeated == [True] * 6  # steps 2-7 (the first two check in full: states made, then kept)
+    for got, want in zip(runs["gpu"], runs["cpu"]):
+        for a, b in zip(got, want):
+            assert_update_close(a.numpy(), b.numpy(), np.float64)
+
+
 @pytest.mark.parametrize("case", [0, 1, 2, 3, 4, 6, 11, 12, 13, 14])
 def test_gpu_simulate_wrapper_equals_cpu(gpu_on_host, monkeypatch, case):
     from fastdecay._cpu import simulate as cpu
