@@ -15,10 +15,18 @@ tensors, state) and only then updates: a refused step raises a ``ValueError`` /
 ``TypeError`` naming the tensor (``param_groups[1].params[0]``) and leaves every
 parameter, state buffer and step count as it was. Then it makes one fused call
 per param group and step count: CPU tensors run the Numba kernels, CUDA tensors
-the GPU kernels.
+the GPU kernels. A group's step that is the same as its last (the same group
+dict and option values, every parameter with a gradient laid out as its own, one
+step count) is checked by what can have changed since: the tensors' identities,
+addresses, layouts and dtypes, new gradients, the step counts and the rates.
 
 State uses torch's keys: ``step`` (a 0-d float tensor, as torch keeps it),
-``momentum_buffer``, ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq``.
+``momentum_buffer``, ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq``. The step
+counts of a group's parameters are 0-d views of one tensor, counted by one
+addition; counts that are tensors of their own (loaded from a checkpoint, or set
+by hand) are read and counted one by one, and replaced by views of one tensor at
+the first step that finds them all equal (a reference to the old count tensor
+then no longer follows the state).
 
 Precision. float16 and bfloat16 parameters keep their state in float32 by default
 (the math runs in float32 inside the kernel). ``state_dtype="bfloat16"`` stores
