@@ -164,6 +164,7 @@ _IS_CONTIGUOUS = torch.Tensor.is_contiguous
 _DATA_PTR = torch.Tensor.data_ptr
 _DTYPE = operator.attrgetter("dtype")
 _GET_DEVICE = torch.Tensor.get_device
+_IS_CPU_TENSOR = operator.attrgetter("is_cpu")
 _STEP = operator.itemgetter("step")
 _NO_STATE: frozenset[str] = frozenset()
 
@@ -233,15 +234,27 @@ def _count_steps(counters: list[_Counter]) -> None:
 _COUNT_ARRAYS: dict[int, tuple[weakref.ref[torch.Tensor], np.ndarray]] = {}
 
 
-def _new_counts(n: int) -> torch.Tensor:
-    """A tensor of ``n`` zero step counts (the default float dtype's precision, as torch keeps
-    them) whose additions ``_count_steps`` makes through NumPy."""
-    tensor = torch.zeros(n, dtype=_scalar_dtype())
+def _new_counts(n: int, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """A tensor of ``n`` zero step counts (by default in the default float dtype's precision,
+    as torch keeps them) whose additions ``_count_steps`` makes through NumPy."""
+    tensor = torch.zeros(n, dtype=dtype or _scalar_dtype())
     counts = tensor.numpy()
     address = tensor.data_ptr()
     _COUNT_ARRAYS[address] = (weakref.ref(tensor), counts)
     weakref.finalize(tensor, _COUNT_ARRAYS.pop, address, None)
     return tensor
+
+
+def _joined_counts(steps: list[torch.Tensor], t: int) -> torch.Tensor | None:
+    """A new tensor (``_new_counts``) holding the step counts ``steps``, all at ``t``, in their
+    dtype; None where they are not all CPU float32 or float64 tensors of one dtype."""
+    dtype = steps[0].dtype
+    if (dtype not in (torch.float32, torch.float64) or not all(map(_IS_CPU_TENSOR, steps))
+            or list(map(_DTYPE, steps)) != [dtype] * len(steps)):
+        return None
+    joined = _new_counts(len(steps), dtype)
+    joined.fill_(t)
+    return joined
 
 
 def _scalar_dtype() -> torch.dtype:
@@ -653,12 +666,15 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
                 counter = (base, t)
             else:
                 # every count the same, but each its own tensor (loaded from a checkpoint, or some
-                # made at a later step): from this step on they are the elements of one tensor,
-                # counted by one addition and read by one (and the step after is a ``_Repeat``)
-                joined = _new_counts(len(states))
-                joined.fill_(t)
-                rejoined += zip(states, joined)
-                counter = (joined, t)
+                # made at a later step): from this step on they are the elements of one tensor of
+                # their dtype, counted by one addition and read by one (the step after is a
+                # ``_Repeat``); counts of mixed dtypes or off the CPU stay as they are
+                joined = _joined_counts(steps, t)
+                if joined is None:
+                    counter = steps
+                else:
+                    rejoined += zip(states, joined)
+                    counter = (joined, t)
             calls.append((launch, counter))
         return calls
 

@@ -742,3 +742,28 @@ def test_a_repeated_step_refuses_a_buffer_replaced_by_a_view_of_other_dtype_befo
     after = [p.detach() for p in ps] + [opt.state[p]["exp_avg_sq"] for p in ps]
     assert all(torch.equal(a, b) for a, b in zip(before, after))
     assert [float(opt.state[p]["step"]) for p in ps] == [3.0, 3.0]
+
+
+def test_equal_step_counts_kept_apart_are_joined_in_their_dtype():
+    """Step counts that are tensors of their own (a checkpoint's) and all equal become the
+    elements of one tensor at the next step, in their own dtype: float64 counts past 2**24 stay
+    exact (float32 would round them), and they count on together from there."""
+    ps = [torch.nn.Parameter(torch.ones(n, dtype=torch.float64)) for n in (3, 4)]
+    opt = AdamW(ps, lr=1e-3)
+    for p in ps:
+        p.grad = torch.ones_like(p)
+    opt.step()
+    big = 2 ** 24 + 1
+    for p in ps:
+        opt.state[p]["step"] = torch.tensor(float(big), dtype=torch.float64)
+    for _ in range(2):
+        opt.step()
+    counts = [opt.state[p]["step"] for p in ps]
+    assert [c.dtype for c in counts] == [torch.float64] * 2
+    assert [c.item() for c in counts] == [float(big + 2)] * 2
+    assert counts[0]._base is not None and counts[1]._base is counts[0]._base
+    opt.state[ps[0]]["step"] = torch.tensor(5.0)  # float32 beside a float64 count: kept apart
+    opt.state[ps[1]]["step"] = torch.tensor(5.0, dtype=torch.float64)
+    opt.step()
+    assert [opt.state[p]["step"].item() for p in ps] == [6.0, 6.0]
+    assert [opt.state[p]["step"].dtype for p in ps] == [torch.float32, torch.float64]
