@@ -14,8 +14,27 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture
+def repeated_steps(monkeypatch):
+    """The list that records, for every ``fastdecay._fused.Call.again`` (a ``fastdecay.torch``
+    group's step checked by what can change since its last), whether it gave a launch (True)
+    or sent the step to the full check (False)."""
+    from fastdecay import _fused
+
+    again, taken = _fused.Call.again, []
+
+    def counted(self, *args, **kwargs):
+        launch = again(self, *args, **kwargs)
+        taken.append(launch is not None)
+        return launch
+
+    monkeypatch.setattr(_fused.Call, "again", counted)
+    return taken
+
+
 # This file is loaded as a plugin (its fixtures); --doctest-modules would also import it
 # as a module named "conftest", which clashes with bench/conftest.py.
 collect_ignore = ["conftest.py"]
 # Files that tests/test_types.py hands to mypy (type-checked, never run).
 collect_ignore_glob = ["typed/*"]
+

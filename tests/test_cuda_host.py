@@ -1301,7 +1301,7 @@ def test_gpu_prepared_launch_is_reused_only_while_everything_it_was_made_from_ho
             assert_update_close(a.numpy(), b.numpy(), np.float64)
 
 
-def test_gpu_optimizer_steps_repeated_by_what_changes_equal_cpu(gpu_on_host, monkeypatch):
+def test_gpu_optimizer_steps_repeated_by_what_changes_equal_cpu(gpu_on_host, monkeypatch, repeated_steps):
     """``fastdecay.torch.AdamW``'s repeated steps (``fastdecay._fused.Call.again``: the group's
     usual step checked by what can change) through the GPU backend: new gradients every step
     (two sets alternating) and a torch LR scheduler's new rate every step, every step launched
@@ -1313,14 +1313,6 @@ def test_gpu_optimizer_steps_repeated_by_what_changes_equal_cpu(gpu_on_host, mon
 
     runtime, _, updates, _ = gpu_on_host
     monkeypatch.setattr(runtime, "current_device", lambda: None)
-    again, repeated = _fused.Call.again, []
-
-    def counted(self, *args, **kwargs):
-        launch = again(self, *args, **kwargs)
-        repeated.append(launch is not None)
-        return launch
-
-    monkeypatch.setattr(_fused.Call, "again", counted)
     gen = torch.Generator().manual_seed(7)
     shapes = [(7,), (33, 5), (4099,)]
     start = [torch.randn(s, dtype=torch.float64, generator=gen) for s in shapes]
@@ -1348,7 +1340,7 @@ def test_gpu_optimizer_steps_repeated_by_what_changes_equal_cpu(gpu_on_host, mon
         if backend == "gpu":
             # a new rate every step: a new table, so a new prepared launch every step
             assert made == [1] * 8
-            assert repeated == [True] * 6  # steps 2-7 (the first two check in full: states made, then kept)
+            assert repeated_steps == [True] * 6  # steps 2-7 (the first two check in full: states made, then kept)
     for got, want in zip(runs["gpu"], runs["cpu"]):
         for a, b in zip(got, want):
             assert_update_close(a.numpy(), b.numpy(), np.float64)

@@ -676,22 +676,13 @@ _CHANGES = {
 @pytest.mark.parametrize("grads", ["new", "kept"])
 @pytest.mark.parametrize("change", sorted(_CHANGES))
 @pytest.mark.parametrize("kind", ["adamw", "sgd"])
-def test_a_repeated_step_sees_every_change_between_steps_as_torch_does(kind, change, grads, monkeypatch):
+def test_a_repeated_step_sees_every_change_between_steps_as_torch_does(kind, change, grads, repeated_steps):
     """After its first step a group's step is checked by what can have changed since
     (``fastdecay._fused.Call.again``): each change below, made between two steps, gives torch's
     weights at every step after it, with gradients new every step (autograd's) or kept and
     written in place (``zero_grad(set_to_none=False)``); the steps around it take that path
     (step counts kept apart, as a checkpoint's, are joined into one tensor again)."""
-    from fastdecay import _fused
-
-    again, taken = _fused.Call.again, []
-
-    def counted(self, *args, **kwargs):
-        launch = again(self, *args, **kwargs)
-        taken.append(launch is not None)
-        return launch
-
-    monkeypatch.setattr(_fused.Call, "again", counted)
+    taken = repeated_steps
     shapes = [(7,), (3, 5), (2, 1, 3), (4,)]
     runs = []
     for ours in (True, False):
