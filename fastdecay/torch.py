@@ -115,7 +115,7 @@ import re
 import weakref
 from collections import defaultdict
 from itertools import chain, repeat
-from typing import Any, Callable, Literal, SupportsFloat, Union, cast, overload
+from typing import Any, Callable, Literal, Sequence, SupportsFloat, Union, cast, overload
 
 import numpy as np
 import torch
@@ -137,7 +137,7 @@ Betas = tuple[Union[float, Schedule], float]
 StateDtype = Union[str, torch.dtype, None]
 
 
-def _one_tensor(steps: list[torch.Tensor]) -> torch.Tensor | None:
+def _one_tensor(steps: Sequence[torch.Tensor]) -> torch.Tensor | None:
     """The 1-d tensor whose elements are exactly the 0-d step counts ``steps``, in order (the
     views ``_group_calls`` makes for new states), or None (a count loaded from a checkpoint
     or set by hand is its own tensor). Judged by memory: each count's data at its element of
@@ -169,7 +169,7 @@ _STEP = operator.itemgetter("step")
 _NO_STATE: frozenset[str] = frozenset()
 
 
-def _read_counts(steps: list[torch.Tensor]) -> tuple[list[Any], torch.Tensor | None]:
+def _read_counts(steps: Sequence[torch.Tensor]) -> tuple[list[Any], torch.Tensor | None]:
     """(the step counts ``steps`` as Python numbers in one read, the one tensor they are
     the elements of when they all have the same count, else None)."""
     base = _one_tensor(steps)
@@ -177,7 +177,7 @@ def _read_counts(steps: list[torch.Tensor]) -> tuple[list[Any], torch.Tensor | N
         values = base.tolist()
         if values.count(values[0]) == len(values):  # all equal: the order does not matter
             return values, base
-    return torch.stack(steps).tolist(), None
+    return torch.stack(list(steps)).tolist(), None
 
 
 def _whole_count(count: Any) -> bool:
@@ -410,24 +410,24 @@ class _Repeat:
     reads and the call. The rates are read anew every step (a torch LR scheduler sets ``lr``
     each step; the call makes new tables only when they change)."""
 
-    __slots__ = ("group", "keys", "option_keys", "options", "required", "state_keys", "call")
+    __slots__ = ("group", "keys", "option_keys", "options", "state_entries", "call")
 
     def __init__(self, group: dict[str, Any], option_keys: tuple[str, ...], options: tuple[Any, ...],
-                 required: frozenset[str], call: F.Call) -> None:
+                 call: F.Call) -> None:
         self.group, self.keys, self.option_keys, self.options = group, tuple(group), option_keys, options
-        self.required, self.call = required, call
-        # each stream after the gradients, by its key in a parameter's state
-        self.state_keys = [_COMPENSATION if role == "comp" else name for name, _, role in call.layout[2:]]
+        self.call = call
+        # a parameter's state -> (its step count, then each stream after the gradients), in one read
+        self.state_entries = operator.itemgetter(
+            "step", *(_COMPENSATION if role == "comp" else name for name, _, role in call.layout[2:]))
 
     @staticmethod
-    def of(group: dict[str, Any], required: frozenset[str], call: F.Call | None,
-           first_step: int | None) -> _Repeat | None:
+    def of(group: dict[str, Any], call: F.Call | None, first_step: int | None) -> _Repeat | None:
         """The repeat of a usual step checked by ``call``, or None where the next step must be checked in full."""
         option_keys = tuple(key for key in group if key not in _RATES)
         options = tuple(map(group.__getitem__, option_keys))
         if call is None or first_step is not None or not all(map(_fixed_value, options)):
             return None
-        return _Repeat(group, option_keys, options, required, call)
+        return _Repeat(group, option_keys, options, call)
 
     def holds(self, group: dict[str, Any]) -> bool:
         """Whether ``group`` is the group this repeat was made from, its options unchanged."""
@@ -441,14 +441,12 @@ class _Repeat:
         runs (and names what is wrong)."""
         params: list[torch.Tensor] = group["params"]
         grads: list[torch.Tensor] = list(map(_GRAD, params))
-        states: list[Any] = list(map(state_of, params, repeat(_NO_STATE, len(params))))
         try:
-            if not all(map(self.required.issubset, states)):
-                return None
-            counts, base = _read_counts(list(map(_STEP, states)))
+            # (a parameter without a state, or a state without a buffer: KeyError or TypeError)
+            steps, *buffers = zip(*map(self.state_entries, map(state_of, params)))
+            counts, base = _read_counts(steps)
             if base is None or not _whole_count(counts[0]):  # (a base: every count the same)
                 return None
-            buffers = [list(map(operator.itemgetter(key), states)) for key in self.state_keys]
             launch = self.call.again([params, grads, *buffers], step=int(counts[0]), lr=group["lr"],
                                      weight_decay=group["weight_decay"], grad_scale=grad_scale, found_inf=None)
         except (AttributeError, KeyError, TypeError, ValueError, RuntimeError):
@@ -652,7 +650,7 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
                 if len(part) == len(params):  # the usual step: every parameter at one count
                     launch, call = self._call(group, params, grads, states, t, scale, first_step)
                     # the next step, where it is this usual step again, is checked by what can change
-                    self._repeats[g] = (_Repeat.of(group, required, call, first_step)
+                    self._repeats[g] = (_Repeat.of(group, call, first_step)
                                         if params is group["params"] else None)
                 else:
                     launch, _ = self._call(group, [params[k] for k in part], [grads[k] for k in part],
