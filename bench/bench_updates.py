@@ -1,10 +1,11 @@
 """Fused updates (fd.sgd_step, fd.adamw_step, fd.lion_step) against torch's fused, foreach and
-single-tensor optimizers, and against a streaming kernel with the same memory pattern (the ceiling).
+single-tensor optimizers, plain NumPy and ``jax.jit`` (up to 2e7 elements), and against a
+streaming kernel with the same memory pattern (the ceiling).
 torch has no Lion: its row is lion-pytorch's update written with torch's foreach ops
 (``torch_foreach_lion``), the fastest way to write it in torch without a custom kernel.
 
 Each benchmark times ``fastdecay`` with pytest-benchmark and, in the same run and
-interleaved round by round, torch's three CPU paths and the ceiling; medians,
+interleaved round by round, torch's three CPU paths, NumPy, JAX and the ceiling; medians,
 GB/s moved and ratios go to ``benchmark.extra_info``. Bytes moved per float32
 element: SGD reads w, g and writes w (12); SGD+momentum also reads and writes
 the buffer (20), as Lion does with its moment (20); AdamW reads w, g, m, v and writes
@@ -187,6 +188,51 @@ class Case:
         opt.step()  # creates the state (torch's first step differs)
         return opt.step
 
+    def numpy_step(self):
+        """The same update in plain NumPy on copies of the arrays, in place (``out=`` ufuncs and
+        one scratch array a tensor): what a hand-written NumPy loop over the list costs."""
+        ws = [p.clone().numpy() for p in self.params]
+        gs = [g.clone().numpy() for g in self.grads]
+        states = [[s.clone().numpy() for s in column] for column in self.state]
+        scratch = [np.empty_like(w) for w in ws]
+        t = [self.step]
+        update = _NUMPY_UPDATES[self.op]
+        self.numpy_weights = ws
+
+        def run():
+            for k, (w, g, tmp) in enumerate(zip(ws, gs, scratch)):
+                update(w, g, [column[k] for column in states], tmp, t[0])
+            t[0] += 1
+
+        return run
+
+    def jax_step(self):
+        """The same update as one ``jax.jit`` over the whole list (XLA fuses each tensor's
+        update into one loop), the parameters and state donated (updated in their buffers
+        where XLA can), on copies of the arrays; each call waits for its results."""
+        import jax
+        import jax.numpy as jnp
+
+        ws = [jnp.asarray(p.numpy()) for p in self.params]
+        gs = [jnp.asarray(g.numpy()) for g in self.grads]
+        states = [[jnp.asarray(s.numpy()) for s in column] for column in self.state]
+        update = _JAX_UPDATES[self.op]
+
+        def step_all(ws, gs, states, t):
+            new = [update(w, g, [column[k] for column in states], t) for k, (w, g) in enumerate(zip(ws, gs))]
+            return [w for w, _ in new], [[st[c] for _, st in new] for c in range(len(states))]
+
+        step = jax.jit(step_all, donate_argnums=(0, 2))
+        held = {"ws": ws, "states": states, "t": self.step}
+        self.jax_weights = lambda: [np.asarray(w) for w in held["ws"]]
+
+        def run():
+            held["ws"], held["states"] = step(held["ws"], gs, held["states"], jnp.float32(held["t"]))
+            jax.block_until_ready((held["ws"], held["states"]))
+            held["t"] += 1
+
+        return run
+
     def ceiling(self):
         """The streaming kernel over flat buffers of the same total size: the machine's
         bandwidth for this access pattern (a list's ceiling is its flat equivalent)."""
@@ -197,6 +243,93 @@ class Case:
             kernel(*arrays, np.float32(0.5))
 
         return run
+
+
+# The updates of ``Case.ours`` (lr 1e-3, weight decay 1e-2; momentum 0.9; Adam's betas (0.9,
+# 0.999), eps 1e-8; Lion's (0.9, 0.99)) in plain NumPy, in place: (w, g, state, scratch, t),
+# t the updates made before this one (fastdecay's ``step``)
+_LR, _WD = 1e-3, 1e-2
+
+
+def _numpy_sgd(w, g, state, tmp, t):
+    np.multiply(w, _WD, out=tmp)  # L2: g + wd * w, as torch's SGD
+    tmp += g
+    if state:
+        buf = state[0]
+        if t > 0:
+            buf *= 0.9
+            buf += tmp
+        else:
+            buf[...] = tmp
+        np.multiply(buf, _LR, out=tmp)
+    else:
+        tmp *= _LR
+    w -= tmp
+
+
+def _numpy_adamw(w, g, state, tmp, t):
+    m, v = state
+    w *= 1 - _LR * _WD
+    m *= 0.9
+    np.multiply(g, 0.1, out=tmp)
+    m += tmp
+    v *= 0.999
+    np.multiply(g, g, out=tmp)
+    tmp *= 0.001
+    v += tmp
+    np.sqrt(v, out=tmp)
+    tmp /= (1 - 0.999 ** (t + 1)) ** 0.5
+    tmp += 1e-8
+    np.divide(m, tmp, out=tmp)
+    tmp *= _LR / (1 - 0.9 ** (t + 1))
+    w -= tmp
+
+
+def _numpy_lion(w, g, state, tmp, t):
+    m = state[0]
+    w *= 1 - _LR * _WD
+    np.multiply(m, 0.9, out=tmp)
+    tmp += 0.1 * g
+    np.sign(tmp, out=tmp)
+    tmp *= _LR
+    w -= tmp
+    m *= 0.99
+    m += 0.01 * g
+
+
+_NUMPY_UPDATES = {"sgd": _numpy_sgd, "sgd_momentum": _numpy_sgd, "adamw": _numpy_adamw, "lion": _numpy_lion}
+
+
+def _jax_sgd(w, g, state, t):
+    import jax.numpy as jnp
+
+    d = g + _WD * w
+    if not state:
+        return w - _LR * d, []
+    buf = jnp.where(t > 0, 0.9 * state[0] + d, d)
+    return w - _LR * buf, [buf]
+
+
+def _jax_adamw(w, g, state, t):
+    import jax.numpy as jnp
+
+    m, v = state
+    w = w * (1 - _LR * _WD)
+    m = 0.9 * m + 0.1 * g
+    v = 0.999 * v + 0.001 * g * g
+    denom = jnp.sqrt(v) / jnp.sqrt(1 - 0.999 ** (t + 1)) + 1e-8
+    return w - (_LR / (1 - 0.9 ** (t + 1))) * m / denom, [m, v]
+
+
+def _jax_lion(w, g, state, t):
+    import jax.numpy as jnp
+
+    m = state[0]
+    w = w * (1 - _LR * _WD) - _LR * jnp.sign(0.9 * m + 0.1 * g)
+    return w, [0.99 * m + 0.01 * g]
+
+
+_JAX_UPDATES = {"sgd": _jax_sgd, "sgd_momentum": _jax_sgd, "adamw": _jax_adamw, "lion": _jax_lion}
 
 
 def _interleaved_medians(fns, rounds, min_seconds):
@@ -274,14 +407,44 @@ def _run(benchmark, smoke, case, impl, group, interleave):
 
 
 def _baselines(case, with_per_tensor=False):
-    """Callables that build each baseline's step function (for the interleaved comparison)."""
+    """Callables that build each baseline's step function (for the interleaved comparison):
+    torch's paths, plain NumPy and ``jax.jit`` (where JAX is installed, and up to 2e7
+    elements: each keeps its own copy of the arrays), the ceiling."""
     out = {k: (lambda kw=kw: case.torch_optimizer(**kw)) for k, kw in TORCH_PATHS.items()
            if case.op != "lion" or k == "torch-foreach"}
+    if case.n <= 20_000_000:
+        out["numpy"] = case.numpy_step
+        try:
+            import jax  # noqa: F401
+        except ImportError:
+            pass
+        else:
+            out["jax"] = case.jax_step
     out["ceiling:stream"] = case.ceiling
     out["fastdecay-kernel-only"] = case.kernel_only
     if with_per_tensor:
         out["fastdecay-per-tensor-calls"] = lambda: case.ours_per_tensor
     return out
+
+
+@pytest.mark.parametrize("op", list(BYTES))
+def test_numpy_and_jax_baselines_make_fastdecays_update(op):
+    """The NumPy and JAX rows compute the update fastdecay's row does (float32, three steps on
+    odd sizes, torch's formulas): a faster row that skipped work would not be a comparison.
+    (NumPy within a few float32 roundings; JAX's AdamW within ~1e-5 of the step's size: XLA's
+    float32 square root and division on the CPU are not IEEE's correctly rounded ones.)"""
+    pytest.importorskip("jax")
+    case = Case(op, [(37,), (5, 11)])
+    runs = [case.numpy_step(), case.jax_step()]
+    for _ in range(3):
+        for run in runs:
+            run()
+        case.ours()
+    want = [p.numpy() for p in case.params]
+    for got, atol in ((case.numpy_weights, 1e-8), (case.jax_weights(), 1e-7)):  # (steps of ~1e-3)
+        for a, b in zip(got, want):
+            np.testing.assert_allclose(a, b, rtol=0, atol=atol)
+    assert not np.allclose(want[0], _tensors([(37,)], 0)[0].numpy(), rtol=1e-7, atol=0)  # the weights moved
 
 
 @pytest.mark.parametrize("impl", IMPLS)
