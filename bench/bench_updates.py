@@ -207,30 +207,8 @@ class Case:
         return run
 
     def jax_step(self):
-        """The same update as one ``jax.jit`` over the whole list (XLA fuses each tensor's
-        update into one loop), the parameters and state donated (updated in their buffers
-        where XLA can), on copies of the arrays; each call waits for its results."""
-        import jax
-        import jax.numpy as jnp
-
-        ws = [jnp.asarray(p.numpy()) for p in self.params]
-        gs = [jnp.asarray(g.numpy()) for g in self.grads]
-        states = [[jnp.asarray(s.numpy()) for s in column] for column in self.state]
-        update = _JAX_UPDATES[self.op]
-
-        def step_all(ws, gs, states, t):
-            new = [update(w, g, [column[k] for column in states], t) for k, (w, g) in enumerate(zip(ws, gs))]
-            return [w for w, _ in new], [[st[c] for _, st in new] for c in range(len(states))]
-
-        step = jax.jit(step_all, donate_argnums=(0, 2))
-        held = {"ws": ws, "states": states, "t": self.step}
-        self.jax_weights = lambda: [np.asarray(w) for w in held["ws"]]
-
-        def run():
-            held["ws"], held["states"] = step(held["ws"], gs, held["states"], jnp.float32(held["t"]))
-            jax.block_until_ready((held["ws"], held["states"]))
-            held["t"] += 1
-
+        """The same update as one ``jax.jit`` over the whole list (``_jax_run``)."""
+        run, self.jax_weights = _jax_run(self.op, self.params, self.grads, self.state, self.step)
         return run
 
     def ceiling(self):
@@ -332,6 +310,34 @@ def _jax_lion(w, g, state, t):
 _JAX_UPDATES = {"sgd": _jax_sgd, "sgd_momentum": _jax_sgd, "adamw": _jax_adamw, "lion": _jax_lion}
 
 
+def _jax_run(op, params, grads, state, step):
+    """(run, weights): ``run()`` makes ``op``'s update (``_JAX_UPDATES``) as one ``jax.jit`` over
+    the whole list (XLA fuses each tensor's update into one loop), the parameters and state
+    donated (updated in their buffers where XLA can), on copies of the float32 tensors, and
+    waits for its results; ``weights()`` the parameters as NumPy arrays."""
+    import jax
+    import jax.numpy as jnp
+
+    ws = [jnp.asarray(p.detach().numpy()) for p in params]
+    gs = [jnp.asarray(g.numpy()) for g in grads]
+    states = [[jnp.asarray(s.numpy()) for s in column] for column in state]
+    update = _JAX_UPDATES[op]
+
+    def step_all(ws, gs, states, t):
+        new = [update(w, g, [column[k] for column in states], t) for k, (w, g) in enumerate(zip(ws, gs))]
+        return [w for w, _ in new], [[st[c] for _, st in new] for c in range(len(states))]
+
+    jitted = jax.jit(step_all, donate_argnums=(0, 2))
+    held = {"ws": ws, "states": states, "t": step}
+
+    def run():
+        held["ws"], held["states"] = jitted(held["ws"], gs, held["states"], jnp.float32(held["t"]))
+        jax.block_until_ready((held["ws"], held["states"]))
+        held["t"] += 1
+
+    return run, lambda: [np.asarray(w) for w in held["ws"]]
+
+
 def _interleaved_medians(fns, rounds, min_seconds):
     """Median seconds per call of each fn, timed round-robin so drift hits all alike.
 
@@ -406,6 +412,14 @@ def _run(benchmark, smoke, case, impl, group, interleave):
     record(benchmark, impl=impl, nbytes=moved, elements=case.n, **extra)
 
 
+def _has_jax():
+    try:
+        import jax  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _baselines(case, with_per_tensor=False):
     """Callables that build each baseline's step function (for the interleaved comparison):
     torch's paths, plain NumPy and ``jax.jit`` (where JAX is installed, and up to 2e7
@@ -414,11 +428,7 @@ def _baselines(case, with_per_tensor=False):
            if case.op != "lion" or k == "torch-foreach"}
     if case.n <= 20_000_000:
         out["numpy"] = case.numpy_step
-        try:
-            import jax  # noqa: F401
-        except ImportError:
-            pass
-        else:
+        if _has_jax():
             out["jax"] = case.jax_step
     out["ceiling:stream"] = case.ceiling
     out["fastdecay-kernel-only"] = case.kernel_only
@@ -633,7 +643,8 @@ class ModelCase:
 @pytest.mark.parametrize("model", list(MODELS))
 def test_model_param_list_adamw(benchmark, smoke, model, config):
     """AdamW over a real model's parameter list: ``fd.adamw_step`` and ``fastdecay.torch.AdamW``
-    against torch's fused and foreach AdamW on the same tensors, interleaved in one run.
+    against torch's fused and foreach AdamW on the same tensors (and, float32 lists up to 3e7
+    elements, one ``jax.jit`` of AdamW over copies), interleaved in one run.
 
     Targets: >= 1.2x torch fused on the model lists, >= 2x on the 2,000 tiny tensors, and
     bfloat16 parameters with bfloat16 state >= 1.6x torch fused on float32.
@@ -647,6 +658,8 @@ def test_model_param_list_adamw(benchmark, smoke, model, config):
            "torch-fused": case.torch_optimizer(fused=True), "torch-foreach": case.torch_optimizer(foreach=True)}
     if dtype != torch.float32:
         fns["torch-fused-fp32"] = case.torch_fp32_fused()
+    elif case.n <= 30_000_000 and _has_jax():  # (a copy of every array; GPT-2 and BERT left out)
+        fns["jax"] = _jax_run("adamw", case.params, case.grads, [case.exp_avg, case.exp_avg_sq], case.step)[0]
     fns["fastdecay"]()  # compile (or load) the kernel, build the launch plan
     benchmark.group = f"updates-adamw-model-{model}-{config}"
     rounds = 1 if smoke else (7 if case.n > 50_000_000 else 15)
@@ -657,7 +670,7 @@ def test_model_param_list_adamw(benchmark, smoke, model, config):
         extra[f"interleaved_{k}_ms"] = round(sec * 1e3, 4)
     for ours in ("fastdecay", "fastdecay.torch.AdamW"):
         for k in med:
-            if k.startswith("torch"):
+            if k.startswith("torch") or k == "jax":
                 extra[f"speedup_{ours}_vs_{k}"] = round(med[k] / med[ours], 3)
     benchmark.extra_info.update(impl="fastdecay", **extra)
     print(f"\n{benchmark.group}: " + ", ".join(f"{k}={v}" for k, v in extra.items()))
