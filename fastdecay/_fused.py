@@ -351,10 +351,17 @@ class Call:
         if any(ids[s] != kept_ids[s] for s in self.kept) or not P.still_valid(plan, ids, streams):
             return None
         t, grad_scale, found_inf = _call_scalars(step, grad_scale, found_inf, plan.backend)
-        if lr is not self.lr or weight_decay is not self.weight_decay:
+        # the tables made for the rates are kept while the rates are the same values: the same
+        # numbers or schedules (a tensor can have been written in place: its table is made anew)
+        if not (lr is self.lr and weight_decay is self.weight_decay and _fixed_rate(lr) and _fixed_rate(weight_decay)):
             self.tables = (V.rate_table("lr", lr), V.rate_table("weight_decay", weight_decay), self.rule.table)
             self.lr, self.weight_decay = lr, weight_decay
         return self.launch(streams, t, grad_scale, found_inf)
+
+
+def _fixed_rate(value):
+    """Whether a rate cannot change without being replaced: a Python number or a schedule."""
+    return type(value) in (float, int) or isinstance(value, V.ScheduleBase)
 
 
 def _nothing():

@@ -758,3 +758,25 @@ def test_equal_step_counts_kept_apart_are_joined_in_their_dtype():
     opt.step()
     assert [opt.state[p]["step"].item() for p in ps] == [6.0, 6.0]
     assert [opt.state[p]["step"].dtype for p in ps] == [torch.float32, torch.float64]
+
+
+@pytest.mark.parametrize("key", ["lr", "weight_decay"])
+def test_a_rate_tensor_written_in_place_every_step_is_read_anew_as_torch_reads_it(key, repeated_steps):
+    """A group's rate given as a tensor and written in place between steps (as torch's LR
+    schedulers write a tensor lr: ``fill_``) is the same object step after step: the repeated
+    step reads its value anew, and the weights follow torch's AdamW."""
+    runs = []
+    for cls in (AdamW, torch.optim.AdamW):
+        p = torch.nn.Parameter(torch.linspace(-1, 1, 7, dtype=torch.float64))
+        opt = cls([p], lr=0.1, weight_decay=0.1, foreach=False)
+        opt.param_groups[0][key] = torch.tensor(0.1, dtype=torch.float64)
+        weights = []
+        for step in range(6):
+            p.grad = torch.cos(torch.arange(7, dtype=torch.float64) * (step + 1))
+            opt.step()
+            opt.param_groups[0][key].fill_(0.1 / (step + 2))
+            weights.append(p.detach().clone())
+        runs.append(weights)
+    for a, b in zip(*runs):
+        torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-14)
+    assert repeated_steps[-3:] == [True] * 3
