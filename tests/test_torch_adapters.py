@@ -675,13 +675,17 @@ _CHANGES = {
 
 @pytest.mark.parametrize("grads", ["new", "kept"])
 @pytest.mark.parametrize("change", sorted(_CHANGES))
-@pytest.mark.parametrize("kind", ["adamw", "sgd"])
-def test_a_repeated_step_sees_every_change_between_steps_as_torch_does(kind, change, grads, repeated_steps):
+@pytest.mark.parametrize("kind", ["adamw", "sgd", "lion"])
+def test_a_repeated_step_sees_every_change_between_steps_as_torch_does(kind, change, grads, repeated_steps,
+                                                                       monkeypatch):
     """After its first step a group's step is checked by what can have changed since
     (``fastdecay._fused.Call.again``): each change below, made between two steps, gives torch's
-    weights at every step after it, with gradients new every step (autograd's) or kept and
+    weights at every step after it (for Lion, which torch lacks, those of the same optimizer
+    checked in full every step), with gradients new every step (autograd's) or kept and
     written in place (``zero_grad(set_to_none=False)``); the steps around it take that path
     (step counts kept apart, as a checkpoint's, are joined into one tensor again)."""
+    from fastdecay import torch as fdt
+
     taken = repeated_steps
     shapes = [(7,), (3, 5), (2, 1, 3), (4,)]
     runs = []
@@ -691,9 +695,13 @@ def test_a_repeated_step_sees_every_change_between_steps_as_torch_does(kind, cha
         group = dict(params=ps[:3])
         if kind == "adamw":
             opt = (AdamW if ours else torch.optim.AdamW)([group], lr=0.1, weight_decay=0.05, foreach=False)
-        else:
+        elif kind == "sgd":
             opt = (SGD if ours else torch.optim.SGD)([group], lr=0.1, momentum=0.9, weight_decay=0.05,
                                                      foreach=False)
+        else:
+            opt = fdt.Lion([group], lr=0.1, weight_decay=0.05)
+            if not ours:  # the reference: no repeats, every step checked in full
+                monkeypatch.setattr(fdt._Repeat, "of", staticmethod(lambda *args: None))
         weights = []
         for step in range(8):
             for k, p in enumerate(ps):
