@@ -507,7 +507,8 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
     def _call(self, group: dict[str, Any], params: list[torch.Tensor], grads: list[torch.Tensor],
               states: list[dict[str, Any]], step: int, grad_scale: Any, first_step: int | None) -> _Prepared:
         """Check one fused call over ``params`` of ``group`` that share the step count
-        ``step``, writing nothing; return the function of no arguments that makes it.
+        ``step``, writing nothing; return the function of no arguments that makes it and the
+        ``fastdecay._fused.Call`` that checks it again at a later step (``F.prepare``).
         ``first_step``: not None where their ``_STARTED`` buffers were made at this step
         after step 0 (the momentum switched on, or a torch checkpoint's ``None`` buffer):
         their content is ignored, as torch clones the gradient into a buffer it makes."""
