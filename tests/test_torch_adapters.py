@@ -788,3 +788,49 @@ def test_a_rate_tensor_written_in_place_every_step_is_read_anew_as_torch_reads_i
     for a, b in zip(*runs):
         torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-14)
     assert repeated_steps[-3:] == [True] * 3
+
+
+def test_step_hooks_run_as_torchs_and_the_profiler_annotation_only_while_profiling(monkeypatch):
+    """The step's wrapper runs torch's hooks as torch's does (global and the optimizer's, pre-
+    hooks before and post-hooks after, a pre-hook's new arguments used, a bad return refused)
+    and makes torch's profiler annotation only while a profiler runs: outside one, torch's
+    own optimizer enters it on every step and fastdecay's does not."""
+    import torch.autograd.profiler as autograd_profiler
+    from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
+
+    entered = []
+
+    class Recorded(autograd_profiler.record_function):
+        def __enter__(self):
+            entered.append(self.name)
+            return super().__enter__()
+
+    monkeypatch.setattr(autograd_profiler, "record_function", Recorded)
+    calls = {}
+    for name, cls in (("ours", AdamW), ("torch", torch.optim.AdamW)):
+        p = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
+        opt = cls([p], lr=0.1)
+        log = calls[name] = []
+        handles = [register_optimizer_step_pre_hook(lambda o, a, k, log=log: log.append(("global pre", len(a)))),
+                   register_optimizer_step_post_hook(lambda o, a, k, log=log: log.append(("global post", len(a)))),
+                   opt.register_step_pre_hook(lambda o, a, k, log=log: log.append(("pre", len(a)))),
+                   opt.register_step_post_hook(lambda o, a, k, log=log: log.append(("post", len(a))))]
+        # a pre-hook that hands the step a closure: the step returns its loss
+        handles.append(opt.register_step_pre_hook(lambda o, a, k: ((o, lambda: 7.0), k)))
+        p.grad = torch.ones(3, dtype=torch.float64)
+        entered.clear()
+        assert opt.step() == 7.0
+        log.append(("annotations", len(entered)))
+        calls[name] = log = list(log)  # (the first step's; the hooks go on logging below)
+        with torch.profiler.profile() as prof:
+            opt.step()
+        assert f"Optimizer.step#{cls.__name__}.step" in {e.name for e in prof.events()}
+        bad = opt.register_step_pre_hook(lambda o, a, k: "not arguments")
+        with pytest.raises(RuntimeError, match="must return None or a tuple"):
+            opt.step()
+        for handle in handles + [bad]:
+            handle.remove()
+        calls[name].append(("weights", p.detach().tolist()))
+    assert calls["torch"][:-1] == [("global pre", 1), ("pre", 1), ("post", 2), ("global post", 2), ("annotations", 1)]
+    assert calls["ours"][:-1] == calls["torch"][:-2] + [("annotations", 0)]
+    assert calls["ours"][-1][1] == pytest.approx(calls["torch"][-1][1], rel=1e-14)
