@@ -353,15 +353,21 @@ class Call:
         t, grad_scale, found_inf = _call_scalars(step, grad_scale, found_inf, plan.backend)
         # the tables made for the rates are kept while the rates are the same values: the same
         # numbers or schedules (a tensor can have been written in place: its table is made anew)
-        if not (lr is self.lr and weight_decay is self.weight_decay and _fixed_rate(lr) and _fixed_rate(weight_decay)):
+        if not (lr is self.lr and weight_decay is self.weight_decay and fixed_value(lr) and fixed_value(weight_decay)):
             self.tables = (V.rate_table("lr", lr), V.rate_table("weight_decay", weight_decay), self.rule.table)
             self.lr, self.weight_decay = lr, weight_decay
         return self.launch(streams, t, grad_scale, found_inf)
 
 
-def _fixed_rate(value):
-    """Whether a rate cannot change without being replaced: a Python number or a schedule."""
-    return type(value) in (float, int) or isinstance(value, V.ScheduleBase)
+_PLAIN = frozenset((bool, int, float, str, type(None)))
+
+
+def fixed_value(value):
+    """Whether an option value or a rate cannot change without being replaced: a plain Python
+    number, flag or string, a schedule (a frozen value) or a tuple of these (a list, an array or
+    a tensor can be written in place)."""
+    return type(value) in _PLAIN or isinstance(value, V.ScheduleBase) or (
+        type(value) is tuple and all(map(fixed_value, value)))
 
 
 def _nothing():

@@ -408,15 +408,7 @@ _CALL_LABEL = re.compile(r"\b(param|grad|compensation_buffer|"
 
 
 _Prepared = tuple[Callable[[], None], Union[F.Call, None]]  # (launch, the Call that checks it again)
-_PLAIN_OPTION = frozenset((bool, int, float, str, type(None)))
 _RATES = frozenset(("params", "lr", "weight_decay"))  # group entries a repeated call reads anew
-
-
-def _fixed_value(value: Any) -> bool:
-    """Whether an option value cannot change without being replaced: a plain number, flag or
-    string, a schedule (a frozen value) or a tuple of these. (A list can change in place.)"""
-    return type(value) in _PLAIN_OPTION or isinstance(value, Schedule) or (
-        type(value) is tuple and all(map(_fixed_value, value)))
 
 
 class _Repeat:
@@ -443,7 +435,7 @@ class _Repeat:
         """The repeat of a usual step checked by ``call``, or None where the next step must be checked in full."""
         option_keys = tuple(key for key in group if key not in _RATES)
         options = tuple(map(group.__getitem__, option_keys))
-        if call is None or first_step is not None or not all(map(_fixed_value, options)):
+        if call is None or first_step is not None or not all(map(F.fixed_value, options)):
             return None
         return _Repeat(group, option_keys, options, call)
 
