@@ -722,34 +722,36 @@ def test_launch_plan_overhead_per_tensor(benchmark, smoke):
           f"{per_tensor_us:.3f} us per tensor beyond the kernel")
 
 
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
 @pytest.mark.parametrize("tensors", [1, 8, 28, 64, 256])
-def test_optimizer_step_fixed_cost(benchmark, smoke, tensors):
+def test_optimizer_step_fixed_cost(benchmark, smoke, tensors, optimizer):
     """``optimizer.step()`` as a training loop of a small model calls it: ``tensors`` float32
     parameters of 4,096 elements, a new gradient tensor for every parameter before each step
     (from two alternating sets, as autograd makes new ones each backward; the assignment is
-    not timed), ``fastdecay.torch.AdamW`` against torch's fused and foreach AdamW and against
-    ``fd.adamw_step`` on the same lists, round-robin in one run: medians in microseconds.
-    Where a step's kernel is a few microseconds, what is measured is each optimizer's
-    per-step Python (checks, launch, step counts) and torch's own ``step`` wrapper (hooks,
-    profiler annotation: ~8 us, paid by all three optimizers). Torch and Numba run on one
-    thread each here (a call of fewer than 16 of these tensors runs on the calling thread
-    anyway): with two, torch's OpenMP threads spinning beside Numba's on a 2-core machine made
-    torch's foreach steps take milliseconds a tensor, which is not what this measures."""
+    not timed), ``fastdecay.torch.AdamW`` (or ``SGD`` with momentum 0.9) against torch's fused
+    and foreach optimizer and against ``fd.adamw_step`` (``fd.sgd_step``) on the same lists,
+    round-robin in one run: medians in microseconds. Where a step's kernel is a few
+    microseconds, what is measured is each optimizer's per-step Python (checks, launch, step
+    counts) and torch's own ``step`` wrapper (hooks, and torch's profiler annotation, which
+    fastdecay's optimizers make only while a profiler runs). Torch and Numba run on one thread
+    each here (a call of fewer than 16 of these tensors runs on the calling thread anyway):
+    with two, torch's OpenMP threads spinning beside Numba's on a 2-core machine made torch's
+    foreach steps take milliseconds a tensor, which is not what this measures."""
     import numba
-
-    from fastdecay.torch import AdamW
 
     threads = torch.get_num_threads(), numba.get_num_threads()
     torch.set_num_threads(1)
     numba.set_num_threads(1)
     try:
-        _fixed_cost(benchmark, smoke, tensors, AdamW)
+        _fixed_cost(benchmark, smoke, tensors, optimizer)
     finally:
         torch.set_num_threads(threads[0])
         numba.set_num_threads(threads[1])
 
 
-def _fixed_cost(benchmark, smoke, tensors, AdamW):
+def _fixed_cost(benchmark, smoke, tensors, optimizer):
+    from fastdecay.torch import SGD, AdamW
+
     size = 4096
     shapes = [(size,)] * tensors
     sets = {}
@@ -763,39 +765,50 @@ def _fixed_cost(benchmark, smoke, tensors, AdamW):
         return params
 
     lr, wd = 1e-3, 1e-2
-    steps = {"fastdecay.torch.AdamW": AdamW(model("fastdecay.torch.AdamW"), lr=lr, weight_decay=wd).step,
-             "torch-fused": torch.optim.AdamW(model("torch-fused"), lr=lr, weight_decay=wd, fused=True).step,
-             "torch-foreach": torch.optim.AdamW(model("torch-foreach"), lr=lr, weight_decay=wd, foreach=True).step}
-    params = model("fd.adamw_step")
-    exp_avg, exp_avg_sq = [torch.zeros(s) for s in shapes], [torch.zeros(s) for s in shapes]
+    if optimizer == "adamw":
+        ours, theirs, hyper = AdamW, torch.optim.AdamW, dict(lr=lr, weight_decay=wd)
+    else:
+        ours, theirs, hyper = SGD, torch.optim.SGD, dict(lr=lr, weight_decay=wd, momentum=0.9)
+    name = f"fastdecay.torch.{ours.__name__}"
+    functional_name = f"fd.{optimizer}_step"
+    steps = {name: ours(model(name), **hyper).step,
+             "torch-fused": theirs(model("torch-fused"), fused=True, **hyper).step,
+             "torch-foreach": theirs(model("torch-foreach"), foreach=True, **hyper).step}
+    params = model(functional_name)
+    state = [[torch.zeros(s) for s in shapes] for _ in range(2 if optimizer == "adamw" else 1)]
     count = [0]
 
     def functional():
         count[0] += 1
-        fd.adamw_step(params, [p.grad for p in params], exp_avg, exp_avg_sq, step=count[0], lr=lr, weight_decay=wd)
+        grads = [p.grad for p in params]
+        if optimizer == "adamw":
+            fd.adamw_step(params, grads, state[0], state[1], step=count[0], lr=lr, weight_decay=wd)
+        else:
+            fd.sgd_step(params, grads, step=count[0], lr=lr, weight_decay=wd, momentum=0.9,
+                        momentum_buffer=state[0])
 
-    steps["fd.adamw_step"] = functional
+    steps[functional_name] = functional
     for step in steps.values():  # states made, kernels loaded, launch plans built
         step()
         step()
     rounds = 3 if smoke else 400
     times = {k: [] for k in steps}
     for r in range(rounds):
-        for name, step in steps.items():
-            ps, grads = sets[name]
+        for key, step in steps.items():
+            ps, grads = sets[key]
             for p, g in zip(ps, grads[r % 2]):
                 p.grad = g
             t0 = time.perf_counter()
             step()
-            times[name].append(time.perf_counter() - t0)
+            times[key].append(time.perf_counter() - t0)
     med = {k: statistics.median(v) for k, v in times.items()}
-    benchmark.group = "updates-adamw-step-fixed-cost"
-    benchmark.pedantic(steps["fastdecay.torch.AdamW"], rounds=1 if smoke else 21, iterations=1)
+    benchmark.group = f"updates-{optimizer}-step-fixed-cost"
+    benchmark.pedantic(steps[name], rounds=1 if smoke else 21, iterations=1)
     extra = {"tensors": tensors, "elements": tensors * size}
     for k, sec in med.items():
         extra[f"interleaved_{k}_us"] = round(sec * 1e6, 2)
-    for ours in ("fastdecay.torch.AdamW", "fd.adamw_step"):
+    for mine in (name, functional_name):
         for k in ("torch-fused", "torch-foreach"):
-            extra[f"speedup_{ours}_vs_{k}"] = round(med[k] / med[ours], 3)
+            extra[f"speedup_{mine}_vs_{k}"] = round(med[k] / med[mine], 3)
     benchmark.extra_info.update(impl="fastdecay", **extra)
     print(f"\n{benchmark.group}: " + ", ".join(f"{k}={v}" for k, v in extra.items()))

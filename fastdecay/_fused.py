@@ -39,6 +39,7 @@ import functools
 import math
 import numbers
 import sys
+from itertools import chain
 
 import numpy as np
 
@@ -224,7 +225,7 @@ def _bump_versions(plan, streams):
     pointers, which torch cannot see), as torch's own in-place optimizers do."""
     if plan.torch:
         sys.modules["torch"].autograd.graph.increment_version(
-            [x for _, _, arrays, role in streams if role != "grad" for x in arrays])
+            list(chain.from_iterable(arrays for _, _, arrays, role in streams if role != "grad")))
 
 
 # ----------------------------------------------------------------------------- checked calls
