@@ -314,13 +314,11 @@ class Call:
     step count, scalars and rates by what can have changed since, without the option checks, the
     rate tables, the stream lists and the plan cache's key. Holds no array."""
 
-    __slots__ = ("kernel", "rule", "plan", "layout", "kept", "lr", "weight_decay", "tables", "compensated",
-                 "first_step")
+    __slots__ = ("kernel", "rule", "plan", "layout", "lr", "weight_decay", "tables", "compensated", "first_step")
 
     def __init__(self, kernel, rule, plan, streams, lr, weight_decay, tables, compensated, first_step):
         self.kernel, self.rule, self.plan = kernel, rule, plan
         self.layout = [(name, row, role) for name, row, _, role in streams]
-        self.kept = plan.kept
         self.lr, self.weight_decay, self.tables = lr, weight_decay, tables
         self.compensated, self.first_step = compensated, first_step
 
@@ -349,7 +347,7 @@ class Call:
         streams = [(name, row, column, role) for (name, row, role), column in zip(self.layout, arrays)]
         ids = P.stream_ids(streams)
         kept_ids = plan.ids
-        if any(ids[s] != kept_ids[s] for s in self.kept) or not P.still_valid(plan, ids, streams):
+        if any(ids[s] != kept_ids[s] for s in plan.kept) or not P.still_valid(plan, ids, streams):
             return None
         t, grad_scale, found_inf = _call_scalars(step, grad_scale, found_inf, plan.backend)
         # the tables made for the rates are kept while the rates are the same values: the same
