@@ -204,3 +204,91 @@ def test_float32_params_with_bf16_state():
     ref = _ours_adam(w0, grads, **ADAM)
     torch.testing.assert_close(ours, ref, rtol=2e-2, atol=3e-3)
     assert not torch.equal(ours, ref)
+
+
+def test_bfloat16_pairs_round_and_widen_as_single_elements():
+    """Two bfloat16 elements read and written as one 32-bit word (``storage.PAIR``: the
+    kernels' loops where every stream is bfloat16) give the bits of ``widen`` and
+    ``narrow`` one element at a time, for random float32 bit patterns and the edges of the
+    rounding: ties either way, the largest finite values rounding to infinity, subnormals,
+    infinities and NaNs whose payload would carry into the sign or round to infinity."""
+    from numba import njit
+
+    from fastdecay._cpu.storage import high_half, low_half, narrow, pair_of, widen
+
+    @njit
+    def rounded(values, pairs, singles):
+        like = np.uint16(0)
+        for i in range(values.shape[0] // 2):
+            pairs[i] = pair_of(values[2 * i], values[2 * i + 1])
+            singles[2 * i] = narrow(values[2 * i], like)
+            singles[2 * i + 1] = narrow(values[2 * i + 1], like)
+
+    @njit
+    def widened(pairs, halves, singles):
+        for i in range(pairs.shape[0]):
+            halves[2 * i], halves[2 * i + 1] = low_half(pairs[i]), high_half(pairs[i])
+        as_elements = pairs.view(np.uint16)
+        for i in range(as_elements.shape[0]):
+            singles[i] = widen(as_elements[i])
+
+    edges = np.array([0x3F808000, 0x3F818000, 0x3F807FFF, 0x3F808001, 0x7F7F8000, 0x7F7FFFFF, 0xFF7FFFFF,
+                      0x00008000, 0x00018000, 0x807FFFFF, 0x00000001, 0x7F800000, 0xFF800000, 0x7FC00000,
+                      0x7F800001, 0x7F807FFF, 0x7FFF8000, 0x7FFFFFFF, 0xFFFFFFFF, 0xFFC00000, 0, 0x80000000],
+                     dtype=np.uint32)
+    bits = np.concatenate([edges, edges[::-1], np.random.default_rng(0).integers(0, 2**32, 200_000, dtype=np.uint32)])
+    values = bits.view(np.float32)
+    pairs, singles = np.zeros(len(values) // 2, np.uint32), np.zeros(len(values), np.uint16)
+    rounded(values, pairs, singles)
+    np.testing.assert_array_equal(pairs.view(np.uint16), singles)
+    assert singles[edges.tolist().index(0x7FFFFFFF)] == 0x7FC0  # a NaN stays a NaN, never -0
+    halves, ones = np.zeros(len(values), np.float32), np.zeros(len(values), np.float32)
+    widened(pairs, halves, ones)
+    np.testing.assert_array_equal(halves.view(np.uint32), ones.view(np.uint32))
+
+
+def _specials(n, gen):
+    """Values in bfloat16 with the awkward ones spread through: NaN, infinities, subnormals, zeros."""
+    x = torch.randn(n, generator=gen)
+    at = torch.randperm(n, generator=gen)[:12]
+    x[at] = torch.tensor([float("nan"), float("inf"), -float("inf"), 1e-39, -3e-40, 0.0, -0.0, 1e38, -1e38,
+                          9.2e-41, 2.0**-126, 2.0**-133])
+    return x.bfloat16()
+
+
+def _aligned_and_not(x):
+    """``x`` twice: in its own (aligned) memory, and as a view starting at an odd element."""
+    base = torch.zeros(x.numel() + 1, dtype=x.dtype)
+    offset = base[1:]
+    offset.copy_(x)
+    assert offset.data_ptr() % 4 == 2
+    return x.clone(), offset
+
+
+@pytest.mark.parametrize("rule", ["adamw", "adam-l2-maximize-scaled", "sgd", "nesterov", "lion"])
+def test_bfloat16_pairs_give_the_bits_of_the_element_loops(rule):
+    """Where parameters and state are bfloat16 the kernels update two elements a word when
+    every stream starts 4-byte aligned and one at a time otherwise: the same values laid out
+    both ways give the same bits after every step, over two blocks of the kernels and an odd
+    last element, with NaNs, infinities and subnormals among the weights and gradients."""
+    from fastdecay._cpu.storage import BLOCK
+
+    n, steps = 2 * BLOCK + 7, 6
+    gen = torch.Generator().manual_seed(11)
+    w = _aligned_and_not(_specials(n, gen))
+    states = [_aligned_and_not(torch.randn(n, generator=gen).abs().bfloat16()) for _ in range(2)]
+    grads = [_aligned_and_not(_specials(n, gen)) for _ in range(steps)]
+    for t in range(steps):
+        for way in (0, 1):
+            g, (m, v) = grads[t][way], (s[way] for s in states)
+            if rule.startswith("adam"):
+                kw = (dict(decoupled=False, maximize=True, grad_scale=2.0**12) if rule != "adamw" else {})
+                fd.adamw_step(w[way], g, m, v, step=t, lr=1e-2, weight_decay=0.1, state_dtype="bfloat16", **kw)
+            elif rule == "lion":
+                fd.lion_step(w[way], g, m, step=t, lr=1e-3, weight_decay=0.1, state_dtype="bfloat16")
+            else:
+                fd.sgd_step(w[way], g, step=t, lr=1e-2, momentum=0.9, weight_decay=1e-3, nesterov=rule == "nesterov",
+                            momentum_buffer=m, state_dtype="bfloat16")
+        for aligned, offset in (w, *states):
+            torch.testing.assert_close(aligned.view(torch.int16), offset.view(torch.int16), rtol=0, atol=0)
+    assert w[0].isnan().any() and w[0].isfinite().sum() > n // 2  # (the specials were carried through)

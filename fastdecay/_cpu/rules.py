@@ -100,7 +100,8 @@ from .._rules import ON_DROP_CODES, ON_DROP_KEEP, ON_DROP_RESCALE, ON_DROP_RESET
 from .intrinsics import fma
 from .lanes import LR, MOM, SCALE, WD, draws_of_step, gradient, lane_slice, one_like, tally, tile_span
 from .schedule import drop_ratio, lr_at
-from .storage import BUF0, BUF1, BUF2, COMP, GRAD, PARAM, block_span, narrow, store_param, view, widen
+from .storage import (BUF0, BUF1, BUF2, COMP, GRAD, PARAM, block_span, high_half, in_bfloat16_pairs,
+                      low_half, narrow, pair_of, pairs_view, store_param, view, widen)
 
 # The per-step coefficients, field for field the structs SgdScalars / AdamScalars of
 # kernels/update_math.cuh (a namedtuple compiles to the same plain tuple).
@@ -358,6 +359,37 @@ def _sgd_block(w, g, buf, comp, factor, sign, l2, shrink, buf_decay, grad_gain, 
             store_param(w, comp, i, old, new, compensated)
 
 
+@njit(cache=True, error_model="numpy")
+def _sgd_pair_loop(w, g, buf, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
+                   nesterov, first):
+    for i in range(w.shape[0]):
+        wi, gi, bi = w[i], g[i], buf[i]
+        new0, b0 = sgd_element(low_half(wi), unscale(low_half(gi), factor, False), low_half(bi), sign, l2, shrink,
+                               buf_decay, grad_gain, nest_grad, nest_buf, neg_lr, True, nesterov, first)
+        new1, b1 = sgd_element(high_half(wi), unscale(high_half(gi), factor, False), high_half(bi), sign, l2, shrink,
+                               buf_decay, grad_gain, nest_grad, nest_buf, neg_lr, True, nesterov, first)
+        w[i], buf[i] = pair_of(new0, new1), pair_of(b0, b1)
+
+
+@njit(cache=True, error_model="numpy")
+def _sgd_pairs(addresses, k, at, n, first, nesterov, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad,
+               nest_buf, neg_lr):
+    """``sgd_element`` with momentum over the bfloat16 pairs (``storage.PAIR``) of tensor ``k``
+    from byte ``at`` (``storage.in_bfloat16_pairs``): both halves of each pair, the usual
+    copies' flags."""
+    w, g, buf = (pairs_view(addresses[PARAM, k] + at, n), pairs_view(addresses[GRAD, k] + at, n),
+                 pairs_view(addresses[BUF0, k] + at, n))
+    if nesterov:
+        _sgd_pair_loop(w, g, buf, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
+                       True, first)
+    else:
+        _sgd_pair_loop(w, g, buf, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
+                       False, first)
+
+
+sgd_pairs = in_bfloat16_pairs(_sgd_pairs)
+
+
 def sgd_kernel(like, like_state, like_math, addresses, sizes, first_block, parts,
                lr_table, wd_table, step, momentum_table, dampening, nesterov, decoupled, maximize,
                lr_in_buffer, on_drop, first_step, compensated, grad_scale, found_inf):
@@ -401,7 +433,13 @@ def sgd_kernel(like, like_state, like_math, addresses, sizes, first_block, parts
             if general:  # one copy of the loop, flags read at run time (compensation, odd scales: the rarer paths)
                 _sgd_block(w, g, buf, comp, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad,
                            nest_buf, neg_lr, True, nesterov, first, compensated, divide)
-            elif first:
+                continue
+            done = sgd_pairs(like, like_state, addresses, k, lo, n, (PARAM, GRAD, BUF0), first, nesterov, factor,
+                             sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr)
+            if done == n:
+                continue
+            w, g, buf = w[done:], g[done:], buf[done:]  # (bfloat16 pairs' odd last element)
+            if first:
                 _sgd_block(w, g, buf, w, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
                            neg_lr, True, nesterov, True, False, False)
             elif nesterov:
@@ -436,6 +474,26 @@ def _adam_block(w, g, m, v, vmax, comp, factor, sign, l2, shrink, w1, beta2, w2,
             m[i] = narrow(mi, m[i])
             v[i] = narrow(vi, v[i])
             store_param(w, comp, i, old, new, compensated)
+
+
+@njit(cache=True, error_model="numpy")
+def _adam_pairs(addresses, k, at, n, first, factor, sign, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps):
+    """``adam_element`` over the bfloat16 pairs (``storage.PAIR``) of tensor ``k`` from byte
+    ``at`` (``storage.bfloat16_pairs``): both halves of each pair, the usual copies' flags."""
+    w, g = pairs_view(addresses[PARAM, k] + at, n), pairs_view(addresses[GRAD, k] + at, n)
+    m, v = pairs_view(addresses[BUF0, k] + at, n), pairs_view(addresses[BUF1, k] + at, n)
+    for i in range(w.shape[0]):
+        wi, gi, mi, vi = w[i], g[i], m[i], v[i]
+        new0, m0, v0, _ = adam_element(low_half(wi), unscale(low_half(gi), factor, False), low_half(mi),
+                                       low_half(vi), low_half(vi), sign, l2, shrink, w1, beta2, w2, neg_step_size,
+                                       bc2_sqrt, eps, False, first)
+        new1, m1, v1, _ = adam_element(high_half(wi), unscale(high_half(gi), factor, False), high_half(mi),
+                                       high_half(vi), high_half(vi), sign, l2, shrink, w1, beta2, w2, neg_step_size,
+                                       bc2_sqrt, eps, False, first)
+        w[i], m[i], v[i] = pair_of(new0, new1), pair_of(m0, m1), pair_of(v0, v1)
+
+
+adam_pairs = in_bfloat16_pairs(_adam_pairs)
 
 
 def adam_kernel(like, like_state, like_math, addresses, sizes, first_block, parts,
@@ -477,12 +535,18 @@ def adam_kernel(like, like_state, like_math, addresses, sizes, first_block, part
                 else:
                     _adam_block(w, g, m, v, vmax, w, factor, sign, l2, shrink, w1, b2, w2, neg_step_size,
                                 bc2_sqrt, e, True, False, False, False)
-            elif first:
-                _adam_block(w, g, m, v, v, w, factor, sign, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e,
-                            False, True, False, False)
             else:
-                _adam_block(w, g, m, v, v, w, factor, sign, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e,
-                            False, False, False, False)
+                done = adam_pairs(like, like_state, addresses, k, lo, n, (PARAM, GRAD, BUF0, BUF1), first,
+                                   factor, sign, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e)
+                if done == n:
+                    continue
+                w, g, m, v = w[done:], g[done:], m[done:], v[done:]  # (bfloat16 pairs' odd last element)
+                if first:
+                    _adam_block(w, g, m, v, v, w, factor, sign, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e,
+                                False, True, False, False)
+                else:
+                    _adam_block(w, g, m, v, v, w, factor, sign, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e,
+                                False, False, False, False)
 
 
 @njit(cache=True, error_model="numpy")
@@ -494,6 +558,24 @@ def _lion_block(w, g, m, comp, factor, sign, shrink, beta1, w1, beta2, w2, neg_l
         new, mi = lion_element(old, gi, widen(m[i]), sign, shrink, beta1, w1, beta2, w2, neg_lr, first)
         m[i] = narrow(mi, m[i])
         store_param(w, comp, i, old, new, compensated)
+
+
+@njit(cache=True, error_model="numpy")
+def _lion_pairs(addresses, k, at, n, first, factor, sign, shrink, beta1, w1, beta2, w2, neg_lr):
+    """``lion_element`` over the bfloat16 pairs (``storage.PAIR``) of tensor ``k`` from byte
+    ``at`` (``storage.in_bfloat16_pairs``): both halves of each pair, the usual copies' flags."""
+    w, g, m = (pairs_view(addresses[PARAM, k] + at, n), pairs_view(addresses[GRAD, k] + at, n),
+               pairs_view(addresses[BUF0, k] + at, n))
+    for i in range(w.shape[0]):
+        wi, gi, mi = w[i], g[i], m[i]
+        new0, m0 = lion_element(low_half(wi), unscale(low_half(gi), factor, False), low_half(mi), sign, shrink,
+                                beta1, w1, beta2, w2, neg_lr, first)
+        new1, m1 = lion_element(high_half(wi), unscale(high_half(gi), factor, False), high_half(mi), sign, shrink,
+                                beta1, w1, beta2, w2, neg_lr, first)
+        w[i], m[i] = pair_of(new0, new1), pair_of(m0, m1)
+
+
+lion_pairs = in_bfloat16_pairs(_lion_pairs)
 
 
 def lion_kernel(like, like_state, like_math, addresses, sizes, first_block, parts,
@@ -521,7 +603,13 @@ def lion_kernel(like, like_state, like_math, addresses, sizes, first_block, part
             comp = view(addresses[COMP, k], sizes[k], like)[lo:lo + n] if compensated else w
             if general:
                 _lion_block(w, g, m, comp, factor, sign, shrink, beta1, w1, b2, w2, neg_lr, first, compensated, divide)
-            elif first:
+                continue
+            done = lion_pairs(like, like_state, addresses, k, lo, n, (PARAM, GRAD, BUF0), first, factor, sign,
+                              shrink, beta1, w1, b2, w2, neg_lr)
+            if done == n:
+                continue
+            w, g, m = w[done:], g[done:], m[done:]  # (bfloat16 pairs' odd last element)
+            if first:
                 _lion_block(w, g, m, w, factor, sign, shrink, beta1, w1, b2, w2, neg_lr, True, False, False)
             else:
                 _lion_block(w, g, m, w, factor, sign, shrink, beta1, w1, b2, w2, neg_lr, False, False, False)
