@@ -15,6 +15,7 @@ Run: ``flock /tmp/fastdecay-bench.lock .venv/bin/python -m pytest bench/bench_up
 --benchmark-only --benchmark-columns=median,iqr -q -s`` (``-s`` prints the summary lines).
 """
 
+import importlib.util
 import os
 import statistics
 import subprocess
@@ -590,17 +591,22 @@ MODELS = {
     "bert-base": _bert_shapes,  # 199 tensors, 109.5M (with the pooler)
     "tiny-2000x256": lambda: [(256,)] * 2000,
 }
-# (parameter dtype, state dtype of fastdecay); torch keeps its state in the parameter dtype
-CONFIGS = {"fp32": (torch.float32, None), "bf16-state-fp32": (torch.bfloat16, None),
-           "bf16-state-bf16": (torch.bfloat16, "bfloat16")}
+# (parameter dtype, state dtype of fastdecay, Kahan compensation); torch keeps its state in the
+# parameter dtype. With compensation, optimi's AdamW (kahan_sum=True, its bfloat16 default, state in
+# the parameter dtype) is timed too where installed: the peer that does the same thing.
+CONFIGS = {"fp32": (torch.float32, None, False), "bf16-state-fp32": (torch.bfloat16, None, False),
+           "bf16-state-bf16": (torch.bfloat16, "bfloat16", False),
+           "bf16-state-bf16-kahan": (torch.bfloat16, "bfloat16", True)}
 
 
 class ModelCase:
     """One model's parameters and gradients, shared by every optimizer timed on them (each keeps
     its own state); the values drift by at most lr per step, which the timing does not see."""
 
-    def __init__(self, shapes, dtype, state_dtype):
+    def __init__(self, shapes, dtype, state_dtype, compensated=False):
         self.n = sum(int(np.prod(s)) for s in shapes)
+        self.compensated = compensated
+        self.compensation = [torch.zeros(s, dtype=dtype) for s in shapes] if compensated else None
         self.params = [torch.nn.Parameter(t.to(dtype)) for t in _tensors(shapes, 0)]
         for p, g in zip(self.params, _tensors(shapes, 1)):
             p.grad = g.to(dtype)
@@ -615,14 +621,26 @@ class ModelCase:
         """``fd.adamw_step`` over the whole list (one call, the launch plan reused)."""
         def run():
             fd.adamw_step(self.params, self.grads, self.exp_avg, self.exp_avg_sq, step=self.step, lr=1e-3,
-                          weight_decay=1e-2, state_dtype=self.state_dtype)
+                          weight_decay=1e-2, state_dtype=self.state_dtype, compensated=self.compensated,
+                          compensation_buffer=self.compensation)
             self.step += 1
         return run
 
     def fastdecay_optimizer(self):
         from fastdecay.torch import AdamW
 
-        opt = AdamW(self.params, lr=1e-3, weight_decay=1e-2, state_dtype=self.state_dtype)
+        opt = AdamW(self.params, lr=1e-3, weight_decay=1e-2, state_dtype=self.state_dtype,
+                    compensated=self.compensated)
+        opt.step()
+        return opt.step
+
+    def optimi_optimizer(self):
+        """optimi's AdamW with Kahan summation (its default for bfloat16 parameters), torch's
+        hyperparameters, its foreach implementation (the faster of its two on the CPU)."""
+        import optimi
+
+        opt = optimi.AdamW(self.params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, kahan_sum=True,
+                           foreach=True)
         opt.step()
         return opt.step
 
@@ -647,15 +665,18 @@ def test_model_param_list_adamw(benchmark, smoke, model, config):
     elements, one ``jax.jit`` of AdamW over copies), interleaved in one run.
 
     Targets: >= 1.2x torch fused on the model lists, >= 2x on the 2,000 tiny tensors, and
-    bfloat16 parameters with bfloat16 state >= 1.6x torch fused on float32.
+    bfloat16 parameters with bfloat16 state >= 1.6x torch fused on float32. With Kahan
+    compensation (``-kahan``) optimi's compensated AdamW runs beside them where installed.
     """
     shapes = MODELS[model]()
     if smoke:
         shapes = [tuple(max(1, d // 64) for d in s) for s in shapes[:40]]
-    dtype, state_dtype = CONFIGS[config]
-    case = ModelCase(shapes, dtype, state_dtype)
+    dtype, state_dtype, compensated = CONFIGS[config]
+    case = ModelCase(shapes, dtype, state_dtype, compensated)
     fns = {"fastdecay": case.functional(), "fastdecay.torch.AdamW": case.fastdecay_optimizer(),
            "torch-fused": case.torch_optimizer(fused=True), "torch-foreach": case.torch_optimizer(foreach=True)}
+    if compensated and importlib.util.find_spec("optimi") is not None:
+        fns["optimi-kahan"] = case.optimi_optimizer()
     if dtype != torch.float32:
         fns["torch-fused-fp32"] = case.torch_fp32_fused()
     elif case.n <= 30_000_000 and _has_jax():  # (a copy of every array; GPT-2 and BERT left out)
@@ -670,7 +691,7 @@ def test_model_param_list_adamw(benchmark, smoke, model, config):
         extra[f"interleaved_{k}_ms"] = round(sec * 1e3, 4)
     for ours in ("fastdecay", "fastdecay.torch.AdamW"):
         for k in med:
-            if k.startswith("torch") or k == "jax":
+            if k.startswith(("torch", "optimi")) or k == "jax":
                 extra[f"speedup_{ours}_vs_{k}"] = round(med[k] / med[ours], 3)
     benchmark.extra_info.update(impl="fastdecay", **extra)
     print(f"\n{benchmark.group}: " + ", ".join(f"{k}={v}" for k, v in extra.items()))

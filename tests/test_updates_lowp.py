@@ -265,30 +265,36 @@ def _aligned_and_not(x):
     return x.clone(), offset
 
 
+@pytest.mark.parametrize("compensated", [False, True])
 @pytest.mark.parametrize("rule", ["adamw", "adam-l2-maximize-scaled", "sgd", "nesterov", "lion"])
-def test_bfloat16_pairs_give_the_bits_of_the_element_loops(rule):
+def test_bfloat16_pairs_give_the_bits_of_the_element_loops(rule, compensated):
     """Where parameters and state are bfloat16 the kernels update two elements a word when
     every stream starts 4-byte aligned and one at a time otherwise: the same values laid out
-    both ways give the same bits after every step, over two blocks of the kernels and an odd
-    last element, with NaNs, infinities and subnormals among the weights and gradients."""
+    both ways give the same bits after every step (weights, state and compensation), over two
+    blocks of the kernels and an odd last element, with NaNs, infinities and subnormals among
+    the weights and gradients."""
     from fastdecay._cpu.storage import BLOCK
 
     n, steps = 2 * BLOCK + 7, 6
     gen = torch.Generator().manual_seed(11)
     w = _aligned_and_not(_specials(n, gen))
     states = [_aligned_and_not(torch.randn(n, generator=gen).abs().bfloat16()) for _ in range(2)]
+    comp = _aligned_and_not(torch.zeros(n, dtype=torch.bfloat16))
     grads = [_aligned_and_not(_specials(n, gen)) for _ in range(steps)]
     for t in range(steps):
         for way in (0, 1):
             g, (m, v) = grads[t][way], (s[way] for s in states)
+            kw = dict(state_dtype="bfloat16", compensated=compensated,
+                      compensation_buffer=comp[way] if compensated else None)
             if rule.startswith("adam"):
-                kw = (dict(decoupled=False, maximize=True, grad_scale=2.0**12) if rule != "adamw" else {})
-                fd.adamw_step(w[way], g, m, v, step=t, lr=1e-2, weight_decay=0.1, state_dtype="bfloat16", **kw)
+                kw |= (dict(decoupled=False, maximize=True, grad_scale=2.0**12) if rule != "adamw" else {})
+                fd.adamw_step(w[way], g, m, v, step=t, lr=1e-2, weight_decay=0.1, **kw)
             elif rule == "lion":
-                fd.lion_step(w[way], g, m, step=t, lr=1e-3, weight_decay=0.1, state_dtype="bfloat16")
+                fd.lion_step(w[way], g, m, step=t, lr=1e-3, weight_decay=0.1, **kw)
             else:
                 fd.sgd_step(w[way], g, step=t, lr=1e-2, momentum=0.9, weight_decay=1e-3, nesterov=rule == "nesterov",
-                            momentum_buffer=m, state_dtype="bfloat16")
-        for aligned, offset in (w, *states):
+                            momentum_buffer=m, **kw)
+        for aligned, offset in (w, *states, comp):
             torch.testing.assert_close(aligned.view(torch.int16), offset.view(torch.int16), rtol=0, atol=0)
     assert w[0].isnan().any() and w[0].isfinite().sum() > n // 2  # (the specials were carried through)
+    assert (comp[0] != 0).any() == compensated

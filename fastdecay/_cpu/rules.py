@@ -100,8 +100,8 @@ from .._rules import ON_DROP_CODES, ON_DROP_KEEP, ON_DROP_RESCALE, ON_DROP_RESET
 from .intrinsics import fma
 from .lanes import LR, MOM, SCALE, WD, draws_of_step, gradient, lane_slice, one_like, tally, tile_span
 from .schedule import drop_ratio, lr_at
-from .storage import (BUF0, BUF1, BUF2, COMP, GRAD, PARAM, block_span, high_half, in_bfloat16_pairs,
-                      low_half, narrow, pair_of, pairs_view, store_param, view, widen)
+from .storage import (BUF0, BUF1, BUF2, COMP, GRAD, PARAM, block_span, for_sixteen_bit, high_half, in_bfloat16_pairs,
+                      low_half, narrow, pair_of, pairs_view, sixteen_bit, store_param, store_param_pair, view, widen)
 
 # The per-step coefficients, field for field the structs SgdScalars / AdamScalars of
 # kernels/update_math.cuh (a namedtuple compiles to the same plain tuple).
@@ -298,9 +298,15 @@ def lion_element(w, g, m, sign, shrink, beta1, w1, beta2, w2, neg_lr, first):
 # order>, compensated, grad_scale, found_inf). Each runs ``prange`` over the parts (runs
 # of blocks with about equal element counts, one a thread:
 # ``fastdecay._cpu.updates.part_layout``), each part over its blocks, and calls its block
-# loop, whose flags (momentum, nesterov, amsgrad, the first step) pick one of a few
-# copies of the inner loop, so no loop carries a branch per element; the general copy
-# reads its flags at run time (compensation and odd gradient scales, the rarer paths).
+# loop, whose flags (momentum, nesterov, amsgrad, the first step; compensation of 16-bit
+# parameters) pick one of a few copies of the inner loop, so no loop carries a branch per
+# element; the general copy reads its flags at run time (odd gradient scales, compensation
+# of float32 and float64 parameters, AMSGrad with compensation: the rarer paths). A
+# compensation flag read at run time kept LLVM from vectorizing the bfloat16 loop: 10.9 ns
+# an element against 0.71 ns in a copy of its own (bfloat16 AdamW with bfloat16 state).
+# Where parameters and state are bfloat16, the copies run in pairs of elements
+# (``storage.in_bfloat16_pairs``) and only an odd last element, or a tensor not 4-byte
+# aligned, takes the element loop.
 # The gradient is unscaled by ``unscale``: a multiply by 1/grad_scale where that equals
 # the division (no scale, or a power of two: GradScaler's scales), a division otherwise,
 # in the general copy only, so the usual copies carry no divide for it.
@@ -316,14 +322,15 @@ def unscale_by_inverse(grad_scale):
 
 
 @njit(cache=True, error_model="numpy")
-def unscaling(grad_scale, dtype, compensated):
+def unscaling(grad_scale, dtype, general_flags):
     """(factor, divide, general) of a fused kernel: what ``unscale`` takes for ``grad_scale``
     in the math ``dtype`` (its exact inverse where ``unscale_by_inverse``, else the scale to
     divide by) and whether the kernel runs its general copy of the loop, the one that
-    reads its flags at run time (compensation, a division)."""
+    reads its flags at run time: for a division, or where ``general_flags`` (the kernel's
+    flags that have no copy of their own)."""
     divide = not unscale_by_inverse(grad_scale)
     factor = dtype(grad_scale) if divide else dtype(1.0 / grad_scale)
-    return factor, divide, compensated or divide
+    return factor, divide, general_flags or divide
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -360,34 +367,53 @@ def _sgd_block(w, g, buf, comp, factor, sign, l2, shrink, buf_decay, grad_gain, 
 
 
 @njit(cache=True, error_model="numpy")
-def _sgd_pair_loop(w, g, buf, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
-                   nesterov, first):
+def _sgd_pair_loop(w, g, buf, comp, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
+                   nesterov, first, compensated):
     for i in range(w.shape[0]):
         wi, gi, bi = w[i], g[i], buf[i]
-        new0, b0 = sgd_element(low_half(wi), unscale(low_half(gi), factor, False), low_half(bi), sign, l2, shrink,
+        old0, old1 = low_half(wi), high_half(wi)
+        new0, b0 = sgd_element(old0, unscale(low_half(gi), factor, False), low_half(bi), sign, l2, shrink,
                                buf_decay, grad_gain, nest_grad, nest_buf, neg_lr, True, nesterov, first)
-        new1, b1 = sgd_element(high_half(wi), unscale(high_half(gi), factor, False), high_half(bi), sign, l2, shrink,
+        new1, b1 = sgd_element(old1, unscale(high_half(gi), factor, False), high_half(bi), sign, l2, shrink,
                                buf_decay, grad_gain, nest_grad, nest_buf, neg_lr, True, nesterov, first)
-        w[i], buf[i] = pair_of(new0, new1), pair_of(b0, b1)
+        buf[i] = pair_of(b0, b1)
+        store_param_pair(w, comp, i, old0, old1, new0, new1, compensated)
 
 
 @njit(cache=True, error_model="numpy")
-def _sgd_pairs(addresses, k, at, n, first, nesterov, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad,
-               nest_buf, neg_lr):
+def _sgd_pairs(addresses, k, at, n, first, nesterov, compensated, factor, sign, l2, shrink, buf_decay, grad_gain,
+               nest_grad, nest_buf, neg_lr):
     """``sgd_element`` with momentum over the bfloat16 pairs (``storage.PAIR``) of tensor ``k``
-    from byte ``at`` (``storage.in_bfloat16_pairs``): both halves of each pair, the usual
-    copies' flags."""
+    from byte ``at`` (``storage.in_bfloat16_pairs``): both halves of each pair, in the copies
+    of the element loops (``sgd_kernel``)."""
     w, g, buf = (pairs_view(addresses[PARAM, k] + at, n), pairs_view(addresses[GRAD, k] + at, n),
                  pairs_view(addresses[BUF0, k] + at, n))
-    if nesterov:
-        _sgd_pair_loop(w, g, buf, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
-                       True, first)
+    if compensated:
+        _sgd_pair_loop(w, g, buf, pairs_view(addresses[COMP, k] + at, n), factor, sign, l2, shrink, buf_decay,
+                       grad_gain, nest_grad, nest_buf, neg_lr, nesterov, first, True)
+    elif first:
+        _sgd_pair_loop(w, g, buf, w, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
+                       nesterov, True, False)
+    elif nesterov:
+        _sgd_pair_loop(w, g, buf, w, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
+                       True, False, False)
     else:
-        _sgd_pair_loop(w, g, buf, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
-                       False, first)
+        _sgd_pair_loop(w, g, buf, w, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
+                       False, False, False)
 
 
 sgd_pairs = in_bfloat16_pairs(_sgd_pairs)
+
+
+@njit(cache=True, error_model="numpy")
+def _sgd_kahan(w, g, buf, comp, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
+               use_momentum, nesterov, first):
+    """The copy of ``_sgd_block`` with a compensation buffer (16-bit parameters: ``sgd_kahan``)."""
+    _sgd_block(w, g, buf, comp, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
+               use_momentum, nesterov, first, True, False)
+
+
+sgd_kahan = for_sixteen_bit(_sgd_kahan)
 
 
 def sgd_kernel(like, like_state, like_math, addresses, sizes, first_block, parts,
@@ -413,7 +439,8 @@ def sgd_kernel(like, like_state, like_math, addresses, sizes, first_block, parts
     sign, l2, shrink = dtype(c.sign), dtype(c.l2), dtype(c.shrink)
     buf_decay, grad_gain, nest_grad = dtype(c.buf_decay), dtype(c.grad_gain), dtype(c.nest_grad)
     nest_buf, neg_lr = dtype(c.nest_buf), dtype(c.neg_lr)
-    factor, divide, general = unscaling(grad_scale, dtype, compensated)
+    kahan = compensated and sixteen_bit(like)  # (copies of their own; see ``storage.sixteen_bit``)
+    factor, divide, general = unscaling(grad_scale, dtype, compensated and not kahan)
     use_momentum = momentum != 0.0
     for part in prange(parts.shape[0] - 1):
         for b in range(parts[part], parts[part + 1]):
@@ -425,21 +452,27 @@ def sgd_kernel(like, like_state, like_math, addresses, sizes, first_block, parts
                 if general:
                     _sgd_block(w, g, w, comp, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
                                neg_lr, False, False, False, compensated, divide)
+                elif kahan:
+                    sgd_kahan(like, w, g, w, comp, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad,
+                              nest_buf, neg_lr, False, False, False)
                 else:
                     _sgd_block(w, g, w, w, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
                                neg_lr, False, False, False, False, False)
                 continue
             buf = view(addresses[BUF0, k], sizes[k], like_state)[lo:lo + n]
-            if general:  # one copy of the loop, flags read at run time (compensation, odd scales: the rarer paths)
+            if general:  # one copy of the loop, flags read at run time (the rarer paths)
                 _sgd_block(w, g, buf, comp, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad,
                            nest_buf, neg_lr, True, nesterov, first, compensated, divide)
                 continue
-            done = sgd_pairs(like, like_state, addresses, k, lo, n, (PARAM, GRAD, BUF0), first, nesterov, factor,
-                             sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr)
+            done = sgd_pairs(like, like_state, addresses, k, lo, n, (PARAM, GRAD, BUF0, COMP), first, nesterov, kahan,
+                             factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr)
             if done == n:
                 continue
-            w, g, buf = w[done:], g[done:], buf[done:]  # (bfloat16 pairs' odd last element)
-            if first:
+            w, g, buf, comp = w[done:], g[done:], buf[done:], comp[done:]  # (bfloat16 pairs' odd last element)
+            if kahan:
+                sgd_kahan(like, w, g, buf, comp, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
+                          neg_lr, True, nesterov, first)
+            elif first:
                 _sgd_block(w, g, buf, w, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
                            neg_lr, True, nesterov, True, False, False)
             elif nesterov:
@@ -477,23 +510,52 @@ def _adam_block(w, g, m, v, vmax, comp, factor, sign, l2, shrink, w1, beta2, w2,
 
 
 @njit(cache=True, error_model="numpy")
-def _adam_pairs(addresses, k, at, n, first, factor, sign, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps):
-    """``adam_element`` over the bfloat16 pairs (``storage.PAIR``) of tensor ``k`` from byte
-    ``at`` (``storage.bfloat16_pairs``): both halves of each pair, the usual copies' flags."""
-    w, g = pairs_view(addresses[PARAM, k] + at, n), pairs_view(addresses[GRAD, k] + at, n)
-    m, v = pairs_view(addresses[BUF0, k] + at, n), pairs_view(addresses[BUF1, k] + at, n)
+def _adam_pair_loop(w, g, m, v, comp, factor, sign, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps, first,
+                    compensated):
     for i in range(w.shape[0]):
         wi, gi, mi, vi = w[i], g[i], m[i], v[i]
-        new0, m0, v0, _ = adam_element(low_half(wi), unscale(low_half(gi), factor, False), low_half(mi),
-                                       low_half(vi), low_half(vi), sign, l2, shrink, w1, beta2, w2, neg_step_size,
-                                       bc2_sqrt, eps, False, first)
-        new1, m1, v1, _ = adam_element(high_half(wi), unscale(high_half(gi), factor, False), high_half(mi),
-                                       high_half(vi), high_half(vi), sign, l2, shrink, w1, beta2, w2, neg_step_size,
-                                       bc2_sqrt, eps, False, first)
-        w[i], m[i], v[i] = pair_of(new0, new1), pair_of(m0, m1), pair_of(v0, v1)
+        old0, old1 = low_half(wi), high_half(wi)
+        new0, m0, v0, _ = adam_element(old0, unscale(low_half(gi), factor, False), low_half(mi), low_half(vi),
+                                       low_half(vi), sign, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps,
+                                       False, first)
+        new1, m1, v1, _ = adam_element(old1, unscale(high_half(gi), factor, False), high_half(mi), high_half(vi),
+                                       high_half(vi), sign, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps,
+                                       False, first)
+        m[i], v[i] = pair_of(m0, m1), pair_of(v0, v1)
+        store_param_pair(w, comp, i, old0, old1, new0, new1, compensated)
+
+
+@njit(cache=True, error_model="numpy")
+def _adam_pairs(addresses, k, at, n, first, compensated, factor, sign, l2, shrink, w1, beta2, w2, neg_step_size,
+                bc2_sqrt, eps):
+    """``adam_element`` over the bfloat16 pairs (``storage.PAIR``) of tensor ``k`` from byte
+    ``at`` (``storage.in_bfloat16_pairs``): both halves of each pair, without AMSGrad, with or
+    without compensation."""
+    w, g = pairs_view(addresses[PARAM, k] + at, n), pairs_view(addresses[GRAD, k] + at, n)
+    m, v = pairs_view(addresses[BUF0, k] + at, n), pairs_view(addresses[BUF1, k] + at, n)
+    if compensated:
+        _adam_pair_loop(w, g, m, v, pairs_view(addresses[COMP, k] + at, n), factor, sign, l2, shrink, w1, beta2, w2,
+                        neg_step_size, bc2_sqrt, eps, first, True)
+    else:
+        _adam_pair_loop(w, g, m, v, w, factor, sign, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps, first,
+                        False)
 
 
 adam_pairs = in_bfloat16_pairs(_adam_pairs)
+
+
+@njit(cache=True, error_model="numpy")
+def _adam_kahan(w, g, m, v, comp, factor, sign, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps, first):
+    """The copies of ``_adam_block`` with a compensation buffer (16-bit parameters: ``adam_kahan``)."""
+    if first:
+        _adam_block(w, g, m, v, v, comp, factor, sign, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps,
+                    False, True, True, False)
+    else:
+        _adam_block(w, g, m, v, v, comp, factor, sign, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps,
+                    False, False, True, False)
+
+
+adam_kahan = for_sixteen_bit(_adam_kahan)
 
 
 def adam_kernel(like, like_state, like_math, addresses, sizes, first_block, parts,
@@ -515,7 +577,8 @@ def adam_kernel(like, like_state, like_math, addresses, sizes, first_block, part
     c = adam_scalars(lr, wd, step, beta1, beta2, eps, decoupled, maximize)
     sign, l2, shrink, w1, b2, w2 = dtype(c.sign), dtype(c.l2), dtype(c.shrink), dtype(c.w1), dtype(c.beta2), dtype(c.w2)
     neg_step_size, bc2_sqrt, e = dtype(c.neg_step_size), dtype(c.bc2_sqrt), dtype(c.eps)
-    factor, divide, general = unscaling(grad_scale, dtype, compensated)
+    kahan = compensated and not amsgrad and sixteen_bit(like)  # (copies of their own; see ``storage.sixteen_bit``)
+    factor, divide, general = unscaling(grad_scale, dtype, compensated and not kahan)
     for part in prange(parts.shape[0] - 1):
         for b in range(parts[part], parts[part + 1]):
             k, n, lo = block_span(first_block, sizes, b)
@@ -525,7 +588,7 @@ def adam_kernel(like, like_state, like_math, addresses, sizes, first_block, part
             v = view(addresses[BUF1, k], sizes[k], like_state)[lo:lo + n]
             vmax = view(addresses[BUF2, k], sizes[k], like_state)[lo:lo + n] if amsgrad else v
             comp = view(addresses[COMP, k], sizes[k], like)[lo:lo + n] if compensated else w
-            if general:  # one copy of the loop, flags read at run time (compensation, odd scales: the rarer paths)
+            if general:  # one copy of the loop, flags read at run time (the rarer paths)
                 _adam_block(w, g, m, v, vmax, comp, factor, sign, l2, shrink, w1, b2, w2, neg_step_size,
                             bc2_sqrt, e, amsgrad, first, compensated, divide)
             elif amsgrad:
@@ -536,12 +599,15 @@ def adam_kernel(like, like_state, like_math, addresses, sizes, first_block, part
                     _adam_block(w, g, m, v, vmax, w, factor, sign, l2, shrink, w1, b2, w2, neg_step_size,
                                 bc2_sqrt, e, True, False, False, False)
             else:
-                done = adam_pairs(like, like_state, addresses, k, lo, n, (PARAM, GRAD, BUF0, BUF1), first,
-                                   factor, sign, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e)
+                done = adam_pairs(like, like_state, addresses, k, lo, n, (PARAM, GRAD, BUF0, BUF1, COMP), first,
+                                  kahan, factor, sign, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e)
                 if done == n:
                     continue
-                w, g, m, v = w[done:], g[done:], m[done:], v[done:]  # (bfloat16 pairs' odd last element)
-                if first:
+                w, g, m, v, comp = w[done:], g[done:], m[done:], v[done:], comp[done:]  # (pairs' odd last element)
+                if kahan:
+                    adam_kahan(like, w, g, m, v, comp, factor, sign, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt,
+                               e, first)
+                elif first:
                     _adam_block(w, g, m, v, v, w, factor, sign, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e,
                                 False, True, False, False)
                 else:
@@ -561,21 +627,41 @@ def _lion_block(w, g, m, comp, factor, sign, shrink, beta1, w1, beta2, w2, neg_l
 
 
 @njit(cache=True, error_model="numpy")
-def _lion_pairs(addresses, k, at, n, first, factor, sign, shrink, beta1, w1, beta2, w2, neg_lr):
-    """``lion_element`` over the bfloat16 pairs (``storage.PAIR``) of tensor ``k`` from byte
-    ``at`` (``storage.in_bfloat16_pairs``): both halves of each pair, the usual copies' flags."""
-    w, g, m = (pairs_view(addresses[PARAM, k] + at, n), pairs_view(addresses[GRAD, k] + at, n),
-               pairs_view(addresses[BUF0, k] + at, n))
+def _lion_pair_loop(w, g, m, comp, factor, sign, shrink, beta1, w1, beta2, w2, neg_lr, first, compensated):
     for i in range(w.shape[0]):
         wi, gi, mi = w[i], g[i], m[i]
-        new0, m0 = lion_element(low_half(wi), unscale(low_half(gi), factor, False), low_half(mi), sign, shrink,
-                                beta1, w1, beta2, w2, neg_lr, first)
-        new1, m1 = lion_element(high_half(wi), unscale(high_half(gi), factor, False), high_half(mi), sign, shrink,
-                                beta1, w1, beta2, w2, neg_lr, first)
-        w[i], m[i] = pair_of(new0, new1), pair_of(m0, m1)
+        old0, old1 = low_half(wi), high_half(wi)
+        new0, m0 = lion_element(old0, unscale(low_half(gi), factor, False), low_half(mi), sign, shrink, beta1, w1,
+                                beta2, w2, neg_lr, first)
+        new1, m1 = lion_element(old1, unscale(high_half(gi), factor, False), high_half(mi), sign, shrink, beta1, w1,
+                                beta2, w2, neg_lr, first)
+        m[i] = pair_of(m0, m1)
+        store_param_pair(w, comp, i, old0, old1, new0, new1, compensated)
+
+
+@njit(cache=True, error_model="numpy")
+def _lion_pairs(addresses, k, at, n, first, compensated, factor, sign, shrink, beta1, w1, beta2, w2, neg_lr):
+    """``lion_element`` over the bfloat16 pairs (``storage.PAIR``) of tensor ``k`` from byte
+    ``at`` (``storage.in_bfloat16_pairs``): both halves of each pair, with or without compensation."""
+    w, g, m = (pairs_view(addresses[PARAM, k] + at, n), pairs_view(addresses[GRAD, k] + at, n),
+               pairs_view(addresses[BUF0, k] + at, n))
+    if compensated:
+        _lion_pair_loop(w, g, m, pairs_view(addresses[COMP, k] + at, n), factor, sign, shrink, beta1, w1, beta2, w2,
+                        neg_lr, first, True)
+    else:
+        _lion_pair_loop(w, g, m, w, factor, sign, shrink, beta1, w1, beta2, w2, neg_lr, first, False)
 
 
 lion_pairs = in_bfloat16_pairs(_lion_pairs)
+
+
+@njit(cache=True, error_model="numpy")
+def _lion_kahan(w, g, m, comp, factor, sign, shrink, beta1, w1, beta2, w2, neg_lr, first):
+    """The copy of ``_lion_block`` with a compensation buffer (16-bit parameters: ``lion_kahan``)."""
+    _lion_block(w, g, m, comp, factor, sign, shrink, beta1, w1, beta2, w2, neg_lr, first, True, False)
+
+
+lion_kahan = for_sixteen_bit(_lion_kahan)
 
 
 def lion_kernel(like, like_state, like_math, addresses, sizes, first_block, parts,
@@ -593,7 +679,8 @@ def lion_kernel(like, like_state, like_math, addresses, sizes, first_block, part
     c = lion_scalars(lr, wd, lr_at(beta1_table, 0, step), beta2, maximize)
     sign, shrink, beta1, w1, b2, w2, neg_lr = (dtype(c.sign), dtype(c.shrink), dtype(c.beta1), dtype(c.w1),
                                                dtype(c.beta2), dtype(c.w2), dtype(c.neg_lr))
-    factor, divide, general = unscaling(grad_scale, dtype, compensated)
+    kahan = compensated and sixteen_bit(like)  # (copies of their own; see ``storage.sixteen_bit``)
+    factor, divide, general = unscaling(grad_scale, dtype, compensated and not kahan)
     for part in prange(parts.shape[0] - 1):
         for b in range(parts[part], parts[part + 1]):
             k, n, lo = block_span(first_block, sizes, b)
@@ -604,12 +691,14 @@ def lion_kernel(like, like_state, like_math, addresses, sizes, first_block, part
             if general:
                 _lion_block(w, g, m, comp, factor, sign, shrink, beta1, w1, b2, w2, neg_lr, first, compensated, divide)
                 continue
-            done = lion_pairs(like, like_state, addresses, k, lo, n, (PARAM, GRAD, BUF0), first, factor, sign,
-                              shrink, beta1, w1, b2, w2, neg_lr)
+            done = lion_pairs(like, like_state, addresses, k, lo, n, (PARAM, GRAD, BUF0, COMP), first, kahan, factor,
+                              sign, shrink, beta1, w1, b2, w2, neg_lr)
             if done == n:
                 continue
-            w, g, m = w[done:], g[done:], m[done:]  # (bfloat16 pairs' odd last element)
-            if first:
+            w, g, m, comp = w[done:], g[done:], m[done:], comp[done:]  # (bfloat16 pairs' odd last element)
+            if kahan:
+                lion_kahan(like, w, g, m, comp, factor, sign, shrink, beta1, w1, b2, w2, neg_lr, first)
+            elif first:
                 _lion_block(w, g, m, w, factor, sign, shrink, beta1, w1, b2, w2, neg_lr, True, False, False)
             else:
                 _lion_block(w, g, m, w, factor, sign, shrink, beta1, w1, b2, w2, neg_lr, False, False, False)

@@ -209,7 +209,7 @@ def in_bfloat16_pairs(loop):
 
         def impl(like, like_state, addresses, k, lo, n, rows, first, *args):
             for row in rows:
-                if addresses[row, k] & 3:
+                if addresses[row, k] & 3:  # (a stream the call has not: address 0)
                     return 0
             # (a block starts at an even element: each stream's pairs are aligned as its start)
             if first:
@@ -245,6 +245,38 @@ def block_span(first_block, sizes, b):
     return k, min(lo + BLOCK, sizes[k]) - lo, lo
 
 
+def sixteen_bit(like):
+    """Whether parameters stored as ``like`` (a view array) are float16 or bfloat16: the storage
+    whose kernels keep copies of their loops for a compensation buffer (with float32 or
+    float64 parameters one takes the general copy). A compile-time constant in compiled code."""
+    return like.dtype in (np.uint16, np.int16)
+
+
+@overload(sixteen_bit)
+def _sixteen_bit_impl(like):
+    value = like.dtype in (BFLOAT16, FLOAT16)
+    return lambda like: value
+
+
+def for_sixteen_bit(loop):
+    """The function ``call(like, *args)`` that runs ``loop(*args)`` in kernels over 16-bit
+    parameters (``like``, see ``sixteen_bit``) and is nothing in the others: chosen by type
+    (the overload below), so a float32 or float64 kernel holds none of its code (a branch
+    that is never taken is still compiled: +2 s a kernel, measured)."""
+
+    def call(like, *args):
+        if sixteen_bit(like):
+            loop(*args)
+
+    @overload(call)
+    def _call_impl(like, *args):
+        if like.dtype in (BFLOAT16, FLOAT16):
+            return lambda like, *args: loop(*args)
+        return lambda like, *args: None
+
+    return call
+
+
 @njit(cache=True, error_model="numpy")
 def store_param(w, comp, i, old, new, compensated):
     """Store the updated parameter ``new`` (math dtype) over ``old`` (its value before the step)."""
@@ -257,3 +289,16 @@ def store_param(w, comp, i, old, new, compensated):
         w[i] = narrow(new, w[i])
 
 
+
+
+@njit(cache=True, error_model="numpy")
+def store_param_pair(w, comp, i, old0, old1, new0, new1, compensated):
+    """``store_param`` of a ``PAIR`` of bfloat16 parameters (and of their compensation)."""
+    if compensated:
+        y0 = (new0 - old0) + low_half(comp[i])
+        y1 = (new1 - old1) + high_half(comp[i])
+        stored = pair_of(old0 + y0, old1 + y1)
+        w[i] = stored
+        comp[i] = pair_of(y0 - (low_half(stored) - old0), y1 - (high_half(stored) - old1))
+    else:
+        w[i] = pair_of(new0, new1)
