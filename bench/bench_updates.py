@@ -636,11 +636,12 @@ class ModelCase:
 
     def optimi_optimizer(self):
         """optimi's AdamW with Kahan summation (its default for bfloat16 parameters), torch's
-        hyperparameters, its foreach implementation (the faster of its two on the CPU)."""
+        hyperparameters, its for-loop implementation: on the CPU the faster of its two (ResNet-18
+        in bfloat16, 2026-12-04: 19.0 ms a step against 22.8 ms for its foreach one)."""
         import optimi
 
         opt = optimi.AdamW(self.params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, kahan_sum=True,
-                           foreach=True)
+                           foreach=False)
         opt.step()
         return opt.step
 
