@@ -345,7 +345,7 @@ def unscale(g, factor, divide):
 
 
 @njit(cache=True, error_model="numpy")
-def _sgd_block(w, g, buf, comp, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
+def _sgd_block(w, g, buf, comp, factor, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
                use_momentum, nesterov, first, compensated, divide):
     """``sgd_element`` over one contiguous block; the kernel passes the flags as constants
     (but in its general copy). ``factor``, ``divide``: see ``unscale``."""
@@ -353,35 +353,35 @@ def _sgd_block(w, g, buf, comp, factor, sign, l2, shrink, buf_decay, grad_gain, 
         for i in range(w.shape[0]):
             old = widen(w[i])
             gi = unscale(widen(g[i]), factor, divide)
-            new, b = sgd_element(old, gi, widen(buf[i]), sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
-                                 neg_lr, True, nesterov, first)
+            new, b = sgd_element(old, gi, widen(buf[i]), one_like(old), l2, shrink, buf_decay, grad_gain, nest_grad,
+                                 nest_buf, neg_lr, True, nesterov, first)
             buf[i] = narrow(b, buf[i])
             store_param(w, comp, i, old, new, compensated)
     else:
         for i in range(w.shape[0]):
             old = widen(w[i])
             gi = unscale(widen(g[i]), factor, divide)
-            new, _ = sgd_element(old, gi, old, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
-                                 False, False, False)
+            new, _ = sgd_element(old, gi, old, one_like(old), l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
+                                 neg_lr, False, False, False)
             store_param(w, comp, i, old, new, compensated)
 
 
 @njit(cache=True, error_model="numpy")
-def _sgd_pair_loop(w, g, buf, comp, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
+def _sgd_pair_loop(w, g, buf, comp, factor, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
                    nesterov, first, compensated):
     for i in range(w.shape[0]):
         wi, gi, bi = w[i], g[i], buf[i]
         old0, old1 = low_half(wi), high_half(wi)
-        new0, b0 = sgd_element(old0, unscale(low_half(gi), factor, False), low_half(bi), sign, l2, shrink,
+        new0, b0 = sgd_element(old0, unscale(low_half(gi), factor, False), low_half(bi), one_like(old0), l2, shrink,
                                buf_decay, grad_gain, nest_grad, nest_buf, neg_lr, True, nesterov, first)
-        new1, b1 = sgd_element(old1, unscale(high_half(gi), factor, False), high_half(bi), sign, l2, shrink,
+        new1, b1 = sgd_element(old1, unscale(high_half(gi), factor, False), high_half(bi), one_like(old1), l2, shrink,
                                buf_decay, grad_gain, nest_grad, nest_buf, neg_lr, True, nesterov, first)
         buf[i] = pair_of(b0, b1)
         store_param_pair(w, comp, i, old0, old1, new0, new1, compensated)
 
 
 @njit(cache=True, error_model="numpy")
-def _sgd_pairs(addresses, k, at, n, first, nesterov, compensated, factor, sign, l2, shrink, buf_decay, grad_gain,
+def _sgd_pairs(addresses, k, at, n, first, nesterov, compensated, factor, l2, shrink, buf_decay, grad_gain,
                nest_grad, nest_buf, neg_lr):
     """``sgd_element`` with momentum over the bfloat16 pairs (``storage.PAIR``) of tensor ``k``
     from byte ``at`` (``storage.in_bfloat16_pairs``): both halves of each pair, in the copies
@@ -389,16 +389,16 @@ def _sgd_pairs(addresses, k, at, n, first, nesterov, compensated, factor, sign, 
     w, g, buf = (pairs_view(addresses[PARAM, k] + at, n), pairs_view(addresses[GRAD, k] + at, n),
                  pairs_view(addresses[BUF0, k] + at, n))
     if compensated:
-        _sgd_pair_loop(w, g, buf, pairs_view(addresses[COMP, k] + at, n), factor, sign, l2, shrink, buf_decay,
+        _sgd_pair_loop(w, g, buf, pairs_view(addresses[COMP, k] + at, n), factor, l2, shrink, buf_decay,
                        grad_gain, nest_grad, nest_buf, neg_lr, nesterov, first, True)
     elif first:
-        _sgd_pair_loop(w, g, buf, w, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
+        _sgd_pair_loop(w, g, buf, w, factor, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
                        nesterov, True, False)
     elif nesterov:
-        _sgd_pair_loop(w, g, buf, w, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
+        _sgd_pair_loop(w, g, buf, w, factor, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
                        True, False, False)
     else:
-        _sgd_pair_loop(w, g, buf, w, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
+        _sgd_pair_loop(w, g, buf, w, factor, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
                        False, False, False)
 
 
@@ -406,10 +406,10 @@ sgd_pairs = in_bfloat16_pairs(_sgd_pairs)
 
 
 @njit(cache=True, error_model="numpy")
-def _sgd_kahan(w, g, buf, comp, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
+def _sgd_kahan(w, g, buf, comp, factor, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
                use_momentum, nesterov, first):
     """The copy of ``_sgd_block`` with a compensation buffer (16-bit parameters: ``sgd_kahan``)."""
-    _sgd_block(w, g, buf, comp, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
+    _sgd_block(w, g, buf, comp, factor, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
                use_momentum, nesterov, first, True, False)
 
 
@@ -441,6 +441,7 @@ def sgd_kernel(like, like_state, like_math, addresses, sizes, first_block, parts
     nest_buf, neg_lr = dtype(c.nest_buf), dtype(c.neg_lr)
     kahan = compensated and sixteen_bit(like)  # (copies of their own; see ``storage.sixteen_bit``)
     factor, divide, general = unscaling(grad_scale, dtype, compensated and not kahan)
+    factor = factor * sign  # (maximize's sign, exact: +-g * f or g / +-f, so the loops carry no multiply by 1)
     use_momentum = momentum != 0.0
     for part in prange(parts.shape[0] - 1):
         for b in range(parts[part], parts[part + 1]):
@@ -450,49 +451,49 @@ def sgd_kernel(like, like_state, like_math, addresses, sizes, first_block, parts
             comp = view(addresses[COMP, k], sizes[k], like)[lo:lo + n] if compensated else w
             if not use_momentum:
                 if general:
-                    _sgd_block(w, g, w, comp, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
+                    _sgd_block(w, g, w, comp, factor, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
                                neg_lr, False, False, False, compensated, divide)
                 elif kahan:
-                    sgd_kahan(like, w, g, w, comp, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad,
+                    sgd_kahan(like, w, g, w, comp, factor, l2, shrink, buf_decay, grad_gain, nest_grad,
                               nest_buf, neg_lr, False, False, False)
                 else:
-                    _sgd_block(w, g, w, w, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
+                    _sgd_block(w, g, w, w, factor, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
                                neg_lr, False, False, False, False, False)
                 continue
             buf = view(addresses[BUF0, k], sizes[k], like_state)[lo:lo + n]
             if general:  # one copy of the loop, flags read at run time (the rarer paths)
-                _sgd_block(w, g, buf, comp, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad,
+                _sgd_block(w, g, buf, comp, factor, l2, shrink, buf_decay, grad_gain, nest_grad,
                            nest_buf, neg_lr, True, nesterov, first, compensated, divide)
                 continue
             done = sgd_pairs(like, like_state, addresses, k, lo, n, (PARAM, GRAD, BUF0, COMP), first, nesterov, kahan,
-                             factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr)
+                             factor, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr)
             if done == n:
                 continue
             w, g, buf, comp = w[done:], g[done:], buf[done:], comp[done:]  # (bfloat16 pairs' odd last element)
             if kahan:
-                sgd_kahan(like, w, g, buf, comp, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
+                sgd_kahan(like, w, g, buf, comp, factor, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
                           neg_lr, True, nesterov, first)
             elif first:
-                _sgd_block(w, g, buf, w, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
+                _sgd_block(w, g, buf, w, factor, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
                            neg_lr, True, nesterov, True, False, False)
             elif nesterov:
-                _sgd_block(w, g, buf, w, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
+                _sgd_block(w, g, buf, w, factor, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
                            neg_lr, True, True, False, False, False)
             else:
-                _sgd_block(w, g, buf, w, factor, sign, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
+                _sgd_block(w, g, buf, w, factor, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
                            neg_lr, True, False, False, False, False)
 
 
 @njit(cache=True, error_model="numpy")
-def _adam_block(w, g, m, v, vmax, comp, factor, sign, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps,
+def _adam_block(w, g, m, v, vmax, comp, factor, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps,
                 amsgrad, first, compensated, divide):
     """``adam_element`` over one contiguous block (``vmax`` untouched without amsgrad)."""
     if amsgrad:
         for i in range(w.shape[0]):
             old = widen(w[i])
             gi = unscale(widen(g[i]), factor, divide)
-            new, mi, vi, xi = adam_element(old, gi, widen(m[i]), widen(v[i]), widen(vmax[i]), sign, l2, shrink, w1,
-                                           beta2, w2, neg_step_size, bc2_sqrt, eps, True, first)
+            new, mi, vi, xi = adam_element(old, gi, widen(m[i]), widen(v[i]), widen(vmax[i]), one_like(old), l2, shrink,
+                                           w1, beta2, w2, neg_step_size, bc2_sqrt, eps, True, first)
             m[i] = narrow(mi, m[i])
             v[i] = narrow(vi, v[i])
             vmax[i] = narrow(xi, vmax[i])
@@ -502,7 +503,7 @@ def _adam_block(w, g, m, v, vmax, comp, factor, sign, l2, shrink, w1, beta2, w2,
             old = widen(w[i])
             mi, vi = widen(m[i]), widen(v[i])
             gi = unscale(widen(g[i]), factor, divide)
-            new, mi, vi, _ = adam_element(old, gi, mi, vi, vi, sign, l2, shrink, w1, beta2, w2, neg_step_size,
+            new, mi, vi, _ = adam_element(old, gi, mi, vi, vi, one_like(old), l2, shrink, w1, beta2, w2, neg_step_size,
                                           bc2_sqrt, eps, False, first)
             m[i] = narrow(mi, m[i])
             v[i] = narrow(vi, v[i])
@@ -510,23 +511,23 @@ def _adam_block(w, g, m, v, vmax, comp, factor, sign, l2, shrink, w1, beta2, w2,
 
 
 @njit(cache=True, error_model="numpy")
-def _adam_pair_loop(w, g, m, v, comp, factor, sign, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps, first,
+def _adam_pair_loop(w, g, m, v, comp, factor, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps, first,
                     compensated):
     for i in range(w.shape[0]):
         wi, gi, mi, vi = w[i], g[i], m[i], v[i]
         old0, old1 = low_half(wi), high_half(wi)
         new0, m0, v0, _ = adam_element(old0, unscale(low_half(gi), factor, False), low_half(mi), low_half(vi),
-                                       low_half(vi), sign, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps,
-                                       False, first)
+                                       low_half(vi), one_like(old0), l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt,
+                                       eps, False, first)
         new1, m1, v1, _ = adam_element(old1, unscale(high_half(gi), factor, False), high_half(mi), high_half(vi),
-                                       high_half(vi), sign, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps,
-                                       False, first)
+                                       high_half(vi), one_like(old1), l2, shrink, w1, beta2, w2, neg_step_size,
+                                       bc2_sqrt, eps, False, first)
         m[i], v[i] = pair_of(m0, m1), pair_of(v0, v1)
         store_param_pair(w, comp, i, old0, old1, new0, new1, compensated)
 
 
 @njit(cache=True, error_model="numpy")
-def _adam_pairs(addresses, k, at, n, first, compensated, factor, sign, l2, shrink, w1, beta2, w2, neg_step_size,
+def _adam_pairs(addresses, k, at, n, first, compensated, factor, l2, shrink, w1, beta2, w2, neg_step_size,
                 bc2_sqrt, eps):
     """``adam_element`` over the bfloat16 pairs (``storage.PAIR``) of tensor ``k`` from byte
     ``at`` (``storage.in_bfloat16_pairs``): both halves of each pair, without AMSGrad, with or
@@ -534,10 +535,10 @@ def _adam_pairs(addresses, k, at, n, first, compensated, factor, sign, l2, shrin
     w, g = pairs_view(addresses[PARAM, k] + at, n), pairs_view(addresses[GRAD, k] + at, n)
     m, v = pairs_view(addresses[BUF0, k] + at, n), pairs_view(addresses[BUF1, k] + at, n)
     if compensated:
-        _adam_pair_loop(w, g, m, v, pairs_view(addresses[COMP, k] + at, n), factor, sign, l2, shrink, w1, beta2, w2,
+        _adam_pair_loop(w, g, m, v, pairs_view(addresses[COMP, k] + at, n), factor, l2, shrink, w1, beta2, w2,
                         neg_step_size, bc2_sqrt, eps, first, True)
     else:
-        _adam_pair_loop(w, g, m, v, w, factor, sign, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps, first,
+        _adam_pair_loop(w, g, m, v, w, factor, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps, first,
                         False)
 
 
@@ -545,13 +546,13 @@ adam_pairs = in_bfloat16_pairs(_adam_pairs)
 
 
 @njit(cache=True, error_model="numpy")
-def _adam_kahan(w, g, m, v, comp, factor, sign, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps, first):
+def _adam_kahan(w, g, m, v, comp, factor, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps, first):
     """The copies of ``_adam_block`` with a compensation buffer (16-bit parameters: ``adam_kahan``)."""
     if first:
-        _adam_block(w, g, m, v, v, comp, factor, sign, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps,
+        _adam_block(w, g, m, v, v, comp, factor, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps,
                     False, True, True, False)
     else:
-        _adam_block(w, g, m, v, v, comp, factor, sign, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps,
+        _adam_block(w, g, m, v, v, comp, factor, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps,
                     False, False, True, False)
 
 
@@ -579,6 +580,7 @@ def adam_kernel(like, like_state, like_math, addresses, sizes, first_block, part
     neg_step_size, bc2_sqrt, e = dtype(c.neg_step_size), dtype(c.bc2_sqrt), dtype(c.eps)
     kahan = compensated and not amsgrad and sixteen_bit(like)  # (copies of their own; see ``storage.sixteen_bit``)
     factor, divide, general = unscaling(grad_scale, dtype, compensated and not kahan)
+    factor = factor * sign  # (maximize's sign, exact: +-g * f or g / +-f, so the loops carry no multiply by 1)
     for part in prange(parts.shape[0] - 1):
         for b in range(parts[part], parts[part + 1]):
             k, n, lo = block_span(first_block, sizes, b)
@@ -589,76 +591,76 @@ def adam_kernel(like, like_state, like_math, addresses, sizes, first_block, part
             vmax = view(addresses[BUF2, k], sizes[k], like_state)[lo:lo + n] if amsgrad else v
             comp = view(addresses[COMP, k], sizes[k], like)[lo:lo + n] if compensated else w
             if general:  # one copy of the loop, flags read at run time (the rarer paths)
-                _adam_block(w, g, m, v, vmax, comp, factor, sign, l2, shrink, w1, b2, w2, neg_step_size,
+                _adam_block(w, g, m, v, vmax, comp, factor, l2, shrink, w1, b2, w2, neg_step_size,
                             bc2_sqrt, e, amsgrad, first, compensated, divide)
             elif amsgrad:
                 if first:
-                    _adam_block(w, g, m, v, vmax, w, factor, sign, l2, shrink, w1, b2, w2, neg_step_size,
+                    _adam_block(w, g, m, v, vmax, w, factor, l2, shrink, w1, b2, w2, neg_step_size,
                                 bc2_sqrt, e, True, True, False, False)
                 else:
-                    _adam_block(w, g, m, v, vmax, w, factor, sign, l2, shrink, w1, b2, w2, neg_step_size,
+                    _adam_block(w, g, m, v, vmax, w, factor, l2, shrink, w1, b2, w2, neg_step_size,
                                 bc2_sqrt, e, True, False, False, False)
             else:
                 done = adam_pairs(like, like_state, addresses, k, lo, n, (PARAM, GRAD, BUF0, BUF1, COMP), first,
-                                  kahan, factor, sign, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e)
+                                  kahan, factor, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e)
                 if done == n:
                     continue
                 w, g, m, v, comp = w[done:], g[done:], m[done:], v[done:], comp[done:]  # (pairs' odd last element)
                 if kahan:
-                    adam_kahan(like, w, g, m, v, comp, factor, sign, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt,
+                    adam_kahan(like, w, g, m, v, comp, factor, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt,
                                e, first)
                 elif first:
-                    _adam_block(w, g, m, v, v, w, factor, sign, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e,
+                    _adam_block(w, g, m, v, v, w, factor, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e,
                                 False, True, False, False)
                 else:
-                    _adam_block(w, g, m, v, v, w, factor, sign, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e,
+                    _adam_block(w, g, m, v, v, w, factor, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e,
                                 False, False, False, False)
 
 
 @njit(cache=True, error_model="numpy")
-def _lion_block(w, g, m, comp, factor, sign, shrink, beta1, w1, beta2, w2, neg_lr, first, compensated, divide):
+def _lion_block(w, g, m, comp, factor, shrink, beta1, w1, beta2, w2, neg_lr, first, compensated, divide):
     """``lion_element`` over one contiguous block."""
     for i in range(w.shape[0]):
         old = widen(w[i])
         gi = unscale(widen(g[i]), factor, divide)
-        new, mi = lion_element(old, gi, widen(m[i]), sign, shrink, beta1, w1, beta2, w2, neg_lr, first)
+        new, mi = lion_element(old, gi, widen(m[i]), one_like(old), shrink, beta1, w1, beta2, w2, neg_lr, first)
         m[i] = narrow(mi, m[i])
         store_param(w, comp, i, old, new, compensated)
 
 
 @njit(cache=True, error_model="numpy")
-def _lion_pair_loop(w, g, m, comp, factor, sign, shrink, beta1, w1, beta2, w2, neg_lr, first, compensated):
+def _lion_pair_loop(w, g, m, comp, factor, shrink, beta1, w1, beta2, w2, neg_lr, first, compensated):
     for i in range(w.shape[0]):
         wi, gi, mi = w[i], g[i], m[i]
         old0, old1 = low_half(wi), high_half(wi)
-        new0, m0 = lion_element(old0, unscale(low_half(gi), factor, False), low_half(mi), sign, shrink, beta1, w1,
-                                beta2, w2, neg_lr, first)
-        new1, m1 = lion_element(old1, unscale(high_half(gi), factor, False), high_half(mi), sign, shrink, beta1, w1,
-                                beta2, w2, neg_lr, first)
+        new0, m0 = lion_element(old0, unscale(low_half(gi), factor, False), low_half(mi), one_like(old0), shrink, beta1,
+                                w1, beta2, w2, neg_lr, first)
+        new1, m1 = lion_element(old1, unscale(high_half(gi), factor, False), high_half(mi), one_like(old1), shrink,
+                                beta1, w1, beta2, w2, neg_lr, first)
         m[i] = pair_of(m0, m1)
         store_param_pair(w, comp, i, old0, old1, new0, new1, compensated)
 
 
 @njit(cache=True, error_model="numpy")
-def _lion_pairs(addresses, k, at, n, first, compensated, factor, sign, shrink, beta1, w1, beta2, w2, neg_lr):
+def _lion_pairs(addresses, k, at, n, first, compensated, factor, shrink, beta1, w1, beta2, w2, neg_lr):
     """``lion_element`` over the bfloat16 pairs (``storage.PAIR``) of tensor ``k`` from byte
     ``at`` (``storage.in_bfloat16_pairs``): both halves of each pair, with or without compensation."""
     w, g, m = (pairs_view(addresses[PARAM, k] + at, n), pairs_view(addresses[GRAD, k] + at, n),
                pairs_view(addresses[BUF0, k] + at, n))
     if compensated:
-        _lion_pair_loop(w, g, m, pairs_view(addresses[COMP, k] + at, n), factor, sign, shrink, beta1, w1, beta2, w2,
+        _lion_pair_loop(w, g, m, pairs_view(addresses[COMP, k] + at, n), factor, shrink, beta1, w1, beta2, w2,
                         neg_lr, first, True)
     else:
-        _lion_pair_loop(w, g, m, w, factor, sign, shrink, beta1, w1, beta2, w2, neg_lr, first, False)
+        _lion_pair_loop(w, g, m, w, factor, shrink, beta1, w1, beta2, w2, neg_lr, first, False)
 
 
 lion_pairs = in_bfloat16_pairs(_lion_pairs)
 
 
 @njit(cache=True, error_model="numpy")
-def _lion_kahan(w, g, m, comp, factor, sign, shrink, beta1, w1, beta2, w2, neg_lr, first):
+def _lion_kahan(w, g, m, comp, factor, shrink, beta1, w1, beta2, w2, neg_lr, first):
     """The copy of ``_lion_block`` with a compensation buffer (16-bit parameters: ``lion_kahan``)."""
-    _lion_block(w, g, m, comp, factor, sign, shrink, beta1, w1, beta2, w2, neg_lr, first, True, False)
+    _lion_block(w, g, m, comp, factor, shrink, beta1, w1, beta2, w2, neg_lr, first, True, False)
 
 
 lion_kahan = for_sixteen_bit(_lion_kahan)
@@ -681,6 +683,7 @@ def lion_kernel(like, like_state, like_math, addresses, sizes, first_block, part
                                                dtype(c.beta2), dtype(c.w2), dtype(c.neg_lr))
     kahan = compensated and sixteen_bit(like)  # (copies of their own; see ``storage.sixteen_bit``)
     factor, divide, general = unscaling(grad_scale, dtype, compensated and not kahan)
+    factor = factor * sign  # (maximize's sign, exact: +-g * f or g / +-f, so the loops carry no multiply by 1)
     for part in prange(parts.shape[0] - 1):
         for b in range(parts[part], parts[part + 1]):
             k, n, lo = block_span(first_block, sizes, b)
@@ -689,19 +692,19 @@ def lion_kernel(like, like_state, like_math, addresses, sizes, first_block, part
             m = view(addresses[BUF0, k], sizes[k], like_state)[lo:lo + n]
             comp = view(addresses[COMP, k], sizes[k], like)[lo:lo + n] if compensated else w
             if general:
-                _lion_block(w, g, m, comp, factor, sign, shrink, beta1, w1, b2, w2, neg_lr, first, compensated, divide)
+                _lion_block(w, g, m, comp, factor, shrink, beta1, w1, b2, w2, neg_lr, first, compensated, divide)
                 continue
             done = lion_pairs(like, like_state, addresses, k, lo, n, (PARAM, GRAD, BUF0, COMP), first, kahan, factor,
-                              sign, shrink, beta1, w1, b2, w2, neg_lr)
+                              shrink, beta1, w1, b2, w2, neg_lr)
             if done == n:
                 continue
             w, g, m, comp = w[done:], g[done:], m[done:], comp[done:]  # (bfloat16 pairs' odd last element)
             if kahan:
-                lion_kahan(like, w, g, m, comp, factor, sign, shrink, beta1, w1, b2, w2, neg_lr, first)
+                lion_kahan(like, w, g, m, comp, factor, shrink, beta1, w1, b2, w2, neg_lr, first)
             elif first:
-                _lion_block(w, g, m, w, factor, sign, shrink, beta1, w1, b2, w2, neg_lr, True, False, False)
+                _lion_block(w, g, m, w, factor, shrink, beta1, w1, b2, w2, neg_lr, True, False, False)
             else:
-                _lion_block(w, g, m, w, factor, sign, shrink, beta1, w1, b2, w2, neg_lr, False, False, False)
+                _lion_block(w, g, m, w, factor, shrink, beta1, w1, b2, w2, neg_lr, False, False, False)
 
 # ----------------------------------------------------------------------------- (d) the simulations
 # The batched quadratic simulations (``fastdecay/_cpu/simulate.py``: tiles, blocks of
