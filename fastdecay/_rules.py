@@ -81,8 +81,8 @@ def sgd_momentum(momentum, dampening, nesterov, on_drop):
     or a scalar schedule (checked as a number at its step-0 value: nesterov needs it > 0)."""
     if isinstance(momentum, V.ScheduleBase):
         table = V.rate_table("momentum", momentum)
-        # (its value at step 0 by the scalar call, as the kernels read it: ``lr0()`` tabulates, ~50 us a call)
-        _, dampening, nesterov, code = sgd_options(momentum(0), dampening, nesterov, on_drop)
+        # (its value at step 0 as the kernels read it: ``lr0()`` would tabulate, ~50 us a call)
+        _, dampening, nesterov, code = sgd_options(scheduled_value(table, 0), dampening, nesterov, on_drop)
         return table, dampening, nesterov, code
     momentum, dampening, nesterov, code = sgd_options(momentum, dampening, nesterov, on_drop)
     return V.constant_table(momentum), dampening, nesterov, code
@@ -94,7 +94,7 @@ def _beta1_table(betas, check):
     its value at each call's step)."""
     if _scheduled_beta1(betas):
         table = V.rate_table("betas[0]", betas[0])
-        return (table, *check((betas[0](0), betas[1]))[1:])  # (step 0's value: see sgd_momentum)
+        return (table, *check((scheduled_value(table, 0), betas[1]))[1:])  # (step 0's value: see sgd_momentum)
     checked = check(betas)
     return (V.constant_table(checked[0]), *checked[1:])
 
