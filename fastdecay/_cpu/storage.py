@@ -252,9 +252,12 @@ def sixteen_bit(like):
     return like.dtype in (np.uint16, np.int16)
 
 
+_SIXTEEN_BIT = (BFLOAT16, FLOAT16)  # the view types of 16-bit storage
+
+
 @overload(sixteen_bit)
 def _sixteen_bit_impl(like):
-    value = like.dtype in (BFLOAT16, FLOAT16)
+    value = like.dtype in _SIXTEEN_BIT
     return lambda like: value
 
 
@@ -270,7 +273,7 @@ def for_sixteen_bit(loop):
 
     @overload(call)
     def _call_impl(like, *args):
-        if like.dtype in (BFLOAT16, FLOAT16):
+        if like.dtype in _SIXTEEN_BIT:
             return lambda like, *args: loop(*args)
         return lambda like, *args: None
 
