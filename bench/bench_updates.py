@@ -834,3 +834,57 @@ def _fixed_cost(benchmark, smoke, tensors, optimizer):
             extra[f"speedup_{mine}_vs_{k}"] = round(med[k] / med[mine], 3)
     benchmark.extra_info.update(impl="fastdecay", **extra)
     print(f"\n{benchmark.group}: " + ", ".join(f"{k}={v}" for k, v in extra.items()))
+
+
+# ----------------------------------------------------------------------------- the general kernels' options
+
+GENERAL_OPTIONS = {  # AdamW options the general kernels run (fastdecay._cpu.rules.takes_general_kernel)
+    "grad-scale-3": dict(grad_scale=3.0),
+    "compensated": dict(compensated=True),
+    "amsgrad-compensated": dict(amsgrad=True, compensated=True),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("option", list(GENERAL_OPTIONS))
+def test_adamw_general_kernel_options(benchmark, smoke, option, dtype):
+    """AdamW on 1e6 elements with an option the general kernel runs (a gradient scale that is
+    not a power of two, a compensation buffer, AMSGrad with compensation), interleaved with
+    the plain step on the same arrays and torch's fused AdamW with what it has of the option
+    (``grad_scale`` as ``GradScaler`` hands it, ``amsgrad``; no compensation) on float32
+    copies: what the option costs, medians of interleaved rounds."""
+    n = 10_000 if smoke else 1_000_000
+    param = getattr(torch, dtype)
+    options = GENERAL_OPTIONS[option]
+    w, g = _tensors([(n,)], 0)[0].to(param), _tensors([(n,)], 1)[0].to(param)
+    m, v, vmax = (torch.zeros(n) for _ in range(3))
+    comp = torch.zeros(n, dtype=param)
+    count = [0]
+
+    def ours(**kw):
+        def step():
+            count[0] += 1
+            if kw.get("amsgrad"):
+                kw["max_exp_avg_sq"] = vmax
+            if kw.get("compensated"):
+                kw["compensation_buffer"] = comp
+            fd.adamw_step(w, g, m, v, step=count[0], lr=1e-6, weight_decay=1e-2, **kw)
+        return step
+
+    twin = torch.nn.Parameter(w.float().clone())
+    twin.grad = g.float().clone()
+    opt = torch.optim.AdamW([twin], lr=1e-6, weight_decay=1e-2, fused=True, amsgrad=bool(options.get("amsgrad")))
+    if "grad_scale" in options:  # (as GradScaler.step hands them to a fused optimizer)
+        opt.grad_scale, opt.found_inf = torch.tensor(options["grad_scale"]), torch.tensor(0.0)
+    fns = {"fastdecay": ours(**options), "fastdecay-plain": ours(), "torch-fused": opt.step}
+    for fn in fns.values():
+        fn()
+        fn()
+    benchmark.group = f"updates-adamw-general-{option}-{dtype}"
+    benchmark.pedantic(fns["fastdecay"], rounds=1 if smoke else 15, iterations=1)
+    med = _interleaved_medians(fns, rounds=1 if smoke else 15, min_seconds=0 if smoke else 2.0)
+    extra = {f"interleaved_{k}_ns_per_element": round(sec / n * 1e9, 4) for k, sec in med.items()}
+    extra["option_cost_vs_plain"] = round(med["fastdecay"] / med["fastdecay-plain"], 3)
+    extra["speedup_vs_torch_fused"] = round(med["torch-fused"] / med["fastdecay"], 3)
+    benchmark.extra_info.update(impl="fastdecay", elements=n, **extra)
+    print(f"\n{benchmark.group}: " + ", ".join(f"{k}={v}" for k, v in extra.items()))

@@ -42,7 +42,8 @@ def _updates():
     import fastdecay as fd
     from ._rules import FUSED
 
-    # one kernel per fused update and storage dtype; the options are run-time arguments
+    # two kernels per fused update and storage dtype, the plain and the general one (a
+    # compensation buffer, a gradient scale to divide by); the options are run-time arguments
     lr = fd.cosine(0.1, 10)
     for dtype in (np.float64, np.float32):
         w, g = ([np.ones(9, dtype), np.ones(3, dtype)] for _ in range(2))
@@ -51,8 +52,10 @@ def _updates():
             state = {key: [np.zeros(9, dtype), np.zeros(3, dtype)] for key in fused.state_keys
                      if key not in fused.optional}
             update(w, g, **state, step=0, lr=lr, weight_decay=lr, **fused.example)
-            update(w[0], g[0], **{key: value[0] for key, value in state.items()}, step=1, lr=0.1, grad_scale=2.0,
-                   **fused.example)
+            one = {key: value[0] for key, value in state.items()}
+            update(w[0], g[0], **one, step=1, lr=0.1, grad_scale=2.0, **fused.example)
+            update(w[0], g[0], **one, step=2, lr=0.1, grad_scale=3.0, compensated=True,
+                   compensation_buffer=np.zeros(9, dtype), **fused.example)
 
 
 def _simulate(dtype):

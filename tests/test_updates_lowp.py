@@ -328,3 +328,53 @@ def test_compensated_loops_of_16_bit_parameters_compile_to_vector_code(rule, sta
     loop(*params, *buffers, comp, one, *[np.float32(0.5)] * scalars, *flags)
     machine_code = loop.inspect_asm(loop.signatures[0])
     assert re.search(r"\bv(mul|add|sub|fmadd\d+)ps\s+%[yz]mm", machine_code)
+
+
+GENERAL_CASES = {  # rule -> (call, state buffers), every call at a small rate so the compensation holds bits
+    "sgd": (lambda w, g, s, t, **kw: fd.sgd_step(w, g, step=t, lr=1e-4, weight_decay=1e-2, **kw), 0),
+    "momentum": (lambda w, g, s, t, **kw: fd.sgd_step(w, g, step=t, lr=1e-4, momentum=0.9, momentum_buffer=s[0],
+                                                      **kw), 1),
+    "nesterov": (lambda w, g, s, t, **kw: fd.sgd_step(w, g, step=t, lr=1e-4, momentum=0.9, nesterov=True,
+                                                      weight_decay=1e-2, momentum_buffer=s[0], **kw), 1),
+    "adamw": (lambda w, g, s, t, **kw: fd.adamw_step(w, g, s[0], s[1], step=t, lr=1e-5, **kw), 2),
+    "amsgrad": (lambda w, g, s, t, **kw: fd.adamw_step(w, g, s[0], s[1], step=t, lr=1e-5, amsgrad=True,
+                                                       max_exp_avg_sq=s[2], maximize=True, **kw), 3),
+    "lion": (lambda w, g, s, t, **kw: fd.lion_step(w, g, s[0], step=t, lr=1e-6, weight_decay=0.1, **kw), 1),
+}
+
+
+@pytest.mark.parametrize("grad_scale", [None, 3.0])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "bfloat16"])
+@pytest.mark.parametrize("rule", list(GENERAL_CASES))
+def test_compensated_steps_store_the_plain_steps_update_by_kahan_summation(rule, dtype, grad_scale):
+    """A compensated step computes the update of the plain step and stores it by Kahan
+    summation: from the same weights, state and gradients, a plain step of the weights in
+    the math dtype gives ``new`` (and the state, bit for bit); the compensated one stores
+    ``old + y`` rounded to the parameter dtype with y = (new - old) + c, and keeps
+    c = y - (stored - old). Step after step, the plain step restarted from the compensated
+    one's values; float32 and float64 parameters and AMSGrad run the general kernels (the
+    flags but compensation read at run time), bfloat16 the 16-bit copies but for AMSGrad;
+    a gradient scale of 3 divides."""
+    call, n_state = GENERAL_CASES[rule]
+    param = getattr(torch, dtype)
+    math = torch.float64 if dtype == "float64" else torch.float32
+    gen = torch.Generator().manual_seed(5)
+    n = 2053  # (a vector loop's remainder, two threads' parts)
+    w = (torch.randn(n, generator=gen, dtype=torch.float64) + 4.0).to(param)
+    comp = torch.zeros(n, dtype=param)
+    state = [torch.zeros(n, dtype=math) for _ in range(n_state)]
+    for t in range(6):
+        g = torch.randn(n, generator=gen, dtype=torch.float64).to(param)
+        scaled = dict(grad_scale=grad_scale) if grad_scale else {}
+        old, carried, plain_state = w.to(math), comp.to(math), [s.clone() for s in state]
+        new = old.clone()
+        call(new, g.to(math), plain_state, t, **scaled)
+        call(w, g, state, t, compensated=True, compensation_buffer=comp, **scaled)
+        y = (new - old) + carried
+        stored = (old + y).to(param)
+        kept = (y - (stored.to(math) - old)).to(param)
+        for got, want in ((w, stored), (comp, kept), *zip(state, plain_state)):
+            assert torch.equal(got.view(-1), want.view(-1)) and got.dtype == want.dtype, (t, rule)
+    if dtype == "bfloat16":  # (with float32 / float64 math in the parameters' own dtype it holds nothing)
+        assert (comp != 0).sum() > n // 10
+

@@ -291,25 +291,41 @@ def lion_element(w, g, m, sign, shrink, beta1, w1, beta2, w2, neg_lr, first):
 
 
 # ----------------------------------------------------------------------------- (c) the fused kernels
-# One per rule, found by name (``<kernel>_kernel``, the kernel of fastdecay._rules.FUSED)
-# and compiled by ``fastdecay._cpu.updates.kernel`` with one explicit signature per
-# storage combination: the arguments (like, like_state, like_math, addresses, sizes,
-# first_block, parts, lr_table, wd_table, step, <scheduled>_table, <Fused.options in
-# order>, compensated, grad_scale, found_inf). Each runs ``prange`` over the parts (runs
-# of blocks with about equal element counts, one a thread:
-# ``fastdecay._cpu.updates.part_layout``), each part over its blocks, and calls its block
-# loop, whose flags (momentum, nesterov, amsgrad, the first step; compensation of 16-bit
-# parameters) pick one of a few copies of the inner loop, so no loop carries a branch per
-# element; the general copy reads its flags at run time (odd gradient scales, compensation
-# of float32 and float64 parameters, AMSGrad with compensation: the rarer paths). A
-# compensation flag read at run time kept LLVM from vectorizing the bfloat16 loop: 10.9 ns
-# an element against 0.71 ns in a copy of its own (bfloat16 AdamW with bfloat16 state).
+# Two per rule, found by name (``<kernel>_kernel`` and ``<kernel>_general_kernel``, the
+# kernel of fastdecay._rules.FUSED; ``_kernels_of``) and compiled by
+# ``fastdecay._cpu.updates.kernel`` with one explicit signature per storage combination:
+# the arguments (like, like_state, like_math, addresses, sizes, first_block, parts,
+# lr_table, wd_table, step, <scheduled>_table, <Fused.options in order>, compensated,
+# grad_scale, found_inf). Each runs ``prange`` over the parts (runs of blocks with about
+# equal element counts, one a thread: ``fastdecay._cpu.updates.part_layout``), each part
+# over its blocks, and calls its block loop, whose flags (momentum, nesterov, amsgrad,
+# the first step) pick one of a few copies of the inner loop, so no loop carries a branch
+# per element. The plain kernel runs the usual calls: no compensation buffer, no scale or
+# a power of two (GradScaler's scales: the gradient is unscaled by a multiply that equals
+# the division). The general kernel runs the rest (``takes_general_kernel``), compiled
+# only for a program that makes such a call: compensation of 16-bit parameters in copies
+# of their own (``storage.for_sixteen_bit``), everything else in one copy of the loop
+# per compensation flag, the other flags (and the division) read at run time. Inside a
+# kernel (a function too large for LLVM to unswitch its loops), a store under a flag read
+# at run time kept the loop scalar: compensated steps of float32 parameters 4.3 ns an
+# element, and of bfloat16 ones with AMSGrad 5.4 ns, against 0.26 and 0.48 in copies where
+# the compensation is a constant (bench/RESULTS.md); selects under the other flags do not.
 # Where parameters and state are bfloat16, the copies run in pairs of elements
 # (``storage.in_bfloat16_pairs``) and only an odd last element, or a tensor not 4-byte
 # aligned, takes the element loop.
-# The gradient is unscaled by ``unscale``: a multiply by 1/grad_scale where that equals
-# the division (no scale, or a power of two: GradScaler's scales), a division otherwise,
-# in the general copy only, so the usual copies carry no divide for it.
+
+
+def _kernels_of(kernel_of, rule):
+    """(``<rule>_kernel``, ``<rule>_general_kernel``) from the factory ``kernel_of(general)``
+    of a rule's kernel: ``general`` is a constant of each closure, so Numba drops the
+    branch a kernel never takes before it compiles anything (a branch never taken but
+    compiled costs seconds of every first use), and a program that never compensates
+    nor divides its gradients never compiles the general copies. Named for the on-disk
+    cache and for profiles."""
+    plain, general = kernel_of(False), kernel_of(True)
+    for function, name in ((plain, f"{rule}_kernel"), (general, f"{rule}_general_kernel")):
+        function.__name__ = function.__qualname__ = name
+    return plain, general
 
 
 @njit(cache=True, error_model="numpy")
@@ -322,15 +338,19 @@ def unscale_by_inverse(grad_scale):
 
 
 @njit(cache=True, error_model="numpy")
-def unscaling(grad_scale, dtype, general_flags):
-    """(factor, divide, general) of a fused kernel: what ``unscale`` takes for ``grad_scale``
-    in the math ``dtype`` (its exact inverse where ``unscale_by_inverse``, else the scale to
-    divide by) and whether the kernel runs its general copy of the loop, the one that
-    reads its flags at run time: for a division, or where ``general_flags`` (the kernel's
-    flags that have no copy of their own)."""
+def unscaling(grad_scale, dtype):
+    """(factor, divide) of a fused kernel: what ``unscale`` takes for ``grad_scale`` in the
+    math ``dtype``: its exact inverse where ``unscale_by_inverse`` (divide False), else the
+    scale to divide by (only the general kernels divide: ``takes_general_kernel``)."""
     divide = not unscale_by_inverse(grad_scale)
-    factor = dtype(grad_scale) if divide else dtype(1.0 / grad_scale)
-    return factor, divide, general_flags or divide
+    return (dtype(grad_scale) if divide else dtype(1.0 / grad_scale)), divide
+
+
+def takes_general_kernel(compensated, grad_scale):
+    """Whether a fused call runs its rule's general kernel (``<rule>_general_kernel``) rather
+    than the plain one: with a compensation buffer, or a gradient scale to divide by (not a
+    power of two: ``unscale_by_inverse``). Python, for the launcher."""
+    return compensated or (grad_scale != 1.0 and not unscale_by_inverse.py_func(grad_scale))
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -416,72 +436,86 @@ def _sgd_kahan(w, g, buf, comp, factor, l2, shrink, buf_decay, grad_gain, nest_g
 sgd_kahan = for_sixteen_bit(_sgd_kahan)
 
 
-def sgd_kernel(like, like_state, like_math, addresses, sizes, first_block, parts,
+def _sgd_kernel_of(general):
+    """``sgd_kernel`` (``general`` False) or ``sgd_general_kernel`` (True): see ``_kernels_of``."""
+
+    def kernel(like, like_state, like_math, addresses, sizes, first_block, parts,
                lr_table, wd_table, step, momentum_table, dampening, nesterov, decoupled, maximize,
                lr_in_buffer, on_drop, first_step, compensated, grad_scale, found_inf):
-    """SGD / heavy ball / Nesterov over the tensors of ``addresses`` (see ``rules.sgd_element``).
+        """SGD / heavy ball / Nesterov over the tensors of ``addresses`` (see ``rules.sgd_element``).
 
-    Rows: PARAM, GRAD, BUF0 (the momentum buffers; read only with momentum),
-    COMP (the compensation buffers; read only when ``compensated``). The momentum is
-    row 0 of ``momentum_table`` at ``step`` (a schedule, as lr; where it is 0 the
-    buffers are not touched, as torch's SGD). At ``first_step`` the buffers' content is
-    ignored (the step where torch creates them: 0, or the first step of a momentum
-    schedule that is not 0).
-    """
-    if found_inf != 0.0:
-        return
-    dtype = like_math.dtype.type
-    first = step == first_step
-    lr, wd = scheduled_rates(lr_table, wd_table, step)
-    momentum = lr_at(momentum_table, 0, step)
-    scale = buffer_scale_at(lr_table, 0, step, on_drop)
-    c = sgd_scalars(lr, wd, first, scale, momentum, dampening, nesterov, decoupled, maximize, lr_in_buffer)
-    sign, l2, shrink = dtype(c.sign), dtype(c.l2), dtype(c.shrink)
-    buf_decay, grad_gain, nest_grad = dtype(c.buf_decay), dtype(c.grad_gain), dtype(c.nest_grad)
-    nest_buf, neg_lr = dtype(c.nest_buf), dtype(c.neg_lr)
-    kahan = compensated and sixteen_bit(like)  # (copies of their own; see ``storage.sixteen_bit``)
-    factor, divide, general = unscaling(grad_scale, dtype, compensated and not kahan)
-    factor = factor * sign  # (maximize's sign, exact: +-g * f or g / +-f, so the loops carry no multiply by 1)
-    use_momentum = momentum != 0.0
-    for part in prange(parts.shape[0] - 1):
-        for b in range(parts[part], parts[part + 1]):
-            k, n, lo = block_span(first_block, sizes, b)
-            w = view(addresses[PARAM, k], sizes[k], like)[lo:lo + n]
-            g = view(addresses[GRAD, k], sizes[k], like)[lo:lo + n]
-            comp = view(addresses[COMP, k], sizes[k], like)[lo:lo + n] if compensated else w
-            if not use_momentum:
+        Rows: PARAM, GRAD, BUF0 (the momentum buffers; read only with momentum),
+        COMP (the compensation buffers; read only when ``compensated``). The momentum is
+        row 0 of ``momentum_table`` at ``step`` (a schedule, as lr; where it is 0 the
+        buffers are not touched, as torch's SGD). At ``first_step`` the buffers' content is
+        ignored (the step where torch creates them: 0, or the first step of a momentum
+        schedule that is not 0).
+        """
+        if found_inf != 0.0:
+            return
+        dtype = like_math.dtype.type
+        first = step == first_step
+        lr, wd = scheduled_rates(lr_table, wd_table, step)
+        momentum = lr_at(momentum_table, 0, step)
+        scale = buffer_scale_at(lr_table, 0, step, on_drop)
+        c = sgd_scalars(lr, wd, first, scale, momentum, dampening, nesterov, decoupled, maximize, lr_in_buffer)
+        sign, l2, shrink = dtype(c.sign), dtype(c.l2), dtype(c.shrink)
+        buf_decay, grad_gain, nest_grad = dtype(c.buf_decay), dtype(c.grad_gain), dtype(c.nest_grad)
+        nest_buf, neg_lr = dtype(c.nest_buf), dtype(c.neg_lr)
+        factor, divide = unscaling(grad_scale, dtype)
+        factor = factor * sign  # (maximize's sign, exact: +-g * f or g / +-f, so the loops carry no multiply by 1)
+        kahan = compensated and sixteen_bit(like) and not divide  # (copies of their own: ``storage.sixteen_bit``)
+        use_momentum = momentum != 0.0
+        for part in prange(parts.shape[0] - 1):
+            for b in range(parts[part], parts[part + 1]):
+                k, n, lo = block_span(first_block, sizes, b)
+                w = view(addresses[PARAM, k], sizes[k], like)[lo:lo + n]
+                g = view(addresses[GRAD, k], sizes[k], like)[lo:lo + n]
+                # (without momentum never touched: an empty array of the state's type)
+                buf = view(addresses[BUF0, k], sizes[k], like_state)[lo:lo + n] if use_momentum else like_state
                 if general:
-                    _sgd_block(w, g, w, comp, factor, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
-                               neg_lr, False, False, False, compensated, divide)
-                elif kahan:
-                    sgd_kahan(like, w, g, w, comp, factor, l2, shrink, buf_decay, grad_gain, nest_grad,
-                              nest_buf, neg_lr, False, False, False)
-                else:
+                    comp = view(addresses[COMP, k], sizes[k], like)[lo:lo + n] if compensated else w
+                    if kahan:
+                        if not use_momentum:
+                            sgd_kahan(like, w, g, w, comp, factor, l2, shrink, buf_decay, grad_gain, nest_grad,
+                                      nest_buf, neg_lr, False, False, False)
+                            continue
+                        done = sgd_pairs(like, like_state, addresses, k, lo, n, (PARAM, GRAD, BUF0, COMP), first,
+                                         nesterov, True, factor, l2, shrink, buf_decay, grad_gain, nest_grad,
+                                         nest_buf, neg_lr)
+                        if done < n:  # (bfloat16 pairs' odd last element)
+                            sgd_kahan(like, w[done:], g[done:], buf[done:], comp[done:], factor, l2, shrink,
+                                      buf_decay, grad_gain, nest_grad, nest_buf, neg_lr, True, nesterov, first)
+                    elif compensated:  # (the flags but compensation read at run time: ``_kernels_of``)
+                        _sgd_block(w, g, buf, comp, factor, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
+                                   neg_lr, use_momentum, nesterov, first, True, divide)
+                    else:
+                        _sgd_block(w, g, buf, w, factor, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
+                                   neg_lr, use_momentum, nesterov, first, False, divide)
+                    continue
+                if not use_momentum:
                     _sgd_block(w, g, w, w, factor, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
                                neg_lr, False, False, False, False, False)
-                continue
-            buf = view(addresses[BUF0, k], sizes[k], like_state)[lo:lo + n]
-            if general:  # one copy of the loop, flags read at run time (the rarer paths)
-                _sgd_block(w, g, buf, comp, factor, l2, shrink, buf_decay, grad_gain, nest_grad,
-                           nest_buf, neg_lr, True, nesterov, first, compensated, divide)
-                continue
-            done = sgd_pairs(like, like_state, addresses, k, lo, n, (PARAM, GRAD, BUF0, COMP), first, nesterov, kahan,
-                             factor, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr)
-            if done == n:
-                continue
-            w, g, buf, comp = w[done:], g[done:], buf[done:], comp[done:]  # (bfloat16 pairs' odd last element)
-            if kahan:
-                sgd_kahan(like, w, g, buf, comp, factor, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
-                          neg_lr, True, nesterov, first)
-            elif first:
-                _sgd_block(w, g, buf, w, factor, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
-                           neg_lr, True, nesterov, True, False, False)
-            elif nesterov:
-                _sgd_block(w, g, buf, w, factor, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
-                           neg_lr, True, True, False, False, False)
-            else:
-                _sgd_block(w, g, buf, w, factor, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
-                           neg_lr, True, False, False, False, False)
+                    continue
+                done = sgd_pairs(like, like_state, addresses, k, lo, n, (PARAM, GRAD, BUF0, COMP), first, nesterov,
+                                 False, factor, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr)
+                if done == n:
+                    continue
+                w, g, buf = w[done:], g[done:], buf[done:]  # (bfloat16 pairs' odd last element)
+                if first:
+                    _sgd_block(w, g, buf, w, factor, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
+                               neg_lr, True, nesterov, True, False, False)
+                elif nesterov:
+                    _sgd_block(w, g, buf, w, factor, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
+                               neg_lr, True, True, False, False, False)
+                else:
+                    _sgd_block(w, g, buf, w, factor, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf,
+                               neg_lr, True, False, False, False, False)
+
+    return kernel
+
+
+sgd_kernel, sgd_general_kernel = _kernels_of(_sgd_kernel_of, "sgd")
 
 
 @njit(cache=True, error_model="numpy")
@@ -559,62 +593,80 @@ def _adam_kahan(w, g, m, v, comp, factor, l2, shrink, w1, beta2, w2, neg_step_si
 adam_kahan = for_sixteen_bit(_adam_kahan)
 
 
-def adam_kernel(like, like_state, like_math, addresses, sizes, first_block, parts,
-                lr_table, wd_table, step, beta1_table, beta2, eps, decoupled, maximize, amsgrad, compensated,
-                grad_scale, found_inf):
-    """Adam / AdamW / AMSGrad over the tensors of ``addresses`` (see ``rules.adam_element``).
+def _adam_kernel_of(general):
+    """``adam_kernel`` (``general`` False) or ``adam_general_kernel`` (True): see ``_kernels_of``."""
 
-    Rows: PARAM, GRAD, BUF0 (exp_avg), BUF1 (exp_avg_sq), BUF2 (max_exp_avg_sq;
-    read only with ``amsgrad``), COMP (read only when ``compensated``). beta1 is row 0
-    of ``beta1_table`` at ``step`` (a schedule, as lr; the bias correction
-    1 - beta1^(step+1) uses the current beta1, as torch's Adam does).
-    """
-    if found_inf != 0.0:
-        return
-    dtype = like_math.dtype.type
-    first = step == 0.0
-    lr, wd = scheduled_rates(lr_table, wd_table, step)
-    beta1 = lr_at(beta1_table, 0, step)
-    c = adam_scalars(lr, wd, step, beta1, beta2, eps, decoupled, maximize)
-    sign, l2, shrink, w1, b2, w2 = dtype(c.sign), dtype(c.l2), dtype(c.shrink), dtype(c.w1), dtype(c.beta2), dtype(c.w2)
-    neg_step_size, bc2_sqrt, e = dtype(c.neg_step_size), dtype(c.bc2_sqrt), dtype(c.eps)
-    kahan = compensated and not amsgrad and sixteen_bit(like)  # (copies of their own; see ``storage.sixteen_bit``)
-    factor, divide, general = unscaling(grad_scale, dtype, compensated and not kahan)
-    factor = factor * sign  # (maximize's sign, exact: +-g * f or g / +-f, so the loops carry no multiply by 1)
-    for part in prange(parts.shape[0] - 1):
-        for b in range(parts[part], parts[part + 1]):
-            k, n, lo = block_span(first_block, sizes, b)
-            w = view(addresses[PARAM, k], sizes[k], like)[lo:lo + n]
-            g = view(addresses[GRAD, k], sizes[k], like)[lo:lo + n]
-            m = view(addresses[BUF0, k], sizes[k], like_state)[lo:lo + n]
-            v = view(addresses[BUF1, k], sizes[k], like_state)[lo:lo + n]
-            vmax = view(addresses[BUF2, k], sizes[k], like_state)[lo:lo + n] if amsgrad else v
-            comp = view(addresses[COMP, k], sizes[k], like)[lo:lo + n] if compensated else w
-            if general:  # one copy of the loop, flags read at run time (the rarer paths)
-                _adam_block(w, g, m, v, vmax, comp, factor, l2, shrink, w1, b2, w2, neg_step_size,
-                            bc2_sqrt, e, amsgrad, first, compensated, divide)
-            elif amsgrad:
-                if first:
-                    _adam_block(w, g, m, v, vmax, w, factor, l2, shrink, w1, b2, w2, neg_step_size,
-                                bc2_sqrt, e, True, True, False, False)
-                else:
-                    _adam_block(w, g, m, v, vmax, w, factor, l2, shrink, w1, b2, w2, neg_step_size,
-                                bc2_sqrt, e, True, False, False, False)
-            else:
+    def kernel(like, like_state, like_math, addresses, sizes, first_block, parts,
+               lr_table, wd_table, step, beta1_table, beta2, eps, decoupled, maximize, amsgrad, compensated,
+               grad_scale, found_inf):
+        """Adam / AdamW / AMSGrad over the tensors of ``addresses`` (see ``rules.adam_element``).
+
+        Rows: PARAM, GRAD, BUF0 (exp_avg), BUF1 (exp_avg_sq), BUF2 (max_exp_avg_sq;
+        read only with ``amsgrad``), COMP (read only when ``compensated``). beta1 is row 0
+        of ``beta1_table`` at ``step`` (a schedule, as lr; the bias correction
+        1 - beta1^(step+1) uses the current beta1, as torch's Adam does).
+        """
+        if found_inf != 0.0:
+            return
+        dtype = like_math.dtype.type
+        first = step == 0.0
+        lr, wd = scheduled_rates(lr_table, wd_table, step)
+        beta1 = lr_at(beta1_table, 0, step)
+        c = adam_scalars(lr, wd, step, beta1, beta2, eps, decoupled, maximize)
+        sign, l2, shrink, w1, b2, w2 = (dtype(c.sign), dtype(c.l2), dtype(c.shrink), dtype(c.w1), dtype(c.beta2),
+                                        dtype(c.w2))
+        neg_step_size, bc2_sqrt, e = dtype(c.neg_step_size), dtype(c.bc2_sqrt), dtype(c.eps)
+        factor, divide = unscaling(grad_scale, dtype)
+        factor = factor * sign  # (maximize's sign, exact: +-g * f or g / +-f, so the loops carry no multiply by 1)
+        # (copies of their own: ``storage.sixteen_bit``)
+        kahan = compensated and sixteen_bit(like) and not (divide or amsgrad)
+        for part in prange(parts.shape[0] - 1):
+            for b in range(parts[part], parts[part + 1]):
+                k, n, lo = block_span(first_block, sizes, b)
+                w = view(addresses[PARAM, k], sizes[k], like)[lo:lo + n]
+                g = view(addresses[GRAD, k], sizes[k], like)[lo:lo + n]
+                m = view(addresses[BUF0, k], sizes[k], like_state)[lo:lo + n]
+                v = view(addresses[BUF1, k], sizes[k], like_state)[lo:lo + n]
+                vmax = view(addresses[BUF2, k], sizes[k], like_state)[lo:lo + n] if amsgrad else v
+                if general:
+                    comp = view(addresses[COMP, k], sizes[k], like)[lo:lo + n] if compensated else w
+                    if kahan:
+                        done = adam_pairs(like, like_state, addresses, k, lo, n, (PARAM, GRAD, BUF0, BUF1, COMP),
+                                          first, True, factor, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e)
+                        if done < n:  # (bfloat16 pairs' odd last element)
+                            adam_kahan(like, w[done:], g[done:], m[done:], v[done:], comp[done:], factor, l2, shrink,
+                                       w1, b2, w2, neg_step_size, bc2_sqrt, e, first)
+                    elif compensated:  # (the flags but compensation read at run time: ``_kernels_of``)
+                        _adam_block(w, g, m, v, vmax, comp, factor, l2, shrink, w1, b2, w2, neg_step_size,
+                                    bc2_sqrt, e, amsgrad, first, True, divide)
+                    else:
+                        _adam_block(w, g, m, v, vmax, w, factor, l2, shrink, w1, b2, w2, neg_step_size,
+                                    bc2_sqrt, e, amsgrad, first, False, divide)
+                    continue
+                if amsgrad:
+                    if first:
+                        _adam_block(w, g, m, v, vmax, w, factor, l2, shrink, w1, b2, w2, neg_step_size,
+                                    bc2_sqrt, e, True, True, False, False)
+                    else:
+                        _adam_block(w, g, m, v, vmax, w, factor, l2, shrink, w1, b2, w2, neg_step_size,
+                                    bc2_sqrt, e, True, False, False, False)
+                    continue
                 done = adam_pairs(like, like_state, addresses, k, lo, n, (PARAM, GRAD, BUF0, BUF1, COMP), first,
-                                  kahan, factor, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e)
+                                  False, factor, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e)
                 if done == n:
                     continue
-                w, g, m, v, comp = w[done:], g[done:], m[done:], v[done:], comp[done:]  # (pairs' odd last element)
-                if kahan:
-                    adam_kahan(like, w, g, m, v, comp, factor, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt,
-                               e, first)
-                elif first:
+                w, g, m, v = w[done:], g[done:], m[done:], v[done:]  # (bfloat16 pairs' odd last element)
+                if first:
                     _adam_block(w, g, m, v, v, w, factor, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e,
                                 False, True, False, False)
                 else:
                     _adam_block(w, g, m, v, v, w, factor, l2, shrink, w1, b2, w2, neg_step_size, bc2_sqrt, e,
                                 False, False, False, False)
+
+    return kernel
+
+
+adam_kernel, adam_general_kernel = _kernels_of(_adam_kernel_of, "adam")
 
 
 @njit(cache=True, error_model="numpy")
@@ -666,45 +718,60 @@ def _lion_kahan(w, g, m, comp, factor, shrink, beta1, w1, beta2, w2, neg_lr, fir
 lion_kahan = for_sixteen_bit(_lion_kahan)
 
 
-def lion_kernel(like, like_state, like_math, addresses, sizes, first_block, parts,
-                lr_table, wd_table, step, beta1_table, beta2, maximize, compensated, grad_scale, found_inf):
-    """Lion over the tensors of ``addresses`` (see ``rules.lion_element``).
+def _lion_kernel_of(general):
+    """``lion_kernel`` (``general`` False) or ``lion_general_kernel`` (True): see ``_kernels_of``."""
 
-    Rows: PARAM, GRAD, BUF0 (exp_avg), COMP (read only when ``compensated``). beta1 is
-    row 0 of ``beta1_table`` at ``step`` (a schedule, as lr).
-    """
-    if found_inf != 0.0:
-        return
-    dtype = like_math.dtype.type
-    first = step == 0.0
-    lr, wd = scheduled_rates(lr_table, wd_table, step)
-    c = lion_scalars(lr, wd, lr_at(beta1_table, 0, step), beta2, maximize)
-    sign, shrink, beta1, w1, b2, w2, neg_lr = (dtype(c.sign), dtype(c.shrink), dtype(c.beta1), dtype(c.w1),
-                                               dtype(c.beta2), dtype(c.w2), dtype(c.neg_lr))
-    kahan = compensated and sixteen_bit(like)  # (copies of their own; see ``storage.sixteen_bit``)
-    factor, divide, general = unscaling(grad_scale, dtype, compensated and not kahan)
-    factor = factor * sign  # (maximize's sign, exact: +-g * f or g / +-f, so the loops carry no multiply by 1)
-    for part in prange(parts.shape[0] - 1):
-        for b in range(parts[part], parts[part + 1]):
-            k, n, lo = block_span(first_block, sizes, b)
-            w = view(addresses[PARAM, k], sizes[k], like)[lo:lo + n]
-            g = view(addresses[GRAD, k], sizes[k], like)[lo:lo + n]
-            m = view(addresses[BUF0, k], sizes[k], like_state)[lo:lo + n]
-            comp = view(addresses[COMP, k], sizes[k], like)[lo:lo + n] if compensated else w
-            if general:
-                _lion_block(w, g, m, comp, factor, shrink, beta1, w1, b2, w2, neg_lr, first, compensated, divide)
-                continue
-            done = lion_pairs(like, like_state, addresses, k, lo, n, (PARAM, GRAD, BUF0, COMP), first, kahan, factor,
-                              shrink, beta1, w1, b2, w2, neg_lr)
-            if done == n:
-                continue
-            w, g, m, comp = w[done:], g[done:], m[done:], comp[done:]  # (bfloat16 pairs' odd last element)
-            if kahan:
-                lion_kahan(like, w, g, m, comp, factor, shrink, beta1, w1, b2, w2, neg_lr, first)
-            elif first:
-                _lion_block(w, g, m, w, factor, shrink, beta1, w1, b2, w2, neg_lr, True, False, False)
-            else:
-                _lion_block(w, g, m, w, factor, shrink, beta1, w1, b2, w2, neg_lr, False, False, False)
+    def kernel(like, like_state, like_math, addresses, sizes, first_block, parts,
+               lr_table, wd_table, step, beta1_table, beta2, maximize, compensated, grad_scale, found_inf):
+        """Lion over the tensors of ``addresses`` (see ``rules.lion_element``).
+
+        Rows: PARAM, GRAD, BUF0 (exp_avg), COMP (read only when ``compensated``). beta1 is
+        row 0 of ``beta1_table`` at ``step`` (a schedule, as lr).
+        """
+        if found_inf != 0.0:
+            return
+        dtype = like_math.dtype.type
+        first = step == 0.0
+        lr, wd = scheduled_rates(lr_table, wd_table, step)
+        c = lion_scalars(lr, wd, lr_at(beta1_table, 0, step), beta2, maximize)
+        sign, shrink, beta1, w1, b2, w2, neg_lr = (dtype(c.sign), dtype(c.shrink), dtype(c.beta1), dtype(c.w1),
+                                                   dtype(c.beta2), dtype(c.w2), dtype(c.neg_lr))
+        factor, divide = unscaling(grad_scale, dtype)
+        factor = factor * sign  # (maximize's sign, exact: +-g * f or g / +-f, so the loops carry no multiply by 1)
+        kahan = compensated and sixteen_bit(like) and not divide  # (copies of their own: ``storage.sixteen_bit``)
+        for part in prange(parts.shape[0] - 1):
+            for b in range(parts[part], parts[part + 1]):
+                k, n, lo = block_span(first_block, sizes, b)
+                w = view(addresses[PARAM, k], sizes[k], like)[lo:lo + n]
+                g = view(addresses[GRAD, k], sizes[k], like)[lo:lo + n]
+                m = view(addresses[BUF0, k], sizes[k], like_state)[lo:lo + n]
+                if general:
+                    comp = view(addresses[COMP, k], sizes[k], like)[lo:lo + n] if compensated else w
+                    if kahan:
+                        done = lion_pairs(like, like_state, addresses, k, lo, n, (PARAM, GRAD, BUF0, COMP), first,
+                                          True, factor, shrink, beta1, w1, b2, w2, neg_lr)
+                        if done < n:  # (bfloat16 pairs' odd last element)
+                            lion_kahan(like, w[done:], g[done:], m[done:], comp[done:], factor, shrink, beta1, w1, b2,
+                                       w2, neg_lr, first)
+                    elif compensated:  # (the flags but compensation read at run time: ``_kernels_of``)
+                        _lion_block(w, g, m, comp, factor, shrink, beta1, w1, b2, w2, neg_lr, first, True, divide)
+                    else:
+                        _lion_block(w, g, m, w, factor, shrink, beta1, w1, b2, w2, neg_lr, first, False, divide)
+                    continue
+                done = lion_pairs(like, like_state, addresses, k, lo, n, (PARAM, GRAD, BUF0, COMP), first, False,
+                                  factor, shrink, beta1, w1, b2, w2, neg_lr)
+                if done == n:
+                    continue
+                w, g, m = w[done:], g[done:], m[done:]  # (bfloat16 pairs' odd last element)
+                if first:
+                    _lion_block(w, g, m, w, factor, shrink, beta1, w1, b2, w2, neg_lr, True, False, False)
+                else:
+                    _lion_block(w, g, m, w, factor, shrink, beta1, w1, b2, w2, neg_lr, False, False, False)
+
+    return kernel
+
+
+lion_kernel, lion_general_kernel = _kernels_of(_lion_kernel_of, "lion")
 
 # ----------------------------------------------------------------------------- (d) the simulations
 # The batched quadratic simulations (``fastdecay/_cpu/simulate.py``: tiles, blocks of

@@ -34,7 +34,10 @@ instead of vanishing.
 
 Options (momentum, nesterov, decoupled, ...) are run-time arguments: one
 compiled kernel per rule and storage combination, whatever the flags, compiled
-or loaded from the cache on first use (``kernel(kernel_name, param, state)``).
+or loaded from the cache on first use (``kernel(kernel_name, param, state)``),
+and a second one for the calls with a compensation buffer or a gradient scale
+that is not a power of two (``rules.takes_general_kernel``; ``kernel(...,
+general=True)``), compiled only where a program makes such a call.
 
 The kernels never allocate and never validate: ``fastdecay.updates`` has
 checked every address, size, dtype, layout, overlap and option before it calls
@@ -87,14 +90,15 @@ def signature(kernel_name, param, state):
 _COMPILED = {}
 
 
-def kernel(kernel_name, param, state):
-    """The compiled kernel ``rules.<kernel_name>_kernel`` for one storage combination (dtype
-    names): one explicit signature each, compiled (or loaded from the on-disk cache) on
-    first use, so a float32-only program never loads the others."""
-    key = (kernel_name, param, state)
+def kernel(kernel_name, param, state, general=False):
+    """The compiled kernel ``rules.<kernel_name>_kernel`` (``general``:
+    ``rules.<kernel_name>_general_kernel``) for one storage combination (dtype names): one
+    explicit signature each, compiled (or loaded from the on-disk cache) on first use, so a
+    float32-only program never loads the others."""
+    key = (kernel_name, param, state, general)
     compiled = _COMPILED.get(key)
     if compiled is None:
-        py_func = getattr(rules, f"{kernel_name}_kernel")
+        py_func = getattr(rules, f"{kernel_name}_general_kernel" if general else f"{kernel_name}_kernel")
         compiled = njit(signature(kernel_name, param, state), parallel=True, cache=True,
                         error_model="numpy")(py_func)
         _COMPILED[key] = compiled
@@ -153,7 +157,7 @@ def fused_launch(kernel_name, param, state, addresses, sizes, first_block, parts
     scale = 1.0 if grad_scale is None else float(grad_scale)
     inf = 0.0 if found_inf is None else float(found_inf)
     lr_table, wd_table, scheduled_table = tables
-    parallel.launch(kernel(kernel_name, param, state),
+    parallel.launch(kernel(kernel_name, param, state, rules.takes_general_kernel(compensated, scale)),
                     (_LIKE[param], _LIKE[state], _MATH_LIKE[param], addresses, sizes, first_block, parts,
                      lr_table, wd_table, float(step), scheduled_table, *options, compensated, scale, inf),
                     threads_for(n_elements) if threads is None else threads)
