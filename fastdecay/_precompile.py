@@ -64,10 +64,12 @@ def _simulate(dtype):
 
     lam = np.ones((2, 3))
     shared, per_trajectory = fd.step(0.1, 0.5, 3), fd.stack([fd.constant(0.1), fd.exponential(0.1, gamma=0.9)])
+    # two kernels per noise setting: one schedule without recording, and every other path
     for optimizer in NAMES:
-        fd.simulate(lam, shared, steps=4, optimizer=optimizer, dtype=dtype)
-        fd.simulate(lam, per_trajectory, steps=4, optimizer=optimizer, dtype=dtype, every=2, noise=0.1,
-                    weight_decay=per_trajectory)
+        for noise in (0.0, 0.1):
+            fd.simulate(lam, shared, steps=4, optimizer=optimizer, dtype=dtype, noise=noise)
+            fd.simulate(lam, per_trajectory, steps=4, optimizer=optimizer, dtype=dtype, every=2, noise=noise,
+                        weight_decay=per_trajectory)
     # recording trajectories longer than a tile (d > 1024) under shared rates: a kernel of its own
     long = np.ones((1, 1025))
     fd.simulate(long, shared, steps=4, dtype=dtype, every=2)

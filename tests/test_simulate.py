@@ -224,6 +224,37 @@ def test_trajectories_of_many_coordinates_give_the_same_bits_alone_in_a_batch_an
                                                   err_msg=f"{dtype.__name__} {extra} {field}")
     assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS  # restored
 
+@pytest.mark.parametrize("noise", [0.0, 0.2])
+def test_the_kernel_of_every_path_gives_the_elementwise_kernels_bits(monkeypatch, noise):
+    """A run under shared rates without recording takes a kernel of its own (the element
+    tiles' loops alone, compiled in a quarter of the time); the kernel of every other path
+    runs such a run too, in tiles of whole trajectories, with the same bits: every rule,
+    one and several coordinates (a trajectory longer than a tile among them), float64 and
+    float32, several chunks."""
+    from fastdecay._cpu import simulate as cpu
+
+    s = fd.step(0.05, 0.5, 9)
+    chosen = cpu.takes_elementwise_kernel
+    runs, taken = {}, []
+    for path in ("elementwise", "every path"):
+        def choice(*args, forced=path == "every path"):
+            taken.append((path, chosen(*args)))
+            return False if forced else taken[-1][1]
+
+        monkeypatch.setattr(cpu, "takes_elementwise_kernel", choice)
+        for optimizer in OPTIMIZERS:
+            for d in (1, 7, 1_100):
+                lam = np.random.default_rng(d).uniform(0.0, 2.0, (max(1, 3_000 // d), d))
+                for dtype in (np.float64, np.float32):
+                    runs.setdefault((optimizer, d, dtype), []).append(
+                        fd.simulate(lam, s, steps=21, optimizer=optimizer, noise=noise, weight_decay=0.01, seed=9,
+                                    dtype=dtype, chunk_steps=8).w)
+    assert taken and all(elementwise for _, elementwise in taken)  # (every chunk was the elementwise kernel's)
+    for key, (elementwise, every_path) in runs.items():
+        assert np.isfinite(elementwise).all(), key
+        np.testing.assert_array_equal(every_path, elementwise, err_msg=str(key))
+
+
 @pytest.mark.parametrize("optimizer", ["gd", "nesterov", "adamw"])
 @pytest.mark.parametrize("per", [False, True])
 def test_chunking_threads_and_recording_do_not_change_results(optimizer, per):

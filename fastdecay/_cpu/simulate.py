@@ -61,6 +61,15 @@ exactly in float64 runs). The noiseless
 kernel is a separate compilation (``noise_scratch`` is ``None`` there, and
 every noise term is pruned at compile time).
 
+Two kernels a (dtype, noise): the run under shared rates without recording (the
+usual first call: one schedule, the final weights) takes ``_elementwise_chunk``,
+which holds only the element tiles' loops and compiles in about a quarter of the
+time; every other run takes ``_simulate_chunk``, which holds every other path
+(``simulate_chunk`` chooses, by ``takes_elementwise_kernel``; ``_simulate_chunk``
+runs the first kind too, tile by tile, with the same bits). Both are the same
+function, made twice with the choice a constant (``_chunk_kernel``), so Numba
+drops the other's code before compiling.
+
 The call shape, shared with the GPU twin (``fastdecay._gpu.simulate``), is
 documented at ``_simulate_chunk``. Kernels never allocate and never validate;
 ``fastdecay.simulate`` has checked and prepared every argument.
@@ -249,10 +258,11 @@ def _readonly(a):
 def simulate_chunk(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_state, wd_table, wd_rows, wd_ratio,
                    wd_state, mom_table, mom_rows, mom_ratio, mom_state, step_scalars, beta2, eps, on_drop, noise, seed,
                    offset, first_step, n_steps, every, rec_loss, rec_disp, rec_lr):
-    """Run the kernel for ``w``'s dtype (see ``_simulate_chunk``). Each (dtype, noisy)
-    kernel is compiled (or loaded from Numba's cache) on first use, so a float64-only,
-    noiseless user never waits for the other builds. A noisy call gets its scratch
-    here: four float32 rows of draws per thread (steps 4q .. 4q + 3), one tile's lanes each."""
+    """Run the kernel for ``w``'s dtype (see ``_simulate_chunk``). Each (dtype, noisy,
+    path) kernel is compiled (or loaded from Numba's cache) on first use, so a float64-only,
+    noiseless user of one schedule never waits for the other builds. A noisy call gets its
+    scratch here: four float32 rows of draws per thread (steps 4q .. 4q + 3), one tile's
+    lanes each."""
     noisy = noise != 0.0
     dt = float32 if w.dtype == np.float32 else float64
     if noisy:
@@ -271,151 +281,176 @@ def simulate_chunk(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_stat
                beta2, eps, on_drop, scratch[0], np.uint64(seed), np.uint64(offset), scratch[1], scratch[2],
                w.dtype.type(noise), first_step, n_steps, every, rec_loss, rec_disp, rec_lr)
         return
-    kernel = _KERNELS.get((w.dtype, noisy))
+    elementwise = takes_elementwise_kernel(lr_rows, wd_rows, mom_rows, every)
+    kernel = _KERNELS.get((w.dtype, noisy, elementwise))
     if kernel is None:
-        kernel = _KERNELS[w.dtype, noisy] = parallel.entry(
-            njit(_signature(dt, noisy), parallel=True, cache=True)(_simulate_chunk))
+        kernel = _KERNELS[w.dtype, noisy, elementwise] = parallel.entry(
+            njit(_signature(dt, noisy), parallel=True, cache=True)(
+                _elementwise_chunk if elementwise else _simulate_chunk))
     kernel(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_state, wd_table, wd_rows, wd_ratio, wd_state,
            mom_table, mom_rows, mom_ratio, mom_state, step_scalars, beta2, eps, on_drop, noise, seed, offset,
            first_step, n_steps, every, rec_loss, rec_disp, rec_lr, *scratch)
 
 
-def _simulate_chunk(w, buf, sq, lam, d, opt,
-                   lr_table, lr_rows, lr_ratio, lr_state,
-                   wd_table, wd_rows, wd_ratio, wd_state,
-                   mom_table, mom_rows, mom_ratio, mom_state,
-                   step_scalars, beta2, eps, on_drop,
-                   noise, seed, offset,
-                   first_step, n_steps, every, rec_loss, rec_disp, rec_lr,
-                   noise_scratch, lane_trajectory, lane_coordinate):
-    """Advance every trajectory by the steps ``first_step .. first_step + n_steps - 1``.
+def takes_elementwise_kernel(lr_rows, wd_rows, mom_rows, every):
+    """Whether a chunk runs ``_elementwise_chunk`` (shared learning rate, weight decay and
+    momentum, no recording: every element takes the same update apart from the others)
+    rather than ``_simulate_chunk``."""
+    return every == 0 and not (lr_rows.shape[0] or wd_rows.shape[0] or mom_rows.shape[0])
 
-    The call shape (the GPU twin takes the same arguments, as device arrays)::
 
-        w, buf, sq     (n*d,) state in the run's dtype, updated in place: weights,
-                       momentum buffer / Adam's exp_avg, Adam's exp_avg_sq
-                       (buf, sq may be empty when the optimizer has no such state)
-        lam            (n*d,) curvature, read-only;  d: coordinates per trajectory
-        opt            optimizer code (OPTIMIZER_CODES); the momentum family always keeps a
-                       buffer (a momentum that is the constant 0 runs as GD, the same bits)
-        lr_table       (rows, segments, WIDTH) learning-rate schedules
-        lr_rows        (n,) table row of each trajectory, or empty when shared
-        lr_ratio       (n,) per-step factor of a plain exponential/constant row, NaN otherwise
-        lr_state       (n,) current rate of each trajectory, carried between chunks; the
-                       caller sets it to the rate at step 0 (``prepare_rates``)
-        wd_*           the same four for the weight decay
-        mom_*          the same four for the momentum (Adam's beta1), read at the step
-                       like the rates
-        step_scalars   (n_steps + 1, N_SCALARS) shared lr_t, wd_t, buffer scale and
-                       momentum per step of the chunk (``shared_step_scalars``:
-                       exponential rates by the same recurrence as per-trajectory ones)
-        beta2, eps, on_drop (rules.ON_DROP_*), noise (sigma)
-        seed, offset   Philox key and the global index of trajectory 0
-        first_step, n_steps
-        every          record every k-th step (0: no recording);
-        rec_loss, rec_disp, rec_lr   (n, n_recorded) outputs (empty when every == 0)
+def _chunk_kernel(elementwise):
+    """``_elementwise_chunk`` (``elementwise``: the element tiles' loops alone, for the runs
+    of ``takes_elementwise_kernel``) or ``_simulate_chunk`` (every other path; it runs any
+    chunk, those too, in tiles of whole trajectories). ``elementwise`` is a constant of the
+    closure: Numba drops the branch a kernel never takes before it compiles (noiseless
+    float64, compiled alone: 8 s against 31 s for both paths in one kernel; both kernels
+    one after the other, 33 s)."""
 
-    and, on the CPU only (``simulate_chunk`` makes them; all three None without noise):
+    def _simulate_chunk(w, buf, sq, lam, d, opt,
+                        lr_table, lr_rows, lr_ratio, lr_state,
+                        wd_table, wd_rows, wd_ratio, wd_state,
+                        mom_table, mom_rows, mom_ratio, mom_state,
+                        step_scalars, beta2, eps, on_drop,
+                        noise, seed, offset,
+                        first_step, n_steps, every, rec_loss, rec_disp, rec_lr,
+                        noise_scratch, lane_trajectory, lane_coordinate):
+        """Advance every trajectory by the steps ``first_step .. first_step + n_steps - 1``.
 
-        noise_scratch  (threads, 4, tile_lanes(d)) float32 draws of the four steps of a
-                       Philox counter (4q .. 4q + 3) for each thread's current tile
-        lane_trajectory, lane_coordinate   ``noise_lanes(d)``
-    """
-    n = lam.shape[0] // d
-    per_lr = lr_rows.shape[0] != 0
-    per_wd = wd_rows.shape[0] != 0
-    per_mom = mom_rows.shape[0] != 0
-    acts = SIM_ON_DROP[opt]  # on_drop acts on the rule's buffer
-    # the vector loops: shared weight decay and momentum, and shared rates or one coordinate
-    fast_ok = (d == 1 or not per_lr) and not per_wd and not per_mom
-    sigma = w.dtype.type(noise)
-    # (recording trajectories longer than a tile under shared rates, d > TILE_ELEMENTS, is
-    # ``_recorded_element_tiles``'s, which ``simulate_chunk`` calls instead; here it would
-    # take whole-trajectory tiles, with the same bits)
-    tile = max(1, TILE_ELEMENTS // d)
-    # under shared rates without recording every element takes the same update, apart
-    # from the others: tiles of TILE_ELEMENTS elements, whatever d (a tile may start
-    # inside a trajectory), so that one trajectory of many coordinates is shared by the
-    # threads in tiles that stay in L1; elsewhere tiles of whole trajectories
-    elementwise = fast_ok and not per_lr and every == 0
-    n_tiles = (n * d + TILE_ELEMENTS - 1) // TILE_ELEMENTS if elementwise else (n + tile - 1) // tile
-    # blocks of consecutive tiles (the tiles, hence the bits, do not depend on the blocks);
-    # under shared rates without recording a block's tiles run in one call
-    n_blocks = min(n_tiles, max(MIN_BLOCKS, n_tiles // TILES_PER_BLOCK))
-    for blk in prange(n_blocks):
-        b_lo = blk * n_tiles // n_blocks
-        b_hi = (blk + 1) * n_tiles // n_blocks
-        if elementwise:
-            # (np.int64(0), not a literal 0: one compilation of the step loops serves both callers)
-            simulate_shared_steps(opt, w, buf, sq, lam, TILE_ELEMENTS, b_lo, b_hi, d, step_scalars, first_step,
-                                  np.int64(0), n_steps, beta2, eps, noise_scratch, seed, offset, lane_trajectory,
-                                  lane_coordinate, sigma)
-            continue
-        for b in range(b_lo, b_hi):
-            i0 = b * tile
-            i1 = min(i0 + tile, n)
-            zs = draws(noise_scratch, (i1 - i0) * d)
-            lr_mult = _is_all_multiplicative(lr_ratio, i0, i1) if per_lr else True
-            wd_mult = _is_all_multiplicative(wd_ratio, i0, i1) if per_wd else True
-            mom_mult = _is_all_multiplicative(mom_ratio, i0, i1) if per_mom else True
-            # momentum with per-trajectory drops needs a per-trajectory buffer scale: generic path
-            fast_tile = fast_ok and (not per_lr or not acts or on_drop == 0 or lr_mult)
-            if every > 0 and first_step == 0:
-                _record_initial_point(w, lam, d, i0, i1, lr_table, lr_rows, per_lr, rec_loss, rec_disp, rec_lr)
-            if fast_tile and not per_lr:
-                # shared rates: the tile's steps in one call, the step loop around the vector loops
-                _shared_tile_steps(w, buf, sq, lam, b, tile, n, d, opt, first_step, n_steps, step_scalars, per_lr,
-                                   per_wd, per_mom, lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state, beta2,
-                                   eps, on_drop, noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma,
-                                   every, rec_loss, rec_disp, rec_lr)
+        The call shape (the GPU twin takes the same arguments, as device arrays)::
+
+            w, buf, sq     (n*d,) state in the run's dtype, updated in place: weights,
+                           momentum buffer / Adam's exp_avg, Adam's exp_avg_sq
+                           (buf, sq may be empty when the optimizer has no such state)
+            lam            (n*d,) curvature, read-only;  d: coordinates per trajectory
+            opt            optimizer code (OPTIMIZER_CODES); the momentum family always keeps a
+                           buffer (a momentum that is the constant 0 runs as GD, the same bits)
+            lr_table       (rows, segments, WIDTH) learning-rate schedules
+            lr_rows        (n,) table row of each trajectory, or empty when shared
+            lr_ratio       (n,) per-step factor of a plain exponential/constant row, NaN otherwise
+            lr_state       (n,) current rate of each trajectory, carried between chunks; the
+                           caller sets it to the rate at step 0 (``prepare_rates``)
+            wd_*           the same four for the weight decay
+            mom_*          the same four for the momentum (Adam's beta1), read at the step
+                           like the rates
+            step_scalars   (n_steps + 1, N_SCALARS) shared lr_t, wd_t, buffer scale and
+                           momentum per step of the chunk (``shared_step_scalars``:
+                           exponential rates by the same recurrence as per-trajectory ones)
+            beta2, eps, on_drop (rules.ON_DROP_*), noise (sigma)
+            seed, offset   Philox key and the global index of trajectory 0
+            first_step, n_steps
+            every          record every k-th step (0: no recording);
+            rec_loss, rec_disp, rec_lr   (n, n_recorded) outputs (empty when every == 0)
+
+        and, on the CPU only (``simulate_chunk`` makes them; all three None without noise):
+
+            noise_scratch  (threads, 4, tile_lanes(d)) float32 draws of the four steps of a
+                           Philox counter (4q .. 4q + 3) for each thread's current tile
+            lane_trajectory, lane_coordinate   ``noise_lanes(d)``
+        """
+        n = lam.shape[0] // d
+        per_lr = lr_rows.shape[0] != 0
+        per_wd = wd_rows.shape[0] != 0
+        per_mom = mom_rows.shape[0] != 0
+        acts = SIM_ON_DROP[opt]  # on_drop acts on the rule's buffer
+        # the vector loops: shared weight decay and momentum, and shared rates or one coordinate
+        fast_ok = (d == 1 or not per_lr) and not per_wd and not per_mom
+        sigma = w.dtype.type(noise)
+        # (recording trajectories longer than a tile under shared rates, d > TILE_ELEMENTS, is
+        # ``_recorded_element_tiles``'s, which ``simulate_chunk`` calls instead; here it would
+        # take whole-trajectory tiles, with the same bits)
+        tile = max(1, TILE_ELEMENTS // d)
+        # under shared rates without recording every element takes the same update, apart
+        # from the others: the elementwise kernel's tiles of TILE_ELEMENTS elements, whatever d
+        # (a tile may start inside a trajectory), so that one trajectory of many coordinates is
+        # shared by the threads in tiles that stay in L1; elsewhere tiles of whole trajectories
+        # (``elementwise``: the closure's constant)
+        n_tiles = (n * d + TILE_ELEMENTS - 1) // TILE_ELEMENTS if elementwise else (n + tile - 1) // tile
+        # blocks of consecutive tiles (the tiles, hence the bits, do not depend on the blocks);
+        # under shared rates without recording a block's tiles run in one call
+        n_blocks = min(n_tiles, max(MIN_BLOCKS, n_tiles // TILES_PER_BLOCK))
+        for blk in prange(n_blocks):
+            b_lo = blk * n_tiles // n_blocks
+            b_hi = (blk + 1) * n_tiles // n_blocks
+            if elementwise:
+                # (np.int64(0), not a literal 0: one compilation of the step loops serves both callers)
+                simulate_shared_steps(opt, w, buf, sq, lam, TILE_ELEMENTS, b_lo, b_hi, d, step_scalars, first_step,
+                                      np.int64(0), n_steps, beta2, eps, noise_scratch, seed, offset, lane_trajectory,
+                                      lane_coordinate, sigma)
                 continue
-            # the tile's elements as slices, made once a chunk (not once a step: a slice
-            # costs reference counting on the array that every thread shares)
-            e0, e1 = i0 * d, i1 * d
-            w_t, buf_t, sq_t, lam_t = w[e0:e1], buf[e0:e1], sq[e0:e1], lam[e0:e1]
-            lr_state_t, lr_ratio_t = lr_state[i0:i1], lr_ratio[i0:i1]
-            s = 0
-            while s < n_steps:
-                t = first_step + s
-                if (fast_tile and per_lr and lr_mult and _plain_block(t, s, n_steps, every)
-                        and simulate_per_trajectory_block(noise_scratch, opt, w_t, buf_t, sq_t, lam_t, lr_state_t,
-                                                          lr_ratio_t, step_scalars, s, first_step, beta2, eps)):
-                    s += STEP_BLOCK  # a noiseless block (a noisy kernel has no such code)
+            for b in range(b_lo, b_hi):
+                i0 = b * tile
+                i1 = min(i0 + tile, n)
+                zs = draws(noise_scratch, (i1 - i0) * d)
+                lr_mult = _is_all_multiplicative(lr_ratio, i0, i1) if per_lr else True
+                wd_mult = _is_all_multiplicative(wd_ratio, i0, i1) if per_wd else True
+                mom_mult = _is_all_multiplicative(mom_ratio, i0, i1) if per_mom else True
+                # momentum with per-trajectory drops needs a per-trajectory buffer scale: generic path
+                fast_tile = fast_ok and (not per_lr or not acts or on_drop == 0 or lr_mult)
+                if every > 0 and first_step == 0:
+                    _record_initial_point(w, lam, d, i0, i1, lr_table, lr_rows, per_lr, rec_loss, rec_disp, rec_lr)
+                if fast_tile and not per_lr:
+                    # shared rates: the tile's steps in one call, the step loop around the vector loops
+                    _shared_tile_steps(w, buf, sq, lam, b, tile, n, d, opt, first_step, n_steps, step_scalars, per_lr,
+                                       per_wd, per_mom, lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state, beta2,
+                                       eps, on_drop, noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma,
+                                       every, rec_loss, rec_disp, rec_lr)
                     continue
-                record = every > 0 and (t + 1) % every == 0
-                rec_j = (t + 1) // every if every > 0 else 0
-                if s == 0 or t % 4 == 0:
-                    draw_quad(zs, seed, offset + np.uint64(i0), lane_trajectory, lane_coordinate, t)
-                z = step_draws(zs, t)
-                # recording sums over a trajectory's coordinates: the generic loops
-                generic = not fast_tile or (record and d > 1)
-                # the fast loops advance an all-exponential tile's rates themselves
-                fused = per_lr and lr_mult and not generic and t % SIM_REANCHOR != 0
-                if per_lr and not fused:
-                    _advance_rates(lr_table, lr_rows, lr_ratio, lr_state, i0, i1, t, lr_mult)
-                if per_wd:
-                    _advance_rates(wd_table, wd_rows, wd_ratio, wd_state, i0, i1, t, wd_mult)
-                if per_mom:
-                    _advance_rates(mom_table, mom_rows, mom_ratio, mom_state, i0, i1, t, mom_mult)
-                eta = step_scalars[s, LR]
-                wd = step_scalars[s, WD]
-                scale = step_scalars[s, SCALE]
-                mom = step_scalars[s, MOM]  # the momentum, or Adam's beta1
-                if record and not generic:
-                    _record_before(w, rec_disp, i0, i1, rec_j)
-                if generic:
-                    simulate_generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta, wd, scale, mom, per_lr, per_wd,
-                                          per_mom, lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state, beta2,
-                                          eps, on_drop, z, sigma, record, rec_j, rec_loss, rec_disp)
-                else:
-                    # a fast tile here has per-trajectory learning rates and d == 1
-                    simulate_per_trajectory_lr(opt, w_t, buf_t, sq_t, lam_t, lr_state_t, lr_ratio_t, fused, wd, mom,
-                                               t, beta2, eps, z, sigma)
-                if record:
-                    if not generic:
-                        _record_after(w, lam, rec_disp, rec_loss, i0, i1, rec_j)
-                    _record_rates(rec_lr, lr_table, lr_rows, per_lr, i0, i1, t, rec_j)
-                s += 1
+                # the tile's elements as slices, made once a chunk (not once a step: a slice
+                # costs reference counting on the array that every thread shares)
+                e0, e1 = i0 * d, i1 * d
+                w_t, buf_t, sq_t, lam_t = w[e0:e1], buf[e0:e1], sq[e0:e1], lam[e0:e1]
+                lr_state_t, lr_ratio_t = lr_state[i0:i1], lr_ratio[i0:i1]
+                s = 0
+                while s < n_steps:
+                    t = first_step + s
+                    if (fast_tile and per_lr and lr_mult and _plain_block(t, s, n_steps, every)
+                            and simulate_per_trajectory_block(noise_scratch, opt, w_t, buf_t, sq_t, lam_t, lr_state_t,
+                                                              lr_ratio_t, step_scalars, s, first_step, beta2, eps)):
+                        s += STEP_BLOCK  # a noiseless block (a noisy kernel has no such code)
+                        continue
+                    record = every > 0 and (t + 1) % every == 0
+                    rec_j = (t + 1) // every if every > 0 else 0
+                    if s == 0 or t % 4 == 0:
+                        draw_quad(zs, seed, offset + np.uint64(i0), lane_trajectory, lane_coordinate, t)
+                    z = step_draws(zs, t)
+                    # recording sums over a trajectory's coordinates: the generic loops
+                    generic = not fast_tile or (record and d > 1)
+                    # the fast loops advance an all-exponential tile's rates themselves
+                    fused = per_lr and lr_mult and not generic and t % SIM_REANCHOR != 0
+                    if per_lr and not fused:
+                        _advance_rates(lr_table, lr_rows, lr_ratio, lr_state, i0, i1, t, lr_mult)
+                    if per_wd:
+                        _advance_rates(wd_table, wd_rows, wd_ratio, wd_state, i0, i1, t, wd_mult)
+                    if per_mom:
+                        _advance_rates(mom_table, mom_rows, mom_ratio, mom_state, i0, i1, t, mom_mult)
+                    eta = step_scalars[s, LR]
+                    wd = step_scalars[s, WD]
+                    scale = step_scalars[s, SCALE]
+                    mom = step_scalars[s, MOM]  # the momentum, or Adam's beta1
+                    if record and not generic:
+                        _record_before(w, rec_disp, i0, i1, rec_j)
+                    if generic:
+                        simulate_generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta, wd, scale, mom, per_lr, per_wd,
+                                              per_mom, lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state, beta2,
+                                              eps, on_drop, z, sigma, record, rec_j, rec_loss, rec_disp)
+                    else:
+                        # a fast tile here has per-trajectory learning rates and d == 1
+                        simulate_per_trajectory_lr(opt, w_t, buf_t, sq_t, lam_t, lr_state_t, lr_ratio_t, fused, wd, mom,
+                                                   t, beta2, eps, z, sigma)
+                    if record:
+                        if not generic:
+                            _record_after(w, lam, rec_disp, rec_loss, i0, i1, rec_j)
+                        _record_rates(rec_lr, lr_table, lr_rows, per_lr, i0, i1, t, rec_j)
+                    s += 1
+
+    return _simulate_chunk
+
+
+_simulate_chunk = _chunk_kernel(False)
+_elementwise_chunk = _chunk_kernel(True)
+_elementwise_chunk.__name__ = _elementwise_chunk.__qualname__ = "_elementwise_chunk"  # (its cache files, profiles)
+_simulate_chunk.__qualname__ = "_simulate_chunk"
 
 
 def _recorded_element_tiles(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state,
@@ -490,18 +525,20 @@ def _shared_tile_steps(w, buf, sq, lam, b, tile, n, d, opt, first_step, n_steps,
                        noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma, every,
                        rec_loss, rec_disp, rec_lr):
     """The chunk's steps of tile b (trajectories b*tile .. min((b+1)*tile, n) - 1) under
-    shared rates, recording every ``every`` steps: the steps up to the next recorded one
+    shared rates, recording every ``every`` steps (or none): the steps up to the next recorded one
     in one call of the rule's step loops (``rules.simulate_shared_steps``); a recorded step alone,
     between ``_record_before`` and ``_record_after`` (d == 1) or by ``rules.simulate_generic_step``,
     whose sums over a trajectory's coordinates recording needs (d > 1; the
-    per-trajectory flags are all False here; ``every > 0``, always true, is ``record``
-    as a run-time flag: a literal True would compile ``simulate_generic_step`` a second time)."""
+    per-trajectory flags are all False here; ``every > 0``, true wherever a step is recorded, is
+    ``record`` as a run-time flag: a literal True would compile ``simulate_generic_step`` a second
+    time)."""
     i0 = b * tile
     i1 = min(i0 + tile, n)
     s = 0
     while s < n_steps:
-        # recorded steps: (t + 1) % every == 0
-        stop = min(n_steps, s + every - 1 - (first_step + s) % every)
+        # recorded steps: (t + 1) % every == 0; none with every == 0 (runs the elementwise
+        # kernel takes: ``_simulate_chunk`` runs them too, tile by tile, with the same bits)
+        stop = n_steps if every == 0 else min(n_steps, s + every - 1 - (first_step + s) % every)
         if stop > s:
             simulate_shared_steps(opt, w, buf, sq, lam, tile * d, b, b + 1, d, step_scalars, first_step, s, stop,
                                   beta2, eps, noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma)
