@@ -64,10 +64,12 @@ def _simulate(dtype):
 
     lam = np.ones((2, 3))
     shared, per_trajectory = fd.step(0.1, 0.5, 3), fd.stack([fd.constant(0.1), fd.exponential(0.1, gamma=0.9)])
-    # two kernels per noise setting: one schedule without recording, and every other path
+    # three kernels per noise setting (``fastdecay._cpu.simulate.kernel_path``): one schedule
+    # without recording, a schedule a trajectory of one coordinate without recording, the rest
     for optimizer in NAMES:
         for noise in (0.0, 0.1):
             fd.simulate(lam, shared, steps=4, optimizer=optimizer, dtype=dtype, noise=noise)
+            fd.simulate(lam[:, :1], per_trajectory, steps=4, optimizer=optimizer, dtype=dtype, noise=noise)
             fd.simulate(lam, per_trajectory, steps=4, optimizer=optimizer, dtype=dtype, every=2, noise=noise,
                         weight_decay=per_trajectory)
     # recording trajectories longer than a tile (d > 1024) under shared rates: a kernel of its own

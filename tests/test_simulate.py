@@ -225,34 +225,46 @@ def test_trajectories_of_many_coordinates_give_the_same_bits_alone_in_a_batch_an
     assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS  # restored
 
 @pytest.mark.parametrize("noise", [0.0, 0.2])
-def test_the_kernel_of_every_path_gives_the_elementwise_kernels_bits(monkeypatch, noise):
-    """A run under shared rates without recording takes a kernel of its own (the element
-    tiles' loops alone, compiled in a quarter of the time); the kernel of every other path
-    runs such a run too, in tiles of whole trajectories, with the same bits: every rule,
-    one and several coordinates (a trajectory longer than a tile among them), float64 and
-    float32, several chunks."""
+def test_the_kernel_of_every_path_gives_the_bits_of_the_two_short_kernels(monkeypatch, noise):
+    """Two kinds of run take a kernel of their own, compiled in a fraction of the time: one
+    schedule without recording (the element tiles' loops alone), and one coordinate with a
+    learning-rate schedule a trajectory and nothing else per trajectory, without recording
+    (the per-trajectory vector loops alone). The kernel of every path runs those runs too,
+    in tiles of whole trajectories, with the same bits: every rule, one and several
+    coordinates (a trajectory longer than a tile among them), schedules a trajectory that
+    advance by a ratio a step and one that does not (cosine), a momentum buffer that follows
+    the drops of exponential rates, float64 and float32, several chunks."""
     from fastdecay._cpu import simulate as cpu
 
-    s = fd.step(0.05, 0.5, 9)
-    chosen = cpu.takes_elementwise_kernel
+    shared = fd.step(0.05, 0.5, 9)
+    grids = {"ratios": fd.stack([fd.exponential(0.05, gamma=0.9), fd.constant(0.02), shared] * 500),
+             "cosine": fd.stack([fd.cosine(0.05, 21), fd.exponential(0.05, gamma=0.9)] * 750),
+             "exponential": fd.stack([fd.exponential(0.05, gamma=0.9), fd.constant(0.02)] * 750)}
+    chosen = cpu.kernel_path
     runs, taken = {}, []
-    for path in ("elementwise", "every path"):
-        def choice(*args, forced=path == "every path"):
-            taken.append((path, chosen(*args)))
-            return False if forced else taken[-1][1]
+    for forced in (False, True):
+        def choice(*args, forced=forced):
+            taken.append((forced, chosen(*args)))
+            return "every" if forced else taken[-1][1]
 
-        monkeypatch.setattr(cpu, "takes_elementwise_kernel", choice)
+        monkeypatch.setattr(cpu, "kernel_path", choice)
         for optimizer in OPTIMIZERS:
-            for d in (1, 7, 1_100):
-                lam = np.random.default_rng(d).uniform(0.0, 2.0, (max(1, 3_000 // d), d))
-                for dtype in (np.float64, np.float32):
-                    runs.setdefault((optimizer, d, dtype), []).append(
-                        fd.simulate(lam, s, steps=21, optimizer=optimizer, noise=noise, weight_decay=0.01, seed=9,
-                                    dtype=dtype, chunk_steps=8).w)
-    assert taken and all(elementwise for _, elementwise in taken)  # (every chunk was the elementwise kernel's)
-    for key, (elementwise, every_path) in runs.items():
-        assert np.isfinite(elementwise).all(), key
-        np.testing.assert_array_equal(every_path, elementwise, err_msg=str(key))
+            for dtype in (np.float64, np.float32):
+                kw = dict(steps=21, optimizer=optimizer, noise=noise, weight_decay=0.01, seed=9, dtype=dtype,
+                          chunk_steps=8)
+                for d in (1, 7, 1_100):
+                    lam = np.random.default_rng(d).uniform(0.0, 2.0, (max(1, 3_000 // d), d))
+                    runs.setdefault((optimizer, dtype, d), []).append(fd.simulate(lam, shared, **kw).w)
+                lam = np.random.default_rng(1).uniform(0.0, 2.0, (1_500, 1))
+                for name, grid in grids.items():
+                    runs.setdefault((optimizer, dtype, name), []).append(
+                        fd.simulate(lam, grid, **kw).w)
+                runs.setdefault((optimizer, dtype, "drops followed"), []).append(
+                    fd.simulate(lam, grids["exponential"], on_drop="rescale", **kw).w)
+    assert {path for forced, path in taken if not forced} == {"elementwise", "rates"}
+    for key, (short, every_path) in runs.items():
+        assert np.isfinite(short).all(), key
+        np.testing.assert_array_equal(every_path, short, err_msg=str(key))
 
 
 @pytest.mark.parametrize("optimizer", ["gd", "nesterov", "adamw"])

@@ -61,14 +61,16 @@ exactly in float64 runs). The noiseless
 kernel is a separate compilation (``noise_scratch`` is ``None`` there, and
 every noise term is pruned at compile time).
 
-Two kernels a (dtype, noise): the run under shared rates without recording (the
-usual first call: one schedule, the final weights) takes ``_elementwise_chunk``,
-which holds only the element tiles' loops and compiles in about a quarter of the
-time; every other run takes ``_simulate_chunk``, which holds every other path
-(``simulate_chunk`` chooses, by ``takes_elementwise_kernel``; ``_simulate_chunk``
-runs the first kind too, tile by tile, with the same bits). Both are the same
-function, made twice with the choice a constant (``_chunk_kernel``), so Numba
-drops the other's code before compiling.
+Three kernels a (dtype, noise), by what a run needs (``kernel_path``): a run under
+shared rates without recording (the usual first call: one schedule, the final weights)
+takes ``_elementwise_chunk``, which holds only the element tiles' loops; a run of one
+coordinate with a learning-rate schedule a trajectory and nothing else per trajectory,
+without recording (a grid of schedules), takes ``_rates_chunk``, which holds only the
+per-trajectory vector loops; every other run takes ``_simulate_chunk``, which holds every
+path and runs the others' runs too, tile by tile, with the same bits. They are one
+function made three times with the path a constant of the closure (``_chunk_kernel``),
+so Numba drops the other paths' code before compiling: a first call of either of the
+first two kinds compiles in about half the time of the whole kernel or less.
 
 The call shape, shared with the GPU twin (``fastdecay._gpu.simulate``), is
 documented at ``_simulate_chunk``. Kernels never allocate and never validate;
@@ -83,8 +85,8 @@ from numba import float32, float64, int64, njit, prange, types, uint64, void
 
 from . import parallel
 from .lanes import LR, MOM, N_SCALARS, SCALE, WD, draw_quad, draws, step_draws, tally  # noqa: F401
-from .rules import (SIM_ON_DROP, STEP_BLOCK, buffer_scale_at, simulate_generic_step, simulate_per_trajectory_block,
-                    simulate_per_trajectory_lr, simulate_shared_steps)
+from .rules import (ON_DROP_KEEP, SIM_ON_DROP, STEP_BLOCK, buffer_scale_at, simulate_generic_step,
+                    simulate_per_trajectory_block, simulate_per_trajectory_lr, simulate_shared_steps)
 from .._layout import CONSTANT, EXPONENTIAL, KIND, ORIGIN, P0, START
 from .._rules import CODES as OPTIMIZER_CODES  # noqa: F401 (public name -> code, from the one table)
 from .schedule import TABLE, lr_at
@@ -281,31 +283,40 @@ def simulate_chunk(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_stat
                beta2, eps, on_drop, scratch[0], np.uint64(seed), np.uint64(offset), scratch[1], scratch[2],
                w.dtype.type(noise), first_step, n_steps, every, rec_loss, rec_disp, rec_lr)
         return
-    elementwise = takes_elementwise_kernel(lr_rows, wd_rows, mom_rows, every)
-    kernel = _KERNELS.get((w.dtype, noisy, elementwise))
+    path = kernel_path(d, opt, lr_rows, lr_ratio, wd_rows, mom_rows, on_drop, every)
+    kernel = _KERNELS.get((w.dtype, noisy, path))
     if kernel is None:
-        kernel = _KERNELS[w.dtype, noisy, elementwise] = parallel.entry(
-            njit(_signature(dt, noisy), parallel=True, cache=True)(
-                _elementwise_chunk if elementwise else _simulate_chunk))
+        kernel = _KERNELS[w.dtype, noisy, path] = parallel.entry(
+            njit(_signature(dt, noisy), parallel=True, cache=True)(_CHUNK_KERNELS[path]))
     kernel(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_state, wd_table, wd_rows, wd_ratio, wd_state,
            mom_table, mom_rows, mom_ratio, mom_state, step_scalars, beta2, eps, on_drop, noise, seed, offset,
            first_step, n_steps, every, rec_loss, rec_disp, rec_lr, *scratch)
 
 
-def takes_elementwise_kernel(lr_rows, wd_rows, mom_rows, every):
-    """Whether a chunk runs ``_elementwise_chunk`` (shared learning rate, weight decay and
-    momentum, no recording: every element takes the same update apart from the others)
-    rather than ``_simulate_chunk``."""
-    return every == 0 and not (lr_rows.shape[0] or wd_rows.shape[0] or mom_rows.shape[0])
+def kernel_path(d, opt, lr_rows, lr_ratio, wd_rows, mom_rows, on_drop, every):
+    """The kernel a chunk runs (``_CHUNK_KERNELS``): "elementwise" with shared learning
+    rate, weight decay and momentum and no recording (every element takes the same update
+    apart from the others); "rates" with one coordinate, a learning rate a trajectory and
+    nothing else per trajectory, no recording, and every tile on the per-trajectory vector
+    loops (where the rule's buffer follows a drop of the rate, ``on_drop``, every rate a
+    plain exponential or constant: a ratio a step); else "every"."""
+    if every != 0 or wd_rows.shape[0] or mom_rows.shape[0]:
+        return "every"
+    if not lr_rows.shape[0]:
+        return "elementwise"
+    if d == 1 and (not SIM_ON_DROP[opt] or on_drop == ON_DROP_KEEP or not np.isnan(lr_ratio).any()):
+        return "rates"
+    return "every"
 
 
-def _chunk_kernel(elementwise):
-    """``_elementwise_chunk`` (``elementwise``: the element tiles' loops alone, for the runs
-    of ``takes_elementwise_kernel``) or ``_simulate_chunk`` (every other path; it runs any
-    chunk, those too, in tiles of whole trajectories). ``elementwise`` is a constant of the
-    closure: Numba drops the branch a kernel never takes before it compiles (noiseless
-    float64, compiled alone: 8 s against 31 s for both paths in one kernel; both kernels
-    one after the other, 33 s)."""
+def _chunk_kernel(elementwise, rates):
+    """``_elementwise_chunk`` (``elementwise``: the element tiles' loops alone),
+    ``_rates_chunk`` (``rates``: the per-trajectory vector loops alone) or
+    ``_simulate_chunk`` (neither: every path; it runs the others' runs too, in tiles of whole
+    trajectories, with the same bits), for the runs ``kernel_path`` sends them. The path is a
+    constant of the closure: Numba drops the branches a kernel never takes before it
+    compiles (noiseless float64, alone: the elementwise kernel 8 s, the rates kernel 14 s, the
+    whole 29-31 s)."""
 
     def _simulate_chunk(w, buf, sq, lam, d, opt,
                         lr_table, lr_rows, lr_ratio, lr_state,
@@ -389,7 +400,7 @@ def _chunk_kernel(elementwise):
                 fast_tile = fast_ok and (not per_lr or not acts or on_drop == 0 or lr_mult)
                 if every > 0 and first_step == 0:
                     _record_initial_point(w, lam, d, i0, i1, lr_table, lr_rows, per_lr, rec_loss, rec_disp, rec_lr)
-                if fast_tile and not per_lr:
+                if not rates and fast_tile and not per_lr:
                     # shared rates: the tile's steps in one call, the step loop around the vector loops
                     _shared_tile_steps(w, buf, sq, lam, b, tile, n, d, opt, first_step, n_steps, step_scalars, per_lr,
                                        per_wd, per_mom, lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state, beta2,
@@ -430,7 +441,7 @@ def _chunk_kernel(elementwise):
                     mom = step_scalars[s, MOM]  # the momentum, or Adam's beta1
                     if record and not generic:
                         _record_before(w, rec_disp, i0, i1, rec_j)
-                    if generic:
+                    if generic and not rates:  # (never in the rates kernel: ``kernel_path``)
                         simulate_generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta, wd, scale, mom, per_lr, per_wd,
                                               per_mom, lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state, beta2,
                                               eps, on_drop, z, sigma, record, rec_j, rec_loss, rec_disp)
@@ -447,10 +458,12 @@ def _chunk_kernel(elementwise):
     return _simulate_chunk
 
 
-_simulate_chunk = _chunk_kernel(False)
-_elementwise_chunk = _chunk_kernel(True)
-_elementwise_chunk.__name__ = _elementwise_chunk.__qualname__ = "_elementwise_chunk"  # (its cache files, profiles)
-_simulate_chunk.__qualname__ = "_simulate_chunk"
+# path -> kernel, named for their cache files and profiles
+_CHUNK_KERNELS = {"elementwise": _chunk_kernel(True, False), "rates": _chunk_kernel(False, True),
+                  "every": _chunk_kernel(False, False)}
+for _path, _kernel in _CHUNK_KERNELS.items():
+    _kernel.__name__ = _kernel.__qualname__ = "_simulate_chunk" if _path == "every" else f"_{_path}_chunk"
+_simulate_chunk, _elementwise_chunk, _rates_chunk = (_CHUNK_KERNELS[p] for p in ("every", "elementwise", "rates"))
 
 
 def _recorded_element_tiles(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state,
