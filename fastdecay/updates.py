@@ -74,7 +74,10 @@ def sgd_step(param: Arrays, grad: Arrays, *, step: Step, lr: Rate, momentum: Rat
     with the momentum buffer in float32 (``state_dtype="bfloat16"`` stores it in
     bfloat16). ``compensated=True`` adds a Kahan ``compensation_buffer`` (one per
     parameter, its dtype, zero at the start) that keeps what rounding the
-    parameter drops. Any dense layout works (C, Fortran, channels_last) when a
+    parameter drops: a 16-bit one's (float32 and float64 parameters are updated
+    in their own precision, which leaves the buffer at zero except where a step
+    changes a weight's sign or its size by more than a factor of two). Any dense
+    layout works (C, Fortran, channels_last) when a
     parameter's arrays share it; other layouts are copied. Arrays that are
     written must not share memory with other arrays (a gradient may be its own
     parameter). A nonzero ``found_inf`` makes the call change nothing. Returns
