@@ -224,6 +224,7 @@ def test_trajectories_of_many_coordinates_give_the_same_bits_alone_in_a_batch_an
                                                   err_msg=f"{dtype.__name__} {extra} {field}")
     assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS  # restored
 
+
 @pytest.mark.parametrize("noise", [0.0, 0.2])
 def test_the_kernel_of_every_path_gives_the_bits_of_the_two_short_kernels(monkeypatch, noise):
     """Two kinds of run take a kernel of their own, compiled in a fraction of the time: one
@@ -231,13 +232,13 @@ def test_the_kernel_of_every_path_gives_the_bits_of_the_two_short_kernels(monkey
     learning-rate schedule a trajectory and nothing else per trajectory, without recording
     (the per-trajectory vector loops alone). The kernel of every path runs those runs too,
     in tiles of whole trajectories, with the same bits: every rule, one and several
-    coordinates (a trajectory longer than a tile among them), schedules a trajectory that
-    advance by a ratio a step and one that does not (cosine), a momentum buffer that follows
+    coordinates (a trajectory longer than a tile among them), grids of schedules that advance
+    by a ratio a step and of others (a staircase, a cosine), a momentum buffer that follows
     the drops of exponential rates, float64 and float32, several chunks."""
     from fastdecay._cpu import simulate as cpu
 
     shared = fd.step(0.05, 0.5, 9)
-    grids = {"ratios": fd.stack([fd.exponential(0.05, gamma=0.9), fd.constant(0.02), shared] * 500),
+    grids = {"mixed": fd.stack([fd.exponential(0.05, gamma=0.9), fd.constant(0.02), shared] * 500),
              "cosine": fd.stack([fd.cosine(0.05, 21), fd.exponential(0.05, gamma=0.9)] * 750),
              "exponential": fd.stack([fd.exponential(0.05, gamma=0.9), fd.constant(0.02)] * 750)}
     chosen = cpu.kernel_path
