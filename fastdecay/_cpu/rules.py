@@ -307,9 +307,10 @@ def lion_element(w, g, m, sign, shrink, beta1, w1, beta2, w2, neg_lr, first):
 # of their own (``storage.for_sixteen_bit``), everything else in one copy of the loop
 # per compensation flag, the other flags (and the division) read at run time. Inside a
 # kernel (a function too large for LLVM to unswitch its loops), a store under a flag read
-# at run time kept the loop scalar: compensated steps of float32 parameters 4.3 ns an
-# element, and of bfloat16 ones with AMSGrad 5.4 ns, against 0.26 and 0.48 in copies where
-# the compensation is a constant (bench/RESULTS.md); selects under the other flags do not.
+# at run time kept the loop scalar: compensated AdamW steps of float32 parameters 4.3-4.4 ns
+# an element, and of bfloat16 ones with AMSGrad 5.4-5.5 ns, against 0.26 and 0.48-0.51 in
+# copies where the compensation is a constant (SGD's and Lion's loops in some processes and
+# not in others; bench/RESULTS.md); selects under the other flags do not.
 # Where parameters and state are bfloat16, the copies run in pairs of elements
 # (``storage.in_bfloat16_pairs``) and only an odd last element, or a tensor not 4-byte
 # aligned, takes the element loop.
