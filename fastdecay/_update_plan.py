@@ -33,8 +33,8 @@ arrays). A later call with the same arrays re-checks only what can change
 cheaply — identity of every array; the data pointer of torch tensors (moved by
 ``p.data = ...``) and their layout (``t_()``, ``resize_()``, ``as_strided_()``
 change it in place: contiguity and element count where the plan's tensors are
-row-major, else shape and strides) and the parameters' dtypes (``p.data =
-p.data.view(torch.float16)`` re-types a bfloat16 parameter in place); dtype,
+row-major, else shape and strides) and dtype (``x.data =
+x.data.view(torch.float16)`` re-types a bfloat16 tensor in place); dtype,
 shape, strides (and, written ones, the writeable flag) of NumPy arrays, kept
 gradients included — and launches; gradients that are new objects (torch makes a
 new ``.grad`` each backward) are checked for dtype, device, shape, strides and
@@ -279,6 +279,7 @@ class Plan:
         self.grad_stream = None
         self.kept_pointers = None  # torch tensors: the written tensors' addresses, stream after stream
         self.kept_sizes = None  # and their element counts where every one is row-major (else None)
+        self.kept_dtypes = None  # and their torch dtypes
         self.torch = backend in (TORCH_CPU, TORCH_CUDA)
         self._written = (spans, span_names, span_written, span_allowed)
         self.grad_overlap = None  # _GradOverlap, made at the first call with new gradients
@@ -391,6 +392,7 @@ def build(backend, listed, streams, state_dtype):
         plan.torch_dtypes = [x.dtype for x in params]
         plan.torch_layouts = [_torch_layout(column) for column in infos]
         plan.kept_pointers = [x for s in plan.kept for x in plan.pointers[s]]
+        plan.kept_dtypes = [x.dtype for s in plan.kept for x in streams[s][2]]
         row_major = all(plan.torch_layouts[s][0] is not None for s in plan.kept)
         plan.kept_sizes = [n for s in plan.kept for n in plan.torch_layouts[s][0]] if row_major else None
         plan.data_ptr = sys.modules["torch"].Tensor.data_ptr
@@ -459,9 +461,9 @@ def still_valid(plan, ids, streams):
                 return False
         elif not all(_same_torch_layout(plan, s, streams[s][2]) for s in plan.kept):
             return False
-        # (the parameters' dtypes: ``p.data = p.data.view(torch.float16)`` re-types a bfloat16
-        # parameter at the same address with the same layout, and the kernel reads its elements)
-        if list(map(_DTYPE, streams[0][2])) != plan.torch_dtypes:
+        # (the dtypes: ``x.data = x.data.view(torch.float16)`` re-types a bfloat16 parameter or
+        # state, ``.view(torch.int32)`` a float32 one, at the same address with the same layout)
+        if list(map(_DTYPE, kept)) != plan.kept_dtypes:
             return False
     elif not all(_same_arrays(plan, s, streams[s][2], written=True) for s in plan.kept):
         return False
@@ -472,6 +474,7 @@ def still_valid(plan, ids, streams):
     # references kept (None: the gradients were new at the last call) they are checked again
     if (ids[g] == plan.ids[g] and plan.grad_refs is not None and not any(map(_dead, plan.grad_refs))
             and (list(map(data_ptr, grads)) == plan.pointers[g] and _same_torch_layout(plan, g, grads)
+                 and list(map(_DTYPE, grads)) == plan.torch_dtypes
                  if plan.torch else _same_arrays(plan, g, grads, written=False))):
         return True
     return _new_grads(plan, g, grads, ids[g])

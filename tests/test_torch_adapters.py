@@ -724,17 +724,21 @@ def test_a_repeated_step_sees_every_change_between_steps_as_torch_does(kind, cha
     assert taken[:2] == [True, True] and (lasting or taken[-2:] == [True, True]), taken
 
 
-def test_a_repeated_step_refuses_a_buffer_replaced_by_a_view_of_other_dtype_before_any_write():
-    """A state buffer replaced by a view of its own memory in another dtype has the address and
-    layout the group's last step was checked with: the repeated step still refuses it (a new
-    tensor is checked in full), naming it, and writes nothing."""
+@pytest.mark.parametrize("how", ["replaced", "data"])
+def test_a_repeated_step_refuses_a_buffer_replaced_by_a_view_of_other_dtype_before_any_write(how):
+    """A state buffer replaced by a view of its own memory in another dtype (a new tensor, or
+    the same one re-typed in place by ``.data =``) has the address and layout the group's last
+    step was checked with: the repeated step still refuses it, naming it, and writes nothing."""
     ps = [torch.nn.Parameter(torch.linspace(-1, 1, n, dtype=torch.float64)) for n in (5, 3)]
     opt = AdamW(ps, lr=0.1)
     for _ in range(3):
         for p in ps:
             p.grad = torch.ones_like(p)
         opt.step()
-    opt.state[ps[1]]["exp_avg"] = opt.state[ps[1]]["exp_avg"].view(torch.int64)
+    if how == "replaced":
+        opt.state[ps[1]]["exp_avg"] = opt.state[ps[1]]["exp_avg"].view(torch.int64)
+    else:
+        opt.state[ps[1]]["exp_avg"].data = opt.state[ps[1]]["exp_avg"].data.view(torch.int64)
     before = [p.detach().clone() for p in ps] + [opt.state[p]["exp_avg_sq"].clone() for p in ps]
     with pytest.raises(TypeError, match=r"exp_avg state of param_groups\[0\]\.params\[1\]"):
         opt.step()

@@ -493,3 +493,39 @@ def test_a_reused_plan_sees_a_parameter_retyped_in_place():
     g.fill_(1.0)
     fd.sgd_step(p, g, step=1, lr=0.5)
     assert p.dtype == torch.float16 and p.tolist() == [0.5] * 4
+
+
+@pytest.mark.parametrize("retyped", ["exp_avg", "exp_avg_sq", "compensation_buffer", "grad"])
+@pytest.mark.parametrize("param_dtype, state_dtype, other", [("float32", None, "int32"),
+                                                             ("bfloat16", "bfloat16", "float16")])
+def test_a_reused_plan_refuses_a_state_or_kept_gradient_retyped_in_place(retyped, param_dtype, state_dtype, other):
+    """``x.data = x.data.view(<dtype of the same size>)`` keeps a tensor's address, layout and
+    element count: on the call after, a state buffer, compensation buffer or kept gradient
+    re-typed so is refused before any write, as a first call refuses it (the kernel would read
+    and write the bits of the old type through the new one)."""
+    param_type, other_type = getattr(torch, param_dtype), getattr(torch, other)
+    state_type = torch.bfloat16 if state_dtype == "bfloat16" else torch.float32
+    gen = torch.Generator().manual_seed(3)
+    p = torch.randn(37, generator=gen).to(param_type)
+    arrays = dict(grad=torch.randn(37, generator=gen).to(param_type),
+                  exp_avg=torch.zeros(37, dtype=state_type), exp_avg_sq=torch.zeros(37, dtype=state_type),
+                  compensation_buffer=torch.zeros(37, dtype=param_type))
+
+    def call(step):
+        fd.adamw_step(p, arrays["grad"], arrays["exp_avg"], arrays["exp_avg_sq"], step=step, lr=1e-2,
+                      state_dtype=state_dtype, compensated=True, compensation_buffer=arrays["compensation_buffer"])
+
+    call(0)
+    call(1)
+    x = arrays[retyped]
+    x.data = x.data.view(other_type)
+    before = {name: t.view(torch.uint8).clone() for name, t in dict(arrays, param=p).items()}
+    with pytest.raises(TypeError, match=rf"{retyped} must have the .* got {other}"):
+        call(2)
+    for name, t in dict(arrays, param=p).items():
+        assert torch.equal(t.view(torch.uint8), before[name]), name
+    # a first call with the same arrays refuses them alike
+    p2 = p.clone()
+    with pytest.raises(TypeError, match=rf"{retyped} must have the .* got {other}"):
+        fd.adamw_step(p2, arrays["grad"], arrays["exp_avg"], arrays["exp_avg_sq"], step=2, lr=1e-2,
+                      state_dtype=state_dtype, compensated=True, compensation_buffer=arrays["compensation_buffer"])
