@@ -114,6 +114,7 @@ import abc
 import copy
 import functools
 import math
+import numbers
 import operator
 import re
 import weakref
@@ -920,14 +921,15 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
             p = id_map[key]
             if not isinstance(saved, dict):
                 raise ValueError(f"state_dict['state'][{key!r}] must be a dict, got {saved!r}")
-            state[p] = self._loaded_state(p, group_of[id(p)], saved)
+            state[p] = self._loaded_state(p, group_of[id(p)], saved, f"state_dict['state'][{key!r}]")
         self.__setstate__({"state": state, "param_groups": groups})
         for post_hook in self._optimizer_load_state_dict_post_hooks.values():
             post_hook(self)
 
-    def _loaded_state(self, p: torch.Tensor, group: dict[str, Any], saved: Any) -> dict[str, Any]:
-        """A parameter's saved state: tensors on its device in the state dtype, ``step`` a 0-d
-        CPU tensor (1 where buffers say it was updated but no count was kept, as torch's SGD)."""
+    def _loaded_state(self, p: torch.Tensor, group: dict[str, Any], saved: Any, where: str) -> dict[str, Any]:
+        """A parameter's saved state (``where`` names it in errors): tensors on its device in the
+        state dtype, ``step`` a 0-d CPU tensor (1 where buffers say it was updated but no count was
+        kept, as torch's SGD)."""
         state = {}
         for name, value in saved.items():
             if name == "step" or value is None:  # torch's SGD keeps None for a buffer it has not made yet
@@ -935,7 +937,12 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
             state[name] = value.to(device=p.device, dtype=self._state_dtype(p, group, name)) if (
                 isinstance(value, torch.Tensor) and value.is_floating_point()) else value
         if "step" in saved:
-            step = float(saved["step"])
+            count = saved["step"]
+            if not (isinstance(count, numbers.Real) and not isinstance(count, bool) or isinstance(count, torch.Tensor)
+                    and count.numel() == 1 and not count.dtype.is_complex and count.dtype != torch.bool):
+                raise TypeError(f"{where}['step'] must be a step count (a number or a one-element tensor), got "
+                                f"{count!r}")
+            step = float(count)
         else:
             step = 1.0 if any(isinstance(v, torch.Tensor) for v in state.values()) else 0.0
         state["step"] = torch.tensor(step, dtype=_scalar_dtype())

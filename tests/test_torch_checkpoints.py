@@ -268,6 +268,10 @@ def test_a_bad_checkpoint_is_refused_before_anything_changes():
             r"state_dict\['param_groups'\]\[0\]: betas\[1\] must be")
     refused(lambda sd: sd["param_groups"][0].pop("eps"), ValueError, r"state_dict\['param_groups'\]\[0\] must hold 'eps'")
     refused(lambda sd: sd["param_groups"].pop(), ValueError, "1 param groups, the optimizer 2")
+    refused(lambda sd: sd["state"][1].update(step=torch.tensor([3.0, 3.0])), TypeError,
+            r"state_dict\['state'\]\[1\]\['step'\] must be a step count .* got tensor\(\[3\., 3\.\]\)")
+    refused(lambda sd: sd["state"][0].update(step="3"), TypeError,
+            r"state_dict\['state'\]\[0\]\['step'\] must be a step count .* got '3'")
 
 
 # ----------------------------------------------------------------------------- the scheduler
