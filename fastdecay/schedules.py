@@ -210,9 +210,11 @@ class Schedule(V.ScheduleBase):
     ('step', (2,), (2, 3))
     >>> s(15).tolist(), s[1]
     ([0.05, 0.1], fd.step(lr=0.1, gamma=0.5, period=20))
+    >>> s[1] == fd.step(lr=0.1, gamma=0.5, period=20)       # a value: equal by kind and table
+    True
     """
 
-    __slots__ = ("_segments", "_kind", "_params", "_rows")
+    __slots__ = ("_segments", "_kind", "_params", "_rows", "_hash")
     # ``array * schedule`` is the product schedule (``__rmul__``), not an array of products
     __array_ufunc__ = None
     _segments: FloatArray
@@ -239,6 +241,23 @@ class Schedule(V.ScheduleBase):
         # one view for every call of rows(): its identity then stands for the table (the GPU
         # backend keeps a launch's arguments under the identities of the tables it read)
         object.__setattr__(self, "_rows", table.reshape((math.prod(table.shape[:-2]),) + table.shape[-2:]))
+
+    def __eq__(self, other: object) -> bool:
+        """Equal schedules are of one kind with the same packed table, bit for bit: the same
+        rates at every step (a checkpoint's schedule equals the one saved; ``s[i]`` equals the
+        schedule made alone with its parameters)."""
+        if not isinstance(other, Schedule):
+            return NotImplemented
+        a, b = self._segments, other._segments
+        return self is other or (self._kind == other._kind and a.shape == b.shape and a.tobytes() == b.tobytes())
+
+    def __hash__(self) -> int:
+        try:
+            return self._hash
+        except AttributeError:  # (computed once: a batch's table can be megabytes)
+            value = hash((self._kind, self._segments.shape, self._segments.tobytes()))
+            object.__setattr__(self, "_hash", value)
+            return value
 
     def __setattr__(self, name: str, value: object) -> NoReturn:
         raise AttributeError(f"a Schedule is immutable; cannot set {name!r}")

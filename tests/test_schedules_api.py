@@ -142,8 +142,25 @@ def test_pickle_and_copy_round_trip():
             assert back.kind == s.kind and back.batch_shape == s.batch_shape
             np.testing.assert_array_equal(back.segments, s.segments)
             np.testing.assert_array_equal(back.table(300), s.table(300))
-            assert repr(back) == repr(s)
+            assert repr(back) == repr(s) and back == s
             assert not back.segments.flags.writeable
+
+
+def test_schedules_are_values_equal_by_kind_and_table():
+    """Two schedules made alike are equal and hash alike (dict keys, sets, a checkpoint's
+    schedule against the one saved); a different rate, kind or batch is not equal; a schedule
+    never equals a number or an array."""
+    s = fd.warmup(fd.cosine(1.0, 30), 5)
+    same = fd.warmup(fd.cosine(1.0, 30), 5)
+    assert s is not same and s == same and not s != same and hash(s) == hash(same)
+    assert len({s, same, pickle.loads(pickle.dumps(s))}) == 1
+    batch = fd.step(0.1, 0.5, np.array([10, 20]))
+    assert batch[1] == fd.step(0.1, 0.5, 20) and batch[0] != batch[1]
+    assert batch == fd.step(0.1, 0.5, [10, 20]) and batch != fd.step(0.1, 0.5, [10, 21])
+    assert fd.cosine(1.0, 30) != fd.cosine(1.0, 31) and fd.cosine(1.0, 30) != fd.cosine(0.5, 30)
+    assert fd.constant(0.1) != fd.stack([fd.constant(0.1)])  # a batch of one is not a scalar schedule
+    assert fd.multistep(0.1, 0.5, [10]) != fd.step(0.1, 0.5, 10)  # another kind
+    assert (fd.constant(0.1) == 0.1) is False and (fd.constant(0.1) != np.float64(0.1)) is True
 
 
 def test_repr_names_the_factory():
