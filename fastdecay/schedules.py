@@ -221,6 +221,7 @@ class Schedule(V.ScheduleBase):
     _kind: str
     _params: dict[str, Any]
     _rows: FloatArray
+    _hash: int  # (set at the first hash)
 
     def __init__(self, segments: ArrayLike, kind: str, params: Mapping[str, Any] | None = None) -> None:
         table = np.ascontiguousarray(segments, dtype=np.float64)
