@@ -110,24 +110,35 @@ def table(scheds, curvatures, final_w, onsets, divergence, overshoot):
     return "\n".join(lines)
 
 
-def run(out_dir="demo-out", plots=True, out=sys.stdout):
-    """Run the demo: print the table and (with ``plots``) write the figures to ``out_dir``."""
+# a first computation slower than this compiled its kernels: the run says so (on stderr) and why
+COMPILING_AFTER = 1.0
+
+
+def run(out_dir="demo-out", plots=True, out=sys.stdout, note=sys.stderr):
+    """Run the demo: print the table and (with ``plots``) write the figures to ``out_dir``;
+    where the kernels compile on this first use, ``note`` says so while they do."""
     started = time.perf_counter()
     scheds = schedules()
     labels = list(scheds)
     step = scheds[labels[0]]
     stacked = fd.stack(list(scheds.values()))
+    # the heading first: on a machine's first run the table takes about a minute (compiling)
+    out.write(f"fastdecay demo: gradient descent on 1/2 lambda w^2 from w_0 = 1, {STEPS} steps, eta_0 = {ETA0} "
+              f"(eta_0 lambda > 2, unstable at the start, for lambda > {2 / ETA0:g})\n")
+    out.write("schedules: " + "; ".join(f"{k} = {v!r}" for k, v in scheds.items()) + "\n\n")
+    out.flush()
 
     lam = TABLE_CURVATURES
     onsets = np.asarray(fd.stability_onset(stacked[:, None], lam[None, :], max_steps=STEPS))
+    if time.perf_counter() - started > COMPILING_AFTER:
+        note.write("fastdecay demo: compiling the CPU kernels on their first use on this machine (about a minute "
+                   "in all, once: later runs load them; `fastdecay compile` does it ahead of time)\n")
+        note.flush()
     res = _gd(scheds, lam)
     final_w = np.abs(res.w[..., 0])
     divergence = np.asarray(fd.discretization_divergence(step, lam, STEPS))
     overshoot, _ = _overshoot(step, lam)
 
-    out.write(f"fastdecay demo: gradient descent on 1/2 lambda w^2 from w_0 = 1, {STEPS} steps, eta_0 = {ETA0} "
-              f"(eta_0 lambda > 2, unstable at the start, for lambda > {2 / ETA0:g})\n")
-    out.write("schedules: " + "; ".join(f"{k} = {v!r}" for k, v in scheds.items()) + "\n\n")
     out.write(table(scheds, lam, final_w, onsets, divergence, overshoot) + "\n\n")
     out.write("t*: first step with eta_t lambda < 2 (0: stable from the start).  div: discretization divergence, "
               "|w_N| step / |w_N| matched exponential.\n"
