@@ -298,6 +298,8 @@ FD_HD void adam_element(T& w, T g, T& m, T& v, T& vmax, const AdamCoef<T>& c, bo
         m = fma(c.w1, g - m, m);
         v = v * c.beta2 + c.w2 * g * g;
     }
+    // (the CPU simulations compute sqrt(.) / bc2_sqrt as rules.root_over: a hoisted reciprocal
+    // and two FMAs, the same bits as this division)
     T denom;
     if (amsgrad) {
         if (first || v > vmax) vmax = v;
