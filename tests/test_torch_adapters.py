@@ -838,3 +838,31 @@ def test_step_hooks_run_as_torchs_and_the_profiler_annotation_only_while_profili
     assert calls["torch"][:-1] == [("global pre", 1), ("pre", 1), ("post", 2), ("global post", 2), ("annotations", 1)]
     assert calls["ours"][:-1] == calls["torch"][:-2] + [("annotations", 0)]
     assert calls["ours"][-1][1] == pytest.approx(calls["torch"][-1][1], rel=1e-14)
+
+
+def test_step_runs_without_autograd_and_restores_the_callers_mode(monkeypatch):
+    """``step()`` runs with autograd off (as under ``torch.no_grad()``), its closure with it on,
+    and leaves the caller's mode as it found it, after a refused step too."""
+    p = torch.nn.Parameter(torch.ones(3))
+    opt = SGD([p], lr=0.1, momentum=0.9)
+    inside, in_closure = [], []
+    check = opt._check_no_torch_scheduler_on_schedules
+    monkeypatch.setattr(opt, "_check_no_torch_scheduler_on_schedules",
+                        lambda: (inside.append(torch.is_grad_enabled()), check())[1])
+
+    def closure():
+        in_closure.append(torch.is_grad_enabled())
+        opt.zero_grad()
+        loss = (p * p).sum()
+        loss.backward()
+        return loss
+
+    for mode in (True, False, True):
+        with torch.set_grad_enabled(mode):
+            assert opt.step(closure).item() > 0
+            assert torch.is_grad_enabled() is mode
+    assert inside == [False] * 3 and in_closure == [True] * 3
+    opt.state[p]["step"] = torch.tensor(-1.0)
+    with pytest.raises(ValueError, match="step state"):
+        opt.step()
+    assert torch.is_grad_enabled()
