@@ -2,6 +2,8 @@
 each fused update and each rule through the public calls the table names, so a new row
 is tested (and a row whose layers are missing fails) without editing this file."""
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -148,9 +150,8 @@ def test_each_cpu_kernel_takes_its_rows_options_in_the_tables_order(kernel):
     assert all(kind in R.OPTION_TYPES for _, kind in R.FUSED[kernel].options)
 
 
-def _root_over_mismatches(roots, bs):
-    """How many (root, b) of ``roots`` x ``bs`` give ``rules.root_over(root, b)`` other than
-    ``root / b`` (NaN equal to NaN), in the arrays' dtype."""
+@functools.lru_cache(maxsize=None)
+def _mismatch_counter():
     from numba import njit
 
     from fastdecay._cpu.rules import root_over
@@ -165,7 +166,13 @@ def _root_over_mismatches(roots, bs):
                     bad += 1
         return bad
 
-    return count(roots, bs)
+    return count
+
+
+def _root_over_mismatches(roots, bs):
+    """How many (root, b) of ``roots`` x ``bs`` give ``rules.root_over(root, b)`` other than
+    ``root / b`` (NaN equal to NaN), in the arrays' dtype."""
+    return _mismatch_counter()(roots, bs)
 
 
 def test_adams_denominator_divides_bit_for_bit_without_a_division():
@@ -175,7 +182,8 @@ def test_adams_denominator_divides_bit_for_bit_without_a_division():
     powers of two, checked on two more binades at the ends of the roots' range) against the
     bias corrections of the first 40 steps of four beta2 and random b in (0, 1], and in
     float64 for 200,000 random roots over the whole range of square roots against the same b;
-    0, inf, NaN, the root of the smallest subnormal and of the largest number too."""
+    0, inf, NaN, the root of the smallest subnormal and of the largest number too, and roots
+    whose quotient lies next to a midpoint between two floats (where rounding is hardest)."""
     rng = np.random.default_rng(12)
     corrections = [np.sqrt(1.0 - beta2 ** (t + 1.0)) for beta2 in (0.9, 0.999, 0.99999, 0.0) for t in range(40)]
     bs64 = np.unique(np.concatenate([corrections, rng.uniform(1e-4, 1.0, 40), [1.0, 0.5, np.nextafter(1.0, 0.0)]]))
@@ -192,6 +200,14 @@ def test_adams_denominator_divides_bit_for_bit_without_a_division():
     roots = np.ldexp(rng.uniform(1.0, 2.0, 200_000), rng.integers(-538, 512, 200_000))
     edges64 = np.array([0.0, np.inf, np.nan, np.sqrt(5e-324), np.sqrt(np.finfo(np.float64).max)])
     assert _root_over_mismatches(np.concatenate([roots, edges64]), bs64) == 0
+    # the hardest roots: quotients next to the midpoints between two floats (ties to even)
+    for dtype, bs in ((np.float32, bs32), (np.float64, bs64)):
+        q1 = rng.uniform(1.0, 2.0, 20_000).astype(dtype)
+        mid = (q1.astype(np.longdouble) + np.nextafter(q1, dtype(3)).astype(np.longdouble)) / 2
+        for b in bs[::4]:
+            near = (mid * np.longdouble(b)).astype(dtype)
+            roots = np.concatenate([near, np.nextafter(near, dtype(0)), np.nextafter(near, dtype(9))])
+            assert _root_over_mismatches(roots, np.array([b], dtype)) == 0
     # the check can fail: a plain multiply by the reciprocal differs from the division
     from numba import njit
 
