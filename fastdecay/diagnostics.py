@@ -103,14 +103,17 @@ def _as_result(a: Any) -> Any:
     return a.item() if a.ndim == 0 else a
 
 
-def stability_onset(schedule: Schedule, curvature: RealArrayLike, *, max_steps: int) -> int | NDArray[np.int64]:
-    """The first step t < ``max_steps`` with 0 < η_t · λ < 2, or −1 if there is none.
+def stability_onset(schedule: Schedule, curvature: RealArrayLike, *, max_steps: int,
+                    contracting: bool = False) -> int | NDArray[np.int64]:
+    """The first step t < ``max_steps`` with η_t · λ < 2, or −1 if there is none.
 
-    From that step on (while the rate keeps decaying, and above 0) gradient descent
-    on the direction of curvature λ contracts: |1 − η_t λ| < 1. A direction of
-    curvature λ <= 0 never contracts (−1), nor does a step at rate 0. Vectorised: one value
-    per λ and schedule, shape ``broadcast(schedule.batch_shape, curvature.shape)``.
-    No torch/optax counterpart.
+    From that step on (while the rate keeps decaying) gradient descent on the direction
+    of curvature λ > 0 no longer grows: |1 − η_t λ| <= 1, below the ceiling λ < 2/η_t. A
+    step at rate 0 (a warmup's first) and a curvature λ <= 0 are below it at once (t = 0).
+    With ``contracting=True``: the first step with 0 < η_t · λ < 2, where a step contracts
+    (|1 − η_t λ| < 1), which a zero rate and a curvature λ <= 0 never do (−1 for λ <= 0).
+    Vectorised: one value per λ and schedule, shape ``broadcast(schedule.batch_shape,
+    curvature.shape)``. No torch/optax counterpart.
 
     For example, λ = 5 contracts at t* = 3 under exponential decay 0.7^t
     from lr 1, but only at the first drop, t* = 10, under step decay 0.1 every 10:
@@ -121,6 +124,9 @@ def stability_onset(schedule: Schedule, curvature: RealArrayLike, *, max_steps: 
     [3, 10]
     >>> fd.stability_onset(fd.constant(1.0), [1.0, 5.0], max_steps=50).tolist()
     [0, -1]
+    >>> warm = fd.warmup(fd.constant(0.1), 5)       # rates 0, 0.02, 0.04, ...
+    >>> fd.stability_onset(warm, 1.0, max_steps=10), fd.stability_onset(warm, 1.0, max_steps=10, contracting=True)
+    (0, 1)
 
     Steps are read in blocks and the search stops once every value is decided:
     at its onset, or where the rate can no longer fall (a constant, a decay past
@@ -131,6 +137,7 @@ def stability_onset(schedule: Schedule, curvature: RealArrayLike, *, max_steps: 
     s = V.schedule("schedule", schedule)
     lam = V.real_array("curvature", curvature)
     max_steps = _step_count("max_steps", max_steps)
+    contracting = V.flag("contracting", contracting)
     shape = _out_shape(s, lam, names=["curvature"])
     onset = np.full(shape, -1, dtype=np.int64)
     undecided = np.ones(shape, dtype=bool)
@@ -138,7 +145,8 @@ def stability_onset(schedule: Schedule, curvature: RealArrayLike, *, max_steps: 
     lead = (1,) * (len(shape) - len(s.batch_shape))
     for a, rates in _rate_blocks(s, max_steps, shape):
         product = rates * lam_b
-        stable = np.broadcast_to((product > 0.0) & (product < 2.0), shape + rates.shape[-1:])
+        below = (product > 0.0) & (product < 2.0) if contracting else product < 2.0
+        stable = np.broadcast_to(below, shape + rates.shape[-1:])
         hit = stable.any(axis=-1) & undecided
         onset[hit] = a + np.argmax(stable, axis=-1)[hit]
         undecided &= ~hit

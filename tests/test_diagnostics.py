@@ -17,9 +17,9 @@ def test_stability_onset_seed_example():
     assert fd.stability_onset(fd.step(lr=1.0, gamma=0.1, period=10), 5.0, max_steps=100) == 10
 
 
-def _onset_loop(rates, lam):
+def _onset_loop(rates, lam, contracting=False):
     for t, r in enumerate(rates):
-        if 0 < r * lam < 2:  # |1 - r lam| < 1
+        if r * lam < 2 and (r * lam > 0 or not contracting):  # contracting: |1 - r lam| < 1
             return t
     return -1
 
@@ -28,20 +28,32 @@ def test_stability_onset_vectorised_against_loop(monkeypatch):
     monkeypatch.setattr(diagnostics, "_BLOCK_ELEMENTS", 64)  # many blocks of steps
     s = fd.stack([fd.exponential(lr=1.0, gamma=0.9), fd.step(lr=2.0, gamma=0.5, period=7),
                   fd.cosine(1.5, 40), fd.constant(0.3)])
-    lam = np.array([0.5, 2.5, 5.0, 40.0, -1.0])
-    got = fd.stability_onset(s[:, None], lam, max_steps=60)
-    assert got.shape == (4, 5) and got.dtype == np.int64
+    lam = np.array([0.5, 2.5, 5.0, 40.0, -1.0, 0.0])
     rates = s.table(60)
-    want = [[_onset_loop(rates[i], l) for l in lam] for i in range(4)]
-    assert got.tolist() == want
-    # (a direction of negative curvature never contracts: |1 - eta lambda| > 1 at any rate)
-    assert got[3, 3] == -1 and np.all(got[:, 4] == -1)
+    for contracting in (False, True):
+        got = fd.stability_onset(s[:, None], lam, max_steps=60, contracting=contracting)
+        assert got.shape == (4, 6) and got.dtype == np.int64
+        want = [[_onset_loop(rates[i], l, contracting) for l in lam] for i in range(4)]
+        assert got.tolist() == want
+        assert got[3, 3] == -1  # 0.3 x 40 stays above 2
+        # curvature <= 0: below the ceiling 2/eta_t from step 0, but it never contracts
+        assert np.all(got[:, 4:] == (-1 if contracting else 0))
 
 
 def test_stability_onset_of_flat_and_negative_curvature_and_zero_rates():
-    assert fd.stability_onset(fd.step(0.1, 0.5, 10), [-1.0, 0.0, 5.0], max_steps=10).tolist() == [-1, -1, 0]
-    # a warmup from 0: step 0 (rate 0) does not contract
-    assert fd.stability_onset(fd.warmup(fd.constant(0.1), 5), 1.0, max_steps=10) == 1
+    """The first step with eta_t * lambda < 2: a curvature <= 0 or a rate of 0 is there at
+    once; with contracting=True the first step with 0 < eta_t * lambda < 2 (|1 - eta_t lambda| < 1)."""
+    assert fd.stability_onset(fd.step(0.1, 0.5, 10), [-1.0, 0.0, 5.0], max_steps=10).tolist() == [0, 0, 0]
+    assert fd.stability_onset(fd.step(0.1, 0.5, 10), [-1.0, 0.0, 5.0], max_steps=10,
+                              contracting=True).tolist() == [-1, -1, 0]
+    warm = fd.warmup(fd.constant(0.1), 5)  # step 0 at rate 0: below every ceiling, and contracts nothing
+    assert fd.stability_onset(warm, 1.0, max_steps=10) == 0
+    assert fd.stability_onset(warm, 1.0, max_steps=10, contracting=True) == 1
+    to_zero = fd.piecewise([10], [1.0, 0.0])  # 1 x 5 until step 10, then 0
+    assert fd.stability_onset(to_zero, 5.0, max_steps=20) == 10
+    assert fd.stability_onset(to_zero, 5.0, max_steps=20, contracting=True) == -1
+    with pytest.raises(TypeError, match="contracting must be True or False, got 1"):
+        fd.stability_onset(warm, 1.0, max_steps=10, contracting=1)
 
 
 def test_stability_onset_zero_steps_and_bad_input():
