@@ -179,7 +179,7 @@ def test_adams_denominator_divides_bit_for_bit_without_a_division():
     """Adam's sqrt(v) / sqrt(1 - beta2^(t+1)) is computed by Markstein's correction
     (``rules.root_over``: a reciprocal hoisted out of the loop, two FMAs): the same bits as the
     division for every float32 significand of the root (one binade; the theorem scales by
-    powers of two, checked on two more binades at the ends of the roots' range) against the
+    powers of two: 65,536 of them checked scaled to each end of the roots' range) against the
     bias corrections of the first 40 steps of four beta2 and random b in (0, 1], and in
     float64 for 200,000 random roots over the whole range of square roots against the same b;
     0, inf, NaN, the root of the smallest subnormal and of the largest number too, and roots
