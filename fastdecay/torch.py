@@ -186,6 +186,12 @@ def _read_counts(steps: Sequence[torch.Tensor]) -> tuple[list[Any], torch.Tensor
     return torch.stack(list(steps)).tolist(), None
 
 
+def _count_tensor(count: Any) -> bool:
+    """Whether a step state is a count torch's optimizers could have kept: a one-element real tensor."""
+    return (isinstance(count, torch.Tensor) and count.numel() == 1 and not count.dtype.is_complex
+            and count.dtype != torch.bool)
+
+
 def _whole_count(count: Any) -> bool:
     """Whether a step count read from the state is a whole number of steps the kernels take."""
     return isinstance(count, (int, float)) and math.isfinite(count) and count == int(count) and 0 <= count <= F.MAX_STEP
@@ -776,8 +782,7 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         is not a one-element real tensor (a count set by hand)."""
         counts = []
         for k, count in enumerate(steps):
-            if not (isinstance(count, torch.Tensor) and count.numel() == 1 and not count.dtype.is_complex
-                    and count.dtype != torch.bool):
+            if not _count_tensor(count):
                 raise TypeError(f"the step state of param_groups[{g}].params[{index[k]}] must be a 0-d tensor "
                                 f"(as torch's optimizers keep it), got {type(count).__name__}: {count!r}")
             counts.append(count.item())
@@ -960,8 +965,7 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
                 isinstance(value, torch.Tensor) and value.is_floating_point()) else value
         if "step" in saved:
             count = saved["step"]
-            if not (isinstance(count, numbers.Real) and not isinstance(count, bool) or isinstance(count, torch.Tensor)
-                    and count.numel() == 1 and not count.dtype.is_complex and count.dtype != torch.bool):
+            if not (isinstance(count, numbers.Real) and not isinstance(count, bool) or _count_tensor(count)):
                 raise TypeError(f"{where}['step'] must be a step count (a number or a one-element tensor), got "
                                 f"{count!r}")
             step = float(count)
