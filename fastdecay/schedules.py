@@ -260,6 +260,14 @@ class Schedule(V.ScheduleBase):
             object.__setattr__(self, "_hash", value)
             return value
 
+    def __float__(self) -> NoReturn:
+        # code written for a number (torch's ReduceLROnPlateau reads an optimizer's lr with
+        # float()) otherwise fails with Python's bare "float() argument must be ..., not 'Schedule'"
+        raise TypeError(
+            f"a schedule is not one number: its rate at step t is schedule(t) (here {self!r}). Code that reads "
+            "an optimizer's lr as a number, such as torch's ReduceLROnPlateau, needs a number as lr; "
+            "fastdecay.torch.ReduceLROnPlateau cuts a scheduled lr")
+
     def __setattr__(self, name: str, value: object) -> NoReturn:
         raise AttributeError(f"a Schedule is immutable; cannot set {name!r}")
 

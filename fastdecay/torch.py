@@ -88,11 +88,15 @@ their unscaled values.
 
 torch's LR schedulers (``StepLR``, ``OneCycleLR``, ``SequentialLR``, ...) drive
 an optimizer whose ``lr`` is a number, as they drive torch's. An ``lr`` that is a
-fastdecay schedule already gives every step's rate: a torch scheduler attached
-to it is refused at the next ``step()`` (combine schedules with ``fd.join``,
-``fd.warmup`` or ``a * b`` instead). ``fastdecay.torch.LRScheduler`` drives a
-plain-number ``lr`` from a schedule, and torch's schedulers chain after it as
-after their own.
+fastdecay schedule already gives every step's rate: a torch scheduler that scales
+it from the base rate (``StepLR``, ``LambdaLR``, ``CosineAnnealingLR``, ... every
+one that sets ``initial_lr`` from it) is refused at the next ``step()`` (combine
+schedules with ``fd.join``, ``fd.warmup`` or ``a * b`` instead); ``OneCycleLR``
+and ``CyclicLR``, which never read the optimizer's rate, replace it by their own
+as they replace a number; torch's ``ReduceLROnPlateau`` reads it as a number and
+stops at its first cut with a ``TypeError`` (this module's ``ReduceLROnPlateau``
+cuts a scheduled rate). ``fastdecay.torch.LRScheduler`` drives a plain-number
+``lr`` from a schedule's closed form, as torch's ``LambdaLR`` does.
 
 >>> import torch, fastdecay as fd
 >>> from fastdecay.torch import AdamW
@@ -1215,11 +1219,20 @@ class LRScheduler(_TorchLRScheduler):
     For torch's own optimizers (and any ``torch.optim.Optimizer``): the rate is
     the closed form at the scheduler's step count, so resuming from
     ``state_dict()`` at any step (``load_state_dict`` puts that step's rate into
-    the optimizer at once), or constructing with ``last_epoch=k``, gives exactly
-    the rate a run that never stopped has. ``schedule`` is one scalar schedule,
-    or a list of them, one per param group. The state dict holds the schedules
-    as plain data (see the module docstring), so it loads with
-    ``weights_only=True``.
+    an optimizer whose lr it still holds, such as a fresh one), or constructing
+    with ``last_epoch=k``, gives exactly the rate a run that never stopped has.
+    ``schedule`` is one scalar schedule, or a list of them, one per param group.
+    The state dict holds the schedules as plain data (see the module docstring),
+    so it loads with ``weights_only=True``.
+
+    It sets the rate outright, as torch's ``LambdaLR`` does: in ``SequentialLR``
+    it runs up to its milestone like any scheduler (the next one starts from the
+    optimizer's base rate ``initial_lr``); in ``ChainedScheduler``, or under
+    ``ReduceLROnPlateau``, a factor another scheduler applies after it scales one
+    step's rate and is replaced at the next step, as after ``LambdaLR`` (to cut a
+    schedule for good, give the optimizer the schedule as its lr and use
+    :class:`ReduceLROnPlateau`). An lr that is already a schedule in a fastdecay
+    optimizer is replaced by the rates of this one, as ``OneCycleLR`` replaces it.
 
     >>> import torch, fastdecay as fd
     >>> opt = torch.optim.SGD([torch.nn.Parameter(torch.ones(1))], lr=1.0)
@@ -1268,7 +1281,10 @@ class LRScheduler(_TorchLRScheduler):
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore the scheduler and set every group's lr to the restored step's rate."""
+        """Restore the scheduler and set the restored step's rate in every group whose lr
+        is still the one this scheduler set (a fresh optimizer, or one whose state was not
+        loaded); a group whose lr came from elsewhere since (the optimizer's own state
+        dict, another scheduler of a ``SequentialLR`` or ``ChainedScheduler``) keeps it."""
         state_dict = dict(state_dict)
         encoded = state_dict.pop("schedules", None)
         if encoded is not None:
@@ -1277,11 +1293,35 @@ class LRScheduler(_TorchLRScheduler):
                                  f"({len(self.optimizer.param_groups)}), got {encoded!r}")
             state_dict["schedules"] = [_decode_schedule(e, f"state_dict['schedules'][{k}]")
                                        for k, e in enumerate(encoded)]
+        held = list(zip(self.optimizer.param_groups, self._last_lr))  # (each group, the rate this scheduler set)
         super().load_state_dict(state_dict)
         rates = self.get_lr()
-        for group, rate in zip(self.optimizer.param_groups, rates):
-            group["lr"] = rate
+        for (group, ours), rate in zip(held, rates):
+            # a group whose lr came from elsewhere since this scheduler set it (the optimizer's
+            # own state dict, another scheduler of a SequentialLR / ChainedScheduler) keeps it,
+            # as with torch's schedulers: it may be the product of several
+            if _same_rate(group["lr"], ours):
+                _set_rate(group, rate)
         self._last_lr = rates
+
+
+def _same_rate(lr: Any, rate: Any) -> bool:
+    """Whether a group's ``lr`` (a number, a tensor or a schedule) is the number ``rate``."""
+    if isinstance(lr, Schedule) or isinstance(rate, Schedule):
+        return lr is rate
+    if isinstance(lr, torch.Tensor) or isinstance(rate, torch.Tensor):
+        return bool(torch.as_tensor(lr) == torch.as_tensor(rate))  # (in the tensor's dtype, as torch fills it)
+    return bool(lr == rate)
+
+
+def _set_rate(group: dict[str, Any], rate: float) -> None:
+    """``group["lr"] = rate``, writing a tensor lr in place as torch's schedulers do (a compiled
+    step reads the same tensor)."""
+    lr = group["lr"]
+    if isinstance(lr, torch.Tensor):
+        lr.fill_(rate)
+    else:
+        group["lr"] = rate
 
 
 def _scaled(schedule: Schedule, factor: float) -> Schedule:

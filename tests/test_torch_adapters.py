@@ -605,6 +605,44 @@ def test_a_torch_scheduler_on_a_schedule_lr_is_refused_before_any_write():
     assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before)) and not opt.state
 
 
+def test_torch_s_plateau_scheduler_on_a_schedule_lr_says_what_to_use():
+    """torch's ReduceLROnPlateau reads the lr as a number at its first cut."""
+    w = torch.nn.Parameter(torch.ones(3))
+    opt = AdamW([w], lr=fd.cosine(0.1, 10))
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, patience=0)
+    w.grad = torch.ones(3)
+    opt.step()
+    plateau.step(1.0)
+    with pytest.raises(TypeError, match=r"a schedule is not one number: its rate at step t is schedule\(t\) \(here "
+                                        r"fd\.cosine\(.*fastdecay\.torch\.ReduceLROnPlateau cuts a scheduled lr"):
+        plateau.step(1.0)
+
+
+@pytest.mark.parametrize("composite", ["chained", "plateau"])
+def test_lr_scheduler_composes_with_torch_s_schedulers_as_lambda_lr(composite):
+    """It sets the rate outright each step: what torch's LambdaLR of the same rates does."""
+    schedule = fd.step(0.1, 0.5, 3)
+    seen = []
+    for kind in ("lambda", "fastdecay"):
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.ones(3))], lr=0.1)
+        first = (torch.optim.lr_scheduler.LambdaLR(opt, lambda t: schedule(t) / 0.1) if kind == "lambda"
+                 else LRScheduler(opt, schedule))
+        if composite == "chained":
+            chained = torch.optim.lr_scheduler.ChainedScheduler([first, torch.optim.lr_scheduler.ExponentialLR(opt, 0.9)])
+            after = lambda: chained.step()  # noqa: E731
+        else:
+            plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, patience=0, factor=0.1)
+            after = lambda: (first.step(), plateau.step(1.0))  # noqa: E731
+        rates = []
+        for _ in range(10):
+            rates.append(opt.param_groups[0]["lr"])
+            opt.step()
+            after()
+        seen.append(rates)
+    np.testing.assert_allclose(seen[1], seen[0], rtol=1e-15)
+    assert len(set(np.round(seen[1], 12))) > 3
+
+
 def test_torch_schedulers_chain_after_lr_scheduler_from_the_optimizer_s_base_rate():
     """A fastdecay warm-up then torch's cosine (SequentialLR): the cosine starts from the
     optimizer's lr, as after torch's own LinearLR warm-up."""

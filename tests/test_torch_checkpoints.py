@@ -297,6 +297,63 @@ def test_lr_scheduler_state_dict_is_plain_data_and_restores_the_rate_at_once(tmp
         assert opt2.param_groups[0]["lr"] == schedule(t)
 
 
+_L = torch.optim.lr_scheduler
+_COMPOSED = {  # an LRScheduler inside torch's composite schedulers, in either place
+    "sequential, first": lambda opt, s: _L.SequentialLR(opt, [LRScheduler(opt, s), _L.ExponentialLR(opt, 0.9)],
+                                                         milestones=[6]),
+    "sequential, second": lambda opt, s: _L.SequentialLR(opt, [_L.ExponentialLR(opt, 0.9), LRScheduler(opt, s)],
+                                                          milestones=[6]),
+    "chained, first": lambda opt, s: _L.ChainedScheduler([LRScheduler(opt, s), _L.ExponentialLR(opt, 0.9)]),
+    "chained, second": lambda opt, s: _L.ChainedScheduler([_L.ExponentialLR(opt, 0.9), LRScheduler(opt, s)]),
+}
+
+
+@pytest.mark.parametrize("at", [3, 9])
+@pytest.mark.parametrize("composed", list(_COMPOSED))
+def test_lr_scheduler_inside_torch_s_composite_schedulers_resumes_the_uninterrupted_rates(composed, at, tmp_path):
+    """The optimizer's state dict restores the rate the composite made; loading the
+    scheduler's state must not overwrite it with the LRScheduler's own rate."""
+    schedule = fd.step(0.1, 0.5, 2)
+
+    def made():
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.ones(3))], lr=0.1)
+        return opt, _COMPOSED[composed](opt, schedule)
+
+    opt, sched = made()
+    uninterrupted, saved = [], None
+    for t in range(14):
+        if t == at:
+            saved = _save_load({"opt": opt.state_dict(), "sched": sched.state_dict()}, tmp_path / "ck.pt")
+        uninterrupted.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    opt, sched = made()
+    opt.load_state_dict(saved["opt"])
+    sched.load_state_dict(saved["sched"])
+    resumed = []
+    for t in range(at, 14):
+        resumed.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert resumed == uninterrupted[at:]
+    assert len(set(uninterrupted)) > 5  # (the rates move: the check can fail)
+
+
+def test_lr_scheduler_keeps_a_tensor_lr_a_tensor_when_loading():
+    """As torch's schedulers do: a compiled step reads the same lr tensor every step."""
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.ones(3))], lr=torch.tensor(0.01, dtype=torch.float64))
+    lr = opt.param_groups[0]["lr"]
+    sched = LRScheduler(opt, fd.cosine(0.01, 10))
+    for _ in range(3):
+        opt.step()
+        sched.step()
+    saved = sched.state_dict()
+    fresh = LRScheduler(opt, fd.constant(0.02))
+    assert float(lr) == 0.02
+    fresh.load_state_dict(saved)
+    assert opt.param_groups[0]["lr"] is lr and float(lr) == fd.cosine(0.01, 10)(3)
+
+
 @pytest.mark.parametrize("make", [
     lambda ps: SGD(ps, lr=fd.one_cycle(0.05, 150), momentum=fd.one_cycle(0.05, 150).momentum, nesterov=True),
     lambda ps: AdamW(ps, lr=fd.one_cycle(1e-2, 150), betas=(fd.one_cycle(1e-2, 150).momentum, 0.999)),
