@@ -757,9 +757,12 @@ def cosine_restarts(lr: RealArrayLike, period: RealArrayLike, *, period_mult: Re
         limit = V.real_array("cycle_limit", cycle_limit, low=1.0, integer=True)
         if limit.ndim:
             raise ValueError(f"cycle_limit must be a single integer, got an array of shape {limit.shape}")
-        # the first step of cycle number `limit`, as the closed form finds cycles
-        lengths = period * mult ** np.arange(int(limit))[(...,) + (None,) * np.ndim(period * mult)]
-        segments.append((np.ceil(np.sum(lengths, axis=0)), 0.0, L.CONSTANT, min_lr))
+        # the first step of cycle number `limit`, by the closed form the kernels find cycles
+        # with (``_cosine_restart_cycle``; no array of `limit` cycle lengths: it may be 10**12);
+        # the largest float where it overflows, a step never reached
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            start = np.where(mult == 1.0, period * float(limit), period * (mult ** float(limit) - 1.0) / (mult - 1.0))
+        segments.append((np.minimum(np.ceil(start), np.finfo(np.float64).max), 0.0, L.CONSTANT, min_lr))
         params["cycle_limit"] = limit
     return Schedule(_normalise(_pack(*segments)), "cosine_restarts", params)
 

@@ -256,6 +256,22 @@ def test_cosine_restarts_cycle_decay_limit_and_warmup_prefix_are_timm(cycle_mul,
     check_all(s, expected, rtol=1e-10, atol=1e-16)
 
 
+@pytest.mark.parametrize("cycle_mul", [1.0, 1.5])
+def test_cosine_restarts_with_a_cycle_limit_of_any_size_is_made_at_once(cycle_mul):
+    """A limit of 10**12 or 10**30 cycles: found in closed form (no array of that many cycle
+    lengths), the rates of the unlimited schedule up to the limit, min_lr from it on."""
+    free = fd.cosine_restarts(0.1, 4, period_mult=cycle_mul, min_lr=1e-3)
+    for limit in (10**12, 10**30):
+        s = fd.cosine_restarts(0.1, 4, period_mult=cycle_mul, min_lr=1e-3, cycle_limit=limit)
+        np.testing.assert_array_equal(s.table(700), free.table(700))
+    if cycle_mul == 1.0:  # the limit's first step, 4e12: still reached
+        s = fd.cosine_restarts(0.1, 4, min_lr=1e-3, cycle_limit=10**12)
+        steps = np.array([4 * 10**12 - 3, 4 * 10**12 - 1, 4 * 10**12, 4 * 10**12 + 2])
+        np.testing.assert_array_equal(s(steps)[:2], free(steps)[:2])
+        np.testing.assert_array_equal(s(steps)[2:], [1e-3, 1e-3])
+        assert free(steps[3]) > 1e-2
+
+
 # ----------------------------------------------------------------------------- warmup shapes
 
 
