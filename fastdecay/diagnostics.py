@@ -77,10 +77,9 @@ def _rate_blocks(s: Schedule, steps: int, shape: Shape) -> Iterator[tuple[int, F
 
 def _never_falls(s: Schedule, t: int) -> NDArray[np.bool_]:
     """Where each schedule of ``s`` (shape ``batch_shape``) never has a lower rate after step
-    ``t`` than at ``t``: its last segment is in effect at ``t`` and is a constant, a decay
-    already at its end (polynomial not cycling, cosine, cosine power, one-minus-power, a
-    table past its last value), or a rate that does not decrease (exponential with
-    gamma >= 1, inverse time with k = 0 or power <= 0)."""
+    ``t`` than at ``t``: its last segment is in effect at ``t`` and holds (``_holds``), or is
+    a product whose factors all hold (rates are >= 0: a product of rates that do not fall
+    does not fall)."""
     rows = s.rows()
     start = rows[..., L.START]
     active = np.cumprod(start <= t, axis=-1).sum(axis=-1) - 1  # segments are sorted; NaN / inf end them
@@ -88,6 +87,23 @@ def _never_falls(s: Schedule, t: int) -> NDArray[np.bool_]:
     following = np.take_along_axis(start, np.minimum(active + 1, n_seg - 1)[:, None], axis=-1)[:, 0]
     last = (active + 1 >= n_seg) | ~(following < np.inf)
     seg = np.take_along_axis(rows, active[:, None, None], axis=1)[:, 0]
+    held = _holds(seg, t)
+    product = seg[:, L.KIND] == L.PRODUCT
+    if product.any():  # the factor rows (side rows, never products themselves) of each product
+        first, count = seg[:, L.P0].astype(np.int64), np.where(product, seg[:, L.P0 + 1], 0).astype(np.int64)
+        k = np.arange(count.max())
+        mine = k < count[:, None]
+        factors = np.take_along_axis(rows, np.where(mine, first[:, None] + k, 0)[:, :, None], axis=1)
+        factors_held = _holds(factors.reshape(-1, L.WIDTH), t).reshape(mine.shape)
+        held = np.where(product, np.all(factors_held | ~mine, axis=1), held)
+    return (last & held).reshape(s.batch_shape)
+
+
+def _holds(seg: FloatArray, t: int) -> NDArray[np.bool_]:
+    """Where segment rows ``seg`` (shape (n, WIDTH), any kind but PRODUCT) give no lower rate
+    after step ``t`` than at ``t``: a constant, a decay already at its end (polynomial not
+    cycling, cosine, cosine power, one-minus-power, a table past its last value), or a rate
+    that does not decrease (exponential with gamma >= 1, inverse time with k = 0 or power <= 0)."""
     kind, origin, p = seg[:, L.KIND], seg[:, L.ORIGIN], seg[:, L.P0:]
     ended = t >= origin + p[:, 1]  # the decays' length T is their second parameter
     held = (kind == L.CONSTANT) | (np.isin(kind, (L.COSINE, L.COSINE_POWER, L.ONE_MINUS_POWER)) & ended)
@@ -95,7 +111,7 @@ def _never_falls(s: Schedule, t: int) -> NDArray[np.bool_]:
     held |= (kind == L.TABULATED) & (t >= origin + p[:, 1] - 1)
     held |= (kind == L.EXPONENTIAL) & (p[:, 0] >= 0) & (p[:, 1] >= 1)
     held |= (kind == L.INVERSE_TIME) & (p[:, 0] >= 0) & ((p[:, 1] == 0) | (p[:, 4] <= 0))
-    return (last & held).reshape(s.batch_shape)
+    return held
 
 
 def _as_result(a: Any) -> Any:
@@ -130,9 +146,10 @@ def stability_onset(schedule: Schedule, curvature: RealArrayLike, *, max_steps: 
 
     Steps are read in blocks and the search stops once every value is decided:
     at its onset, or where the rate can no longer fall (a constant, a decay past
-    its end, a table past its last value, a growing exponential), so a huge
-    ``max_steps`` costs no more than the schedule needs. Only a cycling rate
-    that stays above 2/λ (cyclic, cosine restarts) is read up to ``max_steps``.
+    its end, a table past its last value, a growing exponential, a product of
+    such rates), so a huge ``max_steps`` costs no more than the schedule needs. Only
+    a cycling rate that stays above 2/λ (cyclic, cosine restarts) is read up to
+    ``max_steps``.
     """
     s = V.schedule("schedule", schedule)
     lam = V.real_array("curvature", curvature)

@@ -190,10 +190,24 @@ def test_discretization_divergence_refuses_work_it_cannot_finish():
     fd.tabulated(np.linspace(1.0, 0.45, 300)),
     fd.inverse_time(1.0, 0.01),              # falls to 0: every positive curvature decides
     fd.cosine(1.0, 300, min_lr=0.5, num_cycles=1.5),
+    2.0 * fd.polynomial(0.5, 100, end_lr=0.25),                      # products of such rates: no factor falls
+    fd.linear(1.0, 0.5, 40) * fd.cosine(1.0, 90, min_lr=0.9),
+    fd.tabulated([1.0, 0.5, 0.45]) * fd.exponential(1.0, gamma=1.0001),
+    fd.stack([fd.step(1.0, 0.5, 10) * fd.linear(1.0, 0.5, 40), fd.warmup(fd.cosine(1.0, 30, min_lr=0.45), 5) * 1.0]),
 ])
-def test_stability_onset_with_a_huge_max_steps_stops_where_the_rate_settles(schedule):
-    lam = np.array([1.0, 3.0, 4.2, 5.0, 7.0])
-    want = [_onset_loop(schedule.table(2000), l) for l in lam]
+def test_stability_onset_with_a_huge_max_steps_stops_where_the_rate_settles(schedule, monkeypatch):
+    lam = np.array([1.0, 3.0, 4.2, 5.0, 7.0]).reshape((5,) + (1,) * len(schedule.batch_shape))
+    table = schedule.table(2000).reshape(-1, 2000)  # (a stack: one row a schedule; lam down the first axis)
+    want = np.array([[_onset_loop(row, l) for row in table] for l in lam.ravel()]).reshape(
+        np.broadcast_shapes(lam.shape, schedule.batch_shape)).tolist()
+    read = diagnostics._rate_blocks
+
+    def few_blocks(*args):  # where the search would not stop, fail at once instead of reading 2**63 steps
+        for n, block in enumerate(read(*args)):
+            assert n < 100, "read past where every rate settled"
+            yield block
+
+    monkeypatch.setattr(diagnostics, "_rate_blocks", few_blocks)
     assert fd.stability_onset(schedule, lam, max_steps=2**63 - 1).tolist() == want
     assert fd.stability_onset(schedule, lam, max_steps=2000).tolist() == want
 
