@@ -409,7 +409,8 @@ def steps_array(name: str, t: object) -> FloatArray:
     negative = steps < 0
     if np.any(negative):
         raise ValueError(f"{name} must be a non-negative step, got {arr[negative].flat[0].item()!r}")
-    beyond = steps > MAX_STEP
+    # integers compared as integers: 2**53 + 1 rounds to 2**53 in float64
+    beyond = arr > MAX_STEP if arr.dtype.kind in "iu" else steps > MAX_STEP
     if np.any(beyond):
         raise ValueError(f"{name} must hold integer steps from 0 to 2**53, got {arr[beyond].flat[0].item()!r}")
     return steps

@@ -344,7 +344,10 @@ def _run_schedule(args: argparse.Namespace, out: IO[str]) -> int:
         V.fits_in_memory("--steps", args.steps, (count, 3), 8)  # the steps, the rates and the text of a row
     except ValueError as exc:
         raise _fail(args, exc) from None
-    steps = np.arange(0, args.steps + 1, args.every, dtype=np.int64)
+    if args.steps > V.MAX_STEP:
+        raise _fail(args, f"--steps must be at most 2**53 (the largest step a schedule is evaluated at), got "
+                          f"{args.steps}")
+    steps = np.arange(count, dtype=np.int64) * args.every  # (in integers: arange's float length can drop N)
     columns = {"lr": np.asarray(schedule(steps), dtype=np.float64)}
     if getattr(args, "momentum", False):
         if args.warmup:

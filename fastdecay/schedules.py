@@ -1440,6 +1440,9 @@ def match_endpoint(s: Schedule, steps: RealArrayLike) -> Schedule:
     """
     V.schedule("s", s)
     steps = V.real_array("steps", steps, low=1.0, integer=True)
+    if np.any(steps > V.MAX_STEP):
+        raise ValueError(f"steps must be integer steps from 1 to 2**53, got {V.shown(np.max(steps).item())}")
+    V.broadcast(**{"s.batch_shape": np.empty(s.batch_shape), "steps": steps})
     lr0 = s.lr0()
     end = s(steps) if steps.ndim == 0 else s(np.asarray(steps, dtype=np.int64))
     if np.any(lr0 <= 0) or np.any(np.asarray(end) <= 0):

@@ -123,6 +123,8 @@ def test_tiny_rates_stay_readable(capsys):
         (["schedule", "nope", "--steps", "3"], "invalid choice: 'nope'"),
         (["schedule", "cyclic", "--base-lr", "0", "--max-lr", "1", "--step-size-up", "2", "--mode", "x",
           "--steps", "3"], "--mode"),
+        (["schedule", "constant", "--lr", "0.1", "--steps", str(2**53 + 1), "--every", str(2**52)],
+         "--steps must be at most 2**53"),
         ([], "COMMAND"),
         (["sweep"], "CONFIG.toml"),
         (["sweep", "x.toml", "--connect-timeout", "-1"], "--connect-timeout"),
@@ -138,7 +140,16 @@ def test_bad_arguments_exit_2_with_the_sub_commands_usage_and_one_error_line(cap
 
 
 BAD_VALUES = {"gamma must be > 0", "exactly one of gamma, rate, half_life", "milestones must be non-negative",
-              "values must have"}
+              "values must have", "--steps must be at most 2**53"}
+
+
+@pytest.mark.parametrize("last, every", [(2**53, 3002399751580331), (2**53, 2**53), (2**53 - 1, 2**52 - 1)])
+def test_huge_steps_print_every_kth_step_up_to_the_last(capsys, last, every):
+    code, out, _ = run_cli(capsys, "schedule", "linear", "--start-lr", "1", "--end-lr", "0", "--total-steps",
+                           str(2**53), "--steps", str(last), "--every", str(every))
+    steps, rates = table_rows(out)
+    assert code == 0 and steps.tolist() == list(range(0, last + 1, every))
+    np.testing.assert_allclose(rates, fd.linear(1, 0, 2**53)(steps), rtol=1e-5)
 
 
 def _prog(argv):

@@ -32,9 +32,18 @@ def test_the_largest_step_gives_the_closed_form(schedule, want):
 
 def test_steps_beyond_the_largest_are_refused_in_every_form():
     s = fd.step(0.1, 0.5, 10)
-    for t in (BIG + 1, np.uint64(2**63), np.array([1e20]), torch.tensor([2**62])):
+    # (integer arrays compared as integers: BIG + 1 is BIG in float64)
+    for t in (BIG + 1, np.uint64(2**63), np.array([1e20]), torch.tensor([2**62]), np.array([BIG + 1]),
+              np.array([BIG + 1], dtype=np.uint64), torch.tensor([BIG + 1])):
         with pytest.raises(ValueError, match=r"t must (be an integer step|hold integer steps) from 0 to 2\*\*53"):
             s(t)
+
+
+def test_match_endpoint_names_its_steps():
+    with pytest.raises(ValueError, match=r"steps must be integer steps from 1 to 2\*\*53, got 1\.15"):
+        fd.match_endpoint(fd.step(0.1, 0.5, 10), 2**60)
+    with pytest.raises(ValueError, match=r"do not broadcast: s\.batch_shape \(3,\), steps \(2,\)"):
+        fd.match_endpoint(fd.step(0.1, np.array([0.5, 0.6, 0.7]), 10), np.array([10, 20]))
 
 
 def test_quantization_gap_is_exact_at_large_steps_and_never_negative():
