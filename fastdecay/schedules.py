@@ -939,8 +939,8 @@ def one_cycle(max_lr: RealArrayLike, total_steps: RealArrayLike, *, pct_start: R
     final_div = V.real_array("final_div_factor", final_div_factor, low=0.0, low_open=True)
     base_m = V.real_array("base_momentum", base_momentum, low=0.0, high=1.0, high_open=True)
     max_m = V.real_array("max_momentum", max_momentum, low=0.0, high=1.0, high_open=True)
-    V.broadcast(max_lr=max_lr, total_steps=T, pct_start=pct, div_factor=div, final_div_factor=final_div,
-                base_momentum=base_m, max_momentum=max_m)
+    shape = V.broadcast(max_lr=max_lr, total_steps=T, pct_start=pct, div_factor=div, final_div_factor=final_div,
+                        base_momentum=base_m, max_momentum=max_m)
     ends = _one_cycle_ends(T, pct, bool(three_phase))
     if np.any(ends[0] == 0.0):
         raise ValueError(
@@ -962,7 +962,14 @@ def one_cycle(max_lr: RealArrayLike, total_steps: RealArrayLike, *, pct_start: R
         params["three_phase"] = True
     if np.any(base_m != 0.85) or np.any(max_m != 0.95):
         params.update(base_momentum=base_m, max_momentum=max_m)
-    return Schedule(_phases(ends, levels, anneal_strategy), "one_cycle", params)
+    return Schedule(_batch_of(shape, _phases(ends, levels, anneal_strategy)), "one_cycle", params)
+
+
+def _batch_of(shape: Shape, table: FloatArray) -> FloatArray:
+    """``table`` broadcast to the batch ``shape`` of all a factory's parameters: those that
+    only its momentum companion reads (one_cycle's and cyclic's momenta) shape the batch too,
+    so that the rate and the momentum schedules index alike."""
+    return np.broadcast_to(table, shape + table.shape[-2:])
 
 
 def _one_cycle_ends(T: FloatArray, pct: FloatArray, three_phase: bool) -> list[FloatArray]:
@@ -1031,14 +1038,14 @@ def cyclic(base_lr: RealArrayLike, max_lr: RealArrayLike, step_size_up: RealArra
     gamma = V.real_array("gamma", gamma, low=0.0, low_open=True)
     base_m = V.real_array("base_momentum", base_momentum, low=0.0, high=1.0, high_open=True)
     max_m = V.real_array("max_momentum", max_momentum, low=0.0, high=1.0, high_open=True)
-    V.broadcast(base_lr=base_lr, max_lr=max_lr, step_size_up=up, step_size_down=down, gamma=gamma,
-               base_momentum=base_m, max_momentum=max_m)
+    shape = V.broadcast(base_lr=base_lr, max_lr=max_lr, step_size_up=up, step_size_down=down, gamma=gamma,
+                        base_momentum=base_m, max_momentum=max_m)
     params = {"base_lr": base_lr, "max_lr": max_lr, "step_size_up": up, "step_size_down": down, "mode": mode}
     if mode == "exp_range":
         params["gamma"] = gamma
     if np.any(base_m != 0.8) or np.any(max_m != 0.9):
         params.update(base_momentum=base_m, max_momentum=max_m)
-    return Schedule(_triangle(base_lr, max_lr, up, down, mode, gamma), "cyclic", params)
+    return Schedule(_batch_of(shape, _triangle(base_lr, max_lr, up, down, mode, gamma)), "cyclic", params)
 
 
 def _triangle(low: ArrayLike, high: ArrayLike, up: ArrayLike, down: ArrayLike, mode: str, gamma: FloatArray

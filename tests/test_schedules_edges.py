@@ -174,3 +174,21 @@ def test_cyclic_exp_range_growing_past_overflow_gives_base_lr_at_its_feet_not_na
 
     np.testing.assert_array_equal(s(np.arange(401)), reference.cyclic_lr(np.arange(401), 0.01, 0.1, 2, mode="exp_range",
                                                                            gamma=10.0))
+
+
+@pytest.mark.parametrize("make, alone", [
+    (lambda: fd.cyclic(0.1, 1.0, [3, 5], max_momentum=[[0.9], [0.95]]),
+     lambda i, j: fd.cyclic(0.1, 1.0, [3, 5][j], max_momentum=[0.9, 0.95][i])),
+    (lambda: fd.one_cycle(1.0, 100, base_momentum=[[0.8, 0.7]]),
+     lambda i, j: fd.one_cycle(1.0, 100, base_momentum=[0.8, 0.7][j])),
+], ids=["cyclic", "one_cycle"])
+def test_momenta_given_as_arrays_shape_the_batch_of_rate_and_momentum_alike(make, alone):
+    """A momentum array is a parameter like the others: the rate schedule's batch holds it,
+    and its members (``s[i, j]``) are the schedules made alone, momentum included."""
+    s = make()
+    assert s.batch_shape == s.momentum.batch_shape and len(s.batch_shape) == 2
+    for i, j in np.ndindex(s.batch_shape):
+        one = alone(i, j)
+        np.testing.assert_array_equal(s[i, j].table(40), one.table(40))
+        np.testing.assert_array_equal(s[i, j].momentum.table(40), one.momentum.table(40))
+        np.testing.assert_array_equal(s.momentum.table(40)[i, j], one.momentum.table(40))
