@@ -245,8 +245,10 @@ class Schedule(V.ScheduleBase):
 
     def __eq__(self, other: object) -> bool:
         """Equal schedules are of one kind with the same packed table, bit for bit: the same
-        rates at every step (a checkpoint's schedule equals the one saved; ``s[i]`` equals the
-        schedule made alone with its parameters)."""
+        rates at every step (a checkpoint's schedule equals the one saved; ``s[i]`` of a batch
+        made by one factory equals the schedule made alone with its parameters; a member of
+        ``fd.stack`` is of kind "stack", its table padded: it does not equal the schedule
+        stacked, whose rates it has)."""
         if not isinstance(other, Schedule):
             return NotImplemented
         a, b = self._segments, other._segments
@@ -428,6 +430,9 @@ class Schedule(V.ScheduleBase):
             n = V.integer("n_or_steps", n_or_steps, low=0, high=V.MAX_STEP + 1)
         else:
             steps = V.steps_array("n_or_steps", n_or_steps)
+            if steps.ndim == 0:  # (2.0, a 0-d array or tensor: a count must be an int, as for range())
+                raise TypeError(f"n_or_steps must be a step count (an int) or a 1-D array of steps, got "
+                                f"{V.shown(n_or_steps)}")
             if steps.ndim != 1:
                 raise ValueError(f"n_or_steps must be a step count or a 1-D array of steps, got shape {steps.shape}")
             n = steps.shape[0]
@@ -608,9 +613,16 @@ def exponential(lr: RealArrayLike, *, gamma: RealArrayLike | None = None, rate: 
     if gamma is not None:
         gamma = V.real_array("gamma", gamma, low=0.0, low_open=True)
     elif rate is not None:
-        gamma = np.exp(-V.real_array("rate", rate, low=0.0))
+        with np.errstate(under="ignore"):
+            gamma = np.exp(-V.real_array("rate", rate, low=0.0))
+        if np.any(gamma == 0.0):  # (as gamma=0 is refused: a rate of 0 from step 1 on)
+            raise ValueError(f"rate must leave gamma = e**-rate above 0 (rate below ~745), got {V.shown(rate)}")
     else:
-        gamma = 2.0 ** (-1.0 / V.real_array("half_life", half_life, low=0.0, low_open=True))
+        with np.errstate(over="ignore", under="ignore"):
+            gamma = 2.0 ** (-1.0 / V.real_array("half_life", half_life, low=0.0, low_open=True))
+        if np.any(gamma == 0.0):
+            raise ValueError(f"half_life must leave gamma = 2**(-1/half_life) above 0 (half_life above ~0.00093), "
+                             f"got {V.shown(half_life)}")
     decay_steps = V.durations("decay_steps", decay_steps)
     stair = V.flag("staircase", staircase)
     V.broadcast(lr=lr, gamma=gamma, decay_steps=decay_steps)
@@ -855,6 +867,7 @@ def warmup(schedule: Schedule, steps: int, *, start_lr: RealArrayLike = 0.0, sha
     if count.ndim:
         raise ValueError(f"steps must be a single integer, got an array of shape {count.shape}")
     start_lr = V.rates("start_lr", start_lr)
+    V.broadcast(**{"start_lr": start_lr, "schedule.batch_shape": np.empty(schedule.batch_shape)})
     V.flag("prefix", prefix)
     ramp = _ramp(start_lr, schedule.lr0(), max(float(count), 1.0), shape)
     if count == 0:

@@ -192,3 +192,16 @@ def test_momenta_given_as_arrays_shape_the_batch_of_rate_and_momentum_alike(make
         np.testing.assert_array_equal(s[i, j].table(40), one.table(40))
         np.testing.assert_array_equal(s[i, j].momentum.table(40), one.momentum.table(40))
         np.testing.assert_array_equal(s.momentum.table(40)[i, j], one.momentum.table(40))
+
+
+def test_parameters_that_cannot_make_a_schedule_are_refused_by_name():
+    with pytest.raises(ValueError, match=r"rate must leave gamma = e\*\*-rate above 0 .*got 10000\.0"):
+        fd.exponential(0.1, rate=1e4)  # (gamma=0 itself is refused)
+    with pytest.raises(ValueError, match=r"half_life must leave gamma = 2\*\*\(-1/half_life\) above 0 .*got 1e-310"):
+        fd.exponential(0.1, half_life=1e-310)
+    assert 0 < fd.exponential(0.1, rate=700).params["gamma"] < 1e-300
+    with pytest.raises(ValueError, match=r"do not broadcast: start_lr \(3,\), schedule\.batch_shape \(2,\)"):
+        fd.warmup(fd.constant([1.0, 2.0]), 2, start_lr=[0.0, 0.5, 0.1])
+    for count in (2.0, np.float64(2), torch.tensor(3)):
+        with pytest.raises(TypeError, match=r"n_or_steps must be a step count \(an int\) or a 1-D array of steps"):
+            fd.cosine(1.0, 10).table(count)
