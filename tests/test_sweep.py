@@ -136,6 +136,8 @@ BAD = [
     ("[run]\nsteps = 10\ndtype = 'float16'\n", 3, "run.dtype"),
     ("[run]\nsteps = 10\n[curvatures]\nvalues = [1.0, -2.0]\n", 4, "curvatures.values"),
     ("[run]\nsteps = 10\n[curvatures]\nlogspace = [-2, 2]\n", 4, "curvatures.logspace"),
+    ("[run]\nsteps = 10\n[curvatures]\nlogspace = [0, 1, 1000000000000]\n", 4,
+     "curvatures.logspace: logspace[2] (the count)=1000000000000 asks for"),
     ("[run]\nsteps = 10\n[curvatures]\nvalues = [1.0]\n[[schedule]]\nkind = 'exponential'\nlr = 0.1\n"
      "gamma = 0.9\n[[schedule]]\nkind = 'step'\nlr = 0.1\ngamma = [0.5, -0.5]\nperiod = 10\n", 12,
      "schedule[1].gamma: gamma must be > 0"),

@@ -212,6 +212,9 @@ def _normalise_curvatures(loc: _Locator, cur: Any) -> list[float]:
             raise loc.error(f"must be [start, stop, count] with an integer count, got {v!r}", "curvatures", None, key)
         start, stop = (_checked(loc, "curvatures", None, key, V.real, x, name=f"{key}[{i}]") for i, x in enumerate(v[:2]))
         count = _checked(loc, "curvatures", None, key, V.integer, v[2], name=f"{key}[2] (the count)", low=1)
+        # (the config holds them as a list of Python floats: ~32 bytes each)
+        _checked(loc, "curvatures", None, key, V.fits_in_memory, count, shape=(count,), itemsize=32,
+                 name=f"{key}[2] (the count)")
         lam = (np.logspace if key == "logspace" else np.linspace)(start, stop, count)
     if not np.all(np.isfinite(lam)) or np.any(lam < 0):
         raise loc.error(f"curvatures must be finite and >= 0, got {v!r}", "curvatures", None, key)
@@ -331,7 +334,7 @@ def _check_optimizer(loc: _Locator, i: int, point: Mapping[str, Any], mode: str)
         return _checked(loc, "optimizer", i, key, check, point[key], **bounds)
 
     out = dict(point)
-    out["momentum"] = _momentum_value(loc, i, "momentum", point["momentum"], check)
+    out["momentum"] = _momentum_value(loc, i, "momentum", point["momentum"], check, high=1.0)
     betas = point["betas"]
     if isinstance(betas, list) and len(betas) == 2 and isinstance(betas[0], (str, dict)):
         beta1 = _momentum_value(loc, i, "betas", betas[0], check, high=1.0)
