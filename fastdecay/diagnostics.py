@@ -50,13 +50,17 @@ def _step_count(name: str, n: object) -> int:
 
 
 def _out_shape(s: Schedule, *arrays: np.ndarray, names: list[str]) -> Shape:
+    """The outputs' shape: the schedule's batch and ``arrays`` broadcast (ValueError naming
+    them where they do not, or where a few float64 arrays of that shape do not fit in memory)."""
+    shapes = ", ".join(f"{n} {a.shape}" for n, a in zip(names, arrays))
     try:
-        return np.broadcast_shapes(s.batch_shape, *(a.shape for a in arrays))
+        shape = np.broadcast_shapes(s.batch_shape, *(a.shape for a in arrays))
     except ValueError:
-        shapes = ", ".join(f"{n} {a.shape}" for n, a in zip(names, arrays))
         raise ValueError(
             f"the schedule's batch_shape {s.batch_shape} does not broadcast with {shapes}"
         ) from None
+    V.fits_in_memory("", None, shape, 32, asks=f"the schedule's batch_shape {s.batch_shape} with {shapes} asks")
+    return shape
 
 
 def _rate_blocks(s: Schedule, steps: int, shape: Shape) -> Iterator[tuple[int, FloatArray]]:

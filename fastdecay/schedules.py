@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 from . import _layout as L
 from . import _validate as V
 from . import _dispatch as D
+from ._arrays import in_type_of
 from ._dispatch import NUMPY, TORCH_CPU, backend_of
 from ._typing import ArrayLike, DeviceArray, DTypeLike, FloatArray, RealArrayLike, Shape
 
@@ -1519,7 +1520,8 @@ def quantization_gap(s: Schedule, t: RealArrayLike) -> float | FloatArray:
     # the closed form, not a difference of logs: exactly 0 on the plateaus' first steps;
     # fmod is exact (t - period * floor(t / period) is not, at large t: it went negative)
     gap = rate * np.fmod(steps, period) + 0.0  # + 0.0: gamma = 1 gives 0, not -0
-    return _scalar_or_array(np.broadcast_to(gap, shape))
+    gap = np.broadcast_to(gap, shape)
+    return _scalar_or_array(gap) if backend_of(t) == NUMPY else in_type_of((t,), np.array(gap))  # (float64, as s(t))
 
 
 # ----------------------------------------------------------------------------- the registry of kinds

@@ -338,7 +338,17 @@ def _plan(curvature: Any, schedule: Any, *, steps: Any, optimizer: Any, w0: Any,
         ) from None
     d = lam.shape[-1]
     full = batch + (d,)
+    # the weights, the curvatures laid out as them, the optimizer's buffers and the result
+    V.fits_in_memory("", None, full, np.dtype(dt).itemsize * (3 + len(R.BY_NAME[optimizer].buffers)), asks=(
+        f"curvature of shape {lam.shape} with the schedule's batch_shape {lr_s.batch_shape} (weight_decay "
+        f"{wd_s.batch_shape}, momentum / betas[0] {mom_s.batch_shape}) asks"))
     w0 = V.real_array("w0", w0)
+    if dt == np.float32 and not on_gpu:  # finite as given, and finite as the run holds them
+        for name, value in (("curvature", lam), ("w0", w0)):
+            big = np.abs(value) > np.finfo(np.float32).max
+            if value.dtype == np.float64 and np.any(big):
+                raise ValueError(f"{name} must be within float32's range with dtype=float32, got "
+                                 f"{V.shown(value[big].flat[0].item())}")
     try:
         np.broadcast_to(w0, full)
     except ValueError:
@@ -393,6 +403,10 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
     if every and not on_gpu:  # the recorded loss, displacement and rate, before any of it is made
         V.fits_in_memory("every", every, (3, n, n_rec), np.dtype(dt).itemsize)
     lr_src, wd_src, mom_src = p.sources
+    timed = p.chunk_steps is None
+    chunk_steps = p.chunk_steps if p.chunk_steps is not None else _first_chunk(p)
+    scalar_rows = min(steps, _CHUNK_STEPS_MAX if timed else chunk_steps) + 1
+    V.fits_in_memory("chunk_steps", chunk_steps, (scalar_rows, cpu.N_SCALARS), 8)  # (a chunk's per-step scalars)
     with device:
         # the state is made where it lives: a device curvature never visits the host
         lam_flat = xp.ascontiguousarray(xp.broadcast_to(lam.astype(dt, copy=False), full)).reshape(n * d)
@@ -408,9 +422,7 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
             lr_src = tuple(xp.asarray(a) for a in lr_src)
             wd_src = tuple(xp.asarray(a) for a in wd_src)
             mom_src = tuple(xp.asarray(a) for a in mom_src)
-        timed = p.chunk_steps is None
-        chunk_steps = p.chunk_steps if p.chunk_steps is not None else _first_chunk(p)
-        step_scalars = np.empty((min(steps, _CHUNK_STEPS_MAX if timed else chunk_steps) + 1, cpu.N_SCALARS))
+        step_scalars = np.empty((scalar_rows, cpu.N_SCALARS))
         on_drop_code = p.on_drop
         opt = rule.code
 
@@ -514,7 +526,9 @@ def _host_curvature(curvature: Any) -> np.ndarray:
     where it is (never written, never kept: the kernels get a read-only view, cast or made
     contiguous only where the run needs it), so a large batch costs one pass for the check
     instead of a float64 copy; anything else becomes a checked float64 copy."""
-    if isinstance(curvature, np.ndarray) and curvature.dtype in (np.float32, np.float64):
+    # (not a masked array: its sum, the finiteness check, skips what the mask hides)
+    if isinstance(curvature, np.ndarray) and curvature.dtype in (np.float32, np.float64) \
+            and not isinstance(curvature, np.ma.MaskedArray):
         if _all_finite(np, curvature):
             return curvature
     return V.real_array("curvature", curvature)  # the copy, or the error naming the first bad value

@@ -96,6 +96,16 @@ def test_quantization_gap_is_the_log_ratio_and_in_range(gamma, period):
     assert gap[period - 1] == pytest.approx(rate * (period - 1), rel=1e-14)
 
 
+def test_quantization_gap_answers_in_the_steps_array_type():
+    torch = pytest.importorskip("torch")
+    s = fd.step(0.1, 0.5, 10)
+    for t in (torch.arange(13), torch.tensor(5)):
+        gap = fd.quantization_gap(s, t)
+        assert isinstance(gap, torch.Tensor) and gap.dtype == torch.float64 and gap.shape == t.shape
+        np.testing.assert_array_equal(gap.numpy(), fd.quantization_gap(s, t.numpy()))
+    assert isinstance(fd.quantization_gap(s, 5), float)
+
+
 def test_quantization_gap_refuses_non_step():
     with pytest.raises(ValueError, match="s must be a step schedule"):
         fd.quantization_gap(fd.exponential(0.1, gamma=0.9), 3)

@@ -606,6 +606,39 @@ def test_bad_curvature(curvature, needle):
         fd.simulate(curvature, 0.1, steps=3)
 
 
+def test_a_masked_curvature_is_checked_under_its_mask_too():
+    """A masked array's sum skips what the mask hides: the data the run would read is checked."""
+    with pytest.raises(ValueError, match=r"(?s)curvature must be finite.*first bad element nan"):
+        fd.simulate(np.ma.array([1.0, np.nan, np.inf], mask=[0, 1, 1]), 0.1, steps=3)
+    np.testing.assert_array_equal(fd.simulate(np.ma.array([1.0, 2.0]), 0.1, steps=3).w,
+                                  fd.simulate(np.array([1.0, 2.0]), 0.1, steps=3).w)
+
+
+def test_values_beyond_float32_are_refused_in_a_float32_run():
+    """Finite as given, inf as the run would hold them."""
+    with pytest.raises(ValueError, match=r"curvature must be within float32's range with dtype=float32, got 1e\+39"):
+        fd.simulate([1.0, 1e39], 0.1, steps=1, dtype=np.float32)
+    with pytest.raises(ValueError, match=r"w0 must be within float32's range with dtype=float32, got -1e\+39"):
+        fd.simulate([1.0], 0.1, steps=1, w0=-1e39, dtype=np.float32)
+    assert np.isfinite(fd.simulate([1e38], 1e-38, steps=1, dtype=np.float32).w).all()
+
+
+def test_batches_that_cannot_fit_in_memory_are_refused_by_name_before_any_work():
+    """A curvature batch broadcast against a schedule batch: 200,000 x 200,000 trajectories."""
+    lam, s = np.ones((200_000, 1, 1)), fd.constant(np.full(200_000, 0.1))
+    where = r"curvature of shape \(200000, 1, 1\) with the schedule's batch_shape \(200000,\) .* asks for a result"
+    with pytest.raises(ValueError, match=where):
+        fd.simulate(lam, s, steps=1)
+    with pytest.raises(ValueError, match=where):
+        fd.expected_loss(lam, s, steps=1)
+    with pytest.raises(ValueError, match=where):
+        fd.steps_to_target(lam, s, 0.1, steps=1)
+    with pytest.raises(ValueError, match=r"the schedule's batch_shape \(200000,\) with curvature \(200000, 1\) asks"):
+        fd.stability_onset(s, lam[..., 0], max_steps=3)
+    with pytest.raises(ValueError, match=r"chunk_steps=2147483648 asks for a result of shape \(2147483649, "):
+        fd.simulate([1.0], 0.1, steps=2**31, chunk_steps=2**31)
+
+
 def test_schedule_batch_must_broadcast_with_curvature_batch():
     with pytest.raises(ValueError, match="schedule batch_shape"):
         fd.simulate(np.ones((4, 2)), fd.exponential(lr=0.1, gamma=[0.9, 0.99, 0.999]), steps=3)
