@@ -1314,7 +1314,7 @@ def _same_rate(lr: Any, rate: Any) -> bool:
     return bool(lr == rate)
 
 
-def _set_rate(group: dict[str, Any], rate: float) -> None:
+def _set_rate(group: dict[str, Any], rate: float | torch.Tensor) -> None:
     """``group["lr"] = rate``, writing a tensor lr in place as torch's schedulers do (a compiled
     step reads the same tensor)."""
     lr = group["lr"]

@@ -104,6 +104,31 @@ def test_cli_writes_chunks_results_summary_and_figures(tmp_path, capsys):
         assert (out / "figures" / name).read_bytes()[:4] == b"\x89PNG"
 
 
+def test_a_second_run_into_a_directory_being_written_is_refused_and_touches_nothing(tmp_path, capsys):
+    """A run holds ``sweep.lock``; another run (resumed, or fresh at the same moment) would
+    delete its chunk files in flight as a killed run's leftovers."""
+    fcntl = pytest.importorskip("fcntl")
+    cfg = write(tmp_path, SMALL)
+    out = tmp_path / "out"
+    assert main(["sweep", str(cfg), "--out", str(out), "--no-plots", "--no-progress"]) == 0
+    (out / "chunks" / "chunk-000003.npz.tmp-99999").write_bytes(b"a chunk being written")
+    capsys.readouterr()
+    with open(out / "sweep.lock", "ab") as held:  # the first run, still running
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert main(["sweep", str(cfg), "--out", str(out), "--resume", "--no-plots", "--no-progress"]) == 2
+        assert "another fastdecay sweep is running in" in capsys.readouterr().err
+        assert (out / "chunks" / "chunk-000003.npz.tmp-99999").exists()
+        fresh = tmp_path / "fresh"  # a fresh run that has just made its directory and lock
+        (fresh / "chunks").mkdir(parents=True)
+        with open(fresh / "sweep.lock", "ab") as other:
+            fcntl.flock(other.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            assert main(["sweep", str(cfg), "--out", str(fresh), "--no-plots", "--no-progress"]) == 2
+            assert "another fastdecay sweep is running in" in capsys.readouterr().err
+    # once it has ended: resumed, its leftovers tidied
+    assert main(["sweep", str(cfg), "--out", str(out), "--resume", "--no-plots", "--no-progress"]) == 0
+    assert not (out / "chunks" / "chunk-000003.npz.tmp-99999").exists()
+
+
 def test_out_dir_of_another_config_is_refused(tmp_path, capsys):
     cfg = write(tmp_path, SMALL)
     out = tmp_path / "out"

@@ -109,3 +109,17 @@ def test_malformed_scheduler_address_is_one_line_and_makes_no_client(tmp_path, c
     err = capsys.readouterr().err
     assert code == 2 and "is not a Dask scheduler address" in err and err.count("\n") == 1
     assert time.monotonic() - started < 1.0
+
+
+def test_a_scheduler_lost_mid_sweep_is_one_error_naming_it(cluster, tmp_path, monkeypatch):
+    """Tasks cancelled under the sweep (the scheduler's connection lost): SchedulerUnreachable
+    saying so and how to go on, not distributed's traceback."""
+    def cancelled(futures, **kwargs):
+        raise distributed.client.FutureCancelledError("fastdecay-sweep-x-0", "scheduler-connection-lost")
+        yield  # (a generator, as as_completed)
+
+    monkeypatch.setattr(distributed, "as_completed", cancelled)
+    with distributed.Client(cluster) as client:
+        with pytest.raises(SchedulerUnreachable, match=r"were cancelled \(scheduler-connection-lost\); the chunks "
+                                                       r"finished are kept: run it again with --resume"):
+            fd.sweep(CONFIG, tmp_path / "out", client=client, progress=False, plots=False)

@@ -19,6 +19,7 @@ from .._version import NOISE_STREAM, __version__
 from .config import FORMAT, ChunkPlan, Config, SweepConfigError, draws_noise, result_arrays
 
 MANIFEST = "sweep.json"
+LOCK = "sweep.lock"  # held by the run writing the directory (``_lock``)
 CHUNK_DIR = "chunks"
 _CHUNK_NAME = re.compile(r"^chunk-(\d{6})\.npz$")
 
@@ -182,10 +183,29 @@ def _check_noise_stream(out_dir: str, manifest: dict[str, Any], config: Config) 
         )
 
 
+def _lock(out_dir: str) -> IO[bytes] | None:
+    """The open lock file of ``out_dir``, held (an exclusive ``flock``) until it is closed: one
+    run at a time writes a sweep directory (a second one would delete the first's chunk files
+    in flight as a killed run's leftovers). None where the system has no ``fcntl``."""
+    try:
+        import fcntl
+    except ImportError:  # (Windows: no lock)
+        return None
+    f = open(os.path.join(out_dir, LOCK), "ab")
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        raise SweepConfigError(f"another fastdecay sweep is running in {out_dir}; wait for it to end (or stop it), "
+                               "then run again with --resume") from None
+    return f
+
+
 def prepare_out(out_dir: str, config: Config, digest: str, resume: bool, config_text: str | None
-                ) -> Callable[[], dict[str, Any]]:
+                ) -> Callable[[], tuple[dict[str, Any], IO[bytes] | None]]:
     """Check ``out_dir`` against the config (nothing written) and return a function that
-    creates it. Refuses another config's results, or an existing sweep without resume."""
+    creates it and takes its lock (``_lock``). Refuses another config's results, or an
+    existing sweep without resume."""
     manifest = read_manifest(out_dir) if os.path.isdir(out_dir) else None
     if manifest is not None:
         if manifest.get("config_hash") != digest:
@@ -203,26 +223,39 @@ def prepare_out(out_dir: str, config: Config, digest: str, resume: bool, config_
         if not os.path.isdir(out_dir):
             raise SweepConfigError(f"--out {out_dir} exists and is not a directory")
         if os.listdir(out_dir):
+            lock = _lock(out_dir) if os.path.exists(os.path.join(out_dir, LOCK)) else None
+            if lock is not None:  # (_lock refuses while a run that is starting there holds it)
+                lock.close()
             raise SweepConfigError(f"--out {out_dir} is not empty and holds no fastdecay sweep; choose another --out")
 
-    def create() -> dict[str, Any]:
-        """Create the directory (or tidy a resumed one); returns its manifest."""
+    def create() -> tuple[dict[str, Any], IO[bytes] | None]:
+        """Create the directory (or tidy a resumed one) and lock it; returns (its manifest,
+        the lock, to close when the run ends)."""
         try:
             os.makedirs(os.path.join(out_dir, CHUNK_DIR), exist_ok=True)
         except OSError as exc:
             raise SweepConfigError(f"--out {out_dir} cannot be created: {exc.strerror or exc}") from None
-        for folder in (out_dir, os.path.join(out_dir, CHUNK_DIR)):
-            for name in os.listdir(folder):
-                if ".tmp-" in name:  # left by a killed run
-                    os.remove(os.path.join(folder, name))
-        if manifest is not None:
-            return manifest
-        doc = {"format": FORMAT, "config_hash": digest, "fastdecay": __version__, "noise_stream": NOISE_STREAM,
-               "config": config, "checksum": "sha256", "chunks": {}}
-        write_manifest(out_dir, doc)
-        if config_text is not None:
-            atomic_write(os.path.join(out_dir, "config.toml"), lambda f: f.write(config_text.encode()))
-        return doc
+        lock = _lock(out_dir)
+        try:
+            if manifest is None and read_manifest(out_dir) is not None:  # (a run that started meanwhile)
+                raise SweepConfigError(f"another fastdecay sweep started in {out_dir} meanwhile; run again with "
+                                       "--resume to continue it")
+            for folder in (out_dir, os.path.join(out_dir, CHUNK_DIR)):
+                for name in os.listdir(folder):
+                    if ".tmp-" in name:  # left by a killed run (a live one holds the lock)
+                        os.remove(os.path.join(folder, name))
+            if manifest is not None:
+                return manifest, lock
+            doc = {"format": FORMAT, "config_hash": digest, "fastdecay": __version__, "noise_stream": NOISE_STREAM,
+                   "config": config, "checksum": "sha256", "chunks": {}}
+            write_manifest(out_dir, doc)
+            if config_text is not None:
+                atomic_write(os.path.join(out_dir, "config.toml"), lambda f: f.write(config_text.encode()))
+            return doc, lock
+        except BaseException:
+            if lock is not None:
+                lock.close()
+            raise
 
     return create
 

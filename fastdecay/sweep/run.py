@@ -10,6 +10,7 @@ import os
 import sys
 import time
 import warnings
+from concurrent.futures import CancelledError
 from typing import IO, TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 import numpy as np
@@ -29,7 +30,7 @@ __all__ = ["sweep", "run_chunk", "describe", "SchedulerUnreachable"]
 
 
 class SchedulerUnreachable(ConnectionError):
-    """The Dask scheduler did not answer within the connect timeout."""
+    """The Dask scheduler did not answer within the connect timeout, or was lost mid-sweep."""
 
 
 def _rectangles(start: int, stop: int, n_c: int) -> list[tuple[int, int, int, int]]:
@@ -218,6 +219,11 @@ def _run_dask(plan: ChunkPlan, todo: Iterable[int], on_done: Callable[[dict[str,
             arrays = future.result()
             on_done(arrays)
             bar.update(plan.chunk_trajectory_steps(int(arrays["chunk"])))
+    except CancelledError as exc:  # (the scheduler lost, or the tasks cancelled from elsewhere)
+        raise SchedulerUnreachable(
+            f"the sweep's tasks on the Dask scheduler {client.scheduler.address} were cancelled "
+            f"({getattr(exc, 'reason', None) or exc}); the chunks finished are kept: run it again with --resume"
+        ) from None
     except BaseException:
         client.cancel(futures)
         raise
@@ -266,7 +272,7 @@ def sweep(config: str | os.PathLike[str] | dict[str, Any], out: str | os.PathLik
     >>> out = tempfile.mkdtemp()
     >>> res = fd.sweep(cfg, out, progress=False, plots=False)
     >>> sorted(os.listdir(out)), res.w.shape
-    (['chunks', 'results.npz', 'summary.txt', 'sweep.json'], (1, 2, 2))
+    (['chunks', 'results.npz', 'summary.txt', 'sweep.json', 'sweep.lock'], (1, 2, 2))
     >>> fd.load_sweep(out).w.round(4).tolist()
     [[[0.6205, 0.1319], [0.4648, 0.0374]]]
     >>> shutil.rmtree(out)
@@ -288,7 +294,7 @@ def sweep(config: str | os.PathLike[str] | dict[str, Any], out: str | os.PathLik
     plan = chunk_plan(normalised)
     out_dir = None if out is None else os.fspath(out)
     create = prepare_out(out_dir, normalised, digest, resume, text) if out_dir is not None else None
-    own_client = None
+    own_client = lock = None
     if client is None and scheduler is not None:
         client = own_client = _connect(scheduler, connect_timeout)
     try:
@@ -296,7 +302,7 @@ def sweep(config: str | os.PathLike[str] | dict[str, Any], out: str | os.PathLik
         done: set[int] = set()
         notes: list[str] = []
         if out_dir is not None and create is not None:  # (create is made exactly when out_dir is given)
-            manifest = create()
+            manifest, lock = create()
             if resume:
                 done, notes = _verify_for_resume(out_dir, plan, manifest)
 
@@ -330,6 +336,8 @@ def sweep(config: str | os.PathLike[str] | dict[str, Any], out: str | os.PathLik
     finally:
         if own_client is not None:
             own_client.close()
+        if lock is not None:
+            lock.close()  # (and with it the lock)
     if out_dir is not None:
         res = load_sweep(out_dir)
         save_result(out_dir, res)
