@@ -357,3 +357,15 @@ def test_sweep_without_matplotlib_says_it_drew_no_figures(tmp_path, capsys, monk
     assert main(["sweep", str(write(tmp_path, SMALL)), "--out", str(tmp_path / "b"), "--no-progress",
                  "--no-plots"]) == 0
     assert "no figures" not in capsys.readouterr().out  # asked for none: nothing to say
+
+
+def test_summary_counts_a_diverged_trajectory_as_infinitely_far():
+    """One of five curvatures overflows (nan after inf - inf): the median is the other four's
+    order statistic, the max inf, not nan for the whole row."""
+    res = fd.sweep({"run": {"steps": 400, "dtype": "float32"}, "curvatures": {"values": [0.1, 0.5, 1, 2, 300]},
+                    "schedule": {"kind": "constant", "lr": 0.1}}, progress=False)
+    assert int(res.diverged.sum()) == 1
+    row = res.summary().splitlines()[2].split()
+    loss = 0.5 * res.curvatures * res.w[0, 0].astype(np.float64) ** 2
+    assert float(row[2]) == pytest.approx(np.sort(loss)[2], rel=1e-3)  # (the median of five, one infinite)
+    assert row[3] == "inf" and row[4] == "4/5" and row[5] == "1"

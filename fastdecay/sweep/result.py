@@ -84,10 +84,14 @@ class SweepResult:
         final loss ½λw_N², the largest |w_N|, on how many curvatures the trajectory ended
         closer to the minimum than it started, and how many diverged (final weight not
         finite, as ``diverged``). An expected-dynamics sweep shows the expected loss and
-        the root mean square sqrt(E w_N²) in place of |w_N|."""
+        the root mean square sqrt(E w_N²) in place of |w_N|. A diverged trajectory counts
+        as infinitely far from the minimum (inf, not nan, in the median and the max)."""
         w0 = abs(self.config["run"]["w0"]) if self.config else 1.0
         expected = self.second_moment is not None
         size, final_loss, diverged = self._size(), self._final_loss(), self.diverged
+        # a diverged trajectory (nan as well as inf) counts as infinitely far: the median
+        # stays the finite majority's, the max says inf
+        size, final_loss = (np.where(np.isnan(x), np.inf, x) for x in (size, final_loss))
         w_n = "rms w_N" if expected else "|w_N|"
         head = ("optimizer", "schedule", f"median {'E ' if expected else ''}loss_N", f"max {w_n}", f"{w_n} < |w_0|",
                 "diverged")
