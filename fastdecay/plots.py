@@ -287,10 +287,18 @@ def _panels(result: Any, attribute: str, panel_labels: Sequence[str] | None, cur
             ) -> Figure:
     """One panel per leading index of ``result.<attribute>`` (shape (panels, curves, n));
     ``diverged`` of shape (panels, curves) flags the curves that diverged."""
-    values = np.asarray(getattr(result, attribute), dtype=np.float64)
+    recorded = getattr(result, attribute, None)
+    if recorded is None or getattr(result, "steps", None) is None:
+        raise ValueError(f"result must hold a recorded {attribute} (fd.simulate(..., every=k)), got {type(result).__name__}"
+                         f" without one")
+    values = np.asarray(recorded, dtype=np.float64)
+    if values.ndim == 1:  # (one problem: a curvature of shape (d,))
+        values = values[None]
     if values.ndim == 2:
         values = values[None]
     n = values.shape[0]
+    if panel_labels is not None and len(panel_labels) != n:
+        raise ValueError(f"panels must have one title per panel ({n}), got {len(panel_labels)}")
     if diverged is not None:
         diverged = np.asarray(diverged, dtype=bool).reshape(n, values.shape[1])
     cols = min(n, 3)
@@ -333,19 +341,32 @@ def displacement_signatures(result: DisplacementRecord, *, labels: Iterable[str]
 def final_vs_curvature(curvatures: ArrayLike, values: ArrayLike, *, labels: Iterable[str],
                        ylabel: str = r"final $|w_N|$", title: str = "Final weights against curvature",
                        reference: float | None = None, path: str | os.PathLike[str] | None = None) -> Figure:
-    """One curve per label of ``values[k]`` (per curvature) against the curvature (log-log).
-    ``reference`` draws a horizontal line (for example |w_0|)."""
-    fig, (ax,) = _figure()
-    lam = np.asarray(curvatures, dtype=np.float64)
+    """One curve per label of ``values[k]`` (per curvature) against the curvature (log-log),
+    in increasing curvature. Values that overflowed (inf, nan) are marked ``x`` at the top,
+    values of exactly 0 (an underflow) ``v`` at the bottom. ``reference`` draws a horizontal
+    line (for example |w_0|)."""
+    lam = np.asarray(curvatures, dtype=np.float64).reshape(-1)
     values = np.atleast_2d(np.asarray(values, dtype=np.float64))
+    labels = list(labels)
+    if lam.size == 0 or values.ndim != 2 or values.shape != (len(labels), lam.size):
+        raise ValueError(f"values must have one row per label and one column per curvature ({len(labels)}, "
+                         f"{lam.size}), got shape {values.shape} (at least one curvature)")
+    order = np.argsort(lam, kind="stable")  # a line through the points in the curvature's order
+    lam, values = lam[order], values[:, order]
+    fig, (ax,) = _figure()
     shown = _positive(values)
     top = float(np.nanmax(shown)) if np.isfinite(shown).any() else 1.0  # where overflowed points are marked
+    bottom = float(np.nanmin(shown)) if np.isfinite(shown).any() else 1.0  # where zeros are marked
     for k, (label, y) in enumerate(zip(labels, values)):
-        finite = np.isfinite(y)
-        ax.plot(lam[finite], _positive(y[finite]), _STYLE[k % 4], marker=".", lw=1.6, label=label)
+        finite, zero = np.isfinite(y), y == 0.0
+        drawn = finite & ~zero
+        ax.plot(lam[drawn], _positive(y[drawn]), _STYLE[k % 4], marker=".", lw=1.6, label=label)
         if not finite.all():
             ax.plot(lam[~finite], np.full((~finite).sum(), top), "x", color=f"C{k}", ms=8,
                     label=f"{label}: overflow (inf/nan), drawn at the top")
+        if zero.any():
+            ax.plot(lam[zero], np.full(zero.sum(), bottom), "v", color=f"C{k}", ms=7,
+                    label=f"{label}: exactly 0 (underflow), drawn at the bottom")
     if reference is not None:
         ax.axhline(reference, color="0.4", lw=0.9, ls=":", label=f"start $|w_0|$ = {reference:g}")
     ax.set_xscale("log")
@@ -389,6 +410,8 @@ def weight_decay_shrinkage(lr: S.Schedule | RealArrayLike, weight_decay: float, 
     from .schedules import constant_shrinkage
 
     lr = S.as_schedule(lr, "lr")
+    if lr.batch_shape != ():
+        raise ValueError(f"lr must be one schedule, got batch_shape {lr.batch_shape}")
     n = int(steps)
     eta = lr.table(n)
     constant = np.full(n, float(weight_decay))

@@ -10,6 +10,7 @@ import pytest
 import fastdecay as fd
 
 plots = pytest.importorskip("fastdecay.plots")
+plt = pytest.importorskip("matplotlib.pyplot")
 
 SCHEDS = {"step": fd.step(0.05, 0.5, 25), "exponential": fd.exponential(0.05, half_life=25)}
 
@@ -85,6 +86,34 @@ def test_overflowed_trajectories_are_marked_not_dropped():
     marked = [ln for ln in fig.axes[0].get_lines() if ln.get_marker() == "x"]
     assert [ln.get_xdata().tolist() for ln in marked] == [[2.0], [1.0, 2.0, 3.0]]
     assert marked[0].get_ydata().tolist() == [2.0]  # at the largest finite value
+
+
+def test_final_weights_are_drawn_in_curvature_order_with_zeros_marked():
+    fig = plots.final_vs_curvature([100.0, 0.01, 1.0, 10.0], [[1e6, 1e-3, 1e-6, 0.0]], labels=["a"])
+    curve = fig.axes[0].get_lines()[0]
+    assert curve.get_xdata().tolist() == [0.01, 1.0, 100.0] and curve.get_ydata().tolist() == [1e-3, 1e-6, 1e6]
+    (zeros,) = [ln for ln in fig.axes[0].get_lines() if ln.get_marker() == "v"]
+    assert zeros.get_xdata().tolist() == [10.0] and zeros.get_ydata().tolist() == [1e-6]  # at the smallest value
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: plots.final_vs_curvature([1, 2], [[1, 2], [3, 4]], labels=["a"]), r"values must have one row per label"),
+    (lambda: plots.final_vs_curvature([], np.zeros((1, 0)), labels=["a"]), r"at least one curvature"),
+    (lambda: plots.loss_curves(fd.simulate([1.0], 0.1, steps=5), labels=["a"]), r"result must hold a recorded loss"),
+    (lambda: plots.loss_curves(fd.simulate(np.ones((2, 3, 1)), 0.1, steps=5, every=1), labels=["a", "b", "c"],
+                               panels=["only one"]), r"panels must have one title per panel \(2\), got 1"),
+    (lambda: plots.weight_decay_shrinkage(fd.constant([0.1, 0.2]), 0.01, 10), r"lr must be one schedule"),
+], ids=["labels", "empty", "not recorded", "panel titles", "batch lr"])
+def test_inputs_a_figure_cannot_show_are_refused_by_name(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+    assert not plt.get_fignums()
+
+
+def test_the_displacement_of_one_problem_is_one_curve():
+    res = fd.simulate(np.array([1.0]), fd.exponential(0.1, gamma=0.9), steps=10, every=1)
+    fig = plots.displacement_signatures(res, labels=["a"])
+    assert fig.axes[0].get_lines()[0].get_ydata().shape == (11,)
 
 
 def test_escape_probability_figure():
