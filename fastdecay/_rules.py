@@ -50,18 +50,20 @@ PARAM_ROW, GRAD_ROW, BUF0_ROW, BUF1_ROW, BUF2_ROW, COMP_ROW = range(6)
 # ----------------------------------------------------------------------------- option checkers
 
 
-def sgd_options(momentum, dampening, nesterov, on_drop):
-    """(momentum, dampening, nesterov, on_drop code) of SGD, checked together."""
+def sgd_options(momentum, dampening, nesterov, on_drop, *, scheduled=False):
+    """(momentum, dampening, nesterov, on_drop code) of SGD, checked together. A ``scheduled``
+    momentum (its value at step 0 given) may be 0 with nesterov: the schedule may ramp up from
+    0, and Nesterov's step at a momentum of 0 is the plain one, g + 0 * buf."""
     nesterov = V.flag("nesterov", nesterov)
     code = ON_DROP_CODES.get(on_drop) if type(on_drop) is str else None
     if code is None:
         V.choice("on_drop", on_drop, ON_DROP)  # raises, naming on_drop
     momentum = V.real("momentum", momentum, low=0.0)
     dampening = V.real("dampening", dampening)
-    if nesterov and (momentum <= 0.0 or dampening != 0.0):
-        raise ValueError(
-            f"nesterov=True needs momentum > 0 and dampening == 0, got momentum={momentum!r}, dampening={dampening!r}"
-        )
+    if nesterov and dampening != 0.0:
+        raise ValueError(f"nesterov=True needs dampening == 0, got dampening={dampening!r}")
+    if nesterov and momentum <= 0.0 and not scheduled:
+        raise ValueError(f"nesterov=True needs momentum > 0, got momentum={momentum!r}")
     return momentum, dampening, nesterov, code
 
 
@@ -78,11 +80,13 @@ def lion_options(betas):
 
 def sgd_momentum(momentum, dampening, nesterov, on_drop):
     """(momentum table, dampening, nesterov, on_drop code) of SGD: ``momentum`` a number >= 0
-    or a scalar schedule (checked as a number at its step-0 value: nesterov needs it > 0)."""
+    (nesterov needs it > 0) or a scalar schedule (checked as a number at its step-0 value,
+    which may be 0 with nesterov: a ramp from 0)."""
     if isinstance(momentum, V.ScheduleBase):
         table = V.rate_table("momentum", momentum)
         # (its value at step 0 as the kernels read it: ``lr0()`` would tabulate, ~50 us a call)
-        _, dampening, nesterov, code = sgd_options(scheduled_value(table, 0), dampening, nesterov, on_drop)
+        _, dampening, nesterov, code = sgd_options(scheduled_value(table, 0), dampening, nesterov, on_drop,
+                                                   scheduled=True)
         return table, dampening, nesterov, code
     momentum, dampening, nesterov, code = sgd_options(momentum, dampening, nesterov, on_drop)
     return V.constant_table(momentum), dampening, nesterov, code

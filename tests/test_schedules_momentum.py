@@ -125,26 +125,31 @@ def test_adamw_step_beta1_schedule_is_torch_with_betas_set_each_step():
     np.testing.assert_allclose(ours, p.detach().numpy(), rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("nesterov", [False, True], ids=["heavy ball", "nesterov"])
 @pytest.mark.parametrize("momentum", [fd.linear(0.0, 0.9, 10), fd.piecewise([5], [0.0, 0.8])],
                          ids=["ramp from 0", "0 for 5 steps"])
-def test_a_momentum_schedule_that_starts_at_0_starts_the_buffer_where_torch_makes_it(momentum):
+def test_a_momentum_schedule_that_starts_at_0_starts_the_buffer_where_torch_makes_it(momentum, nesterov):
     """torch's SGD makes the momentum buffer (a copy of the gradient) at the first step whose
-    momentum is not 0; the buffer's content before that step is never read."""
+    momentum is not 0; the buffer's content before that step is never read. With nesterov,
+    torch's steps at momentum 0 are plain (its constructor wants momentum > 0, set here first)."""
     rng = np.random.default_rng(8)
     w0 = rng.normal(size=17)
+    dampening = 0.0 if nesterov else 0.3
     p = torch.nn.Parameter(torch.tensor(w0))
-    opt = torch.optim.SGD([p], lr=0.05, momentum=0.0, dampening=0.3, foreach=False)
+    opt = torch.optim.SGD([p], lr=0.05, momentum=0.9 if nesterov else 0.0, dampening=dampening, nesterov=nesterov,
+                          foreach=False)
     ours, buf = w0.copy(), np.full(17, 123.0)  # content that must not matter
     for t in range(40):
         g = rng.normal(size=17)
         opt.param_groups[0]["momentum"] = float(momentum(t))
         p.grad = torch.tensor(g)
         opt.step()
-        fd.sgd_step(ours, g, step=t, lr=0.05, momentum=momentum, momentum_buffer=buf, dampening=0.3)
+        fd.sgd_step(ours, g, step=t, lr=0.05, momentum=momentum, momentum_buffer=buf, dampening=dampening,
+                    nesterov=nesterov)
         np.testing.assert_allclose(ours, p.detach().numpy(), rtol=1e-13, atol=1e-15)
     # fastdecay.torch.SGD with the schedule: the same
     q = torch.nn.Parameter(torch.tensor(w0))
-    ours_opt = fdt.SGD([q], lr=0.05, momentum=momentum, dampening=0.3)
+    ours_opt = fdt.SGD([q], lr=0.05, momentum=momentum, dampening=dampening, nesterov=nesterov)
     rng = np.random.default_rng(8)
     rng.normal(size=17)
     for t in range(40):
@@ -207,9 +212,11 @@ def test_scheduled_momentum_bad_input_changes_nothing():
         fd.sgd_step(w, np.ones(4), step=0, lr=0.1, momentum=batch, momentum_buffer=buf)
     with pytest.raises(ValueError, match="momentum_buffer is required here"):
         fd.sgd_step(w, np.ones(4), step=0, lr=0.1, momentum=fd.constant(0.9))
-    with pytest.raises(ValueError, match="nesterov=True needs momentum > 0"):
+    with pytest.raises(ValueError, match="nesterov=True needs momentum > 0, got momentum=0.0"):
+        fd.sgd_step(w, np.ones(4), step=0, lr=0.1, momentum=0.0, momentum_buffer=buf, nesterov=True)
+    with pytest.raises(ValueError, match="nesterov=True needs dampening == 0, got dampening=0.1"):
         fd.sgd_step(w, np.ones(4), step=0, lr=0.1, momentum=fd.linear(0.0, 0.9, 10), momentum_buffer=buf,
-                    nesterov=True)
+                    nesterov=True, dampening=0.1)
     with pytest.raises(ValueError, match=r"betas\[0\] must be"):
         fd.adamw_step(w, np.ones(4), np.zeros(4), np.zeros(4), step=0, lr=0.1, betas=(batch, 0.999))
     with pytest.raises(ValueError, match=r"betas\[0\] must be in \[0, 1\)"):
