@@ -141,8 +141,12 @@ FD_HD void store_param(P& w, P& comp, typename Storage<P>::Math old, typename St
     if (compensated) {
         const M y = (updated - old) + Storage<P>::load(comp);
         const P stored = Storage<P>::store(old + y);
-        w = stored;
-        comp = Storage<P>::store(y - (Storage<P>::load(stored) - old));
+        const M c = y - (Storage<P>::load(stored) - old);
+        // a weight or a step that is not finite is stored as without compensation, with none
+        // kept: inf - inf would make an infinite weight nan at its next step
+        const bool finite = c - c == M(0);
+        w = finite ? stored : Storage<P>::store(updated);
+        comp = Storage<P>::store(finite ? c : M(0));
     } else {
         w = Storage<P>::store(updated);
     }
@@ -302,7 +306,7 @@ FD_HD void adam_element(T& w, T g, T& m, T& v, T& vmax, const AdamCoef<T>& c, bo
     // and two FMAs, the same bits as this division)
     T denom;
     if (amsgrad) {
-        if (first || v > vmax) vmax = v;
+        if (first || v > vmax || v != v) vmax = v;  // (a nan v is kept, as torch.maximum keeps it)
         denom = sqrt(vmax) / c.bc2_sqrt + c.eps;
     } else {
         denom = sqrt(v) / c.bc2_sqrt + c.eps;

@@ -1225,11 +1225,14 @@ def test_gpu_fused_group_under_the_public_call_equals_cpu(gpu_on_host, monkeypat
 
     for step in range(6):
         grads = [rng.standard_normal(n).astype(dt) for n, dt in zip(sizes, dtypes)]
+        if step == 2:  # (weights made infinite or nan: stored as without compensation, none kept, then on)
+            grads[2][:3] = [np.inf, np.nan, -np.inf]
         with monkeypatch.context() as m:
             m.setattr(_fused, "kernels", lambda kind, backend: updates)
             step_with(gpu, step, grads)
         step_with(cpu, step, grads)
     assert set(runtime.launches) == {f"{kernel}_f32", f"{kernel}_f64", f"{kernel}_f16_f32"}
+    assert not np.isfinite(cpu[0][2][:3]).all() and np.isfinite(cpu[0][2][3:]).all()  # (Lion steps by signs)
     if compensated:  # the kernels kept what rounding float32 math to float16 storage dropped
         assert np.any(gpu[2][2] != 0)
     for got, want in zip(gpu, cpu):

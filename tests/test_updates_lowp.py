@@ -378,3 +378,56 @@ def test_compensated_steps_store_the_plain_steps_update_by_kahan_summation(rule,
     if dtype == "bfloat16":  # (with float32 / float64 math in the parameters' own dtype it holds nothing)
         assert (comp != 0).sum() > n // 10
 
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+@pytest.mark.parametrize("rule", ["sgd", "adamw"])
+def test_a_weight_that_overflows_is_stored_as_without_compensation(rule, dtype):
+    """Where the weight or its step is not finite (an update past the dtype's range, an inf or
+    nan gradient), a compensated step stores what the plain step stores and keeps no
+    compensation: the Kahan sum's (inf - old) made the compensation -inf or nan, and the next
+    step's inf - inf turned an infinite weight into nan. Odd and even lengths (bfloat16
+    pairs and their last element), finite elements beside them compensated as before."""
+    param = getattr(torch, dtype)
+    big = torch.finfo(param).max
+    for n in (5, 6):
+        start = torch.full((n,), 1.0, dtype=torch.float64)
+        start[0], start[1] = big * 0.99, -big * 0.99
+        grads = []
+        for t in range(4):
+            g = torch.full((n,), 1e-3, dtype=torch.float64)
+            g[0], g[1] = (-big, big) if t == 0 else (1.0, 1.0)  # (0 and 1 overflow at step 0, then stay)
+            g[2] = float("inf") if t == 1 else 1e-3
+            g[3] = float("nan") if t == 2 else 1e-3
+            grads.append(g.to(param))
+        runs = []
+        for compensated in (False, True):
+            w, comp = start.to(param), torch.zeros(n, dtype=param)
+            state = [torch.zeros(n, dtype=torch.float32) for _ in range(2)]
+            extra = dict(compensated=True, compensation_buffer=comp) if compensated else {}
+            for t, g in enumerate(grads):
+                if rule == "sgd":
+                    fd.sgd_step(w, g, step=t, lr=1.0, **extra)
+                else:
+                    fd.adamw_step(w, g, state[0], state[1], step=t, lr=1.0, eps=1e-30, **extra)
+            runs.append((w.double(), comp.double()))
+        (plain, _), (kahan, comp) = runs
+        lost = ~torch.isfinite(plain)
+        # SGD: +inf, -inf (overflows), -inf (the inf gradient), nan; Adam: nan where a gradient was
+        assert lost.tolist() == [True] * 4 + [False] * (n - 4) if rule == "sgd" else [False] * 2 + [True] * 2 + [
+            False] * (n - 4)
+        torch.testing.assert_close(kahan[lost], plain[lost], rtol=0, atol=0, equal_nan=True)
+        assert torch.all(comp[lost] == 0) and torch.isfinite(kahan[~lost]).all()
+
+
+def test_amsgrad_keeps_a_nan_second_moment_as_torch_does():
+    """torch.maximum keeps a nan: so does max_exp_avg_sq (a comparison v > vmax is false for nan)."""
+    w, m, v, vmax = np.ones(3), np.zeros(3), np.zeros(3), np.zeros(3)
+    p = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
+    opt = torch.optim.AdamW([p], lr=0.1, amsgrad=True, foreach=False)
+    for t, g in enumerate([[1.0, 1.0, 1.0], [np.nan, 2.0, 1.0], [1.0, np.nan, 1.0]]):
+        fd.adamw_step(w, np.array(g), m, v, step=t, lr=0.1, amsgrad=True, max_exp_avg_sq=vmax)
+        p.grad = torch.tensor(g, dtype=torch.float64)
+        opt.step()
+    np.testing.assert_array_equal(vmax, opt.state[p]["max_exp_avg_sq"].numpy())
+    assert np.isnan(vmax[:2]).all() and np.isfinite(vmax[2])

@@ -281,7 +281,7 @@ def adam_element(w, g, m, v, vmax, sign, l2, shrink, w1, beta2, w2, neg_step_siz
         m = fma(w1, g - m, m)
         v = v * beta2 + w2 * g * g
     if amsgrad:
-        if first or v > vmax:
+        if first or v > vmax or v != v:  # (a nan v is kept, as torch.maximum keeps it)
             vmax = v
         root = math.sqrt(vmax)
     else:

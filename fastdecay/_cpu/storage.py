@@ -46,6 +46,8 @@ from llvmlite import ir
 from numba import carray, njit, types
 from numba.extending import intrinsic, overload
 
+from .lanes import one_like
+
 BLOCK = 1 << 15  # elements per parallel work item of a fused update (128 KiB of float32 per stream)
 
 # rows of a fused update's address table (fastdecay._rules *_ROW, fastdecay._update_plan)
@@ -280,14 +282,40 @@ def for_sixteen_bit(loop):
     return call
 
 
+def rounds_to_inf(x):
+    """The smallest magnitude (in the math type) that ``narrow`` rounds to infinity in the
+    storage of the scalar ``x`` (a view type, or a ``PAIR`` of bfloat16): half an ulp past the largest finite value,
+    where round-to-nearest-even goes up (that value's significand is odd); inf for float32
+    and float64, stored as computed. A compile-time constant in compiled code."""
+    raise NotImplementedError("compiled code only")
+
+
+@overload(rounds_to_inf)
+def _rounds_to_inf_impl(x):
+    if x == BFLOAT16 or x == PAIR:
+        bound = np.uint32(0x7F7F8000).view(np.float32)  # (bfloat16's largest, 0x7F7F, plus half an ulp)
+    elif x == FLOAT16:
+        bound = np.float32(65520.0)  # (float16's largest, 65504, plus half an ulp)
+    elif isinstance(x, types.Float):
+        bound = x.cast_python_value(np.inf)
+    else:
+        return None
+    return lambda x: bound
+
+
 @njit(cache=True, error_model="numpy")
 def store_param(w, comp, i, old, new, compensated):
     """Store the updated parameter ``new`` (math dtype) over ``old`` (its value before the step)."""
     if compensated:
         y = (new - old) + widen(comp[i])
-        stored = narrow(old + y, w[i])
+        total = old + y
+        # where the weight or its step is not finite (|total| rounds to inf, or is nan), it is
+        # stored as without compensation, with none kept: the Kahan sum's inf - inf would make
+        # an infinite weight nan at its next step
+        finite = abs(total) < rounds_to_inf(w[i])
+        stored = narrow(total if finite else new, w[i])
         w[i] = stored
-        comp[i] = narrow(y - (widen(stored) - old), w[i])
+        comp[i] = narrow(y - (widen(stored) - old) if finite else one_like(y) - one_like(y), w[i])
     else:
         w[i] = narrow(new, w[i])
 
@@ -300,8 +328,13 @@ def store_param_pair(w, comp, i, old0, old1, new0, new1, compensated):
     if compensated:
         y0 = (new0 - old0) + low_half(comp[i])
         y1 = (new1 - old1) + high_half(comp[i])
-        stored = pair_of(old0 + y0, old1 + y1)
+        total0, total1 = old0 + y0, old1 + y1
+        bound = rounds_to_inf(w[i])  # (as in ``store_param``: bfloat16's)
+        finite0, finite1 = abs(total0) < bound, abs(total1) < bound
+        stored = pair_of(total0 if finite0 else new0, total1 if finite1 else new1)
         w[i] = stored
-        comp[i] = pair_of(y0 - (low_half(stored) - old0), y1 - (high_half(stored) - old1))
+        zero = one_like(y0) - one_like(y0)
+        comp[i] = pair_of(y0 - (low_half(stored) - old0) if finite0 else zero,
+                          y1 - (high_half(stored) - old1) if finite1 else zero)
     else:
         w[i] = pair_of(new0, new1)
