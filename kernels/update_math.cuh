@@ -300,7 +300,7 @@ FD_HD void adam_element(T& w, T g, T& m, T& v, T& vmax, const AdamCoef<T>& c, bo
         v = c.w2 * g * g;
     } else {
         m = fma(c.w1, g - m, m);
-        v = v * c.beta2 + c.w2 * g * g;
+        v = fma(c.w2 * g, g, v * c.beta2);  // (torch's addcmul_: one rounding of the product's sum)
     }
     // (the CPU simulations compute sqrt(.) / bc2_sqrt as rules.root_over: a hoisted reciprocal
     // and two FMAs, the same bits as this division)

@@ -64,7 +64,7 @@ Adam, with g <- -g under ``maximize``::
     w <- w*(1 - lr*wd)                      decoupled (AdamW), before the moments
     g <- g + wd*w                           coupled (Adam's L2), otherwise
     m <- m + (1-beta1)*(g - m)              torch's lerp_
-    v <- v*beta2 + (1-beta2)*g*g            torch's mul_ + addcmul_
+    v <- fma((1-beta2)*g, g, v*beta2)       torch's mul_ + addcmul_ (one rounding of the sum)
     vmax <- max(vmax, v)                    AMSGrad: the max of the raw second moment
     w <- w + (-lr/(1-beta1^(t+1))) * m / (sqrt(v or vmax)/sqrt(1-beta2^(t+1)) + eps)
 
@@ -262,9 +262,10 @@ def adam_element(w, g, m, v, vmax, sign, l2, shrink, w1, beta2, w2, neg_step_siz
                  amsgrad, first, by_reciprocal):
     """One element of Adam / AdamW / AMSGrad: returns the new ``(w, m, v, vmax)``.
 
-    Fused as torch fuses: g + l2 w (``add(x, alpha=a)``) and m + w1 (g - m) (``lerp``
-    with a weight below 0.5); v beta2 + w2 g g and w + neg_step m / denom round
-    every operation (``mul_``/``addcmul_``/``addcdiv_``). ``by_reciprocal`` (a constant of
+    Fused as torch fuses on the CPU: g + l2 w (``add(x, alpha=a)``), m + w1 (g - m)
+    (``lerp`` with a weight below 0.5), v beta2 + w2 g g as one multiply-add of (w2 g) g
+    onto v beta2 (``addcmul_``; the same bits as torch's fused Adam / AdamW, whose vector
+    loop does so), and w + neg_step m / denom rounding each operation. ``by_reciprocal`` (a constant of
     the calling loop) divides the root by ``bc2_sqrt`` through ``root_over``, the same bits:
     the simulations, whose Adam loops the divider paces, run 1.3x faster so; the fused
     updates divide (streaming from memory they gain nothing measurable, and with 16-bit
@@ -279,7 +280,7 @@ def adam_element(w, g, m, v, vmax, sign, l2, shrink, w1, beta2, w2, neg_step_siz
         v = w2 * g * g
     else:
         m = fma(w1, g - m, m)
-        v = v * beta2 + w2 * g * g
+        v = fma(w2 * g, g, v * beta2)  # (torch's addcmul_: one rounding of the product's sum)
     if amsgrad:
         if first or v > vmax or v != v:  # (a nan v is kept, as torch.maximum keeps it)
             vmax = v
