@@ -431,3 +431,16 @@ def test_amsgrad_keeps_a_nan_second_moment_as_torch_does():
         opt.step()
     np.testing.assert_array_equal(vmax, opt.state[p]["max_exp_avg_sq"].numpy())
     assert np.isnan(vmax[:2]).all() and np.isfinite(vmax[2])
+
+
+def test_the_bound_a_16_bit_store_overflows_at_is_where_rounding_reaches_inf():
+    """``storage.rounds_to_inf``: the smallest float32 magnitude that rounds to inf in
+    bfloat16 (also a pair of them) and float16; the float32 just below it stays finite."""
+    from fastdecay._cpu.storage import rounds_to_inf
+
+    for view, dtype in ((np.uint16(0), torch.bfloat16), (np.uint32(0), torch.bfloat16), (np.int16(0), torch.float16)):
+        bound = rounds_to_inf(view)
+        below = np.nextafter(bound, np.float32(0.0))
+        rounded = torch.tensor([bound, -bound, below, -below], dtype=torch.float32).to(dtype).float()
+        assert rounded[:2].tolist() == [np.inf, -np.inf] and torch.isfinite(rounded[2:]).all()
+    assert rounds_to_inf(np.float32(0)) == np.inf and rounds_to_inf(0.0) == np.inf

@@ -282,20 +282,30 @@ def for_sixteen_bit(loop):
     return call
 
 
+_BFLOAT16_TO_INF = np.uint32(0x7F7F8000).view(np.float32)  # bfloat16's largest, 0x7F7F, plus half an ulp
+_FLOAT16_TO_INF = np.float32(65520.0)  # float16's largest, 65504, plus half an ulp
+
+
 def rounds_to_inf(x):
     """The smallest magnitude (in the math type) that ``narrow`` rounds to infinity in the
-    storage of the scalar ``x`` (a view type, or a ``PAIR`` of bfloat16): half an ulp past the largest finite value,
-    where round-to-nearest-even goes up (that value's significand is odd); inf for float32
-    and float64, stored as computed. A compile-time constant in compiled code."""
-    raise NotImplementedError("compiled code only")
+    storage of the scalar ``x`` (a view type, or a ``PAIR`` of bfloat16): half an ulp past
+    the largest finite value, where round-to-nearest-even goes up (that value's significand
+    is odd); inf for float32 and float64, stored as computed. A compile-time constant in
+    compiled code (Python twin of the overload below)."""
+    dtype = np.asarray(x).dtype
+    if dtype in (np.uint16, np.uint32):
+        return _BFLOAT16_TO_INF
+    if dtype == np.int16:
+        return _FLOAT16_TO_INF
+    return dtype.type(np.inf)
 
 
 @overload(rounds_to_inf)
 def _rounds_to_inf_impl(x):
     if x == BFLOAT16 or x == PAIR:
-        bound = np.uint32(0x7F7F8000).view(np.float32)  # (bfloat16's largest, 0x7F7F, plus half an ulp)
+        bound = _BFLOAT16_TO_INF
     elif x == FLOAT16:
-        bound = np.float32(65520.0)  # (float16's largest, 65504, plus half an ulp)
+        bound = _FLOAT16_TO_INF
     elif isinstance(x, types.Float):
         bound = x.cast_python_value(np.inf)
     else:
