@@ -215,8 +215,8 @@ def prepare_out(out_dir: str, config: Config, digest: str, resume: bool, config_
             )
         if not resume:
             raise SweepConfigError(
-                f"{out_dir} already holds this sweep ({len(done_chunks(out_dir))} chunks done); "
-                "pass --resume to continue it, or choose another --out"
+                f"{out_dir} already holds this sweep ({len(done_chunks(out_dir))} chunk files, each checked on "
+                "resume); pass --resume to continue it, or choose another --out"
             )
         _check_noise_stream(out_dir, manifest, config)
     elif os.path.exists(out_dir):
