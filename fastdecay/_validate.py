@@ -210,18 +210,22 @@ def _memory_bytes() -> int | None:
         return None
 
 
-def fits_in_memory(name: str, value: object, shape: Sequence[int], itemsize: int, *, asks: str | None = None
-                   ) -> None:
+def fits_in_memory(name: str, value: object, shape: Sequence[int], itemsize: int) -> None:
     """ValueError naming ``name`` when an array of ``shape`` (the result that ``value``
-    asks for) cannot be allocated: more bytes than this machine's memory. ``asks`` says
-    what asks for it where that is more than one argument (shapes that broadcast)."""
+    asks for) cannot be allocated: more bytes than this machine's memory."""
+    fits(shape, itemsize, asks=f"{name}={shown(value)} asks")
+
+
+def fits(shape: Sequence[int], itemsize: int, *, asks: str) -> None:
+    """ValueError when an array of ``shape`` cannot be allocated (more bytes than this
+    machine's memory), its message starting with ``asks`` (what asks for it, by name: an
+    argument, or shapes that broadcast)."""
     elements = 1
     for n in shape:
         elements *= int(n)
     need = elements * itemsize
     have = _memory_bytes()
     if need > (have if have else 2**62):
-        asks = f"{name}={shown(value)} asks" if asks is None else asks
         raise ValueError(
             f"{asks} for a result of shape {tuple(shape)} ({need / 2**30:.3g} GiB); "
             f"this machine has {have / 2**30:.3g} GiB of memory" if have else

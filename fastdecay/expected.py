@@ -193,7 +193,7 @@ def _prepare(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, 
     d = lam.shape[-1]
     full = batch + (d,)
     # the moments E[w], E[w^2] (and the buffer's three with momentum), the curvatures laid out as them
-    V.fits_in_memory("", None, full, 8 * 6, asks=(
+    V.fits(full, 8 * 6, asks=(
         f"curvature of shape {lam.shape} with the schedule's batch_shape {lr_s.batch_shape} (weight_decay "
         f"{wd_s.batch_shape}, momentum {mom_batch}, batch_size {sizes.shape}) asks"))
     arrays = {}

@@ -339,14 +339,16 @@ def _plan(curvature: Any, schedule: Any, *, steps: Any, optimizer: Any, w0: Any,
     d = lam.shape[-1]
     full = batch + (d,)
     # the weights, the curvatures laid out as them, the optimizer's buffers and the result
-    V.fits_in_memory("", None, full, np.dtype(dt).itemsize * (3 + len(R.BY_NAME[optimizer].buffers)), asks=(
+    V.fits(full, np.dtype(dt).itemsize * (3 + len(R.BY_NAME[optimizer].buffers)), asks=(
         f"curvature of shape {lam.shape} with the schedule's batch_shape {lr_s.batch_shape} (weight_decay "
         f"{wd_s.batch_shape}, momentum / betas[0] {mom_s.batch_shape}) asks"))
     w0 = V.real_array("w0", w0)
     if dt == np.float32 and not on_gpu:  # finite as given, and finite as the run holds them
         for name, value in (("curvature", lam), ("w0", w0)):
+            if value.dtype != np.float64:  # (a float32 curvature is in range as given)
+                continue
             big = np.abs(value) > np.finfo(np.float32).max
-            if value.dtype == np.float64 and np.any(big):
+            if np.any(big):
                 raise ValueError(f"{name} must be within float32's range with dtype=float32, got "
                                  f"{V.shown(value[big].flat[0].item())}")
     try:
