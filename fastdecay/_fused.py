@@ -60,7 +60,8 @@ def _device_scalar(name, value, backend):
             raise TypeError(f"{name} must be a number or {problem}")
     b = backend_of(value)
     if b != backend and not (b in (NUMPY, TORCH_CPU) and backend in (NUMPY, TORCH_CPU)):
-        raise TypeError(f"{name} must be a number or an array on the parameters' device ({backend}), got {b}: {value!r}")
+        raise TypeError(f"{name} must be a number or an array on the parameters' device ({backend}), "
+                        f"got {b}: {V.shown(value)}")
     size = value.numel() if hasattr(value, "numel") else value.size
     if size != 1 or value.ndim > 1:
         raise ValueError(f"{name} must be a scalar (0-d or one-element array), got shape {tuple(value.shape)}")
@@ -80,15 +81,15 @@ def _step(value, backend):
     if type(value) is int and 0 <= value <= MAX_STEP:
         return value
     if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"step must be an integer, got {value!r}")
+        raise TypeError(f"step must be an integer, got {V.shown(value)}")
     if isinstance(value, numbers.Integral):
         if not 0 <= value <= MAX_STEP:
             raise ValueError(f"step must be an integer from 0 to 2**53, got {_short(value)}")
         return int(value)
     if isinstance(value, numbers.Real) and not isinstance(value, np.ndarray):
-        raise TypeError(f"step must be an integer or a 0-d integer array, got {value!r}")
+        raise TypeError(f"step must be an integer or a 0-d integer array, got {V.shown(value)}")
     if not hasattr(value, "ndim"):
-        raise TypeError(f"step must be an integer or a 0-d integer array, got {value!r}")
+        raise TypeError(f"step must be an integer or a 0-d integer array, got {V.shown(value)}")
     value = _device_scalar("step", value, backend)
     kind = str(value.dtype)
     integral = kind.startswith(("int", "uint", "torch.int", "torch.uint"))
@@ -98,9 +99,9 @@ def _step(value, backend):
     if backend in (NUMPY, TORCH_CPU):
         x = value.item()
         if floating and not (np.isfinite(x) and x == int(x)):
-            raise ValueError(f"step must hold an integer, got {x!r}")
+            raise ValueError(f"step must hold an integer, got {V.shown(x)}")
         if not 0 <= x <= MAX_STEP:
-            raise ValueError(f"step must be an integer from 0 to 2**53, got {x!r}")
+            raise ValueError(f"step must be an integer from 0 to 2**53, got {V.shown(x)}")
         return int(x)
     return value  # read on the device, inside the kernel
 
@@ -109,7 +110,7 @@ def _optional_scalar(name, value, backend, *, positive):
     if value is None:
         return None
     if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a number or a scalar array, got {value!r}")
+        raise TypeError(f"{name} must be a number or a scalar array, got {V.shown(value)}")
     if isinstance(value, numbers.Real):
         x = float(value)
     elif hasattr(value, "ndim"):
@@ -119,9 +120,9 @@ def _optional_scalar(name, value, backend, *, positive):
         # complex and datetime values refused by name; found_inf may be inf or NaN (nonzero: skip)
         x = V.real(name, value) if positive else float(V.real_dtype_array(name, value).reshape(-1)[0])
     else:
-        raise TypeError(f"{name} must be a number or a scalar array, got {value!r}")
+        raise TypeError(f"{name} must be a number or a scalar array, got {V.shown(value)}")
     if positive and not (np.isfinite(x) and x > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        raise ValueError(f"{name} must be a finite number > 0, got {V.shown(value)}")
     return x
 
 
@@ -151,16 +152,21 @@ def state_dtype_option(value):
     """``state_dtype``: None, "float32" or "bfloat16" (a torch or NumPy dtype of those names too)."""
     if value is None:
         return None
-    name = value if isinstance(value, str) else str(getattr(value, "name", value)).replace("torch.", "")
+    if isinstance(value, str):
+        name = value
+    elif isinstance(value, type) and issubclass(value, np.generic):
+        name = np.dtype(value).name  # np.float32, ml_dtypes.bfloat16: the scalar type names its dtype
+    else:
+        name = str(getattr(value, "name", value)).replace("torch.", "")
     if name not in P.STATE_DTYPES:
-        raise ValueError(f"state_dtype must be None, 'float32' or 'bfloat16', got {value!r}")
+        raise ValueError(f"state_dtype must be None, 'float32' or 'bfloat16', got {V.shown(value)}")
     return name
 
 
 def _backend(first, name):
     b = backend_of(first)
     if b == NUMPY and not isinstance(first, np.ndarray):
-        raise TypeError(f"{name} must be a NumPy, CuPy or torch array, got {type(first).__name__}: {first!r}")
+        raise TypeError(f"{name} must be a NumPy, CuPy or torch array, got {type(first).__name__}: {V.shown(first)}")
     return b
 
 

@@ -51,6 +51,7 @@ from operator import attrgetter
 
 import numpy as np
 
+from . import _validate as V
 from ._arrays import CUPY, NUMPY, TORCH_CPU, TORCH_CUDA, backend_of, plain_torch_types, torch_storage_problem
 
 PARAM_DTYPES = ("float32", "float64", "float16", "bfloat16")
@@ -185,7 +186,7 @@ def _inspect(x, name, backend, param_name):
     """(_Info, writeable) of ``x``, or TypeError naming ``name``."""
     b = backend_of(x)
     if b == NUMPY and not isinstance(x, np.ndarray):
-        raise TypeError(f"{name} must be a NumPy, CuPy or torch array, got {type(x).__name__}: {x!r}")
+        raise TypeError(f"{name} must be a NumPy, CuPy or torch array, got {type(x).__name__}: {V.shown(x)}")
     if b != backend:
         raise TypeError(f"{name} must be the same kind of array as {param_name} ({backend}), got {b}; "
                         "mixed array types or devices in one call are not supported")
@@ -350,7 +351,7 @@ def build(backend, listed, streams, state_dtype):
         state = state_dtype[k] if isinstance(state_dtype, list) else state_dtype_for(p.dtype, state_dtype)
         if p.dtype == "float64" and state != "float64":
             raise ValueError(f"state_dtype must be None for float64 parameters ({label(pname, k, listed)}), "
-                             f"got {state_dtype!r}")
+                             f"got {V.shown(state_dtype)}")
         state_of.append(state)
     direct, copied = [], []
     for k, p in enumerate(infos[0]):
@@ -522,6 +523,15 @@ def _new_grads(plan, g, grads, grad_ids):
     which names what is wrong or accepts another layout."""
     if not plan.torch:
         return False  # NumPy / CuPy: the full check (new arrays are rare there)
+    try:
+        return _new_torch_grads(plan, g, grads, grad_ids)
+    except RuntimeError:
+        # a tensor without strides or memory (sparse, MKL-DNN, nested) refuses the queries
+        # below with torch's own words: the full check names it
+        return False
+
+
+def _new_torch_grads(plan, g, grads, grad_ids):
     torch = sys.modules["torch"]
     if (not set(map(type, grads)) <= _PLAIN_TENSOR_SET or list(map(_DTYPE, grads)) != plan.torch_dtypes
             or list(map(_SHAPE, grads)) != plan.shapes

@@ -813,9 +813,10 @@ def piecewise(boundaries: Sequence[SupportsFloat] | np.ndarray, values: Sequence
     b = V.step_sequence("boundaries", boundaries, strict=True)
     # (not np.ndim on a list: levels of different shapes, which broadcast, make it ragged)
     if not isinstance(values, (list, tuple)) and (isinstance(values, (str, bytes)) or np.ndim(cast(Any, values)) == 0):
-        raise TypeError(f"values must be a sequence of rates, got {values!r}")
+        raise TypeError(f"values must be a sequence of rates, got {V.shown(values)}")
     if len(values) != len(b) + 1:
-        raise ValueError(f"values must have len(boundaries) + 1 = {len(b) + 1} entries, got {len(values)}: {values!r}")
+        raise ValueError(f"values must have len(boundaries) + 1 = {len(b) + 1} entries, got {len(values)}: "
+                         f"{V.shown(values)}")
     vals = [V.rates(f"values[{k}]", v) for k, v in enumerate(values)]
     V.broadcast(**{f"values[{k}]": v for k, v in enumerate(vals)})
     starts = [0.0] + list(b + (1.0 if closed == "right" else 0.0))
@@ -900,7 +901,8 @@ def join(schedules: Sequence[Schedule], boundaries: Sequence[SupportsFloat] | np
     b = V.step_sequence("boundaries", boundaries, strict=True)
     if len(b) != len(schedules) - 1:
         raise ValueError(
-            f"boundaries must have len(schedules) - 1 = {len(schedules) - 1} entries, got {len(b)}: {boundaries!r}"
+            f"boundaries must have len(schedules) - 1 = {len(schedules) - 1} entries, got {len(b)}: "
+            f"{V.shown(boundaries)}"
         )
     V.broadcast(**{f"schedules[{k}]": np.empty(s.batch_shape) for k, s in enumerate(schedules)})
     ends = list(b) + [np.inf]
@@ -1196,7 +1198,7 @@ def tabulated(values: RealArrayLike) -> Schedule:
     [[1.0, 0.5, 0.5], [2.0, 1.0, 1.0]]
     """
     if isinstance(values, (str, bytes)) or isinstance(values, numbers.Number):
-        raise TypeError(f"values must be an array of per-step rates, got {values!r}")
+        raise TypeError(f"values must be an array of per-step rates, got {V.shown(values)}")
     v = V.rates("values", values)
     if v.ndim == 0 or v.shape[-1] == 0:
         raise ValueError(f"values must hold at least one rate on its last axis, got shape {v.shape}")
@@ -1232,7 +1234,7 @@ def from_function(f: Callable[[int], RealArrayLike], steps: int) -> Schedule:
     [0.1, 0.05, 0.0333, 0.025, 0.025, 0.025]
     """
     if not callable(f):
-        raise TypeError(f"f must be a callable of the step, got {f!r}")
+        raise TypeError(f"f must be a callable of the step, got {V.shown(f)}")
     n = V.real_array("steps", steps, low=1.0, integer=True)
     if n.ndim:
         raise ValueError(f"steps must be a single integer, got an array of shape {n.shape}")
@@ -1275,7 +1277,7 @@ def product(*schedules: Schedule | RealArrayLike | Sequence[Schedule | RealArray
         elif isinstance(s, (numbers.Real, np.ndarray, list, tuple)) and not isinstance(s, bool):
             factors.append(constant(V.rates(f"schedules[{k}]", s)))
         else:
-            raise TypeError(f"schedules[{k}] must be a fastdecay Schedule or a rate, got {s!r}")
+            raise TypeError(f"schedules[{k}] must be a fastdecay Schedule or a rate, got {V.shown(s)}")
     batch = V.broadcast(**{f"schedules[{k}]": np.empty(s.batch_shape) for k, s in enumerate(factors)})
     tables = [np.broadcast_to(s.segments, batch + s.segments.shape[-2:]) for s in factors]
     rows = [

@@ -136,6 +136,7 @@ from torch.optim.optimizer import ParamsT
 from .schedules import Rate, Schedule, product
 from . import _fused as F
 from . import _rules as R
+from . import _validate as V
 from ._rules import FUSED
 from ._validate import flag as _flag, rate_table as _schedule_table
 
@@ -380,12 +381,12 @@ def _decode_schedule(encoding: Any, where: str) -> Schedule:
     """The Schedule an encoding describes; ValueError naming ``where`` if it is not one."""
     if not isinstance(encoding, dict) or encoding.get(_ENCODING) != _ENCODING_VERSION:
         raise ValueError(f"{where} must be a fastdecay schedule encoding (version {_ENCODING_VERSION}), "
-                         f"got {encoding!r}")
+                         f"got {V.shown(encoding)}")
     segments, kind, params = encoding.get("segments"), encoding.get("kind"), encoding.get("params")
     if not isinstance(segments, torch.Tensor) or not segments.is_floating_point() or not isinstance(kind, str):
-        raise ValueError(f"{where} must hold a float 'segments' tensor and a 'kind' string, got {encoding!r}")
+        raise ValueError(f"{where} must hold a float 'segments' tensor and a 'kind' string, got {V.shown(encoding)}")
     if params is not None and not isinstance(params, dict):
-        raise ValueError(f"{where}['params'] must be a dict or None, got {params!r}")
+        raise ValueError(f"{where}['params'] must be a dict or None, got {V.shown(params)}")
     params = {key: _from_plain(v) for key, v in (params or {}).items()}
     return Schedule(segments.detach().to("cpu", torch.float64).numpy().copy(), kind, params)
 
@@ -417,13 +418,13 @@ def _decode_group(group: dict[str, Any], where: str) -> dict[str, Any]:
     if schedules is None:
         return group
     if not isinstance(schedules, dict):
-        raise ValueError(f"{where}['schedules'] must be a dict of schedule encodings, got {schedules!r}")
+        raise ValueError(f"{where}['schedules'] must be a dict of schedule encodings, got {V.shown(schedules)}")
     for key, encoding in schedules.items():
         here = f"{where}['schedules'][{key!r}]"
         if isinstance(encoding, list):
             plain = group.get(key)
             if not isinstance(plain, (list, tuple)) or len(plain) != len(encoding):
-                raise ValueError(f"{here} must have one entry per member of {where}[{key!r}], got {encoding!r}")
+                raise ValueError(f"{here} must have one entry per member of {where}[{key!r}], got {V.shown(encoding)}")
             group[key] = type(plain)(v if e is None else _decode_schedule(e, f"{here}[{k}]")
                                      for k, (v, e) in enumerate(zip(plain, encoding)))
         else:
@@ -870,7 +871,7 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         """A saved group (plain data) as this optimizer's group: schedules decoded, keys torch
         may lack filled in, options checked. ``where`` names it in errors."""
         if not isinstance(packed, dict) or "params" not in packed:
-            raise ValueError(f"{where} must be a dict with a 'params' list, got {packed!r}")
+            raise ValueError(f"{where} must be a dict with a 'params' list, got {V.shown(packed)}")
         group = _decode_group(copy.deepcopy(packed), where)
         for key, value in self._OPTIONAL.items():
             group.setdefault(key, value)
@@ -951,7 +952,7 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
                 continue
             p = id_map[key]
             if not isinstance(saved, dict):
-                raise ValueError(f"state_dict['state'][{key!r}] must be a dict, got {saved!r}")
+                raise ValueError(f"state_dict['state'][{key!r}] must be a dict, got {V.shown(saved)}")
             state[p] = self._loaded_state(p, group_of[id(p)], saved, f"state_dict['state'][{key!r}]")
         self.__setstate__({"state": state, "param_groups": groups})
         for post_hook in self._optimizer_load_state_dict_post_hooks.values():
@@ -1252,7 +1253,7 @@ class LRScheduler(_TorchLRScheduler):
             raise ValueError(f"schedule must be one schedule or one per param group ({groups}), got {len(schedules)}")
         for k, s in enumerate(schedules):
             if not isinstance(s, Schedule):
-                raise TypeError(f"schedule[{k}] must be a fastdecay Schedule, got {s!r}")
+                raise TypeError(f"schedule[{k}] must be a fastdecay Schedule, got {V.shown(s)}")
             if s.batch_shape != ():
                 raise ValueError(f"schedule[{k}] must be a scalar schedule, got batch_shape {s.batch_shape}")
         self.schedules = schedules
@@ -1290,7 +1291,7 @@ class LRScheduler(_TorchLRScheduler):
         if encoded is not None:
             if not isinstance(encoded, list) or len(encoded) != len(self.optimizer.param_groups):
                 raise ValueError(f"state_dict['schedules'] must hold one schedule per param group "
-                                 f"({len(self.optimizer.param_groups)}), got {encoded!r}")
+                                 f"({len(self.optimizer.param_groups)}), got {V.shown(encoded)}")
             state_dict["schedules"] = [_decode_schedule(e, f"state_dict['schedules'][{k}]")
                                        for k, e in enumerate(encoded)]
         held = list(zip(self.optimizer.param_groups, self._last_lr))  # (each group, the rate this scheduler set)

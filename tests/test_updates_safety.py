@@ -529,3 +529,50 @@ def test_a_reused_plan_refuses_a_state_or_kept_gradient_retyped_in_place(retyped
     with pytest.raises(TypeError, match=rf"{retyped} must have the .* got {other}"):
         fd.adamw_step(p2, arrays["grad"], arrays["exp_avg"], arrays["exp_avg_sq"], step=2, lr=1e-2,
                       state_dtype=state_dtype, compensated=True, compensation_buffer=arrays["compensation_buffer"])
+
+
+@pytest.mark.parametrize("layout", ["sparse_coo", "sparse_csr", "mkldnn", "nested"])
+def test_a_reused_plan_refuses_gradients_without_strides_by_name(layout):
+    """A gradient without strides or memory on a cached plan gets the first call's TypeError
+    naming ``grad`` (not torch's own RuntimeError from a query it refuses), writing nothing."""
+    make = {"sparse_coo": lambda: torch.ones(2, 3).to_sparse(), "sparse_csr": lambda: torch.ones(2, 3).to_sparse_csr(),
+            "mkldnn": lambda: torch.ones(2, 3).to_mkldnn(),
+            "nested": lambda: torch.nested.nested_tensor([torch.ones(3), torch.ones(3)])}[layout]
+    p, buf = torch.ones(2, 3), torch.zeros(2, 3)
+    fd.sgd_step(p, torch.ones(2, 3), step=0, lr=0.1, momentum=0.9, momentum_buffer=buf)  # the plan, cached
+    before = p.clone(), buf.clone()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (torch's notes on its beta layouts)
+        grad = make()
+        with pytest.raises(TypeError, match="grad must be a"):
+            fd.sgd_step(p, grad, step=1, lr=0.1, momentum=0.9, momentum_buffer=buf)
+    assert torch.equal(p, before[0]) and torch.equal(buf, before[1])
+
+
+@pytest.mark.parametrize("value", [list(range(100_000)), "x" * 100_000, np.arange(100_000.0).tolist()])
+def test_refusals_show_a_huge_value_briefly(value):
+    """An error names the argument and a short form of what it got, however large."""
+    w = np.ones(3)
+    for call in (lambda: fd.sgd_step(w, np.ones(3), step=value, lr=0.1),
+                 lambda: fd.sgd_step(value, np.ones(3), step=0, lr=0.1),
+                 lambda: fd.adamw_step(w, np.ones(3), np.zeros(3), np.zeros(3), step=0, lr=0.1, grad_scale=value),
+                 lambda: fd.adamw_step(w, np.ones(3), np.zeros(3), np.zeros(3), step=0, lr=0.1, state_dtype=value)):
+        with pytest.raises((TypeError, ValueError)) as err:
+            call()
+        assert len(str(err.value)) < 300 and ("step" in str(err.value) or "param" in str(err.value)
+                                              or "grad_scale" in str(err.value) or "state_dtype" in str(err.value))
+    assert np.array_equal(w, np.ones(3))
+
+
+def test_state_dtype_takes_numpy_scalar_types():
+    """``state_dtype`` takes the NumPy scalar type of its name, as NumPy's own ``dtype=`` does."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    for value, dtype in ((np.float32, np.float32), (ml_dtypes.bfloat16, ml_dtypes.bfloat16)):
+        w, g = np.ones(5, np.float16), np.full(5, 0.5, np.float16)
+        m, v = np.zeros(5, dtype), np.zeros(5, dtype)
+        fd.adamw_step(w, g, m, v, step=0, lr=0.1, state_dtype=value)
+        named = np.ones(5, np.float16), np.zeros(5, dtype), np.zeros(5, dtype)
+        fd.adamw_step(named[0], g, named[1], named[2], step=0, lr=0.1, state_dtype=np.dtype(dtype).name)
+        assert np.array_equal(w, named[0]) and np.array_equal(m, named[1]) and np.array_equal(v, named[2])
+    with pytest.raises(ValueError, match="state_dtype must be None, 'float32' or 'bfloat16', got <class 'numpy.int8'>"):
+        fd.adamw_step(np.ones(3), np.ones(3), np.zeros(3), np.zeros(3), step=0, lr=0.1, state_dtype=np.int8)
