@@ -24,7 +24,10 @@ enums of ``kernels/update_math.cuh`` (``tests/test_cuda_host.py`` compares them)
 ('exp_avg', 'exp_avg_sq', 'max_exp_avg_sq')
 """
 
+import math
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from . import _layout as L
 from . import _validate as V
@@ -139,11 +142,9 @@ def momentum_start(table, step):
     key = table.tobytes()
     found, looked = _MOMENTUM_STARTS.get(key, (None, 0))
     limit = step + 1 if isinstance(step, int) else _DEVICE_SCAN
-    while found is None and looked < limit:
-        if scheduled_value(table, looked) != 0.0:
-            found = looked
-        else:
-            looked += 1
+    if found is None and looked < limit:
+        found = first_nonzero_step(table, looked, limit)
+        looked = limit
     if len(_MOMENTUM_STARTS) >= 256:
         _MOMENTUM_STARTS.clear()
     _MOMENTUM_STARTS[key] = (found, looked)
@@ -153,6 +154,60 @@ def momentum_start(table, step):
         return step + 1  # not started by this step
     raise ValueError(f"momentum: the schedule is 0 for its first {_DEVICE_SCAN} steps, so the step at which its "
                      "momentum buffer starts is not known for a step given as a device array; pass step as an int")
+
+
+# primitives that are 0 wherever their parameters at these positions (after P0) are all 0
+_ZERO_WHEN = {L.CONSTANT: (0,), L.EXPONENTIAL: (0,), L.INVERSE_TIME: (0,), L.POLYNOMIAL: (0, 3), L.COSINE: (0, 2),
+              L.COSINE_RESTARTS: (0, 3), L.CYCLIC: (0, 1), L.ONE_MINUS_POWER: (0, 3), L.COSINE_POWER: (0, 2)}
+
+
+def first_nonzero_step(table, begin, end):
+    """The first integer step in [begin, end) where row 0 of ``table`` is not 0, or None.
+
+    Segment by segment: a span where the primitive is 0 by its parameters (a level of 0, a
+    product with such a factor, table values of 0) is skipped whole, so a momentum held at
+    0 for 10**9 steps costs its segments, not its steps; any other span is evaluated by the
+    kernels in growing blocks from its start (a primitive that is not 0 throughout is not 0
+    a step or two into its span: the first block decides)."""
+    from ._cpu.schedule_tables import fill_table, run_small
+
+    row = table[0]
+    starts = row[:, L.START]
+    segments = np.flatnonzero(np.isfinite(starts)).tolist()  # (not the side rows, not the padding)
+    for n, j in enumerate(segments):
+        a = max(begin, math.ceil(starts[j]))
+        b = min(end, math.ceil(starts[segments[n + 1]]) if n + 1 < len(segments) else end)
+        if a >= b or _zero_on(row, row[j], a, b):
+            continue
+        block = 64
+        while a < b:
+            out = np.empty((1, min(block, b - a)))
+            run_small(fill_table, out.size, table[:1], float(a), out)
+            nonzero = np.flatnonzero(out[0])
+            if nonzero.size:
+                return a + int(nonzero[0])
+            a += out.shape[1]
+            block = min(block * 4, 1 << 20)
+    return None
+
+
+def _zero_on(row, segment, a, b):
+    """Whether ``segment`` (a segment or factor row of schedule row ``row``) is 0 at every
+    integer step of [a, b), by its parameters alone (False: not known so)."""
+    kind = int(segment[L.KIND])
+    p = segment[L.P0:]
+    if kind in _ZERO_WHEN:
+        return all(p[i] == 0.0 for i in _ZERO_WHEN[kind])
+    if kind == L.PRODUCT:
+        first, count = int(p[0]), int(p[1])
+        return any(_zero_on(row, row[first + k], a, b) for k in range(count))
+    if kind == L.TABULATED:
+        first, count = int(p[0]), int(p[1])
+        # the values read over the span: v[min(max(floor(t - origin), 0), n - 1)]
+        lo, hi = (min(max(math.floor(t - segment[L.ORIGIN]), 0), count - 1) for t in (a, b - 1))
+        values = row[first:first + (count + L.VALUES_PER_ROW - 1) // L.VALUES_PER_ROW, L.P0:].reshape(-1)
+        return not values[lo:hi + 1].any()
+    return False
 
 
 def adam_betas(betas, eps):

@@ -235,3 +235,45 @@ def test_torch_state_dict_round_trip_with_scheduled_momentum():
     again.load_state_dict(state)
     assert isinstance(again.param_groups[0]["momentum"], fd.Schedule)
     np.testing.assert_array_equal(again.param_groups[0]["momentum"].table(50), s.momentum.table(50))
+
+
+_STARTS = [fd.piecewise([37], [0.0, 0.9]), fd.step(lr=0.0, gamma=0.5, period=10), fd.linear(0.0, 0.9, 10),
+           fd.linear(0.0, 0.9, 10) * fd.piecewise([45], [0.0, 1.0]), fd.tabulated([0.0] * 50 + [0.5]),
+           fd.warmup(fd.constant(0.9), 5), fd.cyclic(0.0, 0.9, 4), fd.constant(0.9), fd.constant(0.0),
+           fd.join([fd.constant(0.0), fd.constant(0.0), fd.cosine(0.9, 100)], [20, 60]),
+           fd.polynomial(0.0, 100, end_lr=0.5), fd.one_cycle(1.0, 100).momentum,
+           fd.tabulated([0.0, 0.0, 0.0]) * fd.constant(0.5), fd.join([fd.tabulated([0.0] * 7), fd.cyclic(0.0, 0.5, 3)], [30])]
+
+
+@pytest.mark.parametrize("momentum", _STARTS, ids=range(len(_STARTS)))
+def test_the_momentum_buffer_starts_at_the_first_step_a_plain_scan_finds(momentum):
+    """Where the buffer starts (its content ignored, as torch creates it) is the first step
+    whose momentum is not 0: the segment-wise search gives a plain scan's answer."""
+    from fastdecay import _rules
+
+    table = np.ascontiguousarray(momentum.segments.reshape(1, -1, momentum.segments.shape[-1]))
+    values = momentum(np.arange(200))
+    for begin in (0, 3, 41):
+        later = np.flatnonzero(values[begin:])
+        expected = begin + int(later[0]) if later.size else None
+        assert _rules.first_nonzero_step(table, begin, 200) == expected
+
+
+def test_a_momentum_held_at_0_for_a_very_long_time_starts_without_a_scan_of_its_steps():
+    """A momentum that is 0 up to step 10**12 (a run resumed there, or at 2**53 - 1) finds where
+    its buffer starts from its segments, not step by step (which took hours), and starts
+    there as torch does: the buffer's content ignored at that step."""
+    from fastdecay import _rules
+
+    _rules._MOMENTUM_STARTS.clear()
+    momentum = fd.piecewise([10**12], [0.0, 0.9])
+    for step, buf_after in ((10**12 - 1, 7.0), (10**12, 1.0), (10**12 + 1, 0.9 + 1.0)):
+        w, buf = np.ones(3), np.full(3, 7.0)
+        if step == 10**12 + 1:
+            buf = np.ones(3)  # the buffer made at 10**12
+        fd.sgd_step(w, np.ones(3), step=step, lr=0.1, momentum=momentum, momentum_buffer=buf)
+        assert np.array_equal(buf, np.full(3, buf_after)), step
+    w, buf = np.ones(3), np.zeros(3)
+    fd.sgd_step(w, np.ones(3), step=2**53 - 1, lr=0.1, momentum=fd.step(lr=0.0, gamma=0.5, period=10),
+                momentum_buffer=buf)  # a momentum of 0 throughout: plain steps
+    assert np.array_equal(w, np.full(3, 0.9)) and not buf.any()
