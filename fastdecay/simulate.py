@@ -202,9 +202,11 @@ def simulate(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, 
     too, read at every step like the rate, shared or batched like ``schedule``
     (an array of momenta is a batch of constants): ``fd.one_cycle(...).momentum``
     cycles them as torch's ``OneCycleLR(cycle_momentum=True)`` does. Adam's bias
-    correction 1 − β1^(t+1) takes the step's β1, as torch's does. A momentum that is
-    0 at some step (not throughout) still updates the buffer (b ← 0·b + g), where
-    torch's SGD would leave it untouched; the weights move the same.
+    correction 1 − β1^(t+1) takes the step's β1, as torch's does. A step whose momentum
+    is 0 is a plain step (w ← w − η_t g) that leaves the buffer as it is, and the buffer
+    starts (b = g, or η_t g in the lr-in-buffer form) at the first step whose momentum
+    is not 0, as torch's SGD makes it there and ``fd.sgd_step`` does: a momentum that
+    ramps up from 0 takes torch's steps.
 
     ``every=k`` records steps 0, k, 2k, … (loss, displacement ‖w_t − w_{t−1}‖₂,
     η_t); without it only the final weights are kept. Divergent trajectories

@@ -492,6 +492,14 @@ FD_HD SgdScalars sim_sgd_scalars(const SimRule& r, double eta, double wd, bool f
     return sgd_scalars(eta, wd, first, scale, mom, 0.0, r.nesterov, false, false, r.lr_in_buffer);
 }
 
+// Whether a step of the momentum family with the shared coefficients `row` runs its
+// momentum: a step whose momentum is 0 is a plain one that leaves the buffer as it is
+// (torch's SGD), flagged in the row's slot 8 by sim_step_coefficients.
+template <typename T>
+FD_HD bool sim_momentum_on(const SimRule& r, const T* row) {
+    return r.momentum && row[8] != (T)0;
+}
+
 // Step t of a chunk, once for all trajectories, from its shared rates: where the rule
 // has bias corrections, bias[0], bias[1] (beta1 = mom); where `coef` is not null (every
 // rate shared), the step's row of element-type coefficients. The same functions, in
@@ -508,6 +516,7 @@ FD_HD void sim_step_coefficients(const SimRule& r, i64 t, double eta, double wd,
         if (coef) LionCoef<T>(lion_scalars(eta, wd, mom, beta2, false)).store(coef);
     } else if (coef) {
         SgdCoef<T>(sim_sgd_scalars(r, eta, wd, t == 0, scale, mom)).store(coef);
+        coef[8] = (T)(mom != 0.0);  // the step's momentum is on (sim_momentum_on)
     }
 }
 
@@ -531,9 +540,10 @@ FD_HD void sim_element(const SimRule& r, T& w, T g, T& b, T& q, i64 t, double et
         lion_element<T>(w, g, b, c, first);
     } else {
         const SgdCoef<T> c = coef ? SgdCoef<T>(coef) : SgdCoef<T>(sim_sgd_scalars(r, eta, wd, first, scale, mom));
-        T bb = r.momentum ? b : (T)0;
-        sgd_element<T>(w, g, bb, c, r.momentum, r.nesterov, first);
-        if (r.momentum) b = bb;
+        const bool on = r.momentum && mom != 0.0;  // (a step at momentum 0 leaves the buffer as it is)
+        T bb = on ? b : (T)0;
+        sgd_element<T>(w, g, bb, c, on, r.nesterov, first);
+        if (on) b = bb;
     }
 }
 
@@ -547,7 +557,7 @@ FD_HD void sim_element_row(const SimRule& r, T& w, T g, T& b, T& q, const T* row
     } else if (r.lion) {
         lion_element<T>(w, g, b, LionCoef<T>(row), first);
     } else {
-        sgd_element<T>(w, g, b, SgdCoef<T>(row), r.momentum, r.nesterov, first);
+        sgd_element<T>(w, g, b, SgdCoef<T>(row), sim_momentum_on(r, row), r.nesterov, first);
     }
 }
 

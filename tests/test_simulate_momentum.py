@@ -254,3 +254,62 @@ def test_a_float_curvature_array_is_read_where_it_is_never_written(dtype, run_dt
     lam[2, 1] = np.nan
     with pytest.raises(ValueError, match="curvature must be finite"):
         fd.simulate(lam, fd.one_cycle(0.3, 50), **kw)
+
+
+# momenta that are 0 at some steps: a ramp from 0, and stretches of 0 between momentum
+_ZERO_AT_TIMES = [fd.linear(0.0, 0.9, 10), fd.piecewise([5, 12, 21], [0.0, 0.9, 0.0, 0.8])]
+
+
+def _sgd_step_loop(lam, lrs, momenta, steps, optimizer, weight_decay, noise=0.0, seed=0):
+    """Final weights and losses of each trajectory (row of ``lam``) by ``fd.sgd_step`` on its own
+    (torch's SGD, bit for bit: tests/test_updates.py): the rule the simulations take."""
+    ws, losses = [], []
+    for i in range(lam.shape[0]):
+        w, buf = np.ones(lam.shape[1]), np.zeros(lam.shape[1])
+        loss = [0.5 * np.sum(lam[i] * w * w)]
+        for t in range(steps):
+            g = lam[i] * w
+            if noise:
+                g = g + noise * np.array([fd.reference.philox_normal(seed, i, t, k) for k in range(lam.shape[1])])
+            fd.sgd_step(w, g, step=t, lr=lrs[i], momentum=momenta[i], momentum_buffer=buf, weight_decay=weight_decay,
+                        nesterov=optimizer == "nesterov", lr_in_buffer=optimizer == "momentum_lr_in_buffer")
+            loss.append(0.5 * np.sum(lam[i] * w * w))
+        ws.append(w)
+        losses.append(loss)
+    return np.array(ws), np.array(losses)
+
+
+@pytest.mark.parametrize("optimizer", SGD_FAMILY)
+@pytest.mark.parametrize("path", ["shared", "shared d=1", "per-trajectory lr", "per-trajectory momentum",
+                                  "per-trajectory momentum d=3", "recorded", "noisy"])
+def test_a_momentum_that_is_0_at_some_steps_takes_torch_s_plain_steps_on_every_path(optimizer, path):
+    """Where the momentum is 0 the step is plain and the buffer is left as it is; the buffer
+    starts (as the gradient, or η g in the lr-in-buffer form) at the first step whose
+    momentum is not 0, as torch's SGD makes it: ``fd.simulate`` and ``fd.expected_loss``
+    take ``fd.sgd_step``'s steps on every engine path, and the oracle says the same."""
+    steps, d = 37, (1 if path in ("shared d=1", "per-trajectory lr", "per-trajectory momentum") else 3)
+    lam = np.array([[0.5, 1.5, 3.0][:d], [2.0, 0.25, 1.0][:d]])
+    n = lam.shape[0]
+    shared_lr, shared_mom = 0.1, _ZERO_AT_TIMES[1]
+    lrs, momenta = [shared_lr] * n, [shared_mom] * n
+    lr, momentum = shared_lr, shared_mom
+    if path == "per-trajectory lr":
+        lrs = [0.1, 0.3]
+        lr = fd.constant(np.array(lrs))
+    if path.startswith("per-trajectory momentum"):
+        momenta = _ZERO_AT_TIMES
+        momentum = fd.stack(_ZERO_AT_TIMES)
+    noise = 0.3 if path == "noisy" else 0.0
+    every = 1 if path in ("recorded", "noisy") else None
+    want_w, want_loss = _sgd_step_loop(lam, lrs, momenta, steps, optimizer, 0.01, noise=noise)
+    res = fd.simulate(lam, lr, steps=steps, optimizer=optimizer, momentum=momentum, weight_decay=0.01, noise=noise,
+                      every=every)
+    np.testing.assert_array_equal(res.w, want_w)
+    if every:
+        _close(res.loss, want_loss, rtol=1e-14)
+    w_oracle = _oracle(lam, steps, lrs, momenta=momenta, optimizer=optimizer, weight_decay=0.01, noise=noise)
+    _close(w_oracle, want_w, rtol=1e-12)
+    if not noise:  # the expected loss of a noiseless run is its loss
+        expected = fd.expected_loss(lam, lr, steps=steps, optimizer=optimizer, momentum=momentum, weight_decay=0.01,
+                                    every=1)
+        _close(expected.loss, want_loss, rtol=1e-10)

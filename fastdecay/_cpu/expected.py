@@ -84,14 +84,15 @@ def step_coefficients(lr_table, lr_rows, wd_table, wd_rows, mom_table, mom_rows,
             scale = buffer_scale_at(lr_table, lr_rows[r], t, on_drop) if use_momentum else 1.0
             first = t == 0.0
             c = sgd_scalars(lr, wd, first, scale, mom, 0.0, nesterov, False, False, in_buffer)
+            on = use_momentum and mom != 0.0  # (a step at momentum 0 leaves the buffer as it is: BB = 1)
             row = out[r, s]
             # the rule's response to a unit weight, a unit gradient and a unit buffer
             row[WW], row[BW] = sgd_element(1.0, 0.0, 0.0, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
-                                           use_momentum, nesterov, first)
+                                           on, nesterov, first)
             row[WG], row[BG] = sgd_element(0.0, 1.0, 0.0, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
-                                           use_momentum, nesterov, first)
+                                           on, nesterov, first)
             row[WB], row[BB] = sgd_element(0.0, 0.0, 1.0, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
-                                           use_momentum, nesterov, first)
+                                           on, nesterov, first)
             if not use_momentum:
                 row[BW] = row[BG] = row[BB] = 0.0
                 row[WB] = 0.0

@@ -70,8 +70,9 @@ def gradient(lam, x, z, sigma, j):
 
 @njit(cache=True)
 def tally(lam, j, x, xn):
-    """(squared displacement, 2 x loss) of element j after x -> xn, in float64."""
-    return (float(xn) - float(x)) ** 2, float(lam[j]) * float(xn) ** 2
+    """(squared displacement, 2 x loss) of element j after x -> xn, in float64 (``np.float64``:
+    Numba's ``float()`` keeps a float32 a float32, whose squares overflow past 1.8e19)."""
+    return (np.float64(xn) - np.float64(x)) ** 2, np.float64(lam[j]) * np.float64(xn) ** 2
 
 
 def draws(noise_scratch, lanes):

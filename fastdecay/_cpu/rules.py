@@ -52,6 +52,8 @@ SGD, with g <- -g under ``maximize`` and g <- g + wd*w (coupled weight decay)::
 
     buf <- g                               at the first step (torch clones the gradient)
     buf <- momentum*s*buf + (1-dampening)*g   later (s: the on_drop factor, 1 unless the lr drops)
+    (a step whose momentum is 0 is a plain one, d = g, that leaves buf as it is: torch's SGD
+    reads ``momentum != 0``; the first step is the first whose momentum is not 0)
     d   <- g + momentum*buf  (nesterov)  |  buf  (heavy ball)  |  g  (no momentum)
     w   <- w*(1 - lr*wd)                   (decoupled only; the old weights, as AdamW)
     w   <- w - lr*d
@@ -1021,6 +1023,16 @@ def _sgd_tile_step(w, buf, lam, z, sigma, k, t, use_momentum, nesterov, buffer_i
                                nest_buf, neg_lr, False, False, False, False)
 
 
+@njit(inline="always")
+def _momentum_throughout(step_scalars, s, use_momentum):
+    """Whether steps s .. s + STEP_BLOCK - 1 all run the rule's momentum (a step at momentum 0
+    is a plain one that leaves the buffer as it is: not in a block's loop), or none does."""
+    if not use_momentum:
+        return True
+    return (step_scalars[s, MOM] != 0.0 and step_scalars[s + 1, MOM] != 0.0 and step_scalars[s + 2, MOM] != 0.0
+            and step_scalars[s + 3, MOM] != 0.0)
+
+
 @njit(cache=True)
 def _sgd_shared_steps(w_all, buf_all, lam_all, tile, b0, b1, d, step_scalars, first_step, s0, s1, use_momentum,
                       nesterov, in_buffer, noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma):
@@ -1049,13 +1061,15 @@ def _sgd_shared_steps(w_all, buf_all, lam_all, tile, b0, b1, d, step_scalars, fi
         s = s0
         while s < s1:
             t = first_step + s
-            if t != 0 and s + STEP_BLOCK <= s1 and sgd_block_if_noiseless(noise_scratch, w, buf, lam, step_scalars, s,
-                                                                          t, use_momentum, nesterov, in_buffer):
+            if (t != 0 and s + STEP_BLOCK <= s1 and _momentum_throughout(step_scalars, s, use_momentum)
+                    and sgd_block_if_noiseless(noise_scratch, w, buf, lam, step_scalars, s, t, use_momentum, nesterov,
+                                               in_buffer)):
                 s += STEP_BLOCK
                 continue
             z = draws_of_step(zs, seed, first_trajectory, lanes_t, lanes_c, t, s == s0)
+            on = use_momentum and step_scalars[s, MOM] != 0.0  # (a step at momentum 0 leaves the buffer as it is)
             _sgd_tile_step(w, buf, lam, z, sigma, _sgd_coefficients(step_scalars, s, t, nesterov, in_buffer, zero), t,
-                           use_momentum, nesterov, buffer_in)
+                           on, nesterov, buffer_in and on)
             s += 1
 
 
@@ -1319,15 +1333,18 @@ def simulate_per_trajectory_lr(opt, w, buf, sq, lam, lr_state, lr_ratio, advance
         _fast_adam_per_trajectory(w, buf, sq, lam, lr_state, lr_ratio, advance, wd, t, mom, beta2, eps,
                                   opt == ADAMW, z, sigma)
     else:
+        # (a step at momentum 0 is a plain one that leaves the buffer as it is)
         _fast_sgd_per_trajectory(w, buf, lam, lr_state, lr_ratio, advance, wd, mom, opt == NESTEROV,
-                                 opt == LR_IN_BUFFER, opt == MOMENTUM or opt == LR_IN_BUFFER or opt == NESTEROV,
-                                 t == 0, z, sigma)
+                                 opt == LR_IN_BUFFER,
+                                 (opt == MOMENTUM or opt == LR_IN_BUFFER or opt == NESTEROV) and mom != 0.0, t == 0, z,
+                                 sigma)
 
 
 @njit(inline="always")
 def _per_trajectory_noiseless_block(opt, w, buf, sq, lam, lr_state, lr_ratio, step_scalars, s, first_step, beta2,
                                     eps):
-    if opt == GD or opt == MOMENTUM or opt == LR_IN_BUFFER or opt == NESTEROV:
+    if (opt == GD or opt == MOMENTUM or opt == LR_IN_BUFFER or opt == NESTEROV) and _momentum_throughout(
+            step_scalars, s, opt != GD):
         _sgd_per_trajectory_block(w, buf, lam, lr_state, lr_ratio, step_scalars, s, opt != GD, opt == NESTEROV,
                                   opt == LR_IN_BUFFER)
         return
@@ -1417,11 +1434,11 @@ def simulate_generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta_shared, wd_sha
                 scale = _buffer_scale(per_lr, use_momentum, on_drop, scale_shared, lr_table, lr_rows, lr_ratio, i,
                                       tf)
                 c = sgd_scalars(eta, wd, first, scale, mom, 0.0, nesterov, False, False, in_buffer)
-                b = buf[i] if use_momentum else zero
+                on = use_momentum and mom != 0.0  # (a step at momentum 0 leaves the buffer as it is)
+                b = buf[i] if on else zero
                 w[i], b = _sgd_sim(x, g, b, dt(c.l2), dt(c.buf_decay), dt(c.grad_gain), dt(c.nest_grad),
-                                   dt(c.nest_buf), dt(c.neg_lr), use_momentum, nesterov, in_buffer and use_momentum,
-                                   first)
-                if use_momentum:
+                                   dt(c.nest_buf), dt(c.neg_lr), on, nesterov, in_buffer and on, first)
+                if on:
                     buf[i] = b
             if record:
                 dd, ll = tally(lam, i, x, w[i])
@@ -1446,8 +1463,9 @@ def simulate_generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta_shared, wd_sha
         else:
             scale = _buffer_scale(per_lr, use_momentum, on_drop, scale_shared, lr_table, lr_rows, lr_ratio, i, tf)
             c = sgd_scalars(eta, wd, first, scale, mom, 0.0, nesterov, False, False, opt == LR_IN_BUFFER)
-            disp, loss = _sgd_coords(wi, buf[i * d:(i + 1) * d], li, c, use_momentum, nesterov,
-                                     opt == LR_IN_BUFFER and use_momentum, first, zi, sigma, record)
+            on = use_momentum and mom != 0.0  # (a step at momentum 0 leaves the buffer as it is)
+            disp, loss = _sgd_coords(wi, buf[i * d:(i + 1) * d], li, c, on, nesterov, opt == LR_IN_BUFFER and on,
+                                     first, zi, sigma, record)
         if record:
             rec_disp[i, rec_j] = dt(math.sqrt(disp))
             rec_loss[i, rec_j] = dt(0.5 * loss)

@@ -178,7 +178,7 @@ def _record_initial_point(w, lam, d, i0, i1, lr_table, lr_rows, per_lr, rec_loss
     for i in range(i0, i1):
         loss = 0.0
         for k in range(d):
-            loss += float(lam[i * d + k]) * float(w[i * d + k]) ** 2
+            loss += np.float64(lam[i * d + k]) * np.float64(w[i * d + k]) ** 2  # (float() keeps a float32)
         rec_loss[i, 0] = 0.5 * loss
         rec_disp[i, 0] = 0.0
         rec_lr[i, 0] = lr_at(lr_table, lr_rows[i] if per_lr else 0, 0.0)

@@ -136,6 +136,7 @@ def simulate_quadratic(curvature: ArrayLike, lr: RateFn, *, steps: int, optimize
     sq = np.zeros(d)    # Adam's exp_avg_sq
     beta2 = betas[1]
     drops = set(int(t) for t in drops)
+    started = False  # whether the momentum buffer exists (made at the first step with momentum)
     for t in range(steps):
         eta = _value(lr, t)
         wd = _value(weight_decay, t)
@@ -149,19 +150,24 @@ def simulate_quadratic(curvature: ArrayLike, lr: RateFn, *, steps: int, optimize
             w = w * (1.0 - eta * wd)        # decoupled: shrink with the old weights first
         elif wd:
             g = g + wd * w                  # torch: weight decay added to the gradient
-        if t in drops and t > 0 and optimizer in ("momentum", "momentum_lr_in_buffer", "nesterov"):
-            if on_drop == "reset":
-                buf = np.zeros(d)
-            elif on_drop == "rescale":
-                buf = buf * (eta / _value(lr, t - 1))
-        if optimizer == "gd":
+        momentum_rule = optimizer in ("momentum", "momentum_lr_in_buffer", "nesterov")
+        if optimizer == "gd" or momentum_rule and mu == 0:
+            # (torch's SGD at momentum 0: a plain step, the buffer left as it is, or not made yet)
             w = w - eta * g
-        elif optimizer in ("momentum", "nesterov"):
-            buf = g.copy() if t == 0 else mu * buf + g   # torch: buffer = gradient on step 0
-            w = w - eta * (g + mu * buf if optimizer == "nesterov" else buf)
-        elif optimizer == "momentum_lr_in_buffer":
-            buf = mu * buf + eta * g                      # v_0 = eta_0 g_0
-            w = w - buf
+        elif momentum_rule:
+            if t in drops and t > 0:
+                if on_drop == "reset":
+                    buf = np.zeros(d)
+                elif on_drop == "rescale":
+                    buf = buf * (eta / _value(lr, t - 1))
+            step_grad = eta * g if optimizer == "momentum_lr_in_buffer" else g
+            # torch makes the buffer the (step's) gradient at the first step with momentum
+            buf = step_grad.copy() if not started else mu * buf + step_grad
+            started = True
+            if optimizer == "momentum_lr_in_buffer":
+                w = w - buf                                # v_t = mu v + eta_t g, w -= v
+            else:
+                w = w - eta * (g + mu * buf if optimizer == "nesterov" else buf)
         elif optimizer in ("adam", "adamw"):
             buf = beta1 * buf + (1.0 - beta1) * g
             sq = beta2 * sq + (1.0 - beta2) * g * g
