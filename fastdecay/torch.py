@@ -60,6 +60,10 @@ dicts, tensors), so ``torch.load(path)`` reads it with torch's default
 
 Adam groups also carry torch's ``decoupled_weight_decay`` next to fastdecay's
 ``decoupled``, so ``torch.optim.Adam`` loading an AdamW state dict stays AdamW.
+The saved ``decoupled`` is a hyperparameter like the others: ``AdamW`` loading a
+state dict of fastdecay's ``Adam`` (or of ``AdamW(decoupled=False)``, the same
+thing) goes on with the L2 form, where torch's ``AdamW`` always decouples; torch's
+own ``Adam`` state dicts (no ``decoupled`` key) load into ``AdamW`` decoupled.
 Options of fastdecay's own (``decoupled`` SGD, ``lr_in_buffer``, ``on_drop``)
 have no torch counterpart: torch's optimizers ignore those keys.
 
@@ -138,6 +142,7 @@ from . import _fused as F
 from . import _rules as R
 from . import _validate as V
 from ._rules import FUSED
+from ._layout import WIDTH as _LAYOUT_WIDTH
 from ._validate import flag as _flag, rate_table as _schedule_table
 
 __all__ = ["SGD", "Adam", "AdamW", "Lion", "LRScheduler", "ReduceLROnPlateau"]
@@ -313,8 +318,18 @@ def _scalar_dtype() -> torch.dtype:
     return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
 
 
+def _plain_number(value: Any) -> Any:
+    """A NumPy real scalar (or 0-d array) as the Python number it holds, anything else as it
+    is: a state dict holds plain data only (``torch.load``'s ``weights_only=True`` refuses NumPy's
+    scalars), and rates computed with NumPy (``base * np.sqrt(batch / 256)``) are common."""
+    if isinstance(value, (np.generic, np.ndarray)) and value.ndim == 0 and value.dtype.kind in "biuf":
+        return value.item()
+    return value
+
+
 def _check_hyper(name: str, value: Any) -> Any:
     """lr / weight_decay: a non-negative float or a scalar schedule (validated now, not at step 1)."""
+    value = _plain_number(value)
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
             raise ValueError(f"{name} must be a number or a scalar schedule, got a tensor of shape {tuple(value.shape)}")
@@ -387,8 +402,13 @@ def _decode_schedule(encoding: Any, where: str) -> Schedule:
         raise ValueError(f"{where} must hold a float 'segments' tensor and a 'kind' string, got {V.shown(encoding)}")
     if params is not None and not isinstance(params, dict):
         raise ValueError(f"{where}['params'] must be a dict or None, got {V.shown(params)}")
+    table = segments.detach().to("cpu", torch.float64).numpy().copy()
+    # (NaN starts mark side rows, +inf starts padding; a NaN anywhere else is a damaged table)
+    if table.ndim < 2 or table.shape[-1] != _LAYOUT_WIDTH or np.isnan(table[..., 1:]).any():
+        raise ValueError(f"{where}['segments'] must be a schedule's segment table (rows of {_LAYOUT_WIDTH} numbers, "
+                         f"no NaN but in the start column), got {V.shown(segments)}")
     params = {key: _from_plain(v) for key, v in (params or {}).items()}
-    return Schedule(segments.detach().to("cpu", torch.float64).numpy().copy(), kind, params)
+    return Schedule(table, kind, params)
 
 
 def _is_schedule_member(value: object) -> bool:
@@ -406,7 +426,11 @@ def _encode_group(group: dict[str, Any], step: int) -> dict[str, Any]:
             group[key] = value(step)
         elif _is_schedule_member(value):
             schedules[key] = [_encode_schedule(v) if isinstance(v, Schedule) else None for v in value]
-            group[key] = type(value)(v(step) if isinstance(v, Schedule) else v for v in value)
+            group[key] = type(value)(v(step) if isinstance(v, Schedule) else _plain_number(v) for v in value)
+        elif isinstance(value, tuple):
+            group[key] = tuple(map(_plain_number, value))
+        else:
+            group[key] = _plain_number(value)
     if schedules:
         group["schedules"] = schedules
     return group
@@ -553,10 +577,17 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         return wrapper
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """torch's ``add_param_group``, with the group's options checked as the constructor's
+        are (a bad group is refused here, and not added, instead of at every step)."""
         for key in ("lr", "weight_decay"):
             if key in param_group:
                 param_group[key] = _check_hyper(key, param_group[key])
         super().add_param_group(param_group)
+        try:
+            self._check_options(self.param_groups[-1])
+        except (TypeError, ValueError) as err:
+            self.param_groups.pop()
+            raise type(err)(f"param_groups[{len(self.param_groups)}]: {err}") from None
 
     @property
     def _repeats(self) -> dict[int, _Repeat | None]:
@@ -953,7 +984,10 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
             p = id_map[key]
             if not isinstance(saved, dict):
                 raise ValueError(f"state_dict['state'][{key!r}] must be a dict, got {V.shown(saved)}")
-            state[p] = self._loaded_state(p, group_of[id(p)], saved, f"state_dict['state'][{key!r}]")
+            # (made outside inference mode, which a load under torch.inference_mode() would make
+            # them in: the steps after it write them outside)
+            with torch.inference_mode(False):
+                state[p] = self._loaded_state(p, group_of[id(p)], saved, f"state_dict['state'][{key!r}]")
         self.__setstate__({"state": state, "param_groups": groups})
         for post_hook in self._optimizer_load_state_dict_post_hooks.values():
             post_hook(self)
@@ -972,8 +1006,10 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
             count = saved["step"]
             if not (isinstance(count, numbers.Real) and not isinstance(count, bool) or _count_tensor(count)):
                 raise TypeError(f"{where}['step'] must be a step count (a number or a one-element tensor), got "
-                                f"{count!r}")
+                                f"{V.shown(count)}")
             step = float(count)
+            if not _whole_count(step):
+                raise ValueError(f"{where}['step'] must be a whole number of steps from 0 to 2**53, got {step!r}")
         else:
             step = 1.0 if any(isinstance(v, torch.Tensor) for v in state.values()) else 0.0
         state["step"] = torch.tensor(step, dtype=_scalar_dtype())
@@ -1028,7 +1064,10 @@ class SGD(_Fused):
         return buffers + self._precision_buffers(group)
 
     def _check_options(self, group: dict[str, Any]) -> None:
+        group["momentum"], group["dampening"] = _plain_number(group["momentum"]), _plain_number(group["dampening"])
         R.sgd_momentum(group["momentum"], group["dampening"], group["nesterov"], group["on_drop"])
+        for key in ("maximize", "decoupled", "lr_in_buffer"):
+            _flag(key, group[key])
         group["state_dtype"], group["compensated"] = self._precision_options(group["state_dtype"], group["compensated"])
 
     def _call(self, group: dict[str, Any], params: list[torch.Tensor], grads: list[torch.Tensor],
@@ -1076,6 +1115,7 @@ class Adam(_Fused):
                  decoupled_weight_decay: bool = False, state_dtype: StateDtype = None, compensated: bool = False,
                  foreach: bool | None = None, capturable: bool = False, differentiable: bool = False,
                  fused: bool | None = None) -> None:
+        _flag("decoupled_weight_decay", decoupled_weight_decay)  # (the groups call it "decoupled")
         self._init(params, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay, state_dtype,
                    compensated, foreach, capturable, differentiable, fused)
 
@@ -1099,6 +1139,7 @@ class Adam(_Fused):
         return moments + self._precision_buffers(group)
 
     def _check_options(self, group: dict[str, Any]) -> None:
+        group["betas"], group["eps"] = tuple(map(_plain_number, group["betas"])), _plain_number(group["eps"])
         R.adam_betas(group["betas"], group["eps"])
         for key in ("amsgrad", "maximize", "decoupled"):
             _flag(key, group[key])
@@ -1200,6 +1241,7 @@ class Lion(_Fused):
         return FUSED["lion"].state_keys + self._precision_buffers(group)
 
     def _check_options(self, group: dict[str, Any]) -> None:
+        group["betas"] = tuple(map(_plain_number, group["betas"]))
         R.lion_betas(group["betas"])
         _flag("maximize", group["maximize"])
         group["state_dtype"], group["compensated"] = self._precision_options(group["state_dtype"], group["compensated"])
@@ -1277,7 +1319,7 @@ class LRScheduler(_TorchLRScheduler):
         return self.get_lr()
 
     def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
+        state = _plain_numbers(super().state_dict())
         state["schedules"] = [_encode_schedule(s) for s in self.schedules]
         return state
 
@@ -1304,6 +1346,12 @@ class LRScheduler(_TorchLRScheduler):
             if _same_rate(group["lr"], ours):
                 _set_rate(group, rate)
         self._last_lr = rates
+
+
+def _plain_numbers(state: dict[str, Any]) -> dict[str, Any]:
+    """A scheduler's state dict with its NumPy numbers (and those of its lists) as Python ones."""
+    return {key: [_plain_number(v) for v in value] if isinstance(value, list) else _plain_number(value)
+            for key, value in state.items()}
 
 
 def _same_rate(lr: Any, rate: Any) -> bool:
@@ -1379,6 +1427,11 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):
 
     def _rates(self) -> list[float | torch.Tensor]:
         return [self._rate(group) for group in self.optimizer.param_groups]
+
+    def state_dict(self) -> dict[str, Any]:
+        """torch's state dict, its numbers plain Python ones (``factor=np.float64(0.5)``, a
+        NumPy ``min_lr``: ``weights_only=True`` loads it)."""
+        return _plain_numbers(super().state_dict())
 
     def step(self, metrics: SupportsFloat, epoch: int | None = None) -> None:  # type: ignore[override]
         super().step(metrics, epoch)

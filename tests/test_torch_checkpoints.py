@@ -271,6 +271,13 @@ def test_a_bad_checkpoint_is_refused_before_anything_changes():
             r"state_dict\['state'\]\[1\]\['step'\] must be a step count .* got tensor\(\[3\., 3\.\]\)")
     refused(lambda sd: sd["state"][0].update(step="3"), TypeError,
             r"state_dict\['state'\]\[0\]\['step'\] must be a step count .* got '3'")
+    for count in (float("nan"), float("inf"), -3.0, 1.5, 2.0**60):  # counts no step could have left
+        refused(lambda sd: sd["state"][2].update(step=torch.tensor(count)), ValueError,
+                r"state_dict\['state'\]\[2\]\['step'\] must be a whole number of steps")
+    damaged = _encode_schedule(WARMUP_COSINE)
+    damaged["segments"][1, 4] = float("nan")
+    refused(lambda sd: sd["param_groups"][1]["schedules"].update(lr=damaged), ValueError,
+            r"state_dict\['param_groups'\]\[1\]\['schedules'\]\['lr'\]\['segments'\] must be a schedule's")
 
 
 # ----------------------------------------------------------------------------- the scheduler
@@ -376,3 +383,89 @@ def test_scheduled_momentum_and_beta1_travel_as_plain_data(make, tmp_path):
     assert np.array_equal(_train(resumed_model, resumed, BEFORE, BEFORE + AFTER), uninterrupted)
     theirs = (torch.optim.SGD if key == "momentum" else torch.optim.AdamW)(_groups(_model()), lr=0.1)
     theirs.load_state_dict(saved)  # numbers where torch reads numbers
+
+
+def test_a_checkpoint_loaded_under_inference_mode_steps_on_as_torch_s_does():
+    """State loaded inside ``torch.inference_mode()`` (step counts apart: a parameter without a
+    gradient at one step) is made outside it, so the next step writes it: the step torch's
+    Adam takes, where the counts were inference tensors and the step failed half done."""
+    results = []
+    for make in (torch.optim.Adam, Adam):
+        ps = [torch.nn.Parameter(torch.full((3,), 1.0 + k)) for k in range(2)]
+        opt = make(ps, lr=0.1)
+        for p in ps:
+            p.grad = torch.ones(3)
+        opt.step()
+        ps[1].grad = None
+        opt.step()
+        saved = copy.deepcopy(opt.state_dict())
+        fresh = [torch.nn.Parameter(torch.full((3,), 1.0 + k)) for k in range(2)]
+        opt = make(fresh, lr=0.1)
+        with torch.inference_mode():
+            opt.load_state_dict(saved)
+        for p in fresh:
+            p.grad = torch.ones(3)
+        opt.step()
+        results.append([p.detach().clone() for p in fresh] + [opt.state[p]["step"].clone() for p in fresh])
+    for theirs, ours in zip(*results):
+        assert torch.equal(theirs, ours)
+
+
+@pytest.mark.parametrize("make", [
+    lambda ps: SGD(ps, lr=np.float64(0.1) * np.sqrt(256 / 256), momentum=np.float64(0.9), dampening=np.float32(0)),
+    lambda ps: AdamW(ps, lr=np.array(1e-3), betas=(np.float64(0.9), np.float32(0.999)), eps=np.float64(1e-8),
+                     weight_decay=np.float64(0.01)),
+    lambda ps: Adam(ps, lr=np.float32(1e-3), betas=(fd.linear(0.8, 0.9, 10), np.float64(0.99))),
+], ids=["sgd", "adamw", "adam-scheduled-beta1"])
+def test_numpy_numbers_as_hyperparameters_save_as_plain_data(make, tmp_path):
+    """Rates computed with NumPy are plain Python numbers in the state dicts of the optimizer
+    and of both schedulers, which ``torch.load``'s default ``weights_only=True`` reads (it
+    refuses NumPy's scalars); also a NumPy number set in a group after construction."""
+    from fastdecay.torch import ReduceLROnPlateau
+
+    w = torch.nn.Parameter(torch.ones(3))
+    opt = make([w])
+    opt.add_param_group({"params": [torch.nn.Parameter(torch.ones(2))], "lr": np.float64(0.2)})
+    w.grad = torch.ones(3)
+    opt.step()
+    plateau = ReduceLROnPlateau(opt, factor=np.float64(0.5), min_lr=[np.float64(1e-4), np.float32(0.0)],
+                                eps=np.float64(1e-9), threshold=np.float32(1e-3))
+    plateau.step(np.float64(1.0))
+    opt.param_groups[0]["weight_decay"] = np.float64(0.0)  # a user's edit after construction
+    sched = LRScheduler(opt, fd.cosine(np.float64(0.1), 100))
+    for name, obj in (("optimizer", opt), ("plateau", plateau), ("scheduler", sched)):
+        back = _save_load(obj.state_dict(), tmp_path / f"{name}.pt")
+        assert isinstance(back, dict)
+    loaded = make([torch.nn.Parameter(torch.ones(3))])
+    loaded.add_param_group({"params": [torch.nn.Parameter(torch.ones(2))]})
+    loaded.load_state_dict(_save_load(opt.state_dict(), tmp_path / "again.pt"))
+    assert [g["lr"] for g in loaded.param_groups] == [g["lr"] for g in opt.param_groups]
+
+
+@pytest.mark.parametrize("make, error, match", [
+    (lambda ps: Adam(ps, amsgrad=1), TypeError, r"param_groups\[0\]: amsgrad must be True or False, got 1"),
+    (lambda ps: Adam(ps, decoupled_weight_decay=1), TypeError, "decoupled_weight_decay must be True or False"),
+    (lambda ps: AdamW(ps, maximize=0), TypeError, r"param_groups\[0\]: maximize must be True or False, got 0"),
+    (lambda ps: SGD(ps, lr=0.1, lr_in_buffer=1, momentum=0.9), TypeError, "lr_in_buffer must be True or False"),
+    (lambda ps: SGD(ps, lr=0.1, decoupled="yes"), TypeError, "decoupled must be True or False"),
+])
+def test_options_are_checked_when_the_optimizer_is_made(make, error, match):
+    """A bad option is refused by the constructor, not at every step after it."""
+    with pytest.raises(error, match=match):
+        make([torch.nn.Parameter(torch.ones(2))])
+
+
+@pytest.mark.parametrize("group, error, match", [
+    ({"momentum": -1.0}, ValueError, r"param_groups\[1\]: momentum must be"),
+    ({"lr_in_buffer": 1}, TypeError, r"param_groups\[1\]: lr_in_buffer must be True or False"),
+    ({"momentum": fd.stack([fd.constant(0.9)] * 2)}, ValueError, r"param_groups\[1\]: momentum must be"),
+])
+def test_add_param_group_refuses_a_bad_group_and_does_not_add_it(group, error, match):
+    w = torch.nn.Parameter(torch.ones(2))
+    opt = SGD([w], lr=0.1, momentum=0.9)
+    with pytest.raises(error, match=match):
+        opt.add_param_group({"params": [torch.nn.Parameter(torch.ones(3))], **group})
+    assert len(opt.param_groups) == 1
+    w.grad = torch.ones(2)
+    opt.step()  # the optimizer steps on as it was
+    assert torch.allclose(w.detach(), torch.full((2,), 0.9))
