@@ -160,9 +160,10 @@ def _prepare(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, 
     if optimizer in ("adam", "adamw"):
         raise ValueError(
             f"optimizer={optimizer!r} has no exact expected dynamics: Adam's update divides by the root of its "
-            f"second-moment estimate, which is not linear in the noise. Estimate its expected loss by Monte Carlo "
-            f"with fd.simulate(curvature, schedule, optimizer={optimizer!r}, noise=sigma / batch_size ** 0.5, "
-            f"every=k) over many trajectories (a batch of copies of the curvature) and average res.loss"
+            f"second-moment estimate, which is not linear in the noise. Where the noise is one sigma for every "
+            f"coordinate, estimate its expected loss by Monte Carlo with fd.simulate(curvature, schedule, "
+            f"optimizer={optimizer!r}, noise=sigma / batch_size ** 0.5, every=k) over many trajectories (a batch of "
+            f"copies of the curvature) and average res.loss"
         )
     V.choice("optimizer", optimizer, OPTIMIZERS)
     V.choice("on_drop", on_drop, ON_DROP)
@@ -455,8 +456,13 @@ def expected_loss(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: 
     ``every=k``, ``steps`` = 0, k, 2k, … ≤ steps and ``loss`` at those steps
     (``(*batch, n_recorded)``). Moments are float64; a divergent run gives inf/nan.
 
-    Nothing in torch, Keras or optax computes this; the Monte Carlo equivalent is
-    the mean of ``fd.simulate(..., noise=σ/√B, every=k).loss`` over many seeds.
+    Nothing in torch, Keras or optax computes this. The Monte Carlo equivalent, for
+    one σ shared by every coordinate, is the mean of ``fd.simulate(..., noise=σ/√B,
+    every=k).loss`` over many trajectories (``fd.simulate`` takes one σ). With a σ_k
+    per coordinate (the NQM's σ_k = √λ_k) the rules' linearity gives it too: each
+    coordinate's u_k = w_k/σ_k is a run from w0_k/σ_k with noise 1/√B, so the loss is
+    Σ_k σ_k² times the loss of the one-coordinate trajectory k of ``fd.simulate(
+    curvature.reshape(-1, 1), ..., w0=(w0 / σ).reshape(-1, 1), noise=1/√B, every=k)``.
 
     >>> import numpy as np, fastdecay as fd
     >>> res = fd.expected_loss([1.0], fd.constant(0.5), steps=1, noise=1.0, w0=2.0)
@@ -740,7 +746,8 @@ def adam_compensating_decay(steps: int, *, betas: tuple[float, float] = (0.9, 0.
     so η0 e^(−λt) f_t ≈ η0 e^a is as flat as a single exponential can make it.
     Returns ``AdamCompensatingDecay(rate=λ, effective_step=e^a, residual=rms of
     ln f_t − a − λ t)``; the effective step is per unit η0. λ < 0 where f_t falls
-    over the window (the bias factor's early boost for β1 ≫ β2-style betas), i.e.
+    over the window (the bias factor's early boost where 1 − β1 ≫ √(1 − β2), as with
+    the default (0.9, 0.999)), i.e.
     the compensating schedule grows; ``fd.exponential(lr, rate=λ)`` for λ ≥ 0.
     torch, Keras and optax have no equivalent (their Adam corrects the bias
     instead).
