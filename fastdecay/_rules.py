@@ -161,53 +161,84 @@ _ZERO_WHEN = {L.CONSTANT: (0,), L.EXPONENTIAL: (0,), L.INVERSE_TIME: (0,), L.POL
               L.COSINE_RESTARTS: (0, 3), L.CYCLIC: (0, 1), L.ONE_MINUS_POWER: (0, 3), L.COSINE_POWER: (0, 2)}
 
 
-def first_nonzero_step(table, begin, end):
-    """The first integer step in [begin, end) where row 0 of ``table`` is not 0, or None.
+def first_nonzero_step(table, begin, end, row=0):
+    """The first integer step in [begin, end) where schedule ``row`` of ``table`` is not 0, or None.
 
     Segment by segment: a span where the primitive is 0 by its parameters (a level of 0, a
     product with such a factor, table values of 0) is skipped whole, so a momentum held at
     0 for 10**9 steps costs its segments, not its steps; any other span is evaluated by the
     kernels in growing blocks from its start (a primitive that is not 0 throughout is not 0
     a step or two into its span: the first block decides)."""
+    return _first_step(table, row, begin, end, lambda values: values != 0.0,
+                       lambda rows, segment, a, b: _upper_bound(rows, segment, a, b) == 0.0)
+
+
+def first_step_reaching(table, level, begin, end, row=0):
+    """The first integer step in [begin, end) where schedule ``row`` of ``table`` is >= ``level``
+    (or NaN), or None: a span whose primitive stays below ``level`` by its parameters (a
+    ramp's, a cycle's or a table's largest value) is skipped whole, any other evaluated."""
+    return _first_step(table, row, begin, end, lambda values: ~(values < level),
+                       lambda rows, segment, a, b: _upper_bound(rows, segment, a, b) < level)
+
+
+def _first_step(table, row, begin, end, hit, skip):
+    """The first integer step in [begin, end) whose value passes ``hit`` (a vectorized test),
+    or None; a segment's span where ``skip(rows, segment, a, b)`` says none can is not read."""
     from ._cpu.schedule_tables import fill_table, run_small
 
-    row = table[0]
-    starts = row[:, L.START]
+    rows = table[row]
+    starts = rows[:, L.START]
     segments = np.flatnonzero(np.isfinite(starts)).tolist()  # (not the side rows, not the padding)
     for n, j in enumerate(segments):
         a = max(begin, math.ceil(starts[j]))
         b = min(end, math.ceil(starts[segments[n + 1]]) if n + 1 < len(segments) else end)
-        if a >= b or _zero_on(row, row[j], a, b):
+        if a >= b or skip(rows, rows[j], a, b):
             continue
         block = 64
         while a < b:
             out = np.empty((1, min(block, b - a)))
-            run_small(fill_table, out.size, table[:1], float(a), out)
-            nonzero = np.flatnonzero(out[0])
-            if nonzero.size:
-                return a + int(nonzero[0])
+            run_small(fill_table, out.size, table[row:row + 1], float(a), out)
+            found = np.flatnonzero(hit(out[0]))
+            if found.size:
+                return a + int(found[0])
             a += out.shape[1]
             block = min(block * 4, 1 << 20)
     return None
 
 
-def _zero_on(row, segment, a, b):
-    """Whether ``segment`` (a segment or factor row of schedule row ``row``) is 0 at every
-    integer step of [a, b), by its parameters alone (False: not known so)."""
+def _upper_bound(rows, segment, a, b):
+    """An upper bound of ``segment`` (a segment or factor row of a schedule's ``rows``) at the
+    integer steps of [a, b), from its parameters alone; inf where none is known so (a rate
+    that grows: an exponential's gamma above 1, a cycle whose amplitude grows)."""
     kind = int(segment[L.KIND])
     p = segment[L.P0:]
-    if kind in _ZERO_WHEN:
-        return all(p[i] == 0.0 for i in _ZERO_WHEN[kind])
-    if kind == L.PRODUCT:
+    if kind in _ZERO_WHEN and all(p[i] == 0.0 for i in _ZERO_WHEN[kind]):
+        return 0.0
+    if kind == L.CONSTANT:
+        return p[0]
+    if kind == L.EXPONENTIAL:
+        return p[0] if p[1] <= 1.0 else math.inf
+    if kind == L.INVERSE_TIME:
+        return p[0] if p[1] >= 0.0 and p[4] >= 0.0 else math.inf
+    if kind in (L.POLYNOMIAL, L.ONE_MINUS_POWER):  # from lr to end
+        return max(p[0], p[3])
+    if kind in (L.COSINE, L.COSINE_POWER):
+        return max(p[0], p[2])
+    if kind == L.COSINE_RESTARTS:  # cycles that never grow: within their first's range
+        return max(p[0], p[3]) if p[4] <= 1.0 and p[5] <= 1.0 else math.inf
+    if kind == L.CYCLIC:
+        return max(p[0], p[1]) if p[4] <= 1.0 and p[5] <= 1.0 else math.inf
+    if kind == L.PRODUCT:  # rates are >= 0: the product of the factors' bounds (0 with a factor of 0)
         first, count = int(p[0]), int(p[1])
-        return any(_zero_on(row, row[first + k], a, b) for k in range(count))
+        bounds = [_upper_bound(rows, rows[first + k], a, b) for k in range(count)]
+        return 0.0 if 0.0 in bounds else math.prod(bounds)
     if kind == L.TABULATED:
         first, count = int(p[0]), int(p[1])
         # the values read over the span: v[min(max(floor(t - origin), 0), n - 1)]
         lo, hi = (min(max(math.floor(t - segment[L.ORIGIN]), 0), count - 1) for t in (a, b - 1))
-        values = row[first:first + (count + L.VALUES_PER_ROW - 1) // L.VALUES_PER_ROW, L.P0:].reshape(-1)
-        return not values[lo:hi + 1].any()
-    return False
+        values = rows[first:first + (count + L.VALUES_PER_ROW - 1) // L.VALUES_PER_ROW, L.P0:].reshape(-1)
+        return float(values[lo:hi + 1].max())
+    return math.inf
 
 
 def adam_betas(betas, eps):

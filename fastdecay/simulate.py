@@ -201,7 +201,8 @@ def simulate(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, 
     ``momentum`` (the SGD family) and ``betas[0]`` (Adam's and Lion's beta1) may be schedules
     too, read at every step like the rate, shared or batched like ``schedule``
     (an array of momenta is a batch of constants): ``fd.one_cycle(...).momentum``
-    cycles them as torch's ``OneCycleLR(cycle_momentum=True)`` does. Adam's bias
+    cycles them as torch's ``OneCycleLR(cycle_momentum=True)`` does; a β1 schedule must
+    stay below 1 at every step of the run. Adam's bias
     correction 1 − β1^(t+1) takes the step's β1, as torch's does. A step whose momentum
     is 0 is a plain step (w ← w − η_t g) that leaves the buffer as it is, and the buffer
     starts (b = g, or η_t g in the lr-in-buffer form) at the first step whose momentum
@@ -299,7 +300,7 @@ def _plan(curvature: Any, schedule: Any, *, steps: Any, optimizer: Any, w0: Any,
         every = min(V.integer("every", every, low=1), steps + 1)
     noise = V.real("noise", noise, low=0.0)
     eps = V.real("eps", eps, low=0.0)
-    beta1_s, beta2 = _beta1_schedule(betas)
+    beta1_s, beta2 = _beta1_schedule(betas, steps)
     momentum_s = _momentum_schedule(momentum)
     # the one momentum the kernels read: Adam's beta1, the SGD family's momentum, none for GD
     options = R.BY_NAME[optimizer].options
@@ -498,17 +499,21 @@ def _momentum_schedule(momentum: Any) -> Schedule:
     return as_schedule(V.rates("momentum", momentum), "momentum")
 
 
-def _beta1_schedule(betas: Any) -> tuple[Schedule, float]:
+def _beta1_schedule(betas: Any, steps: int) -> tuple[Schedule, float]:
     """(beta1 as a schedule, beta2) of Adam: ``betas[0]`` a number in [0, 1) or a schedule
-    (its step-0 values checked as the number would be)."""
+    below 1 at every step of the run (a ramp that reaches 1 is refused naming the step,
+    as the number would be)."""
     if isinstance(betas, (tuple, list)) and len(betas) == 2 and isinstance(betas[0], Schedule):
-        first = np.asarray(betas[0].lr0())
-        bad = ~(first < 1.0)
-        if np.any(bad):
-            raise ValueError(f"betas[0] must be in [0, 1), got a schedule starting at {first[bad].flat[0]!r}: "
-                             f"{betas[0]!r}")
+        beta1 = betas[0]
+        table = beta1.rows()
+        for row in range(table.shape[0]):
+            t = R.first_step_reaching(table, 1.0, 0, max(steps, 1), row)
+            if t is not None:
+                value = float(np.asarray(beta1(t)).reshape(-1)[row])
+                raise ValueError(f"betas[0] must be in [0, 1) at every step, got a schedule reaching {value!r} at "
+                                 f"step {t}: {beta1!r}")
         _, beta2 = V.betas((0.0, betas[1]))
-        return betas[0], beta2
+        return beta1, beta2
     beta1, beta2 = V.betas(betas)
     return as_schedule(beta1, "betas[0]"), beta2
 

@@ -313,3 +313,25 @@ def test_a_momentum_that_is_0_at_some_steps_takes_torch_s_plain_steps_on_every_p
         expected = fd.expected_loss(lam, lr, steps=steps, optimizer=optimizer, momentum=momentum, weight_decay=0.01,
                                     every=1)
         _close(expected.loss, want_loss, rtol=1e-10)
+
+
+def test_a_beta1_schedule_that_reaches_1_during_the_run_is_refused_naming_the_step():
+    """betas[0] is checked at every step of the run, as the number is (a β1 of 1 makes Adam's
+    bias correction 0 and the run NaN): a ramp that reaches 1 at step 10 runs for 10 steps
+    and is refused for 11, naming the step; a batch names its first member's step; a cycle
+    that stays below 1 runs however long (its bound is read from its parameters)."""
+    ramp = fd.linear(0.9, 1.0, 10)
+    res = fd.simulate([1.0, 2.0], 0.01, steps=10, optimizer="adam", betas=(ramp, 0.999))
+    assert np.isfinite(res.w).all()
+    with pytest.raises(ValueError, match=r"betas\[0\] must be in \[0, 1\) at every step, got a schedule reaching "
+                                         r"1\.0 at step 10"):
+        fd.simulate([1.0, 2.0], 0.01, steps=11, optimizer="adam", betas=(ramp, 0.999))
+    batch = fd.stack([fd.constant(0.9), fd.linear(0.5, 1.2, 50)])
+    with pytest.raises(ValueError, match="reaching 1.004 at step 36"):
+        fd.simulate(np.ones((2, 1)), 0.01, steps=40, optimizer="adamw", betas=(batch, 0.999))
+    with pytest.raises(ValueError, match="at step 70"):
+        fd.simulate([1.0], 0.01, steps=100, optimizer="lion", betas=(fd.exponential(0.5, gamma=1.01), 0.99))
+    from fastdecay import _rules
+
+    assert _rules.first_step_reaching(fd.one_cycle(1.0, 10**9).momentum.rows(), 1.0, 0, 2**32) is None
+    assert _rules.first_step_reaching(fd.exponential(0.5, gamma=1.0000001).rows(), 1.0, 0, 2**32) == 6931473

@@ -116,6 +116,8 @@ BASE = "[run]\nsteps = 10\n[curvatures]\nvalues = [1.0]\n[[schedule]]\nkind = 's
     ("kind = 'momentum'\nmomentum = {kind = 'cosine', lr = -0.9, total_steps = 5}\n", 12, "lr must be >= 0"),
     ("kind = 'adam'\nbetas = [{kind = 'constant', lr = 1.0}, 0.999]\n", 12, "optimizer[0].betas: must stay below 1"),
     ("kind = 'momentum'\nmomentum = {kind = 'constant', lr = 1.5}\n", 12, "optimizer[0].momentum: must stay below 1"),
+    ("kind = 'adam'\nbetas = [{kind = 'linear', start_lr = 0.9, end_lr = 1.0, total_steps = 8}, 0.999]\n", 12,
+     "optimizer[0].betas: must stay below 1 at every step, got a schedule reaching 1.0 at step 8"),
     ("kind = 'adam'\nbetas = ['companion', 0.999]\n", 12, "optimizer[0].betas: 'companion'"),
 ])
 def test_bad_momentum_names_key_and_line(tmp_path, capsys, optimizer, line, needle):

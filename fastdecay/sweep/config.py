@@ -26,7 +26,7 @@ from .. import schedules as S
 from .._rules import LINEAR as EXPECTED_OPTIMIZERS  # the linear rules: exact moments
 from .._rules import BY_NAME as RULES_BY_NAME
 from .._rules import NAMES as OPTIMIZERS
-from .._rules import ON_DROP
+from .._rules import ON_DROP, first_step_reaching
 from .._typing import FloatArray
 
 __all__ = ["SweepConfigError", "parse_config", "config_hash", "build_schedule", "build_momentum", "ChunkPlan",
@@ -319,9 +319,9 @@ def build_schedule(entry: Mapping[str, Any]) -> S.Schedule:
     return schedule
 
 
-def _check_optimizer(loc: _Locator, i: int, point: Mapping[str, Any], mode: str) -> dict[str, Any]:
-    """One optimizer setting with its values checked (floats; ``batch_size`` an int); the
-    key that is wrong is named."""
+def _check_optimizer(loc: _Locator, i: int, point: Mapping[str, Any], mode: str, steps: int) -> dict[str, Any]:
+    """One optimizer setting with its values checked (floats; ``batch_size`` an int; a
+    scheduled momentum or beta1 at each of the run's ``steps``); the key that is wrong is named."""
     kind = point["kind"]
     if kind not in OPTIMIZERS:
         raise loc.error(f"unknown kind {kind!r} (one of {', '.join(OPTIMIZERS)})", "optimizer", i, "kind")
@@ -334,10 +334,10 @@ def _check_optimizer(loc: _Locator, i: int, point: Mapping[str, Any], mode: str)
         return _checked(loc, "optimizer", i, key, check, point[key], **bounds)
 
     out = dict(point)
-    out["momentum"] = _momentum_value(loc, i, "momentum", point["momentum"], check, high=1.0)
+    out["momentum"] = _momentum_value(loc, i, "momentum", point["momentum"], check, 1.0, steps)
     betas = point["betas"]
     if isinstance(betas, list) and len(betas) == 2 and isinstance(betas[0], (str, dict)):
-        beta1 = _momentum_value(loc, i, "betas", betas[0], check, high=1.0)
+        beta1 = _momentum_value(loc, i, "betas", betas[0], check, 1.0, steps)
         out["betas"] = [beta1, check("betas", lambda name, value: V.betas((0.0, value[1]), name))[1]]
     else:
         out["betas"] = list(check("betas", lambda name, value: V.betas(value, name)))
@@ -350,8 +350,8 @@ def _check_optimizer(loc: _Locator, i: int, point: Mapping[str, Any], mode: str)
     return out
 
 
-def _momentum_value(loc: _Locator, i: int, key: str, value: Any, check: Callable[..., Any],
-                    high: float | None = None) -> Any:
+def _momentum_value(loc: _Locator, i: int, key: str, value: Any, check: Callable[..., Any], high: float,
+                    steps: int) -> Any:
     """A momentum (``key`` "momentum") or Adam beta1 (``key`` "betas", its first entry) of one
     optimizer setting: a number in [0, 1), ``"companion"``, or a schedule table
     ``{kind = ..., <parameters>, warmup = ...}`` (normalised as a ``[[schedule]]`` entry)."""
@@ -385,9 +385,10 @@ def _momentum_value(loc: _Locator, i: int, key: str, value: Any, check: Callable
     if schedule.batch_shape != ():
         raise loc.error(f"a schedule table gives one schedule (list the values of a grid as a list of tables), got "
                         f"batch_shape {schedule.batch_shape}", "optimizer", i, key)
-    if high is not None and not float(np.max(schedule.table(1))) < high:
-        raise loc.error(f"must stay below {high:g}, got a schedule starting at {float(schedule(0))!r}", "optimizer",
-                        i, key)
+    t = first_step_reaching(schedule.rows(), high, 0, max(steps, 1))
+    if t is not None:
+        raise loc.error(f"must stay below {high:g} at every step, got a schedule reaching {float(schedule(t))!r} at "
+                        f"step {t}", "optimizer", i, key)
     return entry
 
 
@@ -434,7 +435,7 @@ def _check_companions(loc: _Locator, schedules: list[dict[str, Any]], optimizers
                                     "optimizer", i, key)
 
 
-def _normalise_optimizers(loc: _Locator, specs: Any, mode: str) -> list[dict[str, Any]]:
+def _normalise_optimizers(loc: _Locator, specs: Any, mode: str, steps: int) -> list[dict[str, Any]]:
     if specs is None:
         specs = [{"kind": "gd"}]
     if isinstance(specs, dict):
@@ -463,7 +464,7 @@ def _normalise_optimizers(loc: _Locator, specs: Any, mode: str) -> list[dict[str
             return _scalar_param
 
         for point, varying in _expand(loc, "optimizer", i, spec, set(), single_of):
-            full = _check_optimizer(loc, i, {**_OPT_DEFAULTS, **point}, mode)
+            full = _check_optimizer(loc, i, {**_OPT_DEFAULTS, **point}, mode, steps)
             if full.get("batch_size") == 1:  # the default: left out, as in configs without the key
                 del full["batch_size"]
             shown = {k: v for k, v in varying.items() if k != "kind"}
@@ -529,7 +530,7 @@ def parse_config(config: str | os.PathLike[str] | dict[str, Any], *, path: str |
     run = _normalise_run(loc, need("run"))
     curvatures = _normalise_curvatures(loc, need("curvatures"))
     schedules = _normalise_schedules(loc, need("schedule"))
-    optimizers = _normalise_optimizers(loc, table.get("optimizer"), run.get("mode", "monte_carlo"))
+    optimizers = _normalise_optimizers(loc, table.get("optimizer"), run.get("mode", "monte_carlo"), run["steps"])
     _check_companions(loc, schedules, optimizers)
     return {
         "format": FORMAT,
