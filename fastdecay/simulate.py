@@ -354,6 +354,8 @@ def _plan(curvature: Any, schedule: Any, *, steps: Any, optimizer: Any, w0: Any,
             if np.any(big):
                 raise ValueError(f"{name} must be within float32's range with dtype=float32, got "
                                  f"{V.shown(value[big].flat[0].item())}")
+    if dt == np.float32 and noise > np.finfo(np.float32).max:  # (sigma is held as the weights are)
+        raise ValueError(f"noise must be within float32's range with dtype=float32, got {V.shown(noise)}")
     try:
         np.broadcast_to(w0, full)
     except ValueError:

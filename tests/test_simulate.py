@@ -620,6 +620,8 @@ def test_values_beyond_float32_are_refused_in_a_float32_run():
         fd.simulate([1.0, 1e39], 0.1, steps=1, dtype=np.float32)
     with pytest.raises(ValueError, match=r"w0 must be within float32's range with dtype=float32, got -1e\+39"):
         fd.simulate([1.0], 0.1, steps=1, w0=-1e39, dtype=np.float32)
+    with pytest.raises(ValueError, match=r"noise must be within float32's range with dtype=float32, got 1e\+300"):
+        fd.simulate([1.0], 0.1, steps=1, noise=1e300, dtype=np.float32)
     assert np.isfinite(fd.simulate([1e38], 1e-38, steps=1, dtype=np.float32).w).all()
 
 
