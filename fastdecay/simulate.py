@@ -354,7 +354,7 @@ def _plan(curvature: Any, schedule: Any, *, steps: Any, optimizer: Any, w0: Any,
             if np.any(big):
                 raise ValueError(f"{name} must be within float32's range with dtype=float32, got "
                                  f"{V.shown(value[big].flat[0].item())}")
-    if dt == np.float32 and noise > np.finfo(np.float32).max:  # (sigma is held as the weights are)
+    if dt == np.float32 and noise > float(np.finfo(np.float32).max):  # (sigma is held as the weights are)
         raise ValueError(f"noise must be within float32's range with dtype=float32, got {V.shown(noise)}")
     try:
         np.broadcast_to(w0, full)
@@ -506,16 +506,16 @@ def _beta1_schedule(betas: Any, steps: int) -> tuple[Schedule, float]:
     below 1 at every step of the run (a ramp that reaches 1 is refused naming the step,
     as the number would be)."""
     if isinstance(betas, (tuple, list)) and len(betas) == 2 and isinstance(betas[0], Schedule):
-        beta1 = betas[0]
-        table = beta1.rows()
+        schedule = betas[0]
+        table = schedule.rows()
         for row in range(table.shape[0]):
             t = R.first_step_reaching(table, 1.0, 0, max(steps, 1), row)
             if t is not None:
-                value = float(np.asarray(beta1(t)).reshape(-1)[row])
+                value = float(np.asarray(schedule(t)).reshape(-1)[row])
                 raise ValueError(f"betas[0] must be in [0, 1) at every step, got a schedule reaching {value!r} at "
-                                 f"step {t}: {beta1!r}")
+                                 f"step {t}: {schedule!r}")
         _, beta2 = V.betas((0.0, betas[1]))
-        return beta1, beta2
+        return schedule, beta2
     beta1, beta2 = V.betas(betas)
     return as_schedule(beta1, "betas[0]"), beta2
 
