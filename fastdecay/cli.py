@@ -339,7 +339,8 @@ def _run_schedule(args: argparse.Namespace, out: IO[str]) -> int:
         schedule = _build_schedule(args)
     except (ValueError, TypeError) as exc:
         raise _fail(args, exc) from None
-    count = args.steps // args.every + 1
+    every = min(args.every, args.steps + 1)  # (steps 0, K, 2K, ... <= N: a K beyond N shows step 0 alone)
+    count = args.steps // every + 1
     try:
         V.fits_in_memory("--steps", args.steps, (count, 3), 8)  # the steps, the rates and the text of a row
     except ValueError as exc:
@@ -347,7 +348,7 @@ def _run_schedule(args: argparse.Namespace, out: IO[str]) -> int:
     if args.steps > V.MAX_STEP:
         raise _fail(args, f"--steps must be at most 2**53 (the largest step a schedule is evaluated at), got "
                           f"{args.steps}")
-    steps = np.arange(count, dtype=np.int64) * args.every  # (in integers: arange's float length can drop N)
+    steps = np.arange(count, dtype=np.int64) * every  # (in integers: arange's float length can drop N)
     columns = {"lr": np.asarray(schedule(steps), dtype=np.float64)}
     if getattr(args, "momentum", False):
         if args.warmup:

@@ -474,13 +474,14 @@ class Schedule(V.ScheduleBase):
         raise AttributeError(f"only one_cycle and cyclic schedules have a momentum companion, not {self!r}")
 
     def __mul__(self, other: Schedule | float | np.floating[Any] | np.integer[Any] | np.ndarray) -> Schedule:
-        """``a * b``: the product schedule (``fastdecay.product``); a number scales."""
-        if not isinstance(other, (Schedule, numbers.Real, np.ndarray)) or isinstance(other, bool):
+        """``a * b``: the product schedule (``fastdecay.product``); a number (or an array: a
+        batch) scales."""
+        if not (isinstance(other, Schedule) or _rate_like(other)) or isinstance(other, (list, tuple)):
             return NotImplemented
         return product(self, other)
 
     def __rmul__(self, other: float | np.floating[Any] | np.integer[Any] | np.ndarray) -> Schedule:
-        if not isinstance(other, (numbers.Real, np.ndarray)) or isinstance(other, bool):
+        if not _rate_like(other) or isinstance(other, (list, tuple)):
             return NotImplemented
         return product(other, self)
 
@@ -1274,7 +1275,7 @@ def product(*schedules: Schedule | RealArrayLike | Sequence[Schedule | RealArray
     for k, s in enumerate(schedules):
         if isinstance(s, Schedule):
             factors.append(s)
-        elif isinstance(s, (numbers.Real, np.ndarray, list, tuple)) and not isinstance(s, bool):
+        elif _rate_like(s):
             factors.append(constant(V.rates(f"schedules[{k}]", s)))
         else:
             raise TypeError(f"schedules[{k}] must be a fastdecay Schedule or a rate, got {V.shown(s)}")
@@ -1283,9 +1284,16 @@ def product(*schedules: Schedule | RealArrayLike | Sequence[Schedule | RealArray
     rows = [
         _product_row([t[index] for t in tables]) for index in np.ndindex(batch)
     ]
-    n = max(r.shape[0] for r in rows)
-    table = np.stack([_pad_segments(r, n) for r in rows]).reshape(batch + (n, L.WIDTH))
-    return Schedule(table, "product", {"schedules": factors})
+    n = max((r.shape[0] for r in rows), default=1)  # (an empty batch: no rows)
+    table = (np.stack([_pad_segments(r, n) for r in rows]) if rows else np.zeros((0, n, L.WIDTH)))
+    return Schedule(table.reshape(batch + (n, L.WIDTH)), "product", {"schedules": factors})
+
+
+def _rate_like(value: object) -> bool:
+    """Whether ``value`` is a rate ``product`` and ``*`` take as a constant schedule: a number
+    or an array of them (NumPy, a list, a torch tensor), not a bool."""
+    return (isinstance(value, (numbers.Real, np.ndarray, list, tuple)) and not isinstance(value, bool)
+            or type(value).__module__.startswith("torch") and hasattr(value, "shape"))
 
 
 # ----------------------------------------------------------------------------- weight-decay schedules
@@ -1375,7 +1383,16 @@ def constant_shrinkage(lr: Schedule | RealArrayLike, weight_decay: RealArrayLike
                                      (gone, 0.0, L.CONSTANT, 0.0)))
             return Schedule(table, "constant_shrinkage", {"lr": lr, "weight_decay": wd, "reference_lr": ref})
         if lr.kind == "multistep":
-            return multistep(w, 1.0 / p["gamma"], p["milestones"])
+            milestones = p["milestones"]
+            drops = np.arange(len(milestones) + 1).reshape((-1,) + (1,) * np.ndim(p["gamma"]))
+            with np.errstate(over="ignore", under="ignore", divide="ignore"):
+                rates = p["lr"] * np.asarray(p["gamma"]) ** drops  # the rate on each level, as the kernels have it
+            if np.all(rates >= _SMALLEST_NORMAL):
+                return multistep(w, 1.0 / p["gamma"], milestones)
+            # a rate below float64's normal numbers: lambda 0 from there on (as for step, above)
+            with np.errstate(over="ignore", divide="ignore"):
+                levels = np.where(rates >= _SMALLEST_NORMAL, w * (1.0 / np.asarray(p["gamma"])) ** drops, 0.0)
+            return piecewise(milestones, list(levels))
         stair = 1.0 if p["staircase"] else 0.0
         table = _pack((0.0, 0.0, L.INVERSE_TIME, w, np.asarray(p["rate"]), np.asarray(p["decay_steps"]), stair, -1.0))
         return Schedule(table, "constant_shrinkage", {"lr": lr, "weight_decay": wd, "reference_lr": ref})
@@ -1383,17 +1400,20 @@ def constant_shrinkage(lr: Schedule | RealArrayLike, weight_decay: RealArrayLike
         values = p["values"]
         if any(np.any(np.asarray(v) <= 0) for v in values):
             raise ValueError(f"lr must have positive levels for a constant shrinkage, got values {values!r}")
-        return piecewise(p["boundaries"], [wd * ref / v for v in values], closed=p.get("closed", "left"))
+        with np.errstate(over="ignore", divide="ignore"):  # (a level below the normal numbers: lambda 0 there)
+            levels = [np.where(np.asarray(v) >= _SMALLEST_NORMAL, wd * ref / np.asarray(v), 0.0) for v in values]
+        return piecewise(p["boundaries"], levels, closed=p.get("closed", "left"))
     if total_steps is None:
         raise ValueError(
             f"lr is a {lr.kind} schedule, whose reciprocal has no closed form among the primitives; "
             "give total_steps to tabulate lambda_t at steps 0 .. total_steps"
         )
     n = V.integer("total_steps", total_steps, low=0, high=1_000_001)
-    rates = lr.table(n + 1)  # batch_shape + (n + 1,)
-    ref = np.asarray(ref)[..., None]
+    batch = V.broadcast(**{"lr's batch": np.empty(lr.batch_shape), "weight_decay": wd, "reference_lr": ref})
+    rates = np.broadcast_to(lr.table(n + 1), batch + (n + 1,))
+    ref = np.broadcast_to(ref, batch)[..., None]  # (weight_decay and reference_lr along the batch, not the steps)
     normal = rates >= _SMALLEST_NORMAL  # below: 0, as where the rate is 0 (wd * ref / rate would overflow)
-    lam = np.where(normal, wd * ref / np.where(normal, rates, 1.0), 0.0)
+    lam = np.where(normal, np.asarray(wd)[..., None] * ref / np.where(normal, rates, 1.0), 0.0)
     flat = lam.reshape(-1, n + 1)
     keep = np.ones(n + 1, dtype=bool)
     keep[1:] = np.any(flat[:, 1:] != flat[:, :-1], axis=0)

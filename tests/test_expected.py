@@ -375,19 +375,48 @@ def test_every_beyond_the_run_records_step_zero_only():
 
 
 @pytest.mark.parametrize("lr", [fd.exponential(0.1, gamma=0.5), fd.step(0.1, 0.5, 2),
-                                fd.exponential(0.1, gamma=0.99, decay_steps=1, staircase=True)])
+                                fd.exponential(0.1, gamma=0.99, decay_steps=1, staircase=True),
+                                fd.multistep(0.1, 0.5, list(range(1, 1200))),
+                                fd.piecewise([1, 2, 3], [0.1, 1e-200, 1e-310, 0.05])])
 def test_constant_shrinkage_of_a_vanishing_rate_stays_finite(lr):
     """λ_t = wd · η_0 / η_t overflowed to inf while η_t was subnormal, and inf · 0 made every
     later update NaN; λ_t is now 0 from where η_t leaves the normal numbers."""
     wd = fd.constant_shrinkage(lr, 0.01)
-    t = np.arange(0, 200_000, 7)
+    t = np.r_[0:10, 10:200_000:7]
     lam_t, eta = wd(t), lr(t)
     assert np.all(np.isfinite(lam_t))
     normal = eta >= np.finfo(np.float64).tiny
     np.testing.assert_allclose(eta[normal] * lam_t[normal], 0.01 * 0.1, rtol=1e-10)  # (pow at t ~ 1e5: ~t ulp)
     assert np.all(lam_t[~normal] == 0.0) and np.any(~normal)
-    steps = 3_000 if lr.params["gamma"] == 0.5 else 80_000
+    steps = 3_000 if lr.params.get("gamma", 0.5) == 0.5 else 80_000
     for optimizer in ("gd", "adamw"):
         assert np.all(np.isfinite(fd.simulate(np.array([1.0]), lr, steps=steps, optimizer=optimizer,
                                               weight_decay=wd).w))
     assert np.isfinite(fd.expected_loss(np.array([1.0]), lr, steps=steps, weight_decay=wd, noise=0.1).final_loss)
+
+
+def test_constant_shrinkage_of_a_multistep_to_0_is_0_there_not_inf():
+    """A multistep whose rate underflows (1e-200 twice: 1e-201, then 0) gets lambda 0 from the
+    level below float64's normal numbers, as step does: inf there made decoupled updates NaN."""
+    ms, st = fd.multistep(0.1, 1e-200, [1, 2]), fd.step(0.1, 1e-200, 1)
+    np.testing.assert_array_equal(fd.constant_shrinkage(ms, 0.01).table(4), fd.constant_shrinkage(st, 0.01).table(4))
+    w = np.ones(4)
+    for t in range(3):
+        fd.sgd_step(w, np.ones(4), step=t, lr=ms, weight_decay=fd.constant_shrinkage(ms, 0.01), decoupled=True)
+    assert np.isfinite(w).all()
+    # where no level underflows: the multistep of the reciprocal, as before
+    assert fd.constant_shrinkage(fd.multistep(0.1, 0.5, [3, 6]), 0.01).kind == "multistep"
+
+
+def test_constant_shrinkage_tabulated_takes_a_grid_of_weight_decays_along_the_batch():
+    """An array of weight decays is a batch of schedules on every path: on the tabulated one
+    (cosine, warmup, ...) it lay along the steps, mixing the decays into one schedule."""
+    wd = np.array([0.0, 0.01, 0.02, 0.03, 0.04])
+    lr = fd.cosine(0.1, 8)
+    lam = fd.constant_shrinkage(lr, wd, total_steps=4)
+    assert lam.batch_shape == (5,)
+    np.testing.assert_allclose(lam.table(4), wd[:, None] * 0.1 / lr.table(4), rtol=1e-15)
+    lam = fd.constant_shrinkage(fd.stack([lr, fd.cosine(0.2, 8)]), wd[:, None], total_steps=4)  # (5, 1) x (2,)
+    assert lam.batch_shape == (5, 2)
+    with pytest.raises(ValueError, match=r"do not broadcast: lr's batch \(2,\), reference_lr \(3,\)"):
+        fd.constant_shrinkage(fd.stack([lr, lr]), 0.01, total_steps=4, reference_lr=[0.1, 0.2, 0.3])

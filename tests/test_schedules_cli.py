@@ -120,3 +120,13 @@ def test_sweep_configs_take_the_new_keys():
                          "schedule": {"kind": "one_cycle", "max_lr": 0.5, "total_steps": 100,
                                       "anneal_strategy": ["cos", "linear"], "three_phase": [False, True]}})
     assert len(grid["schedules"]) == 4
+
+
+def test_an_every_beyond_every_integer_shows_step_0(capsys):
+    """``--every`` past 2**63 (past N) shows step 0 alone, as any K > N does."""
+    from fastdecay.cli import main
+
+    assert main(["schedule", "step", "--lr", "0.1", "--gamma", "0.5", "--period", "10", "--steps", "5",
+                 "--every", str(2**63)]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert rows[-1][0] == "0" and len(rows) == 2

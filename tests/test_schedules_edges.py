@@ -205,3 +205,24 @@ def test_parameters_that_cannot_make_a_schedule_are_refused_by_name():
     for count in (2.0, np.float64(2), torch.tensor(3)):
         with pytest.raises(TypeError, match=r"n_or_steps must be a step count \(an int\) or a 1-D array of steps"):
             fd.cosine(1.0, 10).table(count)
+
+
+def test_products_take_empty_batches_and_torch_numbers():
+    """``*`` and ``fd.product`` on a batch of 0 schedules give a batch of 0 (as the factories do);
+    a torch number or tensor scales as a NumPy one does."""
+    empty = fd.step(0.1, np.array([]), 10)
+    s = fd.step(0.1, 0.5, 10)
+    for made in (empty * s, 2 * empty, np.array([]) * s):
+        assert made.batch_shape == (0,) and made.table(3).shape == (0, 3)
+    torch = pytest.importorskip("torch")
+    np.testing.assert_array_equal((s * torch.tensor(2.0)).table(30), (s * 2.0).table(30))
+    np.testing.assert_array_equal((torch.tensor([1.0, 2.0]) * s).table(30), (np.array([1.0, 2.0]) * s).table(30))
+    np.testing.assert_array_equal(fd.product(s, torch.tensor(0.5)).table(30), fd.product(s, 0.5).table(30))
+
+
+def test_the_oracle_broadcasts_a_batch_of_tables_with_an_axis_of_1():
+    from fastdecay import reference
+
+    s = fd.tabulated(np.array([[[1.0, 0.5, 0.25]], [[2.0, 1.0, 0.5]]]))   # batch_shape (2, 1)
+    t = np.arange(4).reshape(4, 1, 1) * np.ones((1, 1, 3), dtype=int)
+    np.testing.assert_array_equal(reference.schedule_lr(s, t), s(t))

@@ -368,13 +368,12 @@ def tabulated_lr(t: ArrayLike, values: ArrayLike) -> FloatArray:
     values = _f(values)
     t = _f(t)
     index = np.minimum(t, values.shape[-1] - 1).astype(np.int64)
-    batch = values.shape[:-1]
-    shape = np.broadcast_shapes(batch, t.shape)
+    shape = np.broadcast_shapes(values.shape[:-1], t.shape)
     out = np.empty(shape)
     full_index = np.broadcast_to(index, shape)
+    full_values = np.broadcast_to(values, shape + values.shape[-1:])  # (a batch axis of 1 broadcasts too)
     for position in np.ndindex(shape):
-        row = position[len(shape) - len(batch):] if batch else ()
-        out[position] = values[row + (full_index[position],)]
+        out[position] = full_values[position + (full_index[position],)]
     return out
 
 
