@@ -400,13 +400,16 @@ def adam_effective_step(schedules: Schedules, steps: int, *, betas: tuple[float,
 
 
 def weight_decay_shrinkage(lr: S.Schedule | RealArrayLike, weight_decay: float, steps: int, *,
+                           reference_lr: float | None = None,
                            labels: Sequence[str] = ("constant weight decay", "constant_shrinkage"),
                            path: str | os.PathLike[str] | None = None, ax: Sequence[Axes] | None = None
                            ) -> Figure | Sequence[Axes]:
     """Decoupled (AdamW) weight decay under a decaying lr: the per-step shrinkage
     η_t·λ_t and the cumulative factor ∏(1 − η_t·λ_t) applied to the weights, for a
-    constant ``weight_decay`` against ``fd.constant_shrinkage(lr, weight_decay)``
-    (the new figure, or ``ax``, two axes, where they were given)."""
+    constant ``weight_decay`` against ``fd.constant_shrinkage(lr, weight_decay,
+    reference_lr=reference_lr)`` over the steps drawn (any lr schedule: one without a
+    closed-form reciprocal is tabulated over them; a warmup from 0 needs
+    ``reference_lr``), on the new figure, or ``ax``, two axes, where they were given."""
     from .schedules import constant_shrinkage
 
     lr = S.as_schedule(lr, "lr")
@@ -415,7 +418,7 @@ def weight_decay_shrinkage(lr: S.Schedule | RealArrayLike, weight_decay: float, 
     n = int(steps)
     eta = lr.table(n)
     constant = np.full(n, float(weight_decay))
-    scheduled = constant_shrinkage(lr, weight_decay).table(n)
+    scheduled = constant_shrinkage(lr, weight_decay, total_steps=max(n - 1, 0), reference_lr=reference_lr).table(n)
     fig = None
     if ax is None:
         fig, axes = _figure(1, 2, width=11.0, height=4.4)

@@ -72,6 +72,12 @@ def test_adamw_figures():
     lr = SCHEDS["exponential"].table(200)
     np.testing.assert_allclose(per_step[0], lr * 0.1)
     np.testing.assert_allclose(per_step[1], np.full(200, 0.05 * 0.1), rtol=1e-9)  # constant_shrinkage
+    # any rate: one without a closed-form reciprocal tabulated over the steps drawn; a warmup from 0
+    # with the rate its weight decay is relative to
+    for lr, ref in ((fd.cosine(0.1, 1000), None), (fd.warmup(fd.cosine(0.1, 300), 20), 0.1)):
+        fig = plots.weight_decay_shrinkage(lr, 0.01, 200, reference_lr=ref)
+        shrink = fig.axes[0].get_lines()[1].get_ydata()
+        np.testing.assert_allclose(shrink[1:], np.full(199, 0.01 * 0.1), rtol=1e-12)
 
 
 def test_import_fastdecay_does_not_import_matplotlib():

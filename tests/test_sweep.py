@@ -369,3 +369,109 @@ def test_summary_counts_a_diverged_trajectory_as_infinitely_far():
     loss = 0.5 * res.curvatures * res.w[0, 0].astype(np.float64) ** 2
     assert float(row[2]) == pytest.approx(np.sort(loss)[2], rel=1e-3)  # (the median of five, one infinite)
     assert row[3] == "inf" and row[4] == "4/5" and row[5] == "1"
+
+
+def _toml(tmp_path, text):
+    path = tmp_path / "cfg.toml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_a_momentum_schedule_s_warmup_is_in_its_label_and_column():
+    """Two momentum tables apart only by their warmup are two settings in the labels and the
+    frame's ``optimizer_momentum`` column (a groupby merged them)."""
+    pytest.importorskip("pandas")
+    cfg = {"run": {"steps": 40}, "curvatures": {"values": [1.0]}, "schedule": {"kind": "constant", "lr": 0.1},
+           "optimizer": {"kind": "momentum", "momentum": [{"kind": "constant", "lr": 0.9},
+                                                           {"kind": "constant", "lr": 0.9, "warmup": 10}]}}
+    res = fd.sweep(cfg, progress=False)
+    frame = res.to_dataframe(final=True)
+    assert frame["optimizer_momentum"].tolist() == ["constant(lr=0.9)", "constant(lr=0.9,warmup=10)"]
+    assert len(set(res.optimizers)) == 2 and "warmup=10" in res.optimizers[1]
+    want = fd.simulate([1.0], 0.1, steps=40, optimizer="momentum", momentum=fd.warmup(fd.constant(0.9), 10))
+    assert res.w[1, 0, 0] == want.w[0]
+
+
+@pytest.mark.parametrize("line, key, text", [
+    (4, "w0", "[run]\nsteps = 10\ndtype = 'float32'\nw0 = 1e39\n[curvatures]\nvalues = [1.0]\n"),
+    (5, "values", "[run]\nsteps = 10\ndtype = 'float32'\n[curvatures]\nvalues = [1.0, 1e39]\n"),
+    (10, "noise", "[run]\nsteps = 10\ndtype = 'float32'\n[curvatures]\nvalues = [1.0]\n"
+                  "[[schedule]]\nkind = 'constant'\nlr = 0.1\n[[optimizer]]\nnoise = 1e39\n"),
+])
+def test_float32_ranges_are_checked_with_the_config(tmp_path, capsys, line, key, text):
+    """A float32 sweep's w0, curvatures and noise beyond float32 are refused by --dry-run with
+    the key and line (they failed at run time, leaving a directory the fixed config could not use)."""
+    if "[[schedule]]" not in text:
+        text += "[[schedule]]\nkind = 'constant'\nlr = 0.1\n"
+    path = _toml(tmp_path, text)
+    assert main(["sweep", str(path), "--out", str(tmp_path / "out"), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert f"cfg.toml:{line}:" in err and f".{key}: " in err and "within float32's range" in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_companion_error_names_its_own_table_and_line(tmp_path):
+    """The settings a grid expands into do not shift the table an error names."""
+    path = _toml(tmp_path, """\
+        [run]
+        steps = 50
+        [curvatures]
+        values = [1.0]
+        [[schedule]]
+        kind = "step"
+        lr = 0.1
+        gamma = 0.5
+        period = 10
+        [[optimizer]]
+        kind = "gd"
+        noise = [0.1, 0.2, 0.3]
+        [[optimizer]]
+        kind = "momentum"
+        momentum = "companion"
+        [[optimizer]]
+        kind = "nesterov"
+        momentum = 0.9
+        """)
+    with pytest.raises(SweepConfigError, match=r"cfg.toml:15: optimizer\[1\]\.momentum: 'companion' takes"):
+        parse_config(path)
+
+
+def test_a_grid_over_a_setting_the_optimizer_does_not_read_is_refused():
+    cfg = {"run": {"steps": 10}, "curvatures": {"values": [1.0]}, "schedule": {"kind": "constant", "lr": 0.1}}
+    with pytest.raises(SweepConfigError, match=r"optimizer\[0\]\.on_drop: is a grid over a setting that adam does "
+                                               r"not read"):
+        parse_config({**cfg, "optimizer": {"kind": "adam", "on_drop": ["keep", "reset"]}})
+    parse_config({**cfg, "optimizer": {"kind": "adam", "on_drop": "keep"}})  # one value: harmless
+    parse_config({**cfg, "optimizer": {"kind": ["adam", "momentum"], "on_drop": ["keep", "reset"]}})
+
+
+def test_labels_with_dollar_signs_draw_as_text(tmp_path):
+    """A config's label is plain text in the figures: a lone ``$`` failed the figure step."""
+    pytest.importorskip("matplotlib")
+    cfg = {"run": {"steps": 20, "every": 5}, "curvatures": {"values": [0.5, 1.0]},
+           "schedule": [{"kind": "constant", "lr": 0.1, "label": "cost $x^^2$ run"},
+                        {"kind": "constant", "lr": 0.2, "label": "budget $5"}],
+           "optimizer": {"kind": "gd", "label": "gd $"}}
+    fd.sweep(cfg, tmp_path / "out", progress=False)
+    assert sorted(os.listdir(tmp_path / "out" / "figures")) == ["final_w_0.png", "loss_0.png", "lr.png"]
+
+
+def test_an_expected_sweep_s_summary_compares_with_the_rms_start():
+    """With a random start, "closer than it started" compares with sqrt(w0² + w0_var)."""
+    cfg = {"run": {"steps": 40, "mode": "expected", "w0": 0.0, "w0_var": 1.0}, "curvatures": {"values": [0.1, 1.0]},
+           "schedule": {"kind": "constant", "lr": 0.1}}
+    summary = fd.sweep(cfg, progress=False).summary()
+    assert "rms w_N < rms w_0" in summary and " 2/2 " in summary, summary
+
+
+def test_a_dict_config_takes_numpy_numbers_and_arrays():
+    """A config made in Python may hold NumPy numbers and arrays: the same config as Python's."""
+    plain = {"run": {"steps": 10, "seed": 3}, "curvatures": {"values": [0.5, 1.0]},
+             "schedule": {"kind": "step", "lr": 0.1, "gamma": 0.5, "period": [2, 5]},
+             "optimizer": {"kind": "momentum", "momentum": 0.9, "batch_size": 4, "noise": 0.1}}
+    numpy = {"run": {"steps": np.int64(10), "seed": np.uint8(3)}, "curvatures": {"values": np.array([0.5, 1.0])},
+             "schedule": {"kind": "step", "lr": np.float64(0.1), "gamma": np.float64(0.5),
+                          "period": [np.int64(2), np.int64(5)]},
+             "optimizer": {"kind": "momentum", "momentum": np.float64(0.9), "batch_size": np.int64(4),
+                           "noise": np.float64(0.1)}}
+    assert parse_config(numpy) == parse_config(plain)

@@ -120,6 +120,18 @@ def test_a_scheduler_lost_mid_sweep_is_one_error_naming_it(cluster, tmp_path, mo
 
     monkeypatch.setattr(distributed, "as_completed", cancelled)
     with distributed.Client(cluster) as client:
-        with pytest.raises(SchedulerUnreachable, match=r"were cancelled \(scheduler-connection-lost\); the chunks "
-                                                       r"finished are kept: run it again with --resume"):
+        with pytest.raises(SchedulerUnreachable, match=r"were cancelled or lost their connection "
+                                                       r"\(scheduler-connection-lost\); the chunks finished are "
+                                                       r"kept: run it again with --resume"):
             fd.sweep(CONFIG, tmp_path / "out", client=client, progress=False, plots=False)
+
+    def closed(futures, **kwargs):  # the other way a lost scheduler shows: the result's connection closed
+        raise distributed.comm.core.CommClosedError("in <TCP (closed) ConnectionPool.gather>: Stream is closed")
+        yield
+
+    monkeypatch.setattr(distributed, "as_completed", closed)
+    with distributed.Client(cluster) as client:
+        with pytest.raises(SchedulerUnreachable, match=r"lost their connection \(in <TCP \(closed\) "
+                                                       r"ConnectionPool.gather>: Stream is closed\); the chunks "
+                                                       r"finished are kept"):
+            fd.sweep(CONFIG, tmp_path / "out2", client=client, progress=False, plots=False)

@@ -29,6 +29,8 @@ from .._rules import NAMES as OPTIMIZERS
 from .._rules import ON_DROP, first_step_reaching
 from .._typing import FloatArray
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 __all__ = ["SweepConfigError", "parse_config", "config_hash", "build_schedule", "build_momentum", "ChunkPlan",
            "chunk_plan", "sweep_mode", "draws_noise", "result_arrays", "FORMAT", "OPTIMIZERS", "ON_DROP", "MODES",
            "EXPECTED_OPTIMIZERS", "COMPANION", "momentum_label"]
@@ -172,6 +174,9 @@ def _normalise_run(loc: _Locator, run: Any) -> dict[str, Any]:
     out["w0"] = _checked(loc, "run", None, "w0", V.real, run.get("w0", 1.0))
     dtype = _checked(loc, "run", None, "dtype", V.choice, run.get("dtype", "float64"), options=("float64", "float32"))
     out["dtype"] = dtype
+    if dtype == "float32" and not abs(out["w0"]) <= _FLOAT32_MAX:
+        raise loc.error(f"must be within float32's range with dtype = 'float32', got {out['w0']!r}", "run", None,
+                        "w0")
     # mode and w0_var enter the normalised config only when they differ from the default
     # (a Monte Carlo sweep's config, and so its hash, is what it was before they existed)
     mode = _checked(loc, "run", None, "mode", V.choice, run.get("mode", "monte_carlo"), options=MODES)
@@ -192,7 +197,7 @@ def _normalise_run(loc: _Locator, run: Any) -> dict[str, Any]:
     return out
 
 
-def _normalise_curvatures(loc: _Locator, cur: Any) -> list[float]:
+def _normalise_curvatures(loc: _Locator, cur: Any, dtype: str) -> list[float]:
     if not isinstance(cur, dict):
         raise loc.error(f"must be a table, got {cur!r}", "curvatures")
     _check_keys(loc, "curvatures", None, cur, {"values", "logspace", "linspace"})
@@ -218,6 +223,9 @@ def _normalise_curvatures(loc: _Locator, cur: Any) -> list[float]:
         lam = (np.logspace if key == "logspace" else np.linspace)(start, stop, count)
     if not np.all(np.isfinite(lam)) or np.any(lam < 0):
         raise loc.error(f"curvatures must be finite and >= 0, got {v!r}", "curvatures", None, key)
+    if dtype == "float32" and np.any(lam > _FLOAT32_MAX):
+        raise loc.error(f"curvatures must be within float32's range with dtype = 'float32', got {float(lam.max())!r}",
+                        "curvatures", None, key)
     return [float(x) for x in lam]
 
 
@@ -319,9 +327,13 @@ def build_schedule(entry: Mapping[str, Any]) -> S.Schedule:
     return schedule
 
 
-def _check_optimizer(loc: _Locator, i: int, point: Mapping[str, Any], mode: str, steps: int) -> dict[str, Any]:
-    """One optimizer setting with its values checked (floats; ``batch_size`` an int; a
-    scheduled momentum or beta1 at each of the run's ``steps``); the key that is wrong is named."""
+def _check_optimizer(loc: _Locator, i: int, point: Mapping[str, Any], run: Mapping[str, Any],
+                     schedules: list[dict[str, Any]]) -> dict[str, Any]:
+    """One optimizer setting (of ``[[optimizer]]`` table i) with its values checked against the
+    normalised ``run`` and ``schedules`` (floats; ``batch_size`` an int; a scheduled momentum
+    or beta1 at each of the run's steps; a companion where each schedule has one); the key
+    that is wrong is named."""
+    mode, steps = run.get("mode", "monte_carlo"), run["steps"]
     kind = point["kind"]
     if kind not in OPTIMIZERS:
         raise loc.error(f"unknown kind {kind!r} (one of {', '.join(OPTIMIZERS)})", "optimizer", i, "kind")
@@ -344,9 +356,13 @@ def _check_optimizer(loc: _Locator, i: int, point: Mapping[str, Any], mode: str,
     out["eps"] = check("eps", V.real, low=0.0, low_open=True)
     out["weight_decay"] = check("weight_decay", V.real, low=0.0)
     out["noise"] = check("noise", V.real, low=0.0)
+    if run["dtype"] == "float32" and out["noise"] > _FLOAT32_MAX:
+        raise loc.error(f"must be within float32's range with dtype = 'float32', got {out['noise']!r}", "optimizer",
+                        i, "noise")
     out["on_drop"] = check("on_drop", V.choice, options=ON_DROP)
     if "batch_size" in point:
         out["batch_size"] = check("batch_size", V.integer, low=1)
+    _check_companions(loc, i, out, schedules)
     return out
 
 
@@ -396,8 +412,10 @@ def momentum_label(value: Any) -> str:
     """A normalised momentum (or beta1) value as labels and tables show it: the number,
     ``"companion"``, or ``kind(parameters)`` of a schedule table."""
     if isinstance(value, dict):
-        inner = ",".join(f"{k}={v:g}" if _toml_number(v) else f"{k}={v}" for k, v in value["params"].items())
-        return f"{value['kind']}({inner})"
+        parts = [f"{k}={v:g}" if _toml_number(v) else f"{k}={v}" for k, v in value["params"].items()]
+        if value.get("warmup"):
+            parts.append(f"warmup={value['warmup']}")  # (two tables apart only by it are two settings)
+        return f"{value['kind']}({','.join(parts)})"
     return f"{value:g}" if _toml_number(value) else str(value)
 
 
@@ -422,20 +440,37 @@ def _companion(entry: dict[str, Any]) -> S.Schedule | None:
         return None
 
 
-def _check_companions(loc: _Locator, schedules: list[dict[str, Any]], optimizers: list[dict[str, Any]]) -> None:
-    """Every schedule has a momentum companion where an optimizer asks for it."""
-    for i, opt in enumerate(optimizers):
-        for key, value in (("momentum", opt["momentum"]), ("betas", opt["betas"][0])):
-            if value != COMPANION or key not in RULES_BY_NAME[opt["kind"]].options:
-                continue  # not a companion, or an option this rule does not read
-            for e in schedules:
-                if _companion(e) is None:
-                    raise loc.error(f"{COMPANION!r} takes each schedule's momentum companion, which only one_cycle "
-                                    f"and cyclic schedules without warmup have; schedule {e['label']!r} has none",
-                                    "optimizer", i, key)
+def _check_companions(loc: _Locator, i: int, opt: Mapping[str, Any], schedules: list[dict[str, Any]]) -> None:
+    """Every schedule has a momentum companion where a setting of ``[[optimizer]]`` table i asks
+    for it."""
+    for key, value in (("momentum", opt["momentum"]), ("betas", opt["betas"][0])):
+        if value != COMPANION or key not in RULES_BY_NAME[opt["kind"]].options:
+            continue  # not a companion, or an option this rule does not read
+        for e in schedules:
+            if _companion(e) is None:
+                raise loc.error(f"{COMPANION!r} takes each schedule's momentum companion, which only one_cycle "
+                                f"and cyclic schedules without warmup have; schedule {e['label']!r} has none",
+                                "optimizer", i, key)
 
 
-def _normalise_optimizers(loc: _Locator, specs: Any, mode: str, steps: int) -> list[dict[str, Any]]:
+def _check_read(loc: _Locator, i: int, spec: Mapping[str, Any]) -> None:
+    """Refuse a grid over a key of ``[[optimizer]]`` table i that none of its kinds reads
+    (``on_drop`` for Adam, ``momentum`` for GD, ...): its settings would differ in name only.
+    (One such value is harmless, and accepted.)"""
+    kinds = spec["kind"] if isinstance(spec["kind"], list) else [spec["kind"]]
+    rules = [RULES_BY_NAME[k] for k in kinds if isinstance(k, str) and k in RULES_BY_NAME]
+    if len(rules) != len(kinds):
+        return  # (an unknown kind: _check_optimizer names it)
+    for key in ("momentum", "betas", "eps", "on_drop"):
+        value = spec.get(key)
+        grid = isinstance(value, list) and (key != "betas" or bool(value) and isinstance(value[0], list))
+        if grid and not any(r.on_drop if key == "on_drop" else key in r.options for r in rules):
+            raise loc.error(f"is a grid over a setting that {', '.join(kinds)} does not read; give one value or remove "
+                            "it", "optimizer", i, key)
+
+
+def _normalise_optimizers(loc: _Locator, specs: Any, run: Mapping[str, Any],
+                          schedules: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if specs is None:
         specs = [{"kind": "gd"}]
     if isinstance(specs, dict):
@@ -452,6 +487,7 @@ def _normalise_optimizers(loc: _Locator, specs: Any, mode: str, steps: int) -> l
         if label is not None and not isinstance(label, str):
             raise loc.error(f"must be a string, got {label!r}", "optimizer", i, "label")
         spec.setdefault("kind", "gd")
+        _check_read(loc, i, spec)
 
         def momentum_single(x: Any) -> bool:
             return not isinstance(x, list)  # checked (and explained) by _momentum_value
@@ -464,7 +500,7 @@ def _normalise_optimizers(loc: _Locator, specs: Any, mode: str, steps: int) -> l
             return _scalar_param
 
         for point, varying in _expand(loc, "optimizer", i, spec, set(), single_of):
-            full = _check_optimizer(loc, i, {**_OPT_DEFAULTS, **point}, mode, steps)
+            full = _check_optimizer(loc, i, {**_OPT_DEFAULTS, **point}, run, schedules)
             if full.get("batch_size") == 1:  # the default: left out, as in configs without the key
                 del full["batch_size"]
             shown = {k: v for k, v in varying.items() if k != "kind"}
@@ -480,6 +516,18 @@ def _normalise_optimizers(loc: _Locator, specs: Any, mode: str, steps: int) -> l
     for e, lab in zip(out, _unique([e["label"] for e in out])):
         e["label"] = lab
     return out
+
+
+def _python_values(value: Any) -> Any:
+    """A dict config with NumPy numbers and arrays as the Python numbers and lists TOML gives
+    (a grid made with ``np.logspace``, a count as ``np.int64``)."""
+    if isinstance(value, dict):
+        return {k: _python_values(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_python_values(v) for v in value)
+    if isinstance(value, (np.generic, np.ndarray)) and value.dtype.kind in "biuf":
+        return value.tolist()
+    return value
 
 
 def parse_config(config: str | os.PathLike[str] | dict[str, Any], *, path: str | None = None) -> Config:
@@ -515,7 +563,7 @@ def parse_config(config: str | os.PathLike[str] | dict[str, Any], *, path: str |
     elif config.get("format") == FORMAT and "schedules" in config:  # already normalised
         return cast(Config, json.loads(json.dumps(config)))
     else:
-        table = config
+        table = _python_values(config)
     loc = _Locator(text, path)
     _check_keys(loc, None, None, table, {"out", "run", "curvatures", "schedule", "optimizer"})
     out_dir = table.get("out")
@@ -528,10 +576,9 @@ def parse_config(config: str | os.PathLike[str] | dict[str, Any], *, path: str |
         return table[name]
 
     run = _normalise_run(loc, need("run"))
-    curvatures = _normalise_curvatures(loc, need("curvatures"))
+    curvatures = _normalise_curvatures(loc, need("curvatures"), run["dtype"])
     schedules = _normalise_schedules(loc, need("schedule"))
-    optimizers = _normalise_optimizers(loc, table.get("optimizer"), run.get("mode", "monte_carlo"), run["steps"])
-    _check_companions(loc, schedules, optimizers)
+    optimizers = _normalise_optimizers(loc, table.get("optimizer"), run, schedules)
     return {
         "format": FORMAT,
         "run": run,

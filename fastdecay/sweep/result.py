@@ -86,14 +86,15 @@ class SweepResult:
         finite, as ``diverged``). An expected-dynamics sweep shows the expected loss and
         the root mean square sqrt(E w_N²) in place of |w_N|. A diverged trajectory counts
         as infinitely far from the minimum (inf, not nan, in the median and the max)."""
-        w0 = abs(self.config["run"]["w0"]) if self.config else 1.0
+        w0 = self._start_size()
         expected = self.second_moment is not None
         size, final_loss, diverged = self._size(), self._final_loss(), self.diverged
         # a diverged trajectory (nan as well as inf) counts as infinitely far: the median
         # stays the finite majority's, the max says inf
         size, final_loss = (np.where(np.isnan(x), np.inf, x) for x in (size, final_loss))
         w_n = "rms w_N" if expected else "|w_N|"
-        head = ("optimizer", "schedule", f"median {'E ' if expected else ''}loss_N", f"max {w_n}", f"{w_n} < |w_0|",
+        start = "rms w_0" if expected and self.config and self.config["run"].get("w0_var") else "|w_0|"
+        head = ("optimizer", "schedule", f"median {'E ' if expected else ''}loss_N", f"max {w_n}", f"{w_n} < {start}",
                 "diverged")
         rows = []
         lam = self.curvatures
@@ -111,6 +112,14 @@ class SweepResult:
         lines.append(f"over {lam.size} curvatures {lam.min():g} .. {lam.max():g}; diverged: {what}"
                      + ("; exact expectations (mode = 'expected')" if expected else ""))
         return "\n".join(lines)
+
+    def _start_size(self) -> float:
+        """How far the trajectories start from the minimum: |w_0|, or the root mean square
+        sqrt(w_0² + w0_var) of an expected-dynamics sweep's random start."""
+        if not self.config:
+            return 1.0
+        run = self.config["run"]
+        return float(np.sqrt(run["w0"] ** 2 + run.get("w0_var", 0.0)))
 
     def _size(self) -> FloatArray:
         """|w_N|, or sqrt(E w_N²) in an expected-dynamics sweep (float64)."""
@@ -247,27 +256,34 @@ class SweepResult:
         paths = []
         n = int(self.config["run"]["steps"]) + 1 if self.config else 1000
         config = cast("dict[str, Any]", self.config)  # (a result without its config has no schedules to draw)
-        schedules = {e["label"]: build_schedule(e) for e in config["schedules"]}
+        schedules = {_text(e["label"]): build_schedule(e) for e in config["schedules"]}
+        labels = [_text(label) for label in self.schedules]
         paths.append(plots.save(plots.lr_curves(schedules, n, title="Sweep schedules"),
                                 os.path.join(out_dir, "lr.png")))
         for o, opt in enumerate(self.optimizers[:max_figures]):
             expected = self.second_moment is not None
-            fig = plots.final_vs_curvature(self.curvatures, self._size()[o], labels=self.schedules,
+            fig = plots.final_vs_curvature(self.curvatures, self._size()[o], labels=labels,
                                            ylabel=r"final $\sqrt{E\,w_N^2}$" if expected else r"final $|w_N|$",
                                            title=f"Final {'rms ' if expected else '|'}w{'' if expected else '|'} "
-                                                 f"against curvature, {opt}",
-                                           reference=abs(config["run"]["w0"]))
+                                                 f"against curvature, {_text(opt)}",
+                                           reference=self._start_size())
             paths.append(plots.save(fig, os.path.join(out_dir, f"final_w_{o}.png")))
         if self.loss is not None:
             picks = sorted({0, self.curvatures.size // 2, self.curvatures.size - 1})
             for o, opt in enumerate(self.optimizers[:max_figures]):
                 view = dataclasses.replace(self, loss=np.moveaxis(self.loss[o][:, picks], 1, 0))
-                fig = plots.loss_curves(view, labels=self.schedules,
+                fig = plots.loss_curves(view, labels=labels,
                                         panels=[f"curvature {self.curvatures[c]:.3g}" for c in picks],
                                         title=f"{'Expected loss' if self.second_moment is not None else 'Loss'} "
-                                              f"trajectories, {opt}", diverged=self.diverged[o][:, picks].T)
+                                              f"trajectories, {_text(opt)}", diverged=self.diverged[o][:, picks].T)
                 paths.append(plots.save(fig, os.path.join(out_dir, f"loss_{o}.png")))
         return paths
+
+
+def _text(label: str) -> str:
+    """A config's label as plain text in a figure: matplotlib reads ``$...$`` as math (a
+    lone or unbalanced ``$`` failed the whole figure step)."""
+    return label.replace("$", r"\$")
 
 
 def _momentum_column(v: Any) -> object:

@@ -219,10 +219,13 @@ def _run_dask(plan: ChunkPlan, todo: Iterable[int], on_done: Callable[[dict[str,
             arrays = future.result()
             on_done(arrays)
             bar.update(plan.chunk_trajectory_steps(int(arrays["chunk"])))
-    except CancelledError as exc:  # (the scheduler lost, or the tasks cancelled from elsewhere)
+    except (CancelledError, OSError) as exc:
+        # the scheduler lost: its tasks cancelled, or the connection a result was coming on
+        # closed (distributed's CommClosedError is an OSError); or the tasks cancelled from elsewhere
         raise SchedulerUnreachable(
-            f"the sweep's tasks on the Dask scheduler {client.scheduler.address} were cancelled "
-            f"({getattr(exc, 'reason', None) or exc}); the chunks finished are kept: run it again with --resume"
+            f"the sweep's tasks on the Dask scheduler {client.scheduler.address} were cancelled or lost their "
+            f"connection ({getattr(exc, 'reason', None) or exc}); the chunks finished are kept: run it again with "
+            "--resume"
         ) from None
     except BaseException:
         client.cancel(futures)
