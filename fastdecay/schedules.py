@@ -1401,8 +1401,8 @@ def constant_shrinkage(lr: Schedule | RealArrayLike, weight_decay: RealArrayLike
         if any(np.any(np.asarray(v) <= 0) for v in values):
             raise ValueError(f"lr must have positive levels for a constant shrinkage, got values {values!r}")
         with np.errstate(over="ignore", divide="ignore"):  # (a level below the normal numbers: lambda 0 there)
-            levels = [np.where(np.asarray(v) >= _SMALLEST_NORMAL, wd * ref / np.asarray(v), 0.0) for v in values]
-        return piecewise(p["boundaries"], levels, closed=p.get("closed", "left"))
+            reciprocals = [np.where(np.asarray(v) >= _SMALLEST_NORMAL, wd * ref / np.asarray(v), 0.0) for v in values]
+        return piecewise(p["boundaries"], reciprocals, closed=p.get("closed", "left"))
     if total_steps is None:
         raise ValueError(
             f"lr is a {lr.kind} schedule, whose reciprocal has no closed form among the primitives; "

@@ -171,12 +171,11 @@ def _normalise_run(loc: _Locator, run: Any) -> dict[str, Any]:
         out[key] = None if value is None else _checked(loc, "run", None, key, V.integer, value, low=low, high=high)
     if out["every"] is not None and out["every"] > out["steps"]:
         raise loc.error(f"must be <= steps ({out['steps']}), got {out['every']!r}", "run", None, "every")
-    out["w0"] = _checked(loc, "run", None, "w0", V.real, run.get("w0", 1.0))
+    w0 = out["w0"] = _checked(loc, "run", None, "w0", V.real, run.get("w0", 1.0))
     dtype = _checked(loc, "run", None, "dtype", V.choice, run.get("dtype", "float64"), options=("float64", "float32"))
     out["dtype"] = dtype
-    if dtype == "float32" and not abs(out["w0"]) <= _FLOAT32_MAX:
-        raise loc.error(f"must be within float32's range with dtype = 'float32', got {out['w0']!r}", "run", None,
-                        "w0")
+    if dtype == "float32" and not abs(w0) <= _FLOAT32_MAX:
+        raise loc.error(f"must be within float32's range with dtype = 'float32', got {w0!r}", "run", None, "w0")
     # mode and w0_var enter the normalised config only when they differ from the default
     # (a Monte Carlo sweep's config, and so its hash, is what it was before they existed)
     mode = _checked(loc, "run", None, "mode", V.choice, run.get("mode", "monte_carlo"), options=MODES)
