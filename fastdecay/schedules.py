@@ -237,6 +237,9 @@ class Schedule(V.ScheduleBase):
             # the caller's own array stays theirs (and writable)
             table = table.copy()
         table.setflags(write=False)
+        # a view of the read-only table: NumPy lets no one make a view of read-only memory writeable
+        # (the owning array itself could be), so the table and its cached hash stay as they are
+        table = table.view()
         object.__setattr__(self, "_segments", table)
         object.__setattr__(self, "_kind", kind)
         object.__setattr__(self, "_params", {k: _frozen(v) for k, v in (params or {}).items()})

@@ -132,6 +132,9 @@ def test_schedule_is_immutable():
         s.segments[0, 0, 3] = 5.0
     with pytest.raises(ValueError):
         s.rows()[0, 0, 3] = 5.0
+    for table in (s.segments, s.rows()):  # nor can they be made writeable
+        with pytest.raises(ValueError, match="WRITEABLE"):
+            table.setflags(write=True)
     # params are a copy, and never alias the caller's arrays
     s.params["lr"] = 3.0
     lr[0] = 100.0
