@@ -1252,7 +1252,10 @@ def from_function(f: Callable[[int], RealArrayLike], steps: int) -> Schedule:
     try:
         v = np.stack(np.broadcast_arrays(*rates), axis=-1)
     except ValueError:
-        raise ValueError("f must return rates of one shape at every step") from None
+        first = np.shape(rates[0])
+        t = next(t for t, r in enumerate(rates) if np.shape(r) != first)
+        raise ValueError(f"f must return rates of one shape at every step, got shape {first} at step 0 and "
+                         f"{np.shape(rates[t])} at step {t}") from None
     return Schedule(tabulated(v).segments, "tabulated", {"values": v, "function": f})
 
 
@@ -1485,6 +1488,8 @@ def match_endpoint(s: Schedule, steps: RealArrayLike) -> Schedule:
     True
     """
     V.schedule("s", s)
+    if isinstance(steps, numbers.Integral) and not isinstance(steps, bool) and steps > V.MAX_STEP:
+        raise ValueError(f"steps must be integer steps from 1 to 2**53, got {V.shown(steps)}")  # (before float)
     steps = V.real_array("steps", steps, low=1.0, integer=True)
     if np.any(steps > V.MAX_STEP):
         raise ValueError(f"steps must be integer steps from 1 to 2**53, got {V.shown(np.max(steps).item())}")

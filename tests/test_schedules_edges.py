@@ -226,3 +226,13 @@ def test_the_oracle_broadcasts_a_batch_of_tables_with_an_axis_of_1():
     s = fd.tabulated(np.array([[[1.0, 0.5, 0.25]], [[2.0, 1.0, 0.5]]]))   # batch_shape (2, 1)
     t = np.arange(4).reshape(4, 1, 1) * np.ones((1, 1, 3), dtype=int)
     np.testing.assert_array_equal(reference.schedule_lr(s, t), s(t))
+
+
+def test_match_endpoint_refuses_an_integer_step_past_2_53_before_rounding_it():
+    with pytest.raises(ValueError, match=r"steps must be integer steps from 1 to 2\*\*53, got 9007199254740993"):
+        fd.match_endpoint(fd.constant(0.1), 2**53 + 1)
+
+
+def test_from_function_names_the_step_whose_rates_change_shape():
+    with pytest.raises(ValueError, match=r"got shape \(2,\) at step 0 and \(3,\) at step 4"):
+        fd.from_function(lambda t: [0.1, 0.2] if t < 4 else [0.1, 0.2, 0.3], 6)
