@@ -119,6 +119,9 @@ def _labelled(schedules: Schedules, labels: Iterable[str] | None = None) -> list
     for lab, s in items:
         if not isinstance(s, S.Schedule):
             raise TypeError(f"schedules must be fastdecay Schedules, got {s!r} for {lab!r}")
+        if s.batch_shape != ():
+            raise ValueError(f"schedules must be one schedule a curve, got batch_shape {s.batch_shape} for {lab!r} "
+                             "(give the batch itself, whose members are drawn one a curve, or index it)")
     return items
 
 

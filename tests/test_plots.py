@@ -109,7 +109,10 @@ def test_final_weights_are_drawn_in_curvature_order_with_zeros_marked():
     (lambda: plots.loss_curves(fd.simulate(np.ones((2, 3, 1)), 0.1, steps=5, every=1), labels=["a", "b", "c"],
                                panels=["only one"]), r"panels must have one title per panel \(2\), got 1"),
     (lambda: plots.weight_decay_shrinkage(fd.constant([0.1, 0.2]), 0.01, 10), r"lr must be one schedule"),
-], ids=["labels", "empty", "not recorded", "panel titles", "batch lr"])
+    (lambda: plots.lr_curves({"grid": fd.constant([0.1, 0.2])}, 10), r"one schedule a curve, got batch_shape \(2,\) "
+                                                                      r"for 'grid'"),
+    (lambda: plots.stability_ceiling([fd.constant([0.1, 0.2])], [1.0], 10), r"one schedule a curve"),
+], ids=["labels", "empty", "not recorded", "panel titles", "batch lr", "batch in a dict", "batch in a list"])
 def test_inputs_a_figure_cannot_show_are_refused_by_name(call, match):
     with pytest.raises(ValueError, match=match):
         call()
