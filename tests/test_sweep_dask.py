@@ -111,27 +111,22 @@ def test_malformed_scheduler_address_is_one_line_and_makes_no_client(tmp_path, c
     assert time.monotonic() - started < 1.0
 
 
-def test_a_scheduler_lost_mid_sweep_is_one_error_naming_it(cluster, tmp_path, monkeypatch):
-    """Tasks cancelled under the sweep (the scheduler's connection lost): SchedulerUnreachable
-    saying so and how to go on, not distributed's traceback."""
-    def cancelled(futures, **kwargs):
-        raise distributed.client.FutureCancelledError("fastdecay-sweep-x-0", "scheduler-connection-lost")
-        yield  # (a generator, as as_completed)
+@pytest.mark.parametrize("lost, said", [
+    (lambda: distributed.client.FutureCancelledError("fastdecay-sweep-x-0", "scheduler-connection-lost"),
+     r"\(scheduler-connection-lost\)"),
+    # the other way a lost scheduler shows: the connection a result comes on closed
+    (lambda: distributed.comm.core.CommClosedError("in <TCP (closed) ConnectionPool.gather>: Stream is closed"),
+     r"\(in <TCP \(closed\) ConnectionPool.gather>: Stream is closed\)"),
+], ids=["cancelled", "connection closed"])
+def test_a_scheduler_lost_mid_sweep_is_one_error_naming_it(cluster, tmp_path, monkeypatch, lost, said):
+    """Tasks cancelled under the sweep, or their results' connection closed (the scheduler
+    lost): SchedulerUnreachable saying so and how to go on, not distributed's traceback."""
+    def as_completed(futures, **kwargs):
+        raise lost()
+        yield  # (a generator, as distributed's)
 
-    monkeypatch.setattr(distributed, "as_completed", cancelled)
+    monkeypatch.setattr(distributed, "as_completed", as_completed)
     with distributed.Client(cluster) as client:
-        with pytest.raises(SchedulerUnreachable, match=r"were cancelled or lost their connection "
-                                                       r"\(scheduler-connection-lost\); the chunks finished are "
-                                                       r"kept: run it again with --resume"):
+        with pytest.raises(SchedulerUnreachable, match=r"were cancelled or lost their connection " + said
+                                                       + r"; the chunks finished are kept: run it again with --resume"):
             fd.sweep(CONFIG, tmp_path / "out", client=client, progress=False, plots=False)
-
-    def closed(futures, **kwargs):  # the other way a lost scheduler shows: the result's connection closed
-        raise distributed.comm.core.CommClosedError("in <TCP (closed) ConnectionPool.gather>: Stream is closed")
-        yield
-
-    monkeypatch.setattr(distributed, "as_completed", closed)
-    with distributed.Client(cluster) as client:
-        with pytest.raises(SchedulerUnreachable, match=r"lost their connection \(in <TCP \(closed\) "
-                                                       r"ConnectionPool.gather>: Stream is closed\); the chunks "
-                                                       r"finished are kept"):
-            fd.sweep(CONFIG, tmp_path / "out2", client=client, progress=False, plots=False)
