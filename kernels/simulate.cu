@@ -109,10 +109,11 @@ FD_HD void store_rates(const RateSource& lr, const RateSource& wdr, const RateSo
     if (momr.rows) momr.state[i] = cur[2];
 }
 
-// The learning rate recorded at step t (chunk step s): the closed form of the
-// trajectory's own row, or the shared per-step scalar.
-FD_HD double recorded_lr(const RateSource& lr, const double* __restrict__ ss, i64 i, i64 s, i64 t) {
-    return lr.rows ? lr_at(lr.table, lr.segments, lr.rows[i], (double)t) : ss[s * N_SCALARS + SS_LR];
+// The learning rate recorded at step t: the closed form of the trajectory's own row (row 0
+// when shared), as the CPU records it (the shared per-step scalar, made by the rates'
+// recurrence, is an ulp or a few off the closed form).
+FD_HD double recorded_lr(const RateSource& lr, i64 i, i64 t) {
+    return lr_at(lr.table, lr.segments, lr.rows ? lr.rows[i] : 0, (double)t);
 }
 
 // Recorded row r: loss ½ Σ λ x² (from twice_loss), displacement √(Σ δ²), the rate;
@@ -188,7 +189,7 @@ __host__ __device__ void simulate_elements(Grid gr, T* w_, T* buf_, T* sq_, cons
         if (every > 0 && first_step == 0) {
             const double x = (double)w;
             write_record(rec_loss, rec_disp, rec_lr, i * n_rec, 0.0 + (double)lam * (x * x), 0.0,
-                         recorded_lr(lr, ss, i, 0, 0));
+                         recorded_lr(lr, i, 0));
         }
         for (i64 s = 0; s < n_steps; ++s) {
             const i64 t = first_step + s;
@@ -202,7 +203,7 @@ __host__ __device__ void simulate_elements(Grid gr, T* w_, T* buf_, T* sq_, cons
                 const double delta = (double)w - (double)before;
                 const double x = (double)w;
                 write_record(rec_loss, rec_disp, rec_lr, r, 0.0 + (double)lam * (x * x), 0.0 + delta * delta,
-                             recorded_lr(lr, ss, i, s + 1, t + 1));
+                             recorded_lr(lr, i, t + 1));
             }
         }
         w_[j] = w;
@@ -231,7 +232,7 @@ __host__ __device__ void simulate_trajectories(Grid gr, T* w_, T* buf_, T* sq_, 
                 const double x = (double)w_[i * d + k];
                 loss += (double)lam_[i * d + k] * (x * x);
             }
-            write_record(rec_loss, rec_disp, rec_lr, i * n_rec, loss, 0.0, recorded_lr(lr, ss, i, 0, 0));
+            write_record(rec_loss, rec_disp, rec_lr, i * n_rec, loss, 0.0, recorded_lr(lr, i, 0));
         }
         for (i64 s = 0; s < n_steps; ++s) {
             const i64 t = first_step + s;
@@ -259,7 +260,7 @@ __host__ __device__ void simulate_trajectories(Grid gr, T* w_, T* buf_, T* sq_, 
             }
             if (record) {
                 const i64 r = i * n_rec + (t + 1) / every;
-                write_record(rec_loss, rec_disp, rec_lr, r, loss, disp, recorded_lr(lr, ss, i, s + 1, t + 1));
+                write_record(rec_loss, rec_disp, rec_lr, r, loss, disp, recorded_lr(lr, i, t + 1));
             }
         }
         store_rates(lr, wdr, momr, i, cur);

@@ -191,7 +191,7 @@ FD_HD void adam_bias(double t, double beta1, double beta2, double* bias_correcti
     const double n = t + 1.0;
     *bias_correction1 = 1.0 - pow(beta1, n);
     const double bias_correction2 = 1.0 - pow(beta2, n);
-    *bc2_sqrt = pow(bias_correction2, 0.5);
+    *bc2_sqrt = sqrt(bias_correction2);  // (correctly rounded, as torch's fused std::sqrt; pow(x, 0.5) is not)
 }
 
 // adam_scalars with the bias corrections already computed (a simulation computes

@@ -929,8 +929,9 @@ def test_simulate_rate_recurrence_equals_cpu_bit_for_bit(host, monkeypatch):
     (SIM_REANCHOR), one multiplication a step for plain exponentials and constants,
     the closed form for other rows, the previous rate inside a step schedule's plateau.
     The carried rates agree bit for bit after every chunk of a 2300-step run (two
-    re-anchors, chunk boundaries off the anchors); the weights to 1e-12 (per-trajectory
-    AdamW with scheduled weight decay is not yet bit-identical between the two)."""
+    re-anchors, chunk boundaries off the anchors), and so do the weights of per-trajectory
+    AdamW with scheduled weight decay (Adam's sqrt(1 - beta2^(t+1)) correctly rounded on
+    both: a pow(x, 0.5) in the kernel was an ulp off at steps 1269, 1270, ...)."""
     import re
 
     from fastdecay._cpu import simulate as cpu
@@ -963,7 +964,23 @@ def test_simulate_rate_recurrence_equals_cpu_bit_for_bit(host, monkeypatch):
         np.testing.assert_array_equal(wd_gpu, wd_cpu)
     # the recurrence stays within rounding of the closed form (two anchors passed)
     np.testing.assert_allclose(states["cpu"][-1][0], lr.table(np.array([2299]))[:, 0], rtol=2e-13)
-    np.testing.assert_allclose(got.w, want.w, rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(got.w, want.w)
+
+
+@pytest.mark.parametrize("d", [1, 3])
+def test_simulate_records_the_closed_form_rate_of_a_shared_schedule(host, monkeypatch, d):
+    """A recorded rate is the schedule's closed form at the step on both backends, shared
+    rates too (the kernel recorded the per-step scalar its recurrence made: ulps off)."""
+    from fastdecay._cpu import simulate as cpu
+
+    s = fd.exponential(0.6, gamma=0.98)
+    kw = dict(curvature=np.ones((2, d)), schedule=s, optimizer="gd", steps=2100, every=10, chunk_steps=700)
+    want = fd.simulate(**kw)
+    monkeypatch.setattr(cpu, "simulate_chunk", _host_simulate_chunk(host, np.float64))
+    got = fd.simulate(**kw)
+    np.testing.assert_array_equal(want.lr[0], np.asarray(s(want.steps), dtype=np.float64))
+    np.testing.assert_array_equal(got.lr, want.lr)
+    np.testing.assert_array_equal(got.w, want.w)
 
 
 # ----------------------------------------------------------------------------- the CuPy wrappers on a host runtime

@@ -190,7 +190,8 @@ def adam_scalars(lr, wd, t, beta1, beta2, eps, decoupled, maximize):
 
     Returns ``AdamScalars(sign, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps)``
     with w1 = 1 - beta1, w2 = 1 - beta2, neg_step_size = -lr/(1 - beta1^(t+1)),
-    bc2_sqrt = (1 - beta2^(t+1))**0.5 (torch's Python-float arithmetic).
+    bc2_sqrt = sqrt(1 - beta2^(t+1)) (torch's Python-float arithmetic; the root correctly
+    rounded, as torch's fused kernels take it: Python's and C's pow(x, 0.5) is not always).
     """
     sign = -1.0 if maximize else 1.0
     l2 = 0.0 if decoupled else wd
@@ -199,7 +200,7 @@ def adam_scalars(lr, wd, t, beta1, beta2, eps, decoupled, maximize):
     bias_correction1 = 1.0 - beta1**n
     bias_correction2 = 1.0 - beta2**n
     neg_step_size = -(lr / bias_correction1)
-    bc2_sqrt = bias_correction2**0.5
+    bc2_sqrt = math.sqrt(bias_correction2)
     return AdamScalars(sign, l2, shrink, 1.0 - beta1, beta2, 1.0 - beta2, neg_step_size, bc2_sqrt, eps)
 
 
