@@ -1488,7 +1488,7 @@ def match_endpoint(s: Schedule, steps: RealArrayLike) -> Schedule:
     True
     """
     V.schedule("s", s)
-    if isinstance(steps, numbers.Integral) and not isinstance(steps, bool) and steps > V.MAX_STEP:
+    if isinstance(steps, numbers.Integral) and not isinstance(steps, bool) and int(steps) > V.MAX_STEP:
         raise ValueError(f"steps must be integer steps from 1 to 2**53, got {V.shown(steps)}")  # (before float)
     steps = V.real_array("steps", steps, low=1.0, integer=True)
     if np.any(steps > V.MAX_STEP):
