@@ -1299,7 +1299,7 @@ def _rate_like(value: object) -> bool:
     """Whether ``value`` is a rate ``product`` and ``*`` take as a constant schedule: a number
     or an array of them (NumPy, a list, a torch tensor), not a bool."""
     return (isinstance(value, (numbers.Real, np.ndarray, list, tuple)) and not isinstance(value, bool)
-            or type(value).__module__.startswith("torch") and hasattr(value, "shape"))
+            or D.is_torch(value))
 
 
 # ----------------------------------------------------------------------------- weight-decay schedules

@@ -357,8 +357,8 @@ class _NotPlain(Exception):
 
 def _plain(value: Any) -> Any:
     """A schedule parameter as plain data: tensors for arrays, encodings for schedules."""
-    if isinstance(value, np.generic) and value.dtype.kind in "biuf":  # before float: np.float64 is a float
-        return value.item()
+    if isinstance(value, np.generic):  # before float: np.float64 is a float
+        value = _plain_number(value)
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, Schedule):
