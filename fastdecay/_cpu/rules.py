@@ -185,23 +185,37 @@ def sgd_scalars(lr, wd, first, buffer_scale, momentum, dampening, nesterov, deco
 
 
 @njit(cache=True, error_model="numpy")
+def adam_bias(t, beta1, beta2):
+    """Adam's bias corrections at step ``t``: (1 - beta1^(t+1), sqrt(1 - beta2^(t+1))), the
+    root correctly rounded, as torch's fused kernels take it (Python's and C's
+    pow(x, 0.5) is not always). A simulation whose trajectories share beta1 computes
+    them once a step for all of them."""
+    n = t + 1.0
+    bias_correction1 = 1.0 - beta1**n
+    bias_correction2 = 1.0 - beta2**n
+    return bias_correction1, math.sqrt(bias_correction2)
+
+
+@njit(cache=True, error_model="numpy")
+def adam_scalars_biased(lr, wd, bias_correction1, bc2_sqrt, beta1, beta2, eps, decoupled, maximize):
+    """``adam_scalars`` with the bias corrections of ``adam_bias`` given."""
+    sign = -1.0 if maximize else 1.0
+    l2 = 0.0 if decoupled else wd
+    shrink = 1.0 - lr * wd if decoupled else 1.0
+    neg_step_size = -(lr / bias_correction1)
+    return AdamScalars(sign, l2, shrink, 1.0 - beta1, beta2, 1.0 - beta2, neg_step_size, bc2_sqrt, eps)
+
+
+@njit(cache=True, error_model="numpy")
 def adam_scalars(lr, wd, t, beta1, beta2, eps, decoupled, maximize):
     """Per-step coefficients of ``adam_element`` (float64), bias corrections at ``t + 1``.
 
     Returns ``AdamScalars(sign, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps)``
     with w1 = 1 - beta1, w2 = 1 - beta2, neg_step_size = -lr/(1 - beta1^(t+1)),
-    bc2_sqrt = sqrt(1 - beta2^(t+1)) (torch's Python-float arithmetic; the root correctly
-    rounded, as torch's fused kernels take it: Python's and C's pow(x, 0.5) is not always).
+    bc2_sqrt = sqrt(1 - beta2^(t+1)) (torch's Python-float arithmetic, ``adam_bias``).
     """
-    sign = -1.0 if maximize else 1.0
-    l2 = 0.0 if decoupled else wd
-    shrink = 1.0 - lr * wd if decoupled else 1.0
-    n = t + 1.0
-    bias_correction1 = 1.0 - beta1**n
-    bias_correction2 = 1.0 - beta2**n
-    neg_step_size = -(lr / bias_correction1)
-    bc2_sqrt = math.sqrt(bias_correction2)
-    return AdamScalars(sign, l2, shrink, 1.0 - beta1, beta2, 1.0 - beta2, neg_step_size, bc2_sqrt, eps)
+    bias_correction1, bc2_sqrt = adam_bias(t, beta1, beta2)
+    return adam_scalars_biased(lr, wd, bias_correction1, bc2_sqrt, beta1, beta2, eps, decoupled, maximize)
 
 
 @njit(cache=True, error_model="numpy")
@@ -1384,17 +1398,6 @@ def _simulate_per_trajectory_block_impl(noise_scratch, opt, w, buf, sq, lam, lr_
 
 
 @njit(cache=True)
-def _buffer_scale(per_lr, use_momentum, on_drop, scale_shared, lr_table, lr_rows, lr_ratio, i, tf):
-    """The on_drop factor of trajectory i's momentum buffer at step tf."""
-    if not per_lr:
-        return scale_shared
-    # a plain exponential or constant row never drops discontinuously
-    if use_momentum and on_drop != 0 and not lr_ratio[i] == lr_ratio[i]:
-        return buffer_scale_at(lr_table, lr_rows[i], tf, on_drop)
-    return 1.0
-
-
-@njit(cache=True)
 def simulate_generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta_shared, wd_shared, scale_shared, mom_shared, per_lr,
                   per_wd, per_mom, lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state, beta2, eps, on_drop,
                   z, sigma, record, rec_j, rec_loss, rec_disp):
@@ -1405,7 +1408,13 @@ def simulate_generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta_shared, wd_sha
     (so each rule's loop vectorizes); a call per element to a rule function, or a rule
     function inlined with the arrays, would not (measured 3-30x slower). ``z`` holds
     the step's draws of the tile's lanes (element (i, k) is lane (i - i0) d + k), or None.
-    The momentum (Adam's beta1) of a trajectory is ``mom_state[i]`` or ``mom_shared``."""
+    The momentum (Adam's beta1) of a trajectory is ``mom_state[i]`` or ``mom_shared``.
+
+    Nothing inside the element loops calls a function that takes an array unless it must
+    (a trajectory's own rate that drops, under ``on_drop``): such a call is not inlined
+    and counts references on its arrays, atomically, each element (it made this loop ~15 ns
+    an element). Adam's bias corrections are computed once a step unless beta1 is a
+    trajectory's own."""
     dt = w.dtype.type
     first = t == 0
     tf = float(t)
@@ -1413,6 +1422,9 @@ def simulate_generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta_shared, wd_sha
     lion = opt == LION
     use_momentum = opt == MOMENTUM or opt == LR_IN_BUFFER or opt == NESTEROV
     nesterov = opt == NESTEROV
+    # a trajectory's own rate may drop where it is not a plain exponential (NaN ratio)
+    drops = per_lr and use_momentum and on_drop != 0
+    bias1_shared, bc2_sqrt_shared = adam_bias(tf, mom_shared, beta2)
     if d == 1:
         # one element a trajectory (the noisy runs of sweeps): the elements in one flat loop
         in_buffer = opt == LR_IN_BUFFER
@@ -1424,7 +1436,8 @@ def simulate_generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta_shared, wd_sha
             x = w[i]
             g = gradient(lam[i], x, z, sigma, i - i0)
             if adam:
-                c = adam_scalars(eta, wd, tf, mom, beta2, eps, opt == ADAMW, False)
+                bias1, bc2_sqrt = adam_bias(tf, mom, beta2) if per_mom else (bias1_shared, bc2_sqrt_shared)
+                c = adam_scalars_biased(eta, wd, bias1, bc2_sqrt, mom, beta2, eps, opt == ADAMW, False)
                 w[i], buf[i], sq[i] = _adam_sim(x, g, buf[i], sq[i], dt(c.l2), dt(c.shrink), dt(c.w1), dt(c.beta2),
                                                 dt(c.w2), dt(c.neg_step_size), dt(c.bc2_sqrt), dt(c.eps), first)
             elif lion:
@@ -1432,8 +1445,9 @@ def simulate_generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta_shared, wd_sha
                 w[i], buf[i] = lion_element(x, g, buf[i], one_like(x), dt(c.shrink), dt(c.beta1), dt(c.w1),
                                             dt(c.beta2), dt(c.w2), dt(c.neg_lr), first)
             else:
-                scale = _buffer_scale(per_lr, use_momentum, on_drop, scale_shared, lr_table, lr_rows, lr_ratio, i,
-                                      tf)
+                scale = 1.0 if per_lr else scale_shared
+                if drops and not lr_ratio[i] == lr_ratio[i]:
+                    scale = buffer_scale_at(lr_table, lr_rows[i], tf, on_drop)
                 c = sgd_scalars(eta, wd, first, scale, mom, 0.0, nesterov, False, False, in_buffer)
                 on = use_momentum and mom != 0.0  # (a step at momentum 0 leaves the buffer as it is)
                 b = buf[i] if on else zero
@@ -1455,14 +1469,17 @@ def simulate_generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta_shared, wd_sha
         li = lam[i * d:(i + 1) * d]
         zi = lane_slice(z, (i - i0) * d, (i - i0 + 1) * d)
         if adam:
-            c = adam_scalars(eta, wd, tf, mom, beta2, eps, opt == ADAMW, False)
+            bias1, bc2_sqrt = adam_bias(tf, mom, beta2) if per_mom else (bias1_shared, bc2_sqrt_shared)
+            c = adam_scalars_biased(eta, wd, bias1, bc2_sqrt, mom, beta2, eps, opt == ADAMW, False)
             disp, loss = _adam_coords(wi, buf[i * d:(i + 1) * d], sq[i * d:(i + 1) * d], li, c, first, zi, sigma,
                                       record)
         elif lion:
             c = lion_scalars(eta, wd, mom, beta2, False)
             disp, loss = _lion_coords(wi, buf[i * d:(i + 1) * d], li, c, first, zi, sigma, record)
         else:
-            scale = _buffer_scale(per_lr, use_momentum, on_drop, scale_shared, lr_table, lr_rows, lr_ratio, i, tf)
+            scale = 1.0 if per_lr else scale_shared
+            if drops and not lr_ratio[i] == lr_ratio[i]:
+                scale = buffer_scale_at(lr_table, lr_rows[i], tf, on_drop)
             c = sgd_scalars(eta, wd, first, scale, mom, 0.0, nesterov, False, False, opt == LR_IN_BUFFER)
             on = use_momentum and mom != 0.0  # (a step at momentum 0 leaves the buffer as it is)
             disp, loss = _sgd_coords(wi, buf[i * d:(i + 1) * d], li, c, on, nesterov, opt == LR_IN_BUFFER and on,
