@@ -295,11 +295,13 @@ FD_HD void adam_element(T& w, T g, T& m, T& v, T& vmax, const AdamCoef<T>& c, bo
     g = c.sign * g;
     w = w * c.shrink;
     if (c.l2 != (T)0) g = fma(c.l2, w, g);  // as torch: no term when 0 (an inf w keeps an inf g)
+    // torch's lerp: m + w1 (g - m) below a weight of 0.5, g - (1 - w1) (g - m) from it
+    const bool small = c.w1 < (T)0.5;
     if (first) {
-        m = c.w1 * g;
+        m = small ? c.w1 * g : fma(c.w1 - (T)1, g, g);
         v = c.w2 * g * g;
     } else {
-        m = fma(c.w1, g - m, m);
+        m = small ? fma(c.w1, g - m, m) : fma(c.w1 - (T)1, g - m, g);
         v = fma(c.w2 * g, g, v * c.beta2);  // (torch's addcmul_: one rounding of the product's sum)
     }
     // (the CPU simulations compute sqrt(.) / bc2_sqrt as rules.root_over: a hoisted reciprocal

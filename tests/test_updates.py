@@ -269,11 +269,13 @@ def test_the_threads_runs_of_blocks_hold_about_equal_element_counts():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("options", [dict(), dict(amsgrad=True), dict(maximize=True, weight_decay=0.1),
-                                     dict(decoupled=False, weight_decay=0.01)],
-                         ids=["adamw", "amsgrad", "maximize", "adam-l2"])
+                                     dict(decoupled=False, weight_decay=0.01), dict(betas=(0.5, 0.999)),
+                                     dict(betas=(0.3, 0.99), amsgrad=True), dict(betas=(0.0, 0.999))],
+                         ids=["adamw", "amsgrad", "maximize", "adam-l2", "beta1-0.5", "beta1-0.3", "beta1-0"])
 def test_adam_is_torch_s_fused_adam_bit_for_bit(options, dtype):
     """On the CPU torch's fused Adam / AdamW (and its addcmul_) compute v beta2 + (1 - beta2) g g
-    as one fused multiply-add of w2 g times g onto v beta2; so does fastdecay: 200 steps of
+    as one fused multiply-add of w2 g times g onto v beta2, and the first moment by ``lerp``,
+    measured from g where the weight 1 - beta1 is 0.5 or more; so does fastdecay: 200 steps of
     gradients over four decades on 1,001 elements give torch's bits, weights and state, but
     for the last 9 elements: torch's vector loop leaves them (1001 mod 16) to scalar code that
     rounds the multiply and the add apart, 1 ulp off its own vector lanes at times."""

@@ -279,8 +279,9 @@ def adam_element(w, g, m, v, vmax, sign, l2, shrink, w1, beta2, w2, neg_step_siz
                  amsgrad, first, by_reciprocal):
     """One element of Adam / AdamW / AMSGrad: returns the new ``(w, m, v, vmax)``.
 
-    Fused as torch fuses on the CPU: g + l2 w (``add(x, alpha=a)``), m + w1 (g - m)
-    (``lerp`` with a weight below 0.5), v beta2 + w2 g g as one multiply-add of (w2 g) g
+    Fused as torch fuses on the CPU: g + l2 w (``add(x, alpha=a)``), m + w1 (g - m) with a
+    weight w1 = 1 - beta1 below 0.5 and g - (1 - w1) (g - m) from 0.5 on (``lerp``, each one
+    multiply-add; at the first step m is 0), v beta2 + w2 g g as one multiply-add of (w2 g) g
     onto v beta2 (``addcmul_``; the same bits as torch's fused Adam / AdamW, whose vector
     loop does so), and w + neg_step m / denom rounding each operation. ``by_reciprocal`` (a constant of
     the calling loop) divides the root by ``bc2_sqrt`` through ``root_over``, the same bits:
@@ -292,11 +293,12 @@ def adam_element(w, g, m, v, vmax, sign, l2, shrink, w1, beta2, w2, neg_step_siz
         w = w * shrink
     if l2 != 0.0:  # as torch: no weight-decay term when it is 0 (an inf w keeps an inf g)
         g = fma(l2, w, g)
+    small = w1 < 0.5  # (torch's lerp: which end it measures from)
     if first:
-        m = w1 * g
+        m = w1 * g if small else fma(w1 - one_like(w1), g, g)
         v = w2 * g * g
     else:
-        m = fma(w1, g - m, m)
+        m = fma(w1, g - m, m) if small else fma(w1 - one_like(w1), g - m, g)
         v = fma(w2 * g, g, v * beta2)  # (torch's addcmul_: one rounding of the product's sum)
     if amsgrad:
         if first or v > vmax or v != v:  # (a nan v is kept, as torch.maximum keeps it)
