@@ -328,12 +328,15 @@ def _plain_number(value: Any) -> Any:
 
 
 def _check_hyper(name: str, value: Any) -> Any:
-    """lr / weight_decay: a non-negative float or a scalar schedule (validated now, not at step 1)."""
+    """lr / weight_decay: a non-negative number, a one-element tensor or a scalar schedule
+    (validated now, not at step 1). A tensor is kept, as torch keeps it: each step reads the
+    value it holds then (a scheduler or the caller may write it in place)."""
     value = _plain_number(value)
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
             raise ValueError(f"{name} must be a number or a scalar schedule, got a tensor of shape {tuple(value.shape)}")
-        value = float(value)
+        _schedule_table(name, float(value))
+        return value
     _schedule_table(name, value)
     return value
 

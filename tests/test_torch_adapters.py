@@ -832,6 +832,36 @@ def test_a_rate_tensor_written_in_place_every_step_is_read_anew_as_torch_reads_i
     assert repeated_steps[-3:] == [True] * 3
 
 
+@pytest.mark.parametrize("how", ["constructor", "add_param_group"])
+@pytest.mark.parametrize("cls, theirs", [(SGD, torch.optim.SGD), (AdamW, torch.optim.AdamW)], ids=["sgd", "adamw"])
+def test_a_tensor_lr_given_to_the_optimizer_is_kept_and_read_at_every_step(cls, theirs, how):
+    """torch keeps a tensor lr given to the constructor (or to ``add_param_group``) as the
+    group's lr, the caller's object: writing it in place changes the next step. So does
+    fastdecay, and the weights are torch's."""
+    runs = []
+    for make in (cls, theirs):
+        p = torch.nn.Parameter(torch.linspace(-1, 1, 7, dtype=torch.float64))
+        lr = torch.tensor(0.1, dtype=torch.float64)
+        if how == "constructor":
+            opt = make([p], lr=lr, weight_decay=0.01)
+        else:
+            opt = make([torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))], lr=0.5, weight_decay=0.01)
+            opt.add_param_group({"params": [p], "lr": lr})
+        assert opt.param_groups[-1]["lr"] is lr
+        weights = []
+        for step in range(5):
+            p.grad = torch.cos(torch.arange(7, dtype=torch.float64) * (step + 1))
+            opt.step()
+            lr.fill_(0.0 if step == 1 else 0.1 / (step + 2))
+            weights.append(p.detach().clone())
+        assert torch.equal(weights[2], weights[1])  # the step at lr 0 left p as it was
+        runs.append(weights)
+    for a, b in zip(*runs):
+        torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-14)
+    with pytest.raises(ValueError, match="lr must be"):
+        cls([torch.nn.Parameter(torch.zeros(2))], lr=torch.tensor(-0.1))
+
+
 def test_step_hooks_run_as_torchs_and_the_profiler_annotation_only_while_profiling(monkeypatch):
     """The step's wrapper runs torch's hooks as torch's does (global and the optimizer's, pre-
     hooks before and post-hooks after, a pre-hook's new arguments used, a bad return refused)
