@@ -80,7 +80,7 @@ def _step(value, backend):
     """A non-negative int, or (device backends) a 0-d array passed through."""
     if type(value) is int and 0 <= value <= MAX_STEP:
         return value
-    if isinstance(value, (bool, np.bool_)):
+    if isinstance(value, (bool, np.bool_, np.timedelta64)):  # (NumPy counts a time span as an integer)
         raise TypeError(f"step must be an integer, got {V.shown(value)}")
     if isinstance(value, numbers.Integral):
         if not 0 <= value <= MAX_STEP:

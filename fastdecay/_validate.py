@@ -62,7 +62,8 @@ class ScheduleBase:
 
 def shown(value: object, limit: int = 120) -> str:
     """``repr(value)`` for an error message: huge integers by their size, long reprs cut."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and abs(int(value)) >= 10**20:
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.timedelta64)) \
+            and abs(int(value)) >= 10**20:
         return f"an integer of {len(str(abs(int(value))))} digits ({str(int(value))[:6]}...)"
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 5] + " ...>"
@@ -125,6 +126,8 @@ def real_dtype_array(name: str, value: Any) -> np.ndarray:
     if isinstance(value, complex):
         raise TypeError(f"{name} must be a real number, got the complex number {shown(value)}")
     given_array = isinstance(value, np.ndarray) or backend_of(value) != "numpy"
+    if isinstance(value, (list, tuple)):
+        _refuse_booleans_inside(name, value)
     arr = host_array(name, value)
     try:
         arr = np.asarray(arr)
@@ -150,6 +153,16 @@ def real_dtype_array(name: str, value: Any) -> np.ndarray:
         except (TypeError, ValueError):
             pass
     raise TypeError(f"{name} must be a number or an array of numbers, got {shown(value)} (dtype {arr.dtype})")
+
+
+def _refuse_booleans_inside(name: str, values: list[Any] | tuple[Any, ...]) -> None:
+    """TypeError where a (nested) list holds a boolean: NumPy would read ``[True, 0.1]`` as
+    [1.0, 0.1]."""
+    for x in values:
+        if isinstance(x, (bool, np.bool_)):
+            raise TypeError(f"{name} must hold numbers, got the boolean {x!r} in {shown(values)}")
+        if isinstance(x, (list, tuple)):
+            _refuse_booleans_inside(name, x)
 
 
 def real_array(name: str, value: object, *, low: float | None = None, low_open: bool = False,
@@ -303,6 +316,8 @@ def integer(name: str, value: Any, *, low: int | None = 0, high: int | None = No
     if type(value) is not int:
         if isinstance(value, (bool, np.bool_)):
             raise TypeError(f"{name} must be an integer, got the boolean {value!r}")
+        if isinstance(value, (np.timedelta64, np.datetime64)):  # (NumPy counts a time span as an integer)
+            raise TypeError(f"{name} must be an integer, got the time {value!r}")
         if isinstance(value, numbers.Integral):
             value = int(value)
         elif isinstance(value, numbers.Real) and not isinstance(value, np.ndarray):
@@ -391,8 +406,10 @@ def callable_or_none(name: str, value: _T, what: str) -> _T:
 
 def steps_array(name: str, t: object) -> FloatArray:
     """Steps (an int, or an array of integer steps of any shape) as a float64 NumPy array."""
-    if isinstance(t, (bool, np.bool_)):
+    if isinstance(t, (bool, np.bool_, np.timedelta64, np.datetime64)):
         raise TypeError(f"{name} must be an integer step or an array of steps, got {t!r}")
+    if isinstance(t, (list, tuple)):
+        _refuse_booleans_inside(name, t)
     if isinstance(t, numbers.Integral):
         return np.asarray(float(step(name, t)))
     if t is None or isinstance(t, (str, bytes, ScheduleBase)):

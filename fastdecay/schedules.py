@@ -371,7 +371,7 @@ class Schedule(V.ScheduleBase):
         backend = backend_of(t)
         if D.on_device(backend):
             return D.kernels("schedule", backend).evaluate(self, t)
-        if isinstance(t, (int, np.integer)) and not isinstance(t, (bool, np.bool_)):
+        if isinstance(t, (int, np.integer)) and not isinstance(t, (bool, np.bool_, np.timedelta64)):
             # the common scalar call, without the array machinery
             if not 0 <= t <= V.MAX_STEP:
                 V.step("t", t)  # raises, naming t

@@ -566,6 +566,8 @@ def test_import_fastdecay_stays_light():
     (dict(steps=2.5), ValueError, "steps"),
     (dict(steps="10"), TypeError, "steps"),
     (dict(steps=True), TypeError, "steps"),
+    (dict(steps=np.timedelta64(5)), TypeError, "steps must be an integer, got the time"),
+    (dict(every=np.timedelta64(1)), TypeError, "every must be an integer, got the time"),
     (dict(every=0), ValueError, "every"),
     (dict(every=1.5), ValueError, "every"),
     (dict(noise=-0.1), ValueError, "noise"),

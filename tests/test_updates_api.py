@@ -198,6 +198,7 @@ BAD_SGD = [
     ("step", ValueError, dict(step=-1)),
     ("step", TypeError, dict(step=1.5)),
     ("step", TypeError, dict(step=True)),
+    ("step", TypeError, dict(step=np.timedelta64(3))),  # (NumPy counts a time span as an integer)
     ("step", ValueError, dict(step=np.array([1, 2]))),
     ("step", ValueError, dict(step=torch.tensor(-2))),
     ("on_drop", ValueError, dict(on_drop="zero")),
