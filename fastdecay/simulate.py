@@ -124,16 +124,20 @@ class SimulationResult(Generic[_ArrayT]):
     diverged: int = 0
 
 
-def _rate_source(s: Schedule, batch: tuple[int, ...], n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(table, rows, ratio, state) of a schedule for the kernel: rows empty when shared."""
+def _rate_source(s: Schedule, batch: tuple[int, ...], n: int,
+                 copies: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(table, rows, ratio, state) of a schedule for the kernel: rows empty when shared, unless
+    ``copies`` asks for a row a trajectory (all row 0)."""
     table = s.rows()
     empty_i, empty_f = np.empty(0, np.int64), np.empty(0, np.float64)
-    if s.size == 1:
+    if s.size == 1 and not copies:
         return table, _readonly(empty_i), _readonly(empty_f), empty_f.copy()
     prepare_rates = D.kernels("simulate", NUMPY).prepare_rates
 
     rows: np.ndarray
-    if s.batch_shape == batch:
+    if s.size == 1:
+        rows = np.zeros(n, dtype=np.int64)
+    elif s.batch_shape == batch:
         rows = np.arange(n, dtype=np.int64)
     else:
         rows = np.arange(s.size, dtype=np.int64).reshape(s.batch_shape)
@@ -368,9 +372,19 @@ def _plan(curvature: Any, schedule: Any, *, steps: Any, optimizer: Any, w0: Any,
     if "momentum" in rule.options and L.is_constant_zero(mom_s.rows()):
         rule = R.BY_NAME["gd"]  # heavy ball, Nesterov and lr-in-buffer with momentum 0 are GD, bit for bit
     rates = (lr_s, wd_s, mom_s)
+    sources = [_rate_source(r, batch, n) for r in rates]
+    if not on_gpu and d == 1 and n and lr_s.size == 1 and wd_s.size > 1 and mom_s.size == 1:
+        # A weight decay a trajectory (a grid of them) at d = 1 runs in the CPU's per-trajectory
+        # vector loops, which read a learning rate a trajectory: the shared one given as copies
+        # (the same bits: a shared rate is computed by the per-trajectory recurrence). Not where
+        # the rule's buffer follows drops of a rate evaluated in closed form: that takes the
+        # element loop, which reads a shared rate's drops once a step.
+        copies = _rate_source(lr_s, batch, n, copies=True)
+        if not (rule.on_drop and on_drop != "keep" and np.isnan(copies[2][0])):
+            sources[0] = copies
     return _Plan(
         source=curvature, backend=backend, lam=lam, batch=batch, d=d, dtype=dt, rule=rule, rates=rates,
-        sources=tuple(_rate_source(r, batch, n) for r in rates), w0=w0, steps=steps, every=every, beta2=beta2,
+        sources=tuple(sources), w0=w0, steps=steps, every=every, beta2=beta2,
         eps=eps, on_drop=R.ON_DROP_CODES[on_drop], noise=noise, seed=seed, trajectory_offset=trajectory_offset,
         progress=progress, chunk_steps=chunk_steps, threads=threads,
     )

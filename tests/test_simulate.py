@@ -130,6 +130,35 @@ def test_per_trajectory_weight_decay_and_exponential_rates_many_steps():
     _close(res.lr, s.table(np.arange(0, 2501, 500)))
 
 
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+@pytest.mark.parametrize("noise", [0.0, 0.1])
+def test_a_weight_decay_a_trajectory_gives_the_bits_of_each_trajectory_run_alone(optimizer, noise):
+    """A grid of weight decays at one coordinate runs in the per-trajectory vector loops (the
+    shared learning rate read as copies) or, where the rule's buffer follows the drops of a
+    rate in closed form, in the element loop; either way each trajectory gets the bits it
+    gets run alone with its one weight decay (shared rates' loops), float64 and float32,
+    constant and scheduled weight decays, a staircase and an exponential rate, several
+    chunks and tiles, and the weight decay's rates past an anchor (step 1,024)."""
+    rng = np.random.default_rng(5)
+    n = 1_500                                      # two tiles, an odd last one
+    lam = rng.uniform(0.0, 2.0, (n, 1))
+    decays = {"constant": fd.constant(rng.uniform(0.0, 0.05, n)),
+              "exponential": fd.exponential(rng.uniform(0.0, 0.05, n), gamma=rng.uniform(0.999, 1.001, n))}
+    rates = {"staircase": fd.step(0.05, 0.5, 9), "exponential": fd.exponential(0.05, gamma=0.999)}
+    picks = [0, 1, 1_023, 1_024, n - 1]
+    for dtype in (np.float64, np.float32):
+        for (rate_name, lr), (decay_name, wd) in zip(rates.items(), decays.items()):
+            steps = 30 if rate_name == "staircase" else 1_030
+            kw = dict(steps=steps, optimizer=optimizer, noise=noise, seed=4, dtype=dtype, momentum=0.9)
+            for on_drop in ("keep", "reset"):
+                batch = fd.simulate(lam, lr, weight_decay=wd, on_drop=on_drop, chunk_steps=7, **kw).w
+                for i in picks:
+                    alone = fd.simulate(lam[i:i + 1], lr, weight_decay=wd[i], on_drop=on_drop, trajectory_offset=i,
+                                        **kw).w
+                    np.testing.assert_array_equal(batch[i], alone[0],
+                                                  err_msg=f"{dtype.__name__} {rate_name} {decay_name} {on_drop} {i}")
+
+
 def test_broadcasting_schedule_grid_against_curvature_grid():
     gammas = np.array([0.9, 0.97, 0.995])[:, None]         # schedule batch (3, 1)
     lam = np.array([0.1, 0.7, 1.3, 3.0])[None, :, None]     # curvature (1, 4, 1)

@@ -827,6 +827,7 @@ lion_kernel, lion_general_kernel = _kernels_of(_lion_kernel_of, "lion")
 #                                          the rule's tile and step loops
 #   simulate_per_trajectory_lr(opt, ...)  one step of a tile of one-coordinate
 #                                          trajectories with their own learning rates
+#                                          (and weight decays, or a shared one)
 #   simulate_per_trajectory_block(...)    STEP_BLOCK noiseless steps of such a tile in
 #                                          one pass (the SGD family; others a step a pass)
 #   simulate_generic_step(opt, ...)       one step of trajectories at their own rates,
@@ -1091,27 +1092,29 @@ def _sgd_shared_steps(w_all, buf_all, lam_all, tile, b0, b1, d, step_scalars, fi
 
 
 @njit(cache=True)
-def _fast_sgd_per_trajectory(w, buf, lam, lr_state, lr_ratio, advance, wd, mom, nesterov, in_buffer, use_momentum,
-                             first, z, sigma):
-    """d == 1, per-trajectory learning rates, shared weight decay. With ``advance``
-    every rate first moves one step (lr_state *= lr_ratio) in the same pass."""
+def _fast_sgd_per_trajectory(w, buf, lam, lr_state, lr_ratio, advance, wd, wds, per_wd, mom, nesterov, in_buffer,
+                             use_momentum, first, z, sigma):
+    """d == 1, per-trajectory learning rates, the weight decay shared (``wd``) or a
+    trajectory's own (``wds[i]`` with ``per_wd``). With ``advance`` every rate first moves
+    one step (lr_state *= lr_ratio) in the same pass."""
     if use_momentum:
         if advance:
-            _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, True, wd, mom, nesterov, in_buffer, True, first,
-                                     z, sigma)
+            _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, True, wd, wds, per_wd, mom, nesterov, in_buffer,
+                                     True, first, z, sigma)
         else:
-            _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, False, wd, mom, nesterov, in_buffer, True,
-                                     first, z, sigma)
+            _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, False, wd, wds, per_wd, mom, nesterov, in_buffer,
+                                     True, first, z, sigma)
     elif advance:
-        _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, True, wd, 0.0, False, False, False, False, z, sigma)
+        _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, True, wd, wds, per_wd, 0.0, False, False, False,
+                                 False, z, sigma)
     else:
-        _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, False, wd, 0.0, False, False, False, False, z,
-                                 sigma)
+        _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, False, wd, wds, per_wd, 0.0, False, False, False,
+                                 False, z, sigma)
 
 
 @njit(cache=True)
-def _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, advance, wd, mom, nesterov, in_buffer, use_momentum,
-                             first, z, sigma):
+def _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, advance, wd, wds, per_wd, mom, nesterov, in_buffer,
+                             use_momentum, first, z, sigma):
     dt = w.dtype.type
     zero = dt(0.0)
     for i in range(w.shape[0]):
@@ -1119,7 +1122,7 @@ def _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, advance, wd, mom, 
         if advance:
             eta *= lr_ratio[i]
             lr_state[i] = eta
-        c = sgd_scalars(eta, wd, first, 1.0, mom, 0.0, nesterov, False, False, in_buffer)
+        c = sgd_scalars(eta, wds[i] if per_wd else wd, first, 1.0, mom, 0.0, nesterov, False, False, in_buffer)
         x = w[i]
         b = buf[i] if use_momentum else zero
         xn, b = _sgd_sim(x, gradient(lam[i], x, z, sigma, i), b, dt(c.l2), dt(c.buf_decay), dt(c.grad_gain),
@@ -1250,8 +1253,8 @@ def _adam_shared_steps(w_all, m_all, v_all, lam_all, tile, b0, b1, d, step_scala
 
 
 @njit(cache=True)
-def _fast_adam_per_trajectory(w, m, v, lam, lr_state, lr_ratio, advance, wd, t, beta1, beta2, eps, decoupled, z,
-                              sigma):
+def _fast_adam_per_trajectory(w, m, v, lam, lr_state, lr_ratio, advance, wd, wds, per_wd, t, beta1, beta2, eps,
+                              decoupled, z, sigma):
     first = t == 0
     dt = w.dtype.type
     tf = float(t)
@@ -1260,7 +1263,7 @@ def _fast_adam_per_trajectory(w, m, v, lam, lr_state, lr_ratio, advance, wd, t, 
         if advance:
             eta *= lr_ratio[i]
             lr_state[i] = eta
-        c = adam_scalars(eta, wd, tf, beta1, beta2, eps, decoupled, False)
+        c = adam_scalars(eta, wds[i] if per_wd else wd, tf, beta1, beta2, eps, decoupled, False)
         x = w[i]
         w[i], m[i], v[i] = _adam_sim(x, gradient(lam[i], x, z, sigma, i), m[i], v[i], dt(c.l2), dt(c.shrink), dt(c.w1),
                                      dt(c.beta2), dt(c.w2), dt(c.neg_step_size), dt(c.bc2_sqrt), dt(c.eps), first)
@@ -1304,8 +1307,9 @@ def _lion_shared_steps(w_all, m_all, lam_all, tile, b0, b1, d, step_scalars, fir
 
 
 @njit(cache=True)
-def _lion_per_trajectory(w, m, lam, lr_state, lr_ratio, advance, wd, beta1, beta2, first, z, sigma):
-    """d == 1, per-trajectory learning rates, shared weight decay and beta1. With
+def _lion_per_trajectory(w, m, lam, lr_state, lr_ratio, advance, wd, wds, per_wd, beta1, beta2, first, z, sigma):
+    """d == 1, per-trajectory learning rates, the weight decay shared or a trajectory's own
+    (as ``_fast_sgd_per_trajectory``), a shared beta1. With
     ``advance`` every rate first moves one step (lr_state *= lr_ratio) in the same pass."""
     dt = w.dtype.type
     for i in range(w.shape[0]):
@@ -1313,7 +1317,7 @@ def _lion_per_trajectory(w, m, lam, lr_state, lr_ratio, advance, wd, beta1, beta
         if advance:
             eta *= lr_ratio[i]
             lr_state[i] = eta
-        c = lion_scalars(eta, wd, beta1, beta2, False)
+        c = lion_scalars(eta, wds[i] if per_wd else wd, beta1, beta2, False)
         x = w[i]
         w[i], m[i] = lion_element(x, gradient(lam[i], x, z, sigma, i), m[i], one_like(x), dt(c.shrink), dt(c.beta1),
                                   dt(c.w1), dt(c.beta2), dt(c.w2), dt(c.neg_lr), first)
@@ -1338,20 +1342,22 @@ def simulate_shared_steps(opt, w, buf, sq, lam, tile, b0, b1, d, step_scalars, f
 
 
 @njit(inline="always")
-def simulate_per_trajectory_lr(opt, w, buf, sq, lam, lr_state, lr_ratio, advance, wd, mom, t, beta2, eps, z, sigma):
+def simulate_per_trajectory_lr(opt, w, buf, sq, lam, lr_state, lr_ratio, advance, wd, wds, per_wd, mom, t, beta2, eps,
+                               z, sigma):
     """Step t of a tile of one-coordinate trajectories (the slices w, buf, sq, lam,
-    lr_state, lr_ratio of the tile; z its draws or None), each at its own learning rate
+    lr_state, lr_ratio, wds of the tile; z its draws or None), each at its own learning rate
     ``lr_state[i]`` (first advanced in the same pass, lr_state *= lr_ratio, with
-    ``advance``), the shared weight decay ``wd`` and momentum / beta1 ``mom``; the
-    buffer scale is 1 (the engine sends here no tile whose rates drop)."""
+    ``advance``), the weight decay shared, ``wd``, or with ``per_wd`` its own, ``wds[i]``
+    (advanced by the caller), and the shared momentum / beta1 ``mom``; the buffer scale is
+    1 (the engine sends here no tile whose rates drop)."""
     if opt == LION:
-        _lion_per_trajectory(w, buf, lam, lr_state, lr_ratio, advance, wd, mom, beta2, t == 0, z, sigma)
+        _lion_per_trajectory(w, buf, lam, lr_state, lr_ratio, advance, wd, wds, per_wd, mom, beta2, t == 0, z, sigma)
     elif opt == ADAM or opt == ADAMW:
-        _fast_adam_per_trajectory(w, buf, sq, lam, lr_state, lr_ratio, advance, wd, t, mom, beta2, eps,
+        _fast_adam_per_trajectory(w, buf, sq, lam, lr_state, lr_ratio, advance, wd, wds, per_wd, t, mom, beta2, eps,
                                   opt == ADAMW, z, sigma)
     else:
         # (a step at momentum 0 is a plain one that leaves the buffer as it is)
-        _fast_sgd_per_trajectory(w, buf, lam, lr_state, lr_ratio, advance, wd, mom, opt == NESTEROV,
+        _fast_sgd_per_trajectory(w, buf, lam, lr_state, lr_ratio, advance, wd, wds, per_wd, mom, opt == NESTEROV,
                                  opt == LR_IN_BUFFER,
                                  (opt == MOMENTUM or opt == LR_IN_BUFFER or opt == NESTEROV) and mom != 0.0, t == 0, z,
                                  sigma)
@@ -1366,8 +1372,8 @@ def _per_trajectory_noiseless_block(opt, w, buf, sq, lam, lr_state, lr_ratio, st
                                   opt == LR_IN_BUFFER)
         return
     for q in range(STEP_BLOCK):
-        simulate_per_trajectory_lr(opt, w, buf, sq, lam, lr_state, lr_ratio, True, step_scalars[s + q, WD],
-                                   step_scalars[s + q, MOM], first_step + s + q, beta2, eps, None, 0.0)
+        simulate_per_trajectory_lr(opt, w, buf, sq, lam, lr_state, lr_ratio, True, step_scalars[s + q, WD], lr_ratio,
+                                   False, step_scalars[s + q, MOM], first_step + s + q, beta2, eps, None, 0.0)
 
 
 def simulate_per_trajectory_block(noise_scratch, opt, w, buf, sq, lam, lr_state, lr_ratio, step_scalars, s,

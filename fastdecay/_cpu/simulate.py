@@ -364,8 +364,9 @@ def _chunk_kernel(elementwise, rates):
         per_wd = wd_rows.shape[0] != 0
         per_mom = mom_rows.shape[0] != 0
         acts = SIM_ON_DROP[opt]  # on_drop acts on the rule's buffer
-        # the vector loops: shared weight decay and momentum, and shared rates or one coordinate
-        fast_ok = (d == 1 or not per_lr) and not per_wd and not per_mom
+        # the vector loops: shared rates, or one coordinate with its own learning rate (and weight
+        # decay, or a shared one), and a shared momentum
+        fast_ok = (d == 1 or not per_lr) and not per_mom and (not per_wd or (d == 1 and per_lr))
         sigma = w.dtype.type(noise)
         # (recording trajectories longer than a tile under shared rates, d > TILE_ELEMENTS, is
         # ``_recorded_element_tiles``'s, which ``simulate_chunk`` calls instead; here it would
@@ -411,11 +412,11 @@ def _chunk_kernel(elementwise, rates):
                 # costs reference counting on the array that every thread shares)
                 e0, e1 = i0 * d, i1 * d
                 w_t, buf_t, sq_t, lam_t = w[e0:e1], buf[e0:e1], sq[e0:e1], lam[e0:e1]
-                lr_state_t, lr_ratio_t = lr_state[i0:i1], lr_ratio[i0:i1]
+                lr_state_t, lr_ratio_t, wd_state_t = lr_state[i0:i1], lr_ratio[i0:i1], wd_state[i0:i1]
                 s = 0
                 while s < n_steps:
                     t = first_step + s
-                    if (fast_tile and per_lr and lr_mult and _plain_block(t, s, n_steps, every)
+                    if (fast_tile and per_lr and lr_mult and not per_wd and _plain_block(t, s, n_steps, every)
                             and simulate_per_trajectory_block(noise_scratch, opt, w_t, buf_t, sq_t, lam_t, lr_state_t,
                                                               lr_ratio_t, step_scalars, s, first_step, beta2, eps)):
                         s += STEP_BLOCK  # a noiseless block (a noisy kernel has no such code)
@@ -447,8 +448,8 @@ def _chunk_kernel(elementwise, rates):
                                               eps, on_drop, z, sigma, record, rec_j, rec_loss, rec_disp)
                     else:
                         # a fast tile here has per-trajectory learning rates and d == 1
-                        simulate_per_trajectory_lr(opt, w_t, buf_t, sq_t, lam_t, lr_state_t, lr_ratio_t, fused, wd, mom,
-                                                   t, beta2, eps, z, sigma)
+                        simulate_per_trajectory_lr(opt, w_t, buf_t, sq_t, lam_t, lr_state_t, lr_ratio_t, fused, wd,
+                                                   wd_state_t, per_wd, mom, t, beta2, eps, z, sigma)
                     if record:
                         if not generic:
                             _record_after(w, lam, rec_disp, rec_loss, i0, i1, rec_j)
