@@ -194,6 +194,20 @@ def segment_rate(segs, k, t):
     return _factor_rate(segs, k, t)
 
 
+@njit(cache=True, error_model="numpy")
+def plateau_continues(kind, staircase, decay_steps, origin, alone, t):
+    """True where a schedule of one staircase segment (``alone``: nothing after it; a step
+    schedule, a staircase exponential or inverse time) has at step t the rate it had at
+    t - 1: floor((t - origin) / decay_steps) unchanged. Scalars only, which the caller reads
+    from the table (``kind``, ``staircase``, ``decay_steps``, ``origin`` of the row's first
+    segment: KIND, P0 + 3, P0 + 2, ORIGIN): a loop over elements that calls a function taking
+    the table pays for the call each element (not inlined, ~13 ns)."""
+    if alone and (kind == EXPONENTIAL or kind == INVERSE_TIME) and staircase != 0.0:
+        tau = t - origin
+        return tau >= 1.0 and math.floor(tau / decay_steps) == math.floor((tau - 1.0) / decay_steps)
+    return False
+
+
 @njit(cache=True)
 def lr_at(table, row, t):
     """Rate of schedule ``row`` of a ``(rows, segments, WIDTH)`` table at step ``t``."""

@@ -89,7 +89,7 @@ from .rules import (ON_DROP_KEEP, SIM_ON_DROP, STEP_BLOCK, buffer_scale_at, simu
                     simulate_per_trajectory_block, simulate_per_trajectory_lr, simulate_shared_steps)
 from .._layout import CONSTANT, EXPONENTIAL, KIND, ORIGIN, P0, START
 from .._rules import CODES as OPTIMIZER_CODES  # noqa: F401 (public name -> code, from the one table)
-from .schedule import TABLE, lr_at
+from .schedule import TABLE, lr_at, plateau_continues
 
 # Per-trajectory exponential rates advance by one multiplication a step and
 # return to the closed form at every multiple of this many (global) steps:
@@ -134,20 +134,6 @@ def _anchor(table, row, t):
 
 
 @njit(cache=True)
-def _closed_form_rate(table, row, t, previous):
-    """lr_at(table, row, t) for t >= 1, given ``previous`` = the rate at t - 1: inside a
-    plateau of a one-segment staircase exponential (a step schedule) that is the same
-    value (the closed form's exponent is the same), so the pow is skipped."""
-    seg = table[row, 0]
-    if (table.shape[1] == 1 or table[row, 1, START] == math.inf) and seg[KIND] == EXPONENTIAL \
-            and seg[P0 + 3] != 0.0:
-        tau = t - seg[ORIGIN]
-        if tau >= 1.0 and math.floor(tau / seg[P0 + 2]) == math.floor((tau - 1.0) / seg[P0 + 2]):
-            return previous
-    return lr_at(table, row, t)
-
-
-@njit(cache=True)
 def _advance_rates(table, rows, ratio, state, i0, i1, t, all_multiplicative):
     """state[i] = rate of trajectory i at step t, for i in [i0, i1)."""
     tf = float(t)
@@ -164,8 +150,14 @@ def _advance_rates(table, rows, ratio, state, i0, i1, t, all_multiplicative):
             r = ratio[i]
             if r == r:
                 state[i] *= r
-            else:
-                state[i] = _closed_form_rate(table, rows[i], tf, state[i])
+                continue
+            row = rows[i]
+            # a step schedule's rate inside a plateau is the one it had (no pow; the check reads
+            # the table here, where a call taking it would cost more than the closed form)
+            if not plateau_continues(table[row, 0, KIND], table[row, 0, P0 + 3], table[row, 0, P0 + 2],
+                                     table[row, 0, ORIGIN], table.shape[1] == 1 or table[row, 1, START] == math.inf,
+                                     tf):
+                state[i] = lr_at(table, row, tf)
         return
     for i in range(i0, i1):
         state[i] = _anchor(table, rows[i], tf)
