@@ -2,8 +2,10 @@
 ``simulate_ab.py``, whose rows are the noiseless shared-rate loops): per-trajectory
 learning rates at d = 1 (the per-trajectory vector loops), a per-trajectory weight
 decay at d = 1 (the generic element loop), recording at d = 4 and per-trajectory rates
-at d = 16 (the generic per-coordinate loops), and noise with shared rates (the
-shared loops with Philox draws), for GD, momentum, AdamW and Lion. Each tree in its
+at d = 16 (the generic per-coordinate loops), noise with shared rates (the
+shared loops with Philox draws), and a grid of step schedules at d = 1 (rates in
+closed form a trajectory; with momentum and ``on_drop="reset"`` too), for GD,
+momentum, AdamW and Lion. Each tree in its
 own process, trees alternating round by round; best of all calls per row.
 
     python bench/simulate_paths_ab.py TREE [TREE ...] [--rounds 3] [--reps 3] [--one-core]
@@ -31,6 +33,7 @@ shared = fd.exponential(lr=0.05, gamma=0.99)
 per1 = fd.exponential(lr=0.05, gamma=np.linspace(0.98, 0.999, n))
 per16 = fd.exponential(lr=0.05, gamma=np.linspace(0.98, 0.999, n // 16))
 wd1 = fd.exponential(lr=0.01, gamma=np.linspace(0.98, 0.999, n))
+steps1 = fd.step(lr=0.05, gamma=0.5, period=np.arange(n) % 37 + 5)  # a grid of step schedules
 rows = {}
 for opt in ("gd", "momentum", "adamw", "lion"):
     rows[f"{opt} per-lr d=1"] = lambda o=opt: fd.simulate(lam1, per1, steps=steps, optimizer=o, **extra)
@@ -39,6 +42,9 @@ for opt in ("gd", "momentum", "adamw", "lion"):
     rows[f"{opt} every=1 d=4"] = lambda o=opt: fd.simulate(lam4, shared, steps=steps, optimizer=o, every=1, **extra)
     rows[f"{opt} per-lr d=16"] = lambda o=opt: fd.simulate(lam16, per16, steps=steps, optimizer=o, **extra)
     rows[f"{opt} noise d=1"] = lambda o=opt: fd.simulate(lam1, shared, steps=steps, optimizer=o, noise=0.1, **extra)
+    rows[f"{opt} step grid d=1"] = lambda o=opt: fd.simulate(lam1, steps1, steps=steps, optimizer=o, **extra)
+rows["momentum step grid reset d=1"] = lambda: fd.simulate(lam1, steps1, steps=steps, optimizer="momentum",
+                                                           on_drop="reset", **extra)
 for f in rows.values():
     f()
 out = {k: [] for k in rows}

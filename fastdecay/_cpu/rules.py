@@ -1372,7 +1372,7 @@ def _per_trajectory_noiseless_block(opt, w, buf, sq, lam, lr_state, lr_ratio, st
         _sgd_per_trajectory_block(w, buf, lam, lr_state, lr_ratio, step_scalars, s, opt != GD, opt == NESTEROV,
                                   opt == LR_IN_BUFFER)
         return
-    for q in range(STEP_BLOCK):
+    for q in range(STEP_BLOCK):  # (shared weight decays: lr_ratio stands in for a per-trajectory array, unread)
         simulate_per_trajectory_lr(opt, w, buf, sq, lam, lr_state, lr_ratio, True, step_scalars[s + q, WD], lr_ratio,
                                    False, step_scalars[s + q, MOM], first_step + s + q, beta2, eps, None, 0.0)
 
