@@ -131,7 +131,13 @@ from itertools import chain, repeat
 from typing import Any, Callable, Literal, Sequence, SupportsFloat, Union, cast, overload
 
 import numpy as np
-import torch
+
+try:
+    import torch
+except ImportError as err:  # (the optional dependency, named with how to get it)
+    raise ImportError("fastdecay.torch needs torch, which is not installed: pip install 'fastdecay[torch]' "
+                      "(or a torch build of your choice, e.g. the CPU wheel: pip install torch "
+                      "--index-url https://download.pytorch.org/whl/cpu)") from err
 from torch.optim.lr_scheduler import LRScheduler as _TorchLRScheduler
 from torch.optim.lr_scheduler import ReduceLROnPlateau as _TorchReduceLROnPlateau
 from torch.optim import optimizer as _torch_optimizer

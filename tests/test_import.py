@@ -38,3 +38,17 @@ def test_evaluating_schedules_on_numpy_imports_neither_torch_nor_cupy():
         """
     )
     assert got == {"torch": False, "cupy": False, "numba": True}
+
+
+def test_fastdecay_torch_without_torch_says_how_to_install_it():
+    got = run_fresh(
+        """
+        import json, sys
+        sys.modules["torch"] = None  # as if torch were not installed
+        try:
+            import fastdecay.torch
+        except ImportError as err:
+            print(json.dumps(str(err)))
+        """
+    )
+    assert got.startswith("fastdecay.torch needs torch, which is not installed: pip install 'fastdecay[torch]'")

@@ -108,3 +108,47 @@ def test_editing_an_inlined_module_recompiles_the_kernels_that_inline_it(tmp_pat
     rules.write_text(rules.read_text() + "\n# an edit\n")
     assert compiles() > 0          # the edit reaches the kernels of simulate.py
     assert compiles() == 0
+
+
+PRIVATE_CACHE = """
+import warnings
+from numba.core import caching
+
+def refuse(self):
+    raise OSError("read-only")
+
+# the package's directory and the user's cache directory cannot be written
+caching.InTreeCacheLocator.ensure_cache_path = refuse
+caching.UserWideCacheLocator.ensure_cache_path = refuse
+import fastdecay as fd
+with warnings.catch_warnings(record=True) as seen:
+    warnings.simplefilter("always")
+    print(fd.step(0.1, 0.5, 10)(25))
+print(sum("fastdecay: neither NUMBA_CACHE_DIR" in str(w.message) for w in seen))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="the private directory is named by the user's id")
+def test_kernels_cache_in_a_private_temporary_directory_where_nothing_else_can_be_written(tmp_path):
+    """Where neither NUMBA_CACHE_DIR, the package's directory nor ~/.cache can be written,
+    Numba alone refuses every cached kernel; fastdecay caches them in a directory of the
+    user's own under the temporary directory (0700), says so once, and does not use one
+    that others can write (a fresh private one instead)."""
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env["TMPDIR"] = str(tmp_path)
+    shared = tmp_path / f"fastdecay-numba-cache-{os.getuid()}"
+    shared.mkdir()
+    shared.chmod(0o777)  # writable by others: not trusted with compiled code
+    for trusted in (False, True):
+        if trusted:
+            shared.rmdir()
+        done = subprocess.run([sys.executable, "-c", PRIVATE_CACHE], env=env, capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == ["0.025", "1"]
+        assert any(shared.rglob("*.nbi")) == trusted
+        if trusted:
+            assert shared.stat().st_mode & 0o777 == 0o700
+        else:
+            fresh = [p for p in tmp_path.glob("fastdecay-numba-cache-*") if p != shared]
+            assert len(fresh) == 1 and any(fresh[0].rglob("*.nbi")) and fresh[0].stat().st_mode & 0o777 == 0o700

@@ -14,10 +14,23 @@ a stale one.
 
 The locator subclasses Numba's (``numba.core.caching``); if a Numba release
 moves them, the kernels still cache, with Numba's own per-file stamp.
+
+Where neither ``NUMBA_CACHE_DIR``, nor the package's directory, nor the user's
+cache directory (``~/.cache/numba``) can be written (a read-only install run by a
+user without a home, a read-only container), Numba refuses every cached kernel
+("no locator available"). The last locator here then caches in a directory of
+the user's own under the system's temporary directory (made private, 0700; one
+that another user owns or can write is not used, a fresh private one is), and
+says so once.
 """
 
+import functools
 import hashlib
+import os
 import pathlib
+import stat
+import tempfile
+import warnings
 
 _HERE = pathlib.Path(__file__).resolve().parent
 # what a kernel in this package can inline: its siblings, the table layout and the rule codes
@@ -54,12 +67,55 @@ def _install_locator():
 
     try:
         locators = [type(f"_FastdecayPackage{base.__name__}", (_PackageStamp, base), {})
-                    for base in (caching.UserProvidedCacheLocator, caching.InTreeCacheLocator)]
+                    for base in (caching.UserProvidedCacheLocator, caching.InTreeCacheLocator,
+                                 caching.UserWideCacheLocator)]
+        locators.append(type("_FastdecayPackageTemporaryLocator", (_PackageStamp, _temporary_locator(caching)), {}))
         classes = caching.CacheImpl._locator_classes
     except AttributeError:  # pragma: no cover - a Numba that moved them
         return
     if not any(getattr(c, "__name__", "").startswith("_FastdecayPackage") for c in classes):
         classes[:0] = locators
+
+
+@functools.cache
+def _private_directory():
+    """A directory under the system's temporary one that only this user can write: the same
+    one from process to process (a warm cache) where it is safe, else a fresh one (one a
+    process)."""
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    path = os.path.join(tempfile.gettempdir(), f"fastdecay-numba-cache-{uid if uid is not None else 'user'}")
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        info = os.lstat(path)
+        if (stat.S_ISDIR(info.st_mode) and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+                and (uid is None or info.st_uid == uid)):
+            return path
+    except OSError:
+        pass
+    return tempfile.mkdtemp(prefix="fastdecay-numba-cache-")  # (0700, this process's own)
+
+
+def _temporary_locator(caching):
+    """Numba's user-wide locator, pointed at ``_private_directory()``: the last resort."""
+    told = []
+
+    class TemporaryLocator(caching.UserWideCacheLocator):
+        def __init__(self, py_func, py_file):
+            self._py_file = py_file
+            self._lineno = py_func.__code__.co_firstlineno
+            self._cache_path = os.path.join(_private_directory(), self.get_suitable_cache_subpath(py_file))
+
+        def ensure_cache_path(self):
+            os.makedirs(self._cache_path, exist_ok=True)
+            tempfile.TemporaryFile(dir=self._cache_path).close()
+            if not told:
+                told.append(True)
+                warnings.warn(
+                    "fastdecay: neither NUMBA_CACHE_DIR, the package's directory nor the user's cache directory "
+                    f"can be written; compiled kernels are cached in {os.path.dirname(self._cache_path)} "
+                    "(set NUMBA_CACHE_DIR to choose the directory)", RuntimeWarning, stacklevel=2)
+
+    return TemporaryLocator
 
 
 _install_locator()
