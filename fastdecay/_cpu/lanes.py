@@ -69,10 +69,12 @@ def gradient(lam, x, z, sigma, j):
 
 
 @njit(cache=True)
-def tally(lam, j, x, xn):
-    """(squared displacement, 2 x loss) of element j after x -> xn, in float64 (``np.float64``:
-    Numba's ``float()`` keeps a float32 a float32, whose squares overflow past 1.8e19)."""
-    return (np.float64(xn) - np.float64(x)) ** 2, np.float64(lam[j]) * np.float64(xn) ** 2
+def tally(lam, x, xn):
+    """(squared displacement, 2 x loss) of an element of curvature ``lam`` after x -> xn, in
+    float64 (``np.float64``: Numba's ``float()`` keeps a float32 a float32, whose squares
+    overflow past 1.8e19). Scalars only: the loops call it for every element, and a call that
+    takes an array is not free there."""
+    return (np.float64(xn) - np.float64(x)) ** 2, np.float64(lam) * np.float64(xn) ** 2
 
 
 def draws(noise_scratch, lanes):

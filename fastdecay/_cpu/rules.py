@@ -892,7 +892,7 @@ def _sgd_coords(w, buf, lam, c, use_momentum, nesterov, in_buffer, first, z, sig
             if use_momentum:
                 buf[k] = b
             if record:
-                dd, ll = tally(lam, k, x, xn)
+                dd, ll = tally(lam[k], x, xn)
                 disp += dd
                 loss += ll
     elif use_momentum:
@@ -1205,7 +1205,7 @@ def _adam_coords(w, m, v, lam, c, first, z, sigma, record):
             xn, m[k], v[k] = _adam_sim(x, g, m[k], v[k], l2, shrink, w1, b2, w2, neg_step, bc2_sqrt, e, first)
             w[k] = xn
             if record:
-                dd, ll = tally(lam, k, x, xn)
+                dd, ll = tally(lam[k], x, xn)
                 disp += dd
                 loss += ll
     else:
@@ -1285,7 +1285,7 @@ def _lion_coords(w, m, lam, c, first, z, sigma, record):
                                 w2, neg_lr, first)
         w[k] = xn
         if record:
-            dd, ll = tally(lam, k, x, xn)
+            dd, ll = tally(lam[k], x, xn)
             disp += dd
             loss += ll
     return disp, loss
@@ -1469,7 +1469,7 @@ def simulate_generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta_shared, wd_sha
                 if on:
                     buf[i] = b
             if record:
-                dd, ll = tally(lam, i, x, w[i])
+                dd, ll = tally(lam[i], x, w[i])
                 rec_disp[i, rec_j] = dt(math.sqrt(0.0 + dd))
                 rec_loss[i, rec_j] = dt(0.5 * (0.0 + ll))
         return

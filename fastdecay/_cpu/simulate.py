@@ -188,7 +188,7 @@ def _record_after(w, lam, rec_disp, rec_loss, i0, i1, rec_j):
     """... and turn it into |w_{t+1} - w_t| with the loss, by the generic path's arithmetic."""
     dt = w.dtype.type
     for i in range(i0, i1):
-        dd, ll = tally(lam, i, rec_disp[i, rec_j], w[i])
+        dd, ll = tally(lam[i], rec_disp[i, rec_j], w[i])
         rec_disp[i, rec_j] = dt(math.sqrt(0.0 + dd))
         rec_loss[i, rec_j] = dt(0.5 * (0.0 + ll))
 
