@@ -678,6 +678,23 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
             return grad_scale, True
         return grad_scale, False
 
+    def _check_in_one_group(self, g: int, group: dict[str, Any]) -> None:
+        """ValueError where a parameter of group ``g`` is in another group too (a ``params`` list
+        edited in place: torch's constructor and ``add_param_group`` refuse it, and its step
+        would then update it twice, one update after the other, where the checked calls of one
+        step would both read the state as it was). Run with every full check of a group: a
+        list edited in place is never the group's repeated step."""
+        if len(self.param_groups) < 2:
+            return
+        mine = {id(p): i for i, p in enumerate(group["params"])}
+        for h, other in enumerate(self.param_groups):
+            if h != g:
+                for p in other["params"]:
+                    if id(p) in mine:
+                        raise ValueError(f"param_groups[{g}].params[{mine[id(p)]}] is also in param_groups[{h}]: "
+                                         "a parameter belongs to one group (torch's optimizers refuse it when "
+                                         "the groups are made); remove it from one of them")
+
     def _group_calls(self, g: int, group: dict[str, Any], grad_scale: Any, new_state: dict[torch.Tensor, dict[str, Any]],
                      scaled: list[torch.Tensor], rejoined: list[tuple[dict[str, Any], torch.Tensor]]
                      ) -> list[tuple[Callable[[], None], _Counter]]:
@@ -693,6 +710,7 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
             repeated = prior.calls(group, self.state.get, grad_scale, scaled)
             if repeated is not None:
                 return repeated
+        self._check_in_one_group(g, group)
         names = self._buffer_names(group)
         required = frozenset(("step",) + names)  # a state with all of these is used as it is
         state_of = self.state.get

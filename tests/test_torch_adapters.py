@@ -862,6 +862,28 @@ def test_a_tensor_lr_given_to_the_optimizer_is_kept_and_read_at_every_step(cls, 
         cls([torch.nn.Parameter(torch.zeros(2))], lr=torch.tensor(-0.1))
 
 
+@pytest.mark.parametrize("cls", [SGD, Adam, AdamW], ids=["sgd", "adam", "adamw"])
+def test_a_parameter_put_in_a_second_group_in_place_is_refused_before_any_write(cls):
+    """torch's constructor and add_param_group refuse a parameter in two groups; a ``params``
+    list edited in place gets past them (torch then updates it twice). The step refuses it,
+    naming both groups, and writes nothing, also once the groups' steps are repeated ones."""
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.nn.Parameter(torch.randn(5, generator=gen)), torch.nn.Parameter(torch.randn(3, generator=gen))
+    opt = cls([{"params": [a]}, {"params": [b]}], lr=0.1, **({"momentum": 0.9} if cls is SGD else {}))
+    for _ in range(4):  # past the first steps: the groups' usual steps are repeated
+        a.grad, b.grad = torch.randn(5, generator=gen), torch.randn(3, generator=gen)
+        opt.step()
+    opt.param_groups[1]["params"].append(a)
+    before = [t.detach().clone() for t in (a, b, *(v for p in (a, b) for v in opt.state[p].values()))]
+    with pytest.raises(ValueError, match=r"param_groups\[1\]\.params\[1\] is also in param_groups\[0\]"):
+        opt.step()
+    after = [t.detach() for t in (a, b, *(v for p in (a, b) for v in opt.state[p].values()))]
+    assert all(torch.equal(x, y) for x, y in zip(before, after))
+    opt.param_groups[1]["params"].pop()
+    opt.step()  # and steps again once it is in one group
+    assert not torch.equal(a.detach(), before[0])
+
+
 def test_step_hooks_run_as_torchs_and_the_profiler_annotation_only_while_profiling(monkeypatch):
     """The step's wrapper runs torch's hooks as torch's does (global and the optimizer's, pre-
     hooks before and post-hooks after, a pre-hook's new arguments used, a bad return refused)
