@@ -218,6 +218,7 @@ def escape_probability(schedule: Schedule, barrier: RealArrayLike, c: RealArrayL
     steps = _step_count("steps", steps)
     shape = _out_shape(s, barrier, c, names=["barrier", "c"])
     V.fits_in_memory("steps", steps, shape + (steps,), 16)  # per_step and cumulative
+
     def aligned(x: FloatArray) -> FloatArray:  # (..., 1), its batch axes aligned with shape's last ones
         return x.reshape((1,) * (len(shape) - x.ndim) + x.shape)[..., None]
 
