@@ -1,0 +1,76 @@
+"""A grid of step schedules, one a trajectory, against JAX and NumPy doing the same run: gradient
+descent on 200,000 one-coordinate quadratics x 100 steps, float64, periods 5-41 (the
+step-vs-exponential comparison's own batch). One thread each (Numba ``threads=1``, XLA without
+its thread pool); best of 3 calls after a warm-up; the final weights checked against fastdecay's.
+
+    python bench/step_grid_peers.py [--rounds 3]
+"""
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+
+import numpy as np  # noqa: E402
+
+import fastdecay as fd  # noqa: E402
+
+N, STEPS, LR, GAMMA = 200_000, 100, 0.05, 0.5
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args(argv)
+    rng = np.random.default_rng(0)
+    lam = rng.uniform(0.01, 1.0, N)
+    period = (np.arange(N) % 37 + 5).astype(np.float64)
+    grid = fd.step(lr=LR, gamma=GAMMA, period=period)
+    rows = {"fastdecay": lambda: fd.simulate(lam[:, None], grid, steps=STEPS, threads=1).w[:, 0]}
+
+    def numpy_run():
+        w = np.ones(N)
+        for t in range(STEPS):
+            w -= (LR * GAMMA ** np.floor(t / period)) * (lam * w)
+        return w
+
+    rows["numpy"] = numpy_run
+    try:
+        import jax
+        jax.config.update("jax_enable_x64", True)
+        jnp = jax.numpy
+
+        @jax.jit
+        def scan(lam, period, steps):
+            def body(w, t):
+                return w - (LR * GAMMA ** jnp.floor(t / period)) * (lam * w), None
+            return jax.lax.scan(body, jnp.ones_like(lam), steps)[0]
+
+        args_j = (jnp.asarray(lam), jnp.asarray(period), jnp.arange(STEPS, dtype="float64"))
+        rows["jax"] = lambda: np.asarray(scan(*args_j).block_until_ready())
+    except ImportError:
+        print("(JAX is not installed: pip install jax)")
+    best = {k: [] for k in rows}
+    for _ in range(args.rounds):
+        reference = None
+        for name, run in rows.items():
+            run()
+            times = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                w = run()
+                times.append(time.perf_counter() - t0)
+            reference = w if reference is None else reference
+            np.testing.assert_allclose(w, reference, rtol=1e-12)
+            best[name].append(min(times))
+    for name, times in best.items():
+        rates = ", ".join(f"{N * STEPS / t / 1e9:.2f}" for t in times)
+        print(f"{name:10s} " + " / ".join(f"{t * 1e3:.1f}" for t in times) + f" ms   ({rates} G trajectory-steps/s)")
+    if "jax" in best:
+        print("fastdecay / JAX speed: " + " / ".join(f"{j / f:.2f}x" for f, j in zip(best["fastdecay"], best["jax"])))
+    print("fastdecay / NumPy speed: " + " / ".join(f"{n_ / f:.2f}x" for f, n_ in zip(best["fastdecay"], best["numpy"])))
+
+
+if __name__ == "__main__":
+    main()
