@@ -159,6 +159,32 @@ def test_a_weight_decay_a_trajectory_gives_the_bits_of_each_trajectory_run_alone
                                                   err_msg=f"{dtype.__name__} {rate_name} {decay_name} {on_drop} {i}")
 
 
+@pytest.mark.parametrize("optimizer, on_drop", [("gd", "keep"), ("momentum", "reset"), ("nesterov", "rescale"),
+                                               ("adamw", "keep")])
+def test_a_grid_of_staircases_gives_the_bits_of_each_schedule_run_alone(optimizer, on_drop):
+    """A schedule a trajectory in closed form keeps its rate inside a plateau (the loop reads the
+    row's fields) and, under on_drop, looks for a drop only where a plateau starts: each
+    trajectory of a grid of step schedules (whole and fractional periods), staircase exponentials
+    and inverse times, a warmed-up step, a multistep and a join gets the bits of its schedule run
+    alone (the shared rates' loops, the closed form at every step), past the rates' anchor at
+    step 1,024, with noise and recording."""
+    rng = np.random.default_rng(2)
+    kinds = [lambda i: fd.step(0.05, 0.5, 3 + i % 17), lambda i: fd.step(0.05, 0.7, 1.1 + (i % 7) * 0.37),
+             lambda i: fd.exponential(0.05, gamma=0.9, decay_steps=2.5 + i % 3, staircase=True),
+             lambda i: fd.inverse_time(0.05, 0.5, decay_steps=4.5, staircase=True),
+             lambda i: fd.warmup(fd.step(0.05, 0.5, 9), 7), lambda i: fd.multistep(0.05, 0.3, [5, 40, 300 + i, 1100]),
+             lambda i: fd.join([fd.constant(0.05), fd.step(0.04, 0.5, 13)], [33])]
+    n = 1_100                                      # two tiles
+    schedules = [kinds[i % len(kinds)](i) for i in range(n)]
+    lam = rng.uniform(0.0, 2.0, (n, 1))
+    kw = dict(steps=1_030, optimizer=optimizer, on_drop=on_drop, noise=0.05, seed=3, every=103)
+    batch = fd.simulate(lam, fd.stack(schedules), chunk_steps=400, **kw)
+    for i in [0, 1, 2, 3, 4, 5, 6, 1_025, n - 1]:
+        alone = fd.simulate(lam[i:i + 1], schedules[i], trajectory_offset=i, **kw)
+        for got, want in ((batch.w, alone.w), (batch.loss, alone.loss), (batch.lr, alone.lr)):
+            np.testing.assert_array_equal(got[i], want[0], err_msg=f"trajectory {i}")
+
+
 def test_broadcasting_schedule_grid_against_curvature_grid():
     gammas = np.array([0.9, 0.97, 0.995])[:, None]         # schedule batch (3, 1)
     lam = np.array([0.1, 0.7, 1.3, 3.0])[None, :, None]     # curvature (1, 4, 1)
