@@ -65,7 +65,9 @@ FD_HD double closed_form_rate(const double* table, int segments, i64 row, double
 
 // The rate of trajectory i at global step t, from its value `current` at t - 1 (at
 // t == 0 `current` is already the rate at step 0: the host's prepare_rates). The
-// CPU's _advance_rates, operation for operation.
+// CPU's _advance_rates' values, operation for operation: the CPU reads a staircase's
+// closed form again at the step ``next_change`` gave, here at the step the plateau test
+// fails (the same steps; two divisions cost a GPU less than a second array).
 FD_HD double advance_rate(const RateSource& src, i64 i, i64 t, double current) {
     if (t == 0) return current;
     if (t % REANCHOR != 0) {

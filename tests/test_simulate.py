@@ -2,6 +2,7 @@
 whole trajectories over hundreds of steps, odd sizes, every optimizer and option."""
 
 import importlib
+import math
 import os
 import pathlib
 import signal
@@ -183,6 +184,33 @@ def test_a_grid_of_staircases_gives_the_bits_of_each_schedule_run_alone(optimize
         alone = fd.simulate(lam[i:i + 1], schedules[i], trajectory_offset=i, **kw)
         for got, want in ((batch.w, alone.w), (batch.loss, alone.loss), (batch.lr, alone.lr)):
             np.testing.assert_array_equal(got[i], want[0], err_msg=f"trajectory {i}")
+
+
+@pytest.mark.parametrize("origin, decay_steps", [(0.0, 3.0), (0.0, 1.1), (0.0, 0.1), (7.0, 2.5), (0.0, 1 / 3),
+                                                  (-2.5, 0.37), (0.0, 7.000000001), (0.0, 1e-3), (5.0, 1e300),
+                                                  (2.0**45, 3.0), (2.0**52 - 40, 7.0)])
+def test_a_staircase_is_read_again_at_the_first_step_its_closed_form_changes(origin, decay_steps):
+    """``next_change`` (where a grid of step schedules reads a rate again) is the first step after
+    t where floor((s - origin) / decay_steps), in the closed form's float arithmetic, passes its
+    value at t, found by brute force; t + 1 before the origin and where steps pass 2**52."""
+    from fastdecay._cpu.schedule import EXPONENTIAL, next_change
+
+    def plateau(s):
+        return math.floor((s - origin) / decay_steps)
+
+    start = max(math.floor(origin) - 5, 0.0) if origin < 2.0**40 else origin - 5
+    for t in np.arange(start, start + 300):
+        t = float(t)
+        if t < origin or plateau(t) + 1 >= 2**52 or origin + (plateau(t) + 1) * decay_steps >= 2.0**52:
+            want = t + 1.0
+        else:
+            want = t + 1.0
+            while plateau(want) == plateau(t):
+                want += 1.0
+        assert next_change(EXPONENTIAL, 1.0, decay_steps, origin, True, t) == want, t
+    # a smooth or a joined schedule is read every step
+    assert next_change(EXPONENTIAL, 0.0, decay_steps, origin, True, origin + 3.0) == origin + 4.0
+    assert next_change(EXPONENTIAL, 1.0, decay_steps, origin, False, origin + 3.0) == origin + 4.0
 
 
 def test_broadcasting_schedule_grid_against_curvature_grid():

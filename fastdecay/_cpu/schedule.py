@@ -194,18 +194,57 @@ def segment_rate(segs, k, t):
     return _factor_rate(segs, k, t)
 
 
+@njit(cache=True)
+def lone_staircase(kind, staircase, alone):
+    """True for a schedule of one staircase segment (``alone``: nothing after it): a step
+    schedule, a staircase exponential or inverse time, whose rate holds between changes."""
+    return alone and (kind == EXPONENTIAL or kind == INVERSE_TIME) and staircase != 0.0
+
+
 @njit(cache=True, error_model="numpy")
+def next_change(kind, staircase, decay_steps, origin, alone, t):
+    """The first step after ``t`` at which a schedule's rate may differ from its rate at
+    ``t``: ``t + 1``, except for a ``lone_staircase``, whose rate holds while
+    floor((s - origin) / decay_steps) keeps its value at ``t``. The steps are tested by the
+    closed form's own float arithmetic, whose quotient never falls as s grows: the rate at
+    ``t`` is the closed form's, bit for bit, at every step before the one returned (where
+    that cannot be decided exactly, before the origin or past 2**52: ``t + 1``).
+
+    Scalars only, which the caller reads from the table (``kind``, ``staircase``,
+    ``decay_steps``, ``origin`` of the row's first segment: KIND, P0 + 3, P0 + 2, ORIGIN):
+    a loop over elements that calls a function taking the table pays for the call each
+    element (not inlined, ~13 ns)."""
+    after = t + 1.0
+    tau = t - origin
+    if not (lone_staircase(kind, staircase, alone) and tau >= 0.0 and 0.0 < decay_steps < math.inf):
+        return after
+    k = np.floor(tau / decay_steps)
+    step = np.ceil(origin + (k + 1.0) * decay_steps)  # within a few roundings of the change
+    if not step < 2.0**52:
+        return after
+    step = max(step, after)
+    while step > after and np.floor((step - 1.0 - origin) / decay_steps) > k:
+        step -= 1.0
+    while np.floor((step - origin) / decay_steps) <= k:
+        step += 1.0
+    return step
+
+
+@njit(cache=True)
 def plateau_continues(kind, staircase, decay_steps, origin, alone, t):
-    """True where a schedule of one staircase segment (``alone``: nothing after it; a step
-    schedule, a staircase exponential or inverse time) has at step t the rate it had at
-    t - 1: floor((t - origin) / decay_steps) unchanged. Scalars only, which the caller reads
-    from the table (``kind``, ``staircase``, ``decay_steps``, ``origin`` of the row's first
-    segment: KIND, P0 + 3, P0 + 2, ORIGIN): a loop over elements that calls a function taking
-    the table pays for the call each element (not inlined, ~13 ns)."""
-    if alone and (kind == EXPONENTIAL or kind == INVERSE_TIME) and staircase != 0.0:
-        tau = t - origin
-        return tau >= 1.0 and math.floor(tau / decay_steps) == math.floor((tau - 1.0) / decay_steps)
-    return False
+    """True where a schedule has at step t the rate it had at t - 1 (``next_change`` from
+    t - 1 lies beyond t). Scalars only, as ``next_change``."""
+    return next_change(kind, staircase, decay_steps, origin, alone, t - 1.0) > t
+
+
+@njit(cache=True)
+def staircase_rate(kind, tau, p0, p1, p2, p3, p4):
+    """``primitive`` of a ``lone_staircase``'s kind at ``tau`` (scalars only: where a loop over
+    elements reads a staircase's rate at its changes, ``primitive``'s whole switch would be
+    inlined into the loop, ``lr_at`` a call taking the table)."""
+    if kind == EXPONENTIAL:
+        return _exponential(tau, p0, p1, p2, p3)
+    return _inverse_time(tau, p0, p1, p2, p3, p4)
 
 
 @njit(cache=True)

@@ -89,7 +89,7 @@ from .rules import (ON_DROP_KEEP, SIM_ON_DROP, STEP_BLOCK, buffer_scale_at, simu
                     simulate_per_trajectory_block, simulate_per_trajectory_lr, simulate_shared_steps)
 from .._layout import CONSTANT, EXPONENTIAL, KIND, ORIGIN, P0, START
 from .._rules import CODES as OPTIMIZER_CODES  # noqa: F401 (public name -> code, from the one table)
-from .schedule import TABLE, lr_at, plateau_continues
+from .schedule import TABLE, lone_staircase, lr_at, next_change, staircase_rate
 
 # Per-trajectory exponential rates advance by one multiplication a step and
 # return to the closed form at every multiple of this many (global) steps:
@@ -134,33 +134,58 @@ def _anchor(table, row, t):
 
 
 @njit(cache=True)
+def _next_change(table, rows, ratio, i, t):
+    """The step at which trajectory i's rate is next read in closed form, from step ``t``:
+    never for a rate that advances by its ratio, else ``next_change`` of its row."""
+    if ratio[i] == ratio[i]:
+        return math.inf
+    row = rows[i]
+    seg = table[row, 0]
+    return next_change(int(seg[KIND]), seg[P0 + 3], seg[P0 + 2], seg[ORIGIN],
+                       table.shape[1] == 1 or table[row, 1, START] == math.inf, t)
+
+
+@njit(cache=True)
 def _advance_rates(table, rows, ratio, state, i0, i1, t, all_multiplicative):
-    """state[i] = rate of trajectory i at step t, for i in [i0, i1)."""
+    """state[i] = rate of trajectory i at step t, for i in [i0, i1). A rate in closed form
+    is read again only from the step state[n + i] it may next change at (``_next_change``:
+    a step schedule's plateau costs a comparison a step), a staircase's by its formula."""
     tf = float(t)
     if t == 0:
         return  # the caller set state to the rate at step 0 (``prepare_rates``)
-    if t % SIM_REANCHOR != 0:
-        if all_multiplicative:
-            st = state[i0:i1]
-            ra = ratio[i0:i1]
-            for i in range(st.shape[0]):
-                st[i] *= ra[i]
-            return
+    n = rows.shape[0]
+    if t % SIM_REANCHOR == 0:
         for i in range(i0, i1):
-            r = ratio[i]
-            if r == r:
-                state[i] *= r
-                continue
-            row = rows[i]
-            # a step schedule's rate inside a plateau is the one it had (no pow; the check reads
-            # the table here, where a call taking it would cost more than the closed form)
-            if not plateau_continues(table[row, 0, KIND], table[row, 0, P0 + 3], table[row, 0, P0 + 2],
-                                     table[row, 0, ORIGIN], table.shape[1] == 1 or table[row, 1, START] == math.inf,
-                                     tf):
-                state[i] = lr_at(table, row, tf)
+            state[i] = _anchor(table, rows[i], tf)
+            state[n + i] = _next_change(table, rows, ratio, i, tf)
         return
-    for i in range(i0, i1):
-        state[i] = _anchor(table, rows[i], tf)
+    # slices indexed from 0: the loops vectorize
+    st = state[i0:i1]
+    ra = ratio[i0:i1]
+    if all_multiplicative:
+        for i in range(st.shape[0]):
+            st[i] *= ra[i]
+        return
+    for i in range(st.shape[0]):
+        r = ra[i]
+        st[i] = st[i] * r if r == r else st[i]
+    due = state[n + i0:n + i1]
+    for i in range(due.shape[0]):
+        if tf >= due[i]:
+            # the table's fields read here: a call that takes the table costs more than the
+            # formula (``next_change``)
+            row = rows[i0 + i]
+            kind = int(table[row, 0, KIND])
+            staircase = table[row, 0, P0 + 3]
+            alone = table.shape[1] == 1 or table[row, 1, START] == math.inf
+            if lone_staircase(kind, staircase, alone):
+                origin, ds = table[row, 0, ORIGIN], table[row, 0, P0 + 2]
+                st[i] = staircase_rate(kind, tf - origin, table[row, 0, P0], table[row, 0, P0 + 1], ds, staircase,
+                                       table[row, 0, P0 + 4])
+                due[i] = next_change(kind, staircase, ds, origin, alone, tf)
+            else:
+                st[i] = lr_at(table, row, tf)
+                due[i] = tf + 1.0
 
 
 @njit(cache=True)
@@ -331,8 +356,9 @@ def _chunk_kernel(elementwise, rates):
             lr_table       (rows, segments, WIDTH) learning-rate schedules
             lr_rows        (n,) table row of each trajectory, or empty when shared
             lr_ratio       (n,) per-step factor of a plain exponential/constant row, NaN otherwise
-            lr_state       (n,) current rate of each trajectory, carried between chunks; the
-                           caller sets it to the rate at step 0 (``prepare_rates``)
+            lr_state       (2n,) current rate of each trajectory, then the step each may next
+                           change at (the CPU's; the GPU reads the first n), carried between
+                           chunks; the caller sets it at step 0 (``prepare_rates``)
             wd_*           the same four for the weight decay
             mom_*          the same four for the momentum (Adam's beta1), read at the step
                            like the rates
@@ -621,8 +647,11 @@ def shared_step_scalars(lr_table, wd_table, mom_table, on_drop, first_step, n_st
 @parallel.entry
 @njit(void(TABLE, RO_INT64, float64[::1], float64[::1]), parallel=True, cache=True)
 def prepare_rates(table, rows, ratio, state):
-    """ratio[i] = ``_row_ratio`` of row rows[i] and state[i] = its rate at step 0, in one
-    pass over the table (a per-trajectory table is the largest input of a run)."""
-    for i in prange(rows.shape[0]):
+    """ratio[i] = ``_row_ratio`` of row rows[i], state[i] = its rate at step 0 and state[n + i]
+    the step it is next read at (``_next_change``; state holds 2n), in one pass over the
+    table (a per-trajectory table is the largest input of a run)."""
+    n = rows.shape[0]
+    for i in prange(n):
         ratio[i] = _row_ratio(table, rows[i])
         state[i] = _anchor(table, rows[i], 0.0)
+        state[n + i] = _next_change(table, rows, ratio, i, 0.0)
