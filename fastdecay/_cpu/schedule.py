@@ -88,11 +88,17 @@ def _cosine_restart_cycle(tau, T0, mult):
 
 
 @njit(cache=True)
-def _exponential(tau, lr, gamma, decay_steps, staircase):
+def exponent_at(tau, decay_steps, staircase):
+    """The exponential's power of gamma at ``tau``: tau / decay_steps, floored on a staircase."""
     e = tau / decay_steps
     if staircase != 0.0:
-        e = math.floor(e)
-    return lr * gamma**e
+        e = np.floor(e)
+    return e
+
+
+@njit(cache=True)
+def _exponential(tau, lr, gamma, decay_steps, staircase):
+    return lr * gamma ** exponent_at(tau, decay_steps, staircase)
 
 
 @njit(cache=True)
@@ -201,7 +207,7 @@ def lone_staircase(kind, staircase, alone):
     return alone and (kind == EXPONENTIAL or kind == INVERSE_TIME) and staircase != 0.0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def next_change(kind, staircase, decay_steps, origin, alone, t):
     """The first step after ``t`` at which a schedule's rate may differ from its rate at
     ``t``: ``t + 1``, except for a ``lone_staircase``, whose rate holds while

@@ -89,7 +89,7 @@ from .rules import (ON_DROP_KEEP, SIM_ON_DROP, STEP_BLOCK, buffer_scale_at, simu
                     simulate_per_trajectory_block, simulate_per_trajectory_lr, simulate_shared_steps)
 from .._layout import CONSTANT, EXPONENTIAL, KIND, ORIGIN, P0, START
 from .._rules import CODES as OPTIMIZER_CODES  # noqa: F401 (public name -> code, from the one table)
-from .schedule import TABLE, lone_staircase, lr_at, next_change, staircase_rate
+from .schedule import TABLE, exponent_at, lone_staircase, lr_at, next_change, staircase_rate
 
 # Per-trajectory exponential rates advance by one multiplication a step and
 # return to the closed form at every multiple of this many (global) steps:
@@ -149,7 +149,12 @@ def _next_change(table, rows, ratio, i, t):
 def _advance_rates(table, rows, ratio, state, i0, i1, t, all_multiplicative):
     """state[i] = rate of trajectory i at step t, for i in [i0, i1). A rate in closed form
     is read again only from the step state[n + i] it may next change at (``_next_change``:
-    a step schedule's plateau costs a comparison a step), a staircase's by its formula."""
+    a step schedule's plateau costs a comparison a step), a staircase's by its formula.
+
+    Where ``state`` holds 5n (``memo_powers``), the staircase exponentials' powers
+    gamma ** e are kept in a memo of i1 - i0 entries (gamma, e, power) at state[2n + 3 i0:
+    2n + 3 i1], the tile's own: a grid's trajectories share a few (gamma, e), and the power
+    is most of the cost of a change (a call to ``pow``, ~15 ns)."""
     tf = float(t)
     if t == 0:
         return  # the caller set state to the rate at step 0 (``prepare_rates``)
@@ -170,6 +175,10 @@ def _advance_rates(table, rows, ratio, state, i0, i1, t, all_multiplicative):
         r = ra[i]
         st[i] = st[i] * r if r == r else st[i]
     due = state[n + i0:n + i1]
+    memo = state[2 * n + 3 * i0:2 * n + 3 * i1]
+    mask = 0  # slots - 1: a power of two, at most the tile's entries (a mask, not a division)
+    while 2 * (mask + 1) <= memo.shape[0] // 3:
+        mask = 2 * mask + 1
     for i in range(due.shape[0]):
         if tf >= due[i]:
             # the table's fields read here: a call that takes the table costs more than the
@@ -178,14 +187,23 @@ def _advance_rates(table, rows, ratio, state, i0, i1, t, all_multiplicative):
             kind = int(table[row, 0, KIND])
             staircase = table[row, 0, P0 + 3]
             alone = table.shape[1] == 1 or table[row, 1, START] == math.inf
-            if lone_staircase(kind, staircase, alone):
-                origin, ds = table[row, 0, ORIGIN], table[row, 0, P0 + 2]
-                st[i] = staircase_rate(kind, tf - origin, table[row, 0, P0], table[row, 0, P0 + 1], ds, staircase,
-                                       table[row, 0, P0 + 4])
-                due[i] = next_change(kind, staircase, ds, origin, alone, tf)
-            else:
+            if not lone_staircase(kind, staircase, alone):
                 st[i] = lr_at(table, row, tf)
                 due[i] = tf + 1.0
+                continue
+            origin, ds = table[row, 0, ORIGIN], table[row, 0, P0 + 2]
+            gamma = table[row, 0, P0 + 1]
+            e = exponent_at(tf - origin, ds, staircase)
+            if kind == EXPONENTIAL and memo.shape[0] and 0.0 <= e < 2.0**31 and 0.0 < gamma < 2.0**20:
+                # ``_exponential``: lr * gamma ** e, the power from the memo
+                j = 3 * ((int(e) * 40503 + int(gamma * 4096.0)) & mask)
+                if not (memo[j] == gamma and memo[j + 1] == e):
+                    memo[j], memo[j + 1], memo[j + 2] = gamma, e, gamma**e
+                st[i] = table[row, 0, P0] * memo[j + 2]
+            else:
+                st[i] = staircase_rate(kind, tf - origin, table[row, 0, P0], gamma, ds, staircase,
+                                       table[row, 0, P0 + 4])
+            due[i] = next_change(kind, staircase, ds, origin, alone, tf)
 
 
 @njit(cache=True)
@@ -356,9 +374,10 @@ def _chunk_kernel(elementwise, rates):
             lr_table       (rows, segments, WIDTH) learning-rate schedules
             lr_rows        (n,) table row of each trajectory, or empty when shared
             lr_ratio       (n,) per-step factor of a plain exponential/constant row, NaN otherwise
-            lr_state       (2n,) current rate of each trajectory, then the step each may next
-                           change at (the CPU's; the GPU reads the first n), carried between
-                           chunks; the caller sets it at step 0 (``prepare_rates``)
+            lr_state       (2n,) or (5n,) current rate of each trajectory, then the CPU's step
+                           each is next read at and memo (``_advance_rates``; the GPU reads
+                           the first n), carried between chunks; the caller sets it at step
+                           0 (``prepare_rates``, ``memo_powers``)
             wd_*           the same four for the weight decay
             mom_*          the same four for the momentum (Adam's beta1), read at the step
                            like the rates
@@ -648,10 +667,14 @@ def shared_step_scalars(lr_table, wd_table, mom_table, on_drop, first_step, n_st
 @njit(void(TABLE, RO_INT64, float64[::1], float64[::1]), parallel=True, cache=True)
 def prepare_rates(table, rows, ratio, state):
     """ratio[i] = ``_row_ratio`` of row rows[i], state[i] = its rate at step 0 and state[n + i]
-    the step it is next read at (``_next_change``; state holds 2n), in one pass over the
-    table (a per-trajectory table is the largest input of a run)."""
+    the step it is next read at (``_next_change``), and where state holds 5n its memo of
+    powers emptied (``_advance_rates``), in one pass over the table (a per-trajectory table
+    is the largest input of a run)."""
     n = rows.shape[0]
+    memo = state.shape[0] > 2 * n
     for i in prange(n):
         ratio[i] = _row_ratio(table, rows[i])
         state[i] = _anchor(table, rows[i], 0.0)
         state[n + i] = _next_change(table, rows, ratio, i, 0.0)
+        if memo:
+            state[2 * n + 3 * i] = math.nan  # (no gamma matches)
