@@ -74,8 +74,6 @@ Everything above is written twice, deliberately and only here: in Numba
 are tested against the plain-NumPy closed forms in ``fastdecay.reference``.
 """
 
-import numpy as np
-
 WIDTH = 9
 
 # columns
@@ -121,11 +119,3 @@ def is_constant_zero(table):
     momentum of 0 throughout: the momentum rules then run as plain gradient descent)."""
     return table.shape[1] == 1 and bool((table[:, 0, KIND] == CONSTANT).all() and (table[:, 0, P0] == 0.0).all())
 
-
-def has_lone_staircase_exponential(table):
-    """Whether some row of a ``(rows, segments, WIDTH)`` table is one staircase exponential
-    segment with nothing after it (a step schedule): the CPU's simulation then keeps a memo
-    of its powers beside the rates (``_cpu.simulate._advance_rates``)."""
-    alone = np.ones(table.shape[0], bool) if table.shape[1] == 1 else np.isinf(table[:, 1, START])
-    first = table[:, 0]
-    return bool((alone & (first[:, KIND] == EXPONENTIAL) & (first[:, P0 + 3] != 0.0)).any())

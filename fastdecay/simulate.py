@@ -143,9 +143,10 @@ def _rate_source(s: Schedule, batch: tuple[int, ...], n: int,
         rows = np.arange(s.size, dtype=np.int64).reshape(s.batch_shape)
         rows = np.ascontiguousarray(np.broadcast_to(rows, batch)).reshape(n)
     rows = _readonly(rows)
-    # the rate, the step it is next read at and, with a step schedule, a memo of its powers
-    ratio, state = np.empty(n), np.empty((5 if L.has_lone_staircase_exponential(table) else 2) * n)
-    prepare_rates(table, rows, ratio, state)
+    ratio, state = np.empty(n), np.empty(2 * n)  # (a rate, then the step it is next read at)
+    if prepare_rates(table, rows, ratio, state):
+        # step schedules: the kernels keep a memo of their powers beside the rates (empty: NaN)
+        state = np.concatenate([state, np.full(3 * n, np.nan)])
     return table, rows, _readonly(ratio), state
 
 

@@ -959,11 +959,12 @@ def test_simulate_rate_recurrence_equals_cpu_bit_for_bit(host, monkeypatch):
     monkeypatch.setattr(cpu, "simulate_chunk", recording("gpu", _host_simulate_chunk(host, np.float64)))
     got = fd.simulate(**kw)
     assert len(states["cpu"]) == len(states["gpu"]) == 4
+    n = 8  # (a state's first n are the rates; the CPU keeps the steps it reads them again at, and a memo, after)
     for (lr_cpu, wd_cpu), (lr_gpu, wd_gpu) in zip(states["cpu"], states["gpu"]):
-        np.testing.assert_array_equal(lr_gpu, lr_cpu)
-        np.testing.assert_array_equal(wd_gpu, wd_cpu)
+        np.testing.assert_array_equal(lr_gpu[:n], lr_cpu[:n])
+        np.testing.assert_array_equal(wd_gpu[:n], wd_cpu[:n])
     # the recurrence stays within rounding of the closed form (two anchors passed)
-    np.testing.assert_allclose(states["cpu"][-1][0], lr.table(np.array([2299]))[:, 0], rtol=2e-13)
+    np.testing.assert_allclose(states["cpu"][-1][0][:n], lr.table(np.array([2299]))[:, 0], rtol=2e-13)
     np.testing.assert_array_equal(got.w, want.w)
 
 

@@ -192,8 +192,9 @@ def test_a_grid_of_staircases_gives_the_bits_of_each_schedule_run_alone(optimize
 def test_a_staircase_is_read_again_at_the_first_step_its_closed_form_changes(origin, decay_steps):
     """``next_change`` (where a grid of step schedules reads a rate again) is the first step after
     t where floor((s - origin) / decay_steps), in the closed form's float arithmetic, passes its
-    value at t, found by brute force; t + 1 before the origin and where steps pass 2**52."""
-    from fastdecay._cpu.schedule import EXPONENTIAL, next_change
+    value at t, found by brute force; t + 1 before the origin and where steps pass 2**52; and
+    ``plateau_continues``, asked at every step by a buffer that follows drops, by the same."""
+    from fastdecay._cpu.schedule import EXPONENTIAL, next_change, plateau_continues
 
     def plateau(s):
         return math.floor((s - origin) / decay_steps)
@@ -208,6 +209,9 @@ def test_a_staircase_is_read_again_at_the_first_step_its_closed_form_changes(ori
             while plateau(want) == plateau(t):
                 want += 1.0
         assert next_change(EXPONENTIAL, 1.0, decay_steps, origin, True, t) == want, t
+        # the per-step test of a momentum buffer's drops, by the same brute force
+        assert plateau_continues(EXPONENTIAL, 1.0, decay_steps, origin, True, t + 1.0) == (
+            t >= origin and plateau(t + 1.0) == plateau(t)), t
     # a smooth or a joined schedule is read every step
     assert next_change(EXPONENTIAL, 0.0, decay_steps, origin, True, origin + 3.0) == origin + 4.0
     assert next_change(EXPONENTIAL, 1.0, decay_steps, origin, False, origin + 3.0) == origin + 4.0

@@ -119,28 +119,28 @@ def _run_on(n, before, fn, args):
 
 def launch(kernel, args, n_threads=None):
     """``kernel(*args)`` for a parallel Numba dispatcher, on ``n_threads`` threads (default:
-    the caller's count), taking turns with other Python threads under ``workqueue``."""
+    the caller's count), taking turns with other Python threads under ``workqueue``; what the
+    kernel returns."""
     if _forked_after_omp:
         raise RuntimeError(FORK_MESSAGE)
     _restore_interrupted()
     if n_threads is not None:
         before = _get_count()
         if n_threads != before:
-            _run_on(n_threads, before, _launch, (kernel, args))
-            return
-    _launch(kernel, args)
+            return _run_on(n_threads, before, _launch, (kernel, args))
+    return _launch(kernel, args)
 
 
 def _launch(kernel, args):
     global _serialize
     if _serialize is False:
-        kernel(*args)
-        return
+        return kernel(*args)
     with _LOCK:
-        kernel(*args)
+        result = kernel(*args)
         if _serialize is None:
             _serialize = numba.threading_layer() == "workqueue"
             _use_raw_counts()
+        return result
 
 
 class Kernel:
@@ -152,7 +152,7 @@ class Kernel:
         self.dispatcher = dispatcher
 
     def __call__(self, *args):
-        launch(self.dispatcher, args)
+        return launch(self.dispatcher, args)
 
     def __getattr__(self, name):
         return getattr(self.dispatcher, name)

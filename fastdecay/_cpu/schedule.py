@@ -207,40 +207,47 @@ def lone_staircase(kind, staircase, alone):
     return alone and (kind == EXPONENTIAL or kind == INVERSE_TIME) and staircase != 0.0
 
 
+@njit(cache=True, error_model="numpy")
+def _plateau(origin, decay_steps, s):
+    """A staircase's plateau at step ``s``: floor((s - origin) / decay_steps), by the closed
+    form's own float operations (it never falls as s grows)."""
+    return np.floor((s - origin) / decay_steps)
+
+
 @njit(cache=True, error_model="numpy", inline="always")
 def next_change(kind, staircase, decay_steps, origin, alone, t):
     """The first step after ``t`` at which a schedule's rate may differ from its rate at
-    ``t``: ``t + 1``, except for a ``lone_staircase``, whose rate holds while
-    floor((s - origin) / decay_steps) keeps its value at ``t``. The steps are tested by the
-    closed form's own float arithmetic, whose quotient never falls as s grows: the rate at
-    ``t`` is the closed form's, bit for bit, at every step before the one returned (where
-    that cannot be decided exactly, before the origin or past 2**52: ``t + 1``).
+    ``t``: ``t + 1``, except for a ``lone_staircase``, whose rate holds while its
+    ``_plateau`` keeps its value at ``t``: the rate at ``t`` is the closed form's, bit for
+    bit, at every step before the one returned (where that cannot be decided exactly,
+    before the origin or past 2**52: ``t + 1``).
 
     Scalars only, which the caller reads from the table (``kind``, ``staircase``,
     ``decay_steps``, ``origin`` of the row's first segment: KIND, P0 + 3, P0 + 2, ORIGIN):
     a loop over elements that calls a function taking the table pays for the call each
     element (not inlined, ~13 ns)."""
     after = t + 1.0
-    tau = t - origin
-    if not (lone_staircase(kind, staircase, alone) and tau >= 0.0 and 0.0 < decay_steps < math.inf):
+    if not (lone_staircase(kind, staircase, alone) and t >= origin and 0.0 < decay_steps < math.inf):
         return after
-    k = np.floor(tau / decay_steps)
+    k = _plateau(origin, decay_steps, t)
     step = np.ceil(origin + (k + 1.0) * decay_steps)  # within a few roundings of the change
     if not step < 2.0**52:
         return after
     step = max(step, after)
-    while step > after and np.floor((step - 1.0 - origin) / decay_steps) > k:
+    while step > after and _plateau(origin, decay_steps, step - 1.0) > k:
         step -= 1.0
-    while np.floor((step - origin) / decay_steps) <= k:
+    while _plateau(origin, decay_steps, step) <= k:
         step += 1.0
     return step
 
 
 @njit(cache=True)
 def plateau_continues(kind, staircase, decay_steps, origin, alone, t):
-    """True where a schedule has at step t the rate it had at t - 1 (``next_change`` from
-    t - 1 lies beyond t). Scalars only, as ``next_change``."""
-    return next_change(kind, staircase, decay_steps, origin, alone, t - 1.0) > t
+    """True where a schedule has at step t the rate it had at t - 1: a ``lone_staircase``
+    whose ``_plateau`` is the same at both (``next_change`` from t - 1 lies beyond t; here
+    in two divisions, for a loop that asks at every step). Scalars only, as ``next_change``."""
+    return (lone_staircase(kind, staircase, alone) and t - 1.0 >= origin
+            and _plateau(origin, decay_steps, t) == _plateau(origin, decay_steps, t - 1.0))
 
 
 @njit(cache=True)

@@ -151,7 +151,7 @@ def _advance_rates(table, rows, ratio, state, i0, i1, t, all_multiplicative):
     is read again only from the step state[n + i] it may next change at (``_next_change``:
     a step schedule's plateau costs a comparison a step), a staircase's by its formula.
 
-    Where ``state`` holds 5n (``memo_powers``), the staircase exponentials' powers
+    Where ``state`` holds 5n (``prepare_rates``), the staircase exponentials' powers
     gamma ** e are kept in a memo of i1 - i0 entries (gamma, e, power) at state[2n + 3 i0:
     2n + 3 i1], the tile's own: a grid's trajectories share a few (gamma, e), and the power
     is most of the cost of a change (a call to ``pow``, ~15 ns)."""
@@ -377,7 +377,7 @@ def _chunk_kernel(elementwise, rates):
             lr_state       (2n,) or (5n,) current rate of each trajectory, then the CPU's step
                            each is next read at and memo (``_advance_rates``; the GPU reads
                            the first n), carried between chunks; the caller sets it at step
-                           0 (``prepare_rates``, ``memo_powers``)
+                           0 (``prepare_rates``)
             wd_*           the same four for the weight decay
             mom_*          the same four for the momentum (Adam's beta1), read at the step
                            like the rates
@@ -664,17 +664,25 @@ def shared_step_scalars(lr_table, wd_table, mom_table, on_drop, first_step, n_st
 
 
 @parallel.entry
-@njit(void(TABLE, RO_INT64, float64[::1], float64[::1]), parallel=True, cache=True)
+@njit(int64(TABLE, RO_INT64, float64[::1], float64[::1]), parallel=True, cache=True)
 def prepare_rates(table, rows, ratio, state):
     """ratio[i] = ``_row_ratio`` of row rows[i], state[i] = its rate at step 0 and state[n + i]
-    the step it is next read at (``_next_change``), and where state holds 5n its memo of
-    powers emptied (``_advance_rates``), in one pass over the table (a per-trajectory table
-    is the largest input of a run)."""
+    the step it is next read at (``_next_change``), in one pass over the table (a
+    per-trajectory table is the largest input of a run). Returns how many trajectories
+    follow a step schedule (a lone staircase exponential): the caller then gives the state
+    a memo of powers (``_advance_rates``)."""
     n = rows.shape[0]
-    memo = state.shape[0] > 2 * n
+    steps = 0
     for i in prange(n):
-        ratio[i] = _row_ratio(table, rows[i])
-        state[i] = _anchor(table, rows[i], 0.0)
-        state[n + i] = _next_change(table, rows, ratio, i, 0.0)
-        if memo:
-            state[2 * n + 3 * i] = math.nan  # (no gamma matches)
+        row = rows[i]
+        r = _row_ratio(table, row)
+        ratio[i] = r
+        state[i] = _anchor(table, row, 0.0)
+        # (the fields read here: a call that takes the table costs more, ``_advance_rates``)
+        kind = int(table[row, 0, KIND])
+        staircase = table[row, 0, P0 + 3]
+        alone = table.shape[1] == 1 or table[row, 1, START] == math.inf
+        state[n + i] = math.inf if r == r else next_change(kind, staircase, table[row, 0, P0 + 2],
+                                                           table[row, 0, ORIGIN], alone, 0.0)
+        steps += 1 if kind == EXPONENTIAL and lone_staircase(kind, staircase, alone) else 0
+    return steps
