@@ -1,9 +1,11 @@
 """A grid of step schedules, one a trajectory, against JAX and NumPy doing the same run: gradient
 descent on 200,000 one-coordinate quadratics x 100 steps, float64, periods 5-41 (the
-step-vs-exponential comparison's own batch). One thread each (Numba ``threads=1``, XLA without
-its thread pool); best of 3 calls after a warm-up; the final weights checked against fastdecay's.
+step-vs-exponential comparison's own batch); with ``--grid cosine`` a grid of cosines instead
+(total steps 90-126, the closed form read at every step). One thread each (Numba
+``threads=1``, XLA without its thread pool); best of 3 calls after a warm-up; the final
+weights checked against fastdecay's.
 
-    python bench/step_grid_peers.py [--rounds 3]
+    python bench/step_grid_peers.py [--rounds 3] [--grid step|cosine]
 """
 
 import argparse
@@ -22,17 +24,28 @@ N, STEPS, LR, GAMMA = 200_000, 100, 0.05, 0.5
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--grid", choices=("step", "cosine"), default="step")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     lam = rng.uniform(0.01, 1.0, N)
-    period = (np.arange(N) % 37 + 5).astype(np.float64)
-    grid = fd.step(lr=LR, gamma=GAMMA, period=period)
+    if args.grid == "step":
+        period = (np.arange(N) % 37 + 5).astype(np.float64)
+        grid = fd.step(lr=LR, gamma=GAMMA, period=period)
+
+        def rate(xp, t, period):
+            return LR * GAMMA ** xp.floor(t / period)
+    else:
+        period = (np.arange(N) % 37 + 90).astype(np.float64)
+        grid = fd.cosine(lr=LR, total_steps=period)
+
+        def rate(xp, t, period):
+            return LR * (1.0 + xp.cos(np.pi * xp.minimum(t, period) / period)) / 2.0
     rows = {"fastdecay": lambda: fd.simulate(lam[:, None], grid, steps=STEPS, threads=1).w[:, 0]}
 
     def numpy_run():
         w = np.ones(N)
         for t in range(STEPS):
-            w -= (LR * GAMMA ** np.floor(t / period)) * (lam * w)
+            w -= rate(np, float(t), period) * (lam * w)
         return w
 
     rows["numpy"] = numpy_run
@@ -44,7 +57,7 @@ def main(argv=None):
         @jax.jit
         def scan(lam, period, steps):
             def body(w, t):
-                return w - (LR * GAMMA ** jnp.floor(t / period)) * (lam * w), None
+                return w - rate(jnp, t, period) * (lam * w), None
             return jax.lax.scan(body, jnp.ones_like(lam), steps)[0]
 
         args_j = (jnp.asarray(lam), jnp.asarray(period), jnp.arange(STEPS, dtype="float64"))

@@ -169,12 +169,33 @@ def test_a_grid_of_staircases_gives_the_bits_of_each_schedule_run_alone(optimize
     and inverse times, a warmed-up step, a multistep and a join gets the bits of its schedule run
     alone (the shared rates' loops, the closed form at every step), past the rates' anchor at
     step 1,024, with noise and recording."""
-    rng = np.random.default_rng(2)
     kinds = [lambda i: fd.step(0.05, 0.5, 3 + i % 17), lambda i: fd.step(0.05, 0.7, 1.1 + (i % 7) * 0.37),
              lambda i: fd.exponential(0.05, gamma=0.9, decay_steps=2.5 + i % 3, staircase=True),
              lambda i: fd.inverse_time(0.05, 0.5, decay_steps=4.5, staircase=True),
              lambda i: fd.warmup(fd.step(0.05, 0.5, 9), 7), lambda i: fd.multistep(0.05, 0.3, [5, 40, 300 + i, 1100]),
              lambda i: fd.join([fd.constant(0.05), fd.step(0.04, 0.5, 13)], [33])]
+    _assert_a_grid_gives_each_schedule_s_bits(kinds, optimizer, on_drop)
+
+
+@pytest.mark.parametrize("optimizer, on_drop", [("gd", "keep"), ("momentum", "reset"), ("adamw", "keep")])
+def test_a_grid_of_smooth_schedules_gives_the_bits_of_each_schedule_run_alone(optimizer, on_drop):
+    """A one-segment schedule a trajectory read in closed form every step (a grid of cosines,
+    polynomials, cosine restarts, cyclic, inverse square roots; the loop reads the row's fields)
+    and a tabulated and a product row beside them (the table read whole): each trajectory gets
+    the bits of its schedule run alone."""
+    kinds = [lambda i: fd.cosine(0.05, 90 + i % 37, min_lr=0.001 * (i % 3)),
+             lambda i: fd.polynomial(0.05, 500 + i % 11, power=2.0),
+             lambda i: fd.cosine_restarts(0.05, 40 + i % 5, period_mult=2, min_lr=0.002, cycle_decay=0.7,
+                                          decay_amplitude=i % 2 == 1),
+             lambda i: fd.cyclic(0.01, 0.05, 20 + i % 7),
+             lambda i: fd.inverse_sqrt(0.05, 10 + i % 4),
+             lambda i: fd.tabulated(np.linspace(0.05, 0.01, 50 + i % 9)),
+             lambda i: fd.product(fd.cosine(0.05, 700), fd.step(1.0, 0.5, 100 + i % 3))]
+    _assert_a_grid_gives_each_schedule_s_bits(kinds, optimizer, on_drop)
+
+
+def _assert_a_grid_gives_each_schedule_s_bits(kinds, optimizer, on_drop):
+    rng = np.random.default_rng(2)
     n = 1_100                                      # two tiles
     schedules = [kinds[i % len(kinds)](i) for i in range(n)]
     lam = rng.uniform(0.0, 2.0, (n, 1))

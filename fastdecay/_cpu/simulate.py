@@ -87,9 +87,9 @@ from . import parallel
 from .lanes import LR, MOM, N_SCALARS, SCALE, WD, draw_quad, draws, step_draws, tally  # noqa: F401
 from .rules import (ON_DROP_KEEP, SIM_ON_DROP, STEP_BLOCK, buffer_scale_at, simulate_generic_step,
                     simulate_per_trajectory_block, simulate_per_trajectory_lr, simulate_shared_steps)
-from .._layout import CONSTANT, EXPONENTIAL, KIND, ORIGIN, P0, START
+from .._layout import CONSTANT, EXPONENTIAL, KIND, ORIGIN, P0, PRODUCT, START, TABULATED
 from .._rules import CODES as OPTIMIZER_CODES  # noqa: F401 (public name -> code, from the one table)
-from .schedule import TABLE, exponent_at, lone_staircase, lr_at, next_change, staircase_rate
+from .schedule import TABLE, exponent_at, lone_staircase, lr_at, next_change, primitive, staircase_rate
 
 # Per-trajectory exponential rates advance by one multiplication a step and
 # return to the closed form at every multiple of this many (global) steps:
@@ -188,7 +188,12 @@ def _advance_rates(table, rows, ratio, state, i0, i1, t, all_multiplicative):
             staircase = table[row, 0, P0 + 3]
             alone = table.shape[1] == 1 or table[row, 1, START] == math.inf
             if not lone_staircase(kind, staircase, alone):
-                st[i] = lr_at(table, row, tf)
+                if alone and kind != PRODUCT and kind != TABULATED:
+                    # ``lr_at`` of a one-segment row (a grid of cosines), by its fields
+                    st[i] = primitive(kind, tf - table[row, 0, ORIGIN], table[row, 0, P0], table[row, 0, P0 + 1],
+                                      table[row, 0, P0 + 2], staircase, table[row, 0, P0 + 4], table[row, 0, P0 + 5])
+                else:
+                    st[i] = lr_at(table, row, tf)
                 due[i] = tf + 1.0
                 continue
             origin, ds = table[row, 0, ORIGIN], table[row, 0, P0 + 2]
