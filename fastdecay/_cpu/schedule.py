@@ -251,16 +251,6 @@ def plateau_continues(kind, staircase, decay_steps, origin, alone, t):
 
 
 @njit(cache=True)
-def staircase_rate(kind, tau, p0, p1, p2, p3, p4):
-    """``primitive`` of a ``lone_staircase``'s kind at ``tau`` (scalars only: where a loop over
-    elements reads a staircase's rate at its changes, ``primitive``'s whole switch would be
-    inlined into the loop, ``lr_at`` a call taking the table)."""
-    if kind == EXPONENTIAL:
-        return _exponential(tau, p0, p1, p2, p3)
-    return _inverse_time(tau, p0, p1, p2, p3, p4)
-
-
-@njit(cache=True)
 def lr_at(table, row, t):
     """Rate of schedule ``row`` of a ``(rows, segments, WIDTH)`` table at step ``t``."""
     return segment_rate(table[row], segment_of(table, row, t), t)

@@ -89,7 +89,7 @@ from .rules import (ON_DROP_KEEP, SIM_ON_DROP, STEP_BLOCK, buffer_scale_at, simu
                     simulate_per_trajectory_block, simulate_per_trajectory_lr, simulate_shared_steps)
 from .._layout import CONSTANT, EXPONENTIAL, KIND, ORIGIN, P0, PRODUCT, START, TABULATED
 from .._rules import CODES as OPTIMIZER_CODES  # noqa: F401 (public name -> code, from the one table)
-from .schedule import TABLE, exponent_at, lone_staircase, lr_at, next_change, primitive, staircase_rate
+from .schedule import TABLE, exponent_at, lone_staircase, lr_at, next_change, primitive
 
 # Per-trajectory exponential rates advance by one multiplication a step and
 # return to the closed form at every multiple of this many (global) steps:
@@ -149,7 +149,7 @@ def _next_change(table, rows, ratio, i, t):
 def _advance_rates(table, rows, ratio, state, i0, i1, t, all_multiplicative):
     """state[i] = rate of trajectory i at step t, for i in [i0, i1). A rate in closed form
     is read again only from the step state[n + i] it may next change at (``_next_change``:
-    a step schedule's plateau costs a comparison a step), a staircase's by its formula.
+    a step schedule's plateau costs a comparison a step), a one-segment row's by its formula.
 
     Where ``state`` holds 5n (``prepare_rates``), the staircase exponentials' powers
     gamma ** e are kept in a memo of i1 - i0 entries (gamma, e, power) at state[2n + 3 i0:
@@ -180,35 +180,30 @@ def _advance_rates(table, rows, ratio, state, i0, i1, t, all_multiplicative):
     while 2 * (mask + 1) <= memo.shape[0] // 3:
         mask = 2 * mask + 1
     for i in range(due.shape[0]):
-        if tf >= due[i]:
-            # the table's fields read here: a call that takes the table costs more than the
-            # formula (``next_change``)
-            row = rows[i0 + i]
-            kind = int(table[row, 0, KIND])
-            staircase = table[row, 0, P0 + 3]
-            alone = table.shape[1] == 1 or table[row, 1, START] == math.inf
-            if not lone_staircase(kind, staircase, alone):
-                if alone and kind != PRODUCT and kind != TABULATED:
-                    # ``lr_at`` of a one-segment row (a grid of cosines), by its fields
-                    st[i] = primitive(kind, tf - table[row, 0, ORIGIN], table[row, 0, P0], table[row, 0, P0 + 1],
-                                      table[row, 0, P0 + 2], staircase, table[row, 0, P0 + 4], table[row, 0, P0 + 5])
-                else:
-                    st[i] = lr_at(table, row, tf)
-                due[i] = tf + 1.0
-                continue
-            origin, ds = table[row, 0, ORIGIN], table[row, 0, P0 + 2]
-            gamma = table[row, 0, P0 + 1]
-            e = exponent_at(tf - origin, ds, staircase)
-            if kind == EXPONENTIAL and memo.shape[0] and 0.0 <= e < 2.0**31 and 0.0 < gamma < 2.0**20:
-                # ``_exponential``: lr * gamma ** e, the power from the memo
-                j = 3 * ((int(e) * 40503 + int(gamma * 4096.0)) & mask)
-                if not (memo[j] == gamma and memo[j + 1] == e):
-                    memo[j], memo[j + 1], memo[j + 2] = gamma, e, gamma**e
-                st[i] = table[row, 0, P0] * memo[j + 2]
-            else:
-                st[i] = staircase_rate(kind, tf - origin, table[row, 0, P0], gamma, ds, staircase,
-                                       table[row, 0, P0 + 4])
-            due[i] = next_change(kind, staircase, ds, origin, alone, tf)
+        if not tf >= due[i]:
+            continue
+        # the table's fields read here: a call that takes the table costs more than the formula
+        row = rows[i0 + i]
+        kind = int(table[row, 0, KIND])
+        alone = table.shape[1] == 1 or table[row, 1, START] == math.inf
+        if not alone or kind == PRODUCT or kind == TABULATED:
+            st[i] = lr_at(table, row, tf)
+            due[i] = tf + 1.0
+            continue
+        # ``lr_at`` of a one-segment row (a step schedule, a cosine, ...) by its fields
+        origin, lr = table[row, 0, ORIGIN], table[row, 0, P0]
+        p1, p2, p3 = table[row, 0, P0 + 1], table[row, 0, P0 + 2], table[row, 0, P0 + 3]
+        tau = tf - origin
+        e = exponent_at(tau, p2, p3) if kind == EXPONENTIAL and p3 != 0.0 and memo.shape[0] else -1.0
+        if 0.0 <= e < 2.0**31 and 0.0 < p1 < 2.0**20:
+            # a step schedule (``_exponential``: lr * gamma ** e), the power from the memo
+            j = 3 * ((int(e) * 40503 + int(p1 * 4096.0)) & mask)
+            if not (memo[j] == p1 and memo[j + 1] == e):
+                memo[j], memo[j + 1], memo[j + 2] = p1, e, p1**e
+            st[i] = lr * memo[j + 2]
+        else:
+            st[i] = primitive(kind, tau, lr, p1, p2, p3, table[row, 0, P0 + 4], table[row, 0, P0 + 5])
+        due[i] = next_change(kind, p3, p2, origin, alone, tf)
 
 
 @njit(cache=True)
