@@ -5,7 +5,8 @@ decay at d = 1 (the generic element loop), recording at d = 4 and per-trajectory
 at d = 16 (the generic per-coordinate loops), noise with shared rates (the
 shared loops with Philox draws), and a grid of step schedules at d = 1 (rates in
 closed form a trajectory; with momentum and ``on_drop="reset"`` too; for GD with a gamma a
-trajectory too, and a grid of cosines, read in closed form every step), for GD,
+trajectory too, and a grid of cosines, read in closed form every step, as one trajectory
+each and as a sweep lays them out: each schedule for consecutive trajectories), for GD,
 momentum, AdamW and Lion. Each tree in its
 own process, trees alternating round by round; best of all calls per row.
 
@@ -37,6 +38,7 @@ wd1 = fd.exponential(lr=0.01, gamma=np.linspace(0.98, 0.999, n))
 steps1 = fd.step(lr=0.05, gamma=0.5, period=np.arange(n) % 37 + 5)  # a grid of step schedules
 gammas1 = fd.step(lr=0.05, gamma=np.linspace(0.3, 0.9, n), period=np.arange(n) % 37 + 5)  # gammas too
 cosine1 = fd.cosine(lr=0.05, total_steps=np.arange(n) % 37 + 90)  # closed form every step
+sweep1 = fd.cosine(lr=0.05, total_steps=np.repeat(np.arange(37), -(-n // 37))[:n] + 90)  # a sweep's layout
 rows = {}
 for opt in ("gd", "momentum", "adamw", "lion"):
     rows[f"{opt} per-lr d=1"] = lambda o=opt: fd.simulate(lam1, per1, steps=steps, optimizer=o, **extra)
@@ -48,6 +50,7 @@ for opt in ("gd", "momentum", "adamw", "lion"):
     rows[f"{opt} step grid d=1"] = lambda o=opt: fd.simulate(lam1, steps1, steps=steps, optimizer=o, **extra)
 rows["gd step x gamma grid d=1"] = lambda: fd.simulate(lam1, gammas1, steps=steps, **extra)
 rows["gd cosine grid d=1"] = lambda: fd.simulate(lam1, cosine1, steps=steps, **extra)
+rows["gd cosine sweep d=1"] = lambda: fd.simulate(lam1, sweep1, steps=steps, **extra)
 rows["momentum step grid reset d=1"] = lambda: fd.simulate(lam1, steps1, steps=steps, optimizer="momentum",
                                                            on_drop="reset", **extra)
 for f in rows.values():

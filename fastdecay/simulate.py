@@ -132,7 +132,8 @@ def _rate_source(s: Schedule, batch: tuple[int, ...], n: int,
     empty_i, empty_f = np.empty(0, np.int64), np.empty(0, np.float64)
     if s.size == 1 and not copies:
         return table, _readonly(empty_i), _readonly(empty_f), empty_f.copy()
-    prepare_rates = D.kernels("simulate", NUMPY).prepare_rates
+    kernels = D.kernels("simulate", NUMPY)
+    prepare_rates = kernels.prepare_rates
 
     rows: np.ndarray
     if s.size == 1:
@@ -142,12 +143,14 @@ def _rate_source(s: Schedule, batch: tuple[int, ...], n: int,
     else:
         rows = np.arange(s.size, dtype=np.int64).reshape(s.batch_shape)
         rows = np.ascontiguousarray(np.broadcast_to(rows, batch)).reshape(n)
-    rows = _readonly(rows)
     ratio, state = np.empty(n), np.empty(2 * n)  # (a rate, then the step it is next read at)
-    if prepare_rates(table, rows, ratio, state):
+    if prepare_rates(table, _readonly(rows), ratio, state):
         # step schedules: the kernels keep a memo of their powers beside the rates (empty: NaN)
         state = np.concatenate([state, np.full(3 * n, np.nan)])
-    return table, rows, _readonly(ratio), state
+    if s.size > 1 and np.isnan(ratio).any():
+        # rates read in closed form: trajectories that follow copies of one row read it once
+        kernels.share_equal_rows(table, rows)
+    return table, _readonly(rows), _readonly(ratio), state
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:

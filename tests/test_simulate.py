@@ -194,14 +194,29 @@ def test_a_grid_of_smooth_schedules_gives_the_bits_of_each_schedule_run_alone(op
     _assert_a_grid_gives_each_schedule_s_bits(kinds, optimizer, on_drop)
 
 
+def test_consecutive_copies_of_a_schedule_share_their_row_bit_for_bit():
+    """``share_equal_rows``: a trajectory follows the row before its own where the two rows are
+    the same bits (not a row further back; not a min_lr of -0.0 beside one of 0.0)."""
+    from fastdecay._cpu.simulate import share_equal_rows
+
+    s = fd.stack([fd.cosine(0.1, 10), fd.cosine(0.1, 10), fd.cosine(0.1, 11), fd.cosine(0.1, 10),
+                  fd.cosine(0.1, 10, min_lr=-0.0), fd.cosine(0.1, 10, min_lr=-0.0), fd.cosine(0.1, 10)])
+    rows = np.arange(7)
+    share_equal_rows(s.rows(), rows)
+    assert rows.tolist() == [0, 0, 2, 3, 4, 4, 6]
+
+
 def _assert_a_grid_gives_each_schedule_s_bits(kinds, optimizer, on_drop):
+    """... and where consecutive trajectories follow copies of one schedule, as a sweep's do
+    (trajectories 600 on, in threes; 1,023 - 1,025 across the tiles' boundary), read once."""
     rng = np.random.default_rng(2)
     n = 1_100                                      # two tiles
-    schedules = [kinds[i % len(kinds)](i) for i in range(n)]
+    own = [i if i < 600 else 600 + (i - 600) // 3 for i in range(n)]
+    schedules = [kinds[j % len(kinds)](j) for j in own]
     lam = rng.uniform(0.0, 2.0, (n, 1))
     kw = dict(steps=1_030, optimizer=optimizer, on_drop=on_drop, noise=0.05, seed=3, every=103)
     batch = fd.simulate(lam, fd.stack(schedules), chunk_steps=400, **kw)
-    for i in [0, 1, 2, 3, 4, 5, 6, 1_025, n - 1]:
+    for i in [0, 1, 2, 3, 4, 5, 6, 1_022, 1_023, 1_024, 1_025, 1_026, n - 1]:
         alone = fd.simulate(lam[i:i + 1], schedules[i], trajectory_offset=i, **kw)
         for got, want in ((batch.w, alone.w), (batch.loss, alone.loss), (batch.lr, alone.lr)):
             np.testing.assert_array_equal(got[i], want[0], err_msg=f"trajectory {i}")

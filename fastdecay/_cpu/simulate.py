@@ -182,8 +182,12 @@ def _advance_rates(table, rows, ratio, state, i0, i1, t, all_multiplicative):
     for i in range(due.shape[0]):
         if not tf >= due[i]:
             continue
-        # the table's fields read here: a call that takes the table costs more than the formula
         row = rows[i0 + i]
+        if i > 0 and rows[i0 + i - 1] == row:
+            # the trajectory before follows the same row (``share_equal_rows``): read this step
+            st[i], due[i] = st[i - 1], due[i - 1]
+            continue
+        # the table's fields read here: a call that takes the table costs more than the formula
         kind = int(table[row, 0, KIND])
         alone = table.shape[1] == 1 or table[row, 1, START] == math.inf
         if not alone or kind == PRODUCT or kind == TABULATED:
@@ -661,6 +665,28 @@ def shared_step_scalars(lr_table, wd_table, mom_table, on_drop, first_step, n_st
     _shared_rates(mom_table, _row_ratio(mom_table, 0), first_step, n_steps + 1, out, MOM)
     for s in range(n_steps + 1):
         out[s, SCALE] = buffer_scale_at(lr_table, 0, float(first_step + s), on_drop)
+
+
+@njit(void(TABLE, int64[::1]), cache=True)
+def share_equal_rows(table, rows):
+    """rows[i] = rows[i - 1] where the two rows of ``table`` are the same bits: a sweep gives
+    each schedule to consecutive trajectories (one a curvature) as copies, whose rates
+    ``_advance_rates`` then reads once a step for them all."""
+    bits = table.view(np.int64)
+    for i in range(1, rows.shape[0]):
+        a, b = rows[i - 1], rows[i]
+        if a == b:
+            continue
+        same = True
+        for k in range(bits.shape[1]):
+            for f in range(bits.shape[2]):
+                if bits[a, k, f] != bits[b, k, f]:
+                    same = False
+                    break
+            if not same:
+                break
+        if same:
+            rows[i] = a
 
 
 @parallel.entry
