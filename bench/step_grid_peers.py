@@ -3,9 +3,10 @@ descent on 200,000 one-coordinate quadratics x 100 steps, float64, periods 5-41 
 step-vs-exponential comparison's own batch); with ``--grid cosine`` a grid of cosines instead
 (total steps 90-126, the closed form read at every step). One thread each (Numba
 ``threads=1``, XLA without its thread pool); best of 3 calls after a warm-up; the final
-weights checked against fastdecay's.
+weights checked against fastdecay's. ``--sweep`` lays the 37 schedules out as a sweep does,
+each for consecutive trajectories (its curvatures), instead of one after another.
 
-    python bench/step_grid_peers.py [--rounds 3] [--grid step|cosine]
+    python bench/step_grid_peers.py [--rounds 3] [--grid step|cosine] [--sweep]
 """
 
 import argparse
@@ -25,17 +26,19 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--grid", choices=("step", "cosine"), default="step")
+    parser.add_argument("--sweep", action="store_true")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     lam = rng.uniform(0.01, 1.0, N)
+    which = np.repeat(np.arange(37), -(-N // 37))[:N] if args.sweep else np.arange(N) % 37
     if args.grid == "step":
-        period = (np.arange(N) % 37 + 5).astype(np.float64)
+        period = (which + 5).astype(np.float64)
         grid = fd.step(lr=LR, gamma=GAMMA, period=period)
 
         def rate(xp, t, period):
             return LR * GAMMA ** xp.floor(t / period)
     else:
-        period = (np.arange(N) % 37 + 90).astype(np.float64)
+        period = (which + 90).astype(np.float64)
         grid = fd.cosine(lr=LR, total_steps=period)
 
         def rate(xp, t, period):
