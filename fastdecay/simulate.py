@@ -127,7 +127,9 @@ class SimulationResult(Generic[_ArrayT]):
 def _rate_source(s: Schedule, batch: tuple[int, ...], n: int,
                  copies: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(table, rows, ratio, state) of a schedule for the kernel: rows empty when shared, unless
-    ``copies`` asks for a row a trajectory (all row 0)."""
+    ``copies`` asks for a row a trajectory (all row 0). A trajectory whose row is the same bits
+    as the one before's takes that row; state holds each rate, then the step it is next read
+    at, and with step schedules a memo of their powers (``_cpu.simulate.prepare_rates``)."""
     table = s.rows()
     empty_i, empty_f = np.empty(0, np.int64), np.empty(0, np.float64)
     if s.size == 1 and not copies:
