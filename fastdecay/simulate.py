@@ -447,9 +447,9 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
         sq = xp.zeros(n * d if len(rule.buffers) > 1 else 0, dtype=dt)
         rec = [xp.empty((n, n_rec) if every else (0, 0), dtype=dt) for _ in range(3)]
         if on_gpu:
-            lr_src = tuple(xp.asarray(a) for a in lr_src)
-            wd_src = tuple(xp.asarray(a) for a in wd_src)
-            mom_src = tuple(xp.asarray(a) for a in mom_src)
+            # (a state's first n, the rates, are the GPU's: the CPU's next-change steps and memo stay)
+            lr_src, wd_src, mom_src = (tuple(xp.asarray(a[:n] if k == 3 else a) for k, a in enumerate(src))
+                                       for src in (lr_src, wd_src, mom_src))
         step_scalars = np.empty((scalar_rows, cpu.N_SCALARS))
         on_drop_code = p.on_drop
         opt = rule.code

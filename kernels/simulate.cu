@@ -52,7 +52,7 @@ FD_HD double anchor_rate(const double* table, int segments, i64 row, double t) {
 
 // lr_at(row, t) for t >= 1 given `previous`, the rate at t - 1: inside a plateau of a
 // one-segment staircase exponential that is `previous` (the closed form's exponent is
-// the same), so the pow is skipped. The CPU's _closed_form_rate.
+// the same), so the pow is skipped.
 FD_HD double closed_form_rate(const double* table, int segments, i64 row, double t, double previous) {
     const double* seg = table + row * (i64)segments * WIDTH;
     if ((segments == 1 || isinf(seg[WIDTH + START])) && (int)seg[KIND] == KIND_EXPONENTIAL &&
@@ -65,9 +65,10 @@ FD_HD double closed_form_rate(const double* table, int segments, i64 row, double
 
 // The rate of trajectory i at global step t, from its value `current` at t - 1 (at
 // t == 0 `current` is already the rate at step 0: the host's prepare_rates). The
-// CPU's _advance_rates' values, operation for operation: the CPU reads a staircase's
-// closed form again at the step ``next_change`` gave, here at the step the plateau test
-// fails (the same steps; two divisions cost a GPU less than a second array).
+// CPU's _advance_rates' values: the CPU reads a closed form again only at the step
+// ``next_change`` gave (a staircase exponential's or inverse time's next plateau), here a
+// staircase exponential's plateau test skips the pow (the same values; two divisions cost
+// a GPU less than a second array).
 FD_HD double advance_rate(const RateSource& src, i64 i, i64 t, double current) {
     if (t == 0) return current;
     if (t % REANCHOR != 0) {

@@ -959,7 +959,7 @@ def test_simulate_rate_recurrence_equals_cpu_bit_for_bit(host, monkeypatch):
     monkeypatch.setattr(cpu, "simulate_chunk", recording("gpu", _host_simulate_chunk(host, np.float64)))
     got = fd.simulate(**kw)
     assert len(states["cpu"]) == len(states["gpu"]) == 4
-    n = 8  # (a state's first n are the rates; the CPU keeps the steps it reads them again at, and a memo, after)
+    n = kw["curvature"].shape[0]  # (a state's first n are the rates; the CPU keeps more after them)
     for (lr_cpu, wd_cpu), (lr_gpu, wd_gpu) in zip(states["cpu"], states["gpu"]):
         np.testing.assert_array_equal(lr_gpu[:n], lr_cpu[:n])
         np.testing.assert_array_equal(wd_gpu[:n], wd_cpu[:n])

@@ -166,14 +166,19 @@ def test_a_grid_of_staircases_gives_the_bits_of_each_schedule_run_alone(optimize
     """A schedule a trajectory in closed form keeps its rate inside a plateau (the loop reads the
     row's fields) and, under on_drop, looks for a drop only where a plateau starts: each
     trajectory of a grid of step schedules (whole and fractional periods), staircase exponentials
-    and inverse times, a warmed-up step, a multistep and a join gets the bits of its schedule run
+    and inverse times (two gammas whose powers share the memo's slots), a warmed-up step,
+    multisteps and a join gets the bits of its schedule run
     alone (the shared rates' loops, the closed form at every step), past the rates' anchor at
     step 1,024, with noise and recording."""
     kinds = [lambda i: fd.step(0.05, 0.5, 3 + i % 17), lambda i: fd.step(0.05, 0.7, 1.1 + (i % 7) * 0.37),
              lambda i: fd.exponential(0.05, gamma=0.9, decay_steps=2.5 + i % 3, staircase=True),
              lambda i: fd.inverse_time(0.05, 0.5, decay_steps=4.5, staircase=True),
              lambda i: fd.warmup(fd.step(0.05, 0.5, 9), 7), lambda i: fd.multistep(0.05, 0.3, [5, 40, 300 + i, 1100]),
-             lambda i: fd.join([fd.constant(0.05), fd.step(0.04, 0.5, 13)], [33])]
+             lambda i: fd.join([fd.constant(0.05), fd.step(0.04, 0.5, 13)], [33]),
+             # gammas 0.5 and 0.75 share the memo's slots of an exponent (its key is both)
+             lambda i: fd.step(0.05, (0.5, 0.75)[i // 10 % 2], 3 + i % 4),
+             # rows that agree in their first segment and differ after it
+             lambda i: fd.multistep(0.05, 0.5, [7, 20 + i % 3])]
     _assert_a_grid_gives_each_schedule_s_bits(kinds, optimizer, on_drop)
 
 
@@ -196,14 +201,16 @@ def test_a_grid_of_smooth_schedules_gives_the_bits_of_each_schedule_run_alone(op
 
 def test_consecutive_copies_of_a_schedule_share_their_row_bit_for_bit():
     """``share_equal_rows``: a trajectory follows the row before its own where the two rows are
-    the same bits (not a row further back; not a min_lr of -0.0 beside one of 0.0)."""
+    the same bits (not a row further back; not a min_lr of -0.0 beside one of 0.0; not a
+    multistep whose later milestone differs)."""
     from fastdecay._cpu.simulate import share_equal_rows
 
     s = fd.stack([fd.cosine(0.1, 10), fd.cosine(0.1, 10), fd.cosine(0.1, 11), fd.cosine(0.1, 10),
-                  fd.cosine(0.1, 10, min_lr=-0.0), fd.cosine(0.1, 10, min_lr=-0.0), fd.cosine(0.1, 10)])
-    rows = np.arange(7)
+                  fd.cosine(0.1, 10, min_lr=-0.0), fd.cosine(0.1, 10, min_lr=-0.0), fd.cosine(0.1, 10),
+                  fd.multistep(0.1, 0.5, [5, 9]), fd.multistep(0.1, 0.5, [5, 10]), fd.multistep(0.1, 0.5, [5, 10])])
+    rows = np.arange(10)
     share_equal_rows(s.rows(), rows)
-    assert rows.tolist() == [0, 0, 2, 3, 4, 4, 6]
+    assert rows.tolist() == [0, 0, 2, 3, 4, 4, 6, 7, 8, 8]
 
 
 def _assert_a_grid_gives_each_schedule_s_bits(kinds, optimizer, on_drop):
@@ -216,7 +223,7 @@ def _assert_a_grid_gives_each_schedule_s_bits(kinds, optimizer, on_drop):
     lam = rng.uniform(0.0, 2.0, (n, 1))
     kw = dict(steps=1_030, optimizer=optimizer, on_drop=on_drop, noise=0.05, seed=3, every=103)
     batch = fd.simulate(lam, fd.stack(schedules), chunk_steps=400, **kw)
-    for i in [0, 1, 2, 3, 4, 5, 6, 1_022, 1_023, 1_024, 1_025, 1_026, n - 1]:
+    for i in [0, 1, 2, 3, 4, 5, 6, 7, 8, 16, 17, 25, 26, 1_022, 1_023, 1_024, 1_025, 1_026, n - 1]:
         alone = fd.simulate(lam[i:i + 1], schedules[i], trajectory_offset=i, **kw)
         for got, want in ((batch.w, alone.w), (batch.loss, alone.loss), (batch.lr, alone.lr)):
             np.testing.assert_array_equal(got[i], want[0], err_msg=f"trajectory {i}")

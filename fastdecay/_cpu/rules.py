@@ -97,12 +97,12 @@ from numba import njit, prange
 from numba.core import types
 from numba.extending import overload
 
-from .._layout import KIND, ORIGIN, P0, START
+from .._layout import KIND, ORIGIN, P0
 from .._rules import ADAM, ADAMW, GD, LION, LR_IN_BUFFER, MOMENTUM, NESTEROV, RULES
 from .._rules import ON_DROP_CODES, ON_DROP_KEEP, ON_DROP_RESCALE, ON_DROP_RESET  # noqa: F401 (re-exported)
 from .intrinsics import fma
 from .lanes import LR, MOM, SCALE, WD, draws_of_step, gradient, lane_slice, one_like, tally, tile_span
-from .schedule import drop_ratio, lr_at, plateau_continues
+from .schedule import drop_ratio, lr_at, one_segment, plateau_continues
 from .storage import (BUF0, BUF1, BUF2, COMP, GRAD, PARAM, block_span, for_sixteen_bit, high_half, in_bfloat16_pairs,
                       low_half, narrow, pair_of, pairs_view, sixteen_bit, store_param, store_param_pair, view, widen)
 
@@ -1459,7 +1459,7 @@ def simulate_generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta_shared, wd_sha
                     row = lr_rows[i]
                     if not plateau_continues(lr_table[row, 0, KIND], lr_table[row, 0, P0 + 3],
                                              lr_table[row, 0, P0 + 2], lr_table[row, 0, ORIGIN],
-                                             lr_table.shape[1] == 1 or lr_table[row, 1, START] == math.inf, tf):
+                                             one_segment(lr_table, row), tf):
                         scale = buffer_scale_at(lr_table, row, tf, on_drop)
                 c = sgd_scalars(eta, wd, first, scale, mom, 0.0, nesterov, False, False, in_buffer)
                 on = use_momentum and mom != 0.0  # (a step at momentum 0 leaves the buffer as it is)

@@ -200,6 +200,13 @@ def segment_rate(segs, k, t):
     return _factor_rate(segs, k, t)
 
 
+@njit(cache=True, inline="always")
+def one_segment(table, row):
+    """True where schedule ``row`` has one segment: nothing after its first (a stacked table
+    pads a shorter schedule with segments that start at infinity). Inlined where called."""
+    return table.shape[1] == 1 or table[row, 1, START] == math.inf
+
+
 @njit(cache=True)
 def lone_staircase(kind, staircase, alone):
     """True for a schedule of one staircase segment (``alone``: nothing after it): a step
@@ -220,7 +227,7 @@ def next_change(kind, staircase, decay_steps, origin, alone, t):
     ``t``: ``t + 1``, except for a ``lone_staircase``, whose rate holds while its
     ``_plateau`` keeps its value at ``t``: the rate at ``t`` is the closed form's, bit for
     bit, at every step before the one returned (where that cannot be decided exactly,
-    before the origin or past 2**52: ``t + 1``).
+    before the origin or with steps or the origin past 2**52: ``t + 1``).
 
     Scalars only, which the caller reads from the table (``kind``, ``staircase``,
     ``decay_steps``, ``origin`` of the row's first segment: KIND, P0 + 3, P0 + 2, ORIGIN):
@@ -231,8 +238,8 @@ def next_change(kind, staircase, decay_steps, origin, alone, t):
         return after
     k = _plateau(origin, decay_steps, t)
     step = np.ceil(origin + (k + 1.0) * decay_steps)  # within a few roundings of the change
-    if not step < 2.0**52:
-        return after
+    if not (step < 2.0**52 and origin > -2.0**52):
+        return after  # (beyond: the walks below would step through s - origin that do not change)
     step = max(step, after)
     while step > after and _plateau(origin, decay_steps, step - 1.0) > k:
         step -= 1.0

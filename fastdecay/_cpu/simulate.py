@@ -42,7 +42,11 @@ rate). A per-trajectory row that is a plain exponential or a constant has
 ``ratio[i]`` = its per-step factor and advances by one multiplication a step,
 re-anchored to the closed form at every multiple of ``SIM_REANCHOR`` (global
 steps, so the result does not depend on chunking); any other row (NaN ratio)
-is evaluated in closed form at every step.
+is read in closed form again only at the step it may next change at, kept after
+the rates (``state[n + i]``: a step schedule's next plateau, the next step for a
+cosine), step schedules with a memo of their powers after that, and a trajectory
+whose row is the same bits as the one before's reads its rate (``_advance_rates``,
+``share_equal_rows``).
 
 Recording. With ``every > 0`` the kernel writes, for each recorded step
 t = j * every in the chunk, the loss 1/2 sum lam w_t^2, the displacement
@@ -89,7 +93,7 @@ from .rules import (ON_DROP_KEEP, SIM_ON_DROP, STEP_BLOCK, buffer_scale_at, simu
                     simulate_per_trajectory_block, simulate_per_trajectory_lr, simulate_shared_steps)
 from .._layout import CONSTANT, EXPONENTIAL, KIND, ORIGIN, P0, PRODUCT, START, TABULATED
 from .._rules import CODES as OPTIMIZER_CODES  # noqa: F401 (public name -> code, from the one table)
-from .schedule import TABLE, exponent_at, lone_staircase, lr_at, next_change, primitive
+from .schedule import TABLE, exponent_at, lone_staircase, lr_at, next_change, one_segment, primitive
 
 # Per-trajectory exponential rates advance by one multiplication a step and
 # return to the closed form at every multiple of this many (global) steps:
@@ -141,8 +145,7 @@ def _next_change(table, rows, ratio, i, t):
         return math.inf
     row = rows[i]
     seg = table[row, 0]
-    return next_change(int(seg[KIND]), seg[P0 + 3], seg[P0 + 2], seg[ORIGIN],
-                       table.shape[1] == 1 or table[row, 1, START] == math.inf, t)
+    return next_change(int(seg[KIND]), seg[P0 + 3], seg[P0 + 2], seg[ORIGIN], one_segment(table, row), t)
 
 
 @njit(cache=True)
@@ -152,9 +155,10 @@ def _advance_rates(table, rows, ratio, state, i0, i1, t, all_multiplicative):
     a step schedule's plateau costs a comparison a step), a one-segment row's by its formula.
 
     Where ``state`` holds 5n (``prepare_rates``), the staircase exponentials' powers
-    gamma ** e are kept in a memo of i1 - i0 entries (gamma, e, power) at state[2n + 3 i0:
-    2n + 3 i1], the tile's own: a grid's trajectories share a few (gamma, e), and the power
-    is most of the cost of a change (a call to ``pow``, ~15 ns)."""
+    gamma ** e are kept in a memo at state[2n + 3 i0: 2n + 3 i1], the tile's own (no other
+    thread writes it): slots of (gamma, e, power), as many as the largest power of two
+    within i1 - i0, a key found by its slot or computed (a grid's trajectories share a
+    few (gamma, e), and the power is most of the cost of a change: ``pow``, ~15 ns)."""
     tf = float(t)
     if t == 0:
         return  # the caller set state to the rate at step 0 (``prepare_rates``)
@@ -189,7 +193,7 @@ def _advance_rates(table, rows, ratio, state, i0, i1, t, all_multiplicative):
             continue
         # the table's fields read here: a call that takes the table costs more than the formula
         kind = int(table[row, 0, KIND])
-        alone = table.shape[1] == 1 or table[row, 1, START] == math.inf
+        alone = one_segment(table, row)
         if not alone or kind == PRODUCT or kind == TABULATED:
             st[i] = lr_at(table, row, tf)
             due[i] = tf + 1.0
@@ -200,7 +204,8 @@ def _advance_rates(table, rows, ratio, state, i0, i1, t, all_multiplicative):
         tau = tf - origin
         e = exponent_at(tau, p2, p3) if kind == EXPONENTIAL and p3 != 0.0 and memo.shape[0] else -1.0
         if 0.0 <= e < 2.0**31 and 0.0 < p1 < 2.0**20:
-            # a step schedule (``_exponential``: lr * gamma ** e), the power from the memo
+            # a step schedule (``_exponential``: lr * gamma ** e), the power from the memo; the
+            # slot mixes e (an odd multiplier) with gamma to 1/4096 (bounds keep both ints small)
             j = 3 * ((int(e) * 40503 + int(p1 * 4096.0)) & mask)
             if not (memo[j] == p1 and memo[j + 1] == e):
                 memo[j], memo[j + 1], memo[j + 2] = p1, e, p1**e
@@ -707,7 +712,7 @@ def prepare_rates(table, rows, ratio, state):
         # (the fields read here: a call that takes the table costs more, ``_advance_rates``)
         kind = int(table[row, 0, KIND])
         staircase = table[row, 0, P0 + 3]
-        alone = table.shape[1] == 1 or table[row, 1, START] == math.inf
+        alone = one_segment(table, row)
         state[n + i] = math.inf if r == r else next_change(kind, staircase, table[row, 0, P0 + 2],
                                                            table[row, 0, ORIGIN], alone, 0.0)
         steps += 1 if kind == EXPONENTIAL and lone_staircase(kind, staircase, alone) else 0
