@@ -146,9 +146,14 @@ def _rate_source(s: Schedule, batch: tuple[int, ...], n: int,
         rows = np.arange(s.size, dtype=np.int64).reshape(s.batch_shape)
         rows = np.ascontiguousarray(np.broadcast_to(rows, batch)).reshape(n)
     ratio, state = np.empty(n), np.empty(2 * n)  # (a rate, then the step it is next read at)
-    if prepare_rates(table, _readonly(rows), ratio, state):
+    steps, cosines = prepare_rates(table, _readonly(rows), ratio, state)
+    if steps:
         # step schedules: the kernels keep a memo of their powers beside the rates (empty: NaN)
         state = np.concatenate([state, np.full(3 * n, np.nan)])
+    if cosines:
+        # one-segment cosines: their fields after the ratios (``_cpu.simulate.fill_cosines``)
+        ratio = np.concatenate([ratio, np.empty(4 * n)])
+        kernels.fill_cosines(table, _readonly(rows), ratio)
     if s.size > 1 and np.isnan(ratio).any():
         # rates read in closed form: trajectories that follow copies of one row read it once
         kernels.share_equal_rows(table, rows)

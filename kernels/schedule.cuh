@@ -28,8 +28,6 @@ enum {
 };
 enum { VALUES_PER_ROW = WIDTH - P0 };
 
-#define FD_PI 3.141592653589793
-
 // x ** n for an integer n, as Numba lowers float ** int64 (int_power_impl).
 FD_HD double powi(double a, i64 b) {
     double r = 1.0;
@@ -42,6 +40,38 @@ FD_HD double powi(double a, i64 b) {
         a *= a;
     }
     return invert ? 1.0 / r : r;
+}
+
+// cos(pi x), as fastdecay/_cpu/schedule.py's cos_pi (its comments say why each step is
+// exact): reduced exactly to s in [0, 1/4], then Taylor polynomials in z = s * s in fused
+// multiply-adds (one rounding on every backend), pi s as a sum of two doubles.
+FD_HD double cos_pi(double x) {
+    const double C[9] = {1.0, -4.934802200544679, 4.0587121264167685, -1.3352627688545895,
+                         0.2353306303588932, -0.02580689139001406, 0.0019295743094039231,
+                         -0.0001046381049248457, 4.303069587032947e-06};
+    const double S[9] = {3.141592653589793, -5.16771278004997, 2.5501640398773455, -0.5992645293207921,
+                         0.08214588661112823, -0.0073704309457143504, 0.00046630280576761255,
+                         -2.1915353447830217e-05, 7.952054001475513e-07};
+    const double S_LO = 1.2246467991473532e-16;
+    double a = fabs(x);
+    a = a - 2.0 * floor(0.5 * a);
+    a = fmin(a, 2.0 - a);
+    const bool negate = a > 0.5;
+    const double r = negate ? 1.0 - a : a;
+    const bool odd = r > 0.25;
+    const double s = odd ? 0.5 - r : r;
+    const double z = s * s;
+    double c = fma(z, C[8], C[7]);
+    double p = fma(z, S[8], S[7]);
+    for (int k = 6; k > 0; --k) {
+        c = fma(z, c, C[k]);
+        p = fma(z, p, S[k]);
+    }
+    c = fma(z, c, 1.0);
+    const double hi = s * S[0];
+    const double sn = hi + fma(s * z, p, fma(s, S[0], -hi) + s * S_LO);
+    const double v = odd ? sn : c;
+    return negate ? -v : v;
 }
 
 // Index of the segment that holds step t: the last one with start <= t.
@@ -99,16 +129,16 @@ FD_HD_CALL double primitive(int kind, double tau, const double* p) {
     }
     case KIND_COSINE:
         if (tau > p1) tau = p1;
-        return p2 + (p0 - p2) * (1.0 + cos(FD_PI * tau / p1)) / 2.0;
+        return p2 + (p0 - p2) * (1.0 + cos_pi(tau / p1)) / 2.0;
     case KIND_COSINE_RESTARTS: {
         double cur, Ti;
         i64 i;
         cosine_restart_cycle(tau, p1, p2, &cur, &Ti, &i);
-        return p3 + (p0 * powi(p4, i) - p3 * powi(p5, i)) * (1.0 + cos(FD_PI * cur / Ti)) / 2.0;
+        return p3 + (p0 * powi(p4, i) - p3 * powi(p5, i)) * (1.0 + cos_pi(cur / Ti)) / 2.0;
     }
     case KIND_COSINE_POWER:
         if (tau > p1) tau = p1;
-        return p2 + (p0 - p2) * pow((1.0 + cos(FD_PI * p3 * tau / p1)) / 2.0, p4);
+        return p2 + (p0 - p2) * pow((1.0 + cos_pi(p3 * tau / p1)) / 2.0, p4);
     case KIND_CYCLIC: {
         // the same float operations as torch's CyclicLR.get_lr
         double total = p2 + p3;

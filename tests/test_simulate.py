@@ -199,6 +199,38 @@ def test_a_grid_of_smooth_schedules_gives_the_bits_of_each_schedule_run_alone(op
     _assert_a_grid_gives_each_schedule_s_bits(kinds, optimizer, on_drop)
 
 
+@pytest.mark.parametrize("optimizer, every", [("gd", None), ("lion", None), ("momentum", 97)])
+def test_cosines_beside_other_kinds_give_the_bits_of_each_schedule_run_alone(optimizer, every):
+    """One-segment cosines (read at every step from their fields in a vector loop, the others'
+    lanes left alone) in tiles shared with rates that advance by a ratio (exponentials), step
+    schedules (read at their changes), a warmup before a cosine (two segments: the table read
+    whole), a cosine whose origin is not 0 (read before it too), and consecutive copies; the
+    runs of a grid of rates alone (no recording) and the general one (recorded): each
+    trajectory gets the bits of its schedule run alone, past the anchor at step 1,024."""
+    from fastdecay._layout import COSINE, WIDTH
+
+    shifted = np.zeros((1, WIDTH))
+    shifted[0, :6] = (0.0, 7.5, COSINE, 0.04, 300.0, 0.002)  # start, origin, kind, lr, T, end
+    kinds = [lambda i: fd.cosine(0.05, 90 + i % 37, min_lr=0.001 * (i % 3)),
+             lambda i: fd.exponential(0.05, gamma=0.99 + 0.001 * (i % 5)),
+             lambda i: fd.cosine(0.03, 1_000 + i % 50),
+             lambda i: fd.step(0.05, 0.5, 20 + i % 7),
+             lambda i: fd.warmup(fd.cosine(0.05, 400 + i % 13), 10 + i % 3),
+             lambda i: fd.Schedule(shifted, "cosine")]
+    rng = np.random.default_rng(4)
+    n = 1_100                                      # two tiles
+    own = [i if i < 600 else 600 + (i - 600) // 3 for i in range(n)]
+    schedules = [kinds[j % len(kinds)](j) for j in own]
+    lam = rng.uniform(0.0, 2.0, (n, 1))
+    kw = dict(steps=1_030, optimizer=optimizer, every=every)
+    batch = fd.simulate(lam, fd.stack(schedules), chunk_steps=400, **kw)
+    for i in [*range(13), 1_020, 1_021, 1_022, 1_023, 1_024, 1_025, 1_026, n - 1]:
+        alone = fd.simulate(lam[i:i + 1], schedules[i], trajectory_offset=i, **kw)
+        np.testing.assert_array_equal(batch.w[i], alone.w[0], err_msg=f"trajectory {i}")
+        if every:
+            np.testing.assert_array_equal(batch.lr[i], alone.lr[0], err_msg=f"trajectory {i}")
+
+
 def test_consecutive_copies_of_a_schedule_share_their_row_bit_for_bit():
     """``share_equal_rows``: a trajectory follows the row before its own where the two rows are
     the same bits (not a row further back; not a min_lr of -0.0 beside one of 0.0; not a

@@ -91,9 +91,9 @@ from . import parallel
 from .lanes import LR, MOM, N_SCALARS, SCALE, WD, draw_quad, draws, step_draws, tally  # noqa: F401
 from .rules import (ON_DROP_KEEP, SIM_ON_DROP, STEP_BLOCK, buffer_scale_at, simulate_generic_step,
                     simulate_per_trajectory_block, simulate_per_trajectory_lr, simulate_shared_steps)
-from .._layout import CONSTANT, EXPONENTIAL, KIND, ORIGIN, P0, PRODUCT, START, TABULATED
+from .._layout import CONSTANT, COSINE, EXPONENTIAL, KIND, ORIGIN, P0, PRODUCT, START, TABULATED
 from .._rules import CODES as OPTIMIZER_CODES  # noqa: F401 (public name -> code, from the one table)
-from .schedule import TABLE, exponent_at, lone_staircase, lr_at, next_change, one_segment, primitive
+from .schedule import TABLE, cosine_at, exponent_at, lone_staircase, lr_at, next_change, one_segment, primitive
 
 # Per-trajectory exponential rates advance by one multiplication a step and
 # return to the closed form at every multiple of this many (global) steps:
@@ -137,28 +137,47 @@ def _anchor(table, row, t):
     return lr_at(table, row, t)
 
 
+@njit(cache=True, inline="always")
+def _due(r, kind, staircase, decay_steps, origin, alone, t):
+    """The step at which a trajectory's rate is next read in closed form, from step ``t``:
+    never (inf) for a rate that advances by its ratio ``r``, NaN for a one-segment cosine
+    (read at every step by a vector loop of its own, ``_advance_rates``), else
+    ``next_change`` of its row (whose first segment's fields the caller reads)."""
+    if r == r:
+        return math.inf
+    if alone and kind == COSINE:
+        return math.nan
+    return next_change(kind, staircase, decay_steps, origin, alone, t)
+
+
 @njit(cache=True)
 def _next_change(table, rows, ratio, i, t):
-    """The step at which trajectory i's rate is next read in closed form, from step ``t``:
-    never for a rate that advances by its ratio, else ``next_change`` of its row."""
-    if ratio[i] == ratio[i]:
-        return math.inf
+    """``_due`` of trajectory i at step ``t``."""
     row = rows[i]
     seg = table[row, 0]
-    return next_change(int(seg[KIND]), seg[P0 + 3], seg[P0 + 2], seg[ORIGIN], one_segment(table, row), t)
+    return _due(ratio[i], int(seg[KIND]), seg[P0 + 3], seg[P0 + 2], seg[ORIGIN], one_segment(table, row), t)
 
 
-@njit(cache=True)
+# A one-segment cosine's fields, kept after the ratios (``fill_cosines``): ``cosine_at``'s arguments.
+COSINE_FIELDS = (ORIGIN, P0, P0 + 1, P0 + 2)  # origin, lr, T, end
+
+
+@njit(cache=True, error_model="numpy")
 def _advance_rates(table, rows, ratio, state, i0, i1, t, all_multiplicative):
     """state[i] = rate of trajectory i at step t, for i in [i0, i1). A rate in closed form
     is read again only from the step state[n + i] it may next change at (``_next_change``:
-    a step schedule's plateau costs a comparison a step), a one-segment row's by its formula.
+    a step schedule's plateau costs a comparison a step), a one-segment row's by its formula;
+    one-segment cosines (NaN there) at every step in a vector loop of their own, from their
+    fields kept after the ratios (``fill_cosines``: in an array that the loop does not write,
+    and not gathered from the table's rows, or the loop would not vectorize).
 
     Where ``state`` holds 5n (``prepare_rates``), the staircase exponentials' powers
     gamma ** e are kept in a memo at state[2n + 3 i0: 2n + 3 i1], the tile's own (no other
     thread writes it): slots of (gamma, e, power), as many as the largest power of two
     within i1 - i0, a key found by its slot or computed (a grid's trajectories share a
-    few (gamma, e), and the power is most of the cost of a change: ``pow``, ~15 ns)."""
+    few (gamma, e), and the power is most of the cost of a change: ``pow``, ~15 ns). (The
+    numpy error model: a division with no check for zero, which a vector loop cannot hold;
+    no division here divides by zero.)"""
     tf = float(t)
     if t == 0:
         return  # the caller set state to the rate at step 0 (``prepare_rates``)
@@ -179,6 +198,12 @@ def _advance_rates(table, rows, ratio, state, i0, i1, t, all_multiplicative):
         r = ra[i]
         st[i] = st[i] * r if r == r else st[i]
     due = state[n + i0:n + i1]
+    if ratio.shape[0] > n:
+        origin, lr = ratio[n + i0:n + i1], ratio[2 * n + i0:2 * n + i1]
+        T, end = ratio[3 * n + i0:3 * n + i1], ratio[4 * n + i0:4 * n + i1]
+        for i in range(st.shape[0]):
+            v = cosine_at(tf - origin[i], lr[i], T[i], end[i])
+            st[i] = v if T[i] == T[i] else st[i]  # (NaN: not a one-segment cosine)
     memo = state[2 * n + 3 * i0:2 * n + 3 * i1]
     mask = 0  # slots - 1: a power of two, at most the tile's entries (a mask, not a division)
     while 2 * (mask + 1) <= memo.shape[0] // 3:
@@ -695,15 +720,16 @@ def share_equal_rows(table, rows):
 
 
 @parallel.entry
-@njit(int64(TABLE, RO_INT64, float64[::1], float64[::1]), parallel=True, cache=True)
+@njit(types.UniTuple(int64, 2)(TABLE, RO_INT64, float64[::1], float64[::1]), parallel=True, cache=True)
 def prepare_rates(table, rows, ratio, state):
     """ratio[i] = ``_row_ratio`` of row rows[i], state[i] = its rate at step 0 and state[n + i]
-    the step it is next read at (``_next_change``), in one pass over the table (a
-    per-trajectory table is the largest input of a run). Returns how many trajectories
-    follow a step schedule (a lone staircase exponential): the caller then gives the state
-    a memo of powers (``_advance_rates``)."""
+    the step it is next read at (``_due``), in one pass over the table (a per-trajectory
+    table is the largest input of a run). Returns how many trajectories follow a step
+    schedule (a lone staircase exponential) and how many a one-segment cosine: the caller
+    then gives the state a memo of powers, and the ratios the cosines' fields (``fill_cosines``)."""
     n = rows.shape[0]
     steps = 0
+    cosines = 0
     for i in prange(n):
         row = rows[i]
         r = _row_ratio(table, row)
@@ -713,7 +739,22 @@ def prepare_rates(table, rows, ratio, state):
         kind = int(table[row, 0, KIND])
         staircase = table[row, 0, P0 + 3]
         alone = one_segment(table, row)
-        state[n + i] = math.inf if r == r else next_change(kind, staircase, table[row, 0, P0 + 2],
-                                                           table[row, 0, ORIGIN], alone, 0.0)
+        due = _due(r, kind, staircase, table[row, 0, P0 + 2], table[row, 0, ORIGIN], alone, 0.0)
+        state[n + i] = due
         steps += 1 if kind == EXPONENTIAL and lone_staircase(kind, staircase, alone) else 0
-    return steps
+        cosines += 0 if due == due else 1
+    return steps, cosines
+
+
+@parallel.entry
+@njit(void(TABLE, RO_INT64, float64[::1]), parallel=True, cache=True)
+def fill_cosines(table, rows, ratio):
+    """ratio[(k + 1) n + i] = field ``COSINE_FIELDS[k]`` of trajectory i's row where that row
+    is a one-segment cosine (``_due``), else NaN (``_advance_rates`` reads the rates of those
+    from the fields, in a vector loop)."""
+    n = rows.shape[0]
+    for i in prange(n):
+        row = rows[i]
+        cosine = table[row, 0, KIND] == COSINE and one_segment(table, row) and not ratio[i] == ratio[i]
+        for k in range(len(COSINE_FIELDS)):
+            ratio[(k + 1) * n + i] = table[row, 0, COSINE_FIELDS[k]] if cosine else math.nan
