@@ -11,7 +11,8 @@ float64, final weights only. Groups (one table each in ``bench/report.py``):
 - ``simulate-gd-step-grid-one-each`` / ``-sweep``: GD, one step schedule per trajectory
   (gamma 0.5, 37 periods 5-41, one after another or as a sweep lays them out: each for
   consecutive trajectories), fastdecay on one thread against NumPy and JAX evaluating
-  every trajectory's closed form each step;
+  every trajectory's closed form each step; ``simulate-gd-cosine-grid-one-each`` /
+  ``-sweep`` the same with cosines (37 total steps 90-126);
 - ``simulate-momentum``: torch heavy-ball momentum 0.9, the shared schedule;
 - ``simulate-adamw``: AdamW (weight decay 0.01), the shared schedule.
 
@@ -312,78 +313,89 @@ def test_jax_gd_per_trajectory(benchmark, problem, smoke):
     np.testing.assert_allclose(np.asarray(w)[:64], _per_trajectory_truth(lam, gammas, steps), rtol=1e-11)
 
 
-# ----------------------------------------------------------------------------- (b2) GD, a grid of step schedules
+# ----------------------------------------------------------------------------- (b2) GD, a grid of step schedules or cosines
 
-GROUP_STEPS = "simulate-gd-step-grid"
 STEP_GAMMA = 0.5
+GRIDS = ["step", "cosine"]
 STEP_LAYOUTS = ["one-each", "sweep"]
 
 
-def _step_periods(n, layout):
+def _grid_periods(n, grid, layout):
+    """37 periods (step: 5-41) or total steps (cosine: 90-126), one after another or each for
+    consecutive trajectories."""
     which = np.repeat(np.arange(37), -(-n // 37))[:n] if layout == "sweep" else np.arange(n) % 37
-    return (which + 5).astype(np.float64)
+    return (which + (5 if grid == "step" else 90)).astype(np.float64)
 
 
-def _step_rate(xp, t, period):
-    return LR * STEP_GAMMA ** xp.floor(t / period)
+def _grid_schedule(grid, period):
+    return fd.step(LR, STEP_GAMMA, period) if grid == "step" else fd.cosine(LR, period)
 
 
-def _step_grid_truth(lam, period, steps):
+def _grid_rate(xp, grid, t, period):
+    if grid == "step":
+        return LR * STEP_GAMMA ** xp.floor(t / period)
+    return LR * (1.0 + xp.cos(np.pi * xp.minimum(t, period) / period)) / 2.0
+
+
+def _grid_truth(lam, grid, period, steps):
     """|w_N| of 64 trajectories spread over the batch, and their indices."""
     k = np.linspace(0, lam.shape[0] - 1, 64).astype(np.int64)
     t = np.arange(steps, dtype=np.float64)
-    return np.prod(1 - lam[k] * _step_rate(np, t[None, :], period[k, None]), axis=1), k
+    return np.prod(1 - lam[k] * _grid_rate(np, grid, t[None, :], period[k, None]), axis=1), k
 
 
 @pytest.mark.parametrize("layout", STEP_LAYOUTS)
-def test_fastdecay_gd_step_grid_one_thread(benchmark, problem, smoke, layout):
+@pytest.mark.parametrize("grid", GRIDS)
+def test_fastdecay_gd_grid_one_thread(benchmark, problem, smoke, grid, layout):
     lam, _, steps = problem
-    period = _step_periods(lam.shape[0], layout)
-    s = fd.step(LR, STEP_GAMMA, period)
-    benchmark.group = f"{GROUP_STEPS}-{layout}"
+    period = _grid_periods(lam.shape[0], grid, layout)
+    s = _grid_schedule(grid, period)
+    benchmark.group = f"simulate-gd-{grid}-grid-{layout}"
     res = run(benchmark, lambda: fd.simulate(lam, s, steps=steps, threads=1), smoke)
     record(benchmark, impl="fastdecay-1-thread", n=lam.shape[0], steps=steps)
-    truth, k = _step_grid_truth(lam, period, steps)
+    truth, k = _grid_truth(lam, grid, period, steps)
     np.testing.assert_allclose(res.w[k, 0], truth, rtol=1e-12)
 
 
 @pytest.mark.parametrize("layout", STEP_LAYOUTS)
-def test_numpy_gd_step_grid(benchmark, problem, smoke, layout):
+@pytest.mark.parametrize("grid", GRIDS)
+def test_numpy_gd_grid(benchmark, problem, smoke, grid, layout):
     lam, _, steps = problem
-    period = _step_periods(lam.shape[0], layout)
+    period = _grid_periods(lam.shape[0], grid, layout)
     x = lam.ravel()
 
     def loop():
         w = np.ones_like(x)
         for t in range(steps):
-            w -= _step_rate(np, float(t), period) * (x * w)
+            w -= _grid_rate(np, grid, float(t), period) * (x * w)
         return w
 
-    benchmark.group = f"{GROUP_STEPS}-{layout}"
+    benchmark.group = f"simulate-gd-{grid}-grid-{layout}"
     w = run(benchmark, loop, smoke)
     record(benchmark, impl="numpy", n=lam.shape[0], steps=steps)
-    truth, k = _step_grid_truth(lam, period, steps)
+    truth, k = _grid_truth(lam, grid, period, steps)
     np.testing.assert_allclose(w[k], truth, rtol=1e-12)
 
 
 @pytest.mark.parametrize("layout", STEP_LAYOUTS)
-def test_jax_gd_step_grid(benchmark, problem, smoke, layout):
+@pytest.mark.parametrize("grid", GRIDS)
+def test_jax_gd_grid(benchmark, problem, smoke, grid, layout):
     jax = _jax()
     jnp = jax.numpy
     lam, _, steps = problem
-    period = _step_periods(lam.shape[0], layout)
+    period = _grid_periods(lam.shape[0], grid, layout)
 
     @jax.jit
     def scan(lam, period, steps_index):
         def body(w, t):
-            return w - _step_rate(jnp, t, period) * (lam * w), None
+            return w - _grid_rate(jnp, grid, t, period) * (lam * w), None
         return jax.lax.scan(body, jnp.ones_like(lam), steps_index)[0]
 
     args = (jnp.asarray(lam.ravel()), jnp.asarray(period), jnp.arange(steps, dtype="float64"))
-    benchmark.group = f"{GROUP_STEPS}-{layout}"
+    benchmark.group = f"simulate-gd-{grid}-grid-{layout}"
     w = run(benchmark, lambda: scan(*args).block_until_ready(), smoke)
     record(benchmark, impl="jax", n=lam.shape[0], steps=steps)
-    truth, k = _step_grid_truth(lam, period, steps)
+    truth, k = _grid_truth(lam, grid, period, steps)
     np.testing.assert_allclose(np.asarray(w)[k], truth, rtol=1e-11)
 
 

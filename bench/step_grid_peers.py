@@ -1,12 +1,13 @@
 """A grid of step schedules, one a trajectory, against JAX and NumPy doing the same run: gradient
 descent on 200,000 one-coordinate quadratics x 100 steps, float64, periods 5-41 (the
 step-vs-exponential comparison's own batch); with ``--grid cosine`` a grid of cosines instead
-(total steps 90-126, the closed form read at every step). One thread each (Numba
+(total steps 90-126, the closed form read at every step); ``--grid warmup-cosine`` the same
+cosines after a 10-step linear warmup (two segments a row). One thread each (Numba
 ``threads=1``, XLA without its thread pool); best of 3 calls after a warm-up; the final
 weights checked against fastdecay's. ``--sweep`` lays the 37 schedules out as a sweep does,
 each for consecutive trajectories (its curvatures), instead of one after another.
 
-    python bench/step_grid_peers.py [--rounds 3] [--grid step|cosine] [--sweep]
+    python bench/step_grid_peers.py [--rounds 3] [--grid step|cosine|warmup-cosine] [--sweep]
 """
 
 import argparse
@@ -19,13 +20,13 @@ import numpy as np  # noqa: E402
 
 import fastdecay as fd  # noqa: E402
 
-N, STEPS, LR, GAMMA = 200_000, 100, 0.05, 0.5
+N, STEPS, LR, GAMMA, WARMUP = 200_000, 100, 0.05, 0.5, 10
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--grid", choices=("step", "cosine"), default="step")
+    parser.add_argument("--grid", choices=("step", "cosine", "warmup-cosine"), default="step")
     parser.add_argument("--sweep", action="store_true")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
@@ -37,12 +38,20 @@ def main(argv=None):
 
         def rate(xp, t, period):
             return LR * GAMMA ** xp.floor(t / period)
-    else:
+    elif args.grid == "cosine":
         period = (which + 90).astype(np.float64)
         grid = fd.cosine(lr=LR, total_steps=period)
 
         def rate(xp, t, period):
             return LR * (1.0 + xp.cos(np.pi * xp.minimum(t, period) / period)) / 2.0
+    else:
+        period = (which + 90).astype(np.float64)
+        grid = fd.warmup(fd.cosine(lr=LR, total_steps=period), WARMUP)
+
+        def rate(xp, t, period):
+            after = xp.maximum(t - WARMUP, 0.0)
+            cosine = LR * (1.0 + xp.cos(np.pi * xp.minimum(after, period) / period)) / 2.0
+            return xp.where(t < WARMUP, LR * t / WARMUP, cosine)
     rows = {"fastdecay": lambda: fd.simulate(lam[:, None], grid, steps=STEPS, threads=1).w[:, 0]}
 
     def numpy_run():

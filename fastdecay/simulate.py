@@ -151,9 +151,9 @@ def _rate_source(s: Schedule, batch: tuple[int, ...], n: int,
         # step schedules: the kernels keep a memo of their powers beside the rates (empty: NaN)
         state = np.concatenate([state, np.full(3 * n, np.nan)])
     if cosines:
-        # one-segment cosines: their fields after the ratios (``_cpu.simulate.fill_cosines``)
-        ratio = np.concatenate([ratio, np.empty(4 * n)])
-        kernels.fill_cosines(table, _readonly(rows), ratio)
+        # schedules that end in a cosine: its fields after the ratios (``_cpu.simulate.fill_cosines``)
+        ratio = np.concatenate([ratio, np.empty(5 * n)])
+        kernels.fill_cosines(table, _readonly(rows), ratio, state)
     if s.size > 1 and np.isnan(ratio).any():
         # rates read in closed form: trajectories that follow copies of one row read it once
         kernels.share_equal_rows(table, rows)

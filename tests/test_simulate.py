@@ -201,12 +201,14 @@ def test_a_grid_of_smooth_schedules_gives_the_bits_of_each_schedule_run_alone(op
 
 @pytest.mark.parametrize("optimizer, every", [("gd", None), ("lion", None), ("momentum", 97)])
 def test_cosines_beside_other_kinds_give_the_bits_of_each_schedule_run_alone(optimizer, every):
-    """One-segment cosines (read at every step from their fields in a vector loop, the others'
-    lanes left alone) in tiles shared with rates that advance by a ratio (exponentials), step
-    schedules (read at their changes), a warmup before a cosine (two segments: the table read
-    whole), a cosine whose origin is not 0 (read before it too), and consecutive copies; the
-    runs of a grid of rates alone (no recording) and the general one (recorded): each
-    trajectory gets the bits of its schedule run alone, past the anchor at step 1,024."""
+    """Schedules that end in a cosine (read at every step of it from its fields in a vector
+    loop, the others' lanes left alone): one-segment cosines, a warmup before a cosine and a
+    step schedule joined to one (the table read whole before the cosine starts), a cosine whose
+    origin is not 0; in tiles shared with rates that advance by a ratio (exponentials), step
+    schedules (read at their changes), a cosine joined to a constant (not a final cosine), and
+    consecutive copies; the runs of a grid of rates alone (no recording) and the general one
+    (recorded): each trajectory gets the bits of its schedule run alone, past the anchor at
+    step 1,024."""
     from fastdecay._layout import COSINE, WIDTH
 
     shifted = np.zeros((1, WIDTH))
@@ -216,7 +218,9 @@ def test_cosines_beside_other_kinds_give_the_bits_of_each_schedule_run_alone(opt
              lambda i: fd.cosine(0.03, 1_000 + i % 50),
              lambda i: fd.step(0.05, 0.5, 20 + i % 7),
              lambda i: fd.warmup(fd.cosine(0.05, 400 + i % 13), 10 + i % 3),
-             lambda i: fd.Schedule(shifted, "cosine")]
+             lambda i: fd.Schedule(shifted, "cosine"),
+             lambda i: fd.join([fd.step(0.05, 0.5, 7), fd.cosine(0.02, 200 + i % 5)], [30 + i % 4]),
+             lambda i: fd.join([fd.cosine(0.05, 60 + i % 3), fd.constant(0.001)], [60])]
     rng = np.random.default_rng(4)
     n = 1_100                                      # two tiles
     own = [i if i < 600 else 600 + (i - 600) // 3 for i in range(n)]

@@ -93,7 +93,8 @@ from .rules import (ON_DROP_KEEP, SIM_ON_DROP, STEP_BLOCK, buffer_scale_at, simu
                     simulate_per_trajectory_block, simulate_per_trajectory_lr, simulate_shared_steps)
 from .._layout import CONSTANT, COSINE, EXPONENTIAL, KIND, ORIGIN, P0, PRODUCT, START, TABULATED
 from .._rules import CODES as OPTIMIZER_CODES  # noqa: F401 (public name -> code, from the one table)
-from .schedule import TABLE, cosine_at, exponent_at, lone_staircase, lr_at, next_change, one_segment, primitive
+from .schedule import (TABLE, cosine_at, exponent_at, lone_staircase, lr_at, next_change, one_segment, primitive,
+                       segment_of)
 
 # Per-trajectory exponential rates advance by one multiplication a step and
 # return to the closed form at every multiple of this many (global) steps:
@@ -138,28 +139,39 @@ def _anchor(table, row, t):
 
 
 @njit(cache=True, inline="always")
-def _due(r, kind, staircase, decay_steps, origin, alone, t):
-    """The step at which a trajectory's rate is next read in closed form, from step ``t``:
-    never (inf) for a rate that advances by its ratio ``r``, NaN for a one-segment cosine
-    (read at every step by a vector loop of its own, ``_advance_rates``), else
-    ``next_change`` of its row (whose first segment's fields the caller reads)."""
-    if r == r:
-        return math.inf
-    if alone and kind == COSINE:
-        return math.nan
-    return next_change(kind, staircase, decay_steps, origin, alone, t)
+def final_cosine(table, row):
+    """The segment that ends schedule ``row`` (the one holding every step from its start on)
+    where it is a COSINE, else -1: a one-segment cosine, a cosine after a warmup or a join."""
+    k = segment_of(table, row, 2.0**53)
+    return k if table[row, k, KIND] == COSINE else -1
+
+
+# A final cosine's fields (``fill_cosines``), kept after the ratios: the step it starts at, then
+# ``cosine_at``'s arguments.
+COSINE_FIELDS = (START, ORIGIN, P0, P0 + 1, P0 + 2)  # from, origin, lr, T, end
+
+
+@njit(cache=True, inline="always")
+def _in_final_cosine(ratio, n, i, t):
+    """True where trajectory i's rate at step t is its final cosine's, which a vector loop of
+    its own reads at every step (``_advance_rates``): t at or past the cosine's start, kept in
+    ``ratio`` after the ratios (``fill_cosines``; NaN where there is none)."""
+    return ratio.shape[0] > n and t >= ratio[n + i]
 
 
 @njit(cache=True)
 def _next_change(table, rows, ratio, i, t):
-    """``_due`` of trajectory i at step ``t``."""
+    """The step at which trajectory i's rate is next read in closed form, from step ``t``:
+    never (inf) for a rate that advances by its ratio, NaN inside a final cosine (read at every
+    step by its vector loop, ``_in_final_cosine``), else ``next_change`` of its row."""
+    n = rows.shape[0]
+    if ratio[i] == ratio[i]:
+        return math.inf
+    if _in_final_cosine(ratio, n, i, t):
+        return math.nan
     row = rows[i]
     seg = table[row, 0]
-    return _due(ratio[i], int(seg[KIND]), seg[P0 + 3], seg[P0 + 2], seg[ORIGIN], one_segment(table, row), t)
-
-
-# A one-segment cosine's fields, kept after the ratios (``fill_cosines``): ``cosine_at``'s arguments.
-COSINE_FIELDS = (ORIGIN, P0, P0 + 1, P0 + 2)  # origin, lr, T, end
+    return next_change(int(seg[KIND]), seg[P0 + 3], seg[P0 + 2], seg[ORIGIN], one_segment(table, row), t)
 
 
 @njit(cache=True, error_model="numpy")
@@ -167,9 +179,9 @@ def _advance_rates(table, rows, ratio, state, i0, i1, t, all_multiplicative):
     """state[i] = rate of trajectory i at step t, for i in [i0, i1). A rate in closed form
     is read again only from the step state[n + i] it may next change at (``_next_change``:
     a step schedule's plateau costs a comparison a step), a one-segment row's by its formula;
-    one-segment cosines (NaN there) at every step in a vector loop of their own, from their
-    fields kept after the ratios (``fill_cosines``: in an array that the loop does not write,
-    and not gathered from the table's rows, or the loop would not vectorize).
+    a rate inside its row's final cosine (NaN there) at every step in a vector loop of its own,
+    from the cosine's fields kept after the ratios (``fill_cosines``: in an array that the loop
+    does not write, and not gathered from the table's rows, or the loop would not vectorize).
 
     Where ``state`` holds 5n (``prepare_rates``), the staircase exponentials' powers
     gamma ** e are kept in a memo at state[2n + 3 i0: 2n + 3 i1], the tile's own (no other
@@ -199,11 +211,11 @@ def _advance_rates(table, rows, ratio, state, i0, i1, t, all_multiplicative):
         st[i] = st[i] * r if r == r else st[i]
     due = state[n + i0:n + i1]
     if ratio.shape[0] > n:
-        origin, lr = ratio[n + i0:n + i1], ratio[2 * n + i0:2 * n + i1]
-        T, end = ratio[3 * n + i0:3 * n + i1], ratio[4 * n + i0:4 * n + i1]
+        start, origin = ratio[n + i0:n + i1], ratio[2 * n + i0:2 * n + i1]
+        lr, T, end = ratio[3 * n + i0:3 * n + i1], ratio[4 * n + i0:4 * n + i1], ratio[5 * n + i0:5 * n + i1]
         for i in range(st.shape[0]):
             v = cosine_at(tf - origin[i], lr[i], T[i], end[i])
-            st[i] = v if T[i] == T[i] else st[i]  # (NaN: not a one-segment cosine)
+            st[i] = v if tf >= start[i] else st[i]  # (``_in_final_cosine``; NaN: none)
     memo = state[2 * n + 3 * i0:2 * n + 3 * i1]
     mask = 0  # slots - 1: a power of two, at most the tile's entries (a mask, not a division)
     while 2 * (mask + 1) <= memo.shape[0] // 3:
@@ -221,7 +233,8 @@ def _advance_rates(table, rows, ratio, state, i0, i1, t, all_multiplicative):
         alone = one_segment(table, row)
         if not alone or kind == PRODUCT or kind == TABULATED:
             st[i] = lr_at(table, row, tf)
-            due[i] = tf + 1.0
+            # (from its final cosine's start on, the cosines' loop reads it)
+            due[i] = math.nan if _in_final_cosine(ratio, n, i0 + i, tf + 1.0) else tf + 1.0
             continue
         # ``lr_at`` of a one-segment row (a step schedule, a cosine, ...) by its fields
         origin, lr = table[row, 0, ORIGIN], table[row, 0, P0]
@@ -723,10 +736,11 @@ def share_equal_rows(table, rows):
 @njit(types.UniTuple(int64, 2)(TABLE, RO_INT64, float64[::1], float64[::1]), parallel=True, cache=True)
 def prepare_rates(table, rows, ratio, state):
     """ratio[i] = ``_row_ratio`` of row rows[i], state[i] = its rate at step 0 and state[n + i]
-    the step it is next read at (``_due``), in one pass over the table (a per-trajectory
-    table is the largest input of a run). Returns how many trajectories follow a step
-    schedule (a lone staircase exponential) and how many a one-segment cosine: the caller
-    then gives the state a memo of powers, and the ratios the cosines' fields (``fill_cosines``)."""
+    the step it is next read at (``_next_change``), in one pass over the table (a
+    per-trajectory table is the largest input of a run). Returns how many trajectories
+    follow a step schedule (a lone staircase exponential) and how many end in a cosine
+    (``final_cosine``): the caller then gives the state a memo of powers, and the ratios the
+    cosines' fields (``fill_cosines``)."""
     n = rows.shape[0]
     steps = 0
     cosines = 0
@@ -739,22 +753,25 @@ def prepare_rates(table, rows, ratio, state):
         kind = int(table[row, 0, KIND])
         staircase = table[row, 0, P0 + 3]
         alone = one_segment(table, row)
-        due = _due(r, kind, staircase, table[row, 0, P0 + 2], table[row, 0, ORIGIN], alone, 0.0)
-        state[n + i] = due
+        state[n + i] = math.inf if r == r else next_change(kind, staircase, table[row, 0, P0 + 2],
+                                                           table[row, 0, ORIGIN], alone, 0.0)
         steps += 1 if kind == EXPONENTIAL and lone_staircase(kind, staircase, alone) else 0
-        cosines += 0 if due == due else 1
+        cosines += 1 if not r == r and final_cosine(table, row) >= 0 else 0
     return steps, cosines
 
 
 @parallel.entry
-@njit(void(TABLE, RO_INT64, float64[::1]), parallel=True, cache=True)
-def fill_cosines(table, rows, ratio):
-    """ratio[(k + 1) n + i] = field ``COSINE_FIELDS[k]`` of trajectory i's row where that row
-    is a one-segment cosine (``_due``), else NaN (``_advance_rates`` reads the rates of those
-    from the fields, in a vector loop)."""
+@njit(void(TABLE, RO_INT64, float64[::1], float64[::1]), parallel=True, cache=True)
+def fill_cosines(table, rows, ratio, state):
+    """ratio[(k + 1) n + i] = field ``COSINE_FIELDS[k]`` of the final cosine of trajectory i's
+    row (``final_cosine``; NaN where it has none or its rate advances by a ratio), and NaN as
+    the step trajectory i is next read at (state[n + i]) where that cosine holds step 0:
+    ``_advance_rates`` reads those rates in a vector loop of their own."""
     n = rows.shape[0]
     for i in prange(n):
         row = rows[i]
-        cosine = table[row, 0, KIND] == COSINE and one_segment(table, row) and not ratio[i] == ratio[i]
-        for k in range(len(COSINE_FIELDS)):
-            ratio[(k + 1) * n + i] = table[row, 0, COSINE_FIELDS[k]] if cosine else math.nan
+        k = final_cosine(table, row) if not ratio[i] == ratio[i] else -1
+        for f in range(len(COSINE_FIELDS)):
+            ratio[(f + 1) * n + i] = table[row, k, COSINE_FIELDS[f]] if k >= 0 else math.nan
+        if _in_final_cosine(ratio, n, i, 0.0):
+            state[n + i] = math.nan
