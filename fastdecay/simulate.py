@@ -129,11 +129,13 @@ def _rate_source(s: Schedule, batch: tuple[int, ...], n: int,
     """(table, rows, ratio, state) of a schedule for the kernel: rows empty when shared, unless
     ``copies`` asks for a row a trajectory (all row 0). A trajectory whose row is the same bits
     as the one before's takes that row; state holds each rate, then the step it is next read
-    at, and with step schedules a memo of their powers (``_cpu.simulate.prepare_rates``)."""
+    at, and with step schedules a memo of their powers; ratio each rate's factor a step (NaN:
+    read in closed form), and with cosines or lines the fields of their vector loop, which the
+    kernels write (``_cpu.simulate.prepare_rates``)."""
     table = s.rows()
     empty_i, empty_f = np.empty(0, np.int64), np.empty(0, np.float64)
     if s.size == 1 and not copies:
-        return table, _readonly(empty_i), _readonly(empty_f), empty_f.copy()
+        return table, _readonly(empty_i), empty_f.copy(), empty_f.copy()
     kernels = D.kernels("simulate", NUMPY)
     prepare_rates = kernels.prepare_rates
 
@@ -146,18 +148,18 @@ def _rate_source(s: Schedule, batch: tuple[int, ...], n: int,
         rows = np.arange(s.size, dtype=np.int64).reshape(s.batch_shape)
         rows = np.ascontiguousarray(np.broadcast_to(rows, batch)).reshape(n)
     ratio, state = np.empty(n), np.empty(2 * n)  # (a rate, then the step it is next read at)
-    steps, cosines = prepare_rates(table, _readonly(rows), ratio, state)
-    if steps:
-        # step schedules: the kernels keep a memo of their powers beside the rates (empty: NaN)
-        state = np.concatenate([state, np.full(3 * n, np.nan)])
-    if cosines:
-        # schedules that end in a cosine: its fields after the ratios (``_cpu.simulate.fill_cosines``)
-        ratio = np.concatenate([ratio, np.empty(5 * n)])
-        kernels.fill_cosines(table, _readonly(rows), ratio, state)
+    steps, vectors = prepare_rates(table, _readonly(rows), ratio, state)
     if s.size > 1 and np.isnan(ratio).any():
         # rates read in closed form: trajectories that follow copies of one row read it once
         kernels.share_equal_rows(table, rows)
-    return table, _readonly(rows), _readonly(ratio), state
+    if steps:
+        # step schedules: the kernels keep a memo of their powers beside the rates (empty: NaN)
+        state = np.concatenate([state, np.full(3 * n, np.nan)])
+    if vectors:
+        # cosines, lines, constants: the fields of a vector loop after the ratios (empty: code 0)
+        ratio = np.concatenate([ratio, np.zeros(kernels.VECTOR_FIELDS * n)])
+        kernels.enter_segments(table, _readonly(rows), ratio, state)
+    return table, _readonly(rows), ratio, state
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:

@@ -125,7 +125,8 @@ FD_HD_CALL double primitive(int kind, double tau, const double* p) {
         } else if (tau > T) {
             tau = T;
         }
-        return (p0 - p3) * pow(1.0 - tau / T, p2) + p3;
+        const double x = 1.0 - tau / T;
+        return (p0 - p3) * (p2 == 1.0 ? x : pow(x, p2)) + p3;  // (a line: no pow)
     }
     case KIND_COSINE:
         if (tau > p1) tau = p1;

@@ -200,15 +200,15 @@ def test_a_grid_of_smooth_schedules_gives_the_bits_of_each_schedule_run_alone(op
 
 
 @pytest.mark.parametrize("optimizer, every", [("gd", None), ("lion", None), ("momentum", 97)])
-def test_cosines_beside_other_kinds_give_the_bits_of_each_schedule_run_alone(optimizer, every):
-    """Schedules that end in a cosine (read at every step of it from its fields in a vector
-    loop, the others' lanes left alone): one-segment cosines, a warmup before a cosine and a
-    step schedule joined to one (the table read whole before the cosine starts), a cosine whose
-    origin is not 0; in tiles shared with rates that advance by a ratio (exponentials), step
-    schedules (read at their changes), a cosine joined to a constant (not a final cosine), and
-    consecutive copies; the runs of a grid of rates alone (no recording) and the general one
-    (recorded): each trajectory gets the bits of its schedule run alone, past the anchor at
-    step 1,024."""
+def test_segments_of_the_vector_loop_give_the_bits_of_each_schedule_run_alone(optimizer, every):
+    """Segments that a vector loop computes at every step from their fields (cosines, lines,
+    constants; the others' lanes left alone): one-segment cosines and lines, a warmup before a
+    cosine, a step schedule joined to a cosine (the table read whole before it), a cosine
+    joined to a constant, a line, a constant and a cosine joined, a cosine whose origin is not
+    0; in tiles shared with rates that advance by a ratio (exponentials), step schedules (read
+    at their changes), polynomials of power 2 (read at every step), and consecutive copies;
+    the runs of a grid of rates alone (no recording) and the general one (recorded): each
+    trajectory gets the bits of its schedule run alone, past the anchor at step 1,024."""
     from fastdecay._layout import COSINE, WIDTH
 
     shifted = np.zeros((1, WIDTH))
@@ -220,7 +220,11 @@ def test_cosines_beside_other_kinds_give_the_bits_of_each_schedule_run_alone(opt
              lambda i: fd.warmup(fd.cosine(0.05, 400 + i % 13), 10 + i % 3),
              lambda i: fd.Schedule(shifted, "cosine"),
              lambda i: fd.join([fd.step(0.05, 0.5, 7), fd.cosine(0.02, 200 + i % 5)], [30 + i % 4]),
-             lambda i: fd.join([fd.cosine(0.05, 60 + i % 3), fd.constant(0.001)], [60])]
+             lambda i: fd.join([fd.cosine(0.05, 60 + i % 3), fd.constant(0.001)], [60]),
+             lambda i: fd.linear(0.05, 0.001 * (i % 4), 300 + i % 7),
+             lambda i: fd.join([fd.linear(0.01, 0.05, 20), fd.constant(0.05 - 0.001 * (i % 3)), fd.cosine(0.04, 500)],
+                               [20, 40 + i % 5]),
+             lambda i: fd.polynomial(0.05, 200 + i % 3, power=2.0)]
     rng = np.random.default_rng(4)
     n = 1_100                                      # two tiles
     own = [i if i < 600 else 600 + (i - 600) // 3 for i in range(n)]

@@ -44,9 +44,12 @@ re-anchored to the closed form at every multiple of ``SIM_REANCHOR`` (global
 steps, so the result does not depend on chunking); any other row (NaN ratio)
 is read in closed form again only at the step it may next change at, kept after
 the rates (``state[n + i]``: a step schedule's next plateau, the next step for a
-cosine), step schedules with a memo of their powers after that, and a trajectory
+cyclic schedule), step schedules with a memo of their powers after that, and a trajectory
 whose row is the same bits as the one before's reads its rate (``_advance_rates``,
-``share_equal_rows``).
+``share_equal_rows``). A rate inside a cosine, a line or a constant segment (a cosine
+grid, a warmup before a cosine, a linear decay) is computed at every step by a vector
+loop from the segment's fields, kept after the ratios (``ratio[n:]``, which the kernels
+write as lanes enter segments); its next read is the segment's end.
 
 Recording. With ``every > 0`` the kernel writes, for each recorded step
 t = j * every in the chunk, the loss 1/2 sum lam w_t^2, the displacement
@@ -91,10 +94,10 @@ from . import parallel
 from .lanes import LR, MOM, N_SCALARS, SCALE, WD, draw_quad, draws, step_draws, tally  # noqa: F401
 from .rules import (ON_DROP_KEEP, SIM_ON_DROP, STEP_BLOCK, buffer_scale_at, simulate_generic_step,
                     simulate_per_trajectory_block, simulate_per_trajectory_lr, simulate_shared_steps)
-from .._layout import CONSTANT, COSINE, EXPONENTIAL, KIND, ORIGIN, P0, PRODUCT, START, TABULATED
+from .._layout import CONSTANT, COSINE, EXPONENTIAL, KIND, ORIGIN, P0, POLYNOMIAL, PRODUCT, START, TABULATED
 from .._rules import CODES as OPTIMIZER_CODES  # noqa: F401 (public name -> code, from the one table)
-from .schedule import (TABLE, cosine_at, exponent_at, lone_staircase, lr_at, next_change, one_segment, primitive,
-                       segment_of)
+from .schedule import (TABLE, cosine_at, exponent_at, lone_staircase, lr_at, next_change, one_segment,
+                       polynomial_at, primitive, segment_of)
 
 # Per-trajectory exponential rates advance by one multiplication a step and
 # return to the closed form at every multiple of this many (global) steps:
@@ -138,38 +141,57 @@ def _anchor(table, row, t):
     return lr_at(table, row, t)
 
 
-@njit(cache=True, inline="always")
-def final_cosine(table, row):
-    """The segment that ends schedule ``row`` (the one holding every step from its start on)
-    where it is a COSINE, else -1: a one-segment cosine, a cosine after a warmup or a join."""
-    k = segment_of(table, row, 2.0**53)
-    return k if table[row, k, KIND] == COSINE else -1
-
-
-# A final cosine's fields (``fill_cosines``), kept after the ratios: the step it starts at, then
-# ``cosine_at``'s arguments.
-COSINE_FIELDS = (START, ORIGIN, P0, P0 + 1, P0 + 2)  # from, origin, lr, T, end
+# Segments whose rate a vector loop computes at every step (``_advance_rates``), from fields kept
+# after the ratios: a lane's (code, origin, lr, T, end), code 0 for a lane that it leaves alone.
+VECTOR_CONSTANT, VECTOR_LINE, VECTOR_COSINE = 1.0, 2.0, 3.0
+VECTOR_FIELDS = 5
 
 
 @njit(cache=True, inline="always")
-def _in_final_cosine(ratio, n, i, t):
-    """True where trajectory i's rate at step t is its final cosine's, which a vector loop of
-    its own reads at every step (``_advance_rates``): t at or past the cosine's start, kept in
-    ``ratio`` after the ratios (``fill_cosines``; NaN where there is none)."""
-    return ratio.shape[0] > n and t >= ratio[n + i]
+def vector_code(seg):
+    """The vector loop's code of a segment: a constant, a line (a polynomial of power 1 without
+    cycles: a linear warmup or decay) or a cosine; 0 for any other."""
+    kind = int(seg[KIND])
+    if kind == COSINE:
+        return VECTOR_COSINE
+    if kind == POLYNOMIAL and seg[P0 + 2] == 1.0 and seg[P0 + 4] == 0.0:
+        return VECTOR_LINE
+    return VECTOR_CONSTANT if kind == CONSTANT else 0.0
+
+
+@njit(cache=True, inline="always")
+def _enter_segment(table, row, t, fields, n, i):
+    """Where the segment of ``row`` holding step t has a ``vector_code``: its fields for lane i
+    (``fields`` the ratios' array, lane i's at n + i, 2n + i, ...) and the step the segment
+    ends at (the next one's start; inf for the last), else -1 (the lane's code set to 0)."""
+    k = segment_of(table, row, t)
+    seg = table[row, k]
+    code = vector_code(seg)
+    fields[n + i] = code
+    if code == 0.0:
+        return -1.0
+    fields[2 * n + i] = seg[ORIGIN]
+    fields[3 * n + i] = seg[P0]
+    fields[4 * n + i] = seg[P0 + 1]
+    fields[5 * n + i] = seg[P0 + 3] if code == VECTOR_LINE else seg[P0 + 2]  # the end rate
+    end = table[row, k + 1, START] if k + 1 < table.shape[1] else math.inf
+    return end if end == end else math.inf  # (NaN: a side row, not a segment)
 
 
 @njit(cache=True)
 def _next_change(table, rows, ratio, i, t):
     """The step at which trajectory i's rate is next read in closed form, from step ``t``:
-    never (inf) for a rate that advances by its ratio, NaN inside a final cosine (read at every
-    step by its vector loop, ``_in_final_cosine``), else ``next_change`` of its row."""
-    n = rows.shape[0]
+    never (inf) for a rate that advances by its ratio; where ``ratio`` holds the vector loop's
+    fields and t lies in a segment with a ``vector_code``, that segment's end (the segment
+    entered, ``_enter_segment``); else ``next_change`` of its row."""
     if ratio[i] == ratio[i]:
         return math.inf
-    if _in_final_cosine(ratio, n, i, t):
-        return math.nan
     row = rows[i]
+    n = rows.shape[0]
+    if ratio.shape[0] > n:
+        ends = _enter_segment(table, row, t, ratio, n, i)
+        if ends >= 0.0:
+            return ends
     seg = table[row, 0]
     return next_change(int(seg[KIND]), seg[P0 + 3], seg[P0 + 2], seg[ORIGIN], one_segment(table, row), t)
 
@@ -178,10 +200,11 @@ def _next_change(table, rows, ratio, i, t):
 def _advance_rates(table, rows, ratio, state, i0, i1, t, all_multiplicative):
     """state[i] = rate of trajectory i at step t, for i in [i0, i1). A rate in closed form
     is read again only from the step state[n + i] it may next change at (``_next_change``:
-    a step schedule's plateau costs a comparison a step), a one-segment row's by its formula;
-    a rate inside its row's final cosine (NaN there) at every step in a vector loop of its own,
-    from the cosine's fields kept after the ratios (``fill_cosines``: in an array that the loop
-    does not write, and not gathered from the table's rows, or the loop would not vectorize).
+    a step schedule's plateau costs a comparison a step), a one-segment row's by its formula.
+    A rate read there in a segment with a ``vector_code`` (a cosine, a line, a constant) enters
+    it (``_enter_segment``): from then to the segment's end a vector loop of its own computes it
+    at every step, from the segment's fields kept after the ratios (in an array that the loop
+    does not write, and not gathered from the table's rows, or it would not vectorize).
 
     Where ``state`` holds 5n (``prepare_rates``), the staircase exponentials' powers
     gamma ** e are kept in a memo at state[2n + 3 i0: 2n + 3 i1], the tile's own (no other
@@ -211,11 +234,15 @@ def _advance_rates(table, rows, ratio, state, i0, i1, t, all_multiplicative):
         st[i] = st[i] * r if r == r else st[i]
     due = state[n + i0:n + i1]
     if ratio.shape[0] > n:
-        start, origin = ratio[n + i0:n + i1], ratio[2 * n + i0:2 * n + i1]
+        code, origin = ratio[n + i0:n + i1], ratio[2 * n + i0:2 * n + i1]
         lr, T, end = ratio[3 * n + i0:3 * n + i1], ratio[4 * n + i0:4 * n + i1], ratio[5 * n + i0:5 * n + i1]
         for i in range(st.shape[0]):
-            v = cosine_at(tf - origin[i], lr[i], T[i], end[i])
-            st[i] = v if tf >= start[i] else st[i]  # (``_in_final_cosine``; NaN: none)
+            # every kind's formula, one taken: ``lr_at``'s bits, with no branch
+            c, tau = code[i], tf - origin[i]
+            cosine = cosine_at(tau, lr[i], T[i], end[i])
+            line = polynomial_at(tau, lr[i], T[i], 1.0, end[i], 0.0)
+            v = cosine if c == VECTOR_COSINE else (line if c == VECTOR_LINE else lr[i])
+            st[i] = v if c > 0.0 else st[i]
     memo = state[2 * n + 3 * i0:2 * n + 3 * i1]
     mask = 0  # slots - 1: a power of two, at most the tile's entries (a mask, not a division)
     while 2 * (mask + 1) <= memo.shape[0] // 3:
@@ -227,14 +254,21 @@ def _advance_rates(table, rows, ratio, state, i0, i1, t, all_multiplicative):
         if i > 0 and rows[i0 + i - 1] == row:
             # the trajectory before follows the same row (``share_equal_rows``): read this step
             st[i], due[i] = st[i - 1], due[i - 1]
+            if ratio.shape[0] > n:
+                for f in range(1, VECTOR_FIELDS + 1):
+                    ratio[f * n + i0 + i] = ratio[f * n + i0 + i - 1]
             continue
+        if ratio.shape[0] > n:
+            ends = _enter_segment(table, row, tf, ratio, n, i0 + i)
+            if ends >= 0.0:
+                st[i], due[i] = lr_at(table, row, tf), ends  # (the vector loop's bits)
+                continue
         # the table's fields read here: a call that takes the table costs more than the formula
         kind = int(table[row, 0, KIND])
         alone = one_segment(table, row)
         if not alone or kind == PRODUCT or kind == TABULATED:
             st[i] = lr_at(table, row, tf)
-            # (from its final cosine's start on, the cosines' loop reads it)
-            due[i] = math.nan if _in_final_cosine(ratio, n, i0 + i, tf + 1.0) else tf + 1.0
+            due[i] = tf + 1.0
             continue
         # ``lr_at`` of a one-segment row (a step schedule, a cosine, ...) by its fields
         origin, lr = table[row, 0, ORIGIN], table[row, 0, P0]
@@ -292,9 +326,9 @@ def _signature(dt, noisy):
     scratch = (types.Array(float32, 3, "C"), RO_UINT64, RO_UINT64) if noisy else (types.none,) * 3
     return void(
         state, state, state, types.Array(dt, 1, "C", readonly=True), int64, int64,   # w, buf, sq, lam, d, opt
-        TABLE, RO_INT64, RO_FLOAT64, float64[::1],                                  # lr source
-        TABLE, RO_INT64, RO_FLOAT64, float64[::1],                                  # wd source
-        TABLE, RO_INT64, RO_FLOAT64, float64[::1],                                  # momentum source
+        TABLE, RO_INT64, float64[::1], float64[::1],                                # lr source
+        TABLE, RO_INT64, float64[::1], float64[::1],                                # wd source
+        TABLE, RO_INT64, float64[::1], float64[::1],                                # momentum source
         RO_SCALARS, float64, float64, int64,                                        # step_scalars, options
         float64, uint64, uint64,                                                    # noise, seed, offset
         int64, int64, int64, rec, rec, rec,                                         # steps, recording
@@ -309,7 +343,7 @@ def _recorded_signature(dt, noisy):
     scratch, lanes = (types.Array(float32, 3, "C"), RO_UINT64) if noisy else (types.none, types.none)
     return void(
         state, state, state, types.Array(dt, 1, "C", readonly=True), int64, int64,   # w, buf, sq, lam, d, opt
-        TABLE, RO_INT64, RO_FLOAT64, float64[::1], float64[::1], float64[::1],    # lr source, wd and mom states
+        TABLE, RO_INT64, float64[::1], float64[::1], float64[::1], float64[::1],  # lr source, wd and mom states
         RO_SCALARS, float64, float64, int64,                                        # step_scalars, options
         scratch, uint64, uint64, lanes, lanes, dt,                                  # noise
         int64, int64, int64, rec, rec, rec,                                         # steps, recording
@@ -738,12 +772,13 @@ def prepare_rates(table, rows, ratio, state):
     """ratio[i] = ``_row_ratio`` of row rows[i], state[i] = its rate at step 0 and state[n + i]
     the step it is next read at (``_next_change``), in one pass over the table (a
     per-trajectory table is the largest input of a run). Returns how many trajectories
-    follow a step schedule (a lone staircase exponential) and how many end in a cosine
-    (``final_cosine``): the caller then gives the state a memo of powers, and the ratios the
-    cosines' fields (``fill_cosines``)."""
+    follow a step schedule (a lone staircase exponential) and how many read in closed form
+    have a segment with a ``vector_code``: the caller then gives the state a memo of powers,
+    and the ratios room for the vector loop's fields (``VECTOR_FIELDS`` rows of n, zeros).
+    (A constant row advances by its ratio, 1.)"""
     n = rows.shape[0]
     steps = 0
-    cosines = 0
+    vectors = 0
     for i in prange(n):
         row = rows[i]
         r = _row_ratio(table, row)
@@ -756,22 +791,21 @@ def prepare_rates(table, rows, ratio, state):
         state[n + i] = math.inf if r == r else next_change(kind, staircase, table[row, 0, P0 + 2],
                                                            table[row, 0, ORIGIN], alone, 0.0)
         steps += 1 if kind == EXPONENTIAL and lone_staircase(kind, staircase, alone) else 0
-        cosines += 1 if not r == r and final_cosine(table, row) >= 0 else 0
-    return steps, cosines
+        vector = False
+        for k in range(table.shape[1]):
+            if not table[row, k, START] < math.inf:
+                break  # (padding or side rows)
+            vector = vector or vector_code(table[row, k]) > 0.0
+        vectors += 1 if vector and not r == r else 0
+    return steps, vectors
 
 
 @parallel.entry
 @njit(void(TABLE, RO_INT64, float64[::1], float64[::1]), parallel=True, cache=True)
-def fill_cosines(table, rows, ratio, state):
-    """ratio[(k + 1) n + i] = field ``COSINE_FIELDS[k]`` of the final cosine of trajectory i's
-    row (``final_cosine``; NaN where it has none or its rate advances by a ratio), and NaN as
-    the step trajectory i is next read at (state[n + i]) where that cosine holds step 0:
-    ``_advance_rates`` reads those rates in a vector loop of their own."""
+def enter_segments(table, rows, ratio, state):
+    """state[n + i] = ``_next_change`` at step 0 once ``ratio`` has room for the vector loop's
+    fields (``prepare_rates``): the lanes whose first segment it computes enter it here, not
+    one by one in the first step's scalar loop."""
     n = rows.shape[0]
     for i in prange(n):
-        row = rows[i]
-        k = final_cosine(table, row) if not ratio[i] == ratio[i] else -1
-        for f in range(len(COSINE_FIELDS)):
-            ratio[(f + 1) * n + i] = table[row, k, COSINE_FIELDS[f]] if k >= 0 else math.nan
-        if _in_final_cosine(ratio, n, i, 0.0):
-            state[n + i] = math.nan
+        state[n + i] = _next_change(table, rows, ratio, i, 0.0)
