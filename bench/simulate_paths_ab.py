@@ -6,7 +6,8 @@ at d = 16 (the generic per-coordinate loops), noise with shared rates (the
 shared loops with Philox draws), and a grid of step schedules at d = 1 (rates in
 closed form a trajectory; with momentum and ``on_drop="reset"`` too; for GD with a gamma a
 trajectory too, and a grid of cosines, read in closed form every step, as one trajectory
-each and as a sweep lays them out: each schedule for consecutive trajectories), for GD,
+each and as a sweep lays them out: each schedule for consecutive trajectories; cosines after a
+warmup, and lines), for GD,
 momentum, AdamW and Lion. Each tree in its
 own process, trees alternating round by round; best of all calls per row.
 
@@ -39,6 +40,8 @@ steps1 = fd.step(lr=0.05, gamma=0.5, period=np.arange(n) % 37 + 5)  # a grid of 
 gammas1 = fd.step(lr=0.05, gamma=np.linspace(0.3, 0.9, n), period=np.arange(n) % 37 + 5)  # gammas too
 cosine1 = fd.cosine(lr=0.05, total_steps=np.arange(n) % 37 + 90)  # closed form every step
 sweep1 = fd.cosine(lr=0.05, total_steps=np.repeat(np.arange(37), -(-n // 37))[:n] + 90)  # a sweep's layout
+warmup1 = fd.warmup(cosine1, 10)  # two segments: a line, then the cosine
+linear1 = fd.linear(0.05, 0.001, np.arange(n) % 37 + 90)  # lines
 rows = {}
 for opt in ("gd", "momentum", "adamw", "lion"):
     rows[f"{opt} per-lr d=1"] = lambda o=opt: fd.simulate(lam1, per1, steps=steps, optimizer=o, **extra)
@@ -51,6 +54,9 @@ for opt in ("gd", "momentum", "adamw", "lion"):
 rows["gd step x gamma grid d=1"] = lambda: fd.simulate(lam1, gammas1, steps=steps, **extra)
 rows["gd cosine grid d=1"] = lambda: fd.simulate(lam1, cosine1, steps=steps, **extra)
 rows["gd cosine sweep d=1"] = lambda: fd.simulate(lam1, sweep1, steps=steps, **extra)
+rows["gd warmup-cosine grid d=1"] = lambda: fd.simulate(lam1, warmup1, steps=steps, **extra)
+rows["gd linear grid d=1"] = lambda: fd.simulate(lam1, linear1, steps=steps, **extra)
+rows["adamw cosine grid d=1"] = lambda: fd.simulate(lam1, cosine1, steps=steps, optimizer="adamw", **extra)
 rows["momentum step grid reset d=1"] = lambda: fd.simulate(lam1, steps1, steps=steps, optimizer="momentum",
                                                            on_drop="reset", **extra)
 for f in rows.values():

@@ -44,7 +44,7 @@ FD_HD double powi(double a, i64 b) {
 
 // cos(pi x), as fastdecay/_cpu/schedule.py's cos_pi (its comments say why each step is
 // exact): reduced exactly to s in [0, 1/4], then Taylor polynomials in z = s * s in fused
-// multiply-adds (one rounding on every backend), pi s as a sum of two doubles.
+// multiply-adds (one rounding on every backend), 1 - (pi s)^2 / 2 and pi s as sums of two doubles.
 FD_HD double cos_pi(double x) {
     const double C[9] = {1.0, -4.934802200544679, 4.0587121264167685, -1.3352627688545895,
                          0.2353306303588932, -0.02580689139001406, 0.0019295743094039231,
@@ -52,7 +52,7 @@ FD_HD double cos_pi(double x) {
     const double S[9] = {3.141592653589793, -5.16771278004997, 2.5501640398773455, -0.5992645293207921,
                          0.08214588661112823, -0.0073704309457143504, 0.00046630280576761255,
                          -2.1915353447830217e-05, 7.952054001475513e-07};
-    const double S_LO = 1.2246467991473532e-16;
+    const double S_LO = 1.2246467991473532e-16, C_LO = -3.1326477543698557e-16;
     double a = fabs(x);
     a = a - 2.0 * floor(0.5 * a);
     a = fmin(a, 2.0 - a);
@@ -61,15 +61,18 @@ FD_HD double cos_pi(double x) {
     const bool odd = r > 0.25;
     const double s = odd ? 0.5 - r : r;
     const double z = s * s;
-    double c = fma(z, C[8], C[7]);
+    double q = fma(z, C[8], C[7]);
     double p = fma(z, S[8], S[7]);
-    for (int k = 6; k > 0; --k) {
-        c = fma(z, c, C[k]);
+    for (int k = 6; k > 1; --k) {
+        q = fma(z, q, C[k]);
         p = fma(z, p, S[k]);
     }
-    c = fma(z, c, 1.0);
-    const double hi = s * S[0];
-    const double sn = hi + fma(s * z, p, fma(s, S[0], -hi) + s * S_LO);
+    p = fma(z, p, S[1]);
+    const double hi = z * C[1];
+    const double c0 = 1.0 + hi;
+    const double c = c0 + ((((1.0 - c0) + hi) + fma(z, C[1], -hi)) + fma(z * z, q, z * C_LO));
+    const double h = s * S[0];
+    const double sn = h + fma(s * z, p, fma(s, S[0], -h) + s * S_LO);
     const double v = odd ? sn : c;
     return negate ? -v : v;
 }

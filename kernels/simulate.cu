@@ -46,7 +46,8 @@ struct RateSource {
 // exponential (no pow for gamma**0). The CPU's _anchor.
 FD_HD double anchor_rate(const double* table, int segments, i64 row, double t) {
     const double* seg = table + row * (i64)segments * WIDTH;
-    if ((int)seg[KIND] == KIND_EXPONENTIAL && t == seg[ORIGIN]) return seg[P0];
+    if ((segments == 1 || isinf(seg[WIDTH + START])) && (int)seg[KIND] == KIND_EXPONENTIAL && t == seg[ORIGIN])
+        return seg[P0];
     return lr_at(table, segments, row, t);
 }
 

@@ -239,6 +239,26 @@ def test_segments_of_the_vector_loop_give_the_bits_of_each_schedule_run_alone(op
             np.testing.assert_array_equal(batch.lr[i], alone.lr[0], err_msg=f"trajectory {i}")
 
 
+def test_an_exponential_first_segment_that_does_not_hold_the_step_is_not_read_at_its_origin():
+    """A grid's rates at step 0 and at every 1,024th step (the closed form, ``_anchor``) take the
+    lr of a first segment that is an exponential at its origin only where it holds that step:
+    not where a later segment starting at 0 wins, nor where its origin lies in a later segment."""
+    from fastdecay._layout import COSINE, EXPONENTIAL, WIDTH
+
+    def raw(*segments):
+        table = np.zeros((len(segments), WIDTH))
+        for k, seg in enumerate(segments):
+            table[k, :len(seg)] = seg
+        return fd.Schedule(table, "raw")
+
+    for s, steps in [(raw((0, 0, EXPONENTIAL, 0.05, 0.99, 1.0, 0.0), (0, 0, COSINE, 0.03, 500, 0.0)), 5),
+                     (raw((0, 1024, EXPONENTIAL, 0.05, 0.9999, 1.0, 0.0), (500, 0, COSINE, 0.03, 2000, 0.0)), 1030)]:
+        lam = np.ones((2, 1))
+        batch = fd.simulate(lam, fd.stack([s, fd.cosine(0.05, 100)]), steps=steps)
+        alone = fd.simulate(lam[:1], s, steps=steps)
+        np.testing.assert_array_equal(batch.w[0], alone.w[0])
+
+
 def test_consecutive_copies_of_a_schedule_share_their_row_bit_for_bit():
     """``share_equal_rows``: a trajectory follows the row before its own where the two rows are
     the same bits (not a row further back; not a min_lr of -0.0 beside one of 0.0; not a

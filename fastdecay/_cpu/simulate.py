@@ -136,7 +136,7 @@ def _anchor(table, row, t):
     """The closed-form rate of ``row`` at step ``t``; exactly lr at the origin of a
     one-segment exponential (no pow for gamma**0)."""
     seg = table[row, 0]
-    if seg[KIND] == EXPONENTIAL and t == seg[ORIGIN]:
+    if seg[KIND] == EXPONENTIAL and t == seg[ORIGIN] and one_segment(table, row):
         return seg[P0]
     return lr_at(table, row, t)
 
