@@ -686,7 +686,7 @@ def _fill_cosine_span(origin, shift, lr, T, end, first, i0, i1, out_row):
     offsets, cos(a + jδ) = cos a·cos jδ − sin a·sin jδ, whose cos jδ and sin jδ (libm,
     once per segment) are kept in the first two blocks of the row until those are
     written last: a vectorised loop with no libm call per step, within a few 2^-53 of
-    libm's cosine (absolute), so within ~2e-14 relative of the closed form while
+    the cosine (absolute), so within ~2e-14 relative of the closed form (``cos_pi``) while
     1 + cos ≥ 1 + cos(0.9π). The last tenth, where 1 + cos cancels, is the closed form.
     """
     # smooth part [i0, iT): tau <= T, decided exactly as primitive decides its clamp
