@@ -243,6 +243,11 @@ def _advance_rates(table, rows, ratio, state, i0, i1, t, all_multiplicative):
             line = polynomial_at(tau, lr[i], T[i], 1.0, end[i], 0.0)
             v = cosine if c == VECTOR_COSINE else (line if c == VECTOR_LINE else lr[i])
             st[i] = v if c > 0.0 else st[i]
+    waiting = 0  # lanes read in closed form this step (a vector count: the scalar loop below
+    for i in range(due.shape[0]):  # runs only where there are any, as a step after the vector
+        waiting += 1 if tf >= due[i] else 0  # loop's lanes have entered their segments)
+    if waiting == 0:
+        return
     memo = state[2 * n + 3 * i0:2 * n + 3 * i1]
     mask = 0  # slots - 1: a power of two, at most the tile's entries (a mask, not a division)
     while 2 * (mask + 1) <= memo.shape[0] // 3:
