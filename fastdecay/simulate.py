@@ -454,8 +454,9 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
         sq = xp.zeros(n * d if len(rule.buffers) > 1 else 0, dtype=dt)
         rec = [xp.empty((n, n_rec) if every else (0, 0), dtype=dt) for _ in range(3)]
         if on_gpu:
-            # (a state's first n, the rates, are the GPU's: the CPU's next-change steps and memo stay)
-            lr_src, wd_src, mom_src = (tuple(xp.asarray(a[:n] if k == 3 else a) for k, a in enumerate(src))
+            # (the first n of a ratio and a state, the ratios and rates, are the GPU's: the CPU's
+            # vector-loop fields, next-change steps and memo stay)
+            lr_src, wd_src, mom_src = (tuple(xp.asarray(a[:n] if k in (2, 3) else a) for k, a in enumerate(src))
                                        for src in (lr_src, wd_src, mom_src))
         step_scalars = np.empty((scalar_rows, cpu.N_SCALARS))
         on_drop_code = p.on_drop

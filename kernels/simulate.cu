@@ -67,9 +67,10 @@ FD_HD double closed_form_rate(const double* table, int segments, i64 row, double
 // The rate of trajectory i at global step t, from its value `current` at t - 1 (at
 // t == 0 `current` is already the rate at step 0: the host's prepare_rates). The
 // CPU's _advance_rates' values: the CPU reads a closed form again only at the step
-// ``next_change`` gave (a staircase exponential's or inverse time's next plateau), here a
-// staircase exponential's plateau test skips the pow (the same values; two divisions cost
-// a GPU less than a second array).
+// ``next_change`` gave (a staircase exponential's or inverse time's next plateau) and
+// computes cosine, line and constant segments in a vector loop from fields it keeps; here
+// every rate is the closed form (lr_at) but for a staircase exponential's plateau test,
+// which skips the pow (the same values; two divisions cost a GPU less than a second array).
 FD_HD double advance_rate(const RateSource& src, i64 i, i64 t, double current) {
     if (t == 0) return current;
     if (t % REANCHOR != 0) {

@@ -923,6 +923,38 @@ def _host_simulate_chunk(host, dtype):
     return gpu_chunk
 
 
+def test_simulate_kernel_reads_first_segments_and_vector_segments_as_the_cpu(host, monkeypatch):
+    """The CUDA kernel's per-trajectory rates where the CPU's come from its vector loop
+    (warmups before cosines; a line, a constant and a cosine joined) or from its anchor (a
+    first exponential segment that does not hold its origin's step, hand-built: the anchor
+    takes its lr only for a one-segment row, ``anchor_rate``): the same weights bit for bit,
+    past the re-anchor at step 1,024."""
+    from fastdecay._cpu import simulate as cpu
+    from fastdecay._layout import COSINE, EXPONENTIAL, WIDTH
+
+    def raw(*segments):
+        table = np.zeros((len(segments), WIDTH))
+        for k, seg in enumerate(segments):
+            table[k, :len(seg)] = seg
+        return fd.Schedule(table, "raw")
+
+    cases = [
+        (fd.stack([raw((0, 0, EXPONENTIAL, 0.05, 0.99, 1.0, 0.0), (0, 0, COSINE, 0.03, 500, 0.0)),
+                   fd.cosine(0.05, 100)]), 5),
+        (fd.stack([raw((0, 1024, EXPONENTIAL, 0.05, 0.9999, 1.0, 0.0), (500, 0, COSINE, 0.03, 2000, 0.0)),
+                   fd.cosine(0.05, 100)]), 1030),
+        (fd.stack([fd.warmup(fd.cosine(0.05, 400 + i), 10 + i % 3) for i in range(5)]
+                  + [fd.join([fd.linear(0.01, 0.05, 20), fd.constant(0.05), fd.cosine(0.04, 500)], [20, 41])]), 1030),
+    ]
+    for schedule, steps in cases:
+        lam = np.linspace(0.1, 1.5, schedule.size)[:, None]
+        want = fd.simulate(lam, schedule, steps=steps, chunk_steps=500)
+        with monkeypatch.context() as m:
+            m.setattr(cpu, "simulate_chunk", _host_simulate_chunk(host, np.float64))
+            got = fd.simulate(lam, schedule, steps=steps, chunk_steps=500)
+        np.testing.assert_array_equal(got.w, want.w)
+
+
 def test_simulate_rate_recurrence_equals_cpu_bit_for_bit(host, monkeypatch):
     """Per-trajectory rates (learning rate and weight decay) advance in the CUDA kernel by
     the CPU's recurrence, operation for operation: the same re-anchor period

@@ -119,7 +119,6 @@ MIN_BLOCKS = 64
 TILES_PER_BLOCK = 16
 
 RO_INT64 = types.Array(int64, 1, "C", readonly=True)
-RO_FLOAT64 = types.Array(float64, 1, "C", readonly=True)
 RO_SCALARS = types.Array(float64, 2, "C", readonly=True)
 
 
@@ -212,7 +211,8 @@ def _advance_rates(table, rows, ratio, state, i0, i1, t, all_multiplicative):
     within i1 - i0, a key found by its slot or computed (a grid's trajectories share a
     few (gamma, e), and the power is most of the cost of a change: ``pow``, ~15 ns). (The
     numpy error model: a division with no check for zero, which a vector loop cannot hold;
-    no division here divides by zero.)"""
+    the vector loop divides by a lane's T for every formula, T = 0 in lanes whose result it
+    drops.)"""
     tf = float(t)
     if t == 0:
         return  # the caller set state to the rate at step 0 (``prepare_rates``)
@@ -459,7 +459,9 @@ def _chunk_kernel(elementwise, rates):
                            buffer (a momentum that is the constant 0 runs as GD, the same bits)
             lr_table       (rows, segments, WIDTH) learning-rate schedules
             lr_rows        (n,) table row of each trajectory, or empty when shared
-            lr_ratio       (n,) per-step factor of a plain exponential/constant row, NaN otherwise
+            lr_ratio       (n,) per-step factor of a plain exponential/constant row, NaN otherwise;
+                           (6n,) with the vector loop's fields after it, which the CPU kernels
+                           write (``_enter_segment``; the GPU reads the first n)
             lr_state       (2n,) or (5n,) current rate of each trajectory, then the CPU's step
                            each is next read at and memo (``_advance_rates``; the GPU reads
                            the first n), carried between chunks; the caller sets it at step
