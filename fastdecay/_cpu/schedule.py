@@ -126,10 +126,11 @@ COS_PI_LO = -3.1326477543698557e-16  # -pi**2 / 2 - COS_PI[1]
 @njit(cache=True, inline="always")
 def cos_pi(x):
     """cos(pi x), within one unit in the last place (0.72 the largest error found, against 50
-    digits, in 13 million points), with no call and no branch (a loop of it vectorizes; libm's ``cos`` is a call
-    an element, ~9 ns): x is reduced exactly (every subtraction below is of numbers within a
-    factor of two) to s in [0, 1/4], then cos(pi s) or sin(pi s) by ``COS_PI`` / ``SIN_PI`` in
-    fused multiply-adds, 1 - (pi s)**2 / 2 and pi s each as a sum of two doubles.
+    digits, in 13 million points), with no call and no branch (a loop of it vectorizes;
+    libm's ``cos`` is a call an element, ~9 ns): x is reduced exactly (every subtraction below
+    is of numbers within a factor of two) to s in [0, 1/4], then cos(pi s) or sin(pi s) by
+    ``COS_PI`` / ``SIN_PI`` in fused multiply-adds, 1 - (pi s)**2 / 2 and pi s each as a sum
+    of two doubles.
     cos_pi(1/2) is 0 and cos_pi(1) is -1 exactly. The CUDA twin (``kernels/schedule.cuh``)
     does the same operations."""
     a = abs(x)
