@@ -78,6 +78,13 @@ _SGD_VECTOR_FLOOR_RATE = 1e9
 
 _NO_MOMENTUM = constant(0.0)
 
+# Rate classes (``_cpu.simulate.class_rates``): the CPU kernels read a trajectory's learning rate
+# from its class's where trajectories outnumber the distinct rows at least this many times
+_CLASS_SHARING = 8
+# the most class rates a chunk keeps (a chunk's steps x classes, float64: 16 MiB); longer
+# chunks are cut to fit
+_CLASS_RATES_MAX = 1 << 21
+
 
 def _next_chunk(count: int, seconds: float, remaining: int | None = None) -> int:
     """Steps of the next chunk after one of ``count`` steps took ``seconds``, with
@@ -127,30 +134,37 @@ class SimulationResult(Generic[_ArrayT]):
 def _rate_source(s: Schedule, batch: tuple[int, ...], n: int,
                  copies: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(table, rows, ratio, state) of a schedule for the kernel: rows empty when shared, unless
-    ``copies`` asks for a row a trajectory (all row 0). A trajectory whose row is the same bits
-    as the one before's takes that row; state holds each rate, then the step it is next read
-    at, and with step schedules a memo of their powers; ratio each rate's factor a step (NaN:
-    read in closed form), and with cosines or lines the fields of their vector loop, which the
-    kernels write (``_cpu.simulate.prepare_rates``)."""
+    ``copies`` asks for a row a trajectory (all row 0); else ``_lane_source``."""
     table = s.rows()
-    empty_i, empty_f = np.empty(0, np.int64), np.empty(0, np.float64)
     if s.size == 1 and not copies:
+        empty_i, empty_f = np.empty(0, np.int64), np.empty(0, np.float64)
         return table, _readonly(empty_i), empty_f.copy(), empty_f.copy()
-    kernels = D.kernels("simulate", NUMPY)
-    prepare_rates = kernels.prepare_rates
+    return _lane_source(table, _trajectory_rows(s, batch, n), s.size > 1)
 
-    rows: np.ndarray
+
+def _trajectory_rows(s: Schedule, batch: tuple[int, ...], n: int) -> np.ndarray:
+    """The table row of each of the ``n`` trajectories (int64, writable)."""
     if s.size == 1:
-        rows = np.zeros(n, dtype=np.int64)
-    elif s.batch_shape == batch:
-        rows = np.arange(n, dtype=np.int64)
-    else:
-        rows = np.arange(s.size, dtype=np.int64).reshape(s.batch_shape)
-        rows = np.ascontiguousarray(np.broadcast_to(rows, batch)).reshape(n)
+        return np.zeros(n, dtype=np.int64)
+    if s.batch_shape == batch:
+        return np.arange(n, dtype=np.int64)
+    rows = np.arange(s.size, dtype=np.int64).reshape(s.batch_shape)
+    return np.ascontiguousarray(np.broadcast_to(rows, batch)).reshape(n)
+
+
+def _lane_source(table: np.ndarray, rows: np.ndarray,
+                 several: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(table, rows, ratio, state) of lanes that follow ``rows`` of ``table`` (``several``: not all
+    one row). A lane whose row is the same bits as the one before's takes that row; state holds
+    each rate, then the step it is next read at, and with step schedules a memo of their powers;
+    ratio each rate's factor a step (NaN: read in closed form), and with cosines or lines the
+    fields of their vector loop, which the kernels write (``_cpu.simulate.prepare_rates``)."""
+    kernels = D.kernels("simulate", NUMPY)
+    n = rows.shape[0]
     ratio, state = np.empty(n), np.empty(2 * n)  # (a rate, then the step it is next read at)
-    steps, vectors = prepare_rates(table, _readonly(rows), ratio, state)
-    if s.size > 1 and np.isnan(ratio).any():
-        # rates read in closed form: trajectories that follow copies of one row read it once
+    steps, vectors = kernels.prepare_rates(table, _readonly(rows), ratio, state)
+    if several and np.isnan(ratio).any():
+        # rates read in closed form: lanes that follow copies of one row read it once
         kernels.share_equal_rows(table, rows)
     if steps:
         # step schedules: the kernels keep a memo of their powers beside the rates (empty: NaN)
@@ -160,6 +174,50 @@ def _rate_source(s: Schedule, batch: tuple[int, ...], n: int,
         ratio = np.concatenate([ratio, np.zeros(kernels.VECTOR_FIELDS * n)])
         kernels.enter_segments(table, _readonly(rows), ratio, state)
     return table, _readonly(rows), ratio, state
+
+
+@dataclass
+class _RateClasses:
+    """A learning rate a trajectory read by rate classes (``_cpu.simulate.class_rates``):
+    ``source`` the ``_lane_source`` of one lane a class (its first row), carried from chunk to
+    chunk; ``classes`` the class of each trajectory."""
+
+    source: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+    classes: np.ndarray
+
+    @property
+    def count(self) -> int:
+        return int(self.source[1].shape[0])
+
+
+def _class_lanes(classes: _RateClasses, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The (table, rows, ratio, state) of trajectories read by ``classes``: rows their classes,
+    ratios NaN, states written at every step; the table is each chunk's class rates (``_run``)."""
+    rates = _readonly(np.empty((0, classes.count, 1)))
+    return rates, classes.classes, np.full(n, np.nan), np.empty(n)
+
+
+def _rate_classes(s: Schedule, batch: tuple[int, ...], n: int) -> _RateClasses | None:
+    """The rate classes of a learning rate a trajectory: trajectories whose rows are the same bits
+    share a class, whose rate the kernels compute once a step. None where they would not pay:
+    fewer than ``_CLASS_SHARING`` trajectories a distinct row, or every row a plain exponential
+    or constant (advanced by one multiplication a step: the cheapest already)."""
+    most = min(s.size, n // _CLASS_SHARING)
+    if s.size == 1 or most < 1:
+        return None
+    kernels = D.kernels("simulate", NUMPY)
+    table = s.rows()
+    class_of_row, first_rows = np.empty(s.size, np.int64), np.empty(most, np.int64)
+    slots = np.empty(1 << (2 * most).bit_length(), np.int64)
+    count = kernels.rate_classes(_readonly(table.reshape(s.size, -1).view(np.uint64)), class_of_row, first_rows,
+                                 slots)
+    if count < 0:
+        return None
+    source = _lane_source(table, first_rows[:count].copy(), count > 1)
+    if not np.isnan(source[2][:count]).any():
+        return None
+    classes = class_of_row if s.batch_shape == batch else class_of_row[_trajectory_rows(s, batch, n)]
+    return _RateClasses(source, _readonly(classes))
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -281,6 +339,7 @@ class _Plan:
     rule: R.Rule
     rates: tuple[Schedule, Schedule, Schedule]  # learning rate, weight decay, momentum (beta1)
     sources: tuple[tuple[np.ndarray, ...], ...]  # their (table, rows, ratio, state) for the kernels
+    classes: _RateClasses | None  # the learning rate's rate classes, where the kernels read it by them
     w0: np.ndarray
     steps: int
     every: int | None
@@ -386,7 +445,14 @@ def _plan(curvature: Any, schedule: Any, *, steps: Any, optimizer: Any, w0: Any,
     if "momentum" in rule.options and L.is_constant_zero(mom_s.rows()):
         rule = R.BY_NAME["gd"]  # heavy ball, Nesterov and lr-in-buffer with momentum 0 are GD, bit for bit
     rates = (lr_s, wd_s, mom_s)
-    sources = [_rate_source(r, batch, n) for r in rates]
+    classes = None
+    if (not on_gpu and d == 1 and not every and wd_s.size == 1 and mom_s.size == 1
+            and (not rule.on_drop or on_drop == "keep")):
+        # a grid of a few learning-rate schedules over many curvatures: the kernel that reads one a
+        # trajectory ("rates", ``_cpu.simulate.kernel_path``) reads them by their classes
+        classes = _rate_classes(lr_s, batch, n)
+    sources = [_rate_source(r, batch, n) if classes is None or k else _class_lanes(classes, n)
+               for k, r in enumerate(rates)]
     if not on_gpu and d == 1 and n and lr_s.size == 1 and wd_s.size > 1 and mom_s.size == 1:
         # A weight decay a trajectory (a grid of them) at d = 1 runs in the CPU's per-trajectory
         # vector loops, which read a learning rate a trajectory: the shared one given as copies
@@ -398,7 +464,7 @@ def _plan(curvature: Any, schedule: Any, *, steps: Any, optimizer: Any, w0: Any,
             sources[0] = copies
     return _Plan(
         source=curvature, backend=backend, lam=lam, batch=batch, d=d, dtype=dt, rule=rule, rates=rates,
-        sources=tuple(sources), w0=w0, steps=steps, every=every, beta2=beta2,
+        sources=tuple(sources), classes=classes, w0=w0, steps=steps, every=every, beta2=beta2,
         eps=eps, on_drop=R.ON_DROP_CODES[on_drop], noise=noise, seed=seed, trajectory_offset=trajectory_offset,
         progress=progress, chunk_steps=chunk_steps, threads=threads,
     )
@@ -461,12 +527,21 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
         step_scalars = np.empty((scalar_rows, cpu.N_SCALARS))
         on_drop_code = p.on_drop
         opt = rule.code
+        classes = p.classes
+        if classes is not None:
+            class_steps = max(1, _CLASS_RATES_MAX // classes.count)  # (a chunk's steps, cut to fit)
+            class_rates = np.empty((min(steps, class_steps, scalar_rows), classes.count, 1))
 
         def run() -> None:
+            nonlocal lr_src
             first, count = 0, chunk_steps
             while True:
                 count = min(count, steps - first)
                 start = time.perf_counter()
+                if classes is not None:
+                    count = min(count, class_rates.shape[0])
+                    cpu.class_rates(*classes.source, first, count, class_rates)
+                    lr_src = (_readonly(class_rates[:count]),) + lr_src[1:]
                 cpu.shared_step_scalars(lr_s.rows(), wd_s.rows(), mom_s.rows(), on_drop_code, first, count,
                                         step_scalars)
                 scalars = _readonly(step_scalars[: count + 1]) if xp is np else xp.asarray(step_scalars[: count + 1])

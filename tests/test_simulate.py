@@ -273,6 +273,73 @@ def test_consecutive_copies_of_a_schedule_share_their_row_bit_for_bit():
     assert rows.tolist() == [0, 0, 2, 3, 4, 4, 6, 7, 8, 8]
 
 
+@pytest.mark.parametrize("optimizer, noise, dtype", [("gd", 0.0, np.float64), ("nesterov", 0.0, np.float64),
+                                                     ("adamw", 0.1, np.float64), ("lion", 0.0, np.float32),
+                                                     ("momentum", 0.1, np.float32)])
+def test_a_grid_of_few_schedules_over_many_curvatures_reads_them_by_class_with_each_schedule_s_bits(
+        monkeypatch, optimizer, noise, dtype):
+    """Rate classes (``_cpu.simulate.class_rates``): where trajectories outnumber the distinct rows
+    of a learning-rate grid eight times or more, each distinct row's rate is computed once a
+    step and read by its trajectories. Rows of every kind a trajectory's rate can take (vector
+    segments, step schedules, exponentials, polynomials, joins) in a shuffled order, over three
+    tiles, past the anchor at step 1,024, in chunks (and in chunks cut to fit the class rates):
+    each trajectory gets the bits of its schedule run alone, and the classes were taken."""
+    import importlib
+
+    from fastdecay._cpu import simulate as cpu
+
+    kinds = [lambda j: fd.cosine(0.05, 90 + j, min_lr=0.001 * j),
+             lambda j: fd.step(0.05, 0.5, 20 + j),
+             lambda j: fd.warmup(fd.cosine(0.05, 400 + j), 10 + j),
+             lambda j: fd.exponential(0.05, gamma=0.99 + 0.001 * j),
+             lambda j: fd.join([fd.step(0.05, 0.5, 7), fd.cosine(0.02, 200 + j)], [30 + j]),
+             lambda j: fd.linear(0.05, 0.001 * j, 300 + j),
+             lambda j: fd.polynomial(0.05, 200 + j, power=2.0),
+             lambda j: fd.constant(0.01 * (j + 1))]
+    distinct = [kind(j) for kind in kinds for j in range(3)]  # 24 rows
+    rng = np.random.default_rng(7)
+    n = 2_500
+    own = rng.integers(0, len(distinct), n)
+    lam = rng.uniform(0.0, 2.0, (n, 1))
+    grid = fd.stack([distinct[k] for k in own])
+    calls = []
+    class_rates = cpu.class_rates
+    monkeypatch.setattr(cpu, "class_rates", lambda *a: (calls.append(a[-2]), class_rates(*a)))
+    kw = dict(steps=1_030, optimizer=optimizer, noise=noise, seed=3, dtype=dtype)
+    batch = fd.simulate(lam, grid, chunk_steps=400, **kw)
+    assert calls == [400, 400, 230]
+    module = importlib.import_module("fastdecay.simulate")
+    monkeypatch.setattr(module, "_CLASS_RATES_MAX", 24 * 150)  # chunks of at most 150 steps
+    cut = fd.simulate(lam, grid, chunk_steps=400, **kw)
+    assert max(calls[3:]) == 150 and sum(calls[3:]) == 1_030
+    np.testing.assert_array_equal(cut.w, batch.w)
+    for k in range(len(distinct)):
+        for i in np.flatnonzero(own == k)[:2]:
+            alone = fd.simulate(lam[i:i + 1], distinct[k], trajectory_offset=int(i), **kw)
+            np.testing.assert_array_equal(batch.w[i], alone.w[0], err_msg=f"trajectory {i}, schedule {k}")
+
+
+def test_rate_classes_number_the_rows_by_their_bits():
+    """``rate_classes``: rows of the same bits share a class (NaN payloads compared as bits), a
+    min_lr of -0.0 is not one of 0.0, a later segment that differs makes another class; classes
+    are numbered in order of first appearance with their first rows; -1 past the limit."""
+    from fastdecay._cpu.simulate import rate_classes
+
+    s = fd.stack([fd.cosine(0.1, 10), fd.step(0.1, 0.5, 3), fd.cosine(0.1, 10), fd.cosine(0.1, 10, min_lr=-0.0),
+                  fd.multistep(0.1, 0.5, [5, 9]), fd.multistep(0.1, 0.5, [5, 10]), fd.step(0.1, 0.5, 3),
+                  fd.multistep(0.1, 0.5, [5, 10]), fd.cosine(0.1, 10, min_lr=-0.0)])
+    bits = s.rows().reshape(s.size, -1).view(np.uint64)
+    classes, first, slots = np.empty(s.size, np.int64), np.empty(9, np.int64), np.empty(32, np.int64)
+    assert rate_classes(bits, classes, first, slots) == 5
+    assert classes.tolist() == [0, 1, 0, 2, 3, 4, 1, 4, 2]
+    assert first[:5].tolist() == [0, 1, 3, 4, 5]
+    assert rate_classes(bits, classes, first[:4], slots[:16]) == -1
+    nan_rows = np.full((3, 9), np.nan)
+    nan_rows[2, 4] = 1.0
+    assert rate_classes(nan_rows.view(np.uint64), classes, first, slots) == 2
+    assert classes[:3].tolist() == [0, 0, 1]
+
+
 def _assert_a_grid_gives_each_schedule_s_bits(kinds, optimizer, on_drop):
     """... and where consecutive trajectories follow copies of one schedule, as a sweep's do
     (trajectories 600 on, in threes; 1,023 - 1,025 across the tiles' boundary), read once."""
@@ -423,8 +490,11 @@ def test_the_kernel_of_every_path_gives_the_bits_of_the_two_short_kernels(monkey
     (the per-trajectory vector loops alone). The kernel of every path runs those runs too,
     in tiles of whole trajectories, with the same bits: every rule, one and several
     coordinates (a trajectory longer than a tile among them), grids of schedules that advance
-    by a ratio a step and of others (a staircase, a cosine), a momentum buffer that follows
-    the drops of exponential rates, float64 and float32, several chunks."""
+    by a ratio a step and of others (a staircase, a cosine: read by rate classes in the rates
+    kernel, trajectory by trajectory in the other), a momentum buffer that follows the drops of
+    exponential rates, float64 and float32, several chunks."""
+    import importlib
+
     from fastdecay._cpu import simulate as cpu
 
     shared = fd.step(0.05, 0.5, 9)
@@ -439,6 +509,8 @@ def test_the_kernel_of_every_path_gives_the_bits_of_the_two_short_kernels(monkey
             return "every" if forced else taken[-1][1]
 
         monkeypatch.setattr(cpu, "kernel_path", choice)
+        if forced:  # (the grids of few rows read them by their classes in the rates kernel: not here)
+            monkeypatch.setattr(importlib.import_module("fastdecay.simulate"), "_CLASS_SHARING", 10**9)
         for optimizer in OPTIMIZERS:
             for dtype in (np.float64, np.float32):
                 kw = dict(steps=21, optimizer=optimizer, noise=noise, weight_decay=0.01, seed=9, dtype=dtype,

@@ -405,6 +405,8 @@ def simulate_chunk(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_stat
                w.dtype.type(noise), first_step, n_steps, every, rec_loss, rec_disp, rec_lr)
         return
     path = kernel_path(d, opt, lr_rows, lr_ratio, wd_rows, mom_rows, on_drop, every)
+    if lr_table.shape[2] == 1 and path != "rates":
+        raise RuntimeError(f"rate classes are read by the rates kernel only, not by the {path!r} one")
     kernel = _KERNELS.get((w.dtype, noisy, path))
     if kernel is None:
         kernel = _KERNELS[w.dtype, noisy, path] = parallel.entry(
@@ -457,8 +459,12 @@ def _chunk_kernel(elementwise, rates):
             lam            (n*d,) curvature, read-only;  d: coordinates per trajectory
             opt            optimizer code (OPTIMIZER_CODES); the momentum family always keeps a
                            buffer (a momentum that is the constant 0 runs as GD, the same bits)
-            lr_table       (rows, segments, WIDTH) learning-rate schedules
-            lr_rows        (n,) table row of each trajectory, or empty when shared
+            lr_table       (rows, segments, WIDTH) learning-rate schedules; in the rates kernel
+                           on the CPU also (n_steps, classes, 1), the rates of rate classes a
+                           step (``class_rates``): trajectory i's rate at step first_step + s is
+                           lr_table[s, lr_rows[i], 0] (its ratio NaN, its state written)
+            lr_rows        (n,) table row of each trajectory (its class with rate classes), or
+                           empty when shared
             lr_ratio       (n,) per-step factor of a plain exponential/constant row, NaN otherwise;
                            (6n,) with the vector loop's fields after it, which the CPU kernels
                            write (``_enter_segment``; the GPU reads the first n)
@@ -538,6 +544,7 @@ def _chunk_kernel(elementwise, rates):
                 e0, e1 = i0 * d, i1 * d
                 w_t, buf_t, sq_t, lam_t = w[e0:e1], buf[e0:e1], sq[e0:e1], lam[e0:e1]
                 lr_state_t, lr_ratio_t, wd_state_t = lr_state[i0:i1], lr_ratio[i0:i1], wd_state[i0:i1]
+                lr_classes_t = lr_rows[i0:i1]
                 s = 0
                 while s < n_steps:
                     t = first_step + s
@@ -556,7 +563,13 @@ def _chunk_kernel(elementwise, rates):
                     # the fast loops advance an all-exponential tile's rates themselves
                     fused = per_lr and lr_mult and not generic and t % SIM_REANCHOR != 0
                     if per_lr and not fused:
-                        _advance_rates(lr_table, lr_rows, lr_ratio, lr_state, i0, i1, t, lr_mult)
+                        if rates and lr_table.shape[2] == 1:
+                            # rate classes (``class_rates``): each trajectory's from its class's (a
+                            # loop here, not a call: a call counts references on the shared table)
+                            for i in range(lr_state_t.shape[0]):
+                                lr_state_t[i] = lr_table[s, lr_classes_t[i], 0]
+                        else:
+                            _advance_rates(lr_table, lr_rows, lr_ratio, lr_state, i0, i1, t, lr_mult)
                     if per_wd:
                         _advance_rates(wd_table, wd_rows, wd_ratio, wd_state, i0, i1, t, wd_mult)
                     if per_mom:
@@ -771,6 +784,75 @@ def share_equal_rows(table, rows):
                 break
         if same:
             rows[i] = a
+
+
+# Rate classes: where many trajectories follow a few distinct rows (a grid of schedules over
+# curvatures), the kernels read each trajectory's learning rate from its class's rate at the step
+# (``class_rates``, once a class) instead of advancing it lane by lane: a cosine's cos, a step
+# schedule's drop, a warmup's line cost a class, not a trajectory, a step.
+RO_BITS = types.Array(uint64, 2, "C", readonly=True)
+_HASH = np.uint64(0x9E3779B97F4A7C15)
+
+
+@njit(int64(RO_BITS, int64[::1], int64[::1], int64[::1]), cache=True)
+def rate_classes(bits, class_of_row, first_rows, slots):
+    """class_of_row[r] = the class of row r of a table (``bits``: its rows as uint64 words), the
+    same number for rows of the same bits, numbered 0, 1, ... in order of first appearance, and
+    first_rows[c] = the first row of class c; returns how many classes, or -1 as soon as there
+    are more than ``first_rows`` holds. ``slots``: an open-addressing table of a power-of-two
+    length above twice that, overwritten (a slot holds the first row of a class, -1 where empty)."""
+    most = first_rows.shape[0]
+    slots[:] = -1
+    mask = np.uint64(slots.shape[0] - 1)
+    count = 0
+    for r in range(bits.shape[0]):
+        h = np.uint64(0)
+        for k in range(bits.shape[1]):  # (independent products: no chain of multiplies a word)
+            h += bits[r, k] * (np.uint64(2 * k + 1) * _HASH)
+        h ^= h >> np.uint64(29)
+        h *= _HASH
+        j = h >> np.uint64(32)
+        while True:
+            j &= mask
+            first = slots[j]
+            if first < 0:
+                if count == most:
+                    return -1
+                slots[j] = r
+                first_rows[count] = r
+                class_of_row[r] = count
+                count += 1
+                break
+            same = True
+            for k in range(bits.shape[1]):
+                if bits[first, k] != bits[r, k]:
+                    same = False
+                    break
+            if same:
+                class_of_row[r] = class_of_row[first]
+                break
+            j += np.uint64(1)
+    return count
+
+
+@parallel.entry
+@njit(void(TABLE, RO_INT64, float64[::1], float64[::1], int64, int64, float64[:, :, ::1]), parallel=True, cache=True)
+def class_rates(table, rows, ratio, state, first_step, n_steps, out):
+    """out[s, u, 0] = the learning rate of class u at step first_step + s, for s < n_steps: the
+    rates of the classes' rows (``rows[u]``, with their ``ratio`` and ``state`` as
+    ``prepare_rates`` makes them for trajectories) advanced by ``_advance_rates`` as the kernels
+    advance a trajectory's, hence its bits; ``state`` carries them to the next chunk. The rates
+    kernel reads ``out`` as a learning-rate table of width 1 (``_simulate_chunk``)."""
+    u = rows.shape[0]
+    n_tiles = (u + TILE_ELEMENTS - 1) // TILE_ELEMENTS
+    for b in prange(n_tiles):
+        i0 = b * TILE_ELEMENTS
+        i1 = min(i0 + TILE_ELEMENTS, u)
+        mult = _is_all_multiplicative(ratio, i0, i1)
+        for s in range(n_steps):
+            _advance_rates(table, rows, ratio, state, i0, i1, first_step + s, mult)
+            for i in range(i0, i1):
+                out[s, i, 0] = state[i]
 
 
 @parallel.entry
