@@ -1135,49 +1135,71 @@ def _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, advance, wd, wds, 
 
 
 @njit(inline="always")
-def _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, wds, moms, use_momentum, nesterov, in_buffer):
+def _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, by_class, wds, moms, use_momentum, nesterov,
+                  in_buffer):
     """The four steps of ``_sgd_per_trajectory_block`` with the block's weight decays
     ``wds`` and momenta ``moms`` (tuples), each step as ``_sgd_per_trajectory_loop``
-    with ``advance``."""
+    with ``advance``; with ``by_class`` (a constant) each step's rate is the trajectory's
+    class's, rates[s + q, classes[i], 0] (rate classes: ``lr_state`` and ``lr_ratio`` unread)."""
     dt = w.dtype.type
     zero = dt(0.0)
     buffer_in = in_buffer and use_momentum
     for i in range(w.shape[0]):
-        eta, r, x, a = lr_state[i], lr_ratio[i], w[i], lam[i]
+        x, a = w[i], lam[i]
         b = buf[i] if use_momentum else zero
+        k = classes[i] if by_class else 0
+        eta = 0.0 if by_class else lr_state[i]
+        r = 0.0 if by_class else lr_ratio[i]
         for q in range(STEP_BLOCK):  # unrolled: four steps in registers
-            eta *= r
+            eta = rates[s + q, k, 0] if by_class else eta * r
             c = sgd_scalars(eta, wds[q], False, 1.0, moms[q], 0.0, nesterov, False, False, in_buffer)
             x, b = _sgd_sim(x, gradient(a, x, None, 0.0, 0), b, dt(c.l2), dt(c.buf_decay), dt(c.grad_gain),
                             dt(c.nest_grad), dt(c.nest_buf), dt(c.neg_lr), use_momentum, nesterov, buffer_in, False)
-        lr_state[i] = eta
+        if not by_class:
+            lr_state[i] = eta
         w[i] = x
         if use_momentum:
             buf[i] = b
 
 
 @njit(cache=True)
-def _sgd_per_trajectory_block(w, buf, lam, lr_state, lr_ratio, step_scalars, s, use_momentum, nesterov, in_buffer):
+def _sgd_per_trajectory_block(w, buf, lam, lr_state, lr_ratio, rates, classes, by_class, step_scalars, s,
+                              use_momentum, nesterov, in_buffer):
     """STEP_BLOCK (4) noiseless steps s .. s + 3, none the first, of a tile of
     one-coordinate trajectories at their own exponential rates (each advanced by
-    lr_ratio a step), the weight decay and momentum of ``step_scalars``: the state and
+    lr_ratio a step), or with ``by_class`` at their classes' rates of ``rates`` (rate
+    classes), the weight decay and momentum of ``step_scalars``: the state and
     the rate in registers across the steps. Without weight decay in the block, its l2
     is a constant 0 (``_without_l2``)."""
+    if by_class:
+        _sgd_pt_block(w, buf, lam, lr_state, lr_ratio, rates, classes, step_scalars, s, True, use_momentum, nesterov,
+                      in_buffer)
+    else:
+        _sgd_pt_block(w, buf, lam, lr_state, lr_ratio, rates, classes, step_scalars, s, False, use_momentum,
+                      nesterov, in_buffer)
+
+
+@njit(inline="always")
+def _sgd_pt_block(w, buf, lam, lr_state, lr_ratio, rates, classes, step_scalars, s, by_class, use_momentum, nesterov,
+                  in_buffer):
     wds = (step_scalars[s, WD], step_scalars[s + 1, WD], step_scalars[s + 2, WD], step_scalars[s + 3, WD])
     moms = (step_scalars[s, MOM], step_scalars[s + 1, MOM], step_scalars[s + 2, MOM], step_scalars[s + 3, MOM])
     if wds[0] == 0.0 and wds[1] == 0.0 and wds[2] == 0.0 and wds[3] == 0.0:
         if not use_momentum:
-            _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, (0.0, 0.0, 0.0, 0.0), moms, False, False, False)
+            _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, by_class, (0.0, 0.0, 0.0, 0.0), moms,
+                          False, False, False)
         elif nesterov:
-            _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, (0.0, 0.0, 0.0, 0.0), moms, True, True, in_buffer)
+            _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, by_class, (0.0, 0.0, 0.0, 0.0), moms,
+                          True, True, in_buffer)
         else:
-            _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, (0.0, 0.0, 0.0, 0.0), moms, True, False, in_buffer)
+            _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, by_class, (0.0, 0.0, 0.0, 0.0), moms,
+                          True, False, in_buffer)
     elif not use_momentum:
-        _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, wds, moms, False, False, False)
+        _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, by_class, wds, moms, False, False, False)
     elif nesterov:
-        _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, wds, moms, True, True, in_buffer)
+        _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, by_class, wds, moms, True, True, in_buffer)
     else:
-        _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, wds, moms, True, False, in_buffer)
+        _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, by_class, wds, moms, True, False, in_buffer)
 
 
 @njit(cache=True)
@@ -1365,43 +1387,49 @@ def simulate_per_trajectory_lr(opt, w, buf, sq, lam, lr_state, lr_ratio, advance
 
 
 @njit(inline="always")
-def _per_trajectory_noiseless_block(opt, w, buf, sq, lam, lr_state, lr_ratio, step_scalars, s, first_step, beta2,
-                                    eps):
+def _per_trajectory_noiseless_block(opt, w, buf, sq, lam, lr_state, lr_ratio, rates, classes, by_class, step_scalars,
+                                    s, first_step, beta2, eps):
     if (opt == GD or opt == MOMENTUM or opt == LR_IN_BUFFER or opt == NESTEROV) and _momentum_throughout(
             step_scalars, s, opt != GD):
-        _sgd_per_trajectory_block(w, buf, lam, lr_state, lr_ratio, step_scalars, s, opt != GD, opt == NESTEROV,
-                                  opt == LR_IN_BUFFER)
-        return
+        _sgd_per_trajectory_block(w, buf, lam, lr_state, lr_ratio, rates, classes, by_class, step_scalars, s,
+                                  opt != GD, opt == NESTEROV, opt == LR_IN_BUFFER)
+        return True
+    if by_class:
+        return False  # (the other rules' steps at their classes' rates: a step a pass)
     for q in range(STEP_BLOCK):  # (shared weight decays: lr_ratio stands in for a per-trajectory array, unread)
         simulate_per_trajectory_lr(opt, w, buf, sq, lam, lr_state, lr_ratio, True, step_scalars[s + q, WD], lr_ratio,
                                    False, step_scalars[s + q, MOM], first_step + s + q, beta2, eps, None, 0.0)
+    return True
 
 
-def simulate_per_trajectory_block(noise_scratch, opt, w, buf, sq, lam, lr_state, lr_ratio, step_scalars, s,
-                                  first_step, beta2, eps):
+def simulate_per_trajectory_block(noise_scratch, opt, w, buf, sq, lam, lr_state, lr_ratio, rates, classes, by_class,
+                                  step_scalars, s, first_step, beta2, eps):
     """Steps s .. s + STEP_BLOCK - 1 of a tile as ``simulate_per_trajectory_lr`` with
     ``advance`` at each (none of them the first step or an anchor of the rates), when
     the run is noiseless (``noise_scratch`` None): the SGD family in one pass
     (``_sgd_per_trajectory_block``), the other rules a step a pass; True when done, False
-    in a noisy run. In compiled code the choice is made by the type of ``noise_scratch``
-    (the overload below): a noisy kernel holds none of this code."""
+    in a noisy run. With ``by_class`` the rates are the classes' of ``rates`` (rate classes:
+    ``classes`` the tile's, rates[s + q, classes[i], 0] trajectory i's at step s + q), in one
+    pass for the SGD family, else not done here (False). In compiled code the choice of
+    noise is made by the type of ``noise_scratch`` (the overload below): a noisy kernel holds
+    none of this code."""
     if noise_scratch is not None:
         return False
-    _per_trajectory_noiseless_block(opt, w, buf, sq, lam, lr_state, lr_ratio, step_scalars, s, first_step, beta2, eps)
-    return True
+    return _per_trajectory_noiseless_block(opt, w, buf, sq, lam, lr_state, lr_ratio, rates, classes, by_class,
+                                           step_scalars, s, first_step, beta2, eps)
 
 
 @overload(simulate_per_trajectory_block)
-def _simulate_per_trajectory_block_impl(noise_scratch, opt, w, buf, sq, lam, lr_state, lr_ratio, step_scalars, s,
-                                        first_step, beta2, eps):
+def _simulate_per_trajectory_block_impl(noise_scratch, opt, w, buf, sq, lam, lr_state, lr_ratio, rates, classes,
+                                        by_class, step_scalars, s, first_step, beta2, eps):
     if not isinstance(noise_scratch, types.NoneType):
-        return (lambda noise_scratch, opt, w, buf, sq, lam, lr_state, lr_ratio, step_scalars, s, first_step, beta2,
-                eps: False)
+        return (lambda noise_scratch, opt, w, buf, sq, lam, lr_state, lr_ratio, rates, classes, by_class,
+                step_scalars, s, first_step, beta2, eps: False)
 
-    def impl(noise_scratch, opt, w, buf, sq, lam, lr_state, lr_ratio, step_scalars, s, first_step, beta2, eps):
-        _per_trajectory_noiseless_block(opt, w, buf, sq, lam, lr_state, lr_ratio, step_scalars, s, first_step,
-                                        beta2, eps)
-        return True
+    def impl(noise_scratch, opt, w, buf, sq, lam, lr_state, lr_ratio, rates, classes, by_class, step_scalars, s,
+             first_step, beta2, eps):
+        return _per_trajectory_noiseless_block(opt, w, buf, sq, lam, lr_state, lr_ratio, rates, classes, by_class,
+                                               step_scalars, s, first_step, beta2, eps)
 
     return impl
 

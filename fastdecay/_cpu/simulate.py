@@ -499,6 +499,7 @@ def _chunk_kernel(elementwise, rates):
         # decay, or a shared one), and a shared momentum
         fast_ok = (d == 1 or not per_lr) and not per_mom and (not per_wd or (d == 1 and per_lr))
         sigma = w.dtype.type(noise)
+        classed = rates and lr_table.shape[2] == 1  # rate classes (``class_rates``): the rates kernel's only
         # (recording trajectories longer than a tile under shared rates, d > TILE_ELEMENTS, is
         # ``_recorded_element_tiles``'s, which ``simulate_chunk`` calls instead; here it would
         # take whole-trajectory tiles, with the same bits)
@@ -548,9 +549,11 @@ def _chunk_kernel(elementwise, rates):
                 s = 0
                 while s < n_steps:
                     t = first_step + s
-                    if (fast_tile and per_lr and lr_mult and not per_wd and _plain_block(t, s, n_steps, every)
+                    if (fast_tile and per_lr and (lr_mult or classed) and not per_wd
+                            and _plain_block(t, s, n_steps, every)
                             and simulate_per_trajectory_block(noise_scratch, opt, w_t, buf_t, sq_t, lam_t, lr_state_t,
-                                                              lr_ratio_t, step_scalars, s, first_step, beta2, eps)):
+                                                              lr_ratio_t, lr_table, lr_classes_t, classed,
+                                                              step_scalars, s, first_step, beta2, eps)):
                         s += STEP_BLOCK  # a noiseless block (a noisy kernel has no such code)
                         continue
                     record = every > 0 and (t + 1) % every == 0
@@ -563,7 +566,7 @@ def _chunk_kernel(elementwise, rates):
                     # the fast loops advance an all-exponential tile's rates themselves
                     fused = per_lr and lr_mult and not generic and t % SIM_REANCHOR != 0
                     if per_lr and not fused:
-                        if rates and lr_table.shape[2] == 1:
+                        if classed:
                             # rate classes (``class_rates``): each trajectory's from its class's (a
                             # loop here, not a call: a call counts references on the shared table)
                             for i in range(lr_state_t.shape[0]):
