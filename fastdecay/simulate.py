@@ -209,13 +209,12 @@ def _rate_classes(s: Schedule, batch: tuple[int, ...], n: int) -> _RateClasses |
     table = s.rows()
     class_of_row, first_rows = np.empty(s.size, np.int64), np.empty(most, np.int64)
     slots = np.empty(1 << (2 * most).bit_length(), np.int64)
-    count = kernels.rate_classes(_readonly(table.reshape(s.size, -1).view(np.uint64)), class_of_row, first_rows,
-                                 slots)
+    count = kernels.rate_classes(table, class_of_row, first_rows, slots)
     if count < 0:
         return None
     source = _lane_source(table, first_rows[:count].copy(), count > 1)
     if not np.isnan(source[2][:count]).any():
-        return None
+        return None  # (every row advances by a ratio, though not every sampled one did)
     classes = class_of_row if s.batch_shape == batch else class_of_row[_trajectory_rows(s, batch, n)]
     return _RateClasses(source, _readonly(classes))
 

@@ -322,22 +322,27 @@ def test_a_grid_of_few_schedules_over_many_curvatures_reads_them_by_class_with_e
 def test_rate_classes_number_the_rows_by_their_bits():
     """``rate_classes``: rows of the same bits share a class (NaN payloads compared as bits), a
     min_lr of -0.0 is not one of 0.0, a later segment that differs makes another class; classes
-    are numbered in order of first appearance with their first rows; -1 past the limit."""
+    are numbered in order of first appearance with their first rows; -1 past the limit, and -1
+    for a table whose sampled rows all advance by a ratio (exponentials, constants)."""
     from fastdecay._cpu.simulate import rate_classes
+    from fastdecay._layout import COSINE, WIDTH
 
     s = fd.stack([fd.cosine(0.1, 10), fd.step(0.1, 0.5, 3), fd.cosine(0.1, 10), fd.cosine(0.1, 10, min_lr=-0.0),
                   fd.multistep(0.1, 0.5, [5, 9]), fd.multistep(0.1, 0.5, [5, 10]), fd.step(0.1, 0.5, 3),
                   fd.multistep(0.1, 0.5, [5, 10]), fd.cosine(0.1, 10, min_lr=-0.0)])
-    bits = s.rows().reshape(s.size, -1).view(np.uint64)
     classes, first, slots = np.empty(s.size, np.int64), np.empty(9, np.int64), np.empty(32, np.int64)
-    assert rate_classes(bits, classes, first, slots) == 5
+    assert rate_classes(s.rows(), classes, first, slots) == 5
     assert classes.tolist() == [0, 1, 0, 2, 3, 4, 1, 4, 2]
     assert first[:5].tolist() == [0, 1, 3, 4, 5]
-    assert rate_classes(bits, classes, first[:4], slots[:16]) == -1
-    nan_rows = np.full((3, 9), np.nan)
-    nan_rows[2, 4] = 1.0
-    assert rate_classes(nan_rows.view(np.uint64), classes, first, slots) == 2
+    assert rate_classes(s.rows(), classes, first[:4], slots[:16]) == -1
+    payloads = np.zeros((3, 2, WIDTH))
+    payloads[:, 0, :6] = (0.0, 0.0, COSINE, 0.1, 10.0, 0.0)
+    payloads[:, 1] = np.nan  # (a side row's fields)
+    payloads[2, 1, 4] = np.float64(np.uint64(0x7FF8000000000001).view(np.float64))  # another NaN
+    assert rate_classes(payloads, classes, first, slots) == 2
     assert classes[:3].tolist() == [0, 0, 1]
+    exponentials = fd.stack([fd.exponential(0.1, gamma=0.9), fd.constant(0.1)] * 4)
+    assert rate_classes(exponentials.rows(), classes, first, slots) == -1
 
 
 def _assert_a_grid_gives_each_schedule_s_bits(kinds, optimizer, on_drop):

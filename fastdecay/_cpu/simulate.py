@@ -49,7 +49,12 @@ whose row is the same bits as the one before's reads its rate (``_advance_rates`
 ``share_equal_rows``). A rate inside a cosine, a line or a constant segment (a cosine
 grid, a warmup before a cosine, a linear decay) is computed at every step by a vector
 loop from the segment's fields, kept after the ratios (``ratio[n:]``, which the kernels
-write as lanes enter segments); its next read is the segment's end.
+write as lanes enter segments); its next read is the segment's end. Where trajectories
+outnumber the distinct rows of a learning-rate grid (a few schedules over many
+curvatures), the rates kernel reads them by **rate classes** instead: rows of the same bits
+form a class (``rate_classes``), whose rate ``class_rates`` advances once a step by the
+same code (the same bits), and each trajectory takes its class's from a table of the
+chunk's steps (``lr_table`` of width 1).
 
 Recording. With ``every > 0`` the kernel writes, for each recorded step
 t = j * every in the chunk, the loss 1/2 sum lam w_t^2, the displacement
@@ -793,25 +798,44 @@ def share_equal_rows(table, rows):
 # curvatures), the kernels read each trajectory's learning rate from its class's rate at the step
 # (``class_rates``, once a class) instead of advancing it lane by lane: a cosine's cos, a step
 # schedule's drop, a warmup's line cost a class, not a trajectory, a step.
-RO_BITS = types.Array(uint64, 2, "C", readonly=True)
 _HASH = np.uint64(0x9E3779B97F4A7C15)
 
 
-@njit(int64(RO_BITS, int64[::1], int64[::1], int64[::1]), cache=True)
-def rate_classes(bits, class_of_row, first_rows, slots):
-    """class_of_row[r] = the class of row r of a table (``bits``: its rows as uint64 words), the
-    same number for rows of the same bits, numbered 0, 1, ... in order of first appearance, and
-    first_rows[c] = the first row of class c; returns how many classes, or -1 as soon as there
-    are more than ``first_rows`` holds. ``slots``: an open-addressing table of a power-of-two
-    length above twice that, overwritten (a slot holds the first row of a class, -1 where empty)."""
+# rows of a table ``rate_classes`` looks at first: where every one of them advances by a ratio a
+# step (an exponential grid, the cheapest per trajectory already), it looks no further
+CLASS_SAMPLE = 1024
+
+
+@njit(int64(TABLE, int64[::1], int64[::1], int64[::1]), cache=True)
+def rate_classes(table, class_of_row, first_rows, slots):
+    """class_of_row[r] = the class of row r of ``table``, the same number for rows of the same
+    bits, numbered 0, 1, ... in order of first appearance, and first_rows[c] = the first row of
+    class c; returns how many classes, or -1 where classes would not pay: as soon as there are
+    more than ``first_rows`` holds, or where ``CLASS_SAMPLE`` rows spread over the table all
+    advance by a ratio (``_row_ratio``). ``slots``: an open-addressing table of a power-of-two
+    length above twice ``first_rows``'s, overwritten (a slot holds the first row of a class, -1
+    where empty)."""
+    rows = table.shape[0]
+    closed = False
+    for j in range(min(rows, CLASS_SAMPLE)):
+        r = j * rows // min(rows, CLASS_SAMPLE)
+        ratio = _row_ratio(table, r)
+        if not ratio == ratio:
+            closed = True
+            break
+    if not closed:
+        return -1
+    bits = table.view(np.uint64)
+    width = table.shape[2]
     most = first_rows.shape[0]
     slots[:] = -1
     mask = np.uint64(slots.shape[0] - 1)
     count = 0
-    for r in range(bits.shape[0]):
+    for r in range(rows):
         h = np.uint64(0)
-        for k in range(bits.shape[1]):  # (independent products: no chain of multiplies a word)
-            h += bits[r, k] * (np.uint64(2 * k + 1) * _HASH)
+        for k in range(table.shape[1]):  # (independent products: no chain of multiplies a word)
+            for f in range(width):
+                h += bits[r, k, f] * (np.uint64(2 * (k * width + f) + 1) * _HASH)
         h ^= h >> np.uint64(29)
         h *= _HASH
         j = h >> np.uint64(32)
@@ -827,9 +851,11 @@ def rate_classes(bits, class_of_row, first_rows, slots):
                 count += 1
                 break
             same = True
-            for k in range(bits.shape[1]):
-                if bits[first, k] != bits[r, k]:
-                    same = False
+            for k in range(table.shape[1]):
+                for f in range(width):
+                    if bits[first, k, f] != bits[r, k, f]:
+                        same = False
+                if not same:
                     break
             if same:
                 class_of_row[r] = class_of_row[first]
