@@ -192,9 +192,10 @@ class _RateClasses:
 
 def _class_lanes(classes: _RateClasses, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The (table, rows, ratio, state) of trajectories read by ``classes``: rows their classes,
-    ratios NaN, states written at every step; the table is each chunk's class rates (``_run``)."""
+    ratios NaN, states written at every step (each trajectory's rate, then four rows of scratch
+    for the kernels' blocks of four steps); the table is each chunk's class rates (``_run``)."""
     rates = _readonly(np.empty((0, classes.count, 1)))
-    return rates, classes.classes, np.full(n, np.nan), np.empty(n)
+    return rates, classes.classes, np.full(n, np.nan), np.empty(5 * n)
 
 
 def _rate_classes(s: Schedule, batch: tuple[int, ...], n: int) -> _RateClasses | None:

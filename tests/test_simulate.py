@@ -273,17 +273,19 @@ def test_consecutive_copies_of_a_schedule_share_their_row_bit_for_bit():
     assert rows.tolist() == [0, 0, 2, 3, 4, 4, 6, 7, 8, 8]
 
 
-@pytest.mark.parametrize("optimizer, noise, dtype", [("gd", 0.0, np.float64), ("nesterov", 0.0, np.float64),
-                                                     ("adamw", 0.1, np.float64), ("lion", 0.0, np.float32),
-                                                     ("momentum", 0.1, np.float32)])
+@pytest.mark.parametrize("optimizer, weight_decay, noise, dtype", [
+    ("gd", 0.0, 0.0, np.float64), ("nesterov", 0.01, 0.0, np.float64), ("momentum_lr_in_buffer", 0.0, 0.0, np.float64),
+    ("adamw", 0.01, 0.1, np.float64), ("lion", 0.0, 0.0, np.float32), ("momentum", 0.0, 0.1, np.float32)])
 def test_a_grid_of_few_schedules_over_many_curvatures_reads_them_by_class_with_each_schedule_s_bits(
-        monkeypatch, optimizer, noise, dtype):
+        monkeypatch, optimizer, weight_decay, noise, dtype):
     """Rate classes (``_cpu.simulate.class_rates``): where trajectories outnumber the distinct rows
     of a learning-rate grid eight times or more, each distinct row's rate is computed once a
     step and read by its trajectories. Rows of every kind a trajectory's rate can take (vector
     segments, step schedules, exponentials, polynomials, joins) in a shuffled order, over three
-    tiles, past the anchor at step 1,024, in chunks (and in chunks cut to fit the class rates):
-    each trajectory gets the bits of its schedule run alone, and the classes were taken."""
+    tiles, past the anchor at step 1,024, in chunks (and in chunks cut to fit the class rates),
+    with and without weight decay, the SGD family's blocks of four steps (a rate gathered in the
+    steps' loop for GD, into arrays first with momentum) and the other rules' steps: each
+    trajectory gets the bits of its schedule run alone, and the classes were taken."""
     import importlib
 
     from fastdecay._cpu import simulate as cpu
@@ -305,7 +307,7 @@ def test_a_grid_of_few_schedules_over_many_curvatures_reads_them_by_class_with_e
     calls = []
     class_rates = cpu.class_rates
     monkeypatch.setattr(cpu, "class_rates", lambda *a: (calls.append(a[-2]), class_rates(*a)))
-    kw = dict(steps=1_030, optimizer=optimizer, noise=noise, seed=3, dtype=dtype)
+    kw = dict(steps=1_030, optimizer=optimizer, weight_decay=weight_decay, noise=noise, seed=3, dtype=dtype)
     batch = fd.simulate(lam, grid, chunk_steps=400, **kw)
     assert calls == [400, 400, 230]
     module = importlib.import_module("fastdecay.simulate")

@@ -1134,28 +1134,40 @@ def _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, advance, wd, wds, 
             buf[i] = b
 
 
+# how a block of per-trajectory steps reads its rates (``_sgd_pt_steps``): each advanced by its
+# ratio; rate classes' gathered in the steps' loop (where that loop does not vectorize anyway: GD);
+# rate classes' gathered first into four arrays, so that the steps' loop vectorizes (momentum)
+BY_RATIO, BY_CLASS, BY_GATHERED_CLASS = 0, 1, 2
+
+
 @njit(inline="always")
-def _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, by_class, wds, moms, use_momentum, nesterov,
+def _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas, read, wds, moms, use_momentum, nesterov,
                   in_buffer):
     """The four steps of ``_sgd_per_trajectory_block`` with the block's weight decays
     ``wds`` and momenta ``moms`` (tuples), each step as ``_sgd_per_trajectory_loop``
-    with ``advance``; with ``by_class`` (a constant) each step's rate is the trajectory's
-    class's, rates[s + q, classes[i], 0] (rate classes: ``lr_state`` and ``lr_ratio`` unread)."""
+    with ``advance``; ``read`` (a constant) says where step q's rate comes from: BY_RATIO the
+    trajectory's rate advanced by its ratio, BY_CLASS rates[s + q, classes[i], 0],
+    BY_GATHERED_CLASS etas[q][i] (rate classes: ``lr_state`` and ``lr_ratio`` unread)."""
     dt = w.dtype.type
     zero = dt(0.0)
     buffer_in = in_buffer and use_momentum
     for i in range(w.shape[0]):
         x, a = w[i], lam[i]
         b = buf[i] if use_momentum else zero
-        k = classes[i] if by_class else 0
-        eta = 0.0 if by_class else lr_state[i]
-        r = 0.0 if by_class else lr_ratio[i]
+        k = classes[i] if read == BY_CLASS else 0
+        eta = lr_state[i] if read == BY_RATIO else 0.0
+        r = lr_ratio[i] if read == BY_RATIO else 0.0
         for q in range(STEP_BLOCK):  # unrolled: four steps in registers
-            eta = rates[s + q, k, 0] if by_class else eta * r
+            if read == BY_RATIO:
+                eta *= r
+            elif read == BY_CLASS:
+                eta = rates[s + q, k, 0]
+            else:
+                eta = etas[q][i]
             c = sgd_scalars(eta, wds[q], False, 1.0, moms[q], 0.0, nesterov, False, False, in_buffer)
             x, b = _sgd_sim(x, gradient(a, x, None, 0.0, 0), b, dt(c.l2), dt(c.buf_decay), dt(c.grad_gain),
                             dt(c.nest_grad), dt(c.nest_buf), dt(c.neg_lr), use_momentum, nesterov, buffer_in, False)
-        if not by_class:
+        if read == BY_RATIO:
             lr_state[i] = eta
         w[i] = x
         if use_momentum:
@@ -1163,43 +1175,54 @@ def _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, by_class, 
 
 
 @njit(cache=True)
-def _sgd_per_trajectory_block(w, buf, lam, lr_state, lr_ratio, rates, classes, by_class, step_scalars, s,
+def _sgd_per_trajectory_block(w, buf, lam, lr_state, lr_ratio, rates, classes, etas, by_class, step_scalars, s,
                               use_momentum, nesterov, in_buffer):
     """STEP_BLOCK (4) noiseless steps s .. s + 3, none the first, of a tile of
     one-coordinate trajectories at their own exponential rates (each advanced by
-    lr_ratio a step), or with ``by_class`` at their classes' rates of ``rates`` (rate
-    classes), the weight decay and momentum of ``step_scalars``: the state and
+    lr_ratio a step), the weight decay and momentum of ``step_scalars``: the state and
     the rate in registers across the steps. Without weight decay in the block, its l2
-    is a constant 0 (``_without_l2``)."""
-    if by_class:
-        _sgd_pt_block(w, buf, lam, lr_state, lr_ratio, rates, classes, step_scalars, s, True, use_momentum, nesterov,
-                      in_buffer)
+    is a constant 0 (``_without_l2``). With ``by_class`` (rate classes) the rates are their
+    classes', rates[s + q, classes[i], 0]: read in the steps' loop for GD; with momentum
+    gathered first into the four arrays ``etas`` (the tile's scratch), so that the steps'
+    loop reads them in order and vectorizes (it does not with the gather inside)."""
+    if not by_class:
+        _sgd_pt_block(w, buf, lam, lr_state, lr_ratio, rates, classes, etas, BY_RATIO, step_scalars, s,
+                      use_momentum, nesterov, in_buffer)
+    elif not use_momentum:
+        _sgd_pt_block(w, buf, lam, lr_state, lr_ratio, rates, classes, etas, BY_CLASS, step_scalars, s, False, False,
+                      False)
     else:
-        _sgd_pt_block(w, buf, lam, lr_state, lr_ratio, rates, classes, step_scalars, s, False, use_momentum,
+        e0, e1, e2, e3 = etas
+        for i in range(w.shape[0]):
+            k = classes[i]
+            e0[i], e1[i], e2[i], e3[i] = rates[s, k, 0], rates[s + 1, k, 0], rates[s + 2, k, 0], rates[s + 3, k, 0]
+        _sgd_pt_block(w, buf, lam, lr_state, lr_ratio, rates, classes, etas, BY_GATHERED_CLASS, step_scalars, s, True,
                       nesterov, in_buffer)
 
 
 @njit(inline="always")
-def _sgd_pt_block(w, buf, lam, lr_state, lr_ratio, rates, classes, step_scalars, s, by_class, use_momentum, nesterov,
-                  in_buffer):
+def _sgd_pt_block(w, buf, lam, lr_state, lr_ratio, rates, classes, etas, read, step_scalars, s, use_momentum,
+                  nesterov, in_buffer):
     wds = (step_scalars[s, WD], step_scalars[s + 1, WD], step_scalars[s + 2, WD], step_scalars[s + 3, WD])
     moms = (step_scalars[s, MOM], step_scalars[s + 1, MOM], step_scalars[s + 2, MOM], step_scalars[s + 3, MOM])
     if wds[0] == 0.0 and wds[1] == 0.0 and wds[2] == 0.0 and wds[3] == 0.0:
         if not use_momentum:
-            _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, by_class, (0.0, 0.0, 0.0, 0.0), moms,
+            _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas, read, (0.0, 0.0, 0.0, 0.0), moms,
                           False, False, False)
         elif nesterov:
-            _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, by_class, (0.0, 0.0, 0.0, 0.0), moms,
+            _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas, read, (0.0, 0.0, 0.0, 0.0), moms,
                           True, True, in_buffer)
         else:
-            _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, by_class, (0.0, 0.0, 0.0, 0.0), moms,
+            _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas, read, (0.0, 0.0, 0.0, 0.0), moms,
                           True, False, in_buffer)
     elif not use_momentum:
-        _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, by_class, wds, moms, False, False, False)
+        _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas, read, wds, moms, False, False, False)
     elif nesterov:
-        _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, by_class, wds, moms, True, True, in_buffer)
+        _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas, read, wds, moms, True, True,
+                      in_buffer)
     else:
-        _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, by_class, wds, moms, True, False, in_buffer)
+        _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas, read, wds, moms, True, False,
+                      in_buffer)
 
 
 @njit(cache=True)
@@ -1387,11 +1410,11 @@ def simulate_per_trajectory_lr(opt, w, buf, sq, lam, lr_state, lr_ratio, advance
 
 
 @njit(inline="always")
-def _per_trajectory_noiseless_block(opt, w, buf, sq, lam, lr_state, lr_ratio, rates, classes, by_class, step_scalars,
-                                    s, first_step, beta2, eps):
+def _per_trajectory_noiseless_block(opt, w, buf, sq, lam, lr_state, lr_ratio, rates, classes, etas, by_class,
+                                    step_scalars, s, first_step, beta2, eps):
     if (opt == GD or opt == MOMENTUM or opt == LR_IN_BUFFER or opt == NESTEROV) and _momentum_throughout(
             step_scalars, s, opt != GD):
-        _sgd_per_trajectory_block(w, buf, lam, lr_state, lr_ratio, rates, classes, by_class, step_scalars, s,
+        _sgd_per_trajectory_block(w, buf, lam, lr_state, lr_ratio, rates, classes, etas, by_class, step_scalars, s,
                                   opt != GD, opt == NESTEROV, opt == LR_IN_BUFFER)
         return True
     if by_class:
@@ -1402,34 +1425,35 @@ def _per_trajectory_noiseless_block(opt, w, buf, sq, lam, lr_state, lr_ratio, ra
     return True
 
 
-def simulate_per_trajectory_block(noise_scratch, opt, w, buf, sq, lam, lr_state, lr_ratio, rates, classes, by_class,
-                                  step_scalars, s, first_step, beta2, eps):
+def simulate_per_trajectory_block(noise_scratch, opt, w, buf, sq, lam, lr_state, lr_ratio, rates, classes, etas,
+                                  by_class, step_scalars, s, first_step, beta2, eps):
     """Steps s .. s + STEP_BLOCK - 1 of a tile as ``simulate_per_trajectory_lr`` with
     ``advance`` at each (none of them the first step or an anchor of the rates), when
     the run is noiseless (``noise_scratch`` None): the SGD family in one pass
     (``_sgd_per_trajectory_block``), the other rules a step a pass; True when done, False
     in a noisy run. With ``by_class`` the rates are the classes' of ``rates`` (rate classes:
-    ``classes`` the tile's, rates[s + q, classes[i], 0] trajectory i's at step s + q), in one
-    pass for the SGD family, else not done here (False). In compiled code the choice of
+    ``classes`` the tile's, rates[s + q, classes[i], 0] trajectory i's at step s + q; ``etas``
+    four arrays of the tile's length to gather them into), in one pass for the SGD family, else
+    not done here (False). In compiled code the choice of
     noise is made by the type of ``noise_scratch`` (the overload below): a noisy kernel holds
     none of this code."""
     if noise_scratch is not None:
         return False
-    return _per_trajectory_noiseless_block(opt, w, buf, sq, lam, lr_state, lr_ratio, rates, classes, by_class,
+    return _per_trajectory_noiseless_block(opt, w, buf, sq, lam, lr_state, lr_ratio, rates, classes, etas, by_class,
                                            step_scalars, s, first_step, beta2, eps)
 
 
 @overload(simulate_per_trajectory_block)
 def _simulate_per_trajectory_block_impl(noise_scratch, opt, w, buf, sq, lam, lr_state, lr_ratio, rates, classes,
-                                        by_class, step_scalars, s, first_step, beta2, eps):
+                                        etas, by_class, step_scalars, s, first_step, beta2, eps):
     if not isinstance(noise_scratch, types.NoneType):
-        return (lambda noise_scratch, opt, w, buf, sq, lam, lr_state, lr_ratio, rates, classes, by_class,
+        return (lambda noise_scratch, opt, w, buf, sq, lam, lr_state, lr_ratio, rates, classes, etas, by_class,
                 step_scalars, s, first_step, beta2, eps: False)
 
-    def impl(noise_scratch, opt, w, buf, sq, lam, lr_state, lr_ratio, rates, classes, by_class, step_scalars, s,
-             first_step, beta2, eps):
-        return _per_trajectory_noiseless_block(opt, w, buf, sq, lam, lr_state, lr_ratio, rates, classes, by_class,
-                                               step_scalars, s, first_step, beta2, eps)
+    def impl(noise_scratch, opt, w, buf, sq, lam, lr_state, lr_ratio, rates, classes, etas, by_class, step_scalars,
+             s, first_step, beta2, eps):
+        return _per_trajectory_noiseless_block(opt, w, buf, sq, lam, lr_state, lr_ratio, rates, classes, etas,
+                                               by_class, step_scalars, s, first_step, beta2, eps)
 
     return impl
 

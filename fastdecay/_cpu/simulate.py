@@ -467,7 +467,8 @@ def _chunk_kernel(elementwise, rates):
             lr_table       (rows, segments, WIDTH) learning-rate schedules; in the rates kernel
                            on the CPU also (n_steps, classes, 1), the rates of rate classes a
                            step (``class_rates``): trajectory i's rate at step first_step + s is
-                           lr_table[s, lr_rows[i], 0] (its ratio NaN, its state written)
+                           lr_table[s, lr_rows[i], 0] (its ratio NaN; its state (5n,)
+                           written: the rates, then four rows a block gathers them into)
             lr_rows        (n,) table row of each trajectory (its class with rate classes), or
                            empty when shared
             lr_ratio       (n,) per-step factor of a plain exponential/constant row, NaN otherwise;
@@ -550,15 +551,19 @@ def _chunk_kernel(elementwise, rates):
                 e0, e1 = i0 * d, i1 * d
                 w_t, buf_t, sq_t, lam_t = w[e0:e1], buf[e0:e1], sq[e0:e1], lam[e0:e1]
                 lr_state_t, lr_ratio_t, wd_state_t = lr_state[i0:i1], lr_ratio[i0:i1], wd_state[i0:i1]
+                # rate classes: the tile's classes, and four arrays a block gathers its rates into
+                # (the classes' state after each trajectory's rate; unread slices elsewhere)
                 lr_classes_t = lr_rows[i0:i1]
+                lr_etas_t = (lr_state[n + i0:n + i1], lr_state[2 * n + i0:2 * n + i1],
+                             lr_state[3 * n + i0:3 * n + i1], lr_state[4 * n + i0:4 * n + i1])
                 s = 0
                 while s < n_steps:
                     t = first_step + s
                     if (fast_tile and per_lr and (lr_mult or classed) and not per_wd
                             and _plain_block(t, s, n_steps, every)
                             and simulate_per_trajectory_block(noise_scratch, opt, w_t, buf_t, sq_t, lam_t, lr_state_t,
-                                                              lr_ratio_t, lr_table, lr_classes_t, classed,
-                                                              step_scalars, s, first_step, beta2, eps)):
+                                                              lr_ratio_t, lr_table, lr_classes_t, lr_etas_t,
+                                                              classed, step_scalars, s, first_step, beta2, eps)):
                         s += STEP_BLOCK  # a noiseless block (a noisy kernel has no such code)
                         continue
                     record = every > 0 and (t + 1) % every == 0
