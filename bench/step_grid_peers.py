@@ -5,9 +5,12 @@ step-vs-exponential comparison's own batch); with ``--grid cosine`` a grid of co
 cosines after a 10-step linear warmup (two segments a row). One thread each (Numba
 ``threads=1``, XLA without its thread pool); best of 3 calls after a warm-up; the final
 weights checked against fastdecay's. ``--sweep`` lays the 37 schedules out as a sweep does,
-each for consecutive trajectories (its curvatures), instead of one after another.
+each for consecutive trajectories (its curvatures), instead of one after another. 37 distinct
+schedules over 200,000 trajectories: fastdecay reads them by rate classes (each distinct row's rate
+once a step); ``--distinct`` gives every trajectory a schedule of its own (its lr scaled by
+1 + i 1e-9), which fastdecay reads trajectory by trajectory.
 
-    python bench/step_grid_peers.py [--rounds 3] [--grid step|cosine|warmup-cosine] [--sweep]
+    python bench/step_grid_peers.py [--rounds 3] [--grid step|cosine|warmup-cosine] [--sweep] [--distinct]
 """
 
 import argparse
@@ -28,30 +31,32 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--grid", choices=("step", "cosine", "warmup-cosine"), default="step")
     parser.add_argument("--sweep", action="store_true")
+    parser.add_argument("--distinct", action="store_true")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     lam = rng.uniform(0.01, 1.0, N)
+    lr = LR * (1.0 + 1e-9 * np.arange(N)) if args.distinct else LR
     which = np.repeat(np.arange(37), -(-N // 37))[:N] if args.sweep else np.arange(N) % 37
     if args.grid == "step":
         period = (which + 5).astype(np.float64)
-        grid = fd.step(lr=LR, gamma=GAMMA, period=period)
+        grid = fd.step(lr=lr, gamma=GAMMA, period=period)
 
         def rate(xp, t, period):
-            return LR * GAMMA ** xp.floor(t / period)
+            return lr * GAMMA ** xp.floor(t / period)
     elif args.grid == "cosine":
         period = (which + 90).astype(np.float64)
-        grid = fd.cosine(lr=LR, total_steps=period)
+        grid = fd.cosine(lr=lr, total_steps=period)
 
         def rate(xp, t, period):
-            return LR * (1.0 + xp.cos(np.pi * xp.minimum(t, period) / period)) / 2.0
+            return lr * (1.0 + xp.cos(np.pi * xp.minimum(t, period) / period)) / 2.0
     else:
         period = (which + 90).astype(np.float64)
-        grid = fd.warmup(fd.cosine(lr=LR, total_steps=period), WARMUP)
+        grid = fd.warmup(fd.cosine(lr=lr, total_steps=period), WARMUP)
 
         def rate(xp, t, period):
             after = xp.maximum(t - WARMUP, 0.0)
-            cosine = LR * (1.0 + xp.cos(np.pi * xp.minimum(after, period) / period)) / 2.0
-            return xp.where(t < WARMUP, LR * t / WARMUP, cosine)
+            cosine = lr * (1.0 + xp.cos(np.pi * xp.minimum(after, period) / period)) / 2.0
+            return xp.where(t < WARMUP, lr * t / WARMUP, cosine)
     rows = {"fastdecay": lambda: fd.simulate(lam[:, None], grid, steps=STEPS, threads=1).w[:, 0]}
 
     def numpy_run():

@@ -1138,6 +1138,7 @@ def _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, advance, wd, wds, 
 # ratio; rate classes' gathered in the steps' loop (where that loop does not vectorize anyway: GD);
 # rate classes' gathered first into four arrays, so that the steps' loop vectorizes (momentum)
 BY_RATIO, BY_CLASS, BY_GATHERED_CLASS = 0, 1, 2
+ZERO_WDS = (0.0, 0.0, 0.0, 0.0)  # a block without weight decay: l2 a constant 0 (``_without_l2``)
 
 
 @njit(inline="always")
@@ -1184,45 +1185,57 @@ def _sgd_per_trajectory_block(w, buf, lam, lr_state, lr_ratio, rates, classes, e
     is a constant 0 (``_without_l2``). With ``by_class`` (rate classes) the rates are their
     classes', rates[s + q, classes[i], 0]: read in the steps' loop for GD; with momentum
     gathered first into the four arrays ``etas`` (the tile's scratch), so that the steps'
-    loop reads them in order and vectorizes (it does not with the gather inside)."""
-    if not by_class:
-        _sgd_pt_block(w, buf, lam, lr_state, lr_ratio, rates, classes, etas, BY_RATIO, step_scalars, s,
-                      use_momentum, nesterov, in_buffer)
-    elif not use_momentum:
-        _sgd_pt_block(w, buf, lam, lr_state, lr_ratio, rates, classes, etas, BY_CLASS, step_scalars, s, False, False,
-                      False)
-    else:
-        e0, e1, e2, e3 = etas
-        for i in range(w.shape[0]):
-            k = classes[i]
-            e0[i], e1[i], e2[i], e3[i] = rates[s, k, 0], rates[s + 1, k, 0], rates[s + 2, k, 0], rates[s + 3, k, 0]
-        _sgd_pt_block(w, buf, lam, lr_state, lr_ratio, rates, classes, etas, BY_GATHERED_CLASS, step_scalars, s, True,
-                      nesterov, in_buffer)
-
-
-@njit(inline="always")
-def _sgd_pt_block(w, buf, lam, lr_state, lr_ratio, rates, classes, etas, read, step_scalars, s, use_momentum,
-                  nesterov, in_buffer):
+    loop reads them in order and vectorizes (it does not with the gather inside). Each way of
+    reading holds only the loops it runs (each loop is compile time)."""
     wds = (step_scalars[s, WD], step_scalars[s + 1, WD], step_scalars[s + 2, WD], step_scalars[s + 3, WD])
     moms = (step_scalars[s, MOM], step_scalars[s + 1, MOM], step_scalars[s + 2, MOM], step_scalars[s + 3, MOM])
-    if wds[0] == 0.0 and wds[1] == 0.0 and wds[2] == 0.0 and wds[3] == 0.0:
-        if not use_momentum:
-            _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas, read, (0.0, 0.0, 0.0, 0.0), moms,
-                          False, False, False)
+    no_wd = wds[0] == 0.0 and wds[1] == 0.0 and wds[2] == 0.0 and wds[3] == 0.0
+    if not by_class:
+        if no_wd:
+            if not use_momentum:
+                _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas,
+                              BY_RATIO, ZERO_WDS, moms, False, False, False)
+            elif nesterov:
+                _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas,
+                              BY_RATIO, ZERO_WDS, moms, True, True, in_buffer)
+            else:
+                _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas,
+                              BY_RATIO, ZERO_WDS, moms, True, False, in_buffer)
+        elif not use_momentum:
+            _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas,
+                          BY_RATIO, wds, moms, False, False, False)
         elif nesterov:
-            _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas, read, (0.0, 0.0, 0.0, 0.0), moms,
-                          True, True, in_buffer)
+            _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas,
+                          BY_RATIO, wds, moms, True, True, in_buffer)
         else:
-            _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas, read, (0.0, 0.0, 0.0, 0.0), moms,
-                          True, False, in_buffer)
-    elif not use_momentum:
-        _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas, read, wds, moms, False, False, False)
+            _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas,
+                          BY_RATIO, wds, moms, True, False, in_buffer)
+        return
+    if not use_momentum:
+        if no_wd:
+            _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas,
+                          BY_CLASS, ZERO_WDS, moms, False, False, False)
+        else:
+            _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas,
+                          BY_CLASS, wds, moms, False, False, False)
+        return
+    e0, e1, e2, e3 = etas
+    for i in range(w.shape[0]):
+        k = classes[i]
+        e0[i], e1[i], e2[i], e3[i] = rates[s, k, 0], rates[s + 1, k, 0], rates[s + 2, k, 0], rates[s + 3, k, 0]
+    if no_wd:
+        if nesterov:
+            _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas,
+                          BY_GATHERED_CLASS, ZERO_WDS, moms, True, True, in_buffer)
+        else:
+            _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas,
+                          BY_GATHERED_CLASS, ZERO_WDS, moms, True, False, in_buffer)
     elif nesterov:
-        _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas, read, wds, moms, True, True,
-                      in_buffer)
+        _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas,
+                      BY_GATHERED_CLASS, wds, moms, True, True, in_buffer)
     else:
-        _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas, read, wds, moms, True, False,
-                      in_buffer)
+        _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas,
+                      BY_GATHERED_CLASS, wds, moms, True, False, in_buffer)
 
 
 @njit(cache=True)
