@@ -1139,6 +1139,7 @@ def _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, advance, wd, wds, 
 # rate classes' gathered first into four arrays, so that the steps' loop vectorizes (momentum)
 BY_RATIO, BY_CLASS, BY_GATHERED_CLASS = 0, 1, 2
 ZERO_WDS = (0.0, 0.0, 0.0, 0.0)  # a block without weight decay: l2 a constant 0 (``_without_l2``)
+_NO_RATES, _NO_CLASSES = np.zeros((0, 0, 1)), np.zeros(0, np.int64)  # (compile-time constants)
 
 
 @njit(inline="always")
@@ -1176,48 +1177,48 @@ def _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas, read
 
 
 @njit(cache=True)
-def _sgd_per_trajectory_block(w, buf, lam, lr_state, lr_ratio, rates, classes, etas, by_class, step_scalars, s,
-                              use_momentum, nesterov, in_buffer):
+def _sgd_per_trajectory_block(w, buf, lam, lr_state, lr_ratio, step_scalars, s, use_momentum, nesterov, in_buffer):
     """STEP_BLOCK (4) noiseless steps s .. s + 3, none the first, of a tile of
     one-coordinate trajectories at their own exponential rates (each advanced by
     lr_ratio a step), the weight decay and momentum of ``step_scalars``: the state and
     the rate in registers across the steps. Without weight decay in the block, its l2
-    is a constant 0 (``_without_l2``). With ``by_class`` (rate classes) the rates are their
-    classes', rates[s + q, classes[i], 0]: read in the steps' loop for GD; with momentum
-    gathered first into the four arrays ``etas`` (the tile's scratch), so that the steps'
-    loop reads them in order and vectorizes (it does not with the gather inside). Each way of
-    reading holds only the loops it runs (each loop is compile time)."""
-    wds = (step_scalars[s, WD], step_scalars[s + 1, WD], step_scalars[s + 2, WD], step_scalars[s + 3, WD])
-    moms = (step_scalars[s, MOM], step_scalars[s + 1, MOM], step_scalars[s + 2, MOM], step_scalars[s + 3, MOM])
-    no_wd = wds[0] == 0.0 and wds[1] == 0.0 and wds[2] == 0.0 and wds[3] == 0.0
-    if not by_class:
-        if no_wd:
-            if not use_momentum:
-                _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas,
-                              BY_RATIO, ZERO_WDS, moms, False, False, False)
-            elif nesterov:
-                _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas,
-                              BY_RATIO, ZERO_WDS, moms, True, True, in_buffer)
-            else:
-                _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas,
-                              BY_RATIO, ZERO_WDS, moms, True, False, in_buffer)
-        elif not use_momentum:
-            _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas,
-                          BY_RATIO, wds, moms, False, False, False)
+    is a constant 0 (``_without_l2``)."""
+    wds, moms, no_wd = _block_scalars(step_scalars, s)
+    # (constants stand in for the classes' arrays, unread)
+    if no_wd:
+        if not use_momentum:
+            _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, _NO_RATES, _NO_CLASSES, s, (w, w, w, w),
+                          BY_RATIO, ZERO_WDS, moms, False, False, False)
         elif nesterov:
-            _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas,
-                          BY_RATIO, wds, moms, True, True, in_buffer)
+            _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, _NO_RATES, _NO_CLASSES, s, (w, w, w, w),
+                          BY_RATIO, ZERO_WDS, moms, True, True, in_buffer)
         else:
-            _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas,
-                          BY_RATIO, wds, moms, True, False, in_buffer)
-        return
+            _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, _NO_RATES, _NO_CLASSES, s, (w, w, w, w),
+                          BY_RATIO, ZERO_WDS, moms, True, False, in_buffer)
+    elif not use_momentum:
+        _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, _NO_RATES, _NO_CLASSES, s, (w, w, w, w),
+                      BY_RATIO, wds, moms, False, False, False)
+    elif nesterov:
+        _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, _NO_RATES, _NO_CLASSES, s, (w, w, w, w),
+                      BY_RATIO, wds, moms, True, True, in_buffer)
+    else:
+        _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, _NO_RATES, _NO_CLASSES, s, (w, w, w, w),
+                      BY_RATIO, wds, moms, True, False, in_buffer)
+
+
+@njit(cache=True)
+def _sgd_class_block(w, buf, lam, rates, classes, etas, step_scalars, s, use_momentum, nesterov, in_buffer):
+    """``_sgd_per_trajectory_block`` at the rates of rate classes: rates[s + q, classes[i], 0]
+    trajectory i's at step s + q, read in the steps' loop for GD; with momentum gathered first
+    into the four arrays ``etas`` (the tile's scratch), so that the steps' loop reads them in
+    order and vectorizes (it does not with the gather inside)."""
+    wds, moms, no_wd = _block_scalars(step_scalars, s)
+    # (w stands in for the state and the ratios, unread)
     if not use_momentum:
         if no_wd:
-            _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas,
-                          BY_CLASS, ZERO_WDS, moms, False, False, False)
+            _sgd_pt_steps(w, buf, lam, w, w, rates, classes, s, etas, BY_CLASS, ZERO_WDS, moms, False, False, False)
         else:
-            _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas,
-                          BY_CLASS, wds, moms, False, False, False)
+            _sgd_pt_steps(w, buf, lam, w, w, rates, classes, s, etas, BY_CLASS, wds, moms, False, False, False)
         return
     e0, e1, e2, e3 = etas
     for i in range(w.shape[0]):
@@ -1225,17 +1226,24 @@ def _sgd_per_trajectory_block(w, buf, lam, lr_state, lr_ratio, rates, classes, e
         e0[i], e1[i], e2[i], e3[i] = rates[s, k, 0], rates[s + 1, k, 0], rates[s + 2, k, 0], rates[s + 3, k, 0]
     if no_wd:
         if nesterov:
-            _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas,
-                          BY_GATHERED_CLASS, ZERO_WDS, moms, True, True, in_buffer)
+            _sgd_pt_steps(w, buf, lam, w, w, rates, classes, s, etas, BY_GATHERED_CLASS, ZERO_WDS, moms, True, True,
+                          in_buffer)
         else:
-            _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas,
-                          BY_GATHERED_CLASS, ZERO_WDS, moms, True, False, in_buffer)
+            _sgd_pt_steps(w, buf, lam, w, w, rates, classes, s, etas, BY_GATHERED_CLASS, ZERO_WDS, moms, True, False,
+                          in_buffer)
     elif nesterov:
-        _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas,
-                      BY_GATHERED_CLASS, wds, moms, True, True, in_buffer)
+        _sgd_pt_steps(w, buf, lam, w, w, rates, classes, s, etas, BY_GATHERED_CLASS, wds, moms, True, True, in_buffer)
     else:
-        _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas,
-                      BY_GATHERED_CLASS, wds, moms, True, False, in_buffer)
+        _sgd_pt_steps(w, buf, lam, w, w, rates, classes, s, etas, BY_GATHERED_CLASS, wds, moms, True, False,
+                      in_buffer)
+
+
+@njit(inline="always")
+def _block_scalars(step_scalars, s):
+    """(weight decays, momenta, whether every weight decay is 0) of steps s .. s + 3."""
+    wds = (step_scalars[s, WD], step_scalars[s + 1, WD], step_scalars[s + 2, WD], step_scalars[s + 3, WD])
+    moms = (step_scalars[s, MOM], step_scalars[s + 1, MOM], step_scalars[s + 2, MOM], step_scalars[s + 3, MOM])
+    return wds, moms, wds[0] == 0.0 and wds[1] == 0.0 and wds[2] == 0.0 and wds[3] == 0.0
 
 
 @njit(cache=True)
@@ -1427,8 +1435,12 @@ def _per_trajectory_noiseless_block(opt, w, buf, sq, lam, lr_state, lr_ratio, ra
                                     step_scalars, s, first_step, beta2, eps):
     if (opt == GD or opt == MOMENTUM or opt == LR_IN_BUFFER or opt == NESTEROV) and _momentum_throughout(
             step_scalars, s, opt != GD):
-        _sgd_per_trajectory_block(w, buf, lam, lr_state, lr_ratio, rates, classes, etas, by_class, step_scalars, s,
-                                  opt != GD, opt == NESTEROV, opt == LR_IN_BUFFER)
+        if by_class:
+            _sgd_class_block(w, buf, lam, rates, classes, etas, step_scalars, s, opt != GD, opt == NESTEROV,
+                             opt == LR_IN_BUFFER)
+        else:
+            _sgd_per_trajectory_block(w, buf, lam, lr_state, lr_ratio, step_scalars, s, opt != GD, opt == NESTEROV,
+                                      opt == LR_IN_BUFFER)
         return True
     if by_class:
         return False  # (the other rules' steps at their classes' rates: a step a pass)

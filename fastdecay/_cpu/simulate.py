@@ -554,8 +554,10 @@ def _chunk_kernel(elementwise, rates):
                 # rate classes: the tile's classes, and four arrays a block gathers its rates into
                 # (the classes' state after each trajectory's rate; unread slices elsewhere)
                 lr_classes_t = lr_rows[i0:i1]
-                lr_etas_t = (lr_state[n + i0:n + i1], lr_state[2 * n + i0:2 * n + i1],
-                             lr_state[3 * n + i0:3 * n + i1], lr_state[4 * n + i0:4 * n + i1])
+                lr_etas_t = (lr_state_t, lr_state_t, lr_state_t, lr_state_t)  # (unread without classes)
+                if classed:
+                    lr_etas_t = (lr_state[n + i0:n + i1], lr_state[2 * n + i0:2 * n + i1],
+                                 lr_state[3 * n + i0:3 * n + i1], lr_state[4 * n + i0:4 * n + i1])
                 s = 0
                 while s < n_steps:
                     t = first_step + s
