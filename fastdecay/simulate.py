@@ -79,11 +79,13 @@ _SGD_VECTOR_FLOOR_RATE = 1e9
 _NO_MOMENTUM = constant(0.0)
 
 # Rate classes (``_cpu.simulate.class_rates``): the CPU kernels read a trajectory's learning rate
-# from its class's where trajectories outnumber the distinct rows at least this many times
-_CLASS_SHARING = 8
-# the most class rates a chunk keeps (a chunk's steps x classes, float64: 16 MiB); longer
-# chunks are cut to fit
-_CLASS_RATES_MAX = 1 << 21
+# from its class's where trajectories outnumber the distinct rows at least this many times, and at
+# least half of them follow rows read in closed form (a gather a step costs more than the
+# multiplication of an exponential's rate: RESULTS.md, "rate classes")
+_CLASS_SHARING = 16
+# the most class rates a chunk keeps (a chunk's steps x classes, float64: 2 MiB, read by every
+# tile: larger tables cost their gathers cache misses); longer chunks are cut to fit
+_CLASS_RATES_MAX = 1 << 18
 
 
 def _next_chunk(count: int, seconds: float, remaining: int | None = None) -> int:
@@ -149,7 +151,7 @@ def _trajectory_rows(s: Schedule, batch: tuple[int, ...], n: int) -> np.ndarray:
     if s.batch_shape == batch:
         return np.arange(n, dtype=np.int64)
     rows = np.arange(s.size, dtype=np.int64).reshape(s.batch_shape)
-    return np.ascontiguousarray(np.broadcast_to(rows, batch)).reshape(n)
+    return np.array(np.broadcast_to(rows, batch)).reshape(n)  # (a copy: a broadcast view is read-only)
 
 
 def _lane_source(table: np.ndarray, rows: np.ndarray,
@@ -201,21 +203,23 @@ def _class_lanes(classes: _RateClasses, n: int) -> tuple[np.ndarray, np.ndarray,
 def _rate_classes(s: Schedule, batch: tuple[int, ...], n: int) -> _RateClasses | None:
     """The rate classes of a learning rate a trajectory: trajectories whose rows are the same bits
     share a class, whose rate the kernels compute once a step. None where they would not pay:
-    fewer than ``_CLASS_SHARING`` trajectories a distinct row, or every row a plain exponential
-    or constant (advanced by one multiplication a step: the cheapest already)."""
+    fewer than ``_CLASS_SHARING`` trajectories a distinct row, or fewer than half of them read in
+    closed form (the others' plain exponentials and constants advance by one multiplication a
+    step: the cheapest already)."""
     most = min(s.size, n // _CLASS_SHARING)
     if s.size == 1 or most < 1:
         return None
     kernels = D.kernels("simulate", NUMPY)
     table = s.rows()
-    class_of_row, first_rows = np.empty(s.size, np.int64), np.empty(most, np.int64)
+    class_of_row, first_rows, sizes = np.empty(s.size, np.int64), np.empty(most, np.int64), np.empty(most, np.int64)
     slots = np.empty(1 << (2 * most).bit_length(), np.int64)
-    count = kernels.rate_classes(table, class_of_row, first_rows, slots)
+    count = kernels.rate_classes(table, class_of_row, first_rows, sizes, slots)
     if count < 0:
         return None
     source = _lane_source(table, first_rows[:count].copy(), count > 1)
-    if not np.isnan(source[2][:count]).any():
-        return None  # (every row advances by a ratio, though not every sampled one did)
+    # (a broadcast schedule gives each of its rows to as many trajectories: rows count as trajectories)
+    if 2 * int(sizes[:count][np.isnan(source[2][:count])].sum()) < s.size:
+        return None  # most trajectories advance by a ratio: their lanes are the cheaper
     classes = class_of_row if s.batch_shape == batch else class_of_row[_trajectory_rows(s, batch, n)]
     return _RateClasses(source, _readonly(classes))
 
@@ -298,6 +302,13 @@ def simulate(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, 
     chunks, so within about a second unless one step of the whole batch takes
     longer), and
     ``threads`` (Numba threads for this call; the caller's setting is restored).
+
+    A grid of a few schedules over many curvatures (a schedule a trajectory whose distinct
+    rows are at most a sixteenth of the trajectories, most of them schedules other than plain
+    exponentials, one coordinate each, no recording, the weight decay and momentum shared, and
+    for the momentum family ``on_drop="keep"``) runs on the CPU by rate classes: each distinct
+    schedule's rate is computed once a step and read by its trajectories, with the bits each
+    trajectory gets alone.
 
     GPU input (``curvature`` a CuPy array or a CUDA torch tensor): the curvature
     is checked on its GPU (never copied to the host), the other arguments on the

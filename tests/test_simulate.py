@@ -279,8 +279,8 @@ def test_consecutive_copies_of_a_schedule_share_their_row_bit_for_bit():
 def test_a_grid_of_few_schedules_over_many_curvatures_reads_them_by_class_with_each_schedule_s_bits(
         monkeypatch, optimizer, weight_decay, noise, dtype):
     """Rate classes (``_cpu.simulate.class_rates``): where trajectories outnumber the distinct rows
-    of a learning-rate grid eight times or more, each distinct row's rate is computed once a
-    step and read by its trajectories. Rows of every kind a trajectory's rate can take (vector
+    of a learning-rate grid sixteen times or more (most of them read in closed form), each
+    distinct row's rate is computed once a step and read by its trajectories. Rows of every kind a trajectory's rate can take (vector
     segments, step schedules, exponentials, polynomials, joins) in a shuffled order, over three
     tiles, past the anchor at step 1,024, in chunks (and in chunks cut to fit the class rates),
     with and without weight decay, the SGD family's blocks of four steps (a rate gathered in the
@@ -321,6 +321,16 @@ def test_a_grid_of_few_schedules_over_many_curvatures_reads_them_by_class_with_e
             np.testing.assert_array_equal(batch.w[i], alone.w[0], err_msg=f"trajectory {i}, schedule {k}")
 
 
+def test_a_schedule_batch_broadcast_over_a_leading_dimension_of_one():
+    """A schedule batch of shape (3,) over trajectories of shape (1, 3): the rows of the
+    trajectories are a copy (NumPy's broadcast to a leading 1 is a read-only view), and the run is
+    the first of the same over (2, 3)."""
+    s = fd.stack([fd.cosine(0.1, 10), fd.step(0.1, 0.5, 3), fd.cosine(0.1, 10)])
+    one = fd.simulate(np.ones((1, 3, 1)), s, steps=10)
+    two = fd.simulate(np.ones((2, 3, 1)), s, steps=10)
+    np.testing.assert_array_equal(one.w[0], two.w[0])
+
+
 def test_rate_classes_number_the_rows_by_their_bits():
     """``rate_classes``: rows of the same bits share a class (NaN payloads compared as bits), a
     min_lr of -0.0 is not one of 0.0, a later segment that differs makes another class; classes
@@ -332,19 +342,21 @@ def test_rate_classes_number_the_rows_by_their_bits():
     s = fd.stack([fd.cosine(0.1, 10), fd.step(0.1, 0.5, 3), fd.cosine(0.1, 10), fd.cosine(0.1, 10, min_lr=-0.0),
                   fd.multistep(0.1, 0.5, [5, 9]), fd.multistep(0.1, 0.5, [5, 10]), fd.step(0.1, 0.5, 3),
                   fd.multistep(0.1, 0.5, [5, 10]), fd.cosine(0.1, 10, min_lr=-0.0)])
-    classes, first, slots = np.empty(s.size, np.int64), np.empty(9, np.int64), np.empty(32, np.int64)
-    assert rate_classes(s.rows(), classes, first, slots) == 5
+    classes, first, sizes = np.empty(s.size, np.int64), np.empty(9, np.int64), np.empty(9, np.int64)
+    slots = np.empty(32, np.int64)
+    assert rate_classes(s.rows(), classes, first, sizes, slots) == 5
     assert classes.tolist() == [0, 1, 0, 2, 3, 4, 1, 4, 2]
     assert first[:5].tolist() == [0, 1, 3, 4, 5]
-    assert rate_classes(s.rows(), classes, first[:4], slots[:16]) == -1
+    assert sizes[:5].tolist() == [2, 2, 2, 1, 2]
+    assert rate_classes(s.rows(), classes, first[:4], sizes[:4], slots[:16]) == -1
     payloads = np.zeros((3, 2, WIDTH))
     payloads[:, 0, :6] = (0.0, 0.0, COSINE, 0.1, 10.0, 0.0)
     payloads[:, 1] = np.nan  # (a side row's fields)
     payloads[2, 1, 4] = np.float64(np.uint64(0x7FF8000000000001).view(np.float64))  # another NaN
-    assert rate_classes(payloads, classes, first, slots) == 2
+    assert rate_classes(payloads, classes, first, sizes, slots) == 2
     assert classes[:3].tolist() == [0, 0, 1]
     exponentials = fd.stack([fd.exponential(0.1, gamma=0.9), fd.constant(0.1)] * 4)
-    assert rate_classes(exponentials.rows(), classes, first, slots) == -1
+    assert rate_classes(exponentials.rows(), classes, first, sizes, slots) == -1
 
 
 def _assert_a_grid_gives_each_schedule_s_bits(kinds, optimizer, on_drop):

@@ -813,11 +813,12 @@ _HASH = np.uint64(0x9E3779B97F4A7C15)
 CLASS_SAMPLE = 1024
 
 
-@njit(int64(TABLE, int64[::1], int64[::1], int64[::1]), cache=True)
-def rate_classes(table, class_of_row, first_rows, slots):
+@njit(int64(TABLE, int64[::1], int64[::1], int64[::1], int64[::1]), cache=True)
+def rate_classes(table, class_of_row, first_rows, sizes, slots):
     """class_of_row[r] = the class of row r of ``table``, the same number for rows of the same
-    bits, numbered 0, 1, ... in order of first appearance, and first_rows[c] = the first row of
-    class c; returns how many classes, or -1 where classes would not pay: as soon as there are
+    bits, numbered 0, 1, ... in order of first appearance, first_rows[c] = the first row of
+    class c and sizes[c] its number of rows (``sizes`` as long as ``first_rows``); returns how
+    many classes, or -1 where classes would not pay: as soon as there are
     more than ``first_rows`` holds, or where ``CLASS_SAMPLE`` rows spread over the table all
     advance by a ratio (``_row_ratio``). ``slots``: an open-addressing table of a power-of-two
     length above twice ``first_rows``'s, overwritten (a slot holds the first row of a class, -1
@@ -854,6 +855,7 @@ def rate_classes(table, class_of_row, first_rows, slots):
                     return -1
                 slots[j] = r
                 first_rows[count] = r
+                sizes[count] = 1
                 class_of_row[r] = count
                 count += 1
                 break
@@ -866,6 +868,7 @@ def rate_classes(table, class_of_row, first_rows, slots):
                     break
             if same:
                 class_of_row[r] = class_of_row[first]
+                sizes[class_of_row[r]] += 1
                 break
             j += np.uint64(1)
     return count
