@@ -830,7 +830,8 @@ lion_kernel, lion_general_kernel = _kernels_of(_lion_kernel_of, "lion")
 #                                          trajectories with their own learning rates
 #                                          (and weight decays, or a shared one)
 #   simulate_per_trajectory_block(...)    STEP_BLOCK noiseless steps of such a tile in
-#                                          one pass (the SGD family; others a step a pass)
+#                                          one pass (the SGD family; others a step a pass),
+#                                          at exponential rates or at rate classes' rates
 #   simulate_generic_step(opt, ...)       one step of trajectories at their own rates,
 #                                          any d, recording: per element (d = 1) a branch
 #                                          per rule, per trajectory its coordinates' loop

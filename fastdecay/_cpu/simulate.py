@@ -805,9 +805,7 @@ def share_equal_rows(table, rows):
 # curvatures), the kernels read each trajectory's learning rate from its class's rate at the step
 # (``class_rates``, once a class) instead of advancing it lane by lane: a cosine's cos, a step
 # schedule's drop, a warmup's line cost a class, not a trajectory, a step.
-_HASH = np.uint64(0x9E3779B97F4A7C15)
-
-
+_HASH = np.uint64(0x9E3779B97F4A7C15)  # (2**64 / the golden ratio: an odd multiplier that mixes)
 # rows of a table ``rate_classes`` looks at first: where every one of them advances by a ratio a
 # step (an exponential grid, the cheapest per trajectory already), it looks no further
 CLASS_SAMPLE = 1024
@@ -818,11 +816,10 @@ def rate_classes(table, class_of_row, first_rows, sizes, slots):
     """class_of_row[r] = the class of row r of ``table``, the same number for rows of the same
     bits, numbered 0, 1, ... in order of first appearance, first_rows[c] = the first row of
     class c and sizes[c] its number of rows (``sizes`` as long as ``first_rows``); returns how
-    many classes, or -1 where classes would not pay: as soon as there are
-    more than ``first_rows`` holds, or where ``CLASS_SAMPLE`` rows spread over the table all
-    advance by a ratio (``_row_ratio``). ``slots``: an open-addressing table of a power-of-two
-    length above twice ``first_rows``'s, overwritten (a slot holds the first row of a class, -1
-    where empty)."""
+    many classes, or -1 where classes would not pay: as soon as there are more than
+    ``first_rows`` holds, or where ``CLASS_SAMPLE`` rows spread over the table all advance by a
+    ratio (``_row_ratio``). ``slots``: an open-addressing table of a power-of-two length above
+    twice ``first_rows``'s, overwritten (a slot holds the first row of a class, -1 where empty)."""
     rows = table.shape[0]
     closed = False
     for j in range(min(rows, CLASS_SAMPLE)):
