@@ -182,14 +182,25 @@ def _lane_source(table: np.ndarray, rows: np.ndarray,
 class _RateClasses:
     """A learning rate a trajectory read by rate classes (``_cpu.simulate.class_rates``):
     ``source`` the ``_lane_source`` of one lane a class (its first row), carried from chunk to
-    chunk; ``classes`` the class of each trajectory."""
+    chunk; ``classes`` the class of each trajectory. ``grouped`` (a run without noise): the
+    trajectories run laid out class by class, each class as a run of its schedule alone
+    (``_cpu.simulate.simulate_groups``) instead of in lanes that read their class's rate."""
 
     source: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
     classes: np.ndarray
+    grouped: bool
 
     @property
     def count(self) -> int:
         return int(self.source[1].shape[0])
+
+    def bounds(self) -> tuple[np.ndarray, bool]:
+        """(bounds, in order) of the trajectories laid out class by class: class c at places
+        bounds[c] .. bounds[c + 1] - 1 (``_cpu.simulate.group_bounds``); in order where they are
+        laid out so already (a sweep's)."""
+        bounds = np.empty(self.count + 1, np.int64)
+        in_order = D.kernels("simulate", NUMPY).group_bounds(self.classes, bounds)
+        return bounds, bool(in_order)
 
 
 def _class_lanes(classes: _RateClasses, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -200,7 +211,7 @@ def _class_lanes(classes: _RateClasses, n: int) -> tuple[np.ndarray, np.ndarray,
     return rates, classes.classes, np.full(n, np.nan), np.empty(5 * n)
 
 
-def _rate_classes(s: Schedule, batch: tuple[int, ...], n: int) -> _RateClasses | None:
+def _rate_classes(s: Schedule, batch: tuple[int, ...], n: int, grouped: bool) -> _RateClasses | None:
     """The rate classes of a learning rate a trajectory: trajectories whose rows are the same bits
     share a class, whose rate the kernels compute once a step. None where they would not pay:
     fewer than ``_CLASS_SHARING`` trajectories a distinct row, or fewer than half of them read in
@@ -221,7 +232,7 @@ def _rate_classes(s: Schedule, batch: tuple[int, ...], n: int) -> _RateClasses |
     if 2 * int(sizes[:count][np.isnan(source[2][:count])].sum()) < s.size:
         return None  # most trajectories advance by a ratio: their lanes are the cheaper
     classes = class_of_row if s.batch_shape == batch else class_of_row[_trajectory_rows(s, batch, n)]
-    return _RateClasses(source, _readonly(classes))
+    return _RateClasses(source, _readonly(classes), grouped)
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -461,8 +472,10 @@ def _plan(curvature: Any, schedule: Any, *, steps: Any, optimizer: Any, w0: Any,
             and (not rule.on_drop or on_drop == "keep")):
         # a grid of a few learning-rate schedules over many curvatures: the kernel that reads one a
         # trajectory ("rates", ``_cpu.simulate.kernel_path``) reads them by their classes
-        classes = _rate_classes(lr_s, batch, n)
-    sources = [_rate_source(r, batch, n) if classes is None or k else _class_lanes(classes, n)
+        classes = _rate_classes(lr_s, batch, n, grouped=noise == 0.0)
+    # (a grouped run reads the classes' rows alone: its learning rate has no lanes)
+    sources = [_rate_source(r, batch, n) if classes is None or k else
+               _rate_source(constant(0.0), batch, n) if classes.grouped else _class_lanes(classes, n)
                for k, r in enumerate(rates)]
     if not on_gpu and d == 1 and n and lr_s.size == 1 and wd_s.size > 1 and mom_s.size == 1:
         # A weight decay a trajectory (a grid of them) at d = 1 runs in the CPU's per-trajectory
@@ -487,7 +500,7 @@ def _first_chunk(p: _Plan) -> int:
     run under shared rates, not recording, that _SGD_VECTOR_FLOOR_RATE finishes within
     the aim."""
     elements = max(1, p.n * p.d)
-    shared = all(rows.shape[0] == 0 for _, rows, _, _ in p.sources)
+    shared = all(rows.shape[0] == 0 for _, rows, _, _ in p.sources)  # (a grouped run's too: no lanes)
     if p.rule.fused == "sgd" and p.noise == 0.0 and not p.every and shared \
             and elements * p.steps <= _SGD_VECTOR_FLOOR_RATE * _CHUNK_SECONDS:
         return max(1, min(_CHUNK_STEPS_MAX, p.steps))
@@ -539,7 +552,22 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
         on_drop_code = p.on_drop
         opt = rule.code
         classes = p.classes
-        if classes is not None:
+        grouped = classes is not None and classes.grouped
+        w_run, lam_run = w_flat, lam_flat
+        if grouped:
+            # the trajectories laid out class by class (where not so already): each class's
+            # stretch runs as its schedule alone, at its step scalars (a chunk's, cut to fit)
+            bounds, in_order = classes.bounds()
+            if not in_order:
+                w_run, lam_run = np.empty_like(w_flat), np.empty_like(lam_flat)
+                cpu.regroup(classes.classes, bounds, _readonly(w_flat), w_run, True)
+                cpu.regroup(classes.classes, bounds, lam_flat, lam_run, True)
+                lam_run = _readonly(lam_run)
+            places, items = _readonly(bounds), cpu.group_items(bounds)
+            class_steps = max(1, _CLASS_RATES_MAX // classes.count)
+            group_scalars = np.empty((classes.count, min(scalar_rows, class_steps + 1), cpu.N_SCALARS))
+            wd_rows, mom_rows = wd_s.rows(), mom_s.rows()
+        elif classes is not None:
             class_steps = max(1, _CLASS_RATES_MAX // classes.count)  # (a chunk's steps, cut to fit)
             class_rates = np.empty((min(steps, class_steps, scalar_rows), classes.count, 1))
 
@@ -549,20 +577,28 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
             while True:
                 count = min(count, steps - first)
                 start = time.perf_counter()
-                if classes is not None:
-                    count = min(count, class_rates.shape[0])
-                    cpu.class_rates(*classes.source, first, count, class_rates)
-                    lr_src = (_readonly(class_rates[:count]),) + lr_src[1:]
-                cpu.shared_step_scalars(lr_s.rows(), wd_s.rows(), mom_s.rows(), on_drop_code, first, count,
-                                        step_scalars)
-                scalars = _readonly(step_scalars[: count + 1]) if xp is np else xp.asarray(step_scalars[: count + 1])
-                kernels.simulate_chunk(
-                    w_flat, buf, sq, lam_flat, d, opt,
-                    *lr_src, *wd_src, *mom_src,
-                    scalars, p.beta2, p.eps, on_drop_code,
-                    p.noise, np.uint64(p.seed), np.uint64(p.trajectory_offset),
-                    first, count, every or 0, *rec,
-                )
+                if grouped:
+                    count = min(count, group_scalars.shape[1] - 1)
+                    cpu.group_step_scalars(classes.source[0], classes.source[1], wd_rows, mom_rows, on_drop_code,
+                                           first, count, group_scalars)
+                    cpu.simulate_groups(w_run, buf, sq, lam_run, opt, places, items, _readonly(group_scalars), p.beta2,
+                                        p.eps, first, count)
+                else:
+                    if classes is not None:
+                        count = min(count, class_rates.shape[0])
+                        cpu.class_rates(*classes.source, first, count, class_rates)
+                        lr_src = (_readonly(class_rates[:count]),) + lr_src[1:]
+                    cpu.shared_step_scalars(lr_s.rows(), wd_s.rows(), mom_s.rows(), on_drop_code, first, count,
+                                            step_scalars)
+                    scalars = (_readonly(step_scalars[: count + 1]) if xp is np
+                               else xp.asarray(step_scalars[: count + 1]))
+                    kernels.simulate_chunk(
+                        w_flat, buf, sq, lam_flat, d, opt,
+                        *lr_src, *wd_src, *mom_src,
+                        scalars, p.beta2, p.eps, on_drop_code,
+                        p.noise, np.uint64(p.seed), np.uint64(p.trajectory_offset),
+                        first, count, every or 0, *rec,
+                    )
                 if on_gpu:
                     xp.cuda.get_current_stream().synchronize()  # the chunk's true time and progress
                 first += count
@@ -581,6 +617,8 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
             from ._cpu.parallel import run_on  # (the caller's count restored, even after Ctrl-C)
 
             run_on(p.threads, run)
+        if w_run is not w_flat:  # each trajectory's weights back in its place
+            cpu.regroup(classes.classes, bounds, _readonly(w_run), w_flat, False)
 
         w_out = w_flat.reshape(full)
         if _all_finite(xp, w_flat):

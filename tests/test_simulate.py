@@ -278,14 +278,17 @@ def test_consecutive_copies_of_a_schedule_share_their_row_bit_for_bit():
     ("adamw", 0.01, 0.1, np.float64), ("lion", 0.0, 0.0, np.float32), ("momentum", 0.0, 0.1, np.float32)])
 def test_a_grid_of_few_schedules_over_many_curvatures_reads_them_by_class_with_each_schedule_s_bits(
         monkeypatch, optimizer, weight_decay, noise, dtype):
-    """Rate classes (``_cpu.simulate.class_rates``): where trajectories outnumber the distinct rows
-    of a learning-rate grid sixteen times or more (most of them read in closed form), each
-    distinct row's rate is computed once a step and read by its trajectories. Rows of every kind a trajectory's rate can take (vector
-    segments, step schedules, exponentials, polynomials, joins) in a shuffled order, over three
-    tiles, past the anchor at step 1,024, in chunks (and in chunks cut to fit the class rates),
-    with and without weight decay, the SGD family's blocks of four steps (a rate gathered in the
-    steps' loop for GD, into arrays first with momentum) and the other rules' steps: each
-    trajectory gets the bits of its schedule run alone, and the classes were taken."""
+    """Rate classes: where trajectories outnumber the distinct rows of a learning-rate grid sixteen
+    times or more (most of them read in closed form), each distinct row's rate is computed once a
+    step. Without noise the trajectories run laid out class by class, each class as its schedule
+    alone (``_cpu.simulate.simulate_groups``; no reordering where they are laid out so already);
+    with noise in their places, reading their class's rate (``class_rates``; the SGD family's
+    blocks of four steps gather it in the steps' loop for GD, into arrays first with momentum).
+    Rows of every kind a trajectory's rate can take (vector segments, step schedules,
+    exponentials, polynomials, joins) in a shuffled order, over three tiles, past the anchor at
+    step 1,024, in chunks (and in chunks cut to fit the classes' rates), with and without weight
+    decay, every rule: each trajectory gets the bits of its schedule run alone, and the classes
+    were taken."""
     import importlib
 
     from fastdecay._cpu import simulate as cpu
@@ -304,12 +307,15 @@ def test_a_grid_of_few_schedules_over_many_curvatures_reads_them_by_class_with_e
     own = rng.integers(0, len(distinct), n)
     lam = rng.uniform(0.0, 2.0, (n, 1))
     grid = fd.stack([distinct[k] for k in own])
-    calls = []
-    class_rates = cpu.class_rates
-    monkeypatch.setattr(cpu, "class_rates", lambda *a: (calls.append(a[-2]), class_rates(*a)))
+    calls, layouts = [], []
+    kernel = "class_rates" if noise else "simulate_groups"  # (each called once a chunk)
+    spied, group_bounds = getattr(cpu, kernel), cpu.group_bounds
+    monkeypatch.setattr(cpu, kernel, lambda *a: (calls.append(a[-2] if noise else a[-1]), spied(*a)))
+    monkeypatch.setattr(cpu, "group_bounds", lambda *a: layouts.append(group_bounds(*a)) or layouts[-1])
     kw = dict(steps=1_030, optimizer=optimizer, weight_decay=weight_decay, noise=noise, seed=3, dtype=dtype)
     batch = fd.simulate(lam, grid, chunk_steps=400, **kw)
     assert calls == [400, 400, 230]
+    assert layouts == ([] if noise else [False])
     module = importlib.import_module("fastdecay.simulate")
     monkeypatch.setattr(module, "_CLASS_RATES_MAX", 24 * 150)  # chunks of at most 150 steps
     cut = fd.simulate(lam, grid, chunk_steps=400, **kw)
@@ -319,6 +325,11 @@ def test_a_grid_of_few_schedules_over_many_curvatures_reads_them_by_class_with_e
         for i in np.flatnonzero(own == k)[:2]:
             alone = fd.simulate(lam[i:i + 1], distinct[k], trajectory_offset=int(i), **kw)
             np.testing.assert_array_equal(batch.w[i], alone.w[0], err_msg=f"trajectory {i}, schedule {k}")
+    if not noise:  # laid out class by class already (as a sweep lays out its schedules): run in place
+        by_class = np.argsort(own, kind="stable")
+        laid_out = fd.simulate(lam[by_class], fd.stack([distinct[k] for k in own[by_class]]), **kw)
+        assert layouts[-1] is True
+        np.testing.assert_array_equal(laid_out.w, batch.w[by_class])
 
 
 def test_a_schedule_batch_broadcast_over_a_leading_dimension_of_one():

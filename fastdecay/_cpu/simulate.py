@@ -891,6 +891,102 @@ def class_rates(table, rows, ratio, state, first_step, n_steps, out):
                 out[s, i, 0] = state[i]
 
 
+# Rate classes run grouped: without noise, a class's trajectories need nothing of each other's,
+# so the caller lays them out class by class (``group_order``) and each class runs as a shared
+# schedule (``_grouped_chunk``: the shared-rate tile loops on its stretch, at its own step
+# scalars, ``group_step_scalars``): a rate a step for the whole class, read in registers, where
+# the lanes gather one a trajectory a step. (With noise the draws follow each trajectory's index:
+# the lanes keep the classes' rates, ``class_rates``.)
+@njit(types.boolean(RO_INT64, int64[::1]), cache=True)
+def group_bounds(classes, bounds):
+    """bounds[c] .. bounds[c + 1] - 1: the places of class c's trajectories laid out class by class,
+    each class's in their order (``bounds``: one more than the classes). True where ``classes``
+    never decrease: the trajectories are laid out so already (a sweep gives each schedule to
+    consecutive trajectories)."""
+    bounds[:] = 0
+    in_order = True
+    for i in range(classes.shape[0]):
+        c = classes[i]
+        bounds[c + 1] += 1
+        if i > 0 and c < classes[i - 1]:
+            in_order = False
+    for c in range(1, bounds.shape[0]):
+        bounds[c] += bounds[c - 1]
+    return in_order
+
+
+def _regroup(classes, bounds, source, out, to_groups):
+    """out[bounds[c] + j] = source[i] for the j-th trajectory i of class c (``to_groups``: the
+    layout of ``group_bounds``), else the reverse, out[i] = source[bounds[c] + j]. In the
+    trajectories' order (read or written in sequence, the classes' places in as many streams: a
+    gather class by class would read the trajectories' cache lines once a class). ``bounds`` is
+    used as the classes' next places, and restored."""
+    for i in range(classes.shape[0]):
+        c = classes[i]
+        if to_groups:
+            out[bounds[c]] = source[i]
+        else:
+            out[i] = source[bounds[c]]
+        bounds[c] += 1
+    for c in range(bounds.shape[0] - 1, 0, -1):  # (bounds[c] is now class c's end: bounds[c + 1])
+        bounds[c] = bounds[c - 1]
+    bounds[0] = 0
+
+
+regroup = njit([void(RO_INT64, int64[::1], types.Array(dt, 1, "C", readonly=True), types.Array(dt, 1, "C"),
+                     types.boolean) for dt in (float64, float32)], cache=True)(_regroup)
+
+
+def group_items(bounds):
+    """The parallel loop's items of ``_grouped_chunk``: (class, first tile, end tile) of runs of
+    at most TILES_PER_BLOCK tiles of TILE_ELEMENTS trajectories inside each class's stretch."""
+    items = []
+    for c in range(bounds.shape[0] - 1):
+        tiles = -(-int(bounds[c + 1] - bounds[c]) // TILE_ELEMENTS)
+        items.extend((c, b, min(b + TILES_PER_BLOCK, tiles)) for b in range(0, tiles, TILES_PER_BLOCK))
+    return _readonly(np.array(items, dtype=np.int64).reshape(-1, 3))
+
+
+@njit(void(TABLE, RO_INT64, TABLE, TABLE, int64, int64, int64, float64[:, :, ::1]), cache=True)
+def group_step_scalars(lr_table, rows, wd_table, mom_table, on_drop, first_step, n_steps, out):
+    """out[c] = ``shared_step_scalars`` of row rows[c] of ``lr_table`` (class c's schedule) with
+    the shared weight decay and momentum: the step scalars a run of that schedule alone reads."""
+    for c in range(rows.shape[0]):
+        r = rows[c]
+        shared_step_scalars(lr_table[r:r + 1], wd_table, mom_table, on_drop, first_step, n_steps, out[c])
+
+
+def _grouped_chunk(w, buf, sq, lam, opt, bounds, items, group_scalars, beta2, eps, first_step, n_steps):
+    """Advance one-coordinate trajectories laid out class by class (class c at places
+    bounds[c] .. bounds[c + 1] - 1 of ``w``, ``buf``, ``sq``, ``lam``) by the steps first_step ..
+    first_step + n_steps - 1, without noise: each class's stretch as a run of its schedule alone
+    (``simulate_shared_steps`` at the step scalars ``group_scalars[c]``), hence its bits; in
+    parallel over ``items`` (``group_items``). ``buf`` and ``sq`` may be empty as in
+    ``_simulate_chunk``."""
+    sigma = w.dtype.type(0.0)
+    for j in prange(items.shape[0]):
+        c = items[j, 0]
+        lo, hi = bounds[c], bounds[c + 1]
+        b_lo, b_hi = items[j, 1], items[j, 2]
+        simulate_shared_steps(opt, w[lo:hi], buf[lo:hi], sq[lo:hi], lam[lo:hi], TILE_ELEMENTS, b_lo, b_hi, 1,
+                              group_scalars[c], first_step, np.int64(0), n_steps, beta2, eps, None, np.uint64(0),
+                              np.uint64(0), None, None, sigma)
+
+
+def simulate_groups(w, buf, sq, lam, opt, bounds, items, group_scalars, beta2, eps, first_step, n_steps):
+    """Run ``_grouped_chunk`` for ``w``'s dtype (compiled, or loaded from Numba's cache, on first use)."""
+    kernel = _KERNELS.get((w.dtype, False, "grouped"))
+    if kernel is None:
+        dt = float32 if w.dtype == np.float32 else float64
+        state = types.Array(dt, 1, "C")
+        signature = void(state, state, state, types.Array(dt, 1, "C", readonly=True), int64, RO_INT64,
+                         types.Array(int64, 2, "C", readonly=True), types.Array(float64, 3, "C", readonly=True),
+                         float64, float64, int64, int64)
+        kernel = _KERNELS[w.dtype, False, "grouped"] = parallel.entry(
+            njit(signature, parallel=True, cache=True)(_grouped_chunk))
+    kernel(w, buf, sq, lam, opt, bounds, items, group_scalars, beta2, eps, first_step, n_steps)
+
+
 @parallel.entry
 @njit(types.UniTuple(int64, 2)(TABLE, RO_INT64, float64[::1], float64[::1]), parallel=True, cache=True)
 def prepare_rates(table, rows, ratio, state):
