@@ -559,10 +559,14 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
             # stretch runs as its schedule alone, at its step scalars (a chunk's, cut to fit)
             bounds, in_order = classes.bounds()
             if not in_order:
-                w_run, lam_run = np.empty_like(w_flat), np.empty_like(lam_flat)
-                cpu.regroup(classes.classes, bounds, _readonly(w_flat), w_run, True)
+                lam_run = np.empty_like(lam_flat)
                 cpu.regroup(classes.classes, bounds, lam_flat, lam_run, True)
                 lam_run = _readonly(lam_run)
+                if p.w0.size > 1:
+                    w_run = np.empty_like(w_flat)
+                    cpu.regroup(classes.classes, bounds, _readonly(w_flat), w_run, True)
+                else:  # (one starting point for all is laid out so already; the result is another array)
+                    w_flat = np.empty_like(w_flat)
             places, items = _readonly(bounds), cpu.group_items(bounds)
             class_steps = max(1, _CLASS_RATES_MAX // classes.count)
             group_scalars = np.empty((classes.count, min(scalar_rows, class_steps + 1), cpu.N_SCALARS))

@@ -275,7 +275,8 @@ def test_consecutive_copies_of_a_schedule_share_their_row_bit_for_bit():
 
 @pytest.mark.parametrize("optimizer, weight_decay, noise, dtype", [
     ("gd", 0.0, 0.0, np.float64), ("nesterov", 0.01, 0.0, np.float64), ("momentum_lr_in_buffer", 0.0, 0.0, np.float64),
-    ("adamw", 0.01, 0.1, np.float64), ("lion", 0.0, 0.0, np.float32), ("momentum", 0.0, 0.1, np.float32)])
+    ("adamw", 0.01, 0.1, np.float64), ("adamw", 0.01, 0.0, np.float32), ("lion", 0.0, 0.0, np.float32),
+    ("momentum", 0.0, 0.1, np.float32)])
 def test_a_grid_of_few_schedules_over_many_curvatures_reads_them_by_class_with_each_schedule_s_bits(
         monkeypatch, optimizer, weight_decay, noise, dtype):
     """Rate classes: where trajectories outnumber the distinct rows of a learning-rate grid sixteen
@@ -330,6 +331,11 @@ def test_a_grid_of_few_schedules_over_many_curvatures_reads_them_by_class_with_e
         laid_out = fd.simulate(lam[by_class], fd.stack([distinct[k] for k in own[by_class]]), **kw)
         assert layouts[-1] is True
         np.testing.assert_array_equal(laid_out.w, batch.w[by_class])
+        w0 = rng.uniform(-1.0, 1.0, (n, 1))  # a starting point a trajectory, laid out with them
+        started = fd.simulate(lam, grid, w0=w0, **kw)
+        for i in (0, 1, 2, n - 1):
+            alone = fd.simulate(lam[i:i + 1], distinct[own[i]], w0=w0[i:i + 1], **kw)
+            np.testing.assert_array_equal(started.w[i], alone.w[0], err_msg=f"trajectory {i}")
 
 
 def test_a_schedule_batch_broadcast_over_a_leading_dimension_of_one():

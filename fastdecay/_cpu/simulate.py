@@ -811,6 +811,15 @@ _HASH = np.uint64(0x9E3779B97F4A7C15)  # (2**64 / the golden ratio: an odd multi
 CLASS_SAMPLE = 1024
 
 
+@njit(inline="always")
+def _same_words(words, a, b):
+    """Whether rows a and b of ``words`` are the same bits (every word read: no branch a word)."""
+    diff = np.uint64(0)
+    for f in range(words.shape[1]):
+        diff |= words[a, f] ^ words[b, f]
+    return diff == 0
+
+
 @njit(int64(TABLE, int64[::1], int64[::1], int64[::1], int64[::1]), cache=True)
 def rate_classes(table, class_of_row, first_rows, sizes, slots):
     """class_of_row[r] = the class of row r of ``table``, the same number for rows of the same
@@ -819,7 +828,10 @@ def rate_classes(table, class_of_row, first_rows, sizes, slots):
     many classes, or -1 where classes would not pay: as soon as there are more than
     ``first_rows`` holds, or where ``CLASS_SAMPLE`` rows spread over the table all advance by a
     ratio (``_row_ratio``). ``slots``: an open-addressing table of a power-of-two length above
-    twice ``first_rows``'s, overwritten (a slot holds the first row of a class, -1 where empty)."""
+    twice ``first_rows``'s, overwritten (a slot holds the first row of a class, -1 where empty).
+    A row is first compared with the class of the row before and of the row as many classes
+    before (a grid laid out schedule by schedule, or its schedules in turn: no hash), while
+    those guesses hold (and at every 64th row), then looked up by a hash of its words."""
     rows = table.shape[0]
     closed = False
     for j in range(min(rows, CLASS_SAMPLE)):
@@ -830,17 +842,29 @@ def rate_classes(table, class_of_row, first_rows, sizes, slots):
             break
     if not closed:
         return -1
-    bits = table.view(np.uint64)
-    width = table.shape[2]
+    words = table.view(np.uint64).reshape(rows, table.shape[1] * table.shape[2])
     most = first_rows.shape[0]
     slots[:] = -1
     mask = np.uint64(slots.shape[0] - 1)
     count = 0
+    guess = False
     for r in range(rows):
+        if r > 0 and (guess or r % 64 == 0):
+            guess = True
+            c = class_of_row[r - 1]
+            if _same_words(words, first_rows[c], r):
+                class_of_row[r] = c
+                sizes[c] += 1
+                continue
+            c = class_of_row[r - count] if r >= count else c
+            if _same_words(words, first_rows[c], r):
+                class_of_row[r] = c
+                sizes[c] += 1
+                continue
+            guess = False
         h = np.uint64(0)
-        for k in range(table.shape[1]):  # (independent products: no chain of multiplies a word)
-            for f in range(width):
-                h += bits[r, k, f] * (np.uint64(2 * (k * width + f) + 1) * _HASH)
+        for f in range(words.shape[1]):  # (independent products: no chain of multiplies a word)
+            h += words[r, f] * (np.uint64(2 * f + 1) * _HASH)
         h ^= h >> np.uint64(29)
         h *= _HASH
         j = h >> np.uint64(32)
@@ -856,14 +880,7 @@ def rate_classes(table, class_of_row, first_rows, sizes, slots):
                 class_of_row[r] = count
                 count += 1
                 break
-            same = True
-            for k in range(table.shape[1]):
-                for f in range(width):
-                    if bits[first, k, f] != bits[r, k, f]:
-                        same = False
-                if not same:
-                    break
-            if same:
+            if _same_words(words, first, r):
                 class_of_row[r] = class_of_row[first]
                 sizes[class_of_row[r]] += 1
                 break
