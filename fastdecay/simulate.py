@@ -83,6 +83,11 @@ _NO_MOMENTUM = constant(0.0)
 # least half of them follow rows read in closed form (a gather a step costs more than the
 # multiplication of an exponential's rate: RESULTS.md, "rate classes")
 _CLASS_SHARING = 16
+# ... and without noise, where they outnumber them at least this many times (whatever the rows),
+# the trajectories run laid out class by class, each class as its schedule alone (a rate a step
+# for a whole class: ``_cpu.simulate.simulate_groups``); below it a class's tile is too short to
+# pay for its per-step scalars (RESULTS.md, "grouped by class")
+_GROUP_SHARING = 64
 # the most class rates a chunk keeps (a chunk's steps x classes, float64: 2 MiB, read by every
 # tile: larger tables cost their gathers cache misses); longer chunks are cut to fit
 _CLASS_RATES_MAX = 1 << 18
@@ -211,28 +216,50 @@ def _class_lanes(classes: _RateClasses, n: int) -> tuple[np.ndarray, np.ndarray,
     return rates, classes.classes, np.full(n, np.nan), np.empty(5 * n)
 
 
-def _rate_classes(s: Schedule, batch: tuple[int, ...], n: int, grouped: bool) -> _RateClasses | None:
+def _rate_classes(s: Schedule, batch: tuple[int, ...], n: int, noisy: bool) -> _RateClasses | None:
     """The rate classes of a learning rate a trajectory: trajectories whose rows are the same bits
-    share a class, whose rate the kernels compute once a step. None where they would not pay:
-    fewer than ``_CLASS_SHARING`` trajectories a distinct row, or fewer than half of them read in
-    closed form (the others' plain exponentials and constants advance by one multiplication a
-    step: the cheapest already)."""
-    most = min(s.size, n // _CLASS_SHARING)
-    if s.size == 1 or most < 1:
+    share a class, whose rate the kernels compute once a step. Without noise, where trajectories
+    outnumber the distinct rows at least ``_GROUP_SHARING`` times, whatever the rows, they run
+    grouped by class; else the lanes read their classes' rates, where trajectories outnumber the
+    distinct rows at least ``_CLASS_SHARING`` times and at least half of them are read in closed
+    form (the others' plain exponentials and constants advance by one multiplication a step, the
+    cheapest lane already). None where neither pays."""
+    if s.size == 1:
         return None
-    kernels = D.kernels("simulate", NUMPY)
+    if not noisy:
+        found = _classes_of(s, n // _GROUP_SHARING, any_rows=True)
+        if found is not None:
+            return _RateClasses(found[0], _class_of_trajectory(s, batch, n, found[1]), grouped=True)
+    found = _classes_of(s, n // _CLASS_SHARING, any_rows=False)
+    if found is None:
+        return None
+    source, class_of_row, sizes = found
+    # (a broadcast schedule gives each of its rows to as many trajectories: rows count as trajectories)
+    if 2 * int(sizes[np.isnan(source[2][:sizes.shape[0]])].sum()) < s.size:
+        return None  # most trajectories advance by a ratio: their lanes are the cheaper
+    return _RateClasses(source, _class_of_trajectory(s, batch, n, class_of_row), grouped=False)
+
+
+def _classes_of(s: Schedule, most: int,
+                any_rows: bool) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray] | None:
+    """(the ``_lane_source`` of one lane a class, the class of each row, the rows a class) of the
+    rows of ``s``, or None where they make more than ``most`` classes (or, unless ``any_rows``,
+    where the rows sampled all advance by a ratio: ``_cpu.simulate.rate_classes``)."""
+    most = min(s.size, most)
+    if most < 1:
+        return None
     table = s.rows()
     class_of_row, first_rows, sizes = np.empty(s.size, np.int64), np.empty(most, np.int64), np.empty(most, np.int64)
     slots = np.empty(1 << (2 * most).bit_length(), np.int64)
-    count = kernels.rate_classes(table, class_of_row, first_rows, sizes, slots)
+    count = D.kernels("simulate", NUMPY).rate_classes(table, class_of_row, first_rows, sizes, slots, any_rows)
     if count < 0:
         return None
-    source = _lane_source(table, first_rows[:count].copy(), count > 1)
-    # (a broadcast schedule gives each of its rows to as many trajectories: rows count as trajectories)
-    if 2 * int(sizes[:count][np.isnan(source[2][:count])].sum()) < s.size:
-        return None  # most trajectories advance by a ratio: their lanes are the cheaper
-    classes = class_of_row if s.batch_shape == batch else class_of_row[_trajectory_rows(s, batch, n)]
-    return _RateClasses(source, _readonly(classes), grouped)
+    return _lane_source(table, first_rows[:count].copy(), count > 1), class_of_row, sizes[:count]
+
+
+def _class_of_trajectory(s: Schedule, batch: tuple[int, ...], n: int, class_of_row: np.ndarray) -> np.ndarray:
+    """The class of each of the ``n`` trajectories from the class of each row of ``s`` (read-only)."""
+    return _readonly(class_of_row if s.batch_shape == batch else class_of_row[_trajectory_rows(s, batch, n)])
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -472,7 +499,7 @@ def _plan(curvature: Any, schedule: Any, *, steps: Any, optimizer: Any, w0: Any,
             and (not rule.on_drop or on_drop == "keep")):
         # a grid of a few learning-rate schedules over many curvatures: the kernel that reads one a
         # trajectory ("rates", ``_cpu.simulate.kernel_path``) reads them by their classes
-        classes = _rate_classes(lr_s, batch, n, grouped=noise == 0.0)
+        classes = _rate_classes(lr_s, batch, n, noisy=noise != 0.0)
     # (a grouped run reads the classes' rows alone: its learning rate has no lanes)
     sources = [_rate_source(r, batch, n) if classes is None or k else
                _rate_source(constant(0.0), batch, n) if classes.grouped else _class_lanes(classes, n)
@@ -568,12 +595,11 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
                 else:  # (one starting point for all is laid out so already; the result is another array)
                     w_flat = np.empty_like(w_flat)
             places, items = _readonly(bounds), cpu.group_items(bounds)
-            class_steps = max(1, _CLASS_RATES_MAX // classes.count)
-            group_scalars = np.empty((classes.count, min(scalar_rows, class_steps + 1), cpu.N_SCALARS))
-            wd_rows, mom_rows = wd_s.rows(), mom_s.rows()
-        elif classes is not None:
+        if classes is not None:
             class_steps = max(1, _CLASS_RATES_MAX // classes.count)  # (a chunk's steps, cut to fit)
             class_rates = np.empty((min(steps, class_steps, scalar_rows), classes.count, 1))
+            if grouped:
+                group_scalars = np.empty((classes.count, class_rates.shape[0] + 1, cpu.N_SCALARS))
 
         def run() -> None:
             nonlocal lr_src
@@ -581,21 +607,20 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
             while True:
                 count = min(count, steps - first)
                 start = time.perf_counter()
+                if classes is not None:
+                    count = min(count, class_rates.shape[0])
+                    cpu.class_rates(*classes.source, first, count, class_rates)
+                cpu.shared_step_scalars(lr_s.rows(), wd_s.rows(), mom_s.rows(), on_drop_code, first, count,
+                                        step_scalars)
                 if grouped:
-                    count = min(count, group_scalars.shape[1] - 1)
-                    cpu.group_step_scalars(classes.source[0], classes.source[1], wd_rows, mom_rows, on_drop_code,
-                                           first, count, group_scalars)
+                    cpu.group_step_scalars(_readonly(class_rates), _readonly(step_scalars), count, group_scalars)
                     cpu.simulate_groups(w_run, buf, sq, lam_run, opt, places, items, _readonly(group_scalars), p.beta2,
                                         p.eps, first, count)
                 else:
                     if classes is not None:
-                        count = min(count, class_rates.shape[0])
-                        cpu.class_rates(*classes.source, first, count, class_rates)
                         lr_src = (_readonly(class_rates[:count]),) + lr_src[1:]
-                    cpu.shared_step_scalars(lr_s.rows(), wd_s.rows(), mom_s.rows(), on_drop_code, first, count,
-                                            step_scalars)
-                    scalars = (_readonly(step_scalars[: count + 1]) if xp is np
-                               else xp.asarray(step_scalars[: count + 1]))
+                    scalars = step_scalars[: count + 1]
+                    scalars = _readonly(scalars) if xp is np else xp.asarray(scalars)
                     kernels.simulate_chunk(
                         w_flat, buf, sq, lam_flat, d, opt,
                         *lr_src, *wd_src, *mom_src,

@@ -338,6 +338,34 @@ def test_a_grid_of_few_schedules_over_many_curvatures_reads_them_by_class_with_e
             np.testing.assert_array_equal(started.w[i], alone.w[0], err_msg=f"trajectory {i}")
 
 
+@pytest.mark.parametrize("rows, n, noise, way", [
+    ("closed", 2_500, 0.0, "grouped"), ("closed", 1_000, 0.0, "lanes"), ("closed", 1_000, 0.1, "lanes"),
+    ("closed", 300, 0.0, None), ("exponential", 2_500, 0.0, "grouped"), ("exponential", 2_500, 0.1, None)])
+def test_which_grids_run_by_rate_classes(monkeypatch, rows, n, noise, way):
+    """A grid of 24 distinct rows: without noise over 64 trajectories a row or more it runs grouped
+    by class (whatever the rows: exponentials too); over 16 or more a row (or with noise) its lanes
+    read the classes' rates where most rows are read in closed form; below, neither. Each way,
+    every trajectory has the bits of its schedule run alone."""
+    from fastdecay._cpu import simulate as cpu
+
+    if rows == "closed":
+        distinct = [fd.step(0.05, 0.5, 20 + j) if j % 2 else fd.cosine(0.05, 90 + j) for j in range(24)]
+    else:
+        distinct = [fd.exponential(0.05, gamma=0.99 - 0.001 * j) for j in range(24)]
+    own = np.arange(n) % 24
+    lam = np.random.default_rng(1).uniform(0.0, 2.0, (n, 1))
+    taken = []
+    for kernel in ("simulate_groups", "class_rates"):
+        spied = getattr(cpu, kernel)
+        monkeypatch.setattr(cpu, kernel, lambda *a, _k=kernel, _f=spied: (taken.append(_k), _f(*a)))
+    kw = dict(steps=300, optimizer="momentum", noise=noise, seed=5)
+    batch = fd.simulate(lam, fd.stack([distinct[k] for k in own]), **kw)
+    assert set(taken) == {"grouped": {"simulate_groups", "class_rates"}, "lanes": {"class_rates"}, None: set()}[way]
+    for i in (0, 1, 23, n - 1):
+        alone = fd.simulate(lam[i:i + 1], distinct[own[i]], trajectory_offset=i, **kw)
+        np.testing.assert_array_equal(batch.w[i], alone.w[0], err_msg=f"trajectory {i}")
+
+
 def test_a_schedule_batch_broadcast_over_a_leading_dimension_of_one():
     """A schedule batch of shape (3,) over trajectories of shape (1, 3): the rows of the
     trajectories are a copy (NumPy's broadcast to a leading 1 is a read-only view), and the run is
@@ -352,7 +380,8 @@ def test_rate_classes_number_the_rows_by_their_bits():
     """``rate_classes``: rows of the same bits share a class (NaN payloads compared as bits), a
     min_lr of -0.0 is not one of 0.0, a later segment that differs makes another class; classes
     are numbered in order of first appearance with their first rows; -1 past the limit, and -1
-    for a table whose sampled rows all advance by a ratio (exponentials, constants)."""
+    for a table whose sampled rows all advance by a ratio (exponentials, constants) unless any
+    rows are asked for."""
     from fastdecay._cpu.simulate import rate_classes
     from fastdecay._layout import COSINE, WIDTH
 
@@ -361,19 +390,21 @@ def test_rate_classes_number_the_rows_by_their_bits():
                   fd.multistep(0.1, 0.5, [5, 10]), fd.cosine(0.1, 10, min_lr=-0.0)])
     classes, first, sizes = np.empty(s.size, np.int64), np.empty(9, np.int64), np.empty(9, np.int64)
     slots = np.empty(32, np.int64)
-    assert rate_classes(s.rows(), classes, first, sizes, slots) == 5
+    assert rate_classes(s.rows(), classes, first, sizes, slots, False) == 5
     assert classes.tolist() == [0, 1, 0, 2, 3, 4, 1, 4, 2]
     assert first[:5].tolist() == [0, 1, 3, 4, 5]
     assert sizes[:5].tolist() == [2, 2, 2, 1, 2]
-    assert rate_classes(s.rows(), classes, first[:4], sizes[:4], slots[:16]) == -1
+    assert rate_classes(s.rows(), classes, first[:4], sizes[:4], slots[:16], False) == -1
     payloads = np.zeros((3, 2, WIDTH))
     payloads[:, 0, :6] = (0.0, 0.0, COSINE, 0.1, 10.0, 0.0)
     payloads[:, 1] = np.nan  # (a side row's fields)
     payloads[2, 1, 4] = np.float64(np.uint64(0x7FF8000000000001).view(np.float64))  # another NaN
-    assert rate_classes(payloads, classes, first, sizes, slots) == 2
+    assert rate_classes(payloads, classes, first, sizes, slots, False) == 2
     assert classes[:3].tolist() == [0, 0, 1]
     exponentials = fd.stack([fd.exponential(0.1, gamma=0.9), fd.constant(0.1)] * 4)
-    assert rate_classes(exponentials.rows(), classes, first, sizes, slots) == -1
+    assert rate_classes(exponentials.rows(), classes, first, sizes, slots, False) == -1
+    assert rate_classes(exponentials.rows(), classes, first, sizes, slots, True) == 2  # (any rows)
+    assert classes[:8].tolist() == [0, 1] * 4 and sizes[:2].tolist() == [4, 4]
 
 
 def _assert_a_grid_gives_each_schedule_s_bits(kinds, optimizer, on_drop):

@@ -820,21 +820,21 @@ def _same_words(words, a, b):
     return diff == 0
 
 
-@njit(int64(TABLE, int64[::1], int64[::1], int64[::1], int64[::1]), cache=True)
-def rate_classes(table, class_of_row, first_rows, sizes, slots):
+@njit(int64(TABLE, int64[::1], int64[::1], int64[::1], int64[::1], types.boolean), cache=True)
+def rate_classes(table, class_of_row, first_rows, sizes, slots, any_rows):
     """class_of_row[r] = the class of row r of ``table``, the same number for rows of the same
     bits, numbered 0, 1, ... in order of first appearance, first_rows[c] = the first row of
     class c and sizes[c] its number of rows (``sizes`` as long as ``first_rows``); returns how
     many classes, or -1 where classes would not pay: as soon as there are more than
-    ``first_rows`` holds, or where ``CLASS_SAMPLE`` rows spread over the table all advance by a
-    ratio (``_row_ratio``). ``slots``: an open-addressing table of a power-of-two length above
+    ``first_rows`` holds, or (unless ``any_rows``) where ``CLASS_SAMPLE`` rows spread over the
+    table all advance by a ratio (``_row_ratio``). ``slots``: an open-addressing table of a power-of-two length above
     twice ``first_rows``'s, overwritten (a slot holds the first row of a class, -1 where empty).
     A row is first compared with the class of the row before and of the row as many classes
     before (a grid laid out schedule by schedule, or its schedules in turn: no hash), while
     those guesses hold (and at every 64th row), then looked up by a hash of its words."""
     rows = table.shape[0]
-    closed = False
-    for j in range(min(rows, CLASS_SAMPLE)):
+    closed = any_rows
+    for j in range(0 if any_rows else min(rows, CLASS_SAMPLE)):
         r = j * rows // min(rows, CLASS_SAMPLE)
         ratio = _row_ratio(table, r)
         if not ratio == ratio:
@@ -964,13 +964,19 @@ def group_items(bounds):
     return _readonly(np.array(items, dtype=np.int64).reshape(-1, 3))
 
 
-@njit(void(TABLE, RO_INT64, TABLE, TABLE, int64, int64, int64, float64[:, :, ::1]), cache=True)
-def group_step_scalars(lr_table, rows, wd_table, mom_table, on_drop, first_step, n_steps, out):
-    """out[c] = ``shared_step_scalars`` of row rows[c] of ``lr_table`` (class c's schedule) with
-    the shared weight decay and momentum: the step scalars a run of that schedule alone reads."""
-    for c in range(rows.shape[0]):
-        r = rows[c]
-        shared_step_scalars(lr_table[r:r + 1], wd_table, mom_table, on_drop, first_step, n_steps, out[c])
+@njit(void(types.Array(float64, 3, "C", readonly=True), RO_SCALARS, int64, float64[:, :, ::1]), cache=True)
+def group_step_scalars(rates, step_scalars, n_steps, out):
+    """out[c, s] = the step scalars of class c at step s < n_steps: its learning rate
+    ``rates[s, c, 0]`` (``class_rates``: the bits of its schedule run alone), the shared weight
+    decay and momentum of ``step_scalars``, and a buffer scale of 1 (the rate classes' runs keep
+    the buffer at a drop, or have none); out[c, n_steps] NaN (read by no kernel)."""
+    for c in range(out.shape[0]):
+        for s in range(n_steps):
+            out[c, s, LR] = rates[s, c, 0]
+            out[c, s, WD] = step_scalars[s, WD]
+            out[c, s, SCALE] = 1.0
+            out[c, s, MOM] = step_scalars[s, MOM]
+        out[c, n_steps, :] = np.nan
 
 
 def _grouped_chunk(w, buf, sq, lam, opt, bounds, items, group_scalars, beta2, eps, first_step, n_steps):
