@@ -341,12 +341,15 @@ def simulate(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, 
     longer), and
     ``threads`` (Numba threads for this call; the caller's setting is restored).
 
-    A grid of a few schedules over many curvatures (a schedule a trajectory whose distinct
-    rows are at most a sixteenth of the trajectories, most of them schedules other than plain
-    exponentials, one coordinate each, no recording, the weight decay and momentum shared, and
-    for the momentum family ``on_drop="keep"``) runs on the CPU by rate classes: each distinct
-    schedule's rate is computed once a step and read by its trajectories, with the bits each
-    trajectory gets alone.
+    A grid of a few schedules over many curvatures (a schedule a trajectory, one coordinate
+    each, no recording, the weight decay and momentum shared, and for the momentum family
+    ``on_drop="keep"``) runs on the CPU by rate classes: each distinct schedule's rate is
+    computed once a step, with the bits each trajectory gets alone. Without noise, where the
+    distinct schedules have 64 trajectories each or more on average, the trajectories run laid
+    out schedule by schedule, each schedule's as a run of that schedule alone (at the speed of
+    one shared schedule), and come back in their places; else, with 16 or more a schedule (most
+    of them schedules other than plain exponentials), or with noise (whose draws follow each
+    trajectory's index), each trajectory reads its schedule's rate in its place.
 
     GPU input (``curvature`` a CuPy array or a CUDA torch tensor): the curvature
     is checked on its GPU (never copied to the host), the other arguments on the

@@ -54,7 +54,11 @@ outnumber the distinct rows of a learning-rate grid (a few schedules over many
 curvatures), the rates kernel reads them by **rate classes** instead: rows of the same bits
 form a class (``rate_classes``), whose rate ``class_rates`` advances once a step by the
 same code (the same bits), and each trajectory takes its class's from a table of the
-chunk's steps (``lr_table`` of width 1).
+chunk's steps (``lr_table`` of width 1). Without noise, where the classes hold 64
+trajectories or more on average, ``fastdecay.simulate`` lays the trajectories out class by
+class instead (``group_bounds``, ``regroup``) and ``simulate_groups`` runs each class's
+stretch as a shared schedule (the shared-rate tile loops at the class's step scalars,
+``group_step_scalars``), then puts each trajectory's weights back in its place.
 
 Recording. With ``every > 0`` the kernel writes, for each recorded step
 t = j * every in the chunk, the loss 1/2 sum lam w_t^2, the displacement
