@@ -216,21 +216,21 @@ def _class_lanes(classes: _RateClasses, n: int) -> tuple[np.ndarray, np.ndarray,
     return rates, classes.classes, np.full(n, np.nan), np.empty(5 * n)
 
 
-def _rate_classes(s: Schedule, batch: tuple[int, ...], n: int, noisy: bool) -> _RateClasses | None:
+def _rate_classes(s: Schedule, batch: tuple[int, ...], n: int, noisy: bool, lanes: bool) -> _RateClasses | None:
     """The rate classes of a learning rate a trajectory: trajectories whose rows are the same bits
     share a class, whose rate the kernels compute once a step. Without noise, where trajectories
     outnumber the distinct rows at least ``_GROUP_SHARING`` times, whatever the rows, they run
-    grouped by class; else the lanes read their classes' rates, where trajectories outnumber the
-    distinct rows at least ``_CLASS_SHARING`` times and at least half of them are read in closed
-    form (the others' plain exponentials and constants advance by one multiplication a step, the
-    cheapest lane already). None where neither pays."""
+    grouped by class; else (with ``lanes``) the lanes read their classes' rates, where
+    trajectories outnumber the distinct rows at least ``_CLASS_SHARING`` times and at least half
+    of them are read in closed form (the others' plain exponentials and constants advance by one
+    multiplication a step, the cheapest lane already). None where neither pays."""
     if s.size == 1:
         return None
     if not noisy:
         found = _classes_of(s, n // _GROUP_SHARING, any_rows=True)
         if found is not None:
             return _RateClasses(found[0], _class_of_trajectory(s, batch, n, found[1]), grouped=True)
-    found = _classes_of(s, n // _CLASS_SHARING, any_rows=False)
+    found = _classes_of(s, n // _CLASS_SHARING, any_rows=False) if lanes else None
     if found is None:
         return None
     source, class_of_row, sizes = found
@@ -342,14 +342,14 @@ def simulate(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, 
     ``threads`` (Numba threads for this call; the caller's setting is restored).
 
     A grid of a few schedules over many curvatures (a schedule a trajectory, one coordinate
-    each, no recording, the weight decay and momentum shared, and for the momentum family
-    ``on_drop="keep"``) runs on the CPU by rate classes: each distinct schedule's rate is
-    computed once a step, with the bits each trajectory gets alone. Without noise, where the
-    distinct schedules have 64 trajectories each or more on average, the trajectories run laid
-    out schedule by schedule, each schedule's as a run of that schedule alone (at the speed of
-    one shared schedule), and come back in their places; else, with 16 or more a schedule (most
-    of them schedules other than plain exponentials), or with noise (whose draws follow each
-    trajectory's index), each trajectory reads its schedule's rate in its place.
+    each, no recording, the weight decay and momentum shared) runs on the CPU by rate classes:
+    each distinct schedule's rate is computed once a step, with the bits each trajectory gets
+    alone. Without noise, where the distinct schedules have 64 trajectories each or more on
+    average, the trajectories run laid out schedule by schedule, each schedule's as a run of that
+    schedule alone (at the speed of one shared schedule, ``on_drop`` included), and come back in
+    their places; else, with 16 or more a schedule (most of them schedules other than plain
+    exponentials; for the momentum family ``on_drop="keep"``), or with noise (whose draws follow
+    each trajectory's index), each trajectory reads its schedule's rate in its place.
 
     GPU input (``curvature`` a CuPy array or a CUDA torch tensor): the curvature
     is checked on its GPU (never copied to the host), the other arguments on the
@@ -498,11 +498,12 @@ def _plan(curvature: Any, schedule: Any, *, steps: Any, optimizer: Any, w0: Any,
         rule = R.BY_NAME["gd"]  # heavy ball, Nesterov and lr-in-buffer with momentum 0 are GD, bit for bit
     rates = (lr_s, wd_s, mom_s)
     classes = None
-    if (not on_gpu and d == 1 and not every and wd_s.size == 1 and mom_s.size == 1
-            and (not rule.on_drop or on_drop == "keep")):
-        # a grid of a few learning-rate schedules over many curvatures: the kernel that reads one a
-        # trajectory ("rates", ``_cpu.simulate.kernel_path``) reads them by their classes
-        classes = _rate_classes(lr_s, batch, n, noisy=noise != 0.0)
+    if not on_gpu and d == 1 and not every and wd_s.size == 1 and mom_s.size == 1:
+        # a grid of a few learning-rate schedules over many curvatures: run grouped by class, or
+        # read by class in the kernel that reads a rate a trajectory ("rates",
+        # ``_cpu.simulate.kernel_path``), which keeps the buffer at drops
+        classes = _rate_classes(lr_s, batch, n, noisy=noise != 0.0,
+                                lanes=not rule.on_drop or on_drop == "keep")
     # (a grouped run reads the classes' rows alone: its learning rate has no lanes)
     sources = [_rate_source(r, batch, n) if classes is None or k else
                _rate_source(constant(0.0), batch, n) if classes.grouped else _class_lanes(classes, n)
@@ -616,7 +617,8 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
                 cpu.shared_step_scalars(lr_s.rows(), wd_s.rows(), mom_s.rows(), on_drop_code, first, count,
                                         step_scalars)
                 if grouped:
-                    cpu.group_step_scalars(_readonly(class_rates), _readonly(step_scalars), count, group_scalars)
+                    cpu.group_step_scalars(_readonly(class_rates), _readonly(step_scalars), classes.source[0],
+                                           classes.source[1], on_drop_code, first, count, group_scalars)
                     cpu.simulate_groups(w_run, buf, sq, lam_run, opt, places, items, _readonly(group_scalars), p.beta2,
                                         p.eps, first, count)
                 else:

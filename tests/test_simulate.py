@@ -338,14 +338,18 @@ def test_a_grid_of_few_schedules_over_many_curvatures_reads_them_by_class_with_e
             np.testing.assert_array_equal(started.w[i], alone.w[0], err_msg=f"trajectory {i}")
 
 
-@pytest.mark.parametrize("rows, n, noise, way", [
-    ("closed", 2_500, 0.0, "grouped"), ("closed", 1_000, 0.0, "lanes"), ("closed", 1_000, 0.1, "lanes"),
-    ("closed", 300, 0.0, None), ("exponential", 2_500, 0.0, "grouped"), ("exponential", 2_500, 0.1, None)])
-def test_which_grids_run_by_rate_classes(monkeypatch, rows, n, noise, way):
+@pytest.mark.parametrize("rows, n, noise, on_drop, way", [
+    ("closed", 2_500, 0.0, "keep", "grouped"), ("closed", 1_000, 0.0, "keep", "lanes"),
+    ("closed", 1_000, 0.1, "keep", "lanes"), ("closed", 300, 0.0, "keep", None),
+    ("exponential", 2_500, 0.0, "keep", "grouped"), ("exponential", 2_500, 0.1, "keep", None),
+    ("closed", 2_500, 0.0, "reset", "grouped"), ("closed", 2_500, 0.0, "rescale", "grouped"),
+    ("closed", 1_000, 0.0, "reset", None)])
+def test_which_grids_run_by_rate_classes(monkeypatch, rows, n, noise, on_drop, way):
     """A grid of 24 distinct rows: without noise over 64 trajectories a row or more it runs grouped
-    by class (whatever the rows: exponentials too); over 16 or more a row (or with noise) its lanes
-    read the classes' rates where most rows are read in closed form; below, neither. Each way,
-    every trajectory has the bits of its schedule run alone."""
+    by class (whatever the rows: exponentials too; the momentum's buffer reset or rescaled at each
+    class's drops as a schedule alone does); over 16 or more a row (or with noise) its lanes read
+    the classes' rates where most rows are read in closed form and the buffer is kept at drops;
+    below, neither. Each way, every trajectory has the bits of its schedule run alone."""
     from fastdecay._cpu import simulate as cpu
 
     if rows == "closed":
@@ -358,7 +362,7 @@ def test_which_grids_run_by_rate_classes(monkeypatch, rows, n, noise, way):
     for kernel in ("simulate_groups", "class_rates"):
         spied = getattr(cpu, kernel)
         monkeypatch.setattr(cpu, kernel, lambda *a, _k=kernel, _f=spied: (taken.append(_k), _f(*a)))
-    kw = dict(steps=300, optimizer="momentum", noise=noise, seed=5)
+    kw = dict(steps=300, optimizer="momentum", noise=noise, seed=5, on_drop=on_drop)
     batch = fd.simulate(lam, fd.stack([distinct[k] for k in own]), **kw)
     assert set(taken) == {"grouped": {"simulate_groups", "class_rates"}, "lanes": {"class_rates"}, None: set()}[way]
     for i in (0, 1, 23, n - 1):

@@ -968,17 +968,19 @@ def group_items(bounds):
     return _readonly(np.array(items, dtype=np.int64).reshape(-1, 3))
 
 
-@njit(void(types.Array(float64, 3, "C", readonly=True), RO_SCALARS, int64, float64[:, :, ::1]), cache=True)
-def group_step_scalars(rates, step_scalars, n_steps, out):
-    """out[c, s] = the step scalars of class c at step s < n_steps: its learning rate
-    ``rates[s, c, 0]`` (``class_rates``: the bits of its schedule run alone), the shared weight
-    decay and momentum of ``step_scalars``, and a buffer scale of 1 (the rate classes' runs keep
-    the buffer at a drop, or have none); out[c, n_steps] NaN (read by no kernel)."""
+@njit(void(types.Array(float64, 3, "C", readonly=True), RO_SCALARS, TABLE, RO_INT64, int64, int64, int64,
+           float64[:, :, ::1]), cache=True)
+def group_step_scalars(rates, step_scalars, lr_table, rows, on_drop, first_step, n_steps, out):
+    """out[c, s] = the step scalars of class c at step first_step + s, s < n_steps, as
+    ``shared_step_scalars`` makes them for its schedule alone (row rows[c] of ``lr_table``): its
+    learning rate ``rates[s, c, 0]`` (``class_rates``: the same bits), the shared weight decay and
+    momentum of ``step_scalars``, and the buffer's scale where its rate drops (``on_drop``);
+    out[c, n_steps] NaN (read by no kernel)."""
     for c in range(out.shape[0]):
         for s in range(n_steps):
             out[c, s, LR] = rates[s, c, 0]
             out[c, s, WD] = step_scalars[s, WD]
-            out[c, s, SCALE] = 1.0
+            out[c, s, SCALE] = buffer_scale_at(lr_table, rows[c], float(first_step + s), on_drop)
             out[c, s, MOM] = step_scalars[s, MOM]
         out[c, n_steps, :] = np.nan
 
