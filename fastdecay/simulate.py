@@ -187,8 +187,8 @@ def _lane_source(table: np.ndarray, rows: np.ndarray,
 class _RateClasses:
     """A learning rate a trajectory read by rate classes (``_cpu.simulate.class_rates``):
     ``source`` the ``_lane_source`` of one lane a class (its first row), carried from chunk to
-    chunk; ``classes`` the class of each trajectory. ``grouped`` (a run without noise): the
-    trajectories run laid out class by class, each class as a run of its schedule alone
+    chunk; ``classes`` the class of each trajectory. ``grouped``: the trajectories run laid out
+    class by class (with noise, laid out so already), each class as a run of its schedule alone
     (``_cpu.simulate.simulate_groups``) instead of in lanes that read their class's rate."""
 
     source: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
@@ -218,19 +218,22 @@ def _class_lanes(classes: _RateClasses, n: int) -> tuple[np.ndarray, np.ndarray,
 
 def _rate_classes(s: Schedule, batch: tuple[int, ...], n: int, noisy: bool, lanes: bool) -> _RateClasses | None:
     """The rate classes of a learning rate a trajectory: trajectories whose rows are the same bits
-    share a class, whose rate the kernels compute once a step. Without noise, where trajectories
-    outnumber the distinct rows at least ``_GROUP_SHARING`` times, whatever the rows, they run
-    grouped by class; else (with ``lanes``) the lanes read their classes' rates, where
+    share a class, whose rate the kernels compute once a step. Where trajectories outnumber the
+    distinct rows at least ``_GROUP_SHARING`` times, whatever the rows, they run grouped by class
+    (with noise, only where they are laid out class by class already: each trajectory's draws
+    stay its own); else (with ``lanes``) the lanes read their classes' rates, where
     trajectories outnumber the distinct rows at least ``_CLASS_SHARING`` times and at least half
     of them are read in closed form (the others' plain exponentials and constants advance by one
     multiplication a step, the cheapest lane already). None where neither pays."""
     if s.size == 1:
         return None
-    if not noisy:
-        found = _classes_of(s, n // _GROUP_SHARING, any_rows=True)
-        if found is not None:
-            return _RateClasses(found[0], _class_of_trajectory(s, batch, n, found[1]), grouped=True)
-    found = _classes_of(s, n // _CLASS_SHARING, any_rows=False) if lanes else None
+    found = _classes_of(s, n // _GROUP_SHARING, any_rows=True, in_order=noisy)
+    if found is not None:
+        classes = _class_of_trajectory(s, batch, n, found[1])
+        # (with noise, only trajectories laid out class by class already: each keeps its draws)
+        if not noisy or bool(np.all(classes[1:] >= classes[:-1])):
+            return _RateClasses(found[0], classes, grouped=True)
+    found = _classes_of(s, n // _CLASS_SHARING, any_rows=False, in_order=False) if lanes else None
     if found is None:
         return None
     source, class_of_row, sizes = found
@@ -240,18 +243,20 @@ def _rate_classes(s: Schedule, batch: tuple[int, ...], n: int, noisy: bool, lane
     return _RateClasses(source, _class_of_trajectory(s, batch, n, class_of_row), grouped=False)
 
 
-def _classes_of(s: Schedule, most: int,
-                any_rows: bool) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray] | None:
+def _classes_of(s: Schedule, most: int, any_rows: bool,
+                in_order: bool) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray] | None:
     """(the ``_lane_source`` of one lane a class, the class of each row, the rows a class) of the
     rows of ``s``, or None where they make more than ``most`` classes (or, unless ``any_rows``,
-    where the rows sampled all advance by a ratio: ``_cpu.simulate.rate_classes``)."""
+    where the rows sampled all advance by a ratio; with ``in_order``, where they are not laid out
+    class by class: ``_cpu.simulate.rate_classes``)."""
     most = min(s.size, most)
     if most < 1:
         return None
     table = s.rows()
     class_of_row, first_rows, sizes = np.empty(s.size, np.int64), np.empty(most, np.int64), np.empty(most, np.int64)
     slots = np.empty(1 << (2 * most).bit_length(), np.int64)
-    count = D.kernels("simulate", NUMPY).rate_classes(table, class_of_row, first_rows, sizes, slots, any_rows)
+    count = D.kernels("simulate", NUMPY).rate_classes(table, class_of_row, first_rows, sizes, slots, any_rows,
+                                                      in_order)
     if count < 0:
         return None
     return _lane_source(table, first_rows[:count].copy(), count > 1), class_of_row, sizes[:count]
@@ -344,12 +349,13 @@ def simulate(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, 
     A grid of a few schedules over many curvatures (a schedule a trajectory, one coordinate
     each, no recording, the weight decay and momentum shared) runs on the CPU by rate classes:
     each distinct schedule's rate is computed once a step, with the bits each trajectory gets
-    alone. Without noise, where the distinct schedules have 64 trajectories each or more on
-    average, the trajectories run laid out schedule by schedule, each schedule's as a run of that
-    schedule alone (at the speed of one shared schedule, ``on_drop`` included), and come back in
-    their places; else, with 16 or more a schedule (most of them schedules other than plain
-    exponentials; for the momentum family ``on_drop="keep"``), or with noise (whose draws follow
-    each trajectory's index), each trajectory reads its schedule's rate in its place.
+    alone. Where the distinct schedules have 64 trajectories each or more on average, the
+    trajectories run laid out schedule by schedule, each schedule's as a run of that schedule
+    alone (at the speed of one shared schedule, ``on_drop`` included), and come back in their
+    places; with noise, whose draws follow each trajectory's index, only where they are laid out
+    so already (as ``fastdecay.sweep`` lays out its schedules). Else, with 16 or more a schedule
+    (most of them schedules other than plain exponentials; for the momentum family
+    ``on_drop="keep"``), each trajectory reads its schedule's rate in its place.
 
     GPU input (``curvature`` a CuPy array or a CUDA torch tensor): the curvature
     is checked on its GPU (never copied to the host), the other arguments on the
@@ -620,7 +626,7 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
                     cpu.group_step_scalars(_readonly(class_rates), _readonly(step_scalars), classes.source[0],
                                            classes.source[1], on_drop_code, first, count, group_scalars)
                     cpu.simulate_groups(w_run, buf, sq, lam_run, opt, places, items, _readonly(group_scalars), p.beta2,
-                                        p.eps, first, count)
+                                        p.eps, p.noise, p.seed, p.trajectory_offset, first, count)
                 else:
                     if classes is not None:
                         lr_src = (_readonly(class_rates[:count]),) + lr_src[1:]

@@ -316,7 +316,7 @@ def test_a_grid_of_few_schedules_over_many_curvatures_reads_them_by_class_with_e
     kw = dict(steps=1_030, optimizer=optimizer, weight_decay=weight_decay, noise=noise, seed=3, dtype=dtype)
     batch = fd.simulate(lam, grid, chunk_steps=400, **kw)
     assert calls == [400, 400, 230]
-    assert layouts == ([] if noise else [False])
+    assert layouts == ([] if noise else [False])  # (with noise: not laid out by class, not grouped)
     module = importlib.import_module("fastdecay.simulate")
     monkeypatch.setattr(module, "_CLASS_RATES_MAX", 24 * 150)  # chunks of at most 150 steps
     cut = fd.simulate(lam, grid, chunk_steps=400, **kw)
@@ -326,11 +326,17 @@ def test_a_grid_of_few_schedules_over_many_curvatures_reads_them_by_class_with_e
         for i in np.flatnonzero(own == k)[:2]:
             alone = fd.simulate(lam[i:i + 1], distinct[k], trajectory_offset=int(i), **kw)
             np.testing.assert_array_equal(batch.w[i], alone.w[0], err_msg=f"trajectory {i}, schedule {k}")
-    if not noise:  # laid out class by class already (as a sweep lays out its schedules): run in place
-        by_class = np.argsort(own, kind="stable")
-        laid_out = fd.simulate(lam[by_class], fd.stack([distinct[k] for k in own[by_class]]), **kw)
-        assert layouts[-1] is True
+    # laid out class by class already (as a sweep lays out its schedules): run in place, grouped
+    # with noise too (each trajectory's draws its own)
+    by_class = np.argsort(own, kind="stable")
+    laid_out = fd.simulate(lam[by_class], fd.stack([distinct[k] for k in own[by_class]]), **kw)
+    assert layouts[-1] is True
+    if not noise:
         np.testing.assert_array_equal(laid_out.w, batch.w[by_class])
+    for p in (0, 1, 600, n - 1):
+        alone = fd.simulate(lam[by_class[p]:by_class[p] + 1], distinct[own[by_class[p]]], trajectory_offset=p, **kw)
+        np.testing.assert_array_equal(laid_out.w[p], alone.w[0], err_msg=f"place {p}")
+    if not noise:
         w0 = rng.uniform(-1.0, 1.0, (n, 1))  # a starting point a trajectory, laid out with them
         started = fd.simulate(lam, grid, w0=w0, **kw)
         for i in (0, 1, 2, n - 1):
@@ -343,20 +349,22 @@ def test_a_grid_of_few_schedules_over_many_curvatures_reads_them_by_class_with_e
     ("closed", 1_000, 0.1, "keep", "lanes"), ("closed", 300, 0.0, "keep", None),
     ("exponential", 2_500, 0.0, "keep", "grouped"), ("exponential", 2_500, 0.1, "keep", None),
     ("closed", 2_500, 0.0, "reset", "grouped"), ("closed", 2_500, 0.0, "rescale", "grouped"),
-    ("closed", 1_000, 0.0, "reset", None)])
+    ("closed", 1_000, 0.0, "reset", None), ("sorted", 2_500, 0.1, "keep", "grouped"),
+    ("sorted", 1_000, 0.1, "keep", "lanes")])
 def test_which_grids_run_by_rate_classes(monkeypatch, rows, n, noise, on_drop, way):
     """A grid of 24 distinct rows: without noise over 64 trajectories a row or more it runs grouped
     by class (whatever the rows: exponentials too; the momentum's buffer reset or rescaled at each
-    class's drops as a schedule alone does); over 16 or more a row (or with noise) its lanes read
-    the classes' rates where most rows are read in closed form and the buffer is kept at drops;
+    class's drops as a schedule alone does), and with noise where the trajectories are laid out by
+    class already; over 16 or more a row (or with noise, in another order) its lanes read the
+    classes' rates where most rows are read in closed form and the buffer is kept at drops;
     below, neither. Each way, every trajectory has the bits of its schedule run alone."""
     from fastdecay._cpu import simulate as cpu
 
-    if rows == "closed":
-        distinct = [fd.step(0.05, 0.5, 20 + j) if j % 2 else fd.cosine(0.05, 90 + j) for j in range(24)]
-    else:
+    if rows == "exponential":
         distinct = [fd.exponential(0.05, gamma=0.99 - 0.001 * j) for j in range(24)]
-    own = np.arange(n) % 24
+    else:
+        distinct = [fd.step(0.05, 0.5, 20 + j) if j % 2 else fd.cosine(0.05, 90 + j) for j in range(24)]
+    own = np.arange(n) * 24 // n if rows == "sorted" else np.arange(n) % 24
     lam = np.random.default_rng(1).uniform(0.0, 2.0, (n, 1))
     taken = []
     for kernel in ("simulate_groups", "class_rates"):
@@ -383,9 +391,9 @@ def test_a_schedule_batch_broadcast_over_a_leading_dimension_of_one():
 def test_rate_classes_number_the_rows_by_their_bits():
     """``rate_classes``: rows of the same bits share a class (NaN payloads compared as bits), a
     min_lr of -0.0 is not one of 0.0, a later segment that differs makes another class; classes
-    are numbered in order of first appearance with their first rows; -1 past the limit, and -1
+    are numbered in order of first appearance with their first rows; -1 past the limit, -1
     for a table whose sampled rows all advance by a ratio (exponentials, constants) unless any
-    rows are asked for."""
+    rows are asked for, and -1 for rows not laid out class by class where asked for in order."""
     from fastdecay._cpu.simulate import rate_classes
     from fastdecay._layout import COSINE, WIDTH
 
@@ -394,21 +402,25 @@ def test_rate_classes_number_the_rows_by_their_bits():
                   fd.multistep(0.1, 0.5, [5, 10]), fd.cosine(0.1, 10, min_lr=-0.0)])
     classes, first, sizes = np.empty(s.size, np.int64), np.empty(9, np.int64), np.empty(9, np.int64)
     slots = np.empty(32, np.int64)
-    assert rate_classes(s.rows(), classes, first, sizes, slots, False) == 5
+    assert rate_classes(s.rows(), classes, first, sizes, slots, False, False) == 5
     assert classes.tolist() == [0, 1, 0, 2, 3, 4, 1, 4, 2]
     assert first[:5].tolist() == [0, 1, 3, 4, 5]
     assert sizes[:5].tolist() == [2, 2, 2, 1, 2]
-    assert rate_classes(s.rows(), classes, first[:4], sizes[:4], slots[:16], False) == -1
+    assert rate_classes(s.rows(), classes, first[:4], sizes[:4], slots[:16], False, False) == -1
     payloads = np.zeros((3, 2, WIDTH))
     payloads[:, 0, :6] = (0.0, 0.0, COSINE, 0.1, 10.0, 0.0)
     payloads[:, 1] = np.nan  # (a side row's fields)
     payloads[2, 1, 4] = np.float64(np.uint64(0x7FF8000000000001).view(np.float64))  # another NaN
-    assert rate_classes(payloads, classes, first, sizes, slots, False) == 2
+    assert rate_classes(payloads, classes, first, sizes, slots, False, False) == 2
     assert classes[:3].tolist() == [0, 0, 1]
     exponentials = fd.stack([fd.exponential(0.1, gamma=0.9), fd.constant(0.1)] * 4)
-    assert rate_classes(exponentials.rows(), classes, first, sizes, slots, False) == -1
-    assert rate_classes(exponentials.rows(), classes, first, sizes, slots, True) == 2  # (any rows)
+    assert rate_classes(exponentials.rows(), classes, first, sizes, slots, False, False) == -1
+    assert rate_classes(exponentials.rows(), classes, first, sizes, slots, True, False) == 2  # (any rows)
     assert classes[:8].tolist() == [0, 1] * 4 and sizes[:2].tolist() == [4, 4]
+    assert rate_classes(exponentials.rows(), classes, first, sizes, slots, True, True) == -1  # (not in order)
+    in_order = fd.stack([fd.cosine(0.1, 10)] * 3 + [fd.step(0.1, 0.5, 3)] * 2 + [fd.cosine(0.1, 11)])
+    assert rate_classes(in_order.rows(), classes, first, sizes, slots, False, True) == 3
+    assert classes[:6].tolist() == [0, 0, 0, 1, 1, 2]
 
 
 def _assert_a_grid_gives_each_schedule_s_bits(kinds, optimizer, on_drop):

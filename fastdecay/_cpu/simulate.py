@@ -58,7 +58,9 @@ chunk's steps (``lr_table`` of width 1). Without noise, where the classes hold 6
 trajectories or more on average, ``fastdecay.simulate`` lays the trajectories out class by
 class instead (``group_bounds``, ``regroup``) and ``simulate_groups`` runs each class's
 stretch as a shared schedule (the shared-rate tile loops at the class's step scalars,
-``group_step_scalars``), then puts each trajectory's weights back in its place.
+``group_step_scalars``), then puts each trajectory's weights back in its place; with noise,
+where the trajectories are laid out class by class already (a sweep's: each trajectory's
+draws stay its own).
 
 Recording. With ``every > 0`` the kernel writes, for each recorded step
 t = j * every in the chunk, the loss 1/2 sum lam w_t^2, the displacement
@@ -824,15 +826,17 @@ def _same_words(words, a, b):
     return diff == 0
 
 
-@njit(int64(TABLE, int64[::1], int64[::1], int64[::1], int64[::1], types.boolean), cache=True)
-def rate_classes(table, class_of_row, first_rows, sizes, slots, any_rows):
+@njit(int64(TABLE, int64[::1], int64[::1], int64[::1], int64[::1], types.boolean, types.boolean), cache=True)
+def rate_classes(table, class_of_row, first_rows, sizes, slots, any_rows, in_order):
     """class_of_row[r] = the class of row r of ``table``, the same number for rows of the same
     bits, numbered 0, 1, ... in order of first appearance, first_rows[c] = the first row of
     class c and sizes[c] its number of rows (``sizes`` as long as ``first_rows``); returns how
     many classes, or -1 where classes would not pay: as soon as there are more than
     ``first_rows`` holds, or (unless ``any_rows``) where ``CLASS_SAMPLE`` rows spread over the
-    table all advance by a ratio (``_row_ratio``). ``slots``: an open-addressing table of a power-of-two length above
-    twice ``first_rows``'s, overwritten (a slot holds the first row of a class, -1 where empty).
+    table all advance by a ratio (``_row_ratio``), or (with ``in_order``) as soon as a row is of
+    a class before the row before's (the rows are not laid out class by class). ``slots``: an
+    open-addressing table of a power-of-two length above twice ``first_rows``'s, overwritten (a
+    slot holds the first row of a class, -1 where empty).
     A row is first compared with the class of the row before and of the row as many classes
     before (a grid laid out schedule by schedule, or its schedules in turn: no hash), while
     those guesses hold (and at every 64th row), then looked up by a hash of its words."""
@@ -862,6 +866,8 @@ def rate_classes(table, class_of_row, first_rows, sizes, slots, any_rows):
                 continue
             c = class_of_row[r - count] if r >= count else c
             if _same_words(words, first_rows[c], r):
+                if in_order and c != class_of_row[r - 1]:
+                    return -1
                 class_of_row[r] = c
                 sizes[c] += 1
                 continue
@@ -885,6 +891,8 @@ def rate_classes(table, class_of_row, first_rows, sizes, slots, any_rows):
                 count += 1
                 break
             if _same_words(words, first, r):
+                if in_order and class_of_row[first] != class_of_row[r - 1]:
+                    return -1
                 class_of_row[r] = class_of_row[first]
                 sizes[class_of_row[r]] += 1
                 break
@@ -985,35 +993,46 @@ def group_step_scalars(rates, step_scalars, lr_table, rows, on_drop, first_step,
         out[c, n_steps, :] = np.nan
 
 
-def _grouped_chunk(w, buf, sq, lam, opt, bounds, items, group_scalars, beta2, eps, first_step, n_steps):
+def _grouped_chunk(w, buf, sq, lam, opt, bounds, items, group_scalars, beta2, eps, noise, seed, offset, first_step,
+                   n_steps, noise_scratch, lane_trajectory, lane_coordinate):
     """Advance one-coordinate trajectories laid out class by class (class c at places
     bounds[c] .. bounds[c + 1] - 1 of ``w``, ``buf``, ``sq``, ``lam``) by the steps first_step ..
-    first_step + n_steps - 1, without noise: each class's stretch as a run of its schedule alone
+    first_step + n_steps - 1: each class's stretch as a run of its schedule alone
     (``simulate_shared_steps`` at the step scalars ``group_scalars[c]``), hence its bits; in
-    parallel over ``items`` (``group_items``). ``buf`` and ``sq`` may be empty as in
-    ``_simulate_chunk``."""
-    sigma = w.dtype.type(0.0)
+    parallel over ``items`` (``group_items``). ``buf`` and ``sq`` may be empty, and the noise
+    arguments are, as in ``_simulate_chunk``; with noise, place p holds trajectory p (the
+    trajectories laid out so already), whose draws are trajectory offset + p's."""
+    sigma = w.dtype.type(noise)
     for j in prange(items.shape[0]):
         c = items[j, 0]
         lo, hi = bounds[c], bounds[c + 1]
         b_lo, b_hi = items[j, 1], items[j, 2]
         simulate_shared_steps(opt, w[lo:hi], buf[lo:hi], sq[lo:hi], lam[lo:hi], TILE_ELEMENTS, b_lo, b_hi, 1,
-                              group_scalars[c], first_step, np.int64(0), n_steps, beta2, eps, None, np.uint64(0),
-                              np.uint64(0), None, None, sigma)
+                              group_scalars[c], first_step, np.int64(0), n_steps, beta2, eps, noise_scratch, seed,
+                              offset + np.uint64(lo), lane_trajectory, lane_coordinate, sigma)
 
 
-def simulate_groups(w, buf, sq, lam, opt, bounds, items, group_scalars, beta2, eps, first_step, n_steps):
-    """Run ``_grouped_chunk`` for ``w``'s dtype (compiled, or loaded from Numba's cache, on first use)."""
-    kernel = _KERNELS.get((w.dtype, False, "grouped"))
+def simulate_groups(w, buf, sq, lam, opt, bounds, items, group_scalars, beta2, eps, noise, seed, offset, first_step,
+                    n_steps):
+    """Run ``_grouped_chunk`` for ``w``'s dtype and noise (compiled, or loaded from Numba's cache,
+    on first use); a noisy call gets its scratch here, as ``simulate_chunk``'s."""
+    noisy = noise != 0.0
+    kernel = _KERNELS.get((w.dtype, noisy, "grouped"))
     if kernel is None:
         dt = float32 if w.dtype == np.float32 else float64
         state = types.Array(dt, 1, "C")
+        scratch = (types.Array(float32, 3, "C"), RO_UINT64, RO_UINT64) if noisy else (types.none,) * 3
         signature = void(state, state, state, types.Array(dt, 1, "C", readonly=True), int64, RO_INT64,
                          types.Array(int64, 2, "C", readonly=True), types.Array(float64, 3, "C", readonly=True),
-                         float64, float64, int64, int64)
-        kernel = _KERNELS[w.dtype, False, "grouped"] = parallel.entry(
+                         float64, float64, float64, uint64, uint64, int64, int64, *scratch)
+        kernel = _KERNELS[w.dtype, noisy, "grouped"] = parallel.entry(
             njit(signature, parallel=True, cache=True)(_grouped_chunk))
-    kernel(w, buf, sq, lam, opt, bounds, items, group_scalars, beta2, eps, first_step, n_steps)
+    if noisy:
+        scratch = (np.empty((numba.config.NUMBA_NUM_THREADS, 4, tile_lanes(1)), dtype=np.float32), *noise_lanes(1))
+    else:
+        scratch = (None, None, None)
+    kernel(w, buf, sq, lam, opt, bounds, items, group_scalars, beta2, eps, noise, np.uint64(seed), np.uint64(offset),
+           first_step, n_steps, *scratch)
 
 
 @parallel.entry
