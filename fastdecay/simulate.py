@@ -83,11 +83,13 @@ _NO_MOMENTUM = constant(0.0)
 # least half of them follow rows read in closed form (a gather a step costs more than the
 # multiplication of an exponential's rate: RESULTS.md, "rate classes")
 _CLASS_SHARING = 16
-# ... and without noise, where they outnumber them at least this many times (whatever the rows),
-# the trajectories run laid out class by class, each class as its schedule alone (a rate a step
-# for a whole class: ``_cpu.simulate.simulate_groups``); below it a class's tile is too short to
-# pay for its per-step scalars (RESULTS.md, "grouped by class")
+# ... and where they outnumber them at least this many times, the trajectories run laid out class
+# by class, each class as its schedule alone (a rate a step for a whole class:
+# ``_cpu.simulate.simulate_groups``); below it a class's tile is too short to pay for its per-step
+# scalars and the tail of its vector loop; where most rows advance by a ratio (exponentials,
+# whose lanes are the cheapest), at least the second many times (RESULTS.md, "grouped by class")
 _GROUP_SHARING = 64
+_GROUP_SHARING_RATIOS = 192
 # the most class rates a chunk keeps (a chunk's steps x classes, float64: 2 MiB, read by every
 # tile: larger tables cost their gathers cache misses); longer chunks are cut to fit
 _CLASS_RATES_MAX = 1 << 18
@@ -219,9 +221,9 @@ def _class_lanes(classes: _RateClasses, n: int) -> tuple[np.ndarray, np.ndarray,
 def _rate_classes(s: Schedule, batch: tuple[int, ...], n: int, noisy: bool, lanes: bool) -> _RateClasses | None:
     """The rate classes of a learning rate a trajectory: trajectories whose rows are the same bits
     share a class, whose rate the kernels compute once a step. Where trajectories outnumber the
-    distinct rows at least ``_GROUP_SHARING`` times, whatever the rows, they run grouped by class
-    (with noise, only where they are laid out class by class already: each trajectory's draws
-    stay its own); else (with ``lanes``) the lanes read their classes' rates, where
+    distinct rows at least ``_GROUP_SHARING`` times (``_GROUP_SHARING_RATIOS`` times where most
+    rows advance by a ratio), they run grouped by class (with noise, only where they are laid out
+    class by class already: each trajectory's draws stay its own); else (with ``lanes``) the lanes read their classes' rates, where
     trajectories outnumber the distinct rows at least ``_CLASS_SHARING`` times and at least half
     of them are read in closed form (the others' plain exponentials and constants advance by one
     multiplication a step, the cheapest lane already). None where neither pays."""
@@ -230,17 +232,21 @@ def _rate_classes(s: Schedule, batch: tuple[int, ...], n: int, noisy: bool, lane
     found = _classes_of(s, n // _GROUP_SHARING, any_rows=True, in_order=noisy)
     if found is not None:
         classes = _class_of_trajectory(s, batch, n, found[1])
+        count = found[2].shape[0]
         # (with noise, only trajectories laid out class by class already: each keeps its draws)
-        if not noisy or bool(np.all(classes[1:] >= classes[:-1])):
+        if ((not noisy or bool(np.all(classes[1:] >= classes[:-1])))
+                and (_mostly_closed_form(*found) or n >= _GROUP_SHARING_RATIOS * count)):
             return _RateClasses(found[0], classes, grouped=True)
     found = _classes_of(s, n // _CLASS_SHARING, any_rows=False, in_order=False) if lanes else None
-    if found is None:
-        return None
-    source, class_of_row, sizes = found
-    # (a broadcast schedule gives each of its rows to as many trajectories: rows count as trajectories)
-    if 2 * int(sizes[np.isnan(source[2][:sizes.shape[0]])].sum()) < s.size:
-        return None  # most trajectories advance by a ratio: their lanes are the cheaper
-    return _RateClasses(source, _class_of_trajectory(s, batch, n, class_of_row), grouped=False)
+    if found is None or not _mostly_closed_form(*found):
+        return None  # (most trajectories advance by a ratio: their lanes are the cheaper)
+    return _RateClasses(found[0], _class_of_trajectory(s, batch, n, found[1]), grouped=False)
+
+
+def _mostly_closed_form(source: tuple[np.ndarray, ...], class_of_row: np.ndarray, sizes: np.ndarray) -> bool:
+    """Whether at least half of the rows of ``_classes_of``'s classes are read in closed form (a
+    broadcast schedule gives each of its rows to as many trajectories: rows count as trajectories)."""
+    return 2 * int(sizes[np.isnan(source[2][:sizes.shape[0]])].sum()) >= class_of_row.shape[0]
 
 
 def _classes_of(s: Schedule, most: int, any_rows: bool,
@@ -349,8 +355,8 @@ def simulate(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, 
     A grid of a few schedules over many curvatures (a schedule a trajectory, one coordinate
     each, no recording, the weight decay and momentum shared) runs on the CPU by rate classes:
     each distinct schedule's rate is computed once a step, with the bits each trajectory gets
-    alone. Where the distinct schedules have 64 trajectories each or more on average, the
-    trajectories run laid out schedule by schedule, each schedule's as a run of that schedule
+    alone. Where the distinct schedules have 64 trajectories each or more on average (192 where
+    most are plain exponentials), the trajectories run laid out schedule by schedule, each schedule's as a run of that schedule
     alone (at the speed of one shared schedule, ``on_drop`` included), and come back in their
     places; with noise, whose draws follow each trajectory's index, only where they are laid out
     so already (as ``fastdecay.sweep`` lays out its schedules). Else, with 16 or more a schedule

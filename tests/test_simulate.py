@@ -347,13 +347,14 @@ def test_a_grid_of_few_schedules_over_many_curvatures_reads_them_by_class_with_e
 @pytest.mark.parametrize("rows, n, noise, on_drop, way", [
     ("closed", 2_500, 0.0, "keep", "grouped"), ("closed", 1_000, 0.0, "keep", "lanes"),
     ("closed", 1_000, 0.1, "keep", "lanes"), ("closed", 300, 0.0, "keep", None),
-    ("exponential", 2_500, 0.0, "keep", "grouped"), ("exponential", 2_500, 0.1, "keep", None),
+    ("exponential", 5_000, 0.0, "keep", "grouped"), ("exponential", 2_500, 0.0, "keep", None),
+    ("exponential", 5_000, 0.1, "keep", None),
     ("closed", 2_500, 0.0, "reset", "grouped"), ("closed", 2_500, 0.0, "rescale", "grouped"),
     ("closed", 1_000, 0.0, "reset", None), ("sorted", 2_500, 0.1, "keep", "grouped"),
     ("sorted", 1_000, 0.1, "keep", "lanes")])
 def test_which_grids_run_by_rate_classes(monkeypatch, rows, n, noise, on_drop, way):
     """A grid of 24 distinct rows: without noise over 64 trajectories a row or more it runs grouped
-    by class (whatever the rows: exponentials too; the momentum's buffer reset or rescaled at each
+    by class (exponentials over 192 or more; the momentum's buffer reset or rescaled at each
     class's drops as a schedule alone does), and with noise where the trajectories are laid out by
     class already; over 16 or more a row (or with noise, in another order) its lanes read the
     classes' rates where most rows are read in closed form and the buffer is kept at drops;
