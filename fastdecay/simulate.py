@@ -229,7 +229,7 @@ def _rate_classes(s: Schedule, batch: tuple[int, ...], n: int, noisy: bool, lane
     multiplication a step, the cheapest lane already). None where neither pays."""
     if s.size == 1:
         return None
-    found = _classes_of(s, n // _GROUP_SHARING, any_rows=True, in_order=noisy)
+    found = _classes_of(s, n // _GROUP_SHARING, n // _GROUP_SHARING_RATIOS, in_order=noisy)
     if found is not None:
         classes = _class_of_trajectory(s, batch, n, found[1])
         count = found[2].shape[0]
@@ -237,7 +237,7 @@ def _rate_classes(s: Schedule, batch: tuple[int, ...], n: int, noisy: bool, lane
         if ((not noisy or bool(np.all(classes[1:] >= classes[:-1])))
                 and (_mostly_closed_form(*found) or n >= _GROUP_SHARING_RATIOS * count)):
             return _RateClasses(found[0], classes, grouped=True)
-    found = _classes_of(s, n // _CLASS_SHARING, any_rows=False, in_order=False) if lanes else None
+    found = _classes_of(s, n // _CLASS_SHARING, 0, in_order=False) if lanes else None
     if found is None or not _mostly_closed_form(*found):
         return None  # (most trajectories advance by a ratio: their lanes are the cheaper)
     return _RateClasses(found[0], _class_of_trajectory(s, batch, n, found[1]), grouped=False)
@@ -249,20 +249,20 @@ def _mostly_closed_form(source: tuple[np.ndarray, ...], class_of_row: np.ndarray
     return 2 * int(sizes[np.isnan(source[2][:sizes.shape[0]])].sum()) >= class_of_row.shape[0]
 
 
-def _classes_of(s: Schedule, most: int, any_rows: bool,
+def _classes_of(s: Schedule, most: int, most_if_ratios: int,
                 in_order: bool) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray] | None:
     """(the ``_lane_source`` of one lane a class, the class of each row, the rows a class) of the
-    rows of ``s``, or None where they make more than ``most`` classes (or, unless ``any_rows``,
-    where the rows sampled all advance by a ratio; with ``in_order``, where they are not laid out
-    class by class: ``_cpu.simulate.rate_classes``)."""
+    rows of ``s``, or None where they make more than ``most`` classes (``most_if_ratios`` where the
+    rows sampled all advance by a ratio), or with ``in_order`` where they are not laid out class by
+    class (``_cpu.simulate.rate_classes``)."""
     most = min(s.size, most)
     if most < 1:
         return None
     table = s.rows()
     class_of_row, first_rows, sizes = np.empty(s.size, np.int64), np.empty(most, np.int64), np.empty(most, np.int64)
     slots = np.empty(1 << (2 * most).bit_length(), np.int64)
-    count = D.kernels("simulate", NUMPY).rate_classes(table, class_of_row, first_rows, sizes, slots, any_rows,
-                                                      in_order)
+    count = D.kernels("simulate", NUMPY).rate_classes(table, class_of_row, first_rows, sizes, slots,
+                                                      most_if_ratios, in_order)
     if count < 0:
         return None
     return _lane_source(table, first_rows[:count].copy(), count > 1), class_of_row, sizes[:count]

@@ -392,9 +392,9 @@ def test_a_schedule_batch_broadcast_over_a_leading_dimension_of_one():
 def test_rate_classes_number_the_rows_by_their_bits():
     """``rate_classes``: rows of the same bits share a class (NaN payloads compared as bits), a
     min_lr of -0.0 is not one of 0.0, a later segment that differs makes another class; classes
-    are numbered in order of first appearance with their first rows; -1 past the limit, -1
-    for a table whose sampled rows all advance by a ratio (exponentials, constants) unless any
-    rows are asked for, and -1 for rows not laid out class by class where asked for in order."""
+    are numbered in order of first appearance with their first rows; -1 past the limit, and past
+    another for a table whose sampled rows all advance by a ratio (exponentials, constants), and
+    -1 for rows not laid out class by class where asked for in order."""
     from fastdecay._cpu.simulate import rate_classes
     from fastdecay._layout import COSINE, WIDTH
 
@@ -403,24 +403,25 @@ def test_rate_classes_number_the_rows_by_their_bits():
                   fd.multistep(0.1, 0.5, [5, 10]), fd.cosine(0.1, 10, min_lr=-0.0)])
     classes, first, sizes = np.empty(s.size, np.int64), np.empty(9, np.int64), np.empty(9, np.int64)
     slots = np.empty(32, np.int64)
-    assert rate_classes(s.rows(), classes, first, sizes, slots, False, False) == 5
+    assert rate_classes(s.rows(), classes, first, sizes, slots, 0, False) == 5
     assert classes.tolist() == [0, 1, 0, 2, 3, 4, 1, 4, 2]
     assert first[:5].tolist() == [0, 1, 3, 4, 5]
     assert sizes[:5].tolist() == [2, 2, 2, 1, 2]
-    assert rate_classes(s.rows(), classes, first[:4], sizes[:4], slots[:16], False, False) == -1
+    assert rate_classes(s.rows(), classes, first[:4], sizes[:4], slots[:16], 0, False) == -1
     payloads = np.zeros((3, 2, WIDTH))
     payloads[:, 0, :6] = (0.0, 0.0, COSINE, 0.1, 10.0, 0.0)
     payloads[:, 1] = np.nan  # (a side row's fields)
     payloads[2, 1, 4] = np.float64(np.uint64(0x7FF8000000000001).view(np.float64))  # another NaN
-    assert rate_classes(payloads, classes, first, sizes, slots, False, False) == 2
+    assert rate_classes(payloads, classes, first, sizes, slots, 0, False) == 2
     assert classes[:3].tolist() == [0, 0, 1]
     exponentials = fd.stack([fd.exponential(0.1, gamma=0.9), fd.constant(0.1)] * 4)
-    assert rate_classes(exponentials.rows(), classes, first, sizes, slots, False, False) == -1
-    assert rate_classes(exponentials.rows(), classes, first, sizes, slots, True, False) == 2  # (any rows)
+    assert rate_classes(exponentials.rows(), classes, first, sizes, slots, 0, False) == -1
+    assert rate_classes(exponentials.rows(), classes, first, sizes, slots, 2, False) == 2  # (2 of ratios)
     assert classes[:8].tolist() == [0, 1] * 4 and sizes[:2].tolist() == [4, 4]
-    assert rate_classes(exponentials.rows(), classes, first, sizes, slots, True, True) == -1  # (not in order)
+    assert rate_classes(exponentials.rows(), classes, first, sizes, slots, 1, False) == -1
+    assert rate_classes(exponentials.rows(), classes, first, sizes, slots, 2, True) == -1  # (not in order)
     in_order = fd.stack([fd.cosine(0.1, 10)] * 3 + [fd.step(0.1, 0.5, 3)] * 2 + [fd.cosine(0.1, 11)])
-    assert rate_classes(in_order.rows(), classes, first, sizes, slots, False, True) == 3
+    assert rate_classes(in_order.rows(), classes, first, sizes, slots, 0, True) == 3
     assert classes[:6].tolist() == [0, 0, 0, 1, 1, 2]
 
 

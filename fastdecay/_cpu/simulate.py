@@ -826,14 +826,14 @@ def _same_words(words, a, b):
     return diff == 0
 
 
-@njit(int64(TABLE, int64[::1], int64[::1], int64[::1], int64[::1], types.boolean, types.boolean), cache=True)
-def rate_classes(table, class_of_row, first_rows, sizes, slots, any_rows, in_order):
+@njit(int64(TABLE, int64[::1], int64[::1], int64[::1], int64[::1], int64, types.boolean), cache=True)
+def rate_classes(table, class_of_row, first_rows, sizes, slots, most_if_ratios, in_order):
     """class_of_row[r] = the class of row r of ``table``, the same number for rows of the same
     bits, numbered 0, 1, ... in order of first appearance, first_rows[c] = the first row of
     class c and sizes[c] its number of rows (``sizes`` as long as ``first_rows``); returns how
     many classes, or -1 where classes would not pay: as soon as there are more than
-    ``first_rows`` holds, or (unless ``any_rows``) where ``CLASS_SAMPLE`` rows spread over the
-    table all advance by a ratio (``_row_ratio``), or (with ``in_order``) as soon as a row is of
+    ``first_rows`` holds, or than ``most_if_ratios`` where ``CLASS_SAMPLE`` rows spread over the
+    table all advance by a ratio (``_row_ratio``: an exponential grid), or (with ``in_order``) as soon as a row is of
     a class before the row before's (the rows are not laid out class by class). ``slots``: an
     open-addressing table of a power-of-two length above twice ``first_rows``'s, overwritten (a
     slot holds the first row of a class, -1 where empty).
@@ -841,17 +841,17 @@ def rate_classes(table, class_of_row, first_rows, sizes, slots, any_rows, in_ord
     before (a grid laid out schedule by schedule, or its schedules in turn: no hash), while
     those guesses hold (and at every 64th row), then looked up by a hash of its words."""
     rows = table.shape[0]
-    closed = any_rows
-    for j in range(0 if any_rows else min(rows, CLASS_SAMPLE)):
+    closed = False
+    for j in range(min(rows, CLASS_SAMPLE)):
         r = j * rows // min(rows, CLASS_SAMPLE)
         ratio = _row_ratio(table, r)
         if not ratio == ratio:
             closed = True
             break
-    if not closed:
+    most = first_rows.shape[0] if closed else min(first_rows.shape[0], most_if_ratios)
+    if most < 1:
         return -1
     words = table.view(np.uint64).reshape(rows, table.shape[1] * table.shape[2])
-    most = first_rows.shape[0]
     slots[:] = -1
     mask = np.uint64(slots.shape[0] - 1)
     count = 0
