@@ -221,12 +221,13 @@ def _class_lanes(classes: _RateClasses, n: int) -> tuple[np.ndarray, np.ndarray,
 def _rate_classes(s: Schedule, batch: tuple[int, ...], n: int, noisy: bool, lanes: bool) -> _RateClasses | None:
     """The rate classes of a learning rate a trajectory: trajectories whose rows are the same bits
     share a class, whose rate the kernels compute once a step. Where trajectories outnumber the
-    distinct rows at least ``_GROUP_SHARING`` times (``_GROUP_SHARING_RATIOS`` times where most
-    rows advance by a ratio), they run grouped by class (with noise, only where they are laid out
-    class by class already: each trajectory's draws stay its own); else (with ``lanes``) the lanes read their classes' rates, where
-    trajectories outnumber the distinct rows at least ``_CLASS_SHARING`` times and at least half
-    of them are read in closed form (the others' plain exponentials and constants advance by one
-    multiplication a step, the cheapest lane already). None where neither pays."""
+    distinct rows at least ``_GROUP_SHARING`` times (``_GROUP_SHARING_RATIOS`` times where most rows
+    advance by a ratio), they run grouped by class (with noise, only where they are laid out class
+    by class already: each trajectory's draws stay its own); else (with ``lanes``) the lanes read
+    their classes' rates, where trajectories outnumber the distinct rows at least ``_CLASS_SHARING``
+    times and at least half of them are read in closed form (the others' plain exponentials and
+    constants advance by one multiplication a step, the cheapest lane already). None where neither
+    pays."""
     if s.size == 1:
         return None
     found = _classes_of(s, n // _GROUP_SHARING, n // _GROUP_SHARING_RATIOS, in_order=noisy)
@@ -352,15 +353,15 @@ def simulate(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, 
     longer), and
     ``threads`` (Numba threads for this call; the caller's setting is restored).
 
-    A grid of a few schedules over many curvatures (a schedule a trajectory, one coordinate
-    each, no recording, the weight decay and momentum shared) runs on the CPU by rate classes:
-    each distinct schedule's rate is computed once a step, with the bits each trajectory gets
-    alone. Where the distinct schedules have 64 trajectories each or more on average (192 where
-    most are plain exponentials), the trajectories run laid out schedule by schedule, each schedule's as a run of that schedule
-    alone (at the speed of one shared schedule, ``on_drop`` included), and come back in their
-    places; with noise, whose draws follow each trajectory's index, only where they are laid out
-    so already (as ``fastdecay.sweep`` lays out its schedules). Else, with 16 or more a schedule
-    (most of them schedules other than plain exponentials; for the momentum family
+    A grid of a few schedules over many curvatures (a schedule a trajectory, one coordinate each, no
+    recording, the weight decay and momentum shared) runs on the CPU by rate classes: each distinct
+    schedule's rate is computed once a step, with the bits each trajectory gets alone. Where the
+    distinct schedules have 64 trajectories each or more on average (192 where most are plain
+    exponentials), the trajectories run laid out schedule by schedule, each schedule's as a run of
+    that schedule alone (at the speed of one shared schedule, ``on_drop`` included), and come back
+    in their places; with noise, whose draws follow each trajectory's index, only where they are
+    laid out so already (as ``fastdecay.sweep`` lays out its schedules). Else, with 16 or more a
+    schedule (most of them schedules other than plain exponentials; for the momentum family
     ``on_drop="keep"``), each trajectory reads its schedule's rate in its place.
 
     GPU input (``curvature`` a CuPy array or a CUDA torch tensor): the curvature
