@@ -251,7 +251,8 @@ def _mostly_closed_form(source: tuple[np.ndarray, ...], class_of_row: np.ndarray
 
 
 def _classes_of(s: Schedule, most: int, most_if_ratios: int,
-                in_order: bool) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray] | None:
+                in_order: bool) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray,
+                                         np.ndarray] | None:
     """(the ``_lane_source`` of one lane a class, the class of each row, the rows a class) of the
     rows of ``s``, or None where they make more than ``most`` classes (``most_if_ratios`` where the
     rows sampled all advance by a ratio), or with ``in_order`` where they are not laid out class by
@@ -598,7 +599,10 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
         classes = p.classes
         grouped = classes is not None and classes.grouped
         w_run, lam_run = w_flat, lam_flat
-        if grouped:
+        class_of = class_table = class_rows = None
+        if classes is not None:
+            class_of, (class_table, class_rows) = classes.classes, classes.source[:2]
+        if classes is not None and classes.grouped:
             # the trajectories laid out class by class (where not so already): each class's
             # stretch runs as its schedule alone, at its step scalars (a chunk's, cut to fit)
             bounds, in_order = classes.bounds()
@@ -630,8 +634,8 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
                 cpu.shared_step_scalars(lr_s.rows(), wd_s.rows(), mom_s.rows(), on_drop_code, first, count,
                                         step_scalars)
                 if grouped:
-                    cpu.group_step_scalars(_readonly(class_rates), _readonly(step_scalars), classes.source[0],
-                                           classes.source[1], on_drop_code, first, count, group_scalars)
+                    cpu.group_step_scalars(_readonly(class_rates), _readonly(step_scalars), class_table, class_rows,
+                                           on_drop_code, first, count, group_scalars)
                     cpu.simulate_groups(w_run, buf, sq, lam_run, opt, places, items, _readonly(group_scalars), p.beta2,
                                         p.eps, p.noise, p.seed, p.trajectory_offset, first, count)
                 else:
@@ -665,7 +669,7 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
 
             run_on(p.threads, run)
         if w_run is not w_flat:  # each trajectory's weights back in its place
-            cpu.regroup(classes.classes, bounds, _readonly(w_run), w_flat, False)
+            cpu.regroup(class_of, bounds, _readonly(w_run), w_flat, False)
 
         w_out = w_flat.reshape(full)
         if _all_finite(xp, w_flat):

@@ -576,11 +576,16 @@ def test_the_kernel_of_every_path_gives_the_bits_of_the_two_short_kernels(monkey
     in tiles of whole trajectories, with the same bits: every rule, one and several
     coordinates (a trajectory longer than a tile among them), grids of schedules that advance
     by a ratio a step and of others (a staircase, a cosine: read by rate classes in the rates
-    kernel, trajectory by trajectory in the other), a momentum buffer that follows the drops of
-    exponential rates, float64 and float32, several chunks."""
+    kernel, trajectory by trajectory in the other; not grouped by class, which runs neither
+    kernel), a momentum buffer that follows the drops of exponential rates, float64 and float32,
+    several chunks."""
     import importlib
 
     from fastdecay._cpu import simulate as cpu
+
+    module = importlib.import_module("fastdecay.simulate")
+    monkeypatch.setattr(module, "_GROUP_SHARING", 10**9)
+    monkeypatch.setattr(module, "_GROUP_SHARING_RATIOS", 10**9)
 
     shared = fd.step(0.05, 0.5, 9)
     grids = {"mixed": fd.stack([fd.exponential(0.05, gamma=0.9), fd.constant(0.02), shared] * 500),
@@ -595,7 +600,7 @@ def test_the_kernel_of_every_path_gives_the_bits_of_the_two_short_kernels(monkey
 
         monkeypatch.setattr(cpu, "kernel_path", choice)
         if forced:  # (the grids of few rows read them by their classes in the rates kernel: not here)
-            monkeypatch.setattr(importlib.import_module("fastdecay.simulate"), "_CLASS_SHARING", 10**9)
+            monkeypatch.setattr(module, "_CLASS_SHARING", 10**9)
         for optimizer in OPTIMIZERS:
             for dtype in (np.float64, np.float32):
                 kw = dict(steps=21, optimizer=optimizer, noise=noise, weight_decay=0.01, seed=9, dtype=dtype,
