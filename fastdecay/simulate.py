@@ -608,11 +608,11 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
             bounds, in_order = classes.bounds()
             if not in_order:
                 lam_run = np.empty_like(lam_flat)
-                cpu.regroup(classes.classes, bounds, lam_flat, lam_run, True)
+                cpu.regroup(class_of, bounds, lam_flat, lam_run, True)
                 lam_run = _readonly(lam_run)
                 if p.w0.size > 1:
                     w_run = np.empty_like(w_flat)
-                    cpu.regroup(classes.classes, bounds, _readonly(w_flat), w_run, True)
+                    cpu.regroup(class_of, bounds, _readonly(w_flat), w_run, True)
                 else:  # (one starting point for all is laid out so already; the result is another array)
                     w_flat = np.empty_like(w_flat)
             places, items = _readonly(bounds), cpu.group_items(bounds)

@@ -54,8 +54,8 @@ outnumber the distinct rows of a learning-rate grid (a few schedules over many
 curvatures), the rates kernel reads them by **rate classes** instead: rows of the same bits
 form a class (``rate_classes``), whose rate ``class_rates`` advances once a step by the
 same code (the same bits), and each trajectory takes its class's from a table of the
-chunk's steps (``lr_table`` of width 1). Without noise, where the classes hold 64
-trajectories or more on average, ``fastdecay.simulate`` lays the trajectories out class by
+chunk's steps (``lr_table`` of width 1). Where the classes hold 64 trajectories or more on
+average (192 where most rows advance by a ratio), ``fastdecay.simulate`` lays the trajectories out class by
 class instead (``group_bounds``, ``regroup``) and ``simulate_groups`` runs each class's
 stretch as a shared schedule (the shared-rate tile loops at the class's step scalars,
 ``group_step_scalars``), then puts each trajectory's weights back in its place; with noise,
@@ -833,10 +833,10 @@ def rate_classes(table, class_of_row, first_rows, sizes, slots, most_if_ratios, 
     class c and sizes[c] its number of rows (``sizes`` as long as ``first_rows``); returns how
     many classes, or -1 where classes would not pay: as soon as there are more than
     ``first_rows`` holds, or than ``most_if_ratios`` where ``CLASS_SAMPLE`` rows spread over the
-    table all advance by a ratio (``_row_ratio``: an exponential grid), or (with ``in_order``) as soon as a row is of
-    a class before the row before's (the rows are not laid out class by class). ``slots``: an
-    open-addressing table of a power-of-two length above twice ``first_rows``'s, overwritten (a
-    slot holds the first row of a class, -1 where empty).
+    table all advance by a ratio (``_row_ratio``: an exponential grid), or (with ``in_order``) as
+    soon as a row is of a class before the row before's (the rows are not laid out class by
+    class). ``slots``: an open-addressing table of a power-of-two length above twice
+    ``first_rows``'s, overwritten (a slot holds the first row of a class, -1 where empty).
     A row is first compared with the class of the row before and of the row as many classes
     before (a grid laid out schedule by schedule, or its schedules in turn: no hash), while
     those guesses hold (and at every 64th row), then looked up by a hash of its words."""
@@ -920,12 +920,13 @@ def class_rates(table, rows, ratio, state, first_step, n_steps, out):
                 out[s, i, 0] = state[i]
 
 
-# Rate classes run grouped: without noise, a class's trajectories need nothing of each other's,
-# so the caller lays them out class by class (``group_order``) and each class runs as a shared
+# Rate classes run grouped: a class's trajectories need nothing of each other's, so the caller
+# lays them out class by class (``group_bounds``, ``regroup``) and each class runs as a shared
 # schedule (``_grouped_chunk``: the shared-rate tile loops on its stretch, at its own step
 # scalars, ``group_step_scalars``): a rate a step for the whole class, read in registers, where
 # the lanes gather one a trajectory a step. (With noise the draws follow each trajectory's index:
-# the lanes keep the classes' rates, ``class_rates``.)
+# grouped only where the trajectories are laid out so already; elsewhere the lanes read the
+# classes' rates, ``class_rates``.)
 @njit(types.boolean(RO_INT64, int64[::1]), cache=True)
 def group_bounds(classes, bounds):
     """bounds[c] .. bounds[c + 1] - 1: the places of class c's trajectories laid out class by class,
