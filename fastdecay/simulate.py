@@ -218,25 +218,28 @@ def _class_lanes(classes: _RateClasses, n: int) -> tuple[np.ndarray, np.ndarray,
     return rates, classes.classes, np.full(n, np.nan), np.empty(5 * n)
 
 
-def _rate_classes(s: Schedule, batch: tuple[int, ...], n: int, noisy: bool, lanes: bool) -> _RateClasses | None:
+def _rate_classes(s: Schedule, batch: tuple[int, ...], n: int, d: int, noisy: bool,
+                  lanes: bool) -> _RateClasses | None:
     """The rate classes of a learning rate a trajectory: trajectories whose rows are the same bits
-    share a class, whose rate the kernels compute once a step. Where trajectories outnumber the
-    distinct rows at least ``_GROUP_SHARING`` times (``_GROUP_SHARING_RATIOS`` times where most rows
-    advance by a ratio), they run grouped by class (with noise, only where they are laid out class
-    by class already: each trajectory's draws stay its own); else (with ``lanes``) the lanes read
-    their classes' rates, where trajectories outnumber the distinct rows at least ``_CLASS_SHARING``
-    times and at least half of them are read in closed form (the others' plain exponentials and
-    constants advance by one multiplication a step, the cheapest lane already). None where neither
-    pays."""
+    share a class, whose rate the kernels compute once a step. Where their elements (``d`` a
+    trajectory) outnumber the distinct rows at least ``_GROUP_SHARING`` times (one coordinate:
+    ``_GROUP_SHARING_RATIOS`` times where most rows advance by a ratio, whose lanes are the
+    cheapest; with more, the other way is the general kernel's loops), they run grouped by class
+    (with noise, only where they are laid out class by class already: each trajectory's draws stay
+    its own); else (with ``lanes``) the lanes read their classes' rates, where trajectories
+    outnumber the distinct rows at least ``_CLASS_SHARING`` times and at least half of them are read
+    in closed form (the others' plain exponentials and constants advance by one multiplication a
+    step, the cheapest lane already). None where neither pays."""
     if s.size == 1:
         return None
-    found = _classes_of(s, n // _GROUP_SHARING, n // _GROUP_SHARING_RATIOS, in_order=noisy)
+    ratios = _GROUP_SHARING_RATIOS if d == 1 else _GROUP_SHARING
+    found = _classes_of(s, n * d // _GROUP_SHARING, n * d // ratios, in_order=noisy)
     if found is not None:
         classes = _class_of_trajectory(s, batch, n, found[1])
         count = found[2].shape[0]
         # (with noise, only trajectories laid out class by class already: each keeps its draws)
         if ((not noisy or bool(np.all(classes[1:] >= classes[:-1])))
-                and (_mostly_closed_form(*found) or n >= _GROUP_SHARING_RATIOS * count)):
+                and (_mostly_closed_form(*found) or n * d >= ratios * count)):
             return _RateClasses(found[0], classes, grouped=True)
     found = _classes_of(s, n // _CLASS_SHARING, 0, in_order=False) if lanes else None
     if found is None or not _mostly_closed_form(*found):
@@ -354,16 +357,17 @@ def simulate(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, 
     longer), and
     ``threads`` (Numba threads for this call; the caller's setting is restored).
 
-    A grid of a few schedules over many curvatures (a schedule a trajectory, one coordinate each, no
-    recording, the weight decay and momentum shared) runs on the CPU by rate classes: each distinct
-    schedule's rate is computed once a step, with the bits each trajectory gets alone. Where the
-    distinct schedules have 64 trajectories each or more on average (192 where most are plain
-    exponentials), the trajectories run laid out schedule by schedule, each schedule's as a run of
-    that schedule alone (at the speed of one shared schedule, ``on_drop`` included), and come back
-    in their places; with noise, whose draws follow each trajectory's index, only where they are
-    laid out so already (as ``fastdecay.sweep`` lays out its schedules). Else, with 16 or more a
-    schedule (most of them schedules other than plain exponentials; for the momentum family
-    ``on_drop="keep"``), each trajectory reads its schedule's rate in its place.
+    A grid of a few schedules over many curvatures (a schedule a trajectory, no recording, the
+    weight decay and momentum shared) runs on the CPU by rate classes: each distinct schedule's rate
+    is computed once a step, with the bits each trajectory gets alone. Where the distinct schedules
+    have 64 elements each or more on average (trajectories times coordinates; of one coordinate, 192
+    where most are plain exponentials), the trajectories run laid out schedule by schedule, each
+    schedule's as a run of that schedule alone (at the speed of one shared schedule, ``on_drop``
+    included), and come back in their places; with noise, whose draws follow each trajectory's
+    index, only where they are laid out so already (as ``fastdecay.sweep`` lays out its schedules).
+    Else, one coordinate each with 16 or more a schedule (most of them schedules other than plain
+    exponentials; for the momentum family ``on_drop="keep"``), each trajectory reads its schedule's
+    rate in its place.
 
     GPU input (``curvature`` a CuPy array or a CUDA torch tensor): the curvature
     is checked on its GPU (never copied to the host), the other arguments on the
@@ -512,12 +516,12 @@ def _plan(curvature: Any, schedule: Any, *, steps: Any, optimizer: Any, w0: Any,
         rule = R.BY_NAME["gd"]  # heavy ball, Nesterov and lr-in-buffer with momentum 0 are GD, bit for bit
     rates = (lr_s, wd_s, mom_s)
     classes = None
-    if not on_gpu and d == 1 and not every and wd_s.size == 1 and mom_s.size == 1:
+    if not on_gpu and not every and wd_s.size == 1 and mom_s.size == 1:
         # a grid of a few learning-rate schedules over many curvatures: run grouped by class, or
-        # read by class in the kernel that reads a rate a trajectory ("rates",
+        # read by class in the kernel that reads a rate a trajectory of one coordinate ("rates",
         # ``_cpu.simulate.kernel_path``), which keeps the buffer at drops
-        classes = _rate_classes(lr_s, batch, n, noisy=noise != 0.0,
-                                lanes=not rule.on_drop or on_drop == "keep")
+        classes = _rate_classes(lr_s, batch, n, d, noisy=noise != 0.0,
+                                lanes=d == 1 and (not rule.on_drop or on_drop == "keep"))
     # (a grouped run reads the classes' rows alone: its learning rate has no lanes)
     sources = [_rate_source(r, batch, n) if classes is None or k else
                _rate_source(constant(0.0), batch, n) if classes.grouped else _class_lanes(classes, n)
@@ -608,14 +612,14 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
             bounds, in_order = classes.bounds()
             if not in_order:
                 lam_run = np.empty_like(lam_flat)
-                cpu.regroup(class_of, bounds, lam_flat, lam_run, True)
+                cpu.regroup(class_of, bounds, d, lam_flat, lam_run, True)
                 lam_run = _readonly(lam_run)
                 if p.w0.size > 1:
                     w_run = np.empty_like(w_flat)
-                    cpu.regroup(class_of, bounds, _readonly(w_flat), w_run, True)
+                    cpu.regroup(class_of, bounds, d, _readonly(w_flat), w_run, True)
                 else:  # (one starting point for all is laid out so already; the result is another array)
                     w_flat = np.empty_like(w_flat)
-            places, items = _readonly(bounds), cpu.group_items(bounds)
+            places, items = _readonly(bounds), cpu.group_items(bounds, d)
         if classes is not None:
             class_steps = max(1, _CLASS_RATES_MAX // classes.count)  # (a chunk's steps, cut to fit)
             class_rates = np.empty((min(steps, class_steps, scalar_rows), classes.count, 1))
@@ -636,8 +640,8 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
                 if grouped:
                     cpu.group_step_scalars(_readonly(class_rates), _readonly(step_scalars), class_table, class_rows,
                                            on_drop_code, first, count, group_scalars)
-                    cpu.simulate_groups(w_run, buf, sq, lam_run, opt, places, items, _readonly(group_scalars), p.beta2,
-                                        p.eps, p.noise, p.seed, p.trajectory_offset, first, count)
+                    cpu.simulate_groups(w_run, buf, sq, lam_run, d, opt, places, items, _readonly(group_scalars),
+                                        p.beta2, p.eps, p.noise, p.seed, p.trajectory_offset, first, count)
                 else:
                     if classes is not None:
                         lr_src = (_readonly(class_rates[:count]),) + lr_src[1:]
@@ -669,7 +673,7 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
 
             run_on(p.threads, run)
         if w_run is not w_flat:  # each trajectory's weights back in its place
-            cpu.regroup(class_of, bounds, _readonly(w_run), w_flat, False)
+            cpu.regroup(class_of, bounds, d, _readonly(w_run), w_flat, False)
 
         w_out = w_flat.reshape(full)
         if _all_finite(xp, w_flat):

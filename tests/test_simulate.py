@@ -379,6 +379,33 @@ def test_which_grids_run_by_rate_classes(monkeypatch, rows, n, noise, on_drop, w
         np.testing.assert_array_equal(batch.w[i], alone.w[0], err_msg=f"trajectory {i}")
 
 
+@pytest.mark.parametrize("d, n, noise, optimizer", [(3, 200, 0.0, "momentum"), (1_100, 4, 0.0, "adamw"),
+                                                   (5, 200, 0.1, "nesterov"), (3, 200, 0.0, "lion")])
+def test_a_grid_over_trajectories_of_several_coordinates_runs_grouped_with_each_schedule_s_bits(
+        monkeypatch, d, n, noise, optimizer):
+    """A few schedules over trajectories of ``d`` coordinates (one longer than a tile among them)
+    run grouped by class, each trajectory's coordinates moved together (a starting point a
+    coordinate), with noise where the trajectories are laid out by class already: every
+    trajectory has the bits of its schedule run alone."""
+    from fastdecay._cpu import simulate as cpu
+
+    distinct = [fd.step(0.05, 0.5, 20 + j) if j % 2 else fd.cosine(0.05, 90 + j) for j in range(2 if n < 8 else 4)]
+    k = len(distinct)
+    own = np.arange(n) * k // n if noise else np.arange(n) % k
+    rng = np.random.default_rng(d)
+    lam = rng.uniform(0.0, 2.0, (n, d))
+    w0 = rng.uniform(-1.0, 1.0, (n, d))
+    taken = []
+    spied = cpu.simulate_groups
+    monkeypatch.setattr(cpu, "simulate_groups", lambda *a: (taken.append(a[4]), spied(*a)))
+    kw = dict(steps=300, optimizer=optimizer, noise=noise, seed=5, weight_decay=0.01, chunk_steps=128)
+    batch = fd.simulate(lam, fd.stack([distinct[j] for j in own]), w0=w0, **kw)
+    assert taken and set(taken) == {d}
+    for i in sorted({0, 1, n // 2, n - 1}):
+        alone = fd.simulate(lam[i:i + 1], distinct[own[i]], w0=w0[i:i + 1], trajectory_offset=i, **kw)
+        np.testing.assert_array_equal(batch.w[i], alone.w[0], err_msg=f"trajectory {i}")
+
+
 def test_a_schedule_batch_broadcast_over_a_leading_dimension_of_one():
     """A schedule batch of shape (3,) over trajectories of shape (1, 3): the rows of the
     trajectories are a copy (NumPy's broadcast to a leading 1 is a read-only view), and the run is

@@ -945,34 +945,42 @@ def group_bounds(classes, bounds):
     return in_order
 
 
-def _regroup(classes, bounds, source, out, to_groups):
-    """out[bounds[c] + j] = source[i] for the j-th trajectory i of class c (``to_groups``: the
-    layout of ``group_bounds``), else the reverse, out[i] = source[bounds[c] + j]. In the
-    trajectories' order (read or written in sequence, the classes' places in as many streams: a
-    gather class by class would read the trajectories' cache lines once a class). ``bounds`` is
-    used as the classes' next places, and restored."""
+def _regroup(classes, bounds, d, source, out, to_groups):
+    """Trajectory i of ``source`` (its ``d`` elements) to place bounds[c] + j of ``out``, the j-th
+    trajectory of class c (``to_groups``: the layout of ``group_bounds``), else the reverse, place
+    bounds[c] + j of ``source`` to trajectory i of ``out``. In the trajectories' order (read or
+    written in sequence, the classes' places in as many streams: a gather class by class would
+    read the trajectories' cache lines once a class). ``bounds`` is used as the classes' next
+    places, and restored."""
     for i in range(classes.shape[0]):
         c = classes[i]
-        if to_groups:
-            out[bounds[c]] = source[i]
+        p = bounds[c]
+        if d == 1:
+            if to_groups:
+                out[p] = source[i]
+            else:
+                out[i] = source[p]
+        elif to_groups:
+            out[p * d:(p + 1) * d] = source[i * d:(i + 1) * d]
         else:
-            out[i] = source[bounds[c]]
+            out[i * d:(i + 1) * d] = source[p * d:(p + 1) * d]
         bounds[c] += 1
     for c in range(bounds.shape[0] - 1, 0, -1):  # (bounds[c] is now class c's end: bounds[c + 1])
         bounds[c] = bounds[c - 1]
     bounds[0] = 0
 
 
-regroup = njit([void(RO_INT64, int64[::1], types.Array(dt, 1, "C", readonly=True), types.Array(dt, 1, "C"),
+regroup = njit([void(RO_INT64, int64[::1], int64, types.Array(dt, 1, "C", readonly=True), types.Array(dt, 1, "C"),
                      types.boolean) for dt in (float64, float32)], cache=True)(_regroup)
 
 
-def group_items(bounds):
+def group_items(bounds, d):
     """The parallel loop's items of ``_grouped_chunk``: (class, first tile, end tile) of runs of
-    at most TILES_PER_BLOCK tiles of TILE_ELEMENTS trajectories inside each class's stretch."""
+    at most TILES_PER_BLOCK tiles of TILE_ELEMENTS elements inside each class's stretch (its
+    trajectories' ``d`` elements each)."""
     items = []
     for c in range(bounds.shape[0] - 1):
-        tiles = -(-int(bounds[c + 1] - bounds[c]) // TILE_ELEMENTS)
+        tiles = -(-int(bounds[c + 1] - bounds[c]) * d // TILE_ELEMENTS)
         items.extend((c, b, min(b + TILES_PER_BLOCK, tiles)) for b in range(0, tiles, TILES_PER_BLOCK))
     return _readonly(np.array(items, dtype=np.int64).reshape(-1, 3))
 
@@ -994,10 +1002,11 @@ def group_step_scalars(rates, step_scalars, lr_table, rows, on_drop, first_step,
         out[c, n_steps, :] = np.nan
 
 
-def _grouped_chunk(w, buf, sq, lam, opt, bounds, items, group_scalars, beta2, eps, noise, seed, offset, first_step,
+def _grouped_chunk(w, buf, sq, lam, d, opt, bounds, items, group_scalars, beta2, eps, noise, seed, offset, first_step,
                    n_steps, noise_scratch, lane_trajectory, lane_coordinate):
-    """Advance one-coordinate trajectories laid out class by class (class c at places
-    bounds[c] .. bounds[c + 1] - 1 of ``w``, ``buf``, ``sq``, ``lam``) by the steps first_step ..
+    """Advance trajectories of ``d`` coordinates laid out class by class (class c at places
+    bounds[c] .. bounds[c + 1] - 1, trajectory p at elements p*d .. p*d + d - 1 of ``w``,
+    ``buf``, ``sq``, ``lam``) by the steps first_step ..
     first_step + n_steps - 1: each class's stretch as a run of its schedule alone
     (``simulate_shared_steps`` at the step scalars ``group_scalars[c]``), hence its bits; in
     parallel over ``items`` (``group_items``). ``buf`` and ``sq`` may be empty, and the noise
@@ -1006,14 +1015,14 @@ def _grouped_chunk(w, buf, sq, lam, opt, bounds, items, group_scalars, beta2, ep
     sigma = w.dtype.type(noise)
     for j in prange(items.shape[0]):
         c = items[j, 0]
-        lo, hi = bounds[c], bounds[c + 1]
+        lo, hi = bounds[c] * d, bounds[c + 1] * d
         b_lo, b_hi = items[j, 1], items[j, 2]
-        simulate_shared_steps(opt, w[lo:hi], buf[lo:hi], sq[lo:hi], lam[lo:hi], TILE_ELEMENTS, b_lo, b_hi, 1,
+        simulate_shared_steps(opt, w[lo:hi], buf[lo:hi], sq[lo:hi], lam[lo:hi], TILE_ELEMENTS, b_lo, b_hi, d,
                               group_scalars[c], first_step, np.int64(0), n_steps, beta2, eps, noise_scratch, seed,
-                              offset + np.uint64(lo), lane_trajectory, lane_coordinate, sigma)
+                              offset + np.uint64(bounds[c]), lane_trajectory, lane_coordinate, sigma)
 
 
-def simulate_groups(w, buf, sq, lam, opt, bounds, items, group_scalars, beta2, eps, noise, seed, offset, first_step,
+def simulate_groups(w, buf, sq, lam, d, opt, bounds, items, group_scalars, beta2, eps, noise, seed, offset, first_step,
                     n_steps):
     """Run ``_grouped_chunk`` for ``w``'s dtype and noise (compiled, or loaded from Numba's cache,
     on first use); a noisy call gets its scratch here, as ``simulate_chunk``'s."""
@@ -1023,16 +1032,16 @@ def simulate_groups(w, buf, sq, lam, opt, bounds, items, group_scalars, beta2, e
         dt = float32 if w.dtype == np.float32 else float64
         state = types.Array(dt, 1, "C")
         scratch = (types.Array(float32, 3, "C"), RO_UINT64, RO_UINT64) if noisy else (types.none,) * 3
-        signature = void(state, state, state, types.Array(dt, 1, "C", readonly=True), int64, RO_INT64,
+        signature = void(state, state, state, types.Array(dt, 1, "C", readonly=True), int64, int64, RO_INT64,
                          types.Array(int64, 2, "C", readonly=True), types.Array(float64, 3, "C", readonly=True),
                          float64, float64, float64, uint64, uint64, int64, int64, *scratch)
         kernel = _KERNELS[w.dtype, noisy, "grouped"] = parallel.entry(
             njit(signature, parallel=True, cache=True)(_grouped_chunk))
     if noisy:
-        scratch = (np.empty((numba.config.NUMBA_NUM_THREADS, 4, tile_lanes(1)), dtype=np.float32), *noise_lanes(1))
+        scratch = (np.empty((numba.config.NUMBA_NUM_THREADS, 4, tile_lanes(d)), dtype=np.float32), *noise_lanes(d))
     else:
         scratch = (None, None, None)
-    kernel(w, buf, sq, lam, opt, bounds, items, group_scalars, beta2, eps, noise, np.uint64(seed), np.uint64(offset),
+    kernel(w, buf, sq, lam, d, opt, bounds, items, group_scalars, beta2, eps, noise, np.uint64(seed), np.uint64(offset),
            first_step, n_steps, *scratch)
 
 
