@@ -3,6 +3,10 @@ each runs once on small inputs; ``make bench`` runs them for real at full size."
 
 import pytest
 
+# the recorded runs' raw output and the ad hoc scripts that made it: not collected (``--doctest-modules``
+# would import the scripts, which run at import)
+collect_ignore_glob = ["results/*"]
+
 
 @pytest.fixture
 def smoke(request):
