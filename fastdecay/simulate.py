@@ -86,10 +86,11 @@ _CLASS_SHARING = 16
 # ... and where they outnumber them at least this many times, the trajectories run laid out class
 # by class, each class as its schedule alone (a rate a step for a whole class:
 # ``_cpu.simulate.simulate_groups``); below it a class's tile is too short to pay for its per-step
-# scalars and the tail of its vector loop; where most rows advance by a ratio (exponentials,
-# whose lanes are the cheapest), at least the second many times (RESULTS.md, "grouped by class")
+# scalars and the tail of its vector loop. At one coordinate, where the lanes are cheap (most rows
+# advance by a ratio: exponentials), or the stretch dear (with noise: a tile's draws), at least
+# the second many times (RESULTS.md, "grouped by class")
 _GROUP_SHARING = 64
-_GROUP_SHARING_RATIOS = 192
+_GROUP_SHARING_CHEAP_LANES = 192
 # the most class rates a chunk keeps (a chunk's steps x classes, float64: 2 MiB, read by every
 # tile: larger tables cost their gathers cache misses); longer chunks are cut to fit
 _CLASS_RATES_MAX = 1 << 18
@@ -222,24 +223,26 @@ def _rate_classes(s: Schedule, batch: tuple[int, ...], n: int, d: int, noisy: bo
                   lanes: bool) -> _RateClasses | None:
     """The rate classes of a learning rate a trajectory: trajectories whose rows are the same bits
     share a class, whose rate the kernels compute once a step. Where their elements (``d`` a
-    trajectory) outnumber the distinct rows at least ``_GROUP_SHARING`` times (one coordinate:
-    ``_GROUP_SHARING_RATIOS`` times where most rows advance by a ratio, whose lanes are the
-    cheapest; with more, the other way is the general kernel's loops), they run grouped by class
-    (with noise, only where they are laid out class by class already: each trajectory's draws stay
-    its own); else (with ``lanes``) the lanes read their classes' rates, where trajectories
-    outnumber the distinct rows at least ``_CLASS_SHARING`` times and at least half of them are read
-    in closed form (the others' plain exponentials and constants advance by one multiplication a
-    step, the cheapest lane already). None where neither pays."""
+    trajectory) outnumber the distinct rows at least ``_GROUP_SHARING`` times (at one coordinate,
+    ``_GROUP_SHARING_CHEAP_LANES`` times where most rows advance by a ratio, whose lanes are the
+    cheapest, or with noise; with more coordinates, the other way is the general kernel's loops),
+    they run grouped by class (with noise, only where they are laid out class by class already: each
+    trajectory's draws stay its own); else (with ``lanes``) the lanes read their classes' rates,
+    where trajectories outnumber the distinct rows at least ``_CLASS_SHARING`` times and at least
+    half of them are read in closed form (the others' plain exponentials and constants advance by
+    one multiplication a step, the cheapest lane already). None where neither pays."""
     if s.size == 1:
         return None
-    ratios = _GROUP_SHARING_RATIOS if d == 1 else _GROUP_SHARING
-    found = _classes_of(s, n * d // _GROUP_SHARING, n * d // ratios, in_order=noisy)
+    # elements a class at the least: for a grid of mostly closed forms, and of ratios (exponentials)
+    high = _GROUP_SHARING_CHEAP_LANES if d == 1 else _GROUP_SHARING
+    low = high if d == 1 and noisy else _GROUP_SHARING
+    found = _classes_of(s, n * d // low, n * d // high, in_order=noisy)
     if found is not None:
         classes = _class_of_trajectory(s, batch, n, found[1])
         count = found[2].shape[0]
         # (with noise, only trajectories laid out class by class already: each keeps its draws)
         if ((not noisy or bool(np.all(classes[1:] >= classes[:-1])))
-                and (_mostly_closed_form(*found) or n * d >= ratios * count)):
+                and (_mostly_closed_form(*found) or n * d >= high * count)):
             return _RateClasses(found[0], classes, grouped=True)
     found = _classes_of(s, n // _CLASS_SHARING, 0, in_order=False) if lanes else None
     if found is None or not _mostly_closed_form(*found):
@@ -361,13 +364,13 @@ def simulate(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, 
     weight decay and momentum shared) runs on the CPU by rate classes: each distinct schedule's rate
     is computed once a step, with the bits each trajectory gets alone. Where the distinct schedules
     have 64 elements each or more on average (trajectories times coordinates; of one coordinate, 192
-    where most are plain exponentials), the trajectories run laid out schedule by schedule, each
-    schedule's as a run of that schedule alone (at the speed of one shared schedule, ``on_drop``
-    included), and come back in their places; with noise, whose draws follow each trajectory's
-    index, only where they are laid out so already (as ``fastdecay.sweep`` lays out its schedules).
-    Else, one coordinate each with 16 or more a schedule (most of them schedules other than plain
-    exponentials; for the momentum family ``on_drop="keep"``), each trajectory reads its schedule's
-    rate in its place.
+    where most are plain exponentials, or with noise), the trajectories run laid out schedule by
+    schedule, each schedule's as a run of that schedule alone (at the speed of one shared schedule,
+    ``on_drop`` included), and come back in their places; with noise, whose draws follow each
+    trajectory's index, only where they are laid out so already (as ``fastdecay.sweep`` lays out its
+    schedules). Else, one coordinate each with 16 or more a schedule (most of them schedules other
+    than plain exponentials; for the momentum family ``on_drop="keep"``), each trajectory reads its
+    schedule's rate in its place.
 
     GPU input (``curvature`` a CuPy array or a CUDA torch tensor): the curvature
     is checked on its GPU (never copied to the host), the other arguments on the

@@ -326,11 +326,11 @@ def test_a_grid_of_few_schedules_over_many_curvatures_reads_them_by_class_with_e
         for i in np.flatnonzero(own == k)[:2]:
             alone = fd.simulate(lam[i:i + 1], distinct[k], trajectory_offset=int(i), **kw)
             np.testing.assert_array_equal(batch.w[i], alone.w[0], err_msg=f"trajectory {i}, schedule {k}")
-    # laid out class by class already (as a sweep lays out its schedules): run in place, grouped
-    # with noise too (each trajectory's draws its own)
+    # laid out class by class already (as a sweep lays out its schedules): run in place (with
+    # noise, ~104 trajectories a class keep the lanes; each trajectory's draws its own either way)
     by_class = np.argsort(own, kind="stable")
     laid_out = fd.simulate(lam[by_class], fd.stack([distinct[k] for k in own[by_class]]), **kw)
-    assert layouts[-1] is True
+    assert layouts[-1] is True if not noise else len(layouts) == 0
     if not noise:
         np.testing.assert_array_equal(laid_out.w, batch.w[by_class])
     for p in (0, 1, 600, n - 1):
@@ -350,13 +350,13 @@ def test_a_grid_of_few_schedules_over_many_curvatures_reads_them_by_class_with_e
     ("exponential", 5_000, 0.0, "keep", "grouped"), ("exponential", 2_500, 0.0, "keep", None),
     ("exponential", 5_000, 0.1, "keep", None),
     ("closed", 2_500, 0.0, "reset", "grouped"), ("closed", 2_500, 0.0, "rescale", "grouped"),
-    ("closed", 1_000, 0.0, "reset", None), ("sorted", 2_500, 0.1, "keep", "grouped"),
-    ("sorted", 1_000, 0.1, "keep", "lanes")])
+    ("closed", 1_000, 0.0, "reset", None), ("sorted", 5_000, 0.1, "keep", "grouped"),
+    ("sorted", 2_500, 0.1, "keep", "lanes")])
 def test_which_grids_run_by_rate_classes(monkeypatch, rows, n, noise, on_drop, way):
     """A grid of 24 distinct rows: without noise over 64 trajectories a row or more it runs grouped
     by class (exponentials over 192 or more; the momentum's buffer reset or rescaled at each
-    class's drops as a schedule alone does), and with noise where the trajectories are laid out by
-    class already; over 16 or more a row (or with noise, in another order) its lanes read the
+    class's drops as a schedule alone does), and with noise (over 192 or more) where the
+    trajectories are laid out by class already; over 16 or more a row (or with noise, in another order) its lanes read the
     classes' rates where most rows are read in closed form and the buffer is kept at drops;
     below, neither. Each way, every trajectory has the bits of its schedule run alone."""
     from fastdecay._cpu import simulate as cpu
@@ -612,7 +612,7 @@ def test_the_kernel_of_every_path_gives_the_bits_of_the_two_short_kernels(monkey
 
     module = importlib.import_module("fastdecay.simulate")
     monkeypatch.setattr(module, "_GROUP_SHARING", 10**9)
-    monkeypatch.setattr(module, "_GROUP_SHARING_RATIOS", 10**9)
+    monkeypatch.setattr(module, "_GROUP_SHARING_CHEAP_LANES", 10**9)
 
     shared = fd.step(0.05, 0.5, 9)
     grids = {"mixed": fd.stack([fd.exponential(0.05, gamma=0.9), fd.constant(0.02), shared] * 500),
