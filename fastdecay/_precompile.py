@@ -72,11 +72,11 @@ def _simulate(dtype):
             fd.simulate(lam[:, :1], per_trajectory, steps=4, optimizer=optimizer, dtype=dtype, noise=noise)
             fd.simulate(lam, per_trajectory, steps=4, optimizer=optimizer, dtype=dtype, every=2, noise=noise,
                         weight_decay=per_trajectory)
-    # a grid of few schedules over many curvatures without noise: run class by class, a kernel of its own
-    # (with noise, laid out so already)
+    # a grid of few schedules over many curvatures: run class by class, a kernel of its own (64
+    # trajectories a class; with noise, 192, laid out so already)
     grid = fd.stack([fd.step(0.1, 0.5, 3), fd.cosine(0.1, 8)])
     fd.simulate(np.ones((64, 2, 1)), grid, steps=4, dtype=dtype)
-    fd.simulate(np.ones((2, 64, 1)), grid[:, None], steps=4, dtype=dtype, noise=0.1)
+    fd.simulate(np.ones((2, 192, 1)), grid[:, None], steps=4, dtype=dtype, noise=0.1)
     # recording trajectories longer than a tile (d > 1024) under shared rates: a kernel of its own
     long = np.ones((1, 1025))
     fd.simulate(long, shared, steps=4, dtype=dtype, every=2)

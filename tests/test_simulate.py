@@ -354,10 +354,10 @@ def test_a_grid_of_few_schedules_over_many_curvatures_reads_them_by_class_with_e
     ("sorted", 2_500, 0.1, "keep", "lanes")])
 def test_which_grids_run_by_rate_classes(monkeypatch, rows, n, noise, on_drop, way):
     """A grid of 24 distinct rows: without noise over 64 trajectories a row or more it runs grouped
-    by class (exponentials over 192 or more; the momentum's buffer reset or rescaled at each
-    class's drops as a schedule alone does), and with noise (over 192 or more) where the
-    trajectories are laid out by class already; over 16 or more a row (or with noise, in another order) its lanes read the
-    classes' rates where most rows are read in closed form and the buffer is kept at drops;
+    by class (exponentials over 192 or more; the momentum's buffer reset or rescaled at each class's
+    drops as a schedule alone does), and with noise (over 192 or more) where the trajectories are
+    laid out by class already; over 16 or more a row (or with noise, in another order) its lanes
+    read the classes' rates where most rows are read in closed form and the buffer is kept at drops;
     below, neither. Each way, every trajectory has the bits of its schedule run alone."""
     from fastdecay._cpu import simulate as cpu
 
