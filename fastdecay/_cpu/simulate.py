@@ -54,13 +54,14 @@ outnumber the distinct rows of a learning-rate grid (a few schedules over many
 curvatures), the rates kernel reads them by **rate classes** instead: rows of the same bits
 form a class (``rate_classes``), whose rate ``class_rates`` advances once a step by the
 same code (the same bits), and each trajectory takes its class's from a table of the
-chunk's steps (``lr_table`` of width 1). Where the classes hold 64 trajectories or more on
-average (192 where most rows advance by a ratio), ``fastdecay.simulate`` lays the trajectories out class by
-class instead (``group_bounds``, ``regroup``) and ``simulate_groups`` runs each class's
-stretch as a shared schedule (the shared-rate tile loops at the class's step scalars,
-``group_step_scalars``), then puts each trajectory's weights back in its place; with noise,
-where the trajectories are laid out class by class already (a sweep's: each trajectory's
-draws stay its own).
+chunk's steps (``lr_table`` of width 1). Where the classes hold 64 elements or more on
+average (trajectories times coordinates; at one coordinate 192 where most rows advance by a
+ratio, or with noise), ``fastdecay.simulate`` lays the trajectories out class by class
+instead (``group_bounds``, ``regroup``: a trajectory's coordinates move together) and
+``simulate_groups`` runs each class's stretch as a shared schedule (the shared-rate element
+tiles at the class's step scalars, ``group_step_scalars``), then puts each trajectory's
+weights back in its place; with noise, only where the trajectories are laid out class by
+class already (a sweep's: each trajectory's draws stay its own).
 
 Recording. With ``every > 0`` the kernel writes, for each recorded step
 t = j * every in the chunk, the loss 1/2 sum lam w_t^2, the displacement
