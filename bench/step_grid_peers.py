@@ -8,9 +8,14 @@ weights checked against fastdecay's. ``--sweep`` lays the 37 schedules out as a 
 each for consecutive trajectories (its curvatures), instead of one after another. 37 distinct
 schedules over 200,000 trajectories: fastdecay reads them by rate classes (each distinct row's rate
 once a step); ``--distinct`` gives every trajectory a schedule of its own (its lr scaled by
-1 + i 1e-9), which fastdecay reads trajectory by trajectory.
+1 + i 1e-9), which fastdecay reads trajectory by trajectory. ``--every K`` records every K-th step
+(K divides 100) as ``fd.simulate(..., every=K)`` returns them, a row a trajectory: the loss, the
+displacement |w_t - w_(t-1)| and the rate, each implementation into arrays of that shape (JAX's scan
+stacks its records a step a row: transposed inside the jitted function), the losses checked too;
+``--shared`` gives every trajectory the grid's first schedule (one shared schedule).
 
     python bench/step_grid_peers.py [--rounds 3] [--grid step|cosine|warmup-cosine] [--sweep] [--distinct]
+                                    [--every K] [--shared]
 """
 
 import argparse
@@ -32,11 +37,18 @@ def main(argv=None):
     parser.add_argument("--grid", choices=("step", "cosine", "warmup-cosine"), default="step")
     parser.add_argument("--sweep", action="store_true")
     parser.add_argument("--distinct", action="store_true")
+    parser.add_argument("--every", type=int, default=None)
+    parser.add_argument("--shared", action="store_true")
     args = parser.parse_args(argv)
+    every = args.every
+    if every is not None and (every < 1 or STEPS % every):
+        parser.error(f"--every must divide {STEPS}")
     rng = np.random.default_rng(0)
     lam = rng.uniform(0.01, 1.0, N)
     lr = LR * (1.0 + 1e-9 * np.arange(N)) if args.distinct else LR
     which = np.repeat(np.arange(37), -(-N // 37))[:N] if args.sweep else np.arange(N) % 37
+    if args.shared:
+        which = np.zeros(1, dtype=np.int64)
     if args.grid == "step":
         period = (which + 5).astype(np.float64)
         grid = fd.step(lr=lr, gamma=GAMMA, period=period)
@@ -57,13 +69,32 @@ def main(argv=None):
             after = xp.maximum(t - WARMUP, 0.0)
             cosine = lr * (1.0 + xp.cos(np.pi * xp.minimum(after, period) / period)) / 2.0
             return xp.where(t < WARMUP, lr * t / WARMUP, cosine)
-    rows = {"fastdecay": lambda: fd.simulate(lam[:, None], grid, steps=STEPS, threads=1).w[:, 0]}
+    if args.shared:
+        grid = grid[0]
+
+    def fastdecay_run():
+        res = fd.simulate(lam[:, None], grid, steps=STEPS, threads=1, every=every)
+        return res.w[:, 0] if every is None else (res.w[:, 0], res.loss)
+
+    rows = {"fastdecay": fastdecay_run}
 
     def numpy_run():
         w = np.ones(N)
+        if every is None:
+            for t in range(STEPS):
+                w -= rate(np, float(t), period) * (lam * w)
+            return w
+        n_rec = STEPS // every + 1
+        loss, disp, rates = (np.empty((N, n_rec)) for _ in range(3))
+        loss[:, 0], disp[:, 0], rates[:, 0] = 0.5 * lam * w * w, 0.0, rate(np, 0.0, period)
         for t in range(STEPS):
-            w -= rate(np, float(t), period) * (lam * w)
-        return w
+            new = w - rate(np, float(t), period) * (lam * w)
+            if (t + 1) % every == 0:
+                j = (t + 1) // every
+                loss[:, j], disp[:, j], rates[:, j] = 0.5 * lam * new * new, np.abs(new - w), \
+                    rate(np, float(t + 1), period)
+            w = new
+        return w, loss
 
     rows["numpy"] = numpy_run
     try:
@@ -77,8 +108,32 @@ def main(argv=None):
                 return w - rate(jnp, t, period) * (lam * w), None
             return jax.lax.scan(body, jnp.ones_like(lam), steps)[0]
 
+        @jax.jit
+        def scan_recorded(lam, period):
+            def one(w, t):
+                return w - rate(jnp, t, period) * (lam * w)
+
+            def between(w, j):  # steps (j - 1) every .. j every - 1, the last recorded
+                t0 = (j - 1) * every
+                before = jax.lax.fori_loop(0, every - 1, lambda k, w: one(w, (t0 + k).astype("float64")), w)
+                new = one(before, (t0 + every - 1).astype("float64"))
+                lr_j = jnp.broadcast_to(rate(jnp, (j * every).astype("float64"), period), lam.shape)
+                return new, (0.5 * lam * new * new, jnp.abs(new - before), lr_j)
+
+            w0 = jnp.ones_like(lam)
+            w, recs = jax.lax.scan(between, w0, jnp.arange(1, STEPS // every + 1))
+            first = (0.5 * lam * w0 * w0, jnp.zeros_like(lam), jnp.broadcast_to(rate(jnp, 0.0, period), lam.shape))
+            loss, disp, rates = (jnp.concatenate([f[None], r]).T for f, r in zip(first, recs))
+            return w, loss, disp, rates
+
         args_j = (jnp.asarray(lam), jnp.asarray(period), jnp.arange(STEPS, dtype="float64"))
-        rows["jax"] = lambda: np.asarray(scan(*args_j).block_until_ready())
+        if every is None:
+            rows["jax"] = lambda: np.asarray(scan(*args_j).block_until_ready())
+        else:
+            def jax_recorded():
+                out = jax.block_until_ready(scan_recorded(*args_j[:2]))
+                return np.asarray(out[0]), np.asarray(out[1])
+            rows["jax"] = jax_recorded
     except ImportError:
         print("(JAX is not installed: pip install jax)")
     best = {k: [] for k in rows}
@@ -92,7 +147,8 @@ def main(argv=None):
                 w = run()
                 times.append(time.perf_counter() - t0)
             reference = w if reference is None else reference
-            np.testing.assert_allclose(w, reference, rtol=1e-12)
+            for got, want in zip(w if every else [w], reference if every else [reference]):  # (weights, losses)
+                np.testing.assert_allclose(got, want, rtol=1e-12)
             best[name].append(min(times))
     for name, times in best.items():
         rates = ", ".join(f"{N * STEPS / t / 1e9:.2f}" for t in times)

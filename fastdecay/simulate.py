@@ -91,6 +91,10 @@ _CLASS_SHARING = 16
 # the second many times (RESULTS.md, "grouped by class")
 _GROUP_SHARING = 64
 _GROUP_SHARING_CHEAP_LANES = 192
+# ... and for a recording run, where they outnumber them this many times (the other way records
+# each trajectory's rate in closed form, and reads it trajectory by trajectory; below it a class's
+# recorded steps cost more in calls than that: RESULTS.md, "recorded runs")
+_GROUP_SHARING_RECORDED = 32
 # the most class rates a chunk keeps (a chunk's steps x classes, float64: 2 MiB, read by every
 # tile: larger tables cost their gathers cache misses); longer chunks are cut to fit
 _CLASS_RATES_MAX = 1 << 18
@@ -219,7 +223,7 @@ def _class_lanes(classes: _RateClasses, n: int) -> tuple[np.ndarray, np.ndarray,
     return rates, classes.classes, np.full(n, np.nan), np.empty(5 * n)
 
 
-def _rate_classes(s: Schedule, batch: tuple[int, ...], n: int, d: int, noisy: bool,
+def _rate_classes(s: Schedule, batch: tuple[int, ...], n: int, d: int, noisy: bool, recorded: bool,
                   lanes: bool) -> _RateClasses | None:
     """The rate classes of a learning rate a trajectory: trajectories whose rows are the same bits
     share a class, whose rate the kernels compute once a step. Where their elements (``d`` a
@@ -230,12 +234,16 @@ def _rate_classes(s: Schedule, batch: tuple[int, ...], n: int, d: int, noisy: bo
     trajectory's draws stay its own); else (with ``lanes``) the lanes read their classes' rates,
     where trajectories outnumber the distinct rows at least ``_CLASS_SHARING`` times and at least
     half of them are read in closed form (the others' plain exponentials and constants advance by
-    one multiplication a step, the cheapest lane already). None where neither pays."""
+    one multiplication a step, the cheapest lane already). A recording run (``recorded``, where the
+    other way records each trajectory's rate in closed form) runs grouped where its trajectories
+    outnumber the distinct rows ``_GROUP_SHARING_RECORDED`` times. None where neither pays."""
     if s.size == 1:
         return None
     # elements a class at the least: for a grid of mostly closed forms, and of ratios (exponentials)
     high = _GROUP_SHARING_CHEAP_LANES if d == 1 else _GROUP_SHARING
     low = high if d == 1 and noisy else _GROUP_SHARING
+    if recorded:
+        low = high = _GROUP_SHARING_RECORDED
     found = _classes_of(s, n * d // low, n * d // high, in_order=noisy)
     if found is not None:
         classes = _class_of_trajectory(s, batch, n, found[1])
@@ -519,12 +527,12 @@ def _plan(curvature: Any, schedule: Any, *, steps: Any, optimizer: Any, w0: Any,
         rule = R.BY_NAME["gd"]  # heavy ball, Nesterov and lr-in-buffer with momentum 0 are GD, bit for bit
     rates = (lr_s, wd_s, mom_s)
     classes = None
-    if not on_gpu and not every and wd_s.size == 1 and mom_s.size == 1:
+    if not on_gpu and wd_s.size == 1 and mom_s.size == 1:
         # a grid of a few learning-rate schedules over many curvatures: run grouped by class, or
-        # read by class in the kernel that reads a rate a trajectory of one coordinate ("rates",
-        # ``_cpu.simulate.kernel_path``), which keeps the buffer at drops
-        classes = _rate_classes(lr_s, batch, n, d, noisy=noise != 0.0,
-                                lanes=d == 1 and (not rule.on_drop or on_drop == "keep"))
+        # (not recording) read by class in the kernel that reads a rate a trajectory of one
+        # coordinate ("rates", ``_cpu.simulate.kernel_path``), which keeps the buffer at drops
+        classes = _rate_classes(lr_s, batch, n, d, noisy=noise != 0.0, recorded=bool(every),
+                                lanes=not every and d == 1 and (not rule.on_drop or on_drop == "keep"))
     # (a grouped run reads the classes' rows alone: its learning rate has no lanes)
     sources = [_rate_source(r, batch, n) if classes is None or k else
                _rate_source(constant(0.0), batch, n) if classes.grouped else _class_lanes(classes, n)
@@ -577,8 +585,23 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
         xp, device = np, contextlib.nullcontext()
     has_buffer = bool(rule.buffers)
     n_rec = steps // every + 1 if every else 0
+    classes = p.classes
+    grouped = classes is not None and classes.grouped
+    if grouped:
+        assert classes is not None
+        bounds, in_order = classes.bounds()
+    # a recording run under shared rates runs as one class of the grouped kernels, where a grid's
+    # class would (with trajectories longer than a tile: ``_cpu.simulate.simulate_chunk``'s
+    # element tiles)
+    one_class = (not on_gpu and bool(every) and classes is None and d <= cpu.TILE_ELEMENTS
+                 and n * d >= _GROUP_SHARING_RECORDED and all(rows.shape[0] == 0 for _, rows, _, _ in p.sources))
+    if one_class:
+        bounds, in_order = np.array([0, n], np.int64), True
+    # a grouped run records in the places' order, then puts the rows in the trajectories' (one
+    # array more, while it does)
+    rec_regrouped = bool(every) and grouped and not in_order
     if every and not on_gpu:  # the recorded loss, displacement and rate, before any of it is made
-        V.fits_in_memory("every", every, (3, n, n_rec), np.dtype(dt).itemsize)
+        V.fits_in_memory("every", every, (4 if rec_regrouped else 3, n, n_rec), np.dtype(dt).itemsize)
     lr_src, wd_src, mom_src = p.sources
     timed = p.chunk_steps is None
     chunk_steps = p.chunk_steps if p.chunk_steps is not None else _first_chunk(p)
@@ -603,16 +626,17 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
         step_scalars = np.empty((scalar_rows, cpu.N_SCALARS))
         on_drop_code = p.on_drop
         opt = rule.code
-        classes = p.classes
-        grouped = classes is not None and classes.grouped
         w_run, lam_run = w_flat, lam_flat
         class_of = class_table = class_rows = None
         if classes is not None:
             class_of, (class_table, class_rows) = classes.classes, classes.source[:2]
-        if classes is not None and classes.grouped:
+        if one_class:
+            class_table, class_rows = lr_s.rows(), _readonly(np.zeros(1, np.int64))
+            places, items = _readonly(bounds), cpu.group_items(bounds, d, recorded=True)
+            group_scalars = step_scalars[None]  # (its one class's step scalars: the shared ones)
+        if grouped:
             # the trajectories laid out class by class (where not so already): each class's
             # stretch runs as its schedule alone, at its step scalars (a chunk's, cut to fit)
-            bounds, in_order = classes.bounds()
             if not in_order:
                 lam_run = np.empty_like(lam_flat)
                 cpu.regroup(class_of, bounds, d, lam_flat, lam_run, True)
@@ -622,7 +646,7 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
                     cpu.regroup(class_of, bounds, d, _readonly(w_flat), w_run, True)
                 else:  # (one starting point for all is laid out so already; the result is another array)
                     w_flat = np.empty_like(w_flat)
-            places, items = _readonly(bounds), cpu.group_items(bounds, d)
+            places, items = _readonly(bounds), cpu.group_items(bounds, d, recorded=bool(every))
         if classes is not None:
             class_steps = max(1, _CLASS_RATES_MAX // classes.count)  # (a chunk's steps, cut to fit)
             class_rates = np.empty((min(steps, class_steps, scalar_rows), classes.count, 1))
@@ -640,11 +664,13 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
                     cpu.class_rates(*classes.source, first, count, class_rates)
                 cpu.shared_step_scalars(lr_s.rows(), wd_s.rows(), mom_s.rows(), on_drop_code, first, count,
                                         step_scalars)
-                if grouped:
-                    cpu.group_step_scalars(_readonly(class_rates), _readonly(step_scalars), class_table, class_rows,
-                                           on_drop_code, first, count, group_scalars)
+                if grouped or one_class:
+                    if grouped:
+                        cpu.group_step_scalars(_readonly(class_rates), _readonly(step_scalars), class_table,
+                                               class_rows, on_drop_code, first, count, group_scalars)
                     cpu.simulate_groups(w_run, buf, sq, lam_run, d, opt, places, items, _readonly(group_scalars),
-                                        p.beta2, p.eps, p.noise, p.seed, p.trajectory_offset, first, count)
+                                        p.beta2, p.eps, p.noise, p.seed, p.trajectory_offset, first, count,
+                                        every or 0, rec, class_table, class_rows, on_drop_code)
                 else:
                     if classes is not None:
                         lr_src = (_readonly(class_rates[:count]),) + lr_src[1:]
@@ -677,6 +703,11 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
             run_on(p.threads, run)
         if w_run is not w_flat:  # each trajectory's weights back in its place
             cpu.regroup(class_of, bounds, d, _readonly(w_run), w_flat, False)
+        if rec_regrouped and n:  # ... and its recorded rows, one array at a time
+            for k in range(3):
+                out = np.empty_like(rec[k])
+                cpu.regroup(class_of, bounds, n_rec, _readonly(rec[k].reshape(-1)), out.reshape(-1), False)
+                rec[k] = out
 
         w_out = w_flat.reshape(full)
         if _all_finite(xp, w_flat):

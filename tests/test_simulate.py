@@ -311,7 +311,7 @@ def test_a_grid_of_few_schedules_over_many_curvatures_reads_them_by_class_with_e
     calls, layouts = [], []
     kernel = "class_rates" if noise else "simulate_groups"  # (each called once a chunk)
     spied, group_bounds = getattr(cpu, kernel), cpu.group_bounds
-    monkeypatch.setattr(cpu, kernel, lambda *a: (calls.append(a[-2] if noise else a[-1]), spied(*a)))
+    monkeypatch.setattr(cpu, kernel, lambda *a: (calls.append(a[-2] if noise else a[15]), spied(*a)))
     monkeypatch.setattr(cpu, "group_bounds", lambda *a: layouts.append(group_bounds(*a)) or layouts[-1])
     kw = dict(steps=1_030, optimizer=optimizer, weight_decay=weight_decay, noise=noise, seed=3, dtype=dtype)
     batch = fd.simulate(lam, grid, chunk_steps=400, **kw)
@@ -404,6 +404,114 @@ def test_a_grid_over_trajectories_of_several_coordinates_runs_grouped_with_each_
     for i in sorted({0, 1, n // 2, n - 1}):
         alone = fd.simulate(lam[i:i + 1], distinct[own[i]], w0=w0[i:i + 1], trajectory_offset=i, **kw)
         np.testing.assert_array_equal(batch.w[i], alone.w[0], err_msg=f"trajectory {i}")
+
+
+_RECORDED = ("w", "loss", "displacement", "lr")
+
+
+@pytest.mark.parametrize("optimizer", ["gd", "momentum", "adamw", "lion"])
+@pytest.mark.parametrize("d, n, noise", [(1, 700, 0.0), (3, 200, 0.0), (1, 700, 0.1), (1_100, 4, 0.0)])
+def test_a_recording_grid_runs_grouped_with_each_trajectory_s_records_alone(monkeypatch, optimizer, d, n, noise):
+    """A grid of a few schedules over many curvatures, recorded, runs grouped by class (32 elements
+    a class or more): each class's stretch records as its schedule alone, into the rows of the
+    trajectories' places, put back in the trajectories' order at the end (with noise laid out by
+    class already, in place). Weights, losses, displacements and rates are the bits of each
+    trajectory's schedule run alone, and of the same grid run without grouping (the general
+    kernel), with chunks that end between and on recorded steps."""
+    import importlib
+
+    from fastdecay._cpu import simulate as cpu
+
+    distinct = [fd.step(0.05, 0.5, 7 + j) if j % 2 else fd.cosine(0.05, 40 + j) for j in range(2 if n < 8 else 5)]
+    k = len(distinct)
+    own = np.arange(n) * k // n if noise else np.arange(n) % k
+    rng = np.random.default_rng(d)
+    lam = rng.uniform(0.0, 2.0, (n, d))
+    w0 = rng.uniform(-1.0, 1.0, (n, d))
+    taken = []
+    spied = cpu.simulate_groups
+    monkeypatch.setattr(cpu, "simulate_groups", lambda *a: (taken.append(a[16]), spied(*a)))
+    grid = fd.stack([distinct[j] for j in own])
+    for every, chunk in ((1, 8), (5, 13), (7, None)):
+        kw = dict(steps=53, optimizer=optimizer, noise=noise, seed=5, weight_decay=0.01, every=every,
+                  chunk_steps=chunk)
+        taken.clear()
+        batch = fd.simulate(lam, grid, w0=w0, **kw)
+        assert taken and set(taken) == {every}
+        assert np.isfinite(batch.loss).all()
+        for i in sorted({0, 1, n // 2, n - 1}):
+            alone = fd.simulate(lam[i:i + 1], distinct[own[i]], w0=w0[i:i + 1], trajectory_offset=i, **kw)
+            for field in _RECORDED:
+                np.testing.assert_array_equal(getattr(batch, field)[i], getattr(alone, field)[0],
+                                              err_msg=f"every={every} trajectory {i} {field}")
+        with monkeypatch.context() as m:
+            m.setattr(importlib.import_module("fastdecay.simulate"), "_GROUP_SHARING_RECORDED", 10**9)
+            taken.clear()
+            general = fd.simulate(lam, grid, w0=w0, **kw)
+            assert not taken
+        for field in _RECORDED:
+            np.testing.assert_array_equal(getattr(batch, field), getattr(general, field),
+                                          err_msg=f"every={every} {field}")
+
+
+@pytest.mark.parametrize("n, sorted_, noise, grouped", [(24 * 32, False, 0.0, True), (24 * 31, False, 0.0, False),
+                                                        (24 * 32, True, 0.1, True), (24 * 40, False, 0.1, False)])
+def test_which_recording_grids_run_grouped(monkeypatch, n, sorted_, noise, grouped):
+    """A recorded grid of 24 distinct rows runs grouped from 32 trajectories a row (with noise, laid
+    out by class already); below, or with noise in another order, the general kernel runs it. The
+    records are each trajectory's alone either way."""
+    from fastdecay._cpu import simulate as cpu
+
+    distinct = [fd.step(0.05, 0.5, 20 + j) if j % 2 else fd.exponential(0.05, gamma=0.99 - 0.001 * j)
+                for j in range(24)]
+    own = np.arange(n) * 24 // n if sorted_ else np.arange(n) % 24
+    lam = np.random.default_rng(1).uniform(0.0, 2.0, (n, 1))
+    taken = []
+    spied = cpu.simulate_groups
+    monkeypatch.setattr(cpu, "simulate_groups", lambda *a: (taken.append(a[16]), spied(*a)))
+    kw = dict(steps=60, optimizer="nesterov", noise=noise, seed=5, every=6)
+    batch = fd.simulate(lam, fd.stack([distinct[k] for k in own]), **kw)
+    assert bool(taken) == grouped
+    for i in (0, 1, 23, n - 1):
+        alone = fd.simulate(lam[i:i + 1], distinct[own[i]], trajectory_offset=i, **kw)
+        for field in _RECORDED:
+            np.testing.assert_array_equal(getattr(batch, field)[i], getattr(alone, field)[0],
+                                          err_msg=f"trajectory {i} {field}")
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+@pytest.mark.parametrize("noise", [0.0, 0.2])
+def test_a_recording_run_of_one_schedule_is_one_class_with_the_bits_of_copies_a_trajectory(
+        monkeypatch, optimizer, noise):
+    """A recording run under one schedule (trajectories of up to a tile's coordinates) runs as one
+    class of the grouped kernels: its records are those of the same schedule given as a copy a
+    trajectory (which the general kernel runs trajectory by trajectory), on odd sizes, in chunks
+    that end between and on recorded steps, with the buffer reset at drops."""
+    import importlib
+
+    from fastdecay._cpu import simulate as cpu
+
+    taken = []
+    spied = cpu.simulate_groups
+    monkeypatch.setattr(cpu, "simulate_groups", lambda *a: (taken.append(a[16]), spied(*a)))
+    s = fd.step(0.3 if optimizer in ("gd", "momentum", "nesterov", "momentum_lr_in_buffer") else 0.01, 0.5, 7)
+    for d, n in ((1, 2_049), (3, 401), (1_024, 3)):
+        lam = np.random.default_rng(d).uniform(-0.05, 2.0, (n, d))
+        for dtype in (np.float64, np.float32):
+            for every, chunk in ((1, 8), (4, 9)):
+                kw = dict(steps=30, optimizer=optimizer, noise=noise, seed=3, weight_decay=0.01, every=every,
+                          chunk_steps=chunk, dtype=dtype, on_drop="reset")
+                taken.clear()
+                shared = fd.simulate(lam, s, **kw)
+                assert taken and set(taken) == {every}
+                taken.clear()
+                with monkeypatch.context() as m:  # (copies of one row are one class: not grouped here)
+                    m.setattr(importlib.import_module("fastdecay.simulate"), "_GROUP_SHARING_RECORDED", 10**9)
+                    copies = fd.simulate(lam, fd.stack([s] * n), **kw)
+                assert not taken
+                for field in _RECORDED:
+                    np.testing.assert_array_equal(getattr(shared, field), getattr(copies, field),
+                                                  err_msg=f"d={d} {dtype.__name__} every={every} {field}")
 
 
 def test_a_schedule_batch_broadcast_over_a_leading_dimension_of_one():

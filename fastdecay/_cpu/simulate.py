@@ -308,13 +308,14 @@ def _advance_rates(table, rows, ratio, state, i0, i1, t, all_multiplicative):
 def _record_initial_point(w, lam, d, i0, i1, lr_table, lr_rows, per_lr, rec_loss, rec_disp, rec_lr):
     """Step 0 of trajectories i0 .. i1 - 1 (recorded once a run, by the chunk that starts at
     step 0): the loss at w_0, displacement 0, the rate at step 0."""
+    shared_lr = 0.0 if per_lr else lr_at(lr_table, 0, 0.0)  # (a closed form: once, not once a trajectory)
     for i in range(i0, i1):
         loss = 0.0
         for k in range(d):
             loss += np.float64(lam[i * d + k]) * np.float64(w[i * d + k]) ** 2  # (float() keeps a float32)
         rec_loss[i, 0] = 0.5 * loss
         rec_disp[i, 0] = 0.0
-        rec_lr[i, 0] = lr_at(lr_table, lr_rows[i] if per_lr else 0, 0.0)
+        rec_lr[i, 0] = lr_at(lr_table, lr_rows[i], 0.0) if per_lr else shared_lr
 
 
 @njit(cache=True)
@@ -975,15 +976,24 @@ regroup = njit([void(RO_INT64, int64[::1], int64, types.Array(dt, 1, "C", readon
                      types.boolean) for dt in (float64, float32)], cache=True)(_regroup)
 
 
-def group_items(bounds, d):
+def group_items(bounds, d, recorded=False):
     """The parallel loop's items of ``_grouped_chunk``: (class, first tile, end tile) of runs of
     at most TILES_PER_BLOCK tiles of TILE_ELEMENTS elements inside each class's stretch (its
-    trajectories' ``d`` elements each)."""
-    items = []
-    for c in range(bounds.shape[0] - 1):
-        tiles = -(-int(bounds[c + 1] - bounds[c]) * d // TILE_ELEMENTS)
-        items.extend((c, b, min(b + TILES_PER_BLOCK, tiles)) for b in range(0, tiles, TILES_PER_BLOCK))
-    return _readonly(np.array(items, dtype=np.int64).reshape(-1, 3))
+    trajectories' ``d`` elements each); with ``recorded``, for ``_grouped_recorded_chunk``, tiles
+    of ``max(1, TILE_ELEMENTS // d)`` whole trajectories (a recorded step sums over a trajectory's
+    coordinates)."""
+    sizes = np.diff(bounds)
+    if recorded:
+        tiles = -(-sizes // max(1, TILE_ELEMENTS // d))
+    else:
+        tiles = -(-sizes * d // TILE_ELEMENTS)
+    runs = -(-tiles // TILES_PER_BLOCK)  # items a class
+    items = np.empty((int(runs.sum()), 3), dtype=np.int64)
+    items[:, 0] = np.repeat(np.arange(sizes.shape[0]), runs)
+    # each item's rank inside its class, times TILES_PER_BLOCK: its first tile
+    items[:, 1] = (np.arange(items.shape[0]) - np.repeat(np.cumsum(runs) - runs, runs)) * TILES_PER_BLOCK
+    items[:, 2] = np.minimum(items[:, 1] + TILES_PER_BLOCK, tiles[items[:, 0]])
+    return _readonly(items)
 
 
 @njit(void(types.Array(float64, 3, "C", readonly=True), RO_SCALARS, TABLE, RO_INT64, int64, int64, int64,
@@ -1023,27 +1033,71 @@ def _grouped_chunk(w, buf, sq, lam, d, opt, bounds, items, group_scalars, beta2,
                               offset + np.uint64(bounds[c]), lane_trajectory, lane_coordinate, sigma)
 
 
+def _grouped_recorded_chunk(w, buf, sq, lam, d, opt, bounds, items, group_scalars, lr_table, class_rows, unread,
+                            beta2, eps, on_drop, noise, seed, offset, first_step, n_steps, every, rec_loss, rec_disp,
+                            rec_lr, noise_scratch, lane_trajectory, lane_coordinate):
+    """``_grouped_chunk`` recording every ``every`` steps (``_simulate_chunk``'s recording, into
+    row p of ``rec_*`` for the trajectory at place p): each class's stretch in tiles of whole
+    trajectories (``group_items(bounds, d, recorded=True)``) as a recording run of its schedule
+    alone, row class_rows[c] of ``lr_table`` (``_shared_tile_steps`` at the step scalars
+    ``group_scalars[c]``; the recorded rate is that row's closed form), hence its bits.
+    ``unread``: an empty array in the place of the per-trajectory rates' state (none here). A
+    run under shared rates is one class (row 0, bounds 0 and n)."""
+    sigma = w.dtype.type(noise)
+    tile = max(1, TILE_ELEMENTS // d)
+    for j in prange(items.shape[0]):
+        c = items[j, 0]
+        p0, p1 = bounds[c], bounds[c + 1]
+        lo, hi = p0 * d, p1 * d
+        row = class_rows[c]
+        table = lr_table[row:row + 1]  # (the class's row as row 0 of a schedule alone)
+        w_c, buf_c, sq_c, lam_c = w[lo:hi], buf[lo:hi], sq[lo:hi], lam[lo:hi]
+        loss_c, disp_c, lr_c = rec_loss[p0:p1], rec_disp[p0:p1], rec_lr[p0:p1]
+        for b in range(items[j, 1], items[j, 2]):
+            if first_step == 0:
+                _record_initial_point(w_c, lam_c, d, b * tile, min((b + 1) * tile, p1 - p0), table, class_rows, False,
+                                      loss_c, disp_c, lr_c)
+            _shared_tile_steps(w_c, buf_c, sq_c, lam_c, b, tile, p1 - p0, d, opt, first_step, n_steps, group_scalars[c],
+                               False, False, False, table, class_rows, unread, unread, unread, unread, beta2, eps,
+                               on_drop, noise_scratch, seed, offset + np.uint64(p0), lane_trajectory, lane_coordinate,
+                               sigma, every, loss_c, disp_c, lr_c)
+
+
 def simulate_groups(w, buf, sq, lam, d, opt, bounds, items, group_scalars, beta2, eps, noise, seed, offset, first_step,
-                    n_steps):
+                    n_steps, every=0, rec=None, lr_table=None, class_rows=None, on_drop=0):
     """Run ``_grouped_chunk`` for ``w``'s dtype and noise (compiled, or loaded from Numba's cache,
-    on first use); a noisy call gets its scratch here, as ``simulate_chunk``'s."""
+    on first use); with ``every`` > 0, ``_grouped_recorded_chunk`` into ``rec`` (loss,
+    displacement, rate; rows in the places' order), the classes' rows ``class_rows`` of
+    ``lr_table`` and ``on_drop`` (which a recorded step of several coordinates reads), a kernel of
+    its own. A noisy call gets its scratch here, as ``simulate_chunk``'s."""
     noisy = noise != 0.0
-    kernel = _KERNELS.get((w.dtype, noisy, "grouped"))
+    recorded = every > 0
+    path = "grouped-recorded" if recorded else "grouped"
+    kernel = _KERNELS.get((w.dtype, noisy, path))
     if kernel is None:
         dt = float32 if w.dtype == np.float32 else float64
         state = types.Array(dt, 1, "C")
         scratch = (types.Array(float32, 3, "C"), RO_UINT64, RO_UINT64) if noisy else (types.none,) * 3
-        signature = void(state, state, state, types.Array(dt, 1, "C", readonly=True), int64, int64, RO_INT64,
-                         types.Array(int64, 2, "C", readonly=True), types.Array(float64, 3, "C", readonly=True),
-                         float64, float64, float64, uint64, uint64, int64, int64, *scratch)
-        kernel = _KERNELS[w.dtype, noisy, "grouped"] = parallel.entry(
-            njit(signature, parallel=True, cache=True)(_grouped_chunk))
+        head = (state, state, state, types.Array(dt, 1, "C", readonly=True), int64, int64, RO_INT64,
+                types.Array(int64, 2, "C", readonly=True), types.Array(float64, 3, "C", readonly=True))
+        if recorded:
+            rec_type = types.Array(dt, 2, "C")
+            signature = void(*head, TABLE, RO_INT64, float64[::1], float64, float64, int64, float64, uint64, uint64,
+                             int64, int64, int64, rec_type, rec_type, rec_type, *scratch)
+        else:
+            signature = void(*head, float64, float64, float64, uint64, uint64, int64, int64, *scratch)
+        kernel = _KERNELS[w.dtype, noisy, path] = parallel.entry(
+            njit(signature, parallel=True, cache=True)(_grouped_recorded_chunk if recorded else _grouped_chunk))
     if noisy:
         scratch = (np.empty((numba.config.NUMBA_NUM_THREADS, 4, tile_lanes(d)), dtype=np.float32), *noise_lanes(d))
     else:
         scratch = (None, None, None)
-    kernel(w, buf, sq, lam, d, opt, bounds, items, group_scalars, beta2, eps, noise, np.uint64(seed), np.uint64(offset),
-           first_step, n_steps, *scratch)
+    if recorded:
+        kernel(w, buf, sq, lam, d, opt, bounds, items, group_scalars, lr_table, class_rows, np.empty(0), beta2, eps,
+               on_drop, noise, np.uint64(seed), np.uint64(offset), first_step, n_steps, every, *rec, *scratch)
+    else:
+        kernel(w, buf, sq, lam, d, opt, bounds, items, group_scalars, beta2, eps, noise, np.uint64(seed),
+               np.uint64(offset), first_step, n_steps, *scratch)
 
 
 @parallel.entry
