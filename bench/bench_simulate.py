@@ -13,6 +13,9 @@ float64, final weights only. Groups (one table each in ``bench/report.py``):
   consecutive trajectories), fastdecay on one thread against NumPy and JAX evaluating
   every trajectory's closed form each step; ``simulate-gd-cosine-grid-one-each`` /
   ``-sweep`` the same with cosines (37 total steps 90-126);
+- ``simulate-gd-step-grid-one-each-recorded``: the step grid recording every 10th step (the
+  loss, the displacement and the rate, a row a trajectory, as ``fd.simulate(..., every=10)``
+  returns them), fastdecay on one thread against NumPy and JAX recording the same;
 - ``simulate-momentum``: torch heavy-ball momentum 0.9, the shared schedule;
 - ``simulate-adamw``: AdamW (weight decay 0.01), the shared schedule.
 
@@ -397,6 +400,88 @@ def test_jax_gd_grid(benchmark, problem, smoke, grid, layout):
     record(benchmark, impl="jax", n=lam.shape[0], steps=steps)
     truth, k = _grid_truth(lam, grid, period, steps)
     np.testing.assert_allclose(np.asarray(w)[k], truth, rtol=1e-11)
+
+
+# ----------------------------------------------------------------------------- (b3) the step grid, recorded
+
+GROUP_RECORDED = "simulate-gd-step-grid-one-each-recorded"
+EVERY = 10
+
+
+def _recorded_truth(lam, period, steps):
+    """The last recorded loss 1/2 lam w_N^2 of ``_grid_truth``'s trajectories, and their indices."""
+    w, k = _grid_truth(lam, "step", period, steps)
+    return 0.5 * lam[k, 0] * w * w, k
+
+
+def test_fastdecay_gd_grid_recorded_one_thread(benchmark, problem, smoke):
+    lam, _, steps = problem
+    period = _grid_periods(lam.shape[0], "step", "one-each")
+    s = _grid_schedule("step", period)
+    benchmark.group = GROUP_RECORDED
+    res = run(benchmark, lambda: fd.simulate(lam, s, steps=steps, threads=1, every=EVERY), smoke)
+    record(benchmark, impl="fastdecay-1-thread", n=lam.shape[0], steps=steps, every=EVERY)
+    truth, k = _recorded_truth(lam, period, steps)
+    np.testing.assert_allclose(res.loss[k, -1], truth, rtol=1e-12)
+
+
+def test_numpy_gd_grid_recorded(benchmark, problem, smoke):
+    lam, _, steps = problem
+    period = _grid_periods(lam.shape[0], "step", "one-each")
+    x = lam.ravel()
+
+    def loop():
+        n_rec = steps // EVERY + 1
+        w = np.ones_like(x)
+        loss, disp, rates = (np.empty((x.shape[0], n_rec)) for _ in range(3))
+        loss[:, 0], disp[:, 0], rates[:, 0] = 0.5 * x * w * w, 0.0, _grid_rate(np, "step", 0.0, period)
+        for t in range(steps):
+            new = w - _grid_rate(np, "step", float(t), period) * (x * w)
+            if (t + 1) % EVERY == 0:
+                j = (t + 1) // EVERY
+                loss[:, j], disp[:, j] = 0.5 * x * new * new, np.abs(new - w)
+                rates[:, j] = _grid_rate(np, "step", float(t + 1), period)
+            w = new
+        return loss
+
+    benchmark.group = GROUP_RECORDED
+    loss = run(benchmark, loop, smoke)
+    record(benchmark, impl="numpy", n=lam.shape[0], steps=steps, every=EVERY)
+    truth, k = _recorded_truth(lam, period, steps)
+    np.testing.assert_allclose(loss[k, -1], truth, rtol=1e-12)
+
+
+def test_jax_gd_grid_recorded(benchmark, problem, smoke):
+    """JAX's scan stacks the records a step a row: transposed inside the jitted function, to the
+    trajectory-a-row arrays the others return."""
+    jax = _jax()
+    jnp = jax.numpy
+    lam, _, steps = problem
+    period = _grid_periods(lam.shape[0], "step", "one-each")
+
+    @jax.jit
+    def scan(lam, period):
+        def one(w, t):
+            return w - _grid_rate(jnp, "step", t, period) * (lam * w)
+
+        def between(w, j):  # steps (j - 1) EVERY .. j EVERY - 1, the last recorded
+            t0 = (j - 1) * EVERY
+            before = jax.lax.fori_loop(0, EVERY - 1, lambda q, w: one(w, (t0 + q).astype("float64")), w)
+            new = one(before, (t0 + EVERY - 1).astype("float64"))
+            return new, (0.5 * lam * new * new, jnp.abs(new - before),
+                         _grid_rate(jnp, "step", (j * EVERY).astype("float64"), period))
+
+        w0 = jnp.ones_like(lam)
+        _, recs = jax.lax.scan(between, w0, jnp.arange(1, steps // EVERY + 1))
+        first = (0.5 * lam * w0 * w0, jnp.zeros_like(lam), _grid_rate(jnp, "step", 0.0, period))
+        return tuple(jnp.concatenate([f[None], r]).T for f, r in zip(first, recs))
+
+    args = (jnp.asarray(lam.ravel()), jnp.asarray(period))
+    benchmark.group = GROUP_RECORDED
+    loss, _, _ = run(benchmark, lambda: jax.block_until_ready(scan(*args)), smoke)
+    record(benchmark, impl="jax", n=lam.shape[0], steps=steps, every=EVERY)
+    truth, k = _recorded_truth(lam, period, steps)
+    np.testing.assert_allclose(np.asarray(loss)[k, -1], truth, rtol=1e-11)
 
 
 # ----------------------------------------------------------------------------- (c) momentum and AdamW

@@ -368,17 +368,17 @@ def simulate(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, 
     longer), and
     ``threads`` (Numba threads for this call; the caller's setting is restored).
 
-    A grid of a few schedules over many curvatures (a schedule a trajectory, no recording, the
-    weight decay and momentum shared) runs on the CPU by rate classes: each distinct schedule's rate
-    is computed once a step, with the bits each trajectory gets alone. Where the distinct schedules
-    have 64 elements each or more on average (trajectories times coordinates; of one coordinate, 192
-    where most are plain exponentials, or with noise), the trajectories run laid out schedule by
+    A grid of a few schedules over many curvatures (a schedule a trajectory, the weight decay and
+    momentum shared) runs on the CPU by rate classes: each distinct schedule's rate is computed once
+    a step, with the bits each trajectory gets alone. Where the distinct schedules have 64 elements
+    each or more on average (trajectories times coordinates; of one coordinate, 192 where most are
+    plain exponentials, or with noise; recording, 32), the trajectories run laid out schedule by
     schedule, each schedule's as a run of that schedule alone (at the speed of one shared schedule,
-    ``on_drop`` included), and come back in their places; with noise, whose draws follow each
-    trajectory's index, only where they are laid out so already (as ``fastdecay.sweep`` lays out its
-    schedules). Else, one coordinate each with 16 or more a schedule (most of them schedules other
-    than plain exponentials; for the momentum family ``on_drop="keep"``), each trajectory reads its
-    schedule's rate in its place.
+    ``on_drop`` included), and come back in their places (a recording in each trajectory's own
+    row); with noise, whose draws follow each trajectory's index, only where they are laid out so
+    already (as ``fastdecay.sweep`` lays out its schedules). Else, without recording, one coordinate
+    each with 16 or more a schedule (most of them schedules other than plain exponentials; for the
+    momentum family ``on_drop="keep"``), each trajectory reads its schedule's rate in its place.
 
     GPU input (``curvature`` a CuPy array or a CUDA torch tensor): the curvature
     is checked on its GPU (never copied to the host), the other arguments on the
@@ -597,11 +597,8 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
                  and n * d >= _GROUP_SHARING_RECORDED and all(rows.shape[0] == 0 for _, rows, _, _ in p.sources))
     if one_class:
         bounds, in_order = np.array([0, n], np.int64), True
-    # a grouped run records in the places' order, then puts the rows in the trajectories' (one
-    # array more, while it does)
-    rec_regrouped = bool(every) and grouped and not in_order
     if every and not on_gpu:  # the recorded loss, displacement and rate, before any of it is made
-        V.fits_in_memory("every", every, (4 if rec_regrouped else 3, n, n_rec), np.dtype(dt).itemsize)
+        V.fits_in_memory("every", every, (3, n, n_rec), np.dtype(dt).itemsize)
     lr_src, wd_src, mom_src = p.sources
     timed = p.chunk_steps is None
     chunk_steps = p.chunk_steps if p.chunk_steps is not None else _first_chunk(p)
@@ -634,6 +631,13 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
             class_table, class_rows = lr_s.rows(), _readonly(np.zeros(1, np.int64))
             places, items = _readonly(bounds), cpu.group_items(bounds, d, recorded=True)
             group_scalars = step_scalars[None]  # (its one class's step scalars: the shared ones)
+        if every and (grouped or one_class):
+            # the record rows of the trajectory at each place (each records in its own row)
+            rec_rows = _readonly(np.arange(n, dtype=np.int64))
+            if not in_order:
+                at_places = np.empty_like(rec_rows)
+                cpu.regroup(class_of, bounds, 1, rec_rows, at_places, True)
+                rec_rows = _readonly(at_places)
         if grouped:
             # the trajectories laid out class by class (where not so already): each class's
             # stretch runs as its schedule alone, at its step scalars (a chunk's, cut to fit)
@@ -670,7 +674,8 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
                                                class_rows, on_drop_code, first, count, group_scalars)
                     cpu.simulate_groups(w_run, buf, sq, lam_run, d, opt, places, items, _readonly(group_scalars),
                                         p.beta2, p.eps, p.noise, p.seed, p.trajectory_offset, first, count,
-                                        every or 0, rec, class_table, class_rows, on_drop_code)
+                                        every or 0, rec, rec_rows if every else None, class_table, class_rows,
+                                        on_drop_code)
                 else:
                     if classes is not None:
                         lr_src = (_readonly(class_rates[:count]),) + lr_src[1:]
@@ -703,11 +708,6 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
             run_on(p.threads, run)
         if w_run is not w_flat:  # each trajectory's weights back in its place
             cpu.regroup(class_of, bounds, d, _readonly(w_run), w_flat, False)
-        if rec_regrouped and n:  # ... and its recorded rows, one array at a time
-            for k in range(3):
-                out = np.empty_like(rec[k])
-                cpu.regroup(class_of, bounds, n_rec, _readonly(rec[k].reshape(-1)), out.reshape(-1), False)
-                rec[k] = out
 
         w_out = w_flat.reshape(full)
         if _all_finite(xp, w_flat):

@@ -1,6 +1,6 @@
 """What the simulation's engine (``simulate.py``) and its per-rule loops (``rules.py``,
 section (d)) share: the columns of the per-step scalars, the gradient of a lane with
-its noise, a tile's rows of draws, the recording tallies.
+its noise, a tile's rows of draws, the recording tallies and rows.
 
 A tile is a run of consecutive elements (trajectory x coordinate) that one thread
 advances through the steps of a chunk; a lane is one of its elements. With noise
@@ -159,3 +159,16 @@ def _lane_slice_impl(z, a, b):
     if isinstance(z, types.NoneType):
         return lambda z, a, b: None
     return lambda z, a, b: z[a:b]
+
+
+def record_row(rows, i):
+    """The row of the records of the trajectory at place i: rows[i], or i where ``rows`` is None
+    (a grouped run records each trajectory in its own row, wherever it runs)."""
+    return i if rows is None else rows[i]
+
+
+@overload(record_row)
+def _record_row_impl(rows, i):
+    if isinstance(rows, types.NoneType):
+        return lambda rows, i: i
+    return lambda rows, i: rows[i]

@@ -101,7 +101,8 @@ from .._layout import KIND, ORIGIN, P0
 from .._rules import ADAM, ADAMW, GD, LION, LR_IN_BUFFER, MOMENTUM, NESTEROV, RULES
 from .._rules import ON_DROP_CODES, ON_DROP_KEEP, ON_DROP_RESCALE, ON_DROP_RESET  # noqa: F401 (re-exported)
 from .intrinsics import fma
-from .lanes import LR, MOM, SCALE, WD, draws_of_step, gradient, lane_slice, one_like, tally, tile_span
+from .lanes import (LR, MOM, SCALE, WD, draws_of_step, gradient, lane_slice, one_like, record_row, tally,
+                    tile_span)
 from .schedule import drop_ratio, lr_at, one_segment, plateau_continues
 from .storage import (BUF0, BUF1, BUF2, COMP, GRAD, PARAM, block_span, for_sixteen_bit, high_half, in_bfloat16_pairs,
                       low_half, narrow, pair_of, pairs_view, sixteen_bit, store_param, store_param_pair, view, widen)
@@ -1487,9 +1488,9 @@ def _simulate_per_trajectory_block_impl(noise_scratch, opt, w, buf, sq, lam, lr_
 @njit(cache=True)
 def simulate_generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta_shared, wd_shared, scale_shared, mom_shared, per_lr,
                   per_wd, per_mom, lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state, beta2, eps, on_drop,
-                  z, sigma, record, rec_j, rec_loss, rec_disp):
+                  z, sigma, record, rec_j, rec_loss, rec_disp, rec_rows):
     """One step of trajectories [i0, i1) at their own rates, any d, any option (noise,
-    recording, first step): per-trajectory scalars, then a loop over the trajectory's d
+    recording into row ``record_row(rec_rows, i)``, first step): per-trajectory scalars, then a loop over the trajectory's d
     coordinates. The engine's generic step, here with its rules' branches: the choice of
     rule is made by loop-invariant flags inside the element loop, which LLVM unswitches
     (so each rule's loop vectorizes); a call per element to a rule function, or a rule
@@ -1548,8 +1549,9 @@ def simulate_generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta_shared, wd_sha
                     buf[i] = b
             if record:
                 dd, ll = tally(lam[i], x, w[i])
-                rec_disp[i, rec_j] = dt(math.sqrt(0.0 + dd))
-                rec_loss[i, rec_j] = dt(0.5 * (0.0 + ll))
+                r = record_row(rec_rows, i)
+                rec_disp[r, rec_j] = dt(math.sqrt(0.0 + dd))
+                rec_loss[r, rec_j] = dt(0.5 * (0.0 + ll))
         return
     for i in range(i0, i1):
         eta = lr_state[i] if per_lr else eta_shared
@@ -1576,5 +1578,6 @@ def simulate_generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta_shared, wd_sha
             disp, loss = _sgd_coords(wi, buf[i * d:(i + 1) * d], li, c, on, nesterov, opt == LR_IN_BUFFER and on,
                                      first, zi, sigma, record)
         if record:
-            rec_disp[i, rec_j] = dt(math.sqrt(disp))
-            rec_loss[i, rec_j] = dt(0.5 * loss)
+            r = record_row(rec_rows, i)
+            rec_disp[r, rec_j] = dt(math.sqrt(disp))
+            rec_loss[r, rec_j] = dt(0.5 * loss)

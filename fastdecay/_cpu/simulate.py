@@ -61,7 +61,10 @@ instead (``group_bounds``, ``regroup``: a trajectory's coordinates move together
 ``simulate_groups`` runs each class's stretch as a shared schedule (the shared-rate element
 tiles at the class's step scalars, ``group_step_scalars``), then puts each trajectory's
 weights back in its place; with noise, only where the trajectories are laid out class by
-class already (a sweep's: each trajectory's draws stay its own).
+class already (a sweep's: each trajectory's draws stay its own). A recording grid of 32 elements
+a class or more runs so too (``_grouped_recorded_chunk``: each class's stretch in tiles of whole
+trajectories, each trajectory recorded into its own row, ``record_row``), and so does a recording
+run under shared rates, as one class.
 
 Recording. With ``every > 0`` the kernel writes, for each recorded step
 t = j * every in the chunk, the loss 1/2 sum lam w_t^2, the displacement
@@ -89,7 +92,10 @@ per-trajectory vector loops; every other run takes ``_simulate_chunk``, which ho
 path and runs the others' runs too, tile by tile, with the same bits. They are one
 function made three times with the path a constant of the closure (``_chunk_kernel``),
 so Numba drops the other paths' code before compiling: a first call of either of the
-first two kinds compiles in about half the time of the whole kernel or less.
+first two kinds compiles in about half the time of the whole kernel or less. (A recording run
+under shared rates, or of a grid grouped by class, takes ``simulate_groups``' recording kernel
+instead; a recording run under shared rates whose trajectories are longer than a tile,
+``_recorded_element_tiles``.)
 
 The call shape, shared with the GPU twin (``fastdecay._gpu.simulate``), is
 documented at ``_simulate_chunk``. Kernels never allocate and never validate;
@@ -103,7 +109,7 @@ import numba
 from numba import float32, float64, int64, njit, prange, types, uint64, void
 
 from . import parallel
-from .lanes import LR, MOM, N_SCALARS, SCALE, WD, draw_quad, draws, step_draws, tally  # noqa: F401
+from .lanes import LR, MOM, N_SCALARS, SCALE, WD, draw_quad, draws, record_row, step_draws, tally  # noqa: F401
 from .rules import (ON_DROP_KEEP, SIM_ON_DROP, STEP_BLOCK, buffer_scale_at, simulate_generic_step,
                     simulate_per_trajectory_block, simulate_per_trajectory_lr, simulate_shared_steps)
 from .._layout import CONSTANT, COSINE, EXPONENTIAL, KIND, ORIGIN, P0, POLYNOMIAL, PRODUCT, START, TABULATED
@@ -305,34 +311,38 @@ def _advance_rates(table, rows, ratio, state, i0, i1, t, all_multiplicative):
 
 
 @njit(cache=True)
-def _record_initial_point(w, lam, d, i0, i1, lr_table, lr_rows, per_lr, rec_loss, rec_disp, rec_lr):
+def _record_initial_point(w, lam, d, i0, i1, lr_table, lr_rows, per_lr, rec_loss, rec_disp, rec_lr, rec_rows):
     """Step 0 of trajectories i0 .. i1 - 1 (recorded once a run, by the chunk that starts at
-    step 0): the loss at w_0, displacement 0, the rate at step 0."""
+    step 0, into row ``record_row(rec_rows, i)``): the loss at w_0, displacement 0, the rate at
+    step 0."""
     shared_lr = 0.0 if per_lr else lr_at(lr_table, 0, 0.0)  # (a closed form: once, not once a trajectory)
     for i in range(i0, i1):
         loss = 0.0
         for k in range(d):
             loss += np.float64(lam[i * d + k]) * np.float64(w[i * d + k]) ** 2  # (float() keeps a float32)
-        rec_loss[i, 0] = 0.5 * loss
-        rec_disp[i, 0] = 0.0
-        rec_lr[i, 0] = lr_at(lr_table, lr_rows[i], 0.0) if per_lr else shared_lr
+        r = record_row(rec_rows, i)
+        rec_loss[r, 0] = 0.5 * loss
+        rec_disp[r, 0] = 0.0
+        rec_lr[r, 0] = lr_at(lr_table, lr_rows[i], 0.0) if per_lr else shared_lr
 
 
 @njit(cache=True)
-def _record_before(w, rec_disp, i0, i1, rec_j):
-    """d == 1 recording on the fast path: park w_{t} in the displacement slot."""
+def _record_before(w, rec_disp, i0, i1, rec_j, rec_rows):
+    """d == 1 recording on the fast path: park w_{t} in the displacement slot (row
+    ``record_row(rec_rows, i)``)."""
     for i in range(i0, i1):
-        rec_disp[i, rec_j] = w[i]
+        rec_disp[record_row(rec_rows, i), rec_j] = w[i]
 
 
 @njit(cache=True)
-def _record_after(w, lam, rec_disp, rec_loss, i0, i1, rec_j):
+def _record_after(w, lam, rec_disp, rec_loss, i0, i1, rec_j, rec_rows):
     """... and turn it into |w_{t+1} - w_t| with the loss, by the generic path's arithmetic."""
     dt = w.dtype.type
     for i in range(i0, i1):
-        dd, ll = tally(lam[i], rec_disp[i, rec_j], w[i])
-        rec_disp[i, rec_j] = dt(math.sqrt(0.0 + dd))
-        rec_loss[i, rec_j] = dt(0.5 * (0.0 + ll))
+        r = record_row(rec_rows, i)
+        dd, ll = tally(lam[i], rec_disp[r, rec_j], w[i])
+        rec_disp[r, rec_j] = dt(math.sqrt(0.0 + dd))
+        rec_loss[r, rec_j] = dt(0.5 * (0.0 + ll))
 
 
 RO_UINT64 = types.Array(uint64, 1, "C", readonly=True)
@@ -546,13 +556,13 @@ def _chunk_kernel(elementwise, rates):
                 # momentum with per-trajectory drops needs a per-trajectory buffer scale: generic path
                 fast_tile = fast_ok and (not per_lr or not acts or on_drop == 0 or lr_mult)
                 if every > 0 and first_step == 0:
-                    _record_initial_point(w, lam, d, i0, i1, lr_table, lr_rows, per_lr, rec_loss, rec_disp, rec_lr)
+                    _record_initial_point(w, lam, d, i0, i1, lr_table, lr_rows, per_lr, rec_loss, rec_disp, rec_lr, None)
                 if not rates and fast_tile and not per_lr:
                     # shared rates: the tile's steps in one call, the step loop around the vector loops
                     _shared_tile_steps(w, buf, sq, lam, b, tile, n, d, opt, first_step, n_steps, step_scalars, per_lr,
                                        per_wd, per_mom, lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state, beta2,
                                        eps, on_drop, noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma,
-                                       every, rec_loss, rec_disp, rec_lr)
+                                       every, rec_loss, rec_disp, rec_lr, None)
                     continue
                 # the tile's elements as slices, made once a chunk (not once a step: a slice
                 # costs reference counting on the array that every thread shares)
@@ -602,19 +612,19 @@ def _chunk_kernel(elementwise, rates):
                     scale = step_scalars[s, SCALE]
                     mom = step_scalars[s, MOM]  # the momentum, or Adam's beta1
                     if record and not generic:
-                        _record_before(w, rec_disp, i0, i1, rec_j)
+                        _record_before(w, rec_disp, i0, i1, rec_j, None)
                     if generic and not rates:  # (never in the rates kernel: ``kernel_path``)
                         simulate_generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta, wd, scale, mom, per_lr, per_wd,
                                               per_mom, lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state, beta2,
-                                              eps, on_drop, z, sigma, record, rec_j, rec_loss, rec_disp)
+                                              eps, on_drop, z, sigma, record, rec_j, rec_loss, rec_disp, None)
                     else:
                         # a fast tile here has per-trajectory learning rates and d == 1
                         simulate_per_trajectory_lr(opt, w_t, buf_t, sq_t, lam_t, lr_state_t, lr_ratio_t, fused, wd,
                                                    wd_state_t, per_wd, mom, t, beta2, eps, z, sigma)
                     if record:
                         if not generic:
-                            _record_after(w, lam, rec_disp, rec_loss, i0, i1, rec_j)
-                        _record_rates(rec_lr, lr_table, lr_rows, per_lr, i0, i1, t, rec_j)
+                            _record_after(w, lam, rec_disp, rec_loss, i0, i1, rec_j, None)
+                        _record_rates(rec_lr, lr_table, lr_rows, per_lr, i0, i1, t, rec_j, None)
                     s += 1
 
     return _simulate_chunk
@@ -643,7 +653,7 @@ def _recorded_element_tiles(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio
     n_blocks = min(n_tiles, max(MIN_BLOCKS, n_tiles // TILES_PER_BLOCK))
     if first_step == 0:
         for i in prange(n):
-            _record_initial_point(w, lam, d, i, i + 1, lr_table, lr_rows, False, rec_loss, rec_disp, rec_lr)
+            _record_initial_point(w, lam, d, i, i + 1, lr_table, lr_rows, False, rec_loss, rec_disp, rec_lr, None)
     s = 0
     while s < n_steps:
         stop = min(n_steps, s + every - 1 - (first_step + s) % every)  # steps s .. stop - 1: not recorded
@@ -662,8 +672,8 @@ def _recorded_element_tiles(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio
                                       step_scalars[stop, WD], step_scalars[stop, SCALE], step_scalars[stop, MOM],
                                       False, False, False, lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state,
                                       beta2, eps, on_drop, step_draws(zs, t), sigma, True, rec_j,
-                                      rec_loss, rec_disp)
-                _record_rates(rec_lr, lr_table, lr_rows, False, i, i + 1, t, rec_j)
+                                      rec_loss, rec_disp, None)
+                _record_rates(rec_lr, lr_table, lr_rows, False, i, i + 1, t, rec_j, None)
             stop += 1
         s = stop
 
@@ -682,23 +692,24 @@ def _plain_block(t, s, n_steps, every):
 
 
 @njit(cache=True)
-def _record_rates(rec_lr, lr_table, lr_rows, per_lr, i0, i1, t, rec_j):
-    """rec_lr[i, rec_j] = the learning rate of trajectory i after step t (the closed form)."""
+def _record_rates(rec_lr, lr_table, lr_rows, per_lr, i0, i1, t, rec_j, rec_rows):
+    """rec_lr[record_row(rec_rows, i), rec_j] = the learning rate of trajectory i after step t
+    (the closed form)."""
     tr = float(t + 1)
     if per_lr:
         for i in range(i0, i1):
-            rec_lr[i, rec_j] = lr_at(lr_table, lr_rows[i], tr)
+            rec_lr[record_row(rec_rows, i), rec_j] = lr_at(lr_table, lr_rows[i], tr)
     else:
         shared_lr = lr_at(lr_table, 0, tr)
         for i in range(i0, i1):
-            rec_lr[i, rec_j] = shared_lr
+            rec_lr[record_row(rec_rows, i), rec_j] = shared_lr
 
 
 @njit(cache=True)
 def _shared_tile_steps(w, buf, sq, lam, b, tile, n, d, opt, first_step, n_steps, step_scalars, per_lr, per_wd,
                        per_mom, lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state, beta2, eps, on_drop,
                        noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma, every,
-                       rec_loss, rec_disp, rec_lr):
+                       rec_loss, rec_disp, rec_lr, rec_rows):
     """The chunk's steps of tile b (trajectories b*tile .. min((b+1)*tile, n) - 1) under
     shared rates, recording every ``every`` steps (or none): the steps up to the next recorded one
     in one call of the rule's step loops (``rules.simulate_shared_steps``); a recorded step alone,
@@ -727,14 +738,14 @@ def _shared_tile_steps(w, buf, sq, lam, b, tile, n, d, opt, first_step, n_steps,
                                       step_scalars[stop, WD], step_scalars[stop, SCALE], step_scalars[stop, MOM],
                                       per_lr, per_wd, per_mom, lr_table, lr_rows, lr_ratio, lr_state, wd_state,
                                       mom_state, beta2, eps, on_drop, step_draws(zs, t), sigma, every > 0,
-                                      rec_j, rec_loss, rec_disp)
+                                      rec_j, rec_loss, rec_disp, rec_rows)
             else:
-                _record_before(w, rec_disp, i0, i1, rec_j)
+                _record_before(w, rec_disp, i0, i1, rec_j, rec_rows)
                 simulate_shared_steps(opt, w, buf, sq, lam, tile * d, b, b + 1, d, step_scalars, first_step, stop,
                                       stop + 1, beta2, eps, noise_scratch, seed, offset, lane_trajectory,
                                       lane_coordinate, sigma)
-                _record_after(w, lam, rec_disp, rec_loss, i0, i1, rec_j)
-            _record_rates(rec_lr, lr_table, lr_rows, per_lr, i0, i1, t, rec_j)
+                _record_after(w, lam, rec_disp, rec_loss, i0, i1, rec_j, rec_rows)
+            _record_rates(rec_lr, lr_table, lr_rows, per_lr, i0, i1, t, rec_j, rec_rows)
             stop += 1
         s = stop
 
@@ -957,15 +968,9 @@ def _regroup(classes, bounds, d, source, out, to_groups):
     for i in range(classes.shape[0]):
         c = classes[i]
         p = bounds[c]
-        if d == 1:
-            if to_groups:
-                out[p] = source[i]
-            else:
-                out[i] = source[p]
-        elif to_groups:
-            out[p * d:(p + 1) * d] = source[i * d:(i + 1) * d]
-        else:
-            out[i * d:(i + 1) * d] = source[p * d:(p + 1) * d]
+        to, of = (p, i) if to_groups else (i, p)
+        for k in range(d):  # (a loop, not a slice: a slice a trajectory costs more than its copy)
+            out[to * d + k] = source[of * d + k]
         bounds[c] += 1
     for c in range(bounds.shape[0] - 1, 0, -1):  # (bounds[c] is now class c's end: bounds[c + 1])
         bounds[c] = bounds[c - 1]
@@ -973,7 +978,7 @@ def _regroup(classes, bounds, d, source, out, to_groups):
 
 
 regroup = njit([void(RO_INT64, int64[::1], int64, types.Array(dt, 1, "C", readonly=True), types.Array(dt, 1, "C"),
-                     types.boolean) for dt in (float64, float32)], cache=True)(_regroup)
+                     types.boolean) for dt in (float64, float32, int64)], cache=True)(_regroup)
 
 
 def group_items(bounds, d, recorded=False):
@@ -1035,9 +1040,10 @@ def _grouped_chunk(w, buf, sq, lam, d, opt, bounds, items, group_scalars, beta2,
 
 def _grouped_recorded_chunk(w, buf, sq, lam, d, opt, bounds, items, group_scalars, lr_table, class_rows, unread,
                             beta2, eps, on_drop, noise, seed, offset, first_step, n_steps, every, rec_loss, rec_disp,
-                            rec_lr, noise_scratch, lane_trajectory, lane_coordinate):
+                            rec_lr, rec_rows, noise_scratch, lane_trajectory, lane_coordinate):
     """``_grouped_chunk`` recording every ``every`` steps (``_simulate_chunk``'s recording, into
-    row p of ``rec_*`` for the trajectory at place p): each class's stretch in tiles of whole
+    row rec_rows[p] of ``rec_*`` for the trajectory at place p: its own, in the trajectories'
+    order, wherever it runs): each class's stretch in tiles of whole
     trajectories (``group_items(bounds, d, recorded=True)``) as a recording run of its schedule
     alone, row class_rows[c] of ``lr_table`` (``_shared_tile_steps`` at the step scalars
     ``group_scalars[c]``; the recorded rate is that row's closed form), hence its bits.
@@ -1052,22 +1058,22 @@ def _grouped_recorded_chunk(w, buf, sq, lam, d, opt, bounds, items, group_scalar
         row = class_rows[c]
         table = lr_table[row:row + 1]  # (the class's row as row 0 of a schedule alone)
         w_c, buf_c, sq_c, lam_c = w[lo:hi], buf[lo:hi], sq[lo:hi], lam[lo:hi]
-        loss_c, disp_c, lr_c = rec_loss[p0:p1], rec_disp[p0:p1], rec_lr[p0:p1]
+        rows_c = rec_rows[p0:p1]
         for b in range(items[j, 1], items[j, 2]):
             if first_step == 0:
                 _record_initial_point(w_c, lam_c, d, b * tile, min((b + 1) * tile, p1 - p0), table, class_rows, False,
-                                      loss_c, disp_c, lr_c)
+                                      rec_loss, rec_disp, rec_lr, rows_c)
             _shared_tile_steps(w_c, buf_c, sq_c, lam_c, b, tile, p1 - p0, d, opt, first_step, n_steps, group_scalars[c],
                                False, False, False, table, class_rows, unread, unread, unread, unread, beta2, eps,
                                on_drop, noise_scratch, seed, offset + np.uint64(p0), lane_trajectory, lane_coordinate,
-                               sigma, every, loss_c, disp_c, lr_c)
+                               sigma, every, rec_loss, rec_disp, rec_lr, rows_c)
 
 
 def simulate_groups(w, buf, sq, lam, d, opt, bounds, items, group_scalars, beta2, eps, noise, seed, offset, first_step,
-                    n_steps, every=0, rec=None, lr_table=None, class_rows=None, on_drop=0):
+                    n_steps, every=0, rec=None, rec_rows=None, lr_table=None, class_rows=None, on_drop=0):
     """Run ``_grouped_chunk`` for ``w``'s dtype and noise (compiled, or loaded from Numba's cache,
     on first use); with ``every`` > 0, ``_grouped_recorded_chunk`` into ``rec`` (loss,
-    displacement, rate; rows in the places' order), the classes' rows ``class_rows`` of
+    displacement, rate), row rec_rows[p] for the trajectory at place p, the classes' rows ``class_rows`` of
     ``lr_table`` and ``on_drop`` (which a recorded step of several coordinates reads), a kernel of
     its own. A noisy call gets its scratch here, as ``simulate_chunk``'s."""
     noisy = noise != 0.0
@@ -1083,7 +1089,7 @@ def simulate_groups(w, buf, sq, lam, d, opt, bounds, items, group_scalars, beta2
         if recorded:
             rec_type = types.Array(dt, 2, "C")
             signature = void(*head, TABLE, RO_INT64, float64[::1], float64, float64, int64, float64, uint64, uint64,
-                             int64, int64, int64, rec_type, rec_type, rec_type, *scratch)
+                             int64, int64, int64, rec_type, rec_type, rec_type, RO_INT64, *scratch)
         else:
             signature = void(*head, float64, float64, float64, uint64, uint64, int64, int64, *scratch)
         kernel = _KERNELS[w.dtype, noisy, path] = parallel.entry(
@@ -1094,7 +1100,8 @@ def simulate_groups(w, buf, sq, lam, d, opt, bounds, items, group_scalars, beta2
         scratch = (None, None, None)
     if recorded:
         kernel(w, buf, sq, lam, d, opt, bounds, items, group_scalars, lr_table, class_rows, np.empty(0), beta2, eps,
-               on_drop, noise, np.uint64(seed), np.uint64(offset), first_step, n_steps, every, *rec, *scratch)
+               on_drop, noise, np.uint64(seed), np.uint64(offset), first_step, n_steps, every, *rec, rec_rows,
+               *scratch)
     else:
         kernel(w, buf, sq, lam, d, opt, bounds, items, group_scalars, beta2, eps, noise, np.uint64(seed),
                np.uint64(offset), first_step, n_steps, *scratch)
