@@ -1,0 +1,26 @@
+import time, numpy as np, fastdecay as fd, importlib
+S = importlib.import_module("fastdecay.simulate")
+N, STEPS = 60_000, 100
+rng = np.random.default_rng(0)
+def t(f):
+    f(); b = []
+    for _ in range(5):
+        s = time.perf_counter(); f(); b.append(time.perf_counter() - s)
+    return min(b) * 1e3
+for d in (1, 4):
+    lam = rng.uniform(0.01, 1.0, (N // d, d))
+    n = N // d
+    for per in (2, 4, 8, 16, 32):
+        classes = max(1, n // per)
+        which = np.arange(n) % classes
+        for kind in ("step", "exp"):
+            if kind == "step":
+                grid = fd.step(lr=0.05, gamma=0.5, period=(which % 37 + 5).astype(float) + which / classes)
+            else:
+                grid = fd.exponential(lr=0.05, gamma=0.9 + 0.09 * which / classes)
+            for every in (1, 10):
+                row = []
+                for share in (1, 10**9):
+                    S._GROUP_SHARING_RECORDED = share
+                    row.append(t(lambda: fd.simulate(lam, grid, steps=STEPS, every=every, threads=1)))
+                print(f"d={d} per={per:3d} {kind:4s} every={every:2d}: grouped {row[0]:7.1f}  other {row[1]:7.1f}  ratio {row[1]/row[0]:.2f}")
