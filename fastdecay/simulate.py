@@ -195,7 +195,7 @@ class _RateClasses:
     """A learning rate a trajectory read by rate classes (``_cpu.simulate.class_rates``):
     ``source`` the ``_lane_source`` of one lane a class (its first row), carried from chunk to
     chunk; ``classes`` the class of each trajectory. ``grouped``: the trajectories run laid out
-    class by class (with noise, laid out so already), each class as a run of its schedule alone
+    class by class, each class as a run of its schedule alone
     (``_cpu.simulate.simulate_groups``) instead of in lanes that read their class's rate."""
 
     source: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
@@ -230,8 +230,8 @@ def _rate_classes(s: Schedule, batch: tuple[int, ...], n: int, d: int, noisy: bo
     trajectory) outnumber the distinct rows at least ``_GROUP_SHARING`` times (at one coordinate,
     ``_GROUP_SHARING_CHEAP_LANES`` times where most rows advance by a ratio, whose lanes are the
     cheapest, or with noise; with more coordinates, the other way is the general kernel's loops),
-    they run grouped by class (with noise, only where they are laid out class by class already: each
-    trajectory's draws stay its own); else (with ``lanes``) the lanes read their classes' rates,
+    they run grouped by class (each trajectory's draws its own, wherever it runs); else (with
+    ``lanes``) the lanes read their classes' rates,
     where trajectories outnumber the distinct rows at least ``_CLASS_SHARING`` times and at least
     half of them are read in closed form (the others' plain exponentials and constants advance by
     one multiplication a step, the cheapest lane already). A recording run (``recorded``, where the
@@ -244,15 +244,10 @@ def _rate_classes(s: Schedule, batch: tuple[int, ...], n: int, d: int, noisy: bo
     low = high if d == 1 and noisy else _GROUP_SHARING
     if recorded:
         low = high = _GROUP_SHARING_RECORDED
-    found = _classes_of(s, n * d // low, n * d // high, in_order=noisy)
-    if found is not None:
-        classes = _class_of_trajectory(s, batch, n, found[1])
-        count = found[2].shape[0]
-        # (with noise, only trajectories laid out class by class already: each keeps its draws)
-        if ((not noisy or bool(np.all(classes[1:] >= classes[:-1])))
-                and (_mostly_closed_form(*found) or n * d >= high * count)):
-            return _RateClasses(found[0], classes, grouped=True)
-    found = _classes_of(s, n // _CLASS_SHARING, 0, in_order=False) if lanes else None
+    found = _classes_of(s, n * d // low, n * d // high)
+    if found is not None and (_mostly_closed_form(*found) or n * d >= high * found[2].shape[0]):
+        return _RateClasses(found[0], _class_of_trajectory(s, batch, n, found[1]), grouped=True)
+    found = _classes_of(s, n // _CLASS_SHARING, 0) if lanes else None
     if found is None or not _mostly_closed_form(*found):
         return None  # (most trajectories advance by a ratio: their lanes are the cheaper)
     return _RateClasses(found[0], _class_of_trajectory(s, batch, n, found[1]), grouped=False)
@@ -264,13 +259,12 @@ def _mostly_closed_form(source: tuple[np.ndarray, ...], class_of_row: np.ndarray
     return 2 * int(sizes[np.isnan(source[2][:sizes.shape[0]])].sum()) >= class_of_row.shape[0]
 
 
-def _classes_of(s: Schedule, most: int, most_if_ratios: int,
-                in_order: bool) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray,
-                                         np.ndarray] | None:
+def _classes_of(s: Schedule, most: int,
+                most_if_ratios: int) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray,
+                                              np.ndarray] | None:
     """(the ``_lane_source`` of one lane a class, the class of each row, the rows a class) of the
     rows of ``s``, or None where they make more than ``most`` classes (``most_if_ratios`` where the
-    rows sampled all advance by a ratio), or with ``in_order`` where they are not laid out class by
-    class (``_cpu.simulate.rate_classes``)."""
+    rows sampled all advance by a ratio; ``_cpu.simulate.rate_classes``)."""
     most = min(s.size, most)
     if most < 1:
         return None
@@ -278,7 +272,7 @@ def _classes_of(s: Schedule, most: int, most_if_ratios: int,
     class_of_row, first_rows, sizes = np.empty(s.size, np.int64), np.empty(most, np.int64), np.empty(most, np.int64)
     slots = np.empty(1 << (2 * most).bit_length(), np.int64)
     count = D.kernels("simulate", NUMPY).rate_classes(table, class_of_row, first_rows, sizes, slots,
-                                                      most_if_ratios, in_order)
+                                                      most_if_ratios)
     if count < 0:
         return None
     return _lane_source(table, first_rows[:count].copy(), count > 1), class_of_row, sizes[:count]
@@ -375,9 +369,8 @@ def simulate(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, 
     plain exponentials, or with noise; recording, 32), the trajectories run laid out schedule by
     schedule, each schedule's as a run of that schedule alone (at the speed of one shared schedule,
     ``on_drop`` included), and come back in their places (a recording in each trajectory's own
-    row); with noise, whose draws follow each trajectory's index, only where they are laid out so
-    already (as ``fastdecay.sweep`` lays out its schedules). Else, without recording, one coordinate
-    each with 16 or more a schedule (most of them schedules other than plain exponentials; for the
+    row; with noise, the draws of each trajectory's own index). Else, without recording, one
+    coordinate each with 16 or more a schedule (most of them schedules other than plain exponentials; for the
     momentum family ``on_drop="keep"``), each trajectory reads its schedule's rate in its place.
 
     GPU input (``curvature`` a CuPy array or a CUDA torch tensor): the curvature
@@ -631,13 +624,17 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
             class_table, class_rows = lr_s.rows(), _readonly(np.zeros(1, np.int64))
             places, items = _readonly(bounds), cpu.group_items(bounds, d, recorded=True)
             group_scalars = step_scalars[None]  # (its one class's step scalars: the shared ones)
-        if every and (grouped or one_class):
-            # the record rows of the trajectory at each place (each records in its own row)
-            rec_rows = _readonly(np.arange(n, dtype=np.int64))
+        rec_rows = trajectories = None
+        if grouped or one_class:
+            # the trajectory at each place: each records in its own row, and draws its own noise
+            at_places = _readonly(np.arange(n, dtype=np.int64))
             if not in_order:
-                at_places = np.empty_like(rec_rows)
-                cpu.regroup(class_of, bounds, 1, rec_rows, at_places, True)
-                rec_rows = _readonly(at_places)
+                regrouped = np.empty_like(at_places)
+                cpu.regroup(class_of, bounds, 1, at_places, regrouped, True)
+                at_places = _readonly(regrouped)
+            rec_rows = at_places if every else None
+            if p.noise != 0.0 and not in_order:  # (in order, place p holds trajectory p: no table)
+                trajectories = _readonly(np.repeat(at_places.astype(np.uint64), d))
         if grouped:
             # the trajectories laid out class by class (where not so already): each class's
             # stretch runs as its schedule alone, at its step scalars (a chunk's, cut to fit)
@@ -674,8 +671,8 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
                                                class_rows, on_drop_code, first, count, group_scalars)
                     cpu.simulate_groups(w_run, buf, sq, lam_run, d, opt, places, items, _readonly(group_scalars),
                                         p.beta2, p.eps, p.noise, p.seed, p.trajectory_offset, first, count,
-                                        every or 0, rec, rec_rows if every else None, class_table, class_rows,
-                                        on_drop_code)
+                                        every or 0, rec, rec_rows, class_table, class_rows, on_drop_code,
+                                        trajectories)
                 else:
                     if classes is not None:
                         lr_src = (_readonly(class_rates[:count]),) + lr_src[1:]

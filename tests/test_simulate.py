@@ -316,7 +316,7 @@ def test_a_grid_of_few_schedules_over_many_curvatures_reads_them_by_class_with_e
     kw = dict(steps=1_030, optimizer=optimizer, weight_decay=weight_decay, noise=noise, seed=3, dtype=dtype)
     batch = fd.simulate(lam, grid, chunk_steps=400, **kw)
     assert calls == [400, 400, 230]
-    assert layouts == ([] if noise else [False])  # (with noise: not laid out by class, not grouped)
+    assert layouts == ([] if noise else [False])  # (with noise, ~104 a class: below its threshold, not grouped)
     module = importlib.import_module("fastdecay.simulate")
     monkeypatch.setattr(module, "_CLASS_RATES_MAX", 24 * 150)  # chunks of at most 150 steps
     cut = fd.simulate(lam, grid, chunk_steps=400, **kw)
@@ -348,17 +348,17 @@ def test_a_grid_of_few_schedules_over_many_curvatures_reads_them_by_class_with_e
     ("closed", 2_500, 0.0, "keep", "grouped"), ("closed", 1_000, 0.0, "keep", "lanes"),
     ("closed", 1_000, 0.1, "keep", "lanes"), ("closed", 300, 0.0, "keep", None),
     ("exponential", 5_000, 0.0, "keep", "grouped"), ("exponential", 2_500, 0.0, "keep", None),
-    ("exponential", 5_000, 0.1, "keep", None),
+    ("exponential", 5_000, 0.1, "keep", "grouped"), ("closed", 5_000, 0.1, "keep", "grouped"),
     ("closed", 2_500, 0.0, "reset", "grouped"), ("closed", 2_500, 0.0, "rescale", "grouped"),
     ("closed", 1_000, 0.0, "reset", None), ("sorted", 5_000, 0.1, "keep", "grouped"),
     ("sorted", 2_500, 0.1, "keep", "lanes")])
 def test_which_grids_run_by_rate_classes(monkeypatch, rows, n, noise, on_drop, way):
     """A grid of 24 distinct rows: without noise over 64 trajectories a row or more it runs grouped
     by class (exponentials over 192 or more; the momentum's buffer reset or rescaled at each class's
-    drops as a schedule alone does), and with noise (over 192 or more) where the trajectories are
-    laid out by class already; over 16 or more a row (or with noise, in another order) its lanes
-    read the classes' rates where most rows are read in closed form and the buffer is kept at drops;
-    below, neither. Each way, every trajectory has the bits of its schedule run alone."""
+    drops as a schedule alone does), and with noise over 192 or more, laid out by class or not; over
+    16 or more a row its lanes read the classes' rates where most rows are read in closed form and
+    the buffer is kept at drops; below, neither. Each way, every trajectory has the bits of its
+    schedule run alone."""
     from fastdecay._cpu import simulate as cpu
 
     if rows == "exponential":
@@ -379,25 +379,27 @@ def test_which_grids_run_by_rate_classes(monkeypatch, rows, n, noise, on_drop, w
         np.testing.assert_array_equal(batch.w[i], alone.w[0], err_msg=f"trajectory {i}")
 
 
-@pytest.mark.parametrize("d, n, noise, optimizer", [(3, 200, 0.0, "momentum"), (1_100, 4, 0.0, "adamw"),
-                                                   (5, 200, 0.1, "nesterov"), (3, 200, 0.0, "lion")])
+@pytest.mark.parametrize("d, n, noise, optimizer, sorted_", [
+    (3, 200, 0.0, "momentum", False), (1_100, 4, 0.0, "adamw", False), (5, 200, 0.1, "nesterov", True),
+    (5, 200, 0.1, "adam", False), (1_100, 4, 0.1, "gd", False), (3, 200, 0.0, "lion", False)])
 def test_a_grid_over_trajectories_of_several_coordinates_runs_grouped_with_each_schedule_s_bits(
-        monkeypatch, d, n, noise, optimizer):
+        monkeypatch, d, n, noise, optimizer, sorted_):
     """A few schedules over trajectories of ``d`` coordinates (one longer than a tile among them)
     run grouped by class, each trajectory's coordinates moved together (a starting point a
-    coordinate), with noise where the trajectories are laid out by class already: every
-    trajectory has the bits of its schedule run alone."""
+    coordinate), with noise laid out by class already or not (each element draws its
+    trajectory's normals wherever it runs): every trajectory has the bits of its schedule run
+    alone."""
     from fastdecay._cpu import simulate as cpu
 
     distinct = [fd.step(0.05, 0.5, 20 + j) if j % 2 else fd.cosine(0.05, 90 + j) for j in range(2 if n < 8 else 4)]
     k = len(distinct)
-    own = np.arange(n) * k // n if noise else np.arange(n) % k
+    own = np.arange(n) * k // n if sorted_ else np.arange(n) % k
     rng = np.random.default_rng(d)
     lam = rng.uniform(0.0, 2.0, (n, d))
     w0 = rng.uniform(-1.0, 1.0, (n, d))
     taken = []
     spied = cpu.simulate_groups
-    monkeypatch.setattr(cpu, "simulate_groups", lambda *a: (taken.append(a[4]), spied(*a)))
+    monkeypatch.setattr(cpu, "simulate_groups", lambda *a, **k: (taken.append(a[4]), spied(*a, **k)))
     kw = dict(steps=300, optimizer=optimizer, noise=noise, seed=5, weight_decay=0.01, chunk_steps=128)
     batch = fd.simulate(lam, fd.stack([distinct[j] for j in own]), w0=w0, **kw)
     assert taken and set(taken) == {d}
@@ -410,12 +412,14 @@ _RECORDED = ("w", "loss", "displacement", "lr")
 
 
 @pytest.mark.parametrize("optimizer", ["gd", "momentum", "adamw", "lion"])
-@pytest.mark.parametrize("d, n, noise", [(1, 700, 0.0), (3, 200, 0.0), (1, 700, 0.1), (1_100, 4, 0.0)])
-def test_a_recording_grid_runs_grouped_with_each_trajectory_s_records_alone(monkeypatch, optimizer, d, n, noise):
+@pytest.mark.parametrize("d, n, noise, sorted_", [(1, 700, 0.0, False), (3, 200, 0.0, False), (1, 700, 0.1, True),
+                                                 (1, 700, 0.1, False), (3, 200, 0.1, False), (1_100, 4, 0.0, False)])
+def test_a_recording_grid_runs_grouped_with_each_trajectory_s_records_alone(monkeypatch, optimizer, d, n, noise,
+                                                                            sorted_):
     """A grid of a few schedules over many curvatures, recorded, runs grouped by class (32 elements
     a class or more): each class's stretch records as its schedule alone, into the rows of the
-    trajectories' places, put back in the trajectories' order at the end (with noise laid out by
-    class already, in place). Weights, losses, displacements and rates are the bits of each
+    trajectories' own rows (with noise, each element draws its trajectory's normals, laid out by
+    class already or not). Weights, losses, displacements and rates are the bits of each
     trajectory's schedule run alone, and of the same grid run without grouping (the general
     kernel), with chunks that end between and on recorded steps."""
     import importlib
@@ -424,7 +428,7 @@ def test_a_recording_grid_runs_grouped_with_each_trajectory_s_records_alone(monk
 
     distinct = [fd.step(0.05, 0.5, 7 + j) if j % 2 else fd.cosine(0.05, 40 + j) for j in range(2 if n < 8 else 5)]
     k = len(distinct)
-    own = np.arange(n) * k // n if noise else np.arange(n) % k
+    own = np.arange(n) * k // n if sorted_ else np.arange(n) % k
     rng = np.random.default_rng(d)
     lam = rng.uniform(0.0, 2.0, (n, d))
     w0 = rng.uniform(-1.0, 1.0, (n, d))
@@ -455,11 +459,12 @@ def test_a_recording_grid_runs_grouped_with_each_trajectory_s_records_alone(monk
 
 
 @pytest.mark.parametrize("n, sorted_, noise, grouped", [(24 * 32, False, 0.0, True), (24 * 31, False, 0.0, False),
-                                                        (24 * 32, True, 0.1, True), (24 * 40, False, 0.1, False)])
+                                                        (24 * 32, True, 0.1, True), (24 * 32, False, 0.1, True),
+                                                        (24 * 31, False, 0.1, False)])
 def test_which_recording_grids_run_grouped(monkeypatch, n, sorted_, noise, grouped):
-    """A recorded grid of 24 distinct rows runs grouped from 32 trajectories a row (with noise, laid
-    out by class already); below, or with noise in another order, the general kernel runs it. The
-    records are each trajectory's alone either way."""
+    """A recorded grid of 24 distinct rows runs grouped from 32 trajectories a row (with noise too,
+    laid out by class or not); below, the general kernel runs it. The records are each
+    trajectory's alone either way."""
     from fastdecay._cpu import simulate as cpu
 
     distinct = [fd.step(0.05, 0.5, 20 + j) if j % 2 else fd.exponential(0.05, gamma=0.99 - 0.001 * j)
@@ -528,8 +533,7 @@ def test_rate_classes_number_the_rows_by_their_bits():
     """``rate_classes``: rows of the same bits share a class (NaN payloads compared as bits), a
     min_lr of -0.0 is not one of 0.0, a later segment that differs makes another class; classes
     are numbered in order of first appearance with their first rows; -1 past the limit, and past
-    another for a table whose sampled rows all advance by a ratio (exponentials, constants), and
-    -1 for rows not laid out class by class where asked for in order."""
+    another for a table whose sampled rows all advance by a ratio (exponentials, constants)."""
     from fastdecay._cpu.simulate import rate_classes
     from fastdecay._layout import COSINE, WIDTH
 
@@ -538,25 +542,24 @@ def test_rate_classes_number_the_rows_by_their_bits():
                   fd.multistep(0.1, 0.5, [5, 10]), fd.cosine(0.1, 10, min_lr=-0.0)])
     classes, first, sizes = np.empty(s.size, np.int64), np.empty(9, np.int64), np.empty(9, np.int64)
     slots = np.empty(32, np.int64)
-    assert rate_classes(s.rows(), classes, first, sizes, slots, 0, False) == 5
+    assert rate_classes(s.rows(), classes, first, sizes, slots, 0) == 5
     assert classes.tolist() == [0, 1, 0, 2, 3, 4, 1, 4, 2]
     assert first[:5].tolist() == [0, 1, 3, 4, 5]
     assert sizes[:5].tolist() == [2, 2, 2, 1, 2]
-    assert rate_classes(s.rows(), classes, first[:4], sizes[:4], slots[:16], 0, False) == -1
+    assert rate_classes(s.rows(), classes, first[:4], sizes[:4], slots[:16], 0) == -1
     payloads = np.zeros((3, 2, WIDTH))
     payloads[:, 0, :6] = (0.0, 0.0, COSINE, 0.1, 10.0, 0.0)
     payloads[:, 1] = np.nan  # (a side row's fields)
     payloads[2, 1, 4] = np.float64(np.uint64(0x7FF8000000000001).view(np.float64))  # another NaN
-    assert rate_classes(payloads, classes, first, sizes, slots, 0, False) == 2
+    assert rate_classes(payloads, classes, first, sizes, slots, 0) == 2
     assert classes[:3].tolist() == [0, 0, 1]
     exponentials = fd.stack([fd.exponential(0.1, gamma=0.9), fd.constant(0.1)] * 4)
-    assert rate_classes(exponentials.rows(), classes, first, sizes, slots, 0, False) == -1
-    assert rate_classes(exponentials.rows(), classes, first, sizes, slots, 2, False) == 2  # (2 of ratios)
+    assert rate_classes(exponentials.rows(), classes, first, sizes, slots, 0) == -1
+    assert rate_classes(exponentials.rows(), classes, first, sizes, slots, 2) == 2  # (2 of ratios)
     assert classes[:8].tolist() == [0, 1] * 4 and sizes[:2].tolist() == [4, 4]
-    assert rate_classes(exponentials.rows(), classes, first, sizes, slots, 1, False) == -1
-    assert rate_classes(exponentials.rows(), classes, first, sizes, slots, 2, True) == -1  # (not in order)
+    assert rate_classes(exponentials.rows(), classes, first, sizes, slots, 1) == -1
     in_order = fd.stack([fd.cosine(0.1, 10)] * 3 + [fd.step(0.1, 0.5, 3)] * 2 + [fd.cosine(0.1, 11)])
-    assert rate_classes(in_order.rows(), classes, first, sizes, slots, 0, True) == 3
+    assert rate_classes(in_order.rows(), classes, first, sizes, slots, 0) == 3
     assert classes[:6].tolist() == [0, 0, 0, 1, 1, 2]
 
 

@@ -172,3 +172,15 @@ def _record_row_impl(rows, i):
     if isinstance(rows, types.NoneType):
         return lambda rows, i: i
     return lambda rows, i: rows[i]
+
+
+def has_lanes(z):
+    """Whether ``z`` is a table of lanes (not None, not empty)."""
+    return z is not None and z.shape[0] > 0
+
+
+@overload(has_lanes)
+def _has_lanes_impl(z):
+    if isinstance(z, types.NoneType):
+        return lambda z: False
+    return lambda z: z.shape[0] > 0

@@ -109,7 +109,8 @@ import numba
 from numba import float32, float64, int64, njit, prange, types, uint64, void
 
 from . import parallel
-from .lanes import LR, MOM, N_SCALARS, SCALE, WD, draw_quad, draws, record_row, step_draws, tally  # noqa: F401
+from .lanes import (LR, MOM, N_SCALARS, SCALE, WD, draw_quad, draws, has_lanes, lane_slice, record_row,  # noqa: F401
+                    step_draws, tally)
 from .rules import (ON_DROP_KEEP, SIM_ON_DROP, STEP_BLOCK, buffer_scale_at, simulate_generic_step,
                     simulate_per_trajectory_block, simulate_per_trajectory_lr, simulate_shared_steps)
 from .._layout import CONSTANT, COSINE, EXPONENTIAL, KIND, ORIGIN, P0, POLYNOMIAL, PRODUCT, START, TABULATED
@@ -839,16 +840,14 @@ def _same_words(words, a, b):
     return diff == 0
 
 
-@njit(int64(TABLE, int64[::1], int64[::1], int64[::1], int64[::1], int64, types.boolean), cache=True)
-def rate_classes(table, class_of_row, first_rows, sizes, slots, most_if_ratios, in_order):
+@njit(int64(TABLE, int64[::1], int64[::1], int64[::1], int64[::1], int64), cache=True)
+def rate_classes(table, class_of_row, first_rows, sizes, slots, most_if_ratios):
     """class_of_row[r] = the class of row r of ``table``, the same number for rows of the same
     bits, numbered 0, 1, ... in order of first appearance, first_rows[c] = the first row of
     class c and sizes[c] its number of rows (``sizes`` as long as ``first_rows``); returns how
     many classes, or -1 where classes would not pay: as soon as there are more than
     ``first_rows`` holds, or than ``most_if_ratios`` where ``CLASS_SAMPLE`` rows spread over the
-    table all advance by a ratio (``_row_ratio``: an exponential grid), or (with ``in_order``) as
-    soon as a row is of a class before the row before's (the rows are not laid out class by
-    class). ``slots``: an open-addressing table of a power-of-two length above twice
+    table all advance by a ratio (``_row_ratio``: an exponential grid). ``slots``: an open-addressing table of a power-of-two length above twice
     ``first_rows``'s, overwritten (a slot holds the first row of a class, -1 where empty).
     A row is first compared with the class of the row before and of the row as many classes
     before (a grid laid out schedule by schedule, or its schedules in turn: no hash), while
@@ -879,8 +878,6 @@ def rate_classes(table, class_of_row, first_rows, sizes, slots, most_if_ratios, 
                 continue
             c = class_of_row[r - count] if r >= count else c
             if _same_words(words, first_rows[c], r):
-                if in_order and c != class_of_row[r - 1]:
-                    return -1
                 class_of_row[r] = c
                 sizes[c] += 1
                 continue
@@ -904,8 +901,6 @@ def rate_classes(table, class_of_row, first_rows, sizes, slots, most_if_ratios, 
                 count += 1
                 break
             if _same_words(words, first, r):
-                if in_order and class_of_row[first] != class_of_row[r - 1]:
-                    return -1
                 class_of_row[r] = class_of_row[first]
                 sizes[class_of_row[r]] += 1
                 break
@@ -983,21 +978,23 @@ regroup = njit([void(RO_INT64, int64[::1], int64, types.Array(dt, 1, "C", readon
 
 def group_items(bounds, d, recorded=False):
     """The parallel loop's items of ``_grouped_chunk``: (class, first tile, end tile) of runs of
-    at most TILES_PER_BLOCK tiles of TILE_ELEMENTS elements inside each class's stretch (its
-    trajectories' ``d`` elements each); with ``recorded``, for ``_grouped_recorded_chunk``, tiles
-    of ``max(1, TILE_ELEMENTS // d)`` whole trajectories (a recorded step sums over a trajectory's
-    coordinates)."""
+    tiles of TILE_ELEMENTS elements inside each class's stretch (its trajectories' ``d`` elements
+    each); with ``recorded``, for ``_grouped_recorded_chunk``, tiles of ``max(1, TILE_ELEMENTS //
+    d)`` whole trajectories (a recorded step sums over a trajectory's coordinates). Runs of
+    TILES_PER_BLOCK tiles, fewer where the tiles make fewer than MIN_BLOCKS runs (as the other
+    kernels' blocks: every thread gets work on a small run too)."""
     sizes = np.diff(bounds)
     if recorded:
         tiles = -(-sizes // max(1, TILE_ELEMENTS // d))
     else:
         tiles = -(-sizes * d // TILE_ELEMENTS)
-    runs = -(-tiles // TILES_PER_BLOCK)  # items a class
+    per = max(1, min(TILES_PER_BLOCK, int(tiles.sum()) // MIN_BLOCKS))  # tiles a run
+    runs = -(-tiles // per)  # runs a class
     items = np.empty((int(runs.sum()), 3), dtype=np.int64)
     items[:, 0] = np.repeat(np.arange(sizes.shape[0]), runs)
-    # each item's rank inside its class, times TILES_PER_BLOCK: its first tile
-    items[:, 1] = (np.arange(items.shape[0]) - np.repeat(np.cumsum(runs) - runs, runs)) * TILES_PER_BLOCK
-    items[:, 2] = np.minimum(items[:, 1] + TILES_PER_BLOCK, tiles[items[:, 0]])
+    # each item's rank inside its class, times ``per``: its first tile
+    items[:, 1] = (np.arange(items.shape[0]) - np.repeat(np.cumsum(runs) - runs, runs)) * per
+    items[:, 2] = np.minimum(items[:, 1] + per, tiles[items[:, 0]])
     return _readonly(items)
 
 
@@ -1019,36 +1016,49 @@ def group_step_scalars(rates, step_scalars, lr_table, rows, on_drop, first_step,
 
 
 def _grouped_chunk(w, buf, sq, lam, d, opt, bounds, items, group_scalars, beta2, eps, noise, seed, offset, first_step,
-                   n_steps, noise_scratch, lane_trajectory, lane_coordinate):
+                   n_steps, trajectories, noise_scratch, lane_trajectory, lane_coordinate):
     """Advance trajectories of ``d`` coordinates laid out class by class (class c at places
     bounds[c] .. bounds[c + 1] - 1, trajectory p at elements p*d .. p*d + d - 1 of ``w``,
     ``buf``, ``sq``, ``lam``) by the steps first_step ..
     first_step + n_steps - 1: each class's stretch as a run of its schedule alone
     (``simulate_shared_steps`` at the step scalars ``group_scalars[c]``), hence its bits; in
     parallel over ``items`` (``group_items``). ``buf`` and ``sq`` may be empty, and the noise
-    arguments are, as in ``_simulate_chunk``; with noise, place p holds trajectory p (the
-    trajectories laid out so already), whose draws are trajectory offset + p's."""
+    arguments are, as in ``_simulate_chunk``. With noise each element draws its trajectory's
+    normals: element e at place e // d is of trajectory offset + trajectories[e] (None without
+    noise; empty where place p holds trajectory p, the trajectories laid out so already)."""
     sigma = w.dtype.type(noise)
     for j in prange(items.shape[0]):
         c = items[j, 0]
         lo, hi = bounds[c] * d, bounds[c + 1] * d
         b_lo, b_hi = items[j, 1], items[j, 2]
-        simulate_shared_steps(opt, w[lo:hi], buf[lo:hi], sq[lo:hi], lam[lo:hi], TILE_ELEMENTS, b_lo, b_hi, d,
-                              group_scalars[c], first_step, np.int64(0), n_steps, beta2, eps, noise_scratch, seed,
-                              offset + np.uint64(bounds[c]), lane_trajectory, lane_coordinate, sigma)
+        if not has_lanes(trajectories):
+            simulate_shared_steps(opt, w[lo:hi], buf[lo:hi], sq[lo:hi], lam[lo:hi], TILE_ELEMENTS, b_lo, b_hi, d,
+                                  group_scalars[c], first_step, np.int64(0), n_steps, beta2, eps, noise_scratch, seed,
+                                  offset + np.uint64(bounds[c]), lane_trajectory, lane_coordinate, sigma)
+            continue
+        for b in range(b_lo, b_hi):
+            # a tile at a time: its lanes' trajectories from ``trajectories`` (``lanes.tile_span``
+            # reads the table from the tile's first element's coordinate on, and adds e0 // d)
+            e0 = b * TILE_ELEMENTS
+            k0 = e0 % d
+            simulate_shared_steps(opt, w[lo:hi], buf[lo:hi], sq[lo:hi], lam[lo:hi], TILE_ELEMENTS, b, b + 1, d,
+                                  group_scalars[c], first_step, np.int64(0), n_steps, beta2, eps, noise_scratch, seed,
+                                  offset - np.uint64(e0 // d), lane_slice(trajectories, lo + e0 - k0, hi),
+                                  lane_coordinate, sigma)
 
 
 def _grouped_recorded_chunk(w, buf, sq, lam, d, opt, bounds, items, group_scalars, lr_table, class_rows, unread,
                             beta2, eps, on_drop, noise, seed, offset, first_step, n_steps, every, rec_loss, rec_disp,
-                            rec_lr, rec_rows, noise_scratch, lane_trajectory, lane_coordinate):
+                            rec_lr, rec_rows, trajectories, noise_scratch, lane_trajectory, lane_coordinate):
     """``_grouped_chunk`` recording every ``every`` steps (``_simulate_chunk``'s recording, into
     row rec_rows[p] of ``rec_*`` for the trajectory at place p: its own, in the trajectories'
     order, wherever it runs): each class's stretch in tiles of whole
     trajectories (``group_items(bounds, d, recorded=True)``) as a recording run of its schedule
     alone, row class_rows[c] of ``lr_table`` (``_shared_tile_steps`` at the step scalars
     ``group_scalars[c]``; the recorded rate is that row's closed form), hence its bits.
-    ``unread``: an empty array in the place of the per-trajectory rates' state (none here). A
-    run under shared rates is one class (row 0, bounds 0 and n)."""
+    ``unread``: an empty array in the place of the per-trajectory rates' state (none here);
+    ``trajectories`` as in ``_grouped_chunk``. A run under shared rates is one class (row 0,
+    bounds 0 and n)."""
     sigma = w.dtype.type(noise)
     tile = max(1, TILE_ELEMENTS // d)
     for j in prange(items.shape[0]):
@@ -1063,19 +1073,24 @@ def _grouped_recorded_chunk(w, buf, sq, lam, d, opt, bounds, items, group_scalar
             if first_step == 0:
                 _record_initial_point(w_c, lam_c, d, b * tile, min((b + 1) * tile, p1 - p0), table, class_rows, False,
                                       rec_loss, rec_disp, rec_lr, rows_c)
+            first, lanes_t = offset + np.uint64(p0), lane_trajectory
+            if has_lanes(trajectories):  # (the tile's lanes' trajectories, as in ``_grouped_chunk``)
+                first, lanes_t = offset - np.uint64(b * tile), lane_slice(trajectories, lo + b * tile * d, hi)
             _shared_tile_steps(w_c, buf_c, sq_c, lam_c, b, tile, p1 - p0, d, opt, first_step, n_steps, group_scalars[c],
                                False, False, False, table, class_rows, unread, unread, unread, unread, beta2, eps,
-                               on_drop, noise_scratch, seed, offset + np.uint64(p0), lane_trajectory, lane_coordinate,
-                               sigma, every, rec_loss, rec_disp, rec_lr, rows_c)
+                               on_drop, noise_scratch, seed, first, lanes_t, lane_coordinate, sigma, every, rec_loss,
+                               rec_disp, rec_lr, rows_c)
 
 
 def simulate_groups(w, buf, sq, lam, d, opt, bounds, items, group_scalars, beta2, eps, noise, seed, offset, first_step,
-                    n_steps, every=0, rec=None, rec_rows=None, lr_table=None, class_rows=None, on_drop=0):
+                    n_steps, every=0, rec=None, rec_rows=None, lr_table=None, class_rows=None, on_drop=0,
+                    trajectories=None):
     """Run ``_grouped_chunk`` for ``w``'s dtype and noise (compiled, or loaded from Numba's cache,
     on first use); with ``every`` > 0, ``_grouped_recorded_chunk`` into ``rec`` (loss,
     displacement, rate), row rec_rows[p] for the trajectory at place p, the classes' rows ``class_rows`` of
     ``lr_table`` and ``on_drop`` (which a recorded step of several coordinates reads), a kernel of
-    its own. A noisy call gets its scratch here, as ``simulate_chunk``'s."""
+    its own. A noisy call gets its scratch here, as ``simulate_chunk``'s, and draws for the
+    trajectories ``trajectories`` gives (``_grouped_chunk``; None: trajectory p at place p)."""
     noisy = noise != 0.0
     recorded = every > 0
     path = "grouped-recorded" if recorded else "grouped"
@@ -1083,7 +1098,7 @@ def simulate_groups(w, buf, sq, lam, d, opt, bounds, items, group_scalars, beta2
     if kernel is None:
         dt = float32 if w.dtype == np.float32 else float64
         state = types.Array(dt, 1, "C")
-        scratch = (types.Array(float32, 3, "C"), RO_UINT64, RO_UINT64) if noisy else (types.none,) * 3
+        scratch = (RO_UINT64, types.Array(float32, 3, "C"), RO_UINT64, RO_UINT64) if noisy else (types.none,) * 4
         head = (state, state, state, types.Array(dt, 1, "C", readonly=True), int64, int64, RO_INT64,
                 types.Array(int64, 2, "C", readonly=True), types.Array(float64, 3, "C", readonly=True))
         if recorded:
@@ -1095,9 +1110,10 @@ def simulate_groups(w, buf, sq, lam, d, opt, bounds, items, group_scalars, beta2
         kernel = _KERNELS[w.dtype, noisy, path] = parallel.entry(
             njit(signature, parallel=True, cache=True)(_grouped_recorded_chunk if recorded else _grouped_chunk))
     if noisy:
-        scratch = (np.empty((numba.config.NUMBA_NUM_THREADS, 4, tile_lanes(d)), dtype=np.float32), *noise_lanes(d))
+        scratch = (trajectories if trajectories is not None else _NO_LANES,
+                   np.empty((numba.config.NUMBA_NUM_THREADS, 4, tile_lanes(d)), dtype=np.float32), *noise_lanes(d))
     else:
-        scratch = (None, None, None)
+        scratch = (None, None, None, None)
     if recorded:
         kernel(w, buf, sq, lam, d, opt, bounds, items, group_scalars, lr_table, class_rows, np.empty(0), beta2, eps,
                on_drop, noise, np.uint64(seed), np.uint64(offset), first_step, n_steps, every, *rec, rec_rows,
@@ -1105,6 +1121,9 @@ def simulate_groups(w, buf, sq, lam, d, opt, bounds, items, group_scalars, beta2
     else:
         kernel(w, buf, sq, lam, d, opt, bounds, items, group_scalars, beta2, eps, noise, np.uint64(seed),
                np.uint64(offset), first_step, n_steps, *scratch)
+
+
+_NO_LANES = _readonly(np.empty(0, np.uint64))
 
 
 @parallel.entry
