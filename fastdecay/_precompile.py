@@ -73,10 +73,10 @@ def _simulate(dtype):
             fd.simulate(lam, per_trajectory, steps=4, optimizer=optimizer, dtype=dtype, every=2, noise=noise,
                         weight_decay=per_trajectory)
     # a grid of few schedules over many curvatures: run class by class, a kernel of its own (64
-    # trajectories a class; with noise, 192, laid out so already)
+    # trajectories a class; with noise, 192)
     grid = fd.stack([fd.step(0.1, 0.5, 3), fd.cosine(0.1, 8)])
     fd.simulate(np.ones((64, 2, 1)), grid, steps=4, dtype=dtype)
-    fd.simulate(np.ones((2, 192, 1)), grid[:, None], steps=4, dtype=dtype, noise=0.1)
+    fd.simulate(np.ones((192, 2, 1)), grid, steps=4, dtype=dtype, noise=0.1)
     # ... recording (32 trajectories a class), a kernel of its own, which a recording run under
     # one schedule takes too (its one class)
     fd.simulate(np.ones((32, 2, 1)), grid, steps=4, dtype=dtype, every=2)

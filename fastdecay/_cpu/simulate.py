@@ -60,9 +60,9 @@ ratio, or with noise), ``fastdecay.simulate`` lays the trajectories out class by
 instead (``group_bounds``, ``regroup``: a trajectory's coordinates move together) and
 ``simulate_groups`` runs each class's stretch as a shared schedule (the shared-rate element
 tiles at the class's step scalars, ``group_step_scalars``), then puts each trajectory's
-weights back in its place; with noise, only where the trajectories are laid out class by
-class already (a sweep's: each trajectory's draws stay its own). A recording grid of 32 elements
-a class or more runs so too (``_grouped_recorded_chunk``: each class's stretch in tiles of whole
+weights back in its place; with noise each element draws its trajectory's normals (laid out
+otherwise than class by class, from a table of the trajectory at each place, a tile at a time).
+A recording grid of 32 elements a class or more runs so too (``_grouped_recorded_chunk``: each class's stretch in tiles of whole
 trajectories, each trajectory recorded into its own row, ``record_row``), and so does a recording
 run under shared rates, as one class.
 
@@ -933,8 +933,7 @@ def class_rates(table, rows, ratio, state, first_step, n_steps, out):
 # schedule (``_grouped_chunk``: the shared-rate tile loops on its stretch, at its own step
 # scalars, ``group_step_scalars``): a rate a step for the whole class, read in registers, where
 # the lanes gather one a trajectory a step. (With noise the draws follow each trajectory's index:
-# grouped only where the trajectories are laid out so already; elsewhere the lanes read the
-# classes' rates, ``class_rates``.)
+# laid out otherwise than class by class, each element's trajectory comes from a table.)
 @njit(types.boolean(RO_INT64, int64[::1]), cache=True)
 def group_bounds(classes, bounds):
     """bounds[c] .. bounds[c + 1] - 1: the places of class c's trajectories laid out class by class,
