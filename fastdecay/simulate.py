@@ -231,12 +231,12 @@ def _rate_classes(s: Schedule, batch: tuple[int, ...], n: int, d: int, noisy: bo
     ``_GROUP_SHARING_CHEAP_LANES`` times where most rows advance by a ratio, whose lanes are the
     cheapest, or with noise; with more coordinates, the other way is the general kernel's loops),
     they run grouped by class (each trajectory's draws its own, wherever it runs); else (with
-    ``lanes``) the lanes read their classes' rates,
-    where trajectories outnumber the distinct rows at least ``_CLASS_SHARING`` times and at least
-    half of them are read in closed form (the others' plain exponentials and constants advance by
-    one multiplication a step, the cheapest lane already). A recording run (``recorded``, where the
-    other way records each trajectory's rate in closed form) runs grouped where its trajectories
-    outnumber the distinct rows ``_GROUP_SHARING_RECORDED`` times. None where neither pays."""
+    ``lanes``) the lanes read their classes' rates, where trajectories outnumber the distinct rows
+    at least ``_CLASS_SHARING`` times and at least half of them are read in closed form (the
+    others' plain exponentials and constants advance by one multiplication a step, the cheapest
+    lane already). A recording run (``recorded``, where the other way records each trajectory's
+    rate in closed form) runs grouped where its elements outnumber the distinct rows
+    ``_GROUP_SHARING_RECORDED`` times. None where neither pays."""
     if s.size == 1:
         return None
     # elements a class at the least: for a grid of mostly closed forms, and of ratios (exponentials)
@@ -370,8 +370,9 @@ def simulate(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, 
     schedule, each schedule's as a run of that schedule alone (at the speed of one shared schedule,
     ``on_drop`` included), and come back in their places (a recording in each trajectory's own
     row; with noise, the draws of each trajectory's own index). Else, without recording, one
-    coordinate each with 16 or more a schedule (most of them schedules other than plain exponentials; for the
-    momentum family ``on_drop="keep"``), each trajectory reads its schedule's rate in its place.
+    coordinate each with 16 or more a schedule (most of them schedules other than plain
+    exponentials; for the momentum family ``on_drop="keep"``), each trajectory reads its
+    schedule's rate in its place.
 
     GPU input (``curvature`` a CuPy array or a CUDA torch tensor): the curvature
     is checked on its GPU (never copied to the host), the other arguments on the
