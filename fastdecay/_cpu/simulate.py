@@ -62,9 +62,9 @@ instead (``group_bounds``, ``regroup``: a trajectory's coordinates move together
 tiles at the class's step scalars, ``group_step_scalars``), then puts each trajectory's
 weights back in its place; with noise each element draws its trajectory's normals (laid out
 otherwise than class by class, from a table of the trajectory at each place, a tile at a time).
-A recording grid of 32 elements a class or more runs so too (``_grouped_recorded_chunk``: each class's stretch in tiles of whole
-trajectories, each trajectory recorded into its own row, ``record_row``), and so does a recording
-run under shared rates, as one class.
+A recording grid of 32 elements a class or more runs so too (``_grouped_recorded_chunk``: each
+class's stretch in tiles of whole trajectories, each trajectory recorded into its own row,
+``record_row``), and so does a recording run under shared rates, as one class.
 
 Recording. With ``every > 0`` the kernel writes, for each recorded step
 t = j * every in the chunk, the loss 1/2 sum lam w_t^2, the displacement
