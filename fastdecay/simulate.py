@@ -93,8 +93,10 @@ _GROUP_SHARING = 64
 _GROUP_SHARING_CHEAP_LANES = 192
 # ... and for a recording run, where they outnumber them this many times (the other way records
 # each trajectory's rate in closed form, and reads it trajectory by trajectory; below it a class's
-# recorded steps cost more in calls than that: RESULTS.md, "recorded runs")
+# recorded steps cost more in calls than that), at one coordinate with noise the second many
+# times (a tile's draws: RESULTS.md, "recorded runs")
 _GROUP_SHARING_RECORDED = 32
+_GROUP_SHARING_RECORDED_NOISY = 64
 # the most class rates a chunk keeps (a chunk's steps x classes, float64: 2 MiB, read by every
 # tile: larger tables cost their gathers cache misses); longer chunks are cut to fit
 _CLASS_RATES_MAX = 1 << 18
@@ -236,14 +238,15 @@ def _rate_classes(s: Schedule, batch: tuple[int, ...], n: int, d: int, noisy: bo
     others' plain exponentials and constants advance by one multiplication a step, the cheapest
     lane already). A recording run (``recorded``, where the other way records each trajectory's
     rate in closed form) runs grouped where its elements outnumber the distinct rows
-    ``_GROUP_SHARING_RECORDED`` times. None where neither pays."""
+    ``_GROUP_SHARING_RECORDED`` times (``_GROUP_SHARING_RECORDED_NOISY`` at one coordinate with
+    noise). None where neither pays."""
     if s.size == 1:
         return None
     # elements a class at the least: for a grid of mostly closed forms, and of ratios (exponentials)
     high = _GROUP_SHARING_CHEAP_LANES if d == 1 else _GROUP_SHARING
     low = high if d == 1 and noisy else _GROUP_SHARING
     if recorded:
-        low = high = _GROUP_SHARING_RECORDED
+        low = high = _GROUP_SHARING_RECORDED_NOISY if d == 1 and noisy else _GROUP_SHARING_RECORDED
     found = _classes_of(s, n * d // low, n * d // high)
     if found is not None and (_mostly_closed_form(*found) or n * d >= high * found[2].shape[0]):
         return _RateClasses(found[0], _class_of_trajectory(s, batch, n, found[1]), grouped=True)
@@ -366,10 +369,11 @@ def simulate(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, 
     momentum shared) runs on the CPU by rate classes: each distinct schedule's rate is computed once
     a step, with the bits each trajectory gets alone. Where the distinct schedules have 64 elements
     each or more on average (trajectories times coordinates; of one coordinate, 192 where most are
-    plain exponentials, or with noise; recording, 32), the trajectories run laid out schedule by
-    schedule, each schedule's as a run of that schedule alone (at the speed of one shared schedule,
-    ``on_drop`` included), and come back in their places (a recording in each trajectory's own
-    row; with noise, the draws of each trajectory's own index). Else, without recording, one
+    plain exponentials, or with noise; recording, 32, or 64 at one coordinate with noise), the
+    trajectories run laid out schedule by schedule, each schedule's as a run of that schedule alone
+    (at the speed of one shared schedule, ``on_drop`` included), and come back in their places (a
+    recording in each trajectory's own row; with noise, the draws of each trajectory's own index).
+    Else, without recording, one
     coordinate each with 16 or more a schedule (most of them schedules other than plain
     exponentials; for the momentum family ``on_drop="keep"``), each trajectory reads its
     schedule's rate in its place.

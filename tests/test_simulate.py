@@ -450,6 +450,7 @@ def test_a_recording_grid_runs_grouped_with_each_trajectory_s_records_alone(monk
                                               err_msg=f"every={every} trajectory {i} {field}")
         with monkeypatch.context() as m:
             m.setattr(importlib.import_module("fastdecay.simulate"), "_GROUP_SHARING_RECORDED", 10**9)
+            m.setattr(importlib.import_module("fastdecay.simulate"), "_GROUP_SHARING_RECORDED_NOISY", 10**9)
             taken.clear()
             general = fd.simulate(lam, grid, w0=w0, **kw)
             assert not taken
@@ -459,11 +460,11 @@ def test_a_recording_grid_runs_grouped_with_each_trajectory_s_records_alone(monk
 
 
 @pytest.mark.parametrize("n, sorted_, noise, grouped", [(24 * 32, False, 0.0, True), (24 * 31, False, 0.0, False),
-                                                        (24 * 32, True, 0.1, True), (24 * 32, False, 0.1, True),
-                                                        (24 * 31, False, 0.1, False)])
+                                                        (24 * 64, True, 0.1, True), (24 * 64, False, 0.1, True),
+                                                        (24 * 63, False, 0.1, False)])
 def test_which_recording_grids_run_grouped(monkeypatch, n, sorted_, noise, grouped):
-    """A recorded grid of 24 distinct rows runs grouped from 32 trajectories a row (with noise too,
-    laid out by class or not); below, the general kernel runs it. The records are each
+    """A recorded grid of 24 distinct rows runs grouped from 32 trajectories a row (with noise from
+    64, laid out by class or not); below, the general kernel runs it. The records are each
     trajectory's alone either way."""
     from fastdecay._cpu import simulate as cpu
 
@@ -512,6 +513,7 @@ def test_a_recording_run_of_one_schedule_is_one_class_with_the_bits_of_copies_a_
                 taken.clear()
                 with monkeypatch.context() as m:  # (copies of one row are one class: not grouped here)
                     m.setattr(importlib.import_module("fastdecay.simulate"), "_GROUP_SHARING_RECORDED", 10**9)
+                    m.setattr(importlib.import_module("fastdecay.simulate"), "_GROUP_SHARING_RECORDED_NOISY", 10**9)
                     copies = fd.simulate(lam, fd.stack([s] * n), **kw)
                 assert not taken
                 for field in _RECORDED:
