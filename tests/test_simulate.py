@@ -389,17 +389,8 @@ def test_a_grid_over_trajectories_of_several_coordinates_runs_grouped_with_each_
     coordinate), with noise laid out by class already or not (each element draws its
     trajectory's normals wherever it runs): every trajectory has the bits of its schedule run
     alone."""
-    from fastdecay._cpu import simulate as cpu
-
-    distinct = [fd.step(0.05, 0.5, 20 + j) if j % 2 else fd.cosine(0.05, 90 + j) for j in range(2 if n < 8 else 4)]
-    k = len(distinct)
-    own = np.arange(n) * k // n if sorted_ else np.arange(n) % k
-    rng = np.random.default_rng(d)
-    lam = rng.uniform(0.0, 2.0, (n, d))
-    w0 = rng.uniform(-1.0, 1.0, (n, d))
-    taken = []
-    spied = cpu.simulate_groups
-    monkeypatch.setattr(cpu, "simulate_groups", lambda *a, **k: (taken.append(a[4]), spied(*a, **k)))
+    distinct, own, lam, w0 = _few_schedules_over(n, d, sorted_, 4, 20, 90)
+    taken = _spy_on_groups(monkeypatch, 4)  # (their d)
     kw = dict(steps=300, optimizer=optimizer, noise=noise, seed=5, weight_decay=0.01, chunk_steps=128)
     batch = fd.simulate(lam, fd.stack([distinct[j] for j in own]), w0=w0, **kw)
     assert taken and set(taken) == {d}
@@ -411,30 +402,42 @@ def test_a_grid_over_trajectories_of_several_coordinates_runs_grouped_with_each_
 _RECORDED = ("w", "loss", "displacement", "lr")
 
 
+def _few_schedules_over(n, d, sorted_, k, period, total):
+    """(k step schedules and cosines, 2 below 8 trajectories; the schedule of each of ``n``
+    trajectories, one after another or sorted by schedule; their curvatures and starting points of
+    ``d`` coordinates)."""
+    distinct = [fd.step(0.05, 0.5, period + j) if j % 2 else fd.cosine(0.05, total + j)
+                for j in range(2 if n < 8 else k)]
+    own = np.arange(n) * len(distinct) // n if sorted_ else np.arange(n) % len(distinct)
+    rng = np.random.default_rng(d)
+    return distinct, own, rng.uniform(0.0, 2.0, (n, d)), rng.uniform(-1.0, 1.0, (n, d))
+
+
+def _spy_on_groups(monkeypatch, argument):
+    """The list that gets argument ``argument`` of each call of ``simulate_groups``."""
+    from fastdecay._cpu import simulate as cpu
+
+    taken = []
+    spied = cpu.simulate_groups
+    monkeypatch.setattr(cpu, "simulate_groups", lambda *a: (taken.append(a[argument]), spied(*a)))
+    return taken
+
+
 @pytest.mark.parametrize("optimizer", ["gd", "momentum", "adamw", "lion"])
 @pytest.mark.parametrize("d, n, noise, sorted_", [(1, 700, 0.0, False), (3, 200, 0.0, False), (1, 700, 0.1, True),
                                                  (1, 700, 0.1, False), (3, 200, 0.1, False), (1_100, 4, 0.0, False)])
 def test_a_recording_grid_runs_grouped_with_each_trajectory_s_records_alone(monkeypatch, optimizer, d, n, noise,
                                                                             sorted_):
     """A grid of a few schedules over many curvatures, recorded, runs grouped by class (32 elements
-    a class or more): each class's stretch records as its schedule alone, into the rows of the
-    trajectories' own rows (with noise, each element draws its trajectory's normals, laid out by
+    a class or more): each class's stretch records as its schedule alone, into the trajectories'
+    own rows (with noise, each element draws its trajectory's normals, laid out by
     class already or not). Weights, losses, displacements and rates are the bits of each
     trajectory's schedule run alone, and of the same grid run without grouping (the general
     kernel), with chunks that end between and on recorded steps."""
     import importlib
 
-    from fastdecay._cpu import simulate as cpu
-
-    distinct = [fd.step(0.05, 0.5, 7 + j) if j % 2 else fd.cosine(0.05, 40 + j) for j in range(2 if n < 8 else 5)]
-    k = len(distinct)
-    own = np.arange(n) * k // n if sorted_ else np.arange(n) % k
-    rng = np.random.default_rng(d)
-    lam = rng.uniform(0.0, 2.0, (n, d))
-    w0 = rng.uniform(-1.0, 1.0, (n, d))
-    taken = []
-    spied = cpu.simulate_groups
-    monkeypatch.setattr(cpu, "simulate_groups", lambda *a: (taken.append(a[16]), spied(*a)))
+    distinct, own, lam, w0 = _few_schedules_over(n, d, sorted_, 5, 7, 40)
+    taken = _spy_on_groups(monkeypatch, 16)  # (their every)
     grid = fd.stack([distinct[j] for j in own])
     for every, chunk in ((1, 8), (5, 13), (7, None)):
         kw = dict(steps=53, optimizer=optimizer, noise=noise, seed=5, weight_decay=0.01, every=every,
@@ -466,15 +469,11 @@ def test_which_recording_grids_run_grouped(monkeypatch, n, sorted_, noise, group
     """A recorded grid of 24 distinct rows runs grouped from 32 trajectories a row (with noise from
     64, laid out by class or not); below, the general kernel runs it. The records are each
     trajectory's alone either way."""
-    from fastdecay._cpu import simulate as cpu
-
     distinct = [fd.step(0.05, 0.5, 20 + j) if j % 2 else fd.exponential(0.05, gamma=0.99 - 0.001 * j)
                 for j in range(24)]
     own = np.arange(n) * 24 // n if sorted_ else np.arange(n) % 24
     lam = np.random.default_rng(1).uniform(0.0, 2.0, (n, 1))
-    taken = []
-    spied = cpu.simulate_groups
-    monkeypatch.setattr(cpu, "simulate_groups", lambda *a: (taken.append(a[16]), spied(*a)))
+    taken = _spy_on_groups(monkeypatch, 16)
     kw = dict(steps=60, optimizer="nesterov", noise=noise, seed=5, every=6)
     batch = fd.simulate(lam, fd.stack([distinct[k] for k in own]), **kw)
     assert bool(taken) == grouped
@@ -495,11 +494,7 @@ def test_a_recording_run_of_one_schedule_is_one_class_with_the_bits_of_copies_a_
     that end between and on recorded steps, with the buffer reset at drops."""
     import importlib
 
-    from fastdecay._cpu import simulate as cpu
-
-    taken = []
-    spied = cpu.simulate_groups
-    monkeypatch.setattr(cpu, "simulate_groups", lambda *a: (taken.append(a[16]), spied(*a)))
+    taken = _spy_on_groups(monkeypatch, 16)  # (their every)
     s = fd.step(0.3 if optimizer in ("gd", "momentum", "nesterov", "momentum_lr_in_buffer") else 0.01, 0.5, 7)
     for d, n in ((1, 2_049), (3, 401), (1_024, 3)):
         lam = np.random.default_rng(d).uniform(-0.05, 2.0, (n, d))
