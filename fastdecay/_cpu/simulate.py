@@ -557,7 +557,8 @@ def _chunk_kernel(elementwise, rates):
                 # momentum with per-trajectory drops needs a per-trajectory buffer scale: generic path
                 fast_tile = fast_ok and (not per_lr or not acts or on_drop == 0 or lr_mult)
                 if every > 0 and first_step == 0:
-                    _record_initial_point(w, lam, d, i0, i1, lr_table, lr_rows, per_lr, rec_loss, rec_disp, rec_lr, None)
+                    _record_initial_point(w, lam, d, i0, i1, lr_table, lr_rows, per_lr, rec_loss, rec_disp, rec_lr,
+                                          None)
                 if not rates and fast_tile and not per_lr:
                     # shared rates: the tile's steps in one call, the step loop around the vector loops
                     _shared_tile_steps(w, buf, sq, lam, b, tile, n, d, opt, first_step, n_steps, step_scalars, per_lr,
@@ -847,9 +848,9 @@ def rate_classes(table, class_of_row, first_rows, sizes, slots, most_if_ratios):
     class c and sizes[c] its number of rows (``sizes`` as long as ``first_rows``); returns how
     many classes, or -1 where classes would not pay: as soon as there are more than
     ``first_rows`` holds, or than ``most_if_ratios`` where ``CLASS_SAMPLE`` rows spread over the
-    table all advance by a ratio (``_row_ratio``: an exponential grid). ``slots``: an open-addressing table of a power-of-two length above twice
-    ``first_rows``'s, overwritten (a slot holds the first row of a class, -1 where empty).
-    A row is first compared with the class of the row before and of the row as many classes
+    table all advance by a ratio (``_row_ratio``: an exponential grid). ``slots``: an
+    open-addressing table of a power-of-two length above twice ``first_rows``'s, overwritten (a
+    slot holds the first row of a class, -1 where empty). A row is first compared with the class of the row before and of the row as many classes
     before (a grid laid out schedule by schedule, or its schedules in turn: no hash), while
     those guesses hold (and at every 64th row), then looked up by a hash of its words."""
     rows = table.shape[0]
@@ -1051,9 +1052,9 @@ def _grouped_recorded_chunk(w, buf, sq, lam, d, opt, bounds, items, group_scalar
                             rec_lr, rec_rows, trajectories, noise_scratch, lane_trajectory, lane_coordinate):
     """``_grouped_chunk`` recording every ``every`` steps (``_simulate_chunk``'s recording, into
     row rec_rows[p] of ``rec_*`` for the trajectory at place p: its own, in the trajectories'
-    order, wherever it runs): each class's stretch in tiles of whole
-    trajectories (``group_items(bounds, d, recorded=True)``) as a recording run of its schedule
-    alone, row class_rows[c] of ``lr_table`` (``_shared_tile_steps`` at the step scalars
+    order, wherever it runs): each class's stretch in tiles of whole trajectories
+    (``group_items(bounds, d, recorded=True)``) as a recording run of its schedule alone, row
+    class_rows[c] of ``lr_table`` (``_shared_tile_steps`` at the step scalars
     ``group_scalars[c]``; the recorded rate is that row's closed form), hence its bits.
     ``unread``: an empty array in the place of the per-trajectory rates' state (none here);
     ``trajectories`` as in ``_grouped_chunk``. A run under shared rates is one class (row 0,
@@ -1086,9 +1087,9 @@ def simulate_groups(w, buf, sq, lam, d, opt, bounds, items, group_scalars, beta2
                     trajectories=None):
     """Run ``_grouped_chunk`` for ``w``'s dtype and noise (compiled, or loaded from Numba's cache,
     on first use); with ``every`` > 0, ``_grouped_recorded_chunk`` into ``rec`` (loss,
-    displacement, rate), row rec_rows[p] for the trajectory at place p, the classes' rows ``class_rows`` of
-    ``lr_table`` and ``on_drop`` (which a recorded step of several coordinates reads), a kernel of
-    its own. A noisy call gets its scratch here, as ``simulate_chunk``'s, and draws for the
+    displacement, rate), row rec_rows[p] for the trajectory at place p, the classes' rows
+    ``class_rows`` of ``lr_table`` and ``on_drop`` (which a recorded step of several coordinates
+    reads), a kernel of its own. A noisy call gets its scratch here, as ``simulate_chunk``'s, and draws for the
     trajectories ``trajectories`` gives (``_grouped_chunk``; None: trajectory p at place p)."""
     noisy = noise != 0.0
     recorded = every > 0
