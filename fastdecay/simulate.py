@@ -97,6 +97,10 @@ _GROUP_SHARING_CHEAP_LANES = 192
 # times (a tile's draws: RESULTS.md, "recorded runs")
 _GROUP_SHARING_RECORDED = 32
 _GROUP_SHARING_RECORDED_NOISY = 64
+# ... with noise, only where it records every this many steps or more: a recorded step redraws its
+# Philox quad (four steps' normals) in the grouped kernel, once a recorded step where the general
+# kernel draws it once a quad (RESULTS.md, "recorded runs")
+_GROUPED_NOISY_EVERY = 8
 # the most class rates a chunk keeps (a chunk's steps x classes, float64: 2 MiB, read by every
 # tile: larger tables cost their gathers cache misses); longer chunks are cut to fit
 _CLASS_RATES_MAX = 1 << 18
@@ -525,7 +529,8 @@ def _plan(curvature: Any, schedule: Any, *, steps: Any, optimizer: Any, w0: Any,
         rule = R.BY_NAME["gd"]  # heavy ball, Nesterov and lr-in-buffer with momentum 0 are GD, bit for bit
     rates = (lr_s, wd_s, mom_s)
     classes = None
-    if not on_gpu and wd_s.size == 1 and mom_s.size == 1:
+    noisy_and_dense = bool(every) and noise != 0.0 and every < _GROUPED_NOISY_EVERY  # (recording: not grouped)
+    if not on_gpu and wd_s.size == 1 and mom_s.size == 1 and not noisy_and_dense:
         # a grid of a few learning-rate schedules over many curvatures: run grouped by class, or
         # (not recording) read by class in the kernel that reads a rate a trajectory of one
         # coordinate ("rates", ``_cpu.simulate.kernel_path``), which keeps the buffer at drops

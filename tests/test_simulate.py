@@ -439,7 +439,8 @@ def test_a_recording_grid_runs_grouped_with_each_trajectory_s_records_alone(monk
     distinct, own, lam, w0 = _few_schedules_over(n, d, sorted_, 5, 7, 40)
     taken = _spy_on_groups(monkeypatch, 16)  # (their every)
     grid = fd.stack([distinct[j] for j in own])
-    for every, chunk in ((1, 8), (5, 13), (7, None)):
+    # (with noise, from every 8 steps: ``test_which_recording_grids_run_grouped``)
+    for every, chunk in ((8, 5), (9, 13), (16, None)) if noise else ((1, 8), (5, 13), (7, None)):
         kw = dict(steps=53, optimizer=optimizer, noise=noise, seed=5, weight_decay=0.01, every=every,
                   chunk_steps=chunk)
         taken.clear()
@@ -462,19 +463,20 @@ def test_a_recording_grid_runs_grouped_with_each_trajectory_s_records_alone(monk
                                           err_msg=f"every={every} {field}")
 
 
-@pytest.mark.parametrize("n, sorted_, noise, grouped", [(24 * 32, False, 0.0, True), (24 * 31, False, 0.0, False),
-                                                        (24 * 64, True, 0.1, True), (24 * 64, False, 0.1, True),
-                                                        (24 * 63, False, 0.1, False)])
-def test_which_recording_grids_run_grouped(monkeypatch, n, sorted_, noise, grouped):
+@pytest.mark.parametrize("n, sorted_, noise, every, grouped", [
+    (24 * 32, False, 0.0, 1, True), (24 * 31, False, 0.0, 6, False), (24 * 64, True, 0.1, 8, True),
+    (24 * 64, False, 0.1, 8, True), (24 * 63, False, 0.1, 8, False), (24 * 64, False, 0.1, 7, False)])
+def test_which_recording_grids_run_grouped(monkeypatch, n, sorted_, noise, every, grouped):
     """A recorded grid of 24 distinct rows runs grouped from 32 trajectories a row (with noise from
-    64, laid out by class or not); below, the general kernel runs it. The records are each
-    trajectory's alone either way."""
+    64, laid out by class or not, recording every 8 steps or more: a recorded step redraws its
+    Philox quad there); else the general kernel runs it. The records are each trajectory's alone
+    either way."""
     distinct = [fd.step(0.05, 0.5, 20 + j) if j % 2 else fd.exponential(0.05, gamma=0.99 - 0.001 * j)
                 for j in range(24)]
     own = np.arange(n) * 24 // n if sorted_ else np.arange(n) % 24
     lam = np.random.default_rng(1).uniform(0.0, 2.0, (n, 1))
     taken = _spy_on_groups(monkeypatch, 16)
-    kw = dict(steps=60, optimizer="nesterov", noise=noise, seed=5, every=6)
+    kw = dict(steps=60, optimizer="nesterov", noise=noise, seed=5, every=every)
     batch = fd.simulate(lam, fd.stack([distinct[k] for k in own]), **kw)
     assert bool(taken) == grouped
     for i in (0, 1, 23, n - 1):

@@ -316,7 +316,9 @@ def _record_initial_point(w, lam, d, i0, i1, lr_table, lr_rows, per_lr, rec_loss
     """Step 0 of trajectories i0 .. i1 - 1 (recorded once a run, by the chunk that starts at
     step 0, into row ``record_row(rec_rows, i)``): the loss at w_0, displacement 0, the rate at
     step 0."""
-    shared_lr = 0.0 if per_lr else lr_at(lr_table, 0, 0.0)  # (a closed form: once, not once a trajectory)
+    # (a closed form: once, and once for consecutive trajectories of one row)
+    row = -1 if per_lr else 0
+    rate = 0.0 if per_lr else lr_at(lr_table, 0, 0.0)
     for i in range(i0, i1):
         loss = 0.0
         for k in range(d):
@@ -324,7 +326,10 @@ def _record_initial_point(w, lam, d, i0, i1, lr_table, lr_rows, per_lr, rec_loss
         r = record_row(rec_rows, i)
         rec_loss[r, 0] = 0.5 * loss
         rec_disp[r, 0] = 0.0
-        rec_lr[r, 0] = lr_at(lr_table, lr_rows[i], 0.0) if per_lr else shared_lr
+        if per_lr and lr_rows[i] != row:
+            row = lr_rows[i]
+            rate = lr_at(lr_table, row, 0.0)
+        rec_lr[r, 0] = rate
 
 
 @njit(cache=True)
@@ -696,11 +701,16 @@ def _plain_block(t, s, n_steps, every):
 @njit(cache=True)
 def _record_rates(rec_lr, lr_table, lr_rows, per_lr, i0, i1, t, rec_j, rec_rows):
     """rec_lr[record_row(rec_rows, i), rec_j] = the learning rate of trajectory i after step t
-    (the closed form)."""
+    (the closed form; once for consecutive trajectories of one row: a sweep's copies, or a shared
+    rate given as a copy a trajectory)."""
     tr = float(t + 1)
     if per_lr:
+        row, rate = -1, 0.0
         for i in range(i0, i1):
-            rec_lr[record_row(rec_rows, i), rec_j] = lr_at(lr_table, lr_rows[i], tr)
+            if lr_rows[i] != row:
+                row = lr_rows[i]
+                rate = lr_at(lr_table, row, tr)
+            rec_lr[record_row(rec_rows, i), rec_j] = rate
     else:
         shared_lr = lr_at(lr_table, 0, tr)
         for i in range(i0, i1):
