@@ -373,11 +373,11 @@ def simulate(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, 
     momentum shared) runs on the CPU by rate classes: each distinct schedule's rate is computed once
     a step, with the bits each trajectory gets alone. Where the distinct schedules have 64 elements
     each or more on average (trajectories times coordinates; of one coordinate, 192 where most are
-    plain exponentials, or with noise; recording, 32, or 64 at one coordinate with noise, where
-    a noisy run records every 8 steps or more), the
-    trajectories run laid out schedule by schedule, each schedule's as a run of that schedule alone
-    (at the speed of one shared schedule, ``on_drop`` included), and come back in their places (a
-    recording in each trajectory's own row; with noise, the draws of each trajectory's own index).
+    plain exponentials, or with noise; recording, 32, or 64 at one coordinate with noise, where a
+    noisy run records every 8 steps or more), the trajectories run laid out schedule by schedule,
+    each schedule's as a run of that schedule alone (at the speed of one shared schedule,
+    ``on_drop`` included), and come back in their places (a recording in each trajectory's own
+    row; with noise, the draws of each trajectory's own index).
     Else, without recording, one
     coordinate each with 16 or more a schedule (most of them schedules other than plain
     exponentials; for the momentum family ``on_drop="keep"``), each trajectory reads its
