@@ -636,7 +636,7 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
             places, items = _readonly(bounds), cpu.group_items(bounds, d, recorded=True)
             group_scalars = step_scalars[None]  # (its one class's step scalars: the shared ones)
         rec_rows = trajectories = None
-        if grouped or one_class:
+        if (grouped or one_class) and (every or p.noise != 0.0):
             # the trajectory at each place: each records in its own row, and draws its own noise
             at_places = _readonly(np.arange(n, dtype=np.int64))
             if not in_order:

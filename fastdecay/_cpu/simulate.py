@@ -974,8 +974,11 @@ def _regroup(classes, bounds, d, source, out, to_groups):
         c = classes[i]
         p = bounds[c]
         to, of = (p, i) if to_groups else (i, p)
-        for k in range(d):  # (a loop, not a slice: a slice a trajectory costs more than its copy)
-            out[to * d + k] = source[of * d + k]
+        if d == 1:
+            out[to] = source[of]
+        else:
+            for k in range(d):  # (a loop, not a slice: a slice a trajectory costs more than its copy)
+                out[to * d + k] = source[of * d + k]
         bounds[c] += 1
     for c in range(bounds.shape[0] - 1, 0, -1):  # (bounds[c] is now class c's end: bounds[c + 1])
         bounds[c] = bounds[c - 1]
