@@ -33,8 +33,9 @@ with the same arguments and semantics, and nothing else is needed here.
 from __future__ import annotations
 
 import contextlib
+import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar, overload
 
 import numpy as np
@@ -196,17 +197,25 @@ def _lane_source(table: np.ndarray, rows: np.ndarray,
     return table, _readonly(rows), ratio, state
 
 
+_NO_ROWS = np.zeros(0, np.int64)
+_NO_ROWS.flags.writeable = False
+
+
 @dataclass
 class _RateClasses:
     """A learning rate a trajectory read by rate classes (``_cpu.simulate.class_rates``):
     ``source`` the ``_lane_source`` of one lane a class (its first row), carried from chunk to
     chunk; ``classes`` the class of each trajectory. ``grouped``: the trajectories run laid out
     class by class, each class as a run of its schedule alone
-    (``_cpu.simulate.simulate_groups``) instead of in lanes that read their class's rate."""
+    (``_cpu.simulate.simulate_groups``) instead of in lanes that read their class's rate; a
+    grouped class may have a weight decay and momentum of its own too (``wd_rows``, ``mom_rows``:
+    its row of their tables; empty where they are shared)."""
 
     source: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
     classes: np.ndarray
     grouped: bool
+    wd_rows: np.ndarray = field(default_factory=lambda: _NO_ROWS)
+    mom_rows: np.ndarray = field(default_factory=lambda: _NO_ROWS)
 
     @property
     def count(self) -> int:
@@ -229,8 +238,8 @@ def _class_lanes(classes: _RateClasses, n: int) -> tuple[np.ndarray, np.ndarray,
     return rates, classes.classes, np.full(n, np.nan), np.empty(5 * n)
 
 
-def _rate_classes(s: Schedule, batch: tuple[int, ...], n: int, d: int, noisy: bool, recorded: bool,
-                  lanes: bool) -> _RateClasses | None:
+def _rate_classes(rates: tuple[Schedule, Schedule, Schedule], batch: tuple[int, ...], n: int, d: int, noisy: bool,
+                  recorded: bool, lanes: bool) -> _RateClasses | None:
     """The rate classes of a learning rate a trajectory: trajectories whose rows are the same bits
     share a class, whose rate the kernels compute once a step. Where their elements (``d`` a
     trajectory) outnumber the distinct rows at least ``_GROUP_SHARING`` times (at one coordinate,
@@ -243,21 +252,64 @@ def _rate_classes(s: Schedule, batch: tuple[int, ...], n: int, d: int, noisy: bo
     lane already). A recording run (``recorded``, where the other way records each trajectory's
     rate in closed form) runs grouped where its elements outnumber the distinct rows
     ``_GROUP_SHARING_RECORDED`` times (``_GROUP_SHARING_RECORDED_NOISY`` at one coordinate with
-    noise). None where neither pays."""
-    if s.size == 1:
-        return None
+    noise). A weight decay or momentum (beta1) a trajectory runs grouped by the three rows a
+    trajectory takes, where its elements outnumber their distinct combinations the fewer times
+    (``_combined_classes``). None where neither pays, or where every rate is shared."""
+    s, wd_s, mom_s = rates
     # elements a class at the least: for a grid of mostly closed forms, and of ratios (exponentials)
     high = _GROUP_SHARING_CHEAP_LANES if d == 1 else _GROUP_SHARING
     low = high if d == 1 and noisy else _GROUP_SHARING
     if recorded:
         low = high = _GROUP_SHARING_RECORDED_NOISY if d == 1 and noisy else _GROUP_SHARING_RECORDED
+    if wd_s.size > 1 or mom_s.size > 1:
+        return _combined_classes(rates, batch, n, n * d // low)
+    if s.size == 1:
+        return None
     found = _classes_of(s, n * d // low, n * d // high)
     if found is not None and (_mostly_closed_form(*found) or n * d >= high * found[2].shape[0]):
         return _RateClasses(found[0], _class_of_trajectory(s, batch, n, found[1]), grouped=True)
     found = _classes_of(s, n // _CLASS_SHARING, 0) if lanes else None
     if found is None or not _mostly_closed_form(*found):
-        return None  # (most trajectories advance by a ratio: their lanes are the cheaper)
+        return None  # (most trajectories advance by a ratio: their lanes are the cheapest)
     return _RateClasses(found[0], _class_of_trajectory(s, batch, n, found[1]), grouped=False)
+
+
+def _combined_classes(rates: tuple[Schedule, Schedule, Schedule], batch: tuple[int, ...], n: int,
+                      most: int) -> _RateClasses | None:
+    """Grouped rate classes of trajectories by the bits of their three rows (learning rate,
+    weight decay, momentum: a grid of momenta or weight decays, alone or across a grid of
+    schedules), each class run as its three schedules alone, or None where they make more than
+    ``most`` classes. (The other ways: the general kernel's element loop, which reads a momentum a
+    trajectory, or, for a weight decay a trajectory at one coordinate, the vector loops reading
+    the shared rate as copies: both slower than a grid of learning rates' lanes.)"""
+    combined = np.zeros(n, np.int64)  # each trajectory's class so far
+    parts: list[np.ndarray | None] = []  # each schedule's row of each class so far (None: shared)
+    count = 1
+    for s in rates:
+        if s.size == 1:
+            parts.append(None)
+            continue
+        found = _row_classes(s, most, most) if most >= 1 else None
+        if found is None:
+            return None
+        class_of_row, first_rows, _ = found
+        k = first_rows.shape[0]
+        key = combined * k + _class_of_trajectory(s, batch, n, class_of_row)
+        if count * k <= 4 * n + 1024:  # (a count a key: no sort)
+            present = np.bincount(key, minlength=count * k) > 0
+            keys = np.flatnonzero(present)
+            combined = (np.cumsum(present) - 1)[key]
+        else:
+            keys, combined = np.unique(key, return_inverse=True)
+        if keys.shape[0] > most:
+            return None
+        # class j (key keys[j]) is class keys[j] // k of the schedules before, row first_rows[keys[j] % k] of this one
+        parts = [None if rows is None else rows[keys // k] for rows in parts] + [first_rows[keys % k]]
+        count = keys.shape[0]
+    lr_rows, wd_rows, mom_rows = (np.zeros(count, np.int64) if rows is None else rows for rows in parts)
+    return _RateClasses(_lane_source(rates[0].rows(), lr_rows, count > 1), _readonly(combined.astype(np.int64)),
+                        grouped=True, wd_rows=_NO_ROWS if parts[1] is None else _readonly(wd_rows),
+                        mom_rows=_NO_ROWS if parts[2] is None else _readonly(mom_rows))
 
 
 def _mostly_closed_form(source: tuple[np.ndarray, ...], class_of_row: np.ndarray, sizes: np.ndarray) -> bool:
@@ -272,6 +324,16 @@ def _classes_of(s: Schedule, most: int,
     """(the ``_lane_source`` of one lane a class, the class of each row, the rows a class) of the
     rows of ``s``, or None where they make more than ``most`` classes (``most_if_ratios`` where the
     rows sampled all advance by a ratio; ``_cpu.simulate.rate_classes``)."""
+    found = _row_classes(s, most, most_if_ratios)
+    if found is None:
+        return None
+    class_of_row, first_rows, sizes = found
+    return _lane_source(s.rows(), first_rows.copy(), first_rows.shape[0] > 1), class_of_row, sizes
+
+
+def _row_classes(s: Schedule, most: int, most_if_ratios: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(the class of each row of ``s``, the first row of each class, the rows a class): rows of the
+    same bits share a class; None as ``_classes_of``."""
     most = min(s.size, most)
     if most < 1:
         return None
@@ -282,7 +344,7 @@ def _classes_of(s: Schedule, most: int,
                                                       most_if_ratios)
     if count < 0:
         return None
-    return _lane_source(table, first_rows[:count].copy(), count > 1), class_of_row, sizes[:count]
+    return class_of_row, first_rows[:count], sizes[:count]
 
 
 def _class_of_trajectory(s: Schedule, batch: tuple[int, ...], n: int, class_of_row: np.ndarray) -> np.ndarray:
@@ -423,7 +485,7 @@ class _Plan:
     rule: R.Rule
     rates: tuple[Schedule, Schedule, Schedule]  # learning rate, weight decay, momentum (beta1)
     sources: tuple[tuple[np.ndarray, ...], ...]  # their (table, rows, ratio, state) for the kernels
-    classes: _RateClasses | None  # the learning rate's rate classes, where the kernels read it by them
+    classes: _RateClasses | None  # the rate classes, where the kernels read the rates by them
     w0: np.ndarray
     steps: int
     every: int | None
@@ -531,17 +593,20 @@ def _plan(curvature: Any, schedule: Any, *, steps: Any, optimizer: Any, w0: Any,
     rates = (lr_s, wd_s, mom_s)
     classes = None
     noisy_and_dense = bool(every) and noise != 0.0 and every < _GROUPED_NOISY_EVERY  # (recording: not grouped)
-    if not on_gpu and wd_s.size == 1 and mom_s.size == 1 and not noisy_and_dense:
-        # a grid of a few learning-rate schedules over many curvatures: run grouped by class, or
-        # (not recording) read by class in the kernel that reads a rate a trajectory of one
-        # coordinate ("rates", ``_cpu.simulate.kernel_path``), which keeps the buffer at drops
-        classes = _rate_classes(lr_s, batch, n, d, noisy=noise != 0.0, recorded=bool(every),
+    if not on_gpu and not noisy_and_dense:
+        # a grid of a few learning-rate schedules (or momenta, weight decays) over many
+        # curvatures: run grouped by class, or (a learning rate alone, not recording) read by
+        # class in the kernel that reads a rate a trajectory of one coordinate ("rates",
+        # ``_cpu.simulate.kernel_path``), which keeps the buffer at drops
+        classes = _rate_classes(rates, batch, n, d, noisy=noise != 0.0, recorded=bool(every),
                                 lanes=not every and d == 1 and (not rule.on_drop or on_drop == "keep"))
-    # (a grouped run reads the classes' rows alone: its learning rate has no lanes)
-    sources = [_rate_source(r, batch, n) if classes is None or k else
-               _rate_source(constant(0.0), batch, n) if classes.grouped else _class_lanes(classes, n)
-               for k, r in enumerate(rates)]
-    if not on_gpu and d == 1 and n and lr_s.size == 1 and wd_s.size > 1 and mom_s.size == 1:
+    if classes is not None and classes.grouped:
+        # (a grouped run reads its classes' rows alone: no rate has lanes)
+        sources = [_rate_source(constant(0.0), batch, n)] * 3
+    else:
+        sources = [_class_lanes(classes, n) if classes is not None and k == 0 else _rate_source(r, batch, n)
+                   for k, r in enumerate(rates)]
+    if not on_gpu and d == 1 and n and classes is None and lr_s.size == 1 and wd_s.size > 1 and mom_s.size == 1:
         # A weight decay a trajectory (a grid of them) at d = 1 runs in the CPU's per-trajectory
         # vector loops, which read a learning rate a trajectory: the shared one given as copies
         # (the same bits: a shared rate is computed by the per-trajectory recurrence). Not where
@@ -679,7 +744,8 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
                 if grouped or one_class:
                     if grouped:
                         cpu.group_step_scalars(_readonly(class_rates), _readonly(step_scalars), class_table,
-                                               class_rows, on_drop_code, first, count, group_scalars)
+                                               class_rows, wd_s.rows(), classes.wd_rows, mom_s.rows(),
+                                               classes.mom_rows, on_drop_code, first, count, group_scalars)
                     cpu.simulate_groups(w_run, buf, sq, lam_run, d, opt, places, items, _readonly(group_scalars),
                                         p.beta2, p.eps, p.noise, p.seed, p.trajectory_offset, first, count,
                                         every or 0, rec, rec_rows, class_table, class_rows, on_drop_code,
@@ -758,7 +824,13 @@ def _beta1_schedule(betas: Any, steps: int) -> tuple[Schedule, float]:
     if isinstance(betas, (tuple, list)) and len(betas) == 2 and isinstance(betas[0], Schedule):
         schedule = betas[0]
         table = schedule.rows()
-        for row in range(table.shape[0]):
+        # rows of the same bits reach 1 at the same step: each distinct row is looked at once (a
+        # grid of beta1s over many trajectories has few), a plain constant's by its value
+        rows = _row_classes(schedule, schedule.size, schedule.size)[1]  # (never None: as many classes as rows)
+        plain = table[rows, 0, L.KIND] == L.CONSTANT
+        if table.shape[1] > 1:
+            plain &= table[rows, 1, L.START] == math.inf  # (one segment: the others are padding)
+        for row in rows[~plain | ~(table[rows, 0, L.P0] < 1.0)].tolist():
             t = R.first_step_reaching(table, 1.0, 0, max(steps, 1), row)
             if t is not None:
                 value = float(np.asarray(schedule(t)).reshape(-1)[row])

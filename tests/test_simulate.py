@@ -518,6 +518,112 @@ def test_a_recording_run_of_one_schedule_is_one_class_with_the_bits_of_copies_a_
                                                   err_msg=f"d={d} {dtype.__name__} every={every} {field}")
 
 
+# a grid of hyperparameters a trajectory (each a few values, distinct or as schedules), and the
+# learning-rate schedules some grids cross them with
+_HYPER_GRIDS = {
+    "momentum": dict(momentum=[0.0, 0.5, 0.9]),
+    "momentum schedules": dict(momentum=[fd.constant(0.9), fd.linear(0.5, 0.95, 40), fd.cosine(0.9, 30)]),
+    "weight decay": dict(weight_decay=[0.0, 1e-3, 0.05]),
+    "beta1": dict(betas=[0.5, 0.9, 0.95]),
+    "beta1 schedules": dict(betas=[fd.constant(0.9), fd.linear(0.8, 0.95, 40)]),
+    "momentum and weight decay": dict(momentum=[0.5, 0.9], weight_decay=[0.0, 0.05]),
+    "beta1 and weight decay": dict(betas=[0.5, 0.9], weight_decay=[0.0, 0.05]),
+}
+_GRID_SCHEDULES = [fd.step(0.05, 0.5, 7), fd.cosine(0.05, 50)]
+_NO_GROUPS = ("_GROUP_SHARING", "_GROUP_SHARING_CHEAP_LANES", "_GROUP_SHARING_RECORDED", "_GROUP_SHARING_RECORDED_NOISY")
+
+
+def _hyper_grid(grid, n, sorted_, with_schedules):
+    """(the keyword arguments of a grid over ``n`` trajectories, each trajectory's own as one run
+    alone takes them, its learning-rate schedule): each hyperparameter's values in turn (and the
+    schedules' after them, ``with_schedules``), or sorted by class."""
+    axes = [(name, values) for name, values in _HYPER_GRIDS[grid].items()]
+    if with_schedules:
+        axes.append(("schedule", _GRID_SCHEDULES))
+    sizes = [len(values) for _, values in axes]
+    order = np.arange(n) * math.prod(sizes) // n if sorted_ else np.arange(n)
+    own = {}
+    width = 1
+    for name, values in axes:
+        own[name] = order // width % len(values)
+        width *= len(values)
+    batch, alone = {}, [dict() for _ in range(n)]
+    for name, values in axes:
+        picked = [values[k] for k in own[name]]
+        if any(isinstance(v, fd.Schedule) for v in values):
+            batch[name] = fd.stack(picked)
+        else:
+            batch[name] = fd.constant(np.array(picked)) if name == "betas" else np.array(picked)
+        for i in range(n):
+            alone[i][name] = picked[i]
+    if "betas" in batch:
+        batch["betas"] = (batch["betas"], 0.999)
+        for a in alone:
+            a["betas"] = (a["betas"], 0.999)
+    schedules = [a.pop("schedule", _GRID_SCHEDULES[0]) for a in alone]
+    return batch, alone, batch.pop("schedule", _GRID_SCHEDULES[0]), schedules
+
+
+@pytest.mark.parametrize("optimizer, grid, with_schedules", [
+    ("momentum", "momentum", False), ("nesterov", "momentum", True), ("momentum_lr_in_buffer", "momentum schedules", False),
+    ("momentum", "momentum schedules", True), ("gd", "weight decay", False), ("momentum", "weight decay", True),
+    ("adamw", "beta1", False), ("adam", "beta1 schedules", True), ("lion", "beta1", False),
+    ("momentum", "momentum and weight decay", False), ("adamw", "beta1 and weight decay", True)])
+@pytest.mark.parametrize("d, noise, every, sorted_, on_drop", [
+    (1, 0.0, None, False, "keep"), (1, 0.1, None, False, "reset"), (3, 0.0, 5, False, "keep"),
+    (1, 0.1, 8, True, "keep"), (1, 0.0, None, True, "rescale")])
+def test_a_grid_of_momenta_or_weight_decays_runs_grouped_with_each_trajectory_s_bits(
+        monkeypatch, optimizer, grid, with_schedules, d, noise, every, sorted_, on_drop):
+    """A grid of momenta, weight decays or beta1s (numbers or schedules; alone or across a grid of
+    learning-rate schedules) over many curvatures runs grouped by the combination of its rows, each
+    class as its rates alone (with noise, each element draws its trajectory's normals, laid out by
+    class already or not; recorded; the momentum's buffer kept, reset or rescaled at its class's
+    drops): weights and records are the bits of each trajectory run alone with its own values, and
+    of the whole grid on the general kernel."""
+    n = (1_600 if noise and d == 1 else 1_200) // d  # (at least 192 a class with noise, 64 else: up to 8 classes)
+    batch, alone, schedule, schedules = _hyper_grid(grid, n, sorted_, with_schedules)
+    rng = np.random.default_rng(d)
+    lam, w0 = rng.uniform(0.0, 2.0, (n, d)), rng.uniform(-1.0, 1.0, (n, d))
+    kw = dict(steps=60, optimizer=optimizer, noise=noise, seed=5, every=every, on_drop=on_drop, chunk_steps=23)
+    fields = _RECORDED if every else ("w",)
+    taken = _spy_on_groups(monkeypatch, 4)  # (their d)
+    grouped = fd.simulate(lam, schedule, w0=w0, **batch, **kw)
+    assert taken and set(taken) == {d}
+    for i in sorted({0, 1, 2, 7, n // 2, n - 1}):
+        one = fd.simulate(lam[i:i + 1], schedules[i], w0=w0[i:i + 1], trajectory_offset=i, **alone[i], **kw)
+        for field in fields:
+            np.testing.assert_array_equal(getattr(grouped, field)[i], getattr(one, field)[0],
+                                          err_msg=f"trajectory {i} {field}")
+    with monkeypatch.context() as m:
+        for name in _NO_GROUPS:
+            m.setattr(importlib.import_module("fastdecay.simulate"), name, 10**9)
+        taken.clear()
+        general = fd.simulate(lam, schedule, w0=w0, **batch, **kw)
+        assert not taken
+    for field in fields:
+        np.testing.assert_array_equal(getattr(grouped, field), getattr(general, field), err_msg=field)
+
+
+@pytest.mark.parametrize("n, d, noise, every, grouped", [
+    (192, 1, 0.0, None, True), (191, 1, 0.0, None, False), (576, 1, 0.1, None, True), (575, 1, 0.1, None, False),
+    (64, 3, 0.0, None, True), (63, 3, 0.0, None, False), (96, 1, 0.0, 4, True), (95, 1, 0.0, 4, False),
+    (192, 1, 0.1, 8, True), (192, 1, 0.1, 4, False)])
+def test_which_grids_of_momenta_run_grouped(monkeypatch, n, d, noise, every, grouped):
+    """Three momenta over many curvatures run grouped where their elements outnumber them 64 times
+    (192 with noise at one coordinate, 32 recorded, 64 recorded with noise every 8 steps or more),
+    as a grid of learning-rate schedules does; below, the general kernel runs them. The results are
+    each trajectory's alone either way."""
+    batch, alone, schedule, _ = _hyper_grid("momentum", n, False, False)
+    lam = np.random.default_rng(2).uniform(0.0, 2.0, (n, d))
+    taken = _spy_on_groups(monkeypatch, 4)
+    kw = dict(steps=40, optimizer="momentum", noise=noise, seed=5, every=every)
+    res = fd.simulate(lam, schedule, **batch, **kw)
+    assert bool(taken) == grouped
+    for i in (0, 1, 2, n - 1):
+        one = fd.simulate(lam[i:i + 1], schedule, trajectory_offset=i, **alone[i], **kw)
+        np.testing.assert_array_equal(res.w[i], one.w[0], err_msg=f"trajectory {i}")
+
+
 def test_a_schedule_batch_broadcast_over_a_leading_dimension_of_one():
     """A schedule batch of shape (3,) over trajectories of shape (1, 3): the rows of the
     trajectories are a copy (NumPy's broadcast to a leading 1 is a read-only view), and the run is

@@ -315,6 +315,25 @@ def test_a_momentum_that_is_0_at_some_steps_takes_torch_s_plain_steps_on_every_p
         _close(expected.loss, want_loss, rtol=1e-10)
 
 
+def test_a_batch_of_beta1s_is_checked_at_each_distinct_row():
+    """A batch of beta1s over many trajectories (a grid of a few values, or each its own) is checked
+    at its distinct rows, a constant's by its value: one member at 1.0 among 20,000 is refused
+    naming its value, one at 0.99 runs; so does a member that reaches 1 later among constants."""
+    values = np.resize([0.5, 0.9], 20_000)
+    lam = np.ones((20_000, 1))
+    values[12_345] = 1.0
+    with pytest.raises(ValueError, match=r"betas\[0\] must be in \[0, 1\) at every step, got a schedule reaching "
+                                         r"1\.0 at step 0"):
+        fd.simulate(lam, 0.01, steps=5, optimizer="adamw", betas=(fd.constant(values), 0.999))
+    values[12_345] = 0.99
+    assert np.isfinite(fd.simulate(lam, 0.01, steps=5, optimizer="adamw", betas=(fd.constant(values), 0.999)).w).all()
+    own = np.random.default_rng(0).uniform(0.0, 0.999, 20_000)  # each its own
+    assert np.isfinite(fd.simulate(lam, 0.01, steps=5, optimizer="lion", betas=(fd.constant(own), 0.99)).w).all()
+    batch = fd.stack([fd.constant(0.9)] * 50 + [fd.linear(0.5, 1.2, 50)] + [fd.constant(0.5)] * 50)
+    with pytest.raises(ValueError, match="reaching 1.004 at step 36"):
+        fd.simulate(np.ones((101, 1)), 0.01, steps=40, optimizer="adam", betas=(batch, 0.999))
+
+
 def test_a_beta1_schedule_that_reaches_1_during_the_run_is_refused_naming_the_step():
     """betas[0] is checked at every step of the run, as the number is (a β1 of 1 makes Adam's
     bias correction 0 and the run NaN): a ramp that reaches 1 at step 10 runs for 10 steps

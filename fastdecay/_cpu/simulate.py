@@ -779,23 +779,24 @@ def _row_ratio(table, r):
 
 
 @njit(cache=True)
-def _shared_rates(table, ratio, first_step, n, out, column):
-    """out[s, column] = rate of row 0 at first_step + s, by the very operations the
+def _shared_rates(table, row, first_step, n, out, column):
+    """out[s, column] = rate of ``row`` at first_step + s, by the very operations the
     per-trajectory path uses (anchor at multiples of SIM_REANCHOR, else one
     multiplication), so a shared schedule and a batch of copies agree bit for bit."""
+    ratio = _row_ratio(table, row)
     if not ratio == ratio:
         for s in range(n):
-            out[s, column] = lr_at(table, 0, float(first_step + s))
+            out[s, column] = lr_at(table, row, float(first_step + s))
         return
     t = first_step - first_step % SIM_REANCHOR
-    v = _anchor(table, 0, float(t))
+    v = _anchor(table, row, float(t))
     while t < first_step:
         t += 1
-        v = _anchor(table, 0, float(t)) if t % SIM_REANCHOR == 0 else v * ratio
+        v = _anchor(table, row, float(t)) if t % SIM_REANCHOR == 0 else v * ratio
     for s in range(n):
         t = first_step + s
         if s > 0:
-            v = _anchor(table, 0, float(t)) if t % SIM_REANCHOR == 0 else v * ratio
+            v = _anchor(table, row, float(t)) if t % SIM_REANCHOR == 0 else v * ratio
         out[s, column] = v
 
 
@@ -803,9 +804,9 @@ def _shared_rates(table, ratio, first_step, n, out, column):
 def shared_step_scalars(lr_table, wd_table, mom_table, on_drop, first_step, n_steps, out):
     """out[s] = (lr, wd, buffer scale, momentum) of row 0 of each table at step
     first_step + s, for s in 0 .. n_steps (one more than the chunk)."""
-    _shared_rates(lr_table, _row_ratio(lr_table, 0), first_step, n_steps + 1, out, LR)
-    _shared_rates(wd_table, _row_ratio(wd_table, 0), first_step, n_steps + 1, out, WD)
-    _shared_rates(mom_table, _row_ratio(mom_table, 0), first_step, n_steps + 1, out, MOM)
+    _shared_rates(lr_table, 0, first_step, n_steps + 1, out, LR)
+    _shared_rates(wd_table, 0, first_step, n_steps + 1, out, WD)
+    _shared_rates(mom_table, 0, first_step, n_steps + 1, out, MOM)
     for s in range(n_steps + 1):
         out[s, SCALE] = buffer_scale_at(lr_table, 0, float(first_step + s), on_drop)
 
@@ -1011,20 +1012,26 @@ def group_items(bounds, d, recorded=False):
     return _readonly(items)
 
 
-@njit(void(types.Array(float64, 3, "C", readonly=True), RO_SCALARS, TABLE, RO_INT64, int64, int64, int64,
-           float64[:, :, ::1]), cache=True)
-def group_step_scalars(rates, step_scalars, lr_table, rows, on_drop, first_step, n_steps, out):
+@njit(void(types.Array(float64, 3, "C", readonly=True), RO_SCALARS, TABLE, RO_INT64, TABLE, RO_INT64, TABLE,
+           RO_INT64, int64, int64, int64, float64[:, :, ::1]), cache=True)
+def group_step_scalars(rates, step_scalars, lr_table, rows, wd_table, wd_rows, mom_table, mom_rows, on_drop,
+                       first_step, n_steps, out):
     """out[c, s] = the step scalars of class c at step first_step + s, s < n_steps, as
-    ``shared_step_scalars`` makes them for its schedule alone (row rows[c] of ``lr_table``): its
-    learning rate ``rates[s, c, 0]`` (``class_rates``: the same bits), the shared weight decay and
-    momentum of ``step_scalars``, and the buffer's scale where its rate drops (``on_drop``);
-    out[c, n_steps] NaN (read by no kernel)."""
+    ``shared_step_scalars`` makes them for its schedules alone (row rows[c] of ``lr_table``,
+    wd_rows[c] of ``wd_table``, mom_rows[c] of ``mom_table``): its learning rate ``rates[s, c,
+    0]`` (``class_rates``: the same bits), its weight decay and momentum (those of
+    ``step_scalars`` where shared: ``wd_rows`` / ``mom_rows`` empty), and the buffer's scale
+    where its rate drops (``on_drop``); out[c, n_steps] NaN (read by no kernel)."""
     for c in range(out.shape[0]):
         for s in range(n_steps):
             out[c, s, LR] = rates[s, c, 0]
             out[c, s, WD] = step_scalars[s, WD]
             out[c, s, SCALE] = buffer_scale_at(lr_table, rows[c], float(first_step + s), on_drop)
             out[c, s, MOM] = step_scalars[s, MOM]
+        if wd_rows.shape[0]:
+            _shared_rates(wd_table, wd_rows[c], first_step, n_steps, out[c], WD)
+        if mom_rows.shape[0]:
+            _shared_rates(mom_table, mom_rows[c], first_step, n_steps, out[c], MOM)
         out[c, n_steps, :] = np.nan
 
 
