@@ -98,6 +98,13 @@ _GROUP_SHARING_CHEAP_LANES = 192
 # times (a tile's draws: RESULTS.md, "recorded runs")
 _GROUP_SHARING_RECORDED = 32
 _GROUP_SHARING_RECORDED_NOISY = 64
+# ... and for a grid of momenta or beta1s (a momentum a trajectory) of one coordinate, not recording,
+# where they outnumber them this many times (with noise the second): the other way is the general
+# kernel's element loop, which makes each trajectory's coefficients every step (AdamW's bias
+# corrections among them), 2.9x slower than grouped at 16 trajectories a class, 5.6x for AdamW
+# (RESULTS.md, "grids of momenta")
+_GROUP_SHARING_MOMENTA = 16
+_GROUP_SHARING_MOMENTA_NOISY = 32
 # ... with noise, only where it records every this many steps or more: a recorded step redraws its
 # Philox quad (four steps' normals) in the grouped kernel, once a recorded step where the general
 # kernel draws it once a quad (RESULTS.md, "recorded runs")
@@ -254,7 +261,9 @@ def _rate_classes(rates: tuple[Schedule, Schedule, Schedule], batch: tuple[int, 
     ``_GROUP_SHARING_RECORDED`` times (``_GROUP_SHARING_RECORDED_NOISY`` at one coordinate with
     noise). A weight decay or momentum (beta1) a trajectory runs grouped by the three rows a
     trajectory takes, where its elements outnumber their distinct combinations the fewer times
-    (``_combined_classes``). None where neither pays, or where every rate is shared."""
+    (``_combined_classes``; a momentum a trajectory of one coordinate, not recorded, from
+    ``_GROUP_SHARING_MOMENTA`` times, ``_GROUP_SHARING_MOMENTA_NOISY`` with noise). None where
+    neither pays, or where every rate is shared."""
     s, wd_s, mom_s = rates
     # elements a class at the least: for a grid of mostly closed forms, and of ratios (exponentials)
     high = _GROUP_SHARING_CHEAP_LANES if d == 1 else _GROUP_SHARING
@@ -262,6 +271,8 @@ def _rate_classes(rates: tuple[Schedule, Schedule, Schedule], batch: tuple[int, 
     if recorded:
         low = high = _GROUP_SHARING_RECORDED_NOISY if d == 1 and noisy else _GROUP_SHARING_RECORDED
     if wd_s.size > 1 or mom_s.size > 1:
+        if mom_s.size > 1 and d == 1 and not recorded:
+            low = _GROUP_SHARING_MOMENTA_NOISY if noisy else _GROUP_SHARING_MOMENTA
         return _combined_classes(rates, batch, n, n * d // low)
     if s.size == 1:
         return None
