@@ -16,6 +16,9 @@ float64, final weights only. Groups (one table each in ``bench/report.py``):
 - ``simulate-gd-step-grid-one-each-recorded``: the step grid recording every 10th step (the
   loss, the displacement and the rate, a row a trajectory, as ``fd.simulate(..., every=10)``
   returns them), fastdecay on one thread against NumPy and JAX recording the same;
+- ``simulate-momentum-grid-one-each``: heavy ball at 5 momenta (0-0.95) in turn over the
+  trajectories, a shared step schedule (halved every 30 steps), fastdecay on one thread (its call
+  given the momenta as an array) against NumPy and JAX doing the same loop;
 - ``simulate-momentum``: torch heavy-ball momentum 0.9, the shared schedule;
 - ``simulate-adamw``: AdamW (weight decay 0.01), the shared schedule.
 
@@ -482,6 +485,93 @@ def test_jax_gd_grid_recorded(benchmark, problem, smoke):
     record(benchmark, impl="jax", n=lam.shape[0], steps=steps, every=EVERY)
     truth, k = _recorded_truth(lam, period, steps)
     np.testing.assert_allclose(np.asarray(loss)[k, -1], truth, rtol=1e-11)
+
+
+# ----------------------------------------------------------------------------- (b4) a grid of momenta
+
+GROUP_MOMENTA = "simulate-momentum-grid-one-each"
+MOMENTA = (0.0, 0.5, 0.8, 0.9, 0.95)
+
+
+def _momenta(n):
+    """The momentum of each of ``n`` trajectories: ``MOMENTA`` in turn."""
+    return np.asarray(MOMENTA)[np.arange(n) % len(MOMENTA)]
+
+
+def _momentum_grid_loop(xp, lam, h, steps):
+    """Heavy ball (torch's SGD with momentum) at momentum ``h`` a trajectory under the step schedule."""
+    w, b = xp.ones_like(lam), xp.zeros_like(lam)
+    for t in range(steps):
+        g = lam * w
+        b = g if t == 0 else h * b + g
+        w = w - _grid_rate(xp, "step", float(t), 30.0) * b
+    return w
+
+
+def _momentum_grid_truth(lam, h, steps):
+    """w_N of 64 trajectories spread over the batch (the plain loop on them alone), and their indices."""
+    k = np.linspace(0, lam.shape[0] - 1, 64).astype(np.int64)
+    return _momentum_grid_loop(np, lam[k, 0], h[k], steps), k
+
+
+def test_fastdecay_momentum_grid_one_thread(benchmark, problem, smoke):
+    """The user's call: the momenta as an array, checked and held by its distinct values inside it."""
+    lam, _, steps = problem
+    h = _momenta(lam.shape[0])
+    s = fd.step(LR, STEP_GAMMA, 30)
+    benchmark.group = GROUP_MOMENTA
+    res = run(benchmark, lambda: fd.simulate(lam, s, steps=steps, optimizer="momentum", momentum=h, threads=1), smoke)
+    record(benchmark, impl="fastdecay-1-thread", n=lam.shape[0], steps=steps)
+    truth, k = _momentum_grid_truth(lam, h, steps)
+    np.testing.assert_allclose(res.w[k, 0], truth, rtol=1e-9, atol=1e-12)  # (rounded in another order)
+
+
+def test_numpy_momentum_grid(benchmark, problem, smoke):
+    lam, _, steps = problem
+    h = _momenta(lam.shape[0])
+    x = lam.ravel()
+
+    def loop():  # (in place: the fastest NumPy form)
+        w, b = np.ones_like(x), np.empty_like(x)
+        g = np.empty_like(x)
+        for t in range(steps):
+            np.multiply(x, w, out=g)
+            if t == 0:
+                b[:] = g
+            else:
+                b *= h
+                b += g
+            w -= _grid_rate(np, "step", float(t), 30.0) * b
+        return w
+
+    benchmark.group = GROUP_MOMENTA
+    w = run(benchmark, loop, smoke)
+    record(benchmark, impl="numpy", n=lam.shape[0], steps=steps)
+    truth, k = _momentum_grid_truth(lam, h, steps)
+    np.testing.assert_allclose(w[k], truth, rtol=1e-9, atol=1e-12)
+
+
+def test_jax_momentum_grid(benchmark, problem, smoke):
+    jax = _jax()
+    jnp = jax.numpy
+    lam, _, steps = problem
+    h = _momenta(lam.shape[0])
+
+    @jax.jit
+    def scan(lam, h, steps_index):
+        def body(state, t):
+            w, b = state
+            g = lam * w
+            b = jnp.where(t == 0.0, g, h * b + g)
+            return (w - _grid_rate(jnp, "step", t, 30.0) * b, b), None
+        return jax.lax.scan(body, (jnp.ones_like(lam), jnp.zeros_like(lam)), steps_index)[0][0]
+
+    args = (jnp.asarray(lam.ravel()), jnp.asarray(h), jnp.arange(steps, dtype="float64"))
+    benchmark.group = GROUP_MOMENTA
+    w = run(benchmark, lambda: scan(*args).block_until_ready(), smoke)
+    record(benchmark, impl="jax", n=lam.shape[0], steps=steps)
+    truth, k = _momentum_grid_truth(lam, h, steps)
+    np.testing.assert_allclose(np.asarray(w)[k], truth, rtol=1e-9, atol=1e-12)
 
 
 # ----------------------------------------------------------------------------- (c) momentum and AdamW

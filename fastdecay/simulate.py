@@ -36,7 +36,7 @@ import contextlib
 import math
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar, Union, overload
 
 import numpy as np
 
@@ -109,6 +109,12 @@ _GROUP_SHARING_MOMENTA_NOISY = 32
 # Philox quad (four steps' normals) in the grouped kernel, once a recorded step where the general
 # kernel draws it once a quad (RESULTS.md, "recorded runs")
 _GROUPED_NOISY_EVERY = 8
+# an array of learning rates, weight decays or momenta of at least this many members is held by its
+# distinct values where they are at most one in this many of its members (``_Indexed``): a grid of
+# 5 momenta over 200,000 trajectories as a schedule table a member cost 6-9 ms a call to make (two
+# fresh 14 MB arrays), three times its grouped run
+_INDEXED_FROM = 1024
+_INDEXED_SHARING = 4
 # the most class rates a chunk keeps (a chunk's steps x classes, float64: 2 MiB, read by every
 # tile: larger tables cost their gathers cache misses); longer chunks are cut to fit
 _CLASS_RATES_MAX = 1 << 18
@@ -159,7 +165,51 @@ class SimulationResult(Generic[_ArrayT]):
     diverged: int = 0
 
 
-def _rate_source(s: Schedule, batch: tuple[int, ...], n: int,
+@dataclass(frozen=True)
+class _Indexed:
+    """A batch of constants given as an array (learning rates, weight decays or momenta), held by
+    its distinct values: ``schedule`` a constant a distinct value, ``index`` each member's row of
+    it (the array's shape). The same rates, row for row the same bits, as ``constant(array)``,
+    without a table row (72 bytes) a member: a grid's few values over many trajectories costs
+    its members' numbers, not a schedule table of them (``_as_rate``)."""
+
+    schedule: Schedule
+    index: np.ndarray
+
+    @property
+    def batch_shape(self) -> tuple[int, ...]:
+        return self.index.shape
+
+    @property
+    def size(self) -> int:
+        """The rows of its table (its distinct values)."""
+        return self.schedule.size
+
+    def rows(self) -> np.ndarray:
+        return self.schedule.rows()
+
+
+_Rate = Union[Schedule, _Indexed]
+
+
+def _as_rate(value: Any, name: str) -> _Rate:
+    """A schedule as it is; a number, or an array of fewer than ``_INDEXED_FROM`` members or of
+    many distinct values, as ``constant``; else (a grid of a few values over many members) its
+    distinct values indexed (``_Indexed``)."""
+    if isinstance(value, Schedule):
+        return value
+    values = V.rates(name, value)
+    if values.size >= _INDEXED_FROM:
+        flat = _readonly(np.ascontiguousarray(values.reshape(-1)))
+        index, first = np.empty(values.size, np.int64), np.empty(values.size // _INDEXED_SHARING, np.int64)
+        slots = np.empty(1 << (2 * first.shape[0]).bit_length(), np.int64)
+        count = D.kernels("simulate", NUMPY).distinct_values(flat, index, first, slots)
+        if count >= 0:
+            return _Indexed(constant(flat[first[:count]]), _readonly(index.reshape(values.shape)))
+    return constant(values)
+
+
+def _rate_source(s: _Rate, batch: tuple[int, ...], n: int,
                  copies: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(table, rows, ratio, state) of a schedule for the kernel: rows empty when shared, unless
     ``copies`` asks for a row a trajectory (all row 0); else ``_lane_source``."""
@@ -170,8 +220,10 @@ def _rate_source(s: Schedule, batch: tuple[int, ...], n: int,
     return _lane_source(table, _trajectory_rows(s, batch, n), s.size > 1)
 
 
-def _trajectory_rows(s: Schedule, batch: tuple[int, ...], n: int) -> np.ndarray:
+def _trajectory_rows(s: _Rate, batch: tuple[int, ...], n: int) -> np.ndarray:
     """The table row of each of the ``n`` trajectories (int64, writable)."""
+    if isinstance(s, _Indexed):
+        return np.array(np.broadcast_to(s.index, batch)).reshape(n)
     if s.size == 1:
         return np.zeros(n, dtype=np.int64)
     if s.batch_shape == batch:
@@ -245,7 +297,7 @@ def _class_lanes(classes: _RateClasses, n: int) -> tuple[np.ndarray, np.ndarray,
     return rates, classes.classes, np.full(n, np.nan), np.empty(5 * n)
 
 
-def _rate_classes(rates: tuple[Schedule, Schedule, Schedule], batch: tuple[int, ...], n: int, d: int, noisy: bool,
+def _rate_classes(rates: tuple[_Rate, _Rate, _Rate], batch: tuple[int, ...], n: int, d: int, noisy: bool,
                   recorded: bool, lanes: bool) -> _RateClasses | None:
     """The rate classes of a learning rate a trajectory: trajectories whose rows are the same bits
     share a class, whose rate the kernels compute once a step. Where their elements (``d`` a
@@ -285,7 +337,7 @@ def _rate_classes(rates: tuple[Schedule, Schedule, Schedule], batch: tuple[int, 
     return _RateClasses(found[0], _class_of_trajectory(s, batch, n, found[1]), grouped=False)
 
 
-def _combined_classes(rates: tuple[Schedule, Schedule, Schedule], batch: tuple[int, ...], n: int,
+def _combined_classes(rates: tuple[_Rate, _Rate, _Rate], batch: tuple[int, ...], n: int,
                       most: int) -> _RateClasses | None:
     """Grouped rate classes of trajectories by the bits of their three rows (learning rate,
     weight decay, momentum: a grid of momenta or weight decays, alone or across a grid of
@@ -305,6 +357,10 @@ def _combined_classes(rates: tuple[Schedule, Schedule, Schedule], batch: tuple[i
             return None
         class_of_row, first_rows, _ = found
         k = first_rows.shape[0]
+        if count == 1:  # (the first schedule a trajectory: its classes are the combinations so far)
+            combined, count = _class_of_trajectory(s, batch, n, class_of_row), k
+            parts = [None if rows is None else np.repeat(rows, k) for rows in parts] + [first_rows]
+            continue
         key = combined * k + _class_of_trajectory(s, batch, n, class_of_row)
         if count * k <= 4 * n + 1024:  # (a count a key: no sort)
             present = np.bincount(key, minlength=count * k) > 0
@@ -318,7 +374,7 @@ def _combined_classes(rates: tuple[Schedule, Schedule, Schedule], batch: tuple[i
         parts = [None if rows is None else rows[keys // k] for rows in parts] + [first_rows[keys % k]]
         count = keys.shape[0]
     lr_rows, wd_rows, mom_rows = (np.zeros(count, np.int64) if rows is None else rows for rows in parts)
-    return _RateClasses(_lane_source(rates[0].rows(), lr_rows, count > 1), _readonly(combined.astype(np.int64)),
+    return _RateClasses(_lane_source(rates[0].rows(), lr_rows, count > 1), _readonly(np.asarray(combined, np.int64)),
                         grouped=True, wd_rows=_NO_ROWS if parts[1] is None else _readonly(wd_rows),
                         mom_rows=_NO_ROWS if parts[2] is None else _readonly(mom_rows))
 
@@ -329,7 +385,7 @@ def _mostly_closed_form(source: tuple[np.ndarray, ...], class_of_row: np.ndarray
     return 2 * int(sizes[np.isnan(source[2][:sizes.shape[0]])].sum()) >= class_of_row.shape[0]
 
 
-def _classes_of(s: Schedule, most: int,
+def _classes_of(s: _Rate, most: int,
                 most_if_ratios: int) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray,
                                               np.ndarray] | None:
     """(the ``_lane_source`` of one lane a class, the class of each row, the rows a class) of the
@@ -342,7 +398,7 @@ def _classes_of(s: Schedule, most: int,
     return _lane_source(s.rows(), first_rows.copy(), first_rows.shape[0] > 1), class_of_row, sizes
 
 
-def _row_classes(s: Schedule, most: int, most_if_ratios: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def _row_classes(s: _Rate, most: int, most_if_ratios: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """(the class of each row of ``s``, the first row of each class, the rows a class): rows of the
     same bits share a class; None as ``_classes_of``."""
     most = min(s.size, most)
@@ -358,9 +414,13 @@ def _row_classes(s: Schedule, most: int, most_if_ratios: int) -> tuple[np.ndarra
     return class_of_row, first_rows[:count], sizes[:count]
 
 
-def _class_of_trajectory(s: Schedule, batch: tuple[int, ...], n: int, class_of_row: np.ndarray) -> np.ndarray:
+def _class_of_trajectory(s: _Rate, batch: tuple[int, ...], n: int, class_of_row: np.ndarray) -> np.ndarray:
     """The class of each of the ``n`` trajectories from the class of each row of ``s`` (read-only)."""
-    return _readonly(class_of_row if s.batch_shape == batch else class_of_row[_trajectory_rows(s, batch, n)])
+    if isinstance(s, Schedule) and s.batch_shape == batch:
+        return _readonly(class_of_row)
+    if isinstance(s, _Indexed) and s.batch_shape == batch and (class_of_row == np.arange(s.size)).all():
+        return _readonly(s.index.reshape(n))  # (distinct values are distinct rows, in the same order)
+    return _readonly(class_of_row[_trajectory_rows(s, batch, n)])
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -494,7 +554,7 @@ class _Plan:
     d: int
     dtype: np.dtype
     rule: R.Rule
-    rates: tuple[Schedule, Schedule, Schedule]  # learning rate, weight decay, momentum (beta1)
+    rates: tuple[_Rate, _Rate, _Rate]  # learning rate, weight decay, momentum (beta1)
     sources: tuple[tuple[np.ndarray, ...], ...]  # their (table, rows, ratio, state) for the kernels
     classes: _RateClasses | None  # the rate classes, where the kernels read the rates by them
     w0: np.ndarray
@@ -535,7 +595,7 @@ def _plan(curvature: Any, schedule: Any, *, steps: Any, optimizer: Any, w0: Any,
     noise = V.real("noise", noise, low=0.0)
     eps = V.real("eps", eps, low=0.0)
     beta1_s, beta2 = _beta1_schedule(betas, steps)
-    momentum_s = _momentum_schedule(momentum)
+    momentum_s = _as_rate(momentum, "momentum")  # (never negative: every factory refuses negative values)
     # the one momentum the kernels read: Adam's beta1, the SGD family's momentum, none for GD
     options = R.BY_NAME[optimizer].options
     mom_s = beta1_s if "betas" in options else momentum_s if "momentum" in options else _NO_MOMENTUM
@@ -551,14 +611,7 @@ def _plan(curvature: Any, schedule: Any, *, steps: Any, optimizer: Any, w0: Any,
         if threads > numba.config.NUMBA_NUM_THREADS:
             raise ValueError(f"threads must be <= {numba.config.NUMBA_NUM_THREADS} (NUMBA_NUM_THREADS), "
                              f"got {threads!r}")
-    if isinstance(schedule, Schedule):
-        lr_s = schedule
-    else:
-        lr_s = as_schedule(V.rates("schedule", schedule), "schedule")
-    if isinstance(weight_decay, Schedule):
-        wd_s = weight_decay
-    else:
-        wd_s = as_schedule(V.rates("weight_decay", weight_decay), "weight_decay")
+    lr_s, wd_s = _as_rate(schedule, "schedule"), _as_rate(weight_decay, "weight_decay")
 
     on_gpu = D.on_device(backend)
     # finite, negative values allowed (a device curvature is checked on its device)
@@ -705,8 +758,10 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
         opt = rule.code
         w_run, lam_run = w_flat, lam_flat
         class_of = class_table = class_rows = None
+        class_wd_rows = class_mom_rows = _NO_ROWS
         if classes is not None:
             class_of, (class_table, class_rows) = classes.classes, classes.source[:2]
+            class_wd_rows, class_mom_rows = classes.wd_rows, classes.mom_rows
         if one_class:
             class_table, class_rows = lr_s.rows(), _readonly(np.zeros(1, np.int64))
             places, items = _readonly(bounds), cpu.group_items(bounds, d, recorded=True)
@@ -755,8 +810,8 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
                 if grouped or one_class:
                     if grouped:
                         cpu.group_step_scalars(_readonly(class_rates), _readonly(step_scalars), class_table,
-                                               class_rows, wd_s.rows(), classes.wd_rows, mom_s.rows(),
-                                               classes.mom_rows, on_drop_code, first, count, group_scalars)
+                                               class_rows, wd_s.rows(), class_wd_rows, mom_s.rows(),
+                                               class_mom_rows, on_drop_code, first, count, group_scalars)
                     cpu.simulate_groups(w_run, buf, sq, lam_run, d, opt, places, items, _readonly(group_scalars),
                                         p.beta2, p.eps, p.noise, p.seed, p.trajectory_offset, first, count,
                                         every or 0, rec, rec_rows, class_table, class_rows, on_drop_code,
@@ -820,12 +875,6 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
     return SimulationResult(**result)
 
 
-def _momentum_schedule(momentum: Any) -> Schedule:
-    """The momentum as a schedule: a number (or array) >= 0 as a constant, or a schedule
-    (never negative: every factory refuses negative values)."""
-    if isinstance(momentum, Schedule):
-        return momentum
-    return as_schedule(V.rates("momentum", momentum), "momentum")
 
 
 def _beta1_schedule(betas: Any, steps: int) -> tuple[Schedule, float]:
@@ -837,7 +886,9 @@ def _beta1_schedule(betas: Any, steps: int) -> tuple[Schedule, float]:
         table = schedule.rows()
         # rows of the same bits reach 1 at the same step: each distinct row is looked at once (a
         # grid of beta1s over many trajectories has few), a plain constant's by its value
-        rows = _row_classes(schedule, schedule.size, schedule.size)[1]  # (never None: as many classes as rows)
+        found = _row_classes(schedule, schedule.size, schedule.size)
+        assert found is not None  # (as many classes as rows allowed)
+        rows = found[1]
         plain = table[rows, 0, L.KIND] == L.CONSTANT
         if table.shape[1] > 1:
             plain &= table[rows, 1, L.START] == math.inf  # (one segment: the others are padding)

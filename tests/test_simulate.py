@@ -632,6 +632,36 @@ def test_which_grids_of_momenta_run_grouped(monkeypatch, grid, n, d, noise, ever
         np.testing.assert_array_equal(res.w[i], one.w[0], err_msg=f"trajectory {i}")
 
 
+@pytest.mark.parametrize("name", ["schedule", "momentum", "weight_decay"])
+@pytest.mark.parametrize("values", ["few", "one", "each its own"])
+@pytest.mark.parametrize("noise, every", [(0.0, None), (0.1, None), (0.1, 4), (0.0, 3)])
+def test_an_array_of_rates_runs_as_its_batch_of_constants(name, values, noise, every):
+    """An array of learning rates, momenta or weight decays over many trajectories (1,100 members
+    broadcast over 3 x 1,100 curvatures) is held by its distinct values where they are few; a run
+    of it has the bits of the same values given as a batch of constants (``fd.constant(array)``,
+    a table row a member) on the path that runs it (grouped by value; the general kernel's lanes,
+    recording often with noise), where every member is the same (a shared rate) and where each is
+    its own (a constant a member)."""
+    rng = np.random.default_rng(11)
+    numbers = {"few": np.resize([0.02, 0.05, 0.0, 0.03], 1_100), "one": np.full(1_100, 0.04),
+               "each its own": rng.uniform(0.0, 0.05, 1_100)}[values]
+    if name == "momentum":
+        numbers = numbers * 18.0  # (momenta up to 0.9)
+    lam = rng.uniform(0.0, 2.0, (3, 1_100, 1))
+    kw = dict(steps=30, optimizer="momentum", noise=noise, seed=2, every=every, weight_decay=0.01, momentum=0.5)
+    schedule = fd.step(0.05, 0.5, 7)
+    array = numbers[None, :]  # (shape (1, 1100): broadcast over the curvatures' first axis)
+    as_array = fd.simulate(lam, array if name == "schedule" else schedule, **{**kw, **({} if name == "schedule" else {name: array})})
+    table = fd.constant(array)
+    as_table = fd.simulate(lam, table if name == "schedule" else schedule, **{**kw, **({} if name == "schedule" else {name: table})})
+    for field in _RECORDED if every else ("w",):
+        np.testing.assert_array_equal(getattr(as_array, field), getattr(as_table, field), err_msg=field)
+    assert as_array.w.shape == (3, 1_100, 1)
+    if values == "one":  # (the number itself)
+        one = fd.simulate(lam, 0.04 if name == "schedule" else schedule, **{**kw, **({} if name == "schedule" else {name: numbers[0]})})
+        np.testing.assert_array_equal(as_array.w, one.w)
+
+
 def test_a_schedule_batch_broadcast_over_a_leading_dimension_of_one():
     """A schedule batch of shape (3,) over trajectories of shape (1, 3): the rows of the
     trajectories are a copy (NumPy's broadcast to a leading 1 is a read-only view), and the run is
@@ -640,6 +670,33 @@ def test_a_schedule_batch_broadcast_over_a_leading_dimension_of_one():
     one = fd.simulate(np.ones((1, 3, 1)), s, steps=10)
     two = fd.simulate(np.ones((2, 3, 1)), s, steps=10)
     np.testing.assert_array_equal(one.w[0], two.w[0])
+
+
+def test_distinct_values_number_the_values_by_their_bits():
+    """``distinct_values``: equal bits share a number (-0.0 is not 0.0), numbered in order of first
+    appearance with where each first appears, in any layout (values in turn, runs of one value,
+    scattered); -1 past the limit."""
+    from fastdecay._cpu.simulate import distinct_values
+
+    def number(values, most):
+        values = np.array(values, dtype=np.float64)
+        values.flags.writeable = False
+        index, first = np.empty(values.size, np.int64), np.empty(most, np.int64)
+        count = distinct_values(values, index, first, np.empty(1 << (2 * most).bit_length(), np.int64))
+        return count, index.tolist(), first[:max(count, 0)].tolist()
+
+    assert number([0.5, 0.0, -0.0, 0.5, 0.9, 0.0], 4) == (4, [0, 1, 2, 0, 3, 1], [0, 1, 2, 4])
+    assert number([0.5, 0.0, -0.0, 0.5, 0.9, 0.0], 3)[0] == -1
+    turns = np.resize([0.1, 0.2, 0.3], 300)
+    count, index, first = number(turns, 8)
+    assert (count, first) == (3, [0, 1, 2]) and index == (np.arange(300) % 3).tolist()
+    runs = np.repeat([0.3, 0.1, 0.2], 100)
+    count, index, first = number(runs, 8)
+    assert (count, first) == (3, [0, 100, 200]) and index == (np.arange(300) // 100).tolist()
+    scattered = np.random.default_rng(0).choice([1.0, 2.0, 3.0, 4.0, 5.0], 1_000)
+    count, index, first = number(scattered, 5)
+    assert count == 5 and (scattered[first][index] == scattered).all()
+    assert sorted(scattered[first].tolist()) == [1.0, 2.0, 3.0, 4.0, 5.0]
 
 
 def test_rate_classes_number_the_rows_by_their_bits():

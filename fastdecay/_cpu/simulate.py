@@ -920,6 +920,54 @@ def rate_classes(table, class_of_row, first_rows, sizes, slots, most_if_ratios):
     return count
 
 
+@njit(int64(types.Array(float64, 1, "C", readonly=True), int64[::1], int64[::1], int64[::1]), cache=True)
+def distinct_values(values, index, first, slots):
+    """index[i] = the number of values[i] among the distinct values (bits) of ``values``, numbered
+    in order of first appearance, first[c] = where value c first appears; returns how many, or -1
+    as soon as there are more than ``first`` holds. ``slots``: an open-addressing table of a
+    power-of-two length above twice ``first``'s, overwritten. As ``rate_classes`` does with rows, a
+    value is first compared with the one before's and the one as many distinct values before (a
+    grid's values in turn, or each over consecutive members: no hash) while those guesses hold
+    (and at every 64th value), then looked up by a hash of its bits."""
+    bits = values.view(np.uint64)
+    slots[:] = -1
+    mask = np.uint64(slots.shape[0] - 1)
+    count = 0
+    guess = False
+    for i in range(bits.shape[0]):
+        if i > 0 and (guess or i % 64 == 0):
+            guess = True
+            c = index[i - 1]
+            if bits[first[c]] == bits[i]:
+                index[i] = c
+                continue
+            c = index[i - count] if i >= count else c
+            if bits[first[c]] == bits[i]:
+                index[i] = c
+                continue
+            guess = False
+        h = bits[i] * _HASH
+        h ^= h >> np.uint64(29)
+        h *= _HASH
+        j = h >> np.uint64(32)
+        while True:
+            j &= mask
+            at = slots[j]
+            if at < 0:
+                if count == first.shape[0]:
+                    return -1
+                slots[j] = i
+                first[count] = i
+                index[i] = count
+                count += 1
+                break
+            if bits[at] == bits[i]:
+                index[i] = index[at]
+                break
+            j += np.uint64(1)
+    return count
+
+
 @parallel.entry
 @njit(void(TABLE, RO_INT64, float64[::1], float64[::1], int64, int64, float64[:, :, ::1]), parallel=True, cache=True)
 def class_rates(table, rows, ratio, state, first_step, n_steps, out):
