@@ -5,8 +5,8 @@ doing the same run: 200,000 one-coordinate quadratics x 100 steps, float64, a sh
 them out). ``--grid momentum``: heavy ball (torch's SGD with momentum; the values 0, 0.5, 0.8, 0.9,
 0.95); ``--grid beta1``: AdamW (beta1 0.5-0.95, beta2 0.999, weight decay 0.01, Adam's bias
 corrections a trajectory); ``--grid weight-decay``: gradient descent with an L2 weight decay
-(0-0.1). fastdecay's timed call is the user's: ``fd.simulate(..., momentum=array)`` (beta1s as
-``fd.constant(array)``) with its checks and the schedule made of the array inside it. One thread
+(0-0.1). fastdecay's timed call is the user's: ``fd.simulate(..., momentum=array)`` (``betas=(array,
+beta2)``, ``weight_decay=array``) with its checks and the rates made of the array inside it. One thread
 each (Numba ``threads=1``, XLA without its thread pool); best of 3 calls after a warm-up; the final
 weights checked against fastdecay's (to 1e-9, 1e-12 absolute: each rounds in its own order).
 
@@ -68,15 +68,48 @@ def main(argv=None):
         if grid == "momentum":
             kw = dict(momentum=h)
         elif grid == "beta1":
-            kw = dict(betas=(fd.constant(h), BETA2), eps=EPS, weight_decay=ADAMW_WD)
+            kw = dict(betas=(h, BETA2), eps=EPS, weight_decay=ADAMW_WD)
         else:
             kw = dict(weight_decay=h)
         return fd.simulate(lam[:, None], schedule, steps=STEPS, optimizer=optimizer, threads=1, **kw).w[:, 0]
 
     def numpy_run():
-        w, b, v = np.ones(N), np.zeros(N), np.zeros(N)
+        """``update`` in place, into buffers made once (temporaries of 1.6 MB a step, which the
+        allocator may map afresh each time, made the same loop take 1-4x as long from run to run)."""
+        w, b, v, g, tmp = np.ones(N), np.zeros(N), np.zeros(N), np.empty(N), np.empty(N)
+        one_minus_h = 1.0 - h
         for t in range(STEPS):
-            w, b, v = update(np, grid, lam, h, w, b, v, float(t))
+            lr = step_rate(np, float(t))
+            np.multiply(lam, w, out=g)
+            if grid == "momentum":
+                if t == 0:
+                    b[:] = g
+                else:
+                    b *= h
+                    b += g
+                np.multiply(b, lr, out=tmp)
+            elif grid == "weight-decay":
+                np.multiply(h, w, out=tmp)
+                tmp += g
+                tmp *= lr
+            else:
+                b *= h
+                np.multiply(g, one_minus_h, out=tmp)
+                b += tmp
+                v *= BETA2
+                g *= g
+                g *= 1.0 - BETA2
+                v += g
+                np.sqrt(v, out=g)
+                g /= np.sqrt(1.0 - BETA2 ** (t + 1.0))
+                g += EPS  # (the denominator)
+                np.power(h, t + 1.0, out=tmp)
+                np.subtract(1.0, tmp, out=tmp)  # (the bias correction 1 - beta1^(t+1))
+                np.divide(lr, tmp, out=tmp)
+                tmp *= b
+                tmp /= g
+                w *= 1.0 - lr * ADAMW_WD
+            w -= tmp
         return w
 
     rows = {"fastdecay": fastdecay_run, "numpy": numpy_run}

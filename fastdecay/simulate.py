@@ -479,7 +479,7 @@ def simulate(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, 
 
     ``momentum`` (the SGD family) and ``betas[0]`` (Adam's and Lion's beta1) may be schedules
     too, read at every step like the rate, shared or batched like ``schedule``
-    (an array of momenta is a batch of constants): ``fd.one_cycle(...).momentum``
+    (an array of momenta or of beta1s is a batch of constants): ``fd.one_cycle(...).momentum``
     cycles them as torch's ``OneCycleLR(cycle_momentum=True)`` does; a β1 schedule must
     stay below 1 at every step of the run. Adam's bias
     correction 1 − β1^(t+1) takes the step's β1, as torch's does. A step whose momentum
@@ -877,10 +877,10 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
 
 
 
-def _beta1_schedule(betas: Any, steps: int) -> tuple[Schedule, float]:
-    """(beta1 as a schedule, beta2) of Adam: ``betas[0]`` a number in [0, 1) or a schedule
-    below 1 at every step of the run (a ramp that reaches 1 is refused naming the step,
-    as the number would be)."""
+def _beta1_schedule(betas: Any, steps: int) -> tuple[_Rate, float]:
+    """(beta1 as a schedule, beta2) of Adam: ``betas[0]`` a number in [0, 1), an array of them (a
+    batch of constants) or a schedule below 1 at every step of the run (a ramp that reaches 1 is
+    refused naming the step, as the number would be)."""
     if isinstance(betas, (tuple, list)) and len(betas) == 2 and isinstance(betas[0], Schedule):
         schedule = betas[0]
         table = schedule.rows()
@@ -900,6 +900,14 @@ def _beta1_schedule(betas: Any, steps: int) -> tuple[Schedule, float]:
                                  f"step {t}: {schedule!r}")
         _, beta2 = V.betas((0.0, betas[1]))
         return schedule, beta2
+    if isinstance(betas, (tuple, list)) and len(betas) == 2 and np.ndim(betas[0]) > 0:
+        # an array of beta1s is a batch of constants, as an array of momenta is
+        beta1s = V.real_array("betas[0]", betas[0], low=0.0)
+        reaching = ~(beta1s < 1.0)
+        if reaching.any():
+            raise ValueError(f"betas[0] must be in [0, 1), got an array holding {V.shown(beta1s[reaching].flat[0].item())}")
+        _, beta2 = V.betas((0.0, betas[1]))
+        return _as_rate(beta1s, "betas[0]"), beta2
     beta1, beta2 = V.betas(betas)
     return as_schedule(beta1, "betas[0]"), beta2
 

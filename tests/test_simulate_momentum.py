@@ -4,6 +4,8 @@ step like the rate; against the plain-loop oracle (fastdecay.reference), torch's
 SGD / Adam / AdamW driven by OneCycleLR / CyclicLR with ``cycle_momentum=True``, and
 the same run with the schedule shared or repeated per trajectory (bit for bit)."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -313,6 +315,29 @@ def test_a_momentum_that_is_0_at_some_steps_takes_torch_s_plain_steps_on_every_p
         expected = fd.expected_loss(lam, lr, steps=steps, optimizer=optimizer, momentum=momentum, weight_decay=0.01,
                                     every=1)
         _close(expected.loss, want_loss, rtol=1e-10)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "lion"])
+@pytest.mark.parametrize("values", ["few", "each its own"])
+def test_an_array_of_beta1s_is_a_batch_of_constants(optimizer, values):
+    """betas[0] as an array (or list) is a batch of constants, as an array of momenta is: the bits
+    of the same values as ``fd.constant``, broadcast with the curvatures; one at 1 or above, below
+    0 or not finite is refused naming itself."""
+    rng = np.random.default_rng(4)
+    beta1 = np.resize([0.5, 0.9, 0.0, 0.95], 1_200) if values == "few" else rng.uniform(0.0, 0.99, 1_200)
+    lam = rng.uniform(0.0, 2.0, (2, 1_200, 1))
+    kw = dict(steps=40, optimizer=optimizer, weight_decay=0.01, noise=0.1, seed=1)
+    as_array = fd.simulate(lam, 0.01, betas=(beta1, 0.99), **kw)
+    as_schedule = fd.simulate(lam, 0.01, betas=(fd.constant(beta1), 0.99), **kw)
+    np.testing.assert_array_equal(as_array.w, as_schedule.w)
+    listed = fd.simulate(lam[:, :3], 0.01, betas=(beta1[:3].tolist(), 0.99), **kw)
+    np.testing.assert_array_equal(listed.w, fd.simulate(lam[:, :3], 0.01, betas=(fd.constant(beta1[:3]), 0.99), **kw).w)
+    for bad, needle in ((1.0, "betas[0] must be in [0, 1), got an array holding 1.0"),
+                        (-0.5, "betas[0] must be >= 0"), (np.nan, "betas[0] must be a finite number")):
+        with pytest.raises(ValueError, match=re.escape(needle)):
+            fd.simulate(lam, 0.01, betas=(np.append(beta1[:-1], bad), 0.99), **kw)
+    with pytest.raises(ValueError, match=re.escape("betas[1] must be in [0, 1), got 1.0")):
+        fd.simulate(lam, 0.01, betas=(beta1, 1.0), **kw)
 
 
 def test_a_batch_of_beta1s_is_checked_at_each_distinct_row():
