@@ -1055,14 +1055,16 @@ def _momentum_throughout(step_scalars, s, use_momentum):
 
 
 @njit(cache=True)
-def _sgd_shared_steps(w_all, buf_all, lam_all, tile, b0, b1, d, step_scalars, first_step, s0, s1, use_momentum,
-                      nesterov, in_buffer, noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma):
+def _sgd_shared_steps(w_all, buf_all, lam_all, tile, b0, b1, d, step_scalars, first_step, s0, s1, drawn,
+                      use_momentum, nesterov, in_buffer, noise_scratch, seed, offset, lane_trajectory,
+                      lane_coordinate, sigma):
     """Steps ``first_step + s`` for s in [s0, s1) of tiles b0 .. b1 - 1 (``tile`` elements
     each) under shared rates, no recording: tile by tile, per step the coefficients of
     row s of ``step_scalars`` and one vector loop over the tile's elements (any d: with
     shared rates every element takes the same update); without noise, past step 0, in
     blocks of STEP_BLOCK steps a loop. The draws of the four steps of a Philox counter
-    are made at the first of them (and at s0).
+    are made at the first of them, and at s0 unless ``drawn`` (one tile whose draws of step
+    s0's counter this thread holds already: its call before ended inside that counter).
 
     The tile and step loops are here, around the element loops, and the element loops
     are written out in them: no call that takes an array inside these loops but the
@@ -1087,7 +1089,7 @@ def _sgd_shared_steps(w_all, buf_all, lam_all, tile, b0, b1, d, step_scalars, fi
                                                in_buffer)):
                 s += STEP_BLOCK
                 continue
-            z = draws_of_step(zs, seed, first_trajectory, lanes_t, lanes_c, t, s == s0)
+            z = draws_of_step(zs, seed, first_trajectory, lanes_t, lanes_c, t, s == s0 and not drawn)
             on = use_momentum and step_scalars[s, MOM] != 0.0  # (a step at momentum 0 leaves the buffer as it is)
             _sgd_tile_step(w, buf, lam, z, sigma, _sgd_coefficients(step_scalars, s, t, nesterov, in_buffer, zero), t,
                            on, nesterov, buffer_in and on)
@@ -1302,8 +1304,8 @@ def _adam_tile_step(w, m, v, lam, z, sigma, k, first):
 
 
 @njit(cache=True)
-def _adam_shared_steps(w_all, m_all, v_all, lam_all, tile, b0, b1, d, step_scalars, first_step, s0, s1, beta2, eps,
-                       decoupled, noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma):
+def _adam_shared_steps(w_all, m_all, v_all, lam_all, tile, b0, b1, d, step_scalars, first_step, s0, s1, drawn, beta2,
+                       eps, decoupled, noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma):
     """``_sgd_shared_steps`` for Adam / AdamW: per tile-step the coefficients of
     ``adam_scalars`` (beta1: the MOM column) and one vector loop over the tile."""
     dt = w_all.dtype.type
@@ -1313,7 +1315,7 @@ def _adam_shared_steps(w_all, m_all, v_all, lam_all, tile, b0, b1, d, step_scala
         w, m, v, lam = w_all[e0:e1], m_all[e0:e1], v_all[e0:e1], lam_all[e0:e1]
         for s in range(s0, s1):
             t = first_step + s
-            z = draws_of_step(zs, seed, first_trajectory, lanes_t, lanes_c, t, s == s0)
+            z = draws_of_step(zs, seed, first_trajectory, lanes_t, lanes_c, t, s == s0 and not drawn)
             c = adam_scalars(step_scalars[s, LR], step_scalars[s, WD], float(t), step_scalars[s, MOM], beta2, eps,
                              decoupled, False)
             k = (dt(c.l2), dt(c.shrink), dt(c.w1), dt(c.beta2), dt(c.w2), dt(c.neg_step_size), dt(c.bc2_sqrt),
@@ -1360,7 +1362,7 @@ def _lion_coords(w, m, lam, c, first, z, sigma, record):
 
 
 @njit(cache=True)
-def _lion_shared_steps(w_all, m_all, lam_all, tile, b0, b1, d, step_scalars, first_step, s0, s1, beta2,
+def _lion_shared_steps(w_all, m_all, lam_all, tile, b0, b1, d, step_scalars, first_step, s0, s1, drawn, beta2,
                        noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma):
     """``_sgd_shared_steps`` for Lion (its element loop is ``_lion_coords``, called a
     tile-step)."""
@@ -1370,7 +1372,7 @@ def _lion_shared_steps(w_all, m_all, lam_all, tile, b0, b1, d, step_scalars, fir
         w, m, lam = w_all[e0:e1], m_all[e0:e1], lam_all[e0:e1]
         for s in range(s0, s1):
             t = first_step + s
-            z = draws_of_step(zs, seed, first_trajectory, lanes_t, lanes_c, t, s == s0)
+            z = draws_of_step(zs, seed, first_trajectory, lanes_t, lanes_c, t, s == s0 and not drawn)
             c = lion_scalars(step_scalars[s, LR], step_scalars[s, WD], step_scalars[s, MOM], beta2, False)
             _lion_coords(w, m, lam, c, t == 0, z, sigma, False)
 
@@ -1393,19 +1395,21 @@ def _lion_per_trajectory(w, m, lam, lr_state, lr_ratio, advance, wd, wds, per_wd
 
 
 @njit(cache=True)
-def simulate_shared_steps(opt, w, buf, sq, lam, tile, b0, b1, d, step_scalars, first_step, s0, s1, beta2, eps,
+def simulate_shared_steps(opt, w, buf, sq, lam, tile, b0, b1, d, step_scalars, first_step, s0, s1, drawn, beta2, eps,
                           noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma):
     """Steps s0 .. s1 - 1 of tiles b0 .. b1 - 1 (``tile`` elements each) under shared
     rates (row s of ``step_scalars``: lr, wd, buffer scale, momentum or beta1), no
-    recording: the tile and step loops of rule ``opt``."""
+    recording: the tile and step loops of rule ``opt``. ``drawn``: one tile (b1 = b0 + 1)
+    whose draws of step s0's Philox counter this thread holds already (the caller's call
+    before, on the same tile, ended inside that counter): not drawn again."""
     if opt == LION:
-        _lion_shared_steps(w, buf, lam, tile, b0, b1, d, step_scalars, first_step, s0, s1, beta2, noise_scratch,
-                           seed, offset, lane_trajectory, lane_coordinate, sigma)
+        _lion_shared_steps(w, buf, lam, tile, b0, b1, d, step_scalars, first_step, s0, s1, drawn, beta2,
+                           noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma)
     elif opt == ADAM or opt == ADAMW:
-        _adam_shared_steps(w, buf, sq, lam, tile, b0, b1, d, step_scalars, first_step, s0, s1, beta2, eps,
+        _adam_shared_steps(w, buf, sq, lam, tile, b0, b1, d, step_scalars, first_step, s0, s1, drawn, beta2, eps,
                            opt == ADAMW, noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma)
     else:
-        _sgd_shared_steps(w, buf, lam, tile, b0, b1, d, step_scalars, first_step, s0, s1,
+        _sgd_shared_steps(w, buf, lam, tile, b0, b1, d, step_scalars, first_step, s0, s1, drawn,
                           opt == MOMENTUM or opt == LR_IN_BUFFER or opt == NESTEROV, opt == NESTEROV,
                           opt == LR_IN_BUFFER, noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma)
 

@@ -549,8 +549,8 @@ def _chunk_kernel(elementwise, rates):
             if elementwise:
                 # (np.int64(0), not a literal 0: one compilation of the step loops serves both callers)
                 simulate_shared_steps(opt, w, buf, sq, lam, TILE_ELEMENTS, b_lo, b_hi, d, step_scalars, first_step,
-                                      np.int64(0), n_steps, beta2, eps, noise_scratch, seed, offset, lane_trajectory,
-                                      lane_coordinate, sigma)
+                                      np.int64(0), n_steps, False, beta2, eps, noise_scratch, seed, offset,
+                                      lane_trajectory, lane_coordinate, sigma)
                 continue
             for b in range(b_lo, b_hi):
                 i0 = b * tile
@@ -667,8 +667,8 @@ def _recorded_element_tiles(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio
         if stop > s:
             for blk in prange(n_blocks):
                 simulate_shared_steps(opt, w, buf, sq, lam, TILE_ELEMENTS, blk * n_tiles // n_blocks,
-                                      (blk + 1) * n_tiles // n_blocks, d, step_scalars, first_step, s, stop, beta2,
-                                      eps, noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma)
+                                      (blk + 1) * n_tiles // n_blocks, d, step_scalars, first_step, s, stop, False,
+                                      beta2, eps, noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma)
         if stop < n_steps:
             t = first_step + stop
             rec_j = (t + 1) // every
@@ -735,17 +735,22 @@ def _shared_tile_steps(w, buf, sq, lam, b, tile, n, d, opt, first_step, n_steps,
     s = 0
     while s < n_steps:
         # recorded steps: (t + 1) % every == 0; none with every == 0 (runs the elementwise
-        # kernel takes: ``_simulate_chunk`` runs them too, tile by tile, with the same bits)
+        # kernel takes: ``_simulate_chunk`` runs them too, tile by tile, with the same bits).
+        # Past the chunk's first step this thread holds the tile's draws of the step before's
+        # Philox counter (each call and recorded step draws the counters of its steps into the
+        # same rows): a call that starts inside that counter does not draw it again
         stop = n_steps if every == 0 else min(n_steps, s + every - 1 - (first_step + s) % every)
         if stop > s:
             simulate_shared_steps(opt, w, buf, sq, lam, tile * d, b, b + 1, d, step_scalars, first_step, s, stop,
-                                  beta2, eps, noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma)
+                                  s > 0, beta2, eps, noise_scratch, seed, offset, lane_trajectory, lane_coordinate,
+                                  sigma)
         if stop < n_steps:
             t = first_step + stop
             rec_j = (t + 1) // every
             if d > 1:
                 zs = draws(noise_scratch, (i1 - i0) * d)
-                draw_quad(zs, seed, offset + np.uint64(i0), lane_trajectory, lane_coordinate, t)
+                if stop == 0 or t % 4 == 0:
+                    draw_quad(zs, seed, offset + np.uint64(i0), lane_trajectory, lane_coordinate, t)
                 simulate_generic_step(w, buf, sq, lam, i0, i1, d, opt, t, step_scalars[stop, LR],
                                       step_scalars[stop, WD], step_scalars[stop, SCALE], step_scalars[stop, MOM],
                                       per_lr, per_wd, per_mom, lr_table, lr_rows, lr_ratio, lr_state, wd_state,
@@ -754,7 +759,7 @@ def _shared_tile_steps(w, buf, sq, lam, b, tile, n, d, opt, first_step, n_steps,
             else:
                 _record_before(w, rec_disp, i0, i1, rec_j, rec_rows)
                 simulate_shared_steps(opt, w, buf, sq, lam, tile * d, b, b + 1, d, step_scalars, first_step, stop,
-                                      stop + 1, beta2, eps, noise_scratch, seed, offset, lane_trajectory,
+                                      stop + 1, stop > 0, beta2, eps, noise_scratch, seed, offset, lane_trajectory,
                                       lane_coordinate, sigma)
                 _record_after(w, lam, rec_disp, rec_loss, i0, i1, rec_j, rec_rows)
             _record_rates(rec_lr, lr_table, lr_rows, per_lr, i0, i1, t, rec_j, rec_rows)
@@ -1101,8 +1106,8 @@ def _grouped_chunk(w, buf, sq, lam, d, opt, bounds, items, group_scalars, beta2,
         b_lo, b_hi = items[j, 1], items[j, 2]
         if not has_lanes(trajectories):
             simulate_shared_steps(opt, w[lo:hi], buf[lo:hi], sq[lo:hi], lam[lo:hi], TILE_ELEMENTS, b_lo, b_hi, d,
-                                  group_scalars[c], first_step, np.int64(0), n_steps, beta2, eps, noise_scratch, seed,
-                                  offset + np.uint64(bounds[c]), lane_trajectory, lane_coordinate, sigma)
+                                  group_scalars[c], first_step, np.int64(0), n_steps, False, beta2, eps, noise_scratch,
+                                  seed, offset + np.uint64(bounds[c]), lane_trajectory, lane_coordinate, sigma)
             continue
         for b in range(b_lo, b_hi):
             # a tile at a time: its lanes' trajectories from ``trajectories`` (``lanes.tile_span``
@@ -1110,9 +1115,9 @@ def _grouped_chunk(w, buf, sq, lam, d, opt, bounds, items, group_scalars, beta2,
             e0 = b * TILE_ELEMENTS
             k0 = e0 % d
             simulate_shared_steps(opt, w[lo:hi], buf[lo:hi], sq[lo:hi], lam[lo:hi], TILE_ELEMENTS, b, b + 1, d,
-                                  group_scalars[c], first_step, np.int64(0), n_steps, beta2, eps, noise_scratch, seed,
-                                  offset - np.uint64(e0 // d), lane_slice(trajectories, lo + e0 - k0, hi),
-                                  lane_coordinate, sigma)
+                                  group_scalars[c], first_step, np.int64(0), n_steps, False, beta2, eps,
+                                  noise_scratch, seed, offset - np.uint64(e0 // d),
+                                  lane_slice(trajectories, lo + e0 - k0, hi), lane_coordinate, sigma)
 
 
 def _grouped_recorded_chunk(w, buf, sq, lam, d, opt, bounds, items, group_scalars, lr_table, class_rows, unread,
