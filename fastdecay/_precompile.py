@@ -77,10 +77,10 @@ def _simulate(dtype):
     grid = fd.stack([fd.step(0.1, 0.5, 3), fd.cosine(0.1, 8)])
     fd.simulate(np.ones((64, 2, 1)), grid, steps=4, dtype=dtype)
     fd.simulate(np.ones((192, 2, 1)), grid, steps=4, dtype=dtype, noise=0.1)
-    # ... recording (32 trajectories a class; with noise, 64, every 8 steps or more), a kernel of
+    # ... recording (32 trajectories a class; with noise, 64), a kernel of
     # its own, which a recording run under one schedule takes too (its one class)
     fd.simulate(np.ones((32, 2, 1)), grid, steps=4, dtype=dtype, every=2)
-    fd.simulate(np.ones((64, 2, 1)), grid, steps=8, dtype=dtype, every=8, noise=0.1)
+    fd.simulate(np.ones((64, 2, 1)), grid, steps=8, dtype=dtype, every=2, noise=0.1)
     # recording trajectories longer than a tile (d > 1024) under shared rates: a kernel of its own
     long = np.ones((1, 1025))
     fd.simulate(long, shared, steps=4, dtype=dtype, every=2)

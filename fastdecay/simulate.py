@@ -105,10 +105,11 @@ _GROUP_SHARING_RECORDED_NOISY = 64
 # (RESULTS.md, "grids of momenta")
 _GROUP_SHARING_MOMENTA = 16
 _GROUP_SHARING_MOMENTA_NOISY = 32
-# ... with noise, only where it records every this many steps or more: a recorded step redraws its
-# Philox quad (four steps' normals) in the grouped kernel, once a recorded step where the general
-# kernel draws it once a quad (RESULTS.md, "recorded runs")
-_GROUPED_NOISY_EVERY = 8
+# ... and a noisy recording run of several coordinates only where its trajectories outnumber the
+# classes this many times (a class of 5 trajectories of 7 coordinates ran 0.74-0.92x the general
+# kernel's speed grouped recording every 1-4 steps, one of 20 1.2-2.2x: RESULTS.md, "a recorded step
+# keeps its Philox quad")
+_GROUP_SHARING_RECORDED_NOISY_TRAJECTORIES = 8
 # an array of learning rates, weight decays or momenta of at least this many members is held by its
 # distinct values where they are at most one in this many of its members (``_Indexed``): a grid of
 # 5 momenta over 200,000 trajectories as a schedule table a member cost 6-9 ms a call to make (two
@@ -311,7 +312,8 @@ def _rate_classes(rates: tuple[_Rate, _Rate, _Rate], batch: tuple[int, ...], n: 
     lane already). A recording run (``recorded``, where the other way records each trajectory's
     rate in closed form) runs grouped where its elements outnumber the distinct rows
     ``_GROUP_SHARING_RECORDED`` times (``_GROUP_SHARING_RECORDED_NOISY`` at one coordinate with
-    noise). A weight decay or momentum (beta1) a trajectory runs grouped by the three rows a
+    noise; with noise over several coordinates, its trajectories outnumber them
+    ``_GROUP_SHARING_RECORDED_NOISY_TRAJECTORIES`` times too). A weight decay or momentum (beta1) a trajectory runs grouped by the three rows a
     trajectory takes, where its elements outnumber their distinct combinations the fewer times
     (``_combined_classes``; a momentum a trajectory of one coordinate, not recorded, from
     ``_GROUP_SHARING_MOMENTA`` times, ``_GROUP_SHARING_MOMENTA_NOISY`` with noise). None where
@@ -322,13 +324,16 @@ def _rate_classes(rates: tuple[_Rate, _Rate, _Rate], batch: tuple[int, ...], n: 
     low = high if d == 1 and noisy else _GROUP_SHARING
     if recorded:
         low = high = _GROUP_SHARING_RECORDED_NOISY if d == 1 and noisy else _GROUP_SHARING_RECORDED
+    most, most_if_ratios = n * d // low, n * d // high  # (classes at the most)
+    if recorded and noisy and d > 1:
+        most = most_if_ratios = min(most, n // _GROUP_SHARING_RECORDED_NOISY_TRAJECTORIES)
     if wd_s.size > 1 or mom_s.size > 1:
         if mom_s.size > 1 and d == 1 and not recorded:
-            low = _GROUP_SHARING_MOMENTA_NOISY if noisy else _GROUP_SHARING_MOMENTA
-        return _combined_classes(rates, batch, n, n * d // low)
+            most = n * d // (_GROUP_SHARING_MOMENTA_NOISY if noisy else _GROUP_SHARING_MOMENTA)
+        return _combined_classes(rates, batch, n, most)
     if s.size == 1:
         return None
-    found = _classes_of(s, n * d // low, n * d // high)
+    found = _classes_of(s, most, most_if_ratios)
     if found is not None and (_mostly_closed_form(*found) or n * d >= high * found[2].shape[0]):
         return _RateClasses(found[0], _class_of_trajectory(s, batch, n, found[1]), grouped=True)
     found = _classes_of(s, n // _CLASS_SHARING, 0) if lanes else None
@@ -506,8 +511,8 @@ def simulate(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, 
     momentum shared) runs on the CPU by rate classes: each distinct schedule's rate is computed once
     a step, with the bits each trajectory gets alone. Where the distinct schedules have 64 elements
     each or more on average (trajectories times coordinates; of one coordinate, 192 where most are
-    plain exponentials, or with noise; recording, 32, or 64 at one coordinate with noise, where a
-    noisy run records every 8 steps or more), the trajectories run laid out schedule by schedule,
+    plain exponentials, or with noise; recording, 32, or 64 at one coordinate with noise, with
+    noise over several coordinates 8 trajectories or more), the trajectories run laid out schedule by schedule,
     each schedule's as a run of that schedule alone (at the speed of one shared schedule,
     ``on_drop`` included), and come back in their places (a recording in each trajectory's own
     row; with noise, the draws of each trajectory's own index).
@@ -656,8 +661,7 @@ def _plan(curvature: Any, schedule: Any, *, steps: Any, optimizer: Any, w0: Any,
         rule = R.BY_NAME["gd"]  # heavy ball, Nesterov and lr-in-buffer with momentum 0 are GD, bit for bit
     rates = (lr_s, wd_s, mom_s)
     classes = None
-    noisy_and_dense = bool(every) and noise != 0.0 and every < _GROUPED_NOISY_EVERY  # (recording: not grouped)
-    if not on_gpu and not noisy_and_dense:
+    if not on_gpu:
         # a grid of a few learning-rate schedules (or momenta, weight decays) over many
         # curvatures: run grouped by class, or (a learning rate alone, not recording) read by
         # class in the kernel that reads a rate a trajectory of one coordinate ("rates",

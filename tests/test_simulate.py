@@ -439,8 +439,8 @@ def test_a_recording_grid_runs_grouped_with_each_trajectory_s_records_alone(monk
     distinct, own, lam, w0 = _few_schedules_over(n, d, sorted_, 5, 7, 40)
     taken = _spy_on_groups(monkeypatch, 16)  # (their every)
     grid = fd.stack([distinct[j] for j in own])
-    # (with noise, from every 8 steps: ``test_which_recording_grids_run_grouped``)
-    for every, chunk in ((8, 5), (9, 13), (16, None)) if noise else ((1, 8), (5, 13), (7, None)):
+    # (chunks that end inside a Philox counter, between and on recorded steps)
+    for every, chunk in ((1, 5), (3, 13), (9, None)) if noise else ((1, 8), (5, 13), (7, None)):
         kw = dict(steps=53, optimizer=optimizer, noise=noise, seed=5, weight_decay=0.01, every=every,
                   chunk_steps=chunk)
         taken.clear()
@@ -463,18 +463,19 @@ def test_a_recording_grid_runs_grouped_with_each_trajectory_s_records_alone(monk
                                           err_msg=f"every={every} {field}")
 
 
-@pytest.mark.parametrize("n, sorted_, noise, every, grouped", [
-    (24 * 32, False, 0.0, 1, True), (24 * 31, False, 0.0, 6, False), (24 * 64, True, 0.1, 8, True),
-    (24 * 64, False, 0.1, 8, True), (24 * 63, False, 0.1, 8, False), (24 * 64, False, 0.1, 7, False)])
-def test_which_recording_grids_run_grouped(monkeypatch, n, sorted_, noise, every, grouped):
-    """A recorded grid of 24 distinct rows runs grouped from 32 trajectories a row (with noise from
-    64, laid out by class or not, recording every 8 steps or more: a recorded step redraws its
-    Philox quad there); else the general kernel runs it. The records are each trajectory's alone
-    either way."""
+@pytest.mark.parametrize("n, d, sorted_, noise, every, grouped", [
+    (24 * 32, 1, False, 0.0, 1, True), (24 * 31, 1, False, 0.0, 6, False), (24 * 64, 1, True, 0.1, 8, True),
+    (24 * 64, 1, False, 0.1, 1, True), (24 * 63, 1, False, 0.1, 8, False), (24 * 64, 1, False, 0.1, 3, True),
+    (24 * 8, 5, False, 0.1, 2, True), (24 * 7, 5, False, 0.1, 2, False), (24 * 7, 5, False, 0.0, 2, True)])
+def test_which_recording_grids_run_grouped(monkeypatch, n, d, sorted_, noise, every, grouped):
+    """A recorded grid of 24 distinct rows runs grouped from 32 elements a row (with noise, from 64
+    trajectories a row of one coordinate, laid out by class or not, recording however often; of
+    several coordinates, from 8 trajectories a row); else the general kernel runs it. The records
+    are each trajectory's alone either way."""
     distinct = [fd.step(0.05, 0.5, 20 + j) if j % 2 else fd.exponential(0.05, gamma=0.99 - 0.001 * j)
                 for j in range(24)]
     own = np.arange(n) * 24 // n if sorted_ else np.arange(n) % 24
-    lam = np.random.default_rng(1).uniform(0.0, 2.0, (n, 1))
+    lam = np.random.default_rng(1).uniform(0.0, 2.0, (n, d))
     taken = _spy_on_groups(monkeypatch, 16)
     kw = dict(steps=60, optimizer="nesterov", noise=noise, seed=5, every=every)
     batch = fd.simulate(lam, fd.stack([distinct[k] for k in own]), **kw)
@@ -610,7 +611,7 @@ def test_a_grid_of_momenta_or_weight_decays_runs_grouped_with_each_trajectory_s_
     ("momentum", 96, 1, 0.1, None, True), ("momentum", 95, 1, 0.1, None, False),
     ("momentum", 64, 3, 0.0, None, True), ("momentum", 63, 3, 0.0, None, False),
     ("momentum", 96, 1, 0.0, 4, True), ("momentum", 95, 1, 0.0, 4, False),
-    ("momentum", 192, 1, 0.1, 8, True), ("momentum", 191, 1, 0.1, 8, False), ("momentum", 192, 1, 0.1, 4, False),
+    ("momentum", 192, 1, 0.1, 8, True), ("momentum", 191, 1, 0.1, 8, False), ("momentum", 192, 1, 0.1, 1, True),
     ("weight decay", 192, 1, 0.0, None, True), ("weight decay", 191, 1, 0.0, None, False),
     ("weight decay", 576, 1, 0.1, None, True), ("weight decay", 575, 1, 0.1, None, False)])
 def test_which_grids_of_momenta_run_grouped(monkeypatch, grid, n, d, noise, every, grouped):
@@ -618,7 +619,7 @@ def test_which_grids_of_momenta_run_grouped(monkeypatch, grid, n, d, noise, ever
     times (32 with noise; the other way computes each trajectory's coefficients every step); over
     several coordinates, and three weight decays, where their elements outnumber them 64 times (192
     with noise at one coordinate), as a grid of learning-rate schedules does; recorded, 32 times (64
-    with noise, recording every 8 steps or more). Below, the general kernel (or a weight decay's
+    with noise). Below, the general kernel (or a weight decay's
     vector loops) runs them. The results are each trajectory's alone either way."""
     batch, alone, schedule, _ = _hyper_grid(grid, n, False, False)
     lam = np.random.default_rng(2).uniform(0.0, 2.0, (n, d))
