@@ -313,8 +313,9 @@ def _rate_classes(rates: tuple[_Rate, _Rate, _Rate], batch: tuple[int, ...], n: 
     rate in closed form) runs grouped where its elements outnumber the distinct rows
     ``_GROUP_SHARING_RECORDED`` times (``_GROUP_SHARING_RECORDED_NOISY`` at one coordinate with
     noise; with noise over several coordinates, its trajectories outnumber them
-    ``_GROUP_SHARING_RECORDED_NOISY_TRAJECTORIES`` times too). A weight decay or momentum (beta1) a trajectory runs grouped by the three rows a
-    trajectory takes, where its elements outnumber their distinct combinations the fewer times
+    ``_GROUP_SHARING_RECORDED_NOISY_TRAJECTORIES`` times too). A weight decay or momentum (beta1)
+    a trajectory runs grouped by the three rows a trajectory takes, where its elements outnumber
+    their distinct combinations the fewer times
     (``_combined_classes``; a momentum a trajectory of one coordinate, not recorded, from
     ``_GROUP_SHARING_MOMENTA`` times, ``_GROUP_SHARING_MOMENTA_NOISY`` with noise). None where
     neither pays, or where every rate is shared."""
@@ -512,10 +513,12 @@ def simulate(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, 
     a step, with the bits each trajectory gets alone. Where the distinct schedules have 64 elements
     each or more on average (trajectories times coordinates; of one coordinate, 192 where most are
     plain exponentials, or with noise; recording, 32, or 64 at one coordinate with noise, with
-    noise over several coordinates 8 trajectories or more), the trajectories run laid out schedule by schedule,
-    each schedule's as a run of that schedule alone (at the speed of one shared schedule,
-    ``on_drop`` included), and come back in their places (a recording in each trajectory's own
-    row; with noise, the draws of each trajectory's own index).
+    noise over several coordinates 8 trajectories or more), the trajectories run laid out
+    schedule by schedule, each schedule's as a run of that schedule alone (at the speed of one
+    shared schedule, ``on_drop`` included), and come back in their places (a recording in each
+    trajectory's own row; with noise, the draws of each trajectory's own index). A grid of
+    momenta, weight decays or beta1s runs grouped so too, by the combination of each
+    trajectory's values.
     Else, without recording, one
     coordinate each with 16 or more a schedule (most of them schedules other than plain
     exponentials; for the momentum family ``on_drop="keep"``), each trajectory reads its
@@ -879,8 +882,6 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
     return SimulationResult(**result)
 
 
-
-
 def _beta1_schedule(betas: Any, steps: int) -> tuple[_Rate, float]:
     """(beta1 as a schedule, beta2) of Adam: ``betas[0]`` a number in [0, 1), an array of them (a
     batch of constants) or a schedule below 1 at every step of the run (a ramp that reaches 1 is
@@ -909,7 +910,8 @@ def _beta1_schedule(betas: Any, steps: int) -> tuple[_Rate, float]:
         beta1s = V.real_array("betas[0]", betas[0], low=0.0)
         reaching = ~(beta1s < 1.0)
         if reaching.any():
-            raise ValueError(f"betas[0] must be in [0, 1), got an array holding {V.shown(beta1s[reaching].flat[0].item())}")
+            first = V.shown(beta1s[reaching].flat[0].item())
+            raise ValueError(f"betas[0] must be in [0, 1), got an array holding {first}")
         _, beta2 = V.betas((0.0, betas[1]))
         return _as_rate(beta1s, "betas[0]"), beta2
     beta1, beta2 = V.betas(betas)

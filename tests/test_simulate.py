@@ -531,8 +531,8 @@ _HYPER_GRIDS = {
     "beta1 and weight decay": dict(betas=[0.5, 0.9], weight_decay=[0.0, 0.05]),
 }
 _GRID_SCHEDULES = [fd.step(0.05, 0.5, 7), fd.cosine(0.05, 50)]
-_NO_GROUPS = ("_GROUP_SHARING", "_GROUP_SHARING_CHEAP_LANES", "_GROUP_SHARING_RECORDED", "_GROUP_SHARING_RECORDED_NOISY",
-              "_GROUP_SHARING_MOMENTA", "_GROUP_SHARING_MOMENTA_NOISY")
+_NO_GROUPS = ("_GROUP_SHARING", "_GROUP_SHARING_CHEAP_LANES", "_GROUP_SHARING_RECORDED",
+              "_GROUP_SHARING_RECORDED_NOISY", "_GROUP_SHARING_MOMENTA", "_GROUP_SHARING_MOMENTA_NOISY")
 
 
 def _hyper_grid(grid, n, sorted_, with_schedules):
@@ -567,7 +567,8 @@ def _hyper_grid(grid, n, sorted_, with_schedules):
 
 
 @pytest.mark.parametrize("optimizer, grid, with_schedules", [
-    ("momentum", "momentum", False), ("nesterov", "momentum", True), ("momentum_lr_in_buffer", "momentum schedules", False),
+    ("momentum", "momentum", False), ("nesterov", "momentum", True),
+    ("momentum_lr_in_buffer", "momentum schedules", False),
     ("momentum", "momentum schedules", True), ("gd", "weight decay", False), ("momentum", "weight decay", True),
     ("adamw", "beta1", False), ("adam", "beta1 schedules", True), ("lion", "beta1", False),
     ("momentum", "momentum and weight decay", False), ("adamw", "beta1 and weight decay", True)])
@@ -651,16 +652,19 @@ def test_an_array_of_rates_runs_as_its_batch_of_constants(name, values, noise, e
     lam = rng.uniform(0.0, 2.0, (3, 1_100, 1))
     kw = dict(steps=30, optimizer="momentum", noise=noise, seed=2, every=every, weight_decay=0.01, momentum=0.5)
     schedule = fd.step(0.05, 0.5, 7)
+
+    def run(rate):  # (the learning rate, or the named rate with the step schedule)
+        if name == "schedule":
+            return fd.simulate(lam, rate, **kw)
+        return fd.simulate(lam, schedule, **{**kw, name: rate})
+
     array = numbers[None, :]  # (shape (1, 1100): broadcast over the curvatures' first axis)
-    as_array = fd.simulate(lam, array if name == "schedule" else schedule, **{**kw, **({} if name == "schedule" else {name: array})})
-    table = fd.constant(array)
-    as_table = fd.simulate(lam, table if name == "schedule" else schedule, **{**kw, **({} if name == "schedule" else {name: table})})
+    as_array, as_table = run(array), run(fd.constant(array))
     for field in _RECORDED if every else ("w",):
         np.testing.assert_array_equal(getattr(as_array, field), getattr(as_table, field), err_msg=field)
     assert as_array.w.shape == (3, 1_100, 1)
     if values == "one":  # (the number itself)
-        one = fd.simulate(lam, 0.04 if name == "schedule" else schedule, **{**kw, **({} if name == "schedule" else {name: numbers[0]})})
-        np.testing.assert_array_equal(as_array.w, one.w)
+        np.testing.assert_array_equal(as_array.w, run(float(numbers[0])).w)
 
 
 def test_a_schedule_batch_broadcast_over_a_leading_dimension_of_one():
