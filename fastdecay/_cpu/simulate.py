@@ -138,6 +138,9 @@ MIN_BLOCKS = 64
 TILES_PER_BLOCK = 16
 
 RO_INT64 = types.Array(int64, 1, "C", readonly=True)
+# ``rules.simulate_shared_steps``'s ``drawn`` where no draws are kept: a bool of NumPy's, not the
+# literal False (a literal argument compiles the step loops a second time, for that constant)
+NOT_DRAWN = np.bool_(False)
 RO_SCALARS = types.Array(float64, 2, "C", readonly=True)
 
 
@@ -549,7 +552,7 @@ def _chunk_kernel(elementwise, rates):
             if elementwise:
                 # (np.int64(0), not a literal 0: one compilation of the step loops serves both callers)
                 simulate_shared_steps(opt, w, buf, sq, lam, TILE_ELEMENTS, b_lo, b_hi, d, step_scalars, first_step,
-                                      np.int64(0), n_steps, False, beta2, eps, noise_scratch, seed, offset,
+                                      np.int64(0), n_steps, NOT_DRAWN, beta2, eps, noise_scratch, seed, offset,
                                       lane_trajectory, lane_coordinate, sigma)
                 continue
             for b in range(b_lo, b_hi):
@@ -667,7 +670,7 @@ def _recorded_element_tiles(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio
         if stop > s:
             for blk in prange(n_blocks):
                 simulate_shared_steps(opt, w, buf, sq, lam, TILE_ELEMENTS, blk * n_tiles // n_blocks,
-                                      (blk + 1) * n_tiles // n_blocks, d, step_scalars, first_step, s, stop, False,
+                                      (blk + 1) * n_tiles // n_blocks, d, step_scalars, first_step, s, stop, NOT_DRAWN,
                                       beta2, eps, noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma)
         if stop < n_steps:
             t = first_step + stop
@@ -809,9 +812,9 @@ def _shared_rates(table, row, first_step, n, out, column):
 def shared_step_scalars(lr_table, wd_table, mom_table, on_drop, first_step, n_steps, out):
     """out[s] = (lr, wd, buffer scale, momentum) of row 0 of each table at step
     first_step + s, for s in 0 .. n_steps (one more than the chunk)."""
-    _shared_rates(lr_table, 0, first_step, n_steps + 1, out, LR)
-    _shared_rates(wd_table, 0, first_step, n_steps + 1, out, WD)
-    _shared_rates(mom_table, 0, first_step, n_steps + 1, out, MOM)
+    _shared_rates(lr_table, np.int64(0), first_step, n_steps + 1, out, LR)
+    _shared_rates(wd_table, np.int64(0), first_step, n_steps + 1, out, WD)
+    _shared_rates(mom_table, np.int64(0), first_step, n_steps + 1, out, MOM)
     for s in range(n_steps + 1):
         out[s, SCALE] = buffer_scale_at(lr_table, 0, float(first_step + s), on_drop)
 
@@ -1106,7 +1109,7 @@ def _grouped_chunk(w, buf, sq, lam, d, opt, bounds, items, group_scalars, beta2,
         b_lo, b_hi = items[j, 1], items[j, 2]
         if not has_lanes(trajectories):
             simulate_shared_steps(opt, w[lo:hi], buf[lo:hi], sq[lo:hi], lam[lo:hi], TILE_ELEMENTS, b_lo, b_hi, d,
-                                  group_scalars[c], first_step, np.int64(0), n_steps, False, beta2, eps, noise_scratch,
+                                  group_scalars[c], first_step, np.int64(0), n_steps, NOT_DRAWN, beta2, eps, noise_scratch,
                                   seed, offset + np.uint64(bounds[c]), lane_trajectory, lane_coordinate, sigma)
             continue
         for b in range(b_lo, b_hi):
@@ -1115,7 +1118,7 @@ def _grouped_chunk(w, buf, sq, lam, d, opt, bounds, items, group_scalars, beta2,
             e0 = b * TILE_ELEMENTS
             k0 = e0 % d
             simulate_shared_steps(opt, w[lo:hi], buf[lo:hi], sq[lo:hi], lam[lo:hi], TILE_ELEMENTS, b, b + 1, d,
-                                  group_scalars[c], first_step, np.int64(0), n_steps, False, beta2, eps,
+                                  group_scalars[c], first_step, np.int64(0), n_steps, NOT_DRAWN, beta2, eps,
                                   noise_scratch, seed, offset - np.uint64(e0 // d),
                                   lane_slice(trajectories, lo + e0 - k0, hi), lane_coordinate, sigma)
 
