@@ -15,11 +15,11 @@ weights checked against fastdecay's (to 1e-9, 1e-12 absolute: each rounds in its
 
 import argparse
 import os
-import time
 
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 
 import numpy as np  # noqa: E402
+from _peers import best_of_rounds, report  # noqa: E402
 
 import fastdecay as fd  # noqa: E402
 
@@ -129,26 +129,8 @@ def main(argv=None):
         rows["jax"] = lambda: np.asarray(scan(*args_j).block_until_ready())
     except ImportError:
         print("(JAX is not installed: pip install jax)")
-    best = {k: [] for k in rows}
-    for _ in range(args.rounds):
-        reference = None
-        for name, run in rows.items():
-            run()
-            times = []
-            for _ in range(3):
-                t0 = time.perf_counter()
-                w = run()
-                times.append(time.perf_counter() - t0)
-            reference = w if reference is None else reference
-            np.testing.assert_allclose(w, reference, rtol=1e-9, atol=1e-12)  # (rounded in another order)
-            best[name].append(min(times))
-    for name, times in best.items():
-        rates = ", ".join(f"{N * STEPS / t / 1e9:.2f}" for t in times)
-        print(f"{name:10s} " + " / ".join(f"{t * 1e3:.1f}" for t in times) + f" ms   ({rates} G trajectory-steps/s)")
-    if "jax" in best:
-        print("fastdecay / JAX speed: " + " / ".join(f"{j / f:.2f}x" for f, j in zip(best["fastdecay"], best["jax"])))
-    print("fastdecay / NumPy speed: " + " / ".join(f"{n_ / f:.2f}x" for f, n_ in zip(best["fastdecay"], best["numpy"])))
-
+    # (rounded in another order: to 1e-9, 1e-12 absolute)
+    report(best_of_rounds(rows, args.rounds, lambda got, want: np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)), N * STEPS)
 
 if __name__ == "__main__":
     main()

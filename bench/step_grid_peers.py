@@ -20,11 +20,11 @@ stacks its records a step a row: transposed inside the jitted function), the los
 
 import argparse
 import os
-import time
 
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 
 import numpy as np  # noqa: E402
+from _peers import best_of_rounds, report  # noqa: E402
 
 import fastdecay as fd  # noqa: E402
 
@@ -136,27 +136,11 @@ def main(argv=None):
             rows["jax"] = jax_recorded
     except ImportError:
         print("(JAX is not installed: pip install jax)")
-    best = {k: [] for k in rows}
-    for _ in range(args.rounds):
-        reference = None
-        for name, run in rows.items():
-            run()
-            times = []
-            for _ in range(3):
-                t0 = time.perf_counter()
-                w = run()
-                times.append(time.perf_counter() - t0)
-            reference = w if reference is None else reference
-            for got, want in zip(w if every else [w], reference if every else [reference]):  # (weights, losses)
-                np.testing.assert_allclose(got, want, rtol=1e-12)
-            best[name].append(min(times))
-    for name, times in best.items():
-        rates = ", ".join(f"{N * STEPS / t / 1e9:.2f}" for t in times)
-        print(f"{name:10s} " + " / ".join(f"{t * 1e3:.1f}" for t in times) + f" ms   ({rates} G trajectory-steps/s)")
-    if "jax" in best:
-        print("fastdecay / JAX speed: " + " / ".join(f"{j / f:.2f}x" for f, j in zip(best["fastdecay"], best["jax"])))
-    print("fastdecay / NumPy speed: " + " / ".join(f"{n_ / f:.2f}x" for f, n_ in zip(best["fastdecay"], best["numpy"])))
+    def check(got, want):  # (the weights, and with recording the losses too)
+        for g, w in zip(got if every else [got], want if every else [want]):
+            np.testing.assert_allclose(g, w, rtol=1e-12)
 
+    report(best_of_rounds(rows, args.rounds, check), N * STEPS)
 
 if __name__ == "__main__":
     main()
