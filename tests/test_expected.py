@@ -129,6 +129,37 @@ def test_broadcast_grid_equals_single_calls():
                 _close(res.mean[c, j, b], one.mean, rtol=1e-14)
 
 
+def test_rate_rows_of_the_same_bits_share_their_coefficients(monkeypatch):
+    """A grid of a few momenta and weight decays across two schedules over many curvatures (a rate
+    row a trajectory) computes each distinct combination's coefficients once: as many coefficient
+    rows as combinations, the bits of a coefficient row a trajectory, and each trajectory the loss of
+    its own call."""
+    from fastdecay._cpu import expected as kernels
+
+    n = 600
+    rng = np.random.default_rng(3)
+    lam = rng.uniform(0.0, 2.0, (n, 2))
+    momenta, wds = np.resize([0.0, 0.5, 0.9], n), np.resize([0.0, 0.01], n)  # 6 pairs, in turn
+    schedules = [fd.step(0.3, 0.5, 7), fd.cosine(0.3, 40)]
+    which = np.arange(n) // 300
+    grid = fd.stack([schedules[k] for k in which])
+    rows = []
+    spied = kernels.step_coefficients
+    monkeypatch.setattr(kernels, "step_coefficients", lambda *a: (rows.append(a[-1].shape[0]), spied(*a))[1])
+    kw = dict(steps=60, optimizer="momentum", noise=0.3, batch_size=4.0, every=10, on_drop="reset")
+    shared = fd.expected_loss(lam, grid, momentum=momenta, weight_decay=wds, **kw)
+    assert rows and set(rows) == {12}
+    rows.clear()
+    monkeypatch.setattr(expected_module, "_distinct_rate_rows", lambda schedules, rates, coef_rows: (*rates, coef_rows))
+    each = fd.expected_loss(lam, grid, momentum=momenta, weight_decay=wds, **kw)
+    assert rows and set(rows) == {n}
+    for field in ("loss", "mean", "second_moment"):
+        np.testing.assert_array_equal(getattr(shared, field), getattr(each, field), err_msg=field)
+    for i in (0, 1, 5, 299, 300, n - 1):
+        one = fd.expected_loss(lam[i], schedules[which[i]], momentum=momenta[i], weight_decay=wds[i], **kw)
+        _close(shared.loss[i], one.loss, rtol=1e-14)
+
+
 def test_chunks_and_coordinate_splits_do_not_change_results(monkeypatch):
     """Short chunks (coefficients recomputed per chunk) give the same bits; splitting a
     trajectory's coordinates over tiles changes only the loss's summation order."""
