@@ -33,7 +33,6 @@ from ._dispatch import NUMPY, TORCH_CPU, TORCH_CUDA, backend_of
 from .diagnostics import adam_effective_step
 from ._typing import DeviceArray, FloatArray, RealArrayLike
 from .schedules import Schedule, as_schedule, constant
-from .simulate import _row_classes
 
 if TYPE_CHECKING:
     import torch
@@ -239,10 +238,7 @@ def _distinct_rate_rows(schedules: tuple[Schedule, Schedule, Schedule],
     for s, r in zip(schedules, rows):
         if s.size == 1:
             continue  # (one row, every rate row's)
-        found = _row_classes(s, s.size, s.size)
-        assert found is not None  # (as many classes as rows allowed)
-        class_of_row, first_rows, _ = found
-        k = first_rows.shape[0]
+        class_of_row, k = _classes_of_rows(s.rows())
         if width * k >= 2**62:  # (the keys so far numbered densely first: no overflow)
             _, key = np.unique(key, return_inverse=True)
             width = int(key.max()) + 1
@@ -252,6 +248,22 @@ def _distinct_rate_rows(schedules: tuple[Schedule, Schedule, Schedule],
         return lr_rows, wd_rows, mom_rows, coef_rows
     return (_readonly(lr_rows[first]), _readonly(wd_rows[first]), _readonly(mom_rows[first]),
             _readonly(inverse.reshape(-1)[coef_rows]))
+
+
+def _classes_of_rows(table: np.ndarray) -> tuple[np.ndarray, int]:
+    """(the class of each row of a schedule table, how many classes): rows of the same bits share
+    one. By a hash of each row's words (odd multiples of 2**64 / the golden ratio, as the simulation
+    kernels' ``rate_classes`` mixes them) sorted once, the rows compared whole where two hashes
+    meet; in NumPy (the simulation's kernels are not loaded for this)."""
+    words = np.ascontiguousarray(table).reshape(table.shape[0], -1).view(np.uint64)
+    mix = np.arange(1, 2 * words.shape[1], 2, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    hashes = (words * mix).sum(axis=1, dtype=np.uint64)  # (modulo 2**64)
+    _, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    if not (words == words[first[inverse]]).all():  # two distinct rows of one hash: compare the rows
+        _, inverse = np.unique(words, axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1)
+    return inverse, int(inverse.max()) + 1
 
 
 class _CpuBackend:
