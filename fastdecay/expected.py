@@ -250,13 +250,16 @@ def _distinct_rate_rows(schedules: tuple[Schedule, Schedule, Schedule],
             _readonly(inverse.reshape(-1)[coef_rows]))
 
 
+_ROW_HASH = np.uint64(0x9E3779B97F4A7C15)  # (2**64 / the golden ratio: an odd multiplier that mixes)
+
+
 def _classes_of_rows(table: np.ndarray) -> tuple[np.ndarray, int]:
     """(the class of each row of a schedule table, how many classes): rows of the same bits share
     one. By a hash of each row's words (odd multiples of 2**64 / the golden ratio, as the simulation
     kernels' ``rate_classes`` mixes them) sorted once, the rows compared whole where two hashes
     meet; in NumPy (the simulation's kernels are not loaded for this)."""
     words = np.ascontiguousarray(table).reshape(table.shape[0], -1).view(np.uint64)
-    mix = np.arange(1, 2 * words.shape[1], 2, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    mix = np.arange(1, 2 * words.shape[1], 2, dtype=np.uint64) * _ROW_HASH
     hashes = (words * mix).sum(axis=1, dtype=np.uint64)  # (modulo 2**64)
     _, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
     inverse = inverse.reshape(-1)
