@@ -20,7 +20,10 @@ float64, final weights only. Groups (one table each in ``bench/report.py``):
   trajectories, a shared step schedule (halved every 30 steps), fastdecay on one thread (its call
   given the momenta as an array) against NumPy and JAX doing the same loop;
 - ``simulate-momentum``: torch heavy-ball momentum 0.9, the shared schedule;
-- ``simulate-adamw``: AdamW (weight decay 0.01), the shared schedule.
+- ``simulate-adamw``: AdamW (weight decay 0.01), the shared schedule;
+- ``simulate-small-call``: momentum on 1,000 trajectories x 10 steps, a call repeated (a
+  notebook's or a search's loop of small runs): the fixed cost of a call, its checks and
+  its kernel's launch, against NumPy's loop and a call of JAX's jitted function.
 
 The GD groups also time ``fastdecay-1-thread`` (``threads=1``): the per-core rate;
 the shared GD group also times ``naive-numba-loop``, a 15-line tiled Numba loop
@@ -883,3 +886,63 @@ def test_jax_noisy(benchmark, noisy_problem, smoke, optimizer, dtype):
     w = run(benchmark, lambda: f(lam_j, idx, key).block_until_ready(), smoke)
     record(benchmark, impl="jax", n=lam.shape[0], steps=steps, dtype=dtype)
     _check_noisy(np.asarray(w), lam, optimizer, dtype, steps, truth)
+
+
+# ----------------------------------------------------------------------------- (e) a small call: the per-call cost
+
+GROUP_SMALL = "simulate-small-call"
+SMALL = (1_000, 10)  # (trajectories, steps): a call whose run is a few microseconds, mostly its fixed cost
+
+
+def run_small(benchmark, fn, smoke):
+    """As ``run``, with many rounds of many calls: a call takes tens of microseconds."""
+    fn()
+    if smoke:
+        return benchmark(fn)
+    return benchmark.pedantic(fn, rounds=200, iterations=20, warmup_rounds=2)
+
+
+@pytest.fixture(scope="module")
+def small_problem():
+    n, steps = SMALL
+    return np.random.default_rng(0).uniform(0.01, 1.0, (n, 1)), steps
+
+
+def test_fastdecay_small_call(benchmark, small_problem, smoke):
+    lam, steps = small_problem
+    s = fd.exponential(lr=LR, gamma=GAMMA)
+    benchmark.group = GROUP_SMALL
+    res = run_small(benchmark, lambda: fd.simulate(lam, s, steps=steps, optimizer="momentum", momentum=MOMENTUM),
+                    smoke)
+    record(benchmark, impl="fastdecay", n=lam.shape[0], steps=steps)
+    np.testing.assert_allclose(res.w[:32, 0], _reference_w(lam, "momentum", steps), rtol=1e-12)
+
+
+def test_fastdecay_small_call_one_thread(benchmark, small_problem, smoke):
+    lam, steps = small_problem
+    s = fd.exponential(lr=LR, gamma=GAMMA)
+    benchmark.group = GROUP_SMALL
+    res = run_small(benchmark, lambda: fd.simulate(lam, s, steps=steps, optimizer="momentum", momentum=MOMENTUM,
+                                                   threads=1), smoke)
+    record(benchmark, impl="fastdecay-1-thread", n=lam.shape[0], steps=steps)
+    np.testing.assert_allclose(res.w[:32, 0], _reference_w(lam, "momentum", steps), rtol=1e-12)
+
+
+def test_numpy_small_call(benchmark, small_problem, smoke):
+    lam, steps = small_problem
+    benchmark.group = GROUP_SMALL
+    w = run_small(benchmark, lambda: numpy_optimizer(lam, "momentum", steps), smoke)
+    record(benchmark, impl="numpy", n=lam.shape[0], steps=steps)
+    np.testing.assert_allclose(w[:32], _reference_w(lam, "momentum", steps), rtol=1e-12)
+
+
+def test_jax_small_call(benchmark, small_problem, smoke):
+    jax = _jax()
+    lam, steps = small_problem
+    f = jax_optimizer(jax, "momentum")
+    lam_j, idx = jax.numpy.asarray(lam.ravel()), jax.numpy.arange(steps, dtype="float64")
+    key = jax.random.PRNGKey(0)
+    benchmark.group = GROUP_SMALL
+    w = run_small(benchmark, lambda: f(lam_j, idx, key).block_until_ready(), smoke)
+    record(benchmark, impl="jax", n=lam.shape[0], steps=steps)
+    np.testing.assert_allclose(np.asarray(w)[:32], _reference_w(lam, "momentum", steps), rtol=1e-12)

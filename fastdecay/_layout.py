@@ -117,4 +117,8 @@ KIND_NAMES = {
 def is_constant_zero(table):
     """Whether every row of a ``(rows, segments, WIDTH)`` table is the constant 0 (a
     momentum of 0 throughout: the momentum rules then run as plain gradient descent)."""
-    return table.shape[1] == 1 and bool((table[:, 0, KIND] == CONSTANT).all() and (table[:, 0, P0] == 0.0).all())
+    if table.shape[1] != 1:
+        return False
+    if table.shape[0] == 1:  # (one row, the usual momentum: its two numbers, without arrays)
+        return bool(table[0, 0, KIND] == CONSTANT and table[0, 0, P0] == 0.0)
+    return bool((table[:, 0, KIND] == CONSTANT).all() and (table[:, 0, P0] == 0.0).all())

@@ -20,11 +20,12 @@ Numba), so any module of the package may use it without an import circle.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import sys
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Iterable, Sequence, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, TypeVar, cast
 
 import numpy as np
 
@@ -169,6 +170,12 @@ def real_array(name: str, value: object, *, low: float | None = None, low_open: 
                high: float | None = None, high_open: bool = False, integer: bool = False) -> FloatArray:
     """``value`` (a number, a nested list, a NumPy / CuPy array or a torch tensor) as a
     read-only float64 NumPy copy, every element finite and within the bounds."""
+    if type(value) is float and value - value == 0.0 and (
+            low is None or (value > low if low_open else value >= low)) and (
+            high is None or (value < high if high_open else value <= high)) and (not integer or value == round(value)):
+        arr = np.array(value)  # (a Python float that passes, without the checks' arrays; else the message below)
+        arr.setflags(write=False)
+        return arr
     arr = np.array(real_dtype_array(name, value), dtype=np.float64)  # a copy: never aliases the caller's
     with np.errstate(invalid="ignore"):
         bad = ~np.isfinite(arr)
@@ -213,8 +220,9 @@ def broadcast(**arrays: ArrayLike) -> Shape:
         raise ValueError(f"parameter shapes do not broadcast: {shapes}") from None
 
 
+@functools.cache
 def _memory_bytes() -> int | None:
-    """Physical memory of this machine in bytes (None where the OS does not say)."""
+    """Physical memory of this machine in bytes (None where the OS does not say); asked once."""
     try:
         import os
 
@@ -226,19 +234,22 @@ def _memory_bytes() -> int | None:
 def fits_in_memory(name: str, value: object, shape: Sequence[int], itemsize: int) -> None:
     """ValueError naming ``name`` when an array of ``shape`` (the result that ``value``
     asks for) cannot be allocated: more bytes than this machine's memory."""
-    fits(shape, itemsize, asks=f"{name}={shown(value)} asks")
+    fits(shape, itemsize, asks=lambda: f"{name}={shown(value)} asks")
 
 
-def fits(shape: Sequence[int], itemsize: int, *, asks: str) -> None:
+def fits(shape: Sequence[int], itemsize: int, *, asks: str | Callable[[], str]) -> None:
     """ValueError when an array of ``shape`` cannot be allocated (more bytes than this
     machine's memory), its message starting with ``asks`` (what asks for it, by name: an
-    argument, or shapes that broadcast)."""
+    argument, or shapes that broadcast; a function of no arguments that says it, called only
+    then: a message is not made for every call that fits)."""
     elements = 1
     for n in shape:
         elements *= int(n)
     need = elements * itemsize
     have = _memory_bytes()
     if need > (have if have else 2**62):
+        if callable(asks):
+            asks = asks()
         raise ValueError(
             f"{asks} for a result of shape {tuple(shape)} ({need / 2**30:.3g} GiB); "
             f"this machine has {have / 2**30:.3g} GiB of memory" if have else

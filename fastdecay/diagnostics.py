@@ -59,7 +59,7 @@ def _out_shape(s: Schedule, *arrays: np.ndarray, names: list[str]) -> Shape:
         raise ValueError(
             f"the schedule's batch_shape {s.batch_shape} does not broadcast with {shapes}"
         ) from None
-    V.fits(shape, 32, asks=f"the schedule's batch_shape {s.batch_shape} with {shapes} asks")
+    V.fits(shape, 32, asks=lambda: f"the schedule's batch_shape {s.batch_shape} with {shapes} asks")
     return shape
 
 

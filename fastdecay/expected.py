@@ -148,7 +148,7 @@ def _row_table(x: np.ndarray, batch: tuple[int, ...], d: int) -> tuple[np.ndarra
 def _schedule_arg(name: str, value: Schedule | RealArrayLike) -> Schedule:
     if isinstance(value, Schedule):
         return value
-    return as_schedule(V.real_array(name, value, low=0.0), name)
+    return as_schedule(value, name)
 
 
 def _prepare(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, optimizer: str,
@@ -194,7 +194,7 @@ def _prepare(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, 
     d = lam.shape[-1]
     full = batch + (d,)
     # the moments E[w], E[w^2] (and the buffer's three with momentum), the curvatures laid out as them
-    V.fits(full, 8 * 6, asks=(
+    V.fits(full, 8 * 6, asks=lambda: (
         f"curvature of shape {lam.shape} with the schedule's batch_shape {lr_s.batch_shape} (weight_decay "
         f"{wd_s.batch_shape}, momentum {mom_batch}, batch_size {sizes.shape}) asks"))
     arrays = {}

@@ -541,10 +541,27 @@ Rate = Union[SupportsFloat, Schedule]
 
 
 def as_schedule(value: Schedule | RealArrayLike, name: str = "lr") -> Schedule:
-    """A Schedule as it is, or a number (or array) as ``constant``."""
+    """A Schedule as it is, or a number (or array) as ``constant``, checked finite and >= 0
+    (a ValueError naming ``name``). A Python float or int is made once a name and value and
+    kept: a call of the simulations passes a momentum, a weight decay and a beta1, mostly the
+    defaults, and a constant's table costs ~20 us to make and check (a schedule is a frozen
+    value: the kept one is the same as a new one)."""
     if isinstance(value, Schedule):
         return value
-    return constant(V.real_array(name, value, low=0.0))
+    if type(value) is not float and type(value) is not int:
+        return constant(V.real_array(name, value, low=0.0))
+    key = (name, value.hex() if type(value) is float else value)  # (a float by its bits: -0.0 is not 0.0)
+    schedule = _NUMBER_SCHEDULES.get(key)
+    if schedule is None:
+        schedule = constant(V.real_array(name, value, low=0.0))  # (a bad value raises here, and is not kept)
+        if len(_NUMBER_SCHEDULES) >= _NUMBER_SCHEDULES_MAX:
+            _NUMBER_SCHEDULES.clear()
+        _NUMBER_SCHEDULES[key] = schedule
+    return schedule
+
+
+_NUMBER_SCHEDULES: dict[tuple[str, str | int], Schedule] = {}  # ``as_schedule``'s numbers, by name and value
+_NUMBER_SCHEDULES_MAX = 256
 
 
 # ----------------------------------------------------------------------------- factories

@@ -199,6 +199,8 @@ def _as_rate(value: Any, name: str) -> _Rate:
     distinct values indexed (``_Indexed``)."""
     if isinstance(value, Schedule):
         return value
+    if type(value) is float or type(value) is int:
+        return as_schedule(value, name)  # (kept: made once a name and value)
     values = V.rates(name, value)
     if values.size >= _INDEXED_FROM:
         flat = _readonly(np.ascontiguousarray(values.reshape(-1)))
@@ -580,7 +582,7 @@ class _Plan:
 
     @property
     def n(self) -> int:
-        return int(np.prod(self.batch, dtype=np.int64))
+        return math.prod(self.batch)
 
     @property
     def on_gpu(self) -> bool:
@@ -637,7 +639,7 @@ def _plan(curvature: Any, schedule: Any, *, steps: Any, optimizer: Any, w0: Any,
     d = lam.shape[-1]
     full = batch + (d,)
     # the weights, the curvatures laid out as them, the optimizer's buffers and the result
-    V.fits(full, np.dtype(dt).itemsize * (3 + len(R.BY_NAME[optimizer].buffers)), asks=(
+    V.fits(full, np.dtype(dt).itemsize * (3 + len(R.BY_NAME[optimizer].buffers)), asks=lambda: (
         f"curvature of shape {lam.shape} with the schedule's batch_shape {lr_s.batch_shape} (weight_decay "
         f"{wd_s.batch_shape}, momentum / betas[0] {mom_s.batch_shape}) asks"))
     w0 = V.real_array("w0", w0)
@@ -652,10 +654,11 @@ def _plan(curvature: Any, schedule: Any, *, steps: Any, optimizer: Any, w0: Any,
     if dt == np.float32 and noise > float(np.finfo(np.float32).max):  # (sigma is held as the weights are)
         raise ValueError(f"noise must be within float32's range with dtype=float32, got {V.shown(noise)}")
     try:
-        np.broadcast_to(w0, full)
+        if w0.ndim:  # (a number broadcasts to any shape)
+            np.broadcast_to(w0, full)
     except ValueError:
         raise ValueError(f"w0 of shape {w0.shape} must broadcast to the trajectories' shape {full}") from None
-    n = int(np.prod(batch, dtype=np.int64))
+    n = math.prod(batch)
     if trajectory_offset + n > 2**64:
         raise ValueError(f"trajectory_offset + batch size must stay below 2**64, got {trajectory_offset!r}")
 
@@ -918,12 +921,19 @@ def _beta1_schedule(betas: Any, steps: int) -> tuple[_Rate, float]:
     return as_schedule(beta1, "betas[0]"), beta2
 
 
+_FINITE_BY_ELEMENT = 4096  # elements up to which ``_all_finite`` checks each (a temporary of 4 KB)
+
+
 def _all_finite(xp: Any, a: Any) -> bool:
-    """Whether every element of ``a`` (a NumPy or CuPy array) is finite, in one pass that
-    allocates nothing: a sum with a term that is inf or NaN is not finite, so a finite sum
-    answers; only a sum that overflows (or a non-finite term) takes the element-wise check."""
+    """Whether every element of ``a`` (a NumPy or CuPy array) is finite; beyond
+    ``_FINITE_BY_ELEMENT`` elements in one pass that allocates nothing: a sum with a term that
+    is inf or NaN is not finite, so a finite sum answers; only a sum that overflows (or a
+    non-finite term) takes the element-wise check. (A small array is checked element by
+    element at once: the floating-point state's switch costs more than its pass.)"""
     if a.size == 0:
         return True
+    if a.size <= _FINITE_BY_ELEMENT:
+        return bool(xp.isfinite(a).all())
     with np.errstate(over="ignore", invalid="ignore"):
         if bool(xp.isfinite(a.sum())):
             return True

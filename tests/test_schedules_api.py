@@ -249,6 +249,32 @@ def test_as_schedule():
         fd.schedules.as_schedule(-1.0, "weight_decay")
 
 
+@pytest.mark.parametrize("value", [0.0, -0.0, 0.9, 3, 0, 2**60, 5e-324])
+def test_as_schedule_keeps_a_number_s_constant_with_its_bits(value):
+    """A Python number is made once a name and value and kept (the simulations take a momentum,
+    a weight decay and a beta1 a call): the kept constant has the bits of ``fd.constant`` of
+    that number (-0.0 its own, not 0.0's; an int as the float it rounds to), under each name."""
+    as_schedule = fd.schedules.as_schedule
+    kept = as_schedule(value, "momentum")
+    assert as_schedule(value, "momentum") is kept
+    want = fd.constant(value).rows()
+    for got in (kept, as_schedule(value, "weight_decay")):
+        assert got.rows().tobytes() == want.tobytes()
+    assert np.signbit(kept(7)) == np.signbit(float(value))
+    if value == 0.0:  # 0.0, -0.0 and 0: each its own bits
+        other = as_schedule(-0.0 if not np.signbit(float(value)) else 0.0, "momentum")
+        assert np.signbit(other(0)) != np.signbit(kept(0))
+
+
+@pytest.mark.parametrize("value", [-1.0, float("nan"), float("inf"), -3])
+def test_as_schedule_refuses_a_bad_number_at_every_call(value):
+    for _ in range(2):  # (a refused value is not kept)
+        with pytest.raises(ValueError, match=r"^weight_decay must be"):
+            fd.schedules.as_schedule(value, "weight_decay")
+    with pytest.raises(ValueError, match=r"^momentum must be"):
+        fd.simulate([1.0], 0.1, steps=1, optimizer="momentum", momentum=value)
+
+
 # ----------------------------------------------------------------------------- bad input
 
 BAD = [

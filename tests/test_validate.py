@@ -304,3 +304,18 @@ def test_ml_dtypes_bfloat16_arrays_are_read_as_numbers():
     lam = np.array([[0.5, 1.5]], dtype=ml_dtypes.bfloat16)
     np.testing.assert_array_equal(V.real_array("curvature", lam), [[0.5, 1.5]])
     np.testing.assert_array_equal(fd.simulate(lam, 0.1, steps=5).w, fd.simulate(lam.astype(np.float64), 0.1, steps=5).w)
+
+
+def test_fits_makes_its_message_only_for_a_result_that_does_not_fit():
+    """``fits`` takes the text of what asks as a function too, called only to refuse (the
+    simulations check every call's arrays: a message made for each would be most of a small
+    call's checks)."""
+    def never():
+        raise AssertionError("the message of a result that fits was made")
+
+    V.fits((1000, 1000), 8, asks=never)
+    V.fits_in_memory("steps", 10, (10, 3), 8)
+    with pytest.raises(ValueError, match=r"^curvature of shape \(2,\) asks for a result of shape \(1048576, 1048576, 1048576\)"):
+        V.fits((2**20,) * 3, 8, asks=lambda: "curvature of shape (2,) asks")
+    with pytest.raises(ValueError, match=r"^steps=1099511627776 asks for a result of shape"):
+        V.fits_in_memory("steps", 2**40, (2**40, 2**30), 8)
