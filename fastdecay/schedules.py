@@ -550,8 +550,7 @@ def as_schedule(value: Schedule | RealArrayLike, name: str = "lr") -> Schedule:
         return value
     if type(value) is not float and type(value) is not int:
         return constant(V.real_array(name, value, low=0.0))
-    number = cast("float | int", value)
-    key = (name, number.hex() if isinstance(number, float) else number)  # (a float by its bits: -0.0 is not 0.0)
+    key = (name, value.hex() if isinstance(value, float) else value)  # (a float by its bits: -0.0 is not 0.0)
     schedule = _NUMBER_SCHEDULES.get(key)
     if schedule is None:
         schedule = constant(V.real_array(name, value, low=0.0))  # (a bad value raises here, and is not kept)
