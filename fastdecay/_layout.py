@@ -74,6 +74,8 @@ Everything above is written twice, deliberately and only here: in Numba
 are tested against the plain-NumPy closed forms in ``fastdecay.reference``.
 """
 
+import numpy as np
+
 WIDTH = 9
 
 # columns
@@ -122,3 +124,108 @@ def is_constant_zero(table):
     if table.shape[0] == 1:  # (one row, the usual momentum: its two numbers, without arrays)
         return bool(table[0, 0, KIND] == CONSTANT and table[0, 0, P0] == 0.0)
     return bool((table[:, 0, KIND] == CONSTANT).all() and (table[:, 0, P0] == 0.0).all())
+
+
+# What a primitive's parameters p0 .. p5 may be, as every factory makes them (a table from
+# elsewhere, a checkpoint's or ``fd.Schedule``'s, is held to it: ``table_problem``): ">= 0" a
+# rate, a factor or a power; "> 0" a length; "flag" 0 or 1; ">= 1" a cycle's growth; "" any
+# finite number (unused). Every parameter is finite.
+_PARAMETERS = {
+    CONSTANT: (">= 0", "", "", "", "", ""),
+    EXPONENTIAL: (">= 0", ">= 0", "> 0", "flag", "", ""),
+    INVERSE_TIME: (">= 0", ">= 0", "> 0", "flag", "", ""),  # (power -1: constant_shrinkage's lr * (1 + k e))
+    POLYNOMIAL: (">= 0", "> 0", ">= 0", ">= 0", "flag", ""),
+    COSINE: (">= 0", "> 0", ">= 0", "", "", ""),
+    COSINE_RESTARTS: (">= 0", "> 0", ">= 1", ">= 0", ">= 0", ">= 0"),
+    CYCLIC: (">= 0", ">= 0", "> 0", ">= 0", ">= 0", ">= 0"),
+    ONE_MINUS_POWER: (">= 0", "> 0", ">= 0", ">= 0", "", ""),
+    COSINE_POWER: (">= 0", "> 0", ">= 0", ">= 0", ">= 0", ""),
+    TABULATED: ("", "", "", "", "", ""),  # (its pointer and count: checked as pointers)
+    PRODUCT: ("", "", "", "", "", ""),
+    DATA: (">= 0", ">= 0", ">= 0", ">= 0", ">= 0", ">= 0"),  # table values: rates
+}
+_HOLDS = {">= 0": lambda x: x >= 0.0, "> 0": lambda x: x > 0.0, ">= 1": lambda x: x >= 1.0,
+          "flag": lambda x: (x == 0.0) | (x == 1.0)}
+
+
+def table_problem(table):
+    """What makes ``table`` (``(rows, segments, WIDTH)``) other than a table the factories
+    make, in words (the first row and segment found), or None: a segment's kind that is no
+    primitive; a first segment that does not start at 0, starts that fall; a parameter that is
+    not finite or not of its kind (a negative rate or factor, a length that is not positive,
+    a staircase or cycle flag that is not 0 or 1); a TABULATED or PRODUCT segment (or factor)
+    whose rows are not its own side rows of the right kind (the kernels follow these pointers
+    without a check). NumPy over the whole table, a few passes (a check of what the kernels
+    will read; the factories' tables pass it by construction)."""
+    rows, segments, width = table.shape
+    if width != WIDTH or segments == 0:
+        return f"a table of rows of {WIDTH} numbers with at least one segment, got shape {table.shape}"
+    if rows == 0:
+        return None
+    start, kind = table[..., START], table[..., KIND]
+    side = np.isnan(start)
+    used = ~side & (start != np.inf)  # segments (the +inf padding is never read)
+
+    def row_of(mask):
+        """The first (row, segment) where ``mask`` holds."""
+        return np.argwhere(mask)[0]
+
+    def where(r, k):
+        return f"row {r}, segment {k}" if rows > 1 else f"segment {k}"
+
+    bad = ~(start[:, 0] == 0.0)
+    if bad.any():
+        r = int(np.argmax(bad))
+        return f"the first segment of every row must start at 0, got {float(start[r, 0])!r} ({where(r, 0)})"
+    # starts of a row's segments never fall (up to its first padding or side row)
+    prefix = np.logical_and.accumulate(used, axis=1)
+    falls = prefix[:, 1:] & (start[:, 1:] < start[:, :-1])
+    if falls.any():
+        r, k = row_of(falls)
+        return (f"segment starts must not fall, got {float(start[r, k + 1])!r} after {float(start[r, k])!r} "
+                f"({where(r, k + 1)})")
+    # every kind read: a primitive in a segment; a primitive but PRODUCT, or DATA, in a side row
+    primitive = np.isin(kind, list(KIND_NAMES))
+    factor = side & primitive & (kind != PRODUCT)
+    data = side & (kind == DATA)
+    if (used & ~primitive).any():
+        r, k = row_of(used & ~primitive)
+        return f"kind {float(kind[r, k])!r} is not a primitive's code ({where(r, k)})"
+    if (side & ~factor & ~data).any():
+        r, k = row_of(side & ~factor & ~data)
+        return (f"a side row must hold a table's values (kind {DATA}) or a product's factor (a primitive but "
+                f"{PRODUCT}), got kind {float(kind[r, k])!r} ({where(r, k)})")
+    read = used | side
+    params = table[..., P0:]
+    bad = read[..., None] & ~np.isfinite(params)
+    if bad.any():
+        r, k, j = np.argwhere(bad)[0]
+        return f"parameter p{j} must be finite, got {float(params[r, k, j])!r} ({where(r, k)})"
+    for code, rules in _PARAMETERS.items():
+        of_kind = read & (kind == code)
+        if not of_kind.any():
+            continue
+        for j, rule in enumerate(rules):
+            if rule and not _HOLDS[rule](params[..., j][of_kind]).all():
+                r, k = row_of(of_kind & ~_HOLDS[rule](params[..., j]))
+                name = "table value" if code == DATA else f"parameter p{j} of kind {KIND_NAMES[code]}"
+                return f"{name} must be {rule}, got {float(params[r, k, j])!r} ({where(r, k)})"
+    # pointers: a TABULATED segment or factor at its data rows, a PRODUCT segment at its factor rows
+    for code, count_of, target, what in ((TABULATED, lambda n: np.ceil(n / VALUES_PER_ROW), data, "data"),
+                                         (PRODUCT, lambda n: n, factor, "factor")):
+        r, k = np.nonzero(read & (kind == code))
+        if r.size == 0:
+            continue
+        first, n = params[r, k, 0], params[r, k, 1]
+        whole = (first == np.floor(first)) & (n == np.floor(n)) & (n >= 1.0) & (first >= 0.0)
+        count = np.where(whole, count_of(n), 0.0)
+        inside = whole & (first + count <= segments)
+        begin = np.where(inside, first, 0.0).astype(np.int64)
+        stop = begin + np.where(inside, count, 0.0).astype(np.int64)
+        runs = np.concatenate([np.zeros((rows, 1), np.int64), np.cumsum(target, axis=1)], axis=1)
+        fine = inside & (runs[r, stop] - runs[r, begin] == stop - begin)
+        if not fine.all():
+            i = int(np.argmin(fine))
+            return (f"a {KIND_NAMES[code]} segment must point at {what} rows among its own row's side rows, got "
+                    f"first row {float(first[i])!r} and count {float(n[i])!r} ({where(int(r[i]), int(k[i]))})")
+    return None

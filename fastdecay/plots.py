@@ -105,7 +105,7 @@ def _labelled(schedules: Schedules, labels: Iterable[str] | None = None) -> list
         if schedules.batch_shape == ():
             items: list[tuple[str, Any]] = [(repr(schedules), schedules)]
         else:
-            flat = S.Schedule(schedules.rows(), schedules.kind)
+            flat = S.Schedule._made(schedules.rows(), schedules.kind)
             items = [(f"{schedules.kind}[{i}]", flat[i]) for i in range(flat.size)]
     elif isinstance(schedules, dict):
         items = list(schedules.items())

@@ -225,6 +225,27 @@ class Schedule(V.ScheduleBase):
     _hash: int  # (set at the first hash)
 
     def __init__(self, segments: ArrayLike, kind: str, params: Mapping[str, Any] | None = None) -> None:
+        """A schedule of the packed table ``segments`` (``fastdecay._layout``), named ``kind``,
+        with the factory arguments ``params``: a table made elsewhere (a checkpoint's, one
+        built by hand) is checked as the kernels will read it (``_layout.table_problem``: the
+        kinds, the parameters' signs and the side rows' pointers), a ValueError naming what is
+        wrong; the factories' own tables are not checked again."""
+        if not isinstance(kind, str):
+            raise TypeError(f"kind must be a string, got {V.shown(kind)}")
+        self._hold(segments, kind, params)
+        problem = L.table_problem(self._rows)
+        if problem is not None:
+            raise ValueError(f"segments must be a schedule's table: {problem}")
+
+    @classmethod
+    def _made(cls, segments: ArrayLike, kind: str, params: Mapping[str, Any] | None = None) -> Schedule:
+        """The schedule of a table a factory (or an operation on schedules) made: held
+        without ``table_problem``'s check (a table of 200,000 rows costs ~13 ms to check)."""
+        schedule = cls.__new__(cls)
+        schedule._hold(segments, kind, params)
+        return schedule
+
+    def _hold(self, segments: ArrayLike, kind: str, params: Mapping[str, Any] | None) -> None:
         table = np.ascontiguousarray(segments, dtype=np.float64)
         if table.ndim < 2 or table.shape[-1] != L.WIDTH:
             raise ValueError(f"segments must have shape batch_shape + (n_segments, {L.WIDTH}), got {table.shape}")
@@ -341,7 +362,7 @@ class Schedule(V.ScheduleBase):
             # half_life, .momentum and the other readers of params work on s[i] too
             params = {k: np.broadcast_to(v, self.batch_shape)[index] if isinstance(v, np.ndarray) and v.ndim else v
                       for k, v in self._params.items()}
-        return Schedule(sub, self._kind, params)
+        return Schedule._made(sub, self._kind, params)
 
     def call_shape(self, steps_shape: Sequence[int]) -> Shape:
         """Shape of ``s(t)`` for steps of ``steps_shape``, or ValueError naming ``t``."""
@@ -574,7 +595,7 @@ def constant(lr: RealArrayLike) -> Schedule:
     0.1
     """
     lr = V.rates("lr", lr)
-    return Schedule(_pack((0.0, 0.0, L.CONSTANT, lr)), "constant", {"lr": lr})
+    return Schedule._made(_pack((0.0, 0.0, L.CONSTANT, lr)), "constant", {"lr": lr})
 
 
 def step(lr: RealArrayLike, gamma: RealArrayLike, period: RealArrayLike) -> Schedule:
@@ -588,7 +609,7 @@ def step(lr: RealArrayLike, gamma: RealArrayLike, period: RealArrayLike) -> Sche
     lr, gamma, period = V.rates("lr", lr), V.real_array("gamma", gamma, low=0.0, low_open=True), V.durations("period", period)
     V.broadcast(lr=lr, gamma=gamma, period=period)
     table = _pack((0.0, 0.0, L.EXPONENTIAL, lr, gamma, period, 1.0))
-    return Schedule(table, "step", {"lr": lr, "gamma": gamma, "period": period})
+    return Schedule._made(table, "step", {"lr": lr, "gamma": gamma, "period": period})
 
 
 def multistep(lr: RealArrayLike, gamma: RealArrayLike, milestones: Sequence[SupportsFloat] | np.ndarray) -> Schedule:
@@ -604,7 +625,7 @@ def multistep(lr: RealArrayLike, gamma: RealArrayLike, milestones: Sequence[Supp
     milestones = V.step_sequence("milestones", milestones, strict=False, sort=True)
     segments = [(0.0, 0.0, L.CONSTANT, lr)]
     segments += [(m, 0.0, L.CONSTANT, lr * gamma ** (k + 1)) for k, m in enumerate(milestones)]
-    return Schedule(_normalise(_pack(*segments)), "multistep", {"lr": lr, "gamma": gamma, "milestones": milestones})
+    return Schedule._made(_normalise(_pack(*segments)), "multistep", {"lr": lr, "gamma": gamma, "milestones": milestones})
 
 
 def exponential(lr: RealArrayLike, *, gamma: RealArrayLike | None = None, rate: RealArrayLike | None = None,
@@ -655,7 +676,7 @@ def exponential(lr: RealArrayLike, *, gamma: RealArrayLike | None = None, rate: 
         V.broadcast(lr=lr, gamma=gamma, decay_steps=decay_steps, end_lr=end_lr)
         segments.append((_exponential_crossing(lr, gamma, decay_steps, stair, end_lr), 0.0, L.CONSTANT, end_lr))
         params["end_lr"] = end_lr
-    return Schedule(_normalise(_pack(*segments)), "exponential", params)
+    return Schedule._made(_normalise(_pack(*segments)), "exponential", params)
 
 
 def _exponential_crossing(lr: ArrayLike, gamma: ArrayLike, decay_steps: ArrayLike, staircase: bool, end_lr: ArrayLike
@@ -707,7 +728,7 @@ def inverse_time(lr: RealArrayLike, rate: RealArrayLike, *, decay_steps: RealArr
     V.broadcast(lr=lr, rate=rate, decay_steps=decay_steps)
     table = _pack((0.0, 0.0, L.INVERSE_TIME, lr, rate, decay_steps, stair, 1.0))
     params = {"lr": lr, "rate": rate, "decay_steps": decay_steps, "staircase": bool(stair)}
-    return Schedule(table, "inverse_time", params)
+    return Schedule._made(table, "inverse_time", params)
 
 
 def polynomial(lr: RealArrayLike, total_steps: RealArrayLike, *, power: RealArrayLike = 1.0, end_lr: RealArrayLike = 0.0,
@@ -727,7 +748,7 @@ def polynomial(lr: RealArrayLike, total_steps: RealArrayLike, *, power: RealArra
     V.broadcast(lr=lr, total_steps=T, power=power, end_lr=end_lr)
     table = _pack((0.0, 0.0, L.POLYNOMIAL, lr, T, power, end_lr, cyc))
     params = {"lr": lr, "total_steps": T, "power": power, "end_lr": end_lr, "cycle": bool(cyc)}
-    return Schedule(table, "polynomial", params)
+    return Schedule._made(table, "polynomial", params)
 
 
 def cosine(lr: RealArrayLike, total_steps: RealArrayLike, *, min_lr: RealArrayLike = 0.0,
@@ -752,9 +773,9 @@ def cosine(lr: RealArrayLike, total_steps: RealArrayLike, *, min_lr: RealArrayLi
     V.broadcast(lr=lr, total_steps=T, min_lr=min_lr, num_cycles=cycles, exponent=power)
     params = {"lr": lr, "total_steps": T, "min_lr": min_lr}
     if np.all(cycles == 0.5) and np.all(power == 1.0):
-        return Schedule(_pack((0.0, 0.0, L.COSINE, lr, T, min_lr)), "cosine", params)
+        return Schedule._made(_pack((0.0, 0.0, L.COSINE, lr, T, min_lr)), "cosine", params)
     params.update(num_cycles=cycles, exponent=power)
-    return Schedule(_pack((0.0, 0.0, L.COSINE_POWER, lr, T, min_lr, 2.0 * cycles, power)), "cosine", params)
+    return Schedule._made(_pack((0.0, 0.0, L.COSINE_POWER, lr, T, min_lr, 2.0 * cycles, power)), "cosine", params)
 
 
 def cosine_restarts(lr: RealArrayLike, period: RealArrayLike, *, period_mult: RealArrayLike = 1,
@@ -798,7 +819,7 @@ def cosine_restarts(lr: RealArrayLike, period: RealArrayLike, *, period_mult: Re
             start = np.where(mult == 1.0, period * float(limit), period * (mult ** float(limit) - 1.0) / (mult - 1.0))
         segments.append((np.minimum(np.ceil(start), np.finfo(np.float64).max), 0.0, L.CONSTANT, min_lr))
         params["cycle_limit"] = limit
-    return Schedule(_normalise(_pack(*segments)), "cosine_restarts", params)
+    return Schedule._made(_normalise(_pack(*segments)), "cosine_restarts", params)
 
 
 def linear(start_lr: RealArrayLike, end_lr: RealArrayLike, total_steps: RealArrayLike) -> Schedule:
@@ -812,7 +833,7 @@ def linear(start_lr: RealArrayLike, end_lr: RealArrayLike, total_steps: RealArra
     start_lr, end_lr, T = V.rates("start_lr", start_lr), V.rates("end_lr", end_lr), V.durations("total_steps", total_steps)
     V.broadcast(start_lr=start_lr, end_lr=end_lr, total_steps=T)
     table = _pack((0.0, 0.0, L.POLYNOMIAL, start_lr, T, 1.0, end_lr, 0.0))
-    return Schedule(table, "linear", {"start_lr": start_lr, "end_lr": end_lr, "total_steps": T})
+    return Schedule._made(table, "linear", {"start_lr": start_lr, "end_lr": end_lr, "total_steps": T})
 
 
 def piecewise(boundaries: Sequence[SupportsFloat] | np.ndarray, values: Sequence[RealArrayLike] | np.ndarray, *,
@@ -845,7 +866,7 @@ def piecewise(boundaries: Sequence[SupportsFloat] | np.ndarray, values: Sequence
     params = {"boundaries": b, "values": vals}
     if closed == "right":
         params["closed"] = closed
-    return Schedule(table, "piecewise", params)
+    return Schedule._made(table, "piecewise", params)
 
 
 _WARMUP_SHAPES = ("linear", "cosine", "exponential")
@@ -906,7 +927,7 @@ def warmup(schedule: Schedule, steps: int, *, start_lr: RealArrayLike = 0.0, sha
         rest[..., L.START] = np.where(rest[..., L.START] < count, float(count), rest[..., L.START])
         params["prefix"] = False
     table = _normalise(_concat([_pack(ramp), rest]))
-    return Schedule(table, "warmup", params)
+    return Schedule._made(table, "warmup", params)
 
 
 def join(schedules: Sequence[Schedule], boundaries: Sequence[SupportsFloat] | np.ndarray) -> Schedule:
@@ -934,7 +955,7 @@ def join(schedules: Sequence[Schedule], boundaries: Sequence[SupportsFloat] | np
         part[..., L.START] = np.where(part[..., L.START] >= ends[k], np.inf, part[..., L.START])
         parts.append(part)
     table = _normalise(_concat(parts))
-    return Schedule(table, "join", {"schedules": schedules, "boundaries": b})
+    return Schedule._made(table, "join", {"schedules": schedules, "boundaries": b})
 
 
 _ANNEAL_STRATEGIES = ("cos", "linear")
@@ -999,7 +1020,7 @@ def one_cycle(max_lr: RealArrayLike, total_steps: RealArrayLike, *, pct_start: R
         params["three_phase"] = True
     if np.any(base_m != 0.85) or np.any(max_m != 0.95):
         params.update(base_momentum=base_m, max_momentum=max_m)
-    return Schedule(_batch_of(shape, _phases(ends, levels, anneal_strategy)), "one_cycle", params)
+    return Schedule._made(_batch_of(shape, _phases(ends, levels, anneal_strategy)), "one_cycle", params)
 
 
 def _batch_of(shape: Shape, table: FloatArray) -> FloatArray:
@@ -1046,7 +1067,7 @@ def _one_cycle_momentum(max_lr: FloatArray, total_steps: FloatArray, pct_start: 
         params["anneal_strategy"] = anneal_strategy
     if three_phase:
         params["three_phase"] = True
-    return Schedule(table, "one_cycle_momentum", params)
+    return Schedule._made(table, "one_cycle_momentum", params)
 
 
 CYCLIC_MODES = ("triangular", "triangular2", "exp_range")
@@ -1082,7 +1103,7 @@ def cyclic(base_lr: RealArrayLike, max_lr: RealArrayLike, step_size_up: RealArra
         params["gamma"] = gamma
     if np.any(base_m != 0.8) or np.any(max_m != 0.9):
         params.update(base_momentum=base_m, max_momentum=max_m)
-    return Schedule(_batch_of(shape, _triangle(base_lr, max_lr, up, down, mode, gamma)), "cyclic", params)
+    return Schedule._made(_batch_of(shape, _triangle(base_lr, max_lr, up, down, mode, gamma)), "cyclic", params)
 
 
 def _triangle(low: ArrayLike, high: ArrayLike, up: ArrayLike, down: ArrayLike, mode: str, gamma: FloatArray
@@ -1101,7 +1122,7 @@ def _cyclic_momentum(base_lr: FloatArray, max_lr: FloatArray, step_size_up: Floa
               "base_momentum": base_momentum, "max_momentum": max_momentum}
     if mode == "exp_range":
         params["gamma"] = gamma
-    return Schedule(table, "cyclic_momentum", params)
+    return Schedule._made(table, "cyclic_momentum", params)
 
 
 def inverse_sqrt(lr: RealArrayLike, warmup_steps: RealArrayLike, *, start_lr: RealArrayLike = 0.0,
@@ -1129,7 +1150,7 @@ def inverse_sqrt(lr: RealArrayLike, warmup_steps: RealArrayLike, *, start_lr: Re
     params = {"lr": lr, "warmup_steps": W, "start_lr": start_lr}
     if timescale is not None:
         params["timescale"] = scale
-    return Schedule(table, "inverse_sqrt", params)
+    return Schedule._made(table, "inverse_sqrt", params)
 
 
 WSD_DECAYS = ("linear", "cosine", "1-sqrt")
@@ -1186,7 +1207,7 @@ def wsd(lr: RealArrayLike, total_steps: RealArrayLike, *, warmup_steps: RealArra
     }
     if warmup_shape != "linear":
         params["warmup_shape"] = warmup_shape
-    return Schedule(_normalise(table), "wsd", params)
+    return Schedule._made(_normalise(table), "wsd", params)
 
 
 def stack(schedules: Sequence[Schedule]) -> Schedule:
@@ -1200,7 +1221,7 @@ def stack(schedules: Sequence[Schedule]) -> Schedule:
     batch = V.broadcast(**{f"schedules[{k}]": np.empty(s.batch_shape) for k, s in enumerate(schedules)})
     n = max(s.segments.shape[-2] for s in schedules)
     tables = [_pad_segments(np.broadcast_to(s.segments, batch + s.segments.shape[-2:]), n) for s in schedules]
-    return Schedule(np.stack(tables), "stack", {"schedules": schedules})
+    return Schedule._made(np.stack(tables), "stack", {"schedules": schedules})
 
 
 def tabulated(values: RealArrayLike) -> Schedule:
@@ -1238,7 +1259,7 @@ def tabulated(values: RealArrayLike) -> Schedule:
     if rest:
         table[..., -1, L.P0 : L.P0 + rest] = v[..., full * L.VALUES_PER_ROW :]
         table[..., -1, L.P0 + rest :] = v[..., -1:]
-    return Schedule(table, "tabulated", {"values": v})
+    return Schedule._made(table, "tabulated", {"values": v})
 
 
 def from_function(f: Callable[[int], RealArrayLike], steps: int) -> Schedule:
@@ -1273,7 +1294,7 @@ def from_function(f: Callable[[int], RealArrayLike], steps: int) -> Schedule:
         t = next(t for t, r in enumerate(rates) if np.shape(r) != first)
         raise ValueError(f"f must return rates of one shape at every step, got shape {first} at step 0 and "
                          f"{np.shape(rates[t])} at step {t}") from None
-    return Schedule(tabulated(v).segments, "tabulated", {"values": v, "function": f})
+    return Schedule._made(tabulated(v).segments, "tabulated", {"values": v, "function": f})
 
 
 def product(*schedules: Schedule | RealArrayLike | Sequence[Schedule | RealArrayLike]) -> Schedule:
@@ -1309,7 +1330,7 @@ def product(*schedules: Schedule | RealArrayLike | Sequence[Schedule | RealArray
     ]
     n = max((r.shape[0] for r in rows), default=1)  # (an empty batch: no rows)
     table = (np.stack([_pad_segments(r, n) for r in rows]) if rows else np.zeros((0, n, L.WIDTH)))
-    return Schedule(table.reshape(batch + (n, L.WIDTH)), "product", {"schedules": factors})
+    return Schedule._made(table.reshape(batch + (n, L.WIDTH)), "product", {"schedules": factors})
 
 
 def _rate_like(value: object) -> bool:
@@ -1404,7 +1425,7 @@ def constant_shrinkage(lr: Schedule | RealArrayLike, weight_decay: RealArrayLike
                             _exponential_crossing(p["lr"], p["gamma"], per, stair, _SMALLEST_NORMAL), np.inf)
             table = _normalise(_pack((0.0, 0.0, L.EXPONENTIAL, w, 1.0 / p["gamma"], per, 1.0 if stair else 0.0),
                                      (gone, 0.0, L.CONSTANT, 0.0)))
-            return Schedule(table, "constant_shrinkage", {"lr": lr, "weight_decay": wd, "reference_lr": ref})
+            return Schedule._made(table, "constant_shrinkage", {"lr": lr, "weight_decay": wd, "reference_lr": ref})
         if lr.kind == "multistep":
             milestones = p["milestones"]
             drops = np.arange(len(milestones) + 1).reshape((-1,) + (1,) * np.ndim(p["gamma"]))
@@ -1418,7 +1439,7 @@ def constant_shrinkage(lr: Schedule | RealArrayLike, weight_decay: RealArrayLike
             return piecewise(milestones, list(levels))
         stair = 1.0 if p["staircase"] else 0.0
         table = _pack((0.0, 0.0, L.INVERSE_TIME, w, np.asarray(p["rate"]), np.asarray(p["decay_steps"]), stair, -1.0))
-        return Schedule(table, "constant_shrinkage", {"lr": lr, "weight_decay": wd, "reference_lr": ref})
+        return Schedule._made(table, "constant_shrinkage", {"lr": lr, "weight_decay": wd, "reference_lr": ref})
     if lr.kind == "piecewise":
         values = p["values"]
         if any(np.any(np.asarray(v) <= 0) for v in values):
@@ -1446,7 +1467,7 @@ def constant_shrinkage(lr: Schedule | RealArrayLike, weight_decay: RealArrayLike
     table[..., L.KIND] = L.CONSTANT
     table[..., L.P0] = lam[..., starts]
     params = {"lr": lr, "weight_decay": wd, "reference_lr": ref[..., 0], "total_steps": n}
-    return Schedule(table, "constant_shrinkage", params)
+    return Schedule._made(table, "constant_shrinkage", params)
 
 
 # ----------------------------------------------------------------------------- relating schedules

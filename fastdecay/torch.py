@@ -417,7 +417,11 @@ def _decode_schedule(encoding: Any, where: str) -> Schedule:
         raise ValueError(f"{where}['segments'] must be a schedule's segment table (rows of {_LAYOUT_WIDTH} numbers, "
                          f"no NaN but in the start column), got {V.shown(segments)}")
     params = {key: _from_plain(v) for key, v in (params or {}).items()}
-    return Schedule(table, kind, params)
+    try:
+        # (checked as the kernels will read it: a damaged table, its pointers, kinds or signs)
+        return Schedule(table, kind, params)
+    except ValueError as err:
+        raise ValueError(f"{where}['segments']: {err}") from None
 
 
 def _is_schedule_member(value: object) -> bool:
@@ -745,6 +749,11 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
             new_counts = _new_counts(len(fresh))
             for j, k in enumerate(fresh):
                 had = states[k]
+                if had is not None and "step" not in had and _updated(had):
+                    # buffers without a step count (set by hand, or torch's SGD's state, which keeps
+                    # none): one update, as ``load_state_dict`` counts them, not a first step that
+                    # would replace them
+                    had = dict(had, step=torch.tensor(1.0, dtype=_scalar_dtype()))
                 if had is not None and "step" in had and any(n in names and n not in had for n in self._STARTED):
                     late.add(k)
                 states[k] = self._state_for(params[k], group, names, had, new_state, new_counts[j])
@@ -1038,9 +1047,15 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
             if not _whole_count(step):
                 raise ValueError(f"{where}['step'] must be a whole number of steps from 0 to 2**53, got {step!r}")
         else:
-            step = 1.0 if any(isinstance(v, torch.Tensor) for v in state.values()) else 0.0
+            step = 1.0 if _updated(state) else 0.0
         state["step"] = torch.tensor(step, dtype=_scalar_dtype())
         return state
+
+
+def _updated(state: dict[str, Any]) -> bool:
+    """Whether a parameter's state without a step count has had an update: it holds a buffer
+    (torch's SGD keeps no count, and None for a momentum buffer it has not made yet)."""
+    return any(isinstance(v, torch.Tensor) for v in state.values())
 
 
 class SGD(_Fused):

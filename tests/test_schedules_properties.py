@@ -250,3 +250,14 @@ def test_evaluation_order_does_not_matter(s, seed):
     backwards = [s(int(t)) for t in steps[::-1]]
     np.testing.assert_array_equal(np.array(backwards)[::-1], forward)
     np.testing.assert_array_equal(s.table(steps), forward)
+
+
+@SETTINGS
+@given(s=any_schedule(), batch=st.booleans())
+def test_every_schedule_s_table_is_one_the_constructor_accepts(s, batch):
+    """``fd.Schedule`` checks a table made elsewhere (``_layout.table_problem``: kinds,
+    parameters' signs, side rows' pointers); whatever the factories and their compositions
+    make passes it, alone and stacked, and comes back equal."""
+    if batch:
+        s = fd.stack([s, fd.tabulated([0.3, 0.2]) * s, fd.constant(0.0)])
+    assert fd.Schedule(s.segments, s.kind, s.params) == s

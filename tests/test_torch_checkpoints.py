@@ -79,6 +79,7 @@ def _all_kinds():
         fd.cyclic(0.01, 0.1, 10, mode="triangular2"), fd.inverse_sqrt(0.1, 10), fd.wsd(0.1, 100, warmup_steps=10),
         fd.constant_shrinkage(fd.cosine(1.0, 4), 0.1, total_steps=4),
         fd.constant_shrinkage(fd.exponential(0.1, gamma=0.5), 0.01),
+        fd.constant_shrinkage(fd.inverse_time(0.1, 0.5, staircase=True), 0.01),
         fd.tabulated(np.linspace(0.1, 0.0, 40)), WARMUP_COSINE * fd.step(1.0, 0.5, 30) * 0.5,
     ]
 
@@ -278,6 +279,92 @@ def test_a_bad_checkpoint_is_refused_before_anything_changes():
     damaged["segments"][1, 4] = float("nan")
     refused(lambda sd: sd["param_groups"][1]["schedules"].update(lr=damaged), ValueError,
             r"state_dict\['param_groups'\]\[1\]\['schedules'\]\['lr'\]\['segments'\] must be a schedule's")
+
+
+def _damaged_tables():
+    """(name, schedule, edit of its encoded segments, what the refusal says): tables no factory
+    makes, each of which the kernels would read out of bounds, as a rate below 0 or as NaN."""
+    tab = fd.tabulated([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8])  # two data rows after its segment
+    prod = fd.cosine(1.0, 100) * fd.tabulated([0.1, 0.2])  # a product segment, its factors, a data row
+
+    def put(*index_value):
+        def edit(segments):
+            for index, value in zip(index_value[::2], index_value[1::2]):
+                segments[index] = value
+        return edit
+
+    return [
+        ("pointer-far-out", tab, put((0, 3), 1e8), "tabulated segment must point at data rows"),
+        ("pointer-one-past", tab, put((0, 3), 2.0), "tabulated segment must point at data rows"),
+        ("pointer-at-itself", tab, put((0, 3), 0.0), "tabulated segment must point at data rows"),
+        ("pointer-fraction", tab, put((0, 3), 1.5), "tabulated segment must point at data rows"),
+        ("count-too-large", tab, put((0, 4), 13.0), "tabulated segment must point at data rows"),
+        ("count-zero", tab, put((0, 4), 0.0), "tabulated segment must point at data rows"),
+        ("factor-past-end", prod, put((0, 4), 9.0), "product segment must point at factor rows"),
+        ("factor-a-data-row", prod, put((0, 3), 3.0), "product segment must point at factor rows"),
+        ("negative-lr", fd.cosine(0.1, 100), put((0, 3), -0.1), r"parameter p0 of kind cosine must be >= 0, got -0\.1"),
+        ("negative-table-value", tab, put((1, 5), -0.3), r"table value must be >= 0, got -0\.3"),
+        ("zero-period", fd.step(0.1, 0.5, 10), put((0, 5), 0.0), "parameter p2 of kind exponential must be > 0"),
+        ("staircase-flag", fd.step(0.1, 0.5, 10), put((0, 6), 0.5), "parameter p3 of kind exponential must be flag"),
+        ("infinite-parameter", fd.cosine(0.1, 100), put((0, 4), float("inf")), "parameter p1 must be finite"),
+        ("unknown-kind", fd.cosine(0.1, 100), put((0, 2), 99.0), r"kind 99\.0 is not a primitive's code"),
+        ("data-as-segment", fd.cosine(0.1, 100), put((0, 2), 10.0), r"kind 10\.0 is not a primitive's code"),
+        ("first-start", fd.cosine(0.1, 100), put((0, 0), 5.0), "first segment of every row must start at 0"),
+        ("falling-starts", fd.multistep(0.1, 0.5, [3, 7]), put((2, 0), 1.0), "segment starts must not fall"),
+    ]
+
+
+@pytest.mark.parametrize("name, schedule, edit, says", _damaged_tables(), ids=[d[0] for d in _damaged_tables()])
+def test_a_checkpoint_schedule_the_kernels_cannot_read_is_refused_at_load(name, schedule, edit, says, tmp_path):
+    """A checkpoint (read with ``weights_only=True``) whose schedule table no factory makes is
+    refused by ``load_state_dict``, naming it, with the optimizer unchanged; before, a pointer
+    out of range crashed the process at the next step, a negated rate moved the weights uphill
+    and an unknown kind made them NaN."""
+    w = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
+    saved = SGD([w], lr=schedule, momentum=0.9).state_dict()
+    edit(saved["param_groups"][0]["schedules"]["lr"]["segments"])
+    bad = _save_load(saved, tmp_path / "bad.pt")
+    w2 = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
+    opt = SGD([w2], lr=0.1, momentum=0.9)
+    with pytest.raises(ValueError, match=r"^state_dict\['param_groups'\]\[0\]\['schedules'\]\['lr'\]\['segments'\]: "
+                       r"segments must be a schedule's table: .*" + says):
+        opt.load_state_dict(bad)
+    assert opt.param_groups[0]["lr"] == 0.1 and not opt.state
+    with pytest.raises(ValueError, match="segments must be a schedule's table: .*" + says):  # the public constructor
+        fd.Schedule(bad["param_groups"][0]["schedules"]["lr"]["segments"].numpy(), schedule.kind)
+
+
+@pytest.mark.parametrize("schedule", _all_kinds(), ids=lambda s: s.kind)
+def test_every_factory_s_table_is_one_the_constructor_accepts(schedule):
+    made = fd.Schedule(schedule.segments, schedule.kind, schedule.params)
+    assert made == schedule and np.array_equal(made.table(300), schedule.table(300))
+    batch = fd.stack([schedule, fd.tabulated([0.3, 0.2, 0.1]) * schedule, fd.constant(0.0)])
+    assert fd.Schedule(batch.segments, "stack") == batch
+
+
+def test_a_momentum_buffer_without_a_step_count_is_one_update_as_torch_keeps_it():
+    """A state with a momentum buffer and no step count (set by hand; torch's SGD keeps none)
+    is a parameter updated once: the live optimizer carries the buffer on as torch does and as
+    the same state loaded does (it was replaced by the gradient, as at a first step)."""
+    def step_from(kind):
+        w = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
+        opt = (torch.optim.SGD if kind == "torch" else SGD)([w], lr=0.1, momentum=0.9)
+        state = {"momentum_buffer": torch.full((3,), 5.0, dtype=torch.float64)}
+        if kind == "loaded":
+            saved = opt.state_dict()
+            saved["state"] = {0: state}
+            opt.load_state_dict(saved)
+        else:
+            opt.state[w] = state
+        for _ in range(3):
+            w.grad = torch.ones(3, dtype=torch.float64)
+            opt.step()
+        return w.detach().clone(), opt.state[w]["momentum_buffer"].clone()
+
+    want_w, want_buf = step_from("torch")
+    for kind in ("live", "loaded"):
+        w, buf = step_from(kind)
+        assert torch.equal(w, want_w) and torch.equal(buf, want_buf), kind
 
 
 # ----------------------------------------------------------------------------- the scheduler
