@@ -218,8 +218,7 @@ def _rate_source(s: _Rate, batch: tuple[int, ...], n: int,
     ``copies`` asks for a row a trajectory (all row 0); else ``_lane_source``."""
     table = s.rows()
     if s.size == 1 and not copies:
-        empty_i, empty_f = np.empty(0, np.int64), np.empty(0, np.float64)
-        return table, _readonly(empty_i), empty_f.copy(), empty_f.copy()
+        return table, _NO_ROWS, _NO_RATES, _NO_RATES
     return _lane_source(table, _trajectory_rows(s, batch, n), s.size > 1)
 
 
@@ -261,6 +260,9 @@ def _lane_source(table: np.ndarray, rows: np.ndarray,
 
 _NO_ROWS = np.zeros(0, np.int64)
 _NO_ROWS.flags.writeable = False
+# a shared rate's ratios and states (none: the kernels take them writable, and an empty array
+# is never written)
+_NO_RATES = np.zeros(0, np.float64)
 
 
 @dataclass
