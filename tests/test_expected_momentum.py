@@ -39,6 +39,31 @@ def test_scheduled_momentum_matches_reference_recurrence(optimizer, on_drop):
     assert np.max(np.abs(loss - const) / loss) > 0.01
 
 
+@pytest.mark.parametrize("optimizer", MOMENTUM_RULES)
+@pytest.mark.parametrize("on_drop", ["keep", "reset", "rescale"])
+@pytest.mark.parametrize("mom", [fd.piecewise([7], [0.0, 0.9]), fd.linear(0.0, 0.9, 30),
+                                 fd.piecewise([20, 45], [0.9, 0.0, 0.8])], ids=["starts-at-0", "ramp-from-0", "0-between"])
+def test_momentum_that_is_0_at_some_steps_starts_its_buffer_as_torch_does(optimizer, on_drop, mom):
+    """A step at momentum 0 is a plain step that leaves the buffer as it is, and the buffer
+    starts from the gradient at the first step with momentum (torch's SGD): the oracle's
+    recurrence agrees with the plain-loop oracle without noise, and with ``fd.expected_loss``
+    with noise (it took step 0 as the buffer's start and made a 0-momentum step the gradient)."""
+    from fastdecay.reference import simulate_quadratic
+
+    lam, steps = np.array([0.3, 1.1, 2.0]), 80
+    lr = fd.multistep(0.3, 0.5, [10, 50])
+    kw = dict(steps=steps, optimizer=optimizer, momentum=mom, weight_decay=0.01, on_drop=on_drop)
+    loss, _, _ = expected_moments(lam, lr, w0=1.0, drops=(10, 50), **kw)
+    want = np.array([0.5 * np.sum(lam * w * w) for w in simulate_quadratic(
+        lam, lr, w0=1.0, drops=(10, 50), **kw)[0]])
+    _close(loss, want, rtol=1e-12, atol=1e-15)
+    sigma = np.array([0.2, 0.5, 0.1])
+    loss, _, second = expected_moments(lam, lr, noise=sigma, w0=1.0, drops=(10, 50), **kw)
+    res = fd.expected_loss(lam, lr, noise=sigma, every=1, **kw)
+    _close(res.loss, loss, rtol=1e-12, atol=1e-14 * np.max(loss))
+    _close(res.second_moment, second, rtol=1e-12)
+
+
 def test_a_batch_of_momentum_schedules_broadcasts_with_batch_sizes():
     """Momentum schedules on one axis, batch sizes on another: each element is its
     own single call (and the oracle's)."""

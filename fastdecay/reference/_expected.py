@@ -22,13 +22,16 @@ def _step_matrix(optimizer: str, lam: float, eta: float, wd: float, momentum: fl
                  ) -> tuple[FloatArray, FloatArray]:
     """(A, c) of one coordinate: (w', b') = A (w, b) + c * xi for the gradient lam*w + xi.
 
-    ``scale`` multiplies the old buffer (0 at the first step, where torch's buffer
-    starts from the gradient; the on_drop factor where the rate drops).
+    ``scale`` multiplies the old buffer (0 at the first step with momentum, where torch's
+    buffer starts from the gradient; the on_drop factor where the rate drops). A momentum
+    rule's step at momentum 0 is a plain step that leaves the buffer as it is.
     """
     h = lam + wd                      # coupled weight decay: the gradient gains wd*w
     mu = momentum * scale
     if optimizer == "gd":
         return np.array([[1.0 - eta * h, 0.0], [0.0, 0.0]]), np.array([-eta, 0.0])
+    if momentum == 0.0:               # torch's SGD at momentum 0: a plain step, the buffer left as it is
+        return np.array([[1.0 - eta * h, 0.0], [0.0, 1.0]]), np.array([-eta, 0.0])
     if optimizer == "momentum":       # b' = mu b + g,  w' = w - eta b'
         return np.array([[1.0 - eta * h, -eta * mu], [h, mu]]), np.array([-eta, 1.0])
     if optimizer == "momentum_lr_in_buffer":   # b' = mu b + eta g,  w' = w - b'
@@ -65,17 +68,20 @@ def expected_moments(curvature: ArrayLike, lr: RateFn, *, steps: int, optimizer:
     S[:, 0, 0] = m0**2 + np.broadcast_to(np.asarray(w0_var, dtype=np.float64), (d,))
     drops = set(int(t) for t in drops)
     losses = [0.5 * np.sum(lam * S[:, 0, 0])]
+    started = False  # whether the momentum buffer exists (made at the first step with momentum, as torch)
     for t in range(steps):
         eta = _value(lr, t)
         wd = _value(weight_decay, t)
-        scale = 0.0 if t == 0 else 1.0
-        if t in drops and t > 0:
+        mu = _value(momentum, t)
+        scale = 1.0 if started else 0.0
+        if t in drops and t > 0 and started:
             if on_drop == "reset":
                 scale = 0.0
             elif on_drop == "rescale":
                 scale = eta / _value(lr, t - 1)
+        started = started or mu != 0.0
         for k in range(d):
-            A, c = _step_matrix(optimizer, lam[k], eta, wd, _value(momentum, t), scale)
+            A, c = _step_matrix(optimizer, lam[k], eta, wd, mu, scale)
             m[k] = A @ m[k]
             S[k] = A @ S[k] @ A.T + q[k] * np.outer(c, c)
         losses.append(0.5 * np.sum(lam * S[:, 0, 0]))
