@@ -20,7 +20,6 @@ Numba), so any module of the package may use it without an import circle.
 
 from __future__ import annotations
 
-import functools
 import math
 import numbers
 import sys
@@ -220,7 +219,7 @@ def broadcast(**arrays: ArrayLike) -> Shape:
         raise ValueError(f"parameter shapes do not broadcast: {shapes}") from None
 
 
-@functools.cache
+@lru_cache(maxsize=None)
 def _memory_bytes() -> int | None:
     """Physical memory of this machine in bytes (None where the OS does not say); asked once."""
     try:
