@@ -130,7 +130,7 @@ _HELP = {
     "cycle_limit": "cycles before the rate stays at min_lr (timm cycle_limit)",
     "timescale": "steps of the decay's time scale: lr sqrt(timescale / (t + timescale - warmup_steps))",
     "closed": "which side of a boundary takes the next value: left (at it, optax) or right (after it, Keras)",
-    "warmup_shape": "shape of the warmup",
+    "warmup_shape": "shape of the warmup (its own, and the --warmup one)",
     ("exponential", "end_lr"): "the rate stops at this value (optax end_value)",
     ("tabulated", "values"): "rates, one a step, e.g. 0.1 0.2 0.15 (or 0.1,0.2,0.15)",
     ("inverse_time", "rate"): "k in eta_0 / (1 + k t / decay_steps)",
@@ -139,6 +139,7 @@ _HELP = {
     ("wsd", "decay_steps"): "length of the final decay (default 20%% of total_steps)",
     ("cosine_restarts", "period"): "length of the first cycle",
     ("inverse_sqrt", "warmup_steps"): "steps of linear warmup; then lr sqrt(warmup_steps / t)",
+    ("wsd", "warmup_steps"): "steps of warmup from start_lr, shaped by --warmup-shape",
 }
 
 
@@ -292,8 +293,13 @@ def _build_schedule(args: argparse.Namespace) -> S.Schedule:
     kwargs = {name: getattr(args, name) for name in inspect.signature(factory).parameters}
     schedule = factory(**kwargs)
     if args.warmup:
-        shape = getattr(args, "added_warmup_shape", "linear")
-        schedule = S.warmup(schedule, args.warmup, start_lr=args.warmup_start_lr, shape=shape, prefix=args.warmup_prefix)
+        # (a kind with a warmup of its own, wsd, takes --warmup-shape as its option: the same shape)
+        shape = str(getattr(args, "added_warmup_shape", None) or getattr(args, "warmup_shape", "linear"))
+        try:
+            schedule = S.warmup(schedule, args.warmup, start_lr=args.warmup_start_lr, shape=shape,
+                                prefix=args.warmup_prefix)
+        except ValueError as err:  # (named by its flag: the factory's start_lr can be a flag of its own)
+            raise ValueError(f"--warmup-start-lr / --warmup: {err}") from None
     return schedule
 
 

@@ -73,6 +73,12 @@ __all__ = [
 _STYLE = ("-", "--", "-.", ":")
 
 
+def _legend(label: str) -> str:
+    """``label`` as a legend shows it: matplotlib leaves out labels that start with "_", so such
+    a user's label (a schedule or optimizer named "_zero") gets a zero-width space before it."""
+    return "\u200b" + label if isinstance(label, str) and label.startswith("_") else label
+
+
 def _figure(nrows: int = 1, ncols: int = 1, *, width: float = 8.0, height: float = 4.8, sharex: bool = False
             ) -> tuple[Figure, Any]:
     fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
@@ -149,7 +155,7 @@ def lr_curves(schedules: Schedules, steps: int, *, labels: Iterable[str] | None 
     fig, (ax,) = _figure()
     t = _steps_shown(steps)
     for k, (label, s) in enumerate(_labelled(schedules, labels)):
-        ax.plot(t, _positive(s.table(t)), _STYLE[k % 4], lw=1.8, label=label, drawstyle="steps-post")
+        ax.plot(t, _positive(s.table(t)), _STYLE[k % 4], lw=1.8, label=_legend(label), drawstyle="steps-post")
     if log:
         ax.set_yscale("log")
     ax.set_xlabel("step $t$")
@@ -236,7 +242,7 @@ def trajectories(steps: ArrayLike, values: ArrayLike, *, labels: Iterable[str], 
     marked = False
     for k, (label, y) in enumerate(zip(labels, values)):
         shown = _positive(y) if log else np.where(np.isfinite(y), y, np.nan)
-        (line,) = ax.plot(steps, shown, _STYLE[k % 4], lw=1.6, label=label)
+        (line,) = ax.plot(steps, shown, _STYLE[k % 4], lw=1.6, label=_legend(label))
         bad = ~np.isfinite(y)
         starts = bad & ~np.concatenate(([False], bad[:-1]))
         if starts.any():
@@ -363,13 +369,13 @@ def final_vs_curvature(curvatures: ArrayLike, values: ArrayLike, *, labels: Iter
     for k, (label, y) in enumerate(zip(labels, values)):
         finite, zero = np.isfinite(y), y == 0.0
         drawn = finite & ~zero
-        ax.plot(lam[drawn], _positive(y[drawn]), _STYLE[k % 4], marker=".", lw=1.6, label=label)
+        ax.plot(lam[drawn], _positive(y[drawn]), _STYLE[k % 4], marker=".", lw=1.6, label=_legend(label))
         if not finite.all():
             ax.plot(lam[~finite], np.full((~finite).sum(), top), "x", color=f"C{k}", ms=8,
-                    label=f"{label}: overflow (inf/nan), drawn at the top")
+                    label=_legend(f"{label}: overflow (inf/nan), drawn at the top"))
         if zero.any():
             ax.plot(lam[zero], np.full(zero.sum(), bottom), "v", color=f"C{k}", ms=7,
-                    label=f"{label}: exactly 0 (underflow), drawn at the bottom")
+                    label=_legend(f"{label}: exactly 0 (underflow), drawn at the bottom"))
     if reference is not None:
         ax.axhline(reference, color="0.4", lw=0.9, ls=":", label=f"start $|w_0|$ = {reference:g}")
     ax.set_xscale("log")
@@ -393,7 +399,7 @@ def adam_effective_step(schedules: Schedules, steps: int, *, betas: tuple[float,
         fig, (ax,) = _figure()
     t = np.arange(int(steps))
     for k, (label, s) in enumerate(_labelled(schedules, labels)):
-        ax.plot(t, _positive(effective(s, int(steps), betas=betas)), _STYLE[k % 4], lw=1.6, label=label)
+        ax.plot(t, _positive(effective(s, int(steps), betas=betas)), _STYLE[k % 4], lw=1.6, label=_legend(label))
     ax.set_yscale("log")
     ax.set_xlabel("step $t$")
     ax.set_ylabel(r"$S_t = \eta_t (1-\beta_1^{t+1}) / \sqrt{1-\beta_2^{t+1}}$")
@@ -430,8 +436,8 @@ def weight_decay_shrinkage(lr: S.Schedule | RealArrayLike, weight_decay: float, 
     t = np.arange(n)
     for k, (label, wd) in enumerate(zip(labels, (constant, scheduled))):
         per_step = eta * wd
-        axes[0].plot(t, _positive(per_step), _STYLE[k], lw=1.8, label=label)
-        axes[1].plot(t, np.cumprod(1.0 - per_step), _STYLE[k], lw=1.8, label=label)
+        axes[0].plot(t, _positive(per_step), _STYLE[k], lw=1.8, label=_legend(label))
+        axes[1].plot(t, np.cumprod(1.0 - per_step), _STYLE[k], lw=1.8, label=_legend(label))
     axes[0].set_yscale("log")
     axes[0].set_xlabel("step $t$")
     axes[0].set_ylabel(r"shrinkage per step $\eta_t \lambda_t$")
@@ -470,8 +476,8 @@ def escape_probability(schedules: Schedules, barrier: float, c: float, steps: in
     top = 0.0
     for k, (label, s) in enumerate(_labelled(schedules, labels)):
         r = escape(s, barrier, c, int(steps))
-        axes[0].plot(t, _positive(r.per_step), _STYLE[k % 4], lw=1.6, label=label)
-        axes[1].plot(t, r.cumulative, _STYLE[k % 4], lw=1.6, label=label)
+        axes[0].plot(t, _positive(r.per_step), _STYLE[k % 4], lw=1.6, label=_legend(label))
+        axes[1].plot(t, r.cumulative, _STYLE[k % 4], lw=1.6, label=_legend(label))
         top = max(top, float(np.max(r.per_step, initial=0.0)))
     axes[0].set_yscale("log")
     if top > 0:  # p_t falls like exp(-1/eta_t): show twelve decades below the largest

@@ -130,3 +130,19 @@ def test_an_every_beyond_every_integer_shows_step_0(capsys):
                  "--every", str(2**63)]) == 0
     rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.strip()]
     assert rows[-1][0] == "0" and len(rows) == 2
+
+
+@pytest.mark.parametrize("shape", ["linear", "cosine", "exponential"])
+def test_wsd_s_warmup_shape_shapes_the_added_warmup_too(capsys, shape):
+    """wsd has a warmup shape of its own: ``--warmup-shape`` is that option, and it shapes a
+    ``--warmup`` added before it too (it stayed linear, whatever the flag said)."""
+    cols = csv_columns(capsys, "wsd", "--lr", "0.1", "--total-steps", "20", "--start-lr", "0.02", "--warmup", "4",
+                       "--warmup-start-lr", "0.01", "--warmup-shape", shape, "--steps", "24")
+    want = fd.warmup(fd.wsd(0.1, 20, start_lr=0.02, warmup_shape=shape), 4, start_lr=0.01, shape=shape)
+    np.testing.assert_array_equal(cols["lr"], want(np.arange(25)))
+
+
+def test_a_bad_added_warmup_is_named_by_its_flag(capsys):
+    assert main(["schedule", "wsd", "--lr", "0.1", "--total-steps", "10", "--warmup", "2", "--warmup-start-lr", "-1",
+                 "--steps", "3"]) == 2
+    assert "error: --warmup-start-lr / --warmup: start_lr must be >= 0" in capsys.readouterr().err

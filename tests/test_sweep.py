@@ -475,3 +475,29 @@ def test_a_dict_config_takes_numpy_numbers_and_arrays():
              "optimizer": {"kind": "momentum", "momentum": np.float64(0.9), "batch_size": np.int64(4),
                            "noise": np.float64(0.1)}}
     assert parse_config(numpy) == parse_config(plain)
+
+
+@pytest.mark.parametrize("options, error, match", [
+    (dict(out=""), SweepConfigError, r"^--out must be a directory path, got ''"),
+    (dict(out=3), TypeError, r"^out must be a directory path .* got 3"),
+    (dict(client="tcp://127.0.0.1:8786"), TypeError, r"^client must be a dask.distributed.Client .* got "
+                                                      r"'tcp://127.0.0.1:8786'"),
+    (dict(client=42), TypeError, r"^client must be a dask.distributed.Client"),
+    (dict(scheduler=42), TypeError, r"^scheduler must be a Dask scheduler's address \(a str\), got 42"),
+    (dict(scheduler="tcp://127.0.0.1:8786", connect_timeout=-1), ValueError, r"^connect_timeout must be > 0, got -1"),
+    (dict(scheduler="tcp://127.0.0.1:8786", connect_timeout=float("nan")), ValueError, r"^connect_timeout must be"),
+    (dict(scheduler="tcp://127.0.0.1:8786", connect_timeout=float("inf")), ValueError, r"^connect_timeout must be"),
+    (dict(connect_timeout=0), ValueError, r"^connect_timeout must be > 0, got 0"),
+    (dict(echo=42), TypeError, r"^echo must be a text stream"),
+], ids=["out-empty", "out-int", "client-address", "client-int", "scheduler-int", "timeout-negative", "timeout-nan",
+        "timeout-inf", "timeout-0", "echo-int"])
+def test_bad_run_options_are_refused_before_anything_is_written(tmp_path, monkeypatch, options, error, match):
+    """``sweep``'s options beside the config are checked first: nothing is written (an empty
+    ``out`` wrote the sweep into the current directory; a client that is not one wrote the
+    directory, then failed, and the right call was refused as a sweep already there)."""
+    monkeypatch.chdir(tmp_path)
+    cfg = {"run": {"steps": 5}, "curvatures": {"values": [1.0]}, "schedule": {"kind": "constant", "lr": 0.1}}
+    options = {"out": tmp_path / "out", **options}
+    with pytest.raises(error, match=match):
+        fd.sweep(cfg, progress=False, plots=False, **options)
+    assert list(tmp_path.iterdir()) == []

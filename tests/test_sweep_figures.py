@@ -69,3 +69,11 @@ def test_loss_panel_masks_non_finite_values_and_marks_them(res):
     # the panels where nothing overflowed carry no note and no mark
     for ax in fig.axes[:2]:
         assert not ax.texts and not [line for line in ax.get_lines() if line.get_marker() == "x"]
+
+
+def test_a_label_that_starts_with_an_underscore_is_in_the_legend():
+    """matplotlib leaves a label starting with "_" out of legends: a schedule labelled "_zero"
+    was drawn without its legend entry (a sweep's lr figure)."""
+    fig = plots.lr_curves({"_zero": fd.constant(1e-3), "linear": fd.linear(0.1, 0.0, 50)}, 50)
+    texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert [t.lstrip("\u200b") for t in texts] == ["_zero", "linear"]

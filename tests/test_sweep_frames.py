@@ -155,3 +155,16 @@ def test_diverged_is_a_non_finite_final_weight_in_simulate_and_in_sweeps():
     assert summary[0].split()[-1] == "diverged" and summary[2].split()[-1] == "1"
     assert "diverged: w_N not finite" in summary[-1]
     assert swept.to_dataframe().diverged.tolist() == [False, False, True]
+
+
+def test_a_schedule_parameter_left_at_its_default_shows_its_default():
+    """A config leaves a factory's defaults out: the frames show the default (one-cycle's
+    pct_start 0.3), not NaN as for a kind without the parameter."""
+    pytest.importorskip("pandas")
+    cfg = {"run": {"steps": 10}, "curvatures": {"values": [1.0]},
+           "schedule": [{"kind": "one_cycle", "max_lr": 0.1, "total_steps": 10, "pct_start": 0.25, "label": "a"},
+                        {"kind": "one_cycle", "max_lr": 0.1, "total_steps": 10, "label": "b"},
+                        {"kind": "step", "lr": 0.1, "gamma": 0.5, "period": 5}]}
+    df = fd.sweep(cfg, progress=False, plots=False).to_dataframe(final=True)
+    pct = df.groupby("schedule", sort=False)["schedule_pct_start"].first()
+    assert pct["a"] == 0.25 and pct["b"] == 0.3 and np.isnan(pct["step"])

@@ -248,3 +248,27 @@ def test_a_chunk_drawn_by_another_noise_stream_is_refused(tmp_path, monkeypatch)
     res = fd.sweep(noiseless, tmp_path / "quiet", progress=False, plots=False)
     monkeypatch.setattr(sweep_run, "run_chunk", real)
     same(res, fd.sweep(noiseless, tmp_path / "quiet2", progress=False, plots=False))
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_sweep_stopped_before_its_manifest_is_taken_over(tmp_path, resume):
+    """A run killed (or stopped with Ctrl-C) after it made its directory and lock and before
+    its first manifest was in place (a large config's manifest takes a while to write) leaves
+    only its own start; the next run, resumed or not, takes it over and gives the bits of a
+    run into a fresh directory (it was refused as a directory holding no fastdecay sweep)."""
+    out = tmp_path / "out"
+    (out / "chunks").mkdir(parents=True)
+    (out / "sweep.lock").write_bytes(b"")
+    (out / "sweep.json.tmp-2545").write_bytes(b"")
+    (out / "chunks" / "chunk-000000.npz.tmp-2545").write_bytes(b"half")
+    res = fd.sweep(CONFIG, out, resume=resume, progress=False, plots=False)
+    same(res, fd.sweep(CONFIG, tmp_path / "fresh", progress=False, plots=False))
+    assert sorted(p.name for p in out.iterdir()) == ["chunks", "results.npz", "summary.txt", "sweep.json", "sweep.lock"]
+    assert len(stamps(out)) == N_CHUNKS and not list((out / "chunks").glob("*.tmp-*"))
+    # anything else in the directory is still not a sweep of ours
+    for other in ("notes.txt", "chunks/chunk-000000.npz"):
+        d = tmp_path / f"other-{resume}-{other.replace('/', '-')}"
+        (d / "chunks").mkdir(parents=True)
+        (d / other).write_bytes(b"x")
+        with pytest.raises(SweepConfigError, match="is not empty and holds no fastdecay sweep"):
+            fd.sweep(CONFIG, d, resume=resume, progress=False, plots=False)

@@ -201,6 +201,21 @@ def _lock(out_dir: str) -> IO[bytes] | None:
     return f
 
 
+def _started_only(out_dir: str) -> bool:
+    """Whether ``out_dir`` holds only what a sweep writes before its manifest: its chunk folder
+    (empty, or with a killed write's temporary files), its lock and temporary files (a run
+    killed, or stopped with Ctrl-C, while it wrote its first manifest: a large config's takes a
+    while). Such a directory is the start of a sweep, and a run (resumed or not) takes it over;
+    chunk files come only after the manifest."""
+    for name in os.listdir(out_dir):
+        if name == CHUNK_DIR and os.path.isdir(os.path.join(out_dir, name)):
+            if any(".tmp-" not in inner for inner in os.listdir(os.path.join(out_dir, name))):
+                return False
+        elif name != LOCK and ".tmp-" not in name:
+            return False
+    return True
+
+
 def prepare_out(out_dir: str, config: Config, digest: str, resume: bool, config_text: str | None
                 ) -> Callable[[], tuple[dict[str, Any], IO[bytes] | None]]:
     """Check ``out_dir`` against the config (nothing written) and return a function that
@@ -222,7 +237,7 @@ def prepare_out(out_dir: str, config: Config, digest: str, resume: bool, config_
     elif os.path.exists(out_dir):
         if not os.path.isdir(out_dir):
             raise SweepConfigError(f"--out {out_dir} exists and is not a directory")
-        if os.listdir(out_dir):
+        if os.listdir(out_dir) and not _started_only(out_dir):
             lock = _lock(out_dir) if os.path.exists(os.path.join(out_dir, LOCK)) else None
             if lock is not None:  # (_lock refuses while a run that is starting there holds it)
                 lock.close()

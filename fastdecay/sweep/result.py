@@ -4,12 +4,14 @@ figures) and ``load_sweep`` (the result of a sweep directory)."""
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 from typing import TYPE_CHECKING, Any, Mapping, cast
 
 import numpy as np
 from numpy.typing import NDArray
 
+from .. import schedules as S
 from .._typing import FloatArray
 
 from .config import SweepConfigError, build_schedule, chunk_plan, momentum_label, result_arrays, sweep_mode
@@ -130,7 +132,8 @@ class SweepResult:
     def _axis_columns(self) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
         """``(optimizer columns, schedule columns)``: for each, a dict of name -> a list
         with one value per grid point of that axis: its label, its kind and every parameter
-        (``None`` where a kind has no such parameter; list-valued parameters as tuples)."""
+        (its default where the config leaves it out, ``None`` where a kind has no such
+        parameter; list-valued parameters as tuples)."""
         opt_cols: dict[str, list[Any]] = {"optimizer": list(self.optimizers)}
         sched_cols: dict[str, list[Any]] = {"schedule": list(self.schedules)}
         if self.config is None:
@@ -148,7 +151,7 @@ class SweepResult:
         for e in scheds:
             names += [k for k in e["params"] if k not in names]
         for key in names:
-            sched_cols[f"schedule_{key}"] = [_column_value(e["params"].get(key)) for e in scheds]
+            sched_cols[f"schedule_{key}"] = [_column_value(_schedule_parameter(e, key)) for e in scheds]
         sched_cols["schedule_warmup"] = [e["warmup"] for e in scheds]
         return opt_cols, sched_cols
 
@@ -288,6 +291,15 @@ def _text(label: str) -> str:
 
 def _momentum_column(v: Any) -> object:
     return v if isinstance(v, (int, float)) else momentum_label(v)
+
+
+def _schedule_parameter(entry: Mapping[str, Any], key: str) -> Any:
+    """Parameter ``key`` of a normalised config's schedule entry: as given, else its kind's
+    default (a config leaves defaults out), None where the kind has no such parameter."""
+    if key in entry["params"]:
+        return entry["params"][key]
+    parameter = inspect.signature(S.SCHEDULE_KINDS[entry["kind"]]).parameters.get(key)
+    return None if parameter is None or parameter.default is inspect.Parameter.empty else parameter.default
 
 
 def _column_value(v: object) -> object:

@@ -15,6 +15,7 @@ from typing import IO, TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 import numpy as np
 
+from .. import _validate as V
 from .._version import NOISE_STREAM
 from .config import (Config, SweepConfigError, build_momentum, chunk_plan, config_hash, draws_noise, parse_config,
                      sweep_mode)
@@ -248,6 +249,24 @@ def _verify_for_resume(out: str, plan: ChunkPlan, manifest: dict[str, Any]) -> t
     return set(digests), notes
 
 
+def _check_run_options(out: Any, client: Any, scheduler: Any, connect_timeout: Any, echo: Any) -> None:
+    """``sweep``'s options other than the config, checked before anything is written."""
+    if out is not None:
+        if not isinstance(out, (str, os.PathLike)) or not isinstance(os.fspath(out), str):
+            raise TypeError(f"out must be a directory path (a str or os.PathLike), got {V.shown(out)}")
+        if not os.fspath(out):
+            raise SweepConfigError("--out must be a directory path, got ''")
+    if client is not None and not (callable(getattr(client, "submit", None))
+                                   and callable(getattr(client, "wait_for_workers", None))):
+        raise TypeError(f"client must be a dask.distributed.Client (to connect one, pass scheduler=<address>), "
+                        f"got {V.shown(client)}")
+    if scheduler is not None and not isinstance(scheduler, str):
+        raise TypeError(f"scheduler must be a Dask scheduler's address (a str), got {V.shown(scheduler)}")
+    V.real("connect_timeout", connect_timeout, low=0.0, low_open=True)
+    if echo is not None and not callable(getattr(echo, "write", None)):
+        raise TypeError(f"echo must be a text stream (with a write method) or None, got {V.shown(echo)}")
+
+
 def sweep(config: str | os.PathLike[str] | dict[str, Any], out: str | os.PathLike[str] | None = None, *,
           resume: bool = False, client: Client | None = None, scheduler: str | None = None,
           connect_timeout: float = 5.0, progress: bool = True, plots: bool | None = None, echo: IO[str] | None = None
@@ -280,6 +299,7 @@ def sweep(config: str | os.PathLike[str] | dict[str, Any], out: str | os.PathLik
     [[[0.6205, 0.1319], [0.4648, 0.0374]]]
     >>> shutil.rmtree(out)
     """
+    _check_run_options(out, client, scheduler, connect_timeout, echo)
     text = None
     path = None
     if isinstance(config, (str, os.PathLike)):
