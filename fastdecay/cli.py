@@ -184,6 +184,12 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _file_path(text: str) -> str:
+    if not text:
+        raise argparse.ArgumentTypeError("expected a file name, got ''")
+    return text
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -268,7 +274,7 @@ def _add_schedule_command(commands: Any) -> None:
         common.add_argument("--every", type=_positive_int, default=1, metavar="K", help="show steps 0, K, 2K, ... <= N")
         common.add_argument("--format", choices=("table", "csv", "json"), default="table",
                             help="default table (json writes a rate that is not finite as null)")
-        common.add_argument("--plot", metavar="FILE.png", help="also draw the rates into this PNG (needs matplotlib)")
+        common.add_argument("--plot", type=_file_path, metavar="FILE.png", help="also draw the rates into this PNG (needs matplotlib)")
         common.add_argument(
             "--warmup", type=_nonnegative_int, default=0, metavar="W",
             help="prepend a warmup from 0 (or --warmup-start-lr) over W steps (fd.warmup)",

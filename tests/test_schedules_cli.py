@@ -79,6 +79,8 @@ def test_new_options_of_each_kind(capsys):
         (["cosine", "--lr", "1", "--total-steps", "9", "--steps", "3", "--warmup", "3", "--warmup-shape",
           "exponential"], "an exponential warmup needs start_lr > 0"),
         (["tabulated", "--values", "0.1,-1", "--steps", "3"], "values must be >= 0"),
+        (["step", "--lr", "0.1", "--gamma", "0.5", "--period", "3", "--steps", "3", "--plot", ""],
+         "argument --plot: expected a file name, got ''"),  # (it printed the table and drew nothing)
     ],
 )
 def test_bad_options_exit_2_with_one_line(capsys, argv, message):
