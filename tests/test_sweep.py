@@ -501,3 +501,27 @@ def test_bad_run_options_are_refused_before_anything_is_written(tmp_path, monkey
     with pytest.raises(error, match=match):
         fd.sweep(cfg, progress=False, plots=False, **options)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_normalised_config_is_checked_before_anything_is_written(tmp_path):
+    """A sweep's own normalised config runs again as it is; one edited by hand is refused
+    naming what is wrong, with nothing written (``steps = -5`` wrote the directory, then failed
+    inside the run; a missing key was a KeyError)."""
+    cfg = {"run": {"steps": 8, "every": 4}, "curvatures": {"values": [0.5, 2.0]},
+           "schedule": {"kind": "step", "lr": 0.1, "gamma": 0.5, "period": [2, 4]},
+           "optimizer": {"kind": "momentum", "momentum": {"kind": "cosine", "lr": 0.9, "total_steps": 8}}}
+    first = fd.sweep(cfg, progress=False, plots=False)
+    again = fd.sweep(first.config, tmp_path / "again", progress=False, plots=False)
+    np.testing.assert_array_equal(again.loss, first.loss)
+    c = first.config
+    for bad, match in [
+        (dict(c, run=dict(c["run"], steps=-5)), r"run\.steps: must be >= 1, got -5"),
+        ({k: v for k, v in c.items() if k != "optimizers"}, r"needs the keys \['optimizers'\]"),
+        (dict(c, curvatures=[1.0, float("nan")]), "curvatures"),
+        (dict(c, schedules=[dict(c["schedules"][0], params={"lr": -1.0, "gamma": 0.5, "period": 2})]),
+         r"schedules\[0\] is not a normalised schedule \(ValueError: lr must be >= 0"),
+        (dict(c, optimizers=[dict(c["optimizers"][0], kind="sgdx")]), r"optimizers\[0\] must be a normalised"),
+    ]:
+        with pytest.raises(SweepConfigError, match=match):
+            fd.sweep(bad, tmp_path / "bad", progress=False, plots=False)
+        assert not (tmp_path / "bad").exists()

@@ -560,7 +560,7 @@ def parse_config(config: str | os.PathLike[str] | dict[str, Any], *, path: str |
     elif not isinstance(config, dict):
         raise TypeError(f"config must be a path or a dict, got {type(config).__name__}: {config!r}")
     elif config.get("format") == FORMAT and "schedules" in config:  # already normalised
-        return cast(Config, json.loads(json.dumps(config)))
+        return _renormalised(config)
     else:
         table = _python_values(config)
     loc = _Locator(text, path)
@@ -586,6 +586,41 @@ def parse_config(config: str | os.PathLike[str] | dict[str, Any], *, path: str |
         "optimizers": optimizers,
         "out": out_dir,
     }
+
+
+def _renormalised(config: dict[str, Any]) -> Config:
+    """A config given in its normalised form (a sweep's ``config``, ``sweep.json``'s), checked
+    before anything is written: its keys, its run table and curvatures as a config's would be
+    normalised, each schedule built, each optimizer a table of a known kind (a normalised
+    config edited by hand, with ``steps = -5`` or a key missing, failed inside the run after
+    its directory was written)."""
+    given = cast(Config, json.loads(json.dumps(config)))
+    loc = _Locator(None, None)
+    missing = {"run", "curvatures", "schedules", "optimizers"} - set(given)
+    if missing:
+        raise SweepConfigError(f"a normalised sweep config needs the keys {sorted(missing)}")
+    run = dict(given["run"]) if isinstance(given["run"], dict) else given["run"]
+    if isinstance(run, dict) and run.get("mode") == "expected":
+        run.pop("seed", None)  # (normalised to its default; a config in expected mode may not give it)
+    again = _normalise_run(loc, run)
+    if {k: v for k, v in again.items() if k != "seed"} != {k: v for k, v in given["run"].items() if k != "seed"}:
+        raise SweepConfigError(f"run must be a normalised run table, got {given['run']!r}")
+    if _normalise_curvatures(loc, {"values": given["curvatures"]}, again["dtype"]) != given["curvatures"]:
+        raise SweepConfigError(f"curvatures must be a list of curvatures, got {given['curvatures']!r}")
+    for name in ("schedules", "optimizers"):
+        entries = given[name]
+        if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
+            raise SweepConfigError(f"{name} must be a non-empty list of tables, got {entries!r}")
+    for i, entry in enumerate(given["schedules"]):
+        try:
+            build_schedule(entry)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise SweepConfigError(f"schedules[{i}] is not a normalised schedule ({type(exc).__name__}: {exc})") from None
+    for i, entry in enumerate(given["optimizers"]):
+        if entry.get("kind") not in RULES_BY_NAME or not isinstance(entry.get("label"), str):
+            raise SweepConfigError(f"optimizers[{i}] must be a normalised optimizer table (a known kind and a label), "
+                                   f"got {entry!r}")
+    return given
 
 
 def sweep_mode(config: Config) -> str:
