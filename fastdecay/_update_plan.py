@@ -201,34 +201,83 @@ def _inspect(x, name, backend, param_name):
 # ----------------------------------------------------------------------------- overlap
 
 
-def _check_overlaps(spans, names, written, allowed):
+def _check_overlaps(spans, names, written, allowed, layouts=None):
     """Refuse a written array that shares memory with any other.
 
     ``spans``: int (n, 2) byte ranges; ``names``: labels; ``written``: bool (n,);
     ``allowed``: for each array the index of the one written array it may coincide
-    with exactly (a gradient and its own parameter), or -1.
+    with exactly (a gradient and its own parameter), or -1; ``layouts``: a function of no
+    arguments giving each array's (address, shape, strides in elements, itemsize), called
+    only where two ranges meet, to decide exactly whether they share a byte (strided views
+    that interleave, ``a[::2]`` and ``a[1::2]``, share none); without it, ranges that meet
+    are refused.
     """
     spans = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
     keep = spans[:, 1] > spans[:, 0]
     idx = np.flatnonzero(keep & written)
     order = idx[np.argsort(spans[idx, 0], kind="stable")]
     lo, hi = spans[order, 0], spans[order, 1]
-    clash = np.flatnonzero(lo[1:] < hi[:-1])
-    if clash.size:
-        a, b = order[clash[0]], order[clash[0] + 1]
-        _refuse(names[b], names[a])
+
+    made = []
+
+    def share(a, b):
+        if layouts is None:
+            return True
+        if not made:
+            made.append(layouts())
+        return not _share_no_byte(made[0][a], made[0][b])
+
+    # (sorted by start, some two ranges meet exactly where some neighbours do)
+    interleaved = bool(np.any(lo[1:] < hi[:-1]))
+    if interleaved:
+        for pos, a in enumerate(order):
+            for b in order[pos + 1:]:
+                if spans[b, 0] >= spans[a, 1]:
+                    break
+                if share(a, b):
+                    _refuse(names[b], names[a])
     reads = np.flatnonzero(keep & ~written)
     if reads.size == 0 or order.size == 0:
         return
-    first = np.searchsorted(hi, spans[reads, 0], side="right")  # the first written span ending after the read starts
     last = np.searchsorted(lo, spans[reads, 1], side="left")  # the first written span starting at or after its end
-    count = last - first
-    for j in np.flatnonzero(count > 0):
+    if interleaved:  # (written ranges that interleave: their ends are not in order; a rare layout)
+        first = np.zeros_like(last)
+    else:
+        first = np.searchsorted(hi, spans[reads, 0], side="right")  # the first written span ending after the read starts
+    for j in np.flatnonzero(last > first):
         r = reads[j]
-        w = order[first[j]]
-        if count[j] == 1 and allowed[r] == w and np.array_equal(spans[r], spans[w]):
-            continue
-        _refuse(names[r], names[w])
+        for w in order[first[j]:last[j]]:
+            if spans[w, 1] <= spans[r, 0]:
+                continue  # (ends before the read starts)
+            if allowed[r] == w and np.array_equal(spans[r], spans[w]):
+                continue
+            if share(r, w):
+                _refuse(names[r], names[w])
+
+
+_OVERLAP_WORK = 100_000  # NumPy's bound on the search for a shared byte (beyond it: refused as sharing)
+
+
+def _share_no_byte(a, b):
+    """Whether arrays of layouts ``a`` and ``b`` ((address, shape, strides in elements,
+    itemsize)) share no byte: NumPy's exact test on views made from the addresses alone
+    (no memory is read, so a GPU address serves as well)."""
+    try:
+        return not np.shares_memory(_address_view(*a), _address_view(*b), max_work=_OVERLAP_WORK)
+    except np.exceptions.TooHardError:
+        return False
+
+
+class _AddressView:
+    """An ``__array_interface__`` over an address: a NumPy view whose memory is never read."""
+
+    def __init__(self, address, shape, strides, itemsize):
+        self.__array_interface__ = {"version": 3, "data": (address, True), "shape": tuple(shape),
+                                    "strides": tuple(st * itemsize for st in strides), "typestr": f"|V{itemsize}"}
+
+
+def _address_view(address, shape, strides, itemsize):
+    return np.asarray(_AddressView(address, shape, strides, itemsize))
 
 
 def _refuse(name, other):
@@ -379,7 +428,8 @@ def build(backend, listed, streams, state_dtype):
             allowed.append(k if role == "grad" else -1)  # a gradient may coincide with its parameter (index k)
     spans = np.array(spans, dtype=np.int64).reshape(-1, 2)
     written = np.array(written, dtype=bool)
-    _check_overlaps(spans, names, written, allowed)
+    _check_overlaps(spans, names, written, allowed,
+                    lambda: [(x.address, x.shape, x.strides, x.itemsize) for column in infos for x in column])
     plan = Plan(backend, listed, [s[0] for s in streams], [s[1] for s in streams], infos, state_of, direct,
                 copied, spans, names, written, allowed)
     plan.pointers = [[x.address for x in column] for column in infos]
@@ -558,7 +608,14 @@ def _new_torch_grads(plan, g, grads, grad_ids):
         n = len(addresses)
         at = np.array(addresses, dtype=np.int64)
         spans[n:2 * n] = np.where(plan.param_sizes[:, None] > 0, at[:, None] + plan.param_offsets, 0)
-        _check_overlaps(spans, names, written, allowed)
+
+        def layouts():  # (the new gradients laid out as their parameters, at their own addresses)
+            kept = [(x.address, x.shape, x.strides, x.itemsize) for column in plan.infos for x in column]
+            params = plan.infos[0]
+            kept[n:2 * n] = [(a, p.shape, p.strides, p.itemsize) for a, p in zip(addresses, params)]
+            return kept
+
+        _check_overlaps(spans, names, written, allowed, layouts)
     for group in plan.groups:
         group.addresses[GRAD] = addresses if group.whole else [addresses[k] for k in group.index]
     plan.pointers[g] = addresses

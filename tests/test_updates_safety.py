@@ -576,3 +576,34 @@ def test_state_dtype_takes_numpy_scalar_types():
         assert np.array_equal(w, named[0]) and np.array_equal(m, named[1]) and np.array_equal(v, named[2])
     with pytest.raises(ValueError, match="state_dtype must be None, 'float32' or 'bfloat16', got <class 'numpy.int8'>"):
         fd.adamw_step(np.ones(3), np.ones(3), np.zeros(3), np.zeros(3), step=0, lr=0.1, state_dtype=np.int8)
+
+
+def test_strided_views_that_share_no_element_are_not_overlapping():
+    """Interleaved views of one buffer (``a[::2]`` and ``a[1::2]``) span the same range of
+    addresses but share no element: accepted, as parameters, as a gradient beside its
+    parameter, and as new gradients on a reused plan, with torch's result (they were refused
+    as overlapping). Views that do share an element are still refused, naming both."""
+    t = torch.arange(24.0)
+    params = [t[0::3], t[1::3]]
+    ref = [p.detach().clone().requires_grad_() for p in params]
+    opt = torch.optim.SGD(ref, lr=0.1, momentum=0.9, foreach=False)
+    bufs = [torch.zeros(8), torch.zeros(8)]
+    for step in range(3):
+        grads = [torch.full((8,), 1.0 + step), torch.linspace(-1.0, 1.0, 8)]
+        if step == 2:  # a new gradient interleaved with the parameters, read where they are written
+            grads[0] = t[2::3].clone()
+        for r, g in zip(ref, grads):
+            r.grad = g.clone()
+        opt.step()
+        fd.sgd_step(params, grads, momentum_buffer=bufs, step=step, lr=0.1, momentum=0.9)
+        for p, r in zip(params, ref):
+            torch.testing.assert_close(p, r.detach(), rtol=0, atol=0)
+    assert torch.equal(t[2::3], torch.arange(2.0, 24.0, 3.0))  # (the third view, never written)
+    w = np.arange(12.0)
+    fd.sgd_step(w[0::2], w[1::2], step=0, lr=0.5)  # the gradient interleaved with its parameter
+    np.testing.assert_array_equal(w[0::2], np.arange(0.0, 12.0, 2.0) - 0.5 * np.arange(1.0, 12.0, 2.0))
+    for views in ([w[0::2], w[2::2][:5]], [w[0::2], w[0:6]], [w[0::3], w[0::2]]):
+        before = w.copy()
+        with pytest.raises(ValueError, match=r"param\[1\] overlaps param\[0\]|param\[0\] overlaps param\[1\]"):
+            fd.sgd_step(views, [np.ones(v.size) for v in views], step=0, lr=0.1)
+        np.testing.assert_array_equal(w, before)
