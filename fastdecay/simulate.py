@@ -631,7 +631,10 @@ def _plan(curvature: Any, schedule: Any, *, steps: Any, optimizer: Any, w0: Any,
     if lam.ndim < 1 or lam.shape[-1] < 1:
         raise ValueError(f"curvature must have shape (*batch, d) with d >= 1, got shape {lam.shape}")
     try:
-        batch = np.broadcast_shapes(lam.shape[:-1], lr_s.batch_shape, wd_s.batch_shape, mom_s.batch_shape)
+        if lr_s.batch_shape == wd_s.batch_shape == mom_s.batch_shape == ():  # (shared rates: the curvature's batch)
+            batch = lam.shape[:-1]
+        else:
+            batch = np.broadcast_shapes(lam.shape[:-1], lr_s.batch_shape, wd_s.batch_shape, mom_s.batch_shape)
     except ValueError:
         raise ValueError(
             f"schedule batch_shape {lr_s.batch_shape} (and weight_decay batch_shape {wd_s.batch_shape}, "
@@ -751,7 +754,10 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
     V.fits_in_memory("chunk_steps", chunk_steps, (scalar_rows, cpu.N_SCALARS), 8)  # (a chunk's per-step scalars)
     with device:
         # the state is made where it lives: a device curvature never visits the host
-        lam_flat = xp.ascontiguousarray(xp.broadcast_to(lam.astype(dt, copy=False), full)).reshape(n * d)
+        if lam.shape == full and lam.dtype == dt and lam.flags.c_contiguous:
+            lam_flat = lam.reshape(n * d)  # (a view: read only, below, on the host)
+        else:
+            lam_flat = xp.ascontiguousarray(xp.broadcast_to(lam.astype(dt, copy=False), full)).reshape(n * d)
         if not on_gpu:
             lam_flat = _readonly(lam_flat)
         w = xp.empty(full, dtype=dt)
@@ -891,6 +897,9 @@ def _beta1_schedule(betas: Any, steps: int) -> tuple[_Rate, float]:
     """(beta1 as a schedule, beta2) of Adam: ``betas[0]`` a number in [0, 1), an array of them (a
     batch of constants) or a schedule below 1 at every step of the run (a ramp that reaches 1 is
     refused naming the step, as the number would be)."""
+    if type(betas) is tuple and len(betas) == 2 and type(betas[0]) is float and type(betas[1]) is float:
+        beta1, beta2 = V.betas(betas)  # (the usual pair of numbers, at once)
+        return as_schedule(beta1, "betas[0]"), beta2
     if isinstance(betas, (tuple, list)) and len(betas) == 2 and isinstance(betas[0], Schedule):
         schedule = betas[0]
         table = schedule.rows()
