@@ -393,6 +393,8 @@ def betas(value: object, name: str = "betas") -> tuple[float, float]:
 
 def float_dtype(name: str, dtype: Any) -> np.dtype:
     """float32 or float64 (a NumPy dtype, its name, or a torch dtype) as a NumPy dtype."""
+    if dtype is np.float64 or dtype is np.float32:  # (the usual spellings, at once)
+        return np.dtype(dtype)
     text = str(dtype)
     if text in ("torch.float32", "torch.float64"):  # a torch dtype, without importing torch
         dtype = text[len("torch."):]

@@ -260,9 +260,10 @@ def _lane_source(table: np.ndarray, rows: np.ndarray,
 
 _NO_ROWS = np.zeros(0, np.int64)
 _NO_ROWS.flags.writeable = False
-# a shared rate's ratios and states (none: the kernels take them writable, and an empty array
-# is never written)
+# a shared rate's ratios and states, and a run's records where it records nothing (none: the
+# kernels take them writable, and an empty array is never written)
 _NO_RATES = np.zeros(0, np.float64)
+_NO_RECORDS = {np.dtype(dt): np.zeros((0, 0), dt) for dt in (np.float32, np.float64)}
 
 
 @dataclass
@@ -751,7 +752,8 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
     timed = p.chunk_steps is None
     chunk_steps = p.chunk_steps if p.chunk_steps is not None else _first_chunk(p)
     scalar_rows = min(steps, _CHUNK_STEPS_MAX if timed else chunk_steps) + 1
-    V.fits_in_memory("chunk_steps", chunk_steps, (scalar_rows, cpu.N_SCALARS), 8)  # (a chunk's per-step scalars)
+    if not timed:  # (a chunk's per-step scalars; timed chunks stop at _CHUNK_STEPS_MAX steps)
+        V.fits_in_memory("chunk_steps", chunk_steps, (scalar_rows, cpu.N_SCALARS), 8)
     with device:
         # the state is made where it lives: a device curvature never visits the host
         if lam.shape == full and lam.dtype == dt and lam.flags.c_contiguous:
@@ -765,7 +767,8 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
         w_flat = w.reshape(n * d)
         buf = xp.zeros(n * d if has_buffer else 0, dtype=dt)
         sq = xp.zeros(n * d if len(rule.buffers) > 1 else 0, dtype=dt)
-        rec = [xp.empty((n, n_rec) if every else (0, 0), dtype=dt) for _ in range(3)]
+        rec = ([xp.empty((n, n_rec) if every else (0, 0), dtype=dt) for _ in range(3)] if every or on_gpu
+               else [_NO_RECORDS[dt]] * 3)
         if on_gpu:
             # (the first n of a ratio and a state, the ratios and rates, are the GPU's: the CPU's
             # vector-loop fields, next-change steps and memo stay)
