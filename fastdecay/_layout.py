@@ -196,6 +196,11 @@ def table_problem(table):
         return (f"a side row must hold a table's values (kind {DATA}) or a product's factor (a primitive but "
                 f"{PRODUCT}), got kind {float(kind[r, k])!r} ({where(r, k)})")
     read = used | side
+    origin = table[..., ORIGIN]
+    bad = read & ~(np.abs(origin) <= 2.0**53)  # (a step's range; NaN and inf refused)
+    if bad.any():
+        r, k = row_of(bad)
+        return f"the origin must be a finite step within 2**53, got {float(origin[r, k])!r} ({where(r, k)})"
     params = table[..., P0:]
     bad = read[..., None] & ~np.isfinite(params)
     if bad.any():

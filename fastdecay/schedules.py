@@ -269,21 +269,30 @@ class Schedule(V.ScheduleBase):
         object.__setattr__(self, "_rows", table.reshape((math.prod(table.shape[:-2]),) + table.shape[-2:]))
 
     def __eq__(self, other: object) -> bool:
-        """Equal schedules are of one kind with the same packed table, bit for bit: the same
-        rates at every step (a checkpoint's schedule equals the one saved; ``s[i]`` of a batch
+        """Equal schedules are of one kind with the same packed table, bit for bit (and, for
+        one_cycle and cyclic, the same momentum companion): the same rates at every step (a checkpoint's schedule equals the one saved; ``s[i]`` of a batch
         made by one factory equals the schedule made alone with its parameters; a member of
         ``fd.stack`` is of kind "stack", its table padded: it does not equal the schedule
         stacked, whose rates it has)."""
         if not isinstance(other, Schedule):
             return NotImplemented
         a, b = self._segments, other._segments
-        return self is other or (self._kind == other._kind and a.shape == b.shape and a.tobytes() == b.tobytes())
+        return self is other or (self._kind == other._kind and a.shape == b.shape and a.tobytes() == b.tobytes()
+                                 and self._companion() == other._companion())
+
+    def _companion(self) -> bytes | None:
+        """The table of the momentum companion of a one_cycle or cyclic schedule made with its
+        arguments (``momentum``), which equality and the hash include: two such schedules of
+        the same rates cycle different momenta."""
+        if self._kind in ("one_cycle", "cyclic") and self._params:
+            return bytes(self.momentum._segments.tobytes())
+        return None
 
     def __hash__(self) -> int:
         try:
             return self._hash
         except AttributeError:  # (computed once: a batch's table can be megabytes)
-            value = hash((self._kind, self._segments.shape, self._segments.tobytes()))
+            value = hash((self._kind, self._segments.shape, self._segments.tobytes(), self._companion()))
             object.__setattr__(self, "_hash", value)
             return value
 
@@ -353,15 +362,20 @@ class Schedule(V.ScheduleBase):
         """A sub-batch: ``s[3]`` is the fourth schedule of a batch, still a Schedule."""
         if not self.batch_shape:
             raise TypeError("a scalar schedule (batch_shape ()) cannot be indexed")
-        sub = self._segments[index]
-        if sub.ndim < 2 or sub.shape[-2:] != self._segments.shape[-2:]:
-            raise IndexError(f"index {index!r} must select whole schedules of batch_shape {self.batch_shape}")
+        # the index addresses the batch's axes only: the table's segment and column axes are
+        # taken whole after it (an index reaching into them is too long, an Ellipsis spans the batch)
+        batch_index = index if isinstance(index, tuple) else (index,)
+        try:
+            sub = self._segments[batch_index + (slice(None), slice(None))]
+        except IndexError as err:
+            raise IndexError(f"index {index!r} must select whole schedules of batch_shape {self.batch_shape} "
+                             f"({err})") from None
         params: dict[str, Any] = {}
         if self._kind in _PER_SCHEDULE_PARAMS:
             # every argument is one number per schedule: the sub-batch keeps its own, so
             # half_life, .momentum and the other readers of params work on s[i] too
-            params = {k: np.broadcast_to(v, self.batch_shape)[index] if isinstance(v, np.ndarray) and v.ndim else v
-                      for k, v in self._params.items()}
+            params = {k: np.broadcast_to(v, self.batch_shape)[batch_index] if isinstance(v, np.ndarray) and v.ndim
+                      else v for k, v in self._params.items()}
         return Schedule._made(sub, self._kind, params)
 
     def call_shape(self, steps_shape: Sequence[int]) -> Shape:

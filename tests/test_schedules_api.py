@@ -426,3 +426,39 @@ def test_refused_table_leaves_out_untouched():
     with pytest.raises(ValueError, match="writeable"):
         s.table(3, out=readonly)
     np.testing.assert_array_equal(readonly, 7.0)
+
+
+def test_an_index_selects_schedules_of_the_batch_only():
+    """``s[index]`` indexes the batch's axes: an Ellipsis spans the batch, an index that
+    would reach the table's segment or column axes is refused (it reordered segments or
+    columns into a schedule of wrong rates, whose params disagreed with its table)."""
+    s = fd.step([1.0, 2.0], 0.5, 2)
+    np.testing.assert_array_equal(s[..., ::-1].table(4), s[::-1].table(4))
+    assert s[..., ::-1] == fd.step([2.0, 1.0], 0.5, 2)
+    m = fd.multistep([1.0, 2.0], 0.5, [1, 3])
+    p = fd.piecewise([3], [np.array([1.0, 0.2]), np.array([0.5, 0.1])])
+    for bad in (lambda: m[:, ::-1], lambda: m[0, 0], lambda: p[:, 0], lambda: s[..., 0, 0]):
+        with pytest.raises(IndexError, match=r"must select whole schedules of batch_shape \(2,\)"):
+            bad()
+    grid = fd.step(np.ones((2, 3)), 0.5, np.arange(1.0, 7.0).reshape(2, 3))
+    assert grid[..., 1] == fd.step(np.ones(2), 0.5, [2.0, 5.0]) and grid[None].batch_shape == (1, 2, 3)
+    assert grid[grid.params["period"] > 2.5].batch_shape == (4,)
+
+
+def test_one_cycle_and_cyclic_schedules_differ_by_their_momentum_companion():
+    """Equality and the hash take a one_cycle's or cyclic's momentum companion in: two such
+    schedules of the same rates that cycle different momenta are different keys (they were
+    one)."""
+    a, b = fd.one_cycle(1.0, 100), fd.one_cycle(1.0, 100, base_momentum=0.5, max_momentum=0.6)
+    assert a != b and len({a, b}) == 2 and a == fd.one_cycle(1.0, 100) and hash(a) == hash(fd.one_cycle(1.0, 100))
+    c, d = fd.cyclic(0.1, 1.0, 10), fd.cyclic(0.1, 1.0, 10, base_momentum=0.1, max_momentum=0.2)
+    assert c != d and len({c, d}) == 2
+    assert pickle.loads(pickle.dumps(b)) == b != a
+
+
+@pytest.mark.parametrize("origin", [float("nan"), float("inf"), -1e300, 2.0**60])
+def test_a_table_with_an_origin_beyond_any_step_is_refused(origin):
+    table = fd.cosine(1.0, 10).segments.copy()
+    table[0, 1] = origin
+    with pytest.raises(ValueError, match="origin must be a finite step within 2\\*\\*53"):
+        fd.Schedule(table, "cosine")
