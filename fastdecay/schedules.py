@@ -310,7 +310,7 @@ class Schedule(V.ScheduleBase):
     def __delattr__(self, name: str) -> NoReturn:
         raise AttributeError(f"a Schedule is immutable; cannot delete {name!r}")
 
-    def __reduce__(self) -> tuple[type[Schedule], tuple[FloatArray, str, dict[str, Any]]]:
+    def __reduce__(self) -> tuple[Callable[..., Schedule], tuple[FloatArray, str, dict[str, Any]]]:
         params = self._params
         if "function" in params:
             # fd.from_function: its rates are all in the table; the function goes along only
@@ -319,7 +319,10 @@ class Schedule(V.ScheduleBase):
                 pickle.dumps(params["function"])
             except Exception:  # noqa: BLE001 (pickle raises several kinds)
                 params = {k: v for k, v in params.items() if k != "function"}
-        return (Schedule, (np.array(self._segments), self._kind, params))
+        # (held as it was made, unchecked: a pickle is trusted as the code it can run; a factory's
+        # table of extreme values, an infinite product of two huge constants, is not one
+        # ``table_problem`` accepts from elsewhere)
+        return (Schedule._made, (np.array(self._segments), self._kind, params))
 
     @property
     def segments(self) -> FloatArray:

@@ -462,3 +462,16 @@ def test_a_table_with_an_origin_beyond_any_step_is_refused(origin):
     table[0, 1] = origin
     with pytest.raises(ValueError, match="origin must be a finite step within 2\\*\\*53"):
         fd.Schedule(table, "cosine")
+
+
+def test_a_factory_s_schedule_of_extreme_values_pickles_and_copies():
+    """A pickle (and ``copy.deepcopy``) holds a schedule as it was made: a factory's table of
+    extreme values (an infinite product of huge constants) is not one ``fd.Schedule`` accepts
+    from elsewhere, and pickling it failed on the check."""
+    with np.errstate(over="ignore"):
+        made = [fd.constant(1e200) * fd.constant(1e200), fd.multistep(1.0, 1e300, [1, 2, 3])]
+    for s in made:
+        with pytest.raises(ValueError, match="segments must be a schedule's table"):
+            fd.Schedule(s.segments, s.kind)
+        for back in (pickle.loads(pickle.dumps(s)), copy.deepcopy(s)):
+            assert back == s and np.array_equal(back.table(5), s.table(5))
