@@ -232,7 +232,13 @@ class Schedule(V.ScheduleBase):
         wrong; the factories' own tables are not checked again."""
         if not isinstance(kind, str):
             raise TypeError(f"kind must be a string, got {V.shown(kind)}")
-        self._hold(segments, kind, params)
+        try:
+            given = np.asarray(segments)
+        except (TypeError, ValueError):
+            given = None
+        if given is None or given.dtype.kind not in "iuf":  # (complex refused, never cast with a warning)
+            raise TypeError(f"segments must be an array of real numbers, got {V.shown(segments)}")
+        self._hold(given, kind, params)
         problem = L.table_problem(self._rows)
         if problem is not None:
             raise ValueError(f"segments must be a schedule's table: {problem}")

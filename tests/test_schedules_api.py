@@ -4,6 +4,7 @@ pickling, torch tensors in and out, and every bad input of the contract."""
 import copy
 import math
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -475,3 +476,12 @@ def test_a_factory_s_schedule_of_extreme_values_pickles_and_copies():
             fd.Schedule(s.segments, s.kind)
         for back in (pickle.loads(pickle.dumps(s)), copy.deepcopy(s)):
             assert back == s and np.array_equal(back.table(5), s.table(5))
+
+
+@pytest.mark.parametrize("segments", ["abc", fd.cosine(1.0, 10).segments.astype(complex), [[object()] * 9]],
+                         ids=["text", "complex", "objects"])
+def test_a_table_of_other_than_real_numbers_is_refused_by_name(segments):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (a complex table was cast to its real part with NumPy's warning)
+        with pytest.raises(TypeError, match="^segments must be an array of real numbers"):
+            fd.Schedule(segments, "cosine")
