@@ -276,8 +276,9 @@ class Schedule(V.ScheduleBase):
 
     def __eq__(self, other: object) -> bool:
         """Equal schedules are of one kind with the same packed table, bit for bit (and, for
-        one_cycle and cyclic, the same momentum companion): the same rates at every step (a checkpoint's schedule equals the one saved; ``s[i]`` of a batch
-        made by one factory equals the schedule made alone with its parameters; a member of
+        one_cycle and cyclic, the same momentum companion): the same rates at every step (a
+        checkpoint's schedule equals the one saved; ``s[i]`` of a batch made by one factory
+        equals the schedule made alone with its parameters; a member of
         ``fd.stack`` is of kind "stack", its table padded: it does not equal the schedule
         stacked, whose rates it has)."""
         if not isinstance(other, Schedule):
