@@ -128,23 +128,24 @@ def is_constant_zero(table):
 
 # What a primitive's parameters p0 .. p5 may be, as every factory makes them (a table from
 # elsewhere, a checkpoint's or ``fd.Schedule``'s, is held to it: ``table_problem``): ">= 0" a
-# rate, a factor or a power; "> 0" a length; "flag" 0 or 1; ">= 1" a cycle's growth; "" any
-# finite number (unused). Every parameter is finite.
+# rate, a factor or a power; "> 0" a length; "flag" 0 or 1; ">= 1" a cycle's growth or a cyclic
+# schedule's half cycle; ">= -1" inverse time's power; "" any finite number (unused). Every
+# parameter is finite.
 _PARAMETERS = {
     CONSTANT: (">= 0", "", "", "", "", ""),
     EXPONENTIAL: (">= 0", ">= 0", "> 0", "flag", "", ""),
-    INVERSE_TIME: (">= 0", ">= 0", "> 0", "flag", "", ""),  # (power -1: constant_shrinkage's lr * (1 + k e))
+    INVERSE_TIME: (">= 0", ">= 0", "> 0", "flag", ">= -1", ""),  # (power -1: constant_shrinkage's lr * (1 + k e))
     POLYNOMIAL: (">= 0", "> 0", ">= 0", ">= 0", "flag", ""),
     COSINE: (">= 0", "> 0", ">= 0", "", "", ""),
     COSINE_RESTARTS: (">= 0", "> 0", ">= 1", ">= 0", ">= 0", ">= 0"),
-    CYCLIC: (">= 0", ">= 0", "> 0", ">= 0", ">= 0", ">= 0"),
+    CYCLIC: (">= 0", ">= 0", ">= 1", ">= 1", ">= 0", ">= 0"),  # (its half cycles: whole steps or more)
     ONE_MINUS_POWER: (">= 0", "> 0", ">= 0", ">= 0", "", ""),
     COSINE_POWER: (">= 0", "> 0", ">= 0", ">= 0", ">= 0", ""),
     TABULATED: ("", "", "", "", "", ""),  # (its pointer and count: checked as pointers)
     PRODUCT: ("", "", "", "", "", ""),
     DATA: (">= 0", ">= 0", ">= 0", ">= 0", ">= 0", ">= 0"),  # table values: rates
 }
-_HOLDS = {">= 0": lambda x: x >= 0.0, "> 0": lambda x: x > 0.0, ">= 1": lambda x: x >= 1.0,
+_HOLDS = {">= 0": lambda x: x >= 0.0, "> 0": lambda x: x > 0.0, ">= 1": lambda x: x >= 1.0, ">= -1": lambda x: x >= -1.0,
           "flag": lambda x: (x == 0.0) | (x == 1.0)}
 
 

@@ -311,6 +311,11 @@ def _damaged_tables():
         ("data-as-segment", fd.cosine(0.1, 100), put((0, 2), 10.0), r"kind 10\.0 is not a primitive's code"),
         ("first-start", fd.cosine(0.1, 100), put((0, 0), 5.0), "first segment of every row must start at 0"),
         ("falling-starts", fd.multistep(0.1, 0.5, [3, 7]), put((2, 0), 1.0), "segment starts must not fall"),
+        ("tiny-half-cycle", fd.cyclic(0.1, 1.0, 10), put((0, 5), 1e-300, (0, 6), 1e-300),
+         "parameter p2 of kind cyclic must be >= 1"),  # (its rates were -1e300)
+        ("inverse-time-power", fd.inverse_time(0.0, 0.5), put((0, 7), -2000.0),
+         "parameter p4 of kind inverse_time must be >= -1"),  # (a division by 0 when evaluated)
+        ("far-origin", fd.cyclic(0.1, 1.0, 10), put((0, 1), -1e300), "origin must be a finite step"),
     ]
 
 
