@@ -660,7 +660,8 @@ def exponential(lr: RealArrayLike, *, gamma: RealArrayLike | None = None, rate: 
     Give exactly one of ``gamma``, ``rate`` (gamma = e^−rate) or ``half_life``
     (gamma = 2^(−1/half_life)). With ``end_lr`` the rate stops there: held at end_lr
     from the first step it would pass it (a floor when gamma < 1, a cap when gamma ≥ 1,
-    as optax clips).
+    as optax clips). An lr of 0 is 0 at every step, also where a gamma above 1 has
+    overflowed its power (as torch's ``ExponentialLR`` keeps 0).
     torch ``ExponentialLR(gamma)`` (decay_steps 1);
     Keras ``ExponentialDecay(lr, decay_steps, decay_rate=gamma, staircase)``;
     optax ``exponential_decay(lr, transition_steps=decay_steps, decay_rate=gamma,
@@ -814,7 +815,11 @@ def cosine_restarts(lr: RealArrayLike, period: RealArrayLike, *, period_mult: Re
     Keras ``CosineDecayRestarts(lr, period, t_mul=period_mult, m_mul=cycle_decay,
     alpha=min_lr / lr)`` with ``decay_amplitude=True``; timm ``CosineLRScheduler(t_initial=period,
     cycle_mul=period_mult, cycle_decay=cycle_decay, cycle_limit=cycle_limit, lr_min=min_lr)``.
-    The cycle index is computed in closed form.
+    The cycle index is computed in closed form: cycle k starts at step period · k (with
+    period_mult 1, found as Keras does, ⌊t / period⌋ in float64) or period · (period_mult^k
+    − 1) / (period_mult − 1), so a period that is not whole puts a restart where that float64
+    arithmetic does (period 1.1: steps 11 and 22 are restarts). A rate of 0 stays 0 whatever
+    the cycle_decay.
 
     >>> s = cosine_restarts(1.0, 4, period_mult=2)
     >>> [round(s(t), 3) for t in (0, 2, 4, 8, 12)]

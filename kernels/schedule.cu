@@ -38,7 +38,8 @@ FD_HD void table_chunk(const double* row_table, int n_segments, double first, T*
     int k = segment_of(row_table, n_segments, first + (double)i);
     const double* seg = row_table + k * WIDTH;
     double v = segment_rate(row_table, k, first + (double)i);
-    bool product = (int)seg[KIND] == KIND_EXPONENTIAL && seg[P0 + 3] == 0.0;
+    // (a rate of 0 by its closed form: its ratio may overflow, 0 * inf)
+    bool product = (int)seg[KIND] == KIND_EXPONENTIAL && seg[P0 + 3] == 0.0 && seg[P0] != 0.0;
     double ratio = product ? pow(seg[P0 + 1], (double)n_threads / seg[P0 + 2]) : 1.0;
     i64 boundary = next_boundary(row_table, n_segments, k, first, hi);
     out_row[i] = (T)v;
@@ -47,7 +48,7 @@ FD_HD void table_chunk(const double* row_table, int n_segments, double first, T*
             const double t = first + (double)i;
             while (k + 1 < n_segments && row_table[(k + 1) * WIDTH + START] <= t) ++k;
             seg = row_table + k * WIDTH;
-            product = (int)seg[KIND] == KIND_EXPONENTIAL && seg[P0 + 3] == 0.0;
+            product = (int)seg[KIND] == KIND_EXPONENTIAL && seg[P0 + 3] == 0.0 && seg[P0] != 0.0;
             ratio = product ? pow(seg[P0 + 1], (double)n_threads / seg[P0 + 2]) : 1.0;
             boundary = next_boundary(row_table, n_segments, k, first, hi);
             v = segment_rate(row_table, k, t);

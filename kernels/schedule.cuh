@@ -108,6 +108,10 @@ FD_HD void cosine_restart_cycle(double tau, double T0, double mult, double* cur,
     *index = i;
 }
 
+// lr * power, and lr itself where lr is 0: a rate of 0 stays 0 where a growing power
+// has overflowed (0 * inf is NaN). The CPU's scaled.
+FD_HD double scaled(double lr, double power) { return lr == 0.0 ? lr : lr * power; }
+
 // Rate of one primitive at tau steps past its origin.
 FD_HD_CALL double primitive(int kind, double tau, const double* p) {
     const double p0 = p[0], p1 = p[1], p2 = p[2], p3 = p[3], p4 = p[4], p5 = p[5];
@@ -118,8 +122,8 @@ FD_HD_CALL double primitive(int kind, double tau, const double* p) {
     case KIND_INVERSE_TIME: {
         double e = tau / p2;
         if (p3 != 0.0) e = floor(e);
-        if (kind == KIND_EXPONENTIAL) return p0 * pow(p1, e);
-        return p0 / pow(1.0 + p1 * e, p4);
+        if (kind == KIND_EXPONENTIAL) return scaled(p0, pow(p1, e));
+        return p0 == 0.0 ? p0 : p0 / pow(1.0 + p1 * e, p4);
     }
     case KIND_POLYNOMIAL: {
         double T = p1;
@@ -138,7 +142,7 @@ FD_HD_CALL double primitive(int kind, double tau, const double* p) {
         double cur, Ti;
         i64 i;
         cosine_restart_cycle(tau, p1, p2, &cur, &Ti, &i);
-        return p3 + (p0 * powi(p4, i) - p3 * powi(p5, i)) * (1.0 + cos_pi(cur / Ti)) / 2.0;
+        return p3 + (scaled(p0, powi(p4, i)) - scaled(p3, powi(p5, i))) * (1.0 + cos_pi(cur / Ti)) / 2.0;
     }
     case KIND_COSINE_POWER:
         if (tau > p1) tau = p1;

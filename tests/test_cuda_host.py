@@ -316,6 +316,11 @@ def factory_schedules():
         "join_into_warmup": fd.join([fd.constant(0.02), fd.warmup(fd.constant(0.3), 3)], [5]),
         "join_into_warmup_scaled": fd.join([fd.multistep(0.02, 0.8, [50]), fd.warmup(fd.step(0.2, 0.8, 11), 3)], [36])
         * 0.5,
+        # rates of 0 whose powers overflow within the 1,200 steps (0, not 0 * inf), and one that grows to inf
+        "zero_rates_that_grow": fd.stack([fd.exponential(0.0, gamma=2.0), fd.step(0.0, 4.0, 1),
+                                          fd.cosine_restarts(0.0, 1, cycle_decay=2.5), fd.exponential(1e-3, gamma=2.0),
+                                          fd.exponential(0.0, gamma=1e300)]),
+        "cosine_restarts_not_whole": fd.cosine_restarts(0.1, [1.1, 2.7, 3.3], period_mult=[1.0, 1.0, 1.1], min_lr=0.01),
     }
 
 
@@ -1144,7 +1149,9 @@ def test_gpu_table_equals_cpu(gpu_on_host, dtype):
     np.testing.assert_array_equal(got, s(np.arange(1000)[:, None]).T.astype(dtype))  # closed forms, rounded once
     np.testing.assert_allclose(got, s.table(1000, dtype=dtype), rtol=1e-12 if dtype == np.float64 else 1e-7)
     # long rows of several segments: chunks, products inside exponential segments, segment changes mid-chunk
+    # (and rates of 0 whose powers, and the products' ratios a thread, overflow)
     for s in (fd.exponential(0.1, gamma=np.linspace(0.9, 0.99999, 5)), SCHEDULES["join"], SCHEDULES["warmup"],
+              fd.stack([fd.exponential(0.0, gamma=2.0), fd.exponential(0.0, gamma=1e300), fd.step(0.0, 4.0, 1)]),
               fd.stack([fd.join([fd.exponential(0.1, gamma=0.999), fd.step(0.05, 0.9, 100)], [5000]),
                         fd.multistep(0.1, 0.5, [16383, 16384, 20000])])):
         n = 2 * _plan.TABLE_CHUNK + 17

@@ -283,3 +283,64 @@ def test_cos_pi_reduces_exactly():
     half = x[x <= 1.0]
     assert np.array_equal([-cos_pi(1.0 - v) for v in half], c[: half.size])
     assert all(math.isnan(cos_pi(v)) for v in (math.inf, -math.inf, math.nan))
+
+
+ZERO_RATES_THAT_GROW = {
+    "exponential": fd.exponential(0.0, gamma=2.0),                     # 2**t overflows from t = 1024
+    "step": fd.step(0.0, 4.0, 1),
+    "staircase": fd.exponential(0.0, gamma=1e10, decay_steps=3, staircase=True),
+    "cosine_restarts": fd.cosine_restarts(0.0, 1, cycle_decay=2.5),    # a cycle a step
+    "cosine_restarts_min_lr": fd.cosine_restarts(0.0, 1, min_lr=0.0, cycle_decay=2.5, decay_amplitude=True),
+    "exponential_gamma_1e300": fd.exponential(0.0, gamma=1e300),       # its ratio a step overflows too
+}
+
+
+@pytest.mark.parametrize("name", sorted(ZERO_RATES_THAT_GROW))
+def test_a_rate_of_0_stays_0_where_its_growing_power_overflows(name):
+    """lr 0 with a gamma (or cycle decay) above 1 was 0 * inf = NaN from the step where the
+    power overflowed, on every path (the weights then NaN); torch's ExponentialLR keeps 0."""
+    from fastdecay import reference
+
+    s = ZERO_RATES_THAT_GROW[name]
+    t = np.arange(1500)
+    for rates in (s(t), s.table(1500), s.table(1500, dtype=np.float32), s(float(BIG)),
+                  reference.schedule_lr(s, t)):
+        assert np.all(np.asarray(rates) == 0.0), name
+    # beside a rate that does grow: its own overflow is +inf, the zero row's 0
+    both = fd.stack([s, fd.exponential(1e-3, gamma=2.0)]).table(1100)
+    assert np.all(both[0] == 0.0) and both[1, -1] == np.inf
+    # a run at rate 0 leaves its weights where they start, shared, per trajectory, noisy
+    for schedule in (s, fd.stack([s, s])):
+        res = fd.simulate(np.array([[1.0], [2.0]]), schedule, steps=1200, w0=0.5, every=100)
+        assert np.all(res.w == 0.5) and np.all(res.lr == 0.0)
+    noisy = fd.simulate(np.array([[1.0]]), s, steps=1200, w0=0.5, noise=0.1, seed=3)
+    assert np.all(noisy.w == 0.5)
+    w = np.ones(5)
+    fd.sgd_step(w, np.ones(5), step=1300, lr=s, momentum=0.9, momentum_buffer=np.ones(5))
+    assert np.all(w == 1.0)
+
+
+def test_a_rate_of_0_with_a_growing_gamma_is_torch_s():
+    w = torch.nn.Parameter(torch.ones(2, dtype=torch.float64))
+    opt = torch.optim.SGD([w], lr=0.0)
+    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=2.0)
+    for _ in range(1100):
+        opt.step()
+        sched.step()
+    assert opt.param_groups[0]["lr"] == fd.exponential(0.0, gamma=2.0)(1100) == 0.0
+
+
+@pytest.mark.parametrize("period, mult", [(1.1, 1.0), (1.3, 1.0), (2.7, 1.0), (1.1, 1.5), (3.3, 1.1), (1.05, 1.05)])
+def test_cosine_restarts_with_a_period_that_is_not_whole_restart_where_the_docstring_says(period, mult):
+    """Cycle k starts at period * k (found as floor(t / period) in float64, Keras's form) or at
+    period * (mult**k - 1) / (mult - 1): the kernels, the tables and the oracle agree (the oracle
+    summed the cycle lengths, which for period 1.1 put ~100 of 3,000 steps a cycle off)."""
+    from fastdecay import reference
+
+    s = fd.cosine_restarts(1.0, period, period_mult=mult, min_lr=0.01)
+    t = np.arange(3000)
+    want = reference.cosine_restarts_lr(t, 1.0, period, mult, min_lr=0.01)
+    np.testing.assert_allclose(s(t), want, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(s.table(3000), want, rtol=1e-12, atol=1e-15)
+    if period == 1.1 and mult == 1.0:
+        assert s(11) == s(22) == 1.0 and s(10) < 0.99

@@ -98,8 +98,15 @@ def exponent_at(tau, decay_steps, staircase):
 
 
 @njit(cache=True)
+def scaled(lr, power):
+    """lr * power, and lr itself where lr is 0: a rate of 0 stays 0 where a growing
+    power has overflowed (0 * inf is NaN; torch's chained schedulers keep 0)."""
+    return lr if lr == 0.0 else lr * power
+
+
+@njit(cache=True)
 def _exponential(tau, lr, gamma, decay_steps, staircase):
-    return lr * gamma ** exponent_at(tau, decay_steps, staircase)
+    return scaled(lr, gamma ** exponent_at(tau, decay_steps, staircase))
 
 
 @njit(cache=True)
@@ -107,7 +114,7 @@ def _inverse_time(tau, lr, k, decay_steps, staircase, power):
     e = tau / decay_steps
     if staircase != 0.0:
         e = math.floor(e)
-    return lr / (1.0 + k * e) ** power
+    return lr if lr == 0.0 else lr / (1.0 + k * e) ** power  # (0 / 0 where the power underflows)
 
 
 # cos(pi s) and sin(pi s) / s on |s| <= 1/4 as polynomials in z = s**2: the Taylor
@@ -196,7 +203,7 @@ def primitive(kind, tau, p0, p1, p2, p3, p4, p5):
         return cosine_at(tau, p0, p1, p2)
     if kind == COSINE_RESTARTS:
         cur, Ti, i = _cosine_restart_cycle(tau, p1, p2)
-        return p3 + (p0 * p4**i - p3 * p5**i) * (1.0 + cos_pi(cur / Ti)) / 2.0
+        return p3 + (scaled(p0, p4**i) - scaled(p3, p5**i)) * (1.0 + cos_pi(cur / Ti)) / 2.0
     if kind == COSINE_POWER:
         if tau > p1:
             tau = p1
@@ -556,7 +563,9 @@ def _fill_exponential(seg, first, i0, i1, out_row):
     their anchor, or by the scalar lanes). Each value is within a few roundings of its
     anchor: ~1e-15 relative of the closed form (float32: the float64 value rounded once).
     """
-    if out_row.itemsize == 8 and i1 - i0 >= 2 * REANCHOR:
+    if seg[P0] == 0.0:
+        out_row[i0:i1] = seg[P0]  # (its powers may overflow: ``scaled``)
+    elif out_row.itemsize == 8 and i1 - i0 >= 2 * REANCHOR:
         powers = out_row[i0 : i0 + REANCHOR]
         _unit_powers(seg, powers)
         _anchored_blocks(seg, first, i0 + REANCHOR, i1, powers, out_row)
@@ -766,9 +775,9 @@ def _fill_cosine_restarts(seg, first, i0, i1, out_row):
             stop += 1
         # the cycle's peak: exactly lr * decay**k when min_lr's share does not decay
         end = seg[P0 + 3]
-        peak = seg[P0] * seg[P0 + 4] ** k
+        peak = scaled(seg[P0], seg[P0 + 4] ** k)
         if seg[P0 + 5] != 1.0:
-            peak = end + (peak - end * seg[P0 + 5] ** k)
+            peak = end + (peak - scaled(end, seg[P0 + 5] ** k))
         _fill_cosine_span(origin, shift, peak, Ti, end, first, i, stop, out_row)
         i = stop
 

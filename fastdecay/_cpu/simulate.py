@@ -116,7 +116,7 @@ from .rules import (ON_DROP_KEEP, SIM_ON_DROP, STEP_BLOCK, buffer_scale_at, simu
 from .._layout import CONSTANT, COSINE, EXPONENTIAL, KIND, ORIGIN, P0, POLYNOMIAL, PRODUCT, START, TABULATED
 from .._rules import CODES as OPTIMIZER_CODES  # noqa: F401 (public name -> code, from the one table)
 from .schedule import (TABLE, cosine_at, exponent_at, lone_staircase, lr_at, next_change, one_segment,
-                       polynomial_at, primitive, segment_of)
+                       polynomial_at, primitive, scaled, segment_of)
 
 # Per-trajectory exponential rates advance by one multiplication a step and
 # return to the closed form at every multiple of this many (global) steps:
@@ -308,7 +308,7 @@ def _advance_rates(table, rows, ratio, state, i0, i1, t, all_multiplicative):
             j = 3 * ((int(e) * 40503 + int(p1 * 4096.0)) & mask)
             if not (memo[j] == p1 and memo[j + 1] == e):
                 memo[j], memo[j + 1], memo[j + 2] = p1, e, p1**e
-            st[i] = lr * memo[j + 2]
+            st[i] = scaled(lr, memo[j + 2])
         else:
             st[i] = primitive(kind, tau, lr, p1, p2, p3, table[row, 0, P0 + 4], table[row, 0, P0 + 5])
         due[i] = next_change(kind, p3, p2, origin, alone, tf)
@@ -779,6 +779,8 @@ def _row_ratio(table, r):
     kind = table[r, 0, KIND]
     if kind == CONSTANT:
         return 1.0
+    if kind == EXPONENTIAL and table[r, 0, P0] == 0.0:
+        return 1.0  # a rate of 0 stays 0 (``scaled``), whatever its gamma
     if kind == EXPONENTIAL and table[r, 0, P0 + 3] == 0.0:
         gamma = table[r, 0, P0 + 1]
         steps = table[r, 0, P0 + 2]

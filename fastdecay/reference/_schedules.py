@@ -70,6 +70,14 @@ def _elementwise(fn: Callable[..., float], t: ArrayLike, *params: ArrayLike) -> 
     return out
 
 
+def _scaled(lr: ArrayLike, gamma: ArrayLike, e: ArrayLike) -> FloatArray:
+    """lr · gamma^e, 0 where lr is 0 even where the power overflows (as torch's chained
+    schedulers keep a rate of 0)."""
+    lr = _f(lr)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.where(lr == 0.0, lr, lr * _f(gamma) ** _f(e))
+
+
 def constant_lr(t: ArrayLike, lr: ArrayLike) -> FloatArray:
     """η_t = lr."""
     t, lr = np.broadcast_arrays(_f(t), _f(lr))
@@ -78,7 +86,7 @@ def constant_lr(t: ArrayLike, lr: ArrayLike) -> FloatArray:
 
 def step_lr(t: ArrayLike, lr: ArrayLike, gamma: ArrayLike, period: ArrayLike) -> FloatArray:
     """η_t = lr · gamma^⌊t/period⌋ (torch ``StepLR``)."""
-    return _f(lr) * _f(gamma) ** np.floor(_f(t) / _f(period))
+    return _scaled(lr, gamma, np.floor(_f(t) / _f(period)))
 
 
 def multistep_lr(t: ArrayLike, lr: ArrayLike, gamma: ArrayLike, milestones: ArrayLike) -> FloatArray:
@@ -88,7 +96,7 @@ def multistep_lr(t: ArrayLike, lr: ArrayLike, gamma: ArrayLike, milestones: Arra
     count = np.zeros(np.shape(t))
     for m in np.asarray(milestones, dtype=np.float64).ravel():
         count = count + (t >= m)
-    return _f(lr) * _f(gamma) ** count
+    return _scaled(lr, gamma, count)
 
 
 def exponential_lr(t: ArrayLike, lr: ArrayLike, gamma: ArrayLike | None = None, rate: ArrayLike | None = None,
@@ -105,7 +113,7 @@ def exponential_lr(t: ArrayLike, lr: ArrayLike, gamma: ArrayLike | None = None, 
     e = _f(t) / _f(decay_steps)
     if staircase:
         e = np.floor(e)
-    value = _f(lr) * _f(gamma) ** e
+    value = _scaled(lr, gamma, e)
     if end_lr is not None:
         value = np.where(_f(gamma) < 1.0, np.maximum(value, end_lr), np.minimum(value, end_lr))
     return value
@@ -117,7 +125,8 @@ def inverse_time_lr(t: ArrayLike, lr: ArrayLike, rate: ArrayLike, decay_steps: A
     e = _f(t) / _f(decay_steps)
     if staircase:
         e = np.floor(e)
-    return _f(lr) / (1.0 + _f(rate) * e)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(_f(lr) == 0.0, _f(lr), _f(lr) / (1.0 + _f(rate) * e))
 
 
 def polynomial_lr(t: ArrayLike, lr: ArrayLike, total_steps: ArrayLike, power: ArrayLike = 1.0, end_lr: ArrayLike = 0.0,
@@ -149,21 +158,26 @@ def cosine_restarts_lr(t: ArrayLike, lr: ArrayLike, period: ArrayLike, period_mu
                        min_lr: ArrayLike = 0.0, cycle_decay: ArrayLike = 1.0, decay_amplitude: bool = False,
                        cycle_limit: int | None = None) -> FloatArray:
     """SGDR (torch ``CosineAnnealingWarmRestarts``): cycles of length period · period_mult^k,
-    found by walking the cycles from the start; cycle k from lr · cycle_decay^k (timm), or
-    min_lr + (lr − min_lr) · cycle_decay^k with ``decay_amplitude`` (Keras m_mul), to
-    min_lr; min_lr after ``cycle_limit`` cycles (timm)."""
+    cycle k from its start S_k = period · (period_mult^k − 1)/(period_mult − 1) (period · k
+    when period_mult is 1, found as Keras does, ⌊t/period⌋ in float64), found by walking the
+    cycles from the start; cycle k from lr · cycle_decay^k (timm), or min_lr + (lr − min_lr)
+    · cycle_decay^k with ``decay_amplitude`` (Keras m_mul), to min_lr; min_lr after
+    ``cycle_limit`` cycles (timm)."""
     limit = math.inf if cycle_limit is None else float(cycle_limit)
 
-    def one(t: float, lr: float, T: float, mult: float, low: float, decay: float) -> float:
-        start, k = 0.0, 0
-        while t >= start + T:
-            start += T
-            T *= mult
+    def start(k: int, T0: float, mult: float) -> float:
+        return T0 * k if mult == 1.0 else T0 * (mult**k - 1.0) / (mult - 1.0)
+
+    def one(t: float, lr: float, T0: float, mult: float, low: float, decay: float) -> float:
+        k = math.floor(t / T0) if mult == 1.0 else 0
+        while mult != 1.0 and start(k + 1, T0, mult) <= t:
             k += 1
         if k >= limit:
             return low
-        peak = low + (lr - low) * decay**k if decay_amplitude else lr * decay**k
-        return low + (peak - low) * (1.0 + math.cos(math.pi * (t - start) / T)) / 2.0
+        with np.errstate(over="ignore"):
+            power = float(np.float64(decay) ** k)
+        peak = low + ((lr - low) and (lr - low) * power) if decay_amplitude else (lr and lr * power)
+        return low + (peak - low) * (1.0 + math.cos(math.pi * (t - start(k, T0, mult)) / (T0 * mult**k))) / 2.0
 
     return _elementwise(one, t, lr, period, period_mult, min_lr, cycle_decay)
 
