@@ -169,7 +169,8 @@ def stability_onset(schedule: Schedule, curvature: RealArrayLike, *, max_steps: 
     for a, rates in _rate_blocks(s, max_steps, shape):
         if not undecided.any():
             break
-        product = rates * lam_b
+        with np.errstate(over="ignore"):  # (an infinite product is above the ceiling)
+            product = rates * lam_b
         below = (product > 0.0) & (product < 2.0) if contracting else product < 2.0
         stable = np.broadcast_to(below, shape + rates.shape[-1:])
         hit = stable.any(axis=-1) & undecided
@@ -222,7 +223,8 @@ def escape_probability(schedule: Schedule, barrier: RealArrayLike, c: RealArrayL
     def aligned(x: FloatArray) -> FloatArray:  # (..., 1), its batch axes aligned with shape's last ones
         return x.reshape((1,) * (len(shape) - x.ndim) + x.shape)[..., None]
 
-    ratio = aligned(barrier / c)
+    with np.errstate(over="ignore", under="ignore"):  # (an infinite ratio: never escapes at a positive rate)
+        ratio = aligned(barrier / c)
     no_barrier = aligned(np.broadcast_to(barrier == 0.0, np.broadcast_shapes(barrier.shape, c.shape)))
     per_step = np.empty(shape + (steps,))
     for a, rates in _rate_blocks(s, steps, shape):

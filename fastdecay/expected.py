@@ -29,6 +29,7 @@ from . import _dispatch as D
 from . import _layout as L
 from . import _rules as R
 from . import _validate as V
+from ._arrays import in_type_of
 from ._dispatch import NUMPY, TORCH_CPU, TORCH_CUDA, backend_of
 from .diagnostics import adam_effective_step
 from ._typing import DeviceArray, FloatArray, RealArrayLike
@@ -595,7 +596,7 @@ def steps_to_target(curvature: Any, schedule: Schedule | RealArrayLike, target: 
     """The first step t ≤ ``steps`` at which the expected loss E[½ Σ λ_k w_k²] is ≤ ``target``.
 
     The arguments are those of ``fd.expected_loss`` (same model, same broadcasting),
-    plus ``target`` (a number, or an array broadcasting with the batch). Returns an
+    plus ``target`` (a number, or an array that broadcasts to the batch shape). Returns an
     int64 array of the batch shape (an int for a single problem): the step count,
     0 if the start already meets the target, and **-1 where the target is not
     reached within** ``steps``. The run stops as soon as every element has reached
@@ -678,10 +679,12 @@ class BatchScaling:
     (-1 where no setting reached it); ``best``: the flat index, over the leading
     axes of the steps given, of the setting that needed them (-1 likewise);
     ``slope``: the log-log slope d ln steps / d ln B between each batch size and the
-    next (length one less; nan next to an unreached point; -1 is perfect scaling,
-    0 no gain); ``min_steps`` S_min and ``min_examples`` E_min (fewest steps and
-    fewest examples B·steps over the reached batch sizes); ``critical_batch_size``
-    E_min / S_min (nan if nothing was reached).
+    next (length one less; nan next to an unreached point or one reached at step 0;
+    -1 is perfect scaling, 0 no gain); ``min_steps`` S_min and ``min_examples`` E_min
+    (fewest steps and fewest examples B·steps over the reached batch sizes);
+    ``critical_batch_size`` E_min / S_min (nan if nothing was reached, or if S_min is
+    0: a start that already meets the target has no critical batch size). The arrays
+    come in the array type of the ``steps`` given (a torch tensor for a tensor).
 
     >>> import fastdecay as fd
     >>> s = fd.batch_size_scaling([1, 2, 4, 8], [400, 200, 100, 100])    # one setting
@@ -734,7 +737,11 @@ def batch_size_scaling(batch_size: RealArrayLike, steps: RealArrayLike) -> Batch
     sizes = V.real_array("batch_size", batch_size, low=0.0, low_open=True)
     if sizes.ndim != 1 or sizes.shape[0] < 1:
         raise ValueError(f"batch_size must be a 1-D array of batch sizes, got shape {sizes.shape}")
-    counts = np.asarray(steps)
+    if np.unique(sizes).shape[0] < sizes.shape[0]:  # (a slope between equal sizes divides by 0)
+        repeated = np.unique(sizes, return_counts=True)
+        raise ValueError(f"batch_size must not repeat a batch size, got {V.shown(repeated[0][repeated[1] > 1][0].item())} "
+                         f"more than once in {V.shown(batch_size)}")
+    counts = np.asarray(V.host_array("steps", steps))
     if counts.dtype.kind not in "iu" and not (counts.dtype.kind == "f" and np.all(counts == np.round(counts))):
         raise TypeError(f"steps must hold integer step counts (-1: not reached), got dtype {counts.dtype}")
     if counts.ndim < 1 or counts.shape[-1] != sizes.shape[0]:
@@ -744,21 +751,24 @@ def batch_size_scaling(batch_size: RealArrayLike, steps: RealArrayLike) -> Batch
         raise ValueError(f"steps must be >= 0, or -1 for not reached, got {counts.min()!r}")
     flat = counts.reshape(-1, sizes.shape[0]).astype(np.float64)
     flat[flat < 0] = np.inf
+    if flat.shape[0] == 0:  # no setting at all: none reached the target
+        flat = np.full((1, sizes.shape[0]), np.inf)
     best = np.argmin(flat, axis=0)
     fewest = flat[best, np.arange(sizes.shape[0])]
     reached = np.isfinite(fewest)
     best = np.where(reached, best, -1)
     best_steps = np.where(reached, fewest, -1).astype(np.int64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        logs = np.where(reached, np.log(np.where(reached, fewest, 1.0)), np.nan)
+        logs = np.where(reached & (fewest > 0), np.log(np.where(reached, fewest, 1.0)), np.nan)
         slope = np.diff(logs) / np.diff(np.log(sizes))
     if reached.any():
         min_steps = float(fewest[reached].min())
         min_examples = float((sizes * fewest)[reached].min())
-        critical = min_examples / min_steps if min_steps > 0 else math.inf
+        critical = min_examples / min_steps if min_steps > 0 else math.nan
     else:
         min_steps = min_examples = critical = math.nan
-    return BatchScaling(batch_size=sizes, steps=best_steps, best=best, slope=slope, min_steps=min_steps,
+    return BatchScaling(batch_size=in_type_of((batch_size, steps), np.array(sizes)), steps=in_type_of((steps,), best_steps),
+                        best=in_type_of((steps,), best), slope=in_type_of((steps,), slope), min_steps=min_steps,
                         min_examples=min_examples, critical_batch_size=critical)
 
 

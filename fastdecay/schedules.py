@@ -1502,13 +1502,23 @@ def constant_shrinkage(lr: Schedule | RealArrayLike, weight_decay: RealArrayLike
 # ----------------------------------------------------------------------------- relating schedules
 
 
+def _made_parameters(s: Schedule, name: str, keys: tuple[str, ...]) -> dict[str, Any]:
+    """The parameters ``keys`` of ``s``, which a factory keeps and a table given to
+    ``Schedule`` does not: refused by name there."""
+    if not all(k in s.params for k in keys):
+        raise ValueError(f"{name} must be made by fd.{s.kind} (a table given to fd.Schedule keeps no "
+                         f"{', '.join(keys)}), got {s!r}")
+    return s.params
+
+
 def _exponential_form(s: Schedule, name: str = "s") -> tuple[Any, Any, Any]:
     """(lr, gamma, steps per factor of gamma) of a step or exponential schedule."""
     V.schedule(name, s)
-    p = s.params
     if s.kind == "step":
+        p = _made_parameters(s, name, ("lr", "gamma", "period"))
         return p["lr"], p["gamma"], p["period"]
     if s.kind == "exponential":
+        p = _made_parameters(s, name, ("lr", "gamma", "decay_steps"))
         return p["lr"], p["gamma"], p["decay_steps"]
     raise ValueError(f"{name} must be a step or exponential schedule, got a {s.kind} schedule")
 
@@ -1524,7 +1534,7 @@ def half_life(s: Schedule) -> float | FloatArray:
     10.0
     """
     if isinstance(s, Schedule) and s.kind == "inverse_time":
-        p = s.params
+        p = _made_parameters(s, "s", ("rate", "decay_steps"))
         with np.errstate(divide="ignore"):
             h = np.broadcast_to(p["decay_steps"] / p["rate"], s.batch_shape)
         return _scalar_or_array(h)
@@ -1555,19 +1565,28 @@ def match_endpoint(s: Schedule, steps: RealArrayLike) -> Schedule:
     True
     """
     V.schedule("s", s)
-    if isinstance(steps, numbers.Integral) and not isinstance(steps, bool) and int(steps) > V.MAX_STEP:
-        raise ValueError(f"steps must be integer steps from 1 to 2**53, got {V.shown(steps)}")  # (before float)
-    steps = V.real_array("steps", steps, low=1.0, integer=True)
-    if np.any(steps > V.MAX_STEP):
-        raise ValueError(f"steps must be integer steps from 1 to 2**53, got {V.shown(np.max(steps).item())}")
+    steps = V.steps_array("steps", steps)  # (integers compared as integers: 2**53 + 1 is refused)
+    if np.any(steps < 1.0):
+        raise ValueError(f"steps must be integer steps from 1 to 2**53, got {int(np.min(steps))}")
     V.broadcast(**{"s.batch_shape": np.empty(s.batch_shape), "steps": steps})
-    lr0 = s.lr0()
-    end = s(steps) if steps.ndim == 0 else s(np.asarray(steps, dtype=np.int64))
-    if np.any(lr0 <= 0) or np.any(np.asarray(end) <= 0):
-        raise ValueError(f"s must have positive rates at 0 and at steps={steps!r} to match an exponential")
-    rate = np.log(lr0 / end) / steps
-    if np.any(rate < 0):
-        raise ValueError(f"s grows between step 0 and steps={steps!r}; no decaying exponential matches it")
+    lr0 = np.broadcast_to(s.lr0(), np.broadcast_shapes(s.batch_shape, steps.shape))
+    end = np.broadcast_to(s(steps) if steps.ndim == 0 else s(np.asarray(steps, dtype=np.int64)), lr0.shape)
+    at = np.broadcast_to(steps, lr0.shape)
+
+    def refuse(where: NDArray[np.bool_], what: str) -> None:
+        if np.any(where):
+            i = tuple(int(k) for k in np.argwhere(where)[0])
+            entry = f" (batch entry {i})" if i else ""
+            raise ValueError(f"s must {what} to match a decaying exponential, got s(0) = {float(lr0[i])!r} and "
+                             f"s({int(at[i])}) = {float(end[i])!r}{entry}")
+
+    refuse((lr0 <= 0) | (end <= 0), "have positive rates at 0 and at steps")
+    refuse(end > lr0, "not grow between step 0 and steps")
+    with np.errstate(over="ignore", divide="ignore"):
+        ratio = lr0 / end
+        # ln(lr0 / end), and ln lr0 - ln end where the quotient overflows (or falls to 0)
+        rate = np.where((ratio > 0) & np.isfinite(ratio), np.log(ratio), np.log(lr0) - np.log(end)) / steps
+    refuse(np.exp(-rate) == 0.0, "fall by less than a factor of e**745 a step (a gamma above 0)")
     return exponential(lr0, rate=rate)
 
 
@@ -1589,7 +1608,7 @@ def match_half_life(s: Schedule) -> Schedule:
     if s.kind == "step":
         return exponential(lr, half_life=h)
     if s.params["staircase"]:
-        raise ValueError("s must be a smooth exponential (staircase=False) to match a step schedule")
+        raise ValueError(f"s must be a smooth exponential (staircase=False) to match a step schedule, got {s!r}")
     if "end_lr" in s.params:
         raise ValueError(f"s stops at end_lr, which no step schedule does: {s!r}")
     if np.any(np.asarray(h) < 1.0):

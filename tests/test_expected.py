@@ -2,6 +2,8 @@
 against noiseless fd.simulate, and its broadcasting, chunking and bad-input checks;
 fd.steps_to_target, fd.batch_size_scaling and fd.adam_compensating_decay."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -469,3 +471,22 @@ def test_constant_shrinkage_tabulated_takes_a_grid_of_weight_decays_along_the_ba
     assert lam.batch_shape == (5, 2)
     with pytest.raises(ValueError, match=r"do not broadcast: lr's batch \(2,\), reference_lr \(3,\)"):
         fd.constant_shrinkage(fd.stack([lr, lr]), 0.01, total_steps=4, reference_lr=[0.1, 0.2, 0.3])
+
+
+def test_batch_size_scaling_at_step_0_repeated_sizes_no_settings_and_tensors():
+    """A target met at the start (0 steps) has no critical batch size (nan, was inf) and no
+    slope (nan, was inf); a repeated batch size is refused by name (was a slope of -inf); no
+    settings at all reach nothing (was NumPy's argmin error); a tensor comes back a tensor."""
+    import torch
+
+    s = fd.batch_size_scaling([1, 2, 4], [0, 5, 3])
+    assert s.min_steps == 0.0 and math.isnan(s.critical_batch_size)
+    assert math.isnan(s.slope[0]) and s.slope[1] == pytest.approx(np.log(3 / 5) / np.log(2))
+    with pytest.raises(ValueError, match=r"batch_size must not repeat a batch size, got 2.0 more than once in \[1, 2, 2, 4\]"):
+        fd.batch_size_scaling([1, 2, 2, 4], [40, 20, 19, 10])
+    none = fd.batch_size_scaling([1.0, 2.0, 4.0], np.zeros((0, 3), np.int64))
+    assert none.steps.tolist() == none.best.tolist() == [-1, -1, -1] and np.isnan(none.slope).all()
+    assert math.isnan(none.critical_batch_size)
+    t = fd.batch_size_scaling(torch.tensor([1.0, 2.0]), torch.tensor([10, 5]))
+    assert all(isinstance(x, torch.Tensor) for x in (t.batch_size, t.steps, t.best, t.slope))
+    assert t.steps.tolist() == [10, 5] and t.slope.tolist() == [pytest.approx(-1.0)] and t.critical_batch_size == 2.0

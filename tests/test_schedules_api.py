@@ -368,9 +368,9 @@ BAD = [
     (lambda: fd.stack([fd.constant(np.ones(2)), fd.constant(np.ones(3))]), ValueError, "do not broadcast"),
     (lambda: fd.half_life(fd.cosine(1.0, 10)), ValueError, "s must be a step or exponential schedule"),
     (lambda: fd.half_life(0.5), TypeError, "s must be a fastdecay Schedule"),
-    (lambda: fd.match_endpoint(fd.step(0.1, 0.5, 10), 0), ValueError, "steps must be an integer >= 1"),
+    (lambda: fd.match_endpoint(fd.step(0.1, 0.5, 10), 0), ValueError, "steps must be integer steps from 1 to 2**53, got 0"),
     (lambda: fd.match_endpoint(fd.linear(0.0, 1.0, 10), 5), ValueError, "s must have positive rates"),
-    (lambda: fd.match_endpoint(fd.linear(0.1, 1.0, 10), 5), ValueError, "s grows"),
+    (lambda: fd.match_endpoint(fd.linear(0.1, 1.0, 10), 5), ValueError, "s must not grow between step 0 and steps"),
     (lambda: fd.match_endpoint(0.1, 5), TypeError, "s must be a fastdecay Schedule"),
 ]
 

@@ -41,7 +41,7 @@ def test_steps_beyond_the_largest_are_refused_in_every_form():
 
 
 def test_match_endpoint_names_its_steps():
-    with pytest.raises(ValueError, match=r"steps must be integer steps from 1 to 2\*\*53, got 1152921504606846976"):
+    with pytest.raises(ValueError, match=r"steps must be an integer step from 0 to 2\*\*53, got 1152921504606846976"):
         fd.match_endpoint(fd.step(0.1, 0.5, 10), 2**60)
     with pytest.raises(ValueError, match=r"do not broadcast: s\.batch_shape \(3,\), steps \(2,\)"):
         fd.match_endpoint(fd.step(0.1, np.array([0.5, 0.6, 0.7]), 10), np.array([10, 20]))
@@ -235,7 +235,7 @@ def test_the_oracle_broadcasts_a_batch_of_tables_with_an_axis_of_1():
 
 
 def test_match_endpoint_refuses_an_integer_step_past_2_53_before_rounding_it():
-    with pytest.raises(ValueError, match=r"steps must be integer steps from 1 to 2\*\*53, got 9007199254740993"):
+    with pytest.raises(ValueError, match=r"steps must be an integer step from 0 to 2\*\*53, got 9007199254740993"):
         fd.match_endpoint(fd.constant(0.1), 2**53 + 1)
 
 
@@ -344,3 +344,50 @@ def test_cosine_restarts_with_a_period_that_is_not_whole_restart_where_the_docst
     np.testing.assert_allclose(s.table(3000), want, rtol=1e-12, atol=1e-15)
     if period == 1.1 and mult == 1.0:
         assert s(11) == s(22) == 1.0 and s(10) < 0.99
+
+
+def test_the_relations_refuse_a_table_without_its_parameters_by_name():
+    """A table given to fd.Schedule keeps no lr / gamma / period: a KeyError before."""
+    for s in (fd.Schedule(fd.step(0.1, 0.5, 10).segments, "step"),
+              fd.Schedule(fd.exponential(0.1, gamma=0.9).segments, "exponential"),
+              fd.Schedule(fd.inverse_time(0.1, 0.5).segments, "inverse_time")):
+        calls = [lambda: fd.half_life(s)]
+        if s.kind != "inverse_time":
+            calls.append(lambda: fd.match_half_life(s))
+        if s.kind == "step":
+            calls += [lambda: fd.quantization_gap(s, 5), lambda: fd.discretization_divergence(s, 1.0, 5)]
+        for call in calls:
+            with pytest.raises(ValueError, match=f"s must be made by fd.{s.kind} .*keeps no"):
+                call()
+
+
+def test_match_endpoint_reaches_a_rate_whose_ratio_to_lr_overflows():
+    e = fd.match_endpoint(fd.step(1e300, 1e-310, 1), 1)  # lr / s(1) = 1e310: ln of each instead
+    assert math.isclose(e(1), 1e-10, rel_tol=1e-12)
+    with pytest.raises(ValueError, match=r"s must fall by less than a factor of e\*\*745 a step .* s\(1\) = 1e-300"):
+        fd.match_endpoint(fd.piecewise([1], [1e300, 1e-300]), 1)
+
+
+@pytest.mark.parametrize("steps", [2**53 + 1, np.array(2**53 + 1), np.array([5, 2**53 + 1]), torch.tensor(2**53 + 1), 0,
+                                   np.array([3, 0])])
+def test_match_endpoint_refuses_steps_out_of_range_in_any_array_type(steps):
+    """An integer array or tensor past 2**53 was rounded to 2**53 and accepted."""
+    with pytest.raises(ValueError, match="steps must .*integer steps? from [01] to 2\\*\\*53"):
+        fd.match_endpoint(fd.constant(np.ones(2)), steps)
+
+
+def test_match_endpoint_names_the_batch_entry_it_cannot_match():
+    with pytest.raises(ValueError, match=r"positive rates .* s\(0\) = 0.0 and s\(5\) = 0.0 \(batch entry \(1,\)\)"):
+        fd.match_endpoint(fd.constant(np.array([1.0, 0.0])), 5)
+    with pytest.raises(ValueError, match=r"not grow .* s\(0\) = 1.0 and s\(5\) = 7.59375 \(batch entry \(1,\)\)"):
+        fd.match_endpoint(fd.exponential(1.0, gamma=np.array([0.5, 1.5])), 5)
+    with pytest.raises(ValueError, match=r"staircase=False.*got fd.exponential"):
+        fd.match_half_life(fd.exponential(1.0, gamma=0.9, staircase=True))
+
+
+@pytest.mark.filterwarnings("error")
+def test_the_diagnostics_warn_of_nothing_at_the_float_range_s_ends():
+    """barrier / c and rate x curvature that overflow are answers (no escape, above the ceiling),
+    not RuntimeWarnings."""
+    assert fd.escape_probability(fd.constant(1.0), 1e300, 1e-300, 2).cumulative.tolist() == [0.0, 0.0]
+    assert fd.stability_onset(fd.constant(1e308), 1e308, max_steps=10) == -1
