@@ -796,6 +796,11 @@ def cosine(lr: RealArrayLike, total_steps: RealArrayLike, *, min_lr: RealArrayLi
     cycles = V.real_array("num_cycles", num_cycles, low=0.0, low_open=True)
     power = V.real_array("exponent", exponent, low=0.0, low_open=True)
     V.broadcast(lr=lr, total_steps=T, min_lr=min_lr, num_cycles=cycles, exponent=power)
+    with np.errstate(over="ignore"):
+        angles = 2.0 * cycles * T  # (the last angle, in half turns: finite, or the rate is NaN)
+    if not np.all(np.isfinite(angles)):
+        raise ValueError(f"num_cycles must keep 2 · num_cycles · total_steps finite, got num_cycles "
+                         f"{_short(cycles)} with total_steps {_short(T)}")
     params = {"lr": lr, "total_steps": T, "min_lr": min_lr}
     if np.all(cycles == 0.5) and np.all(power == 1.0):
         return Schedule._made(_pack((0.0, 0.0, L.COSINE, lr, T, min_lr)), "cosine", params)
@@ -879,8 +884,8 @@ def piecewise(boundaries: Sequence[SupportsFloat] | np.ndarray, values: Sequence
     >>> [piecewise([2, 4], [1.0, 0.5, 0.1], closed="right")(t) for t in range(6)]
     [1.0, 1.0, 1.0, 0.5, 0.5, 0.1]
     """
-    if closed not in ("left", "right"):
-        raise ValueError(f"closed must be 'left' or 'right', got {closed!r}")
+    if not isinstance(closed, str) or closed not in ("left", "right"):  # (an array of "left" compared equal)
+        raise ValueError(f"closed must be 'left' or 'right', got {V.shown(closed)}")
     b = V.step_sequence("boundaries", boundaries, strict=True)
     # (not np.ndim on a list: levels of different shapes, which broadcast, make it ragged)
     if not isinstance(values, (list, tuple)) and (isinstance(values, (str, bytes)) or np.ndim(cast(Any, values)) == 0):
@@ -901,20 +906,23 @@ def piecewise(boundaries: Sequence[SupportsFloat] | np.ndarray, values: Sequence
 _WARMUP_SHAPES = ("linear", "cosine", "exponential")
 
 
-def _ramp(start_lr: FloatArray, peak: FloatArray, steps: float | FloatArray, shape: str, name: str = "shape"
-          ) -> tuple[Any, ...]:
-    """The warmup segment from start_lr (at 0) to peak (at ``steps``), shaped ``shape``."""
+def _ramp(start_lr: FloatArray, peak: FloatArray, steps: float | FloatArray, shape: str, name: str = "shape",
+          used: bool | NDArray[np.bool_] = True) -> tuple[Any, ...]:
+    """The warmup segment from start_lr (at 0) to peak (at ``steps``), shaped ``shape``;
+    ``used``: where it runs (a warmup of 0 steps, overridden, takes any start_lr)."""
     V.choice(name, shape, _WARMUP_SHAPES)
     if shape == "linear":
         return (0.0, 0.0, L.POLYNOMIAL, start_lr, steps, 1.0, peak, 0.0)
     if shape == "cosine":
         return (0.0, 0.0, L.COSINE, start_lr, steps, peak)
-    if np.any(start_lr <= 0) or np.any(np.asarray(peak) <= 0):
+    unset = (start_lr <= 0) | (np.asarray(peak) <= 0)
+    if np.any(unset & used):
         raise ValueError(
             f"an exponential warmup needs start_lr > 0 and a positive peak rate, got start_lr={_short(start_lr)}, "
             f"peak {_short(peak)}"
         )
-    return (0.0, 0.0, L.EXPONENTIAL, start_lr, peak / start_lr, steps, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (0.0, 0.0, L.EXPONENTIAL, start_lr, np.where(unset, 1.0, peak / start_lr), steps, 0.0)
 
 
 def warmup(schedule: Schedule, steps: int, *, start_lr: RealArrayLike = 0.0, shape: str = "linear",
@@ -942,9 +950,10 @@ def warmup(schedule: Schedule, steps: int, *, start_lr: RealArrayLike = 0.0, sha
     start_lr = V.rates("start_lr", start_lr)
     V.broadcast(**{"start_lr": start_lr, "schedule.batch_shape": np.empty(schedule.batch_shape)})
     V.flag("prefix", prefix)
-    ramp = _ramp(start_lr, schedule.lr0(), max(float(count), 1.0), shape)
-    if count == 0:
+    V.choice("shape", shape, _WARMUP_SHAPES)
+    if count == 0:  # no warmup: any start_lr (an exponential one's start_lr > 0 is for a ramp)
         return schedule
+    ramp = _ramp(start_lr, schedule.lr0(), float(count), shape)
     params: dict[str, Any] = {"schedule": schedule, "steps": count, "start_lr": start_lr}
     if shape != "linear":
         params["shape"] = shape
@@ -1171,6 +1180,8 @@ def inverse_sqrt(lr: RealArrayLike, warmup_steps: RealArrayLike, *, start_lr: Re
     """
     lr, W, start_lr = V.rates("lr", lr), V.real_array("warmup_steps", warmup_steps, low=1.0), V.rates("start_lr", start_lr)
     scale = W if timescale is None else V.real_array("timescale", timescale, low=0.0, low_open=True)
+    if np.any(scale < np.finfo(np.float64).tiny):  # (the kernels read 1 / timescale)
+        raise ValueError(f"timescale must be at least 2**-1022 (its reciprocal finite), got {_short(scale)}")
     V.broadcast(lr=lr, warmup_steps=W, start_lr=start_lr, timescale=scale)
     table = _pack(
         (0.0, 0.0, L.POLYNOMIAL, start_lr, W, 1.0, lr, 0.0),
@@ -1221,7 +1232,7 @@ def wsd(lr: RealArrayLike, total_steps: RealArrayLike, *, warmup_steps: RealArra
         tail = (d0, d0, L.ONE_MINUS_POWER, lr, D, 0.5, end_lr)
     # a zero-length warmup becomes a segment that the stable one (same start) overrides
     table = _pack(
-        _ramp(start_lr, lr, np.maximum(W, 1.0), warmup_shape, name="warmup_shape"),
+        _ramp(start_lr, lr, np.maximum(W, 1.0), warmup_shape, name="warmup_shape", used=W > 0),
         (W, W, L.CONSTANT, lr),
         tail,
     )

@@ -391,3 +391,26 @@ def test_the_diagnostics_warn_of_nothing_at_the_float_range_s_ends():
     not RuntimeWarnings."""
     assert fd.escape_probability(fd.constant(1.0), 1e300, 1e-300, 2).cumulative.tolist() == [0.0, 0.0]
     assert fd.stability_onset(fd.constant(1e308), 1e308, max_steps=10) == -1
+
+
+def test_a_warmup_of_0_steps_takes_any_start_lr_in_any_shape():
+    """No warmup has no ramp to start at start_lr: an exponential one refused start_lr 0."""
+    assert fd.warmup(fd.constant(1.0), 0, shape="exponential") == fd.constant(1.0)
+    with pytest.raises(ValueError, match="shape must be one of"):
+        fd.warmup(fd.constant(1.0), 0, shape="bogus")
+    s = fd.wsd(1.0, 100, warmup_steps=[0, 4], start_lr=[0.0, 0.1], warmup_shape="exponential")
+    np.testing.assert_allclose(s.table(5), [[1.0] * 5, [0.1, 0.1 * 10**0.25, 0.1 * 10**0.5, 0.1 * 10**0.75, 1.0]],
+                               rtol=1e-14)
+    with pytest.raises(ValueError, match="an exponential warmup needs start_lr > 0"):
+        fd.wsd(1.0, 100, warmup_steps=[0, 4], warmup_shape="exponential")  # the second ramp starts at 0
+
+
+def test_factory_inputs_whose_rates_would_be_nan_are_refused_by_name():
+    with pytest.raises(ValueError, match=r"num_cycles must keep 2 · num_cycles · total_steps finite, got num_cycles "
+                                         r"1e\+308 with total_steps 10"):
+        fd.cosine(1.0, 10, num_cycles=1e308)
+    assert np.isfinite(fd.cosine(1.0, 10, num_cycles=1e300)(np.arange(12))).all()
+    with pytest.raises(ValueError, match=r"timescale must be at least 2\*\*-1022 \(its reciprocal finite\)"):
+        fd.inverse_sqrt(1.0, 4, timescale=1e-320)
+    with pytest.raises(ValueError, match=r"closed must be 'left' or 'right', got array\(\['left'\]"):
+        fd.piecewise([10], [1.0, 0.5], closed=np.array(["left"]))
