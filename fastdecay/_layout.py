@@ -178,8 +178,13 @@ def table_problem(table):
     if bad.any():
         r = int(np.argmax(bad))
         return f"the first segment of every row must start at 0, got {float(start[r, 0])!r} ({where(r, 0)})"
-    # starts of a row's segments never fall (up to its first padding or side row)
+    # a row's segments come first: the kernels stop at its first padding or side row
     prefix = np.logical_and.accumulate(used, axis=1)
+    if (used & ~prefix).any():
+        r, k = row_of(used & ~prefix)
+        return (f"a segment after a padding segment (start inf) or a side row (start nan) is never read, got a start "
+                f"of {float(start[r, k])!r} ({where(r, k)})")
+    # starts of a row's segments never fall
     falls = prefix[:, 1:] & (start[:, 1:] < start[:, :-1])
     if falls.any():
         r, k = row_of(falls)

@@ -281,8 +281,11 @@ def out_array(name: str, out: Any, shape: Sequence[int]) -> np.ndarray:
         raise TypeError(f"{name} must be float32 or float64, got dtype {result.dtype}")
     if result.shape != tuple(shape):
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {result.shape}")
-    if not result.flags.c_contiguous or not result.flags.writeable:
-        raise ValueError(f"{name} must be a writeable C-contiguous array")
+    if not result.flags.writeable:
+        raise ValueError(f"{name} must be a writeable array, got a read-only one")
+    if not result.flags.c_contiguous:
+        raise ValueError(f"{name} must be a C-contiguous array, got strides {result.strides} (bytes) for shape "
+                         f"{result.shape}")
     return result
 
 
@@ -405,6 +408,17 @@ def float_dtype(name: str, dtype: Any) -> np.dtype:
     if dt not in (np.float32, np.float64):
         raise TypeError(f"{name} must be float32 or float64, got {shown(dtype)}")
     return dt
+
+
+def table_dtype(dtype: Any, out_dtype: Any) -> np.dtype:
+    """The dtype of a table: ``dtype`` (float64 where None), or with an ``out`` of
+    ``out_dtype`` that one, which ``dtype`` given too must be."""
+    if out_dtype is None:
+        return np.dtype(np.float64) if dtype is None else float_dtype("dtype", dtype)
+    if dtype is not None and float_dtype("dtype", dtype) != out_dtype:
+        raise ValueError(f"dtype must be out's dtype {np.dtype(out_dtype).name} (out decides the table's dtype), "
+                         f"got {float_dtype('dtype', dtype).name}")
+    return np.dtype(out_dtype)
 
 
 def callable_or_none(name: str, value: _T, what: str) -> _T:

@@ -242,6 +242,13 @@ class Schedule(V.ScheduleBase):
         problem = L.table_problem(self._rows)
         if problem is not None:
             raise ValueError(f"segments must be a schedule's table: {problem}")
+        if kind in ("one_cycle", "cyclic") and self._params:
+            try:  # (equality, the hash and ``momentum`` make the momentum companion from them)
+                self.momentum
+            except (TypeError, ValueError) as error:  # (a TypeError names a private function: left out)
+                detail = f": {error}" if isinstance(error, ValueError) else ""
+                raise ValueError(f"params of a {kind} schedule must be fd.{kind}'s arguments, which give its "
+                                 f"momentum, got {V.shown(dict(self._params))}{detail}") from None
 
     @classmethod
     def _made(cls, segments: ArrayLike, kind: str, params: Mapping[str, Any] | None = None) -> Schedule:
@@ -278,7 +285,10 @@ class Schedule(V.ScheduleBase):
         """Equal schedules are of one kind with the same packed table, bit for bit (and, for
         one_cycle and cyclic, the same momentum companion): the same rates at every step (a
         checkpoint's schedule equals the one saved; ``s[i]`` of a batch made by one factory
-        equals the schedule made alone with its parameters; a member of
+        equals the schedule made alone with its parameters where its row takes the same form:
+        a batch of cosines of which some set ``num_cycles`` or ``exponent``, or of exponentials
+        of which some stop at an ``end_lr``, keeps the general form in every row, whose members
+        have the rates of those made alone but do not equal them; a member of
         ``fd.stack`` is of kind "stack", its table padded: it does not equal the schedule
         stacked, whose rates it has)."""
         if not isinstance(other, Schedule):
@@ -453,12 +463,13 @@ class Schedule(V.ScheduleBase):
     @overload
     def table(self, n_or_steps: RealArrayLike, *, dtype: DTypeLike | torch.dtype = ..., out: _ArrayT) -> _ArrayT: ...
 
-    def table(self, n_or_steps: Any, *, dtype: Any = np.float64, out: Any = None) -> Any:
+    def table(self, n_or_steps: Any, *, dtype: Any = None, out: Any = None) -> Any:
         """Rates at steps ``0 .. n-1`` (or at the given 1-D steps): ``batch_shape + (n,)``.
 
-        ``dtype`` is float64 or float32 (computed in float64, rounded once);
+        ``dtype`` is float64 (the default) or float32 (computed in float64, rounded once);
         ``out`` (a NumPy array or CPU torch tensor of that shape, C-contiguous) is
-        written in place and returned when given. A CuPy array or CUDA tensor as
+        written in place and returned when given: its dtype decides (a ``dtype`` given
+        too must be the same). A CuPy array or CUDA tensor as
         ``out`` (or as the steps) computes the table on that GPU instead. Rows are filled in parallel; within
         a row an exponential runs as a product re-anchored to its closed form every 64
         steps and a cosine as a rotation re-anchored likewise (within 1e-13 relative of
@@ -473,7 +484,7 @@ class Schedule(V.ScheduleBase):
         device = next((b for b in map(backend_of, (out, n_or_steps)) if D.on_device(b)), None)
         if device is not None:
             return D.kernels("schedule", device).table(self, n_or_steps, dtype=dtype, out=out)
-        dtype = V.float_dtype("dtype", dtype)
+        given_dtype, dtype = dtype, V.table_dtype(dtype, None)
         ranged = isinstance(n_or_steps, (numbers.Integral, np.integer)) and not isinstance(n_or_steps, bool)
         if ranged:
             n = V.integer("n_or_steps", n_or_steps, low=0, high=V.MAX_STEP + 1)
@@ -491,6 +502,7 @@ class Schedule(V.ScheduleBase):
             result = np.empty(shape, dtype=dtype)
         else:
             result = V.out_array("out", out, shape)
+            V.table_dtype(given_dtype, result.dtype)
         if result.size:
             flat = result.reshape(self.size, n)
             if ranged:

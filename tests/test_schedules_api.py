@@ -402,7 +402,7 @@ EVAL_BAD = [
     (lambda s: s.table(5, dtype=np.int32), TypeError, "dtype must be float32 or float64"),
     (lambda s: s.table(5, out=np.zeros(4)), ValueError, "out must have shape (5,), got (4,)"),
     (lambda s: s.table(5, out=np.zeros(5, dtype=np.int64)), TypeError, "out must be float32 or float64"),
-    (lambda s: s.table(5, out=np.zeros(10)[::2]), ValueError, "out must be a writeable C-contiguous array"),
+    (lambda s: s.table(5, out=np.zeros(10)[::2]), ValueError, "out must be a C-contiguous array, got strides (16,)"),
     (lambda s: s.table(5, out=[0.0] * 5), TypeError, "out must be a NumPy array"),
 ]
 

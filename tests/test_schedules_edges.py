@@ -414,3 +414,54 @@ def test_factory_inputs_whose_rates_would_be_nan_are_refused_by_name():
         fd.inverse_sqrt(1.0, 4, timescale=1e-320)
     with pytest.raises(ValueError, match=r"closed must be 'left' or 'right', got array\(\['left'\]"):
         fd.piecewise([10], [1.0, 0.5], closed=np.array(["left"]))
+
+
+def test_a_table_s_dtype_is_out_s_and_a_dtype_given_too_must_agree():
+    """dtype= beside out= of another dtype was dropped without a word."""
+    s = fd.exponential(1.0, gamma=0.9)
+    with pytest.raises(ValueError, match="dtype must be out's dtype float64 .*got float32"):
+        s.table(3, out=np.empty(3), dtype=np.float32)
+    out = np.full(3, np.nan, np.float32)
+    with pytest.raises(ValueError, match="dtype must be out's dtype float32 .*got float64"):
+        s.table(3, out=out, dtype="float64")
+    assert np.isnan(out).all()  # refused before the write
+    assert s.table(3, out=out) is out and s.table(3, out=out, dtype=np.float32) is out
+    np.testing.assert_array_equal(out, s.table(3, dtype=np.float32))
+    assert s.table(3, out=torch.empty(3), dtype=torch.float32).dtype == torch.float32
+    b = fd.exponential([1.0, 2.0], gamma=0.5)
+    with pytest.raises(ValueError, match=r"out must be a C-contiguous array, got strides \(8, 16\)"):
+        b.table(3, out=np.empty((3, 2)).T)
+    frozen = np.empty((2, 3))
+    frozen.setflags(write=False)
+    with pytest.raises(ValueError, match="out must be a writeable array, got a read-only one"):
+        b.table(3, out=frozen)
+
+
+def test_a_segment_the_kernels_never_read_is_refused():
+    """A segment after a padding segment (start inf) or after a side row was accepted and skipped."""
+    t = np.zeros((3, 9))
+    t[0, 3] = 1.0
+    t[1, 0] = np.inf
+    t[2, 0], t[2, 3] = 5.0, 0.5
+    with pytest.raises(ValueError, match=r"a segment after a padding segment .* is never read, got a start of 5.0 "
+                                         r"\(segment 2\)"):
+        fd.Schedule(t, "custom")
+    data = fd.tabulated([1.0, 2.0, 3.0]).segments
+    with pytest.raises(ValueError, match="is never read, got a start of 5.0"):
+        fd.Schedule(np.concatenate([data, [[5, 5, 0, 0.5, 0, 0, 0, 0, 0]]]), "custom")
+    t[2, 0] = np.inf  # padding after padding: the kernels' own form
+    assert fd.Schedule(t, "custom").table(8).tolist() == [1.0] * 8
+
+
+def test_a_cycled_schedule_s_params_must_give_its_momentum():
+    """one_cycle / cyclic params that are not the factory's arguments made ==, hash and .momentum
+    raise a TypeError naming a private function; now refused at construction, naming params."""
+    s = fd.one_cycle(1.0, 10)
+    with pytest.raises(ValueError, match=r"params of a one_cycle schedule must be fd.one_cycle's arguments, which give its momentum, got \{'note': 'x'\}$"):
+        fd.Schedule(s.segments, "one_cycle", {"note": "x"})
+    with pytest.raises(ValueError, match=r"params of a cyclic schedule must be fd.cyclic's arguments"):
+        fd.Schedule(fd.cyclic(0.1, 1.0, 3).segments, "cyclic", {"base_lr": 0.1})
+    again = fd.Schedule(s.segments, "one_cycle", s.params)
+    assert again == s and hash(again) == hash(s) and again.momentum == s.momentum
+    bare = fd.Schedule(s.segments, "one_cycle")  # no params: no companion, equal by its table
+    assert bare != s and bare == fd.Schedule(s.segments, "one_cycle")

@@ -10,6 +10,7 @@ import numbers
 
 import numpy as np
 
+from .. import _validate as V
 from .._validate import steps_array as _steps
 from . import _plan
 from . import _runtime as rt
@@ -64,13 +65,13 @@ def evaluate(schedule, t):
     return _as_caller_type(out, t)
 
 
-def table(schedule, n_or_steps, *, dtype=np.float64, out=None, device=None):
+def table(schedule, n_or_steps, *, dtype=None, out=None, device=None):
     """``schedule.table(n_or_steps)`` computed on a GPU: ``batch_shape + (n,)``.
 
     ``n_or_steps`` is a step count (steps 0 .. n-1) or a 1-D array of steps (host
-    or device); ``dtype`` float64 or float32 (computed in float64, rounded once);
-    ``out`` a C-contiguous CuPy array or CUDA torch tensor written in place and
-    returned (its dtype then decides). Without ``out`` the result is a CuPy
+    or device); ``dtype`` float64 (the default) or float32 (computed in float64, rounded
+    once); ``out`` a C-contiguous CuPy array or CUDA torch tensor written in place and
+    returned (its dtype then decides; a ``dtype`` given too must be the same). Without ``out`` the result is a CuPy
     array on ``device`` (default: the device of the steps, else the current one).
     Consecutive steps of a plain exponential advance by one multiplication from a
     closed-form anchor (within ~32 ulp of the closed form, 7e-15, like the CPU's
@@ -82,9 +83,7 @@ def table(schedule, n_or_steps, *, dtype=np.float64, out=None, device=None):
     [[0.1, 0.09, 0.081], [0.1, 0.099, 0.098]]
     """
     xp = rt.xp
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+    given_dtype, dtype = dtype, V.table_dtype(dtype, None)
     ranged = isinstance(n_or_steps, (numbers.Integral, np.integer)) and not isinstance(n_or_steps, bool)
     on_device = not ranged and (rt.is_torch(n_or_steps) or isinstance(n_or_steps, xp.ndarray))
     if ranged:
@@ -126,8 +125,10 @@ def table(schedule, n_or_steps, *, dtype=np.float64, out=None, device=None):
                 raise ValueError(f"out must have shape {shape}, got {tuple(result.shape)}")
             if result.dtype not in (np.float32, np.float64):
                 raise TypeError(f"out must be float32 or float64, got dtype {result.dtype}")
+            V.table_dtype(given_dtype, result.dtype)
             if not result.flags.c_contiguous:
-                raise ValueError("out must be C-contiguous")
+                raise ValueError(f"out must be C-contiguous, got strides {result.strides} (bytes) for shape "
+                                 f"{tuple(result.shape)}")
         rows = schedule.size
         if rows and n:
             tbl = rt.constant(schedule.rows(), target)
