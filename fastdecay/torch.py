@@ -592,12 +592,18 @@ class _Fused(torch.optim.Optimizer, metaclass=abc.ABCMeta):
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """torch's ``add_param_group``, with the group's options checked as the constructor's
         are (a bad group is refused here, and not added, instead of at every step)."""
-        for key in ("lr", "weight_decay"):
-            if key in param_group:
-                param_group[key] = _check_hyper(key, param_group[key])
+        try:
+            for key in ("lr", "weight_decay"):
+                if key in param_group:
+                    param_group[key] = _check_hyper(key, param_group[key])
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"param_groups[{len(self.param_groups)}]: {err}") from None
         super().add_param_group(param_group)
         try:
-            self._check_options(self.param_groups[-1])
+            group = self.param_groups[-1]
+            # (a group's own differentiable / capturable would be kept and not honoured)
+            _no_differentiable(bool(group.get("differentiable", False)), bool(group.get("capturable", False)))
+            self._check_options(group)
         except (TypeError, ValueError) as err:
             self.param_groups.pop()
             raise type(err)(f"param_groups[{len(self.param_groups)}]: {err}") from None
@@ -1181,6 +1187,8 @@ class Adam(_Fused):
         return moments + self._precision_buffers(group)
 
     def _check_options(self, group: dict[str, Any]) -> None:
+        if not isinstance(group["betas"], (tuple, list)) or len(group["betas"]) != 2:
+            raise TypeError(f"betas must be a pair (beta1, beta2) of numbers in [0, 1), got {V.shown(group['betas'])}")
         group["betas"], group["eps"] = tuple(map(_plain_number, group["betas"])), _plain_number(group["eps"])
         R.adam_betas(group["betas"], group["eps"])
         for key in ("amsgrad", "maximize", "decoupled"):
@@ -1306,7 +1314,8 @@ class LRScheduler(_TorchLRScheduler):
     ``state_dict()`` at any step (``load_state_dict`` puts that step's rate into
     an optimizer whose lr it still holds, such as a fresh one), or constructing
     with ``last_epoch=k``, gives exactly the rate a run that never stopped has.
-    ``schedule`` is one scalar schedule, or a list of them, one per param group.
+    ``schedule`` is one scalar schedule, for every param group (also those added to the
+    optimizer later), or a list of them, one per param group.
     The state dict holds the schedules as plain data (see the module docstring),
     so it loads with ``weights_only=True``.
 
@@ -1331,7 +1340,13 @@ class LRScheduler(_TorchLRScheduler):
 
     def __init__(self, optimizer: torch.optim.Optimizer, schedule: Schedule | list[Schedule] | tuple[Schedule, ...],
                  last_epoch: int = -1) -> None:
+        if not isinstance(last_epoch, (int, np.integer)) or isinstance(last_epoch, bool):
+            raise TypeError(f"last_epoch must be an integer step (-1: none taken yet), got {V.shown(last_epoch)}")
+        if last_epoch < -1:
+            raise ValueError(f"last_epoch must be >= -1, got {V.shown(last_epoch)}")
+        last_epoch = int(last_epoch)
         groups = len(optimizer.param_groups)
+        self._for_every_group = not isinstance(schedule, (list, tuple))
         schedules = list(schedule) if isinstance(schedule, (list, tuple)) else [schedule] * groups
         if len(schedules) != groups:
             raise ValueError(f"schedule must be one schedule or one per param group ({groups}), got {len(schedules)}")
@@ -1355,6 +1370,13 @@ class LRScheduler(_TorchLRScheduler):
 
     def get_lr(self) -> list[float | torch.Tensor]:
         """Every group's rate at the scheduler's step count."""
+        groups = len(self.optimizer.param_groups)
+        if len(self.schedules) != groups:
+            if not getattr(self, "_for_every_group", False):
+                raise ValueError(f"the optimizer has {groups} param groups and this scheduler a schedule for "
+                                 f"{len(self.schedules)}: a scheduler made with a list of schedules does not "
+                                 f"follow param groups added later (make it with one schedule, or a new one)")
+            self.schedules = [self.schedules[0]] * groups  # (one schedule: the groups added since too)
         return [cast(float, s(max(self.last_epoch, 0))) for s in self.schedules]  # scalar schedules: floats
 
     def _get_closed_form_lr(self) -> list[float | torch.Tensor]:

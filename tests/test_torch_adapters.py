@@ -956,3 +956,69 @@ def test_step_runs_without_autograd_and_restores_the_callers_mode(monkeypatch):
     with pytest.raises(ValueError, match="step state"):
         opt.step()
     assert torch.is_grad_enabled()
+
+
+@pytest.mark.parametrize("make, key", [(Adam, "differentiable"), (Adam, "capturable"), (AdamW, "differentiable"),
+                                       (AdamW, "capturable"), (lambda ps: SGD(ps, lr=0.1), "differentiable")])
+def test_a_group_s_own_differentiable_or_capturable_is_refused_as_the_keyword_is(make, key):
+    """Given in a group (the constructor's or add_param_group's) it was kept and not honoured:
+    the step ran under no_grad (torch's SGD has no capturable)."""
+    p, q = torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(2))
+    with pytest.raises(ValueError, match=rf"param_groups\[0\]: {key}=True is not supported"):
+        make([dict(params=[p], **{key: True})])
+    opt = make([p])
+    with pytest.raises(ValueError, match=rf"param_groups\[1\]: {key}=True is not supported"):
+        opt.add_param_group(dict(params=[q], **{key: True}))
+    assert len(opt.param_groups) == 1
+
+
+def test_add_param_group_names_a_bad_betas_and_a_bad_lr_with_its_group():
+    p, q = torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(2))
+    opt = Adam([p])
+    for bad in (None, 0.9, (0.9,)):
+        with pytest.raises(TypeError, match=r"param_groups\[1\]: betas must be a pair \(beta1, beta2\)"):
+            opt.add_param_group(dict(params=[q], betas=bad))
+    with pytest.raises(ValueError, match=r"param_groups\[1\]: lr must be >= 0, got -1"):
+        opt.add_param_group(dict(params=[q], lr=-1.0))
+    assert len(opt.param_groups) == 1
+
+
+@pytest.mark.parametrize("last_epoch, error, message", [
+    (1.5, TypeError, r"last_epoch must be an integer step \(-1: none taken yet\), got 1.5"),
+    ("3", TypeError, r"last_epoch must be an integer step .*got '3'"),
+    (True, TypeError, r"last_epoch must be an integer step .*got True"),
+    (-2, ValueError, r"last_epoch must be >= -1, got -2"),
+])
+def test_lr_scheduler_refuses_a_bad_last_epoch_before_touching_the_optimizer(last_epoch, error, message):
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.ones(1))], lr=1.0)
+    with pytest.raises(error, match=message):
+        LRScheduler(opt, fd.constant(0.1), last_epoch=last_epoch)
+    assert "initial_lr" not in opt.param_groups[0]
+
+
+def test_one_schedule_drives_param_groups_added_later_too():
+    """It was expanded to the groups there were: a later group failed with zip()'s message."""
+    p, q = torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(2))
+    opt = SGD([p], lr=0.1)
+    sched = LRScheduler(opt, fd.exponential(0.1, gamma=0.5))
+    opt.step()
+    sched.step()
+    opt.add_param_group(dict(params=[q]))
+    for _ in range(2):
+        opt.step()
+        sched.step()
+    assert [g["lr"] for g in opt.param_groups] == [0.1 * 0.5**3] * 2 == sched.get_last_lr()
+    again = LRScheduler(SGD([dict(params=[p]), dict(params=[q])], lr=0.1), fd.constant(1.0))
+    again.load_state_dict(torch.load(_saved(sched.state_dict()), weights_only=True))
+    assert again.get_last_lr() == sched.get_last_lr()
+    listed = LRScheduler(opt, [fd.constant(0.1), fd.constant(0.2)])
+    opt.add_param_group(dict(params=[torch.nn.Parameter(torch.ones(1))]))
+    with pytest.raises(ValueError, match="the optimizer has 3 param groups and this scheduler a schedule for 2"):
+        listed.step()
+
+
+def _saved(state):
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return buffer
