@@ -739,8 +739,9 @@ def batch_size_scaling(batch_size: RealArrayLike, steps: RealArrayLike) -> Batch
         raise ValueError(f"batch_size must be a 1-D array of batch sizes, got shape {sizes.shape}")
     if np.unique(sizes).shape[0] < sizes.shape[0]:  # (a slope between equal sizes divides by 0)
         repeated = np.unique(sizes, return_counts=True)
-        raise ValueError(f"batch_size must not repeat a batch size, got {V.shown(repeated[0][repeated[1] > 1][0].item())} "
-                         f"more than once in {V.shown(batch_size)}")
+        twice = repeated[0][repeated[1] > 1][0].item()
+        raise ValueError(f"batch_size must not repeat a batch size, got {V.shown(twice)} more than once in "
+                         f"{V.shown(batch_size)}")
     counts = np.asarray(V.host_array("steps", steps))
     if counts.dtype.kind not in "iu" and not (counts.dtype.kind == "f" and np.all(counts == np.round(counts))):
         raise TypeError(f"steps must hold integer step counts (-1: not reached), got dtype {counts.dtype}")
@@ -767,9 +768,10 @@ def batch_size_scaling(batch_size: RealArrayLike, steps: RealArrayLike) -> Batch
         critical = min_examples / min_steps if min_steps > 0 else math.nan
     else:
         min_steps = min_examples = critical = math.nan
-    return BatchScaling(batch_size=in_type_of((batch_size, steps), np.array(sizes)), steps=in_type_of((steps,), best_steps),
-                        best=in_type_of((steps,), best), slope=in_type_of((steps,), slope), min_steps=min_steps,
-                        min_examples=min_examples, critical_batch_size=critical)
+    return BatchScaling(batch_size=in_type_of((batch_size, steps), np.array(sizes)),
+                        steps=in_type_of((steps,), best_steps), best=in_type_of((steps,), best),
+                        slope=in_type_of((steps,), slope), min_steps=min_steps, min_examples=min_examples,
+                        critical_batch_size=critical)
 
 
 @dataclass(frozen=True)

@@ -71,8 +71,9 @@ def table(schedule, n_or_steps, *, dtype=None, out=None, device=None):
     ``n_or_steps`` is a step count (steps 0 .. n-1) or a 1-D array of steps (host
     or device); ``dtype`` float64 (the default) or float32 (computed in float64, rounded
     once); ``out`` a C-contiguous CuPy array or CUDA torch tensor written in place and
-    returned (its dtype then decides; a ``dtype`` given too must be the same). Without ``out`` the result is a CuPy
-    array on ``device`` (default: the device of the steps, else the current one).
+    returned (its dtype then decides; a ``dtype`` given too must be the same). Without
+    ``out`` the result is a CuPy array on ``device`` (default: the device of the steps,
+    else the current one).
     Consecutive steps of a plain exponential advance by one multiplication from a
     closed-form anchor (within ~32 ulp of the closed form, 7e-15, like the CPU's
     re-anchored products); other primitives are their closed form.

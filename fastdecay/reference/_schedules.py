@@ -158,11 +158,11 @@ def cosine_restarts_lr(t: ArrayLike, lr: ArrayLike, period: ArrayLike, period_mu
                        min_lr: ArrayLike = 0.0, cycle_decay: ArrayLike = 1.0, decay_amplitude: bool = False,
                        cycle_limit: int | None = None) -> FloatArray:
     """SGDR (torch ``CosineAnnealingWarmRestarts``): cycles of length period · period_mult^k,
-    cycle k from its start S_k = period · (period_mult^k − 1)/(period_mult − 1) (period · k
-    when period_mult is 1, found as Keras does, ⌊t/period⌋ in float64), found by walking the
-    cycles from the start; cycle k from lr · cycle_decay^k (timm), or min_lr + (lr − min_lr)
-    · cycle_decay^k with ``decay_amplitude`` (Keras m_mul), to min_lr; min_lr after
-    ``cycle_limit`` cycles (timm)."""
+    cycle k starting at S_k = period · (period_mult^k − 1)/(period_mult − 1) in float64 (the
+    cycles walked one by one), or with period_mult 1 at period · k, the cycle found as Keras
+    does, ⌊t/period⌋ in float64 (``fd.cosine_restarts``' definition for a period that is not
+    whole); cycle k from lr · cycle_decay^k (timm), or min_lr + (lr − min_lr) · cycle_decay^k
+    with ``decay_amplitude`` (Keras m_mul), to min_lr; min_lr after ``cycle_limit`` cycles (timm)."""
     limit = math.inf if cycle_limit is None else float(cycle_limit)
 
     def start(k: int, T0: float, mult: float) -> float:
