@@ -1355,7 +1355,11 @@ def product(*schedules: Schedule | RealArrayLike | Sequence[Schedule | RealArray
     torch ``ChainedScheduler`` / ``MultiplicativeLR`` compositions and optax's
     multiplied schedules. Evaluated in closed form in the kernels: the product's
     segments are the union of the factors' segment boundaries, on each piece the
-    product of the factors' primitives. Numbers count as constant schedules.
+    product of the factors' primitives. Numbers count as constant schedules; one list
+    (or tuple) given alone is the factors (``product([a, b])`` is ``product(a, b)``), beside
+    other factors it is one batched constant. Each factor is evaluated on its own: a
+    growing factor that overflows to inf makes the product inf (or NaN beside a factor
+    that has fallen to 0), where the exponential of their combined rate stays finite.
 
     >>> s = product(step(1.0, 0.5, 2), linear(0.0, 1.0, 4))
     >>> [s(t) for t in range(6)]
