@@ -285,12 +285,14 @@ class _CpuBackend:
     def to_device(self, array: np.ndarray) -> np.ndarray:
         return np.require(array, requirements="C")  # (0-d stays 0-d)
 
+    def launch(self, kernel: Any, work: int, *args: Any) -> None:
+        """``kernel(*args)``, on the calling thread alone for little ``work`` (element-steps)."""
+        self.kernels.run_small(kernel, work, *args)
+
     def tiles_per_trajectory(self, n: int, d: int) -> int:
         """Coordinate spans a trajectory is split into: one, unless there are too few
         trajectories to keep every thread busy."""
-        import numba
-
-        wanted = _TILES_PER_THREAD * numba.get_num_threads()
+        wanted = _TILES_PER_THREAD * self.kernels.parallel.thread_count()
         max_blocks = -(-d // self.kernels.BLOCK)
         return 1 if n >= wanted else max(1, min(max_blocks, -(-wanted // max(n, 1))))
 
@@ -309,6 +311,9 @@ class _GpuBackend:
 
     def to_device(self, array: np.ndarray) -> Any:
         return self.kernels.to_device(np.require(array, requirements="C"), self.device)
+
+    def launch(self, kernel: Any, work: int, *args: Any) -> None:
+        kernel(*args)
 
     def tiles_per_trajectory(self, n: int, d: int) -> int:
         return 1  # a block of threads covers part of one trajectory and adds its sums atomically
@@ -349,15 +354,16 @@ class _Moments:
         recorded sums into partial (see ``fastdecay._cpu.expected.propagate``)."""
         p = self.p
         coef = np.empty((self.rate_rows, count, self.cpu.N_COEF))
-        self.cpu.step_coefficients(p.lr.rows(), p.lr_rows, p.wd_table, p.wd_rows, p.mom_table, p.mom_rows, p.opt,
-                                   p.on_drop, first, count, coef)
-        self.backend.kernels.propagate(self.mw, self.mb, self.sww, self.swb, self.sbb, p.lam, p.lam_rows, p.var,
-                                       p.var_rows, p.inv_batch, _readonly(coef), p.coef_rows, active, p.d,
-                                       self.n_blocks, first, count, every, first_record, partial)
+        self.cpu.run_small(self.cpu.step_coefficients, self.rate_rows * count, p.lr.rows(), p.lr_rows, p.wd_table,
+                           p.wd_rows, p.mom_table, p.mom_rows, p.opt, p.on_drop, first, count, coef)
+        self.backend.launch(self.backend.kernels.propagate, p.n * p.d * count, self.mw, self.mb, self.sww, self.swb,
+                            self.sbb, p.lam, p.lam_rows, p.var, p.var_rows, p.inv_batch, _readonly(coef),
+                            p.coef_rows, active, p.d, self.n_blocks, first, count, every, first_record, partial)
 
     def twice_loss(self) -> Any:
         out = self.backend.zeros(self.p.n)
-        self.backend.kernels.weighted_sums(self.sww, self.p.lam, self.p.lam_rows, self.p.d, out)
+        self.backend.launch(self.backend.kernels.weighted_sums, self.p.n * self.p.d, self.sww, self.p.lam,
+                            self.p.lam_rows, self.p.d, out)
         return out
 
 

@@ -52,11 +52,20 @@ N_COEF = 6
 # on the 2-core development VM, measured while it was shared)
 BLOCK = 1024
 
+# below this many element-steps (coefficients, or moments a step) a kernel runs on the
+# calling thread (``run_small``): a small call (a search over settings) pays no wake-up
+SERIAL_BELOW = 1 << 15
+
 RO_INT64 = types.Array(int64, 1, "C", readonly=True)
 RO_FLOAT64 = types.Array(float64, 1, "C", readonly=True)
 RO_UINT8 = types.Array(uint8, 1, "C", readonly=True)
 COEF = types.Array(float64, 3, "C", readonly=True)
 STATE = float64[::1]
+
+
+def run_small(kernel, work, *args):
+    """``parallel.run_small`` below SERIAL_BELOW element-steps."""
+    parallel.run_small(kernel, work, *args, below=SERIAL_BELOW)
 
 
 @parallel.entry

@@ -103,6 +103,16 @@ def run_on(n, fn, *args):
     return _run_on(n, before, fn, args)
 
 
+def run_small(fn, work, *args, below):
+    """``fn(*args)`` (a parallel kernel) on the calling thread alone where ``work`` (elements
+    to write, or element-steps) is below ``below``: waking the thread pool costs more than
+    such work (milliseconds on a busy machine), and a second, serial compile would cost more
+    at first use. Larger work uses every Numba thread."""
+    if work >= below:
+        return fn(*args)
+    return run_on(1, fn, *args)
+
+
 def _run_on(n, before, fn, args):
     stack = getattr(_interrupted, "stack", None)
     if stack is None:

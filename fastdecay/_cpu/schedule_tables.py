@@ -61,11 +61,5 @@ def fill_table(table, first, out):
 
 
 def run_small(fn, n_elements, *args):
-    """Call a parallel kernel on the calling thread alone when it has fewer than
-    SERIAL_BELOW elements to write: waking the thread pool costs more than such work
-    (milliseconds on a busy machine), and a second, serial compile would cost more
-    at first use. Larger calls use every Numba thread."""
-    if n_elements >= SERIAL_BELOW:
-        fn(*args)
-        return
-    parallel.run_on(1, fn, *args)
+    """``parallel.run_small`` below SERIAL_BELOW elements to write."""
+    parallel.run_small(fn, n_elements, *args, below=SERIAL_BELOW)
