@@ -14,6 +14,8 @@ script prints both test-accuracy curves and the median time of one
 ``optimizer.step()`` for each optimizer.
 
     python examples/digits.py [--epochs 30] [--threads 2]
+
+Needs torch and scikit-learn (its dataset): ``pip install ".[examples]"``.
 """
 
 import argparse

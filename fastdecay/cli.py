@@ -279,12 +279,13 @@ def _add_schedule_command(commands: Any) -> None:
             "--warmup", type=_nonnegative_int, default=0, metavar="W",
             help="prepend a warmup from 0 (or --warmup-start-lr) over W steps (fd.warmup)",
         )
+        # (defaults None: given without --warmup, they are refused rather than ignored)
         if "warmup_shape" not in inspect.signature(factory).parameters:  # wsd has its own
             common.add_argument("--warmup-shape", dest="added_warmup_shape", choices=S.SCHEDULE_CHOICES[("wsd", "warmup_shape")],
-                                default="linear", help="shape of the --warmup (default linear)")
-        common.add_argument("--warmup-start-lr", type=float, default=0.0, metavar="LR", help="default 0")
+                                default=None, help="shape of the --warmup (default linear)")
+        common.add_argument("--warmup-start-lr", type=float, default=None, metavar="LR", help="default 0")
         common.add_argument(
-            "--no-warmup-prefix", dest="warmup_prefix", action="store_false",
+            "--no-warmup-prefix", dest="warmup_prefix", action="store_const", const=False, default=None,
             help="the warmup replaces the schedule's first W steps instead of delaying it (timm warmup_prefix=False)",
         )
         if kind in ("one_cycle", "cyclic"):
@@ -297,13 +298,20 @@ def _add_schedule_command(commands: Any) -> None:
 def _build_schedule(args: argparse.Namespace) -> S.Schedule:
     factory = SCHEDULE_KINDS[args.kind]
     kwargs = {name: getattr(args, name) for name in inspect.signature(factory).parameters}
+    given = [flag for flag, value in (("--warmup-shape", getattr(args, "added_warmup_shape", None)),
+                                      ("--warmup-start-lr", args.warmup_start_lr),
+                                      ("--no-warmup-prefix", args.warmup_prefix)) if value is not None]
+    if given and not args.warmup:
+        raise ValueError(f"{', '.join(given)} {'shapes' if len(given) == 1 else 'shape'} the added warmup: "
+                         f"give --warmup W too")
     schedule = factory(**kwargs)
     if args.warmup:
         # (a kind with a warmup of its own, wsd, takes --warmup-shape as its option: the same shape)
-        shape = str(getattr(args, "added_warmup_shape", None) or getattr(args, "warmup_shape", "linear"))
+        shape = str(getattr(args, "added_warmup_shape", None) or getattr(args, "warmup_shape", None) or "linear")
+        start_lr = 0.0 if args.warmup_start_lr is None else args.warmup_start_lr
         try:
-            schedule = S.warmup(schedule, args.warmup, start_lr=args.warmup_start_lr, shape=shape,
-                                prefix=args.warmup_prefix)
+            schedule = S.warmup(schedule, args.warmup, start_lr=start_lr, shape=shape,
+                                prefix=args.warmup_prefix is None)
         except ValueError as err:  # (named by its flag: the factory's start_lr can be a flag of its own)
             raise ValueError(f"--warmup-start-lr / --warmup: {err}") from None
     return schedule

@@ -148,3 +148,20 @@ def test_a_bad_added_warmup_is_named_by_its_flag(capsys):
     assert main(["schedule", "wsd", "--lr", "0.1", "--total-steps", "10", "--warmup", "2", "--warmup-start-lr", "-1",
                  "--steps", "3"]) == 2
     assert "error: --warmup-start-lr / --warmup: start_lr must be >= 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags, named", [
+    (["--warmup-start-lr", "0.05"], "--warmup-start-lr shapes"),
+    (["--warmup-shape", "cosine"], "--warmup-shape shapes"),
+    (["--no-warmup-prefix"], "--no-warmup-prefix shapes"),
+    (["--warmup-start-lr", "0.05", "--no-warmup-prefix"], "--warmup-start-lr, --no-warmup-prefix shape"),
+])
+def test_an_option_of_the_added_warmup_without_warmup_is_refused(capsys, flags, named):
+    """They were read only with --warmup W: without it the plain schedule came out, exit 0."""
+    assert main(["schedule", "step", "--lr", "0.1", "--gamma", "0.5", "--period", "10", "--steps", "3", *flags]) == 2
+    assert f"error: {named} the added warmup: give --warmup W too" in capsys.readouterr().err
+    cols = csv_columns(capsys, "step", "--lr", "0.1", "--gamma", "0.5", "--period", "10", "--steps", "6",
+                       "--warmup", "3", *flags)
+    want = fd.warmup(fd.step(0.1, 0.5, 10), 3, start_lr=0.05 if "--warmup-start-lr" in flags else 0.0,
+                     shape="cosine" if "cosine" in flags else "linear", prefix="--no-warmup-prefix" not in flags)
+    np.testing.assert_array_equal(cols["lr"], want(np.arange(7)))
