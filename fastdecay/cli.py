@@ -274,7 +274,7 @@ def _add_schedule_command(commands: Any) -> None:
         common.add_argument("--every", type=_positive_int, default=1, metavar="K", help="show steps 0, K, 2K, ... <= N")
         common.add_argument("--format", choices=("table", "csv", "json"), default="table",
                             help="default table (json writes a rate that is not finite as null)")
-        common.add_argument("--plot", type=_file_path, metavar="FILE.png", help="also draw the rates into this PNG (needs matplotlib)")
+        common.add_argument("--plot", type=_file_path, metavar="FILE.png", help="also draw the rates into this figure (.png, .pdf, .svg, ...; needs matplotlib)")
         common.add_argument(
             "--warmup", type=_nonnegative_int, default=0, metavar="W",
             help="prepend a warmup from 0 (or --warmup-start-lr) over W steps (fd.warmup)",

@@ -90,12 +90,18 @@ def _figure(nrows: int = 1, ncols: int = 1, *, width: float = 8.0, height: float
 
 
 def save(fig: Figure, path: str | os.PathLike[str], *, dpi: float | None = None) -> str:
-    """Write ``fig`` as PNG to ``path`` (directories created) and return the path."""
+    """Write ``fig`` to ``path`` (directories created) in the format its extension names
+    (``.png``, ``.pdf``, ``.svg``, ...; PNG without one) and return the path."""
     path = os.fspath(path)
+    extension = os.path.splitext(path)[1][1:].lower()
+    formats = fig.canvas.get_supported_filetypes()
+    if extension and extension not in formats:
+        raise ValueError(f"path must end in a figure format's extension ({', '.join('.' + f for f in sorted(formats))}) "
+                         f"or none (PNG), got {path!r}")
     folder = os.path.dirname(path)
     if folder:
         os.makedirs(folder, exist_ok=True)
-    fig.savefig(path, format="png", dpi=dpi)
+    fig.savefig(path, format=extension or "png", dpi=dpi)
     return path
 
 

@@ -164,3 +164,20 @@ def test_demo_titles_write_symbols_as_math_text(tmp_path):
         plain = re.sub(r"\$[^$]*\$", "", title)  # what is not math text
         for ascii_symbol in ("eta", "beta", "lambda", "<-", " B =", " c ="):
             assert ascii_symbol not in plain, title
+
+
+def test_save_writes_the_format_its_extension_names(tmp_path):
+    """It wrote PNG bytes into any name (x.pdf, x.txt); the command line's --plot likewise."""
+    from fastdecay.cli import main
+
+    fig = plots.lr_curves({"step": fd.step(0.1, 0.5, 10)}, 30)
+    heads = {"x.pdf": b"%PDF", "x.svg": b"<?xml", "x.png": b"\x89PNG", "x": b"\x89PNG"}
+    for name, head in heads.items():
+        assert plots.save(fig, tmp_path / name) == str(tmp_path / name)
+        assert (tmp_path / name).read_bytes().startswith(head), name
+    with pytest.raises(ValueError, match=r"path must end in a figure format's extension \(.*\.pdf.*\) or none"):
+        plots.save(fig, tmp_path / "sub" / "x.txt")
+    assert not (tmp_path / "sub").exists()  # refused before the directory is made
+    assert main(["schedule", "step", "--lr", "0.1", "--gamma", "0.5", "--period", "10", "--steps", "3",
+                 "--plot", str(tmp_path / "rates.pdf")]) == 0
+    assert (tmp_path / "rates.pdf").read_bytes().startswith(b"%PDF")
