@@ -13,5 +13,6 @@ run step_grid_distinct .venv/bin/python bench/step_grid_peers.py --rounds 3 --di
 run step_grid .venv/bin/python bench/step_grid_peers.py --rounds 3
 run fixed_cost .venv/bin/python -m pytest bench/bench_updates.py -k fixed_cost --benchmark-only -q -s -p no:cacheprovider -p no:randomly
 run model_lists .venv/bin/python -m pytest bench/bench_updates.py -q -s -p no:cacheprovider -p no:randomly --benchmark-only -k "model_param_list_adamw and (resnet18 or resnet50 or tiny) and (bf16-state-bf16 or fp32) and not bf16-state-fp32"
-run expected_call_idle .venv/bin/python bench/results/intel-xeon-2026-12-06/ab_expected_call.py "$BEFORE" "$AFTER"   # two trees (git archive): before and after the expected_loss change --rounds 3 --calls 200
+# two trees (git archive): before and after the expected_loss change
+run expected_call_idle .venv/bin/python bench/results/intel-xeon-2026-12-06/ab_expected_call.py "$BEFORE" "$AFTER" --rounds 3 --calls 200
 echo DONE > $OUT/done.txt
