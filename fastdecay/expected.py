@@ -509,7 +509,8 @@ def expected_loss(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: 
     Returns an ``ExpectedLoss``: ``final_loss`` (shape ``batch``), ``mean`` and
     ``second_moment`` (E w, E w² per coordinate after the last step) and, with
     ``every=k``, ``steps`` = 0, k, 2k, … ≤ steps and ``loss`` at those steps
-    (``(*batch, n_recorded)``). Moments are float64; a divergent run gives inf/nan.
+    (``(*batch, n_recorded)``). Moments are float64; a divergent run gives an inf loss and
+    second moment (its mean may be ±inf or nan).
 
     Nothing in torch, Keras or optax computes this. The Monte Carlo equivalent, for
     one σ shared by every coordinate, is the mean of ``fd.simulate(..., noise=σ/√B,

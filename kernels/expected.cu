@@ -19,6 +19,10 @@ using namespace fastdecay;
 
 enum { WW = 0, WG = 1, WB = 2, BW = 3, BG = 4, BB = 5, N_COEF = 6 };
 
+// A second moment: x, or inf where it has left float64's range and its arithmetic made NaN
+// (inf - inf, 0 * inf); every input is finite, so a NaN here is an overflow. The CPU's _second.
+FD_HD double second_moment(double x) { return x == x ? x : INFINITY; }
+
 // Add `value` of every thread of the warp into *slot (all lanes of a warp share the
 // slot and reach this call together).
 FD_HD void add_to_record(double* slot, double value) {
@@ -67,12 +71,12 @@ __host__ __device__ inline void expected_body(const Grid& gr, const ExpectedArgs
             mb = a21 * x + c[BB] * y;
             const double u1 = a11 * sww + c[WB] * swb, u2 = a11 * swb + c[WB] * sbb;
             const double v1 = a21 * sww + c[BB] * swb, v2 = a21 * swb + c[BB] * sbb;
-            sww = u1 * a11 + u2 * c[WB] + c[WG] * c[WG] * q;
-            swb = u1 * a21 + u2 * c[BB] + c[WG] * c[BG] * q;
-            sbb = v1 * a21 + v2 * c[BB] + c[BG] * c[BG] * q;
+            sww = second_moment(u1 * a11 + u2 * c[WB] + (q != 0.0 ? c[WG] * c[WG] * q : 0.0));
+            swb = u1 * a21 + u2 * c[BB] + (q != 0.0 ? c[WG] * c[BG] * q : 0.0);
+            sbb = second_moment(v1 * a21 + v2 * c[BB] + (q != 0.0 ? c[BG] * c[BG] * q : 0.0));
         } else {
             mw = a11 * mw;
-            sww = a11 * a11 * sww + c[WG] * c[WG] * q;
+            sww = second_moment(a11 * a11 * sww + (q != 0.0 ? c[WG] * c[WG] * q : 0.0));
         }
         const i64 t = a.first_step + s + 1;
         if (a.every > 0 && t % a.every == 0)

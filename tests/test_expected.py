@@ -490,3 +490,16 @@ def test_batch_size_scaling_at_step_0_repeated_sizes_no_settings_and_tensors():
     t = fd.batch_size_scaling(torch.tensor([1.0, 2.0]), torch.tensor([10, 5]))
     assert all(isinstance(x, torch.Tensor) for x in (t.batch_size, t.steps, t.best, t.slope))
     assert t.steps.tolist() == [10, 5] and t.slope.tolist() == [pytest.approx(-1.0)] and t.critical_batch_size == 2.0
+
+
+@pytest.mark.parametrize("optimizer", ["gd", "momentum", "nesterov", "momentum_lr_in_buffer"])
+def test_a_diverging_run_s_loss_is_inf_not_nan(optimizer):
+    """E w² past float64's range was NaN (0 * inf: no noise beside a rate whose square overflows;
+    inf - inf in the momentum rules' cross terms); steps_to_target reads it as not reached."""
+    for lr, noise in ((1e300, 0.0), (5.0, 0.0), (5.0, 0.1)):
+        res = fd.expected_loss([1.0, 0.01], lr, steps=3000, optimizer=optimizer, noise=noise, every=1000)
+        assert not np.isnan(res.loss).any() and not np.isnan(res.second_moment).any(), (lr, noise)
+        assert res.loss[-1] == np.inf and res.second_moment[0] == np.inf
+        if lr == 5.0:
+            assert np.isfinite(res.second_moment[1])  # the stable coordinate: 5 * 0.01 < 2
+    assert fd.steps_to_target([1.0, 0.01], 5.0, 0.1, steps=300, optimizer=optimizer) == -1

@@ -166,3 +166,18 @@ def test_gpu_steps_to_target_equals_cpu(gpu_on_host, monkeypatch):
     want = fd.steps_to_target(lam, schedule, 0.3, **kw)
     np.testing.assert_array_equal(got, want)
     assert (want > 0).any() and (want == -1).any()
+
+
+@pytest.mark.parametrize("optimizer, lr, noise", [("gd", 1e300, 0.0), ("momentum", 5.0, 0.0), ("momentum", 5.0, 0.1),
+                                                  ("nesterov", 1e300, 0.0)])
+def test_a_diverging_run_s_second_moments_are_inf_on_both(gpu_on_host, monkeypatch, optimizer, lr, noise):
+    """inf (not NaN) where the second moments leave float64's range, on the GPU's host build as
+    on the CPU: 0 * inf (no noise beside a rate whose square overflows) and inf - inf made NaN."""
+    kw = dict(curvature=[1.0, 0.01], schedule=fd.constant(lr), steps=3000, optimizer=optimizer, noise=noise,
+              every=500)
+    gpu = fd.expected_loss(**kw)
+    monkeypatch.setattr(expected_module, "_backend", lambda problem, curvature: expected_module._CpuBackend())
+    cpu = fd.expected_loss(**kw)
+    for result in (gpu, cpu):
+        assert not np.isnan(result.loss).any() and not np.isnan(result.second_moment).any()
+        assert result.loss[-1] == np.inf and result.second_moment[0] == np.inf

@@ -121,7 +121,8 @@ def _record(lam, sww, t, every, first_record, partial):
 def _gd_steps(mw, sww, lam, var, inv_batch, coef, n_steps, every, first_step, first_record, partial):
     """Plain gradient descent on one sub-block for the chunk's steps: m' = a m,
     S' = a^2 S + q c^2 with a = WW + lam WG, c = WG. Adds 2 x loss at recorded steps
-    into partial[j]."""
+    into partial[j]. (No noise adds nothing, also where a huge rate's c^2 overflows; a
+    second moment past float64's range is inf, not the NaN of inf - inf: ``_second``.)"""
     for s in range(n_steps):
         c = coef[s]
         ww, wg = c[WW], c[WG]
@@ -129,8 +130,16 @@ def _gd_steps(mw, sww, lam, var, inv_batch, coef, n_steps, every, first_step, fi
         for k in range(mw.shape[0]):
             a = ww + lam[k] * wg
             mw[k] = a * mw[k]
-            sww[k] = a * a * sww[k] + gain * var[k]
+            v = var[k]
+            sww[k] = _second(a * a * sww[k] + (gain * v if v != 0.0 else 0.0))
         _record(lam, sww, first_step + s + 1, every, first_record, partial)
+
+
+@njit(cache=True, inline="always")
+def _second(x):
+    """A second moment: x, or inf where it has left float64's range and its arithmetic made
+    NaN (inf - inf, 0 * inf); every input is finite, so a NaN here is an overflow."""
+    return x if x == x else np.inf
 
 
 @njit(cache=True, error_model="numpy")
@@ -154,9 +163,10 @@ def _momentum_steps(mw, mb, sww, swb, sbb, lam, var, inv_batch, coef, n_steps, e
             v1 = a21 * p + bb * q
             v2 = a21 * q + bb * r
             v = var[k]
-            sww[k] = u1 * a11 + u2 * wb + gww * v
-            swb[k] = u1 * a21 + u2 * bb + gwb * v
-            sbb[k] = v1 * a21 + v2 * bb + gbb * v
+            noisy = v != 0.0  # (no noise adds nothing, also where a huge rate's gain overflows)
+            sww[k] = _second(u1 * a11 + u2 * wb + (gww * v if noisy else 0.0))
+            swb[k] = u1 * a21 + u2 * bb + (gwb * v if noisy else 0.0)
+            sbb[k] = _second(v1 * a21 + v2 * bb + (gbb * v if noisy else 0.0))
         _record(lam, sww, first_step + s + 1, every, first_record, partial)
 
 
