@@ -149,7 +149,7 @@ def _word_plus_one(a):
 
 
 # ``inline="always"``: Numba inlines these bodies into every jitted caller, so the
-# loop of ``fill_normal_pairs`` sees straight-line code it can vectorise (compiled
+# loop of ``fill_normal_quads`` sees straight-line code it can vectorise (compiled
 # with the caller's options: every caller here is free of ``fastmath``).
 @njit(cache=True, inline="always")
 def philox4x32_10(c0, c1, c2, c3, k0, k1):
