@@ -39,6 +39,15 @@ typedef unsigned int u32;
 
 FD_HD i64 min_i64(i64 a, i64 b) { return a < b ? a : b; }
 
+// +inf: NVRTC has no <math.h> (and so no INFINITY or HUGE_VAL); its bits on the device.
+FD_HD double infinity() {
+#ifdef __CUDA_ARCH__
+    return __longlong_as_double(0x7ff0000000000000LL);
+#else
+    return HUGE_VAL;
+#endif
+}
+
 // The launch geometry a kernel body strides over. On the GPU it is the real
 // grid; the host test runs the same bodies for every (block, thread) in turn,
 // which is exact because no thread reads what another one writes.

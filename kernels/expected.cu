@@ -21,7 +21,7 @@ enum { WW = 0, WG = 1, WB = 2, BW = 3, BG = 4, BB = 5, N_COEF = 6 };
 
 // A second moment: x, or inf where it has left float64's range and its arithmetic made NaN
 // (inf - inf, 0 * inf); every input is finite, so a NaN here is an overflow. The CPU's _second.
-FD_HD double second_moment(double x) { return x == x ? x : INFINITY; }
+FD_HD double second_moment(double x) { return x == x ? x : infinity(); }
 
 // Add `value` of every thread of the warp into *slot (all lanes of a warp share the
 // slot and reach this call together).
