@@ -659,6 +659,9 @@ def _plan(curvature: Any, schedule: Any, *, steps: Any, optimizer: Any, w0: Any,
                                  f"{V.shown(value[big].flat[0].item())}")
     if dt == np.float32 and noise > float(np.finfo(np.float32).max):  # (sigma is held as the weights are)
         raise ValueError(f"noise must be within float32's range with dtype=float32, got {V.shown(noise)}")
+    if dt == np.float32 and noise != 0.0 and np.float32(noise) == 0.0:  # (it would run noiseless, silently)
+        raise ValueError(f"noise must not round to 0 in float32 with dtype=float32 (below ~7e-46), got "
+                         f"{V.shown(noise)}: give dtype=float64, or noise=0 for a noiseless run")
     try:
         if w0.ndim:  # (a number broadcasts to any shape)
             np.broadcast_to(w0, full)

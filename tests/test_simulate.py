@@ -1292,6 +1292,16 @@ def test_values_beyond_float32_are_refused_in_a_float32_run():
     assert np.isfinite(fd.simulate([1e38], 1e-38, steps=1, dtype=np.float32).w).all()
 
 
+def test_a_noise_that_rounds_to_0_in_float32_is_refused_in_a_float32_run():
+    """It ran noiseless, silently (sigma held in float32 as the weights are)."""
+    with pytest.raises(ValueError, match=r"noise must not round to 0 in float32 with dtype=float32 .*got 1e-50"):
+        fd.simulate([1.0], 0.1, steps=1, noise=1e-50, dtype=np.float32)
+    tiny = float(np.finfo(np.float32).smallest_subnormal)
+    noisy = fd.simulate([0.0], 1.0, steps=1, noise=tiny, w0=0.0, dtype=np.float32)  # the smallest float32: runs
+    assert noisy.w.dtype == np.float32 and noisy.w[0] != 0.0
+    assert fd.simulate([1.0], 0.1, steps=1, noise=1e-50).w.dtype == np.float64  # float64 holds it
+
+
 def test_batches_that_cannot_fit_in_memory_are_refused_by_name_before_any_work():
     """A curvature batch broadcast against a schedule batch: 200,000 x 200,000 trajectories."""
     lam, s = np.ones((200_000, 1, 1)), fd.constant(np.full(200_000, 0.1))
