@@ -8,14 +8,17 @@ weights checked against fastdecay's. ``--sweep`` lays the 37 schedules out as a 
 each for consecutive trajectories (its curvatures), instead of one after another. 37 distinct
 schedules over 200,000 trajectories: fastdecay reads them by rate classes (each distinct row's rate
 once a step); ``--distinct`` gives every trajectory a schedule of its own (its lr scaled by
-1 + i 1e-9), which fastdecay reads trajectory by trajectory. ``--every K`` records every K-th step
+1 + i 1e-9): step schedules fastdecay reads by their 37 shapes at lr 1, each trajectory's rate its
+lr times its shape's (``_lr_shapes``), cosines trajectory by trajectory; ``--distinct-gamma`` scales
+each step schedule's gamma instead (37 x 5,405 shapes, 200,000 distinct: read trajectory by
+trajectory). ``--every K`` records every K-th step
 (K divides 100) as ``fd.simulate(..., every=K)`` returns them, a row a trajectory: the loss, the
 displacement |w_t - w_(t-1)| and the rate, each implementation into arrays of that shape (JAX's scan
 stacks its records a step a row: transposed inside the jitted function), the losses checked too;
 ``--shared`` gives every trajectory the grid's first schedule (one shared schedule).
 
     python bench/step_grid_peers.py [--rounds 3] [--grid step|cosine|warmup-cosine] [--sweep] [--distinct]
-                                    [--every K] [--shared]
+                                    [--distinct-gamma] [--every K] [--shared]
 """
 
 import argparse
@@ -37,6 +40,7 @@ def main(argv=None):
     parser.add_argument("--grid", choices=("step", "cosine", "warmup-cosine"), default="step")
     parser.add_argument("--sweep", action="store_true")
     parser.add_argument("--distinct", action="store_true")
+    parser.add_argument("--distinct-gamma", action="store_true")
     parser.add_argument("--every", type=int, default=None)
     parser.add_argument("--shared", action="store_true")
     args = parser.parse_args(argv)
@@ -49,12 +53,15 @@ def main(argv=None):
     which = np.repeat(np.arange(37), -(-N // 37))[:N] if args.sweep else np.arange(N) % 37
     if args.shared:
         which = np.zeros(1, dtype=np.int64)
+    gamma = GAMMA * (1.0 + 1e-9 * np.arange(N)) if args.distinct_gamma else GAMMA
+    if args.distinct_gamma and args.grid != "step":
+        parser.error("--distinct-gamma is for the step grid")
     if args.grid == "step":
         period = (which + 5).astype(np.float64)
-        grid = fd.step(lr=lr, gamma=GAMMA, period=period)
+        grid = fd.step(lr=lr, gamma=gamma, period=period)
 
         def rate(xp, t, period):
-            return lr * GAMMA ** xp.floor(t / period)
+            return lr * gamma ** xp.floor(t / period)
     elif args.grid == "cosine":
         period = (which + 90).astype(np.float64)
         grid = fd.cosine(lr=lr, total_steps=period)

@@ -281,6 +281,9 @@ class _RateClasses:
     grouped: bool
     wd_rows: np.ndarray = field(default_factory=lambda: _NO_ROWS)
     mom_rows: np.ndarray = field(default_factory=lambda: _NO_ROWS)
+    # the lanes' scales, each trajectory's lr: its rate is its class's at lr 1 times it (``_lr_shapes``);
+    # None where a class is a row (a scale of 1)
+    scales: np.ndarray | None = None
 
     @property
     def count(self) -> int:
@@ -298,9 +301,13 @@ class _RateClasses:
 def _class_lanes(classes: _RateClasses, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The (table, rows, ratio, state) of trajectories read by ``classes``: rows their classes,
     ratios NaN, states written at every step (each trajectory's rate, then four rows of scratch
-    for the kernels' blocks of four steps); the table is each chunk's class rates (``_run``)."""
+    for the kernels' blocks of four steps), then each trajectory's scale, read (its rate is
+    ``scaled(scale, class rate)``: 1, or its lr with ``_lr_shapes``); the table is each chunk's
+    class rates (``_run``)."""
     rates = _readonly(np.empty((0, classes.count, 1)))
-    return rates, classes.classes, np.full(n, np.nan), np.empty(5 * n)
+    state = np.empty(6 * n)
+    state[5 * n:] = 1.0 if classes.scales is None else classes.scales
+    return rates, classes.classes, np.full(n, np.nan), state
 
 
 def _rate_classes(rates: tuple[_Rate, _Rate, _Rate], batch: tuple[int, ...], n: int, d: int, noisy: bool,
@@ -343,9 +350,45 @@ def _rate_classes(rates: tuple[_Rate, _Rate, _Rate], batch: tuple[int, ...], n: 
     if found is not None and (_mostly_closed_form(*found) or n * d >= high * found[2].shape[0]):
         return _RateClasses(found[0], _class_of_trajectory(s, batch, n, found[1]), grouped=True)
     found = _classes_of(s, n // _CLASS_SHARING, 0) if lanes else None
-    if found is None or not _mostly_closed_form(*found):
+    if found is None:
+        return _lr_shapes(s, batch, n) if lanes else None
+    if not _mostly_closed_form(*found):
         return None  # (most trajectories advance by a ratio: their lanes are the cheapest)
     return _RateClasses(found[0], _class_of_trajectory(s, batch, n, found[1]), grouped=False)
+
+
+def _lr_shapes(s: _Rate, batch: tuple[int, ...], n: int) -> _RateClasses | None:
+    """Rate classes of a grid of step schedules (every row a lone staircase exponential) whose rows
+    are more than rate classes take but make few shapes, rows equal but for their lr: an lr a
+    trajectory (a random search, or a grid of lrs across a grid of periods). A class is a shape at
+    lr 1, its rates ``gamma ** e``, and each trajectory's lane reads ``scaled(lr, class rate)``, the
+    closed form's own operation (``lr * gamma ** e``), hence its bits, where reading each lane's
+    rate in closed form costs a comparison a step and a power at each drop. Where trajectories
+    outnumber the shapes ``_CLASS_SHARING`` times, as rate classes; else None."""
+    if not isinstance(s, Schedule) or n < _CLASS_SHARING or not _lone_steps(s.rows()[:: max(1, s.size // 64)]):
+        return None  # (a sample first: most grids of other schedules are not hashed)
+    found = _row_classes(s, n // _CLASS_SHARING, 0, skip=L.P0)
+    if found is None:
+        return None
+    class_of_row, first_rows, _ = found
+    table = s.rows()
+    unit = table[first_rows]  # (a copy: the shapes' rows, at lr 1; a class's rows are its first's but for lr)
+    if not _lone_steps(unit):
+        return None
+    unit[:, 0, L.P0] = 1.0
+    source = _lane_source(_readonly(unit), np.arange(first_rows.shape[0]), first_rows.shape[0] > 1)
+    lrs = table[:, 0, L.P0]
+    if s.batch_shape == batch:
+        return _RateClasses(source, _readonly(class_of_row), grouped=False, scales=lrs)
+    rows = _trajectory_rows(s, batch, n)
+    return _RateClasses(source, _readonly(class_of_row[rows]), grouped=False, scales=lrs[rows])
+
+
+def _lone_steps(table: np.ndarray) -> bool:
+    """Whether every row of ``table`` is a lone staircase exponential (a step schedule)."""
+    first = table[:, 0]
+    alone = table.shape[1] == 1 or bool((table[:, 1, L.START] == math.inf).all())
+    return alone and bool((first[:, L.KIND] == L.EXPONENTIAL).all()) and bool((first[:, L.P0 + 3] != 0.0).all())
 
 
 def _combined_classes(rates: tuple[_Rate, _Rate, _Rate], batch: tuple[int, ...], n: int,
@@ -409,9 +452,11 @@ def _classes_of(s: _Rate, most: int,
     return _lane_source(s.rows(), first_rows.copy(), first_rows.shape[0] > 1), class_of_row, sizes
 
 
-def _row_classes(s: _Rate, most: int, most_if_ratios: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def _row_classes(s: _Rate, most: int, most_if_ratios: int,
+                 skip: int = -1) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """(the class of each row of ``s``, the first row of each class, the rows a class): rows of the
-    same bits share a class; None as ``_classes_of``."""
+    same bits share a class (but for the word ``skip`` of their words: ``L.P0``, their lr);
+    None as ``_classes_of``."""
     most = min(s.size, most)
     if most < 1:
         return None
@@ -419,7 +464,7 @@ def _row_classes(s: _Rate, most: int, most_if_ratios: int) -> tuple[np.ndarray, 
     class_of_row, first_rows, sizes = np.empty(s.size, np.int64), np.empty(most, np.int64), np.empty(most, np.int64)
     slots = np.empty(1 << (2 * most).bit_length(), np.int64)
     count = D.kernels("simulate", NUMPY).rate_classes(table, class_of_row, first_rows, sizes, slots,
-                                                      most_if_ratios)
+                                                      most_if_ratios, skip)
     if count < 0:
         return None
     return class_of_row, first_rows[:count], sizes[:count]

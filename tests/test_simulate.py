@@ -379,6 +379,47 @@ def test_which_grids_run_by_rate_classes(monkeypatch, rows, n, noise, on_drop, w
         np.testing.assert_array_equal(batch.w[i], alone.w[0], err_msg=f"trajectory {i}")
 
 
+@pytest.mark.parametrize("optimizer, noise, dtype", [
+    ("gd", 0.0, np.float64), ("momentum", 0.0, np.float64), ("nesterov", 0.0, np.float32),
+    ("adamw", 0.0, np.float64), ("gd", 0.1, np.float32), ("momentum", 0.1, np.float64), ("lion", 0.0, np.float64)])
+def test_step_schedules_with_an_lr_a_trajectory_read_their_shapes_with_each_schedule_s_bits(
+        monkeypatch, optimizer, noise, dtype):
+    """A grid of step schedules with an lr of its own a trajectory (a random search over lr, two
+    trajectories at lr 0, one of them under a power that overflows) across 9 shapes (periods and
+    gammas): the lanes read each shape's rate at lr 1 (``class_rates`` over 9 rows) times their lr,
+    and every trajectory has the bits of its schedule run alone, and of the run that reads each
+    lane's rate in closed form."""
+    from fastdecay._cpu import simulate as cpu
+
+    module = importlib.import_module("fastdecay.simulate")
+    n = 2_100  # (past two tiles)
+    rng = np.random.default_rng(11)
+    lr = 10.0 ** rng.uniform(-3.0, -1.0, n)
+    lr[[5, 17]] = 0.0
+    shapes = [(0.5, 7.0), (0.5, 13.0), (0.3, 20.0), (0.9, 3.0), (0.5, 50.0), (0.1, 31.0), (0.7, 11.0),
+              (0.5, 1.0), (8.0, 1.0)]  # (gamma, period); the last grows past float64 at step 342
+    own = np.arange(n) % len(shapes)
+    own[own == 8] = 7  # (the growing shape for trajectory 17 alone, at lr 0)
+    own[17] = 8
+    gamma, period = (np.array([shapes[k][j] for k in own]) for j in (0, 1))
+    grid = fd.step(lr, gamma=gamma, period=period)
+    lam = rng.uniform(0.0, 2.0, (n, 1))
+    sizes = []
+    spied = cpu.class_rates
+    monkeypatch.setattr(cpu, "class_rates", lambda *a: (sizes.append(a[1].shape[0]), spied(*a)))
+    kw = dict(steps=400, optimizer=optimizer, noise=noise, seed=4, dtype=dtype, weight_decay=0.01, chunk_steps=150)
+    batch = fd.simulate(lam, grid, **kw)
+    assert sizes and set(sizes) == {len(shapes)}
+    assert batch.w[17, 0] == batch.w[5, 0] == 1.0 and np.isfinite(batch.w).all()  # (lr 0: never moved)
+    monkeypatch.setattr(module, "_lr_shapes", lambda *a: None)
+    by_lane = fd.simulate(lam, grid, **kw)
+    assert len(sizes) == 3  # (no classes: each lane's rate in closed form)
+    np.testing.assert_array_equal(batch.w, by_lane.w)
+    for i in (0, 1, 5, 17, 1_023, 1_024, n - 1):
+        alone = fd.simulate(lam[i:i + 1], fd.step(lr[i], gamma=gamma[i], period=period[i]), trajectory_offset=i, **kw)
+        np.testing.assert_array_equal(batch.w[i], alone.w[0], err_msg=f"trajectory {i}")
+
+
 @pytest.mark.parametrize("d, n, noise, optimizer, sorted_", [
     (3, 200, 0.0, "momentum", False), (1_100, 4, 0.0, "adamw", False), (5, 200, 0.1, "nesterov", True),
     (5, 200, 0.1, "adam", False), (1_100, 4, 0.1, "gd", False), (3, 200, 0.0, "lion", False)])
@@ -717,25 +758,32 @@ def test_rate_classes_number_the_rows_by_their_bits():
                   fd.multistep(0.1, 0.5, [5, 10]), fd.cosine(0.1, 10, min_lr=-0.0)])
     classes, first, sizes = np.empty(s.size, np.int64), np.empty(9, np.int64), np.empty(9, np.int64)
     slots = np.empty(32, np.int64)
-    assert rate_classes(s.rows(), classes, first, sizes, slots, 0) == 5
+    assert rate_classes(s.rows(), classes, first, sizes, slots, 0, -1) == 5
     assert classes.tolist() == [0, 1, 0, 2, 3, 4, 1, 4, 2]
     assert first[:5].tolist() == [0, 1, 3, 4, 5]
     assert sizes[:5].tolist() == [2, 2, 2, 1, 2]
-    assert rate_classes(s.rows(), classes, first[:4], sizes[:4], slots[:16], 0) == -1
+    assert rate_classes(s.rows(), classes, first[:4], sizes[:4], slots[:16], 0, -1) == -1
     payloads = np.zeros((3, 2, WIDTH))
     payloads[:, 0, :6] = (0.0, 0.0, COSINE, 0.1, 10.0, 0.0)
     payloads[:, 1] = np.nan  # (a side row's fields)
     payloads[2, 1, 4] = np.float64(np.uint64(0x7FF8000000000001).view(np.float64))  # another NaN
-    assert rate_classes(payloads, classes, first, sizes, slots, 0) == 2
+    assert rate_classes(payloads, classes, first, sizes, slots, 0, -1) == 2
     assert classes[:3].tolist() == [0, 0, 1]
     exponentials = fd.stack([fd.exponential(0.1, gamma=0.9), fd.constant(0.1)] * 4)
-    assert rate_classes(exponentials.rows(), classes, first, sizes, slots, 0) == -1
-    assert rate_classes(exponentials.rows(), classes, first, sizes, slots, 2) == 2  # (2 of ratios)
+    assert rate_classes(exponentials.rows(), classes, first, sizes, slots, 0, -1) == -1
+    assert rate_classes(exponentials.rows(), classes, first, sizes, slots, 2, -1) == 2  # (2 of ratios)
     assert classes[:8].tolist() == [0, 1] * 4 and sizes[:2].tolist() == [4, 4]
-    assert rate_classes(exponentials.rows(), classes, first, sizes, slots, 1) == -1
+    assert rate_classes(exponentials.rows(), classes, first, sizes, slots, 1, -1) == -1
     in_order = fd.stack([fd.cosine(0.1, 10)] * 3 + [fd.step(0.1, 0.5, 3)] * 2 + [fd.cosine(0.1, 11)])
-    assert rate_classes(in_order.rows(), classes, first, sizes, slots, 0) == 3
+    assert rate_classes(in_order.rows(), classes, first, sizes, slots, 0, -1) == 3
     assert classes[:6].tolist() == [0, 0, 0, 1, 1, 2]
+    # skipping the first segment's lr (``P0``): rows equal but for it share a class, others do not
+    from fastdecay._layout import P0
+    shapes = fd.stack([fd.step(0.1, 0.5, 3), fd.step(0.2, 0.5, 3), fd.step(0.1, 0.5, 4), fd.step(0.3, 0.5, 3),
+                       fd.step(0.1, 0.25, 3), fd.step(0.0, 0.5, 4)])
+    assert rate_classes(shapes.rows(), classes, first, sizes, slots, 0, -1) == 6
+    assert rate_classes(shapes.rows(), classes, first, sizes, slots, 0, P0) == 3
+    assert classes[:6].tolist() == [0, 0, 1, 0, 2, 1] and sizes[:3].tolist() == [3, 2, 1]
 
 
 def _assert_a_grid_gives_each_schedule_s_bits(kinds, optimizer, on_drop):

@@ -103,7 +103,7 @@ from .._rules import ON_DROP_CODES, ON_DROP_KEEP, ON_DROP_RESCALE, ON_DROP_RESET
 from .intrinsics import fma
 from .lanes import (LR, MOM, SCALE, WD, draws_of_step, gradient, lane_slice, one_like, record_row, tally,
                     tile_span)
-from .schedule import drop_ratio, lr_at, one_segment, plateau_continues
+from .schedule import drop_ratio, lr_at, one_segment, plateau_continues, scaled
 from .storage import (BUF0, BUF1, BUF2, COMP, GRAD, PARAM, block_span, for_sixteen_bit, high_half, in_bfloat16_pairs,
                       low_half, narrow, pair_of, pairs_view, sixteen_bit, store_param, store_param_pair, view, widen)
 
@@ -1152,8 +1152,9 @@ def _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas, read
     """The four steps of ``_sgd_per_trajectory_block`` with the block's weight decays
     ``wds`` and momenta ``moms`` (tuples), each step as ``_sgd_per_trajectory_loop``
     with ``advance``; ``read`` (a constant) says where step q's rate comes from: BY_RATIO the
-    trajectory's rate advanced by its ratio, BY_CLASS rates[s + q, classes[i], 0],
-    BY_GATHERED_CLASS etas[q][i] (rate classes: ``lr_state`` and ``lr_ratio`` unread)."""
+    trajectory's rate advanced by its ratio, BY_CLASS scaled(lr_state[i], rates[s + q, classes[i], 0])
+    (rate classes: ``lr_state`` the trajectories' scales, 1 where a class is a row, ``lr_ratio``
+    unread), BY_GATHERED_CLASS etas[q][i] (``lr_state`` and ``lr_ratio`` unread)."""
     dt = w.dtype.type
     zero = dt(0.0)
     buffer_in = in_buffer and use_momentum
@@ -1163,11 +1164,12 @@ def _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas, read
         k = classes[i] if read == BY_CLASS else 0
         eta = lr_state[i] if read == BY_RATIO else 0.0
         r = lr_ratio[i] if read == BY_RATIO else 0.0
+        scale = lr_state[i] if read == BY_CLASS else 1.0
         for q in range(STEP_BLOCK):  # unrolled: four steps in registers
             if read == BY_RATIO:
                 eta *= r
             elif read == BY_CLASS:
-                eta = rates[s + q, k, 0]
+                eta = scaled(scale, rates[s + q, k, 0])
             else:
                 eta = etas[q][i]
             c = sgd_scalars(eta, wds[q], False, 1.0, moms[q], 0.0, nesterov, False, False, in_buffer)
@@ -1211,23 +1213,26 @@ def _sgd_per_trajectory_block(w, buf, lam, lr_state, lr_ratio, step_scalars, s, 
 
 
 @njit(cache=True)
-def _sgd_class_block(w, buf, lam, rates, classes, etas, step_scalars, s, use_momentum, nesterov, in_buffer):
-    """``_sgd_per_trajectory_block`` at the rates of rate classes: rates[s + q, classes[i], 0]
-    trajectory i's at step s + q, read in the steps' loop for GD; with momentum gathered first
-    into the four arrays ``etas`` (the tile's scratch), so that the steps' loop reads them in
-    order and vectorizes (it does not with the gather inside)."""
+def _sgd_class_block(w, buf, lam, rates, classes, scales, etas, step_scalars, s, use_momentum, nesterov,
+                     in_buffer):
+    """``_sgd_per_trajectory_block`` at the rates of rate classes: scaled(scales[i],
+    rates[s + q, classes[i], 0]) trajectory i's at step s + q, read in the steps' loop for GD;
+    with momentum gathered first into the four arrays ``etas`` (the tile's scratch), so that the
+    steps' loop reads them in order and vectorizes (it does not with the gather inside)."""
     wds, moms, no_wd = _block_scalars(step_scalars, s)
-    # (w stands in for the state and the ratios, unread)
+    # (w stands in for the ratios, unread)
     if not use_momentum:
         if no_wd:
-            _sgd_pt_steps(w, buf, lam, w, w, rates, classes, s, etas, BY_CLASS, ZERO_WDS, moms, False, False, False)
+            _sgd_pt_steps(w, buf, lam, scales, w, rates, classes, s, etas, BY_CLASS, ZERO_WDS, moms, False, False,
+                          False)
         else:
-            _sgd_pt_steps(w, buf, lam, w, w, rates, classes, s, etas, BY_CLASS, wds, moms, False, False, False)
+            _sgd_pt_steps(w, buf, lam, scales, w, rates, classes, s, etas, BY_CLASS, wds, moms, False, False, False)
         return
     e0, e1, e2, e3 = etas
     for i in range(w.shape[0]):
-        k = classes[i]
-        e0[i], e1[i], e2[i], e3[i] = rates[s, k, 0], rates[s + 1, k, 0], rates[s + 2, k, 0], rates[s + 3, k, 0]
+        k, c = classes[i], scales[i]
+        e0[i], e1[i] = scaled(c, rates[s, k, 0]), scaled(c, rates[s + 1, k, 0])
+        e2[i], e3[i] = scaled(c, rates[s + 2, k, 0]), scaled(c, rates[s + 3, k, 0])
     if no_wd:
         if nesterov:
             _sgd_pt_steps(w, buf, lam, w, w, rates, classes, s, etas, BY_GATHERED_CLASS, ZERO_WDS, moms, True, True,
@@ -1437,12 +1442,12 @@ def simulate_per_trajectory_lr(opt, w, buf, sq, lam, lr_state, lr_ratio, advance
 
 
 @njit(inline="always")
-def _per_trajectory_noiseless_block(opt, w, buf, sq, lam, lr_state, lr_ratio, rates, classes, etas, by_class,
-                                    step_scalars, s, first_step, beta2, eps):
+def _per_trajectory_noiseless_block(opt, w, buf, sq, lam, lr_state, lr_ratio, rates, classes, scales, etas,
+                                    by_class, step_scalars, s, first_step, beta2, eps):
     if (opt == GD or opt == MOMENTUM or opt == LR_IN_BUFFER or opt == NESTEROV) and _momentum_throughout(
             step_scalars, s, opt != GD):
         if by_class:
-            _sgd_class_block(w, buf, lam, rates, classes, etas, step_scalars, s, opt != GD, opt == NESTEROV,
+            _sgd_class_block(w, buf, lam, rates, classes, scales, etas, step_scalars, s, opt != GD, opt == NESTEROV,
                              opt == LR_IN_BUFFER)
         else:
             _sgd_per_trajectory_block(w, buf, lam, lr_state, lr_ratio, step_scalars, s, opt != GD, opt == NESTEROV,
@@ -1456,34 +1461,34 @@ def _per_trajectory_noiseless_block(opt, w, buf, sq, lam, lr_state, lr_ratio, ra
     return True
 
 
-def simulate_per_trajectory_block(noise_scratch, opt, w, buf, sq, lam, lr_state, lr_ratio, rates, classes, etas,
-                                  by_class, step_scalars, s, first_step, beta2, eps):
+def simulate_per_trajectory_block(noise_scratch, opt, w, buf, sq, lam, lr_state, lr_ratio, rates, classes, scales,
+                                  etas, by_class, step_scalars, s, first_step, beta2, eps):
     """Steps s .. s + STEP_BLOCK - 1 of a tile as ``simulate_per_trajectory_lr`` with
     ``advance`` at each (none of them the first step or an anchor of the rates), when
     the run is noiseless (``noise_scratch`` None): the SGD family in one pass
     (``_sgd_per_trajectory_block``), the other rules a step a pass; True when done, False
     in a noisy run. With ``by_class`` the rates are the classes' of ``rates`` (rate classes:
-    ``classes`` the tile's, rates[s + q, classes[i], 0] trajectory i's at step s + q; ``etas``
-    four arrays of the tile's length to gather them into), in one pass for the SGD family, else
-    not done here (False). In compiled code the choice of
+    ``classes`` the tile's, scaled(scales[i], rates[s + q, classes[i], 0]) trajectory i's at
+    step s + q; ``etas`` four arrays of the tile's length to gather them into), in one pass for
+    the SGD family, else not done here (False). In compiled code the choice of
     noise is made by the type of ``noise_scratch`` (the overload below): a noisy kernel holds
     none of this code."""
     if noise_scratch is not None:
         return False
-    return _per_trajectory_noiseless_block(opt, w, buf, sq, lam, lr_state, lr_ratio, rates, classes, etas, by_class,
-                                           step_scalars, s, first_step, beta2, eps)
+    return _per_trajectory_noiseless_block(opt, w, buf, sq, lam, lr_state, lr_ratio, rates, classes, scales, etas,
+                                           by_class, step_scalars, s, first_step, beta2, eps)
 
 
 @overload(simulate_per_trajectory_block)
 def _simulate_per_trajectory_block_impl(noise_scratch, opt, w, buf, sq, lam, lr_state, lr_ratio, rates, classes,
-                                        etas, by_class, step_scalars, s, first_step, beta2, eps):
+                                        scales, etas, by_class, step_scalars, s, first_step, beta2, eps):
     if not isinstance(noise_scratch, types.NoneType):
-        return (lambda noise_scratch, opt, w, buf, sq, lam, lr_state, lr_ratio, rates, classes, etas, by_class,
-                step_scalars, s, first_step, beta2, eps: False)
+        return (lambda noise_scratch, opt, w, buf, sq, lam, lr_state, lr_ratio, rates, classes, scales, etas,
+                by_class, step_scalars, s, first_step, beta2, eps: False)
 
-    def impl(noise_scratch, opt, w, buf, sq, lam, lr_state, lr_ratio, rates, classes, etas, by_class, step_scalars,
-             s, first_step, beta2, eps):
-        return _per_trajectory_noiseless_block(opt, w, buf, sq, lam, lr_state, lr_ratio, rates, classes, etas,
+    def impl(noise_scratch, opt, w, buf, sq, lam, lr_state, lr_ratio, rates, classes, scales, etas, by_class,
+             step_scalars, s, first_step, beta2, eps):
+        return _per_trajectory_noiseless_block(opt, w, buf, sq, lam, lr_state, lr_ratio, rates, classes, scales, etas,
                                                by_class, step_scalars, s, first_step, beta2, eps)
 
     return impl

@@ -494,8 +494,9 @@ def _chunk_kernel(elementwise, rates):
             lr_table       (rows, segments, WIDTH) learning-rate schedules; in the rates kernel
                            on the CPU also (n_steps, classes, 1), the rates of rate classes a
                            step (``class_rates``): trajectory i's rate at step first_step + s is
-                           lr_table[s, lr_rows[i], 0] (its ratio NaN; its state (5n,)
-                           written: the rates, then four rows a block gathers them into)
+                           scaled(lr_state[5n + i], lr_table[s, lr_rows[i], 0]) (its ratio
+                           NaN; its state (6n,): the rates, written, then four rows a block
+                           gathers them into, then the scales, read)
             lr_rows        (n,) table row of each trajectory (its class with rate classes), or
                            empty when shared
             lr_ratio       (n,) per-step factor of a plain exponential/constant row, NaN otherwise;
@@ -579,21 +580,25 @@ def _chunk_kernel(elementwise, rates):
                 e0, e1 = i0 * d, i1 * d
                 w_t, buf_t, sq_t, lam_t = w[e0:e1], buf[e0:e1], sq[e0:e1], lam[e0:e1]
                 lr_state_t, lr_ratio_t, wd_state_t = lr_state[i0:i1], lr_ratio[i0:i1], wd_state[i0:i1]
-                # rate classes: the tile's classes, and four arrays a block gathers its rates into
-                # (the classes' state after each trajectory's rate; unread slices elsewhere)
+                # rate classes: the tile's classes, four arrays a block gathers its rates into and
+                # the trajectories' scales (the classes' state after each trajectory's rate:
+                # ``class_lanes_state``; unread slices elsewhere)
                 lr_classes_t = lr_rows[i0:i1]
                 lr_etas_t = (lr_state_t, lr_state_t, lr_state_t, lr_state_t)  # (unread without classes)
+                lr_scales_t = lr_state_t
                 if classed:
                     lr_etas_t = (lr_state[n + i0:n + i1], lr_state[2 * n + i0:2 * n + i1],
                                  lr_state[3 * n + i0:3 * n + i1], lr_state[4 * n + i0:4 * n + i1])
+                    lr_scales_t = lr_state[5 * n + i0:5 * n + i1]
                 s = 0
                 while s < n_steps:
                     t = first_step + s
                     if (fast_tile and per_lr and (lr_mult or classed) and not per_wd
                             and _plain_block(t, s, n_steps, every)
                             and simulate_per_trajectory_block(noise_scratch, opt, w_t, buf_t, sq_t, lam_t, lr_state_t,
-                                                              lr_ratio_t, lr_table, lr_classes_t, lr_etas_t,
-                                                              classed, step_scalars, s, first_step, beta2, eps)):
+                                                              lr_ratio_t, lr_table, lr_classes_t, lr_scales_t,
+                                                              lr_etas_t, classed, step_scalars, s, first_step, beta2,
+                                                              eps)):
                         s += STEP_BLOCK  # a noiseless block (a noisy kernel has no such code)
                         continue
                     record = every > 0 and (t + 1) % every == 0
@@ -610,7 +615,7 @@ def _chunk_kernel(elementwise, rates):
                             # rate classes (``class_rates``): each trajectory's from its class's (a
                             # loop here, not a call: a call counts references on the shared table)
                             for i in range(lr_state_t.shape[0]):
-                                lr_state_t[i] = lr_table[s, lr_classes_t[i], 0]
+                                lr_state_t[i] = scaled(lr_scales_t[i], lr_table[s, lr_classes_t[i], 0])
                         else:
                             _advance_rates(lr_table, lr_rows, lr_ratio, lr_state, i0, i1, t, lr_mult)
                     if per_wd:
@@ -854,18 +859,21 @@ CLASS_SAMPLE = 1024
 
 
 @njit(inline="always")
-def _same_words(words, a, b):
-    """Whether rows a and b of ``words`` are the same bits (every word read: no branch a word)."""
+def _same_words(words, a, b, skip):
+    """Whether rows a and b of ``words`` are the same bits but for word ``skip`` (-1: none; every
+    word read: no branch a word)."""
     diff = np.uint64(0)
     for f in range(words.shape[1]):
-        diff |= words[a, f] ^ words[b, f]
+        diff |= (words[a, f] ^ words[b, f]) & (np.uint64(0) if f == skip else ~np.uint64(0))
     return diff == 0
 
 
-@njit(int64(TABLE, int64[::1], int64[::1], int64[::1], int64[::1], int64), cache=True)
-def rate_classes(table, class_of_row, first_rows, sizes, slots, most_if_ratios):
+@njit(int64(TABLE, int64[::1], int64[::1], int64[::1], int64[::1], int64, int64), cache=True)
+def rate_classes(table, class_of_row, first_rows, sizes, slots, most_if_ratios, skip):
     """class_of_row[r] = the class of row r of ``table``, the same number for rows of the same
-    bits, numbered 0, 1, ... in order of first appearance, first_rows[c] = the first row of
+    bits but for word ``skip`` of a row's words (its segments' fields one after another; -1:
+    none, ``P0``: the first segment's lr, for the lr shapes of a grid of step schedules),
+    numbered 0, 1, ... in order of first appearance, first_rows[c] = the first row of
     class c and sizes[c] its number of rows (``sizes`` as long as ``first_rows``); returns how
     many classes, or -1 where classes would not pay: as soon as there are more than
     ``first_rows`` holds, or than ``most_if_ratios`` where ``CLASS_SAMPLE`` rows spread over the
@@ -894,19 +902,19 @@ def rate_classes(table, class_of_row, first_rows, sizes, slots, most_if_ratios):
         if r > 0 and (guess or r % 64 == 0):
             guess = True
             c = class_of_row[r - 1]
-            if _same_words(words, first_rows[c], r):
+            if _same_words(words, first_rows[c], r, skip):
                 class_of_row[r] = c
                 sizes[c] += 1
                 continue
             c = class_of_row[r - count] if r >= count else c
-            if _same_words(words, first_rows[c], r):
+            if _same_words(words, first_rows[c], r, skip):
                 class_of_row[r] = c
                 sizes[c] += 1
                 continue
             guess = False
         h = np.uint64(0)
         for f in range(words.shape[1]):  # (independent products: no chain of multiplies a word)
-            h += words[r, f] * (np.uint64(2 * f + 1) * _HASH)
+            h += (np.uint64(0) if f == skip else words[r, f]) * (np.uint64(2 * f + 1) * _HASH)
         h ^= h >> np.uint64(29)
         h *= _HASH
         j = h >> np.uint64(32)
@@ -922,7 +930,7 @@ def rate_classes(table, class_of_row, first_rows, sizes, slots, most_if_ratios):
                 class_of_row[r] = count
                 count += 1
                 break
-            if _same_words(words, first, r):
+            if _same_words(words, first, r, skip):
                 class_of_row[r] = class_of_row[first]
                 sizes[class_of_row[r]] += 1
                 break
