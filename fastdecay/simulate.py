@@ -358,14 +358,17 @@ def _rate_classes(rates: tuple[_Rate, _Rate, _Rate], batch: tuple[int, ...], n: 
 
 
 def _lr_shapes(s: _Rate, batch: tuple[int, ...], n: int) -> _RateClasses | None:
-    """Rate classes of a grid of step schedules (every row a lone staircase exponential) whose rows
-    are more than rate classes take but make few shapes, rows equal but for their lr: an lr a
-    trajectory (a random search, or a grid of lrs across a grid of periods). A class is a shape at
-    lr 1, its rates ``gamma ** e``, and each trajectory's lane reads ``scaled(lr, class rate)``, the
-    closed form's own operation (``lr * gamma ** e``), hence its bits, where reading each lane's
-    rate in closed form costs a comparison a step and a power at each drop. Where trajectories
-    outnumber the shapes ``_CLASS_SHARING`` times, as rate classes; else None."""
-    if not isinstance(s, Schedule) or n < _CLASS_SHARING or not _lone_steps(s.rows()[:: max(1, s.size // 64)]):
+    """Rate classes of a grid of one-segment schedules whose rate is their lr times a shape
+    (``_lr_shape_rows``: step schedules, cosines and polynomials to 0) with more rows than rate
+    classes take but few shapes, rows equal but for their lr: an lr a trajectory (a random search
+    over lr, or a grid of lrs across a grid of periods). A class is a shape at lr 1, and each
+    trajectory's lane reads ``scaled(lr, class rate)``, which is the closed form's bits: the same
+    operation for a step schedule (``lr * gamma ** e``), one that rounds as the closed form's for
+    the others (``0 + lr * x``; a cosine's ``lr * (1 + c) / 2``, halved exactly for an lr in
+    ``_SHAPED_COSINE_LRS``), where the lanes' closed forms cost a comparison a step and a power at
+    each drop, or a cosine a step. Where trajectories outnumber the shapes ``_CLASS_SHARING``
+    times, as rate classes; else None."""
+    if not isinstance(s, Schedule) or n < _CLASS_SHARING or not _lr_shape_rows(s.rows()[:: max(1, s.size // 64)]):
         return None  # (a sample first: most grids of other schedules are not hashed)
     found = _row_classes(s, n // _CLASS_SHARING, 0, skip=L.P0)
     if found is None:
@@ -373,22 +376,36 @@ def _lr_shapes(s: _Rate, batch: tuple[int, ...], n: int) -> _RateClasses | None:
     class_of_row, first_rows, _ = found
     table = s.rows()
     unit = table[first_rows]  # (a copy: the shapes' rows, at lr 1; a class's rows are its first's but for lr)
-    if not _lone_steps(unit):
+    if not _lr_shape_rows(unit):
         return None
+    lrs = table[:, 0, L.P0]
+    if (unit[:, 0, L.KIND] == L.COSINE).any():
+        low, high = _SHAPED_COSINE_LRS
+        if not ((lrs == 0.0) | ((np.abs(lrs) >= low) & (np.abs(lrs) <= high))).all():
+            return None
     unit[:, 0, L.P0] = 1.0
     source = _lane_source(_readonly(unit), np.arange(first_rows.shape[0]), first_rows.shape[0] > 1)
-    lrs = table[:, 0, L.P0]
     if s.batch_shape == batch:
         return _RateClasses(source, _readonly(class_of_row), grouped=False, scales=lrs)
     rows = _trajectory_rows(s, batch, n)
     return _RateClasses(source, _readonly(class_of_row[rows]), grouped=False, scales=lrs[rows])
 
 
-def _lone_steps(table: np.ndarray) -> bool:
-    """Whether every row of ``table`` is a lone staircase exponential (a step schedule)."""
+# a cosine's lr * (1 + c) / 2 is lr * ((1 + c) / 2) where neither the product nor its half leaves
+# the normal range: 1 + c is 0 or at least 2**-53 (c rounds in steps of 2**-53 near -1), at most 2
+_SHAPED_COSINE_LRS = (2.0**-900, 2.0**1000)
+
+
+def _lr_shape_rows(table: np.ndarray) -> bool:
+    """Whether every row of ``table`` is one segment whose rate is its lr times a shape: a staircase
+    exponential (a step schedule), or a polynomial or cosine that ends at 0."""
+    if table.shape[1] > 1 and not (table[:, 1, L.START] == math.inf).all():
+        return False
     first = table[:, 0]
-    alone = table.shape[1] == 1 or bool((table[:, 1, L.START] == math.inf).all())
-    return alone and bool((first[:, L.KIND] == L.EXPONENTIAL).all()) and bool((first[:, L.P0 + 3] != 0.0).all())
+    kind = first[:, L.KIND]
+    steps = (kind == L.EXPONENTIAL) & (first[:, L.P0 + 3] != 0.0)
+    to_zero = ((kind == L.POLYNOMIAL) & (first[:, L.P0 + 3] == 0.0)) | ((kind == L.COSINE) & (first[:, L.P0 + 2] == 0.0))
+    return bool((steps | to_zero).all())
 
 
 def _combined_classes(rates: tuple[_Rate, _Rate, _Rate], batch: tuple[int, ...], n: int,

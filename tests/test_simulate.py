@@ -379,16 +379,18 @@ def test_which_grids_run_by_rate_classes(monkeypatch, rows, n, noise, on_drop, w
         np.testing.assert_array_equal(batch.w[i], alone.w[0], err_msg=f"trajectory {i}")
 
 
-@pytest.mark.parametrize("optimizer, noise, dtype", [
-    ("gd", 0.0, np.float64), ("momentum", 0.0, np.float64), ("nesterov", 0.0, np.float32),
-    ("adamw", 0.0, np.float64), ("gd", 0.1, np.float32), ("momentum", 0.1, np.float64), ("lion", 0.0, np.float64)])
-def test_step_schedules_with_an_lr_a_trajectory_read_their_shapes_with_each_schedule_s_bits(
-        monkeypatch, optimizer, noise, dtype):
-    """A grid of step schedules with an lr of its own a trajectory (a random search over lr, two
-    trajectories at lr 0, one of them under a power that overflows) across 9 shapes (periods and
-    gammas): the lanes read each shape's rate at lr 1 (``class_rates`` over 9 rows) times their lr,
-    and every trajectory has the bits of its schedule run alone, and of the run that reads each
-    lane's rate in closed form."""
+@pytest.mark.parametrize("family, optimizer, noise, dtype", [
+    ("step", "gd", 0.0, np.float64), ("step", "momentum", 0.0, np.float64), ("step", "nesterov", 0.0, np.float32),
+    ("step", "adamw", 0.0, np.float64), ("step", "gd", 0.1, np.float32), ("step", "momentum", 0.1, np.float64),
+    ("step", "lion", 0.0, np.float64), ("to zero", "gd", 0.0, np.float64), ("to zero", "momentum", 0.0, np.float32),
+    ("to zero", "adamw", 0.1, np.float64)])
+def test_schedules_with_an_lr_a_trajectory_read_their_shapes_with_each_schedule_s_bits(
+        monkeypatch, family, optimizer, noise, dtype):
+    """A grid of one-segment schedules with an lr of its own a trajectory (a random search over lr, two
+    trajectories at lr 0, one of them under a power that overflows) across 9 shapes: step schedules
+    (periods and gammas), or cosines, lines and polynomials that end at 0 beside them. The lanes read
+    each shape's rate at lr 1 (``class_rates`` over 9 rows) times their lr, and every trajectory has
+    the bits of its schedule run alone, and of the run that reads each lane's rate in closed form."""
     from fastdecay._cpu import simulate as cpu
 
     module = importlib.import_module("fastdecay.simulate")
@@ -396,28 +398,63 @@ def test_step_schedules_with_an_lr_a_trajectory_read_their_shapes_with_each_sche
     rng = np.random.default_rng(11)
     lr = 10.0 ** rng.uniform(-3.0, -1.0, n)
     lr[[5, 17]] = 0.0
-    shapes = [(0.5, 7.0), (0.5, 13.0), (0.3, 20.0), (0.9, 3.0), (0.5, 50.0), (0.1, 31.0), (0.7, 11.0),
-              (0.5, 1.0), (8.0, 1.0)]  # (gamma, period); the last grows past float64 at step 342
-    own = np.arange(n) % len(shapes)
+    steps = [lambda lr, g=g, p=p: fd.step(lr, gamma=g, period=p)
+             for g, p in ((0.5, 7.0), (0.5, 13.0), (0.3, 20.0), (0.9, 3.0), (0.5, 50.0), (0.1, 31.0), (0.7, 11.0),
+                          (0.5, 1.0), (8.0, 1.0))]  # the last grows past float64 at step 342
+    if family == "to zero":
+        steps[:6] = [lambda lr: fd.cosine(lr, 300), lambda lr: fd.cosine(lr, 97.5), lambda lr: fd.linear(lr, 0.0, 250),
+                     lambda lr: fd.polynomial(lr, 180, power=2.0), lambda lr: fd.polynomial(lr, 40, power=0.5,
+                                                                                                cycle=True),
+                     lambda lr: fd.cosine(lr, 1e6)]
+    own = np.arange(n) % len(steps)
     own[own == 8] = 7  # (the growing shape for trajectory 17 alone, at lr 0)
     own[17] = 8
-    gamma, period = (np.array([shapes[k][j] for k in own]) for j in (0, 1))
-    grid = fd.step(lr, gamma=gamma, period=period)
+    grid = fd.stack([steps[k](lr[i]) for i, k in enumerate(own)])
     lam = rng.uniform(0.0, 2.0, (n, 1))
     sizes = []
     spied = cpu.class_rates
     monkeypatch.setattr(cpu, "class_rates", lambda *a: (sizes.append(a[1].shape[0]), spied(*a)))
     kw = dict(steps=400, optimizer=optimizer, noise=noise, seed=4, dtype=dtype, weight_decay=0.01, chunk_steps=150)
     batch = fd.simulate(lam, grid, **kw)
-    assert sizes and set(sizes) == {len(shapes)}
+    assert sizes and set(sizes) == {len(steps)}
     assert batch.w[17, 0] == batch.w[5, 0] == 1.0 and np.isfinite(batch.w).all()  # (lr 0: never moved)
     monkeypatch.setattr(module, "_lr_shapes", lambda *a: None)
     by_lane = fd.simulate(lam, grid, **kw)
     assert len(sizes) == 3  # (no classes: each lane's rate in closed form)
     np.testing.assert_array_equal(batch.w, by_lane.w)
     for i in (0, 1, 5, 17, 1_023, 1_024, n - 1):
-        alone = fd.simulate(lam[i:i + 1], fd.step(lr[i], gamma=gamma[i], period=period[i]), trajectory_offset=i, **kw)
+        alone = fd.simulate(lam[i:i + 1], steps[own[i]](lr[i]), trajectory_offset=i, **kw)
         np.testing.assert_array_equal(batch.w[i], alone.w[0], err_msg=f"trajectory {i}")
+
+
+def test_which_grids_of_an_lr_a_trajectory_read_their_shapes(monkeypatch):
+    """Shapes are read where every row's rate is its lr times its shape: not for a cosine or a line
+    that ends above 0, a warmup before it, or an inverse-time decay; not for a cosine whose lr is so
+    small (or large) that lr (1 + c) / 2 would round otherwise than lr ((1 + c) / 2); nor where the
+    shapes are not 16 times fewer than the trajectories. Each run has its schedules' bits."""
+    from fastdecay._cpu import simulate as cpu
+
+    n = 400
+    lr = 0.01 * (1.0 + 1e-3 * np.arange(n))
+    lam = np.random.default_rng(3).uniform(0.0, 2.0, (n, 1))
+    kw = dict(steps=120, optimizer="momentum")
+    cases = [(lambda k, lr: fd.cosine(lr, 50 + k % 5), True), (lambda k, lr: fd.cosine(lr, 50 + k % 5, min_lr=1e-4), False),
+             (lambda k, lr: fd.linear(lr, 1e-4 * (k % 2), 60), False),
+             (lambda k, lr: fd.warmup(fd.cosine(lr, 50 + k % 5), 10), False),
+             (lambda k, lr: fd.inverse_time(lr, 0.5, decay_steps=10, staircase=True), False),
+             (lambda k, lr: fd.cosine(lr * 1e-290 if k == 7 else lr, 50 + k % 5), False),
+             (lambda k, lr: fd.cosine(lr, 50 + k % 30), False)]  # (30 shapes: 13 trajectories a shape)
+    for make, shaped in cases:
+        calls = []
+        spied = cpu.class_rates
+        monkeypatch.setattr(cpu, "class_rates", lambda *a, _f=spied: (calls.append(1), _f(*a)))
+        schedules = [make(k, lr[k]) for k in range(n)]
+        batch = fd.simulate(lam, fd.stack(schedules), **kw)
+        monkeypatch.setattr(cpu, "class_rates", spied)
+        assert bool(calls) == shaped, schedules[0]
+        for i in (0, 7, n - 1):
+            alone = fd.simulate(lam[i:i + 1], schedules[i], **kw)
+            np.testing.assert_array_equal(batch.w[i], alone.w[0], err_msg=f"{schedules[0]}, trajectory {i}")
 
 
 @pytest.mark.parametrize("d, n, noise, optimizer, sorted_", [
