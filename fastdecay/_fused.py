@@ -70,6 +70,21 @@ def _device_scalar(name, value, backend):
 
 MAX_STEP = V.MAX_STEP  # steps are float64 inside the kernels: every integer up to here is exact
 
+# the dtypes of a scalar on a device that the GPU kernels read (``_gpu._plan.SCALAR_CODES``);
+# found_inf as a flag too (torch's is float32; a mask's bool, uint8 read as bool)
+_DEVICE_SCALARS = ("int32", "int64", "float32", "float64")
+_DEVICE_FLAGS = _DEVICE_SCALARS + ("bool", "uint8")
+
+
+def _on_device_as(name, value, allowed):
+    """``value`` (a scalar on a device, read there by the kernels) where its dtype is one of
+    ``allowed``, else TypeError naming ``name`` (before anything is launched or written)."""
+    dtype = str(value.dtype).removeprefix("torch.")
+    if dtype not in allowed:
+        raise TypeError(f"{name} on the device must be of dtype {', '.join(allowed[:-1])} or {allowed[-1]}, "
+                        f"got dtype {dtype}")
+    return value
+
 
 def _short(value):
     text = repr(value)
@@ -103,7 +118,7 @@ def _step(value, backend):
         if not 0 <= x <= MAX_STEP:
             raise ValueError(f"step must be an integer from 0 to 2**53, got {V.shown(x)}")
         return int(x)
-    return value  # read on the device, inside the kernel
+    return _on_device_as("step", value, _DEVICE_SCALARS)  # read on the device, inside the kernel
 
 
 def _optional_scalar(name, value, backend, *, positive):
@@ -115,8 +130,8 @@ def _optional_scalar(name, value, backend, *, positive):
         x = float(value)
     elif hasattr(value, "ndim"):
         value = _device_scalar(name, value, backend)
-        if backend not in (NUMPY, TORCH_CPU):
-            return value
+        if backend not in (NUMPY, TORCH_CPU):  # (a grad_scale of True would divide by 1, False by 0)
+            return _on_device_as(name, value, _DEVICE_SCALARS if positive else _DEVICE_FLAGS)
         # complex and datetime values refused by name; found_inf may be inf or NaN (nonzero: skip)
         x = V.real(name, value) if positive else float(V.real_dtype_array(name, value).reshape(-1)[0])
     else:

@@ -565,7 +565,7 @@ def expected_loss(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: 
         second_moment=_combine(backend, batch, inverse, [(p, b, m.sww) for p, b, m, _ in runs], (d,)),
     )
     if every:
-        values.update(steps=np.arange(0, steps + 1, every, dtype=np.int64),
+        values.update(steps=backend.to_device(np.arange(0, steps + 1, every, dtype=np.int64)),
                       loss=_combine(backend, batch, inverse, [(p, b, loss) for p, b, _, loss in runs], (n_rec,)))
     if not batch:
         values["final_loss"] = float(values["final_loss"])

@@ -711,9 +711,15 @@ def _plan(curvature: Any, schedule: Any, *, steps: Any, optimizer: Any, w0: Any,
         f"curvature of shape {lam.shape} with the schedule's batch_shape {lr_s.batch_shape} (weight_decay "
         f"{wd_s.batch_shape}, momentum / betas[0] {mom_s.batch_shape}) asks"))
     w0 = V.real_array("w0", w0)
-    if dt == np.float32 and not on_gpu:  # finite as given, and finite as the run holds them
+    if dt == np.float32:  # finite as given, and finite as the run holds them
         for name, value in (("curvature", lam), ("w0", w0)):
             if value.dtype != np.float64:  # (a float32 curvature is in range as given)
+                continue
+            if value is lam and on_gpu:  # (one more reduction on its device; nothing copied but the answer)
+                largest = float(abs(lam).max()) if lam.size else 0.0
+                if largest > float(np.finfo(np.float32).max):
+                    raise ValueError(f"curvature must be within float32's range with dtype=float32, got a value "
+                                     f"of magnitude {V.shown(largest)} on GPU {lam.device.id}")
                 continue
             big = np.abs(value) > np.finfo(np.float32).max
             if np.any(big):
@@ -944,7 +950,7 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
         result = dict(w=w_out, diverged=diverged)
         if every:
             result.update(
-                steps=np.arange(0, steps + 1, every, dtype=np.int64),
+                steps=xp.arange(0, steps + 1, every, dtype=np.int64),  # (on the run's device, as the records)
                 loss=rec[0].reshape(batch + (n_rec,)),
                 displacement=rec[1].reshape(batch + (n_rec,)),
                 lr=rec[2].reshape(batch + (n_rec,)),

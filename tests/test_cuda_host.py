@@ -1138,6 +1138,29 @@ def test_gpu_evaluate_rejects_bad_steps(gpu_on_host):
         schedule.evaluate(fd.exponential(0.1, gamma=[0.9, 0.8]), np.arange(3))
 
 
+def test_gpu_schedule_wrappers_refuse_what_the_cpu_refuses(gpu_on_host):
+    """Steps beyond 2**53 (which float64 no longer tells apart), a count beyond it, and a 0-d
+    array as the count: refused as the CPU path refuses them, by the same exception type."""
+    runtime, schedule, _, _ = gpu_on_host
+    s = fd.step(0.1, 0.5, 3)
+    for steps in (np.array([3, 2**53 + 2]), np.array([2.0**54])):
+        with pytest.raises(ValueError, match=r"from 0 to 2\*\*53"):
+            s(steps)
+        with pytest.raises(ValueError, match=r"t must hold integer steps from 0 to 2\*\*53"):
+            schedule.evaluate(s, steps)
+        with pytest.raises(ValueError, match=r"n_or_steps must hold integer steps from 0 to 2\*\*53"):
+            schedule.table(s, steps)
+    for count, error in ((2**60, ValueError), (-1, ValueError), (np.array(3), TypeError), (5.0, TypeError),
+                         (np.zeros((2, 2), np.int64), ValueError)):
+        with pytest.raises(error) as cpu:
+            s.table(count)
+        with pytest.raises(error, match="n_or_steps") as gpu:
+            schedule.table(s, count)
+        assert type(gpu.value) is type(cpu.value)
+    assert runtime.launches == []
+    np.testing.assert_array_equal(schedule.evaluate(s, np.array([2**53])), s(np.array([2**53])))
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_gpu_table_equals_cpu(gpu_on_host, dtype):
     from fastdecay._gpu import _plan

@@ -31,8 +31,14 @@ from . import _plan, _source, require_cupy
 cp = require_cupy()
 xp = cp
 
+# The cache of device copies of host tables holds at most this many entries and bytes (device
+# copies and content keys together): a table made afresh at every call (a large batch of
+# schedules, the expected dynamics' per-call tables) never hits again, and would otherwise be
+# kept on the host and the device until 512 newer ones pushed it out
 _CONSTANTS_MAX = 512
+_CONSTANTS_MAX_BYTES = 256 << 20
 _constants = collections.OrderedDict()
+_constants_bytes = 0
 # Entries a captured CUDA graph reads: a graph keeps their addresses for every replay, so
 # they are never evicted (the LRU cache above would free them to CuPy's pool after 512 others).
 _captured = {}
@@ -161,10 +167,28 @@ def constant(array, device):
                            "schedules and options the graph will use), so that the capture finds them there")
     with cp.cuda.Device(device):
         value = cp.asarray(np.ascontiguousarray(array))
-    _constants[key] = (owner, value)
-    while len(_constants) > _CONSTANTS_MAX:
-        _constants.popitem(last=False)
+    _keep(key, owner, value)
     return value
+
+
+def _keep(key, owner, value):
+    """Cache ``value`` under ``key`` (dropping an entry of the same key), then drop the least
+    recently used entries past ``_CONSTANTS_MAX`` entries or ``_CONSTANTS_MAX_BYTES`` bytes (the
+    newest is kept, whatever its size: the call that made it reads it)."""
+    global _constants_bytes
+    old = _constants.pop(key, None)
+    if old is not None:
+        _constants_bytes -= _entry_bytes(key, old[1])
+    _constants[key] = (owner, value)
+    _constants_bytes += _entry_bytes(key, value)
+    while len(_constants) > 1 and (len(_constants) > _CONSTANTS_MAX or _constants_bytes > _CONSTANTS_MAX_BYTES):
+        dropped_key, (_, dropped) = _constants.popitem(last=False)
+        _constants_bytes -= _entry_bytes(dropped_key, dropped)
+
+
+def _entry_bytes(key, value):
+    """An entry's bytes: its device copy, and the host bytes a content key holds."""
+    return int(value.nbytes) + (len(key[-1]) if key[1] == "content" else 0)
 
 
 def capturing(stream=None):

@@ -13,6 +13,7 @@ from . import _plan
 from . import _runtime as rt
 
 xp = rt.xp
+_MAX_BLOCKS = 2**31 - 1  # CUDA's largest grid in x
 
 
 def device_of(x):
@@ -37,6 +38,9 @@ def propagate(mw, mb, sww, swb, sbb, lam, lam_rows, var, var_rows, inv_batch, co
     # record sums are warp reductions), so that few coordinates leave few threads idle
     threads = min(_plan.THREADS, 32 * ((int(d) + 31) // 32))
     tiles = (int(d) + threads - 1) // threads
+    if n * tiles > _MAX_BLOCKS:  # (a block a trajectory's tile, and no grid-stride loop)
+        raise ValueError(f"the GPU's expected dynamics take at most {_MAX_BLOCKS:,} blocks of trajectories, got {n:,} "
+                         f"trajectories of {d} coordinates ({n * tiles:,} blocks): split the batch")
     with rt.context(device):
         tables = [rt.constant(a, device) for a in (lam, lam_rows, var, var_rows, inv_batch, coef_rows)]
         coef = rt.xp.asarray(coef)  # a new table every chunk: copied, not cached

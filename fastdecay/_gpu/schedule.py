@@ -18,9 +18,9 @@ from . import _runtime as rt
 
 def _device_steps(name, t):
     """Steps on the device as float64, validated like the CPU path's
-    ``fastdecay._validate.steps_array``."""
+    ``fastdecay._validate.steps_array`` (a tensor detached, bfloat16 widened, as there)."""
     xp = rt.xp
-    arr = rt.as_array(t)
+    arr = rt.as_array(V.dense_tensor(name, t))
     if arr.dtype.kind not in "iuf":
         raise TypeError(f"{name} must be an integer step or an array of steps, got dtype {arr.dtype}")
     steps = arr.astype(np.float64)
@@ -30,6 +30,10 @@ def _device_steps(name, t):
             raise ValueError(f"{name} must hold integer steps, got {float(steps[bad].ravel()[0])!r}")
     if steps.size and bool((steps < 0).any()):
         raise ValueError(f"{name} must be non-negative steps, got {float(steps.min())!r}")
+    # integers compared as integers: 2**53 + 1 rounds to 2**53 in float64
+    beyond = arr > V.MAX_STEP if arr.dtype.kind in "iu" else steps > V.MAX_STEP
+    if steps.size and bool(beyond.any()):
+        raise ValueError(f"{name} must hold integer steps from 0 to 2**53, got {arr[beyond].ravel()[0].item()!r}")
     return steps
 
 
@@ -72,8 +76,8 @@ def table(schedule, n_or_steps, *, dtype=None, out=None, device=None):
     or device); ``dtype`` float64 (the default) or float32 (computed in float64, rounded
     once); ``out`` a C-contiguous CuPy array or CUDA torch tensor written in place and
     returned (its dtype then decides; a ``dtype`` given too must be the same). Without
-    ``out`` the result is a CuPy array on ``device`` (default: the device of the steps,
-    else the current one).
+    ``out`` the result is on ``device`` (default: the device of the steps, else the
+    current one): a CUDA torch tensor for CUDA torch steps, else a CuPy array.
     Consecutive steps of a plain exponential advance by one multiplication from a
     closed-form anchor (within ~32 ulp of the closed form, 7e-15, like the CPU's
     re-anchored products); other primitives are their closed form.
@@ -88,17 +92,16 @@ def table(schedule, n_or_steps, *, dtype=None, out=None, device=None):
     ranged = isinstance(n_or_steps, (numbers.Integral, np.integer)) and not isinstance(n_or_steps, bool)
     on_device = not ranged and (rt.is_torch(n_or_steps) or isinstance(n_or_steps, xp.ndarray))
     if ranged:
-        if n_or_steps < 0:
-            raise ValueError(f"n_or_steps must be >= 0, got {n_or_steps!r}")
-        n = int(n_or_steps)
+        n = V.integer("n_or_steps", n_or_steps, low=0, high=V.MAX_STEP + 1)
     elif not on_device:
         host_steps = _steps("n_or_steps", n_or_steps)
-        if host_steps.ndim != 1:
-            raise ValueError(f"n_or_steps must be a step count or a 1-D array of steps, got shape {host_steps.shape}")
+        _one_dimensional(host_steps, n_or_steps)
         n = host_steps.shape[0]
     if out is not None:
         if not (rt.is_torch(out) and out.is_cuda) and not isinstance(out, xp.ndarray):
             raise TypeError(f"out must be a CuPy array or a CUDA torch tensor, got {type(out).__name__}")
+        if rt.is_torch(out) and out.requires_grad:
+            raise ValueError("out must not require grad (it is written in place)")
         target = rt.device_of(out)
     elif device is not None:
         target = int(device)
@@ -112,8 +115,7 @@ def table(schedule, n_or_steps, *, dtype=None, out=None, device=None):
     with rt.context(target, arrays):
         if on_device:
             steps = _device_steps("n_or_steps", n_or_steps)
-            if steps.ndim != 1:
-                raise ValueError(f"n_or_steps must be a step count or a 1-D array of steps, got shape {steps.shape}")
+            _one_dimensional(steps, n_or_steps)
             n = steps.shape[0]
         elif not ranged:
             steps = rt.constant(host_steps, target)
@@ -138,4 +140,14 @@ def table(schedule, n_or_steps, *, dtype=None, out=None, device=None):
                     ("ptr", None if ranged else steps), ("ptr", result), ("i64", n)]
             grid = _plan.table_grid(rows, n) if ranged else (_plan.blocks_for(n, limit=1 << 16), min(rows, 65535))
             rt.launch("schedule.cu", name, grid, _plan.THREADS, args, target)
-    return out if out is not None else result
+    if out is not None:
+        return out
+    return _as_caller_type(result, n_or_steps) if on_device else result  # (CUDA torch steps: a tensor of rates)
+
+
+def _one_dimensional(steps, given):
+    """The CPU path's refusals of steps that are not 1-D: a count must be an int, as for range()."""
+    if steps.ndim == 0:
+        raise TypeError(f"n_or_steps must be a step count (an int) or a 1-D array of steps, got {V.shown(given)}")
+    if steps.ndim != 1:
+        raise ValueError(f"n_or_steps must be a step count or a 1-D array of steps, got shape {tuple(steps.shape)}")
