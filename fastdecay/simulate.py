@@ -82,7 +82,8 @@ _NO_MOMENTUM = constant(0.0)
 # Rate classes (``_cpu.simulate.class_rates``): the CPU kernels read a trajectory's learning rate
 # from its class's where trajectories outnumber the distinct rows at least this many times, and at
 # least half of them follow rows read in closed form (a gather a step costs more than the
-# multiplication of an exponential's rate: RESULTS.md, "rate classes")
+# multiplication of an exponential's rate: RESULTS.md, "rate classes"); likewise the shapes of rows
+# equal but for their lr (``_lr_shapes``: RESULTS.md, "An lr a trajectory read by the schedules' shapes")
 _CLASS_SHARING = 16
 # ... and where they outnumber them at least this many times, the trajectories run laid out class
 # by class, each class as its schedule alone (a rate a step for a whole class:
