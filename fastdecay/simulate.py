@@ -380,6 +380,8 @@ def _lr_shapes(s: _Rate, batch: tuple[int, ...], n: int) -> _RateClasses | None:
     if not _lr_shape_rows(unit):
         return None
     lrs = table[:, 0, L.P0]
+    if (unit[:, 0, L.KIND] != L.EXPONENTIAL).any() and np.signbit(lrs).any():
+        return None  # (a cosine's or polynomial's closed form makes +0.0 of an lr of -0.0, ``scaled`` keeps it)
     if (unit[:, 0, L.KIND] == L.COSINE).any():
         low, high = _SHAPED_COSINE_LRS
         if not ((lrs == 0.0) | ((np.abs(lrs) >= low) & (np.abs(lrs) <= high))).all():
@@ -399,13 +401,20 @@ _SHAPED_COSINE_LRS = (2.0**-900, 2.0**1000)
 
 def _lr_shape_rows(table: np.ndarray) -> bool:
     """Whether every row of ``table`` is one segment whose rate is its lr times a shape: a staircase
-    exponential (a step schedule), or a polynomial or cosine that ends at 0."""
+    exponential (a step schedule, ``scaled(lr, gamma ** e)`` itself), or a polynomial or cosine
+    that ends at +0.0 whose shape at lr 1, y, lies in [0, 1] (origin at most 0, so that tau >= 0;
+    T > 0 and finite; a power >= 0): the closed form ``0 + lr * y`` is then ``scaled(lr, y)`` for
+    every lr but -0.0 (``_lr_shapes`` checks the lrs), where a y of inf or NaN would make NaN of
+    an lr of 0 that ``scaled`` keeps at 0."""
     if table.shape[1] > 1 and not (table[:, 1, L.START] == math.inf).all():
         return False
     first = table[:, 0]
     kind = first[:, L.KIND]
     steps = (kind == L.EXPONENTIAL) & (first[:, L.P0 + 3] != 0.0)
-    to_zero = ((kind == L.POLYNOMIAL) & (first[:, L.P0 + 3] == 0.0)) | ((kind == L.COSINE) & (first[:, L.P0 + 2] == 0.0))
+    ends = np.where(kind == L.POLYNOMIAL, first[:, L.P0 + 3], first[:, L.P0 + 2])
+    bounded = (first[:, L.ORIGIN] <= 0.0) & (first[:, L.P0 + 1] > 0.0) & np.isfinite(first[:, L.P0 + 1])
+    to_zero = (((kind == L.POLYNOMIAL) & (first[:, L.P0 + 2] >= 0.0)) | (kind == L.COSINE)) & bounded & (
+        ends == 0.0) & ~np.signbit(ends)
     return bool((steps | to_zero).all())
 
 

@@ -457,6 +457,46 @@ def test_which_grids_of_an_lr_a_trajectory_read_their_shapes(monkeypatch):
             np.testing.assert_array_equal(batch.w[i], alone.w[0], err_msg=f"{schedules[0]}, trajectory {i}")
 
 
+def test_shapes_are_not_read_where_scaled_would_round_otherwise_than_the_closed_form(monkeypatch):
+    """A cosine's or polynomial's closed form is 0 + lr y: ``scaled(lr, y)`` only while y is finite
+    and lr is not -0.0. Not read by shapes, and each trajectory with its schedule's bits: a
+    polynomial whose origin is past 0 (x > 1 before it, whose power overflows: NaN at lr 0), and
+    a grid of cosines with an lr of -0.0 (whose closed form is +0.0)."""
+    from fastdecay import _layout as L
+    from fastdecay._cpu import simulate as cpu
+
+    def shifted(lr, origin):
+        row = np.zeros((1, L.WIDTH))
+        row[0, L.ORIGIN], row[0, L.KIND] = origin, L.POLYNOMIAL
+        row[0, L.P0:L.P0 + 5] = (lr, 0.001, 200.0, 0.0, 0.0)  # lr, T, power, end 0, no cycle
+        return fd.Schedule(row, "polynomial")
+
+    n = 64
+    lr = 0.01 * (1.0 + np.arange(n) / n)
+    lr[5] = 0.0
+    lam = np.ones((n, 1))
+    signed = lr.copy()
+    signed[5] = -0.0
+    calls = []
+    spied = cpu.class_rates
+    monkeypatch.setattr(cpu, "class_rates", lambda *a: (calls.append(1), spied(*a)))
+    for schedules, w0 in (([shifted(lr[i], 50.0 + i % 3) for i in range(n)], 1.0),
+                          ([fd.cosine(signed[i], 50.0 + i % 3) for i in range(n)], -0.0)):
+        kw = dict(steps=10, optimizer="gd", w0=w0)
+        batch = fd.simulate(lam, fd.stack(schedules), **kw)
+        assert calls == []
+        for i in (0, 5, n - 1):
+            alone = fd.simulate(lam[i:i + 1], schedules[i], trajectory_offset=i, **kw)
+            np.testing.assert_array_equal(batch.w[i], alone.w[0])
+            assert np.isnan(alone.w[0, 0]) or np.signbit(batch.w[i, 0]) == np.signbit(alone.w[0, 0])
+        if w0 == 1.0:
+            assert np.isnan(batch.w[5, 0]) and batch.diverged == n  # (0 * inf at lr 0, as the closed form)
+    # the same grids with origin 0 and an lr of +0.0 are read by their shapes
+    fd.simulate(lam, fd.stack([shifted(lr[i], 0.0) for i in range(n)]), steps=10)
+    fd.simulate(lam, fd.stack([fd.cosine(lr[i], 50.0 + i % 3) for i in range(n)]), steps=10)
+    assert len(calls) == 2
+
+
 @pytest.mark.parametrize("d, n, noise, optimizer, sorted_", [
     (3, 200, 0.0, "momentum", False), (1_100, 4, 0.0, "adamw", False), (5, 200, 0.1, "nesterov", True),
     (5, 200, 0.1, "adam", False), (1_100, 4, 0.1, "gd", False), (3, 200, 0.0, "lion", False)])
