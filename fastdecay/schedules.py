@@ -635,8 +635,9 @@ def constant(lr: RealArrayLike) -> Schedule:
 
 
 def step(lr: RealArrayLike, gamma: RealArrayLike, period: RealArrayLike) -> Schedule:
-    """η_t = lr · gamma^⌊t/period⌋. torch ``StepLR(step_size=period, gamma)``;
-    Keras ``ExponentialDecay(staircase=True)``.
+    """η_t = lr · gamma^⌊t/period⌋. torch ``StepLR(step_size=period, gamma)`` (a whole period:
+    torch's chained StepLR drops where t is a multiple of step_size, which for a period such as 2.5
+    is not ⌊t/period⌋'s change); Keras ``ExponentialDecay(staircase=True)`` for any period.
 
     >>> s = step(0.1, 0.5, 10)
     >>> s(9), s(10), s(25)
@@ -727,11 +728,13 @@ def _exponential_crossing(lr: ArrayLike, gamma: ArrayLike, decay_steps: ArrayLik
         a, g, d, e = float(lr[i]), float(gamma[i]), float(ds[i]), float(end[i])
 
         def rate(t: float) -> float:
+            if a == 0.0:
+                return a  # (the closed form's ``scaled``: an lr of 0 stays 0 where the power overflows)
             x = t / d
             try:
                 return a * g ** (math.floor(x) if staircase else x)
             except OverflowError:
-                return math.inf
+                return math.copysign(math.inf, a)
 
         def passed(t: float) -> bool:
             return rate(t) <= e if g < 1.0 else rate(t) >= e

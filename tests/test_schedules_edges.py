@@ -292,6 +292,10 @@ ZERO_RATES_THAT_GROW = {
     "cosine_restarts": fd.cosine_restarts(0.0, 1, cycle_decay=2.5),    # a cycle a step
     "cosine_restarts_min_lr": fd.cosine_restarts(0.0, 1, min_lr=0.0, cycle_decay=2.5, decay_amplitude=True),
     "exponential_gamma_1e300": fd.exponential(0.0, gamma=1e300),       # its ratio a step overflows too
+    # with a cap (end_lr): never reached by a rate of 0 (it was reached where 0 * 2**1024 overflowed
+    # in the factory's search of the crossing, which put end_lr from step 1024 on)
+    "exponential_end_lr": fd.exponential(0.0, gamma=2.0, end_lr=0.5),
+    "staircase_end_lr": fd.exponential(0.0, gamma=1e10, decay_steps=3, staircase=True, end_lr=1.0),
 }
 
 
