@@ -582,7 +582,7 @@ def _chunk_kernel(elementwise, rates):
                 lr_state_t, lr_ratio_t, wd_state_t = lr_state[i0:i1], lr_ratio[i0:i1], wd_state[i0:i1]
                 # rate classes: the tile's classes, four arrays a block gathers its rates into and
                 # the trajectories' scales (the classes' state after each trajectory's rate:
-                # ``class_lanes_state``; unread slices elsewhere)
+                # ``fastdecay.simulate._class_lanes``; unread slices elsewhere)
                 lr_classes_t = lr_rows[i0:i1]
                 lr_etas_t = (lr_state_t, lr_state_t, lr_state_t, lr_state_t)  # (unread without classes)
                 lr_scales_t = lr_state_t
@@ -872,7 +872,7 @@ def _same_words(words, a, b, skip):
 def rate_classes(table, class_of_row, first_rows, sizes, slots, most_if_ratios, skip):
     """class_of_row[r] = the class of row r of ``table``, the same number for rows of the same
     bits but for word ``skip`` of a row's words (its segments' fields one after another; -1:
-    none, ``P0``: the first segment's lr, for the lr shapes of a grid of step schedules),
+    none, ``P0``: the first segment's lr, for ``fastdecay.simulate._lr_shapes``),
     numbered 0, 1, ... in order of first appearance, first_rows[c] = the first row of
     class c and sizes[c] its number of rows (``sizes`` as long as ``first_rows``); returns how
     many classes, or -1 where classes would not pay: as soon as there are more than
