@@ -235,17 +235,19 @@ def _trajectory_rows(s: _Rate, batch: tuple[int, ...], n: int) -> np.ndarray:
     return np.array(np.broadcast_to(rows, batch)).reshape(n)  # (a copy: a broadcast view is read-only)
 
 
-def _lane_source(table: np.ndarray, rows: np.ndarray,
-                 several: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _lane_source(table: np.ndarray, rows: np.ndarray, several: bool,
+                 t0: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(table, rows, ratio, state) of lanes that follow ``rows`` of ``table`` (``several``: not all
     one row). A lane whose row is the same bits as the one before's takes that row; state holds
     each rate, then the step it is next read at, and with step schedules a memo of their powers;
     ratio each rate's factor a step (NaN: read in closed form), and with cosines or lines the
-    fields of their vector loop, which the kernels write (``_cpu.simulate.prepare_rates``)."""
+    fields of their vector loop, which the kernels write (``_cpu.simulate.prepare_rates``). The rates
+    are each lane's at step ``t0``, the first the kernels read (a phase of ``_lr_phases`` that starts
+    there)."""
     kernels = D.kernels("simulate", NUMPY)
     n = rows.shape[0]
     ratio, state = np.empty(n), np.empty(2 * n)  # (a rate, then the step it is next read at)
-    steps, vectors = kernels.prepare_rates(table, _readonly(rows), ratio, state)
+    steps, vectors = kernels.prepare_rates(table, _readonly(rows), ratio, state, float(t0))
     if several and np.isnan(ratio).any():
         # rates read in closed form: lanes that follow copies of one row read it once
         kernels.share_equal_rows(table, rows)
@@ -255,7 +257,7 @@ def _lane_source(table: np.ndarray, rows: np.ndarray,
     if vectors:
         # cosines, lines, constants: the fields of a vector loop after the ratios (empty: code 0)
         ratio = np.concatenate([ratio, np.zeros(kernels.VECTOR_FIELDS * n)])
-        kernels.enter_segments(table, _readonly(rows), ratio, state)
+        kernels.enter_segments(table, _readonly(rows), ratio, state, float(t0))
     return table, _readonly(rows), ratio, state
 
 
@@ -369,15 +371,22 @@ def _lr_shapes(s: _Rate, batch: tuple[int, ...], n: int) -> _RateClasses | None:
     ``_SHAPED_COSINE_LRS``), where the lanes' closed forms cost a comparison a step and a power at
     each drop, or a cosine a step. Where trajectories outnumber the shapes ``_CLASS_SHARING``
     times, as rate classes; else None."""
-    if not isinstance(s, Schedule) or n < _CLASS_SHARING or not _lr_shape_rows(s.rows()[:: max(1, s.size // 64)]):
+    if not isinstance(s, Schedule) or n < _CLASS_SHARING:
+        return None
+    return _shapes_of(s.rows(), s, batch, n, 0.0)
+
+
+def _shapes_of(table: np.ndarray, s: Schedule, batch: tuple[int, ...], n: int, t0: float) -> _RateClasses | None:
+    """``_lr_shapes`` of ``table``, a table of one-segment rows, one for each row of ``s`` (``s``'s
+    own, or one of its phases: ``_lr_phases``), read from step ``t0`` on."""
+    if not _lr_shape_rows(table[:: max(1, table.shape[0] // 64)], t0):
         return None  # (a sample first: most grids of other schedules are not hashed)
-    found = _row_classes(s, n // _CLASS_SHARING, 0, skip=L.P0)
+    found = _table_classes(table, n // _CLASS_SHARING, 0, skip=L.P0)
     if found is None:
         return None
     class_of_row, first_rows, _ = found
-    table = s.rows()
     unit = table[first_rows]  # (a copy: the shapes' rows, at lr 1; a class's rows are its first's but for lr)
-    if not _lr_shape_rows(unit):
+    if not _lr_shape_rows(unit, t0):
         return None
     lrs = table[:, 0, L.P0]
     if (unit[:, 0, L.KIND] != L.EXPONENTIAL).any() and np.signbit(lrs).any():
@@ -387,11 +396,65 @@ def _lr_shapes(s: _Rate, batch: tuple[int, ...], n: int) -> _RateClasses | None:
         if not ((lrs == 0.0) | ((np.abs(lrs) >= low) & (np.abs(lrs) <= high))).all():
             return None
     unit[:, 0, L.P0] = 1.0
-    source = _lane_source(_readonly(unit), np.arange(first_rows.shape[0]), first_rows.shape[0] > 1)
+    source = _lane_source(_readonly(unit), np.arange(first_rows.shape[0]), first_rows.shape[0] > 1, t0)
     if s.batch_shape == batch:
         return _RateClasses(source, _readonly(class_of_row), grouped=False, scales=lrs)
     rows = _trajectory_rows(s, batch, n)
     return _RateClasses(source, _readonly(class_of_row[rows]), grouped=False, scales=lrs[rows])
+
+
+@dataclass
+class _Phase:
+    """Steps ``start .. stop - 1`` of a run whose learning rates a trajectory change kind at the
+    same steps (``_lr_phases``): the lanes' source for those steps (``_lane_source`` of the phase's
+    one-segment rows, or ``_class_lanes`` of their shapes, ``classes``)."""
+
+    start: int
+    stop: int
+    source: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+    classes: _RateClasses | None
+
+
+def _lr_phases(s: _Rate, batch: tuple[int, ...], n: int, steps: int) -> tuple[_Phase, ...] | None:
+    """A learning rate a trajectory whose rows are segments of the same kinds starting at the same
+    steps (a warmup, then a cosine, each with an lr a trajectory) run as phases: the steps of each
+    segment as a run of that segment alone, one segment a row, read by its shapes where they are
+    (``_shapes_of``: the cosine after a warmup), else in closed form lane by lane (the warmup's line,
+    whose ``(start - lr) x + lr`` is no shape). The same bits: a one-segment row gives its segment's
+    primitive at the same ``t - origin`` as the whole row gives within the segment. Segments of a
+    closed form only (a constant, a line or polynomial, a cosine, a step schedule; no plain
+    exponential, which a lone row would advance by its ratio); None where no phase has shapes."""
+    if not isinstance(s, Schedule) or n < _CLASS_SHARING or s.size < 2:
+        return None
+    table = s.rows()
+    starts = table[0, :, L.START]
+    count = int(np.isfinite(starts).sum())
+    if count < 2 or starts[0] != 0.0 or not np.isfinite(starts[:count]).all() or not (
+            table[:, :, L.START] == starts).all():
+        return None  # (a padding or side row's start is inf or NaN: NaN differs from itself)
+    kinds = table[:, :count, L.KIND]
+    closed = (kinds == L.CONSTANT) | (kinds == L.POLYNOMIAL) | (kinds == L.COSINE) | (
+        (kinds == L.EXPONENTIAL) & (table[:, :count, L.P0 + 3] != 0.0))
+    if not closed.all():
+        return None
+    phases, shaped = [], False
+    for k in range(count):
+        start, stop = int(starts[k]), int(min(starts[k + 1], steps)) if k + 1 < count else steps
+        if start >= steps:
+            break
+        if stop <= start:
+            continue
+        classes = None
+        if _lr_shape_rows(table[:: max(1, s.size // 64), k:k + 1], float(start)):  # (a sample first, as there)
+            rows = _readonly(np.ascontiguousarray(table[:, k:k + 1]))  # (the segment alone: start, origin, fields)
+            classes = _shapes_of(rows, s, batch, n, float(start))
+        if classes is not None:
+            shaped = True
+            source = _class_lanes(classes, n)
+        else:  # (the whole rows, from the phase's start: within it, its segment's rates)
+            source = _lane_source(table, _trajectory_rows(s, batch, n), True, float(start))
+        phases.append(_Phase(start, stop, source, classes))
+    return tuple(phases) if shaped else None
 
 
 # a cosine's lr * (1 + c) / 2 is lr * ((1 + c) / 2) where neither the product nor its half leaves
@@ -399,20 +462,20 @@ def _lr_shapes(s: _Rate, batch: tuple[int, ...], n: int) -> _RateClasses | None:
 _SHAPED_COSINE_LRS = (2.0**-900, 2.0**1000)
 
 
-def _lr_shape_rows(table: np.ndarray) -> bool:
+def _lr_shape_rows(table: np.ndarray, t0: float = 0.0) -> bool:
     """Whether every row of ``table`` is one segment whose rate is its lr times a shape: a staircase
     exponential (a step schedule, ``scaled(lr, gamma ** e)`` itself), or a polynomial or cosine
-    that ends at +0.0 whose shape at lr 1, y, lies in [0, 1] (origin at most 0, so that tau >= 0;
-    T > 0 and finite; a power >= 0): the closed form ``0 + lr * y`` is then ``scaled(lr, y)`` for
-    every lr but -0.0 (``_lr_shapes`` checks the lrs), where a y of inf or NaN would make NaN of
-    an lr of 0 that ``scaled`` keeps at 0."""
+    that ends at +0.0 whose shape at lr 1, y, lies in [0, 1] from step ``t0`` on (origin at most
+    t0, so that tau >= 0; T > 0 and finite; a power >= 0): the closed form ``0 + lr * y`` is then
+    ``scaled(lr, y)`` for every lr but -0.0 (``_shapes_of`` checks the lrs), where a y of inf or
+    NaN would make NaN of an lr of 0 that ``scaled`` keeps at 0."""
     if table.shape[1] > 1 and not (table[:, 1, L.START] == math.inf).all():
         return False
     first = table[:, 0]
     kind = first[:, L.KIND]
     steps = (kind == L.EXPONENTIAL) & (first[:, L.P0 + 3] != 0.0)
     ends = np.where(kind == L.POLYNOMIAL, first[:, L.P0 + 3], first[:, L.P0 + 2])
-    bounded = (first[:, L.ORIGIN] <= 0.0) & (first[:, L.P0 + 1] > 0.0) & np.isfinite(first[:, L.P0 + 1])
+    bounded = (first[:, L.ORIGIN] <= t0) & (first[:, L.P0 + 1] > 0.0) & np.isfinite(first[:, L.P0 + 1])
     to_zero = (((kind == L.POLYNOMIAL) & (first[:, L.P0 + 2] >= 0.0)) | (kind == L.COSINE)) & bounded & (
         ends == 0.0) & ~np.signbit(ends)
     return bool((steps | to_zero).all())
@@ -479,16 +542,21 @@ def _classes_of(s: _Rate, most: int,
     return _lane_source(s.rows(), first_rows.copy(), first_rows.shape[0] > 1), class_of_row, sizes
 
 
-def _row_classes(s: _Rate, most: int, most_if_ratios: int,
-                 skip: int = -1) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def _row_classes(s: _Rate, most: int, most_if_ratios: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """(the class of each row of ``s``, the first row of each class, the rows a class): rows of the
-    same bits share a class (but for the word ``skip`` of their words: ``L.P0``, their lr);
-    None as ``_classes_of``."""
-    most = min(s.size, most)
+    same bits share a class; None as ``_classes_of``."""
+    return _table_classes(s.rows(), most, most_if_ratios)
+
+
+def _table_classes(table: np.ndarray, most: int, most_if_ratios: int,
+                   skip: int = -1) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``_row_classes`` of the rows of ``table`` (but for the word ``skip`` of their words:
+    ``L.P0``, their lr)."""
+    most = min(table.shape[0], most)
     if most < 1:
         return None
-    table = s.rows()
-    class_of_row, first_rows, sizes = np.empty(s.size, np.int64), np.empty(most, np.int64), np.empty(most, np.int64)
+    class_of_row, first_rows = np.empty(table.shape[0], np.int64), np.empty(most, np.int64)
+    sizes = np.empty(most, np.int64)
     slots = np.empty(1 << (2 * most).bit_length(), np.int64)
     count = D.kernels("simulate", NUMPY).rate_classes(table, class_of_row, first_rows, sizes, slots,
                                                       most_if_ratios, skip)
@@ -654,6 +722,8 @@ class _Plan:
     progress: Callable[[int, int], object] | None
     chunk_steps: int | None  # None: chunks sized by measured time
     threads: int | None
+    # a learning rate a trajectory run in phases (``_lr_phases``; the first's source is sources[0])
+    phases: tuple[_Phase, ...] | None = None
 
     @property
     def n(self) -> int:
@@ -754,16 +824,22 @@ def _plan(curvature: Any, schedule: Any, *, steps: Any, optimizer: Any, w0: Any,
         rule = R.BY_NAME["gd"]  # heavy ball, Nesterov and lr-in-buffer with momentum 0 are GD, bit for bit
     rates = (lr_s, wd_s, mom_s)
     classes = None
+    # the kernel that reads a rate a trajectory of one coordinate (``_cpu.simulate.kernel_path``)
+    lanes = not every and d == 1 and (not rule.on_drop or on_drop == "keep")
     if not on_gpu:
         # a grid of a few learning-rate schedules (or momenta, weight decays) over many
         # curvatures: run grouped by class, or (a learning rate alone, not recording) read by
         # class in the kernel that reads a rate a trajectory of one coordinate ("rates",
         # ``_cpu.simulate.kernel_path``), which keeps the buffer at drops
-        classes = _rate_classes(rates, batch, n, d, noisy=noise != 0.0, recorded=bool(every),
-                                lanes=not every and d == 1 and (not rule.on_drop or on_drop == "keep"))
+        classes = _rate_classes(rates, batch, n, d, noisy=noise != 0.0, recorded=bool(every), lanes=lanes)
+    phases = None
+    if not on_gpu and classes is None and lanes and lr_s.size > 1 and wd_s.size == 1 and mom_s.size == 1:
+        phases = _lr_phases(lr_s, batch, n, steps)
     if classes is not None and classes.grouped:
         # (a grouped run reads its classes' rows alone: no rate has lanes)
         sources = [_rate_source(constant(0.0), batch, n)] * 3
+    elif phases is not None:
+        sources = [phases[0].source] + [_rate_source(r, batch, n) for r in rates[1:]]
     else:
         sources = [_class_lanes(classes, n) if classes is not None and k == 0 else _rate_source(r, batch, n)
                    for k, r in enumerate(rates)]
@@ -780,7 +856,7 @@ def _plan(curvature: Any, schedule: Any, *, steps: Any, optimizer: Any, w0: Any,
         source=curvature, backend=backend, lam=lam, batch=batch, d=d, dtype=dt, rule=rule, rates=rates,
         sources=tuple(sources), classes=classes, w0=w0, steps=steps, every=every, beta2=beta2,
         eps=eps, on_drop=R.ON_DROP_CODES[on_drop], noise=noise, seed=seed, trajectory_offset=trajectory_offset,
-        progress=progress, chunk_steps=chunk_steps, threads=threads,
+        progress=progress, chunk_steps=chunk_steps, threads=threads, phases=phases,
     )
 
 
@@ -892,17 +968,31 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
                 else:  # (one starting point for all is laid out so already; the result is another array)
                     w_flat = np.empty_like(w_flat)
             places, items = _readonly(bounds), cpu.group_items(bounds, d, recorded=bool(every))
+        phases = p.phases or ()
+        if phases:
+            classes = phases[0].classes  # (the lanes' classes of the first phase, if any)
+
+        def class_buffer(c: _RateClasses) -> np.ndarray:
+            class_steps = max(1, _CLASS_RATES_MAX // c.count)  # (a chunk's steps, cut to fit)
+            return np.empty((min(steps, class_steps, scalar_rows), c.count, 1))
+
         if classes is not None:
-            class_steps = max(1, _CLASS_RATES_MAX // classes.count)  # (a chunk's steps, cut to fit)
-            class_rates = np.empty((min(steps, class_steps, scalar_rows), classes.count, 1))
+            class_rates = class_buffer(classes)
             if grouped:
                 group_scalars = np.empty((classes.count, class_rates.shape[0] + 1, cpu.N_SCALARS))
 
         def run() -> None:
-            nonlocal lr_src
-            first, count = 0, chunk_steps
+            nonlocal lr_src, classes, class_rates
+            first, count, phase = 0, chunk_steps, 0
             while True:
                 count = min(count, steps - first)
+                if phases:  # (a chunk within one phase: each has a source of its own)
+                    if first >= phases[phase].stop:
+                        phase += 1
+                        lr_src, classes = phases[phase].source, phases[phase].classes
+                        if classes is not None:
+                            class_rates = class_buffer(classes)
+                    count = min(count, phases[phase].stop - first)
                 start = time.perf_counter()
                 if classes is not None:
                     count = min(count, class_rates.shape[0])

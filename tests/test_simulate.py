@@ -457,6 +457,46 @@ def test_which_grids_of_an_lr_a_trajectory_read_their_shapes(monkeypatch):
             np.testing.assert_array_equal(batch.w[i], alone.w[0], err_msg=f"{schedules[0]}, trajectory {i}")
 
 
+@pytest.mark.parametrize("family, optimizer, noise, dtype", [
+    ("warmup-cosine", "gd", 0.0, np.float64), ("warmup-cosine", "momentum", 0.1, np.float32),
+    ("warmup-cosine", "adamw", 0.0, np.float64), ("warmup-step", "nesterov", 0.0, np.float64),
+    ("wsd", "gd", 0.1, np.float64), ("wsd", "lion", 0.0, np.float64)])
+def test_warmups_with_an_lr_a_trajectory_run_in_phases_with_each_schedule_s_bits(monkeypatch, family, optimizer, noise,
+                                                                                dtype):
+    """A grid with an lr a trajectory whose rows change kind at the same steps (a linear warmup,
+    then a cosine or a step schedule; warmup, stable, decay) runs in phases: the warmup's steps
+    lane by lane in closed form, the cosine's (the step schedule's, the decay's) read by their
+    shapes at lr 1 (``class_rates``; chunks cut at the phases' starts). Every trajectory has the
+    bits of its schedule run alone, and of the run without phases."""
+    from fastdecay._cpu import simulate as cpu
+
+    module = importlib.import_module("fastdecay.simulate")
+    n = 1_200
+    rng = np.random.default_rng(5)
+    lr = 10.0 ** rng.uniform(-3.0, -1.0, n)
+    lr[3] = 0.0
+    own = np.arange(n) % 5
+    make = {"warmup-cosine": lambda lr, k: fd.warmup(fd.cosine(lr, 150.0 + 7 * k), 12),
+            "warmup-step": lambda lr, k: fd.warmup(fd.step(lr, 0.5, 11 + 3 * k), 12, start_lr=1e-4),
+            "wsd": lambda lr, k: fd.wsd(lr, 300, warmup_steps=20, decay_steps=60,
+                                        decay="cosine" if k % 2 else "linear")}[family]
+    schedules = [make(lr[i], own[i]) for i in range(n)]
+    lam = rng.uniform(0.0, 2.0, (n, 1))
+    sizes = []
+    spied = cpu.class_rates
+    monkeypatch.setattr(cpu, "class_rates", lambda *a: (sizes.append((a[4], a[5])), spied(*a)))
+    kw = dict(steps=300, optimizer=optimizer, noise=noise, seed=7, dtype=dtype, weight_decay=0.01, chunk_steps=64)
+    batch = fd.simulate(lam, fd.stack(schedules), **kw)
+    first_shaped = 240 if family == "wsd" else 12
+    assert sizes and sizes[0][0] == first_shaped and sum(count for _, count in sizes) == 300 - first_shaped
+    monkeypatch.setattr(module, "_lr_phases", lambda *a: None)
+    whole = fd.simulate(lam, fd.stack(schedules), **kw)
+    np.testing.assert_array_equal(batch.w, whole.w)
+    for i in (0, 3, 599, n - 1):
+        alone = fd.simulate(lam[i:i + 1], schedules[i], trajectory_offset=i, **kw)
+        np.testing.assert_array_equal(batch.w[i], alone.w[0], err_msg=f"trajectory {i}")
+
+
 def test_shapes_are_not_read_where_scaled_would_round_otherwise_than_the_closed_form(monkeypatch):
     """A cosine's or polynomial's closed form is 0 + lr y: ``scaled(lr, y)`` only while y is finite
     and lr is not -0.0. Not read by shapes, and each trajectory with its schedule's bits: a

@@ -1213,9 +1213,9 @@ _NO_LANES = _readonly(np.empty(0, np.uint64))
 
 
 @parallel.entry
-@njit(types.UniTuple(int64, 2)(TABLE, RO_INT64, float64[::1], float64[::1]), parallel=True, cache=True)
-def prepare_rates(table, rows, ratio, state):
-    """ratio[i] = ``_row_ratio`` of row rows[i], state[i] = its rate at step 0 and state[n + i]
+@njit(types.UniTuple(int64, 2)(TABLE, RO_INT64, float64[::1], float64[::1], float64), parallel=True, cache=True)
+def prepare_rates(table, rows, ratio, state, t0):
+    """ratio[i] = ``_row_ratio`` of row rows[i], state[i] = its rate at step ``t0`` and state[n + i]
     the step it is next read at (``_next_change``), in one pass over the table (a
     per-trajectory table is the largest input of a run). Returns how many trajectories
     follow a step schedule (a lone staircase exponential) and how many read in closed form
@@ -1229,13 +1229,13 @@ def prepare_rates(table, rows, ratio, state):
         row = rows[i]
         r = _row_ratio(table, row)
         ratio[i] = r
-        state[i] = _anchor(table, row, 0.0)
+        state[i] = _anchor(table, row, t0)
         # (the fields read here: a call that takes the table costs more, ``_advance_rates``)
         kind = int(table[row, 0, KIND])
         staircase = table[row, 0, P0 + 3]
         alone = one_segment(table, row)
         state[n + i] = math.inf if r == r else next_change(kind, staircase, table[row, 0, P0 + 2],
-                                                           table[row, 0, ORIGIN], alone, 0.0)
+                                                           table[row, 0, ORIGIN], alone, t0)
         steps += 1 if kind == EXPONENTIAL and lone_staircase(kind, staircase, alone) else 0
         vector = False
         for k in range(table.shape[1]):
@@ -1247,11 +1247,11 @@ def prepare_rates(table, rows, ratio, state):
 
 
 @parallel.entry
-@njit(void(TABLE, RO_INT64, float64[::1], float64[::1]), parallel=True, cache=True)
-def enter_segments(table, rows, ratio, state):
-    """state[n + i] = ``_next_change`` at step 0 once ``ratio`` has room for the vector loop's
-    fields (``prepare_rates``): the lanes whose first segment it computes enter it here, not
-    one by one in the first step's scalar loop."""
+@njit(void(TABLE, RO_INT64, float64[::1], float64[::1], float64), parallel=True, cache=True)
+def enter_segments(table, rows, ratio, state, t0):
+    """state[n + i] = ``_next_change`` at step ``t0`` once ``ratio`` has room for the vector loop's
+    fields (``prepare_rates``): the lanes whose segment it computes enter it here, not one by
+    one in the first step's scalar loop."""
     n = rows.shape[0]
     for i in prange(n):
-        state[n + i] = _next_change(table, rows, ratio, i, 0.0)
+        state[n + i] = _next_change(table, rows, ratio, i, t0)
