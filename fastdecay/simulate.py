@@ -416,14 +416,15 @@ class _Phase:
 
 
 def _lr_phases(s: _Rate, batch: tuple[int, ...], n: int, steps: int) -> tuple[_Phase, ...] | None:
-    """A learning rate a trajectory whose rows are segments of the same kinds starting at the same
-    steps (a warmup, then a cosine, each with an lr a trajectory) run as phases: the steps of each
-    segment as a run of that segment alone, one segment a row, read by its shapes where they are
-    (``_shapes_of``: the cosine after a warmup), else in closed form lane by lane (the warmup's line,
-    whose ``(start - lr) x + lr`` is no shape). The same bits: a one-segment row gives its segment's
-    primitive at the same ``t - origin`` as the whole row gives within the segment. Segments of a
-    closed form only (a constant, a line or polynomial, a cosine, a step schedule; no plain
-    exponential, which a lone row would advance by its ratio); None where no phase has shapes."""
+    """A learning rate a trajectory whose rows have segments starting at the same steps (a warmup,
+    then a cosine, with an lr a trajectory; warmup, stable, decay) run as phases, a phase a segment:
+    its steps read by the shapes of that segment alone, one segment a row, where they are
+    (``_shapes_of``: the cosine after a warmup), else in closed form lane by lane from the whole rows
+    (the warmup's line, whose ``(start - lr) x + lr`` is no shape). The same bits: a one-segment row
+    gives its segment's primitive at the same ``t - origin`` as the whole row gives within the
+    segment. Segments of a closed form only (a constant, a line or polynomial, a cosine, a step
+    schedule; no plain exponential, which a lone row would advance by its ratio); None where no
+    phase has shapes."""
     if not isinstance(s, Schedule) or n < _CLASS_SHARING or s.size < 2:
         return None
     table = s.rows()
