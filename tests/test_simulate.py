@@ -428,8 +428,8 @@ def test_schedules_with_an_lr_a_trajectory_read_their_shapes_with_each_schedule_
 
 
 def test_which_grids_of_an_lr_a_trajectory_read_their_shapes(monkeypatch):
-    """Shapes are read where every row's rate is its lr times its shape: not for a cosine or a line
-    that ends above 0, a warmup before it, or an inverse-time decay; not for a cosine whose lr is so
+    """Shapes are read where every row's rate is its lr times its shape (a warmup's cosine too: its
+    phase, ``_lr_phases``): not for a cosine or a line that ends above 0, or an inverse-time decay; not for a cosine whose lr is so
     small (or large) that lr (1 + c) / 2 would round otherwise than lr ((1 + c) / 2); nor where the
     shapes are not 16 times fewer than the trajectories. Each run has its schedules' bits."""
     from fastdecay._cpu import simulate as cpu
@@ -440,7 +440,7 @@ def test_which_grids_of_an_lr_a_trajectory_read_their_shapes(monkeypatch):
     kw = dict(steps=120, optimizer="momentum")
     cases = [(lambda k, lr: fd.cosine(lr, 50 + k % 5), True), (lambda k, lr: fd.cosine(lr, 50 + k % 5, min_lr=1e-4), False),
              (lambda k, lr: fd.linear(lr, 1e-4 * (k % 2), 60), False),
-             (lambda k, lr: fd.warmup(fd.cosine(lr, 50 + k % 5), 10), False),
+             (lambda k, lr: fd.warmup(fd.cosine(lr, 50 + k % 5), 10), True),  # (in phases: the cosine's)
              (lambda k, lr: fd.inverse_time(lr, 0.5, decay_steps=10, staircase=True), False),
              (lambda k, lr: fd.cosine(lr * 1e-290 if k == 7 else lr, 50 + k % 5), False),
              (lambda k, lr: fd.cosine(lr, 50 + k % 30), False)]  # (30 shapes: 13 trajectories a shape)
