@@ -9,8 +9,9 @@ each for consecutive trajectories (its curvatures), instead of one after another
 schedules over 200,000 trajectories: fastdecay reads them by rate classes (each distinct row's rate
 once a step); ``--distinct`` gives every trajectory a schedule of its own (its lr scaled by
 1 + i 1e-9): step schedules fastdecay reads by their 37 shapes at lr 1, each trajectory's rate its
-lr times its shape's (``_lr_shapes``), and cosines likewise (with ``--grid warmup-cosine``, two
-segments, trajectory by trajectory); ``--distinct-gamma`` scales
+lr times its shape's (``_lr_shapes``), and cosines likewise (with ``--grid warmup-cosine`` in two
+phases, ``_lr_phases``: the warmup's 10 steps trajectory by trajectory, then the cosines' shapes);
+``--distinct-gamma`` scales
 each step schedule's gamma instead (37 x 5,405 shapes, 200,000 distinct: read trajectory by
 trajectory). ``--every K`` records every K-th step
 (K divides 100) as ``fd.simulate(..., every=K)`` returns them, a row a trajectory: the loss, the
