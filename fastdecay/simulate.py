@@ -415,6 +415,12 @@ class _Phase:
     classes: _RateClasses | None
 
 
+# the most segments a learning rate a trajectory runs in phases (``_lr_phases``): each phase's lanes
+# are made before the run, ~70 bytes a trajectory, and each phase cuts a chunk (a warmup and a decay,
+# or warmup, stable, decay, are two or three)
+_PHASES_MOST = 4
+
+
 def _lr_phases(s: _Rate, batch: tuple[int, ...], n: int, steps: int) -> tuple[_Phase, ...] | None:
     """A learning rate a trajectory whose rows have segments starting at the same steps (a warmup,
     then a cosine, with an lr a trajectory; warmup, stable, decay) run as phases, a phase a segment:
@@ -423,14 +429,14 @@ def _lr_phases(s: _Rate, batch: tuple[int, ...], n: int, steps: int) -> tuple[_P
     (the warmup's line, whose ``(start - lr) x + lr`` is no shape). The same bits: a one-segment row
     gives its segment's primitive at the same ``t - origin`` as the whole row gives within the
     segment. Segments of a closed form only (a constant, a line or polynomial, a cosine, a step
-    schedule; no plain exponential, which a lone row would advance by its ratio); None where no
-    phase has shapes."""
+    schedule; no plain exponential, which a lone row would advance by its ratio), at most
+    ``_PHASES_MOST`` of them; None where no phase has shapes."""
     if not isinstance(s, Schedule) or n < _CLASS_SHARING or s.size < 2:
         return None
     table = s.rows()
     starts = table[0, :, L.START]
     count = int(np.isfinite(starts).sum())
-    if count < 2 or starts[0] != 0.0 or not np.isfinite(starts[:count]).all() or not (
+    if count < 2 or count > _PHASES_MOST or starts[0] != 0.0 or not np.isfinite(starts[:count]).all() or not (
             table[:, :, L.START] == starts).all():
         return None  # (a padding or side row's start is inf or NaN: NaN differs from itself)
     kinds = table[:, :count, L.KIND]
@@ -439,8 +445,10 @@ def _lr_phases(s: _Rate, batch: tuple[int, ...], n: int, steps: int) -> tuple[_P
     if not closed.all():
         return None
     phases, shaped = [], False
+    # phase k: the steps t with start_k <= t < start_(k+1) (a start between two steps: from the next)
+    firsts = [math.ceil(x) for x in starts[:count]] + [steps]
     for k in range(count):
-        start, stop = int(starts[k]), int(min(starts[k + 1], steps)) if k + 1 < count else steps
+        start, stop = firsts[k], min(firsts[k + 1], steps)
         if start >= steps:
             break
         if stop <= start:

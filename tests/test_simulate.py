@@ -497,6 +497,36 @@ def test_warmups_with_an_lr_a_trajectory_run_in_phases_with_each_schedule_s_bits
         np.testing.assert_array_equal(batch.w[i], alone.w[0], err_msg=f"trajectory {i}")
 
 
+def test_phases_start_at_the_first_step_of_their_segment_and_are_few(monkeypatch):
+    """A segment that starts between two steps (a table built by hand: 29.5) holds from the next
+    step on, in phases too (the phase began a step early, at the next segment's rate); a schedule of
+    more than ``_PHASES_MOST`` segments runs without phases. The bits of the run without phases."""
+    from fastdecay import _layout as L
+    from fastdecay._cpu import simulate as cpu
+
+    module = importlib.import_module("fastdecay.simulate")
+    n = 32
+    lr = np.linspace(0.05, 0.1, n)
+    table = np.zeros((n, 2, L.WIDTH))
+    table[:, 0, L.KIND], table[:, 0, L.P0] = L.CONSTANT, 0.001 * np.arange(1, n + 1)
+    table[:, 1, :L.P0 + 3] = 29.5, 29.0, L.COSINE, 0.0, 100.0, 0.0  # a cosine to 0 from 29.5
+    table[:, 1, L.P0] = lr
+    hand = fd.Schedule(table, "by hand")
+    many = fd.stack([fd.join([fd.constant(lr[i]), fd.cosine(lr[i], 40), fd.constant(0.01), fd.cosine(lr[i], 30),
+                              fd.linear(lr[i], 0.0, 50)], [10, 50, 60, 90]) for i in range(n)])
+    lam = np.linspace(0.1, 1.9, n)[:, None]
+    calls = []
+    spied = cpu.class_rates
+    monkeypatch.setattr(cpu, "class_rates", lambda *a: (calls.append(a[4]), spied(*a)))
+    got = [fd.simulate(lam, s, steps=120, optimizer="momentum") for s in (hand, many)]
+    assert calls and set(calls) == {30}  # (the hand-built table's cosine from step 30; none for the five segments)
+    monkeypatch.setattr(module, "_lr_phases", lambda *a: None)
+    for s, g in zip((hand, many), got):
+        np.testing.assert_array_equal(g.w, fd.simulate(lam, s, steps=120, optimizer="momentum").w)
+    alone = fd.simulate(lam[:1], hand[0], steps=120, optimizer="momentum")
+    np.testing.assert_array_equal(got[0].w[0], alone.w[0])
+
+
 def test_shapes_are_not_read_where_scaled_would_round_otherwise_than_the_closed_form(monkeypatch):
     """A cosine's or polynomial's closed form is 0 + lr y: ``scaled(lr, y)`` only while y is finite
     and lr is not -0.0. Not read by shapes, and each trajectory with its schedule's bits: a
