@@ -406,8 +406,8 @@ def _shapes_of(table: np.ndarray, s: Schedule, batch: tuple[int, ...], n: int, t
 @dataclass
 class _Phase:
     """Steps ``start .. stop - 1`` of a run whose learning rates a trajectory change kind at the
-    same steps (``_lr_phases``): the lanes' source for those steps (``_lane_source`` of the phase's
-    one-segment rows, or ``_class_lanes`` of their shapes, ``classes``)."""
+    same steps (``_lr_phases``): the lanes' source for those steps (``_class_lanes`` of the shapes
+    of the phase's segment, ``classes``, or ``_lane_source`` of the whole rows from ``start``)."""
 
     start: int
     stop: int
