@@ -61,8 +61,9 @@ ROWS = 6  # param, grad, buf0, buf1, buf2, compensation (fastdecay._cpu.updates.
 GRAD = 1
 _MAX_PLANS = 16
 _PLAIN_TENSOR_SET = frozenset()  # torch.Tensor, torch.nn.Parameter, ... (set when torch is in use)
-_DTYPE, _SHAPE, _IS_CPU = attrgetter("dtype"), attrgetter("shape"), attrgetter("is_cpu")
+_DTYPE, _SHAPE, _IS_CPU, _IS_NESTED = attrgetter("dtype"), attrgetter("shape"), attrgetter("is_cpu"), attrgetter("is_nested")
 _TENSOR_IS_CONTIGUOUS = _TENSOR_NUMEL = None  # torch.Tensor.is_contiguous and .numel (set when torch is in use)
+_TENSOR_GUARDS = None  # torch's TensorGuards class (``tensor_guard``); False where torch has none
 
 
 def label(name, k, listed):
@@ -330,6 +331,10 @@ class Plan:
         self.kept_pointers = None  # torch tensors: the written tensors' addresses, stream after stream
         self.kept_sizes = None  # and their element counts where every one is row-major (else None)
         self.kept_dtypes = None  # and their torch dtypes
+        # torch tensors: ``tensor_guard``s of the written tensors and of the gradients, made
+        # once the passes above have accepted them (None: not made, or torch has none)
+        self.kept_guard = None
+        self.grad_guard = None
         self.torch = backend in (TORCH_CPU, TORCH_CUDA)
         self._written = (spans, span_names, span_written, span_allowed)
         self.grad_overlap = None  # _GradOverlap, made at the first call with new gradients
@@ -507,15 +512,17 @@ def still_valid(plan, ids, streams):
         kept = list(chain.from_iterable(streams[s][2] for s in plan.kept))
         if list(map(data_ptr, kept)) != plan.kept_pointers:
             return False
-        if plan.kept_sizes is not None:  # all row-major at the build: contiguous with as many elements
-            if not all(map(_TENSOR_IS_CONTIGUOUS, kept)) or list(map(_TENSOR_NUMEL, kept)) != plan.kept_sizes:
+        if not _passes(plan.kept_guard, kept):
+            if plan.kept_sizes is not None:  # all row-major at the build: contiguous with as many elements
+                if not all(map(_TENSOR_IS_CONTIGUOUS, kept)) or list(map(_TENSOR_NUMEL, kept)) != plan.kept_sizes:
+                    return False
+            elif not all(_same_torch_layout(plan, s, streams[s][2]) for s in plan.kept):
                 return False
-        elif not all(_same_torch_layout(plan, s, streams[s][2]) for s in plan.kept):
-            return False
-        # (the dtypes: ``x.data = x.data.view(torch.float16)`` re-types a bfloat16 parameter or
-        # state, ``.view(torch.int32)`` a float32 one, at the same address with the same layout)
-        if list(map(_DTYPE, kept)) != plan.kept_dtypes:
-            return False
+            # (the dtypes: ``x.data = x.data.view(torch.float16)`` re-types a bfloat16 parameter or
+            # state, ``.view(torch.int32)`` a float32 one, at the same address with the same layout)
+            if list(map(_DTYPE, kept)) != plan.kept_dtypes:
+                return False
+            plan.kept_guard = tensor_guard(kept)
     elif not all(_same_arrays(plan, s, streams[s][2], written=True) for s in plan.kept):
         return False
     g = plan.grad_stream
@@ -524,8 +531,9 @@ def still_valid(plan, ids, streams):
     # reused once its object is freed, as a temporary gradient of the last call is); with no
     # references kept (None: the gradients were new at the last call) they are checked again
     if (ids[g] == plan.ids[g] and plan.grad_refs is not None and not any(map(_dead, plan.grad_refs))
-            and (list(map(data_ptr, grads)) == plan.pointers[g] and _same_torch_layout(plan, g, grads)
-                 and list(map(_DTYPE, grads)) == plan.torch_dtypes
+            and (list(map(data_ptr, grads)) == plan.pointers[g]
+                 and (_passes(plan.grad_guard, grads)
+                      or _same_torch_layout(plan, g, grads) and list(map(_DTYPE, grads)) == plan.torch_dtypes)
                  if plan.torch else _same_arrays(plan, g, grads, written=False))):
         return True
     return _new_grads(plan, g, grads, ids[g])
@@ -582,18 +590,24 @@ def _new_grads(plan, g, grads, grad_ids):
 
 
 def _new_torch_grads(plan, g, grads, grad_ids):
-    torch = sys.modules["torch"]
-    if (not set(map(type, grads)) <= _PLAIN_TENSOR_SET or list(map(_DTYPE, grads)) != plan.torch_dtypes
-            or list(map(_SHAPE, grads)) != plan.shapes
-            or not (plan.row_major and all(map(torch.Tensor.is_contiguous, grads)))
-            and list(map(torch.Tensor.stride, grads)) != plan.strides
-            or any(map(torch.Tensor.is_neg, grads))):
-        return False  # (no conj bit to check: torch sets it on complex tensors only, and these are real)
-    if plan.backend == TORCH_CPU:
-        if not all(map(_IS_CPU, grads)):
+    # gradients like the last accepted ones in every respect the passes below check (so like
+    # their parameters) pass the plan's guard in one C-level pass. Not a nested tensor: the
+    # guard reads a tensor's strides before anything else, and a nested tensor's (a plain
+    # torch.Tensor, strided layout) raise a C++ error that ends the process
+    guarded = plan.grad_guard is not None and not any(map(_IS_NESTED, grads)) and _passes(plan.grad_guard, grads)
+    if not guarded:
+        torch = sys.modules["torch"]
+        if (not set(map(type, grads)) <= _PLAIN_TENSOR_SET or list(map(_DTYPE, grads)) != plan.torch_dtypes
+                or list(map(_SHAPE, grads)) != plan.shapes
+                or not (plan.row_major and all(map(torch.Tensor.is_contiguous, grads)))
+                and list(map(torch.Tensor.stride, grads)) != plan.strides
+                or any(map(torch.Tensor.is_neg, grads))):
+            return False  # (no conj bit to check: torch sets it on complex tensors only, and these are real)
+        if plan.backend == TORCH_CPU:
+            if not all(map(_IS_CPU, grads)):
+                return False
+        elif list(map(torch.Tensor.get_device, grads)) != plan.devices:
             return False
-    elif list(map(torch.Tensor.get_device, grads)) != plan.devices:
-        return False
     addresses = list(map(plan.data_ptr, grads))
     if plan.grad_overlap is None:
         plan.grad_overlap = _GradOverlap(plan)
@@ -629,6 +643,8 @@ def _new_torch_grads(plan, g, grads, grad_ids):
     ids[g] = grad_ids
     plan.ids = tuple(ids)
     plan.grad_refs = _weak(grads) if reused else None
+    if not guarded:
+        plan.grad_guard = tensor_guard(grads)
     return True
 
 
@@ -678,6 +694,44 @@ class _GradOverlap:
         first = np.searchsorted(self.written_hi, at + self.lo_offset, side="right")
         last = np.searchsorted(self.written_lo, at + self.hi_offset, side="left")
         return bool(np.any(last > first))
+
+
+def tensor_guard(tensors):
+    """One C-level check that torch tensors are still what ``tensors`` are now: torch's
+    ``TensorGuards``, the guard of its compiled graphs, which compares each tensor's exact
+    type, dispatch keys (its device type, sparse, neg / conj bits, inference), dtype, device
+    index, requires_grad, sizes and strides with those recorded here. It costs one attribute
+    read's time a tensor (~75 ns), where the passes it stands for cost that each. A function
+    of a list of tensors (True: every one as recorded, in order), or None where this torch
+    has no such class or refuses the tensors: the caller keeps its passes.
+
+    Never hand it a nested tensor (``is_nested``; a plain ``torch.Tensor`` of strided
+    layout): it reads each tensor's strides before its type's keys, and a nested tensor's
+    strides raise a C++ error the guard does not catch, which ends the process. Sparse,
+    MKL-DNN, quantized, meta and functorch tensors fail it as they should (tested)."""
+    global _TENSOR_GUARDS
+    if _TENSOR_GUARDS is None:
+        try:
+            from torch._C._dynamo.guards import TensorGuards as _TENSOR_GUARDS
+        except ImportError:  # (a torch without it)
+            _TENSOR_GUARDS = False
+    if _TENSOR_GUARDS is False:
+        return None
+    try:
+        check = _TENSOR_GUARDS(*tensors, dynamic_dims_sizes=None, dynamic_dims_strides=None).check
+    except (TypeError, RuntimeError):  # (another signature, or a tensor it cannot record)
+        return None
+    return lambda now: check(*now)
+
+
+def _passes(guard, tensors):
+    """Whether ``tensors`` pass ``guard`` (a ``tensor_guard``, or None: they do not)."""
+    if guard is None:
+        return False
+    try:
+        return guard(tensors)
+    except (TypeError, RuntimeError):  # (another count of tensors)
+        return False
 
 
 def _dead(ref):

@@ -252,14 +252,17 @@ def test_two_state_sets_over_the_same_parameters_keep_a_launch_plan_each(monkeyp
             assert torch.equal(m[k], alone[1][k]) and torch.equal(v[k], alone[2][k])
 
 
-def test_new_gradients_unlike_their_parameters_leave_the_fast_check():
-    """A reused plan checks new gradients in C-level passes; any gradient that is not plainly
-    like its parameter goes to the full check: refused by name with nothing written, or (another
-    layout) updated exactly as a contiguous gradient would be."""
+@pytest.mark.parametrize("warm", [1, 3])
+def test_new_gradients_unlike_their_parameters_leave_the_fast_check(warm):
+    """A reused plan checks new gradients in C-level passes (from its third call, one pass of
+    its tensor guard); any gradient that is not plainly like its parameter goes to the full
+    check: refused by name with nothing written, or (another layout) updated exactly as a
+    contiguous gradient would be."""
     ps = [torch.randn(4, 6) for _ in range(3)]
     ms, vs = [torch.zeros(4, 6) for _ in range(3)], [torch.zeros(4, 6) for _ in range(3)]
     gs = [torch.randn(4, 6) for _ in range(3)]
-    fd.adamw_step(ps, gs, ms, vs, step=0, lr=1e-3)  # the plan, cached
+    for t in range(warm):  # the plan, cached (and, new gradients accepted on it, its guards)
+        fd.adamw_step(ps, [g.clone() for g in gs], ms, vs, step=t, lr=1e-3)
     refused = {
         "shape": ([gs[0], gs[1].reshape(6, 4), gs[2]], ValueError, r"grad\[1\] must have the shape"),
         "neg bit": ([gs[0], gs[1], torch._neg_view(gs[2])], TypeError, r"grad\[2\] must be .*neg"),
@@ -269,13 +272,13 @@ def test_new_gradients_unlike_their_parameters_leave_the_fast_check():
     for name, (grads, error, match) in refused.items():
         before = [t.clone() for t in ps + ms + vs]
         with pytest.raises(error, match=match):
-            fd.adamw_step(ps, grads, ms, vs, step=1, lr=1e-3)
+            fd.adamw_step(ps, grads, ms, vs, step=warm, lr=1e-3)
         assert all(torch.equal(a, b) for a, b in zip(ps + ms + vs, before)), name
     # a gradient laid out unlike its parameter (transposed storage): the same update as its contiguous copy
     odd = torch.randn(6, 4).t()
     copies = [[t.clone() for t in column] for column in (ps, ms, vs)]
-    fd.adamw_step(ps, [gs[0], odd, gs[2]], ms, vs, step=1, lr=1e-3)
-    fd.adamw_step(*copies[:1], [gs[0], odd.contiguous(), gs[2]], *copies[1:], step=1, lr=1e-3)
+    fd.adamw_step(ps, [gs[0], odd, gs[2]], ms, vs, step=warm, lr=1e-3)
+    fd.adamw_step(*copies[:1], [gs[0], odd.contiguous(), gs[2]], *copies[1:], step=warm, lr=1e-3)
     for a, b in zip(ps + ms + vs, sum(copies, [])):
         assert torch.equal(a, b)
 
@@ -408,15 +411,18 @@ def test_a_cached_plan_sees_arrays_made_read_only_or_restrided():
         array.flags.writeable = True
 
 
+@pytest.mark.parametrize("warm", [1, 3])
 @pytest.mark.parametrize("change", ["t_", "data_t", "resize_", "as_strided_"])
-def test_a_cached_plan_sees_torch_tensors_changed_in_place(change):
+def test_a_cached_plan_sees_torch_tensors_changed_in_place(change, warm):
     """In-place metadata changes keep a tensor's data pointer; the plan built before them must
-    not be reused: the update equals the one on a fresh copy of the changed tensors."""
+    not be reused: the update equals the one on a fresh copy of the changed tensors (on the
+    plan's second call, checked by its passes; from its third, by its tensor guards)."""
     torch.manual_seed(0)
     p = torch.randn(3, 3, dtype=torch.float64)
     g0 = torch.randn(3, 3, dtype=torch.float64)
     buf = torch.zeros(3, 3, dtype=torch.float64)
-    fd.sgd_step(p, g0, step=0, lr=0.1, momentum=0.9, momentum_buffer=buf)  # the plan, cached
+    for t in range(warm):  # the plan, cached
+        fd.sgd_step(p, g0.clone(), step=t, lr=0.1, momentum=0.9, momentum_buffer=buf)
     if change == "t_":
         p.t_()
     elif change == "data_t":
@@ -428,9 +434,9 @@ def test_a_cached_plan_sees_torch_tensors_changed_in_place(change):
         p.as_strided_((3, 3), (1, 3))
     g = torch.randn(p.shape, dtype=torch.float64)
     fresh_p, fresh_buf = p.clone(), buf.clone()
-    fd.sgd_step(fresh_p, g, step=1, lr=0.1, momentum=0.9, momentum_buffer=fresh_buf)
+    fd.sgd_step(fresh_p, g, step=warm, lr=0.1, momentum=0.9, momentum_buffer=fresh_buf)
     storage = torch.tensor([], dtype=torch.float64).set_(p.untyped_storage()).clone()
-    fd.sgd_step(p, g, step=1, lr=0.1, momentum=0.9, momentum_buffer=buf)
+    fd.sgd_step(p, g, step=warm, lr=0.1, momentum=0.9, momentum_buffer=buf)
     assert torch.equal(p, fresh_p) and torch.equal(buf, fresh_buf)
     if change == "resize_":  # the elements past the resized tensor are not written
         after = torch.tensor([], dtype=torch.float64).set_(p.untyped_storage())
@@ -486,7 +492,8 @@ def test_a_reused_plan_sees_a_parameter_retyped_in_place():
     parameter: the plan is rebuilt and the kernel reads float16, as a fresh call does."""
     torch = pytest.importorskip("torch")
     p, g = torch.ones(4, dtype=torch.bfloat16), torch.ones(4, dtype=torch.bfloat16)
-    fd.sgd_step(p, g, step=0, lr=0.5)
+    for t in range(3):  # (from the third call, the plan's tensor guards check it)
+        fd.sgd_step(p, g, step=t, lr=0.5)
     p.data = p.data.view(torch.float16)
     g.data = g.data.view(torch.float16)
     p.fill_(1.0)
@@ -515,13 +522,13 @@ def test_a_reused_plan_refuses_a_state_or_kept_gradient_retyped_in_place(retyped
         fd.adamw_step(p, arrays["grad"], arrays["exp_avg"], arrays["exp_avg_sq"], step=step, lr=1e-2,
                       state_dtype=state_dtype, compensated=True, compensation_buffer=arrays["compensation_buffer"])
 
-    call(0)
-    call(1)
+    for t in range(3):  # (from the third call, the plan's tensor guards check it)
+        call(t)
     x = arrays[retyped]
     x.data = x.data.view(other_type)
     before = {name: t.view(torch.uint8).clone() for name, t in dict(arrays, param=p).items()}
     with pytest.raises(TypeError, match=rf"{retyped} must have the .* got {other}"):
-        call(2)
+        call(3)
     for name, t in dict(arrays, param=p).items():
         assert torch.equal(t.view(torch.uint8), before[name]), name
     # a first call with the same arrays refuses them alike
@@ -529,6 +536,54 @@ def test_a_reused_plan_refuses_a_state_or_kept_gradient_retyped_in_place(retyped
     with pytest.raises(TypeError, match=rf"{retyped} must have the .* got {other}"):
         fd.adamw_step(p2, arrays["grad"], arrays["exp_avg"], arrays["exp_avg_sq"], step=2, lr=1e-2,
                       state_dtype=state_dtype, compensated=True, compensation_buffer=arrays["compensation_buffer"])
+
+
+def test_a_tensor_guard_fails_on_every_change_the_passes_check():
+    """``tensor_guard`` stands in for the reused plan's passes from its third call: it must
+    fail on every change those passes see (and on no tensor as it was), and a plan must hold
+    one for its written tensors and one for its gradients once new gradients are accepted."""
+    from fastdecay import _update_plan
+
+    def made(dtype=torch.float32):
+        return torch.arange(12, dtype=dtype).reshape(3, 4)
+
+    class Sub(torch.Tensor):
+        pass
+
+    x = made()
+    guard = _update_plan.tensor_guard([x])
+    assert guard is not None and guard([x]) and guard([made()])  # (another tensor like it passes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (torch's notes on its beta and deprecated layouts)
+        changes = {
+            "float64": made(torch.float64), "int32 view": made().view(torch.int32), "transposed": made().t(),
+            "other shape": made().reshape(4, 3), "strided": torch.zeros(3, 8)[:, ::2], "neg bit": torch._neg_view(made()),
+            "requires_grad": made().requires_grad_(), "subclass": made().as_subclass(Sub),
+            "parameter": torch.nn.Parameter(made()), "meta": torch.empty(3, 4, device="meta"),
+            "sparse": made().to_sparse(), "sparse_csr": made().to_sparse_csr(), "mkldnn": made().to_mkldnn(),
+            "quantized": torch.quantize_per_tensor(made(), 0.1, 0, torch.quint8),
+            "jagged": torch.nested.nested_tensor([torch.ones(3), torch.ones(2)], layout=torch.jagged),
+            "not a tensor": None,
+        }
+    for name, other in changes.items():
+        assert not guard([other]), name
+    for name, t_ in (("t_", lambda y: y.t_()), ("resize_", lambda y: y.resize_(2, 2)),
+                     ("as_strided_", lambda y: y.as_strided_((3, 4), (1, 3)))):
+        y = made()
+        t_(y)
+        assert not guard([y]), name
+    with torch.inference_mode():
+        assert not guard([made()])  # (an inference tensor)
+    seen = []
+    torch.func.vmap(lambda y: seen.append(guard([y])) or y)(made().expand(2, 3, 4))  # (a batched tensor)
+    assert seen == [False]
+    assert not _update_plan._passes(guard, [x, x]) and not _update_plan._passes(None, [x])
+    # a plan's guards, made once its passes accepted the tensors
+    ps, bufs = [torch.randn(5) for _ in range(3)], [torch.zeros(5) for _ in range(3)]
+    for t in range(3):
+        fd.sgd_step(ps, [torch.randn(5) for _ in range(3)], step=t, lr=0.1, momentum=0.9, momentum_buffer=bufs)
+    [plan] = [p for p in _update_plan._PLANS.values() if any(r() is ps[0] for r in p.refs)]
+    assert plan.kept_guard is not None and plan.grad_guard is not None
 
 
 @pytest.mark.parametrize("layout", ["sparse_coo", "sparse_csr", "mkldnn", "nested"])
@@ -539,13 +594,14 @@ def test_a_reused_plan_refuses_gradients_without_strides_by_name(layout):
             "mkldnn": lambda: torch.ones(2, 3).to_mkldnn(),
             "nested": lambda: torch.nested.nested_tensor([torch.ones(3), torch.ones(3)])}[layout]
     p, buf = torch.ones(2, 3), torch.zeros(2, 3)
-    fd.sgd_step(p, torch.ones(2, 3), step=0, lr=0.1, momentum=0.9, momentum_buffer=buf)  # the plan, cached
+    for t in range(3):  # the plan, cached, and its guards
+        fd.sgd_step(p, torch.ones(2, 3), step=t, lr=0.1, momentum=0.9, momentum_buffer=buf)
     before = p.clone(), buf.clone()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # (torch's notes on its beta layouts)
         grad = make()
         with pytest.raises(TypeError, match="grad must be a"):
-            fd.sgd_step(p, grad, step=1, lr=0.1, momentum=0.9, momentum_buffer=buf)
+            fd.sgd_step(p, grad, step=3, lr=0.1, momentum=0.9, momentum_buffer=buf)
     assert torch.equal(p, before[0]) and torch.equal(buf, before[1])
 
 
