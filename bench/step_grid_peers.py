@@ -2,7 +2,9 @@
 descent on 200,000 one-coordinate quadratics x 100 steps, float64, periods 5-41 (the
 step-vs-exponential comparison's own batch); with ``--grid cosine`` a grid of cosines instead
 (total steps 90-126, the closed form read at every step); ``--grid warmup-cosine`` the same
-cosines after a 10-step linear warmup (two segments a row). One thread each (Numba
+cosines after a 10-step linear warmup (two segments a row); ``--grid warmup-lengths`` one cosine
+of 90 steps after 37 linear warmups of 5-41 steps (the rows' segments start at different
+steps). One thread each (Numba
 ``threads=1``, XLA without its thread pool); best of 3 calls after a warm-up; the final
 weights checked against fastdecay's. ``--sweep`` lays the 37 schedules out as a sweep does,
 each for consecutive trajectories (its curvatures), instead of one after another. 37 distinct
@@ -19,7 +21,7 @@ displacement |w_t - w_(t-1)| and the rate, each implementation into arrays of th
 stacks its records a step a row: transposed inside the jitted function), the losses checked too;
 ``--shared`` gives every trajectory the grid's first schedule (one shared schedule).
 
-    python bench/step_grid_peers.py [--rounds 3] [--grid step|cosine|warmup-cosine] [--sweep] [--distinct]
+    python bench/step_grid_peers.py [--rounds 3] [--grid step|cosine|warmup-cosine|warmup-lengths] [--sweep] [--distinct]
                                     [--distinct-gamma] [--every K] [--shared]
 """
 
@@ -39,7 +41,7 @@ N, STEPS, LR, GAMMA, WARMUP = 200_000, 100, 0.05, 0.5, 10
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--grid", choices=("step", "cosine", "warmup-cosine"), default="step")
+    parser.add_argument("--grid", choices=("step", "cosine", "warmup-cosine", "warmup-lengths"), default="step")
     parser.add_argument("--sweep", action="store_true")
     parser.add_argument("--distinct", action="store_true")
     parser.add_argument("--distinct-gamma", action="store_true")
@@ -70,6 +72,15 @@ def main(argv=None):
 
         def rate(xp, t, period):
             return lr * (1.0 + xp.cos(np.pi * xp.minimum(t, period) / period)) / 2.0
+    elif args.grid == "warmup-lengths":
+        period = (which + 5).astype(np.float64)  # (here: each row's warmup length)
+
+        def rate(xp, t, period):
+            after = xp.maximum(t - period, 0.0)
+            cosine = lr * (1.0 + xp.cos(np.pi * xp.minimum(after, 90.0) / 90.0)) / 2.0
+            return xp.where(t < period, lr * t / period, cosine)
+        lengths = [fd.warmup(fd.cosine(lr=LR, total_steps=90), k + 5) for k in range(37)]
+        grid = fd.stack(lengths)[which] if np.ndim(lr) == 0 else fd.stack(lengths)[which] * (lr / LR)
     else:
         period = (which + 90).astype(np.float64)
         grid = fd.warmup(fd.cosine(lr=lr, total_steps=period), WARMUP)

@@ -62,7 +62,8 @@ GRAD = 1
 _MAX_PLANS = 16
 _PLAIN_TENSOR_SET = frozenset()  # torch.Tensor, torch.nn.Parameter, ... (set when torch is in use)
 _DTYPE, _SHAPE, _IS_CPU, _IS_NESTED = attrgetter("dtype"), attrgetter("shape"), attrgetter("is_cpu"), attrgetter("is_nested")
-_TENSOR_IS_CONTIGUOUS = _TENSOR_NUMEL = None  # torch.Tensor.is_contiguous and .numel (set when torch is in use)
+# torch.Tensor.is_contiguous, .stride and .is_neg (set when torch is in use)
+_TENSOR_IS_CONTIGUOUS = _TENSOR_STRIDE = _TENSOR_IS_NEG = None
 _TENSOR_GUARDS = None  # torch's TensorGuards class (``tensor_guard``); False where torch has none
 
 
@@ -329,7 +330,6 @@ class Plan:
         self.kept = None  # the streams of written arrays (all but the gradients), and the gradients' stream
         self.grad_stream = None
         self.kept_pointers = None  # torch tensors: the written tensors' addresses, stream after stream
-        self.kept_sizes = None  # and their element counts where every one is row-major (else None)
         self.kept_dtypes = None  # and their torch dtypes
         # torch tensors: ``tensor_guard``s of the written tensors and of the gradients, made
         # once the passes above have accepted them (None: not made, or torch has none)
@@ -441,16 +441,14 @@ def build(backend, listed, streams, state_dtype):
     plan.kept = [s for s, (_, _, _, role) in enumerate(streams) if role != "grad"]
     plan.grad_stream = next(s for s, (_, _, _, role) in enumerate(streams) if role == "grad")
     if plan.torch:
-        global _PLAIN_TENSOR_SET, _TENSOR_IS_CONTIGUOUS, _TENSOR_NUMEL
+        global _PLAIN_TENSOR_SET, _TENSOR_IS_CONTIGUOUS, _TENSOR_STRIDE, _TENSOR_IS_NEG
         _PLAIN_TENSOR_SET = frozenset(plain_torch_types())
         tensor = sys.modules["torch"].Tensor
-        _TENSOR_IS_CONTIGUOUS, _TENSOR_NUMEL = tensor.is_contiguous, tensor.numel
+        _TENSOR_IS_CONTIGUOUS, _TENSOR_STRIDE, _TENSOR_IS_NEG = tensor.is_contiguous, tensor.stride, tensor.is_neg
         plan.torch_dtypes = [x.dtype for x in params]
         plan.torch_layouts = [_torch_layout(column) for column in infos]
         plan.kept_pointers = [x for s in plan.kept for x in plan.pointers[s]]
         plan.kept_dtypes = [x.dtype for s in plan.kept for x in streams[s][2]]
-        row_major = all(plan.torch_layouts[s][0] is not None for s in plan.kept)
-        plan.kept_sizes = [n for s in plan.kept for n in plan.torch_layouts[s][0]] if row_major else None
         plan.data_ptr = sys.modules["torch"].Tensor.data_ptr
     return plan
 
@@ -513,14 +511,12 @@ def still_valid(plan, ids, streams):
         if list(map(data_ptr, kept)) != plan.kept_pointers:
             return False
         if not _passes(plan.kept_guard, kept):
-            if plan.kept_sizes is not None:  # all row-major at the build: contiguous with as many elements
-                if not all(map(_TENSOR_IS_CONTIGUOUS, kept)) or list(map(_TENSOR_NUMEL, kept)) != plan.kept_sizes:
-                    return False
-            elif not all(_same_torch_layout(plan, s, streams[s][2]) for s in plan.kept):
+            if not all(_same_torch_layout(plan, s, streams[s][2]) for s in plan.kept):
                 return False
             # (the dtypes: ``x.data = x.data.view(torch.float16)`` re-types a bfloat16 parameter or
-            # state, ``.view(torch.int32)`` a float32 one, at the same address with the same layout)
-            if list(map(_DTYPE, kept)) != plan.kept_dtypes:
+            # state, ``.view(torch.int32)`` a float32 one, at the same address with the same layout;
+            # ``p.data = torch._neg_view(p.data)`` leaves a pending sign bit the kernels would not apply)
+            if list(map(_DTYPE, kept)) != plan.kept_dtypes or any(map(_TENSOR_IS_NEG, kept)):
                 return False
             plan.kept_guard = tensor_guard(kept)
     elif not all(_same_arrays(plan, s, streams[s][2], written=True) for s in plan.kept):
@@ -533,7 +529,8 @@ def still_valid(plan, ids, streams):
     if (ids[g] == plan.ids[g] and plan.grad_refs is not None and not any(map(_dead, plan.grad_refs))
             and (list(map(data_ptr, grads)) == plan.pointers[g]
                  and (_passes(plan.grad_guard, grads)
-                      or _same_torch_layout(plan, g, grads) and list(map(_DTYPE, grads)) == plan.torch_dtypes)
+                      or _same_torch_layout(plan, g, grads) and list(map(_DTYPE, grads)) == plan.torch_dtypes
+                      and not any(map(_TENSOR_IS_NEG, grads)))
                  if plan.torch else _same_arrays(plan, g, grads, written=False))):
         return True
     return _new_grads(plan, g, grads, ids[g])
@@ -552,24 +549,24 @@ def _same_arrays(plan, s, arrays, written):
 
 
 def _torch_layout(infos):
-    """(sizes, shapes, strides) of a stream's tensors for ``_same_torch_layout``: the sizes
-    alone (None, None) when every tensor is row-major, else None and the shapes and strides."""
-    if all(x.row_major() for x in infos):
-        return [x.size for x in infos], None, None
-    return None, [x.shape for x in infos], [x.strides for x in infos]
+    """(shapes, strides) of a stream's tensors for ``_same_torch_layout``: strides None when
+    every tensor is row-major."""
+    return [x.shape for x in infos], None if all(x.row_major() for x in infos) else [x.strides for x in infos]
 
 
 def _same_torch_layout(plan, s, arrays):
     """Whether the torch tensors of stream ``s`` kept the shape and strides the plan was built
-    on: in-place ``t_()``, ``resize_()``, ``as_strided_()`` or ``p.data = p.data.t()`` change
-    them and keep the data pointer. A stream all in row-major order costs a C-level bool
-    and an int a tensor (contiguous at the same address with as many elements: the same
-    run of memory in the same order); any other, its shapes and strides."""
-    torch = sys.modules["torch"]
-    sizes, shapes, strides = plan.torch_layouts[s]
-    if sizes is not None:
-        return all(map(torch.Tensor.is_contiguous, arrays)) and list(map(torch.Tensor.numel, arrays)) == sizes
-    return list(map(_SHAPE, arrays)) == shapes and list(map(torch.Tensor.stride, arrays)) == strides
+    on: in-place ``t_()``, ``resize_()``, ``unsqueeze_()``, ``as_strided_()`` or ``p.data =
+    p.data.t()`` change them and keep the data pointer. A stream all in row-major order costs
+    its shapes and a C-level bool a tensor (contiguous with the same shape: the same strides);
+    any other, its shapes and strides. (From a plan's third call its ``tensor_guard`` stands for
+    these passes; they run where it fails.)"""
+    shapes, strides = plan.torch_layouts[s]
+    if list(map(_SHAPE, arrays)) != shapes:
+        return False
+    if strides is None:
+        return all(map(_TENSOR_IS_CONTIGUOUS, arrays))
+    return list(map(_TENSOR_STRIDE, arrays)) == strides
 
 
 def _new_grads(plan, g, grads, grad_ids):
@@ -594,7 +591,10 @@ def _new_torch_grads(plan, g, grads, grad_ids):
     # their parameters) pass the plan's guard in one C-level pass. Not a nested tensor: the
     # guard reads a tensor's strides before anything else, and a nested tensor's (a plain
     # torch.Tensor, strided layout) raise a C++ error that ends the process
-    guarded = plan.grad_guard is not None and not any(map(_IS_NESTED, grads)) and _passes(plan.grad_guard, grads)
+    try:
+        guarded = plan.grad_guard is not None and not any(map(_IS_NESTED, grads)) and _passes(plan.grad_guard, grads)
+    except AttributeError:  # (a gradient that is no tensor: the passes below send it to the full check)
+        guarded = False
     if not guarded:
         torch = sys.modules["torch"]
         if (not set(map(type, grads)) <= _PLAIN_TENSOR_SET or list(map(_DTYPE, grads)) != plan.torch_dtypes

@@ -354,7 +354,7 @@ def _rate_classes(rates: tuple[_Rate, _Rate, _Rate], batch: tuple[int, ...], n: 
         return _RateClasses(found[0], _class_of_trajectory(s, batch, n, found[1]), grouped=True)
     found = _classes_of(s, n // _CLASS_SHARING, 0) if lanes else None
     if found is None:
-        return _lr_shapes(s, batch, n) if lanes else None
+        return (_lr_shapes(s, batch, n) or _product_shapes(s, batch, n)) if lanes else None
     if not _mostly_closed_form(*found):
         return None  # (most trajectories advance by a ratio: their lanes are the cheapest)
     return _RateClasses(found[0], _class_of_trajectory(s, batch, n, found[1]), grouped=False)
@@ -401,6 +401,37 @@ def _shapes_of(table: np.ndarray, s: Schedule, batch: tuple[int, ...], n: int, t
         return _RateClasses(source, _readonly(class_of_row), grouped=False, scales=lrs)
     rows = _trajectory_rows(s, batch, n)
     return _RateClasses(source, _readonly(class_of_row[rows]), grouped=False, scales=lrs[rows])
+
+
+def _product_shapes(s: _Rate, batch: tuple[int, ...], n: int) -> _RateClasses | None:
+    """Rate classes of a grid of products whose last factor is a number a row, the same on each of
+    its pieces (``fd.stack(schedules)[which] * lrs``: a grid of schedules scaled by an lr a
+    trajectory), with more rows than rate classes take but few rows without that number. A class
+    is a row without it (``_cpu.simulate.scaled_products``: ``fd.product`` puts a product's
+    numbers, multiplied, last, and leaves them out where they make 1), and each trajectory's lane
+    reads ``scaled(c, class rate)``: the product's own bits, ``(1 f_1 ... f_k) c``, for any finite
+    c but 0 (which ``scaled`` keeps, where the product makes 0 times the rate: -0.0, or NaN for
+    an inf rate), where the lanes would read every product in closed form, factor by factor.
+    Where trajectories outnumber those rows ``_CLASS_SHARING`` times, as rate classes; else None."""
+    if not isinstance(s, Schedule) or n < _CLASS_SHARING or s.segments.shape[-2] < 2:
+        return None
+    kernels = D.kernels("simulate", NUMPY)
+    table = s.rows()
+    sample = np.ascontiguousarray(table[:: max(1, table.shape[0] // 64)])
+    if not kernels.scaled_products(_readonly(sample), sample.copy(), np.empty(sample.shape[0])):
+        return None  # (a sample first: most grids of other schedules are not copied and hashed)
+    unit, scales = table.copy(), np.empty(table.shape[0])
+    if not kernels.scaled_products(table, unit, scales):
+        return None
+    found = _table_classes(unit, n // _CLASS_SHARING, 0)
+    if found is None:
+        return None
+    class_of_row, first_rows, _ = found
+    source = _lane_source(_readonly(unit[first_rows]), np.arange(first_rows.shape[0]), first_rows.shape[0] > 1)
+    if s.batch_shape == batch:
+        return _RateClasses(source, _readonly(class_of_row), grouped=False, scales=scales)
+    rows = _trajectory_rows(s, batch, n)
+    return _RateClasses(source, _readonly(class_of_row[rows]), grouped=False, scales=scales[rows])
 
 
 @dataclass

@@ -457,6 +457,80 @@ def test_which_grids_of_an_lr_a_trajectory_read_their_shapes(monkeypatch):
             np.testing.assert_array_equal(batch.w[i], alone.w[0], err_msg=f"{schedules[0]}, trajectory {i}")
 
 
+# schedules a grid scales by an lr a trajectory: warmups of three lengths before a cosine (their
+# segments start at different steps), a cosine times an exponential (products of two factors), a
+# line; and a join whose pieces are products of their own numbers (2 before step 30, 3 after)
+SCALED_SCHEDULES = [fd.warmup(fd.cosine(0.05, 200), w) for w in (5, 17, 40)] + [
+    fd.cosine(0.05, 150) * fd.exponential(1.0, gamma=0.99), fd.linear(0.05, 0.01, 300),
+    fd.join([fd.cosine(0.05, 100) * 2.0, fd.cosine(0.02, 300) * 3.0], [30])]
+
+
+@pytest.mark.parametrize("optimizer, noise, dtype", [("gd", 0.0, np.float64), ("momentum", 0.0, np.float32),
+                                                     ("adamw", 0.1, np.float64), ("nesterov", 0.1, np.float32)])
+def test_schedules_scaled_by_an_lr_a_trajectory_read_their_classes_with_each_product_s_bits(monkeypatch, optimizer,
+                                                                                          noise, dtype):
+    """``fd.stack(schedules)[which] * lrs``: products whose last factor is each trajectory's lr. The
+    lanes read each schedule's rate once a step (``class_rates`` over the rows without their lr)
+    times their lr: five schedules, and rows of their own for an lr of exactly 1 (which a product
+    leaves out), an lr of 0 (not read as a scale) and three trajectories of the join (its pieces
+    scaled by different numbers: no one scale). Every trajectory has the bits of its product run
+    alone, and of the run that reads each lane's product in closed form."""
+    from fastdecay._cpu import simulate as cpu
+
+    module = importlib.import_module("fastdecay.simulate")
+    n = 2_100  # (past two tiles)
+    rng = np.random.default_rng(12)
+    lrs = 10.0 ** rng.uniform(-1.0, 1.0, n)
+    lrs[3], lrs[8], lrs[11] = 1.0, 1e-300, 0.0  # (1e-300: products past the normal range)
+    which = np.arange(n) % 5
+    which[[2, 500, 1_500]] = 5
+    grid = fd.stack(SCALED_SCHEDULES)[which] * lrs
+    lam = rng.uniform(0.0, 2.0, (n, 1))
+    sizes = []
+    spied = cpu.class_rates
+    monkeypatch.setattr(cpu, "class_rates", lambda *a: (sizes.append(a[1].shape[0]), spied(*a)))
+    kw = dict(steps=320, optimizer=optimizer, noise=noise, seed=4, dtype=dtype, weight_decay=0.01, chunk_steps=150)
+    batch = fd.simulate(lam, grid, **kw)
+    assert sizes and set(sizes) == {5 + 1 + 1 + 3}
+    assert batch.w[11, 0] == 1.0 and np.isfinite(batch.w).all()  # (lr 0: never moved)
+    monkeypatch.setattr(module, "_product_shapes", lambda *a: None)
+    by_lane = fd.simulate(lam, grid, **kw)
+    assert len(sizes) == 3  # (no classes: each lane's product in closed form)
+    np.testing.assert_array_equal(batch.w, by_lane.w)
+    for i in (0, 1, 2, 3, 5, 8, 11, 500, 1_023, 1_024, n - 1):
+        alone = fd.simulate(lam[i:i + 1], SCALED_SCHEDULES[which[i]] * lrs[i], trajectory_offset=i, **kw)
+        np.testing.assert_array_equal(batch.w[i], alone.w[0], err_msg=f"trajectory {i}")
+
+
+def test_which_scaled_grids_read_their_schedules_once_a_step(monkeypatch):
+    """Products are read by the rows without their last number where that number is each row's
+    one scale: not where a factor folds the lr into its own fields (a step schedule's piece, whose
+    ``(lr c) gamma ** e`` is no product), not where the rows without it are not 16 times fewer
+    than the trajectories, not for a product of two schedules without a number. Each run has its
+    products' bits."""
+    from fastdecay._cpu import simulate as cpu
+
+    n = 400
+    lrs = 0.5 + 1e-3 * np.arange(n)
+    lam = np.random.default_rng(3).uniform(0.0, 2.0, (n, 1))
+    kw = dict(steps=120, optimizer="momentum")
+    cases = [(lambda k: SCALED_SCHEDULES[k % 5] * lrs[k], True),
+             (lambda k: fd.warmup(fd.step(0.05, 0.5, 20 + k % 3), 10) * lrs[k], False),
+             (lambda k: fd.warmup(fd.cosine(0.05, 100), 1 + k % 30) * lrs[k], False),  # (30 rows: 13 trajectories a row)
+             (lambda k: fd.cosine(0.05, 100) * fd.cosine(lrs[k], 80 + k % 3), False)]
+    for make, scaled in cases:
+        calls = []
+        spied = cpu.class_rates
+        monkeypatch.setattr(cpu, "class_rates", lambda *a, _f=spied: (calls.append(1), _f(*a)))
+        schedules = [make(k) for k in range(n)]
+        batch = fd.simulate(lam, fd.stack(schedules), **kw)
+        monkeypatch.setattr(cpu, "class_rates", spied)
+        assert bool(calls) == scaled, schedules[0]
+        for i in (0, 7, n - 1):
+            alone = fd.simulate(lam[i:i + 1], schedules[i], **kw)
+            np.testing.assert_array_equal(batch.w[i], alone.w[0], err_msg=f"{schedules[0]}, trajectory {i}")
+
+
 @pytest.mark.parametrize("family, optimizer, noise, dtype", [
     ("warmup-cosine", "gd", 0.0, np.float64), ("warmup-cosine", "momentum", 0.1, np.float32),
     ("warmup-cosine", "adamw", 0.0, np.float64), ("warmup-step", "nesterov", 0.0, np.float64),

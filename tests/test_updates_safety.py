@@ -586,6 +586,48 @@ def test_a_tensor_guard_fails_on_every_change_the_passes_check():
     assert plan.kept_guard is not None and plan.grad_guard is not None
 
 
+@pytest.mark.parametrize("warm", [1, 4])
+def test_a_reused_plan_refuses_what_a_first_call_refuses_after_changes_in_place(warm):
+    """Changes in place that keep every address, on the plan's second call (its passes) or later
+    (its guards, then its passes): a written tensor or a kept gradient given a pending neg bit
+    (the kernels would write its raw bits), a shape changed at the same element count
+    (``resize_``, ``unsqueeze_``, ``set_``), and gradients that are not tensors are refused as a
+    first call refuses them, naming the array, with nothing written."""
+    def fresh():
+        p, g, buf = torch.randn(4, 4), torch.randn(4, 4), torch.zeros(4, 4)
+        for t in range(warm):
+            fd.sgd_step(p, g, step=t, lr=0.1, momentum=0.9, momentum_buffer=buf)
+        return p, g, buf
+
+    changes = {
+        "param neg bit": (lambda p, g, b: setattr(p, "data", torch._neg_view(p.data)), TypeError, r"param .*neg"),
+        "buffer neg bit": (lambda p, g, b: setattr(b, "data", torch._neg_view(b.data)), TypeError,
+                           r"momentum_buffer .*neg"),
+        "kept grad neg bit": (lambda p, g, b: setattr(g, "data", torch._neg_view(g.data)), TypeError, r"grad .*neg"),
+        "buffer resized": (lambda p, g, b: b.resize_(2, 8), ValueError, r"momentum_buffer must have the shape"),
+        "param unsqueezed": (lambda p, g, b: p.unsqueeze_(0), ValueError, r"must have the shape of its parameter"),
+        "param set_": (lambda p, g, b: p.set_(p.untyped_storage(), 0, (2, 8), (8, 1)), ValueError,
+                       r"must have the shape of its parameter"),
+        "kept grad resized": (lambda p, g, b: g.resize_(16), ValueError, r"grad must have the shape"),
+    }
+    for name, (change, error, match) in changes.items():
+        p, g, buf = fresh()
+        change(p, g, buf)
+        before = [t.clone() for t in (p, g, buf)]
+        with pytest.raises(error, match=match):
+            fd.sgd_step(p, g, step=warm, lr=0.1, momentum=0.9, momentum_buffer=buf)
+        assert all(torch.equal(a, b) for a, b in zip((p, g, buf), before)), name
+    for bad, match in ((np.ones((4, 4), np.float32), r"grad\[0\] must be the same kind of array"),
+                       (None, r"grad\[0\] must be a NumPy")):
+        p, buf = torch.randn(4, 4), torch.zeros(4, 4)
+        for t in range(warm + 1):  # (new gradients each call)
+            fd.sgd_step([p], [torch.randn(4, 4)], step=t, lr=0.1, momentum=0.9, momentum_buffer=[buf])
+        before = p.clone(), buf.clone()
+        with pytest.raises(TypeError, match=match):
+            fd.sgd_step([p], [bad], step=warm + 1, lr=0.1, momentum=0.9, momentum_buffer=[buf])
+        assert torch.equal(p, before[0]) and torch.equal(buf, before[1])
+
+
 @pytest.mark.parametrize("layout", ["sparse_coo", "sparse_csr", "mkldnn", "nested"])
 def test_a_reused_plan_refuses_gradients_without_strides_by_name(layout):
     """A gradient without strides or memory on a cached plan gets the first call's TypeError

@@ -868,6 +868,46 @@ def _same_words(words, a, b, skip):
     return diff == 0
 
 
+@njit(int64(TABLE, float64[:, :, ::1], float64[::1]), cache=True)
+def scaled_products(table, unit, scales):
+    """For each row r of ``table``: where every piece of it (a segment with a finite start) is a
+    product whose last factor is one constant c, the same bits on every piece, finite and not 0
+    (``fastdecay.simulate._product_shapes``), scales[r] = c and row r of ``unit`` (a copy of
+    ``table``) reads every factor but c (each piece's factor count one less; the rows of c,
+    unread, set to 1, so that rows equal but for c are the same bits); else scales[r] = 1 and
+    row r of ``unit`` is left as it is. Returns how many rows are scaled products."""
+    # (elements read by index: a view a segment cost four times the loop)
+    count = 0
+    segments = table.shape[1]
+    for r in range(table.shape[0]):
+        scales[r] = 1.0
+        c = 0.0
+        pieces = 0
+        for k in range(segments):
+            if not math.isfinite(table[r, k, START]):
+                continue  # (a side, factor or padding row)
+            factors = table[r, k, P0 + 1]
+            last = table[r, k, P0] + factors - 1.0
+            if not (table[r, k, KIND] == PRODUCT and factors >= 2.0 and 0.0 <= last < segments):
+                pieces = -1
+                break
+            j = int(last)
+            if not (table[r, j, KIND] == CONSTANT and (pieces == 0 or table[r, j, P0] == c)):
+                pieces = -1
+                break
+            c = table[r, j, P0]
+            pieces += 1
+        if pieces < 1 or not math.isfinite(c) or c == 0.0:
+            continue
+        scales[r] = c
+        count += 1
+        for k in range(segments):
+            if math.isfinite(unit[r, k, START]):
+                unit[r, k, P0 + 1] -= 1.0
+                unit[r, int(unit[r, k, P0] + unit[r, k, P0 + 1]), P0] = 1.0
+    return count
+
+
 @njit(int64(TABLE, int64[::1], int64[::1], int64[::1], int64[::1], int64, int64), cache=True)
 def rate_classes(table, class_of_row, first_rows, sizes, slots, most_if_ratios, skip):
     """class_of_row[r] = the class of row r of ``table``, the same number for rows of the same
