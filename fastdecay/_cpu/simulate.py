@@ -872,14 +872,16 @@ def _same_words(words, a, b, skip):
 def scaled_products(table, unit, scales):
     """For each row r of ``table``: where every piece of it (a segment with a finite start) is a
     product whose last factor is one constant c, the same bits on every piece, finite and not 0
-    (``fastdecay.simulate._product_shapes``), scales[r] = c and row r of ``unit`` (a copy of
-    ``table``) reads every factor but c (each piece's factor count one less; the rows of c,
-    unread, set to 1, so that rows equal but for c are the same bits); else scales[r] = 1 and
-    row r of ``unit`` is left as it is. Returns how many rows are scaled products."""
+    (``fastdecay.simulate._product_shapes``), scales[r] = c and row r of ``unit`` (``table``'s
+    shape, overwritten) is row r of ``table`` reading every factor but c (each piece's factor
+    count one less; the rows of c, unread, set to 1, so that rows equal but for c are the same
+    bits); else scales[r] = 1 and row r of ``unit`` is row r of ``table``. Returns how many rows
+    are scaled products."""
     # (elements read by index: a view a segment cost four times the loop)
     count = 0
     segments = table.shape[1]
     for r in range(table.shape[0]):
+        unit[r] = table[r]
         scales[r] = 1.0
         c = 0.0
         pieces = 0
