@@ -379,6 +379,16 @@ def test_which_grids_run_by_rate_classes(monkeypatch, rows, n, noise, on_drop, w
         np.testing.assert_array_equal(batch.w[i], alone.w[0], err_msg=f"trajectory {i}")
 
 
+def _spy_class_rates(monkeypatch):
+    """The number of classes of each ``class_rates`` call from here on (a list that grows)."""
+    from fastdecay._cpu import simulate as cpu
+
+    sizes = []
+    spied = cpu.class_rates
+    monkeypatch.setattr(cpu, "class_rates", lambda *a: (sizes.append(a[1].shape[0]), spied(*a)))
+    return sizes
+
+
 @pytest.mark.parametrize("family, optimizer, noise, dtype", [
     ("step", "gd", 0.0, np.float64), ("step", "momentum", 0.0, np.float64), ("step", "nesterov", 0.0, np.float32),
     ("step", "adamw", 0.0, np.float64), ("step", "gd", 0.1, np.float32), ("step", "momentum", 0.1, np.float64),
@@ -391,8 +401,6 @@ def test_schedules_with_an_lr_a_trajectory_read_their_shapes_with_each_schedule_
     (periods and gammas), or cosines, lines and polynomials that end at 0 beside them. The lanes read
     each shape's rate at lr 1 (``class_rates`` over 9 rows) times their lr, and every trajectory has
     the bits of its schedule run alone, and of the run that reads each lane's rate in closed form."""
-    from fastdecay._cpu import simulate as cpu
-
     module = importlib.import_module("fastdecay.simulate")
     n = 2_100  # (past two tiles)
     rng = np.random.default_rng(11)
@@ -411,9 +419,7 @@ def test_schedules_with_an_lr_a_trajectory_read_their_shapes_with_each_schedule_
     own[17] = 8
     grid = fd.stack([steps[k](lr[i]) for i, k in enumerate(own)])
     lam = rng.uniform(0.0, 2.0, (n, 1))
-    sizes = []
-    spied = cpu.class_rates
-    monkeypatch.setattr(cpu, "class_rates", lambda *a: (sizes.append(a[1].shape[0]), spied(*a)))
+    sizes = _spy_class_rates(monkeypatch)
     kw = dict(steps=400, optimizer=optimizer, noise=noise, seed=4, dtype=dtype, weight_decay=0.01, chunk_steps=150)
     batch = fd.simulate(lam, grid, **kw)
     assert sizes and set(sizes) == {len(steps)}
@@ -475,8 +481,6 @@ def test_schedules_scaled_by_an_lr_a_trajectory_read_their_classes_with_each_pro
     leaves out), an lr of 0 (not read as a scale) and three trajectories of the join (its pieces
     scaled by different numbers: no one scale). Every trajectory has the bits of its product run
     alone, and of the run that reads each lane's product in closed form."""
-    from fastdecay._cpu import simulate as cpu
-
     module = importlib.import_module("fastdecay.simulate")
     n = 2_100  # (past two tiles)
     rng = np.random.default_rng(12)
@@ -486,9 +490,7 @@ def test_schedules_scaled_by_an_lr_a_trajectory_read_their_classes_with_each_pro
     which[[2, 500, 1_500]] = 5
     grid = fd.stack(SCALED_SCHEDULES)[which] * lrs
     lam = rng.uniform(0.0, 2.0, (n, 1))
-    sizes = []
-    spied = cpu.class_rates
-    monkeypatch.setattr(cpu, "class_rates", lambda *a: (sizes.append(a[1].shape[0]), spied(*a)))
+    sizes = _spy_class_rates(monkeypatch)
     kw = dict(steps=320, optimizer=optimizer, noise=noise, seed=4, dtype=dtype, weight_decay=0.01, chunk_steps=150)
     batch = fd.simulate(lam, grid, **kw)
     assert sizes and set(sizes) == {5 + 1 + 1 + 3}
