@@ -31,15 +31,18 @@ Plans are cached by the identity of the parameter list's arrays (weak
 references: a plan never keeps an array alive, and dies with any of its
 arrays). A later call with the same arrays re-checks only what can change
 cheaply — identity of every array; the data pointer of torch tensors (moved by
-``p.data = ...``) and their layout (``t_()``, ``resize_()``, ``as_strided_()``
-change it in place: contiguity and element count where the plan's tensors are
-row-major, else shape and strides) and dtype (``x.data =
-x.data.view(torch.float16)`` re-types a bfloat16 tensor in place); dtype,
-shape, strides (and, written ones, the writeable flag) of NumPy arrays, kept
-gradients included — and launches; gradients that are new objects (torch makes a
-new ``.grad`` each backward) are checked for dtype, device, shape, strides and
-overlap, a few attribute reads each. Anything else that differs builds a new
-plan.
+``p.data = ...``), their shape and layout (``t_()``, ``resize_()``,
+``unsqueeze_()``, ``as_strided_()`` change them in place: shape and contiguity
+where the plan's tensors are row-major, else shape and strides), dtype
+(``x.data = x.data.view(torch.float16)`` re-types a bfloat16 tensor in place)
+and pending neg bit; dtype, shape, strides (and, written ones, the writeable
+flag) of NumPy arrays, kept gradients included — and launches; gradients that
+are new objects (torch makes a new ``.grad`` each backward) are checked for
+type, dtype, device, shape, strides, neg bit and overlap, a few attribute reads
+each. From a plan's third call, one pass of a ``tensor_guard`` (torch's own
+C++ guard of compiled graphs) stands for the torch tensors' attribute passes
+but the data pointers; where it fails, the passes decide. Anything else that
+differs builds a new plan.
 """
 
 import sys
