@@ -64,7 +64,8 @@ ROWS = 6  # param, grad, buf0, buf1, buf2, compensation (fastdecay._cpu.updates.
 GRAD = 1
 _MAX_PLANS = 16
 _PLAIN_TENSOR_SET = frozenset()  # torch.Tensor, torch.nn.Parameter, ... (set when torch is in use)
-_DTYPE, _SHAPE, _IS_CPU, _IS_NESTED = attrgetter("dtype"), attrgetter("shape"), attrgetter("is_cpu"), attrgetter("is_nested")
+_DTYPE, _SHAPE = attrgetter("dtype"), attrgetter("shape")
+_IS_CPU, _IS_NESTED = attrgetter("is_cpu"), attrgetter("is_nested")
 # torch.Tensor.is_contiguous, .stride and .is_neg (set when torch is in use)
 _TENSOR_IS_CONTIGUOUS = _TENSOR_STRIDE = _TENSOR_IS_NEG = None
 _TENSOR_GUARDS = None  # torch's TensorGuards class (``tensor_guard``); False where torch has none
