@@ -418,10 +418,11 @@ def _product_shapes(s: _Rate, batch: tuple[int, ...], n: int) -> _RateClasses | 
     kernels = D.kernels("simulate", NUMPY)
     table = s.rows()
     sample = np.ascontiguousarray(table[:: max(1, table.shape[0] // 64)])
-    if not kernels.scaled_products(_readonly(sample), np.empty_like(sample), np.empty(sample.shape[0])):
+    reads = np.empty(table.shape[1], np.int64)
+    if not kernels.scaled_products(_readonly(sample), np.empty_like(sample), np.empty(sample.shape[0]), reads):
         return None  # (a sample first: most grids of other schedules are not copied and hashed)
     unit, scales = np.empty_like(table), np.empty(table.shape[0])
-    if not kernels.scaled_products(table, unit, scales):
+    if not kernels.scaled_products(table, unit, scales, reads):
         return None
     found = _table_classes(unit, n // _CLASS_SHARING, 0)
     if found is None:

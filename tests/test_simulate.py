@@ -16,6 +16,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import fastdecay as fd
+from fastdecay import _layout as L
 from fastdecay._rules import NAMES
 from fastdecay.reference import simulate_quadratic
 
@@ -506,20 +507,33 @@ def test_schedules_scaled_by_an_lr_a_trajectory_read_their_classes_with_each_pro
 
 def test_which_scaled_grids_read_their_schedules_once_a_step(monkeypatch):
     """Products are read by the rows without their last number where that number is each row's
-    one scale: not where a factor folds the lr into its own fields (a step schedule's piece, whose
-    ``(lr c) gamma ** e`` is no product), not where the rows without it are not 16 times fewer
-    than the trajectories, not for a product of two schedules without a number. Each run has its
-    products' bits."""
+    one scale (a product of products, and with a tabulated factor, too): not where a factor folds
+    the lr into its own fields (a step schedule's piece, whose ``(lr c) gamma ** e`` is no
+    product), not where the rows without it are not 16 times fewer than the trajectories, not for
+    a product of two schedules without a number, not where the number's row is read as another
+    factor too (a table by hand). Each run has its products' bits."""
     from fastdecay._cpu import simulate as cpu
 
     n = 400
     lrs = 0.5 + 1e-3 * np.arange(n)
     lam = np.random.default_rng(3).uniform(0.0, 2.0, (n, 1))
     kw = dict(steps=120, optimizer="momentum")
+    def shared_number(k):  # (a table by hand: both pieces read the row of the number, the second twice)
+        t = np.zeros((5, L.WIDTH))
+        t[0, [L.START, L.KIND, L.P0, L.P0 + 1]] = 0, L.PRODUCT, 2, 2  # the cosine times row 3
+        t[1, [L.START, L.KIND, L.P0, L.P0 + 1]] = 50, L.PRODUCT, 3, 2  # row 3 times row 4
+        t[2, [L.START, L.KIND, L.P0, L.P0 + 1]] = np.nan, L.COSINE, 0.05, 100
+        t[3:, [L.START, L.KIND, L.P0]] = np.nan, L.CONSTANT, lrs[k]
+        return fd.Schedule(t, "by hand")
+
     cases = [(lambda k: SCALED_SCHEDULES[k % 5] * lrs[k], True),
+             # (a product of products: the inner one's factors, carried along unread, hold the lr)
+             (lambda k: (SCALED_SCHEDULES[k % 3] * lrs[k]) * (fd.cosine(1.0, 80) * 2.0), True),
+             (lambda k: fd.product(SCALED_SCHEDULES[k % 3], fd.tabulated([1.0, 0.5, 0.25] * 7), lrs[k]), True),
              (lambda k: fd.warmup(fd.step(0.05, 0.5, 20 + k % 3), 10) * lrs[k], False),
              (lambda k: fd.warmup(fd.cosine(0.05, 100), 1 + k % 30) * lrs[k], False),  # (30 rows: 13 trajectories a row)
-             (lambda k: fd.cosine(0.05, 100) * fd.cosine(lrs[k], 80 + k % 3), False)]
+             (lambda k: fd.cosine(0.05, 100) * fd.cosine(lrs[k], 80 + k % 3), False),
+             (shared_number, False)]
     for make, scaled in cases:
         calls = []
         spied = cpu.class_rates

@@ -113,7 +113,8 @@ from .lanes import (LR, MOM, N_SCALARS, SCALE, WD, draw_quad, draws, has_lanes, 
                     step_draws, tally)
 from .rules import (ON_DROP_KEEP, SIM_ON_DROP, STEP_BLOCK, buffer_scale_at, simulate_generic_step,
                     simulate_per_trajectory_block, simulate_per_trajectory_lr, simulate_shared_steps)
-from .._layout import CONSTANT, COSINE, EXPONENTIAL, KIND, ORIGIN, P0, POLYNOMIAL, PRODUCT, START, TABULATED
+from .._layout import (CONSTANT, COSINE, EXPONENTIAL, KIND, ORIGIN, P0, POLYNOMIAL, PRODUCT, START, TABULATED,
+                       VALUES_PER_ROW)
 from .._rules import CODES as OPTIMIZER_CODES  # noqa: F401 (public name -> code, from the one table)
 from .schedule import (TABLE, cosine_at, exponent_at, lone_staircase, lr_at, next_change, one_segment,
                        polynomial_at, primitive, scaled, segment_of)
@@ -868,45 +869,90 @@ def _same_words(words, a, b, skip):
     return diff == 0
 
 
-@njit(int64(TABLE, float64[:, :, ::1], float64[::1]), cache=True)
-def scaled_products(table, unit, scales):
+@njit(inline="always")
+def _mark_data_rows(table, r, k, reads):
+    """Count a read of the data rows of row k of schedule row r, a TABULATED segment or factor."""
+    first = int(table[r, k, P0])
+    for j in range(first, min(first + (int(table[r, k, P0 + 1]) + VALUES_PER_ROW - 1) // VALUES_PER_ROW,
+                              reads.shape[0])):
+        reads[j] += 1
+
+
+@njit(int64(TABLE, float64[:, :, ::1], float64[::1], int64[::1]), cache=True)
+def scaled_products(table, unit, scales, reads):
     """For each row r of ``table``: where every piece of it (a segment with a finite start) is a
-    product whose last factor is one constant c, the same bits on every piece, finite and not 0
+    product whose last factor is one constant c, the same bits on every piece, finite and not 0,
+    and no pointer of the row reads that factor's row but as the last factor of its pieces
     (``fastdecay.simulate._product_shapes``), scales[r] = c and row r of ``unit`` (``table``'s
     shape, overwritten) is row r of ``table`` reading every factor but c (each piece's factor
     count one less; the rows of c, unread, set to 1, so that rows equal but for c are the same
-    bits); else scales[r] = 1 and row r of ``unit`` is row r of ``table``. Returns how many rows
-    are scaled products."""
+    bits); else scales[r] = 1 and row r of ``unit`` is row r of ``table``. Either way the side
+    rows no pointer reads (a product's factors carried along from a product it was made of)
+    are zeros in ``unit``: rows that differ only there are the same bits. Returns how many rows
+    are scaled products. ``reads``: scratch, one entry a segment."""
     # (elements read by index: a view a segment cost four times the loop)
     count = 0
     segments = table.shape[1]
     for r in range(table.shape[0]):
         unit[r] = table[r]
         scales[r] = 1.0
+        # the reads of each row: by the pieces' pointers (-1 marks the last factor of a piece)
+        reads[:] = 0
         c = 0.0
         pieces = 0
+        plain = True  # (no pointer into a pointer's rows beyond a TABULATED factor's data)
         for k in range(segments):
             if not math.isfinite(table[r, k, START]):
                 continue  # (a side, factor or padding row)
-            factors = table[r, k, P0 + 1]
-            last = table[r, k, P0] + factors - 1.0
-            if not (table[r, k, KIND] == PRODUCT and factors >= 2.0 and 0.0 <= last < segments):
+            if table[r, k, KIND] == TABULATED:
+                _mark_data_rows(table, r, k, reads)
                 pieces = -1
-                break
-            j = int(last)
-            if not (table[r, j, KIND] == CONSTANT and (pieces == 0 or table[r, j, P0] == c)):
+                continue
+            if table[r, k, KIND] != PRODUCT:
                 pieces = -1
-                break
-            c = table[r, j, P0]
+                continue
+            first, factors = int(table[r, k, P0]), int(table[r, k, P0 + 1])
+            for f in range(first, min(first + factors, segments)):
+                if table[r, f, KIND] == TABULATED:
+                    _mark_data_rows(table, r, f, reads)
+                elif table[r, f, KIND] == PRODUCT:
+                    plain = False
+                if f < first + factors - 1:
+                    reads[f] += 1
+            last = first + factors - 1
+            if not (factors >= 2 and 0 <= last < segments and table[r, last, KIND] == CONSTANT
+                    and (pieces == 0 or table[r, last, P0] == c) and pieces >= 0):
+                pieces = -1
+                continue
+            c = table[r, last, P0]
             pieces += 1
-        if pieces < 1 or not math.isfinite(c) or c == 0.0:
+        if not plain:
             continue
-        scales[r] = c
-        count += 1
+        scaled = pieces >= 1 and math.isfinite(c) and c != 0.0
+        if scaled:
+            for k in range(segments):
+                if math.isfinite(table[r, k, START]):
+                    last = int(table[r, k, P0] + table[r, k, P0 + 1]) - 1
+                    if reads[last] != 0:
+                        scaled = False  # (the row of c is read otherwise too)
+        if scaled:
+            scales[r] = c
+            count += 1
+            for k in range(segments):
+                if math.isfinite(table[r, k, START]):
+                    unit[r, k, P0 + 1] -= 1.0
+                    unit[r, int(unit[r, k, P0] + unit[r, k, P0 + 1]), P0] = 1.0
+                    reads[int(unit[r, k, P0] + unit[r, k, P0 + 1])] = 1  # (kept: 1, as above)
+        else:  # (the pieces' last factors are read: counted as such)
+            for k in range(segments):
+                if math.isfinite(table[r, k, START]) and table[r, k, KIND] == PRODUCT:
+                    last = int(table[r, k, P0] + table[r, k, P0 + 1]) - 1
+                    if 0 <= last < segments:
+                        reads[last] += 1
         for k in range(segments):
-            if math.isfinite(unit[r, k, START]):
-                unit[r, k, P0 + 1] -= 1.0
-                unit[r, int(unit[r, k, P0] + unit[r, k, P0 + 1]), P0] = 1.0
+            if math.isnan(table[r, k, START]) and reads[k] == 0:
+                unit[r, k, :] = 0.0  # (a side row no pointer reads)
+                unit[r, k, START] = math.nan
     return count
 
 
