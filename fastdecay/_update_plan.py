@@ -531,13 +531,24 @@ def still_valid(plan, ids, streams):
     # reused once its object is freed, as a temporary gradient of the last call is); with no
     # references kept (None: the gradients were new at the last call) they are checked again
     if (ids[g] == plan.ids[g] and plan.grad_refs is not None and not any(map(_dead, plan.grad_refs))
-            and (list(map(data_ptr, grads)) == plan.pointers[g]
-                 and (_passes(plan.grad_guard, grads)
-                      or _same_torch_layout(plan, g, grads) and list(map(_DTYPE, grads)) == plan.torch_dtypes
-                      and not any(map(_TENSOR_IS_NEG, grads)))
-                 if plan.torch else _same_arrays(plan, g, grads, written=False))):
+            and (_same_torch_grads(plan, g, grads) if plan.torch else _same_arrays(plan, g, grads, written=False))):
         return True
     return _new_grads(plan, g, grads, ids[g])
+
+
+def _same_torch_grads(plan, g, grads):
+    """Whether the plan's own gradient tensors (the same objects, alive) are still at their
+    addresses, laid out and typed as accepted: its ``grad_guard``, else the passes, which then
+    record one (``zero_grad(set_to_none=False)`` keeps the gradients from step to step)."""
+    if list(map(plan.data_ptr, grads)) != plan.pointers[g]:
+        return False
+    if _passes(plan.grad_guard, grads):
+        return True
+    if not (_same_torch_layout(plan, g, grads) and list(map(_DTYPE, grads)) == plan.torch_dtypes
+            and not any(map(_TENSOR_IS_NEG, grads))):
+        return False
+    plan.grad_guard = tensor_guard(grads)
+    return True
 
 
 def _same_arrays(plan, s, arrays, written):

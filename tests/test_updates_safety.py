@@ -584,6 +584,12 @@ def test_a_tensor_guard_fails_on_every_change_the_passes_check():
         fd.sgd_step(ps, [torch.randn(5) for _ in range(3)], step=t, lr=0.1, momentum=0.9, momentum_buffer=bufs)
     [plan] = [p for p in _update_plan._PLANS.values() if any(r() is ps[0] for r in p.refs)]
     assert plan.kept_guard is not None and plan.grad_guard is not None
+    # and where the same gradients come back every call (zero_grad(set_to_none=False))
+    ps, bufs, grads = ([torch.randn(5) for _ in range(3)] for _ in range(3))
+    for t in range(3):
+        fd.sgd_step(ps, grads, step=t, lr=0.1, momentum=0.9, momentum_buffer=bufs)
+    [plan] = [p for p in _update_plan._PLANS.values() if any(r() is ps[0] for r in p.refs)]
+    assert plan.grad_guard is not None and plan.ids[1] == tuple(map(id, grads))
 
 
 @pytest.mark.parametrize("warm", [1, 4])
