@@ -708,7 +708,11 @@ def simulate(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, 
     Else, without recording, one
     coordinate each with 16 or more a schedule (most of them schedules other than plain
     exponentials; for the momentum family ``on_drop="keep"``), each trajectory reads its
-    schedule's rate in its place.
+    schedule's rate in its place. Distinct schedules that are each a few shapes scaled count as
+    those few: a step schedule, or a cosine, line or polynomial to 0, with an lr a trajectory (a
+    random search over lr; after a warmup of the same length too), and products whose last
+    factor is a number a trajectory (``fd.stack(schedules)[which] * lrs``); each trajectory's
+    rate is then its shape's times its lr (or number), the bits of its schedule alone.
 
     GPU input (``curvature`` a CuPy array or a CUDA torch tensor): the curvature
     is checked on its GPU (never copied to the host), the other arguments on the
