@@ -390,6 +390,17 @@ def _spy_class_rates(monkeypatch):
     return sizes
 
 
+def _assert_read_by_classes(monkeypatch, schedules, lam, expected, **kw):
+    """``fd.simulate(lam, fd.stack(schedules), **kw)`` reads rate classes (``class_rates``) or not,
+    as ``expected``, and trajectories 0, 7 and the last have the bits of their schedule alone."""
+    sizes = _spy_class_rates(monkeypatch)
+    batch = fd.simulate(lam, fd.stack(schedules), **kw)
+    assert bool(sizes) == expected, schedules[0]
+    for i in (0, 7, len(schedules) - 1):
+        alone = fd.simulate(lam[i:i + 1], schedules[i], **kw)
+        np.testing.assert_array_equal(batch.w[i], alone.w[0], err_msg=f"{schedules[0]}, trajectory {i}")
+
+
 @pytest.mark.parametrize("family, optimizer, noise, dtype", [
     ("step", "gd", 0.0, np.float64), ("step", "momentum", 0.0, np.float64), ("step", "nesterov", 0.0, np.float32),
     ("step", "adamw", 0.0, np.float64), ("step", "gd", 0.1, np.float32), ("step", "momentum", 0.1, np.float64),
@@ -439,8 +450,6 @@ def test_which_grids_of_an_lr_a_trajectory_read_their_shapes(monkeypatch):
     phase, ``_lr_phases``): not for a cosine or a line that ends above 0, or an inverse-time decay; not for a cosine whose lr is so
     small (or large) that lr (1 + c) / 2 would round otherwise than lr ((1 + c) / 2); nor where the
     shapes are not 16 times fewer than the trajectories. Each run has its schedules' bits."""
-    from fastdecay._cpu import simulate as cpu
-
     n = 400
     lr = 0.01 * (1.0 + 1e-3 * np.arange(n))
     lam = np.random.default_rng(3).uniform(0.0, 2.0, (n, 1))
@@ -452,16 +461,7 @@ def test_which_grids_of_an_lr_a_trajectory_read_their_shapes(monkeypatch):
              (lambda k, lr: fd.cosine(lr * 1e-290 if k == 7 else lr, 50 + k % 5), False),
              (lambda k, lr: fd.cosine(lr, 50 + k % 30), False)]  # (30 shapes: 13 trajectories a shape)
     for make, shaped in cases:
-        calls = []
-        spied = cpu.class_rates
-        monkeypatch.setattr(cpu, "class_rates", lambda *a, _f=spied: (calls.append(1), _f(*a)))
-        schedules = [make(k, lr[k]) for k in range(n)]
-        batch = fd.simulate(lam, fd.stack(schedules), **kw)
-        monkeypatch.setattr(cpu, "class_rates", spied)
-        assert bool(calls) == shaped, schedules[0]
-        for i in (0, 7, n - 1):
-            alone = fd.simulate(lam[i:i + 1], schedules[i], **kw)
-            np.testing.assert_array_equal(batch.w[i], alone.w[0], err_msg=f"{schedules[0]}, trajectory {i}")
+        _assert_read_by_classes(monkeypatch, [make(k, lr[k]) for k in range(n)], lam, shaped, **kw)
 
 
 # schedules a grid scales by an lr a trajectory: warmups of three lengths before a cosine (their
@@ -512,8 +512,6 @@ def test_which_scaled_grids_read_their_schedules_once_a_step(monkeypatch):
     product), not where the rows without it are not 16 times fewer than the trajectories, not for
     a product of two schedules without a number, not where the number's row is read as another
     factor too (a table by hand). Each run has its products' bits."""
-    from fastdecay._cpu import simulate as cpu
-
     n = 400
     lrs = 0.5 + 1e-3 * np.arange(n)
     lam = np.random.default_rng(3).uniform(0.0, 2.0, (n, 1))
@@ -535,16 +533,7 @@ def test_which_scaled_grids_read_their_schedules_once_a_step(monkeypatch):
              (lambda k: fd.cosine(0.05, 100) * fd.cosine(lrs[k], 80 + k % 3), False),
              (shared_number, False)]
     for make, scaled in cases:
-        calls = []
-        spied = cpu.class_rates
-        monkeypatch.setattr(cpu, "class_rates", lambda *a, _f=spied: (calls.append(1), _f(*a)))
-        schedules = [make(k) for k in range(n)]
-        batch = fd.simulate(lam, fd.stack(schedules), **kw)
-        monkeypatch.setattr(cpu, "class_rates", spied)
-        assert bool(calls) == scaled, schedules[0]
-        for i in (0, 7, n - 1):
-            alone = fd.simulate(lam[i:i + 1], schedules[i], **kw)
-            np.testing.assert_array_equal(batch.w[i], alone.w[0], err_msg=f"{schedules[0]}, trajectory {i}")
+        _assert_read_by_classes(monkeypatch, [make(k) for k in range(n)], lam, scaled, **kw)
 
 
 @pytest.mark.parametrize("family, optimizer, noise, dtype", [
