@@ -896,7 +896,8 @@ def scaled_products(table, unit, scales, reads):
     for r in range(table.shape[0]):
         unit[r] = table[r]
         scales[r] = 1.0
-        # the reads of each row: by the pieces' pointers (-1 marks the last factor of a piece)
+        # how many times a pointer of the row reads each of its rows: a piece's factors but its
+        # last, a TABULATED segment's or factor's data rows (the last factors are counted below)
         reads[:] = 0
         c = 0.0
         pieces = 0
