@@ -1611,10 +1611,11 @@ def test_recordings_that_cannot_fit_in_memory_are_refused_by_name_before_any_wor
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("optimizer", ["adam", "adamw"])
 def test_simulated_adam_is_the_fused_updates_bit_for_bit(optimizer, dtype):
-    """The simulations divide Adam's root by its bias correction through a hoisted reciprocal
-    and two FMAs (``rules.root_over``), the fused updates by a division: 300 steps of a step
-    schedule with weight decay on 37 quadratics give the same bits both ways (the gradient
-    lambda * w computed here as the simulation computes it)."""
+    """The simulations run Adam's rule as the fused updates do: 300 steps of a step schedule
+    with weight decay on 37 quadratics give the same bits both ways (the gradient lambda * w
+    computed here as the simulation computes it). Both divide the root by its bias correction
+    through a hoisted reciprocal and two FMAs (``rules.root_over``); torch's division is the
+    reference of ``test_adam_is_torch_s_fused_adam_bit_for_bit``."""
     rng = np.random.default_rng(5)
     lam = rng.uniform(0.01, 3.0, 37).astype(dtype)
     s, steps = fd.step(0.05, 0.5, 70), 300
