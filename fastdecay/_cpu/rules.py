@@ -105,7 +105,8 @@ from .lanes import (LR, MOM, SCALE, WD, draws_of_step, gradient, lane_slice, one
                     tile_span)
 from .schedule import drop_ratio, lr_at, one_segment, plateau_continues, scaled
 from .storage import (BUF0, BUF1, BUF2, COMP, GRAD, PARAM, block_span, for_sixteen_bit, high_half, in_bfloat16_pairs,
-                      low_half, narrow, pair_of, pairs_view, sixteen_bit, store_param, store_param_pair, view, widen)
+                      is_bfloat16, low_half, narrow, pair_of, pairs_view, sixteen_bit, store_param, store_param_pair,
+                      view, widen)
 
 # The per-step coefficients, field for field the structs SgdScalars / AdamScalars of
 # kernels/update_math.cuh (a namedtuple compiles to the same plain tuple).
@@ -288,10 +289,12 @@ def adam_element(w, g, m, v, vmax, sign, l2, shrink, w1, beta2, w2, neg_step_siz
     loop does so), and w + neg_step m / denom rounding each operation. ``by_reciprocal`` (a constant of
     the calling loop) divides the root by ``bc2_sqrt`` through ``root_over``, the same bits:
     the simulations, whose Adam loops the divider paces, run 1.3x faster so, and so do the
-    fused updates' element loops on CPUs whose divider paces them (an Intel Xeon with
-    AVX-512: a float32 element in cache 0.82-0.93 -> 0.50-0.53 ns, float16 parameters
-    0.69-0.75 -> 0.53-0.57; streaming on Zen 4 no change). The bfloat16 pair loops divide:
-    their conversions pace them (no gain on the Xeon, 5-8 % lost on Zen 4)."""
+    fused updates' loops on CPUs whose divider paces them (an Intel Xeon, AVX-512 and AVX2
+    builds alike: a float32 element in cache ~0.85 -> ~0.55 ns, float16 parameters ~0.72 ->
+    ~0.55; streaming on Zen 4 no change). Loops over bfloat16 parameters divide: their
+    conversions, integer arithmetic, pace them, and the reciprocal's two FMAs cost more than the
+    division there (on the Xeon bfloat16 with float32 state ~0.82 -> ~0.90 ns; 5-8 % lost on
+    Zen 4)."""
     g = sign * g
     if shrink != 1.0:
         w = w * shrink
@@ -568,13 +571,16 @@ sgd_kernel, sgd_general_kernel = _kernels_of(_sgd_kernel_of, "sgd")
 @njit(cache=True, error_model="numpy")
 def _adam_block(w, g, m, v, vmax, comp, factor, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps,
                 amsgrad, first, compensated, divide):
-    """``adam_element`` over one contiguous block (``vmax`` untouched without amsgrad)."""
+    """``adam_element`` over one contiguous block (``vmax`` untouched without amsgrad); the root
+    divided by its bias correction through the reciprocal (``root_over``) but for bfloat16
+    parameters, whose conversions pace the loop (see ``adam_element``)."""
+    by_reciprocal = not is_bfloat16(w)
     if amsgrad:
         for i in range(w.shape[0]):
             old = widen(w[i])
             gi = unscale(widen(g[i]), factor, divide)
             new, mi, vi, xi = adam_element(old, gi, widen(m[i]), widen(v[i]), widen(vmax[i]), one_like(old), l2, shrink,
-                                           w1, beta2, w2, neg_step_size, bc2_sqrt, eps, True, first, True)
+                                           w1, beta2, w2, neg_step_size, bc2_sqrt, eps, True, first, by_reciprocal)
             m[i] = narrow(mi, m[i])
             v[i] = narrow(vi, v[i])
             vmax[i] = narrow(xi, vmax[i])
@@ -585,7 +591,7 @@ def _adam_block(w, g, m, v, vmax, comp, factor, l2, shrink, w1, beta2, w2, neg_s
             mi, vi = widen(m[i]), widen(v[i])
             gi = unscale(widen(g[i]), factor, divide)
             new, mi, vi, _ = adam_element(old, gi, mi, vi, vi, one_like(old), l2, shrink, w1, beta2, w2, neg_step_size,
-                                          bc2_sqrt, eps, False, first, True)
+                                          bc2_sqrt, eps, False, first, by_reciprocal)
             m[i] = narrow(mi, m[i])
             v[i] = narrow(vi, v[i])
             store_param(w, comp, i, old, new, compensated)

@@ -257,6 +257,19 @@ def sixteen_bit(like):
 _SIXTEEN_BIT = (BFLOAT16, FLOAT16)  # the view types of 16-bit storage
 
 
+def is_bfloat16(like):
+    """Whether ``like`` (a view array) holds bfloat16 elements, whose conversions are integer
+    arithmetic in the loops (float16's are one instruction each with F16C). A compile-time
+    constant in compiled code."""
+    return like.dtype == np.uint16
+
+
+@overload(is_bfloat16)
+def _is_bfloat16_impl(like):
+    value = like.dtype == BFLOAT16
+    return lambda like: value
+
+
 @overload(sixteen_bit)
 def _sixteen_bit_impl(like):
     value = like.dtype in _SIXTEEN_BIT
