@@ -206,6 +206,39 @@ def test_float32_params_with_bf16_state():
     assert not torch.equal(ours, ref)
 
 
+def test_loops_that_prefer_wide_vectors_get_512_bit_registers_where_the_build_has_avx512():
+    """The bfloat16 pair loops ask LLVM for 512-bit vectors (``storage.prefer_wide_vectors``, a
+    function attribute llvmlite knows no name for): a loop of float32 lanes compiled with it uses
+    zmm registers where Numba builds for AVX-512, and without it, on this CPU or others, LLVM's
+    own width; ``storage.wide_vectors`` says which the build has (the Adam pair loop's choice of
+    the reciprocal). A llvmlite that dropped the attribute would fail here, not slow down unseen."""
+    from numba import njit
+
+    from fastdecay._cpu.storage import prefer_wide_vectors, wide_vectors
+
+    def loop_of(prefer):
+        @njit(error_model="numpy")
+        def loop(w, g):
+            if prefer:
+                prefer_wide_vectors()
+            for i in range(w.shape[0]):
+                w[i] = w[i] * np.float32(0.9) + g[i] / (np.sqrt(w[i] * w[i]) + np.float32(1e-8))
+
+        return loop
+
+    wide = loop_of(True)
+    w, g = np.linspace(0.5, 1.5, 1000, dtype=np.float32), np.ones(1000, np.float32)
+    expected = w.copy()
+    loop_of(False)(expected, g)
+    got = w.copy()
+    wide(got, g)
+    np.testing.assert_array_equal(got, expected)  # (the same operations lane by lane)
+    asm = "\n".join(wide.inspect_asm().values())
+    if not wide_vectors():
+        pytest.skip("Numba builds for a CPU without AVX-512 here: the attribute asks for nothing it can give")
+    assert "zmm" in asm
+
+
 def test_bfloat16_pairs_round_and_widen_as_single_elements():
     """Two bfloat16 elements read and written as one 32-bit word (``storage.PAIR``: the
     kernels' loops where every stream is bfloat16) give the bits of ``widen`` and

@@ -105,8 +105,8 @@ from .lanes import (LR, MOM, SCALE, WD, draws_of_step, gradient, lane_slice, one
                     tile_span)
 from .schedule import drop_ratio, lr_at, one_segment, plateau_continues, scaled
 from .storage import (BUF0, BUF1, BUF2, COMP, GRAD, PARAM, block_span, for_sixteen_bit, high_half, in_bfloat16_pairs,
-                      is_bfloat16, low_half, narrow, pair_of, pairs_view, sixteen_bit, store_param, store_param_pair,
-                      view, widen)
+                      is_bfloat16, low_half, narrow, pair_of, pairs_view, prefer_wide_vectors, sixteen_bit,
+                      store_param, store_param_pair, view, wide_vectors, widen)
 
 # The per-step coefficients, field for field the structs SgdScalars / AdamScalars of
 # kernels/update_math.cuh (a namedtuple compiles to the same plain tuple).
@@ -439,6 +439,7 @@ def _sgd_block(w, g, buf, comp, factor, l2, shrink, buf_decay, grad_gain, nest_g
 @njit(cache=True, error_model="numpy")
 def _sgd_pair_loop(w, g, buf, comp, factor, l2, shrink, buf_decay, grad_gain, nest_grad, nest_buf, neg_lr,
                    nesterov, first, compensated):
+    prefer_wide_vectors()  # (its conversions pace it: 20-30 % faster in 512-bit vectors, bench/RESULTS.md)
     for i in range(w.shape[0]):
         wi, gi, bi = w[i], g[i], buf[i]
         old0, old1 = low_half(wi), high_half(wi)
@@ -600,15 +601,20 @@ def _adam_block(w, g, m, v, vmax, comp, factor, l2, shrink, w1, beta2, w2, neg_s
 @njit(cache=True, error_model="numpy")
 def _adam_pair_loop(w, g, m, v, comp, factor, l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt, eps, first,
                     compensated):
+    # 512-bit vectors where the build has them, and then the root divided through the reciprocal:
+    # in 256-bit vectors the pair loop's conversions pace it and the reciprocal's FMAs cost more
+    # than the division, in 512-bit ones it is 10-20 % faster with both (bench/RESULTS.md)
+    prefer_wide_vectors()
+    by_reciprocal = wide_vectors()
     for i in range(w.shape[0]):
         wi, gi, mi, vi = w[i], g[i], m[i], v[i]
         old0, old1 = low_half(wi), high_half(wi)
         new0, m0, v0, _ = adam_element(old0, unscale(low_half(gi), factor, False), low_half(mi), low_half(vi),
                                        low_half(vi), one_like(old0), l2, shrink, w1, beta2, w2, neg_step_size, bc2_sqrt,
-                                       eps, False, first, False)
+                                       eps, False, first, by_reciprocal)
         new1, m1, v1, _ = adam_element(old1, unscale(high_half(gi), factor, False), high_half(mi), high_half(vi),
                                        high_half(vi), one_like(old1), l2, shrink, w1, beta2, w2, neg_step_size,
-                                       bc2_sqrt, eps, False, first, False)
+                                       bc2_sqrt, eps, False, first, by_reciprocal)
         m[i], v[i] = pair_of(m0, m1), pair_of(v0, v1)
         store_param_pair(w, comp, i, old0, old1, new0, new1, compensated)
 
@@ -735,6 +741,7 @@ def _lion_block(w, g, m, comp, factor, shrink, beta1, w1, beta2, w2, neg_lr, fir
 
 @njit(cache=True, error_model="numpy")
 def _lion_pair_loop(w, g, m, comp, factor, shrink, beta1, w1, beta2, w2, neg_lr, first, compensated):
+    prefer_wide_vectors()  # (its conversions pace it: 20-30 % faster in 512-bit vectors, bench/RESULTS.md)
     for i in range(w.shape[0]):
         wi, gi, mi = w[i], g[i], m[i]
         old0, old1 = low_half(wi), high_half(wi)
