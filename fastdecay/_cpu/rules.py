@@ -294,7 +294,7 @@ def adam_element(w, g, m, v, vmax, sign, l2, shrink, w1, beta2, w2, neg_step_siz
     ~0.55; streaming on Zen 4 no change). Loops over bfloat16 parameters divide: their
     conversions, integer arithmetic, pace them, and the reciprocal's two FMAs cost more than the
     division there (on the Xeon bfloat16 with float32 state ~0.82 -> ~0.90 ns; 5-8 % lost on
-    Zen 4)."""
+    Zen 4), except the pair loops in 512-bit vectors (``_adam_pair_loop``), which gain with it."""
     g = sign * g
     if shrink != 1.0:
         w = w * shrink
