@@ -1,6 +1,6 @@
-# A/B of the model lists (AdamW, float32 and bfloat16 parameters with bfloat16 state) after the
-# fused AdamW's element loops divide through a hoisted reciprocal: before tree ($1), after tree
-# ($2), alternated, each tree's own bench_updates.py and Numba cache.
+# A/B of the model lists (AdamW; float32, and bfloat16 parameters with bfloat16 or float32 state;
+# K=<pytest -k expression> for others): before tree ($1), after tree ($2), alternated, two
+# rounds, each tree's own bench_updates.py and Numba cache.
 PY=${PY:-python}
 K=${K:-"model_param_list_adamw and (resnet18 or resnet50 or tiny) and (fp32 or bf16-state-bf16 or bf16-state-fp32) and not kahan"}
 for r in 1 2; do for t in "$1" "$2"; do

@@ -5,23 +5,12 @@ SGD (momentum 0.9, weight decay 0.01) and Lion through ``fd.*_step`` at step 5. 
 slope between 8,192 and 73,728 elements; streaming: one call on 4e6 elements; best of 9 rounds."""
 
 import sys
-import time
 
 import numba
 import torch
+from element_cost_ab import best_seconds  # (this script's directory: the same timing)
 
 import fastdecay as fd
-
-
-def best_seconds(call, reps):
-    call()
-    best = float("inf")
-    for _ in range(9):
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            call()
-        best = min(best, (time.perf_counter() - t0) / reps)
-    return best
 
 
 def seconds(rule, n):
