@@ -207,14 +207,14 @@ def test_float32_params_with_bf16_state():
 
 
 def test_loops_that_prefer_wide_vectors_get_512_bit_registers_where_the_build_has_avx512():
-    """The bfloat16 pair loops ask LLVM for 512-bit vectors (``storage.prefer_wide_vectors``, a
+    """The bfloat16 pair loops ask LLVM for 512-bit vectors (``intrinsics.prefer_wide_vectors``, a
     function attribute llvmlite knows no name for): a loop of float32 lanes compiled with it uses
     zmm registers where Numba builds for AVX-512, and without it, on this CPU or others, LLVM's
-    own width; ``storage.wide_vectors`` says which the build has (the Adam pair loop's choice of
+    own width; ``intrinsics.wide_vectors`` says which the build has (the Adam pair loop's choice of
     the reciprocal). A llvmlite that dropped the attribute would fail here, not slow down unseen."""
     from numba import njit
 
-    from fastdecay._cpu.storage import prefer_wide_vectors, wide_vectors
+    from fastdecay._cpu.intrinsics import prefer_wide_vectors, wide_vectors
 
     def loop_of(prefer):
         @njit(error_model="numpy")

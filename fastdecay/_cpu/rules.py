@@ -100,13 +100,13 @@ from numba.extending import overload
 from .._layout import KIND, ORIGIN, P0
 from .._rules import ADAM, ADAMW, GD, LION, LR_IN_BUFFER, MOMENTUM, NESTEROV, RULES
 from .._rules import ON_DROP_CODES, ON_DROP_KEEP, ON_DROP_RESCALE, ON_DROP_RESET  # noqa: F401 (re-exported)
-from .intrinsics import fma
+from .intrinsics import fma, prefer_wide_vectors, wide_vectors
 from .lanes import (LR, MOM, SCALE, WD, draws_of_step, gradient, lane_slice, one_like, record_row, tally,
                     tile_span)
 from .schedule import drop_ratio, lr_at, one_segment, plateau_continues, scaled
 from .storage import (BUF0, BUF1, BUF2, COMP, GRAD, PARAM, block_span, for_sixteen_bit, high_half, in_bfloat16_pairs,
-                      is_bfloat16, low_half, narrow, pair_of, pairs_view, prefer_wide_vectors, sixteen_bit,
-                      store_param, store_param_pair, view, wide_vectors, widen)
+                      is_bfloat16, low_half, narrow, pair_of, pairs_view, sixteen_bit, store_param, store_param_pair,
+                      view, widen)
 
 # The per-step coefficients, field for field the structs SgdScalars / AdamScalars of
 # kernels/update_math.cuh (a namedtuple compiles to the same plain tuple).

@@ -29,7 +29,7 @@ took 0.18-0.21 ns an element that way against 0.085 ns in pairs, an AdamW elemen
 cache 0.585 against 0.518 ns, SGD with momentum over 1e6 elements 0.33 against 0.27 ns
 (bench/RESULTS.md, "bfloat16 in pairs"). Other storage, an odd last element and tensors
 not 4-byte aligned take the element loops (``in_bfloat16_pairs``). The pair loops ask for
-512-bit vectors (``prefer_wide_vectors``), which LLVM does not choose on Intel's AVX-512 cores
+512-bit vectors (``intrinsics.prefer_wide_vectors``), which LLVM does not choose on Intel's AVX-512 cores
 by itself: there the conversions' integer operations pace them, and twice the lanes an
 operation made AdamW's pairs 10-20 % and SGD's and Lion's 20-35 % faster (bench/RESULTS.md,
 "bfloat16 pairs in 512-bit vectors").
@@ -48,8 +48,6 @@ operation made AdamW's pairs 10-20 % and SGD's and Lion's 20-35 % faster (bench/
 import numpy as np
 from llvmlite import ir
 from numba import carray, njit, types
-from numba.core import config as numba_config
-from numba.core.codegen import get_host_cpu_features
 from numba.extending import intrinsic, overload
 
 from .lanes import one_like
@@ -64,51 +62,6 @@ BFLOAT16 = types.uint16  # the view type of bfloat16 storage
 FLOAT16 = types.int16  # the view type of float16 storage
 
 _I16, _I32, _F32, _HALF = ir.IntType(16), ir.IntType(32), ir.FloatType(), ir.HalfType()
-
-
-@intrinsic
-def prefer_wide_vectors(typingctx):
-    """Asks LLVM to vectorize the calling function's loops in 512-bit registers where the CPU has
-    them (the function attribute ``"prefer-vector-width"="512"``; nothing without AVX-512).
-
-    LLVM prefers 256-bit vectors on Intel's AVX-512 server cores, whose 512-bit operations issue
-    on two ports where 256-bit ones issue on three; most loops here are paced by the divider or
-    by memory and gain nothing from wider vectors. The bfloat16 pair loops, paced by their
-    conversions' many integer operations, run 10-35 % faster in 512-bit registers on such a core
-    (bench/RESULTS.md, "bfloat16 pairs in 512-bit vectors"). llvmlite knows no such attribute by
-    name, so it is added to the function's attribute set as LLVM's own text; it is a hint, and
-    where a version of llvmlite refuses it the loop keeps LLVM's choice (a test checks that it
-    reaches the machine code)."""
-
-    def codegen(context, builder, signature, args):
-        try:
-            set.add(builder.function.attributes, '"prefer-vector-width"="512"')
-        except Exception:  # (a hint: without it the same bits, in LLVM's preferred width)
-            pass
-        return context.get_dummy_value()
-
-    return types.none(), codegen
-
-
-def wide_vectors():
-    """Whether the kernels are built for a CPU with AVX-512 (the target features Numba compiles
-    for: ``NUMBA_CPU_FEATURES``, else the host's), where ``prefer_wide_vectors`` gives loops
-    512-bit vectors. A compile-time constant in compiled code; Numba's cache keeps a kernel per
-    set of target features, so a cached kernel holds the value of its own."""
-    return _target_has_avx512()
-
-
-def _target_has_avx512():
-    features = numba_config.CPU_FEATURES
-    if features is None:
-        features = get_host_cpu_features()
-    return "+avx512f" in features.split(",")
-
-
-@overload(wide_vectors)
-def _wide_vectors_impl():
-    value = _target_has_avx512()
-    return lambda: value
 
 
 @intrinsic
