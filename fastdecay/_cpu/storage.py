@@ -29,10 +29,10 @@ took 0.18-0.21 ns an element that way against 0.085 ns in pairs, an AdamW elemen
 cache 0.585 against 0.518 ns, SGD with momentum over 1e6 elements 0.33 against 0.27 ns
 (bench/RESULTS.md, "bfloat16 in pairs"). Other storage, an odd last element and tensors
 not 4-byte aligned take the element loops (``in_bfloat16_pairs``). The pair loops ask for
-512-bit vectors (``intrinsics.prefer_wide_vectors``), which LLVM does not choose on Intel's AVX-512 cores
-by itself: there the conversions' integer operations pace them, and twice the lanes an
-operation made AdamW's pairs 10-20 % and SGD's and Lion's 20-35 % faster (bench/RESULTS.md,
-"bfloat16 pairs in 512-bit vectors").
+512-bit vectors (``intrinsics.prefer_wide_vectors``), which LLVM does not choose on Intel's
+AVX-512 cores by itself: there the conversions' integer operations pace them, and twice the
+lanes an operation made AdamW's pairs 10-20 % and SGD's and Lion's 20-35 % faster
+(bench/RESULTS.md, "bfloat16 pairs in 512-bit vectors").
 
 >>> import numpy as np
 >>> from numba import njit, float32
