@@ -141,6 +141,31 @@ def naive_tiled_adamw(parallel):
     return naive
 
 
+def fma_loop_of(wide=False):
+    """The FMA ceiling's loop: four GD steps a pass over a tile, ``rounds`` times over the steps
+    ``etas``; with ``wide`` in the 512-bit vectors ``fastdecay._cpu.intrinsics.prefer_wide_vectors``
+    asks for (a constant of the compiled function)."""
+    from numba import njit
+
+    from fastdecay._cpu.intrinsics import prefer_wide_vectors
+
+    @njit(fastmath=True, cache=False)
+    def fma_loop(w, a, etas, rounds):
+        if wide:
+            prefer_wide_vectors()
+        for _ in range(rounds):
+            for t in range(0, etas.shape[0] - 3, 4):
+                e0, e1, e2, e3 = etas[t], etas[t + 1], etas[t + 2], etas[t + 3]
+                for j in range(w.shape[0]):
+                    x, aj = w[j], a[j]
+                    x = x * (1.0 - aj * e0)
+                    x = x * (1.0 - aj * e1)
+                    x = x * (1.0 - aj * e2)
+                    w[j] = x * (1.0 - aj * e3)
+
+    return fma_loop
+
+
 def best_thread_time(fn, repeats):
     fn()
     times = []
@@ -181,18 +206,7 @@ def measure(quick):
     seconds = best_thread_time(lambda: l1_loop(np.ones(512), tile, etas, rounds), repeats)
     rates["L1 loop-shape ceiling"] = 512 * rounds * steps / seconds
 
-    @njit(fastmath=True, cache=False)
-    def fma_loop(w, a, etas, rounds):
-        for _ in range(rounds):
-            for t in range(0, etas.shape[0] - 3, 4):
-                e0, e1, e2, e3 = etas[t], etas[t + 1], etas[t + 2], etas[t + 3]
-                for j in range(w.shape[0]):
-                    x, aj = w[j], a[j]
-                    x = x * (1.0 - aj * e0)
-                    x = x * (1.0 - aj * e1)
-                    x = x * (1.0 - aj * e2)
-                    w[j] = x * (1.0 - aj * e3)
-
+    fma_loop = fma_loop_of()
     seconds = best_thread_time(lambda: fma_loop(np.ones(512), tile, etas, rounds), repeats)
     rates["FMA ceiling, four steps a pass"] = 512 * rounds * (steps - steps % 4) / seconds
 
