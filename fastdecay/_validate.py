@@ -168,11 +168,16 @@ def _refuse_booleans_inside(name: str, values: list[Any] | tuple[Any, ...]) -> N
 def real_array(name: str, value: object, *, low: float | None = None, low_open: bool = False,
                high: float | None = None, high_open: bool = False, integer: bool = False) -> FloatArray:
     """``value`` (a number, a nested list, a NumPy / CuPy array or a torch tensor) as a
-    read-only float64 NumPy copy, every element finite and within the bounds."""
+    read-only float64 NumPy copy, every element finite and within the bounds. Where the bounds
+    ask for numbers >= 0 (rates, durations, factors), a zero is held as +0.0: -0.0 passes as
+    the same parameter, and schedules compare their tables bit for bit. Elsewhere (weights,
+    curvatures) -0.0 is kept: it is a value the runs carry."""
+    nonnegative = low is not None and low >= 0.0
     if type(value) is float and value - value == 0.0 and (
             low is None or (value > low if low_open else value >= low)) and (
             high is None or (value < high if high_open else value <= high)) and (not integer or value == round(value)):
-        arr = np.array(value)  # (a Python float that passes, without the checks' arrays; else the message below)
+        arr = np.array(value + 0.0 if nonnegative else value)  # (a Python float that passes, without the
+        # checks' arrays; else the message below. value + 0.0: -0.0 -> +0.0, every other value as it is)
         arr.setflags(write=False)
         return arr
     arr = np.array(real_dtype_array(name, value), dtype=np.float64)  # a copy: never aliases the caller's
@@ -195,6 +200,8 @@ def real_array(name: str, value: object, *, low: float | None = None, low_open: 
             what = f"an integer {what}"
         extra = "" if arr.ndim == 0 else f" (first bad element {first!r})"
         raise ValueError(f"{name} must be {what.strip()}, got {shown(value)}{extra}")
+    if nonnegative:
+        arr += 0.0
     arr.setflags(write=False)
     return arr
 

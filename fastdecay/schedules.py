@@ -215,7 +215,7 @@ class Schedule(V.ScheduleBase):
     True
     """
 
-    __slots__ = ("_segments", "_kind", "_params", "_rows", "_hash")
+    __slots__ = ("_segments", "_kind", "_params", "_rows", "_hash", "_companion_table")
     # ``array * schedule`` is the product schedule (``__rmul__``), not an array of products
     __array_ufunc__ = None
     _segments: FloatArray
@@ -223,6 +223,7 @@ class Schedule(V.ScheduleBase):
     _params: dict[str, Any]
     _rows: FloatArray
     _hash: int  # (set at the first hash)
+    _companion_table: bytes | None  # (set at the first _companion)
 
     def __init__(self, segments: ArrayLike, kind: str, params: Mapping[str, Any] | None = None) -> None:
         """A schedule of the packed table ``segments`` (``fastdecay._layout``), named ``kind``,
@@ -300,10 +301,16 @@ class Schedule(V.ScheduleBase):
     def _companion(self) -> bytes | None:
         """The table of the momentum companion of a one_cycle or cyclic schedule made with its
         arguments (``momentum``), which equality and the hash include: two such schedules of
-        the same rates cycle different momenta."""
-        if self._kind in ("one_cycle", "cyclic") and self._params:
-            return bytes(self.momentum._segments.tobytes())
-        return None
+        the same rates cycle different momenta. Made once (``==`` on such schedules asks
+        for it each time)."""
+        try:
+            return self._companion_table
+        except AttributeError:
+            table = None
+            if self._kind in ("one_cycle", "cyclic") and self._params:
+                table = bytes(self.momentum._segments.tobytes())
+            object.__setattr__(self, "_companion_table", table)
+            return table
 
     def __hash__(self) -> int:
         try:
@@ -607,7 +614,7 @@ def as_schedule(value: Schedule | RealArrayLike, name: str = "lr") -> Schedule:
         return value
     if type(value) is not float and type(value) is not int:
         return constant(V.real_array(name, value, low=0.0))
-    key = (name, value.hex() if isinstance(value, float) else value)  # (a float by its bits: -0.0 is not 0.0)
+    key = (name, value)  # (-0.0, 0.0 and 0 are one key: each is held as +0.0)
     schedule = _NUMBER_SCHEDULES.get(key)
     if schedule is None:
         schedule = constant(V.real_array(name, value, low=0.0))  # (a bad value raises here, and is not kept)

@@ -32,6 +32,24 @@ def repeated_steps(monkeypatch):
     return taken
 
 
+@pytest.fixture
+def signed_cosine():
+    """``signed_cosine(lr, total_steps, min_lr)``: ``fd.cosine`` whose table holds lr and min_lr
+    with their signs (a factory holds -0.0 as +0.0; a table given to ``fd.Schedule`` keeps its
+    bits, and the kernels' rate checks must tell -0.0 from 0.0 there)."""
+    import numpy as np
+
+    import fastdecay as fd
+    from fastdecay._layout import P0
+
+    def made(lr, total_steps, min_lr=0.0):
+        table = np.array(fd.cosine(abs(lr), total_steps, min_lr=abs(min_lr)).segments)
+        table[..., P0], table[..., P0 + 2] = lr, min_lr
+        return fd.Schedule(table, "cosine")
+
+    return made
+
+
 # This file is loaded as a plugin (its fixtures); --doctest-modules would also import it
 # as a module named "conftest", which clashes with bench/conftest.py.
 collect_ignore = ["conftest.py"]

@@ -163,13 +163,13 @@ def test_rate_rows_of_the_same_bits_share_their_coefficients(monkeypatch):
 
 
 @pytest.mark.parametrize("hash_", ["mixed", "colliding"])
-def test_schedule_rows_are_classed_by_their_bits(monkeypatch, hash_):
+def test_schedule_rows_are_classed_by_their_bits(monkeypatch, hash_, signed_cosine):
     """``_classes_of_rows``: rows of the same bits share a class, rows that differ in any word do not
     (a min_lr of -0.0 is not 0.0, a later segment counts), whatever the hash: with every row hashed
     alike (a multiplier of 0) the rows are compared whole."""
     if hash_ == "colliding":
         monkeypatch.setattr(expected_module, "_ROW_HASH", np.uint64(0))
-    rows = [fd.cosine(0.1, 10), fd.step(0.1, 0.5, 3), fd.cosine(0.1, 10), fd.cosine(0.1, 10, min_lr=-0.0),
+    rows = [fd.cosine(0.1, 10), fd.step(0.1, 0.5, 3), fd.cosine(0.1, 10), signed_cosine(0.1, 10, min_lr=-0.0),
             fd.multistep(0.1, 0.5, [5, 9]), fd.multistep(0.1, 0.5, [5, 10]), fd.step(0.1, 0.5, 3),
             fd.multistep(0.1, 0.5, [5, 10])]
     table = fd.stack(rows).rows()

@@ -254,17 +254,28 @@ def test_as_schedule():
 def test_as_schedule_keeps_a_number_s_constant_with_its_bits(value):
     """A Python number is made once a name and value and kept (the simulations take a momentum,
     a weight decay and a beta1 a call): the kept constant has the bits of ``fd.constant`` of
-    that number (-0.0 its own, not 0.0's; an int as the float it rounds to), under each name."""
+    that number (an int as the float it rounds to; -0.0 as +0.0, the same parameter), under
+    each name."""
     as_schedule = fd.schedules.as_schedule
     kept = as_schedule(value, "momentum")
     assert as_schedule(value, "momentum") is kept
     want = fd.constant(value).rows()
     for got in (kept, as_schedule(value, "weight_decay")):
         assert got.rows().tobytes() == want.tobytes()
-    assert np.signbit(kept(7)) == np.signbit(float(value))
-    if value == 0.0:  # 0.0, -0.0 and 0: each its own bits
-        other = as_schedule(-0.0 if not np.signbit(float(value)) else 0.0, "momentum")
-        assert np.signbit(other(0)) != np.signbit(kept(0))
+    assert kept(7) == float(value) and not np.signbit(kept(7))
+    if value == 0.0:  # 0.0, -0.0 and 0: one constant, +0.0
+        assert as_schedule(-0.0 if not np.signbit(float(value)) else 0.0, "momentum") == kept
+
+
+def test_a_negative_zero_parameter_is_held_as_zero():
+    """-0.0 passes every ">= 0" check, so it is the same parameter as 0.0: schedules made with
+    either are equal (their tables bit for bit, their hashes) and give +0.0."""
+    assert fd.constant(-0.0) == fd.constant(0.0) and hash(fd.constant(-0.0)) == hash(fd.constant(0.0))
+    assert not np.signbit(fd.constant(-0.0)(3))
+    assert fd.constant(np.array([-0.0, 0.5])) == fd.constant(np.array([0.0, 0.5]))
+    assert fd.linear(1.0, -0.0, 10) == fd.linear(1.0, 0.0, 10)
+    assert not np.any(np.signbit(fd.linear(1.0, -0.0, 10).table(12)))
+    assert fd.step(-0.0, 0.5, 10) == fd.step(0.0, 0.5, 10)
 
 
 @pytest.mark.parametrize("value", [-1.0, float("nan"), float("inf"), -3])

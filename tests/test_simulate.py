@@ -260,14 +260,14 @@ def test_an_exponential_first_segment_that_does_not_hold_the_step_is_not_read_at
         np.testing.assert_array_equal(batch.w[0], alone.w[0])
 
 
-def test_consecutive_copies_of_a_schedule_share_their_row_bit_for_bit():
+def test_consecutive_copies_of_a_schedule_share_their_row_bit_for_bit(signed_cosine):
     """``share_equal_rows``: a trajectory follows the row before its own where the two rows are
     the same bits (not a row further back; not a min_lr of -0.0 beside one of 0.0; not a
     multistep whose later milestone differs)."""
     from fastdecay._cpu.simulate import share_equal_rows
 
     s = fd.stack([fd.cosine(0.1, 10), fd.cosine(0.1, 10), fd.cosine(0.1, 11), fd.cosine(0.1, 10),
-                  fd.cosine(0.1, 10, min_lr=-0.0), fd.cosine(0.1, 10, min_lr=-0.0), fd.cosine(0.1, 10),
+                  signed_cosine(0.1, 10, min_lr=-0.0), signed_cosine(0.1, 10, min_lr=-0.0), fd.cosine(0.1, 10),
                   fd.multistep(0.1, 0.5, [5, 9]), fd.multistep(0.1, 0.5, [5, 10]), fd.multistep(0.1, 0.5, [5, 10])])
     rows = np.arange(10)
     share_equal_rows(s.rows(), rows)
@@ -606,7 +606,7 @@ def test_phases_start_at_the_first_step_of_their_segment_and_are_few(monkeypatch
     np.testing.assert_array_equal(got[0].w[0], alone.w[0])
 
 
-def test_shapes_are_not_read_where_scaled_would_round_otherwise_than_the_closed_form(monkeypatch):
+def test_shapes_are_not_read_where_scaled_would_round_otherwise_than_the_closed_form(monkeypatch, signed_cosine):
     """A cosine's or polynomial's closed form is 0 + lr y: ``scaled(lr, y)`` only while y is finite
     and lr is not -0.0. Not read by shapes, and each trajectory with its schedule's bits: a
     polynomial whose origin is past 0 (x > 1 before it, whose power overflows: NaN at lr 0), and
@@ -630,7 +630,7 @@ def test_shapes_are_not_read_where_scaled_would_round_otherwise_than_the_closed_
     spied = cpu.class_rates
     monkeypatch.setattr(cpu, "class_rates", lambda *a: (calls.append(1), spied(*a)))
     for schedules, w0 in (([shifted(lr[i], 50.0 + i % 3) for i in range(n)], 1.0),
-                          ([fd.cosine(signed[i], 50.0 + i % 3) for i in range(n)], -0.0)):
+                          ([signed_cosine(signed[i], 50.0 + i % 3) for i in range(n)], -0.0)):
         kw = dict(steps=10, optimizer="gd", w0=w0)
         batch = fd.simulate(lam, fd.stack(schedules), **kw)
         assert calls == []
@@ -971,7 +971,7 @@ def test_distinct_values_number_the_values_by_their_bits():
     assert sorted(scattered[first].tolist()) == [1.0, 2.0, 3.0, 4.0, 5.0]
 
 
-def test_rate_classes_number_the_rows_by_their_bits():
+def test_rate_classes_number_the_rows_by_their_bits(signed_cosine):
     """``rate_classes``: rows of the same bits share a class (NaN payloads compared as bits), a
     min_lr of -0.0 is not one of 0.0, a later segment that differs makes another class; classes
     are numbered in order of first appearance with their first rows; -1 past the limit, and past
@@ -979,9 +979,9 @@ def test_rate_classes_number_the_rows_by_their_bits():
     from fastdecay._cpu.simulate import rate_classes
     from fastdecay._layout import COSINE, WIDTH
 
-    s = fd.stack([fd.cosine(0.1, 10), fd.step(0.1, 0.5, 3), fd.cosine(0.1, 10), fd.cosine(0.1, 10, min_lr=-0.0),
+    s = fd.stack([fd.cosine(0.1, 10), fd.step(0.1, 0.5, 3), fd.cosine(0.1, 10), signed_cosine(0.1, 10, min_lr=-0.0),
                   fd.multistep(0.1, 0.5, [5, 9]), fd.multistep(0.1, 0.5, [5, 10]), fd.step(0.1, 0.5, 3),
-                  fd.multistep(0.1, 0.5, [5, 10]), fd.cosine(0.1, 10, min_lr=-0.0)])
+                  fd.multistep(0.1, 0.5, [5, 10]), signed_cosine(0.1, 10, min_lr=-0.0)])
     classes, first, sizes = np.empty(s.size, np.int64), np.empty(9, np.int64), np.empty(9, np.int64)
     slots = np.empty(32, np.int64)
     assert rate_classes(s.rows(), classes, first, sizes, slots, 0, -1) == 5
