@@ -624,7 +624,7 @@ def as_schedule(value: Schedule | RealArrayLike, name: str = "lr") -> Schedule:
     return schedule
 
 
-_NUMBER_SCHEDULES: dict[tuple[str, str | int], Schedule] = {}  # ``as_schedule``'s numbers, by name and value
+_NUMBER_SCHEDULES: dict[tuple[str, float], Schedule] = {}  # ``as_schedule``'s numbers, by name and value
 _NUMBER_SCHEDULES_MAX = 256
 
 
