@@ -17,6 +17,9 @@ figures less than wall-clock timing would. The ceilings, measured the same way:
   the tile (each element's weight kept in a register across them, as the kernel's
   noiseless blocks do: one load of w and a, one store, per four steps), ``fastmath``:
   bound by the multiply-adds (two operations an element-step), not by L1.
+- ``FMA ceiling, four steps a pass, 512-bit``: the same in 512-bit vectors
+  (``prefer_wide_vectors``, as the kernel's noiseless blocks ask for; measured where the
+  build has AVX-512): the ceiling of those blocks on a core with two 512-bit FMA units.
 - ``noise generator alone``: ``philox.fill_normal_quads`` filling one tile's four
   rows again and again (per draw): the ceiling of a noisy step.
 
@@ -209,6 +212,12 @@ def measure(quick):
     fma_loop = fma_loop_of()
     seconds = best_thread_time(lambda: fma_loop(np.ones(512), tile, etas, rounds), repeats)
     rates["FMA ceiling, four steps a pass"] = 512 * rounds * (steps - steps % 4) / seconds
+    from fastdecay._cpu.intrinsics import wide_vectors
+
+    if wide_vectors():
+        wide_loop = fma_loop_of(wide=True)
+        seconds = best_thread_time(lambda: wide_loop(np.ones(512), tile, etas, rounds), repeats)
+        rates["FMA ceiling, four steps a pass, 512-bit"] = 512 * rounds * (steps - steps % 4) / seconds
 
     lane_trajectory, lane_coordinate = noise_lanes(1)
     zs = [np.empty(512, np.float32) for _ in range(4)]
@@ -288,7 +297,7 @@ def draw(results, path):
         ax.axvline(ceiling, color="k", ls="--", lw=1)
         ax.text(ceiling, len(labels) - 0.4, f"L1 loop-shape ceiling\n{ceiling:.2f}", ha="right", va="top",
                 fontsize=8)
-        fma_ceiling = rates.get("FMA ceiling, four steps a pass")
+        fma_ceiling = rates.get("FMA ceiling, four steps a pass, 512-bit", rates.get("FMA ceiling, four steps a pass"))
         if fma_ceiling:
             ax.axvline(fma_ceiling / 1e9, color="tab:red", ls="--", lw=1)
             ax.text(fma_ceiling / 1e9, len(labels) - 1.4, f"FMA ceiling, 4 steps a pass\n{fma_ceiling / 1e9:.2f}",
