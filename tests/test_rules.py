@@ -222,22 +222,27 @@ def test_adams_denominator_divides_bit_for_bit_without_a_division():
     assert by_reciprocal_mismatches(ones[:1 << 16], np.float32(bs64[3])) > 0
 
 
-def test_the_noiseless_sgd_blocks_and_lion_s_tile_steps_ask_for_512_bit_vectors():
-    """The simulations' loops that multiply-adds pace in cache ask LLVM for 512-bit vectors
-    (``intrinsics.prefer_wide_vectors``; 1.4-2x faster on Intel's AVX-512 cores): the SGD family's
-    noiseless blocks of four steps, whose loop is the ``@overload``'s implementation, a function
-    of its own (the attribute on its caller did not reach it), and Lion's tile-step loop.
-    Compiled here, outside the kernel cache, on a build for AVX-512 their arithmetic is in zmm
-    registers; the block's four GD steps are w (1 - lr lam)^4 as the oracle computes it."""
+def test_the_loops_that_multiply_adds_pace_ask_for_512_bit_vectors():
+    """The simulations' and the expected dynamics' loops that multiply-adds pace in cache ask
+    LLVM for 512-bit vectors (``intrinsics.prefer_wide_vectors``; 1.2-2x faster on Intel's
+    AVX-512 cores): the SGD family's noiseless blocks of four steps, whose loop is the
+    ``@overload``'s implementation, a function of its own (the attribute on its caller did not
+    reach it); Lion's tile-step loop; the moments' loops of ``fd.expected_loss``. Compiled here,
+    outside the kernel cache, on a build for AVX-512 their arithmetic is in zmm registers; the
+    block's four GD steps are w (1 - lr lam)^4 as the oracle computes it."""
     import re
 
     from numba import njit
 
-    from fastdecay._cpu import rules
+    from fastdecay._cpu import expected, rules
     from fastdecay._cpu.intrinsics import wide_vectors
 
     if not wide_vectors():
         pytest.skip("Numba builds for a CPU without AVX-512 here: the attribute asks for nothing it can give")
+    wide_arithmetic = re.compile(r"v(fmadd|mul|add)\w*pd\s+[^\n]*zmm")
+
+    def wide(kernel):
+        return bool(wide_arithmetic.search("\n".join(kernel.inspect_asm().values())))
 
     @njit
     def block(w, buf, lam, step_scalars, use_momentum):
@@ -250,10 +255,18 @@ def test_the_noiseless_sgd_blocks_and_lion_s_tile_steps_ask_for_512_bit_vectors(
     step_scalars[:, 0], step_scalars[:, 2] = 0.1, 1.0  # lr, buffer scale; no weight decay, no momentum
     block(w, np.zeros(n), lam, step_scalars, False)
     np.testing.assert_allclose(w, (1.0 - 0.1 * lam) ** 4, rtol=1e-14)
-    wide_fma = re.compile(r"vfmadd\w*\s+[^\n]*zmm")
-    assert wide_fma.search("\n".join(block.inspect_asm().values()))
+    assert wide(block)
 
     lion = njit(rules._lion_coords.py_func)
-    m = np.zeros(n)
-    lion(w, m, lam, rules.lion_scalars(0.01, 0.0, 0.9, 0.99, False), False, None, 0.0, False)
-    assert "zmm" in "\n".join(lion.inspect_asm().values())
+    lion(w, np.zeros(n), lam, rules.lion_scalars(0.01, 0.0, 0.9, 0.99, False), False, None, 0.0, False)
+    assert wide(lion)
+
+    coef = np.zeros((3, expected.N_COEF))
+    coef[:] = 1.0
+    partial = np.zeros(1)
+    moments = [np.ones(n) for _ in range(5)]
+    gd = njit(expected._gd_steps.py_func)
+    gd(moments[0], moments[1], lam, lam, 1.0, coef, 3, 0, 0, 0, partial)
+    momentum = njit(expected._momentum_steps.py_func)
+    momentum(*moments, lam, lam, 1.0, coef, 3, 0, 0, 0, partial)
+    assert wide(gd) and wide(momentum)

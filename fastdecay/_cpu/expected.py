@@ -31,6 +31,7 @@ from numba import float64, int64, njit, prange, types, uint8, void
 
 from .._rules import BY_NAME, GD, LINEAR, LR_IN_BUFFER, NESTEROV
 from . import parallel
+from .intrinsics import prefer_wide_vectors
 from .rules import buffer_scale_at, sgd_element, sgd_scalars
 from .schedule import TABLE, lr_at
 
@@ -150,6 +151,7 @@ def _gd_steps(mw, sww, lam, var, inv_batch, coef, n_steps, every, first_step, fi
     """Plain gradient descent on one sub-block for the chunk's steps: m' = a m,
     S' = a^2 S + q c^2 with a = WW + lam WG, c = WG. Adds 2 x loss at recorded steps
     into partial[j]."""
+    prefer_wide_vectors()  # (multiplies and adds pace the coordinates' loop: 1.2-1.4x in 512-bit vectors)
     for s in range(n_steps):
         c = coef[s]
         ww, wg = c[WW], c[WG]
@@ -166,6 +168,7 @@ def _gd_steps(mw, sww, lam, var, inv_batch, coef, n_steps, every, first_step, fi
 def _momentum_steps(mw, mb, sww, swb, sbb, lam, var, inv_batch, coef, n_steps, every, first_step, first_record,
                     partial):
     """(weight, buffer) moments of one sub-block for the chunk's steps."""
+    prefer_wide_vectors()  # (as ``_gd_steps``: 1.25-1.4x)
     for s in range(n_steps):
         c = coef[s]
         ww, wg, wb, bw, bg, bb = c[WW], c[WG], c[WB], c[BW], c[BG], c[BB]

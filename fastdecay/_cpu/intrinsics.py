@@ -30,16 +30,19 @@ def prefer_wide_vectors(typingctx):
     them (the function attribute ``"prefer-vector-width"="512"``; nothing without AVX-512).
 
     LLVM prefers 256-bit vectors on Intel's AVX-512 server cores, whose 512-bit operations issue
-    on two ports where 256-bit ones issue on three; loops paced by the divider or by memory
-    gain nothing from wider vectors. Loops paced by integer vector operations or by multiply-adds
-    in cache do: on such a core the bfloat16 pair loops (their conversions) run 10-35 % faster in
-    512-bit registers, the Philox normals ~1.4x faster, the noiseless SGD family's blocks of
-    steps 1.4-2x (two 512-bit FMA units) and Lion's tile-steps ~1.3x (bench/RESULTS.md, "bfloat16
-    pairs in 512-bit vectors", "The Philox normals in 512-bit vectors", "The noiseless blocks in
-    512-bit vectors"). The per-trajectory blocks ran slower with it, and do not ask. The
-    attribute belongs to the LLVM function that holds the loop: an ``@overload``'s
-    implementation is a function of its own, not its caller's. llvmlite knows no such attribute by
-    name, so it is added to the function's attribute set as LLVM's own text; it is a hint, and
+    on two ports where 256-bit ones issue on three (for AMD's Zen 4 it chooses 512 bits itself,
+    and the attribute changes nothing there). Loops paced by the divider or by memory gain
+    nothing from wider vectors; loops paced by integer vector operations or by multiply-adds in
+    cache do. On such a core: the bfloat16 pair loops (their conversions) 10-35 % faster, the
+    Philox normals ~1.4x, the noiseless SGD family's blocks of steps 1.4-2x (two 512-bit FMA
+    units), Lion's tile-steps ~1.3x, the expected dynamics' moment loops 1.2-1.4x
+    (bench/RESULTS.md: "bfloat16 pairs in 512-bit vectors", "The Philox normals in 512-bit
+    vectors", "The noiseless blocks in 512-bit vectors"). The per-trajectory blocks ran slower
+    with it, and do not ask.
+
+    The attribute belongs to the LLVM function that holds the loop: an ``@overload``'s
+    implementation is a function of its own, not its caller's. llvmlite knows no such attribute
+    by name, so it is added to the function's attribute set as LLVM's own text; it is a hint, and
     where a version of llvmlite refuses it the loop keeps LLVM's choice (a test checks that it
     reaches the machine code)."""
 
