@@ -6,11 +6,14 @@ their trajectories (rate classes), AdamW and Lion, and noisy GD: which paths the
 loops speed up, and that the others stay as they were."""
 
 import sys
-import time
+from pathlib import Path
 
 import numpy as np
 
 import fastdecay as fd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # bench/: the roofline's timer
+from simulate_roofline import best_thread_time  # noqa: E402
 
 rng = np.random.default_rng(0)
 n, steps = 200_000, 200
@@ -47,11 +50,5 @@ for name in chosen:
     def call():
         fd.simulate(lam[:size], lr, steps=steps, threads=1, **kw)
 
-    call()
-    best = float("inf")
-    for _ in range(5):
-        t0 = time.thread_time()
-        call()
-        best = min(best, time.thread_time() - t0)
-    out.append(f"{name} {size * steps / best / 1e9:.2f}")
+    out.append(f"{name} {size * steps / best_thread_time(call, 5) / 1e9:.2f}")
 print(sys.argv[1], "; ".join(out), flush=True)
