@@ -224,12 +224,13 @@ def test_adams_denominator_divides_bit_for_bit_without_a_division():
 
 def test_the_loops_that_multiply_adds_pace_ask_for_512_bit_vectors():
     """The simulations' and the expected dynamics' loops that multiply-adds pace in cache ask
-    LLVM for 512-bit vectors (``intrinsics.prefer_wide_vectors``; 1.2-2x faster on Intel's
+    LLVM for 512-bit vectors (``intrinsics.prefer_wide_vectors``; 1.1-2x faster on Intel's
     AVX-512 cores): the SGD family's noiseless blocks of four steps, whose loop is the
     ``@overload``'s implementation, a function of its own (the attribute on its caller did not
-    reach it); Lion's tile-step loop; the moments' loops of ``fd.expected_loss``. Compiled here,
-    outside the kernel cache, on a build for AVX-512 their arithmetic is in zmm registers; the
-    block's four GD steps are w (1 - lr lam)^4 as the oracle computes it."""
+    reach it), and its per-trajectory blocks; Lion's tile-step loop; the moments' loops of
+    ``fd.expected_loss``. Compiled here, outside the kernel cache, on a build for AVX-512 their
+    arithmetic is in zmm registers; the block's four GD steps are w (1 - lr lam)^4 as the oracle
+    computes it."""
     import re
 
     from numba import njit
@@ -256,6 +257,10 @@ def test_the_loops_that_multiply_adds_pace_ask_for_512_bit_vectors():
     block(w, np.zeros(n), lam, step_scalars, False)
     np.testing.assert_allclose(w, (1.0 - 0.1 * lam) ** 4, rtol=1e-14)
     assert wide(block)
+
+    per_trajectory = njit(rules._sgd_per_trajectory_block.py_func)
+    per_trajectory(w, np.zeros(n), lam, np.full(n, 0.1), np.full(n, 0.99), step_scalars, 0, False, False, False)
+    assert wide(per_trajectory)
 
     lion = njit(rules._lion_coords.py_func)
     lion(w, np.zeros(n), lam, rules.lion_scalars(0.01, 0.0, 0.9, 0.99, False), False, None, 0.0, False)

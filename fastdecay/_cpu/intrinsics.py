@@ -35,10 +35,9 @@ def prefer_wide_vectors(typingctx):
     nothing from wider vectors; loops paced by integer vector operations or by multiply-adds in
     cache do. On such a core: the bfloat16 pair loops (their conversions) 10-35 % faster, the
     Philox normals ~1.4x, the noiseless SGD family's blocks of steps 1.4-2x (two 512-bit FMA
-    units), Lion's tile-steps 1.3-1.7x, the expected dynamics' moment loops 1.2-1.4x
-    (bench/RESULTS.md: "bfloat16 pairs in 512-bit vectors", "The Philox normals in 512-bit
-    vectors", "The noiseless blocks in 512-bit vectors"). The per-trajectory blocks ran slower
-    with it, and do not ask.
+    units), the per-trajectory blocks 1.0-1.4x, Lion's tile-steps 1.3-1.7x, the expected
+    dynamics' moment loops 1.2-1.4x (bench/RESULTS.md: "bfloat16 pairs in 512-bit vectors", "The
+    Philox normals in 512-bit vectors", "The noiseless blocks in 512-bit vectors").
 
     The attribute belongs to the LLVM function that holds the loop: an ``@overload``'s
     implementation is a function of its own, not its caller's. llvmlite knows no such attribute

@@ -2,7 +2,7 @@
 alternating: ``PYTHONPATH=<tree> python wide_paths_ab.py <label> [names]``): best of 5 calls
 by the thread's CPU time, in G trajectory-steps per CPU-second. Shared schedules (one
 exponential), an exponential a trajectory, grids of 37 step schedules and of 37 cosines over
-their trajectories (rate classes), AdamW and Lion, and noisy GD: which paths the 512-bit block
+their trajectories (rate classes), the 37 step schedules' shapes at an lr a trajectory, AdamW and Lion, and noisy GD: which paths the 512-bit block
 loops speed up, and that the others stay as they were."""
 
 import sys
@@ -23,6 +23,7 @@ per_trajectory = fd.exponential(rng.uniform(0.01, 0.05, n), gamma=rng.uniform(0.
 periods = np.arange(37) + 20.0
 step_grid = fd.step(0.05, 0.5, periods[np.arange(n) % 37])
 cosine_grid = fd.cosine(0.05, 150.0 + periods[np.arange(n) % 37])
+shapes_by_lr = fd.step(rng.uniform(0.01, 0.05, n), 0.5, periods[np.arange(n) % 37])  # 37 shapes, an lr each
 runs = {
     "gd f64": dict(lr=shared, optimizer="gd"),
     "gd f32": dict(lr=shared, optimizer="gd", dtype="float32"),
@@ -34,6 +35,8 @@ runs = {
     "gd step grid": dict(lr=step_grid, optimizer="gd"),
     "momentum step grid": dict(lr=step_grid, optimizer="momentum"),
     "gd cosine grid": dict(lr=cosine_grid, optimizer="gd"),
+    "gd step shapes by lr": dict(lr=shapes_by_lr, optimizer="gd"),
+    "momentum step shapes by lr": dict(lr=shapes_by_lr, optimizer="momentum"),
     "adamw f64": dict(lr=shared, optimizer="adamw", weight_decay=0.01),
     "lion f32": dict(lr=shared, optimizer="lion", dtype="float32"),
     "noisy gd f64": dict(lr=shared, optimizer="gd", noise=0.1, size=20_000),
