@@ -185,6 +185,7 @@ def measure(quick):
     from numba import njit
 
     import fastdecay as fd
+    from fastdecay._cpu.intrinsics import wide_vectors
     from fastdecay._cpu.philox import fill_normal_quads
     from fastdecay._cpu.simulate import noise_lanes
 
@@ -212,8 +213,6 @@ def measure(quick):
     fma_loop = fma_loop_of()
     seconds = best_thread_time(lambda: fma_loop(np.ones(512), tile, etas, rounds), repeats)
     rates["FMA ceiling, four steps a pass"] = 512 * rounds * (steps - steps % 4) / seconds
-    from fastdecay._cpu.intrinsics import wide_vectors
-
     if wide_vectors():
         wide_loop = fma_loop_of(wide=True)
         seconds = best_thread_time(lambda: wide_loop(np.ones(512), tile, etas, rounds), repeats)
