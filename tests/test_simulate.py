@@ -445,6 +445,115 @@ def test_schedules_with_an_lr_a_trajectory_read_their_shapes_with_each_schedule_
         np.testing.assert_array_equal(batch.w[i], alone.w[0], err_msg=f"trajectory {i}")
 
 
+@pytest.mark.parametrize("optimizer", ["gd", "momentum", "nesterov", "momentum_lr_in_buffer"])
+@pytest.mark.parametrize("weight_decay", [0.0, 0.01])
+def test_a_tile_s_classes_read_a_run_at_a_time_give_the_gathered_bits(optimizer, weight_decay):
+    """A tile whose lanes' classes never decrease reads them a run of one class at a time
+    (``rules._sgd_class_runs_block``: each run's four rates once, no gather): runs of 1 to 100
+    lanes, the last to the tile's end, scales of 0 beside a rate that overflowed to inf (``scaled``
+    keeps 0), with and without weight decay, every SGD-family rule: the weights and buffers are
+    the bits of the block that gathers each lane's rate (``_sgd_class_block``), and moved."""
+    from fastdecay._cpu import lanes, rules
+
+    rng = np.random.default_rng(5)
+    runs = [1, 40, 3, 100, 59]
+    classes = np.repeat(np.arange(len(runs)), runs)
+    n = classes.shape[0]
+    rates = rng.uniform(0.0, 0.2, (8, len(runs), 1))
+    rates[5, 2, 0] = np.inf
+    scales = rng.uniform(0.5, 2.0, n)
+    scales[[0, 41, 42, 150]] = 0.0  # (lanes 41 and 42: class 2, whose rate is inf at step 5)
+    lam = rng.uniform(0.0, 2.0, n)
+    step_scalars = np.zeros((9, lanes.N_SCALARS))
+    step_scalars[:, lanes.WD], step_scalars[:, lanes.SCALE], step_scalars[:, lanes.MOM] = weight_decay, 1.0, 0.9
+    use_momentum, nesterov, in_buffer = optimizer != "gd", optimizer == "nesterov", optimizer.endswith("buffer")
+    w0, buf0 = rng.uniform(-1.0, 1.0, n), rng.uniform(-0.1, 0.1, n)
+    w_gathered, buf_gathered, w_runs, buf_runs = w0.copy(), buf0.copy(), w0.copy(), buf0.copy()
+    etas = tuple(np.empty(n) for _ in range(4))
+    for s in (0, 4):
+        rules._sgd_class_block(w_gathered, buf_gathered, lam, rates, classes, scales, etas, step_scalars, s,
+                               use_momentum, nesterov, in_buffer)
+        rules._sgd_class_runs_block(w_runs, buf_runs, lam, rates, classes, scales, step_scalars, s, use_momentum,
+                                    nesterov, in_buffer)
+    np.testing.assert_array_equal(w_runs, w_gathered)
+    np.testing.assert_array_equal(buf_runs, buf_gathered)
+    assert not np.array_equal(w_runs, w0) and np.isfinite(w_runs[scales == 0.0]).all()
+
+
+def test_a_tile_s_runs_of_one_class_are_found_by_their_ends():
+    """``class_run_end`` (a binary search) finds where each run of a never-decreasing ``classes``
+    ends, as ``np.searchsorted`` does; ``_in_class_runs`` takes a tile's classes where they never
+    decrease and their runs average ``CLASS_RUN_LANES`` lanes or more."""
+    from numba import njit
+
+    from fastdecay._cpu import rules
+    from fastdecay._cpu import simulate as cpu
+
+    run_end, in_runs = njit(rules.class_run_end.py_func), njit(cpu._in_class_runs.py_func)
+    rng = np.random.default_rng(2)
+    for sizes in ([1], [5], [1, 1, 1], [3, 1, 7], list(rng.integers(1, 50, 40))):
+        classes = np.repeat(np.arange(len(sizes)) * 3, sizes)  # (classes need not be consecutive numbers)
+        j = 0
+        while j < classes.shape[0]:
+            end = run_end(classes, j)
+            assert end == np.searchsorted(classes, classes[j], side="right"), (sizes, j)
+            j = end
+        for j in range(classes.shape[0]):  # (from inside a run too)
+            assert run_end(classes, j) == np.searchsorted(classes, classes[j], side="right")
+    runs = cpu.CLASS_RUN_LANES
+    assert in_runs(np.repeat(np.arange(4), runs))
+    assert in_runs(np.full(1024, 7)) and not in_runs(np.zeros(1, np.int64))  # (one lane: the gather)
+    assert not in_runs(np.repeat(np.arange(4), runs - 1))  # (runs a lane too short on average)
+    falling = np.repeat(np.arange(4), runs)
+    falling[-1] = 0
+    assert not in_runs(falling)
+
+
+def test_lanes_of_an_lr_a_trajectory_run_laid_out_by_shape(monkeypatch):
+    """A noiseless grid of an lr a trajectory over few shapes, in turn (trajectory i of shape i %
+    9), runs laid out shape by shape (``_RUN_LANES_REGROUP`` lanes a shape or more), so that each
+    tile reads its shapes' rates a run at a time: the trajectories' weights, from a starting
+    point each, come back in their places with the bits of the run that keeps them in place (the
+    gather) and of each lane's closed form. Laid out by shape already (a sweep's order), a grid
+    runs in place; with noise (a lane's draws follow its place), or with fewer lanes a shape, it
+    runs in place."""
+    from fastdecay._cpu import simulate as cpu
+
+    module = importlib.import_module("fastdecay.simulate")
+    n = 3_001  # (three tiles and a lane: runs of ~333 lanes, tiles of several runs)
+    rng = np.random.default_rng(13)
+    lr = 10.0 ** rng.uniform(-3.0, -1.0, n)
+    periods = np.arange(n) % 9 + 3.0
+    lam = rng.uniform(0.0, 2.0, (n, 1))
+    w0 = rng.uniform(-1.0, 1.0, (n, 1))
+    layouts = []
+    spied = cpu.regroup
+    monkeypatch.setattr(cpu, "regroup", lambda *a: (layouts.append(a[5]), spied(*a)))
+    for optimizer, dtype in (("gd", np.float64), ("nesterov", np.float32), ("momentum", np.float64)):
+        kw = dict(steps=150, optimizer=optimizer, dtype=dtype, weight_decay=0.01, chunk_steps=70)
+        grid = fd.step(lr, gamma=0.5, period=periods)
+        layouts.clear()
+        by_shape = fd.simulate(lam, grid, w0=w0, **kw)
+        assert layouts == [True] * 4 + [False]  # (curvatures, weights, classes, scales in; weights out)
+        monkeypatch.setattr(module, "_RUN_LANES_REGROUP", 10**9)
+        in_place = fd.simulate(lam, grid, w0=w0, **kw)
+        monkeypatch.setattr(module, "_lr_shapes", lambda *a: None)
+        closed_form = fd.simulate(lam, grid, w0=w0, **kw)
+        monkeypatch.undo()
+        monkeypatch.setattr(cpu, "regroup", lambda *a: (layouts.append(a[5]), spied(*a)))
+        assert layouts == [True] * 4 + [False]  # (neither of those two laid out)
+        np.testing.assert_array_equal(by_shape.w, in_place.w)
+        np.testing.assert_array_equal(by_shape.w, closed_form.w)
+        assert not np.array_equal(by_shape.w, w0.astype(dtype))
+        order = np.argsort(periods, kind="stable")  # (a sweep's order: laid out already)
+        laid_out = fd.simulate(lam[order], fd.step(lr[order], gamma=0.5, period=periods[order]), w0=w0[order], **kw)
+        np.testing.assert_array_equal(laid_out.w, by_shape.w[order])
+        assert layouts == [True] * 4 + [False]
+    fd.simulate(lam, fd.step(lr, gamma=0.5, period=periods), steps=20, noise=0.1)
+    fd.simulate(lam[:500], fd.step(lr[:500], gamma=0.5, period=periods[:500]), steps=20)  # (~56 lanes a shape)
+    assert layouts == [True] * 4 + [False]
+
+
 def test_which_grids_of_an_lr_a_trajectory_read_their_shapes(monkeypatch):
     """Shapes are read where every row's rate is its lr times its shape (a warmup's cosine too: its
     phase, ``_lr_phases``): not for a cosine or a line that ends above 0, or an inverse-time decay; not for a cosine whose lr is so

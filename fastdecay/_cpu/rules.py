@@ -1159,8 +1159,10 @@ def _sgd_per_trajectory_loop(w, buf, lam, lr_state, lr_ratio, advance, wd, wds, 
 
 # how a block of per-trajectory steps reads its rates (``_sgd_pt_steps``): each advanced by its
 # ratio; rate classes' gathered in the steps' loop (where that loop does not vectorize anyway: GD);
-# rate classes' gathered first into four arrays, so that the steps' loop vectorizes (momentum)
-BY_RATIO, BY_CLASS, BY_GATHERED_CLASS = 0, 1, 2
+# rate classes' gathered first into four arrays, so that the steps' loop vectorizes (momentum);
+# one class's rates for every lane, read once a block (a run of the tile's lanes of one class:
+# the steps' loop vectorizes with no gather)
+BY_RATIO, BY_CLASS, BY_GATHERED_CLASS, BY_ONE_CLASS = 0, 1, 2, 3
 ZERO_WDS = (0.0, 0.0, 0.0, 0.0)  # a block without weight decay: l2 a constant 0 (``_without_l2``)
 _NO_RATES, _NO_CLASSES = np.zeros((0, 0, 1)), np.zeros(0, np.int64)  # (compile-time constants)
 
@@ -1173,22 +1175,29 @@ def _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas, read
     with ``advance``; ``read`` (a constant) says where step q's rate comes from: BY_RATIO the
     trajectory's rate advanced by its ratio, BY_CLASS scaled(lr_state[i], rates[s + q, classes[i], 0])
     (rate classes: ``lr_state`` the trajectories' scales, 1 where a class is a row, ``lr_ratio``
-    unread), BY_GATHERED_CLASS etas[q][i] (``lr_state`` and ``lr_ratio`` unread)."""
+    unread), BY_GATHERED_CLASS etas[q][i] (``lr_state`` and ``lr_ratio`` unread), BY_ONE_CLASS
+    scaled(lr_state[i], rates[s + q, classes[0], 0]) (every lane of class classes[0])."""
     dt = w.dtype.type
     zero = dt(0.0)
     buffer_in = in_buffer and use_momentum
+    one_class = (0.0, 0.0, 0.0, 0.0)
+    if read == BY_ONE_CLASS:  # (read here, not in the lanes' loop: a load there may alias the stores)
+        k = classes[0]
+        one_class = (rates[s, k, 0], rates[s + 1, k, 0], rates[s + 2, k, 0], rates[s + 3, k, 0])
     for i in range(w.shape[0]):
         x, a = w[i], lam[i]
         b = buf[i] if use_momentum else zero
         k = classes[i] if read == BY_CLASS else 0
         eta = lr_state[i] if read == BY_RATIO else 0.0
         r = lr_ratio[i] if read == BY_RATIO else 0.0
-        scale = lr_state[i] if read == BY_CLASS else 1.0
+        scale = lr_state[i] if read == BY_CLASS or read == BY_ONE_CLASS else 1.0
         for q in range(STEP_BLOCK):  # unrolled: four steps in registers
             if read == BY_RATIO:
                 eta *= r
             elif read == BY_CLASS:
                 eta = scaled(scale, rates[s + q, k, 0])
+            elif read == BY_ONE_CLASS:
+                eta = scaled(scale, one_class[q])
             else:
                 eta = etas[q][i]
             c = sgd_scalars(eta, wds[q], False, 1.0, moms[q], 0.0, nesterov, False, False, in_buffer)
@@ -1201,35 +1210,43 @@ def _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas, read
             buf[i] = b
 
 
+@njit(inline="always")
+def _sgd_pt_block(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas, read, step_scalars, use_momentum,
+                  nesterov, in_buffer):
+    """``_sgd_pt_steps`` at the weight decays and momenta of steps s .. s + 3 of ``step_scalars``,
+    its flags made constants of each call (so each rule's loop is compiled on its own): without
+    weight decay in the block, its l2 is a constant 0 (``_without_l2``)."""
+    wds, moms, no_wd = _block_scalars(step_scalars, s)
+    if no_wd:
+        if not use_momentum:
+            _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas, read, ZERO_WDS, moms, False,
+                          False, False)
+        elif nesterov:
+            _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas, read, ZERO_WDS, moms, True, True,
+                          in_buffer)
+        else:
+            _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas, read, ZERO_WDS, moms, True, False,
+                          in_buffer)
+    elif not use_momentum:
+        _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas, read, wds, moms, False, False, False)
+    elif nesterov:
+        _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas, read, wds, moms, True, True,
+                      in_buffer)
+    else:
+        _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas, read, wds, moms, True, False,
+                      in_buffer)
+
+
 @njit(cache=True)
 def _sgd_per_trajectory_block(w, buf, lam, lr_state, lr_ratio, step_scalars, s, use_momentum, nesterov, in_buffer):
     """STEP_BLOCK (4) noiseless steps s .. s + 3, none the first, of a tile of
     one-coordinate trajectories at their own exponential rates (each advanced by
     lr_ratio a step), the weight decay and momentum of ``step_scalars``: the state and
-    the rate in registers across the steps. Without weight decay in the block, its l2
-    is a constant 0 (``_without_l2``)."""
+    the rate in registers across the steps."""
     prefer_wide_vectors()  # (GD 1.2-1.4x, momentum 1.0-1.4x faster a core in 512-bit vectors, bench/RESULTS.md)
-    wds, moms, no_wd = _block_scalars(step_scalars, s)
     # (constants stand in for the classes' arrays, unread)
-    if no_wd:
-        if not use_momentum:
-            _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, _NO_RATES, _NO_CLASSES, s, (w, w, w, w),
-                          BY_RATIO, ZERO_WDS, moms, False, False, False)
-        elif nesterov:
-            _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, _NO_RATES, _NO_CLASSES, s, (w, w, w, w),
-                          BY_RATIO, ZERO_WDS, moms, True, True, in_buffer)
-        else:
-            _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, _NO_RATES, _NO_CLASSES, s, (w, w, w, w),
-                          BY_RATIO, ZERO_WDS, moms, True, False, in_buffer)
-    elif not use_momentum:
-        _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, _NO_RATES, _NO_CLASSES, s, (w, w, w, w),
-                      BY_RATIO, wds, moms, False, False, False)
-    elif nesterov:
-        _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, _NO_RATES, _NO_CLASSES, s, (w, w, w, w),
-                      BY_RATIO, wds, moms, True, True, in_buffer)
-    else:
-        _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, _NO_RATES, _NO_CLASSES, s, (w, w, w, w),
-                      BY_RATIO, wds, moms, True, False, in_buffer)
+    _sgd_pt_block(w, buf, lam, lr_state, lr_ratio, _NO_RATES, _NO_CLASSES, s, (w, w, w, w), BY_RATIO, step_scalars,
+                  use_momentum, nesterov, in_buffer)
 
 
 @njit(cache=True)
@@ -1239,32 +1256,52 @@ def _sgd_class_block(w, buf, lam, rates, classes, scales, etas, step_scalars, s,
     rates[s + q, classes[i], 0]) trajectory i's at step s + q, read in the steps' loop for GD;
     with momentum gathered first into the four arrays ``etas`` (the tile's scratch), so that the
     steps' loop reads them in order and vectorizes (it does not with the gather inside)."""
-    wds, moms, no_wd = _block_scalars(step_scalars, s)
     # (w stands in for the ratios, unread)
     if not use_momentum:
-        if no_wd:
-            _sgd_pt_steps(w, buf, lam, scales, w, rates, classes, s, etas, BY_CLASS, ZERO_WDS, moms, False, False,
-                          False)
-        else:
-            _sgd_pt_steps(w, buf, lam, scales, w, rates, classes, s, etas, BY_CLASS, wds, moms, False, False, False)
+        _sgd_pt_block(w, buf, lam, scales, w, rates, classes, s, etas, BY_CLASS, step_scalars, False, False, False)
         return
     e0, e1, e2, e3 = etas
     for i in range(w.shape[0]):
         k, c = classes[i], scales[i]
         e0[i], e1[i] = scaled(c, rates[s, k, 0]), scaled(c, rates[s + 1, k, 0])
         e2[i], e3[i] = scaled(c, rates[s + 2, k, 0]), scaled(c, rates[s + 3, k, 0])
-    if no_wd:
-        if nesterov:
-            _sgd_pt_steps(w, buf, lam, w, w, rates, classes, s, etas, BY_GATHERED_CLASS, ZERO_WDS, moms, True, True,
-                          in_buffer)
+    _sgd_pt_block(w, buf, lam, w, w, rates, classes, s, etas, BY_GATHERED_CLASS, step_scalars, True, nesterov,
+                  in_buffer)
+
+
+@njit(cache=True)
+def _sgd_class_runs_block(w, buf, lam, rates, classes, scales, step_scalars, s, use_momentum, nesterov, in_buffer):
+    """``_sgd_class_block`` of a tile whose classes never decrease (its trajectories laid out
+    class by class: ``fastdecay.simulate`` lays them out so for the block's sake), a run of lanes
+    of one class at a time: each run's four rates read once, each lane's
+    scaled(scales[i], rate), so that the steps' loop vectorizes without a gather (the same bits)."""
+    prefer_wide_vectors()
+    n = w.shape[0]
+    j0 = 0
+    while j0 < n:
+        j1 = class_run_end(classes, j0)
+        # (buf is empty for GD: any slice of it is, and is not read)
+        _sgd_pt_block(w[j0:j1], buf[j0:j1], lam[j0:j1], scales[j0:j1], w, rates, classes[j0:j1], s, (w, w, w, w),
+                      BY_ONE_CLASS, step_scalars, use_momentum, nesterov, in_buffer)
+        j0 = j1
+
+
+@njit(inline="always")
+def class_run_end(classes, j0):
+    """The end of the run of classes[j0] in ``classes``, which never decrease: the first place
+    after j0 of another class (a binary search), or the length."""
+    k, hi = classes[j0], classes.shape[0]
+    if classes[hi - 1] == k:
+        return hi
+    lo = j0 + 1  # classes[lo - 1] == k, classes[hi - 1] > k
+    hi -= 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if classes[mid] == k:
+            lo = mid + 1
         else:
-            _sgd_pt_steps(w, buf, lam, w, w, rates, classes, s, etas, BY_GATHERED_CLASS, ZERO_WDS, moms, True, False,
-                          in_buffer)
-    elif nesterov:
-        _sgd_pt_steps(w, buf, lam, w, w, rates, classes, s, etas, BY_GATHERED_CLASS, wds, moms, True, True, in_buffer)
-    else:
-        _sgd_pt_steps(w, buf, lam, w, w, rates, classes, s, etas, BY_GATHERED_CLASS, wds, moms, True, False,
-                      in_buffer)
+            hi = mid
+    return lo
 
 
 @njit(inline="always")
@@ -1464,10 +1501,13 @@ def simulate_per_trajectory_lr(opt, w, buf, sq, lam, lr_state, lr_ratio, advance
 
 @njit(inline="always")
 def _per_trajectory_noiseless_block(opt, w, buf, sq, lam, lr_state, lr_ratio, rates, classes, scales, etas,
-                                    by_class, step_scalars, s, first_step, beta2, eps):
+                                    by_class, in_runs, step_scalars, s, first_step, beta2, eps):
     if (opt == GD or opt == MOMENTUM or opt == LR_IN_BUFFER or opt == NESTEROV) and _momentum_throughout(
             step_scalars, s, opt != GD):
-        if by_class:
+        if by_class and in_runs:
+            _sgd_class_runs_block(w, buf, lam, rates, classes, scales, step_scalars, s, opt != GD, opt == NESTEROV,
+                                  opt == LR_IN_BUFFER)
+        elif by_class:
             _sgd_class_block(w, buf, lam, rates, classes, scales, etas, step_scalars, s, opt != GD, opt == NESTEROV,
                              opt == LR_IN_BUFFER)
         else:
@@ -1483,34 +1523,35 @@ def _per_trajectory_noiseless_block(opt, w, buf, sq, lam, lr_state, lr_ratio, ra
 
 
 def simulate_per_trajectory_block(noise_scratch, opt, w, buf, sq, lam, lr_state, lr_ratio, rates, classes, scales,
-                                  etas, by_class, step_scalars, s, first_step, beta2, eps):
+                                  etas, by_class, in_runs, step_scalars, s, first_step, beta2, eps):
     """Steps s .. s + STEP_BLOCK - 1 of a tile as ``simulate_per_trajectory_lr`` with
     ``advance`` at each (none of them the first step or an anchor of the rates), when
     the run is noiseless (``noise_scratch`` None): the SGD family in one pass
     (``_sgd_per_trajectory_block``), the other rules a step a pass; True when done, False
     in a noisy run. With ``by_class`` the rates are the classes' of ``rates`` (rate classes:
     ``classes`` the tile's, scaled(scales[i], rates[s + q, classes[i], 0]) trajectory i's at
-    step s + q; ``etas`` four arrays of the tile's length to gather them into), in one pass for
+    step s + q; ``etas`` four arrays of the tile's length to gather them into; ``in_runs``: the
+    tile's classes never decrease, and are read a run of one class at a time), in one pass for
     the SGD family, else not done here (False). In compiled code the choice of
     noise is made by the type of ``noise_scratch`` (the overload below): a noisy kernel holds
     none of this code."""
     if noise_scratch is not None:
         return False
     return _per_trajectory_noiseless_block(opt, w, buf, sq, lam, lr_state, lr_ratio, rates, classes, scales, etas,
-                                           by_class, step_scalars, s, first_step, beta2, eps)
+                                           by_class, in_runs, step_scalars, s, first_step, beta2, eps)
 
 
 @overload(simulate_per_trajectory_block)
 def _simulate_per_trajectory_block_impl(noise_scratch, opt, w, buf, sq, lam, lr_state, lr_ratio, rates, classes,
-                                        scales, etas, by_class, step_scalars, s, first_step, beta2, eps):
+                                        scales, etas, by_class, in_runs, step_scalars, s, first_step, beta2, eps):
     if not isinstance(noise_scratch, types.NoneType):
         return (lambda noise_scratch, opt, w, buf, sq, lam, lr_state, lr_ratio, rates, classes, scales, etas,
-                by_class, step_scalars, s, first_step, beta2, eps: False)
+                by_class, in_runs, step_scalars, s, first_step, beta2, eps: False)
 
     def impl(noise_scratch, opt, w, buf, sq, lam, lr_state, lr_ratio, rates, classes, scales, etas, by_class,
-             step_scalars, s, first_step, beta2, eps):
+             in_runs, step_scalars, s, first_step, beta2, eps):
         return _per_trajectory_noiseless_block(opt, w, buf, sq, lam, lr_state, lr_ratio, rates, classes, scales, etas,
-                                               by_class, step_scalars, s, first_step, beta2, eps)
+                                               by_class, in_runs, step_scalars, s, first_step, beta2, eps)
 
     return impl
 

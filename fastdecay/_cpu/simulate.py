@@ -587,10 +587,12 @@ def _chunk_kernel(elementwise, rates):
                 lr_classes_t = lr_rows[i0:i1]
                 lr_etas_t = (lr_state_t, lr_state_t, lr_state_t, lr_state_t)  # (unread without classes)
                 lr_scales_t = lr_state_t
+                lr_in_runs = False
                 if classed:
                     lr_etas_t = (lr_state[n + i0:n + i1], lr_state[2 * n + i0:2 * n + i1],
                                  lr_state[3 * n + i0:3 * n + i1], lr_state[4 * n + i0:4 * n + i1])
                     lr_scales_t = lr_state[5 * n + i0:5 * n + i1]
+                    lr_in_runs = _in_class_runs(lr_classes_t)
                 s = 0
                 while s < n_steps:
                     t = first_step + s
@@ -598,8 +600,8 @@ def _chunk_kernel(elementwise, rates):
                             and _plain_block(t, s, n_steps, every)
                             and simulate_per_trajectory_block(noise_scratch, opt, w_t, buf_t, sq_t, lam_t, lr_state_t,
                                                               lr_ratio_t, lr_table, lr_classes_t, lr_scales_t,
-                                                              lr_etas_t, classed, step_scalars, s, first_step, beta2,
-                                                              eps)):
+                                                              lr_etas_t, classed, lr_in_runs, step_scalars, s,
+                                                              first_step, beta2, eps)):
                         s += STEP_BLOCK  # a noiseless block (a noisy kernel has no such code)
                         continue
                     record = every > 0 and (t + 1) % every == 0
@@ -692,6 +694,24 @@ def _recorded_element_tiles(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio
                 _record_rates(rec_lr, lr_table, lr_rows, False, i, i + 1, t, rec_j, None)
             stop += 1
         s = stop
+
+
+# a tile's classes are read a run of one class at a time (``rules._sgd_class_runs_block``, no
+# gather) where they never decrease and their runs average this many lanes or more (shorter runs'
+# reads and loops cost more than the gather)
+CLASS_RUN_LANES = 32
+
+
+@njit(inline="always")
+def _in_class_runs(classes):
+    """Whether ``classes`` never decrease and make runs of CLASS_RUN_LANES lanes or more on
+    average (a pass without an early exit: it vectorizes, once a tile a chunk)."""
+    falls = 0
+    changes = 0
+    for i in range(1, classes.shape[0]):
+        falls += classes[i] < classes[i - 1]
+        changes += classes[i] != classes[i - 1]
+    return falls == 0 and (changes + 1) * CLASS_RUN_LANES <= classes.shape[0]
 
 
 @njit(cache=True)
