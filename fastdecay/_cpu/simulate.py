@@ -989,8 +989,9 @@ def rate_classes(table, class_of_row, first_rows, sizes, slots, most_if_ratios, 
     table all advance by a ratio (``_row_ratio``: an exponential grid). ``slots``: an
     open-addressing table of a power-of-two length above twice ``first_rows``'s, overwritten (a
     slot holds the first row of a class, -1 where empty). A row is first compared with the class of the row before and of the row as many classes
-    before (a grid laid out schedule by schedule, or its schedules in turn: no hash), while
-    those guesses hold (and at every 64th row), then looked up by a hash of its words."""
+    before (a grid laid out schedule by schedule, or its schedules in turn: no hash; the guess
+    that held last first), while those guesses hold (and at every 64th row), then looked up by a
+    hash of its words."""
     rows = table.shape[0]
     closed = False
     for j in range(min(rows, CLASS_SAMPLE)):
@@ -1007,15 +1008,17 @@ def rate_classes(table, class_of_row, first_rows, sizes, slots, most_if_ratios, 
     mask = np.uint64(slots.shape[0] - 1)
     count = 0
     guess = False
+    by_turn = False  # (the guess that held last is tried first: the row as many classes before)
     for r in range(rows):
         if r > 0 and (guess or r % 64 == 0):
             guess = True
-            c = class_of_row[r - 1]
+            c = class_of_row[r - count] if by_turn and r >= count else class_of_row[r - 1]
             if _same_words(words, first_rows[c], r, skip):
                 class_of_row[r] = c
                 sizes[c] += 1
                 continue
-            c = class_of_row[r - count] if r >= count else c
+            by_turn = not by_turn
+            c = class_of_row[r - count] if by_turn and r >= count else class_of_row[r - 1]
             if _same_words(words, first_rows[c], r, skip):
                 class_of_row[r] = c
                 sizes[c] += 1
