@@ -685,6 +685,24 @@ def test_warmups_with_an_lr_a_trajectory_run_in_phases_with_each_schedule_s_bits
         np.testing.assert_array_equal(batch.w[i], alone.w[0], err_msg=f"trajectory {i}")
 
 
+def test_phases_take_segments_of_closed_forms_only():
+    """``_lr_phases`` runs a warmup's grid in phases where every row's segments are closed forms
+    (cosines, step schedules, lines; one kind a segment or mixed), not where any row's segment is
+    a plain exponential (which a lone row advances by its ratio), whichever row it is."""
+    module = importlib.import_module("fastdecay.simulate")
+    n = 64
+    lr = 0.05 * (1.0 + 1e-3 * np.arange(n))
+    after = [lambda k, lr: fd.cosine(lr, 90 + k % 3), lambda k, lr: fd.step(lr, 0.5, 20 + k % 3),
+             lambda k, lr: fd.linear(lr, 0.0, 80)]
+    for kinds, phased in (([0], True), ([1], True), ([0, 1, 2], True)):
+        grid = fd.stack([fd.warmup(after[kinds[k % len(kinds)]](k, lr[k]), 10) for k in range(n)])
+        assert (module._lr_phases(grid, (n,), n, 100) is not None) == phased, kinds
+    for plain in (0, n - 1, n // 2):
+        rows = [fd.warmup(fd.exponential(lr[k], gamma=0.99) if k == plain else fd.cosine(lr[k], 90 + k % 3), 10)
+                for k in range(n)]
+        assert module._lr_phases(fd.stack(rows), (n,), n, 100) is None, plain
+
+
 def test_phases_start_at_the_first_step_of_their_segment_and_are_few(monkeypatch):
     """A segment that starts between two steps (a table built by hand: 29.5) holds from the next
     step on, in phases too (the phase began a step early, at the next segment's rate); a schedule of
