@@ -33,6 +33,7 @@ with the same arguments and semantics, and nothing else is needed here.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -316,6 +317,30 @@ def _class_lanes(classes: _RateClasses, n: int) -> tuple[np.ndarray, np.ndarray,
     state = np.empty(6 * n)
     state[5 * n:] = 1.0 if classes.scales is None else classes.scales
     return rates, classes.classes, np.full(n, np.nan), state
+
+
+def _laid_out(source: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], by_class: bool, class_of: np.ndarray,
+              bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The lanes' ``source`` (table, rows, ratio, state) with each trajectory's entries at its place
+    laid out class by class (``_cpu.simulate.regroup`` by ``class_of``, ``bounds``): its row, and
+    each n-long block of the ratio and the state (the rates, the steps they are next read at, the
+    memo and the vector loop's fields: a trajectory's own); with ``by_class`` (``_class_lanes``)
+    only the state's last block, the scales, is read before it is written (the ratios are NaN)."""
+    cpu = D.kernels("simulate", NUMPY)
+    table, rows, ratio, state = source
+    n = rows.shape[0]
+    rows_run = np.empty_like(rows)
+    cpu.regroup(class_of, bounds, 1, rows, rows_run, True)
+    state_run = np.empty_like(state)
+    for k in range(state.shape[0] // n - 1 if by_class else 0, state.shape[0] // n):
+        cpu.regroup(class_of, bounds, 1, _readonly(state[k * n:(k + 1) * n]), state_run[k * n:(k + 1) * n], True)
+    if not by_class:
+        ratio_run = np.empty_like(ratio)
+        for k in range(ratio.shape[0] // n):
+            cpu.regroup(class_of, bounds, 1, _readonly(ratio[k * n:(k + 1) * n]), ratio_run[k * n:(k + 1) * n],
+                        True)
+        ratio = ratio_run
+    return table, _readonly(rows_run), ratio, state_run
 
 
 def _rate_classes(rates: tuple[_Rate, _Rate, _Rate], batch: tuple[int, ...], n: int, d: int, noisy: bool,
@@ -1022,16 +1047,18 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
                 else:  # (one starting point for all is laid out so already; the result is another array)
                     w_flat = np.empty_like(w_flat)
             places, items = _readonly(bounds), cpu.group_items(bounds, d, recorded=bool(every))
-        if (classes is not None and not grouped and not p.phases and p.noise == 0.0
-                and n >= _RUN_LANES_REGROUP * classes.count):
-            # lanes that read their classes' rates (the per-trajectory kernel, one coordinate, not
-            # recording) read them a run of one class at a time where a tile's classes never
-            # decrease (``_cpu.rules._sgd_class_runs_block``: no gather, 2-4x faster): the
-            # trajectories laid out class by class for the run where they are not so already.
-            # Noiseless only: a lane's draws follow its place.
-            bounds, in_order = classes.bounds()
+        phases = p.phases or ()
+        # lanes that read their classes' rates (the per-trajectory kernel, one coordinate, not
+        # recording; in phases, the phase whose lanes read shapes) read them a run of one class at
+        # a time where a tile's classes never decrease (``_cpu.rules._sgd_class_runs_block``: no
+        # gather, ~2x faster): the trajectories laid out class by class for the run where they are
+        # not so already, every phase's lanes alike. Noiseless only: a lane's draws follow its place.
+        layout = classes if classes is not None and not grouped else next(
+            (phase.classes for phase in phases if phase.classes is not None), None)
+        if layout is not None and p.noise == 0.0 and n >= _RUN_LANES_REGROUP * layout.count:
+            bounds, in_order = layout.bounds()
             if not in_order:
-                assert class_of is not None
+                class_of = layout.classes
                 lam_run = np.empty_like(lam_flat)
                 cpu.regroup(class_of, bounds, 1, lam_flat, lam_run, True)
                 lam_run = _readonly(lam_run)
@@ -1040,12 +1067,12 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
                     cpu.regroup(class_of, bounds, 1, _readonly(w_flat), w_run, True)
                 else:  # (one starting point for all is laid out so already; the result is another array)
                     w_flat = np.empty_like(w_flat)
-                # the lanes' classes and scales (the state's last n) in the same places
-                rows_run, state_run = np.empty_like(class_of), np.empty_like(lr_src[3])
-                cpu.regroup(class_of, bounds, 1, class_of, rows_run, True)
-                cpu.regroup(class_of, bounds, 1, _readonly(lr_src[3][5 * n:]), state_run[5 * n:], True)
-                lr_src = (lr_src[0], _readonly(rows_run), lr_src[2], state_run)
-        phases = p.phases or ()
+                if phases:
+                    phases = tuple(dataclasses.replace(phase, source=_laid_out(
+                        phase.source, phase.classes is not None, class_of, bounds)) for phase in phases)
+                    lr_src = phases[0].source
+                else:
+                    lr_src = _laid_out(lr_src, True, class_of, bounds)
         if phases:
             classes = phases[0].classes  # (the lanes' classes of the first phase, if any)
 

@@ -516,7 +516,7 @@ def test_lanes_of_an_lr_a_trajectory_run_laid_out_by_shape(monkeypatch):
     point each, come back in their places with the bits of the run that keeps them in place (the
     gather) and of each lane's closed form. Laid out by shape already (a sweep's order), a grid
     runs in place; with noise (a lane's draws follow its place), or with fewer lanes a shape, it
-    runs in place."""
+    runs in place. A warmup before the shapes (phases) lays out every phase's lanes."""
     from fastdecay._cpu import simulate as cpu
 
     module = importlib.import_module("fastdecay.simulate")
@@ -552,6 +552,25 @@ def test_lanes_of_an_lr_a_trajectory_run_laid_out_by_shape(monkeypatch):
     fd.simulate(lam, fd.step(lr, gamma=0.5, period=periods), steps=20, noise=0.1)
     fd.simulate(lam[:500], fd.step(lr[:500], gamma=0.5, period=periods[:500]), steps=20)  # (~56 lanes a shape)
     assert layouts == [True] * 4 + [False]
+    # a warmup, then cosines of 9 lengths (phases, ``_lr_phases``): every phase's lanes laid out by
+    # the cosines' shapes, the warmup's whole rows too
+    grid = fd.warmup(fd.cosine(lr, total_steps=periods + 87.0), 10)
+    for optimizer in ("gd", "momentum"):
+        kw = dict(steps=120, optimizer=optimizer, chunk_steps=50)
+        layouts.clear()
+        by_shape = fd.simulate(lam, grid, w0=w0, **kw)
+        assert len(layouts) > 5 and layouts[-1] is False and all(layouts[:-1])
+        monkeypatch.setattr(module, "_RUN_LANES_REGROUP", 10**9)
+        in_place = fd.simulate(lam, grid, w0=w0, **kw)
+        monkeypatch.setattr(module, "_lr_phases", lambda *a: None)
+        closed_form = fd.simulate(lam, grid, w0=w0, **kw)
+        monkeypatch.undo()
+        np.testing.assert_array_equal(by_shape.w, in_place.w)
+        np.testing.assert_array_equal(by_shape.w, closed_form.w)
+        for i in (0, 1, 2_000, n - 1):
+            alone = fd.simulate(lam[i:i + 1], grid[i], w0=w0[i:i + 1], **kw)
+            np.testing.assert_array_equal(by_shape.w[i], alone.w[0], err_msg=f"trajectory {i}")
+        monkeypatch.setattr(cpu, "regroup", lambda *a: (layouts.append(a[5]), spied(*a)))
 
 
 def test_which_grids_of_an_lr_a_trajectory_read_their_shapes(monkeypatch):
