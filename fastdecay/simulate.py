@@ -319,7 +319,7 @@ def _class_lanes(classes: _RateClasses, n: int) -> tuple[np.ndarray, np.ndarray,
     return rates, classes.classes, np.full(n, np.nan), state
 
 
-def _laid_out(source: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], by_class: bool, class_of: np.ndarray,
+def _laid_out(source: tuple[np.ndarray, ...], by_class: bool, class_of: np.ndarray,
               bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The lanes' ``source`` (table, rows, ratio, state) with each trajectory's entries at its place
     laid out class by class (``_cpu.simulate.regroup`` by ``class_of``, ``bounds``): its row, and
