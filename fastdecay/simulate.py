@@ -437,7 +437,7 @@ def _product_shapes(s: _Rate, batch: tuple[int, ...], n: int) -> _RateClasses | 
     """Rate classes of a grid of products whose last factor is a number a row, the same on each of
     its pieces (``fd.stack(schedules)[which] * lrs``: a grid of schedules scaled by an lr a
     trajectory), with more rows than rate classes take but few rows without that number. A class
-    is a row without it (``_cpu.simulate.scaled_products``: ``fd.product`` puts a product's
+    is a row without it (``_cpu.simulate.scaled_product_classes``: ``fd.product`` puts a product's
     numbers, multiplied, last, and leaves them out where they make 1), and each trajectory's lane
     reads ``scaled(c, class rate)``: the product's own bits, ``(1 f_1 ... f_k) c``, for any finite
     c but 0 (which ``scaled`` keeps, where the product makes 0 times the rate: -0.0, or NaN for
@@ -449,16 +449,21 @@ def _product_shapes(s: _Rate, batch: tuple[int, ...], n: int) -> _RateClasses | 
     table = s.rows()
     sample = np.ascontiguousarray(table[:: max(1, table.shape[0] // 64)])
     reads = np.empty(table.shape[1], np.int64)
-    if not kernels.scaled_products(_readonly(sample), np.empty_like(sample), np.empty(sample.shape[0]), reads):
-        return None  # (a sample first: most grids of other schedules are not copied and hashed)
-    unit, scales = np.empty_like(table), np.empty(table.shape[0])
-    if not kernels.scaled_products(table, unit, scales, reads):
+    sample_units = np.empty_like(sample)
+    if not kernels.scaled_products(_readonly(sample), sample_units, np.empty(sample.shape[0]), reads):
+        return None  # (a sample first: most grids of other schedules are not classed)
+    if _table_classes(sample_units, sample.shape[0], 0) is None:
+        return None  # (every sampled row's rate without its scale advances by a ratio: the cheapest lanes)
+    most = min(table.shape[0], n // _CLASS_SHARING)
+    # (the rows without their scales are classed as they are made: only the classes' are kept)
+    units = np.empty((most + 1,) + table.shape[1:])
+    first_rows, sizes = np.empty(most, np.int64), np.empty(most, np.int64)
+    class_of_row, scales = np.empty(table.shape[0], np.int64), np.empty(table.shape[0])
+    slots = np.empty(1 << (2 * most).bit_length(), np.int64)
+    count = kernels.scaled_product_classes(table, class_of_row, units, first_rows, sizes, scales, slots, reads)
+    if count < 0:
         return None
-    found = _table_classes(unit, n // _CLASS_SHARING, 0)
-    if found is None:
-        return None
-    class_of_row, first_rows, _ = found
-    source = _lane_source(_readonly(unit[first_rows]), np.arange(first_rows.shape[0]), first_rows.shape[0] > 1)
+    source = _lane_source(_readonly(units[:count]), np.arange(count), count > 1)
     if s.batch_shape == batch:
         return _RateClasses(source, _readonly(class_of_row), grouped=False, scales=scales)
     rows = _trajectory_rows(s, batch, n)

@@ -633,6 +633,49 @@ def test_schedules_scaled_by_an_lr_a_trajectory_read_their_classes_with_each_pro
         np.testing.assert_array_equal(batch.w[i], alone.w[0], err_msg=f"trajectory {i}")
 
 
+def test_products_are_classed_by_their_rows_without_their_scale_as_those_rows_are_made():
+    """``scaled_product_classes`` classes a table's rows by their rows without their scale as it
+    makes them, keeping only each class's: the classes, scales and class rows that
+    ``scaled_products`` then ``rate_classes`` over its whole table of such rows give. Over scaled
+    products in turn (a product of products among them), a row whose scale is exactly 1 (which a
+    product leaves out: no scale), rows that are no scaled product, and a tabulated factor; -1
+    where there would be more classes than its rows hold, or where no row is a scaled product."""
+    from fastdecay._cpu import simulate as cpu
+
+    rng = np.random.default_rng(8)
+    lrs = rng.uniform(0.1, 2.0, 300)
+    lrs[7] = 1.0
+    makes = [lambda k: SCALED_SCHEDULES[k % 6] * lrs[k],
+             lambda k: (SCALED_SCHEDULES[k % 3] * lrs[k]) * (fd.cosine(1.0, 80) * 2.0) if k % 4 else fd.cosine(0.05, 90),
+             lambda k: fd.product(SCALED_SCHEDULES[k % 3], fd.tabulated([1.0, 0.5, 0.25] * 7), lrs[k])]
+    for make in makes:
+        table = fd.stack([make(k) for k in range(lrs.shape[0])]).rows()
+        n, most = table.shape[0], 100
+        reads = np.empty(table.shape[1], np.int64)
+        unit, want_scales = np.empty_like(table), np.empty(n)
+        assert cpu.scaled_products(table, unit, want_scales, reads) > 0
+        want_classes, want_first, want_sizes = (np.empty(n, np.int64), np.empty(most, np.int64),
+                                                np.empty(most, np.int64))
+        slots = np.empty(1 << (2 * most).bit_length(), np.int64)
+        count = cpu.rate_classes(unit, want_classes, want_first, want_sizes, slots, 0, -1)
+        assert 0 < count < most
+        classes, first, sizes, scales = (np.empty(n, np.int64), np.empty(most, np.int64), np.empty(most, np.int64),
+                                         np.empty(n))
+        units = np.empty((most + 1,) + table.shape[1:])
+        assert cpu.scaled_product_classes(table, classes, units, first, sizes, scales, slots, reads) == count
+        np.testing.assert_array_equal(classes, want_classes)
+        np.testing.assert_array_equal(sizes[:count], want_sizes[:count])
+        np.testing.assert_array_equal(first[:count], np.arange(count))
+        np.testing.assert_array_equal(units[:count].view(np.uint64), unit[want_first[:count]].view(np.uint64))
+        np.testing.assert_array_equal(scales, want_scales)
+        assert cpu.scaled_product_classes(table, classes, units[:count], first, sizes, scales, slots, reads) == -1
+    plain = fd.stack([fd.cosine(0.05, 90 + k % 3) for k in range(100)]).rows()
+    units = np.empty((11,) + plain.shape[1:])
+    assert cpu.scaled_product_classes(plain, np.empty(100, np.int64), units, np.empty(10, np.int64),
+                                      np.empty(10, np.int64), np.empty(100), np.empty(32, np.int64),
+                                      np.empty(plain.shape[1], np.int64)) == -1
+
+
 def test_which_scaled_grids_read_their_schedules_once_a_step(monkeypatch):
     """Products are read by the rows without their last number where that number is each row's
     one scale (a product of products, and with a tabulated factor, too): not where a factor folds

@@ -898,6 +898,112 @@ def _mark_data_rows(table, r, k, reads):
         reads[j] += 1
 
 
+@njit(inline="always")
+def _guessed_class(words, row, first_rows, class_of_row, r, count, by_turn, skip):
+    """(the class of row ``row`` of ``words``, the r-th row classed, where it is that of the row
+    before or of the row as many classes before, else -1; ``by_turn``: the guess that held last
+    was the second, tried first). Rows of a grid laid out schedule by schedule, or its schedules in
+    turn, are classed so without a hash."""
+    k = class_of_row[r - count] if by_turn and r >= count else class_of_row[r - 1]
+    if _same_words(words, first_rows[k], row, skip):
+        return k, by_turn
+    by_turn = not by_turn
+    k = class_of_row[r - count] if by_turn and r >= count else class_of_row[r - 1]
+    if _same_words(words, first_rows[k], row, skip):
+        return k, by_turn
+    return -1, by_turn
+
+
+@njit(inline="always")
+def _hashed_class(words, row, first_rows, slots, skip):
+    """(the class whose first row of ``words`` is row ``row``'s bits but for word ``skip``, found
+    by a hash of its words in ``slots``, an open-addressing table of classes, -1 where empty; or -1;
+    the slot where it is, or where it would go)."""
+    h = np.uint64(0)
+    for f in range(words.shape[1]):  # (independent products: no chain of multiplies a word)
+        h += (np.uint64(0) if f == skip else words[row, f]) * (np.uint64(2 * f + 1) * _HASH)
+    h ^= h >> np.uint64(29)
+    h *= _HASH
+    mask = np.uint64(slots.shape[0] - 1)
+    j = h >> np.uint64(32)
+    while True:
+        j &= mask
+        k = slots[j]
+        if k < 0 or _same_words(words, first_rows[k], row, skip):
+            return k, j
+        j += np.uint64(1)
+
+
+@njit(inline="always")
+def _unit_row(table, r, unit, u, reads):
+    """Row u of ``unit`` = row r of ``table`` without its scale (``scaled_products``); returns the
+    scale c, or 0.0 where row r is no scaled product (row u is then row r, but for its unread side
+    rows). ``reads``: scratch, one entry a segment."""
+    segments = table.shape[1]
+    # (elements read by index: a view a segment cost four times the loop)
+    for k in range(segments):
+        for f in range(table.shape[2]):
+            unit[u, k, f] = table[r, k, f]
+    # how many times a pointer of the row reads each of its rows: a piece's factors but its
+    # last, a TABULATED segment's or factor's data rows (the last factors are counted below)
+    reads[:] = 0
+    c = 0.0
+    pieces = 0
+    plain = True  # (no pointer into a pointer's rows beyond a TABULATED factor's data)
+    for k in range(segments):
+        if not math.isfinite(table[r, k, START]):
+            continue  # (a side, factor or padding row)
+        if table[r, k, KIND] == TABULATED:
+            _mark_data_rows(table, r, k, reads)
+            pieces = -1
+            continue
+        if table[r, k, KIND] != PRODUCT:
+            pieces = -1
+            continue
+        first, factors = int(table[r, k, P0]), int(table[r, k, P0 + 1])
+        for f in range(first, min(first + factors, segments)):
+            if table[r, f, KIND] == TABULATED:
+                _mark_data_rows(table, r, f, reads)
+            elif table[r, f, KIND] == PRODUCT:
+                plain = False
+            if f < first + factors - 1:
+                reads[f] += 1
+        last = first + factors - 1
+        if not (factors >= 2 and 0 <= last < segments and table[r, last, KIND] == CONSTANT
+                and (pieces == 0 or table[r, last, P0] == c) and pieces >= 0):
+            pieces = -1
+            continue
+        c = table[r, last, P0]
+        pieces += 1
+    if not plain:
+        return 0.0
+    scaled = pieces >= 1 and math.isfinite(c) and c != 0.0
+    if scaled:
+        for k in range(segments):
+            if math.isfinite(table[r, k, START]):
+                last = int(table[r, k, P0] + table[r, k, P0 + 1]) - 1
+                if reads[last] != 0:
+                    scaled = False  # (the row of c is read otherwise too)
+    if scaled:
+        for k in range(segments):
+            if math.isfinite(table[r, k, START]):
+                unit[u, k, P0 + 1] -= 1.0
+                unit[u, int(unit[u, k, P0] + unit[u, k, P0 + 1]), P0] = 1.0
+                reads[int(unit[u, k, P0] + unit[u, k, P0 + 1])] = 1  # (kept: 1, as above)
+    else:  # (the pieces' last factors are read: counted as such)
+        for k in range(segments):
+            if math.isfinite(table[r, k, START]) and table[r, k, KIND] == PRODUCT:
+                last = int(table[r, k, P0] + table[r, k, P0 + 1]) - 1
+                if 0 <= last < segments:
+                    reads[last] += 1
+    for k in range(segments):
+        if math.isnan(table[r, k, START]) and reads[k] == 0:
+            for f in range(table.shape[2]):
+                unit[u, k, f] = 0.0  # (a side row no pointer reads)
+            unit[u, k, START] = math.nan
+    return c if scaled else 0.0
+
+
 @njit(int64(TABLE, float64[:, :, ::1], float64[::1], int64[::1]), cache=True)
 def scaled_products(table, unit, scales, reads):
     """For each row r of ``table``: where every piece of it (a segment with a finite start) is a
@@ -910,71 +1016,60 @@ def scaled_products(table, unit, scales, reads):
     rows no pointer reads (a product's factors carried along from a product it was made of)
     are zeros in ``unit``: rows that differ only there are the same bits. Returns how many rows
     are scaled products. ``reads``: scratch, one entry a segment."""
-    # (elements read by index: a view a segment cost four times the loop)
     count = 0
-    segments = table.shape[1]
     for r in range(table.shape[0]):
-        unit[r] = table[r]
-        scales[r] = 1.0
-        # how many times a pointer of the row reads each of its rows: a piece's factors but its
-        # last, a TABULATED segment's or factor's data rows (the last factors are counted below)
-        reads[:] = 0
-        c = 0.0
-        pieces = 0
-        plain = True  # (no pointer into a pointer's rows beyond a TABULATED factor's data)
-        for k in range(segments):
-            if not math.isfinite(table[r, k, START]):
-                continue  # (a side, factor or padding row)
-            if table[r, k, KIND] == TABULATED:
-                _mark_data_rows(table, r, k, reads)
-                pieces = -1
-                continue
-            if table[r, k, KIND] != PRODUCT:
-                pieces = -1
-                continue
-            first, factors = int(table[r, k, P0]), int(table[r, k, P0 + 1])
-            for f in range(first, min(first + factors, segments)):
-                if table[r, f, KIND] == TABULATED:
-                    _mark_data_rows(table, r, f, reads)
-                elif table[r, f, KIND] == PRODUCT:
-                    plain = False
-                if f < first + factors - 1:
-                    reads[f] += 1
-            last = first + factors - 1
-            if not (factors >= 2 and 0 <= last < segments and table[r, last, KIND] == CONSTANT
-                    and (pieces == 0 or table[r, last, P0] == c) and pieces >= 0):
-                pieces = -1
-                continue
-            c = table[r, last, P0]
-            pieces += 1
-        if not plain:
-            continue
-        scaled = pieces >= 1 and math.isfinite(c) and c != 0.0
-        if scaled:
-            for k in range(segments):
-                if math.isfinite(table[r, k, START]):
-                    last = int(table[r, k, P0] + table[r, k, P0 + 1]) - 1
-                    if reads[last] != 0:
-                        scaled = False  # (the row of c is read otherwise too)
-        if scaled:
-            scales[r] = c
-            count += 1
-            for k in range(segments):
-                if math.isfinite(table[r, k, START]):
-                    unit[r, k, P0 + 1] -= 1.0
-                    unit[r, int(unit[r, k, P0] + unit[r, k, P0 + 1]), P0] = 1.0
-                    reads[int(unit[r, k, P0] + unit[r, k, P0 + 1])] = 1  # (kept: 1, as above)
-        else:  # (the pieces' last factors are read: counted as such)
-            for k in range(segments):
-                if math.isfinite(table[r, k, START]) and table[r, k, KIND] == PRODUCT:
-                    last = int(table[r, k, P0] + table[r, k, P0 + 1]) - 1
-                    if 0 <= last < segments:
-                        reads[last] += 1
-        for k in range(segments):
-            if math.isnan(table[r, k, START]) and reads[k] == 0:
-                unit[r, k, :] = 0.0  # (a side row no pointer reads)
-                unit[r, k, START] = math.nan
+        c = _unit_row(table, r, unit, r, reads)
+        scales[r] = 1.0 if c == 0.0 else c
+        count += c != 0.0
     return count
+
+
+@njit(int64(TABLE, int64[::1], float64[:, :, ::1], int64[::1], int64[::1], float64[::1], int64[::1], int64[::1]),
+      cache=True)
+def scaled_product_classes(table, class_of_row, units, first_rows, sizes, scales, slots, reads):
+    """``rate_classes`` of the rows of ``table`` without their scales, and the scales, without the
+    table of those rows (``scaled_products`` writes one as large as ``table``; a grid's rows
+    without their lr are mostly copies): class_of_row[r] = the class of row r, numbered in order
+    of first appearance, units[c] = class c's row without its scale, first_rows[c] = c, sizes[c]
+    its number of rows, scales[r] = row r's scale (1 where it is no scaled product). ``units``
+    holds one row more than the classes it may take (the row being classed is made in the next
+    free one). Returns how many classes, or -1 as soon as there would be more than that, or where
+    no row is a scaled product. ``slots`` as ``rate_classes``'s; ``reads``: scratch, one entry a
+    segment."""
+    most = units.shape[0] - 1
+    if most < 1:
+        return -1
+    words = units.view(np.uint64).reshape(units.shape[0], units.shape[1] * units.shape[2])
+    slots[:] = -1
+    count = 0
+    scaled = 0
+    guess = False
+    by_turn = False
+    for r in range(table.shape[0]):
+        c = _unit_row(table, r, units, count, reads)  # (in the next free row: kept if it is a new class)
+        scales[r] = 1.0 if c == 0.0 else c
+        scaled += c != 0.0
+        if r > 0 and (guess or r % 64 == 0):
+            guess = True
+            k, by_turn = _guessed_class(words, count, first_rows, class_of_row, r, count, by_turn, -1)
+            if k >= 0:
+                class_of_row[r] = k
+                sizes[k] += 1
+                continue
+            guess = False
+        k, j = _hashed_class(words, count, first_rows, slots, -1)
+        if k < 0:
+            if count == most:
+                return -1
+            slots[j] = count
+            first_rows[count] = count
+            sizes[count] = 1
+            class_of_row[r] = count
+            count += 1
+        else:
+            class_of_row[r] = k
+            sizes[k] += 1
+    return count if scaled else -1
 
 
 @njit(int64(TABLE, int64[::1], int64[::1], int64[::1], int64[::1], int64, int64), cache=True)
@@ -988,10 +1083,10 @@ def rate_classes(table, class_of_row, first_rows, sizes, slots, most_if_ratios, 
     ``first_rows`` holds, or than ``most_if_ratios`` where ``CLASS_SAMPLE`` rows spread over the
     table all advance by a ratio (``_row_ratio``: an exponential grid). ``slots``: an
     open-addressing table of a power-of-two length above twice ``first_rows``'s, overwritten (a
-    slot holds the first row of a class, -1 where empty). A row is first compared with the class of the row before and of the row as many classes
-    before (a grid laid out schedule by schedule, or its schedules in turn: no hash; the guess
-    that held last first), while those guesses hold (and at every 64th row), then looked up by a
-    hash of its words."""
+    slot holds a class, -1 where empty). A row is first compared with the class of the row before
+    and of the row as many classes before (``_guessed_class``: a grid laid out schedule by
+    schedule, or its schedules in turn, needs no hash), while those guesses hold (and at every
+    64th row), then looked up by a hash of its words (``_hashed_class``)."""
     rows = table.shape[0]
     closed = False
     for j in range(min(rows, CLASS_SAMPLE)):
@@ -1005,48 +1100,30 @@ def rate_classes(table, class_of_row, first_rows, sizes, slots, most_if_ratios, 
         return -1
     words = table.view(np.uint64).reshape(rows, table.shape[1] * table.shape[2])
     slots[:] = -1
-    mask = np.uint64(slots.shape[0] - 1)
     count = 0
     guess = False
-    by_turn = False  # (the guess that held last is tried first: the row as many classes before)
+    by_turn = False
     for r in range(rows):
         if r > 0 and (guess or r % 64 == 0):
             guess = True
-            c = class_of_row[r - count] if by_turn and r >= count else class_of_row[r - 1]
-            if _same_words(words, first_rows[c], r, skip):
-                class_of_row[r] = c
-                sizes[c] += 1
-                continue
-            by_turn = not by_turn
-            c = class_of_row[r - count] if by_turn and r >= count else class_of_row[r - 1]
-            if _same_words(words, first_rows[c], r, skip):
+            c, by_turn = _guessed_class(words, r, first_rows, class_of_row, r, count, by_turn, skip)
+            if c >= 0:
                 class_of_row[r] = c
                 sizes[c] += 1
                 continue
             guess = False
-        h = np.uint64(0)
-        for f in range(words.shape[1]):  # (independent products: no chain of multiplies a word)
-            h += (np.uint64(0) if f == skip else words[r, f]) * (np.uint64(2 * f + 1) * _HASH)
-        h ^= h >> np.uint64(29)
-        h *= _HASH
-        j = h >> np.uint64(32)
-        while True:
-            j &= mask
-            first = slots[j]
-            if first < 0:
-                if count == most:
-                    return -1
-                slots[j] = r
-                first_rows[count] = r
-                sizes[count] = 1
-                class_of_row[r] = count
-                count += 1
-                break
-            if _same_words(words, first, r, skip):
-                class_of_row[r] = class_of_row[first]
-                sizes[class_of_row[r]] += 1
-                break
-            j += np.uint64(1)
+        c, j = _hashed_class(words, r, first_rows, slots, skip)
+        if c < 0:
+            if count == most:
+                return -1
+            slots[j] = count
+            first_rows[count] = r
+            sizes[count] = 1
+            class_of_row[r] = count
+            count += 1
+        else:
+            class_of_row[r] = c
+            sizes[c] += 1
     return count
 
 
