@@ -1060,7 +1060,7 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
         # not so already, every phase's lanes alike. Noiseless only: a lane's draws follow its place.
         layout = classes if classes is not None and not grouped else next(
             (phase.classes for phase in phases if phase.classes is not None), None)
-        if layout is not None and p.noise == 0.0 and n >= _RUN_LANES_REGROUP * layout.count:
+        if layout is not None and not on_gpu and p.noise == 0.0 and n >= _RUN_LANES_REGROUP * layout.count:
             bounds, in_order = layout.bounds()
             if not in_order:
                 class_of = layout.classes
