@@ -293,6 +293,9 @@ class _RateClasses:
     # the lanes' scales, each trajectory's lr: its rate is its class's at lr 1 times it (``_lr_shapes``);
     # None where a class is a row (a scale of 1)
     scales: np.ndarray | None = None
+    # the classes are rising lines' (polynomials from 0 to each lane's lr: ``_rising_rows``), whose
+    # lanes read ``(0 - lr) x + lr`` of their class's rate x (``_cpu.schedule.class_lane_rate``)
+    rises: bool = False
 
     @property
     def count(self) -> int:
@@ -408,29 +411,39 @@ def _lr_shapes(s: _Rate, batch: tuple[int, ...], n: int) -> _RateClasses | None:
 
 def _shapes_of(table: np.ndarray, s: Schedule, batch: tuple[int, ...], n: int, t0: float) -> _RateClasses | None:
     """``_lr_shapes`` of ``table``, a table of one-segment rows, one for each row of ``s`` (``s``'s
-    own, or one of its phases: ``_lr_phases``), read from step ``t0`` on."""
-    if not _lr_shape_rows(table[:: max(1, table.shape[0] // 64)], t0):
-        return None  # (a sample first: most grids of other schedules are not hashed)
-    found = _table_classes(table, n // _CLASS_SHARING, 0, skip=L.P0)
+    own, or one of its phases: ``_lr_phases``), read from step ``t0`` on: shapes at lr 1
+    (``_lr_shape_rows``), or rising lines' shapes (``_rising_rows``: a warmup from 0 to each lr)."""
+    sample = table[:: max(1, table.shape[0] // 64)]  # (a sample first: most grids of other schedules are not hashed)
+    rises = not _lr_shape_rows(sample, t0)
+    if rises and not _rising_rows(sample, t0):
+        return None
+    lr_word = L.P0 + 3 if rises else L.P0  # (a rising line's end, a shape's lr)
+    found = _table_classes(table, n // _CLASS_SHARING, 0, skip=lr_word)
     if found is None:
         return None
     class_of_row, first_rows, _ = found
     unit = table[first_rows]  # (a copy: the shapes' rows, at lr 1; a class's rows are its first's but for lr)
-    if not _lr_shape_rows(unit, t0):
-        return None
-    lrs = table[:, 0, L.P0]
-    if (unit[:, 0, L.KIND] != L.EXPONENTIAL).any() and np.signbit(lrs).any():
-        return None  # (a cosine's or polynomial's closed form makes +0.0 of an lr of -0.0, ``scaled`` keeps it)
-    if (unit[:, 0, L.KIND] == L.COSINE).any():
-        low, high = _SHAPED_COSINE_LRS
-        if not ((lrs == 0.0) | ((np.abs(lrs) >= low) & (np.abs(lrs) <= high))).all():
+    lrs = table[:, 0, lr_word]
+    if rises:
+        if not _rising_rows(unit, t0):
             return None
-    unit[:, 0, L.P0] = 1.0
+        # (the class rate (1 - 0) x + 0 is the shape x itself, exactly)
+        unit[:, 0, L.P0], unit[:, 0, L.P0 + 3] = 1.0, 0.0
+    else:
+        if not _lr_shape_rows(unit, t0):
+            return None
+        if (unit[:, 0, L.KIND] != L.EXPONENTIAL).any() and np.signbit(lrs).any():
+            return None  # (a cosine's or polynomial's closed form makes +0.0 of an lr of -0.0, ``scaled`` keeps it)
+        if (unit[:, 0, L.KIND] == L.COSINE).any():
+            low, high = _SHAPED_COSINE_LRS
+            if not ((lrs == 0.0) | ((np.abs(lrs) >= low) & (np.abs(lrs) <= high))).all():
+                return None
+        unit[:, 0, L.P0] = 1.0
     source = _lane_source(_readonly(unit), np.arange(first_rows.shape[0]), first_rows.shape[0] > 1, t0)
     if s.batch_shape == batch:
-        return _RateClasses(source, _readonly(class_of_row), grouped=False, scales=lrs)
+        return _RateClasses(source, _readonly(class_of_row), grouped=False, scales=lrs, rises=rises)
     rows = _trajectory_rows(s, batch, n)
-    return _RateClasses(source, _readonly(class_of_row[rows]), grouped=False, scales=lrs[rows])
+    return _RateClasses(source, _readonly(class_of_row[rows]), grouped=False, scales=lrs[rows], rises=rises)
 
 
 def _product_shapes(s: _Rate, batch: tuple[int, ...], n: int) -> _RateClasses | None:
@@ -492,8 +505,9 @@ def _lr_phases(s: _Rate, batch: tuple[int, ...], n: int, steps: int) -> tuple[_P
     """A learning rate a trajectory whose rows have segments starting at the same steps (a warmup,
     then a cosine, with an lr a trajectory; warmup, stable, decay) run as phases, a phase a segment:
     its steps read by the shapes of that segment alone, one segment a row, where they are
-    (``_shapes_of``: the cosine after a warmup), else in closed form lane by lane from the whole rows
-    (the warmup's line, whose ``(start - lr) x + lr`` is no shape). The same bits: a one-segment row
+    (``_shapes_of``: the cosine after a warmup; the warmup's line from 0 as a rising line's), else in
+    closed form lane by lane from the whole rows (a line from a start other than 0, whose
+    ``(start - lr) x + lr`` has no shape). The same bits: a one-segment row
     gives its segment's primitive at the same ``t - origin`` as the whole row gives within the
     segment. Segments of a closed form only (a constant, a line or polynomial, a cosine, a step
     schedule; no plain exponential, which a lone row would advance by its ratio), at most
@@ -525,7 +539,8 @@ def _lr_phases(s: _Rate, batch: tuple[int, ...], n: int, steps: int) -> tuple[_P
         if stop <= start:
             continue
         classes = None
-        if _lr_shape_rows(table[:: max(1, s.size // 64), k:k + 1], float(start)):  # (a sample first, as there)
+        sample = table[:: max(1, s.size // 64), k:k + 1]  # (a sample first, as there)
+        if _lr_shape_rows(sample, float(start)) or _rising_rows(sample, float(start)):
             rows = _readonly(np.ascontiguousarray(table[:, k:k + 1]))  # (the segment alone: start, origin, fields)
             classes = _shapes_of(rows, s, batch, n, float(start))
         if classes is not None:
@@ -559,6 +574,20 @@ def _lr_shape_rows(table: np.ndarray, t0: float = 0.0) -> bool:
     to_zero = (((kind == L.POLYNOMIAL) & (first[:, L.P0 + 2] >= 0.0)) | (kind == L.COSINE)) & bounded & (
         ends == 0.0) & ~np.signbit(ends)
     return bool((steps | to_zero).all())
+
+
+def _rising_rows(table: np.ndarray, t0: float = 0.0) -> bool:
+    """Whether every row of ``table`` is one segment, a polynomial (a line, at power 1) from +0.0 to
+    its end, bounded as ``_lr_shape_rows``'s (a linear warmup's segment with an lr a trajectory): its
+    closed form ``(0 - end) x + end`` is read from its shape's x (``_cpu.schedule.class_lane_rate``),
+    which the row at start 1 and end 0 gives exactly, with the same operations."""
+    if table.shape[1] > 1 and not (table[:, 1, L.START] == math.inf).all():
+        return False
+    first = table[:, 0]
+    starts = first[:, L.P0]
+    bounded = (first[:, L.ORIGIN] <= t0) & (first[:, L.P0 + 1] > 0.0) & np.isfinite(first[:, L.P0 + 1])
+    return bool(((first[:, L.KIND] == L.POLYNOMIAL) & (starts == 0.0) & ~np.signbit(starts)
+                 & (first[:, L.P0 + 2] >= 0.0) & bounded).all())
 
 
 def _combined_classes(rates: tuple[_Rate, _Rate, _Rate], batch: tuple[int, ...], n: int,
@@ -1054,12 +1083,13 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
             places, items = _readonly(bounds), cpu.group_items(bounds, d, recorded=bool(every))
         phases = p.phases or ()
         # lanes that read their classes' rates (the per-trajectory kernel, one coordinate, not
-        # recording; in phases, the phase whose lanes read shapes) read them a run of one class at
-        # a time where a tile's classes never decrease (``_cpu.rules._sgd_class_runs_block``: no
-        # gather, ~2x faster): the trajectories laid out class by class for the run where they are
-        # not so already, every phase's lanes alike. Noiseless only: a lane's draws follow its place.
-        layout = classes if classes is not None and not grouped else next(
-            (phase.classes for phase in phases if phase.classes is not None), None)
+        # recording; in phases, the phase of the most classes: a warmup's one line shape is in
+        # runs in any layout) read them a run of one class at a time where a tile's classes never
+        # decrease (``_cpu.rules._sgd_class_runs_block``: no gather, ~2x faster): the trajectories
+        # laid out class by class for the run where they are not so already, every phase's lanes
+        # alike. Noiseless only: a lane's draws follow its place.
+        layout = classes if classes is not None and not grouped else max(
+            (phase.classes for phase in phases if phase.classes is not None), key=lambda c: c.count, default=None)
         if layout is not None and not on_gpu and p.noise == 0.0 and n >= _RUN_LANES_REGROUP * layout.count:
             bounds, in_order = layout.bounds()
             if not in_order:
@@ -1083,7 +1113,8 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
 
         def class_buffer(c: _RateClasses) -> np.ndarray:
             class_steps = max(1, _CLASS_RATES_MAX // c.count)  # (a chunk's steps, cut to fit)
-            return np.empty((min(steps, class_steps, scalar_rows), c.count, 1))
+            # (rising lines' classes two wide: the kernels read them so, ``_cpu.schedule.class_lane_rate``)
+            return np.empty((min(steps, class_steps, scalar_rows), c.count, 2 if c.rises else 1))
 
         if classes is not None:
             class_rates = class_buffer(classes)

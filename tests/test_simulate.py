@@ -714,8 +714,9 @@ def test_which_scaled_grids_read_their_schedules_once_a_step(monkeypatch):
 def test_warmups_with_an_lr_a_trajectory_run_in_phases_with_each_schedule_s_bits(monkeypatch, family, optimizer, noise,
                                                                                 dtype):
     """A grid with an lr a trajectory whose rows change kind at the same steps (a linear warmup,
-    then a cosine or a step schedule; warmup, stable, decay) runs in phases: the warmup's steps
-    lane by lane in closed form, the cosine's (the step schedule's, the decay's) read by their
+    then a cosine or a step schedule; warmup, stable, decay) runs in phases: a warmup from 0 read by
+    its line's shape (a rising line: ``(0 - lr) x + lr``), one from another start and the stable
+    phase lane by lane in closed form, the cosine's (the step schedule's, the decay's) read by their
     shapes at lr 1 (``class_rates``; chunks cut at the phases' starts). Every trajectory has the
     bits of its schedule run alone, and of the run without phases."""
     from fastdecay._cpu import simulate as cpu
@@ -737,14 +738,54 @@ def test_warmups_with_an_lr_a_trajectory_run_in_phases_with_each_schedule_s_bits
     monkeypatch.setattr(cpu, "class_rates", lambda *a: (sizes.append((a[4], a[5])), spied(*a)))
     kw = dict(steps=300, optimizer=optimizer, noise=noise, seed=7, dtype=dtype, weight_decay=0.01, chunk_steps=64)
     batch = fd.simulate(lam, fd.stack(schedules), **kw)
-    first_shaped = 240 if family == "wsd" else 12
-    assert sizes and sizes[0][0] == first_shaped and sum(count for _, count in sizes) == 300 - first_shaped
+    # (the first step read by classes, and how many: a warmup from 0 from step 0)
+    first_shaped, shaped = {"warmup-cosine": (0, 300), "warmup-step": (12, 288), "wsd": (0, 20 + 60)}[family]
+    assert sizes and sizes[0][0] == first_shaped and sum(count for _, count in sizes) == shaped
     monkeypatch.setattr(module, "_lr_phases", lambda *a: None)
     whole = fd.simulate(lam, fd.stack(schedules), **kw)
     np.testing.assert_array_equal(batch.w, whole.w)
     for i in (0, 3, 599, n - 1):
         alone = fd.simulate(lam[i:i + 1], schedules[i], trajectory_offset=i, **kw)
         np.testing.assert_array_equal(batch.w[i], alone.w[0], err_msg=f"trajectory {i}")
+
+
+@pytest.mark.parametrize("optimizer, noise, dtype", [("gd", 0.0, np.float64), ("momentum", 0.0, np.float32),
+                                                     ("nesterov", 0.1, np.float64), ("adamw", 0.0, np.float64)])
+def test_rising_lines_with_an_lr_a_trajectory_read_their_shapes_with_each_schedule_s_bits(monkeypatch, optimizer,
+                                                                                          noise, dtype):
+    """Lines and polynomials from 0 to an lr of its own a trajectory (linear warmups alone over a
+    random search of lrs; powers 2 and 0.5, a cycling one) over 5 shapes: the lanes read each
+    shape's x (``class_rates`` over 5 rows) and compute ``(0 - lr) x + lr``, the closed form's own
+    operations, with lrs of 0, -0.0, a tiny one and a large one: every trajectory has the
+    bits of each lane's closed form and of its schedule alone. A line from another start is no
+    such shape."""
+    module = importlib.import_module("fastdecay.simulate")
+    n = 2_100
+    rng = np.random.default_rng(17)
+    lr = 10.0 ** rng.uniform(-3.0, -1.0, n)
+    lr[[5, 6, 7, 8]] = 0.0, -0.0, 1e-300, 2.5  # (-0.0: held as 0.0 by the factories, which refuse lrs below 0)
+    shapes = [lambda lr: fd.linear(0.0, lr, 300), lambda lr: fd.linear(0.0, lr, 97.5),
+              lambda lr: fd.polynomial(0.0, 180, end_lr=lr, power=2.0),
+              lambda lr: fd.polynomial(0.0, 40, end_lr=lr, power=0.5, cycle=True), lambda lr: fd.linear(0.0, lr, 7)]
+    own = np.arange(n) % len(shapes)
+    grid = fd.stack([shapes[k](lr[i]) for i, k in enumerate(own)])
+    lam = rng.uniform(0.0, 2.0, (n, 1))
+    sizes = _spy_class_rates(monkeypatch)
+    kw = dict(steps=400, optimizer=optimizer, noise=noise, seed=2, dtype=dtype, weight_decay=0.01, chunk_steps=150)
+    batch = fd.simulate(lam, grid, **kw)
+    assert sizes and set(sizes) == {len(shapes)}
+    assert batch.w[5, 0] == batch.w[6, 0] == 1.0  # (lr 0 never moves)
+    monkeypatch.setattr(module, "_lr_shapes", lambda *a: None)
+    by_lane = fd.simulate(lam, grid, **kw)
+    assert len(sizes) == 3  # (no classes: each lane's rate in closed form)
+    np.testing.assert_array_equal(batch.w, by_lane.w)
+    for i in (0, 1, 5, 6, 7, 8, 1_023, n - 1):
+        alone = fd.simulate(lam[i:i + 1], grid[i], trajectory_offset=i, **kw)
+        np.testing.assert_array_equal(batch.w[i], alone.w[0], err_msg=f"trajectory {i}")
+    monkeypatch.undo()
+    sizes = _spy_class_rates(monkeypatch)
+    fd.simulate(lam, fd.stack([fd.linear(1e-4, lr[i], 50 + own[i]) for i in range(n)]), **kw)
+    assert not sizes
 
 
 def test_phases_take_segments_of_closed_forms_only():

@@ -103,7 +103,7 @@ from .._rules import ON_DROP_CODES, ON_DROP_KEEP, ON_DROP_RESCALE, ON_DROP_RESET
 from .intrinsics import fma, prefer_wide_vectors, wide_vectors
 from .lanes import (LR, MOM, SCALE, WD, draws_of_step, gradient, lane_slice, one_like, record_row, tally,
                     tile_span)
-from .schedule import drop_ratio, lr_at, one_segment, plateau_continues, scaled
+from .schedule import class_lane_rate, drop_ratio, lr_at, one_segment, plateau_continues, scaled
 from .storage import (BUF0, BUF1, BUF2, COMP, GRAD, PARAM, block_span, for_sixteen_bit, high_half, in_bfloat16_pairs,
                       is_bfloat16, low_half, narrow, pair_of, pairs_view, sixteen_bit, store_param, store_param_pair,
                       view, widen)
@@ -1176,10 +1176,13 @@ def _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas, read
     trajectory's rate advanced by its ratio, BY_CLASS scaled(lr_state[i], rates[s + q, classes[i], 0])
     (rate classes: ``lr_state`` the trajectories' scales, 1 where a class is a row, ``lr_ratio``
     unread), BY_GATHERED_CLASS etas[q][i] (``lr_state`` and ``lr_ratio`` unread), BY_ONE_CLASS
-    scaled(lr_state[i], rates[s + q, classes[0], 0]) (every lane of class classes[0])."""
+    scaled(lr_state[i], rates[s + q, classes[0], 0]) (every lane of class classes[0]); where
+    ``rates`` is two wide, the classes are rising lines' (``class_lane_rate``) in place of
+    ``scaled``."""
     dt = w.dtype.type
     zero = dt(0.0)
     buffer_in = in_buffer and use_momentum
+    rises = rates.shape[2] == 2  # (rising lines' classes: ``class_lane_rate``)
     one_class = (0.0, 0.0, 0.0, 0.0)
     if read == BY_ONE_CLASS:  # (read here, not in the lanes' loop: a load there may alias the stores)
         k = classes[0]
@@ -1195,9 +1198,9 @@ def _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas, read
             if read == BY_RATIO:
                 eta *= r
             elif read == BY_CLASS:
-                eta = scaled(scale, rates[s + q, k, 0])
+                eta = class_lane_rate(scale, rates[s + q, k, 0], rises)
             elif read == BY_ONE_CLASS:
-                eta = scaled(scale, one_class[q])
+                eta = class_lane_rate(scale, one_class[q], rises)
             else:
                 eta = etas[q][i]
             c = sgd_scalars(eta, wds[q], False, 1.0, moms[q], 0.0, nesterov, False, False, in_buffer)
@@ -1261,10 +1264,11 @@ def _sgd_class_block(w, buf, lam, rates, classes, scales, etas, step_scalars, s,
         _sgd_pt_block(w, buf, lam, scales, w, rates, classes, s, etas, BY_CLASS, step_scalars, False, False, False)
         return
     e0, e1, e2, e3 = etas
+    rises = rates.shape[2] == 2
     for i in range(w.shape[0]):
         k, c = classes[i], scales[i]
-        e0[i], e1[i] = scaled(c, rates[s, k, 0]), scaled(c, rates[s + 1, k, 0])
-        e2[i], e3[i] = scaled(c, rates[s + 2, k, 0]), scaled(c, rates[s + 3, k, 0])
+        e0[i], e1[i] = class_lane_rate(c, rates[s, k, 0], rises), class_lane_rate(c, rates[s + 1, k, 0], rises)
+        e2[i], e3[i] = class_lane_rate(c, rates[s + 2, k, 0], rises), class_lane_rate(c, rates[s + 3, k, 0], rises)
     _sgd_pt_block(w, buf, lam, w, w, rates, classes, s, etas, BY_GATHERED_CLASS, step_scalars, True, nesterov,
                   in_buffer)
 

@@ -104,6 +104,16 @@ def scaled(lr, power):
     return lr if lr == 0.0 else lr * power
 
 
+@njit(cache=True, inline="always")
+def class_lane_rate(scale, rate, rises):
+    """A lane's rate from its rate class's (``fastdecay.simulate._shapes_of``): ``scaled(scale,
+    rate)`` (a shape at lr 1 times the lane's lr), or with ``rises`` the closed form of a
+    polynomial from 0 to the lane's lr, ``(0 - scale) * rate + scale``, whose class rate is its
+    shape (1 - tau / T) ** power: the closed form's own operations (``polynomial_at``), so its
+    bits."""
+    return (0.0 - scale) * rate + scale if rises else scaled(scale, rate)
+
+
 @njit(cache=True)
 def _exponential(tau, lr, gamma, decay_steps, staircase):
     return scaled(lr, gamma ** exponent_at(tau, decay_steps, staircase))

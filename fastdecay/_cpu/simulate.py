@@ -116,8 +116,8 @@ from .rules import (ON_DROP_KEEP, SIM_ON_DROP, STEP_BLOCK, buffer_scale_at, simu
 from .._layout import (CONSTANT, COSINE, EXPONENTIAL, KIND, ORIGIN, P0, POLYNOMIAL, PRODUCT, START, TABULATED,
                        VALUES_PER_ROW)
 from .._rules import CODES as OPTIMIZER_CODES  # noqa: F401 (public name -> code, from the one table)
-from .schedule import (TABLE, cosine_at, exponent_at, lone_staircase, lr_at, next_change, one_segment,
-                       polynomial_at, primitive, scaled, segment_of)
+from .schedule import (TABLE, class_lane_rate, cosine_at, exponent_at, lone_staircase, lr_at, next_change,
+                       one_segment, polynomial_at, primitive, scaled, segment_of)
 
 # Per-trajectory exponential rates advance by one multiplication a step and
 # return to the closed form at every multiple of this many (global) steps:
@@ -497,7 +497,8 @@ def _chunk_kernel(elementwise, rates):
                            step (``class_rates``): trajectory i's rate at step first_step + s is
                            scaled(lr_state[5n + i], lr_table[s, lr_rows[i], 0]) (its ratio
                            NaN; its state (6n,): the rates, written, then four rows a block
-                           gathers them into, then the scales, read)
+                           gathers them into, then the scales, read); (n_steps, classes, 2):
+                           rising lines' classes, read by ``class_lane_rate`` (column 1 unread)
             lr_rows        (n,) table row of each trajectory (its class with rate classes), or
                            empty when shared
             lr_ratio       (n,) per-step factor of a plain exponential/constant row, NaN otherwise;
@@ -534,7 +535,9 @@ def _chunk_kernel(elementwise, rates):
         # decay, or a shared one), and a shared momentum
         fast_ok = (d == 1 or not per_lr) and not per_mom and (not per_wd or (d == 1 and per_lr))
         sigma = w.dtype.type(noise)
-        classed = rates and lr_table.shape[2] == 1  # rate classes (``class_rates``): the rates kernel's only
+        # rate classes (``class_rates``): the rates kernel's only; two wide, rising lines' (``class_lane_rate``)
+        classed = rates and (lr_table.shape[2] == 1 or lr_table.shape[2] == 2)
+        rises = lr_table.shape[2] == 2
         # (recording trajectories longer than a tile under shared rates, d > TILE_ELEMENTS, is
         # ``_recorded_element_tiles``'s, which ``simulate_chunk`` calls instead; here it would
         # take whole-trajectory tiles, with the same bits)
@@ -618,7 +621,8 @@ def _chunk_kernel(elementwise, rates):
                             # rate classes (``class_rates``): each trajectory's from its class's (a
                             # loop here, not a call: a call counts references on the shared table)
                             for i in range(lr_state_t.shape[0]):
-                                lr_state_t[i] = scaled(lr_scales_t[i], lr_table[s, lr_classes_t[i], 0])
+                                lr_state_t[i] = class_lane_rate(lr_scales_t[i], lr_table[s, lr_classes_t[i], 0],
+                                                                rises)
                         else:
                             _advance_rates(lr_table, lr_rows, lr_ratio, lr_state, i0, i1, t, lr_mult)
                     if per_wd:
