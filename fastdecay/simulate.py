@@ -406,24 +406,27 @@ def _lr_shapes(s: _Rate, batch: tuple[int, ...], n: int) -> _RateClasses | None:
     times, as rate classes; else None."""
     if not isinstance(s, Schedule) or n < _CLASS_SHARING:
         return None
-    return _shapes_of(s.rows(), s, batch, n, 0.0)
+    return _shapes_of(s.rows(), -1, s, batch, n, 0.0)
 
 
-def _shapes_of(table: np.ndarray, s: Schedule, batch: tuple[int, ...], n: int, t0: float) -> _RateClasses | None:
-    """``_lr_shapes`` of ``table``, a table of one-segment rows, one for each row of ``s`` (``s``'s
-    own, or one of its phases: ``_lr_phases``), read from step ``t0`` on: shapes at lr 1
-    (``_lr_shape_rows``), or rising lines' shapes (``_rising_rows``: a warmup from 0 to each lr)."""
-    sample = table[:: max(1, table.shape[0] // 64)]  # (a sample first: most grids of other schedules are not hashed)
+def _shapes_of(table: np.ndarray, segment: int, s: Schedule, batch: tuple[int, ...], n: int,
+               t0: float) -> _RateClasses | None:
+    """``_lr_shapes`` of the rows of ``table``, one for each row of ``s``, read from step ``t0`` on:
+    one-segment rows (``segment`` -1: ``s``'s own), or the segment ``segment`` alone of each (one of
+    its phases: ``_lr_phases``); shapes at lr 1 (``_lr_shape_rows``), or rising lines' shapes
+    (``_rising_rows``: a warmup from 0 to each lr)."""
+    rows = table if segment < 0 else table[:, segment:segment + 1]  # (a view: hashed in place)
+    sample = rows[:: max(1, table.shape[0] // 64)]  # (a sample first: most grids of other schedules are not hashed)
     rises = not _lr_shape_rows(sample, t0)
     if rises and not _rising_rows(sample, t0):
         return None
     lr_word = L.P0 + 3 if rises else L.P0  # (a rising line's end, a shape's lr)
-    found = _table_classes(table, n // _CLASS_SHARING, 0, skip=lr_word)
+    found = _table_classes(table, n // _CLASS_SHARING, 0, skip=lr_word, segment=segment)
     if found is None:
         return None
     class_of_row, first_rows, _ = found
-    unit = table[first_rows]  # (a copy: the shapes' rows, at lr 1; a class's rows are its first's but for lr)
-    lrs = table[:, 0, lr_word]
+    unit = rows[first_rows]  # (a copy: the shapes' rows, at lr 1; a class's rows are its first's but for lr)
+    lrs = rows[:, 0, lr_word]
     if rises:
         if not _rising_rows(unit, t0):
             return None
@@ -541,8 +544,7 @@ def _lr_phases(s: _Rate, batch: tuple[int, ...], n: int, steps: int) -> tuple[_P
         classes = None
         sample = table[:: max(1, s.size // 64), k:k + 1]  # (a sample first, as there)
         if _lr_shape_rows(sample, float(start)) or _rising_rows(sample, float(start)):
-            rows = _readonly(np.ascontiguousarray(table[:, k:k + 1]))  # (the segment alone: start, origin, fields)
-            classes = _shapes_of(rows, s, batch, n, float(start))
+            classes = _shapes_of(table, k, s, batch, n, float(start))  # (the segment alone: start, origin, fields)
         if classes is not None:
             shaped = True
             source = _class_lanes(classes, n)
@@ -657,10 +659,10 @@ def _row_classes(s: _Rate, most: int, most_if_ratios: int) -> tuple[np.ndarray, 
     return _table_classes(s.rows(), most, most_if_ratios)
 
 
-def _table_classes(table: np.ndarray, most: int, most_if_ratios: int,
-                   skip: int = -1) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def _table_classes(table: np.ndarray, most: int, most_if_ratios: int, skip: int = -1,
+                   segment: int = -1) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """``_row_classes`` of the rows of ``table`` (but for the word ``skip`` of their words:
-    ``L.P0``, their lr)."""
+    ``L.P0``, their lr; with ``segment`` >= 0, of that segment's words alone)."""
     most = min(table.shape[0], most)
     if most < 1:
         return None
@@ -668,7 +670,7 @@ def _table_classes(table: np.ndarray, most: int, most_if_ratios: int,
     sizes = np.empty(most, np.int64)
     slots = np.empty(1 << (2 * most).bit_length(), np.int64)
     count = D.kernels("simulate", NUMPY).rate_classes(table, class_of_row, first_rows, sizes, slots,
-                                                      most_if_ratios, skip)
+                                                      most_if_ratios, skip, segment)
     if count < 0:
         return None
     return class_of_row, first_rows[:count], sizes[:count]

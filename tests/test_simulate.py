@@ -657,7 +657,7 @@ def test_products_are_classed_by_their_rows_without_their_scale_as_those_rows_ar
         want_classes, want_first, want_sizes = (np.empty(n, np.int64), np.empty(most, np.int64),
                                                 np.empty(most, np.int64))
         slots = np.empty(1 << (2 * most).bit_length(), np.int64)
-        count = cpu.rate_classes(unit, want_classes, want_first, want_sizes, slots, 0, -1)
+        count = cpu.rate_classes(unit, want_classes, want_first, want_sizes, slots, 0, -1, -1)
         assert 0 < count < most
         classes, first, sizes, scales = (np.empty(n, np.int64), np.empty(most, np.int64), np.empty(most, np.int64),
                                          np.empty(n))
@@ -1214,32 +1214,42 @@ def test_rate_classes_number_the_rows_by_their_bits(signed_cosine):
                   fd.multistep(0.1, 0.5, [5, 10]), signed_cosine(0.1, 10, min_lr=-0.0)])
     classes, first, sizes = np.empty(s.size, np.int64), np.empty(9, np.int64), np.empty(9, np.int64)
     slots = np.empty(32, np.int64)
-    assert rate_classes(s.rows(), classes, first, sizes, slots, 0, -1) == 5
+    assert rate_classes(s.rows(), classes, first, sizes, slots, 0, -1, -1) == 5
     assert classes.tolist() == [0, 1, 0, 2, 3, 4, 1, 4, 2]
     assert first[:5].tolist() == [0, 1, 3, 4, 5]
     assert sizes[:5].tolist() == [2, 2, 2, 1, 2]
-    assert rate_classes(s.rows(), classes, first[:4], sizes[:4], slots[:16], 0, -1) == -1
+    assert rate_classes(s.rows(), classes, first[:4], sizes[:4], slots[:16], 0, -1, -1) == -1
     payloads = np.zeros((3, 2, WIDTH))
     payloads[:, 0, :6] = (0.0, 0.0, COSINE, 0.1, 10.0, 0.0)
     payloads[:, 1] = np.nan  # (a side row's fields)
     payloads[2, 1, 4] = np.float64(np.uint64(0x7FF8000000000001).view(np.float64))  # another NaN
-    assert rate_classes(payloads, classes, first, sizes, slots, 0, -1) == 2
+    assert rate_classes(payloads, classes, first, sizes, slots, 0, -1, -1) == 2
     assert classes[:3].tolist() == [0, 0, 1]
     exponentials = fd.stack([fd.exponential(0.1, gamma=0.9), fd.constant(0.1)] * 4)
-    assert rate_classes(exponentials.rows(), classes, first, sizes, slots, 0, -1) == -1
-    assert rate_classes(exponentials.rows(), classes, first, sizes, slots, 2, -1) == 2  # (2 of ratios)
+    assert rate_classes(exponentials.rows(), classes, first, sizes, slots, 0, -1, -1) == -1
+    assert rate_classes(exponentials.rows(), classes, first, sizes, slots, 2, -1, -1) == 2  # (2 of ratios)
     assert classes[:8].tolist() == [0, 1] * 4 and sizes[:2].tolist() == [4, 4]
-    assert rate_classes(exponentials.rows(), classes, first, sizes, slots, 1, -1) == -1
+    assert rate_classes(exponentials.rows(), classes, first, sizes, slots, 1, -1, -1) == -1
     in_order = fd.stack([fd.cosine(0.1, 10)] * 3 + [fd.step(0.1, 0.5, 3)] * 2 + [fd.cosine(0.1, 11)])
-    assert rate_classes(in_order.rows(), classes, first, sizes, slots, 0, -1) == 3
+    assert rate_classes(in_order.rows(), classes, first, sizes, slots, 0, -1, -1) == 3
     assert classes[:6].tolist() == [0, 0, 0, 1, 1, 2]
     # skipping the first segment's lr (``P0``): rows equal but for it share a class, others do not
     from fastdecay._layout import P0
     shapes = fd.stack([fd.step(0.1, 0.5, 3), fd.step(0.2, 0.5, 3), fd.step(0.1, 0.5, 4), fd.step(0.3, 0.5, 3),
                        fd.step(0.1, 0.25, 3), fd.step(0.0, 0.5, 4)])
-    assert rate_classes(shapes.rows(), classes, first, sizes, slots, 0, -1) == 6
-    assert rate_classes(shapes.rows(), classes, first, sizes, slots, 0, P0) == 3
+    assert rate_classes(shapes.rows(), classes, first, sizes, slots, 0, -1, -1) == 6
+    assert rate_classes(shapes.rows(), classes, first, sizes, slots, 0, P0, -1) == 3
     assert classes[:6].tolist() == [0, 0, 1, 0, 2, 1] and sizes[:3].tolist() == [3, 2, 1]
+    # by one segment's words alone (a phase): warmups of two lengths before cosines of three, an lr
+    # a row; the cosines' segment (1) but for its lr makes 3 classes, the warmups' (0) 2
+    phases = fd.stack([fd.warmup(fd.cosine(0.1 + 0.01 * k, 50 + k % 3), 10 + k % 2) for k in range(9)])
+    assert rate_classes(phases.rows(), classes, first, sizes, slots, 0, -1, -1) == 9
+    assert rate_classes(phases.rows(), classes, first, sizes, slots, 0, P0, 1) == 6  # (the origins: 10 or 11)
+    same_start = fd.stack([fd.warmup(fd.cosine(0.1 + 0.01 * k, 50 + k % 3), 10) for k in range(9)])
+    assert rate_classes(same_start.rows(), classes, first, sizes, slots, 0, P0, 1) == 3
+    assert classes[:9].tolist() == [0, 1, 2] * 3 and first[:3].tolist() == [0, 1, 2]
+    assert rate_classes(same_start.rows(), classes, first, sizes, slots, 0, P0 + 3, 0) == 1  # (the warmups but for their ends)
+    assert rate_classes(same_start.rows(), classes, first, sizes, slots, 0, -1, 0) == 9  # (each lr its end)
 
 
 def _assert_a_grid_gives_each_schedule_s_bits(kinds, optimizer, on_drop):

@@ -1076,38 +1076,14 @@ def scaled_product_classes(table, class_of_row, units, first_rows, sizes, scales
     return count if scaled else -1
 
 
-@njit(int64(TABLE, int64[::1], int64[::1], int64[::1], int64[::1], int64, int64), cache=True)
-def rate_classes(table, class_of_row, first_rows, sizes, slots, most_if_ratios, skip):
-    """class_of_row[r] = the class of row r of ``table``, the same number for rows of the same
-    bits but for word ``skip`` of a row's words (its segments' fields one after another; -1:
-    none, ``P0``: the first segment's lr, for ``fastdecay.simulate._lr_shapes``),
-    numbered 0, 1, ... in order of first appearance, first_rows[c] = the first row of
-    class c and sizes[c] its number of rows (``sizes`` as long as ``first_rows``); returns how
-    many classes, or -1 where classes would not pay: as soon as there are more than
-    ``first_rows`` holds, or than ``most_if_ratios`` where ``CLASS_SAMPLE`` rows spread over the
-    table all advance by a ratio (``_row_ratio``: an exponential grid). ``slots``: an
-    open-addressing table of a power-of-two length above twice ``first_rows``'s, overwritten (a
-    slot holds a class, -1 where empty). A row is first compared with the class of the row before
-    and of the row as many classes before (``_guessed_class``: a grid laid out schedule by
-    schedule, or its schedules in turn, needs no hash), while those guesses hold (and at every
-    64th row), then looked up by a hash of its words (``_hashed_class``)."""
-    rows = table.shape[0]
-    closed = False
-    for j in range(min(rows, CLASS_SAMPLE)):
-        r = j * rows // min(rows, CLASS_SAMPLE)
-        ratio = _row_ratio(table, r)
-        if not ratio == ratio:
-            closed = True
-            break
-    most = first_rows.shape[0] if closed else min(first_rows.shape[0], most_if_ratios)
-    if most < 1:
-        return -1
-    words = table.view(np.uint64).reshape(rows, table.shape[1] * table.shape[2])
+@njit(inline="always")
+def _word_classes(words, class_of_row, first_rows, sizes, slots, most, skip):
+    """``rate_classes`` of the rows of ``words``, at most ``most`` classes (-1 past them)."""
     slots[:] = -1
     count = 0
     guess = False
     by_turn = False
-    for r in range(rows):
+    for r in range(words.shape[0]):
         if r > 0 and (guess or r % 64 == 0):
             guess = True
             c, by_turn = _guessed_class(words, r, first_rows, class_of_row, r, count, by_turn, skip)
@@ -1129,6 +1105,43 @@ def rate_classes(table, class_of_row, first_rows, sizes, slots, most_if_ratios, 
             class_of_row[r] = c
             sizes[c] += 1
     return count
+
+
+@njit(int64(TABLE, int64[::1], int64[::1], int64[::1], int64[::1], int64, int64, int64), cache=True)
+def rate_classes(table, class_of_row, first_rows, sizes, slots, most_if_ratios, skip, segment):
+    """class_of_row[r] = the class of row r of ``table``, the same number for rows of the same
+    bits but for word ``skip`` of a row's words (its segments' fields one after another; -1:
+    none, ``P0``: the first segment's lr, for ``fastdecay.simulate._lr_shapes``),
+    numbered 0, 1, ... in order of first appearance, first_rows[c] = the first row of
+    class c and sizes[c] its number of rows (``sizes`` as long as ``first_rows``); returns how
+    many classes, or -1 where classes would not pay: as soon as there are more than
+    ``first_rows`` holds, or than ``most_if_ratios`` where ``CLASS_SAMPLE`` rows spread over the
+    table all advance by a ratio (``_row_ratio``: an exponential grid). ``slots``: an
+    open-addressing table of a power-of-two length above twice ``first_rows``'s, overwritten (a
+    slot holds a class, -1 where empty). A row is first compared with the class of the row before
+    and of the row as many classes before (``_guessed_class``: a grid laid out schedule by
+    schedule, or its schedules in turn, needs no hash), while those guesses hold (and at every
+    64th row), then looked up by a hash of its words (``_hashed_class``). With ``segment`` >= 0
+    the rows are compared by that segment's words alone (``skip`` counted within them: a phase of
+    ``fastdecay.simulate._lr_phases``, read without a copy of its segments); the sampled ratios
+    are the whole rows'."""
+    rows = table.shape[0]
+    closed = False
+    for j in range(min(rows, CLASS_SAMPLE)):
+        r = j * rows // min(rows, CLASS_SAMPLE)
+        ratio = _row_ratio(table, r)
+        if not ratio == ratio:
+            closed = True
+            break
+    most = first_rows.shape[0] if closed else min(first_rows.shape[0], most_if_ratios)
+    if most < 1:
+        return -1
+    words = table.view(np.uint64).reshape(rows, table.shape[1] * table.shape[2])
+    if segment < 0:
+        return _word_classes(words, class_of_row, first_rows, sizes, slots, most, skip)
+    width = table.shape[2]  # (a view of the segment's words: compiled apart from the whole rows' loop)
+    return _word_classes(words[:, segment * width:(segment + 1) * width], class_of_row, first_rows, sizes, slots,
+                         most, skip)
 
 
 @njit(int64(types.Array(float64, 1, "C", readonly=True), int64[::1], int64[::1], int64[::1]), cache=True)
