@@ -1078,7 +1078,10 @@ def scaled_product_classes(table, class_of_row, units, first_rows, sizes, scales
 
 @njit(inline="always")
 def _word_classes(words, class_of_row, first_rows, sizes, slots, most, skip):
-    """``rate_classes`` of the rows of ``words``, at most ``most`` classes (-1 past them)."""
+    """``rate_classes`` of the rows of ``words``, at most ``most`` classes (-1 past them). (The
+    steps for one row are written out here and in ``scaled_product_classes``: the two loops
+    calling one inlined function for them, which returned the count and the guesses' state, ran
+    12x slower, 15.5 ms against 1.3 for 200,000 rows.)"""
     slots[:] = -1
     count = 0
     guess = False
