@@ -1167,77 +1167,91 @@ ZERO_WDS = (0.0, 0.0, 0.0, 0.0)  # a block without weight decay: l2 a constant 0
 _NO_RATES, _NO_CLASSES = np.zeros((0, 0, 1)), np.zeros(0, np.int64)  # (compile-time constants)
 
 
-@njit(inline="always")
-def _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas, read, wds, moms, use_momentum, nesterov,
-                  in_buffer):
-    """The four steps of ``_sgd_per_trajectory_block`` with the block's weight decays
-    ``wds`` and momenta ``moms`` (tuples), each step as ``_sgd_per_trajectory_loop``
-    with ``advance``; ``read`` (a constant) says where step q's rate comes from: BY_RATIO the
-    trajectory's rate advanced by its ratio, BY_CLASS scaled(lr_state[i], rates[s + q, classes[i], 0])
-    (rate classes: ``lr_state`` the trajectories' scales, 1 where a class is a row, ``lr_ratio``
-    unread), BY_GATHERED_CLASS etas[q][i] (``lr_state`` and ``lr_ratio`` unread), BY_ONE_CLASS
-    scaled(lr_state[i], rates[s + q, classes[0], 0]) (every lane of class classes[0]); where
-    ``rates`` is two wide, the classes are rising lines' (``class_lane_rate``) in place of
-    ``scaled``."""
-    dt = w.dtype.type
-    zero = dt(0.0)
-    buffer_in = in_buffer and use_momentum
-    rises = rates.shape[2] == 2  # (rising lines' classes: ``class_lane_rate``)
-    one_class = (0.0, 0.0, 0.0, 0.0)
-    if read == BY_ONE_CLASS:  # (read here, not in the lanes' loop: a load there may alias the stores)
-        k = classes[0]
-        one_class = (rates[s, k, 0], rates[s + 1, k, 0], rates[s + 2, k, 0], rates[s + 3, k, 0])
-    for i in range(w.shape[0]):
-        x, a = w[i], lam[i]
-        b = buf[i] if use_momentum else zero
-        k = classes[i] if read == BY_CLASS else 0
-        eta = lr_state[i] if read == BY_RATIO else 0.0
-        r = lr_ratio[i] if read == BY_RATIO else 0.0
-        scale = lr_state[i] if read == BY_CLASS or read == BY_ONE_CLASS else 1.0
-        for q in range(STEP_BLOCK):  # unrolled: four steps in registers
+def _sgd_steps_reading(read):
+    """``_sgd_pt_steps`` for one way of reading the rates, ``read``, a constant of the closure: Numba
+    drops the other ways' branches before it compiles (as an argument, every block compiled all
+    four: the class blocks 3x longer)."""
+
+    @njit(inline="always")
+    def _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas, wds, moms, use_momentum, nesterov,
+                      in_buffer):
+        """The four steps of ``_sgd_per_trajectory_block`` with the block's weight decays
+        ``wds`` and momenta ``moms`` (tuples), each step as ``_sgd_per_trajectory_loop``
+        with ``advance``; ``read`` says where step q's rate comes from: BY_RATIO the
+        trajectory's rate advanced by its ratio, BY_CLASS scaled(lr_state[i], rates[s + q, classes[i], 0])
+        (rate classes: ``lr_state`` the trajectories' scales, 1 where a class is a row, ``lr_ratio``
+        unread), BY_GATHERED_CLASS etas[q][i] (``lr_state`` and ``lr_ratio`` unread), BY_ONE_CLASS
+        scaled(lr_state[i], rates[s + q, classes[0], 0]) (every lane of class classes[0]); where
+        ``rates`` is two wide, the classes are rising lines' (``class_lane_rate``) in place of
+        ``scaled``."""
+        dt = w.dtype.type
+        zero = dt(0.0)
+        buffer_in = in_buffer and use_momentum
+        rises = rates.shape[2] == 2  # (rising lines' classes: ``class_lane_rate``)
+        one_class = (0.0, 0.0, 0.0, 0.0)
+        if read == BY_ONE_CLASS:  # (read here, not in the lanes' loop: a load there may alias the stores)
+            k = classes[0]
+            one_class = (rates[s, k, 0], rates[s + 1, k, 0], rates[s + 2, k, 0], rates[s + 3, k, 0])
+        for i in range(w.shape[0]):
+            x, a = w[i], lam[i]
+            b = buf[i] if use_momentum else zero
+            k = classes[i] if read == BY_CLASS else 0
+            eta = lr_state[i] if read == BY_RATIO else 0.0
+            r = lr_ratio[i] if read == BY_RATIO else 0.0
+            scale = lr_state[i] if read == BY_CLASS or read == BY_ONE_CLASS else 1.0
+            for q in range(STEP_BLOCK):  # unrolled: four steps in registers
+                if read == BY_RATIO:
+                    eta *= r
+                elif read == BY_CLASS:
+                    eta = class_lane_rate(scale, rates[s + q, k, 0], rises)
+                elif read == BY_ONE_CLASS:
+                    eta = class_lane_rate(scale, one_class[q], rises)
+                else:
+                    eta = etas[q][i]
+                c = sgd_scalars(eta, wds[q], False, 1.0, moms[q], 0.0, nesterov, False, False, in_buffer)
+                x, b = _sgd_sim(x, gradient(a, x, None, 0.0, 0), b, dt(c.l2), dt(c.buf_decay), dt(c.grad_gain),
+                                dt(c.nest_grad), dt(c.nest_buf), dt(c.neg_lr), use_momentum, nesterov, buffer_in,
+                                False)
             if read == BY_RATIO:
-                eta *= r
-            elif read == BY_CLASS:
-                eta = class_lane_rate(scale, rates[s + q, k, 0], rises)
-            elif read == BY_ONE_CLASS:
-                eta = class_lane_rate(scale, one_class[q], rises)
+                lr_state[i] = eta
+            w[i] = x
+            if use_momentum:
+                buf[i] = b
+
+    return _sgd_pt_steps
+
+
+def _sgd_block_reading(read):
+    """``_sgd_steps_reading(read)`` at the weight decays and momenta of steps s .. s + 3 of
+    ``step_scalars``, its flags made constants of each call (so each rule's loop is compiled on its
+    own): without weight decay in the block, its l2 is a constant 0 (``_without_l2``)."""
+    steps = _sgd_steps_reading(read)
+
+    @njit(inline="always")
+    def _sgd_pt_block(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas, step_scalars, use_momentum, nesterov,
+                      in_buffer):
+        wds, moms, no_wd = _block_scalars(step_scalars, s)
+        if no_wd:
+            if not use_momentum:
+                steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas, ZERO_WDS, moms, False, False, False)
+            elif nesterov:
+                steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas, ZERO_WDS, moms, True, True, in_buffer)
             else:
-                eta = etas[q][i]
-            c = sgd_scalars(eta, wds[q], False, 1.0, moms[q], 0.0, nesterov, False, False, in_buffer)
-            x, b = _sgd_sim(x, gradient(a, x, None, 0.0, 0), b, dt(c.l2), dt(c.buf_decay), dt(c.grad_gain),
-                            dt(c.nest_grad), dt(c.nest_buf), dt(c.neg_lr), use_momentum, nesterov, buffer_in, False)
-        if read == BY_RATIO:
-            lr_state[i] = eta
-        w[i] = x
-        if use_momentum:
-            buf[i] = b
-
-
-@njit(inline="always")
-def _sgd_pt_block(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas, read, step_scalars, use_momentum,
-                  nesterov, in_buffer):
-    """``_sgd_pt_steps`` at the weight decays and momenta of steps s .. s + 3 of ``step_scalars``,
-    its flags made constants of each call (so each rule's loop is compiled on its own): without
-    weight decay in the block, its l2 is a constant 0 (``_without_l2``)."""
-    wds, moms, no_wd = _block_scalars(step_scalars, s)
-    if no_wd:
-        if not use_momentum:
-            _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas, read, ZERO_WDS, moms, False,
-                          False, False)
+                steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas, ZERO_WDS, moms, True, False,
+                      in_buffer)
+        elif not use_momentum:
+            steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas, wds, moms, False, False, False)
         elif nesterov:
-            _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas, read, ZERO_WDS, moms, True, True,
-                          in_buffer)
+            steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas, wds, moms, True, True, in_buffer)
         else:
-            _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas, read, ZERO_WDS, moms, True, False,
-                          in_buffer)
-    elif not use_momentum:
-        _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas, read, wds, moms, False, False, False)
-    elif nesterov:
-        _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas, read, wds, moms, True, True,
-                      in_buffer)
-    else:
-        _sgd_pt_steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas, read, wds, moms, True, False,
-                      in_buffer)
+            steps(w, buf, lam, lr_state, lr_ratio, rates, classes, s, etas, wds, moms, True, False, in_buffer)
+
+    return _sgd_pt_block
+
+
+_sgd_steps_by_class = _sgd_steps_reading(BY_CLASS)
+_sgd_block_by_ratio, _sgd_block_gathered, _sgd_block_one_class = (
+    _sgd_block_reading(read) for read in (BY_RATIO, BY_GATHERED_CLASS, BY_ONE_CLASS))
 
 
 @njit(cache=True)
@@ -1248,8 +1262,8 @@ def _sgd_per_trajectory_block(w, buf, lam, lr_state, lr_ratio, step_scalars, s, 
     the rate in registers across the steps."""
     prefer_wide_vectors()  # (GD 1.2-1.4x, momentum 1.0-1.4x faster a core in 512-bit vectors, bench/RESULTS.md)
     # (constants stand in for the classes' arrays, unread)
-    _sgd_pt_block(w, buf, lam, lr_state, lr_ratio, _NO_RATES, _NO_CLASSES, s, (w, w, w, w), BY_RATIO, step_scalars,
-                  use_momentum, nesterov, in_buffer)
+    _sgd_block_by_ratio(w, buf, lam, lr_state, lr_ratio, _NO_RATES, _NO_CLASSES, s, (w, w, w, w), step_scalars,
+                        use_momentum, nesterov, in_buffer)
 
 
 @njit(cache=True)
@@ -1259,9 +1273,14 @@ def _sgd_class_block(w, buf, lam, rates, classes, scales, etas, step_scalars, s,
     rates[s + q, classes[i], 0]) trajectory i's at step s + q, read in the steps' loop for GD;
     with momentum gathered first into the four arrays ``etas`` (the tile's scratch), so that the
     steps' loop reads them in order and vectorizes (it does not with the gather inside)."""
-    # (w stands in for the ratios, unread)
+    # (w stands in for the ratios, unread; GD's two loops written out: through a block function its
+    # momentum branches would be compiled too, unreachable, 2 s more)
     if not use_momentum:
-        _sgd_pt_block(w, buf, lam, scales, w, rates, classes, s, etas, BY_CLASS, step_scalars, False, False, False)
+        wds, moms, no_wd = _block_scalars(step_scalars, s)
+        if no_wd:
+            _sgd_steps_by_class(w, buf, lam, scales, w, rates, classes, s, etas, ZERO_WDS, moms, False, False, False)
+        else:
+            _sgd_steps_by_class(w, buf, lam, scales, w, rates, classes, s, etas, wds, moms, False, False, False)
         return
     e0, e1, e2, e3 = etas
     rises = rates.shape[2] == 2
@@ -1269,8 +1288,7 @@ def _sgd_class_block(w, buf, lam, rates, classes, scales, etas, step_scalars, s,
         k, c = classes[i], scales[i]
         e0[i], e1[i] = class_lane_rate(c, rates[s, k, 0], rises), class_lane_rate(c, rates[s + 1, k, 0], rises)
         e2[i], e3[i] = class_lane_rate(c, rates[s + 2, k, 0], rises), class_lane_rate(c, rates[s + 3, k, 0], rises)
-    _sgd_pt_block(w, buf, lam, w, w, rates, classes, s, etas, BY_GATHERED_CLASS, step_scalars, True, nesterov,
-                  in_buffer)
+    _sgd_block_gathered(w, buf, lam, w, w, rates, classes, s, etas, step_scalars, True, nesterov, in_buffer)
 
 
 @njit(cache=True)
@@ -1285,8 +1303,8 @@ def _sgd_class_runs_block(w, buf, lam, rates, classes, scales, step_scalars, s, 
     while j0 < n:
         j1 = class_run_end(classes, j0)
         # (buf is empty for GD: any slice of it is, and is not read)
-        _sgd_pt_block(w[j0:j1], buf[j0:j1], lam[j0:j1], scales[j0:j1], w, rates, classes[j0:j1], s, (w, w, w, w),
-                      BY_ONE_CLASS, step_scalars, use_momentum, nesterov, in_buffer)
+        _sgd_block_one_class(w[j0:j1], buf[j0:j1], lam[j0:j1], scales[j0:j1], w, rates, classes[j0:j1], s,
+                             (w, w, w, w), step_scalars, use_momentum, nesterov, in_buffer)
         j0 = j1
 
 
