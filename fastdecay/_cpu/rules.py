@@ -103,7 +103,7 @@ from .._rules import ON_DROP_CODES, ON_DROP_KEEP, ON_DROP_RESCALE, ON_DROP_RESET
 from .intrinsics import fma, prefer_wide_vectors, wide_vectors
 from .lanes import (LR, MOM, SCALE, WD, draws_of_step, gradient, lane_slice, one_like, record_row, tally,
                     tile_span)
-from .schedule import class_lane_rate, drop_ratio, lr_at, one_segment, plateau_continues, scaled
+from .schedule import class_lane_rate, drop_ratio, lr_at, one_segment, plateau_continues
 from .storage import (BUF0, BUF1, BUF2, COMP, GRAD, PARAM, block_span, for_sixteen_bit, high_half, in_bfloat16_pairs,
                       is_bfloat16, low_half, narrow, pair_of, pairs_view, sixteen_bit, store_param, store_param_pair,
                       view, widen)
