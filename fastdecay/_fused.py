@@ -356,19 +356,30 @@ class Call:
                                          grad_scale=grad_scale, found_inf=found_inf)
         return lambda: _launch(plan, streams, launch_group)
 
-    def again(self, arrays, *, step, lr, weight_decay, grad_scale, found_inf):
+    def again(self, arrays, *, step, lr, weight_decay, grad_scale, found_inf, grads_of_params=False,
+              kept_same=False):
         """The launch of this call over ``arrays`` (one list per stream, in the order the call
         was made with: parameters, gradients, the state buffers it needs, the compensation
         buffers) at ``step`` with the rates ``lr`` and ``weight_decay``, checked as
         ``plan_for`` checks a cached plan: every array but the gradients the same object at
         the same address and layout, the gradients the plan's or new ones like their
         parameters. None where that does not hold: the caller checks the call in full. The
-        other options are the caller's to keep unchanged (the rule was checked with them)."""
+        other options are the caller's to keep unchanged (the rule was checked with them).
+        ``grads_of_params``: the gradients are the parameters' own ``.grad`` (torch refuses a
+        nested tensor there, so it is not looked for). ``kept_same``: every array but the
+        gradients is the same object as at a call ``again`` accepted (the caller compared
+        them by identity, holding them), so their ids are not compared."""
         plan = self.plan
         streams = [(name, row, column, role) for (name, row, role), column in zip(self.layout, arrays)]
-        ids = P.stream_ids(streams)
-        kept_ids = plan.ids
-        if any(ids[s] != kept_ids[s] for s in plan.kept) or not P.still_valid(plan, ids, streams):
+        if kept_same:
+            grad_ids = tuple(map(id, arrays[plan.grad_stream]))
+        else:
+            ids = P.stream_ids(streams)
+            kept_ids = plan.ids
+            if any(ids[s] != kept_ids[s] for s in plan.kept):
+                return None
+            grad_ids = ids[plan.grad_stream]
+        if not P.still_valid(plan, grad_ids, streams, grads_of_params):
             return None
         t, grad_scale, found_inf = _call_scalars(step, grad_scale, found_inf, plan.backend)
         # the tables made for the rates are kept while the rates are the same values: the same

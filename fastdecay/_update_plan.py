@@ -482,7 +482,7 @@ def plan_for(backend, listed, streams, state_dtype, options_key):
     kept = tuple(i for i, (_, _, _, role) in zip(ids, streams) if role != "grad")
     key = (options_key, backend, state_dtype, kept, tuple(s[0] for s in streams))
     plan = _PLANS.get(key)
-    if plan is not None and still_valid(plan, ids, streams):
+    if plan is not None and still_valid(plan, ids[plan.grad_stream], streams):
         return plan
     plan = build(backend, listed, streams, state_dtype)
     plan.ids = ids
@@ -502,10 +502,12 @@ def plan_for(backend, listed, streams, state_dtype, options_key):
     return plan
 
 
-def still_valid(plan, ids, streams):
+def still_valid(plan, grad_ids, streams, grads_of_params=False):
     """Re-check a cached plan against this call's arrays (the cheap checks); new gradients
     are checked and written into the plan's tables. False: build a new plan. (The ids of
-    every array but the gradients are in the cache key: those are the plan's arrays.)"""
+    every array but the gradients are in the cache key: those are the plan's arrays;
+    ``grad_ids`` are the gradients'.)
+    ``grads_of_params``: the gradients are the parameters' ``.grad`` (see ``_new_torch_grads``)."""
     if plan.inference and not sys.modules["torch"].is_inference_mode_enabled():
         return False
     data_ptr = plan.data_ptr
@@ -530,10 +532,10 @@ def still_valid(plan, ids, streams):
     # the same ids are the same gradients only while the plan's gradients are alive (an id is
     # reused once its object is freed, as a temporary gradient of the last call is); with no
     # references kept (None: the gradients were new at the last call) they are checked again
-    if (ids[g] == plan.ids[g] and plan.grad_refs is not None and not any(map(_dead, plan.grad_refs))
+    if (grad_ids == plan.ids[g] and plan.grad_refs is not None and not any(map(_dead, plan.grad_refs))
             and (_same_torch_grads(plan, g, grads) if plan.torch else _same_arrays(plan, g, grads, written=False))):
         return True
-    return _new_grads(plan, g, grads, ids[g])
+    return _new_grads(plan, g, grads, grad_ids, grads_of_params)
 
 
 def _same_torch_grads(plan, g, grads):
@@ -584,7 +586,7 @@ def _same_torch_layout(plan, s, arrays):
     return list(map(_TENSOR_STRIDE, arrays)) == strides
 
 
-def _new_grads(plan, g, grads, grad_ids):
+def _new_grads(plan, g, grads, grad_ids, grads_of_params=False):
     """Check gradients that differ from the plan's and put their addresses in its tables.
 
     Every check is one C-level pass over the list (``map``), about half a microsecond a
@@ -594,20 +596,24 @@ def _new_grads(plan, g, grads, grad_ids):
     if not plan.torch:
         return False  # NumPy / CuPy: the full check (new arrays are rare there)
     try:
-        return _new_torch_grads(plan, g, grads, grad_ids)
+        return _new_torch_grads(plan, g, grads, grad_ids, grads_of_params)
     except RuntimeError:
         # a tensor without strides or memory (sparse, MKL-DNN, nested) refuses the queries
         # below with torch's own words: the full check names it
         return False
 
 
-def _new_torch_grads(plan, g, grads, grad_ids):
+def _new_torch_grads(plan, g, grads, grad_ids, grads_of_params):
     # gradients like the last accepted ones in every respect the passes below check (so like
     # their parameters) pass the plan's guard in one C-level pass. Not a nested tensor: the
     # guard reads a tensor's strides before anything else, and a nested tensor's (a plain
-    # torch.Tensor, strided layout) raise a C++ error that ends the process
+    # torch.Tensor, strided layout) raise a C++ error that ends the process. The ``.grad`` of
+    # the plan's parameters cannot be one (torch refuses a nested tensor as the gradient of
+    # a dense one, assigned or through ``.data`` / ``set_``), so it is looked for only in
+    # gradients passed as a list
     try:
-        guarded = plan.grad_guard is not None and not any(map(_IS_NESTED, grads)) and _passes(plan.grad_guard, grads)
+        guarded = (plan.grad_guard is not None and (grads_of_params or not any(map(_IS_NESTED, grads)))
+                   and _passes(plan.grad_guard, grads))
     except AttributeError:  # (a gradient that is no tensor: the passes below send it to the full check)
         guarded = False
     if not guarded:
@@ -626,7 +632,9 @@ def _new_torch_grads(plan, g, grads, grad_ids):
     addresses = list(map(plan.data_ptr, grads))
     if plan.grad_overlap is None:
         plan.grad_overlap = _GradOverlap(plan)
-    meets = plan.grad_overlap.meets_written(addresses)
+    # (one int64 array of them for the overlap check and the address tables, where the list is long)
+    at = None if plan.grad_overlap.short else np.array(addresses, dtype=np.int64)
+    meets = plan.grad_overlap.meets_written(addresses, at)
     if meets is None:
         return False  # a gradient without memory: the full check names it
     if meets:
@@ -646,7 +654,10 @@ def _new_torch_grads(plan, g, grads, grad_ids):
 
         _check_overlaps(spans, names, written, allowed, layouts)
     for group in plan.groups:
-        group.addresses[GRAD] = addresses if group.whole else [addresses[k] for k in group.index]
+        if at is not None:
+            group.addresses[GRAD] = at if group.whole else at[group.index]
+        else:
+            group.addresses[GRAD] = addresses if group.whole else [addresses[k] for k in group.index]
     plan.pointers[g] = addresses
     plan.torch_layouts[g] = plan.torch_layouts[0]  # accepted above: laid out as their parameters
     # Weak references only once the same gradients come back (kept between calls, as with
@@ -690,9 +701,10 @@ class _GradOverlap:
             self.lo_list, self.hi_list = self.written_lo.tolist(), self.written_hi.tolist()
             self.offsets = list(zip(self.nonempty.tolist(), self.lo_offset.tolist(), self.hi_offset.tolist()))
 
-    def meets_written(self, addresses):
+    def meets_written(self, addresses, at=None):
         """Whether a gradient at the addresses ``addresses`` (a list of ints; each laid out as its
-        parameter) shares a byte with a written array; None where one has no memory (address 0)."""
+        parameter) shares a byte with a written array; None where one has no memory (address 0).
+        ``at``: the same addresses as an int64 array, where the caller has made it."""
         if self.short:
             lo_list, hi_list = self.lo_list, self.hi_list
             for k, lo_offset, hi_offset in self.offsets:
@@ -703,7 +715,7 @@ class _GradOverlap:
                 if bisect_left(lo_list, at + hi_offset) > bisect_right(hi_list, at + lo_offset):
                     return True
             return False
-        at = np.array(addresses, dtype=np.int64)[self.nonempty]
+        at = (np.array(addresses, dtype=np.int64) if at is None else at)[self.nonempty]
         if not at.all():
             return None
         first = np.searchsorted(self.written_hi, at + self.lo_offset, side="right")

@@ -145,6 +145,7 @@ from torch.optim.optimizer import ParamsT
 
 from .schedules import Rate, Schedule, product
 from . import _fused as F
+from . import _update_plan as _P
 from . import _rules as R
 from . import _validate as V
 from ._rules import FUSED
@@ -491,7 +492,7 @@ class _Repeat:
     reads and the call. The rates are read anew every step (a torch LR scheduler sets ``lr``
     each step; the call makes new tables only when they change)."""
 
-    __slots__ = ("group", "keys", "option_keys", "options", "state_entries", "call")
+    __slots__ = ("group", "keys", "option_keys", "options", "state_entries", "call", "steps", "counted", "kept")
 
     def __init__(self, group: dict[str, Any], option_keys: tuple[str, ...], options: tuple[Any, ...],
                  call: F.Call) -> None:
@@ -500,6 +501,12 @@ class _Repeat:
         # a parameter's state -> (its step count, then each stream after the gradients), in one read
         self.state_entries = operator.itemgetter(
             "step", *(_COMPENSATION if role == "comp" else name for name, _, role in call.layout[2:]))
+        # the step counts of the last repeated step (the states' own tensors) and what they were
+        # checked against (``_CountedSteps``), or None
+        self.steps: tuple[torch.Tensor, ...] | None = None
+        self.counted: _CountedSteps | None = None
+        # the parameters and state buffers of the last repeated step (held: compared by identity)
+        self.kept: tuple[Sequence[torch.Tensor], ...] | None = None
 
     @staticmethod
     def of(group: dict[str, Any], call: F.Call | None, first_step: int | None) -> _Repeat | None:
@@ -525,18 +532,60 @@ class _Repeat:
         try:
             # (a parameter without a state, or a state without a buffer: KeyError or TypeError)
             steps, *buffers = zip(*map(self.state_entries, map(state_of, params)))
-            counts, base = _read_counts(steps)
-            if base is None or not _whole_count(counts[0]):  # (a base: every count the same)
+            counted = self.counted
+            if counted is None or not counted.holds(steps, self.steps):
+                counted = _CountedSteps.of(steps)
+                if counted is None:
+                    return None
+            counts = counted.base.tolist()
+            if counts.count(counts[0]) != len(counts) or not _whole_count(counts[0]):
                 return None
+            kept = self.kept
+            kept_same = (kept is not None and len(params) == len(kept[0])
+                         and all(all(map(operator.is_, now, then)) for now, then in zip((params, *buffers), kept)))
             launch = self.call.again([params, grads, *buffers], step=int(counts[0]), lr=group["lr"],
-                                     weight_decay=group["weight_decay"], grad_scale=grad_scale, found_inf=None)
+                                     weight_decay=group["weight_decay"], grad_scale=grad_scale, found_inf=None,
+                                     grads_of_params=True, kept_same=kept_same)
         except (AttributeError, KeyError, TypeError, ValueError, RuntimeError):
             return None
         if launch is None:
             return None
+        self.steps, self.counted = steps, counted
+        if not kept_same:
+            self.kept = (tuple(params), *buffers)
         if grad_scale is not None:
             scaled += grads
-        return [(launch, (base, int(counts[0])))]
+        return [(launch, (counted.base, int(counts[0])))]
+
+
+class _CountedSteps:
+    """Step counts that are the elements of one tensor (``_one_tensor``), as checked once, so
+    that a repeated step with the same count tensors re-checks them in three C-level passes
+    (identity, address, ``tensor_guard``: type, dtype, shape) where ``_one_tensor`` takes
+    four, its list of addresses made anew each time. A count given other memory in place
+    (``count.data = ...``, ``count.set_(...)``) or re-typed fails them; its value is read
+    from ``base`` each step, so a count written in place is seen as it is."""
+
+    __slots__ = ("base", "base_pointer", "base_guard", "pointers", "guard")
+
+    def __init__(self, base: torch.Tensor, steps: Sequence[torch.Tensor]) -> None:
+        self.base, self.base_pointer, self.base_guard = base, base.data_ptr(), _P.tensor_guard([base])
+        self.pointers = list(map(_DATA_PTR, steps))
+        self.guard = _P.tensor_guard(steps)
+
+    @staticmethod
+    def of(steps: Sequence[torch.Tensor]) -> _CountedSteps | None:
+        """The counts ``steps`` checked in full, or None where they are not one tensor's elements."""
+        base = _one_tensor(steps)
+        return None if base is None else _CountedSteps(base, steps)
+
+    def holds(self, steps: Sequence[torch.Tensor], checked: Sequence[torch.Tensor] | None) -> bool:
+        """Whether ``steps`` are the tensors ``checked`` this was made from, still where they were
+        and as they were."""
+        base = self.base
+        return (checked is not None and len(steps) == len(checked) and all(map(operator.is_, steps, checked))
+                and base.data_ptr() == self.base_pointer and _P._passes(self.base_guard, [base])
+                and list(map(_DATA_PTR, steps)) == self.pointers and _P._passes(self.guard, steps))
 
 
 _COMPENSATION = "compensation"  # the compensation buffer's key in a parameter's state

@@ -708,7 +708,17 @@ _CHANGES = {
     "parameter appended": lambda opt, ps: opt.param_groups[0]["params"].append(ps[3]),
     "state reloaded": lambda opt, ps: opt.load_state_dict(copy.deepcopy(opt.state_dict())),
     "one step count set": lambda opt, ps: opt.state[ps[0]]["step"].fill_(10) if "step" in opt.state[ps[0]] else None,
+    # (the same count in other memory: a step that read the counts' old memory would advance that,
+    # leaving this count behind from then on; torch's SGD keeps no count)
+    "step count replaced": lambda opt, ps: _with_count(opt, ps[1], lambda c: opt.state[ps[1]].update(step=c.clone())),
+    "step count given other memory": lambda opt, ps: _with_count(opt, ps[1], lambda c: setattr(c, "data", c.clone())),
+    "step count set_": lambda opt, ps: _with_count(opt, ps[2], lambda c: c.set_(c.clone())),
 }
+
+
+def _with_count(opt, p, change):
+    if "step" in opt.state[p]:
+        change(opt.state[p]["step"])
 
 
 @pytest.mark.parametrize("grads", ["new", "kept"])
@@ -726,7 +736,7 @@ def test_a_repeated_step_sees_every_change_between_steps_as_torch_does(kind, cha
 
     taken = repeated_steps
     shapes = [(7,), (3, 5), (2, 1, 3), (4,)]
-    runs = []
+    runs, counts = [], []
     for ours in (True, False):
         ps = [torch.nn.Parameter(torch.linspace(-1, 1, int(np.prod(s)), dtype=torch.float64).reshape(s))
               for s in shapes]
@@ -753,8 +763,11 @@ def test_a_repeated_step_sees_every_change_between_steps_as_torch_does(kind, cha
             opt.step()
             weights.append(torch.cat([p.detach().flatten() for p in ps]).clone())
         runs.append(weights)
+        counts.append([float(opt.state[p]["step"]) for p in ps if "step" in opt.state[p]])
     for step, (a, b) in enumerate(zip(*runs)):
         torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-14, msg=f"step {step} after the change {change!r}")
+    if kind != "sgd":  # (torch's SGD keeps no step count)
+        assert counts[0] == counts[1], change
     # steps 2 and 3 are repeats, and steps 6 and 7 too, unless the change leaves the parameters
     # at different step counts (a call for each count) or a gradient strided unlike its parameter
     lasting = change in ("gradient dropped", "parameter appended", "one step count set") or (

@@ -313,6 +313,35 @@ def test_new_gradients_every_call_are_checked_without_weak_references(monkeypatc
         assert torch.equal(a, b)
 
 
+def test_new_gradients_of_a_long_list_in_two_groups_reach_each_group_s_table(monkeypatch):
+    """A reused plan over more tensors than the overlap check's Python loop takes (NumPy's
+    way), in two launch groups (float32 and float64 parameters interleaved): each call's new
+    gradients go to their group's address table, in the group's order, and every step gives
+    the weights, momenta and second moments of the same step taken one tensor at a time."""
+    from fastdecay import _update_plan
+
+    n = _update_plan._GradOverlap.SHORT + 37
+    dtypes = [torch.float32 if k % 3 else torch.float64 for k in range(n)]
+    sizes = [1 + (7 * k) % 11 for k in range(n)]
+    rng = torch.Generator().manual_seed(3)
+    ps = [torch.randn(size, generator=rng).to(d) for size, d in zip(sizes, dtypes)]
+    ms, vs = [torch.zeros_like(p) for p in ps], [torch.zeros_like(p) for p in ps]
+    alone = [[t.clone() for t in column] for column in (ps, ms, vs)]
+    checks = []
+    monkeypatch.setattr(_update_plan, "_new_grads", lambda *a, f=_update_plan._new_grads: checks.append(1) or f(*a))
+    steps = [[torch.randn(size, generator=rng).to(d) for size, d in zip(sizes, dtypes)] for _ in range(4)]
+    after = []
+    for t, grads in enumerate(steps):
+        fd.adamw_step(ps, grads, ms, vs, step=t, lr=1e-2, weight_decay=0.1)
+        after.append([x.clone() for x in ps + ms + vs])
+    assert len(checks) == 3  # (the long list's plan, reused with new gradients at steps 1 to 3)
+    for t, grads in enumerate(steps):
+        for k in range(n):
+            fd.adamw_step(alone[0][k], grads[k], alone[1][k], alone[2][k], step=t, lr=1e-2, weight_decay=0.1)
+        for a, b in zip(after[t], sum(alone, [])):
+            assert torch.equal(a, b), t
+
+
 @pytest.mark.parametrize("copies", [1, 8])
 def test_new_gradients_are_refused_exactly_where_a_first_call_refuses_them(copies, monkeypatch):
     """A reused plan checks new gradients against its written arrays' spans sorted once (two
@@ -651,6 +680,24 @@ def test_a_reused_plan_refuses_gradients_without_strides_by_name(layout):
         with pytest.raises(TypeError, match="grad must be a"):
             fd.sgd_step(p, grad, step=3, lr=0.1, momentum=0.9, momentum_buffer=buf)
     assert torch.equal(p, before[0]) and torch.equal(buf, before[1])
+
+
+def test_torch_refuses_a_nested_tensor_as_the_gradient_of_a_dense_parameter():
+    """The optimizers' repeated step does not look for nested gradients (whose strides would
+    end the process in the plan's guard): a ``.grad`` cannot be one. This holds torch to it,
+    for each way a gradient is given."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (torch's notes on its beta layouts)
+        nested = torch.nested.nested_tensor([torch.ones(3), torch.ones(3)])
+    p = torch.nn.Parameter(torch.ones(2, 3))
+    with pytest.raises(RuntimeError):
+        p.grad = nested
+    p.grad = torch.zeros(2, 3)
+    with pytest.raises(RuntimeError):
+        p.grad.data = nested
+    with pytest.raises((RuntimeError, NotImplementedError)):
+        p.grad.set_(nested)
+    assert not p.grad.is_nested
 
 
 @pytest.mark.parametrize("value", [list(range(100_000)), "x" * 100_000, np.arange(100_000.0).tolist()])
