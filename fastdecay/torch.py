@@ -560,18 +560,20 @@ class _Repeat:
 
 class _CountedSteps:
     """Step counts that are the elements of one tensor (``_one_tensor``), as checked once, so
-    that a repeated step with the same count tensors re-checks them in three C-level passes
-    (identity, address, ``tensor_guard``: type, dtype, shape) where ``_one_tensor`` takes
-    four, its list of addresses made anew each time. A count given other memory in place
-    (``count.data = ...``, ``count.set_(...)``) or re-typed fails them; its value is read
-    from ``base`` each step, so a count written in place is seen as it is."""
+    that a repeated step with the same count tensors re-checks them, and their base, in three
+    C-level passes (identity, address, ``tensor_guard``: type, dtype, shape) where
+    ``_one_tensor`` takes four, its list of addresses made anew each time. A count (or the
+    base) given other memory in place (``count.data = ...``, ``count.set_(...)``) or re-typed
+    fails them; the values are read from ``base`` each step, so a count written in place is
+    seen as it is."""
 
-    __slots__ = ("base", "base_pointer", "base_guard", "pointers", "guard")
+    __slots__ = ("base", "pointers", "guard")
 
     def __init__(self, base: torch.Tensor, steps: Sequence[torch.Tensor]) -> None:
-        self.base, self.base_pointer, self.base_guard = base, base.data_ptr(), _P.tensor_guard([base])
-        self.pointers = list(map(_DATA_PTR, steps))
-        self.guard = _P.tensor_guard(steps)
+        self.base = base
+        # (the base first, then the counts: one pass of each check over both)
+        self.pointers = list(map(_DATA_PTR, (base, *steps)))
+        self.guard = _P.tensor_guard((base, *steps))
 
     @staticmethod
     def of(steps: Sequence[torch.Tensor]) -> _CountedSteps | None:
@@ -582,10 +584,10 @@ class _CountedSteps:
     def holds(self, steps: Sequence[torch.Tensor], checked: Sequence[torch.Tensor] | None) -> bool:
         """Whether ``steps`` are the tensors ``checked`` this was made from, still where they were
         and as they were."""
-        base = self.base
-        return (checked is not None and len(steps) == len(checked) and all(map(operator.is_, steps, checked))
-                and base.data_ptr() == self.base_pointer and _P._passes(self.base_guard, [base])
-                and list(map(_DATA_PTR, steps)) == self.pointers and _P._passes(self.guard, steps))
+        if checked is None or len(steps) != len(checked) or not all(map(operator.is_, steps, checked)):
+            return False
+        both = (self.base, *steps)
+        return list(map(_DATA_PTR, both)) == self.pointers and _P._passes(self.guard, both)
 
 
 _COMPENSATION = "compensation"  # the compensation buffer's key in a parameter's state
