@@ -322,10 +322,10 @@ def _class_lanes(classes: _RateClasses, n: int) -> tuple[np.ndarray, np.ndarray,
     return rates, classes.classes, np.full(n, np.nan), state
 
 
-def _laid_out(source: tuple[np.ndarray, ...], by_class: bool,
-              place_of: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _laid_out(source: tuple[np.ndarray, ...], by_class: bool, class_of: np.ndarray,
+              bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The lanes' ``source`` (table, rows, ratio, state) with each trajectory's entries at its place
-    laid out class by class (``_cpu.simulate.regroup`` to the places ``place_of``): its row, and
+    laid out class by class (``_cpu.simulate.regroup`` by ``class_of``, ``bounds``): its row, and
     each n-long block of the ratio and the state (the rates, the steps they are next read at, the
     memo and the vector loop's fields: a trajectory's own); with ``by_class`` (``_class_lanes``)
     only the state's last block, the scales, is read before it is written (the ratios are NaN)."""
@@ -333,14 +333,15 @@ def _laid_out(source: tuple[np.ndarray, ...], by_class: bool,
     table, rows, ratio, state = source
     n = rows.shape[0]
     rows_run = np.empty_like(rows)
-    cpu.regroup(place_of, 1, rows, rows_run, True)
+    cpu.regroup(class_of, bounds, 1, rows, rows_run, True)
     state_run = np.empty_like(state)
     for k in range(state.shape[0] // n - 1 if by_class else 0, state.shape[0] // n):
-        cpu.regroup(place_of, 1, _readonly(state[k * n:(k + 1) * n]), state_run[k * n:(k + 1) * n], True)
+        cpu.regroup(class_of, bounds, 1, _readonly(state[k * n:(k + 1) * n]), state_run[k * n:(k + 1) * n], True)
     if not by_class:
         ratio_run = np.empty_like(ratio)
         for k in range(ratio.shape[0] // n):
-            cpu.regroup(place_of, 1, _readonly(ratio[k * n:(k + 1) * n]), ratio_run[k * n:(k + 1) * n], True)
+            cpu.regroup(class_of, bounds, 1, _readonly(ratio[k * n:(k + 1) * n]), ratio_run[k * n:(k + 1) * n],
+                        True)
         ratio = ratio_run
     return table, _readonly(rows_run), ratio, state_run
 
@@ -1059,17 +1060,12 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
             places, items = _readonly(bounds), cpu.group_items(bounds, d, recorded=True)
             group_scalars = step_scalars[None]  # (its one class's step scalars: the shared ones)
         rec_rows = trajectories = None
-        place_of = None  # (laid out class by class where not so already: each trajectory's place)
-        if grouped and not in_order:
-            place_of = np.empty(n, np.int64)
-            cpu.group_places(class_of, bounds, place_of)
-            place_of = _readonly(place_of)
         if (grouped or one_class) and (every or p.noise != 0.0):
             # the trajectory at each place: each records in its own row, and draws its own noise
             at_places = _readonly(np.arange(n, dtype=np.int64))
             if not in_order:
                 regrouped = np.empty_like(at_places)
-                cpu.regroup(place_of, 1, at_places, regrouped, True)
+                cpu.regroup(class_of, bounds, 1, at_places, regrouped, True)
                 at_places = _readonly(regrouped)
             rec_rows = at_places if every else None
             if p.noise != 0.0 and not in_order:  # (in order, place p holds trajectory p: no table)
@@ -1079,11 +1075,11 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
             # stretch runs as its schedule alone, at its step scalars (a chunk's, cut to fit)
             if not in_order:
                 lam_run = np.empty_like(lam_flat)
-                cpu.regroup(place_of, d, lam_flat, lam_run, True)
+                cpu.regroup(class_of, bounds, d, lam_flat, lam_run, True)
                 lam_run = _readonly(lam_run)
                 if p.w0.size > 1:
                     w_run = np.empty_like(w_flat)
-                    cpu.regroup(place_of, d, _readonly(w_flat), w_run, True)
+                    cpu.regroup(class_of, bounds, d, _readonly(w_flat), w_run, True)
                 else:  # (one starting point for all is laid out so already; the result is another array)
                     w_flat = np.empty_like(w_flat)
             places, items = _readonly(bounds), cpu.group_items(bounds, d, recorded=bool(every))
@@ -1099,23 +1095,21 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
         if layout is not None and not on_gpu and p.noise == 0.0 and n >= _RUN_LANES_REGROUP * layout.count:
             bounds, in_order = layout.bounds()
             if not in_order:
-                place_of = np.empty(n, np.int64)
-                cpu.group_places(layout.classes, bounds, place_of)
-                place_of = _readonly(place_of)
+                class_of = layout.classes
                 lam_run = np.empty_like(lam_flat)
-                cpu.regroup(place_of, 1, lam_flat, lam_run, True)
+                cpu.regroup(class_of, bounds, 1, lam_flat, lam_run, True)
                 lam_run = _readonly(lam_run)
                 if p.w0.size > 1:
                     w_run = np.empty_like(w_flat)
-                    cpu.regroup(place_of, 1, _readonly(w_flat), w_run, True)
+                    cpu.regroup(class_of, bounds, 1, _readonly(w_flat), w_run, True)
                 else:  # (one starting point for all is laid out so already; the result is another array)
                     w_flat = np.empty_like(w_flat)
                 if phases:
                     phases = tuple(dataclasses.replace(phase, source=_laid_out(
-                        phase.source, phase.classes is not None, place_of)) for phase in phases)
+                        phase.source, phase.classes is not None, class_of, bounds)) for phase in phases)
                     lr_src = phases[0].source
                 else:
-                    lr_src = _laid_out(lr_src, True, place_of)
+                    lr_src = _laid_out(lr_src, True, class_of, bounds)
         if phases:
             classes = phases[0].classes  # (the lanes' classes of the first phase, if any)
 
@@ -1187,7 +1181,7 @@ def _run(plan: _Plan) -> SimulationResult[Any]:
 
             run_on(p.threads, run)
         if w_run is not w_flat:  # each trajectory's weights back in its place
-            cpu.regroup(place_of, d, _readonly(w_run), w_flat, False)
+            cpu.regroup(class_of, bounds, d, _readonly(w_run), w_flat, False)
 
         w_out = w_flat.reshape(full)
         if _all_finite(xp, w_flat):

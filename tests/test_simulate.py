@@ -528,7 +528,7 @@ def test_lanes_of_an_lr_a_trajectory_run_laid_out_by_shape(monkeypatch):
     w0 = rng.uniform(-1.0, 1.0, (n, 1))
     layouts = []
     spied = cpu.regroup
-    monkeypatch.setattr(cpu, "regroup", lambda *a: (layouts.append(a[4]), spied(*a)))
+    monkeypatch.setattr(cpu, "regroup", lambda *a: (layouts.append(a[5]), spied(*a)))
     for optimizer, dtype in (("gd", np.float64), ("nesterov", np.float32), ("momentum", np.float64)):
         kw = dict(steps=150, optimizer=optimizer, dtype=dtype, weight_decay=0.01, chunk_steps=70)
         grid = fd.step(lr, gamma=0.5, period=periods)
@@ -540,7 +540,7 @@ def test_lanes_of_an_lr_a_trajectory_run_laid_out_by_shape(monkeypatch):
         monkeypatch.setattr(module, "_lr_shapes", lambda *a: None)
         closed_form = fd.simulate(lam, grid, w0=w0, **kw)
         monkeypatch.undo()
-        monkeypatch.setattr(cpu, "regroup", lambda *a: (layouts.append(a[4]), spied(*a)))
+        monkeypatch.setattr(cpu, "regroup", lambda *a: (layouts.append(a[5]), spied(*a)))
         assert layouts == [True] * 4 + [False]  # (neither of those two laid out)
         np.testing.assert_array_equal(by_shape.w, in_place.w)
         np.testing.assert_array_equal(by_shape.w, closed_form.w)
@@ -570,7 +570,7 @@ def test_lanes_of_an_lr_a_trajectory_run_laid_out_by_shape(monkeypatch):
         for i in (0, 1, 2_000, n - 1):
             alone = fd.simulate(lam[i:i + 1], grid[i], w0=w0[i:i + 1], **kw)
             np.testing.assert_array_equal(by_shape.w[i], alone.w[0], err_msg=f"trajectory {i}")
-        monkeypatch.setattr(cpu, "regroup", lambda *a: (layouts.append(a[4]), spied(*a)))
+        monkeypatch.setattr(cpu, "regroup", lambda *a: (layouts.append(a[5]), spied(*a)))
 
 
 def test_which_grids_of_an_lr_a_trajectory_read_their_shapes(monkeypatch):

@@ -57,7 +57,7 @@ same code (the same bits), and each trajectory takes its class's from a table of
 chunk's steps (``lr_table`` of width 1). Where the classes hold 64 elements or more on
 average (trajectories times coordinates; at one coordinate 192 where most rows advance by a
 ratio, or with noise), ``fastdecay.simulate`` lays the trajectories out class by class
-instead (``group_bounds``, ``group_places``, ``regroup``: a trajectory's coordinates move together) and
+instead (``group_bounds``, ``regroup``: a trajectory's coordinates move together) and
 ``simulate_groups`` runs each class's stretch as a shared schedule (the shared-rate element
 tiles at the class's step scalars, ``group_step_scalars``), then puts each trajectory's
 weights back in its place; with noise each element draws its trajectory's normals (laid out
@@ -1216,7 +1216,7 @@ def class_rates(table, rows, ratio, state, first_step, n_steps, out):
 
 
 # Rate classes run grouped: a class's trajectories need nothing of each other's, so the caller
-# lays them out class by class (``group_bounds``, ``group_places``, ``regroup``) and each class runs as a shared
+# lays them out class by class (``group_bounds``, ``regroup``) and each class runs as a shared
 # schedule (``_grouped_chunk``: the shared-rate tile loops on its stretch, at its own step
 # scalars, ``group_step_scalars``): a rate a step for the whole class, read in registers, where
 # the lanes gather one a trajectory a step. (With noise the draws follow each trajectory's index:
@@ -1239,45 +1239,30 @@ def group_bounds(classes, bounds):
     return in_order
 
 
-@njit(void(RO_INT64, int64[::1], int64[::1]), cache=True)
-def group_places(classes, bounds, places):
-    """places[i]: the place of trajectory i laid out class by class, bounds[c] + j for the j-th
-    trajectory of class c (the layout of ``group_bounds``). Once for a call's every ``regroup``
-    (a layout's curvatures, weights, lanes' rows and fields: a dozen and more arrays), each then
-    one load of its place an element, where finding the place costs a dependent increment of
-    the class's next place. ``bounds`` is used as the classes' next places, and restored."""
+def _regroup(classes, bounds, d, source, out, to_groups):
+    """Trajectory i of ``source`` (its ``d`` elements) to place bounds[c] + j of ``out``, the j-th
+    trajectory of class c (``to_groups``: the layout of ``group_bounds``), else the reverse, place
+    bounds[c] + j of ``source`` to trajectory i of ``out``. In the trajectories' order (read or
+    written in sequence, the classes' places in as many streams: a gather class by class would
+    read the trajectories' cache lines once a class). ``bounds`` is used as the classes' next
+    places, and restored."""
     for i in range(classes.shape[0]):
         c = classes[i]
-        places[i] = bounds[c]
+        p = bounds[c]
+        to, of = (p, i) if to_groups else (i, p)
+        if d == 1:
+            out[to] = source[of]
+        else:
+            for k in range(d):  # (a loop, not a slice: a slice a trajectory costs more than its copy)
+                out[to * d + k] = source[of * d + k]
         bounds[c] += 1
     for c in range(bounds.shape[0] - 1, 0, -1):  # (bounds[c] is now class c's end: bounds[c + 1])
         bounds[c] = bounds[c - 1]
     bounds[0] = 0
 
 
-def _regroup(places, d, source, out, to_groups):
-    """Trajectory i of ``source`` (its ``d`` elements) to place places[i] of ``out``
-    (``to_groups``: the layout of ``group_places``), else the reverse, place places[i] of
-    ``source`` to trajectory i of ``out``. In the trajectories' order (read or written in
-    sequence, the places in as many streams as classes: a gather class by class would read the
-    trajectories' cache lines once a class)."""
-    n = places.shape[0]
-    if d == 1:
-        if to_groups:
-            for i in range(n):
-                out[places[i]] = source[i]
-        else:
-            for i in range(n):
-                out[i] = source[places[i]]
-        return
-    for i in range(n):
-        to, of = (places[i], i) if to_groups else (i, places[i])
-        for k in range(d):  # (a loop, not a slice: a slice a trajectory costs more than its copy)
-            out[to * d + k] = source[of * d + k]
-
-
-regroup = njit([void(RO_INT64, int64, types.Array(dt, 1, "C", readonly=True), types.Array(dt, 1, "C"), types.boolean)
-                for dt in (float64, float32, int64)], cache=True)(_regroup)
+regroup = njit([void(RO_INT64, int64[::1], int64, types.Array(dt, 1, "C", readonly=True), types.Array(dt, 1, "C"),
+                     types.boolean) for dt in (float64, float32, int64)], cache=True)(_regroup)
 
 
 def group_items(bounds, d, recorded=False):
