@@ -426,7 +426,9 @@ def _shapes_of(table: np.ndarray, segment: int, s: Schedule, batch: tuple[int, .
         return None
     class_of_row, first_rows, _ = found
     unit = rows[first_rows]  # (a copy: the shapes' rows, at lr 1; a class's rows are its first's but for lr)
-    lrs = rows[:, 0, lr_word]
+    # (one strided read of the table's lr column, which the checks below and the lanes' scales
+    # read again: each read of a column touches every row's cache line)
+    lrs = np.ascontiguousarray(rows[:, 0, lr_word])
     if rises:
         if not _rising_rows(unit, t0):
             return None
@@ -439,7 +441,8 @@ def _shapes_of(table: np.ndarray, segment: int, s: Schedule, batch: tuple[int, .
             return None  # (a cosine's or polynomial's closed form makes +0.0 of an lr of -0.0, ``scaled`` keeps it)
         if (unit[:, 0, L.KIND] == L.COSINE).any():
             low, high = _SHAPED_COSINE_LRS
-            if not ((lrs == 0.0) | ((np.abs(lrs) >= low) & (np.abs(lrs) <= high))).all():
+            size = np.abs(lrs)
+            if not ((size == 0.0) | ((size >= low) & (size <= high))).all():
                 return None
         unit[:, 0, L.P0] = 1.0
     source = _lane_source(_readonly(unit), np.arange(first_rows.shape[0]), first_rows.shape[0] > 1, t0)
@@ -520,14 +523,17 @@ def _lr_phases(s: _Rate, batch: tuple[int, ...], n: int, steps: int) -> tuple[_P
     table = s.rows()
     starts = table[0, :, L.START]
     count = int(np.isfinite(starts).sum())
-    if count < 2 or count > _PHASES_MOST or starts[0] != 0.0 or not np.isfinite(starts[:count]).all() or not (
-            table[:, :, L.START] == starts).all():
-        return None  # (a padding or side row's start is inf or NaN: NaN differs from itself)
+    if count < 2 or count > _PHASES_MOST or starts[0] != 0.0 or not np.isfinite(starts[:count]).all():
+        return None
+    # every row's starts as row 0's (a padding or side row's start is inf or NaN: NaN differs from
+    # itself), and which segments are of one kind, in one pass over the rows
+    one_kind = np.empty(count, np.bool_)
+    if not D.kernels("simulate", NUMPY).segments_like_first_row(table, one_kind):
+        return None
     for k in range(count):
         kinds = table[:, k, L.KIND]
-        kind = kinds[0]
-        if kind in (L.CONSTANT, L.POLYNOMIAL, L.COSINE) and (kinds == kind).all():
-            continue  # (a column of one kind: one pass, where the test below makes eight)
+        if kinds[0] in (L.CONSTANT, L.POLYNOMIAL, L.COSINE) and one_kind[k]:
+            continue  # (a column of one kind, where the test below makes eight passes)
         closed = (kinds == L.CONSTANT) | (kinds == L.POLYNOMIAL) | (kinds == L.COSINE) | (
             (kinds == L.EXPONENTIAL) & (table[:, k, L.P0 + 3] != 0.0))
         if not closed.all():

@@ -806,6 +806,34 @@ def test_phases_take_segments_of_closed_forms_only():
         assert module._lr_phases(fd.stack(rows), (n,), n, 100) is None, plain
 
 
+def test_phases_need_every_row_s_segments_to_start_where_the_first_row_s_do():
+    """``_lr_phases`` runs phases only where every row's segments start at the first row's steps:
+    not where one row's warmup is longer, or one row has a segment more (the others' padding starts
+    at inf), whichever row it is; its one pass over the rows (``segments_like_first_row``) also
+    tells which segments are of one kind."""
+    from fastdecay import _layout as L
+    from fastdecay._cpu import simulate as cpu
+
+    module = importlib.import_module("fastdecay.simulate")
+    n = 64
+    lr = 0.05 * (1.0 + 1e-3 * np.arange(n))
+    assert module._lr_phases(fd.stack([fd.warmup(fd.cosine(lr[k], 90), 10) for k in range(n)]), (n,), n, 100)
+    for odd in (0, n // 2, n - 1):
+        longer = fd.stack([fd.warmup(fd.cosine(lr[k], 90), 12 if k == odd else 10) for k in range(n)])
+        assert module._lr_phases(longer, (n,), n, 100) is None, odd
+        more = fd.stack([fd.join([fd.linear(0.0, lr[k], 10), fd.cosine(lr[k], 60), fd.constant(0.001)], [10, 70])
+                         if k == odd else fd.warmup(fd.cosine(lr[k], 90), 10) for k in range(n)])
+        assert module._lr_phases(more, (n,), n, 100) is None, odd
+    mixed = fd.stack([fd.warmup(fd.cosine(lr[k], 90) if k % 2 else fd.step(lr[k], 0.5, 20), 10) for k in range(n)])
+    one_kind = np.zeros(2, np.bool_)
+    assert cpu.segments_like_first_row(mixed.rows(), one_kind)
+    assert one_kind.tolist() == [True, False]
+    table = np.array(mixed.rows())
+    table[5, 1, L.START] = np.nan
+    table.flags.writeable = False  # (the kernels take the tables read-only)
+    assert not cpu.segments_like_first_row(table, one_kind)
+
+
 def test_phases_start_at_the_first_step_of_their_segment_and_are_few(monkeypatch):
     """A segment that starts between two steps (a table built by hand: 29.5) holds from the next
     step on, in phases too (the phase began a step early, at the next segment's rate); a schedule of

@@ -1110,6 +1110,25 @@ def _word_classes(words, class_of_row, first_rows, sizes, slots, most, skip):
     return count
 
 
+@njit(types.boolean(TABLE, types.Array(types.boolean, 1, "C")), cache=True)
+def segments_like_first_row(table, one_kind):
+    """Whether every row's segments start at row 0's steps (a padding segment's inf too; a NaN
+    start is never equal), and ``one_kind[k]``: whether every row's segment k is of row 0's kind
+    (for k < one_kind's length). One pass over the rows (``fastdecay.simulate._lr_phases``: a
+    column read by NumPy touches every row's cache lines, and these were three such reads)."""
+    rows, segments = table.shape[0], table.shape[1]
+    kinds = one_kind.shape[0]
+    one_kind[:] = True
+    for r in range(rows):
+        for k in range(segments):
+            if table[r, k, START] != table[0, k, START]:
+                return False
+        for k in range(kinds):
+            if table[r, k, KIND] != table[0, k, KIND]:
+                one_kind[k] = False
+    return True
+
+
 @njit(int64(TABLE, int64[::1], int64[::1], int64[::1], int64[::1], int64, int64, int64), cache=True)
 def rate_classes(table, class_of_row, first_rows, sizes, slots, most_if_ratios, skip, segment):
     """class_of_row[r] = the class of row r of ``table``, the same number for rows of the same
