@@ -505,7 +505,8 @@ class _Repeat:
         # checked against (``_CountedSteps``), or None
         self.steps: tuple[torch.Tensor, ...] | None = None
         self.counted: _CountedSteps | None = None
-        # the parameters and state buffers of the last repeated step (held: compared by identity)
+        # the parameters and state buffers of the last repeated step, held to be compared by
+        # identity (a buffer replaced in the state stays alive until the group's next step)
         self.kept: tuple[Sequence[torch.Tensor], ...] | None = None
 
     @staticmethod
