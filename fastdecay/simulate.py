@@ -479,7 +479,8 @@ def _product_shapes(s: _Rate, batch: tuple[int, ...], n: int) -> _RateClasses | 
     first_rows, sizes = np.empty(most, np.int64), np.empty(most, np.int64)
     class_of_row, scales = np.empty(table.shape[0], np.int64), np.empty(table.shape[0])
     slots = np.empty(1 << (2 * most).bit_length(), np.int64)
-    count = kernels.scaled_product_classes(table, class_of_row, units, first_rows, sizes, scales, slots, reads)
+    count = kernels.scaled_product_classes(table, class_of_row, units, first_rows, sizes, scales, slots, reads,
+                                           np.empty(2 * most, np.int64))
     if count < 0:
         return None
     source = _lane_source(_readonly(units[:count]), np.arange(count), count > 1)

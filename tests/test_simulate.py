@@ -638,18 +638,30 @@ def test_products_are_classed_by_their_rows_without_their_scale_as_those_rows_ar
     makes them, keeping only each class's: the classes, scales and class rows that
     ``scaled_products`` then ``rate_classes`` over its whole table of such rows give. Over scaled
     products in turn (a product of products among them), a row whose scale is exactly 1 (which a
-    product leaves out: no scale), rows that are no scaled product, and a tabulated factor; -1
-    where there would be more classes than its rows hold, or where no row is a scaled product."""
+    product leaves out: no scale), rows that are no scaled product, and a tabulated factor; rows
+    a class's first row but for their scale (classed without making their rows: each piece's scale
+    the same, finite, not 0, else not), in turn after an odd row (so a period less than the
+    classes); -1 where there would be more classes than its rows hold, or where no row is a scaled
+    product."""
+    from fastdecay import _layout as L
     from fastdecay._cpu import simulate as cpu
 
     rng = np.random.default_rng(8)
     lrs = rng.uniform(0.1, 2.0, 300)
     lrs[7] = 1.0
+    lrs[40:300:50] = 0.0
     makes = [lambda k: SCALED_SCHEDULES[k % 6] * lrs[k],
              lambda k: (SCALED_SCHEDULES[k % 3] * lrs[k]) * (fd.cosine(1.0, 80) * 2.0) if k % 4 else fd.cosine(0.05, 90),
              lambda k: fd.product(SCALED_SCHEDULES[k % 3], fd.tabulated([1.0, 0.5, 0.25] * 7), lrs[k])]
-    for make in makes:
-        table = fd.stack([make(k) for k in range(lrs.shape[0])]).rows()
+    warmups = np.array(fd.stack([SCALED_SCHEDULES[k % 3] * lrs[k] for k in range(lrs.shape[0])]).rows())
+    pieces = np.flatnonzero(np.isfinite(warmups[0, :, L.START]) & (warmups[0, :, L.KIND] == L.PRODUCT))
+    scale_rows = (warmups[0, pieces, L.P0] + warmups[0, pieces, L.P0 + 1] - 1).astype(int)
+    assert len(scale_rows) == 2
+    warmups[9::13, scale_rows[1], L.P0] *= 1.5  # (pieces scaled unlike each other: no scaled product)
+    warmups[11::17, scale_rows[0], L.P0 + 2] = 7.0  # (another word of the scale's row: another class)
+    warmups.flags.writeable = False
+    for make in makes + [None]:
+        table = warmups if make is None else fd.stack([make(k) for k in range(lrs.shape[0])]).rows()
         n, most = table.shape[0], 100
         reads = np.empty(table.shape[1], np.int64)
         unit, want_scales = np.empty_like(table), np.empty(n)
@@ -662,18 +674,20 @@ def test_products_are_classed_by_their_rows_without_their_scale_as_those_rows_ar
         classes, first, sizes, scales = (np.empty(n, np.int64), np.empty(most, np.int64), np.empty(most, np.int64),
                                          np.empty(n))
         units = np.empty((most + 1,) + table.shape[1:])
-        assert cpu.scaled_product_classes(table, classes, units, first, sizes, scales, slots, reads) == count
+        class_rows = np.empty(2 * most, np.int64)
+        assert cpu.scaled_product_classes(table, classes, units, first, sizes, scales, slots, reads, class_rows) == count
         np.testing.assert_array_equal(classes, want_classes)
         np.testing.assert_array_equal(sizes[:count], want_sizes[:count])
         np.testing.assert_array_equal(first[:count], np.arange(count))
         np.testing.assert_array_equal(units[:count].view(np.uint64), unit[want_first[:count]].view(np.uint64))
         np.testing.assert_array_equal(scales, want_scales)
-        assert cpu.scaled_product_classes(table, classes, units[:count], first, sizes, scales, slots, reads) == -1
+        assert cpu.scaled_product_classes(table, classes, units[:count], first, sizes, scales, slots, reads,
+                                          class_rows) == -1
     plain = fd.stack([fd.cosine(0.05, 90 + k % 3) for k in range(100)]).rows()
     units = np.empty((11,) + plain.shape[1:])
     assert cpu.scaled_product_classes(plain, np.empty(100, np.int64), units, np.empty(10, np.int64),
                                       np.empty(10, np.int64), np.empty(100), np.empty(32, np.int64),
-                                      np.empty(plain.shape[1], np.int64)) == -1
+                                      np.empty(plain.shape[1], np.int64), np.empty(20, np.int64)) == -1
 
 
 def test_which_scaled_grids_read_their_schedules_once_a_step(monkeypatch):

@@ -1028,9 +1028,40 @@ def scaled_products(table, unit, scales, reads):
     return count
 
 
-@njit(int64(TABLE, int64[::1], float64[:, :, ::1], int64[::1], int64[::1], float64[::1], int64[::1], int64[::1]),
-      cache=True)
-def scaled_product_classes(table, class_of_row, units, first_rows, sizes, scales, slots, reads):
+@njit(inline="always")
+def _scale_but_alike(table, bits, q, r, reads):
+    """Row r's scale c where row r of ``table`` is row q's bits but for the last factor of each of
+    its pieces, which holds the same c on every piece, finite and not 0 (q a scaled product:
+    ``_unit_row``; row r is then one too, with row q's row without its scale), else 0.0.
+    ``bits``: ``table``'s words; ``reads``: scratch, one entry a segment."""
+    segments, width = table.shape[1], table.shape[2]
+    reads[:] = 0
+    c_at = -1
+    for k in range(segments):
+        if math.isfinite(table[q, k, START]) and table[q, k, KIND] == PRODUCT:
+            last = int(table[q, k, P0] + table[q, k, P0 + 1]) - 1
+            reads[last] = 1
+            if c_at < 0:
+                c_at = last
+    if c_at < 0:
+        return 0.0
+    c = table[r, c_at, P0]
+    if not math.isfinite(c) or c == 0.0:
+        return 0.0
+    c_bits = bits[r, c_at, P0]
+    for k in range(segments):
+        for f in range(width):
+            if reads[k] != 0 and f == P0:
+                if bits[r, k, f] != c_bits:
+                    return 0.0
+            elif bits[r, k, f] != bits[q, k, f]:
+                return 0.0
+    return c
+
+
+@njit(int64(TABLE, int64[::1], float64[:, :, ::1], int64[::1], int64[::1], float64[::1], int64[::1], int64[::1],
+            int64[::1]), cache=True)
+def scaled_product_classes(table, class_of_row, units, first_rows, sizes, scales, slots, reads, class_rows):
     """``rate_classes`` of the rows of ``table`` without their scales, and the scales, without the
     table of those rows (``scaled_products`` writes one as large as ``table``; a grid's rows
     without their lr are mostly copies): class_of_row[r] = the class of row r, numbered in order
@@ -1039,25 +1070,53 @@ def scaled_product_classes(table, class_of_row, units, first_rows, sizes, scales
     holds one row more than the classes it may take (the row being classed is made in the next
     free one). Returns how many classes, or -1 as soon as there would be more than that, or where
     no row is a scaled product. ``slots`` as ``rate_classes``'s; ``reads``: scratch, one entry a
-    segment."""
+    segment; ``class_rows``: scratch, twice as long as ``first_rows`` (each class's first row
+    where it is a scaled product, else -1, then its last row).
+
+    A row is first compared with the class of the row before, or of the row a period before (the
+    distance from the last row hashed to a class it already had to that class's row before it;
+    until then, as many as the classes), in ``table`` itself: that class's first row but for its
+    scale (``_scale_but_alike``) has the same row without its scale, which then is not made
+    (``_unit_row``: most of a row's cost)."""
     most = units.shape[0] - 1
     if most < 1:
         return -1
+    last = first_rows.shape[0]  # (class k's last row: class_rows[last + k])
     words = units.view(np.uint64).reshape(units.shape[0], units.shape[1] * units.shape[2])
+    bits = table.view(np.uint64)
     slots[:] = -1
     count = 0
     scaled = 0
     guess = False
     by_turn = False
+    period = 0
     for r in range(table.shape[0]):
+        if r > 0 and (guess or r % 64 == 0):
+            stride = period if period > 0 else count
+            for attempt in range(2):  # (the guess that held last first, as ``_guessed_class``)
+                k = class_of_row[r - stride] if by_turn and r >= stride else class_of_row[r - 1]
+                c = _scale_but_alike(table, bits, class_rows[k], r, reads) if class_rows[k] >= 0 else 0.0
+                if c != 0.0:
+                    break
+                by_turn = not by_turn
+            if c != 0.0:
+                guess = True
+                class_of_row[r] = k
+                class_rows[last + k] = r
+                sizes[k] += 1
+                scales[r] = c
+                scaled += 1
+                continue
         c = _unit_row(table, r, units, count, reads)  # (in the next free row: kept if it is a new class)
         scales[r] = 1.0 if c == 0.0 else c
         scaled += c != 0.0
         if r > 0 and (guess or r % 64 == 0):
             guess = True
-            k, by_turn = _guessed_class(words, count, first_rows, class_of_row, r, count, by_turn, -1)
+            k, by_turn = _guessed_class(words, count, first_rows, class_of_row, r,
+                                        period if period > 0 else count, by_turn, -1)
             if k >= 0:
                 class_of_row[r] = k
+                class_rows[last + k] = r
                 sizes[k] += 1
                 continue
             guess = False
@@ -1067,11 +1126,15 @@ def scaled_product_classes(table, class_of_row, units, first_rows, sizes, scales
                 return -1
             slots[j] = count
             first_rows[count] = count
+            class_rows[count] = r if c != 0.0 else -1
+            class_rows[last + count] = r
             sizes[count] = 1
             class_of_row[r] = count
             count += 1
         else:
+            period = r - class_rows[last + k]
             class_of_row[r] = k
+            class_rows[last + k] = r
             sizes[k] += 1
     return count if scaled else -1
 
