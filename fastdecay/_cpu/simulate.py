@@ -1030,10 +1030,10 @@ def scaled_products(table, unit, scales, reads):
 
 @njit(inline="always")
 def _scale_but_alike(table, bits, q, r, reads):
-    """Row r's scale c where row r of ``table`` is row q's bits but for the last factor of each of
-    its pieces, which holds the same c on every piece, finite and not 0 (q a scaled product:
-    ``_unit_row``; row r is then one too, with row q's row without its scale), else 0.0.
-    ``bits``: ``table``'s words; ``reads``: scratch, one entry a segment."""
+    """Row r's scale c where row r of ``table`` is row q's bits but for the value (P0) of each of
+    its pieces' last factors, which is the same c on every piece, finite and not 0 (q a scaled
+    product: ``_unit_row``; row r is then one too, whose row without its scale is row q's), else
+    0.0. ``bits``: ``table``'s words; ``reads``: scratch, one entry a segment."""
     segments, width = table.shape[1], table.shape[2]
     reads[:] = 0
     c_at = -1
