@@ -152,12 +152,32 @@ def magnitude(s):
     return own
 
 
+def exponent_slack(s, expected):
+    """What a cosine's exponent p < 1, ``min_lr + (lr - min_lr) b ** p`` with b = (1 + cos) / 2,
+    makes of its base's rounding near the base's zeros: b is a few ulps of 1 apart between two
+    closed forms that round the cosine's argument each its own way, and b ** p moves by
+    (b + d) ** p - b ** p there (0.5 / sqrt(b) times d at p = 0.5: 1e-14 at a rate of 0.002).
+    Elementwise, from the expected values' bases; 0 elsewhere."""
+    p = s.params
+    if s.kind != "cosine" or float(p.get("exponent", 1.0)) >= 1.0:
+        return 0.0
+    exponent, low = float(p["exponent"]), float(p.get("min_lr", 0.0))
+    span = float(p["lr"]) - low
+    if span <= 0.0:
+        return 0.0
+    base = np.clip((expected - low) / span, 0.0, 1.0) ** (1.0 / exponent)
+    d = 8 * np.finfo(np.float64).eps
+    return span * ((base + d) ** exponent - base ** exponent)
+
+
 def assert_matches_reference(s):
-    expected = ref.schedule_lr(s, STEPS)
     scale = max(magnitude(s), 1e-300)
-    np.testing.assert_allclose(s(STEPS), expected, rtol=1e-12, atol=1e-14 * scale)
-    np.testing.assert_allclose(s.table(1001), ref.schedule_lr(s, np.arange(1001)), rtol=1e-12,
-                               atol=1e-14 * scale)
+    for steps, got in ((STEPS, s(STEPS)), (np.arange(1001), s.table(1001))):
+        expected = ref.schedule_lr(s, steps)
+        close = np.isclose(got, expected, rtol=1e-12, atol=1e-14 * scale + exponent_slack(s, expected))
+        bad = np.flatnonzero(~close)
+        assert not bad.size, (f"{s}: at steps {steps[bad[:5]]} got {got[bad[:5]]!r}, the reference "
+                              f"{expected[bad[:5]]!r}")
 
 
 @pytest.mark.parametrize("strategies, kind", [(FACTORIES, k) for k in FACTORIES]
