@@ -755,6 +755,8 @@ def _exponential_crossing(lr: ArrayLike, gamma: ArrayLike, decay_steps: ArrayLik
         else:
             while hi - lo > 1.0:
                 mid = math.floor((lo + hi) / 2.0)
+                if not lo < mid < hi:
+                    break  # (past 2**53 no whole step lies between two neighbouring floats: hi is the first)
                 lo, hi = (lo, mid) if passed(mid) else (mid, hi)
             out[i] = hi
     return out

@@ -469,3 +469,22 @@ def test_a_cycled_schedule_s_params_must_give_its_momentum():
     assert again == s and hash(again) == hash(s) and again.momentum == s.momentum
     bare = fd.Schedule(s.segments, "one_cycle")  # no params: no companion, equal by its table
     assert bare != s and bare == fd.Schedule(s.segments, "one_cycle")
+
+
+def test_an_exponential_floor_reached_past_2_53_steps_is_found_without_hanging():
+    """``end_lr`` reached only after more than 2**53 steps (gamma a few ulps from 1): the bisection
+    for the first step at the floor ends where no whole step lies between two neighbouring floats
+    (it looped forever there), in a subprocess so that a regression fails instead of hanging."""
+    import math
+    import subprocess
+    import sys
+
+    code = ("import fastdecay as fd\n"
+            "for g, e in ((1 - 2.0**-52, 1e-300), (1 + 2.0**-52, 1e300)):\n"
+            "    print(repr(float(fd.exponential(1.0, gamma=g, end_lr=e).segments[1, 0])))\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    down, up = map(float, run.stdout.split())
+    for crossing, g, e in ((down, 1 - 2.0**-52, 1e-300), (up, 1 + 2.0**-52, 1e300)):
+        assert crossing > 2.0**53
+        assert math.isclose(crossing, math.log(e) / math.log(g), rel_tol=1e-3)
