@@ -37,7 +37,7 @@ import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar, Union, overload
+from typing import TYPE_CHECKING, Any, Callable, Generic, Literal, TypeVar, Union, overload
 
 import numpy as np
 
@@ -415,20 +415,36 @@ def _shapes_of(table: np.ndarray, segment: int, s: Schedule, batch: tuple[int, .
     one-segment rows (``segment`` -1: ``s``'s own), or the segment ``segment`` alone of each (one of
     its phases: ``_lr_phases``); shapes at lr 1 (``_lr_shape_rows``), or rising lines' shapes
     (``_rising_rows``: a warmup from 0 to each lr)."""
-    rows = table if segment < 0 else table[:, segment:segment + 1]  # (a view: hashed in place)
-    sample = rows[:: max(1, table.shape[0] // 64)]  # (a sample first: most grids of other schedules are not hashed)
-    rises = not _lr_shape_rows(sample, t0)
-    if rises and not _rising_rows(sample, t0):
+    rows = table if segment < 0 else table[:, segment:segment + 1]
+    rises = _sampled_lr_word(rows[:: max(1, table.shape[0] // 64)], t0)  # (a sample first: most grids are not hashed)
+    if rises is None:
         return None
-    lr_word = L.P0 + 3 if rises else L.P0  # (a rising line's end, a shape's lr)
-    found = _table_classes(table, n // _CLASS_SHARING, 0, skip=lr_word, segment=segment)
+    lr_word = L.P0 + 3 if rises else L.P0  # (a rising line's end, a shape's lr; within the segment)
+    found = _table_classes(table, n // _CLASS_SHARING, 0, keep=_kept_words(table, segment, (lr_word,)),
+                           segment=segment, taken_words=(lr_word,))
     if found is None:
         return None
-    class_of_row, first_rows, _ = found
+    class_of_row, first_rows, _, lrs = found
+    return _shaped_classes(table, segment, s, batch, n, t0, rises, class_of_row, first_rows, lrs[0])
+
+
+def _sampled_lr_word(sample: np.ndarray, t0: float) -> bool | None:
+    """Whether the rows of ``sample`` (one segment each) are rising lines (``_rising_rows``: True),
+    shapes at lr 1 (``_lr_shape_rows``: False), or neither (None)."""
+    if _lr_shape_rows(sample, t0):
+        return False
+    return True if _rising_rows(sample, t0) else None
+
+
+def _shaped_classes(table: np.ndarray, segment: int, s: Schedule, batch: tuple[int, ...], n: int, t0: float,
+                    rises: bool, class_of_row: np.ndarray, first_rows: np.ndarray,
+                    lrs: np.ndarray) -> _RateClasses | None:
+    """``_shapes_of``'s rate classes from the classes of the rows of ``table`` but for their lr,
+    ``class_of_row`` and ``first_rows`` (each row's lr in ``lrs``), where every class is a shape
+    at lr 1 (or a rising line's, with ``rises``) and the lrs are ones its lanes read with the
+    closed form's bits; else None."""
+    rows = table if segment < 0 else table[:, segment:segment + 1]
     unit = rows[first_rows]  # (a copy: the shapes' rows, at lr 1; a class's rows are its first's but for lr)
-    # (one strided read of the table's lr column, which the checks below and the lanes' scales
-    # read again: each read of a column touches every row's cache line)
-    lrs = np.ascontiguousarray(rows[:, 0, lr_word])
     if rises:
         if not _rising_rows(unit, t0):
             return None
@@ -448,8 +464,8 @@ def _shapes_of(table: np.ndarray, segment: int, s: Schedule, batch: tuple[int, .
     source = _lane_source(_readonly(unit), np.arange(first_rows.shape[0]), first_rows.shape[0] > 1, t0)
     if s.batch_shape == batch:
         return _RateClasses(source, _readonly(class_of_row), grouped=False, scales=lrs, rises=rises)
-    rows = _trajectory_rows(s, batch, n)
-    return _RateClasses(source, _readonly(class_of_row[rows]), grouped=False, scales=lrs[rows], rises=rises)
+    rows_of = _trajectory_rows(s, batch, n)
+    return _RateClasses(source, _readonly(class_of_row[rows_of]), grouped=False, scales=lrs[rows_of], rises=rises)
 
 
 def _product_shapes(s: _Rate, batch: tuple[int, ...], n: int) -> _RateClasses | None:
@@ -480,7 +496,8 @@ def _product_shapes(s: _Rate, batch: tuple[int, ...], n: int) -> _RateClasses | 
     class_of_row, scales = np.empty(table.shape[0], np.int64), np.empty(table.shape[0])
     slots = np.empty(1 << (2 * most).bit_length(), np.int64)
     count = kernels.scaled_product_classes(table, class_of_row, units, first_rows, sizes, scales, slots, reads,
-                                           np.empty(2 * most, np.int64))
+                                           np.empty(3 * most, np.int64),
+                                           np.empty((most + 1, table.shape[1] * table.shape[2]), np.uint64))
     if count < 0:
         return None
     source = _lane_source(_readonly(units[:count]), np.arange(count), count > 1)
@@ -518,7 +535,12 @@ def _lr_phases(s: _Rate, batch: tuple[int, ...], n: int, steps: int) -> tuple[_P
     gives its segment's primitive at the same ``t - origin`` as the whole row gives within the
     segment. Segments of a closed form only (a constant, a line or polynomial, a cosine, a step
     schedule; no plain exponential, which a lone row would advance by its ratio), at most
-    ``_PHASES_MOST`` of them; None where no phase has shapes."""
+    ``_PHASES_MOST`` of them; None where no phase has shapes.
+
+    The rows are first classed whole but for the lrs of the phases whose sampled rows have shapes
+    (``_phases_by_whole_rows``: one pass over the table, which also takes the lrs); where that
+    fails (more classes than pay, or a phase without shapes after all), each phase's rows are
+    classed apart."""
     if not isinstance(s, Schedule) or n < _CLASS_SHARING or s.size < 2:
         return None
     table = s.rows()
@@ -526,39 +548,98 @@ def _lr_phases(s: _Rate, batch: tuple[int, ...], n: int, steps: int) -> tuple[_P
     count = int(np.isfinite(starts).sum())
     if count < 2 or count > _PHASES_MOST or starts[0] != 0.0 or not np.isfinite(starts[:count]).all():
         return None
-    # every row's starts as row 0's (a padding or side row's start is inf or NaN: NaN differs from
-    # itself), and which segments are of one kind, in one pass over the rows
-    one_kind = np.empty(count, np.bool_)
-    if not D.kernels("simulate", NUMPY).segments_like_first_row(table, one_kind):
+    # phase k: the steps t with start_k <= t < start_(k+1) (a start between two steps: from the next)
+    firsts = [math.ceil(x) for x in starts[:count]] + [steps]
+    spans = [(k, firsts[k], min(firsts[k + 1], steps)) for k in range(count)
+             if firsts[k] < steps and firsts[k] < min(firsts[k + 1], steps)]
+    sample = table[:: max(1, s.size // 64)]  # (a sample first: most grids of other schedules are not hashed)
+    rises = [_sampled_lr_word(sample[:, k:k + 1], float(start)) for k, start, _ in spans]
+    if all(r is None for r in rises):
         return None
+    whole = _phases_by_whole_rows(table, s, batch, n, count, spans, rises)
+    if whole is False:
+        return None
+    if whole is None:  # (each phase's rows classed apart)
+        # every row's starts as row 0's (a padding or side row's start is inf or NaN: NaN differs from
+        # itself), and which segments are of one kind, in one pass over the rows
+        one_kind = np.empty(count, np.bool_)
+        if not D.kernels("simulate", NUMPY).segments_like_first_row(table, one_kind):
+            return None
+        if not _closed_segments(table, count, one_kind):
+            return None
+        whole = [_shapes_of(table, k, s, batch, n, float(start)) if rise is not None else None
+                 for (k, start, _), rise in zip(spans, rises)]
+    if all(classes is None for classes in whole):
+        return None
+    return tuple(_Phase(start, stop, _class_lanes(classes, n), classes) if classes is not None
+                 # (the whole rows, from the phase's start: within it, its segment's rates)
+                 else _Phase(start, stop, _lane_source(table, _trajectory_rows(s, batch, n), True, float(start)), None)
+                 for (_, start, stop), classes in zip(spans, whole))
+
+
+def _phases_by_whole_rows(table: np.ndarray, s: Schedule, batch: tuple[int, ...], n: int, count: int,
+                          spans: list[tuple[int, int, int]],
+                          rises: list[bool | None]) -> list[_RateClasses | None] | Literal[False] | None:
+    """``_lr_phases``' rate classes of each phase of ``spans`` ((segment, start, stop)), found by
+    classing the rows of ``table`` whole but for their lrs: the lr of each phase whose sampled
+    rows have shapes (``rises``: a rising line's, its end, True; at lr 1, False; None: no shapes),
+    and a value (P0) and end (P0 + 3) of each other segment of the ``count`` (a stable phase's
+    constant, a warmup's line from another start). The rows of a class are its first row's bits
+    but for those words, so the first rows alone tell whether every row's segments start where row
+    0's do and are closed forms (unless one of them is an exponential whose end word was left
+    out: that word tells a step schedule from a plain exponential), and each phase's classes are
+    those of the first rows' segment. False where the rows run in no phases; None where the
+    classes tell nothing (more than pay; an exponential as above), or where a phase whose sample
+    has shapes has none: each phase is then classed apart."""
+    width = table.shape[2]
+    shaped = {k: k * width + (L.P0 + 3 if rise else L.P0) for (k, _, _), rise in zip(spans, rises) if rise is not None}
+    lr_words = tuple(shaped.values())
+    others = tuple(k * width + word for k in range(count) if k not in shaped for word in (L.P0, L.P0 + 3))
+    found = _table_classes(table, n // _CLASS_SHARING, 0, keep=_kept_words(table, -1, lr_words + others),
+                           taken_words=lr_words)
+    if found is None:
+        return None
+    class_of_row, first_rows, _, lrs = found
+    heads = _readonly(table[first_rows])  # (a copy: the classes' first rows)
+    ends_left_out = [k for k in range(count) if k * width + L.P0 + 3 in lr_words + others]
+    if (heads[:, ends_left_out, L.KIND] == L.EXPONENTIAL).any():
+        return None
+    # (NaN starts differ from themselves, as in ``segments_like_first_row``)
+    if not (heads[:, :, L.START] == table[0, :, L.START]).all() or not _closed_segments(heads, count):
+        return False
+    phases: list[_RateClasses | None] = []
+    for (k, start, _), rise in zip(spans, rises):
+        if rise is None:
+            phases.append(None)
+            continue
+        within = _table_classes(heads, heads.shape[0], 0, keep=_kept_words(heads, k, (shaped[k] - k * width,)),
+                                segment=k)
+        if within is None:
+            return None
+        of_head, head_rows, _, _ = within
+        # (classes numbered in order of first appearance over the first rows, themselves in order)
+        phase_of_row = class_of_row if head_rows.shape[0] == first_rows.shape[0] else of_head[class_of_row]
+        classes = _shaped_classes(table, k, s, batch, n, float(start), rise, phase_of_row, first_rows[head_rows],
+                                  lrs[lr_words.index(shaped[k])])
+        if classes is None:
+            return None
+        phases.append(classes)
+    return phases
+
+
+def _closed_segments(table: np.ndarray, count: int, one_kind: np.ndarray | None = None) -> bool:
+    """Whether segments 0 .. ``count`` - 1 of every row of ``table`` are closed forms (a constant,
+    a polynomial, a cosine, a step schedule: no plain exponential); ``one_kind[k]``: every row's
+    segment k is of row 0's kind (``segments_like_first_row``), tested once."""
     for k in range(count):
         kinds = table[:, k, L.KIND]
-        if kinds[0] in (L.CONSTANT, L.POLYNOMIAL, L.COSINE) and one_kind[k]:
+        if one_kind is not None and one_kind[k] and kinds[0] in (L.CONSTANT, L.POLYNOMIAL, L.COSINE):
             continue  # (a column of one kind, where the test below makes eight passes)
         closed = (kinds == L.CONSTANT) | (kinds == L.POLYNOMIAL) | (kinds == L.COSINE) | (
             (kinds == L.EXPONENTIAL) & (table[:, k, L.P0 + 3] != 0.0))
         if not closed.all():
-            return None
-    phases, shaped = [], False
-    # phase k: the steps t with start_k <= t < start_(k+1) (a start between two steps: from the next)
-    firsts = [math.ceil(x) for x in starts[:count]] + [steps]
-    for k in range(count):
-        start, stop = firsts[k], min(firsts[k + 1], steps)
-        if start >= steps:
-            break
-        if stop <= start:
-            continue
-        classes = None
-        sample = table[:: max(1, s.size // 64), k:k + 1]  # (a sample first, as there)
-        if _lr_shape_rows(sample, float(start)) or _rising_rows(sample, float(start)):
-            classes = _shapes_of(table, k, s, batch, n, float(start))  # (the segment alone: start, origin, fields)
-        if classes is not None:
-            shaped = True
-            source = _class_lanes(classes, n)
-        else:  # (the whole rows, from the phase's start: within it, its segment's rates)
-            source = _lane_source(table, _trajectory_rows(s, batch, n), True, float(start))
-        phases.append(_Phase(start, stop, source, classes))
-    return tuple(phases) if shaped else None
+            return False
+    return True
 
 
 # a cosine's lr * (1 + c) / 2 is lr * ((1 + c) / 2) where neither the product nor its half leaves
@@ -663,24 +744,39 @@ def _classes_of(s: _Rate, most: int,
 def _row_classes(s: _Rate, most: int, most_if_ratios: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """(the class of each row of ``s``, the first row of each class, the rows a class): rows of the
     same bits share a class; None as ``_classes_of``."""
-    return _table_classes(s.rows(), most, most_if_ratios)
+    found = _table_classes(s.rows(), most, most_if_ratios)
+    return None if found is None else found[:3]
 
 
-def _table_classes(table: np.ndarray, most: int, most_if_ratios: int, skip: int = -1,
-                   segment: int = -1) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """``_row_classes`` of the rows of ``table`` (but for the word ``skip`` of their words:
-    ``L.P0``, their lr; with ``segment`` >= 0, of that segment's words alone)."""
+def _table_classes(table: np.ndarray, most: int, most_if_ratios: int, keep: np.ndarray | None = None,
+                   segment: int = -1,
+                   taken_words: tuple[int, ...] = ()) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """``_row_classes`` of the rows of ``table`` by the words ``keep`` keeps (``_kept_words``;
+    None: every word), of segment ``segment`` alone where it is >= 0, and the words
+    ``taken_words`` (of those) of each row (index j: ``taken_words[j]``'s, read in the same pass:
+    a row's lr)."""
     most = min(table.shape[0], most)
     if most < 1:
         return None
     class_of_row, first_rows = np.empty(table.shape[0], np.int64), np.empty(most, np.int64)
     sizes = np.empty(most, np.int64)
     slots = np.empty(1 << (2 * most).bit_length(), np.int64)
-    count = D.kernels("simulate", NUMPY).rate_classes(table, class_of_row, first_rows, sizes, slots,
-                                                      most_if_ratios, skip, segment)
+    taken = np.empty((len(taken_words), table.shape[0]))
+    count = D.kernels("simulate", NUMPY).rate_classes(
+        table, class_of_row, first_rows, sizes, slots, most_if_ratios,
+        _kept_words(table, segment) if keep is None else keep, segment, np.array(taken_words, np.int64), taken)
     if count < 0:
         return None
-    return class_of_row, first_rows[:count], sizes[:count]
+    return class_of_row, first_rows[:count], sizes[:count], taken
+
+
+def _kept_words(table: np.ndarray, segment: int = -1, skips: tuple[int, ...] = ()) -> np.ndarray:
+    """The mask ``_cpu.simulate.rate_classes`` compares rows of ``table`` by (read-only), a word
+    for each word of a row (its segments' fields one after another; with ``segment`` >= 0, of
+    that segment alone): all ones, but 0 at the words ``skips`` (a row's lrs)."""
+    keep = np.full(table.shape[2] if segment >= 0 else table.shape[1] * table.shape[2], ~np.uint64(0))
+    keep[list(skips)] = 0
+    return _readonly(keep)
 
 
 def _class_of_trajectory(s: _Rate, batch: tuple[int, ...], n: int, class_of_row: np.ndarray) -> np.ndarray:

@@ -645,6 +645,7 @@ def test_products_are_classed_by_their_rows_without_their_scale_as_those_rows_ar
     product."""
     from fastdecay import _layout as L
     from fastdecay._cpu import simulate as cpu
+    from fastdecay.simulate import _kept_words
 
     rng = np.random.default_rng(8)
     lrs = rng.uniform(0.1, 2.0, 300)
@@ -669,25 +670,28 @@ def test_products_are_classed_by_their_rows_without_their_scale_as_those_rows_ar
         want_classes, want_first, want_sizes = (np.empty(n, np.int64), np.empty(most, np.int64),
                                                 np.empty(most, np.int64))
         slots = np.empty(1 << (2 * most).bit_length(), np.int64)
-        count = cpu.rate_classes(unit, want_classes, want_first, want_sizes, slots, 0, -1, -1)
+        count = cpu.rate_classes(unit, want_classes, want_first, want_sizes, slots, 0, _kept_words(unit), -1,
+                                 np.empty(0, np.int64), np.empty((0, n)))
         assert 0 < count < most
         classes, first, sizes, scales = (np.empty(n, np.int64), np.empty(most, np.int64), np.empty(most, np.int64),
                                          np.empty(n))
         units = np.empty((most + 1,) + table.shape[1:])
-        class_rows = np.empty(2 * most, np.int64)
-        assert cpu.scaled_product_classes(table, classes, units, first, sizes, scales, slots, reads, class_rows) == count
+        class_rows, masks = np.empty(3 * most, np.int64), np.empty((most + 1, table[0].size), np.uint64)
+        assert cpu.scaled_product_classes(table, classes, units, first, sizes, scales, slots, reads, class_rows,
+                                          masks) == count
         np.testing.assert_array_equal(classes, want_classes)
         np.testing.assert_array_equal(sizes[:count], want_sizes[:count])
         np.testing.assert_array_equal(first[:count], np.arange(count))
         np.testing.assert_array_equal(units[:count].view(np.uint64), unit[want_first[:count]].view(np.uint64))
         np.testing.assert_array_equal(scales, want_scales)
         assert cpu.scaled_product_classes(table, classes, units[:count], first, sizes, scales, slots, reads,
-                                          class_rows) == -1
+                                          class_rows, masks) == -1
     plain = fd.stack([fd.cosine(0.05, 90 + k % 3) for k in range(100)]).rows()
     units = np.empty((11,) + plain.shape[1:])
     assert cpu.scaled_product_classes(plain, np.empty(100, np.int64), units, np.empty(10, np.int64),
                                       np.empty(10, np.int64), np.empty(100), np.empty(32, np.int64),
-                                      np.empty(plain.shape[1], np.int64), np.empty(20, np.int64)) == -1
+                                      np.empty(plain.shape[1], np.int64), np.empty(30, np.int64),
+                                      np.empty((11, plain[0].size), np.uint64)) == -1
 
 
 def test_which_scaled_grids_read_their_schedules_once_a_step(monkeypatch):
@@ -846,6 +850,77 @@ def test_phases_need_every_row_s_segments_to_start_where_the_first_row_s_do():
     table[5, 1, L.START] = np.nan
     table.flags.writeable = False  # (the kernels take the tables read-only)
     assert not cpu.segments_like_first_row(table, one_kind)
+
+
+def _assert_same_phases(got, want):
+    """Two ``_lr_phases`` answers are the same phases: steps, classes, scales and lanes, bit for bit."""
+    assert (got is None) == (want is None)
+    if got is None:
+        return
+    assert [(p.start, p.stop, p.classes is None) for p in got] == [(p.start, p.stop, p.classes is None) for p in want]
+    for g, w in zip(got, want):
+        # (the lanes' table, rows, ratios and state; a class lanes' state is scratch but for its scales, last)
+        n = g.source[1].shape[0]
+        for k, (a, b) in enumerate(zip(g.source, w.source)):
+            if k == 3 and g.classes is not None:
+                a, b = a[-n:], b[-n:]
+            np.testing.assert_array_equal(np.asarray(a).view(np.uint8), np.asarray(b).view(np.uint8))
+        if g.classes is not None:
+            np.testing.assert_array_equal(g.classes.classes, w.classes.classes)
+            np.testing.assert_array_equal(g.classes.scales.view(np.uint64), w.classes.scales.view(np.uint64))
+            assert g.classes.rises == w.classes.rises
+            for a, b in zip(g.classes.source, w.classes.source):
+                np.testing.assert_array_equal(np.asarray(a).view(np.uint8), np.asarray(b).view(np.uint8))
+
+
+def test_phases_classed_by_whole_rows_are_each_phase_s_classes(monkeypatch):
+    """``_lr_phases`` classes the rows whole but for their lrs (``_phases_by_whole_rows``: one pass
+    over the table) and gets the phases, classes, scales and lanes that classing each phase's
+    segment apart gives: a warmup then cosines of 5 lengths, warmup-stable-decay (a constant
+    between, cosine or linear decays), a warmup from another start before step schedules (a
+    phase without shapes, its words left out too), lrs of 0 among them. A plain exponential in one
+    row: no phases, told by the first rows. Where the whole rows make more classes than pay (a
+    warmup's length a row but for two: no phases either way), or a segment whose end was left out
+    is an exponential in a row (a step schedule before the cosine, where the others warm up by a
+    line), or a phase sampled as shapes has none after all (one row's cosine to a floor), each
+    phase is classed apart, with the same answer."""
+    module = importlib.import_module("fastdecay.simulate")
+    n = 800
+    rng = np.random.default_rng(23)
+    lr = 10.0 ** rng.uniform(-3.0, -1.0, n)
+    lr[[4, 9]] = 0.0
+    own = np.arange(n) % 5
+    grids = {
+        "warmup-cosine": [fd.warmup(fd.cosine(lr[i], 90 + own[i]), 10) for i in range(n)],
+        "wsd": [fd.wsd(lr[i], 300, warmup_steps=20, decay_steps=60, decay="cosine" if own[i] % 2 else "linear")
+                for i in range(n)],
+        "warmup-step": [fd.warmup(fd.step(lr[i], 0.5, 11 + 3 * own[i]), 12, start_lr=1e-4) for i in range(n)],
+        "warmup-lengths": [fd.warmup(fd.cosine(lr[i], 90), 10 if i in (0, 1) else 10 + i) for i in range(n)],
+        "one-plain": [fd.warmup(fd.exponential(lr[i], gamma=0.99) if i == 401 else fd.cosine(lr[i], 90), 10)
+                      for i in range(n)],
+        "one-floor": [fd.warmup(fd.cosine(lr[i], 90, min_lr=1e-5 if i == 401 else 0.0), 10) for i in range(n)],
+        "one-step-warmup": [fd.join([fd.step(1e-4, 0.9, 3), fd.cosine(lr[i], 90)], [10]) if i == 401
+                            else fd.warmup(fd.cosine(lr[i], 90), 10, start_lr=1e-4) for i in range(n)],
+    }
+    # the answer of the whole rows (None: classed apart), and whether there are phases
+    whole_rows = {"warmup-cosine": True, "wsd": True, "warmup-step": True, "warmup-lengths": None, "one-plain": False,
+                  "one-floor": None, "one-step-warmup": None}
+    phased = {"warmup-cosine": True, "wsd": True, "warmup-step": True, "warmup-lengths": False, "one-plain": False,
+              "one-floor": True, "one-step-warmup": True}
+    by_rows = module._phases_by_whole_rows
+    answers: list = []
+    monkeypatch.setattr(module, "_phases_by_whole_rows", lambda *a: answers.append(by_rows(*a)) or answers[-1])
+    for name, rows in grids.items():
+        grid = fd.stack(rows)
+        answers.clear()
+        got = module._lr_phases(grid, (n,), n, 300)
+        assert (got is not None) == phased[name], name
+        assert len(answers) == 1, name
+        assert answers[0] is None if whole_rows[name] is None else answers[0] is False if whole_rows[name] is False \
+            else isinstance(answers[0], list), (name, answers[0])
+        with monkeypatch.context() as apart:
+            apart.setattr(module, "_phases_by_whole_rows", lambda *a: None)
+            _assert_same_phases(got, module._lr_phases(grid, (n,), n, 300))
 
 
 def test_phases_start_at_the_first_step_of_their_segment_and_are_few(monkeypatch):
@@ -1247,51 +1322,64 @@ def test_rate_classes_number_the_rows_by_their_bits(signed_cosine):
     """``rate_classes``: rows of the same bits share a class (NaN payloads compared as bits), a
     min_lr of -0.0 is not one of 0.0, a later segment that differs makes another class; classes
     are numbered in order of first appearance with their first rows; -1 past the limit, and past
-    another for a table whose sampled rows all advance by a ratio (exponentials, constants)."""
+    another for a table whose sampled rows all advance by a ratio (exponentials, constants); by the
+    words a mask keeps (a segment's, but for an lr), taking the words left out of every row."""
     from fastdecay._cpu.simulate import rate_classes
     from fastdecay._layout import COSINE, WIDTH
+    from fastdecay.simulate import _kept_words
+
+    def number(table, classes, first, sizes, slots, most_if_ratios, skip, segment):
+        """``rate_classes`` by segment ``segment``'s words (-1: every segment's) but its word ``skip``
+        (-1: none), taking that word of each row too."""
+        skips = () if skip < 0 else (skip,)
+        taken = np.full((len(skips), table.shape[0]), np.nan)
+        count = rate_classes(table, classes, first, sizes, slots, most_if_ratios, _kept_words(table, segment, skips),
+                             segment, np.array(skips, np.int64), taken)
+        if count >= 0 and skips:
+            np.testing.assert_array_equal(taken[0], table[:, max(segment, 0), skip])
+        return count
 
     s = fd.stack([fd.cosine(0.1, 10), fd.step(0.1, 0.5, 3), fd.cosine(0.1, 10), signed_cosine(0.1, 10, min_lr=-0.0),
                   fd.multistep(0.1, 0.5, [5, 9]), fd.multistep(0.1, 0.5, [5, 10]), fd.step(0.1, 0.5, 3),
                   fd.multistep(0.1, 0.5, [5, 10]), signed_cosine(0.1, 10, min_lr=-0.0)])
     classes, first, sizes = np.empty(s.size, np.int64), np.empty(9, np.int64), np.empty(9, np.int64)
     slots = np.empty(32, np.int64)
-    assert rate_classes(s.rows(), classes, first, sizes, slots, 0, -1, -1) == 5
+    assert number(s.rows(), classes, first, sizes, slots, 0, -1, -1) == 5
     assert classes.tolist() == [0, 1, 0, 2, 3, 4, 1, 4, 2]
     assert first[:5].tolist() == [0, 1, 3, 4, 5]
     assert sizes[:5].tolist() == [2, 2, 2, 1, 2]
-    assert rate_classes(s.rows(), classes, first[:4], sizes[:4], slots[:16], 0, -1, -1) == -1
+    assert number(s.rows(), classes, first[:4], sizes[:4], slots[:16], 0, -1, -1) == -1
     payloads = np.zeros((3, 2, WIDTH))
     payloads[:, 0, :6] = (0.0, 0.0, COSINE, 0.1, 10.0, 0.0)
     payloads[:, 1] = np.nan  # (a side row's fields)
     payloads[2, 1, 4] = np.float64(np.uint64(0x7FF8000000000001).view(np.float64))  # another NaN
-    assert rate_classes(payloads, classes, first, sizes, slots, 0, -1, -1) == 2
+    assert number(payloads, classes, first, sizes, slots, 0, -1, -1) == 2
     assert classes[:3].tolist() == [0, 0, 1]
     exponentials = fd.stack([fd.exponential(0.1, gamma=0.9), fd.constant(0.1)] * 4)
-    assert rate_classes(exponentials.rows(), classes, first, sizes, slots, 0, -1, -1) == -1
-    assert rate_classes(exponentials.rows(), classes, first, sizes, slots, 2, -1, -1) == 2  # (2 of ratios)
+    assert number(exponentials.rows(), classes, first, sizes, slots, 0, -1, -1) == -1
+    assert number(exponentials.rows(), classes, first, sizes, slots, 2, -1, -1) == 2  # (2 of ratios)
     assert classes[:8].tolist() == [0, 1] * 4 and sizes[:2].tolist() == [4, 4]
-    assert rate_classes(exponentials.rows(), classes, first, sizes, slots, 1, -1, -1) == -1
+    assert number(exponentials.rows(), classes, first, sizes, slots, 1, -1, -1) == -1
     in_order = fd.stack([fd.cosine(0.1, 10)] * 3 + [fd.step(0.1, 0.5, 3)] * 2 + [fd.cosine(0.1, 11)])
-    assert rate_classes(in_order.rows(), classes, first, sizes, slots, 0, -1, -1) == 3
+    assert number(in_order.rows(), classes, first, sizes, slots, 0, -1, -1) == 3
     assert classes[:6].tolist() == [0, 0, 0, 1, 1, 2]
     # skipping the first segment's lr (``P0``): rows equal but for it share a class, others do not
     from fastdecay._layout import P0
     shapes = fd.stack([fd.step(0.1, 0.5, 3), fd.step(0.2, 0.5, 3), fd.step(0.1, 0.5, 4), fd.step(0.3, 0.5, 3),
                        fd.step(0.1, 0.25, 3), fd.step(0.0, 0.5, 4)])
-    assert rate_classes(shapes.rows(), classes, first, sizes, slots, 0, -1, -1) == 6
-    assert rate_classes(shapes.rows(), classes, first, sizes, slots, 0, P0, -1) == 3
+    assert number(shapes.rows(), classes, first, sizes, slots, 0, -1, -1) == 6
+    assert number(shapes.rows(), classes, first, sizes, slots, 0, P0, -1) == 3
     assert classes[:6].tolist() == [0, 0, 1, 0, 2, 1] and sizes[:3].tolist() == [3, 2, 1]
     # by one segment's words alone (a phase): warmups of two lengths before cosines of three, an lr
     # a row; the cosines' segment (1) but for its lr makes 3 classes, the warmups' (0) 2
     phases = fd.stack([fd.warmup(fd.cosine(0.1 + 0.01 * k, 50 + k % 3), 10 + k % 2) for k in range(9)])
-    assert rate_classes(phases.rows(), classes, first, sizes, slots, 0, -1, -1) == 9
-    assert rate_classes(phases.rows(), classes, first, sizes, slots, 0, P0, 1) == 6  # (the origins: 10 or 11)
+    assert number(phases.rows(), classes, first, sizes, slots, 0, -1, -1) == 9
+    assert number(phases.rows(), classes, first, sizes, slots, 0, P0, 1) == 6  # (the origins: 10 or 11)
     same_start = fd.stack([fd.warmup(fd.cosine(0.1 + 0.01 * k, 50 + k % 3), 10) for k in range(9)])
-    assert rate_classes(same_start.rows(), classes, first, sizes, slots, 0, P0, 1) == 3
+    assert number(same_start.rows(), classes, first, sizes, slots, 0, P0, 1) == 3
     assert classes[:9].tolist() == [0, 1, 2] * 3 and first[:3].tolist() == [0, 1, 2]
-    assert rate_classes(same_start.rows(), classes, first, sizes, slots, 0, P0 + 3, 0) == 1  # (the warmups but for their ends)
-    assert rate_classes(same_start.rows(), classes, first, sizes, slots, 0, -1, 0) == 9  # (each lr its end)
+    assert number(same_start.rows(), classes, first, sizes, slots, 0, P0 + 3, 0) == 1  # (the warmups but for their ends)
+    assert number(same_start.rows(), classes, first, sizes, slots, 0, -1, 0) == 9  # (each lr its end)
 
 
 def _assert_a_grid_gives_each_schedule_s_bits(kinds, optimizer, on_drop):

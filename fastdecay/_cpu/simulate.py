@@ -884,12 +884,12 @@ CLASS_SAMPLE = 1024
 
 
 @njit(inline="always")
-def _same_words(words, a, b, skip):
-    """Whether rows a and b of ``words`` are the same bits but for word ``skip`` (-1: none; every
-    word read: no branch a word)."""
+def _same_words(words, a, b, keep):
+    """Whether rows a and b of ``words`` are the same bits in the words that ``keep`` keeps (a mask
+    a word: all ones, compared; 0, not; every word read: no branch a word)."""
     diff = np.uint64(0)
     for f in range(words.shape[1]):
-        diff |= (words[a, f] ^ words[b, f]) & (np.uint64(0) if f == skip else ~np.uint64(0))
+        diff |= (words[a, f] ^ words[b, f]) & keep[f]
     return diff == 0
 
 
@@ -903,29 +903,25 @@ def _mark_data_rows(table, r, k, reads):
 
 
 @njit(inline="always")
-def _guessed_class(words, row, first_rows, class_of_row, r, count, by_turn, skip):
-    """(the class of row ``row`` of ``words``, the r-th row classed, where it is that of the row
-    before or of the row as many classes before, else -1; ``by_turn``: the guess that held last
-    was the second, tried first). Rows of a grid laid out schedule by schedule, or its schedules in
-    turn, are classed so without a hash."""
-    k = class_of_row[r - count] if by_turn and r >= count else class_of_row[r - 1]
-    if _same_words(words, first_rows[k], row, skip):
-        return k, by_turn
-    by_turn = not by_turn
-    k = class_of_row[r - count] if by_turn and r >= count else class_of_row[r - 1]
-    if _same_words(words, first_rows[k], row, skip):
-        return k, by_turn
-    return -1, by_turn
+def _guessed_row(class_of_row, r, stride, by_turn):
+    """The class the r-th row classed is guessed to be: that of the row ``stride`` before (the row
+    as many classes before, or a period before) with ``by_turn``, else that of the row before.
+    Rows of a grid laid out schedule by schedule, or its schedules in turn, are classed so, by a
+    comparison with the class's first row, without a hash; the kernels try the guess that held
+    last first, then the other. (The comparison is written out in each kernel's loop: an inlined
+    function that compared and took the mask of words along ran 7-12x slower, its arrays' reference
+    counts taken and given back each row.)"""
+    return class_of_row[r - stride] if by_turn and r >= stride else class_of_row[r - 1]
 
 
 @njit(inline="always")
-def _hashed_class(words, row, first_rows, slots, skip):
-    """(the class whose first row of ``words`` is row ``row``'s bits but for word ``skip``, found
-    by a hash of its words in ``slots``, an open-addressing table of classes, -1 where empty; or -1;
-    the slot where it is, or where it would go)."""
+def _hashed_class(words, row, first_rows, slots, keep):
+    """(the class whose first row of ``words`` is row ``row``'s bits in the words ``keep`` keeps
+    (``_same_words``), found by a hash of those words in ``slots``, an open-addressing table of
+    classes, -1 where empty; or -1; the slot where it is, or where it would go)."""
     h = np.uint64(0)
     for f in range(words.shape[1]):  # (independent products: no chain of multiplies a word)
-        h += (np.uint64(0) if f == skip else words[row, f]) * (np.uint64(2 * f + 1) * _HASH)
+        h += (words[row, f] & keep[f]) * (np.uint64(2 * f + 1) * _HASH)
     h ^= h >> np.uint64(29)
     h *= _HASH
     mask = np.uint64(slots.shape[0] - 1)
@@ -933,7 +929,7 @@ def _hashed_class(words, row, first_rows, slots, skip):
     while True:
         j &= mask
         k = slots[j]
-        if k < 0 or _same_words(words, first_rows[k], row, skip):
+        if k < 0 or _same_words(words, first_rows[k], row, keep):
             return k, j
         j += np.uint64(1)
 
@@ -1029,39 +1025,41 @@ def scaled_products(table, unit, scales, reads):
 
 
 @njit(inline="always")
-def _scale_but_alike(table, bits, q, r, reads):
-    """Row r's scale c where row r of ``table`` is row q's bits but for the value (P0) of each of
-    its pieces' last factors, which is the same c on every piece, finite and not 0 (q a scaled
-    product: ``_unit_row``; row r is then one too, whose row without its scale is row q's), else
-    0.0. ``bits``: ``table``'s words; ``reads``: scratch, one entry a segment."""
+def _scale_mask(table, q, masks, k):
+    """masks[k, w] = all ones at the words w of row q of ``table`` that hold its pieces' last
+    factors' values (P0; q a scaled product: ``_unit_row``), else 0; returns the first of them."""
     segments, width = table.shape[1], table.shape[2]
-    reads[:] = 0
-    c_at = -1
-    for k in range(segments):
-        if math.isfinite(table[q, k, START]) and table[q, k, KIND] == PRODUCT:
-            last = int(table[q, k, P0] + table[q, k, P0 + 1]) - 1
-            reads[last] = 1
-            if c_at < 0:
-                c_at = last
-    if c_at < 0:
-        return 0.0
-    c = table[r, c_at, P0]
-    if not math.isfinite(c) or c == 0.0:
-        return 0.0
-    c_bits = bits[r, c_at, P0]
-    for k in range(segments):
-        for f in range(width):
-            if reads[k] != 0 and f == P0:
-                if bits[r, k, f] != c_bits:
-                    return 0.0
-            elif bits[r, k, f] != bits[q, k, f]:
-                return 0.0
-    return c
+    for w in range(masks.shape[1]):
+        masks[k, w] = 0
+    first = -1
+    for j in range(segments):
+        if math.isfinite(table[q, j, START]) and table[q, j, KIND] == PRODUCT:
+            last = int(table[q, j, P0] + table[q, j, P0 + 1]) - 1
+            masks[k, last * width + P0] = ~np.uint64(0)
+            if first < 0:
+                first = last * width + P0
+    return first
+
+
+@njit(inline="always")
+def _alike_but_scale(words, q, r, masks, k, at):
+    """Whether row r of ``words`` (a table's, a row each) is row q's bits but for the words of
+    ``masks[k]`` (``_scale_mask`` of row q: its pieces' last factors' values), which all hold the
+    bits of row r's word ``at``, the first of them (row r is then a scaled product whose row
+    without its scale is row q's where that word is finite and not 0). Every word is compared,
+    without a branch (the row is read whole either way), and no view of an array is made (each
+    is a reference count taken and given back, atomically: most of a row's cost where it was)."""
+    c_bits = words[r, at]
+    diff = np.uint64(0)
+    for w in range(words.shape[1]):
+        diff |= words[r, w] ^ ((words[q, w] & ~masks[k, w]) | (c_bits & masks[k, w]))
+    return diff == 0
 
 
 @njit(int64(TABLE, int64[::1], float64[:, :, ::1], int64[::1], int64[::1], float64[::1], int64[::1], int64[::1],
-            int64[::1]), cache=True)
-def scaled_product_classes(table, class_of_row, units, first_rows, sizes, scales, slots, reads, class_rows):
+            int64[::1], uint64[:, ::1]), cache=True)
+def scaled_product_classes(table, class_of_row, units, first_rows, sizes, scales, slots, reads, class_rows,
+                           scale_masks):
     """``rate_classes`` of the rows of ``table`` without their scales, and the scales, without the
     table of those rows (``scaled_products`` writes one as large as ``table``; a grid's rows
     without their lr are mostly copies): class_of_row[r] = the class of row r, numbered in order
@@ -1070,20 +1068,24 @@ def scaled_product_classes(table, class_of_row, units, first_rows, sizes, scales
     holds one row more than the classes it may take (the row being classed is made in the next
     free one). Returns how many classes, or -1 as soon as there would be more than that, or where
     no row is a scaled product. ``slots`` as ``rate_classes``'s; ``reads``: scratch, one entry a
-    segment; ``class_rows``: scratch, twice as long as ``first_rows`` (each class's first row
-    where it is a scaled product, else -1, then its last row).
+    segment; ``class_rows``: scratch, three times as long as ``first_rows`` (each class's first
+    row where it is a scaled product, else -1, then its last row, then the first word of its
+    scale); ``scale_masks``: scratch, a row of a row's words for each class (``_scale_mask``),
+    and one more (all ones: the mask ``_same_words`` compares the rows without their scale by).
 
     A row is first compared with the class of the row before, or of the row a period before (the
     distance from the last row hashed to a class it already had to that class's row before it;
     until then, as many as the classes), in ``table`` itself: that class's first row but for its
-    scale (``_scale_but_alike``) has the same row without its scale, which then is not made
+    scale (``_alike_but_scale``) has the same row without its scale, which then is not made
     (``_unit_row``: most of a row's cost)."""
     most = units.shape[0] - 1
     if most < 1:
         return -1
-    last = first_rows.shape[0]  # (class k's last row: class_rows[last + k])
+    last, at = first_rows.shape[0], 2 * first_rows.shape[0]  # (class k's last row: class_rows[last + k])
     words = units.view(np.uint64).reshape(units.shape[0], units.shape[1] * units.shape[2])
-    bits = table.view(np.uint64)
+    keep = scale_masks[scale_masks.shape[0] - 1]
+    keep[:] = ~np.uint64(0)
+    bits = table.view(np.uint64).reshape(table.shape[0], table.shape[1] * table.shape[2])
     slots[:] = -1
     count = 0
     scaled = 0
@@ -1093,11 +1095,15 @@ def scaled_product_classes(table, class_of_row, units, first_rows, sizes, scales
     for r in range(table.shape[0]):
         if r > 0 and (guess or r % 64 == 0):
             stride = period if period > 0 else count
-            for attempt in range(2):  # (the guess that held last first, as ``_guessed_class``)
-                k = class_of_row[r - stride] if by_turn and r >= stride else class_of_row[r - 1]
-                c = _scale_but_alike(table, bits, class_rows[k], r, reads) if class_rows[k] >= 0 else 0.0
-                if c != 0.0:
-                    break
+            c = 0.0
+            for attempt in range(2):  # (the guess that held last first: ``_guessed_row``)
+                k = _guessed_row(class_of_row, r, stride, by_turn)
+                if class_rows[k] >= 0 and _alike_but_scale(bits, class_rows[k], r, scale_masks, k, class_rows[at + k]):
+                    # (read after the comparison: a helper that returned it ran 30 % slower)
+                    c = table[r, class_rows[at + k] // table.shape[2], class_rows[at + k] % table.shape[2]]
+                    if math.isfinite(c) and c != 0.0:
+                        break
+                    c = 0.0
                 by_turn = not by_turn
             if c != 0.0:
                 guess = True
@@ -1112,21 +1118,28 @@ def scaled_product_classes(table, class_of_row, units, first_rows, sizes, scales
         scaled += c != 0.0
         if r > 0 and (guess or r % 64 == 0):
             guess = True
-            k, by_turn = _guessed_class(words, count, first_rows, class_of_row, r,
-                                        period if period > 0 else count, by_turn, -1)
+            stride = period if period > 0 else count
+            for attempt in range(2):
+                k = _guessed_row(class_of_row, r, stride, by_turn)
+                if _same_words(words, first_rows[k], count, keep):
+                    break
+                k = -1
+                by_turn = not by_turn
             if k >= 0:
                 class_of_row[r] = k
                 class_rows[last + k] = r
                 sizes[k] += 1
                 continue
             guess = False
-        k, j = _hashed_class(words, count, first_rows, slots, -1)
+        k, j = _hashed_class(words, count, first_rows, slots, keep)
         if k < 0:
             if count == most:
                 return -1
             slots[j] = count
             first_rows[count] = count
             class_rows[count] = r if c != 0.0 else -1
+            if c != 0.0:
+                class_rows[at + count] = _scale_mask(table, r, scale_masks, count)
             class_rows[last + count] = r
             sizes[count] = 1
             class_of_row[r] = count
@@ -1140,7 +1153,7 @@ def scaled_product_classes(table, class_of_row, units, first_rows, sizes, scales
 
 
 @njit(inline="always")
-def _word_classes(words, class_of_row, first_rows, sizes, slots, most, skip):
+def _word_classes(words, class_of_row, first_rows, sizes, slots, most, keep, taken_words, taken):
     """``rate_classes`` of the rows of ``words``, at most ``most`` classes (-1 past them). (The
     steps for one row are written out here and in ``scaled_product_classes``: the two loops
     calling one inlined function for them, which returned the count and the guesses' state, ran
@@ -1150,15 +1163,22 @@ def _word_classes(words, class_of_row, first_rows, sizes, slots, most, skip):
     guess = False
     by_turn = False
     for r in range(words.shape[0]):
+        for t in range(taken_words.shape[0]):  # (from the row's cache lines, read here anyway)
+            taken[t, r] = words[r, taken_words[t]]
         if r > 0 and (guess or r % 64 == 0):
             guess = True
-            c, by_turn = _guessed_class(words, r, first_rows, class_of_row, r, count, by_turn, skip)
+            for attempt in range(2):
+                c = _guessed_row(class_of_row, r, count, by_turn)
+                if _same_words(words, first_rows[c], r, keep):
+                    break
+                c = -1
+                by_turn = not by_turn
             if c >= 0:
                 class_of_row[r] = c
                 sizes[c] += 1
                 continue
             guess = False
-        c, j = _hashed_class(words, r, first_rows, slots, skip)
+        c, j = _hashed_class(words, r, first_rows, slots, keep)
         if c < 0:
             if count == most:
                 return -1
@@ -1192,24 +1212,28 @@ def segments_like_first_row(table, one_kind):
     return True
 
 
-@njit(int64(TABLE, int64[::1], int64[::1], int64[::1], int64[::1], int64, int64, int64), cache=True)
-def rate_classes(table, class_of_row, first_rows, sizes, slots, most_if_ratios, skip, segment):
+@njit(int64(TABLE, int64[::1], int64[::1], int64[::1], int64[::1], int64, types.Array(uint64, 1, "C", readonly=True),
+            int64, int64[::1], float64[:, ::1]), cache=True)
+def rate_classes(table, class_of_row, first_rows, sizes, slots, most_if_ratios, keep, segment, taken_words, taken):
     """class_of_row[r] = the class of row r of ``table``, the same number for rows of the same
-    bits but for word ``skip`` of a row's words (its segments' fields one after another; -1:
-    none, ``P0``: the first segment's lr, for ``fastdecay.simulate._lr_shapes``),
-    numbered 0, 1, ... in order of first appearance, first_rows[c] = the first row of
-    class c and sizes[c] its number of rows (``sizes`` as long as ``first_rows``); returns how
-    many classes, or -1 where classes would not pay: as soon as there are more than
+    bits in the words ``keep`` keeps (a mask a word of a row, its segments' fields one after
+    another: all ones, compared; 0, not: ``fastdecay.simulate._kept_words``; the first segment's
+    lr left out for ``fastdecay.simulate._lr_shapes``, the lrs of a warmup's phases for
+    ``_lr_phases``), numbered 0, 1, ... in order of first appearance, first_rows[c] = the first
+    row of class c and sizes[c] its number of rows (``sizes`` as long as ``first_rows``); returns
+    how many classes, or -1 where classes would not pay: as soon as there are more than
     ``first_rows`` holds, or than ``most_if_ratios`` where ``CLASS_SAMPLE`` rows spread over the
     table all advance by a ratio (``_row_ratio``: an exponential grid). ``slots``: an
     open-addressing table of a power-of-two length above twice ``first_rows``'s, overwritten (a
     slot holds a class, -1 where empty). A row is first compared with the class of the row before
-    and of the row as many classes before (``_guessed_class``: a grid laid out schedule by
+    and of the row as many classes before (``_guessed_row``: a grid laid out schedule by
     schedule, or its schedules in turn, needs no hash), while those guesses hold (and at every
     64th row), then looked up by a hash of its words (``_hashed_class``). With ``segment`` >= 0
-    the rows are compared by that segment's words alone (``skip`` counted within them: a phase of
-    ``fastdecay.simulate._lr_phases``, read without a copy of its segments); the sampled ratios
-    are the whole rows'."""
+    the rows are compared by that segment's words alone (``keep`` as long as a segment: a phase
+    of ``_lr_phases``, read without a copy of its segments); the sampled ratios are the whole
+    rows'. taken[j, r] = word ``taken_words[j]`` of row r (of the compared words: a row's lrs left
+    out, read from its cache lines here, where a column read apart touches every row's lines
+    again), for every row where the classes are counted."""
     rows = table.shape[0]
     closed = False
     for j in range(min(rows, CLASS_SAMPLE)):
@@ -1223,10 +1247,11 @@ def rate_classes(table, class_of_row, first_rows, sizes, slots, most_if_ratios, 
         return -1
     words = table.view(np.uint64).reshape(rows, table.shape[1] * table.shape[2])
     if segment < 0:
-        return _word_classes(words, class_of_row, first_rows, sizes, slots, most, skip)
+        return _word_classes(words, class_of_row, first_rows, sizes, slots, most, keep, taken_words,
+                             taken.view(np.uint64))
     width = table.shape[2]  # (a view of the segment's words: compiled apart from the whole rows' loop)
     return _word_classes(words[:, segment * width:(segment + 1) * width], class_of_row, first_rows, sizes, slots,
-                         most, skip)
+                         most, keep, taken_words, taken.view(np.uint64))
 
 
 @njit(int64(types.Array(float64, 1, "C", readonly=True), int64[::1], int64[::1], int64[::1]), cache=True)
