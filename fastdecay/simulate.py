@@ -556,10 +556,10 @@ def _lr_phases(s: _Rate, batch: tuple[int, ...], n: int, steps: int) -> tuple[_P
     rises = [_sampled_lr_word(sample[:, k:k + 1], float(start)) for k, start, _ in spans]
     if all(r is None for r in rises):
         return None
-    whole = _phases_by_whole_rows(table, s, batch, n, count, spans, rises)
-    if whole is False:
+    by_phase = _phases_by_whole_rows(table, s, batch, n, count, spans, rises)
+    if by_phase is False:
         return None
-    if whole is None:  # (each phase's rows classed apart)
+    if by_phase is None:  # (each phase's rows classed apart)
         # every row's starts as row 0's (a padding or side row's start is inf or NaN: NaN differs from
         # itself), and which segments are of one kind, in one pass over the rows
         one_kind = np.empty(count, np.bool_)
@@ -567,14 +567,14 @@ def _lr_phases(s: _Rate, batch: tuple[int, ...], n: int, steps: int) -> tuple[_P
             return None
         if not _closed_segments(table, count, one_kind):
             return None
-        whole = [_shapes_of(table, k, s, batch, n, float(start)) if rise is not None else None
-                 for (k, start, _), rise in zip(spans, rises)]
-    if all(classes is None for classes in whole):
+        by_phase = [_shapes_of(table, k, s, batch, n, float(start)) if rise is not None else None
+                    for (k, start, _), rise in zip(spans, rises)]
+    if all(classes is None for classes in by_phase):
         return None
     return tuple(_Phase(start, stop, _class_lanes(classes, n), classes) if classes is not None
                  # (the whole rows, from the phase's start: within it, its segment's rates)
                  else _Phase(start, stop, _lane_source(table, _trajectory_rows(s, batch, n), True, float(start)), None)
-                 for (_, start, stop), classes in zip(spans, whole))
+                 for (_, start, stop), classes in zip(spans, by_phase))
 
 
 def _phases_by_whole_rows(table: np.ndarray, s: Schedule, batch: tuple[int, ...], n: int, count: int,
@@ -752,9 +752,8 @@ def _table_classes(table: np.ndarray, most: int, most_if_ratios: int, keep: np.n
                    segment: int = -1,
                    taken_words: tuple[int, ...] = ()) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
     """``_row_classes`` of the rows of ``table`` by the words ``keep`` keeps (``_kept_words``;
-    None: every word), of segment ``segment`` alone where it is >= 0, and the words
-    ``taken_words`` (of those) of each row (index j: ``taken_words[j]``'s, read in the same pass:
-    a row's lr)."""
+    None: every word), of segment ``segment`` alone where it is >= 0; and, read in the same pass,
+    taken[j] = word ``taken_words[j]`` of every row (counted as ``keep``'s words: a row's lr)."""
     most = min(table.shape[0], most)
     if most < 1:
         return None
