@@ -594,14 +594,13 @@ def _phases_by_whole_rows(table: np.ndarray, s: Schedule, batch: tuple[int, ...]
     width = table.shape[2]
     shaped = {k: k * width + (L.P0 + 3 if rise else L.P0) for (k, _, _), rise in zip(spans, rises) if rise is not None}
     lr_words = tuple(shaped.values())
-    others = tuple(k * width + word for k in range(count) if k not in shaped for word in (L.P0, L.P0 + 3))
-    found = _table_classes(table, n // _CLASS_SHARING, 0, keep=_kept_words(table, -1, lr_words + others),
-                           taken_words=lr_words)
+    left_out = lr_words + tuple(k * width + word for k in range(count) if k not in shaped for word in (L.P0, L.P0 + 3))
+    found = _table_classes(table, n // _CLASS_SHARING, 0, keep=_kept_words(table, -1, left_out), taken_words=lr_words)
     if found is None:
         return None
     class_of_row, first_rows, _, lrs = found
     heads = _readonly(table[first_rows])  # (a copy: the classes' first rows)
-    ends_left_out = [k for k in range(count) if k * width + L.P0 + 3 in lr_words + others]
+    ends_left_out = [k for k in range(count) if k * width + L.P0 + 3 in left_out]
     if (heads[:, ends_left_out, L.KIND] == L.EXPONENTIAL).any():
         return None
     # (NaN starts differ from themselves, as in ``segments_like_first_row``)
