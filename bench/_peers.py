@@ -30,6 +30,7 @@ def report(best, trajectory_steps):
     for name, times in best.items():
         rates = ", ".join(f"{trajectory_steps / t / 1e9:.2f}" for t in times)
         print(f"{name:10s} " + " / ".join(f"{t * 1e3:.1f}" for t in times) + f" ms   ({rates} G trajectory-steps/s)")
-    if "jax" in best:
-        print("fastdecay / JAX speed: " + " / ".join(f"{j / f:.2f}x" for f, j in zip(best["fastdecay"], best["jax"])))
-    print("fastdecay / NumPy speed: " + " / ".join(f"{n_ / f:.2f}x" for f, n_ in zip(best["fastdecay"], best["numpy"])))
+    for name in (n for n in best if n not in ("jax", "numpy")):
+        if "jax" in best:
+            print(f"{name} / JAX speed: " + " / ".join(f"{j / f:.2f}x" for f, j in zip(best[name], best["jax"])))
+        print(f"{name} / NumPy speed: " + " / ".join(f"{n_ / f:.2f}x" for f, n_ in zip(best[name], best["numpy"])))

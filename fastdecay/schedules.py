@@ -75,16 +75,26 @@ __all__ = [
 def _pack(*segments: Sequence[Any]) -> FloatArray:
     """A segment table from segments ``(start, origin, kind, p0, ...)`` of broadcastable entries."""
     shape = np.broadcast_shapes(*(np.shape(x) for seg in segments for x in seg))
-    table = np.zeros(shape + (len(segments), L.WIDTH))
+    # the scalar entries as one row, broadcast in one pass; then only the array entries, each
+    # a strided pass (a column a pass was ~9 passes over a batch's table: ~40 ms at 1e6 rows)
+    row = np.zeros((len(segments), L.WIDTH))
+    arrays = []
     for k, seg in enumerate(segments):
         for c, x in enumerate(seg):
-            table[..., k, c] = x
+            if np.ndim(x):
+                arrays.append((k, c, x))
+            else:
+                row[k, c] = x
+    table = np.empty(shape + row.shape)
+    table[...] = row
+    for k, c, x in arrays:
+        table[..., k, c] = x
     return table
 
 
 def _pointers(table: FloatArray) -> np.ndarray:
     """Mask of the rows whose P0 is a row index (TABULATED and PRODUCT rows)."""
-    kind = table[..., L.KIND]
+    kind = np.ascontiguousarray(table[..., L.KIND])  # (one strided pass over a batch's table)
     return (kind == L.TABULATED) | (kind == L.PRODUCT)
 
 
@@ -100,17 +110,42 @@ def _renumber(table: FloatArray, new_index: np.ndarray) -> FloatArray:
     return table
 
 
+def _in_order(starts: FloatArray) -> bool:
+    """Whether every row's segment starts (last axis) are in the order a stable sort by start
+    gives: nondecreasing, side rows (NaN) only after every other."""
+    a, b = starts[..., :-1], starts[..., 1:]
+    return bool(np.all((a <= b) | np.isnan(b)))
+
+
 def _normalise(table: FloatArray) -> FloatArray:
     """Sort each row's segments by start (stably: the last of equal starts wins; side
     rows, start NaN, go last in their order), drop columns of segments that no row
     uses, and renumber the pointers into side rows."""
-    order = np.argsort(table[..., L.START], axis=-1, kind="stable")
+    # (the starts read once: each strided pass over a batch's table costs about a read of all of it)
+    starts = np.ascontiguousarray(table[..., L.START])
+    if _in_order(starts):  # (the usual table, made in order: no sort, no gather)
+        used = _used(starts)
+        if used.all():
+            return np.ascontiguousarray(table)
+        return np.ascontiguousarray(_renumber(table, np.cumsum(used) - 1)[..., used, :])
+    order = np.argsort(starts, axis=-1, kind="stable")
     table = np.take_along_axis(table, order[..., None], axis=-2)
     new_index = np.empty_like(order)
     np.put_along_axis(new_index, order, np.arange(order.shape[-1]), axis=-1)
-    used = ~np.all(np.isinf(table[..., L.START]).reshape(-1, table.shape[-2]), axis=0)
+    used = _used(np.take_along_axis(starts, order, axis=-1))
     table = _renumber(table, (np.cumsum(used) - 1)[new_index])
     return np.ascontiguousarray(table[..., used, :])
+
+
+def _used(starts: FloatArray) -> NDArray[np.bool_]:
+    """The segment columns (last axis of ``starts``) some row runs: a start other than inf."""
+    rows = starts.reshape(-1, starts.shape[-1])
+    if not rows.shape[0]:
+        return np.zeros(rows.shape[1], dtype=bool)
+    used = ~np.isinf(rows[0])  # (a column the first row runs is used: no scan of the others)
+    for c in np.flatnonzero(~used):
+        used[c] = not np.isinf(rows[:, c]).all()
+    return used
 
 
 def _shifted(table: FloatArray, by: float) -> FloatArray:
@@ -120,15 +155,27 @@ def _shifted(table: FloatArray, by: float) -> FloatArray:
     return table
 
 
-def _concat(tables: Sequence[FloatArray]) -> FloatArray:
-    """The segments of ``tables`` side by side (pointers renumbered to their new rows)."""
+def _concat(tables: Sequence[FloatArray], shifts: Sequence[float] | None = None) -> FloatArray:
+    """The segments of ``tables`` side by side (pointers renumbered to their new rows), each
+    table's starts and origins moved by its entry of ``shifts`` (as ``_shifted``) where given:
+    written once into the new table."""
     batch = np.broadcast_shapes(*(t.shape[:-2] for t in tables))
-    parts, offset = [], 0
-    for t in tables:
+    out = np.empty(batch + (sum(t.shape[-2] for t in tables), L.WIDTH))
+    offset = 0
+    for k, t in enumerate(tables):
         n = t.shape[-2]
-        parts.append(_renumber(np.broadcast_to(t, batch + t.shape[-2:]), np.arange(offset, offset + n)))
+        part = out[..., offset:offset + n, :]
+        part[...] = t
+        if shifts is not None and shifts[k]:
+            part[..., L.START] += shifts[k]
+            part[..., L.ORIGIN] += shifts[k]
+        if offset:
+            pointers = _pointers(t)
+            if np.any(pointers):  # (row p of this table is row offset + p of the new one)
+                np.add(part[..., L.P0], float(offset), out=part[..., L.P0],
+                       where=np.broadcast_to(pointers, part.shape[:-1]))
         offset += n
-    return np.concatenate(parts, axis=-2)
+    return out
 
 
 def _pad_segments(table: FloatArray, n: int) -> FloatArray:
@@ -254,19 +301,21 @@ class Schedule(V.ScheduleBase):
     @classmethod
     def _made(cls, segments: ArrayLike, kind: str, params: Mapping[str, Any] | None = None) -> Schedule:
         """The schedule of a table a factory (or an operation on schedules) made: held
-        without ``table_problem``'s check (a table of 200,000 rows costs ~13 ms to check)."""
+        without ``table_problem``'s check (a table of 200,000 rows costs ~13 ms to check),
+        and without a copy: the table is new (no one else holds it) or read-only memory
+        (another schedule's)."""
         schedule = cls.__new__(cls)
-        schedule._hold(segments, kind, params)
+        schedule._hold(segments, kind, params, owned=True)
         return schedule
 
-    def _hold(self, segments: ArrayLike, kind: str, params: Mapping[str, Any] | None) -> None:
+    def _hold(self, segments: ArrayLike, kind: str, params: Mapping[str, Any] | None, owned: bool = False) -> None:
         table = np.ascontiguousarray(segments, dtype=np.float64)
         if table.ndim < 2 or table.shape[-1] != L.WIDTH:
             raise ValueError(f"segments must have shape batch_shape + (n_segments, {L.WIDTH}), got {table.shape}")
         owner = table
         while isinstance(owner.base, np.ndarray):
             owner = owner.base
-        if table is segments or owner is not table and owner.flags.writeable:
+        if not owned and (table is segments or owner is not table and owner.flags.writeable):
             # own the memory: a read-only table with no writable array under it is immutable,
             # and the GPU runtime caches it by identity (fastdecay._gpu._plan.constant_key);
             # the caller's own array stays theirs (and writable)
@@ -982,13 +1031,14 @@ def warmup(schedule: Schedule, steps: int, *, start_lr: RealArrayLike = 0.0, sha
     if shape != "linear":
         params["shape"] = shape
     if prefix:
-        rest = _shifted(schedule.segments, float(count))
+        table = _concat([_pack(ramp), schedule.segments], shifts=[0.0, float(count)])
     else:
         # the schedule on its own clock: the segment running at `steps` starts there
         rest = schedule.segments.copy()
         rest[..., L.START] = np.where(rest[..., L.START] < count, float(count), rest[..., L.START])
         params["prefix"] = False
-    table = _normalise(_concat([_pack(ramp), rest]))
+        table = _concat([_pack(ramp), rest])
+    table = _normalise(table)
     return Schedule._made(table, "warmup", params)
 
 

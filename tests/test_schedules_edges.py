@@ -488,3 +488,45 @@ def test_an_exponential_floor_reached_past_2_53_steps_is_found_without_hanging()
     for crossing, g, e in ((down, 1 - 2.0**-52, 1e-300), (up, 1 + 2.0**-52, 1e300)):
         assert crossing > 2.0**53
         assert math.isclose(crossing, math.log(e) / math.log(g), rel_tol=1e-3)
+
+
+def test_a_table_made_in_order_is_normalised_as_the_sort_would(monkeypatch):
+    """``_normalise`` skips the sort, the gather and the renumbering where every row's starts are
+    already in a stable sort's order: the same table as the sort's path, for tables in order and
+    out of it (two starts swapped; a side row before a segment), with unused (inf) columns,
+    side rows (NaN) and pointers into them, and no rows."""
+    from fastdecay import _layout as L
+    from fastdecay import schedules as S
+
+    rng = np.random.default_rng(7)
+
+    def table(rows, disorder):
+        t = rng.uniform(0.0, 1.0, (rows, 5, L.WIDTH))
+        starts = np.sort(rng.integers(0, 6, (rows, 3)).astype(float), axis=-1)
+        if disorder == "swapped":
+            starts[rows // 2, :2] = 5.0, 1.0
+        t[..., :3, L.START] = starts
+        t[..., 2, L.START] = np.inf  # a column no row runs ...
+        t[:1, 1, L.START] = np.inf  # ... and one only the other rows run
+        t[..., 3:, L.START] = np.nan  # two side rows, the second segment's factors
+        if disorder == "side row first":
+            t[rows // 3, 0, L.START] = np.nan
+        t[..., :3, L.KIND] = L.CONSTANT
+        t[..., 1, L.KIND] = L.PRODUCT
+        t[..., 1, L.P0], t[..., 1, L.P0 + 1] = 3.0, 2.0
+        t[..., 3:, L.KIND] = L.CONSTANT
+        return t
+
+    for rows, disorder in ((40, None), (40, "swapped"), (40, "side row first"), (1, None), (0, None)):
+        t = table(rows, disorder)
+        got = S._normalise(t.copy())
+        with monkeypatch.context() as m:
+            m.setattr(S, "_in_order", lambda starts: False)
+            want = S._normalise(t.copy())
+        assert S._in_order(t[..., L.START]) == (disorder is None)
+        assert got.shape == want.shape
+        np.testing.assert_array_equal(got, want)
+        if disorder is None:  # (the unused column dropped, and with one row the column it leaves)
+            assert got.shape == ((rows, 4, L.WIDTH) if rows > 1 else (rows, 3 * rows, L.WIDTH))
+        if disorder is None and rows > 1:
+            assert (got[..., 1, L.P0] == 2.0).all()  # the pointer moved with the dropped column
