@@ -190,55 +190,89 @@ def _pad_segments(table: FloatArray, n: int) -> FloatArray:
 _SCALES_WITH_P0 = (L.CONSTANT, L.EXPONENTIAL, L.INVERSE_TIME)
 
 
-def _product_row(rows: Sequence[FloatArray]) -> FloatArray:
-    """The rows (2-D) of the product of one schedule row from each of ``rows``: the
-    refined segment boundaries with one PRODUCT segment (or a folded primitive) a piece,
-    then the operands' side rows, then the pieces' factor rows."""
-    starts = np.unique(np.concatenate([r[np.isfinite(r[:, L.START]), L.START] for r in rows]))
+def _product_rows(rows: Sequence[FloatArray]) -> list[tuple[NDArray[np.intp], FloatArray]]:
+    """The rows of the products of ``rows`` (one array a factor, shape (m, segments, WIDTH): m
+    schedule rows of one structure, ``_product_structure``): the refined segment boundaries
+    with one PRODUCT segment (or a folded primitive) a piece, then the operands' side rows,
+    then the pieces' factor rows. Returned as ``(which of the m, their rows)`` pairs: a
+    piece's constant factors make a constant factor row only where their product is not 1,
+    so the m can part into a few groups of different shapes."""
+    first = [r[0] for r in rows]  # (the structure: every row's starts, kinds and pointers are these)
+    starts = np.unique(np.concatenate([r[np.isfinite(r[:, L.START]), L.START] for r in first]))
     m = len(starts)
     operands, sides, n_side = [], [], 0
-    for r in rows:
-        side = np.flatnonzero(np.isnan(r[:, L.START]))
-        index = np.full(len(r), -1)
+    for r0, r in zip(first, rows):
+        side = np.flatnonzero(np.isnan(r0[:, L.START]))
+        index = np.full(len(r0), -1)
         index[side] = m + n_side + np.arange(len(side))
         n_side += len(side)
-        main = np.flatnonzero(np.isfinite(r[:, L.START]))
+        main = np.flatnonzero(np.isfinite(r0[:, L.START]))
         renumbered = _renumber(r, index)  # every pointer a final row number of the product
-        operands.append((r, renumbered, main))
-        sides.append(renumbered[side])
-    blank = np.zeros(L.WIDTH)
-    pieces: list[FloatArray] = []
-    factor_rows: list[FloatArray] = []
+        operands.append((r0, renumbered, main))
+        sides.append(renumbered[:, side])
+    count = rows[0].shape[0]
+    pieces_factors = []
     for u in starts:
         factors = []
-        for r, renumbered, main in operands:
-            k = main[np.searchsorted(r[main, L.START], u, side="right") - 1]
-            if r[k, L.KIND] == L.PRODUCT:
+        for r0, renumbered, main in operands:
+            k = main[np.searchsorted(r0[main, L.START], u, side="right") - 1]
+            if r0[k, L.KIND] == L.PRODUCT:
                 # a factor that is itself a product contributes its factors
-                first = int(r[k, L.P0])
-                factors += [renumbered[f] for f in range(first, first + int(r[k, L.P0 + 1]))]
+                first_factor = int(r0[k, L.P0])
+                factors += [renumbered[:, f] for f in range(first_factor, first_factor + int(r0[k, L.P0 + 1]))]
             else:
-                factors.append(renumbered[k])
-        scale = math.prod(float(f[L.P0]) for f in factors if f[L.KIND] == L.CONSTANT)
-        others = [f.copy() for f in factors if f[L.KIND] != L.CONSTANT]
-        if not others or (len(others) == 1 and others[0][L.KIND] in _SCALES_WITH_P0):
-            piece = others[0] if others else blank.copy()
-            piece[L.KIND] = piece[L.KIND] if others else L.CONSTANT
-            piece[L.P0] = piece[L.P0] * scale if others else scale
-            piece[L.START] = u
+                factors.append(renumbered[:, k])
+        scale = np.ones(count)
+        for f in factors:  # (in the factors' order, as one row's product of its constants)
+            if f[0, L.KIND] == L.CONSTANT:
+                scale = scale * f[:, L.P0]
+        pieces_factors.append((u, factors, scale))
+    # the rows whose constants multiply to 1 on the same pieces share a shape
+    unscaled = np.array([scale == 1.0 for _, _, scale in pieces_factors]).reshape(len(starts), count)
+    if (unscaled == unscaled[:, :1]).all():  # (the usual: one group)
+        groups = [np.arange(count)]
+    else:
+        _, group_of = np.unique(unscaled.T, axis=0, return_inverse=True)
+        groups = [np.flatnonzero(group_of.reshape(-1) == g) for g in range(group_of.max() + 1)]
+    out = []
+    for which in groups:
+        pieces: list[FloatArray] = []
+        factor_rows: list[FloatArray] = []
+        for u, factors, scale in pieces_factors:
+            scale = scale[which]
+            others = [f[which] for f in factors if f[0, L.KIND] != L.CONSTANT]
+            if not others or (len(others) == 1 and others[0][0, L.KIND] in _SCALES_WITH_P0):
+                piece = others[0] if others else np.zeros((len(which), L.WIDTH))
+                piece[:, L.KIND] = piece[:, L.KIND] if others else L.CONSTANT
+                piece[:, L.P0] = piece[:, L.P0] * scale if others else scale
+                piece[:, L.START] = u
+                pieces.append(piece)
+                continue
+            if scale[0] != 1.0:
+                constant_factor = np.zeros((len(which), L.WIDTH))
+                constant_factor[:, L.P0] = scale
+                others.append(constant_factor)
+            piece = np.zeros((len(which), L.WIDTH))
+            piece[:, [L.START, L.KIND, L.P0, L.P0 + 1]] = u, L.PRODUCT, m + n_side + len(factor_rows), len(others)
             pieces.append(piece)
-            continue
-        if scale != 1.0:
-            constant_factor = blank.copy()
-            constant_factor[L.P0] = scale
-            others.append(constant_factor)
-        piece = blank.copy()
-        piece[[L.START, L.KIND, L.P0, L.P0 + 1]] = u, L.PRODUCT, m + n_side + len(factor_rows), len(others)
-        pieces.append(piece)
-        for f in others:
-            f[L.START] = np.nan
-        factor_rows += others
-    return np.concatenate([np.array(pieces)] + sides + [np.array(factor_rows).reshape(-1, L.WIDTH)], axis=0)
+            for f in others:
+                f[:, L.START] = np.nan
+            factor_rows += others
+        parts = [np.stack(pieces, axis=1)] + [side[which] for side in sides]
+        if factor_rows:
+            parts.append(np.stack(factor_rows, axis=1))
+        out.append((which, np.concatenate(parts, axis=1)))
+    return out
+
+
+def _product_structure(table: FloatArray) -> FloatArray:
+    """What the shape of a product reads of each schedule row of ``table`` (batch, segments,
+    WIDTH): the starts, the kinds and the pointers (P0 of TABULATED and PRODUCT rows, and a
+    PRODUCT's factor count); one row of it a schedule row."""
+    pointers = _pointers(table)
+    count = np.where(table[..., L.KIND] == L.PRODUCT, table[..., L.P0 + 1], 0.0)
+    return np.concatenate([table[..., L.START], table[..., L.KIND], np.where(pointers, table[..., L.P0], 0.0), count],
+                          axis=-1)
 
 
 # ----------------------------------------------------------------------------- the value
@@ -1442,12 +1476,24 @@ def product(*schedules: Schedule | RealArrayLike | Sequence[Schedule | RealArray
         else:
             raise TypeError(f"schedules[{k}] must be a fastdecay Schedule or a rate, got {V.shown(s)}")
     batch = V.broadcast(**{f"schedules[{k}]": np.empty(s.batch_shape) for k, s in enumerate(factors)})
-    tables = [np.broadcast_to(s.segments, batch + s.segments.shape[-2:]) for s in factors]
-    rows = [
-        _product_row([t[index] for t in tables]) for index in np.ndindex(batch)
-    ]
-    n = max((r.shape[0] for r in rows), default=1)  # (an empty batch: no rows)
-    table = (np.stack([_pad_segments(r, n) for r in rows]) if rows else np.zeros((0, n, L.WIDTH)))
+    size = math.prod(batch)
+    tables = [np.broadcast_to(s.segments, batch + s.segments.shape[-2:]).reshape((size,) + s.segments.shape[-2:])
+              for s in factors]
+    # the rows of one structure (the same starts, kinds and pointers in every factor) are
+    # multiplied together, as arrays: a batch of a few shapes scaled by an array of lrs is a
+    # few groups, not a Python loop a row
+    structure = np.concatenate([_product_structure(t) for t in tables], axis=-1)
+    _, class_of = np.unique(structure.view(np.dtype((np.void, structure.shape[-1] * 8))), return_inverse=True)
+    class_of = class_of.reshape(-1)
+    done = []
+    for c in range(class_of.max() + 1 if size else 0):
+        rows = np.flatnonzero(class_of == c)
+        done += [(rows[which], product_rows) for which, product_rows in _product_rows([t[rows] for t in tables])]
+    n = max((r.shape[1] for _, r in done), default=1)  # (an empty batch: no rows)
+    table = np.zeros((size, n, L.WIDTH))
+    table[..., L.START] = np.inf  # (a row with fewer segments than the longest: padded as _pad_segments pads)
+    for rows, product_rows in done:
+        table[rows, :product_rows.shape[1]] = product_rows
     return Schedule._made(table.reshape(batch + (n, L.WIDTH)), "product", {"schedules": factors})
 
 

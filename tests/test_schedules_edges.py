@@ -530,3 +530,27 @@ def test_a_table_made_in_order_is_normalised_as_the_sort_would(monkeypatch):
             assert got.shape == ((rows, 4, L.WIDTH) if rows > 1 else (rows, 3 * rows, L.WIDTH))
         if disorder is None and rows > 1:
             assert (got[..., 1, L.P0] == 2.0).all()  # the pointer moved with the dropped column
+
+
+def test_a_batch_s_product_is_each_row_s_product():
+    """``product`` multiplies the rows of one structure together, as arrays: every row of a batch's
+    product is the product of that row's factors made alone (padded as a stack pads), for a batch
+    of seven shapes (tables, products, warmups, joins) scaled by an array whose members are 1 in
+    some rows (no constant factor row there) and not in others, in either order of the factors."""
+    from fastdecay import _layout as L
+
+    rng = np.random.default_rng(3)
+    shapes = [fd.step(1.0, 0.5, 3), fd.warmup(fd.cosine(1.0, 9), 2), fd.tabulated([1.0, 0.5, 0.25]), fd.constant(0.3),
+              fd.exponential(0.2, gamma=0.9), fd.warmup(fd.step(0.3, 0.7, 10), 5) * fd.linear(1.0, 0.5, 40),
+              fd.join([fd.constant(0.02), fd.warmup(fd.constant(0.3), 3)], [50]) * fd.step(1.0, 0.3, 100)]
+    which = rng.integers(0, len(shapes), 300)
+    c = rng.choice([1.0, 0.5, 1.0 + 2.0**-52, 3.0], 300)
+    for scale_first in (False, True):
+        batch = c * fd.stack(shapes)[which] if scale_first else fd.stack(shapes)[which] * c
+        n = batch.segments.shape[-2]
+        for i in range(len(which)):
+            alone = (c[i] * shapes[which[i]] if scale_first else shapes[which[i]] * c[i]).segments
+            padding = np.zeros((n - len(alone), L.WIDTH))
+            padding[:, L.START] = np.inf
+            np.testing.assert_array_equal(batch.segments[i], np.concatenate([alone, padding]), err_msg=f"row {i}")
+    assert len({len((shapes[w] * x).segments) for w, x in zip(which, c)}) > len(shapes)  # (c = 1 changes a shape)
