@@ -19,7 +19,9 @@ trajectory). ``--every K`` records every K-th step
 (K divides 100) as ``fd.simulate(..., every=K)`` returns them, a row a trajectory: the loss, the
 displacement |w_t - w_(t-1)| and the rate, each implementation into arrays of that shape (JAX's scan
 stacks its records a step a row: transposed inside the jitted function), the losses checked too;
-``--shared`` gives every trajectory the grid's first schedule (one shared schedule).
+``--shared`` gives every trajectory the grid's first schedule (one shared schedule). The row
+``fd+grid`` is fastdecay's call with the grid's schedules made in it (the factories, the
+stack, the product by the lrs): what a user who makes the grid for each run waits for.
 
     python bench/step_grid_peers.py [--rounds 3] [--grid step|cosine|warmup-cosine|warmup-lengths] [--sweep] [--distinct]
                                     [--distinct-gamma] [--every K] [--shared]

@@ -265,6 +265,21 @@ def _product_rows(rows: Sequence[FloatArray]) -> list[tuple[NDArray[np.intp], Fl
     return out
 
 
+def _classes_of_rows(rows: FloatArray) -> NDArray[np.intp]:
+    """Each row's class (0, 1, ...) among the distinct rows of the 2-D ``rows``, bit for bit."""
+    bits = np.ascontiguousarray(rows).view(np.uint64)
+    # (sorting wide rows is slow: the rows are sorted by a 64-bit hash of their bits, then each
+    # class checked against its first row; a collision, never seen, falls back to the rows)
+    weights = np.random.default_rng(0x5EED).integers(1, 2**63, bits.shape[-1], dtype=np.uint64) | np.uint64(1)
+    hashed = (bits * weights).sum(axis=-1, dtype=np.uint64) if bits.size else np.zeros(len(bits), np.uint64)
+    _, first, class_of = np.unique(hashed, return_index=True, return_inverse=True)
+    class_of = class_of.reshape(-1)
+    if np.array_equal(bits, bits[first[class_of]]):
+        return class_of
+    _, class_of = np.unique(bits.view(np.dtype((np.void, bits.shape[-1] * 8))), return_inverse=True)
+    return class_of.reshape(-1)
+
+
 def _product_structure(table: FloatArray) -> FloatArray:
     """What the shape of a product reads of each schedule row of ``table`` (batch, segments,
     WIDTH): the starts, the kinds and the pointers (P0 of TABULATED and PRODUCT rows, and a
@@ -1483,8 +1498,7 @@ def product(*schedules: Schedule | RealArrayLike | Sequence[Schedule | RealArray
     # multiplied together, as arrays: a batch of a few shapes scaled by an array of lrs is a
     # few groups, not a Python loop a row
     structure = np.concatenate([_product_structure(t) for t in tables], axis=-1)
-    _, class_of = np.unique(structure.view(np.dtype((np.void, structure.shape[-1] * 8))), return_inverse=True)
-    class_of = class_of.reshape(-1)
+    class_of = _classes_of_rows(structure)
     done = []
     for c in range(class_of.max() + 1 if size else 0):
         rows = np.flatnonzero(class_of == c)
