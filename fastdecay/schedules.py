@@ -265,12 +265,14 @@ def _product_rows(rows: Sequence[FloatArray]) -> list[tuple[NDArray[np.intp], Fl
     return out
 
 
-def _classes_of_rows(rows: FloatArray) -> NDArray[np.intp]:
-    """Each row's class (0, 1, ...) among the distinct rows of the 2-D ``rows``, bit for bit."""
+def _classes_of_rows(rows: FloatArray, weights: NDArray[np.uint64] | None = None) -> NDArray[np.intp]:
+    """Each row's class (0, 1, ...) among the distinct rows of the 2-D ``rows``, bit for bit
+    (``weights``: the hash's, one a column; a fixed odd draw unless given)."""
     bits = np.ascontiguousarray(rows).view(np.uint64)
     # (sorting wide rows is slow: the rows are sorted by a 64-bit hash of their bits, then each
-    # class checked against its first row; a collision, never seen, falls back to the rows)
-    weights = np.random.default_rng(0x5EED).integers(1, 2**63, bits.shape[-1], dtype=np.uint64) | np.uint64(1)
+    # class checked against its first row; a collision falls back to sorting the rows themselves)
+    if weights is None:
+        weights = np.random.default_rng(0x5EED).integers(1, 2**63, bits.shape[-1], dtype=np.uint64) | np.uint64(1)
     hashed = (bits * weights).sum(axis=-1, dtype=np.uint64) if bits.size else np.zeros(len(bits), np.uint64)
     _, first, class_of = np.unique(hashed, return_index=True, return_inverse=True)
     class_of = class_of.reshape(-1)

@@ -554,3 +554,26 @@ def test_a_batch_s_product_is_each_row_s_product():
             padding[:, L.START] = np.inf
             np.testing.assert_array_equal(batch.segments[i], np.concatenate([alone, padding]), err_msg=f"row {i}")
     assert len({len((shapes[w] * x).segments) for w, x in zip(which, c)}) > len(shapes)  # (c = 1 changes a shape)
+
+
+def test_rows_classed_by_a_hash_are_classed_by_their_bits_even_where_hashes_collide():
+    """``_classes_of_rows`` (a product's rows by structure) gives rows of the same bits one class
+    and rows of other bits others, with its hash and with one under which every row collides
+    (weights 0: the fallback to the rows themselves); -0.0 and 0.0, and NaNs, by their bits."""
+    from fastdecay import schedules as S
+
+    rng = np.random.default_rng(5)
+    distinct = rng.uniform(0.0, 1.0, (6, 4))
+    distinct[1] = distinct[0]
+    distinct[1, 2] = -0.0 if distinct[0, 2] == 0.0 else np.nan  # (differs from row 0 by its bits)
+    distinct[3] = distinct[2]
+    distinct[3, 0] = 0.0
+    distinct[2, 0] = -0.0
+    which = rng.integers(0, 6, 500)
+    rows = distinct[which]
+    for weights in (None, np.zeros(4, dtype=np.uint64)):
+        class_of = S._classes_of_rows(rows, weights)
+        same_bits = (rows.view(np.uint64)[:, None] == rows.view(np.uint64)[None]).all(axis=-1)
+        np.testing.assert_array_equal(class_of[:, None] == class_of[None], same_bits)
+        assert sorted(set(class_of.tolist())) == list(range(len(set(which.tolist()))))
+    assert S._classes_of_rows(np.zeros((0, 4))).shape == (0,)
