@@ -156,10 +156,11 @@ def _is_all_multiplicative(ratio, i0, i1):
 @njit(cache=True)
 def _anchor(table, row, t):
     """The closed-form rate of ``row`` at step ``t``; exactly lr at the origin of a
-    one-segment exponential (no pow for gamma**0)."""
-    seg = table[row, 0]
-    if seg[KIND] == EXPONENTIAL and t == seg[ORIGIN] and one_segment(table, row):
-        return seg[P0]
+    one-segment exponential (no pow for gamma**0). (The table read by index, not through a
+    view of the row: a view in a ``prange`` loop counts references atomically, which both
+    threads' lanes share: ``prepare_rates`` on 1e6 exponentials took 7.4 ms so, 4.6 without.)"""
+    if table[row, 0, KIND] == EXPONENTIAL and t == table[row, 0, ORIGIN] and one_segment(table, row):
+        return table[row, 0, P0]
     return lr_at(table, row, t)
 
 
@@ -170,13 +171,14 @@ VECTOR_FIELDS = 5
 
 
 @njit(cache=True, inline="always")
-def vector_code(seg):
-    """The vector loop's code of a segment: a constant, a line (a polynomial of power 1 without
-    cycles: a linear warmup or decay) or a cosine; 0 for any other."""
-    kind = int(seg[KIND])
+def vector_code(table, row, k):
+    """The vector loop's code of segment k of ``row``: a constant, a line (a polynomial of power
+    1 without cycles: a linear warmup or decay) or a cosine; 0 for any other. (By index, as
+    ``_anchor``.)"""
+    kind = int(table[row, k, KIND])
     if kind == COSINE:
         return VECTOR_COSINE
-    if kind == POLYNOMIAL and seg[P0 + 2] == 1.0 and seg[P0 + 4] == 0.0:
+    if kind == POLYNOMIAL and table[row, k, P0 + 2] == 1.0 and table[row, k, P0 + 4] == 0.0:
         return VECTOR_LINE
     return VECTOR_CONSTANT if kind == CONSTANT else 0.0
 
@@ -187,15 +189,14 @@ def _enter_segment(table, row, t, fields, n, i):
     (``fields`` the ratios' array, lane i's at n + i, 2n + i, ...) and the step the segment
     ends at (the next one's start; inf for the last), else -1 (the lane's code set to 0)."""
     k = segment_of(table, row, t)
-    seg = table[row, k]
-    code = vector_code(seg)
+    code = vector_code(table, row, k)
     fields[n + i] = code
     if code == 0.0:
         return -1.0
-    fields[2 * n + i] = seg[ORIGIN]
-    fields[3 * n + i] = seg[P0]
-    fields[4 * n + i] = seg[P0 + 1]
-    fields[5 * n + i] = seg[P0 + 3] if code == VECTOR_LINE else seg[P0 + 2]  # the end rate
+    fields[2 * n + i] = table[row, k, ORIGIN]
+    fields[3 * n + i] = table[row, k, P0]
+    fields[4 * n + i] = table[row, k, P0 + 1]
+    fields[5 * n + i] = table[row, k, P0 + 3] if code == VECTOR_LINE else table[row, k, P0 + 2]  # the end rate
     end = table[row, k + 1, START] if k + 1 < table.shape[1] else math.inf
     return end if end == end else math.inf  # (NaN: a side row, not a segment)
 
@@ -214,8 +215,8 @@ def _next_change(table, rows, ratio, i, t):
         ends = _enter_segment(table, row, t, ratio, n, i)
         if ends >= 0.0:
             return ends
-    seg = table[row, 0]
-    return next_change(int(seg[KIND]), seg[P0 + 3], seg[P0 + 2], seg[ORIGIN], one_segment(table, row), t)
+    return next_change(int(table[row, 0, KIND]), table[row, 0, P0 + 3], table[row, 0, P0 + 2], table[row, 0, ORIGIN],
+                       one_segment(table, row), t)
 
 
 @njit(cache=True, error_model="numpy")
@@ -1557,7 +1558,7 @@ def prepare_rates(table, rows, ratio, state, t0):
         for k in range(table.shape[1]):
             if not table[row, k, START] < math.inf:
                 break  # (padding or side rows)
-            vector = vector or vector_code(table[row, k]) > 0.0
+            vector = vector or vector_code(table, row, k) > 0.0
         vectors += 1 if vector and not r == r else 0
     return steps, vectors
 
