@@ -157,8 +157,9 @@ def _is_all_multiplicative(ratio, i0, i1):
 def _anchor(table, row, t):
     """The closed-form rate of ``row`` at step ``t``; exactly lr at the origin of a
     one-segment exponential (no pow for gamma**0). (The table read by index, not through a
-    view of the row: a view in a ``prange`` loop counts references atomically, which both
-    threads' lanes share: ``prepare_rates`` on 1e6 exponentials took 7.4 ms so, 4.6 without.)"""
+    view of the row: a view in a ``prange`` loop counts references atomically, on a counter
+    both threads share: ``prepare_rates`` on 1e6 exponentials took 1.7-2.2x the time of a copy
+    reading by index so, bench/RESULTS.md "The kernels tuned on AVX-512, checked on a Zen 3 VM".)"""
     if table[row, 0, KIND] == EXPONENTIAL and t == table[row, 0, ORIGIN] and one_segment(table, row):
         return table[row, 0, P0]
     return lr_at(table, row, t)
