@@ -6,14 +6,16 @@ kernel). The command over every family runs on the package's own cache, as a
 user's does: what it compiles there the rest of the suite loads instead of
 compiling again (the suite's cold start is every kernel once). A cold compile
 into a fresh NUMBA_CACHE_DIR, worker processes writing it, is checked on the
-schedules family alone.
+expected-dynamics family alone (the shortest to compile).
 """
 
 import importlib.util
 import os
+import pathlib
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 CHECK = """
@@ -49,7 +51,7 @@ def test_compile_fills_the_cache_every_family_then_loads():
 
 COLD = """
 from fastdecay import _precompile
-_precompile.FAMILIES = {"schedules": _precompile.FAMILIES["schedules"]}
+_precompile.FAMILIES = {"expected": _precompile.FAMILIES["expected"]}
 print(_precompile.precompile(jobs=2))
 """
 
@@ -57,9 +59,9 @@ print(_precompile.precompile(jobs=2))
 def test_a_cold_compile_writes_a_fresh_cache_dir_that_later_calls_load(tmp_path):
     done = _run(["-c", COLD], tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "schedules" in done.stdout
+    assert "expected" in done.stdout
     assert any(tmp_path.rglob("*.nbc")), "no kernel written to NUMBA_CACHE_DIR"
-    check = _run(["-c", CHECK.replace("_precompile.FAMILIES.values()", "[_precompile.FAMILIES['schedules']]")],
+    check = _run(["-c", CHECK.replace("_precompile.FAMILIES.values()", "[_precompile.FAMILIES['expected']]")],
                  tmp_path)
     assert check.returncode == 0, check.stderr
     assert check.stdout.strip() == "0", f"kernels compiled after the cold compile: {check.stdout}"
@@ -74,19 +76,71 @@ def test_compile_gpu_without_cupy_says_what_to_install(tmp_path):
 
 
 STAMPED = """
+import sys
 from numba.core import event
 recorder = event.RecordingListener()
 event.register("numba:compile", recorder)
-import fastdecay._cpu.simulate as S
-assert type(S.prepare_rates._cache._impl.locator).__name__.startswith("_FastdecayPackage")
-print(sum(1 for _, e in recorder.buffer if e.is_start))
+import numpy as np, fastdecay as fd
+import fastdecay._cpu.expected as E
+assert type(E.propagate._cache._impl.locator).__name__.startswith("_FastdecayPackage")
+compiled = sum(1 for _, e in recorder.buffer if e.is_start)
+res = fd.expected_loss(np.logspace(-1, 2, 7), fd.exponential(0.05, gamma=0.97), steps=60, optimizer="momentum",
+                       momentum=0.9, noise=0.3, every=1)
+np.save(sys.argv[1], res.loss)
+print(compiled)
 """
 
 
+def _stamped(tmp_path, tree=None):
+    """Runs ``STAMPED`` (import the expected-dynamics kernels, whose signatures are
+    explicit, so importing compiles or loads them; then a noisy momentum run) in a fresh
+    interpreter on the cache ``tmp_path/cache``: the kernels it compiled, and the losses."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree)
+    out = tmp_path / "losses.npy"
+    done = subprocess.run([sys.executable, "-c", STAMPED, str(out)], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout.split()[-1]), np.load(out)
+
+
+def test_a_fresh_compile_and_a_cached_kernel_give_the_same_bits(tmp_path):
+    """The first process compiles the kernels (into an empty cache), the second loads
+    them from that cache: the same bits (a sweep's Dask workers load what the client
+    compiled). (With fused multiply-adds left to LLVM, a fresh compile and Numba's
+    cached object code once fused differently, 1 ulp apart:
+    ``test_no_kernel_leaves_multiply_adds_to_the_compiler`` keeps that option out.)"""
+    compiled, fresh = _stamped(tmp_path)
+    assert compiled > 0
+    compiled, cached = _stamped(tmp_path)
+    assert compiled == 0
+    np.testing.assert_array_equal(cached, fresh)
+
+
+def test_no_kernel_leaves_multiply_adds_to_the_compiler():
+    """No Numba decorator or call in the package passes ``fastmath``: with
+    ``fastmath={"contract"}`` LLVM chose which a*b + c to fuse differently in a fresh
+    compile and in the object code Numba caches (a sweep's workers and its client 1 ulp
+    apart on AdamW), and differently from torch and the CUDA build. Where a rule wants one
+    rounding it calls ``fma`` (``fastdecay/_cpu/intrinsics.py``)."""
+    import ast
+
+    import fastdecay
+
+    package = pathlib.Path(fastdecay.__file__).parent
+    files = sorted(package.rglob("*.py"))
+    assert package / "_cpu" / "rules.py" in files
+    passing = [f"{path.relative_to(package)}:{node.lineno}"
+               for path in files for node in ast.walk(ast.parse(path.read_text()))
+               if isinstance(node, ast.Call) and any(k.arg == "fastmath" for k in node.keywords)]
+    assert not passing, f"fastmath passed at {passing}"
+
+
 def test_editing_an_inlined_module_recompiles_the_kernels_that_inline_it(tmp_path):
-    """The simulation kernels inline ``_cpu/rules.py``: an edit there (not in
-    ``simulate.py``) must make them recompile rather than load the old code; an
-    unchanged tree loads."""
+    """The expected-dynamics kernels inline ``_cpu/rules.py`` (as the simulations and the
+    fused updates do): an edit there (not in ``expected.py``) must make them recompile
+    rather than load the old code; an unchanged tree loads."""
     import shutil
 
     import fastdecay
@@ -94,20 +148,12 @@ def test_editing_an_inlined_module_recompiles_the_kernels_that_inline_it(tmp_pat
     tree = tmp_path / "tree"
     shutil.copytree(os.path.dirname(fastdecay.__file__), tree / "fastdecay",
                     ignore=shutil.ignore_patterns("__pycache__"))
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(tree))
-
-    def compiles():
-        done = subprocess.run([sys.executable, "-c", STAMPED], capture_output=True, text=True, env=env,
-                              cwd=tmp_path, timeout=600)
-        assert done.returncode == 0, done.stderr
-        return int(done.stdout.split()[-1])
-
-    assert compiles() > 0          # cold
-    assert compiles() == 0         # loaded from the cache
+    assert _stamped(tmp_path, tree)[0] > 0          # cold
+    assert _stamped(tmp_path, tree)[0] == 0         # loaded from the cache
     rules = tree / "fastdecay" / "_cpu" / "rules.py"
     rules.write_text(rules.read_text() + "\n# an edit\n")
-    assert compiles() > 0          # the edit reaches the kernels of simulate.py
-    assert compiles() == 0
+    assert _stamped(tmp_path, tree)[0] > 0          # the edit reaches the kernels of expected.py
+    assert _stamped(tmp_path, tree)[0] == 0
 
 
 PRIVATE_CACHE = """
