@@ -153,13 +153,14 @@ def _is_all_multiplicative(ratio, i0, i1):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _anchor(table, row, t):
     """The closed-form rate of ``row`` at step ``t``; exactly lr at the origin of a
     one-segment exponential (no pow for gamma**0). (The table read by index, not through a
     view of the row: a view in a ``prange`` loop counts references atomically, on a counter
     both threads share: ``prepare_rates`` on 1e6 exponentials took 1.7-2.2x the time of a copy
-    reading by index so, bench/RESULTS.md "The kernels tuned on AVX-512, checked on a Zen 3 VM".)"""
+    reading by index so, bench/RESULTS.md "The kernels tuned on AVX-512, checked on a Zen 3 VM".
+    Inlined for the same reason: a call that takes the table counts references on it too.)"""
     if table[row, 0, KIND] == EXPONENTIAL and t == table[row, 0, ORIGIN] and one_segment(table, row):
         return table[row, 0, P0]
     return lr_at(table, row, t)
@@ -202,12 +203,12 @@ def _enter_segment(table, row, t, fields, n, i):
     return end if end == end else math.inf  # (NaN: a side row, not a segment)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _next_change(table, rows, ratio, i, t):
     """The step at which trajectory i's rate is next read in closed form, from step ``t``:
     never (inf) for a rate that advances by its ratio; where ``ratio`` holds the vector loop's
     fields and t lies in a segment with a ``vector_code``, that segment's end (the segment
-    entered, ``_enter_segment``); else ``next_change`` of its row."""
+    entered, ``_enter_segment``); else ``next_change`` of its row. (Inlined, as ``_anchor``.)"""
     if ratio[i] == ratio[i]:
         return math.inf
     row = rows[i]
@@ -802,10 +803,10 @@ def _shared_tile_steps(w, buf, sq, lam, b, tile, n, d, opt, first_step, n_steps,
         s = stop
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _row_ratio(table, r):
     """Per-step factor of row r when it is one plain exponential (staircase off) or
-    constant segment; NaN when it must be evaluated in closed form."""
+    constant segment; NaN when it must be evaluated in closed form. (Inlined, as ``_anchor``.)"""
     if table.shape[1] > 1 and table[r, 1, START] != math.inf:
         return math.nan
     kind = table[r, 0, KIND]
