@@ -56,7 +56,7 @@ POINTS_BLOCK = 4096
 SERIAL_BELOW = 1 << 15
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def segment_of(table, row, t):
     """Index of the segment that holds step ``t``: the last one with start <= t."""
     k = 0
@@ -250,30 +250,34 @@ def _table_value(segs, seg, i):
     return segs[int(seg[P0]) + i // VALUES_PER_ROW, P0 + i % VALUES_PER_ROW]
 
 
-@njit(cache=True)
-def _factor_rate(segs, k, t):
-    """Rate of row k of one schedule's rows ``segs`` at step ``t``, for any kind but PRODUCT."""
-    seg = segs[k]
-    kind = int(seg[KIND])
+# The table is read by index, and every function that takes it on the way to ``primitive``
+# (whose arguments are numbers) is inlined: a call that takes an array, or a view of a row, counts
+# references on it (atomically, on a counter every thread shares), which cost more than the
+# formula (1e6 cosines at one step each: 31 ms on two threads, 19 ms so; bench/RESULTS.md "A
+# schedule read by index").
+
+
+@njit(cache=True, inline="always")
+def _factor_rate(table, row, k, t):
+    """Rate of row k of schedule ``row`` at step ``t``, for any kind but PRODUCT."""
+    kind = int(table[row, k, KIND])
+    tau = t - table[row, k, ORIGIN]
     if kind == TABULATED:
-        return _table_value(segs, seg, int(math.floor(t - seg[ORIGIN])))
-    return primitive(
-        kind, t - seg[ORIGIN],
-        seg[P0], seg[P0 + 1], seg[P0 + 2], seg[P0 + 3], seg[P0 + 4], seg[P0 + 5],
-    )
+        return _table_value(table[row], table[row, k], int(math.floor(tau)))
+    return primitive(kind, tau, table[row, k, P0], table[row, k, P0 + 1], table[row, k, P0 + 2], table[row, k, P0 + 3],
+                     table[row, k, P0 + 4], table[row, k, P0 + 5])
 
 
-@njit(cache=True)
-def segment_rate(segs, k, t):
-    """Rate of segment k of one schedule's rows ``segs`` (shape (segments, WIDTH)) at step ``t``."""
-    seg = segs[k]
-    if int(seg[KIND]) == PRODUCT:
-        first = int(seg[P0])
+@njit(cache=True, inline="always")
+def segment_rate(table, row, k, t):
+    """Rate of segment k of schedule ``row`` at step ``t``."""
+    if int(table[row, k, KIND]) == PRODUCT:
+        first = int(table[row, k, P0])
         rate = 1.0
-        for f in range(first, first + int(seg[P0 + 1])):
-            rate *= _factor_rate(segs, f, t)
+        for f in range(first, first + int(table[row, k, P0 + 1])):
+            rate *= _factor_rate(table, row, f, t)
         return rate
-    return _factor_rate(segs, k, t)
+    return _factor_rate(table, row, k, t)
 
 
 @njit(cache=True, inline="always")
@@ -333,10 +337,18 @@ def plateau_continues(kind, staircase, decay_steps, origin, alone, t):
             and _plateau(origin, decay_steps, t) == _plateau(origin, decay_steps, t - 1.0))
 
 
+@njit(cache=True, inline="always")
+def rate_inlined(table, row, t):
+    """``lr_at`` inlined where it is called: for loops that read a rate an element
+    (``_eval_points``); elsewhere a call to ``lr_at`` keeps the kernels short to compile (every
+    kernel inlining it took a fifth longer: ``fastdecay compile`` 341 -> 406 s)."""
+    return segment_rate(table, row, segment_of(table, row, t), t)
+
+
 @njit(cache=True)
 def lr_at(table, row, t):
     """Rate of schedule ``row`` of a ``(rows, segments, WIDTH)`` table at step ``t``."""
-    return segment_rate(table[row], segment_of(table, row, t), t)
+    return rate_inlined(table, row, t)
 
 
 @njit(cache=True)
@@ -462,20 +474,20 @@ def drop_ratio(table, row, t):
     segs = table[row]
     k = segment_of(table, row, t)
     j = segment_of(table, row, t - 1.0)
-    now = segment_rate(segs, k, t)
-    before = segment_rate(segs, j, t - 1.0)
+    now = segment_rate(table, row, k, t)
+    before = segment_rate(table, row, j, t - 1.0)
     if not (now < before and before > 0.0):
         return 1.0
     if k == j:
         return now / before if _staircase_steps(segs, k, t) else 1.0
     if _staircase_steps(segs, k, t, True):
         return now / before
-    carried_on = before if _is_level(segs, j) else segment_rate(segs, j, t)
+    carried_on = before if _is_level(segs, j) else segment_rate(table, row, j, t)
     if carried_on != carried_on:
         carried_on = before
     if _begins_at(segs, k, t):
         return 1.0 if abs(carried_on - now) <= _MEET * before else now / before
-    carried_back = now if _is_level(segs, k) else segment_rate(segs, k, t - 1.0)
+    carried_back = now if _is_level(segs, k) else segment_rate(table, row, k, t - 1.0)
     if carried_back != carried_back:
         carried_back = now
     own_step = max(abs(carried_on - before), abs(now - carried_back))
@@ -487,7 +499,7 @@ def drop_ratio(table, row, t):
 @njit(cache=True)
 def _eval_points(table, rows, steps, out, lo, hi):
     for i in range(lo, hi):
-        out[i] = lr_at(table, rows[i], steps[i])
+        out[i] = rate_inlined(table, rows[i], steps[i])
 
 
 @njit(cache=True)
@@ -872,7 +884,7 @@ def _fill_row(table, row, first, out_row):
             _fill_tabulated(segs, seg, first, i0, i1, out_row)
         else:
             for i in range(i0, i1):
-                out_row[i] = segment_rate(segs, k, first + i)
+                out_row[i] = segment_rate(table, row, k, first + i)
 
 
 # The entry kernels' bodies, compiled per output dtype by schedule_tables (not here:
