@@ -33,7 +33,7 @@ from .._rules import BY_NAME, GD, LINEAR, LR_IN_BUFFER, NESTEROV
 from . import parallel
 from .intrinsics import prefer_wide_vectors
 from .rules import buffer_scale_at, sgd_element, sgd_scalars
-from .schedule import TABLE, lr_at
+from .schedule import TABLE, rate_inlined
 
 # the rules with an exact linear form (fastdecay._rules), by public name
 OPTIMIZER_CODES = {name: BY_NAME[name].code for name in LINEAR}
@@ -88,9 +88,10 @@ def step_coefficients(lr_table, lr_rows, wd_table, wd_rows, mom_table, mom_rows,
     for r in prange(out.shape[0]):
         for s in range(n_steps):
             t = float(first_step + s)
-            lr = lr_at(lr_table, lr_rows[r], t)
-            wd = lr_at(wd_table, wd_rows[r], t)
-            mom = lr_at(mom_table, mom_rows[r], t) if use_momentum else 0.0
+            # (inlined: a call that takes a table counts references on it, ``_cpu.schedule``)
+            lr = rate_inlined(lr_table, lr_rows[r], t)
+            wd = rate_inlined(wd_table, wd_rows[r], t)
+            mom = rate_inlined(mom_table, mom_rows[r], t) if use_momentum else 0.0
             scale = buffer_scale_at(lr_table, lr_rows[r], t, on_drop) if use_momentum else 1.0
             first = t == 0.0
             c = sgd_scalars(lr, wd, first, scale, mom, 0.0, nesterov, False, False, in_buffer)

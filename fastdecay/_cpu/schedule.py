@@ -253,8 +253,8 @@ def _table_value(segs, seg, i):
 # The table is read by index, and every function that takes it on the way to ``primitive``
 # (whose arguments are numbers) is inlined: a call that takes an array, or a view of a row, counts
 # references on it (atomically, on a counter every thread shares), which cost more than the
-# formula (1e6 cosines at one step each: 31 ms on two threads, 19 ms so; bench/RESULTS.md "A
-# schedule read by index").
+# formula (``s(steps)`` of 1e6 cosines, a step each, two threads: 35-41 ms through views and
+# calls, 25-27 ms so; bench/RESULTS.md "A schedule read by index").
 
 
 @njit(cache=True, inline="always")

@@ -117,7 +117,7 @@ from .._layout import (CONSTANT, COSINE, EXPONENTIAL, KIND, ORIGIN, P0, POLYNOMI
                        VALUES_PER_ROW)
 from .._rules import CODES as OPTIMIZER_CODES  # noqa: F401 (public name -> code, from the one table)
 from .schedule import (TABLE, class_lane_rate, cosine_at, exponent_at, lone_staircase, lr_at, next_change,
-                       one_segment, polynomial_at, primitive, scaled, segment_of)
+                       one_segment, polynomial_at, primitive, rate_inlined, scaled, segment_of)
 
 # Per-trajectory exponential rates advance by one multiplication a step and
 # return to the closed form at every multiple of this many (global) steps:
@@ -745,7 +745,7 @@ def _record_rates(rec_lr, lr_table, lr_rows, per_lr, i0, i1, t, rec_j, rec_rows)
         for i in range(i0, i1):
             if lr_rows[i] != row:
                 row = lr_rows[i]
-                rate = lr_at(lr_table, row, tr)
+                rate = rate_inlined(lr_table, row, tr)  # (a rate a lane: ``lr_at`` inlined)
             rec_lr[record_row(rec_rows, i), rec_j] = rate
     else:
         shared_lr = lr_at(lr_table, 0, tr)

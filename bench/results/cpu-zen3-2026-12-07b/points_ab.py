@@ -42,3 +42,14 @@ lam = np.random.default_rng(2).uniform(0.01, 1.0, (m, 1))
 s = fd.polynomial(lrs[:m], 250.0 + np.arange(m), power=2.0)  # every row its own shape: no classes
 med, best = timed(lambda: fd.simulate(lam, s, steps=200))
 print(f"simulate   {'polynomial power 2':<20} median {med:6.1f} best {best:6.1f} ms  (1e5 x 200)")
+# expected dynamics of a grid of schedules (a row of coefficients a schedule and step), and a
+# recording simulation (a recorded rate a lane)
+k = 20_000
+grid = fd.warmup(fd.cosine(lrs[:k], 300), 10)
+curv = np.array([0.5, 1.0, 2.0])
+med, best = timed(lambda: fd.expected_loss(curv, grid[:, None], steps=300, optimizer="momentum", momentum=0.9,
+                                           noise=0.1), reps=5)
+print(f"expected   {'momentum, 2e4 warmups':<20} median {med:6.1f} best {best:6.1f} ms  (x 300 steps)")
+s = fd.cosine(lrs[:m], 250.0 + np.arange(m))
+med, best = timed(lambda: fd.simulate(lam, s, steps=200, every=5), reps=5)
+print(f"simulate   {'cosines, every=5':<20} median {med:6.1f} best {best:6.1f} ms  (1e5 x 200)")
