@@ -254,7 +254,7 @@ def _table_value(segs, seg, i):
 # (whose arguments are numbers) is inlined: a call that takes an array, or a view of a row, counts
 # references on it (atomically, on a counter every thread shares), which cost more than the
 # formula (``s(steps)`` of 1e6 cosines, a step each, two threads: 35-41 ms through views and
-# calls, 25-27 ms so; bench/RESULTS.md "A schedule read by index").
+# calls, 25-27 ms so; bench/RESULTS.md, "`make test` in less time; a schedule read by index").
 
 
 @njit(cache=True, inline="always")
@@ -339,9 +339,10 @@ def plateau_continues(kind, staircase, decay_steps, origin, alone, t):
 
 @njit(cache=True, inline="always")
 def rate_inlined(table, row, t):
-    """``lr_at`` inlined where it is called: for loops that read a rate an element
-    (``_eval_points``); elsewhere a call to ``lr_at`` keeps the kernels short to compile (every
-    kernel inlining it took a fifth longer: ``fastdecay compile`` 341 -> 406 s)."""
+    """``lr_at`` inlined where it is called: for loops that read a rate an element (the points
+    of ``s(steps)``, the expected dynamics' coefficients of each schedule and step, a recording
+    run's rate of each trajectory); elsewhere a call to ``lr_at`` keeps the kernels short to
+    compile (every kernel inlining it took a fifth longer: ``fastdecay compile`` 341 -> 406 s)."""
     return segment_rate(table, row, segment_of(table, row, t), t)
 
 
