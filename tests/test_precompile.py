@@ -137,6 +137,122 @@ def test_no_kernel_leaves_multiply_adds_to_the_compiler():
     assert not passing, f"fastmath passed at {passing}"
 
 
+# Kernels that a caller specialises on purpose for a constant flag (each case a loop of its own,
+# with the untaken branches dropped before LLVM sees them), beside callers that pass the flag at run
+# time: the element rules, the fused updates' blocks and pair loops, the step loops' own copies.
+SPECIALISED_BY_FLAG = {
+    "sgd_scalars", "adam_scalars", "adam_scalars_biased", "lion_scalars", "sgd_element", "adam_element",
+    "_sgd_sim", "_adam_sim", "_sgd_block", "_adam_block", "_lion_block", "_sgd_pair_loop",
+    "_sgd_per_trajectory_loop", "_lion_coords",
+}
+
+
+def _kernel_calls_with_literals(package):
+    """[(callee, argument position, what is passed, file:line)] for the calls inside the CPU kernels
+    to a kernel Numba compiles on its own (not inlined) that pass an integer literal (a number, a
+    module constant, or a variable that starts as one, such as a loop's ``s = 0``), or a literal
+    True / False at a position where another call passes a run-time value."""
+    import ast
+    import collections
+
+    def kind(decorator):
+        call = decorator if isinstance(decorator, ast.Call) else None
+        name = getattr(call.func if call else decorator, "id", None)
+        if name not in ("njit", "compiled_at_first_call"):
+            return None
+        inline = call is not None and any(k.arg == "inline" and getattr(k.value, "value", None) == "always"
+                                          for k in call.keywords)
+        return "inline" if inline else "called"
+
+    trees = {path: ast.parse(path.read_text()) for path in sorted((package / "_cpu").glob("*.py"))
+             if path.name != "__init__.py"}
+    # functions compiled where a kernel is made: njit(signature, ...)(function)
+    compiled_later = {call.args[0].id for tree in trees.values() for call in ast.walk(tree)
+                      if isinstance(call, ast.Call) and isinstance(call.func, ast.Call)
+                      and getattr(call.func.func, "id", None) == "njit" and call.args
+                      and isinstance(call.args[0], ast.Name)}
+    called, constants, kernels = set(), {}, []
+    for path, tree in trees.items():
+        for node in tree.body:
+            if isinstance(node, ast.Assign):  # module constants: NAME = 3, A, B = 0, 1
+                names = node.targets[0].elts if isinstance(node.targets[0], ast.Tuple) else node.targets
+                values = node.value.elts if isinstance(node.value, ast.Tuple) else [node.value]
+                constants.update({n.id: v.value for n, v in zip(names, values) if isinstance(n, ast.Name)
+                                  and isinstance(v, ast.Constant) and isinstance(v.value, int)})
+            if isinstance(node, ast.FunctionDef):
+                kinds = {kind(d) for d in node.decorator_list}
+                if "called" in kinds:
+                    called.add(node.name)
+                # a kernel's body: a decorated function, one compiled where a kernel is made, or one
+                # defined inside another (the kernels made by closures, the overloads' implementations)
+                kernels += [(path, f) for f in ast.walk(node) if isinstance(f, ast.FunctionDef)
+                            and (f is not node or kinds & {"inline", "called"} or f.name in compiled_later)]
+    passed = collections.defaultdict(list)
+    for path, kernel in kernels:
+        starts_as_int = {n.targets[0].id for n in ast.walk(kernel) if isinstance(n, ast.Assign)
+                         and isinstance(n.targets[0], ast.Name) and isinstance(n.value, ast.Constant)
+                         and type(n.value.value) is int}
+        for call in ast.walk(kernel):
+            if not (isinstance(call, ast.Call) and getattr(call.func, "id", None) in called):
+                continue
+            for i, arg in enumerate(call.args):
+                value = (arg.value if isinstance(arg, ast.Constant)
+                         else constants.get(arg.id) if isinstance(arg, ast.Name) else None)
+                what = ("run time" if value is None or not isinstance(value, int)
+                        else f"literal {value}" if isinstance(value, bool)
+                        else f"integer {ast.unparse(arg)}")
+                if what == "run time" and isinstance(arg, ast.Name) and arg.id in starts_as_int:
+                    what = f"{arg.id}, which starts as an integer literal"
+                passed[call.func.id, i].append((what, f"{path.name}:{call.lineno}"))
+    found = []
+    for (callee, i), sites in sorted(passed.items()):
+        run_time = any(what == "run time" for what, _ in sites)
+        for what, where in sites:
+            on_purpose = what.startswith("literal") and (not run_time or callee in SPECIALISED_BY_FLAG)
+            if what != "run time" and not on_purpose:
+                found.append((callee, i, what, where))
+    return found
+
+
+def test_no_kernel_call_compiles_a_kernel_again_for_a_literal():
+    """Numba compiles a function once for each literal argument it is called with (``f(x, 0)`` and
+    ``f(x, n)`` are two compilations; so is ``s = 0`` then ``f(x, s)`` in a loop that advances s,
+    typed first as the literal), so a literal passed to the step loops compiled them twice over: a
+    fifth of a cold compile of the simulations (bench/RESULTS.md, "A cold compile without second
+    copies"). Kernels pass NumPy scalars there (``np.int64(0)``, ``TILE``, ``RUN_TRUE``); a flag
+    passed as a literal on purpose, for a loop of that case, is in SPECIALISED_BY_FLAG."""
+    import fastdecay
+
+    package = pathlib.Path(fastdecay.__file__).parent
+    found = _kernel_calls_with_literals(package)
+    assert not found, "calls that compile a kernel again for a literal argument: " + "; ".join(
+        f"{callee} argument {i} given {what} at {where}" for callee, i, what, where in found)
+
+
+def test_the_literal_check_finds_the_calls_it_is_about(tmp_path):
+    """The check above on a copy of the kernels with a literal put back in each way it looks for."""
+    import shutil
+
+    import fastdecay
+
+    tree = tmp_path / "fastdecay"
+    shutil.copytree(pathlib.Path(fastdecay.__file__).parent / "_cpu", tree / "_cpu",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    simulate = tree / "_cpu" / "simulate.py"
+    for before, after, want in [
+            ("lam, TILE, b_lo", "lam, TILE_ELEMENTS, b_lo", ("simulate_shared_steps", 5, "integer TILE_ELEMENTS")),
+            ("    s = np.int64(0)\n    while", "    s = 0\n    while", ("simulate_shared_steps", 11, "s, which")),
+            ("out, np.int64(LR))", "out, LR)", ("_shared_rates", 5, "integer LR")),
+            ("sigma, RUN_TRUE, rec_j", "sigma, True, rec_j", ("simulate_generic_step", 27, "literal True"))]:
+        text = simulate.read_text()
+        assert before in text
+        simulate.write_text(text.replace(before, after, 1))
+        found = _kernel_calls_with_literals(tree)
+        assert any(f[:2] == want[:2] and f[2].startswith(want[2]) for f in found), (want, found)
+        simulate.write_text(text)
+    assert not _kernel_calls_with_literals(tree)
+
+
 def test_editing_an_inlined_module_recompiles_the_kernels_that_inline_it(tmp_path):
     """The expected-dynamics kernels inline ``_cpu/rules.py`` (as the simulations and the
     fused updates do): an edit there (not in ``expected.py``) must make them recompile

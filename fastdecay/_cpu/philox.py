@@ -74,7 +74,7 @@ from numba import float32, int64, njit, prange, uint32, uint64, void
 from numba.core.extending import overload
 
 from .. import _float32
-from . import parallel
+from . import compiled_at_first_call, parallel
 from .intrinsics import fma, prefer_wide_vectors
 
 _M0 = np.uint64(0xD2511F53)
@@ -297,7 +297,7 @@ def fill_normal_quads(seed, first_trajectory, lane_trajectory, lane_coordinate, 
 
 
 @parallel.entry
-@njit(void(uint64, uint64, uint32, int64, float32[:, ::1]), parallel=True, cache=True)
+@compiled_at_first_call(void(uint64, uint64, uint32, int64, float32[:, ::1]), parallel=True, cache=True)
 def fill_normals(seed, first_trajectory, step, n_coordinates, out):
     """out[i, c] = normal(seed, first_trajectory + i, step, c): the noise of one step,
     for tests and for callers that want the numbers the simulations use."""

@@ -142,7 +142,7 @@ def _sign_of_impl(x):
 @njit(cache=True, error_model="numpy")
 def scheduled_rates(lr_table, wd_table, t):
     """(lr_t, wd_t): row 0 of the learning-rate and weight-decay tables at step ``t``."""
-    return lr_at(lr_table, 0, t), lr_at(wd_table, 0, t)
+    return lr_at(lr_table, np.int64(0), t), lr_at(wd_table, np.int64(0), t)
 
 
 @njit(cache=True, error_model="numpy")
@@ -507,8 +507,8 @@ def _sgd_kernel_of(general):
         dtype = like_math.dtype.type
         first = step == first_step
         lr, wd = scheduled_rates(lr_table, wd_table, step)
-        momentum = lr_at(momentum_table, 0, step)
-        scale = buffer_scale_at(lr_table, 0, step, on_drop)
+        momentum = lr_at(momentum_table, np.int64(0), step)
+        scale = buffer_scale_at(lr_table, np.int64(0), step, on_drop)
         c = sgd_scalars(lr, wd, first, scale, momentum, dampening, nesterov, decoupled, maximize, lr_in_buffer)
         sign, l2, shrink = dtype(c.sign), dtype(c.l2), dtype(c.shrink)
         buf_decay, grad_gain, nest_grad = dtype(c.buf_decay), dtype(c.grad_gain), dtype(c.nest_grad)
@@ -670,7 +670,7 @@ def _adam_kernel_of(general):
         dtype = like_math.dtype.type
         first = step == 0.0
         lr, wd = scheduled_rates(lr_table, wd_table, step)
-        beta1 = lr_at(beta1_table, 0, step)
+        beta1 = lr_at(beta1_table, np.int64(0), step)
         c = adam_scalars(lr, wd, step, beta1, beta2, eps, decoupled, maximize)
         sign, l2, shrink, w1, b2, w2 = (dtype(c.sign), dtype(c.l2), dtype(c.shrink), dtype(c.w1), dtype(c.beta2),
                                         dtype(c.w2))
@@ -793,7 +793,7 @@ def _lion_kernel_of(general):
         dtype = like_math.dtype.type
         first = step == 0.0
         lr, wd = scheduled_rates(lr_table, wd_table, step)
-        c = lion_scalars(lr, wd, lr_at(beta1_table, 0, step), beta2, maximize)
+        c = lion_scalars(lr, wd, lr_at(beta1_table, np.int64(0), step), beta2, maximize)
         sign, shrink, beta1, w1, b2, w2, neg_lr = (dtype(c.sign), dtype(c.shrink), dtype(c.beta1), dtype(c.w1),
                                                    dtype(c.beta2), dtype(c.w2), dtype(c.neg_lr))
         factor, divide = unscaling(grad_scale, dtype)
@@ -862,6 +862,10 @@ lion_kernel, lion_general_kernel = _kernels_of(_lion_kernel_of, "lion")
 # element to a function that picks the rule (LLVM no longer unswitches and
 # vectorizes such a loop: 3-30x slower, measured).
 
+# flags passed as constants to a function that other callers give run-time flags: NumPy bools, not the
+# literals True / False (Numba compiles a function once more for each literal argument: measured, a
+# fifth of a cold compile of the simulations went to such second copies)
+RUN_TRUE, RUN_FALSE = np.bool_(True), np.bool_(False)
 SIM_ON_DROP = np.zeros(max(r.code for r in RULES) + 1, dtype=np.bool_)
 for _rule in RULES:
     SIM_ON_DROP[_rule.code] = _rule.on_drop
@@ -946,7 +950,7 @@ def _sgd_coefficients(step_scalars, s, t, nesterov, in_buffer, x):
 @njit(inline="always")
 def _sgd_noiseless(x, lam, b, k, use_momentum, nesterov, buffer_in, first):
     """One noiseless step of one element with coefficients ``k`` (``_sgd_coefficients``)."""
-    return _sgd_sim(x, gradient(lam, x, None, 0.0, 0), b, k[0], k[1], k[2], k[3], k[4], k[5], use_momentum,
+    return _sgd_sim(x, gradient(lam, x, None, 0.0, np.int64(0)), b, k[0], k[1], k[2], k[3], k[4], k[5], use_momentum,
                     nesterov, buffer_in, first)
 
 
@@ -1209,9 +1213,9 @@ def _sgd_steps_reading(read):
                 else:
                     eta = etas[q][i]
                 c = sgd_scalars(eta, wds[q], False, 1.0, moms[q], 0.0, nesterov, False, False, in_buffer)
-                x, b = _sgd_sim(x, gradient(a, x, None, 0.0, 0), b, dt(c.l2), dt(c.buf_decay), dt(c.grad_gain),
-                                dt(c.nest_grad), dt(c.nest_buf), dt(c.neg_lr), use_momentum, nesterov, buffer_in,
-                                False)
+                x, b = _sgd_sim(x, gradient(a, x, None, 0.0, np.int64(0)), b, dt(c.l2), dt(c.buf_decay),
+                                dt(c.grad_gain), dt(c.nest_grad), dt(c.nest_buf), dt(c.neg_lr), use_momentum, nesterov,
+                                buffer_in, False)
             if read == BY_RATIO:
                 lr_state[i] = eta
             w[i] = x
@@ -1539,8 +1543,9 @@ def _per_trajectory_noiseless_block(opt, w, buf, sq, lam, lr_state, lr_ratio, ra
     if by_class:
         return False  # (the other rules' steps at their classes' rates: a step a pass)
     for q in range(STEP_BLOCK):  # (shared weight decays: lr_ratio stands in for a per-trajectory array, unread)
-        simulate_per_trajectory_lr(opt, w, buf, sq, lam, lr_state, lr_ratio, True, step_scalars[s + q, WD], lr_ratio,
-                                   False, step_scalars[s + q, MOM], first_step + s + q, beta2, eps, None, 0.0)
+        simulate_per_trajectory_lr(opt, w, buf, sq, lam, lr_state, lr_ratio, RUN_TRUE, step_scalars[s + q, WD],
+                                   lr_ratio, RUN_FALSE, step_scalars[s + q, MOM], first_step + s + q, beta2, eps, None,
+                                   0.0)
     return True
 
 

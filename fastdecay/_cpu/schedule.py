@@ -59,7 +59,7 @@ SERIAL_BELOW = 1 << 15
 @njit(cache=True, inline="always")
 def segment_of(table, row, t):
     """Index of the segment that holds step ``t``: the last one with start <= t."""
-    k = 0
+    k = np.int64(0)
     for j in range(1, table.shape[1]):
         if table[row, j, START] <= t:
             k = j
@@ -904,7 +904,7 @@ def eval_points_kernel(table, rows, steps, out):
 def rate_at_kernel(table, t):
     """lr_at(table, 0, t): one scalar schedule at one step, on the calling thread (what a
     scalar ``s(t)`` and an LR scheduler's step ask for: no arrays, no thread pool)."""
-    return lr_at(table, 0, t)
+    return lr_at(table, np.int64(0), t)
 
 
 def fill_table_kernel(table, first, out):

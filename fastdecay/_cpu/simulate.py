@@ -108,10 +108,10 @@ import numpy as np
 import numba
 from numba import float32, float64, int64, njit, prange, types, uint64, void
 
-from . import parallel
+from . import compiled_at_first_call, parallel
 from .lanes import (LR, MOM, N_SCALARS, SCALE, WD, draw_quad, draws, has_lanes, lane_slice, record_row,  # noqa: F401
                     step_draws, tally)
-from .rules import (ON_DROP_KEEP, SIM_ON_DROP, STEP_BLOCK, buffer_scale_at, simulate_generic_step,
+from .rules import (ON_DROP_KEEP, RUN_FALSE, RUN_TRUE, SIM_ON_DROP, STEP_BLOCK, buffer_scale_at, simulate_generic_step,
                     simulate_per_trajectory_block, simulate_per_trajectory_lr, simulate_shared_steps)
 from .._layout import (CONSTANT, COSINE, EXPONENTIAL, KIND, ORIGIN, P0, POLYNOMIAL, PRODUCT, START, TABULATED,
                        VALUES_PER_ROW)
@@ -130,6 +130,9 @@ SIM_REANCHOR = 1024
 # with a buffer 24 KB) stays inside L1 across the whole time loop (1,024 rather
 # than 512: half the step prologues; any tile size gives the same bits)
 TILE_ELEMENTS = 1024
+# ... as the kernels pass it to the step loops: a NumPy integer, not the literal 1024 (Numba compiles
+# a function called with a literal argument once more, for that constant: the step loops twice)
+TILE = np.int64(TILE_ELEMENTS)
 
 # the kernel's parallel loop runs over blocks of consecutive tiles: at least MIN_BLOCKS
 # (as many threads as can share the work), else blocks of TILES_PER_BLOCK tiles; a block
@@ -325,7 +328,7 @@ def _record_initial_point(w, lam, d, i0, i1, lr_table, lr_rows, per_lr, rec_loss
     step 0."""
     # (a closed form: once, and once for consecutive trajectories of one row)
     row = -1 if per_lr else 0
-    rate = 0.0 if per_lr else lr_at(lr_table, 0, 0.0)
+    rate = 0.0 if per_lr else lr_at(lr_table, np.int64(0), 0.0)
     for i in range(i0, i1):
         loss = 0.0
         for k in range(d):
@@ -558,8 +561,8 @@ def _chunk_kernel(elementwise, rates):
             b_lo = blk * n_tiles // n_blocks
             b_hi = (blk + 1) * n_tiles // n_blocks
             if elementwise:
-                # (np.int64(0), not a literal 0: one compilation of the step loops serves both callers)
-                simulate_shared_steps(opt, w, buf, sq, lam, TILE_ELEMENTS, b_lo, b_hi, d, step_scalars, first_step,
+                # (TILE and np.int64(0), not literals: one compilation of the step loops serves every caller)
+                simulate_shared_steps(opt, w, buf, sq, lam, TILE, b_lo, b_hi, d, step_scalars, first_step,
                                       np.int64(0), n_steps, NOT_DRAWN, beta2, eps, noise_scratch, seed, offset,
                                       lane_trajectory, lane_coordinate, sigma)
                 continue
@@ -599,7 +602,7 @@ def _chunk_kernel(elementwise, rates):
                                  lr_state[3 * n + i0:3 * n + i1], lr_state[4 * n + i0:4 * n + i1])
                     lr_scales_t = lr_state[5 * n + i0:5 * n + i1]
                     lr_in_runs = _in_class_runs(lr_classes_t)
-                s = 0
+                s = np.int64(0)
                 while s < n_steps:
                     t = first_step + s
                     if (fast_tile and per_lr and (lr_mult or classed) and not per_wd
@@ -678,13 +681,14 @@ def _recorded_element_tiles(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio
     n_blocks = min(n_tiles, max(MIN_BLOCKS, n_tiles // TILES_PER_BLOCK))
     if first_step == 0:
         for i in prange(n):
-            _record_initial_point(w, lam, d, i, i + 1, lr_table, lr_rows, False, rec_loss, rec_disp, rec_lr, None)
-    s = 0
+            _record_initial_point(w, lam, d, i, i + 1, lr_table, lr_rows, RUN_FALSE, rec_loss, rec_disp, rec_lr,
+                                  None)
+    s = np.int64(0)
     while s < n_steps:
         stop = min(n_steps, s + every - 1 - (first_step + s) % every)  # steps s .. stop - 1: not recorded
         if stop > s:
             for blk in prange(n_blocks):
-                simulate_shared_steps(opt, w, buf, sq, lam, TILE_ELEMENTS, blk * n_tiles // n_blocks,
+                simulate_shared_steps(opt, w, buf, sq, lam, TILE, blk * n_tiles // n_blocks,
                                       (blk + 1) * n_tiles // n_blocks, d, step_scalars, first_step, s, stop, NOT_DRAWN,
                                       beta2, eps, noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma)
         if stop < n_steps:
@@ -695,10 +699,10 @@ def _recorded_element_tiles(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio
                 draw_quad(zs, seed, offset + np.uint64(i), lane_trajectory, lane_coordinate, t)
                 simulate_generic_step(w, buf, sq, lam, i, i + 1, d, opt, t, step_scalars[stop, LR],
                                       step_scalars[stop, WD], step_scalars[stop, SCALE], step_scalars[stop, MOM],
-                                      False, False, False, lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state,
-                                      beta2, eps, on_drop, step_draws(zs, t), sigma, True, rec_j,
+                                      RUN_FALSE, RUN_FALSE, RUN_FALSE, lr_table, lr_rows, lr_ratio, lr_state, wd_state,
+                                      mom_state, beta2, eps, on_drop, step_draws(zs, t), sigma, RUN_TRUE, rec_j,
                                       rec_loss, rec_disp, None)
-                _record_rates(rec_lr, lr_table, lr_rows, False, i, i + 1, t, rec_j, None)
+                _record_rates(rec_lr, lr_table, lr_rows, RUN_FALSE, i, i + 1, t, rec_j, None)
             stop += 1
         s = stop
 
@@ -748,7 +752,7 @@ def _record_rates(rec_lr, lr_table, lr_rows, per_lr, i0, i1, t, rec_j, rec_rows)
                 rate = rate_inlined(lr_table, row, tr)  # (a rate a lane: ``lr_at`` inlined)
             rec_lr[record_row(rec_rows, i), rec_j] = rate
     else:
-        shared_lr = lr_at(lr_table, 0, tr)
+        shared_lr = lr_at(lr_table, np.int64(0), tr)
         for i in range(i0, i1):
             rec_lr[record_row(rec_rows, i), rec_j] = shared_lr
 
@@ -768,7 +772,7 @@ def _shared_tile_steps(w, buf, sq, lam, b, tile, n, d, opt, first_step, n_steps,
     time)."""
     i0 = b * tile
     i1 = min(i0 + tile, n)
-    s = 0
+    s = np.int64(0)
     while s < n_steps:
         # recorded steps: (t + 1) % every == 0; none with every == 0 (runs the elementwise
         # kernel takes: ``_simulate_chunk`` runs them too, tile by tile, with the same bits).
@@ -843,18 +847,18 @@ def _shared_rates(table, row, first_step, n, out, column):
         out[s, column] = v
 
 
-@njit(void(TABLE, TABLE, TABLE, int64, int64, int64, float64[:, ::1]), cache=True)
+@compiled_at_first_call(void(TABLE, TABLE, TABLE, int64, int64, int64, float64[:, ::1]), cache=True)
 def shared_step_scalars(lr_table, wd_table, mom_table, on_drop, first_step, n_steps, out):
     """out[s] = (lr, wd, buffer scale, momentum) of row 0 of each table at step
     first_step + s, for s in 0 .. n_steps (one more than the chunk)."""
-    _shared_rates(lr_table, np.int64(0), first_step, n_steps + 1, out, LR)
-    _shared_rates(wd_table, np.int64(0), first_step, n_steps + 1, out, WD)
-    _shared_rates(mom_table, np.int64(0), first_step, n_steps + 1, out, MOM)
+    _shared_rates(lr_table, np.int64(0), first_step, n_steps + 1, out, np.int64(LR))
+    _shared_rates(wd_table, np.int64(0), first_step, n_steps + 1, out, np.int64(WD))
+    _shared_rates(mom_table, np.int64(0), first_step, n_steps + 1, out, np.int64(MOM))
     for s in range(n_steps + 1):
-        out[s, SCALE] = buffer_scale_at(lr_table, 0, float(first_step + s), on_drop)
+        out[s, SCALE] = buffer_scale_at(lr_table, np.int64(0), float(first_step + s), on_drop)
 
 
-@njit(void(TABLE, int64[::1]), cache=True)
+@compiled_at_first_call(void(TABLE, int64[::1]), cache=True)
 def share_equal_rows(table, rows):
     """rows[i] = rows[i - 1] where the two rows of ``table`` are the same bits: a sweep gives
     each schedule to consecutive trajectories (one a curvature) as copies, whose rates
@@ -1007,7 +1011,7 @@ def _unit_row(table, r, unit, u, reads):
     return c if scaled else 0.0
 
 
-@njit(int64(TABLE, float64[:, :, ::1], float64[::1], int64[::1]), cache=True)
+@compiled_at_first_call(int64(TABLE, float64[:, :, ::1], float64[::1], int64[::1]), cache=True)
 def scaled_products(table, unit, scales, reads):
     """For each row r of ``table``: where every piece of it (a segment with a finite start) is a
     product whose last factor is one constant c, the same bits on every piece, finite and not 0,
@@ -1059,8 +1063,9 @@ def _alike_but_scale(words, q, r, masks, k, at):
     return diff == 0
 
 
-@njit(int64(TABLE, int64[::1], float64[:, :, ::1], int64[::1], int64[::1], float64[::1], int64[::1], int64[::1],
-            int64[::1], uint64[:, ::1]), cache=True)
+@compiled_at_first_call(
+        int64(TABLE, int64[::1], float64[:, :, ::1], int64[::1], int64[::1], float64[::1], int64[::1], int64[::1],
+        int64[::1], uint64[:, ::1]), cache=True)
 def scaled_product_classes(table, class_of_row, units, first_rows, sizes, scales, slots, reads, class_rows,
                            scale_masks):
     """``rate_classes`` of the rows of ``table`` without their scales, and the scales, without the
@@ -1196,7 +1201,7 @@ def _word_classes(words, class_of_row, first_rows, sizes, slots, most, keep, tak
     return count
 
 
-@njit(types.boolean(TABLE, types.Array(types.boolean, 1, "C")), cache=True)
+@compiled_at_first_call(types.boolean(TABLE, types.Array(types.boolean, 1, "C")), cache=True)
 def segments_like_first_row(table, one_kind):
     """Whether every row's segments start at row 0's steps (a padding segment's inf too; a NaN
     start is never equal), and ``one_kind[k]``: whether every row's segment k is of row 0's kind
@@ -1215,8 +1220,9 @@ def segments_like_first_row(table, one_kind):
     return True
 
 
-@njit(int64(TABLE, int64[::1], int64[::1], int64[::1], int64[::1], int64, types.Array(uint64, 1, "C", readonly=True),
-            int64, int64[::1], float64[:, ::1]), cache=True)
+@compiled_at_first_call(
+        int64(TABLE, int64[::1], int64[::1], int64[::1], int64[::1], int64, types.Array(uint64, 1, "C", readonly=True),
+        int64, int64[::1], float64[:, ::1]), cache=True)
 def rate_classes(table, class_of_row, first_rows, sizes, slots, most_if_ratios, keep, segment, taken_words, taken):
     """class_of_row[r] = the class of row r of ``table``, the same number for rows of the same
     bits in the words ``keep`` keeps (a mask a word of a row, its segments' fields one after
@@ -1257,7 +1263,8 @@ def rate_classes(table, class_of_row, first_rows, sizes, slots, most_if_ratios, 
                          most, keep, taken_words, taken.view(np.uint64))
 
 
-@njit(int64(types.Array(float64, 1, "C", readonly=True), int64[::1], int64[::1], int64[::1]), cache=True)
+@compiled_at_first_call(
+        int64(types.Array(float64, 1, "C", readonly=True), int64[::1], int64[::1], int64[::1]), cache=True)
 def distinct_values(values, index, first, slots):
     """index[i] = the number of values[i] among the distinct values (bits) of ``values``, numbered
     in order of first appearance, first[c] = where value c first appears; returns how many, or -1
@@ -1306,7 +1313,8 @@ def distinct_values(values, index, first, slots):
 
 
 @parallel.entry
-@njit(void(TABLE, RO_INT64, float64[::1], float64[::1], int64, int64, float64[:, :, ::1]), parallel=True, cache=True)
+@compiled_at_first_call(
+        void(TABLE, RO_INT64, float64[::1], float64[::1], int64, int64, float64[:, :, ::1]), parallel=True, cache=True)
 def class_rates(table, rows, ratio, state, first_step, n_steps, out):
     """out[s, u, 0] = the learning rate of class u at step first_step + s, for s < n_steps: the
     rates of the classes' rows (``rows[u]``, with their ``ratio`` and ``state`` as
@@ -1331,7 +1339,7 @@ def class_rates(table, rows, ratio, state, first_step, n_steps, out):
 # scalars, ``group_step_scalars``): a rate a step for the whole class, read in registers, where
 # the lanes gather one a trajectory a step. (With noise the draws follow each trajectory's index:
 # laid out otherwise than class by class, each element's trajectory comes from a table.)
-@njit(types.boolean(RO_INT64, int64[::1]), cache=True)
+@compiled_at_first_call(types.boolean(RO_INT64, int64[::1]), cache=True)
 def group_bounds(classes, bounds):
     """bounds[c] .. bounds[c + 1] - 1: the places of class c's trajectories laid out class by class,
     each class's in their order (``bounds``: one more than the classes). True where ``classes``
@@ -1397,8 +1405,9 @@ def group_items(bounds, d, recorded=False):
     return _readonly(items)
 
 
-@njit(void(types.Array(float64, 3, "C", readonly=True), RO_SCALARS, TABLE, RO_INT64, TABLE, RO_INT64, TABLE,
-           RO_INT64, int64, int64, int64, float64[:, :, ::1]), cache=True)
+@compiled_at_first_call(
+        void(types.Array(float64, 3, "C", readonly=True), RO_SCALARS, TABLE, RO_INT64, TABLE, RO_INT64, TABLE, RO_INT64,
+        int64, int64, int64, float64[:, :, ::1]), cache=True)
 def group_step_scalars(rates, step_scalars, lr_table, rows, wd_table, wd_rows, mom_table, mom_rows, on_drop,
                        first_step, n_steps, out):
     """out[c, s] = the step scalars of class c at step first_step + s, s < n_steps, as
@@ -1414,9 +1423,9 @@ def group_step_scalars(rates, step_scalars, lr_table, rows, wd_table, wd_rows, m
             out[c, s, SCALE] = buffer_scale_at(lr_table, rows[c], float(first_step + s), on_drop)
             out[c, s, MOM] = step_scalars[s, MOM]
         if wd_rows.shape[0]:
-            _shared_rates(wd_table, wd_rows[c], first_step, n_steps, out[c], WD)
+            _shared_rates(wd_table, wd_rows[c], first_step, n_steps, out[c], np.int64(WD))
         if mom_rows.shape[0]:
-            _shared_rates(mom_table, mom_rows[c], first_step, n_steps, out[c], MOM)
+            _shared_rates(mom_table, mom_rows[c], first_step, n_steps, out[c], np.int64(MOM))
         out[c, n_steps, :] = np.nan
 
 
@@ -1437,7 +1446,7 @@ def _grouped_chunk(w, buf, sq, lam, d, opt, bounds, items, group_scalars, beta2,
         lo, hi = bounds[c] * d, bounds[c + 1] * d
         b_lo, b_hi = items[j, 1], items[j, 2]
         if not has_lanes(trajectories):
-            simulate_shared_steps(opt, w[lo:hi], buf[lo:hi], sq[lo:hi], lam[lo:hi], TILE_ELEMENTS, b_lo, b_hi, d,
+            simulate_shared_steps(opt, w[lo:hi], buf[lo:hi], sq[lo:hi], lam[lo:hi], TILE, b_lo, b_hi, d,
                                   group_scalars[c], first_step, np.int64(0), n_steps, NOT_DRAWN, beta2, eps, noise_scratch,
                                   seed, offset + np.uint64(bounds[c]), lane_trajectory, lane_coordinate, sigma)
             continue
@@ -1446,7 +1455,7 @@ def _grouped_chunk(w, buf, sq, lam, d, opt, bounds, items, group_scalars, beta2,
             # reads the table from the tile's first element's coordinate on, and adds e0 // d)
             e0 = b * TILE_ELEMENTS
             k0 = e0 % d
-            simulate_shared_steps(opt, w[lo:hi], buf[lo:hi], sq[lo:hi], lam[lo:hi], TILE_ELEMENTS, b, b + 1, d,
+            simulate_shared_steps(opt, w[lo:hi], buf[lo:hi], sq[lo:hi], lam[lo:hi], TILE, b, b + 1, d,
                                   group_scalars[c], first_step, np.int64(0), n_steps, NOT_DRAWN, beta2, eps,
                                   noise_scratch, seed, offset - np.uint64(e0 // d),
                                   lane_slice(trajectories, lo + e0 - k0, hi), lane_coordinate, sigma)
@@ -1476,8 +1485,8 @@ def _grouped_recorded_chunk(w, buf, sq, lam, d, opt, bounds, items, group_scalar
         rows_c = rec_rows[p0:p1]
         for b in range(items[j, 1], items[j, 2]):
             if first_step == 0:
-                _record_initial_point(w_c, lam_c, d, b * tile, min((b + 1) * tile, p1 - p0), table, class_rows, False,
-                                      rec_loss, rec_disp, rec_lr, rows_c)
+                _record_initial_point(w_c, lam_c, d, b * tile, min((b + 1) * tile, p1 - p0), table, class_rows,
+                                      RUN_FALSE, rec_loss, rec_disp, rec_lr, rows_c)
             first, lanes_t = offset + np.uint64(p0), lane_trajectory
             if has_lanes(trajectories):  # (the tile's lanes' trajectories, as in ``_grouped_chunk``)
                 first, lanes_t = offset - np.uint64(b * tile), lane_slice(trajectories, lo + b * tile * d, hi)
@@ -1532,7 +1541,8 @@ _NO_LANES = _readonly(np.empty(0, np.uint64))
 
 
 @parallel.entry
-@njit(types.UniTuple(int64, 2)(TABLE, RO_INT64, float64[::1], float64[::1], float64), parallel=True, cache=True)
+@compiled_at_first_call(
+        types.UniTuple(int64, 2)(TABLE, RO_INT64, float64[::1], float64[::1], float64), parallel=True, cache=True)
 def prepare_rates(table, rows, ratio, state, t0):
     """ratio[i] = ``_row_ratio`` of row rows[i], state[i] = its rate at step ``t0`` and state[n + i]
     the step it is next read at (``_next_change``), in one pass over the table (a
@@ -1566,7 +1576,7 @@ def prepare_rates(table, rows, ratio, state, t0):
 
 
 @parallel.entry
-@njit(void(TABLE, RO_INT64, float64[::1], float64[::1], float64), parallel=True, cache=True)
+@compiled_at_first_call(void(TABLE, RO_INT64, float64[::1], float64[::1], float64), parallel=True, cache=True)
 def enter_segments(table, rows, ratio, state, t0):
     """state[n + i] = ``_next_change`` at step ``t0`` once ``ratio`` has room for the vector loop's
     fields (``prepare_rates``): the lanes whose segment it computes enter it here, not one by
