@@ -863,8 +863,8 @@ lion_kernel, lion_general_kernel = _kernels_of(_lion_kernel_of, "lion")
 # vectorizes such a loop: 3-30x slower, measured).
 
 # flags passed as constants to a function that other callers give run-time flags: NumPy bools, not the
-# literals True / False (Numba compiles a function once more for each literal argument: measured, a
-# fifth of a cold compile of the simulations went to such second copies)
+# literals True / False (Numba compiles a function once more for each literal argument: with such
+# second copies ``fastdecay compile`` took a fifth more CPU time, bench/RESULTS.md)
 RUN_TRUE, RUN_FALSE = np.bool_(True), np.bool_(False)
 SIM_ON_DROP = np.zeros(max(r.code for r in RULES) + 1, dtype=np.bool_)
 for _rule in RULES:
