@@ -58,6 +58,22 @@ def _updates():
                    compensation_buffer=np.zeros(9, dtype), **fused.example)
 
 
+def _updates_16bit():
+    """The fused updates' kernels for 16-bit storage: float16 or bfloat16 parameters with float32 or
+    bfloat16 state, float32 parameters with bfloat16 state, each rule, plain and general. Compiled
+    as a launch asks for them (``_cpu.updates.kernel``): a NumPy call cannot make every one of
+    these (bfloat16 arrays need ml_dtypes or torch)."""
+    from ._cpu import updates as kernels
+    from ._rules import FUSED
+    from ._update_plan import LOW_PRECISION, STATE_DTYPES
+
+    combinations = [("float32", "bfloat16")] + [(param, state) for param in LOW_PRECISION for state in STATE_DTYPES]
+    for name in FUSED:
+        for param, state in combinations:
+            for general in (False, True):
+                kernels.kernel(name, param, state, general)
+
+
 def _simulate(dtype):
     import fastdecay as fd
     from ._rules import NAMES
@@ -105,11 +121,14 @@ def _cuda():
         rt.module(file, device)
 
 
+# the longest first (the workers take them in this order: on 2 cores the two simulation families run
+# beside each other, the rest after the shorter of them)
 FAMILIES = {
-    "schedules": _schedules,
-    "updates": _updates,
     "simulate float64": lambda: _simulate(np.float64),
     "simulate float32": lambda: _simulate(np.float32),
+    "updates 16-bit": _updates_16bit,
+    "updates": _updates,
+    "schedules": _schedules,
     "expected": _expected,
 }
 
