@@ -232,9 +232,9 @@ def _kernel_calls_with_literals(package):
 def test_no_kernel_call_compiles_a_kernel_again_for_a_literal():
     """Numba compiles a function once for each literal argument it is called with (``f(x, 0)`` and
     ``f(x, n)`` are two compilations; so is ``s = 0`` then ``f(x, s)`` in a loop that advances s,
-    typed first as the literal), so a literal passed to the step loops compiled them twice over: a
-    fifth of a cold compile of the simulations (bench/RESULTS.md, "A cold compile without second
-    copies"). Kernels pass NumPy scalars there (``np.int64(0)``, ``TILE``, ``RUN_TRUE``); a flag
+    typed first as the literal), so a literal passed to the step loops compiled them twice over
+    (``fastdecay compile`` took a fifth more CPU time with such copies: bench/RESULTS.md, "A cold
+    compile without second copies"). Kernels pass NumPy scalars there (``np.int64(0)``, ``TILE``, ``RUN_TRUE``); a flag
     passed as a literal on purpose, for a loop of that case, is in SPECIALISED_BY_FLAG."""
     import fastdecay
 
