@@ -467,6 +467,8 @@ def test_a_tile_s_classes_read_a_run_at_a_time_give_the_gathered_bits(optimizer,
     step_scalars = np.zeros((9, lanes.N_SCALARS))
     step_scalars[:, lanes.WD], step_scalars[:, lanes.SCALE], step_scalars[:, lanes.MOM] = weight_decay, 1.0, 0.9
     use_momentum, nesterov, in_buffer = optimizer != "gd", optimizer == "nesterov", optimizer.endswith("buffer")
+    for read_only in (lam, rates, classes, step_scalars):  # (as the kernels pass them: the same compilations)
+        read_only.setflags(write=False)
     w0, buf0 = rng.uniform(-1.0, 1.0, n), rng.uniform(-0.1, 0.1, n)
     w_gathered, buf_gathered, w_runs, buf_runs = w0.copy(), buf0.copy(), w0.copy(), buf0.copy()
     etas = tuple(np.empty(n) for _ in range(4))
