@@ -3,9 +3,10 @@
 Numba compiles each CPU kernel the first time it runs and keeps the machine
 code on disk (``cache=True``), so a fresh install pays seconds to tens of
 seconds on its first schedule table, update or simulation. This runs the
-public calls that reach every kernel signature, one family of kernels per
-worker process (the families compile in parallel), so an image build or a
-job's set-up step can pay that once. ``gpu=True`` also compiles the CUDA
+public calls that reach every kernel signature (the fused updates' 16-bit
+storage kernels through the launcher those calls use: NumPy has no bfloat16
+without ml_dtypes), one family of kernels per worker process (the families
+compile in parallel), so an image build or a job's set-up step can pay that once. ``gpu=True`` also compiles the CUDA
 kernels for the current device into fastdecay's cubin cache.
 
 Numba's cache lives beside the installed package (``__pycache__``) unless
