@@ -329,3 +329,15 @@ def test_kernels_cache_in_a_private_temporary_directory_where_nothing_else_can_b
         else:
             fresh = [p for p in tmp_path.glob("fastdecay-numba-cache-*") if p != shared]
             assert len(fresh) == 1 and any(fresh[0].rglob("*.nbi")) and fresh[0].stat().st_mode & 0o777 == 0o700
+
+
+def test_a_kernel_compiled_at_first_call_copies_and_reads_its_dispatcher():
+    """``compiled_at_first_call`` kernels copy (a copy being made has no dispatcher yet: its private
+    attributes are not looked up on the dispatcher, which once looped into the compile lock and hung)
+    and give the dispatcher's attributes."""
+    code = ("import copy\nfrom fastdecay._cpu import simulate\n"
+            "kernel = copy.copy(simulate.distinct_values)\n"
+            "print(len(kernel.signatures), kernel.__name__)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "distinct_values"]

@@ -154,6 +154,8 @@ class CompiledAtFirstCall:
         return self._dispatcher
 
     def __getattr__(self, name):
+        if name.startswith("_"):  # (not the dispatcher's: an instance being copied has no _dispatcher yet)
+            raise AttributeError(name)
         return getattr(self.dispatcher(), name)
 
 
