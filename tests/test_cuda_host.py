@@ -13,6 +13,7 @@ fuse (the Philox normals need it; ``philox.cuh`` uses no libm but sqrt).
 
 import contextlib
 import ctypes
+import functools
 import importlib
 import inspect
 import os
@@ -341,7 +342,9 @@ def cpu_points(table, rows, t):
     return out
 
 
-def cpu_drop_ratios(table, rows, t):
+@functools.cache
+def _drop_ratio_loop():
+    """A loop of the CPU backend's ``drop_ratio`` over points, compiled once a process."""
     from numba import njit
 
     from fastdecay._cpu import schedule as cpu
@@ -351,8 +354,12 @@ def cpu_drop_ratios(table, rows, t):
         for i in range(out.shape[0]):
             out[i] = cpu.drop_ratio(table, rows[i], t[i])
 
+    return many
+
+
+def cpu_drop_ratios(table, rows, t):
     out = np.empty(t.shape)
-    many(np.ascontiguousarray(table), rows.astype(np.int64), t.astype(np.float64), out)
+    _drop_ratio_loop()(np.ascontiguousarray(table), rows.astype(np.int64), t.astype(np.float64), out)
     return out
 
 

@@ -3,6 +3,7 @@
 against ``fastdecay.reference``; their drops; their use in fused updates and
 simulations (the kernels read the table's side rows)."""
 
+import functools
 import pickle
 
 import numpy as np
@@ -192,7 +193,9 @@ def test_pickle_and_repr():
 # ----------------------------------------------------------------------------- drops
 
 
-def drop_ratios(s, n):
+@functools.cache
+def _drop_ratio_loop():
+    """A loop of the CPU backend's ``drop_ratio`` over steps 0, 1, ..., compiled once a process."""
     from numba import njit
 
     from fastdecay._cpu import schedule as cpu
@@ -202,8 +205,12 @@ def drop_ratios(s, n):
         for t in range(out.shape[0]):
             out[t] = cpu.drop_ratio(table, 0, float(t))
 
+    return many
+
+
+def drop_ratios(s, n):
     out = np.empty(n)
-    many(s.rows(), out)
+    _drop_ratio_loop()(s.rows(), out)
     return out
 
 
