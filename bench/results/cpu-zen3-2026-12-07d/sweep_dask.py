@@ -1,5 +1,5 @@
 """The example sweep (examples/sweep.toml, 1,000 steps, chunks of 512) on a local Dask cluster of 2 worker processes (1 thread each) on this machine's cores,
-against the same sweep run in this process (argv[1] = local). Worker environment from argv[1]: 'inherit' or 'one-thread'
+against the same sweep run in this process (argv[1] = local: the mean of two sweeps, the first not warmed). Worker environment from argv[1]: 'inherit' or 'one-thread'
 (NUMBA_NUM_THREADS=1 in the workers) or 'passive' (OMP_WAIT_POLICY=PASSIVE).
     PYTHONPATH=<tree> python sweep_dask.py inherit"""
 import sys, time, tempfile
