@@ -106,6 +106,21 @@ def _simulate(dtype):
     fd.simulate(long, shared, steps=4, dtype=dtype, every=2, noise=0.1)
 
 
+def _first_call_kernels():
+    """The kernels compiled at their first call (``fastdecay._cpu.CompiledAtFirstCall``), each at
+    its one signature: the simulations' planning passes (the rates' preparing pass, rate classes,
+    the classes of scaled products, an array's distinct values, ...), which only some grids
+    reach, and the standalone noise (``philox.fill_normals``)."""
+    from ._cpu import CompiledAtFirstCall, philox, simulate
+    from ._cpu.parallel import Kernel
+
+    for module in (simulate, philox):
+        for value in vars(module).values():
+            kernel = value.dispatcher if isinstance(value, Kernel) else value
+            if isinstance(kernel, CompiledAtFirstCall):
+                kernel.dispatcher()
+
+
 def _expected():
     import fastdecay as fd
 
@@ -134,6 +149,7 @@ FAMILIES = {
     "updates float16": lambda: _updates_16bit("float16"),
     "updates": _updates,
     "schedules": _schedules,
+    "first-call kernels": _first_call_kernels,
     "expected": _expected,
 }
 
