@@ -575,7 +575,9 @@ def _chunk_kernel(elementwise, rates):
                 mom_mult = _is_all_multiplicative(mom_ratio, i0, i1) if per_mom else True
                 # momentum with per-trajectory drops needs a per-trajectory buffer scale: generic path
                 fast_tile = fast_ok and (not per_lr or not acts or on_drop == 0 or lr_mult)
-                if every > 0 and first_step == 0:
+                # (``not rates`` first: the rates kernel never records, and Numba drops the branch
+                # before typing it, with the recording functions it calls)
+                if not rates and every > 0 and first_step == 0:
                     _record_initial_point(w, lam, d, i0, i1, lr_table, lr_rows, per_lr, rec_loss, rec_disp, rec_lr,
                                           None)
                 if not rates and fast_tile and not per_lr:
@@ -639,7 +641,7 @@ def _chunk_kernel(elementwise, rates):
                     wd = step_scalars[s, WD]
                     scale = step_scalars[s, SCALE]
                     mom = step_scalars[s, MOM]  # the momentum, or Adam's beta1
-                    if record and not generic:
+                    if not rates and record and not generic:
                         _record_before(w, rec_disp, i0, i1, rec_j, None)
                     if generic and not rates:  # (never in the rates kernel: ``kernel_path``)
                         simulate_generic_step(w, buf, sq, lam, i0, i1, d, opt, t, eta, wd, scale, mom, per_lr, per_wd,
@@ -649,7 +651,7 @@ def _chunk_kernel(elementwise, rates):
                         # a fast tile here has per-trajectory learning rates and d == 1
                         simulate_per_trajectory_lr(opt, w_t, buf_t, sq_t, lam_t, lr_state_t, lr_ratio_t, fused, wd,
                                                    wd_state_t, per_wd, mom, t, beta2, eps, z, sigma)
-                    if record:
+                    if not rates and record:
                         if not generic:
                             _record_after(w, lam, rec_disp, rec_loss, i0, i1, rec_j, None)
                         _record_rates(rec_lr, lr_table, lr_rows, per_lr, i0, i1, t, rec_j, None)
