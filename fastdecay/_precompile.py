@@ -106,7 +106,7 @@ def _simulate(dtype):
     fd.simulate(long, shared, steps=4, dtype=dtype, every=2, noise=0.1)
 
 
-def _first_call_kernels():
+def _simulate_planning():
     """The kernels compiled at their first call (``fastdecay._cpu.CompiledAtFirstCall``), each at
     its one signature: the simulations' planning passes (the rates' preparing pass, rate classes,
     the classes of scaled products, an array's distinct values, ...), which only some grids
@@ -149,7 +149,7 @@ FAMILIES = {
     "updates float16": lambda: _updates_16bit("float16"),
     "updates": _updates,
     "schedules": _schedules,
-    "first-call kernels": _first_call_kernels,
+    "simulate planning": _simulate_planning,
     "expected": _expected,
 }
 

@@ -77,7 +77,7 @@ def test_compile_fills_the_cache_every_family_then_loads():
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     for family in ("schedules", "updates", "updates bfloat16", "updates float16", "simulate float64",
-                   "simulate float32", "first-call kernels", "expected", "all kernels cached"):
+                   "simulate float32", "simulate planning", "expected", "all kernels cached"):
         assert any(re.fullmatch(rf"{family}\s+[\d.]+ s.*", line) for line in lines), (family, done.stdout)
     check = _run(["-c", CHECK.replace("print(sum", CALLS_16BIT + "print(sum")], None)
     assert check.returncode == 0, check.stderr
