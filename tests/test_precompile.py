@@ -101,6 +101,7 @@ _precompile.FAMILIES = {"expected": _precompile.FAMILIES["expected"]}
 print(_precompile.precompile(jobs=2))
 """
 
+# (a step schedule, as the family's calls take: a run after the family's cold compile loads everything)
 STAMPED = """
 import sys
 from numba.core import event
