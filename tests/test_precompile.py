@@ -146,7 +146,7 @@ def test_a_cold_compile_a_cached_kernel_and_a_compile_after_an_edit_give_the_sam
     so all three give the same bits: a fresh compile and a cached kernel agree. (With fused
     multiply-adds left to LLVM, a fresh compile and Numba's cached object code once fused
     differently, 1 ulp apart: ``test_no_kernel_leaves_multiply_adds_to_the_compiler`` keeps that
-    option out.) One test, not three: a cold compile of these kernels takes ~10 s."""
+    option out.) One test, not two: a cold compile of these kernels takes ~10 s."""
     import shutil
 
     import fastdecay
