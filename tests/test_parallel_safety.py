@@ -116,3 +116,82 @@ def test_threads_launching_every_kind_of_kernel_under_workqueue_take_turns():
     env = dict(os.environ, NUMBA_THREADING_LAYER="workqueue")
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_run_blocks_gives_each_thread_one_range_and_its_own_scratch_row():
+    """``run_blocks`` splits the blocks into consecutive ranges, one a thread of the caller's
+    Numba count, the first on the calling thread; each range gets its own row of the scratch;
+    on one thread (``run_on(1, ...)``) one range on the caller."""
+    import threading
+
+    seen = []
+
+    def kernel(first, last, tag, row):
+        seen.append((first, last, tag, threading.get_ident(), None if row is None else row.copy()))
+
+    scratch = np.arange(8.0).reshape(4, 2)
+    threads = parallel.thread_count()
+    parallel.run_blocks(kernel, 10, ("x", scratch), scratch_at=1)
+    ranges = sorted((first, last) for first, last, *_ in seen)
+    assert ranges == [(k * 10 // threads, (k + 1) * 10 // threads) for k in range(threads)]
+    assert all(tag == "x" for _, _, tag, _, _ in seen)
+    for first, _, _, ident, row in seen:
+        k = [r[0] for r in ranges].index(first)
+        np.testing.assert_array_equal(row, scratch[k])
+        assert (ident == threading.get_ident()) == (k == 0)  # the first range on the caller
+    assert len({ident for *_, ident, _ in seen}) == threads
+    seen.clear()
+    parallel.run_on(1, parallel.run_blocks, kernel, 10, ("y", None), 1)
+    assert [(first, last, tag, ident, row) for first, last, tag, ident, row in seen] == [
+        (0, 10, "y", threading.get_ident(), None)]
+    seen.clear()
+    parallel.run_blocks(kernel, 1, ("z", None), 1)  # fewer blocks than threads: one range
+    assert [(first, last) for first, last, *_ in seen] == [(0, 1)]
+
+
+def test_run_blocks_returns_or_raises_only_once_every_range_has_ended():
+    """An error or an interrupt (Ctrl-C) in one range reaches the caller once the other ranges
+    have ended: no range writes after ``run_blocks`` has returned or raised."""
+    import threading
+    import time
+
+    if parallel.thread_count() < 2:
+        pytest.skip("needs two Numba threads")
+    main = threading.get_ident()
+    ended = []
+
+    def kernel(first, last, error):
+        if (threading.get_ident() == main) == (error is KeyboardInterrupt):
+            raise error("stop")  # at once, on the caller (Ctrl-C) or on a pool thread
+        time.sleep(0.3)
+        ended.append(first)
+
+    for error in (KeyboardInterrupt, ValueError):
+        ended.clear()
+        with pytest.raises(error, match="stop"):
+            parallel.run_blocks(kernel, 2, (error,))
+        assert len(ended) == 1, error  # the other range ended before the error reached here
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_runs_blocks_on_a_pool_of_its_own():
+    """The pool's threads do not survive a fork: a child makes its own and runs every range."""
+    import threading
+
+    if parallel.thread_count() < 2:
+        pytest.skip("needs two Numba threads")
+    parallel.run_blocks(lambda first, last: None, 2, ())  # the parent's pool started
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report the threads its two ranges ran on, and leave
+        try:
+            idents = []
+            parallel.run_blocks(lambda first, last: idents.append(threading.get_ident()), 2, ())
+            os.write(write, str(len(set(idents))).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        report = pipe.read()
+    os.waitpid(pid, 0)
+    assert report == "2"

@@ -213,11 +213,15 @@ def _kernel_calls_with_literals(package):
 
     trees = {path: ast.parse(path.read_text()) for path in sorted((package / "_cpu").glob("*.py"))
              if path.name != "__init__.py"}
-    # functions compiled where a kernel is made: njit(signature, ...)(function)
-    compiled_later = {call.args[0].id for tree in trees.values() for call in ast.walk(tree)
-                      if isinstance(call, ast.Call) and isinstance(call.func, ast.Call)
-                      and getattr(call.func.func, "id", None) == "njit" and call.args
-                      and isinstance(call.args[0], ast.Name)}
+    # functions compiled where a kernel is made: njit(signature, ...)(function), or (a or b), and the
+    # function given to ``simulate._compiled``, which does so
+    def makes_a_kernel(call):
+        return call.args and (isinstance(call.func, ast.Call) and getattr(call.func.func, "id", None) == "njit"
+                              or getattr(call.func, "id", None) == "_compiled")
+
+    compiled_later = {name.id for tree in trees.values() for call in ast.walk(tree)
+                      if isinstance(call, ast.Call) and makes_a_kernel(call)
+                      for name in ast.walk(call.args[-1]) if isinstance(name, ast.Name)}
     called, constants, kernels = set(), {}, []
     for path, tree in trees.items():
         for node in tree.body:

@@ -1967,3 +1967,31 @@ def test_simulated_adam_is_the_fused_updates_bit_for_bit(optimizer, dtype):
         fd.adamw_step(w, lam * w, m, v, step=t, lr=s, weight_decay=0.01, decoupled=optimizer == "adamw")
     np.testing.assert_array_equal(res.w[:, 0], w)
     assert np.all(np.abs(w) < 0.5)  # (the weights moved: a run that did nothing would pass)
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.1])
+def test_a_recording_run_of_trajectories_longer_than_a_tile_records_each_step_it_ran(noise):
+    """Trajectories longer than a tile under one schedule, recorded (their steps between recorded
+    ones as a run without recording, each recorded step trajectory by trajectory): the final
+    weights have the bits of the run without recording, whatever the chunks and threads, and
+    each recorded loss, displacement and rate is the one of the run stopped at that step."""
+    rng = np.random.default_rng(11)
+    lam = rng.uniform(0.0, 2.0, (3, 1_100))
+    s = fd.step(0.05, 0.5, 9)
+    kw = dict(optimizer="adamw", noise=noise, seed=3, weight_decay=0.01)
+    plain = fd.simulate(lam, s, steps=23, **kw)
+    runs = [fd.simulate(lam, s, steps=23, every=5, **kw, **extra)
+            for extra in ({}, dict(chunk_steps=7), dict(chunk_steps=5, threads=1))]
+    for run in runs:
+        np.testing.assert_array_equal(run.w, plain.w)
+        for field in ("loss", "displacement", "lr"):
+            np.testing.assert_array_equal(getattr(run, field), getattr(runs[0], field))
+    run = runs[0]
+    assert list(run.steps) == [0, 5, 10, 15, 20]
+    for j, t in enumerate(run.steps):
+        w_t = fd.simulate(lam, s, steps=int(t), **kw).w
+        np.testing.assert_allclose(run.loss[..., j], 0.5 * (lam * w_t ** 2).sum(-1), rtol=1e-12)
+        np.testing.assert_allclose(run.lr[..., j], s(int(t)), rtol=1e-15)
+        if t > 0:
+            w_prev = fd.simulate(lam, s, steps=int(t) - 1, **kw).w
+            np.testing.assert_allclose(run.displacement[..., j], np.linalg.norm(w_t - w_prev, axis=-1), rtol=1e-12)

@@ -17,6 +17,13 @@
 
 Kernels wrapped by ``entry`` are called as before (``kernel(*args)``) and keep their
 dispatcher's attributes.
+
+The simulations' large kernels are not Numba parallel kernels but ``nogil`` ones that run a
+range of blocks, which ``run_blocks`` splits over the calling thread and worker threads of
+its own: a parallel kernel's library holds its loop body three times (the gufunc, its
+wrapper and the kernel), each optimised and compiled to machine code again, ~40 % of the
+simulations' cold compile (bench/RESULTS.md). Such a launch costs ~20-30 us against Numba's
+~3-5 us: small runs stay on the calling thread.
 """
 
 import os
@@ -171,3 +178,105 @@ class Kernel:
 def entry(dispatcher):
     """``dispatcher`` (``njit(..., parallel=True)``) as a kernel called from Python through ``launch``."""
     return Kernel(dispatcher)
+
+
+class _Worker:
+    """A Python thread that runs one range of blocks at a time, handed over through a lock and
+    waited for through an event (~20-30 us a launch here, against ~50-130 us through a
+    ThreadPoolExecutor's queue and futures: bench/RESULTS.md)."""
+
+    def __init__(self):
+        self._go = threading.Lock()
+        self._go.acquire()
+        self._done = threading.Event()
+        self._task = None
+        self._error = None
+        threading.Thread(target=self._loop, name="fastdecay-blocks", daemon=True).start()
+
+    def _loop(self):
+        while True:
+            self._go.acquire()
+            kernel, args = self._task
+            self._task = None
+            try:
+                kernel(*args)
+            except BaseException as error:  # noqa: BLE001 (raised in the caller's thread)
+                self._error = error
+            finally:
+                self._done.set()
+
+    def start(self, kernel, args):
+        self._error = None
+        self._done.clear()
+        self._task = (kernel, args)
+        self._go.release()
+
+    def wait(self):
+        """Wait for the range to end, through interrupts (the first re-raised once it has
+        ended); the range's error, or None."""
+        interrupted = None
+        while True:
+            try:
+                self._done.wait()  # (waiting again after an interrupt consumes nothing)
+                break
+            except KeyboardInterrupt as error:
+                interrupted = interrupted or error
+        if interrupted is not None:
+            raise interrupted
+        return self._error
+
+
+_WORKERS = None  # (the process id, a lock a launch holds, the workers): run_blocks' threads beside the caller
+
+
+def _workers():
+    """The workers of ``run_blocks``, made in this process (a forked child's copy has no threads)."""
+    global _WORKERS
+    if _WORKERS is None or _WORKERS[0] != os.getpid():
+        _WORKERS = (os.getpid(), threading.Lock(), [_Worker() for _ in range(numba.config.NUMBA_NUM_THREADS - 1)])
+    return _WORKERS
+
+
+def run_blocks(kernel, n_blocks, args, scratch_at=None, work=None, below=0):
+    """``kernel(first, last, *args)`` for consecutive ranges [first, last) of the blocks 0 ..
+    n_blocks - 1, one range a thread on the calling thread's Numba thread count
+    (``thread_count``: a ``threads=`` option and ``run_small`` keep their meaning), the first
+    range on the calling thread, the others on worker threads (``kernel`` is compiled
+    ``nogil=True``); on the calling thread alone where ``work`` is below ``below`` (handing a
+    range to a worker costs ~20-30 us), or while another Python thread's launch holds the
+    workers. ``args[scratch_at]``, an array of one row a thread (or None), gives each range
+    its own row. Returns once every range has ended, an error or an interrupt (Ctrl-C)
+    included: no range writes after the call has returned or raised. The blocks never change
+    the bits (each block's work is the same whichever thread runs it)."""
+    threads = 1 if work is not None and work < below else max(1, min(_get_count(), n_blocks))
+    if threads > 1:
+        _, held, workers = _workers()
+        if held.acquire(blocking=False):
+            try:
+                _run_ranges(kernel, n_blocks, args, scratch_at, threads, workers)
+            finally:
+                held.release()
+            return
+        threads = 1
+    kernel(*_range(0, 1, n_blocks, args, scratch_at))
+
+
+def _range(k, threads, n_blocks, args, scratch_at):
+    """The arguments of range k of ``threads``: its blocks, then ``args`` with row k of the scratch."""
+    if scratch_at is not None and args[scratch_at] is not None:
+        args = args[:scratch_at] + (args[scratch_at][k],) + args[scratch_at + 1:]
+    return (k * n_blocks // threads, (k + 1) * n_blocks // threads) + args
+
+
+def _run_ranges(kernel, n_blocks, args, scratch_at, threads, workers):
+    started = []
+    try:
+        for k in range(1, threads):
+            workers[k - 1].start(kernel, _range(k, threads, n_blocks, args, scratch_at))
+            started.append(workers[k - 1])
+        kernel(*_range(0, threads, n_blocks, args, scratch_at))
+    finally:
+        errors = [worker.wait() for worker in started]
+    for error in errors:
+        if error is not None:
+            raise error  # (a range's error, once every range has ended)
