@@ -863,9 +863,7 @@ def simulate(curvature: Any, schedule: Schedule | RealArrayLike, *, steps: int, 
     SGD family under shared rates is one chunk; Ctrl-C is honoured between
     chunks, so within about a second unless one step of the whole batch takes
     longer), and
-    ``threads`` (threads for this call, at most Numba's ``NUMBA_NUM_THREADS``, as
-    ``numba.set_num_threads`` sets for the caller, whose setting is restored; the
-    simulation's blocks run on the calling thread and worker threads of fastdecay's own).
+    ``threads`` (Numba threads for this call; the caller's setting is restored).
 
     A grid of a few schedules over many curvatures (a schedule a trajectory, the weight decay and
     momentum shared) runs on the CPU by rate classes: each distinct schedule's rate is computed once

@@ -213,15 +213,11 @@ def _kernel_calls_with_literals(package):
 
     trees = {path: ast.parse(path.read_text()) for path in sorted((package / "_cpu").glob("*.py"))
              if path.name != "__init__.py"}
-    # functions compiled where a kernel is made: njit(signature, ...)(function), or (a or b), and the
-    # function given to ``simulate._compiled``, which does so
-    def makes_a_kernel(call):
-        return call.args and (isinstance(call.func, ast.Call) and getattr(call.func.func, "id", None) == "njit"
-                              or getattr(call.func, "id", None) == "_compiled")
-
+    # functions compiled where a kernel is made: njit(signature, ...)(function), or (a if c else b)
     compiled_later = {name.id for tree in trees.values() for call in ast.walk(tree)
-                      if isinstance(call, ast.Call) and makes_a_kernel(call)
-                      for name in ast.walk(call.args[-1]) if isinstance(name, ast.Name)}
+                      if isinstance(call, ast.Call) and isinstance(call.func, ast.Call)
+                      and getattr(call.func.func, "id", None) == "njit" and call.args
+                      for name in ast.walk(call.args[0]) if isinstance(name, ast.Name)}
     called, constants, kernels = set(), {}, []
     for path, tree in trees.items():
         for node in tree.body:

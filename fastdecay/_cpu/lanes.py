@@ -4,7 +4,7 @@ its noise, a tile's rows of draws, the recording tallies and rows.
 
 A tile is a run of consecutive elements (trajectory x coordinate) that one thread
 advances through the steps of a chunk; a lane is one of its elements. With noise
-the thread's four rows of ``noise_scratch`` (``draws``) hold the float32 draws of its lanes for
+the thread's four rows of ``noise_scratch`` hold the float32 draws of its lanes for
 the four steps that share a Philox counter (4q .. 4q + 3), made by
 ``philox.fill_normal_quads``: the rows, a tuple of four arrays, are the ``zs`` below.
 
@@ -79,22 +79,17 @@ def tally(lam, x, xn):
 
 def draws(noise_scratch, lanes):
     """This thread's four rows of the noise scratch (steps 4q .. 4q + 3), their first
-    ``lanes`` entries, as a tuple; None without noise. The scratch is a thread's own rows
-    (4, lanes), as ``parallel.run_blocks`` gives each range of blocks, or one such a Numba
-    thread (threads, 4, lanes), read at ``numba.get_thread_id()`` (a parallel kernel's)."""
+    ``lanes`` entries, as a tuple; None without noise."""
     if noise_scratch is None:
         return None
-    own = noise_scratch if noise_scratch.ndim == 2 else noise_scratch[numba.get_thread_id()]
-    return tuple(own[row, :lanes] for row in range(4))
+    me = numba.get_thread_id()
+    return tuple(noise_scratch[me, row, :lanes] for row in range(4))
 
 
 @overload(draws)
 def _draws_impl(noise_scratch, lanes):
     if isinstance(noise_scratch, types.NoneType):
         return lambda noise_scratch, lanes: None
-    if noise_scratch.ndim == 2:
-        return lambda noise_scratch, lanes: (noise_scratch[0, :lanes], noise_scratch[1, :lanes],
-                                             noise_scratch[2, :lanes], noise_scratch[3, :lanes])
 
     def rows(noise_scratch, lanes):
         me = numba.get_thread_id()

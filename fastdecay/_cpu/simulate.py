@@ -2,20 +2,18 @@
 
 One trajectory minimises f(w) = 1/2 sum_k lam_k w_k^2 over ``d`` coordinates;
 the batch is ``n`` trajectories stored row-major as flat arrays of ``n * d``
-elements (trajectory i owns elements i*d .. i*d + d - 1). The kernel runs over
-**tiles**, in blocks of consecutive tiles that the threads share (``chunk_blocks``;
-``parallel.run_blocks`` gives each thread a range of blocks: the kernels are ``nogil``,
-not Numba parallel kernels, which compile their body three times). Under shared rates
-without recording, where every element takes the same update apart from the others, a
-tile is a run of ``TILE_ELEMENTS`` consecutive elements (it may start inside a
-trajectory, so one trajectory of many coordinates is shared by the threads); elsewhere
-a run of whole trajectories (``TILE_ELEMENTS // d`` of them, at least one); either way
-a fixed number of elements, whatever the thread count. A recording run under shared
-rates whose trajectories are longer than a tile runs its unrecorded steps in element
-tiles and each recorded step trajectory by trajectory (``_recorded_element_tiles``).
-Inside a tile the time loop is outside and the lanes (elements)
-inside, so a tile's state stays in L1 across steps and the inner loop is a contiguous
-loop that LLVM vectorizes. Under shared
+elements (trajectory i owns elements i*d .. i*d + d - 1). The kernel runs
+``prange`` over **tiles**: under shared rates without recording, where every
+element takes the same update apart from the others, runs of ``TILE_ELEMENTS``
+consecutive elements (a tile may start inside a trajectory, so one trajectory of
+many coordinates is shared by the threads); elsewhere runs of whole trajectories
+(``TILE_ELEMENTS // d`` of them, at least one); either way a fixed number of
+elements, whatever the thread count. A recording run under shared rates whose
+trajectories are longer than a tile runs its unrecorded steps in element tiles
+and each recorded step trajectory by trajectory (``_recorded_element_tiles``).
+Inside a tile the time loop is outside and the lanes (elements) inside, so a
+tile's state stays in L1 across steps and the inner loop is a contiguous loop
+that LLVM vectorizes. Under shared
 rates a tile's steps run in one call (``_shared_tile_steps``): each step is a
 row of ``step_scalars``, a few scalar operations and the vector loop, with no
 call that takes an array inside the step loop (a call would count references
@@ -142,11 +140,6 @@ TILE = np.int64(TILE_ELEMENTS)
 # every thread shares: atomic operations on one cache line that the threads contend for)
 MIN_BLOCKS = 64
 TILES_PER_BLOCK = 16
-# a chunk of fewer element-steps runs on the calling thread alone (a noisy element-step counts
-# NOISY_WORK: its draws cost ~16 noiseless steps): handing blocks to another thread costs
-# ~20-30 us, what a second thread saves on ~5e5 element-steps of GD (bench/RESULTS.md)
-THREADS_FROM_WORK = 1 << 19
-NOISY_WORK = 16
 
 RO_INT64 = types.Array(int64, 1, "C", readonly=True)
 # ``rules.simulate_shared_steps``'s ``drawn`` where no draws are kept: a bool of NumPy's, not the
@@ -371,16 +364,11 @@ def _record_after(w, lam, rec_disp, rec_loss, i0, i1, rec_j, rec_rows):
 RO_UINT64 = types.Array(uint64, 1, "C", readonly=True)
 
 
-# a range of blocks' own rows of noise draws (``lanes.draws``), as ``parallel.run_blocks`` gives them
-OWN_SCRATCH = types.Array(float32, 2, "C")
-
-
 def _signature(dt, noisy):
     state = types.Array(dt, 1, "C")
     rec = types.Array(dt, 2, "C")
-    scratch = (OWN_SCRATCH, RO_UINT64, RO_UINT64) if noisy else (types.none,) * 3
+    scratch = (types.Array(float32, 3, "C"), RO_UINT64, RO_UINT64) if noisy else (types.none,) * 3
     return void(
-        int64, int64, int64, int64,                                                 # blocks: first, last; tiles, blocks
         state, state, state, types.Array(dt, 1, "C", readonly=True), int64, int64,   # w, buf, sq, lam, d, opt
         TABLE, RO_INT64, float64[::1], float64[::1],                                # lr source
         TABLE, RO_INT64, float64[::1], float64[::1],                                # wd source
@@ -393,17 +381,16 @@ def _signature(dt, noisy):
 
 
 def _recorded_signature(dt, noisy):
-    """``_recorded_steps``' argument types (as ``_signature``'s, its subset)."""
+    """``_recorded_element_tiles``'s argument types (as ``_signature``'s, its subset)."""
     state = types.Array(dt, 1, "C")
     rec = types.Array(dt, 2, "C")
-    scratch, lanes = (OWN_SCRATCH, RO_UINT64) if noisy else (types.none, types.none)
+    scratch, lanes = (types.Array(float32, 3, "C"), RO_UINT64) if noisy else (types.none, types.none)
     return void(
-        int64, int64,                                                               # trajectories: first, last
         state, state, state, types.Array(dt, 1, "C", readonly=True), int64, int64,   # w, buf, sq, lam, d, opt
         TABLE, RO_INT64, float64[::1], float64[::1], float64[::1], float64[::1],  # lr source, wd and mom states
         RO_SCALARS, float64, float64, int64,                                        # step_scalars, options
         scratch, uint64, uint64, lanes, lanes, dt,                                  # noise
-        int64, int64, int64, types.boolean, rec, rec, rec,                          # steps, recording
+        int64, int64, int64, rec, rec, rec,                                         # steps, recording
     )
 
 
@@ -439,66 +426,33 @@ def simulate_chunk(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_stat
     scratch here: four float32 rows of draws per thread (steps 4q .. 4q + 3), one tile's
     lanes each."""
     noisy = noise != 0.0
-    scratch = (noise_scratch(d), *noise_lanes(d)) if noisy else (None, None, None)
-    args = (w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_state, wd_table, wd_rows, wd_ratio, wd_state,
-            mom_table, mom_rows, mom_ratio, mom_state, step_scalars, beta2, eps, on_drop, noise, seed, offset,
-            first_step, n_steps, every, rec_loss, rec_disp, rec_lr, *scratch)
-    if every > 0 and d > TILE_ELEMENTS and not (lr_rows.shape[0] or wd_rows.shape[0] or mom_rows.shape[0]):
-        _recorded_element_tiles(*args)
+    dt = float32 if w.dtype == np.float32 else float64
+    if noisy:
+        scratch = np.empty((numba.config.NUMBA_NUM_THREADS, 4, tile_lanes(d)), dtype=np.float32)
+        scratch = (scratch, *noise_lanes(d))
     else:
-        _launch_chunk(*args)
-
-
-def _compiled(path, dtype, noisy, signature, function):
-    """The kernel of (path, dtype, noise): ``function`` compiled ``nogil`` at ``signature(dt,
-    noisy)`` (made only then: Numba's types cost ~0.1 ms to build), or loaded from Numba's cache,
-    at its first use."""
-    kernel = _KERNELS.get((dtype, noisy, path))
-    if kernel is None:
-        dt = float32 if dtype == np.float32 else float64
-        kernel = _KERNELS[dtype, noisy, path] = njit(signature(dt, noisy), nogil=True, cache=True)(function)
-    return kernel
-
-
-def _launch_chunk(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_state, wd_table, wd_rows, wd_ratio,
-                  wd_state, mom_table, mom_rows, mom_ratio, mom_state, step_scalars, beta2, eps, on_drop, noise, seed,
-                  offset, first_step, n_steps, every, rec_loss, rec_disp, rec_lr, *scratch):
-    """``simulate_chunk`` on one of the three chunk kernels (``kernel_path``), its blocks shared
-    by the threads (``parallel.run_blocks``); ``scratch`` the noise scratch and lane tables."""
-    noisy = noise != 0.0
+        scratch = (None, None, None)
+    if every > 0 and d > TILE_ELEMENTS and not (lr_rows.shape[0] or wd_rows.shape[0] or mom_rows.shape[0]):
+        # recording trajectories longer than a tile under shared rates: a kernel of its own,
+        # compiled only where it is used (it would add a third to the main kernel's compile)
+        kernel = _KERNELS.get((w.dtype, noisy, "recorded"))
+        if kernel is None:
+            kernel = _KERNELS[w.dtype, noisy, "recorded"] = parallel.entry(
+                njit(_recorded_signature(dt, noisy), parallel=True, cache=True)(_recorded_element_tiles))
+        kernel(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state, step_scalars,
+               beta2, eps, on_drop, scratch[0], np.uint64(seed), np.uint64(offset), scratch[1], scratch[2],
+               w.dtype.type(noise), first_step, n_steps, every, rec_loss, rec_disp, rec_lr)
+        return
     path = kernel_path(d, opt, lr_rows, lr_ratio, wd_rows, mom_rows, on_drop, every)
     if lr_table.shape[2] == 1 and path != "rates":
         raise RuntimeError(f"rate classes are read by the rates kernel only, not by the {path!r} one")
-    kernel = _compiled(path, w.dtype, noisy, _signature, _CHUNK_KERNELS[path])
-    n_tiles, n_blocks = chunk_blocks(lam.shape[0] // d, d, path == "elementwise")
-    args = (n_tiles, n_blocks, w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_state, wd_table, wd_rows,
-            wd_ratio, wd_state, mom_table, mom_rows, mom_ratio, mom_state, step_scalars, beta2, eps, on_drop, noise,
-            seed, offset, first_step, n_steps, every, rec_loss, rec_disp, rec_lr, *scratch)
-    parallel.run_blocks(kernel, n_blocks, args, scratch_at=len(args) - 3, work=chunk_work(lam, n_steps, noisy),
-                        below=THREADS_FROM_WORK)
-
-
-def chunk_work(lam, n_steps, noisy):
-    """A chunk's work, to compare with THREADS_FROM_WORK: its element-steps, NOISY_WORK each with noise."""
-    return lam.shape[0] * n_steps * (NOISY_WORK if noisy else 1)
-
-
-def noise_scratch(d):
-    """The rows of noise draws of a noisy call: four float32 rows a thread (steps 4q .. 4q + 3),
-    one tile's lanes each (``tile_lanes(d)``), for every thread Numba may run."""
-    return np.empty((numba.config.NUMBA_NUM_THREADS, 4, tile_lanes(d)), dtype=np.float32)
-
-
-def chunk_blocks(n, d, elementwise):
-    """(tiles, blocks) of a chunk kernel's run of ``n`` trajectories of ``d`` coordinates: tiles of
-    TILE_ELEMENTS elements (``elementwise``: a tile may start inside a trajectory, so one
-    trajectory of many coordinates is shared by the threads in tiles that stay in L1) or of
-    ``max(1, TILE_ELEMENTS // d)`` whole trajectories; blocks of consecutive tiles, at least
-    MIN_BLOCKS where there are as many tiles, else of TILES_PER_BLOCK tiles. Neither changes
-    the bits: the tiles are the same whichever block and thread runs them."""
-    tile = max(1, TILE_ELEMENTS // d)
-    n_tiles = (n * d + TILE_ELEMENTS - 1) // TILE_ELEMENTS if elementwise else (n + tile - 1) // tile
-    return n_tiles, min(n_tiles, max(MIN_BLOCKS, n_tiles // TILES_PER_BLOCK))
+    kernel = _KERNELS.get((w.dtype, noisy, path))
+    if kernel is None:
+        kernel = _KERNELS[w.dtype, noisy, path] = parallel.entry(
+            njit(_signature(dt, noisy), parallel=True, cache=True)(_CHUNK_KERNELS[path]))
+    kernel(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_state, wd_table, wd_rows, wd_ratio, wd_state,
+           mom_table, mom_rows, mom_ratio, mom_state, step_scalars, beta2, eps, on_drop, noise, seed, offset,
+           first_step, n_steps, every, rec_loss, rec_disp, rec_lr, *scratch)
 
 
 def kernel_path(d, opt, lr_rows, lr_ratio, wd_rows, mom_rows, on_drop, every):
@@ -526,7 +480,7 @@ def _chunk_kernel(elementwise, rates):
     compiles (noiseless float64, alone: the elementwise kernel 8 s, the rates kernel 14 s, the
     whole 29-31 s)."""
 
-    def _simulate_chunk(first_block, last_block, n_tiles, n_blocks, w, buf, sq, lam, d, opt,
+    def _simulate_chunk(w, buf, sq, lam, d, opt,
                         lr_table, lr_rows, lr_ratio, lr_state,
                         wd_table, wd_rows, wd_ratio, wd_state,
                         mom_table, mom_rows, mom_ratio, mom_state,
@@ -536,11 +490,7 @@ def _chunk_kernel(elementwise, rates):
                         noise_scratch, lane_trajectory, lane_coordinate):
         """Advance every trajectory by the steps ``first_step .. first_step + n_steps - 1``.
 
-        The call shape (the GPU twin takes the same arguments, as device arrays, without the
-        first four)::
-
-            first_block, last_block, n_tiles, n_blocks   on the CPU: the blocks of tiles this call
-                           runs (``chunk_blocks``; ``parallel.run_blocks`` gives each thread a range)
+        The call shape (the GPU twin takes the same arguments, as device arrays)::
 
             w, buf, sq     (n*d,) state in the run's dtype, updated in place: weights,
                            momentum buffer / Adam's exp_avg, Adam's exp_avg_sq
@@ -578,8 +528,8 @@ def _chunk_kernel(elementwise, rates):
 
         and, on the CPU only (``simulate_chunk`` makes them; all three None without noise):
 
-            noise_scratch  (4, tile_lanes(d)) float32 draws of the four steps of a Philox counter
-                           (4q .. 4q + 3) for the current tile, this call's own
+            noise_scratch  (threads, 4, tile_lanes(d)) float32 draws of the four steps of a
+                           Philox counter (4q .. 4q + 3) for each thread's current tile
             lane_trajectory, lane_coordinate   ``noise_lanes(d)``
         """
         n = lam.shape[0] // d
@@ -597,12 +547,17 @@ def _chunk_kernel(elementwise, rates):
         # (recording trajectories longer than a tile under shared rates, d > TILE_ELEMENTS, is
         # ``_recorded_element_tiles``'s, which ``simulate_chunk`` calls instead; here it would
         # take whole-trajectory tiles, with the same bits)
-        # tiles of TILE_ELEMENTS elements in the elementwise kernel (the closure's constant), else
-        # of ``tile`` whole trajectories, in blocks of consecutive tiles (``chunk_blocks``); the
-        # caller gives each thread a range of blocks (``parallel.run_blocks``). Under shared rates
-        # without recording a block's tiles run in one call
         tile = max(1, TILE_ELEMENTS // d)
-        for blk in range(first_block, last_block):
+        # under shared rates without recording every element takes the same update, apart
+        # from the others: the elementwise kernel's tiles of TILE_ELEMENTS elements, whatever d
+        # (a tile may start inside a trajectory), so that one trajectory of many coordinates is
+        # shared by the threads in tiles that stay in L1; elsewhere tiles of whole trajectories
+        # (``elementwise``: the closure's constant)
+        n_tiles = (n * d + TILE_ELEMENTS - 1) // TILE_ELEMENTS if elementwise else (n + tile - 1) // tile
+        # blocks of consecutive tiles (the tiles, hence the bits, do not depend on the blocks);
+        # under shared rates without recording a block's tiles run in one call
+        n_blocks = min(n_tiles, max(MIN_BLOCKS, n_tiles // TILES_PER_BLOCK))
+        for blk in prange(n_blocks):
             b_lo = blk * n_tiles // n_blocks
             b_hi = (blk + 1) * n_tiles // n_blocks
             if elementwise:
@@ -713,62 +668,45 @@ for _path, _kernel in _CHUNK_KERNELS.items():
 _simulate_chunk, _elementwise_chunk, _rates_chunk = (_CHUNK_KERNELS[p] for p in ("every", "elementwise", "rates"))
 
 
-def _recorded_element_tiles(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_state, wd_table, wd_rows,
-                            wd_ratio, wd_state, mom_table, mom_rows, mom_ratio, mom_state, step_scalars, beta2, eps,
-                            on_drop, noise, seed, offset, first_step, n_steps, every, rec_loss, rec_disp, rec_lr,
-                            *scratch):
+def _recorded_element_tiles(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state,
+                            step_scalars, beta2, eps, on_drop, noise_scratch, seed, offset, lane_trajectory,
+                            lane_coordinate, sigma, first_step, n_steps, every, rec_loss, rec_disp, rec_lr):
     """The chunk of a recording run under shared rates whose trajectories are longer than
-    a tile (d > TILE_ELEMENTS): the steps between recorded ones as a run without recording
-    (the elementwise kernel, in tiles of TILE_ELEMENTS elements on every thread); a recorded
-    step trajectory by trajectory (``_recorded_steps``: ``rules.simulate_generic_step``, whose
-    sums over a trajectory's coordinates, in coordinate order, recording needs), as
-    ``_shared_tile_steps`` runs it. The same bits, with a trajectory of many coordinates shared
-    by the threads between its recorded steps."""
-    noisy = noise != 0.0
-    kernel = _compiled("recorded", w.dtype, noisy, _recorded_signature, _recorded_steps)
+    a tile (d > TILE_ELEMENTS): the steps between recorded ones in tiles of TILE_ELEMENTS
+    elements on every thread, as without recording; a recorded step trajectory by
+    trajectory (``rules.simulate_generic_step``, whose sums over a trajectory's coordinates,
+    in coordinate order, recording needs), as ``_shared_tile_steps`` runs it. The same bits,
+    with a trajectory of many coordinates shared by the threads between its recorded steps."""
     n = lam.shape[0] // d
-    work = chunk_work(lam, 1, noisy)
-
-    def recorded(stop, initial):
-        args = (w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state, step_scalars,
-                beta2, eps, on_drop, scratch[0], np.uint64(seed), np.uint64(offset), scratch[1], scratch[2],
-                w.dtype.type(noise), first_step, stop, every, initial, rec_loss, rec_disp, rec_lr)
-        parallel.run_blocks(kernel, n, args, scratch_at=16, work=work, below=THREADS_FROM_WORK)
-
+    size = n * d
+    n_tiles = (size + TILE_ELEMENTS - 1) // TILE_ELEMENTS
+    n_blocks = min(n_tiles, max(MIN_BLOCKS, n_tiles // TILES_PER_BLOCK))
     if first_step == 0:
-        recorded(0, True)
-    s = 0
+        for i in prange(n):
+            _record_initial_point(w, lam, d, i, i + 1, lr_table, lr_rows, RUN_FALSE, rec_loss, rec_disp, rec_lr,
+                                  None)
+    s = np.int64(0)
     while s < n_steps:
         stop = min(n_steps, s + every - 1 - (first_step + s) % every)  # steps s .. stop - 1: not recorded
         if stop > s:
-            _launch_chunk(w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_state, wd_table, wd_rows, wd_ratio,
-                          wd_state, mom_table, mom_rows, mom_ratio, mom_state, step_scalars[s:], beta2, eps, on_drop,
-                          noise, seed, offset, first_step + s, stop - s, 0, rec_loss, rec_disp, rec_lr, *scratch)
+            for blk in prange(n_blocks):
+                simulate_shared_steps(opt, w, buf, sq, lam, TILE, blk * n_tiles // n_blocks,
+                                      (blk + 1) * n_tiles // n_blocks, d, step_scalars, first_step, s, stop, NOT_DRAWN,
+                                      beta2, eps, noise_scratch, seed, offset, lane_trajectory, lane_coordinate, sigma)
         if stop < n_steps:
-            recorded(stop, False)
+            t = first_step + stop
+            rec_j = (t + 1) // every
+            for i in prange(n):
+                zs = draws(noise_scratch, d)
+                draw_quad(zs, seed, offset + np.uint64(i), lane_trajectory, lane_coordinate, t)
+                simulate_generic_step(w, buf, sq, lam, i, i + 1, d, opt, t, step_scalars[stop, LR],
+                                      step_scalars[stop, WD], step_scalars[stop, SCALE], step_scalars[stop, MOM],
+                                      RUN_FALSE, RUN_FALSE, RUN_FALSE, lr_table, lr_rows, lr_ratio, lr_state, wd_state,
+                                      mom_state, beta2, eps, on_drop, step_draws(zs, t), sigma, RUN_TRUE, rec_j,
+                                      rec_loss, rec_disp, None)
+                _record_rates(rec_lr, lr_table, lr_rows, RUN_FALSE, i, i + 1, t, rec_j, None)
             stop += 1
         s = stop
-
-
-def _recorded_steps(first, last, w, buf, sq, lam, d, opt, lr_table, lr_rows, lr_ratio, lr_state, wd_state, mom_state,
-                    step_scalars, beta2, eps, on_drop, noise_scratch, seed, offset, lane_trajectory, lane_coordinate,
-                    sigma, first_step, s, every, initial, rec_loss, rec_disp, rec_lr):
-    """Trajectories first .. last - 1 of ``_recorded_element_tiles``' run: their recorded step
-    first_step + s (chunk step s), or with ``initial`` their point at step 0."""
-    for i in range(first, last):
-        if initial:
-            _record_initial_point(w, lam, d, i, i + 1, lr_table, lr_rows, RUN_FALSE, rec_loss, rec_disp, rec_lr,
-                                  None)
-            continue
-        t = first_step + s
-        rec_j = (t + 1) // every
-        zs = draws(noise_scratch, d)
-        draw_quad(zs, seed, offset + np.uint64(i), lane_trajectory, lane_coordinate, t)
-        simulate_generic_step(w, buf, sq, lam, i, i + 1, d, opt, t, step_scalars[s, LR], step_scalars[s, WD],
-                              step_scalars[s, SCALE], step_scalars[s, MOM], RUN_FALSE, RUN_FALSE, RUN_FALSE, lr_table,
-                              lr_rows, lr_ratio, lr_state, wd_state, mom_state, beta2, eps, on_drop,
-                              step_draws(zs, t), sigma, RUN_TRUE, rec_j, rec_loss, rec_disp, None)
-        _record_rates(rec_lr, lr_table, lr_rows, RUN_FALSE, i, i + 1, t, rec_j, None)
 
 
 # a tile's classes are read a run of one class at a time (``rules._sgd_class_runs_block``, no
@@ -1448,13 +1386,12 @@ regroup = njit([void(RO_INT64, int64[::1], int64, types.Array(dt, 1, "C", readon
 
 
 def group_items(bounds, d, recorded=False):
-    """The items (blocks) of ``_grouped_chunk``, which ``parallel.run_blocks`` shares among the
-    threads: (class, first tile, end tile) of runs of tiles of TILE_ELEMENTS elements inside each
-    class's stretch (its trajectories' ``d`` elements each); with ``recorded``, for
-    ``_grouped_recorded_chunk``, tiles of ``max(1, TILE_ELEMENTS // d)`` whole trajectories (a
-    recorded step sums over a trajectory's coordinates). Runs of TILES_PER_BLOCK tiles, fewer
-    where the tiles make fewer than MIN_BLOCKS runs (as the other kernels' blocks: every thread
-    gets work on a small run too)."""
+    """The parallel loop's items of ``_grouped_chunk``: (class, first tile, end tile) of runs of
+    tiles of TILE_ELEMENTS elements inside each class's stretch (its trajectories' ``d`` elements
+    each); with ``recorded``, for ``_grouped_recorded_chunk``, tiles of ``max(1, TILE_ELEMENTS //
+    d)`` whole trajectories (a recorded step sums over a trajectory's coordinates). Runs of
+    TILES_PER_BLOCK tiles, fewer where the tiles make fewer than MIN_BLOCKS runs (as the other
+    kernels' blocks: every thread gets work on a small run too)."""
     sizes = np.diff(bounds)
     if recorded:
         tiles = -(-sizes // max(1, TILE_ELEMENTS // d))
@@ -1494,20 +1431,19 @@ def group_step_scalars(rates, step_scalars, lr_table, rows, wd_table, wd_rows, m
         out[c, n_steps, :] = np.nan
 
 
-def _grouped_chunk(first_item, last_item, w, buf, sq, lam, d, opt, bounds, items, group_scalars, beta2, eps, noise,
-                   seed, offset, first_step, n_steps, trajectories, noise_scratch, lane_trajectory, lane_coordinate):
+def _grouped_chunk(w, buf, sq, lam, d, opt, bounds, items, group_scalars, beta2, eps, noise, seed, offset, first_step,
+                   n_steps, trajectories, noise_scratch, lane_trajectory, lane_coordinate):
     """Advance trajectories of ``d`` coordinates laid out class by class (class c at places
     bounds[c] .. bounds[c + 1] - 1, trajectory p at elements p*d .. p*d + d - 1 of ``w``,
     ``buf``, ``sq``, ``lam``) by the steps first_step ..
     first_step + n_steps - 1: each class's stretch as a run of its schedule alone
-    (``simulate_shared_steps`` at the step scalars ``group_scalars[c]``), hence its bits; its
-    items first_item .. last_item - 1 (``group_items``; ``parallel.run_blocks`` gives each thread a
-    range). ``buf`` and ``sq`` may be empty, and the noise arguments are, as in
-    ``_simulate_chunk``. With noise each element draws its trajectory's normals: element e at
-    place e // d is of trajectory offset + trajectories[e] (None without noise; empty where
-    place p holds trajectory p, the trajectories laid out so already)."""
+    (``simulate_shared_steps`` at the step scalars ``group_scalars[c]``), hence its bits; in
+    parallel over ``items`` (``group_items``). ``buf`` and ``sq`` may be empty, and the noise
+    arguments are, as in ``_simulate_chunk``. With noise each element draws its trajectory's
+    normals: element e at place e // d is of trajectory offset + trajectories[e] (None without
+    noise; empty where place p holds trajectory p, the trajectories laid out so already)."""
     sigma = w.dtype.type(noise)
-    for j in range(first_item, last_item):
+    for j in prange(items.shape[0]):
         c = items[j, 0]
         lo, hi = bounds[c] * d, bounds[c + 1] * d
         b_lo, b_hi = items[j, 1], items[j, 2]
@@ -1527,10 +1463,9 @@ def _grouped_chunk(first_item, last_item, w, buf, sq, lam, d, opt, bounds, items
                                   lane_slice(trajectories, lo + e0 - k0, hi), lane_coordinate, sigma)
 
 
-def _grouped_recorded_chunk(first_item, last_item, w, buf, sq, lam, d, opt, bounds, items, group_scalars, lr_table,
-                            class_rows, unread, beta2, eps, on_drop, noise, seed, offset, first_step, n_steps, every,
-                            rec_loss, rec_disp, rec_lr, rec_rows, trajectories, noise_scratch, lane_trajectory,
-                            lane_coordinate):
+def _grouped_recorded_chunk(w, buf, sq, lam, d, opt, bounds, items, group_scalars, lr_table, class_rows, unread,
+                            beta2, eps, on_drop, noise, seed, offset, first_step, n_steps, every, rec_loss, rec_disp,
+                            rec_lr, rec_rows, trajectories, noise_scratch, lane_trajectory, lane_coordinate):
     """``_grouped_chunk`` recording every ``every`` steps (``_simulate_chunk``'s recording, into
     row rec_rows[p] of ``rec_*`` for the trajectory at place p: its own, in the trajectories'
     order, wherever it runs): each class's stretch in tiles of whole trajectories
@@ -1542,7 +1477,7 @@ def _grouped_recorded_chunk(first_item, last_item, w, buf, sq, lam, d, opt, boun
     bounds 0 and n)."""
     sigma = w.dtype.type(noise)
     tile = max(1, TILE_ELEMENTS // d)
-    for j in range(first_item, last_item):
+    for j in prange(items.shape[0]):
         c = items[j, 0]
         p0, p1 = bounds[c], bounds[c + 1]
         lo, hi = p0 * d, p1 * d
@@ -1558,9 +1493,9 @@ def _grouped_recorded_chunk(first_item, last_item, w, buf, sq, lam, d, opt, boun
             if has_lanes(trajectories):  # (the tile's lanes' trajectories, as in ``_grouped_chunk``)
                 first, lanes_t = offset - np.uint64(b * tile), lane_slice(trajectories, lo + b * tile * d, hi)
             _shared_tile_steps(w_c, buf_c, sq_c, lam_c, b, tile, p1 - p0, d, opt, first_step, n_steps, group_scalars[c],
-                               RUN_FALSE, RUN_FALSE, RUN_FALSE, table, class_rows, unread, unread, unread, unread,
-                               beta2, eps, on_drop, noise_scratch, seed, first, lanes_t, lane_coordinate, sigma, every,
-                               rec_loss, rec_disp, rec_lr, rows_c)
+                               RUN_FALSE, RUN_FALSE, RUN_FALSE, table, class_rows, unread, unread, unread, unread, beta2, eps,
+                               on_drop, noise_scratch, seed, first, lanes_t, lane_coordinate, sigma, every, rec_loss,
+                               rec_disp, rec_lr, rows_c)
 
 
 def simulate_groups(w, buf, sq, lam, d, opt, bounds, items, group_scalars, beta2, eps, noise, seed, offset, first_step,
@@ -1579,8 +1514,8 @@ def simulate_groups(w, buf, sq, lam, d, opt, bounds, items, group_scalars, beta2
     if kernel is None:
         dt = float32 if w.dtype == np.float32 else float64
         state = types.Array(dt, 1, "C")
-        scratch = (RO_UINT64, OWN_SCRATCH, RO_UINT64, RO_UINT64) if noisy else (types.none,) * 4
-        head = (int64, int64, state, state, state, types.Array(dt, 1, "C", readonly=True), int64, int64, RO_INT64,
+        scratch = (RO_UINT64, types.Array(float32, 3, "C"), RO_UINT64, RO_UINT64) if noisy else (types.none,) * 4
+        head = (state, state, state, types.Array(dt, 1, "C", readonly=True), int64, int64, RO_INT64,
                 types.Array(int64, 2, "C", readonly=True), types.Array(float64, 3, "C", readonly=True))
         if recorded:
             rec_type = types.Array(dt, 2, "C")
@@ -1588,21 +1523,20 @@ def simulate_groups(w, buf, sq, lam, d, opt, bounds, items, group_scalars, beta2
                              int64, int64, int64, rec_type, rec_type, rec_type, RO_INT64, *scratch)
         else:
             signature = void(*head, float64, float64, float64, uint64, uint64, int64, int64, *scratch)
-        kernel = _KERNELS[w.dtype, noisy, path] = njit(signature, nogil=True, cache=True)(
-            _grouped_recorded_chunk if recorded else _grouped_chunk)
+        kernel = _KERNELS[w.dtype, noisy, path] = parallel.entry(
+            njit(signature, parallel=True, cache=True)(_grouped_recorded_chunk if recorded else _grouped_chunk))
     if noisy:
-        scratch = (trajectories if trajectories is not None else _NO_LANES, noise_scratch(d), *noise_lanes(d))
+        scratch = (trajectories if trajectories is not None else _NO_LANES,
+                   np.empty((numba.config.NUMBA_NUM_THREADS, 4, tile_lanes(d)), dtype=np.float32), *noise_lanes(d))
     else:
         scratch = (None, None, None, None)
     if recorded:
-        args = (w, buf, sq, lam, d, opt, bounds, items, group_scalars, lr_table, class_rows, np.empty(0), beta2, eps,
-                on_drop, noise, np.uint64(seed), np.uint64(offset), first_step, n_steps, every, *rec, rec_rows,
-                *scratch)
+        kernel(w, buf, sq, lam, d, opt, bounds, items, group_scalars, lr_table, class_rows, np.empty(0), beta2, eps,
+               on_drop, noise, np.uint64(seed), np.uint64(offset), first_step, n_steps, every, *rec, rec_rows,
+               *scratch)
     else:
-        args = (w, buf, sq, lam, d, opt, bounds, items, group_scalars, beta2, eps, noise, np.uint64(seed),
-                np.uint64(offset), first_step, n_steps, *scratch)
-    parallel.run_blocks(kernel, items.shape[0], args, scratch_at=len(args) - 3, work=chunk_work(lam, n_steps, noisy),
-                        below=THREADS_FROM_WORK)
+        kernel(w, buf, sq, lam, d, opt, bounds, items, group_scalars, beta2, eps, noise, np.uint64(seed),
+               np.uint64(offset), first_step, n_steps, *scratch)
 
 
 _NO_LANES = _readonly(np.empty(0, np.uint64))
