@@ -290,7 +290,10 @@ def test_the_literal_check_finds_the_calls_it_is_about(tmp_path):
             ("lam, TILE, b_lo", "lam, TILE_ELEMENTS, b_lo", ("simulate_shared_steps", 5, "integer TILE_ELEMENTS")),
             ("    s = np.int64(0)\n    while", "    s = 0\n    while", ("simulate_shared_steps", 11, "s, which")),
             ("out, np.int64(LR))", "out, LR)", ("_shared_rates", 5, "integer LR")),
-            ("sigma, RUN_TRUE, rec_j", "sigma, True, rec_j", ("simulate_generic_step", 27, "literal True"))]:
+            ("sigma, RUN_TRUE, rec_j", "sigma, True, rec_j", ("simulate_generic_step", 27, "literal True")),
+            # (in a kernel made by njit(...)(a if c else b): the grouped ones)
+            ("RUN_FALSE, RUN_FALSE, RUN_FALSE, table", "False, False, False, table",
+             ("_shared_tile_steps", 12, "literal False"))]:
         text = simulate.read_text()
         assert before in text
         simulate.write_text(text.replace(before, after, 1))

@@ -1971,8 +1971,8 @@ def test_simulated_adam_is_the_fused_updates_bit_for_bit(optimizer, dtype):
 
 @pytest.mark.parametrize("noise", [0.0, 0.1])
 def test_a_recording_run_of_trajectories_longer_than_a_tile_records_each_step_it_ran(noise):
-    """Trajectories longer than a tile under one schedule, recorded (their steps between recorded
-    ones as a run without recording, each recorded step trajectory by trajectory): the final
+    """Trajectories longer than a tile under one schedule, recorded (a kernel of their own: the steps
+    between recorded ones in element tiles, each recorded step trajectory by trajectory): the final
     weights have the bits of the run without recording, whatever the chunks and threads, and
     each recorded loss, displacement and rate is the one of the run stopped at that step."""
     rng = np.random.default_rng(11)

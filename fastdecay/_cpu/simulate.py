@@ -1493,9 +1493,9 @@ def _grouped_recorded_chunk(w, buf, sq, lam, d, opt, bounds, items, group_scalar
             if has_lanes(trajectories):  # (the tile's lanes' trajectories, as in ``_grouped_chunk``)
                 first, lanes_t = offset - np.uint64(b * tile), lane_slice(trajectories, lo + b * tile * d, hi)
             _shared_tile_steps(w_c, buf_c, sq_c, lam_c, b, tile, p1 - p0, d, opt, first_step, n_steps, group_scalars[c],
-                               RUN_FALSE, RUN_FALSE, RUN_FALSE, table, class_rows, unread, unread, unread, unread, beta2, eps,
-                               on_drop, noise_scratch, seed, first, lanes_t, lane_coordinate, sigma, every, rec_loss,
-                               rec_disp, rec_lr, rows_c)
+                               RUN_FALSE, RUN_FALSE, RUN_FALSE, table, class_rows, unread, unread, unread, unread,
+                               beta2, eps, on_drop, noise_scratch, seed, first, lanes_t, lane_coordinate, sigma, every,
+                               rec_loss, rec_disp, rec_lr, rows_c)
 
 
 def simulate_groups(w, buf, sq, lam, d, opt, bounds, items, group_scalars, beta2, eps, noise, seed, offset, first_step,
