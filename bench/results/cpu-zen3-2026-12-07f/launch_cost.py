@@ -28,13 +28,16 @@ class Worker:
 w = Worker()
 def locks(a):
     w.submit(part, a, 1, 2); part(a, 0, 1); w.wait()
-for name, fn in (("ThreadPoolExecutor", threads), ("lock handoff", locks), ("one call", lambda a: part(a, 0, 2))):
-    best = []
-    for r in range(5):
-        t = time.perf_counter()
-        for _ in range(2000): fn(a)
-        best.append((time.perf_counter() - t) / 2000 * 1e6)
-    print(f"{name:42s} {min(best):6.1f} us (median {sorted(best)[2]:.1f})")
+def report(rows):
+    """2,000 launches a round, best and median of 5 rounds, each row."""
+    for name, fn in rows:
+        best = []
+        for r in range(5):
+            t = time.perf_counter()
+            for _ in range(2000): fn(a)
+            best.append((time.perf_counter() - t) / 2000 * 1e6)
+        print(f"{name:42s} {min(best):6.1f} us (median {sorted(best)[2]:.1f})")
+report((("ThreadPoolExecutor", threads), ("lock handoff", locks), ("one call", lambda a: part(a, 0, 2))))
 
 class WorkerE:
     def __init__(self):
@@ -55,10 +58,4 @@ class WorkerE:
 we = WorkerE()
 def event(a):
     we.submit(part, a, 1, 2); part(a, 0, 1); we.wait()
-for name, fn in (("lock + event", event), ("lock handoff", locks), ("ThreadPoolExecutor", threads)):
-    best = []
-    for r in range(5):
-        t = time.perf_counter()
-        for _ in range(2000): fn(a)
-        best.append((time.perf_counter() - t) / 2000 * 1e6)
-    print(f"{name:42s} {min(best):6.1f} us (median {sorted(best)[2]:.1f})")
+report((("lock + event", event), ("lock handoff", locks), ("ThreadPoolExecutor", threads)))
